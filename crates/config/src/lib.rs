@@ -1,0 +1,554 @@
+//! Musubi's typed configuration: read once from the environment (and an optional TOML file),
+//! validated at start-up. Every setting is documented in `docs/configuration.md`.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// A value that must never be printed: `Debug` and `Display` show a placeholder.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(value: impl Into<String>) -> Self {
+        Self(value.into())
+    }
+    /// The only way to read the value; grep for it when auditing where secrets go.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("[redacted]")
+    }
+}
+
+impl fmt::Display for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("[redacted]")
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Environment {
+    Development,
+    Production,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+/// Where the database is: a server the operator runs, or the private cluster Musubi supervises.
+#[derive(Debug, Clone)]
+pub enum DatabaseSetting {
+    Url(Secret),
+    Embedded,
+}
+
+#[derive(Debug, Clone)]
+pub struct GraphqlLimits {
+    pub max_depth: usize,
+    pub max_complexity: usize,
+    pub max_batch: usize,
+}
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub environment: Environment,
+    pub listen: SocketAddr,
+    pub data_dir: PathBuf,
+    pub database: DatabaseSetting,
+    pub db_max_connections: u32,
+    pub db_acquire_timeout: Duration,
+    pub pg_os_user: String,
+    pub pg_bin_dir: Option<PathBuf>,
+    pub migrate_on_start: bool,
+    pub log_filter: String,
+    pub log_format: LogFormat,
+    pub otlp_endpoint: Option<String>,
+    pub otel_service_name: String,
+    pub graphql: GraphqlLimits,
+    pub max_body_bytes: usize,
+    pub trust_proxy: bool,
+    /// Redis for state shared by replicas (rate limits; later pub/sub). None: in process.
+    pub redis_url: Option<Secret>,
+    /// The address people use to reach Musubi, for links in e-mails and QR codes; no
+    /// trailing slash. None: `http://<listen>` (see [`Config::public_base_url`]).
+    pub public_url: Option<String>,
+    /// The mail server (`smtp://…` or `smtps://…`, parsed by musubi-notify). None: mails are
+    /// written to the log (refused in production).
+    pub smtp_url: Option<Secret>,
+    /// The sender of Musubi's mails, e.g. `Musubi <no-reply@example.jp>`. None: a local
+    /// placeholder (refused in production).
+    pub mail_from: Option<String>,
+    /// How long one mail may take to send.
+    pub smtp_timeout: Duration,
+}
+
+/// A setting that is missing or wrong, named as the operator wrote it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("configuration error in {setting}: {problem}")]
+pub struct ConfigError {
+    pub setting: String,
+    pub problem: String,
+}
+
+impl ConfigError {
+    fn new(setting: &str, problem: impl Into<String>) -> Self {
+        Self {
+            setting: setting.to_owned(),
+            problem: problem.into(),
+        }
+    }
+}
+
+/// Every setting Musubi reads: (environment variable, key in the TOML file).
+pub const SETTINGS: &[(&str, &str)] = &[
+    ("MUSUBI_ENV", "env"),
+    ("MUSUBI_LISTEN", "listen"),
+    ("MUSUBI_DATA_DIR", "data_dir"),
+    ("DATABASE_URL", "database_url"),
+    ("MUSUBI_DB_MAX_CONNECTIONS", "db_max_connections"),
+    ("MUSUBI_DB_ACQUIRE_TIMEOUT_SECS", "db_acquire_timeout_secs"),
+    ("MUSUBI_PG_OS_USER", "pg_os_user"),
+    ("MUSUBI_PG_BIN", "pg_bin"),
+    ("MUSUBI_MIGRATE_ON_START", "migrate_on_start"),
+    ("MUSUBI_LOG", "log"),
+    ("MUSUBI_LOG_FORMAT", "log_format"),
+    ("OTEL_EXPORTER_OTLP_ENDPOINT", "otlp_endpoint"),
+    ("OTEL_SERVICE_NAME", "otel_service_name"),
+    ("MUSUBI_GRAPHQL_MAX_DEPTH", "graphql_max_depth"),
+    ("MUSUBI_GRAPHQL_MAX_COMPLEXITY", "graphql_max_complexity"),
+    ("MUSUBI_GRAPHQL_MAX_BATCH", "graphql_max_batch"),
+    ("MUSUBI_MAX_BODY_BYTES", "max_body_bytes"),
+    ("MUSUBI_TRUST_PROXY", "trust_proxy"),
+    ("REDIS_URL", "redis_url"),
+    ("MUSUBI_PUBLIC_URL", "public_url"),
+    ("MUSUBI_SMTP_URL", "smtp_url"),
+    ("MUSUBI_MAIL_FROM", "mail_from"),
+    ("MUSUBI_SMTP_TIMEOUT_SECS", "smtp_timeout_secs"),
+];
+
+/// Raw values before validation: environment variables win over the file.
+struct Source {
+    values: HashMap<&'static str, (String, String)>,
+}
+
+impl Source {
+    fn get(&self, env: &str) -> Option<(&str, &str)> {
+        self.values
+            .get(env)
+            .map(|(name, v)| (name.as_str(), v.as_str()))
+    }
+}
+
+impl Config {
+    /// Reads the process environment, and the TOML file named by `MUSUBI_CONFIG` if set.
+    pub fn from_env() -> Result<Self, ConfigError> {
+        let env: HashMap<String, String> = std::env::vars().collect();
+        let file = match env.get("MUSUBI_CONFIG") {
+            Some(path) if !path.is_empty() => Some(read_file(Path::new(path))?),
+            _ => None,
+        };
+        Self::from_sources(&env, file.as_ref())
+    }
+
+    /// Builds a configuration from explicit sources; used by `from_env` and by tests.
+    pub fn from_sources(
+        env: &HashMap<String, String>,
+        file: Option<&toml::Table>,
+    ) -> Result<Self, ConfigError> {
+        let mut values = HashMap::new();
+        if let Some(table) = file {
+            for (key, value) in table {
+                let Some((env_name, _)) = SETTINGS.iter().find(|(_, k)| k == key) else {
+                    return Err(ConfigError::new(
+                        &format!("MUSUBI_CONFIG file key `{key}`"),
+                        "unknown setting (see docs/configuration.md)",
+                    ));
+                };
+                let text = match value {
+                    toml::Value::String(s) => s.clone(),
+                    toml::Value::Integer(i) => i.to_string(),
+                    toml::Value::Boolean(b) => b.to_string(),
+                    other => {
+                        return Err(ConfigError::new(
+                            key,
+                            format!(
+                                "expected a string, number or boolean, got {}",
+                                other.type_str()
+                            ),
+                        ))
+                    }
+                };
+                values.insert(*env_name, (format!("{key} (config file)"), text));
+            }
+        }
+        for (env_name, _) in SETTINGS {
+            if let Some(v) = env.get(*env_name) {
+                values.insert(*env_name, ((*env_name).to_owned(), v.clone()));
+            }
+        }
+        let src = Source { values };
+
+        let environment = match src.get("MUSUBI_ENV") {
+            None => Environment::Development,
+            Some((n, v)) => match v {
+                "development" | "dev" => Environment::Development,
+                "production" | "prod" => Environment::Production,
+                _ => {
+                    return Err(ConfigError::new(
+                        n,
+                        format!("expected `development` or `production`, got {v:?}"),
+                    ))
+                }
+            },
+        };
+        let listen = parse_or(&src, "MUSUBI_LISTEN", "127.0.0.1:8080".parse().ok(), |v| {
+            v.parse::<SocketAddr>()
+                .map_err(|_| format!("expected an address like 127.0.0.1:8080, got {v:?}"))
+        })?;
+        let data_dir = match src.get("MUSUBI_DATA_DIR") {
+            None => PathBuf::from("musubi-data"),
+            Some((n, v)) if v.trim().is_empty() => {
+                return Err(ConfigError::new(n, "must not be empty"))
+            }
+            Some((_, v)) => PathBuf::from(v),
+        };
+        let database = match src.get("DATABASE_URL") {
+            None | Some((_, "")) => DatabaseSetting::Embedded,
+            Some((n, v)) => {
+                if !(v.starts_with("postgres://") || v.starts_with("postgresql://")) {
+                    // Do not echo the value: it may hold a password.
+                    return Err(ConfigError::new(
+                        n,
+                        "expected a URL starting with postgres:// or postgresql://",
+                    ));
+                }
+                DatabaseSetting::Url(Secret::new(v))
+            }
+        };
+        let db_max_connections = parse_number(&src, "MUSUBI_DB_MAX_CONNECTIONS", 16, 1, 1000)?;
+        let db_acquire_timeout = Duration::from_secs(parse_number(
+            &src,
+            "MUSUBI_DB_ACQUIRE_TIMEOUT_SECS",
+            10,
+            1,
+            300,
+        )?);
+        let pg_os_user = match src.get("MUSUBI_PG_OS_USER") {
+            None => "musubi".to_owned(),
+            Some((n, v)) => {
+                let ok = !v.is_empty()
+                    && v.len() <= 32
+                    && v.chars().all(|c| {
+                        c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '-'
+                    })
+                    && !v.starts_with('-');
+                if !ok || v == "root" {
+                    return Err(ConfigError::new(
+                        n,
+                        format!(
+                            "expected an unprivileged system user name like `musubi`, got {v:?}"
+                        ),
+                    ));
+                }
+                v.to_owned()
+            }
+        };
+        let pg_bin_dir = src.get("MUSUBI_PG_BIN").map(|(_, v)| PathBuf::from(v));
+        let migrate_on_start = parse_bool(&src, "MUSUBI_MIGRATE_ON_START", true)?;
+        let log_filter = src
+            .get("MUSUBI_LOG")
+            .map(|(_, v)| v.to_owned())
+            .unwrap_or_else(|| "info".to_owned());
+        let log_format = match src.get("MUSUBI_LOG_FORMAT") {
+            None => LogFormat::Text,
+            Some((_, "text")) => LogFormat::Text,
+            Some((_, "json")) => LogFormat::Json,
+            Some((n, v)) => {
+                return Err(ConfigError::new(
+                    n,
+                    format!("expected `text` or `json`, got {v:?}"),
+                ))
+            }
+        };
+        let otlp_endpoint = match src.get("OTEL_EXPORTER_OTLP_ENDPOINT") {
+            None => None,
+            Some((_, "")) => None,
+            Some((n, v)) => {
+                if !(v.starts_with("http://") || v.starts_with("https://")) {
+                    return Err(ConfigError::new(
+                        n,
+                        format!("expected an http:// or https:// URL, got {v:?}"),
+                    ));
+                }
+                Some(v.to_owned())
+            }
+        };
+        let otel_service_name = src
+            .get("OTEL_SERVICE_NAME")
+            .map(|(_, v)| v.to_owned())
+            .unwrap_or_else(|| "musubi".to_owned());
+        let graphql = GraphqlLimits {
+            max_depth: parse_number(&src, "MUSUBI_GRAPHQL_MAX_DEPTH", 12, 2, 64)?,
+            max_complexity: parse_number(&src, "MUSUBI_GRAPHQL_MAX_COMPLEXITY", 1000, 10, 100_000)?,
+            max_batch: parse_number(&src, "MUSUBI_GRAPHQL_MAX_BATCH", 10, 1, 100)?,
+        };
+        let max_body_bytes = parse_number(
+            &src,
+            "MUSUBI_MAX_BODY_BYTES",
+            1024 * 1024,
+            1024,
+            64 * 1024 * 1024,
+        )?;
+
+        let trust_proxy = parse_bool(&src, "MUSUBI_TRUST_PROXY", false)?;
+        let redis_url = match src.get("REDIS_URL") {
+            None | Some((_, "")) => None,
+            Some((n, v)) => {
+                let scheme_ok = ["redis://", "rediss://", "redis+unix://", "unix://"]
+                    .iter()
+                    .any(|p| v.starts_with(p));
+                if !scheme_ok {
+                    return Err(ConfigError::new(
+                        n,
+                        "expected a URL starting with redis://, rediss:// or redis+unix://",
+                    ));
+                }
+                Some(Secret::new(v))
+            }
+        };
+
+        let public_url = match src.get("MUSUBI_PUBLIC_URL") {
+            None | Some((_, "")) => None,
+            Some((n, v)) => Some(parse_public_url(v).map_err(|p| ConfigError::new(n, p))?),
+        };
+        let smtp_url = match src.get("MUSUBI_SMTP_URL") {
+            None | Some((_, "")) => None,
+            Some((n, v)) => {
+                // The rest is checked by musubi-notify at start-up. Never echo: a password.
+                if !(v.starts_with("smtp://") || v.starts_with("smtps://")) {
+                    return Err(ConfigError::new(
+                        n,
+                        "expected a URL starting with smtp:// or smtps://",
+                    ));
+                }
+                Some(Secret::new(v))
+            }
+        };
+        let mail_from = match src.get("MUSUBI_MAIL_FROM") {
+            None | Some((_, "")) => None,
+            Some((_, v)) => Some(v.trim().to_owned()),
+        };
+        let smtp_timeout =
+            Duration::from_secs(parse_number(&src, "MUSUBI_SMTP_TIMEOUT_SECS", 15, 1, 120)?);
+
+        Ok(Self {
+            public_url,
+            smtp_url,
+            mail_from,
+            smtp_timeout,
+            redis_url,
+            trust_proxy,
+            environment,
+            listen,
+            data_dir,
+            database,
+            db_max_connections,
+            db_acquire_timeout,
+            pg_os_user,
+            pg_bin_dir,
+            migrate_on_start,
+            log_filter,
+            log_format,
+            otlp_endpoint,
+            otel_service_name,
+            graphql,
+            max_body_bytes,
+        })
+    }
+
+    pub fn is_production(&self) -> bool {
+        self.environment == Environment::Production
+    }
+
+    /// The base of links in e-mails and QR codes: `MUSUBI_PUBLIC_URL`, or `http://<listen>`.
+    pub fn public_base_url(&self) -> String {
+        self.public_url
+            .clone()
+            .unwrap_or_else(|| format!("http://{}", self.listen))
+    }
+}
+
+/// `http(s)://host[:port][/path]`, without query or fragment; returned without a trailing `/`.
+fn parse_public_url(v: &str) -> Result<String, String> {
+    let v = v.trim();
+    let rest = v
+        .strip_prefix("https://")
+        .or_else(|| v.strip_prefix("http://"))
+        .ok_or_else(|| format!("expected an http:// or https:// URL, got {v:?}"))?;
+    let host = rest.split('/').next().unwrap_or_default();
+    let bad = |c: char| c.is_whitespace() || c.is_control() || "?#@\\\"<>".contains(c);
+    if host.is_empty() || rest.contains(bad) {
+        return Err(format!(
+            "expected a URL like https://musubi.example.jp (no query, fragment or user), got {v:?}"
+        ));
+    }
+    Ok(v.trim_end_matches('/').to_owned())
+}
+
+fn read_file(path: &Path) -> Result<toml::Table, ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        ConfigError::new(
+            "MUSUBI_CONFIG",
+            format!("cannot read {}: {e}", path.display()),
+        )
+    })?;
+    text.parse::<toml::Table>().map_err(|e| {
+        ConfigError::new(
+            "MUSUBI_CONFIG",
+            format!("{} is not valid TOML: {}", path.display(), e.message()),
+        )
+    })
+}
+
+fn parse_or<T>(
+    src: &Source,
+    env: &str,
+    default: Option<T>,
+    parse: impl Fn(&str) -> Result<T, String>,
+) -> Result<T, ConfigError> {
+    match src.get(env) {
+        Some((name, v)) => parse(v).map_err(|p| ConfigError::new(name, p)),
+        None => default.ok_or_else(|| ConfigError::new(env, "is required")),
+    }
+}
+
+fn parse_number<T>(src: &Source, env: &str, default: T, min: T, max: T) -> Result<T, ConfigError>
+where
+    T: std::str::FromStr + PartialOrd + fmt::Display + Copy,
+{
+    parse_or(src, env, Some(default), |v| {
+        let n: T = v
+            .trim()
+            .parse()
+            .map_err(|_| format!("expected a whole number, got {v:?}"))?;
+        if n < min || n > max {
+            return Err(format!("must be between {min} and {max}, got {n}"));
+        }
+        Ok(n)
+    })
+}
+
+fn parse_bool(src: &Source, env: &str, default: bool) -> Result<bool, ConfigError> {
+    parse_or(src, env, Some(default), |v| {
+        match v.to_ascii_lowercase().as_str() {
+            "1" | "true" | "yes" | "on" => Ok(true),
+            "0" | "false" | "no" | "off" => Ok(false),
+            _ => Err(format!("expected true or false, got {v:?}")),
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> HashMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect()
+    }
+
+    #[test]
+    fn defaults_need_no_settings() {
+        let c = Config::from_sources(&env(&[]), None).expect("defaults are valid");
+        assert_eq!(c.listen.to_string(), "127.0.0.1:8080");
+        assert!(matches!(c.database, DatabaseSetting::Embedded));
+        assert_eq!(c.environment, Environment::Development);
+    }
+
+    #[test]
+    fn invalid_listen_address_names_the_setting() {
+        let err = Config::from_sources(&env(&[("MUSUBI_LISTEN", "localhost")]), None).unwrap_err();
+        assert_eq!(err.setting, "MUSUBI_LISTEN");
+        assert!(err.problem.contains("localhost"));
+    }
+
+    #[test]
+    fn database_url_never_appears_in_debug_or_errors() {
+        let c = Config::from_sources(
+            &env(&[("DATABASE_URL", "postgres://u:hunter2@db/musubi")]),
+            None,
+        )
+        .expect("valid url");
+        assert!(!format!("{c:?}").contains("hunter2"));
+        let err = Config::from_sources(&env(&[("DATABASE_URL", "mysql://u:hunter2@db")]), None)
+            .unwrap_err();
+        assert!(!err.to_string().contains("hunter2"));
+        assert_eq!(err.setting, "DATABASE_URL");
+    }
+
+    #[test]
+    fn out_of_range_number_is_rejected() {
+        let err =
+            Config::from_sources(&env(&[("MUSUBI_GRAPHQL_MAX_DEPTH", "0")]), None).unwrap_err();
+        assert_eq!(err.setting, "MUSUBI_GRAPHQL_MAX_DEPTH");
+        let err =
+            Config::from_sources(&env(&[("MUSUBI_DB_MAX_CONNECTIONS", "many")]), None).unwrap_err();
+        assert!(err.problem.contains("whole number"));
+    }
+
+    #[test]
+    fn environment_overrides_file_and_unknown_file_keys_fail() {
+        let file: toml::Table = "listen = \"0.0.0.0:9000\"\nenv = \"production\""
+            .parse()
+            .expect("toml");
+        let c = Config::from_sources(&env(&[("MUSUBI_LISTEN", "127.0.0.1:9001")]), Some(&file))
+            .expect("valid");
+        assert_eq!(c.listen.port(), 9001);
+        assert!(c.is_production());
+        let bad: toml::Table = "listn = \"x\"".parse().expect("toml");
+        let err = Config::from_sources(&env(&[]), Some(&bad)).unwrap_err();
+        assert!(err.setting.contains("listn"));
+    }
+
+    #[test]
+    fn mail_settings_are_checked_and_the_smtp_url_is_never_shown() {
+        let c = Config::from_sources(
+            &env(&[
+                ("MUSUBI_SMTP_URL", "smtps://u:hunter2@mail.example.jp"),
+                ("MUSUBI_PUBLIC_URL", "https://musubi.example.jp/"),
+            ]),
+            None,
+        )
+        .expect("valid");
+        assert!(!format!("{c:?}").contains("hunter2"));
+        assert_eq!(c.public_base_url(), "https://musubi.example.jp");
+        let err = Config::from_sources(&env(&[("MUSUBI_SMTP_URL", "mail://u:hunter2@x")]), None)
+            .unwrap_err();
+        assert_eq!(err.setting, "MUSUBI_SMTP_URL");
+        assert!(!err.to_string().contains("hunter2"));
+        let err = Config::from_sources(&env(&[("MUSUBI_PUBLIC_URL", "musubi.example.jp")]), None)
+            .unwrap_err();
+        assert_eq!(err.setting, "MUSUBI_PUBLIC_URL");
+        let c = Config::from_sources(&env(&[("MUSUBI_LISTEN", "127.0.0.1:9000")]), None)
+            .expect("valid");
+        assert_eq!(c.public_base_url(), "http://127.0.0.1:9000");
+    }
+
+    #[test]
+    fn root_is_refused_as_database_os_user() {
+        let err = Config::from_sources(&env(&[("MUSUBI_PG_OS_USER", "root")]), None).unwrap_err();
+        assert_eq!(err.setting, "MUSUBI_PG_OS_USER");
+    }
+}

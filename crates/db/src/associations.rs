@@ -1,0 +1,134 @@
+//! The association registry rows and each association's own profile.
+
+use crate::migrate::{apply_tenant, MIGRATION_LOCK};
+use crate::{DbResult, Tenant};
+use chrono::{DateTime, Utc};
+use sqlx::Executor as _;
+use sqlx::{PgConnection, PgPool};
+use uuid::Uuid;
+
+#[derive(Debug, Clone)]
+pub struct NewAssociation {
+    pub slug: String,
+    pub name: String,
+    pub area: String,
+    pub description: String,
+}
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct AssociationRow {
+    pub id: Uuid,
+    pub slug: String,
+    pub name: String,
+    pub schema_name: String,
+    pub created_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct ProfileRow {
+    pub area: String,
+    pub description: String,
+    pub updated_at: DateTime<Utc>,
+}
+
+/// Registry row, schema and migrations in one transaction: a failure leaves nothing behind.
+#[tracing::instrument(name = "db.create_association", skip_all, fields(slug = %new.slug))]
+pub(crate) async fn create(pool: &PgPool, new: &NewAssociation) -> DbResult<Tenant> {
+    let id = Uuid::now_v7();
+    let schema = format!("assoc_{}", id.simple());
+    let mut tx = pool.begin().await?;
+    sqlx::query("SELECT pg_advisory_xact_lock($1)")
+        .bind(MIGRATION_LOCK)
+        .execute(&mut *tx)
+        .await?;
+    sqlx::query(
+        "INSERT INTO core.associations (id, slug, name, schema_name) VALUES ($1, $2, $3, $4)",
+    )
+    .bind(id)
+    .bind(&new.slug)
+    .bind(&new.name)
+    .bind(&schema)
+    .execute(&mut *tx)
+    .await?;
+    (&mut *tx)
+        .execute(format!("CREATE SCHEMA {}", crate::tenant::quote_schema(&schema)).as_str())
+        .await?;
+    apply_tenant(&mut tx, &schema).await?;
+    write_profile(&mut tx, &new.area, &new.description).await?;
+    tx.commit().await?;
+    Ok(Tenant::new(id, new.slug.clone(), new.name.clone(), schema))
+}
+
+pub(crate) async fn list(pool: &PgPool) -> DbResult<Vec<AssociationRow>> {
+    Ok(sqlx::query_as(
+        "SELECT id, slug, name, schema_name, created_at FROM core.associations ORDER BY name, slug",
+    )
+    .fetch_all(pool)
+    .await?)
+}
+
+/// Reads the profile of the tenant whose transaction `conn` is in.
+#[tracing::instrument(name = "db.read_profile", skip_all)]
+pub async fn read_profile(conn: &mut PgConnection) -> DbResult<ProfileRow> {
+    Ok(
+        sqlx::query_as("SELECT area, description, updated_at FROM profile")
+            .fetch_one(conn)
+            .await?,
+    )
+}
+
+#[tracing::instrument(name = "db.write_profile", skip_all)]
+pub async fn write_profile(conn: &mut PgConnection, area: &str, description: &str) -> DbResult<()> {
+    sqlx::query("UPDATE profile SET area = $1, description = $2, updated_at = now()")
+        .bind(area)
+        .bind(description)
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct SettingsRow {
+    pub require_second_factor: bool,
+    pub session_idle_minutes: i32,
+    pub session_absolute_hours: i32,
+    pub audit_retention_years: i32,
+    /// The read-receipt mode of groups that do not choose their own: footprints, ack or off.
+    pub receipt_mode: String,
+    pub updated_at: DateTime<Utc>,
+}
+
+/// Reads the settings of the tenant whose transaction `conn` is in.
+#[tracing::instrument(name = "db.read_settings", skip_all)]
+pub async fn read_settings(conn: &mut PgConnection) -> DbResult<SettingsRow> {
+    Ok(sqlx::query_as(
+        "SELECT require_second_factor, session_idle_minutes, session_absolute_hours, \
+                audit_retention_years, receipt_mode, updated_at FROM settings",
+    )
+    .fetch_one(conn)
+    .await?)
+}
+
+#[tracing::instrument(name = "db.write_settings", skip_all)]
+pub async fn write_settings(
+    conn: &mut PgConnection,
+    require_second_factor: bool,
+    session_idle_minutes: i32,
+    session_absolute_hours: i32,
+    audit_retention_years: i32,
+    receipt_mode: Option<&str>,
+) -> DbResult<()> {
+    sqlx::query(
+        "UPDATE settings SET require_second_factor = $1, session_idle_minutes = $2, \
+             session_absolute_hours = $3, audit_retention_years = $4, \
+             receipt_mode = COALESCE($5, receipt_mode), updated_at = now()",
+    )
+    .bind(require_second_factor)
+    .bind(session_idle_minutes)
+    .bind(session_absolute_hours)
+    .bind(audit_retention_years)
+    .bind(receipt_mode)
+    .execute(conn)
+    .await?;
+    Ok(())
+}

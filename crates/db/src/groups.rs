@@ -1,0 +1,952 @@
+//! Groups, topics, comments, footprints and unread counters.
+//!
+//! The directory (`core.groups`, `core.group_members`, `core.events`) spans associations; the
+//! content lives in the host association's schema and is reached through a tenant transaction
+//! (`Db::tenant_tx`). Every list query here is bounded by what one person can see: unread
+//! counters, not comment scans, answer "what is new".
+
+use crate::DbResult;
+use chrono::{DateTime, Utc};
+use sqlx::{PgConnection, PgPool};
+use uuid::Uuid;
+
+/// A group the person belongs to (or is invited to / asked to join), with its host.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct MyGroupRow {
+    pub group_id: Uuid,
+    pub association_id: Uuid,
+    pub slug: String,
+    pub association_name: String,
+    pub kind: String,
+    pub role: String,
+    pub status: String,
+}
+
+/// Every group of `user_id` in the directory, any status.
+#[tracing::instrument(name = "db.groups_of", skip_all)]
+pub async fn groups_of(pool: &PgPool, user_id: Uuid) -> DbResult<Vec<MyGroupRow>> {
+    Ok(sqlx::query_as(
+        "SELECT gm.group_id, g.association_id, a.slug, a.name AS association_name, g.kind, \
+                gm.role, gm.status \
+         FROM core.group_members gm \
+         JOIN core.groups g ON g.id = gm.group_id \
+         JOIN core.associations a ON a.id = g.association_id \
+         WHERE gm.user_id = $1 \
+         ORDER BY a.slug, gm.group_id",
+    )
+    .bind(user_id)
+    .fetch_all(pool)
+    .await?)
+}
+
+/// The person's role in a group if they are an active member.
+pub async fn active_role(
+    conn: &mut PgConnection,
+    group_id: Uuid,
+    user_id: Uuid,
+) -> DbResult<Option<String>> {
+    Ok(sqlx::query_scalar(
+        "SELECT role FROM core.group_members \
+         WHERE group_id = $1 AND user_id = $2 AND status = 'active'",
+    )
+    .bind(group_id)
+    .bind(user_id)
+    .fetch_optional(conn)
+    .await?)
+}
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct GroupRow {
+    pub id: Uuid,
+    pub kind: String,
+    pub name: String,
+    pub description: String,
+    pub join_policy: String,
+    /// The group's own mode, if it overrides the association's default.
+    pub receipt_override: Option<String>,
+    /// The mode in force.
+    pub receipt_mode: String,
+    pub created_by: Uuid,
+    pub created_at: DateTime<Utc>,
+    pub last_activity_at: DateTime<Utc>,
+    /// The asking person's membership (`None` if not an active member).
+    pub my_role: Option<String>,
+    pub my_status: Option<String>,
+}
+
+const GROUP_SELECT: &str = "SELECT g.id, g.kind, g.name, g.description, g.join_policy, \
+     g.receipt_mode AS receipt_override, COALESCE(g.receipt_mode, s.receipt_mode) AS receipt_mode, \
+     g.created_by, g.created_at, g.last_activity_at, gm.role AS my_role, gm.status AS my_status \
+     FROM groups g CROSS JOIN settings s \
+     LEFT JOIN core.group_members gm ON gm.group_id = g.id AND gm.user_id = $1";
+
+/// One group of the tenant with the asking person's membership.
+pub async fn group(
+    conn: &mut PgConnection,
+    viewer: Uuid,
+    group_id: Uuid,
+) -> DbResult<Option<GroupRow>> {
+    Ok(sqlx::query_as(&format!("{GROUP_SELECT} WHERE g.id = $2"))
+        .bind(viewer)
+        .bind(group_id)
+        .fetch_optional(conn)
+        .await?)
+}
+
+/// Several groups of the tenant (the person's), most recently active first.
+pub async fn groups_by_ids(
+    conn: &mut PgConnection,
+    viewer: Uuid,
+    ids: &[Uuid],
+) -> DbResult<Vec<GroupRow>> {
+    Ok(sqlx::query_as(&format!(
+        "{GROUP_SELECT} WHERE g.id = ANY($2) ORDER BY g.last_activity_at DESC"
+    ))
+    .bind(viewer)
+    .bind(ids)
+    .fetch_all(conn)
+    .await?)
+}
+
+/// General groups of the tenant that accept requests to join, with the person's status.
+pub async fn open_groups(conn: &mut PgConnection, viewer: Uuid) -> DbResult<Vec<GroupRow>> {
+    Ok(sqlx::query_as(&format!(
+        "{GROUP_SELECT} WHERE g.kind = 'general' AND g.join_policy = 'request' \
+         ORDER BY g.name LIMIT 200"
+    ))
+    .bind(viewer)
+    .fetch_all(conn)
+    .await?)
+}
+
+pub struct NewGroup<'a> {
+    pub id: Uuid,
+    pub association_id: Uuid,
+    pub kind: &'a str,
+    pub name: &'a str,
+    pub description: &'a str,
+    pub join_policy: &'a str,
+    pub receipt_mode: Option<&'a str>,
+    pub created_by: Uuid,
+}
+
+/// Creates the group in the directory and in the tenant, with its creator as owner.
+pub async fn insert_group(conn: &mut PgConnection, g: &NewGroup<'_>) -> DbResult<()> {
+    sqlx::query("INSERT INTO core.groups (id, association_id, kind) VALUES ($1, $2, $3)")
+        .bind(g.id)
+        .bind(g.association_id)
+        .bind(g.kind)
+        .execute(&mut *conn)
+        .await?;
+    sqlx::query(
+        "INSERT INTO groups (id, kind, name, description, join_policy, receipt_mode, created_by) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7)",
+    )
+    .bind(g.id)
+    .bind(g.kind)
+    .bind(g.name)
+    .bind(g.description)
+    .bind(g.join_policy)
+    .bind(g.receipt_mode)
+    .bind(g.created_by)
+    .execute(&mut *conn)
+    .await?;
+    sqlx::query(
+        "INSERT INTO core.group_members (group_id, user_id, role, status, joined_at) \
+         VALUES ($1, $2, 'owner', 'active', now())",
+    )
+    .bind(g.id)
+    .bind(g.created_by)
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
+
+pub async fn update_group(
+    conn: &mut PgConnection,
+    group_id: Uuid,
+    name: &str,
+    description: &str,
+    join_policy: &str,
+    receipt_mode: Option<&str>,
+) -> DbResult<()> {
+    sqlx::query(
+        "UPDATE groups SET name = $2, description = $3, join_policy = $4, receipt_mode = $5 \
+         WHERE id = $1",
+    )
+    .bind(group_id)
+    .bind(name)
+    .bind(description)
+    .bind(join_policy)
+    .bind(receipt_mode)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct GroupMemberRow {
+    pub user_id: Uuid,
+    pub name: String,
+    pub name_kana: String,
+    pub profession: String,
+    pub doctor_kind: Option<String>,
+    pub scope_bit: i16,
+    pub role: String,
+    pub status: String,
+    /// The facility they work at in the host association, if they are a member there.
+    pub facility_name: Option<String>,
+    /// Their own association when it is not the host (cross-association members).
+    pub home_association: Option<String>,
+}
+
+/// The members of a group (every status), owners first, then by kana.
+pub async fn members(
+    conn: &mut PgConnection,
+    association_id: Uuid,
+    group_id: Uuid,
+) -> DbResult<Vec<GroupMemberRow>> {
+    Ok(sqlx::query_as(
+        "SELECT u.id AS user_id, u.name, u.name_kana, u.profession, u.doctor_kind, \
+                core.scope_bit(u.doctor_kind) AS scope_bit, gm.role, gm.status, \
+                f.name AS facility_name, \
+                CASE WHEN m.user_id IS NULL THEN ( \
+                    SELECT a.name FROM core.memberships om \
+                    JOIN core.associations a ON a.id = om.association_id \
+                    WHERE om.user_id = u.id AND om.status = 'active' \
+                    ORDER BY a.slug LIMIT 1) END AS home_association \
+         FROM core.group_members gm \
+         JOIN core.users u ON u.id = gm.user_id \
+         LEFT JOIN core.memberships m ON m.user_id = u.id AND m.association_id = $1 \
+         LEFT JOIN core.facilities f ON f.id = m.facility_id \
+         WHERE gm.group_id = $2 AND u.status = 'active' \
+         ORDER BY gm.role = 'owner' DESC, u.name_kana",
+    )
+    .bind(association_id)
+    .bind(group_id)
+    .fetch_all(conn)
+    .await?)
+}
+
+/// Adds or updates a membership row; returns false if an active membership already existed.
+pub async fn upsert_member(
+    conn: &mut PgConnection,
+    group_id: Uuid,
+    user_id: Uuid,
+    role: &str,
+    status: &str,
+    invited_by: Option<Uuid>,
+) -> DbResult<bool> {
+    let done = sqlx::query(
+        "INSERT INTO core.group_members (group_id, user_id, role, status, invited_by, joined_at) \
+         VALUES ($1, $2, $3, $4, $5, CASE WHEN $4 = 'active' THEN now() END) \
+         ON CONFLICT (group_id, user_id) DO UPDATE \
+            SET status = EXCLUDED.status, role = EXCLUDED.role, \
+                invited_by = COALESCE(EXCLUDED.invited_by, core.group_members.invited_by), \
+                joined_at = CASE WHEN EXCLUDED.status = 'active' THEN now() END \
+            WHERE core.group_members.status <> 'active'",
+    )
+    .bind(group_id)
+    .bind(user_id)
+    .bind(role)
+    .bind(status)
+    .bind(invited_by)
+    .execute(conn)
+    .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+/// The membership row of a person in a group, any status.
+pub async fn membership(
+    conn: &mut PgConnection,
+    group_id: Uuid,
+    user_id: Uuid,
+) -> DbResult<Option<(String, String)>> {
+    Ok(sqlx::query_as(
+        "SELECT role, status FROM core.group_members WHERE group_id = $1 AND user_id = $2",
+    )
+    .bind(group_id)
+    .bind(user_id)
+    .fetch_optional(conn)
+    .await?)
+}
+
+pub async fn activate_member(
+    conn: &mut PgConnection,
+    group_id: Uuid,
+    user_id: Uuid,
+) -> DbResult<bool> {
+    let done = sqlx::query(
+        "UPDATE core.group_members SET status = 'active', joined_at = now() \
+         WHERE group_id = $1 AND user_id = $2 AND status <> 'active'",
+    )
+    .bind(group_id)
+    .bind(user_id)
+    .execute(conn)
+    .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+pub async fn set_member_role(
+    conn: &mut PgConnection,
+    group_id: Uuid,
+    user_id: Uuid,
+    role: &str,
+) -> DbResult<bool> {
+    let done = sqlx::query(
+        "UPDATE core.group_members SET role = $3 \
+         WHERE group_id = $1 AND user_id = $2 AND status = 'active'",
+    )
+    .bind(group_id)
+    .bind(user_id)
+    .bind(role)
+    .execute(conn)
+    .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+/// Removes a membership (any status) and the person's unread counters in the group.
+pub async fn remove_member(
+    conn: &mut PgConnection,
+    group_id: Uuid,
+    user_id: Uuid,
+) -> DbResult<bool> {
+    let done = sqlx::query("DELETE FROM core.group_members WHERE group_id = $1 AND user_id = $2")
+        .bind(group_id)
+        .bind(user_id)
+        .execute(&mut *conn)
+        .await?;
+    sqlx::query("DELETE FROM unread WHERE group_id = $1 AND user_id = $2")
+        .bind(group_id)
+        .bind(user_id)
+        .execute(&mut *conn)
+        .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+pub async fn count_owners(conn: &mut PgConnection, group_id: Uuid) -> DbResult<i64> {
+    Ok(sqlx::query_scalar(
+        "SELECT count(*) FROM core.group_members \
+         WHERE group_id = $1 AND role = 'owner' AND status = 'active'",
+    )
+    .bind(group_id)
+    .fetch_one(conn)
+    .await?)
+}
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct TopicRow {
+    pub id: Uuid,
+    pub group_id: Uuid,
+    pub author_id: Uuid,
+    pub author_name: String,
+    pub title: String,
+    pub scope: i16,
+    pub pinned: bool,
+    pub closed: bool,
+    pub created_at: DateTime<Utc>,
+    pub last_seq: i32,
+    pub last_comment_at: DateTime<Utc>,
+    /// Unread comments for the asking person.
+    pub unread: i32,
+}
+
+/// A topic with what deciding access needs: its group's kind and receipt mode, and the asking
+/// person's active group role.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct TopicAccessRow {
+    #[sqlx(flatten)]
+    pub topic: TopicRow,
+    pub group_kind: String,
+    pub group_name: String,
+    pub receipt_mode: String,
+    pub my_role: Option<String>,
+}
+
+pub async fn topic_access(
+    conn: &mut PgConnection,
+    viewer: Uuid,
+    topic_id: Uuid,
+) -> DbResult<Option<TopicAccessRow>> {
+    Ok(sqlx::query_as(
+        "SELECT t.id, t.group_id, t.author_id, u.name AS author_name, t.title, t.scope, t.pinned, \
+                t.closed, t.created_at, t.last_seq, t.last_comment_at, \
+                COALESCE(ur.count, 0) AS unread, \
+                g.kind AS group_kind, g.name AS group_name, \
+                COALESCE(g.receipt_mode, s.receipt_mode) AS receipt_mode, gm.role AS my_role \
+         FROM topics t \
+         JOIN groups g ON g.id = t.group_id \
+         CROSS JOIN settings s \
+         JOIN core.users u ON u.id = t.author_id \
+         LEFT JOIN core.group_members gm \
+                ON gm.group_id = t.group_id AND gm.user_id = $1 AND gm.status = 'active' \
+         LEFT JOIN unread ur ON ur.user_id = $1 AND ur.topic_id = t.id \
+         WHERE t.id = $2",
+    )
+    .bind(viewer)
+    .bind(topic_id)
+    .fetch_optional(conn)
+    .await?)
+}
+
+/// The topics of a group the person may see (scope bit or own), pinned first, then newest.
+pub async fn topics_of_group(
+    conn: &mut PgConnection,
+    viewer: Uuid,
+    viewer_bit: i16,
+    group_id: Uuid,
+    limit: i64,
+) -> DbResult<Vec<TopicRow>> {
+    Ok(sqlx::query_as(
+        "SELECT t.id, t.group_id, t.author_id, u.name AS author_name, t.title, t.scope, t.pinned, \
+                t.closed, t.created_at, t.last_seq, t.last_comment_at, \
+                COALESCE(ur.count, 0) AS unread \
+         FROM topics t \
+         JOIN core.users u ON u.id = t.author_id \
+         LEFT JOIN unread ur ON ur.user_id = $1 AND ur.topic_id = t.id \
+         WHERE t.group_id = $3 AND (t.scope & $2 <> 0 OR t.author_id = $1) \
+         ORDER BY t.pinned DESC, t.last_comment_at DESC \
+         LIMIT $4",
+    )
+    .bind(viewer)
+    .bind(viewer_bit)
+    .bind(group_id)
+    .bind(limit)
+    .fetch_all(conn)
+    .await?)
+}
+
+pub struct NewTopic<'a> {
+    pub id: Uuid,
+    pub group_id: Uuid,
+    pub author_id: Uuid,
+    pub title: &'a str,
+    pub scope: i16,
+}
+
+pub async fn insert_topic(conn: &mut PgConnection, t: &NewTopic<'_>) -> DbResult<()> {
+    sqlx::query(
+        "INSERT INTO topics (id, group_id, author_id, title, scope) VALUES ($1, $2, $3, $4, $5)",
+    )
+    .bind(t.id)
+    .bind(t.group_id)
+    .bind(t.author_id)
+    .bind(t.title)
+    .bind(t.scope)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+pub async fn update_topic(
+    conn: &mut PgConnection,
+    topic_id: Uuid,
+    title: &str,
+    scope: i16,
+    pinned: bool,
+    closed: bool,
+) -> DbResult<()> {
+    sqlx::query("UPDATE topics SET title = $2, scope = $3, pinned = $4, closed = $5 WHERE id = $1")
+        .bind(topic_id)
+        .bind(title)
+        .bind(scope)
+        .bind(pinned)
+        .bind(closed)
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct CommentRow {
+    pub id: Uuid,
+    pub topic_id: Uuid,
+    pub seq: i32,
+    pub author_id: Uuid,
+    pub author_name: String,
+    pub author_profession: String,
+    pub body: String,
+    pub important: bool,
+    pub created_at: DateTime<Utc>,
+    pub edited_at: Option<DateTime<Utc>>,
+    pub version: i32,
+    pub deleted_at: Option<DateTime<Utc>>,
+}
+
+const COMMENT_SELECT: &str = "SELECT c.id, c.topic_id, c.seq, c.author_id, u.name AS author_name, \
+     u.profession AS author_profession, c.body, c.important, c.created_at, c.edited_at, c.version, \
+     c.deleted_at FROM comments c JOIN core.users u ON u.id = c.author_id";
+
+/// Appends a comment: numbers it after the topic's last and returns (comment, seq).
+pub async fn insert_comment(
+    conn: &mut PgConnection,
+    topic_id: Uuid,
+    group_id: Uuid,
+    author_id: Uuid,
+    body: &str,
+    important: bool,
+) -> DbResult<(Uuid, i32, DateTime<Utc>)> {
+    let id = Uuid::now_v7();
+    // The row lock on the topic serializes numbering within one topic only.
+    let (seq, at): (i32, DateTime<Utc>) = sqlx::query_as(
+        "UPDATE topics SET last_seq = last_seq + 1, last_comment_at = now() \
+         WHERE id = $1 RETURNING last_seq, last_comment_at",
+    )
+    .bind(topic_id)
+    .fetch_one(&mut *conn)
+    .await?;
+    sqlx::query(
+        "INSERT INTO comments (id, topic_id, group_id, seq, author_id, body, important, created_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+    )
+    .bind(id)
+    .bind(topic_id)
+    .bind(group_id)
+    .bind(seq)
+    .bind(author_id)
+    .bind(body)
+    .bind(important)
+    .bind(at)
+    .execute(&mut *conn)
+    .await?;
+    Ok((id, seq, at))
+}
+
+/// Counts the new comment as unread for every active member in scope but its author, and
+/// marks the group active. One statement whatever the group's size.
+#[allow(clippy::too_many_arguments)]
+pub async fn spread_unread(
+    conn: &mut PgConnection,
+    group_id: Uuid,
+    topic_id: Uuid,
+    topic_author: Uuid,
+    scope: i16,
+    author_id: Uuid,
+    seq: i32,
+    at: DateTime<Utc>,
+) -> DbResult<()> {
+    sqlx::query(
+        "WITH g AS (UPDATE groups SET last_activity_at = $7 WHERE id = $1) \
+         INSERT INTO unread (user_id, topic_id, group_id, count, first_seq, last_at) \
+         SELECT gm.user_id, $2, $1, 1, $6, $7 \
+         FROM core.group_members gm JOIN core.users u ON u.id = gm.user_id \
+         WHERE gm.group_id = $1 AND gm.status = 'active' AND gm.user_id <> $5 \
+           AND (core.scope_bit(u.doctor_kind) & $4 <> 0 OR gm.user_id = $3) \
+         ON CONFLICT (user_id, topic_id) DO UPDATE \
+            SET count = unread.count + 1, last_at = EXCLUDED.last_at",
+    )
+    .bind(group_id)
+    .bind(topic_id)
+    .bind(topic_author)
+    .bind(scope)
+    .bind(author_id)
+    .bind(seq)
+    .bind(at)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// Rebuilds the unread counters of one topic after its scope changed from `old_scope`: people
+/// now outside lose theirs; people newly inside count what they have not read (footprints) yet.
+/// Those in both scopes keep theirs: without footprints (acknowledgement mode, "mark all as
+/// read") what they read is known only from their cleared counter.
+pub async fn rebuild_unread(
+    conn: &mut PgConnection,
+    group_id: Uuid,
+    topic_id: Uuid,
+    topic_author: Uuid,
+    old_scope: i16,
+    scope: i16,
+) -> DbResult<()> {
+    sqlx::query(
+        "DELETE FROM unread ur USING core.users u \
+         WHERE ur.topic_id = $1 AND u.id = ur.user_id AND ur.user_id <> $3 \
+           AND core.scope_bit(u.doctor_kind) & $2 = 0",
+    )
+    .bind(topic_id)
+    .bind(scope)
+    .bind(topic_author)
+    .execute(&mut *conn)
+    .await?;
+    sqlx::query(
+        "INSERT INTO unread (user_id, topic_id, group_id, count, first_seq, last_at) \
+         SELECT gm.user_id, $2, $1, count(*), min(c.seq), max(c.created_at) \
+         FROM core.group_members gm \
+         JOIN core.users u ON u.id = gm.user_id \
+         JOIN comments c ON c.topic_id = $2 AND c.author_id <> gm.user_id AND c.deleted_at IS NULL \
+         WHERE gm.group_id = $1 AND gm.status = 'active' AND gm.user_id <> $4 \
+           AND core.scope_bit(u.doctor_kind) & $3 <> 0 AND core.scope_bit(u.doctor_kind) & $5 = 0 \
+           AND NOT EXISTS (SELECT 1 FROM footprints f WHERE f.comment_id = c.id AND f.user_id = gm.user_id) \
+         GROUP BY gm.user_id \
+         ON CONFLICT (user_id, topic_id) DO NOTHING",
+    )
+    .bind(group_id)
+    .bind(topic_id)
+    .bind(scope)
+    .bind(topic_author)
+    .bind(old_scope)
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
+
+/// Clears the person's unread counter on a topic; returns the first unread seq it held.
+pub async fn take_unread(
+    conn: &mut PgConnection,
+    user_id: Uuid,
+    topic_id: Uuid,
+) -> DbResult<Option<i32>> {
+    Ok(sqlx::query_scalar(
+        "DELETE FROM unread WHERE user_id = $1 AND topic_id = $2 RETURNING first_seq",
+    )
+    .bind(user_id)
+    .bind(topic_id)
+    .fetch_optional(conn)
+    .await?)
+}
+
+/// Records footprints on the comments of others from `from_seq` on; returns the comments
+/// newly read and the time recorded.
+pub async fn record_footprints(
+    conn: &mut PgConnection,
+    user_id: Uuid,
+    topic_id: Uuid,
+    from_seq: i32,
+) -> DbResult<Vec<(Uuid, DateTime<Utc>)>> {
+    Ok(sqlx::query_as(
+        "INSERT INTO footprints (comment_id, user_id, read_at) \
+         SELECT id, $1, now() FROM comments \
+         WHERE topic_id = $2 AND seq >= $3 AND author_id <> $1 AND deleted_at IS NULL \
+         ON CONFLICT DO NOTHING RETURNING comment_id, read_at",
+    )
+    .bind(user_id)
+    .bind(topic_id)
+    .bind(from_seq)
+    .fetch_all(conn)
+    .await?)
+}
+
+/// Clears every unread counter of the person in a group; returns the topics cleared.
+pub async fn mark_group_read(
+    conn: &mut PgConnection,
+    user_id: Uuid,
+    group_id: Uuid,
+) -> DbResult<u64> {
+    Ok(
+        sqlx::query("DELETE FROM unread WHERE user_id = $1 AND group_id = $2")
+            .bind(user_id)
+            .bind(group_id)
+            .execute(conn)
+            .await?
+            .rows_affected(),
+    )
+}
+
+/// The comments of a topic in order (at most `limit`, the latest ones).
+pub async fn comments_of_topic(
+    conn: &mut PgConnection,
+    topic_id: Uuid,
+    limit: i64,
+) -> DbResult<Vec<CommentRow>> {
+    Ok(sqlx::query_as(&format!(
+        "SELECT * FROM ({COMMENT_SELECT} WHERE c.topic_id = $1 ORDER BY c.seq DESC LIMIT $2) x \
+         ORDER BY seq"
+    ))
+    .bind(topic_id)
+    .bind(limit)
+    .fetch_all(conn)
+    .await?)
+}
+
+pub async fn comment(conn: &mut PgConnection, comment_id: Uuid) -> DbResult<Option<CommentRow>> {
+    Ok(sqlx::query_as(&format!("{COMMENT_SELECT} WHERE c.id = $1"))
+        .bind(comment_id)
+        .fetch_optional(conn)
+        .await?)
+}
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct ReaderRow {
+    pub comment_id: Uuid,
+    pub user_id: Uuid,
+    pub name: String,
+    pub at: DateTime<Utc>,
+}
+
+/// Footprints (or acknowledgements) on the comments of a topic from `from_seq` on, oldest first.
+pub async fn readers_of_topic(
+    conn: &mut PgConnection,
+    topic_id: Uuid,
+    from_seq: i32,
+    acknowledgements: bool,
+) -> DbResult<Vec<ReaderRow>> {
+    let (table, at) = if acknowledgements {
+        ("acknowledgements", "r.at")
+    } else {
+        ("footprints", "r.read_at")
+    };
+    Ok(sqlx::query_as(&format!(
+        "SELECT r.comment_id, r.user_id, u.name, {at} AS at \
+         FROM {table} r JOIN comments c ON c.id = r.comment_id JOIN core.users u ON u.id = r.user_id \
+         WHERE c.topic_id = $1 AND c.seq >= $2 ORDER BY {at}"
+    ))
+    .bind(topic_id)
+    .bind(from_seq)
+    .fetch_all(conn)
+    .await?)
+}
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct VersionRow {
+    pub comment_id: Uuid,
+    pub version: i32,
+    pub body: String,
+    pub important: bool,
+    pub written_at: DateTime<Utc>,
+}
+
+/// Earlier versions of the edited comments of a topic, oldest first.
+pub async fn versions_of_topic(
+    conn: &mut PgConnection,
+    topic_id: Uuid,
+) -> DbResult<Vec<VersionRow>> {
+    Ok(sqlx::query_as(
+        "SELECT v.comment_id, v.version, v.body, v.important, v.written_at \
+         FROM comment_versions v JOIN comments c ON c.id = v.comment_id \
+         WHERE c.topic_id = $1 AND c.version > 1 ORDER BY v.comment_id, v.version",
+    )
+    .bind(topic_id)
+    .fetch_all(conn)
+    .await?)
+}
+
+/// Keeps the current text as a version, then replaces it.
+pub async fn edit_comment(
+    conn: &mut PgConnection,
+    comment_id: Uuid,
+    body: &str,
+    important: bool,
+) -> DbResult<()> {
+    sqlx::query(
+        "INSERT INTO comment_versions (comment_id, version, body, important, written_at) \
+         SELECT id, version, body, important, COALESCE(edited_at, created_at) FROM comments WHERE id = $1",
+    )
+    .bind(comment_id)
+    .execute(&mut *conn)
+    .await?;
+    sqlx::query(
+        "UPDATE comments SET body = $2, important = $3, version = version + 1, edited_at = now() \
+         WHERE id = $1",
+    )
+    .bind(comment_id)
+    .bind(body)
+    .bind(important)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// Marks a comment deleted (the row stays) and takes it out of unread counters.
+pub async fn delete_comment(
+    conn: &mut PgConnection,
+    comment_id: Uuid,
+    topic_id: Uuid,
+    author_id: Uuid,
+    seq: i32,
+    by: Uuid,
+) -> DbResult<()> {
+    sqlx::query("UPDATE comments SET deleted_at = now(), deleted_by = $2 WHERE id = $1")
+        .bind(comment_id)
+        .bind(by)
+        .execute(&mut *conn)
+        .await?;
+    sqlx::query(
+        "WITH gone AS (DELETE FROM unread WHERE topic_id = $1 AND first_seq <= $2 AND count = 1 \
+                       AND user_id <> $3 RETURNING user_id) \
+         UPDATE unread SET count = count - 1 \
+         WHERE topic_id = $1 AND first_seq <= $2 AND count > 1 AND user_id <> $3",
+    )
+    .bind(topic_id)
+    .bind(seq)
+    .bind(author_id)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// Records 「確認しました」; returns the time, or `None` if already acknowledged.
+pub async fn acknowledge(
+    conn: &mut PgConnection,
+    comment_id: Uuid,
+    user_id: Uuid,
+) -> DbResult<Option<DateTime<Utc>>> {
+    Ok(sqlx::query_scalar(
+        "INSERT INTO acknowledgements (comment_id, user_id) VALUES ($1, $2) \
+         ON CONFLICT DO NOTHING RETURNING at",
+    )
+    .bind(comment_id)
+    .bind(user_id)
+    .fetch_optional(conn)
+    .await?)
+}
+
+/// Unread counts of a person per group in this tenant.
+pub async fn unread_by_group(conn: &mut PgConnection, user_id: Uuid) -> DbResult<Vec<(Uuid, i64)>> {
+    Ok(sqlx::query_as(
+        "SELECT group_id, sum(count)::bigint FROM unread WHERE user_id = $1 GROUP BY group_id",
+    )
+    .bind(user_id)
+    .fetch_all(conn)
+    .await?)
+}
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct UnreadItemRow {
+    pub group_id: Uuid,
+    pub group_name: String,
+    pub group_kind: String,
+    pub topic_id: Uuid,
+    pub topic_title: String,
+    pub comment_id: Uuid,
+    pub seq: i32,
+    pub author_name: String,
+    pub body: String,
+    pub important: bool,
+    pub created_at: DateTime<Utc>,
+}
+
+/// The person's unread comments in this tenant, newest first, at most `limit`. Starts from the
+/// unread counters, so it costs what is unread, not what was ever written.
+pub async fn unread_items(
+    conn: &mut PgConnection,
+    user_id: Uuid,
+    viewer_bit: i16,
+    limit: i64,
+) -> DbResult<Vec<UnreadItemRow>> {
+    Ok(sqlx::query_as(
+        "SELECT g.id AS group_id, g.name AS group_name, g.kind AS group_kind, t.id AS topic_id, \
+                t.title AS topic_title, c.id AS comment_id, c.seq, u.name AS author_name, c.body, \
+                c.important, c.created_at \
+         FROM unread ur \
+         JOIN topics t ON t.id = ur.topic_id \
+         JOIN groups g ON g.id = ur.group_id \
+         JOIN core.group_members gm ON gm.group_id = ur.group_id AND gm.user_id = $1 \
+                                   AND gm.status = 'active' \
+         JOIN LATERAL ( \
+             SELECT * FROM comments c WHERE c.topic_id = ur.topic_id AND c.seq >= ur.first_seq \
+               AND c.author_id <> $1 AND c.deleted_at IS NULL ORDER BY c.seq DESC LIMIT 20 \
+         ) c ON true \
+         JOIN core.users u ON u.id = c.author_id \
+         WHERE ur.user_id = $1 AND (t.scope & $2 <> 0 OR t.author_id = $1) \
+         ORDER BY c.created_at DESC LIMIT $3",
+    )
+    .bind(user_id)
+    .bind(viewer_bit)
+    .bind(limit)
+    .fetch_all(conn)
+    .await?)
+}
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct EventRow {
+    pub id: i64,
+    pub association_id: Uuid,
+    pub group_id: Uuid,
+    pub topic_id: Option<Uuid>,
+    pub kind: String,
+    pub scope: i16,
+    pub actor_id: Uuid,
+    pub topic_author_id: Option<Uuid>,
+    pub comment_ids: Vec<Uuid>,
+    pub user_id: Option<Uuid>,
+}
+
+pub struct NewEvent<'a> {
+    pub association_id: Uuid,
+    pub group_id: Uuid,
+    pub topic_id: Option<Uuid>,
+    pub kind: &'a str,
+    pub scope: i16,
+    pub actor_id: Uuid,
+    pub topic_author_id: Option<Uuid>,
+    pub comment_ids: &'a [Uuid],
+    pub user_id: Option<Uuid>,
+}
+
+/// Writes an event in the caller's transaction; returns its id (published after commit).
+pub async fn insert_event(conn: &mut PgConnection, e: &NewEvent<'_>) -> DbResult<i64> {
+    Ok(sqlx::query_scalar(
+        "INSERT INTO core.events (association_id, group_id, topic_id, kind, scope, actor_id, \
+                                  topic_author_id, comment_ids, user_id) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING id",
+    )
+    .bind(e.association_id)
+    .bind(e.group_id)
+    .bind(e.topic_id)
+    .bind(e.kind)
+    .bind(e.scope)
+    .bind(e.actor_id)
+    .bind(e.topic_author_id)
+    .bind(e.comment_ids)
+    .bind(e.user_id)
+    .fetch_one(conn)
+    .await?)
+}
+
+/// Events after `after` in the person's active groups (for catch-up), oldest first.
+pub async fn events_since(
+    pool: &PgPool,
+    user_id: Uuid,
+    after: i64,
+    limit: i64,
+) -> DbResult<Vec<EventRow>> {
+    Ok(sqlx::query_as(
+        "SELECT e.id, e.association_id, e.group_id, e.topic_id, e.kind, e.scope, e.actor_id, \
+                e.topic_author_id, e.comment_ids, e.user_id \
+         FROM core.events e \
+         JOIN core.group_members gm ON gm.group_id = e.group_id AND gm.user_id = $1 \
+                                   AND gm.status = 'active' \
+         WHERE e.id > $2 AND (e.user_id IS NULL OR e.user_id = $1) \
+         ORDER BY e.id LIMIT $3",
+    )
+    .bind(user_id)
+    .bind(after)
+    .bind(limit)
+    .fetch_all(pool)
+    .await?)
+}
+
+/// The newest event id (a starting point for a fresh subscription).
+pub async fn last_event_id(pool: &PgPool) -> DbResult<i64> {
+    Ok(
+        sqlx::query_scalar("SELECT COALESCE(max(id), 0) FROM core.events")
+            .fetch_one(pool)
+            .await?,
+    )
+}
+
+/// Removes events older than `days` (clients older than that reload instead of catching up).
+pub async fn purge_events(pool: &PgPool, days: i32) -> DbResult<u64> {
+    Ok(
+        sqlx::query("DELETE FROM core.events WHERE created_at < now() - make_interval(days => $1)")
+            .bind(days)
+            .execute(pool)
+            .await?
+            .rows_affected(),
+    )
+}
+
+/// Whether the person may still receive an event of `group_id`: an active member whose class
+/// is in `scope` (or the topic's author). One indexed lookup.
+pub async fn may_receive(pool: &PgPool, user_id: Uuid, group_id: Uuid) -> DbResult<Option<i16>> {
+    Ok(sqlx::query_scalar(
+        "SELECT core.scope_bit(u.doctor_kind) FROM core.group_members gm \
+         JOIN core.users u ON u.id = gm.user_id \
+         WHERE gm.group_id = $2 AND gm.user_id = $1 AND gm.status = 'active' AND u.status = 'active'",
+    )
+    .bind(user_id)
+    .bind(group_id)
+    .fetch_optional(pool)
+    .await?)
+}

@@ -1,0 +1,164 @@
+//! The tenant registry: which associations exist, which schema each lives in, and whether that
+//! schema is current. Cached briefly so routing costs no query on the hot path.
+
+use crate::migrate::{tenant_version, TENANT_VERSION};
+use crate::{DbError, DbResult};
+use sqlx::PgPool;
+use std::collections::HashMap;
+use std::sync::RwLock;
+use std::time::{Duration, Instant};
+use uuid::Uuid;
+
+/// Resolved association. Only the registry constructs it, so its schema name never comes
+/// from request input.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Tenant {
+    pub id: Uuid,
+    pub slug: String,
+    pub name: String,
+    schema: String,
+}
+
+impl Tenant {
+    pub(crate) fn new(id: Uuid, slug: String, name: String, schema: String) -> Self {
+        Self {
+            id,
+            slug,
+            name,
+            schema,
+        }
+    }
+
+    /// The schema name, for diagnostics and tests; queries go through [`crate::Db::tenant_tx`].
+    pub fn schema_name(&self) -> &str {
+        &self.schema
+    }
+
+    pub(crate) fn search_path(&self) -> String {
+        quote_schema(&self.schema)
+    }
+}
+
+/// Schema names are generated (`assoc_<hex>`) and checked by the database; quoting is belt
+/// and braces.
+pub(crate) fn quote_schema(schema: &str) -> String {
+    format!("\"{}\"", schema.replace('"', "\"\""))
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TenantError {
+    #[error("no association is registered as {0:?}")]
+    NotFound(String),
+    #[error("association {slug:?} has schema version {have} but this server needs {need}; run `musubi migrate`")]
+    Outdated { slug: String, have: i32, need: i32 },
+    #[error("the core schema is behind this server; run `musubi migrate`")]
+    CoreOutdated,
+}
+
+#[derive(Clone)]
+struct Entry {
+    tenant: Tenant,
+    version: i32,
+}
+
+struct Snapshot {
+    loaded_at: Instant,
+    by_slug: HashMap<String, Entry>,
+}
+
+/// How long a loaded registry is trusted; another process may create or migrate associations.
+const FRESH_FOR: Duration = Duration::from_secs(5);
+/// Unknown slugs reload at most this often, so garbage input cannot hammer the database.
+const MISS_RELOAD_EVERY: Duration = Duration::from_secs(1);
+
+#[derive(Default)]
+pub(crate) struct Registry {
+    snapshot: RwLock<Option<Snapshot>>,
+}
+
+impl Registry {
+    pub(crate) fn invalidate(&self) {
+        if let Ok(mut s) = self.snapshot.write() {
+            *s = None;
+        }
+    }
+
+    fn lookup(&self, slug: &str) -> (Option<Entry>, Option<Duration>) {
+        match self.snapshot.read() {
+            Ok(guard) => match guard.as_ref() {
+                Some(s) => (s.by_slug.get(slug).cloned(), Some(s.loaded_at.elapsed())),
+                None => (None, None),
+            },
+            Err(_) => (None, None),
+        }
+    }
+
+    async fn reload(&self, pool: &PgPool) -> DbResult<()> {
+        let rows: Vec<(Uuid, String, String, String)> = sqlx::query_as(
+            "SELECT id, slug, name, schema_name FROM core.associations ORDER BY name, slug",
+        )
+        .fetch_all(pool)
+        .await?;
+        let mut by_slug = HashMap::with_capacity(rows.len());
+        for (id, slug, name, schema) in rows {
+            let version = tenant_version(pool, &schema).await?;
+            let tenant = Tenant::new(id, slug.clone(), name, schema);
+            by_slug.insert(slug, Entry { tenant, version });
+        }
+        if let Ok(mut s) = self.snapshot.write() {
+            *s = Some(Snapshot {
+                loaded_at: Instant::now(),
+                by_slug,
+            });
+        }
+        Ok(())
+    }
+
+    #[tracing::instrument(name = "db.resolve_tenant", skip(self, pool))]
+    pub(crate) async fn resolve(&self, pool: &PgPool, slug: &str) -> DbResult<Tenant> {
+        let (entry, age) = self.lookup(slug);
+        let entry = match (entry, age) {
+            (Some(e), Some(age)) if age < FRESH_FOR => Some(e),
+            (None, Some(age)) if age < MISS_RELOAD_EVERY => None,
+            _ => {
+                self.reload(pool).await?;
+                self.lookup(slug).0
+            }
+        };
+        let Some(entry) = entry else {
+            return Err(DbError::Tenant(TenantError::NotFound(slug.to_owned())));
+        };
+        if entry.version < TENANT_VERSION {
+            return Err(DbError::Tenant(TenantError::Outdated {
+                slug: slug.to_owned(),
+                have: entry.version,
+                need: TENANT_VERSION,
+            }));
+        }
+        Ok(entry.tenant)
+    }
+
+    /// Every association whose schema is current, ordered by name.
+    pub(crate) async fn all(&self, pool: &PgPool) -> DbResult<Vec<Tenant>> {
+        let fresh = matches!(self.lookup("").1, Some(age) if age < FRESH_FOR);
+        if !fresh {
+            self.reload(pool).await?;
+        }
+        let guard = self
+            .snapshot
+            .read()
+            .map_err(|_| DbError::Sqlx(sqlx::Error::PoolClosed))?;
+        let mut out: Vec<Tenant> = guard
+            .as_ref()
+            .map(|s| {
+                s.by_slug
+                    .values()
+                    .filter(|e| e.version >= TENANT_VERSION)
+                    .map(|e| e.tenant.clone())
+                    .collect()
+            })
+            .unwrap_or_default();
+        out.sort_by(|a, b| a.name.cmp(&b.name).then_with(|| a.slug.cmp(&b.slug)));
+        Ok(out)
+    }
+}

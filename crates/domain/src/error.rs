@@ -1,0 +1,152 @@
+//! Errors that may reach a client: a stable code the UI translates, and a message for
+//! developers. Anything else is `Internal`: logged with a trace id, shown only as its code.
+
+use musubi_db::{DbError, TenantError};
+
+/// Stable error codes. Never rename one: clients and translations depend on them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ErrorCode {
+    NotFound,
+    AssociationNotFound,
+    AssociationRequired,
+    AssociationUnavailable,
+    InvalidInput,
+    Conflict,
+    Unauthenticated,
+    InvalidCredentials,
+    InvalidSecondFactor,
+    SecondFactorEnrolmentRequired,
+    WeakPassword,
+    RateLimited,
+    Internal,
+    /// An invitation link that is unknown, used, revoked or expired (never said which).
+    InvitationInvalid,
+    /// A password-reset link that is unknown, used or expired (never said which).
+    PasswordResetInvalid,
+    /// A mail that had to go out could not be sent; nothing was done.
+    MailFailed,
+    /// Passkeys cannot work on this deployment: its public URL's host is an IP address, which
+    /// WebAuthn refuses (set `MUSUBI_PUBLIC_URL` to a host name).
+    PasskeysUnavailable,
+    /// The topic is closed to new comments.
+    TopicClosed,
+}
+
+impl ErrorCode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorCode::NotFound => "NOT_FOUND",
+            ErrorCode::AssociationNotFound => "ASSOCIATION_NOT_FOUND",
+            ErrorCode::AssociationRequired => "ASSOCIATION_REQUIRED",
+            ErrorCode::AssociationUnavailable => "ASSOCIATION_UNAVAILABLE",
+            ErrorCode::InvalidInput => "INVALID_INPUT",
+            ErrorCode::Conflict => "CONFLICT",
+            ErrorCode::Unauthenticated => "UNAUTHENTICATED",
+            ErrorCode::InvalidCredentials => "INVALID_CREDENTIALS",
+            ErrorCode::InvalidSecondFactor => "INVALID_SECOND_FACTOR",
+            ErrorCode::SecondFactorEnrolmentRequired => "SECOND_FACTOR_ENROLMENT_REQUIRED",
+            ErrorCode::WeakPassword => "WEAK_PASSWORD",
+            ErrorCode::RateLimited => "RATE_LIMITED",
+            ErrorCode::Internal => "INTERNAL",
+            ErrorCode::InvitationInvalid => "INVITATION_INVALID",
+            ErrorCode::PasswordResetInvalid => "PASSWORD_RESET_INVALID",
+            ErrorCode::MailFailed => "MAIL_FAILED",
+            ErrorCode::PasskeysUnavailable => "PASSKEYS_UNAVAILABLE",
+            ErrorCode::TopicClosed => "TOPIC_CLOSED",
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("{code:?}: {message}")]
+pub struct AppError {
+    pub code: ErrorCode,
+    /// Safe to show: never database text.
+    pub message: String,
+    /// The input field at fault, for `INVALID_INPUT`.
+    pub field: Option<&'static str>,
+    /// Seconds to wait, for `RATE_LIMITED`.
+    pub retry_after: Option<u64>,
+    /// Machine-readable reasons, e.g. the password rules a new password breaks.
+    pub reasons: Vec<&'static str>,
+    /// The cause of an internal error, for the log only.
+    #[source]
+    pub source: Option<Box<dyn std::error::Error + Send + Sync>>,
+}
+
+impl AppError {
+    pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
+        Self {
+            code,
+            message: message.into(),
+            field: None,
+            retry_after: None,
+            reasons: Vec::new(),
+            source: None,
+        }
+    }
+
+    pub fn invalid(field: &'static str, message: impl Into<String>) -> Self {
+        Self {
+            field: Some(field),
+            ..Self::new(ErrorCode::InvalidInput, message)
+        }
+    }
+
+    pub fn not_found() -> Self {
+        Self::new(ErrorCode::NotFound, "not found")
+    }
+
+    pub fn internal(source: impl std::error::Error + Send + Sync + 'static) -> Self {
+        Self {
+            source: Some(Box::new(source)),
+            ..Self::new(ErrorCode::Internal, "internal error")
+        }
+    }
+}
+
+impl From<TenantError> for AppError {
+    fn from(e: TenantError) -> Self {
+        match &e {
+            TenantError::NotFound(_) => {
+                Self::new(ErrorCode::AssociationNotFound, "no such association")
+            }
+            TenantError::Outdated { .. } | TenantError::CoreOutdated => Self {
+                // The operator's fix (run `musubi migrate`) goes to the log, not the client.
+                source: Some(Box::new(e)),
+                ..Self::new(
+                    ErrorCode::AssociationUnavailable,
+                    "this association is being upgraded; try again later",
+                )
+            },
+        }
+    }
+}
+
+impl From<DbError> for AppError {
+    fn from(e: DbError) -> Self {
+        match e {
+            DbError::Tenant(t) => t.into(),
+            DbError::Conflict(_) => Self::new(ErrorCode::Conflict, "already exists"),
+            other => Self::internal(other),
+        }
+    }
+}
+
+impl From<musubi_auth::ratelimit::RateLimitError> for AppError {
+    fn from(e: musubi_auth::ratelimit::RateLimitError) -> Self {
+        match e {
+            musubi_auth::ratelimit::RateLimitError::Limited { retry_after } => Self {
+                retry_after: Some(retry_after.as_secs().max(1)),
+                ..Self::new(
+                    ErrorCode::RateLimited,
+                    "too many attempts; please wait and try again",
+                )
+            },
+            // Fail closed: a limiter we cannot ask refuses the attempt.
+            other => Self::internal(other),
+        }
+    }
+}
+
+pub type AppResult<T> = Result<T, AppError>;

@@ -1,0 +1,825 @@
+//! Groups: general groups (a collaborating-doctor group, a multi-professional exchange, a
+//! facility's team) and patient groups. A group is hosted by one association and may have
+//! members from others; group roles (owner, member) are casbin roles in the group's domain.
+//!
+//! Every call is authorized here. Someone who is not an active member is answered exactly like
+//! a missing group (`NOT_FOUND`), except for what they were invited to or may ask to join.
+
+use crate::audit::{record, AuditAction, AuditEntry, RequestMeta};
+use crate::sessions::Viewer;
+use crate::{AppError, AppResult, ErrorCode, Services, Tenant};
+use musubi_authz::{Action, Domain, GroupRole, Object, Principal, ProfessionClass};
+use musubi_db::groups::{self as repo, GroupMemberRow, GroupRow, TopicRow};
+use musubi_realtime::EventKind;
+use sqlx::PgConnection;
+use uuid::Uuid;
+
+/// Largest number of topics a group page lists.
+pub const GROUP_PAGE_TOPICS: i64 = 200;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GroupKind {
+    General,
+    Patient,
+}
+
+impl GroupKind {
+    pub fn code(self) -> &'static str {
+        match self {
+            GroupKind::General => "general",
+            GroupKind::Patient => "patient",
+        }
+    }
+    pub fn from_code(s: &str) -> Option<Self> {
+        match s {
+            "general" => Some(GroupKind::General),
+            "patient" => Some(GroupKind::Patient),
+            _ => None,
+        }
+    }
+}
+
+/// How readers of a comment are shown.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReceiptMode {
+    /// 足跡: who read each comment, and when (the default).
+    Footprints,
+    /// Only a 「確認しました」 button and the list of who confirmed.
+    Acknowledgement,
+    Off,
+}
+
+impl ReceiptMode {
+    pub fn code(self) -> &'static str {
+        match self {
+            ReceiptMode::Footprints => "footprints",
+            ReceiptMode::Acknowledgement => "ack",
+            ReceiptMode::Off => "off",
+        }
+    }
+    pub fn from_code(s: &str) -> Option<Self> {
+        match s {
+            "footprints" => Some(ReceiptMode::Footprints),
+            "ack" => Some(ReceiptMode::Acknowledgement),
+            "off" => Some(ReceiptMode::Off),
+            _ => None,
+        }
+    }
+}
+
+/// Topic visibility: a set of profession classes, as bits (see `core.scope_bit`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Scope(pub i16);
+
+impl Scope {
+    pub const CO_MEDICAL: i16 = 1;
+    pub const COLLABORATING_DOCTORS: i16 = 2;
+    pub const HOSPITAL_DOCTORS: i16 = 4;
+    pub const EVERYONE: Scope = Scope(7);
+
+    pub fn bit(class: ProfessionClass) -> i16 {
+        match class {
+            ProfessionClass::CoMedical => Self::CO_MEDICAL,
+            ProfessionClass::CollaboratingDoctor => Self::COLLABORATING_DOCTORS,
+            ProfessionClass::HospitalDoctor => Self::HOSPITAL_DOCTORS,
+        }
+    }
+
+    pub fn from_classes(classes: &[ProfessionClass]) -> AppResult<Self> {
+        let bits = classes.iter().fold(0, |acc, c| acc | Self::bit(*c));
+        if bits == 0 {
+            return Err(AppError::invalid(
+                "scope",
+                "choose at least one group of readers",
+            ));
+        }
+        Ok(Scope(bits))
+    }
+
+    pub fn from_bits(bits: i16) -> AppResult<Self> {
+        if (1..=7).contains(&bits) {
+            Ok(Scope(bits))
+        } else {
+            Err(AppError::invalid("scope", "not a valid scope"))
+        }
+    }
+
+    pub fn includes(self, class: ProfessionClass) -> bool {
+        self.0 & Self::bit(class) != 0
+    }
+
+    pub fn classes(self) -> Vec<ProfessionClass> {
+        [
+            ProfessionClass::CoMedical,
+            ProfessionClass::CollaboratingDoctor,
+            ProfessionClass::HospitalDoctor,
+        ]
+        .into_iter()
+        .filter(|c| self.includes(*c))
+        .collect()
+    }
+
+    pub fn is_everyone(self) -> bool {
+        self.0 == 7
+    }
+}
+
+/// The viewer's scope bit.
+pub fn viewer_bit(viewer: &Viewer) -> i16 {
+    Scope::bit(viewer.principal.profession_class)
+}
+
+/// Whether a topic with this scope and author is visible to the viewer.
+pub fn topic_visible(viewer: &Viewer, scope: i16, author_id: Uuid) -> bool {
+    scope & viewer_bit(viewer) != 0 || author_id == viewer.user.id
+}
+
+#[derive(Debug, Clone)]
+pub struct GroupInput {
+    pub name: String,
+    pub description: String,
+    /// General groups only: people of the association may ask to join.
+    pub accepts_requests: bool,
+    /// `None`: the association's default.
+    pub receipt_mode: Option<ReceiptMode>,
+}
+
+impl GroupInput {
+    fn validate(&self, kind: GroupKind) -> AppResult<()> {
+        let name = self.name.trim();
+        if name.is_empty() {
+            return Err(AppError::invalid("name", "the group needs a name"));
+        }
+        if name.chars().count() > 100 {
+            return Err(AppError::invalid(
+                "name",
+                "the name is longer than 100 characters",
+            ));
+        }
+        if self.description.chars().count() > 2000 {
+            return Err(AppError::invalid(
+                "description",
+                "the description is longer than 2000 characters",
+            ));
+        }
+        if kind == GroupKind::Patient && self.accepts_requests {
+            return Err(AppError::invalid(
+                "acceptsRequests",
+                "patient groups are by invitation only",
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// A group as its page shows it.
+#[derive(Debug, Clone)]
+pub struct GroupView {
+    pub group: GroupRow,
+    pub tenant: Tenant,
+    pub my_role: Option<GroupRole>,
+    /// Active members first (owners first), then pending invitations and requests (owners only).
+    pub members: Vec<GroupMemberRow>,
+    /// Pinned first, then newest; only topics the viewer may see.
+    pub topics: Vec<TopicRow>,
+}
+
+impl GroupView {
+    pub fn unread(&self) -> i64 {
+        self.topics.iter().map(|t| i64::from(t.unread)).sum()
+    }
+}
+
+/// A group in "my groups", across associations.
+#[derive(Debug, Clone)]
+pub struct MyGroup {
+    pub association_slug: String,
+    pub association_name: String,
+    pub group: GroupRow,
+    pub unread: i64,
+}
+
+pub(crate) fn principal_in_group(viewer: &Viewer, group_id: Uuid, role: Option<&str>) -> Principal {
+    let mut p = viewer.principal.clone();
+    p.groups = role
+        .and_then(GroupRole::from_code)
+        .map(|r| vec![(group_id, r)])
+        .unwrap_or_default();
+    p
+}
+
+impl Services {
+    /// Checks `action` on `object` in the group's domain for the viewer's role there (`role` as
+    /// loaded with the group). Denied: audited in the host's log, answered "not found".
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) async fn authorize_group(
+        &self,
+        tenant: &Tenant,
+        viewer: &Viewer,
+        group_id: Uuid,
+        role: Option<&str>,
+        object: Object,
+        action: Action,
+        client: &RequestMeta,
+    ) -> AppResult<()> {
+        let principal = principal_in_group(viewer, group_id, role);
+        if self
+            .authorizer()
+            .allows(&principal, Domain::Group(group_id), object, action)
+        {
+            return Ok(());
+        }
+        // Only members learn that the group exists; the denial is still on record.
+        let entry = AuditEntry::new(AuditAction::AccessDenied, client)
+            .by(viewer.user.id, viewer.user.name.clone())
+            .on(object.as_str(), action.as_str())
+            .with_detail("group_id", group_id.to_string());
+        // Its own transaction: the caller's rolls back with the error.
+        let mut tx = self.db().tenant_tx(tenant).await?;
+        record(&mut tx, &entry).await?;
+        tx.commit().await.map_err(AppError::internal)?;
+        Err(AppError::not_found())
+    }
+
+    /// Creates a group hosted by `tenant`; its creator becomes its owner. Any member of the
+    /// association may create one.
+    pub async fn create_group(
+        &self,
+        viewer: &Viewer,
+        tenant: &Tenant,
+        kind: GroupKind,
+        input: &GroupInput,
+        client: &RequestMeta,
+    ) -> AppResult<Uuid> {
+        input.validate(kind)?;
+        self.authorize_in(viewer, tenant, Object::Groups, Action::Create, client)
+            .await?;
+        let id = Uuid::now_v7();
+        let mut tx = self.db().tenant_tx(tenant).await?;
+        repo::insert_group(
+            &mut tx,
+            &repo::NewGroup {
+                id,
+                association_id: tenant.id,
+                kind: kind.code(),
+                name: input.name.trim(),
+                description: input.description.trim(),
+                join_policy: if input.accepts_requests {
+                    "request"
+                } else {
+                    "invite"
+                },
+                receipt_mode: input.receipt_mode.map(ReceiptMode::code),
+                created_by: viewer.user.id,
+            },
+        )
+        .await?;
+        let entry = AuditEntry::new(AuditAction::GroupCreate, client)
+            .by(viewer.user.id, viewer.user.name.clone())
+            .on("group", id)
+            .with_detail("kind", kind.code());
+        record(&mut tx, &entry).await?;
+        tx.commit().await.map_err(AppError::internal)?;
+        Ok(id)
+    }
+
+    /// Changes a group's name, description, join policy and read-receipt mode (owners).
+    pub async fn update_group(
+        &self,
+        viewer: &Viewer,
+        tenant: &Tenant,
+        group_id: Uuid,
+        input: &GroupInput,
+        client: &RequestMeta,
+    ) -> AppResult<()> {
+        let mut tx = self.db().tenant_tx(tenant).await?;
+        let group = repo::group(&mut tx, viewer.user.id, group_id)
+            .await?
+            .ok_or_else(AppError::not_found)?;
+        let role = active_role(&group);
+        self.authorize_group(
+            tenant,
+            viewer,
+            group_id,
+            role,
+            Object::Group,
+            Action::Update,
+            client,
+        )
+        .await?;
+        let kind = GroupKind::from_code(&group.kind).unwrap_or(GroupKind::General);
+        input.validate(kind)?;
+        repo::update_group(
+            &mut tx,
+            group_id,
+            input.name.trim(),
+            input.description.trim(),
+            if input.accepts_requests {
+                "request"
+            } else {
+                "invite"
+            },
+            input.receipt_mode.map(ReceiptMode::code),
+        )
+        .await?;
+        let entry = AuditEntry::new(AuditAction::GroupUpdate, client)
+            .by(viewer.user.id, viewer.user.name.clone())
+            .on("group", group_id)
+            .with_detail(
+                "receipt_mode",
+                input.receipt_mode.map_or("default", ReceiptMode::code),
+            );
+        record(&mut tx, &entry).await?;
+        tx.commit().await.map_err(AppError::internal)
+    }
+
+    /// The group page: the group, its members and the topics the viewer may see. Opening a
+    /// patient group is audited (one record).
+    pub async fn group_view(
+        &self,
+        viewer: &Viewer,
+        tenant: &Tenant,
+        group_id: Uuid,
+        client: &RequestMeta,
+    ) -> AppResult<GroupView> {
+        let mut tx = self.db().tenant_tx(tenant).await?;
+        let group = repo::group(&mut tx, viewer.user.id, group_id)
+            .await?
+            .ok_or_else(AppError::not_found)?;
+        let role = active_role(&group).map(str::to_owned);
+        self.authorize_group(
+            tenant,
+            viewer,
+            group_id,
+            role.as_deref(),
+            Object::Topics,
+            Action::Read,
+            client,
+        )
+        .await?;
+        let my_role = role.as_deref().and_then(GroupRole::from_code);
+        let mut members = repo::members(&mut tx, tenant.id, group_id).await?;
+        if my_role != Some(GroupRole::Owner) {
+            members.retain(|m| m.status == "active");
+        }
+        let topics = repo::topics_of_group(
+            &mut tx,
+            viewer.user.id,
+            viewer_bit(viewer),
+            group_id,
+            GROUP_PAGE_TOPICS,
+        )
+        .await?;
+        if group.kind == "patient" {
+            let entry = AuditEntry::new(AuditAction::GroupRead, client)
+                .by(viewer.user.id, viewer.user.name.clone())
+                .on("group", group_id)
+                .with_detail("topic_count", topics.len() as i64);
+            record(&mut tx, &entry).await?;
+        }
+        tx.commit().await.map_err(AppError::internal)?;
+        Ok(GroupView {
+            group,
+            tenant: tenant.clone(),
+            my_role,
+            members,
+            topics,
+        })
+    }
+
+    /// What someone who is not (yet) a member may know of a group: only if invited, if their
+    /// request is pending, or if it is a general group of their association that accepts
+    /// requests. Otherwise "not found".
+    pub async fn group_invitation(
+        &self,
+        viewer: &Viewer,
+        tenant: &Tenant,
+        group_id: Uuid,
+    ) -> AppResult<GroupRow> {
+        let mut tx = self.db().tenant_tx(tenant).await?;
+        let group = repo::group(&mut tx, viewer.user.id, group_id)
+            .await?
+            .ok_or_else(AppError::not_found)?;
+        tx.commit().await.map_err(AppError::internal)?;
+        let pending = matches!(group.my_status.as_deref(), Some("invited" | "requested"));
+        let open = group.kind == "general"
+            && group.join_policy == "request"
+            && viewer.is_member_of(tenant.id);
+        if pending || open || group.my_status.as_deref() == Some("active") {
+            Ok(group)
+        } else {
+            Err(AppError::not_found())
+        }
+    }
+
+    /// General groups of the association that accept requests to join (for its members).
+    pub async fn open_groups(
+        &self,
+        viewer: &Viewer,
+        tenant: &Tenant,
+        client: &RequestMeta,
+    ) -> AppResult<Vec<GroupRow>> {
+        self.authorize_in(viewer, tenant, Object::Association, Action::Read, client)
+            .await?;
+        let mut tx = self.db().tenant_tx(tenant).await?;
+        let groups = repo::open_groups(&mut tx, viewer.user.id).await?;
+        tx.commit().await.map_err(AppError::internal)?;
+        Ok(groups)
+    }
+
+    /// Every group of the viewer in every association, most recently active first, with unread
+    /// counts. One directory query, then one transaction per host association.
+    pub async fn my_groups(&self, viewer: &Viewer) -> AppResult<Vec<MyGroup>> {
+        let rows = repo::groups_of(self.db().pool(), viewer.user.id).await?;
+        let mut out = Vec::new();
+        for (association_id, slug, name, ids) in by_association(&rows, |_| true) {
+            let Ok(tenant) = self.db().resolve_tenant(&slug).await else {
+                continue; // an association being upgraded: its groups come back afterwards
+            };
+            debug_assert_eq!(tenant.id, association_id);
+            let mut tx = self.db().tenant_tx(&tenant).await?;
+            let groups = repo::groups_by_ids(&mut tx, viewer.user.id, &ids).await?;
+            let unread = repo::unread_by_group(&mut tx, viewer.user.id).await?;
+            tx.commit().await.map_err(AppError::internal)?;
+            for g in groups {
+                let n = unread
+                    .iter()
+                    .find(|(id, _)| *id == g.id)
+                    .map_or(0, |(_, n)| *n);
+                out.push(MyGroup {
+                    association_slug: slug.clone(),
+                    association_name: name.clone(),
+                    unread: if g.my_status.as_deref() == Some("active") {
+                        n
+                    } else {
+                        0
+                    },
+                    group: g,
+                });
+            }
+        }
+        out.sort_by(|a, b| {
+            let pending = |g: &MyGroup| g.group.my_status.as_deref() != Some("active");
+            pending(b)
+                .cmp(&pending(a))
+                .then((b.group.kind == "patient").cmp(&(a.group.kind == "patient")))
+                .then(b.group.last_activity_at.cmp(&a.group.last_activity_at))
+        });
+        Ok(out)
+    }
+
+    /// An owner invites a person by e-mail address (any Musubi account, of any association);
+    /// they join when they accept. Unknown addresses answer "not found" to owners only.
+    pub async fn invite_to_group(
+        &self,
+        viewer: &Viewer,
+        tenant: &Tenant,
+        group_id: Uuid,
+        email: &str,
+        client: &RequestMeta,
+    ) -> AppResult<Uuid> {
+        let mut tx = self.db().tenant_tx(tenant).await?;
+        let group = repo::group(&mut tx, viewer.user.id, group_id)
+            .await?
+            .ok_or_else(AppError::not_found)?;
+        self.authorize_group(
+            tenant,
+            viewer,
+            group_id,
+            active_role(&group),
+            Object::Members,
+            Action::Invite,
+            client,
+        )
+        .await?;
+        let email = email.trim();
+        if email.is_empty() || email.len() > 254 {
+            return Err(AppError::invalid("email", "enter an e-mail address"));
+        }
+        let invitee = musubi_db::accounts::user_by_email(self.db().pool(), email)
+            .await?
+            .filter(|u| u.status == "active")
+            .ok_or_else(|| {
+                AppError::invalid("email", "no Musubi account has this e-mail address")
+            })?;
+        let added = repo::upsert_member(
+            &mut tx,
+            group_id,
+            invitee.id,
+            "member",
+            "invited",
+            Some(viewer.user.id),
+        )
+        .await?;
+        if !added {
+            return Err(AppError::new(
+                ErrorCode::Conflict,
+                "this person is already a member",
+            ));
+        }
+        let entry = AuditEntry::new(AuditAction::GroupMemberInvite, client)
+            .by(viewer.user.id, viewer.user.name.clone())
+            .on("group", group_id)
+            .with_detail("user_id", invitee.id.to_string());
+        record(&mut tx, &entry).await?;
+        let event = self
+            .membership_event(&mut tx, tenant, group_id, viewer.user.id, invitee.id)
+            .await?;
+        tx.commit().await.map_err(AppError::internal)?;
+        self.publish(event).await;
+        Ok(invitee.id)
+    }
+
+    /// The invitee accepts (or declines) an invitation.
+    pub async fn answer_group_invitation(
+        &self,
+        viewer: &Viewer,
+        tenant: &Tenant,
+        group_id: Uuid,
+        accept: bool,
+        client: &RequestMeta,
+    ) -> AppResult<()> {
+        let mut tx = self.db().tenant_tx(tenant).await?;
+        let status = repo::membership(&mut tx, group_id, viewer.user.id).await?;
+        if !matches!(status, Some((_, ref s)) if s == "invited") {
+            return Err(AppError::not_found());
+        }
+        let action = if accept {
+            repo::activate_member(&mut tx, group_id, viewer.user.id).await?;
+            AuditAction::GroupMemberJoin
+        } else {
+            repo::remove_member(&mut tx, group_id, viewer.user.id).await?;
+            AuditAction::GroupMemberRemove
+        };
+        let entry = AuditEntry::new(action, client)
+            .by(viewer.user.id, viewer.user.name.clone())
+            .on("group", group_id)
+            .with_detail("user_id", viewer.user.id.to_string());
+        record(&mut tx, &entry).await?;
+        let event = self
+            .membership_event(&mut tx, tenant, group_id, viewer.user.id, viewer.user.id)
+            .await?;
+        tx.commit().await.map_err(AppError::internal)?;
+        self.publish(event).await;
+        Ok(())
+    }
+
+    /// A member of the host association asks to join a general group that accepts requests.
+    pub async fn request_to_join(
+        &self,
+        viewer: &Viewer,
+        tenant: &Tenant,
+        group_id: Uuid,
+        client: &RequestMeta,
+    ) -> AppResult<()> {
+        self.authorize_in(viewer, tenant, Object::Association, Action::Read, client)
+            .await?;
+        let mut tx = self.db().tenant_tx(tenant).await?;
+        let group = repo::group(&mut tx, viewer.user.id, group_id)
+            .await?
+            .filter(|g| g.kind == "general" && g.join_policy == "request")
+            .ok_or_else(AppError::not_found)?;
+        if group.my_status.is_some() {
+            return Err(AppError::new(
+                ErrorCode::Conflict,
+                "you are already a member, invited, or waiting for approval",
+            ));
+        }
+        repo::upsert_member(
+            &mut tx,
+            group_id,
+            viewer.user.id,
+            "member",
+            "requested",
+            None,
+        )
+        .await?;
+        let entry = AuditEntry::new(AuditAction::GroupJoinRequest, client)
+            .by(viewer.user.id, viewer.user.name.clone())
+            .on("group", group_id);
+        record(&mut tx, &entry).await?;
+        tx.commit().await.map_err(AppError::internal)
+    }
+
+    /// An owner approves (or refuses) a request to join.
+    pub async fn answer_join_request(
+        &self,
+        viewer: &Viewer,
+        tenant: &Tenant,
+        group_id: Uuid,
+        user_id: Uuid,
+        approve: bool,
+        client: &RequestMeta,
+    ) -> AppResult<()> {
+        let mut tx = self.db().tenant_tx(tenant).await?;
+        let group = repo::group(&mut tx, viewer.user.id, group_id)
+            .await?
+            .ok_or_else(AppError::not_found)?;
+        self.authorize_group(
+            tenant,
+            viewer,
+            group_id,
+            active_role(&group),
+            Object::Members,
+            Action::Invite,
+            client,
+        )
+        .await?;
+        let status = repo::membership(&mut tx, group_id, user_id).await?;
+        if !matches!(status, Some((_, ref s)) if s == "requested") {
+            return Err(AppError::not_found());
+        }
+        let action = if approve {
+            repo::activate_member(&mut tx, group_id, user_id).await?;
+            AuditAction::GroupMemberJoin
+        } else {
+            repo::remove_member(&mut tx, group_id, user_id).await?;
+            AuditAction::GroupMemberRemove
+        };
+        let entry = AuditEntry::new(action, client)
+            .by(viewer.user.id, viewer.user.name.clone())
+            .on("group", group_id)
+            .with_detail("user_id", user_id.to_string());
+        record(&mut tx, &entry).await?;
+        let event = self
+            .membership_event(&mut tx, tenant, group_id, viewer.user.id, user_id)
+            .await?;
+        tx.commit().await.map_err(AppError::internal)?;
+        self.publish(event).await;
+        Ok(())
+    }
+
+    /// An owner removes a member, or a member leaves (`user_id` = themselves). A group keeps at
+    /// least one owner.
+    pub async fn remove_group_member(
+        &self,
+        viewer: &Viewer,
+        tenant: &Tenant,
+        group_id: Uuid,
+        user_id: Uuid,
+        client: &RequestMeta,
+    ) -> AppResult<()> {
+        let mut tx = self.db().tenant_tx(tenant).await?;
+        let group = repo::group(&mut tx, viewer.user.id, group_id)
+            .await?
+            .ok_or_else(AppError::not_found)?;
+        let role = active_role(&group);
+        if user_id == viewer.user.id {
+            self.authorize_group(
+                tenant,
+                viewer,
+                group_id,
+                role,
+                Object::Group,
+                Action::Read,
+                client,
+            )
+            .await?;
+        } else {
+            self.authorize_group(
+                tenant,
+                viewer,
+                group_id,
+                role,
+                Object::Members,
+                Action::Remove,
+                client,
+            )
+            .await?;
+        }
+        let target = repo::membership(&mut tx, group_id, user_id)
+            .await?
+            .ok_or_else(AppError::not_found)?;
+        if target.0 == "owner" && repo::count_owners(&mut tx, group_id).await? <= 1 {
+            return Err(AppError::new(
+                ErrorCode::Conflict,
+                "a group needs at least one owner",
+            ));
+        }
+        repo::remove_member(&mut tx, group_id, user_id).await?;
+        let entry = AuditEntry::new(AuditAction::GroupMemberRemove, client)
+            .by(viewer.user.id, viewer.user.name.clone())
+            .on("group", group_id)
+            .with_detail("user_id", user_id.to_string());
+        record(&mut tx, &entry).await?;
+        let event = self
+            .membership_event(&mut tx, tenant, group_id, viewer.user.id, user_id)
+            .await?;
+        tx.commit().await.map_err(AppError::internal)?;
+        self.publish(event).await;
+        Ok(())
+    }
+
+    /// An owner makes a member an owner, or an owner a member (a group keeps one owner).
+    pub async fn set_group_role(
+        &self,
+        viewer: &Viewer,
+        tenant: &Tenant,
+        group_id: Uuid,
+        user_id: Uuid,
+        role: GroupRole,
+        client: &RequestMeta,
+    ) -> AppResult<()> {
+        let mut tx = self.db().tenant_tx(tenant).await?;
+        let group = repo::group(&mut tx, viewer.user.id, group_id)
+            .await?
+            .ok_or_else(AppError::not_found)?;
+        self.authorize_group(
+            tenant,
+            viewer,
+            group_id,
+            active_role(&group),
+            Object::Members,
+            Action::ChangeRole,
+            client,
+        )
+        .await?;
+        let target = repo::membership(&mut tx, group_id, user_id)
+            .await?
+            .filter(|(_, s)| s == "active")
+            .ok_or_else(AppError::not_found)?;
+        if target.0 == "owner"
+            && role == GroupRole::Member
+            && repo::count_owners(&mut tx, group_id).await? <= 1
+        {
+            return Err(AppError::new(
+                ErrorCode::Conflict,
+                "a group needs at least one owner",
+            ));
+        }
+        repo::set_member_role(&mut tx, group_id, user_id, role.code()).await?;
+        let entry = AuditEntry::new(AuditAction::GroupMemberRole, client)
+            .by(viewer.user.id, viewer.user.name.clone())
+            .on("group", group_id)
+            .with_detail("user_id", user_id.to_string())
+            .with_detail("role", role.code());
+        record(&mut tx, &entry).await?;
+        tx.commit().await.map_err(AppError::internal)
+    }
+
+    /// Adds a person straight in as an active member (demo data and tests; the people-facing
+    /// path is an invitation they accept).
+    pub async fn add_group_member_directly(
+        &self,
+        tenant: &Tenant,
+        group_id: Uuid,
+        user_id: Uuid,
+        role: GroupRole,
+    ) -> AppResult<()> {
+        let mut tx = self.db().tenant_tx(tenant).await?;
+        repo::upsert_member(&mut tx, group_id, user_id, role.code(), "active", None).await?;
+        tx.commit().await.map_err(AppError::internal)
+    }
+
+    async fn membership_event(
+        &self,
+        conn: &mut PgConnection,
+        tenant: &Tenant,
+        group_id: Uuid,
+        actor: Uuid,
+        user: Uuid,
+    ) -> AppResult<musubi_realtime::Event> {
+        self.write_event(
+            conn,
+            tenant,
+            group_id,
+            None,
+            EventKind::MembershipChanged,
+            7,
+            actor,
+            None,
+            &[],
+            Some(user),
+        )
+        .await
+    }
+}
+
+/// The viewer's active role in a loaded group.
+pub(crate) fn active_role(group: &GroupRow) -> Option<&str> {
+    if group.my_status.as_deref() == Some("active") {
+        group.my_role.as_deref()
+    } else {
+        None
+    }
+}
+
+/// Directory rows grouped by host association: (id, slug, name, group ids).
+pub(crate) fn by_association(
+    rows: &[repo::MyGroupRow],
+    keep: impl Fn(&repo::MyGroupRow) -> bool,
+) -> Vec<(Uuid, String, String, Vec<Uuid>)> {
+    let mut out: Vec<(Uuid, String, String, Vec<Uuid>)> = Vec::new();
+    for r in rows.iter().filter(|r| keep(r)) {
+        match out.iter_mut().find(|(id, ..)| *id == r.association_id) {
+            Some((.., ids)) => ids.push(r.group_id),
+            None => out.push((
+                r.association_id,
+                r.slug.clone(),
+                r.association_name.clone(),
+                vec![r.group_id],
+            )),
+        }
+    }
+    out
+}

@@ -1,0 +1,104 @@
+//! Musubi's services: the one place where tenant routing, authorization and audit meet.
+//! Every entry point (GraphQL, web pages, CLI, later jobs) calls these and nothing below.
+
+pub mod associations;
+pub mod audit;
+pub mod demo;
+pub mod error;
+pub mod groups;
+pub mod invitations;
+pub mod members;
+pub mod passkeys;
+pub mod password_reset;
+pub mod second_factor;
+pub mod sessions;
+pub mod topics;
+
+pub use error::{AppError, AppResult, ErrorCode};
+pub use musubi_db::{Db, Tenant};
+
+use musubi_auth::ratelimit::RateLimiter;
+use musubi_authz::Authorizer;
+use musubi_notify::Mailer;
+use musubi_realtime::Bus;
+use std::sync::Arc;
+
+/// The services handle shared by all entry points. Cheap to clone.
+#[derive(Clone)]
+pub struct Services {
+    db: Db,
+    authorizer: Authorizer,
+    limits: Arc<RateLimiter>,
+    mailer: Mailer,
+    /// Passkeys (WebAuthn); `None` when the public URL cannot serve as a relying party.
+    relying_party: Option<passkeys::RelyingParty>,
+    /// Live updates: in process, or through Redis across replicas.
+    bus: Bus,
+}
+
+impl Services {
+    /// Builds the services; `limits` counts attempts (in process, or in Redis across replicas).
+    /// Mails go to the log until [`Services::with_mailer`] gives a real mailer.
+    pub async fn build(db: Db, limits: RateLimiter) -> AppResult<Self> {
+        let authorizer = Authorizer::new().await.map_err(AppError::internal)?;
+        Ok(Self {
+            db,
+            authorizer,
+            limits: Arc::new(limits),
+            mailer: Mailer::log_only("http://127.0.0.1:8080"),
+            relying_party: None,
+            bus: Bus::in_process(),
+        })
+    }
+
+    /// The same services sending mail (and building links) with `mailer`.
+    pub fn with_mailer(mut self, mailer: Mailer) -> Self {
+        self.mailer = mailer;
+        self
+    }
+
+    /// The same services with passkeys for `relying_party`; without it, passkey ceremonies
+    /// answer `PASSKEYS_UNAVAILABLE`.
+    pub fn with_relying_party(mut self, relying_party: passkeys::RelyingParty) -> Self {
+        self.relying_party = Some(relying_party);
+        self
+    }
+
+    /// The same services publishing live events on `bus` (Redis across replicas).
+    pub fn with_bus(mut self, bus: Bus) -> Self {
+        self.bus = bus;
+        self
+    }
+
+    pub fn bus(&self) -> &Bus {
+        &self.bus
+    }
+
+    pub fn mailer(&self) -> &Mailer {
+        &self.mailer
+    }
+
+    pub fn db(&self) -> &Db {
+        &self.db
+    }
+
+    pub fn authorizer(&self) -> &Authorizer {
+        &self.authorizer
+    }
+
+    pub(crate) fn limits(&self) -> &RateLimiter {
+        &self.limits
+    }
+
+    /// Resolves the association a request is routed to; fails closed.
+    pub async fn resolve_tenant(&self, slug: &str) -> AppResult<Tenant> {
+        // Reject obvious garbage before it reaches the registry.
+        if !associations::is_valid_slug(slug) {
+            return Err(AppError::new(
+                ErrorCode::AssociationNotFound,
+                "no such association",
+            ));
+        }
+        Ok(self.db.resolve_tenant(slug).await?)
+    }
+}

@@ -1,0 +1,318 @@
+//! The association console's services: members, facilities and settings. Every call is
+//! authorized here; a person who may not act in the association is answered "not found" and
+//! the attempt is written to that association's audit log.
+
+use crate::audit::{record, AuditAction, AuditEntry, RequestMeta};
+use crate::sessions::Viewer;
+use crate::{AppError, AppResult, ErrorCode, Services, Tenant};
+use musubi_authz::{Action, Domain, Object};
+use musubi_db::accounts::{self as repo, FacilityRow, MemberRow};
+use musubi_db::associations::{self as assoc_repo, SettingsRow};
+use uuid::Uuid;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MemberRole {
+    Member,
+    Admin,
+}
+
+impl MemberRole {
+    pub fn code(self) -> &'static str {
+        match self {
+            MemberRole::Member => "member",
+            MemberRole::Admin => "admin",
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct SettingsInput {
+    pub require_second_factor: bool,
+    pub session_idle_minutes: i32,
+    pub session_absolute_hours: i32,
+    pub audit_retention_years: i32,
+    /// The groups' default read-receipt mode; `None` keeps the current one.
+    pub receipt_mode: Option<crate::groups::ReceiptMode>,
+}
+
+impl SettingsInput {
+    fn validate(&self) -> AppResult<()> {
+        let check = |field: &'static str, v: i32, lo: i32, hi: i32| {
+            if (lo..=hi).contains(&v) {
+                Ok(())
+            } else {
+                Err(AppError::invalid(
+                    field,
+                    format!("{field} must be between {lo} and {hi}"),
+                ))
+            }
+        };
+        check("sessionIdleMinutes", self.session_idle_minutes, 5, 1440)?;
+        check("sessionAbsoluteHours", self.session_absolute_hours, 1, 720)?;
+        check("auditRetentionYears", self.audit_retention_years, 1, 30)?;
+        if i64::from(self.session_idle_minutes) > i64::from(self.session_absolute_hours) * 60 {
+            return Err(AppError::invalid(
+                "sessionIdleMinutes",
+                "the idle timeout cannot be longer than the absolute timeout",
+            ));
+        }
+        Ok(())
+    }
+}
+
+impl Services {
+    /// Checks the viewer may do `action` on `object` in `tenant`. If not: audit the attempt in
+    /// that association's log and answer exactly like a missing object.
+    pub async fn authorize_in(
+        &self,
+        viewer: &Viewer,
+        tenant: &Tenant,
+        object: Object,
+        action: Action,
+        client: &RequestMeta,
+    ) -> AppResult<()> {
+        let domain = Domain::Association(tenant.id);
+        if self
+            .authorizer()
+            .allows(&viewer.principal, domain, object, action)
+        {
+            return Ok(());
+        }
+        let entry = AuditEntry::new(AuditAction::AccessDenied, client)
+            .by(viewer.user.id, viewer.user.name.clone())
+            .on(object.as_str(), action.as_str());
+        let mut tx = self.db().tenant_tx(tenant).await?;
+        record(&mut tx, &entry).await?;
+        tx.commit().await.map_err(AppError::internal)?;
+        Err(AppError::not_found())
+    }
+
+    pub async fn list_members(
+        &self,
+        viewer: &Viewer,
+        tenant: &Tenant,
+        client: &RequestMeta,
+    ) -> AppResult<Vec<MemberRow>> {
+        self.authorize_in(viewer, tenant, Object::Members, Action::Read, client)
+            .await?;
+        Ok(repo::members_of(self.db().pool(), tenant.id).await?)
+    }
+
+    pub async fn list_facilities(
+        &self,
+        viewer: &Viewer,
+        tenant: &Tenant,
+        client: &RequestMeta,
+    ) -> AppResult<Vec<FacilityRow>> {
+        self.authorize_in(viewer, tenant, Object::Directory, Action::Read, client)
+            .await?;
+        Ok(repo::facilities_of(self.db().pool(), tenant.id).await?)
+    }
+
+    /// The member `user_id` of `tenant`, or "not found" (also for people of other associations).
+    async fn target_member(&self, tenant: &Tenant, user_id: Uuid) -> AppResult<MemberRow> {
+        repo::member(self.db().pool(), tenant.id, user_id)
+            .await?
+            .ok_or_else(AppError::not_found)
+    }
+
+    /// Ends the membership and every session of the person at once: their open pages stop
+    /// working on the next request.
+    pub async fn deactivate_member(
+        &self,
+        viewer: &Viewer,
+        tenant: &Tenant,
+        user_id: Uuid,
+        client: &RequestMeta,
+    ) -> AppResult<()> {
+        self.authorize_in(viewer, tenant, Object::Members, Action::Deactivate, client)
+            .await?;
+        let target = self.target_member(tenant, user_id).await?;
+        if user_id == viewer.user.id {
+            return Err(AppError::invalid(
+                "userId",
+                "you cannot deactivate yourself",
+            ));
+        }
+        let mut tx = self.db().tenant_tx(tenant).await?;
+        if target.role == "admin"
+            && target.status == "active"
+            && repo::count_admins(&mut tx, tenant.id).await? <= 1
+        {
+            return Err(AppError::new(
+                ErrorCode::Conflict,
+                "an association needs at least one administrator",
+            ));
+        }
+        repo::set_membership(&mut tx, tenant.id, user_id, None, Some("deactivated")).await?;
+        let ended = repo::revoke_all_sessions(&mut tx, user_id).await?;
+        let entry = AuditEntry::new(AuditAction::MemberDeactivate, client)
+            .by(viewer.user.id, viewer.user.name.clone())
+            .on("user", user_id)
+            .with_detail("sessions_ended", i64::try_from(ended).unwrap_or(i64::MAX));
+        record(&mut tx, &entry).await?;
+        tx.commit().await.map_err(AppError::internal)?;
+        Ok(())
+    }
+
+    pub async fn reactivate_member(
+        &self,
+        viewer: &Viewer,
+        tenant: &Tenant,
+        user_id: Uuid,
+        client: &RequestMeta,
+    ) -> AppResult<()> {
+        self.authorize_in(viewer, tenant, Object::Members, Action::Deactivate, client)
+            .await?;
+        self.target_member(tenant, user_id).await?;
+        let mut tx = self.db().tenant_tx(tenant).await?;
+        repo::set_membership(&mut tx, tenant.id, user_id, None, Some("active")).await?;
+        let entry = AuditEntry::new(AuditAction::MemberReactivate, client)
+            .by(viewer.user.id, viewer.user.name.clone())
+            .on("user", user_id);
+        record(&mut tx, &entry).await?;
+        tx.commit().await.map_err(AppError::internal)
+    }
+
+    pub async fn change_member_role(
+        &self,
+        viewer: &Viewer,
+        tenant: &Tenant,
+        user_id: Uuid,
+        role: MemberRole,
+        client: &RequestMeta,
+    ) -> AppResult<()> {
+        self.authorize_in(viewer, tenant, Object::Members, Action::ChangeRole, client)
+            .await?;
+        let target = self.target_member(tenant, user_id).await?;
+        let mut tx = self.db().tenant_tx(tenant).await?;
+        if target.role == "admin"
+            && role == MemberRole::Member
+            && repo::count_admins(&mut tx, tenant.id).await? <= 1
+        {
+            return Err(AppError::new(
+                ErrorCode::Conflict,
+                "an association needs at least one administrator",
+            ));
+        }
+        repo::set_membership(&mut tx, tenant.id, user_id, Some(role.code()), None).await?;
+        let entry = AuditEntry::new(AuditAction::MemberChangeRole, client)
+            .by(viewer.user.id, viewer.user.name.clone())
+            .on("user", user_id)
+            .with_detail("role", role.code());
+        record(&mut tx, &entry).await?;
+        tx.commit().await.map_err(AppError::internal)
+    }
+
+    /// Signs a member out on every device.
+    pub async fn sign_out_member(
+        &self,
+        viewer: &Viewer,
+        tenant: &Tenant,
+        user_id: Uuid,
+        client: &RequestMeta,
+    ) -> AppResult<u64> {
+        self.authorize_in(viewer, tenant, Object::Members, Action::SignOut, client)
+            .await?;
+        self.target_member(tenant, user_id).await?;
+        let mut tx = self.db().tenant_tx(tenant).await?;
+        let ended = repo::revoke_all_sessions(&mut tx, user_id).await?;
+        let entry = AuditEntry::new(AuditAction::MemberSignOut, client)
+            .by(viewer.user.id, viewer.user.name.clone())
+            .on("user", user_id)
+            .with_detail("sessions_ended", i64::try_from(ended).unwrap_or(i64::MAX));
+        record(&mut tx, &entry).await?;
+        tx.commit().await.map_err(AppError::internal)?;
+        Ok(ended)
+    }
+
+    /// For a member who lost their phone: removes the second factor and its recovery codes and
+    /// ends their sessions; they enrol again at the next sign-in if an association requires it.
+    pub async fn reset_member_second_factor(
+        &self,
+        viewer: &Viewer,
+        tenant: &Tenant,
+        user_id: Uuid,
+        client: &RequestMeta,
+    ) -> AppResult<()> {
+        self.authorize_in(
+            viewer,
+            tenant,
+            Object::Members,
+            Action::ResetSecondFactor,
+            client,
+        )
+        .await?;
+        self.target_member(tenant, user_id).await?;
+        let mut tx = self.db().tenant_tx(tenant).await?;
+        repo::clear_second_factor(&mut tx, user_id).await?;
+        repo::revoke_all_sessions(&mut tx, user_id).await?;
+        let entry = AuditEntry::new(AuditAction::MemberResetSecondFactor, client)
+            .by(viewer.user.id, viewer.user.name.clone())
+            .on("user", user_id);
+        record(&mut tx, &entry).await?;
+        tx.commit().await.map_err(AppError::internal)
+    }
+
+    pub async fn association_settings(
+        &self,
+        viewer: &Viewer,
+        tenant: &Tenant,
+        client: &RequestMeta,
+    ) -> AppResult<SettingsRow> {
+        self.authorize_in(viewer, tenant, Object::Settings, Action::Read, client)
+            .await?;
+        let mut tx = self.db().tenant_tx(tenant).await?;
+        let s = assoc_repo::read_settings(&mut tx).await?;
+        tx.commit().await.map_err(AppError::internal)?;
+        Ok(s)
+    }
+
+    pub async fn update_association_settings(
+        &self,
+        viewer: &Viewer,
+        tenant: &Tenant,
+        input: &SettingsInput,
+        client: &RequestMeta,
+    ) -> AppResult<SettingsRow> {
+        self.authorize_in(viewer, tenant, Object::Settings, Action::Update, client)
+            .await?;
+        input.validate()?;
+        let mut tx = self.db().tenant_tx(tenant).await?;
+        assoc_repo::write_settings(
+            &mut tx,
+            input.require_second_factor,
+            input.session_idle_minutes,
+            input.session_absolute_hours,
+            input.audit_retention_years,
+            input.receipt_mode.map(crate::groups::ReceiptMode::code),
+        )
+        .await?;
+        let entry = AuditEntry::new(AuditAction::SettingsUpdate, client)
+            .by(viewer.user.id, viewer.user.name.clone())
+            .on("association", tenant.id)
+            .with_detail("require_second_factor", input.require_second_factor)
+            .with_detail(
+                "session_idle_minutes",
+                i64::from(input.session_idle_minutes),
+            )
+            .with_detail(
+                "session_absolute_hours",
+                i64::from(input.session_absolute_hours),
+            )
+            .with_detail(
+                "audit_retention_years",
+                i64::from(input.audit_retention_years),
+            )
+            .with_detail(
+                "receipt_mode",
+                input
+                    .receipt_mode
+                    .map_or("unchanged", crate::groups::ReceiptMode::code),
+            );
+        record(&mut tx, &entry).await?;
+        let s = assoc_repo::read_settings(&mut tx).await?;
+        tx.commit().await.map_err(AppError::internal)?;
+        Ok(s)
+    }
+}

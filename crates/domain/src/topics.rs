@@ -1,0 +1,1078 @@
+//! Topics, comments, footprints (足跡), acknowledgements, unread counts and the home page.
+//!
+//! A topic's body is its comment number 1, so footprints and unread work the same for both.
+//! Visibility: a topic is seen by the active members of its group whose profession class is in
+//! its scope, and by its author. Everyone else gets "not found", whatever they ask.
+//!
+//! Unread is kept as counters (`unread` rows per person and topic), updated on every write;
+//! counts and the home page read those, never scanning comments.
+
+use crate::audit::{record, AuditAction, AuditEntry, RequestMeta};
+use crate::groups::{active_role, by_association, topic_visible, viewer_bit, ReceiptMode, Scope};
+use crate::sessions::Viewer;
+use crate::{AppError, AppResult, ErrorCode, Services, Tenant};
+use chrono::{DateTime, Utc};
+use musubi_authz::{Action, GroupRole, Object};
+use musubi_db::groups::{
+    self as repo, CommentRow, GroupMemberRow, ReaderRow, TopicRow, VersionRow,
+};
+use musubi_realtime::{Event, EventKind};
+use sqlx::PgConnection;
+use uuid::Uuid;
+
+pub const MAX_TITLE_CHARS: usize = 200;
+pub const MAX_COMMENT_CHARS: usize = 10_000;
+/// Most comments a topic page shows (the latest).
+pub const TOPIC_PAGE_COMMENTS: i64 = 500;
+/// Most unread comments the home page lists.
+pub const HOME_ITEMS: i64 = 200;
+
+fn check_title(title: &str) -> AppResult<&str> {
+    let t = title.trim();
+    if t.is_empty() {
+        return Err(AppError::invalid("title", "the topic needs a title"));
+    }
+    if t.chars().count() > MAX_TITLE_CHARS {
+        return Err(AppError::invalid(
+            "title",
+            "the title is longer than 200 characters",
+        ));
+    }
+    Ok(t)
+}
+
+fn check_body(body: &str) -> AppResult<String> {
+    // Keep line breaks; drop trailing spaces and control characters other than newline/tab.
+    let cleaned: String = body
+        .replace("\r\n", "\n")
+        .chars()
+        .filter(|c| !c.is_control() || *c == '\n' || *c == '\t')
+        .collect();
+    let trimmed = cleaned.trim();
+    if trimmed.is_empty() {
+        return Err(AppError::invalid("body", "write something first"));
+    }
+    if trimmed.chars().count() > MAX_COMMENT_CHARS {
+        return Err(AppError::invalid(
+            "body",
+            "the text is longer than 10,000 characters",
+        ));
+    }
+    Ok(trimmed.to_owned())
+}
+
+/// One comment as a topic page shows it.
+#[derive(Debug, Clone)]
+pub struct CommentView {
+    pub row: CommentRow,
+    /// Footprints, or acknowledgements in that mode, oldest first. Empty when receipts are off.
+    pub readers: Vec<ReaderRow>,
+    /// For the viewer's own comments: members in scope who have not read (or confirmed) yet.
+    pub not_read_by: Vec<(Uuid, String)>,
+    /// Earlier versions, oldest first (empty for a deleted comment).
+    pub history: Vec<VersionRow>,
+    pub mine: bool,
+    pub acknowledged_by_me: bool,
+}
+
+impl CommentView {
+    pub fn is_deleted(&self) -> bool {
+        self.row.deleted_at.is_some()
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct TopicView {
+    pub tenant: Tenant,
+    pub topic: TopicRow,
+    pub group_name: String,
+    pub group_kind: String,
+    pub receipt_mode: ReceiptMode,
+    pub my_role: GroupRole,
+    /// The author or a group owner: may change scope, pin and close.
+    pub can_manage: bool,
+    pub comments: Vec<CommentView>,
+    /// Active members in scope (who can see the topic).
+    pub audience: Vec<GroupMemberRow>,
+    /// The first comment that was unread when the page was opened.
+    pub first_unread_seq: Option<i32>,
+}
+
+#[derive(Debug, Clone)]
+pub struct TopicPatch {
+    pub title: Option<String>,
+    pub scope: Option<Scope>,
+    pub pinned: Option<bool>,
+    pub closed: Option<bool>,
+}
+
+/// An unread comment on the home page.
+#[derive(Debug, Clone)]
+pub struct HomeItem {
+    pub topic_id: Uuid,
+    pub topic_title: String,
+    pub comment_id: Uuid,
+    pub seq: i32,
+    pub author_name: String,
+    pub excerpt: String,
+    pub important: bool,
+    pub created_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone)]
+pub struct HomeGroup {
+    pub association_slug: String,
+    pub association_name: String,
+    pub group_id: Uuid,
+    pub group_name: String,
+    pub patient: bool,
+    pub unread: i64,
+    /// Newest first.
+    pub items: Vec<HomeItem>,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct UnreadCounts {
+    pub total: i64,
+    /// (association slug, association name, count)
+    pub associations: Vec<(String, String, i64)>,
+    /// (association slug, group id, count)
+    pub groups: Vec<(String, Uuid, i64)>,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct Home {
+    /// Patient groups first, then by newest unread comment.
+    pub groups: Vec<HomeGroup>,
+    pub counts: UnreadCounts,
+    /// How many group invitations wait for the viewer.
+    pub invitations: usize,
+}
+
+fn excerpt(body: &str) -> String {
+    const MAX: usize = 120;
+    let one_line: String = body.split_whitespace().collect::<Vec<_>>().join(" ");
+    if one_line.chars().count() > MAX {
+        let mut s: String = one_line.chars().take(MAX).collect();
+        s.push('…');
+        s
+    } else {
+        one_line
+    }
+}
+
+impl Services {
+    /// Loads a topic the viewer may see (active member of its group, class in scope or author).
+    #[allow(clippy::too_many_arguments)]
+    async fn visible_topic(
+        &self,
+        conn: &mut PgConnection,
+        viewer: &Viewer,
+        tenant: &Tenant,
+        topic_id: Uuid,
+        object: Object,
+        action: Action,
+        client: &RequestMeta,
+    ) -> AppResult<repo::TopicAccessRow> {
+        let access = repo::topic_access(conn, viewer.user.id, topic_id)
+            .await?
+            .ok_or_else(AppError::not_found)?;
+        self.authorize_group(
+            tenant,
+            viewer,
+            access.topic.group_id,
+            access.my_role.as_deref(),
+            object,
+            action,
+            client,
+        )
+        .await?;
+        if !topic_visible(viewer, access.topic.scope, access.topic.author_id) {
+            // Outside the scope: exactly like a missing topic, but on record.
+            let entry = AuditEntry::new(AuditAction::AccessDenied, client)
+                .by(viewer.user.id, viewer.user.name.clone())
+                .on("topic", topic_id)
+                .with_detail("reason", "scope");
+            let mut tx = self.db().tenant_tx(tenant).await?;
+            record(&mut tx, &entry).await?;
+            tx.commit().await.map_err(AppError::internal)?;
+            return Err(AppError::not_found());
+        }
+        Ok(access)
+    }
+
+    /// Posts a topic: its title, scope and first comment (the body).
+    #[allow(clippy::too_many_arguments)]
+    pub async fn create_topic(
+        &self,
+        viewer: &Viewer,
+        tenant: &Tenant,
+        group_id: Uuid,
+        title: &str,
+        body: &str,
+        scope: Scope,
+        important: bool,
+        client: &RequestMeta,
+    ) -> AppResult<Uuid> {
+        let title = check_title(title)?;
+        let body = check_body(body)?;
+        let scope = Scope::from_bits(scope.0)?;
+        let mut tx = self.db().tenant_tx(tenant).await?;
+        let group = repo::group(&mut tx, viewer.user.id, group_id)
+            .await?
+            .ok_or_else(AppError::not_found)?;
+        self.authorize_group(
+            tenant,
+            viewer,
+            group_id,
+            active_role(&group),
+            Object::Topics,
+            Action::Create,
+            client,
+        )
+        .await?;
+        let topic_id = Uuid::now_v7();
+        repo::insert_topic(
+            &mut tx,
+            &repo::NewTopic {
+                id: topic_id,
+                group_id,
+                author_id: viewer.user.id,
+                title,
+                scope: scope.0,
+            },
+        )
+        .await?;
+        let (comment_id, seq, at) = repo::insert_comment(
+            &mut tx,
+            topic_id,
+            group_id,
+            viewer.user.id,
+            &body,
+            important,
+        )
+        .await?;
+        repo::spread_unread(
+            &mut tx,
+            group_id,
+            topic_id,
+            viewer.user.id,
+            scope.0,
+            viewer.user.id,
+            seq,
+            at,
+        )
+        .await?;
+        let entry = AuditEntry::new(AuditAction::TopicCreate, client)
+            .by(viewer.user.id, viewer.user.name.clone())
+            .on("topic", topic_id)
+            .with_detail("group_id", group_id.to_string())
+            .with_detail("scope", i64::from(scope.0));
+        record(&mut tx, &entry).await?;
+        let event = self
+            .write_event(
+                &mut tx,
+                tenant,
+                group_id,
+                Some(topic_id),
+                EventKind::CommentPosted,
+                scope.0,
+                viewer.user.id,
+                Some(viewer.user.id),
+                &[comment_id],
+                None,
+            )
+            .await?;
+        tx.commit().await.map_err(AppError::internal)?;
+        self.publish(event).await;
+        Ok(topic_id)
+    }
+
+    /// Opens a topic: its comments with readers, history and who has not read the viewer's own.
+    /// With `record`, what was unread becomes read: footprints are written (in footprint mode)
+    /// and the unread counter is cleared. One audit record for a patient group's topic.
+    pub async fn open_topic(
+        &self,
+        viewer: &Viewer,
+        tenant: &Tenant,
+        topic_id: Uuid,
+        record_read: bool,
+        client: &RequestMeta,
+    ) -> AppResult<TopicView> {
+        let mut tx = self.db().tenant_tx(tenant).await?;
+        let access = self
+            .visible_topic(
+                &mut tx,
+                viewer,
+                tenant,
+                topic_id,
+                Object::Comments,
+                Action::Read,
+                client,
+            )
+            .await?;
+        let mode = ReceiptMode::from_code(&access.receipt_mode).unwrap_or(ReceiptMode::Footprints);
+        let me = viewer.user.id;
+        let mut first_unread_seq = None;
+        let mut new_footprints = Vec::new();
+        if record_read {
+            first_unread_seq = repo::take_unread(&mut tx, me, topic_id).await?;
+            if mode == ReceiptMode::Footprints {
+                // Without an unread counter there may still be comments this person never read
+                // (they joined later, or came into scope): look from the start then.
+                let from = first_unread_seq.unwrap_or(1);
+                new_footprints = repo::record_footprints(&mut tx, me, topic_id, from).await?;
+            }
+        }
+        let rows = repo::comments_of_topic(&mut tx, topic_id, TOPIC_PAGE_COMMENTS).await?;
+        let from_seq = rows.first().map_or(1, |c| c.seq);
+        let readers = match mode {
+            ReceiptMode::Off => Vec::new(),
+            ReceiptMode::Footprints => {
+                repo::readers_of_topic(&mut tx, topic_id, from_seq, false).await?
+            }
+            ReceiptMode::Acknowledgement => {
+                repo::readers_of_topic(&mut tx, topic_id, from_seq, true).await?
+            }
+        };
+        let history = if rows.iter().any(|c| c.version > 1) {
+            repo::versions_of_topic(&mut tx, topic_id).await?
+        } else {
+            Vec::new()
+        };
+        let mut audience = repo::members(&mut tx, tenant.id, access.topic.group_id).await?;
+        audience.retain(|m| {
+            m.status == "active"
+                && (m.scope_bit & access.topic.scope != 0 || m.user_id == access.topic.author_id)
+        });
+        if access.group_kind == "patient" {
+            let entry = AuditEntry::new(AuditAction::TopicRead, client)
+                .by(me, viewer.user.name.clone())
+                .on("topic", topic_id)
+                .with_detail("group_id", access.topic.group_id.to_string())
+                // The comments shown, as docs/audit.md promises: one record for all of them.
+                .on_many(rows.iter().map(|c| c.id));
+            record(&mut tx, &entry).await?;
+        }
+        let event = if new_footprints.is_empty() {
+            None
+        } else {
+            let ids: Vec<Uuid> = new_footprints.iter().map(|(id, _)| *id).collect();
+            Some(
+                self.write_event(
+                    &mut tx,
+                    tenant,
+                    access.topic.group_id,
+                    Some(topic_id),
+                    EventKind::FootprintAdded,
+                    access.topic.scope,
+                    me,
+                    Some(access.topic.author_id),
+                    &ids,
+                    None,
+                )
+                .await?,
+            )
+        };
+        let cleared = first_unread_seq.is_some();
+        let unread_event = if cleared {
+            Some(
+                self.write_event(
+                    &mut tx,
+                    tenant,
+                    access.topic.group_id,
+                    Some(topic_id),
+                    EventKind::UnreadChanged,
+                    access.topic.scope,
+                    me,
+                    Some(access.topic.author_id),
+                    &[],
+                    Some(me),
+                )
+                .await?,
+            )
+        } else {
+            None
+        };
+        tx.commit().await.map_err(AppError::internal)?;
+        if let Some(e) = event {
+            self.publish(e).await;
+        }
+        if let Some(e) = unread_event {
+            self.publish(e).await;
+        }
+
+        let comments = rows
+            .into_iter()
+            .map(|row| {
+                let mine = row.author_id == me;
+                let deleted = row.deleted_at.is_some();
+                let rs: Vec<ReaderRow> = readers
+                    .iter()
+                    .filter(|r| r.comment_id == row.id)
+                    .cloned()
+                    .collect();
+                let not_read_by = if mine && !deleted && mode != ReceiptMode::Off {
+                    audience
+                        .iter()
+                        .filter(|m| m.user_id != me && !rs.iter().any(|r| r.user_id == m.user_id))
+                        .map(|m| (m.user_id, m.name.clone()))
+                        .collect()
+                } else {
+                    Vec::new()
+                };
+                let acknowledged_by_me =
+                    mode == ReceiptMode::Acknowledgement && rs.iter().any(|r| r.user_id == me);
+                let history = if deleted {
+                    Vec::new()
+                } else {
+                    history
+                        .iter()
+                        .filter(|v| v.comment_id == row.id)
+                        .cloned()
+                        .collect()
+                };
+                let mut row = row;
+                if deleted {
+                    // Kept for the audit trail, never shown.
+                    row.body = String::new();
+                }
+                CommentView {
+                    row,
+                    readers: rs,
+                    not_read_by,
+                    history,
+                    mine,
+                    acknowledged_by_me,
+                }
+            })
+            .collect();
+        let my_role = access
+            .my_role
+            .as_deref()
+            .and_then(GroupRole::from_code)
+            .unwrap_or(GroupRole::Member);
+        let mut topic = access.topic;
+        if cleared {
+            topic.unread = 0;
+        }
+        Ok(TopicView {
+            tenant: tenant.clone(),
+            can_manage: topic.author_id == me || my_role == GroupRole::Owner,
+            topic,
+            group_name: access.group_name,
+            group_kind: access.group_kind,
+            receipt_mode: mode,
+            my_role,
+            comments,
+            audience,
+            first_unread_seq,
+        })
+    }
+
+    /// Changes a topic's title, scope, pin or closed state: its author or a group owner.
+    pub async fn update_topic(
+        &self,
+        viewer: &Viewer,
+        tenant: &Tenant,
+        topic_id: Uuid,
+        patch: &TopicPatch,
+        client: &RequestMeta,
+    ) -> AppResult<()> {
+        let mut tx = self.db().tenant_tx(tenant).await?;
+        let access = self
+            .visible_topic(
+                &mut tx,
+                viewer,
+                tenant,
+                topic_id,
+                Object::Topics,
+                Action::Read,
+                client,
+            )
+            .await?;
+        let t = &access.topic;
+        if t.author_id != viewer.user.id {
+            self.authorize_group(
+                tenant,
+                viewer,
+                t.group_id,
+                access.my_role.as_deref(),
+                Object::Topics,
+                Action::Moderate,
+                client,
+            )
+            .await?;
+        }
+        let title = match &patch.title {
+            Some(title) => check_title(title)?.to_owned(),
+            None => t.title.clone(),
+        };
+        let scope = match patch.scope {
+            Some(s) => Scope::from_bits(s.0)?.0,
+            None => t.scope,
+        };
+        repo::update_topic(
+            &mut tx,
+            topic_id,
+            &title,
+            scope,
+            patch.pinned.unwrap_or(t.pinned),
+            patch.closed.unwrap_or(t.closed),
+        )
+        .await?;
+        if scope != t.scope {
+            repo::rebuild_unread(&mut tx, t.group_id, topic_id, t.author_id, t.scope, scope)
+                .await?;
+        }
+        let entry = AuditEntry::new(AuditAction::TopicUpdate, client)
+            .by(viewer.user.id, viewer.user.name.clone())
+            .on("topic", topic_id)
+            .with_detail("scope", i64::from(scope))
+            .with_detail("pinned", patch.pinned.unwrap_or(t.pinned))
+            .with_detail("closed", patch.closed.unwrap_or(t.closed));
+        record(&mut tx, &entry).await?;
+        // Announced to the union of old and new scopes: those who lost it drop it from view.
+        let event = self
+            .write_event(
+                &mut tx,
+                tenant,
+                t.group_id,
+                Some(topic_id),
+                EventKind::TopicChanged,
+                scope | t.scope,
+                viewer.user.id,
+                Some(t.author_id),
+                &[],
+                None,
+            )
+            .await?;
+        tx.commit().await.map_err(AppError::internal)?;
+        self.publish(event).await;
+        Ok(())
+    }
+
+    /// Replies in a topic. The replier's own unread counter is left as it is: the page opens the
+    /// topic (and so reads it) before replying; an API client may reply without reading.
+    pub async fn post_comment(
+        &self,
+        viewer: &Viewer,
+        tenant: &Tenant,
+        topic_id: Uuid,
+        body: &str,
+        important: bool,
+        client: &RequestMeta,
+    ) -> AppResult<Uuid> {
+        let body = check_body(body)?;
+        let mut tx = self.db().tenant_tx(tenant).await?;
+        let access = self
+            .visible_topic(
+                &mut tx,
+                viewer,
+                tenant,
+                topic_id,
+                Object::Comments,
+                Action::Create,
+                client,
+            )
+            .await?;
+        let t = &access.topic;
+        if t.closed {
+            return Err(AppError::new(
+                ErrorCode::TopicClosed,
+                "this topic is closed to new comments",
+            ));
+        }
+        let (comment_id, seq, at) = repo::insert_comment(
+            &mut tx,
+            topic_id,
+            t.group_id,
+            viewer.user.id,
+            &body,
+            important,
+        )
+        .await?;
+        repo::spread_unread(
+            &mut tx,
+            t.group_id,
+            topic_id,
+            t.author_id,
+            t.scope,
+            viewer.user.id,
+            seq,
+            at,
+        )
+        .await?;
+        let entry = AuditEntry::new(AuditAction::CommentCreate, client)
+            .by(viewer.user.id, viewer.user.name.clone())
+            .on("comment", comment_id)
+            .with_detail("topic_id", topic_id.to_string())
+            .with_detail("important", important);
+        record(&mut tx, &entry).await?;
+        let event = self
+            .write_event(
+                &mut tx,
+                tenant,
+                t.group_id,
+                Some(topic_id),
+                EventKind::CommentPosted,
+                t.scope,
+                viewer.user.id,
+                Some(t.author_id),
+                &[comment_id],
+                None,
+            )
+            .await?;
+        tx.commit().await.map_err(AppError::internal)?;
+        self.publish(event).await;
+        Ok(comment_id)
+    }
+
+    /// Loads a comment with its topic's access checked; returns (comment, topic access).
+    async fn visible_comment(
+        &self,
+        conn: &mut PgConnection,
+        viewer: &Viewer,
+        tenant: &Tenant,
+        comment_id: Uuid,
+        client: &RequestMeta,
+    ) -> AppResult<(CommentRow, repo::TopicAccessRow)> {
+        let comment = repo::comment(conn, comment_id)
+            .await?
+            .ok_or_else(AppError::not_found)?;
+        let access = self
+            .visible_topic(
+                conn,
+                viewer,
+                tenant,
+                comment.topic_id,
+                Object::Comments,
+                Action::Read,
+                client,
+            )
+            .await?;
+        Ok((comment, access))
+    }
+
+    /// The author edits a comment; the earlier text stays visible as history.
+    pub async fn edit_comment(
+        &self,
+        viewer: &Viewer,
+        tenant: &Tenant,
+        comment_id: Uuid,
+        body: &str,
+        important: bool,
+        client: &RequestMeta,
+    ) -> AppResult<()> {
+        let body = check_body(body)?;
+        let mut tx = self.db().tenant_tx(tenant).await?;
+        let (comment, access) = self
+            .visible_comment(&mut tx, viewer, tenant, comment_id, client)
+            .await?;
+        if comment.author_id != viewer.user.id || comment.deleted_at.is_some() {
+            // Only the author edits; a deleted comment stays deleted.
+            return Err(AppError::not_found());
+        }
+        repo::edit_comment(&mut tx, comment_id, &body, important).await?;
+        let entry = AuditEntry::new(AuditAction::CommentEdit, client)
+            .by(viewer.user.id, viewer.user.name.clone())
+            .on("comment", comment_id)
+            .with_detail("version", i64::from(comment.version + 1));
+        record(&mut tx, &entry).await?;
+        let event = self
+            .write_event(
+                &mut tx,
+                tenant,
+                access.topic.group_id,
+                Some(access.topic.id),
+                EventKind::CommentEdited,
+                access.topic.scope,
+                viewer.user.id,
+                Some(access.topic.author_id),
+                &[comment_id],
+                None,
+            )
+            .await?;
+        tx.commit().await.map_err(AppError::internal)?;
+        self.publish(event).await;
+        Ok(())
+    }
+
+    /// Deletes a comment (its author, or a group owner): a "deleted" mark stays in its place
+    /// and the record is kept. A topic's body (comment 1) cannot be deleted.
+    pub async fn delete_comment(
+        &self,
+        viewer: &Viewer,
+        tenant: &Tenant,
+        comment_id: Uuid,
+        client: &RequestMeta,
+    ) -> AppResult<()> {
+        let mut tx = self.db().tenant_tx(tenant).await?;
+        let (comment, access) = self
+            .visible_comment(&mut tx, viewer, tenant, comment_id, client)
+            .await?;
+        if comment.author_id != viewer.user.id {
+            self.authorize_group(
+                tenant,
+                viewer,
+                access.topic.group_id,
+                access.my_role.as_deref(),
+                Object::Comments,
+                Action::Moderate,
+                client,
+            )
+            .await?;
+        }
+        if comment.deleted_at.is_some() {
+            return Ok(());
+        }
+        if comment.seq == 1 {
+            return Err(AppError::invalid(
+                "commentId",
+                "the first post of a topic cannot be deleted; edit it or close the topic",
+            ));
+        }
+        repo::delete_comment(
+            &mut tx,
+            comment_id,
+            comment.topic_id,
+            comment.author_id,
+            comment.seq,
+            viewer.user.id,
+        )
+        .await?;
+        let entry = AuditEntry::new(AuditAction::CommentDelete, client)
+            .by(viewer.user.id, viewer.user.name.clone())
+            .on("comment", comment_id)
+            .with_detail("topic_id", comment.topic_id.to_string());
+        record(&mut tx, &entry).await?;
+        let event = self
+            .write_event(
+                &mut tx,
+                tenant,
+                access.topic.group_id,
+                Some(access.topic.id),
+                EventKind::CommentDeleted,
+                access.topic.scope,
+                viewer.user.id,
+                Some(access.topic.author_id),
+                &[comment_id],
+                None,
+            )
+            .await?;
+        tx.commit().await.map_err(AppError::internal)?;
+        self.publish(event).await;
+        Ok(())
+    }
+
+    /// 「確認しました」 on a comment, in groups whose mode is acknowledgement.
+    pub async fn acknowledge_comment(
+        &self,
+        viewer: &Viewer,
+        tenant: &Tenant,
+        comment_id: Uuid,
+        client: &RequestMeta,
+    ) -> AppResult<()> {
+        let mut tx = self.db().tenant_tx(tenant).await?;
+        let (comment, access) = self
+            .visible_comment(&mut tx, viewer, tenant, comment_id, client)
+            .await?;
+        if access.receipt_mode != ReceiptMode::Acknowledgement.code() {
+            return Err(AppError::invalid(
+                "commentId",
+                "this group does not use acknowledgements",
+            ));
+        }
+        if comment.author_id == viewer.user.id || comment.deleted_at.is_some() {
+            return Err(AppError::invalid(
+                "commentId",
+                "you cannot confirm your own or a deleted comment",
+            ));
+        }
+        if repo::acknowledge(&mut tx, comment_id, viewer.user.id)
+            .await?
+            .is_none()
+        {
+            return Ok(()); // already confirmed: nothing changes
+        }
+        let entry = AuditEntry::new(AuditAction::CommentAcknowledge, client)
+            .by(viewer.user.id, viewer.user.name.clone())
+            .on("comment", comment_id);
+        record(&mut tx, &entry).await?;
+        let event = self
+            .write_event(
+                &mut tx,
+                tenant,
+                access.topic.group_id,
+                Some(access.topic.id),
+                EventKind::Acknowledged,
+                access.topic.scope,
+                viewer.user.id,
+                Some(access.topic.author_id),
+                &[comment_id],
+                None,
+            )
+            .await?;
+        tx.commit().await.map_err(AppError::internal)?;
+        self.publish(event).await;
+        Ok(())
+    }
+
+    /// "Mark all as read" for a group: clears the counters without leaving footprints (the
+    /// comments were not actually read).
+    pub async fn mark_group_read(
+        &self,
+        viewer: &Viewer,
+        tenant: &Tenant,
+        group_id: Uuid,
+        client: &RequestMeta,
+    ) -> AppResult<u64> {
+        let mut tx = self.db().tenant_tx(tenant).await?;
+        let group = repo::group(&mut tx, viewer.user.id, group_id)
+            .await?
+            .ok_or_else(AppError::not_found)?;
+        self.authorize_group(
+            tenant,
+            viewer,
+            group_id,
+            active_role(&group),
+            Object::Topics,
+            Action::Read,
+            client,
+        )
+        .await?;
+        let cleared = repo::mark_group_read(&mut tx, viewer.user.id, group_id).await?;
+        let entry = AuditEntry::new(AuditAction::GroupMarkRead, client)
+            .by(viewer.user.id, viewer.user.name.clone())
+            .on("group", group_id)
+            .with_detail("topics", i64::try_from(cleared).unwrap_or(i64::MAX));
+        record(&mut tx, &entry).await?;
+        let event = self
+            .write_event(
+                &mut tx,
+                tenant,
+                group_id,
+                None,
+                EventKind::UnreadChanged,
+                Scope::EVERYONE.0,
+                viewer.user.id,
+                None,
+                &[],
+                Some(viewer.user.id),
+            )
+            .await?;
+        tx.commit().await.map_err(AppError::internal)?;
+        self.publish(event).await;
+        Ok(cleared)
+    }
+
+    /// The home page: unread comments across every association the viewer has groups in,
+    /// grouped by group (patient groups first), newest first. One directory query, then one
+    /// transaction per host association; nothing scales with the comments ever written.
+    pub async fn home(&self, viewer: &Viewer) -> AppResult<Home> {
+        let rows = repo::groups_of(self.db().pool(), viewer.user.id).await?;
+        let invitations = rows.iter().filter(|r| r.status == "invited").count();
+        let mut home = Home {
+            invitations,
+            ..Home::default()
+        };
+        let bit = viewer_bit(viewer);
+        for (_, slug, name, _) in by_association(&rows, |r| r.status == "active") {
+            let Ok(tenant) = self.db().resolve_tenant(&slug).await else {
+                continue;
+            };
+            let mut tx = self.db().tenant_tx(&tenant).await?;
+            let counts = repo::unread_by_group(&mut tx, viewer.user.id).await?;
+            let items = if counts.is_empty() {
+                Vec::new()
+            } else {
+                repo::unread_items(&mut tx, viewer.user.id, bit, HOME_ITEMS).await?
+            };
+            tx.commit().await.map_err(AppError::internal)?;
+            let sum: i64 = counts.iter().map(|(_, n)| n).sum();
+            home.counts.total += sum;
+            home.counts
+                .associations
+                .push((slug.clone(), name.clone(), sum));
+            for (g, n) in &counts {
+                home.counts.groups.push((slug.clone(), *g, *n));
+            }
+            for item in items {
+                let group = match home.groups.iter_mut().find(|h| h.group_id == item.group_id) {
+                    Some(g) => g,
+                    None => {
+                        home.groups.push(HomeGroup {
+                            association_slug: slug.clone(),
+                            association_name: name.clone(),
+                            group_id: item.group_id,
+                            group_name: item.group_name.clone(),
+                            patient: item.group_kind == "patient",
+                            unread: counts
+                                .iter()
+                                .find(|(g, _)| *g == item.group_id)
+                                .map_or(0, |(_, n)| *n),
+                            items: Vec::new(),
+                        });
+                        home.groups.last_mut().expect("just pushed")
+                    }
+                };
+                group.items.push(HomeItem {
+                    topic_id: item.topic_id,
+                    topic_title: item.topic_title,
+                    comment_id: item.comment_id,
+                    seq: item.seq,
+                    author_name: item.author_name,
+                    excerpt: excerpt(&item.body),
+                    important: item.important,
+                    created_at: item.created_at,
+                });
+            }
+        }
+        for g in &mut home.groups {
+            g.items.sort_by_key(|i| std::cmp::Reverse(i.created_at));
+        }
+        home.groups.sort_by(|a, b| {
+            b.patient.cmp(&a.patient).then_with(|| {
+                let newest = |g: &HomeGroup| g.items.first().map(|i| i.created_at);
+                newest(b).cmp(&newest(a))
+            })
+        });
+        Ok(home)
+    }
+
+    /// Unread counts only (for badges and live updates).
+    pub async fn unread_counts(&self, viewer: &Viewer) -> AppResult<UnreadCounts> {
+        let rows = repo::groups_of(self.db().pool(), viewer.user.id).await?;
+        let mut counts = UnreadCounts::default();
+        for (_, slug, name, _) in by_association(&rows, |r| r.status == "active") {
+            let Ok(tenant) = self.db().resolve_tenant(&slug).await else {
+                continue;
+            };
+            let mut tx = self.db().tenant_tx(&tenant).await?;
+            let by_group = repo::unread_by_group(&mut tx, viewer.user.id).await?;
+            tx.commit().await.map_err(AppError::internal)?;
+            let sum: i64 = by_group.iter().map(|(_, n)| n).sum();
+            counts.total += sum;
+            counts.associations.push((slug.clone(), name, sum));
+            counts
+                .groups
+                .extend(by_group.into_iter().map(|(g, n)| (slug.clone(), g, n)));
+        }
+        Ok(counts)
+    }
+}
+
+impl Services {
+    /// Writes an event in the caller's transaction; publish the result after commit.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) async fn write_event(
+        &self,
+        conn: &mut PgConnection,
+        tenant: &Tenant,
+        group_id: Uuid,
+        topic_id: Option<Uuid>,
+        kind: EventKind,
+        scope: i16,
+        actor_id: Uuid,
+        topic_author_id: Option<Uuid>,
+        comment_ids: &[Uuid],
+        user_id: Option<Uuid>,
+    ) -> AppResult<Event> {
+        let id = repo::insert_event(
+            conn,
+            &repo::NewEvent {
+                association_id: tenant.id,
+                group_id,
+                topic_id,
+                kind: kind.as_str(),
+                scope,
+                actor_id,
+                topic_author_id,
+                comment_ids,
+                user_id,
+            },
+        )
+        .await?;
+        Ok(Event {
+            id,
+            association_id: tenant.id,
+            group_id,
+            topic_id,
+            kind,
+            scope,
+            actor_id,
+            topic_author_id,
+            comment_ids: comment_ids.to_vec(),
+            user_id,
+        })
+    }
+
+    /// Publishes a committed event. A failure only delays live delivery: the event is in
+    /// PostgreSQL and clients catch up when they reconnect.
+    pub(crate) async fn publish(&self, event: Event) {
+        if let Err(e) = self.bus().publish(&event).await {
+            tracing::warn!(error = %e, event_id = event.id, "could not publish a live event");
+        }
+    }
+
+    /// Whether `event` may reach `viewer` now: re-checked for every event and subscriber,
+    /// because membership and scope can change while a subscription is open.
+    pub async fn event_visible_to(&self, viewer: &Viewer, event: &Event) -> AppResult<bool> {
+        if let Some(user) = event.user_id {
+            if user != viewer.user.id {
+                return Ok(false);
+            }
+            // Membership changes reach the person concerned even when they are not (or no
+            // longer) a member.
+            if event.kind == EventKind::MembershipChanged {
+                return Ok(true);
+            }
+        }
+        let Some(bit) = repo::may_receive(self.db().pool(), viewer.user.id, event.group_id).await?
+        else {
+            return Ok(false);
+        };
+        Ok(event.scope & bit != 0 || event.topic_author_id == Some(viewer.user.id))
+    }
+
+    /// Events after `after` the viewer may see, oldest first (catch-up after a reconnect).
+    pub async fn events_since(
+        &self,
+        viewer: &Viewer,
+        after: i64,
+        limit: i64,
+    ) -> AppResult<Vec<Event>> {
+        let rows = repo::events_since(
+            self.db().pool(),
+            viewer.user.id,
+            after,
+            limit.clamp(1, 1000),
+        )
+        .await?;
+        let bit = viewer_bit(viewer);
+        Ok(rows
+            .into_iter()
+            .filter_map(|r| {
+                let kind = EventKind::from_code(&r.kind)?;
+                let visible = r.scope & bit != 0 || r.topic_author_id == Some(viewer.user.id);
+                visible.then_some(Event {
+                    id: r.id,
+                    association_id: r.association_id,
+                    group_id: r.group_id,
+                    topic_id: r.topic_id,
+                    kind,
+                    scope: r.scope,
+                    actor_id: r.actor_id,
+                    topic_author_id: r.topic_author_id,
+                    comment_ids: r.comment_ids,
+                    user_id: r.user_id,
+                })
+            })
+            .collect())
+    }
+
+    /// The newest event id now: where a fresh subscription starts.
+    pub async fn last_event_id(&self) -> AppResult<i64> {
+        Ok(repo::last_event_id(self.db().pool()).await?)
+    }
+}

@@ -1,0 +1,336 @@
+//! The association console through the API: members, facilities, settings. The request's
+//! association comes from the `Musubi-Association` header; the services authorize.
+
+use crate::{to_gql_error, RequestContext};
+use async_graphql::{Context, Enum, InputObject, Object, SimpleObject, ID};
+use chrono::{DateTime, Utc};
+use musubi_domain::members::{MemberRole as DomainRole, SettingsInput};
+use musubi_domain::sessions::Viewer;
+use musubi_domain::{AppError, Services, Tenant};
+use uuid::Uuid;
+
+#[derive(Enum, Copy, Clone, Eq, PartialEq)]
+pub enum MemberRole {
+    Member,
+    Admin,
+}
+
+#[derive(SimpleObject)]
+pub struct Member {
+    pub user_id: ID,
+    pub name: String,
+    pub name_kana: String,
+    pub email: String,
+    pub profession: String,
+    pub doctor_kind: Option<String>,
+    pub role: MemberRole,
+    /// `active` or `deactivated`.
+    pub status: String,
+    pub facility_name: Option<String>,
+    pub second_factor_enabled: bool,
+    pub joined_at: DateTime<Utc>,
+}
+
+#[derive(SimpleObject)]
+pub struct Facility {
+    pub id: ID,
+    pub name: String,
+    /// `clinic`, `hospital`, `visiting_nurse_station`, `care_management_office`, `pharmacy`,
+    /// `care_facility` or `other`.
+    pub kind: String,
+}
+
+#[derive(SimpleObject)]
+pub struct AssociationSettings {
+    pub require_second_factor: bool,
+    pub session_idle_minutes: i32,
+    pub session_absolute_hours: i32,
+    pub audit_retention_years: i32,
+    /// The read-receipt mode of groups that do not choose their own.
+    pub receipt_mode: crate::sns::ReceiptMode,
+    pub updated_at: DateTime<Utc>,
+}
+
+#[derive(InputObject)]
+pub struct AssociationSettingsInput {
+    pub require_second_factor: bool,
+    pub session_idle_minutes: i32,
+    pub session_absolute_hours: i32,
+    pub audit_retention_years: i32,
+    /// The groups' default read-receipt mode; omitted keeps the current one.
+    pub receipt_mode: Option<crate::sns::ReceiptMode>,
+}
+
+impl From<musubi_db::associations::SettingsRow> for AssociationSettings {
+    fn from(s: musubi_db::associations::SettingsRow) -> Self {
+        Self {
+            require_second_factor: s.require_second_factor,
+            session_idle_minutes: s.session_idle_minutes,
+            session_absolute_hours: s.session_absolute_hours,
+            audit_retention_years: s.audit_retention_years,
+            receipt_mode: musubi_domain::groups::ReceiptMode::from_code(&s.receipt_mode)
+                .unwrap_or(musubi_domain::groups::ReceiptMode::Footprints)
+                .into(),
+            updated_at: s.updated_at,
+        }
+    }
+}
+
+type Scope<'a> = (&'a Services, &'a RequestContext, &'a Viewer, &'a Tenant);
+
+fn scope<'a>(ctx: &Context<'a>) -> async_graphql::Result<Scope<'a>> {
+    let services = ctx.data::<Services>()?;
+    let rc = ctx.data::<RequestContext>()?;
+    let viewer = rc.viewer().map_err(|e| to_gql_error(ctx, e))?;
+    let tenant = rc.tenant().map_err(|e| to_gql_error(ctx, e))?;
+    Ok((services, rc, viewer, tenant))
+}
+
+fn parse_user_id(ctx: &Context<'_>, id: &ID) -> async_graphql::Result<Uuid> {
+    Uuid::parse_str(id).map_err(|_| to_gql_error(ctx, AppError::not_found()))
+}
+
+#[derive(InputObject, Default)]
+pub struct AuditFilterInput {
+    pub from: Option<DateTime<Utc>>,
+    pub until: Option<DateTime<Utc>>,
+    pub actor_id: Option<ID>,
+    /// Whole dotted segments: `auth` matches `auth.sign_in` and `auth.sign_out`.
+    pub action: Option<String>,
+    pub object_type: Option<String>,
+    pub object_id: Option<String>,
+}
+
+/// One record of the association's audit log.
+#[derive(SimpleObject)]
+pub struct AuditRecord {
+    pub seq: i64,
+    pub at: DateTime<Utc>,
+    pub actor_id: Option<ID>,
+    pub actor_label: String,
+    pub action: String,
+    pub object_type: Option<String>,
+    pub object_id: Option<String>,
+    pub ip: String,
+    pub user_agent: String,
+    pub detail: async_graphql::Json<serde_json::Value>,
+}
+
+#[derive(SimpleObject)]
+pub struct AuditPage {
+    pub records: Vec<AuditRecord>,
+    /// Pass as `before` to get the next (older) page; null on the last page.
+    pub next_before: Option<i64>,
+}
+
+#[derive(Default)]
+pub struct ConsoleQuery;
+
+#[Object]
+impl ConsoleQuery {
+    /// Members of the routed association (administrators only).
+    async fn members(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<Member>> {
+        let (services, rc, viewer, tenant) = scope(ctx)?;
+        let rows = services
+            .list_members(viewer, tenant, &rc.client)
+            .await
+            .map_err(|e| to_gql_error(ctx, e))?;
+        Ok(rows
+            .into_iter()
+            .map(|m| Member {
+                user_id: ID(m.user_id.to_string()),
+                name: m.name,
+                name_kana: m.name_kana,
+                email: m.email,
+                profession: m.profession,
+                doctor_kind: m.doctor_kind,
+                role: if m.role == "admin" {
+                    MemberRole::Admin
+                } else {
+                    MemberRole::Member
+                },
+                status: m.status,
+                facility_name: m.facility_name,
+                second_factor_enabled: m.second_factor_enabled,
+                joined_at: m.joined_at,
+            })
+            .collect())
+    }
+
+    /// Facilities (事業所) of the routed association (its members).
+    async fn facilities(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<Facility>> {
+        let (services, rc, viewer, tenant) = scope(ctx)?;
+        let rows = services
+            .list_facilities(viewer, tenant, &rc.client)
+            .await
+            .map_err(|e| to_gql_error(ctx, e))?;
+        Ok(rows
+            .into_iter()
+            .map(|f| Facility {
+                id: ID(f.id.to_string()),
+                name: f.name,
+                kind: f.kind,
+            })
+            .collect())
+    }
+
+    /// The routed association's audit log, newest first (administrators only).
+    async fn audit_log(
+        &self,
+        ctx: &Context<'_>,
+        filter: Option<AuditFilterInput>,
+        before: Option<i64>,
+        #[graphql(validator(minimum = 1, maximum = 200))] limit: Option<u32>,
+    ) -> async_graphql::Result<AuditPage> {
+        let (services, rc, viewer, tenant) = scope(ctx)?;
+        let f = filter.unwrap_or_default();
+        let actor_id = match f.actor_id {
+            Some(id) => Some(parse_user_id(ctx, &id)?),
+            None => None,
+        };
+        let filter = musubi_db::audit::AuditFilter {
+            from: f.from,
+            until: f.until,
+            actor_id,
+            action_prefix: f.action,
+            object_type: f.object_type,
+            object_id: f.object_id,
+        };
+        let page = services
+            .audit_list(viewer, tenant, &filter, before, limit, &rc.client)
+            .await
+            .map_err(|e| to_gql_error(ctx, e))?;
+        Ok(AuditPage {
+            next_before: page.next_before,
+            records: page
+                .records
+                .into_iter()
+                .map(|r| AuditRecord {
+                    seq: r.seq,
+                    at: r.at,
+                    actor_id: r.actor_id.map(|a| ID(a.to_string())),
+                    actor_label: r.actor_label,
+                    action: r.action,
+                    object_type: r.object_type,
+                    object_id: r.object_id,
+                    ip: r.ip,
+                    user_agent: r.user_agent,
+                    detail: async_graphql::Json(r.detail),
+                })
+                .collect(),
+        })
+    }
+
+    /// Policy of the routed association (administrators only).
+    async fn association_settings(
+        &self,
+        ctx: &Context<'_>,
+    ) -> async_graphql::Result<AssociationSettings> {
+        let (services, rc, viewer, tenant) = scope(ctx)?;
+        Ok(services
+            .association_settings(viewer, tenant, &rc.client)
+            .await
+            .map_err(|e| to_gql_error(ctx, e))?
+            .into())
+    }
+}
+
+#[derive(Default)]
+pub struct ConsoleMutation;
+
+#[Object]
+impl ConsoleMutation {
+    /// Ends a person's membership and signs them out everywhere at once.
+    async fn deactivate_member(
+        &self,
+        ctx: &Context<'_>,
+        user_id: ID,
+    ) -> async_graphql::Result<bool> {
+        let (services, rc, viewer, tenant) = scope(ctx)?;
+        let id = parse_user_id(ctx, &user_id)?;
+        services
+            .deactivate_member(viewer, tenant, id, &rc.client)
+            .await
+            .map_err(|e| to_gql_error(ctx, e))?;
+        Ok(true)
+    }
+
+    async fn reactivate_member(
+        &self,
+        ctx: &Context<'_>,
+        user_id: ID,
+    ) -> async_graphql::Result<bool> {
+        let (services, rc, viewer, tenant) = scope(ctx)?;
+        let id = parse_user_id(ctx, &user_id)?;
+        services
+            .reactivate_member(viewer, tenant, id, &rc.client)
+            .await
+            .map_err(|e| to_gql_error(ctx, e))?;
+        Ok(true)
+    }
+
+    async fn change_member_role(
+        &self,
+        ctx: &Context<'_>,
+        user_id: ID,
+        role: MemberRole,
+    ) -> async_graphql::Result<bool> {
+        let (services, rc, viewer, tenant) = scope(ctx)?;
+        let id = parse_user_id(ctx, &user_id)?;
+        let role = match role {
+            MemberRole::Admin => DomainRole::Admin,
+            MemberRole::Member => DomainRole::Member,
+        };
+        services
+            .change_member_role(viewer, tenant, id, role, &rc.client)
+            .await
+            .map_err(|e| to_gql_error(ctx, e))?;
+        Ok(true)
+    }
+
+    /// Signs a member out on every device; returns how many sessions ended.
+    async fn sign_out_member(&self, ctx: &Context<'_>, user_id: ID) -> async_graphql::Result<i32> {
+        let (services, rc, viewer, tenant) = scope(ctx)?;
+        let id = parse_user_id(ctx, &user_id)?;
+        let n = services
+            .sign_out_member(viewer, tenant, id, &rc.client)
+            .await
+            .map_err(|e| to_gql_error(ctx, e))?;
+        Ok(i32::try_from(n).unwrap_or(i32::MAX))
+    }
+
+    /// Removes a member's second factor (e.g. a lost phone) and signs them out.
+    async fn reset_member_second_factor(
+        &self,
+        ctx: &Context<'_>,
+        user_id: ID,
+    ) -> async_graphql::Result<bool> {
+        let (services, rc, viewer, tenant) = scope(ctx)?;
+        let id = parse_user_id(ctx, &user_id)?;
+        services
+            .reset_member_second_factor(viewer, tenant, id, &rc.client)
+            .await
+            .map_err(|e| to_gql_error(ctx, e))?;
+        Ok(true)
+    }
+
+    async fn update_association_settings(
+        &self,
+        ctx: &Context<'_>,
+        input: AssociationSettingsInput,
+    ) -> async_graphql::Result<AssociationSettings> {
+        let (services, rc, viewer, tenant) = scope(ctx)?;
+        let input = SettingsInput {
+            require_second_factor: input.require_second_factor,
+            session_idle_minutes: input.session_idle_minutes,
+            session_absolute_hours: input.session_absolute_hours,
+            audit_retention_years: input.audit_retention_years,
+            receipt_mode: input.receipt_mode.map(Into::into),
+        };
+        Ok(services
+            .update_association_settings(viewer, tenant, &input, &rc.client)
+            .await
+            .map_err(|e| to_gql_error(ctx, e))?
+            .into())
+    }
+}

@@ -1,0 +1,237 @@
+//! The HTTP and WebSocket entry points. Tenant routing happens here, once per request.
+
+use crate::error::{ensure_code, request_error};
+use crate::{MusubiSchema, RequestContext};
+use async_graphql::{BatchRequest, Data};
+use async_graphql_axum::{GraphQLBatchRequest, GraphQLProtocol, GraphQLResponse, GraphQLWebSocket};
+use axum::extract::{State, WebSocketUpgrade};
+use axum::http::HeaderMap;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Extension, Router};
+use musubi_domain::audit::RequestMeta;
+use musubi_domain::{AppError, Services, Tenant};
+use musubi_telemetry::{ClientMeta, RequestId};
+use tower_http::limit::RequestBodyLimitLayer;
+
+/// The header that routes an API request to an association (its slug).
+pub const ASSOCIATION_HEADER: &str = "musubi-association";
+/// The web session cookie (set by the sign-in pages).
+pub const SESSION_COOKIE: &str = "musubi_session";
+
+/// The token a request carries: a bearer token, or the web session cookie.
+fn credentials(headers: &HeaderMap) -> Option<(String, bool)> {
+    if let Some(v) = headers
+        .get(http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+    {
+        if let Some(t) = v.strip_prefix("Bearer ") {
+            return Some((t.trim().to_owned(), false));
+        }
+    }
+    headers
+        .get_all(http::header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|kv| kv.trim().split_once('='))
+        .find(|(k, _)| *k == SESSION_COOKIE)
+        .map(|(_, v)| (v.to_owned(), true))
+}
+
+fn same_origin(headers: &HeaderMap) -> bool {
+    let host = headers
+        .get(http::header::HOST)
+        .and_then(|v| v.to_str().ok());
+    let origin = headers
+        .get(http::header::ORIGIN)
+        .and_then(|v| v.to_str().ok());
+    match (host, origin) {
+        (Some(host), Some(origin)) => origin
+            .split_once("://")
+            .is_some_and(|(_, rest)| rest.trim_end_matches('/') == host),
+        _ => false,
+    }
+}
+
+/// Cookie-authenticated calls must be JSON: a cross-site form cannot send that without a CORS
+/// preflight, which this server never grants. That is the CSRF defence for the API.
+fn is_json(headers: &HeaderMap) -> bool {
+    headers
+        .get(http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.trim_start().starts_with("application/json"))
+}
+
+#[derive(Clone)]
+pub struct Gateway {
+    schema: MusubiSchema,
+    services: Services,
+    max_batch: usize,
+}
+
+impl Gateway {
+    pub fn new(schema: MusubiSchema, services: Services, max_batch: usize) -> Self {
+        Self {
+            schema,
+            services,
+            max_batch,
+        }
+    }
+}
+
+pub fn router(gateway: Gateway, max_body_bytes: usize) -> Router {
+    Router::new()
+        .route("/graphql", post(graphql_http))
+        .route("/graphql/ws", get(graphql_ws))
+        .layer(RequestBodyLimitLayer::new(max_body_bytes))
+        .with_state(gateway)
+}
+
+/// Resolves the association named by the client, if any. Unknown or unusable → error; the
+/// request is then refused as a whole and never touches any schema.
+async fn route(services: &Services, slug: Option<&str>) -> Result<Option<Tenant>, AppError> {
+    match slug {
+        None => Ok(None),
+        Some(s) => services.resolve_tenant(s.trim()).await.map(Some),
+    }
+}
+
+fn refuse(e: &AppError, request_id: &RequestId) -> async_graphql::Response {
+    if let Some(source) = &e.source {
+        tracing::warn!(code = e.code.as_str(), request_id = %request_id.0, error = %source, "request refused");
+    }
+    request_error(e.code.as_str(), &e.message)
+}
+
+async fn graphql_http(
+    State(gw): State<Gateway>,
+    headers: HeaderMap,
+    request_id: Option<Extension<RequestId>>,
+    client: Option<Extension<ClientMeta>>,
+    request: GraphQLBatchRequest,
+) -> Response {
+    let client = client
+        .map(|Extension(c)| RequestMeta::new(c.ip, c.user_agent))
+        .unwrap_or_default();
+    let request_id = request_id
+        .map(|Extension(r)| r)
+        .unwrap_or_else(|| RequestId(uuid::Uuid::new_v4().simple().to_string()));
+    let batch = request.into_inner();
+    if let BatchRequest::Batch(items) = &batch {
+        if items.len() > gw.max_batch {
+            let msg = format!("a batch may hold at most {} operations", gw.max_batch);
+            return GraphQLResponse::from(request_error("BATCH_TOO_LARGE", &msg)).into_response();
+        }
+        if items.is_empty() {
+            return GraphQLResponse::from(request_error("BAD_REQUEST", "empty batch"))
+                .into_response();
+        }
+    }
+    let slug = match headers.get(ASSOCIATION_HEADER).map(|v| v.to_str()) {
+        None => None,
+        Some(Ok(s)) => Some(s),
+        Some(Err(_)) => {
+            let e = AppError::new(
+                musubi_domain::ErrorCode::AssociationNotFound,
+                "no such association",
+            );
+            return GraphQLResponse::from(refuse(&e, &request_id)).into_response();
+        }
+    };
+    let tenant = match route(&gw.services, slug).await {
+        Ok(t) => t,
+        Err(e) => return GraphQLResponse::from(refuse(&e, &request_id)).into_response(),
+    };
+    let credentials = credentials(&headers);
+    if matches!(credentials, Some((_, true))) && !is_json(&headers) {
+        let e = AppError::new(
+            musubi_domain::ErrorCode::InvalidInput,
+            "requests authenticated by cookie must be sent as application/json",
+        );
+        return GraphQLResponse::from(refuse(&e, &request_id)).into_response();
+    }
+    let token = credentials.map(|(t, _)| t);
+    let viewer = match &token {
+        Some(t) => match gw.services.authenticate(t).await {
+            Ok(v) => v,
+            Err(e) => return GraphQLResponse::from(refuse(&e, &request_id)).into_response(),
+        },
+        None => None,
+    };
+    let batch = batch.data(RequestContext {
+        tenant,
+        request_id,
+        viewer,
+        token,
+        client,
+    });
+    let mut response = gw.schema.execute_batch(batch).await;
+    match &mut response {
+        async_graphql::BatchResponse::Single(r) => r.errors.iter_mut().for_each(ensure_code),
+        async_graphql::BatchResponse::Batch(rs) => rs
+            .iter_mut()
+            .flat_map(|r| r.errors.iter_mut())
+            .for_each(ensure_code),
+    }
+    GraphQLResponse::from(response).into_response()
+}
+
+/// Subscriptions: the association comes in the `connection_init` payload (`{"association": slug}`)
+/// and is resolved by the same routing as HTTP requests.
+async fn graphql_ws(
+    State(gw): State<Gateway>,
+    protocol: GraphQLProtocol,
+    upgrade: WebSocketUpgrade,
+    headers: HeaderMap,
+    request_id: Option<Extension<RequestId>>,
+    client: Option<Extension<ClientMeta>>,
+) -> Response {
+    let client = client
+        .map(|Extension(c)| RequestMeta::new(c.ip, c.user_agent))
+        .unwrap_or_default();
+    // Browsers send the session cookie with the upgrade; API clients send a token in
+    // connection_init (`{"association": …, "token": …}`).
+    // A cross-site page can open a WebSocket with our cookie (browsers send it): honour the
+    // cookie only when the Origin is this server.
+    let cookie_token = credentials(&headers)
+        .filter(|_| same_origin(&headers))
+        .map(|(t, _)| t);
+    let request_id = request_id
+        .map(|Extension(r)| r)
+        .unwrap_or_else(|| RequestId(uuid::Uuid::new_v4().simple().to_string()));
+    upgrade
+        .protocols(async_graphql::http::ALL_WEBSOCKET_PROTOCOLS)
+        .on_upgrade(move |stream| {
+            let services = gw.services.clone();
+            GraphQLWebSocket::new(stream, gw.schema.clone(), protocol)
+                .on_connection_init(move |payload| async move {
+                    let slug = payload.get("association").and_then(|v| v.as_str());
+                    let tenant = route(&services, slug)
+                        .await
+                        .map_err(|e| async_graphql::Error::new(e.code.as_str()))?;
+                    let token = payload
+                        .get("token")
+                        .and_then(|v| v.as_str())
+                        .map(str::to_owned)
+                        .or(cookie_token);
+                    let viewer = match &token {
+                        Some(t) => services
+                            .authenticate(t)
+                            .await
+                            .map_err(|e| async_graphql::Error::new(e.code.as_str()))?,
+                        None => None,
+                    };
+                    let mut data = Data::default();
+                    data.insert(RequestContext {
+                        tenant,
+                        request_id,
+                        viewer,
+                        token,
+                        client,
+                    });
+                    Ok(data)
+                })
+                .serve()
+        })
+}

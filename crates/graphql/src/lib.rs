@@ -1,0 +1,53 @@
+//! The GraphQL gateway: one `/graphql` endpoint (and `/graphql/ws` for subscriptions) that
+//! routes each request to an association's schema, with limits and stable error codes.
+
+mod auth;
+mod console;
+mod error;
+mod gateway;
+mod invitations;
+mod live;
+mod metrics;
+mod passkeys;
+mod query;
+mod sns;
+
+pub use error::to_gql_error;
+pub use gateway::{router, Gateway, ASSOCIATION_HEADER, SESSION_COOKIE};
+pub use query::{build_schema, sdl, MusubiSchema};
+
+use musubi_domain::audit::RequestMeta;
+use musubi_domain::sessions::Viewer;
+use musubi_domain::{AppError, AppResult, ErrorCode, Tenant};
+use musubi_telemetry::RequestId;
+
+/// Who is asking and where the request was routed: resolved once, in the gateway, before any
+/// resolver runs.
+#[derive(Clone, Debug)]
+pub struct RequestContext {
+    pub tenant: Option<Tenant>,
+    pub request_id: RequestId,
+    pub viewer: Option<Viewer>,
+    /// The bearer token or session cookie the request came with (for sign-out and second factor).
+    pub token: Option<String>,
+    pub client: RequestMeta,
+}
+
+impl RequestContext {
+    /// The signed-in person, or `UNAUTHENTICATED`.
+    pub fn viewer(&self) -> AppResult<&Viewer> {
+        self.viewer
+            .as_ref()
+            .ok_or_else(|| AppError::new(ErrorCode::Unauthenticated, "please sign in"))
+    }
+
+    /// The association this request is routed to, or `ASSOCIATION_REQUIRED`.
+    pub fn tenant(&self) -> AppResult<&Tenant> {
+        self.tenant.as_ref().ok_or_else(|| {
+            AppError::new(
+                ErrorCode::AssociationRequired,
+                "this field needs the Musubi-Association header (an association's slug)",
+            )
+        })
+    }
+}

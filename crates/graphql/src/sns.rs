@@ -1,0 +1,1011 @@
+//! Groups, topics, comments, footprints and unread counts through the API.
+//!
+//! `myGroups`, `home` and `unreadCounts` span every association the viewer belongs to and need
+//! no routing; everything about one group or topic is routed to the group's host association
+//! (`Musubi-Association` header). The services authorize: what the viewer may not see answers
+//! `NOT_FOUND`, exactly like a missing object.
+
+use crate::{to_gql_error, RequestContext};
+use async_graphql::{Context, Enum, MaybeUndefined, Object, SimpleObject, ID};
+use chrono::{DateTime, Utc};
+use musubi_authz::{GroupRole as DomainGroupRole, ProfessionClass as DomainClass};
+use musubi_db::groups::{GroupMemberRow, GroupRow, TopicRow};
+use musubi_domain::groups::{
+    GroupInput, GroupKind as DomainKind, ReceiptMode as DomainMode, Scope,
+};
+use musubi_domain::sessions::Viewer;
+use musubi_domain::topics::{self as topics, TopicPatch};
+use musubi_domain::{AppError, Services, Tenant};
+use uuid::Uuid;
+
+#[derive(Enum, Copy, Clone, Eq, PartialEq)]
+pub enum GroupKind {
+    /// A collaborating-doctor group, a multi-professional exchange, a facility's team.
+    General,
+    /// The people caring for one patient.
+    Patient,
+}
+
+impl From<GroupKind> for DomainKind {
+    fn from(k: GroupKind) -> Self {
+        match k {
+            GroupKind::General => DomainKind::General,
+            GroupKind::Patient => DomainKind::Patient,
+        }
+    }
+}
+
+fn kind_out(code: &str) -> GroupKind {
+    if code == "patient" {
+        GroupKind::Patient
+    } else {
+        GroupKind::General
+    }
+}
+
+/// How readers of a comment are shown in a group.
+#[derive(Enum, Copy, Clone, Eq, PartialEq)]
+pub enum ReceiptMode {
+    /// 足跡: who read each comment, and when.
+    Footprints,
+    /// Only a 「確認しました」 button and the list of who confirmed.
+    Acknowledgement,
+    Off,
+}
+
+impl From<ReceiptMode> for DomainMode {
+    fn from(m: ReceiptMode) -> Self {
+        match m {
+            ReceiptMode::Footprints => DomainMode::Footprints,
+            ReceiptMode::Acknowledgement => DomainMode::Acknowledgement,
+            ReceiptMode::Off => DomainMode::Off,
+        }
+    }
+}
+
+impl From<DomainMode> for ReceiptMode {
+    fn from(m: DomainMode) -> Self {
+        match m {
+            DomainMode::Footprints => ReceiptMode::Footprints,
+            DomainMode::Acknowledgement => ReceiptMode::Acknowledgement,
+            DomainMode::Off => ReceiptMode::Off,
+        }
+    }
+}
+
+fn mode_out(code: &str) -> ReceiptMode {
+    DomainMode::from_code(code)
+        .unwrap_or(DomainMode::Footprints)
+        .into()
+}
+
+#[derive(Enum, Copy, Clone, Eq, PartialEq)]
+pub enum GroupRole {
+    /// Administers the group: invites, approves, removes, changes roles and settings.
+    Owner,
+    Member,
+}
+
+impl From<GroupRole> for DomainGroupRole {
+    fn from(r: GroupRole) -> Self {
+        match r {
+            GroupRole::Owner => DomainGroupRole::Owner,
+            GroupRole::Member => DomainGroupRole::Member,
+        }
+    }
+}
+
+impl From<DomainGroupRole> for GroupRole {
+    fn from(r: DomainGroupRole) -> Self {
+        match r {
+            DomainGroupRole::Owner => GroupRole::Owner,
+            DomainGroupRole::Member => GroupRole::Member,
+        }
+    }
+}
+
+fn role_out(code: &str) -> GroupRole {
+    if code == "owner" {
+        GroupRole::Owner
+    } else {
+        GroupRole::Member
+    }
+}
+
+#[derive(Enum, Copy, Clone, Eq, PartialEq)]
+pub enum MembershipStatus {
+    Active,
+    /// Invited by an owner; joins on accepting.
+    Invited,
+    /// Asked to join; waits for an owner's approval.
+    Requested,
+}
+
+fn status_out(code: &str) -> MembershipStatus {
+    match code {
+        "invited" => MembershipStatus::Invited,
+        "requested" => MembershipStatus::Requested,
+        _ => MembershipStatus::Active,
+    }
+}
+
+/// The classes of readers a topic's scope is made of.
+#[derive(Enum, Copy, Clone, Eq, PartialEq)]
+pub enum ProfessionClass {
+    /// コメディカル: nurses, care managers, pharmacists, therapists and everyone not a doctor.
+    CoMedical,
+    /// 連携医師: clinic doctors.
+    CollaboratingDoctor,
+    /// 病院医師: hospital doctors.
+    HospitalDoctor,
+}
+
+impl From<ProfessionClass> for DomainClass {
+    fn from(c: ProfessionClass) -> Self {
+        match c {
+            ProfessionClass::CoMedical => DomainClass::CoMedical,
+            ProfessionClass::CollaboratingDoctor => DomainClass::CollaboratingDoctor,
+            ProfessionClass::HospitalDoctor => DomainClass::HospitalDoctor,
+        }
+    }
+}
+
+impl From<DomainClass> for ProfessionClass {
+    fn from(c: DomainClass) -> Self {
+        match c {
+            DomainClass::CoMedical => ProfessionClass::CoMedical,
+            DomainClass::CollaboratingDoctor => ProfessionClass::CollaboratingDoctor,
+            DomainClass::HospitalDoctor => ProfessionClass::HospitalDoctor,
+        }
+    }
+}
+
+/// The classes of a scope's bits; unknown bits are ignored.
+fn scope_out(bits: i16) -> Vec<ProfessionClass> {
+    Scope(bits & Scope::EVERYONE.0)
+        .classes()
+        .into_iter()
+        .map(ProfessionClass::from)
+        .collect()
+}
+
+/// A scope from the API: omitted or empty means everyone in the group.
+fn scope_in(classes: &[ProfessionClass]) -> Result<Scope, AppError> {
+    if classes.is_empty() {
+        return Ok(Scope::EVERYONE);
+    }
+    let classes: Vec<DomainClass> = classes.iter().map(|c| (*c).into()).collect();
+    Scope::from_classes(&classes)
+}
+
+fn class_of_bit(bit: i16) -> ProfessionClass {
+    match bit {
+        Scope::COLLABORATING_DOCTORS => ProfessionClass::CollaboratingDoctor,
+        Scope::HOSPITAL_DOCTORS => ProfessionClass::HospitalDoctor,
+        _ => ProfessionClass::CoMedical,
+    }
+}
+
+fn count(n: i64) -> i32 {
+    i32::try_from(n.max(0)).unwrap_or(i32::MAX)
+}
+
+fn id(u: Uuid) -> ID {
+    ID(u.to_string())
+}
+
+/// A group, as lists show it.
+#[derive(SimpleObject)]
+pub struct Group {
+    pub id: ID,
+    /// The host association (route calls about this group there).
+    pub association_slug: String,
+    pub kind: GroupKind,
+    pub name: String,
+    pub description: String,
+    /// General groups only: people of the host association may ask to join.
+    pub accepts_requests: bool,
+    /// The mode in force.
+    pub receipt_mode: ReceiptMode,
+    /// The group's own mode; null when it follows the association's default.
+    pub receipt_mode_override: Option<ReceiptMode>,
+    pub created_at: DateTime<Utc>,
+    pub last_activity_at: DateTime<Utc>,
+    /// The viewer's role, if an active member.
+    pub my_role: Option<GroupRole>,
+    /// The viewer's membership; null if none.
+    pub my_status: Option<MembershipStatus>,
+}
+
+fn group_out(g: GroupRow, association_slug: &str) -> Group {
+    let my_status = g.my_status.as_deref().map(status_out);
+    Group {
+        id: id(g.id),
+        association_slug: association_slug.to_owned(),
+        kind: kind_out(&g.kind),
+        accepts_requests: g.join_policy == "request",
+        receipt_mode: mode_out(&g.receipt_mode),
+        receipt_mode_override: g.receipt_override.as_deref().map(mode_out),
+        created_at: g.created_at,
+        last_activity_at: g.last_activity_at,
+        my_role: if my_status == Some(MembershipStatus::Active) {
+            g.my_role.as_deref().map(role_out)
+        } else {
+            None
+        },
+        my_status,
+        name: g.name,
+        description: g.description,
+    }
+}
+
+/// A group in "my groups", with the viewer's unread count.
+#[derive(SimpleObject)]
+pub struct MyGroup {
+    pub group: Group,
+    pub association_name: String,
+    pub unread: i32,
+}
+
+#[derive(SimpleObject)]
+pub struct GroupMember {
+    pub user_id: ID,
+    pub name: String,
+    pub name_kana: String,
+    /// Profession code, e.g. `nurse`, `physician`, `care_manager`.
+    pub profession: String,
+    /// For physicians and dentists: `clinic` or `hospital`.
+    pub doctor_kind: Option<String>,
+    /// The class this person counts in for topic scopes.
+    pub profession_class: ProfessionClass,
+    pub role: GroupRole,
+    pub status: MembershipStatus,
+    /// Their facility in the host association, if they are a member there.
+    pub facility_name: Option<String>,
+    /// Their own association's name when it is not the host (members from elsewhere).
+    pub home_association: Option<String>,
+}
+
+fn member_out(m: GroupMemberRow) -> GroupMember {
+    GroupMember {
+        user_id: id(m.user_id),
+        profession_class: class_of_bit(m.scope_bit),
+        role: role_out(&m.role),
+        status: status_out(&m.status),
+        name: m.name,
+        name_kana: m.name_kana,
+        profession: m.profession,
+        doctor_kind: m.doctor_kind,
+        facility_name: m.facility_name,
+        home_association: m.home_association,
+    }
+}
+
+/// A topic as a group's list shows it.
+#[derive(SimpleObject)]
+pub struct Topic {
+    pub id: ID,
+    pub group_id: ID,
+    pub title: String,
+    /// Who may see the topic (with its author): all three classes means everyone in the group.
+    pub scope: Vec<ProfessionClass>,
+    pub pinned: bool,
+    /// Closed topics take no new comments.
+    pub closed: bool,
+    pub author_id: ID,
+    pub author_name: String,
+    pub created_at: DateTime<Utc>,
+    pub last_comment_at: DateTime<Utc>,
+    /// Number of the latest comment (the body is 1; deleted comments keep their number).
+    pub last_seq: i32,
+    /// Comments the viewer has not read.
+    pub unread: i32,
+}
+
+fn topic_out(t: TopicRow) -> Topic {
+    Topic {
+        id: id(t.id),
+        group_id: id(t.group_id),
+        scope: scope_out(t.scope),
+        pinned: t.pinned,
+        closed: t.closed,
+        author_id: id(t.author_id),
+        author_name: t.author_name,
+        created_at: t.created_at,
+        last_comment_at: t.last_comment_at,
+        last_seq: t.last_seq,
+        unread: t.unread,
+        title: t.title,
+    }
+}
+
+/// A group's page: the group, its members and the topics the viewer may see.
+#[derive(SimpleObject)]
+pub struct GroupPage {
+    pub group: Group,
+    pub my_role: GroupRole,
+    /// Active members, owners first; owners also see pending invitations and requests.
+    pub members: Vec<GroupMember>,
+    /// Pinned first, then the most recently active.
+    pub topics: Vec<Topic>,
+    /// Unread comments in the group for the viewer.
+    pub unread: i32,
+}
+
+/// Someone who read (or confirmed) a comment, and when.
+#[derive(SimpleObject)]
+pub struct Reader {
+    pub user_id: ID,
+    pub name: String,
+    pub at: DateTime<Utc>,
+}
+
+#[derive(SimpleObject)]
+pub struct Person {
+    pub user_id: ID,
+    pub name: String,
+}
+
+/// An earlier text of an edited comment.
+#[derive(SimpleObject)]
+pub struct CommentVersion {
+    pub version: i32,
+    pub body: String,
+    pub important: bool,
+    pub written_at: DateTime<Utc>,
+}
+
+#[derive(SimpleObject)]
+pub struct Comment {
+    pub id: ID,
+    /// Its number in the topic; 1 is the topic's body.
+    pub seq: i32,
+    pub author_id: ID,
+    pub author_name: String,
+    pub author_profession: String,
+    /// Plain text with line breaks (never HTML); null once deleted.
+    pub body: Option<String>,
+    pub important: bool,
+    pub created_at: DateTime<Utc>,
+    pub edited_at: Option<DateTime<Utc>>,
+    /// 1 for an unedited comment.
+    pub version: i32,
+    /// A deleted comment keeps its place, shown as deleted.
+    pub deleted: bool,
+    pub deleted_at: Option<DateTime<Utc>>,
+    /// Footprints (or, in acknowledgement mode, confirmations), oldest first; empty when the
+    /// group's receipts are off.
+    pub readers: Vec<Reader>,
+    /// On the viewer's own comments: people in scope who have not read (or confirmed) it yet.
+    pub not_read_by: Vec<Person>,
+    /// Earlier versions, oldest first.
+    pub history: Vec<CommentVersion>,
+    pub mine: bool,
+    pub acknowledged_by_me: bool,
+}
+
+fn comment_out(c: topics::CommentView) -> Comment {
+    let deleted = c.is_deleted();
+    let r = c.row;
+    Comment {
+        id: id(r.id),
+        seq: r.seq,
+        author_id: id(r.author_id),
+        author_name: r.author_name,
+        author_profession: r.author_profession,
+        body: (!deleted).then_some(r.body),
+        important: r.important,
+        created_at: r.created_at,
+        edited_at: r.edited_at,
+        version: r.version,
+        deleted,
+        deleted_at: r.deleted_at,
+        readers: c
+            .readers
+            .into_iter()
+            .map(|x| Reader {
+                user_id: id(x.user_id),
+                name: x.name,
+                at: x.at,
+            })
+            .collect(),
+        not_read_by: c
+            .not_read_by
+            .into_iter()
+            .map(|(user_id, name)| Person {
+                user_id: id(user_id),
+                name,
+            })
+            .collect(),
+        history: c
+            .history
+            .into_iter()
+            .map(|v| CommentVersion {
+                version: v.version,
+                body: v.body,
+                important: v.important,
+                written_at: v.written_at,
+            })
+            .collect(),
+        mine: c.mine,
+        acknowledged_by_me: c.acknowledged_by_me,
+    }
+}
+
+/// A topic's page.
+#[derive(SimpleObject)]
+pub struct TopicPage {
+    pub topic: Topic,
+    pub group_name: String,
+    pub group_kind: GroupKind,
+    pub receipt_mode: ReceiptMode,
+    pub my_role: GroupRole,
+    /// The author or a group owner: may change the scope, pin and close.
+    pub can_manage: bool,
+    /// In order (at most the latest 500).
+    pub comments: Vec<Comment>,
+    /// Active members who can see the topic.
+    pub audience: Vec<GroupMember>,
+    /// The first comment that was unread when the topic was opened.
+    pub first_unread_seq: Option<i32>,
+}
+
+#[derive(SimpleObject)]
+pub struct AssociationUnread {
+    pub association_slug: String,
+    pub association_name: String,
+    pub count: i32,
+}
+
+#[derive(SimpleObject)]
+pub struct GroupUnread {
+    pub association_slug: String,
+    pub group_id: ID,
+    pub count: i32,
+}
+
+/// The viewer's unread comments: in total, per association and per group (groups with none
+/// are left out).
+#[derive(SimpleObject)]
+pub struct UnreadCounts {
+    pub total: i32,
+    pub associations: Vec<AssociationUnread>,
+    pub groups: Vec<GroupUnread>,
+}
+
+impl From<topics::UnreadCounts> for UnreadCounts {
+    fn from(c: topics::UnreadCounts) -> Self {
+        Self {
+            total: count(c.total),
+            associations: c
+                .associations
+                .into_iter()
+                .map(|(slug, name, n)| AssociationUnread {
+                    association_slug: slug,
+                    association_name: name,
+                    count: count(n),
+                })
+                .collect(),
+            groups: c
+                .groups
+                .into_iter()
+                .map(|(slug, g, n)| GroupUnread {
+                    association_slug: slug,
+                    group_id: id(g),
+                    count: count(n),
+                })
+                .collect(),
+        }
+    }
+}
+
+/// An unread comment on the home page.
+#[derive(SimpleObject)]
+pub struct HomeItem {
+    pub topic_id: ID,
+    pub topic_title: String,
+    pub comment_id: ID,
+    pub seq: i32,
+    pub author_name: String,
+    /// The start of the text, on one line.
+    pub excerpt: String,
+    pub important: bool,
+    pub created_at: DateTime<Utc>,
+}
+
+#[derive(SimpleObject)]
+pub struct HomeGroup {
+    pub association_slug: String,
+    pub association_name: String,
+    pub group_id: ID,
+    pub group_name: String,
+    pub kind: GroupKind,
+    pub unread: i32,
+    /// Newest first.
+    pub items: Vec<HomeItem>,
+}
+
+/// The home page after sign-in.
+#[derive(SimpleObject)]
+pub struct Home {
+    /// Groups with unread comments: patient groups first, then by newest unread comment.
+    pub groups: Vec<HomeGroup>,
+    pub counts: UnreadCounts,
+    /// Group invitations waiting for the viewer's answer.
+    pub invitations: i32,
+}
+
+type Routed<'a> = (&'a Services, &'a RequestContext, &'a Viewer, &'a Tenant);
+
+fn routed<'a>(ctx: &Context<'a>) -> async_graphql::Result<Routed<'a>> {
+    let services = ctx.data::<Services>()?;
+    let rc = ctx.data::<RequestContext>()?;
+    let viewer = rc.viewer().map_err(|e| to_gql_error(ctx, e))?;
+    let tenant = rc.tenant().map_err(|e| to_gql_error(ctx, e))?;
+    Ok((services, rc, viewer, tenant))
+}
+
+fn signed_in<'a>(ctx: &Context<'a>) -> async_graphql::Result<(&'a Services, &'a Viewer)> {
+    let services = ctx.data::<Services>()?;
+    let rc = ctx.data::<RequestContext>()?;
+    let viewer = rc.viewer().map_err(|e| to_gql_error(ctx, e))?;
+    Ok((services, viewer))
+}
+
+/// An id from the client; one that is not a UUID is simply not found.
+fn uuid(ctx: &Context<'_>, id: &ID) -> async_graphql::Result<Uuid> {
+    Uuid::parse_str(id).map_err(|_| to_gql_error(ctx, AppError::not_found()))
+}
+
+trait OrGql<T> {
+    fn gql(self, ctx: &Context<'_>) -> async_graphql::Result<T>;
+}
+
+impl<T> OrGql<T> for Result<T, AppError> {
+    fn gql(self, ctx: &Context<'_>) -> async_graphql::Result<T> {
+        self.map_err(|e| to_gql_error(ctx, e))
+    }
+}
+
+#[derive(Default)]
+pub struct SnsQuery;
+
+#[Object]
+impl SnsQuery {
+    /// Every group of mine in every association, with invitations and requests waiting first,
+    /// then patient groups, then the most recently active. No routing needed.
+    async fn my_groups(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<MyGroup>> {
+        let (services, viewer) = signed_in(ctx)?;
+        let groups = services.my_groups(viewer).await.gql(ctx)?;
+        Ok(groups
+            .into_iter()
+            .map(|g| MyGroup {
+                unread: count(g.unread),
+                group: group_out(g.group, &g.association_slug),
+                association_name: g.association_name,
+            })
+            .collect())
+    }
+
+    /// Unread comments across every association I belong to, grouped by group. No routing
+    /// needed; reading it leaves no footprint.
+    async fn home(&self, ctx: &Context<'_>) -> async_graphql::Result<Home> {
+        let (services, viewer) = signed_in(ctx)?;
+        let home = services.home(viewer).await.gql(ctx)?;
+        Ok(Home {
+            groups: home
+                .groups
+                .into_iter()
+                .map(|g| HomeGroup {
+                    association_slug: g.association_slug,
+                    association_name: g.association_name,
+                    group_id: id(g.group_id),
+                    group_name: g.group_name,
+                    kind: if g.patient {
+                        GroupKind::Patient
+                    } else {
+                        GroupKind::General
+                    },
+                    unread: count(g.unread),
+                    items: g
+                        .items
+                        .into_iter()
+                        .map(|i| HomeItem {
+                            topic_id: id(i.topic_id),
+                            topic_title: i.topic_title,
+                            comment_id: id(i.comment_id),
+                            seq: i.seq,
+                            author_name: i.author_name,
+                            excerpt: i.excerpt,
+                            important: i.important,
+                            created_at: i.created_at,
+                        })
+                        .collect(),
+                })
+                .collect(),
+            counts: home.counts.into(),
+            invitations: count(home.invitations as i64),
+        })
+    }
+
+    /// My unread counts (for badges). No routing needed.
+    async fn unread_counts(&self, ctx: &Context<'_>) -> async_graphql::Result<UnreadCounts> {
+        let (services, viewer) = signed_in(ctx)?;
+        Ok(services.unread_counts(viewer).await.gql(ctx)?.into())
+    }
+
+    /// A group's page (routed to its host association): active members only; anyone else gets
+    /// `NOT_FOUND`. Opening a patient group is audited.
+    async fn group(&self, ctx: &Context<'_>, id: ID) -> async_graphql::Result<GroupPage> {
+        let (services, rc, viewer, tenant) = routed(ctx)?;
+        let group_id = uuid(ctx, &id)?;
+        let view = services
+            .group_view(viewer, tenant, group_id, &rc.client)
+            .await
+            .gql(ctx)?;
+        let unread = count(view.unread());
+        Ok(GroupPage {
+            my_role: view.my_role.map_or(GroupRole::Member, GroupRole::from),
+            group: group_out(view.group, &view.tenant.slug),
+            members: view.members.into_iter().map(member_out).collect(),
+            topics: view.topics.into_iter().map(topic_out).collect(),
+            unread,
+        })
+    }
+
+    /// What I may know of a group before joining it (routed): only one I am invited to, have
+    /// asked to join, or that accepts requests from my association. Otherwise `NOT_FOUND`.
+    async fn group_preview(&self, ctx: &Context<'_>, id: ID) -> async_graphql::Result<Group> {
+        let (services, _, viewer, tenant) = routed(ctx)?;
+        let group_id = uuid(ctx, &id)?;
+        let row = services
+            .group_invitation(viewer, tenant, group_id)
+            .await
+            .gql(ctx)?;
+        Ok(group_out(row, &tenant.slug))
+    }
+
+    /// General groups of the routed association that accept requests to join.
+    async fn open_groups(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<Group>> {
+        let (services, rc, viewer, tenant) = routed(ctx)?;
+        let rows = services
+            .open_groups(viewer, tenant, &rc.client)
+            .await
+            .gql(ctx)?;
+        Ok(rows
+            .into_iter()
+            .map(|g| group_out(g, &tenant.slug))
+            .collect())
+    }
+
+    /// Opens a topic (routed): its comments with readers, history and who has not read mine.
+    /// Opening is reading: with `markRead` (the default) every comment I had not read gets my
+    /// footprint with the time (in footprint mode) and my unread count for the topic is
+    /// cleared. Pass `markRead: false` to look without leaving footprints (e.g. a refresh after
+    /// a live event). Someone outside the topic's scope or group gets `NOT_FOUND`, exactly as
+    /// for a topic that does not exist. Reading a patient group's topic is audited.
+    async fn topic(
+        &self,
+        ctx: &Context<'_>,
+        id: ID,
+        #[graphql(default = true)] mark_read: bool,
+    ) -> async_graphql::Result<TopicPage> {
+        let (services, rc, viewer, tenant) = routed(ctx)?;
+        let topic_id = uuid(ctx, &id)?;
+        let view = services
+            .open_topic(viewer, tenant, topic_id, mark_read, &rc.client)
+            .await
+            .gql(ctx)?;
+        Ok(TopicPage {
+            topic: topic_out(view.topic),
+            group_name: view.group_name,
+            group_kind: kind_out(&view.group_kind),
+            receipt_mode: view.receipt_mode.into(),
+            my_role: view.my_role.into(),
+            can_manage: view.can_manage,
+            comments: view.comments.into_iter().map(comment_out).collect(),
+            audience: view.audience.into_iter().map(member_out).collect(),
+            first_unread_seq: view.first_unread_seq,
+        })
+    }
+}
+
+#[derive(Default)]
+pub struct SnsMutation;
+
+#[Object]
+impl SnsMutation {
+    /// Creates a group hosted by the routed association; I become its owner. `receiptMode`
+    /// null follows the association's default. Patient groups are by invitation only.
+    async fn create_group(
+        &self,
+        ctx: &Context<'_>,
+        kind: GroupKind,
+        name: String,
+        #[graphql(default)] description: String,
+        #[graphql(default = false)] accepts_requests: bool,
+        receipt_mode: Option<ReceiptMode>,
+    ) -> async_graphql::Result<Group> {
+        let (services, rc, viewer, tenant) = routed(ctx)?;
+        let input = GroupInput {
+            name,
+            description,
+            accepts_requests,
+            receipt_mode: receipt_mode.map(Into::into),
+        };
+        let group_id = services
+            .create_group(viewer, tenant, kind.into(), &input, &rc.client)
+            .await
+            .gql(ctx)?;
+        let row = services
+            .group_invitation(viewer, tenant, group_id)
+            .await
+            .gql(ctx)?;
+        Ok(group_out(row, &tenant.slug))
+    }
+
+    /// Changes a group (owners). Omitted arguments keep their value; `receiptMode: null`
+    /// returns to the association's default.
+    async fn update_group(
+        &self,
+        ctx: &Context<'_>,
+        id: ID,
+        name: Option<String>,
+        description: Option<String>,
+        accepts_requests: Option<bool>,
+        receipt_mode: MaybeUndefined<ReceiptMode>,
+    ) -> async_graphql::Result<Group> {
+        let (services, rc, viewer, tenant) = routed(ctx)?;
+        let group_id = uuid(ctx, &id)?;
+        // Only to fill in what is omitted: update_group authorizes (owners) and answers
+        // NOT_FOUND to anyone else, also when this read succeeded (an open group).
+        let current = services
+            .group_invitation(viewer, tenant, group_id)
+            .await
+            .gql(ctx)?;
+        let input = GroupInput {
+            name: name.unwrap_or(current.name),
+            description: description.unwrap_or(current.description),
+            accepts_requests: accepts_requests.unwrap_or(current.join_policy == "request"),
+            receipt_mode: match receipt_mode {
+                MaybeUndefined::Undefined => current
+                    .receipt_override
+                    .as_deref()
+                    .and_then(DomainMode::from_code),
+                MaybeUndefined::Null => None,
+                MaybeUndefined::Value(m) => Some(m.into()),
+            },
+        };
+        services
+            .update_group(viewer, tenant, group_id, &input, &rc.client)
+            .await
+            .gql(ctx)?;
+        let row = services
+            .group_invitation(viewer, tenant, group_id)
+            .await
+            .gql(ctx)?;
+        Ok(group_out(row, &tenant.slug))
+    }
+
+    /// Invites a person (any Musubi account, of any association) by e-mail address (owners).
+    /// Returns their id; they join when they accept.
+    async fn invite_to_group(
+        &self,
+        ctx: &Context<'_>,
+        group_id: ID,
+        email: String,
+    ) -> async_graphql::Result<ID> {
+        let (services, rc, viewer, tenant) = routed(ctx)?;
+        let group_id = uuid(ctx, &group_id)?;
+        let user = services
+            .invite_to_group(viewer, tenant, group_id, &email, &rc.client)
+            .await
+            .gql(ctx)?;
+        Ok(id(user))
+    }
+
+    /// Accepts (or declines) my invitation to a group.
+    async fn answer_group_invitation(
+        &self,
+        ctx: &Context<'_>,
+        group_id: ID,
+        accept: bool,
+    ) -> async_graphql::Result<bool> {
+        let (services, rc, viewer, tenant) = routed(ctx)?;
+        let group_id = uuid(ctx, &group_id)?;
+        services
+            .answer_group_invitation(viewer, tenant, group_id, accept, &rc.client)
+            .await
+            .gql(ctx)?;
+        Ok(true)
+    }
+
+    /// Asks to join a general group of my association that accepts requests.
+    async fn request_to_join_group(
+        &self,
+        ctx: &Context<'_>,
+        group_id: ID,
+    ) -> async_graphql::Result<bool> {
+        let (services, rc, viewer, tenant) = routed(ctx)?;
+        let group_id = uuid(ctx, &group_id)?;
+        services
+            .request_to_join(viewer, tenant, group_id, &rc.client)
+            .await
+            .gql(ctx)?;
+        Ok(true)
+    }
+
+    /// Approves (or refuses) a request to join (owners).
+    async fn answer_join_request(
+        &self,
+        ctx: &Context<'_>,
+        group_id: ID,
+        user_id: ID,
+        approve: bool,
+    ) -> async_graphql::Result<bool> {
+        let (services, rc, viewer, tenant) = routed(ctx)?;
+        let group_id = uuid(ctx, &group_id)?;
+        let user_id = uuid(ctx, &user_id)?;
+        services
+            .answer_join_request(viewer, tenant, group_id, user_id, approve, &rc.client)
+            .await
+            .gql(ctx)?;
+        Ok(true)
+    }
+
+    /// Removes a member (owners), or leaves the group (my own id). A group keeps an owner.
+    async fn remove_group_member(
+        &self,
+        ctx: &Context<'_>,
+        group_id: ID,
+        user_id: ID,
+    ) -> async_graphql::Result<bool> {
+        let (services, rc, viewer, tenant) = routed(ctx)?;
+        let group_id = uuid(ctx, &group_id)?;
+        let user_id = uuid(ctx, &user_id)?;
+        services
+            .remove_group_member(viewer, tenant, group_id, user_id, &rc.client)
+            .await
+            .gql(ctx)?;
+        Ok(true)
+    }
+
+    /// Makes a member an owner or an owner a member (owners). A group keeps an owner.
+    async fn set_group_role(
+        &self,
+        ctx: &Context<'_>,
+        group_id: ID,
+        user_id: ID,
+        role: GroupRole,
+    ) -> async_graphql::Result<bool> {
+        let (services, rc, viewer, tenant) = routed(ctx)?;
+        let group_id = uuid(ctx, &group_id)?;
+        let user_id = uuid(ctx, &user_id)?;
+        services
+            .set_group_role(viewer, tenant, group_id, user_id, role.into(), &rc.client)
+            .await
+            .gql(ctx)?;
+        Ok(true)
+    }
+
+    /// Posts a topic; returns its id. `scope` omitted, null or empty: everyone in the group.
+    #[allow(clippy::too_many_arguments)]
+    async fn create_topic(
+        &self,
+        ctx: &Context<'_>,
+        group_id: ID,
+        title: String,
+        body: String,
+        scope: Option<Vec<ProfessionClass>>,
+        #[graphql(default = false)] important: bool,
+    ) -> async_graphql::Result<ID> {
+        let (services, rc, viewer, tenant) = routed(ctx)?;
+        let group_id = uuid(ctx, &group_id)?;
+        let scope = scope_in(&scope.unwrap_or_default()).gql(ctx)?;
+        let topic = services
+            .create_topic(
+                viewer, tenant, group_id, &title, &body, scope, important, &rc.client,
+            )
+            .await
+            .gql(ctx)?;
+        Ok(id(topic))
+    }
+
+    /// Changes a topic's title, scope, pin or closed state (its author or a group owner).
+    /// Omitted arguments keep their value; an empty `scope` means everyone in the group.
+    async fn update_topic(
+        &self,
+        ctx: &Context<'_>,
+        id: ID,
+        title: Option<String>,
+        scope: Option<Vec<ProfessionClass>>,
+        pinned: Option<bool>,
+        closed: Option<bool>,
+    ) -> async_graphql::Result<bool> {
+        let (services, rc, viewer, tenant) = routed(ctx)?;
+        let topic_id = uuid(ctx, &id)?;
+        let scope = match scope {
+            Some(s) => Some(scope_in(&s).gql(ctx)?),
+            None => None,
+        };
+        let patch = TopicPatch {
+            title,
+            scope,
+            pinned,
+            closed,
+        };
+        services
+            .update_topic(viewer, tenant, topic_id, &patch, &rc.client)
+            .await
+            .gql(ctx)?;
+        Ok(true)
+    }
+
+    /// Replies in a topic; returns the comment's id. `TOPIC_CLOSED` on a closed topic.
+    async fn post_comment(
+        &self,
+        ctx: &Context<'_>,
+        topic_id: ID,
+        body: String,
+        #[graphql(default = false)] important: bool,
+    ) -> async_graphql::Result<ID> {
+        let (services, rc, viewer, tenant) = routed(ctx)?;
+        let topic_id = uuid(ctx, &topic_id)?;
+        let comment = services
+            .post_comment(viewer, tenant, topic_id, &body, important, &rc.client)
+            .await
+            .gql(ctx)?;
+        Ok(id(comment))
+    }
+
+    /// Changes my comment's text and flag; the earlier text stays visible as history.
+    async fn edit_comment(
+        &self,
+        ctx: &Context<'_>,
+        id: ID,
+        body: String,
+        important: bool,
+    ) -> async_graphql::Result<bool> {
+        let (services, rc, viewer, tenant) = routed(ctx)?;
+        let comment_id = uuid(ctx, &id)?;
+        services
+            .edit_comment(viewer, tenant, comment_id, &body, important, &rc.client)
+            .await
+            .gql(ctx)?;
+        Ok(true)
+    }
+
+    /// Deletes a comment (its author or a group owner): it stays in place marked deleted.
+    async fn delete_comment(&self, ctx: &Context<'_>, id: ID) -> async_graphql::Result<bool> {
+        let (services, rc, viewer, tenant) = routed(ctx)?;
+        let comment_id = uuid(ctx, &id)?;
+        services
+            .delete_comment(viewer, tenant, comment_id, &rc.client)
+            .await
+            .gql(ctx)?;
+        Ok(true)
+    }
+
+    /// 「確認しました」 on a comment, in groups whose receipt mode is acknowledgement.
+    async fn acknowledge_comment(&self, ctx: &Context<'_>, id: ID) -> async_graphql::Result<bool> {
+        let (services, rc, viewer, tenant) = routed(ctx)?;
+        let comment_id = uuid(ctx, &id)?;
+        services
+            .acknowledge_comment(viewer, tenant, comment_id, &rc.client)
+            .await
+            .gql(ctx)?;
+        Ok(true)
+    }
+
+    /// "Mark all as read" for a group: clears my unread counts there without leaving
+    /// footprints. Returns the number of topics cleared.
+    async fn mark_group_read(&self, ctx: &Context<'_>, group_id: ID) -> async_graphql::Result<i32> {
+        let (services, rc, viewer, tenant) = routed(ctx)?;
+        let group_id = uuid(ctx, &group_id)?;
+        let n = services
+            .mark_group_read(viewer, tenant, group_id, &rc.client)
+            .await
+            .gql(ctx)?;
+        Ok(count(i64::try_from(n).unwrap_or(i64::MAX)))
+    }
+}

@@ -1,0 +1,116 @@
+//! Operator commands. Each works against `DATABASE_URL` or the embedded cluster of `--data-dir`.
+
+use crate::open_database;
+use musubi_config::Config;
+use musubi_domain::associations::CreateAssociation;
+
+pub async fn migrate(config: &Config) -> anyhow::Result<()> {
+    let database = open_database(config).await?;
+    let result = database.db.migrate().await;
+    database.shutdown().await;
+    let report = result.map_err(|e| anyhow::anyhow!("migration failed: {e}"))?;
+    if report.is_noop() {
+        println!(
+            "Everything is up to date ({} associations).",
+            report.tenants_total
+        );
+    } else {
+        if !report.core_applied.is_empty() {
+            println!("core: applied {:?}", report.core_applied);
+        }
+        for (slug, versions) in &report.tenants_applied {
+            println!("{slug}: applied {versions:?}");
+        }
+    }
+    Ok(())
+}
+
+pub async fn create_association(config: &Config, input: &CreateAssociation) -> anyhow::Result<()> {
+    let database = open_database(config).await?;
+    let services = match crate::services(config, database.db.clone()).await {
+        Ok(s) => s,
+        Err(e) => {
+            database.shutdown().await;
+            return Err(e);
+        }
+    };
+    let result = async {
+        database
+            .db
+            .migrate()
+            .await
+            .map_err(|e| anyhow::anyhow!("migration failed: {e}"))?;
+        services
+            .create_association(input)
+            .await
+            .map_err(|e| anyhow::anyhow!("{}: {}", e.code.as_str(), e.message))
+    }
+    .await;
+    database.shutdown().await;
+    let tenant = result?;
+    println!(
+        "Created association {} ({}) in schema {}.",
+        tenant.slug,
+        tenant.name,
+        tenant.schema_name()
+    );
+    Ok(())
+}
+
+pub async fn list_associations(config: &Config) -> anyhow::Result<()> {
+    let database = open_database(config).await?;
+    let result = database.db.list_associations().await;
+    database.shutdown().await;
+    let rows = result.map_err(|e| anyhow::anyhow!("cannot list associations: {e}"))?;
+    if rows.is_empty() {
+        println!(
+            "No associations yet. Create one with `musubi association create --slug … --name …`."
+        );
+    }
+    for r in rows {
+        println!(
+            "{}\t{}\t{}\t{}",
+            r.slug,
+            r.name,
+            r.schema_name,
+            r.created_at.format("%Y-%m-%d")
+        );
+    }
+    Ok(())
+}
+
+pub async fn invite_admin(
+    config: &Config,
+    slug: &str,
+    email: Option<String>,
+    days: i32,
+) -> anyhow::Result<()> {
+    let database = open_database(config).await?;
+    let result = async {
+        let services = crate::services(config, database.db.clone()).await?;
+        let tenant = services
+            .resolve_tenant(slug)
+            .await
+            .map_err(|e| anyhow::anyhow!("{}: {}", e.code.as_str(), e.message))?;
+        services
+            .invite_first_admin(&tenant, email.clone(), Some(days))
+            .await
+            .map_err(|e| anyhow::anyhow!("{}: {}", e.code.as_str(), e.message))
+    }
+    .await;
+    database.shutdown().await;
+    let created = result?;
+    match (created.link, email) {
+        (Some(link), _) => {
+            println!(
+                "Invitation for an administrator of {slug} (valid until {}):",
+                created.invitation.expires_at.format("%Y-%m-%d %H:%M UTC")
+            );
+            println!("{link}");
+            println!("Hand this link over in person; it works once.");
+        }
+        (None, Some(address)) => println!("Invitation mailed to {address}."),
+        (None, None) => println!("Invitation created."),
+    }
+    Ok(())
+}

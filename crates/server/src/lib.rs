@@ -1,0 +1,292 @@
+//! Wiring: configuration → database → services → the axum application. Nothing here decides
+//! behaviour; it connects the crates that do.
+
+pub mod cli;
+pub mod cli_audit;
+
+use anyhow::Context as _;
+use axum::extract::State;
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::IntoResponse;
+use axum::routing::get;
+use axum::Router;
+use musubi_config::{Config, DatabaseSetting};
+use musubi_db::Db;
+use musubi_domain::passkeys::RelyingParty;
+use musubi_domain::Services;
+use musubi_pgembed::{EmbeddedOptions, EmbeddedPostgres};
+use sqlx::postgres::PgConnectOptions;
+use std::str::FromStr;
+use tower_http::set_header::SetResponseHeaderLayer;
+
+/// The database Musubi talks to, and the private cluster behind it when it runs one.
+pub struct Database {
+    pub db: Db,
+    pub embedded: Option<EmbeddedPostgres>,
+}
+
+impl Database {
+    /// Stops cleanly: pool first, then the private cluster.
+    pub async fn shutdown(self) {
+        self.db.close().await;
+        if let Some(pg) = self.embedded {
+            if let Err(e) = pg.stop().await {
+                tracing::error!(error = %e, "stopping the embedded PostgreSQL failed");
+            }
+        }
+    }
+}
+
+/// Connects to `DATABASE_URL`, or starts the private cluster under the data directory.
+pub async fn open_database(config: &Config) -> anyhow::Result<Database> {
+    let (options, embedded) = match &config.database {
+        DatabaseSetting::Url(url) => {
+            let opts = PgConnectOptions::from_str(url.expose()).map_err(|_| {
+                anyhow::anyhow!("configuration error in DATABASE_URL: not a valid PostgreSQL URL")
+            })?;
+            (opts, None)
+        }
+        DatabaseSetting::Embedded => {
+            // pgembed creates the data directory itself, traversable by the cluster's user.
+            let mut opts = EmbeddedOptions::new(&config.data_dir);
+            opts.os_user = config.pg_os_user.clone();
+            opts.bin_dir = config.pg_bin_dir.clone();
+            let pg = EmbeddedPostgres::start(opts).await?;
+            tracing::info!(pgdata = %pg.pgdata().display(), "embedded PostgreSQL is running");
+            (pg.connect_options(), Some(pg))
+        }
+    };
+    let db = match Db::connect(
+        options,
+        config.db_max_connections,
+        config.db_acquire_timeout,
+    )
+    .await
+    {
+        Ok(db) => db,
+        Err(e) => {
+            if let Some(pg) = embedded {
+                let _ = pg.stop().await;
+            }
+            return Err(anyhow::anyhow!("cannot connect to PostgreSQL: {e}"));
+        }
+    };
+    Ok(Database { db, embedded })
+}
+
+/// The services, with rate limits in Redis when `REDIS_URL` is set (shared by replicas),
+/// mail through `MUSUBI_SMTP_URL` (or to the log; refused in production) and passkeys for the
+/// host of `MUSUBI_PUBLIC_URL`.
+pub async fn services(config: &Config, db: Db) -> anyhow::Result<Services> {
+    let mailer = musubi_notify::Mailer::from_config(config)?;
+    let limiter = match &config.redis_url {
+        Some(url) => {
+            let store = musubi_auth::ratelimit::RedisStore::connect(url.expose())
+                .await
+                .map_err(|e| {
+                    anyhow::anyhow!("cannot connect to Redis (REDIS_URL): {}", e.code())
+                })?;
+            musubi_auth::ratelimit::RateLimiter::new(std::sync::Arc::new(store))
+        }
+        None => musubi_auth::ratelimit::RateLimiter::in_process(),
+    };
+    // Live updates reach every replica through Redis pub/sub; one server keeps them in process.
+    let bus = match &config.redis_url {
+        Some(url) => Some(
+            musubi_realtime::Bus::redis(url.expose())
+                .await
+                .map_err(|e| {
+                    // Never the error's text: it may quote the URL, password included.
+                    let why = match &e {
+                        musubi_realtime::BusError::Redis(r) => format!("{:?}", r.kind()),
+                        other => other.to_string(),
+                    };
+                    anyhow::anyhow!("cannot connect to Redis (REDIS_URL) for live updates: {why}")
+                })?,
+        ),
+        None => None,
+    };
+    let relying_party = relying_party(config)?;
+    Services::build(db, limiter)
+        .await
+        .map(|s| s.with_mailer(mailer))
+        .map(|s| match relying_party {
+            Some(rp) => s.with_relying_party(rp),
+            None => s,
+        })
+        .map(|s| match bus {
+            Some(bus) => s.with_bus(bus),
+            None => s,
+        })
+        .map_err(|e| anyhow::anyhow!("cannot build the services: {e}"))
+}
+
+/// Live-update events older than this are purged: a client away longer reloads instead of
+/// catching up.
+const EVENT_RETENTION_DAYS: i32 = 7;
+
+/// Purges old live-update events hourly; stops when dropped. Replicas may all run it.
+struct EventPurge(tokio::task::JoinHandle<()>);
+
+impl Drop for EventPurge {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+fn spawn_event_purge(db: Db) -> EventPurge {
+    EventPurge(tokio::spawn(async move {
+        let mut ticks = tokio::time::interval(std::time::Duration::from_secs(60 * 60));
+        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            ticks.tick().await;
+            match musubi_db::groups::purge_events(db.pool(), EVENT_RETENTION_DAYS).await {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(count = n, "old live-update events purged"),
+                Err(e) => tracing::warn!(error = %e, "purging old live-update events failed"),
+            }
+        }
+    }))
+}
+
+/// The WebAuthn relying party for the public URL; `None` (passkeys unavailable, said in the
+/// log) when its host is an IP address.
+pub fn relying_party(config: &Config) -> anyhow::Result<Option<RelyingParty>> {
+    let url = config.public_base_url();
+    let rp = RelyingParty::for_public_url(&url)
+        .map_err(|e| anyhow::anyhow!("configuration error in MUSUBI_PUBLIC_URL: {e}"))?;
+    match &rp {
+        Some(rp) => tracing::info!(rp_id = rp.rp_id(), "passkeys are available"),
+        None => tracing::warn!(
+            public_url = %url,
+            "passkeys are unavailable: the public URL is an IP address; set MUSUBI_PUBLIC_URL \
+             to a host name (http://localhost:8080 works on this machine)"
+        ),
+    }
+    Ok(rp)
+}
+
+/// The whole HTTP application.
+pub fn app(config: &Config, services: Services) -> Router {
+    // Install the metrics recorder before the first request is counted.
+    let _ = musubi_telemetry::metrics_handle();
+    let schema = musubi_graphql::build_schema(config, services.clone());
+    let gateway = musubi_graphql::Gateway::new(schema, services.clone(), config.graphql.max_batch);
+    let ops = Router::new()
+        .route("/healthz", get(|| async { "ok" }))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics))
+        .with_state(services.clone());
+    Router::new()
+        .merge(ops)
+        .merge(musubi_graphql::router(gateway, config.max_body_bytes))
+        .merge(musubi_web::router(services))
+        .layer(axum::middleware::from_fn_with_state(
+            musubi_telemetry::TrustProxy(config.trust_proxy),
+            musubi_telemetry::http_layer,
+        ))
+        .layer(SetResponseHeaderLayer::if_not_present(
+            header::X_CONTENT_TYPE_OPTIONS,
+            HeaderValue::from_static("nosniff"),
+        ))
+}
+
+async fn readyz(State(services): State<Services>) -> impl IntoResponse {
+    match services.db().readiness().await {
+        Ok(()) => (StatusCode::OK, "ready".to_owned()),
+        Err(reason) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("not ready: {reason}"),
+        ),
+    }
+}
+
+async fn metrics(State(services): State<Services>) -> impl IntoResponse {
+    let pool = services.db().pool();
+    metrics::gauge!("musubi_db_pool_connections").set(f64::from(pool.size()));
+    metrics::gauge!("musubi_db_pool_idle_connections").set(pool.num_idle() as f64);
+    (
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        musubi_telemetry::metrics_handle().render(),
+    )
+}
+
+/// Runs the server until Ctrl-C or SIGTERM. With `demo`, seeds the demo data first when the
+/// database holds no association.
+pub async fn serve(config: Config, demo: bool) -> anyhow::Result<()> {
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .with_context(|| {
+            format!(
+                "cannot listen on {} (MUSUBI_LISTEN / --listen)",
+                config.listen
+            )
+        })?;
+    let database = open_database(&config).await?;
+    let result = serve_on(&config, listener, &database, demo).await;
+    database.shutdown().await;
+    result
+}
+
+async fn serve_on(
+    config: &Config,
+    listener: tokio::net::TcpListener,
+    database: &Database,
+    demo: bool,
+) -> anyhow::Result<()> {
+    // Links in mails point at the port really bound (`--listen 127.0.0.1:0` picks one).
+    let mut config = config.clone();
+    if config.public_url.is_none() {
+        config.public_url = Some(format!("http://{}", listener.local_addr()?));
+    }
+    let config = &config;
+    let services = services(config, database.db.clone()).await?;
+    if config.migrate_on_start {
+        let report = database.db.migrate().await.context("migration failed")?;
+        tracing::info!(
+            tenants = report.tenants_total,
+            changed = !report.is_noop(),
+            "schemas are current"
+        );
+    }
+    if demo
+        && musubi_domain::demo::seed_if_empty(&services)
+            .await
+            .map_err(|e| anyhow::anyhow!("seeding demo data failed: {e}"))?
+    {
+        tracing::info!("demo data seeded");
+    }
+    // Applies each association's audit-log retention daily; stops with the server.
+    let _audit_purge = musubi_domain::audit::spawn_daily_purge(database.db.clone());
+    let _event_purge = spawn_event_purge(database.db.clone());
+    let addr = listener.local_addr()?;
+    let app = app(config, services);
+    let shutdown = shutdown_signal()?;
+    println!("Musubi is running at http://{addr}/  (Ctrl-C to stop)");
+    axum::serve(
+        listener,
+        app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown)
+    .await
+    .context("server error")?;
+    tracing::info!("stopping");
+    Ok(())
+}
+
+/// Registers the handlers now, before the server announces itself: a Ctrl-C that arrives
+/// right after the announcement must stop the server gracefully, not kill it.
+fn shutdown_signal() -> anyhow::Result<impl std::future::Future<Output = ()>> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut interrupt = signal(SignalKind::interrupt()).context("cannot handle SIGINT")?;
+    let mut terminate = signal(SignalKind::terminate()).context("cannot handle SIGTERM")?;
+    Ok(async move {
+        tokio::select! {
+            _ = interrupt.recv() => {},
+            _ = terminate.recv() => {},
+        }
+    })
+}

@@ -1,0 +1,193 @@
+//! `musubi`: the one binary. Parses the command line and hands over to the library.
+
+use clap::{Parser, Subcommand};
+use musubi_config::Config;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+#[derive(Parser)]
+#[command(
+    name = "musubi",
+    version,
+    about = "Musubi (結び): a home-care support SNS for medical associations"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(clap::Args, Clone, Default)]
+struct ServeArgs {
+    /// Address to listen on [env: MUSUBI_LISTEN; default 127.0.0.1:8080]
+    #[arg(long)]
+    listen: Option<SocketAddr>,
+    #[command(flatten)]
+    data: DataArgs,
+}
+
+#[derive(clap::Args, Clone, Default)]
+struct DataArgs {
+    /// Data directory, holding the embedded PostgreSQL cluster [env: MUSUBI_DATA_DIR; default ./musubi-data]
+    #[arg(long)]
+    data_dir: Option<PathBuf>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the server (the default).
+    Serve(ServeArgs),
+    /// Run the server, seeding fictional demo data into an empty database.
+    Demo(ServeArgs),
+    /// Apply database migrations: core, then every association's schema.
+    Migrate(DataArgs),
+    /// Manage medical associations (tenants).
+    #[command(subcommand)]
+    Association(AssociationCommand),
+    /// Print the GraphQL schema (SDL).
+    Schema,
+    /// Check and maintain the tamper-evident audit logs.
+    #[command(subcommand)]
+    Audit(AuditCommand),
+}
+
+#[derive(Subcommand)]
+enum AuditCommand {
+    /// Verify the hash chains: one association's log, or every association's and the platform log. Exits 1 unless all are intact.
+    Verify {
+        /// Only this association (slug)
+        #[arg(long)]
+        association: Option<String>,
+        #[command(flatten)]
+        data: DataArgs,
+    },
+    /// Delete audit records older than each association's retention (audit_retention_years).
+    Purge(DataArgs),
+}
+
+#[derive(Subcommand)]
+enum AssociationCommand {
+    /// Create an association and its schema.
+    Create {
+        /// Short name for URLs: lowercase letters, digits, hyphens (e.g. minatogawa)
+        #[arg(long)]
+        slug: String,
+        /// Display name (e.g. みなと川医師会)
+        #[arg(long)]
+        name: String,
+        /// The district it serves
+        #[arg(long, default_value = "")]
+        area: String,
+        #[arg(long, default_value = "")]
+        description: String,
+        #[command(flatten)]
+        data: DataArgs,
+    },
+    /// List the associations of this deployment.
+    List(DataArgs),
+    /// Invite an association's (first) administrator: prints a one-time link (and its QR code
+    /// file) to hand over, or mails it with --email.
+    InviteAdmin {
+        /// The association's slug
+        #[arg(long)]
+        slug: String,
+        /// Mail the invitation to this address instead of printing the link
+        #[arg(long)]
+        email: Option<String>,
+        /// Days the link stays valid (1–30)
+        #[arg(long, default_value_t = 7)]
+        days: i32,
+        #[command(flatten)]
+        data: DataArgs,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let command = cli.command.unwrap_or(Command::Serve(ServeArgs::default()));
+    if let Command::Schema = command {
+        print!("{}", musubi_graphql::sdl());
+        return ExitCode::SUCCESS;
+    }
+    let mut config = match Config::from_env() {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("musubi: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let data = match &command {
+        Command::Serve(a) | Command::Demo(a) => {
+            if let Some(l) = a.listen {
+                config.listen = l;
+            }
+            Some(&a.data)
+        }
+        Command::Migrate(d) | Command::Association(AssociationCommand::List(d)) => Some(d),
+        Command::Association(AssociationCommand::Create { data, .. })
+        | Command::Association(AssociationCommand::InviteAdmin { data, .. }) => Some(data),
+        Command::Schema => None,
+        Command::Audit(AuditCommand::Verify { data, .. } | AuditCommand::Purge(data)) => Some(data),
+    };
+    if let Some(dir) = data.and_then(|d| d.data_dir.clone()) {
+        config.data_dir = dir;
+    }
+    let _telemetry = match musubi_telemetry::init(&config) {
+        Ok(g) => g,
+        Err(e) => {
+            eprintln!("musubi: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("musubi: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(command, config)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("musubi: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(command: Command, config: Config) -> anyhow::Result<()> {
+    match command {
+        Command::Serve(_) => musubi::serve(config, false).await,
+        Command::Demo(_) => musubi::serve(config, true).await,
+        Command::Migrate(_) => musubi::cli::migrate(&config).await,
+        Command::Association(AssociationCommand::InviteAdmin {
+            slug, email, days, ..
+        }) => musubi::cli::invite_admin(&config, &slug, email, days).await,
+        Command::Association(AssociationCommand::List(_)) => {
+            musubi::cli::list_associations(&config).await
+        }
+        Command::Association(AssociationCommand::Create {
+            slug,
+            name,
+            area,
+            description,
+            ..
+        }) => {
+            let input = musubi_domain::associations::CreateAssociation {
+                slug,
+                name,
+                area,
+                description,
+            };
+            musubi::cli::create_association(&config, &input).await
+        }
+        Command::Schema => Ok(()),
+        Command::Audit(AuditCommand::Verify { association, .. }) => {
+            musubi::cli_audit::verify(&config, association.as_deref()).await
+        }
+        Command::Audit(AuditCommand::Purge(_)) => musubi::cli_audit::purge(&config).await,
+    }
+}

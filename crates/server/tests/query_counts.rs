@@ -1,0 +1,379 @@
+//! The number of SQL statements behind the busiest pages does not grow with the data: opening
+//! a topic (100 comments, 10 readers on each) and the home page (50 groups with unread).
+//! Counted exactly on the wire (see `musubi_test_support::sqlcount`): BEGIN and COMMIT count.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code: fail loudly
+
+use musubi_authz::GroupRole;
+use musubi_db::accounts::{self as accounts, NewSession, NewUser};
+use musubi_domain::associations::CreateAssociation;
+use musubi_domain::audit::RequestMeta;
+use musubi_domain::groups::{GroupInput, GroupKind, Scope};
+use musubi_domain::sessions::Viewer;
+use musubi_domain::{Services, Tenant};
+use musubi_test_support::sqlcount::{Measured, SqlCounter};
+use musubi_test_support::TestDb;
+use std::time::Duration;
+use uuid::Uuid;
+
+/// Opening a topic: one transaction whatever its length. Measured: 14 for a reader with
+/// everything unread (BEGIN, search path, access, take unread, footprints, comments, readers,
+/// members, the audit record's three, two events, COMMIT), 12 with nothing unread.
+const OPEN_TOPIC_MAX: usize = 15;
+/// The home page: the directory query, then one transaction per host association (BEGIN,
+/// search path, counts, items, COMMIT). Measured: 6 for one association.
+const HOME_MAX: usize = 7;
+
+fn client() -> RequestMeta {
+    RequestMeta::new("192.0.2.20", "query-count-test")
+}
+
+async fn person(db: &TestDb, s: &Services, tenant: &Tenant, key: &str, doctor: bool) -> Viewer {
+    let mut tx = db.db.pool().begin().await.unwrap();
+    let id = accounts::insert_user(
+        &mut tx,
+        &NewUser {
+            email: &format!("{key}@alpha.example"),
+            name: key,
+            name_kana: key,
+            profession: if doctor { "physician" } else { "nurse" },
+            doctor_kind: doctor.then_some("clinic"),
+            password_hash: None,
+        },
+    )
+    .await
+    .unwrap();
+    accounts::insert_membership(&mut tx, id, tenant.id, "member", None)
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+    let token = format!("test-{}", Uuid::new_v4().simple());
+    accounts::insert_session(
+        db.db.pool(),
+        &NewSession {
+            user_id: id,
+            token_hash: &musubi_auth::token::hash_token(&token),
+            kind: "api",
+            second_factor_done: true,
+            idle: chrono::Duration::hours(1),
+            absolute: chrono::Duration::hours(8),
+            ip: "192.0.2.20",
+            user_agent: "test",
+        },
+    )
+    .await
+    .unwrap();
+    s.authenticate(&token).await.unwrap().unwrap()
+}
+
+/// A database with one association, services to build data with, and counted services
+/// (their own pool through the counting proxy) to measure with.
+struct Bench {
+    db: TestDb,
+    s: Services,
+    counted: Services,
+    counter: SqlCounter,
+    tenant: Tenant,
+}
+
+impl Bench {
+    async fn new() -> Self {
+        let db = TestDb::new().await;
+        let s = db.services().await;
+        let tenant = s
+            .create_association(&CreateAssociation {
+                slug: "alpha".into(),
+                name: "アルファ医師会".into(),
+                area: String::new(),
+                description: String::new(),
+            })
+            .await
+            .unwrap();
+        let counter = SqlCounter::start(&db.options).await;
+        let counted = Services::build(
+            counter.db().await,
+            musubi_auth::ratelimit::RateLimiter::in_process(),
+        )
+        .await
+        .unwrap();
+        Self {
+            db,
+            s,
+            counted,
+            counter,
+            tenant,
+        }
+    }
+
+    async fn group(&self, owner: &Viewer, kind: GroupKind, members: &[&Viewer]) -> Uuid {
+        let g = self
+            .s
+            .create_group(
+                owner,
+                &self.tenant,
+                kind,
+                &GroupInput {
+                    name: format!("グループ{}", Uuid::new_v4().simple()),
+                    description: String::new(),
+                    accepts_requests: false,
+                    receipt_mode: None,
+                },
+                &client(),
+            )
+            .await
+            .unwrap();
+        for m in members {
+            self.s
+                .add_group_member_directly(&self.tenant, g, m.user.id, GroupRole::Member)
+                .await
+                .unwrap();
+        }
+        g
+    }
+
+    /// A topic by `author` with `comments` comments in all (its body included).
+    async fn topic(&self, author: &Viewer, group: Uuid, comments: usize) -> Uuid {
+        let t = self
+            .s
+            .create_topic(
+                author,
+                &self.tenant,
+                group,
+                "訪問看護報告",
+                "BP 132/78、SpO2 94%（O2 1L）、体温 36.8℃",
+                Scope::EVERYONE,
+                false,
+                &client(),
+            )
+            .await
+            .unwrap();
+        for i in 1..comments {
+            self.s
+                .post_comment(
+                    author,
+                    &self.tenant,
+                    t,
+                    &format!("経過 {i}：食事摂取量 7割、排便あり。"),
+                    i % 10 == 0,
+                    &client(),
+                )
+                .await
+                .unwrap();
+        }
+        t
+    }
+
+    async fn open_counted(&self, viewer: &Viewer, topic: Uuid) -> Measured {
+        let (view, m) = self
+            .counter
+            .measure(
+                self.counted
+                    .open_topic(viewer, &self.tenant, topic, true, &client()),
+            )
+            .await;
+        view.unwrap();
+        m
+    }
+}
+
+#[tokio::test]
+async fn the_counter_counts_each_statement_including_begin_and_commit() {
+    let db = TestDb::new().await;
+    let counter = SqlCounter::start(&db.options).await;
+    let counted = counter.db().await;
+    let ((), m) = counter
+        .measure(async {
+            for _ in 0..3 {
+                sqlx::query("SELECT 1")
+                    .execute(counted.pool())
+                    .await
+                    .unwrap();
+            }
+        })
+        .await;
+    assert_eq!(m.count(), 3, "{}", m.listing());
+    assert_eq!(m.new_connections, 0, "the pool was warm");
+
+    let ((), m) = counter
+        .measure(async {
+            let mut tx = counted.pool().begin().await.unwrap();
+            sqlx::query("SELECT $1::int")
+                .bind(7)
+                .fetch_one(&mut *tx)
+                .await
+                .unwrap();
+            tx.commit().await.unwrap();
+        })
+        .await;
+    assert_eq!(m.statements, vec!["BEGIN", "SELECT $1::int", "COMMIT"]);
+
+    // Nothing is counted outside a measurement, and the uncounted pool is not seen at all.
+    sqlx::query("SELECT 1")
+        .execute(counted.pool())
+        .await
+        .unwrap();
+    let ((), m) = counter
+        .measure(async {
+            sqlx::query("SELECT 2").execute(db.db.pool()).await.unwrap();
+        })
+        .await;
+    assert_eq!(m.count(), 0, "{}", m.listing());
+
+    // A new connection shows up as such, with its setup statement.
+    let fresh = musubi_db::Db::connect(counter.options(), 1, Duration::from_secs(30));
+    let (fresh, m) = counter.measure(fresh).await;
+    fresh.unwrap();
+    assert_eq!(m.new_connections, 1);
+    assert_eq!(m.count(), 1, "{}", m.listing());
+}
+
+#[tokio::test]
+async fn opening_a_topic_costs_the_same_for_10_or_100_comments_with_10_readers_each() {
+    let b = Bench::new().await;
+    let doctor = person(&b.db, &b.s, &b.tenant, "doctor", true).await;
+    let nurse = person(&b.db, &b.s, &b.tenant, "nurse", false).await;
+    let mut readers = Vec::new();
+    for i in 0..10 {
+        readers.push(person(&b.db, &b.s, &b.tenant, &format!("reader{i}"), false).await);
+    }
+    let mut members: Vec<&Viewer> = readers.iter().collect();
+    members.push(&nurse);
+    let g = b.group(&doctor, GroupKind::Patient, &members).await;
+    let short = b.topic(&nurse, g, 10).await;
+    let long = b.topic(&nurse, g, 100).await;
+    let warm = b.topic(&nurse, g, 2).await;
+    for r in &readers {
+        for t in [short, long] {
+            b.s.open_topic(r, &b.tenant, t, true, &client())
+                .await
+                .unwrap();
+        }
+    }
+    let footprints: i64 = {
+        let mut tx = b.db.db.tenant_tx(&b.tenant).await.unwrap();
+        let n = sqlx::query_scalar("SELECT count(*) FROM footprints")
+            .fetch_one(&mut *tx)
+            .await
+            .unwrap();
+        tx.commit().await.unwrap();
+        n
+    };
+    assert_eq!(footprints, 10 * 110, "10 readers on every comment");
+
+    // Warm: the counted pool's connection is open and the statements are prepared.
+    b.open_counted(&doctor, warm).await;
+
+    // The doctor has every comment unread: footprints are written for all of them.
+    let short_read = b.open_counted(&doctor, short).await;
+    let long_read = b.open_counted(&doctor, long).await;
+    // The author sees the readers of each comment and who has not read it.
+    let short_author = b.open_counted(&nurse, short).await;
+    let long_author = b.open_counted(&nurse, long).await;
+    // Nothing left unread: reading again.
+    let long_again = b.open_counted(&doctor, long).await;
+    eprintln!(
+        "open topic, reader with 100 unread: {} statements\n{}",
+        long_read.count(),
+        long_read.listing()
+    );
+    eprintln!(
+        "open topic, author: {} statements; again: {}",
+        long_author.count(),
+        long_again.count()
+    );
+
+    for m in [
+        &short_read,
+        &long_read,
+        &short_author,
+        &long_author,
+        &long_again,
+    ] {
+        assert_eq!(m.new_connections, 0);
+        assert!(
+            m.count() <= OPEN_TOPIC_MAX,
+            "{} statements:\n{}",
+            m.count(),
+            m.listing()
+        );
+    }
+    assert_eq!(
+        short_read.statements, long_read.statements,
+        "the same statements for 10 and 100 comments"
+    );
+    assert_eq!(short_author.statements, long_author.statements);
+
+    let view =
+        b.s.open_topic(&nurse, &b.tenant, long, false, &client())
+            .await
+            .unwrap();
+    assert_eq!(view.comments.len(), 100);
+    assert!(
+        view.comments.iter().all(|c| c.readers.len() == 11),
+        "10 readers and the doctor"
+    );
+}
+
+#[tokio::test]
+async fn the_home_page_costs_the_same_for_5_or_50_groups_with_unread() {
+    let b = Bench::new().await;
+    let owner = person(&b.db, &b.s, &b.tenant, "owner", false).await;
+    let light = person(&b.db, &b.s, &b.tenant, "light", true).await;
+    let busy = person(&b.db, &b.s, &b.tenant, "busy", true).await;
+    for i in 0..50 {
+        let members: Vec<&Viewer> = if i < 5 {
+            vec![&light, &busy]
+        } else {
+            vec![&busy]
+        };
+        let kind = if i % 2 == 0 {
+            GroupKind::Patient
+        } else {
+            GroupKind::General
+        };
+        let g = b.group(&owner, kind, &members).await;
+        b.topic(&owner, g, 2).await;
+    }
+
+    // Warm: the association registry and the counted pool.
+    b.counted.home(&light).await.unwrap();
+
+    let (few, m_few) = b.counter.measure(b.counted.home(&light)).await;
+    let (many, m_many) = b.counter.measure(b.counted.home(&busy)).await;
+    let (few, many) = (few.unwrap(), many.unwrap());
+    assert_eq!(few.groups.len(), 5);
+    assert_eq!(few.counts.total, 10);
+    assert_eq!(many.groups.len(), 50);
+    assert_eq!(many.counts.total, 100);
+    assert!(many
+        .groups
+        .iter()
+        .all(|g| g.unread == 2 && g.items.len() == 2));
+    eprintln!(
+        "home with 50 groups: {} statements\n{}",
+        m_many.count(),
+        m_many.listing()
+    );
+    for m in [&m_few, &m_many] {
+        assert_eq!(m.new_connections, 0);
+        assert!(
+            m.count() <= HOME_MAX,
+            "{} statements:\n{}",
+            m.count(),
+            m.listing()
+        );
+    }
+    assert_eq!(
+        m_few.statements, m_many.statements,
+        "the same for 5 and 50 groups"
+    );
+
+    // The badges and "my groups" are bounded the same way.
+    let (_, c_few) = b.counter.measure(b.counted.unread_counts(&light)).await;
+    let (_, c_many) = b.counter.measure(b.counted.unread_counts(&busy)).await;
+    assert_eq!(c_few.statements, c_many.statements);
+    let (_, g_few) = b.counter.measure(b.counted.my_groups(&light)).await;
+    let (groups, g_many) = b.counter.measure(b.counted.my_groups(&busy)).await;
+    assert_eq!(groups.unwrap().len(), 50);
+    assert_eq!(g_few.statements, g_many.statements);
+    assert!(g_many.count() <= HOME_MAX, "{}", g_many.listing());
+}

@@ -1,0 +1,168 @@
+//! Musubi's server-rendered web pages: the landing page, signing in and out (with the second
+//! factor or a passkey), accepting an invitation, resetting a forgotten password, the signed-in
+//! home page, the person's sessions and security settings (second factor, passkeys), the
+//! language switch, static assets and error pages. Pages call the services like every other entry
+//! point; they work without JavaScript, which only adds small comforts.
+//!
+//! Sessions travel in the `musubi_session` cookie (see [`ctx`]); every state-changing form is
+//! checked against cross-site request forgery before its handler runs (see [`csrf`]).
+
+mod assets;
+mod cookies;
+mod csrf;
+mod ctx;
+mod datetime;
+mod device;
+mod html;
+mod i18n;
+mod layout;
+mod pages;
+
+use axum::routing::{get, post};
+use axum::Router;
+use musubi_domain::Services;
+use pages::{
+    enrol, home, invite, landing, my_sessions, passkey, reset, security, signin, signin_code,
+    signout,
+};
+
+/// The web pages, with a 404 page for every path they do not know.
+pub fn router(services: Services) -> Router {
+    Router::new()
+        .route("/", get(landing::show))
+        .route("/signin", get(signin::show).post(signin::submit))
+        .route(
+            "/signin/code",
+            get(signin_code::show).post(signin_code::submit),
+        )
+        .route(
+            "/signin/enrol",
+            get(enrol::show_for_sign_in).post(enrol::confirm_for_sign_in),
+        )
+        .route("/signout", post(signout::submit))
+        .route("/home", get(home::show))
+        .route("/home/unread", get(home::fragment))
+        .route("/me/sessions", get(my_sessions::show))
+        .route("/me/sessions/revoke-all", post(my_sessions::revoke_all))
+        .route("/me/sessions/{id}/revoke", post(my_sessions::revoke))
+        .route("/me/security", get(security::show))
+        .route(
+            "/me/security/totp",
+            get(enrol::show_for_viewer).post(enrol::confirm_for_viewer),
+        )
+        // Invitations, forgotten passwords and passkeys (the JSON calls of static/passkey.js).
+        .route("/invite/{token}", get(invite::show).post(invite::submit))
+        .route(
+            "/reset",
+            get(reset::show_request).post(reset::submit_request),
+        )
+        .route(
+            "/reset/{token}",
+            get(reset::show_new_password).post(reset::submit_new_password),
+        )
+        .route("/me/passkeys/start", post(passkey::start_registration))
+        .route("/me/passkeys/finish", post(passkey::finish_registration))
+        .route("/me/passkeys/{id}/delete", post(passkey::delete))
+        .route("/signin/passkey/start", post(passkey::start_sign_in))
+        .route("/signin/passkey/finish", post(passkey::finish_sign_in))
+        // Groups, topics and comments.
+        .merge(sns_routes())
+        // The association console (administrators; everyone else gets the 404 page).
+        .merge(console_routes())
+        // Every state-changing request to these routes passes the CSRF check first.
+        .route_layer(axum::middleware::from_fn(csrf::guard))
+        .with_state(services)
+        .merge(public_router())
+}
+
+/// The association console: `/a/{slug}/console/…` (see [`pages::console`]).
+fn console_routes() -> Router<Services> {
+    use pages::console::{audit, home, invite, members, settings};
+    const MEMBER: &str = "/a/{slug}/console/members/{user_id}";
+    Router::new()
+        .route("/a/{slug}/console", get(home::show))
+        .route("/a/{slug}/console/members", get(members::show))
+        .route(&format!("{MEMBER}/make-admin"), post(members::make_admin))
+        .route(&format!("{MEMBER}/make-member"), post(members::make_member))
+        .route(&format!("{MEMBER}/deactivate"), post(members::deactivate))
+        .route(&format!("{MEMBER}/reactivate"), post(members::reactivate))
+        .route(&format!("{MEMBER}/sign-out"), post(members::sign_out))
+        .route(
+            &format!("{MEMBER}/reset-second-factor"),
+            post(members::reset_second_factor),
+        )
+        .route(
+            "/a/{slug}/console/invite",
+            get(invite::show).post(invite::submit),
+        )
+        .route(
+            "/a/{slug}/console/invitations/{id}/revoke",
+            post(invite::revoke),
+        )
+        .route(
+            "/a/{slug}/console/settings",
+            get(settings::show).post(settings::submit),
+        )
+        .route("/a/{slug}/console/audit", get(audit::show))
+        .route("/a/{slug}/console/audit.csv", get(audit::export))
+}
+
+/// Groups, topics and comments: `/groups`, `/a/{slug}/g/{group}/…`, `/a/{slug}/t/{topic}/…`
+/// (see [`pages::sns`]).
+fn sns_routes() -> Router<Services> {
+    use pages::sns::{group, groups, new_topic, topic};
+    const GROUP: &str = "/a/{slug}/g/{group_id}";
+    const TOPIC: &str = "/a/{slug}/t/{topic_id}";
+    const COMMENT: &str = "/a/{slug}/t/{topic_id}/c/{comment_id}";
+    Router::new()
+        .route("/groups", get(groups::show))
+        .route("/groups/list", get(groups::fragment))
+        .route(
+            "/a/{slug}/groups/new",
+            get(groups::show_new).post(groups::create),
+        )
+        .route(GROUP, get(group::show))
+        .route(&format!("{GROUP}/topics"), get(group::topics_fragment))
+        .route(&format!("{GROUP}/join"), post(groups::request_to_join))
+        .route(
+            &format!("{GROUP}/invitation"),
+            post(groups::answer_invitation),
+        )
+        .route(&format!("{GROUP}/invite"), post(group::invite))
+        .route(
+            &format!("{GROUP}/requests/{{user_id}}"),
+            post(group::answer_request),
+        )
+        .route(
+            &format!("{GROUP}/members/{{user_id}}/remove"),
+            post(group::remove_member),
+        )
+        .route(
+            &format!("{GROUP}/members/{{user_id}}/role"),
+            post(group::set_role),
+        )
+        .route(&format!("{GROUP}/settings"), post(group::settings))
+        .route(&format!("{GROUP}/read"), post(group::mark_read))
+        .route(&format!("{GROUP}/leave"), post(group::leave))
+        .route(
+            &format!("{GROUP}/new"),
+            get(new_topic::show).post(new_topic::create),
+        )
+        .route(TOPIC, get(topic::show))
+        .route(
+            &format!("{TOPIC}/comments"),
+            get(topic::comments_fragment).post(topic::reply),
+        )
+        .route(&format!("{TOPIC}/settings"), post(topic::settings))
+        .route(&format!("{COMMENT}/edit"), post(topic::edit))
+        .route(&format!("{COMMENT}/delete"), post(topic::delete))
+        .route(&format!("{COMMENT}/ack"), post(topic::acknowledge))
+}
+
+/// The routes that need no services, so tests can call them without a database.
+fn public_router() -> Router {
+    Router::new()
+        .route("/lang/{code}", get(pages::language::switch))
+        .route("/static/{file}", get(assets::serve))
+        .fallback(pages::not_found::show)
+}

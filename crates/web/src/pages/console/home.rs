@@ -1,0 +1,120 @@
+//! `GET /a/{slug}/console`: the console's first page: the association, a few counts an
+//! administrator checks (who is in, who has no second factor, invitations waiting), the
+//! policy in one line, and the ways on.
+
+use super::{Console, ConsoleHead};
+use crate::assets::{self, AssetUrls};
+use crate::ctx::Ctx;
+use crate::i18n::Translator;
+use crate::layout::Nav;
+use askama::Template;
+use axum::extract::{Path, State};
+use axum::response::Response;
+use http::StatusCode;
+use musubi_domain::Services;
+
+/// One number with what it counts: "利用中のメンバー 6人".
+pub(crate) struct Count {
+    pub label: &'static str,
+    pub value: String,
+    /// Worth a look (e.g. members without a second factor where it is required).
+    pub attention: bool,
+}
+
+#[derive(Template)]
+#[template(path = "console/home.html")]
+pub(crate) struct ConsoleHomePage<'a> {
+    pub t: Translator,
+    pub assets: &'static AssetUrls,
+    pub nav: Nav<'a>,
+    pub current_path: &'a str,
+    pub console: ConsoleHead,
+    pub counts: Vec<Count>,
+    /// The policy in plain words.
+    pub policy: Vec<String>,
+}
+
+pub(crate) async fn show(
+    State(services): State<Services>,
+    ctx: Ctx,
+    Path(slug): Path<String>,
+) -> Result<Response, Response> {
+    let c = Console::open(&services, &ctx, &slug).await?;
+    let fail = |e| c.page_error(&ctx, "opening the console", e);
+    // The first call authorizes (and audits a refusal); the others then pass.
+    let members = services
+        .list_members(&c.viewer, &c.tenant, &ctx.client)
+        .await
+        .map_err(fail)?;
+    let invitations = services
+        .list_invitations(&c.viewer, &c.tenant, &ctx.client)
+        .await
+        .map_err(fail)?;
+    let settings = services
+        .association_settings(&c.viewer, &c.tenant, &ctx.client)
+        .await
+        .map_err(fail)?;
+
+    let t = Translator::new(ctx.lang);
+    let people = |n: usize| t.format("console.home.people", &n.to_string());
+    let active: Vec<_> = members.iter().filter(|m| m.status == "active").collect();
+    let admins = active.iter().filter(|m| m.role == "admin").count();
+    let without_second_factor = active.iter().filter(|m| !m.second_factor_enabled).count();
+    let counts = vec![
+        Count {
+            label: t.get("console.home.count_active"),
+            value: people(active.len()),
+            attention: false,
+        },
+        Count {
+            label: t.get("console.home.count_admins"),
+            value: people(admins),
+            attention: false,
+        },
+        Count {
+            label: t.get("console.home.count_deactivated"),
+            value: people(members.len() - active.len()),
+            attention: false,
+        },
+        Count {
+            label: t.get("console.home.count_no_second_factor"),
+            value: people(without_second_factor),
+            attention: settings.require_second_factor && without_second_factor > 0,
+        },
+        Count {
+            label: t.get("console.home.count_invitations"),
+            value: t.format("console.home.items", &invitations.len().to_string()),
+            attention: false,
+        },
+    ];
+    let policy = vec![
+        if settings.require_second_factor {
+            t.get("console.home.policy_2fa_required").to_owned()
+        } else {
+            t.get("console.home.policy_2fa_optional").to_owned()
+        },
+        t.format(
+            "console.home.policy_idle",
+            &settings.session_idle_minutes.to_string(),
+        ),
+        t.format(
+            "console.home.policy_absolute",
+            &settings.session_absolute_hours.to_string(),
+        ),
+        t.format(
+            "console.home.policy_retention",
+            &settings.audit_retention_years.to_string(),
+        ),
+    ];
+    let path = c.path("");
+    let page = ConsoleHomePage {
+        t,
+        assets: assets::urls(),
+        nav: Nav::signed_in(&c.viewer.user.name, ctx.csrf.token()),
+        current_path: &path,
+        console: c.head("home"),
+        counts,
+        policy,
+    };
+    Ok(ctx.respond(StatusCode::OK, &page))
+}

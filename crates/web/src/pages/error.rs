@@ -1,0 +1,65 @@
+//! Error pages: plain words for people, and at most a stable code for the help desk.
+
+use crate::assets::{self, AssetUrls};
+use crate::html;
+use crate::i18n::{Lang, Translator};
+use crate::layout::Nav;
+use askama::Template;
+use axum::response::Response;
+use http::StatusCode;
+use musubi_domain::ErrorCode;
+
+#[derive(Template)]
+#[template(path = "error.html")]
+pub(crate) struct ErrorPage<'a> {
+    pub t: Translator,
+    pub assets: &'static AssetUrls,
+    pub nav: Nav<'a>,
+    pub current_path: &'a str,
+    pub title: &'static str,
+    pub message: &'static str,
+    /// A stable code, never internal text.
+    pub code: Option<&'static str>,
+    /// Offer to reload: worth it when the failure may pass.
+    pub retry: bool,
+}
+
+pub(crate) fn respond(status: StatusCode, lang: Lang, page: &ErrorPage<'_>) -> Response {
+    html::respond(status, lang, page)
+}
+
+/// 500: something on our side failed; the code helps whoever answers the phone.
+pub(crate) fn server_error(lang: Lang, current_path: &str, code: ErrorCode) -> Response {
+    let t = Translator::new(lang);
+    let message = match code {
+        ErrorCode::AssociationUnavailable => t.get("error.server.unavailable"),
+        _ => t.get("error.server.message"),
+    };
+    let page = ErrorPage {
+        t,
+        assets: assets::urls(),
+        nav: Nav::hidden(),
+        current_path,
+        title: t.get("error.server.title"),
+        message,
+        code: Some(code.as_str()),
+        retry: true,
+    };
+    respond(StatusCode::INTERNAL_SERVER_ERROR, lang, &page)
+}
+
+/// 400: the link itself is wrong, so retrying will not help.
+pub(crate) fn bad_request(lang: Lang, current_path: &str) -> Response {
+    let t = Translator::new(lang);
+    let page = ErrorPage {
+        t,
+        assets: assets::urls(),
+        nav: Nav::hidden(),
+        current_path,
+        title: t.get("error.bad_request.title"),
+        message: t.get("error.bad_request.message"),
+        code: None,
+        retry: false,
+    };
+    respond(StatusCode::BAD_REQUEST, lang, &page)
+}

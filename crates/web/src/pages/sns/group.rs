@@ -1,0 +1,606 @@
+//! `GET /a/{slug}/g/{group_id}`: a group's topics (pinned first, unread badges), its members
+//! and, for owners, the tools to run it. Someone invited (or waiting for approval, or who may
+//! ask to join) sees only the group's name and what they can do about it; anyone else gets the
+//! 404 page. `GET …/topics` is the topic list alone, for live updates.
+//!
+//! Forms: `POST …/invite`, `…/requests/{user_id}`, `…/members/{user_id}/remove`,
+//! `…/members/{user_id}/role`, `…/settings`, `…/read` (mark all read) and `…/leave`.
+
+use super::groups::{GroupErrors, GroupForm};
+use super::{
+    after_action, flash, nav, page_error, parse_id, profession, receipt_label, scope_label,
+    short_time, Flash, Place,
+};
+use crate::assets::{self, AssetUrls};
+use crate::ctx::Ctx;
+use crate::i18n::{Lang, Translator};
+use crate::layout::{Nav, Section};
+use askama::Template;
+use axum::extract::rejection::FormRejection;
+use axum::extract::{Path, State};
+use axum::response::Response;
+use axum::Form;
+use chrono::Utc;
+use http::{StatusCode, Uri};
+use musubi_authz::GroupRole;
+use musubi_db::groups::{GroupMemberRow, GroupRow, TopicRow};
+use musubi_domain::groups::GroupView;
+use musubi_domain::{ErrorCode, Services};
+use serde::Deserialize;
+use uuid::Uuid;
+
+/// What every part of the group page says about the group.
+pub(crate) struct GroupHead {
+    pub slug: String,
+    pub id: String,
+    pub name: String,
+    pub description: String,
+    pub patient: bool,
+    pub association: String,
+    pub receipt: &'static str,
+    pub owner: bool,
+}
+
+pub(crate) struct TopicCard {
+    pub href: String,
+    pub title: String,
+    pub author: String,
+    pub time: String,
+    pub datetime: String,
+    pub pinned: bool,
+    pub closed: bool,
+    pub unread: i32,
+    /// Who may see it, when not everyone.
+    pub scope: Option<String>,
+    pub replies: i32,
+}
+
+/// The topic list, also served alone at `…/topics`.
+pub(crate) struct TopicList {
+    pub topics: Vec<TopicCard>,
+    pub unread: i64,
+}
+
+pub(crate) struct MemberCard {
+    pub id: String,
+    pub name: String,
+    pub profession: String,
+    /// Their facility in the host association, or their own association.
+    pub place: Option<String>,
+    pub from_elsewhere: bool,
+    pub owner: bool,
+    pub is_self: bool,
+    pub confirm_remove: String,
+    pub confirm_role: String,
+}
+
+#[derive(Template)]
+#[template(path = "sns/group.html")]
+pub(crate) struct GroupPage<'a> {
+    pub t: Translator,
+    pub assets: &'static AssetUrls,
+    pub nav: Nav<'a>,
+    pub current_path: &'a str,
+    pub csrf: &'a str,
+    pub flash: Option<Flash>,
+    pub group: GroupHead,
+    pub list: TopicList,
+    pub members: Vec<MemberCard>,
+    pub invited: Vec<MemberCard>,
+    pub requests: Vec<MemberCard>,
+    pub invite_email: String,
+    pub invite_error: Option<String>,
+    /// The settings form (owners): what was typed, or the group as it is.
+    pub form: GroupForm,
+    pub errors: GroupErrors,
+    pub settings_open: bool,
+    pub receipt_default: &'static str,
+    pub general: bool,
+    pub choose_kind: bool,
+}
+
+#[derive(Template)]
+#[template(path = "sns/topics_fragment.html")]
+pub(crate) struct TopicsFragment {
+    pub t: Translator,
+    pub list: TopicList,
+}
+
+/// For someone who is not a member (yet).
+#[derive(Template)]
+#[template(path = "sns/group_join.html")]
+pub(crate) struct JoinPage<'a> {
+    pub t: Translator,
+    pub assets: &'static AssetUrls,
+    pub nav: Nav<'a>,
+    pub current_path: &'a str,
+    pub csrf: &'a str,
+    pub flash: Option<Flash>,
+    pub slug: &'a str,
+    pub id: String,
+    pub name: String,
+    pub description: String,
+    pub patient: bool,
+    pub association: &'a str,
+    /// `invited`, `requested`, or empty (may ask to join).
+    pub status: String,
+}
+
+fn group_path(slug: &str, id: impl std::fmt::Display) -> String {
+    format!("/a/{slug}/g/{id}")
+}
+
+fn topic_list(lang: Lang, slug: &str, view: &GroupView) -> TopicList {
+    let t = Translator::new(lang);
+    let now = Utc::now();
+    TopicList {
+        unread: view.unread(),
+        topics: view
+            .topics
+            .iter()
+            .map(|r| topic_card(t, lang, slug, r, now))
+            .collect(),
+    }
+}
+
+fn topic_card(
+    t: Translator,
+    lang: Lang,
+    slug: &str,
+    r: &TopicRow,
+    now: chrono::DateTime<Utc>,
+) -> TopicCard {
+    TopicCard {
+        href: format!("/a/{slug}/t/{}", r.id),
+        title: r.title.clone(),
+        author: r.author_name.clone(),
+        time: short_time(lang, r.last_comment_at, now),
+        datetime: super::machine_time(r.last_comment_at),
+        pinned: r.pinned,
+        closed: r.closed,
+        unread: r.unread,
+        scope: scope_label(t, r.scope),
+        replies: (r.last_seq - 1).max(0),
+    }
+}
+
+fn member_card(t: Translator, m: &GroupMemberRow, me: Uuid) -> MemberCard {
+    let who = t.format("layout.user_name", &m.name);
+    let owner = m.role == "owner";
+    MemberCard {
+        id: m.user_id.to_string(),
+        name: m.name.clone(),
+        profession: profession(t, &m.profession, m.doctor_kind.as_deref()),
+        place: m
+            .facility_name
+            .clone()
+            .or_else(|| m.home_association.clone()),
+        from_elsewhere: m.facility_name.is_none() && m.home_association.is_some(),
+        owner,
+        is_self: m.user_id == me,
+        confirm_remove: t.format("sns.members.confirm_remove", &who),
+        confirm_role: t.format(
+            if owner {
+                "sns.members.confirm_make_member"
+            } else {
+                "sns.members.confirm_make_owner"
+            },
+            &who,
+        ),
+    }
+}
+
+fn settings_form(g: &GroupRow) -> GroupForm {
+    GroupForm {
+        kind: g.kind.clone(),
+        name: g.name.clone(),
+        description: g.description.clone(),
+        accepts_requests: (g.join_policy == "request").then(|| "1".to_owned()),
+        receipt_mode: g
+            .receipt_override
+            .clone()
+            .unwrap_or_else(|| "default".to_owned()),
+    }
+}
+
+/// What a re-shown page keeps of the forms that were sent.
+#[derive(Default)]
+struct Typed {
+    invite_email: String,
+    invite_error: Option<String>,
+    settings: Option<(GroupForm, GroupErrors)>,
+    live_after: Option<i64>,
+}
+
+pub(crate) async fn show(
+    State(services): State<Services>,
+    ctx: Ctx,
+    Path((slug, id)): Path<(String, String)>,
+    uri: Uri,
+) -> Result<Response, Response> {
+    let p = Place::open(&services, &ctx, &slug).await?;
+    let group_id = parse_id(&id);
+    let after = super::live_cursor(&services).await;
+    let view = match services
+        .group_view(&p.viewer, &p.tenant, group_id, &ctx.client)
+        .await
+    {
+        Ok(v) => v,
+        Err(e) if e.code == ErrorCode::NotFound => {
+            return join_page(&services, &ctx, &p, group_id, &uri).await
+        }
+        Err(e) => return Err(ctx.fail("opening a group", e)),
+    };
+    let typed = Typed {
+        live_after: after,
+        ..Typed::default()
+    };
+    render(&services, &ctx, &p, StatusCode::OK, view, typed, &uri).await
+}
+
+/// Invited, waiting, or free to ask: the group's name and the way in. Anyone else: 404.
+async fn join_page(
+    services: &Services,
+    ctx: &Ctx,
+    p: &Place,
+    group_id: Uuid,
+    uri: &Uri,
+) -> Result<Response, Response> {
+    let g = services
+        .group_invitation(&p.viewer, &p.tenant, group_id)
+        .await
+        .map_err(|e| page_error(ctx, "reading an invitation", e))?;
+    let t = Translator::new(ctx.lang);
+    let total = super::unread_total(services, &p.viewer).await;
+    let path = group_path(p.slug(), group_id);
+    let page = JoinPage {
+        t,
+        assets: assets::urls(),
+        nav: nav(&p.viewer, ctx, total, Section::Groups),
+        current_path: &path,
+        csrf: ctx.csrf.token(),
+        flash: flash(t, uri),
+        slug: p.slug(),
+        id: g.id.to_string(),
+        patient: g.kind == "patient",
+        name: g.name,
+        description: g.description,
+        association: &p.tenant.name,
+        status: g.my_status.unwrap_or_default(),
+    };
+    Ok(ctx.respond(StatusCode::OK, &page))
+}
+
+async fn render(
+    services: &Services,
+    ctx: &Ctx,
+    p: &Place,
+    status: StatusCode,
+    view: GroupView,
+    typed: Typed,
+    uri: &Uri,
+) -> Result<Response, Response> {
+    let t = Translator::new(ctx.lang);
+    let me = p.viewer.user.id;
+    let owner = view.my_role == Some(GroupRole::Owner);
+    let cards = |wanted: &str| -> Vec<MemberCard> {
+        view.members
+            .iter()
+            .filter(|m| m.status == wanted)
+            .map(|m| member_card(t, m, me))
+            .collect()
+    };
+    let (members, invited, requests) = (cards("active"), cards("invited"), cards("requested"));
+    let settings_open = typed.settings.is_some();
+    let (form, errors) = typed
+        .settings
+        .unwrap_or_else(|| (settings_form(&view.group), GroupErrors::default()));
+    let total = super::unread_total(services, &p.viewer).await;
+    let path = group_path(p.slug(), view.group.id);
+    let page = GroupPage {
+        t,
+        assets: assets::urls(),
+        nav: nav(&p.viewer, ctx, total, Section::Groups).live_after(typed.live_after),
+        current_path: &path,
+        csrf: ctx.csrf.token(),
+        flash: flash(t, uri),
+        list: topic_list(ctx.lang, p.slug(), &view),
+        group: GroupHead {
+            slug: p.slug().to_owned(),
+            id: view.group.id.to_string(),
+            name: view.group.name.clone(),
+            description: view.group.description.clone(),
+            patient: view.group.kind == "patient",
+            association: p.tenant.name.clone(),
+            receipt: receipt_label(t, &view.group.receipt_mode),
+            owner,
+        },
+        general: view.group.kind == "general",
+        members,
+        invited,
+        requests,
+        invite_email: typed.invite_email,
+        invite_error: typed.invite_error,
+        form,
+        errors,
+        settings_open,
+        receipt_default: t.get("sns.receipt.association_default"),
+        choose_kind: false,
+    };
+    Ok(ctx.respond(status, &page))
+}
+
+pub(crate) async fn topics_fragment(
+    State(services): State<Services>,
+    ctx: Ctx,
+    Path((slug, id)): Path<(String, String)>,
+) -> Result<Response, Response> {
+    let p = Place::open(&services, &ctx, &slug).await?;
+    let view = services
+        .group_view(&p.viewer, &p.tenant, parse_id(&id), &ctx.client)
+        .await
+        .map_err(|e| page_error(&ctx, "listing topics", e))?;
+    let page = TopicsFragment {
+        t: Translator::new(ctx.lang),
+        list: topic_list(ctx.lang, p.slug(), &view),
+    };
+    Ok(ctx.respond(StatusCode::OK, &page))
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub(crate) struct InviteForm {
+    #[serde(default)]
+    email: String,
+}
+
+pub(crate) async fn invite(
+    State(services): State<Services>,
+    ctx: Ctx,
+    Path((slug, id)): Path<(String, String)>,
+    form: Result<Form<InviteForm>, FormRejection>,
+) -> Result<Response, Response> {
+    let p = Place::open(&services, &ctx, &slug).await?;
+    let group_id = parse_id(&id);
+    let email = form.map(|f| f.0.email).unwrap_or_default();
+    let t = Translator::new(ctx.lang);
+    let e = match services
+        .invite_to_group(&p.viewer, &p.tenant, group_id, &email, &ctx.client)
+        .await
+    {
+        Ok(_) => {
+            return Ok(ctx.redirect(&format!("{}?done=invited", group_path(p.slug(), group_id))))
+        }
+        Err(e) => e,
+    };
+    let key = match e.code {
+        ErrorCode::InvalidInput => "sns.members.error_email",
+        ErrorCode::Conflict => "sns.members.error_already",
+        _ => return Err(page_error(&ctx, "inviting to a group", e)),
+    };
+    let typed = Typed {
+        invite_email: email.trim().to_owned(),
+        invite_error: Some(t.get(key).to_owned()),
+        ..Typed::default()
+    };
+    reshow(&services, &ctx, &p, group_id, typed).await
+}
+
+/// The group page again with what was typed, after a refused form.
+async fn reshow(
+    services: &Services,
+    ctx: &Ctx,
+    p: &Place,
+    group_id: Uuid,
+    typed: Typed,
+) -> Result<Response, Response> {
+    let view = services
+        .group_view(&p.viewer, &p.tenant, group_id, &ctx.client)
+        .await
+        .map_err(|e| page_error(ctx, "opening a group", e))?;
+    render(
+        services,
+        ctx,
+        p,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        view,
+        typed,
+        &Uri::from_static("/"),
+    )
+    .await
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub(crate) struct AnswerForm {
+    #[serde(default)]
+    answer: String,
+}
+
+pub(crate) async fn answer_request(
+    State(services): State<Services>,
+    ctx: Ctx,
+    Path((slug, id, user)): Path<(String, String, String)>,
+    form: Result<Form<AnswerForm>, FormRejection>,
+) -> Result<Response, Response> {
+    let p = Place::open(&services, &ctx, &slug).await?;
+    let group_id = parse_id(&id);
+    let back = group_path(p.slug(), group_id);
+    let approve = match form.map(|f| f.0.answer).unwrap_or_default().as_str() {
+        "approve" => true,
+        "refuse" => false,
+        _ => return Ok(ctx.redirect(&format!("{back}?error=invalid"))),
+    };
+    let result = services
+        .answer_join_request(
+            &p.viewer,
+            &p.tenant,
+            group_id,
+            parse_id(&user),
+            approve,
+            &ctx.client,
+        )
+        .await;
+    let done = if approve { "approved" } else { "refused" };
+    Ok(after_action(
+        &ctx,
+        &back,
+        result,
+        done,
+        "answering a request",
+    ))
+}
+
+pub(crate) async fn remove_member(
+    State(services): State<Services>,
+    ctx: Ctx,
+    Path((slug, id, user)): Path<(String, String, String)>,
+) -> Result<Response, Response> {
+    let p = Place::open(&services, &ctx, &slug).await?;
+    let group_id = parse_id(&id);
+    let result = services
+        .remove_group_member(&p.viewer, &p.tenant, group_id, parse_id(&user), &ctx.client)
+        .await;
+    let back = format!("{}#members-title", group_path(p.slug(), group_id));
+    Ok(after_action(
+        &ctx,
+        &back,
+        result,
+        "removed",
+        "removing a member",
+    ))
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub(crate) struct RoleForm {
+    #[serde(default)]
+    role: String,
+}
+
+pub(crate) async fn set_role(
+    State(services): State<Services>,
+    ctx: Ctx,
+    Path((slug, id, user)): Path<(String, String, String)>,
+    form: Result<Form<RoleForm>, FormRejection>,
+) -> Result<Response, Response> {
+    let p = Place::open(&services, &ctx, &slug).await?;
+    let group_id = parse_id(&id);
+    let back = format!("{}#members-title", group_path(p.slug(), group_id));
+    let Some(role) = GroupRole::from_code(&form.map(|f| f.0.role).unwrap_or_default()) else {
+        return Ok(ctx.redirect(&format!("{}?error=invalid", group_path(p.slug(), group_id))));
+    };
+    let result = services
+        .set_group_role(
+            &p.viewer,
+            &p.tenant,
+            group_id,
+            parse_id(&user),
+            role,
+            &ctx.client,
+        )
+        .await;
+    Ok(after_action(
+        &ctx,
+        &back,
+        result,
+        "role_changed",
+        "changing a group role",
+    ))
+}
+
+pub(crate) async fn settings(
+    State(services): State<Services>,
+    ctx: Ctx,
+    Path((slug, id)): Path<(String, String)>,
+    form: Result<Form<GroupForm>, FormRejection>,
+) -> Result<Response, Response> {
+    let p = Place::open(&services, &ctx, &slug).await?;
+    let group_id = parse_id(&id);
+    let form = form.map(|f| f.0).unwrap_or_default();
+    let t = Translator::new(ctx.lang);
+    let input = match form.input() {
+        Ok(i) => i,
+        Err(()) => {
+            let errors = GroupErrors {
+                receipt_mode: Some(t.get("sns.group_form.error_receipt").to_owned()),
+                ..GroupErrors::default()
+            };
+            let typed = Typed {
+                settings: Some((form, errors)),
+                ..Typed::default()
+            };
+            return reshow(&services, &ctx, &p, group_id, typed).await;
+        }
+    };
+    match services
+        .update_group(&p.viewer, &p.tenant, group_id, &input, &ctx.client)
+        .await
+    {
+        Ok(()) => Ok(ctx.redirect(&format!(
+            "{}?done=settings_saved",
+            group_path(p.slug(), group_id)
+        ))),
+        Err(e) => match GroupErrors::from_error(t, &e) {
+            Some(errors) => {
+                let typed = Typed {
+                    settings: Some((form, errors)),
+                    ..Typed::default()
+                };
+                reshow(&services, &ctx, &p, group_id, typed).await
+            }
+            None => Err(page_error(&ctx, "changing a group", e)),
+        },
+    }
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub(crate) struct BackForm {
+    #[serde(default)]
+    back: String,
+}
+
+pub(crate) async fn mark_read(
+    State(services): State<Services>,
+    ctx: Ctx,
+    Path((slug, id)): Path<(String, String)>,
+    form: Result<Form<BackForm>, FormRejection>,
+) -> Result<Response, Response> {
+    let p = Place::open(&services, &ctx, &slug).await?;
+    let group_id = parse_id(&id);
+    let result = services
+        .mark_group_read(&p.viewer, &p.tenant, group_id, &ctx.client)
+        .await
+        .map(|_| ());
+    let back = match form.map(|f| f.0.back).unwrap_or_default().as_str() {
+        "home" => "/home".to_owned(),
+        _ => group_path(p.slug(), group_id),
+    };
+    Ok(after_action(
+        &ctx,
+        &back,
+        result,
+        "marked_read",
+        "marking a group read",
+    ))
+}
+
+pub(crate) async fn leave(
+    State(services): State<Services>,
+    ctx: Ctx,
+    Path((slug, id)): Path<(String, String)>,
+) -> Result<Response, Response> {
+    let p = Place::open(&services, &ctx, &slug).await?;
+    let group_id = parse_id(&id);
+    let me = p.viewer.user.id;
+    match services
+        .remove_group_member(&p.viewer, &p.tenant, group_id, me, &ctx.client)
+        .await
+    {
+        Ok(()) => Ok(ctx.redirect("/groups?done=left")),
+        Err(e) => Ok(after_action(
+            &ctx,
+            &group_path(p.slug(), group_id),
+            Err(e),
+            "left",
+            "leaving a group",
+        )),
+    }
+}

@@ -1,0 +1,402 @@
+//! The SNS pages: my groups, a group, a topic with its comments and footprints, a new topic,
+//! and the HTML fragments `static/live.js` swaps in when something changes.
+//!
+//! Like the console, the association comes from the path and the services authorize every
+//! call: what the viewer may not see is the normal 404 page, exactly like what does not exist.
+//! Forms are CSRF-checked and answered with 303 and a fixed `?done=…`/`?error=…` code, except
+//! when what was typed must be shown again (then the page is rendered with the message).
+
+pub(crate) mod group;
+pub(crate) mod groups;
+pub(crate) mod new_topic;
+pub(crate) mod text;
+pub(crate) mod topic;
+
+use crate::ctx::Ctx;
+use crate::i18n::{Lang, Translator};
+use crate::layout::{Nav, Section};
+use crate::pages::console::{not_found_page, profession_label};
+use axum::extract::Query;
+use axum::response::Response;
+use chrono::{DateTime, Datelike, FixedOffset, Offset, Utc};
+use http::Uri;
+use musubi_domain::groups::{ReceiptMode, Scope};
+use musubi_domain::sessions::Viewer;
+use musubi_domain::{AppError, ErrorCode, Services, Tenant};
+use serde::Deserialize;
+use uuid::Uuid;
+
+/// The signed-in person and the association of the path.
+pub(crate) struct Place {
+    pub viewer: Viewer,
+    pub tenant: Tenant,
+}
+
+impl Place {
+    /// Signed in (or sent to sign in and brought back), and an association that exists (or the
+    /// normal 404 page).
+    pub(crate) async fn open(services: &Services, ctx: &Ctx, slug: &str) -> Result<Self, Response> {
+        let viewer = ctx.require_viewer(services).await?;
+        match services.resolve_tenant(slug).await {
+            Ok(tenant) => Ok(Self { viewer, tenant }),
+            Err(e) if e.code == ErrorCode::AssociationNotFound => Err(not_found_page(ctx)),
+            Err(e) => Err(ctx.fail("finding the association", e)),
+        }
+    }
+
+    pub(crate) fn slug(&self) -> &str {
+        &self.tenant.slug
+    }
+}
+
+/// A failed service call on a page: `NOT_FOUND` is the normal 404 page, anything else the 500
+/// page with its code.
+pub(crate) fn page_error(ctx: &Ctx, doing: &'static str, e: AppError) -> Response {
+    if e.code == ErrorCode::NotFound {
+        not_found_page(ctx)
+    } else {
+        ctx.fail(doing, e)
+    }
+}
+
+/// An id from the path. A malformed one is an id nobody has: the services authorize first,
+/// then answer "not found" like for any other unknown id.
+pub(crate) fn parse_id(id: &str) -> Uuid {
+    Uuid::parse_str(id).unwrap_or(Uuid::nil())
+}
+
+/// The header for a signed-in page of the SNS, with the unread count next to ホーム.
+pub(crate) fn nav<'a>(viewer: &'a Viewer, ctx: &'a Ctx, unread: i64, at: Section) -> Nav<'a> {
+    Nav::signed_in(&viewer.user.name, ctx.csrf.token()).with_unread(unread, at)
+}
+
+/// The total unread count for the header; a failure only leaves the badge out.
+pub(crate) async fn unread_total(services: &Services, viewer: &Viewer) -> i64 {
+    match services.unread_counts(viewer).await {
+        Ok(c) => c.total,
+        Err(e) => {
+            tracing::warn!(code = e.code.as_str(), "counting unread comments failed");
+            0
+        }
+    }
+}
+
+/// The newest live event id, read before a page that updates itself reads its data: the
+/// script then asks for everything after it. Without it the script only hears of what comes
+/// after it connects, which is still useful.
+pub(crate) async fn live_cursor(services: &Services) -> Option<i64> {
+    match services.last_event_id().await {
+        Ok(id) => Some(id),
+        Err(e) => {
+            tracing::warn!(code = e.code.as_str(), "reading the newest event id failed");
+            None
+        }
+    }
+}
+
+/// A message to show at the top of a page after a form was sent.
+pub(crate) struct Flash {
+    pub text: String,
+    pub success: bool,
+}
+
+#[derive(Debug, Default, Deserialize)]
+struct FlashQuery {
+    done: Option<String>,
+    error: Option<String>,
+}
+
+/// The messages the SNS forms may leave: (code, catalog key). Anything else in the query is
+/// ignored, so a crafted link cannot make the page say something of its choosing.
+const DONE: &[(&str, &str)] = &[
+    ("group_created", "sns.done.group_created"),
+    ("invited", "sns.done.invited"),
+    ("joined", "sns.done.joined"),
+    ("declined", "sns.done.declined"),
+    ("requested", "sns.done.requested"),
+    ("approved", "sns.done.approved"),
+    ("refused", "sns.done.refused"),
+    ("removed", "sns.done.removed"),
+    ("role_changed", "sns.done.role_changed"),
+    ("settings_saved", "sns.done.settings_saved"),
+    ("marked_read", "sns.done.marked_read"),
+    ("left", "sns.done.left"),
+    ("posted", "sns.done.posted"),
+    ("edited", "sns.done.edited"),
+    ("deleted", "sns.done.deleted"),
+    ("acknowledged", "sns.done.acknowledged"),
+    ("topic_saved", "sns.done.topic_saved"),
+];
+
+const ERRORS: &[(&str, &str)] = &[
+    ("not_found", "sns.error.not_found"),
+    ("last_owner", "sns.error.last_owner"),
+    ("conflict", "sns.error.conflict"),
+    ("invalid", "sns.error.invalid"),
+    ("closed", "sns.error.closed"),
+    ("first_post", "sns.error.first_post"),
+];
+
+pub(crate) fn flash(t: Translator, uri: &Uri) -> Option<Flash> {
+    let q = Query::<FlashQuery>::try_from_uri(uri)
+        .map(|q| q.0)
+        .unwrap_or_default();
+    let find = |table: &[(&str, &'static str)], code: Option<&str>| {
+        let code = code?;
+        table.iter().find(|(c, _)| *c == code).map(|(_, k)| *k)
+    };
+    if let Some(key) = find(DONE, q.done.as_deref()) {
+        return Some(Flash {
+            text: t.get(key).to_owned(),
+            success: true,
+        });
+    }
+    find(ERRORS, q.error.as_deref()).map(|key| Flash {
+        text: t.get(key).to_owned(),
+        success: false,
+    })
+}
+
+/// The `?error=` code for a refused form.
+pub(crate) fn error_code(e: &AppError) -> Option<&'static str> {
+    Some(match e.code {
+        ErrorCode::NotFound => "not_found",
+        ErrorCode::Conflict if e.message.contains("owner") => "last_owner",
+        ErrorCode::Conflict => "conflict",
+        ErrorCode::InvalidInput if e.field == Some("commentId") => "first_post",
+        ErrorCode::InvalidInput => "invalid",
+        ErrorCode::TopicClosed => "closed",
+        _ => return None,
+    })
+}
+
+/// 303 back to `to` with `?done=` or `?error=`; anything unexpected is the 500 page.
+pub(crate) fn after_action(
+    ctx: &Ctx,
+    to: &str,
+    result: Result<(), AppError>,
+    done: &'static str,
+    doing: &'static str,
+) -> Response {
+    let (path, fragment) = match to.split_once('#') {
+        Some((p, f)) => (p, format!("#{f}")),
+        None => (to, String::new()),
+    };
+    match result {
+        Ok(()) => ctx.redirect(&format!("{path}?done={done}{fragment}")),
+        Err(e) => match error_code(&e) {
+            Some(code) => ctx.redirect(&format!("{path}?error={code}{fragment}")),
+            None => ctx.fail(doing, e),
+        },
+    }
+}
+
+/// Japan Standard Time (no daylight saving: a fixed offset is exact).
+fn jst() -> FixedOffset {
+    FixedOffset::east_opt(9 * 3600).unwrap_or(Utc.fix())
+}
+
+/// A time as a list shows it: "14:05" today, "3月4日 14:05" this year, the full date before.
+pub(crate) fn short_time(lang: Lang, at: DateTime<Utc>, now: DateTime<Utc>) -> String {
+    let (local, today) = (at.with_timezone(&jst()), now.with_timezone(&jst()));
+    if local.date_naive() == today.date_naive() {
+        local.format("%H:%M").to_string()
+    } else if local.year() == today.year() {
+        match lang {
+            Lang::Ja => local.format("%-m月%-d日 %H:%M").to_string(),
+            Lang::En => local.format("%-d %b, %H:%M").to_string(),
+        }
+    } else {
+        crate::datetime::date_time(lang, at)
+    }
+}
+
+/// The full date and time, for the list behind a footprint badge and for `<time>` titles.
+pub(crate) fn full_time(lang: Lang, at: DateTime<Utc>) -> String {
+    crate::datetime::date_time(lang, at)
+}
+
+/// `2026-03-04T14:05:00+09:00`, for `<time datetime>`.
+pub(crate) fn machine_time(at: DateTime<Utc>) -> String {
+    at.with_timezone(&jst())
+        .to_rfc3339_opts(chrono::SecondsFormat::Secs, false)
+}
+
+/// The first character of a name, for a small badge: 川村 健一 → 川.
+pub(crate) fn initial(name: &str) -> String {
+    name.trim()
+        .chars()
+        .next()
+        .map(String::from)
+        .unwrap_or_default()
+}
+
+/// Who may see a topic, in words; `None` for everyone in the group.
+pub(crate) fn scope_label(t: Translator, bits: i16) -> Option<String> {
+    let scope = Scope(bits);
+    if scope.is_everyone() {
+        return None;
+    }
+    let names: Vec<&str> = [
+        (Scope::CO_MEDICAL, "sns.scope.co_medical"),
+        (
+            Scope::COLLABORATING_DOCTORS,
+            "sns.scope.collaborating_doctors",
+        ),
+        (Scope::HOSPITAL_DOCTORS, "sns.scope.hospital_doctors"),
+    ]
+    .into_iter()
+    .filter(|(bit, _)| bits & bit != 0)
+    .map(|(_, key)| t.get(key))
+    .collect();
+    Some(t.format("sns.scope.only", &names.join(t.get("sns.list_separator"))))
+}
+
+/// The read-receipt mode in words.
+pub(crate) fn receipt_label(t: Translator, mode: &str) -> &'static str {
+    match ReceiptMode::from_code(mode) {
+        Some(ReceiptMode::Acknowledgement) => t.get("sns.receipt.ack"),
+        Some(ReceiptMode::Off) => t.get("sns.receipt.off"),
+        _ => t.get("sns.receipt.footprints"),
+    }
+}
+
+/// Profession as people say it, e.g. 看護師, 医師（連携医）.
+pub(crate) fn profession(t: Translator, profession: &str, doctor_kind: Option<&str>) -> String {
+    profession_label(t, profession, doctor_kind)
+}
+
+/// The scope checkboxes of a topic form: what is ticked, and who in the group each box means.
+pub(crate) struct ScopePicker {
+    pub everyone: bool,
+    pub co_medical: bool,
+    pub collaborating: bool,
+    pub hospital: bool,
+    pub error: Option<String>,
+    /// Members of the group per class, to say who each box lets in.
+    pub co_medical_names: String,
+    pub collaborating_names: String,
+    pub hospital_names: String,
+}
+
+impl ScopePicker {
+    pub(crate) fn new(bits: i16, members: &[(i16, &str)], t: Translator) -> Self {
+        let names = |bit: i16| {
+            let list: Vec<&str> = members
+                .iter()
+                .filter(|(b, _)| *b == bit)
+                .map(|(_, n)| *n)
+                .collect();
+            if list.is_empty() {
+                t.get("sns.scope.nobody_here").to_owned()
+            } else {
+                t.format("sns.scope.here", &list.join(t.get("sns.list_separator")))
+            }
+        };
+        let scope = Scope(bits);
+        let everyone = scope.is_everyone();
+        Self {
+            everyone,
+            co_medical: !everyone && bits & Scope::CO_MEDICAL != 0,
+            collaborating: !everyone && bits & Scope::COLLABORATING_DOCTORS != 0,
+            hospital: !everyone && bits & Scope::HOSPITAL_DOCTORS != 0,
+            error: None,
+            co_medical_names: names(Scope::CO_MEDICAL),
+            collaborating_names: names(Scope::COLLABORATING_DOCTORS),
+            hospital_names: names(Scope::HOSPITAL_DOCTORS),
+        }
+    }
+
+    /// The same choices without the names of who each one lets in.
+    pub(crate) fn without_names(self) -> Self {
+        Self {
+            co_medical_names: String::new(),
+            collaborating_names: String::new(),
+            hospital_names: String::new(),
+            ..self
+        }
+    }
+}
+
+/// The scope fields of a topic form: `scope` = `everyone` or `some`, and a checkbox per class.
+#[derive(Debug, Default, Clone, Deserialize)]
+pub(crate) struct ScopeFields {
+    #[serde(default)]
+    pub scope: String,
+    pub co_medical: Option<String>,
+    pub collaborating: Option<String>,
+    pub hospital: Option<String>,
+}
+
+impl ScopeFields {
+    /// The scope bits, or 0 when "some" was chosen without any box ticked.
+    pub(crate) fn bits(&self) -> i16 {
+        if self.scope != "some" {
+            return Scope::EVERYONE.0;
+        }
+        let mut bits = 0;
+        if self.co_medical.is_some() {
+            bits |= Scope::CO_MEDICAL;
+        }
+        if self.collaborating.is_some() {
+            bits |= Scope::COLLABORATING_DOCTORS;
+        }
+        if self.hospital.is_some() {
+            bits |= Scope::HOSPITAL_DOCTORS;
+        }
+        bits
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::TimeZone;
+
+    #[test]
+    fn times_are_short_today_and_longer_before() {
+        let now = Utc
+            .with_ymd_and_hms(2026, 3, 4, 5, 0, 0)
+            .single()
+            .expect("valid");
+        let today = Utc
+            .with_ymd_and_hms(2026, 3, 4, 1, 5, 0)
+            .single()
+            .expect("valid");
+        let earlier = Utc
+            .with_ymd_and_hms(2026, 2, 1, 1, 5, 0)
+            .single()
+            .expect("valid");
+        let last_year = Utc
+            .with_ymd_and_hms(2025, 2, 1, 1, 5, 0)
+            .single()
+            .expect("valid");
+        assert_eq!(short_time(Lang::Ja, today, now), "10:05");
+        assert_eq!(short_time(Lang::Ja, earlier, now), "2月1日 10:05");
+        assert_eq!(short_time(Lang::Ja, last_year, now), "2025年2月1日 10:05");
+        assert_eq!(machine_time(today), "2026-03-04T10:05:00+09:00");
+    }
+
+    #[test]
+    fn scope_fields_make_bits() {
+        let f = |scope: &str, co: bool, collab: bool, hosp: bool| ScopeFields {
+            scope: scope.into(),
+            co_medical: co.then(|| "1".into()),
+            collaborating: collab.then(|| "1".into()),
+            hospital: hosp.then(|| "1".into()),
+        };
+        assert_eq!(f("everyone", true, false, false).bits(), 7);
+        assert_eq!(f("", false, false, false).bits(), 7);
+        assert_eq!(f("some", true, false, false).bits(), 1);
+        assert_eq!(f("some", false, true, true).bits(), 6);
+        assert_eq!(f("some", false, false, false).bits(), 0);
+    }
+
+    #[test]
+    fn scope_labels_name_the_classes() {
+        let t = Translator::new(Lang::Ja);
+        assert_eq!(scope_label(t, 7), None);
+        assert_eq!(scope_label(t, 1).as_deref(), Some("コメディカルのみ"));
+        assert_eq!(scope_label(t, 6).as_deref(), Some("連携医師・病院医師のみ"));
+    }
+}

@@ -1,0 +1,226 @@
+//! `GET|POST /a/{slug}/g/{group_id}/new`: a new topic — title, body, 「重要」, and who may see
+//! it: everyone in the group, or any combination of co-medical staff, collaborating doctors
+//! and hospital doctors (each choice says who in this group it lets in).
+
+use super::{nav, page_error, parse_id, Place, ScopeFields, ScopePicker};
+use crate::assets::{self, AssetUrls};
+use crate::ctx::Ctx;
+use crate::i18n::Translator;
+use crate::layout::{Nav, Section};
+use askama::Template;
+use axum::extract::rejection::FormRejection;
+use axum::extract::{Path, State};
+use axum::response::Response;
+use axum::Form;
+use http::StatusCode;
+use musubi_domain::groups::{GroupView, Scope};
+use musubi_domain::topics::{MAX_COMMENT_CHARS, MAX_TITLE_CHARS};
+use musubi_domain::{ErrorCode, Services};
+use serde::Deserialize;
+use uuid::Uuid;
+
+#[derive(Debug, Default, Deserialize)]
+pub(crate) struct TopicForm {
+    #[serde(default)]
+    pub title: String,
+    #[serde(default)]
+    pub body: String,
+    pub important: Option<String>,
+    #[serde(default)]
+    pub scope: String,
+    pub co_medical: Option<String>,
+    pub collaborating: Option<String>,
+    pub hospital: Option<String>,
+}
+
+impl TopicForm {
+    pub(crate) fn scope_fields(&self) -> ScopeFields {
+        ScopeFields {
+            scope: self.scope.clone(),
+            co_medical: self.co_medical.clone(),
+            collaborating: self.collaborating.clone(),
+            hospital: self.hospital.clone(),
+        }
+    }
+}
+
+#[derive(Default)]
+pub(crate) struct TopicErrors {
+    pub title: Option<String>,
+    pub body: Option<String>,
+    pub alert: Option<String>,
+}
+
+#[derive(Template)]
+#[template(path = "sns/new_topic.html")]
+pub(crate) struct NewTopicPage<'a> {
+    pub t: Translator,
+    pub assets: &'static AssetUrls,
+    pub nav: Nav<'a>,
+    pub current_path: &'a str,
+    pub csrf: &'a str,
+    pub slug: &'a str,
+    pub group_id: String,
+    pub group_name: String,
+    pub patient: bool,
+    pub title: String,
+    pub body: String,
+    pub important: bool,
+    pub picker: ScopePicker,
+    pub errors: TopicErrors,
+    pub max_title: usize,
+    pub max_body: usize,
+}
+
+/// The members of a group as (scope bit, name), for the scope picker.
+pub(crate) fn members_by_class(view: &GroupView) -> Vec<(i16, &str)> {
+    view.members
+        .iter()
+        .filter(|m| m.status == "active")
+        .map(|m| (m.scope_bit, m.name.as_str()))
+        .collect()
+}
+
+pub(crate) async fn show(
+    State(services): State<Services>,
+    ctx: Ctx,
+    Path((slug, id)): Path<(String, String)>,
+) -> Result<Response, Response> {
+    let p = Place::open(&services, &ctx, &slug).await?;
+    let form = TopicForm {
+        scope: "everyone".into(),
+        ..TopicForm::default()
+    };
+    render(
+        &services,
+        &ctx,
+        &p,
+        parse_id(&id),
+        StatusCode::OK,
+        form,
+        None,
+        TopicErrors::default(),
+    )
+    .await
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn render(
+    services: &Services,
+    ctx: &Ctx,
+    p: &Place,
+    group_id: Uuid,
+    status: StatusCode,
+    form: TopicForm,
+    scope_error: Option<String>,
+    errors: TopicErrors,
+) -> Result<Response, Response> {
+    let view = services
+        .group_view(&p.viewer, &p.tenant, group_id, &ctx.client)
+        .await
+        .map_err(|e| page_error(ctx, "opening a group", e))?;
+    let t = Translator::new(ctx.lang);
+    let bits = form.scope_fields().bits();
+    let mut picker = ScopePicker::new(bits, &members_by_class(&view), t);
+    if bits == 0 {
+        // "Only some" without any box: show that choice again, nothing ticked.
+        picker.everyone = false;
+    }
+    picker.error = scope_error;
+    let total = super::unread_total(services, &p.viewer).await;
+    let path = format!("/a/{}/g/{group_id}/new", p.slug());
+    let page = NewTopicPage {
+        t,
+        assets: assets::urls(),
+        nav: nav(&p.viewer, ctx, total, Section::Groups),
+        current_path: &path,
+        csrf: ctx.csrf.token(),
+        slug: p.slug(),
+        group_id: group_id.to_string(),
+        group_name: view.group.name.clone(),
+        patient: view.group.kind == "patient",
+        title: form.title,
+        body: form.body,
+        important: form.important.is_some(),
+        picker,
+        errors,
+        max_title: MAX_TITLE_CHARS,
+        max_body: MAX_COMMENT_CHARS,
+    };
+    Ok(ctx.respond(status, &page))
+}
+
+pub(crate) async fn create(
+    State(services): State<Services>,
+    ctx: Ctx,
+    Path((slug, id)): Path<(String, String)>,
+    form: Result<Form<TopicForm>, FormRejection>,
+) -> Result<Response, Response> {
+    let p = Place::open(&services, &ctx, &slug).await?;
+    let group_id = parse_id(&id);
+    let form = form.map(|f| f.0).unwrap_or_default();
+    let t = Translator::new(ctx.lang);
+    let bits = form.scope_fields().bits();
+    let mut errors = TopicErrors::default();
+    let mut scope_error = None;
+    if bits == 0 {
+        scope_error = Some(t.get("sns.scope.error_none").to_owned());
+    }
+    if form.title.trim().is_empty() {
+        errors.title = Some(t.get("sns.topic_form.error_title").to_owned());
+    }
+    if form.body.trim().is_empty() {
+        errors.body = Some(t.get("sns.topic_form.error_body").to_owned());
+    }
+    if scope_error.is_some() || errors.title.is_some() || errors.body.is_some() {
+        return render(
+            &services,
+            &ctx,
+            &p,
+            group_id,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            form,
+            scope_error,
+            errors,
+        )
+        .await;
+    }
+    let result = services
+        .create_topic(
+            &p.viewer,
+            &p.tenant,
+            group_id,
+            &form.title,
+            &form.body,
+            Scope(bits),
+            form.important.is_some(),
+            &ctx.client,
+        )
+        .await;
+    let e = match result {
+        Ok(topic_id) => {
+            return Ok(ctx.redirect(&format!("/a/{}/t/{topic_id}?done=posted", p.slug())))
+        }
+        Err(e) => e,
+    };
+    if e.code != ErrorCode::InvalidInput {
+        return Err(page_error(&ctx, "posting a topic", e));
+    }
+    match e.field {
+        Some("title") => errors.title = Some(t.get("sns.topic_form.error_title").to_owned()),
+        Some("body") => errors.body = Some(t.get("sns.topic_form.error_body").to_owned()),
+        Some("scope") => scope_error = Some(t.get("sns.scope.error_none").to_owned()),
+        _ => errors.alert = Some(t.get("sns.error.invalid").to_owned()),
+    }
+    render(
+        &services,
+        &ctx,
+        &p,
+        group_id,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        form,
+        scope_error,
+        errors,
+    )
+    .await
+}

@@ -1,0 +1,667 @@
+//! `GET /a/{slug}/t/{topic_id}`: a topic and its comments, in order, each with its author,
+//! time, 「重要」 mark, text (line breaks kept, http(s) links clickable, nothing else as HTML)
+//! and, depending on the group's read-receipt mode, its footprints (足跡: who read it, when)
+//! or who confirmed it. Opening the page is reading it: footprints are recorded and the unread
+//! count cleared. The reply box sits at the bottom and stays in view above the keyboard.
+//!
+//! `GET …/comments` is the comment list alone, for `static/live.js`; it records footprints
+//! too, because the person is looking at the page when it asks.
+//!
+//! Forms: `POST …/comments` (reply), `…/settings` (title, scope, pin, close: author or owner),
+//! `…/c/{comment_id}/edit` (own), `…/delete` (own, or an owner) and `…/ack` (「確認しました」).
+
+use super::text::linkify;
+use super::{
+    after_action, flash, full_time, initial, machine_time, nav, page_error, parse_id, profession,
+    receipt_label, scope_label, short_time, Flash, Place, ScopeFields, ScopePicker,
+};
+use crate::assets::{self, AssetUrls};
+use crate::ctx::Ctx;
+use crate::i18n::{Lang, Translator};
+use crate::layout::{Nav, Section};
+use askama::Template;
+use axum::extract::rejection::FormRejection;
+use axum::extract::{Path, State};
+use axum::response::Response;
+use axum::Form;
+use chrono::{DateTime, Utc};
+use http::{StatusCode, Uri};
+use musubi_authz::GroupRole;
+use musubi_domain::groups::{ReceiptMode, Scope};
+use musubi_domain::topics::{CommentView, TopicPatch, TopicView, MAX_COMMENT_CHARS};
+use musubi_domain::{AppError, ErrorCode, Services};
+use serde::Deserialize;
+use uuid::Uuid;
+
+pub(crate) struct TopicHead {
+    pub slug: String,
+    pub id: String,
+    pub title: String,
+    pub group_id: String,
+    pub group_name: String,
+    pub patient: bool,
+    pub author: String,
+    /// Who may see it, when not everyone.
+    pub scope: Option<String>,
+    pub pinned: bool,
+    pub closed: bool,
+    pub can_manage: bool,
+    pub receipt: &'static str,
+    /// How many people can see the topic (the author included).
+    pub audience: usize,
+}
+
+/// One earlier version of an edited comment.
+pub(crate) struct VersionCard {
+    pub label: String,
+    pub body_html: String,
+    pub important: bool,
+}
+
+/// A reader (footprint) or a confirmation.
+pub(crate) struct ReaderCard {
+    pub initial: String,
+    pub name: String,
+    pub time: String,
+    pub full_time: String,
+    pub datetime: String,
+}
+
+pub(crate) struct CommentCard {
+    pub id: String,
+    pub seq: i32,
+    pub author: String,
+    pub profession: String,
+    pub time: String,
+    pub full_time: String,
+    pub datetime: String,
+    pub important: bool,
+    pub deleted: bool,
+    pub edited: bool,
+    /// Escaped text with links; shown with its line breaks.
+    pub body_html: String,
+    pub history: Vec<VersionCard>,
+    pub readers: Vec<ReaderCard>,
+    /// Own comments: who in scope has not read (or confirmed) it yet.
+    pub not_read_by: String,
+    pub not_read_count: usize,
+    pub mine: bool,
+    pub can_delete: bool,
+    pub can_ack: bool,
+    pub acked_by_me: bool,
+    /// The first comment that was unread when the page was opened.
+    pub first_unread: bool,
+    /// The edit box: open with what was typed after a refused edit.
+    pub edit_open: bool,
+    pub edit_body: String,
+    pub edit_important: bool,
+    pub edit_error: Option<String>,
+    pub confirm_delete: String,
+}
+
+/// The comment list, also served alone at `…/comments`.
+pub(crate) struct CommentList {
+    pub slug: String,
+    pub topic_id: String,
+    /// `footprints`, `ack` or `off`.
+    pub mode: &'static str,
+    pub comments: Vec<CommentCard>,
+    /// Earlier comments not shown (a very long topic shows the latest ones).
+    pub hidden: i32,
+    pub csrf: String,
+    /// For the header's badge when the list is swapped in.
+    pub unread_total: i64,
+    pub max_body: usize,
+}
+
+/// The topic settings form (author or owner).
+pub(crate) struct TopicSettings {
+    pub title: String,
+    pub pinned: bool,
+    pub closed: bool,
+    pub open: bool,
+    pub error: Option<String>,
+}
+
+#[derive(Template)]
+#[template(path = "sns/topic.html")]
+pub(crate) struct TopicPage<'a> {
+    pub t: Translator,
+    pub assets: &'static AssetUrls,
+    pub nav: Nav<'a>,
+    pub current_path: &'a str,
+    pub csrf: &'a str,
+    pub flash: Option<Flash>,
+    pub topic: TopicHead,
+    pub list: CommentList,
+    pub reply_body: String,
+    pub reply_important: bool,
+    pub reply_error: Option<String>,
+    pub settings: TopicSettings,
+    pub picker: ScopePicker,
+    /// The viewer's id: their own footprints need no live refresh.
+    pub me: String,
+}
+
+#[derive(Template)]
+#[template(path = "sns/comments_fragment.html")]
+pub(crate) struct CommentsFragment {
+    pub t: Translator,
+    pub list: CommentList,
+}
+
+/// What a re-shown page keeps of a refused form.
+#[derive(Default)]
+struct Typed {
+    reply: Option<(String, bool, String)>,
+    /// (comment, text, important, message)
+    edit: Option<(Uuid, String, bool, String)>,
+    /// (form, message)
+    settings: Option<(SettingsForm, String)>,
+    live_after: Option<i64>,
+}
+
+fn topic_path(slug: &str, id: impl std::fmt::Display) -> String {
+    format!("/a/{slug}/t/{id}")
+}
+
+fn reader_cards(lang: Lang, view: &CommentView, now: DateTime<Utc>) -> Vec<ReaderCard> {
+    view.readers
+        .iter()
+        .map(|r| ReaderCard {
+            initial: initial(&r.name),
+            name: r.name.clone(),
+            time: short_time(lang, r.at, now),
+            full_time: full_time(lang, r.at),
+            datetime: machine_time(r.at),
+        })
+        .collect()
+}
+
+/// What showing a comment depends on besides the comment.
+pub(crate) struct ListFacts<'a> {
+    pub lang: Lang,
+    pub slug: &'a str,
+    pub topic_id: Uuid,
+    pub mode: ReceiptMode,
+    /// The viewer is an owner of the group (may delete others' comments).
+    pub owner: bool,
+    pub first_unread_seq: Option<i32>,
+    pub csrf: &'a str,
+    pub unread_total: i64,
+    pub now: DateTime<Utc>,
+}
+
+fn comment_card(
+    t: Translator,
+    f: &ListFacts<'_>,
+    c: &CommentView,
+    edit: Option<&(Uuid, String, bool, String)>,
+) -> CommentCard {
+    let (lang, now, owner) = (f.lang, f.now, f.owner);
+    let row = &c.row;
+    let deleted = c.is_deleted();
+    let history = c
+        .history
+        .iter()
+        .map(|v| VersionCard {
+            label: t.format("sns.comment.version", &full_time(lang, v.written_at)),
+            body_html: linkify(&v.body),
+            important: v.important,
+        })
+        .collect();
+    let not_read: Vec<&str> = c.not_read_by.iter().map(|(_, n)| n.as_str()).collect();
+    let edit = edit.filter(|(id, ..)| *id == row.id);
+    CommentCard {
+        id: row.id.to_string(),
+        seq: row.seq,
+        author: row.author_name.clone(),
+        profession: profession(t, &row.author_profession, None),
+        time: short_time(lang, row.created_at, now),
+        full_time: full_time(lang, row.created_at),
+        datetime: machine_time(row.created_at),
+        important: row.important && !deleted,
+        deleted,
+        edited: row.version > 1 && !deleted,
+        body_html: linkify(&row.body),
+        history,
+        readers: reader_cards(lang, c, now),
+        not_read_count: not_read.len(),
+        not_read_by: not_read.join(t.get("sns.list_separator")),
+        mine: c.mine,
+        can_delete: !deleted && row.seq > 1 && (c.mine || owner),
+        can_ack: f.mode == ReceiptMode::Acknowledgement
+            && !c.mine
+            && !deleted
+            && !c.acknowledged_by_me,
+        acked_by_me: c.acknowledged_by_me,
+        first_unread: f.first_unread_seq == Some(row.seq) && row.seq > 1,
+        edit_open: edit.is_some(),
+        edit_body: edit.map_or_else(|| row.body.clone(), |(_, b, _, _)| b.clone()),
+        edit_important: edit.map_or(row.important, |(_, _, i, _)| *i),
+        edit_error: edit.map(|(.., e)| e.clone()),
+        confirm_delete: t.get("sns.comment.confirm_delete").to_owned(),
+    }
+}
+
+fn comment_list(
+    ctx: &Ctx,
+    view: &TopicView,
+    edit: Option<&(Uuid, String, bool, String)>,
+    unread_total: i64,
+) -> CommentList {
+    let facts = ListFacts {
+        lang: ctx.lang,
+        slug: &view.tenant.slug,
+        topic_id: view.topic.id,
+        mode: view.receipt_mode,
+        owner: view.my_role == GroupRole::Owner,
+        first_unread_seq: view.first_unread_seq,
+        csrf: ctx.csrf.token(),
+        unread_total,
+        now: Utc::now(),
+    };
+    build_list(&facts, &view.comments, edit)
+}
+
+/// The comment list from its comments (no database: the render tests use it too).
+pub(crate) fn build_list(
+    f: &ListFacts<'_>,
+    comments: &[CommentView],
+    edit: Option<&(Uuid, String, bool, String)>,
+) -> CommentList {
+    let t = Translator::new(f.lang);
+    let first_shown = comments.first().map_or(1, |c| c.row.seq);
+    CommentList {
+        slug: f.slug.to_owned(),
+        topic_id: f.topic_id.to_string(),
+        mode: f.mode.code(),
+        hidden: (first_shown - 1).max(0),
+        comments: comments
+            .iter()
+            .map(|c| comment_card(t, f, c, edit))
+            .collect(),
+        csrf: f.csrf.to_owned(),
+        unread_total: f.unread_total,
+        max_body: MAX_COMMENT_CHARS,
+    }
+}
+
+async fn open(
+    services: &Services,
+    ctx: &Ctx,
+    p: &Place,
+    topic_id: Uuid,
+) -> Result<TopicView, Response> {
+    services
+        .open_topic(&p.viewer, &p.tenant, topic_id, true, &ctx.client)
+        .await
+        .map_err(|e| page_error(ctx, "opening a topic", e))
+}
+
+pub(crate) async fn show(
+    State(services): State<Services>,
+    ctx: Ctx,
+    Path((slug, id)): Path<(String, String)>,
+    uri: Uri,
+) -> Result<Response, Response> {
+    let p = Place::open(&services, &ctx, &slug).await?;
+    let after = super::live_cursor(&services).await;
+    let view = open(&services, &ctx, &p, parse_id(&id)).await?;
+    let typed = Typed {
+        live_after: after,
+        ..Typed::default()
+    };
+    render(&services, &ctx, &p, StatusCode::OK, view, typed, Some(&uri)).await
+}
+
+async fn render(
+    services: &Services,
+    ctx: &Ctx,
+    p: &Place,
+    status: StatusCode,
+    view: TopicView,
+    typed: Typed,
+    uri: Option<&Uri>,
+) -> Result<Response, Response> {
+    let t = Translator::new(ctx.lang);
+    // Counted after opening: what was just read is no longer unread.
+    let total = super::unread_total(services, &p.viewer).await;
+    let list = comment_list(ctx, &view, typed.edit.as_ref(), total);
+    let topic = &view.topic;
+    let members: Vec<(i16, &str)> = view
+        .audience
+        .iter()
+        .map(|m| (m.scope_bit, m.name.as_str()))
+        .collect();
+    let (settings, picker) = match typed.settings {
+        Some((form, error)) => {
+            let fields = form.scope_fields();
+            let mut picker = ScopePicker::new(fields.bits(), &members, t);
+            if fields.bits() == 0 {
+                picker.everyone = false;
+            }
+            (
+                TopicSettings {
+                    title: form.title,
+                    pinned: form.pinned.is_some(),
+                    closed: form.closed.is_some(),
+                    open: true,
+                    error: Some(error),
+                },
+                picker,
+            )
+        }
+        None => (
+            TopicSettings {
+                title: topic.title.clone(),
+                pinned: topic.pinned,
+                closed: topic.closed,
+                open: false,
+                error: None,
+            },
+            ScopePicker::new(topic.scope, &members, t),
+        ),
+    };
+    // The audience is who is in scope now, not the whole group: naming people per box would
+    // say "nobody" for the classes left out, so the settings form names no one.
+    let picker = if topic.scope == Scope::EVERYONE.0 {
+        picker
+    } else {
+        picker.without_names()
+    };
+    let (reply_body, reply_important, reply_error) = match typed.reply {
+        Some((b, i, e)) => (b, i, Some(e)),
+        None => (String::new(), false, None),
+    };
+    let path = topic_path(p.slug(), topic.id);
+    let page = TopicPage {
+        t,
+        assets: assets::urls(),
+        nav: nav(&p.viewer, ctx, total, Section::Groups).live_after(typed.live_after),
+        me: p.viewer.user.id.to_string(),
+        current_path: &path,
+        csrf: ctx.csrf.token(),
+        flash: uri.and_then(|u| flash(t, u)),
+        topic: TopicHead {
+            slug: p.slug().to_owned(),
+            id: topic.id.to_string(),
+            title: topic.title.clone(),
+            group_id: topic.group_id.to_string(),
+            group_name: view.group_name.clone(),
+            patient: view.group_kind == "patient",
+            author: topic.author_name.clone(),
+            scope: scope_label(t, topic.scope),
+            pinned: topic.pinned,
+            closed: topic.closed,
+            can_manage: view.can_manage,
+            receipt: receipt_label(t, view.receipt_mode.code()),
+            audience: view.audience.len(),
+        },
+        list,
+        reply_body,
+        reply_important,
+        reply_error,
+        settings,
+        picker,
+    };
+    Ok(ctx.respond(status, &page))
+}
+
+pub(crate) async fn comments_fragment(
+    State(services): State<Services>,
+    ctx: Ctx,
+    Path((slug, id)): Path<(String, String)>,
+) -> Result<Response, Response> {
+    let p = Place::open(&services, &ctx, &slug).await?;
+    let view = open(&services, &ctx, &p, parse_id(&id)).await?;
+    let total = super::unread_total(&services, &p.viewer).await;
+    let page = CommentsFragment {
+        t: Translator::new(ctx.lang),
+        list: comment_list(&ctx, &view, None, total),
+    };
+    Ok(ctx.respond(StatusCode::OK, &page))
+}
+
+/// The topic page again with what was typed, after a refused form.
+async fn reshow(
+    services: &Services,
+    ctx: &Ctx,
+    p: &Place,
+    topic_id: Uuid,
+    typed: Typed,
+) -> Result<Response, Response> {
+    let view = open(services, ctx, p, topic_id).await?;
+    render(
+        services,
+        ctx,
+        p,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        view,
+        typed,
+        None,
+    )
+    .await
+}
+
+/// The message for a refused comment.
+fn comment_error(t: Translator, e: &AppError) -> Option<String> {
+    match e.code {
+        ErrorCode::InvalidInput => Some(t.get("sns.comment.error_body").to_owned()),
+        ErrorCode::TopicClosed => Some(t.get("sns.error.closed").to_owned()),
+        _ => None,
+    }
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub(crate) struct CommentForm {
+    #[serde(default)]
+    body: String,
+    important: Option<String>,
+    /// The comment's number, to come back to it.
+    #[serde(default)]
+    seq: String,
+}
+
+impl CommentForm {
+    /// `#c-{seq}` when the form said which comment it was about.
+    fn anchor(&self) -> String {
+        match self.seq.parse::<u32>() {
+            Ok(n) => format!("#c-{n}"),
+            Err(_) => String::new(),
+        }
+    }
+}
+
+pub(crate) async fn reply(
+    State(services): State<Services>,
+    ctx: Ctx,
+    Path((slug, id)): Path<(String, String)>,
+    form: Result<Form<CommentForm>, FormRejection>,
+) -> Result<Response, Response> {
+    let p = Place::open(&services, &ctx, &slug).await?;
+    let topic_id = parse_id(&id);
+    let form = form.map(|f| f.0).unwrap_or_default();
+    let t = Translator::new(ctx.lang);
+    let result = services
+        .post_comment(
+            &p.viewer,
+            &p.tenant,
+            topic_id,
+            &form.body,
+            form.important.is_some(),
+            &ctx.client,
+        )
+        .await;
+    match result {
+        Ok(_) => Ok(ctx.redirect(&format!("{}#latest", topic_path(p.slug(), topic_id)))),
+        Err(e) => match comment_error(t, &e) {
+            Some(message) => {
+                let typed = Typed {
+                    reply: Some((form.body, form.important.is_some(), message)),
+                    ..Typed::default()
+                };
+                reshow(&services, &ctx, &p, topic_id, typed).await
+            }
+            None => Err(page_error(&ctx, "replying", e)),
+        },
+    }
+}
+
+type CommentPath = Path<(String, String, String)>;
+
+pub(crate) async fn edit(
+    State(services): State<Services>,
+    ctx: Ctx,
+    Path((slug, id, comment)): CommentPath,
+    form: Result<Form<CommentForm>, FormRejection>,
+) -> Result<Response, Response> {
+    let p = Place::open(&services, &ctx, &slug).await?;
+    let (topic_id, comment_id) = (parse_id(&id), parse_id(&comment));
+    let form = form.map(|f| f.0).unwrap_or_default();
+    let t = Translator::new(ctx.lang);
+    let result = services
+        .edit_comment(
+            &p.viewer,
+            &p.tenant,
+            comment_id,
+            &form.body,
+            form.important.is_some(),
+            &ctx.client,
+        )
+        .await;
+    let back = format!("{}{}", topic_path(p.slug(), topic_id), form.anchor());
+    match result {
+        Err(e) if e.code == ErrorCode::InvalidInput && e.field == Some("body") => {
+            let message = t.get("sns.comment.error_body").to_owned();
+            let typed = Typed {
+                edit: Some((comment_id, form.body, form.important.is_some(), message)),
+                ..Typed::default()
+            };
+            reshow(&services, &ctx, &p, topic_id, typed).await
+        }
+        result => Ok(after_action(
+            &ctx,
+            &back,
+            result,
+            "edited",
+            "editing a comment",
+        )),
+    }
+}
+
+pub(crate) async fn delete(
+    State(services): State<Services>,
+    ctx: Ctx,
+    Path((slug, id, comment)): CommentPath,
+    form: Result<Form<CommentForm>, FormRejection>,
+) -> Result<Response, Response> {
+    let p = Place::open(&services, &ctx, &slug).await?;
+    let form = form.map(|f| f.0).unwrap_or_default();
+    let result = services
+        .delete_comment(&p.viewer, &p.tenant, parse_id(&comment), &ctx.client)
+        .await;
+    let back = format!("{}{}", topic_path(p.slug(), parse_id(&id)), form.anchor());
+    Ok(after_action(
+        &ctx,
+        &back,
+        result,
+        "deleted",
+        "deleting a comment",
+    ))
+}
+
+pub(crate) async fn acknowledge(
+    State(services): State<Services>,
+    ctx: Ctx,
+    Path((slug, id, comment)): CommentPath,
+    form: Result<Form<CommentForm>, FormRejection>,
+) -> Result<Response, Response> {
+    let p = Place::open(&services, &ctx, &slug).await?;
+    let form = form.map(|f| f.0).unwrap_or_default();
+    let result = services
+        .acknowledge_comment(&p.viewer, &p.tenant, parse_id(&comment), &ctx.client)
+        .await;
+    let back = format!("{}{}", topic_path(p.slug(), parse_id(&id)), form.anchor());
+    Ok(after_action(
+        &ctx,
+        &back,
+        result,
+        "acknowledged",
+        "confirming a comment",
+    ))
+}
+
+#[derive(Debug, Default, Clone, Deserialize)]
+pub(crate) struct SettingsForm {
+    #[serde(default)]
+    title: String,
+    #[serde(default)]
+    scope: String,
+    co_medical: Option<String>,
+    collaborating: Option<String>,
+    hospital: Option<String>,
+    pinned: Option<String>,
+    closed: Option<String>,
+}
+
+impl SettingsForm {
+    fn scope_fields(&self) -> ScopeFields {
+        ScopeFields {
+            scope: self.scope.clone(),
+            co_medical: self.co_medical.clone(),
+            collaborating: self.collaborating.clone(),
+            hospital: self.hospital.clone(),
+        }
+    }
+}
+
+pub(crate) async fn settings(
+    State(services): State<Services>,
+    ctx: Ctx,
+    Path((slug, id)): Path<(String, String)>,
+    form: Result<Form<SettingsForm>, FormRejection>,
+) -> Result<Response, Response> {
+    let p = Place::open(&services, &ctx, &slug).await?;
+    let topic_id = parse_id(&id);
+    let form = form.map(|f| f.0).unwrap_or_default();
+    let t = Translator::new(ctx.lang);
+    let bits = form.scope_fields().bits();
+    if bits == 0 {
+        let typed = Typed {
+            settings: Some((form, t.get("sns.scope.error_none").to_owned())),
+            ..Typed::default()
+        };
+        return reshow(&services, &ctx, &p, topic_id, typed).await;
+    }
+    let patch = TopicPatch {
+        title: Some(form.title.clone()),
+        scope: Some(Scope(bits)),
+        pinned: Some(form.pinned.is_some()),
+        closed: Some(form.closed.is_some()),
+    };
+    match services
+        .update_topic(&p.viewer, &p.tenant, topic_id, &patch, &ctx.client)
+        .await
+    {
+        Ok(()) => Ok(ctx.redirect(&format!(
+            "{}?done=topic_saved",
+            topic_path(p.slug(), topic_id)
+        ))),
+        Err(e) if e.code == ErrorCode::InvalidInput => {
+            let key = if e.field == Some("title") {
+                "sns.topic_form.error_title"
+            } else {
+                "sns.error.invalid"
+            };
+            let typed = Typed {
+                settings: Some((form, t.get(key).to_owned())),
+                ..Typed::default()
+            };
+            reshow(&services, &ctx, &p, topic_id, typed).await
+        }
+        // Saving a scope that leaves the viewer out is allowed (authors keep seeing their
+        // topics; an owner may not): then the topic is gone for them, like any other.
+        Err(e) => Err(page_error(&ctx, "changing a topic", e)),
+    }
+}
