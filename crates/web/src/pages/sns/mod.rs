@@ -163,7 +163,8 @@ pub(crate) fn error_code(e: &AppError) -> Option<&'static str> {
         ErrorCode::NotFound => "not_found",
         ErrorCode::Conflict if e.message.contains("owner") => "last_owner",
         ErrorCode::Conflict => "conflict",
-        ErrorCode::InvalidInput if e.field == Some("commentId") => "first_post",
+        // Only deleting comment 1; refused confirmations are also about `commentId`.
+        ErrorCode::InvalidInput if e.message.contains("first post") => "first_post",
         ErrorCode::InvalidInput => "invalid",
         ErrorCode::TopicClosed => "closed",
         _ => return None,
