@@ -255,16 +255,11 @@ impl Services {
             return Ok(None);
         }
         let hash = musubi_auth::token::hash_token(token);
-        let Some(session) = repo::touch_session(self.db().pool(), &hash).await? else {
+        let Some((session, user, memberships)) =
+            repo::authenticate(self.db().pool(), &hash).await?
+        else {
             return Ok(None);
         };
-        if !session.second_factor_done {
-            return Ok(None);
-        }
-        let Some(user) = repo::user_by_id(self.db().pool(), session.user_id).await? else {
-            return Ok(None);
-        };
-        let memberships = repo::memberships_of(self.db().pool(), user.id).await?;
         let principal = principal_for(&user, &memberships);
         Ok(Some(Viewer {
             user,

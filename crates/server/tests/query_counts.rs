@@ -377,3 +377,58 @@ async fn the_home_page_costs_the_same_for_5_or_50_groups_with_unread() {
     assert_eq!(g_few.statements, g_many.statements);
     assert!(g_many.count() <= HOME_MAX, "{}", g_many.listing());
 }
+
+#[tokio::test]
+async fn authenticating_a_request_is_one_statement_with_the_person_and_memberships() {
+    let b = Bench::new().await;
+    let second =
+        b.s.create_association(&CreateAssociation {
+            slug: "beta".into(),
+            name: "ベータ医師会".into(),
+            area: String::new(),
+            description: String::new(),
+        })
+        .await
+        .unwrap();
+    let viewer = person(&b.db, &b.s, &b.tenant, "auth", true).await;
+    let mut conn = b.db.db.pool().acquire().await.unwrap();
+    accounts::insert_membership(&mut conn, viewer.user.id, second.id, "admin", None)
+        .await
+        .unwrap();
+    drop(conn);
+    let token = format!("count-{}", Uuid::new_v4().simple());
+    accounts::insert_session(
+        b.db.db.pool(),
+        &NewSession {
+            user_id: viewer.user.id,
+            token_hash: &musubi_auth::token::hash_token(&token),
+            kind: "api",
+            second_factor_done: true,
+            idle: chrono::Duration::hours(1),
+            absolute: chrono::Duration::hours(8),
+            ip: "192.0.2.20",
+            user_agent: "test",
+        },
+    )
+    .await
+    .unwrap();
+    b.counted.authenticate(&token).await.unwrap().unwrap();
+
+    let (found, m) = b.counter.measure(b.counted.authenticate(&token)).await;
+    let found = found.unwrap().expect("a valid session");
+    assert_eq!(m.count(), 1, "{}", m.listing());
+    assert_eq!(found.user.id, viewer.user.id);
+    let slugs: Vec<(&str, &str)> = found
+        .memberships
+        .iter()
+        .map(|m| (m.slug.as_str(), m.role.as_str()))
+        .collect();
+    assert_eq!(slugs, vec![("alpha", "member"), ("beta", "admin")]);
+
+    // An unknown token finds nothing.
+    let (missing, _) = b
+        .counter
+        .measure(b.counted.authenticate("count-unknown"))
+        .await;
+    assert!(missing.unwrap().is_none());
+}
