@@ -937,6 +937,16 @@ pub async fn purge_events(pool: &PgPool, days: i32) -> DbResult<u64> {
     )
 }
 
+/// The groups a person is an active member of (ids only): the live-update prefilter.
+pub async fn active_group_ids(pool: &PgPool, user_id: Uuid) -> DbResult<Vec<Uuid>> {
+    Ok(sqlx::query_scalar(
+        "SELECT group_id FROM core.group_members WHERE user_id = $1 AND status = 'active'",
+    )
+    .bind(user_id)
+    .fetch_all(pool)
+    .await?)
+}
+
 /// Whether the person may still receive an event of `group_id`: an active member whose class
 /// is in `scope` (or the topic's author). One indexed lookup.
 pub async fn may_receive(pool: &PgPool, user_id: Uuid, group_id: Uuid) -> DbResult<Option<i16>> {

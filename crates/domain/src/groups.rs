@@ -279,7 +279,12 @@ impl Services {
             .on("group", id)
             .with_detail("kind", kind.code());
         record(&mut tx, &entry).await?;
+        // The creator's other open pages and subscriptions learn of the new group.
+        let event = self
+            .membership_event(&mut tx, tenant, id, viewer.user.id, viewer.user.id)
+            .await?;
         tx.commit().await.map_err(AppError::internal)?;
+        self.publish(event).await;
         Ok(id)
     }
 

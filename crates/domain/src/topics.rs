@@ -18,6 +18,7 @@ use musubi_db::groups::{
 };
 use musubi_realtime::{Event, EventKind};
 use sqlx::PgConnection;
+use std::collections::HashSet;
 use uuid::Uuid;
 
 pub const MAX_TITLE_CHARS: usize = 200;
@@ -1033,6 +1034,15 @@ impl Services {
             return Ok(false);
         };
         Ok(event.scope & bit != 0 || event.topic_author_id == Some(viewer.user.id))
+    }
+
+    /// The groups the viewer is an active member of. Live subscriptions use it to skip, without
+    /// asking the database, the events of other groups; `event_visible_to` stays the check.
+    pub async fn my_active_group_ids(&self, viewer: &Viewer) -> AppResult<HashSet<Uuid>> {
+        Ok(repo::active_group_ids(self.db().pool(), viewer.user.id)
+            .await?
+            .into_iter()
+            .collect())
     }
 
     /// Events after `after` the viewer may see, oldest first (catch-up after a reconnect).

@@ -177,6 +177,13 @@ async fn graphql_http(
     GraphQLResponse::from(response).into_response()
 }
 
+/// Per-socket I/O buffer of subscriptions.
+const WS_BUFFER_BYTES: usize = 4 * 1024;
+/// A subscriber that stops reading is dropped rather than buffered for without bound.
+const WS_MAX_PENDING_BYTES: usize = 1024 * 1024;
+/// The largest message a client may send over the socket (`subscribe` with its query).
+const WS_MAX_MESSAGE_BYTES: usize = 64 * 1024;
+
 /// Subscriptions: the association comes in the `connection_init` payload (`{"association": slug}`)
 /// and is resolved by the same routing as HTTP requests.
 async fn graphql_ws(
@@ -202,6 +209,13 @@ async fn graphql_ws(
         .unwrap_or_else(|| RequestId(uuid::Uuid::new_v4().simple().to_string()));
     upgrade
         .protocols(async_graphql::http::ALL_WEBSOCKET_PROTOCOLS)
+        // Subscriptions are long-lived and mostly idle: tungstenite's 128 KiB default buffers
+        // would cost 256 KiB per open socket. Clients only send small control messages.
+        .read_buffer_size(WS_BUFFER_BYTES)
+        .write_buffer_size(WS_BUFFER_BYTES)
+        .max_write_buffer_size(WS_MAX_PENDING_BYTES)
+        .max_message_size(WS_MAX_MESSAGE_BYTES)
+        .max_frame_size(WS_MAX_MESSAGE_BYTES)
         .on_upgrade(move |stream| {
             let services = gw.services.clone();
             GraphQLWebSocket::new(stream, gw.schema.clone(), protocol)

@@ -128,8 +128,12 @@ impl Subscription {
             replayed: HashSet::new(),
             checked_at: Instant::now(),
             slugs: HashMap::new(),
+            groups: HashSet::new(),
             services,
         };
+        live.refresh_groups()
+            .await
+            .map_err(|e| to_gql_error(ctx, e))?;
         match after {
             Some(after) => {
                 live.cursor = after;
@@ -165,6 +169,10 @@ struct Live {
     cursor: i64,
     checked_at: Instant,
     slugs: HashMap<Uuid, String>,
+    /// The groups the viewer is an active member of: events of other groups are skipped
+    /// without a database query (thousands of subscribers each see every event). Refreshed
+    /// when the viewer's membership changes, after a re-sync and at each session check.
+    groups: HashSet<Uuid>,
 }
 
 enum Wake {
@@ -178,8 +186,14 @@ impl Live {
     /// The next event for this subscriber; `None` ends the stream.
     async fn next(&mut self) -> Option<Event> {
         loop {
-            if self.checked_at.elapsed() >= SESSION_RECHECK && !self.session_alive().await {
-                return None;
+            if self.checked_at.elapsed() >= SESSION_RECHECK {
+                if !self.session_alive().await {
+                    return None;
+                }
+                if let Err(e) = self.refresh_groups().await {
+                    tracing::warn!(code = e.code.as_str(), "live group refresh failed; ending");
+                    return None;
+                }
             }
             if let Some(event) = self.backlog.pop_front() {
                 // Already filtered by events_since for this viewer.
@@ -210,6 +224,10 @@ impl Live {
                 Wake::End => return None,
                 Wake::Recheck => continue,
                 Wake::Resync => {
+                    if let Err(e) = self.refresh_groups().await {
+                        tracing::warn!(code = e.code.as_str(), "live group refresh failed; ending");
+                        return None;
+                    }
                     if let Err(e) = self.catch_up().await {
                         tracing::warn!(code = e.code.as_str(), "live re-sync failed; ending");
                         return None;
@@ -220,6 +238,21 @@ impl Live {
                         continue;
                     }
                     self.cursor = self.cursor.max(event.id);
+                    let mine = event.user_id == Some(self.viewer.user.id);
+                    if mine && event.kind == BusKind::MembershipChanged {
+                        if let Err(e) = self.refresh_groups().await {
+                            tracing::warn!(
+                                code = e.code.as_str(),
+                                "live group refresh failed; ending"
+                            );
+                            return None;
+                        }
+                    } else if (event.user_id.is_some() && !mine)
+                        || !self.groups.contains(&event.group_id)
+                    {
+                        // Not for this viewer; `event_visible_to` would say so too.
+                        continue;
+                    }
                     match self.services.event_visible_to(&self.viewer, &event).await {
                         Ok(true) => {}
                         Ok(false) => continue,
@@ -252,6 +285,11 @@ impl Live {
         self.replayed.retain(|id| *id > keep_from);
         self.replayed.extend(events.iter().map(|e| e.id));
         self.backlog.extend(events);
+        Ok(())
+    }
+
+    async fn refresh_groups(&mut self) -> Result<(), AppError> {
+        self.groups = self.services.my_active_group_ids(&self.viewer).await?;
         Ok(())
     }
 

@@ -279,6 +279,51 @@ async fn events_stop_when_the_subscriber_leaves_the_group() {
 }
 
 #[tokio::test]
+async fn a_subscriber_who_joins_a_group_while_subscribed_gets_its_events_from_then_on() {
+    let w = World::new().await;
+    let nurse = w.viewer(NURSE).await;
+    let already = w.group(&nurse, "佐々木 様", &[HOSPITAL_DOCTOR]).await;
+    let mut ws = w.subscribe(HOSPITAL_DOCTOR, None).await;
+    sync(&w, &mut ws, &nurse, already).await;
+
+    // A group the doctor is not in yet: its first topic must not arrive.
+    let later = w.group(&nurse, "高橋 様", &[]).await;
+    let before = w.topic(&nurse, later, "参加前", Scope::EVERYONE).await;
+    let invited = w
+        .app
+        .services()
+        .invite_to_group(
+            &nurse,
+            &w.tenant,
+            later,
+            HOSPITAL_DOCTOR,
+            &RequestMeta::default(),
+        )
+        .await;
+    invited.unwrap();
+    let e = next_event(&mut ws).await;
+    assert_eq!(e["kind"], "MEMBERSHIP_CHANGED", "{e}");
+    assert_ne!(e["topicId"], before.to_string());
+
+    let doctor = w.viewer(HOSPITAL_DOCTOR).await;
+    w.app
+        .services()
+        .answer_group_invitation(&doctor, &w.tenant, later, true, &RequestMeta::default())
+        .await
+        .unwrap();
+    let e = next_event(&mut ws).await;
+    assert_eq!(e["kind"], "MEMBERSHIP_CHANGED", "{e}");
+    assert_eq!(e["groupId"], later.to_string());
+
+    // Now a member: the next topic arrives without reconnecting.
+    let after = w.topic(&nurse, later, "参加後", Scope::EVERYONE).await;
+    let e = next_event(&mut ws).await;
+    assert_eq!(e["kind"], "COMMENT_POSTED", "{e}");
+    assert_eq!(e["topicId"], after.to_string(), "{e}");
+    ws.close().await;
+}
+
+#[tokio::test]
 async fn a_reconnecting_subscriber_catches_up_with_what_it_may_see() {
     let w = World::new().await;
     let nurse = w.viewer(NURSE).await;

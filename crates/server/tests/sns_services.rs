@@ -963,7 +963,11 @@ async fn every_write_leaves_one_audit_record_and_one_event_of_its_kind() {
         )
         .await;
     assert_eq!(w.audited("group.create", Some(g)).await, 1);
-    assert!(w.events_after(ev).await.is_empty(), "nobody to tell yet");
+    assert_eq!(
+        w.events_after(ev).await,
+        vec!["membership_changed"],
+        "only the creator's own pages to tell"
+    );
 
     let mut ev = w.last_event().await;
     let t = w.topic("nurse", g, "報告", Scope::EVERYONE).await;
