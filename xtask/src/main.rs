@@ -1,6 +1,8 @@
 //! Developer tasks: `cargo xtask test` (every test, with the services they need),
 //! `cargo xtask lint`.
 
+mod bench;
+
 use anyhow::{bail, Context, Result};
 use musubi_pgembed::{EmbeddedOptions, EmbeddedPostgres};
 use sqlx::postgres::PgConnectOptions;
@@ -19,10 +21,11 @@ fn main() {
     let result = match args.first().map(String::as_str) {
         Some("test") => test(&args[1..]),
         Some("lint") => lint(),
+        Some("bench") => bench::bench(&args[1..]),
         _ => {
             eprintln!(
                 "usage: cargo xtask <task>\n\n\
-                 tasks:\n  test [ARGS]   run every test (Rust tests with nextest, then the browser tests);\n                ARGS go to nextest; set {TEST_DB_ENV} to use your own PostgreSQL,\n                {TEST_REDIS_ENV} your own Redis, and {TEST_SMTP_ENV} with\n                {TEST_MAILDIR_ENV} your own SMTP server and the maildir it fills\n  lint          cargo fmt --check and clippy -D warnings"
+                 tasks:\n  bench [--scale small|medium|large] [--seed N] [--profile debug|release] [--reuse] [-- RUN ARGS]\n                generate a dataset, drive Musubi and the floor, write target/bench/report.json\n                (see docs/performance.md)\n  test [ARGS]   run every test (Rust tests with nextest, then the browser tests);\n                ARGS go to nextest; set {TEST_DB_ENV} to use your own PostgreSQL,\n                {TEST_REDIS_ENV} your own Redis, and {TEST_SMTP_ENV} with\n                {TEST_MAILDIR_ENV} your own SMTP server and the maildir it fills\n  lint          cargo fmt --check and clippy -D warnings"
             );
             std::process::exit(2);
         }
@@ -87,15 +90,7 @@ async fn test_server() -> Result<TestServer> {
         });
     }
     let dir = root().join("target/xtask/test-pg");
-    // A fresh cluster each run: no state leaks between runs.
-    if dir.exists() {
-        std::fs::remove_dir_all(&dir)
-            .with_context(|| format!("cannot remove {}", dir.display()))?;
-    }
-    std::fs::create_dir_all(&dir)?;
-    let mut opts = EmbeddedOptions::new(&dir);
-    opts.database = "postgres".into();
-    opts.settings = [
+    let settings = [
         ("fsync", "off"),
         ("synchronous_commit", "off"),
         ("full_page_writes", "off"),
@@ -104,10 +99,34 @@ async fn test_server() -> Result<TestServer> {
         // Keep the throwaway cluster's WAL small: thousands of databases come and go.
         ("max_wal_size", "256MB"),
         ("log_min_messages", "warning"),
-    ]
-    .iter()
-    .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-    .collect();
+    ];
+    // A fresh cluster each run: no state leaks between runs.
+    let (pg, url) = private_cluster(&dir, &settings, true).await?;
+    eprintln!("xtask: started a private PostgreSQL for the tests ({url})");
+    Ok(TestServer {
+        url,
+        admin: pg.connect_options_for("postgres"),
+        embedded: Some(pg),
+    })
+}
+
+/// Starts a PostgreSQL cluster of our own in `dir` (emptied first when `fresh`) and returns it
+/// with a URL of its `postgres` database (unix socket).
+async fn private_cluster(
+    dir: &Path,
+    settings: &[(&str, &str)],
+    fresh: bool,
+) -> Result<(EmbeddedPostgres, String)> {
+    if fresh && dir.exists() {
+        std::fs::remove_dir_all(dir).with_context(|| format!("cannot remove {}", dir.display()))?;
+    }
+    std::fs::create_dir_all(dir)?;
+    let mut opts = EmbeddedOptions::new(dir);
+    opts.database = "postgres".into();
+    opts.settings = settings
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+        .collect();
     let pg = EmbeddedPostgres::start(opts).await?;
     let admin = pg.connect_options_for("postgres");
     let socket = admin
@@ -120,12 +139,7 @@ async fn test_server() -> Result<TestServer> {
         admin.get_port(),
         socket
     );
-    eprintln!("xtask: started a private PostgreSQL for the tests ({url})");
-    Ok(TestServer {
-        url,
-        admin,
-        embedded: Some(pg),
-    })
+    Ok((pg, url))
 }
 
 async fn drop_test_databases(admin: &PgConnectOptions) -> Result<()> {

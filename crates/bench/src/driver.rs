@@ -1,0 +1,1234 @@
+//! The load driver: sign-in, one phase per operation against Musubi (and the floor), then
+//! open subscriptions and a mixed phase of simulated people; writes the report.
+//!
+//! It shares the machine with Musubi and PostgreSQL, so it stays light: one HTTP client,
+//! request bodies built with a single `format!`, responses checked through typed serde
+//! structures that skip what they do not need.
+
+use crate::manifest::{Manifest, Person};
+use crate::report::{Budget, Dataset, Machine, Mixed, Operation, Report, Server, Subscriptions};
+use crate::rng::Rng;
+use crate::stats::Recorder;
+use crate::ws;
+use crate::Scale;
+use anyhow::Context as _;
+use http::HeaderValue;
+use serde::de::{DeserializeOwned, IgnoredAny};
+use serde::Deserialize;
+use std::fmt::Write as _;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::sync::watch;
+use tokio::time::Instant;
+use uuid::Uuid;
+
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+const READY_WAIT: Duration = Duration::from_secs(60);
+/// Subscriptions being connected at the same time.
+const CONNECT_AT_ONCE: usize = 50;
+/// An action starting later than this after it was due counts as late.
+const LATE: Duration = Duration::from_secs(1);
+const ASSOCIATION_HEADER: &str = "musubi-association";
+
+// ---------------------------------------------------------------------------------------------
+// Operations
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Op {
+    SignIn,
+    Floor,
+    Home,
+    UnreadCounts,
+    Group,
+    TopicView,
+    PostComment,
+}
+
+/// The single-operation phases, in order (the floor first: the others are read against it).
+const SINGLE: [Op; 6] = [
+    Op::Floor,
+    Op::Home,
+    Op::UnreadCounts,
+    Op::Group,
+    Op::TopicView,
+    Op::PostComment,
+];
+
+/// The mixed phase's operations and their weights (percent).
+const MIXED: [(Op, u64); 5] = [
+    (Op::Home, 35),
+    (Op::UnreadCounts, 10),
+    (Op::Group, 20),
+    (Op::TopicView, 25),
+    (Op::PostComment, 10),
+];
+
+impl Op {
+    pub fn name(self) -> &'static str {
+        match self {
+            Op::SignIn => "sign_in",
+            Op::Floor => "floor",
+            Op::Home => "home",
+            Op::UnreadCounts => "unread_counts",
+            Op::Group => "group",
+            Op::TopicView => "topic_view",
+            Op::PostComment => "post_comment",
+        }
+    }
+
+    fn query(self) -> &'static str {
+        match self {
+            Op::SignIn => {
+                "mutation($e:String!,$p:String!){ signIn(email:$e,password:$p){ token next } }"
+            }
+            Op::Floor => "",
+            Op::Home => {
+                "{ home { counts { total } invitations groups { groupId kind unread \
+                 items { commentId excerpt createdAt } } } }"
+            }
+            Op::UnreadCounts => {
+                "{ unreadCounts { total associations { associationSlug count } \
+                 groups { groupId count } } }"
+            }
+            Op::Group => {
+                "query($id:ID!){ group(id:$id){ group { id name } myRole unread \
+                 topics { id title unread lastSeq } members { userId name profession role } } }"
+            }
+            Op::TopicView => {
+                "query($id:ID!){ topic(id:$id){ topic { id title lastSeq unread } receiptMode \
+                 firstUnreadSeq comments { id seq body authorName createdAt \
+                 readers { userId name at } notReadBy { userId name } \
+                 history { version body writtenAt } } } }"
+            }
+            Op::PostComment => "mutation($t:ID!,$b:String!){ postComment(topicId:$t, body:$b) }",
+        }
+    }
+
+    /// Which people can do this operation.
+    fn needs(self) -> Needs {
+        match self {
+            Op::Group => Needs::Group,
+            Op::TopicView | Op::PostComment => Needs::Topic,
+            _ => Needs::Nothing,
+        }
+    }
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Needs {
+    Nothing,
+    Group,
+    Topic,
+}
+
+// ---------------------------------------------------------------------------------------------
+// Response validation
+
+#[derive(Deserialize)]
+struct Envelope<D> {
+    data: Option<D>,
+    errors: Option<IgnoredAny>,
+}
+
+trait Shape: DeserializeOwned {
+    fn check(&self) -> Result<(), &'static str>;
+}
+
+#[derive(Deserialize)]
+struct FloorData {
+    #[allow(dead_code)]
+    user: IdOnly,
+}
+#[derive(Deserialize)]
+struct IdOnly {
+    #[allow(dead_code)]
+    id: String,
+}
+impl Shape for FloorData {
+    fn check(&self) -> Result<(), &'static str> {
+        Ok(())
+    }
+}
+
+#[derive(Deserialize)]
+struct HomeData {
+    home: HomeShape,
+}
+#[derive(Deserialize)]
+struct HomeShape {
+    #[allow(dead_code)]
+    groups: Vec<IgnoredAny>,
+    counts: Total,
+}
+#[derive(Deserialize)]
+struct Total {
+    total: i64,
+}
+impl Shape for HomeData {
+    fn check(&self) -> Result<(), &'static str> {
+        if self.home.counts.total < 0 {
+            return Err("negative unread total");
+        }
+        Ok(())
+    }
+}
+
+#[derive(Deserialize)]
+struct UnreadData {
+    #[serde(rename = "unreadCounts")]
+    unread_counts: Total,
+}
+impl Shape for UnreadData {
+    fn check(&self) -> Result<(), &'static str> {
+        if self.unread_counts.total < 0 {
+            return Err("negative unread total");
+        }
+        Ok(())
+    }
+}
+
+#[derive(Deserialize)]
+struct GroupData {
+    group: GroupShape,
+}
+#[derive(Deserialize)]
+struct GroupShape {
+    #[allow(dead_code)]
+    topics: Vec<IgnoredAny>,
+    members: Vec<IgnoredAny>,
+}
+impl Shape for GroupData {
+    fn check(&self) -> Result<(), &'static str> {
+        if self.group.members.is_empty() {
+            return Err("data.group.members is empty");
+        }
+        Ok(())
+    }
+}
+
+#[derive(Deserialize)]
+struct TopicData {
+    topic: TopicShape,
+}
+#[derive(Deserialize)]
+struct TopicShape {
+    comments: Vec<IgnoredAny>,
+}
+impl Shape for TopicData {
+    fn check(&self) -> Result<(), &'static str> {
+        if self.topic.comments.is_empty() {
+            return Err("data.topic.comments is empty");
+        }
+        Ok(())
+    }
+}
+
+#[derive(Deserialize)]
+struct PostData {
+    #[serde(rename = "postComment")]
+    post_comment: String,
+}
+impl Shape for PostData {
+    fn check(&self) -> Result<(), &'static str> {
+        if self.post_comment.is_empty() {
+            return Err("data.postComment is empty");
+        }
+        Ok(())
+    }
+}
+
+#[derive(Deserialize)]
+struct SignInData {
+    #[serde(rename = "signIn")]
+    sign_in: SignInShape,
+}
+#[derive(Deserialize)]
+struct SignInShape {
+    token: String,
+    next: String,
+}
+impl Shape for SignInData {
+    fn check(&self) -> Result<(), &'static str> {
+        if self.sign_in.next != "DONE" {
+            return Err("signIn.next is not DONE");
+        }
+        if self.sign_in.token.is_empty() {
+            return Err("signIn.token is empty");
+        }
+        Ok(())
+    }
+}
+
+/// Whether an answer counts as a success: HTTP 200, JSON, no `errors`, the expected shape.
+pub fn validate(op: Op, status: u16, body: &[u8]) -> Result<(), String> {
+    if status != 200 {
+        return Err(format!("HTTP {status}: {}", snippet(body)));
+    }
+    match op {
+        Op::SignIn => check::<SignInData>(body),
+        Op::Floor => check::<FloorData>(body),
+        Op::Home => check::<HomeData>(body),
+        Op::UnreadCounts => check::<UnreadData>(body),
+        Op::Group => check::<GroupData>(body),
+        Op::TopicView => check::<TopicData>(body),
+        Op::PostComment => check::<PostData>(body),
+    }
+}
+
+fn check<D: Shape>(body: &[u8]) -> Result<(), String> {
+    match serde_json::from_slice::<Envelope<D>>(body) {
+        Ok(Envelope {
+            errors: None,
+            data: Some(d),
+        }) => d.check().map_err(str::to_owned),
+        Ok(Envelope {
+            errors: None,
+            data: None,
+        }) => Err("no data".to_owned()),
+        Ok(Envelope {
+            errors: Some(_), ..
+        }) => Err(graphql_errors(body)),
+        Err(e) => match serde_json::from_slice::<serde_json::Value>(body) {
+            Err(_) => Err(format!("invalid JSON: {e}: {}", snippet(body))),
+            Ok(v) if v.get("errors").is_some() => Err(graphql_errors(body)),
+            Ok(_) => Err(format!("unexpected shape: {e}: {}", snippet(body))),
+        },
+    }
+}
+
+/// `CODE: message` of the first GraphQL error.
+fn graphql_errors(body: &[u8]) -> String {
+    let v: serde_json::Value = serde_json::from_slice(body).unwrap_or_default();
+    let first = &v["errors"][0];
+    match (
+        first["extensions"]["code"].as_str(),
+        first["message"].as_str(),
+    ) {
+        (Some(c), Some(m)) => format!("{c}: {m}"),
+        (None, Some(m)) => m.to_owned(),
+        _ => format!("errors: {}", snippet(body)),
+    }
+}
+
+fn snippet(body: &[u8]) -> String {
+    let s = String::from_utf8_lossy(body);
+    let s: String = s.chars().take(200).collect();
+    s
+}
+
+// ---------------------------------------------------------------------------------------------
+// The people the driver acts as
+
+struct Place {
+    association: HeaderValue,
+    id: Uuid,
+}
+
+struct Actor {
+    auth: HeaderValue,
+    floor_url: String,
+    groups: Vec<Place>,
+    topics: Vec<Place>,
+    /// Indices into `topics` of those with 30–80 comments: the budget is for a topic of
+    /// about fifty.
+    view_topics: Vec<usize>,
+}
+
+impl Actor {
+    fn new(p: &Person, floor: &str) -> anyhow::Result<Self> {
+        let auth = HeaderValue::from_str(&format!("Bearer {}", p.token))
+            .with_context(|| format!("person {}: token is not a header value", p.id))?;
+        let place = |a: &str, id: Uuid| -> anyhow::Result<Place> {
+            Ok(Place {
+                association: HeaderValue::from_str(a)
+                    .with_context(|| format!("association slug {a:?}"))?,
+                id,
+            })
+        };
+        let groups = p
+            .groups
+            .iter()
+            .map(|g| place(&g.association, g.id))
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        let topics = p
+            .topics
+            .iter()
+            .map(|t| place(&t.association, t.id))
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        let view_topics = p
+            .topics
+            .iter()
+            .enumerate()
+            .filter(|(_, t)| (30..=80).contains(&t.comments))
+            .map(|(i, _)| i)
+            .collect();
+        Ok(Self {
+            auth,
+            floor_url: format!("{floor}/floor/{}", p.id),
+            groups,
+            topics,
+            view_topics,
+        })
+    }
+
+    fn can(&self, needs: Needs) -> bool {
+        match needs {
+            Needs::Nothing => true,
+            Needs::Group => !self.groups.is_empty(),
+            Needs::Topic => !self.topics.is_empty(),
+        }
+    }
+}
+
+struct Ctx {
+    client: reqwest::Client,
+    graphql_url: String,
+    actors: Vec<Actor>,
+    with_groups: Vec<usize>,
+    with_topics: Vec<usize>,
+    all: Vec<usize>,
+    /// Each operation's query as a JSON string (escaped once).
+    queries: [String; 7],
+}
+
+fn op_index(op: Op) -> usize {
+    match op {
+        Op::SignIn => 0,
+        Op::Floor => 1,
+        Op::Home => 2,
+        Op::UnreadCounts => 3,
+        Op::Group => 4,
+        Op::TopicView => 5,
+        Op::PostComment => 6,
+    }
+}
+
+impl Ctx {
+    fn eligible(&self, needs: Needs) -> &[usize] {
+        match needs {
+            Needs::Nothing => &self.all,
+            Needs::Group => &self.with_groups,
+            Needs::Topic => &self.with_topics,
+        }
+    }
+
+    fn query_json(&self, op: Op) -> &str {
+        &self.queries[op_index(op)]
+    }
+
+    /// One request of `op` as `actor`; `Err` describes a failure.
+    async fn perform(&self, op: Op, actor: &Actor, rng: &mut Rng) -> Result<(), String> {
+        let req = match op {
+            Op::Floor => self.client.get(&actor.floor_url),
+            Op::SignIn => return Err("sign_in is not a per-person operation".to_owned()),
+            Op::Home | Op::UnreadCounts => {
+                let body = format!(r#"{{"query":{}}}"#, self.query_json(op));
+                self.graphql(actor, None, body)
+            }
+            Op::Group => {
+                let g = rng.pick(&actor.groups).ok_or("the person has no group")?;
+                let body = format!(
+                    r#"{{"query":{},"variables":{{"id":"{}"}}}}"#,
+                    self.query_json(op),
+                    g.id
+                );
+                self.graphql(actor, Some(&g.association), body)
+            }
+            Op::TopicView => {
+                let t = match rng.pick(&actor.view_topics) {
+                    Some(&i) => actor.topics.get(i),
+                    None => rng.pick(&actor.topics),
+                }
+                .ok_or("the person has no topic")?;
+                let body = format!(
+                    r#"{{"query":{},"variables":{{"id":"{}"}}}}"#,
+                    self.query_json(op),
+                    t.id
+                );
+                self.graphql(actor, Some(&t.association), body)
+            }
+            Op::PostComment => {
+                let t = rng.pick(&actor.topics).ok_or("the person has no topic")?;
+                let text = crate::text::comment_body(rng);
+                let body = format!(
+                    r#"{{"query":{},"variables":{{"t":"{}","b":{}}}}}"#,
+                    self.query_json(op),
+                    t.id,
+                    serde_json::Value::String(text)
+                );
+                self.graphql(actor, Some(&t.association), body)
+            }
+        };
+        send(req, op).await
+    }
+
+    fn graphql(
+        &self,
+        actor: &Actor,
+        association: Option<&HeaderValue>,
+        body: String,
+    ) -> reqwest::RequestBuilder {
+        let mut req = self
+            .client
+            .post(&self.graphql_url)
+            .header(http::header::CONTENT_TYPE, "application/json")
+            .header(http::header::AUTHORIZATION, actor.auth.clone());
+        if let Some(a) = association {
+            req = req.header(ASSOCIATION_HEADER, a.clone());
+        }
+        req.body(body)
+    }
+}
+
+async fn send(req: reqwest::RequestBuilder, op: Op) -> Result<(), String> {
+    let resp = req.send().await.map_err(describe)?;
+    let status = resp.status().as_u16();
+    let body = resp.bytes().await.map_err(describe)?;
+    validate(op, status, &body)
+}
+
+fn describe(e: reqwest::Error) -> String {
+    if e.is_timeout() {
+        return format!("timeout after {} s", REQUEST_TIMEOUT.as_secs());
+    }
+    let mut s = e.to_string();
+    let mut source = std::error::Error::source(&e);
+    while let Some(inner) = source {
+        let _ = write!(s, ": {inner}");
+        source = inner.source();
+    }
+    s
+}
+
+// ---------------------------------------------------------------------------------------------
+// The run
+
+struct Plan {
+    phase: Duration,
+    mixed_people: usize,
+    mixed: Duration,
+    subscriptions: usize,
+}
+
+fn plan(scale: Option<Scale>, args: &crate::RunArgs) -> Plan {
+    let (phase, people, mixed, subs) = match scale {
+        Some(Scale::Medium) => (20, 5000, 60, 2000),
+        Some(Scale::Large) => (30, 5000, 60, 2000),
+        Some(Scale::Small) | None => (5, 200, 20, 100),
+    };
+    Plan {
+        phase: Duration::from_secs(args.phase_seconds.unwrap_or(phase)),
+        mixed_people: args.mixed_people.unwrap_or(people),
+        mixed: Duration::from_secs(args.mixed_seconds.unwrap_or(mixed)),
+        subscriptions: args.subscriptions.unwrap_or(subs),
+    }
+}
+
+fn parse_scale(s: &str) -> Option<Scale> {
+    match s {
+        "small" => Some(Scale::Small),
+        "medium" => Some(Scale::Medium),
+        "large" => Some(Scale::Large),
+        _ => None,
+    }
+}
+
+pub async fn run(args: crate::RunArgs) -> anyhow::Result<()> {
+    let manifest = Manifest::read(&args.manifest)
+        .with_context(|| format!("cannot read the manifest {}", args.manifest.display()))?;
+    anyhow::ensure!(!manifest.people.is_empty(), "the manifest has no people");
+    let scale = parse_scale(&manifest.scale);
+    let plan = plan(scale, &args);
+    let target = args.target.trim_end_matches('/').to_owned();
+    let floor = args.floor.trim_end_matches('/').to_owned();
+
+    let client = reqwest::Client::builder()
+        .timeout(REQUEST_TIMEOUT)
+        .connect_timeout(REQUEST_TIMEOUT)
+        .pool_max_idle_per_host(4096)
+        .pool_idle_timeout(Duration::from_secs(120))
+        .tcp_nodelay(true)
+        .build()
+        .context("cannot build the HTTP client")?;
+
+    // 0. Both servers up.
+    wait_ready(&client, &format!("{target}/readyz")).await?;
+    wait_ready(&client, &format!("{floor}/healthz")).await?;
+
+    let actors = manifest
+        .people
+        .iter()
+        .map(|p| Actor::new(p, &floor))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let idx = |needs: Needs| -> Vec<usize> {
+        (0..actors.len())
+            .filter(|&i| actors[i].can(needs))
+            .collect()
+    };
+    let queries = [
+        Op::SignIn,
+        Op::Floor,
+        Op::Home,
+        Op::UnreadCounts,
+        Op::Group,
+        Op::TopicView,
+        Op::PostComment,
+    ]
+    .map(|op| serde_json::Value::String(op.query().to_owned()).to_string());
+    let ctx = Arc::new(Ctx {
+        client: client.clone(),
+        graphql_url: format!("{target}/graphql"),
+        with_groups: idx(Needs::Group),
+        with_topics: idx(Needs::Topic),
+        all: (0..actors.len()).collect(),
+        actors,
+        queries,
+    });
+    let root = Rng::new(manifest.seed ^ 0x6D75_7375_6269_6472);
+    let mut operations = Vec::new();
+    let mut failures = Vec::new();
+
+    // 1. Sign-in through the API (sequential: the rate limits are real).
+    if !manifest.sign_in.is_empty() {
+        eprintln!("sign-in: {} people", manifest.sign_in.len());
+        let (mut rec, secs) = sign_in(&ctx, &manifest).await;
+        operations.push(operation(Op::SignIn.name(), "single", &mut rec, secs, None));
+    }
+
+    // 2. One operation at a time, closed loop.
+    let mut floor_rps = None;
+    for (i, op) in SINGLE.into_iter().enumerate() {
+        eprintln!(
+            "phase {}: {} clients for {} s",
+            op.name(),
+            args.concurrency,
+            plan.phase.as_secs()
+        );
+        let (mut rec, secs) = single_phase(
+            &ctx,
+            op,
+            args.concurrency.max(1),
+            plan.phase,
+            root.fork(100 + i as u64),
+        )
+        .await;
+        let mut o = operation(op.name(), "single", &mut rec, secs, None);
+        if op == Op::Floor {
+            floor_rps = Some(o.throughput_rps).filter(|r| *r > 0.0);
+        } else {
+            o.ratio_to_floor = floor_rps.map(|f| o.throughput_rps / f);
+        }
+        if o.requests == 0 {
+            failures.push(format!("phase {} recorded no requests", op.name()));
+        }
+        operations.push(o);
+    }
+
+    // 3. Subscriptions, kept open through the mixed phase.
+    let (stop_memory, memory) = sample_memory(args.server_pid);
+    let counters = Arc::new(ws::Counters::default());
+    let (stop_subs_tx, stop_subs) = watch::channel(false);
+    let (subs, opened, failed, open_samples) = open_subscriptions(
+        &manifest,
+        &ws::endpoint(&target),
+        plan.subscriptions,
+        &counters,
+        stop_subs,
+    )
+    .await;
+
+    // 4. Mixed phase.
+    eprintln!(
+        "mixed: {} people for {} s with {opened} subscriptions open",
+        plan.mixed_people,
+        plan.mixed.as_secs()
+    );
+    let (mixed, mut mixed_recs) =
+        mixed_phase(&ctx, plan.mixed_people, plan.mixed, root.fork(200)).await;
+    let _ = stop_subs_tx.send(true);
+    for s in subs {
+        let _ = tokio::time::timeout(Duration::from_secs(15), s).await;
+    }
+    let _ = stop_memory.send(true);
+    let max_rss_kb = memory.await.ok().flatten();
+    let peak_kb = args
+        .server_pid
+        .and_then(|pid| proc_status_kb(pid, "VmHWM:"));
+    let mixed_secs = mixed.seconds;
+    for (op, rec) in mixed_recs.iter_mut() {
+        let name = format!("mixed:{}", op.name());
+        operations.push(operation(&name, "mixed", rec, mixed_secs, None));
+    }
+    if mixed.actions == 0 {
+        failures.push("the mixed phase recorded no actions".to_owned());
+    }
+
+    let mut sub_samples = open_samples;
+    for s in counters.samples() {
+        if sub_samples.len() < crate::stats::MAX_ERROR_SAMPLES {
+            sub_samples.push(s);
+        }
+    }
+    let subscriptions = Subscriptions {
+        requested: plan.subscriptions,
+        opened,
+        failed,
+        events_received: counters.events.load(Ordering::Relaxed),
+        errors: counters.errors.load(Ordering::Relaxed),
+        error_samples: sub_samples,
+    };
+
+    // 5. Report.
+    let server = Server {
+        pid: args.server_pid,
+        peak_rss_mb: peak_kb.map(kb_to_mb),
+        max_rss_during_subscriptions_mb: max_rss_kb.map(kb_to_mb),
+    };
+    let dataset = Dataset {
+        counts: manifest.counts.clone(),
+        generation_seconds: manifest.generation_seconds,
+        database_size_mb: database_size(&args.database_url).await,
+    };
+    let applies = matches!(scale, Some(Scale::Medium | Scale::Large));
+    let budgets = budgets(&operations, &mixed, &subscriptions, &server, applies);
+    let report = Report {
+        scale: manifest.scale.clone(),
+        seed: manifest.seed,
+        label: args.label.clone(),
+        generated_at: chrono::Utc::now().to_rfc3339(),
+        machine: machine(),
+        dataset,
+        server,
+        operations,
+        subscriptions,
+        mixed,
+        budgets,
+    };
+    if let Some(dir) = args.out.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    }
+    std::fs::write(&args.out, serde_json::to_vec_pretty(&report)?)
+        .with_context(|| format!("cannot write {}", args.out.display()))?;
+    print!("{}", report.table());
+    println!("report: {}", args.out.display());
+
+    for o in &report.operations {
+        if o.errors > 0 {
+            failures.push(format!("{}: {} errors", o.name, o.errors));
+        }
+    }
+    let s = &report.subscriptions;
+    if s.failed > 0 {
+        failures.push(format!("{} subscriptions failed to open", s.failed));
+    }
+    if s.errors > 0 {
+        failures.push(format!("{} subscription errors", s.errors));
+    }
+    anyhow::ensure!(failures.is_empty(), "{}", failures.join("; "));
+    Ok(())
+}
+
+fn operation(
+    name: &str,
+    phase: &str,
+    rec: &mut Recorder,
+    seconds: f64,
+    ratio_to_floor: Option<f64>,
+) -> Operation {
+    let s = rec.summary();
+    Operation {
+        name: name.to_owned(),
+        phase: phase.to_owned(),
+        requests: s.ok + s.errors,
+        errors: s.errors,
+        throughput_rps: if seconds > 0.0 {
+            s.ok as f64 / seconds
+        } else {
+            0.0
+        },
+        p50_ms: s.p50_ms,
+        p95_ms: s.p95_ms,
+        p99_ms: s.p99_ms,
+        max_ms: s.max_ms,
+        ratio_to_floor,
+        error_samples: rec.samples().to_vec(),
+    }
+}
+
+async fn wait_ready(client: &reqwest::Client, url: &str) -> anyhow::Result<()> {
+    let deadline = Instant::now() + READY_WAIT;
+    let mut last = String::new();
+    while Instant::now() < deadline {
+        match client.get(url).send().await {
+            Ok(r) if r.status().is_success() => return Ok(()),
+            Ok(r) => last = format!("HTTP {}", r.status()),
+            Err(e) => last = describe(e),
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    anyhow::bail!("{url} not ready within {} s ({last})", READY_WAIT.as_secs())
+}
+
+async fn sign_in(ctx: &Ctx, manifest: &Manifest) -> (Recorder, f64) {
+    let mut rec = Recorder::default();
+    let started = Instant::now();
+    let query = ctx.query_json(Op::SignIn);
+    let password = serde_json::Value::String(manifest.password.clone()).to_string();
+    for email in &manifest.sign_in {
+        let body = format!(
+            r#"{{"query":{query},"variables":{{"e":{},"p":{password}}}}}"#,
+            serde_json::Value::String(email.clone())
+        );
+        let req = ctx
+            .client
+            .post(&ctx.graphql_url)
+            .header(http::header::CONTENT_TYPE, "application/json")
+            .body(body);
+        let t = Instant::now();
+        match send(req, Op::SignIn).await {
+            Ok(()) => rec.ok(t.elapsed()),
+            Err(e) => rec.err(|| format!("{email}: {e}")),
+        }
+    }
+    (rec, started.elapsed().as_secs_f64())
+}
+
+async fn single_phase(
+    ctx: &Arc<Ctx>,
+    op: Op,
+    concurrency: usize,
+    length: Duration,
+    rng: Rng,
+) -> (Recorder, f64) {
+    let started = Instant::now();
+    let deadline = started + length;
+    let mut workers = Vec::with_capacity(concurrency);
+    for w in 0..concurrency {
+        let ctx = Arc::clone(ctx);
+        let mut rng = rng.fork(w as u64);
+        workers.push(tokio::spawn(async move {
+            let mut rec = Recorder::with_capacity(4096);
+            let eligible = ctx.eligible(op.needs());
+            if eligible.is_empty() {
+                rec.err(|| format!("no person in the manifest can do {}", op.name()));
+                return rec;
+            }
+            while Instant::now() < deadline {
+                let Some(&i) = rng.pick(eligible) else { break };
+                let actor = &ctx.actors[i];
+                let t = Instant::now();
+                match ctx.perform(op, actor, &mut rng).await {
+                    Ok(()) => rec.ok(t.elapsed()),
+                    Err(e) => {
+                        rec.err(|| e);
+                        // A failing server answers fast: do not spin.
+                        tokio::time::sleep(Duration::from_millis(10)).await;
+                    }
+                }
+            }
+            rec
+        }));
+    }
+    let mut all = Recorder::default();
+    for w in workers {
+        match w.await {
+            Ok(rec) => all.merge(rec),
+            Err(e) => all.err(|| format!("worker panicked: {e}")),
+        }
+    }
+    (all, started.elapsed().as_secs_f64())
+}
+
+type SubTasks = Vec<tokio::task::JoinHandle<()>>;
+
+/// Opens `n` subscriptions as distinct people (wrapping around when there are fewer people),
+/// at most [`CONNECT_AT_ONCE`] connecting at a time. Returns the running subscriptions, how
+/// many opened and failed, and a few failure messages.
+async fn open_subscriptions(
+    manifest: &Manifest,
+    url: &str,
+    n: usize,
+    counters: &Arc<ws::Counters>,
+    stop: watch::Receiver<bool>,
+) -> (SubTasks, usize, usize, Vec<String>) {
+    use futures_util::StreamExt;
+    if n == 0 {
+        return (Vec::new(), 0, 0, Vec::new());
+    }
+    if n > manifest.people.len() {
+        eprintln!(
+            "subscriptions: {n} requested but the manifest has {} people; some people subscribe twice",
+            manifest.people.len()
+        );
+    }
+    eprintln!("subscriptions: opening {n}");
+    let started = Instant::now();
+    let people = &manifest.people;
+    let results: Vec<Result<ws::Subscription, String>> = futures_util::stream::iter(0..n)
+        .map(|i| {
+            let token = &people[i % people.len()].token;
+            ws::Subscription::open(url, token)
+        })
+        .buffer_unordered(CONNECT_AT_ONCE)
+        .collect()
+        .await;
+    let mut tasks = Vec::with_capacity(n);
+    let mut failed = 0;
+    let mut samples: Vec<String> = Vec::new();
+    for r in results {
+        match r {
+            Ok(sub) => tasks.push(tokio::spawn(sub.run(stop.clone(), Arc::clone(counters)))),
+            Err(e) => {
+                failed += 1;
+                if samples.len() < crate::stats::MAX_ERROR_SAMPLES && !samples.contains(&e) {
+                    samples.push(e);
+                }
+            }
+        }
+    }
+    let opened = tasks.len();
+    eprintln!(
+        "subscriptions: {opened} opened, {failed} failed in {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
+    (tasks, opened, failed, samples)
+}
+
+struct MixedShared {
+    recs: Vec<(Op, Mutex<Recorder>)>,
+    late: AtomicU64,
+}
+
+impl MixedShared {
+    fn record(&self, op: Op, result: Result<Duration, String>) {
+        if let Some((_, m)) = self.recs.iter().find(|(o, _)| *o == op) {
+            if let Ok(mut r) = m.lock() {
+                match result {
+                    Ok(d) => r.ok(d),
+                    Err(e) => r.err(|| e),
+                }
+            }
+        }
+    }
+}
+
+/// Simulated people, one task each: a random start in the first ten seconds, then an action
+/// every 5–10 s (after the previous one answered) until the phase ends.
+async fn mixed_phase(
+    ctx: &Arc<Ctx>,
+    people: usize,
+    length: Duration,
+    rng: Rng,
+) -> (Mixed, Vec<(Op, Recorder)>) {
+    let shared = Arc::new(MixedShared {
+        recs: MIXED
+            .iter()
+            .map(|(op, _)| (*op, Mutex::new(Recorder::default())))
+            .collect(),
+        late: AtomicU64::new(0),
+    });
+    let started = Instant::now();
+    let deadline = started + length;
+    let mut tasks = Vec::with_capacity(people);
+    for p in 0..people {
+        let ctx = Arc::clone(ctx);
+        let shared = Arc::clone(&shared);
+        let mut rng = rng.fork(p as u64);
+        tasks.push(tokio::spawn(async move {
+            let actor = &ctx.actors[p % ctx.actors.len()];
+            let mut due = started + Duration::from_millis(rng.below(10_000));
+            loop {
+                due += Duration::from_millis(rng.range(5_000, 10_001));
+                if due >= deadline {
+                    break;
+                }
+                tokio::time::sleep_until(due).await;
+                if Instant::now().saturating_duration_since(due) > LATE {
+                    shared.late.fetch_add(1, Ordering::Relaxed);
+                }
+                let op = choose_mixed(&mut rng, actor);
+                let t = Instant::now();
+                let r = ctx.perform(op, actor, &mut rng).await;
+                shared.record(op, r.map(|()| t.elapsed()));
+                due = Instant::now();
+            }
+        }));
+    }
+    for t in tasks {
+        let _ = t.await;
+    }
+    // Tasks stop once their next action would fall after the deadline, which can be before
+    // it: the rate is over the phase as planned.
+    let seconds = started.elapsed().max(length).as_secs_f64();
+    let late = shared.late.load(Ordering::Relaxed);
+    let recs: Vec<(Op, Recorder)> = shared
+        .recs
+        .iter()
+        .map(|(op, m)| {
+            let r = m.lock().map(|mut r| std::mem::take(&mut *r));
+            (*op, r.unwrap_or_default())
+        })
+        .collect();
+    let actions = recs.iter().map(|(_, r)| r.requests()).sum();
+    let errors = recs.iter().map(|(_, r)| r.errors()).sum();
+    let mixed = Mixed {
+        people,
+        seconds,
+        actions,
+        errors,
+        actions_per_second: if seconds > 0.0 {
+            actions as f64 / seconds
+        } else {
+            0.0
+        },
+        late_actions: late,
+    };
+    (mixed, recs)
+}
+
+fn choose_mixed(rng: &mut Rng, actor: &Actor) -> Op {
+    let mut roll = rng.below(100);
+    let mut op = Op::Home;
+    for (o, w) in MIXED {
+        if roll < w {
+            op = o;
+            break;
+        }
+        roll -= w;
+    }
+    // Someone with nothing to open looks at the home page instead.
+    if actor.can(op.needs()) {
+        op
+    } else {
+        Op::Home
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Measurements of the machine and the server
+
+/// Samples the server's VmRSS every second until told to stop; the highest value (kB).
+fn sample_memory(pid: Option<u32>) -> (watch::Sender<bool>, tokio::task::JoinHandle<Option<u64>>) {
+    let (tx, mut rx) = watch::channel(false);
+    let task = tokio::spawn(async move {
+        let pid = pid?;
+        let mut max = proc_status_kb(pid, "VmRSS:");
+        let mut tick = tokio::time::interval(Duration::from_secs(1));
+        loop {
+            tokio::select! {
+                _ = rx.wait_for(|s| *s) => break,
+                _ = tick.tick() => {
+                    if let Some(kb) = proc_status_kb(pid, "VmRSS:") {
+                        max = Some(max.map_or(kb, |m| m.max(kb)));
+                    }
+                }
+            }
+        }
+        max
+    });
+    (tx, task)
+}
+
+/// A `kB` line of /proc/<pid>/status (e.g. `VmRSS:`).
+fn proc_status_kb(pid: u32, key: &str) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    parse_kb_line(&status, key)
+}
+
+fn parse_kb_line(text: &str, key: &str) -> Option<u64> {
+    text.lines()
+        .find_map(|l| l.strip_prefix(key))
+        .and_then(|rest| rest.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+}
+
+fn kb_to_mb(kb: u64) -> f64 {
+    (kb as f64 / 1024.0 * 10.0).round() / 10.0
+}
+
+fn machine() -> Machine {
+    let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+    let cpu_model = cpuinfo
+        .lines()
+        .find_map(|l| {
+            let (k, v) = l.split_once(':')?;
+            (k.trim() == "model name").then(|| v.trim().to_owned())
+        })
+        .unwrap_or_default();
+    let meminfo = std::fs::read_to_string("/proc/meminfo").unwrap_or_default();
+    Machine {
+        cpus: std::thread::available_parallelism().map_or(0, |n| n.get()),
+        cpu_model,
+        memory_total_mb: parse_kb_line(&meminfo, "MemTotal:").map_or(0, |kb| kb / 1024),
+        kernel: std::fs::read_to_string("/proc/sys/kernel/osrelease")
+            .map(|s| s.trim().to_owned())
+            .unwrap_or_default(),
+    }
+}
+
+async fn database_size(url: &str) -> Option<f64> {
+    let result: Result<i64, sqlx::Error> = async {
+        let pool = sqlx::postgres::PgPoolOptions::new()
+            .max_connections(1)
+            .connect(url)
+            .await?;
+        let size = sqlx::query_scalar("SELECT pg_database_size(current_database())")
+            .fetch_one(&pool)
+            .await;
+        pool.close().await;
+        size
+    }
+    .await;
+    match result {
+        Ok(bytes) => Some((bytes as f64 / 1_048_576.0 * 10.0).round() / 10.0),
+        Err(e) => {
+            eprintln!("cannot read the database size: {e}");
+            None
+        }
+    }
+}
+
+fn budgets(
+    operations: &[Operation],
+    mixed: &Mixed,
+    subs: &Subscriptions,
+    server: &Server,
+    applies: bool,
+) -> Vec<Budget> {
+    let p95 = |name: &str| {
+        operations
+            .iter()
+            .find(|o| o.phase == "single" && o.name == name && o.requests > o.errors)
+            .map(|o| o.p95_ms)
+    };
+    let latency = |op: &str, limit: f64| {
+        let actual = p95(op);
+        Budget {
+            name: format!("{op} p95 (single phase)"),
+            limit,
+            actual,
+            unit: "ms".to_owned(),
+            met: actual.is_some_and(|a| a <= limit),
+            applies,
+        }
+    };
+    let rss = server.max_rss_during_subscriptions_mb;
+    vec![
+        latency("home", 20.0),
+        latency("topic_view", 30.0),
+        latency("post_comment", 30.0),
+        Budget {
+            name: "mixed-phase errors with ≥ 5000 people".to_owned(),
+            limit: 0.0,
+            actual: Some(mixed.errors as f64),
+            unit: "errors".to_owned(),
+            met: mixed.errors == 0 && mixed.people >= 5000 && mixed.actions > 0,
+            applies,
+        },
+        Budget {
+            name: "server RSS with ≥ 2000 open subscriptions".to_owned(),
+            limit: 200.0,
+            actual: rss,
+            unit: "MB".to_owned(),
+            met: subs.opened >= 2000 && rss.is_some_and(|r| r <= 200.0),
+            applies,
+        },
+    ]
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn errors_fail_even_with_data() {
+        let body = br#"{"data":{"home":{"groups":[],"counts":{"total":0}}},"errors":[{"message":"boom","extensions":{"code":"INTERNAL"}}]}"#;
+        assert_eq!(validate(Op::Home, 200, body).unwrap_err(), "INTERNAL: boom");
+        let body = br#"{"data":null,"errors":[{"message":"not signed in","extensions":{"code":"UNAUTHENTICATED"}}]}"#;
+        assert_eq!(
+            validate(Op::TopicView, 200, body).unwrap_err(),
+            "UNAUTHENTICATED: not signed in"
+        );
+        // An empty list still counts: the key must be absent.
+        let body = br#"{"data":{"unreadCounts":{"total":1}},"errors":[]}"#;
+        assert!(validate(Op::UnreadCounts, 200, body).is_err());
+    }
+
+    #[test]
+    fn expected_shapes_pass_and_others_fail() {
+        let home = br#"{"data":{"home":{"counts":{"total":3},"invitations":0,"groups":[{"groupId":"x","items":[]}]}}}"#;
+        assert!(validate(Op::Home, 200, home).is_ok());
+        assert!(validate(Op::Home, 500, home)
+            .unwrap_err()
+            .starts_with("HTTP 500"));
+        let not_array = br#"{"data":{"home":{"counts":{"total":3},"groups":{}}}}"#;
+        assert!(validate(Op::Home, 200, not_array)
+            .unwrap_err()
+            .starts_with("unexpected shape"));
+        assert!(validate(Op::Home, 200, b"<html>")
+            .unwrap_err()
+            .starts_with("invalid JSON"));
+
+        let topic =
+            br#"{"data":{"topic":{"topic":{"id":"t"},"comments":[{"id":"c","readers":[]}]}}}"#;
+        assert!(validate(Op::TopicView, 200, topic).is_ok());
+        let empty = br#"{"data":{"topic":{"comments":[]}}}"#;
+        assert_eq!(
+            validate(Op::TopicView, 200, empty).unwrap_err(),
+            "data.topic.comments is empty"
+        );
+
+        assert!(validate(Op::PostComment, 200, br#"{"data":{"postComment":"abc"}}"#).is_ok());
+        assert!(validate(Op::PostComment, 200, br#"{"data":{"postComment":null}}"#).is_err());
+        assert!(validate(Op::PostComment, 200, br#"{"data":null}"#).is_err());
+
+        let group = br#"{"data":{"group":{"topics":[],"members":[{"userId":"u"}]}}}"#;
+        assert!(validate(Op::Group, 200, group).is_ok());
+
+        assert!(validate(
+            Op::Floor,
+            200,
+            br#"{"data":{"user":{"id":"u","name":"n"}}}"#
+        )
+        .is_ok());
+        assert!(validate(
+            Op::Floor,
+            404,
+            br#"{"data":null,"errors":[{"message":"no such user"}]}"#
+        )
+        .is_err());
+
+        let ok = br#"{"data":{"signIn":{"token":"t","next":"DONE"}}}"#;
+        assert!(validate(Op::SignIn, 200, ok).is_ok());
+        let second = br#"{"data":{"signIn":{"token":"t","next":"SECOND_FACTOR"}}}"#;
+        assert_eq!(
+            validate(Op::SignIn, 200, second).unwrap_err(),
+            "signIn.next is not DONE"
+        );
+    }
+
+    #[test]
+    fn comment_bodies_vary_and_stay_short() {
+        let mut rng = Rng::new(1);
+        let a = crate::text::comment_body(&mut rng);
+        let b = crate::text::comment_body(&mut rng);
+        assert_ne!(a, b);
+        assert!(a.chars().count() < 200);
+    }
+
+    #[test]
+    fn mixed_weights_add_up() {
+        assert_eq!(MIXED.iter().map(|(_, w)| w).sum::<u64>(), 100);
+    }
+
+    #[test]
+    fn kb_lines() {
+        let s = "Name:\tmusubi\nVmHWM:\t  123456 kB\nVmRSS:\t   65536 kB\n";
+        assert_eq!(parse_kb_line(s, "VmRSS:"), Some(65536));
+        assert_eq!(parse_kb_line(s, "VmHWM:"), Some(123_456));
+        assert_eq!(parse_kb_line(s, "VmSwap:"), None);
+        assert_eq!(kb_to_mb(65536), 64.0);
+    }
+}

@@ -1,0 +1,354 @@
+//! `musubi-bench generate`: fills a freshly migrated database with the dataset of a scale.
+//!
+//! Associations are created through Musubi's own provisioning (`Db::create_association`), so
+//! their schemas are exactly production's; everything else is bulk-loaded with COPY from an
+//! in-memory model built from the seed (see `model.rs`). Footprints and unread counters are
+//! derived from one read position per person and topic, so they agree the way the app keeps
+//! them: footprints on others' comments up to the position, unread counters for the rest.
+
+mod copy;
+mod load;
+mod model;
+
+use crate::manifest::{DatasetCounts, GroupRef, Manifest, Person, TopicRef};
+use anyhow::{bail, Context as _};
+use load::Ctx;
+use model::Model;
+use musubi_db::{Db, NewAssociation};
+use sqlx::postgres::PgConnectOptions;
+use sqlx::{Connection as _, PgConnection};
+use std::str::FromStr as _;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use uuid::Uuid;
+
+/// Most groups and topics listed per person in the manifest.
+const MANIFEST_GROUPS: usize = 30;
+const MANIFEST_TOPICS: usize = 40;
+/// How many of those topics should be long ones (40–60 comments) when the person has them.
+const MANIFEST_LONG_TOPICS: usize = 15;
+const SIGN_IN_ADDRESSES: usize = 20;
+
+struct Progress(Instant);
+
+impl Progress {
+    fn say(&self, what: impl std::fmt::Display) {
+        eprintln!("[{:7.2}s] {what}", self.0.elapsed().as_secs_f64());
+    }
+}
+
+pub async fn run(args: crate::GenerateArgs) -> anyhow::Result<()> {
+    let progress = Progress(Instant::now());
+    let sizes = args.scale.sizes();
+    let seed = args.seed;
+    let options = PgConnectOptions::from_str(&args.database_url)
+        .context("DATABASE_URL is not a PostgreSQL URL")?;
+    let db = Db::connect(options.clone(), 4, Duration::from_secs(10))
+        .await
+        .context("cannot connect to the database")?;
+    preflight(&db).await?;
+    progress.say(format!(
+        "generating scale {} (seed {seed}): {} associations, {} people, {} patient + {} general groups, {} comments, ~{} footprints",
+        args.scale.name(),
+        sizes.associations,
+        sizes.people,
+        sizes.patient_groups,
+        sizes.general_groups,
+        sizes.comments,
+        sizes.footprints
+    ));
+
+    // CPU work on blocking threads while the associations are created.
+    let model_task =
+        tokio::task::spawn_blocking(move || Model::build(seed, sizes, sizes.footprints));
+    let password = password_for(seed);
+    let hash_task = {
+        let p = password.clone();
+        tokio::task::spawn_blocking(move || musubi_auth::password::hash_password(&p))
+    };
+
+    let mut slugs = Vec::new();
+    for i in 0..sizes.associations as usize {
+        let a = model::Assoc::nth(i);
+        let new = NewAssociation {
+            slug: a.slug,
+            name: a.name,
+            area: a.area,
+            description: a.description,
+        };
+        db.create_association(&new)
+            .await
+            .with_context(|| format!("creating association {}", new.slug))?;
+        slugs.push(new.slug);
+    }
+    let rows: Vec<(Uuid, String, String)> =
+        sqlx::query_as("SELECT id, slug, schema_name FROM core.associations WHERE slug = ANY($1)")
+            .bind(&slugs)
+            .fetch_all(db.pool())
+            .await?;
+    let mut assoc_ids = Vec::new();
+    let mut schemas = Vec::new();
+    for slug in &slugs {
+        let (id, _, schema) = rows
+            .iter()
+            .find(|r| &r.1 == slug)
+            .with_context(|| format!("association {slug} vanished"))?;
+        assoc_ids.push(*id);
+        schemas.push(schema.clone());
+    }
+    progress.say(format!("{} associations created", slugs.len()));
+
+    let model = model_task.await.context("the model builder panicked")?;
+    progress.say(format!(
+        "model built: {} topics, {} comments, {} readers×topics; footprints {} of {} possible (knob {:.3})",
+        model.topics.len(),
+        model.comments.len(),
+        model.pairs.len(),
+        model.footprints,
+        model.footprints_max,
+        model.read_knob
+    ));
+    let password_hash = hash_task
+        .await
+        .context("password hashing panicked")?
+        .map_err(|e| anyhow::anyhow!("cannot hash the password: {e:?}"))?;
+    let tokens: Vec<String> = model
+        .people
+        .iter()
+        .map(|p| load::session_token(seed, p.num))
+        .collect();
+    let base_us = chrono::Utc::now().timestamp_micros() - model::NOW;
+    let ctx = Arc::new(Ctx {
+        model,
+        assoc_ids,
+        schemas,
+        base_us,
+        password_hash,
+        tokens,
+    });
+
+    let mut conn = PgConnection::connect_with(&options)
+        .await
+        .context("cannot open the loading connection")?;
+    // Known-consistent data: skip per-row foreign-key triggers. Needs a superuser.
+    sqlx::query("SET session_replication_role = replica")
+        .execute(&mut conn)
+        .await
+        .context("SET session_replication_role needs a superuser")?;
+    sqlx::query("SET synchronous_commit = off")
+        .execute(&mut conn)
+        .await?;
+    let (facilities, memberships) = load::core(&mut conn, &ctx).await?;
+    progress.say(format!(
+        "core loaded: {facilities} facilities, {} people, {} groups, {memberships} group memberships",
+        ctx.model.people.len(),
+        ctx.model.groups.len()
+    ));
+    let mut total = load::TenantCounts::default();
+    for a in 0..slugs.len() as u32 {
+        let c = load::tenant(&mut conn, &ctx, a).await?;
+        progress.say(format!(
+            "{}: {} topics, {} comments, {} versions, {} footprints, {} unread rows",
+            slugs[a as usize], c.topics, c.comments, c.versions, c.footprints, c.unread
+        ));
+        total.topics += c.topics;
+        total.comments += c.comments;
+        total.versions += c.versions;
+        total.footprints += c.footprints;
+        total.unread += c.unread;
+    }
+    sqlx::query("RESET session_replication_role")
+        .execute(&mut conn)
+        .await?;
+
+    // Set hint bits and the visibility map now, not during the first measured reads.
+    let mut tables: Vec<String> = [
+        "facilities",
+        "users",
+        "memberships",
+        "sessions",
+        "groups",
+        "group_members",
+    ]
+    .iter()
+    .map(|t| format!("core.{t}"))
+    .collect();
+    for schema in &ctx.schemas {
+        for t in [
+            "groups",
+            "topics",
+            "comments",
+            "comment_versions",
+            "footprints",
+            "unread",
+        ] {
+            tables.push(format!("\"{schema}\".{t}"));
+        }
+    }
+    sqlx::query(&format!("VACUUM (ANALYZE) {}", tables.join(", ")))
+        .execute(&mut conn)
+        .await
+        .context("VACUUM ANALYZE")?;
+    conn.close().await.ok();
+    progress.say("vacuumed and analyzed");
+
+    let m = &ctx.model;
+    let counts = DatasetCounts {
+        associations: slugs.len() as u64,
+        facilities,
+        people: m.people.len() as u64,
+        patient_groups: m.groups.iter().filter(|g| g.patient).count() as u64,
+        general_groups: m.groups.iter().filter(|g| !g.patient).count() as u64,
+        group_memberships: memberships,
+        topics: total.topics,
+        comments: total.comments,
+        footprints: total.footprints,
+        unread_rows: total.unread,
+    };
+    let manifest = Manifest {
+        scale: args.scale.name().to_owned(),
+        seed,
+        generation_seconds: progress.0.elapsed().as_secs_f64(),
+        password,
+        sign_in: sign_in_addresses(m),
+        people: manifest_people(&ctx, &slugs),
+        counts,
+    };
+    manifest
+        .write(&args.manifest)
+        .with_context(|| format!("writing {}", args.manifest.display()))?;
+    progress.say(format!(
+        "done in {:.1}s: {} comments, {} footprints, {} unread rows, {} comment versions; manifest {}",
+        manifest.generation_seconds,
+        total.comments,
+        total.footprints,
+        total.unread,
+        total.versions,
+        args.manifest.display()
+    ));
+    db.close().await;
+    Ok(())
+}
+
+/// A migrated core schema, current, with no association and nobody in it yet.
+async fn preflight(db: &Db) -> anyhow::Result<()> {
+    let core: Option<String> = sqlx::query_scalar("SELECT to_regclass('core.associations')::text")
+        .fetch_one(db.pool())
+        .await?;
+    if core.is_none() {
+        bail!("the database has no Musubi schema: run `musubi migrate` on it first");
+    }
+    db.readiness()
+        .await
+        .map_err(|e| anyhow::anyhow!("the database is not ready for this Musubi: {e}"))?;
+    let (associations, users): (i64, i64) = sqlx::query_as(
+        "SELECT (SELECT count(*) FROM core.associations), (SELECT count(*) FROM core.users)",
+    )
+    .fetch_one(db.pool())
+    .await?;
+    if associations > 0 || users > 0 {
+        bail!(
+            "the database already has {associations} associations and {users} people: \
+             generate into a freshly migrated, empty database"
+        );
+    }
+    Ok(())
+}
+
+/// Strong (length, four kinds), and the same for the same seed.
+fn password_for(seed: u64) -> String {
+    use sha2::{Digest, Sha256};
+    let digest = Sha256::digest(format!("musubi-bench-password:{seed}").as_bytes());
+    let word = data_encoding::BASE64URL_NOPAD.encode(&digest[..12]);
+    format!("Bench#{word}-9z")
+}
+
+fn sign_in_addresses(m: &Model) -> Vec<String> {
+    let n = m.people.len();
+    let step = (n / SIGN_IN_ADDRESSES).max(1);
+    m.people
+        .iter()
+        .step_by(step)
+        .take(SIGN_IN_ADDRESSES)
+        .map(|p| p.email())
+        .collect()
+}
+
+/// Every person with their token, some of their groups and open topics they may see there,
+/// long (40–60 comment) topics first.
+fn manifest_people(ctx: &Ctx, slugs: &[String]) -> Vec<Person> {
+    let m = &ctx.model;
+    let mut groups_of: Vec<Vec<u32>> = vec![Vec::new(); m.people.len()];
+    for (gi, g) in m.groups.iter().enumerate() {
+        for p in &g.members {
+            groups_of[*p as usize].push(gi as u32);
+        }
+    }
+    let mut out = Vec::with_capacity(m.people.len());
+    for (pi, person) in m.people.iter().enumerate() {
+        let pi = pi as u32;
+        let visible = |gi: u32| {
+            m.groups[gi as usize]
+                .topics
+                .iter()
+                .copied()
+                .filter(move |t| {
+                    let t = &m.topics[*t as usize];
+                    !t.closed && m.sees(pi, t)
+                })
+        };
+        let mut mine = groups_of[pi as usize].clone();
+        // Groups with something to open first, then the most recently active.
+        mine.sort_by_key(|g| {
+            let has = visible(*g).next().is_some();
+            (
+                !has,
+                std::cmp::Reverse(m.groups[*g as usize].last_activity_t),
+            )
+        });
+        mine.truncate(MANIFEST_GROUPS);
+        let mut topics: Vec<u32> = mine.iter().flat_map(|g| visible(*g)).collect();
+        topics.sort_by_key(|t| {
+            let t = &m.topics[*t as usize];
+            std::cmp::Reverse(m.topic_last_t(t))
+        });
+        let (long, short): (Vec<u32>, Vec<u32>) = topics
+            .into_iter()
+            .partition(|t| (40..=60).contains(&m.topics[*t as usize].len));
+        let n_long = long.len().min(MANIFEST_LONG_TOPICS);
+        let mut chosen: Vec<u32> = long.iter().copied().take(n_long).collect();
+        chosen.extend(short.iter().copied().take(MANIFEST_TOPICS - n_long));
+        if chosen.len() < MANIFEST_TOPICS {
+            let room = MANIFEST_TOPICS - chosen.len();
+            chosen.extend(long.iter().copied().skip(n_long).take(room));
+        }
+        out.push(Person {
+            id: person.id,
+            token: ctx.tokens[pi as usize].clone(),
+            groups: mine
+                .iter()
+                .map(|g| {
+                    let g = &m.groups[*g as usize];
+                    GroupRef {
+                        association: slugs[g.assoc as usize].clone(),
+                        id: g.id,
+                    }
+                })
+                .collect(),
+            topics: chosen
+                .iter()
+                .map(|t| {
+                    let t = &m.topics[*t as usize];
+                    let g = &m.groups[t.group as usize];
+                    TopicRef {
+                        association: slugs[g.assoc as usize].clone(),
+                        group_id: g.id,
+                        id: t.id,
+                        comments: t.len,
+                    }
+                })
+                .collect(),
+        });
+    }
+    out
+}

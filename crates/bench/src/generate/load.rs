@@ -1,0 +1,506 @@
+//! The rows of every table, streamed from the model through COPY.
+
+use super::copy::copy;
+use super::model::{
+    id_at, Model, DAY, DELETED, EDITED, EDITED_TWICE, HOUR, IMPORTANT, MINUTE, NOW, SECOND,
+};
+use crate::rng::Rng;
+use crate::text;
+use sqlx::PgConnection;
+use std::sync::Arc;
+use uuid::Uuid;
+
+/// What the load needs besides the model: the registry's ids and schemas, the clock, secrets.
+pub struct Ctx {
+    pub model: Model,
+    /// By association index.
+    pub assoc_ids: Vec<Uuid>,
+    pub schemas: Vec<String>,
+    /// Unix microseconds of virtual time 0.
+    pub base_us: i64,
+    pub password_hash: String,
+    /// Session token of each person (by index).
+    pub tokens: Vec<String>,
+}
+
+const TITLE_SALT: u64 = 0x0071_71E5;
+const BODY_SALT: u64 = 0x00B0_D1E5;
+const SESSION_SALT: u64 = 0x5E55_1035;
+const MEMBER_SALT: u64 = 0x06E0_01E5;
+const FOOTPRINT_SALT: u64 = 0x0000_F007;
+
+/// The text and history of one comment, derived from the seed and its index alone so that
+/// `comments` and `comment_versions` agree.
+struct CommentText {
+    body: String,
+    /// Earlier versions: (body, written at).
+    versions: Vec<(String, i64)>,
+    edited_t: Option<i64>,
+    deleted: Option<(i64, u32)>,
+}
+
+fn comment_text(m: &Model, index: u32, seq: u32) -> CommentText {
+    let c = &m.comments[index as usize];
+    let topic = &m.topics[c.topic as usize];
+    let group = &m.groups[topic.group as usize];
+    let mut r = Rng::new(m.seed ^ BODY_SALT).fork(u64::from(index));
+    let mut body = if seq == 1 {
+        text::topic_body(&mut r, group.patient)
+    } else {
+        text::reply_body(&mut r, group.patient)
+    };
+    let mut versions = Vec::new();
+    let mut edited_t = None;
+    if c.flags & EDITED != 0 {
+        let edits = if c.flags & EDITED_TWICE != 0 { 2 } else { 1 };
+        let mut written = c.t;
+        for _ in 0..edits {
+            let at = (written + r.range(2 * MINUTE as u64, 3 * HOUR as u64) as i64).min(NOW);
+            versions.push((body.clone(), written));
+            body.push('\n');
+            body.push_str(&text::addendum(&mut r));
+            written = at;
+        }
+        edited_t = Some(written);
+    }
+    let deleted = (c.flags & DELETED != 0).then(|| {
+        let at = (c.t + r.range(MINUTE as u64, 2 * HOUR as u64) as i64).min(NOW);
+        // The author, or now and then a group owner (moderation).
+        let by = if r.chance(0.8) {
+            c.author
+        } else {
+            group.owners.first().copied().unwrap_or(c.author)
+        };
+        (at, by)
+    });
+    CommentText {
+        body,
+        versions,
+        edited_t,
+        deleted,
+    }
+}
+
+pub fn session_token(seed: u64, num: u32) -> String {
+    use sha2::{Digest, Sha256};
+    let digest = Sha256::digest(format!("musubi-bench:{seed}:{num}").as_bytes());
+    data_encoding::BASE64URL_NOPAD.encode(&digest)
+}
+
+fn quote(schema: &str) -> String {
+    format!("\"{}\"", schema.replace('"', "\"\""))
+}
+
+/// Loads core.facilities, users, memberships, sessions, groups and group_members; returns
+/// (facilities, group memberships).
+pub async fn core(conn: &mut PgConnection, ctx: &Arc<Ctx>) -> anyhow::Result<(u64, u64)> {
+    let c = ctx.clone();
+    let facilities = copy(
+        conn,
+        "core.facilities (id, association_id, name, kind, created_at)",
+        ctx.base_us,
+        move |s| {
+            for f in &c.model.facilities {
+                s.uuid(f.id)
+                    .uuid(c.assoc_ids[f.assoc as usize])
+                    .text(&f.name)
+                    .text(f.kind)
+                    .ts(f.created_t);
+                s.end()?;
+            }
+            Ok(())
+        },
+    )
+    .await?;
+
+    let c = ctx.clone();
+    copy(
+        conn,
+        "core.users (id, email, name, name_kana, profession, doctor_kind, password_hash, \
+         password_changed_at, created_at, updated_at)",
+        ctx.base_us,
+        move |s| {
+            for p in &c.model.people {
+                s.uuid(p.id)
+                    .text(&p.email())
+                    .text(&p.name)
+                    .text(&p.kana)
+                    .text(p.prof.code());
+                match p.prof.doctor_kind() {
+                    Some(k) => s.text(k),
+                    None => s.null(),
+                };
+                s.text(&c.password_hash)
+                    .ts(p.created_t)
+                    .ts(p.created_t)
+                    .ts(p.created_t);
+                s.end()?;
+            }
+            Ok(())
+        },
+    )
+    .await?;
+
+    let c = ctx.clone();
+    copy(
+        conn,
+        "core.memberships (user_id, association_id, role, facility_id, status, created_at)",
+        ctx.base_us,
+        move |s| {
+            let m = &c.model;
+            for p in &m.people {
+                s.uuid(p.id)
+                    .uuid(c.assoc_ids[p.home as usize])
+                    .text(if p.admin { "admin" } else { "member" })
+                    .uuid(m.facilities[p.facility as usize].id)
+                    .text("active")
+                    .ts(p.created_t);
+                s.end()?;
+                for e in &p.extra {
+                    s.uuid(p.id)
+                        .uuid(c.assoc_ids[*e as usize])
+                        .text("member")
+                        .null()
+                        .text("active")
+                        .ts(p.created_t + DAY);
+                    s.end()?;
+                }
+            }
+            Ok(())
+        },
+    )
+    .await?;
+
+    let c = ctx.clone();
+    copy(
+        conn,
+        "core.sessions (id, token_hash, user_id, kind, second_factor_done, created_at, \
+         last_seen_at, idle_seconds, idle_expires_at, absolute_expires_at, ip, user_agent)",
+        ctx.base_us,
+        move |s| {
+            let mut r = Rng::new(c.model.seed ^ SESSION_SALT);
+            for (p, token) in c.model.people.iter().zip(&c.tokens) {
+                let hash = musubi_auth::token::hash_token(token);
+                let hex = format!("\\x{}", data_encoding::HEXLOWER.encode(&hash));
+                s.uuid(id_at(NOW, &mut r))
+                    .text(&hex)
+                    .uuid(p.id)
+                    .text("api")
+                    .bool(true)
+                    .ts(NOW)
+                    .ts(NOW)
+                    .int(30 * 86_400)
+                    .ts(NOW + 30 * DAY)
+                    .ts(NOW + 30 * DAY)
+                    .text("127.0.0.1")
+                    .text("musubi-bench");
+                s.end()?;
+            }
+            Ok(())
+        },
+    )
+    .await?;
+
+    let c = ctx.clone();
+    copy(
+        conn,
+        "core.groups (id, association_id, kind, created_at)",
+        ctx.base_us,
+        move |s| {
+            for g in &c.model.groups {
+                s.uuid(g.id)
+                    .uuid(c.assoc_ids[g.assoc as usize])
+                    .text(if g.patient { "patient" } else { "general" })
+                    .ts(g.created_t);
+                s.end()?;
+            }
+            Ok(())
+        },
+    )
+    .await?;
+
+    let c = ctx.clone();
+    let members = copy(
+        conn,
+        "core.group_members (group_id, user_id, role, status, invited_by, created_at, joined_at)",
+        ctx.base_us,
+        move |s| {
+            let m = &c.model;
+            let mut r = Rng::new(m.seed ^ MEMBER_SALT);
+            for g in &m.groups {
+                let creator = g.owners.first().copied();
+                for p in &g.members {
+                    let owner = g.owners.contains(p);
+                    let joined = if Some(*p) == creator {
+                        g.created_t
+                    } else {
+                        g.created_t + r.range(MINUTE as u64, HOUR as u64) as i64
+                    };
+                    s.uuid(g.id)
+                        .uuid(m.people[*p as usize].id)
+                        .text(if owner { "owner" } else { "member" })
+                        .text("active");
+                    match creator.filter(|c| c != p) {
+                        Some(c) => s.uuid(m.people[c as usize].id),
+                        None => s.null(),
+                    };
+                    s.ts(joined).ts(joined);
+                    s.end()?;
+                }
+            }
+            Ok(())
+        },
+    )
+    .await?;
+    Ok((facilities, members))
+}
+
+/// Rows written into one association's schema.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct TenantCounts {
+    pub topics: u64,
+    pub comments: u64,
+    pub versions: u64,
+    pub footprints: u64,
+    pub unread: u64,
+}
+
+/// Loads one association's groups, topics, comments, versions, footprints and unread rows.
+pub async fn tenant(
+    conn: &mut PgConnection,
+    ctx: &Arc<Ctx>,
+    a: u32,
+) -> anyhow::Result<TenantCounts> {
+    let m = &ctx.model;
+    let schema = quote(&ctx.schemas[a as usize]);
+    let groups: Arc<Vec<u32>> = Arc::new(
+        (0..m.groups.len() as u32)
+            .filter(|g| m.groups[*g as usize].assoc == a)
+            .collect(),
+    );
+    let mut topics: Vec<u32> = groups
+        .iter()
+        .flat_map(|g| m.groups[*g as usize].topics.iter().copied())
+        .collect();
+    topics.sort_by_key(|t| m.topics[*t as usize].id);
+    // Comments in id (= time) order, as production would have inserted them.
+    let mut order: Vec<(Uuid, u32)> = topics
+        .iter()
+        .flat_map(|t| {
+            let t = &m.topics[*t as usize];
+            t.first..t.first + t.len
+        })
+        .map(|i| (m.comment_id(i), i))
+        .collect();
+    order.sort_unstable();
+    let topics = Arc::new(topics);
+    let order = Arc::new(order);
+    let mut counts = TenantCounts::default();
+
+    let (c, gs) = (ctx.clone(), groups.clone());
+    copy(
+        conn,
+        &format!(
+            "{schema}.groups (id, kind, name, description, join_policy, receipt_mode, \
+             created_by, created_at, last_activity_at)"
+        ),
+        ctx.base_us,
+        move |s| {
+            let m = &c.model;
+            for g in gs.iter().map(|g| &m.groups[*g as usize]) {
+                let creator = g.owners.first().copied().unwrap_or(g.members[0]);
+                s.uuid(g.id)
+                    .text(if g.patient { "patient" } else { "general" })
+                    .text(&g.name)
+                    .text(&g.description)
+                    .text(if g.request { "request" } else { "invite" })
+                    .null()
+                    .uuid(m.people[creator as usize].id)
+                    .ts(g.created_t)
+                    .ts(g.last_activity_t);
+                s.end()?;
+            }
+            Ok(())
+        },
+    )
+    .await?;
+
+    let (c, ts) = (ctx.clone(), topics.clone());
+    counts.topics = copy(
+        conn,
+        &format!(
+            "{schema}.topics (id, group_id, author_id, title, scope, pinned, closed, created_at, \
+             last_seq, last_comment_at)"
+        ),
+        ctx.base_us,
+        move |s| {
+            let m = &c.model;
+            for ti in ts.iter() {
+                let t = &m.topics[*ti as usize];
+                let g = &m.groups[t.group as usize];
+                let mut r = Rng::new(m.seed ^ TITLE_SALT).fork(u64::from(*ti));
+                s.uuid(t.id)
+                    .uuid(g.id)
+                    .uuid(m.people[t.author as usize].id)
+                    .text(&text::topic_title(&mut r, g.patient))
+                    .int(i64::from(t.scope))
+                    .bool(t.pinned)
+                    .bool(t.closed)
+                    .ts(m.topic_created_t(t))
+                    .int(i64::from(t.len))
+                    .ts(m.topic_last_t(t));
+                s.end()?;
+            }
+            Ok(())
+        },
+    )
+    .await?;
+
+    let (c, ord) = (ctx.clone(), order.clone());
+    counts.comments = copy(
+        conn,
+        &format!(
+            "{schema}.comments (id, topic_id, group_id, seq, author_id, body, important, \
+             created_at, edited_at, version, deleted_at, deleted_by)"
+        ),
+        ctx.base_us,
+        move |s| {
+            let m = &c.model;
+            for (id, ci) in ord.iter() {
+                let cm = &m.comments[*ci as usize];
+                let t = &m.topics[cm.topic as usize];
+                let seq = ci - t.first + 1;
+                let text = comment_text(m, *ci, seq);
+                s.uuid(*id)
+                    .uuid(t.id)
+                    .uuid(m.groups[t.group as usize].id)
+                    .int(i64::from(seq))
+                    .uuid(m.people[cm.author as usize].id)
+                    .text(&text.body)
+                    .bool(cm.flags & IMPORTANT != 0)
+                    .ts(cm.t);
+                match text.edited_t {
+                    Some(e) => s.ts(e),
+                    None => s.null(),
+                };
+                s.int(text.versions.len() as i64 + 1);
+                match text.deleted {
+                    Some((at, by)) => s.ts(at).uuid(m.people[by as usize].id),
+                    None => s.null().null(),
+                };
+                s.end()?;
+            }
+            Ok(())
+        },
+    )
+    .await?;
+
+    let (c, ord) = (ctx.clone(), order.clone());
+    counts.versions = copy(
+        conn,
+        &format!("{schema}.comment_versions (comment_id, version, body, important, written_at)"),
+        ctx.base_us,
+        move |s| {
+            let m = &c.model;
+            for (id, ci) in ord.iter() {
+                let cm = &m.comments[*ci as usize];
+                if cm.flags & EDITED == 0 {
+                    continue;
+                }
+                let seq = ci - m.topics[cm.topic as usize].first + 1;
+                for (v, (body, at)) in comment_text(m, *ci, seq).versions.iter().enumerate() {
+                    s.uuid(*id)
+                        .int(v as i64 + 1)
+                        .text(body)
+                        .bool(cm.flags & IMPORTANT != 0)
+                        .ts(*at);
+                    s.end()?;
+                }
+            }
+            Ok(())
+        },
+    )
+    .await?;
+
+    let (c, ord) = (ctx.clone(), order.clone());
+    counts.footprints = copy(
+        conn,
+        &format!("{schema}.footprints (comment_id, user_id, read_at)"),
+        ctx.base_us,
+        move |s| {
+            let m = &c.model;
+            let mut r = Rng::new(m.seed ^ FOOTPRINT_SALT).fork(u64::from(a));
+            // In comment id order, readers in id order: the primary key grows at its end.
+            for (id, ci) in ord.iter() {
+                let cm = &m.comments[*ci as usize];
+                if cm.flags & DELETED != 0 {
+                    continue;
+                }
+                let t = &m.topics[cm.topic as usize];
+                let seq = ci - t.first + 1;
+                for p in m.topic_pairs(t) {
+                    if p.k < seq || p.person == cm.author {
+                        continue;
+                    }
+                    // Read a little after it was written, no later than the last visit.
+                    let delay = 30 * SECOND + (-(1.0 - r.f64()).ln() * 3.0 * HOUR as f64) as i64;
+                    let at = (cm.t + delay).min(p.open_t).max(cm.t);
+                    s.uuid(*id).uuid(m.people[p.person as usize].id).ts(at);
+                    s.end()?;
+                }
+            }
+            Ok(())
+        },
+    )
+    .await?;
+
+    let (c, ts) = (ctx.clone(), topics.clone());
+    counts.unread = copy(
+        conn,
+        &format!("{schema}.unread (user_id, topic_id, group_id, count, first_seq, last_at)"),
+        ctx.base_us,
+        move |s| {
+            let m = &c.model;
+            // (person, topic id, topic, count, first_seq, last_t)
+            let mut rows: Vec<(u32, Uuid, u32, u32, u32, i64)> = Vec::new();
+            for ti in ts.iter() {
+                let t = &m.topics[*ti as usize];
+                let comments = m.topic_comments(t);
+                for p in m.topic_pairs(t) {
+                    // As the app keeps them: every later comment of others counted when
+                    // posted, deleted ones taken out again (first_seq and last_at stay).
+                    let (mut count, mut first, mut last) = (0u32, 0u32, 0i64);
+                    for (i, cm) in comments.iter().enumerate().skip(p.k as usize) {
+                        if cm.author == p.person {
+                            continue;
+                        }
+                        if first == 0 {
+                            first = i as u32 + 1;
+                        }
+                        last = cm.t;
+                        if cm.flags & DELETED == 0 {
+                            count += 1;
+                        }
+                    }
+                    if count > 0 {
+                        rows.push((p.person, t.id, *ti, count, first, last));
+                    }
+                }
+            }
+            rows.sort_unstable_by_key(|r| (r.0, r.1));
+            for (person, topic_id, ti, count, first, last) in rows {
+                let t = &m.topics[ti as usize];
+                s.uuid(m.people[person as usize].id)
+                    .uuid(topic_id)
+                    .uuid(m.groups[t.group as usize].id)
+                    .int(i64::from(count))
+                    .int(i64::from(first))
+                    .ts(last);
+                s.end()?;
+            }
+            Ok(())
+        },
+    )
+    .await?;
+    Ok(counts)
+}

@@ -1,0 +1,137 @@
+//! `musubi-bench`: the benchmark's three parts, orchestrated by `cargo xtask bench`.
+//!
+//! - `generate` fills a freshly migrated database with a deterministic dataset (COPY) and
+//!   writes the manifest the driver needs;
+//! - `floor` serves a minimal axum + sqlx primary-key lookup on the same database: what the
+//!   machine can do at best, driven the same way as Musubi;
+//! - `run` drives Musubi and the floor and writes `report.json`.
+
+mod driver;
+mod floor;
+mod generate;
+mod manifest;
+mod report;
+mod rng;
+mod scale;
+mod stats;
+mod text;
+mod ws;
+
+use clap::{Args, Parser, Subcommand};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+pub use scale::Scale;
+
+#[derive(Parser)]
+#[command(
+    name = "musubi-bench",
+    about = "Musubi's benchmark (see docs/performance.md)"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Fills a migrated, empty database with the dataset of a scale and writes the manifest.
+    Generate(GenerateArgs),
+    /// Serves the floor: one primary-key lookup per request.
+    Floor(FloorArgs),
+    /// Drives Musubi and the floor; writes the report and prints a table.
+    Run(RunArgs),
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct GenerateArgs {
+    /// A migrated database with no associations yet.
+    #[arg(long, env = "DATABASE_URL")]
+    pub database_url: String,
+    #[arg(long, value_enum, default_value = "small")]
+    pub scale: Scale,
+    #[arg(long, default_value_t = 20_261_124)]
+    pub seed: u64,
+    /// Where to write the manifest (JSON).
+    #[arg(long)]
+    pub manifest: PathBuf,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct FloorArgs {
+    #[arg(long, env = "DATABASE_URL")]
+    pub database_url: String,
+    #[arg(long, default_value = "127.0.0.1:8091")]
+    pub listen: SocketAddr,
+    /// Pool size; the same as Musubi's (MUSUBI_DB_MAX_CONNECTIONS) for a fair floor.
+    #[arg(long, default_value_t = 16)]
+    pub max_connections: u32,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct RunArgs {
+    /// Musubi's base URL, e.g. http://127.0.0.1:8090
+    #[arg(long)]
+    pub target: String,
+    /// The floor's base URL, e.g. http://127.0.0.1:8091
+    #[arg(long)]
+    pub floor: String,
+    #[arg(long)]
+    pub manifest: PathBuf,
+    /// For the report's database size.
+    #[arg(long, env = "DATABASE_URL")]
+    pub database_url: String,
+    /// Musubi's process id, to sample its memory (VmRSS, VmHWM).
+    #[arg(long)]
+    pub server_pid: Option<u32>,
+    /// Where to write the report (JSON).
+    #[arg(long)]
+    pub out: PathBuf,
+    /// Seconds of each single-operation phase (default by scale).
+    #[arg(long)]
+    pub phase_seconds: Option<u64>,
+    /// Concurrent clients in the single-operation phases.
+    #[arg(long, default_value_t = 8)]
+    pub concurrency: usize,
+    /// Simulated people in the mixed phase, each acting every 5–10 s (default by scale).
+    #[arg(long)]
+    pub mixed_people: Option<usize>,
+    /// Seconds of the mixed phase (default by scale).
+    #[arg(long)]
+    pub mixed_seconds: Option<u64>,
+    /// Open WebSocket subscriptions during the mixed phase (default by scale).
+    #[arg(long)]
+    pub subscriptions: Option<usize>,
+    /// Free-form label for the report (e.g. the build profile).
+    #[arg(long, default_value = "")]
+    pub label: String,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("musubi-bench: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(async move {
+        match cli.command {
+            Command::Generate(a) => generate::run(a).await,
+            Command::Floor(a) => floor::serve(a).await,
+            Command::Run(a) => driver::run(a).await,
+        }
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("musubi-bench: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,230 @@
+//! `report.json` and the table printed at the end of a run.
+
+use crate::manifest::DatasetCounts;
+use serde::{Deserialize, Serialize};
+use std::fmt::Write as _;
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Report {
+    pub scale: String,
+    pub seed: u64,
+    pub label: String,
+    /// RFC 3339.
+    pub generated_at: String,
+    pub machine: Machine,
+    pub dataset: Dataset,
+    pub server: Server,
+    /// Sign-in, the single-operation phases (`phase: single`), then the mixed phase's
+    /// operations (`mixed:<op>`, `phase: mixed`).
+    pub operations: Vec<Operation>,
+    pub subscriptions: Subscriptions,
+    pub mixed: Mixed,
+    pub budgets: Vec<Budget>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct Machine {
+    pub cpus: usize,
+    pub cpu_model: String,
+    pub memory_total_mb: u64,
+    pub kernel: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Dataset {
+    pub counts: DatasetCounts,
+    pub generation_seconds: f64,
+    /// `pg_database_size`, null when it could not be read.
+    pub database_size_mb: Option<f64>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct Server {
+    pub pid: Option<u32>,
+    /// VmHWM at the end of the run (the process's peak resident set).
+    pub peak_rss_mb: Option<f64>,
+    /// Highest VmRSS sampled (every second) while the subscriptions were open.
+    pub max_rss_during_subscriptions_mb: Option<f64>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Operation {
+    pub name: String,
+    /// `single` or `mixed`.
+    pub phase: String,
+    /// Requests sent (successful or not).
+    pub requests: u64,
+    pub errors: u64,
+    /// Successful requests per second of the phase.
+    pub throughput_rps: f64,
+    /// Latencies of the successful requests.
+    pub p50_ms: f64,
+    pub p95_ms: f64,
+    pub p99_ms: f64,
+    pub max_ms: f64,
+    /// Single-operation phases: this throughput over the floor's.
+    pub ratio_to_floor: Option<f64>,
+    pub error_samples: Vec<String>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct Subscriptions {
+    pub requested: usize,
+    /// Acknowledged by the server (`connection_ack`) and subscribed.
+    pub opened: usize,
+    /// Could not connect or were not acknowledged.
+    pub failed: usize,
+    /// `next` messages received while open.
+    pub events_received: u64,
+    /// `error` messages, `next` with errors, unexpected `complete` or close.
+    pub errors: u64,
+    pub error_samples: Vec<String>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct Mixed {
+    pub people: usize,
+    pub seconds: f64,
+    pub actions: u64,
+    pub errors: u64,
+    pub actions_per_second: f64,
+    /// Actions that started more than a second after they were due: the driver (or the
+    /// machine) could not keep up, and the figures understate the load asked for.
+    pub late_actions: u64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Budget {
+    pub name: String,
+    pub limit: f64,
+    /// Null when not measured (e.g. no server pid).
+    pub actual: Option<f64>,
+    pub unit: String,
+    pub met: bool,
+    /// Budgets hold for the medium and large scales only.
+    pub applies: bool,
+}
+
+impl Report {
+    /// The table printed to stdout.
+    pub fn table(&self) -> String {
+        let mut out = String::new();
+        let _ = writeln!(
+            out,
+            "Musubi benchmark — scale {}, seed {}{}{}",
+            self.scale,
+            self.seed,
+            if self.label.is_empty() { "" } else { ", " },
+            self.label
+        );
+        let _ = writeln!(
+            out,
+            "machine: {} CPUs ({}), {} MB, Linux {}",
+            self.machine.cpus,
+            self.machine.cpu_model,
+            self.machine.memory_total_mb,
+            self.machine.kernel
+        );
+        let c = &self.dataset.counts;
+        let _ = writeln!(
+            out,
+            "dataset: {} people, {} groups, {} topics, {} comments, {} footprints; {} generated in {:.0} s",
+            c.people,
+            c.patient_groups + c.general_groups,
+            c.topics,
+            c.comments,
+            c.footprints,
+            self.dataset
+                .database_size_mb
+                .map_or_else(|| "? MB".to_owned(), |m| format!("{m:.0} MB")),
+            self.dataset.generation_seconds
+        );
+        let _ = writeln!(out);
+        let _ = writeln!(
+            out,
+            "{:<22} {:>8} {:>7} {:>9} {:>8} {:>8} {:>8} {:>8} {:>7}",
+            "operation",
+            "requests",
+            "errors",
+            "req/s",
+            "p50 ms",
+            "p95 ms",
+            "p99 ms",
+            "max ms",
+            "×floor"
+        );
+        for o in &self.operations {
+            let _ = writeln!(
+                out,
+                "{:<22} {:>8} {:>7} {:>9.1} {:>8.2} {:>8.2} {:>8.2} {:>8.1} {:>7}",
+                o.name,
+                o.requests,
+                o.errors,
+                o.throughput_rps,
+                o.p50_ms,
+                o.p95_ms,
+                o.p99_ms,
+                o.max_ms,
+                o.ratio_to_floor
+                    .map_or_else(String::new, |r| format!("{r:.2}"))
+            );
+            for s in &o.error_samples {
+                let _ = writeln!(out, "    ! {}", one_line(s));
+            }
+        }
+        let s = &self.subscriptions;
+        let _ = writeln!(out);
+        let _ = writeln!(
+            out,
+            "subscriptions: {} requested, {} opened, {} failed, {} events received, {} errors",
+            s.requested, s.opened, s.failed, s.events_received, s.errors
+        );
+        for e in &s.error_samples {
+            let _ = writeln!(out, "    ! {}", one_line(e));
+        }
+        let m = &self.mixed;
+        let _ = writeln!(
+            out,
+            "mixed: {} people for {:.0} s, {} actions ({:.1}/s), {} errors, {} late",
+            m.people, m.seconds, m.actions, m.actions_per_second, m.errors, m.late_actions
+        );
+        let mb = |v: Option<f64>| v.map_or_else(|| "?".to_owned(), |v| format!("{v:.1} MB"));
+        let _ = writeln!(
+            out,
+            "server memory: peak (VmHWM) {}, max during subscriptions {}",
+            mb(self.server.peak_rss_mb),
+            mb(self.server.max_rss_during_subscriptions_mb)
+        );
+        let _ = writeln!(out);
+        let _ = writeln!(out, "budgets:");
+        for b in &self.budgets {
+            let mark = if b.met { "✓" } else { "✗" };
+            let actual = b
+                .actual
+                .map_or_else(|| "?".to_owned(), |a| format!("{a:.1}"));
+            let _ = writeln!(
+                out,
+                "  {mark} {:<44} {:>8} {} (limit {}){}",
+                b.name,
+                actual,
+                b.unit,
+                b.limit,
+                if b.applies {
+                    ""
+                } else {
+                    "  — not applicable at this scale"
+                }
+            );
+        }
+        out
+    }
+}
+
+fn one_line(s: &str) -> String {
+    let flat: String = s
+        .chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .take(200)
+        .collect();
+    flat
+}

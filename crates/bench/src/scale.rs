@@ -1,0 +1,66 @@
+//! The dataset sizes of the benchmark.
+
+use clap::ValueEnum;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Scale {
+    /// About 50,000 comments: the CI smoke run.
+    Small,
+    /// 10 associations, 5,000 people, 20,000 patient groups, 1,000,000 comments,
+    /// 5,000,000 footprints: where the budgets apply.
+    Medium,
+    /// Ten times medium; generated only on demand.
+    Large,
+}
+
+/// Sizes of one scale.
+#[derive(Debug, Clone, Copy)]
+pub struct Sizes {
+    pub associations: u32,
+    pub people: u32,
+    pub patient_groups: u32,
+    pub general_groups: u32,
+    pub comments: u64,
+    /// Target number of footprints (approximate: read positions decide the exact count).
+    pub footprints: u64,
+}
+
+impl Scale {
+    pub fn name(self) -> &'static str {
+        match self {
+            Scale::Small => "small",
+            Scale::Medium => "medium",
+            Scale::Large => "large",
+        }
+    }
+
+    pub fn sizes(self) -> Sizes {
+        match self {
+            Scale::Small => Sizes {
+                associations: 3,
+                people: 300,
+                patient_groups: 1_000,
+                general_groups: 30,
+                comments: 50_000,
+                footprints: 250_000,
+            },
+            Scale::Medium => Sizes {
+                associations: 10,
+                people: 5_000,
+                patient_groups: 20_000,
+                general_groups: 500,
+                comments: 1_000_000,
+                footprints: 5_000_000,
+            },
+            Scale::Large => Sizes {
+                associations: 100,
+                people: 50_000,
+                patient_groups: 200_000,
+                general_groups: 5_000,
+                comments: 10_000_000,
+                footprints: 50_000_000,
+            },
+        }
+    }
+}
