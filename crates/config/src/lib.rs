@@ -66,6 +66,8 @@ pub struct Config {
     pub data_dir: PathBuf,
     pub database: DatabaseSetting,
     pub db_max_connections: u32,
+    /// Connections each association may use at once (its own small pool).
+    pub db_tenant_connections: u32,
     pub db_acquire_timeout: Duration,
     pub pg_os_user: String,
     pub pg_bin_dir: Option<PathBuf>,
@@ -116,6 +118,7 @@ pub const SETTINGS: &[(&str, &str)] = &[
     ("MUSUBI_DATA_DIR", "data_dir"),
     ("DATABASE_URL", "database_url"),
     ("MUSUBI_DB_MAX_CONNECTIONS", "db_max_connections"),
+    ("MUSUBI_DB_TENANT_CONNECTIONS", "db_tenant_connections"),
     ("MUSUBI_DB_ACQUIRE_TIMEOUT_SECS", "db_acquire_timeout_secs"),
     ("MUSUBI_PG_OS_USER", "pg_os_user"),
     ("MUSUBI_PG_BIN", "pg_bin"),
@@ -236,6 +239,7 @@ impl Config {
             }
         };
         let db_max_connections = parse_number(&src, "MUSUBI_DB_MAX_CONNECTIONS", 16, 1, 1000)?;
+        let db_tenant_connections = parse_number(&src, "MUSUBI_DB_TENANT_CONNECTIONS", 4, 1, 100)?;
         let db_acquire_timeout = Duration::from_secs(parse_number(
             &src,
             "MUSUBI_DB_ACQUIRE_TIMEOUT_SECS",
@@ -363,6 +367,7 @@ impl Config {
             data_dir,
             database,
             db_max_connections,
+            db_tenant_connections,
             db_acquire_timeout,
             pg_os_user,
             pg_bin_dir,

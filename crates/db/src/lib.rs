@@ -61,6 +61,39 @@ pub struct Db {
     pool: PgPool,
     connect: PgConnectOptions,
     registry: Arc<tenant::Registry>,
+    tenant_pools: Arc<TenantPools>,
+}
+
+/// Connections of one association each. PostgreSQL re-plans a prepared statement whenever the
+/// `search_path` differs from the one it was planned under, so a connection that served
+/// several schemas in turn spent more time planning than executing. A connection that only
+/// ever serves one schema keeps its plans.
+struct TenantPools {
+    pools: std::sync::Mutex<std::collections::HashMap<uuid::Uuid, PgPool>>,
+    max_connections: u32,
+    acquire_timeout: Duration,
+}
+
+/// Default connections per association (`MUSUBI_DB_TENANT_CONNECTIONS`).
+pub const DEFAULT_TENANT_CONNECTIONS: u32 = 4;
+/// An association's idle connections close after this long.
+const TENANT_IDLE: Duration = Duration::from_secs(60);
+
+fn pool_options(max_connections: u32, acquire_timeout: Duration) -> PgPoolOptions {
+    PgPoolOptions::new()
+        .max_connections(max_connections)
+        .acquire_timeout(acquire_timeout)
+        // A ping per checkout is a round trip per query; a broken connection fails its first
+        // statement instead and is then discarded by the pool.
+        .test_before_acquire(false)
+        .after_connect(|conn, _meta| {
+            Box::pin(async move {
+                sqlx::query("SELECT set_config('search_path', '', false)")
+                    .execute(&mut *conn)
+                    .await?;
+                Ok(())
+            })
+        })
 }
 
 impl Db {
@@ -71,24 +104,47 @@ impl Db {
         max_connections: u32,
         acquire_timeout: Duration,
     ) -> DbResult<Self> {
-        let pool = PgPoolOptions::new()
-            .max_connections(max_connections)
-            .acquire_timeout(acquire_timeout)
-            .after_connect(|conn, _meta| {
-                Box::pin(async move {
-                    sqlx::query("SELECT set_config('search_path', '', false)")
-                        .execute(&mut *conn)
-                        .await?;
-                    Ok(())
-                })
-            })
+        let pool = pool_options(max_connections, acquire_timeout)
             .connect_with(connect.clone().application_name("musubi"))
             .await?;
         Ok(Self {
             pool,
             connect,
             registry: Arc::new(tenant::Registry::default()),
+            tenant_pools: Arc::new(TenantPools {
+                pools: std::sync::Mutex::default(),
+                max_connections: DEFAULT_TENANT_CONNECTIONS,
+                acquire_timeout,
+            }),
         })
+    }
+
+    /// Sets how many connections each association may use at once (default
+    /// [`DEFAULT_TENANT_CONNECTIONS`]); call before the first tenant transaction.
+    pub fn with_tenant_connections(mut self, max_connections: u32) -> Self {
+        self.tenant_pools = Arc::new(TenantPools {
+            pools: std::sync::Mutex::default(),
+            max_connections: max_connections.max(1),
+            acquire_timeout: self.tenant_pools.acquire_timeout,
+        });
+        self
+    }
+
+    /// The pool of one association's connections, created on first use. Connections open
+    /// lazily and close when idle, so associations nobody is using hold none.
+    fn tenant_pool(&self, tenant: &Tenant) -> PgPool {
+        let tp = &self.tenant_pools;
+        // A poisoned lock only means another thread panicked while inserting: the map is fine.
+        let mut pools = tp.pools.lock().unwrap_or_else(|e| e.into_inner());
+        pools
+            .entry(tenant.id)
+            .or_insert_with(|| {
+                pool_options(tp.max_connections, tp.acquire_timeout)
+                    .min_connections(0)
+                    .idle_timeout(TENANT_IDLE)
+                    .connect_lazy_with(self.connect.clone().application_name("musubi"))
+            })
+            .clone()
     }
 
     pub fn pool(&self) -> &PgPool {
@@ -96,6 +152,15 @@ impl Db {
     }
 
     pub async fn close(&self) {
+        let tenant_pools: Vec<PgPool> = self
+            .tenant_pools
+            .pools
+            .lock()
+            .map(|p| p.values().cloned().collect())
+            .unwrap_or_default();
+        for p in tenant_pools {
+            p.close().await;
+        }
         self.pool.close().await;
     }
 
@@ -110,15 +175,13 @@ impl Db {
     }
 
     /// Begins a transaction whose `search_path` is the tenant's schema, for this transaction only
-    /// (`set_config(…, true)`), so a pooled connection never carries a tenant across requests.
+    /// (`SET LOCAL`), so a pooled connection never carries a tenant across requests. Both go in
+    /// one round trip; the schema name comes from the registry (generated, checked by the
+    /// database and quoted), never from input.
     #[tracing::instrument(name = "db.tenant_tx", skip_all, fields(association = %tenant.slug))]
     pub async fn tenant_tx(&self, tenant: &Tenant) -> DbResult<Transaction<'static, Postgres>> {
-        let mut tx = self.pool.begin().await?;
-        sqlx::query("SELECT set_config('search_path', $1, true)")
-            .bind(tenant.search_path())
-            .execute(&mut *tx)
-            .await?;
-        Ok(tx)
+        let begin = format!("BEGIN; SET LOCAL search_path TO {}", tenant.search_path());
+        Ok(self.tenant_pool(tenant).begin_with(begin).await?)
     }
 
     /// Cheap readiness probe: the database answers and every schema is current.

@@ -63,7 +63,7 @@ pub async fn open_database(config: &Config) -> anyhow::Result<Database> {
     )
     .await
     {
-        Ok(db) => db,
+        Ok(db) => db.with_tenant_connections(config.db_tenant_connections),
         Err(e) => {
             if let Some(pg) = embedded {
                 let _ = pg.stop().await;

@@ -153,13 +153,15 @@ impl SqlCounter {
     }
 
     /// A database handle whose statements are counted, wired like the application's but with
-    /// one connection: a connection handed back after a call is reused by the next instead of
-    /// a new one being opened (which would add its setup statement). Code that needs a second
-    /// connection while holding one (none of the measured paths) would wait for it.
+    /// one connection in the main pool and one per association: a connection handed back after
+    /// a call is reused by the next instead of a new one being opened (which would add its
+    /// setup statement). Code that needs a second connection of the same pool while holding
+    /// one (none of the measured paths) would wait for it.
     pub async fn db(&self) -> Db {
         Db::connect(self.options(), 1, Duration::from_secs(30))
             .await
             .expect("connect through the counting proxy")
+            .with_tenant_connections(1)
     }
 
     /// Runs `work` and returns what it sent. Only statements sent while `work` runs are
