@@ -615,9 +615,12 @@ pub async fn record_footprints(
     from_seq: i32,
 ) -> DbResult<Vec<(Uuid, DateTime<Utc>)>> {
     Ok(sqlx::query_as(
+        // The anti-join skips what was read before without a speculative insert per comment;
+        // ON CONFLICT still settles two devices opening the topic at once.
         "INSERT INTO footprints (comment_id, user_id, read_at) \
-         SELECT id, $1, now() FROM comments \
-         WHERE topic_id = $2 AND seq >= $3 AND author_id <> $1 AND deleted_at IS NULL \
+         SELECT c.id, $1, now() FROM comments c \
+         WHERE c.topic_id = $2 AND c.seq >= $3 AND c.author_id <> $1 AND c.deleted_at IS NULL \
+           AND NOT EXISTS (SELECT 1 FROM footprints f WHERE f.comment_id = c.id AND f.user_id = $1) \
          ON CONFLICT DO NOTHING RETURNING comment_id, read_at",
     )
     .bind(user_id)
@@ -675,6 +678,8 @@ pub struct ReaderRow {
 }
 
 /// Footprints (or acknowledgements) on the comments of a topic from `from_seq` on, oldest first.
+/// `name` is left empty: the caller knows the group's members already (see [`user_names`] for
+/// the readers who have left), which saves a lookup per footprint.
 pub async fn readers_of_topic(
     conn: &mut PgConnection,
     topic_id: Uuid,
@@ -687,14 +692,24 @@ pub async fn readers_of_topic(
         ("footprints", "r.read_at")
     };
     Ok(sqlx::query_as(&format!(
-        "SELECT r.comment_id, r.user_id, u.name, {at} AS at \
-         FROM {table} r JOIN comments c ON c.id = r.comment_id JOIN core.users u ON u.id = r.user_id \
+        "SELECT r.comment_id, r.user_id, '' AS name, {at} AS at \
+         FROM {table} r JOIN comments c ON c.id = r.comment_id \
          WHERE c.topic_id = $1 AND c.seq >= $2 ORDER BY {at}"
     ))
     .bind(topic_id)
     .bind(from_seq)
     .fetch_all(conn)
     .await?)
+}
+
+/// Names of people by id (readers who are no longer in the group).
+pub async fn user_names(conn: &mut PgConnection, ids: &[Uuid]) -> DbResult<Vec<(Uuid, String)>> {
+    Ok(
+        sqlx::query_as("SELECT id, name FROM core.users WHERE id = ANY($1)")
+            .bind(ids)
+            .fetch_all(conn)
+            .await?,
+    )
 }
 
 #[derive(Debug, Clone, sqlx::FromRow)]

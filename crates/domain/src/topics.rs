@@ -18,7 +18,7 @@ use musubi_db::groups::{
 };
 use musubi_realtime::{Event, EventKind};
 use sqlx::PgConnection;
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use uuid::Uuid;
 
 pub const MAX_TITLE_CHARS: usize = 200;
@@ -327,7 +327,7 @@ impl Services {
         }
         let rows = repo::comments_of_topic(&mut tx, topic_id, TOPIC_PAGE_COMMENTS).await?;
         let from_seq = rows.first().map_or(1, |c| c.seq);
-        let readers = match mode {
+        let mut readers = match mode {
             ReceiptMode::Off => Vec::new(),
             ReceiptMode::Footprints => {
                 repo::readers_of_topic(&mut tx, topic_id, from_seq, false).await?
@@ -342,6 +342,7 @@ impl Services {
             Vec::new()
         };
         let mut audience = repo::members(&mut tx, tenant.id, access.topic.group_id).await?;
+        name_readers(&mut tx, &mut readers, &audience).await?;
         audience.retain(|m| {
             m.status == "active"
                 && (m.scope_bit & access.topic.scope != 0 || m.user_id == access.topic.author_id)
@@ -403,16 +404,17 @@ impl Services {
             self.publish(e).await;
         }
 
+        // Hundreds of readers on hundreds of comments: group them once, not per comment.
+        let mut readers_by_comment: HashMap<Uuid, Vec<ReaderRow>> = HashMap::new();
+        for r in readers {
+            readers_by_comment.entry(r.comment_id).or_default().push(r);
+        }
         let comments = rows
             .into_iter()
             .map(|row| {
                 let mine = row.author_id == me;
                 let deleted = row.deleted_at.is_some();
-                let rs: Vec<ReaderRow> = readers
-                    .iter()
-                    .filter(|r| r.comment_id == row.id)
-                    .cloned()
-                    .collect();
+                let rs: Vec<ReaderRow> = readers_by_comment.remove(&row.id).unwrap_or_default();
                 let not_read_by = if mine && !deleted && mode != ReceiptMode::Off {
                     audience
                         .iter()
@@ -1085,4 +1087,39 @@ impl Services {
     pub async fn last_event_id(&self) -> AppResult<i64> {
         Ok(repo::last_event_id(self.db().pool()).await?)
     }
+}
+
+/// Fills in readers' names from the group's members, asking the database only for readers who
+/// have since left; drops readers whose account no longer exists.
+async fn name_readers(
+    conn: &mut PgConnection,
+    readers: &mut Vec<ReaderRow>,
+    members: &[GroupMemberRow],
+) -> AppResult<()> {
+    let names: HashMap<Uuid, &str> = members
+        .iter()
+        .map(|m| (m.user_id, m.name.as_str()))
+        .collect();
+    let mut missing = Vec::new();
+    for r in readers.iter_mut() {
+        match names.get(&r.user_id) {
+            Some(n) => (*n).clone_into(&mut r.name),
+            None => missing.push(r.user_id),
+        }
+    }
+    if !missing.is_empty() {
+        missing.sort_unstable();
+        missing.dedup();
+        let found: HashMap<Uuid, String> = repo::user_names(conn, &missing)
+            .await?
+            .into_iter()
+            .collect();
+        for r in readers.iter_mut().filter(|r| r.name.is_empty()) {
+            if let Some(n) = found.get(&r.user_id) {
+                n.clone_into(&mut r.name);
+            }
+        }
+        readers.retain(|r| !r.name.is_empty());
+    }
+    Ok(())
 }
