@@ -115,14 +115,18 @@ pub fn bench(args: &[String]) -> Result<()> {
 
     let result = (|| -> Result<()> {
         let exists = runtime.block_on(database_exists(&server_url, &db_name))?;
-        if o.reuse && exists && manifest.is_file() {
+        let reuse = o.reuse && exists && manifest.is_file();
+        if reuse {
             eprintln!("xtask: reusing {db_name} and {}", manifest.display());
         } else {
             runtime.block_on(recreate_database(&server_url, &db_name))?;
-            run(Command::new(bin_dir.join("musubi"))
-                .arg("migrate")
-                .env("DATABASE_URL", &db_url)
-                .env("MUSUBI_LOG", "warn"))?;
+        }
+        // Also when reusing: a newer build may bring migrations.
+        run(Command::new(bin_dir.join("musubi"))
+            .arg("migrate")
+            .env("DATABASE_URL", &db_url)
+            .env("MUSUBI_LOG", "warn"))?;
+        if !reuse {
             let mut generate = Command::new(bin_dir.join("musubi-bench"));
             generate
                 .args(["generate", "--scale", &o.scale, "--database-url", &db_url])

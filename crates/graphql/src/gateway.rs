@@ -68,6 +68,7 @@ pub struct Gateway {
     schema: MusubiSchema,
     services: Services,
     max_batch: usize,
+    metrics: crate::metrics::OperationMetrics,
 }
 
 impl Gateway {
@@ -76,6 +77,7 @@ impl Gateway {
             schema,
             services,
             max_batch,
+            metrics: crate::metrics::OperationMetrics::default(),
         }
     }
 }
@@ -166,7 +168,20 @@ async fn graphql_http(
         token,
         client,
     });
+    let labels: Vec<String> = match &batch {
+        BatchRequest::Single(r) => vec![gw.metrics.label_of(r)],
+        BatchRequest::Batch(rs) => rs.iter().map(|r| gw.metrics.label_of(r)).collect(),
+    };
+    let started = std::time::Instant::now();
     let mut response = gw.schema.execute_batch(batch).await;
+    let elapsed = started.elapsed();
+    let outcomes: Vec<bool> = match &response {
+        async_graphql::BatchResponse::Single(r) => vec![r.errors.is_empty()],
+        async_graphql::BatchResponse::Batch(rs) => rs.iter().map(|r| r.errors.is_empty()).collect(),
+    };
+    for (label, ok) in labels.into_iter().zip(outcomes) {
+        gw.metrics.record(label, ok, elapsed);
+    }
     match &mut response {
         async_graphql::BatchResponse::Single(r) => r.errors.iter_mut().for_each(ensure_code),
         async_graphql::BatchResponse::Batch(rs) => rs

@@ -1,11 +1,13 @@
 //! Counts and times operations by name. The name is resolved from the document (not only the
 //! request's `operationName`), and since clients choose names, their number is capped.
+//!
+//! Recorded by the gateway around execution rather than by a schema extension: any extension
+//! sends every field of every answer through async-graphql's slower per-field path.
 
-use async_graphql::extensions::{Extension, ExtensionContext, ExtensionFactory, NextExecute};
-use async_graphql::Response;
+use async_graphql::parser::types::DocumentOperations;
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
-use std::time::Instant;
+use std::time::Duration;
 
 const MAX_OPERATION_LABELS: usize = 200;
 
@@ -32,35 +34,32 @@ impl OperationMetrics {
             "other".to_owned()
         }
     }
-}
 
-impl ExtensionFactory for OperationMetrics {
-    fn create(&self) -> Arc<dyn Extension> {
-        Arc::new(self.clone())
-    }
-}
-
-#[async_graphql::async_trait::async_trait]
-impl Extension for OperationMetrics {
-    async fn execute(
-        &self,
-        ctx: &ExtensionContext<'_>,
-        operation_name: Option<&str>,
-        next: NextExecute<'_>,
-    ) -> Response {
-        let label = self.label(operation_name);
-        let start = Instant::now();
-        let response = next.run(ctx, operation_name).await;
-        let outcome = if response.errors.is_empty() {
-            "ok"
-        } else {
-            "error"
+    /// The label of a request: its `operationName`, else the name of the document's only
+    /// operation, else "anonymous".
+    pub(crate) fn label_of(&self, request: &async_graphql::Request) -> String {
+        if let Some(name) = request.operation_name.as_deref() {
+            return self.label(Some(name));
+        }
+        let name = match async_graphql::parser::parse_query(&request.query) {
+            Ok(doc) => match doc.operations {
+                DocumentOperations::Single(_) => None,
+                DocumentOperations::Multiple(ops) if ops.len() == 1 => {
+                    ops.keys().next().map(|n| n.to_string())
+                }
+                DocumentOperations::Multiple(_) => None,
+            },
+            Err(_) => None,
         };
+        self.label(name.as_deref())
+    }
+
+    pub(crate) fn record(&self, label: String, ok: bool, elapsed: Duration) {
+        let outcome = if ok { "ok" } else { "error" };
         metrics::counter!("musubi_graphql_operations_total", "operation" => label.clone(), "outcome" => outcome)
             .increment(1);
         metrics::histogram!("musubi_graphql_operation_duration_seconds", "operation" => label)
-            .record(start.elapsed().as_secs_f64());
-        response
+            .record(elapsed.as_secs_f64());
     }
 }
 
@@ -79,5 +78,24 @@ mod tests {
         }
         assert_eq!(m.label(Some("OneTooMany")), "other");
         assert_eq!(m.label(Some("Home")), "Home");
+    }
+
+    #[test]
+    fn the_label_comes_from_the_request_or_its_only_named_operation() {
+        let m = OperationMetrics::default();
+        let named = async_graphql::Request::new("query Probe { server { version } }");
+        assert_eq!(m.label_of(&named), "Probe");
+        let chosen = async_graphql::Request::new("query A { a } query B { b }").operation_name("B");
+        assert_eq!(m.label_of(&chosen), "B");
+        let two = async_graphql::Request::new("query A { a } query B { b }");
+        assert_eq!(m.label_of(&two), "anonymous");
+        assert_eq!(
+            m.label_of(&async_graphql::Request::new("{ a }")),
+            "anonymous"
+        );
+        assert_eq!(
+            m.label_of(&async_graphql::Request::new("{ broken")),
+            "anonymous"
+        );
     }
 }

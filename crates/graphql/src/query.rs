@@ -113,8 +113,7 @@ pub fn build_schema(config: &Config, services: Services) -> MusubiSchema {
         .limit_depth(config.graphql.max_depth)
         .limit_complexity(config.graphql.max_complexity)
         .limit_recursive_depth(32)
-        .limit_directives(20)
-        .extension(crate::metrics::OperationMetrics::default());
+        .limit_directives(20);
     if config.is_production() {
         b = b.disable_introspection().disable_suggestions();
     }
