@@ -46,11 +46,17 @@ async fn person(db: &TestDb, s: &Services, tenant: &Tenant, key: &str, doctor: b
         .await
         .unwrap();
     tx.commit().await.unwrap();
+    let token = session_token(db, id).await;
+    s.authenticate(&token).await.unwrap().unwrap()
+}
+
+/// A fresh full API session for `user_id`; returns its token.
+async fn session_token(db: &TestDb, user_id: Uuid) -> String {
     let token = format!("test-{}", Uuid::new_v4().simple());
     accounts::insert_session(
         db.db.pool(),
         &NewSession {
-            user_id: id,
+            user_id,
             token_hash: &musubi_auth::token::hash_token(&token),
             kind: "api",
             second_factor_done: true,
@@ -62,7 +68,7 @@ async fn person(db: &TestDb, s: &Services, tenant: &Tenant, key: &str, doctor: b
     )
     .await
     .unwrap();
-    s.authenticate(&token).await.unwrap().unwrap()
+    token
 }
 
 /// A database with one association, services to build data with, and counted services
@@ -396,22 +402,7 @@ async fn authenticating_a_request_is_one_statement_with_the_person_and_membershi
         .await
         .unwrap();
     drop(conn);
-    let token = format!("count-{}", Uuid::new_v4().simple());
-    accounts::insert_session(
-        b.db.db.pool(),
-        &NewSession {
-            user_id: viewer.user.id,
-            token_hash: &musubi_auth::token::hash_token(&token),
-            kind: "api",
-            second_factor_done: true,
-            idle: chrono::Duration::hours(1),
-            absolute: chrono::Duration::hours(8),
-            ip: "192.0.2.20",
-            user_agent: "test",
-        },
-    )
-    .await
-    .unwrap();
+    let token = session_token(&b.db, viewer.user.id).await;
     b.counted.authenticate(&token).await.unwrap().unwrap();
 
     let (found, m) = b.counter.measure(b.counted.authenticate(&token)).await;

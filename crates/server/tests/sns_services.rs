@@ -899,6 +899,33 @@ async fn a_removed_member_has_nothing_left_unread_there() {
     );
 }
 
+#[tokio::test]
+async fn the_footprints_of_someone_who_left_keep_their_name() {
+    let w = World::new().await;
+    let g = w
+        .group("doctor", GroupKind::Patient, None, &["nurse", "pharmacist"])
+        .await;
+    let t = w.topic("nurse", g, "報告", Scope::EVERYONE).await;
+    w.open("pharmacist", t).await;
+    w.open("doctor", t).await;
+    w.s.remove_group_member(w.p("doctor"), &w.tenant, g, w.id("pharmacist"), &client())
+        .await
+        .unwrap();
+    let view = w.look("nurse", t).await;
+    let mut named: Vec<(Uuid, String)> = view.comments[0]
+        .readers
+        .iter()
+        .map(|r| (r.user_id, r.name.clone()))
+        .collect();
+    named.sort();
+    let mut expected = vec![
+        (w.id("doctor"), "doctorさん".to_owned()),
+        (w.id("pharmacist"), "pharmacistさん".to_owned()),
+    ];
+    expected.sort();
+    assert_eq!(named, expected, "a member's name and a former member's");
+}
+
 // --- Audit and events ----------------------------------------------------------------------
 
 #[tokio::test]

@@ -54,3 +54,40 @@ async fn websocket_connection_is_routed_to_a_known_association_and_refused_other
         other => panic!("expected the connection to be refused, got {other:?}"),
     }
 }
+
+#[tokio::test]
+async fn an_oversized_websocket_message_closes_the_connection() {
+    let app = TestApp::new().await;
+    app.services()
+        .create_association(&CreateAssociation {
+            slug: "alpha".into(),
+            name: "アルファ医師会".into(),
+            area: String::new(),
+            description: String::new(),
+        })
+        .await
+        .unwrap();
+    let addr = app.serve().await;
+    let mut req = format!("ws://{addr}/graphql/ws")
+        .into_client_request()
+        .unwrap();
+    req.headers_mut().insert(
+        "sec-websocket-protocol",
+        "graphql-transport-ws".parse().unwrap(),
+    );
+    let (mut ws, _) = tokio_tungstenite::connect_async(req).await.unwrap();
+    // Well over the 64 KiB a client message may have.
+    let padding = "x".repeat(200 * 1024);
+    let init = serde_json::json!({
+        "type": "connection_init",
+        "payload": {"association": "alpha", "padding": padding},
+    });
+    let _ = ws.send(Message::Text(init.to_string().into())).await;
+    let answer = tokio::time::timeout(Duration::from_secs(10), ws.next())
+        .await
+        .expect("the server reacts");
+    match answer {
+        None | Some(Err(_)) | Some(Ok(Message::Close(_))) => {}
+        Some(Ok(other)) => panic!("an oversized message was accepted: {other:?}"),
+    }
+}
