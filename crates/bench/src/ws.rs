@@ -15,7 +15,9 @@ use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
 type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
 
-const SUBSCRIPTION: &str = "subscription { events { id kind groupId topicId } }";
+/// What the web pages' live.js asks for, badge counts included.
+const SUBSCRIPTION: &str =
+    "subscription { events { id kind groupId topicId actorId unread { total } } }";
 const SUB_ID: &str = "1";
 const ACK_WAIT: Duration = Duration::from_secs(10);
 

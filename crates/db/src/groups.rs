@@ -952,26 +952,67 @@ pub async fn purge_events(pool: &PgPool, days: i32) -> DbResult<u64> {
     )
 }
 
-/// The groups a person is an active member of (ids only): the live-update prefilter.
-pub async fn active_group_ids(pool: &PgPool, user_id: Uuid) -> DbResult<Vec<Uuid>> {
-    Ok(sqlx::query_scalar(
-        "SELECT group_id FROM core.group_members WHERE user_id = $1 AND status = 'active'",
+/// What a live subscription needs to know about its person, read in one statement when it
+/// opens, at each periodic check and after their membership changes.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct LiveStateRow {
+    /// The person is active and the session is valid (not revoked, not expired, second factor
+    /// done).
+    pub alive: bool,
+    /// The person's class as a scope bit (`core.scope_bit`).
+    pub scope_bit: i16,
+    /// The groups they are an active member of.
+    pub groups: Vec<Uuid>,
+}
+
+pub async fn live_state(
+    pool: &PgPool,
+    user_id: Uuid,
+    session_id: Uuid,
+) -> DbResult<Option<LiveStateRow>> {
+    Ok(sqlx::query_as(
+        "SELECT u.status = 'active' AND EXISTS ( \
+                    SELECT 1 FROM core.sessions s \
+                    WHERE s.id = $2 AND s.user_id = $1 AND s.revoked_at IS NULL \
+                      AND s.second_factor_done AND s.idle_expires_at > now() \
+                      AND s.absolute_expires_at > now()) AS alive, \
+                core.scope_bit(u.doctor_kind) AS scope_bit, \
+                ARRAY(SELECT gm.group_id FROM core.group_members gm \
+                      WHERE gm.user_id = $1 AND gm.status = 'active') AS groups \
+         FROM core.users u WHERE u.id = $1",
     )
     .bind(user_id)
-    .fetch_all(pool)
+    .bind(session_id)
+    .fetch_optional(pool)
     .await?)
 }
 
-/// Whether the person may still receive an event of `group_id`: an active member whose class
-/// is in `scope` (or the topic's author). One indexed lookup.
-pub async fn may_receive(pool: &PgPool, user_id: Uuid, group_id: Uuid) -> DbResult<Option<i16>> {
-    Ok(sqlx::query_scalar(
-        "SELECT core.scope_bit(u.doctor_kind) FROM core.group_members gm \
-         JOIN core.users u ON u.id = gm.user_id \
-         WHERE gm.group_id = $2 AND gm.user_id = $1 AND gm.status = 'active' AND u.status = 'active'",
+/// The associations hosting a person's groups, with how many of them they are active in and
+/// invited to: what the home page and the badges need from the directory, in one short row
+/// per association.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct DirectoryRow {
+    pub association_id: Uuid,
+    pub slug: String,
+    pub name: String,
+    pub active: i64,
+    pub invited: i64,
+}
+
+#[tracing::instrument(name = "db.directory_of", skip_all)]
+pub async fn directory_of(pool: &PgPool, user_id: Uuid) -> DbResult<Vec<DirectoryRow>> {
+    Ok(sqlx::query_as(
+        "SELECT a.id AS association_id, a.slug, a.name, d.active, d.invited \
+         FROM (SELECT association_id, \
+                      count(*) FILTER (WHERE status = 'active') AS active, \
+                      count(*) FILTER (WHERE status = 'invited') AS invited \
+               FROM core.group_members \
+               WHERE user_id = $1 AND status IN ('active', 'invited') \
+               GROUP BY association_id) d \
+         JOIN core.associations a ON a.id = d.association_id \
+         ORDER BY a.slug",
     )
     .bind(user_id)
-    .bind(group_id)
-    .fetch_optional(pool)
+    .fetch_all(pool)
     .await?)
 }

@@ -18,6 +18,7 @@ pub use migrate::{
 };
 pub use tenant::{Tenant, TenantError};
 
+use sqlx::pool::PoolConnection;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{PgPool, Postgres, Transaction};
 use std::sync::Arc;
@@ -79,16 +80,24 @@ pub const DEFAULT_TENANT_CONNECTIONS: u32 = 4;
 /// An association's idle connections close after this long.
 const TENANT_IDLE: Duration = Duration::from_secs(60);
 
-fn pool_options(max_connections: u32, acquire_timeout: Duration) -> PgPoolOptions {
+/// `search_path`: the empty string for the shared pool, a tenant's quoted schema for its own.
+fn pool_options(
+    max_connections: u32,
+    acquire_timeout: Duration,
+    search_path: String,
+) -> PgPoolOptions {
+    let search_path = Arc::new(search_path);
     PgPoolOptions::new()
         .max_connections(max_connections)
         .acquire_timeout(acquire_timeout)
         // A ping per checkout is a round trip per query; a broken connection fails its first
         // statement instead and is then discarded by the pool.
         .test_before_acquire(false)
-        .after_connect(|conn, _meta| {
+        .after_connect(move |conn, _meta| {
+            let search_path = Arc::clone(&search_path);
             Box::pin(async move {
-                sqlx::query("SELECT set_config('search_path', '', false)")
+                sqlx::query("SELECT set_config('search_path', $1, false)")
+                    .bind(search_path.as_str())
                     .execute(&mut *conn)
                     .await?;
                 Ok(())
@@ -97,14 +106,15 @@ fn pool_options(max_connections: u32, acquire_timeout: Duration) -> PgPoolOption
 }
 
 impl Db {
-    /// Connects a pool. Every new connection gets an empty `search_path`, so a query that
-    /// forgot its tenant fails instead of landing in some default schema.
+    /// Connects the shared pool. Its connections get an empty `search_path`, so a query that
+    /// forgot its tenant fails instead of landing in some default schema. (Each association's
+    /// own pool sets that association's schema instead.)
     pub async fn connect(
         connect: PgConnectOptions,
         max_connections: u32,
         acquire_timeout: Duration,
     ) -> DbResult<Self> {
-        let pool = pool_options(max_connections, acquire_timeout)
+        let pool = pool_options(max_connections, acquire_timeout, String::new())
             .connect_with(connect.clone().application_name("musubi"))
             .await?;
         Ok(Self {
@@ -139,7 +149,7 @@ impl Db {
         pools
             .entry(tenant.id)
             .or_insert_with(|| {
-                pool_options(tp.max_connections, tp.acquire_timeout)
+                pool_options(tp.max_connections, tp.acquire_timeout, tenant.search_path())
                     .min_connections(0)
                     .idle_timeout(TENANT_IDLE)
                     .connect_lazy_with(self.connect.clone().application_name("musubi"))
@@ -182,6 +192,14 @@ impl Db {
     pub async fn tenant_tx(&self, tenant: &Tenant) -> DbResult<Transaction<'static, Postgres>> {
         let begin = format!("BEGIN; SET LOCAL search_path TO {}", tenant.search_path());
         Ok(self.tenant_pool(tenant).begin_with(begin).await?)
+    }
+
+    /// A connection of the tenant's own pool, outside any transaction, for reads of one
+    /// statement each (badges, the home page) that need no snapshot shared between statements:
+    /// it saves the transaction's two round trips. Those connections only ever serve this
+    /// tenant, and their `search_path` is its schema from the moment they open.
+    pub async fn tenant_read(&self, tenant: &Tenant) -> DbResult<PoolConnection<Postgres>> {
+        Ok(self.tenant_pool(tenant).acquire().await?)
     }
 
     /// Cheap readiness probe: the database answers and every schema is current.

@@ -70,10 +70,15 @@ struct Snapshot {
 const FRESH_FOR: Duration = Duration::from_secs(5);
 /// Unknown slugs reload at most this often, so garbage input cannot hammer the database.
 const MISS_RELOAD_EVERY: Duration = Duration::from_secs(1);
+/// While one request reloads, the others keep using an entry this old rather than wait.
+const STALE_SERVE_FOR: Duration = Duration::from_secs(30);
 
 #[derive(Default)]
 pub(crate) struct Registry {
     snapshot: RwLock<Option<Snapshot>>,
+    /// One reload at a time: under load, every request that found the snapshot expired used to
+    /// reload it (a query per association each), every five seconds.
+    reloading: tokio::sync::Mutex<()>,
 }
 
 impl Registry {
@@ -114,15 +119,42 @@ impl Registry {
         Ok(())
     }
 
+    /// The entry after a reload, done by this request unless another is already at it: then
+    /// a recent stale entry is used as it is, or the other reload is awaited.
+    async fn refreshed(
+        &self,
+        pool: &PgPool,
+        slug: &str,
+        stale: Option<Entry>,
+    ) -> DbResult<Option<Entry>> {
+        if let Ok(_guard) = self.reloading.try_lock() {
+            self.reload(pool).await?;
+            return Ok(self.lookup(slug).0);
+        }
+        if stale.is_some() {
+            return Ok(stale);
+        }
+        let _guard = self.reloading.lock().await;
+        match self.lookup(slug) {
+            // The other reload finished meanwhile.
+            (entry, Some(age)) if age < MISS_RELOAD_EVERY => Ok(entry),
+            // It failed, or the snapshot was invalidated again.
+            _ => {
+                self.reload(pool).await?;
+                Ok(self.lookup(slug).0)
+            }
+        }
+    }
+
     #[tracing::instrument(name = "db.resolve_tenant", skip(self, pool))]
     pub(crate) async fn resolve(&self, pool: &PgPool, slug: &str) -> DbResult<Tenant> {
         let (entry, age) = self.lookup(slug);
         let entry = match (entry, age) {
             (Some(e), Some(age)) if age < FRESH_FOR => Some(e),
             (None, Some(age)) if age < MISS_RELOAD_EVERY => None,
-            _ => {
-                self.reload(pool).await?;
-                self.lookup(slug).0
+            (stale, age) => {
+                let stale = stale.filter(|_| age.is_some_and(|a| a < STALE_SERVE_FOR));
+                self.refreshed(pool, slug, stale).await?
             }
         };
         let Some(entry) = entry else {

@@ -8,7 +8,7 @@
 //! counts and the home page read those, never scanning comments.
 
 use crate::audit::{record, AuditAction, AuditEntry, RequestMeta};
-use crate::groups::{active_role, by_association, topic_visible, viewer_bit, ReceiptMode, Scope};
+use crate::groups::{active_role, topic_visible, viewer_bit, ReceiptMode, Scope};
 use crate::sessions::Viewer;
 use crate::{AppError, AppResult, ErrorCode, Services, Tenant};
 use chrono::{DateTime, Utc};
@@ -139,6 +139,35 @@ pub struct UnreadCounts {
     pub associations: Vec<(String, String, i64)>,
     /// (association slug, group id, count)
     pub groups: Vec<(String, Uuid, i64)>,
+}
+
+/// What a live subscription knows about its viewer: enough to decide, without a query per
+/// event, whether an event may reach them. Read again at each periodic check and whenever the
+/// viewer's own membership changes (those events reach them whatever their groups).
+#[derive(Debug, Clone)]
+pub struct LiveState {
+    pub alive: bool,
+    pub scope_bit: i16,
+    pub groups: HashSet<Uuid>,
+}
+
+impl LiveState {
+    /// Whether `event` may reach `viewer_id`: meant for them, or in one of their groups and in
+    /// the topic's scope (or their own topic). The same rule as `topic_visible`.
+    pub fn may_receive(&self, viewer_id: Uuid, event: &Event) -> bool {
+        if let Some(user) = event.user_id {
+            if user != viewer_id {
+                return false;
+            }
+            // Membership changes reach the person concerned even when they are not (or no
+            // longer) a member.
+            if event.kind == EventKind::MembershipChanged {
+                return true;
+            }
+        }
+        self.groups.contains(&event.group_id)
+            && (event.scope & self.scope_bit != 0 || event.topic_author_id == Some(viewer_id))
+    }
 }
 
 #[derive(Debug, Clone, Default)]
@@ -347,15 +376,6 @@ impl Services {
             m.status == "active"
                 && (m.scope_bit & access.topic.scope != 0 || m.user_id == access.topic.author_id)
         });
-        if access.group_kind == "patient" {
-            let entry = AuditEntry::new(AuditAction::TopicRead, client)
-                .by(me, viewer.user.name.clone())
-                .on("topic", topic_id)
-                .with_detail("group_id", access.topic.group_id.to_string())
-                // The comments shown, as docs/audit.md promises: one record for all of them.
-                .on_many(rows.iter().map(|c| c.id));
-            record(&mut tx, &entry).await?;
-        }
         let event = if new_footprints.is_empty() {
             None
         } else {
@@ -396,6 +416,16 @@ impl Services {
         } else {
             None
         };
+        // Last before commit: the association's audit log stays locked from here to the end.
+        if access.group_kind == "patient" {
+            let entry = AuditEntry::new(AuditAction::TopicRead, client)
+                .by(me, viewer.user.name.clone())
+                .on("topic", topic_id)
+                .with_detail("group_id", access.topic.group_id.to_string())
+                // The comments shown, as docs/audit.md promises: one record for all of them.
+                .on_many(rows.iter().map(|c| c.id));
+            record(&mut tx, &entry).await?;
+        }
         tx.commit().await.map_err(AppError::internal)?;
         if let Some(e) = event {
             self.publish(e).await;
@@ -606,12 +636,6 @@ impl Services {
             at,
         )
         .await?;
-        let entry = AuditEntry::new(AuditAction::CommentCreate, client)
-            .by(viewer.user.id, viewer.user.name.clone())
-            .on("comment", comment_id)
-            .with_detail("topic_id", topic_id.to_string())
-            .with_detail("important", important);
-        record(&mut tx, &entry).await?;
         let event = self
             .write_event(
                 &mut tx,
@@ -626,6 +650,13 @@ impl Services {
                 None,
             )
             .await?;
+        // Last before commit: the audit log stays locked from here to the end.
+        let entry = AuditEntry::new(AuditAction::CommentCreate, client)
+            .by(viewer.user.id, viewer.user.name.clone())
+            .on("comment", comment_id)
+            .with_detail("topic_id", topic_id.to_string())
+            .with_detail("important", important);
+        record(&mut tx, &entry).await?;
         tx.commit().await.map_err(AppError::internal)?;
         self.publish(event).await;
         Ok(comment_id)
@@ -873,25 +904,27 @@ impl Services {
     /// grouped by group (patient groups first), newest first. One directory query, then one
     /// transaction per host association; nothing scales with the comments ever written.
     pub async fn home(&self, viewer: &Viewer) -> AppResult<Home> {
-        let rows = repo::groups_of(self.db().pool(), viewer.user.id).await?;
-        let invitations = rows.iter().filter(|r| r.status == "invited").count();
+        let directory = repo::directory_of(self.db().pool(), viewer.user.id).await?;
+        let invitations = directory.iter().map(|d| d.invited as usize).sum();
         let mut home = Home {
             invitations,
             ..Home::default()
         };
         let bit = viewer_bit(viewer);
-        for (_, slug, name, _) in by_association(&rows, |r| r.status == "active") {
+        for repo::DirectoryRow { slug, name, .. } in directory.into_iter().filter(|d| d.active > 0)
+        {
             let Ok(tenant) = self.db().resolve_tenant(&slug).await else {
                 continue;
             };
-            let mut tx = self.db().tenant_tx(&tenant).await?;
-            let counts = repo::unread_by_group(&mut tx, viewer.user.id).await?;
+            // Two reads without a transaction: a comment landing in between shows in one and
+            // not yet in the other, which the next look corrects.
+            let mut conn = self.db().tenant_read(&tenant).await?;
+            let counts = repo::unread_by_group(&mut conn, viewer.user.id).await?;
             let items = if counts.is_empty() {
                 Vec::new()
             } else {
-                repo::unread_items(&mut tx, viewer.user.id, bit, HOME_ITEMS).await?
+                repo::unread_items(&mut conn, viewer.user.id, bit, HOME_ITEMS).await?
             };
-            tx.commit().await.map_err(AppError::internal)?;
             let sum: i64 = counts.iter().map(|(_, n)| n).sum();
             home.counts.total += sum;
             home.counts
@@ -945,15 +978,15 @@ impl Services {
 
     /// Unread counts only (for badges and live updates).
     pub async fn unread_counts(&self, viewer: &Viewer) -> AppResult<UnreadCounts> {
-        let rows = repo::groups_of(self.db().pool(), viewer.user.id).await?;
+        let directory = repo::directory_of(self.db().pool(), viewer.user.id).await?;
         let mut counts = UnreadCounts::default();
-        for (_, slug, name, _) in by_association(&rows, |r| r.status == "active") {
+        for repo::DirectoryRow { slug, name, .. } in directory.into_iter().filter(|d| d.active > 0)
+        {
             let Ok(tenant) = self.db().resolve_tenant(&slug).await else {
                 continue;
             };
-            let mut tx = self.db().tenant_tx(&tenant).await?;
-            let by_group = repo::unread_by_group(&mut tx, viewer.user.id).await?;
-            tx.commit().await.map_err(AppError::internal)?;
+            let mut conn = self.db().tenant_read(&tenant).await?;
+            let by_group = repo::unread_by_group(&mut conn, viewer.user.id).await?;
             let sum: i64 = by_group.iter().map(|(_, n)| n).sum();
             counts.total += sum;
             counts.associations.push((slug.clone(), name, sum));
@@ -1018,33 +1051,18 @@ impl Services {
         }
     }
 
-    /// Whether `event` may reach `viewer` now: re-checked for every event and subscriber,
-    /// because membership and scope can change while a subscription is open.
-    pub async fn event_visible_to(&self, viewer: &Viewer, event: &Event) -> AppResult<bool> {
-        if let Some(user) = event.user_id {
-            if user != viewer.user.id {
-                return Ok(false);
-            }
-            // Membership changes reach the person concerned even when they are not (or no
-            // longer) a member.
-            if event.kind == EventKind::MembershipChanged {
-                return Ok(true);
-            }
-        }
-        let Some(bit) = repo::may_receive(self.db().pool(), viewer.user.id, event.group_id).await?
-        else {
-            return Ok(false);
-        };
-        Ok(event.scope & bit != 0 || event.topic_author_id == Some(viewer.user.id))
-    }
-
-    /// The groups the viewer is an active member of. Live subscriptions use it to skip, without
-    /// asking the database, the events of other groups; `event_visible_to` stays the check.
-    pub async fn my_active_group_ids(&self, viewer: &Viewer) -> AppResult<HashSet<Uuid>> {
-        Ok(repo::active_group_ids(self.db().pool(), viewer.user.id)
-            .await?
-            .into_iter()
-            .collect())
+    /// The state a live subscription keeps about its viewer (see [`LiveState`]); `None` when
+    /// the person no longer exists.
+    pub async fn live_state(&self, viewer: &Viewer) -> AppResult<Option<LiveState>> {
+        Ok(
+            repo::live_state(self.db().pool(), viewer.user.id, viewer.session.id)
+                .await?
+                .map(|r| LiveState {
+                    alive: r.alive,
+                    scope_bit: r.scope_bit,
+                    groups: r.groups.into_iter().collect(),
+                }),
+        )
     }
 
     /// Events after `after` the viewer may see, oldest first (catch-up after a reconnect).

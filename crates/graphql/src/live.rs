@@ -10,12 +10,13 @@ use crate::{to_gql_error, RequestContext};
 use async_graphql::{Context, Enum, SimpleObject, Subscription, ID};
 use futures_util::Stream;
 use musubi_domain::sessions::Viewer;
-use musubi_domain::{AppError, Services};
-use musubi_realtime::{Event as BusEvent, EventKind as BusKind};
+use musubi_domain::topics::LiveState;
+use musubi_domain::{AppError, ErrorCode, Services};
+use musubi_realtime::{Delivery, Event as BusEvent, EventKind as BusKind, Route};
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::{broadcast, watch};
+use tokio::sync::watch;
 use tokio::time::Instant;
 use uuid::Uuid;
 
@@ -58,16 +59,17 @@ impl From<BusKind> for EventKind {
     }
 }
 
-/// Kinds after which the subscriber's unread counts may differ.
-fn changes_unread(kind: BusKind) -> bool {
-    matches!(
-        kind,
-        BusKind::CommentPosted
-            | BusKind::CommentDeleted
-            | BusKind::UnreadChanged
-            | BusKind::TopicChanged
-            | BusKind::MembershipChanged
-    )
+/// Whether the subscriber's unread counts may differ after this event. Their own comment
+/// changes nobody's counts but the others'.
+fn changes_unread(e: &BusEvent, viewer_id: Uuid) -> bool {
+    match e.kind {
+        BusKind::CommentPosted => e.actor_id != viewer_id,
+        BusKind::CommentDeleted
+        | BusKind::UnreadChanged
+        | BusKind::TopicChanged
+        | BusKind::MembershipChanged => true,
+        _ => false,
+    }
 }
 
 /// What happened, where: ids only, never text.
@@ -114,12 +116,12 @@ impl Subscription {
                 })?),
                 None => None,
             };
-        // Subscribe before reading the database: an event committed in between is then in the
-        // receiver, the replay, or both (and sent once).
-        let rx = services.bus().subscribe();
+        // Registered before reading the database: an event committed in between is then in
+        // the route, the replay, or both (and sent once). Its groups follow once read.
+        let route = services.bus().route(viewer.user.id, HashSet::new());
         let reconnections = services.bus().reconnections();
         let mut live = Live {
-            rx,
+            route,
             reconnections,
             viewer,
             cursor: 0,
@@ -128,12 +130,19 @@ impl Subscription {
             replayed: HashSet::new(),
             checked_at: Instant::now(),
             slugs: HashMap::new(),
-            groups: HashSet::new(),
+            state: LiveState {
+                alive: false,
+                scope_bit: 0,
+                groups: HashSet::new(),
+            },
             services,
         };
-        live.refresh_groups()
-            .await
-            .map_err(|e| to_gql_error(ctx, e))?;
+        if !live.refresh().await.map_err(|e| to_gql_error(ctx, e))? {
+            return Err(to_gql_error(
+                ctx,
+                AppError::new(ErrorCode::Unauthenticated, "please sign in again"),
+            ));
+        }
         match after {
             Some(after) => {
                 live.cursor = after;
@@ -157,7 +166,8 @@ impl Subscription {
 struct Live {
     services: Services,
     viewer: Viewer,
-    rx: broadcast::Receiver<Arc<BusEvent>>,
+    /// This subscriber's events: those of its groups and those meant for its person.
+    route: Route,
     reconnections: watch::Receiver<u64>,
     /// Events read from PostgreSQL, not yet sent.
     backlog: VecDeque<BusEvent>,
@@ -169,10 +179,10 @@ struct Live {
     cursor: i64,
     checked_at: Instant,
     slugs: HashMap<Uuid, String>,
-    /// The groups the viewer is an active member of: events of other groups are skipped
-    /// without a database query (thousands of subscribers each see every event). Refreshed
-    /// when the viewer's membership changes, after a re-sync and at each session check.
-    groups: HashSet<Uuid>,
+    /// The viewer's groups and class: each event is checked against them without a query.
+    /// Read again when the viewer's membership changes, after a re-sync and at each session
+    /// check (every 30 s).
+    state: LiveState,
 }
 
 enum Wake {
@@ -187,12 +197,13 @@ impl Live {
     async fn next(&mut self) -> Option<Event> {
         loop {
             if self.checked_at.elapsed() >= SESSION_RECHECK {
-                if !self.session_alive().await {
-                    return None;
-                }
-                if let Err(e) = self.refresh_groups().await {
-                    tracing::warn!(code = e.code.as_str(), "live group refresh failed; ending");
-                    return None;
+                match self.refresh().await {
+                    Ok(true) => {}
+                    Ok(false) => return None,
+                    Err(e) => {
+                        tracing::warn!(code = e.code.as_str(), "live session check failed; ending");
+                        return None;
+                    }
                 }
             }
             if let Some(event) = self.backlog.pop_front() {
@@ -208,10 +219,10 @@ impl Live {
             }
             let deadline = self.checked_at + SESSION_RECHECK;
             let wake = tokio::select! {
-                r = self.rx.recv() => match r {
-                    Ok(event) => Wake::Event(event),
-                    Err(broadcast::error::RecvError::Lagged(_)) => Wake::Resync,
-                    Err(broadcast::error::RecvError::Closed) => Wake::End,
+                d = self.route.recv() => match d {
+                    Delivery::Event(event) => Wake::Event(event),
+                    Delivery::Lagged => Wake::Resync,
+                    Delivery::Closed => Wake::End,
                 },
                 changed = self.reconnections.changed() => match changed {
                     // Events published while Redis was away never reached this replica.
@@ -224,8 +235,8 @@ impl Live {
                 Wake::End => return None,
                 Wake::Recheck => continue,
                 Wake::Resync => {
-                    if let Err(e) = self.refresh_groups().await {
-                        tracing::warn!(code = e.code.as_str(), "live group refresh failed; ending");
+                    if !matches!(self.refresh().await, Ok(true)) {
+                        tracing::warn!("live re-sync: the session ended or the check failed");
                         return None;
                     }
                     if let Err(e) = self.catch_up().await {
@@ -238,29 +249,16 @@ impl Live {
                         continue;
                     }
                     self.cursor = self.cursor.max(event.id);
-                    let mine = event.user_id == Some(self.viewer.user.id);
-                    if mine && event.kind == BusKind::MembershipChanged {
-                        if let Err(e) = self.refresh_groups().await {
-                            tracing::warn!(
-                                code = e.code.as_str(),
-                                "live group refresh failed; ending"
-                            );
+                    let me = self.viewer.user.id;
+                    if event.user_id == Some(me) && event.kind == BusKind::MembershipChanged {
+                        // Fail closed: the client reconnects with `after` and catches up.
+                        if !matches!(self.refresh().await, Ok(true)) {
+                            tracing::warn!("live membership refresh: session ended or failed");
                             return None;
                         }
-                    } else if (event.user_id.is_some() && !mine)
-                        || !self.groups.contains(&event.group_id)
-                    {
-                        // Not for this viewer; `event_visible_to` would say so too.
-                        continue;
                     }
-                    match self.services.event_visible_to(&self.viewer, &event).await {
-                        Ok(true) => {}
-                        Ok(false) => continue,
-                        Err(e) => {
-                            // Fail closed: the client reconnects with `after` and catches up.
-                            tracing::warn!(code = e.code.as_str(), "live re-authorization failed");
-                            return None;
-                        }
+                    if !self.state.may_receive(me, &event) {
+                        continue;
                     }
                     return Some(self.render(&event).await);
                 }
@@ -288,28 +286,23 @@ impl Live {
         Ok(())
     }
 
-    async fn refresh_groups(&mut self) -> Result<(), AppError> {
-        self.groups = self.services.my_active_group_ids(&self.viewer).await?;
-        Ok(())
-    }
-
-    /// Whether the session this subscription was opened with is still valid. Read-only, so
-    /// that an open socket does not slide the idle expiry.
-    async fn session_alive(&mut self) -> bool {
+    /// Reads the viewer's state again (one query) and routes their groups' events here;
+    /// `false` when the session this subscription was opened with is no longer valid. Read-only,
+    /// so that an open socket does not slide the idle expiry.
+    async fn refresh(&mut self) -> Result<bool, AppError> {
         self.checked_at = Instant::now();
-        match self.services.my_sessions(&self.viewer).await {
-            Ok(sessions) => sessions
-                .iter()
-                .any(|s| s.id == self.viewer.session.id && s.second_factor_done),
-            Err(e) => {
-                tracing::warn!(code = e.code.as_str(), "live session check failed; ending");
-                false
-            }
+        let Some(state) = self.services.live_state(&self.viewer).await? else {
+            return Ok(false);
+        };
+        if state.groups != self.state.groups {
+            self.route.set_groups(state.groups.clone());
         }
+        self.state = state;
+        Ok(self.state.alive)
     }
 
     async fn render(&mut self, e: &BusEvent) -> Event {
-        let unread = if changes_unread(e.kind) {
+        let unread = if changes_unread(e, self.viewer.user.id) {
             match self.services.unread_counts(&self.viewer).await {
                 Ok(c) => Some(c.into()),
                 Err(err) => {

@@ -20,10 +20,16 @@
 //! reconnection [`Bus::reconnections`] moves on. Either way events may have been missed, and
 //! the caller re-syncs from PostgreSQL.
 
+mod router;
+
+pub use router::{Delivery, Route, ROUTE_CAPACITY};
+
 use futures_util::StreamExt;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig, PubSub};
 use serde::{Deserialize, Serialize};
+use std::collections::HashSet;
 use std::fmt;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{broadcast, watch};
@@ -154,6 +160,9 @@ struct Inner {
     tx: broadcast::Sender<Arc<Event>>,
     reconnections: watch::Receiver<u64>,
     mode: Mode,
+    router: Arc<router::Router>,
+    /// The router's dispatcher task was started (on the first [`Bus::route`]).
+    routing: AtomicBool,
 }
 
 enum Mode {
@@ -198,6 +207,8 @@ impl Bus {
                 mode: Mode::InProcess {
                     _reconnections: reconnections_tx,
                 },
+                router: Arc::default(),
+                routing: AtomicBool::new(false),
             }),
         }
     }
@@ -250,6 +261,8 @@ impl Bus {
                     channel: channel.to_owned(),
                     subscriber,
                 },
+                router: Arc::default(),
+                routing: AtomicBool::new(false),
             }),
         })
     }
@@ -297,6 +310,19 @@ impl Bus {
     /// after the last id it delivered) and carries on with the same receiver.
     pub fn subscribe(&self) -> broadcast::Receiver<Arc<Event>> {
         self.inner.tx.subscribe()
+    }
+
+    /// Registers a subscriber that receives only the events of `groups` and those meant for
+    /// `user` (see [`Route`]); far cheaper than [`Bus::subscribe`] when thousands of
+    /// subscribers each care about a few groups. Must be called within a Tokio runtime.
+    pub fn route(&self, user: Uuid, groups: HashSet<Uuid>) -> Route {
+        if !self.inner.routing.swap(true, Ordering::AcqRel) {
+            // Subscribed before the route exists, so nothing published after this call is
+            // missed.
+            let rx = self.inner.tx.subscribe();
+            tokio::spawn(Arc::clone(&self.inner.router).run(rx));
+        }
+        self.inner.router.register(user, groups)
     }
 
     /// Counts the times the Redis subscription was re-established after a lost connection
