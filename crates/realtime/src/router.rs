@@ -291,7 +291,7 @@ mod tests {
         drop(a);
         assert_eq!(router.routes(), 1);
         router.dispatch(event(6, g1, Some(alice)));
-        assert!(router.lock().by_user.get(&alice).is_none());
+        assert!(!router.lock().by_user.contains_key(&alice));
         assert!(next_now(&mut b).is_none());
     }
 
