@@ -143,6 +143,13 @@ impl Subscription {
                 AppError::new(ErrorCode::Unauthenticated, "please sign in again"),
             ));
         }
+        // Spread the periodic checks: subscriptions opened together (a restart, a bench) would
+        // otherwise all check at the same moment. The first comes after 15–30 s.
+        let jitter = Duration::from_millis(spread(viewer_seed(&live.viewer)) % 15_000);
+        live.checked_at = live
+            .checked_at
+            .checked_sub(jitter)
+            .unwrap_or(live.checked_at);
         match after {
             Some(after) => {
                 live.cursor = after;
@@ -160,6 +167,23 @@ impl Subscription {
             live.next().await.map(|event| (event, live))
         }))
     }
+}
+
+/// A per-subscription seed: the session and the clock, so that even one person's several
+/// tabs differ.
+fn viewer_seed(viewer: &Viewer) -> u64 {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::from(d.subsec_nanos()));
+    (viewer.session.id.as_u128() as u64) ^ nanos
+}
+
+/// splitmix64: a seed spread over all bits.
+fn spread(seed: u64) -> u64 {
+    let mut z = seed.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
 }
 
 /// One subscriber's state.
