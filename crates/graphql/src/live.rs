@@ -135,6 +135,7 @@ impl Subscription {
                 scope_bit: 0,
                 groups: HashSet::new(),
             },
+            opened: false,
             services,
         };
         if !live.refresh().await.map_err(|e| to_gql_error(ctx, e))? {
@@ -207,6 +208,8 @@ struct Live {
     /// Read again when the viewer's membership changes, after a re-sync and at each session
     /// check (every 30 s).
     state: LiveState,
+    /// The first refresh is done.
+    opened: bool,
 }
 
 enum Wake {
@@ -320,7 +323,13 @@ impl Live {
         };
         if state.groups != self.state.groups {
             self.route.set_groups(state.groups.clone());
+            // Events of a group just joined could have passed before the route knew it: read
+            // them from PostgreSQL (the first refresh has nothing before it to miss).
+            if self.opened && !state.groups.is_subset(&self.state.groups) {
+                self.more = true;
+            }
         }
+        self.opened = true;
         self.state = state;
         Ok(self.state.alive)
     }

@@ -428,3 +428,28 @@ async fn authenticating_a_request_is_one_statement_with_the_person_and_membershi
         .await;
     assert!(missing.unwrap().is_none());
 }
+
+#[tokio::test]
+async fn many_requests_finding_the_registry_expired_reload_it_once() {
+    let b = Bench::new().await;
+    let db = b.counted.db();
+    db.resolve_tenant("alpha").await.unwrap();
+    // Creating or migrating associations empties the registry; a no-op migration will do.
+    db.migrate().await.unwrap();
+
+    let (resolved, m) = b
+        .counter
+        .measure(futures_util::future::join_all(
+            (0..20).map(|_| db.resolve_tenant("alpha")),
+        ))
+        .await;
+    assert!(resolved
+        .iter()
+        .all(|t| t.as_ref().unwrap().id == b.tenant.id));
+    let reloads = m
+        .statements
+        .iter()
+        .filter(|s| s.contains("FROM core.associations"))
+        .count();
+    assert_eq!(reloads, 1, "{}", m.listing());
+}
