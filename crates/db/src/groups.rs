@@ -963,6 +963,9 @@ pub struct LiveStateRow {
     pub scope_bit: i16,
     /// The groups they are an active member of.
     pub groups: Vec<Uuid>,
+    /// The associations hosting those groups, by slug, and their names in the same order.
+    pub host_slugs: Vec<String>,
+    pub host_names: Vec<String>,
 }
 
 pub async fn live_state(
@@ -978,8 +981,16 @@ pub async fn live_state(
                       AND s.absolute_expires_at > now()) AS alive, \
                 core.scope_bit(u.doctor_kind) AS scope_bit, \
                 ARRAY(SELECT gm.group_id FROM core.group_members gm \
-                      WHERE gm.user_id = $1 AND gm.status = 'active') AS groups \
-         FROM core.users u WHERE u.id = $1",
+                      WHERE gm.user_id = $1 AND gm.status = 'active') AS groups, \
+                h.slugs AS host_slugs, h.names AS host_names \
+         FROM core.users u \
+         CROSS JOIN LATERAL ( \
+             SELECT COALESCE(array_agg(a.slug ORDER BY a.slug), '{}') AS slugs, \
+                    COALESCE(array_agg(a.name ORDER BY a.slug), '{}') AS names \
+             FROM core.associations a \
+             WHERE a.id IN (SELECT gm.association_id FROM core.group_members gm \
+                            WHERE gm.user_id = $1 AND gm.status = 'active')) h \
+         WHERE u.id = $1",
     )
     .bind(user_id)
     .bind(session_id)

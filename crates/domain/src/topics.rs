@@ -149,6 +149,8 @@ pub struct LiveState {
     pub alive: bool,
     pub scope_bit: i16,
     pub groups: HashSet<Uuid>,
+    /// The associations hosting those groups (slug, name), by slug: where unread counts live.
+    pub hosts: Vec<(String, String)>,
 }
 
 impl LiveState {
@@ -979,17 +981,31 @@ impl Services {
     /// Unread counts only (for badges and live updates).
     pub async fn unread_counts(&self, viewer: &Viewer) -> AppResult<UnreadCounts> {
         let directory = repo::directory_of(self.db().pool(), viewer.user.id).await?;
+        let hosts: Vec<(String, String)> = directory
+            .into_iter()
+            .filter(|d| d.active > 0)
+            .map(|d| (d.slug, d.name))
+            .collect();
+        self.unread_counts_at(viewer, &hosts).await
+    }
+
+    /// Unread counts in the given host associations (slug, name), which the caller read from
+    /// the directory: a live subscription keeps them between membership changes.
+    pub async fn unread_counts_at(
+        &self,
+        viewer: &Viewer,
+        hosts: &[(String, String)],
+    ) -> AppResult<UnreadCounts> {
         let mut counts = UnreadCounts::default();
-        for repo::DirectoryRow { slug, name, .. } in directory.into_iter().filter(|d| d.active > 0)
-        {
-            let Ok(tenant) = self.db().resolve_tenant(&slug).await else {
+        for (slug, name) in hosts {
+            let Ok(tenant) = self.db().resolve_tenant(slug).await else {
                 continue;
             };
             let mut conn = self.db().tenant_read(&tenant).await?;
             let by_group = repo::unread_by_group(&mut conn, viewer.user.id).await?;
             let sum: i64 = by_group.iter().map(|(_, n)| n).sum();
             counts.total += sum;
-            counts.associations.push((slug.clone(), name, sum));
+            counts.associations.push((slug.clone(), name.clone(), sum));
             counts
                 .groups
                 .extend(by_group.into_iter().map(|(g, n)| (slug.clone(), g, n)));
@@ -1061,6 +1077,7 @@ impl Services {
                     alive: r.alive,
                     scope_bit: r.scope_bit,
                     groups: r.groups.into_iter().collect(),
+                    hosts: r.host_slugs.into_iter().zip(r.host_names).collect(),
                 }),
         )
     }

@@ -134,6 +134,7 @@ impl Subscription {
                 alive: false,
                 scope_bit: 0,
                 groups: HashSet::new(),
+                hosts: Vec::new(),
             },
             opened: false,
             services,
@@ -336,7 +337,11 @@ impl Live {
 
     async fn render(&mut self, e: &BusEvent) -> Event {
         let unread = if changes_unread(e, self.viewer.user.id) {
-            match self.services.unread_counts(&self.viewer).await {
+            match self
+                .services
+                .unread_counts_at(&self.viewer, &self.state.hosts)
+                .await
+            {
                 Ok(c) => Some(c.into()),
                 Err(err) => {
                     tracing::warn!(code = err.code.as_str(), "live unread counts failed");
