@@ -222,7 +222,9 @@ pub async fn core(conn: &mut PgConnection, ctx: &Arc<Ctx>) -> anyhow::Result<(u6
     let c = ctx.clone();
     let members = copy(
         conn,
-        "core.group_members (group_id, user_id, role, status, invited_by, created_at, joined_at)",
+        // The host association too: triggers are off while loading.
+        "core.group_members (group_id, user_id, role, status, invited_by, created_at, joined_at, \
+         association_id)",
         ctx.base_us,
         move |s| {
             let m = &c.model;
@@ -244,7 +246,7 @@ pub async fn core(conn: &mut PgConnection, ctx: &Arc<Ctx>) -> anyhow::Result<(u6
                         Some(c) => s.uuid(m.people[c as usize].id),
                         None => s.null(),
                     };
-                    s.ts(joined).ts(joined);
+                    s.ts(joined).ts(joined).uuid(c.assoc_ids[g.assoc as usize]);
                     s.end()?;
                 }
             }
