@@ -831,12 +831,14 @@ pub struct UnreadItemRow {
     pub created_at: DateTime<Utc>,
 }
 
-/// The person's unread comments in this tenant, newest first, at most `limit`. Starts from the
-/// unread counters, so it costs what is unread, not what was ever written.
+/// The person's unread comments in this tenant, newest first: at most `per_topic` of each
+/// topic and `limit` in all. Starts from the unread counters, so it costs what is unread, not
+/// what was ever written.
 pub async fn unread_items(
     conn: &mut PgConnection,
     user_id: Uuid,
     viewer_bit: i16,
+    per_topic: i64,
     limit: i64,
 ) -> DbResult<Vec<UnreadItemRow>> {
     Ok(sqlx::query_as(
@@ -850,7 +852,7 @@ pub async fn unread_items(
                                    AND gm.status = 'active' \
          JOIN LATERAL ( \
              SELECT * FROM comments c WHERE c.topic_id = ur.topic_id AND c.seq >= ur.first_seq \
-               AND c.author_id <> $1 AND c.deleted_at IS NULL ORDER BY c.seq DESC LIMIT 20 \
+               AND c.author_id <> $1 AND c.deleted_at IS NULL ORDER BY c.seq DESC LIMIT $4 \
          ) c ON true \
          JOIN core.users u ON u.id = c.author_id \
          WHERE ur.user_id = $1 AND (t.scope & $2 <> 0 OR t.author_id = $1) \
@@ -859,6 +861,7 @@ pub async fn unread_items(
     .bind(user_id)
     .bind(viewer_bit)
     .bind(limit)
+    .bind(per_topic)
     .fetch_all(conn)
     .await?)
 }

@@ -25,8 +25,10 @@ pub const MAX_TITLE_CHARS: usize = 200;
 pub const MAX_COMMENT_CHARS: usize = 10_000;
 /// Most comments a topic page shows (the latest).
 pub const TOPIC_PAGE_COMMENTS: i64 = 500;
-/// Most unread comments the home page lists.
-pub const HOME_ITEMS: i64 = 200;
+/// Most unread comments the home page lists, and most of one topic: a summary for a phone.
+/// Each group shows how many more are unread and links to them; counts stay exact.
+pub const HOME_ITEMS: i64 = 100;
+pub const HOME_ITEMS_PER_TOPIC: i64 = 10;
 
 fn check_title(title: &str) -> AppResult<&str> {
     let t = title.trim();
@@ -925,7 +927,14 @@ impl Services {
             let items = if counts.is_empty() {
                 Vec::new()
             } else {
-                repo::unread_items(&mut conn, viewer.user.id, bit, HOME_ITEMS).await?
+                repo::unread_items(
+                    &mut conn,
+                    viewer.user.id,
+                    bit,
+                    HOME_ITEMS_PER_TOPIC,
+                    HOME_ITEMS,
+                )
+                .await?
             };
             let sum: i64 = counts.iter().map(|(_, n)| n).sum();
             home.counts.total += sum;
