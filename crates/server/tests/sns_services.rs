@@ -1189,3 +1189,32 @@ async fn every_demo_person_has_something_read_and_something_unread() {
         .await
         .unwrap();
 }
+
+#[tokio::test]
+async fn the_home_page_lists_the_newest_ten_of_a_topic_and_keeps_the_count_exact() {
+    use musubi_domain::topics::HOME_ITEMS_PER_TOPIC;
+    let w = World::new().await;
+    let g = w
+        .group("doctor", GroupKind::Patient, None, &["nurse", "pharmacist"])
+        .await;
+    let busy = w.topic("nurse", g, "毎日の記録", Scope::EVERYONE).await;
+    for i in 0..HOME_ITEMS_PER_TOPIC + 2 {
+        w.reply("nurse", busy, &format!("記録 {i}")).await;
+    }
+    let quiet = w.topic("pharmacist", g, "残薬", Scope::EVERYONE).await;
+
+    let home = w.s.home(w.p("doctor")).await.unwrap();
+    let hg = home.groups.iter().find(|h| h.group_id == g).unwrap();
+    // 1 + 12 comments in the busy topic, 1 in the quiet one: all counted.
+    assert_eq!(hg.unread, HOME_ITEMS_PER_TOPIC + 4);
+    let of = |t: Uuid| -> Vec<i32> {
+        hg.items
+            .iter()
+            .filter(|i| i.topic_id == t)
+            .map(|i| i.seq)
+            .collect()
+    };
+    let newest: Vec<i32> = (4..=13).rev().collect();
+    assert_eq!(of(busy), newest, "the newest ten, newest first");
+    assert_eq!(of(quiet), vec![1], "a quieter topic is not crowded out");
+}
