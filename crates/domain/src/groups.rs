@@ -131,7 +131,13 @@ pub fn viewer_bit(viewer: &Viewer) -> i16 {
 
 /// Whether a topic with this scope and author is visible to the viewer.
 pub fn topic_visible(viewer: &Viewer, scope: i16, author_id: Uuid) -> bool {
-    scope & viewer_bit(viewer) != 0 || author_id == viewer.user.id
+    in_scope(scope, viewer_bit(viewer), Some(author_id), viewer.user.id)
+}
+
+/// The scope rule itself: the reader's class bit is in the topic's scope, or the reader wrote
+/// the topic.
+pub fn in_scope(scope: i16, reader_bit: i16, author_id: Option<Uuid>, reader_id: Uuid) -> bool {
+    scope & reader_bit != 0 || author_id == Some(reader_id)
 }
 
 #[derive(Debug, Clone)]

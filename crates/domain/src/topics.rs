@@ -8,7 +8,7 @@
 //! counts and the home page read those, never scanning comments.
 
 use crate::audit::{record, AuditAction, AuditEntry, RequestMeta};
-use crate::groups::{active_role, topic_visible, viewer_bit, ReceiptMode, Scope};
+use crate::groups::{active_role, in_scope, topic_visible, viewer_bit, ReceiptMode, Scope};
 use crate::sessions::Viewer;
 use crate::{AppError, AppResult, ErrorCode, Services, Tenant};
 use chrono::{DateTime, Utc};
@@ -170,7 +170,12 @@ impl LiveState {
             }
         }
         self.groups.contains(&event.group_id)
-            && (event.scope & self.scope_bit != 0 || event.topic_author_id == Some(viewer_id))
+            && in_scope(
+                event.scope,
+                self.scope_bit,
+                event.topic_author_id,
+                viewer_id,
+            )
     }
 }
 
@@ -1110,7 +1115,7 @@ impl Services {
             .into_iter()
             .filter_map(|r| {
                 let kind = EventKind::from_code(&r.kind)?;
-                let visible = r.scope & bit != 0 || r.topic_author_id == Some(viewer.user.id);
+                let visible = in_scope(r.scope, bit, r.topic_author_id, viewer.user.id);
                 visible.then_some(Event {
                     id: r.id,
                     association_id: r.association_id,

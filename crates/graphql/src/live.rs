@@ -119,6 +119,17 @@ impl Subscription {
         // Registered before reading the database: an event committed in between is then in
         // the route, the replay, or both (and sent once). Its groups follow once read.
         let route = services.bus().route(viewer.user.id, HashSet::new());
+        let state = match services.live_state(&viewer).await {
+            Ok(Some(state)) if state.alive => state,
+            Ok(_) => {
+                return Err(to_gql_error(
+                    ctx,
+                    AppError::new(ErrorCode::Unauthenticated, "please sign in again"),
+                ))
+            }
+            Err(e) => return Err(to_gql_error(ctx, e)),
+        };
+        route.set_groups(state.groups.clone());
         let reconnections = services.bus().reconnections();
         let mut live = Live {
             route,
@@ -130,21 +141,9 @@ impl Subscription {
             replayed: HashSet::new(),
             checked_at: Instant::now(),
             slugs: HashMap::new(),
-            state: LiveState {
-                alive: false,
-                scope_bit: 0,
-                groups: HashSet::new(),
-                hosts: Vec::new(),
-            },
-            opened: false,
+            state,
             services,
         };
-        if !live.refresh().await.map_err(|e| to_gql_error(ctx, e))? {
-            return Err(to_gql_error(
-                ctx,
-                AppError::new(ErrorCode::Unauthenticated, "please sign in again"),
-            ));
-        }
         // Spread the periodic checks: subscriptions opened together (a restart, a bench) would
         // otherwise all check at the same moment. The first comes after 15–30 s.
         let jitter = Duration::from_millis(spread(viewer_seed(&live.viewer)) % 15_000);
@@ -209,8 +208,6 @@ struct Live {
     /// Read again when the viewer's membership changes, after a re-sync and at each session
     /// check (every 30 s).
     state: LiveState,
-    /// The first refresh is done.
-    opened: bool,
 }
 
 enum Wake {
@@ -325,12 +322,11 @@ impl Live {
         if state.groups != self.state.groups {
             self.route.set_groups(state.groups.clone());
             // Events of a group just joined could have passed before the route knew it: read
-            // them from PostgreSQL (the first refresh has nothing before it to miss).
-            if self.opened && !state.groups.is_subset(&self.state.groups) {
+            // them from PostgreSQL.
+            if !state.groups.is_subset(&self.state.groups) {
                 self.more = true;
             }
         }
-        self.opened = true;
         self.state = state;
         Ok(self.state.alive)
     }

@@ -241,6 +241,12 @@ async fn a_subscriber_gets_comments_of_its_groups_and_nothing_outside_its_scope(
         }
     }
     assert!(kinds.contains(&"FOOTPRINT_ADDED".to_owned()), "{kinds:?}");
+
+    // The doctor's own reply changes only the others' counts: none come with it.
+    let own = w.comment(&sato_viewer, open, "承知しました").await;
+    let e = expect_comment(&mut ws, own).await;
+    assert_eq!(e["actorId"], sato.to_string());
+    assert!(e["unread"].is_null(), "{e}");
     ws.close().await;
 }
 

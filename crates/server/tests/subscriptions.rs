@@ -28,8 +28,8 @@ async fn first_reply(addr: std::net::SocketAddr, association: &str) -> Option<Me
         .map(|m| m.unwrap())
 }
 
-#[tokio::test]
-async fn websocket_connection_is_routed_to_a_known_association_and_refused_otherwise() {
+/// A server with one association, `alpha`.
+async fn app_with_alpha() -> TestApp {
     let app = TestApp::new().await;
     app.services()
         .create_association(&CreateAssociation {
@@ -40,6 +40,12 @@ async fn websocket_connection_is_routed_to_a_known_association_and_refused_other
         })
         .await
         .unwrap();
+    app
+}
+
+#[tokio::test]
+async fn websocket_connection_is_routed_to_a_known_association_and_refused_otherwise() {
+    let app = app_with_alpha().await;
     let addr = app.serve().await;
 
     match first_reply(addr, "alpha").await {
@@ -57,16 +63,7 @@ async fn websocket_connection_is_routed_to_a_known_association_and_refused_other
 
 #[tokio::test]
 async fn an_oversized_websocket_message_closes_the_connection() {
-    let app = TestApp::new().await;
-    app.services()
-        .create_association(&CreateAssociation {
-            slug: "alpha".into(),
-            name: "アルファ医師会".into(),
-            area: String::new(),
-            description: String::new(),
-        })
-        .await
-        .unwrap();
+    let app = app_with_alpha().await;
     let addr = app.serve().await;
     let mut req = format!("ws://{addr}/graphql/ws")
         .into_client_request()
