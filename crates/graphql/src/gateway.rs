@@ -1,18 +1,20 @@
 //! The HTTP and WebSocket entry points. Tenant routing happens here, once per request.
 
 use crate::error::{ensure_code, request_error};
+use crate::guard::Guarded;
 use crate::{MusubiSchema, RequestContext};
-use async_graphql::{BatchRequest, Data};
-use async_graphql_axum::{GraphQLBatchRequest, GraphQLProtocol, GraphQLResponse, GraphQLWebSocket};
-use axum::extract::{State, WebSocketUpgrade};
-use axum::http::HeaderMap;
+use async_graphql::{BatchRequest, Data, Executor};
+use async_graphql_axum::{GraphQLProtocol, GraphQLResponse, GraphQLWebSocket};
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{DefaultBodyLimit, State, WebSocketUpgrade};
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Extension, Router};
 use musubi_domain::audit::RequestMeta;
 use musubi_domain::{AppError, Services, Tenant};
 use musubi_telemetry::{ClientMeta, RequestId};
-use tower_http::limit::RequestBodyLimitLayer;
 
 /// The header that routes an API request to an association (its slug).
 pub const ASSOCIATION_HEADER: &str = "musubi-association";
@@ -65,7 +67,7 @@ fn is_json(headers: &HeaderMap) -> bool {
 
 #[derive(Clone)]
 pub struct Gateway {
-    schema: MusubiSchema,
+    schema: Guarded<MusubiSchema>,
     services: Services,
     max_batch: usize,
     metrics: crate::metrics::OperationMetrics,
@@ -74,7 +76,7 @@ pub struct Gateway {
 impl Gateway {
     pub fn new(schema: MusubiSchema, services: Services, max_batch: usize) -> Self {
         Self {
-            schema,
+            schema: Guarded(schema),
             services,
             max_batch,
             metrics: crate::metrics::OperationMetrics::default(),
@@ -86,7 +88,7 @@ pub fn router(gateway: Gateway, max_body_bytes: usize) -> Router {
     Router::new()
         .route("/graphql", post(graphql_http))
         .route("/graphql/ws", get(graphql_ws))
-        .layer(RequestBodyLimitLayer::new(max_body_bytes))
+        .layer(DefaultBodyLimit::max(max_body_bytes))
         .with_state(gateway)
 }
 
@@ -97,6 +99,71 @@ async fn route(services: &Services, slug: Option<&str>) -> Result<Option<Tenant>
         None => Ok(None),
         Some(s) => services.resolve_tenant(s.trim()).await.map(Some),
     }
+}
+
+/// A request that could not be read at all.
+struct Unreadable(StatusCode, &'static str, &'static str);
+
+impl IntoResponse for Unreadable {
+    /// In the GraphQL error shape, like every other refusal.
+    fn into_response(self) -> Response {
+        let Unreadable(status, code, message) = self;
+        let mut response = GraphQLResponse::from(request_error(code, message)).into_response();
+        *response.status_mut() = status;
+        response
+    }
+}
+
+const NOT_GRAPHQL: Unreadable = Unreadable(
+    StatusCode::BAD_REQUEST,
+    "BAD_REQUEST",
+    "the body must be a GraphQL request in JSON, such as {\"query\": \"{ server { version } }\"}",
+);
+
+/// The body as a GraphQL request or batch. Serde refuses JSON nested deeper than 128 levels,
+/// so nothing here recurses without bound; its error text stays in the log.
+fn read_body(
+    headers: &HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<BatchRequest, Unreadable> {
+    let body = body.map_err(|rejection| {
+        if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            Unreadable(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "PAYLOAD_TOO_LARGE",
+                "the request body is too large",
+            )
+        } else {
+            Unreadable(
+                StatusCode::BAD_REQUEST,
+                "BAD_REQUEST",
+                "the request body could not be read",
+            )
+        }
+    })?;
+    let multipart = headers
+        .get(http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.trim_start().starts_with("multipart/"));
+    if multipart {
+        return Err(Unreadable(
+            StatusCode::BAD_REQUEST,
+            "BAD_REQUEST",
+            "send GraphQL requests as application/json",
+        ));
+    }
+    let batch = serde_json::from_slice::<BatchRequest>(&body).map_err(|e| {
+        tracing::debug!(error = %e, "unreadable GraphQL body");
+        NOT_GRAPHQL
+    })?;
+    let no_query = match &batch {
+        BatchRequest::Single(r) => r.query.trim().is_empty(),
+        BatchRequest::Batch(rs) => rs.iter().any(|r| r.query.trim().is_empty()),
+    };
+    if no_query {
+        return Err(NOT_GRAPHQL);
+    }
+    Ok(batch)
 }
 
 fn refuse(e: &AppError, request_id: &RequestId) -> async_graphql::Response {
@@ -111,7 +178,7 @@ async fn graphql_http(
     headers: HeaderMap,
     request_id: Option<Extension<RequestId>>,
     client: Option<Extension<ClientMeta>>,
-    request: GraphQLBatchRequest,
+    body: Result<Bytes, BytesRejection>,
 ) -> Response {
     let client = client
         .map(|Extension(c)| RequestMeta::new(c.ip, c.user_agent))
@@ -119,7 +186,10 @@ async fn graphql_http(
     let request_id = request_id
         .map(|Extension(r)| r)
         .unwrap_or_else(|| RequestId(uuid::Uuid::new_v4().simple().to_string()));
-    let batch = request.into_inner();
+    let batch = match read_body(&headers, body) {
+        Ok(b) => b,
+        Err(unreadable) => return unreadable.into_response(),
+    };
     if let BatchRequest::Batch(items) = &batch {
         if items.len() > gw.max_batch {
             let msg = format!("a batch may hold at most {} operations", gw.max_batch);
@@ -173,7 +243,7 @@ async fn graphql_http(
         BatchRequest::Batch(rs) => rs.iter().map(|r| gw.metrics.label_of(r)).collect(),
     };
     let started = std::time::Instant::now();
-    let mut response = gw.schema.execute_batch(batch).await;
+    let mut response = Executor::execute_batch(&gw.schema, batch).await;
     let elapsed = started.elapsed();
     let outcomes: Vec<bool> = match &response {
         async_graphql::BatchResponse::Single(r) => vec![r.errors.is_empty()],

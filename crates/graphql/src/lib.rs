@@ -5,6 +5,7 @@ mod auth;
 mod console;
 mod error;
 mod gateway;
+pub mod guard;
 mod invitations;
 mod live;
 mod metrics;

@@ -4,7 +4,6 @@
 //! Recorded by the gateway around execution rather than by a schema extension: any extension
 //! sends every field of every answer through async-graphql's slower per-field path.
 
-use async_graphql::parser::types::DocumentOperations;
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -41,17 +40,11 @@ impl OperationMetrics {
         if let Some(name) = request.operation_name.as_deref() {
             return self.label(Some(name));
         }
-        let name = match async_graphql::parser::parse_query(&request.query) {
-            Ok(doc) => match doc.operations {
-                DocumentOperations::Single(_) => None,
-                DocumentOperations::Multiple(ops) if ops.len() == 1 => {
-                    ops.keys().next().map(|n| n.to_string())
-                }
-                DocumentOperations::Multiple(_) => None,
-            },
-            Err(_) => None,
-        };
-        self.label(name.as_deref())
+        // From a flat scan: the gateway may not parse a document before its limits are checked.
+        let name = crate::guard::scan(&request.query)
+            .ok()
+            .and_then(|s| s.single_operation_name());
+        self.label(name)
     }
 
     pub(crate) fn record(&self, label: String, ok: bool, elapsed: Duration) {
