@@ -338,6 +338,96 @@ pub async fn record_alone(db: &Db, tenant: &Tenant, entry: &AuditEntry) -> AppRe
     Ok(seq)
 }
 
+/// Refusals are written by one task per process, off the request's path. A refused id then
+/// answers as fast as an unknown one (nothing to learn from timing), and a request that is
+/// refused never waits for a second connection of its association's small pool while its own
+/// transaction holds one. Records wait in memory for milliseconds; a full queue (a flood of
+/// refusals) slows the refused requests down rather than dropping records, and shutdown flushes.
+#[derive(Clone)]
+pub(crate) struct DenialLog {
+    queue: tokio::sync::mpsc::Sender<DenialMsg>,
+}
+
+enum DenialMsg {
+    Record(Tenant, Box<AuditEntry>),
+    Flush(tokio::sync::oneshot::Sender<()>),
+}
+
+const DENIAL_QUEUE: usize = 4096;
+const DENIAL_BATCH: usize = 256;
+
+impl DenialLog {
+    pub(crate) fn start(db: Db) -> Self {
+        let (queue, rx) = tokio::sync::mpsc::channel(DENIAL_QUEUE);
+        tokio::spawn(write_denials(db, rx));
+        Self { queue }
+    }
+
+    pub(crate) async fn record(&self, tenant: &Tenant, entry: AuditEntry) {
+        let msg = DenialMsg::Record(tenant.clone(), Box::new(entry));
+        if self.queue.send(msg).await.is_err() {
+            tracing::error!("the refusal log's writer has stopped; a refusal went unrecorded");
+        }
+    }
+
+    /// Returns once every refusal queued before the call is in the database.
+    pub(crate) async fn flush(&self) {
+        let (done, wait) = tokio::sync::oneshot::channel();
+        if self.queue.send(DenialMsg::Flush(done)).await.is_ok() {
+            let _ = wait.await;
+        }
+    }
+}
+
+async fn write_denials(db: Db, mut rx: tokio::sync::mpsc::Receiver<DenialMsg>) {
+    let mut msgs = Vec::with_capacity(DENIAL_BATCH);
+    let mut pending: Vec<(Tenant, Box<AuditEntry>)> = Vec::new();
+    while rx.recv_many(&mut msgs, DENIAL_BATCH).await > 0 {
+        for msg in msgs.drain(..) {
+            match msg {
+                DenialMsg::Record(tenant, entry) => pending.push((tenant, entry)),
+                DenialMsg::Flush(done) => {
+                    write_denial_batch(&db, &mut pending).await;
+                    let _ = done.send(());
+                }
+            }
+        }
+        write_denial_batch(&db, &mut pending).await;
+    }
+}
+
+/// One transaction per association, in the order the refusals came; retried briefly, since a
+/// record that cannot be written is lost.
+async fn write_denial_batch(db: &Db, pending: &mut Vec<(Tenant, Box<AuditEntry>)>) {
+    while let Some((tenant, _)) = pending.first() {
+        let tenant = tenant.clone();
+        let (mine, rest): (Vec<_>, Vec<_>) =
+            pending.drain(..).partition(|(t, _)| t.id == tenant.id);
+        *pending = rest;
+        let entries: Vec<AuditEntry> = mine.into_iter().map(|(_, e)| *e).collect();
+        for attempt in 0..4u32 {
+            let written = async {
+                let mut tx = db.tenant_tx(&tenant).await?;
+                record_batch(&mut tx, &entries).await?;
+                tx.commit().await.map_err(AppError::internal)
+            }
+            .await;
+            match written {
+                Ok(()) => break,
+                Err(e) if attempt < 3 => {
+                    tracing::warn!(error = %e, association = %tenant.id, "writing refusals failed; retrying");
+                    tokio::time::sleep(Duration::from_millis(200 << attempt)).await;
+                }
+                Err(e) => {
+                    metrics::counter!("musubi_audit_refusals_lost_total")
+                        .increment(entries.len() as u64);
+                    tracing::error!(error = %e, association = %tenant.id, lost = entries.len(), "refusals could not be recorded");
+                }
+            }
+        }
+    }
+}
+
 /// Lists the association's audit records, newest first, `limit` (default 50, at most 200) at a
 /// time, older than seq `before`. **The caller must have authorized `audit.read` on `tenant`.**
 pub async fn list(
@@ -457,7 +547,19 @@ impl Services {
             client,
         )
         .await?;
+        self.flush_refusals().await;
         list(self.db(), tenant, filter, before, limit).await
+    }
+
+    /// Waits until every refusal recorded so far is in the database (the audit log's readers
+    /// and shutdown call this).
+    pub async fn flush_refusals(&self) {
+        self.denials().flush().await;
+    }
+
+    /// Records a refusal without delaying the answer (see [`DenialLog`]).
+    pub(crate) async fn record_refusal(&self, tenant: &Tenant, entry: AuditEntry) {
+        self.denials().record(tenant, entry).await;
     }
 
     /// CSV export for the association's administrators (`audit.export`); the export itself
@@ -478,11 +580,13 @@ impl Services {
             meta,
         )
         .await?;
+        self.flush_refusals().await;
         let actor = Some((viewer.user.id, viewer.user.name.clone()));
         export_csv(self.db(), tenant, filter, actor, meta, out).await
     }
 
     pub async fn audit_verify(&self, tenant: &Tenant) -> AppResult<VerifyReport> {
+        self.flush_refusals().await;
         verify_association(self.db(), tenant).await
     }
 

@@ -240,10 +240,7 @@ impl Services {
             .by(viewer.user.id, viewer.user.name.clone())
             .on(object.as_str(), action.as_str())
             .with_detail("group_id", group_id.to_string());
-        // Its own transaction: the caller's rolls back with the error.
-        let mut tx = self.db().tenant_tx(tenant).await?;
-        record(&mut tx, &entry).await?;
-        tx.commit().await.map_err(AppError::internal)?;
+        self.record_refusal(tenant, entry).await;
         Err(AppError::not_found())
     }
 

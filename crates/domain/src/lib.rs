@@ -34,6 +34,7 @@ pub struct Services {
     relying_party: Option<passkeys::RelyingParty>,
     /// Live updates: in process, or through Redis across replicas.
     bus: Bus,
+    denials: audit::DenialLog,
 }
 
 impl Services {
@@ -42,12 +43,13 @@ impl Services {
     pub async fn build(db: Db, limits: RateLimiter) -> AppResult<Self> {
         let authorizer = Authorizer::new().await.map_err(AppError::internal)?;
         Ok(Self {
-            db,
+            db: db.clone(),
             authorizer,
             limits: Arc::new(limits),
             mailer: Mailer::log_only("http://127.0.0.1:8080"),
             relying_party: None,
             bus: Bus::in_process(),
+            denials: audit::DenialLog::start(db.clone()),
         })
     }
 
@@ -84,6 +86,10 @@ impl Services {
 
     pub fn authorizer(&self) -> &Authorizer {
         &self.authorizer
+    }
+
+    pub(crate) fn denials(&self) -> &audit::DenialLog {
+        &self.denials
     }
 
     pub(crate) fn limits(&self) -> &RateLimiter {

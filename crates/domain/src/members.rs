@@ -81,9 +81,7 @@ impl Services {
         let entry = AuditEntry::new(AuditAction::AccessDenied, client)
             .by(viewer.user.id, viewer.user.name.clone())
             .on(object.as_str(), action.as_str());
-        let mut tx = self.db().tenant_tx(tenant).await?;
-        record(&mut tx, &entry).await?;
-        tx.commit().await.map_err(AppError::internal)?;
+        self.record_refusal(tenant, entry).await;
         Err(AppError::not_found())
     }
 

@@ -232,9 +232,7 @@ impl Services {
                 .by(viewer.user.id, viewer.user.name.clone())
                 .on("topic", topic_id)
                 .with_detail("reason", "scope");
-            let mut tx = self.db().tenant_tx(tenant).await?;
-            record(&mut tx, &entry).await?;
-            tx.commit().await.map_err(AppError::internal)?;
+            self.record_refusal(tenant, entry).await;
             return Err(AppError::not_found());
         }
         Ok(access)

@@ -263,7 +263,7 @@ async fn serve_on(
     let _audit_purge = musubi_domain::audit::spawn_daily_purge(database.db.clone());
     let _event_purge = spawn_event_purge(database.db.clone());
     let addr = listener.local_addr()?;
-    let app = app(config, services);
+    let app = app(config, services.clone());
     let shutdown = shutdown_signal()?;
     println!("Musubi is running at http://{addr}/  (Ctrl-C to stop)");
     axum::serve(
@@ -274,6 +274,7 @@ async fn serve_on(
     .await
     .context("server error")?;
     tracing::info!("stopping");
+    services.flush_refusals().await;
     Ok(())
 }
 

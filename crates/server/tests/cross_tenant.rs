@@ -20,6 +20,7 @@ async fn user_id(app: &TestApp, email: &str) -> String {
 }
 
 async fn denied_count(app: &TestApp, slug: &str) -> i64 {
+    app.services().flush_refusals().await;
     let tenant = app.services().resolve_tenant(slug).await.unwrap();
     let mut tx = app.db.db.tenant_tx(&tenant).await.unwrap();
     sqlx::query_scalar("SELECT count(*) FROM audit_log WHERE action = 'access.denied'")

@@ -836,6 +836,7 @@ async fn invitation_input_is_checked() {
 }
 
 async fn denied_count(app: &TestApp, slug: &str) -> usize {
+    app.services().flush_refusals().await;
     audit_actions(app, slug)
         .await
         .iter()

@@ -246,6 +246,7 @@ impl World {
 
     /// Audit records of this association with `action`, optionally on one object.
     async fn audited(&self, action: &str, object: Option<Uuid>) -> i64 {
+        self.s.flush_refusals().await;
         let mut tx = self.db.db.tenant_tx(&self.tenant).await.unwrap();
         let n: i64 = sqlx::query_scalar(
             "SELECT count(*) FROM audit_log WHERE action = $1 \

@@ -17,6 +17,7 @@ const CONSOLE: &str = "/a/minatogawa/console";
 
 /// `access.denied` records by `actor` in the minatogawa log.
 async fn denials(app: &TestApp, actor: Uuid) -> usize {
+    app.services().flush_refusals().await;
     let tenant = app.services().resolve_tenant("minatogawa").await.unwrap();
     let filter = AuditFilter {
         action_prefix: Some("access.denied".into()),

@@ -287,6 +287,7 @@ async fn footprints_of(app: &TestApp, user: Uuid) -> i64 {
 
 /// `access.denied` records by `actor` in the host's log.
 async fn denials(app: &TestApp, actor: Uuid) -> usize {
+    app.services().flush_refusals().await;
     let tenant = app.services().resolve_tenant(HOST).await.unwrap();
     let filter = AuditFilter {
         action_prefix: Some("access.denied".into()),
