@@ -14,7 +14,7 @@ use crate::{AppError, AppResult, ErrorCode, Services, Tenant};
 use chrono::{DateTime, Utc};
 use musubi_authz::{Action, GroupRole, Object};
 use musubi_db::groups::{
-    self as repo, CommentRow, GroupMemberRow, ReaderRow, TopicRow, VersionRow,
+    self as repo, CommentRow, GroupMemberRow, HostedGroup, ReaderRow, TopicRow, VersionRow,
 };
 use musubi_realtime::{Event, EventKind};
 use sqlx::PgConnection;
@@ -212,14 +212,14 @@ impl Services {
         object: Object,
         action: Action,
         client: &RequestMeta,
-    ) -> AppResult<repo::TopicAccessRow> {
-        let access = repo::topic_access(conn, viewer.user.id, topic_id)
+    ) -> AppResult<(HostedGroup, repo::TopicAccessRow)> {
+        let (group, access) = repo::topic_access(conn, tenant, viewer.user.id, topic_id)
             .await?
             .ok_or_else(AppError::not_found)?;
         self.authorize_group(
             tenant,
             viewer,
-            access.topic.group_id,
+            &group,
             access.my_role.as_deref(),
             object,
             action,
@@ -237,7 +237,7 @@ impl Services {
             tx.commit().await.map_err(AppError::internal)?;
             return Err(AppError::not_found());
         }
-        Ok(access)
+        Ok((group, access))
     }
 
     /// Posts a topic: its title, scope and first comment (the body).
@@ -257,13 +257,13 @@ impl Services {
         let body = check_body(body)?;
         let scope = Scope::from_bits(scope.0)?;
         let mut tx = self.db().tenant_tx(tenant).await?;
-        let group = repo::group(&mut tx, viewer.user.id, group_id)
+        let (hosted, group) = repo::group(&mut tx, tenant, viewer.user.id, group_id)
             .await?
             .ok_or_else(AppError::not_found)?;
         self.authorize_group(
             tenant,
             viewer,
-            group_id,
+            &hosted,
             active_role(&group),
             Object::Topics,
             Action::Create,
@@ -273,27 +273,21 @@ impl Services {
         let topic_id = Uuid::now_v7();
         repo::insert_topic(
             &mut tx,
+            &hosted,
             &repo::NewTopic {
                 id: topic_id,
-                group_id,
                 author_id: viewer.user.id,
                 title,
                 scope: scope.0,
             },
         )
         .await?;
-        let (comment_id, seq, at) = repo::insert_comment(
-            &mut tx,
-            topic_id,
-            group_id,
-            viewer.user.id,
-            &body,
-            important,
-        )
-        .await?;
+        let (comment_id, seq, at) =
+            repo::insert_comment(&mut tx, topic_id, &hosted, viewer.user.id, &body, important)
+                .await?;
         repo::spread_unread(
             &mut tx,
-            group_id,
+            &hosted,
             topic_id,
             viewer.user.id,
             scope.0,
@@ -311,8 +305,7 @@ impl Services {
         let event = self
             .write_event(
                 &mut tx,
-                tenant,
-                group_id,
+                &hosted,
                 Some(topic_id),
                 EventKind::CommentPosted,
                 scope.0,
@@ -339,7 +332,7 @@ impl Services {
         client: &RequestMeta,
     ) -> AppResult<TopicView> {
         let mut tx = self.db().tenant_tx(tenant).await?;
-        let access = self
+        let (group, access) = self
             .visible_topic(
                 &mut tx,
                 viewer,
@@ -379,7 +372,7 @@ impl Services {
         } else {
             Vec::new()
         };
-        let mut audience = repo::members(&mut tx, tenant.id, access.topic.group_id).await?;
+        let mut audience = repo::members(&mut tx, &group).await?;
         name_readers(&mut tx, &mut readers, &audience).await?;
         audience.retain(|m| {
             m.status == "active"
@@ -392,8 +385,7 @@ impl Services {
             Some(
                 self.write_event(
                     &mut tx,
-                    tenant,
-                    access.topic.group_id,
+                    &group,
                     Some(topic_id),
                     EventKind::FootprintAdded,
                     access.topic.scope,
@@ -410,8 +402,7 @@ impl Services {
             Some(
                 self.write_event(
                     &mut tx,
-                    tenant,
-                    access.topic.group_id,
+                    &group,
                     Some(topic_id),
                     EventKind::UnreadChanged,
                     access.topic.scope,
@@ -522,7 +513,7 @@ impl Services {
         client: &RequestMeta,
     ) -> AppResult<()> {
         let mut tx = self.db().tenant_tx(tenant).await?;
-        let access = self
+        let (group, access) = self
             .visible_topic(
                 &mut tx,
                 viewer,
@@ -538,7 +529,7 @@ impl Services {
             self.authorize_group(
                 tenant,
                 viewer,
-                t.group_id,
+                &group,
                 access.my_role.as_deref(),
                 Object::Topics,
                 Action::Moderate,
@@ -564,8 +555,7 @@ impl Services {
         )
         .await?;
         if scope != t.scope {
-            repo::rebuild_unread(&mut tx, t.group_id, topic_id, t.author_id, t.scope, scope)
-                .await?;
+            repo::rebuild_unread(&mut tx, &group, topic_id, t.author_id, t.scope, scope).await?;
         }
         let entry = AuditEntry::new(AuditAction::TopicUpdate, client)
             .by(viewer.user.id, viewer.user.name.clone())
@@ -578,8 +568,7 @@ impl Services {
         let event = self
             .write_event(
                 &mut tx,
-                tenant,
-                t.group_id,
+                &group,
                 Some(topic_id),
                 EventKind::TopicChanged,
                 scope | t.scope,
@@ -607,7 +596,7 @@ impl Services {
     ) -> AppResult<Uuid> {
         let body = check_body(body)?;
         let mut tx = self.db().tenant_tx(tenant).await?;
-        let access = self
+        let (group, access) = self
             .visible_topic(
                 &mut tx,
                 viewer,
@@ -625,18 +614,12 @@ impl Services {
                 "this topic is closed to new comments",
             ));
         }
-        let (comment_id, seq, at) = repo::insert_comment(
-            &mut tx,
-            topic_id,
-            t.group_id,
-            viewer.user.id,
-            &body,
-            important,
-        )
-        .await?;
+        let (comment_id, seq, at) =
+            repo::insert_comment(&mut tx, topic_id, &group, viewer.user.id, &body, important)
+                .await?;
         repo::spread_unread(
             &mut tx,
-            t.group_id,
+            &group,
             topic_id,
             t.author_id,
             t.scope,
@@ -648,8 +631,7 @@ impl Services {
         let event = self
             .write_event(
                 &mut tx,
-                tenant,
-                t.group_id,
+                &group,
                 Some(topic_id),
                 EventKind::CommentPosted,
                 t.scope,
@@ -679,11 +661,11 @@ impl Services {
         tenant: &Tenant,
         comment_id: Uuid,
         client: &RequestMeta,
-    ) -> AppResult<(CommentRow, repo::TopicAccessRow)> {
+    ) -> AppResult<(CommentRow, HostedGroup, repo::TopicAccessRow)> {
         let comment = repo::comment(conn, comment_id)
             .await?
             .ok_or_else(AppError::not_found)?;
-        let access = self
+        let (group, access) = self
             .visible_topic(
                 conn,
                 viewer,
@@ -694,7 +676,7 @@ impl Services {
                 client,
             )
             .await?;
-        Ok((comment, access))
+        Ok((comment, group, access))
     }
 
     /// The author edits a comment; the earlier text stays visible as history.
@@ -709,7 +691,7 @@ impl Services {
     ) -> AppResult<()> {
         let body = check_body(body)?;
         let mut tx = self.db().tenant_tx(tenant).await?;
-        let (comment, access) = self
+        let (comment, group, access) = self
             .visible_comment(&mut tx, viewer, tenant, comment_id, client)
             .await?;
         if comment.author_id != viewer.user.id || comment.deleted_at.is_some() {
@@ -725,8 +707,7 @@ impl Services {
         let event = self
             .write_event(
                 &mut tx,
-                tenant,
-                access.topic.group_id,
+                &group,
                 Some(access.topic.id),
                 EventKind::CommentEdited,
                 access.topic.scope,
@@ -751,14 +732,14 @@ impl Services {
         client: &RequestMeta,
     ) -> AppResult<()> {
         let mut tx = self.db().tenant_tx(tenant).await?;
-        let (comment, access) = self
+        let (comment, group, access) = self
             .visible_comment(&mut tx, viewer, tenant, comment_id, client)
             .await?;
         if comment.author_id != viewer.user.id {
             self.authorize_group(
                 tenant,
                 viewer,
-                access.topic.group_id,
+                &group,
                 access.my_role.as_deref(),
                 Object::Comments,
                 Action::Moderate,
@@ -792,8 +773,7 @@ impl Services {
         let event = self
             .write_event(
                 &mut tx,
-                tenant,
-                access.topic.group_id,
+                &group,
                 Some(access.topic.id),
                 EventKind::CommentDeleted,
                 access.topic.scope,
@@ -817,7 +797,7 @@ impl Services {
         client: &RequestMeta,
     ) -> AppResult<()> {
         let mut tx = self.db().tenant_tx(tenant).await?;
-        let (comment, access) = self
+        let (comment, group, access) = self
             .visible_comment(&mut tx, viewer, tenant, comment_id, client)
             .await?;
         if access.receipt_mode != ReceiptMode::Acknowledgement.code() {
@@ -845,8 +825,7 @@ impl Services {
         let event = self
             .write_event(
                 &mut tx,
-                tenant,
-                access.topic.group_id,
+                &group,
                 Some(access.topic.id),
                 EventKind::Acknowledged,
                 access.topic.scope,
@@ -871,20 +850,20 @@ impl Services {
         client: &RequestMeta,
     ) -> AppResult<u64> {
         let mut tx = self.db().tenant_tx(tenant).await?;
-        let group = repo::group(&mut tx, viewer.user.id, group_id)
+        let (hosted, group) = repo::group(&mut tx, tenant, viewer.user.id, group_id)
             .await?
             .ok_or_else(AppError::not_found)?;
         self.authorize_group(
             tenant,
             viewer,
-            group_id,
+            &hosted,
             active_role(&group),
             Object::Topics,
             Action::Read,
             client,
         )
         .await?;
-        let cleared = repo::mark_group_read(&mut tx, viewer.user.id, group_id).await?;
+        let cleared = repo::mark_group_read(&mut tx, viewer.user.id, &hosted).await?;
         let entry = AuditEntry::new(AuditAction::GroupMarkRead, client)
             .by(viewer.user.id, viewer.user.name.clone())
             .on("group", group_id)
@@ -893,8 +872,7 @@ impl Services {
         let event = self
             .write_event(
                 &mut tx,
-                tenant,
-                group_id,
+                &hosted,
                 None,
                 EventKind::UnreadChanged,
                 Scope::EVERYONE.0,
@@ -1034,8 +1012,7 @@ impl Services {
     pub(crate) async fn write_event(
         &self,
         conn: &mut PgConnection,
-        tenant: &Tenant,
-        group_id: Uuid,
+        group: &HostedGroup,
         topic_id: Option<Uuid>,
         kind: EventKind,
         scope: i16,
@@ -1046,9 +1023,8 @@ impl Services {
     ) -> AppResult<Event> {
         let id = repo::insert_event(
             conn,
+            group,
             &repo::NewEvent {
-                association_id: tenant.id,
-                group_id,
                 topic_id,
                 kind: kind.as_str(),
                 scope,
@@ -1061,8 +1037,8 @@ impl Services {
         .await?;
         Ok(Event {
             id,
-            association_id: tenant.id,
-            group_id,
+            association_id: group.association_id(),
+            group_id: group.id(),
             topic_id,
             kind,
             scope,
