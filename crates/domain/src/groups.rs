@@ -4,6 +4,8 @@
 //!
 //! Every call is authorized here. Someone who is not an active member is answered exactly like
 //! a missing group (`NOT_FOUND`), except for what they were invited to or may ask to join.
+//! Groups are loaded through the routed tenant only ([`HostedGroup`]): a group hosted by
+//! another association is not found, whoever asks.
 
 use crate::audit::{record, AuditAction, AuditEntry, RequestMeta};
 use crate::sessions::Viewer;
