@@ -4,8 +4,12 @@
 //! content lives in the host association's schema and is reached through a tenant transaction
 //! (`Db::tenant_tx`). Every list query here is bounded by what one person can see: unread
 //! counters, not comment scans, answer "what is new".
+//!
+//! Everything that reads or changes one group's membership or content takes a [`HostedGroup`],
+//! which only the loaders here make, and only for a group hosted by the tenant they were given:
+//! a group of another association is simply not found, whatever the caller forgets.
 
-use crate::DbResult;
+use crate::{DbResult, Tenant};
 use chrono::{DateTime, Utc};
 use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
@@ -39,20 +43,43 @@ pub async fn groups_of(pool: &PgPool, user_id: Uuid) -> DbResult<Vec<MyGroupRow>
     .await?)
 }
 
-/// The person's role in a group if they are an active member.
-pub async fn active_role(
+/// Proof that a group is hosted by the association of the tenant it was loaded through (its
+/// row is in that tenant's schema and `core.groups.association_id` is the tenant's id). Not
+/// constructible outside this module.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HostedGroup {
+    id: Uuid,
+    association_id: Uuid,
+}
+
+impl HostedGroup {
+    pub fn id(&self) -> Uuid {
+        self.id
+    }
+    /// The host association (the tenant it was loaded through).
+    pub fn association_id(&self) -> Uuid {
+        self.association_id
+    }
+}
+
+/// The group `group_id` if `tenant` hosts it.
+pub async fn hosted_group(
     conn: &mut PgConnection,
+    tenant: &Tenant,
     group_id: Uuid,
-    user_id: Uuid,
-) -> DbResult<Option<String>> {
-    Ok(sqlx::query_scalar(
-        "SELECT role FROM core.group_members \
-         WHERE group_id = $1 AND user_id = $2 AND status = 'active'",
+) -> DbResult<Option<HostedGroup>> {
+    let found: Option<Uuid> = sqlx::query_scalar(
+        "SELECT g.id FROM groups g \
+         JOIN core.groups cg ON cg.id = g.id AND cg.association_id = $2 WHERE g.id = $1",
     )
     .bind(group_id)
-    .bind(user_id)
+    .bind(tenant.id)
     .fetch_optional(conn)
-    .await?)
+    .await?;
+    Ok(found.map(|id| HostedGroup {
+        id,
+        association_id: tenant.id,
+    }))
 }
 
 #[derive(Debug, Clone, sqlx::FromRow)]
@@ -78,50 +105,66 @@ const GROUP_SELECT: &str = "SELECT g.id, g.kind, g.name, g.description, g.join_p
      g.receipt_mode AS receipt_override, COALESCE(g.receipt_mode, s.receipt_mode) AS receipt_mode, \
      g.created_by, g.created_at, g.last_activity_at, gm.role AS my_role, gm.status AS my_status \
      FROM groups g CROSS JOIN settings s \
+     JOIN core.groups cg ON cg.id = g.id AND cg.association_id = $2 \
      LEFT JOIN core.group_members gm ON gm.group_id = g.id AND gm.user_id = $1";
 
-/// One group of the tenant with the asking person's membership.
+/// One group hosted by the tenant, with the asking person's membership.
 pub async fn group(
     conn: &mut PgConnection,
+    tenant: &Tenant,
     viewer: Uuid,
     group_id: Uuid,
-) -> DbResult<Option<GroupRow>> {
-    Ok(sqlx::query_as(&format!("{GROUP_SELECT} WHERE g.id = $2"))
+) -> DbResult<Option<(HostedGroup, GroupRow)>> {
+    let row: Option<GroupRow> = sqlx::query_as(&format!("{GROUP_SELECT} WHERE g.id = $3"))
         .bind(viewer)
+        .bind(tenant.id)
         .bind(group_id)
         .fetch_optional(conn)
-        .await?)
+        .await?;
+    Ok(row.map(|g| {
+        let hosted = HostedGroup {
+            id: g.id,
+            association_id: tenant.id,
+        };
+        (hosted, g)
+    }))
 }
 
-/// Several groups of the tenant (the person's), most recently active first.
+/// Several groups hosted by the tenant (the person's), most recently active first.
 pub async fn groups_by_ids(
     conn: &mut PgConnection,
+    tenant: &Tenant,
     viewer: Uuid,
     ids: &[Uuid],
 ) -> DbResult<Vec<GroupRow>> {
     Ok(sqlx::query_as(&format!(
-        "{GROUP_SELECT} WHERE g.id = ANY($2) ORDER BY g.last_activity_at DESC"
+        "{GROUP_SELECT} WHERE g.id = ANY($3) ORDER BY g.last_activity_at DESC"
     ))
     .bind(viewer)
+    .bind(tenant.id)
     .bind(ids)
     .fetch_all(conn)
     .await?)
 }
 
 /// General groups of the tenant that accept requests to join, with the person's status.
-pub async fn open_groups(conn: &mut PgConnection, viewer: Uuid) -> DbResult<Vec<GroupRow>> {
+pub async fn open_groups(
+    conn: &mut PgConnection,
+    tenant: &Tenant,
+    viewer: Uuid,
+) -> DbResult<Vec<GroupRow>> {
     Ok(sqlx::query_as(&format!(
         "{GROUP_SELECT} WHERE g.kind = 'general' AND g.join_policy = 'request' \
          ORDER BY g.name LIMIT 200"
     ))
     .bind(viewer)
+    .bind(tenant.id)
     .fetch_all(conn)
     .await?)
 }
 
 pub struct NewGroup<'a> {
     pub id: Uuid,
-    pub association_id: Uuid,
     pub kind: &'a str,
     pub name: &'a str,
     pub description: &'a str,
@@ -131,10 +174,14 @@ pub struct NewGroup<'a> {
 }
 
 /// Creates the group in the directory and in the tenant, with its creator as owner.
-pub async fn insert_group(conn: &mut PgConnection, g: &NewGroup<'_>) -> DbResult<()> {
+pub async fn insert_group(
+    conn: &mut PgConnection,
+    tenant: &Tenant,
+    g: &NewGroup<'_>,
+) -> DbResult<HostedGroup> {
     sqlx::query("INSERT INTO core.groups (id, association_id, kind) VALUES ($1, $2, $3)")
         .bind(g.id)
-        .bind(g.association_id)
+        .bind(tenant.id)
         .bind(g.kind)
         .execute(&mut *conn)
         .await?;
@@ -159,17 +206,21 @@ pub async fn insert_group(conn: &mut PgConnection, g: &NewGroup<'_>) -> DbResult
     .bind(g.created_by)
     .execute(&mut *conn)
     .await?;
-    Ok(())
+    Ok(HostedGroup {
+        id: g.id,
+        association_id: tenant.id,
+    })
 }
 
 pub async fn update_group(
     conn: &mut PgConnection,
-    group_id: Uuid,
+    group: &HostedGroup,
     name: &str,
     description: &str,
     join_policy: &str,
     receipt_mode: Option<&str>,
 ) -> DbResult<()> {
+    let group_id = group.id;
     sqlx::query(
         "UPDATE groups SET name = $2, description = $3, join_policy = $4, receipt_mode = $5 \
          WHERE id = $1",
@@ -198,18 +249,21 @@ pub struct GroupMemberRow {
     pub facility_name: Option<String>,
     /// Their own association when it is not the host (cross-association members).
     pub home_association: Option<String>,
+    /// A pending invitation made by e-mail address: owners do not see it (see
+    /// [`invite_by_email`]).
+    pub invited_by_email: bool,
 }
 
 /// The members of a group (every status), owners first, then by kana.
 pub async fn members(
     conn: &mut PgConnection,
-    association_id: Uuid,
-    group_id: Uuid,
+    group: &HostedGroup,
 ) -> DbResult<Vec<GroupMemberRow>> {
+    let (association_id, group_id) = (group.association_id, group.id);
     Ok(sqlx::query_as(
         "SELECT u.id AS user_id, u.name, u.name_kana, u.profession, u.doctor_kind, \
                 core.scope_bit(u.doctor_kind) AS scope_bit, gm.role, gm.status, \
-                f.name AS facility_name, \
+                gm.invited_by_email, f.name AS facility_name, \
                 CASE WHEN m.user_id IS NULL THEN ( \
                     SELECT a.name FROM core.memberships om \
                     JOIN core.associations a ON a.id = om.association_id \
@@ -231,17 +285,18 @@ pub async fn members(
 /// Adds or updates a membership row; returns false if an active membership already existed.
 pub async fn upsert_member(
     conn: &mut PgConnection,
-    group_id: Uuid,
+    group: &HostedGroup,
     user_id: Uuid,
     role: &str,
     status: &str,
     invited_by: Option<Uuid>,
 ) -> DbResult<bool> {
+    let group_id = group.id;
     let done = sqlx::query(
         "INSERT INTO core.group_members (group_id, user_id, role, status, invited_by, joined_at) \
          VALUES ($1, $2, $3, $4, $5, CASE WHEN $4 = 'active' THEN now() END) \
          ON CONFLICT (group_id, user_id) DO UPDATE \
-            SET status = EXCLUDED.status, role = EXCLUDED.role, \
+            SET status = EXCLUDED.status, role = EXCLUDED.role, invited_by_email = false, \
                 invited_by = COALESCE(EXCLUDED.invited_by, core.group_members.invited_by), \
                 joined_at = CASE WHEN EXCLUDED.status = 'active' THEN now() END \
             WHERE core.group_members.status <> 'active'",
@@ -256,12 +311,133 @@ pub async fn upsert_member(
     Ok(done.rows_affected() == 1)
 }
 
+/// Invites the active account with this e-mail address, if there is one and it has no
+/// membership row in the group yet, and writes the live event for the invitee. One statement
+/// whichever way it goes, so that an unknown address takes as long as a known one. Returns
+/// (event id, invitee) when someone was invited.
+pub async fn invite_by_email(
+    conn: &mut PgConnection,
+    group: &HostedGroup,
+    email: &str,
+    invited_by: Uuid,
+    event_kind: &str,
+) -> DbResult<Option<(i64, Uuid)>> {
+    Ok(sqlx::query_as(
+        "WITH invited AS ( \
+             INSERT INTO core.group_members \
+                    (group_id, user_id, role, status, invited_by, invited_by_email) \
+             SELECT $1, u.id, 'member', 'invited', $3, true FROM core.users u \
+             WHERE lower(u.email) = lower($2) AND u.status = 'active' \
+             ON CONFLICT (group_id, user_id) DO NOTHING \
+             RETURNING user_id) \
+         INSERT INTO core.events (association_id, group_id, kind, scope, actor_id, user_id) \
+         SELECT $4, $1, $5, 7, $3, user_id FROM invited \
+         RETURNING id, user_id",
+    )
+    .bind(group.id)
+    .bind(email)
+    .bind(invited_by)
+    .bind(group.association_id)
+    .bind(event_kind)
+    .fetch_optional(conn)
+    .await?)
+}
+
+/// A person in the directory an inviter may pick from.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct CandidateRow {
+    pub user_id: Uuid,
+    pub name: String,
+    pub name_kana: String,
+    pub profession: String,
+    pub doctor_kind: Option<String>,
+    pub association_name: String,
+    pub facility_name: Option<String>,
+    /// Their membership in the group, if any (an invitation by e-mail is not shown).
+    pub group_status: Option<String>,
+}
+
+/// Active people of the associations the inviter is an active member of, whose name or kana
+/// contains `search` (spaces ignored), by kana; each once, with the membership of the group's
+/// host first, else of the inviter's first association.
+pub async fn invite_candidates(
+    conn: &mut PgConnection,
+    group: &HostedGroup,
+    inviter: Uuid,
+    search: &str,
+    limit: i64,
+) -> DbResult<Vec<CandidateRow>> {
+    let pattern = format!("%{}%", like_escape(&without_spaces(search)));
+    Ok(sqlx::query_as(&format!(
+        "SELECT u.id AS user_id, u.name, u.name_kana, u.profession, u.doctor_kind, \
+                a.name AS association_name, f.name AS facility_name, \
+                CASE WHEN gm.status = 'invited' AND gm.invited_by_email THEN NULL \
+                     ELSE gm.status END AS group_status \
+         FROM core.users u \
+         JOIN LATERAL ( \
+             SELECT m.association_id, m.facility_id FROM core.memberships m \
+             WHERE m.user_id = u.id AND m.status = 'active' AND m.association_id IN ({VISIBLE}) \
+             ORDER BY m.association_id = $3 DESC, m.association_id LIMIT 1) m ON true \
+         JOIN core.associations a ON a.id = m.association_id \
+         LEFT JOIN core.facilities f ON f.id = m.facility_id \
+         LEFT JOIN core.group_members gm ON gm.group_id = $2 AND gm.user_id = u.id \
+         WHERE u.status = 'active' \
+           AND (translate(u.name, ' 　', '') ILIKE $4 OR translate(u.name_kana, ' 　', '') ILIKE $4) \
+         ORDER BY u.name_kana, u.id LIMIT $5"
+    ))
+    .bind(inviter)
+    .bind(group.id)
+    .bind(group.association_id)
+    .bind(pattern)
+    .bind(limit)
+    .fetch_all(conn)
+    .await?)
+}
+
+/// Whether `person` is active in an association the inviter is an active member of.
+pub async fn in_directory_of(
+    conn: &mut PgConnection,
+    inviter: Uuid,
+    person: Uuid,
+) -> DbResult<bool> {
+    Ok(sqlx::query_scalar(&format!(
+        "SELECT EXISTS (SELECT 1 FROM core.users u JOIN core.memberships m ON m.user_id = u.id \
+                        WHERE u.id = $2 AND u.status = 'active' AND m.status = 'active' \
+                          AND m.association_id IN ({VISIBLE}))"
+    ))
+    .bind(inviter)
+    .bind(person)
+    .fetch_one(conn)
+    .await?)
+}
+
+/// The associations whose people an inviter ($1) may see: those they are active in.
+const VISIBLE: &str =
+    "SELECT v.association_id FROM core.memberships v WHERE v.user_id = $1 AND v.status = 'active'";
+
+fn without_spaces(s: &str) -> String {
+    s.chars().filter(|c| !c.is_whitespace()).collect()
+}
+
+/// Escapes `%`, `_` and `\` for a LIKE pattern.
+fn like_escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        if matches!(c, '%' | '_' | '\\') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
+}
+
 /// The membership row of a person in a group, any status.
 pub async fn membership(
     conn: &mut PgConnection,
-    group_id: Uuid,
+    group: &HostedGroup,
     user_id: Uuid,
 ) -> DbResult<Option<(String, String)>> {
+    let group_id = group.id;
     Ok(sqlx::query_as(
         "SELECT role, status FROM core.group_members WHERE group_id = $1 AND user_id = $2",
     )
@@ -273,9 +449,10 @@ pub async fn membership(
 
 pub async fn activate_member(
     conn: &mut PgConnection,
-    group_id: Uuid,
+    group: &HostedGroup,
     user_id: Uuid,
 ) -> DbResult<bool> {
+    let group_id = group.id;
     let done = sqlx::query(
         "UPDATE core.group_members SET status = 'active', joined_at = now() \
          WHERE group_id = $1 AND user_id = $2 AND status <> 'active'",
@@ -289,10 +466,11 @@ pub async fn activate_member(
 
 pub async fn set_member_role(
     conn: &mut PgConnection,
-    group_id: Uuid,
+    group: &HostedGroup,
     user_id: Uuid,
     role: &str,
 ) -> DbResult<bool> {
+    let group_id = group.id;
     let done = sqlx::query(
         "UPDATE core.group_members SET role = $3 \
          WHERE group_id = $1 AND user_id = $2 AND status = 'active'",
@@ -308,9 +486,10 @@ pub async fn set_member_role(
 /// Removes a membership (any status) and the person's unread counters in the group.
 pub async fn remove_member(
     conn: &mut PgConnection,
-    group_id: Uuid,
+    group: &HostedGroup,
     user_id: Uuid,
 ) -> DbResult<bool> {
+    let group_id = group.id;
     let done = sqlx::query("DELETE FROM core.group_members WHERE group_id = $1 AND user_id = $2")
         .bind(group_id)
         .bind(user_id)
@@ -324,7 +503,8 @@ pub async fn remove_member(
     Ok(done.rows_affected() == 1)
 }
 
-pub async fn count_owners(conn: &mut PgConnection, group_id: Uuid) -> DbResult<i64> {
+pub async fn count_owners(conn: &mut PgConnection, group: &HostedGroup) -> DbResult<i64> {
+    let group_id = group.id;
     Ok(sqlx::query_scalar(
         "SELECT count(*) FROM core.group_members \
          WHERE group_id = $1 AND role = 'owner' AND status = 'active'",
@@ -363,12 +543,14 @@ pub struct TopicAccessRow {
     pub my_role: Option<String>,
 }
 
+/// A topic of a group hosted by the tenant, with its group's proof.
 pub async fn topic_access(
     conn: &mut PgConnection,
+    tenant: &Tenant,
     viewer: Uuid,
     topic_id: Uuid,
-) -> DbResult<Option<TopicAccessRow>> {
-    Ok(sqlx::query_as(
+) -> DbResult<Option<(HostedGroup, TopicAccessRow)>> {
+    let row: Option<TopicAccessRow> = sqlx::query_as(
         "SELECT t.id, t.group_id, t.author_id, u.name AS author_name, t.title, t.scope, t.pinned, \
                 t.closed, t.created_at, t.last_seq, t.last_comment_at, \
                 COALESCE(ur.count, 0) AS unread, \
@@ -376,6 +558,7 @@ pub async fn topic_access(
                 COALESCE(g.receipt_mode, s.receipt_mode) AS receipt_mode, gm.role AS my_role \
          FROM topics t \
          JOIN groups g ON g.id = t.group_id \
+         JOIN core.groups cg ON cg.id = g.id AND cg.association_id = $3 \
          CROSS JOIN settings s \
          JOIN core.users u ON u.id = t.author_id \
          LEFT JOIN core.group_members gm \
@@ -385,8 +568,16 @@ pub async fn topic_access(
     )
     .bind(viewer)
     .bind(topic_id)
+    .bind(tenant.id)
     .fetch_optional(conn)
-    .await?)
+    .await?;
+    Ok(row.map(|a| {
+        let hosted = HostedGroup {
+            id: a.topic.group_id,
+            association_id: tenant.id,
+        };
+        (hosted, a)
+    }))
 }
 
 /// The topics of a group the person may see (scope bit or own), pinned first, then newest.
@@ -394,9 +585,10 @@ pub async fn topics_of_group(
     conn: &mut PgConnection,
     viewer: Uuid,
     viewer_bit: i16,
-    group_id: Uuid,
+    group: &HostedGroup,
     limit: i64,
 ) -> DbResult<Vec<TopicRow>> {
+    let group_id = group.id;
     Ok(sqlx::query_as(
         "SELECT t.id, t.group_id, t.author_id, u.name AS author_name, t.title, t.scope, t.pinned, \
                 t.closed, t.created_at, t.last_seq, t.last_comment_at, \
@@ -418,18 +610,21 @@ pub async fn topics_of_group(
 
 pub struct NewTopic<'a> {
     pub id: Uuid,
-    pub group_id: Uuid,
     pub author_id: Uuid,
     pub title: &'a str,
     pub scope: i16,
 }
 
-pub async fn insert_topic(conn: &mut PgConnection, t: &NewTopic<'_>) -> DbResult<()> {
+pub async fn insert_topic(
+    conn: &mut PgConnection,
+    group: &HostedGroup,
+    t: &NewTopic<'_>,
+) -> DbResult<()> {
     sqlx::query(
         "INSERT INTO topics (id, group_id, author_id, title, scope) VALUES ($1, $2, $3, $4, $5)",
     )
     .bind(t.id)
-    .bind(t.group_id)
+    .bind(group.id)
     .bind(t.author_id)
     .bind(t.title)
     .bind(t.scope)
@@ -481,11 +676,12 @@ const COMMENT_SELECT: &str = "SELECT c.id, c.topic_id, c.seq, c.author_id, u.nam
 pub async fn insert_comment(
     conn: &mut PgConnection,
     topic_id: Uuid,
-    group_id: Uuid,
+    group: &HostedGroup,
     author_id: Uuid,
     body: &str,
     important: bool,
 ) -> DbResult<(Uuid, i32, DateTime<Utc>)> {
+    let group_id = group.id;
     let id = Uuid::now_v7();
     // The row lock on the topic serializes numbering within one topic only.
     let (seq, at): (i32, DateTime<Utc>) = sqlx::query_as(
@@ -517,7 +713,7 @@ pub async fn insert_comment(
 #[allow(clippy::too_many_arguments)]
 pub async fn spread_unread(
     conn: &mut PgConnection,
-    group_id: Uuid,
+    group: &HostedGroup,
     topic_id: Uuid,
     topic_author: Uuid,
     scope: i16,
@@ -525,6 +721,7 @@ pub async fn spread_unread(
     seq: i32,
     at: DateTime<Utc>,
 ) -> DbResult<()> {
+    let group_id = group.id;
     sqlx::query(
         "WITH g AS (UPDATE groups SET last_activity_at = $7 WHERE id = $1) \
          INSERT INTO unread (user_id, topic_id, group_id, count, first_seq, last_at) \
@@ -553,12 +750,13 @@ pub async fn spread_unread(
 /// read") what they read is known only from their cleared counter.
 pub async fn rebuild_unread(
     conn: &mut PgConnection,
-    group_id: Uuid,
+    group: &HostedGroup,
     topic_id: Uuid,
     topic_author: Uuid,
     old_scope: i16,
     scope: i16,
 ) -> DbResult<()> {
+    let group_id = group.id;
     sqlx::query(
         "DELETE FROM unread ur USING core.users u \
          WHERE ur.topic_id = $1 AND u.id = ur.user_id AND ur.user_id <> $3 \
@@ -634,8 +832,9 @@ pub async fn record_footprints(
 pub async fn mark_group_read(
     conn: &mut PgConnection,
     user_id: Uuid,
-    group_id: Uuid,
+    group: &HostedGroup,
 ) -> DbResult<u64> {
+    let group_id = group.id;
     Ok(
         sqlx::query("DELETE FROM unread WHERE user_id = $1 AND group_id = $2")
             .bind(user_id)
@@ -881,8 +1080,6 @@ pub struct EventRow {
 }
 
 pub struct NewEvent<'a> {
-    pub association_id: Uuid,
-    pub group_id: Uuid,
     pub topic_id: Option<Uuid>,
     pub kind: &'a str,
     pub scope: i16,
@@ -893,14 +1090,18 @@ pub struct NewEvent<'a> {
 }
 
 /// Writes an event in the caller's transaction; returns its id (published after commit).
-pub async fn insert_event(conn: &mut PgConnection, e: &NewEvent<'_>) -> DbResult<i64> {
+pub async fn insert_event(
+    conn: &mut PgConnection,
+    group: &HostedGroup,
+    e: &NewEvent<'_>,
+) -> DbResult<i64> {
     Ok(sqlx::query_scalar(
         "INSERT INTO core.events (association_id, group_id, topic_id, kind, scope, actor_id, \
                                   topic_author_id, comment_ids, user_id) \
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING id",
     )
-    .bind(e.association_id)
-    .bind(e.group_id)
+    .bind(group.association_id)
+    .bind(group.id)
     .bind(e.topic_id)
     .bind(e.kind)
     .bind(e.scope)

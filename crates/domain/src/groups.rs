@@ -4,12 +4,16 @@
 //!
 //! Every call is authorized here. Someone who is not an active member is answered exactly like
 //! a missing group (`NOT_FOUND`), except for what they were invited to or may ask to join.
+//! Groups are loaded through the routed tenant only ([`HostedGroup`]): a group hosted by
+//! another association is not found, whoever asks.
 
 use crate::audit::{record, AuditAction, AuditEntry, RequestMeta};
 use crate::sessions::Viewer;
 use crate::{AppError, AppResult, ErrorCode, Services, Tenant};
 use musubi_authz::{Action, Domain, GroupRole, Object, Principal, ProfessionClass};
-use musubi_db::groups::{self as repo, GroupMemberRow, GroupRow, TopicRow};
+use musubi_db::groups::{
+    self as repo, CandidateRow, GroupMemberRow, GroupRow, HostedGroup, TopicRow,
+};
 use musubi_realtime::EventKind;
 use sqlx::PgConnection;
 use uuid::Uuid;
@@ -216,18 +220,21 @@ pub(crate) fn principal_in_group(viewer: &Viewer, group_id: Uuid, role: Option<&
 
 impl Services {
     /// Checks `action` on `object` in the group's domain for the viewer's role there (`role` as
-    /// loaded with the group). Denied: audited in the host's log, answered "not found".
+    /// loaded with the group). Denied: audited in the host's log, answered "not found". Takes a
+    /// [`HostedGroup`]: only a group loaded through the routed tenant can be authorized at all.
     #[allow(clippy::too_many_arguments)]
     pub(crate) async fn authorize_group(
         &self,
         tenant: &Tenant,
         viewer: &Viewer,
-        group_id: Uuid,
+        group: &HostedGroup,
         role: Option<&str>,
         object: Object,
         action: Action,
         client: &RequestMeta,
     ) -> AppResult<()> {
+        debug_assert_eq!(group.association_id(), tenant.id);
+        let group_id = group.id();
         let principal = principal_in_group(viewer, group_id, role);
         if self
             .authorizer()
@@ -259,11 +266,11 @@ impl Services {
             .await?;
         let id = Uuid::now_v7();
         let mut tx = self.db().tenant_tx(tenant).await?;
-        repo::insert_group(
+        let group = repo::insert_group(
             &mut tx,
+            tenant,
             &repo::NewGroup {
                 id,
-                association_id: tenant.id,
                 kind: kind.code(),
                 name: input.name.trim(),
                 description: input.description.trim(),
@@ -284,7 +291,7 @@ impl Services {
         record(&mut tx, &entry).await?;
         // The creator's other open pages and subscriptions learn of the new group.
         let event = self
-            .membership_event(&mut tx, tenant, id, viewer.user.id, viewer.user.id)
+            .membership_event(&mut tx, &group, viewer.user.id, viewer.user.id)
             .await?;
         tx.commit().await.map_err(AppError::internal)?;
         self.publish(event).await;
@@ -301,14 +308,14 @@ impl Services {
         client: &RequestMeta,
     ) -> AppResult<()> {
         let mut tx = self.db().tenant_tx(tenant).await?;
-        let group = repo::group(&mut tx, viewer.user.id, group_id)
+        let (hosted, group) = repo::group(&mut tx, tenant, viewer.user.id, group_id)
             .await?
             .ok_or_else(AppError::not_found)?;
         let role = active_role(&group);
         self.authorize_group(
             tenant,
             viewer,
-            group_id,
+            &hosted,
             role,
             Object::Group,
             Action::Update,
@@ -319,7 +326,7 @@ impl Services {
         input.validate(kind)?;
         repo::update_group(
             &mut tx,
-            group_id,
+            &hosted,
             input.name.trim(),
             input.description.trim(),
             if input.accepts_requests {
@@ -351,14 +358,14 @@ impl Services {
         client: &RequestMeta,
     ) -> AppResult<GroupView> {
         let mut tx = self.db().tenant_tx(tenant).await?;
-        let group = repo::group(&mut tx, viewer.user.id, group_id)
+        let (hosted, group) = repo::group(&mut tx, tenant, viewer.user.id, group_id)
             .await?
             .ok_or_else(AppError::not_found)?;
         let role = active_role(&group).map(str::to_owned);
         self.authorize_group(
             tenant,
             viewer,
-            group_id,
+            &hosted,
             role.as_deref(),
             Object::Topics,
             Action::Read,
@@ -366,15 +373,18 @@ impl Services {
         )
         .await?;
         let my_role = role.as_deref().and_then(GroupRole::from_code);
-        let mut members = repo::members(&mut tx, tenant.id, group_id).await?;
+        let mut members = repo::members(&mut tx, &hosted).await?;
         if my_role != Some(GroupRole::Owner) {
             members.retain(|m| m.status == "active");
         }
+        // An invitation by e-mail stays out of sight: it would tell whether the address has an
+        // account.
+        members.retain(|m| !(m.status == "invited" && m.invited_by_email));
         let topics = repo::topics_of_group(
             &mut tx,
             viewer.user.id,
             viewer_bit(viewer),
-            group_id,
+            &hosted,
             GROUP_PAGE_TOPICS,
         )
         .await?;
@@ -405,7 +415,7 @@ impl Services {
         group_id: Uuid,
     ) -> AppResult<GroupRow> {
         let mut tx = self.db().tenant_tx(tenant).await?;
-        let group = repo::group(&mut tx, viewer.user.id, group_id)
+        let (_, group) = repo::group(&mut tx, tenant, viewer.user.id, group_id)
             .await?
             .ok_or_else(AppError::not_found)?;
         tx.commit().await.map_err(AppError::internal)?;
@@ -430,7 +440,7 @@ impl Services {
         self.authorize_in(viewer, tenant, Object::Association, Action::Read, client)
             .await?;
         let mut tx = self.db().tenant_tx(tenant).await?;
-        let groups = repo::open_groups(&mut tx, viewer.user.id).await?;
+        let groups = repo::open_groups(&mut tx, tenant, viewer.user.id).await?;
         tx.commit().await.map_err(AppError::internal)?;
         Ok(groups)
     }
@@ -446,7 +456,7 @@ impl Services {
             };
             debug_assert_eq!(tenant.id, association_id);
             let mut tx = self.db().tenant_tx(&tenant).await?;
-            let groups = repo::groups_by_ids(&mut tx, viewer.user.id, &ids).await?;
+            let groups = repo::groups_by_ids(&mut tx, &tenant, viewer.user.id, &ids).await?;
             let unread = repo::unread_by_group(&mut tx, viewer.user.id).await?;
             tx.commit().await.map_err(AppError::internal)?;
             for g in groups {
@@ -476,44 +486,80 @@ impl Services {
         Ok(out)
     }
 
-    /// An owner invites a person by e-mail address (any Musubi account, of any association);
-    /// they join when they accept. Unknown addresses answer "not found" to owners only.
-    pub async fn invite_to_group(
+    /// Loads a group hosted by `tenant` and checks that the viewer may invite to it (owners).
+    async fn group_to_invite_to(
         &self,
+        conn: &mut PgConnection,
         viewer: &Viewer,
         tenant: &Tenant,
         group_id: Uuid,
-        email: &str,
         client: &RequestMeta,
-    ) -> AppResult<Uuid> {
-        let mut tx = self.db().tenant_tx(tenant).await?;
-        let group = repo::group(&mut tx, viewer.user.id, group_id)
+    ) -> AppResult<HostedGroup> {
+        let (hosted, group) = repo::group(conn, tenant, viewer.user.id, group_id)
             .await?
             .ok_or_else(AppError::not_found)?;
         self.authorize_group(
             tenant,
             viewer,
-            group_id,
+            &hosted,
             active_role(&group),
             Object::Members,
             Action::Invite,
             client,
         )
         .await?;
-        let email = email.trim();
-        if email.is_empty() || email.len() > 254 {
-            return Err(AppError::invalid("email", "enter an e-mail address"));
+        Ok(hosted)
+    }
+
+    /// The people an owner may pick to invite: the active members of the associations the
+    /// owner is an active member of (not everyone with an account), whose name or kana contains
+    /// `search`; at most `limit` (1–50), by kana.
+    pub async fn group_invite_candidates(
+        &self,
+        viewer: &Viewer,
+        tenant: &Tenant,
+        group_id: Uuid,
+        search: &str,
+        limit: i64,
+        client: &RequestMeta,
+    ) -> AppResult<Vec<CandidateRow>> {
+        let search = search.trim();
+        if search.chars().count() > MAX_SEARCH_CHARS {
+            return Err(AppError::invalid("search", "the search is too long"));
         }
-        let invitee = musubi_db::accounts::user_by_email(self.db().pool(), email)
-            .await?
-            .filter(|u| u.status == "active")
-            .ok_or_else(|| {
-                AppError::invalid("email", "no Musubi account has this e-mail address")
-            })?;
+        let mut tx = self.db().tenant_tx(tenant).await?;
+        let hosted = self
+            .group_to_invite_to(&mut tx, viewer, tenant, group_id, client)
+            .await?;
+        let rows =
+            repo::invite_candidates(&mut tx, &hosted, viewer.user.id, search, limit.clamp(1, 50))
+                .await?;
+        tx.commit().await.map_err(AppError::internal)?;
+        Ok(rows)
+    }
+
+    /// An owner invites a person picked from the directory they may see (see
+    /// [`Self::group_invite_candidates`]); anyone else is "not found". They join when they
+    /// accept.
+    pub async fn invite_to_group(
+        &self,
+        viewer: &Viewer,
+        tenant: &Tenant,
+        group_id: Uuid,
+        user_id: Uuid,
+        client: &RequestMeta,
+    ) -> AppResult<()> {
+        let mut tx = self.db().tenant_tx(tenant).await?;
+        let hosted = self
+            .group_to_invite_to(&mut tx, viewer, tenant, group_id, client)
+            .await?;
+        if !repo::in_directory_of(&mut tx, viewer.user.id, user_id).await? {
+            return Err(AppError::not_found());
+        }
         let added = repo::upsert_member(
             &mut tx,
-            group_id,
-            invitee.id,
+            &hosted,
+            user_id,
             "member",
             "invited",
             Some(viewer.user.id),
@@ -528,17 +574,73 @@ impl Services {
         let entry = AuditEntry::new(AuditAction::GroupMemberInvite, client)
             .by(viewer.user.id, viewer.user.name.clone())
             .on("group", group_id)
-            .with_detail("user_id", invitee.id.to_string());
+            .with_detail("user_id", user_id.to_string());
         record(&mut tx, &entry).await?;
         let event = self
-            .membership_event(&mut tx, tenant, group_id, viewer.user.id, invitee.id)
+            .membership_event(&mut tx, &hosted, viewer.user.id, user_id)
             .await?;
         tx.commit().await.map_err(AppError::internal)?;
         self.publish(event).await;
-        Ok(invitee.id)
+        Ok(())
     }
 
-    /// The invitee accepts (or declines) an invitation.
+    /// An owner invites an e-mail address. The answer is the same whether or not the address
+    /// has an account, is already in the group or was invited before: if an active account has
+    /// it and no membership in the group yet, that person finds the invitation on their home
+    /// page; owners see them only once they accept. Nothing is sent to an address without an
+    /// account.
+    pub async fn invite_to_group_by_email(
+        &self,
+        viewer: &Viewer,
+        tenant: &Tenant,
+        group_id: Uuid,
+        email: &str,
+        client: &RequestMeta,
+    ) -> AppResult<()> {
+        let email = email.trim();
+        if !plausible_email(email) {
+            return Err(AppError::invalid("email", "enter an e-mail address"));
+        }
+        let mut tx = self.db().tenant_tx(tenant).await?;
+        let hosted = self
+            .group_to_invite_to(&mut tx, viewer, tenant, group_id, client)
+            .await?;
+        let invited = repo::invite_by_email(
+            &mut tx,
+            &hosted,
+            email,
+            viewer.user.id,
+            EventKind::MembershipChanged.as_str(),
+        )
+        .await?;
+        // The same record either way (and no address: ids and codes only): the log must not
+        // tell administrators more than the inviter learns. The invitee's join is recorded
+        // with their id when they accept.
+        let entry = AuditEntry::new(AuditAction::GroupMemberInvite, client)
+            .by(viewer.user.id, viewer.user.name.clone())
+            .on("group", group_id)
+            .with_detail("by", "email");
+        record(&mut tx, &entry).await?;
+        tx.commit().await.map_err(AppError::internal)?;
+        if let Some((id, user)) = invited {
+            self.publish(musubi_realtime::Event {
+                id,
+                association_id: hosted.association_id(),
+                group_id,
+                topic_id: None,
+                kind: EventKind::MembershipChanged,
+                scope: Scope::EVERYONE.0,
+                actor_id: viewer.user.id,
+                topic_author_id: None,
+                comment_ids: Vec::new(),
+                user_id: Some(user),
+            })
+            .await;
+        }
+        Ok(())
+    }
+
+    /// The invitee accepts (or declines) an invitation to a group hosted by `tenant`.
     pub async fn answer_group_invitation(
         &self,
         viewer: &Viewer,
@@ -548,15 +650,17 @@ impl Services {
         client: &RequestMeta,
     ) -> AppResult<()> {
         let mut tx = self.db().tenant_tx(tenant).await?;
-        let status = repo::membership(&mut tx, group_id, viewer.user.id).await?;
-        if !matches!(status, Some((_, ref s)) if s == "invited") {
+        let (hosted, group) = repo::group(&mut tx, tenant, viewer.user.id, group_id)
+            .await?
+            .ok_or_else(AppError::not_found)?;
+        if group.my_status.as_deref() != Some("invited") {
             return Err(AppError::not_found());
         }
         let action = if accept {
-            repo::activate_member(&mut tx, group_id, viewer.user.id).await?;
+            repo::activate_member(&mut tx, &hosted, viewer.user.id).await?;
             AuditAction::GroupMemberJoin
         } else {
-            repo::remove_member(&mut tx, group_id, viewer.user.id).await?;
+            repo::remove_member(&mut tx, &hosted, viewer.user.id).await?;
             AuditAction::GroupMemberRemove
         };
         let entry = AuditEntry::new(action, client)
@@ -565,7 +669,7 @@ impl Services {
             .with_detail("user_id", viewer.user.id.to_string());
         record(&mut tx, &entry).await?;
         let event = self
-            .membership_event(&mut tx, tenant, group_id, viewer.user.id, viewer.user.id)
+            .membership_event(&mut tx, &hosted, viewer.user.id, viewer.user.id)
             .await?;
         tx.commit().await.map_err(AppError::internal)?;
         self.publish(event).await;
@@ -583,9 +687,9 @@ impl Services {
         self.authorize_in(viewer, tenant, Object::Association, Action::Read, client)
             .await?;
         let mut tx = self.db().tenant_tx(tenant).await?;
-        let group = repo::group(&mut tx, viewer.user.id, group_id)
+        let (hosted, group) = repo::group(&mut tx, tenant, viewer.user.id, group_id)
             .await?
-            .filter(|g| g.kind == "general" && g.join_policy == "request")
+            .filter(|(_, g)| g.kind == "general" && g.join_policy == "request")
             .ok_or_else(AppError::not_found)?;
         if group.my_status.is_some() {
             return Err(AppError::new(
@@ -595,7 +699,7 @@ impl Services {
         }
         repo::upsert_member(
             &mut tx,
-            group_id,
+            &hosted,
             viewer.user.id,
             "member",
             "requested",
@@ -620,28 +724,18 @@ impl Services {
         client: &RequestMeta,
     ) -> AppResult<()> {
         let mut tx = self.db().tenant_tx(tenant).await?;
-        let group = repo::group(&mut tx, viewer.user.id, group_id)
-            .await?
-            .ok_or_else(AppError::not_found)?;
-        self.authorize_group(
-            tenant,
-            viewer,
-            group_id,
-            active_role(&group),
-            Object::Members,
-            Action::Invite,
-            client,
-        )
-        .await?;
-        let status = repo::membership(&mut tx, group_id, user_id).await?;
+        let hosted = self
+            .group_to_invite_to(&mut tx, viewer, tenant, group_id, client)
+            .await?;
+        let status = repo::membership(&mut tx, &hosted, user_id).await?;
         if !matches!(status, Some((_, ref s)) if s == "requested") {
             return Err(AppError::not_found());
         }
         let action = if approve {
-            repo::activate_member(&mut tx, group_id, user_id).await?;
+            repo::activate_member(&mut tx, &hosted, user_id).await?;
             AuditAction::GroupMemberJoin
         } else {
-            repo::remove_member(&mut tx, group_id, user_id).await?;
+            repo::remove_member(&mut tx, &hosted, user_id).await?;
             AuditAction::GroupMemberRemove
         };
         let entry = AuditEntry::new(action, client)
@@ -650,7 +744,7 @@ impl Services {
             .with_detail("user_id", user_id.to_string());
         record(&mut tx, &entry).await?;
         let event = self
-            .membership_event(&mut tx, tenant, group_id, viewer.user.id, user_id)
+            .membership_event(&mut tx, &hosted, viewer.user.id, user_id)
             .await?;
         tx.commit().await.map_err(AppError::internal)?;
         self.publish(event).await;
@@ -668,50 +762,34 @@ impl Services {
         client: &RequestMeta,
     ) -> AppResult<()> {
         let mut tx = self.db().tenant_tx(tenant).await?;
-        let group = repo::group(&mut tx, viewer.user.id, group_id)
+        let (hosted, group) = repo::group(&mut tx, tenant, viewer.user.id, group_id)
             .await?
             .ok_or_else(AppError::not_found)?;
         let role = active_role(&group);
-        if user_id == viewer.user.id {
-            self.authorize_group(
-                tenant,
-                viewer,
-                group_id,
-                role,
-                Object::Group,
-                Action::Read,
-                client,
-            )
-            .await?;
+        let (object, action) = if user_id == viewer.user.id {
+            (Object::Group, Action::Read)
         } else {
-            self.authorize_group(
-                tenant,
-                viewer,
-                group_id,
-                role,
-                Object::Members,
-                Action::Remove,
-                client,
-            )
+            (Object::Members, Action::Remove)
+        };
+        self.authorize_group(tenant, viewer, &hosted, role, object, action, client)
             .await?;
-        }
-        let target = repo::membership(&mut tx, group_id, user_id)
+        let target = repo::membership(&mut tx, &hosted, user_id)
             .await?
             .ok_or_else(AppError::not_found)?;
-        if target.0 == "owner" && repo::count_owners(&mut tx, group_id).await? <= 1 {
+        if target.0 == "owner" && repo::count_owners(&mut tx, &hosted).await? <= 1 {
             return Err(AppError::new(
                 ErrorCode::Conflict,
                 "a group needs at least one owner",
             ));
         }
-        repo::remove_member(&mut tx, group_id, user_id).await?;
+        repo::remove_member(&mut tx, &hosted, user_id).await?;
         let entry = AuditEntry::new(AuditAction::GroupMemberRemove, client)
             .by(viewer.user.id, viewer.user.name.clone())
             .on("group", group_id)
             .with_detail("user_id", user_id.to_string());
         record(&mut tx, &entry).await?;
         let event = self
-            .membership_event(&mut tx, tenant, group_id, viewer.user.id, user_id)
+            .membership_event(&mut tx, &hosted, viewer.user.id, user_id)
             .await?;
         tx.commit().await.map_err(AppError::internal)?;
         self.publish(event).await;
@@ -729,33 +807,33 @@ impl Services {
         client: &RequestMeta,
     ) -> AppResult<()> {
         let mut tx = self.db().tenant_tx(tenant).await?;
-        let group = repo::group(&mut tx, viewer.user.id, group_id)
+        let (hosted, group) = repo::group(&mut tx, tenant, viewer.user.id, group_id)
             .await?
             .ok_or_else(AppError::not_found)?;
         self.authorize_group(
             tenant,
             viewer,
-            group_id,
+            &hosted,
             active_role(&group),
             Object::Members,
             Action::ChangeRole,
             client,
         )
         .await?;
-        let target = repo::membership(&mut tx, group_id, user_id)
+        let target = repo::membership(&mut tx, &hosted, user_id)
             .await?
             .filter(|(_, s)| s == "active")
             .ok_or_else(AppError::not_found)?;
         if target.0 == "owner"
             && role == GroupRole::Member
-            && repo::count_owners(&mut tx, group_id).await? <= 1
+            && repo::count_owners(&mut tx, &hosted).await? <= 1
         {
             return Err(AppError::new(
                 ErrorCode::Conflict,
                 "a group needs at least one owner",
             ));
         }
-        repo::set_member_role(&mut tx, group_id, user_id, role.code()).await?;
+        repo::set_member_role(&mut tx, &hosted, user_id, role.code()).await?;
         let entry = AuditEntry::new(AuditAction::GroupMemberRole, client)
             .by(viewer.user.id, viewer.user.name.clone())
             .on("group", group_id)
@@ -765,8 +843,8 @@ impl Services {
         tx.commit().await.map_err(AppError::internal)
     }
 
-    /// Adds a person straight in as an active member (demo data and tests; the people-facing
-    /// path is an invitation they accept).
+    /// Adds a person straight in as an active member of a group `tenant` hosts (demo data and
+    /// tests; the people-facing path is an invitation they accept).
     pub async fn add_group_member_directly(
         &self,
         tenant: &Tenant,
@@ -775,22 +853,23 @@ impl Services {
         role: GroupRole,
     ) -> AppResult<()> {
         let mut tx = self.db().tenant_tx(tenant).await?;
-        repo::upsert_member(&mut tx, group_id, user_id, role.code(), "active", None).await?;
+        let hosted = repo::hosted_group(&mut tx, tenant, group_id)
+            .await?
+            .ok_or_else(AppError::not_found)?;
+        repo::upsert_member(&mut tx, &hosted, user_id, role.code(), "active", None).await?;
         tx.commit().await.map_err(AppError::internal)
     }
 
     async fn membership_event(
         &self,
         conn: &mut PgConnection,
-        tenant: &Tenant,
-        group_id: Uuid,
+        group: &HostedGroup,
         actor: Uuid,
         user: Uuid,
     ) -> AppResult<musubi_realtime::Event> {
         self.write_event(
             conn,
-            tenant,
-            group_id,
+            group,
             None,
             EventKind::MembershipChanged,
             7,
@@ -801,6 +880,22 @@ impl Services {
         )
         .await
     }
+}
+
+/// Longest directory search accepted.
+const MAX_SEARCH_CHARS: usize = 100;
+
+/// Enough of an address to be worth looking up: one `@` with something on both sides, no
+/// spaces or control characters, at most 254 bytes.
+fn plausible_email(email: &str) -> bool {
+    let Some((local, domain)) = email.split_once('@') else {
+        return false;
+    };
+    email.len() <= 254
+        && !local.is_empty()
+        && !domain.is_empty()
+        && !domain.contains('@')
+        && !email.chars().any(|c| c.is_whitespace() || c.is_control())
 }
 
 /// The viewer's active role in a loaded group.

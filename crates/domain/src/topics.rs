@@ -14,7 +14,7 @@ use crate::{AppError, AppResult, ErrorCode, Services, Tenant};
 use chrono::{DateTime, Utc};
 use musubi_authz::{Action, GroupRole, Object};
 use musubi_db::groups::{
-    self as repo, CommentRow, GroupMemberRow, ReaderRow, TopicRow, VersionRow,
+    self as repo, CommentRow, GroupMemberRow, HostedGroup, ReaderRow, TopicRow, VersionRow,
 };
 use musubi_realtime::{Event, EventKind};
 use sqlx::PgConnection;
@@ -212,14 +212,14 @@ impl Services {
         object: Object,
         action: Action,
         client: &RequestMeta,
-    ) -> AppResult<repo::TopicAccessRow> {
-        let access = repo::topic_access(conn, viewer.user.id, topic_id)
+    ) -> AppResult<(HostedGroup, repo::TopicAccessRow)> {
+        let (group, access) = repo::topic_access(conn, tenant, viewer.user.id, topic_id)
             .await?
             .ok_or_else(AppError::not_found)?;
         self.authorize_group(
             tenant,
             viewer,
-            access.topic.group_id,
+            &group,
             access.my_role.as_deref(),
             object,
             action,
@@ -235,7 +235,7 @@ impl Services {
             self.record_refusal(tenant, entry).await;
             return Err(AppError::not_found());
         }
-        Ok(access)
+        Ok((group, access))
     }
 
     /// Posts a topic: its title, scope and first comment (the body).
@@ -255,13 +255,13 @@ impl Services {
         let body = check_body(body)?;
         let scope = Scope::from_bits(scope.0)?;
         let mut tx = self.db().tenant_tx(tenant).await?;
-        let group = repo::group(&mut tx, viewer.user.id, group_id)
+        let (hosted, group) = repo::group(&mut tx, tenant, viewer.user.id, group_id)
             .await?
             .ok_or_else(AppError::not_found)?;
         self.authorize_group(
             tenant,
             viewer,
-            group_id,
+            &hosted,
             active_role(&group),
             Object::Topics,
             Action::Create,
@@ -271,27 +271,21 @@ impl Services {
         let topic_id = Uuid::now_v7();
         repo::insert_topic(
             &mut tx,
+            &hosted,
             &repo::NewTopic {
                 id: topic_id,
-                group_id,
                 author_id: viewer.user.id,
                 title,
                 scope: scope.0,
             },
         )
         .await?;
-        let (comment_id, seq, at) = repo::insert_comment(
-            &mut tx,
-            topic_id,
-            group_id,
-            viewer.user.id,
-            &body,
-            important,
-        )
-        .await?;
+        let (comment_id, seq, at) =
+            repo::insert_comment(&mut tx, topic_id, &hosted, viewer.user.id, &body, important)
+                .await?;
         repo::spread_unread(
             &mut tx,
-            group_id,
+            &hosted,
             topic_id,
             viewer.user.id,
             scope.0,
@@ -309,8 +303,7 @@ impl Services {
         let event = self
             .write_event(
                 &mut tx,
-                tenant,
-                group_id,
+                &hosted,
                 Some(topic_id),
                 EventKind::CommentPosted,
                 scope.0,
@@ -337,7 +330,7 @@ impl Services {
         client: &RequestMeta,
     ) -> AppResult<TopicView> {
         let mut tx = self.db().tenant_tx(tenant).await?;
-        let access = self
+        let (group, access) = self
             .visible_topic(
                 &mut tx,
                 viewer,
@@ -377,7 +370,7 @@ impl Services {
         } else {
             Vec::new()
         };
-        let mut audience = repo::members(&mut tx, tenant.id, access.topic.group_id).await?;
+        let mut audience = repo::members(&mut tx, &group).await?;
         name_readers(&mut tx, &mut readers, &audience).await?;
         audience.retain(|m| {
             m.status == "active"
@@ -390,8 +383,7 @@ impl Services {
             Some(
                 self.write_event(
                     &mut tx,
-                    tenant,
-                    access.topic.group_id,
+                    &group,
                     Some(topic_id),
                     EventKind::FootprintAdded,
                     access.topic.scope,
@@ -408,8 +400,7 @@ impl Services {
             Some(
                 self.write_event(
                     &mut tx,
-                    tenant,
-                    access.topic.group_id,
+                    &group,
                     Some(topic_id),
                     EventKind::UnreadChanged,
                     access.topic.scope,
@@ -520,7 +511,7 @@ impl Services {
         client: &RequestMeta,
     ) -> AppResult<()> {
         let mut tx = self.db().tenant_tx(tenant).await?;
-        let access = self
+        let (group, access) = self
             .visible_topic(
                 &mut tx,
                 viewer,
@@ -536,7 +527,7 @@ impl Services {
             self.authorize_group(
                 tenant,
                 viewer,
-                t.group_id,
+                &group,
                 access.my_role.as_deref(),
                 Object::Topics,
                 Action::Moderate,
@@ -562,8 +553,7 @@ impl Services {
         )
         .await?;
         if scope != t.scope {
-            repo::rebuild_unread(&mut tx, t.group_id, topic_id, t.author_id, t.scope, scope)
-                .await?;
+            repo::rebuild_unread(&mut tx, &group, topic_id, t.author_id, t.scope, scope).await?;
         }
         let entry = AuditEntry::new(AuditAction::TopicUpdate, client)
             .by(viewer.user.id, viewer.user.name.clone())
@@ -576,8 +566,7 @@ impl Services {
         let event = self
             .write_event(
                 &mut tx,
-                tenant,
-                t.group_id,
+                &group,
                 Some(topic_id),
                 EventKind::TopicChanged,
                 scope | t.scope,
@@ -605,7 +594,7 @@ impl Services {
     ) -> AppResult<Uuid> {
         let body = check_body(body)?;
         let mut tx = self.db().tenant_tx(tenant).await?;
-        let access = self
+        let (group, access) = self
             .visible_topic(
                 &mut tx,
                 viewer,
@@ -623,18 +612,12 @@ impl Services {
                 "this topic is closed to new comments",
             ));
         }
-        let (comment_id, seq, at) = repo::insert_comment(
-            &mut tx,
-            topic_id,
-            t.group_id,
-            viewer.user.id,
-            &body,
-            important,
-        )
-        .await?;
+        let (comment_id, seq, at) =
+            repo::insert_comment(&mut tx, topic_id, &group, viewer.user.id, &body, important)
+                .await?;
         repo::spread_unread(
             &mut tx,
-            t.group_id,
+            &group,
             topic_id,
             t.author_id,
             t.scope,
@@ -646,8 +629,7 @@ impl Services {
         let event = self
             .write_event(
                 &mut tx,
-                tenant,
-                t.group_id,
+                &group,
                 Some(topic_id),
                 EventKind::CommentPosted,
                 t.scope,
@@ -677,11 +659,11 @@ impl Services {
         tenant: &Tenant,
         comment_id: Uuid,
         client: &RequestMeta,
-    ) -> AppResult<(CommentRow, repo::TopicAccessRow)> {
+    ) -> AppResult<(CommentRow, HostedGroup, repo::TopicAccessRow)> {
         let comment = repo::comment(conn, comment_id)
             .await?
             .ok_or_else(AppError::not_found)?;
-        let access = self
+        let (group, access) = self
             .visible_topic(
                 conn,
                 viewer,
@@ -692,7 +674,7 @@ impl Services {
                 client,
             )
             .await?;
-        Ok((comment, access))
+        Ok((comment, group, access))
     }
 
     /// The author edits a comment; the earlier text stays visible as history.
@@ -707,7 +689,7 @@ impl Services {
     ) -> AppResult<()> {
         let body = check_body(body)?;
         let mut tx = self.db().tenant_tx(tenant).await?;
-        let (comment, access) = self
+        let (comment, group, access) = self
             .visible_comment(&mut tx, viewer, tenant, comment_id, client)
             .await?;
         if comment.author_id != viewer.user.id || comment.deleted_at.is_some() {
@@ -723,8 +705,7 @@ impl Services {
         let event = self
             .write_event(
                 &mut tx,
-                tenant,
-                access.topic.group_id,
+                &group,
                 Some(access.topic.id),
                 EventKind::CommentEdited,
                 access.topic.scope,
@@ -749,14 +730,14 @@ impl Services {
         client: &RequestMeta,
     ) -> AppResult<()> {
         let mut tx = self.db().tenant_tx(tenant).await?;
-        let (comment, access) = self
+        let (comment, group, access) = self
             .visible_comment(&mut tx, viewer, tenant, comment_id, client)
             .await?;
         if comment.author_id != viewer.user.id {
             self.authorize_group(
                 tenant,
                 viewer,
-                access.topic.group_id,
+                &group,
                 access.my_role.as_deref(),
                 Object::Comments,
                 Action::Moderate,
@@ -790,8 +771,7 @@ impl Services {
         let event = self
             .write_event(
                 &mut tx,
-                tenant,
-                access.topic.group_id,
+                &group,
                 Some(access.topic.id),
                 EventKind::CommentDeleted,
                 access.topic.scope,
@@ -815,7 +795,7 @@ impl Services {
         client: &RequestMeta,
     ) -> AppResult<()> {
         let mut tx = self.db().tenant_tx(tenant).await?;
-        let (comment, access) = self
+        let (comment, group, access) = self
             .visible_comment(&mut tx, viewer, tenant, comment_id, client)
             .await?;
         if access.receipt_mode != ReceiptMode::Acknowledgement.code() {
@@ -843,8 +823,7 @@ impl Services {
         let event = self
             .write_event(
                 &mut tx,
-                tenant,
-                access.topic.group_id,
+                &group,
                 Some(access.topic.id),
                 EventKind::Acknowledged,
                 access.topic.scope,
@@ -869,20 +848,20 @@ impl Services {
         client: &RequestMeta,
     ) -> AppResult<u64> {
         let mut tx = self.db().tenant_tx(tenant).await?;
-        let group = repo::group(&mut tx, viewer.user.id, group_id)
+        let (hosted, group) = repo::group(&mut tx, tenant, viewer.user.id, group_id)
             .await?
             .ok_or_else(AppError::not_found)?;
         self.authorize_group(
             tenant,
             viewer,
-            group_id,
+            &hosted,
             active_role(&group),
             Object::Topics,
             Action::Read,
             client,
         )
         .await?;
-        let cleared = repo::mark_group_read(&mut tx, viewer.user.id, group_id).await?;
+        let cleared = repo::mark_group_read(&mut tx, viewer.user.id, &hosted).await?;
         let entry = AuditEntry::new(AuditAction::GroupMarkRead, client)
             .by(viewer.user.id, viewer.user.name.clone())
             .on("group", group_id)
@@ -891,8 +870,7 @@ impl Services {
         let event = self
             .write_event(
                 &mut tx,
-                tenant,
-                group_id,
+                &hosted,
                 None,
                 EventKind::UnreadChanged,
                 Scope::EVERYONE.0,
@@ -1032,8 +1010,7 @@ impl Services {
     pub(crate) async fn write_event(
         &self,
         conn: &mut PgConnection,
-        tenant: &Tenant,
-        group_id: Uuid,
+        group: &HostedGroup,
         topic_id: Option<Uuid>,
         kind: EventKind,
         scope: i16,
@@ -1044,9 +1021,8 @@ impl Services {
     ) -> AppResult<Event> {
         let id = repo::insert_event(
             conn,
+            group,
             &repo::NewEvent {
-                association_id: tenant.id,
-                group_id,
                 topic_id,
                 kind: kind.as_str(),
                 scope,
@@ -1059,8 +1035,8 @@ impl Services {
         .await?;
         Ok(Event {
             id,
-            association_id: tenant.id,
-            group_id,
+            association_id: group.association_id(),
+            group_id: group.id(),
             topic_id,
             kind,
             scope,

@@ -9,7 +9,7 @@ use crate::{to_gql_error, RequestContext};
 use async_graphql::{Context, Enum, MaybeUndefined, Object, SimpleObject, ID};
 use chrono::{DateTime, Utc};
 use musubi_authz::{GroupRole as DomainGroupRole, ProfessionClass as DomainClass};
-use musubi_db::groups::{GroupMemberRow, GroupRow, TopicRow};
+use musubi_db::groups::{CandidateRow, GroupMemberRow, GroupRow, TopicRow};
 use musubi_domain::groups::{
     GroupInput, GroupKind as DomainKind, ReceiptMode as DomainMode, Scope,
 };
@@ -278,6 +278,37 @@ fn member_out(m: GroupMemberRow) -> GroupMember {
         doctor_kind: m.doctor_kind,
         facility_name: m.facility_name,
         home_association: m.home_association,
+    }
+}
+
+/// Someone an owner may invite: a person of an association the owner is an active member of.
+#[derive(SimpleObject)]
+pub struct InviteCandidate {
+    pub user_id: ID,
+    pub name: String,
+    pub name_kana: String,
+    /// Profession code, e.g. `nurse`, `physician`, `care_manager`.
+    pub profession: String,
+    /// For physicians and dentists: `clinic` or `hospital`.
+    pub doctor_kind: Option<String>,
+    /// Their association (the group's host when they belong to it).
+    pub association_name: String,
+    /// Their facility in that association.
+    pub facility_name: Option<String>,
+    /// Their membership in the group already, if any.
+    pub status: Option<MembershipStatus>,
+}
+
+fn candidate_out(c: CandidateRow) -> InviteCandidate {
+    InviteCandidate {
+        user_id: id(c.user_id),
+        status: c.group_status.as_deref().map(status_out),
+        name: c.name,
+        name_kana: c.name_kana,
+        profession: c.profession,
+        doctor_kind: c.doctor_kind,
+        association_name: c.association_name,
+        facility_name: c.facility_name,
     }
 }
 
@@ -665,6 +696,33 @@ impl SnsQuery {
         Ok(group_out(row, &tenant.slug))
     }
 
+    /// People I may invite to a group (owners; routed to its host): the active members of the
+    /// associations I am an active member of whose name or kana contains `search` (spaces
+    /// ignored; empty lists everyone), by kana, at most `first` (1–50). Anyone else with an
+    /// account is not listed, and cannot be invited by id.
+    async fn group_invite_candidates(
+        &self,
+        ctx: &Context<'_>,
+        group_id: ID,
+        #[graphql(default)] search: String,
+        #[graphql(default = 20)] first: i32,
+    ) -> async_graphql::Result<Vec<InviteCandidate>> {
+        let (services, rc, viewer, tenant) = routed(ctx)?;
+        let group_id = uuid(ctx, &group_id)?;
+        let rows = services
+            .group_invite_candidates(
+                viewer,
+                tenant,
+                group_id,
+                &search,
+                i64::from(first),
+                &rc.client,
+            )
+            .await
+            .gql(ctx)?;
+        Ok(rows.into_iter().map(candidate_out).collect())
+    }
+
     /// General groups of the routed association that accept requests to join.
     async fn open_groups(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<Group>> {
         let (services, rc, viewer, tenant) = routed(ctx)?;
@@ -787,21 +845,40 @@ impl SnsMutation {
         Ok(group_out(row, &tenant.slug))
     }
 
-    /// Invites a person (any Musubi account, of any association) by e-mail address (owners).
-    /// Returns their id; they join when they accept.
+    /// Invites a person picked from `groupInviteCandidates` (owners); they join when they
+    /// accept. Someone I may not see there is `NOT_FOUND`; a member already, `CONFLICT`.
     async fn invite_to_group(
         &self,
         ctx: &Context<'_>,
         group_id: ID,
-        email: String,
-    ) -> async_graphql::Result<ID> {
+        user_id: ID,
+    ) -> async_graphql::Result<bool> {
         let (services, rc, viewer, tenant) = routed(ctx)?;
         let group_id = uuid(ctx, &group_id)?;
-        let user = services
-            .invite_to_group(viewer, tenant, group_id, &email, &rc.client)
+        let user_id = uuid(ctx, &user_id)?;
+        services
+            .invite_to_group(viewer, tenant, group_id, user_id, &rc.client)
             .await
             .gql(ctx)?;
-        Ok(id(user))
+        Ok(true)
+    }
+
+    /// Invites an e-mail address (owners). Always answers `true` for a well-formed address,
+    /// whether or not it has a Musubi account: if it has one, that person finds the invitation
+    /// on their home page and appears among the members once they accept.
+    async fn invite_to_group_by_email(
+        &self,
+        ctx: &Context<'_>,
+        group_id: ID,
+        email: String,
+    ) -> async_graphql::Result<bool> {
+        let (services, rc, viewer, tenant) = routed(ctx)?;
+        let group_id = uuid(ctx, &group_id)?;
+        services
+            .invite_to_group_by_email(viewer, tenant, group_id, &email, &rc.client)
+            .await
+            .gql(ctx)?;
+        Ok(true)
     }
 
     /// Accepts (or declines) my invitation to a group.

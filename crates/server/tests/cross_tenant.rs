@@ -319,3 +319,242 @@ async fn deactivation_and_reactivation_are_audited_under_their_own_codes() {
         "{r}"
     );
 }
+
+/// What a request routed to the wrong association could have touched: the directory, the
+/// events, and both associations' content and audit logs.
+async fn everything(app: &TestApp) -> Vec<String> {
+    let pool = app.db.db.pool();
+    let mut out: Vec<String> = vec![
+        sqlx::query_scalar(
+            "SELECT COALESCE(string_agg(concat_ws(':', group_id, user_id, role, status, \
+                    invited_by_email), ',' ORDER BY group_id, user_id), '') \
+             FROM core.group_members",
+        )
+        .fetch_one(pool)
+        .await
+        .unwrap(),
+        sqlx::query_scalar::<_, i64>("SELECT count(*) FROM core.events")
+            .fetch_one(pool)
+            .await
+            .unwrap()
+            .to_string(),
+    ];
+    for slug in ["minatogawa", "sakuradai"] {
+        let tenant = app.services().resolve_tenant(slug).await.unwrap();
+        let mut tx = app.db.db.tenant_tx(&tenant).await.unwrap();
+        let row: String = sqlx::query_scalar(
+            "SELECT concat_ws(' | ', \
+               (SELECT string_agg(concat_ws(':', id, name, description, join_policy, \
+                       receipt_mode), ',' ORDER BY id) FROM groups), \
+               (SELECT string_agg(concat_ws(':', id, title, scope, pinned, closed, last_seq), \
+                       ',' ORDER BY id) FROM topics), \
+               (SELECT string_agg(concat_ws(':', id, body, version, deleted_at), ',' ORDER BY id) \
+                  FROM comments), \
+               (SELECT string_agg(concat_ws(':', user_id, topic_id, count), ',' \
+                       ORDER BY user_id, topic_id) FROM unread), \
+               (SELECT count(*) FROM acknowledgements), \
+               (SELECT count(*) FROM footprints), \
+               (SELECT count(*) FROM audit_log))",
+        )
+        .fetch_one(&mut *tx)
+        .await
+        .unwrap();
+        out.push(format!("{slug}: {row}"));
+    }
+    out
+}
+
+/// The caller is a legitimate member (owner, invitee) of さくら台's group in every case; only
+/// the routing is wrong. Each operation must find nothing and change nothing, anywhere.
+#[tokio::test]
+async fn every_group_operation_routed_to_another_association_is_not_found_and_changes_nothing() {
+    use musubi_authz::GroupRole;
+    let app = TestApp::demo().await;
+    let sato = token_of(&app, "sato@sakuradai-hospital.example").await; // in both
+    let nakamura = token_of(&app, "nakamura@sakuradai.example").await;
+    let kobayashi = token_of(&app, "kobayashi@sakuradai.example").await;
+    let aoki = token_of(&app, "aoki@minatogawa.example").await; // みなと川 only
+    let ok = |r: Value| {
+        assert!(r["errors"].is_null(), "{r}");
+        r["data"].clone()
+    };
+    let create = "mutation($n: String!) { createGroup(kind: GENERAL, name: $n, acceptsRequests: true, receiptMode: ACKNOWLEDGEMENT) { id } }";
+    let d = ok(gql(
+        &app,
+        create,
+        json!({"n": "さくら台 退院調整"}),
+        &nakamura,
+        "sakuradai",
+    )
+    .await);
+    let group = d["createGroup"]["id"].as_str().unwrap().to_owned();
+    let d = ok(gql(
+        &app,
+        create,
+        json!({"n": "さくら台 勉強会"}),
+        &nakamura,
+        "sakuradai",
+    )
+    .await);
+    let open_group = d["createGroup"]["id"].as_str().unwrap().to_owned();
+    let sakuradai = app.services().resolve_tenant("sakuradai").await.unwrap();
+    let minatogawa = app.services().resolve_tenant("minatogawa").await.unwrap();
+    let sato_id = app.user_id("sato@sakuradai-hospital.example").await;
+    app.services()
+        .add_group_member_directly(
+            &sakuradai,
+            group.parse().unwrap(),
+            sato_id,
+            GroupRole::Owner,
+        )
+        .await
+        .unwrap();
+    let d = ok(gql(
+        &app,
+        "mutation($g: ID!) { createTopic(groupId: $g, title: \"退院前カンファレンス\", body: \"日程の相談です。\") }",
+        json!({"g": group}),
+        &sato,
+        "sakuradai",
+    )
+    .await);
+    let topic = d["createTopic"].as_str().unwrap().to_owned();
+    let post = "mutation($t: ID!, $b: String!) { postComment(topicId: $t, body: $b) }";
+    let d = ok(gql(
+        &app,
+        post,
+        json!({"t": topic, "b": "水曜の午後はいかがですか。"}),
+        &sato,
+        "sakuradai",
+    )
+    .await);
+    let mine = d["postComment"].as_str().unwrap().to_owned();
+    let d = ok(gql(
+        &app,
+        post,
+        json!({"t": topic, "b": "承知しました。"}),
+        &nakamura,
+        "sakuradai",
+    )
+    .await);
+    let hers = d["postComment"].as_str().unwrap().to_owned();
+    ok(gql(
+        &app,
+        "mutation($g: ID!) { requestToJoinGroup(groupId: $g) }",
+        json!({"g": group}),
+        &kobayashi,
+        "sakuradai",
+    )
+    .await);
+    let aoki_id = user_id(&app, "aoki@minatogawa.example").await;
+    ok(gql(
+        &app,
+        "mutation($g: ID!, $u: ID!) { inviteToGroup(groupId: $g, userId: $u) }",
+        json!({"g": group, "u": aoki_id}),
+        &sato,
+        "sakuradai",
+    )
+    .await);
+
+    let kobayashi_id = user_id(&app, "kobayashi@sakuradai.example").await;
+    let nakamura_id = user_id(&app, "nakamura@sakuradai.example").await;
+    let kawamura_id = user_id(&app, "kawamura@minatogawa.example").await;
+    let g = json!({"g": group});
+    let ops: Vec<(&str, &str, Value)> = vec![
+        (sato.as_str(), "query($g: ID!) { group(id: $g) { group { id } } }", g.clone()),
+        (aoki.as_str(), "query($g: ID!) { groupPreview(id: $g) { id } }", g.clone()),
+        (sato.as_str(), "query($g: ID!) { groupInviteCandidates(groupId: $g) { userId } }", g.clone()),
+        (sato.as_str(), "query($t: ID!) { topic(id: $t) { topic { id } } }", json!({"t": topic})),
+        (sato.as_str(), "mutation($g: ID!) { updateGroup(id: $g, name: \"変更\") { id } }", g.clone()),
+        (
+            sato.as_str(),
+            "mutation($g: ID!, $u: ID!) { inviteToGroup(groupId: $g, userId: $u) }",
+            json!({"g": group, "u": kawamura_id}),
+        ),
+        (
+            sato.as_str(),
+            "mutation($g: ID!) { inviteToGroupByEmail(groupId: $g, email: \"kawamura@minatogawa.example\") }",
+            g.clone(),
+        ),
+        (aoki.as_str(), "mutation($g: ID!) { answerGroupInvitation(groupId: $g, accept: true) }", g.clone()),
+        (aoki.as_str(), "mutation($g: ID!) { answerGroupInvitation(groupId: $g, accept: false) }", g.clone()),
+        (sato.as_str(), "mutation($g: ID!) { requestToJoinGroup(groupId: $g) }", json!({"g": open_group})),
+        (
+            sato.as_str(),
+            "mutation($g: ID!, $u: ID!) { answerJoinRequest(groupId: $g, userId: $u, approve: true) }",
+            json!({"g": group, "u": kobayashi_id}),
+        ),
+        (
+            sato.as_str(),
+            "mutation($g: ID!, $u: ID!) { removeGroupMember(groupId: $g, userId: $u) }",
+            json!({"g": group, "u": nakamura_id}),
+        ),
+        (
+            sato.as_str(),
+            "mutation($g: ID!, $u: ID!) { removeGroupMember(groupId: $g, userId: $u) }",
+            json!({"g": group, "u": sato_id.to_string()}),
+        ),
+        (
+            sato.as_str(),
+            "mutation($g: ID!, $u: ID!) { setGroupRole(groupId: $g, userId: $u, role: MEMBER) }",
+            json!({"g": group, "u": nakamura_id}),
+        ),
+        (
+            sato.as_str(),
+            "mutation($g: ID!) { createTopic(groupId: $g, title: \"別件\", body: \"本文\") }",
+            g.clone(),
+        ),
+        (sato.as_str(), "mutation($t: ID!) { updateTopic(id: $t, closed: true) }", json!({"t": topic})),
+        (sato.as_str(), "mutation($t: ID!) { postComment(topicId: $t, body: \"追記\") }", json!({"t": topic})),
+        (
+            sato.as_str(),
+            "mutation($c: ID!) { editComment(id: $c, body: \"訂正\", important: true) }",
+            json!({"c": mine}),
+        ),
+        (sato.as_str(), "mutation($c: ID!) { deleteComment(id: $c) }", json!({"c": mine})),
+        (sato.as_str(), "mutation($c: ID!) { acknowledgeComment(id: $c) }", json!({"c": hers})),
+        (sato.as_str(), "mutation($g: ID!) { markGroupRead(groupId: $g) }", g.clone()),
+    ];
+
+    let before = everything(&app).await;
+    for (token, query, vars) in &ops {
+        let r = gql(&app, query, vars.clone(), token, "minatogawa").await;
+        assert_eq!(error_codes(&r), vec!["NOT_FOUND"], "{query}: {r}");
+        assert!(r["data"].is_null(), "{query}: {r}");
+    }
+    let r = app
+        .services()
+        .add_group_member_directly(
+            &minatogawa,
+            group.parse().unwrap(),
+            sato_id,
+            GroupRole::Member,
+        )
+        .await;
+    assert_eq!(
+        r.map_err(|e| e.code),
+        Err(musubi_domain::ErrorCode::NotFound)
+    );
+    assert_eq!(everything(&app).await, before);
+
+    // Routed to its host, the same invitation is accepted, and the join is on さくら台's record.
+    ok(gql(
+        &app,
+        "mutation($g: ID!) { answerGroupInvitation(groupId: $g, accept: true) }",
+        g.clone(),
+        &aoki,
+        "sakuradai",
+    )
+    .await);
+    let after = everything(&app).await;
+    assert_ne!(after[0], before[0], "aoki joined");
+    assert_eq!(after[2], before[2], "みなと川 untouched");
+    let mut tx = app.db.db.tenant_tx(&sakuradai).await.unwrap();
+    let joined: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM audit_log WHERE action = 'group.member_join' AND actor_id = $1",
+    )
+    .bind(uuid::Uuid::parse_str(&aoki_id).unwrap())
+    .fetch_one(&mut *tx)
+    .await
+    .unwrap();
+    assert_eq!(joined, 1);
+}

@@ -295,10 +295,11 @@ async fn a_subscriber_who_joins_a_group_while_subscribed_gets_its_events_from_th
     // A group the doctor is not in yet: its first topic must not arrive.
     let later = w.group(&nurse, "高橋 様", &[]).await;
     let before = w.topic(&nurse, later, "参加前", Scope::EVERYONE).await;
+    // By e-mail address: its invitation reaches the invitee live as well.
     let invited = w
         .app
         .services()
-        .invite_to_group(
+        .invite_to_group_by_email(
             &nurse,
             &w.tenant,
             later,

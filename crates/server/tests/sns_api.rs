@@ -422,7 +422,9 @@ async fn an_invitation_across_associations_is_accepted_or_declined() {
     let topic = w
         .create_topic(NURSE, &group, "訪問報告 5/12", json!([]))
         .await;
-    let invite = "mutation($g: ID!, $e: String!) { inviteToGroup(groupId: $g, email: $e) }";
+    let invite = "mutation($g: ID!, $e: String!) { inviteToGroupByEmail(groupId: $g, email: $e) }";
+    let invite_id = "mutation($g: ID!, $u: ID!) { inviteToGroup(groupId: $g, userId: $u) }";
+    let invitee = w.app.user_id(OTHER_NURSE).await.to_string();
 
     // Only owners invite; to anyone else the group does not exist.
     w.add(&group, &[CARE_MANAGER]).await;
@@ -440,30 +442,34 @@ async fn an_invitation_across_associations_is_accepted_or_declined() {
             NURSE,
             Some(HOST),
             invite,
-            json!({"g": group, "e": "nobody@example.invalid"}),
+            json!({"g": group, "e": "not an address"}),
         )
         .await;
     assert_eq!(error_codes(&r), vec!["INVALID_INPUT"], "{r}");
     assert_eq!(r["errors"][0]["extensions"]["field"], "email");
 
-    // The owner invites a nurse of the other association.
+    // The nurse of みなと川 cannot pick a nurse of さくら台 only, but can invite her address.
+    let r = w
+        .gql(
+            NURSE,
+            Some(HOST),
+            invite_id,
+            json!({"g": group, "u": invitee}),
+        )
+        .await;
+    assert_eq!(error_codes(&r), vec!["NOT_FOUND"], "{r}");
     let d = w
         .ok(NURSE, invite, json!({"g": group, "e": OTHER_NURSE}))
         .await;
-    assert_eq!(
-        d["inviteToGroup"],
-        w.app.user_id(OTHER_NURSE).await.to_string()
-    );
+    assert_eq!(d["inviteToGroupByEmail"], true);
     // Inviting again while the invitation waits changes nothing.
     w.ok(NURSE, invite, json!({"g": group, "e": OTHER_NURSE}))
         .await;
-    let invitee = w.app.user_id(OTHER_NURSE).await.to_string();
+    // The owner does not see who the address belongs to until they accept.
     let page = w.group_page(NURSE, &group).await;
     let members = page["data"]["group"]["members"].as_array().unwrap();
     assert!(
-        members
-            .iter()
-            .any(|m| m["userId"] == invitee.as_str() && m["status"] == "INVITED"),
+        !members.iter().any(|m| m["userId"] == invitee.as_str()),
         "{page}"
     );
 
@@ -533,16 +539,16 @@ async fn an_invitation_across_associations_is_accepted_or_declined() {
     assert!(association_count(&counts, HOST) >= 1, "{counts}");
     let home = w.home(OTHER_NURSE).await;
     assert!(home_topic_ids(&home).contains(&topic), "{home}");
-    // Inviting a member is a conflict; answering twice finds no invitation any more.
-    let r = w
-        .gql(
-            NURSE,
-            Some(HOST),
-            invite,
-            json!({"g": group, "e": OTHER_NURSE}),
-        )
+    // A member now, listed by name; her address is still answered like any other.
+    let page = w.group_page(NURSE, &group).await;
+    assert!(page["data"]["group"]["members"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|m| m["userId"] == invitee.as_str() && m["status"] == "ACTIVE"));
+    w.ok(NURSE, invite, json!({"g": group, "e": OTHER_NURSE}))
         .await;
-    assert_eq!(error_codes(&r), vec!["CONFLICT"], "{r}");
+    // Answering twice finds no invitation any more.
     let r = w
         .gql(
             OTHER_NURSE,
@@ -948,4 +954,207 @@ async fn comments_keep_their_history_and_receipts_follow_the_group_mode() {
         !last["readers"].to_string().contains(&care_manager),
         "marking read left a footprint: {view}"
     );
+}
+
+const CANDIDATES: &str = "query($g: ID!, $s: String) { groupInviteCandidates(groupId: $g, search: $s, first: 50) { userId name nameKana profession associationName facilityName status } }";
+
+fn candidate_ids(d: &Value) -> Vec<String> {
+    d["groupInviteCandidates"]
+        .as_array()
+        .unwrap_or_else(|| panic!("{d}"))
+        .iter()
+        .map(|c| c["userId"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+#[tokio::test]
+async fn inviting_by_email_answers_the_same_whether_or_not_the_address_has_an_account() {
+    let w = World::new().await;
+    let group = w.create_group(NURSE, "PATIENT", "伊藤 花 様", false).await;
+    let invite = "mutation($g: ID!, $e: String!) { inviteToGroupByEmail(groupId: $g, email: $e) }";
+    let tenant = w.app.services().resolve_tenant(HOST).await.unwrap();
+    let audit_before = audit_count(&w, &tenant).await;
+    let unknown = w
+        .gql(
+            NURSE,
+            Some(HOST),
+            invite,
+            json!({"g": group, "e": "nobody@example.invalid"}),
+        )
+        .await;
+    assert!(unknown["errors"].is_null(), "{unknown}");
+    // Known, in another association; a member already (herself); typed differently.
+    for address in [OTHER_DOCTOR, NURSE, "Takahashi@Sakuradai.Example "] {
+        let known = w
+            .gql(NURSE, Some(HOST), invite, json!({"g": group, "e": address}))
+            .await;
+        assert_eq!(known, unknown, "{address}");
+    }
+    // One record per attempt, nothing else.
+    assert_eq!(audit_count(&w, &tenant).await - audit_before, 4);
+    // Her page shows no one invited: the list would tell.
+    let page = w.group_page(NURSE, &group).await;
+    let statuses: Vec<&str> = page["data"]["group"]["members"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["status"].as_str().unwrap())
+        .collect();
+    assert_eq!(statuses, vec!["ACTIVE"], "{page}");
+    // The host's log has one record per attempt, all of the same shape.
+    let mut tx = w.app.db.db.tenant_tx(&tenant).await.unwrap();
+    let details: Vec<Value> = sqlx::query_scalar(
+        "SELECT detail FROM audit_log WHERE action = 'group.member_invite' ORDER BY seq",
+    )
+    .fetch_all(&mut *tx)
+    .await
+    .unwrap();
+    drop(tx);
+    assert_eq!(details.len(), 4, "{details:?}");
+    for d in &details {
+        let mut keys: Vec<&String> = d.as_object().unwrap().keys().collect();
+        keys.sort();
+        assert_eq!(keys, vec!["by"], "{d}");
+    }
+    // The person with the account did get the invitation.
+    let mine = w
+        .gql(
+            OTHER_DOCTOR,
+            None,
+            "{ myGroups { group { id myStatus } } }",
+            json!({}),
+        )
+        .await;
+    assert!(
+        mine["data"]["myGroups"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|g| g["group"]["id"] == group.as_str() && g["group"]["myStatus"] == "INVITED"),
+        "{mine}"
+    );
+}
+
+async fn audit_count(w: &World, tenant: &musubi_domain::Tenant) -> i64 {
+    let mut tx = w.app.db.db.tenant_tx(tenant).await.unwrap();
+    sqlx::query_scalar("SELECT count(*) FROM audit_log")
+        .fetch_one(&mut *tx)
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn the_invite_picker_lists_only_people_the_owner_may_see() {
+    let w = World::new().await;
+    let group = w.create_group(NURSE, "PATIENT", "渡辺 清 様", false).await;
+    let mut ids = Vec::new();
+    for who in [
+        CLINIC_DOCTOR,
+        HOSPITAL_DOCTOR,
+        OTHER_NURSE,
+        OTHER_DOCTOR,
+        NURSE,
+    ] {
+        ids.push(w.app.user_id(who).await.to_string());
+    }
+    let [clinic, hospital, other_nurse, other_doctor, me]: [String; 5] = ids.try_into().unwrap();
+
+    // Everyone of みなと川 (the hospital doctor too: he belongs to both), nobody of さくら台 only.
+    let all = w.ok(NURSE, CANDIDATES, json!({"g": group, "s": ""})).await;
+    let ids = candidate_ids(&all);
+    for id in [&clinic, &hospital, &me] {
+        assert!(ids.contains(id), "{all}");
+    }
+    for id in [&other_nurse, &other_doctor] {
+        assert!(!ids.contains(id), "{all}");
+    }
+    let mine = all["groupInviteCandidates"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["userId"] == me.as_str())
+        .unwrap();
+    assert_eq!(mine["status"], "ACTIVE");
+    // By kana or by name, spaces ignored.
+    for search in ["かわむら", "川村", "川村健一", "むら け"] {
+        let d = w
+            .ok(NURSE, CANDIDATES, json!({"g": group, "s": search}))
+            .await;
+        assert_eq!(candidate_ids(&d), vec![clinic.clone()], "{search}: {d}");
+        assert_eq!(
+            d["groupInviteCandidates"][0]["nameKana"],
+            "かわむら けんいち"
+        );
+        assert_eq!(
+            d["groupInviteCandidates"][0]["associationName"],
+            "みなと川医師会"
+        );
+    }
+    // A name only in さくら台 finds nothing; LIKE wildcards are plain characters.
+    for search in ["なかむら", "%", "_"] {
+        let d = w
+            .ok(NURSE, CANDIDATES, json!({"g": group, "s": search}))
+            .await;
+        assert!(candidate_ids(&d).is_empty(), "{search}: {d}");
+    }
+
+    // Inviting someone not in her directory is a missing object, like an unknown id.
+    let invite = "mutation($g: ID!, $u: ID!) { inviteToGroup(groupId: $g, userId: $u) }";
+    let unseen = w
+        .gql(
+            NURSE,
+            Some(HOST),
+            invite,
+            json!({"g": group, "u": other_doctor}),
+        )
+        .await;
+    let nobody = w
+        .gql(
+            NURSE,
+            Some(HOST),
+            invite,
+            json!({"g": group, "u": Uuid::new_v4().to_string()}),
+        )
+        .await;
+    assert_eq!(error_codes(&unseen), vec!["NOT_FOUND"], "{unseen}");
+    assert_eq!(strip_locations(unseen), strip_locations(nobody));
+    let mine = w
+        .gql(
+            OTHER_DOCTOR,
+            None,
+            "{ myGroups { group { id } } }",
+            json!({}),
+        )
+        .await;
+    assert!(!mine.to_string().contains(&group), "{mine}");
+
+    // Someone she may see is invited, and shows as such in the picker and on her page.
+    let d = w.ok(NURSE, invite, json!({"g": group, "u": clinic})).await;
+    assert_eq!(d["inviteToGroup"], true);
+    let d = w
+        .ok(NURSE, CANDIDATES, json!({"g": group, "s": "かわむら"}))
+        .await;
+    assert_eq!(d["groupInviteCandidates"][0]["status"], "INVITED");
+    let page = w.group_page(NURSE, &group).await;
+    assert!(page["data"]["group"]["members"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|m| m["userId"] == clinic.as_str() && m["status"] == "INVITED"));
+    let r = w
+        .gql(NURSE, Some(HOST), invite, json!({"g": group, "u": me}))
+        .await;
+    assert_eq!(error_codes(&r), vec!["CONFLICT"], "{r}");
+
+    // Only owners look people up.
+    w.add(&group, &[CARE_MANAGER]).await;
+    let r = w
+        .gql(
+            CARE_MANAGER,
+            Some(HOST),
+            CANDIDATES,
+            json!({"g": group, "s": ""}),
+        )
+        .await;
+    assert_eq!(error_codes(&r), vec!["NOT_FOUND"], "{r}");
 }

@@ -303,16 +303,48 @@ async fn denials(app: &TestApp, actor: Uuid) -> usize {
 
 // --- Group owners' tools --------------------------------------------------------------------
 
+/// A query-string value, percent-encoded.
+fn q(s: &str) -> String {
+    s.bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect()
+}
+
 #[tokio::test]
-async fn an_owner_invites_by_email_and_the_invitee_accepts_or_declines_on_the_web() {
+async fn an_owner_picks_someone_to_invite_and_the_invitee_accepts_or_declines_on_the_web() {
     let app = TestApp::demo().await;
     let tanaka = group_id(&app, TANAKA).await;
     let page = group_path(tanaka);
-    let invite = format!("{page}/invite");
     let mut owner = Browser::signed_in(&app, CLINIC_DOCTOR).await;
 
+    // The search lists people of his association by kana; someone of さくら台 only is not there.
+    let found = owner
+        .get(&app, &format!("{page}?find={}", q("いしい")))
+        .await;
+    assert_eq!(found.status, StatusCode::OK);
+    let list = between(&found.body, "id=\"invite-candidates\"", "</ul>");
+    assert!(list.contains("石井 翔"), "{list}");
+    let therapist_id = app.user_id(THERAPIST).await;
+    assert!(list.contains(&format!("name=\"user_id\" value=\"{therapist_id}\"")));
+    let none = owner
+        .get(&app, &format!("{page}?find={}", q("なかむら")))
+        .await;
+    assert!(none.body.contains("見つかりませんでした。"));
+    assert!(!none.body.contains("中村"));
+
     let res = owner
-        .submit(&app, &page, &invite, &[("email", THERAPIST)])
+        .submit(
+            &app,
+            &page,
+            &format!("{page}/invite"),
+            &[("user_id", &therapist_id.to_string())],
+        )
         .await;
     assert_eq!(res.location(), format!("{page}?done=invited"));
     assert_eq!(
@@ -324,20 +356,24 @@ async fn an_owner_invites_by_email_and_the_invitee_accepts_or_declines_on_the_we
     let invited = between(&shown.body, "招待中の人", "</ul>");
     assert!(invited.contains("石井 翔"), "{invited}");
 
-    // Someone of the other association, by their address (surrounding spaces are forgiven).
+    // Someone of the other association, by their address (surrounding spaces are forgiven):
+    // invited, but the owner is not told so.
     let res = owner
         .submit(
             &app,
             &page,
-            &invite,
+            &format!("{page}/invite-email"),
             &[("email", &format!(" {OTHER_NURSE} "))],
         )
         .await;
-    assert_eq!(res.location(), format!("{page}?done=invited"));
+    assert_eq!(res.location(), format!("{page}?done=invited_email"));
     assert_eq!(
         membership(&app, tanaka, OTHER_NURSE).await,
         Some(("member".into(), "invited".into()))
     );
+    let shown = follow(&mut owner, &app, &res).await;
+    assert!(shown.body.contains("招待を受け付けました。"));
+    assert!(!shown.body.contains("中村"));
 
     // The invitee sees it on the home page and on the group's own page.
     let mut therapist = Browser::signed_in(&app, THERAPIST).await;
@@ -388,32 +424,53 @@ async fn an_owner_invites_by_email_and_the_invitee_accepts_or_declines_on_the_we
 }
 
 #[tokio::test]
-async fn an_invitation_to_an_unknown_address_or_a_member_is_explained_with_what_was_typed() {
+async fn an_invitation_by_email_says_the_same_whatever_exists_and_a_typo_is_kept() {
     let app = TestApp::demo().await;
     let tanaka = group_id(&app, TANAKA).await;
     let page = group_path(tanaka);
-    let invite = format!("{page}/invite");
+    let by_email = format!("{page}/invite-email");
     let mut owner = Browser::signed_in(&app, CLINIC_DOCTOR).await;
     let before = members(&app, tanaka).await;
 
+    // No account, and a member already: the same answer.
+    for address in ["nobody@example.jp", NURSE] {
+        let res = owner
+            .submit(&app, &page, &by_email, &[("email", address)])
+            .await;
+        assert_eq!(
+            res.location(),
+            format!("{page}?done=invited_email"),
+            "{address}"
+        );
+    }
+    assert_eq!(members(&app, tanaka).await, before);
+
     let res = owner
-        .submit(&app, &page, &invite, &[("email", "nobody@example.jp")])
+        .submit(&app, &page, &by_email, &[("email", "nobody.example.jp")])
         .await;
     assert_eq!(res.status, StatusCode::UNPROCESSABLE_ENTITY);
     let field = between(&res.body, "for=\"invite-email\"", "</div>");
     assert!(
-        field.contains("このメールアドレスの結びのアカウントが見つかりません"),
+        field.contains("メールアドレスの形になっていません"),
         "{field}"
     );
-    assert!(field.contains("value=\"nobody@example.jp\""));
+    assert!(field.contains("value=\"nobody.example.jp\""));
     assert!(field.contains("aria-invalid=\"true\""));
 
+    // Picking a member again is explained; someone not in the directory is not found.
+    let invite = format!("{page}/invite");
+    let nurse = app.user_id(NURSE).await.to_string();
     let res = owner
-        .submit(&app, &page, &invite, &[("email", NURSE)])
+        .submit(&app, &page, &invite, &[("user_id", &nurse)])
         .await;
     assert_eq!(res.status, StatusCode::UNPROCESSABLE_ENTITY);
-    assert!(between(&res.body, "for=\"invite-email\"", "</div>")
+    assert!(between(&res.body, "for=\"invite-find\"", "</div>")
         .contains("この人はすでにメンバーか、招待中です。"));
+    let unseen = app.user_id(OTHER_DOCTOR).await.to_string();
+    let res = owner
+        .submit(&app, &page, &invite, &[("user_id", &unseen)])
+        .await;
+    assert!(is_not_found_page(&res));
     assert_eq!(members(&app, tanaka).await, before);
 }
 

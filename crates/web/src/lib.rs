@@ -129,6 +129,7 @@ fn sns_routes() -> Router<Services> {
             post(groups::answer_invitation),
         )
         .route(&format!("{GROUP}/invite"), post(group::invite))
+        .route(&format!("{GROUP}/invite-email"), post(group::invite_email))
         .route(
             &format!("{GROUP}/requests/{{user_id}}"),
             post(group::answer_request),

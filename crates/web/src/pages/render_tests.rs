@@ -284,7 +284,9 @@ mod sns {
     use crate::pages::home::{
         HomePage, InvitationCard, UnreadFragment, UnreadGroup, UnreadItem, UnreadSection,
     };
-    use crate::pages::sns::group::{GroupHead, GroupPage, MemberCard, TopicCard, TopicList};
+    use crate::pages::sns::group::{
+        CandidateCard, Finder, GroupHead, GroupPage, MemberCard, TopicCard, TopicList,
+    };
     use crate::pages::sns::groups::{GroupErrors, GroupForm};
     use crate::pages::sns::new_topic::{NewTopicPage, TopicErrors};
     use crate::pages::sns::topic::{
@@ -704,8 +706,32 @@ mod sns {
             members: vec![member("青木 さくら", true), member("川村 健一", false)],
             invited: vec![member("森田 由美", false)],
             requests: vec![],
+            finder: Finder {
+                query: Some(EVIL.into()),
+                candidates: vec![
+                    CandidateCard {
+                        id: "u1".into(),
+                        name: EVIL.into(),
+                        kana: "かわむら けんいち".into(),
+                        profession: "医師（連携医）".into(),
+                        place: "かわむら内科".into(),
+                        status: None,
+                        invite_label: "川村 健一 さんを招待する".into(),
+                    },
+                    CandidateCard {
+                        id: "u2".into(),
+                        name: "森田 由美".into(),
+                        kana: "もりた ゆみ".into(),
+                        profession: "介護支援専門員".into(),
+                        place: "みなと川ケアプラン".into(),
+                        status: Some("招待中です"),
+                        invite_label: "森田 由美 さんを招待する".into(),
+                    },
+                ],
+                error: None,
+            },
             invite_email: "typo@example".into(),
-            invite_error: Some("このメールアドレスの結びのアカウントが見つかりません。".into()),
+            invite_error: Some("メールアドレスの形になっていません。".into()),
             form: GroupForm {
                 kind: "patient".into(),
                 name: EVIL.into(),
@@ -732,6 +758,11 @@ mod sns {
         assert!(page.contains("未読 2"));
         assert!(page.contains("href=\"/a/minatogawa/g/g1/new\""));
         assert!(page.contains("action=\"/a/minatogawa/g/g1/invite\""));
+        // The directory search: one person to invite, one already invited (nothing to press).
+        assert_eq!(page.matches("name=\"user_id\" value=\"u1\"").count(), 1);
+        assert!(!page.contains("value=\"u2\""));
+        assert!(page.contains("aria-label=\"川村 健一 さんを招待する\""));
+        assert!(page.contains("action=\"/a/minatogawa/g/g1/invite-email\""));
         assert!(
             page.contains("value=\"typo@example\""),
             "the address is kept"
@@ -745,6 +776,8 @@ mod sns {
         assert_eq!(page.matches("/role\"").count(), 1);
         let page = group_page(false);
         assert!(!page.contains("action=\"/a/minatogawa/g/g1/invite\""));
+        assert!(!page.contains("/invite-email\""));
+        assert!(!page.contains("name=\"find\""));
         assert!(!page.contains("/role\""));
         assert!(!page.contains("/settings\""));
         assert!(page.contains("action=\"/a/minatogawa/g/g1/read\""));

@@ -3,7 +3,12 @@
 //! ask to join) sees only the group's name and what they can do about it; anyone else gets the
 //! 404 page. `GET …/topics` is the topic list alone, for live updates.
 //!
-//! Forms: `POST …/invite`, `…/requests/{user_id}`, `…/members/{user_id}/remove`,
+//! Owners find people to invite with `GET …?find=<name or kana>` (the directory they may see:
+//! the people of their own associations) and invite one with `POST …/invite`; an e-mail
+//! address goes to `POST …/invite-email`, which answers the same whether or not it has an
+//! account.
+//!
+//! Forms: `POST …/invite`, `…/invite-email`, `…/requests/{user_id}`, `…/members/{user_id}/remove`,
 //! `…/members/{user_id}/role`, `…/settings`, `…/read` (mark all read) and `…/leave`.
 
 use super::groups::{GroupErrors, GroupForm};
@@ -17,13 +22,13 @@ use crate::i18n::{Lang, Translator};
 use crate::layout::{Nav, Section};
 use askama::Template;
 use axum::extract::rejection::FormRejection;
-use axum::extract::{Path, State};
+use axum::extract::{Path, Query, State};
 use axum::response::Response;
 use axum::Form;
 use chrono::Utc;
 use http::{StatusCode, Uri};
 use musubi_authz::GroupRole;
-use musubi_db::groups::{GroupMemberRow, GroupRow, TopicRow};
+use musubi_db::groups::{CandidateRow, GroupMemberRow, GroupRow, TopicRow};
 use musubi_domain::groups::GroupView;
 use musubi_domain::{ErrorCode, Services};
 use serde::Deserialize;
@@ -74,6 +79,29 @@ pub(crate) struct MemberCard {
     pub confirm_role: String,
 }
 
+/// Someone an owner may invite, found by name.
+pub(crate) struct CandidateCard {
+    pub id: String,
+    pub name: String,
+    pub kana: String,
+    pub profession: String,
+    /// Their facility, or their association.
+    pub place: String,
+    /// Already in the group (member, invited or asking to join): nothing to press.
+    pub status: Option<&'static str>,
+    /// 「〇〇さんを招待する」 for screen readers.
+    pub invite_label: String,
+}
+
+/// The directory search on the owner's tools.
+#[derive(Default)]
+pub(crate) struct Finder {
+    /// What was searched; `None` before any search.
+    pub query: Option<String>,
+    pub candidates: Vec<CandidateCard>,
+    pub error: Option<String>,
+}
+
 #[derive(Template)]
 #[template(path = "sns/group.html")]
 pub(crate) struct GroupPage<'a> {
@@ -88,6 +116,7 @@ pub(crate) struct GroupPage<'a> {
     pub members: Vec<MemberCard>,
     pub invited: Vec<MemberCard>,
     pub requests: Vec<MemberCard>,
+    pub finder: Finder,
     pub invite_email: String,
     pub invite_error: Option<String>,
     /// The settings form (owners): what was typed, or the group as it is.
@@ -203,9 +232,39 @@ fn settings_form(g: &GroupRow) -> GroupForm {
     }
 }
 
+fn candidate_card(t: Translator, c: &CandidateRow) -> CandidateCard {
+    CandidateCard {
+        id: c.user_id.to_string(),
+        name: c.name.clone(),
+        kana: c.name_kana.clone(),
+        profession: profession(t, &c.profession, c.doctor_kind.as_deref()),
+        place: c
+            .facility_name
+            .clone()
+            .unwrap_or_else(|| c.association_name.clone()),
+        status: c.group_status.as_deref().map(|s| match s {
+            "active" => t.get("sns.owner.candidate_member"),
+            "invited" => t.get("sns.owner.candidate_invited"),
+            _ => t.get("sns.owner.candidate_requested"),
+        }),
+        invite_label: t.format(
+            "sns.owner.invite_person",
+            &t.format("layout.user_name", &c.name),
+        ),
+    }
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub(crate) struct FindQuery {
+    find: Option<String>,
+}
+
 /// What a re-shown page keeps of the forms that were sent.
 #[derive(Default)]
 struct Typed {
+    /// The directory search, when there was one.
+    find: Option<String>,
+    find_error: Option<String>,
     invite_email: String,
     invite_error: Option<String>,
     settings: Option<(GroupForm, GroupErrors)>,
@@ -233,6 +292,9 @@ pub(crate) async fn show(
     };
     let typed = Typed {
         live_after: after,
+        find: Query::<FindQuery>::try_from_uri(&uri)
+            .ok()
+            .and_then(|q| q.0.find),
         ..Typed::default()
     };
     render(&services, &ctx, &p, StatusCode::OK, view, typed, &uri).await
@@ -295,6 +357,37 @@ async fn render(
     let (form, errors) = typed
         .settings
         .unwrap_or_else(|| (settings_form(&view.group), GroupErrors::default()));
+    let finder = match typed.find {
+        Some(q) if owner => {
+            let candidates = services
+                .group_invite_candidates(
+                    &p.viewer,
+                    &p.tenant,
+                    view.group.id,
+                    &q,
+                    FIND_LIMIT,
+                    &ctx.client,
+                )
+                .await;
+            match candidates {
+                Ok(rows) => Finder {
+                    query: Some(q),
+                    candidates: rows.iter().map(|c| candidate_card(t, c)).collect(),
+                    error: typed.find_error,
+                },
+                Err(e) if e.code == ErrorCode::InvalidInput => Finder {
+                    query: Some(q),
+                    candidates: Vec::new(),
+                    error: Some(t.get("sns.owner.invite_find_too_long").to_owned()),
+                },
+                Err(e) => return Err(page_error(ctx, "finding people to invite", e)),
+            }
+        }
+        _ => Finder {
+            error: typed.find_error,
+            ..Finder::default()
+        },
+    };
     let total = super::unread_total(services, &p.viewer).await;
     let path = group_path(p.slug(), view.group.id);
     let page = GroupPage {
@@ -319,6 +412,7 @@ async fn render(
         members,
         invited,
         requests,
+        finder,
         invite_email: typed.invite_email,
         invite_error: typed.invite_error,
         form,
@@ -347,12 +441,16 @@ pub(crate) async fn topics_fragment(
     Ok(ctx.respond(StatusCode::OK, &page))
 }
 
+/// Most people one directory search lists.
+const FIND_LIMIT: i64 = 30;
+
 #[derive(Debug, Default, Deserialize)]
 pub(crate) struct InviteForm {
     #[serde(default)]
-    email: String,
+    user_id: String,
 }
 
+/// Invites someone picked from the directory search.
 pub(crate) async fn invite(
     State(services): State<Services>,
     ctx: Ctx,
@@ -361,25 +459,68 @@ pub(crate) async fn invite(
 ) -> Result<Response, Response> {
     let p = Place::open(&services, &ctx, &slug).await?;
     let group_id = parse_id(&id);
-    let email = form.map(|f| f.0.email).unwrap_or_default();
-    let t = Translator::new(ctx.lang);
+    let user_id = parse_id(&form.map(|f| f.0.user_id).unwrap_or_default());
     let e = match services
-        .invite_to_group(&p.viewer, &p.tenant, group_id, &email, &ctx.client)
+        .invite_to_group(&p.viewer, &p.tenant, group_id, user_id, &ctx.client)
         .await
     {
-        Ok(_) => {
+        Ok(()) => {
             return Ok(ctx.redirect(&format!("{}?done=invited", group_path(p.slug(), group_id))))
         }
         Err(e) => e,
     };
-    let key = match e.code {
-        ErrorCode::InvalidInput => "sns.members.error_email",
-        ErrorCode::Conflict => "sns.members.error_already",
-        _ => return Err(page_error(&ctx, "inviting to a group", e)),
+    if e.code != ErrorCode::Conflict {
+        return Err(page_error(&ctx, "inviting to a group", e));
+    }
+    let typed = Typed {
+        find_error: Some(
+            Translator::new(ctx.lang)
+                .get("sns.members.error_already")
+                .to_owned(),
+        ),
+        ..Typed::default()
     };
+    reshow(&services, &ctx, &p, group_id, typed).await
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub(crate) struct InviteEmailForm {
+    #[serde(default)]
+    email: String,
+}
+
+/// Invites an e-mail address: the same message whether or not it has an account.
+pub(crate) async fn invite_email(
+    State(services): State<Services>,
+    ctx: Ctx,
+    Path((slug, id)): Path<(String, String)>,
+    form: Result<Form<InviteEmailForm>, FormRejection>,
+) -> Result<Response, Response> {
+    let p = Place::open(&services, &ctx, &slug).await?;
+    let group_id = parse_id(&id);
+    let email = form.map(|f| f.0.email).unwrap_or_default();
+    let e = match services
+        .invite_to_group_by_email(&p.viewer, &p.tenant, group_id, &email, &ctx.client)
+        .await
+    {
+        Ok(()) => {
+            return Ok(ctx.redirect(&format!(
+                "{}?done=invited_email",
+                group_path(p.slug(), group_id)
+            )))
+        }
+        Err(e) => e,
+    };
+    if e.code != ErrorCode::InvalidInput {
+        return Err(page_error(&ctx, "inviting to a group by e-mail", e));
+    }
     let typed = Typed {
         invite_email: email.trim().to_owned(),
-        invite_error: Some(t.get(key).to_owned()),
+        invite_error: Some(
+            Translator::new(ctx.lang)
+                .get("sns.members.error_email")
+                .to_owned(),
+        ),
         ..Typed::default()
     };
     reshow(&services, &ctx, &p, group_id, typed).await

@@ -111,6 +111,7 @@ struct FlashQuery {
 const DONE: &[(&str, &str)] = &[
     ("group_created", "sns.done.group_created"),
     ("invited", "sns.done.invited"),
+    ("invited_email", "sns.done.invited_email"),
     ("joined", "sns.done.joined"),
     ("declined", "sns.done.declined"),
     ("requested", "sns.done.requested"),
