@@ -10,6 +10,22 @@ use chrono::{DateTime, Utc};
 use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
 
+/// The group memberships in force, to read in place of `core.group_members` wherever it is asked
+/// who belongs to a group. A person deactivated by the group's host association, or left with no
+/// active membership anywhere, is no member while that lasts: every group, topic, comment, home
+/// and live query answers for them as for a stranger. Their rows stay, so reactivation gives
+/// back what they had. Writes still go to the table itself.
+macro_rules! group_members {
+    () => {
+        "(SELECT gm.* FROM core.group_members gm \
+          WHERE NOT EXISTS (SELECT 1 FROM core.memberships hm \
+                            WHERE hm.user_id = gm.user_id AND hm.association_id = gm.association_id \
+                              AND hm.status <> 'active') \
+            AND EXISTS (SELECT 1 FROM core.memberships am \
+                        WHERE am.user_id = gm.user_id AND am.status = 'active'))"
+    };
+}
+
 /// A group the person belongs to (or is invited to / asked to join), with its host.
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct MyGroupRow {
@@ -25,15 +41,17 @@ pub struct MyGroupRow {
 /// Every group of `user_id` in the directory, any status.
 #[tracing::instrument(name = "db.groups_of", skip_all)]
 pub async fn groups_of(pool: &PgPool, user_id: Uuid) -> DbResult<Vec<MyGroupRow>> {
-    Ok(sqlx::query_as(
+    Ok(sqlx::query_as(concat!(
         "SELECT gm.group_id, g.association_id, a.slug, a.name AS association_name, g.kind, \
                 gm.role, gm.status \
-         FROM core.group_members gm \
+         FROM ",
+        group_members!(),
+        " gm \
          JOIN core.groups g ON g.id = gm.group_id \
          JOIN core.associations a ON a.id = g.association_id \
          WHERE gm.user_id = $1 \
          ORDER BY a.slug, gm.group_id",
-    )
+    ))
     .bind(user_id)
     .fetch_all(pool)
     .await?)
@@ -45,10 +63,11 @@ pub async fn active_role(
     group_id: Uuid,
     user_id: Uuid,
 ) -> DbResult<Option<String>> {
-    Ok(sqlx::query_scalar(
-        "SELECT role FROM core.group_members \
-         WHERE group_id = $1 AND user_id = $2 AND status = 'active'",
-    )
+    Ok(sqlx::query_scalar(concat!(
+        "SELECT role FROM ",
+        group_members!(),
+        " gm WHERE group_id = $1 AND user_id = $2 AND status = 'active'",
+    ))
     .bind(group_id)
     .bind(user_id)
     .fetch_optional(conn)
@@ -74,11 +93,15 @@ pub struct GroupRow {
     pub my_status: Option<String>,
 }
 
-const GROUP_SELECT: &str = "SELECT g.id, g.kind, g.name, g.description, g.join_policy, \
+const GROUP_SELECT: &str = concat!(
+    "SELECT g.id, g.kind, g.name, g.description, g.join_policy, \
      g.receipt_mode AS receipt_override, COALESCE(g.receipt_mode, s.receipt_mode) AS receipt_mode, \
      g.created_by, g.created_at, g.last_activity_at, gm.role AS my_role, gm.status AS my_status \
      FROM groups g CROSS JOIN settings s \
-     LEFT JOIN core.group_members gm ON gm.group_id = g.id AND gm.user_id = $1";
+     LEFT JOIN ",
+    group_members!(),
+    " gm ON gm.group_id = g.id AND gm.user_id = $1"
+);
 
 /// One group of the tenant with the asking person's membership.
 pub async fn group(
@@ -206,7 +229,7 @@ pub async fn members(
     association_id: Uuid,
     group_id: Uuid,
 ) -> DbResult<Vec<GroupMemberRow>> {
-    Ok(sqlx::query_as(
+    Ok(sqlx::query_as(concat!(
         "SELECT u.id AS user_id, u.name, u.name_kana, u.profession, u.doctor_kind, \
                 core.scope_bit(u.doctor_kind) AS scope_bit, gm.role, gm.status, \
                 f.name AS facility_name, \
@@ -215,13 +238,15 @@ pub async fn members(
                     JOIN core.associations a ON a.id = om.association_id \
                     WHERE om.user_id = u.id AND om.status = 'active' \
                     ORDER BY a.slug LIMIT 1) END AS home_association \
-         FROM core.group_members gm \
+         FROM ",
+        group_members!(),
+        " gm \
          JOIN core.users u ON u.id = gm.user_id \
          LEFT JOIN core.memberships m ON m.user_id = u.id AND m.association_id = $1 \
          LEFT JOIN core.facilities f ON f.id = m.facility_id \
          WHERE gm.group_id = $2 AND u.status = 'active' \
          ORDER BY gm.role = 'owner' DESC, u.name_kana",
-    )
+    ))
     .bind(association_id)
     .bind(group_id)
     .fetch_all(conn)
@@ -262,9 +287,11 @@ pub async fn membership(
     group_id: Uuid,
     user_id: Uuid,
 ) -> DbResult<Option<(String, String)>> {
-    Ok(sqlx::query_as(
-        "SELECT role, status FROM core.group_members WHERE group_id = $1 AND user_id = $2",
-    )
+    Ok(sqlx::query_as(concat!(
+        "SELECT role, status FROM ",
+        group_members!(),
+        " gm WHERE group_id = $1 AND user_id = $2",
+    ))
     .bind(group_id)
     .bind(user_id)
     .fetch_optional(conn)
@@ -368,7 +395,7 @@ pub async fn topic_access(
     viewer: Uuid,
     topic_id: Uuid,
 ) -> DbResult<Option<TopicAccessRow>> {
-    Ok(sqlx::query_as(
+    Ok(sqlx::query_as(concat!(
         "SELECT t.id, t.group_id, t.author_id, u.name AS author_name, t.title, t.scope, t.pinned, \
                 t.closed, t.created_at, t.last_seq, t.last_comment_at, \
                 COALESCE(ur.count, 0) AS unread, \
@@ -378,11 +405,13 @@ pub async fn topic_access(
          JOIN groups g ON g.id = t.group_id \
          CROSS JOIN settings s \
          JOIN core.users u ON u.id = t.author_id \
-         LEFT JOIN core.group_members gm \
+         LEFT JOIN ",
+        group_members!(),
+        " gm \
                 ON gm.group_id = t.group_id AND gm.user_id = $1 AND gm.status = 'active' \
          LEFT JOIN unread ur ON ur.user_id = $1 AND ur.topic_id = t.id \
          WHERE t.id = $2",
-    )
+    ))
     .bind(viewer)
     .bind(topic_id)
     .fetch_optional(conn)
@@ -841,15 +870,16 @@ pub async fn unread_items(
     per_topic: i64,
     limit: i64,
 ) -> DbResult<Vec<UnreadItemRow>> {
-    Ok(sqlx::query_as(
+    Ok(sqlx::query_as(concat!(
         "SELECT g.id AS group_id, g.name AS group_name, g.kind AS group_kind, t.id AS topic_id, \
                 t.title AS topic_title, c.id AS comment_id, c.seq, u.name AS author_name, c.body, \
                 c.important, c.created_at \
          FROM unread ur \
          JOIN topics t ON t.id = ur.topic_id \
          JOIN groups g ON g.id = ur.group_id \
-         JOIN core.group_members gm ON gm.group_id = ur.group_id AND gm.user_id = $1 \
-                                   AND gm.status = 'active' \
+         JOIN ",
+        group_members!(),
+        " gm ON gm.group_id = ur.group_id AND gm.user_id = $1 AND gm.status = 'active' \
          JOIN LATERAL ( \
              SELECT * FROM comments c WHERE c.topic_id = ur.topic_id AND c.seq >= ur.first_seq \
                AND c.author_id <> $1 AND c.deleted_at IS NULL ORDER BY c.seq DESC LIMIT $4 \
@@ -857,7 +887,7 @@ pub async fn unread_items(
          JOIN core.users u ON u.id = c.author_id \
          WHERE ur.user_id = $1 AND (t.scope & $2 <> 0 OR t.author_id = $1) \
          ORDER BY c.created_at DESC LIMIT $3",
-    )
+    ))
     .bind(user_id)
     .bind(viewer_bit)
     .bind(limit)
@@ -919,15 +949,16 @@ pub async fn events_since(
     after: i64,
     limit: i64,
 ) -> DbResult<Vec<EventRow>> {
-    Ok(sqlx::query_as(
+    Ok(sqlx::query_as(concat!(
         "SELECT e.id, e.association_id, e.group_id, e.topic_id, e.kind, e.scope, e.actor_id, \
                 e.topic_author_id, e.comment_ids, e.user_id \
          FROM core.events e \
-         JOIN core.group_members gm ON gm.group_id = e.group_id AND gm.user_id = $1 \
-                                   AND gm.status = 'active' \
+         JOIN ",
+        group_members!(),
+        " gm ON gm.group_id = e.group_id AND gm.user_id = $1 AND gm.status = 'active' \
          WHERE e.id > $2 AND (e.user_id IS NULL OR e.user_id = $1) \
          ORDER BY e.id LIMIT $3",
-    )
+    ))
     .bind(user_id)
     .bind(after)
     .bind(limit)
@@ -976,25 +1007,27 @@ pub async fn live_state(
     user_id: Uuid,
     session_id: Uuid,
 ) -> DbResult<Option<LiveStateRow>> {
-    Ok(sqlx::query_as(
+    Ok(sqlx::query_as(concat!(
         "SELECT u.status = 'active' AND EXISTS ( \
                     SELECT 1 FROM core.sessions s \
                     WHERE s.id = $2 AND s.user_id = $1 AND s.revoked_at IS NULL \
                       AND s.second_factor_done AND s.idle_expires_at > now() \
                       AND s.absolute_expires_at > now()) AS alive, \
                 core.scope_bit(u.doctor_kind) AS scope_bit, \
-                ARRAY(SELECT gm.group_id FROM core.group_members gm \
-                      WHERE gm.user_id = $1 AND gm.status = 'active') AS groups, \
+                ARRAY(SELECT gm.group_id FROM ",
+        group_members!(),
+        " gm WHERE gm.user_id = $1 AND gm.status = 'active') AS groups, \
                 h.slugs AS host_slugs, h.names AS host_names \
          FROM core.users u \
          CROSS JOIN LATERAL ( \
              SELECT COALESCE(array_agg(a.slug ORDER BY a.slug), '{}') AS slugs, \
                     COALESCE(array_agg(a.name ORDER BY a.slug), '{}') AS names \
              FROM core.associations a \
-             WHERE a.id IN (SELECT gm.association_id FROM core.group_members gm \
-                            WHERE gm.user_id = $1 AND gm.status = 'active')) h \
+             WHERE a.id IN (SELECT gm.association_id FROM ",
+        group_members!(),
+        " gm WHERE gm.user_id = $1 AND gm.status = 'active')) h \
          WHERE u.id = $1",
-    )
+    ))
     .bind(user_id)
     .bind(session_id)
     .fetch_optional(pool)
@@ -1015,17 +1048,18 @@ pub struct DirectoryRow {
 
 #[tracing::instrument(name = "db.directory_of", skip_all)]
 pub async fn directory_of(pool: &PgPool, user_id: Uuid) -> DbResult<Vec<DirectoryRow>> {
-    Ok(sqlx::query_as(
+    Ok(sqlx::query_as(concat!(
         "SELECT a.id AS association_id, a.slug, a.name, d.active, d.invited \
          FROM (SELECT association_id, \
                       count(*) FILTER (WHERE status = 'active') AS active, \
                       count(*) FILTER (WHERE status = 'invited') AS invited \
-               FROM core.group_members \
-               WHERE user_id = $1 AND status IN ('active', 'invited') \
+               FROM ",
+        group_members!(),
+        " gm WHERE user_id = $1 AND status IN ('active', 'invited') \
                GROUP BY association_id) d \
          JOIN core.associations a ON a.id = d.association_id \
          ORDER BY a.slug",
-    )
+    ))
     .bind(user_id)
     .fetch_all(pool)
     .await?)
