@@ -290,6 +290,23 @@ pub async fn record(conn: &mut PgConnection, entry: &AuditEntry) -> AppResult<i6
     Ok(repo::append(conn, &entry.as_record()).await?)
 }
 
+/// Records a refusal inside the caller's tenant transaction and commits it there at once; the
+/// caller goes on in a fresh, empty transaction that rolls back with its error. Taking a second
+/// connection of the association's small pool instead, while holding this one, deadlocks as
+/// soon as as many refusals arrive at once as the pool has connections. Only for refusals made
+/// before the caller wrote anything: that commit carries the record alone.
+pub(crate) async fn record_refusal(conn: &mut PgConnection, entry: &AuditEntry) -> AppResult<()> {
+    record(conn, entry).await?;
+    // The tenant pool's connections keep their search_path outside transactions too.
+    for statement in ["COMMIT", "BEGIN"] {
+        sqlx::query(statement)
+            .execute(&mut *conn)
+            .await
+            .map_err(AppError::internal)?;
+    }
+    Ok(())
+}
+
 /// Records several entries with one lock and one insert; returns their seqs.
 pub async fn record_batch(conn: &mut PgConnection, entries: &[AuditEntry]) -> AppResult<Vec<i64>> {
     let records: Vec<_> = entries.iter().map(AuditEntry::as_record).collect();

@@ -5,7 +5,7 @@
 //! Every call is authorized here. Someone who is not an active member is answered exactly like
 //! a missing group (`NOT_FOUND`), except for what they were invited to or may ask to join.
 
-use crate::audit::{record, AuditAction, AuditEntry, RequestMeta};
+use crate::audit::{record, record_refusal, AuditAction, AuditEntry, RequestMeta};
 use crate::sessions::Viewer;
 use crate::{AppError, AppResult, ErrorCode, Services, Tenant};
 use musubi_authz::{Action, Domain, GroupRole, Object, Principal, ProfessionClass};
@@ -216,11 +216,12 @@ pub(crate) fn principal_in_group(viewer: &Viewer, group_id: Uuid, role: Option<&
 
 impl Services {
     /// Checks `action` on `object` in the group's domain for the viewer's role there (`role` as
-    /// loaded with the group). Denied: audited in the host's log, answered "not found".
+    /// loaded with the group, in the caller's transaction `conn`). Denied: audited in the host's
+    /// log (committed on `conn`: call before writing anything), answered "not found".
     #[allow(clippy::too_many_arguments)]
     pub(crate) async fn authorize_group(
         &self,
-        tenant: &Tenant,
+        conn: &mut PgConnection,
         viewer: &Viewer,
         group_id: Uuid,
         role: Option<&str>,
@@ -240,10 +241,7 @@ impl Services {
             .by(viewer.user.id, viewer.user.name.clone())
             .on(object.as_str(), action.as_str())
             .with_detail("group_id", group_id.to_string());
-        // Its own transaction: the caller's rolls back with the error.
-        let mut tx = self.db().tenant_tx(tenant).await?;
-        record(&mut tx, &entry).await?;
-        tx.commit().await.map_err(AppError::internal)?;
+        record_refusal(conn, &entry).await?;
         Err(AppError::not_found())
     }
 
@@ -309,7 +307,7 @@ impl Services {
             .ok_or_else(AppError::not_found)?;
         let role = active_role(&group);
         self.authorize_group(
-            tenant,
+            &mut tx,
             viewer,
             group_id,
             role,
@@ -359,7 +357,7 @@ impl Services {
             .ok_or_else(AppError::not_found)?;
         let role = active_role(&group).map(str::to_owned);
         self.authorize_group(
-            tenant,
+            &mut tx,
             viewer,
             group_id,
             role.as_deref(),
@@ -494,7 +492,7 @@ impl Services {
             .await?
             .ok_or_else(AppError::not_found)?;
         self.authorize_group(
-            tenant,
+            &mut tx,
             viewer,
             group_id,
             active_role(&group),
@@ -627,7 +625,7 @@ impl Services {
             .await?
             .ok_or_else(AppError::not_found)?;
         self.authorize_group(
-            tenant,
+            &mut tx,
             viewer,
             group_id,
             active_role(&group),
@@ -677,7 +675,7 @@ impl Services {
         let role = active_role(&group);
         if user_id == viewer.user.id {
             self.authorize_group(
-                tenant,
+                &mut tx,
                 viewer,
                 group_id,
                 role,
@@ -688,7 +686,7 @@ impl Services {
             .await?;
         } else {
             self.authorize_group(
-                tenant,
+                &mut tx,
                 viewer,
                 group_id,
                 role,
@@ -736,7 +734,7 @@ impl Services {
             .await?
             .ok_or_else(AppError::not_found)?;
         self.authorize_group(
-            tenant,
+            &mut tx,
             viewer,
             group_id,
             active_role(&group),

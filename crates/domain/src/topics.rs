@@ -7,7 +7,7 @@
 //! Unread is kept as counters (`unread` rows per person and topic), updated on every write;
 //! counts and the home page read those, never scanning comments.
 
-use crate::audit::{record, AuditAction, AuditEntry, RequestMeta};
+use crate::audit::{record, record_refusal, AuditAction, AuditEntry, RequestMeta};
 use crate::groups::{active_role, in_scope, topic_visible, viewer_bit, ReceiptMode, Scope};
 use crate::sessions::Viewer;
 use crate::{AppError, AppResult, ErrorCode, Services, Tenant};
@@ -207,7 +207,6 @@ impl Services {
         &self,
         conn: &mut PgConnection,
         viewer: &Viewer,
-        tenant: &Tenant,
         topic_id: Uuid,
         object: Object,
         action: Action,
@@ -217,7 +216,7 @@ impl Services {
             .await?
             .ok_or_else(AppError::not_found)?;
         self.authorize_group(
-            tenant,
+            &mut *conn,
             viewer,
             access.topic.group_id,
             access.my_role.as_deref(),
@@ -232,9 +231,7 @@ impl Services {
                 .by(viewer.user.id, viewer.user.name.clone())
                 .on("topic", topic_id)
                 .with_detail("reason", "scope");
-            let mut tx = self.db().tenant_tx(tenant).await?;
-            record(&mut tx, &entry).await?;
-            tx.commit().await.map_err(AppError::internal)?;
+            record_refusal(conn, &entry).await?;
             return Err(AppError::not_found());
         }
         Ok(access)
@@ -261,7 +258,7 @@ impl Services {
             .await?
             .ok_or_else(AppError::not_found)?;
         self.authorize_group(
-            tenant,
+            &mut tx,
             viewer,
             group_id,
             active_role(&group),
@@ -343,7 +340,6 @@ impl Services {
             .visible_topic(
                 &mut tx,
                 viewer,
-                tenant,
                 topic_id,
                 Object::Comments,
                 Action::Read,
@@ -526,7 +522,6 @@ impl Services {
             .visible_topic(
                 &mut tx,
                 viewer,
-                tenant,
                 topic_id,
                 Object::Topics,
                 Action::Read,
@@ -536,7 +531,7 @@ impl Services {
         let t = &access.topic;
         if t.author_id != viewer.user.id {
             self.authorize_group(
-                tenant,
+                &mut tx,
                 viewer,
                 t.group_id,
                 access.my_role.as_deref(),
@@ -611,7 +606,6 @@ impl Services {
             .visible_topic(
                 &mut tx,
                 viewer,
-                tenant,
                 topic_id,
                 Object::Comments,
                 Action::Create,
@@ -676,7 +670,6 @@ impl Services {
         &self,
         conn: &mut PgConnection,
         viewer: &Viewer,
-        tenant: &Tenant,
         comment_id: Uuid,
         client: &RequestMeta,
     ) -> AppResult<(CommentRow, repo::TopicAccessRow)> {
@@ -687,7 +680,6 @@ impl Services {
             .visible_topic(
                 conn,
                 viewer,
-                tenant,
                 comment.topic_id,
                 Object::Comments,
                 Action::Read,
@@ -710,7 +702,7 @@ impl Services {
         let body = check_body(body)?;
         let mut tx = self.db().tenant_tx(tenant).await?;
         let (comment, access) = self
-            .visible_comment(&mut tx, viewer, tenant, comment_id, client)
+            .visible_comment(&mut tx, viewer, comment_id, client)
             .await?;
         if comment.author_id != viewer.user.id || comment.deleted_at.is_some() {
             // Only the author edits; a deleted comment stays deleted.
@@ -752,11 +744,11 @@ impl Services {
     ) -> AppResult<()> {
         let mut tx = self.db().tenant_tx(tenant).await?;
         let (comment, access) = self
-            .visible_comment(&mut tx, viewer, tenant, comment_id, client)
+            .visible_comment(&mut tx, viewer, comment_id, client)
             .await?;
         if comment.author_id != viewer.user.id {
             self.authorize_group(
-                tenant,
+                &mut tx,
                 viewer,
                 access.topic.group_id,
                 access.my_role.as_deref(),
@@ -818,7 +810,7 @@ impl Services {
     ) -> AppResult<()> {
         let mut tx = self.db().tenant_tx(tenant).await?;
         let (comment, access) = self
-            .visible_comment(&mut tx, viewer, tenant, comment_id, client)
+            .visible_comment(&mut tx, viewer, comment_id, client)
             .await?;
         if access.receipt_mode != ReceiptMode::Acknowledgement.code() {
             return Err(AppError::invalid(
@@ -875,7 +867,7 @@ impl Services {
             .await?
             .ok_or_else(AppError::not_found)?;
         self.authorize_group(
-            tenant,
+            &mut tx,
             viewer,
             group_id,
             active_role(&group),
