@@ -425,14 +425,40 @@ pub struct MemberRow {
     pub facility_name: Option<String>,
     pub second_factor_enabled: bool,
     pub joined_at: DateTime<Utc>,
+    /// Every association the person is an active member of, oldest membership first: the
+    /// first is their home association, which answers for the account as a whole.
+    pub active_associations: Vec<Uuid>,
+    /// The name of that home association.
+    pub home_association: Option<String>,
 }
 
-const MEMBER_SELECT: &str = "SELECT u.id AS user_id, u.name, u.name_kana, u.email, u.profession, \
+/// A person's active memberships, oldest first (ties: the older association). The first is
+/// the association that registered the account, or the oldest still active.
+macro_rules! active_memberships {
+    ($what:literal) => {
+        concat!(
+            "(SELECT ",
+            $what,
+            " FROM core.memberships om JOIN core.associations oa ON oa.id = om.association_id \
+              WHERE om.user_id = u.id AND om.status = 'active' \
+              ORDER BY om.created_at, oa.created_at, oa.id)"
+        )
+    };
+}
+
+const MEMBER_SELECT: &str = concat!(
+    "SELECT u.id AS user_id, u.name, u.name_kana, u.email, u.profession, \
         u.doctor_kind, m.role, m.status, m.facility_id, f.name AS facility_name, \
-        (u.totp_enabled_at IS NOT NULL) AS second_factor_enabled, m.created_at AS joined_at \
+        (u.totp_enabled_at IS NOT NULL) AS second_factor_enabled, m.created_at AS joined_at, \
+        ARRAY",
+    active_memberships!("om.association_id"),
+    " AS active_associations, (ARRAY",
+    active_memberships!("oa.name"),
+    ")[1] AS home_association \
      FROM core.memberships m \
      JOIN core.users u ON u.id = m.user_id \
-     LEFT JOIN core.facilities f ON f.id = m.facility_id";
+     LEFT JOIN core.facilities f ON f.id = m.facility_id"
+);
 
 /// Members of one association, active first, in kana order.
 #[tracing::instrument(name = "db.members_of", skip_all)]

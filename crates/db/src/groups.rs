@@ -14,6 +14,22 @@ use chrono::{DateTime, Utc};
 use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
 
+/// The group memberships in force, to read in place of `core.group_members` wherever it is asked
+/// who belongs to a group. A person deactivated by the group's host association, or left with no
+/// active membership anywhere, is no member while that lasts: every group, topic, comment, home
+/// and live query answers for them as for a stranger. Their rows stay, so reactivation gives
+/// back what they had. Writes still go to the table itself.
+macro_rules! group_members {
+    () => {
+        "(SELECT gm.* FROM core.group_members gm \
+          WHERE NOT EXISTS (SELECT 1 FROM core.memberships hm \
+                            WHERE hm.user_id = gm.user_id AND hm.association_id = gm.association_id \
+                              AND hm.status <> 'active') \
+            AND EXISTS (SELECT 1 FROM core.memberships am \
+                        WHERE am.user_id = gm.user_id AND am.status = 'active'))"
+    };
+}
+
 /// A group the person belongs to (or is invited to / asked to join), with its host.
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct MyGroupRow {
@@ -29,15 +45,17 @@ pub struct MyGroupRow {
 /// Every group of `user_id` in the directory, any status.
 #[tracing::instrument(name = "db.groups_of", skip_all)]
 pub async fn groups_of(pool: &PgPool, user_id: Uuid) -> DbResult<Vec<MyGroupRow>> {
-    Ok(sqlx::query_as(
+    Ok(sqlx::query_as(concat!(
         "SELECT gm.group_id, g.association_id, a.slug, a.name AS association_name, g.kind, \
                 gm.role, gm.status \
-         FROM core.group_members gm \
+         FROM ",
+        group_members!(),
+        " gm \
          JOIN core.groups g ON g.id = gm.group_id \
          JOIN core.associations a ON a.id = g.association_id \
          WHERE gm.user_id = $1 \
          ORDER BY a.slug, gm.group_id",
-    )
+    ))
     .bind(user_id)
     .fetch_all(pool)
     .await?)
@@ -101,12 +119,16 @@ pub struct GroupRow {
     pub my_status: Option<String>,
 }
 
-const GROUP_SELECT: &str = "SELECT g.id, g.kind, g.name, g.description, g.join_policy, \
+const GROUP_SELECT: &str = concat!(
+    "SELECT g.id, g.kind, g.name, g.description, g.join_policy, \
      g.receipt_mode AS receipt_override, COALESCE(g.receipt_mode, s.receipt_mode) AS receipt_mode, \
      g.created_by, g.created_at, g.last_activity_at, gm.role AS my_role, gm.status AS my_status \
      FROM groups g CROSS JOIN settings s \
      JOIN core.groups cg ON cg.id = g.id AND cg.association_id = $2 \
-     LEFT JOIN core.group_members gm ON gm.group_id = g.id AND gm.user_id = $1";
+     LEFT JOIN ",
+    group_members!(),
+    " gm ON gm.group_id = g.id AND gm.user_id = $1"
+);
 
 /// One group hosted by the tenant, with the asking person's membership.
 pub async fn group(
@@ -260,7 +282,7 @@ pub async fn members(
     group: &HostedGroup,
 ) -> DbResult<Vec<GroupMemberRow>> {
     let (association_id, group_id) = (group.association_id, group.id);
-    Ok(sqlx::query_as(
+    Ok(sqlx::query_as(concat!(
         "SELECT u.id AS user_id, u.name, u.name_kana, u.profession, u.doctor_kind, \
                 core.scope_bit(u.doctor_kind) AS scope_bit, gm.role, gm.status, \
                 gm.invited_by_email, f.name AS facility_name, \
@@ -269,13 +291,15 @@ pub async fn members(
                     JOIN core.associations a ON a.id = om.association_id \
                     WHERE om.user_id = u.id AND om.status = 'active' \
                     ORDER BY a.slug LIMIT 1) END AS home_association \
-         FROM core.group_members gm \
+         FROM ",
+        group_members!(),
+        " gm \
          JOIN core.users u ON u.id = gm.user_id \
          LEFT JOIN core.memberships m ON m.user_id = u.id AND m.association_id = $1 \
          LEFT JOIN core.facilities f ON f.id = m.facility_id \
          WHERE gm.group_id = $2 AND u.status = 'active' \
          ORDER BY gm.role = 'owner' DESC, u.name_kana",
-    )
+    ))
     .bind(association_id)
     .bind(group_id)
     .fetch_all(conn)
@@ -438,9 +462,11 @@ pub async fn membership(
     user_id: Uuid,
 ) -> DbResult<Option<(String, String)>> {
     let group_id = group.id;
-    Ok(sqlx::query_as(
-        "SELECT role, status FROM core.group_members WHERE group_id = $1 AND user_id = $2",
-    )
+    Ok(sqlx::query_as(concat!(
+        "SELECT role, status FROM ",
+        group_members!(),
+        " gm WHERE group_id = $1 AND user_id = $2",
+    ))
     .bind(group_id)
     .bind(user_id)
     .fetch_optional(conn)
@@ -550,7 +576,7 @@ pub async fn topic_access(
     viewer: Uuid,
     topic_id: Uuid,
 ) -> DbResult<Option<(HostedGroup, TopicAccessRow)>> {
-    let row: Option<TopicAccessRow> = sqlx::query_as(
+    let row: Option<TopicAccessRow> = sqlx::query_as(concat!(
         "SELECT t.id, t.group_id, t.author_id, u.name AS author_name, t.title, t.scope, t.pinned, \
                 t.closed, t.created_at, t.last_seq, t.last_comment_at, \
                 COALESCE(ur.count, 0) AS unread, \
@@ -561,11 +587,13 @@ pub async fn topic_access(
          JOIN core.groups cg ON cg.id = g.id AND cg.association_id = $3 \
          CROSS JOIN settings s \
          JOIN core.users u ON u.id = t.author_id \
-         LEFT JOIN core.group_members gm \
+         LEFT JOIN ",
+        group_members!(),
+        " gm \
                 ON gm.group_id = t.group_id AND gm.user_id = $1 AND gm.status = 'active' \
          LEFT JOIN unread ur ON ur.user_id = $1 AND ur.topic_id = t.id \
          WHERE t.id = $2",
-    )
+    ))
     .bind(viewer)
     .bind(topic_id)
     .bind(tenant.id)
@@ -1040,15 +1068,16 @@ pub async fn unread_items(
     per_topic: i64,
     limit: i64,
 ) -> DbResult<Vec<UnreadItemRow>> {
-    Ok(sqlx::query_as(
+    Ok(sqlx::query_as(concat!(
         "SELECT g.id AS group_id, g.name AS group_name, g.kind AS group_kind, t.id AS topic_id, \
                 t.title AS topic_title, c.id AS comment_id, c.seq, u.name AS author_name, c.body, \
                 c.important, c.created_at \
          FROM unread ur \
          JOIN topics t ON t.id = ur.topic_id \
          JOIN groups g ON g.id = ur.group_id \
-         JOIN core.group_members gm ON gm.group_id = ur.group_id AND gm.user_id = $1 \
-                                   AND gm.status = 'active' \
+         JOIN ",
+        group_members!(),
+        " gm ON gm.group_id = ur.group_id AND gm.user_id = $1 AND gm.status = 'active' \
          JOIN LATERAL ( \
              SELECT * FROM comments c WHERE c.topic_id = ur.topic_id AND c.seq >= ur.first_seq \
                AND c.author_id <> $1 AND c.deleted_at IS NULL ORDER BY c.seq DESC LIMIT $4 \
@@ -1056,7 +1085,7 @@ pub async fn unread_items(
          JOIN core.users u ON u.id = c.author_id \
          WHERE ur.user_id = $1 AND (t.scope & $2 <> 0 OR t.author_id = $1) \
          ORDER BY c.created_at DESC LIMIT $3",
-    )
+    ))
     .bind(user_id)
     .bind(viewer_bit)
     .bind(limit)
@@ -1120,15 +1149,16 @@ pub async fn events_since(
     after: i64,
     limit: i64,
 ) -> DbResult<Vec<EventRow>> {
-    Ok(sqlx::query_as(
+    Ok(sqlx::query_as(concat!(
         "SELECT e.id, e.association_id, e.group_id, e.topic_id, e.kind, e.scope, e.actor_id, \
                 e.topic_author_id, e.comment_ids, e.user_id \
          FROM core.events e \
-         JOIN core.group_members gm ON gm.group_id = e.group_id AND gm.user_id = $1 \
-                                   AND gm.status = 'active' \
+         JOIN ",
+        group_members!(),
+        " gm ON gm.group_id = e.group_id AND gm.user_id = $1 AND gm.status = 'active' \
          WHERE e.id > $2 AND (e.user_id IS NULL OR e.user_id = $1) \
          ORDER BY e.id LIMIT $3",
-    )
+    ))
     .bind(user_id)
     .bind(after)
     .bind(limit)
@@ -1177,25 +1207,27 @@ pub async fn live_state(
     user_id: Uuid,
     session_id: Uuid,
 ) -> DbResult<Option<LiveStateRow>> {
-    Ok(sqlx::query_as(
+    Ok(sqlx::query_as(concat!(
         "SELECT u.status = 'active' AND EXISTS ( \
                     SELECT 1 FROM core.sessions s \
                     WHERE s.id = $2 AND s.user_id = $1 AND s.revoked_at IS NULL \
                       AND s.second_factor_done AND s.idle_expires_at > now() \
                       AND s.absolute_expires_at > now()) AS alive, \
                 core.scope_bit(u.doctor_kind) AS scope_bit, \
-                ARRAY(SELECT gm.group_id FROM core.group_members gm \
-                      WHERE gm.user_id = $1 AND gm.status = 'active') AS groups, \
+                ARRAY(SELECT gm.group_id FROM ",
+        group_members!(),
+        " gm WHERE gm.user_id = $1 AND gm.status = 'active') AS groups, \
                 h.slugs AS host_slugs, h.names AS host_names \
          FROM core.users u \
          CROSS JOIN LATERAL ( \
              SELECT COALESCE(array_agg(a.slug ORDER BY a.slug), '{}') AS slugs, \
                     COALESCE(array_agg(a.name ORDER BY a.slug), '{}') AS names \
              FROM core.associations a \
-             WHERE a.id IN (SELECT gm.association_id FROM core.group_members gm \
-                            WHERE gm.user_id = $1 AND gm.status = 'active')) h \
+             WHERE a.id IN (SELECT gm.association_id FROM ",
+        group_members!(),
+        " gm WHERE gm.user_id = $1 AND gm.status = 'active')) h \
          WHERE u.id = $1",
-    )
+    ))
     .bind(user_id)
     .bind(session_id)
     .fetch_optional(pool)
@@ -1216,17 +1248,18 @@ pub struct DirectoryRow {
 
 #[tracing::instrument(name = "db.directory_of", skip_all)]
 pub async fn directory_of(pool: &PgPool, user_id: Uuid) -> DbResult<Vec<DirectoryRow>> {
-    Ok(sqlx::query_as(
+    Ok(sqlx::query_as(concat!(
         "SELECT a.id AS association_id, a.slug, a.name, d.active, d.invited \
          FROM (SELECT association_id, \
                       count(*) FILTER (WHERE status = 'active') AS active, \
                       count(*) FILTER (WHERE status = 'invited') AS invited \
-               FROM core.group_members \
-               WHERE user_id = $1 AND status IN ('active', 'invited') \
+               FROM ",
+        group_members!(),
+        " gm WHERE user_id = $1 AND status IN ('active', 'invited') \
                GROUP BY association_id) d \
          JOIN core.associations a ON a.id = d.association_id \
          ORDER BY a.slug",
-    )
+    ))
     .bind(user_id)
     .fetch_all(pool)
     .await?)

@@ -13,6 +13,12 @@ pub enum ErrorCode {
     InvalidInput,
     Conflict,
     Unauthenticated,
+    /// Signed in, but no association counts the person as an active member any more: nothing
+    /// but the account itself (sessions, signing out) is open to them.
+    NoActiveMembership,
+    /// An action on a whole account (sign out everywhere, reset the second factor) asked by an
+    /// association that does not answer for that account: the person also belongs elsewhere.
+    AccountWideActionForbidden,
     InvalidCredentials,
     InvalidSecondFactor,
     SecondFactorEnrolmentRequired,
@@ -42,6 +48,8 @@ impl ErrorCode {
             ErrorCode::InvalidInput => "INVALID_INPUT",
             ErrorCode::Conflict => "CONFLICT",
             ErrorCode::Unauthenticated => "UNAUTHENTICATED",
+            ErrorCode::NoActiveMembership => "NO_ACTIVE_MEMBERSHIP",
+            ErrorCode::AccountWideActionForbidden => "ACCOUNT_WIDE_ACTION_FORBIDDEN",
             ErrorCode::InvalidCredentials => "INVALID_CREDENTIALS",
             ErrorCode::InvalidSecondFactor => "INVALID_SECOND_FACTOR",
             ErrorCode::SecondFactorEnrolmentRequired => "SECOND_FACTOR_ENROLMENT_REQUIRED",

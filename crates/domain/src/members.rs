@@ -60,6 +60,19 @@ impl SettingsInput {
     }
 }
 
+/// Whether an administrator of `tenant` may act on a person's whole account (sign them out
+/// everywhere, reset their second factor), given the person's active memberships oldest first
+/// (`MemberRow::active_associations`). Yes when `tenant` is the person's home association (their
+/// oldest active membership: the one that registered the account), or when the administrator
+/// is also an administrator of every other association the person is active in. Otherwise
+/// another association would be overruled for its own member.
+pub fn answers_for_account(viewer: &Viewer, tenant: &Tenant, active_associations: &[Uuid]) -> bool {
+    active_associations.first() == Some(&tenant.id)
+        || active_associations
+            .iter()
+            .all(|a| *a == tenant.id || viewer.is_admin_of(*a))
+}
+
 impl Services {
     /// Checks the viewer may do `action` on `object` in `tenant`. If not: audit the attempt in
     /// that association's log and answer exactly like a missing object.
@@ -114,8 +127,57 @@ impl Services {
             .ok_or_else(AppError::not_found)
     }
 
-    /// Ends the membership and every session of the person at once: their open pages stop
-    /// working on the next request.
+    /// Refuses an account-wide action on `target` unless `tenant` answers for the account
+    /// ([`answers_for_account`]); the refusal is on record in `tenant`'s log.
+    async fn check_account_wide(
+        &self,
+        viewer: &Viewer,
+        tenant: &Tenant,
+        target: &MemberRow,
+        action: AuditAction,
+        client: &RequestMeta,
+    ) -> AppResult<()> {
+        if answers_for_account(viewer, tenant, &target.active_associations) {
+            return Ok(());
+        }
+        let entry = AuditEntry::new(AuditAction::AccessDenied, client)
+            .by(viewer.user.id, viewer.user.name.clone())
+            .on("user", target.user_id)
+            .with_detail("action", action.as_str())
+            .with_detail("reason", "account_wide");
+        crate::audit::record_alone(self.db(), tenant, &entry).await?;
+        Err(AppError::new(
+            ErrorCode::AccountWideActionForbidden,
+            "this person also belongs to another association: only their home association \
+             can do this to their whole account",
+        ))
+    }
+
+    /// Writes `entry` to the logs of the person's other associations (the acting one has it
+    /// in its own transaction): what one association did to the whole account concerns each
+    /// of them. `detail.association` says who did it.
+    async fn audit_other_associations(
+        &self,
+        tenant: &Tenant,
+        user_id: Uuid,
+        entry: AuditEntry,
+    ) -> AppResult<()> {
+        let others: Vec<_> = repo::memberships_of(self.db().pool(), user_id)
+            .await?
+            .into_iter()
+            .filter(|m| m.association_id != tenant.id)
+            .collect();
+        if others.is_empty() {
+            return Ok(());
+        }
+        let entry = entry.with_detail("association", tenant.slug.clone());
+        self.audit_person(&others, &entry).await
+    }
+
+    /// Ends the membership: nothing the association hosts (its groups, patient groups
+    /// included) is open to the person any more, while their group memberships are kept for a
+    /// reactivation. Ends every session of the person too, so that open pages and live
+    /// updates stop at once; signing in again opens what their other associations host.
     pub async fn deactivate_member(
         &self,
         viewer: &Viewer,
@@ -150,7 +212,7 @@ impl Services {
             .with_detail("sessions_ended", i64::try_from(ended).unwrap_or(i64::MAX));
         record(&mut tx, &entry).await?;
         tx.commit().await.map_err(AppError::internal)?;
-        Ok(())
+        self.audit_other_associations(tenant, user_id, entry).await
     }
 
     pub async fn reactivate_member(
@@ -162,14 +224,27 @@ impl Services {
     ) -> AppResult<()> {
         self.authorize_in(viewer, tenant, Object::Members, Action::Deactivate, client)
             .await?;
-        self.target_member(tenant, user_id).await?;
+        let target = self.target_member(tenant, user_id).await?;
         let mut tx = self.db().tenant_tx(tenant).await?;
         repo::set_membership(&mut tx, tenant.id, user_id, None, Some("active")).await?;
+        // Sessions opened while deactivated here never met this association's rules (second
+        // factor, timeouts): the next sign-in does.
+        let ended = if target.status == "active" {
+            0
+        } else {
+            repo::revoke_all_sessions(&mut tx, user_id).await?
+        };
         let entry = AuditEntry::new(AuditAction::MemberReactivate, client)
             .by(viewer.user.id, viewer.user.name.clone())
-            .on("user", user_id);
+            .on("user", user_id)
+            .with_detail("sessions_ended", i64::try_from(ended).unwrap_or(i64::MAX));
         record(&mut tx, &entry).await?;
-        tx.commit().await.map_err(AppError::internal)
+        tx.commit().await.map_err(AppError::internal)?;
+        if ended > 0 {
+            self.audit_other_associations(tenant, user_id, entry)
+                .await?;
+        }
+        Ok(())
     }
 
     pub async fn change_member_role(
@@ -202,7 +277,8 @@ impl Services {
         tx.commit().await.map_err(AppError::internal)
     }
 
-    /// Signs a member out on every device.
+    /// Signs a member out on every device: an account-wide action, for their home
+    /// association ([`answers_for_account`]); recorded in each of their associations.
     pub async fn sign_out_member(
         &self,
         viewer: &Viewer,
@@ -212,7 +288,9 @@ impl Services {
     ) -> AppResult<u64> {
         self.authorize_in(viewer, tenant, Object::Members, Action::SignOut, client)
             .await?;
-        self.target_member(tenant, user_id).await?;
+        let target = self.target_member(tenant, user_id).await?;
+        self.check_account_wide(viewer, tenant, &target, AuditAction::MemberSignOut, client)
+            .await?;
         let mut tx = self.db().tenant_tx(tenant).await?;
         let ended = repo::revoke_all_sessions(&mut tx, user_id).await?;
         let entry = AuditEntry::new(AuditAction::MemberSignOut, client)
@@ -221,11 +299,15 @@ impl Services {
             .with_detail("sessions_ended", i64::try_from(ended).unwrap_or(i64::MAX));
         record(&mut tx, &entry).await?;
         tx.commit().await.map_err(AppError::internal)?;
+        self.audit_other_associations(tenant, user_id, entry)
+            .await?;
         Ok(ended)
     }
 
     /// For a member who lost their phone: removes the second factor and its recovery codes and
     /// ends their sessions; they enrol again at the next sign-in if an association requires it.
+    /// An account-wide action, for their home association ([`answers_for_account`]); recorded
+    /// in each of their associations.
     pub async fn reset_member_second_factor(
         &self,
         viewer: &Viewer,
@@ -241,7 +323,15 @@ impl Services {
             client,
         )
         .await?;
-        self.target_member(tenant, user_id).await?;
+        let target = self.target_member(tenant, user_id).await?;
+        self.check_account_wide(
+            viewer,
+            tenant,
+            &target,
+            AuditAction::MemberResetSecondFactor,
+            client,
+        )
+        .await?;
         let mut tx = self.db().tenant_tx(tenant).await?;
         repo::clear_second_factor(&mut tx, user_id).await?;
         repo::revoke_all_sessions(&mut tx, user_id).await?;
@@ -249,7 +339,8 @@ impl Services {
             .by(viewer.user.id, viewer.user.name.clone())
             .on("user", user_id);
         record(&mut tx, &entry).await?;
-        tx.commit().await.map_err(AppError::internal)
+        tx.commit().await.map_err(AppError::internal)?;
+        self.audit_other_associations(tenant, user_id, entry).await
     }
 
     pub async fn association_settings(

@@ -62,6 +62,31 @@ impl Viewer {
             .iter()
             .any(|m| m.association_id == association_id)
     }
+
+    pub fn is_admin_of(&self, association_id: Uuid) -> bool {
+        self.memberships
+            .iter()
+            .any(|m| m.association_id == association_id && m.role == "admin")
+    }
+
+    /// Whether some association counts the person as an active member. Without one, only the
+    /// account itself (who am I, my sessions, signing out) is open: entry points answer
+    /// everything else with `NO_ACTIVE_MEMBERSHIP` (and the web with a page that says so).
+    pub fn has_active_membership(&self) -> bool {
+        !self.memberships.is_empty()
+    }
+
+    /// `NO_ACTIVE_MEMBERSHIP` for a person no association counts as an active member.
+    pub fn require_active_membership(&self) -> AppResult<()> {
+        if self.has_active_membership() {
+            Ok(())
+        } else {
+            Err(AppError::new(
+                ErrorCode::NoActiveMembership,
+                "you are not an active member of any association",
+            ))
+        }
+    }
 }
 
 /// A session with a correct password but an unfinished second factor.

@@ -115,9 +115,11 @@ impl Me {
     }
 }
 
+/// The signed-in person, also without an active membership: `me`, sessions and signing out
+/// concern only the account.
 fn viewer<'a>(ctx: &Context<'a>) -> async_graphql::Result<&'a musubi_domain::sessions::Viewer> {
     let rc = ctx.data::<RequestContext>()?;
-    rc.viewer().map_err(|e| to_gql_error(ctx, e))
+    rc.account().map_err(|e| to_gql_error(ctx, e))
 }
 
 #[derive(Default)]
@@ -125,7 +127,9 @@ pub struct AuthQuery;
 
 #[Object]
 impl AuthQuery {
-    /// The signed-in person; `UNAUTHENTICATED` without a valid session.
+    /// The signed-in person; `UNAUTHENTICATED` without a valid session. Also answers for a
+    /// person no association counts as an active member any more (`memberships` is then
+    /// empty); everything else answers them `NO_ACTIVE_MEMBERSHIP`.
     async fn me(&self, ctx: &Context<'_>) -> async_graphql::Result<Me> {
         viewer(ctx)?;
         Ok(Me)

@@ -4,7 +4,7 @@
 use crate::{to_gql_error, RequestContext};
 use async_graphql::{Context, Enum, InputObject, Object, SimpleObject, ID};
 use chrono::{DateTime, Utc};
-use musubi_domain::members::{MemberRole as DomainRole, SettingsInput};
+use musubi_domain::members::{answers_for_account, MemberRole as DomainRole, SettingsInput};
 use musubi_domain::sessions::Viewer;
 use musubi_domain::{AppError, Services, Tenant};
 use uuid::Uuid;
@@ -29,6 +29,13 @@ pub struct Member {
     pub facility_name: Option<String>,
     pub second_factor_enabled: bool,
     pub joined_at: DateTime<Utc>,
+    /// Whether this association may act on the person's whole account (`signOutMember`,
+    /// `resetMemberSecondFactor`): it is their home association (their oldest active
+    /// membership), or I am an administrator of every association they are active in.
+    /// Otherwise those answer `ACCOUNT_WIDE_ACTION_FORBIDDEN`.
+    pub account_wide_actions: bool,
+    /// The association that answers for the person's account (their oldest active membership).
+    pub home_association_name: Option<String>,
 }
 
 #[derive(SimpleObject)]
@@ -138,6 +145,8 @@ impl ConsoleQuery {
         Ok(rows
             .into_iter()
             .map(|m| Member {
+                account_wide_actions: answers_for_account(viewer, tenant, &m.active_associations),
+                home_association_name: m.home_association,
                 user_id: ID(m.user_id.to_string()),
                 name: m.name,
                 name_kana: m.name_kana,
@@ -240,7 +249,9 @@ pub struct ConsoleMutation;
 
 #[Object]
 impl ConsoleMutation {
-    /// Ends a person's membership and signs them out everywhere at once.
+    /// Ends a person's membership: no group this association hosts (patient groups included)
+    /// is open to them any more, and their sessions end at once (signing in again opens what
+    /// their other associations host). Their group memberships are kept for a reactivation.
     async fn deactivate_member(
         &self,
         ctx: &Context<'_>,
@@ -255,6 +266,9 @@ impl ConsoleMutation {
         Ok(true)
     }
 
+    /// Gives a deactivated person back their membership and their groups here as they were.
+    /// Their sessions end: the next sign-in meets this association's rules (second factor,
+    /// timeouts).
     async fn reactivate_member(
         &self,
         ctx: &Context<'_>,
@@ -288,7 +302,9 @@ impl ConsoleMutation {
         Ok(true)
     }
 
-    /// Signs a member out on every device; returns how many sessions ended.
+    /// Signs a member out on every device; returns how many sessions ended. Acts on the whole
+    /// account: `ACCOUNT_WIDE_ACTION_FORBIDDEN` unless `Member.accountWideActions`. Recorded
+    /// in the audit log of each association the person belongs to.
     async fn sign_out_member(&self, ctx: &Context<'_>, user_id: ID) -> async_graphql::Result<i32> {
         let (services, rc, viewer, tenant) = scope(ctx)?;
         let id = parse_user_id(ctx, &user_id)?;
@@ -299,7 +315,9 @@ impl ConsoleMutation {
         Ok(i32::try_from(n).unwrap_or(i32::MAX))
     }
 
-    /// Removes a member's second factor (e.g. a lost phone) and signs them out.
+    /// Removes a member's second factor (e.g. a lost phone) and signs them out. Acts on the
+    /// whole account: `ACCOUNT_WIDE_ACTION_FORBIDDEN` unless `Member.accountWideActions`.
+    /// Recorded in the audit log of each association the person belongs to.
     async fn reset_member_second_factor(
         &self,
         ctx: &Context<'_>,

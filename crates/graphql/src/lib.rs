@@ -35,8 +35,17 @@ pub struct RequestContext {
 }
 
 impl RequestContext {
-    /// The signed-in person, or `UNAUTHENTICATED`.
+    /// The signed-in person, or `UNAUTHENTICATED`; `NO_ACTIVE_MEMBERSHIP` when no association
+    /// counts them as an active member any more.
     pub fn viewer(&self) -> AppResult<&Viewer> {
+        let viewer = self.account()?;
+        viewer.require_active_membership()?;
+        Ok(viewer)
+    }
+
+    /// The signed-in person even without an active membership: only for what concerns the
+    /// account itself (`me`, its sessions, signing out).
+    pub fn account(&self) -> AppResult<&Viewer> {
         self.viewer
             .as_ref()
             .ok_or_else(|| AppError::new(ErrorCode::Unauthenticated, "please sign in"))

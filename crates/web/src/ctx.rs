@@ -159,9 +159,13 @@ impl Ctx {
             .map_err(|e| self.fail("reading the session", e))
     }
 
-    /// The signed-in person; anyone else is sent to sign in and brought back here after.
+    /// The signed-in person; anyone else is sent to sign in and brought back here after. A
+    /// person no association counts as an active member any more gets the page that says so.
     pub(crate) async fn require_viewer(&self, services: &Services) -> Result<Viewer, Response> {
         match self.viewer(services).await? {
+            Some(v) if !v.has_active_membership() => {
+                Err(crate::pages::no_membership::page(self, &v))
+            }
             Some(v) => Ok(v),
             None => {
                 // Only a page can be come back to; a form's target cannot be opened with GET.

@@ -8,6 +8,7 @@ pub(crate) mod invite;
 pub(crate) mod landing;
 pub(crate) mod language;
 pub(crate) mod my_sessions;
+pub(crate) mod no_membership;
 pub(crate) mod not_found;
 pub(crate) mod passkey;
 pub(crate) mod reset;

@@ -13,7 +13,7 @@ use askama::Template;
 use axum::extract::{Path, State};
 use axum::response::Response;
 use http::{StatusCode, Uri};
-use musubi_domain::members::MemberRole;
+use musubi_domain::members::{answers_for_account, MemberRole};
 use musubi_domain::Services;
 use uuid::Uuid;
 
@@ -30,6 +30,9 @@ pub(crate) struct MemberCard {
     pub second_factor: bool,
     /// The administrator looking at the list: no buttons (they would lock themselves out).
     pub is_self: bool,
+    /// Signing out everywhere and resetting the second factor act on the whole account: when
+    /// another association answers for it, why those buttons are missing.
+    pub account_wide_note: Option<String>,
     pub joined: String,
     /// What each button will do to this person, asked before it is done.
     pub confirm: Confirmations,
@@ -91,6 +94,8 @@ pub(crate) async fn show(
                 status: &m.status,
                 second_factor: m.second_factor_enabled,
                 joined_at: m.joined_at,
+                account_wide: answers_for_account(&c.viewer, &c.tenant, &m.active_associations),
+                home_association: m.home_association.as_deref(),
             };
             card(t, ctx.lang, facts, c.viewer.user.id)
         })
@@ -125,6 +130,9 @@ struct MemberFacts<'r> {
     status: &'r str,
     second_factor: bool,
     joined_at: chrono::DateTime<chrono::Utc>,
+    /// This association may act on the whole account ([`answers_for_account`]).
+    account_wide: bool,
+    home_association: Option<&'r str>,
 }
 
 fn card(t: Translator, lang: Lang, m: MemberFacts<'_>, viewer: Uuid) -> MemberCard {
@@ -146,6 +154,12 @@ fn card(t: Translator, lang: Lang, m: MemberFacts<'_>, viewer: Uuid) -> MemberCa
         active: m.status == "active",
         second_factor: m.second_factor,
         is_self: m.user_id == viewer,
+        account_wide_note: (!m.account_wide).then(|| {
+            t.format(
+                "console.members.account_wide_note",
+                m.home_association.unwrap_or_default(),
+            )
+        }),
         joined: datetime::date(lang, m.joined_at),
         confirm: Confirmations {
             role: t.format(role_key, &who),

@@ -113,6 +113,7 @@ impl Console {
             ErrorCode::NotFound if !self.viewer_is_admin() => return not_found_page(ctx),
             ErrorCode::NotFound => "not_found".to_owned(),
             ErrorCode::Conflict => "last_admin".to_owned(),
+            ErrorCode::AccountWideActionForbidden => "account_wide".to_owned(),
             ErrorCode::InvalidInput if e.field == Some("userId") => "self".to_owned(),
             ErrorCode::InvalidInput => "invalid".to_owned(),
             ErrorCode::MailFailed => "mail_failed".to_owned(),
@@ -176,6 +177,7 @@ const ERRORS: &[(&str, &str)] = &[
     ("invalid", "console.error.invalid"),
     ("mail_failed", "console.error.mail_failed"),
     ("rate_limited", "console.error.rate_limited"),
+    ("account_wide", "console.error.account_wide"),
 ];
 
 impl FlashQuery {

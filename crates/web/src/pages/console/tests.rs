@@ -93,9 +93,10 @@ fn only_known_message_codes_are_shown() {
     };
     assert_eq!(
         flash("done=deactivated").as_deref(),
-        Some("青木 さくら さんを利用停止にしました。すべての端末からログアウトさせました。")
+        Some("青木 さくら さんを利用停止にしました。すべての端末からログアウトさせ、この医師会のグループ（患者さんのグループを含む）を見られなくしました。")
     );
     assert!(flash("error=last_admin").is_some());
+    assert!(flash("error=account_wide").is_some_and(|m| m.starts_with("青木 さくら さんは")));
     assert_eq!(flash("done=%3Cscript%3E"), None);
     assert_eq!(flash("error=anything"), None);
     assert_eq!(flash(""), None);
@@ -148,6 +149,7 @@ fn member(name: &str, admin: bool, active: bool, is_self: bool) -> MemberCard {
         active,
         second_factor: true,
         is_self,
+        account_wide_note: None,
         joined: "2026年4月1日".into(),
         confirm: Confirmations {
             role: EVIL.into(),
@@ -157,6 +159,34 @@ fn member(name: &str, admin: bool, active: bool, is_self: bool) -> MemberCard {
             reset: EVIL.into(),
         },
     }
+}
+
+#[test]
+fn a_person_another_association_answers_for_gets_a_note_instead_of_account_wide_buttons() {
+    let mut guest = member("佐藤 隆", false, true, false);
+    guest.account_wide_note = Some(EVIL.into());
+    let page = MembersPage {
+        t: Translator::new(Lang::Ja),
+        assets: assets::urls(),
+        nav: Nav::signed_in("桜井 花子", "TOKEN"),
+        current_path: "/a/sakuradai/console/members",
+        console: head("members"),
+        csrf: "TOKEN",
+        flash: None,
+        members: vec![guest],
+        active_count: 1,
+        inactive_count: 0,
+    }
+    .render()
+    .expect("renders");
+    assert_csp_clean(&page);
+    assert!(page.contains("data-account-wide-note"));
+    assert!(!page.contains("/sign-out\""));
+    assert!(!page.contains("/reset-second-factor\""));
+    assert!(
+        page.contains("/deactivate\""),
+        "deactivating here stays possible"
+    );
 }
 
 #[test]
