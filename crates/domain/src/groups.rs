@@ -150,31 +150,23 @@ pub struct GroupInput {
     pub receipt_mode: Option<ReceiptMode>,
 }
 
+/// Largest group name and description, in characters.
+pub const MAX_NAME_CHARS: usize = 100;
+pub const MAX_DESCRIPTION_CHARS: usize = 2000;
+
 impl GroupInput {
-    fn validate(&self, kind: GroupKind) -> AppResult<()> {
-        let name = self.name.trim();
-        if name.is_empty() {
-            return Err(AppError::invalid("name", "the group needs a name"));
-        }
-        if name.chars().count() > 100 {
-            return Err(AppError::invalid(
-                "name",
-                "the name is longer than 100 characters",
-            ));
-        }
-        if self.description.chars().count() > 2000 {
-            return Err(AppError::invalid(
-                "description",
-                "the description is longer than 2000 characters",
-            ));
-        }
+    /// The name and description as stored (see [`crate::text`]).
+    fn validate(&self, kind: GroupKind) -> AppResult<(String, String)> {
+        let name = crate::text::line("name", &self.name, MAX_NAME_CHARS)?;
+        let description =
+            crate::text::optional_lines("description", &self.description, MAX_DESCRIPTION_CHARS)?;
         if kind == GroupKind::Patient && self.accepts_requests {
             return Err(AppError::invalid(
                 "acceptsRequests",
                 "patient groups are by invitation only",
             ));
         }
-        Ok(())
+        Ok((name, description))
     }
 }
 
@@ -257,7 +249,7 @@ impl Services {
         input: &GroupInput,
         client: &RequestMeta,
     ) -> AppResult<Uuid> {
-        input.validate(kind)?;
+        let (name, description) = input.validate(kind)?;
         self.authorize_in(viewer, tenant, Object::Groups, Action::Create, client)
             .await?;
         let id = Uuid::now_v7();
@@ -268,8 +260,8 @@ impl Services {
                 id,
                 association_id: tenant.id,
                 kind: kind.code(),
-                name: input.name.trim(),
-                description: input.description.trim(),
+                name: &name,
+                description: &description,
                 join_policy: if input.accepts_requests {
                     "request"
                 } else {
@@ -319,12 +311,12 @@ impl Services {
         )
         .await?;
         let kind = GroupKind::from_code(&group.kind).unwrap_or(GroupKind::General);
-        input.validate(kind)?;
+        let (name, description) = input.validate(kind)?;
         repo::update_group(
             &mut tx,
             group_id,
-            input.name.trim(),
-            input.description.trim(),
+            &name,
+            &description,
             if input.accepts_requests {
                 "request"
             } else {
@@ -503,11 +495,8 @@ impl Services {
             client,
         )
         .await?;
-        let email = email.trim();
-        if email.is_empty() || email.len() > 254 {
-            return Err(AppError::invalid("email", "enter an e-mail address"));
-        }
-        let invitee = musubi_db::accounts::user_by_email(self.db().pool(), email)
+        let email = crate::text::email("email", email)?;
+        let invitee = musubi_db::accounts::user_by_email(self.db().pool(), &email)
             .await?
             .filter(|u| u.status == "active")
             .ok_or_else(|| {
