@@ -1,6 +1,6 @@
 //! Medical associations (医師会): the tenants of a deployment.
 
-use crate::{AppError, AppResult, Services, Tenant};
+use crate::{text, AppError, AppResult, Services, Tenant};
 use chrono::{DateTime, Utc};
 use musubi_db::associations as repo;
 use musubi_db::NewAssociation;
@@ -39,26 +39,6 @@ pub fn is_valid_slug(slug: &str) -> bool {
             .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'-')
 }
 
-fn clean_text(field: &'static str, value: &str, max: usize, required: bool) -> AppResult<String> {
-    let v = value.trim();
-    if required && v.is_empty() {
-        return Err(AppError::invalid(field, format!("{field} is required")));
-    }
-    if v.chars().count() > max {
-        return Err(AppError::invalid(
-            field,
-            format!("{field} must be at most {max} characters"),
-        ));
-    }
-    if v.chars().any(|c| c.is_control() && c != '\n') {
-        return Err(AppError::invalid(
-            field,
-            format!("{field} contains control characters"),
-        ));
-    }
-    Ok(v.to_owned())
-}
-
 impl CreateAssociation {
     fn validate(&self) -> AppResult<NewAssociation> {
         let slug = self.slug.trim();
@@ -70,13 +50,12 @@ impl CreateAssociation {
         }
         Ok(NewAssociation {
             slug: slug.to_owned(),
-            name: clean_text("name", &self.name, MAX_NAME_CHARS, true)?,
-            area: clean_text("area", &self.area, MAX_AREA_CHARS, false)?,
-            description: clean_text(
+            name: text::line("name", &self.name, MAX_NAME_CHARS)?,
+            area: text::optional_line("area", &self.area, MAX_AREA_CHARS)?.unwrap_or_default(),
+            description: text::optional_lines(
                 "description",
                 &self.description,
                 MAX_DESCRIPTION_CHARS,
-                false,
             )?,
         })
     }

@@ -301,6 +301,8 @@ pub async fn record_platform(conn: &mut PgConnection, entry: &AuditEntry) -> App
     Ok(repo::append_platform(conn, &entry.as_record()).await?)
 }
 
+/// Longest action filter, in characters.
+pub const MAX_ACTION_FILTER_CHARS: usize = 64;
 /// Largest page of [`list`].
 pub const MAX_PAGE_SIZE: u32 = 200;
 pub const DEFAULT_PAGE_SIZE: u32 = 50;
@@ -315,18 +317,18 @@ pub struct AuditPage {
     pub next_before: Option<i64>,
 }
 
-fn check_filter(filter: &AuditFilter) -> AppResult<()> {
-    let too_long =
-        |s: &Option<String>, max: usize| s.as_ref().is_some_and(|s| s.chars().count() > max);
-    if too_long(&filter.action_prefix, 64) {
-        return Err(AppError::invalid("action", "action filter is too long"));
-    }
-    if too_long(&filter.object_type, repo::MAX_OBJECT_CHARS)
-        || too_long(&filter.object_id, repo::MAX_OBJECT_CHARS)
-    {
-        return Err(AppError::invalid("object", "object filter is too long"));
-    }
-    Ok(())
+/// The filter with its terms cleaned by the text rule (see [`crate::text`]).
+fn check_filter(filter: &AuditFilter) -> AppResult<AuditFilter> {
+    let term = |field, s: &Option<String>, max| match s {
+        Some(s) => crate::text::search_term(field, s, max),
+        None => Ok(None),
+    };
+    Ok(AuditFilter {
+        action_prefix: term("action", &filter.action_prefix, MAX_ACTION_FILTER_CHARS)?,
+        object_type: term("objectType", &filter.object_type, repo::MAX_OBJECT_CHARS)?,
+        object_id: term("objectId", &filter.object_id, repo::MAX_OBJECT_CHARS)?,
+        ..filter.clone()
+    })
 }
 
 /// Records one entry in its own transaction, for events that write nothing else (a failed
@@ -437,7 +439,7 @@ pub async fn list(
     before: Option<i64>,
     limit: Option<u32>,
 ) -> AppResult<AuditPage> {
-    check_filter(filter)?;
+    let filter = &check_filter(filter)?;
     let limit = limit.unwrap_or(DEFAULT_PAGE_SIZE).clamp(1, MAX_PAGE_SIZE);
     let mut tx = db.tenant_tx(tenant).await?;
     // One more than asked tells whether an older page exists.
@@ -468,7 +470,7 @@ pub async fn export_csv<W: AsyncWrite + Unpin>(
     meta: &RequestMeta,
     out: &mut W,
 ) -> AppResult<u64> {
-    check_filter(filter)?;
+    let filter = &check_filter(filter)?;
     let mut entry = AuditEntry::new(AuditAction::AuditExport, meta)
         .with_detail("filter", filter_detail(filter));
     entry.actor = actor;

@@ -154,31 +154,23 @@ pub struct GroupInput {
     pub receipt_mode: Option<ReceiptMode>,
 }
 
+/// Largest group name and description, in characters.
+pub const MAX_NAME_CHARS: usize = 100;
+pub const MAX_DESCRIPTION_CHARS: usize = 2000;
+
 impl GroupInput {
-    fn validate(&self, kind: GroupKind) -> AppResult<()> {
-        let name = self.name.trim();
-        if name.is_empty() {
-            return Err(AppError::invalid("name", "the group needs a name"));
-        }
-        if name.chars().count() > 100 {
-            return Err(AppError::invalid(
-                "name",
-                "the name is longer than 100 characters",
-            ));
-        }
-        if self.description.chars().count() > 2000 {
-            return Err(AppError::invalid(
-                "description",
-                "the description is longer than 2000 characters",
-            ));
-        }
+    /// The name and description as stored (see [`crate::text`]).
+    fn validate(&self, kind: GroupKind) -> AppResult<(String, String)> {
+        let name = crate::text::line("name", &self.name, MAX_NAME_CHARS)?;
+        let description =
+            crate::text::optional_lines("description", &self.description, MAX_DESCRIPTION_CHARS)?;
         if kind == GroupKind::Patient && self.accepts_requests {
             return Err(AppError::invalid(
                 "acceptsRequests",
                 "patient groups are by invitation only",
             ));
         }
-        Ok(())
+        Ok((name, description))
     }
 }
 
@@ -261,7 +253,7 @@ impl Services {
         input: &GroupInput,
         client: &RequestMeta,
     ) -> AppResult<Uuid> {
-        input.validate(kind)?;
+        let (name, description) = input.validate(kind)?;
         self.authorize_in(viewer, tenant, Object::Groups, Action::Create, client)
             .await?;
         let id = Uuid::now_v7();
@@ -272,8 +264,8 @@ impl Services {
             &repo::NewGroup {
                 id,
                 kind: kind.code(),
-                name: input.name.trim(),
-                description: input.description.trim(),
+                name: &name,
+                description: &description,
                 join_policy: if input.accepts_requests {
                     "request"
                 } else {
@@ -323,12 +315,12 @@ impl Services {
         )
         .await?;
         let kind = GroupKind::from_code(&group.kind).unwrap_or(GroupKind::General);
-        input.validate(kind)?;
+        let (name, description) = input.validate(kind)?;
         repo::update_group(
             &mut tx,
             &hosted,
-            input.name.trim(),
-            input.description.trim(),
+            &name,
+            &description,
             if input.accepts_requests {
                 "request"
             } else {
@@ -523,17 +515,20 @@ impl Services {
         limit: i64,
         client: &RequestMeta,
     ) -> AppResult<Vec<CandidateRow>> {
-        let search = search.trim();
-        if search.chars().count() > MAX_SEARCH_CHARS {
-            return Err(AppError::invalid("search", "the search is too long"));
-        }
+        let search =
+            crate::text::search_term("search", search, MAX_SEARCH_CHARS)?.unwrap_or_default();
         let mut tx = self.db().tenant_tx(tenant).await?;
         let hosted = self
             .group_to_invite_to(&mut tx, viewer, tenant, group_id, client)
             .await?;
-        let rows =
-            repo::invite_candidates(&mut tx, &hosted, viewer.user.id, search, limit.clamp(1, 50))
-                .await?;
+        let rows = repo::invite_candidates(
+            &mut tx,
+            &hosted,
+            viewer.user.id,
+            &search,
+            limit.clamp(1, 50),
+        )
+        .await?;
         tx.commit().await.map_err(AppError::internal)?;
         Ok(rows)
     }
@@ -597,10 +592,7 @@ impl Services {
         email: &str,
         client: &RequestMeta,
     ) -> AppResult<()> {
-        let email = email.trim();
-        if !plausible_email(email) {
-            return Err(AppError::invalid("email", "enter an e-mail address"));
-        }
+        let email = crate::text::email("email", email)?;
         let mut tx = self.db().tenant_tx(tenant).await?;
         let hosted = self
             .group_to_invite_to(&mut tx, viewer, tenant, group_id, client)
@@ -608,7 +600,7 @@ impl Services {
         let invited = repo::invite_by_email(
             &mut tx,
             &hosted,
-            email,
+            &email,
             viewer.user.id,
             EventKind::MembershipChanged.as_str(),
         )
@@ -884,19 +876,6 @@ impl Services {
 
 /// Longest directory search accepted.
 const MAX_SEARCH_CHARS: usize = 100;
-
-/// Enough of an address to be worth looking up: one `@` with something on both sides, no
-/// spaces or control characters, at most 254 bytes.
-fn plausible_email(email: &str) -> bool {
-    let Some((local, domain)) = email.split_once('@') else {
-        return false;
-    };
-    email.len() <= 254
-        && !local.is_empty()
-        && !domain.is_empty()
-        && !domain.contains('@')
-        && !email.chars().any(|c| c.is_whitespace() || c.is_control())
-}
 
 /// The viewer's active role in a loaded group.
 pub(crate) fn active_role(group: &GroupRow) -> Option<&str> {

@@ -14,7 +14,7 @@
 use crate::audit::{record, AuditAction, AuditEntry, RequestMeta};
 use crate::members::MemberRole;
 use crate::sessions::{SessionKind, SignIn, Viewer};
-use crate::{AppError, AppResult, ErrorCode, Services, Tenant};
+use crate::{text, AppError, AppResult, ErrorCode, Services, Tenant};
 use chrono::{DateTime, Utc};
 use musubi_auth::password::{self, PasswordContext};
 use musubi_auth::ratelimit::RateLimitClass;
@@ -154,26 +154,8 @@ impl From<InvitationRow> for Invitation {
     }
 }
 
-/// A trimmed e-mail address a mail can be sent to, or `INVALID_INPUT` on `field`.
-fn checked_email(raw: &str, field: &'static str) -> AppResult<String> {
-    let email = raw.trim();
-    if musubi_notify::is_valid_address(email) {
-        Ok(email.to_owned())
-    } else {
-        Err(AppError::invalid(field, "not a valid e-mail address"))
-    }
-}
-
 fn checked_name(raw: Option<&str>, field: &'static str) -> AppResult<String> {
-    let v = raw.unwrap_or_default().trim();
-    let n = v.chars().count();
-    if n == 0 || n > MAX_NAME_CHARS || v.contains(char::is_control) {
-        return Err(AppError::invalid(
-            field,
-            format!("{field} must be 1 to {MAX_NAME_CHARS} characters"),
-        ));
-    }
-    Ok(v.to_owned())
+    text::line(field, raw.unwrap_or_default(), MAX_NAME_CHARS)
 }
 
 /// The new account's details, checked before anything is written.
@@ -288,7 +270,7 @@ impl Services {
             ));
         }
         let email = match input.email.as_deref().map(str::trim) {
-            Some(e) if !e.is_empty() => Some(checked_email(e, "email")?),
+            Some(e) if !e.is_empty() => Some(text::email("email", e)?),
             _ => None,
         };
         let facility_name = match input.facility_id {
@@ -500,11 +482,9 @@ impl Services {
         let tenant = self.db().resolve_tenant(&inv.association_slug).await?;
         let email = match &inv.email {
             Some(e) => e.clone(),
-            None => checked_email(input.email.as_deref().unwrap_or_default(), "email")?,
+            None => text::email("email", input.email.as_deref().unwrap_or_default())?,
         };
-        if input.password.is_empty() || input.password.len() > 1024 {
-            return Err(AppError::invalid("password", "enter a password"));
-        }
+        text::secret("password", &input.password)?;
 
         let existing = accounts::user_by_email(self.db().pool(), &email).await?;
         let mut tx;

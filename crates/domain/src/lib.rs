@@ -12,6 +12,7 @@ pub mod passkeys;
 pub mod password_reset;
 pub mod second_factor;
 pub mod sessions;
+pub mod text;
 pub mod topics;
 
 pub use error::{AppError, AppResult, ErrorCode};

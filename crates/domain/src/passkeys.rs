@@ -391,11 +391,8 @@ impl Services {
 
 /// The name given, or the kind of device the passkey was made on.
 fn passkey_name(name: Option<&str>, user_agent: &str) -> AppResult<String> {
-    match name.map(str::trim).filter(|n| !n.is_empty()) {
-        Some(n) if n.chars().count() > MAX_NAME_CHARS || n.chars().any(char::is_control) => Err(
-            AppError::invalid("name", "a passkey name has at most 100 characters"),
-        ),
-        Some(n) => Ok(n.to_owned()),
+    match crate::text::optional_line("name", name.unwrap_or_default(), MAX_NAME_CHARS)? {
+        Some(n) => Ok(n),
         None => Ok(device_of(user_agent).unwrap_or(DEFAULT_NAME).to_owned()),
     }
 }

@@ -33,10 +33,11 @@ impl Services {
         self.limits()
             .hit(&RateLimitClass::RESET_IP, &client.ip)
             .await?;
-        let email = email.trim();
-        if email.is_empty() || email.len() > 254 {
+        // Not an address: nothing to send, and the same answer.
+        let Ok(email) = crate::text::email("email", email) else {
             return Ok(());
-        }
+        };
+        let email = email.as_str();
         match self
             .limits()
             .hit(&RateLimitClass::RESET_ACCOUNT, &email.to_lowercase())

@@ -174,10 +174,14 @@ impl Services {
         kind: SessionKind,
         client: &RequestMeta,
     ) -> AppResult<SignIn> {
-        let email = email.trim();
-        if email.is_empty() || email.len() > 254 || password.is_empty() || password.len() > 1024 {
+        // What cannot be an address or a password cannot be an account's: the same answer.
+        let (Ok(email), Ok(password)) = (
+            crate::text::email("email", email),
+            crate::text::secret("password", password),
+        ) else {
             return Err(invalid_credentials());
-        }
+        };
+        let email = email.as_str();
         self.limits()
             .hit(&RateLimitClass::SIGNIN_IP, &client.ip)
             .await?;

@@ -10,7 +10,7 @@
 use crate::audit::{record, AuditAction, AuditEntry, RequestMeta};
 use crate::groups::{active_role, in_scope, topic_visible, viewer_bit, ReceiptMode, Scope};
 use crate::sessions::Viewer;
-use crate::{AppError, AppResult, ErrorCode, Services, Tenant};
+use crate::{text, AppError, AppResult, ErrorCode, Services, Tenant};
 use chrono::{DateTime, Utc};
 use musubi_authz::{Action, GroupRole, Object};
 use musubi_db::groups::{
@@ -30,38 +30,12 @@ pub const TOPIC_PAGE_COMMENTS: i64 = 500;
 pub const HOME_ITEMS: i64 = 100;
 pub const HOME_ITEMS_PER_TOPIC: i64 = 10;
 
-fn check_title(title: &str) -> AppResult<&str> {
-    let t = title.trim();
-    if t.is_empty() {
-        return Err(AppError::invalid("title", "the topic needs a title"));
-    }
-    if t.chars().count() > MAX_TITLE_CHARS {
-        return Err(AppError::invalid(
-            "title",
-            "the title is longer than 200 characters",
-        ));
-    }
-    Ok(t)
+fn check_title(title: &str) -> AppResult<String> {
+    text::line("title", title, MAX_TITLE_CHARS)
 }
 
 fn check_body(body: &str) -> AppResult<String> {
-    // Keep line breaks; drop trailing spaces and control characters other than newline/tab.
-    let cleaned: String = body
-        .replace("\r\n", "\n")
-        .chars()
-        .filter(|c| !c.is_control() || *c == '\n' || *c == '\t')
-        .collect();
-    let trimmed = cleaned.trim();
-    if trimmed.is_empty() {
-        return Err(AppError::invalid("body", "write something first"));
-    }
-    if trimmed.chars().count() > MAX_COMMENT_CHARS {
-        return Err(AppError::invalid(
-            "body",
-            "the text is longer than 10,000 characters",
-        ));
-    }
-    Ok(trimmed.to_owned())
+    text::lines("body", body, MAX_COMMENT_CHARS)
 }
 
 /// One comment as a topic page shows it.
@@ -275,7 +249,7 @@ impl Services {
             &repo::NewTopic {
                 id: topic_id,
                 author_id: viewer.user.id,
-                title,
+                title: &title,
                 scope: scope.0,
             },
         )
@@ -536,7 +510,7 @@ impl Services {
             .await?;
         }
         let title = match &patch.title {
-            Some(title) => check_title(title)?.to_owned(),
+            Some(title) => check_title(title)?,
             None => t.title.clone(),
         };
         let scope = match patch.scope {

@@ -20,3 +20,16 @@ pub(crate) mod sns;
 
 #[cfg(test)]
 mod render_tests;
+
+use crate::i18n::Translator;
+use musubi_domain::{text, AppError};
+
+/// The words for a refused field: the form's own (`key`), unless the input-text rule found a
+/// character it does not accept, which the person could not otherwise see.
+pub(crate) fn field_message(t: Translator, e: &AppError, key: &'static str) -> String {
+    if e.reasons.contains(&text::reason::FORBIDDEN_CHARACTER) {
+        t.get("error.forbidden_character").to_owned()
+    } else {
+        t.get(key).to_owned()
+    }
+}

@@ -10,6 +10,7 @@ use crate::assets::{self, AssetUrls};
 use crate::ctx::Ctx;
 use crate::i18n::Translator;
 use crate::layout::{Nav, Section};
+use crate::pages::field_message;
 use askama::Template;
 use axum::extract::rejection::FormRejection;
 use axum::extract::{Path, State};
@@ -221,9 +222,11 @@ impl GroupErrors {
         }
         let mut errors = Self::default();
         match e.field {
-            Some("name") => errors.name = Some(t.get("sns.group_form.error_name").to_owned()),
+            Some("name") => {
+                errors.name = Some(field_message(t, e, "sns.group_form.error_name"));
+            }
             Some("description") => {
-                errors.description = Some(t.get("sns.group_form.error_description").to_owned())
+                errors.description = Some(field_message(t, e, "sns.group_form.error_description"));
             }
             _ => errors.alert = Some(t.get("sns.error.invalid").to_owned()),
         }

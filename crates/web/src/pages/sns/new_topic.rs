@@ -7,6 +7,7 @@ use crate::assets::{self, AssetUrls};
 use crate::ctx::Ctx;
 use crate::i18n::Translator;
 use crate::layout::{Nav, Section};
+use crate::pages::field_message;
 use askama::Template;
 use axum::extract::rejection::FormRejection;
 use axum::extract::{Path, State};
@@ -207,8 +208,8 @@ pub(crate) async fn create(
         return Err(page_error(&ctx, "posting a topic", e));
     }
     match e.field {
-        Some("title") => errors.title = Some(t.get("sns.topic_form.error_title").to_owned()),
-        Some("body") => errors.body = Some(t.get("sns.topic_form.error_body").to_owned()),
+        Some("title") => errors.title = Some(field_message(t, &e, "sns.topic_form.error_title")),
+        Some("body") => errors.body = Some(field_message(t, &e, "sns.topic_form.error_body")),
         Some("scope") => scope_error = Some(t.get("sns.scope.error_none").to_owned()),
         _ => errors.alert = Some(t.get("sns.error.invalid").to_owned()),
     }

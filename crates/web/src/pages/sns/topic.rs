@@ -19,6 +19,7 @@ use crate::assets::{self, AssetUrls};
 use crate::ctx::Ctx;
 use crate::i18n::{Lang, Translator};
 use crate::layout::{Nav, Section};
+use crate::pages::field_message;
 use askama::Template;
 use axum::extract::rejection::FormRejection;
 use axum::extract::{Path, State};
@@ -447,7 +448,7 @@ async fn reshow(
 /// The message for a refused comment.
 fn comment_error(t: Translator, e: &AppError) -> Option<String> {
     match e.code {
-        ErrorCode::InvalidInput => Some(t.get("sns.comment.error_body").to_owned()),
+        ErrorCode::InvalidInput => Some(field_message(t, e, "sns.comment.error_body")),
         ErrorCode::TopicClosed => Some(t.get("sns.error.closed").to_owned()),
         _ => None,
     }
@@ -533,7 +534,7 @@ pub(crate) async fn edit(
     let back = format!("{}{}", topic_path(p.slug(), topic_id), form.anchor());
     match result {
         Err(e) if e.code == ErrorCode::InvalidInput && e.field == Some("body") => {
-            let message = t.get("sns.comment.error_body").to_owned();
+            let message = field_message(t, &e, "sns.comment.error_body");
             let typed = Typed {
                 edit: Some((comment_id, form.body, form.important.is_some(), message)),
                 ..Typed::default()
@@ -655,7 +656,7 @@ pub(crate) async fn settings(
                 "sns.error.invalid"
             };
             let typed = Typed {
-                settings: Some((form, t.get(key).to_owned())),
+                settings: Some((form, field_message(t, &e, key))),
                 ..Typed::default()
             };
             reshow(&services, &ctx, &p, topic_id, typed).await
