@@ -164,6 +164,12 @@ async fn recovers_from_killed_postmaster() -> TestResult {
     let pgdata = pg.pgdata().to_path_buf();
     kill(Pid::from_raw(pid as i32), Signal::SIGKILL)?;
     assert!(wait_dead(pid).await, "postmaster survived SIGKILL");
+    // The supervisor reaps the child first and reports its status just after: on a busy
+    // machine the report can trail the reaping.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while pg.exit_status().is_none() && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     assert!(pg.exit_status().is_some());
     // A crashed Musubi leaves the pid file behind.
     assert!(pgdata.join("postmaster.pid").exists());
