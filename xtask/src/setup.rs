@@ -439,7 +439,8 @@ pub fn ensure(purpose: Purpose, check_only: bool) -> Result<()> {
     ));
     if check_only {
         if !plan.apt.is_empty() {
-            say(&format!("would run: {}", apt_command(&plan.apt, false)));
+            let sudo = matches!(access, AptAccess::Sudo | AptAccess::NotAllowed);
+            say(&format!("would run: {}", apt_command(&plan.apt, sudo)));
         }
         if plan.pip_aiosmtpd {
             say("would run: python3 -m pip install --quiet aiosmtpd");
@@ -479,7 +480,7 @@ pub fn ensure(purpose: Purpose, check_only: bool) -> Result<()> {
             bail!(without_apt_message(&after, purpose));
         }
         bail!(
-            "still missing after installing:\n{}",
+            "still missing:\n{}",
             describe(&after, purpose, true).trim_end()
         );
     }
