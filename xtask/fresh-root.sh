@@ -117,6 +117,14 @@ mmdebstrap --variant=minbase --include=ca-certificates,git,gcc,libc6-dev \
 printf '#!/bin/sh\nexit 101\n' >"$root/usr/sbin/policy-rc.d"
 chmod +x "$root/usr/sbin/policy-rc.d"
 cp /etc/resolv.conf "$root/etc/resolv.conf"
+# Behind a TLS-inspecting proxy the root must trust what this machine trusts (npm, cargo);
+# Node.js reads only its own CA list unless told otherwise.
+extra_ca=""
+if compgen -G "/usr/local/share/ca-certificates/*.crt" >/dev/null; then
+  cp /usr/local/share/ca-certificates/*.crt "$root/usr/local/share/ca-certificates/"
+  chroot "$root" update-ca-certificates >/dev/null 2>&1 || say "update-ca-certificates failed"
+  extra_ca="NODE_EXTRA_CA_CERTS=/etc/ssl/certs/ca-certificates.crt"
+fi
 
 mount -t proc proc "$root/proc"
 mount --rbind /sys "$root/sys" && mount --make-rslave "$root/sys"
@@ -153,7 +161,7 @@ fi
 in_root() {
   chroot "$root" /usr/bin/env -i HOME=/root USER=root LANG=C.UTF-8 TERM=dumb \
     PATH=/root/.cargo/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
-    CARGO_TERM_COLOR=never "$@"
+    CARGO_TERM_COLOR=never $extra_ca "$@"
 }
 
 if $shell; then
