@@ -158,11 +158,9 @@ if $reuse_target && [ -d "$src/target" ]; then
 fi
 
 # A login-like environment: only what a new user's shell would have.
-in_root() {
-  chroot "$root" /usr/bin/env -i HOME=/root USER=root LANG=C.UTF-8 TERM=dumb \
-    PATH=/root/.cargo/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
-    CARGO_TERM_COLOR=never $extra_ca "$@"
-}
+root_env=(HOME=/root USER=root LANG=C.UTF-8 TERM=dumb CARGO_TERM_COLOR=never
+  PATH=/root/.cargo/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin $extra_ca)
+in_root() { chroot "$root" /usr/bin/env -i "${root_env[@]}" "$@"; }
 
 if $shell; then
   say "opening a shell in the root (exit to clean up)"
@@ -195,9 +193,11 @@ demo_once() {
   local log="$logs/$1.log"
   say "step $1: cargo xtask demo (log: $log)"
   local start=$SECONDS
-  in_root bash -c "cd '$src' && exec cargo xtask demo --listen 127.0.0.1:$port" >"$log" 2>&1 &
+  # exec all the way down (this subshell, chroot, env, bash, cargo xtask, cargo run): $pid
+  # ends up being musubi itself, so the SIGINT below is what Ctrl-C would send it.
+  (exec chroot "$root" /usr/bin/env -i "${root_env[@]}" \
+    bash -c "cd '$src' && exec cargo xtask demo --listen 127.0.0.1:$port") >"$log" 2>&1 &
   local pid=$!
-  # cargo xtask and cargo run both exec, so $pid ends up being musubi itself.
   until healthz >/dev/null; do
     if ! alive "$pid"; then
       tail -30 "$log" >&2
