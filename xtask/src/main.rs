@@ -1,7 +1,8 @@
-//! Developer tasks: `cargo xtask test` (every test, with the services they need),
-//! `cargo xtask lint`.
+//! Developer tasks: `cargo xtask demo` and `cargo xtask test` (each installing what it needs
+//! first, see `setup`), `cargo xtask lint`, `cargo xtask bench`.
 
 mod bench;
+mod setup;
 
 use anyhow::{bail, Context, Result};
 use musubi_pgembed::{EmbeddedOptions, EmbeddedPostgres};
@@ -19,13 +20,16 @@ const TEST_MAILDIR_ENV: &str = "MUSUBI_TEST_MAILDIR";
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let result = match args.first().map(String::as_str) {
+        Some("demo") => demo(&args[1..]),
         Some("test") => test(&args[1..]),
+        Some("setup") => setup_task(&args[1..]),
+        Some("fresh-check") => fresh_check(&args[1..]),
         Some("lint") => lint(),
         Some("bench") => bench::bench(&args[1..]),
         _ => {
             eprintln!(
                 "usage: cargo xtask <task>\n\n\
-                 tasks:\n  bench [--scale small|medium|large] [--seed N] [--profile debug|release] [--reuse] [-- RUN ARGS]\n                generate a dataset, drive Musubi and the floor, write target/bench/report.json\n                (see docs/performance.md)\n  test [ARGS]   run every test (Rust tests with nextest, then the browser tests);\n                ARGS go to nextest; set {TEST_DB_ENV} to use your own PostgreSQL,\n                {TEST_REDIS_ENV} your own Redis, and {TEST_SMTP_ENV} with\n                {TEST_MAILDIR_ENV} your own SMTP server and the maildir it fills\n  lint          cargo fmt --check and clippy -D warnings"
+                 tasks:\n  demo [ARGS]   install the PostgreSQL server binaries if missing (not with DATABASE_URL),\n                then build in release and run `musubi demo ARGS`\n  bench [--scale small|medium|large] [--seed N] [--profile debug|release] [--reuse] [-- RUN ARGS]\n                generate a dataset, drive Musubi and the floor, write target/bench/report.json\n                (see docs/performance.md)\n  test [ARGS]   install what the tests need if missing, then run every test (Rust tests\n                with nextest, then the browser tests);\n                ARGS go to nextest; set {TEST_DB_ENV} to use your own PostgreSQL,\n                {TEST_REDIS_ENV} your own Redis, and {TEST_SMTP_ENV} with\n                {TEST_MAILDIR_ENV} your own SMTP server and the maildir it fills\n  setup [--check] [demo|test]\n                install what the demo and/or the tests need; --check only reports\n  fresh-check [OPTIONS]\n                run the README's commands in a fresh Debian root (xtask/fresh-root.sh; root, slow)\n  lint          cargo fmt --check and clippy -D warnings"
             );
             std::process::exit(2);
         }
@@ -56,6 +60,56 @@ fn run(cmd: &mut Command) -> Result<()> {
 
 fn cargo() -> Command {
     Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+}
+
+/// `cargo xtask demo`: the PostgreSQL server binaries, then `musubi demo` built in release.
+fn demo(args: &[String]) -> Result<()> {
+    use std::os::unix::process::CommandExt;
+    setup::ensure(setup::Purpose::Demo, false)?;
+    // The user's working directory stays (the demo's data dir is relative to it).
+    let mut cmd = cargo();
+    cmd.arg("run")
+        .arg("--manifest-path")
+        .arg(root().join("Cargo.toml"))
+        .args(["--release", "--package", "musubi", "--bin", "musubi", "--"])
+        .arg("demo")
+        .args(args);
+    eprintln!("xtask: running {cmd:?}");
+    // Replace this process, as `cargo run` replaces itself with musubi: Ctrl-C and SIGTERM
+    // then reach musubi directly, which stops its cluster cleanly.
+    let err = cmd.exec();
+    Err(err).with_context(|| format!("cannot run {cmd:?}"))
+}
+
+/// `cargo xtask setup [--check] [demo|test]`.
+fn setup_task(args: &[String]) -> Result<()> {
+    let mut check = false;
+    let mut purposes = Vec::new();
+    for a in args {
+        match a.as_str() {
+            "--check" => check = true,
+            "demo" => purposes.push(setup::Purpose::Demo),
+            "test" => purposes.push(setup::Purpose::Test),
+            other => bail!("unknown argument {other} (see `cargo xtask`)"),
+        }
+    }
+    if purposes.is_empty() {
+        purposes = vec![setup::Purpose::Demo, setup::Purpose::Test];
+    }
+    for p in purposes {
+        setup::ensure(p, check)?;
+        if p == setup::Purpose::Test {
+            setup::ensure_npm_packages(&root().join("crates/web/e2e"), check)?;
+        }
+    }
+    Ok(())
+}
+
+/// `cargo xtask fresh-check`: README's commands in a fresh Debian root (see the script).
+fn fresh_check(args: &[String]) -> Result<()> {
+    run(Command::new("bash")
+        .arg(root().join("xtask/fresh-root.sh"))
+        .args(args))
 }
 
 fn lint() -> Result<()> {
@@ -280,23 +334,12 @@ impl Drop for TestRedis {
 }
 
 fn find_redis_server() -> Result<PathBuf> {
-    let on_path = std::env::var_os("PATH")
-        .map(|p| {
-            std::env::split_paths(&p)
-                .map(|d| d.join("redis-server"))
-                .collect::<Vec<_>>()
-        })
-        .unwrap_or_default();
-    on_path
-        .into_iter()
-        .chain([PathBuf::from("/usr/bin/redis-server")])
-        .find(|p| p.is_file())
-        .with_context(|| {
-            format!(
-                "redis-server not found on PATH or at /usr/bin/redis-server: install the Debian \
-                 package `redis-server`, or set {TEST_REDIS_ENV} to a Redis of your own"
-            )
-        })
+    setup::redis_server().with_context(|| {
+        format!(
+            "redis-server not found on PATH or at /usr/bin/redis-server: install the Debian \
+             package `redis-server`, or set {TEST_REDIS_ENV} to a Redis of your own"
+        )
+    })
 }
 
 /// The SMTP server the tests mail through: the caller's, or Python's aiosmtpd on a free
@@ -331,7 +374,8 @@ impl TestSmtp {
             .local_addr()?
             .port();
         let log = std::fs::File::create(dir.join("smtp.log"))?;
-        let child = Command::new("python3")
+        let python = setup::smtp_python();
+        let child = Command::new(python)
             .args(["-m", "aiosmtpd", "-n", "-l"])
             .arg(format!("127.0.0.1:{port}"))
             .args(["-c", "aiosmtpd.handlers.Mailbox"])
@@ -340,10 +384,12 @@ impl TestSmtp {
             .stdout(log.try_clone()?)
             .stderr(log)
             .spawn()
-            .context(
-                "cannot start python3 for the test SMTP server: install Python 3 and \
-                 `python3 -m pip install aiosmtpd`, or set MUSUBI_TEST_SMTP_URL",
-            )?;
+            .with_context(|| {
+                format!(
+                    "cannot start {python} for the test SMTP server: install Python 3 and \
+                     `python3 -m pip install aiosmtpd`, or set MUSUBI_TEST_SMTP_URL"
+                )
+            })?;
         let mut smtp = Self {
             url: format!("smtp://127.0.0.1:{port}"),
             maildir: Some(maildir),
@@ -400,6 +446,8 @@ impl Drop for TestSmtp {
 }
 
 fn test(extra: &[String]) -> Result<()> {
+    setup::ensure(setup::Purpose::Test, false)?;
+    setup::ensure_npm_packages(&root().join("crates/web/e2e"), false)?;
     // Before PostgreSQL: a missing redis-server fails fast, and is killed on any error below.
     let redis = TestRedis::start()?;
     let smtp = TestSmtp::start()?;
@@ -473,11 +521,6 @@ fn run_suites(url: &str, redis_url: &str, smtp: &TestSmtp, extra: &[String]) -> 
         run(cargo()
             .current_dir(&root)
             .args(["build", "--package", "musubi", "--bin", "musubi"]))?;
-        if !e2e.join("node_modules/playwright-core").exists() {
-            run(Command::new("npm")
-                .current_dir(&e2e)
-                .args(["ci", "--no-audit", "--no-fund"]))?;
-        }
         run(Command::new("node")
             .current_dir(&e2e)
             .args(["--test", "--test-concurrency=1", "tests/"])

@@ -1,0 +1,687 @@
+//! The system packages `cargo xtask demo` and `cargo xtask test` need, installed when missing
+//! so that README's two commands work on a fresh Debian/Ubuntu machine with only Rust and git.
+//! The `musubi` binary itself never installs anything.
+//!
+//! | Need | Detected by | Debian package | Not needed when |
+//! |---|---|---|---|
+//! | PostgreSQL server binaries (demo, test) | `musubi_pgembed::find_binaries`, as `musubi` looks | `postgresql` | `DATABASE_URL` (demo), `MUSUBI_TEST_DATABASE_URL` (test), `MUSUBI_PG_BIN` |
+//! | Redis (test) | `redis-server` on PATH or in /usr/bin | `redis-server` | `MUSUBI_TEST_REDIS_URL` |
+//! | Python 3 (test) | `python3` on PATH | `python3` | `MUSUBI_TEST_SMTP_URL` |
+//! | aiosmtpd (test) | `import aiosmtpd` in `python3` or /usr/bin/python3 | `python3-aiosmtpd`, or pip into a Python that allows it | `MUSUBI_TEST_SMTP_URL` |
+//! | Node.js 20+ (test) | `node --version` | `nodejs` | — |
+//! | npm (test) | `npm` on PATH | `npm` | — |
+//! | Chromium (test) | `$CHROMIUM`, else /usr/bin/chromium | `chromium` | — |
+//!
+//! Presence is checked first, so a second run installs nothing.
+
+use anyhow::{bail, Context, Result};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Purpose {
+    Demo,
+    Test,
+}
+
+impl Purpose {
+    fn command(self) -> &'static str {
+        match self {
+            Purpose::Demo => "cargo xtask demo",
+            Purpose::Test => "cargo xtask test",
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Need {
+    PostgresServer,
+    Redis,
+    Python,
+    Aiosmtpd,
+    Node,
+    Npm,
+    Chromium,
+}
+
+/// One row of the table above.
+struct Row {
+    need: Need,
+    what: &'static str,
+    /// Why, per purpose (`None`: not needed for it).
+    demo: Option<&'static str>,
+    test: Option<&'static str>,
+    debian: &'static str,
+    /// Any of these set means the user brings their own (per purpose).
+    demo_env: &'static [&'static str],
+    test_env: &'static [&'static str],
+    /// What to install without apt-get.
+    elsewhere: &'static str,
+}
+
+const TABLE: &[Row] = &[
+    Row {
+        need: Need::PostgresServer,
+        what: "PostgreSQL server binaries",
+        demo: Some("the demo's private database"),
+        test: Some("the tests' private database"),
+        debian: "postgresql",
+        demo_env: &["DATABASE_URL", "MUSUBI_PG_BIN"],
+        test_env: &["MUSUBI_TEST_DATABASE_URL", "MUSUBI_PG_BIN"],
+        elsewhere: "PostgreSQL 15 or newer with its server binaries (macOS: `brew install \
+                    postgresql@16`; Fedora: `dnf install postgresql-server`)",
+    },
+    Row {
+        need: Need::Redis,
+        what: "Redis",
+        demo: None,
+        test: Some("the tests' private Redis"),
+        debian: "redis-server",
+        demo_env: &[],
+        test_env: &["MUSUBI_TEST_REDIS_URL"],
+        elsewhere: "Redis 7 (macOS: `brew install redis`; Fedora: `dnf install redis`)",
+    },
+    Row {
+        need: Need::Python,
+        what: "Python 3",
+        demo: None,
+        test: Some("the tests' SMTP server"),
+        debian: "python3",
+        demo_env: &[],
+        test_env: &["MUSUBI_TEST_SMTP_URL"],
+        elsewhere: "Python 3 (macOS: `brew install python`)",
+    },
+    Row {
+        need: Need::Aiosmtpd,
+        what: "Python's aiosmtpd",
+        demo: None,
+        test: Some("the tests' SMTP server"),
+        debian: "python3-aiosmtpd",
+        demo_env: &[],
+        test_env: &["MUSUBI_TEST_SMTP_URL"],
+        elsewhere: "aiosmtpd (`python3 -m pip install aiosmtpd`, in a virtualenv if your Python \
+                    refuses)",
+    },
+    Row {
+        need: Need::Node,
+        what: "Node.js 20 or newer",
+        demo: None,
+        test: Some("the browser tests"),
+        debian: "nodejs",
+        demo_env: &[],
+        test_env: &[],
+        elsewhere: "Node.js 20 or newer (macOS: `brew install node`; or https://nodejs.org)",
+    },
+    Row {
+        need: Need::Npm,
+        what: "npm",
+        demo: None,
+        test: Some("the browser tests' JavaScript packages"),
+        debian: "npm",
+        demo_env: &[],
+        test_env: &[],
+        elsewhere: "npm (it comes with Node.js from nodejs.org or Homebrew)",
+    },
+    Row {
+        need: Need::Chromium,
+        what: "Chromium",
+        demo: None,
+        test: Some("the browser tests"),
+        debian: "chromium",
+        demo_env: &[],
+        test_env: &[],
+        elsewhere: "Chromium or Chrome, with CHROMIUM set to its executable",
+    },
+];
+
+fn row(need: Need) -> &'static Row {
+    TABLE.iter().find(|r| r.need == need).unwrap_or(&TABLE[0])
+}
+
+fn why(need: Need, purpose: Purpose) -> Option<&'static str> {
+    let r = row(need);
+    match purpose {
+        Purpose::Demo => r.demo,
+        Purpose::Test => r.test,
+    }
+}
+
+/// What `purpose` needs from the system, given which variables are set (`is_set`).
+pub fn needs(purpose: Purpose, is_set: impl Fn(&str) -> bool) -> Vec<Need> {
+    TABLE
+        .iter()
+        .filter(|r| why(r.need, purpose).is_some())
+        .filter(|r| {
+            let env = match purpose {
+                Purpose::Demo => r.demo_env,
+                Purpose::Test => r.test_env,
+            };
+            !env.iter().any(|v| is_set(v))
+        })
+        .map(|r| r.need)
+        .collect()
+}
+
+/// The `python3` on PATH, as far as installing aiosmtpd is concerned.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PythonProbe {
+    pub executable: String,
+    /// pip is there and may install (a virtualenv, pyenv; not Debian's system Python, which
+    /// refuses under PEP 668).
+    pub pip_may_install: bool,
+}
+
+impl PythonProbe {
+    fn is_system(&self) -> bool {
+        self.executable.starts_with("/usr/bin/")
+    }
+}
+
+/// What is missing: needs absent or unusable, with what was found instead (an old version).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Detection {
+    pub missing: Vec<(Need, Option<String>)>,
+    pub python: Option<PythonProbe>,
+}
+
+/// How to get what is missing.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Plan {
+    /// Debian packages, in table order.
+    pub apt: Vec<&'static str>,
+    /// `python3 -m pip install aiosmtpd` first (falling back to apt where there is apt).
+    pub pip_aiosmtpd: bool,
+}
+
+/// Decides the installs for a detection; `apt` tells whether this system has apt-get.
+pub fn plan(detection: &Detection, apt: bool) -> Plan {
+    let mut out = Plan::default();
+    for (need, found) in &detection.missing {
+        // An old Node.js is not fixed by the distribution's package: it would be the same one.
+        if found.is_some() {
+            continue;
+        }
+        match need {
+            Need::Aiosmtpd => match &detection.python {
+                Some(p) if p.pip_may_install && !p.is_system() => out.pip_aiosmtpd = true,
+                Some(p) if p.pip_may_install && !apt => out.pip_aiosmtpd = true,
+                _ if apt => out.apt.push(row(*need).debian),
+                _ => {}
+            },
+            _ if apt => out.apt.push(row(*need).debian),
+            _ => {}
+        }
+    }
+    out
+}
+
+/// The `apt-get install` line for `packages`.
+pub fn apt_command(packages: &[&str], sudo: bool) -> String {
+    format!(
+        "{}apt-get install -y --no-install-recommends {}",
+        if sudo { "sudo " } else { "" },
+        packages.join(" ")
+    )
+}
+
+/// One line per missing need: what, why, and what to install or set without apt-get.
+fn describe(detection: &Detection, purpose: Purpose, elsewhere: bool) -> String {
+    let mut out = String::new();
+    for (need, found) in &detection.missing {
+        let r = row(*need);
+        out.push_str(&format!("  - {}", r.what));
+        if let Some(found) = found {
+            out.push_str(&format!(" (found {found})"));
+        }
+        if let Some(why) = why(*need, purpose) {
+            out.push_str(&format!(", for {why}"));
+        }
+        if elsewhere {
+            out.push_str(&format!(": {}", r.elsewhere));
+            let env = match purpose {
+                Purpose::Demo => r.demo_env,
+                Purpose::Test => r.test_env,
+            };
+            if let Some(var) = env.first() {
+                out.push_str(&format!("; or set {var} to use a server of your own"));
+            }
+        }
+        out.push('\n');
+    }
+    out
+}
+
+/// What to do on a system without apt-get (other distributions, macOS).
+pub fn without_apt_message(detection: &Detection, purpose: Purpose) -> String {
+    format!(
+        "this system has no apt-get, so `{cmd}` cannot install what it needs. Install these \
+         with your system's package manager, then run `{cmd}` again:\n{list}",
+        cmd = purpose.command(),
+        list = describe(detection, purpose, true).trim_end()
+    )
+}
+
+/// What to do when apt-get is there but we may not use it.
+pub fn needs_root_message(detection: &Detection, purpose: Purpose, plan: &Plan) -> String {
+    format!(
+        "missing:\n{list}\ninstalling them needs root (or passwordless sudo). Run\n  {apt}\nand \
+         then `{cmd}` again.",
+        list = describe(detection, purpose, false).trim_end(),
+        apt = apt_command(&plan.apt, true),
+        cmd = purpose.command(),
+    )
+}
+
+/// Whether and how apt-get may be used here.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum AptAccess {
+    Root,
+    Sudo,
+    NotAllowed,
+    NoApt,
+}
+
+fn apt_access() -> AptAccess {
+    if find_on_path("apt-get").is_none() {
+        return AptAccess::NoApt;
+    }
+    if nix::unistd::Uid::effective().is_root() {
+        return AptAccess::Root;
+    }
+    let sudo = Command::new("sudo")
+        .args(["-n", "true"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if sudo {
+        AptAccess::Sudo
+    } else {
+        AptAccess::NotAllowed
+    }
+}
+
+pub fn find_on_path(name: &str) -> Option<PathBuf> {
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path)
+        .map(|d| d.join(name))
+        .find(|p| p.is_file())
+}
+
+fn quiet(cmd: &mut Command) -> Option<std::process::Output> {
+    cmd.stdin(Stdio::null())
+        .stderr(Stdio::null())
+        .output()
+        .ok()
+        .filter(|o| o.status.success())
+}
+
+/// Python interpreters that may run the tests' SMTP server, in order of preference.
+const PYTHONS: [&str; 2] = ["python3", "/usr/bin/python3"];
+
+fn imports_aiosmtpd(python: &str) -> bool {
+    quiet(Command::new(python).args(["-c", "import aiosmtpd"])).is_some()
+}
+
+/// The Python to run `-m aiosmtpd` with: the first that has it (pip may have put it into the
+/// user's own Python, apt into the system's).
+pub fn smtp_python() -> &'static str {
+    PYTHONS
+        .into_iter()
+        .find(|p| imports_aiosmtpd(p))
+        .unwrap_or(PYTHONS[0])
+}
+
+fn probe_python() -> Option<PythonProbe> {
+    const SCRIPT: &str = "import sys, os, sysconfig, importlib.util as u\n\
+        venv = sys.prefix != sys.base_prefix\n\
+        managed = os.path.exists(os.path.join(sysconfig.get_path('stdlib'), 'EXTERNALLY-MANAGED'))\n\
+        print(sys.executable)\n\
+        print(u.find_spec('pip') is not None and (venv or not managed))";
+    let out = quiet(Command::new("python3").args(["-c", SCRIPT]))?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    let mut lines = text.lines();
+    Some(PythonProbe {
+        executable: lines.next()?.trim().to_owned(),
+        pip_may_install: lines.next()? == "True",
+    })
+}
+
+/// `v20.19.2` → 20.
+pub fn node_major(version: &str) -> Option<u32> {
+    version
+        .trim()
+        .trim_start_matches('v')
+        .split('.')
+        .next()?
+        .parse()
+        .ok()
+}
+
+pub fn postgres_present() -> bool {
+    musubi_pgembed::find_binaries(None).is_ok()
+}
+
+pub fn redis_server() -> Option<PathBuf> {
+    find_on_path("redis-server").or_else(|| {
+        let p = PathBuf::from("/usr/bin/redis-server");
+        p.is_file().then_some(p)
+    })
+}
+
+fn chromium() -> PathBuf {
+    std::env::var_os("CHROMIUM")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("/usr/bin/chromium"))
+}
+
+/// Looks for each need: `None` when usable, else what was found instead (if anything).
+fn detect_one(need: Need) -> Option<Option<String>> {
+    let present = match need {
+        Need::PostgresServer => postgres_present(),
+        Need::Redis => redis_server().is_some(),
+        Need::Python => find_on_path("python3").is_some(),
+        Need::Aiosmtpd => PYTHONS.into_iter().any(imports_aiosmtpd),
+        Need::Node => {
+            let version = quiet(Command::new("node").arg("--version"))
+                .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned());
+            return match version {
+                Some(v) if node_major(&v).is_some_and(|m| m >= 20) => None,
+                Some(v) => Some(Some(format!("Node.js {v}"))),
+                None => Some(None),
+            };
+        }
+        Need::Npm => find_on_path("npm").is_some(),
+        Need::Chromium => chromium().is_file(),
+    };
+    (!present).then_some(None)
+}
+
+pub fn detect(needs: &[Need]) -> Detection {
+    let missing = needs
+        .iter()
+        .filter_map(|n| detect_one(*n).map(|found| (*n, found)))
+        .collect::<Vec<_>>();
+    let python = missing
+        .iter()
+        .any(|(n, _)| *n == Need::Aiosmtpd)
+        .then(probe_python)
+        .flatten();
+    Detection { missing, python }
+}
+
+fn say(text: &str) {
+    eprintln!("xtask: set-up: {text}");
+}
+
+fn is_set(var: &str) -> bool {
+    std::env::var_os(var).is_some_and(|v| !v.is_empty())
+}
+
+/// Makes sure what `purpose` needs is installed, installing it when this machine allows, or
+/// stops with what to do. With `check_only`, reports and changes nothing.
+pub fn ensure(purpose: Purpose, check_only: bool) -> Result<()> {
+    let needs = needs(purpose, is_set);
+    let detection = detect(&needs);
+    if detection.missing.is_empty() {
+        say(&format!(
+            "everything `{}` needs is installed",
+            purpose.command()
+        ));
+        return Ok(());
+    }
+    let access = apt_access();
+    let mut plan = plan(&detection, access != AptAccess::NoApt);
+    say(&format!(
+        "missing:\n{}",
+        describe(&detection, purpose, false).trim_end()
+    ));
+    if check_only {
+        if !plan.apt.is_empty() {
+            let sudo = matches!(access, AptAccess::Sudo | AptAccess::NotAllowed);
+            say(&format!("would run: {}", apt_command(&plan.apt, sudo)));
+        }
+        if plan.pip_aiosmtpd {
+            say("would run: python3 -m pip install --quiet aiosmtpd");
+        }
+        bail!("missing system packages (see above)");
+    }
+    if plan.pip_aiosmtpd {
+        say("installing aiosmtpd with pip (for the tests' SMTP server)");
+        let ok = Command::new("python3")
+            .args(["-m", "pip", "install", "--quiet", "aiosmtpd"])
+            .status()
+            .is_ok_and(|s| s.success());
+        if !ok && access != AptAccess::NoApt {
+            say("pip could not install aiosmtpd; using the Debian package instead");
+            plan.apt.push(row(Need::Aiosmtpd).debian);
+        }
+    }
+    if !plan.apt.is_empty() {
+        let sudo = match access {
+            AptAccess::Root => false,
+            AptAccess::Sudo => true,
+            AptAccess::NotAllowed => bail!(needs_root_message(&detection, purpose, &plan)),
+            AptAccess::NoApt => bail!(without_apt_message(&detection, purpose)),
+        };
+        say(&format!(
+            "installing the Debian packages {} (a second run will find them)",
+            plan.apt.join(" ")
+        ));
+        apt_get(sudo, &["update", "-qq"])?;
+        let mut install = vec!["install", "-y", "-qq", "--no-install-recommends"];
+        install.extend(plan.apt.iter().copied());
+        apt_get(sudo, &install)?;
+    }
+    let after = detect(&needs);
+    if !after.missing.is_empty() {
+        if access == AptAccess::NoApt {
+            bail!(without_apt_message(&after, purpose));
+        }
+        bail!(
+            "still missing:\n{}",
+            describe(&after, purpose, true).trim_end()
+        );
+    }
+    say("done");
+    Ok(())
+}
+
+fn apt_get(sudo: bool, args: &[&str]) -> Result<()> {
+    let mut cmd = if sudo {
+        let mut c = Command::new("sudo");
+        c.args(["-n", "env", "DEBIAN_FRONTEND=noninteractive", "apt-get"]);
+        c
+    } else {
+        let mut c = Command::new("apt-get");
+        c.env("DEBIAN_FRONTEND", "noninteractive");
+        c
+    };
+    cmd.args(args);
+    crate::run(&mut cmd)
+}
+
+/// Whether `npm ci` must run in `dir`: no packages yet, or the lock file changed since
+/// (npm ci leaves its own copy, `node_modules/.package-lock.json`, at install time).
+pub fn npm_packages_stale(dir: &Path) -> bool {
+    let modified = |p: &Path| std::fs::metadata(p).and_then(|m| m.modified()).ok();
+    let installed = modified(&dir.join("node_modules/.package-lock.json"));
+    let wanted = [dir.join("package-lock.json"), dir.join("package.json")]
+        .iter()
+        .filter_map(|p| modified(p))
+        .max();
+    match (installed, wanted) {
+        (None, _) => true,
+        (Some(i), Some(w)) => w > i,
+        (Some(_), None) => false,
+    }
+}
+
+/// The browser tests' JavaScript packages (playwright-core), pinned by package-lock.json.
+pub fn ensure_npm_packages(dir: &Path, check_only: bool) -> Result<()> {
+    if !npm_packages_stale(dir) {
+        return Ok(());
+    }
+    if check_only {
+        say(&format!("would run `npm ci` in {}", dir.display()));
+        return Ok(());
+    }
+    say("installing the browser tests' JavaScript packages (npm ci)");
+    crate::run(
+        Command::new("npm")
+            .current_dir(dir)
+            .args(["ci", "--no-audit", "--no-fund"]),
+    )
+    .context("npm ci failed")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn missing(needs: &[Need]) -> Detection {
+        Detection {
+            missing: needs.iter().map(|n| (*n, None)).collect(),
+            python: None,
+        }
+    }
+
+    fn python(executable: &str, pip: bool) -> Option<PythonProbe> {
+        Some(PythonProbe {
+            executable: executable.into(),
+            pip_may_install: pip,
+        })
+    }
+
+    #[test]
+    fn demo_needs_only_postgres_and_not_with_a_database_url() {
+        assert_eq!(needs(Purpose::Demo, |_| false), [Need::PostgresServer]);
+        assert!(needs(Purpose::Demo, |v| v == "DATABASE_URL").is_empty());
+        // The tests' variable says nothing about the demo.
+        assert_eq!(
+            needs(Purpose::Demo, |v| v == "MUSUBI_TEST_DATABASE_URL"),
+            [Need::PostgresServer]
+        );
+    }
+
+    #[test]
+    fn tests_skip_the_servers_the_environment_names() {
+        assert_eq!(needs(Purpose::Test, |_| false).len(), TABLE.len());
+        let own = [
+            "MUSUBI_TEST_DATABASE_URL",
+            "MUSUBI_TEST_REDIS_URL",
+            "MUSUBI_TEST_SMTP_URL",
+        ];
+        assert_eq!(
+            needs(Purpose::Test, |v| own.contains(&v)),
+            [Need::Node, Need::Npm, Need::Chromium]
+        );
+    }
+
+    #[test]
+    fn a_fresh_debian_gets_every_package_from_apt() {
+        let fresh = missing(&needs(Purpose::Test, |_| false));
+        let plan = plan(&fresh, true);
+        assert_eq!(
+            plan.apt,
+            [
+                "postgresql",
+                "redis-server",
+                "python3",
+                "python3-aiosmtpd",
+                "nodejs",
+                "npm",
+                "chromium"
+            ]
+        );
+        assert!(!plan.pip_aiosmtpd);
+    }
+
+    #[test]
+    fn nothing_missing_installs_nothing() {
+        assert_eq!(plan(&Detection::default(), true), Plan::default());
+    }
+
+    #[test]
+    fn aiosmtpd_goes_into_the_users_own_python_with_pip_and_into_debians_with_apt() {
+        let mut d = missing(&[Need::Aiosmtpd]);
+        d.python = python("/home/u/.pyenv/versions/3.12.1/bin/python3", true);
+        assert_eq!(
+            plan(&d, true),
+            Plan {
+                apt: vec![],
+                pip_aiosmtpd: true
+            }
+        );
+        // Debian's Python refuses pip (PEP 668): its package instead.
+        d.python = python("/usr/bin/python3", false);
+        assert_eq!(plan(&d, true).apt, ["python3-aiosmtpd"]);
+        // A system Python that allows pip, on a system without apt (macOS): pip.
+        d.python = python("/usr/bin/python3", true);
+        assert!(plan(&d, false).pip_aiosmtpd);
+        // Neither pip nor apt: nothing to run, the message says what to do.
+        d.python = python("/usr/bin/python3", false);
+        assert_eq!(plan(&d, false), Plan::default());
+    }
+
+    #[test]
+    fn an_old_node_is_reported_not_reinstalled() {
+        let d = Detection {
+            missing: vec![(Need::Node, Some("Node.js v18.19.0".into()))],
+            python: None,
+        };
+        assert!(plan(&d, true).apt.is_empty());
+        let text = without_apt_message(&d, Purpose::Test);
+        assert!(
+            text.contains("Node.js 20 or newer (found Node.js v18.19.0)"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn without_apt_the_message_names_packages_and_own_servers() {
+        let d = missing(&[Need::PostgresServer, Need::Chromium]);
+        let test = without_apt_message(&d, Purpose::Test);
+        assert!(test.contains("cargo xtask test"), "{test}");
+        assert!(test.contains("brew install postgresql@16"), "{test}");
+        assert!(test.contains("set MUSUBI_TEST_DATABASE_URL"), "{test}");
+        assert!(test.contains("CHROMIUM set to its executable"), "{test}");
+        let demo = without_apt_message(&missing(&[Need::PostgresServer]), Purpose::Demo);
+        assert!(demo.contains("`cargo xtask demo`"), "{demo}");
+        assert!(demo.contains("set DATABASE_URL"), "{demo}");
+    }
+
+    #[test]
+    fn without_root_the_message_is_the_one_command_to_run() {
+        let d = missing(&[Need::Redis, Need::Chromium]);
+        let text = needs_root_message(&d, Purpose::Test, &plan(&d, true));
+        assert!(
+            text.contains("sudo apt-get install -y --no-install-recommends redis-server chromium"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn node_versions_parse() {
+        assert_eq!(node_major("v20.19.2\n"), Some(20));
+        assert_eq!(node_major("v18.19.0"), Some(18));
+        assert_eq!(node_major("node"), None);
+    }
+
+    #[test]
+    fn npm_packages_are_stale_until_installed_and_after_the_lock_changes() {
+        let dir = std::env::temp_dir().join(format!("xtask-npm-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(dir.join("node_modules")).unwrap_or_default();
+        std::fs::write(dir.join("package-lock.json"), "{}").unwrap_or_default();
+        assert!(npm_packages_stale(&dir));
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        std::fs::write(dir.join("node_modules/.package-lock.json"), "{}").unwrap_or_default();
+        assert!(!npm_packages_stale(&dir));
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        std::fs::write(dir.join("package-lock.json"), "{ }").unwrap_or_default();
+        assert!(npm_packages_stale(&dir));
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}
