@@ -77,7 +77,11 @@ fn classify(message: &str) -> &'static str {
         "QUERY_TOO_DEEP"
     } else if message.contains("too complex") {
         "QUERY_TOO_COMPLEX"
-    } else if message.contains("Unknown field") || message.contains("Unknown type") {
+    } else if message.contains("Unknown field")
+        || message.contains("Unknown type")
+        || message.contains("Unknown argument")
+        || message.contains("is required but not provided")
+    {
         "GRAPHQL_VALIDATION_FAILED"
     } else if message.contains("expected") || message.contains("Parse") || message.contains("parse")
     {

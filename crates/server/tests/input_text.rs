@@ -33,7 +33,7 @@ const EDIT_COMMENT: &str =
     "mutation($id: ID!, $b: String!) { editComment(id: $id, body: $b, important: false) }";
 const TOPIC: &str = "query($id: ID!) { topic(id: $id) { topic { title } comments { body } } }";
 const INVITE_TO_GROUP: &str =
-    "mutation($g: ID!, $e: String!) { inviteToGroup(groupId: $g, email: $e) }";
+    "mutation($g: ID!, $e: String!) { inviteToGroupByEmail(groupId: $g, email: $e) }";
 const AUDIT: &str = "query($f: AuditFilterInput) { auditLog(filter: $f) { records { action } } }";
 const SIGN_IN: &str =
     "mutation($e: String!, $p: String!) { signIn(email: $e, password: $p) { token next } }";

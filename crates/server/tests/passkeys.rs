@@ -501,7 +501,8 @@ async fn a_deactivated_membership_is_not_restored_by_a_passkey_sign_in() {
             Some("minatogawa"),
         )
         .await;
-    assert_eq!(error_codes(&r), vec!["NOT_FOUND"], "{r}");
+    // Her only association: nothing is open to her (see docs/security.md, Deactivation).
+    assert_eq!(error_codes(&r), vec!["NO_ACTIVE_MEMBERSHIP"], "{r}");
 }
 
 #[tokio::test]
