@@ -11,7 +11,7 @@ use async_graphql::parser::types::{
     DocumentOperations, ExecutableDocument, Selection, SelectionSet,
 };
 use async_graphql::{
-    BatchRequest, BatchResponse, Data, Executor, Request, Response, ServerError, Value, Variables,
+    BatchRequest, BatchResponse, Data, Executor, Request, Response, Value, Variables,
 };
 use futures_util::stream::BoxStream;
 use std::collections::HashMap;
@@ -78,14 +78,6 @@ impl Refusal {
             }
             Refusal::Parse(m) => m.clone(),
         }
-    }
-
-    fn into_server_error(self) -> ServerError {
-        let mut err = ServerError::new(self.message(), None);
-        let mut ext = async_graphql::ErrorExtensionValues::default();
-        ext.set("code", self.code());
-        err.extensions = Some(ext);
-        err
     }
 }
 
@@ -351,7 +343,7 @@ fn guard(mut request: Request) -> Result<Request, Refusal> {
 
 impl From<Refusal> for Response {
     fn from(refusal: Refusal) -> Self {
-        Response::from_errors(vec![refusal.into_server_error()])
+        crate::error::request_error(refusal.code(), &refusal.message())
     }
 }
 
