@@ -24,6 +24,56 @@ use sqlx::{PgPool, Postgres, Transaction};
 use std::sync::Arc;
 use std::time::Duration;
 
+/// A transaction that a dropped future cannot leave half-open.
+///
+/// sqlx counts a transaction as open only after the `BEGIN` round trip, and as closed only
+/// after the `COMMIT` round trip. A request future dropped inside either window (a client that
+/// went away, a timeout) hands the connection back to the pool in a state sqlx misjudges: an
+/// open transaction it believes closed (the next borrower's statements run inside it), or a
+/// `ROLLBACK` queued behind a `COMMIT` that went through. So both round trips run in tasks of
+/// their own, which finish whatever happens to the caller; a transaction dropped at any other
+/// point is rolled back by sqlx before its connection is reused.
+pub struct Tx(Transaction<'static, Postgres>);
+
+impl Tx {
+    async fn begin(pool: PgPool, statement: Option<String>) -> DbResult<Self> {
+        let task = tokio::spawn(async move {
+            match statement {
+                Some(s) => pool.begin_with(s).await,
+                None => pool.begin().await,
+            }
+        });
+        // If the caller is gone, the task's result (an open transaction) is dropped in the
+        // task, which queues its rollback.
+        match task.await {
+            Ok(tx) => Ok(Self(tx?)),
+            Err(e) => Err(DbError::Task(e.to_string())),
+        }
+    }
+
+    /// Commits; once called, the `COMMIT` completes even if the caller is dropped.
+    pub async fn commit(self) -> DbResult<()> {
+        let tx = self.0;
+        match tokio::spawn(tx.commit()).await {
+            Ok(r) => Ok(r?),
+            Err(e) => Err(DbError::Task(e.to_string())),
+        }
+    }
+}
+
+impl std::ops::Deref for Tx {
+    type Target = sqlx::PgConnection;
+    fn deref(&self) -> &Self::Target {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for Tx {
+    fn deref_mut(&mut self) -> &mut Self::Target {
+        &mut self.0
+    }
+}
+
 /// A database failure. `Conflict` and `Check` are caused by input; everything else is internal
 /// and must never reach a client as text.
 #[derive(Debug, thiserror::Error)]
@@ -38,6 +88,8 @@ pub enum DbError {
     MigrationChanged { set: &'static str, version: i32 },
     #[error("database error: {0}")]
     Sqlx(sqlx::Error),
+    #[error("database task failed: {0}")]
+    Task(String),
 }
 
 impl From<sqlx::Error> for DbError {
@@ -189,9 +241,14 @@ impl Db {
     /// one round trip; the schema name comes from the registry (generated, checked by the
     /// database and quoted), never from input.
     #[tracing::instrument(name = "db.tenant_tx", skip_all, fields(association = %tenant.slug))]
-    pub async fn tenant_tx(&self, tenant: &Tenant) -> DbResult<Transaction<'static, Postgres>> {
+    pub async fn tenant_tx(&self, tenant: &Tenant) -> DbResult<Tx> {
         let begin = format!("BEGIN; SET LOCAL search_path TO {}", tenant.search_path());
-        Ok(self.tenant_pool(tenant).begin_with(begin).await?)
+        Tx::begin(self.tenant_pool(tenant), Some(begin)).await
+    }
+
+    /// Begins a transaction on the shared pool (accounts, sessions, the registry).
+    pub async fn core_tx(&self) -> DbResult<Tx> {
+        Tx::begin(self.pool.clone(), None).await
     }
 
     /// A connection of the tenant's own pool, outside any transaction, for reads of one

@@ -510,7 +510,7 @@ pub async fn verify_association(db: &Db, tenant: &Tenant) -> AppResult<VerifyRep
 
 /// Verifies the platform log's hash chain.
 pub async fn verify_platform(db: &Db) -> AppResult<VerifyReport> {
-    let mut tx = db.pool().begin().await.map_err(AppError::internal)?;
+    let mut tx = db.core_tx().await?;
     let report = repo::verify_platform(&mut tx).await?;
     tx.commit().await.map_err(AppError::internal)?;
     Ok(report)

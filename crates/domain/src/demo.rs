@@ -493,11 +493,13 @@ impl<'a> Script<'a> {
             .create_topic(
                 self.who(author),
                 &tenant,
-                g.id,
-                title,
-                body,
-                scope,
-                important,
+                &crate::topics::NewTopic {
+                    group_id: g.id,
+                    title,
+                    body,
+                    scope,
+                    important,
+                },
                 &self.client,
             )
             .await?;

@@ -7,7 +7,8 @@
 //! Groups are loaded through the routed tenant only ([`HostedGroup`]): a group hosted by
 //! another association is not found, whoever asks.
 
-use crate::audit::{record, AuditAction, AuditEntry, RequestMeta};
+use crate::audit::{AuditAction, AuditEntry, RequestMeta};
+use crate::change::{Change, EventSpec};
 use crate::sessions::Viewer;
 use crate::{AppError, AppResult, ErrorCode, Services, Tenant};
 use musubi_authz::{Action, Domain, GroupRole, Object, Principal, ProfessionClass};
@@ -15,7 +16,6 @@ use musubi_db::groups::{
     self as repo, CandidateRow, GroupMemberRow, GroupRow, HostedGroup, TopicRow,
 };
 use musubi_realtime::EventKind;
-use sqlx::PgConnection;
 use uuid::Uuid;
 
 /// Largest number of topics a group page lists.
@@ -210,6 +210,26 @@ pub(crate) fn principal_in_group(viewer: &Viewer, group_id: Uuid, role: Option<&
     p
 }
 
+impl Change<'_> {
+    /// Loads a group hosted by the change's association and checks that the viewer may invite
+    /// to it (owners).
+    async fn group_to_invite_to(&mut self, group_id: Uuid) -> AppResult<HostedGroup> {
+        let me = self.viewer()?.user.id;
+        let tenant = self.tenant();
+        let (hosted, group) = repo::group(self.conn(), tenant, me, group_id)
+            .await?
+            .ok_or_else(AppError::not_found)?;
+        self.authorize(
+            &hosted,
+            active_role(&group),
+            Object::Members,
+            Action::Invite,
+        )
+        .await?;
+        Ok(hosted)
+    }
+}
+
 impl Services {
     /// Checks `action` on `object` in the group's domain for the viewer's role there (`role` as
     /// loaded with the group). Denied: audited in the host's log, answered "not found". Takes a
@@ -257,9 +277,9 @@ impl Services {
         self.authorize_in(viewer, tenant, Object::Groups, Action::Create, client)
             .await?;
         let id = Uuid::now_v7();
-        let mut tx = self.db().tenant_tx(tenant).await?;
+        let mut c = self.change(viewer, tenant, client).await?;
         let group = repo::insert_group(
-            &mut tx,
+            c.conn(),
             tenant,
             &repo::NewGroup {
                 id,
@@ -276,17 +296,15 @@ impl Services {
             },
         )
         .await?;
-        let entry = AuditEntry::new(AuditAction::GroupCreate, client)
-            .by(viewer.user.id, viewer.user.name.clone())
+        let entry = c
+            .entry(AuditAction::GroupCreate)
             .on("group", id)
             .with_detail("kind", kind.code());
-        record(&mut tx, &entry).await?;
+        c.audit(entry);
         // The creator's other open pages and subscriptions learn of the new group.
-        let event = self
-            .membership_event(&mut tx, &group, viewer.user.id, viewer.user.id)
+        c.event(&group, EventSpec::membership(viewer.user.id))
             .await?;
-        tx.commit().await.map_err(AppError::internal)?;
-        self.publish(event).await;
+        c.commit().await?;
         Ok(id)
     }
 
@@ -299,25 +317,17 @@ impl Services {
         input: &GroupInput,
         client: &RequestMeta,
     ) -> AppResult<()> {
-        let mut tx = self.db().tenant_tx(tenant).await?;
-        let (hosted, group) = repo::group(&mut tx, tenant, viewer.user.id, group_id)
+        let mut c = self.change(viewer, tenant, client).await?;
+        let (hosted, group) = repo::group(c.conn(), tenant, viewer.user.id, group_id)
             .await?
             .ok_or_else(AppError::not_found)?;
         let role = active_role(&group);
-        self.authorize_group(
-            tenant,
-            viewer,
-            &hosted,
-            role,
-            Object::Group,
-            Action::Update,
-            client,
-        )
-        .await?;
+        c.authorize(&hosted, role, Object::Group, Action::Update)
+            .await?;
         let kind = GroupKind::from_code(&group.kind).unwrap_or(GroupKind::General);
         let (name, description) = input.validate(kind)?;
         repo::update_group(
-            &mut tx,
+            c.conn(),
             &hosted,
             &name,
             &description,
@@ -329,15 +339,15 @@ impl Services {
             input.receipt_mode.map(ReceiptMode::code),
         )
         .await?;
-        let entry = AuditEntry::new(AuditAction::GroupUpdate, client)
-            .by(viewer.user.id, viewer.user.name.clone())
+        let entry = c
+            .entry(AuditAction::GroupUpdate)
             .on("group", group_id)
             .with_detail(
                 "receipt_mode",
                 input.receipt_mode.map_or("default", ReceiptMode::code),
             );
-        record(&mut tx, &entry).await?;
-        tx.commit().await.map_err(AppError::internal)
+        c.audit(entry);
+        c.commit().await
     }
 
     /// The group page: the group, its members and the topics the viewer may see. Opening a
@@ -349,23 +359,15 @@ impl Services {
         group_id: Uuid,
         client: &RequestMeta,
     ) -> AppResult<GroupView> {
-        let mut tx = self.db().tenant_tx(tenant).await?;
-        let (hosted, group) = repo::group(&mut tx, tenant, viewer.user.id, group_id)
+        let mut c = self.change(viewer, tenant, client).await?;
+        let (hosted, group) = repo::group(c.conn(), tenant, viewer.user.id, group_id)
             .await?
             .ok_or_else(AppError::not_found)?;
         let role = active_role(&group).map(str::to_owned);
-        self.authorize_group(
-            tenant,
-            viewer,
-            &hosted,
-            role.as_deref(),
-            Object::Topics,
-            Action::Read,
-            client,
-        )
-        .await?;
+        c.authorize(&hosted, role.as_deref(), Object::Topics, Action::Read)
+            .await?;
         let my_role = role.as_deref().and_then(GroupRole::from_code);
-        let mut members = repo::members(&mut tx, &hosted).await?;
+        let mut members = repo::members(c.conn(), &hosted).await?;
         if my_role != Some(GroupRole::Owner) {
             members.retain(|m| m.status == "active");
         }
@@ -373,7 +375,7 @@ impl Services {
         // account.
         members.retain(|m| !(m.status == "invited" && m.invited_by_email));
         let topics = repo::topics_of_group(
-            &mut tx,
+            c.conn(),
             viewer.user.id,
             viewer_bit(viewer),
             &hosted,
@@ -381,13 +383,13 @@ impl Services {
         )
         .await?;
         if group.kind == "patient" {
-            let entry = AuditEntry::new(AuditAction::GroupRead, client)
-                .by(viewer.user.id, viewer.user.name.clone())
+            let entry = c
+                .entry(AuditAction::GroupRead)
                 .on("group", group_id)
                 .with_detail("topic_count", topics.len() as i64);
-            record(&mut tx, &entry).await?;
+            c.audit(entry);
         }
-        tx.commit().await.map_err(AppError::internal)?;
+        c.commit().await?;
         Ok(GroupView {
             group,
             tenant: tenant.clone(),
@@ -410,7 +412,7 @@ impl Services {
         let (_, group) = repo::group(&mut tx, tenant, viewer.user.id, group_id)
             .await?
             .ok_or_else(AppError::not_found)?;
-        tx.commit().await.map_err(AppError::internal)?;
+        tx.commit().await?;
         let pending = matches!(group.my_status.as_deref(), Some("invited" | "requested"));
         let open = group.kind == "general"
             && group.join_policy == "request"
@@ -431,9 +433,9 @@ impl Services {
     ) -> AppResult<Vec<GroupRow>> {
         self.authorize_in(viewer, tenant, Object::Association, Action::Read, client)
             .await?;
-        let mut tx = self.db().tenant_tx(tenant).await?;
-        let groups = repo::open_groups(&mut tx, tenant, viewer.user.id).await?;
-        tx.commit().await.map_err(AppError::internal)?;
+        let mut c = self.change(viewer, tenant, client).await?;
+        let groups = repo::open_groups(c.conn(), tenant, viewer.user.id).await?;
+        c.commit().await?;
         Ok(groups)
     }
 
@@ -450,7 +452,7 @@ impl Services {
             let mut tx = self.db().tenant_tx(&tenant).await?;
             let groups = repo::groups_by_ids(&mut tx, &tenant, viewer.user.id, &ids).await?;
             let unread = repo::unread_by_group(&mut tx, viewer.user.id).await?;
-            tx.commit().await.map_err(AppError::internal)?;
+            tx.commit().await?;
             for g in groups {
                 let n = unread
                     .iter()
@@ -478,31 +480,6 @@ impl Services {
         Ok(out)
     }
 
-    /// Loads a group hosted by `tenant` and checks that the viewer may invite to it (owners).
-    async fn group_to_invite_to(
-        &self,
-        conn: &mut PgConnection,
-        viewer: &Viewer,
-        tenant: &Tenant,
-        group_id: Uuid,
-        client: &RequestMeta,
-    ) -> AppResult<HostedGroup> {
-        let (hosted, group) = repo::group(conn, tenant, viewer.user.id, group_id)
-            .await?
-            .ok_or_else(AppError::not_found)?;
-        self.authorize_group(
-            tenant,
-            viewer,
-            &hosted,
-            active_role(&group),
-            Object::Members,
-            Action::Invite,
-            client,
-        )
-        .await?;
-        Ok(hosted)
-    }
-
     /// The people an owner may pick to invite: the active members of the associations the
     /// owner is an active member of (not everyone with an account), whose name or kana contains
     /// `search`; at most `limit` (1–50), by kana.
@@ -517,19 +494,17 @@ impl Services {
     ) -> AppResult<Vec<CandidateRow>> {
         let search =
             crate::text::search_term("search", search, MAX_SEARCH_CHARS)?.unwrap_or_default();
-        let mut tx = self.db().tenant_tx(tenant).await?;
-        let hosted = self
-            .group_to_invite_to(&mut tx, viewer, tenant, group_id, client)
-            .await?;
+        let mut c = self.change(viewer, tenant, client).await?;
+        let hosted = c.group_to_invite_to(group_id).await?;
         let rows = repo::invite_candidates(
-            &mut tx,
+            c.conn(),
             &hosted,
             viewer.user.id,
             &search,
             limit.clamp(1, 50),
         )
         .await?;
-        tx.commit().await.map_err(AppError::internal)?;
+        c.commit().await?;
         Ok(rows)
     }
 
@@ -544,15 +519,13 @@ impl Services {
         user_id: Uuid,
         client: &RequestMeta,
     ) -> AppResult<()> {
-        let mut tx = self.db().tenant_tx(tenant).await?;
-        let hosted = self
-            .group_to_invite_to(&mut tx, viewer, tenant, group_id, client)
-            .await?;
-        if !repo::in_directory_of(&mut tx, viewer.user.id, user_id).await? {
+        let mut c = self.change(viewer, tenant, client).await?;
+        let hosted = c.group_to_invite_to(group_id).await?;
+        if !repo::in_directory_of(c.conn(), viewer.user.id, user_id).await? {
             return Err(AppError::not_found());
         }
         let added = repo::upsert_member(
-            &mut tx,
+            c.conn(),
             &hosted,
             user_id,
             "member",
@@ -566,16 +539,13 @@ impl Services {
                 "this person is already a member",
             ));
         }
-        let entry = AuditEntry::new(AuditAction::GroupMemberInvite, client)
-            .by(viewer.user.id, viewer.user.name.clone())
+        let entry = c
+            .entry(AuditAction::GroupMemberInvite)
             .on("group", group_id)
             .with_detail("user_id", user_id.to_string());
-        record(&mut tx, &entry).await?;
-        let event = self
-            .membership_event(&mut tx, &hosted, viewer.user.id, user_id)
-            .await?;
-        tx.commit().await.map_err(AppError::internal)?;
-        self.publish(event).await;
+        c.audit(entry);
+        c.event(&hosted, EventSpec::membership(user_id)).await?;
+        c.commit().await?;
         Ok(())
     }
 
@@ -593,12 +563,10 @@ impl Services {
         client: &RequestMeta,
     ) -> AppResult<()> {
         let email = crate::text::email("email", email)?;
-        let mut tx = self.db().tenant_tx(tenant).await?;
-        let hosted = self
-            .group_to_invite_to(&mut tx, viewer, tenant, group_id, client)
-            .await?;
+        let mut c = self.change(viewer, tenant, client).await?;
+        let hosted = c.group_to_invite_to(group_id).await?;
         let invited = repo::invite_by_email(
-            &mut tx,
+            c.conn(),
             &hosted,
             &email,
             viewer.user.id,
@@ -608,27 +576,16 @@ impl Services {
         // The same record either way (and no address: ids and codes only): the log must not
         // tell administrators more than the inviter learns. The invitee's join is recorded
         // with their id when they accept.
-        let entry = AuditEntry::new(AuditAction::GroupMemberInvite, client)
-            .by(viewer.user.id, viewer.user.name.clone())
+        let entry = c
+            .entry(AuditAction::GroupMemberInvite)
             .on("group", group_id)
             .with_detail("by", "email");
-        record(&mut tx, &entry).await?;
-        tx.commit().await.map_err(AppError::internal)?;
+        c.audit(entry);
         if let Some((id, user)) = invited {
-            self.publish(musubi_realtime::Event {
-                id,
-                association_id: hosted.association_id(),
-                group_id,
-                topic_id: None,
-                kind: EventKind::MembershipChanged,
-                scope: Scope::EVERYONE.0,
-                actor_id: viewer.user.id,
-                topic_author_id: None,
-                comment_ids: Vec::new(),
-                user_id: Some(user),
-            })
-            .await;
+            // Written by the query itself, which alone knows whether anyone was invited.
+            c.written_event(&hosted, EventSpec::membership(user), id);
         }
+        c.commit().await?;
         Ok(())
     }
 
@@ -641,30 +598,28 @@ impl Services {
         accept: bool,
         client: &RequestMeta,
     ) -> AppResult<()> {
-        let mut tx = self.db().tenant_tx(tenant).await?;
-        let (hosted, group) = repo::group(&mut tx, tenant, viewer.user.id, group_id)
+        let mut c = self.change(viewer, tenant, client).await?;
+        let (hosted, group) = repo::group(c.conn(), tenant, viewer.user.id, group_id)
             .await?
             .ok_or_else(AppError::not_found)?;
         if group.my_status.as_deref() != Some("invited") {
             return Err(AppError::not_found());
         }
         let action = if accept {
-            repo::activate_member(&mut tx, &hosted, viewer.user.id).await?;
+            repo::activate_member(c.conn(), &hosted, viewer.user.id).await?;
             AuditAction::GroupMemberJoin
         } else {
-            repo::remove_member(&mut tx, &hosted, viewer.user.id).await?;
+            repo::remove_member(c.conn(), &hosted, viewer.user.id).await?;
             AuditAction::GroupMemberRemove
         };
-        let entry = AuditEntry::new(action, client)
-            .by(viewer.user.id, viewer.user.name.clone())
+        let entry = c
+            .entry(action)
             .on("group", group_id)
             .with_detail("user_id", viewer.user.id.to_string());
-        record(&mut tx, &entry).await?;
-        let event = self
-            .membership_event(&mut tx, &hosted, viewer.user.id, viewer.user.id)
+        c.audit(entry);
+        c.event(&hosted, EventSpec::membership(viewer.user.id))
             .await?;
-        tx.commit().await.map_err(AppError::internal)?;
-        self.publish(event).await;
+        c.commit().await?;
         Ok(())
     }
 
@@ -678,8 +633,8 @@ impl Services {
     ) -> AppResult<()> {
         self.authorize_in(viewer, tenant, Object::Association, Action::Read, client)
             .await?;
-        let mut tx = self.db().tenant_tx(tenant).await?;
-        let (hosted, group) = repo::group(&mut tx, tenant, viewer.user.id, group_id)
+        let mut c = self.change(viewer, tenant, client).await?;
+        let (hosted, group) = repo::group(c.conn(), tenant, viewer.user.id, group_id)
             .await?
             .filter(|(_, g)| g.kind == "general" && g.join_policy == "request")
             .ok_or_else(AppError::not_found)?;
@@ -690,7 +645,7 @@ impl Services {
             ));
         }
         repo::upsert_member(
-            &mut tx,
+            c.conn(),
             &hosted,
             viewer.user.id,
             "member",
@@ -698,11 +653,9 @@ impl Services {
             None,
         )
         .await?;
-        let entry = AuditEntry::new(AuditAction::GroupJoinRequest, client)
-            .by(viewer.user.id, viewer.user.name.clone())
-            .on("group", group_id);
-        record(&mut tx, &entry).await?;
-        tx.commit().await.map_err(AppError::internal)
+        let entry = c.entry(AuditAction::GroupJoinRequest).on("group", group_id);
+        c.audit(entry);
+        c.commit().await
     }
 
     /// An owner approves (or refuses) a request to join.
@@ -715,31 +668,26 @@ impl Services {
         approve: bool,
         client: &RequestMeta,
     ) -> AppResult<()> {
-        let mut tx = self.db().tenant_tx(tenant).await?;
-        let hosted = self
-            .group_to_invite_to(&mut tx, viewer, tenant, group_id, client)
-            .await?;
-        let status = repo::membership(&mut tx, &hosted, user_id).await?;
+        let mut c = self.change(viewer, tenant, client).await?;
+        let hosted = c.group_to_invite_to(group_id).await?;
+        let status = repo::membership(c.conn(), &hosted, user_id).await?;
         if !matches!(status, Some((_, ref s)) if s == "requested") {
             return Err(AppError::not_found());
         }
         let action = if approve {
-            repo::activate_member(&mut tx, &hosted, user_id).await?;
+            repo::activate_member(c.conn(), &hosted, user_id).await?;
             AuditAction::GroupMemberJoin
         } else {
-            repo::remove_member(&mut tx, &hosted, user_id).await?;
+            repo::remove_member(c.conn(), &hosted, user_id).await?;
             AuditAction::GroupMemberRemove
         };
-        let entry = AuditEntry::new(action, client)
-            .by(viewer.user.id, viewer.user.name.clone())
+        let entry = c
+            .entry(action)
             .on("group", group_id)
             .with_detail("user_id", user_id.to_string());
-        record(&mut tx, &entry).await?;
-        let event = self
-            .membership_event(&mut tx, &hosted, viewer.user.id, user_id)
-            .await?;
-        tx.commit().await.map_err(AppError::internal)?;
-        self.publish(event).await;
+        c.audit(entry);
+        c.event(&hosted, EventSpec::membership(user_id)).await?;
+        c.commit().await?;
         Ok(())
     }
 
@@ -753,8 +701,8 @@ impl Services {
         user_id: Uuid,
         client: &RequestMeta,
     ) -> AppResult<()> {
-        let mut tx = self.db().tenant_tx(tenant).await?;
-        let (hosted, group) = repo::group(&mut tx, tenant, viewer.user.id, group_id)
+        let mut c = self.change(viewer, tenant, client).await?;
+        let (hosted, group) = repo::group(c.conn(), tenant, viewer.user.id, group_id)
             .await?
             .ok_or_else(AppError::not_found)?;
         let role = active_role(&group);
@@ -763,28 +711,24 @@ impl Services {
         } else {
             (Object::Members, Action::Remove)
         };
-        self.authorize_group(tenant, viewer, &hosted, role, object, action, client)
-            .await?;
-        let target = repo::membership(&mut tx, &hosted, user_id)
+        c.authorize(&hosted, role, object, action).await?;
+        let target = repo::membership(c.conn(), &hosted, user_id)
             .await?
             .ok_or_else(AppError::not_found)?;
-        if target.0 == "owner" && repo::count_owners(&mut tx, &hosted).await? <= 1 {
+        if target.0 == "owner" && repo::count_owners(c.conn(), &hosted).await? <= 1 {
             return Err(AppError::new(
                 ErrorCode::Conflict,
                 "a group needs at least one owner",
             ));
         }
-        repo::remove_member(&mut tx, &hosted, user_id).await?;
-        let entry = AuditEntry::new(AuditAction::GroupMemberRemove, client)
-            .by(viewer.user.id, viewer.user.name.clone())
+        repo::remove_member(c.conn(), &hosted, user_id).await?;
+        let entry = c
+            .entry(AuditAction::GroupMemberRemove)
             .on("group", group_id)
             .with_detail("user_id", user_id.to_string());
-        record(&mut tx, &entry).await?;
-        let event = self
-            .membership_event(&mut tx, &hosted, viewer.user.id, user_id)
-            .await?;
-        tx.commit().await.map_err(AppError::internal)?;
-        self.publish(event).await;
+        c.audit(entry);
+        c.event(&hosted, EventSpec::membership(user_id)).await?;
+        c.commit().await?;
         Ok(())
     }
 
@@ -798,41 +742,38 @@ impl Services {
         role: GroupRole,
         client: &RequestMeta,
     ) -> AppResult<()> {
-        let mut tx = self.db().tenant_tx(tenant).await?;
-        let (hosted, group) = repo::group(&mut tx, tenant, viewer.user.id, group_id)
+        let mut c = self.change(viewer, tenant, client).await?;
+        let (hosted, group) = repo::group(c.conn(), tenant, viewer.user.id, group_id)
             .await?
             .ok_or_else(AppError::not_found)?;
-        self.authorize_group(
-            tenant,
-            viewer,
+        c.authorize(
             &hosted,
             active_role(&group),
             Object::Members,
             Action::ChangeRole,
-            client,
         )
         .await?;
-        let target = repo::membership(&mut tx, &hosted, user_id)
+        let target = repo::membership(c.conn(), &hosted, user_id)
             .await?
             .filter(|(_, s)| s == "active")
             .ok_or_else(AppError::not_found)?;
         if target.0 == "owner"
             && role == GroupRole::Member
-            && repo::count_owners(&mut tx, &hosted).await? <= 1
+            && repo::count_owners(c.conn(), &hosted).await? <= 1
         {
             return Err(AppError::new(
                 ErrorCode::Conflict,
                 "a group needs at least one owner",
             ));
         }
-        repo::set_member_role(&mut tx, &hosted, user_id, role.code()).await?;
-        let entry = AuditEntry::new(AuditAction::GroupMemberRole, client)
-            .by(viewer.user.id, viewer.user.name.clone())
+        repo::set_member_role(c.conn(), &hosted, user_id, role.code()).await?;
+        let entry = c
+            .entry(AuditAction::GroupMemberRole)
             .on("group", group_id)
             .with_detail("user_id", user_id.to_string())
             .with_detail("role", role.code());
-        record(&mut tx, &entry).await?;
-        tx.commit().await.map_err(AppError::internal)
+        c.audit(entry);
+        c.commit().await
     }
 
     /// Adds a person straight in as an active member of a group `tenant` hosts (demo data and
@@ -844,33 +785,13 @@ impl Services {
         user_id: Uuid,
         role: GroupRole,
     ) -> AppResult<()> {
-        let mut tx = self.db().tenant_tx(tenant).await?;
-        let hosted = repo::hosted_group(&mut tx, tenant, group_id)
+        let meta = RequestMeta::new("", "musubi operator");
+        let mut c = self.system_change(tenant, &meta).await?;
+        let hosted = repo::hosted_group(c.conn(), tenant, group_id)
             .await?
             .ok_or_else(AppError::not_found)?;
-        repo::upsert_member(&mut tx, &hosted, user_id, role.code(), "active", None).await?;
-        tx.commit().await.map_err(AppError::internal)
-    }
-
-    async fn membership_event(
-        &self,
-        conn: &mut PgConnection,
-        group: &HostedGroup,
-        actor: Uuid,
-        user: Uuid,
-    ) -> AppResult<musubi_realtime::Event> {
-        self.write_event(
-            conn,
-            group,
-            None,
-            EventKind::MembershipChanged,
-            7,
-            actor,
-            None,
-            &[],
-            Some(user),
-        )
-        .await
+        repo::upsert_member(c.conn(), &hosted, user_id, role.code(), "active", None).await?;
+        c.commit().await
     }
 }
 

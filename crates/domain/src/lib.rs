@@ -3,6 +3,7 @@
 
 pub mod associations;
 pub mod audit;
+mod change;
 pub mod demo;
 pub mod error;
 pub mod groups;

@@ -119,7 +119,7 @@ impl Services {
             .await
             .map_err(AppError::internal)?;
 
-        let mut tx = self.db().pool().begin().await.map_err(AppError::internal)?;
+        let mut tx = self.db().core_tx().await?;
         if repo::claim(&mut tx, &hash).await? != Some(user.id) {
             return Err(invalid_link());
         }
@@ -144,7 +144,7 @@ impl Services {
     async fn record_for_person(&self, user: &UserRow, entry: &AuditEntry) -> AppResult<()> {
         let memberships = accounts::memberships_of(self.db().pool(), user.id).await?;
         if memberships.is_empty() {
-            let mut tx = self.db().pool().begin().await.map_err(AppError::internal)?;
+            let mut tx = self.db().core_tx().await?;
             record_platform(&mut tx, entry).await?;
             return tx.commit().await.map_err(AppError::internal);
         }

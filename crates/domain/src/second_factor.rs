@@ -54,7 +54,7 @@ impl Services {
         let secret = TotpSecret::generate().map_err(AppError::internal)?;
         let uri = secret.provisioning_uri(&user.email);
         let qr_svg = totp::qr_code_svg(&uri).map_err(AppError::internal)?;
-        let mut tx = self.db().pool().begin().await.map_err(AppError::internal)?;
+        let mut tx = self.db().core_tx().await?;
         repo::set_totp(&mut tx, user.id, Some(secret.as_bytes()), false).await?;
         tx.commit().await.map_err(AppError::internal)?;
         Ok(TotpEnrolment {
@@ -100,7 +100,7 @@ impl Services {
             AppError::new(ErrorCode::InvalidSecondFactor, "the code is not correct")
         })?;
         let codes = recovery::generate(user.id).map_err(AppError::internal)?;
-        let mut tx = self.db().pool().begin().await.map_err(AppError::internal)?;
+        let mut tx = self.db().core_tx().await?;
         repo::set_totp(&mut tx, user.id, Some(bytes), true).await?;
         repo::replace_recovery_codes(&mut tx, user.id, &codes.hashes).await?;
         tx.commit().await.map_err(AppError::internal)?;

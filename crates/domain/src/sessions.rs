@@ -416,7 +416,7 @@ impl Services {
         viewer: &Viewer,
         client: &RequestMeta,
     ) -> AppResult<u64> {
-        let mut tx = self.db().pool().begin().await.map_err(AppError::internal)?;
+        let mut tx = self.db().core_tx().await?;
         let n = repo::revoke_all_sessions(&mut tx, viewer.user.id).await?;
         tx.commit().await.map_err(AppError::internal)?;
         self.audit_signed_out(viewer, client).await?;
@@ -446,7 +446,7 @@ impl Services {
         entry: &AuditEntry,
     ) -> AppResult<()> {
         if memberships.is_empty() {
-            let mut tx = self.db().pool().begin().await.map_err(AppError::internal)?;
+            let mut tx = self.db().core_tx().await?;
             record_platform(&mut tx, entry).await?;
             return tx.commit().await.map_err(AppError::internal);
         }

@@ -7,7 +7,8 @@
 //! Unread is kept as counters (`unread` rows per person and topic), updated on every write;
 //! counts and the home page read those, never scanning comments.
 
-use crate::audit::{record, AuditAction, AuditEntry, RequestMeta};
+use crate::audit::{AuditAction, RequestMeta};
+use crate::change::{Change, EventSpec};
 use crate::groups::{active_role, in_scope, topic_visible, viewer_bit, ReceiptMode, Scope};
 use crate::sessions::Viewer;
 use crate::{text, AppError, AppResult, ErrorCode, Services, Tenant};
@@ -174,121 +175,98 @@ fn excerpt(body: &str) -> String {
     }
 }
 
-impl Services {
-    /// Loads a topic the viewer may see (active member of its group, class in scope or author).
-    #[allow(clippy::too_many_arguments)]
+impl Change<'_> {
+    /// Loads a topic the viewer may see (active member of its group, class in scope or author)
+    /// and checks `action` on `object` there.
     async fn visible_topic(
-        &self,
-        conn: &mut PgConnection,
-        viewer: &Viewer,
-        tenant: &Tenant,
+        &mut self,
         topic_id: Uuid,
         object: Object,
         action: Action,
-        client: &RequestMeta,
     ) -> AppResult<(HostedGroup, repo::TopicAccessRow)> {
-        let (group, access) = repo::topic_access(conn, tenant, viewer.user.id, topic_id)
+        let viewer = self.viewer()?;
+        let tenant = self.tenant();
+        let (group, access) = repo::topic_access(self.conn(), tenant, viewer.user.id, topic_id)
             .await?
             .ok_or_else(AppError::not_found)?;
-        self.authorize_group(
-            tenant,
-            viewer,
-            &group,
-            access.my_role.as_deref(),
-            object,
-            action,
-            client,
-        )
-        .await?;
+        self.authorize(&group, access.my_role.as_deref(), object, action)
+            .await?;
         if !topic_visible(viewer, access.topic.scope, access.topic.author_id) {
             // Outside the scope: exactly like a missing topic, but on record.
-            let entry = AuditEntry::new(AuditAction::AccessDenied, client)
-                .by(viewer.user.id, viewer.user.name.clone())
+            let entry = self
+                .entry(AuditAction::AccessDenied)
                 .on("topic", topic_id)
                 .with_detail("reason", "scope");
-            self.record_refusal(tenant, entry).await;
+            self.refuse(entry).await;
             return Err(AppError::not_found());
         }
         Ok((group, access))
     }
 
+    /// Loads a comment with its topic's access checked; returns (comment, group, topic access).
+    async fn visible_comment(
+        &mut self,
+        comment_id: Uuid,
+    ) -> AppResult<(CommentRow, HostedGroup, repo::TopicAccessRow)> {
+        let comment = repo::comment(self.conn(), comment_id)
+            .await?
+            .ok_or_else(AppError::not_found)?;
+        let (group, access) = self
+            .visible_topic(comment.topic_id, Object::Comments, Action::Read)
+            .await?;
+        Ok((comment, group, access))
+    }
+}
+
+/// A new topic: its title, scope and first comment (the body).
+#[derive(Debug, Clone)]
+pub struct NewTopic<'a> {
+    pub group_id: Uuid,
+    pub title: &'a str,
+    pub body: &'a str,
+    pub scope: Scope,
+    pub important: bool,
+}
+
+impl Services {
     /// Posts a topic: its title, scope and first comment (the body).
-    #[allow(clippy::too_many_arguments)]
     pub async fn create_topic(
         &self,
         viewer: &Viewer,
         tenant: &Tenant,
-        group_id: Uuid,
-        title: &str,
-        body: &str,
-        scope: Scope,
-        important: bool,
+        new: &NewTopic<'_>,
         client: &RequestMeta,
     ) -> AppResult<Uuid> {
-        let title = check_title(title)?;
-        let body = check_body(body)?;
-        let scope = Scope::from_bits(scope.0)?;
-        let mut tx = self.db().tenant_tx(tenant).await?;
-        let (hosted, group) = repo::group(&mut tx, tenant, viewer.user.id, group_id)
+        let title = check_title(new.title)?;
+        let body = check_body(new.body)?;
+        let scope = Scope::from_bits(new.scope.0)?;
+        let me = viewer.user.id;
+        let mut c = self.change(viewer, tenant, client).await?;
+        let (hosted, group) = repo::group(c.conn(), tenant, me, new.group_id)
             .await?
             .ok_or_else(AppError::not_found)?;
-        self.authorize_group(
-            tenant,
-            viewer,
-            &hosted,
-            active_role(&group),
-            Object::Topics,
-            Action::Create,
-            client,
-        )
-        .await?;
-        let topic_id = Uuid::now_v7();
-        repo::insert_topic(
-            &mut tx,
-            &hosted,
-            &repo::NewTopic {
-                id: topic_id,
-                author_id: viewer.user.id,
-                title: &title,
-                scope: scope.0,
-            },
-        )
-        .await?;
-        let (comment_id, seq, at) =
-            repo::insert_comment(&mut tx, topic_id, &hosted, viewer.user.id, &body, important)
-                .await?;
-        repo::spread_unread(
-            &mut tx,
-            &hosted,
-            topic_id,
-            viewer.user.id,
-            scope.0,
-            viewer.user.id,
-            seq,
-            at,
-        )
-        .await?;
-        let entry = AuditEntry::new(AuditAction::TopicCreate, client)
-            .by(viewer.user.id, viewer.user.name.clone())
-            .on("topic", topic_id)
-            .with_detail("group_id", group_id.to_string())
-            .with_detail("scope", i64::from(scope.0));
-        record(&mut tx, &entry).await?;
-        let event = self
-            .write_event(
-                &mut tx,
-                &hosted,
-                Some(topic_id),
-                EventKind::CommentPosted,
-                scope.0,
-                viewer.user.id,
-                Some(viewer.user.id),
-                &[comment_id],
-                None,
-            )
+        c.authorize(&hosted, active_role(&group), Object::Topics, Action::Create)
             .await?;
-        tx.commit().await.map_err(AppError::internal)?;
-        self.publish(event).await;
+        let topic_id = Uuid::now_v7();
+        let topic = repo::NewTopic {
+            id: topic_id,
+            author_id: me,
+            title: &title,
+            scope: scope.0,
+        };
+        repo::insert_topic(c.conn(), &hosted, &topic).await?;
+        let (comment_id, seq, at) =
+            repo::insert_comment(c.conn(), topic_id, &hosted, me, &body, new.important).await?;
+        repo::spread_unread(c.conn(), &hosted, topic_id, me, scope.0, me, seq, at).await?;
+        let event = EventSpec::topic(EventKind::CommentPosted, topic_id, scope.0, me);
+        c.event(&hosted, event.comments(vec![comment_id])).await?;
+        let entry = c
+            .entry(AuditAction::TopicCreate)
+            .on("topic", topic_id)
+            .with_detail("group_id", new.group_id.to_string())
+            .with_detail("scope", i64::from(scope.0));
+        c.audit(entry);
+        c.commit().await?;
         Ok(topic_id)
     }
 
@@ -303,108 +281,66 @@ impl Services {
         record_read: bool,
         client: &RequestMeta,
     ) -> AppResult<TopicView> {
-        let mut tx = self.db().tenant_tx(tenant).await?;
-        let (group, access) = self
-            .visible_topic(
-                &mut tx,
-                viewer,
-                tenant,
-                topic_id,
-                Object::Comments,
-                Action::Read,
-                client,
-            )
+        let mut c = self.change(viewer, tenant, client).await?;
+        let (group, access) = c
+            .visible_topic(topic_id, Object::Comments, Action::Read)
             .await?;
         let mode = ReceiptMode::from_code(&access.receipt_mode).unwrap_or(ReceiptMode::Footprints);
         let me = viewer.user.id;
         let mut first_unread_seq = None;
         let mut new_footprints = Vec::new();
         if record_read {
-            first_unread_seq = repo::take_unread(&mut tx, me, topic_id).await?;
+            first_unread_seq = repo::take_unread(c.conn(), me, topic_id).await?;
             if mode == ReceiptMode::Footprints {
                 // Without an unread counter there may still be comments this person never read
                 // (they joined later, or came into scope): look from the start then.
                 let from = first_unread_seq.unwrap_or(1);
-                new_footprints = repo::record_footprints(&mut tx, me, topic_id, from).await?;
+                new_footprints = repo::record_footprints(c.conn(), me, topic_id, from).await?;
             }
         }
-        let rows = repo::comments_of_topic(&mut tx, topic_id, TOPIC_PAGE_COMMENTS).await?;
+        let rows = repo::comments_of_topic(c.conn(), topic_id, TOPIC_PAGE_COMMENTS).await?;
         let from_seq = rows.first().map_or(1, |c| c.seq);
         let mut readers = match mode {
             ReceiptMode::Off => Vec::new(),
             ReceiptMode::Footprints => {
-                repo::readers_of_topic(&mut tx, topic_id, from_seq, false).await?
+                repo::readers_of_topic(c.conn(), topic_id, from_seq, false).await?
             }
             ReceiptMode::Acknowledgement => {
-                repo::readers_of_topic(&mut tx, topic_id, from_seq, true).await?
+                repo::readers_of_topic(c.conn(), topic_id, from_seq, true).await?
             }
         };
         let history = if rows.iter().any(|c| c.version > 1) {
-            repo::versions_of_topic(&mut tx, topic_id).await?
+            repo::versions_of_topic(c.conn(), topic_id).await?
         } else {
             Vec::new()
         };
-        let mut audience = repo::members(&mut tx, &group).await?;
-        name_readers(&mut tx, &mut readers, &audience).await?;
+        let mut audience = repo::members(c.conn(), &group).await?;
+        name_readers(c.conn(), &mut readers, &audience).await?;
         audience.retain(|m| {
             m.status == "active"
                 && (m.scope_bit & access.topic.scope != 0 || m.user_id == access.topic.author_id)
         });
-        let event = if new_footprints.is_empty() {
-            None
-        } else {
+        let (scope, author) = (access.topic.scope, access.topic.author_id);
+        if !new_footprints.is_empty() {
             let ids: Vec<Uuid> = new_footprints.iter().map(|(id, _)| *id).collect();
-            Some(
-                self.write_event(
-                    &mut tx,
-                    &group,
-                    Some(topic_id),
-                    EventKind::FootprintAdded,
-                    access.topic.scope,
-                    me,
-                    Some(access.topic.author_id),
-                    &ids,
-                    None,
-                )
-                .await?,
-            )
-        };
+            let event = EventSpec::topic(EventKind::FootprintAdded, topic_id, scope, author);
+            c.event(&group, event.comments(ids)).await?;
+        }
         let cleared = first_unread_seq.is_some();
-        let unread_event = if cleared {
-            Some(
-                self.write_event(
-                    &mut tx,
-                    &group,
-                    Some(topic_id),
-                    EventKind::UnreadChanged,
-                    access.topic.scope,
-                    me,
-                    Some(access.topic.author_id),
-                    &[],
-                    Some(me),
-                )
-                .await?,
-            )
-        } else {
-            None
-        };
-        // Last before commit: the association's audit log stays locked from here to the end.
+        if cleared {
+            let event = EventSpec::topic(EventKind::UnreadChanged, topic_id, scope, author);
+            c.event(&group, event.only_for(me)).await?;
+        }
         if access.group_kind == "patient" {
-            let entry = AuditEntry::new(AuditAction::TopicRead, client)
-                .by(me, viewer.user.name.clone())
+            let entry = c
+                .entry(AuditAction::TopicRead)
                 .on("topic", topic_id)
                 .with_detail("group_id", access.topic.group_id.to_string())
                 // The comments shown, as docs/audit.md promises: one record for all of them.
                 .on_many(rows.iter().map(|c| c.id));
-            record(&mut tx, &entry).await?;
+            c.audit(entry);
         }
-        tx.commit().await.map_err(AppError::internal)?;
-        if let Some(e) = event {
-            self.publish(e).await;
-        }
-        if let Some(e) = unread_event {
-            self.publish(e).await;
-        }
+        c.commit().await?;
 
         // Hundreds of readers on hundreds of comments: group them once, not per comment.
         let mut readers_by_comment: HashMap<Uuid, Vec<ReaderRow>> = HashMap::new();
@@ -484,28 +420,17 @@ impl Services {
         patch: &TopicPatch,
         client: &RequestMeta,
     ) -> AppResult<()> {
-        let mut tx = self.db().tenant_tx(tenant).await?;
-        let (group, access) = self
-            .visible_topic(
-                &mut tx,
-                viewer,
-                tenant,
-                topic_id,
-                Object::Topics,
-                Action::Read,
-                client,
-            )
+        let mut c = self.change(viewer, tenant, client).await?;
+        let (group, access) = c
+            .visible_topic(topic_id, Object::Topics, Action::Read)
             .await?;
         let t = &access.topic;
         if t.author_id != viewer.user.id {
-            self.authorize_group(
-                tenant,
-                viewer,
+            c.authorize(
                 &group,
                 access.my_role.as_deref(),
                 Object::Topics,
                 Action::Moderate,
-                client,
             )
             .await?;
         }
@@ -517,42 +442,28 @@ impl Services {
             Some(s) => Scope::from_bits(s.0)?.0,
             None => t.scope,
         };
-        repo::update_topic(
-            &mut tx,
-            topic_id,
-            &title,
-            scope,
-            patch.pinned.unwrap_or(t.pinned),
-            patch.closed.unwrap_or(t.closed),
-        )
-        .await?;
+        let pinned = patch.pinned.unwrap_or(t.pinned);
+        let closed = patch.closed.unwrap_or(t.closed);
+        repo::update_topic(c.conn(), topic_id, &title, scope, pinned, closed).await?;
         if scope != t.scope {
-            repo::rebuild_unread(&mut tx, &group, topic_id, t.author_id, t.scope, scope).await?;
+            repo::rebuild_unread(c.conn(), &group, topic_id, t.author_id, t.scope, scope).await?;
         }
-        let entry = AuditEntry::new(AuditAction::TopicUpdate, client)
-            .by(viewer.user.id, viewer.user.name.clone())
+        // Announced to the union of old and new scopes: those who lost it drop it from view.
+        let event = EventSpec::topic(
+            EventKind::TopicChanged,
+            topic_id,
+            scope | t.scope,
+            t.author_id,
+        );
+        c.event(&group, event).await?;
+        let entry = c
+            .entry(AuditAction::TopicUpdate)
             .on("topic", topic_id)
             .with_detail("scope", i64::from(scope))
-            .with_detail("pinned", patch.pinned.unwrap_or(t.pinned))
-            .with_detail("closed", patch.closed.unwrap_or(t.closed));
-        record(&mut tx, &entry).await?;
-        // Announced to the union of old and new scopes: those who lost it drop it from view.
-        let event = self
-            .write_event(
-                &mut tx,
-                &group,
-                Some(topic_id),
-                EventKind::TopicChanged,
-                scope | t.scope,
-                viewer.user.id,
-                Some(t.author_id),
-                &[],
-                None,
-            )
-            .await?;
-        tx.commit().await.map_err(AppError::internal)?;
-        self.publish(event).await;
-        Ok(())
+            .with_detail("pinned", pinned)
+            .with_detail("closed", closed);
+        c.audit(entry);
+        c.commit().await
     }
 
     /// Replies in a topic. The replier's own unread counter is left as it is: the page opens the
@@ -567,17 +478,10 @@ impl Services {
         client: &RequestMeta,
     ) -> AppResult<Uuid> {
         let body = check_body(body)?;
-        let mut tx = self.db().tenant_tx(tenant).await?;
-        let (group, access) = self
-            .visible_topic(
-                &mut tx,
-                viewer,
-                tenant,
-                topic_id,
-                Object::Comments,
-                Action::Create,
-                client,
-            )
+        let me = viewer.user.id;
+        let mut c = self.change(viewer, tenant, client).await?;
+        let (group, access) = c
+            .visible_topic(topic_id, Object::Comments, Action::Create)
             .await?;
         let t = &access.topic;
         if t.closed {
@@ -587,68 +491,28 @@ impl Services {
             ));
         }
         let (comment_id, seq, at) =
-            repo::insert_comment(&mut tx, topic_id, &group, viewer.user.id, &body, important)
-                .await?;
+            repo::insert_comment(c.conn(), topic_id, &group, me, &body, important).await?;
         repo::spread_unread(
-            &mut tx,
+            c.conn(),
             &group,
             topic_id,
             t.author_id,
             t.scope,
-            viewer.user.id,
+            me,
             seq,
             at,
         )
         .await?;
-        let event = self
-            .write_event(
-                &mut tx,
-                &group,
-                Some(topic_id),
-                EventKind::CommentPosted,
-                t.scope,
-                viewer.user.id,
-                Some(t.author_id),
-                &[comment_id],
-                None,
-            )
-            .await?;
-        // Last before commit: the audit log stays locked from here to the end.
-        let entry = AuditEntry::new(AuditAction::CommentCreate, client)
-            .by(viewer.user.id, viewer.user.name.clone())
+        let event = EventSpec::topic(EventKind::CommentPosted, topic_id, t.scope, t.author_id);
+        c.event(&group, event.comments(vec![comment_id])).await?;
+        let entry = c
+            .entry(AuditAction::CommentCreate)
             .on("comment", comment_id)
             .with_detail("topic_id", topic_id.to_string())
             .with_detail("important", important);
-        record(&mut tx, &entry).await?;
-        tx.commit().await.map_err(AppError::internal)?;
-        self.publish(event).await;
+        c.audit(entry);
+        c.commit().await?;
         Ok(comment_id)
-    }
-
-    /// Loads a comment with its topic's access checked; returns (comment, topic access).
-    async fn visible_comment(
-        &self,
-        conn: &mut PgConnection,
-        viewer: &Viewer,
-        tenant: &Tenant,
-        comment_id: Uuid,
-        client: &RequestMeta,
-    ) -> AppResult<(CommentRow, HostedGroup, repo::TopicAccessRow)> {
-        let comment = repo::comment(conn, comment_id)
-            .await?
-            .ok_or_else(AppError::not_found)?;
-        let (group, access) = self
-            .visible_topic(
-                conn,
-                viewer,
-                tenant,
-                comment.topic_id,
-                Object::Comments,
-                Action::Read,
-                client,
-            )
-            .await?;
-        Ok((comment, group, access))
     }
 
     /// The author edits a comment; the earlier text stays visible as history.
@@ -662,36 +526,22 @@ impl Services {
         client: &RequestMeta,
     ) -> AppResult<()> {
         let body = check_body(body)?;
-        let mut tx = self.db().tenant_tx(tenant).await?;
-        let (comment, group, access) = self
-            .visible_comment(&mut tx, viewer, tenant, comment_id, client)
-            .await?;
+        let mut c = self.change(viewer, tenant, client).await?;
+        let (comment, group, access) = c.visible_comment(comment_id).await?;
         if comment.author_id != viewer.user.id || comment.deleted_at.is_some() {
             // Only the author edits; a deleted comment stays deleted.
             return Err(AppError::not_found());
         }
-        repo::edit_comment(&mut tx, comment_id, &body, important).await?;
-        let entry = AuditEntry::new(AuditAction::CommentEdit, client)
-            .by(viewer.user.id, viewer.user.name.clone())
+        repo::edit_comment(c.conn(), comment_id, &body, important).await?;
+        let t = &access.topic;
+        let event = EventSpec::topic(EventKind::CommentEdited, t.id, t.scope, t.author_id);
+        c.event(&group, event.comments(vec![comment_id])).await?;
+        let entry = c
+            .entry(AuditAction::CommentEdit)
             .on("comment", comment_id)
             .with_detail("version", i64::from(comment.version + 1));
-        record(&mut tx, &entry).await?;
-        let event = self
-            .write_event(
-                &mut tx,
-                &group,
-                Some(access.topic.id),
-                EventKind::CommentEdited,
-                access.topic.scope,
-                viewer.user.id,
-                Some(access.topic.author_id),
-                &[comment_id],
-                None,
-            )
-            .await?;
-        tx.commit().await.map_err(AppError::internal)?;
-        self.publish(event).await;
-        Ok(())
+        c.audit(entry);
+        c.commit().await
     }
 
     /// Deletes a comment (its author, or a group owner): a "deleted" mark stays in its place
@@ -703,19 +553,14 @@ impl Services {
         comment_id: Uuid,
         client: &RequestMeta,
     ) -> AppResult<()> {
-        let mut tx = self.db().tenant_tx(tenant).await?;
-        let (comment, group, access) = self
-            .visible_comment(&mut tx, viewer, tenant, comment_id, client)
-            .await?;
+        let mut c = self.change(viewer, tenant, client).await?;
+        let (comment, group, access) = c.visible_comment(comment_id).await?;
         if comment.author_id != viewer.user.id {
-            self.authorize_group(
-                tenant,
-                viewer,
+            c.authorize(
                 &group,
                 access.my_role.as_deref(),
                 Object::Comments,
                 Action::Moderate,
-                client,
             )
             .await?;
         }
@@ -729,7 +574,7 @@ impl Services {
             ));
         }
         repo::delete_comment(
-            &mut tx,
+            c.conn(),
             comment_id,
             comment.topic_id,
             comment.author_id,
@@ -737,27 +582,15 @@ impl Services {
             viewer.user.id,
         )
         .await?;
-        let entry = AuditEntry::new(AuditAction::CommentDelete, client)
-            .by(viewer.user.id, viewer.user.name.clone())
+        let t = &access.topic;
+        let event = EventSpec::topic(EventKind::CommentDeleted, t.id, t.scope, t.author_id);
+        c.event(&group, event.comments(vec![comment_id])).await?;
+        let entry = c
+            .entry(AuditAction::CommentDelete)
             .on("comment", comment_id)
             .with_detail("topic_id", comment.topic_id.to_string());
-        record(&mut tx, &entry).await?;
-        let event = self
-            .write_event(
-                &mut tx,
-                &group,
-                Some(access.topic.id),
-                EventKind::CommentDeleted,
-                access.topic.scope,
-                viewer.user.id,
-                Some(access.topic.author_id),
-                &[comment_id],
-                None,
-            )
-            .await?;
-        tx.commit().await.map_err(AppError::internal)?;
-        self.publish(event).await;
-        Ok(())
+        c.audit(entry);
+        c.commit().await
     }
 
     /// 「確認しました」 on a comment, in groups whose mode is acknowledgement.
@@ -768,10 +601,8 @@ impl Services {
         comment_id: Uuid,
         client: &RequestMeta,
     ) -> AppResult<()> {
-        let mut tx = self.db().tenant_tx(tenant).await?;
-        let (comment, group, access) = self
-            .visible_comment(&mut tx, viewer, tenant, comment_id, client)
-            .await?;
+        let mut c = self.change(viewer, tenant, client).await?;
+        let (comment, group, access) = c.visible_comment(comment_id).await?;
         if access.receipt_mode != ReceiptMode::Acknowledgement.code() {
             return Err(AppError::invalid(
                 "commentId",
@@ -784,32 +615,20 @@ impl Services {
                 "you cannot confirm your own or a deleted comment",
             ));
         }
-        if repo::acknowledge(&mut tx, comment_id, viewer.user.id)
+        if repo::acknowledge(c.conn(), comment_id, viewer.user.id)
             .await?
             .is_none()
         {
             return Ok(()); // already confirmed: nothing changes
         }
-        let entry = AuditEntry::new(AuditAction::CommentAcknowledge, client)
-            .by(viewer.user.id, viewer.user.name.clone())
+        let t = &access.topic;
+        let event = EventSpec::topic(EventKind::Acknowledged, t.id, t.scope, t.author_id);
+        c.event(&group, event.comments(vec![comment_id])).await?;
+        let entry = c
+            .entry(AuditAction::CommentAcknowledge)
             .on("comment", comment_id);
-        record(&mut tx, &entry).await?;
-        let event = self
-            .write_event(
-                &mut tx,
-                &group,
-                Some(access.topic.id),
-                EventKind::Acknowledged,
-                access.topic.scope,
-                viewer.user.id,
-                Some(access.topic.author_id),
-                &[comment_id],
-                None,
-            )
-            .await?;
-        tx.commit().await.map_err(AppError::internal)?;
-        self.publish(event).await;
-        Ok(())
+        c.audit(entry);
+        c.commit().await
     }
 
     /// "Mark all as read" for a group: clears the counters without leaving footprints (the
@@ -821,41 +640,21 @@ impl Services {
         group_id: Uuid,
         client: &RequestMeta,
     ) -> AppResult<u64> {
-        let mut tx = self.db().tenant_tx(tenant).await?;
-        let (hosted, group) = repo::group(&mut tx, tenant, viewer.user.id, group_id)
+        let me = viewer.user.id;
+        let mut c = self.change(viewer, tenant, client).await?;
+        let (hosted, group) = repo::group(c.conn(), tenant, me, group_id)
             .await?
             .ok_or_else(AppError::not_found)?;
-        self.authorize_group(
-            tenant,
-            viewer,
-            &hosted,
-            active_role(&group),
-            Object::Topics,
-            Action::Read,
-            client,
-        )
-        .await?;
-        let cleared = repo::mark_group_read(&mut tx, viewer.user.id, &hosted).await?;
-        let entry = AuditEntry::new(AuditAction::GroupMarkRead, client)
-            .by(viewer.user.id, viewer.user.name.clone())
+        c.authorize(&hosted, active_role(&group), Object::Topics, Action::Read)
+            .await?;
+        let cleared = repo::mark_group_read(c.conn(), me, &hosted).await?;
+        c.event(&hosted, EventSpec::unread(me)).await?;
+        let entry = c
+            .entry(AuditAction::GroupMarkRead)
             .on("group", group_id)
             .with_detail("topics", i64::try_from(cleared).unwrap_or(i64::MAX));
-        record(&mut tx, &entry).await?;
-        let event = self
-            .write_event(
-                &mut tx,
-                &hosted,
-                None,
-                EventKind::UnreadChanged,
-                Scope::EVERYONE.0,
-                viewer.user.id,
-                None,
-                &[],
-                Some(viewer.user.id),
-            )
-            .await?;
-        tx.commit().await.map_err(AppError::internal)?;
-        self.publish(event).await;
+        c.audit(entry);
+        c.commit().await?;
         Ok(cleared)
     }
 
@@ -979,56 +778,6 @@ impl Services {
 }
 
 impl Services {
-    /// Writes an event in the caller's transaction; publish the result after commit.
-    #[allow(clippy::too_many_arguments)]
-    pub(crate) async fn write_event(
-        &self,
-        conn: &mut PgConnection,
-        group: &HostedGroup,
-        topic_id: Option<Uuid>,
-        kind: EventKind,
-        scope: i16,
-        actor_id: Uuid,
-        topic_author_id: Option<Uuid>,
-        comment_ids: &[Uuid],
-        user_id: Option<Uuid>,
-    ) -> AppResult<Event> {
-        let id = repo::insert_event(
-            conn,
-            group,
-            &repo::NewEvent {
-                topic_id,
-                kind: kind.as_str(),
-                scope,
-                actor_id,
-                topic_author_id,
-                comment_ids,
-                user_id,
-            },
-        )
-        .await?;
-        Ok(Event {
-            id,
-            association_id: group.association_id(),
-            group_id: group.id(),
-            topic_id,
-            kind,
-            scope,
-            actor_id,
-            topic_author_id,
-            comment_ids: comment_ids.to_vec(),
-            user_id,
-        })
-    }
-
-    /// Publishes a committed event. A failure only delays live delivery: the event is in
-    /// PostgreSQL and clients catch up when they reconnect.
-    pub(crate) async fn publish(&self, event: Event) {
-        if let Err(e) = self.bus().publish(&event).await {
-            tracing::warn!(error = %e, event_id = event.id, "could not publish a live event");
-        }
-    }
-
     /// The state a live subscription keeps about its viewer (see [`LiveState`]); `None` when
     /// the person no longer exists.
     pub async fn live_state(&self, viewer: &Viewer) -> AppResult<Option<LiveState>> {

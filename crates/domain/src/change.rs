@@ -1,0 +1,268 @@
+//! The unit of change: the one way anything is written in an association.
+//!
+//! ```text
+//! services.change(viewer, tenant, meta)   BEGIN (runs to completion even if the caller goes)
+//!   .authorize(..) / .visible_topic(..)   refusals are queued, never written on this connection
+//!   repo::…(c.conn(), ..)                  the change itself
+//!   .event(group, EventSpec)              live events, in the transaction, in order
+//!   .audit(entry)                         kept; written last, just before COMMIT
+//!   .commit()                             audit → COMMIT → publish, in a task of its own
+//! ```
+//!
+//! Audit records go last because appending one locks the association's log until the end of
+//! the transaction; everything before it runs unlocked. Events are published only after the
+//! commit, so nobody hears of a change that did not happen. A change dropped before `commit`
+//! (an error, a client that went away) is rolled back whole: the change, its events and its
+//! audit record together.
+
+use crate::audit::{record_batch, AuditAction, AuditEntry, RequestMeta};
+use crate::sessions::Viewer;
+use crate::{AppError, AppResult, Services, Tenant};
+use musubi_authz::{Action, Object};
+use musubi_db::groups::{self as repo, HostedGroup};
+use musubi_db::Tx;
+use musubi_realtime::{Event, EventKind};
+use sqlx::PgConnection;
+use uuid::Uuid;
+
+/// One live event to write in a change: what happened, where, and who may hear of it. The
+/// acting person is the change's.
+#[derive(Debug, Clone)]
+pub(crate) struct EventSpec {
+    kind: EventKind,
+    topic_id: Option<Uuid>,
+    scope: i16,
+    topic_author_id: Option<Uuid>,
+    comment_ids: Vec<Uuid>,
+    user_id: Option<Uuid>,
+}
+
+impl EventSpec {
+    /// An event in a topic, heard by those in `scope` and by the topic's author.
+    pub(crate) fn topic(kind: EventKind, topic_id: Uuid, scope: i16, author_id: Uuid) -> Self {
+        Self {
+            kind,
+            topic_id: Some(topic_id),
+            scope,
+            topic_author_id: Some(author_id),
+            comment_ids: Vec::new(),
+            user_id: None,
+        }
+    }
+
+    /// A change to `user`'s membership of a group: it reaches them whatever their groups.
+    pub(crate) fn membership(user: Uuid) -> Self {
+        Self {
+            kind: EventKind::MembershipChanged,
+            topic_id: None,
+            scope: crate::groups::Scope::EVERYONE.0,
+            topic_author_id: None,
+            comment_ids: Vec::new(),
+            user_id: Some(user),
+        }
+    }
+
+    /// `user`'s unread counts changed in a group (not about one topic).
+    pub(crate) fn unread(user: Uuid) -> Self {
+        Self {
+            kind: EventKind::UnreadChanged,
+            ..Self::membership(user)
+        }
+    }
+
+    /// The comments concerned.
+    pub(crate) fn comments(mut self, ids: Vec<Uuid>) -> Self {
+        self.comment_ids = ids;
+        self
+    }
+
+    /// Meant for `user` alone (their unread counts, say).
+    pub(crate) fn only_for(mut self, user: Uuid) -> Self {
+        self.user_id = Some(user);
+        self
+    }
+}
+
+/// An open change in one association (see the module documentation).
+pub(crate) struct Change<'a> {
+    services: &'a Services,
+    tenant: &'a Tenant,
+    viewer: Option<&'a Viewer>,
+    meta: &'a RequestMeta,
+    tx: Tx,
+    audit: Vec<AuditEntry>,
+    events: Vec<Event>,
+}
+
+impl Services {
+    /// Begins a change by `viewer` in `tenant`, caused by the request described by `meta`.
+    pub(crate) async fn change<'a>(
+        &'a self,
+        viewer: &'a Viewer,
+        tenant: &'a Tenant,
+        meta: &'a RequestMeta,
+    ) -> AppResult<Change<'a>> {
+        Ok(Change {
+            services: self,
+            tenant,
+            viewer: Some(viewer),
+            meta,
+            tx: self.db().tenant_tx(tenant).await?,
+            audit: Vec::new(),
+            events: Vec::new(),
+        })
+    }
+
+    /// Begins a change made by the system or an operator (no signed-in person).
+    pub(crate) async fn system_change<'a>(
+        &'a self,
+        tenant: &'a Tenant,
+        meta: &'a RequestMeta,
+    ) -> AppResult<Change<'a>> {
+        Ok(Change {
+            services: self,
+            tenant,
+            viewer: None,
+            meta,
+            tx: self.db().tenant_tx(tenant).await?,
+            audit: Vec::new(),
+            events: Vec::new(),
+        })
+    }
+}
+
+impl<'a> Change<'a> {
+    /// The transaction's connection, for the repository functions.
+    pub(crate) fn conn(&mut self) -> &mut PgConnection {
+        &mut self.tx
+    }
+
+    pub(crate) fn tenant(&self) -> &'a Tenant {
+        self.tenant
+    }
+
+    /// The person acting. Panics never: a system change has no viewer, and the operations
+    /// that need one only ever begin with [`Services::change`].
+    pub(crate) fn viewer(&self) -> AppResult<&'a Viewer> {
+        self.viewer.ok_or_else(|| {
+            AppError::internal(std::io::Error::other(
+                "a person's operation ran as a system change",
+            ))
+        })
+    }
+
+    fn actor_id(&self) -> Uuid {
+        self.viewer.map_or(Uuid::nil(), |v| v.user.id)
+    }
+
+    /// An audit entry for `action` by the person acting, from this request.
+    pub(crate) fn entry(&self, action: AuditAction) -> AuditEntry {
+        let entry = AuditEntry::new(action, self.meta);
+        match self.viewer {
+            Some(v) => entry.by(v.user.id, v.user.name.clone()),
+            None => entry,
+        }
+    }
+
+    /// Keeps an audit entry; it is written last, just before the commit.
+    pub(crate) fn audit(&mut self, entry: AuditEntry) {
+        self.audit.push(entry);
+    }
+
+    /// Checks `action` on `object` in `group` for the viewer's role there; a refusal is
+    /// recorded (without using this transaction's pool) and answered "not found".
+    pub(crate) async fn authorize(
+        &self,
+        group: &HostedGroup,
+        role: Option<&str>,
+        object: Object,
+        action: Action,
+    ) -> AppResult<()> {
+        let viewer = self.viewer()?;
+        self.services
+            .authorize_group(self.tenant, viewer, group, role, object, action, self.meta)
+            .await
+    }
+
+    /// Records a refusal for this request (queued: see [`crate::audit::DenialLog`]).
+    pub(crate) async fn refuse(&self, entry: AuditEntry) {
+        self.services.record_refusal(self.tenant, entry).await;
+    }
+
+    /// Writes a live event in the transaction; it is published after the commit.
+    pub(crate) async fn event(&mut self, group: &HostedGroup, spec: EventSpec) -> AppResult<()> {
+        let actor_id = self.actor_id();
+        let id = repo::insert_event(
+            &mut self.tx,
+            group,
+            &repo::NewEvent {
+                topic_id: spec.topic_id,
+                kind: spec.kind.as_str(),
+                scope: spec.scope,
+                actor_id,
+                topic_author_id: spec.topic_author_id,
+                comment_ids: &spec.comment_ids,
+                user_id: spec.user_id,
+            },
+        )
+        .await?;
+        self.events.push(Event {
+            id,
+            association_id: group.association_id(),
+            group_id: group.id(),
+            topic_id: spec.topic_id,
+            kind: spec.kind,
+            scope: spec.scope,
+            actor_id,
+            topic_author_id: spec.topic_author_id,
+            comment_ids: spec.comment_ids,
+            user_id: spec.user_id,
+        });
+        Ok(())
+    }
+
+    /// An event a repository function wrote itself (in this transaction): published after the
+    /// commit like the others.
+    pub(crate) fn written_event(&mut self, group: &HostedGroup, spec: EventSpec, id: i64) {
+        self.events.push(Event {
+            id,
+            association_id: group.association_id(),
+            group_id: group.id(),
+            topic_id: spec.topic_id,
+            kind: spec.kind,
+            scope: spec.scope,
+            actor_id: self.actor_id(),
+            topic_author_id: spec.topic_author_id,
+            comment_ids: spec.comment_ids,
+            user_id: spec.user_id,
+        });
+    }
+
+    /// Writes the audit entries, commits and publishes the events. Once called it finishes
+    /// even if the caller is dropped, so an answer lost on the way never means a lost write.
+    pub(crate) async fn commit(self) -> AppResult<()> {
+        let Change {
+            services,
+            mut tx,
+            audit,
+            events,
+            ..
+        } = self;
+        let bus = services.bus().clone();
+        let finish = tokio::spawn(async move {
+            if !audit.is_empty() {
+                record_batch(&mut tx, &audit).await?;
+            }
+            tx.commit().await?;
+            for event in events {
+                // A failure only delays live delivery: the event is in PostgreSQL and clients
+                // catch up when they reconnect.
+                if let Err(e) = bus.publish(&event).await {
+                    tracing::warn!(error = %e, event_id = event.id, "could not publish a live event");
+                }
+            }
+            AppResult::Ok(())
+        });
+        finish.await.map_err(AppError::internal)?
+    }
+}
