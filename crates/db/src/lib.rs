@@ -61,6 +61,17 @@ impl Tx {
     }
 }
 
+impl Tx {
+    /// Rolls back now (dropping a `Tx` also rolls back, before its connection is reused).
+    pub async fn rollback(self) -> DbResult<()> {
+        let tx = self.0;
+        match tokio::spawn(tx.rollback()).await {
+            Ok(r) => Ok(r?),
+            Err(e) => Err(DbError::Task(e.to_string())),
+        }
+    }
+}
+
 impl std::ops::Deref for Tx {
     type Target = sqlx::PgConnection;
     fn deref(&self) -> &Self::Target {

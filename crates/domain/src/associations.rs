@@ -94,7 +94,7 @@ impl Services {
     pub async fn association_card(&self, tenant: &Tenant) -> AppResult<AssociationCard> {
         let mut tx = self.db().tenant_tx(tenant).await?;
         let p = repo::read_profile(&mut tx).await?;
-        tx.commit().await.map_err(AppError::internal)?;
+        tx.commit().await?;
         Ok(AssociationCard {
             id: tenant.id,
             slug: tenant.slug.clone(),

@@ -331,15 +331,6 @@ fn check_filter(filter: &AuditFilter) -> AppResult<AuditFilter> {
     })
 }
 
-/// Records one entry in its own transaction, for events that write nothing else (a failed
-/// sign-in, a read of patient information).
-pub async fn record_alone(db: &Db, tenant: &Tenant, entry: &AuditEntry) -> AppResult<i64> {
-    let mut tx = db.tenant_tx(tenant).await?;
-    let seq = record(&mut tx, entry).await?;
-    tx.commit().await.map_err(AppError::internal)?;
-    Ok(seq)
-}
-
 /// Refusals are written by one task per process, off the request's path. A refused id then
 /// answers as fast as an unknown one (nothing to learn from timing), and a request that is
 /// refused never waits for a second connection of its association's small pool while its own
@@ -474,7 +465,10 @@ pub async fn export_csv<W: AsyncWrite + Unpin>(
     let mut entry = AuditEntry::new(AuditAction::AuditExport, meta)
         .with_detail("filter", filter_detail(filter));
     entry.actor = actor;
-    record_alone(db, tenant, &entry).await?;
+    // The CLI exports without services; the record still precedes the data.
+    let mut tx = db.tenant_tx(tenant).await?;
+    record(&mut tx, &entry).await?;
+    tx.commit().await?;
 
     let mut buf = Vec::with_capacity(64 * 1024);
     buf.extend_from_slice(CSV_BOM);
@@ -527,8 +521,13 @@ pub async fn purge_association(db: &Db, tenant: &Tenant) -> AppResult<Option<Pur
 
 /// The entry points' view: the same operations on the services handle.
 impl Services {
-    pub async fn audit_record(&self, tenant: &Tenant, entry: &AuditEntry) -> AppResult<i64> {
-        record_alone(self.db(), tenant, entry).await
+    /// Records one entry that comes with no other change (a failed sign-in, a refused
+    /// account-wide action), as a change of its own.
+    pub async fn audit_record(&self, tenant: &Tenant, entry: &AuditEntry) -> AppResult<()> {
+        let meta = RequestMeta::new(entry.ip.clone(), entry.user_agent.clone());
+        let mut c = self.change_without_viewer(tenant, &meta).await?;
+        c.audit(entry.clone());
+        c.commit().await
     }
 
     /// The association's audit log for its administrators (`audit.read`).

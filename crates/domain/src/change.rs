@@ -113,8 +113,9 @@ impl Services {
         })
     }
 
-    /// Begins a change made by the system or an operator (no signed-in person).
-    pub(crate) async fn system_change<'a>(
+    /// Begins a change made without a signed-in person: by the system, an operator, or someone
+    /// not yet signed in (accepting an invitation). Its audit entries name their actor themselves.
+    pub(crate) async fn change_without_viewer<'a>(
         &'a self,
         tenant: &'a Tenant,
         meta: &'a RequestMeta,

@@ -786,7 +786,7 @@ impl Services {
         role: GroupRole,
     ) -> AppResult<()> {
         let meta = RequestMeta::new("", "musubi operator");
-        let mut c = self.system_change(tenant, &meta).await?;
+        let mut c = self.change_without_viewer(tenant, &meta).await?;
         let hosted = repo::hosted_group(c.conn(), tenant, group_id)
             .await?
             .ok_or_else(AppError::not_found)?;

@@ -11,7 +11,7 @@
 //! Only the SHA-256 of a link's token is stored. Unknown, used, revoked and expired links all
 //! answer `INVITATION_INVALID`.
 
-use crate::audit::{record, AuditAction, AuditEntry, RequestMeta};
+use crate::audit::{AuditAction, AuditEntry, RequestMeta};
 use crate::members::MemberRole;
 use crate::sessions::{SessionKind, SignIn, Viewer};
 use crate::{text, AppError, AppResult, ErrorCode, Services, Tenant};
@@ -289,9 +289,9 @@ impl Services {
         let token = Token::generate().map_err(AppError::internal)?;
         let now = Utc::now();
         let expires_at = now + chrono::Duration::days(i64::from(days));
-        let mut tx = self.db().tenant_tx(tenant).await?;
+        let mut c = self.change_without_viewer(tenant, client).await?;
         let id = repo::insert(
-            &mut tx,
+            c.conn(),
             &NewInvitation {
                 token_hash: &token.hash(),
                 association_id: tenant.id,
@@ -317,8 +317,8 @@ impl Services {
         if let Some(f) = input.facility_id {
             entry = entry.with_detail("facility_id", f.to_string());
         }
-        record(&mut tx, &entry).await?;
-        tx.commit().await.map_err(AppError::internal)?;
+        c.audit(entry);
+        c.commit().await?;
 
         let link = self.mailer().invitation_link(token.as_str());
         let invitation = Invitation {
@@ -369,8 +369,8 @@ impl Services {
         mail_error: &'static str,
         client: &RequestMeta,
     ) -> AppResult<()> {
-        let mut tx = self.db().tenant_tx(tenant).await?;
-        repo::revoke(&mut tx, tenant.id, id).await?;
+        let mut c = self.change_without_viewer(tenant, client).await?;
+        repo::revoke(c.conn(), tenant.id, id).await?;
         let mut entry = AuditEntry::new(AuditAction::MemberInviteRevoke, client);
         if let Some((uid, name)) = inviter {
             entry = entry.by(*uid, name.clone());
@@ -379,8 +379,8 @@ impl Services {
             .on("invitation", id)
             .with_detail("reason", "mail_failed")
             .with_detail("mail_error", mail_error);
-        record(&mut tx, &entry).await?;
-        tx.commit().await.map_err(AppError::internal)
+        c.audit(entry);
+        c.commit().await
     }
 
     async fn facility_name(&self, tenant: &Tenant, facility_id: Uuid) -> AppResult<String> {
@@ -419,15 +419,15 @@ impl Services {
     ) -> AppResult<()> {
         self.authorize_in(viewer, tenant, Object::Members, Action::Invite, client)
             .await?;
-        let mut tx = self.db().tenant_tx(tenant).await?;
-        if !repo::revoke(&mut tx, tenant.id, id).await? {
+        let mut c = self.change_without_viewer(tenant, client).await?;
+        if !repo::revoke(c.conn(), tenant.id, id).await? {
             return Err(AppError::not_found());
         }
-        let entry = AuditEntry::new(AuditAction::MemberInviteRevoke, client)
-            .by(viewer.user.id, viewer.user.name.clone())
+        let entry = c
+            .entry(AuditAction::MemberInviteRevoke)
             .on("invitation", id);
-        record(&mut tx, &entry).await?;
-        tx.commit().await.map_err(AppError::internal)
+        c.audit(entry);
+        c.commit().await
     }
 
     async fn pending_invitation(&self, token: &str) -> AppResult<InvitationRow> {
@@ -487,7 +487,7 @@ impl Services {
         text::secret("password", &input.password)?;
 
         let existing = accounts::user_by_email(self.db().pool(), &email).await?;
-        let mut tx;
+        let mut c;
         let (user_id, user_name, new_account) = match existing {
             Some(user) => {
                 self.limits()
@@ -505,7 +505,7 @@ impl Services {
                         "this e-mail address has an account: enter its password",
                     ));
                 }
-                tx = self.db().tenant_tx(&tenant).await?;
+                c = self.change_without_viewer(&tenant, client).await?;
                 (user.id, user.name, false)
             }
             None => {
@@ -513,7 +513,7 @@ impl Services {
                 let settings = {
                     let mut tx = self.db().tenant_tx(&tenant).await?;
                     let s = musubi_db::associations::read_settings(&mut tx).await?;
-                    tx.commit().await.map_err(AppError::internal)?;
+                    tx.commit().await?;
                     s
                 };
                 check_new_password(
@@ -528,9 +528,9 @@ impl Services {
                 let hash = password::hash_password_async(input.password.clone())
                     .await
                     .map_err(AppError::internal)?;
-                tx = self.db().tenant_tx(&tenant).await?;
+                c = self.change_without_viewer(&tenant, client).await?;
                 let id = accounts::insert_user(
-                    &mut tx,
+                    c.conn(),
                     &NewUser {
                         email: &email,
                         name: &account.name,
@@ -544,10 +544,10 @@ impl Services {
                 (id, account.name, true)
             }
         };
-        if !repo::claim(&mut tx, inv.id, user_id).await? {
+        if !repo::claim(c.conn(), inv.id, user_id).await? {
             return Err(invalid_invitation());
         }
-        if !repo::join(&mut tx, user_id, tenant.id, &inv.role, inv.facility_id).await? {
+        if !repo::join(c.conn(), user_id, tenant.id, &inv.role, inv.facility_id).await? {
             return Err(AppError::new(
                 ErrorCode::Conflict,
                 "you are already a member of this association",
@@ -559,8 +559,8 @@ impl Services {
             .with_detail("invitation_id", inv.id.to_string())
             .with_detail("role", inv.role.clone())
             .with_detail("new_account", new_account);
-        record(&mut tx, &entry).await?;
-        tx.commit().await.map_err(AppError::internal)?;
+        c.audit(entry);
+        c.commit().await?;
 
         // A fresh session exactly as signing in gives one (second factor included).
         self.sign_in(&email, &input.password, kind, client).await

@@ -2,7 +2,7 @@
 //! authorized here; a person who may not act in the association is answered "not found" and
 //! the attempt is written to that association's audit log.
 
-use crate::audit::{record, AuditAction, AuditEntry, RequestMeta};
+use crate::audit::{AuditAction, AuditEntry, RequestMeta};
 use crate::sessions::Viewer;
 use crate::{AppError, AppResult, ErrorCode, Services, Tenant};
 use musubi_authz::{Action, Domain, Object};
@@ -145,7 +145,7 @@ impl Services {
             .on("user", target.user_id)
             .with_detail("action", action.as_str())
             .with_detail("reason", "account_wide");
-        crate::audit::record_alone(self.db(), tenant, &entry).await?;
+        self.audit_record(tenant, &entry).await?;
         Err(AppError::new(
             ErrorCode::AccountWideActionForbidden,
             "this person also belongs to another association: only their home association \
@@ -194,24 +194,24 @@ impl Services {
                 "you cannot deactivate yourself",
             ));
         }
-        let mut tx = self.db().tenant_tx(tenant).await?;
+        let mut c = self.change(viewer, tenant, client).await?;
         if target.role == "admin"
             && target.status == "active"
-            && repo::count_admins(&mut tx, tenant.id).await? <= 1
+            && repo::count_admins(c.conn(), tenant.id).await? <= 1
         {
             return Err(AppError::new(
                 ErrorCode::Conflict,
                 "an association needs at least one administrator",
             ));
         }
-        repo::set_membership(&mut tx, tenant.id, user_id, None, Some("deactivated")).await?;
-        let ended = repo::revoke_all_sessions(&mut tx, user_id).await?;
-        let entry = AuditEntry::new(AuditAction::MemberDeactivate, client)
-            .by(viewer.user.id, viewer.user.name.clone())
+        repo::set_membership(c.conn(), tenant.id, user_id, None, Some("deactivated")).await?;
+        let ended = repo::revoke_all_sessions(c.conn(), user_id).await?;
+        let entry = c
+            .entry(AuditAction::MemberDeactivate)
             .on("user", user_id)
             .with_detail("sessions_ended", i64::try_from(ended).unwrap_or(i64::MAX));
-        record(&mut tx, &entry).await?;
-        tx.commit().await.map_err(AppError::internal)?;
+        c.audit(entry.clone());
+        c.commit().await?;
         self.audit_other_associations(tenant, user_id, entry).await
     }
 
@@ -225,21 +225,21 @@ impl Services {
         self.authorize_in(viewer, tenant, Object::Members, Action::Deactivate, client)
             .await?;
         let target = self.target_member(tenant, user_id).await?;
-        let mut tx = self.db().tenant_tx(tenant).await?;
-        repo::set_membership(&mut tx, tenant.id, user_id, None, Some("active")).await?;
+        let mut c = self.change(viewer, tenant, client).await?;
+        repo::set_membership(c.conn(), tenant.id, user_id, None, Some("active")).await?;
         // Sessions opened while deactivated here never met this association's rules (second
         // factor, timeouts): the next sign-in does.
         let ended = if target.status == "active" {
             0
         } else {
-            repo::revoke_all_sessions(&mut tx, user_id).await?
+            repo::revoke_all_sessions(c.conn(), user_id).await?
         };
-        let entry = AuditEntry::new(AuditAction::MemberReactivate, client)
-            .by(viewer.user.id, viewer.user.name.clone())
+        let entry = c
+            .entry(AuditAction::MemberReactivate)
             .on("user", user_id)
             .with_detail("sessions_ended", i64::try_from(ended).unwrap_or(i64::MAX));
-        record(&mut tx, &entry).await?;
-        tx.commit().await.map_err(AppError::internal)?;
+        c.audit(entry.clone());
+        c.commit().await?;
         if ended > 0 {
             self.audit_other_associations(tenant, user_id, entry)
                 .await?;
@@ -258,23 +258,23 @@ impl Services {
         self.authorize_in(viewer, tenant, Object::Members, Action::ChangeRole, client)
             .await?;
         let target = self.target_member(tenant, user_id).await?;
-        let mut tx = self.db().tenant_tx(tenant).await?;
+        let mut c = self.change(viewer, tenant, client).await?;
         if target.role == "admin"
             && role == MemberRole::Member
-            && repo::count_admins(&mut tx, tenant.id).await? <= 1
+            && repo::count_admins(c.conn(), tenant.id).await? <= 1
         {
             return Err(AppError::new(
                 ErrorCode::Conflict,
                 "an association needs at least one administrator",
             ));
         }
-        repo::set_membership(&mut tx, tenant.id, user_id, Some(role.code()), None).await?;
-        let entry = AuditEntry::new(AuditAction::MemberChangeRole, client)
-            .by(viewer.user.id, viewer.user.name.clone())
+        repo::set_membership(c.conn(), tenant.id, user_id, Some(role.code()), None).await?;
+        let entry = c
+            .entry(AuditAction::MemberChangeRole)
             .on("user", user_id)
             .with_detail("role", role.code());
-        record(&mut tx, &entry).await?;
-        tx.commit().await.map_err(AppError::internal)
+        c.audit(entry);
+        c.commit().await
     }
 
     /// Signs a member out on every device: an account-wide action, for their home
@@ -291,14 +291,14 @@ impl Services {
         let target = self.target_member(tenant, user_id).await?;
         self.check_account_wide(viewer, tenant, &target, AuditAction::MemberSignOut, client)
             .await?;
-        let mut tx = self.db().tenant_tx(tenant).await?;
-        let ended = repo::revoke_all_sessions(&mut tx, user_id).await?;
-        let entry = AuditEntry::new(AuditAction::MemberSignOut, client)
-            .by(viewer.user.id, viewer.user.name.clone())
+        let mut c = self.change(viewer, tenant, client).await?;
+        let ended = repo::revoke_all_sessions(c.conn(), user_id).await?;
+        let entry = c
+            .entry(AuditAction::MemberSignOut)
             .on("user", user_id)
             .with_detail("sessions_ended", i64::try_from(ended).unwrap_or(i64::MAX));
-        record(&mut tx, &entry).await?;
-        tx.commit().await.map_err(AppError::internal)?;
+        c.audit(entry.clone());
+        c.commit().await?;
         self.audit_other_associations(tenant, user_id, entry)
             .await?;
         Ok(ended)
@@ -332,14 +332,14 @@ impl Services {
             client,
         )
         .await?;
-        let mut tx = self.db().tenant_tx(tenant).await?;
-        repo::clear_second_factor(&mut tx, user_id).await?;
-        repo::revoke_all_sessions(&mut tx, user_id).await?;
-        let entry = AuditEntry::new(AuditAction::MemberResetSecondFactor, client)
-            .by(viewer.user.id, viewer.user.name.clone())
+        let mut c = self.change(viewer, tenant, client).await?;
+        repo::clear_second_factor(c.conn(), user_id).await?;
+        repo::revoke_all_sessions(c.conn(), user_id).await?;
+        let entry = c
+            .entry(AuditAction::MemberResetSecondFactor)
             .on("user", user_id);
-        record(&mut tx, &entry).await?;
-        tx.commit().await.map_err(AppError::internal)?;
+        c.audit(entry.clone());
+        c.commit().await?;
         self.audit_other_associations(tenant, user_id, entry).await
     }
 
@@ -351,9 +351,9 @@ impl Services {
     ) -> AppResult<SettingsRow> {
         self.authorize_in(viewer, tenant, Object::Settings, Action::Read, client)
             .await?;
-        let mut tx = self.db().tenant_tx(tenant).await?;
-        let s = assoc_repo::read_settings(&mut tx).await?;
-        tx.commit().await.map_err(AppError::internal)?;
+        let mut c = self.change(viewer, tenant, client).await?;
+        let s = assoc_repo::read_settings(c.conn()).await?;
+        c.commit().await?;
         Ok(s)
     }
 
@@ -367,9 +367,9 @@ impl Services {
         self.authorize_in(viewer, tenant, Object::Settings, Action::Update, client)
             .await?;
         input.validate()?;
-        let mut tx = self.db().tenant_tx(tenant).await?;
+        let mut c = self.change(viewer, tenant, client).await?;
         assoc_repo::write_settings(
-            &mut tx,
+            c.conn(),
             input.require_second_factor,
             input.session_idle_minutes,
             input.session_absolute_hours,
@@ -377,8 +377,8 @@ impl Services {
             input.receipt_mode.map(crate::groups::ReceiptMode::code),
         )
         .await?;
-        let entry = AuditEntry::new(AuditAction::SettingsUpdate, client)
-            .by(viewer.user.id, viewer.user.name.clone())
+        let entry = c
+            .entry(AuditAction::SettingsUpdate)
             .on("association", tenant.id)
             .with_detail("require_second_factor", input.require_second_factor)
             .with_detail(
@@ -399,9 +399,9 @@ impl Services {
                     .receipt_mode
                     .map_or("unchanged", crate::groups::ReceiptMode::code),
             );
-        record(&mut tx, &entry).await?;
-        let s = assoc_repo::read_settings(&mut tx).await?;
-        tx.commit().await.map_err(AppError::internal)?;
+        c.audit(entry);
+        let s = assoc_repo::read_settings(c.conn()).await?;
+        c.commit().await?;
         Ok(s)
     }
 }

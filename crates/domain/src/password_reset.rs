@@ -5,7 +5,7 @@
 //! session of the account and does not sign the person in: they sign in afresh, with their
 //! second factor.
 
-use crate::audit::{record, record_platform, AuditAction, AuditEntry, RequestMeta};
+use crate::audit::{AuditAction, AuditEntry, RequestMeta};
 use crate::invitations::check_new_password;
 use crate::{AppError, AppResult, ErrorCode, Services};
 use chrono::Utc;
@@ -139,21 +139,8 @@ impl Services {
         self.record_for_person(&user, &entry).await
     }
 
-    /// Writes `entry` to the log of every association the person belongs to, or to the
-    /// platform log for people in none.
     async fn record_for_person(&self, user: &UserRow, entry: &AuditEntry) -> AppResult<()> {
         let memberships = accounts::memberships_of(self.db().pool(), user.id).await?;
-        if memberships.is_empty() {
-            let mut tx = self.db().core_tx().await?;
-            record_platform(&mut tx, entry).await?;
-            return tx.commit().await.map_err(AppError::internal);
-        }
-        for m in memberships {
-            let tenant = self.db().resolve_tenant(&m.slug).await?;
-            let mut tx = self.db().tenant_tx(&tenant).await?;
-            record(&mut tx, entry).await?;
-            tx.commit().await.map_err(AppError::internal)?;
-        }
-        Ok(())
+        self.audit_person(&memberships, entry).await
     }
 }

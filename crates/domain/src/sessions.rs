@@ -1,7 +1,7 @@
 //! Signing in and out, and who is asking: sessions for the web (cookie) and API clients
 //! (bearer token), with a second factor where the person or an association requires one.
 
-use crate::audit::{record, record_platform, AuditAction, AuditEntry, RequestMeta};
+use crate::audit::{record_platform, AuditAction, AuditEntry, RequestMeta};
 use crate::{AppError, AppResult, ErrorCode, Services};
 use chrono::Duration;
 use musubi_auth::ratelimit::RateLimitClass;
@@ -452,9 +452,7 @@ impl Services {
         }
         for m in memberships {
             let tenant = self.db().resolve_tenant(&m.slug).await?;
-            let mut tx = self.db().tenant_tx(&tenant).await?;
-            record(&mut tx, entry).await?;
-            tx.commit().await.map_err(AppError::internal)?;
+            self.audit_record(&tenant, entry).await?;
         }
         Ok(())
     }

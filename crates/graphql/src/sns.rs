@@ -14,7 +14,7 @@ use musubi_domain::groups::{
     GroupInput, GroupKind as DomainKind, ReceiptMode as DomainMode, Scope,
 };
 use musubi_domain::sessions::Viewer;
-use musubi_domain::topics::{self as topics, TopicPatch};
+use musubi_domain::topics::{self as topics, NewTopic, TopicPatch};
 use musubi_domain::{AppError, Services, Tenant};
 use uuid::Uuid;
 
@@ -981,7 +981,16 @@ impl SnsMutation {
         let scope = scope_in(&scope.unwrap_or_default()).gql(ctx)?;
         let topic = services
             .create_topic(
-                viewer, tenant, group_id, &title, &body, scope, important, &rc.client,
+                viewer,
+                tenant,
+                &NewTopic {
+                    group_id,
+                    title: &title,
+                    body: &body,
+                    scope,
+                    important,
+                },
+                &rc.client,
             )
             .await
             .gql(ctx)?;

@@ -90,11 +90,13 @@ impl World {
             .create_topic(
                 author,
                 &self.tenant,
-                group,
-                title,
-                "本文",
-                scope,
-                false,
+                &musubi_domain::topics::NewTopic {
+                    group_id: group,
+                    title: title,
+                    body: "本文",
+                    scope: scope,
+                    important: false,
+                },
                 &RequestMeta::default(),
             )
             .await

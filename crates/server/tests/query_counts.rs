@@ -147,11 +147,13 @@ impl Bench {
             .create_topic(
                 author,
                 &self.tenant,
-                group,
-                "訪問看護報告",
-                "BP 132/78、SpO2 94%（O2 1L）、体温 36.8℃",
-                Scope::EVERYONE,
-                false,
+                &musubi_domain::topics::NewTopic {
+                    group_id: group,
+                    title: "訪問看護報告",
+                    body: "BP 132/78、SpO2 94%（O2 1L）、体温 36.8℃",
+                    scope: Scope::EVERYONE,
+                    important: false,
+                },
                 &client(),
             )
             .await

@@ -177,11 +177,13 @@ async fn a_subscriber_on_one_replica_receives_a_comment_posted_through_another()
         .create_topic(
             &nurse,
             &tenant,
-            group,
-            "訪問報告",
-            "本日の訪問記録です。",
-            Scope::EVERYONE,
-            false,
+            &musubi_domain::topics::NewTopic {
+                group_id: group,
+                title: "訪問報告",
+                body: "本日の訪問記録です。",
+                scope: Scope::EVERYONE,
+                important: false,
+            },
             &RequestMeta::default(),
         )
         .await

@@ -155,11 +155,13 @@ impl World {
             .create_topic(
                 self.p(author),
                 &self.tenant,
-                group,
-                "訪問看護報告",
-                body,
-                scope,
-                false,
+                &musubi_domain::topics::NewTopic {
+                    group_id: group,
+                    title: "訪問看護報告",
+                    body: body,
+                    scope: scope,
+                    important: false,
+                },
                 &client(),
             )
             .await

@@ -8,7 +8,6 @@ use http::StatusCode;
 use musubi_domain::audit::{self, AuditFilter};
 use musubi_test_support::web::{Browser, Page};
 use musubi_test_support::TestApp;
-use sqlx::{Postgres, Transaction};
 use uuid::Uuid;
 
 /// The association hosting every group used here.
@@ -148,7 +147,7 @@ async fn post_topic(
 // --- The database ---------------------------------------------------------------------------
 
 /// A transaction in the host association's schema, to read what the forms left.
-async fn host_tx(app: &TestApp) -> Transaction<'static, Postgres> {
+async fn host_tx(app: &TestApp) -> musubi_db::Tx {
     let tenant = app.services().resolve_tenant(HOST).await.unwrap();
     app.db.db.tenant_tx(&tenant).await.unwrap()
 }

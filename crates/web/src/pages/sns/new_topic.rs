@@ -15,7 +15,7 @@ use axum::response::Response;
 use axum::Form;
 use http::StatusCode;
 use musubi_domain::groups::{GroupView, Scope};
-use musubi_domain::topics::{MAX_COMMENT_CHARS, MAX_TITLE_CHARS};
+use musubi_domain::topics::{NewTopic, MAX_COMMENT_CHARS, MAX_TITLE_CHARS};
 use musubi_domain::{ErrorCode, Services};
 use serde::Deserialize;
 use uuid::Uuid;
@@ -190,11 +190,13 @@ pub(crate) async fn create(
         .create_topic(
             &p.viewer,
             &p.tenant,
-            group_id,
-            &form.title,
-            &form.body,
-            Scope(bits),
-            form.important.is_some(),
+            &NewTopic {
+                group_id,
+                title: &form.title,
+                body: &form.body,
+                scope: Scope(bits),
+                important: form.important.is_some(),
+            },
             &ctx.client,
         )
         .await;
