@@ -257,6 +257,17 @@ impl Db {
         Tx::begin(self.tenant_pool(tenant), Some(begin)).await
     }
 
+    /// A read-only transaction in the tenant's schema: one snapshot for several reads.
+    /// PostgreSQL itself refuses any write in it.
+    #[tracing::instrument(name = "db.tenant_snapshot", skip_all, fields(association = %tenant.slug))]
+    pub async fn tenant_snapshot(&self, tenant: &Tenant) -> DbResult<Tx> {
+        let begin = format!(
+            "BEGIN READ ONLY; SET LOCAL search_path TO {}",
+            tenant.search_path()
+        );
+        Tx::begin(self.tenant_pool(tenant), Some(begin)).await
+    }
+
     /// Begins a transaction on the shared pool (accounts, sessions, the registry).
     pub async fn core_tx(&self) -> DbResult<Tx> {
         Tx::begin(self.pool.clone(), None).await

@@ -92,7 +92,7 @@ impl Services {
 
     /// The association a request is routed to, with its profile.
     pub async fn association_card(&self, tenant: &Tenant) -> AppResult<AssociationCard> {
-        let mut tx = self.db().tenant_tx(tenant).await?;
+        let mut tx = self.db().tenant_snapshot(tenant).await?;
         let p = repo::read_profile(&mut tx).await?;
         tx.commit().await?;
         Ok(AssociationCard {

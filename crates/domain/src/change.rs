@@ -267,3 +267,40 @@ impl<'a> Change<'a> {
         finish.await.map_err(AppError::internal)?
     }
 }
+
+#[cfg(test)]
+mod tests {
+    /// No service writes to an association except through a `Change`: a read-write transaction
+    /// or an audit append anywhere else in the domain is a second, unchecked write path.
+    #[test]
+    fn only_the_unit_of_change_opens_a_write_transaction() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+        let mut offenders = Vec::new();
+        for entry in std::fs::read_dir(&dir).expect("the domain's sources") {
+            let path = entry.expect("a directory entry").path();
+            let name = path
+                .file_name()
+                .and_then(|n| n.to_str())
+                .unwrap_or_default();
+            // The audit module owns the log's own writers (refusals, export, purge).
+            if matches!(name, "change.rs" | "audit.rs" | "demo.rs") {
+                continue;
+            }
+            let text = std::fs::read_to_string(&path).unwrap_or_default();
+            for needle in [
+                ".tenant_tx(",
+                "record(&mut",
+                "record_batch(",
+                "insert_event(",
+            ] {
+                if text.contains(needle) {
+                    offenders.push(format!("{name}: {needle}"));
+                }
+            }
+        }
+        assert!(
+            offenders.is_empty(),
+            "writes outside the unit of change: {offenders:?}"
+        );
+    }
+}

@@ -408,7 +408,7 @@ impl Services {
         tenant: &Tenant,
         group_id: Uuid,
     ) -> AppResult<GroupRow> {
-        let mut tx = self.db().tenant_tx(tenant).await?;
+        let mut tx = self.db().tenant_snapshot(tenant).await?;
         let (_, group) = repo::group(&mut tx, tenant, viewer.user.id, group_id)
             .await?
             .ok_or_else(AppError::not_found)?;
@@ -449,7 +449,7 @@ impl Services {
                 continue; // an association being upgraded: its groups come back afterwards
             };
             debug_assert_eq!(tenant.id, association_id);
-            let mut tx = self.db().tenant_tx(&tenant).await?;
+            let mut tx = self.db().tenant_snapshot(&tenant).await?;
             let groups = repo::groups_by_ids(&mut tx, &tenant, viewer.user.id, &ids).await?;
             let unread = repo::unread_by_group(&mut tx, viewer.user.id).await?;
             tx.commit().await?;

@@ -511,7 +511,7 @@ impl Services {
             None => {
                 let account = checked_new_account(input)?;
                 let settings = {
-                    let mut tx = self.db().tenant_tx(&tenant).await?;
+                    let mut tx = self.db().tenant_snapshot(&tenant).await?;
                     let s = musubi_db::associations::read_settings(&mut tx).await?;
                     tx.commit().await?;
                     s

@@ -149,7 +149,7 @@ impl Services {
         };
         for (i, m) in memberships.iter().enumerate() {
             let tenant = self.db().resolve_tenant(&m.slug).await?;
-            let mut tx = self.db().tenant_tx(&tenant).await?;
+            let mut tx = self.db().tenant_snapshot(&tenant).await?;
             let s = musubi_db::associations::read_settings(&mut tx).await?;
             tx.commit().await.map_err(AppError::internal)?;
             let idle = Duration::minutes(i64::from(s.session_idle_minutes));
