@@ -137,7 +137,28 @@ pub async fn group(
     viewer: Uuid,
     group_id: Uuid,
 ) -> DbResult<Option<(HostedGroup, GroupRow)>> {
-    let row: Option<GroupRow> = sqlx::query_as(&format!("{GROUP_SELECT} WHERE g.id = $3"))
+    hosted_group_row(conn, tenant, viewer, group_id, "").await
+}
+
+/// [`group`], its row locked until the end of the transaction: for a change computed from the
+/// group as it is (a patch of its settings).
+pub async fn group_for_update(
+    conn: &mut PgConnection,
+    tenant: &Tenant,
+    viewer: Uuid,
+    group_id: Uuid,
+) -> DbResult<Option<(HostedGroup, GroupRow)>> {
+    hosted_group_row(conn, tenant, viewer, group_id, " FOR UPDATE OF g").await
+}
+
+async fn hosted_group_row(
+    conn: &mut PgConnection,
+    tenant: &Tenant,
+    viewer: Uuid,
+    group_id: Uuid,
+    lock: &str,
+) -> DbResult<Option<(HostedGroup, GroupRow)>> {
+    let row: Option<GroupRow> = sqlx::query_as(&format!("{GROUP_SELECT} WHERE g.id = $3{lock}"))
         .bind(viewer)
         .bind(tenant.id)
         .bind(group_id)

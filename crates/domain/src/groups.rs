@@ -174,6 +174,30 @@ impl GroupInput {
     }
 }
 
+/// A change to a group's settings: what is `None` stays as it is. Applied to the group as it
+/// is inside the change's transaction, so two owners editing different fields at once both keep
+/// their edit.
+#[derive(Debug, Clone, Default)]
+pub struct GroupPatch {
+    pub name: Option<String>,
+    pub description: Option<String>,
+    pub accepts_requests: Option<bool>,
+    /// `Some(None)`: back to the association's default.
+    pub receipt_mode: Option<Option<ReceiptMode>>,
+}
+
+impl From<&GroupInput> for GroupPatch {
+    /// Every field set: a form that shows them all.
+    fn from(input: &GroupInput) -> Self {
+        Self {
+            name: Some(input.name.clone()),
+            description: Some(input.description.clone()),
+            accepts_requests: Some(input.accepts_requests),
+            receipt_mode: Some(input.receipt_mode),
+        }
+    }
+}
+
 /// A group as its page shows it.
 #[derive(Debug, Clone)]
 pub struct GroupView {
@@ -314,17 +338,30 @@ impl Services {
         viewer: &Viewer,
         tenant: &Tenant,
         group_id: Uuid,
-        input: &GroupInput,
+        patch: &GroupPatch,
         client: &RequestMeta,
     ) -> AppResult<()> {
         let mut c = self.change(viewer, tenant, client).await?;
-        let (hosted, group) = repo::group(c.conn(), tenant, viewer.user.id, group_id)
+        let (hosted, group) = repo::group_for_update(c.conn(), tenant, viewer.user.id, group_id)
             .await?
             .ok_or_else(AppError::not_found)?;
-        let role = active_role(&group);
-        c.authorize(&hosted, role, Object::Group, Action::Update)
+        c.authorize(&hosted, active_role(&group), Object::Group, Action::Update)
             .await?;
         let kind = GroupKind::from_code(&group.kind).unwrap_or(GroupKind::General);
+        let input = GroupInput {
+            name: patch.name.clone().unwrap_or(group.name),
+            description: patch.description.clone().unwrap_or(group.description),
+            accepts_requests: patch
+                .accepts_requests
+                .unwrap_or(group.join_policy == "request"),
+            receipt_mode: match patch.receipt_mode {
+                Some(mode) => mode,
+                None => group
+                    .receipt_override
+                    .as_deref()
+                    .and_then(ReceiptMode::from_code),
+            },
+        };
         let (name, description) = input.validate(kind)?;
         repo::update_group(
             c.conn(),

@@ -11,7 +11,7 @@ use chrono::{DateTime, Utc};
 use musubi_authz::{GroupRole as DomainGroupRole, ProfessionClass as DomainClass};
 use musubi_db::groups::{CandidateRow, GroupMemberRow, GroupRow, TopicRow};
 use musubi_domain::groups::{
-    GroupInput, GroupKind as DomainKind, ReceiptMode as DomainMode, Scope,
+    GroupInput, GroupKind as DomainKind, GroupPatch, ReceiptMode as DomainMode, Scope,
 };
 use musubi_domain::sessions::Viewer;
 use musubi_domain::topics::{self as topics, NewTopic, TopicPatch};
@@ -815,27 +815,18 @@ impl SnsMutation {
     ) -> async_graphql::Result<Group> {
         let (services, rc, viewer, tenant) = routed(ctx)?;
         let group_id = uuid(ctx, &id)?;
-        // Only to fill in what is omitted: update_group authorizes (owners) and answers
-        // NOT_FOUND to anyone else, also when this read succeeded (an open group).
-        let current = services
-            .group_invitation(viewer, tenant, group_id)
-            .await
-            .gql(ctx)?;
-        let input = GroupInput {
-            name: name.unwrap_or(current.name),
-            description: description.unwrap_or(current.description),
-            accepts_requests: accepts_requests.unwrap_or(current.join_policy == "request"),
+        let patch = GroupPatch {
+            name,
+            description,
+            accepts_requests,
             receipt_mode: match receipt_mode {
-                MaybeUndefined::Undefined => current
-                    .receipt_override
-                    .as_deref()
-                    .and_then(DomainMode::from_code),
-                MaybeUndefined::Null => None,
-                MaybeUndefined::Value(m) => Some(m.into()),
+                MaybeUndefined::Undefined => None,
+                MaybeUndefined::Null => Some(None),
+                MaybeUndefined::Value(m) => Some(Some(m.into())),
             },
         };
         services
-            .update_group(viewer, tenant, group_id, &input, &rc.client)
+            .update_group(viewer, tenant, group_id, &patch, &rc.client)
             .await
             .gql(ctx)?;
         let row = services

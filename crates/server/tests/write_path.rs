@@ -6,7 +6,7 @@
 
 use musubi_authz::GroupRole;
 use musubi_domain::audit::{AuditAction, RequestMeta};
-use musubi_domain::groups::{GroupInput, GroupKind, ReceiptMode, Scope};
+use musubi_domain::groups::{GroupInput, GroupKind, GroupPatch, ReceiptMode, Scope};
 use musubi_domain::sessions::Viewer;
 use musubi_domain::topics::{NewTopic, TopicPatch};
 use musubi_domain::{Services, Tenant};
@@ -152,7 +152,7 @@ async fn every_write_leaves_its_audit_record_and_events_in_order() {
             "create_group",
             Some(A::GroupCreate),
             &[E::MembershipChanged],
-            { s.create_group(&owner, t, GroupKind::General, &input, m) },
+            s.create_group(&owner, t, GroupKind::General, &input, m),
         )
         .await;
     let renamed = GroupInput {
@@ -160,7 +160,7 @@ async fn every_write_leaves_its_audit_record_and_events_in_order() {
         ..input.clone()
     };
     w.check("update_group", Some(A::GroupUpdate), &[], {
-        s.update_group(&owner, t, group, &renamed, m)
+        s.update_group(&owner, t, group, &(&renamed).into(), m)
     })
     .await;
     w.check(
@@ -302,4 +302,53 @@ async fn every_write_leaves_its_audit_record_and_events_in_order() {
         Ok(())
     })
     .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn owners_changing_different_settings_at_once_both_keep_their_edit() {
+    let app = TestApp::demo().await;
+    let s = app.services();
+    let t = s.resolve_tenant(HOST).await.unwrap();
+    let m = RequestMeta::default();
+    let owner = viewer(&app, OWNER).await;
+    let aoki = viewer(&app, AOKI).await;
+    let input = GroupInput {
+        name: "同時編集".into(),
+        description: String::new(),
+        accepts_requests: true,
+        receipt_mode: None,
+    };
+    let group = s
+        .create_group(&owner, &t, GroupKind::General, &input, &m)
+        .await
+        .unwrap();
+    s.invite_to_group(&owner, &t, group, aoki.user.id, &m)
+        .await
+        .unwrap();
+    s.answer_group_invitation(&aoki, &t, group, true, &m)
+        .await
+        .unwrap();
+    s.set_group_role(&owner, &t, group, aoki.user.id, GroupRole::Owner, &m)
+        .await
+        .unwrap();
+    for round in 0..10 {
+        let name = GroupPatch {
+            name: Some(format!("同時編集 {round}")),
+            ..GroupPatch::default()
+        };
+        let description = GroupPatch {
+            description: Some(format!("説明 {round}")),
+            ..GroupPatch::default()
+        };
+        let (a, b) = tokio::join!(
+            s.update_group(&owner, &t, group, &name, &m),
+            s.update_group(&aoki, &t, group, &description, &m)
+        );
+        a.unwrap();
+        b.unwrap();
+        let row = s.group_invitation(&owner, &t, group).await.unwrap();
+        assert_eq!(row.name, format!("同時編集 {round}"));
+        assert_eq!(row.description, format!("説明 {round}"), "round {round}");
+        assert_eq!(row.join_policy, "request", "an omitted setting stays");
+    }
 }

@@ -672,7 +672,13 @@ pub(crate) async fn settings(
         }
     };
     match services
-        .update_group(&p.viewer, &p.tenant, group_id, &input, &ctx.client)
+        .update_group(
+            &p.viewer,
+            &p.tenant,
+            group_id,
+            &(&input).into(),
+            &ctx.client,
+        )
         .await
     {
         Ok(()) => Ok(ctx.redirect(&format!(
