@@ -1,7 +1,6 @@
 //! The SNS core through the domain services: read-receipt modes, edit and delete history,
 //! unread counters, audit records and live-event rows. (Scope rules everywhere are tested with
 //! the API and pages; the demo data is checked at the end.)
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code: fail loudly
 
 use musubi_db::accounts::{self as accounts, NewSession, NewUser};
 use musubi_domain::associations::CreateAssociation;

@@ -1,7 +1,6 @@
 //! The association console (`/a/{slug}/console/…`), driven like a browser through the whole
 //! app on the demo data: forms with their CSRF field, cookies kept between requests, redirects
 //! followed by hand.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code: fail loudly
 
 use http::header::{CONTENT_DISPOSITION, CONTENT_TYPE};
 use http::StatusCode;

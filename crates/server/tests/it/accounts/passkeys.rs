@@ -2,7 +2,6 @@
 //! (ES256, `none` attestation) standing in for a phone: registering, usernameless sign-in,
 //! replays, wrong keys, cloned counters, other people's passkeys, association policy and
 //! deactivated accounts.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code: fail loudly
 
 use axum::body::Body;
 use data_encoding::BASE64URL_NOPAD as B64;

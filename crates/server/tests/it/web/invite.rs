@@ -7,7 +7,6 @@
 //! real mailed link through an SMTP server; here the link is made the way the services make it
 //! (`Token::generate`, its hash stored with `musubi_db::password_reset::insert`), so the pages
 //! can be tested without a mail server.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code: fail loudly
 
 use axum::body::Body;
 use data_encoding::BASE64URL_NOPAD as B64;

@@ -1,7 +1,6 @@
 //! The number of SQL statements behind the busiest pages does not grow with the data: opening
 //! a topic (100 comments, 10 readers on each) and the home page (50 groups with unread).
 //! Counted exactly on the wire (see `musubi_test_support::sqlcount`): BEGIN and COMMIT count.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code: fail loudly
 
 use musubi_authz::GroupRole;
 use musubi_db::accounts::{self as accounts, NewSession, NewUser};

@@ -3,7 +3,6 @@
 //! `INTERNAL`. Single-line fields refuse it (`INVALID_INPUT` naming the field), multi-line
 //! fields drop it, e-mail addresses used to find an account answer as for an unknown address,
 //! and tokens answer as for an unknown token. Valid values still work, normalised.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code: fail loudly
 
 use http::StatusCode;
 use musubi_domain::demo::DEMO_PASSWORD;

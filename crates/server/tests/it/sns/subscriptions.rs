@@ -1,5 +1,4 @@
 //! `/graphql/ws` (graphql-transport-ws) routes a connection to its association like HTTP does.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code: fail loudly
 
 use futures_util::{SinkExt, StreamExt};
 use musubi_domain::associations::CreateAssociation;

@@ -1,5 +1,4 @@
 //! The GraphQL gateway's limits and error shape.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code: fail loudly
 
 use axum::body::Body;
 use http::Request;

@@ -1,6 +1,5 @@
 //! The audit log is append-only and tamper-evident: the database refuses changes, verification
 //! finds the first altered or deleted record, and each association's log stands alone.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code: fail loudly
 
 use musubi_db::audit::{self as repo, BreakReason};
 use musubi_db::NewAssociation;

@@ -1,7 +1,6 @@
 //! A refusal answers exactly like a missing object — in content and in time — and is still on
 //! record. The record is written off the request's path, so a refused request never waits for
 //! the audit log, and a flood of refusals cannot starve an association's connections.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code: fail loudly
 
 use musubi_test_support::{error_codes, strip_locations, test_config, TestApp};
 use serde_json::{json, Value};

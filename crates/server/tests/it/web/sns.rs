@@ -2,7 +2,6 @@
 //! app on the demo data: forms with their CSRF field, cookies kept between requests, redirects
 //! followed by hand. Every change is checked on the page that follows and in the database; every
 //! refusal by what did not change.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code: fail loudly
 
 use http::StatusCode;
 use musubi_domain::audit::{self, AuditFilter};

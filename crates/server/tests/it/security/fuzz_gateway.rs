@@ -4,7 +4,6 @@
 //!
 //! Runs for `MUSUBI_FUZZ_SECONDS` (default 20) from `MUSUBI_FUZZ_SEED` (default: random, and
 //! printed, so a failure can be replayed).
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code: fail loudly
 
 use axum::body::Body;
 use http::Request;

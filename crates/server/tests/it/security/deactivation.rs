@@ -8,7 +8,6 @@
 //! - A person no association counts as active gets only the page (or the code) that says so.
 //! - Signing out everywhere and resetting the second factor act on the whole account: only the
 //!   association that answers for it may, and each of the person's associations has it on record.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code: fail loudly
 
 use http::StatusCode;
 use musubi_domain::audit::{self, AuditFilter, RequestMeta};

@@ -5,7 +5,6 @@
 //! To prove that something did *not* arrive without waiting on a clock, each test follows the
 //! events it must not see with a marker event it must see: events reach a subscriber in the
 //! order they were published, so anything leaked would come before the marker.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code: fail loudly
 
 use musubi_authz::GroupRole;
 use musubi_domain::audit::RequestMeta;

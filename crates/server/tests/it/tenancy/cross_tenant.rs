@@ -1,7 +1,6 @@
 //! Cross-tenant and console authorization: a member of association A asking for anything of
 //! association B, or a non-administrator asking for a console, gets exactly the answer of a
 //! missing object, and the attempt is audited.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code: fail loudly
 
 use musubi_domain::demo::DEMO_PASSWORD;
 use musubi_test_support::{error_codes, strip_locations, TestApp};

@@ -1,7 +1,6 @@
 //! Two `musubi serve` processes sharing one PostgreSQL database and one real Redis, as replicas
 //! behind a load balancer: a subscriber connected to the first receives a comment posted
 //! through the second (`cargo xtask test` starts a Redis; or set `MUSUBI_TEST_REDIS_URL`).
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code: fail loudly
 
 use musubi_authz::GroupRole;
 use musubi_domain::audit::RequestMeta;

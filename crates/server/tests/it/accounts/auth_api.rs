@@ -1,5 +1,4 @@
 //! Signing in and out through the GraphQL API: sessions, second factor, rate limits.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code: fail loudly
 
 use axum::body::Body;
 use http::Request;

@@ -1,6 +1,5 @@
 //! The sign-in pages, the signed-in home page and "my sessions", driven like a browser: forms
 //! with their CSRF field, cookies kept between requests, redirects followed by hand.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code: fail loudly
 
 use axum::body::Body;
 use http::header::CACHE_CONTROL;

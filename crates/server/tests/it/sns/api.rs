@@ -2,7 +2,6 @@
 //! who belong to groups of an association not their own. Scope rules: a topic whose scope
 //! leaves someone out is invisible to them everywhere, and asking for it by id answers exactly
 //! like asking for something that does not exist.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code: fail loudly
 
 use musubi_authz::GroupRole;
 use musubi_test_support::{error_codes, strip_locations, TestApp};

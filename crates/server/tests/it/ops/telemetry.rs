@@ -1,5 +1,4 @@
 //! Traces leave the process over OTLP/HTTP when an endpoint is configured.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code: fail loudly
 
 use axum::body::Bytes;
 use axum::http::HeaderMap;

@@ -1,5 +1,4 @@
 //! Two associations' data lives in separate schemas, and a request routed to one never reads
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code: fail loudly
 //! the other.
 
 use musubi_domain::associations::CreateAssociation;

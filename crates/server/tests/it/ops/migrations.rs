@@ -1,5 +1,4 @@
 //! Migrations: idempotent, serialized across replicas, and association creation is atomic.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code: fail loudly
 
 use musubi_domain::associations::CreateAssociation;
 use musubi_test_support::TestDb;

@@ -4,7 +4,6 @@
 //! Needs `MUSUBI_TEST_SMTP_URL` (an SMTP server accepting any recipient) and
 //! `MUSUBI_TEST_MAILDIR` (the maildir it delivers to). `cargo xtask test` starts Python's
 //! aiosmtpd and sets both.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code: fail loudly
 
 use data_encoding::BASE64;
 use musubi_domain::demo::DEMO_PASSWORD;

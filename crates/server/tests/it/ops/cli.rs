@@ -1,5 +1,4 @@
 //! Operator commands against an existing deployment (`DATABASE_URL`).
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code: fail loudly
 
 use musubi_test_support::TestDb;
 use std::process::{Command, Stdio};

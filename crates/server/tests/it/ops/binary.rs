@@ -1,5 +1,4 @@
 //! The `musubi` binary as an operator runs it: embedded default, CLI commands, bad settings.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code: fail loudly
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
