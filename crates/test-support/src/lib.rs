@@ -10,21 +10,31 @@ use axum::body::Body;
 use axum::Router;
 use http::{Request, StatusCode};
 use musubi_config::Config;
+use musubi_db::accounts::NewSession;
 use musubi_db::Db;
+use musubi_domain::associations::CreateAssociation;
+use musubi_domain::audit::{self, AuditFilter};
 use musubi_domain::Services;
 use sqlx::postgres::PgConnectOptions;
 use sqlx::{ConnectOptions, Connection, PgConnection};
 use std::collections::HashMap;
+use std::ffi::OsStr;
+use std::process::{Command, Stdio};
 use std::str::FromStr;
 use std::time::Duration;
 use tower::ServiceExt;
 
+pub mod demo;
 pub mod sqlcount;
 pub mod web;
 pub mod webauthn;
 pub mod ws;
 
 pub const TEST_DATABASE_ENV: &str = "MUSUBI_TEST_DATABASE_URL";
+
+/// The API's password sign-in; variables `e` (address) and `p` (password).
+pub const SIGN_IN: &str =
+    "mutation($e: String!, $p: String!) { signIn(email: $e, password: $p) { token next } }";
 
 /// Admin connection options for the test server.
 pub fn admin_options() -> PgConnectOptions {
@@ -214,6 +224,55 @@ impl TestDb {
         .await
         .expect("services")
     }
+
+    /// `program` (the `musubi` binary: `env!("CARGO_BIN_EXE_musubi")` in its tests) set up
+    /// to run an operator command against this database, quietly and without input.
+    pub fn command(&self, program: impl AsRef<OsStr>) -> Command {
+        let mut c = Command::new(program);
+        c.env("DATABASE_URL", self.url())
+            .env("MUSUBI_LOG", "warn")
+            .stdin(Stdio::null());
+        c
+    }
+}
+
+/// An association to create: `slug` and `name`, no area or description.
+pub fn association(slug: &str, name: &str) -> CreateAssociation {
+    CreateAssociation {
+        slug: slug.into(),
+        name: name.into(),
+        area: String::new(),
+        description: String::new(),
+    }
+}
+
+/// A fresh full API session for `user_id` (second factor done, as a sign-in from `ip` would
+/// leave it), written straight to the database; returns its token.
+pub async fn api_session_token(db: &Db, user_id: uuid::Uuid, ip: &str) -> String {
+    let token = format!("test-{}", uuid::Uuid::new_v4().simple());
+    musubi_db::accounts::insert_session(
+        db.pool(),
+        &NewSession {
+            user_id,
+            token_hash: &musubi_auth::token::hash_token(&token),
+            kind: "api",
+            second_factor_done: true,
+            idle: chrono::Duration::hours(1),
+            absolute: chrono::Duration::hours(8),
+            ip,
+            user_agent: "test",
+        },
+    )
+    .await
+    .unwrap();
+    token
+}
+
+/// The TOTP code for `secret` `steps_from_now` time steps away (0 = now, -1 = the last one).
+pub fn totp_code(secret: &[u8], steps_from_now: i64) -> String {
+    let secret = musubi_auth::totp::TotpSecret::from_bytes(secret).expect("a TOTP secret");
+    let step = musubi_auth::totp::time_step(std::time::SystemTime::now()) as i64 + steps_from_now;
+    secret.code_at_step(step as u64)
 }
 
 /// A test configuration: development defaults plus the given overrides.
@@ -239,6 +298,16 @@ impl TestApp {
 
     pub async fn with_config(config: Config) -> Self {
         Self::with_services(config, |services| services).await
+    }
+
+    /// A server with one association, `slug`, named `name`.
+    pub async fn with_association(slug: &str, name: &str) -> Self {
+        let app = Self::new().await;
+        app.services()
+            .create_association(&association(slug, name))
+            .await
+            .unwrap();
+        app
     }
 
     /// The app wired from `config`, its services changed by `adjust` first (e.g. another
@@ -300,15 +369,21 @@ impl TestApp {
         serde_json::from_str(&text).unwrap_or_else(|_| panic!("not JSON: {text}"))
     }
 
+    /// The API's answer to a password sign-in (`signIn { token next }`).
+    pub async fn sign_in(&self, email: &str, password: &str) -> serde_json::Value {
+        self.gql(
+            SIGN_IN,
+            serde_json::json!({"e": email, "p": password}),
+            None,
+            None,
+        )
+        .await
+    }
+
     /// Signs a demo person in through the API with `DEMO_PASSWORD`; returns the bearer token.
     pub async fn demo_token(&self, email: &str) -> String {
         let r = self
-            .gql(
-                "mutation($e: String!, $p: String!) { signIn(email: $e, password: $p) { token next } }",
-                serde_json::json!({"e": email, "p": musubi_domain::demo::DEMO_PASSWORD}),
-                None,
-                None,
-            )
+            .sign_in(email, musubi_domain::demo::DEMO_PASSWORD)
             .await;
         assert_eq!(r["data"]["signIn"]["next"], "DONE", "{r}");
         r["data"]["signIn"]["token"]
@@ -324,6 +399,41 @@ impl TestApp {
             .fetch_one(self.db.db.pool())
             .await
             .expect("a person with that email")
+    }
+
+    /// How many `access.denied` records the log of association `slug` holds, once the
+    /// refusals waiting to be written are.
+    pub async fn denied_count(&self, slug: &str) -> i64 {
+        self.services.flush_refusals().await;
+        let tenant = self.services.resolve_tenant(slug).await.unwrap();
+        let mut tx = self.db.db.tenant_tx(&tenant).await.unwrap();
+        sqlx::query_scalar("SELECT count(*) FROM audit_log WHERE action = 'access.denied'")
+            .fetch_one(&mut *tx)
+            .await
+            .unwrap()
+    }
+
+    /// The `access.denied` records by `actor` among the newest page of `slug`'s log, once the
+    /// refusals waiting to be written are.
+    pub async fn denials_by(&self, slug: &str, actor: uuid::Uuid) -> usize {
+        self.services.flush_refusals().await;
+        let tenant = self.services.resolve_tenant(slug).await.unwrap();
+        let filter = AuditFilter {
+            action_prefix: Some("access.denied".into()),
+            actor_id: Some(actor),
+            ..AuditFilter::default()
+        };
+        audit::list(
+            &self.db.db,
+            &tenant,
+            &filter,
+            None,
+            Some(audit::MAX_PAGE_SIZE),
+        )
+        .await
+        .unwrap()
+        .records
+        .len()
     }
 
     /// The same services (and rate limiter) the app uses.

@@ -4,6 +4,9 @@
 //! fixtures used by more than one file live in `musubi-test-support`. See docs/testing.md.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code: fail loudly
 
+/// The `musubi` binary cargo built for these tests.
+const MUSUBI_BIN: &str = env!("CARGO_BIN_EXE_musubi");
+
 /// Accounts: signing in through the API, passkeys, invitations and password resets.
 mod accounts {
     mod auth_api;

@@ -2,32 +2,19 @@
 
 use axum::body::Body;
 use http::Request;
-use musubi_auth::totp::{time_step, TotpSecret};
 use musubi_domain::demo::DEMO_PASSWORD;
 use musubi_domain::second_factor::Enrolling;
-use musubi_test_support::{error_codes, TestApp};
+use musubi_test_support::{error_codes, totp_code, TestApp, SIGN_IN};
 use serde_json::{json, Value};
-use std::time::SystemTime;
 
 async fn gql(app: &TestApp, query: &str, vars: Value, token: Option<&str>) -> Value {
     app.gql(query, vars, token, None).await
 }
 
-const SIGN_IN: &str =
-    "mutation($e: String!, $p: String!) { signIn(email: $e, password: $p) { token next } }";
-
-async fn sign_in(app: &TestApp, email: &str, password: &str) -> Value {
-    gql(app, SIGN_IN, json!({"e": email, "p": password}), None).await
-}
-
-async fn token_of(app: &TestApp, email: &str) -> String {
-    app.demo_token(email).await
-}
-
 #[tokio::test]
 async fn demo_nurse_signs_in_reads_me_and_signs_out() {
     let app = TestApp::demo().await;
-    let token = token_of(&app, "aoki@minatogawa.example").await;
+    let token = app.demo_token("aoki@minatogawa.example").await;
     let r = gql(
         &app,
         "{ me { name profession memberships { associationSlug role facilityName } } }",
@@ -55,7 +42,7 @@ async fn demo_nurse_signs_in_reads_me_and_signs_out() {
 #[tokio::test]
 async fn hospital_doctor_is_one_person_in_two_associations() {
     let app = TestApp::demo().await;
-    let token = token_of(&app, "SATO@sakuradai-hospital.example").await;
+    let token = app.demo_token("SATO@sakuradai-hospital.example").await;
     let r = gql(
         &app,
         "{ me { doctorKind memberships { associationSlug } } }",
@@ -77,8 +64,12 @@ async fn hospital_doctor_is_one_person_in_two_associations() {
 #[tokio::test]
 async fn unknown_email_and_wrong_password_answer_identically() {
     let app = TestApp::demo().await;
-    let wrong = sign_in(&app, "aoki@minatogawa.example", "not-the-password-1").await;
-    let unknown = sign_in(&app, "nobody@minatogawa.example", "not-the-password-1").await;
+    let wrong = app
+        .sign_in("aoki@minatogawa.example", "not-the-password-1")
+        .await;
+    let unknown = app
+        .sign_in("nobody@minatogawa.example", "not-the-password-1")
+        .await;
     assert_eq!(error_codes(&wrong), vec!["INVALID_CREDENTIALS"]);
     assert_eq!(
         wrong["errors"][0]["message"],
@@ -104,7 +95,7 @@ async fn aliases_in_one_request_each_count_against_the_rate_limit() {
         "{codes:?}"
     );
     // Now locked out: even the right password is refused until the window passes.
-    let r = sign_in(&app, "aoki@minatogawa.example", DEMO_PASSWORD).await;
+    let r = app.sign_in("aoki@minatogawa.example", DEMO_PASSWORD).await;
     assert_eq!(error_codes(&r), vec!["RATE_LIMITED"]);
     assert!(
         r["errors"][0]["extensions"]["retryAfter"]
@@ -134,7 +125,7 @@ async fn batched_operations_each_count_against_the_rate_limit() {
 #[tokio::test]
 async fn cookie_authenticated_requests_must_be_json() {
     let app = TestApp::demo().await;
-    let token = token_of(&app, "aoki@minatogawa.example").await;
+    let token = app.demo_token("aoki@minatogawa.example").await;
     let (_, _, text) = app
         .send(
             Request::post("/graphql")
@@ -160,8 +151,8 @@ async fn cookie_authenticated_requests_must_be_json() {
 #[tokio::test]
 async fn sign_out_everywhere_ends_every_session() {
     let app = TestApp::demo().await;
-    let t1 = token_of(&app, "aoki@minatogawa.example").await;
-    let t2 = token_of(&app, "aoki@minatogawa.example").await;
+    let t1 = app.demo_token("aoki@minatogawa.example").await;
+    let t2 = app.demo_token("aoki@minatogawa.example").await;
     let r = gql(
         &app,
         "{ me { sessions { id current } } }",
@@ -181,8 +172,8 @@ async fn sign_out_everywhere_ends_every_session() {
 #[tokio::test]
 async fn another_persons_session_cannot_be_revoked() {
     let app = TestApp::demo().await;
-    let mine = token_of(&app, "aoki@minatogawa.example").await;
-    let theirs = token_of(&app, "morita@minatogawa.example").await;
+    let mine = app.demo_token("aoki@minatogawa.example").await;
+    let theirs = app.demo_token("morita@minatogawa.example").await;
     let r = gql(&app, "{ me { sessions { id } } }", json!({}), Some(&theirs)).await;
     let their_id = r["data"]["me"]["sessions"][0]["id"]
         .as_str()
@@ -200,12 +191,6 @@ async fn another_persons_session_cannot_be_revoked() {
     assert_eq!(r["data"]["me"]["name"], "森田 由美");
 }
 
-fn current_code(secret: &[u8], offset: i64) -> String {
-    let s = TotpSecret::from_bytes(secret).unwrap();
-    let step = time_step(SystemTime::now()) as i64 + offset;
-    s.code_at_step(step as u64)
-}
-
 async fn totp_secret_of(app: &TestApp, email: &str) -> Vec<u8> {
     sqlx::query_scalar("SELECT totp_secret FROM core.users WHERE email = $1")
         .bind(email)
@@ -218,7 +203,7 @@ async fn totp_secret_of(app: &TestApp, email: &str) -> Vec<u8> {
 async fn second_factor_is_required_once_enrolled_and_codes_are_single_use() {
     let app = TestApp::demo().await;
     let email = "hayashi@minatogawa.example";
-    let token = token_of(&app, email).await;
+    let token = app.demo_token(email).await;
     let services = app.services();
     let viewer = services.authenticate(&token).await.unwrap().unwrap();
     let enrolment = services
@@ -235,17 +220,13 @@ async fn second_factor_is_required_once_enrolled_and_codes_are_single_use() {
         .await
         .is_err());
     let enrolled = services
-        .confirm_totp_enrolment(
-            Enrolling::Viewer(&viewer),
-            &current_code(&secret, -1),
-            &meta,
-        )
+        .confirm_totp_enrolment(Enrolling::Viewer(&viewer), &totp_code(&secret, -1), &meta)
         .await
         .unwrap();
     assert_eq!(enrolled.recovery_codes.len(), 10);
 
     // Signing in now stops at the second factor; the half token opens nothing else.
-    let r = sign_in(&app, email, DEMO_PASSWORD).await;
+    let r = app.sign_in(email, DEMO_PASSWORD).await;
     assert_eq!(r["data"]["signIn"]["next"], "SECOND_FACTOR", "{r}");
     let half = r["data"]["signIn"]["token"].as_str().unwrap().to_owned();
     let r = gql(&app, "{ me { name } }", json!({}), Some(&half)).await;
@@ -253,7 +234,7 @@ async fn second_factor_is_required_once_enrolled_and_codes_are_single_use() {
     let complete = "mutation($c: String!) { completeSecondFactor(code: $c) { token next } }";
     let r = gql(&app, complete, json!({"c": "123456"}), Some(&half)).await;
     assert_eq!(error_codes(&r), vec!["INVALID_SECOND_FACTOR"], "{r}");
-    let code = current_code(&secret, 0);
+    let code = totp_code(&secret, 0);
     let r = gql(&app, complete, json!({"c": code}), Some(&half)).await;
     assert_eq!(r["data"]["completeSecondFactor"]["next"], "DONE", "{r}");
     let full = r["data"]["completeSecondFactor"]["token"]
@@ -271,7 +252,7 @@ async fn second_factor_is_required_once_enrolled_and_codes_are_single_use() {
     assert_eq!(r["data"]["me"]["secondFactorEnabled"], true, "{r}");
 
     // The same code cannot be used twice; a recovery code works once.
-    let r = sign_in(&app, email, DEMO_PASSWORD).await;
+    let r = app.sign_in(email, DEMO_PASSWORD).await;
     let half = r["data"]["signIn"]["token"].as_str().unwrap().to_owned();
     let r = gql(&app, complete, json!({"c": code}), Some(&half)).await;
     assert_eq!(
@@ -282,7 +263,7 @@ async fn second_factor_is_required_once_enrolled_and_codes_are_single_use() {
     let recovery = enrolled.recovery_codes[3].clone();
     let r = gql(&app, complete, json!({"c": recovery}), Some(&half)).await;
     assert_eq!(r["data"]["completeSecondFactor"]["next"], "DONE", "{r}");
-    let r = sign_in(&app, email, DEMO_PASSWORD).await;
+    let r = app.sign_in(email, DEMO_PASSWORD).await;
     let half = r["data"]["signIn"]["token"].as_str().unwrap().to_owned();
     let r = gql(&app, complete, json!({"c": recovery}), Some(&half)).await;
     assert_eq!(
@@ -295,8 +276,10 @@ async fn second_factor_is_required_once_enrolled_and_codes_are_single_use() {
 #[tokio::test]
 async fn sign_ins_and_failures_are_audited_in_the_persons_associations() {
     let app = TestApp::demo().await;
-    let token = token_of(&app, "sato@sakuradai-hospital.example").await;
-    let _ = sign_in(&app, "sato@sakuradai-hospital.example", "wrong-password-z").await;
+    let token = app.demo_token("sato@sakuradai-hospital.example").await;
+    let _ = app
+        .sign_in("sato@sakuradai-hospital.example", "wrong-password-z")
+        .await;
     let _ = gql(&app, "mutation { signOut }", json!({}), Some(&token)).await;
     for slug in ["minatogawa", "sakuradai"] {
         let tenant = app.services().resolve_tenant(slug).await.unwrap();

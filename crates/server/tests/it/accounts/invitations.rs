@@ -48,16 +48,6 @@ async fn demo_app() -> TestApp {
     TestApp::demo_with_services(test_config(&[]), |services| services.with_mailer(mailer)).await
 }
 
-async fn sign_in(app: &TestApp, email: &str, password: &str) -> Value {
-    app.gql(
-        "mutation($e: String!, $p: String!) { signIn(email: $e, password: $p) { token next } }",
-        json!({"e": email, "p": password}),
-        None,
-        None,
-    )
-    .await
-}
-
 async fn audit_actions(app: &TestApp, slug: &str) -> Vec<String> {
     let tenant = app.db.db.resolve_tenant(slug).await.unwrap();
     let mut tx = app.db.db.tenant_tx(&tenant).await.unwrap();
@@ -388,7 +378,7 @@ async fn an_admin_invites_a_nurse_by_mail_who_joins_and_can_sign_in() {
     );
 
     // A password of their own, from now on.
-    let r = sign_in(&app, &nurse, NEW_PASSWORD).await;
+    let r = app.sign_in(&nurse, NEW_PASSWORD).await;
     assert_eq!(r["data"]["signIn"]["next"], "DONE", "{r}");
     let r = app
         .gql(
@@ -834,15 +824,6 @@ async fn invitation_input_is_checked() {
     assert_eq!(pending, 0);
 }
 
-async fn denied_count(app: &TestApp, slug: &str) -> usize {
-    app.services().flush_refusals().await;
-    audit_actions(app, slug)
-        .await
-        .iter()
-        .filter(|a| *a == "access.denied")
-        .count()
-}
-
 #[tokio::test]
 async fn non_admins_and_admins_of_other_associations_get_not_found() {
     let app = demo_app().await;
@@ -876,7 +857,7 @@ async fn non_admins_and_admins_of_other_associations_get_not_found() {
             (LIST, json!({})),
         ]
     };
-    let before = denied_count(&app, "minatogawa").await;
+    let before = app.denied_count("minatogawa").await;
     for (who, token) in [("member", &nurse_a), ("other admin", &admin_b)] {
         for (query, vars) in ops(&id_a) {
             let r = app.gql(query, vars, Some(token), Some("minatogawa")).await;
@@ -884,7 +865,7 @@ async fn non_admins_and_admins_of_other_associations_get_not_found() {
             assert!(r["data"].is_null(), "{who} {query}: {r}");
         }
     }
-    assert_eq!(denied_count(&app, "minatogawa").await - before, 8);
+    assert_eq!(app.denied_count("minatogawa").await - before, 8);
 
     // An admin revoking another association's invitation through their own: a missing one.
     let other = app
@@ -937,7 +918,7 @@ async fn a_reset_link_works_once_ends_every_session_and_replaces_the_password() 
     let email = unique_address("forgetful");
     let old_password = "Wasureta-Pass-2025";
     create_account(&app, &email, old_password, "minatogawa").await;
-    let r = sign_in(&app, &email, old_password).await;
+    let r = app.sign_in(&email, old_password).await;
     let old_session = r["data"]["signIn"]["token"].as_str().unwrap().to_owned();
 
     let r = app
@@ -980,9 +961,9 @@ async fn a_reset_link_works_once_ends_every_session_and_replaces_the_password() 
         .gql("{ me { name } }", json!({}), Some(&old_session), None)
         .await;
     assert_eq!(error_codes(&r), vec!["UNAUTHENTICATED"], "{r}");
-    let r = sign_in(&app, &email, old_password).await;
+    let r = app.sign_in(&email, old_password).await;
     assert_eq!(error_codes(&r), vec!["INVALID_CREDENTIALS"], "{r}");
-    let r = sign_in(&app, &email, NEW_PASSWORD).await;
+    let r = app.sign_in(&email, NEW_PASSWORD).await;
     assert_eq!(r["data"]["signIn"]["next"], "DONE", "{r}");
 
     let r = app

@@ -8,7 +8,7 @@ use data_encoding::BASE64URL_NOPAD as B64;
 use http::Request;
 use musubi_domain::demo::DEMO_PASSWORD;
 use musubi_test_support::webauthn::{str_of, Authenticator, ORIGIN};
-use musubi_test_support::{error_codes, test_config, TestApp};
+use musubi_test_support::{error_codes, test_config, TestApp, SIGN_IN};
 use serde_json::{json, Value};
 use std::ops::Deref;
 
@@ -17,8 +17,6 @@ const ADMIN: &str = "admin@minatogawa.example";
 const IPHONE: &str =
     "Mozilla/5.0 (iPhone; CPU iPhone OS 17_4 like Mac OS X) AppleWebKit/605.1.15 Mobile/15E148";
 
-const SIGN_IN: &str =
-    "mutation($e: String!, $p: String!) { signIn(email: $e, password: $p) { token next } }";
 const START_REGISTRATION: &str = "mutation { startPasskeyRegistration { id options } }";
 const FINISH_REGISTRATION: &str = "mutation($c: ID!, $cred: JSON!, $n: String) { \
      finishPasskeyRegistration(ceremonyId: $c, credential: $cred, name: $n) { id name createdAt lastUsedAt } }";

@@ -1,20 +1,12 @@
 //! Operator commands against an existing deployment (`DATABASE_URL`).
 
 use musubi_test_support::TestDb;
-use std::process::{Command, Stdio};
-
-fn musubi(db: &TestDb) -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_musubi"));
-    c.env("DATABASE_URL", db.url())
-        .env("MUSUBI_LOG", "warn")
-        .stdin(Stdio::null());
-    c
-}
 
 #[tokio::test]
 async fn association_create_then_migrate_and_list() {
     let db = TestDb::new().await;
-    let out = musubi(&db)
+    let out = db
+        .command(crate::MUSUBI_BIN)
         .args([
             "association",
             "create",
@@ -33,7 +25,11 @@ async fn association_create_then_migrate_and_list() {
         String::from_utf8_lossy(&out.stderr)
     );
 
-    let out = musubi(&db).arg("migrate").output().unwrap();
+    let out = db
+        .command(crate::MUSUBI_BIN)
+        .arg("migrate")
+        .output()
+        .unwrap();
     assert!(
         out.status.success(),
         "{}",
@@ -41,7 +37,11 @@ async fn association_create_then_migrate_and_list() {
     );
     assert!(String::from_utf8_lossy(&out.stdout).contains("up to date"));
 
-    let out = musubi(&db).args(["association", "list"]).output().unwrap();
+    let out = db
+        .command(crate::MUSUBI_BIN)
+        .args(["association", "list"])
+        .output()
+        .unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(
         text.contains("kawabe") && text.contains("川辺医師会"),
@@ -53,7 +53,8 @@ async fn association_create_then_migrate_and_list() {
 #[tokio::test]
 async fn association_create_with_bad_input_explains_and_changes_nothing() {
     let db = TestDb::new().await;
-    let out = musubi(&db)
+    let out = db
+        .command(crate::MUSUBI_BIN)
         .args(["association", "create", "--slug", "Bad Slug", "--name", "x"])
         .output()
         .unwrap();
@@ -69,7 +70,8 @@ async fn association_create_with_bad_input_explains_and_changes_nothing() {
 #[tokio::test]
 async fn operator_appoints_the_first_administrator_with_a_one_time_link() {
     let db = TestDb::new().await;
-    let out = musubi(&db)
+    let out = db
+        .command(crate::MUSUBI_BIN)
         .args([
             "association",
             "create",
@@ -85,7 +87,8 @@ async fn operator_appoints_the_first_administrator_with_a_one_time_link() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let out = musubi(&db)
+    let out = db
+        .command(crate::MUSUBI_BIN)
         .args(["association", "invite-admin", "--slug", "kawabe"])
         .output()
         .unwrap();
@@ -142,7 +145,8 @@ async fn operator_appoints_the_first_administrator_with_a_one_time_link() {
         .await
         .is_err());
 
-    let out = musubi(&db)
+    let out = db
+        .command(crate::MUSUBI_BIN)
         .args(["association", "invite-admin", "--slug", "nosuch"])
         .output()
         .unwrap();

@@ -1,15 +1,10 @@
 //! Migrations: idempotent, serialized across replicas, and association creation is atomic.
 
 use musubi_domain::associations::CreateAssociation;
-use musubi_test_support::TestDb;
+use musubi_test_support::{association, TestDb};
 
 fn assoc(slug: &str) -> CreateAssociation {
-    CreateAssociation {
-        slug: slug.into(),
-        name: format!("{slug} 医師会"),
-        area: String::new(),
-        description: String::new(),
-    }
+    association(slug, &format!("{slug} 医師会"))
 }
 
 #[tokio::test]

@@ -3,14 +3,13 @@
 //! Counted exactly on the wire (see `musubi_test_support::sqlcount`): BEGIN and COMMIT count.
 
 use musubi_authz::GroupRole;
-use musubi_db::accounts::{self as accounts, NewSession, NewUser};
-use musubi_domain::associations::CreateAssociation;
+use musubi_db::accounts::{self as accounts, NewUser};
 use musubi_domain::audit::RequestMeta;
 use musubi_domain::groups::{GroupInput, GroupKind, Scope};
 use musubi_domain::sessions::Viewer;
 use musubi_domain::{Services, Tenant};
 use musubi_test_support::sqlcount::{Measured, SqlCounter};
-use musubi_test_support::TestDb;
+use musubi_test_support::{api_session_token, association, TestDb};
 use std::time::Duration;
 use uuid::Uuid;
 
@@ -49,29 +48,8 @@ async fn person(db: &TestDb, s: &Services, tenant: &Tenant, key: &str, doctor: b
         .await
         .unwrap();
     tx.commit().await.unwrap();
-    let token = session_token(db, id).await;
+    let token = api_session_token(&db.db, id, "192.0.2.20").await;
     s.authenticate(&token).await.unwrap().unwrap()
-}
-
-/// A fresh full API session for `user_id`; returns its token.
-async fn session_token(db: &TestDb, user_id: Uuid) -> String {
-    let token = format!("test-{}", Uuid::new_v4().simple());
-    accounts::insert_session(
-        db.db.pool(),
-        &NewSession {
-            user_id,
-            token_hash: &musubi_auth::token::hash_token(&token),
-            kind: "api",
-            second_factor_done: true,
-            idle: chrono::Duration::hours(1),
-            absolute: chrono::Duration::hours(8),
-            ip: "192.0.2.20",
-            user_agent: "test",
-        },
-    )
-    .await
-    .unwrap();
-    token
 }
 
 /// A database with one association, services to build data with, and counted services
@@ -89,12 +67,7 @@ impl Bench {
         let db = TestDb::new().await;
         let s = db.services().await;
         let tenant = s
-            .create_association(&CreateAssociation {
-                slug: "alpha".into(),
-                name: "アルファ医師会".into(),
-                area: String::new(),
-                description: String::new(),
-            })
+            .create_association(&association("alpha", "アルファ医師会"))
             .await
             .unwrap();
         let counter = SqlCounter::start(&db.options).await;
@@ -392,21 +365,16 @@ async fn the_home_page_costs_the_same_for_5_or_50_groups_with_unread() {
 async fn authenticating_a_request_is_one_statement_with_the_person_and_memberships() {
     let b = Bench::new().await;
     let second =
-        b.s.create_association(&CreateAssociation {
-            slug: "beta".into(),
-            name: "ベータ医師会".into(),
-            area: String::new(),
-            description: String::new(),
-        })
-        .await
-        .unwrap();
+        b.s.create_association(&association("beta", "ベータ医師会"))
+            .await
+            .unwrap();
     let viewer = person(&b.db, &b.s, &b.tenant, "auth", true).await;
     let mut conn = b.db.db.pool().acquire().await.unwrap();
     accounts::insert_membership(&mut conn, viewer.user.id, second.id, "admin", None)
         .await
         .unwrap();
     drop(conn);
-    let token = session_token(&b.db, viewer.user.id).await;
+    let token = api_session_token(&b.db.db, viewer.user.id, "192.0.2.20").await;
     b.counted.authenticate(&token).await.unwrap().unwrap();
 
     let (found, m) = b.counter.measure(b.counted.authenticate(&token)).await;

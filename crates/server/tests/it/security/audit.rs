@@ -8,7 +8,6 @@ use musubi_domain::Tenant;
 use musubi_test_support::TestDb;
 use sqlx::types::chrono::{DateTime, Utc};
 use sqlx::types::Uuid;
-use std::process::{Command, Stdio};
 
 async fn association(t: &TestDb, slug: &str) -> Tenant {
     t.db.create_association(&NewAssociation {
@@ -535,14 +534,6 @@ async fn audit_csv_export_has_a_bom_and_escapes_commas_quotes_and_newlines() {
 // The CLI
 // ---------------------------------------------------------------------------------------------
 
-fn musubi(db: &TestDb) -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_musubi"));
-    c.env("DATABASE_URL", db.url())
-        .env("MUSUBI_LOG", "warn")
-        .stdin(Stdio::null());
-    c
-}
-
 #[tokio::test]
 async fn audit_verify_cli_exits_0_when_intact_and_1_naming_the_seq_when_tampered() {
     let t = TestDb::new().await;
@@ -550,7 +541,11 @@ async fn audit_verify_cli_exits_0_when_intact_and_1_naming_the_seq_when_tampered
     association(&t, "sakuradai").await;
     append_n(&t, &a, 3).await;
 
-    let out = musubi(&t).args(["audit", "verify"]).output().unwrap();
+    let out = t
+        .command(crate::MUSUBI_BIN)
+        .args(["audit", "verify"])
+        .output()
+        .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert_eq!(
         out.status.code(),
@@ -577,7 +572,8 @@ async fn audit_verify_cli_exits_0_when_intact_and_1_naming_the_seq_when_tampered
         "UPDATE {log} SET action = 'auth.sign_out' WHERE seq = 2",
     )
     .await;
-    let out = musubi(&t)
+    let out = t
+        .command(crate::MUSUBI_BIN)
         .args(["audit", "verify", "--association", "minatogawa"])
         .output()
         .unwrap();
@@ -593,7 +589,11 @@ async fn audit_verify_cli_exits_0_when_intact_and_1_naming_the_seq_when_tampered
     );
 
     // Without --association the other logs are still checked and reported intact.
-    let out = musubi(&t).args(["audit", "verify"]).output().unwrap();
+    let out = t
+        .command(crate::MUSUBI_BIN)
+        .args(["audit", "verify"])
+        .output()
+        .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert_eq!(out.status.code(), Some(1));
     assert!(stdout.contains("seq 2") && stdout.contains("sakuradai: 0 records, chain intact"));
@@ -604,7 +604,11 @@ async fn audit_purge_cli_reports_each_association() {
     let t = TestDb::new().await;
     let a = association(&t, "minatogawa").await;
     append_n(&t, &a, 1).await;
-    let out = musubi(&t).args(["audit", "purge"]).output().unwrap();
+    let out = t
+        .command(crate::MUSUBI_BIN)
+        .args(["audit", "purge"])
+        .output()
+        .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(
         out.status.success(),

@@ -7,7 +7,7 @@
 use http::StatusCode;
 use musubi_domain::demo::DEMO_PASSWORD;
 use musubi_test_support::web::Browser;
-use musubi_test_support::{error_codes, strip_locations, TestApp};
+use musubi_test_support::{error_codes, strip_locations, TestApp, SIGN_IN};
 use serde_json::{json, Value};
 
 const HOST: &str = "minatogawa";
@@ -34,8 +34,6 @@ const TOPIC: &str = "query($id: ID!) { topic(id: $id) { topic { title } comments
 const INVITE_TO_GROUP: &str =
     "mutation($g: ID!, $e: String!) { inviteToGroupByEmail(groupId: $g, email: $e) }";
 const AUDIT: &str = "query($f: AuditFilterInput) { auditLog(filter: $f) { records { action } } }";
-const SIGN_IN: &str =
-    "mutation($e: String!, $p: String!) { signIn(email: $e, password: $p) { token next } }";
 const REQUEST_RESET: &str = "mutation($e: String!) { requestPasswordReset(email: $e) }";
 const RESET: &str =
     "mutation($t: String!, $p: String!) { resetPassword(token: $t, newPassword: $p) }";

@@ -26,16 +26,6 @@ async fn private_group(app: &TestApp, owner_token: &str) -> String {
         .to_owned()
 }
 
-async fn denials(app: &TestApp) -> i64 {
-    app.services().flush_refusals().await;
-    let tenant = app.services().resolve_tenant(HOST).await.unwrap();
-    let mut tx = app.db.db.tenant_tx(&tenant).await.unwrap();
-    sqlx::query_scalar("SELECT count(*) FROM audit_log WHERE action = 'access.denied'")
-        .fetch_one(&mut *tx)
-        .await
-        .unwrap()
-}
-
 async fn ask(app: &TestApp, token: &str, id: &str) -> Value {
     app.gql(GROUP_QUERY, json!({ "id": id }), Some(token), Some(HOST))
         .await
@@ -47,7 +37,7 @@ async fn a_refused_request_does_not_wait_for_the_audit_log() {
     let owner = app.demo_token(OWNER).await;
     let outsider = app.demo_token(OUTSIDER).await;
     let group = private_group(&app, &owner).await;
-    let before = denials(&app).await;
+    let before = app.denied_count(HOST).await;
 
     // Someone else holds the audit log (a long export, a purge): appends must wait.
     let tenant = app.services().resolve_tenant(HOST).await.unwrap();
@@ -66,7 +56,7 @@ async fn a_refused_request_does_not_wait_for_the_audit_log() {
 
     // Once the log is free, the refusal is on record; the unknown id is not a refusal.
     holder.commit().await.unwrap();
-    assert_eq!(denials(&app).await, before + 1);
+    assert_eq!(app.denied_count(HOST).await, before + 1);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -77,7 +67,7 @@ async fn a_flood_of_refusals_leaves_the_association_serving_others() {
     let owner = app.demo_token(OWNER).await;
     let outsider = app.demo_token(OUTSIDER).await;
     let group = private_group(&app, &owner).await;
-    let before = denials(&app).await;
+    let before = app.denied_count(HOST).await;
 
     let flood = (0..64).map(|_| ask(&app, &outsider, &group));
     let member = async {
@@ -96,7 +86,7 @@ async fn a_flood_of_refusals_leaves_the_association_serving_others() {
         assert_eq!(r["data"]["group"]["group"]["name"], "在宅連携の内輪", "{r}");
     }
     assert_eq!(
-        denials(&app).await,
+        app.denied_count(HOST).await,
         before + 64,
         "every refusal is on record"
     );

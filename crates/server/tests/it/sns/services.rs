@@ -2,14 +2,13 @@
 //! unread counters, audit records and live-event rows. (Scope rules everywhere are tested with
 //! the API and pages; the demo data is checked at the end.)
 
-use musubi_db::accounts::{self as accounts, NewSession, NewUser};
-use musubi_domain::associations::CreateAssociation;
+use musubi_db::accounts::{self as accounts, NewUser};
 use musubi_domain::audit::RequestMeta;
 use musubi_domain::groups::{GroupInput, GroupKind, ReceiptMode, Scope};
 use musubi_domain::sessions::Viewer;
 use musubi_domain::topics::{TopicPatch, TopicView};
 use musubi_domain::{ErrorCode, Services, Tenant};
-use musubi_test_support::{TestApp, TestDb};
+use musubi_test_support::{api_session_token, association, TestApp, TestDb};
 use std::collections::HashMap;
 use uuid::Uuid;
 
@@ -37,22 +36,7 @@ const PEOPLE: &[(&str, &str, Option<&str>)] = &[
 
 /// A full session for `user_id`, as a sign-in would leave it.
 async fn sign_in(services: &Services, user_id: Uuid) -> Viewer {
-    let token = format!("test-{}", Uuid::new_v4().simple());
-    accounts::insert_session(
-        services.db().pool(),
-        &NewSession {
-            user_id,
-            token_hash: &musubi_auth::token::hash_token(&token),
-            kind: "api",
-            second_factor_done: true,
-            idle: chrono::Duration::hours(1),
-            absolute: chrono::Duration::hours(8),
-            ip: "192.0.2.10",
-            user_agent: "test",
-        },
-    )
-    .await
-    .unwrap();
+    let token = api_session_token(services.db(), user_id, "192.0.2.10").await;
     services
         .authenticate(&token)
         .await
@@ -65,12 +49,7 @@ impl World {
         let db = TestDb::new().await;
         let s = db.services().await;
         let tenant = s
-            .create_association(&CreateAssociation {
-                slug: "alpha".into(),
-                name: "アルファ医師会".into(),
-                area: String::new(),
-                description: String::new(),
-            })
+            .create_association(&association("alpha", "アルファ医師会"))
             .await
             .unwrap();
         let mut people = HashMap::new();

@@ -1,7 +1,6 @@
 //! `/graphql/ws` (graphql-transport-ws) routes a connection to its association like HTTP does.
 
 use futures_util::{SinkExt, StreamExt};
-use musubi_domain::associations::CreateAssociation;
 use musubi_test_support::TestApp;
 use std::time::Duration;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
@@ -27,24 +26,9 @@ async fn first_reply(addr: std::net::SocketAddr, association: &str) -> Option<Me
         .map(|m| m.unwrap())
 }
 
-/// A server with one association, `alpha`.
-async fn app_with_alpha() -> TestApp {
-    let app = TestApp::new().await;
-    app.services()
-        .create_association(&CreateAssociation {
-            slug: "alpha".into(),
-            name: "アルファ医師会".into(),
-            area: String::new(),
-            description: String::new(),
-        })
-        .await
-        .unwrap();
-    app
-}
-
 #[tokio::test]
 async fn websocket_connection_is_routed_to_a_known_association_and_refused_otherwise() {
-    let app = app_with_alpha().await;
+    let app = TestApp::with_association("alpha", "アルファ医師会").await;
     let addr = app.serve().await;
 
     match first_reply(addr, "alpha").await {
@@ -62,7 +46,7 @@ async fn websocket_connection_is_routed_to_a_known_association_and_refused_other
 
 #[tokio::test]
 async fn an_oversized_websocket_message_closes_the_connection() {
-    let app = app_with_alpha().await;
+    let app = TestApp::with_association("alpha", "アルファ医師会").await;
     let addr = app.serve().await;
     let mut req = format!("ws://{addr}/graphql/ws")
         .into_client_request()

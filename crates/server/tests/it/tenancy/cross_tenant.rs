@@ -10,22 +10,8 @@ async fn gql(app: &TestApp, query: &str, vars: Value, token: &str, association: 
     app.gql(query, vars, Some(token), Some(association)).await
 }
 
-async fn token_of(app: &TestApp, email: &str) -> String {
-    app.demo_token(email).await
-}
-
 async fn user_id(app: &TestApp, email: &str) -> String {
     app.user_id(email).await.to_string()
-}
-
-async fn denied_count(app: &TestApp, slug: &str) -> i64 {
-    app.services().flush_refusals().await;
-    let tenant = app.services().resolve_tenant(slug).await.unwrap();
-    let mut tx = app.db.db.tenant_tx(&tenant).await.unwrap();
-    sqlx::query_scalar("SELECT count(*) FROM audit_log WHERE action = 'access.denied'")
-        .fetch_one(&mut *tx)
-        .await
-        .unwrap()
 }
 
 /// Every console operation, with the variables it needs for a target person.
@@ -49,9 +35,9 @@ fn console_operations(target: &str) -> Vec<(&'static str, Value)> {
 #[tokio::test]
 async fn admin_of_one_association_gets_not_found_for_everything_of_another() {
     let app = TestApp::demo().await;
-    let admin_a = token_of(&app, "admin@minatogawa.example").await;
+    let admin_a = app.demo_token("admin@minatogawa.example").await;
     let member_b = user_id(&app, "takahashi@sakuradai.example").await;
-    let before = denied_count(&app, "sakuradai").await;
+    let before = app.denied_count("sakuradai").await;
     let ops = console_operations(&member_b);
     for (query, vars) in &ops {
         let r = gql(&app, query, vars.clone(), &admin_a, "sakuradai").await;
@@ -59,11 +45,11 @@ async fn admin_of_one_association_gets_not_found_for_everything_of_another() {
         assert!(r["data"].is_null(), "{query}: {r}");
     }
     assert_eq!(
-        denied_count(&app, "sakuradai").await - before,
+        app.denied_count("sakuradai").await - before,
         ops.len() as i64
     );
     // Nothing changed in B.
-    let admin_b = token_of(&app, "admin@sakuradai.example").await;
+    let admin_b = app.demo_token("admin@sakuradai.example").await;
     let r = gql(
         &app,
         "{ associationSettings { requireSecondFactor } members { userId status role } }",
@@ -86,7 +72,7 @@ async fn admin_of_one_association_gets_not_found_for_everything_of_another() {
 #[tokio::test]
 async fn a_person_of_another_association_is_a_missing_object_even_to_an_admin() {
     let app = TestApp::demo().await;
-    let admin_a = token_of(&app, "admin@minatogawa.example").await;
+    let admin_a = app.demo_token("admin@minatogawa.example").await;
     let member_b = user_id(&app, "takahashi@sakuradai.example").await;
     let nobody = uuid::Uuid::new_v4().to_string();
     for (query, _) in console_operations("x")
@@ -116,16 +102,16 @@ async fn a_person_of_another_association_is_a_missing_object_even_to_an_admin() 
 #[tokio::test]
 async fn a_member_asking_for_the_console_gets_not_found_and_is_audited() {
     let app = TestApp::demo().await;
-    let nurse = token_of(&app, "aoki@minatogawa.example").await;
+    let nurse = app.demo_token("aoki@minatogawa.example").await;
     let colleague = user_id(&app, "morita@minatogawa.example").await;
-    let before = denied_count(&app, "minatogawa").await;
+    let before = app.denied_count("minatogawa").await;
     let ops = console_operations(&colleague);
     for (query, vars) in &ops {
         let r = gql(&app, query, vars.clone(), &nurse, "minatogawa").await;
         assert_eq!(error_codes(&r), vec!["NOT_FOUND"], "{query}: {r}");
     }
     assert_eq!(
-        denied_count(&app, "minatogawa").await - before,
+        app.denied_count("minatogawa").await - before,
         ops.len() as i64
     );
     // A member may still see the facilities of their own association, but not of another.
@@ -155,7 +141,7 @@ async fn a_member_asking_for_the_console_gets_not_found_and_is_audited() {
 #[tokio::test]
 async fn the_hospital_doctor_in_two_associations_is_an_admin_in_neither() {
     let app = TestApp::demo().await;
-    let doctor = token_of(&app, "sato@sakuradai-hospital.example").await;
+    let doctor = app.demo_token("sato@sakuradai-hospital.example").await;
     for slug in ["minatogawa", "sakuradai"] {
         let r = gql(&app, "{ members { name } }", json!({}), &doctor, slug).await;
         assert_eq!(error_codes(&r), vec!["NOT_FOUND"], "{slug}");
@@ -167,8 +153,8 @@ async fn the_hospital_doctor_in_two_associations_is_an_admin_in_neither() {
 #[tokio::test]
 async fn deactivating_a_member_stops_their_open_session_at_once() {
     let app = TestApp::demo().await;
-    let admin = token_of(&app, "admin@minatogawa.example").await;
-    let nurse = token_of(&app, "aoki@minatogawa.example").await;
+    let admin = app.demo_token("admin@minatogawa.example").await;
+    let nurse = app.demo_token("aoki@minatogawa.example").await;
     let nurse_id = user_id(&app, "aoki@minatogawa.example").await;
     let r = gql(&app, "{ me { name } }", json!({}), &nurse, "minatogawa").await;
     assert_eq!(r["data"]["me"]["name"], "青木 さくら");
@@ -184,7 +170,7 @@ async fn deactivating_a_member_stops_their_open_session_at_once() {
     let r = gql(&app, "{ me { name } }", json!({}), &nurse, "minatogawa").await;
     assert_eq!(error_codes(&r), vec!["UNAUTHENTICATED"], "{r}");
     // Signing in again gives a session without that association.
-    let again = token_of(&app, "aoki@minatogawa.example").await;
+    let again = app.demo_token("aoki@minatogawa.example").await;
     let r = gql(
         &app,
         "{ me { memberships { associationSlug } } }",
@@ -209,7 +195,7 @@ async fn deactivating_a_member_stops_their_open_session_at_once() {
 #[tokio::test]
 async fn the_last_administrator_cannot_be_removed() {
     let app = TestApp::demo().await;
-    let admin = token_of(&app, "admin@minatogawa.example").await;
+    let admin = app.demo_token("admin@minatogawa.example").await;
     let admin_id = user_id(&app, "admin@minatogawa.example").await;
     let r = gql(
         &app,
@@ -225,7 +211,7 @@ async fn the_last_administrator_cannot_be_removed() {
 #[tokio::test]
 async fn settings_are_validated_and_audited() {
     let app = TestApp::demo().await;
-    let admin = token_of(&app, "admin@minatogawa.example").await;
+    let admin = app.demo_token("admin@minatogawa.example").await;
     let update = "mutation($i: AssociationSettingsInput!) { updateAssociationSettings(input: $i) { requireSecondFactor sessionIdleMinutes } }";
     let bad = json!({"i": {"requireSecondFactor": true, "sessionIdleMinutes": 2, "sessionAbsoluteHours": 8, "auditRetentionYears": 5}});
     let r = gql(&app, update, bad, &admin, "minatogawa").await;
@@ -252,8 +238,8 @@ async fn settings_are_validated_and_audited() {
 #[tokio::test]
 async fn administrators_read_their_own_audit_log() {
     let app = TestApp::demo().await;
-    let admin = token_of(&app, "admin@minatogawa.example").await;
-    let _ = token_of(&app, "aoki@minatogawa.example").await;
+    let admin = app.demo_token("admin@minatogawa.example").await;
+    let _ = app.demo_token("aoki@minatogawa.example").await;
     let q = "query($f: AuditFilterInput) { auditLog(filter: $f, limit: 50) { records { seq actorLabel action } nextBefore } }";
     let r = gql(
         &app,
@@ -292,7 +278,7 @@ async fn administrators_read_their_own_audit_log() {
 #[tokio::test]
 async fn deactivation_and_reactivation_are_audited_under_their_own_codes() {
     let app = TestApp::demo().await;
-    let admin = token_of(&app, "admin@minatogawa.example").await;
+    let admin = app.demo_token("admin@minatogawa.example").await;
     let nurse_id = app.user_id("aoki@minatogawa.example").await;
     for op in ["deactivateMember", "reactivateMember"] {
         let r = gql(
@@ -370,10 +356,10 @@ async fn everything(app: &TestApp) -> Vec<String> {
 async fn every_group_operation_routed_to_another_association_is_not_found_and_changes_nothing() {
     use musubi_authz::GroupRole;
     let app = TestApp::demo().await;
-    let sato = token_of(&app, "sato@sakuradai-hospital.example").await; // in both
-    let nakamura = token_of(&app, "nakamura@sakuradai.example").await;
-    let kobayashi = token_of(&app, "kobayashi@sakuradai.example").await;
-    let aoki = token_of(&app, "aoki@minatogawa.example").await; // みなと川 only
+    let sato = app.demo_token("sato@sakuradai-hospital.example").await; // in both
+    let nakamura = app.demo_token("nakamura@sakuradai.example").await;
+    let kobayashi = app.demo_token("kobayashi@sakuradai.example").await;
+    let aoki = app.demo_token("aoki@minatogawa.example").await; // みなと川 only
     let ok = |r: Value| {
         assert!(r["errors"].is_null(), "{r}");
         r["data"].clone()

@@ -2,27 +2,12 @@
 
 use axum::body::Body;
 use http::Request;
-use musubi_domain::associations::CreateAssociation;
 use musubi_test_support::{error_codes, test_config, TestApp};
 use serde_json::json;
 
-async fn app_with_alpha() -> TestApp {
-    let app = TestApp::new().await;
-    app.services()
-        .create_association(&CreateAssociation {
-            slug: "alpha".into(),
-            name: "アルファ医師会".into(),
-            area: String::new(),
-            description: String::new(),
-        })
-        .await
-        .unwrap();
-    app
-}
-
 #[tokio::test]
 async fn lists_associations_without_routing() {
-    let app = app_with_alpha().await;
+    let app = TestApp::with_association("alpha", "アルファ医師会").await;
     let r = app.graphql("{ associations { slug name } }", None).await;
     assert_eq!(r["data"]["associations"][0]["slug"], "alpha");
     assert_eq!(r["data"]["associations"][0]["name"], "アルファ医師会");
@@ -116,7 +101,7 @@ async fn production_hides_introspection_and_suggestions() {
 
 #[tokio::test]
 async fn internal_errors_reach_clients_as_a_code_and_trace_id_only() {
-    let app = app_with_alpha().await;
+    let app = TestApp::with_association("alpha", "アルファ医師会").await;
     // Break the tenant's table so the resolver hits a database error.
     let tenant = app.services().resolve_tenant("alpha").await.unwrap();
     sqlx::raw_sql(&format!("DROP TABLE \"{}\".profile", tenant.schema_name()))
@@ -138,7 +123,7 @@ async fn internal_errors_reach_clients_as_a_code_and_trace_id_only() {
 
 #[tokio::test]
 async fn health_readiness_and_metrics_answer() {
-    let app = app_with_alpha().await;
+    let app = TestApp::with_association("alpha", "アルファ医師会").await;
     let (s, _, body) = app.get("/healthz").await;
     assert_eq!((s.as_u16(), body.as_str()), (200, "ok"));
     let (s, _, body) = app.get("/readyz").await;
@@ -155,7 +140,7 @@ async fn health_readiness_and_metrics_answer() {
 
 #[tokio::test]
 async fn landing_page_lists_the_associations() {
-    let app = app_with_alpha().await;
+    let app = TestApp::with_association("alpha", "アルファ医師会").await;
     let (s, headers, body) = app.get("/").await;
     assert_eq!(s.as_u16(), 200);
     assert!(body.contains("アルファ医師会"), "{body}");

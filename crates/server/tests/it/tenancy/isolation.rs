@@ -2,14 +2,13 @@
 //! the other.
 
 use musubi_domain::associations::CreateAssociation;
-use musubi_test_support::{error_codes, TestApp, TestDb};
+use musubi_test_support::{association, error_codes, TestApp, TestDb};
 
 fn assoc(slug: &str, name: &str, description: &str) -> CreateAssociation {
     CreateAssociation {
-        slug: slug.into(),
-        name: name.into(),
         area: format!("{name}の区域"),
         description: description.into(),
+        ..association(slug, name)
     }
 }
 

@@ -4,8 +4,8 @@
 
 use http::header::{CONTENT_DISPOSITION, CONTENT_TYPE};
 use http::StatusCode;
-use musubi_domain::audit::{self, AuditFilter};
-use musubi_test_support::web::{Browser, Page};
+use musubi_domain::audit;
+use musubi_test_support::web::{between, Browser};
 use musubi_test_support::TestApp;
 use uuid::Uuid;
 
@@ -13,29 +13,6 @@ const ADMIN: &str = "admin@minatogawa.example";
 const NURSE: &str = "aoki@minatogawa.example";
 const OTHER_ADMIN: &str = "admin@sakuradai.example";
 const CONSOLE: &str = "/a/minatogawa/console";
-
-/// `access.denied` records by `actor` in the minatogawa log.
-async fn denials(app: &TestApp, actor: Uuid) -> usize {
-    app.services().flush_refusals().await;
-    let tenant = app.services().resolve_tenant("minatogawa").await.unwrap();
-    let filter = AuditFilter {
-        action_prefix: Some("access.denied".into()),
-        actor_id: Some(actor),
-        ..AuditFilter::default()
-    };
-    audit::list(&app.db.db, &tenant, &filter, None, Some(200))
-        .await
-        .unwrap()
-        .records
-        .len()
-}
-
-/// The part of a page between `from` and `to` (both must be there, in that order).
-fn between<'a>(body: &'a str, from: &str, to: &str) -> &'a str {
-    let start = body.find(from).unwrap_or_else(|| panic!("no {from}"));
-    let end = start + body[start..].find(to).unwrap_or_else(|| panic!("no {to}"));
-    &body[start..end]
-}
 
 #[tokio::test]
 async fn an_administrator_sees_the_members_of_their_association() {
@@ -92,10 +69,6 @@ async fn an_administrator_sees_the_members_of_their_association() {
     let mut nurse_browser = Browser::signed_in(&app, NURSE).await;
     let home = nurse_browser.get(&app, "/home").await;
     assert!(!home.body.contains("/console"));
-}
-
-fn is_not_found_page(page: &Page) -> bool {
-    page.status == StatusCode::NOT_FOUND && page.body.contains("ページが見つかりません")
 }
 
 /// (method, path, form fields besides the CSRF token)
@@ -172,7 +145,7 @@ async fn members_and_other_associations_admins_get_the_404_page_for_every_consol
         let actor = app.user_id(email).await;
         let token = b.get(&app, "/home").await.csrf();
         for (method, path, fields) in &routes {
-            let before = denials(&app, actor).await;
+            let before = app.denials_by("minatogawa", actor).await;
             let res = if *method == "GET" {
                 b.get(&app, path).await
             } else {
@@ -181,14 +154,14 @@ async fn members_and_other_associations_admins_get_the_404_page_for_every_consol
                 b.post(&app, path, &all).await
             };
             assert!(
-                is_not_found_page(&res),
+                res.is_not_found(),
                 "{email} {method} {path}: {} {}",
                 res.status,
                 res.body
             );
             assert!(!res.body.contains("みなと川医師会"), "{method} {path}");
             assert_eq!(
-                denials(&app, actor).await,
+                app.denials_by("minatogawa", actor).await,
                 before + 1,
                 "{email} {method} {path} is audited as access.denied in minatogawa's log"
             );
@@ -196,7 +169,7 @@ async fn members_and_other_associations_admins_get_the_404_page_for_every_consol
         // Exactly the page an association that does not exist gets.
         let refused = b.get(&app, CONSOLE).await.body;
         let missing = b.get(&app, "/a/nosuch/console").await;
-        assert!(is_not_found_page(&missing));
+        assert!(missing.is_not_found());
         assert_eq!(refused.replace("minatogawa", "nosuch"), missing.body);
     }
     // Nothing changed.

@@ -4,11 +4,9 @@
 use axum::body::Body;
 use http::header::CACHE_CONTROL;
 use http::{Request, StatusCode};
-use musubi_auth::totp::{time_step, TotpSecret};
 use musubi_domain::demo::DEMO_PASSWORD;
 use musubi_test_support::web::{form, Browser, Page};
-use musubi_test_support::TestApp;
-use std::time::SystemTime;
+use musubi_test_support::{totp_code, TestApp};
 
 const NURSE: &str = "aoki@minatogawa.example";
 const CARE_MANAGER: &str = "morita@minatogawa.example";
@@ -57,9 +55,7 @@ fn shown_key(body: &str) -> String {
 /// The code an authenticator app shows `steps_ahead` steps from now (0 = now). The next
 /// step's code is accepted (clock skew) and is never the one just used.
 fn code_for(key: &str, steps_ahead: u64) -> String {
-    let bytes = data_encoding_base32(key);
-    let secret = TotpSecret::from_bytes(&bytes).unwrap();
-    secret.code_at_step(time_step(SystemTime::now()) + steps_ahead)
+    totp_code(&data_encoding_base32(key), steps_ahead as i64)
 }
 
 /// RFC 4648 base32 without padding (what the page shows), decoded by hand to keep the test

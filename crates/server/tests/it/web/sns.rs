@@ -4,8 +4,7 @@
 //! refusal by what did not change.
 
 use http::StatusCode;
-use musubi_domain::audit::{self, AuditFilter};
-use musubi_test_support::web::{Browser, Page};
+use musubi_test_support::web::{between, Browser, Page};
 use musubi_test_support::TestApp;
 use sqlx::{Postgres, Transaction};
 use uuid::Uuid;
@@ -53,19 +52,6 @@ fn topic_path(id: Uuid) -> String {
 
 fn comment_path(topic: Uuid, comment: Uuid, action: &str) -> String {
     format!("/a/{HOST}/t/{topic}/c/{comment}/{action}")
-}
-
-fn is_not_found_page(page: &Page) -> bool {
-    page.status == StatusCode::NOT_FOUND && page.body.contains("ページが見つかりません")
-}
-
-/// The part of a page between `from` and `to` (both must be there, in that order).
-fn between<'a>(body: &'a str, from: &str, to: &str) -> &'a str {
-    let start = body
-        .find(from)
-        .unwrap_or_else(|| panic!("no {from} in {body}"));
-    let end = start + body[start..].find(to).unwrap_or_else(|| panic!("no {to}"));
-    &body[start..end]
 }
 
 /// The total unread count a page carries for its header badge.
@@ -118,7 +104,7 @@ fn as_if(res: &Page, ids: &[(Uuid, Uuid)]) -> (StatusCode, String, String) {
 
 /// A refusal that tells nothing: the 404 page, or straight back with `?error=not_found`.
 fn is_refusal(res: &Page) -> bool {
-    is_not_found_page(res)
+    res.is_not_found()
         || (res.status == StatusCode::SEE_OTHER && res.location().contains("?error=not_found"))
 }
 
@@ -284,22 +270,6 @@ async fn footprints_of(app: &TestApp, user: Uuid) -> i64 {
         .unwrap()
 }
 
-/// `access.denied` records by `actor` in the host's log.
-async fn denials(app: &TestApp, actor: Uuid) -> usize {
-    app.services().flush_refusals().await;
-    let tenant = app.services().resolve_tenant(HOST).await.unwrap();
-    let filter = AuditFilter {
-        action_prefix: Some("access.denied".into()),
-        actor_id: Some(actor),
-        ..AuditFilter::default()
-    };
-    audit::list(&app.db.db, &tenant, &filter, None, Some(500))
-        .await
-        .unwrap()
-        .records
-        .len()
-}
-
 // --- Group owners' tools --------------------------------------------------------------------
 
 /// A query-string value, percent-encoded.
@@ -419,7 +389,7 @@ async fn an_owner_picks_someone_to_invite_and_the_invitee_accepts_or_declines_on
     let groups = follow(&mut other, &app, &res).await;
     assert!(groups.body.contains("招待をお断りしました。"));
     assert!(!groups.body.contains(TANAKA));
-    assert!(is_not_found_page(&other.get(&app, &page).await));
+    assert!(other.get(&app, &page).await.is_not_found());
 }
 
 #[tokio::test]
@@ -469,7 +439,7 @@ async fn an_invitation_by_email_says_the_same_whatever_exists_and_a_typo_is_kept
     let res = owner
         .submit(&app, &page, &invite, &[("user_id", &unseen)])
         .await;
-    assert!(is_not_found_page(&res));
+    assert!(res.is_not_found());
     assert_eq!(members(&app, tanaka).await, before);
 }
 
@@ -612,7 +582,7 @@ async fn an_owner_makes_a_member_an_owner_and_removes_another() {
     assert!(!shown.body.contains(&format!("id=\"member-{therapist}\"")));
     // The removed member no longer finds the group.
     let mut removed = Browser::signed_in(&app, THERAPIST).await;
-    assert!(is_not_found_page(&removed.get(&app, &page).await));
+    assert!(removed.get(&app, &page).await.is_not_found());
 }
 
 #[tokio::test]
@@ -711,7 +681,7 @@ async fn an_owner_changes_the_groups_name_description_receipt_mode_and_join_poli
     assert!(!fields.contains("name=\"accepts_requests\" value=\"1\" checked"));
     // Before: someone of the association outside the group does not find it.
     let mut nurse = Browser::signed_in(&app, NURSE).await;
-    assert!(is_not_found_page(&nurse.get(&app, &page).await));
+    assert!(nurse.get(&app, &page).await.is_not_found());
 
     let res = owner
         .submit(
@@ -774,7 +744,7 @@ async fn an_owner_changes_the_groups_name_description_receipt_mode_and_join_poli
         (description.as_str(), policy.as_str(), receipt),
         ("", "invite", None)
     );
-    assert!(is_not_found_page(&nurse.get(&app, &page).await));
+    assert!(nurse.get(&app, &page).await.is_not_found());
 }
 
 #[tokio::test]
@@ -861,7 +831,7 @@ async fn owner_forms_from_a_member_or_an_outsider_are_refused_like_for_an_unknow
         let token = b.get(&app, "/home").await.csrf();
         for (tail, fields) in &forms {
             let path = format!("{}{tail}", group_path(yamada));
-            let before = denials(&app, actor).await;
+            let before = app.denials_by(HOST, actor).await;
             let res = send(&app, &mut b, &token, "POST", &path, fields).await;
             assert!(
                 is_refusal(&res),
@@ -871,7 +841,7 @@ async fn owner_forms_from_a_member_or_an_outsider_are_refused_like_for_an_unknow
                 res.body
             );
             assert_eq!(
-                denials(&app, actor).await,
+                app.denials_by(HOST, actor).await,
                 before + 1,
                 "{email} {path} is audited as access.denied in the host's log"
             );
@@ -887,14 +857,14 @@ async fn owner_forms_from_a_member_or_an_outsider_are_refused_like_for_an_unknow
                     assert_eq!(back.status, StatusCode::OK);
                     assert!(back.body.contains("見つかりませんでした。"));
                 } else {
-                    assert!(is_not_found_page(&back), "{email} {path}");
+                    assert!(back.is_not_found(), "{email} {path}");
                 }
             }
         }
         // Nobody but owners is even shown the tools.
         let group_page = b.get(&app, &group_path(yamada)).await;
         assert!(!group_page.body.contains("管理者の操作"));
-        assert_eq!(is_not_found_page(&group_page), !inside);
+        assert_eq!(group_page.is_not_found(), !inside);
     }
 
     assert_eq!(members(&app, yamada).await, members_before);
@@ -977,7 +947,7 @@ async fn a_new_topic_is_posted_with_a_scope_that_decides_who_sees_it() {
             .await
             .body
             .contains("夜間の吸引について"));
-        assert!(is_not_found_page(&b.get(&app, &topic_path(topic)).await));
+        assert!(b.get(&app, &topic_path(topic)).await.is_not_found());
     }
 }
 
@@ -1063,7 +1033,7 @@ async fn the_author_and_an_owner_change_a_topics_settings_and_another_member_may
     assert!(!shown.body.contains("id=\"reply\""));
     // The hospital doctor, left out now, no longer finds it.
     let mut hospital = Browser::signed_in(&app, HOSPITAL_DOCTOR).await;
-    assert!(is_not_found_page(&hospital.get(&app, &page).await));
+    assert!(hospital.get(&app, &page).await.is_not_found());
 
     // A member who is neither: no form, and the form sent anyway is refused.
     let pharmacist = "hayashi@minatogawa.example";
@@ -1072,7 +1042,7 @@ async fn the_author_and_an_owner_change_a_topics_settings_and_another_member_may
     assert_eq!(view.status, StatusCode::OK);
     assert!(!view.body.contains("id=\"topic-settings\""));
     let actor = app.user_id(pharmacist).await;
-    let denied = denials(&app, actor).await;
+    let denied = app.denials_by(HOST, actor).await;
     let res = member
         .submit(
             &app,
@@ -1081,9 +1051,9 @@ async fn the_author_and_an_owner_change_a_topics_settings_and_another_member_may
             &[("title", "勝手に変えた題名"), ("scope", "everyone")],
         )
         .await;
-    assert!(is_not_found_page(&res), "{} {}", res.status, res.body);
+    assert!(res.is_not_found(), "{} {}", res.status, res.body);
     assert_eq!(topic_state(&app, topic).await, saved, "nothing changed");
-    assert_eq!(denials(&app, actor).await, denied + 1);
+    assert_eq!(app.denials_by(HOST, actor).await, denied + 1);
 }
 
 #[tokio::test]
@@ -1430,7 +1400,7 @@ async fn outside_a_topics_scope_every_route_answers_as_for_an_unknown_topic() {
 
     let token = doctor.get(&app, "/home").await.csrf();
     for (method, path, fields) in &routes {
-        let before = denials(&app, actor).await;
+        let before = app.denials_by(HOST, actor).await;
         let res = send(&app, &mut doctor, &token, method, path, fields).await;
         assert!(
             is_refusal(&res),
@@ -1441,7 +1411,7 @@ async fn outside_a_topics_scope_every_route_answers_as_for_an_unknown_topic() {
         );
         assert!(!res.body.contains(CO_MEDICAL_TOPIC));
         assert_eq!(
-            denials(&app, actor).await,
+            app.denials_by(HOST, actor).await,
             before + 1,
             "{method} {path} is audited as access.denied"
         );
@@ -1455,15 +1425,13 @@ async fn outside_a_topics_scope_every_route_answers_as_for_an_unknown_topic() {
             "{method} {path} answers like an unknown id"
         );
         if res.status == StatusCode::SEE_OTHER {
-            assert!(is_not_found_page(&follow(&mut doctor, &app, &res).await));
+            assert!(follow(&mut doctor, &app, &res).await.is_not_found());
         }
     }
 
     // The group's owner is a clinic doctor: outside the scope too, owner or not.
     let mut owner = Browser::signed_in(&app, CLINIC_DOCTOR).await;
-    assert!(is_not_found_page(
-        &owner.get(&app, &topic_path(topic)).await
-    ));
+    assert!(owner.get(&app, &topic_path(topic)).await.is_not_found());
 
     assert_eq!(
         (
