@@ -7,13 +7,12 @@ use axum::body::Body;
 use data_encoding::BASE64URL_NOPAD as B64;
 use http::Request;
 use musubi_domain::demo::DEMO_PASSWORD;
+use musubi_test_support::demo::{ADMIN, NURSE};
 use musubi_test_support::webauthn::{str_of, Authenticator, ORIGIN};
 use musubi_test_support::{error_codes, test_config, TestApp, SIGN_IN};
 use serde_json::{json, Value};
 use std::ops::Deref;
 
-const NURSE: &str = "aoki@minatogawa.example";
-const ADMIN: &str = "admin@minatogawa.example";
 const IPHONE: &str =
     "Mozilla/5.0 (iPhone; CPU iPhone OS 17_4 like Mac OS X) AppleWebKit/605.1.15 Mobile/15E148";
 

@@ -8,6 +8,7 @@ use musubi_domain::demo::DEMO_PASSWORD;
 use musubi_domain::groups::{GroupInput, GroupKind, Scope};
 use musubi_domain::sessions::SessionKind;
 use musubi_domain::Services;
+use musubi_test_support::demo::NURSE;
 use musubi_test_support::ws::{GqlWs, Reply};
 use musubi_test_support::TestDb;
 use serde_json::{json, Value};
@@ -17,7 +18,6 @@ use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 const REDIS_ENV: &str = "MUSUBI_TEST_REDIS_URL";
-const NURSE: &str = "aoki@minatogawa.example";
 const DOCTOR: &str = "sato@sakuradai-hospital.example";
 
 fn redis_url() -> String {

@@ -6,13 +6,10 @@
 
 use http::StatusCode;
 use musubi_domain::demo::DEMO_PASSWORD;
+use musubi_test_support::demo::{ADMIN, HOST, NURSE};
 use musubi_test_support::web::Browser;
 use musubi_test_support::{error_codes, strip_locations, TestApp, SIGN_IN};
 use serde_json::{json, Value};
-
-const HOST: &str = "minatogawa";
-const NURSE: &str = "aoki@minatogawa.example";
-const ADMIN: &str = "admin@minatogawa.example";
 
 /// Characters a single-line field refuses: NUL, BEL, ESC, DEL, a C1 control, a line break,
 /// a bidi override (it reorders what people see), a noncharacter.

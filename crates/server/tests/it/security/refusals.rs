@@ -2,11 +2,11 @@
 //! record. The record is written off the request's path, so a refused request never waits for
 //! the audit log, and a flood of refusals cannot starve an association's connections.
 
+use musubi_test_support::demo::HOST;
 use musubi_test_support::{error_codes, strip_locations, test_config, TestApp};
 use serde_json::{json, Value};
 use std::time::Duration;
 
-const HOST: &str = "minatogawa";
 const OWNER: &str = "kawamura@minatogawa.example";
 const OUTSIDER: &str = "aoki@minatogawa.example";
 const GROUP_QUERY: &str = "query($id: ID!) { group(id: $id) { group { name } } }";

@@ -4,21 +4,13 @@
 //! like asking for something that does not exist.
 
 use musubi_authz::GroupRole;
+use musubi_test_support::demo::{
+    CARE_MANAGER, CLINIC_DOCTOR, HOSPITAL_DOCTOR, HOST, NURSE, OTHER_DOCTOR, OTHER_NURSE,
+    PHARMACIST,
+};
 use musubi_test_support::{error_codes, strip_locations, TestApp};
 use serde_json::{json, Value};
 use uuid::Uuid;
-
-const NURSE: &str = "aoki@minatogawa.example";
-const CARE_MANAGER: &str = "morita@minatogawa.example";
-const CLINIC_DOCTOR: &str = "kawamura@minatogawa.example";
-const PHARMACIST: &str = "hayashi@minatogawa.example";
-/// Member of both associations.
-const HOSPITAL_DOCTOR: &str = "sato@sakuradai-hospital.example";
-/// Member of さくら台 only.
-const OTHER_NURSE: &str = "nakamura@sakuradai.example";
-const OTHER_DOCTOR: &str = "takahashi@sakuradai.example";
-
-const HOST: &str = "minatogawa";
 
 struct World {
     app: TestApp,

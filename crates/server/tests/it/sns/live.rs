@@ -11,16 +11,12 @@ use musubi_domain::audit::RequestMeta;
 use musubi_domain::groups::{GroupInput, GroupKind, Scope};
 use musubi_domain::sessions::Viewer;
 use musubi_domain::Tenant;
+use musubi_test_support::demo::{CARE_MANAGER, CLINIC_DOCTOR, HOSPITAL_DOCTOR, NURSE};
 use musubi_test_support::ws::{GqlWs, Reply};
 use musubi_test_support::TestApp;
 use serde_json::{json, Value};
 use std::time::Duration;
 use uuid::Uuid;
-
-const NURSE: &str = "aoki@minatogawa.example";
-const CARE_MANAGER: &str = "morita@minatogawa.example";
-const CLINIC_DOCTOR: &str = "kawamura@minatogawa.example";
-const HOSPITAL_DOCTOR: &str = "sato@sakuradai-hospital.example";
 
 const WAIT: Duration = Duration::from_secs(15);
 

@@ -5,13 +5,11 @@
 use http::header::{CONTENT_DISPOSITION, CONTENT_TYPE};
 use http::StatusCode;
 use musubi_domain::audit;
+use musubi_test_support::demo::{ADMIN, NURSE, OTHER_ADMIN};
 use musubi_test_support::web::{between, Browser};
 use musubi_test_support::TestApp;
 use uuid::Uuid;
 
-const ADMIN: &str = "admin@minatogawa.example";
-const NURSE: &str = "aoki@minatogawa.example";
-const OTHER_ADMIN: &str = "admin@sakuradai.example";
 const CONSOLE: &str = "/a/minatogawa/console";
 
 #[tokio::test]

@@ -18,13 +18,12 @@ use musubi_domain::demo::DEMO_PASSWORD;
 use musubi_domain::invitations::InviteInput;
 use musubi_domain::members::MemberRole;
 use musubi_domain::sessions::SessionKind;
+use musubi_test_support::demo::{ADMIN, NURSE};
 use musubi_test_support::web::{Browser, Page, DEFAULT_HOST};
 use musubi_test_support::webauthn::Authenticator;
 use musubi_test_support::{test_config, TestApp};
 use serde_json::json;
 
-const ADMIN: &str = "admin@minatogawa.example";
-const NURSE: &str = "aoki@minatogawa.example";
 const DOCTOR: &str = "kawamura@minatogawa.example";
 const GOOD_PASSWORD: &str = "Houmon-Kango-2026!";
 /// Where the passkey tests' browser is, and the server's public URL (the RP ID is its host).

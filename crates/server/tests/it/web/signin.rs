@@ -5,11 +5,10 @@ use axum::body::Body;
 use http::header::CACHE_CONTROL;
 use http::{Request, StatusCode};
 use musubi_domain::demo::DEMO_PASSWORD;
+use musubi_test_support::demo::{CARE_MANAGER, NURSE};
 use musubi_test_support::web::{form, Browser, Page};
 use musubi_test_support::{totp_code, TestApp};
 
-const NURSE: &str = "aoki@minatogawa.example";
-const CARE_MANAGER: &str = "morita@minatogawa.example";
 const DOCTOR: &str = "kawamura@minatogawa.example";
 
 async fn session_count(app: &TestApp, email: &str) -> i64 {

@@ -4,26 +4,14 @@
 //! refusal by what did not change.
 
 use http::StatusCode;
+use musubi_test_support::demo::{
+    ADMIN, CARE_MANAGER, CLINIC_DOCTOR, HOSPITAL_DOCTOR, HOST, NURSE, OTHER_DOCTOR, OTHER_NURSE,
+    THERAPIST,
+};
 use musubi_test_support::web::{between, Browser, Page};
 use musubi_test_support::TestApp;
 use sqlx::{Postgres, Transaction};
 use uuid::Uuid;
-
-/// The association hosting every group used here.
-const HOST: &str = "minatogawa";
-/// みなと川's administrator: owner of 多職種連携の会, in no patient group.
-const ADMIN: &str = "admin@minatogawa.example";
-/// Clinic doctor: owner of the 山田 and 田中 patient groups and of the doctors' group.
-const CLINIC_DOCTOR: &str = "kawamura@minatogawa.example";
-const NURSE: &str = "aoki@minatogawa.example";
-/// The only owner of the 鈴木 patient group.
-const CARE_MANAGER: &str = "morita@minatogawa.example";
-const THERAPIST: &str = "ishii@minatogawa.example";
-/// Hospital doctor, member of both associations.
-const HOSPITAL_DOCTOR: &str = "sato@sakuradai-hospital.example";
-// Members of さくら台 only.
-const OTHER_NURSE: &str = "nakamura@sakuradai.example";
-const OTHER_DOCTOR: &str = "takahashi@sakuradai.example";
 
 /// Patient groups: 山田 (owner 川村; 青木, 森田, 林, 石井, 佐藤), 鈴木 (owner 森田; 川村, 青木,
 /// 林), 田中 (owner 川村; 青木, 森田, 林, 佐藤).
