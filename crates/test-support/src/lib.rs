@@ -10,9 +10,7 @@ use axum::body::Body;
 use axum::Router;
 use http::{Request, StatusCode};
 use musubi_config::Config;
-use musubi_db::accounts::NewSession;
 use musubi_db::Db;
-use musubi_domain::associations::CreateAssociation;
 use musubi_domain::audit::{self, AuditFilter};
 use musubi_domain::Services;
 use sqlx::postgres::PgConnectOptions;
@@ -24,11 +22,16 @@ use std::str::FromStr;
 use std::time::Duration;
 use tower::ServiceExt;
 
+pub mod builders;
 pub mod demo;
 pub mod sqlcount;
 pub mod web;
 pub mod webauthn;
 pub mod ws;
+
+pub use builders::{
+    api_session_token, association, group_input, group_with_members, insert_member, totp_code,
+};
 
 pub const TEST_DATABASE_ENV: &str = "MUSUBI_TEST_DATABASE_URL";
 
@@ -234,45 +237,6 @@ impl TestDb {
             .stdin(Stdio::null());
         c
     }
-}
-
-/// An association to create: `slug` and `name`, no area or description.
-pub fn association(slug: &str, name: &str) -> CreateAssociation {
-    CreateAssociation {
-        slug: slug.into(),
-        name: name.into(),
-        area: String::new(),
-        description: String::new(),
-    }
-}
-
-/// A fresh full API session for `user_id` (second factor done, as a sign-in from `ip` would
-/// leave it), written straight to the database; returns its token.
-pub async fn api_session_token(db: &Db, user_id: uuid::Uuid, ip: &str) -> String {
-    let token = format!("test-{}", uuid::Uuid::new_v4().simple());
-    musubi_db::accounts::insert_session(
-        db.pool(),
-        &NewSession {
-            user_id,
-            token_hash: &musubi_auth::token::hash_token(&token),
-            kind: "api",
-            second_factor_done: true,
-            idle: chrono::Duration::hours(1),
-            absolute: chrono::Duration::hours(8),
-            ip,
-            user_agent: "test",
-        },
-    )
-    .await
-    .unwrap();
-    token
-}
-
-/// The TOTP code for `secret` `steps_from_now` time steps away (0 = now, -1 = the last one).
-pub fn totp_code(secret: &[u8], steps_from_now: i64) -> String {
-    let secret = musubi_auth::totp::TotpSecret::from_bytes(secret).expect("a TOTP secret");
-    let step = musubi_auth::totp::time_step(std::time::SystemTime::now()) as i64 + steps_from_now;
-    secret.code_at_step(step as u64)
 }
 
 /// A test configuration: development defaults plus the given overrides.

@@ -73,9 +73,15 @@ async fn facility_id(app: &TestApp, slug: &str, name: &str) -> String {
 /// A person with an account in `slug` (and a password of their own).
 async fn create_account(app: &TestApp, email: &str, password: &str, slug: &str) {
     let hash = musubi_auth::password::hash_password(password).unwrap();
-    let mut tx = app.db.db.pool().begin().await.unwrap();
-    let id = musubi_db::accounts::insert_user(
-        &mut tx,
+    let association: uuid::Uuid =
+        sqlx::query_scalar("SELECT id FROM core.associations WHERE slug = $1")
+            .bind(slug)
+            .fetch_one(app.db.db.pool())
+            .await
+            .unwrap();
+    musubi_test_support::insert_member(
+        &app.db.db,
+        association,
         &musubi_db::accounts::NewUser {
             email,
             name: "中村 一郎",
@@ -85,18 +91,7 @@ async fn create_account(app: &TestApp, email: &str, password: &str, slug: &str) 
             password_hash: Some(&hash),
         },
     )
-    .await
-    .unwrap();
-    let association: uuid::Uuid =
-        sqlx::query_scalar("SELECT id FROM core.associations WHERE slug = $1")
-            .bind(slug)
-            .fetch_one(&mut *tx)
-            .await
-            .unwrap();
-    musubi_db::accounts::insert_membership(&mut tx, id, association, "member", None)
-        .await
-        .unwrap();
-    tx.commit().await.unwrap();
+    .await;
 }
 
 fn unique_address(who: &str) -> String {

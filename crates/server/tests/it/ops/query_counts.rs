@@ -2,14 +2,15 @@
 //! a topic (100 comments, 10 readers on each) and the home page (50 groups with unread).
 //! Counted exactly on the wire (see `musubi_test_support::sqlcount`): BEGIN and COMMIT count.
 
-use musubi_authz::GroupRole;
 use musubi_db::accounts::{self as accounts, NewUser};
 use musubi_domain::audit::RequestMeta;
-use musubi_domain::groups::{GroupInput, GroupKind, Scope};
+use musubi_domain::groups::{GroupKind, Scope};
 use musubi_domain::sessions::Viewer;
 use musubi_domain::{Services, Tenant};
 use musubi_test_support::sqlcount::{Measured, SqlCounter};
-use musubi_test_support::{api_session_token, association, TestDb};
+use musubi_test_support::{
+    api_session_token, association, group_input, group_with_members, insert_member, TestDb,
+};
 use std::time::Duration;
 use uuid::Uuid;
 
@@ -30,9 +31,9 @@ fn client() -> RequestMeta {
 }
 
 async fn person(db: &TestDb, s: &Services, tenant: &Tenant, key: &str, doctor: bool) -> Viewer {
-    let mut tx = db.db.pool().begin().await.unwrap();
-    let id = accounts::insert_user(
-        &mut tx,
+    let id = insert_member(
+        &db.db,
+        tenant.id,
         &NewUser {
             email: &format!("{key}@alpha.example"),
             name: key,
@@ -42,12 +43,7 @@ async fn person(db: &TestDb, s: &Services, tenant: &Tenant, key: &str, doctor: b
             password_hash: None,
         },
     )
-    .await
-    .unwrap();
-    accounts::insert_membership(&mut tx, id, tenant.id, "member", None)
-        .await
-        .unwrap();
-    tx.commit().await.unwrap();
+    .await;
     let token = api_session_token(&db.db, id, "192.0.2.20").await;
     s.authenticate(&token).await.unwrap().unwrap()
 }
@@ -87,29 +83,17 @@ impl Bench {
     }
 
     async fn group(&self, owner: &Viewer, kind: GroupKind, members: &[&Viewer]) -> Uuid {
-        let g = self
-            .s
-            .create_group(
-                owner,
-                &self.tenant,
-                kind,
-                &GroupInput {
-                    name: format!("グループ{}", Uuid::new_v4().simple()),
-                    description: String::new(),
-                    accepts_requests: false,
-                    receipt_mode: None,
-                },
-                &client(),
-            )
-            .await
-            .unwrap();
-        for m in members {
-            self.s
-                .add_group_member_directly(&self.tenant, g, m.user.id, GroupRole::Member)
-                .await
-                .unwrap();
-        }
-        g
+        let members: Vec<Uuid> = members.iter().map(|m| m.user.id).collect();
+        group_with_members(
+            &self.s,
+            &self.tenant,
+            owner,
+            kind,
+            &group_input(format!("グループ{}", Uuid::new_v4().simple())),
+            &members,
+            &client(),
+        )
+        .await
     }
 
     /// A topic by `author` with `comments` comments in all (its body included).

@@ -2,15 +2,14 @@
 //! behind a load balancer: a subscriber connected to the first receives a comment posted
 //! through the second (`cargo xtask test` starts a Redis; or set `MUSUBI_TEST_REDIS_URL`).
 
-use musubi_authz::GroupRole;
 use musubi_domain::audit::RequestMeta;
 use musubi_domain::demo::DEMO_PASSWORD;
-use musubi_domain::groups::{GroupInput, GroupKind, Scope};
+use musubi_domain::groups::{GroupKind, Scope};
 use musubi_domain::sessions::SessionKind;
 use musubi_domain::Services;
 use musubi_test_support::demo::NURSE;
 use musubi_test_support::ws::{GqlWs, Reply};
-use musubi_test_support::TestDb;
+use musubi_test_support::{group_input, group_with_members, TestDb};
 use serde_json::{json, Value};
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
@@ -146,21 +145,6 @@ async fn a_subscriber_on_one_replica_receives_a_comment_posted_through_another()
     let nurse_token = token(&services, NURSE).await;
     let doctor_token = token(&services, DOCTOR).await;
     let nurse = services.authenticate(&nurse_token).await.unwrap().unwrap();
-    let group = services
-        .create_group(
-            &nurse,
-            &tenant,
-            GroupKind::Patient,
-            &GroupInput {
-                name: "山田 太郎 様".into(),
-                description: String::new(),
-                accepts_requests: false,
-                receipt_mode: None,
-            },
-            &RequestMeta::default(),
-        )
-        .await
-        .unwrap();
     let doctor_id = services
         .authenticate(&doctor_token)
         .await
@@ -168,10 +152,16 @@ async fn a_subscriber_on_one_replica_receives_a_comment_posted_through_another()
         .unwrap()
         .user
         .id;
-    services
-        .add_group_member_directly(&tenant, group, doctor_id, GroupRole::Member)
-        .await
-        .unwrap();
+    let group = group_with_members(
+        &services,
+        &tenant,
+        &nurse,
+        GroupKind::Patient,
+        &group_input("山田 太郎 様"),
+        &[doctor_id],
+        &RequestMeta::default(),
+    )
+    .await;
     let topic = services
         .create_topic(
             &nurse,

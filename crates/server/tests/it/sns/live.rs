@@ -6,14 +6,13 @@
 //! events it must not see with a marker event it must see: events reach a subscriber in the
 //! order they were published, so anything leaked would come before the marker.
 
-use musubi_authz::GroupRole;
 use musubi_domain::audit::RequestMeta;
-use musubi_domain::groups::{GroupInput, GroupKind, Scope};
+use musubi_domain::groups::{GroupKind, Scope};
 use musubi_domain::sessions::Viewer;
 use musubi_domain::Tenant;
 use musubi_test_support::demo::{CARE_MANAGER, CLINIC_DOCTOR, HOSPITAL_DOCTOR, NURSE};
 use musubi_test_support::ws::{GqlWs, Reply};
-use musubi_test_support::TestApp;
+use musubi_test_support::{group_input, group_with_members, TestApp};
 use serde_json::{json, Value};
 use std::time::Duration;
 use uuid::Uuid;
@@ -50,33 +49,20 @@ impl World {
     }
 
     async fn group(&self, owner: &Viewer, name: &str, members: &[&str]) -> Uuid {
-        let input = GroupInput {
-            name: name.into(),
-            description: String::new(),
-            accepts_requests: false,
-            receipt_mode: None,
-        };
-        let id = self
-            .app
-            .services()
-            .create_group(
-                owner,
-                &self.tenant,
-                GroupKind::Patient,
-                &input,
-                &RequestMeta::default(),
-            )
-            .await
-            .unwrap();
+        let mut ids = Vec::new();
         for m in members {
-            let user = self.app.user_id(m).await;
-            self.app
-                .services()
-                .add_group_member_directly(&self.tenant, id, user, GroupRole::Member)
-                .await
-                .unwrap();
+            ids.push(self.app.user_id(m).await);
         }
-        id
+        group_with_members(
+            &self.app.services(),
+            &self.tenant,
+            owner,
+            GroupKind::Patient,
+            &group_input(name),
+            &ids,
+            &RequestMeta::default(),
+        )
+        .await
     }
 
     async fn topic(&self, author: &Viewer, group: Uuid, title: &str, scope: Scope) -> Uuid {

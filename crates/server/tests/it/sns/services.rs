@@ -2,13 +2,15 @@
 //! unread counters, audit records and live-event rows. (Scope rules everywhere are tested with
 //! the API and pages; the demo data is checked at the end.)
 
-use musubi_db::accounts::{self as accounts, NewUser};
+use musubi_db::accounts::NewUser;
 use musubi_domain::audit::RequestMeta;
 use musubi_domain::groups::{GroupInput, GroupKind, ReceiptMode, Scope};
 use musubi_domain::sessions::Viewer;
 use musubi_domain::topics::{TopicPatch, TopicView};
 use musubi_domain::{ErrorCode, Services, Tenant};
-use musubi_test_support::{api_session_token, association, TestApp, TestDb};
+use musubi_test_support::{
+    api_session_token, association, group_input, group_with_members, insert_member, TestApp, TestDb,
+};
 use std::collections::HashMap;
 use uuid::Uuid;
 
@@ -54,9 +56,9 @@ impl World {
             .unwrap();
         let mut people = HashMap::new();
         for (key, profession, doctor_kind) in PEOPLE {
-            let mut tx = db.db.pool().begin().await.unwrap();
-            let id = accounts::insert_user(
-                &mut tx,
+            let id = insert_member(
+                &db.db,
+                tenant.id,
                 &NewUser {
                     email: &format!("{key}@alpha.example"),
                     name: &format!("{key}さん"),
@@ -66,12 +68,7 @@ impl World {
                     password_hash: None,
                 },
             )
-            .await
-            .unwrap();
-            accounts::insert_membership(&mut tx, id, tenant.id, "member", None)
-                .await
-                .unwrap();
-            tx.commit().await.unwrap();
+            .await;
             people.insert(*key, sign_in(&s, id).await);
         }
         Self {
@@ -98,34 +95,21 @@ impl World {
         receipt_mode: Option<ReceiptMode>,
         members: &[&str],
     ) -> Uuid {
-        let g = self
-            .s
-            .create_group(
-                self.p(owner),
-                &self.tenant,
-                kind,
-                &GroupInput {
-                    name: format!("グループ{}", Uuid::new_v4().simple()),
-                    description: String::new(),
-                    accepts_requests: false,
-                    receipt_mode,
-                },
-                &client(),
-            )
-            .await
-            .unwrap();
-        for m in members {
-            self.s
-                .add_group_member_directly(
-                    &self.tenant,
-                    g,
-                    self.id(m),
-                    musubi_authz::GroupRole::Member,
-                )
-                .await
-                .unwrap();
-        }
-        g
+        let members: Vec<Uuid> = members.iter().map(|m| self.id(m)).collect();
+        let input = GroupInput {
+            receipt_mode,
+            ..group_input(format!("グループ{}", Uuid::new_v4().simple()))
+        };
+        group_with_members(
+            &self.s,
+            &self.tenant,
+            self.p(owner),
+            kind,
+            &input,
+            &members,
+            &client(),
+        )
+        .await
     }
 
     async fn topic(&self, author: &str, group: Uuid, body: &str, scope: Scope) -> Uuid {
