@@ -365,12 +365,17 @@ impl TestApp {
             .expect("a person with that email")
     }
 
+    /// A transaction in association `slug`'s schema, for reading or changing its tables.
+    pub async fn tenant_tx(&self, slug: &str) -> sqlx::Transaction<'static, sqlx::Postgres> {
+        let tenant = self.services.resolve_tenant(slug).await.unwrap();
+        self.db.db.tenant_tx(&tenant).await.unwrap()
+    }
+
     /// How many `access.denied` records the log of association `slug` holds, once the
     /// refusals waiting to be written are.
     pub async fn denied_count(&self, slug: &str) -> i64 {
         self.services.flush_refusals().await;
-        let tenant = self.services.resolve_tenant(slug).await.unwrap();
-        let mut tx = self.db.db.tenant_tx(&tenant).await.unwrap();
+        let mut tx = self.tenant_tx(slug).await;
         sqlx::query_scalar("SELECT count(*) FROM audit_log WHERE action = 'access.denied'")
             .fetch_one(&mut *tx)
             .await

@@ -282,8 +282,7 @@ async fn sign_ins_and_failures_are_audited_in_the_persons_associations() {
         .await;
     let _ = gql(&app, "mutation { signOut }", json!({}), Some(&token)).await;
     for slug in ["minatogawa", "sakuradai"] {
-        let tenant = app.services().resolve_tenant(slug).await.unwrap();
-        let mut tx = app.db.db.tenant_tx(&tenant).await.unwrap();
+        let mut tx = app.tenant_tx(slug).await;
         // (The demo data's own records, groups and topics, come before.)
         let actions: Vec<String> = sqlx::query_scalar(
             "SELECT action FROM audit_log WHERE action LIKE 'auth.%' ORDER BY seq",

@@ -49,8 +49,7 @@ async fn demo_app() -> TestApp {
 }
 
 async fn audit_actions(app: &TestApp, slug: &str) -> Vec<String> {
-    let tenant = app.db.db.resolve_tenant(slug).await.unwrap();
-    let mut tx = app.db.db.tenant_tx(&tenant).await.unwrap();
+    let mut tx = app.tenant_tx(slug).await;
     sqlx::query_scalar("SELECT action FROM audit_log ORDER BY seq")
         .fetch_all(&mut *tx)
         .await

@@ -422,8 +422,7 @@ async fn a_passkey_completes_sign_in_where_the_association_requires_a_second_fac
     let token = app.token_of(NURSE).await;
     let mut phone = Authenticator::new("phone");
     app.register(&token, &mut phone).await;
-    let tenant = app.db.db.resolve_tenant("minatogawa").await.unwrap();
-    let mut tx = app.db.db.tenant_tx(&tenant).await.unwrap();
+    let mut tx = app.tenant_tx("minatogawa").await;
     sqlx::query("UPDATE settings SET require_second_factor = true")
         .execute(&mut *tx)
         .await

@@ -37,8 +37,7 @@ const UNREAD: &str = "{ unreadCounts { associations { associationSlug } groups {
 
 /// The id of the demo group whose name starts with `prefix`, and its host's slug.
 async fn group_id(app: &TestApp, slug: &str, prefix: &str) -> Uuid {
-    let tenant = app.services().resolve_tenant(slug).await.unwrap();
-    let mut tx = app.db.db.tenant_tx(&tenant).await.unwrap();
+    let mut tx = app.tenant_tx(slug).await;
     sqlx::query_scalar("SELECT id FROM groups WHERE name LIKE $1 || '%'")
         .bind(prefix)
         .fetch_one(&mut *tx)
@@ -48,8 +47,7 @@ async fn group_id(app: &TestApp, slug: &str, prefix: &str) -> Uuid {
 
 /// A topic of `group` everyone in it may see.
 async fn topic_of(app: &TestApp, slug: &str, group: Uuid) -> Uuid {
-    let tenant = app.services().resolve_tenant(slug).await.unwrap();
-    let mut tx = app.db.db.tenant_tx(&tenant).await.unwrap();
+    let mut tx = app.tenant_tx(slug).await;
     sqlx::query_scalar("SELECT id FROM topics WHERE group_id = $1 AND scope = 7 LIMIT 1")
         .bind(group)
         .fetch_one(&mut *tx)
@@ -181,8 +179,7 @@ async fn a_member_deactivated_by_the_host_loses_its_patient_groups_and_keeps_the
     .await;
     assert!(!d.to_string().contains(&sato.to_string()), "{d}");
     // The comment he tried to post never landed.
-    let tenant = app.services().resolve_tenant("sakuradai").await.unwrap();
-    let mut tx = app.db.db.tenant_tx(&tenant).await.unwrap();
+    let mut tx = app.tenant_tx("sakuradai").await;
     let his: i64 = sqlx::query_scalar(
         "SELECT count(*) FROM comments WHERE author_id = $1 AND body LIKE 'バイタル%'",
     )
@@ -410,8 +407,7 @@ async fn a_burst_of_requests_from_a_deactivated_member_is_refused_and_never_inte
         assert_eq!(error_codes(&r), vec![expected], "{q}: {r}");
     }
     // Nothing was written to the group.
-    let tenant = app.services().resolve_tenant("sakuradai").await.unwrap();
-    let mut tx = app.db.db.tenant_tx(&tenant).await.unwrap();
+    let mut tx = app.tenant_tx("sakuradai").await;
     let written: i64 = sqlx::query_scalar(
         "SELECT count(*) FROM comments WHERE author_id = ANY($1) AND body LIKE 'バイタル%'",
     )

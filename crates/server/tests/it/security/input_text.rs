@@ -435,8 +435,7 @@ async fn a_nul_in_a_web_form_is_answered_on_the_page_never_with_a_server_error()
 
     // A new topic: the message next to the title; the body keeps what was typed.
     let groups: Vec<uuid::Uuid> = {
-        let tenant = app.db.db.resolve_tenant(HOST).await.unwrap();
-        let mut tx = app.db.db.tenant_tx(&tenant).await.unwrap();
+        let mut tx = app.tenant_tx(HOST).await;
         sqlx::query_scalar("SELECT id FROM groups WHERE name = '多職種連携の会'")
             .fetch_all(&mut *tx)
             .await

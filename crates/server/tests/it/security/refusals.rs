@@ -40,8 +40,7 @@ async fn a_refused_request_does_not_wait_for_the_audit_log() {
     let before = app.denied_count(HOST).await;
 
     // Someone else holds the audit log (a long export, a purge): appends must wait.
-    let tenant = app.services().resolve_tenant(HOST).await.unwrap();
-    let mut holder = app.db.db.tenant_tx(&tenant).await.unwrap();
+    let mut holder = app.tenant_tx(HOST).await;
     sqlx::query("LOCK TABLE audit_log IN SHARE MODE")
         .execute(&mut *holder)
         .await

@@ -326,8 +326,7 @@ async fn everything(app: &TestApp) -> Vec<String> {
             .to_string(),
     ];
     for slug in ["minatogawa", "sakuradai"] {
-        let tenant = app.services().resolve_tenant(slug).await.unwrap();
-        let mut tx = app.db.db.tenant_tx(&tenant).await.unwrap();
+        let mut tx = app.tenant_tx(slug).await;
         let row: String = sqlx::query_scalar(
             "SELECT concat_ws(' | ', \
                (SELECT string_agg(concat_ws(':', id, name, description, join_policy, \

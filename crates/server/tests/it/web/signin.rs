@@ -609,8 +609,7 @@ async fn a_second_factor_set_up_from_the_security_page_is_asked_for_at_the_next_
 #[tokio::test]
 async fn an_association_that_requires_a_second_factor_sends_members_to_set_one_up() {
     let app = TestApp::demo().await;
-    let tenant = app.services().resolve_tenant("minatogawa").await.unwrap();
-    let mut tx = app.db.db.tenant_tx(&tenant).await.unwrap();
+    let mut tx = app.tenant_tx("minatogawa").await;
     let s = musubi_db::associations::read_settings(&mut tx)
         .await
         .unwrap();

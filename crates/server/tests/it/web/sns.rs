@@ -10,7 +10,6 @@ use musubi_test_support::demo::{
 };
 use musubi_test_support::web::{between, Browser, Page};
 use musubi_test_support::TestApp;
-use sqlx::{Postgres, Transaction};
 use uuid::Uuid;
 
 /// Patient groups: 山田 (owner 川村; 青木, 森田, 林, 石井, 佐藤), 鈴木 (owner 森田; 川村, 青木,
@@ -120,16 +119,10 @@ async fn post_topic(
 
 // --- The database ---------------------------------------------------------------------------
 
-/// A transaction in the host association's schema, to read what the forms left.
-async fn host_tx(app: &TestApp) -> Transaction<'static, Postgres> {
-    let tenant = app.services().resolve_tenant(HOST).await.unwrap();
-    app.db.db.tenant_tx(&tenant).await.unwrap()
-}
-
 async fn group_id(app: &TestApp, name: &str) -> Uuid {
     sqlx::query_scalar("SELECT id FROM groups WHERE name = $1")
         .bind(name)
-        .fetch_one(&mut *host_tx(app).await)
+        .fetch_one(&mut *app.tenant_tx(HOST).await)
         .await
         .unwrap_or_else(|e| panic!("group {name}: {e}"))
 }
@@ -137,7 +130,7 @@ async fn group_id(app: &TestApp, name: &str) -> Uuid {
 async fn topic_id(app: &TestApp, title: &str) -> Uuid {
     sqlx::query_scalar("SELECT id FROM topics WHERE title = $1")
         .bind(title)
-        .fetch_one(&mut *host_tx(app).await)
+        .fetch_one(&mut *app.tenant_tx(HOST).await)
         .await
         .unwrap_or_else(|e| panic!("topic {title}: {e}"))
 }
@@ -146,7 +139,7 @@ async fn comment_id(app: &TestApp, topic: Uuid, seq: i32) -> Uuid {
     sqlx::query_scalar("SELECT id FROM comments WHERE topic_id = $1 AND seq = $2")
         .bind(topic)
         .bind(seq)
-        .fetch_one(&mut *host_tx(app).await)
+        .fetch_one(&mut *app.tenant_tx(HOST).await)
         .await
         .unwrap()
 }
@@ -186,7 +179,7 @@ type GroupSettings = (String, String, String, Option<String>);
 async fn group_settings(app: &TestApp, group: Uuid) -> GroupSettings {
     sqlx::query_as("SELECT name, description, join_policy, receipt_mode FROM groups WHERE id = $1")
         .bind(group)
-        .fetch_one(&mut *host_tx(app).await)
+        .fetch_one(&mut *app.tenant_tx(HOST).await)
         .await
         .unwrap()
 }
@@ -195,7 +188,7 @@ async fn group_settings(app: &TestApp, group: Uuid) -> GroupSettings {
 async fn topic_state(app: &TestApp, topic: Uuid) -> (String, i16, bool, bool) {
     sqlx::query_as("SELECT title, scope, pinned, closed FROM topics WHERE id = $1")
         .bind(topic)
-        .fetch_one(&mut *host_tx(app).await)
+        .fetch_one(&mut *app.tenant_tx(HOST).await)
         .await
         .unwrap()
 }
@@ -207,7 +200,7 @@ async fn comments(app: &TestApp, topic: Uuid) -> Vec<(i32, String, i32, bool)> {
          ORDER BY seq",
     )
     .bind(topic)
-    .fetch_all(&mut *host_tx(app).await)
+    .fetch_all(&mut *app.tenant_tx(HOST).await)
     .await
     .unwrap()
 }
@@ -216,7 +209,7 @@ async fn comments(app: &TestApp, topic: Uuid) -> Vec<(i32, String, i32, bool)> {
 async fn earlier_versions(app: &TestApp, comment: Uuid) -> Vec<String> {
     sqlx::query_scalar("SELECT body FROM comment_versions WHERE comment_id = $1 ORDER BY version")
         .bind(comment)
-        .fetch_all(&mut *host_tx(app).await)
+        .fetch_all(&mut *app.tenant_tx(HOST).await)
         .await
         .unwrap()
 }
@@ -224,7 +217,7 @@ async fn earlier_versions(app: &TestApp, comment: Uuid) -> Vec<String> {
 async fn acknowledgers(app: &TestApp, comment: Uuid) -> Vec<Uuid> {
     sqlx::query_scalar("SELECT user_id FROM acknowledgements WHERE comment_id = $1")
         .bind(comment)
-        .fetch_all(&mut *host_tx(app).await)
+        .fetch_all(&mut *app.tenant_tx(HOST).await)
         .await
         .unwrap()
 }
@@ -236,7 +229,7 @@ async fn unread_in_group(app: &TestApp, user: Uuid, group: Uuid) -> i64 {
     )
     .bind(user)
     .bind(group)
-    .fetch_one(&mut *host_tx(app).await)
+    .fetch_one(&mut *app.tenant_tx(HOST).await)
     .await
     .unwrap()
 }
@@ -245,7 +238,7 @@ async fn unread_in_group(app: &TestApp, user: Uuid, group: Uuid) -> i64 {
 async fn unread_in_host(app: &TestApp, user: Uuid) -> i64 {
     sqlx::query_scalar("SELECT coalesce(sum(count), 0)::bigint FROM unread WHERE user_id = $1")
         .bind(user)
-        .fetch_one(&mut *host_tx(app).await)
+        .fetch_one(&mut *app.tenant_tx(HOST).await)
         .await
         .unwrap()
 }
@@ -253,7 +246,7 @@ async fn unread_in_host(app: &TestApp, user: Uuid) -> i64 {
 async fn footprints_of(app: &TestApp, user: Uuid) -> i64 {
     sqlx::query_scalar("SELECT count(*) FROM footprints WHERE user_id = $1")
         .bind(user)
-        .fetch_one(&mut *host_tx(app).await)
+        .fetch_one(&mut *app.tenant_tx(HOST).await)
         .await
         .unwrap()
 }
