@@ -11,20 +11,33 @@ use axum::Router;
 use http::{Request, StatusCode};
 use musubi_config::Config;
 use musubi_db::Db;
+use musubi_domain::audit::{self, AuditFilter};
 use musubi_domain::Services;
 use sqlx::postgres::PgConnectOptions;
 use sqlx::{ConnectOptions, Connection, PgConnection};
 use std::collections::HashMap;
+use std::ffi::OsStr;
+use std::process::{Command, Stdio};
 use std::str::FromStr;
 use std::time::Duration;
 use tower::ServiceExt;
 
+pub mod builders;
+pub mod demo;
 pub mod sqlcount;
 pub mod web;
 pub mod webauthn;
 pub mod ws;
 
+pub use builders::{
+    api_session_token, association, group_input, group_with_members, insert_member, totp_code,
+};
+
 pub const TEST_DATABASE_ENV: &str = "MUSUBI_TEST_DATABASE_URL";
+
+/// The API's password sign-in; variables `e` (address) and `p` (password).
+pub const SIGN_IN: &str =
+    "mutation($e: String!, $p: String!) { signIn(email: $e, password: $p) { token next } }";
 
 /// Admin connection options for the test server.
 pub fn admin_options() -> PgConnectOptions {
@@ -214,6 +227,16 @@ impl TestDb {
         .await
         .expect("services")
     }
+
+    /// `program` (the `musubi` binary: `env!("CARGO_BIN_EXE_musubi")` in its tests) set up
+    /// to run an operator command against this database, quietly and without input.
+    pub fn command(&self, program: impl AsRef<OsStr>) -> Command {
+        let mut c = Command::new(program);
+        c.env("DATABASE_URL", self.url())
+            .env("MUSUBI_LOG", "warn")
+            .stdin(Stdio::null());
+        c
+    }
 }
 
 /// A test configuration: development defaults plus the given overrides.
@@ -239,6 +262,16 @@ impl TestApp {
 
     pub async fn with_config(config: Config) -> Self {
         Self::with_services(config, |services| services).await
+    }
+
+    /// A server with one association, `slug`, named `name`.
+    pub async fn with_association(slug: &str, name: &str) -> Self {
+        let app = Self::new().await;
+        app.services()
+            .create_association(&association(slug, name))
+            .await
+            .unwrap();
+        app
     }
 
     /// The app wired from `config`, its services changed by `adjust` first (e.g. another
@@ -300,15 +333,21 @@ impl TestApp {
         serde_json::from_str(&text).unwrap_or_else(|_| panic!("not JSON: {text}"))
     }
 
+    /// The API's answer to a password sign-in (`signIn { token next }`).
+    pub async fn sign_in(&self, email: &str, password: &str) -> serde_json::Value {
+        self.gql(
+            SIGN_IN,
+            serde_json::json!({"e": email, "p": password}),
+            None,
+            None,
+        )
+        .await
+    }
+
     /// Signs a demo person in through the API with `DEMO_PASSWORD`; returns the bearer token.
     pub async fn demo_token(&self, email: &str) -> String {
         let r = self
-            .gql(
-                "mutation($e: String!, $p: String!) { signIn(email: $e, password: $p) { token next } }",
-                serde_json::json!({"e": email, "p": musubi_domain::demo::DEMO_PASSWORD}),
-                None,
-                None,
-            )
+            .sign_in(email, musubi_domain::demo::DEMO_PASSWORD)
             .await;
         assert_eq!(r["data"]["signIn"]["next"], "DONE", "{r}");
         r["data"]["signIn"]["token"]
@@ -324,6 +363,46 @@ impl TestApp {
             .fetch_one(self.db.db.pool())
             .await
             .expect("a person with that email")
+    }
+
+    /// A transaction in association `slug`'s schema, for reading or changing its tables.
+    pub async fn tenant_tx(&self, slug: &str) -> musubi_db::Tx {
+        let tenant = self.services.resolve_tenant(slug).await.unwrap();
+        self.db.db.tenant_tx(&tenant).await.unwrap()
+    }
+
+    /// How many `access.denied` records the log of association `slug` holds, once the
+    /// refusals waiting to be written are.
+    pub async fn denied_count(&self, slug: &str) -> i64 {
+        self.services.flush_refusals().await;
+        let mut tx = self.tenant_tx(slug).await;
+        sqlx::query_scalar("SELECT count(*) FROM audit_log WHERE action = 'access.denied'")
+            .fetch_one(&mut *tx)
+            .await
+            .unwrap()
+    }
+
+    /// The `access.denied` records by `actor` among the newest page of `slug`'s log, once the
+    /// refusals waiting to be written are.
+    pub async fn denials_by(&self, slug: &str, actor: uuid::Uuid) -> usize {
+        self.services.flush_refusals().await;
+        let tenant = self.services.resolve_tenant(slug).await.unwrap();
+        let filter = AuditFilter {
+            action_prefix: Some("access.denied".into()),
+            actor_id: Some(actor),
+            ..AuditFilter::default()
+        };
+        audit::list(
+            &self.db.db,
+            &tenant,
+            &filter,
+            None,
+            Some(audit::MAX_PAGE_SIZE),
+        )
+        .await
+        .unwrap()
+        .records
+        .len()
     }
 
     /// The same services (and rate limiter) the app uses.

@@ -60,10 +60,24 @@ impl Page {
         self.body[at..at + end].to_owned()
     }
 
+    /// The app's "page not found" page (what a refusal looks like on the web).
+    pub fn is_not_found(&self) -> bool {
+        self.status == StatusCode::NOT_FOUND && self.body.contains("ページが見つかりません")
+    }
+
     /// The body as JSON.
     pub fn json(&self) -> serde_json::Value {
         serde_json::from_str(&self.body).unwrap_or_else(|_| panic!("not JSON: {}", self.body))
     }
+}
+
+/// The part of a page between `from` and `to` (both must be there, in that order).
+pub fn between<'a>(body: &'a str, from: &str, to: &str) -> &'a str {
+    let start = body
+        .find(from)
+        .unwrap_or_else(|| panic!("no {from} in {body}"));
+    let end = start + body[start..].find(to).unwrap_or_else(|| panic!("no {to}"));
+    &body[start..end]
 }
 
 /// One browser: its cookies, at one host.

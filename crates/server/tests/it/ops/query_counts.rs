@@ -1,0 +1,408 @@
+//! The number of SQL statements behind the busiest pages does not grow with the data: opening
+//! a topic (100 comments, 10 readers on each) and the home page (50 groups with unread).
+//! Counted exactly on the wire (see `musubi_test_support::sqlcount`): BEGIN and COMMIT count.
+
+use musubi_db::accounts::{self as accounts, NewUser};
+use musubi_domain::audit::RequestMeta;
+use musubi_domain::groups::{GroupKind, Scope};
+use musubi_domain::sessions::Viewer;
+use musubi_domain::{Services, Tenant};
+use musubi_test_support::sqlcount::{Measured, SqlCounter};
+use musubi_test_support::{
+    api_session_token, association, group_input, group_with_members, insert_member, TestDb,
+};
+use std::time::Duration;
+use uuid::Uuid;
+
+/// Opening a topic: one transaction whatever its length. Measured: 13 for a reader with
+/// everything unread (BEGIN with the search path, access, take unread, footprints, comments,
+/// readers, members, the audit record's three, two events, COMMIT), 11 with nothing unread.
+const OPEN_TOPIC_MAX: usize = 13;
+/// The home page: the directory query, then per host association its counts and items, read
+/// on that association's own connection without a transaction. Measured: 3 for one.
+const HOME_MAX: usize = 3;
+/// The badges: the directory query and the counts per host association.
+const UNREAD_COUNTS_MAX: usize = 2;
+/// "My groups": the directory with names, then one transaction per host association.
+const MY_GROUPS_MAX: usize = 5;
+
+fn client() -> RequestMeta {
+    RequestMeta::new("192.0.2.20", "query-count-test")
+}
+
+async fn person(db: &TestDb, s: &Services, tenant: &Tenant, key: &str, doctor: bool) -> Viewer {
+    let id = insert_member(
+        &db.db,
+        tenant.id,
+        &NewUser {
+            email: &format!("{key}@alpha.example"),
+            name: key,
+            name_kana: key,
+            profession: if doctor { "physician" } else { "nurse" },
+            doctor_kind: doctor.then_some("clinic"),
+            password_hash: None,
+        },
+    )
+    .await;
+    let token = api_session_token(&db.db, id, "192.0.2.20").await;
+    s.authenticate(&token).await.unwrap().unwrap()
+}
+
+/// A database with one association, services to build data with, and counted services
+/// (their own pool through the counting proxy) to measure with.
+struct Bench {
+    db: TestDb,
+    s: Services,
+    counted: Services,
+    counter: SqlCounter,
+    tenant: Tenant,
+}
+
+impl Bench {
+    async fn new() -> Self {
+        let db = TestDb::new().await;
+        let s = db.services().await;
+        let tenant = s
+            .create_association(&association("alpha", "アルファ医師会"))
+            .await
+            .unwrap();
+        let counter = SqlCounter::start(&db.options).await;
+        let counted = Services::build(
+            counter.db().await,
+            musubi_auth::ratelimit::RateLimiter::in_process(),
+        )
+        .await
+        .unwrap();
+        Self {
+            db,
+            s,
+            counted,
+            counter,
+            tenant,
+        }
+    }
+
+    async fn group(&self, owner: &Viewer, kind: GroupKind, members: &[&Viewer]) -> Uuid {
+        let members: Vec<Uuid> = members.iter().map(|m| m.user.id).collect();
+        group_with_members(
+            &self.s,
+            &self.tenant,
+            owner,
+            kind,
+            &group_input(format!("グループ{}", Uuid::new_v4().simple())),
+            &members,
+            &client(),
+        )
+        .await
+    }
+
+    /// A topic by `author` with `comments` comments in all (its body included).
+    async fn topic(&self, author: &Viewer, group: Uuid, comments: usize) -> Uuid {
+        let t = self
+            .s
+            .create_topic(
+                author,
+                &self.tenant,
+                &musubi_domain::topics::NewTopic {
+                    group_id: group,
+                    title: "訪問看護報告",
+                    body: "BP 132/78、SpO2 94%（O2 1L）、体温 36.8℃",
+                    scope: Scope::EVERYONE,
+                    important: false,
+                },
+                &client(),
+            )
+            .await
+            .unwrap();
+        for i in 1..comments {
+            self.s
+                .post_comment(
+                    author,
+                    &self.tenant,
+                    t,
+                    &format!("経過 {i}：食事摂取量 7割、排便あり。"),
+                    i % 10 == 0,
+                    &client(),
+                )
+                .await
+                .unwrap();
+        }
+        t
+    }
+
+    async fn open_counted(&self, viewer: &Viewer, topic: Uuid) -> Measured {
+        let (view, m) = self
+            .counter
+            .measure(
+                self.counted
+                    .open_topic(viewer, &self.tenant, topic, true, &client()),
+            )
+            .await;
+        view.unwrap();
+        m
+    }
+}
+
+#[tokio::test]
+async fn the_counter_counts_each_statement_including_begin_and_commit() {
+    let db = TestDb::new().await;
+    let counter = SqlCounter::start(&db.options).await;
+    let counted = counter.db().await;
+    let ((), m) = counter
+        .measure(async {
+            for _ in 0..3 {
+                sqlx::query("SELECT 1")
+                    .execute(counted.pool())
+                    .await
+                    .unwrap();
+            }
+        })
+        .await;
+    assert_eq!(m.count(), 3, "{}", m.listing());
+    assert_eq!(m.new_connections, 0, "the pool was warm");
+
+    let ((), m) = counter
+        .measure(async {
+            let mut tx = counted.pool().begin().await.unwrap();
+            sqlx::query("SELECT $1::int")
+                .bind(7)
+                .fetch_one(&mut *tx)
+                .await
+                .unwrap();
+            tx.commit().await.unwrap();
+        })
+        .await;
+    assert_eq!(m.statements, vec!["BEGIN", "SELECT $1::int", "COMMIT"]);
+
+    // Nothing is counted outside a measurement, and the uncounted pool is not seen at all.
+    sqlx::query("SELECT 1")
+        .execute(counted.pool())
+        .await
+        .unwrap();
+    let ((), m) = counter
+        .measure(async {
+            sqlx::query("SELECT 2").execute(db.db.pool()).await.unwrap();
+        })
+        .await;
+    assert_eq!(m.count(), 0, "{}", m.listing());
+
+    // A new connection shows up as such, with its setup statement.
+    let fresh = musubi_db::Db::connect(counter.options(), 1, Duration::from_secs(30));
+    let (fresh, m) = counter.measure(fresh).await;
+    fresh.unwrap();
+    assert_eq!(m.new_connections, 1);
+    assert_eq!(m.count(), 1, "{}", m.listing());
+}
+
+#[tokio::test]
+async fn opening_a_topic_costs_the_same_for_10_or_100_comments_with_10_readers_each() {
+    let b = Bench::new().await;
+    let doctor = person(&b.db, &b.s, &b.tenant, "doctor", true).await;
+    let nurse = person(&b.db, &b.s, &b.tenant, "nurse", false).await;
+    let mut readers = Vec::new();
+    for i in 0..10 {
+        readers.push(person(&b.db, &b.s, &b.tenant, &format!("reader{i}"), false).await);
+    }
+    let mut members: Vec<&Viewer> = readers.iter().collect();
+    members.push(&nurse);
+    let g = b.group(&doctor, GroupKind::Patient, &members).await;
+    let short = b.topic(&nurse, g, 10).await;
+    let long = b.topic(&nurse, g, 100).await;
+    let warm = b.topic(&nurse, g, 2).await;
+    for r in &readers {
+        for t in [short, long] {
+            b.s.open_topic(r, &b.tenant, t, true, &client())
+                .await
+                .unwrap();
+        }
+    }
+    let footprints: i64 = {
+        let mut tx = b.db.db.tenant_tx(&b.tenant).await.unwrap();
+        let n = sqlx::query_scalar("SELECT count(*) FROM footprints")
+            .fetch_one(&mut *tx)
+            .await
+            .unwrap();
+        tx.commit().await.unwrap();
+        n
+    };
+    assert_eq!(footprints, 10 * 110, "10 readers on every comment");
+
+    // Warm: the counted pool's connection is open and the statements are prepared.
+    b.open_counted(&doctor, warm).await;
+
+    // The doctor has every comment unread: footprints are written for all of them.
+    let short_read = b.open_counted(&doctor, short).await;
+    let long_read = b.open_counted(&doctor, long).await;
+    // The author sees the readers of each comment and who has not read it.
+    let short_author = b.open_counted(&nurse, short).await;
+    let long_author = b.open_counted(&nurse, long).await;
+    // Nothing left unread: reading again.
+    let long_again = b.open_counted(&doctor, long).await;
+    eprintln!(
+        "open topic, reader with 100 unread: {} statements\n{}",
+        long_read.count(),
+        long_read.listing()
+    );
+    eprintln!(
+        "open topic, author: {} statements; again: {}",
+        long_author.count(),
+        long_again.count()
+    );
+
+    for m in [
+        &short_read,
+        &long_read,
+        &short_author,
+        &long_author,
+        &long_again,
+    ] {
+        assert_eq!(m.new_connections, 0);
+        assert!(
+            m.count() <= OPEN_TOPIC_MAX,
+            "{} statements:\n{}",
+            m.count(),
+            m.listing()
+        );
+    }
+    assert_eq!(
+        short_read.statements, long_read.statements,
+        "the same statements for 10 and 100 comments"
+    );
+    assert_eq!(short_author.statements, long_author.statements);
+
+    let view =
+        b.s.open_topic(&nurse, &b.tenant, long, false, &client())
+            .await
+            .unwrap();
+    assert_eq!(view.comments.len(), 100);
+    assert!(
+        view.comments.iter().all(|c| c.readers.len() == 11),
+        "10 readers and the doctor"
+    );
+}
+
+#[tokio::test]
+async fn the_home_page_costs_the_same_for_5_or_50_groups_with_unread() {
+    let b = Bench::new().await;
+    let owner = person(&b.db, &b.s, &b.tenant, "owner", false).await;
+    let light = person(&b.db, &b.s, &b.tenant, "light", true).await;
+    let busy = person(&b.db, &b.s, &b.tenant, "busy", true).await;
+    for i in 0..50 {
+        let members: Vec<&Viewer> = if i < 5 {
+            vec![&light, &busy]
+        } else {
+            vec![&busy]
+        };
+        let kind = if i % 2 == 0 {
+            GroupKind::Patient
+        } else {
+            GroupKind::General
+        };
+        let g = b.group(&owner, kind, &members).await;
+        b.topic(&owner, g, 2).await;
+    }
+
+    // Warm: the association registry and the counted pool.
+    b.counted.home(&light).await.unwrap();
+
+    let (few, m_few) = b.counter.measure(b.counted.home(&light)).await;
+    let (many, m_many) = b.counter.measure(b.counted.home(&busy)).await;
+    let (few, many) = (few.unwrap(), many.unwrap());
+    assert_eq!(few.groups.len(), 5);
+    assert_eq!(few.counts.total, 10);
+    assert_eq!(many.groups.len(), 50);
+    assert_eq!(many.counts.total, 100);
+    assert!(many
+        .groups
+        .iter()
+        .all(|g| g.unread == 2 && g.items.len() == 2));
+    eprintln!(
+        "home with 50 groups: {} statements\n{}",
+        m_many.count(),
+        m_many.listing()
+    );
+    for m in [&m_few, &m_many] {
+        assert_eq!(m.new_connections, 0);
+        assert!(
+            m.count() <= HOME_MAX,
+            "{} statements:\n{}",
+            m.count(),
+            m.listing()
+        );
+    }
+    assert_eq!(
+        m_few.statements, m_many.statements,
+        "the same for 5 and 50 groups"
+    );
+
+    // The badges and "my groups" are bounded the same way.
+    let (_, c_few) = b.counter.measure(b.counted.unread_counts(&light)).await;
+    let (_, c_many) = b.counter.measure(b.counted.unread_counts(&busy)).await;
+    assert_eq!(c_few.statements, c_many.statements);
+    assert!(c_many.count() <= UNREAD_COUNTS_MAX, "{}", c_many.listing());
+    let (_, g_few) = b.counter.measure(b.counted.my_groups(&light)).await;
+    let (groups, g_many) = b.counter.measure(b.counted.my_groups(&busy)).await;
+    assert_eq!(groups.unwrap().len(), 50);
+    assert_eq!(g_few.statements, g_many.statements);
+    assert!(g_many.count() <= MY_GROUPS_MAX, "{}", g_many.listing());
+}
+
+#[tokio::test]
+async fn authenticating_a_request_is_one_statement_with_the_person_and_memberships() {
+    let b = Bench::new().await;
+    let second =
+        b.s.create_association(&association("beta", "ベータ医師会"))
+            .await
+            .unwrap();
+    let viewer = person(&b.db, &b.s, &b.tenant, "auth", true).await;
+    let mut conn = b.db.db.pool().acquire().await.unwrap();
+    accounts::insert_membership(&mut conn, viewer.user.id, second.id, "admin", None)
+        .await
+        .unwrap();
+    drop(conn);
+    let token = api_session_token(&b.db.db, viewer.user.id, "192.0.2.20").await;
+    b.counted.authenticate(&token).await.unwrap().unwrap();
+
+    let (found, m) = b.counter.measure(b.counted.authenticate(&token)).await;
+    let found = found.unwrap().expect("a valid session");
+    assert_eq!(m.count(), 1, "{}", m.listing());
+    assert_eq!(found.user.id, viewer.user.id);
+    let slugs: Vec<(&str, &str)> = found
+        .memberships
+        .iter()
+        .map(|m| (m.slug.as_str(), m.role.as_str()))
+        .collect();
+    assert_eq!(slugs, vec![("alpha", "member"), ("beta", "admin")]);
+
+    // An unknown token finds nothing.
+    let (missing, _) = b
+        .counter
+        .measure(b.counted.authenticate("count-unknown"))
+        .await;
+    assert!(missing.unwrap().is_none());
+}
+
+#[tokio::test]
+async fn many_requests_finding_the_registry_expired_reload_it_once() {
+    let b = Bench::new().await;
+    let db = b.counted.db();
+    db.resolve_tenant("alpha").await.unwrap();
+    // Creating or migrating associations empties the registry; a no-op migration will do.
+    db.migrate().await.unwrap();
+
+    let (resolved, m) = b
+        .counter
+        .measure(futures_util::future::join_all(
+            (0..20).map(|_| db.resolve_tenant("alpha")),
+        ))
+        .await;
+    assert!(resolved
+        .iter()
+        .all(|t| t.as_ref().unwrap().id == b.tenant.id));
+    let reloads = m
+        .statements
+        .iter()
+        .filter(|s| s.contains("FROM core.associations"))
+        .count();
+    assert_eq!(reloads, 1, "{}", m.listing());
+}

@@ -1,0 +1,73 @@
+//! `/graphql/ws` (graphql-transport-ws) routes a connection to its association like HTTP does.
+
+use futures_util::{SinkExt, StreamExt};
+use musubi_test_support::TestApp;
+use std::time::Duration;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::Message;
+
+async fn first_reply(addr: std::net::SocketAddr, association: &str) -> Option<Message> {
+    let mut req = format!("ws://{addr}/graphql/ws")
+        .into_client_request()
+        .unwrap();
+    req.headers_mut().insert(
+        "sec-websocket-protocol",
+        "graphql-transport-ws".parse().unwrap(),
+    );
+    let (mut ws, _) = tokio_tungstenite::connect_async(req).await.unwrap();
+    let init =
+        serde_json::json!({"type": "connection_init", "payload": {"association": association}});
+    ws.send(Message::Text(init.to_string().into()))
+        .await
+        .unwrap();
+    tokio::time::timeout(Duration::from_secs(10), ws.next())
+        .await
+        .expect("the server answers connection_init")
+        .map(|m| m.unwrap())
+}
+
+#[tokio::test]
+async fn websocket_connection_is_routed_to_a_known_association_and_refused_otherwise() {
+    let app = TestApp::with_association("alpha", "アルファ医師会").await;
+    let addr = app.serve().await;
+
+    match first_reply(addr, "alpha").await {
+        Some(Message::Text(t)) => assert!(t.contains("connection_ack"), "{t}"),
+        other => panic!("expected connection_ack, got {other:?}"),
+    }
+    match first_reply(addr, "gamma").await {
+        Some(Message::Close(Some(frame))) => {
+            assert_ne!(u16::from(frame.code), 1000, "{frame:?}");
+            assert!(frame.reason.contains("ASSOCIATION_NOT_FOUND"), "{frame:?}");
+        }
+        other => panic!("expected the connection to be refused, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn an_oversized_websocket_message_closes_the_connection() {
+    let app = TestApp::with_association("alpha", "アルファ医師会").await;
+    let addr = app.serve().await;
+    let mut req = format!("ws://{addr}/graphql/ws")
+        .into_client_request()
+        .unwrap();
+    req.headers_mut().insert(
+        "sec-websocket-protocol",
+        "graphql-transport-ws".parse().unwrap(),
+    );
+    let (mut ws, _) = tokio_tungstenite::connect_async(req).await.unwrap();
+    // Well over the 64 KiB a client message may have.
+    let padding = "x".repeat(200 * 1024);
+    let init = serde_json::json!({
+        "type": "connection_init",
+        "payload": {"association": "alpha", "padding": padding},
+    });
+    let _ = ws.send(Message::Text(init.to_string().into())).await;
+    let answer = tokio::time::timeout(Duration::from_secs(10), ws.next())
+        .await
+        .expect("the server reacts");
+    match answer {
+        None | Some(Err(_)) | Some(Ok(Message::Close(_))) => {}
+        Some(Ok(other)) => panic!("an oversized message was accepted: {other:?}"),
+    }
+}

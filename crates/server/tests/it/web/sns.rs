@@ -1,0 +1,1486 @@
+//! The SNS forms (`/a/{slug}/g/…`, `/a/{slug}/t/…`), driven like a browser through the whole
+//! app on the demo data: forms with their CSRF field, cookies kept between requests, redirects
+//! followed by hand. Every change is checked on the page that follows and in the database; every
+//! refusal by what did not change.
+
+use http::StatusCode;
+use musubi_test_support::demo::{
+    ADMIN, CARE_MANAGER, CLINIC_DOCTOR, HOSPITAL_DOCTOR, HOST, NURSE, OTHER_DOCTOR, OTHER_NURSE,
+    THERAPIST,
+};
+use musubi_test_support::web::{between, Browser, Page};
+use musubi_test_support::TestApp;
+use uuid::Uuid;
+
+/// Patient groups: 山田 (owner 川村; 青木, 森田, 林, 石井, 佐藤), 鈴木 (owner 森田; 川村, 青木,
+/// 林), 田中 (owner 川村; 青木, 森田, 林, 佐藤).
+const YAMADA: &str = "山田 太郎さん（85歳・在宅酸素）";
+const SUZUKI: &str = "鈴木 花子さん（78歳・認知症・独居）";
+const TANAKA: &str = "田中 一郎さん（92歳・看取り期）";
+/// General, acknowledgement mode, by invitation (owner 川村; 高橋, 佐藤).
+const DOCTORS: &str = "みなと川 連携医グループ";
+/// General, accepts requests to join (owner 港; every みなと川 member but 佐藤).
+const FORUM: &str = "多職種連携の会";
+/// In 山田's group, for co-medical staff only: 佐藤 (hospital) and 川村 (clinic) do not see it.
+const CO_MEDICAL_TOPIC: &str = "ご家族の介護負担について（コメディカル間）";
+
+const EVERYONE: &[(&str, &str)] = &[("scope", "everyone")];
+const CO_MEDICAL_ONLY: &[(&str, &str)] = &[("scope", "some"), ("co_medical", "1")];
+
+// --- Paths and pages ------------------------------------------------------------------------
+
+fn group_path(id: Uuid) -> String {
+    format!("/a/{HOST}/g/{id}")
+}
+
+fn topic_path(id: Uuid) -> String {
+    format!("/a/{HOST}/t/{id}")
+}
+
+fn comment_path(topic: Uuid, comment: Uuid, action: &str) -> String {
+    format!("/a/{HOST}/t/{topic}/c/{comment}/{action}")
+}
+
+/// The total unread count a page carries for its header badge.
+fn unread_shown(page: &Page) -> i64 {
+    let marker = "data-unread-total=\"";
+    let at = page.body.find(marker).expect("an unread count") + marker.len();
+    let end = page.body[at..].find('"').unwrap();
+    page.body[at..at + end].parse().unwrap()
+}
+
+/// Follows a 303 as a browser does (the `#fragment` stays in the browser).
+async fn follow(b: &mut Browser, app: &TestApp, res: &Page) -> Page {
+    assert_eq!(res.status, StatusCode::SEE_OTHER, "{}", res.body);
+    let to = res.location().split('#').next().unwrap().to_owned();
+    b.get(app, &to).await
+}
+
+/// (path, form fields besides the CSRF token)
+type Form<'a> = (String, Vec<(&'a str, &'a str)>);
+
+/// (method, path, form fields besides the CSRF token)
+type Route<'a> = (&'a str, String, Vec<(&'a str, &'a str)>);
+
+/// A GET, or a form POST with `token` and `fields`.
+async fn send(
+    app: &TestApp,
+    b: &mut Browser,
+    token: &str,
+    method: &str,
+    path: &str,
+    fields: &[(&str, &str)],
+) -> Page {
+    if method == "GET" {
+        return b.get(app, path).await;
+    }
+    let mut all = vec![("csrf", token)];
+    all.extend_from_slice(fields);
+    b.post(app, path, &all).await
+}
+
+/// The answer with every real id written as the unknown one it is compared with.
+fn as_if(res: &Page, ids: &[(Uuid, Uuid)]) -> (StatusCode, String, String) {
+    let swap = |s: &str| {
+        ids.iter().fold(s.to_owned(), |s, (real, fake)| {
+            s.replace(&real.to_string(), &fake.to_string())
+        })
+    };
+    (res.status, swap(res.location()), swap(&res.body))
+}
+
+/// A refusal that tells nothing: the 404 page, or straight back with `?error=not_found`.
+fn is_refusal(res: &Page) -> bool {
+    res.is_not_found()
+        || (res.status == StatusCode::SEE_OTHER && res.location().contains("?error=not_found"))
+}
+
+/// Posts a topic through the new-topic form; returns its id.
+async fn post_topic(
+    app: &TestApp,
+    b: &mut Browser,
+    group: Uuid,
+    title: &str,
+    body: &str,
+    scope: &[(&str, &str)],
+) -> Uuid {
+    let form = format!("{}/new", group_path(group));
+    let mut fields = vec![("title", title), ("body", body)];
+    fields.extend_from_slice(scope);
+    let res = b.submit(app, &form, &form, &fields).await;
+    assert_eq!(res.status, StatusCode::SEE_OTHER, "{}", res.body);
+    let id = res
+        .location()
+        .strip_prefix(&format!("/a/{HOST}/t/"))
+        .and_then(|rest| rest.strip_suffix("?done=posted"))
+        .unwrap_or_else(|| panic!("not a new topic: {}", res.location()));
+    Uuid::parse_str(id).unwrap()
+}
+
+// --- The database ---------------------------------------------------------------------------
+
+async fn group_id(app: &TestApp, name: &str) -> Uuid {
+    sqlx::query_scalar("SELECT id FROM groups WHERE name = $1")
+        .bind(name)
+        .fetch_one(&mut *app.tenant_tx(HOST).await)
+        .await
+        .unwrap_or_else(|e| panic!("group {name}: {e}"))
+}
+
+async fn topic_id(app: &TestApp, title: &str) -> Uuid {
+    sqlx::query_scalar("SELECT id FROM topics WHERE title = $1")
+        .bind(title)
+        .fetch_one(&mut *app.tenant_tx(HOST).await)
+        .await
+        .unwrap_or_else(|e| panic!("topic {title}: {e}"))
+}
+
+async fn comment_id(app: &TestApp, topic: Uuid, seq: i32) -> Uuid {
+    sqlx::query_scalar("SELECT id FROM comments WHERE topic_id = $1 AND seq = $2")
+        .bind(topic)
+        .bind(seq)
+        .fetch_one(&mut *app.tenant_tx(HOST).await)
+        .await
+        .unwrap()
+}
+
+/// `email`'s (role, status) in the group, if any.
+async fn membership(app: &TestApp, group: Uuid, email: &str) -> Option<(String, String)> {
+    sqlx::query_as(
+        "SELECT m.role, m.status FROM core.group_members m JOIN core.users u ON u.id = m.user_id \
+         WHERE m.group_id = $1 AND u.email = $2",
+    )
+    .bind(group)
+    .bind(email)
+    .fetch_optional(app.db.db.pool())
+    .await
+    .unwrap()
+}
+
+fn active(role: &str) -> Option<(String, String)> {
+    Some((role.to_owned(), "active".to_owned()))
+}
+
+/// Everyone in the group with their role and status, for "nothing changed".
+async fn members(app: &TestApp, group: Uuid) -> Vec<(Uuid, String, String)> {
+    sqlx::query_as(
+        "SELECT user_id, role, status FROM core.group_members WHERE group_id = $1 \
+         ORDER BY user_id",
+    )
+    .bind(group)
+    .fetch_all(app.db.db.pool())
+    .await
+    .unwrap()
+}
+
+/// (name, description, join policy, read-receipt override)
+type GroupSettings = (String, String, String, Option<String>);
+
+async fn group_settings(app: &TestApp, group: Uuid) -> GroupSettings {
+    sqlx::query_as("SELECT name, description, join_policy, receipt_mode FROM groups WHERE id = $1")
+        .bind(group)
+        .fetch_one(&mut *app.tenant_tx(HOST).await)
+        .await
+        .unwrap()
+}
+
+/// (title, scope, pinned, closed)
+async fn topic_state(app: &TestApp, topic: Uuid) -> (String, i16, bool, bool) {
+    sqlx::query_as("SELECT title, scope, pinned, closed FROM topics WHERE id = $1")
+        .bind(topic)
+        .fetch_one(&mut *app.tenant_tx(HOST).await)
+        .await
+        .unwrap()
+}
+
+/// Every comment of the topic in order: (seq, body, version, deleted).
+async fn comments(app: &TestApp, topic: Uuid) -> Vec<(i32, String, i32, bool)> {
+    sqlx::query_as(
+        "SELECT seq, body, version, deleted_at IS NOT NULL FROM comments WHERE topic_id = $1 \
+         ORDER BY seq",
+    )
+    .bind(topic)
+    .fetch_all(&mut *app.tenant_tx(HOST).await)
+    .await
+    .unwrap()
+}
+
+/// The earlier texts kept for a comment, oldest first.
+async fn earlier_versions(app: &TestApp, comment: Uuid) -> Vec<String> {
+    sqlx::query_scalar("SELECT body FROM comment_versions WHERE comment_id = $1 ORDER BY version")
+        .bind(comment)
+        .fetch_all(&mut *app.tenant_tx(HOST).await)
+        .await
+        .unwrap()
+}
+
+async fn acknowledgers(app: &TestApp, comment: Uuid) -> Vec<Uuid> {
+    sqlx::query_scalar("SELECT user_id FROM acknowledgements WHERE comment_id = $1")
+        .bind(comment)
+        .fetch_all(&mut *app.tenant_tx(HOST).await)
+        .await
+        .unwrap()
+}
+
+/// Unread comments of `user` in the group, from the counters.
+async fn unread_in_group(app: &TestApp, user: Uuid, group: Uuid) -> i64 {
+    sqlx::query_scalar(
+        "SELECT coalesce(sum(count), 0)::bigint FROM unread WHERE user_id = $1 AND group_id = $2",
+    )
+    .bind(user)
+    .bind(group)
+    .fetch_one(&mut *app.tenant_tx(HOST).await)
+    .await
+    .unwrap()
+}
+
+/// Unread comments of `user` in every group of the host association.
+async fn unread_in_host(app: &TestApp, user: Uuid) -> i64 {
+    sqlx::query_scalar("SELECT coalesce(sum(count), 0)::bigint FROM unread WHERE user_id = $1")
+        .bind(user)
+        .fetch_one(&mut *app.tenant_tx(HOST).await)
+        .await
+        .unwrap()
+}
+
+async fn footprints_of(app: &TestApp, user: Uuid) -> i64 {
+    sqlx::query_scalar("SELECT count(*) FROM footprints WHERE user_id = $1")
+        .bind(user)
+        .fetch_one(&mut *app.tenant_tx(HOST).await)
+        .await
+        .unwrap()
+}
+
+// --- Group owners' tools --------------------------------------------------------------------
+
+/// A query-string value, percent-encoded.
+fn q(s: &str) -> String {
+    s.bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn an_owner_picks_someone_to_invite_and_the_invitee_accepts_or_declines_on_the_web() {
+    let app = TestApp::demo().await;
+    let tanaka = group_id(&app, TANAKA).await;
+    let page = group_path(tanaka);
+    let mut owner = Browser::signed_in(&app, CLINIC_DOCTOR).await;
+
+    // The search lists people of his association by kana; someone of さくら台 only is not there.
+    let found = owner
+        .get(&app, &format!("{page}?find={}", q("いしい")))
+        .await;
+    assert_eq!(found.status, StatusCode::OK);
+    let list = between(&found.body, "id=\"invite-candidates\"", "</ul>");
+    assert!(list.contains("石井 翔"), "{list}");
+    let therapist_id = app.user_id(THERAPIST).await;
+    assert!(list.contains(&format!("name=\"user_id\" value=\"{therapist_id}\"")));
+    let none = owner
+        .get(&app, &format!("{page}?find={}", q("なかむら")))
+        .await;
+    assert!(none.body.contains("見つかりませんでした。"));
+    assert!(!none.body.contains("中村"));
+
+    let res = owner
+        .submit(
+            &app,
+            &page,
+            &format!("{page}/invite"),
+            &[("user_id", &therapist_id.to_string())],
+        )
+        .await;
+    assert_eq!(res.location(), format!("{page}?done=invited"));
+    assert_eq!(
+        membership(&app, tanaka, THERAPIST).await,
+        Some(("member".into(), "invited".into()))
+    );
+    let shown = follow(&mut owner, &app, &res).await;
+    assert!(shown.body.contains("招待しました。"));
+    let invited = between(&shown.body, "招待中の人", "</ul>");
+    assert!(invited.contains("石井 翔"), "{invited}");
+
+    // Someone of the other association, by their address (surrounding spaces are forgiven):
+    // invited, but the owner is not told so.
+    let res = owner
+        .submit(
+            &app,
+            &page,
+            &format!("{page}/invite-email"),
+            &[("email", &format!(" {OTHER_NURSE} "))],
+        )
+        .await;
+    assert_eq!(res.location(), format!("{page}?done=invited_email"));
+    assert_eq!(
+        membership(&app, tanaka, OTHER_NURSE).await,
+        Some(("member".into(), "invited".into()))
+    );
+    let shown = follow(&mut owner, &app, &res).await;
+    assert!(shown.body.contains("招待を受け付けました。"));
+    assert!(!shown.body.contains("中村"));
+
+    // The invitee sees it on the home page and on the group's own page.
+    let mut therapist = Browser::signed_in(&app, THERAPIST).await;
+    let home = therapist.get(&app, "/home").await;
+    let invitations = between(&home.body, "グループへの招待", "</section>");
+    assert!(invitations.contains(TANAKA), "{invitations}");
+    assert!(invitations.contains(&format!("action=\"{page}/invitation\"")));
+    let join = therapist.get(&app, &page).await;
+    assert_eq!(join.status, StatusCode::OK);
+    assert!(join.body.contains("このグループに招待されています。"));
+    assert!(
+        !join.body.contains("看取りの方針"),
+        "no topics before joining"
+    );
+
+    let res = therapist
+        .submit(
+            &app,
+            "/home",
+            &format!("{page}/invitation"),
+            &[("answer", "accept"), ("back", "home")],
+        )
+        .await;
+    assert_eq!(res.location(), format!("{page}?done=joined"));
+    assert_eq!(membership(&app, tanaka, THERAPIST).await, active("member"));
+    let inside = follow(&mut therapist, &app, &res).await;
+    assert_eq!(inside.status, StatusCode::OK);
+    assert!(inside.body.contains("グループに参加しました。"));
+    let me = app.user_id(THERAPIST).await;
+    assert!(inside.body.contains(&format!("id=\"member-{me}\"")));
+
+    // The other nurse declines from the group's page: the invitation is gone, and so is the group.
+    let mut other = Browser::signed_in(&app, OTHER_NURSE).await;
+    let res = other
+        .submit(
+            &app,
+            &page,
+            &format!("{page}/invitation"),
+            &[("answer", "decline")],
+        )
+        .await;
+    assert_eq!(res.location(), "/groups?done=declined");
+    assert_eq!(membership(&app, tanaka, OTHER_NURSE).await, None);
+    let groups = follow(&mut other, &app, &res).await;
+    assert!(groups.body.contains("招待をお断りしました。"));
+    assert!(!groups.body.contains(TANAKA));
+    assert!(other.get(&app, &page).await.is_not_found());
+}
+
+#[tokio::test]
+async fn an_invitation_by_email_says_the_same_whatever_exists_and_a_typo_is_kept() {
+    let app = TestApp::demo().await;
+    let tanaka = group_id(&app, TANAKA).await;
+    let page = group_path(tanaka);
+    let by_email = format!("{page}/invite-email");
+    let mut owner = Browser::signed_in(&app, CLINIC_DOCTOR).await;
+    let before = members(&app, tanaka).await;
+
+    // No account, and a member already: the same answer.
+    for address in ["nobody@example.jp", NURSE] {
+        let res = owner
+            .submit(&app, &page, &by_email, &[("email", address)])
+            .await;
+        assert_eq!(
+            res.location(),
+            format!("{page}?done=invited_email"),
+            "{address}"
+        );
+    }
+    assert_eq!(members(&app, tanaka).await, before);
+
+    let res = owner
+        .submit(&app, &page, &by_email, &[("email", "nobody.example.jp")])
+        .await;
+    assert_eq!(res.status, StatusCode::UNPROCESSABLE_ENTITY);
+    let field = between(&res.body, "for=\"invite-email\"", "</div>");
+    assert!(
+        field.contains("メールアドレスの形になっていません"),
+        "{field}"
+    );
+    assert!(field.contains("value=\"nobody.example.jp\""));
+    assert!(field.contains("aria-invalid=\"true\""));
+
+    // Picking a member again is explained; someone not in the directory is not found.
+    let invite = format!("{page}/invite");
+    let nurse = app.user_id(NURSE).await.to_string();
+    let res = owner
+        .submit(&app, &page, &invite, &[("user_id", &nurse)])
+        .await;
+    assert_eq!(res.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(between(&res.body, "for=\"invite-find\"", "</div>")
+        .contains("この人はすでにメンバーか、招待中です。"));
+    let unseen = app.user_id(OTHER_DOCTOR).await.to_string();
+    let res = owner
+        .submit(&app, &page, &invite, &[("user_id", &unseen)])
+        .await;
+    assert!(res.is_not_found());
+    assert_eq!(members(&app, tanaka).await, before);
+}
+
+#[tokio::test]
+async fn an_owner_refuses_then_approves_a_request_to_join() {
+    let app = TestApp::demo().await;
+    let forum = group_id(&app, FORUM).await;
+    let page = group_path(forum);
+    let doctor = app.user_id(HOSPITAL_DOCTOR).await;
+    let answer = format!("{page}/requests/{doctor}");
+
+    // The hospital doctor is the one member of みなと川 outside the forum: he may ask.
+    let mut asker = Browser::signed_in(&app, HOSPITAL_DOCTOR).await;
+    let groups = asker.get(&app, "/groups").await;
+    let offer = between(&groups.body, "参加を申しこめるグループ", "</section>");
+    assert!(offer.contains(FORUM));
+    assert!(offer.contains(&format!("action=\"{page}/join\"")));
+    let res = asker
+        .submit(&app, "/groups", &format!("{page}/join"), &[])
+        .await;
+    assert_eq!(res.location(), "/groups?done=requested");
+    assert_eq!(
+        membership(&app, forum, HOSPITAL_DOCTOR).await,
+        Some(("member".into(), "requested".into()))
+    );
+    let shown = follow(&mut asker, &app, &res).await;
+    assert!(shown.body.contains("参加を申しこみました。"));
+    assert!(shown.body.contains("参加の承認を待っています"));
+
+    // A plain member cannot answer it.
+    let mut member = Browser::signed_in(&app, NURSE).await;
+    let res = member
+        .submit(&app, &page, &answer, &[("answer", "approve")])
+        .await;
+    assert_eq!(res.location(), format!("{page}?error=not_found"));
+    assert_eq!(
+        membership(&app, forum, HOSPITAL_DOCTOR).await,
+        Some(("member".into(), "requested".into()))
+    );
+
+    // The owner sees the request and refuses it.
+    let mut owner = Browser::signed_in(&app, ADMIN).await;
+    let tools = owner.get(&app, &page).await;
+    let requests = between(&tools.body, "参加の申しこみ", "</ul>");
+    assert!(requests.contains("佐藤 隆"), "{requests}");
+    assert!(requests.contains(&format!("action=\"{answer}\"")));
+    let res = owner
+        .submit(&app, &page, &answer, &[("answer", "refuse")])
+        .await;
+    assert_eq!(res.location(), format!("{page}?done=refused"));
+    assert_eq!(membership(&app, forum, HOSPITAL_DOCTOR).await, None);
+    let shown = follow(&mut owner, &app, &res).await;
+    assert!(shown.body.contains("参加の申しこみをお断りしました。"));
+    assert!(!shown.body.contains("佐藤 隆"));
+
+    // Asked again, approved: he is a member and the group opens for him.
+    asker
+        .submit(&app, "/groups", &format!("{page}/join"), &[])
+        .await;
+    let res = owner
+        .submit(&app, &page, &answer, &[("answer", "approve")])
+        .await;
+    assert_eq!(res.location(), format!("{page}?done=approved"));
+    assert_eq!(
+        membership(&app, forum, HOSPITAL_DOCTOR).await,
+        active("member")
+    );
+    let shown = follow(&mut owner, &app, &res).await;
+    assert!(shown.body.contains("参加を承認しました。"));
+    assert!(shown.body.contains(&format!("id=\"member-{doctor}\"")));
+    let inside = asker.get(&app, &page).await;
+    assert_eq!(inside.status, StatusCode::OK);
+    assert!(inside.body.contains("1月の多職種研修会のお知らせ"));
+
+    // Answering a request that is no longer there says so.
+    let res = owner
+        .submit(&app, &page, &answer, &[("answer", "approve")])
+        .await;
+    assert_eq!(res.location(), format!("{page}?error=not_found"));
+    let shown = follow(&mut owner, &app, &res).await;
+    assert!(shown.body.contains("見つかりませんでした。"));
+}
+
+#[tokio::test]
+async fn an_owner_makes_a_member_an_owner_and_removes_another() {
+    let app = TestApp::demo().await;
+    let yamada = group_id(&app, YAMADA).await;
+    let page = group_path(yamada);
+    let (nurse, therapist) = (app.user_id(NURSE).await, app.user_id(THERAPIST).await);
+    let mut owner = Browser::signed_in(&app, CLINIC_DOCTOR).await;
+
+    let res = owner
+        .submit(
+            &app,
+            &page,
+            &format!("{page}/members/{nurse}/role"),
+            &[("role", "owner")],
+        )
+        .await;
+    assert_eq!(
+        res.location(),
+        format!("{page}?done=role_changed#members-title")
+    );
+    assert_eq!(membership(&app, yamada, NURSE).await, active("owner"));
+    let shown = follow(&mut owner, &app, &res).await;
+    assert!(shown.body.contains("役割を変えました。"));
+    let card = between(&shown.body, &format!("id=\"member-{nurse}\""), "</li>");
+    assert!(card.contains("管理者"), "{card}");
+    assert!(card.contains("value=\"member\""), "now offered: step down");
+
+    // The new owner has the owner's tools.
+    let mut nurse_browser = Browser::signed_in(&app, NURSE).await;
+    let tools = nurse_browser.get(&app, &page).await;
+    assert!(tools.body.contains("管理者の操作"));
+
+    // A role that does not exist changes nothing.
+    let res = owner
+        .submit(
+            &app,
+            &page,
+            &format!("{page}/members/{therapist}/role"),
+            &[("role", "boss")],
+        )
+        .await;
+    assert_eq!(res.location(), format!("{page}?error=invalid"));
+    assert_eq!(membership(&app, yamada, THERAPIST).await, active("member"));
+
+    let res = owner
+        .submit(
+            &app,
+            &page,
+            &format!("{page}/members/{therapist}/remove"),
+            &[],
+        )
+        .await;
+    assert_eq!(res.location(), format!("{page}?done=removed#members-title"));
+    assert_eq!(membership(&app, yamada, THERAPIST).await, None);
+    let shown = follow(&mut owner, &app, &res).await;
+    assert!(shown.body.contains("グループからはずしました。"));
+    assert!(!shown.body.contains(&format!("id=\"member-{therapist}\"")));
+    // The removed member no longer finds the group.
+    let mut removed = Browser::signed_in(&app, THERAPIST).await;
+    assert!(removed.get(&app, &page).await.is_not_found());
+}
+
+#[tokio::test]
+async fn the_last_owner_can_neither_step_down_nor_leave_and_is_told_why() {
+    let app = TestApp::demo().await;
+    let suzuki = group_id(&app, SUZUKI).await;
+    let page = group_path(suzuki);
+    let me = app.user_id(CARE_MANAGER).await;
+    let mut owner = Browser::signed_in(&app, CARE_MANAGER).await;
+    let before = members(&app, suzuki).await;
+
+    let res = owner
+        .submit(
+            &app,
+            &page,
+            &format!("{page}/members/{me}/role"),
+            &[("role", "member")],
+        )
+        .await;
+    assert_eq!(
+        res.location(),
+        format!("{page}?error=last_owner#members-title")
+    );
+    let shown = follow(&mut owner, &app, &res).await;
+    let alert = between(&shown.body, "role=\"alert\"", "</div>");
+    assert!(
+        alert.contains("グループには管理者が1人以上必要です。"),
+        "{alert}"
+    );
+
+    let res = owner
+        .submit(&app, &page, &format!("{page}/members/{me}/remove"), &[])
+        .await;
+    assert_eq!(
+        res.location(),
+        format!("{page}?error=last_owner#members-title")
+    );
+    let res = owner
+        .submit(&app, &page, &format!("{page}/leave"), &[])
+        .await;
+    assert_eq!(res.location(), format!("{page}?error=last_owner"));
+    assert!(follow(&mut owner, &app, &res)
+        .await
+        .body
+        .contains("先にほかのメンバーを管理者にしてください。"));
+    assert_eq!(members(&app, suzuki).await, before, "nothing changed");
+    assert_eq!(
+        membership(&app, suzuki, CARE_MANAGER).await,
+        active("owner")
+    );
+
+    // With a second owner she may step down.
+    let nurse = app.user_id(NURSE).await;
+    owner
+        .submit(
+            &app,
+            &page,
+            &format!("{page}/members/{nurse}/role"),
+            &[("role", "owner")],
+        )
+        .await;
+    let res = owner
+        .submit(
+            &app,
+            &page,
+            &format!("{page}/members/{me}/role"),
+            &[("role", "member")],
+        )
+        .await;
+    assert_eq!(
+        res.location(),
+        format!("{page}?done=role_changed#members-title")
+    );
+    assert_eq!(
+        membership(&app, suzuki, CARE_MANAGER).await,
+        active("member")
+    );
+    assert!(!follow(&mut owner, &app, &res)
+        .await
+        .body
+        .contains("管理者の操作"));
+}
+
+#[tokio::test]
+async fn an_owner_changes_the_groups_name_description_receipt_mode_and_join_policy() {
+    let app = TestApp::demo().await;
+    let doctors = group_id(&app, DOCTORS).await;
+    let page = group_path(doctors);
+    let settings = format!("{page}/settings");
+    let mut owner = Browser::signed_in(&app, CLINIC_DOCTOR).await;
+
+    let form = owner.get(&app, &page).await;
+    let fields = between(&form.body, "id=\"group-settings\"", "</form>");
+    assert!(fields.contains(&format!("value=\"{DOCTORS}\"")));
+    assert!(fields.contains("<option value=\"ack\" selected>"));
+    assert!(!fields.contains("name=\"accepts_requests\" value=\"1\" checked"));
+    // Before: someone of the association outside the group does not find it.
+    let mut nurse = Browser::signed_in(&app, NURSE).await;
+    assert!(nurse.get(&app, &page).await.is_not_found());
+
+    let res = owner
+        .submit(
+            &app,
+            &page,
+            &settings,
+            &[
+                ("name", "  みなと川 医師の会  "),
+                ("description", "当番と紹介の連絡用です。"),
+                ("accepts_requests", "1"),
+                ("receipt_mode", "footprints"),
+            ],
+        )
+        .await;
+    assert_eq!(res.location(), format!("{page}?done=settings_saved"));
+    assert_eq!(
+        group_settings(&app, doctors).await,
+        (
+            "みなと川 医師の会".to_owned(),
+            "当番と紹介の連絡用です。".to_owned(),
+            "request".to_owned(),
+            Some("footprints".to_owned())
+        )
+    );
+    let shown = follow(&mut owner, &app, &res).await;
+    assert!(shown.body.contains("グループの設定を保存しました。"));
+    assert!(shown
+        .body
+        .contains("<h1 id=\"page-title\">みなと川 医師の会</h1>"));
+    assert!(shown.body.contains("当番と紹介の連絡用です。"));
+    assert!(shown
+        .body
+        .contains("既読の表示：足跡（だれがいつ読んだか）"));
+    assert!(shown
+        .body
+        .contains("name=\"accepts_requests\" value=\"1\" checked"));
+    // Now open to requests: the nurse is offered to ask.
+    let join = nurse.get(&app, &page).await;
+    assert_eq!(join.status, StatusCode::OK);
+    assert!(join
+        .body
+        .contains("このグループは参加の申しこみを受け付けています。"));
+
+    // Back to the association's default, by invitation only.
+    let res = owner
+        .submit(
+            &app,
+            &page,
+            &settings,
+            &[
+                ("name", "みなと川 医師の会"),
+                ("description", ""),
+                ("receipt_mode", "default"),
+            ],
+        )
+        .await;
+    assert_eq!(res.location(), format!("{page}?done=settings_saved"));
+    let (_, description, policy, receipt) = group_settings(&app, doctors).await;
+    assert_eq!(
+        (description.as_str(), policy.as_str(), receipt),
+        ("", "invite", None)
+    );
+    assert!(nurse.get(&app, &page).await.is_not_found());
+}
+
+#[tokio::test]
+async fn group_settings_mistakes_are_shown_next_to_their_field_and_nothing_is_saved() {
+    let app = TestApp::demo().await;
+    let doctors = group_id(&app, DOCTORS).await;
+    let page = group_path(doctors);
+    let settings = format!("{page}/settings");
+    let mut owner = Browser::signed_in(&app, CLINIC_DOCTOR).await;
+    let before = group_settings(&app, doctors).await;
+
+    let res = owner
+        .submit(
+            &app,
+            &page,
+            &settings,
+            &[
+                ("name", "   "),
+                ("description", "説明は残る"),
+                ("receipt_mode", "off"),
+            ],
+        )
+        .await;
+    assert_eq!(res.status, StatusCode::UNPROCESSABLE_ENTITY);
+    let form = between(&res.body, "id=\"group-settings\" open", "</form>");
+    assert!(form.contains("グループの名前を入力してください（100文字まで）。"));
+    assert!(form.contains("説明は残る"), "what was typed stays");
+    assert!(form.contains("<option value=\"off\" selected>"));
+
+    let res = owner
+        .submit(
+            &app,
+            &page,
+            &settings,
+            &[("name", "新しい名前"), ("receipt_mode", "sometimes")],
+        )
+        .await;
+    assert_eq!(res.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(between(&res.body, "for=\"group-receipt\"", "</select>")
+        .contains("既読の表示のしかたを選んでください。"));
+    assert!(res.body.contains("value=\"新しい名前\""));
+
+    assert_eq!(group_settings(&app, doctors).await, before);
+}
+
+#[tokio::test]
+async fn owner_forms_from_a_member_or_an_outsider_are_refused_like_for_an_unknown_group() {
+    let app = TestApp::demo().await;
+    let yamada = group_id(&app, YAMADA).await;
+    let unknown = Uuid::now_v7();
+    let care_manager = app.user_id(CARE_MANAGER).await;
+    let therapist = app.user_id(THERAPIST).await;
+    let other_doctor = app.user_id(OTHER_DOCTOR).await;
+    // (path after the group's, form fields): each would change something if it went through.
+    let forms: Vec<Form<'_>> = vec![
+        ("/invite".into(), vec![("email", OTHER_DOCTOR)]),
+        (
+            format!("/requests/{other_doctor}"),
+            vec![("answer", "approve")],
+        ),
+        (format!("/members/{therapist}/remove"), vec![]),
+        (
+            format!("/members/{care_manager}/role"),
+            vec![("role", "owner")],
+        ),
+        (
+            "/settings".into(),
+            vec![
+                ("kind", "patient"),
+                ("name", "乗っ取られたグループ"),
+                ("description", ""),
+                ("receipt_mode", "off"),
+            ],
+        ),
+    ];
+    let members_before = members(&app, yamada).await;
+    let settings_before = group_settings(&app, yamada).await;
+
+    // A plain member; the association's own administrator, who is not in this patient group;
+    // a nurse of the other association.
+    for (email, inside) in [(NURSE, true), (ADMIN, false), (OTHER_NURSE, false)] {
+        let mut b = Browser::signed_in(&app, email).await;
+        let actor = app.user_id(email).await;
+        let token = b.get(&app, "/home").await.csrf();
+        for (tail, fields) in &forms {
+            let path = format!("{}{tail}", group_path(yamada));
+            let before = app.denials_by(HOST, actor).await;
+            let res = send(&app, &mut b, &token, "POST", &path, fields).await;
+            assert!(
+                is_refusal(&res),
+                "{email} {path}: {} {} {}",
+                res.status,
+                res.location(),
+                res.body
+            );
+            assert_eq!(
+                app.denials_by(HOST, actor).await,
+                before + 1,
+                "{email} {path} is audited as access.denied in the host's log"
+            );
+            // Exactly what a group that does not exist answers.
+            let fake = format!("{}{tail}", group_path(unknown));
+            let missing = send(&app, &mut b, &token, "POST", &fake, fields).await;
+            assert_eq!(as_if(&res, &[(yamada, unknown)]), as_if(&missing, &[]));
+            // Back on the group's page: a member is told it was not found, anyone else gets
+            // the 404 page.
+            if res.status == StatusCode::SEE_OTHER {
+                let back = follow(&mut b, &app, &res).await;
+                if inside {
+                    assert_eq!(back.status, StatusCode::OK);
+                    assert!(back.body.contains("見つかりませんでした。"));
+                } else {
+                    assert!(back.is_not_found(), "{email} {path}");
+                }
+            }
+        }
+        // Nobody but owners is even shown the tools.
+        let group_page = b.get(&app, &group_path(yamada)).await;
+        assert!(!group_page.body.contains("管理者の操作"));
+        assert_eq!(group_page.is_not_found(), !inside);
+    }
+
+    assert_eq!(members(&app, yamada).await, members_before);
+    assert_eq!(group_settings(&app, yamada).await, settings_before);
+}
+
+// --- Topics and comments --------------------------------------------------------------------
+
+#[tokio::test]
+async fn a_new_topic_is_posted_with_a_scope_that_decides_who_sees_it() {
+    let app = TestApp::demo().await;
+    let yamada = group_id(&app, YAMADA).await;
+    let form = format!("{}/new", group_path(yamada));
+    let mut nurse = Browser::signed_in(&app, NURSE).await;
+
+    let page = nurse.get(&app, &form).await;
+    assert_eq!(page.status, StatusCode::OK);
+    let picker = between(&page.body, "name=\"co_medical\"", "</fieldset>");
+    assert!(
+        picker.contains("森田 由美"),
+        "each box says who it lets in: {picker}"
+    );
+    assert!(picker.contains("佐藤 隆"));
+
+    // "Only some" without a box: said, and what was typed stays.
+    let res = nurse
+        .submit(
+            &app,
+            &form,
+            &form,
+            &[
+                ("title", "夜間の吸引について"),
+                ("body", "夜間の痰の吸引の回数が増えています。"),
+                ("scope", "some"),
+            ],
+        )
+        .await;
+    assert_eq!(res.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(res
+        .body
+        .contains("「職種をしぼる」ときは、少なくとも1つにチェックしてください。"));
+    assert!(res.body.contains("value=\"夜間の吸引について\""));
+    assert!(res
+        .body
+        .contains("夜間の痰の吸引の回数が増えています。</textarea>"));
+
+    let mut fields = vec![
+        ("title", "夜間の吸引について"),
+        ("body", "夜間の痰の吸引の回数が増えています。"),
+        ("important", "1"),
+    ];
+    fields.extend_from_slice(CO_MEDICAL_ONLY);
+    let res = nurse.submit(&app, &form, &form, &fields).await;
+    assert_eq!(res.status, StatusCode::SEE_OTHER, "{}", res.body);
+    let topic = topic_id(&app, "夜間の吸引について").await;
+    assert_eq!(res.location(), format!("{}?done=posted", topic_path(topic)));
+    assert_eq!(
+        topic_state(&app, topic).await,
+        ("夜間の吸引について".to_owned(), 1, false, false)
+    );
+    let shown = follow(&mut nurse, &app, &res).await;
+    assert!(shown.body.contains("投稿しました。"));
+    assert!(shown
+        .body
+        .contains("<span class=\"scope-label\">コメディカルのみ</span>"));
+    assert!(shown.body.contains("夜間の痰の吸引の回数が増えています。"));
+    assert!(shown.body.contains("mark--important"));
+
+    // Co-medical staff see it; the doctors of the group do not.
+    let mut care_manager = Browser::signed_in(&app, CARE_MANAGER).await;
+    assert!(care_manager
+        .get(&app, &group_path(yamada))
+        .await
+        .body
+        .contains("夜間の吸引について"));
+    for doctor in [HOSPITAL_DOCTOR, CLINIC_DOCTOR] {
+        let mut b = Browser::signed_in(&app, doctor).await;
+        assert!(!b
+            .get(&app, &group_path(yamada))
+            .await
+            .body
+            .contains("夜間の吸引について"));
+        assert!(b.get(&app, &topic_path(topic)).await.is_not_found());
+    }
+}
+
+#[tokio::test]
+async fn the_author_and_an_owner_change_a_topics_settings_and_another_member_may_not() {
+    let app = TestApp::demo().await;
+    let yamada = group_id(&app, YAMADA).await;
+    let mut author = Browser::signed_in(&app, NURSE).await;
+    let topic = post_topic(
+        &app,
+        &mut author,
+        yamada,
+        "退院前カンファレンスの日程",
+        "候補日を挙げます。",
+        CO_MEDICAL_ONLY,
+    )
+    .await;
+    let page = topic_path(topic);
+    let settings = format!("{page}/settings");
+
+    // The author: another title, pinned, open to everyone.
+    let res = author
+        .submit(
+            &app,
+            &page,
+            &settings,
+            &[
+                ("title", "退院前カンファレンスの日程（決定）"),
+                ("scope", "everyone"),
+                ("pinned", "1"),
+            ],
+        )
+        .await;
+    assert_eq!(res.location(), format!("{page}?done=topic_saved"));
+    assert_eq!(
+        topic_state(&app, topic).await,
+        (
+            "退院前カンファレンスの日程（決定）".to_owned(),
+            7,
+            true,
+            false
+        )
+    );
+    let shown = follow(&mut author, &app, &res).await;
+    assert!(shown.body.contains("トピックの設定を保存しました。"));
+    assert!(between(&shown.body, "<h1", "</h1>").contains("固定"));
+    assert!(!shown.body.contains("scope-label"), "everyone: no label");
+
+    // The group's owner (not the author): co-medical staff and clinic doctors, closed.
+    let mut owner = Browser::signed_in(&app, CLINIC_DOCTOR).await;
+    let form = owner.get(&app, &page).await;
+    assert!(form.body.contains("id=\"topic-settings\""));
+    let res = owner
+        .submit(
+            &app,
+            &page,
+            &settings,
+            &[
+                ("title", "退院前カンファレンスの日程（決定）"),
+                ("scope", "some"),
+                ("co_medical", "1"),
+                ("collaborating", "1"),
+                ("pinned", "1"),
+                ("closed", "1"),
+            ],
+        )
+        .await;
+    assert_eq!(res.location(), format!("{page}?done=topic_saved"));
+    let saved = (
+        "退院前カンファレンスの日程（決定）".to_owned(),
+        3,
+        true,
+        true,
+    );
+    assert_eq!(topic_state(&app, topic).await, saved);
+    let shown = follow(&mut owner, &app, &res).await;
+    assert!(shown
+        .body
+        .contains("<span class=\"scope-label\">コメディカル・連携医師のみ</span>"));
+    assert!(shown
+        .body
+        .contains("このトピックは締め切られています。新しいコメントは書けません。"));
+    assert!(!shown.body.contains("id=\"reply\""));
+    // The hospital doctor, left out now, no longer finds it.
+    let mut hospital = Browser::signed_in(&app, HOSPITAL_DOCTOR).await;
+    assert!(hospital.get(&app, &page).await.is_not_found());
+
+    // A member who is neither: no form, and the form sent anyway is refused.
+    let pharmacist = "hayashi@minatogawa.example";
+    let mut member = Browser::signed_in(&app, pharmacist).await;
+    let view = member.get(&app, &page).await;
+    assert_eq!(view.status, StatusCode::OK);
+    assert!(!view.body.contains("id=\"topic-settings\""));
+    let actor = app.user_id(pharmacist).await;
+    let denied = app.denials_by(HOST, actor).await;
+    let res = member
+        .submit(
+            &app,
+            &page,
+            &settings,
+            &[("title", "勝手に変えた題名"), ("scope", "everyone")],
+        )
+        .await;
+    assert!(res.is_not_found(), "{} {}", res.status, res.body);
+    assert_eq!(topic_state(&app, topic).await, saved, "nothing changed");
+    assert_eq!(app.denials_by(HOST, actor).await, denied + 1);
+}
+
+#[tokio::test]
+async fn a_reply_is_edited_with_its_history_kept_and_deleted_leaving_a_mark() {
+    let app = TestApp::demo().await;
+    let yamada = group_id(&app, YAMADA).await;
+    let mut author = Browser::signed_in(&app, NURSE).await;
+    let topic = post_topic(
+        &app,
+        &mut author,
+        yamada,
+        "訪問時間の変更",
+        "明日の訪問時間を調整します。",
+        EVERYONE,
+    )
+    .await;
+    let page = topic_path(topic);
+    let mut replier = Browser::signed_in(&app, CARE_MANAGER).await;
+
+    let res = replier
+        .submit(
+            &app,
+            &page,
+            &format!("{page}/comments"),
+            &[(
+                "body",
+                "ケアマネの訪問は10時です。\n福祉用具の業者も同席します。",
+            )],
+        )
+        .await;
+    assert_eq!(res.location(), format!("{page}#latest"));
+    let shown = follow(&mut replier, &app, &res).await;
+    assert!(shown
+        .body
+        .contains("ケアマネの訪問は10時です。\n福祉用具の業者も同席します。"));
+    let reply = comment_id(&app, topic, 2).await;
+    assert_eq!(
+        comments(&app, topic).await[1],
+        (
+            2,
+            "ケアマネの訪問は10時です。\n福祉用具の業者も同席します。".to_owned(),
+            1,
+            false
+        )
+    );
+
+    // Edited by its author: the earlier text is kept and shown as history.
+    let edit = comment_path(topic, reply, "edit");
+    let res = replier
+        .submit(
+            &app,
+            &page,
+            &edit,
+            &[("body", "ケアマネの訪問は11時に変更します。"), ("seq", "2")],
+        )
+        .await;
+    assert_eq!(res.location(), format!("{page}?done=edited#c-2"));
+    assert_eq!(
+        comments(&app, topic).await[1],
+        (2, "ケアマネの訪問は11時に変更します。".to_owned(), 2, false)
+    );
+    assert_eq!(
+        earlier_versions(&app, reply).await,
+        ["ケアマネの訪問は10時です。\n福祉用具の業者も同席します。"]
+    );
+    let shown = follow(&mut author, &app, &res).await;
+    let card = between(&shown.body, "id=\"c-2\"", "</article>");
+    assert!(card.contains("ケアマネの訪問は11時に変更します。"));
+    assert!(card.contains("編集済み"));
+    let history = between(card, "id=\"history-2\"", "</details>");
+    assert!(history.contains("編集の履歴（1 件）"), "{history}");
+    assert!(history.contains("ケアマネの訪問は10時です。"));
+
+    // An empty edit is explained in place, with nothing saved; someone else's is refused.
+    let res = replier
+        .submit(&app, &page, &edit, &[("body", "  "), ("seq", "2")])
+        .await;
+    assert_eq!(res.status, StatusCode::UNPROCESSABLE_ENTITY);
+    let tools = between(&res.body, "id=\"tools-2\" open", "</details>");
+    assert!(tools.contains("コメントを入力してください（10,000文字まで）。"));
+    let res = author
+        .submit(
+            &app,
+            &page,
+            &edit,
+            &[("body", "他人のコメントを書きかえる"), ("seq", "2")],
+        )
+        .await;
+    assert_eq!(res.location(), format!("{page}?error=not_found#c-2"));
+    assert_eq!(comments(&app, topic).await[1].2, 2, "still version 2");
+
+    // Deleted: a mark in its place, the row and its text kept.
+    let res = replier
+        .submit(
+            &app,
+            &page,
+            &comment_path(topic, reply, "delete"),
+            &[("seq", "2")],
+        )
+        .await;
+    assert_eq!(res.location(), format!("{page}?done=deleted#c-2"));
+    assert_eq!(
+        comments(&app, topic).await[1],
+        (2, "ケアマネの訪問は11時に変更します。".to_owned(), 2, true)
+    );
+    let shown = follow(&mut author, &app, &res).await;
+    let card = between(&shown.body, "id=\"c-2\"", "</li>");
+    assert!(card.contains("このコメントは削除されました"));
+    assert!(!shown.body.contains("ケアマネの訪問は11時"));
+    assert!(
+        !shown.body.contains("ケアマネの訪問は10時"),
+        "nor its history"
+    );
+
+    // A topic's first post cannot be deleted.
+    let first = comment_id(&app, topic, 1).await;
+    let res = author
+        .submit(
+            &app,
+            &page,
+            &comment_path(topic, first, "delete"),
+            &[("seq", "1")],
+        )
+        .await;
+    assert_eq!(res.location(), format!("{page}?error=first_post#c-1"));
+    assert!(follow(&mut author, &app, &res)
+        .await
+        .body
+        .contains("トピックの最初の投稿は削除できません。"));
+    assert!(!comments(&app, topic).await[0].3);
+}
+
+#[tokio::test]
+async fn a_comment_is_confirmed_in_an_acknowledgement_group() {
+    let app = TestApp::demo().await;
+    let doctors = group_id(&app, DOCTORS).await;
+    let mut author = Browser::signed_in(&app, CLINIC_DOCTOR).await;
+    let topic = post_topic(
+        &app,
+        &mut author,
+        doctors,
+        "2月の当番の交代",
+        "2/11 の当番を交代していただける先生はいますか。",
+        EVERYONE,
+    )
+    .await;
+    let page = topic_path(topic);
+    let body = comment_id(&app, topic, 1).await;
+    let ack = comment_path(topic, body, "ack");
+
+    let mut reader = Browser::signed_in(&app, HOSPITAL_DOCTOR).await;
+    let view = reader.get(&app, &page).await;
+    assert!(view.body.contains("既読の表示：「確認しました」ボタンだけ"));
+    assert!(view.body.contains(&format!("action=\"{ack}\"")));
+    let res = reader.submit(&app, &page, &ack, &[("seq", "1")]).await;
+    assert_eq!(res.location(), format!("{page}?done=acknowledged#c-1"));
+    let sato = app.user_id(HOSPITAL_DOCTOR).await;
+    assert_eq!(acknowledgers(&app, body).await, [sato]);
+    let shown = follow(&mut reader, &app, &res).await;
+    assert!(shown.body.contains("「確認しました」を送りました。"));
+    assert!(shown.body.contains("あなたは確認ずみです。"));
+    assert!(!shown.body.contains(&format!("action=\"{ack}\"")));
+
+    // The author sees who confirmed and who has not; he cannot confirm his own.
+    let mine = author.get(&app, &page).await;
+    let card = between(&mine.body, "id=\"c-1\"", "</article>");
+    assert!(card.contains("確認済み 1 人"), "{card}");
+    assert!(card.contains("未確認：高橋 誠"), "{card}");
+    let res = author.submit(&app, &page, &ack, &[("seq", "1")]).await;
+    assert_eq!(res.location(), format!("{page}?error=invalid#c-1"));
+    let refused = follow(&mut author, &app, &res).await;
+    assert!(refused
+        .body
+        .contains("入力の内容を確かめて、もう一度お試しください。"));
+    assert_eq!(acknowledgers(&app, body).await, [sato]);
+}
+
+#[tokio::test]
+async fn a_reply_to_a_closed_topic_is_refused_and_what_was_typed_is_kept() {
+    let app = TestApp::demo().await;
+    let yamada = group_id(&app, YAMADA).await;
+    let mut author = Browser::signed_in(&app, NURSE).await;
+    let topic = post_topic(
+        &app,
+        &mut author,
+        yamada,
+        "物品の補充",
+        "吸引カテーテルの在庫が少なくなっています。",
+        EVERYONE,
+    )
+    .await;
+    let page = topic_path(topic);
+
+    // The replier opens the page while it is open; then the author closes it.
+    let mut replier = Browser::signed_in(&app, CARE_MANAGER).await;
+    let token = replier.get(&app, &page).await.csrf();
+    author
+        .submit(
+            &app,
+            &page,
+            &format!("{page}/settings"),
+            &[
+                ("title", "物品の補充"),
+                ("scope", "everyone"),
+                ("closed", "1"),
+            ],
+        )
+        .await;
+    assert!(topic_state(&app, topic).await.3);
+
+    let typed = "来週の訪問時に20本お持ちします。";
+    let res = replier
+        .post(
+            &app,
+            &format!("{page}/comments"),
+            &[("csrf", &token), ("body", typed)],
+        )
+        .await;
+    assert_eq!(res.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(res.body.contains("締め切られて"), "said in Japanese");
+    assert!(res.body.contains(typed), "what was typed is not lost");
+    assert_eq!(comments(&app, topic).await.len(), 1, "nothing posted");
+}
+
+#[tokio::test]
+async fn a_form_without_its_csrf_token_changes_nothing() {
+    let app = TestApp::demo().await;
+    let yamada = group_id(&app, YAMADA).await;
+    let mut author = Browser::signed_in(&app, NURSE).await;
+    let topic = post_topic(&app, &mut author, yamada, "体重の記録", "58.2kg", EVERYONE).await;
+    let page = topic_path(topic);
+    let mut owner = Browser::signed_in(&app, CLINIC_DOCTOR).await;
+    owner.get(&app, &page).await; // has a CSRF cookie, like any browser that opened the page
+    let settings_before = group_settings(&app, yamada).await;
+    let therapist = app.user_id(THERAPIST).await;
+
+    let attempts: Vec<Form<'_>> = vec![
+        (format!("{page}/comments"), vec![("body", "偽の返信")]),
+        (
+            format!("{page}/settings"),
+            vec![
+                ("title", "偽の題名"),
+                ("scope", "everyone"),
+                ("closed", "1"),
+            ],
+        ),
+        (
+            format!("{}/settings", group_path(yamada)),
+            vec![("kind", "patient"), ("name", "偽の名前")],
+        ),
+        (
+            format!("{}/members/{therapist}/remove", group_path(yamada)),
+            vec![],
+        ),
+    ];
+    for (path, fields) in &attempts {
+        for token in [None, Some("forged-token")] {
+            let mut all = fields.clone();
+            if let Some(t) = token {
+                all.push(("csrf", t));
+            }
+            let res = owner.post(&app, path, &all).await;
+            assert_eq!(res.status, StatusCode::FORBIDDEN, "{path} {token:?}");
+        }
+    }
+    assert_eq!(comments(&app, topic).await.len(), 1);
+    assert_eq!(
+        topic_state(&app, topic).await,
+        ("体重の記録".to_owned(), 7, false, false)
+    );
+    assert_eq!(group_settings(&app, yamada).await, settings_before);
+    assert_eq!(membership(&app, yamada, THERAPIST).await, active("member"));
+}
+
+// --- Scope ----------------------------------------------------------------------------------
+
+#[tokio::test]
+async fn outside_a_topics_scope_every_route_answers_as_for_an_unknown_topic() {
+    let app = TestApp::demo().await;
+    let yamada = group_id(&app, YAMADA).await;
+    let topic = topic_id(&app, CO_MEDICAL_TOPIC).await;
+    let reply = comment_id(&app, topic, 2).await;
+    let (fake_topic, fake_comment) = (Uuid::now_v7(), Uuid::now_v7());
+    let ids = [(topic, fake_topic), (reply, fake_comment)];
+    let routes: Vec<Route<'_>> = vec![
+        ("GET", topic_path(topic), vec![]),
+        ("GET", format!("{}/comments", topic_path(topic)), vec![]),
+        (
+            "POST",
+            format!("{}/comments", topic_path(topic)),
+            vec![("body", "見えないはずのトピックへの返信")],
+        ),
+        (
+            "POST",
+            format!("{}/settings", topic_path(topic)),
+            vec![("title", "見えないはずの題名"), ("scope", "everyone")],
+        ),
+        (
+            "POST",
+            comment_path(topic, reply, "edit"),
+            vec![("body", "書きかえ"), ("seq", "2")],
+        ),
+        (
+            "POST",
+            comment_path(topic, reply, "delete"),
+            vec![("seq", "2")],
+        ),
+        (
+            "POST",
+            comment_path(topic, reply, "ack"),
+            vec![("seq", "2")],
+        ),
+    ];
+    let state_before = (
+        topic_state(&app, topic).await,
+        comments(&app, topic).await,
+        acknowledgers(&app, reply).await,
+    );
+
+    // The hospital doctor is an active member of the group, and sees the group.
+    assert_eq!(
+        membership(&app, yamada, HOSPITAL_DOCTOR).await,
+        active("member")
+    );
+    let mut doctor = Browser::signed_in(&app, HOSPITAL_DOCTOR).await;
+    let actor = app.user_id(HOSPITAL_DOCTOR).await;
+    let group_page = doctor.get(&app, &group_path(yamada)).await;
+    assert_eq!(group_page.status, StatusCode::OK);
+    assert!(group_page.body.contains("退院後の訪問診療開始について"));
+    assert!(!group_page.body.contains(CO_MEDICAL_TOPIC));
+    assert!(!group_page.body.contains(&topic.to_string()));
+    let list = doctor
+        .get(&app, &format!("{}/topics", group_path(yamada)))
+        .await;
+    assert_eq!(list.status, StatusCode::OK);
+    assert!(!list.body.contains(CO_MEDICAL_TOPIC));
+    // (Co-medical members do see it there.)
+    let mut nurse = Browser::signed_in(&app, NURSE).await;
+    assert!(nurse
+        .get(&app, &group_path(yamada))
+        .await
+        .body
+        .contains(CO_MEDICAL_TOPIC));
+
+    let token = doctor.get(&app, "/home").await.csrf();
+    for (method, path, fields) in &routes {
+        let before = app.denials_by(HOST, actor).await;
+        let res = send(&app, &mut doctor, &token, method, path, fields).await;
+        assert!(
+            is_refusal(&res),
+            "{method} {path}: {} {} {}",
+            res.status,
+            res.location(),
+            res.body
+        );
+        assert!(!res.body.contains(CO_MEDICAL_TOPIC));
+        assert_eq!(
+            app.denials_by(HOST, actor).await,
+            before + 1,
+            "{method} {path} is audited as access.denied"
+        );
+        let fake = ids.iter().fold(path.clone(), |p, (real, fake)| {
+            p.replace(&real.to_string(), &fake.to_string())
+        });
+        let missing = send(&app, &mut doctor, &token, method, &fake, fields).await;
+        assert_eq!(
+            as_if(&res, &ids),
+            as_if(&missing, &[]),
+            "{method} {path} answers like an unknown id"
+        );
+        if res.status == StatusCode::SEE_OTHER {
+            assert!(follow(&mut doctor, &app, &res).await.is_not_found());
+        }
+    }
+
+    // The group's owner is a clinic doctor: outside the scope too, owner or not.
+    let mut owner = Browser::signed_in(&app, CLINIC_DOCTOR).await;
+    assert!(owner.get(&app, &topic_path(topic)).await.is_not_found());
+
+    assert_eq!(
+        (
+            topic_state(&app, topic).await,
+            comments(&app, topic).await,
+            acknowledgers(&app, reply).await,
+        ),
+        state_before,
+        "nothing changed"
+    );
+}
+
+// --- Unread ---------------------------------------------------------------------------------
+
+#[tokio::test]
+async fn marking_a_group_read_clears_its_unread_count_without_leaving_footprints() {
+    let app = TestApp::demo().await;
+    let tanaka = group_id(&app, TANAKA).await;
+    let yamada = group_id(&app, YAMADA).await;
+    let nurse = app.user_id(NURSE).await;
+    let page = group_path(tanaka);
+    let in_tanaka = unread_in_group(&app, nurse, tanaka).await;
+    let in_yamada = unread_in_group(&app, nurse, yamada).await;
+    let in_host = unread_in_host(&app, nurse).await;
+    assert!(
+        in_tanaka > 0 && in_yamada > 0,
+        "the demo leaves unread comments in both groups"
+    );
+    let footprints = footprints_of(&app, nurse).await;
+
+    let mut b = Browser::signed_in(&app, NURSE).await;
+    let home = b.get(&app, "/home").await;
+    assert!(home.body.contains(&format!("id=\"unread-{tanaka}\"")));
+    // Her count also has the other association's group she is in.
+    let total = unread_shown(&home);
+    assert!(total >= in_host, "{total}");
+    let before = b.get(&app, &page).await;
+    assert!(before
+        .body
+        .contains(&format!("data-unread-group=\"{in_tanaka}\"")));
+
+    let res = b.submit(&app, &page, &format!("{page}/read"), &[]).await;
+    assert_eq!(res.location(), format!("{page}?done=marked_read"));
+    assert_eq!(unread_in_group(&app, nurse, tanaka).await, 0);
+    assert_eq!(unread_in_host(&app, nurse).await, in_host - in_tanaka);
+    assert_eq!(footprints_of(&app, nurse).await, footprints, "not read");
+    let shown = follow(&mut b, &app, &res).await;
+    assert!(shown.body.contains("すべて既読にしました。"));
+    assert!(shown.body.contains("data-unread-group=\"0\""));
+    assert!(!between(&shown.body, "id=\"topics\"", "</section>").contains("unread-badge"));
+
+    let home = b.get(&app, "/home").await;
+    assert!(!home.body.contains(&format!("id=\"unread-{tanaka}\"")));
+    assert!(home.body.contains(&format!("id=\"unread-{yamada}\"")));
+    assert_eq!(unread_shown(&home), total - in_tanaka);
+
+    // The same from the home page goes back there.
+    let res = b
+        .submit(
+            &app,
+            "/home",
+            &format!("{}/read", group_path(yamada)),
+            &[("back", "home")],
+        )
+        .await;
+    assert_eq!(res.location(), "/home?done=marked_read");
+    assert_eq!(unread_in_group(&app, nurse, yamada).await, 0);
+    let home = follow(&mut b, &app, &res).await;
+    assert!(home.body.contains("すべて既読にしました。"));
+    assert!(!home.body.contains(&format!("id=\"unread-{yamada}\"")));
+}
