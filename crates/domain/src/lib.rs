@@ -8,6 +8,7 @@ pub mod demo;
 pub mod error;
 pub mod groups;
 pub mod invitations;
+pub mod live;
 pub mod members;
 pub mod passkeys;
 pub mod password_reset;

@@ -1,0 +1,306 @@
+//! Live updates for one subscriber: which events reach them, in order, without gaps.
+//!
+//! Each event is re-authorized for its subscriber as it passes (membership and scope change
+//! while a connection is open), the session is re-checked periodically, and a subscriber that
+//! fell behind — or whose replica lost Redis for a while — re-reads `core.events`. Entry points
+//! (the GraphQL subscription) only render what [`LiveFeed::next`] gives them.
+
+use crate::sessions::Viewer;
+use crate::topics::{LiveState, UnreadCounts};
+use crate::{AppError, AppResult, ErrorCode, Services};
+use musubi_realtime::{Delivery, Event, EventKind, Route};
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::watch;
+use tokio::time::Instant;
+use uuid::Uuid;
+
+/// How often an open subscription re-checks its session (revoked, expired, signed out).
+/// Read-only: an open page does not keep a session alive.
+const SESSION_RECHECK: Duration = Duration::from_secs(30);
+/// Events read from PostgreSQL at a time when catching up.
+const REPLAY_PAGE: i64 = 1000;
+
+/// One event as it reaches its subscriber.
+#[derive(Debug, Clone)]
+pub struct LiveItem {
+    pub event: Event,
+    /// The group's host association.
+    pub association_slug: Option<String>,
+    /// The subscriber's fresh unread counts, for the kinds that change them.
+    pub unread: Option<UnreadCounts>,
+}
+
+impl Services {
+    /// Opens the live feed of `viewer`: every group they are an active member of, in any
+    /// association. With `after` (the last event id they saw), what they missed comes first.
+    pub async fn live_feed(&self, viewer: Viewer, after: Option<i64>) -> AppResult<LiveFeed> {
+        // Registered before reading the database: an event committed in between is then in
+        // the route, the replay, or both (and sent once). Its groups follow once read.
+        let route = self.bus().route(viewer.user.id, HashSet::new());
+        let state = match self.live_state(&viewer).await? {
+            Some(state) if state.alive => state,
+            _ => {
+                return Err(AppError::new(
+                    ErrorCode::Unauthenticated,
+                    "please sign in again",
+                ))
+            }
+        };
+        route.set_groups(state.groups.clone());
+        let reconnections = self.bus().reconnections();
+        let mut live = LiveFeed {
+            route,
+            reconnections,
+            viewer,
+            cursor: 0,
+            backlog: VecDeque::new(),
+            more: false,
+            replayed: HashSet::new(),
+            checked_at: Instant::now(),
+            slugs: HashMap::new(),
+            state,
+            services: self.clone(),
+        };
+        // Spread the periodic checks: subscriptions opened together (a restart, a bench) would
+        // otherwise all check at the same moment. The first comes after 15–30 s.
+        let jitter = Duration::from_millis(spread(viewer_seed(&live.viewer)) % 15_000);
+        live.checked_at = live
+            .checked_at
+            .checked_sub(jitter)
+            .unwrap_or(live.checked_at);
+        match after {
+            Some(after) => {
+                live.cursor = after;
+                live.catch_up().await?;
+            }
+            None => live.cursor = self.last_event_id().await?,
+        }
+        Ok(live)
+    }
+}
+
+/// Whether the subscriber's unread counts may differ after this event. Their own comment
+/// changes nobody's counts but the others'.
+fn changes_unread(e: &Event, viewer_id: Uuid) -> bool {
+    match e.kind {
+        EventKind::CommentPosted => e.actor_id != viewer_id,
+        EventKind::CommentDeleted
+        | EventKind::UnreadChanged
+        | EventKind::TopicChanged
+        | EventKind::MembershipChanged => true,
+        _ => false,
+    }
+}
+
+/// A per-subscription seed: the session and the clock, so that even one person's several
+/// tabs differ.
+fn viewer_seed(viewer: &Viewer) -> u64 {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::from(d.subsec_nanos()));
+    (viewer.session.id.as_u128() as u64) ^ nanos
+}
+
+/// splitmix64: a seed spread over all bits.
+fn spread(seed: u64) -> u64 {
+    let mut z = seed.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}
+
+/// One subscriber's feed.
+pub struct LiveFeed {
+    services: Services,
+    viewer: Viewer,
+    /// This subscriber's events: those of its groups and those meant for its person.
+    route: Route,
+    reconnections: watch::Receiver<u64>,
+    /// Events read from PostgreSQL, not yet sent.
+    backlog: VecDeque<Event>,
+    /// The last replay page was full: read on once the backlog is sent.
+    more: bool,
+    /// Ids already sent from a replay, so that the same event arriving live is not sent twice.
+    replayed: HashSet<i64>,
+    /// The newest event id handled; a replay starts after it.
+    cursor: i64,
+    checked_at: Instant,
+    slugs: HashMap<Uuid, String>,
+    /// The viewer's groups and class: each event is checked against them without a query.
+    /// Read again when the viewer's membership changes, after a re-sync and at each session
+    /// check (every 30 s).
+    state: LiveState,
+}
+
+enum Wake {
+    Event(Arc<Event>),
+    Resync,
+    Recheck,
+    End,
+}
+
+impl LiveFeed {
+    /// The next event for this subscriber; `None` ends the stream.
+    pub async fn next(&mut self) -> Option<LiveItem> {
+        loop {
+            if self.checked_at.elapsed() >= SESSION_RECHECK {
+                match self.refresh().await {
+                    Ok(true) => {}
+                    Ok(false) => return None,
+                    Err(e) => {
+                        tracing::warn!(code = e.code.as_str(), "live session check failed; ending");
+                        return None;
+                    }
+                }
+            }
+            if let Some(event) = self.backlog.pop_front() {
+                // Already filtered by events_since for this viewer.
+                return Some(self.render(&event).await);
+            }
+            if self.more {
+                if let Err(e) = self.catch_up().await {
+                    tracing::warn!(code = e.code.as_str(), "live catch-up failed; ending");
+                    return None;
+                }
+                continue;
+            }
+            let deadline = self.checked_at + SESSION_RECHECK;
+            let wake = tokio::select! {
+                d = self.route.recv() => match d {
+                    Delivery::Event(event) => Wake::Event(event),
+                    Delivery::Lagged => Wake::Resync,
+                    Delivery::Closed => Wake::End,
+                },
+                changed = self.reconnections.changed() => match changed {
+                    // Events published while Redis was away never reached this replica.
+                    Ok(()) => Wake::Resync,
+                    Err(_) => Wake::End,
+                },
+                () = tokio::time::sleep_until(deadline) => Wake::Recheck,
+            };
+            match wake {
+                Wake::End => return None,
+                Wake::Recheck => continue,
+                Wake::Resync => {
+                    if !matches!(self.refresh().await, Ok(true)) {
+                        tracing::warn!("live re-sync: the session ended or the check failed");
+                        return None;
+                    }
+                    if let Err(e) = self.catch_up().await {
+                        tracing::warn!(code = e.code.as_str(), "live re-sync failed; ending");
+                        return None;
+                    }
+                }
+                Wake::Event(event) => {
+                    if self.replayed.contains(&event.id) {
+                        continue;
+                    }
+                    self.cursor = self.cursor.max(event.id);
+                    let me = self.viewer.user.id;
+                    if event.user_id == Some(me) && event.kind == EventKind::MembershipChanged {
+                        // Fail closed: the client reconnects with `after` and catches up.
+                        if !matches!(self.refresh().await, Ok(true)) {
+                            tracing::warn!("live membership refresh: session ended or failed");
+                            return None;
+                        }
+                    }
+                    if !self.state.may_receive(me, &event) {
+                        continue;
+                    }
+                    return Some(self.render(&event).await);
+                }
+            }
+        }
+    }
+
+    /// Reads the events after the cursor this viewer may see into the backlog.
+    async fn catch_up(&mut self) -> Result<(), AppError> {
+        let events = self
+            .services
+            .events_since(&self.viewer, self.cursor, REPLAY_PAGE)
+            .await?;
+        // events_since drops events this viewer may not see; a full page may hide more.
+        self.more = false;
+        if let Some(last) = events.last() {
+            self.more = events.len() as i64 >= REPLAY_PAGE;
+            self.cursor = self.cursor.max(last.id);
+        }
+        // Live duplicates can only be as old as what the receiver buffers.
+        let keep_from = self.cursor - 2 * musubi_realtime::CAPACITY as i64;
+        self.replayed.retain(|id| *id > keep_from);
+        self.replayed.extend(events.iter().map(|e| e.id));
+        self.backlog.extend(events);
+        Ok(())
+    }
+
+    /// Reads the viewer's state again (one query) and routes their groups' events here;
+    /// `false` when the session this subscription was opened with is no longer valid. Read-only,
+    /// so that an open socket does not slide the idle expiry.
+    async fn refresh(&mut self) -> Result<bool, AppError> {
+        self.checked_at = Instant::now();
+        let Some(state) = self.services.live_state(&self.viewer).await? else {
+            return Ok(false);
+        };
+        if state.groups != self.state.groups {
+            self.route.set_groups(state.groups.clone());
+            // Events of a group just joined could have passed before the route knew it: read
+            // them from PostgreSQL.
+            if !state.groups.is_subset(&self.state.groups) {
+                self.more = true;
+            }
+        }
+        self.state = state;
+        Ok(self.state.alive)
+    }
+
+    async fn render(&mut self, e: &Event) -> LiveItem {
+        let unread = if changes_unread(e, self.viewer.user.id) {
+            match self
+                .services
+                .unread_counts_at(&self.viewer, &self.state.hosts)
+                .await
+            {
+                Ok(c) => Some(c),
+                Err(err) => {
+                    tracing::warn!(code = err.code.as_str(), "live unread counts failed");
+                    None
+                }
+            }
+        } else {
+            None
+        };
+        LiveItem {
+            association_slug: self.slug(e.association_id).await,
+            event: e.clone(),
+            unread,
+        }
+    }
+
+    /// The slug of an association: the viewer's own memberships first, then the registry
+    /// (groups may be hosted by associations the viewer is not a member of).
+    async fn slug(&mut self, association_id: Uuid) -> Option<String> {
+        if let Some(s) = self.slugs.get(&association_id) {
+            return Some(s.clone());
+        }
+        if let Some(m) = self
+            .viewer
+            .memberships
+            .iter()
+            .find(|m| m.association_id == association_id)
+        {
+            self.slugs.insert(association_id, m.slug.clone());
+            return Some(m.slug.clone());
+        }
+        match self.services.db().list_associations().await {
+            Ok(rows) => {
+                for r in rows {
+                    self.slugs.insert(r.id, r.slug);
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "live: cannot list associations"),
+        }
+        self.slugs.get(&association_id).cloned()
+    }
+}
