@@ -20,8 +20,9 @@ use crate::i18n::Translator;
 use crate::pages::not_found;
 use axum::extract::Query;
 use axum::response::Response;
-use chrono::{DateTime, FixedOffset, Offset, Utc};
+use chrono::{DateTime, Utc};
 use http::Uri;
+use musubi_config::time::jst;
 use musubi_domain::sessions::Viewer;
 use musubi_domain::{AppError, AppResult, ErrorCode, Services, Tenant};
 use serde::Deserialize;
@@ -226,11 +227,6 @@ impl FlashQuery {
 fn lookup(table: &[(&str, &'static str)], code: Option<&str>) -> Option<&'static str> {
     let code = code?;
     table.iter().find(|(c, _)| *c == code).map(|(_, k)| *k)
-}
-
-/// Japan Standard Time (no daylight saving: a fixed offset is exact).
-pub(crate) fn jst() -> FixedOffset {
-    FixedOffset::east_opt(9 * 3600).unwrap_or(Utc.fix())
 }
 
 /// "2026年3月4日 14:05:09" / "4 Mar 2026, 14:05:09": the audit log wants the seconds.

@@ -18,8 +18,9 @@ use crate::layout::{Nav, Section};
 use crate::pages::console::{not_found_page, profession_label};
 use axum::extract::Query;
 use axum::response::Response;
-use chrono::{DateTime, Datelike, FixedOffset, Offset, Utc};
+use chrono::{DateTime, Datelike, Utc};
 use http::Uri;
+use musubi_config::time::jst;
 use musubi_domain::groups::{ReceiptMode, Scope};
 use musubi_domain::sessions::Viewer;
 use musubi_domain::{AppError, ErrorCode, Services, Tenant};
@@ -191,11 +192,6 @@ pub(crate) fn after_action(
             None => ctx.fail(doing, e),
         },
     }
-}
-
-/// Japan Standard Time (no daylight saving: a fixed offset is exact).
-fn jst() -> FixedOffset {
-    FixedOffset::east_opt(9 * 3600).unwrap_or(Utc.fix())
 }
 
 /// A time as a list shows it: "14:05" today, "3月4日 14:05" this year, the full date before.
