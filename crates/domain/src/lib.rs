@@ -3,7 +3,6 @@
 
 pub mod associations;
 pub mod audit;
-pub mod demo;
 pub mod error;
 pub mod groups;
 pub mod invitations;

@@ -4,7 +4,7 @@
 use axum::body::Body;
 use http::Request;
 use musubi_auth::totp::{time_step, TotpSecret};
-use musubi_domain::demo::DEMO_PASSWORD;
+use musubi_demo::DEMO_PASSWORD;
 use musubi_domain::second_factor::Enrolling;
 use musubi_test_support::{error_codes, TestApp};
 use serde_json::{json, Value};

@@ -6,7 +6,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code: fail loudly
 
 use http::StatusCode;
-use musubi_domain::demo::DEMO_PASSWORD;
+use musubi_demo::DEMO_PASSWORD;
 use musubi_test_support::web::Browser;
 use musubi_test_support::{error_codes, strip_locations, TestApp};
 use serde_json::{json, Value};

@@ -4,8 +4,8 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code: fail loudly
 
 use musubi_authz::GroupRole;
+use musubi_demo::DEMO_PASSWORD;
 use musubi_domain::audit::RequestMeta;
-use musubi_domain::demo::DEMO_PASSWORD;
 use musubi_domain::groups::{GroupInput, GroupKind, Scope};
 use musubi_domain::sessions::SessionKind;
 use musubi_domain::Services;
@@ -142,7 +142,7 @@ async fn a_subscriber_on_one_replica_receives_a_comment_posted_through_another()
     let db = TestDb::new().await;
     // Seeded through the services before the replicas start: people, one patient group.
     let services = db.services().await;
-    assert!(musubi_domain::demo::seed_if_empty(&services).await.unwrap());
+    assert!(musubi_demo::seed_if_empty(&services).await.unwrap());
     let tenant = services.resolve_tenant("minatogawa").await.unwrap();
     let nurse_token = token(&services, NURSE).await;
     let doctor_token = token(&services, DOCTOR).await;

@@ -6,7 +6,7 @@ use axum::body::Body;
 use http::header::CACHE_CONTROL;
 use http::{Request, StatusCode};
 use musubi_auth::totp::{time_step, TotpSecret};
-use musubi_domain::demo::DEMO_PASSWORD;
+use musubi_demo::DEMO_PASSWORD;
 use musubi_test_support::web::{form, Browser, Page};
 use musubi_test_support::TestApp;
 use std::time::SystemTime;

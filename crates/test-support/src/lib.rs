@@ -274,7 +274,7 @@ impl TestApp {
         adjust: impl FnOnce(Services) -> Services,
     ) -> Self {
         let app = Self::with_services(config, adjust).await;
-        assert!(musubi_domain::demo::seed_if_empty(&app.services())
+        assert!(musubi_demo::seed_if_empty(&app.services())
             .await
             .expect("seed demo data"));
         app
@@ -305,7 +305,7 @@ impl TestApp {
         let r = self
             .gql(
                 "mutation($e: String!, $p: String!) { signIn(email: $e, password: $p) { token next } }",
-                serde_json::json!({"e": email, "p": musubi_domain::demo::DEMO_PASSWORD}),
+                serde_json::json!({"e": email, "p": musubi_demo::DEMO_PASSWORD}),
                 None,
                 None,
             )
