@@ -3,7 +3,7 @@
 //! `GET /a/{slug}/console/audit.csv`: the same records as a CSV file (with a BOM, for Excel),
 //! streamed as the services write it.
 
-use super::{not_found_page, query_string, Console, ConsoleHead};
+use super::{not_found_page, page_error, query_string, Console, ConsoleHead};
 use crate::assets::{self, AssetUrls};
 use crate::ctx::Ctx;
 use crate::i18n::Translator;
@@ -189,12 +189,12 @@ pub(crate) async fn show(
             &ctx.client,
         )
         .await
-        .map_err(|e| c.page_error(&ctx, "listing the audit log", e))?;
+        .map_err(|e| page_error(&ctx, "listing the audit log", e))?;
     // Names for the people records are about (the ids alone mean nothing to a reader).
     let names: HashMap<Uuid, String> = services
         .list_members(&c.viewer, &c.tenant, &ctx.client)
         .await
-        .map_err(|e| c.page_error(&ctx, "listing members", e))?
+        .map_err(|e| page_error(&ctx, "listing members", e))?
         .into_iter()
         .map(|m| (m.user_id, m.name))
         .collect();
