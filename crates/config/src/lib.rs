@@ -1,6 +1,8 @@
 //! Musubi's typed configuration: read once from the environment (and an optional TOML file),
 //! validated at start-up. Every setting is documented in `docs/configuration.md`.
 
+pub mod time;
+
 use std::collections::HashMap;
 use std::fmt;
 use std::net::SocketAddr;

@@ -5,6 +5,7 @@
 pub mod accounts;
 pub mod associations;
 pub mod audit;
+pub mod backdate;
 pub mod groups;
 pub mod invitations;
 mod migrate;

@@ -10,7 +10,8 @@
 //! `docs/audit.md`.
 
 use crate::{AppError, AppResult, Services, Tenant};
-use chrono::{FixedOffset, Offset as _, SecondsFormat};
+use chrono::SecondsFormat;
+use musubi_config::time::jst;
 use musubi_db::audit as repo;
 use musubi_db::Db;
 use serde_json::{Map, Value};
@@ -709,11 +710,6 @@ pub const CSV_COLUMNS: [&str; 9] = [
     "user_agent",
     "detail",
 ];
-
-fn jst() -> FixedOffset {
-    // +09:00 is always in range; the fallback only satisfies the type.
-    FixedOffset::east_opt(9 * 3600).unwrap_or(chrono::Utc.fix())
-}
 
 /// Quotes a field when RFC 4180 requires it. A field that a spreadsheet would run as a
 /// formula (`=`, `+`, `-`, `@`, tab, CR first) gets a leading `'`: user agents and names come

@@ -4,7 +4,6 @@
 pub mod associations;
 pub mod audit;
 mod change;
-pub mod demo;
 pub mod error;
 pub mod groups;
 pub mod invitations;

@@ -110,7 +110,7 @@ fn invalid_credentials() -> AppError {
     )
 }
 
-pub(crate) fn principal_for(user: &UserRow, memberships: &[MembershipRow]) -> Principal {
+pub fn principal_for(user: &UserRow, memberships: &[MembershipRow]) -> Principal {
     Principal {
         user_id: user.id,
         platform_operator: user.platform_operator,

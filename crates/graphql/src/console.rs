@@ -1,13 +1,11 @@
 //! The association console through the API: members, facilities, settings. The request's
 //! association comes from the `Musubi-Association` header; the services authorize.
 
-use crate::{to_gql_error, RequestContext};
+use crate::request::{routed, uuid};
+use crate::to_gql_error;
 use async_graphql::{Context, Enum, InputObject, Object, SimpleObject, ID};
 use chrono::{DateTime, Utc};
 use musubi_domain::members::{answers_for_account, MemberRole as DomainRole, SettingsInput};
-use musubi_domain::sessions::Viewer;
-use musubi_domain::{AppError, Services, Tenant};
-use uuid::Uuid;
 
 #[derive(Enum, Copy, Clone, Eq, PartialEq)]
 pub enum MemberRole {
@@ -83,20 +81,6 @@ impl From<musubi_db::associations::SettingsRow> for AssociationSettings {
     }
 }
 
-type Scope<'a> = (&'a Services, &'a RequestContext, &'a Viewer, &'a Tenant);
-
-fn scope<'a>(ctx: &Context<'a>) -> async_graphql::Result<Scope<'a>> {
-    let services = ctx.data::<Services>()?;
-    let rc = ctx.data::<RequestContext>()?;
-    let viewer = rc.viewer().map_err(|e| to_gql_error(ctx, e))?;
-    let tenant = rc.tenant().map_err(|e| to_gql_error(ctx, e))?;
-    Ok((services, rc, viewer, tenant))
-}
-
-fn parse_user_id(ctx: &Context<'_>, id: &ID) -> async_graphql::Result<Uuid> {
-    Uuid::parse_str(id).map_err(|_| to_gql_error(ctx, AppError::not_found()))
-}
-
 #[derive(InputObject, Default)]
 pub struct AuditFilterInput {
     pub from: Option<DateTime<Utc>>,
@@ -137,7 +121,7 @@ pub struct ConsoleQuery;
 impl ConsoleQuery {
     /// Members of the routed association (administrators only).
     async fn members(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<Member>> {
-        let (services, rc, viewer, tenant) = scope(ctx)?;
+        let (services, rc, viewer, tenant) = routed(ctx)?;
         let rows = services
             .list_members(viewer, tenant, &rc.client)
             .await
@@ -168,7 +152,7 @@ impl ConsoleQuery {
 
     /// Facilities (事業所) of the routed association (its members).
     async fn facilities(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<Facility>> {
-        let (services, rc, viewer, tenant) = scope(ctx)?;
+        let (services, rc, viewer, tenant) = routed(ctx)?;
         let rows = services
             .list_facilities(viewer, tenant, &rc.client)
             .await
@@ -191,10 +175,10 @@ impl ConsoleQuery {
         before: Option<i64>,
         #[graphql(validator(minimum = 1, maximum = 200))] limit: Option<u32>,
     ) -> async_graphql::Result<AuditPage> {
-        let (services, rc, viewer, tenant) = scope(ctx)?;
+        let (services, rc, viewer, tenant) = routed(ctx)?;
         let f = filter.unwrap_or_default();
         let actor_id = match f.actor_id {
-            Some(id) => Some(parse_user_id(ctx, &id)?),
+            Some(id) => Some(uuid(ctx, &id)?),
             None => None,
         };
         let filter = musubi_db::audit::AuditFilter {
@@ -235,7 +219,7 @@ impl ConsoleQuery {
         &self,
         ctx: &Context<'_>,
     ) -> async_graphql::Result<AssociationSettings> {
-        let (services, rc, viewer, tenant) = scope(ctx)?;
+        let (services, rc, viewer, tenant) = routed(ctx)?;
         Ok(services
             .association_settings(viewer, tenant, &rc.client)
             .await
@@ -257,8 +241,8 @@ impl ConsoleMutation {
         ctx: &Context<'_>,
         user_id: ID,
     ) -> async_graphql::Result<bool> {
-        let (services, rc, viewer, tenant) = scope(ctx)?;
-        let id = parse_user_id(ctx, &user_id)?;
+        let (services, rc, viewer, tenant) = routed(ctx)?;
+        let id = uuid(ctx, &user_id)?;
         services
             .deactivate_member(viewer, tenant, id, &rc.client)
             .await
@@ -274,8 +258,8 @@ impl ConsoleMutation {
         ctx: &Context<'_>,
         user_id: ID,
     ) -> async_graphql::Result<bool> {
-        let (services, rc, viewer, tenant) = scope(ctx)?;
-        let id = parse_user_id(ctx, &user_id)?;
+        let (services, rc, viewer, tenant) = routed(ctx)?;
+        let id = uuid(ctx, &user_id)?;
         services
             .reactivate_member(viewer, tenant, id, &rc.client)
             .await
@@ -289,8 +273,8 @@ impl ConsoleMutation {
         user_id: ID,
         role: MemberRole,
     ) -> async_graphql::Result<bool> {
-        let (services, rc, viewer, tenant) = scope(ctx)?;
-        let id = parse_user_id(ctx, &user_id)?;
+        let (services, rc, viewer, tenant) = routed(ctx)?;
+        let id = uuid(ctx, &user_id)?;
         let role = match role {
             MemberRole::Admin => DomainRole::Admin,
             MemberRole::Member => DomainRole::Member,
@@ -306,8 +290,8 @@ impl ConsoleMutation {
     /// account: `ACCOUNT_WIDE_ACTION_FORBIDDEN` unless `Member.accountWideActions`. Recorded
     /// in the audit log of each association the person belongs to.
     async fn sign_out_member(&self, ctx: &Context<'_>, user_id: ID) -> async_graphql::Result<i32> {
-        let (services, rc, viewer, tenant) = scope(ctx)?;
-        let id = parse_user_id(ctx, &user_id)?;
+        let (services, rc, viewer, tenant) = routed(ctx)?;
+        let id = uuid(ctx, &user_id)?;
         let n = services
             .sign_out_member(viewer, tenant, id, &rc.client)
             .await
@@ -323,8 +307,8 @@ impl ConsoleMutation {
         ctx: &Context<'_>,
         user_id: ID,
     ) -> async_graphql::Result<bool> {
-        let (services, rc, viewer, tenant) = scope(ctx)?;
-        let id = parse_user_id(ctx, &user_id)?;
+        let (services, rc, viewer, tenant) = routed(ctx)?;
+        let id = uuid(ctx, &user_id)?;
         services
             .reset_member_second_factor(viewer, tenant, id, &rc.client)
             .await
@@ -337,7 +321,7 @@ impl ConsoleMutation {
         ctx: &Context<'_>,
         input: AssociationSettingsInput,
     ) -> async_graphql::Result<AssociationSettings> {
-        let (services, rc, viewer, tenant) = scope(ctx)?;
+        let (services, rc, viewer, tenant) = routed(ctx)?;
         let input = SettingsInput {
             require_second_factor: input.require_second_factor,
             session_idle_minutes: input.session_idle_minutes,

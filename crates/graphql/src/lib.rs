@@ -11,6 +11,7 @@ mod live;
 mod metrics;
 mod passkeys;
 mod query;
+mod request;
 mod sns;
 
 pub use error::to_gql_error;

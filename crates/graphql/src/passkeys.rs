@@ -3,11 +3,12 @@
 //! WebAuthn shapes, with binary fields in base64url; see `docs/security.md`.
 
 use crate::auth::{SignInNext, SignInPayload};
+use crate::request::viewer;
 use crate::{to_gql_error, RequestContext};
 use async_graphql::{Context, Json, Object, SimpleObject, ID};
 use chrono::{DateTime, Utc};
 use musubi_domain::passkeys::{PasskeyCeremony as Ceremony, PasskeyInfo};
-use musubi_domain::sessions::{SessionKind, Viewer};
+use musubi_domain::sessions::SessionKind;
 use musubi_domain::{AppError, Services};
 
 /// A started WebAuthn ceremony: pass `options` to `navigator.credentials.create()` (registration)
@@ -47,11 +48,6 @@ impl From<PasskeyInfo> for Passkey {
             last_used_at: p.last_used_at,
         }
     }
-}
-
-fn viewer<'a>(ctx: &Context<'a>) -> async_graphql::Result<&'a Viewer> {
-    let rc = ctx.data::<RequestContext>()?;
-    rc.viewer().map_err(|e| to_gql_error(ctx, e))
 }
 
 fn ceremony_id(ctx: &Context<'_>, id: &ID) -> async_graphql::Result<uuid::Uuid> {

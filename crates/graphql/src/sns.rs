@@ -5,7 +5,8 @@
 //! (`Musubi-Association` header). The services authorize: what the viewer may not see answers
 //! `NOT_FOUND`, exactly like a missing object.
 
-use crate::{to_gql_error, RequestContext};
+use crate::request::{routed, signed_in, uuid};
+use crate::to_gql_error;
 use async_graphql::{Context, Enum, MaybeUndefined, Object, SimpleObject, ID};
 use chrono::{DateTime, Utc};
 use musubi_authz::{GroupRole as DomainGroupRole, ProfessionClass as DomainClass};
@@ -13,9 +14,8 @@ use musubi_db::groups::{CandidateRow, GroupMemberRow, GroupRow, TopicRow};
 use musubi_domain::groups::{
     GroupInput, GroupKind as DomainKind, GroupPatch, ReceiptMode as DomainMode, Scope,
 };
-use musubi_domain::sessions::Viewer;
 use musubi_domain::topics::{self as topics, NewTopic, TopicPatch};
-use musubi_domain::{AppError, Services, Tenant};
+use musubi_domain::AppError;
 use uuid::Uuid;
 
 #[derive(Enum, Copy, Clone, Eq, PartialEq)]
@@ -564,28 +564,6 @@ pub struct Home {
     pub counts: UnreadCounts,
     /// Group invitations waiting for the viewer's answer.
     pub invitations: i32,
-}
-
-type Routed<'a> = (&'a Services, &'a RequestContext, &'a Viewer, &'a Tenant);
-
-fn routed<'a>(ctx: &Context<'a>) -> async_graphql::Result<Routed<'a>> {
-    let services = ctx.data::<Services>()?;
-    let rc = ctx.data::<RequestContext>()?;
-    let viewer = rc.viewer().map_err(|e| to_gql_error(ctx, e))?;
-    let tenant = rc.tenant().map_err(|e| to_gql_error(ctx, e))?;
-    Ok((services, rc, viewer, tenant))
-}
-
-fn signed_in<'a>(ctx: &Context<'a>) -> async_graphql::Result<(&'a Services, &'a Viewer)> {
-    let services = ctx.data::<Services>()?;
-    let rc = ctx.data::<RequestContext>()?;
-    let viewer = rc.viewer().map_err(|e| to_gql_error(ctx, e))?;
-    Ok((services, viewer))
-}
-
-/// An id from the client; one that is not a UUID is simply not found.
-fn uuid(ctx: &Context<'_>, id: &ID) -> async_graphql::Result<Uuid> {
-    Uuid::parse_str(id).map_err(|_| to_gql_error(ctx, AppError::not_found()))
 }
 
 trait OrGql<T> {

@@ -6,7 +6,8 @@
 
 use crate::{Mail, MailKind};
 use askama::Template;
-use chrono::{DateTime, FixedOffset, Offset as _, Utc};
+use chrono::{DateTime, Utc};
+use musubi_config::time::jst;
 
 #[derive(Template)]
 #[template(path = "invitation.txt", escape = "none")]
@@ -23,11 +24,6 @@ struct PasswordResetText<'a> {
     link: &'a str,
     expires_ja: &'a str,
     expires_en: &'a str,
-}
-
-/// Japan Standard Time: the deployment's people read times in it.
-fn jst() -> FixedOffset {
-    FixedOffset::east_opt(9 * 3600).unwrap_or_else(|| Utc.fix())
 }
 
 /// (`2026年4月1日 09:05`, `1 Apr 2026, 09:05 JST`)

@@ -253,7 +253,7 @@ async fn serve_on(
         );
     }
     if demo
-        && musubi_domain::demo::seed_if_empty(&services)
+        && musubi_demo::seed_if_empty(&services)
             .await
             .map_err(|e| anyhow::anyhow!("seeding demo data failed: {e}"))?
     {

@@ -1,5 +1,5 @@
 //! The demo data's people, by the part they play in tests (all sign in with
-//! `musubi_domain::demo::DEMO_PASSWORD`). Seeded by [`crate::TestApp::demo`].
+//! `musubi_demo::DEMO_PASSWORD`). Seeded by [`crate::TestApp::demo`].
 
 /// The association hosting most demo groups (みなと川).
 pub const HOST: &str = "minatogawa";

@@ -307,7 +307,7 @@ impl TestApp {
         adjust: impl FnOnce(Services) -> Services,
     ) -> Self {
         let app = Self::with_services(config, adjust).await;
-        assert!(musubi_domain::demo::seed_if_empty(&app.services())
+        assert!(musubi_demo::seed_if_empty(&app.services())
             .await
             .expect("seed demo data"));
         app
@@ -346,9 +346,7 @@ impl TestApp {
 
     /// Signs a demo person in through the API with `DEMO_PASSWORD`; returns the bearer token.
     pub async fn demo_token(&self, email: &str) -> String {
-        let r = self
-            .sign_in(email, musubi_domain::demo::DEMO_PASSWORD)
-            .await;
+        let r = self.sign_in(email, musubi_demo::DEMO_PASSWORD).await;
         assert_eq!(r["data"]["signIn"]["next"], "DONE", "{r}");
         r["data"]["signIn"]["token"]
             .as_str()

@@ -6,7 +6,7 @@ use crate::TestApp;
 use axum::body::Body;
 use http::header::{LOCATION, SET_COOKIE};
 use http::{HeaderMap, HeaderName, Request, StatusCode};
-use musubi_domain::demo::DEMO_PASSWORD;
+use musubi_demo::DEMO_PASSWORD;
 use std::collections::BTreeMap;
 
 /// The host the browser asks for unless told otherwise.

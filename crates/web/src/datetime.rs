@@ -1,13 +1,8 @@
 //! Dates and times as people in Japan read them: Japan time, no seconds.
 
 use crate::i18n::Lang;
-use chrono::{DateTime, FixedOffset, Offset, Utc};
-
-/// Japan Standard Time. Japan has no daylight saving, so a fixed offset is exact.
-fn jst() -> FixedOffset {
-    // 9 hours is always a valid offset; the fallback only keeps this total.
-    FixedOffset::east_opt(9 * 3600).unwrap_or(Utc.fix())
-}
+use chrono::{DateTime, Utc};
+use musubi_config::time::jst;
 
 /// "2026年3月4日 14:05" / "4 Mar 2026, 14:05".
 pub(crate) fn date_time(lang: Lang, at: DateTime<Utc>) -> String {

@@ -3,6 +3,7 @@
 pub(crate) mod console;
 pub(crate) mod enrol;
 pub(crate) mod error;
+pub(crate) mod flash;
 pub(crate) mod home;
 pub(crate) mod invite;
 pub(crate) mod landing;
@@ -11,6 +12,7 @@ pub(crate) mod my_sessions;
 pub(crate) mod no_membership;
 pub(crate) mod not_found;
 pub(crate) mod passkey;
+pub(crate) mod place;
 pub(crate) mod reset;
 pub(crate) mod security;
 pub(crate) mod signin;

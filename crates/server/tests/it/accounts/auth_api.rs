@@ -2,7 +2,7 @@
 
 use axum::body::Body;
 use http::Request;
-use musubi_domain::demo::DEMO_PASSWORD;
+use musubi_demo::DEMO_PASSWORD;
 use musubi_domain::second_factor::Enrolling;
 use musubi_test_support::{error_codes, totp_code, TestApp, SIGN_IN};
 use serde_json::{json, Value};

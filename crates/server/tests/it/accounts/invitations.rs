@@ -6,7 +6,7 @@
 //! aiosmtpd and sets both.
 
 use data_encoding::BASE64;
-use musubi_domain::demo::DEMO_PASSWORD;
+use musubi_demo::DEMO_PASSWORD;
 use musubi_notify::{Mailer, MailerSettings, SmtpSettings};
 use musubi_test_support::{error_codes, strip_locations, test_config, TestApp};
 use serde_json::{json, Value};

@@ -6,7 +6,7 @@
 use axum::body::Body;
 use data_encoding::BASE64URL_NOPAD as B64;
 use http::Request;
-use musubi_domain::demo::DEMO_PASSWORD;
+use musubi_demo::DEMO_PASSWORD;
 use musubi_test_support::demo::{ADMIN, NURSE};
 use musubi_test_support::webauthn::{str_of, Authenticator, ORIGIN};
 use musubi_test_support::{error_codes, test_config, TestApp, SIGN_IN};

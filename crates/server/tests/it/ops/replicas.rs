@@ -2,8 +2,8 @@
 //! behind a load balancer: a subscriber connected to the first receives a comment posted
 //! through the second (`cargo xtask test` starts a Redis; or set `MUSUBI_TEST_REDIS_URL`).
 
+use musubi_demo::DEMO_PASSWORD;
 use musubi_domain::audit::RequestMeta;
-use musubi_domain::demo::DEMO_PASSWORD;
 use musubi_domain::groups::{GroupKind, Scope};
 use musubi_domain::sessions::SessionKind;
 use musubi_domain::Services;
@@ -140,7 +140,7 @@ async fn a_subscriber_on_one_replica_receives_a_comment_posted_through_another()
     let db = TestDb::new().await;
     // Seeded through the services before the replicas start: people, one patient group.
     let services = db.services().await;
-    assert!(musubi_domain::demo::seed_if_empty(&services).await.unwrap());
+    assert!(musubi_demo::seed_if_empty(&services).await.unwrap());
     let tenant = services.resolve_tenant("minatogawa").await.unwrap();
     let nurse_token = token(&services, NURSE).await;
     let doctor_token = token(&services, DOCTOR).await;

@@ -5,7 +5,7 @@
 //! and tokens answer as for an unknown token. Valid values still work, normalised.
 
 use http::StatusCode;
-use musubi_domain::demo::DEMO_PASSWORD;
+use musubi_demo::DEMO_PASSWORD;
 use musubi_test_support::demo::{ADMIN, HOST, NURSE};
 use musubi_test_support::web::Browser;
 use musubi_test_support::{error_codes, strip_locations, TestApp, SIGN_IN};

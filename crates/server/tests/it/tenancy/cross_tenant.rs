@@ -2,7 +2,7 @@
 //! association B, or a non-administrator asking for a console, gets exactly the answer of a
 //! missing object, and the attempt is audited.
 
-use musubi_domain::demo::DEMO_PASSWORD;
+use musubi_demo::DEMO_PASSWORD;
 use musubi_test_support::{error_codes, strip_locations, TestApp};
 use serde_json::{json, Value};
 

@@ -4,7 +4,7 @@
 use axum::body::Body;
 use http::header::CACHE_CONTROL;
 use http::{Request, StatusCode};
-use musubi_domain::demo::DEMO_PASSWORD;
+use musubi_demo::DEMO_PASSWORD;
 use musubi_test_support::demo::{CARE_MANAGER, NURSE};
 use musubi_test_support::web::{form, Browser, Page};
 use musubi_test_support::{totp_code, TestApp};

@@ -3,7 +3,7 @@
 //! `GET /a/{slug}/console/audit.csv`: the same records as a CSV file (with a BOM, for Excel),
 //! streamed as the services write it.
 
-use super::{not_found_page, query_string, Console, ConsoleHead};
+use super::{not_found_page, page_error, query_string, Console, ConsoleHead};
 use crate::assets::{self, AssetUrls};
 use crate::ctx::Ctx;
 use crate::i18n::Translator;
@@ -16,6 +16,7 @@ use chrono::{DateTime, NaiveDate, TimeZone, Utc};
 use futures_util::Stream;
 use http::header::{CACHE_CONTROL, CONTENT_DISPOSITION, CONTENT_TYPE, X_CONTENT_TYPE_OPTIONS};
 use http::{HeaderValue, StatusCode, Uri};
+use musubi_config::time::jst;
 use musubi_domain::audit::{AuditFilter, AuditRecord};
 use musubi_domain::{AppError, AppResult, ErrorCode, Services};
 use serde::Deserialize;
@@ -164,7 +165,7 @@ fn day(raw: &str, error: &mut Option<&'static str>) -> Option<NaiveDate> {
 
 fn start_of_day_in_japan(d: NaiveDate) -> Option<DateTime<Utc>> {
     let midnight = d.and_hms_opt(0, 0, 0)?;
-    super::jst()
+    jst()
         .from_local_datetime(&midnight)
         .single()
         .map(|t| t.with_timezone(&Utc))
@@ -188,12 +189,12 @@ pub(crate) async fn show(
             &ctx.client,
         )
         .await
-        .map_err(|e| c.page_error(&ctx, "listing the audit log", e))?;
+        .map_err(|e| page_error(&ctx, "listing the audit log", e))?;
     // Names for the people records are about (the ids alone mean nothing to a reader).
     let names: HashMap<Uuid, String> = services
         .list_members(&c.viewer, &c.tenant, &ctx.client)
         .await
-        .map_err(|e| c.page_error(&ctx, "listing members", e))?
+        .map_err(|e| page_error(&ctx, "listing members", e))?
         .into_iter()
         .map(|m| (m.user_id, m.name))
         .collect();
@@ -344,7 +345,7 @@ pub(crate) async fn export(
     let filename = format!(
         "audit-{}-{}.csv",
         c.tenant.slug,
-        Utc::now().with_timezone(&super::jst()).format("%Y-%m-%d")
+        Utc::now().with_timezone(&jst()).format("%Y-%m-%d")
     );
     let Console { viewer, tenant } = c;
     let client = ctx.client.clone();

@@ -2,7 +2,7 @@
 //! administrator checks (who is in, who has no second factor, invitations waiting), the
 //! policy in one line, and the ways on.
 
-use super::{Console, ConsoleHead};
+use super::{page_error, Console, ConsoleHead};
 use crate::assets::{self, AssetUrls};
 use crate::ctx::Ctx;
 use crate::i18n::Translator;
@@ -40,7 +40,7 @@ pub(crate) async fn show(
     Path(slug): Path<String>,
 ) -> Result<Response, Response> {
     let c = Console::open(&services, &ctx, &slug).await?;
-    let fail = |e| c.page_error(&ctx, "opening the console", e);
+    let fail = |e| page_error(&ctx, "opening the console", e);
     // The first call authorizes (and audits a refusal); the others then pass.
     let members = services
         .list_members(&c.viewer, &c.tenant, &ctx.client)

@@ -2,7 +2,7 @@
 //! QR code shown once) and see the invitations still waiting;
 //! `POST …/invite` creates one, `POST …/invitations/{id}/revoke` withdraws one.
 
-use super::{Console, ConsoleHead, Flash, FlashQuery};
+use super::{page_error, Console, ConsoleHead, Flash, FlashQuery};
 use crate::assets::{self, AssetUrls};
 use crate::ctx::Ctx;
 use crate::datetime;
@@ -165,11 +165,11 @@ async fn render(
     let pending = services
         .list_invitations(&c.viewer, &c.tenant, &ctx.client)
         .await
-        .map_err(|e| c.page_error(ctx, "listing invitations", e))?;
+        .map_err(|e| page_error(ctx, "listing invitations", e))?;
     let facilities = services
         .list_facilities(&c.viewer, &c.tenant, &ctx.client)
         .await
-        .map_err(|e| c.page_error(ctx, "listing facilities", e))?;
+        .map_err(|e| page_error(ctx, "listing facilities", e))?;
     let t = Translator::new(ctx.lang);
     let facilities = facilities
         .into_iter()
@@ -368,7 +368,7 @@ async fn refused(
             }
             return Ok(page);
         }
-        _ => return Err(c.page_error(ctx, "inviting", e)),
+        _ => return Err(page_error(ctx, "inviting", e)),
     };
     render(services, ctx, c, status, filled, None).await
 }

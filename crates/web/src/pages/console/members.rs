@@ -3,7 +3,7 @@
 //! `POST …/members/{user_id}/make-admin`, `…/make-member`, `…/deactivate`, `…/reactivate`,
 //! `…/sign-out` and `…/reset-second-factor`.
 
-use super::{Console, ConsoleHead, Flash, FlashQuery};
+use super::{page_error, Console, ConsoleHead, Flash, FlashQuery};
 use crate::assets::{self, AssetUrls};
 use crate::ctx::Ctx;
 use crate::datetime;
@@ -71,7 +71,7 @@ pub(crate) async fn show(
     let rows = services
         .list_members(&c.viewer, &c.tenant, &ctx.client)
         .await
-        .map_err(|e| c.page_error(&ctx, "listing members", e))?;
+        .map_err(|e| page_error(&ctx, "listing members", e))?;
     let t = Translator::new(ctx.lang);
     let query = FlashQuery::from_uri(&uri);
     let named = query

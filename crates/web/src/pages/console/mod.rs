@@ -17,18 +17,21 @@ pub(crate) mod settings;
 
 use crate::ctx::{encode_query_value, Ctx};
 use crate::i18n::Translator;
-use crate::pages::not_found;
+use crate::pages::flash::lookup;
+pub(crate) use crate::pages::flash::Flash;
+use crate::pages::place::Place;
+pub(crate) use crate::pages::place::{not_found_page, page_error};
 use axum::extract::Query;
 use axum::response::Response;
-use chrono::{DateTime, FixedOffset, Offset, Utc};
+use chrono::{DateTime, Utc};
 use http::Uri;
+use musubi_config::time::jst;
 use musubi_domain::sessions::Viewer;
-use musubi_domain::{AppError, AppResult, ErrorCode, Services, Tenant};
+use musubi_domain::{AppResult, ErrorCode, Services, Tenant};
 use serde::Deserialize;
 use uuid::Uuid;
 
-/// The signed-in person and the association of the path. Whether they may use its console is
-/// for the services to say, call by call.
+/// The signed-in person and the association of the path ([`Place`]), on a console page.
 pub(crate) struct Console {
     pub viewer: Viewer,
     pub tenant: Tenant,
@@ -47,12 +50,8 @@ impl Console {
     /// Signed in (or sent to sign in and brought back), and an association that exists (or the
     /// normal 404 page).
     pub(crate) async fn open(services: &Services, ctx: &Ctx, slug: &str) -> Result<Self, Response> {
-        let viewer = ctx.require_viewer(services).await?;
-        match services.resolve_tenant(slug).await {
-            Ok(tenant) => Ok(Self { viewer, tenant }),
-            Err(e) if e.code == ErrorCode::AssociationNotFound => Err(not_found_page(ctx)),
-            Err(e) => Err(ctx.fail("finding the association", e)),
-        }
+        let Place { viewer, tenant } = Place::open(services, ctx, slug).await?;
+        Ok(Self { viewer, tenant })
     }
 
     pub(crate) fn head(&self, section: &'static str) -> ConsoleHead {
@@ -76,16 +75,6 @@ impl Console {
             .memberships
             .iter()
             .any(|m| m.association_id == self.tenant.id && m.role == "admin")
-    }
-
-    /// The answer to a failed service call on a page: `NOT_FOUND` is the normal 404 page,
-    /// anything else the 500 page with its code.
-    pub(crate) fn page_error(&self, ctx: &Ctx, doing: &'static str, e: AppError) -> Response {
-        if e.code == ErrorCode::NotFound {
-            not_found_page(ctx)
-        } else {
-            ctx.fail(doing, e)
-        }
     }
 
     /// The answer to a form: 303 back to `page` with a message. `member` names the person acted
@@ -135,12 +124,6 @@ pub(crate) fn console_path(slug: &str, page: &str) -> String {
     }
 }
 
-/// Exactly the page an unknown address gets (the fallback's 404, same path shown).
-pub(crate) fn not_found_page(ctx: &Ctx) -> Response {
-    let path = ctx.path.split('?').next().unwrap_or("/");
-    not_found::page(ctx.lang, path)
-}
-
 /// A parsed `?done=…` / `?error=…` from the redirect after a form.
 #[derive(Debug, Default, Deserialize)]
 pub(crate) struct FlashQuery {
@@ -148,12 +131,6 @@ pub(crate) struct FlashQuery {
     error: Option<String>,
     member: Option<String>,
     wait: Option<String>,
-}
-
-/// A message to show at the top of a page after a form was sent.
-pub(crate) struct Flash {
-    pub text: String,
-    pub success: bool,
 }
 
 /// The messages the console's forms may leave: (code, catalog key). Anything else in the
@@ -221,16 +198,6 @@ impl FlashQuery {
             success: false,
         })
     }
-}
-
-fn lookup(table: &[(&str, &'static str)], code: Option<&str>) -> Option<&'static str> {
-    let code = code?;
-    table.iter().find(|(c, _)| *c == code).map(|(_, k)| *k)
-}
-
-/// Japan Standard Time (no daylight saving: a fixed offset is exact).
-pub(crate) fn jst() -> FixedOffset {
-    FixedOffset::east_opt(9 * 3600).unwrap_or(Utc.fix())
 }
 
 /// "2026年3月4日 14:05:09" / "4 Mar 2026, 14:05:09": the audit log wants the seconds.

@@ -2,7 +2,7 @@
 //! factor required, session timeouts, how long the audit log is kept), explained plainly, with
 //! what is wrong shown next to the field it is about.
 
-use super::{Console, ConsoleHead, Flash, FlashQuery};
+use super::{page_error, Console, ConsoleHead, Flash, FlashQuery};
 use crate::assets::{self, AssetUrls};
 use crate::ctx::Ctx;
 use crate::datetime;
@@ -78,7 +78,7 @@ pub(crate) async fn show(
     let saved = services
         .association_settings(&c.viewer, &c.tenant, &ctx.client)
         .await
-        .map_err(|e| c.page_error(&ctx, "reading the settings", e))?;
+        .map_err(|e| page_error(&ctx, "reading the settings", e))?;
     let values = SettingsValues {
         require_second_factor: saved.require_second_factor,
         idle: saved.session_idle_minutes.to_string(),
@@ -181,7 +181,7 @@ pub(crate) async fn submit(
         let saved = services
             .association_settings(&c.viewer, &c.tenant, &ctx.client)
             .await
-            .map_err(|e| c.page_error(&ctx, "reading the settings", e))?;
+            .map_err(|e| page_error(&ctx, "reading the settings", e))?;
         return Ok(render(
             &ctx,
             &c,
@@ -215,7 +215,7 @@ pub(crate) async fn submit(
             let saved = services
                 .association_settings(&c.viewer, &c.tenant, &ctx.client)
                 .await
-                .map_err(|e| c.page_error(&ctx, "reading the settings", e))?;
+                .map_err(|e| page_error(&ctx, "reading the settings", e))?;
             Ok(render(
                 &ctx,
                 &c,
@@ -226,7 +226,7 @@ pub(crate) async fn submit(
                 saved.updated_at,
             ))
         }
-        Err(e) => Err(c.page_error(&ctx, "saving the settings", e)),
+        Err(e) => Err(page_error(&ctx, "saving the settings", e)),
     }
 }
 

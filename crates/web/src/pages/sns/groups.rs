@@ -259,7 +259,7 @@ pub(crate) async fn show_new(
 ) -> Result<Response, Response> {
     let p = Place::open(&services, &ctx, &slug).await?;
     if !p.viewer.is_member_of(p.tenant.id) {
-        return Err(crate::pages::console::not_found_page(&ctx));
+        return Err(crate::pages::place::not_found_page(&ctx));
     }
     let form = GroupForm {
         kind: "patient".into(),

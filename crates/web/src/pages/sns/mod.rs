@@ -15,49 +15,20 @@ pub(crate) mod topic;
 use crate::ctx::Ctx;
 use crate::i18n::{Lang, Translator};
 use crate::layout::{Nav, Section};
-use crate::pages::console::{not_found_page, profession_label};
+use crate::pages::console::profession_label;
+use crate::pages::flash::lookup;
+pub(crate) use crate::pages::flash::Flash;
+pub(crate) use crate::pages::place::{page_error, Place};
 use axum::extract::Query;
 use axum::response::Response;
-use chrono::{DateTime, Datelike, FixedOffset, Offset, Utc};
+use chrono::{DateTime, Datelike, Utc};
 use http::Uri;
+use musubi_config::time::jst;
 use musubi_domain::groups::{ReceiptMode, Scope};
 use musubi_domain::sessions::Viewer;
-use musubi_domain::{AppError, ErrorCode, Services, Tenant};
+use musubi_domain::{AppError, ErrorCode, Services};
 use serde::Deserialize;
 use uuid::Uuid;
-
-/// The signed-in person and the association of the path.
-pub(crate) struct Place {
-    pub viewer: Viewer,
-    pub tenant: Tenant,
-}
-
-impl Place {
-    /// Signed in (or sent to sign in and brought back), and an association that exists (or the
-    /// normal 404 page).
-    pub(crate) async fn open(services: &Services, ctx: &Ctx, slug: &str) -> Result<Self, Response> {
-        let viewer = ctx.require_viewer(services).await?;
-        match services.resolve_tenant(slug).await {
-            Ok(tenant) => Ok(Self { viewer, tenant }),
-            Err(e) if e.code == ErrorCode::AssociationNotFound => Err(not_found_page(ctx)),
-            Err(e) => Err(ctx.fail("finding the association", e)),
-        }
-    }
-
-    pub(crate) fn slug(&self) -> &str {
-        &self.tenant.slug
-    }
-}
-
-/// A failed service call on a page: `NOT_FOUND` is the normal 404 page, anything else the 500
-/// page with its code.
-pub(crate) fn page_error(ctx: &Ctx, doing: &'static str, e: AppError) -> Response {
-    if e.code == ErrorCode::NotFound {
-        not_found_page(ctx)
-    } else {
-        ctx.fail(doing, e)
-    }
-}
 
 /// An id from the path. A malformed one is an id nobody has: the services authorize first,
 /// then answer "not found" like for any other unknown id.
@@ -92,12 +63,6 @@ pub(crate) async fn live_cursor(services: &Services) -> Option<i64> {
             None
         }
     }
-}
-
-/// A message to show at the top of a page after a form was sent.
-pub(crate) struct Flash {
-    pub text: String,
-    pub success: bool,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -142,17 +107,13 @@ pub(crate) fn flash(t: Translator, uri: &Uri) -> Option<Flash> {
     let q = Query::<FlashQuery>::try_from_uri(uri)
         .map(|q| q.0)
         .unwrap_or_default();
-    let find = |table: &[(&str, &'static str)], code: Option<&str>| {
-        let code = code?;
-        table.iter().find(|(c, _)| *c == code).map(|(_, k)| *k)
-    };
-    if let Some(key) = find(DONE, q.done.as_deref()) {
+    if let Some(key) = lookup(DONE, q.done.as_deref()) {
         return Some(Flash {
             text: t.get(key).to_owned(),
             success: true,
         });
     }
-    find(ERRORS, q.error.as_deref()).map(|key| Flash {
+    lookup(ERRORS, q.error.as_deref()).map(|key| Flash {
         text: t.get(key).to_owned(),
         success: false,
     })
@@ -191,11 +152,6 @@ pub(crate) fn after_action(
             None => ctx.fail(doing, e),
         },
     }
-}
-
-/// Japan Standard Time (no daylight saving: a fixed offset is exact).
-fn jst() -> FixedOffset {
-    FixedOffset::east_opt(9 * 3600).unwrap_or(Utc.fix())
 }
 
 /// A time as a list shows it: "14:05" today, "3月4日 14:05" this year, the full date before.

@@ -1,0 +1,355 @@
+//! Acts out `groups.toml` and `conversation.toml` as the demo people, through the services
+//! (so audit records, events and unread counters are what real use leaves behind), then moves
+//! what each step wrote back to the scripted time.
+
+use crate::data::{self, Audience, Dataset, Step, When};
+use chrono::{DateTime, Duration, Utc};
+use musubi_authz::GroupRole;
+use musubi_db::accounts::{self as repo, SessionRow};
+use musubi_db::backdate;
+use musubi_domain::audit::RequestMeta;
+use musubi_domain::groups::{GroupInput, GroupKind, ReceiptMode, Scope};
+use musubi_domain::sessions::{principal_for, Viewer};
+use musubi_domain::topics::TopicPatch;
+use musubi_domain::{AppError, AppResult, Services, Tenant};
+use std::collections::HashMap;
+use uuid::Uuid;
+
+/// Something created earlier in the script, with the association hosting it.
+#[derive(Clone, Copy)]
+struct Made<'d> {
+    slug: &'d str,
+    id: Uuid,
+}
+
+/// Acts as the demo people, one step at a time, and backdates what each step wrote.
+struct Script<'a, 'd> {
+    services: &'a Services,
+    tenants: HashMap<String, Tenant>,
+    people: HashMap<&'d str, Viewer>,
+    groups: HashMap<&'d str, Made<'d>>,
+    topics: HashMap<&'d str, Made<'d>>,
+    /// Replies with a key, and topics' bodies under the topic's key.
+    comments: HashMap<&'d str, Made<'d>>,
+    client: RequestMeta,
+    /// The database's clock when seeding began: every scripted time is before it, and rows
+    /// stamped at or after it are the ones the current step just wrote.
+    started: DateTime<Utc>,
+    /// Midnight today, Japan time.
+    today: DateTime<Utc>,
+    clock: DateTime<Utc>,
+}
+
+/// Runs the whole script on freshly created associations and people.
+pub(crate) async fn run(
+    services: &Services,
+    data: &Dataset,
+    tenants: HashMap<String, Tenant>,
+) -> AppResult<()> {
+    let mut s = Script::new(services, data, tenants).await?;
+    for g in &data.groups {
+        s.group(g).await?;
+    }
+    for step in &data.steps {
+        s.step(step).await?;
+    }
+    Ok(())
+}
+
+/// A demo person acting without a session (seeding is not a request).
+async fn demo_viewer(services: &Services, email: &str) -> AppResult<Viewer> {
+    let user = repo::user_by_email(services.db().pool(), email)
+        .await?
+        .ok_or_else(AppError::not_found)?;
+    let memberships = repo::memberships_of(services.db().pool(), user.id).await?;
+    let principal = principal_for(&user, &memberships);
+    let now = Utc::now();
+    let session = SessionRow {
+        id: Uuid::nil(),
+        user_id: user.id,
+        kind: "demo".into(),
+        second_factor_done: true,
+        created_at: now,
+        last_seen_at: now,
+        idle_expires_at: now,
+        absolute_expires_at: now,
+        ip: String::new(),
+        user_agent: String::new(),
+    };
+    Ok(Viewer {
+        user,
+        session,
+        memberships,
+        principal,
+    })
+}
+
+fn missing(what: &str, key: &str) -> AppError {
+    // Dataset::load checked every name; reaching this is a bug in the loader.
+    tracing::error!(
+        what,
+        key,
+        "demo data names something the script has not made"
+    );
+    AppError::not_found()
+}
+
+impl<'a, 'd> Script<'a, 'd> {
+    async fn new(
+        services: &'a Services,
+        data: &'d Dataset,
+        tenants: HashMap<String, Tenant>,
+    ) -> AppResult<Self> {
+        let mut people = HashMap::new();
+        for p in &data.people {
+            people.insert(p.key.as_str(), demo_viewer(services, &p.email).await?);
+        }
+        let started = backdate::database_now(services.db().pool()).await?;
+        Ok(Self {
+            services,
+            tenants,
+            people,
+            groups: HashMap::new(),
+            topics: HashMap::new(),
+            comments: HashMap::new(),
+            client: RequestMeta::new("", "musubi demo"),
+            started,
+            today: musubi_config::time::japan_midnight(started),
+            clock: started - Duration::days(30),
+        })
+    }
+
+    fn who(&self, key: &str) -> AppResult<&Viewer> {
+        self.people.get(key).ok_or_else(|| missing("person", key))
+    }
+
+    fn tenant(&self, slug: &str) -> AppResult<Tenant> {
+        self.tenants
+            .get(slug)
+            .cloned()
+            .ok_or_else(|| missing("association", slug))
+    }
+
+    fn made(map: &HashMap<&'d str, Made<'d>>, what: &str, key: &str) -> AppResult<Made<'d>> {
+        map.get(key).copied().ok_or_else(|| missing(what, key))
+    }
+
+    /// The time of the next step: as scripted, but always after the previous step and before
+    /// seeding began, so that comment numbers and times agree.
+    fn at(&mut self, when: When) -> DateTime<Utc> {
+        let wanted = match when {
+            When::Day {
+                days_ago,
+                hour,
+                minute,
+            } => {
+                self.today - Duration::days(days_ago)
+                    + Duration::hours(i64::from(hour))
+                    + Duration::minutes(i64::from(minute))
+            }
+            When::MinutesAgo(m) => self.started - Duration::minutes(m),
+        };
+        let t = wanted
+            .max(self.clock + Duration::seconds(1))
+            .min(self.started - Duration::seconds(1));
+        self.clock = t.max(self.clock + Duration::milliseconds(1));
+        self.clock
+    }
+
+    async fn group(&mut self, g: &'d data::Group) -> AppResult<()> {
+        let at = self.at(g.at);
+        let input = GroupInput {
+            name: g.name.clone(),
+            description: g.description.clone(),
+            accepts_requests: g.accepts_requests,
+            receipt_mode: g.receipt_mode.map(|m| match m {
+                data::ReceiptMode::Footprints => ReceiptMode::Footprints,
+                data::ReceiptMode::Acknowledgement => ReceiptMode::Acknowledgement,
+                data::ReceiptMode::Off => ReceiptMode::Off,
+            }),
+        };
+        let kind = match g.kind {
+            data::Kind::General => GroupKind::General,
+            data::Kind::Patient => GroupKind::Patient,
+        };
+        let tenant = self.tenant(&g.association)?;
+        let id = self
+            .services
+            .create_group(self.who(&g.owner)?, &tenant, kind, &input, &self.client)
+            .await?;
+        for m in &g.members {
+            let user = self.who(m)?.user.id;
+            self.services
+                .add_group_member_directly(&tenant, id, user, GroupRole::Member)
+                .await?;
+        }
+        let mut tx = self.services.db().tenant_tx(&tenant).await?;
+        backdate::group(&mut tx, id, at, self.started).await?;
+        tx.commit().await.map_err(AppError::internal)?;
+        self.groups.insert(
+            &g.key,
+            Made {
+                slug: &g.association,
+                id,
+            },
+        );
+        Ok(())
+    }
+
+    async fn step(&mut self, step: &'d Step) -> AppResult<()> {
+        match step {
+            Step::Topic {
+                key,
+                group,
+                by,
+                at,
+                title,
+                body,
+                scope,
+                important,
+            } => {
+                let g = Self::made(&self.groups, "group", group)?;
+                let at = self.at(*at);
+                let tenant = self.tenant(g.slug)?;
+                let scope = match scope {
+                    Audience::Everyone => Scope::EVERYONE,
+                    Audience::CoMedical => Scope(Scope::CO_MEDICAL),
+                    Audience::Doctors => {
+                        Scope(Scope::COLLABORATING_DOCTORS | Scope::HOSPITAL_DOCTORS)
+                    }
+                };
+                let id = self
+                    .services
+                    .create_topic(
+                        self.who(by)?,
+                        &tenant,
+                        &musubi_domain::topics::NewTopic {
+                            group_id: g.id,
+                            title,
+                            body,
+                            scope,
+                            important: *important,
+                        },
+                        &self.client,
+                    )
+                    .await?;
+                let body = self.body_of(&tenant, id).await?;
+                self.backdate_comment(&tenant, at, body).await?;
+                self.topics.insert(key, Made { slug: g.slug, id });
+                self.comments.insert(
+                    key,
+                    Made {
+                        slug: g.slug,
+                        id: body,
+                    },
+                );
+            }
+            Step::Reply {
+                key,
+                topic,
+                by,
+                at,
+                body,
+                important,
+            } => {
+                let t = Self::made(&self.topics, "topic", topic)?;
+                let at = self.at(*at);
+                let tenant = self.tenant(t.slug)?;
+                let id = self
+                    .services
+                    .post_comment(self.who(by)?, &tenant, t.id, body, *important, &self.client)
+                    .await?;
+                self.backdate_comment(&tenant, at, id).await?;
+                if let Some(key) = key {
+                    self.comments.insert(key, Made { slug: t.slug, id });
+                }
+            }
+            Step::Open { topic, by, at } => {
+                let t = Self::made(&self.topics, "topic", topic)?;
+                let at = self.at(*at);
+                let tenant = self.tenant(t.slug)?;
+                let viewer = self.who(by)?.clone();
+                self.services
+                    .open_topic(&viewer, &tenant, t.id, true, &self.client)
+                    .await?;
+                let mut tx = self.services.db().tenant_tx(&tenant).await?;
+                backdate::footprints(&mut tx, viewer.user.id, at, self.started).await?;
+                tx.commit().await.map_err(AppError::internal)?;
+            }
+            Step::Acknowledge { comment, by, at } => {
+                let c = Self::made(&self.comments, "comment", comment)?;
+                let at = self.at(*at);
+                let tenant = self.tenant(c.slug)?;
+                self.services
+                    .acknowledge_comment(self.who(by)?, &tenant, c.id, &self.client)
+                    .await?;
+                let mut tx = self.services.db().tenant_tx(&tenant).await?;
+                backdate::acknowledgement(&mut tx, c.id, at, self.started).await?;
+                tx.commit().await.map_err(AppError::internal)?;
+            }
+            Step::Edit {
+                comment,
+                by,
+                at,
+                body,
+                important,
+            } => {
+                let c = Self::made(&self.comments, "comment", comment)?;
+                let at = self.at(*at);
+                let tenant = self.tenant(c.slug)?;
+                self.services
+                    .edit_comment(self.who(by)?, &tenant, c.id, body, *important, &self.client)
+                    .await?;
+                let mut tx = self.services.db().tenant_tx(&tenant).await?;
+                backdate::edit(&mut tx, c.id, at, self.started).await?;
+                tx.commit().await.map_err(AppError::internal)?;
+            }
+            Step::Delete { comment, by, at } => {
+                let c = Self::made(&self.comments, "comment", comment)?;
+                let at = self.at(*at);
+                let tenant = self.tenant(c.slug)?;
+                self.services
+                    .delete_comment(self.who(by)?, &tenant, c.id, &self.client)
+                    .await?;
+                let mut tx = self.services.db().tenant_tx(&tenant).await?;
+                backdate::deletion(&mut tx, c.id, at, self.started).await?;
+                tx.commit().await.map_err(AppError::internal)?;
+            }
+            Step::Pin { topic, by } => {
+                let t = Self::made(&self.topics, "topic", topic)?;
+                let tenant = self.tenant(t.slug)?;
+                let patch = TopicPatch {
+                    title: None,
+                    scope: None,
+                    pinned: Some(true),
+                    closed: None,
+                };
+                self.services
+                    .update_topic(self.who(by)?, &tenant, t.id, &patch, &self.client)
+                    .await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// A new topic's body: its only comment so far (number 1).
+    async fn body_of(&self, tenant: &Tenant, topic: Uuid) -> AppResult<Uuid> {
+        let mut conn = self.services.db().tenant_read(tenant).await?;
+        let comments = musubi_db::groups::comments_of_topic(&mut conn, topic, 1).await?;
+        match comments.as_slice() {
+            [body] if body.seq == 1 => Ok(body.id),
+            _ => Err(missing("topic body", &topic.to_string())),
+        }
+    }
+
+    async fn backdate_comment(
+        &self,
+        tenant: &Tenant,
+        at: DateTime<Utc>,
+        comment: Uuid,
+    ) -> AppResult<()> {
+        let mut tx = self.services.db().tenant_tx(tenant).await?;
+        backdate::comment(&mut tx, comment, at, self.started).await?;
+        tx.commit().await.map_err(AppError::internal)
+    }
+}

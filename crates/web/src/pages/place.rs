@@ -1,0 +1,48 @@
+//! An association from the path: what the SNS pages and the console open first, and the one
+//! way they answer a failed service call.
+
+use crate::ctx::Ctx;
+use crate::pages::not_found;
+use axum::response::Response;
+use musubi_domain::sessions::Viewer;
+use musubi_domain::{AppError, ErrorCode, Services, Tenant};
+
+/// The signed-in person and the association of the path. What they may do there is for the
+/// services to say, call by call.
+pub(crate) struct Place {
+    pub viewer: Viewer,
+    pub tenant: Tenant,
+}
+
+impl Place {
+    /// Signed in (or sent to sign in and brought back), and an association that exists (or the
+    /// normal 404 page).
+    pub(crate) async fn open(services: &Services, ctx: &Ctx, slug: &str) -> Result<Self, Response> {
+        let viewer = ctx.require_viewer(services).await?;
+        match services.resolve_tenant(slug).await {
+            Ok(tenant) => Ok(Self { viewer, tenant }),
+            Err(e) if e.code == ErrorCode::AssociationNotFound => Err(not_found_page(ctx)),
+            Err(e) => Err(ctx.fail("finding the association", e)),
+        }
+    }
+
+    pub(crate) fn slug(&self) -> &str {
+        &self.tenant.slug
+    }
+}
+
+/// A failed service call on a page: `NOT_FOUND` is the normal 404 page, anything else the 500
+/// page with its code.
+pub(crate) fn page_error(ctx: &Ctx, doing: &'static str, e: AppError) -> Response {
+    if e.code == ErrorCode::NotFound {
+        not_found_page(ctx)
+    } else {
+        ctx.fail(doing, e)
+    }
+}
+
+/// Exactly the page an unknown address gets (the fallback's 404, same path shown).
+pub(crate) fn not_found_page(ctx: &Ctx) -> Response {
+    let path = ctx.path.split('?').next().unwrap_or("/");
+    not_found::page(ctx.lang, path)
+}
