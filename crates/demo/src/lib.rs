@@ -10,7 +10,8 @@ mod script;
 use data::Dataset;
 use musubi_db::accounts::{self as repo, NewUser};
 use musubi_domain::associations::CreateAssociation;
-use musubi_domain::{AppError, AppResult, Services};
+use musubi_domain::operator::Operator;
+use musubi_domain::{AppError, AppResult};
 use std::collections::HashMap;
 use uuid::Uuid;
 
@@ -20,15 +21,15 @@ pub use data::DataError;
 pub const DEMO_PASSWORD: &str = "musubi-demo-2026";
 
 /// Seeds the demo dataset if no association exists yet; returns whether it seeded.
-pub async fn seed_if_empty(services: &Services) -> AppResult<bool> {
-    if !services.db().list_associations().await?.is_empty() {
+pub async fn seed_if_empty(op: &Operator) -> AppResult<bool> {
+    if !op.db().list_associations().await?.is_empty() {
         return Ok(false);
     }
     // Checked before anything is written: a broken data file leaves the database empty.
     let data = Dataset::load().map_err(AppError::internal)?;
     let mut tenants = HashMap::new();
     for a in &data.associations {
-        let tenant = services
+        let tenant = op
             .create_association(&CreateAssociation {
                 slug: a.slug.clone(),
                 name: a.name.clone(),
@@ -39,15 +40,15 @@ pub async fn seed_if_empty(services: &Services) -> AppResult<bool> {
         tracing::info!(association = %a.slug, "demo association created");
         tenants.insert(a.slug.clone(), tenant);
     }
-    seed_people(services, &data, &tenants).await?;
-    script::run(services, &data, tenants).await?;
+    seed_people(op, &data, &tenants).await?;
+    script::run(op, &data, tenants).await?;
     Ok(true)
 }
 
 /// Facilities, people and memberships, in one transaction. People join an association by
 /// invitation in real use; here they are written straight in (an operator's act).
 async fn seed_people(
-    services: &Services,
+    op: &Operator,
     data: &Dataset,
     tenants: &HashMap<String, musubi_domain::Tenant>,
 ) -> AppResult<()> {
@@ -60,12 +61,7 @@ async fn seed_people(
             .map(|t| t.id)
             .ok_or_else(AppError::not_found)
     };
-    let mut tx = services
-        .db()
-        .pool()
-        .begin()
-        .await
-        .map_err(AppError::internal)?;
+    let mut tx = op.db().core_tx().await?;
     let mut facilities: HashMap<(&str, &str), Uuid> = HashMap::new();
     for a in &data.associations {
         for f in &a.facilities {

@@ -5,11 +5,11 @@
 use crate::data::{self, Audience, Dataset, Step, When};
 use chrono::{DateTime, Duration, Utc};
 use musubi_authz::GroupRole;
-use musubi_db::accounts::{self as repo, SessionRow};
 use musubi_db::backdate;
 use musubi_domain::audit::RequestMeta;
 use musubi_domain::groups::{GroupInput, GroupKind, ReceiptMode, Scope};
-use musubi_domain::sessions::{principal_for, Viewer};
+use musubi_domain::operator::Operator;
+use musubi_domain::sessions::Viewer;
 use musubi_domain::topics::TopicPatch;
 use musubi_domain::{AppError, AppResult, Services, Tenant};
 use std::collections::HashMap;
@@ -24,6 +24,7 @@ struct Made<'d> {
 
 /// Acts as the demo people, one step at a time, and backdates what each step wrote.
 struct Script<'a, 'd> {
+    op: &'a Operator,
     services: &'a Services,
     tenants: HashMap<String, Tenant>,
     people: HashMap<&'d str, Viewer>,
@@ -42,11 +43,11 @@ struct Script<'a, 'd> {
 
 /// Runs the whole script on freshly created associations and people.
 pub(crate) async fn run(
-    services: &Services,
+    op: &Operator,
     data: &Dataset,
     tenants: HashMap<String, Tenant>,
 ) -> AppResult<()> {
-    let mut s = Script::new(services, data, tenants).await?;
+    let mut s = Script::new(op, data, tenants).await?;
     for g in &data.groups {
         s.group(g).await?;
     }
@@ -54,34 +55,6 @@ pub(crate) async fn run(
         s.step(step).await?;
     }
     Ok(())
-}
-
-/// A demo person acting without a session (seeding is not a request).
-async fn demo_viewer(services: &Services, email: &str) -> AppResult<Viewer> {
-    let user = repo::user_by_email(services.db().pool(), email)
-        .await?
-        .ok_or_else(AppError::not_found)?;
-    let memberships = repo::memberships_of(services.db().pool(), user.id).await?;
-    let principal = principal_for(&user, &memberships);
-    let now = Utc::now();
-    let session = SessionRow {
-        id: Uuid::nil(),
-        user_id: user.id,
-        kind: "demo".into(),
-        second_factor_done: true,
-        created_at: now,
-        last_seen_at: now,
-        idle_expires_at: now,
-        absolute_expires_at: now,
-        ip: String::new(),
-        user_agent: String::new(),
-    };
-    Ok(Viewer {
-        user,
-        session,
-        memberships,
-        principal,
-    })
 }
 
 fn missing(what: &str, key: &str) -> AppError {
@@ -96,17 +69,18 @@ fn missing(what: &str, key: &str) -> AppError {
 
 impl<'a, 'd> Script<'a, 'd> {
     async fn new(
-        services: &'a Services,
+        op: &'a Operator,
         data: &'d Dataset,
         tenants: HashMap<String, Tenant>,
     ) -> AppResult<Self> {
         let mut people = HashMap::new();
         for p in &data.people {
-            people.insert(p.key.as_str(), demo_viewer(services, &p.email).await?);
+            people.insert(p.key.as_str(), op.act_as(&p.email).await?);
         }
-        let started = backdate::database_now(services.db().pool()).await?;
+        let started = backdate::database_now(op.db().pool()).await?;
         Ok(Self {
-            services,
+            op,
+            services: op.services(),
             tenants,
             people,
             groups: HashMap::new(),
@@ -178,12 +152,12 @@ impl<'a, 'd> Script<'a, 'd> {
             .create_group(self.who(&g.owner)?, &tenant, kind, &input, &self.client)
             .await?;
         for m in &g.members {
-            let user = self.who(m)?.user.id;
-            self.services
-                .add_group_member_directly(&tenant, id, user, GroupRole::Member)
+            let user = self.who(m)?.user().id;
+            self.op
+                .add_group_member(&tenant, id, user, GroupRole::Member)
                 .await?;
         }
-        let mut tx = self.services.db().tenant_tx(&tenant).await?;
+        let mut tx = self.op.db().tenant_tx(&tenant).await?;
         backdate::group(&mut tx, id, at, self.started).await?;
         tx.commit().await.map_err(AppError::internal)?;
         self.groups.insert(
@@ -272,8 +246,8 @@ impl<'a, 'd> Script<'a, 'd> {
                 self.services
                     .open_topic(&viewer, &tenant, t.id, true, &self.client)
                     .await?;
-                let mut tx = self.services.db().tenant_tx(&tenant).await?;
-                backdate::footprints(&mut tx, viewer.user.id, at, self.started).await?;
+                let mut tx = self.op.db().tenant_tx(&tenant).await?;
+                backdate::footprints(&mut tx, viewer.user().id, at, self.started).await?;
                 tx.commit().await.map_err(AppError::internal)?;
             }
             Step::Acknowledge { comment, by, at } => {
@@ -283,7 +257,7 @@ impl<'a, 'd> Script<'a, 'd> {
                 self.services
                     .acknowledge_comment(self.who(by)?, &tenant, c.id, &self.client)
                     .await?;
-                let mut tx = self.services.db().tenant_tx(&tenant).await?;
+                let mut tx = self.op.db().tenant_tx(&tenant).await?;
                 backdate::acknowledgement(&mut tx, c.id, at, self.started).await?;
                 tx.commit().await.map_err(AppError::internal)?;
             }
@@ -300,7 +274,7 @@ impl<'a, 'd> Script<'a, 'd> {
                 self.services
                     .edit_comment(self.who(by)?, &tenant, c.id, body, *important, &self.client)
                     .await?;
-                let mut tx = self.services.db().tenant_tx(&tenant).await?;
+                let mut tx = self.op.db().tenant_tx(&tenant).await?;
                 backdate::edit(&mut tx, c.id, at, self.started).await?;
                 tx.commit().await.map_err(AppError::internal)?;
             }
@@ -311,7 +285,7 @@ impl<'a, 'd> Script<'a, 'd> {
                 self.services
                     .delete_comment(self.who(by)?, &tenant, c.id, &self.client)
                     .await?;
-                let mut tx = self.services.db().tenant_tx(&tenant).await?;
+                let mut tx = self.op.db().tenant_tx(&tenant).await?;
                 backdate::deletion(&mut tx, c.id, at, self.started).await?;
                 tx.commit().await.map_err(AppError::internal)?;
             }
@@ -334,7 +308,7 @@ impl<'a, 'd> Script<'a, 'd> {
 
     /// A new topic's body: its only comment so far (number 1).
     async fn body_of(&self, tenant: &Tenant, topic: Uuid) -> AppResult<Uuid> {
-        let mut conn = self.services.db().tenant_read(tenant).await?;
+        let mut conn = self.op.db().tenant_read(tenant).await?;
         let comments = musubi_db::groups::comments_of_topic(&mut conn, topic, 1).await?;
         match comments.as_slice() {
             [body] if body.seq == 1 => Ok(body.id),
@@ -348,7 +322,7 @@ impl<'a, 'd> Script<'a, 'd> {
         at: DateTime<Utc>,
         comment: Uuid,
     ) -> AppResult<()> {
-        let mut tx = self.services.db().tenant_tx(tenant).await?;
+        let mut tx = self.op.db().tenant_tx(tenant).await?;
         backdate::comment(&mut tx, comment, at, self.started).await?;
         tx.commit().await.map_err(AppError::internal)
     }

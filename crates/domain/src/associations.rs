@@ -64,7 +64,7 @@ impl CreateAssociation {
 impl Services {
     /// Provisions an association: registry row and migrated schema, all or nothing.
     /// Operators only (CLI and, later, the platform console).
-    pub async fn create_association(&self, input: &CreateAssociation) -> AppResult<Tenant> {
+    pub(crate) async fn create_association(&self, input: &CreateAssociation) -> AppResult<Tenant> {
         let new = input.validate()?;
         match self.db().create_association(&new).await {
             Ok(t) => Ok(t),

@@ -524,7 +524,7 @@ pub async fn purge_association(db: &Db, tenant: &Tenant) -> AppResult<Option<Pur
 impl Services {
     /// Records one entry that comes with no other change (a failed sign-in, a refused
     /// account-wide action), as a change of its own.
-    pub async fn audit_record(&self, tenant: &Tenant, entry: &AuditEntry) -> AppResult<()> {
+    pub(crate) async fn audit_record(&self, tenant: &Tenant, entry: &AuditEntry) -> AppResult<()> {
         let meta = RequestMeta::new(entry.ip.clone(), entry.user_agent.clone());
         let mut c = self.change_without_viewer(tenant, &meta).await?;
         c.audit(entry.clone());
@@ -587,16 +587,16 @@ impl Services {
         export_csv(self.db(), tenant, filter, actor, meta, out).await
     }
 
-    pub async fn audit_verify(&self, tenant: &Tenant) -> AppResult<VerifyReport> {
+    pub(crate) async fn audit_verify(&self, tenant: &Tenant) -> AppResult<VerifyReport> {
         self.flush_refusals().await;
         verify_association(self.db(), tenant).await
     }
 
-    pub async fn audit_verify_platform(&self) -> AppResult<VerifyReport> {
+    pub(crate) async fn audit_verify_platform(&self) -> AppResult<VerifyReport> {
         verify_platform(self.db()).await
     }
 
-    pub async fn audit_purge(&self, tenant: &Tenant) -> AppResult<Option<PurgeReport>> {
+    pub(crate) async fn audit_purge(&self, tenant: &Tenant) -> AppResult<Option<PurgeReport>> {
         purge_association(self.db(), tenant).await
     }
 }

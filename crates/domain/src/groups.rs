@@ -815,7 +815,7 @@ impl Services {
 
     /// Adds a person straight in as an active member of a group `tenant` hosts (demo data and
     /// tests; the people-facing path is an invitation they accept).
-    pub async fn add_group_member_directly(
+    pub(crate) async fn add_group_member_directly(
         &self,
         tenant: &Tenant,
         group_id: Uuid,

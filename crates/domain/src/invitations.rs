@@ -239,7 +239,7 @@ impl Services {
     /// server): invites an association's first administrator. There is no signed-in viewer;
     /// the operator's shell access is the authorization, and the invitation is audited in
     /// the association's log as made by `operator`.
-    pub async fn invite_first_admin(
+    pub(crate) async fn invite_first_admin(
         &self,
         tenant: &Tenant,
         email: Option<String>,

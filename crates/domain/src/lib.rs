@@ -9,6 +9,7 @@ pub mod groups;
 pub mod invitations;
 pub mod live;
 pub mod members;
+pub mod operator;
 pub mod passkeys;
 pub mod password_reset;
 pub mod second_factor;
@@ -74,19 +75,19 @@ impl Services {
         self
     }
 
-    pub fn bus(&self) -> &Bus {
+    pub(crate) fn bus(&self) -> &Bus {
         &self.bus
     }
 
-    pub fn mailer(&self) -> &Mailer {
+    pub(crate) fn mailer(&self) -> &Mailer {
         &self.mailer
     }
 
-    pub fn db(&self) -> &Db {
+    pub(crate) fn db(&self) -> &Db {
         &self.db
     }
 
-    pub fn authorizer(&self) -> &Authorizer {
+    pub(crate) fn authorizer(&self) -> &Authorizer {
         &self.authorizer
     }
 

@@ -47,16 +47,35 @@ pub struct SignIn {
     pub step: SignInStep,
 }
 
-/// A signed-in person, resolved once per request.
+/// A signed-in person, resolved once per request. Only the services make one (from a valid
+/// session, or for an operator acting as someone: [`crate::operator::Operator::act_as`]), and
+/// nobody outside them can change one: what an entry point holds is who signed in.
 #[derive(Debug, Clone)]
 pub struct Viewer {
-    pub user: UserRow,
-    pub session: SessionRow,
-    pub memberships: Vec<MembershipRow>,
-    pub principal: Principal,
+    pub(crate) user: UserRow,
+    pub(crate) session: SessionRow,
+    pub(crate) memberships: Vec<MembershipRow>,
+    pub(crate) principal: Principal,
 }
 
 impl Viewer {
+    pub fn user(&self) -> &UserRow {
+        &self.user
+    }
+
+    pub fn session(&self) -> &SessionRow {
+        &self.session
+    }
+
+    /// Active memberships, oldest first.
+    pub fn memberships(&self) -> &[MembershipRow] {
+        &self.memberships
+    }
+
+    pub fn principal(&self) -> &Principal {
+        &self.principal
+    }
+
     pub fn is_member_of(&self, association_id: Uuid) -> bool {
         self.memberships
             .iter()
@@ -110,7 +129,7 @@ fn invalid_credentials() -> AppError {
     )
 }
 
-pub fn principal_for(user: &UserRow, memberships: &[MembershipRow]) -> Principal {
+pub(crate) fn principal_for(user: &UserRow, memberships: &[MembershipRow]) -> Principal {
     Principal {
         user_id: user.id,
         platform_operator: user.platform_operator,

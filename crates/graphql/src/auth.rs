@@ -51,31 +51,31 @@ pub struct Me;
 impl Me {
     async fn id(&self, ctx: &Context<'_>) -> async_graphql::Result<ID> {
         let v = viewer(ctx)?;
-        Ok(ID(v.user.id.to_string()))
+        Ok(ID(v.user().id.to_string()))
     }
     async fn name(&self, ctx: &Context<'_>) -> async_graphql::Result<String> {
-        Ok(viewer(ctx)?.user.name.clone())
+        Ok(viewer(ctx)?.user().name.clone())
     }
     async fn name_kana(&self, ctx: &Context<'_>) -> async_graphql::Result<String> {
-        Ok(viewer(ctx)?.user.name_kana.clone())
+        Ok(viewer(ctx)?.user().name_kana.clone())
     }
     async fn email(&self, ctx: &Context<'_>) -> async_graphql::Result<String> {
-        Ok(viewer(ctx)?.user.email.clone())
+        Ok(viewer(ctx)?.user().email.clone())
     }
     /// Profession code, e.g. `nurse`, `physician`, `care_manager`.
     async fn profession(&self, ctx: &Context<'_>) -> async_graphql::Result<String> {
-        Ok(viewer(ctx)?.user.profession.clone())
+        Ok(viewer(ctx)?.user().profession.clone())
     }
     /// For physicians and dentists: `clinic` (collaborating doctor) or `hospital`.
     async fn doctor_kind(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<String>> {
-        Ok(viewer(ctx)?.user.doctor_kind.clone())
+        Ok(viewer(ctx)?.user().doctor_kind.clone())
     }
     async fn second_factor_enabled(&self, ctx: &Context<'_>) -> async_graphql::Result<bool> {
-        Ok(viewer(ctx)?.user.totp_enabled_at.is_some())
+        Ok(viewer(ctx)?.user().totp_enabled_at.is_some())
     }
     async fn memberships(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<MembershipInfo>> {
         Ok(viewer(ctx)?
-            .memberships
+            .memberships()
             .iter()
             .map(|m| MembershipInfo {
                 association_slug: m.slug.clone(),
@@ -104,7 +104,7 @@ impl Me {
             .into_iter()
             .map(|s| SessionInfo {
                 id: ID(s.id.to_string()),
-                current: s.id == v.session.id,
+                current: s.id == v.session().id,
                 kind: s.kind,
                 created_at: s.created_at,
                 last_seen_at: s.last_seen_at,

@@ -3,6 +3,7 @@
 use crate::open_database;
 use musubi_config::Config;
 use musubi_domain::associations::CreateAssociation;
+use musubi_domain::operator::Operator;
 
 pub async fn migrate(config: &Config) -> anyhow::Result<()> {
     let database = open_database(config).await?;
@@ -40,7 +41,7 @@ pub async fn create_association(config: &Config, input: &CreateAssociation) -> a
             .migrate()
             .await
             .map_err(|e| anyhow::anyhow!("migration failed: {e}"))?;
-        services
+        Operator::new(services, database.db.clone())
             .create_association(input)
             .await
             .map_err(|e| anyhow::anyhow!("{}: {}", e.code.as_str(), e.message))
@@ -92,7 +93,7 @@ pub async fn invite_admin(
             .resolve_tenant(slug)
             .await
             .map_err(|e| anyhow::anyhow!("{}: {}", e.code.as_str(), e.message))?;
-        services
+        Operator::new(services, database.db.clone())
             .invite_first_admin(&tenant, email.clone(), Some(days))
             .await
             .map_err(|e| anyhow::anyhow!("{}: {}", e.code.as_str(), e.message))

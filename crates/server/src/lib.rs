@@ -12,6 +12,7 @@ use axum::routing::get;
 use axum::Router;
 use musubi_config::{Config, DatabaseSetting};
 use musubi_db::Db;
+use musubi_domain::operator::Operator;
 use musubi_domain::passkeys::RelyingParty;
 use musubi_domain::Services;
 use musubi_pgembed::{EmbeddedOptions, EmbeddedPostgres};
@@ -166,8 +167,10 @@ pub fn relying_party(config: &Config) -> anyhow::Result<Option<RelyingParty>> {
     Ok(rp)
 }
 
-/// The whole HTTP application.
-pub fn app(config: &Config, services: Services) -> Router {
+/// The whole HTTP application. The entry points get the services; only the server's own
+/// endpoints (readiness, metrics) see the database handle.
+pub fn app(config: &Config, operator: &Operator) -> Router {
+    let services = operator.services().clone();
     // Install the metrics recorder before the first request is counted.
     let _ = musubi_telemetry::metrics_handle();
     let schema = musubi_graphql::build_schema(config, services.clone());
@@ -176,7 +179,7 @@ pub fn app(config: &Config, services: Services) -> Router {
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
-        .with_state(services.clone());
+        .with_state(operator.db().clone());
     Router::new()
         .merge(ops)
         .merge(musubi_graphql::router(gateway, config.max_body_bytes))
@@ -191,8 +194,8 @@ pub fn app(config: &Config, services: Services) -> Router {
         ))
 }
 
-async fn readyz(State(services): State<Services>) -> impl IntoResponse {
-    match services.db().readiness().await {
+async fn readyz(State(db): State<Db>) -> impl IntoResponse {
+    match db.readiness().await {
         Ok(()) => (StatusCode::OK, "ready".to_owned()),
         Err(reason) => (
             StatusCode::SERVICE_UNAVAILABLE,
@@ -201,8 +204,8 @@ async fn readyz(State(services): State<Services>) -> impl IntoResponse {
     }
 }
 
-async fn metrics(State(services): State<Services>) -> impl IntoResponse {
-    let pool = services.db().pool();
+async fn metrics(State(db): State<Db>) -> impl IntoResponse {
+    let pool = db.pool();
     metrics::gauge!("musubi_db_pool_connections").set(f64::from(pool.size()));
     metrics::gauge!("musubi_db_pool_idle_connections").set(pool.num_idle() as f64);
     (
@@ -244,6 +247,7 @@ async fn serve_on(
     }
     let config = &config;
     let services = services(config, database.db.clone()).await?;
+    let operator = Operator::new(services.clone(), database.db.clone());
     if config.migrate_on_start {
         let report = database.db.migrate().await.context("migration failed")?;
         tracing::info!(
@@ -253,7 +257,7 @@ async fn serve_on(
         );
     }
     if demo
-        && musubi_demo::seed_if_empty(&services)
+        && musubi_demo::seed_if_empty(&operator)
             .await
             .map_err(|e| anyhow::anyhow!("seeding demo data failed: {e}"))?
     {
@@ -263,7 +267,7 @@ async fn serve_on(
     let _audit_purge = musubi_domain::audit::spawn_daily_purge(database.db.clone());
     let _event_purge = spawn_event_purge(database.db.clone());
     let addr = listener.local_addr()?;
-    let app = app(config, services.clone());
+    let app = app(config, &operator);
     let shutdown = shutdown_signal()?;
     println!("Musubi is running at http://{addr}/  (Ctrl-C to stop)");
     axum::serve(

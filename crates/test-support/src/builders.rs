@@ -7,8 +7,9 @@ use musubi_db::Db;
 use musubi_domain::associations::CreateAssociation;
 use musubi_domain::audit::RequestMeta;
 use musubi_domain::groups::{GroupInput, GroupKind};
+use musubi_domain::operator::Operator;
 use musubi_domain::sessions::Viewer;
-use musubi_domain::{Services, Tenant};
+use musubi_domain::Tenant;
 use uuid::Uuid;
 
 /// An association to create: `slug` and `name`, no area or description.
@@ -75,7 +76,7 @@ pub fn group_input(name: impl Into<String>) -> GroupInput {
 /// Creates a group of `kind` owned by `owner`, then adds each of `members` as a plain member
 /// directly (no invitation); returns the group's id.
 pub async fn group_with_members(
-    services: &Services,
+    op: &Operator,
     tenant: &Tenant,
     owner: &Viewer,
     kind: GroupKind,
@@ -83,13 +84,13 @@ pub async fn group_with_members(
     members: &[Uuid],
     client: &RequestMeta,
 ) -> Uuid {
-    let group = services
+    let group = op
+        .services()
         .create_group(owner, tenant, kind, input, client)
         .await
         .unwrap();
     for member in members {
-        services
-            .add_group_member_directly(tenant, group, *member, GroupRole::Member)
+        op.add_group_member(tenant, group, *member, GroupRole::Member)
             .await
             .unwrap();
     }

@@ -12,6 +12,7 @@ use http::{Request, StatusCode};
 use musubi_config::Config;
 use musubi_db::Db;
 use musubi_domain::audit::{self, AuditFilter};
+use musubi_domain::operator::Operator;
 use musubi_domain::Services;
 use sqlx::postgres::PgConnectOptions;
 use sqlx::{ConnectOptions, Connection, PgConnection};
@@ -218,6 +219,11 @@ impl TestDb {
         url
     }
 
+    /// The operator of [`TestDb::services`].
+    pub async fn operator(&self) -> Operator {
+        Operator::new(self.services().await, self.db.clone())
+    }
+
     /// Services with an in-process rate limiter, fresh for each call.
     pub async fn services(&self) -> Services {
         Services::build(
@@ -252,7 +258,7 @@ pub fn test_config(overrides: &[(&str, &str)]) -> Config {
 pub struct TestApp {
     pub db: TestDb,
     pub router: Router,
-    services: Services,
+    operator: Operator,
 }
 
 impl TestApp {
@@ -267,7 +273,7 @@ impl TestApp {
     /// A server with one association, `slug`, named `name`.
     pub async fn with_association(slug: &str, name: &str) -> Self {
         let app = Self::new().await;
-        app.services()
+        app.operator()
             .create_association(&association(slug, name))
             .await
             .unwrap();
@@ -282,12 +288,12 @@ impl TestApp {
         let services = musubi::services(&config, db.db.clone())
             .await
             .expect("services");
-        let services = adjust(services);
-        let router = musubi::app(&config, services.clone());
+        let operator = Operator::new(adjust(services), db.db.clone());
+        let router = musubi::app(&config, &operator);
         Self {
             db,
             router,
-            services,
+            operator,
         }
     }
 
@@ -307,7 +313,7 @@ impl TestApp {
         adjust: impl FnOnce(Services) -> Services,
     ) -> Self {
         let app = Self::with_services(config, adjust).await;
-        assert!(musubi_demo::seed_if_empty(&app.services())
+        assert!(musubi_demo::seed_if_empty(&app.operator)
             .await
             .expect("seed demo data"));
         app
@@ -365,14 +371,14 @@ impl TestApp {
 
     /// A transaction in association `slug`'s schema, for reading or changing its tables.
     pub async fn tenant_tx(&self, slug: &str) -> musubi_db::Tx {
-        let tenant = self.services.resolve_tenant(slug).await.unwrap();
+        let tenant = self.operator.services().resolve_tenant(slug).await.unwrap();
         self.db.db.tenant_tx(&tenant).await.unwrap()
     }
 
     /// How many `access.denied` records the log of association `slug` holds, once the
     /// refusals waiting to be written are.
     pub async fn denied_count(&self, slug: &str) -> i64 {
-        self.services.flush_refusals().await;
+        self.operator.services().flush_refusals().await;
         let mut tx = self.tenant_tx(slug).await;
         sqlx::query_scalar("SELECT count(*) FROM audit_log WHERE action = 'access.denied'")
             .fetch_one(&mut *tx)
@@ -383,8 +389,8 @@ impl TestApp {
     /// The `access.denied` records by `actor` among the newest page of `slug`'s log, once the
     /// refusals waiting to be written are.
     pub async fn denials_by(&self, slug: &str, actor: uuid::Uuid) -> usize {
-        self.services.flush_refusals().await;
-        let tenant = self.services.resolve_tenant(slug).await.unwrap();
+        self.operator.services().flush_refusals().await;
+        let tenant = self.operator.services().resolve_tenant(slug).await.unwrap();
         let filter = AuditFilter {
             action_prefix: Some("access.denied".into()),
             actor_id: Some(actor),
@@ -405,7 +411,12 @@ impl TestApp {
 
     /// The same services (and rate limiter) the app uses.
     pub fn services(&self) -> Services {
-        self.services.clone()
+        self.operator.services().clone()
+    }
+
+    /// The operator of those services (what tests do without a signed-in person).
+    pub fn operator(&self) -> Operator {
+        self.operator.clone()
     }
 
     /// Serves the app on a real loopback port (for WebSocket and HTTP clients); returns its

@@ -91,14 +91,14 @@ impl Who {
     fn name(&self) -> &str {
         match self {
             Who::Half(h) => &h.user.name,
-            Who::Viewer(v) => &v.user.name,
+            Who::Viewer(v) => &v.user().name,
         }
     }
 
     fn email(&self) -> &str {
         match self {
             Who::Half(h) => &h.user.email,
-            Who::Viewer(v) => &v.user.email,
+            Who::Viewer(v) => &v.user().email,
         }
     }
 
@@ -107,7 +107,7 @@ impl Who {
     fn pending(&self) -> Option<TotpEnrolment> {
         let user = match self {
             Who::Half(h) => &h.user,
-            Who::Viewer(v) => &v.user,
+            Who::Viewer(v) => v.user(),
         };
         if user.totp_enabled_at.is_some() {
             return None;
@@ -146,7 +146,7 @@ async fn half_to_enrol(
 /// The signed-in person without a second factor yet; others go to the security page.
 async fn viewer_to_enrol(services: &Services, ctx: &Ctx) -> Result<Viewer, Response> {
     let viewer = ctx.require_viewer(services).await?;
-    if viewer.user.totp_enabled_at.is_some() {
+    if viewer.user().totp_enabled_at.is_some() {
         return Err(ctx.redirect("/me/security"));
     }
     Ok(viewer)
@@ -304,7 +304,7 @@ fn render(
         Who::Viewer(v) => (
             SECURITY_ENROL,
             SECURITY_ENROL.to_owned(),
-            Nav::signed_in(&v.user.name, ctx.csrf.token()),
+            Nav::signed_in(&v.user().name, ctx.csrf.token()),
         ),
     };
     let page = EnrolPage {

@@ -103,7 +103,7 @@ pub(crate) async fn show(
     let after = sns::live_cursor(&services).await;
     let unread = unread_section(&services, &ctx, &viewer).await?;
     let memberships = viewer
-        .memberships
+        .memberships()
         .iter()
         .map(|m| MembershipCard {
             name: m.association_name.clone(),
@@ -118,11 +118,11 @@ pub(crate) async fn show(
         assets: assets::urls(),
         nav: sns::nav(&viewer, &ctx, unread.total, Section::Home).live_after(after),
         current_path: "/home",
-        name: &viewer.user.name,
+        name: &viewer.user().name,
         flash: sns::flash(t, &uri),
         unread,
         memberships,
-        second_factor: viewer.user.totp_enabled_at.is_some(),
+        second_factor: viewer.user().totp_enabled_at.is_some(),
     };
     Ok(ctx.respond(StatusCode::OK, &page))
 }

@@ -68,7 +68,7 @@ pub(crate) async fn show(
             },
             last_used: datetime::date_time(ctx.lang, s.last_seen_at),
             signed_in: datetime::date_time(ctx.lang, s.created_at),
-            current: s.id == viewer.session.id,
+            current: s.id == viewer.session().id,
             pending: !s.second_factor_done,
         })
         .collect();
@@ -79,7 +79,7 @@ pub(crate) async fn show(
     let page = SessionsPage {
         t,
         assets: assets::urls(),
-        nav: Nav::signed_in(&viewer.user.name, ctx.csrf.token()),
+        nav: Nav::signed_in(&viewer.user().name, ctx.csrf.token()),
         current_path: "/me/sessions",
         csrf: ctx.csrf.token(),
         sessions,
@@ -113,7 +113,7 @@ pub(crate) async fn revoke(
     let Ok(id) = Uuid::parse_str(&id) else {
         return Ok(crate::pages::not_found::page(ctx.lang, "/me/sessions"));
     };
-    if id == viewer.session.id {
+    if id == viewer.session().id {
         // Ending this very session is signing out.
         services
             .sign_out(&viewer, &ctx.client)

@@ -27,7 +27,7 @@ pub(crate) fn page(ctx: &Ctx, viewer: &Viewer) -> Response {
     let page = NoMembershipPage {
         t: Translator::new(ctx.lang),
         assets: assets::urls(),
-        nav: Nav::signed_in(&viewer.user.name, ctx.csrf.token()),
+        nav: Nav::signed_in(&viewer.user().name, ctx.csrf.token()),
         current_path: path,
         csrf: ctx.csrf.token(),
     };

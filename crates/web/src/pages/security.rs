@@ -34,10 +34,10 @@ pub(crate) async fn show(
     let page = SecurityPage {
         t: Translator::new(ctx.lang),
         assets: assets::urls(),
-        nav: Nav::signed_in(&viewer.user.name, ctx.csrf.token()),
+        nav: Nav::signed_in(&viewer.user().name, ctx.csrf.token()),
         current_path: "/me/security",
         enabled_since: viewer
-            .user
+            .user()
             .totp_enabled_at
             .map(|at| datetime::date(ctx.lang, at)),
         passkeys,

@@ -10,7 +10,7 @@ fn assoc(slug: &str) -> CreateAssociation {
 #[tokio::test]
 async fn second_migrate_is_a_noop() {
     let t = TestDb::new().await;
-    t.services()
+    t.operator()
         .await
         .create_association(&assoc("alpha"))
         .await
@@ -23,7 +23,7 @@ async fn second_migrate_is_a_noop() {
 #[tokio::test]
 async fn replicas_migrating_together_do_not_race() {
     let t = TestDb::new().await;
-    let s = t.services().await;
+    let s = t.operator().await;
     for slug in ["alpha", "beta", "gamma"] {
         s.create_association(&assoc(slug)).await.unwrap();
     }
@@ -62,7 +62,7 @@ async fn replicas_migrating_together_do_not_race() {
 #[tokio::test]
 async fn failed_association_creation_leaves_nothing_half_made() {
     let t = TestDb::new().await;
-    let s = t.services().await;
+    let s = t.operator().await;
     s.create_association(&assoc("alpha")).await.unwrap();
     let schemas_before: i64 =
         sqlx::query_scalar("SELECT count(*) FROM pg_namespace WHERE nspname LIKE 'assoc\\_%'")
@@ -100,7 +100,7 @@ async fn invalid_association_input_names_the_field() {
     let t = TestDb::new().await;
     let mut bad = assoc("Bad Slug");
     let err = t
-        .services()
+        .operator()
         .await
         .create_association(&bad)
         .await
@@ -112,7 +112,7 @@ async fn invalid_association_input_names_the_field() {
     bad.slug = "good".into();
     bad.name = " ".into();
     let err = t
-        .services()
+        .operator()
         .await
         .create_association(&bad)
         .await

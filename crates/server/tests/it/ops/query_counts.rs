@@ -5,6 +5,7 @@
 use musubi_db::accounts::{self as accounts, NewUser};
 use musubi_domain::audit::RequestMeta;
 use musubi_domain::groups::{GroupKind, Scope};
+use musubi_domain::operator::Operator;
 use musubi_domain::sessions::Viewer;
 use musubi_domain::{Services, Tenant};
 use musubi_test_support::sqlcount::{Measured, SqlCounter};
@@ -52,8 +53,8 @@ async fn person(db: &TestDb, s: &Services, tenant: &Tenant, key: &str, doctor: b
 /// (their own pool through the counting proxy) to measure with.
 struct Bench {
     db: TestDb,
-    s: Services,
-    counted: Services,
+    s: Operator,
+    counted: Operator,
     counter: SqlCounter,
     tenant: Tenant,
 }
@@ -61,18 +62,20 @@ struct Bench {
 impl Bench {
     async fn new() -> Self {
         let db = TestDb::new().await;
-        let s = db.services().await;
+        let s = db.operator().await;
         let tenant = s
             .create_association(&association("alpha", "アルファ医師会"))
             .await
             .unwrap();
         let counter = SqlCounter::start(&db.options).await;
+        let counted_db = counter.db().await;
         let counted = Services::build(
-            counter.db().await,
+            counted_db.clone(),
             musubi_auth::ratelimit::RateLimiter::in_process(),
         )
         .await
         .unwrap();
+        let counted = Operator::new(counted, counted_db);
         Self {
             db,
             s,
@@ -83,7 +86,7 @@ impl Bench {
     }
 
     async fn group(&self, owner: &Viewer, kind: GroupKind, members: &[&Viewer]) -> Uuid {
-        let members: Vec<Uuid> = members.iter().map(|m| m.user.id).collect();
+        let members: Vec<Uuid> = members.iter().map(|m| m.user().id).collect();
         group_with_members(
             &self.s,
             &self.tenant,
@@ -356,19 +359,19 @@ async fn authenticating_a_request_is_one_statement_with_the_person_and_membershi
             .unwrap();
     let viewer = person(&b.db, &b.s, &b.tenant, "auth", true).await;
     let mut conn = b.db.db.pool().acquire().await.unwrap();
-    accounts::insert_membership(&mut conn, viewer.user.id, second.id, "admin", None)
+    accounts::insert_membership(&mut conn, viewer.user().id, second.id, "admin", None)
         .await
         .unwrap();
     drop(conn);
-    let token = api_session_token(&b.db.db, viewer.user.id, "192.0.2.20").await;
+    let token = api_session_token(&b.db.db, viewer.user().id, "192.0.2.20").await;
     b.counted.authenticate(&token).await.unwrap().unwrap();
 
     let (found, m) = b.counter.measure(b.counted.authenticate(&token)).await;
     let found = found.unwrap().expect("a valid session");
     assert_eq!(m.count(), 1, "{}", m.listing());
-    assert_eq!(found.user.id, viewer.user.id);
+    assert_eq!(found.user().id, viewer.user().id);
     let slugs: Vec<(&str, &str)> = found
-        .memberships
+        .memberships()
         .iter()
         .map(|m| (m.slug.as_str(), m.role.as_str()))
         .collect();

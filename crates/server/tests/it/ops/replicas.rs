@@ -139,7 +139,7 @@ async fn a_subscriber_on_one_replica_receives_a_comment_posted_through_another()
     let redis = redis_url();
     let db = TestDb::new().await;
     // Seeded through the services before the replicas start: people, one patient group.
-    let services = db.services().await;
+    let services = db.operator().await;
     assert!(musubi_demo::seed_if_empty(&services).await.unwrap());
     let tenant = services.resolve_tenant("minatogawa").await.unwrap();
     let nurse_token = token(&services, NURSE).await;
@@ -150,7 +150,7 @@ async fn a_subscriber_on_one_replica_receives_a_comment_posted_through_another()
         .await
         .unwrap()
         .unwrap()
-        .user
+        .user()
         .id;
     let group = group_with_members(
         &services,

@@ -68,8 +68,8 @@ impl World {
         for p in people {
             let user = self.app.user_id(p).await;
             self.app
-                .services()
-                .add_group_member_directly(&tenant, group.parse().unwrap(), user, GroupRole::Member)
+                .operator()
+                .add_group_member(&tenant, group.parse().unwrap(), user, GroupRole::Member)
                 .await
                 .unwrap();
         }

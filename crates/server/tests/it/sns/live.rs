@@ -54,7 +54,7 @@ impl World {
             ids.push(self.app.user_id(m).await);
         }
         group_with_members(
-            &self.app.services(),
+            &self.app.operator(),
             &self.tenant,
             owner,
             GroupKind::Patient,
@@ -73,9 +73,9 @@ impl World {
                 &self.tenant,
                 &musubi_domain::topics::NewTopic {
                     group_id: group,
-                    title: title,
+                    title,
                     body: "本文",
-                    scope: scope,
+                    scope,
                     important: false,
                 },
                 &RequestMeta::default(),
@@ -187,7 +187,7 @@ async fn a_subscriber_gets_comments_of_its_groups_and_nothing_outside_its_scope(
     assert_eq!(e["groupId"], group.to_string());
     assert_eq!(e["topicId"], open.to_string());
     assert_eq!(e["associationSlug"], "minatogawa");
-    assert_eq!(e["actorId"], nurse.user.id.to_string());
+    assert_eq!(e["actorId"], nurse.user().id.to_string());
     // The subscriber's own fresh counts: the topic body and the reply are unread.
     let counts = e["unread"]["groups"]
         .as_array()

@@ -5,9 +5,10 @@
 use musubi_db::accounts::NewUser;
 use musubi_domain::audit::RequestMeta;
 use musubi_domain::groups::{GroupInput, GroupKind, ReceiptMode, Scope};
+use musubi_domain::operator::Operator;
 use musubi_domain::sessions::Viewer;
 use musubi_domain::topics::{TopicPatch, TopicView};
-use musubi_domain::{ErrorCode, Services, Tenant};
+use musubi_domain::{ErrorCode, Tenant};
 use musubi_test_support::{
     api_session_token, association, group_input, group_with_members, insert_member, TestApp, TestDb,
 };
@@ -21,7 +22,7 @@ fn client() -> RequestMeta {
 /// One association ("alpha") with a few people of each profession class, signed in.
 struct World {
     db: TestDb,
-    s: Services,
+    s: Operator,
     tenant: Tenant,
     people: HashMap<&'static str, Viewer>,
 }
@@ -37,7 +38,7 @@ const PEOPLE: &[(&str, &str, Option<&str>)] = &[
 ];
 
 /// A full session for `user_id`, as a sign-in would leave it.
-async fn sign_in(services: &Services, user_id: Uuid) -> Viewer {
+async fn sign_in(services: &Operator, user_id: Uuid) -> Viewer {
     let token = api_session_token(services.db(), user_id, "192.0.2.10").await;
     services
         .authenticate(&token)
@@ -49,7 +50,7 @@ async fn sign_in(services: &Services, user_id: Uuid) -> Viewer {
 impl World {
     async fn new() -> Self {
         let db = TestDb::new().await;
-        let s = db.services().await;
+        let s = db.operator().await;
         let tenant = s
             .create_association(&association("alpha", "アルファ医師会"))
             .await
@@ -84,7 +85,7 @@ impl World {
     }
 
     fn id(&self, key: &str) -> Uuid {
-        self.people[key].user.id
+        self.people[key].user().id
     }
 
     /// A group owned by `owner` with `members` added.
@@ -120,8 +121,8 @@ impl World {
                 &musubi_domain::topics::NewTopic {
                     group_id: group,
                     title: "訪問看護報告",
-                    body: body,
-                    scope: scope,
+                    body,
+                    scope,
                     important: false,
                 },
                 &client(),
@@ -1056,7 +1057,7 @@ async fn every_write_leaves_one_audit_record_and_one_event_of_its_kind() {
 #[tokio::test]
 async fn every_demo_person_has_something_read_and_something_unread() {
     let app = TestApp::demo().await;
-    let services = app.services();
+    let services = app.operator();
     let emails: Vec<String> = sqlx::query_scalar("SELECT email FROM core.users ORDER BY email")
         .fetch_all(app.db.db.pool())
         .await

@@ -385,8 +385,8 @@ async fn every_group_operation_routed_to_another_association_is_not_found_and_ch
     let sakuradai = app.services().resolve_tenant("sakuradai").await.unwrap();
     let minatogawa = app.services().resolve_tenant("minatogawa").await.unwrap();
     let sato_id = app.user_id("sato@sakuradai-hospital.example").await;
-    app.services()
-        .add_group_member_directly(
+    app.operator()
+        .add_group_member(
             &sakuradai,
             group.parse().unwrap(),
             sato_id,
@@ -507,8 +507,8 @@ async fn every_group_operation_routed_to_another_association_is_not_found_and_ch
         assert!(r["data"].is_null(), "{query}: {r}");
     }
     let r = app
-        .services()
-        .add_group_member_directly(
+        .operator()
+        .add_group_member(
             &minatogawa,
             group.parse().unwrap(),
             sato_id,

@@ -15,7 +15,7 @@ fn assoc(slug: &str, name: &str, description: &str) -> CreateAssociation {
 #[tokio::test]
 async fn each_association_gets_its_own_schema_holding_its_own_data() {
     let t = TestDb::new().await;
-    let s = t.services().await;
+    let s = t.operator().await;
     let a = s
         .create_association(&assoc("alpha", "アルファ医師会", "A の秘密"))
         .await
@@ -52,7 +52,7 @@ async fn each_association_gets_its_own_schema_holding_its_own_data() {
 #[tokio::test]
 async fn tenant_transaction_sees_only_its_own_schema() {
     let t = TestDb::new().await;
-    let s = t.services().await;
+    let s = t.operator().await;
     let a = s
         .create_association(&assoc("alpha", "アルファ医師会", "A の秘密"))
         .await
@@ -87,7 +87,7 @@ async fn tenant_transaction_sees_only_its_own_schema() {
 #[tokio::test]
 async fn a_pooled_connection_never_carries_a_tenant_across_requests() {
     let t = TestDb::new().await;
-    let s = t.services().await;
+    let s = t.operator().await;
     let a = s
         .create_association(&assoc("alpha", "アルファ医師会", "A の秘密"))
         .await
@@ -111,7 +111,7 @@ async fn a_pooled_connection_never_carries_a_tenant_across_requests() {
 #[tokio::test]
 async fn graphql_request_routed_to_one_association_reads_only_that_association() {
     let app = TestApp::new().await;
-    let s = app.services();
+    let s = app.operator();
     s.create_association(&assoc("alpha", "アルファ医師会", "A の秘密"))
         .await
         .unwrap();
@@ -133,7 +133,7 @@ async fn graphql_request_routed_to_one_association_reads_only_that_association()
 #[tokio::test]
 async fn unknown_association_fails_closed_before_any_resolver_runs() {
     let app = TestApp::new().await;
-    app.services()
+    app.operator()
         .create_association(&assoc("alpha", "アルファ医師会", "A の秘密"))
         .await
         .unwrap();
@@ -165,7 +165,7 @@ async fn tenant_field_without_routing_asks_for_an_association() {
 #[tokio::test]
 async fn association_behind_on_migrations_is_not_served_and_says_why() {
     let app = TestApp::new().await;
-    let s = app.services();
+    let s = app.operator();
     let a = s
         .create_association(&assoc("alpha", "アルファ医師会", "A"))
         .await

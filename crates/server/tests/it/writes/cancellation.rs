@@ -3,8 +3,9 @@
 //! a transaction, every acknowledged write is there, and no write is half there.
 
 use musubi_domain::audit::RequestMeta;
+use musubi_domain::operator::Operator;
 use musubi_domain::sessions::Viewer;
-use musubi_domain::{Services, Tenant};
+use musubi_domain::Tenant;
 use musubi_test_support::{test_config, TestApp};
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -47,7 +48,7 @@ impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for Complaints {
 /// Whether the connection that serves the association now sits inside a transaction it did
 /// not open: inside one, `now()` is the transaction's start, earlier than this statement's.
 /// (A simple query: one message, so outside a transaction both are that message's arrival.)
-async fn stranded_in_transaction(services: &Services, tenant: &Tenant) -> bool {
+async fn stranded_in_transaction(services: &Operator, tenant: &Tenant) -> bool {
     use sqlx::Row;
     let mut conn = services.db().tenant_read(tenant).await.unwrap();
     let row = sqlx::raw_sql("SELECT now() = statement_timestamp() AS fresh")
@@ -77,7 +78,7 @@ async fn cancelled_requests_never_strand_a_connection_or_half_a_write() {
     // One connection: a stranded transaction would catch the very next request.
     let app =
         TestApp::demo_with_config(test_config(&[("MUSUBI_DB_TENANT_CONNECTIONS", "1")])).await;
-    let services = app.services();
+    let services = app.operator();
     let tenant = services.resolve_tenant(HOST).await.unwrap();
     let nurse = viewer(&app, NURSE).await;
     let group = services

@@ -6,9 +6,10 @@
 use musubi_authz::GroupRole;
 use musubi_domain::audit::{AuditAction, RequestMeta};
 use musubi_domain::groups::{GroupInput, GroupKind, GroupPatch, ReceiptMode, Scope};
+use musubi_domain::operator::Operator;
 use musubi_domain::sessions::Viewer;
 use musubi_domain::topics::{NewTopic, TopicPatch};
-use musubi_domain::{Services, Tenant};
+use musubi_domain::Tenant;
 use musubi_realtime::EventKind;
 use musubi_test_support::TestApp;
 use std::sync::{Arc, Mutex};
@@ -21,13 +22,16 @@ const AOKI: &str = "aoki@minatogawa.example";
 const MORITA: &str = "morita@minatogawa.example";
 const ISHII: &str = "ishii@minatogawa.example";
 
+/// Each event heard: its kind, and the audit actions committed when it was heard.
+type Heard = Arc<Mutex<Vec<(EventKind, Vec<String>)>>>;
+
 struct World {
-    services: Services,
+    services: Operator,
     tenant: Tenant,
     meta: RequestMeta,
     /// What a listener heard: (event kind, the audit actions committed after the write began,
     /// as another connection saw them at that moment).
-    heard: Arc<Mutex<Vec<(EventKind, Vec<String>)>>>,
+    heard: Heard,
     since: Arc<Mutex<i64>>,
 }
 
@@ -40,7 +44,7 @@ async fn viewer(app: &TestApp, email: &str) -> Viewer {
         .expect("a valid session")
 }
 
-async fn newest_seq(services: &Services, tenant: &Tenant) -> i64 {
+async fn newest_seq(services: &Operator, tenant: &Tenant) -> i64 {
     let mut conn = services.db().tenant_read(tenant).await.unwrap();
     sqlx::query_scalar("SELECT coalesce(max(seq), 0) FROM audit_log")
         .fetch_one(&mut *conn)
@@ -48,7 +52,7 @@ async fn newest_seq(services: &Services, tenant: &Tenant) -> i64 {
         .unwrap()
 }
 
-async fn actions_since(services: &Services, tenant: &Tenant, seq: i64) -> Vec<String> {
+async fn actions_since(services: &Operator, tenant: &Tenant, seq: i64) -> Vec<String> {
     let mut conn = services.db().tenant_read(tenant).await.unwrap();
     sqlx::query_scalar("SELECT action FROM audit_log WHERE seq > $1 ORDER BY seq")
         .bind(seq)
@@ -59,7 +63,7 @@ async fn actions_since(services: &Services, tenant: &Tenant, seq: i64) -> Vec<St
 
 impl World {
     async fn new(app: &TestApp) -> Self {
-        let services = app.services();
+        let services = app.operator();
         let tenant = services.resolve_tenant(HOST).await.unwrap();
         let heard = Arc::new(Mutex::new(Vec::new()));
         let since = Arc::new(Mutex::new(0));
@@ -166,7 +170,7 @@ async fn every_write_leaves_its_audit_record_and_events_in_order() {
         "invite_to_group",
         Some(A::GroupMemberInvite),
         &[E::MembershipChanged],
-        s.invite_to_group(&owner, t, group, aoki.user.id, m),
+        s.invite_to_group(&owner, t, group, aoki.user().id, m),
     )
     .await;
     w.check(
@@ -187,14 +191,14 @@ async fn every_write_leaves_its_audit_record_and_events_in_order() {
         "answer_join_request",
         Some(A::GroupMemberJoin),
         &[E::MembershipChanged],
-        s.answer_join_request(&owner, t, group, morita.user.id, true, m),
+        s.answer_join_request(&owner, t, group, morita.user().id, true, m),
     )
     .await;
     w.check(
         "set_group_role",
         Some(A::GroupMemberRole),
         &[],
-        s.set_group_role(&owner, t, group, aoki.user.id, GroupRole::Owner, m),
+        s.set_group_role(&owner, t, group, aoki.user().id, GroupRole::Owner, m),
     )
     .await;
     let new = NewTopic {
@@ -274,7 +278,7 @@ async fn every_write_leaves_its_audit_record_and_events_in_order() {
         "remove_group_member",
         Some(A::GroupMemberRemove),
         &[E::MembershipChanged],
-        s.remove_group_member(&owner, t, group, morita.user.id, m),
+        s.remove_group_member(&owner, t, group, morita.user().id, m),
     )
     .await;
     w.check(
@@ -321,13 +325,13 @@ async fn owners_changing_different_settings_at_once_both_keep_their_edit() {
         .create_group(&owner, &t, GroupKind::General, &input, &m)
         .await
         .unwrap();
-    s.invite_to_group(&owner, &t, group, aoki.user.id, &m)
+    s.invite_to_group(&owner, &t, group, aoki.user().id, &m)
         .await
         .unwrap();
     s.answer_group_invitation(&aoki, &t, group, true, &m)
         .await
         .unwrap();
-    s.set_group_role(&owner, &t, group, aoki.user.id, GroupRole::Owner, &m)
+    s.set_group_role(&owner, &t, group, aoki.user().id, GroupRole::Owner, &m)
         .await
         .unwrap();
     for round in 0..10 {

@@ -110,7 +110,7 @@ pub(crate) async fn show(
     let page = ConsoleHomePage {
         t,
         assets: assets::urls(),
-        nav: Nav::signed_in(&c.viewer.user.name, ctx.csrf.token()),
+        nav: Nav::signed_in(&c.viewer.user().name, ctx.csrf.token()),
         current_path: &path,
         console: c.head("home"),
         counts,

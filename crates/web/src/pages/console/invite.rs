@@ -214,7 +214,7 @@ async fn render(
     let page = InvitePage {
         t,
         assets: assets::urls(),
-        nav: Nav::signed_in(&c.viewer.user.name, ctx.csrf.token()),
+        nav: Nav::signed_in(&c.viewer.user().name, ctx.csrf.token()),
         current_path: &path,
         console: c.head("invite"),
         csrf: ctx.csrf.token(),
@@ -307,7 +307,7 @@ fn created_page(ctx: &Ctx, c: &Console, created: CreatedInvitation) -> Response 
     let page = InvitedPage {
         t,
         assets: assets::urls(),
-        nav: Nav::signed_in(&c.viewer.user.name, ctx.csrf.token()),
+        nav: Nav::signed_in(&c.viewer.user().name, ctx.csrf.token()),
         current_path: &path,
         console: c.head("invite"),
         link,

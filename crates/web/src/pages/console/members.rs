@@ -97,7 +97,7 @@ pub(crate) async fn show(
                 account_wide: answers_for_account(&c.viewer, &c.tenant, &m.active_associations),
                 home_association: m.home_association.as_deref(),
             };
-            card(t, ctx.lang, facts, c.viewer.user.id)
+            card(t, ctx.lang, facts, c.viewer.user().id)
         })
         .collect();
     let active_count = members.iter().filter(|m| m.active).count();
@@ -105,7 +105,7 @@ pub(crate) async fn show(
     let page = MembersPage {
         t,
         assets: assets::urls(),
-        nav: Nav::signed_in(&c.viewer.user.name, ctx.csrf.token()),
+        nav: Nav::signed_in(&c.viewer.user().name, ctx.csrf.token()),
         current_path: &path,
         console: c.head("members"),
         csrf: ctx.csrf.token(),

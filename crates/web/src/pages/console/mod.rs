@@ -72,7 +72,7 @@ impl Console {
     /// service answered `NOT_FOUND`.
     fn viewer_is_admin(&self) -> bool {
         self.viewer
-            .memberships
+            .memberships()
             .iter()
             .any(|m| m.association_id == self.tenant.id && m.role == "admin")
     }

@@ -112,7 +112,7 @@ fn render(
     let page = SettingsPage {
         t,
         assets: assets::urls(),
-        nav: Nav::signed_in(&c.viewer.user.name, ctx.csrf.token()),
+        nav: Nav::signed_in(&c.viewer.user().name, ctx.csrf.token()),
         current_path: &path,
         console: c.head("settings"),
         csrf: ctx.csrf.token(),

@@ -343,7 +343,7 @@ async fn render(
     uri: &Uri,
 ) -> Result<Response, Response> {
     let t = Translator::new(ctx.lang);
-    let me = p.viewer.user.id;
+    let me = p.viewer.user().id;
     let owner = view.my_role == Some(GroupRole::Owner);
     let cards = |wanted: &str| -> Vec<MemberCard> {
         view.members
@@ -736,7 +736,7 @@ pub(crate) async fn leave(
 ) -> Result<Response, Response> {
     let p = Place::open(&services, &ctx, &slug).await?;
     let group_id = parse_id(&id);
-    let me = p.viewer.user.id;
+    let me = p.viewer.user().id;
     match services
         .remove_group_member(&p.viewer, &p.tenant, group_id, me, &ctx.client)
         .await

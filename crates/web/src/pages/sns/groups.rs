@@ -117,7 +117,7 @@ pub(crate) async fn show(
     let after = super::live_cursor(&services).await;
     let list = group_list(&services, &ctx, &viewer).await?;
     let mut open = Vec::new();
-    for m in &viewer.memberships {
+    for m in viewer.memberships() {
         let Ok(tenant) = services.resolve_tenant(&m.slug).await else {
             continue; // an association being upgraded: its groups come back afterwards
         };
@@ -135,7 +135,7 @@ pub(crate) async fn show(
         }));
     }
     let associations = viewer
-        .memberships
+        .memberships()
         .iter()
         .map(|m| AssociationLink {
             slug: m.slug.clone(),

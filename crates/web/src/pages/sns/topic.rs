@@ -380,7 +380,7 @@ async fn render(
         t,
         assets: assets::urls(),
         nav: nav(&p.viewer, ctx, total, Section::Groups).live_after(typed.live_after),
-        me: p.viewer.user.id.to_string(),
+        me: p.viewer.user().id.to_string(),
         current_path: &path,
         csrf: ctx.csrf.token(),
         flash: uri.and_then(|u| flash(t, u)),
