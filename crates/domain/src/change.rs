@@ -16,9 +16,10 @@
 //! audit record together.
 
 use crate::audit::{record_batch, AuditAction, AuditEntry, RequestMeta};
+use crate::groups::principal_in_group;
 use crate::sessions::Viewer;
 use crate::{AppError, AppResult, Services, Tenant};
-use musubi_authz::{Action, Object};
+use musubi_authz::{Action, Domain, Object};
 use musubi_db::groups::{self as repo, HostedGroup};
 use musubi_db::Tx;
 use musubi_realtime::{Event, EventKind};
@@ -170,8 +171,10 @@ impl<'a> Change<'a> {
         self.audit.push(entry);
     }
 
-    /// Checks `action` on `object` in `group` for the viewer's role there; a refusal is
-    /// recorded (without using this transaction's pool) and answered "not found".
+    /// Checks `action` on `object` in `group` for the viewer's role there (`role` as loaded with
+    /// the group). Denied: recorded (without using this transaction's pool) and answered "not
+    /// found", like a missing object; only members learn that the group exists. Takes a
+    /// [`HostedGroup`]: only a group loaded through the routed tenant can be authorized at all.
     pub(crate) async fn authorize(
         &self,
         group: &HostedGroup,
@@ -180,9 +183,22 @@ impl<'a> Change<'a> {
         action: Action,
     ) -> AppResult<()> {
         let viewer = self.viewer()?;
-        self.services
-            .authorize_group(self.tenant, viewer, group, role, object, action, self.meta)
-            .await
+        debug_assert_eq!(group.association_id(), self.tenant.id);
+        let group_id = group.id();
+        let principal = principal_in_group(viewer, group_id, role);
+        if self
+            .services
+            .authorizer()
+            .allows(&principal, Domain::Group(group_id), object, action)
+        {
+            return Ok(());
+        }
+        let entry = self
+            .entry(AuditAction::AccessDenied)
+            .on(object.as_str(), action.as_str())
+            .with_detail("group_id", group_id.to_string());
+        self.refuse(entry).await;
+        Err(AppError::not_found())
     }
 
     /// Records a refusal for this request (queued: see [`crate::audit::DenialLog`]).

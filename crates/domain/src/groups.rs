@@ -7,11 +7,11 @@
 //! Groups are loaded through the routed tenant only ([`HostedGroup`]): a group hosted by
 //! another association is not found, whoever asks.
 
-use crate::audit::{AuditAction, AuditEntry, RequestMeta};
+use crate::audit::{AuditAction, RequestMeta};
 use crate::change::{Change, EventSpec};
 use crate::sessions::Viewer;
 use crate::{AppError, AppResult, ErrorCode, Services, Tenant};
-use musubi_authz::{Action, Domain, GroupRole, Object, Principal, ProfessionClass};
+use musubi_authz::{Action, GroupRole, Object, Principal, ProfessionClass};
 use musubi_db::groups::{
     self as repo, CandidateRow, GroupMemberRow, GroupRow, HostedGroup, TopicRow,
 };
@@ -235,6 +235,23 @@ pub(crate) fn principal_in_group(viewer: &Viewer, group_id: Uuid, role: Option<&
 }
 
 impl Change<'_> {
+    /// Ends a change to `user`'s membership of `group`: its audit record and the event that
+    /// tells them (and the group), then the commit.
+    async fn membership_changed(
+        mut self,
+        group: &HostedGroup,
+        action: AuditAction,
+        user: Uuid,
+    ) -> AppResult<()> {
+        let entry = self
+            .entry(action)
+            .on("group", group.id())
+            .with_detail("user_id", user.to_string());
+        self.audit(entry);
+        self.event(group, EventSpec::membership(user)).await?;
+        self.commit().await
+    }
+
     /// Loads a group hosted by the change's association and checks that the viewer may invite
     /// to it (owners).
     async fn group_to_invite_to(&mut self, group_id: Uuid) -> AppResult<HostedGroup> {
@@ -255,38 +272,6 @@ impl Change<'_> {
 }
 
 impl Services {
-    /// Checks `action` on `object` in the group's domain for the viewer's role there (`role` as
-    /// loaded with the group). Denied: audited in the host's log, answered "not found". Takes a
-    /// [`HostedGroup`]: only a group loaded through the routed tenant can be authorized at all.
-    #[allow(clippy::too_many_arguments)]
-    pub(crate) async fn authorize_group(
-        &self,
-        tenant: &Tenant,
-        viewer: &Viewer,
-        group: &HostedGroup,
-        role: Option<&str>,
-        object: Object,
-        action: Action,
-        client: &RequestMeta,
-    ) -> AppResult<()> {
-        debug_assert_eq!(group.association_id(), tenant.id);
-        let group_id = group.id();
-        let principal = principal_in_group(viewer, group_id, role);
-        if self
-            .authorizer()
-            .allows(&principal, Domain::Group(group_id), object, action)
-        {
-            return Ok(());
-        }
-        // Only members learn that the group exists; the denial is still on record.
-        let entry = AuditEntry::new(AuditAction::AccessDenied, client)
-            .by(viewer.user.id, viewer.user.name.clone())
-            .on(object.as_str(), action.as_str())
-            .with_detail("group_id", group_id.to_string());
-        self.record_refusal(tenant, entry).await;
-        Err(AppError::not_found())
-    }
-
     /// Creates a group hosted by `tenant`; its creator becomes its owner. Any member of the
     /// association may create one.
     pub async fn create_group(
@@ -576,14 +561,8 @@ impl Services {
                 "this person is already a member",
             ));
         }
-        let entry = c
-            .entry(AuditAction::GroupMemberInvite)
-            .on("group", group_id)
-            .with_detail("user_id", user_id.to_string());
-        c.audit(entry);
-        c.event(&hosted, EventSpec::membership(user_id)).await?;
-        c.commit().await?;
-        Ok(())
+        c.membership_changed(&hosted, AuditAction::GroupMemberInvite, user_id)
+            .await
     }
 
     /// An owner invites an e-mail address. The answer is the same whether or not the address
@@ -649,15 +628,7 @@ impl Services {
             repo::remove_member(c.conn(), &hosted, viewer.user.id).await?;
             AuditAction::GroupMemberRemove
         };
-        let entry = c
-            .entry(action)
-            .on("group", group_id)
-            .with_detail("user_id", viewer.user.id.to_string());
-        c.audit(entry);
-        c.event(&hosted, EventSpec::membership(viewer.user.id))
-            .await?;
-        c.commit().await?;
-        Ok(())
+        c.membership_changed(&hosted, action, viewer.user.id).await
     }
 
     /// A member of the host association asks to join a general group that accepts requests.
@@ -718,14 +689,7 @@ impl Services {
             repo::remove_member(c.conn(), &hosted, user_id).await?;
             AuditAction::GroupMemberRemove
         };
-        let entry = c
-            .entry(action)
-            .on("group", group_id)
-            .with_detail("user_id", user_id.to_string());
-        c.audit(entry);
-        c.event(&hosted, EventSpec::membership(user_id)).await?;
-        c.commit().await?;
-        Ok(())
+        c.membership_changed(&hosted, action, user_id).await
     }
 
     /// An owner removes a member, or a member leaves (`user_id` = themselves). A group keeps at
@@ -759,14 +723,8 @@ impl Services {
             ));
         }
         repo::remove_member(c.conn(), &hosted, user_id).await?;
-        let entry = c
-            .entry(AuditAction::GroupMemberRemove)
-            .on("group", group_id)
-            .with_detail("user_id", user_id.to_string());
-        c.audit(entry);
-        c.event(&hosted, EventSpec::membership(user_id)).await?;
-        c.commit().await?;
-        Ok(())
+        c.membership_changed(&hosted, AuditAction::GroupMemberRemove, user_id)
+            .await
     }
 
     /// An owner makes a member an owner, or an owner a member (a group keeps one owner).
