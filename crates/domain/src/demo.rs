@@ -298,7 +298,7 @@ async fn demo_viewer(services: &Services, email: &str) -> AppResult<Viewer> {
     let session = SessionRow {
         id: Uuid::nil(),
         user_id: user.id,
-        kind: "demo".into(),
+        kind: musubi_db::types::SessionKind::Web,
         second_factor_done: true,
         created_at: now,
         last_seen_at: now,

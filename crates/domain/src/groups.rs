@@ -21,55 +21,8 @@ use uuid::Uuid;
 /// Largest number of topics a group page lists.
 pub const GROUP_PAGE_TOPICS: i64 = 200;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum GroupKind {
-    General,
-    Patient,
-}
-
-impl GroupKind {
-    pub fn code(self) -> &'static str {
-        match self {
-            GroupKind::General => "general",
-            GroupKind::Patient => "patient",
-        }
-    }
-    pub fn from_code(s: &str) -> Option<Self> {
-        match s {
-            "general" => Some(GroupKind::General),
-            "patient" => Some(GroupKind::Patient),
-            _ => None,
-        }
-    }
-}
-
-/// How readers of a comment are shown.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ReceiptMode {
-    /// 足跡: who read each comment, and when (the default).
-    Footprints,
-    /// Only a 「確認しました」 button and the list of who confirmed.
-    Acknowledgement,
-    Off,
-}
-
-impl ReceiptMode {
-    pub fn code(self) -> &'static str {
-        match self {
-            ReceiptMode::Footprints => "footprints",
-            ReceiptMode::Acknowledgement => "ack",
-            ReceiptMode::Off => "off",
-        }
-    }
-    pub fn from_code(s: &str) -> Option<Self> {
-        match s {
-            "footprints" => Some(ReceiptMode::Footprints),
-            "ack" => Some(ReceiptMode::Acknowledgement),
-            "off" => Some(ReceiptMode::Off),
-            _ => None,
-        }
-    }
-}
+pub use musubi_db::types::{GroupKind, ReceiptMode};
+use musubi_db::types::{GroupMemberStatus, JoinPolicy};
 
 /// Topic visibility: a set of profession classes, as bits (see `core.scope_bit`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -201,12 +154,13 @@ pub struct MyGroup {
     pub unread: i64,
 }
 
-pub(crate) fn principal_in_group(viewer: &Viewer, group_id: Uuid, role: Option<&str>) -> Principal {
+pub(crate) fn principal_in_group(
+    viewer: &Viewer,
+    group_id: Uuid,
+    role: Option<GroupRole>,
+) -> Principal {
     let mut p = viewer.principal.clone();
-    p.groups = role
-        .and_then(GroupRole::from_code)
-        .map(|r| vec![(group_id, r)])
-        .unwrap_or_default();
+    p.groups = role.map(|r| vec![(group_id, r)]).unwrap_or_default();
     p
 }
 
@@ -220,7 +174,7 @@ impl Services {
         tenant: &Tenant,
         viewer: &Viewer,
         group: &HostedGroup,
-        role: Option<&str>,
+        role: Option<GroupRole>,
         object: Object,
         action: Action,
         client: &RequestMeta,
@@ -314,7 +268,7 @@ impl Services {
             client,
         )
         .await?;
-        let kind = GroupKind::from_code(&group.kind).unwrap_or(GroupKind::General);
+        let kind = group.kind;
         let (name, description) = input.validate(kind)?;
         repo::update_group(
             &mut tx,
@@ -353,25 +307,25 @@ impl Services {
         let (hosted, group) = repo::group(&mut tx, tenant, viewer.user.id, group_id)
             .await?
             .ok_or_else(AppError::not_found)?;
-        let role = active_role(&group).map(str::to_owned);
+        let role = active_role(&group);
         self.authorize_group(
             tenant,
             viewer,
             &hosted,
-            role.as_deref(),
+            role,
             Object::Topics,
             Action::Read,
             client,
         )
         .await?;
-        let my_role = role.as_deref().and_then(GroupRole::from_code);
+        let my_role = role;
         let mut members = repo::members(&mut tx, &hosted).await?;
         if my_role != Some(GroupRole::Owner) {
-            members.retain(|m| m.status == "active");
+            members.retain(|m| m.status == GroupMemberStatus::Active);
         }
         // An invitation by e-mail stays out of sight: it would tell whether the address has an
         // account.
-        members.retain(|m| !(m.status == "invited" && m.invited_by_email));
+        members.retain(|m| !(m.status == GroupMemberStatus::Invited && m.invited_by_email));
         let topics = repo::topics_of_group(
             &mut tx,
             viewer.user.id,
@@ -380,7 +334,7 @@ impl Services {
             GROUP_PAGE_TOPICS,
         )
         .await?;
-        if group.kind == "patient" {
+        if group.kind == GroupKind::Patient {
             let entry = AuditEntry::new(AuditAction::GroupRead, client)
                 .by(viewer.user.id, viewer.user.name.clone())
                 .on("group", group_id)
@@ -411,11 +365,14 @@ impl Services {
             .await?
             .ok_or_else(AppError::not_found)?;
         tx.commit().await.map_err(AppError::internal)?;
-        let pending = matches!(group.my_status.as_deref(), Some("invited" | "requested"));
-        let open = group.kind == "general"
-            && group.join_policy == "request"
+        let pending = matches!(
+            group.my_status,
+            Some(GroupMemberStatus::Invited | GroupMemberStatus::Requested)
+        );
+        let open = group.kind == GroupKind::General
+            && group.join_policy == JoinPolicy::Request
             && viewer.is_member_of(tenant.id);
-        if pending || open || group.my_status.as_deref() == Some("active") {
+        if pending || open || group.my_status == Some(GroupMemberStatus::Active) {
             Ok(group)
         } else {
             Err(AppError::not_found())
@@ -459,7 +416,7 @@ impl Services {
                 out.push(MyGroup {
                     association_slug: slug.clone(),
                     association_name: name.clone(),
-                    unread: if g.my_status.as_deref() == Some("active") {
+                    unread: if g.my_status == Some(GroupMemberStatus::Active) {
                         n
                     } else {
                         0
@@ -469,10 +426,12 @@ impl Services {
             }
         }
         out.sort_by(|a, b| {
-            let pending = |g: &MyGroup| g.group.my_status.as_deref() != Some("active");
+            let pending = |g: &MyGroup| g.group.my_status != Some(GroupMemberStatus::Active);
             pending(b)
                 .cmp(&pending(a))
-                .then((b.group.kind == "patient").cmp(&(a.group.kind == "patient")))
+                .then(
+                    (b.group.kind == GroupKind::Patient).cmp(&(a.group.kind == GroupKind::Patient)),
+                )
                 .then(b.group.last_activity_at.cmp(&a.group.last_activity_at))
         });
         Ok(out)
@@ -555,14 +514,14 @@ impl Services {
             &mut tx,
             &hosted,
             user_id,
-            "member",
-            "invited",
+            GroupRole::Member,
+            GroupMemberStatus::Invited,
             Some(viewer.user.id),
         )
         .await?;
         if !added {
             return Err(AppError::new(
-                ErrorCode::Conflict,
+                ErrorCode::AlreadyMember,
                 "this person is already a member",
             ));
         }
@@ -645,7 +604,7 @@ impl Services {
         let (hosted, group) = repo::group(&mut tx, tenant, viewer.user.id, group_id)
             .await?
             .ok_or_else(AppError::not_found)?;
-        if group.my_status.as_deref() != Some("invited") {
+        if group.my_status != Some(GroupMemberStatus::Invited) {
             return Err(AppError::not_found());
         }
         let action = if accept {
@@ -681,11 +640,11 @@ impl Services {
         let mut tx = self.db().tenant_tx(tenant).await?;
         let (hosted, group) = repo::group(&mut tx, tenant, viewer.user.id, group_id)
             .await?
-            .filter(|(_, g)| g.kind == "general" && g.join_policy == "request")
+            .filter(|(_, g)| g.kind == GroupKind::General && g.join_policy == JoinPolicy::Request)
             .ok_or_else(AppError::not_found)?;
         if group.my_status.is_some() {
             return Err(AppError::new(
-                ErrorCode::Conflict,
+                ErrorCode::AlreadyMember,
                 "you are already a member, invited, or waiting for approval",
             ));
         }
@@ -693,8 +652,8 @@ impl Services {
             &mut tx,
             &hosted,
             viewer.user.id,
-            "member",
-            "requested",
+            GroupRole::Member,
+            GroupMemberStatus::Requested,
             None,
         )
         .await?;
@@ -720,7 +679,7 @@ impl Services {
             .group_to_invite_to(&mut tx, viewer, tenant, group_id, client)
             .await?;
         let status = repo::membership(&mut tx, &hosted, user_id).await?;
-        if !matches!(status, Some((_, ref s)) if s == "requested") {
+        if !matches!(status, Some((_, GroupMemberStatus::Requested))) {
             return Err(AppError::not_found());
         }
         let action = if approve {
@@ -768,9 +727,9 @@ impl Services {
         let target = repo::membership(&mut tx, &hosted, user_id)
             .await?
             .ok_or_else(AppError::not_found)?;
-        if target.0 == "owner" && repo::count_owners(&mut tx, &hosted).await? <= 1 {
+        if target.0 == GroupRole::Owner && repo::count_owners(&mut tx, &hosted).await? <= 1 {
             return Err(AppError::new(
-                ErrorCode::Conflict,
+                ErrorCode::LastOwner,
                 "a group needs at least one owner",
             ));
         }
@@ -814,18 +773,18 @@ impl Services {
         .await?;
         let target = repo::membership(&mut tx, &hosted, user_id)
             .await?
-            .filter(|(_, s)| s == "active")
+            .filter(|(_, s)| *s == GroupMemberStatus::Active)
             .ok_or_else(AppError::not_found)?;
-        if target.0 == "owner"
+        if target.0 == GroupRole::Owner
             && role == GroupRole::Member
             && repo::count_owners(&mut tx, &hosted).await? <= 1
         {
             return Err(AppError::new(
-                ErrorCode::Conflict,
+                ErrorCode::LastOwner,
                 "a group needs at least one owner",
             ));
         }
-        repo::set_member_role(&mut tx, &hosted, user_id, role.code()).await?;
+        repo::set_member_role(&mut tx, &hosted, user_id, role).await?;
         let entry = AuditEntry::new(AuditAction::GroupMemberRole, client)
             .by(viewer.user.id, viewer.user.name.clone())
             .on("group", group_id)
@@ -848,7 +807,15 @@ impl Services {
         let hosted = repo::hosted_group(&mut tx, tenant, group_id)
             .await?
             .ok_or_else(AppError::not_found)?;
-        repo::upsert_member(&mut tx, &hosted, user_id, role.code(), "active", None).await?;
+        repo::upsert_member(
+            &mut tx,
+            &hosted,
+            user_id,
+            role,
+            GroupMemberStatus::Active,
+            None,
+        )
+        .await?;
         tx.commit().await.map_err(AppError::internal)
     }
 
@@ -878,9 +845,9 @@ impl Services {
 const MAX_SEARCH_CHARS: usize = 100;
 
 /// The viewer's active role in a loaded group.
-pub(crate) fn active_role(group: &GroupRow) -> Option<&str> {
-    if group.my_status.as_deref() == Some("active") {
-        group.my_role.as_deref()
+pub(crate) fn active_role(group: &GroupRow) -> Option<GroupRole> {
+    if group.my_status == Some(GroupMemberStatus::Active) {
+        group.my_role
     } else {
         None
     }

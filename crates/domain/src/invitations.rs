@@ -22,6 +22,7 @@ use musubi_auth::token::{self, Token};
 use musubi_authz::{Action, Object};
 use musubi_db::accounts::{self as accounts, NewUser};
 use musubi_db::invitations::{self as repo, InvitationRow, NewInvitation};
+use musubi_db::types::AccountStatus;
 use std::time::Duration;
 use uuid::Uuid;
 
@@ -131,20 +132,12 @@ fn invalid_invitation() -> AppError {
     )
 }
 
-fn role_of(code: &str) -> MemberRole {
-    if code == "admin" {
-        MemberRole::Admin
-    } else {
-        MemberRole::Member
-    }
-}
-
 impl From<InvitationRow> for Invitation {
     fn from(r: InvitationRow) -> Self {
         Self {
             id: r.id,
             email: r.email,
-            role: role_of(&r.role),
+            role: r.role,
             facility_id: r.facility_id,
             facility_name: r.facility_name,
             invited_by_name: r.invited_by_name,
@@ -280,7 +273,7 @@ impl Services {
         if let Some(e) = &email {
             if repo::is_active_member_by_email(self.db().pool(), tenant.id, e).await? {
                 return Err(AppError::new(
-                    ErrorCode::Conflict,
+                    ErrorCode::AlreadyMember,
                     "this person is already a member",
                 ));
             }
@@ -456,7 +449,7 @@ impl Services {
         Ok(InvitationPreview {
             association_slug: inv.association_slug,
             association_name: inv.association_name,
-            role: role_of(&inv.role),
+            role: inv.role,
             facility_name: inv.facility_name,
             email: inv.email,
             existing_account,
@@ -499,7 +492,7 @@ impl Services {
                         .map_err(AppError::internal)?,
                     None => password::verify_unknown_account_async(input.password.clone()).await,
                 };
-                if !ok || user.status != "active" {
+                if !ok || user.status != AccountStatus::Active {
                     return Err(AppError::new(
                         ErrorCode::InvalidCredentials,
                         "this e-mail address has an account: enter its password",
@@ -547,9 +540,9 @@ impl Services {
         if !repo::claim(&mut tx, inv.id, user_id).await? {
             return Err(invalid_invitation());
         }
-        if !repo::join(&mut tx, user_id, tenant.id, &inv.role, inv.facility_id).await? {
+        if !repo::join(&mut tx, user_id, tenant.id, inv.role, inv.facility_id).await? {
             return Err(AppError::new(
-                ErrorCode::Conflict,
+                ErrorCode::AlreadyMember,
                 "you are already a member of this association",
             ));
         }
@@ -557,7 +550,7 @@ impl Services {
             .by(user_id, user_name)
             .on("user", user_id)
             .with_detail("invitation_id", inv.id.to_string())
-            .with_detail("role", inv.role.clone())
+            .with_detail("role", inv.role.code())
             .with_detail("new_account", new_account);
         record(&mut tx, &entry).await?;
         tx.commit().await.map_err(AppError::internal)?;

@@ -16,6 +16,7 @@ use data_encoding::BASE64URL_NOPAD;
 use musubi_auth::ratelimit::RateLimitClass;
 use musubi_db::accounts::{self as accounts_repo, UserRow};
 use musubi_db::passkeys::{self as repo, PasskeyRow};
+use musubi_db::types::AccountStatus;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 use std::sync::Arc;
@@ -323,7 +324,7 @@ impl Services {
             self.audit_passkey_failure(user.as_ref(), client).await;
             return Err(sign_in_failed());
         };
-        if user.status != "active" {
+        if user.status != AccountStatus::Active {
             self.audit_passkey_failure(Some(user), client).await;
             return Err(sign_in_failed());
         }

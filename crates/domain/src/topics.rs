@@ -8,7 +8,9 @@
 //! counts and the home page read those, never scanning comments.
 
 use crate::audit::{record, AuditAction, AuditEntry, RequestMeta};
-use crate::groups::{active_role, in_scope, topic_visible, viewer_bit, ReceiptMode, Scope};
+use crate::groups::{
+    active_role, in_scope, topic_visible, viewer_bit, GroupKind, ReceiptMode, Scope,
+};
 use crate::sessions::Viewer;
 use crate::{text, AppError, AppResult, ErrorCode, Services, Tenant};
 use chrono::{DateTime, Utc};
@@ -16,6 +18,7 @@ use musubi_authz::{Action, GroupRole, Object};
 use musubi_db::groups::{
     self as repo, CommentRow, GroupMemberRow, HostedGroup, ReaderRow, TopicRow, VersionRow,
 };
+use musubi_db::types::GroupMemberStatus;
 use musubi_realtime::{Event, EventKind};
 use sqlx::PgConnection;
 use std::collections::{HashMap, HashSet};
@@ -63,7 +66,7 @@ pub struct TopicView {
     pub tenant: Tenant,
     pub topic: TopicRow,
     pub group_name: String,
-    pub group_kind: String,
+    pub group_kind: GroupKind,
     pub receipt_mode: ReceiptMode,
     pub my_role: GroupRole,
     /// The author or a group owner: may change scope, pin and close.
@@ -194,7 +197,7 @@ impl Services {
             tenant,
             viewer,
             &group,
-            access.my_role.as_deref(),
+            access.my_role,
             object,
             action,
             client,
@@ -315,7 +318,7 @@ impl Services {
                 client,
             )
             .await?;
-        let mode = ReceiptMode::from_code(&access.receipt_mode).unwrap_or(ReceiptMode::Footprints);
+        let mode = access.receipt_mode;
         let me = viewer.user.id;
         let mut first_unread_seq = None;
         let mut new_footprints = Vec::new();
@@ -347,7 +350,7 @@ impl Services {
         let mut audience = repo::members(&mut tx, &group).await?;
         name_readers(&mut tx, &mut readers, &audience).await?;
         audience.retain(|m| {
-            m.status == "active"
+            m.status == GroupMemberStatus::Active
                 && (m.scope_bit & access.topic.scope != 0 || m.user_id == access.topic.author_id)
         });
         let event = if new_footprints.is_empty() {
@@ -389,7 +392,7 @@ impl Services {
             None
         };
         // Last before commit: the association's audit log stays locked from here to the end.
-        if access.group_kind == "patient" {
+        if access.group_kind == GroupKind::Patient {
             let entry = AuditEntry::new(AuditAction::TopicRead, client)
                 .by(me, viewer.user.name.clone())
                 .on("topic", topic_id)
@@ -452,11 +455,7 @@ impl Services {
                 }
             })
             .collect();
-        let my_role = access
-            .my_role
-            .as_deref()
-            .and_then(GroupRole::from_code)
-            .unwrap_or(GroupRole::Member);
+        let my_role = access.my_role.unwrap_or(GroupRole::Member);
         let mut topic = access.topic;
         if cleared {
             topic.unread = 0;
@@ -502,7 +501,7 @@ impl Services {
                 tenant,
                 viewer,
                 &group,
-                access.my_role.as_deref(),
+                access.my_role,
                 Object::Topics,
                 Action::Moderate,
                 client,
@@ -712,7 +711,7 @@ impl Services {
                 tenant,
                 viewer,
                 &group,
-                access.my_role.as_deref(),
+                access.my_role,
                 Object::Comments,
                 Action::Moderate,
                 client,
@@ -723,10 +722,13 @@ impl Services {
             return Ok(());
         }
         if comment.seq == 1 {
-            return Err(AppError::invalid(
-                "commentId",
-                "the first post of a topic cannot be deleted; edit it or close the topic",
-            ));
+            return Err(AppError {
+                field: Some("commentId"),
+                ..AppError::new(
+                    ErrorCode::FirstPostUndeletable,
+                    "the first post of a topic cannot be deleted; edit it or close the topic",
+                )
+            });
         }
         repo::delete_comment(
             &mut tx,
@@ -772,7 +774,7 @@ impl Services {
         let (comment, group, access) = self
             .visible_comment(&mut tx, viewer, tenant, comment_id, client)
             .await?;
-        if access.receipt_mode != ReceiptMode::Acknowledgement.code() {
+        if access.receipt_mode != ReceiptMode::Acknowledgement {
             return Err(AppError::invalid(
                 "commentId",
                 "this group does not use acknowledgements",
@@ -908,7 +910,7 @@ impl Services {
                             association_name: name.clone(),
                             group_id: item.group_id,
                             group_name: item.group_name.clone(),
-                            patient: item.group_kind == "patient",
+                            patient: item.group_kind == GroupKind::Patient,
                             unread: counts
                                 .iter()
                                 .find(|(g, _)| *g == item.group_id)

@@ -827,7 +827,7 @@ async fn invitation_input_is_checked() {
             Some("minatogawa"),
         )
         .await;
-    assert_eq!(error_codes(&r), vec!["CONFLICT"], "{r}");
+    assert_eq!(error_codes(&r), vec!["ALREADY_MEMBER"], "{r}");
     let pending: i64 = sqlx::query_scalar("SELECT count(*) FROM core.invitations")
         .fetch_one(app.db.db.pool())
         .await

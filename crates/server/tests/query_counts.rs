@@ -417,7 +417,7 @@ async fn authenticating_a_request_is_one_statement_with_the_person_and_membershi
     let slugs: Vec<(&str, &str)> = found
         .memberships
         .iter()
-        .map(|m| (m.slug.as_str(), m.role.as_str()))
+        .map(|m| (m.slug.as_str(), m.role.code()))
         .collect();
     assert_eq!(slugs, vec![("alpha", "member"), ("beta", "admin")]);
 

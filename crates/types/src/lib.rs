@@ -177,7 +177,10 @@ mod tests {
             assert_eq!(Profession::from_code(p.code()), Some(*p));
             assert_eq!(p.code().parse::<Profession>().ok(), Some(*p));
         }
-        assert_eq!(ReceiptMode::from_code("ack"), Some(ReceiptMode::Acknowledgement));
+        assert_eq!(
+            ReceiptMode::from_code("ack"),
+            Some(ReceiptMode::Acknowledgement)
+        );
         assert_eq!(GroupRole::from_code("admin"), None);
         assert_eq!(AssociationRole::from_code("owner"), None);
         assert_eq!(GroupKind::from_code("Patient"), None);
@@ -207,7 +210,10 @@ mod tests {
             assert_eq!(p.class(None), ProfessionClass::CoMedical);
         }
         for p in Profession::ALL.iter().filter(|p| !p.is_doctor()) {
-            assert_eq!(p.class(Some(DoctorKind::Hospital)), ProfessionClass::CoMedical);
+            assert_eq!(
+                p.class(Some(DoctorKind::Hospital)),
+                ProfessionClass::CoMedical
+            );
             assert_eq!(p.class(None), ProfessionClass::CoMedical);
         }
     }

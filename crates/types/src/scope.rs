@@ -33,7 +33,9 @@ impl Scope {
 
     /// A scope from stored or submitted bits; `None` outside 1..=7.
     pub fn from_bits(bits: i16) -> Option<Scope> {
-        (1..=Self::EVERYONE.0).contains(&bits).then_some(Scope(bits))
+        (1..=Self::EVERYONE.0)
+            .contains(&bits)
+            .then_some(Scope(bits))
     }
 
     pub const fn bits(self) -> i16 {

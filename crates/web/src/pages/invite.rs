@@ -347,7 +347,7 @@ fn refused(
             message = Some(t.get(key).to_owned());
             StatusCode::UNAUTHORIZED
         }
-        ErrorCode::Conflict => {
+        ErrorCode::AlreadyMember => {
             message = Some(t.get("invite.error.already_member").to_owned());
             StatusCode::CONFLICT
         }

@@ -315,7 +315,7 @@ mod sns {
                 seq,
                 author_id: Uuid::now_v7(),
                 author_name: author.into(),
-                author_profession: "nurse".into(),
+                author_profession: musubi_domain::types::Profession::Nurse,
                 body: body.into(),
                 important: false,
                 created_at: at(1, seq as u32),

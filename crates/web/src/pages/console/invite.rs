@@ -341,7 +341,7 @@ async fn refused(
             }
             StatusCode::UNPROCESSABLE_ENTITY
         }
-        ErrorCode::Conflict => {
+        ErrorCode::AlreadyMember => {
             filled.errors.email = Some(t.get("console.invite.error_already_member").to_owned());
             StatusCode::CONFLICT
         }

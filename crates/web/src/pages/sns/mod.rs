@@ -22,6 +22,7 @@ use chrono::{DateTime, Datelike, FixedOffset, Offset, Utc};
 use http::Uri;
 use musubi_domain::groups::{ReceiptMode, Scope};
 use musubi_domain::sessions::Viewer;
+use musubi_domain::types::{DoctorKind, Profession};
 use musubi_domain::{AppError, ErrorCode, Services, Tenant};
 use serde::Deserialize;
 use uuid::Uuid;
@@ -132,6 +133,7 @@ const DONE: &[(&str, &str)] = &[
 const ERRORS: &[(&str, &str)] = &[
     ("not_found", "sns.error.not_found"),
     ("last_owner", "sns.error.last_owner"),
+    ("already_member", "sns.error.already_member"),
     ("conflict", "sns.error.conflict"),
     ("invalid", "sns.error.invalid"),
     ("closed", "sns.error.closed"),
@@ -162,10 +164,10 @@ pub(crate) fn flash(t: Translator, uri: &Uri) -> Option<Flash> {
 pub(crate) fn error_code(e: &AppError) -> Option<&'static str> {
     Some(match e.code {
         ErrorCode::NotFound => "not_found",
-        ErrorCode::Conflict if e.message.contains("owner") => "last_owner",
+        ErrorCode::LastOwner => "last_owner",
+        ErrorCode::AlreadyMember => "already_member",
         ErrorCode::Conflict => "conflict",
-        // Only deleting comment 1; refused confirmations are also about `commentId`.
-        ErrorCode::InvalidInput if e.message.contains("first post") => "first_post",
+        ErrorCode::FirstPostUndeletable => "first_post",
         ErrorCode::InvalidInput => "invalid",
         ErrorCode::TopicClosed => "closed",
         _ => return None,
@@ -255,16 +257,20 @@ pub(crate) fn scope_label(t: Translator, bits: i16) -> Option<String> {
 }
 
 /// The read-receipt mode in words.
-pub(crate) fn receipt_label(t: Translator, mode: &str) -> &'static str {
-    match ReceiptMode::from_code(mode) {
-        Some(ReceiptMode::Acknowledgement) => t.get("sns.receipt.ack"),
-        Some(ReceiptMode::Off) => t.get("sns.receipt.off"),
-        _ => t.get("sns.receipt.footprints"),
+pub(crate) fn receipt_label(t: Translator, mode: ReceiptMode) -> &'static str {
+    match mode {
+        ReceiptMode::Footprints => t.get("sns.receipt.footprints"),
+        ReceiptMode::Acknowledgement => t.get("sns.receipt.ack"),
+        ReceiptMode::Off => t.get("sns.receipt.off"),
     }
 }
 
 /// Profession as people say it, e.g. 看護師, 医師（連携医）.
-pub(crate) fn profession(t: Translator, profession: &str, doctor_kind: Option<&str>) -> String {
+pub(crate) fn profession(
+    t: Translator,
+    profession: Profession,
+    doctor_kind: Option<DoctorKind>,
+) -> String {
     profession_label(t, profession, doctor_kind)
 }
 
@@ -392,6 +398,39 @@ mod tests {
         assert_eq!(f("some", true, false, false).bits(), 1);
         assert_eq!(f("some", false, true, true).bits(), 6);
         assert_eq!(f("some", false, false, false).bits(), 0);
+    }
+
+    /// The flash a refused form ends with, in `lang`.
+    fn refusal_text(e: &AppError, lang: Lang) -> Option<String> {
+        let code = error_code(e)?;
+        let uri: Uri = format!("/x?error={code}").parse().expect("uri");
+        flash(Translator::new(lang), &uri).map(|f| f.text)
+    }
+
+    #[test]
+    fn refusals_are_worded_by_their_code_not_their_message() {
+        // The developer message says nothing about owners: the code alone decides.
+        let last_owner = AppError::new(ErrorCode::LastOwner, "refused");
+        assert_eq!(
+            refusal_text(&last_owner, Lang::Ja).as_deref(),
+            Some("グループには管理者が1人以上必要です。先にほかのメンバーを管理者にしてください。")
+        );
+        assert!(refusal_text(&last_owner, Lang::En)
+            .is_some_and(|t| t.contains("at least one administrator")));
+        let first_post = AppError::new(ErrorCode::FirstPostUndeletable, "refused");
+        assert_eq!(
+            refusal_text(&first_post, Lang::Ja).as_deref(),
+            Some("トピックの最初の投稿は削除できません。内容を直すか、トピックを締め切ってください。")
+        );
+        // A message that merely mentions an owner or the first post changes nothing.
+        let conflict = AppError::new(ErrorCode::Conflict, "a group needs at least one owner");
+        assert_eq!(error_code(&conflict), Some("conflict"));
+        let invalid = AppError::invalid("commentId", "the first post of a topic");
+        assert_eq!(error_code(&invalid), Some("invalid"));
+        assert_eq!(
+            error_code(&AppError::new(ErrorCode::AlreadyMember, "x")),
+            Some("already_member")
+        );
     }
 
     #[test]

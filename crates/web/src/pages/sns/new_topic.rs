@@ -16,6 +16,7 @@ use axum::Form;
 use http::StatusCode;
 use musubi_domain::groups::{GroupView, Scope};
 use musubi_domain::topics::{MAX_COMMENT_CHARS, MAX_TITLE_CHARS};
+use musubi_domain::types::{GroupKind, GroupMemberStatus};
 use musubi_domain::{ErrorCode, Services};
 use serde::Deserialize;
 use uuid::Uuid;
@@ -77,7 +78,7 @@ pub(crate) struct NewTopicPage<'a> {
 pub(crate) fn members_by_class(view: &GroupView) -> Vec<(i16, &str)> {
     view.members
         .iter()
-        .filter(|m| m.status == "active")
+        .filter(|m| m.status == GroupMemberStatus::Active)
         .map(|m| (m.scope_bit, m.name.as_str()))
         .collect()
 }
@@ -139,7 +140,7 @@ async fn render(
         slug: p.slug(),
         group_id: group_id.to_string(),
         group_name: view.group.name.clone(),
-        patient: view.group.kind == "patient",
+        patient: view.group.kind == GroupKind::Patient,
         title: form.title,
         body: form.body,
         important: form.important.is_some(),

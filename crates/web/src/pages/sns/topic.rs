@@ -30,6 +30,7 @@ use http::{StatusCode, Uri};
 use musubi_authz::GroupRole;
 use musubi_domain::groups::{ReceiptMode, Scope};
 use musubi_domain::topics::{CommentView, TopicPatch, TopicView, MAX_COMMENT_CHARS};
+use musubi_domain::types::GroupKind;
 use musubi_domain::{AppError, ErrorCode, Services};
 use serde::Deserialize;
 use uuid::Uuid;
@@ -217,7 +218,7 @@ fn comment_card(
         id: row.id.to_string(),
         seq: row.seq,
         author: row.author_name.clone(),
-        profession: profession(t, &row.author_profession, None),
+        profession: profession(t, row.author_profession, None),
         time: short_time(lang, row.created_at, now),
         full_time: full_time(lang, row.created_at),
         datetime: machine_time(row.created_at),
@@ -390,13 +391,13 @@ async fn render(
             title: topic.title.clone(),
             group_id: topic.group_id.to_string(),
             group_name: view.group_name.clone(),
-            patient: view.group_kind == "patient",
+            patient: view.group_kind == GroupKind::Patient,
             author: topic.author_name.clone(),
             scope: scope_label(t, topic.scope),
             pinned: topic.pinned,
             closed: topic.closed,
             can_manage: view.can_manage,
-            receipt: receipt_label(t, view.receipt_mode.code()),
+            receipt: receipt_label(t, view.receipt_mode),
             audience: view.audience.len(),
         },
         list,
