@@ -706,9 +706,9 @@ async fn a_general_group_takes_requests_that_an_owner_approves() {
             json!({"g": group, "u": pharmacist}),
         )
         .await;
+    assert_eq!(error_codes(&literal), vec!["INVALID_INPUT"], "{literal}");
     assert_eq!(
-        error_codes(&literal),
-        vec!["GRAPHQL_VALIDATION_FAILED"],
+        literal["errors"][0]["extensions"]["field"], "role",
         "{literal}"
     );
     let page = w.group_page(PHARMACIST, &group).await;
@@ -885,7 +885,8 @@ async fn comments_keep_their_history_and_receipts_follow_the_group_mode() {
     let r = w
         .gql(NURSE, Some(HOST), delete, json!({"id": body_id}))
         .await;
-    assert_eq!(error_codes(&r), vec!["INVALID_INPUT"], "{r}");
+    assert_eq!(error_codes(&r), vec!["FIRST_POST_UNDELETABLE"], "{r}");
+    assert_eq!(r["errors"][0]["extensions"]["field"], "commentId", "{r}");
 
     // Acknowledgement mode: no footprints, a confirmation list instead.
     let d = w

@@ -645,7 +645,7 @@ async fn deleting_leaves_a_mark_keeps_the_row_and_is_for_the_author_or_an_owner(
         w.s.delete_comment(w.p("doctor"), &w.tenant, body, &client())
             .await
             .unwrap_err();
-    assert_eq!(err.code, ErrorCode::InvalidInput);
+    assert_eq!(err.code, ErrorCode::FirstPostUndeletable);
     assert!(!w.look("doctor", t).await.comments[0].is_deleted());
 }
 
