@@ -13,8 +13,8 @@ pub struct NewUser<'a> {
     pub email: &'a str,
     pub name: &'a str,
     pub name_kana: &'a str,
-    pub profession: &'a str,
-    pub doctor_kind: Option<&'a str>,
+    pub profession: Profession,
+    pub doctor_kind: Option<DoctorKind>,
     pub password_hash: Option<&'a str>,
 }
 

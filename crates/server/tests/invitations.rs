@@ -91,7 +91,7 @@ async fn create_account(app: &TestApp, email: &str, password: &str, slug: &str) 
             email,
             name: "中村 一郎",
             name_kana: "なかむら いちろう",
-            profession: "pharmacist",
+            profession: musubi_db::types::Profession::Pharmacist,
             doctor_kind: None,
             password_hash: Some(&hash),
         },

@@ -9,6 +9,7 @@ use musubi_domain::associations::CreateAssociation;
 use musubi_domain::audit::RequestMeta;
 use musubi_domain::groups::{GroupInput, GroupKind, Scope};
 use musubi_domain::sessions::Viewer;
+use musubi_domain::types::{DoctorKind, Profession};
 use musubi_domain::{Services, Tenant};
 use musubi_test_support::sqlcount::{Measured, SqlCounter};
 use musubi_test_support::TestDb;
@@ -39,8 +40,12 @@ async fn person(db: &TestDb, s: &Services, tenant: &Tenant, key: &str, doctor: b
             email: &format!("{key}@alpha.example"),
             name: key,
             name_kana: key,
-            profession: if doctor { "physician" } else { "nurse" },
-            doctor_kind: doctor.then_some("clinic"),
+            profession: if doctor {
+                Profession::Physician
+            } else {
+                Profession::Nurse
+            },
+            doctor_kind: doctor.then_some(DoctorKind::Clinic),
             password_hash: None,
         },
     )

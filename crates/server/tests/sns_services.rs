@@ -9,6 +9,7 @@ use musubi_domain::audit::RequestMeta;
 use musubi_domain::groups::{GroupInput, GroupKind, ReceiptMode, Scope};
 use musubi_domain::sessions::Viewer;
 use musubi_domain::topics::{TopicPatch, TopicView};
+use musubi_domain::types::{DoctorKind, Profession};
 use musubi_domain::{ErrorCode, Services, Tenant};
 use musubi_test_support::{TestApp, TestDb};
 use std::collections::HashMap;
@@ -27,13 +28,17 @@ struct World {
 }
 
 /// (key, profession, doctor kind): nurse, pharmacist and care manager are co-medical staff.
-const PEOPLE: &[(&str, &str, Option<&str>)] = &[
-    ("nurse", "nurse", None),
-    ("pharmacist", "pharmacist", None),
-    ("care", "care_manager", None),
-    ("doctor", "physician", Some("clinic")),
-    ("hospital", "physician", Some("hospital")),
-    ("outsider", "nurse", None),
+const PEOPLE: &[(&str, Profession, Option<DoctorKind>)] = &[
+    ("nurse", Profession::Nurse, None),
+    ("pharmacist", Profession::Pharmacist, None),
+    ("care", Profession::CareManager, None),
+    ("doctor", Profession::Physician, Some(DoctorKind::Clinic)),
+    (
+        "hospital",
+        Profession::Physician,
+        Some(DoctorKind::Hospital),
+    ),
+    ("outsider", Profession::Nurse, None),
 ];
 
 /// A full session for `user_id`, as a sign-in would leave it.
@@ -83,7 +88,7 @@ impl World {
                     email: &format!("{key}@alpha.example"),
                     name: &format!("{key}さん"),
                     name_kana: key,
-                    profession,
+                    profession: *profession,
                     doctor_kind: *doctor_kind,
                     password_hash: None,
                 },

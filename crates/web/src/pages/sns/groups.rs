@@ -203,7 +203,8 @@ impl GroupForm {
         Ok(GroupInput {
             name: self.name.clone(),
             description: self.description.clone(),
-            accepts_requests: self.accepts_requests.is_some() && self.kind != "patient",
+            accepts_requests: self.accepts_requests.is_some()
+                && GroupKind::from_code(&self.kind) != Some(GroupKind::Patient),
             receipt_mode: self.receipt()?,
         })
     }
