@@ -12,7 +12,7 @@
 use crate::{DbResult, Tenant};
 use chrono::{DateTime, Utc};
 use musubi_types::{
-    DoctorKind, GroupKind, GroupMemberStatus, GroupRole, JoinPolicy, Profession, ReceiptMode,
+    DoctorKind, GroupKind, GroupMemberStatus, GroupRole, JoinPolicy, Profession, ReceiptMode, Scope,
 };
 use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
@@ -267,7 +267,7 @@ pub struct GroupMemberRow {
     pub name_kana: String,
     pub profession: Profession,
     pub doctor_kind: Option<DoctorKind>,
-    pub scope_bit: i16,
+    pub scope_bit: Scope,
     pub role: GroupRole,
     pub status: GroupMemberStatus,
     /// The facility they work at in the host association, if they are a member there.
@@ -550,7 +550,7 @@ pub struct TopicRow {
     pub author_id: Uuid,
     pub author_name: String,
     pub title: String,
-    pub scope: i16,
+    pub scope: Scope,
     pub pinned: bool,
     pub closed: bool,
     pub created_at: DateTime<Utc>,
@@ -615,7 +615,7 @@ pub async fn topic_access(
 pub async fn topics_of_group(
     conn: &mut PgConnection,
     viewer: Uuid,
-    viewer_bit: i16,
+    viewer_bit: Scope,
     group: &HostedGroup,
     limit: i64,
 ) -> DbResult<Vec<TopicRow>> {
@@ -643,7 +643,7 @@ pub struct NewTopic<'a> {
     pub id: Uuid,
     pub author_id: Uuid,
     pub title: &'a str,
-    pub scope: i16,
+    pub scope: Scope,
 }
 
 pub async fn insert_topic(
@@ -668,7 +668,7 @@ pub async fn update_topic(
     conn: &mut PgConnection,
     topic_id: Uuid,
     title: &str,
-    scope: i16,
+    scope: Scope,
     pinned: bool,
     closed: bool,
 ) -> DbResult<()> {
@@ -747,7 +747,7 @@ pub async fn spread_unread(
     group: &HostedGroup,
     topic_id: Uuid,
     topic_author: Uuid,
-    scope: i16,
+    scope: Scope,
     author_id: Uuid,
     seq: i32,
     at: DateTime<Utc>,
@@ -784,8 +784,8 @@ pub async fn rebuild_unread(
     group: &HostedGroup,
     topic_id: Uuid,
     topic_author: Uuid,
-    old_scope: i16,
-    scope: i16,
+    old_scope: Scope,
+    scope: Scope,
 ) -> DbResult<()> {
     let group_id = group.id;
     sqlx::query(
@@ -1067,7 +1067,7 @@ pub struct UnreadItemRow {
 pub async fn unread_items(
     conn: &mut PgConnection,
     user_id: Uuid,
-    viewer_bit: i16,
+    viewer_bit: Scope,
     per_topic: i64,
     limit: i64,
 ) -> DbResult<Vec<UnreadItemRow>> {
@@ -1197,7 +1197,7 @@ pub struct LiveStateRow {
     /// done).
     pub alive: bool,
     /// The person's class as a scope bit (`core.scope_bit`).
-    pub scope_bit: i16,
+    pub scope_bit: Scope,
     /// The groups they are an active member of.
     pub groups: Vec<Uuid>,
     /// The associations hosting those groups, by slug, and their names in the same order.

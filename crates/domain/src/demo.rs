@@ -238,8 +238,8 @@ const NAKAMURA: &str = "nakamura@sakuradai.example";
 const KOBAYASHI: &str = "kobayashi@sakuradai.example";
 const SATO: &str = "sato@sakuradai-hospital.example";
 
-const DOCTORS: Scope = Scope(Scope::COLLABORATING_DOCTORS | Scope::HOSPITAL_DOCTORS);
-const CO_MEDICAL: Scope = Scope(Scope::CO_MEDICAL);
+const DOCTORS: Scope = Scope::DOCTORS;
+const CO_MEDICAL: Scope = Scope::CO_MEDICAL;
 
 /// When a step happened: days before today at a Japan clock time, or minutes before now.
 #[derive(Clone, Copy)]

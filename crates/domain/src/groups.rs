@@ -25,76 +25,44 @@ pub use musubi_db::types::{GroupKind, ReceiptMode};
 use musubi_db::types::{GroupMemberStatus, JoinPolicy};
 
 /// Topic visibility: a set of profession classes, as bits (see `core.scope_bit`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Scope(pub i16);
+pub use musubi_db::types::Scope;
 
-impl Scope {
-    pub const CO_MEDICAL: i16 = 1;
-    pub const COLLABORATING_DOCTORS: i16 = 2;
-    pub const HOSPITAL_DOCTORS: i16 = 4;
-    pub const EVERYONE: Scope = Scope(7);
+/// The scope of the chosen reader classes; at least one.
+pub fn scope_of_classes(classes: &[ProfessionClass]) -> AppResult<Scope> {
+    Scope::from_classes(classes)
+        .ok_or_else(|| AppError::invalid("scope", "choose at least one group of readers"))
+}
 
-    pub fn bit(class: ProfessionClass) -> i16 {
-        match class {
-            ProfessionClass::CoMedical => Self::CO_MEDICAL,
-            ProfessionClass::CollaboratingDoctor => Self::COLLABORATING_DOCTORS,
-            ProfessionClass::HospitalDoctor => Self::HOSPITAL_DOCTORS,
-        }
-    }
-
-    pub fn from_classes(classes: &[ProfessionClass]) -> AppResult<Self> {
-        let bits = classes.iter().fold(0, |acc, c| acc | Self::bit(*c));
-        if bits == 0 {
-            return Err(AppError::invalid(
-                "scope",
-                "choose at least one group of readers",
-            ));
-        }
-        Ok(Scope(bits))
-    }
-
-    pub fn from_bits(bits: i16) -> AppResult<Self> {
-        if (1..=7).contains(&bits) {
-            Ok(Scope(bits))
-        } else {
-            Err(AppError::invalid("scope", "not a valid scope"))
-        }
-    }
-
-    pub fn includes(self, class: ProfessionClass) -> bool {
-        self.0 & Self::bit(class) != 0
-    }
-
-    pub fn classes(self) -> Vec<ProfessionClass> {
-        [
-            ProfessionClass::CoMedical,
-            ProfessionClass::CollaboratingDoctor,
-            ProfessionClass::HospitalDoctor,
-        ]
-        .into_iter()
-        .filter(|c| self.includes(*c))
-        .collect()
-    }
-
-    pub fn is_everyone(self) -> bool {
-        self.0 == 7
-    }
+/// The scope of submitted bits (1..=7).
+pub fn scope_of_bits(bits: i16) -> AppResult<Scope> {
+    Scope::from_bits(bits).ok_or_else(|| AppError::invalid("scope", "not a valid scope"))
 }
 
 /// The viewer's scope bit.
-pub fn viewer_bit(viewer: &Viewer) -> i16 {
-    Scope::bit(viewer.principal.profession_class)
+pub fn viewer_bit(viewer: &Viewer) -> Scope {
+    Scope::of(viewer.principal.profession_class)
 }
 
 /// Whether a topic with this scope and author is visible to the viewer.
-pub fn topic_visible(viewer: &Viewer, scope: i16, author_id: Uuid) -> bool {
+pub fn topic_visible(viewer: &Viewer, scope: Scope, author_id: Uuid) -> bool {
     in_scope(scope, viewer_bit(viewer), Some(author_id), viewer.user.id)
 }
 
 /// The scope rule itself: the reader's class bit is in the topic's scope, or the reader wrote
 /// the topic.
-pub fn in_scope(scope: i16, reader_bit: i16, author_id: Option<Uuid>, reader_id: Uuid) -> bool {
-    scope & reader_bit != 0 || author_id == Some(reader_id)
+pub fn in_scope(scope: Scope, reader_bit: Scope, author_id: Option<Uuid>, reader_id: Uuid) -> bool {
+    in_scope_bits(scope.bits(), reader_bit, author_id, reader_id)
+}
+
+/// The same rule over an event's raw bits (an event may carry the union of an old and a new
+/// scope).
+pub fn in_scope_bits(
+    bits: i16,
+    reader_bit: Scope,
+    author_id: Option<Uuid>,
+    reader_id: Uuid,
+) -> bool {
+    bits & reader_bit.bits() != 0 || author_id == Some(reader_id)
 }
 
 #[derive(Debug, Clone)]
@@ -580,7 +548,7 @@ impl Services {
                 group_id,
                 topic_id: None,
                 kind: EventKind::MembershipChanged,
-                scope: Scope::EVERYONE.0,
+                scope: Scope::EVERYONE.bits(),
                 actor_id: viewer.user.id,
                 topic_author_id: None,
                 comment_ids: Vec::new(),

@@ -9,7 +9,7 @@
 
 use crate::audit::{record, AuditAction, AuditEntry, RequestMeta};
 use crate::groups::{
-    active_role, in_scope, topic_visible, viewer_bit, GroupKind, ReceiptMode, Scope,
+    active_role, in_scope_bits, topic_visible, viewer_bit, GroupKind, ReceiptMode, Scope,
 };
 use crate::sessions::Viewer;
 use crate::{text, AppError, AppResult, ErrorCode, Services, Tenant};
@@ -126,7 +126,7 @@ pub struct UnreadCounts {
 #[derive(Debug, Clone)]
 pub struct LiveState {
     pub alive: bool,
-    pub scope_bit: i16,
+    pub scope_bit: Scope,
     pub groups: HashSet<Uuid>,
     /// The associations hosting those groups (slug, name), by slug: where unread counts live.
     pub hosts: Vec<(String, String)>,
@@ -147,7 +147,7 @@ impl LiveState {
             }
         }
         self.groups.contains(&event.group_id)
-            && in_scope(
+            && in_scope_bits(
                 event.scope,
                 self.scope_bit,
                 event.topic_author_id,
@@ -230,7 +230,6 @@ impl Services {
     ) -> AppResult<Uuid> {
         let title = check_title(title)?;
         let body = check_body(body)?;
-        let scope = Scope::from_bits(scope.0)?;
         let mut tx = self.db().tenant_tx(tenant).await?;
         let (hosted, group) = repo::group(&mut tx, tenant, viewer.user.id, group_id)
             .await?
@@ -253,7 +252,7 @@ impl Services {
                 id: topic_id,
                 author_id: viewer.user.id,
                 title: &title,
-                scope: scope.0,
+                scope,
             },
         )
         .await?;
@@ -265,7 +264,7 @@ impl Services {
             &hosted,
             topic_id,
             viewer.user.id,
-            scope.0,
+            scope,
             viewer.user.id,
             seq,
             at,
@@ -275,7 +274,7 @@ impl Services {
             .by(viewer.user.id, viewer.user.name.clone())
             .on("topic", topic_id)
             .with_detail("group_id", group_id.to_string())
-            .with_detail("scope", i64::from(scope.0));
+            .with_detail("scope", i64::from(scope.bits()));
         record(&mut tx, &entry).await?;
         let event = self
             .write_event(
@@ -283,7 +282,7 @@ impl Services {
                 &hosted,
                 Some(topic_id),
                 EventKind::CommentPosted,
-                scope.0,
+                scope.bits(),
                 viewer.user.id,
                 Some(viewer.user.id),
                 &[comment_id],
@@ -351,7 +350,8 @@ impl Services {
         name_readers(&mut tx, &mut readers, &audience).await?;
         audience.retain(|m| {
             m.status == GroupMemberStatus::Active
-                && (m.scope_bit & access.topic.scope != 0 || m.user_id == access.topic.author_id)
+                && (m.scope_bit.intersects(access.topic.scope)
+                    || m.user_id == access.topic.author_id)
         });
         let event = if new_footprints.is_empty() {
             None
@@ -363,7 +363,7 @@ impl Services {
                     &group,
                     Some(topic_id),
                     EventKind::FootprintAdded,
-                    access.topic.scope,
+                    access.topic.scope.bits(),
                     me,
                     Some(access.topic.author_id),
                     &ids,
@@ -380,7 +380,7 @@ impl Services {
                     &group,
                     Some(topic_id),
                     EventKind::UnreadChanged,
-                    access.topic.scope,
+                    access.topic.scope.bits(),
                     me,
                     Some(access.topic.author_id),
                     &[],
@@ -513,7 +513,7 @@ impl Services {
             None => t.title.clone(),
         };
         let scope = match patch.scope {
-            Some(s) => Scope::from_bits(s.0)?.0,
+            Some(s) => s,
             None => t.scope,
         };
         repo::update_topic(
@@ -531,7 +531,7 @@ impl Services {
         let entry = AuditEntry::new(AuditAction::TopicUpdate, client)
             .by(viewer.user.id, viewer.user.name.clone())
             .on("topic", topic_id)
-            .with_detail("scope", i64::from(scope))
+            .with_detail("scope", i64::from(scope.bits()))
             .with_detail("pinned", patch.pinned.unwrap_or(t.pinned))
             .with_detail("closed", patch.closed.unwrap_or(t.closed));
         record(&mut tx, &entry).await?;
@@ -542,7 +542,7 @@ impl Services {
                 &group,
                 Some(topic_id),
                 EventKind::TopicChanged,
-                scope | t.scope,
+                scope.union(t.scope).bits(),
                 viewer.user.id,
                 Some(t.author_id),
                 &[],
@@ -605,7 +605,7 @@ impl Services {
                 &group,
                 Some(topic_id),
                 EventKind::CommentPosted,
-                t.scope,
+                t.scope.bits(),
                 viewer.user.id,
                 Some(t.author_id),
                 &[comment_id],
@@ -681,7 +681,7 @@ impl Services {
                 &group,
                 Some(access.topic.id),
                 EventKind::CommentEdited,
-                access.topic.scope,
+                access.topic.scope.bits(),
                 viewer.user.id,
                 Some(access.topic.author_id),
                 &[comment_id],
@@ -750,7 +750,7 @@ impl Services {
                 &group,
                 Some(access.topic.id),
                 EventKind::CommentDeleted,
-                access.topic.scope,
+                access.topic.scope.bits(),
                 viewer.user.id,
                 Some(access.topic.author_id),
                 &[comment_id],
@@ -802,7 +802,7 @@ impl Services {
                 &group,
                 Some(access.topic.id),
                 EventKind::Acknowledged,
-                access.topic.scope,
+                access.topic.scope.bits(),
                 viewer.user.id,
                 Some(access.topic.author_id),
                 &[comment_id],
@@ -849,7 +849,7 @@ impl Services {
                 &hosted,
                 None,
                 EventKind::UnreadChanged,
-                Scope::EVERYONE.0,
+                Scope::EVERYONE.bits(),
                 viewer.user.id,
                 None,
                 &[],
@@ -1065,7 +1065,7 @@ impl Services {
             .into_iter()
             .filter_map(|r| {
                 let kind = EventKind::from_code(&r.kind)?;
-                let visible = in_scope(r.scope, bit, r.topic_author_id, viewer.user.id);
+                let visible = in_scope_bits(r.scope, bit, r.topic_author_id, viewer.user.id);
                 visible.then_some(Event {
                     id: r.id,
                     association_id: r.association_id,

@@ -69,9 +69,9 @@ pub enum ProfessionClass {
     HospitalDoctor,
 }
 
-/// The classes of a scope's bits; unknown bits are ignored.
-fn scope_out(bits: i16) -> Vec<ProfessionClass> {
-    Scope(bits & Scope::EVERYONE.0)
+/// The classes of a scope.
+fn scope_out(scope: Scope) -> Vec<ProfessionClass> {
+    scope
         .classes()
         .into_iter()
         .map(ProfessionClass::from)
@@ -85,7 +85,7 @@ fn scope_in(classes: &[ProfessionClass]) -> Result<Scope, AppError> {
     }
     let classes: Vec<musubi_domain::types::ProfessionClass> =
         classes.iter().map(|c| (*c).into()).collect();
-    Scope::from_classes(&classes)
+    musubi_domain::groups::scope_of_classes(&classes)
 }
 
 fn count(n: i64) -> i32 {

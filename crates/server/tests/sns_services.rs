@@ -746,7 +746,7 @@ async fn widening_a_topics_scope_brings_it_into_the_doctors_unread() {
         )
         .await;
     let t = w
-        .topic("nurse", g, "ご家族の介護負担", Scope(Scope::CO_MEDICAL))
+        .topic("nurse", g, "ご家族の介護負担", Scope::CO_MEDICAL)
         .await;
     w.reply("pharmacist", t, "夜間の服薬を確認します").await;
     w.reply("nurse", t, "ショートステイを検討中").await;
@@ -771,7 +771,7 @@ async fn widening_a_topics_scope_brings_it_into_the_doctors_unread() {
         t,
         &TopicPatch {
             title: None,
-            scope: Some(Scope(Scope::CO_MEDICAL | Scope::COLLABORATING_DOCTORS)),
+            scope: Some(Scope::CO_MEDICAL.union(Scope::COLLABORATING_DOCTORS)),
             pinned: None,
             closed: None,
         },
@@ -818,7 +818,7 @@ async fn widening_a_topics_scope_brings_it_into_the_doctors_unread() {
         t,
         &TopicPatch {
             title: None,
-            scope: Some(Scope(Scope::CO_MEDICAL)),
+            scope: Some(Scope::CO_MEDICAL),
             pinned: None,
             closed: None,
         },
@@ -830,10 +830,10 @@ async fn widening_a_topics_scope_brings_it_into_the_doctors_unread() {
     assert_eq!(w.counts("hospital", g).await, (0, 0, 0));
 }
 
-fn scope_patch(scope: i16) -> TopicPatch {
+fn scope_patch(scope: Scope) -> TopicPatch {
     TopicPatch {
         title: None,
-        scope: Some(Scope(scope)),
+        scope: Some(scope),
         pinned: None,
         closed: None,
     }
@@ -862,7 +862,7 @@ async fn a_scope_change_leaves_what_those_still_in_scope_read_as_read() {
         w.p("nurse"),
         &w.tenant,
         t,
-        &scope_patch(Scope::CO_MEDICAL | Scope::COLLABORATING_DOCTORS),
+        &scope_patch(Scope::CO_MEDICAL.union(Scope::COLLABORATING_DOCTORS)),
         &client(),
     )
     .await
@@ -875,9 +875,15 @@ async fn a_scope_change_leaves_what_those_still_in_scope_read_as_read() {
     assert_eq!(w.counts("pharmacist", g).await, (0, 0, 0));
     assert_eq!(w.counts("hospital", g).await, (0, 0, 0), "now outside");
     // Back in scope: the hospital doctor had it unread when it was taken away.
-    w.s.update_topic(w.p("nurse"), &w.tenant, t, &scope_patch(7), &client())
-        .await
-        .unwrap();
+    w.s.update_topic(
+        w.p("nurse"),
+        &w.tenant,
+        t,
+        &scope_patch(Scope::EVERYONE),
+        &client(),
+    )
+    .await
+    .unwrap();
     assert_eq!(w.counts("hospital", g).await.2, 2);
     assert_eq!(w.counts("doctor", g).await, (0, 0, 0));
 }

@@ -298,6 +298,7 @@ mod sns {
     use musubi_db::groups::{CommentRow, ReaderRow, VersionRow};
     use musubi_domain::groups::ReceiptMode;
     use musubi_domain::topics::CommentView;
+    use musubi_domain::types::Scope;
     use uuid::Uuid;
 
     fn at(hour: u32, minute: u32) -> DateTime<Utc> {
@@ -500,8 +501,12 @@ mod sns {
 
     fn picker() -> ScopePicker {
         ScopePicker::new(
-            1,
-            &[(1, "青木 さくら"), (2, "川村 健一"), (1, EVIL)],
+            Some(Scope::CO_MEDICAL),
+            &[
+                (Scope::CO_MEDICAL, "青木 さくら"),
+                (Scope::COLLABORATING_DOCTORS, "川村 健一"),
+                (Scope::CO_MEDICAL, EVIL),
+            ],
             Translator::new(Lang::Ja),
         )
     }

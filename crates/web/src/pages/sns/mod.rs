@@ -22,7 +22,7 @@ use chrono::{DateTime, Datelike, FixedOffset, Offset, Utc};
 use http::Uri;
 use musubi_domain::groups::{ReceiptMode, Scope};
 use musubi_domain::sessions::Viewer;
-use musubi_domain::types::{DoctorKind, Profession};
+use musubi_domain::types::{DoctorKind, Profession, ProfessionClass};
 use musubi_domain::{AppError, ErrorCode, Services, Tenant};
 use serde::Deserialize;
 use uuid::Uuid;
@@ -236,23 +236,19 @@ pub(crate) fn initial(name: &str) -> String {
 }
 
 /// Who may see a topic, in words; `None` for everyone in the group.
-pub(crate) fn scope_label(t: Translator, bits: i16) -> Option<String> {
-    let scope = Scope(bits);
+pub(crate) fn scope_label(t: Translator, scope: Scope) -> Option<String> {
     if scope.is_everyone() {
         return None;
     }
-    let names: Vec<&str> = [
-        (Scope::CO_MEDICAL, "sns.scope.co_medical"),
-        (
-            Scope::COLLABORATING_DOCTORS,
-            "sns.scope.collaborating_doctors",
-        ),
-        (Scope::HOSPITAL_DOCTORS, "sns.scope.hospital_doctors"),
-    ]
-    .into_iter()
-    .filter(|(bit, _)| bits & bit != 0)
-    .map(|(_, key)| t.get(key))
-    .collect();
+    let names: Vec<&str> = scope
+        .classes()
+        .into_iter()
+        .map(|class| match class {
+            ProfessionClass::CoMedical => t.get("sns.scope.co_medical"),
+            ProfessionClass::CollaboratingDoctor => t.get("sns.scope.collaborating_doctors"),
+            ProfessionClass::HospitalDoctor => t.get("sns.scope.hospital_doctors"),
+        })
+        .collect();
     Some(t.format("sns.scope.only", &names.join(t.get("sns.list_separator"))))
 }
 
@@ -288,8 +284,9 @@ pub(crate) struct ScopePicker {
 }
 
 impl ScopePicker {
-    pub(crate) fn new(bits: i16, members: &[(i16, &str)], t: Translator) -> Self {
-        let names = |bit: i16| {
+    /// `scope` is `None` for "only some" with no class chosen: nothing is ticked.
+    pub(crate) fn new(scope: Option<Scope>, members: &[(Scope, &str)], t: Translator) -> Self {
+        let names = |bit: Scope| {
             let list: Vec<&str> = members
                 .iter()
                 .filter(|(b, _)| *b == bit)
@@ -301,13 +298,13 @@ impl ScopePicker {
                 t.format("sns.scope.here", &list.join(t.get("sns.list_separator")))
             }
         };
-        let scope = Scope(bits);
-        let everyone = scope.is_everyone();
+        let everyone = scope.is_some_and(Scope::is_everyone);
+        let ticked = |class| !everyone && scope.is_some_and(|s| s.includes(class));
         Self {
             everyone,
-            co_medical: !everyone && bits & Scope::CO_MEDICAL != 0,
-            collaborating: !everyone && bits & Scope::COLLABORATING_DOCTORS != 0,
-            hospital: !everyone && bits & Scope::HOSPITAL_DOCTORS != 0,
+            co_medical: ticked(ProfessionClass::CoMedical),
+            collaborating: ticked(ProfessionClass::CollaboratingDoctor),
+            hospital: ticked(ProfessionClass::HospitalDoctor),
             error: None,
             co_medical_names: names(Scope::CO_MEDICAL),
             collaborating_names: names(Scope::COLLABORATING_DOCTORS),
@@ -337,22 +334,20 @@ pub(crate) struct ScopeFields {
 }
 
 impl ScopeFields {
-    /// The scope bits, or 0 when "some" was chosen without any box ticked.
-    pub(crate) fn bits(&self) -> i16 {
+    /// The chosen scope; `None` when "some" was chosen without any box ticked.
+    pub(crate) fn scope(&self) -> Option<Scope> {
         if self.scope != "some" {
-            return Scope::EVERYONE.0;
+            return Some(Scope::EVERYONE);
         }
-        let mut bits = 0;
-        if self.co_medical.is_some() {
-            bits |= Scope::CO_MEDICAL;
-        }
-        if self.collaborating.is_some() {
-            bits |= Scope::COLLABORATING_DOCTORS;
-        }
-        if self.hospital.is_some() {
-            bits |= Scope::HOSPITAL_DOCTORS;
-        }
-        bits
+        let classes: Vec<ProfessionClass> = [
+            (&self.co_medical, ProfessionClass::CoMedical),
+            (&self.collaborating, ProfessionClass::CollaboratingDoctor),
+            (&self.hospital, ProfessionClass::HospitalDoctor),
+        ]
+        .into_iter()
+        .filter_map(|(ticked, class)| ticked.is_some().then_some(class))
+        .collect();
+        Scope::from_classes(&classes)
     }
 }
 
@@ -386,18 +381,24 @@ mod tests {
     }
 
     #[test]
-    fn scope_fields_make_bits() {
+    fn scope_fields_make_scopes() {
         let f = |scope: &str, co: bool, collab: bool, hosp: bool| ScopeFields {
             scope: scope.into(),
             co_medical: co.then(|| "1".into()),
             collaborating: collab.then(|| "1".into()),
             hospital: hosp.then(|| "1".into()),
         };
-        assert_eq!(f("everyone", true, false, false).bits(), 7);
-        assert_eq!(f("", false, false, false).bits(), 7);
-        assert_eq!(f("some", true, false, false).bits(), 1);
-        assert_eq!(f("some", false, true, true).bits(), 6);
-        assert_eq!(f("some", false, false, false).bits(), 0);
+        assert_eq!(
+            f("everyone", true, false, false).scope(),
+            Some(Scope::EVERYONE)
+        );
+        assert_eq!(f("", false, false, false).scope(), Some(Scope::EVERYONE));
+        assert_eq!(
+            f("some", true, false, false).scope(),
+            Some(Scope::CO_MEDICAL)
+        );
+        assert_eq!(f("some", false, true, true).scope(), Some(Scope::DOCTORS));
+        assert_eq!(f("some", false, false, false).scope(), None);
     }
 
     /// The flash a refused form ends with, in `lang`.
@@ -436,8 +437,14 @@ mod tests {
     #[test]
     fn scope_labels_name_the_classes() {
         let t = Translator::new(Lang::Ja);
-        assert_eq!(scope_label(t, 7), None);
-        assert_eq!(scope_label(t, 1).as_deref(), Some("コメディカルのみ"));
-        assert_eq!(scope_label(t, 6).as_deref(), Some("連携医師・病院医師のみ"));
+        assert_eq!(scope_label(t, Scope::EVERYONE), None);
+        assert_eq!(
+            scope_label(t, Scope::CO_MEDICAL).as_deref(),
+            Some("コメディカルのみ")
+        );
+        assert_eq!(
+            scope_label(t, Scope::DOCTORS).as_deref(),
+            Some("連携医師・病院医師のみ")
+        );
     }
 }
