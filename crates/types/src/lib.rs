@@ -1,11 +1,14 @@
 //! Musubi's vocabulary: every closed set of values the database stores as TEXT with a CHECK
 //! constraint (or, for [`Scope`], as a bit set), defined once for db, domain, authz, GraphQL
-//! and pages. A value outside a set fails to decode instead of being guessed at.
+//! and pages. A value outside a set fails to decode instead of being guessed at. Typed ids
+//! ([`GroupId`], [`TopicId`], …) are defined here too; rows still carry plain UUIDs.
 
+mod ids;
 mod scope;
 #[macro_use]
 mod text_enum;
 
+pub use ids::{AssociationId, CommentId, GroupId, PersonId, TopicId};
 pub use scope::Scope;
 pub use text_enum::UnknownCode;
 
