@@ -151,6 +151,14 @@ text_enum! {
     }
 }
 
+text_enum! {
+    /// A passkey ceremony waiting for its second step (`core.webauthn_ceremonies.kind`).
+    pub enum CeremonyKind {
+        Registration => "registration",
+        SignIn => "sign_in",
+    }
+}
+
 /// The broad kind of professional, for topic visibility scopes (e.g. doctors only).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum ProfessionClass {
