@@ -7,7 +7,7 @@ use casbin::{CoreApi, DefaultModel, Enforcer, StringAdapter};
 
 use crate::permission::{Action, Domain, Object};
 use crate::policy;
-use crate::principal::Principal;
+use crate::principal::{AsRole, Principal};
 use crate::role::Role;
 
 /// The policy could not be loaded; the server must not start without it.

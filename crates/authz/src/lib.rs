@@ -15,4 +15,4 @@ mod role;
 
 pub use authorizer::{Authorizer, AuthzError, Denied};
 pub use permission::{Action, Domain, Object};
-pub use principal::{profession_class, AssociationRole, GroupRole, Principal, ProfessionClass};
+pub use principal::{AssociationRole, GroupRole, Principal, ProfessionClass};

@@ -2,6 +2,9 @@
 
 use crate::DbResult;
 use chrono::{DateTime, Utc};
+use musubi_types::{
+    AccountStatus, AssociationRole, DoctorKind, FacilityKind, Profession, SessionKind,
+};
 use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
 
@@ -10,8 +13,8 @@ pub struct NewUser<'a> {
     pub email: &'a str,
     pub name: &'a str,
     pub name_kana: &'a str,
-    pub profession: &'a str,
-    pub doctor_kind: Option<&'a str>,
+    pub profession: Profession,
+    pub doctor_kind: Option<DoctorKind>,
     pub password_hash: Option<&'a str>,
 }
 
@@ -21,13 +24,13 @@ pub struct UserRow {
     pub email: String,
     pub name: String,
     pub name_kana: String,
-    pub profession: String,
-    pub doctor_kind: Option<String>,
+    pub profession: Profession,
+    pub doctor_kind: Option<DoctorKind>,
     pub password_hash: Option<String>,
     pub totp_secret: Option<Vec<u8>>,
     pub totp_enabled_at: Option<DateTime<Utc>>,
     pub totp_last_step: Option<i64>,
-    pub status: String,
+    pub status: AccountStatus,
     pub platform_operator: bool,
 }
 
@@ -147,7 +150,7 @@ pub struct MembershipRow {
     pub association_id: Uuid,
     pub slug: String,
     pub association_name: String,
-    pub role: String,
+    pub role: AssociationRole,
     pub facility_id: Option<Uuid>,
     pub facility_name: Option<String>,
 }
@@ -208,7 +211,7 @@ pub async fn insert_session(pool: &PgPool, s: &NewSession<'_>) -> DbResult<Uuid>
 pub struct SessionRow {
     pub id: Uuid,
     pub user_id: Uuid,
-    pub kind: String,
+    pub kind: SessionKind,
     pub second_factor_done: bool,
     pub created_at: DateTime<Utc>,
     pub last_seen_at: DateTime<Utc>,
@@ -417,10 +420,10 @@ pub struct MemberRow {
     pub name: String,
     pub name_kana: String,
     pub email: String,
-    pub profession: String,
-    pub doctor_kind: Option<String>,
-    pub role: String,
-    pub status: String,
+    pub profession: Profession,
+    pub doctor_kind: Option<DoctorKind>,
+    pub role: AssociationRole,
+    pub status: AccountStatus,
     pub facility_id: Option<Uuid>,
     pub facility_name: Option<String>,
     pub second_factor_enabled: bool,
@@ -490,8 +493,8 @@ pub async fn set_membership(
     conn: &mut PgConnection,
     association_id: Uuid,
     user_id: Uuid,
-    role: Option<&str>,
-    status: Option<&str>,
+    role: Option<AssociationRole>,
+    status: Option<AccountStatus>,
 ) -> DbResult<bool> {
     let r = sqlx::query(
         "UPDATE core.memberships SET role = coalesce($3, role), status = coalesce($4, status) \
@@ -530,7 +533,7 @@ pub async fn count_admins(conn: &mut PgConnection, association_id: Uuid) -> DbRe
 pub struct FacilityRow {
     pub id: Uuid,
     pub name: String,
-    pub kind: String,
+    pub kind: FacilityKind,
 }
 
 pub async fn facilities_of(pool: &PgPool, association_id: Uuid) -> DbResult<Vec<FacilityRow>> {

@@ -3,6 +3,7 @@
 use crate::migrate::{apply_tenant, MIGRATION_LOCK};
 use crate::{DbResult, Tenant};
 use chrono::{DateTime, Utc};
+use musubi_types::ReceiptMode;
 use sqlx::Executor as _;
 use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
@@ -93,8 +94,8 @@ pub struct SettingsRow {
     pub session_idle_minutes: i32,
     pub session_absolute_hours: i32,
     pub audit_retention_years: i32,
-    /// The read-receipt mode of groups that do not choose their own: footprints, ack or off.
-    pub receipt_mode: String,
+    /// The read-receipt mode of groups that do not choose their own.
+    pub receipt_mode: ReceiptMode,
     pub updated_at: DateTime<Utc>,
 }
 

@@ -11,6 +11,9 @@
 
 use crate::{DbResult, Tenant};
 use chrono::{DateTime, Utc};
+use musubi_types::{
+    DoctorKind, GroupKind, GroupMemberStatus, GroupRole, JoinPolicy, Profession, ReceiptMode, Scope,
+};
 use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
 
@@ -37,9 +40,9 @@ pub struct MyGroupRow {
     pub association_id: Uuid,
     pub slug: String,
     pub association_name: String,
-    pub kind: String,
-    pub role: String,
-    pub status: String,
+    pub kind: GroupKind,
+    pub role: GroupRole,
+    pub status: GroupMemberStatus,
 }
 
 /// Every group of `user_id` in the directory, any status.
@@ -103,20 +106,20 @@ pub async fn hosted_group(
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct GroupRow {
     pub id: Uuid,
-    pub kind: String,
+    pub kind: GroupKind,
     pub name: String,
     pub description: String,
-    pub join_policy: String,
+    pub join_policy: JoinPolicy,
     /// The group's own mode, if it overrides the association's default.
-    pub receipt_override: Option<String>,
+    pub receipt_override: Option<ReceiptMode>,
     /// The mode in force.
-    pub receipt_mode: String,
+    pub receipt_mode: ReceiptMode,
     pub created_by: Uuid,
     pub created_at: DateTime<Utc>,
     pub last_activity_at: DateTime<Utc>,
     /// The asking person's membership (`None` if not an active member).
-    pub my_role: Option<String>,
-    pub my_status: Option<String>,
+    pub my_role: Option<GroupRole>,
+    pub my_status: Option<GroupMemberStatus>,
 }
 
 const GROUP_SELECT: &str = concat!(
@@ -283,11 +286,11 @@ pub struct GroupMemberRow {
     pub user_id: Uuid,
     pub name: String,
     pub name_kana: String,
-    pub profession: String,
-    pub doctor_kind: Option<String>,
-    pub scope_bit: i16,
-    pub role: String,
-    pub status: String,
+    pub profession: Profession,
+    pub doctor_kind: Option<DoctorKind>,
+    pub scope_bit: Scope,
+    pub role: GroupRole,
+    pub status: GroupMemberStatus,
     /// The facility they work at in the host association, if they are a member there.
     pub facility_name: Option<String>,
     /// Their own association when it is not the host (cross-association members).
@@ -332,8 +335,8 @@ pub async fn upsert_member(
     conn: &mut PgConnection,
     group: &HostedGroup,
     user_id: Uuid,
-    role: &str,
-    status: &str,
+    role: GroupRole,
+    status: GroupMemberStatus,
     invited_by: Option<Uuid>,
 ) -> DbResult<bool> {
     let group_id = group.id;
@@ -394,12 +397,12 @@ pub struct CandidateRow {
     pub user_id: Uuid,
     pub name: String,
     pub name_kana: String,
-    pub profession: String,
-    pub doctor_kind: Option<String>,
+    pub profession: Profession,
+    pub doctor_kind: Option<DoctorKind>,
     pub association_name: String,
     pub facility_name: Option<String>,
     /// Their membership in the group, if any (an invitation by e-mail is not shown).
-    pub group_status: Option<String>,
+    pub group_status: Option<GroupMemberStatus>,
 }
 
 /// Active people of the associations the inviter is an active member of, whose name or kana
@@ -481,7 +484,7 @@ pub async fn membership(
     conn: &mut PgConnection,
     group: &HostedGroup,
     user_id: Uuid,
-) -> DbResult<Option<(String, String)>> {
+) -> DbResult<Option<(GroupRole, GroupMemberStatus)>> {
     let group_id = group.id;
     Ok(sqlx::query_as(concat!(
         "SELECT role, status FROM ",
@@ -515,7 +518,7 @@ pub async fn set_member_role(
     conn: &mut PgConnection,
     group: &HostedGroup,
     user_id: Uuid,
-    role: &str,
+    role: GroupRole,
 ) -> DbResult<bool> {
     let group_id = group.id;
     let done = sqlx::query(
@@ -568,7 +571,7 @@ pub struct TopicRow {
     pub author_id: Uuid,
     pub author_name: String,
     pub title: String,
-    pub scope: i16,
+    pub scope: Scope,
     pub pinned: bool,
     pub closed: bool,
     pub created_at: DateTime<Utc>,
@@ -584,10 +587,10 @@ pub struct TopicRow {
 pub struct TopicAccessRow {
     #[sqlx(flatten)]
     pub topic: TopicRow,
-    pub group_kind: String,
+    pub group_kind: GroupKind,
     pub group_name: String,
-    pub receipt_mode: String,
-    pub my_role: Option<String>,
+    pub receipt_mode: ReceiptMode,
+    pub my_role: Option<GroupRole>,
 }
 
 /// A topic of a group hosted by the tenant, with its group's proof.
@@ -633,7 +636,7 @@ pub async fn topic_access(
 pub async fn topics_of_group(
     conn: &mut PgConnection,
     viewer: Uuid,
-    viewer_bit: i16,
+    viewer_bit: Scope,
     group: &HostedGroup,
     limit: i64,
 ) -> DbResult<Vec<TopicRow>> {
@@ -661,7 +664,7 @@ pub struct NewTopic<'a> {
     pub id: Uuid,
     pub author_id: Uuid,
     pub title: &'a str,
-    pub scope: i16,
+    pub scope: Scope,
 }
 
 pub async fn insert_topic(
@@ -686,7 +689,7 @@ pub async fn update_topic(
     conn: &mut PgConnection,
     topic_id: Uuid,
     title: &str,
-    scope: i16,
+    scope: Scope,
     pinned: bool,
     closed: bool,
 ) -> DbResult<()> {
@@ -708,7 +711,7 @@ pub struct CommentRow {
     pub seq: i32,
     pub author_id: Uuid,
     pub author_name: String,
-    pub author_profession: String,
+    pub author_profession: Profession,
     pub body: String,
     pub important: bool,
     pub created_at: DateTime<Utc>,
@@ -765,7 +768,7 @@ pub async fn spread_unread(
     group: &HostedGroup,
     topic_id: Uuid,
     topic_author: Uuid,
-    scope: i16,
+    scope: Scope,
     author_id: Uuid,
     seq: i32,
     at: DateTime<Utc>,
@@ -802,8 +805,8 @@ pub async fn rebuild_unread(
     group: &HostedGroup,
     topic_id: Uuid,
     topic_author: Uuid,
-    old_scope: i16,
-    scope: i16,
+    old_scope: Scope,
+    scope: Scope,
 ) -> DbResult<()> {
     let group_id = group.id;
     sqlx::query(
@@ -1068,7 +1071,7 @@ pub async fn unread_by_group(conn: &mut PgConnection, user_id: Uuid) -> DbResult
 pub struct UnreadItemRow {
     pub group_id: Uuid,
     pub group_name: String,
-    pub group_kind: String,
+    pub group_kind: GroupKind,
     pub topic_id: Uuid,
     pub topic_title: String,
     pub comment_id: Uuid,
@@ -1085,7 +1088,7 @@ pub struct UnreadItemRow {
 pub async fn unread_items(
     conn: &mut PgConnection,
     user_id: Uuid,
-    viewer_bit: i16,
+    viewer_bit: Scope,
     per_topic: i64,
     limit: i64,
 ) -> DbResult<Vec<UnreadItemRow>> {
@@ -1215,7 +1218,7 @@ pub struct LiveStateRow {
     /// done).
     pub alive: bool,
     /// The person's class as a scope bit (`core.scope_bit`).
-    pub scope_bit: i16,
+    pub scope_bit: Scope,
     /// The groups they are an active member of.
     pub groups: Vec<Uuid>,
     /// The associations hosting those groups, by slug, and their names in the same order.

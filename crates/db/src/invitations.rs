@@ -3,6 +3,7 @@
 
 use crate::DbResult;
 use chrono::{DateTime, Utc};
+use musubi_types::AssociationRole;
 use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
 
@@ -47,7 +48,7 @@ pub struct InvitationRow {
     pub association_slug: String,
     pub association_name: String,
     pub email: Option<String>,
-    pub role: String,
+    pub role: AssociationRole,
     pub facility_id: Option<Uuid>,
     pub facility_name: Option<String>,
     pub invited_by: Option<Uuid>,
@@ -139,7 +140,7 @@ pub async fn join(
     conn: &mut PgConnection,
     user_id: Uuid,
     association_id: Uuid,
-    role: &str,
+    role: AssociationRole,
     facility_id: Option<Uuid>,
 ) -> DbResult<bool> {
     let r = sqlx::query(

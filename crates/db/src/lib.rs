@@ -17,6 +17,8 @@ pub use associations::{AssociationRow, NewAssociation, ProfileRow};
 pub use migrate::{
     fingerprint as migrations_fingerprint, MigrationReport, CORE_VERSION, TENANT_VERSION,
 };
+/// The vocabulary of stored values, for callers of this crate.
+pub use musubi_types as types;
 pub use tenant::{Tenant, TenantError};
 
 use sqlx::pool::PoolConnection;

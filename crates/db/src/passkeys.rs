@@ -4,6 +4,7 @@
 
 use crate::DbResult;
 use chrono::{DateTime, Utc};
+use musubi_types::CeremonyKind;
 use serde_json::Value;
 use sqlx::PgPool;
 use uuid::Uuid;
@@ -97,7 +98,7 @@ pub async fn delete_passkey(pool: &PgPool, user_id: Uuid, id: &[u8]) -> DbResult
 /// A ceremony between its two steps.
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct CeremonyRow {
-    pub kind: String,
+    pub kind: CeremonyKind,
     pub user_id: Option<Uuid>,
     pub state: Value,
     /// False once `expires_at` has passed.
@@ -109,7 +110,7 @@ pub struct CeremonyRow {
 pub async fn insert_ceremony(
     pool: &PgPool,
     id: Uuid,
-    kind: &str,
+    kind: CeremonyKind,
     user_id: Option<Uuid>,
     state: &Value,
     expires_at: DateTime<Utc>,

@@ -11,6 +11,7 @@ use data::Dataset;
 use musubi_db::accounts::{self as repo, NewUser};
 use musubi_domain::associations::CreateAssociation;
 use musubi_domain::operator::Operator;
+use musubi_domain::types::{DoctorKind, Profession};
 use musubi_domain::{AppError, AppResult};
 use std::collections::HashMap;
 use uuid::Uuid;
@@ -71,14 +72,26 @@ async fn seed_people(
         }
     }
     for p in &data.people {
+        let unknown = |what: &str, code: &str| {
+            AppError::internal(std::io::Error::other(format!(
+                "demo data: unknown {what} {code:?} for {}",
+                p.email
+            )))
+        };
+        let profession = Profession::from_code(&p.profession)
+            .ok_or_else(|| unknown("profession", &p.profession))?;
+        let doctor_kind = match p.doctor_kind.as_deref() {
+            Some(k) => Some(DoctorKind::from_code(k).ok_or_else(|| unknown("doctor kind", k))?),
+            None => None,
+        };
         let user = repo::insert_user(
             &mut tx,
             &NewUser {
                 email: &p.email,
                 name: &p.name,
                 name_kana: &p.kana,
-                profession: &p.profession,
-                doctor_kind: p.doctor_kind.as_deref(),
+                profession,
+                doctor_kind,
                 password_hash: Some(&hash),
             },
         )

@@ -187,10 +187,8 @@ impl<'a, 'd> Script<'a, 'd> {
                 let tenant = self.tenant(g.slug)?;
                 let scope = match scope {
                     Audience::Everyone => Scope::EVERYONE,
-                    Audience::CoMedical => Scope(Scope::CO_MEDICAL),
-                    Audience::Doctors => {
-                        Scope(Scope::COLLABORATING_DOCTORS | Scope::HOSPITAL_DOCTORS)
-                    }
+                    Audience::CoMedical => Scope::CO_MEDICAL,
+                    Audience::Doctors => Scope::DOCTORS,
                 };
                 let id = self
                     .services

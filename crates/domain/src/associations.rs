@@ -71,7 +71,7 @@ impl Services {
             Err(musubi_db::DbError::Conflict(_)) => Err(AppError {
                 field: Some("slug"),
                 ..AppError::new(
-                    crate::ErrorCode::Conflict,
+                    crate::ErrorCode::SlugTaken,
                     "an association with this slug already exists",
                 )
             }),

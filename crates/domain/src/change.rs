@@ -19,7 +19,7 @@ use crate::audit::{record_batch, AuditAction, AuditEntry, RequestMeta};
 use crate::groups::principal_in_group;
 use crate::sessions::Viewer;
 use crate::{AppError, AppResult, Services, Tenant};
-use musubi_authz::{Action, Domain, Object};
+use musubi_authz::{Action, Domain, GroupRole, Object};
 use musubi_db::groups::{self as repo, HostedGroup};
 use musubi_db::Tx;
 use musubi_realtime::{Event, EventKind};
@@ -40,11 +40,16 @@ pub(crate) struct EventSpec {
 
 impl EventSpec {
     /// An event in a topic, heard by those in `scope` and by the topic's author.
-    pub(crate) fn topic(kind: EventKind, topic_id: Uuid, scope: i16, author_id: Uuid) -> Self {
+    pub(crate) fn topic(
+        kind: EventKind,
+        topic_id: Uuid,
+        scope: crate::groups::Scope,
+        author_id: Uuid,
+    ) -> Self {
         Self {
             kind,
             topic_id: Some(topic_id),
-            scope,
+            scope: scope.bits(),
             topic_author_id: Some(author_id),
             comment_ids: Vec::new(),
             user_id: None,
@@ -56,7 +61,7 @@ impl EventSpec {
         Self {
             kind: EventKind::MembershipChanged,
             topic_id: None,
-            scope: crate::groups::Scope::EVERYONE.0,
+            scope: crate::groups::Scope::EVERYONE.bits(),
             topic_author_id: None,
             comment_ids: Vec::new(),
             user_id: Some(user),
@@ -178,7 +183,7 @@ impl<'a> Change<'a> {
     pub(crate) async fn authorize(
         &self,
         group: &HostedGroup,
-        role: Option<&str>,
+        role: Option<GroupRole>,
         object: Object,
         action: Action,
     ) -> AppResult<()> {

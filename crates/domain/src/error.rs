@@ -36,6 +36,20 @@ pub enum ErrorCode {
     PasskeysUnavailable,
     /// The topic is closed to new comments.
     TopicClosed,
+    /// Removing or demoting this owner would leave the group without one.
+    LastOwner,
+    /// Deactivating or demoting this administrator would leave the association without one.
+    LastAdmin,
+    /// An administrator tried to deactivate themselves.
+    CannotDeactivateSelf,
+    /// A topic's first post (its body) cannot be deleted, only edited or the topic closed.
+    FirstPostUndeletable,
+    /// The person already belongs (or, for a group, is invited or waits for approval).
+    AlreadyMember,
+    /// An association with this slug already exists.
+    SlugTaken,
+    /// A second factor is already set up; remove it before setting up another.
+    SecondFactorAlreadySetUp,
 }
 
 impl ErrorCode {
@@ -61,8 +75,46 @@ impl ErrorCode {
             ErrorCode::MailFailed => "MAIL_FAILED",
             ErrorCode::PasskeysUnavailable => "PASSKEYS_UNAVAILABLE",
             ErrorCode::TopicClosed => "TOPIC_CLOSED",
+            ErrorCode::LastOwner => "LAST_OWNER",
+            ErrorCode::LastAdmin => "LAST_ADMIN",
+            ErrorCode::CannotDeactivateSelf => "CANNOT_DEACTIVATE_SELF",
+            ErrorCode::FirstPostUndeletable => "FIRST_POST_UNDELETABLE",
+            ErrorCode::AlreadyMember => "ALREADY_MEMBER",
+            ErrorCode::SlugTaken => "SLUG_TAKEN",
+            ErrorCode::SecondFactorAlreadySetUp => "SECOND_FACTOR_ALREADY_SET_UP",
         }
     }
+
+    /// Every code, for documentation and translation checks.
+    pub const ALL: &'static [ErrorCode] = &[
+        ErrorCode::NotFound,
+        ErrorCode::AssociationNotFound,
+        ErrorCode::AssociationRequired,
+        ErrorCode::AssociationUnavailable,
+        ErrorCode::InvalidInput,
+        ErrorCode::Conflict,
+        ErrorCode::Unauthenticated,
+        ErrorCode::NoActiveMembership,
+        ErrorCode::AccountWideActionForbidden,
+        ErrorCode::InvalidCredentials,
+        ErrorCode::InvalidSecondFactor,
+        ErrorCode::SecondFactorEnrolmentRequired,
+        ErrorCode::WeakPassword,
+        ErrorCode::RateLimited,
+        ErrorCode::Internal,
+        ErrorCode::InvitationInvalid,
+        ErrorCode::PasswordResetInvalid,
+        ErrorCode::MailFailed,
+        ErrorCode::PasskeysUnavailable,
+        ErrorCode::TopicClosed,
+        ErrorCode::LastOwner,
+        ErrorCode::LastAdmin,
+        ErrorCode::CannotDeactivateSelf,
+        ErrorCode::FirstPostUndeletable,
+        ErrorCode::AlreadyMember,
+        ErrorCode::SlugTaken,
+        ErrorCode::SecondFactorAlreadySetUp,
+    ];
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -158,3 +210,22 @@ impl From<musubi_auth::ratelimit::RateLimitError> for AppError {
 }
 
 pub type AppResult<T> = Result<T, AppError>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_code_is_unique_and_documented() {
+        let doc = include_str!("../../../docs/error-codes.md");
+        let mut seen = std::collections::HashSet::new();
+        for code in ErrorCode::ALL {
+            assert!(seen.insert(code.as_str()), "{} twice", code.as_str());
+            assert!(
+                doc.contains(&format!("### `{}`", code.as_str())),
+                "{} is not documented in docs/error-codes.md",
+                code.as_str()
+            );
+        }
+    }
+}

@@ -21,127 +21,48 @@ use uuid::Uuid;
 /// Largest number of topics a group page lists.
 pub const GROUP_PAGE_TOPICS: i64 = 200;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum GroupKind {
-    General,
-    Patient,
-}
-
-impl GroupKind {
-    pub fn code(self) -> &'static str {
-        match self {
-            GroupKind::General => "general",
-            GroupKind::Patient => "patient",
-        }
-    }
-    pub fn from_code(s: &str) -> Option<Self> {
-        match s {
-            "general" => Some(GroupKind::General),
-            "patient" => Some(GroupKind::Patient),
-            _ => None,
-        }
-    }
-}
-
-/// How readers of a comment are shown.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ReceiptMode {
-    /// 足跡: who read each comment, and when (the default).
-    Footprints,
-    /// Only a 「確認しました」 button and the list of who confirmed.
-    Acknowledgement,
-    Off,
-}
-
-impl ReceiptMode {
-    pub fn code(self) -> &'static str {
-        match self {
-            ReceiptMode::Footprints => "footprints",
-            ReceiptMode::Acknowledgement => "ack",
-            ReceiptMode::Off => "off",
-        }
-    }
-    pub fn from_code(s: &str) -> Option<Self> {
-        match s {
-            "footprints" => Some(ReceiptMode::Footprints),
-            "ack" => Some(ReceiptMode::Acknowledgement),
-            "off" => Some(ReceiptMode::Off),
-            _ => None,
-        }
-    }
-}
+pub use musubi_db::types::{GroupKind, ReceiptMode};
+use musubi_db::types::{GroupMemberStatus, JoinPolicy};
 
 /// Topic visibility: a set of profession classes, as bits (see `core.scope_bit`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Scope(pub i16);
+pub use musubi_db::types::Scope;
 
-impl Scope {
-    pub const CO_MEDICAL: i16 = 1;
-    pub const COLLABORATING_DOCTORS: i16 = 2;
-    pub const HOSPITAL_DOCTORS: i16 = 4;
-    pub const EVERYONE: Scope = Scope(7);
+/// The scope of the chosen reader classes; at least one.
+pub fn scope_of_classes(classes: &[ProfessionClass]) -> AppResult<Scope> {
+    Scope::from_classes(classes)
+        .ok_or_else(|| AppError::invalid("scope", "choose at least one group of readers"))
+}
 
-    pub fn bit(class: ProfessionClass) -> i16 {
-        match class {
-            ProfessionClass::CoMedical => Self::CO_MEDICAL,
-            ProfessionClass::CollaboratingDoctor => Self::COLLABORATING_DOCTORS,
-            ProfessionClass::HospitalDoctor => Self::HOSPITAL_DOCTORS,
-        }
-    }
-
-    pub fn from_classes(classes: &[ProfessionClass]) -> AppResult<Self> {
-        let bits = classes.iter().fold(0, |acc, c| acc | Self::bit(*c));
-        if bits == 0 {
-            return Err(AppError::invalid(
-                "scope",
-                "choose at least one group of readers",
-            ));
-        }
-        Ok(Scope(bits))
-    }
-
-    pub fn from_bits(bits: i16) -> AppResult<Self> {
-        if (1..=7).contains(&bits) {
-            Ok(Scope(bits))
-        } else {
-            Err(AppError::invalid("scope", "not a valid scope"))
-        }
-    }
-
-    pub fn includes(self, class: ProfessionClass) -> bool {
-        self.0 & Self::bit(class) != 0
-    }
-
-    pub fn classes(self) -> Vec<ProfessionClass> {
-        [
-            ProfessionClass::CoMedical,
-            ProfessionClass::CollaboratingDoctor,
-            ProfessionClass::HospitalDoctor,
-        ]
-        .into_iter()
-        .filter(|c| self.includes(*c))
-        .collect()
-    }
-
-    pub fn is_everyone(self) -> bool {
-        self.0 == 7
-    }
+/// The scope of submitted bits (1..=7).
+pub fn scope_of_bits(bits: i16) -> AppResult<Scope> {
+    Scope::from_bits(bits).ok_or_else(|| AppError::invalid("scope", "not a valid scope"))
 }
 
 /// The viewer's scope bit.
-pub fn viewer_bit(viewer: &Viewer) -> i16 {
-    Scope::bit(viewer.principal.profession_class)
+pub fn viewer_bit(viewer: &Viewer) -> Scope {
+    Scope::of(viewer.principal.profession_class)
 }
 
 /// Whether a topic with this scope and author is visible to the viewer.
-pub fn topic_visible(viewer: &Viewer, scope: i16, author_id: Uuid) -> bool {
+pub fn topic_visible(viewer: &Viewer, scope: Scope, author_id: Uuid) -> bool {
     in_scope(scope, viewer_bit(viewer), Some(author_id), viewer.user.id)
 }
 
 /// The scope rule itself: the reader's class bit is in the topic's scope, or the reader wrote
 /// the topic.
-pub fn in_scope(scope: i16, reader_bit: i16, author_id: Option<Uuid>, reader_id: Uuid) -> bool {
-    scope & reader_bit != 0 || author_id == Some(reader_id)
+pub fn in_scope(scope: Scope, reader_bit: Scope, author_id: Option<Uuid>, reader_id: Uuid) -> bool {
+    in_scope_bits(scope.bits(), reader_bit, author_id, reader_id)
+}
+
+/// The same rule over an event's raw bits (an event may carry the union of an old and a new
+/// scope).
+pub fn in_scope_bits(
+    bits: i16,
+    reader_bit: Scope,
+    author_id: Option<Uuid>,
+    reader_id: Uuid,
+) -> bool {
+    bits & reader_bit.bits() != 0 || author_id == Some(reader_id)
 }
 
 #[derive(Debug, Clone)]
@@ -225,12 +146,13 @@ pub struct MyGroup {
     pub unread: i64,
 }
 
-pub(crate) fn principal_in_group(viewer: &Viewer, group_id: Uuid, role: Option<&str>) -> Principal {
+pub(crate) fn principal_in_group(
+    viewer: &Viewer,
+    group_id: Uuid,
+    role: Option<GroupRole>,
+) -> Principal {
     let mut p = viewer.principal.clone();
-    p.groups = role
-        .and_then(GroupRole::from_code)
-        .map(|r| vec![(group_id, r)])
-        .unwrap_or_default();
+    p.groups = role.map(|r| vec![(group_id, r)]).unwrap_or_default();
     p
 }
 
@@ -332,20 +254,14 @@ impl Services {
             .ok_or_else(AppError::not_found)?;
         c.authorize(&hosted, active_role(&group), Object::Group, Action::Update)
             .await?;
-        let kind = GroupKind::from_code(&group.kind).unwrap_or(GroupKind::General);
+        let kind = group.kind;
         let input = GroupInput {
             name: patch.name.clone().unwrap_or(group.name),
             description: patch.description.clone().unwrap_or(group.description),
             accepts_requests: patch
                 .accepts_requests
-                .unwrap_or(group.join_policy == "request"),
-            receipt_mode: match patch.receipt_mode {
-                Some(mode) => mode,
-                None => group
-                    .receipt_override
-                    .as_deref()
-                    .and_then(ReceiptMode::from_code),
-            },
+                .unwrap_or(group.join_policy == JoinPolicy::Request),
+            receipt_mode: patch.receipt_mode.unwrap_or(group.receipt_override),
         };
         let (name, description) = input.validate(kind)?;
         repo::update_group(
@@ -385,17 +301,17 @@ impl Services {
         let (hosted, group) = repo::group(c.conn(), tenant, viewer.user.id, group_id)
             .await?
             .ok_or_else(AppError::not_found)?;
-        let role = active_role(&group).map(str::to_owned);
-        c.authorize(&hosted, role.as_deref(), Object::Topics, Action::Read)
+        let role = active_role(&group);
+        c.authorize(&hosted, role, Object::Topics, Action::Read)
             .await?;
-        let my_role = role.as_deref().and_then(GroupRole::from_code);
+        let my_role = role;
         let mut members = repo::members(c.conn(), &hosted).await?;
         if my_role != Some(GroupRole::Owner) {
-            members.retain(|m| m.status == "active");
+            members.retain(|m| m.status == GroupMemberStatus::Active);
         }
         // An invitation by e-mail stays out of sight: it would tell whether the address has an
         // account.
-        members.retain(|m| !(m.status == "invited" && m.invited_by_email));
+        members.retain(|m| !(m.status == GroupMemberStatus::Invited && m.invited_by_email));
         let topics = repo::topics_of_group(
             c.conn(),
             viewer.user.id,
@@ -404,7 +320,7 @@ impl Services {
             GROUP_PAGE_TOPICS,
         )
         .await?;
-        if group.kind == "patient" {
+        if group.kind == GroupKind::Patient {
             let entry = c
                 .entry(AuditAction::GroupRead)
                 .on("group", group_id)
@@ -435,11 +351,14 @@ impl Services {
             .await?
             .ok_or_else(AppError::not_found)?;
         tx.commit().await?;
-        let pending = matches!(group.my_status.as_deref(), Some("invited" | "requested"));
-        let open = group.kind == "general"
-            && group.join_policy == "request"
+        let pending = matches!(
+            group.my_status,
+            Some(GroupMemberStatus::Invited | GroupMemberStatus::Requested)
+        );
+        let open = group.kind == GroupKind::General
+            && group.join_policy == JoinPolicy::Request
             && viewer.is_member_of(tenant.id);
-        if pending || open || group.my_status.as_deref() == Some("active") {
+        if pending || open || group.my_status == Some(GroupMemberStatus::Active) {
             Ok(group)
         } else {
             Err(AppError::not_found())
@@ -483,7 +402,7 @@ impl Services {
                 out.push(MyGroup {
                     association_slug: slug.clone(),
                     association_name: name.clone(),
-                    unread: if g.my_status.as_deref() == Some("active") {
+                    unread: if g.my_status == Some(GroupMemberStatus::Active) {
                         n
                     } else {
                         0
@@ -493,10 +412,12 @@ impl Services {
             }
         }
         out.sort_by(|a, b| {
-            let pending = |g: &MyGroup| g.group.my_status.as_deref() != Some("active");
+            let pending = |g: &MyGroup| g.group.my_status != Some(GroupMemberStatus::Active);
             pending(b)
                 .cmp(&pending(a))
-                .then((b.group.kind == "patient").cmp(&(a.group.kind == "patient")))
+                .then(
+                    (b.group.kind == GroupKind::Patient).cmp(&(a.group.kind == GroupKind::Patient)),
+                )
                 .then(b.group.last_activity_at.cmp(&a.group.last_activity_at))
         });
         Ok(out)
@@ -550,14 +471,14 @@ impl Services {
             c.conn(),
             &hosted,
             user_id,
-            "member",
-            "invited",
+            GroupRole::Member,
+            GroupMemberStatus::Invited,
             Some(viewer.user.id),
         )
         .await?;
         if !added {
             return Err(AppError::new(
-                ErrorCode::Conflict,
+                ErrorCode::AlreadyMember,
                 "this person is already a member",
             ));
         }
@@ -618,7 +539,7 @@ impl Services {
         let (hosted, group) = repo::group(c.conn(), tenant, viewer.user.id, group_id)
             .await?
             .ok_or_else(AppError::not_found)?;
-        if group.my_status.as_deref() != Some("invited") {
+        if group.my_status != Some(GroupMemberStatus::Invited) {
             return Err(AppError::not_found());
         }
         let action = if accept {
@@ -644,11 +565,11 @@ impl Services {
         let mut c = self.change(viewer, tenant, client).await?;
         let (hosted, group) = repo::group(c.conn(), tenant, viewer.user.id, group_id)
             .await?
-            .filter(|(_, g)| g.kind == "general" && g.join_policy == "request")
+            .filter(|(_, g)| g.kind == GroupKind::General && g.join_policy == JoinPolicy::Request)
             .ok_or_else(AppError::not_found)?;
         if group.my_status.is_some() {
             return Err(AppError::new(
-                ErrorCode::Conflict,
+                ErrorCode::AlreadyMember,
                 "you are already a member, invited, or waiting for approval",
             ));
         }
@@ -656,8 +577,8 @@ impl Services {
             c.conn(),
             &hosted,
             viewer.user.id,
-            "member",
-            "requested",
+            GroupRole::Member,
+            GroupMemberStatus::Requested,
             None,
         )
         .await?;
@@ -679,7 +600,7 @@ impl Services {
         let mut c = self.change(viewer, tenant, client).await?;
         let hosted = c.group_to_invite_to(group_id).await?;
         let status = repo::membership(c.conn(), &hosted, user_id).await?;
-        if !matches!(status, Some((_, ref s)) if s == "requested") {
+        if !matches!(status, Some((_, GroupMemberStatus::Requested))) {
             return Err(AppError::not_found());
         }
         let action = if approve {
@@ -716,9 +637,9 @@ impl Services {
         let target = repo::membership(c.conn(), &hosted, user_id)
             .await?
             .ok_or_else(AppError::not_found)?;
-        if target.0 == "owner" && repo::count_owners(c.conn(), &hosted).await? <= 1 {
+        if target.0 == GroupRole::Owner && repo::count_owners(c.conn(), &hosted).await? <= 1 {
             return Err(AppError::new(
-                ErrorCode::Conflict,
+                ErrorCode::LastOwner,
                 "a group needs at least one owner",
             ));
         }
@@ -750,18 +671,18 @@ impl Services {
         .await?;
         let target = repo::membership(c.conn(), &hosted, user_id)
             .await?
-            .filter(|(_, s)| s == "active")
+            .filter(|(_, s)| *s == GroupMemberStatus::Active)
             .ok_or_else(AppError::not_found)?;
-        if target.0 == "owner"
+        if target.0 == GroupRole::Owner
             && role == GroupRole::Member
             && repo::count_owners(c.conn(), &hosted).await? <= 1
         {
             return Err(AppError::new(
-                ErrorCode::Conflict,
+                ErrorCode::LastOwner,
                 "a group needs at least one owner",
             ));
         }
-        repo::set_member_role(c.conn(), &hosted, user_id, role.code()).await?;
+        repo::set_member_role(c.conn(), &hosted, user_id, role).await?;
         let entry = c
             .entry(AuditAction::GroupMemberRole)
             .on("group", group_id)
@@ -785,7 +706,15 @@ impl Services {
         let hosted = repo::hosted_group(c.conn(), tenant, group_id)
             .await?
             .ok_or_else(AppError::not_found)?;
-        repo::upsert_member(c.conn(), &hosted, user_id, role.code(), "active", None).await?;
+        repo::upsert_member(
+            c.conn(),
+            &hosted,
+            user_id,
+            role,
+            GroupMemberStatus::Active,
+            None,
+        )
+        .await?;
         c.commit().await
     }
 }
@@ -794,9 +723,9 @@ impl Services {
 const MAX_SEARCH_CHARS: usize = 100;
 
 /// The viewer's active role in a loaded group.
-pub(crate) fn active_role(group: &GroupRow) -> Option<&str> {
-    if group.my_status.as_deref() == Some("active") {
-        group.my_role.as_deref()
+pub(crate) fn active_role(group: &GroupRow) -> Option<GroupRole> {
+    if group.my_status == Some(GroupMemberStatus::Active) {
+        group.my_role
     } else {
         None
     }

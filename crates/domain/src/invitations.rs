@@ -22,6 +22,7 @@ use musubi_auth::token::{self, Token};
 use musubi_authz::{Action, Object};
 use musubi_db::accounts::{self as accounts, NewUser};
 use musubi_db::invitations::{self as repo, InvitationRow, NewInvitation};
+use musubi_db::types::{AccountStatus, DoctorKind, Profession};
 use std::time::Duration;
 use uuid::Uuid;
 
@@ -36,28 +37,6 @@ pub const INVITE_CREATE: RateLimitClass =
 /// ([`RateLimitClass::INVITE_IP`]), as people reload pages.
 pub const INVITE_LOOKUP_IP: RateLimitClass =
     RateLimitClass::new("invite:lookup_ip", 200, Duration::from_secs(3600));
-
-/// Profession codes (as in `core.users`).
-pub const PROFESSIONS: &[&str] = &[
-    "physician",
-    "dentist",
-    "pharmacist",
-    "nurse",
-    "assistant_nurse",
-    "public_health_nurse",
-    "physical_therapist",
-    "occupational_therapist",
-    "speech_therapist",
-    "dietitian",
-    "care_manager",
-    "social_worker",
-    "care_worker",
-    "clerk",
-    "other",
-];
-
-/// For physicians and dentists: a collaborating clinic doctor (連携医) or a hospital doctor.
-pub const DOCTOR_KINDS: &[&str] = &["clinic", "hospital"];
 
 const MAX_NAME_CHARS: usize = 100;
 
@@ -131,20 +110,12 @@ fn invalid_invitation() -> AppError {
     )
 }
 
-fn role_of(code: &str) -> MemberRole {
-    if code == "admin" {
-        MemberRole::Admin
-    } else {
-        MemberRole::Member
-    }
-}
-
 impl From<InvitationRow> for Invitation {
     fn from(r: InvitationRow) -> Self {
         Self {
             id: r.id,
             email: r.email,
-            role: role_of(&r.role),
+            role: r.role,
             facility_id: r.facility_id,
             facility_name: r.facility_name,
             invited_by_name: r.invited_by_name,
@@ -162,25 +133,25 @@ fn checked_name(raw: Option<&str>, field: &'static str) -> AppResult<String> {
 struct NewAccount {
     name: String,
     name_kana: String,
-    profession: String,
-    doctor_kind: Option<String>,
+    profession: Profession,
+    doctor_kind: Option<DoctorKind>,
 }
 
 fn checked_new_account(input: &AcceptInput) -> AppResult<NewAccount> {
     let name = checked_name(input.name.as_deref(), "name")?;
     let name_kana = checked_name(input.name_kana.as_deref(), "nameKana")?;
     let profession = input.profession.as_deref().unwrap_or_default().trim();
-    if !PROFESSIONS.contains(&profession) {
+    let Some(profession) = Profession::from_code(profession) else {
         return Err(AppError::invalid("profession", "unknown profession"));
-    }
-    let is_doctor = matches!(profession, "physician" | "dentist");
+    };
+    let is_doctor = profession.is_doctor();
     let doctor_kind = input
         .doctor_kind
         .as_deref()
         .map(str::trim)
         .filter(|k| !k.is_empty());
     let doctor_kind = match (is_doctor, doctor_kind) {
-        (true, Some(k)) if DOCTOR_KINDS.contains(&k) => Some(k.to_owned()),
+        (true, Some(k)) if DoctorKind::from_code(k).is_some() => DoctorKind::from_code(k),
         (true, _) => {
             return Err(AppError::invalid(
                 "doctorKind",
@@ -198,7 +169,7 @@ fn checked_new_account(input: &AcceptInput) -> AppResult<NewAccount> {
     Ok(NewAccount {
         name,
         name_kana,
-        profession: profession.to_owned(),
+        profession,
         doctor_kind,
     })
 }
@@ -280,7 +251,7 @@ impl Services {
         if let Some(e) = &email {
             if repo::is_active_member_by_email(self.db().pool(), tenant.id, e).await? {
                 return Err(AppError::new(
-                    ErrorCode::Conflict,
+                    ErrorCode::AlreadyMember,
                     "this person is already a member",
                 ));
             }
@@ -456,7 +427,7 @@ impl Services {
         Ok(InvitationPreview {
             association_slug: inv.association_slug,
             association_name: inv.association_name,
-            role: role_of(&inv.role),
+            role: inv.role,
             facility_name: inv.facility_name,
             email: inv.email,
             existing_account,
@@ -499,7 +470,7 @@ impl Services {
                         .map_err(AppError::internal)?,
                     None => password::verify_unknown_account_async(input.password.clone()).await,
                 };
-                if !ok || user.status != "active" {
+                if !ok || user.status != AccountStatus::Active {
                     return Err(AppError::new(
                         ErrorCode::InvalidCredentials,
                         "this e-mail address has an account: enter its password",
@@ -535,8 +506,8 @@ impl Services {
                         email: &email,
                         name: &account.name,
                         name_kana: &account.name_kana,
-                        profession: &account.profession,
-                        doctor_kind: account.doctor_kind.as_deref(),
+                        profession: account.profession,
+                        doctor_kind: account.doctor_kind,
                         password_hash: Some(&hash),
                     },
                 )
@@ -547,9 +518,9 @@ impl Services {
         if !repo::claim(c.conn(), inv.id, user_id).await? {
             return Err(invalid_invitation());
         }
-        if !repo::join(c.conn(), user_id, tenant.id, &inv.role, inv.facility_id).await? {
+        if !repo::join(c.conn(), user_id, tenant.id, inv.role, inv.facility_id).await? {
             return Err(AppError::new(
-                ErrorCode::Conflict,
+                ErrorCode::AlreadyMember,
                 "you are already a member of this association",
             ));
         }
@@ -557,7 +528,7 @@ impl Services {
             .by(user_id, user_name)
             .on("user", user_id)
             .with_detail("invitation_id", inv.id.to_string())
-            .with_detail("role", inv.role.clone())
+            .with_detail("role", inv.role.code())
             .with_detail("new_account", new_account);
         c.audit(entry);
         c.commit().await?;
@@ -615,8 +586,11 @@ mod tests {
     #[test]
     fn the_profession_list_matches_the_schema() {
         let sql = include_str!("../../../migrations/core/0002_accounts.sql");
-        for p in PROFESSIONS {
-            assert!(sql.contains(&format!("'{p}'")), "{p}");
+        for p in Profession::ALL {
+            assert!(sql.contains(&format!("'{}'", p.code())), "{p}");
+        }
+        for k in DoctorKind::ALL {
+            assert!(sql.contains(&format!("'{}'", k.code())), "{k}");
         }
     }
 }

@@ -18,7 +18,7 @@ pub mod text;
 pub mod topics;
 
 pub use error::{AppError, AppResult, ErrorCode};
-pub use musubi_db::{Db, Tenant};
+pub use musubi_db::{types, Db, Tenant};
 
 use musubi_auth::ratelimit::RateLimiter;
 use musubi_authz::Authorizer;

@@ -8,22 +8,11 @@ use crate::{AppError, AppResult, ErrorCode, Services, Tenant};
 use musubi_authz::{Action, Domain, Object};
 use musubi_db::accounts::{self as repo, FacilityRow, MemberRow};
 use musubi_db::associations::{self as assoc_repo, SettingsRow};
+use musubi_db::types::AccountStatus;
 use uuid::Uuid;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum MemberRole {
-    Member,
-    Admin,
-}
-
-impl MemberRole {
-    pub fn code(self) -> &'static str {
-        match self {
-            MemberRole::Member => "member",
-            MemberRole::Admin => "admin",
-        }
-    }
-}
+/// A role in the association.
+pub use musubi_db::types::AssociationRole as MemberRole;
 
 #[derive(Debug, Clone)]
 pub struct SettingsInput {
@@ -189,22 +178,32 @@ impl Services {
             .await?;
         let target = self.target_member(tenant, user_id).await?;
         if user_id == viewer.user.id {
-            return Err(AppError::invalid(
-                "userId",
-                "you cannot deactivate yourself",
-            ));
+            return Err(AppError {
+                field: Some("userId"),
+                ..AppError::new(
+                    ErrorCode::CannotDeactivateSelf,
+                    "you cannot deactivate yourself",
+                )
+            });
         }
         let mut c = self.change(viewer, tenant, client).await?;
-        if target.role == "admin"
-            && target.status == "active"
+        if target.role == MemberRole::Admin
+            && target.status == AccountStatus::Active
             && repo::count_admins(c.conn(), tenant.id).await? <= 1
         {
             return Err(AppError::new(
-                ErrorCode::Conflict,
+                ErrorCode::LastAdmin,
                 "an association needs at least one administrator",
             ));
         }
-        repo::set_membership(c.conn(), tenant.id, user_id, None, Some("deactivated")).await?;
+        repo::set_membership(
+            c.conn(),
+            tenant.id,
+            user_id,
+            None,
+            Some(AccountStatus::Deactivated),
+        )
+        .await?;
         let ended = repo::revoke_all_sessions(c.conn(), user_id).await?;
         let entry = c
             .entry(AuditAction::MemberDeactivate)
@@ -226,10 +225,17 @@ impl Services {
             .await?;
         let target = self.target_member(tenant, user_id).await?;
         let mut c = self.change(viewer, tenant, client).await?;
-        repo::set_membership(c.conn(), tenant.id, user_id, None, Some("active")).await?;
+        repo::set_membership(
+            c.conn(),
+            tenant.id,
+            user_id,
+            None,
+            Some(AccountStatus::Active),
+        )
+        .await?;
         // Sessions opened while deactivated here never met this association's rules (second
         // factor, timeouts): the next sign-in does.
-        let ended = if target.status == "active" {
+        let ended = if target.status == AccountStatus::Active {
             0
         } else {
             repo::revoke_all_sessions(c.conn(), user_id).await?
@@ -259,16 +265,16 @@ impl Services {
             .await?;
         let target = self.target_member(tenant, user_id).await?;
         let mut c = self.change(viewer, tenant, client).await?;
-        if target.role == "admin"
+        if target.role == MemberRole::Admin
             && role == MemberRole::Member
             && repo::count_admins(c.conn(), tenant.id).await? <= 1
         {
             return Err(AppError::new(
-                ErrorCode::Conflict,
+                ErrorCode::LastAdmin,
                 "an association needs at least one administrator",
             ));
         }
-        repo::set_membership(c.conn(), tenant.id, user_id, Some(role.code()), None).await?;
+        repo::set_membership(c.conn(), tenant.id, user_id, Some(role), None).await?;
         let entry = c
             .entry(AuditAction::MemberChangeRole)
             .on("user", user_id)

@@ -68,7 +68,7 @@ impl Operator {
         let session = SessionRow {
             id: Uuid::nil(),
             user_id: user.id,
-            kind: "operator".into(),
+            kind: musubi_db::types::SessionKind::Api,
             second_factor_done: true,
             created_at: now,
             last_seen_at: now,

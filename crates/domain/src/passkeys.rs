@@ -16,6 +16,7 @@ use data_encoding::BASE64URL_NOPAD;
 use musubi_auth::ratelimit::RateLimitClass;
 use musubi_db::accounts::{self as accounts_repo, UserRow};
 use musubi_db::passkeys::{self as repo, PasskeyRow};
+use musubi_db::types::{AccountStatus, CeremonyKind};
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 use std::sync::Arc;
@@ -33,8 +34,6 @@ const PASSKEY_IP: RateLimitClass = RateLimitClass::new("passkey:ip", 30, Duratio
 /// Started sign-in ceremonies from one client address (each stores a row until it expires).
 const PASSKEY_START_IP: RateLimitClass =
     RateLimitClass::new("passkey_start:ip", 60, Duration::from_secs(900));
-const KIND_REGISTRATION: &str = "registration";
-const KIND_SIGN_IN: &str = "sign_in";
 /// The name of a passkey when none is given and the device is not recognised.
 const DEFAULT_NAME: &str = "パスキー";
 const MAX_NAME_CHARS: usize = 100;
@@ -147,7 +146,7 @@ impl Services {
 
     async fn store_ceremony(
         &self,
-        kind: &str,
+        kind: CeremonyKind,
         user_id: Option<Uuid>,
         state: &impl serde::Serialize,
         options: &impl serde::Serialize,
@@ -173,7 +172,7 @@ impl Services {
     async fn take_ceremony<T: DeserializeOwned>(
         &self,
         id: Uuid,
-        kind: &str,
+        kind: CeremonyKind,
         user_id: Option<Uuid>,
     ) -> AppResult<Option<T>> {
         let Some(row) = repo::take_ceremony(self.db().pool(), id).await? else {
@@ -205,7 +204,7 @@ impl Services {
             selection.insert("residentKey".into(), "required".into());
             selection.insert("requireResidentKey".into(), true.into());
         }
-        self.store_ceremony(KIND_REGISTRATION, Some(user.id), &state, &options)
+        self.store_ceremony(CeremonyKind::Registration, Some(user.id), &state, &options)
             .await
     }
 
@@ -222,7 +221,11 @@ impl Services {
         let webauthn = self.webauthn()?;
         let name = passkey_name(name, &client.user_agent)?;
         let state: PasskeyRegistration = self
-            .take_ceremony(ceremony_id, KIND_REGISTRATION, Some(viewer.user.id))
+            .take_ceremony(
+                ceremony_id,
+                CeremonyKind::Registration,
+                Some(viewer.user.id),
+            )
             .await?
             .ok_or_else(|| {
                 AppError::invalid("ceremonyId", "this registration has expired; start again")
@@ -288,7 +291,7 @@ impl Services {
         // webauthn-rs asks for autofill ("conditional") mediation; a sign-in button wants the
         // browser's ordinary dialog. The page may still ask for autofill itself.
         options.mediation = None;
-        self.store_ceremony(KIND_SIGN_IN, None, &state, &options)
+        self.store_ceremony(CeremonyKind::SignIn, None, &state, &options)
             .await
     }
 
@@ -303,8 +306,9 @@ impl Services {
     ) -> AppResult<SignIn> {
         let webauthn = self.webauthn()?;
         self.limits().hit(&PASSKEY_IP, &client.ip).await?;
-        let state: Option<DiscoverableAuthentication> =
-            self.take_ceremony(ceremony_id, KIND_SIGN_IN, None).await?;
+        let state: Option<DiscoverableAuthentication> = self
+            .take_ceremony(ceremony_id, CeremonyKind::SignIn, None)
+            .await?;
         let answer: Option<PublicKeyCredential> = serde_json::from_value(credential).ok();
         let user = match answer
             .as_ref()
@@ -323,7 +327,7 @@ impl Services {
             self.audit_passkey_failure(user.as_ref(), client).await;
             return Err(sign_in_failed());
         };
-        if user.status != "active" {
+        if user.status != AccountStatus::Active {
             self.audit_passkey_failure(Some(user), client).await;
             return Err(sign_in_failed());
         }

@@ -14,6 +14,7 @@ use musubi_auth::ratelimit::{RateLimitClass, RateLimitError};
 use musubi_auth::token::{self, Token};
 use musubi_db::accounts::{self as accounts, UserRow};
 use musubi_db::password_reset as repo;
+use musubi_db::types::AccountStatus;
 
 /// How long a reset link works.
 pub const RESET_VALID_MINUTES: i64 = 30;
@@ -50,7 +51,7 @@ impl Services {
         let Some(user) = accounts::user_by_email(self.db().pool(), email).await? else {
             return Ok(());
         };
-        if user.status != "active" {
+        if user.status != AccountStatus::Active {
             return Ok(());
         }
         // Everything that only happens for a known address runs after the answer.

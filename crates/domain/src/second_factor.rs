@@ -47,7 +47,7 @@ impl Services {
         let user = who.user();
         if user.totp_enabled_at.is_some() {
             return Err(AppError::new(
-                ErrorCode::Conflict,
+                ErrorCode::SecondFactorAlreadySetUp,
                 "a second factor is already set up",
             ));
         }

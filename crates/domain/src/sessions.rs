@@ -13,20 +13,8 @@ use musubi_db::accounts::{self as repo, MembershipRow, NewSession, SessionRow, U
 use std::time::SystemTime;
 use uuid::Uuid;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum SessionKind {
-    Web,
-    Api,
-}
-
-impl SessionKind {
-    fn as_str(self) -> &'static str {
-        match self {
-            SessionKind::Web => "web",
-            SessionKind::Api => "api",
-        }
-    }
-}
+use musubi_db::types::AccountStatus;
+pub use musubi_db::types::SessionKind;
 
 /// What a correct password leads to.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -85,7 +73,7 @@ impl Viewer {
     pub fn is_admin_of(&self, association_id: Uuid) -> bool {
         self.memberships
             .iter()
-            .any(|m| m.association_id == association_id && m.role == "admin")
+            .any(|m| m.association_id == association_id && m.role == AssociationRole::Admin)
     }
 
     /// Whether some association counts the person as an active member. Without one, only the
@@ -133,20 +121,10 @@ pub(crate) fn principal_for(user: &UserRow, memberships: &[MembershipRow]) -> Pr
     Principal {
         user_id: user.id,
         platform_operator: user.platform_operator,
-        profession_class: musubi_authz::profession_class(
-            &user.profession,
-            user.doctor_kind.as_deref(),
-        ),
+        profession_class: user.profession.class(user.doctor_kind),
         associations: memberships
             .iter()
-            .map(|m| {
-                let role = if m.role == "admin" {
-                    AssociationRole::Admin
-                } else {
-                    AssociationRole::Member
-                };
-                (m.association_id, role)
-            })
+            .map(|m| (m.association_id, m.role))
             .collect(),
         groups: Vec::new(),
     }
@@ -216,7 +194,7 @@ impl Services {
             None => password::verify_unknown_account_async(password.to_owned()).await,
         };
         let user = match user {
-            Some(u) if ok && u.status == "active" => u,
+            Some(u) if ok && u.status == AccountStatus::Active => u,
             other => {
                 self.audit_sign_in_failure(other.as_ref(), email, client)
                     .await;
@@ -246,7 +224,7 @@ impl Services {
             &NewSession {
                 user_id: user.id,
                 token_hash: &musubi_auth::token::hash_token(&token),
-                kind: kind.as_str(),
+                kind: kind.code(),
                 second_factor_done: full,
                 idle,
                 absolute,
@@ -283,7 +261,7 @@ impl Services {
             &NewSession {
                 user_id: user.id,
                 token_hash: &musubi_auth::token::hash_token(&token),
-                kind: kind.as_str(),
+                kind: kind.code(),
                 second_factor_done: true,
                 idle: policy.idle,
                 absolute: policy.absolute,

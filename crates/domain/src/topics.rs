@@ -9,7 +9,9 @@
 
 use crate::audit::{AuditAction, RequestMeta};
 use crate::change::{Change, EventSpec};
-use crate::groups::{active_role, in_scope, topic_visible, viewer_bit, ReceiptMode, Scope};
+use crate::groups::{
+    active_role, in_scope_bits, topic_visible, viewer_bit, GroupKind, ReceiptMode, Scope,
+};
 use crate::sessions::Viewer;
 use crate::{text, AppError, AppResult, ErrorCode, Services, Tenant};
 use chrono::{DateTime, Utc};
@@ -17,6 +19,7 @@ use musubi_authz::{Action, GroupRole, Object};
 use musubi_db::groups::{
     self as repo, CommentRow, GroupMemberRow, HostedGroup, ReaderRow, TopicRow, VersionRow,
 };
+use musubi_db::types::GroupMemberStatus;
 use musubi_realtime::{Event, EventKind};
 use sqlx::PgConnection;
 use std::collections::{HashMap, HashSet};
@@ -64,7 +67,7 @@ pub struct TopicView {
     pub tenant: Tenant,
     pub topic: TopicRow,
     pub group_name: String,
-    pub group_kind: String,
+    pub group_kind: GroupKind,
     pub receipt_mode: ReceiptMode,
     pub my_role: GroupRole,
     /// The author or a group owner: may change scope, pin and close.
@@ -124,7 +127,7 @@ pub struct UnreadCounts {
 #[derive(Debug, Clone)]
 pub struct LiveState {
     pub alive: bool,
-    pub scope_bit: i16,
+    pub scope_bit: Scope,
     pub groups: HashSet<Uuid>,
     /// The associations hosting those groups (slug, name), by slug: where unread counts live.
     pub hosts: Vec<(String, String)>,
@@ -145,7 +148,7 @@ impl LiveState {
             }
         }
         self.groups.contains(&event.group_id)
-            && in_scope(
+            && in_scope_bits(
                 event.scope,
                 self.scope_bit,
                 event.topic_author_id,
@@ -189,7 +192,7 @@ impl Change<'_> {
         let (group, access) = repo::topic_access(self.conn(), tenant, viewer.user.id, topic_id)
             .await?
             .ok_or_else(AppError::not_found)?;
-        self.authorize(&group, access.my_role.as_deref(), object, action)
+        self.authorize(&group, access.my_role, object, action)
             .await?;
         if !topic_visible(viewer, access.topic.scope, access.topic.author_id) {
             // Outside the scope: exactly like a missing topic, but on record.
@@ -239,7 +242,7 @@ impl Services {
     ) -> AppResult<Uuid> {
         let title = check_title(new.title)?;
         let body = check_body(new.body)?;
-        let scope = Scope::from_bits(new.scope.0)?;
+        let scope = new.scope;
         let me = viewer.user.id;
         let mut c = self.change(viewer, tenant, client).await?;
         let (hosted, group) = repo::group(c.conn(), tenant, me, new.group_id)
@@ -252,19 +255,19 @@ impl Services {
             id: topic_id,
             author_id: me,
             title: &title,
-            scope: scope.0,
+            scope,
         };
         repo::insert_topic(c.conn(), &hosted, &topic).await?;
         let (comment_id, seq, at) =
             repo::insert_comment(c.conn(), topic_id, &hosted, me, &body, new.important).await?;
-        repo::spread_unread(c.conn(), &hosted, topic_id, me, scope.0, me, seq, at).await?;
-        let event = EventSpec::topic(EventKind::CommentPosted, topic_id, scope.0, me);
+        repo::spread_unread(c.conn(), &hosted, topic_id, me, scope, me, seq, at).await?;
+        let event = EventSpec::topic(EventKind::CommentPosted, topic_id, scope, me);
         c.event(&hosted, event.comments(vec![comment_id])).await?;
         let entry = c
             .entry(AuditAction::TopicCreate)
             .on("topic", topic_id)
             .with_detail("group_id", new.group_id.to_string())
-            .with_detail("scope", i64::from(scope.0));
+            .with_detail("scope", i64::from(scope.bits()));
         c.audit(entry);
         c.commit().await?;
         Ok(topic_id)
@@ -285,7 +288,7 @@ impl Services {
         let (group, access) = c
             .visible_topic(topic_id, Object::Comments, Action::Read)
             .await?;
-        let mode = ReceiptMode::from_code(&access.receipt_mode).unwrap_or(ReceiptMode::Footprints);
+        let mode = access.receipt_mode;
         let me = viewer.user.id;
         let mut first_unread_seq = None;
         let mut new_footprints = Vec::new();
@@ -317,8 +320,9 @@ impl Services {
         let mut audience = repo::members(c.conn(), &group).await?;
         name_readers(c.conn(), &mut readers, &audience).await?;
         audience.retain(|m| {
-            m.status == "active"
-                && (m.scope_bit & access.topic.scope != 0 || m.user_id == access.topic.author_id)
+            m.status == GroupMemberStatus::Active
+                && (m.scope_bit.intersects(access.topic.scope)
+                    || m.user_id == access.topic.author_id)
         });
         let (scope, author) = (access.topic.scope, access.topic.author_id);
         if !new_footprints.is_empty() {
@@ -331,7 +335,7 @@ impl Services {
             let event = EventSpec::topic(EventKind::UnreadChanged, topic_id, scope, author);
             c.event(&group, event.only_for(me)).await?;
         }
-        if access.group_kind == "patient" {
+        if access.group_kind == GroupKind::Patient {
             let entry = c
                 .entry(AuditAction::TopicRead)
                 .on("topic", topic_id)
@@ -388,11 +392,7 @@ impl Services {
                 }
             })
             .collect();
-        let my_role = access
-            .my_role
-            .as_deref()
-            .and_then(GroupRole::from_code)
-            .unwrap_or(GroupRole::Member);
+        let my_role = access.my_role.unwrap_or(GroupRole::Member);
         let mut topic = access.topic;
         if cleared {
             topic.unread = 0;
@@ -426,20 +426,15 @@ impl Services {
             .await?;
         let t = &access.topic;
         if t.author_id != viewer.user.id {
-            c.authorize(
-                &group,
-                access.my_role.as_deref(),
-                Object::Topics,
-                Action::Moderate,
-            )
-            .await?;
+            c.authorize(&group, access.my_role, Object::Topics, Action::Moderate)
+                .await?;
         }
         let title = match &patch.title {
             Some(title) => check_title(title)?,
             None => t.title.clone(),
         };
         let scope = match patch.scope {
-            Some(s) => Scope::from_bits(s.0)?.0,
+            Some(s) => s,
             None => t.scope,
         };
         let pinned = patch.pinned.unwrap_or(t.pinned);
@@ -452,14 +447,14 @@ impl Services {
         let event = EventSpec::topic(
             EventKind::TopicChanged,
             topic_id,
-            scope | t.scope,
+            scope.union(t.scope),
             t.author_id,
         );
         c.event(&group, event).await?;
         let entry = c
             .entry(AuditAction::TopicUpdate)
             .on("topic", topic_id)
-            .with_detail("scope", i64::from(scope))
+            .with_detail("scope", i64::from(scope.bits()))
             .with_detail("pinned", pinned)
             .with_detail("closed", closed);
         c.audit(entry);
@@ -556,22 +551,20 @@ impl Services {
         let mut c = self.change(viewer, tenant, client).await?;
         let (comment, group, access) = c.visible_comment(comment_id).await?;
         if comment.author_id != viewer.user.id {
-            c.authorize(
-                &group,
-                access.my_role.as_deref(),
-                Object::Comments,
-                Action::Moderate,
-            )
-            .await?;
+            c.authorize(&group, access.my_role, Object::Comments, Action::Moderate)
+                .await?;
         }
         if comment.deleted_at.is_some() {
             return Ok(());
         }
         if comment.seq == 1 {
-            return Err(AppError::invalid(
-                "commentId",
-                "the first post of a topic cannot be deleted; edit it or close the topic",
-            ));
+            return Err(AppError {
+                field: Some("commentId"),
+                ..AppError::new(
+                    ErrorCode::FirstPostUndeletable,
+                    "the first post of a topic cannot be deleted; edit it or close the topic",
+                )
+            });
         }
         repo::delete_comment(
             c.conn(),
@@ -603,7 +596,7 @@ impl Services {
     ) -> AppResult<()> {
         let mut c = self.change(viewer, tenant, client).await?;
         let (comment, group, access) = c.visible_comment(comment_id).await?;
-        if access.receipt_mode != ReceiptMode::Acknowledgement.code() {
+        if access.receipt_mode != ReceiptMode::Acknowledgement {
             return Err(AppError::invalid(
                 "commentId",
                 "this group does not use acknowledgements",
@@ -707,7 +700,7 @@ impl Services {
                             association_name: name.clone(),
                             group_id: item.group_id,
                             group_name: item.group_name.clone(),
-                            patient: item.group_kind == "patient",
+                            patient: item.group_kind == GroupKind::Patient,
                             unread: counts
                                 .iter()
                                 .find(|(g, _)| *g == item.group_id)
@@ -812,7 +805,7 @@ impl Services {
             .into_iter()
             .filter_map(|r| {
                 let kind = EventKind::from_code(&r.kind)?;
-                let visible = in_scope(r.scope, bit, r.topic_author_id, viewer.user.id);
+                let visible = in_scope_bits(r.scope, bit, r.topic_author_id, viewer.user.id);
                 visible.then_some(Event {
                     id: r.id,
                     association_id: r.association_id,

@@ -64,11 +64,11 @@ impl Me {
     }
     /// Profession code, e.g. `nurse`, `physician`, `care_manager`.
     async fn profession(&self, ctx: &Context<'_>) -> async_graphql::Result<String> {
-        Ok(viewer(ctx)?.user().profession.clone())
+        Ok(viewer(ctx)?.user().profession.code().to_owned())
     }
     /// For physicians and dentists: `clinic` (collaborating doctor) or `hospital`.
     async fn doctor_kind(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<String>> {
-        Ok(viewer(ctx)?.user().doctor_kind.clone())
+        Ok(viewer(ctx)?.user().doctor_kind.map(|k| k.code().to_owned()))
     }
     async fn second_factor_enabled(&self, ctx: &Context<'_>) -> async_graphql::Result<bool> {
         Ok(viewer(ctx)?.user().totp_enabled_at.is_some())
@@ -80,7 +80,7 @@ impl Me {
             .map(|m| MembershipInfo {
                 association_slug: m.slug.clone(),
                 association_name: m.association_name.clone(),
-                role: m.role.clone(),
+                role: m.role.code().to_owned(),
                 facility_name: m.facility_name.clone(),
             })
             .collect())
@@ -105,7 +105,7 @@ impl Me {
             .map(|s| SessionInfo {
                 id: ID(s.id.to_string()),
                 current: s.id == v.session().id,
-                kind: s.kind,
+                kind: s.kind.code().to_owned(),
                 created_at: s.created_at,
                 last_seen_at: s.last_seen_at,
                 ip: s.ip,

@@ -8,6 +8,7 @@ use chrono::{DateTime, Utc};
 use musubi_domain::members::{answers_for_account, MemberRole as DomainRole, SettingsInput};
 
 #[derive(Enum, Copy, Clone, Eq, PartialEq)]
+#[graphql(remote = "musubi_domain::types::AssociationRole")]
 pub enum MemberRole {
     Member,
     Admin,
@@ -73,9 +74,7 @@ impl From<musubi_db::associations::SettingsRow> for AssociationSettings {
             session_idle_minutes: s.session_idle_minutes,
             session_absolute_hours: s.session_absolute_hours,
             audit_retention_years: s.audit_retention_years,
-            receipt_mode: musubi_domain::groups::ReceiptMode::from_code(&s.receipt_mode)
-                .unwrap_or(musubi_domain::groups::ReceiptMode::Footprints)
-                .into(),
+            receipt_mode: s.receipt_mode.into(),
             updated_at: s.updated_at,
         }
     }
@@ -135,14 +134,10 @@ impl ConsoleQuery {
                 name: m.name,
                 name_kana: m.name_kana,
                 email: m.email,
-                profession: m.profession,
-                doctor_kind: m.doctor_kind,
-                role: if m.role == "admin" {
-                    MemberRole::Admin
-                } else {
-                    MemberRole::Member
-                },
-                status: m.status,
+                profession: m.profession.code().to_owned(),
+                doctor_kind: m.doctor_kind.map(|k| k.code().to_owned()),
+                role: m.role.into(),
+                status: m.status.code().to_owned(),
                 facility_name: m.facility_name,
                 second_factor_enabled: m.second_factor_enabled,
                 joined_at: m.joined_at,
@@ -162,7 +157,7 @@ impl ConsoleQuery {
             .map(|f| Facility {
                 id: ID(f.id.to_string()),
                 name: f.name,
-                kind: f.kind,
+                kind: f.kind.code().to_owned(),
             })
             .collect())
     }
@@ -275,10 +270,7 @@ impl ConsoleMutation {
     ) -> async_graphql::Result<bool> {
         let (services, rc, viewer, tenant) = routed(ctx)?;
         let id = uuid(ctx, &user_id)?;
-        let role = match role {
-            MemberRole::Admin => DomainRole::Admin,
-            MemberRole::Member => DomainRole::Member,
-        };
+        let role = DomainRole::from(role);
         services
             .change_member_role(viewer, tenant, id, role, &rc.client)
             .await

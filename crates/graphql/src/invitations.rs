@@ -8,7 +8,6 @@ use crate::{to_gql_error, RequestContext};
 use async_graphql::{Context, InputObject, Object, SimpleObject, ID};
 use chrono::{DateTime, Utc};
 use musubi_domain::invitations::{self as domain, AcceptInput, InviteInput};
-use musubi_domain::members::MemberRole as DomainRole;
 use musubi_domain::sessions::{SessionKind, SignInStep};
 use musubi_domain::{AppError, Services};
 use uuid::Uuid;
@@ -37,7 +36,7 @@ impl From<domain::Invitation> for Invitation {
         Self {
             id: ID(i.id.to_string()),
             email: i.email,
-            role: role_out(i.role),
+            role: i.role.into(),
             facility_id: i.facility_id.map(|f| ID(f.to_string())),
             facility_name: i.facility_name,
             invited_by_name: i.invited_by_name,
@@ -81,13 +80,6 @@ pub struct AcceptInvitationInput {
     pub doctor_kind: Option<String>,
 }
 
-fn role_out(r: DomainRole) -> MemberRole {
-    match r {
-        DomainRole::Admin => MemberRole::Admin,
-        DomainRole::Member => MemberRole::Member,
-    }
-}
-
 fn parts<'a>(ctx: &Context<'a>) -> async_graphql::Result<(&'a Services, &'a RequestContext)> {
     Ok((ctx.data::<Services>()?, ctx.data::<RequestContext>()?))
 }
@@ -124,7 +116,7 @@ impl InvitationQuery {
         Ok(InvitationPreview {
             association_slug: p.association_slug,
             association_name: p.association_name,
-            role: role_out(p.role),
+            role: p.role.into(),
             facility_name: p.facility_name,
             email: p.email,
             existing_account: p.existing_account,
@@ -164,10 +156,7 @@ impl InvitationMutation {
         };
         let input = InviteInput {
             email,
-            role: match role {
-                MemberRole::Admin => DomainRole::Admin,
-                MemberRole::Member => DomainRole::Member,
-            },
+            role: role.into(),
             facility_id,
             expires_in_days,
         };

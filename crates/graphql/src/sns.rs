@@ -9,16 +9,18 @@ use crate::request::{routed, signed_in, uuid};
 use crate::to_gql_error;
 use async_graphql::{Context, Enum, MaybeUndefined, Object, SimpleObject, ID};
 use chrono::{DateTime, Utc};
-use musubi_authz::{GroupRole as DomainGroupRole, ProfessionClass as DomainClass};
 use musubi_db::groups::{CandidateRow, GroupMemberRow, GroupRow, TopicRow};
-use musubi_domain::groups::{
-    GroupInput, GroupKind as DomainKind, GroupPatch, ReceiptMode as DomainMode, Scope,
-};
+use musubi_domain::groups::{GroupInput, GroupPatch, Scope};
 use musubi_domain::topics::{self as topics, NewTopic, TopicPatch};
+use musubi_domain::types::JoinPolicy;
 use musubi_domain::AppError;
 use uuid::Uuid;
 
+// Each API enum mirrors one set of the vocabulary; `remote` derives both conversions as
+// exhaustive matches, so a value added to one side and not the other fails to compile.
+
 #[derive(Enum, Copy, Clone, Eq, PartialEq)]
+#[graphql(remote = "musubi_domain::types::GroupKind")]
 pub enum GroupKind {
     /// A collaborating-doctor group, a multi-professional exchange, a facility's team.
     General,
@@ -26,25 +28,9 @@ pub enum GroupKind {
     Patient,
 }
 
-impl From<GroupKind> for DomainKind {
-    fn from(k: GroupKind) -> Self {
-        match k {
-            GroupKind::General => DomainKind::General,
-            GroupKind::Patient => DomainKind::Patient,
-        }
-    }
-}
-
-fn kind_out(code: &str) -> GroupKind {
-    if code == "patient" {
-        GroupKind::Patient
-    } else {
-        GroupKind::General
-    }
-}
-
 /// How readers of a comment are shown in a group.
 #[derive(Enum, Copy, Clone, Eq, PartialEq)]
+#[graphql(remote = "musubi_domain::types::ReceiptMode")]
 pub enum ReceiptMode {
     /// 足跡: who read each comment, and when.
     Footprints,
@@ -53,66 +39,16 @@ pub enum ReceiptMode {
     Off,
 }
 
-impl From<ReceiptMode> for DomainMode {
-    fn from(m: ReceiptMode) -> Self {
-        match m {
-            ReceiptMode::Footprints => DomainMode::Footprints,
-            ReceiptMode::Acknowledgement => DomainMode::Acknowledgement,
-            ReceiptMode::Off => DomainMode::Off,
-        }
-    }
-}
-
-impl From<DomainMode> for ReceiptMode {
-    fn from(m: DomainMode) -> Self {
-        match m {
-            DomainMode::Footprints => ReceiptMode::Footprints,
-            DomainMode::Acknowledgement => ReceiptMode::Acknowledgement,
-            DomainMode::Off => ReceiptMode::Off,
-        }
-    }
-}
-
-fn mode_out(code: &str) -> ReceiptMode {
-    DomainMode::from_code(code)
-        .unwrap_or(DomainMode::Footprints)
-        .into()
-}
-
 #[derive(Enum, Copy, Clone, Eq, PartialEq)]
+#[graphql(remote = "musubi_domain::types::GroupRole")]
 pub enum GroupRole {
     /// Administers the group: invites, approves, removes, changes roles and settings.
     Owner,
     Member,
 }
 
-impl From<GroupRole> for DomainGroupRole {
-    fn from(r: GroupRole) -> Self {
-        match r {
-            GroupRole::Owner => DomainGroupRole::Owner,
-            GroupRole::Member => DomainGroupRole::Member,
-        }
-    }
-}
-
-impl From<DomainGroupRole> for GroupRole {
-    fn from(r: DomainGroupRole) -> Self {
-        match r {
-            DomainGroupRole::Owner => GroupRole::Owner,
-            DomainGroupRole::Member => GroupRole::Member,
-        }
-    }
-}
-
-fn role_out(code: &str) -> GroupRole {
-    if code == "owner" {
-        GroupRole::Owner
-    } else {
-        GroupRole::Member
-    }
-}
-
 #[derive(Enum, Copy, Clone, Eq, PartialEq)]
+#[graphql(remote = "musubi_domain::types::GroupMemberStatus")]
 pub enum MembershipStatus {
     Active,
     /// Invited by an owner; joins on accepting.
@@ -121,16 +57,9 @@ pub enum MembershipStatus {
     Requested,
 }
 
-fn status_out(code: &str) -> MembershipStatus {
-    match code {
-        "invited" => MembershipStatus::Invited,
-        "requested" => MembershipStatus::Requested,
-        _ => MembershipStatus::Active,
-    }
-}
-
 /// The classes of readers a topic's scope is made of.
 #[derive(Enum, Copy, Clone, Eq, PartialEq)]
+#[graphql(remote = "musubi_domain::types::ProfessionClass")]
 pub enum ProfessionClass {
     /// コメディカル: nurses, care managers, pharmacists, therapists and everyone not a doctor.
     CoMedical,
@@ -140,29 +69,9 @@ pub enum ProfessionClass {
     HospitalDoctor,
 }
 
-impl From<ProfessionClass> for DomainClass {
-    fn from(c: ProfessionClass) -> Self {
-        match c {
-            ProfessionClass::CoMedical => DomainClass::CoMedical,
-            ProfessionClass::CollaboratingDoctor => DomainClass::CollaboratingDoctor,
-            ProfessionClass::HospitalDoctor => DomainClass::HospitalDoctor,
-        }
-    }
-}
-
-impl From<DomainClass> for ProfessionClass {
-    fn from(c: DomainClass) -> Self {
-        match c {
-            DomainClass::CoMedical => ProfessionClass::CoMedical,
-            DomainClass::CollaboratingDoctor => ProfessionClass::CollaboratingDoctor,
-            DomainClass::HospitalDoctor => ProfessionClass::HospitalDoctor,
-        }
-    }
-}
-
-/// The classes of a scope's bits; unknown bits are ignored.
-fn scope_out(bits: i16) -> Vec<ProfessionClass> {
-    Scope(bits & Scope::EVERYONE.0)
+/// The classes of a scope.
+fn scope_out(scope: Scope) -> Vec<ProfessionClass> {
+    scope
         .classes()
         .into_iter()
         .map(ProfessionClass::from)
@@ -174,16 +83,9 @@ fn scope_in(classes: &[ProfessionClass]) -> Result<Scope, AppError> {
     if classes.is_empty() {
         return Ok(Scope::EVERYONE);
     }
-    let classes: Vec<DomainClass> = classes.iter().map(|c| (*c).into()).collect();
-    Scope::from_classes(&classes)
-}
-
-fn class_of_bit(bit: i16) -> ProfessionClass {
-    match bit {
-        Scope::COLLABORATING_DOCTORS => ProfessionClass::CollaboratingDoctor,
-        Scope::HOSPITAL_DOCTORS => ProfessionClass::HospitalDoctor,
-        _ => ProfessionClass::CoMedical,
-    }
+    let classes: Vec<musubi_domain::types::ProfessionClass> =
+        classes.iter().map(|c| (*c).into()).collect();
+    musubi_domain::groups::scope_of_classes(&classes)
 }
 
 fn count(n: i64) -> i32 {
@@ -218,18 +120,18 @@ pub struct Group {
 }
 
 fn group_out(g: GroupRow, association_slug: &str) -> Group {
-    let my_status = g.my_status.as_deref().map(status_out);
+    let my_status = g.my_status.map(MembershipStatus::from);
     Group {
         id: id(g.id),
         association_slug: association_slug.to_owned(),
-        kind: kind_out(&g.kind),
-        accepts_requests: g.join_policy == "request",
-        receipt_mode: mode_out(&g.receipt_mode),
-        receipt_mode_override: g.receipt_override.as_deref().map(mode_out),
+        kind: g.kind.into(),
+        accepts_requests: g.join_policy == JoinPolicy::Request,
+        receipt_mode: g.receipt_mode.into(),
+        receipt_mode_override: g.receipt_override.map(ReceiptMode::from),
         created_at: g.created_at,
         last_activity_at: g.last_activity_at,
         my_role: if my_status == Some(MembershipStatus::Active) {
-            g.my_role.as_deref().map(role_out)
+            g.my_role.map(GroupRole::from)
         } else {
             None
         },
@@ -269,13 +171,13 @@ pub struct GroupMember {
 fn member_out(m: GroupMemberRow) -> GroupMember {
     GroupMember {
         user_id: id(m.user_id),
-        profession_class: class_of_bit(m.scope_bit),
-        role: role_out(&m.role),
-        status: status_out(&m.status),
+        profession_class: m.profession.class(m.doctor_kind).into(),
+        role: m.role.into(),
+        status: m.status.into(),
         name: m.name,
         name_kana: m.name_kana,
-        profession: m.profession,
-        doctor_kind: m.doctor_kind,
+        profession: m.profession.code().to_owned(),
+        doctor_kind: m.doctor_kind.map(|k| k.code().to_owned()),
         facility_name: m.facility_name,
         home_association: m.home_association,
     }
@@ -302,11 +204,11 @@ pub struct InviteCandidate {
 fn candidate_out(c: CandidateRow) -> InviteCandidate {
     InviteCandidate {
         user_id: id(c.user_id),
-        status: c.group_status.as_deref().map(status_out),
+        status: c.group_status.map(MembershipStatus::from),
         name: c.name,
         name_kana: c.name_kana,
-        profession: c.profession,
-        doctor_kind: c.doctor_kind,
+        profession: c.profession.code().to_owned(),
+        doctor_kind: c.doctor_kind.map(|k| k.code().to_owned()),
         association_name: c.association_name,
         facility_name: c.facility_name,
     }
@@ -423,7 +325,7 @@ fn comment_out(c: topics::CommentView) -> Comment {
         seq: r.seq,
         author_id: id(r.author_id),
         author_name: r.author_name,
-        author_profession: r.author_profession,
+        author_profession: r.author_profession.code().to_owned(),
         body: (!deleted).then_some(r.body),
         important: r.important,
         created_at: r.created_at,
@@ -735,7 +637,7 @@ impl SnsQuery {
         Ok(TopicPage {
             topic: topic_out(view.topic),
             group_name: view.group_name,
-            group_kind: kind_out(&view.group_kind),
+            group_kind: view.group_kind.into(),
             receipt_mode: view.receipt_mode.into(),
             my_role: view.my_role.into(),
             can_manage: view.can_manage,

@@ -17,6 +17,7 @@ use chrono::Utc;
 use http::{StatusCode, Uri};
 use musubi_domain::sessions::Viewer;
 use musubi_domain::topics::Home;
+use musubi_domain::types::{AssociationRole, GroupKind, GroupMemberStatus};
 use musubi_domain::Services;
 
 /// One association the person belongs to, as the home page shows it.
@@ -108,7 +109,7 @@ pub(crate) async fn show(
         .map(|m| MembershipCard {
             name: m.association_name.clone(),
             slug: m.slug.clone(),
-            admin: m.role == "admin",
+            admin: m.role == AssociationRole::Admin,
             facility: m.facility_name.clone(),
         })
         .collect();
@@ -156,11 +157,11 @@ async fn unread_section(
             .await
             .map_err(|e| ctx.fail("listing group invitations", e))?
             .into_iter()
-            .filter(|g| g.group.my_status.as_deref() == Some("invited"))
+            .filter(|g| g.group.my_status == Some(GroupMemberStatus::Invited))
             .map(|g| InvitationCard {
                 slug: g.association_slug,
                 id: g.group.id.to_string(),
-                patient: g.group.kind == "patient",
+                patient: g.group.kind == GroupKind::Patient,
                 name: g.group.name,
                 association: g.association_name,
             })

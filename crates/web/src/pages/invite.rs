@@ -22,9 +22,10 @@ use axum::response::Response;
 use axum::Form;
 use http::header::REFERRER_POLICY;
 use http::{HeaderValue, StatusCode};
-use musubi_domain::invitations::{AcceptInput, InvitationPreview, PROFESSIONS};
+use musubi_domain::invitations::{AcceptInput, InvitationPreview};
 use musubi_domain::members::MemberRole;
 use musubi_domain::sessions::{SessionKind, SignInStep};
+use musubi_domain::types::Profession;
 use musubi_domain::{AppError, ErrorCode, Services};
 use serde::Deserialize;
 
@@ -52,9 +53,6 @@ pub(crate) const PROFESSION_KEYS: &[(&str, &str)] = &[
     ("clerk", "invite.profession.clerk"),
     ("other", "invite.profession.other"),
 ];
-
-/// Physicians and dentists say whether they work at a clinic (連携医) or a hospital.
-const DOCTOR_PROFESSIONS: &[&str] = &["physician", "dentist"];
 
 /// The plain-words explanation of each `WEAK_PASSWORD` reason.
 pub(crate) fn password_problem(t: Translator, reason: &str) -> &'static str {
@@ -264,7 +262,7 @@ fn missing_fields(
     if empty(&form.name_kana) {
         errors.name_kana = Some(t.get("invite.error.name_kana"));
     }
-    if !PROFESSIONS.contains(&form.profession.as_str()) {
+    if Profession::from_code(&form.profession).is_none() {
         errors.profession = Some(t.get("invite.error.profession"));
     } else if is_doctor(&form.profession) && empty(&form.doctor_kind) {
         errors.doctor_kind = Some(t.get("invite.error.doctor_kind"));
@@ -273,7 +271,7 @@ fn missing_fields(
 }
 
 fn is_doctor(profession: &str) -> bool {
-    DOCTOR_PROFESSIONS.contains(&profession)
+    Profession::from_code(profession).is_some_and(Profession::is_doctor)
 }
 
 fn accept_input(preview: &InvitationPreview, form: &AcceptForm, existing: bool) -> AcceptInput {
@@ -347,7 +345,7 @@ fn refused(
             message = Some(t.get(key).to_owned());
             StatusCode::UNAUTHORIZED
         }
-        ErrorCode::Conflict => {
+        ErrorCode::AlreadyMember => {
             message = Some(t.get("invite.error.already_member").to_owned());
             StatusCode::CONFLICT
         }
@@ -569,7 +567,8 @@ mod tests {
     #[test]
     fn every_profession_has_a_name_in_the_list() {
         let listed: Vec<_> = PROFESSION_KEYS.iter().map(|(p, _)| *p).collect();
-        assert_eq!(listed, PROFESSIONS);
+        let codes: Vec<_> = Profession::ALL.iter().map(|p| p.code()).collect();
+        assert_eq!(listed, codes);
         for (p, key) in PROFESSION_KEYS {
             assert_eq!(*key, format!("invite.profession.{p}"));
         }

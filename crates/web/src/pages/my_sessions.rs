@@ -10,6 +10,7 @@ use askama::Template;
 use axum::extract::{Path, Query, State};
 use axum::response::Response;
 use http::{StatusCode, Uri};
+use musubi_domain::types::SessionKind;
 use musubi_domain::{ErrorCode, Services};
 use serde::Deserialize;
 use uuid::Uuid;
@@ -60,7 +61,7 @@ pub(crate) async fn show(
         .into_iter()
         .map(|s| SessionCard {
             id: s.id.to_string(),
-            device: device_name(t, &s.user_agent, &s.kind),
+            device: device_name(t, &s.user_agent, s.kind),
             ip: if s.ip.is_empty() {
                 t.get("sessions.unknown_place").to_owned()
             } else {
@@ -89,7 +90,7 @@ pub(crate) async fn show(
 }
 
 /// "iPhone / Safari"; "App (API)" for API clients; parts not recognised are said plainly.
-fn device_name(t: Translator, user_agent: &str, kind: &str) -> String {
+fn device_name(t: Translator, user_agent: &str, kind: SessionKind) -> String {
     let d = device::from_user_agent(user_agent);
     let name = match (d.system, d.browser) {
         (Some(s), Some(b)) => format!("{s} / {b}"),
@@ -97,7 +98,7 @@ fn device_name(t: Translator, user_agent: &str, kind: &str) -> String {
         (None, Some(b)) => b.to_owned(),
         (None, None) => t.get("sessions.unknown_device").to_owned(),
     };
-    if kind == "api" {
+    if kind == SessionKind::Api {
         format!("{}（{name}）", t.get("sessions.api_client"))
     } else {
         name

@@ -298,6 +298,7 @@ mod sns {
     use musubi_db::groups::{CommentRow, ReaderRow, VersionRow};
     use musubi_domain::groups::ReceiptMode;
     use musubi_domain::topics::CommentView;
+    use musubi_domain::types::Scope;
     use uuid::Uuid;
 
     fn at(hour: u32, minute: u32) -> DateTime<Utc> {
@@ -315,7 +316,7 @@ mod sns {
                 seq,
                 author_id: Uuid::now_v7(),
                 author_name: author.into(),
-                author_profession: "nurse".into(),
+                author_profession: musubi_domain::types::Profession::Nurse,
                 body: body.into(),
                 important: false,
                 created_at: at(1, seq as u32),
@@ -500,8 +501,12 @@ mod sns {
 
     fn picker() -> ScopePicker {
         ScopePicker::new(
-            1,
-            &[(1, "青木 さくら"), (2, "川村 健一"), (1, EVIL)],
+            Some(Scope::CO_MEDICAL),
+            &[
+                (Scope::CO_MEDICAL, "青木 さくら"),
+                (Scope::COLLABORATING_DOCTORS, "川村 健一"),
+                (Scope::CO_MEDICAL, EVIL),
+            ],
             Translator::new(Lang::Ja),
         )
     }

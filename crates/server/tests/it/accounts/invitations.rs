@@ -85,7 +85,7 @@ async fn create_account(app: &TestApp, email: &str, password: &str, slug: &str) 
             email,
             name: "中村 一郎",
             name_kana: "なかむら いちろう",
-            profession: "pharmacist",
+            profession: musubi_db::types::Profession::Pharmacist,
             doctor_kind: None,
             password_hash: Some(&hash),
         },
@@ -810,7 +810,7 @@ async fn invitation_input_is_checked() {
             Some("minatogawa"),
         )
         .await;
-    assert_eq!(error_codes(&r), vec!["CONFLICT"], "{r}");
+    assert_eq!(error_codes(&r), vec!["ALREADY_MEMBER"], "{r}");
     let pending: i64 = sqlx::query_scalar("SELECT count(*) FROM core.invitations")
         .fetch_one(app.db.db.pool())
         .await

@@ -131,7 +131,7 @@ async fn operator_appoints_the_first_administrator_with_a_one_time_link() {
     .unwrap();
     assert_eq!(members.len(), 1);
     assert_eq!(
-        (members[0].name.as_str(), members[0].role.as_str()),
+        (members[0].name.as_str(), members[0].role.code()),
         ("川辺 事務", "admin")
     );
     // The link works once.

@@ -71,7 +71,7 @@ async fn failed_association_creation_leaves_nothing_half_made() {
             .unwrap();
     // Same slug again: the registry insert fails; no schema may remain.
     let err = s.create_association(&assoc("alpha")).await.unwrap_err();
-    assert_eq!(err.code.as_str(), "CONFLICT");
+    assert_eq!(err.code.as_str(), "SLUG_TAKEN");
     assert_eq!(err.field, Some("slug"));
     // A name the database rejects (too long after validation is bypassed) fails late, after
     // the schema was created inside the transaction: still nothing remains.

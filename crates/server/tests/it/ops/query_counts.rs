@@ -7,6 +7,7 @@ use musubi_domain::audit::RequestMeta;
 use musubi_domain::groups::{GroupKind, Scope};
 use musubi_domain::operator::Operator;
 use musubi_domain::sessions::Viewer;
+use musubi_domain::types::{DoctorKind, Profession};
 use musubi_domain::{Services, Tenant};
 use musubi_test_support::sqlcount::{Measured, SqlCounter};
 use musubi_test_support::{
@@ -39,8 +40,12 @@ async fn person(db: &TestDb, s: &Services, tenant: &Tenant, key: &str, doctor: b
             email: &format!("{key}@alpha.example"),
             name: key,
             name_kana: key,
-            profession: if doctor { "physician" } else { "nurse" },
-            doctor_kind: doctor.then_some("clinic"),
+            profession: if doctor {
+                Profession::Physician
+            } else {
+                Profession::Nurse
+            },
+            doctor_kind: doctor.then_some(DoctorKind::Clinic),
             password_hash: None,
         },
     )
@@ -373,7 +378,7 @@ async fn authenticating_a_request_is_one_statement_with_the_person_and_membershi
     let slugs: Vec<(&str, &str)> = found
         .memberships()
         .iter()
-        .map(|m| (m.slug.as_str(), m.role.as_str()))
+        .map(|m| (m.slug.as_str(), m.role.code()))
         .collect();
     assert_eq!(slugs, vec![("alpha", "member"), ("beta", "admin")]);
 

@@ -632,7 +632,7 @@ async fn a_general_group_takes_requests_that_an_owner_approves() {
     let r = w
         .gql(PHARMACIST, Some(HOST), request, json!({"g": group}))
         .await;
-    assert_eq!(error_codes(&r), vec!["CONFLICT"], "{r}");
+    assert_eq!(error_codes(&r), vec!["ALREADY_MEMBER"], "{r}");
     // Waiting: still not a member.
     let r = w.group_page(PHARMACIST, &group).await;
     assert_eq!(error_codes(&r), vec!["NOT_FOUND"], "{r}");
@@ -674,6 +674,36 @@ async fn a_general_group_takes_requests_that_an_owner_approves() {
     // Roles: the owner makes the pharmacist an owner; the last owner cannot step down alone.
     let role = "mutation($g: ID!, $u: ID!, $r: GroupRole!) { setGroupRole(groupId: $g, userId: $u, role: $r) }";
     let doctor = w.app.user_id(CLINIC_DOCTOR).await.to_string();
+    // A role outside the set (an association's ADMIN, a lower-case code) is refused before any
+    // resolver runs: never read as some default role.
+    for unknown in ["ADMIN", "owner", ""] {
+        let r = w
+            .gql(
+                CLINIC_DOCTOR,
+                Some(HOST),
+                role,
+                json!({"g": group, "u": pharmacist, "r": unknown}),
+            )
+            .await;
+        assert_eq!(error_codes(&r), vec!["INVALID_INPUT"], "{unknown}: {r}");
+        assert_eq!(r["errors"][0]["extensions"]["field"], "role", "{r}");
+        assert!(r["data"].is_null(), "{r}");
+    }
+    let literal = w
+        .gql(
+            CLINIC_DOCTOR,
+            Some(HOST),
+            "mutation($g: ID!, $u: ID!) { setGroupRole(groupId: $g, userId: $u, role: ADMIN) }",
+            json!({"g": group, "u": pharmacist}),
+        )
+        .await;
+    assert_eq!(error_codes(&literal), vec!["INVALID_INPUT"], "{literal}");
+    assert_eq!(
+        literal["errors"][0]["extensions"]["field"], "role",
+        "{literal}"
+    );
+    let page = w.group_page(PHARMACIST, &group).await;
+    assert_eq!(page["data"]["group"]["myRole"], "MEMBER", "unchanged");
     let r = w
         .gql(
             CLINIC_DOCTOR,
@@ -682,7 +712,7 @@ async fn a_general_group_takes_requests_that_an_owner_approves() {
             json!({"g": group, "u": doctor, "r": "MEMBER"}),
         )
         .await;
-    assert_eq!(error_codes(&r), vec!["CONFLICT"], "{r}");
+    assert_eq!(error_codes(&r), vec!["LAST_OWNER"], "{r}");
     w.ok(
         CLINIC_DOCTOR,
         role,
@@ -846,7 +876,8 @@ async fn comments_keep_their_history_and_receipts_follow_the_group_mode() {
     let r = w
         .gql(NURSE, Some(HOST), delete, json!({"id": body_id}))
         .await;
-    assert_eq!(error_codes(&r), vec!["INVALID_INPUT"], "{r}");
+    assert_eq!(error_codes(&r), vec!["FIRST_POST_UNDELETABLE"], "{r}");
+    assert_eq!(r["errors"][0]["extensions"]["field"], "commentId", "{r}");
 
     // Acknowledgement mode: no footprints, a confirmation list instead.
     let d = w
@@ -1135,7 +1166,7 @@ async fn the_invite_picker_lists_only_people_the_owner_may_see() {
     let r = w
         .gql(NURSE, Some(HOST), invite, json!({"g": group, "u": me}))
         .await;
-    assert_eq!(error_codes(&r), vec!["CONFLICT"], "{r}");
+    assert_eq!(error_codes(&r), vec!["ALREADY_MEMBER"], "{r}");
 
     // Only owners look people up.
     w.add(&group, &[CARE_MANAGER]).await;

@@ -165,7 +165,7 @@ async fn a_subscriber_gets_comments_of_its_groups_and_nothing_outside_its_scope(
 
     // Outside the scope, and a group the doctor is not in: nothing of either may arrive.
     let hidden = w
-        .topic(&nurse, group, "コメディカル向け", Scope(Scope::CO_MEDICAL))
+        .topic(&nurse, group, "コメディカル向け", Scope::CO_MEDICAL)
         .await;
     w.comment(&nurse, hidden, "足の傷の処置について").await;
     let other = w
@@ -332,12 +332,7 @@ async fn a_reconnecting_subscriber_catches_up_with_what_it_may_see() {
     // While away: two replies it may see, and a topic for hospital doctors only.
     let missed1 = w.comment(&nurse, topic, "不在中の一件目").await;
     let doctors_only = w
-        .topic(
-            &nurse,
-            group,
-            "病院医師向け",
-            Scope(Scope::HOSPITAL_DOCTORS),
-        )
+        .topic(&nurse, group, "病院医師向け", Scope::HOSPITAL_DOCTORS)
         .await;
     let missed2 = w.comment(&nurse, topic, "不在中の二件目").await;
 

@@ -8,6 +8,7 @@ use musubi_domain::groups::{GroupInput, GroupKind, ReceiptMode, Scope};
 use musubi_domain::operator::Operator;
 use musubi_domain::sessions::Viewer;
 use musubi_domain::topics::{TopicPatch, TopicView};
+use musubi_domain::types::{DoctorKind, Profession};
 use musubi_domain::{ErrorCode, Tenant};
 use musubi_test_support::{
     api_session_token, association, group_input, group_with_members, insert_member, TestApp, TestDb,
@@ -28,13 +29,17 @@ struct World {
 }
 
 /// (key, profession, doctor kind): nurse, pharmacist and care manager are co-medical staff.
-const PEOPLE: &[(&str, &str, Option<&str>)] = &[
-    ("nurse", "nurse", None),
-    ("pharmacist", "pharmacist", None),
-    ("care", "care_manager", None),
-    ("doctor", "physician", Some("clinic")),
-    ("hospital", "physician", Some("hospital")),
-    ("outsider", "nurse", None),
+const PEOPLE: &[(&str, Profession, Option<DoctorKind>)] = &[
+    ("nurse", Profession::Nurse, None),
+    ("pharmacist", Profession::Pharmacist, None),
+    ("care", Profession::CareManager, None),
+    ("doctor", Profession::Physician, Some(DoctorKind::Clinic)),
+    (
+        "hospital",
+        Profession::Physician,
+        Some(DoctorKind::Hospital),
+    ),
+    ("outsider", Profession::Nurse, None),
 ];
 
 /// A full session for `user_id`, as a sign-in would leave it.
@@ -64,7 +69,7 @@ impl World {
                     email: &format!("{key}@alpha.example"),
                     name: &format!("{key}さん"),
                     name_kana: key,
-                    profession,
+                    profession: *profession,
                     doctor_kind: *doctor_kind,
                     password_hash: None,
                 },
@@ -610,7 +615,7 @@ async fn deleting_leaves_a_mark_keeps_the_row_and_is_for_the_author_or_an_owner(
         w.s.delete_comment(w.p("doctor"), &w.tenant, body, &client())
             .await
             .unwrap_err();
-    assert_eq!(err.code, ErrorCode::InvalidInput);
+    assert_eq!(err.code, ErrorCode::FirstPostUndeletable);
     assert!(!w.look("doctor", t).await.comments[0].is_deleted());
 }
 
@@ -706,7 +711,7 @@ async fn widening_a_topics_scope_brings_it_into_the_doctors_unread() {
         )
         .await;
     let t = w
-        .topic("nurse", g, "ご家族の介護負担", Scope(Scope::CO_MEDICAL))
+        .topic("nurse", g, "ご家族の介護負担", Scope::CO_MEDICAL)
         .await;
     w.reply("pharmacist", t, "夜間の服薬を確認します").await;
     w.reply("nurse", t, "ショートステイを検討中").await;
@@ -731,7 +736,7 @@ async fn widening_a_topics_scope_brings_it_into_the_doctors_unread() {
         t,
         &TopicPatch {
             title: None,
-            scope: Some(Scope(Scope::CO_MEDICAL | Scope::COLLABORATING_DOCTORS)),
+            scope: Some(Scope::CO_MEDICAL.union(Scope::COLLABORATING_DOCTORS)),
             pinned: None,
             closed: None,
         },
@@ -778,7 +783,7 @@ async fn widening_a_topics_scope_brings_it_into_the_doctors_unread() {
         t,
         &TopicPatch {
             title: None,
-            scope: Some(Scope(Scope::CO_MEDICAL)),
+            scope: Some(Scope::CO_MEDICAL),
             pinned: None,
             closed: None,
         },
@@ -790,10 +795,10 @@ async fn widening_a_topics_scope_brings_it_into_the_doctors_unread() {
     assert_eq!(w.counts("hospital", g).await, (0, 0, 0));
 }
 
-fn scope_patch(scope: i16) -> TopicPatch {
+fn scope_patch(scope: Scope) -> TopicPatch {
     TopicPatch {
         title: None,
-        scope: Some(Scope(scope)),
+        scope: Some(scope),
         pinned: None,
         closed: None,
     }
@@ -822,7 +827,7 @@ async fn a_scope_change_leaves_what_those_still_in_scope_read_as_read() {
         w.p("nurse"),
         &w.tenant,
         t,
-        &scope_patch(Scope::CO_MEDICAL | Scope::COLLABORATING_DOCTORS),
+        &scope_patch(Scope::CO_MEDICAL.union(Scope::COLLABORATING_DOCTORS)),
         &client(),
     )
     .await
@@ -835,9 +840,15 @@ async fn a_scope_change_leaves_what_those_still_in_scope_read_as_read() {
     assert_eq!(w.counts("pharmacist", g).await, (0, 0, 0));
     assert_eq!(w.counts("hospital", g).await, (0, 0, 0), "now outside");
     // Back in scope: the hospital doctor had it unread when it was taken away.
-    w.s.update_topic(w.p("nurse"), &w.tenant, t, &scope_patch(7), &client())
-        .await
-        .unwrap();
+    w.s.update_topic(
+        w.p("nurse"),
+        &w.tenant,
+        t,
+        &scope_patch(Scope::EVERYONE),
+        &client(),
+    )
+    .await
+    .unwrap();
     assert_eq!(w.counts("hospital", g).await.2, 2);
     assert_eq!(w.counts("doctor", g).await, (0, 0, 0));
 }

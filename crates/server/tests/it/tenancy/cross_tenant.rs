@@ -205,7 +205,7 @@ async fn the_last_administrator_cannot_be_removed() {
         "minatogawa",
     )
     .await;
-    assert_eq!(error_codes(&r), vec!["CONFLICT"], "{r}");
+    assert_eq!(error_codes(&r), vec!["LAST_ADMIN"], "{r}");
 }
 
 #[tokio::test]

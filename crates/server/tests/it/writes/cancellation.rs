@@ -5,6 +5,7 @@
 use musubi_domain::audit::RequestMeta;
 use musubi_domain::operator::Operator;
 use musubi_domain::sessions::Viewer;
+use musubi_domain::types::GroupMemberStatus;
 use musubi_domain::Tenant;
 use musubi_test_support::{test_config, TestApp};
 use std::collections::HashSet;
@@ -86,7 +87,9 @@ async fn cancelled_requests_never_strand_a_connection_or_half_a_write() {
         .await
         .unwrap()
         .into_iter()
-        .find(|g| g.association_slug == HOST && g.group.my_status.as_deref() == Some("active"))
+        .find(|g| {
+            g.association_slug == HOST && g.group.my_status == Some(GroupMemberStatus::Active)
+        })
         .expect("the nurse is in a group of the association")
         .group
         .id;

@@ -9,6 +9,7 @@ use musubi_domain::groups::{GroupInput, GroupKind, GroupPatch, ReceiptMode, Scop
 use musubi_domain::operator::Operator;
 use musubi_domain::sessions::Viewer;
 use musubi_domain::topics::{NewTopic, TopicPatch};
+use musubi_domain::types::JoinPolicy;
 use musubi_domain::Tenant;
 use musubi_realtime::EventKind;
 use musubi_test_support::TestApp;
@@ -352,6 +353,10 @@ async fn owners_changing_different_settings_at_once_both_keep_their_edit() {
         let row = s.group_invitation(&owner, &t, group).await.unwrap();
         assert_eq!(row.name, format!("同時編集 {round}"));
         assert_eq!(row.description, format!("説明 {round}"), "round {round}");
-        assert_eq!(row.join_policy, "request", "an omitted setting stays");
+        assert_eq!(
+            row.join_policy,
+            JoinPolicy::Request,
+            "an omitted setting stays"
+        );
     }
 }

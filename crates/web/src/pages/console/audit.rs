@@ -17,7 +17,7 @@ use futures_util::Stream;
 use http::header::{CACHE_CONTROL, CONTENT_DISPOSITION, CONTENT_TYPE, X_CONTENT_TYPE_OPTIONS};
 use http::{HeaderValue, StatusCode, Uri};
 use musubi_config::time::jst;
-use musubi_domain::audit::{AuditFilter, AuditRecord};
+use musubi_domain::audit::{AuditAction, AuditFilter, AuditRecord};
 use musubi_domain::{AppError, AppResult, ErrorCode, Services};
 use serde::Deserialize;
 use std::collections::HashMap;
@@ -323,7 +323,7 @@ fn record_card(t: Translator, r: &AuditRecord, names: &HashMap<Uuid, String>) ->
         object,
         ip: r.ip.clone(),
         detail,
-        denied: r.action == "access.denied",
+        denied: r.action == AuditAction::AccessDenied.as_str(),
     }
 }
 

@@ -11,6 +11,7 @@ use askama::Template;
 use axum::extract::{Path, State};
 use axum::response::Response;
 use http::StatusCode;
+use musubi_domain::types::{AccountStatus, AssociationRole};
 use musubi_domain::Services;
 
 /// One number with what it counts: "利用中のメンバー 6人".
@@ -57,8 +58,14 @@ pub(crate) async fn show(
 
     let t = Translator::new(ctx.lang);
     let people = |n: usize| t.format("console.home.people", &n.to_string());
-    let active: Vec<_> = members.iter().filter(|m| m.status == "active").collect();
-    let admins = active.iter().filter(|m| m.role == "admin").count();
+    let active: Vec<_> = members
+        .iter()
+        .filter(|m| m.status == AccountStatus::Active)
+        .collect();
+    let admins = active
+        .iter()
+        .filter(|m| m.role == AssociationRole::Admin)
+        .count();
     let without_second_factor = active.iter().filter(|m| !m.second_factor_enabled).count();
     let counts = vec![
         Count {

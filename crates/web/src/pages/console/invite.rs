@@ -241,17 +241,16 @@ pub(crate) async fn submit(
     let mut filled = Filled {
         values: InviteValues {
             email: form.email.trim().to_owned(),
-            admin: form.role == "admin",
+            admin: MemberRole::from_code(&form.role) == Some(MemberRole::Admin),
         },
         facility: None,
         days: DEFAULT_EXPIRY_DAYS,
         errors: InviteErrors::default(),
         alert: None,
     };
-    let role = match form.role.as_str() {
-        "admin" => MemberRole::Admin,
-        "member" => MemberRole::Member,
-        _ => {
+    let role = match MemberRole::from_code(&form.role) {
+        Some(role) => role,
+        None => {
             filled.errors.role = Some(t.get("console.invite.error_role").to_owned());
             MemberRole::Member
         }
@@ -341,7 +340,7 @@ async fn refused(
             }
             StatusCode::UNPROCESSABLE_ENTITY
         }
-        ErrorCode::Conflict => {
+        ErrorCode::AlreadyMember => {
             filled.errors.email = Some(t.get("console.invite.error_already_member").to_owned());
             StatusCode::CONFLICT
         }

@@ -14,6 +14,7 @@ use axum::extract::{Path, State};
 use axum::response::Response;
 use http::{StatusCode, Uri};
 use musubi_domain::members::{answers_for_account, MemberRole};
+use musubi_domain::types::{AccountStatus, AssociationRole, DoctorKind, Profession};
 use musubi_domain::Services;
 use uuid::Uuid;
 
@@ -87,11 +88,11 @@ pub(crate) async fn show(
                 name: &m.name,
                 kana: &m.name_kana,
                 email: &m.email,
-                profession: &m.profession,
-                doctor_kind: m.doctor_kind.as_deref(),
+                profession: m.profession,
+                doctor_kind: m.doctor_kind,
                 facility: m.facility_name.as_deref(),
-                role: &m.role,
-                status: &m.status,
+                role: m.role,
+                status: m.status,
                 second_factor: m.second_factor_enabled,
                 joined_at: m.joined_at,
                 account_wide: answers_for_account(&c.viewer, &c.tenant, &m.active_associations),
@@ -123,11 +124,11 @@ struct MemberFacts<'r> {
     name: &'r str,
     kana: &'r str,
     email: &'r str,
-    profession: &'r str,
-    doctor_kind: Option<&'r str>,
+    profession: Profession,
+    doctor_kind: Option<DoctorKind>,
     facility: Option<&'r str>,
-    role: &'r str,
-    status: &'r str,
+    role: AssociationRole,
+    status: AccountStatus,
     second_factor: bool,
     joined_at: chrono::DateTime<chrono::Utc>,
     /// This association may act on the whole account ([`answers_for_account`]).
@@ -137,7 +138,7 @@ struct MemberFacts<'r> {
 
 fn card(t: Translator, lang: Lang, m: MemberFacts<'_>, viewer: Uuid) -> MemberCard {
     let who = t.format("layout.user_name", m.name);
-    let admin = m.role == "admin";
+    let admin = m.role == AssociationRole::Admin;
     let role_key = if admin {
         "console.members.confirm_make_member"
     } else {
@@ -151,7 +152,7 @@ fn card(t: Translator, lang: Lang, m: MemberFacts<'_>, viewer: Uuid) -> MemberCa
         profession: super::profession_label(t, m.profession, m.doctor_kind),
         facility: m.facility.map(str::to_owned),
         admin,
-        active: m.status == "active",
+        active: m.status == AccountStatus::Active,
         second_factor: m.second_factor,
         is_self: m.user_id == viewer,
         account_wide_note: (!m.account_wide).then(|| {

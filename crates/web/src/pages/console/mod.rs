@@ -27,6 +27,7 @@ use chrono::{DateTime, Utc};
 use http::Uri;
 use musubi_config::time::jst;
 use musubi_domain::sessions::Viewer;
+use musubi_domain::types::{AssociationRole, DoctorKind, Profession};
 use musubi_domain::{AppResult, ErrorCode, Services, Tenant};
 use serde::Deserialize;
 use uuid::Uuid;
@@ -74,7 +75,7 @@ impl Console {
         self.viewer
             .memberships()
             .iter()
-            .any(|m| m.association_id == self.tenant.id && m.role == "admin")
+            .any(|m| m.association_id == self.tenant.id && m.role == AssociationRole::Admin)
     }
 
     /// The answer to a form: 303 back to `page` with a message. `member` names the person acted
@@ -101,9 +102,9 @@ impl Console {
         let error = match e.code {
             ErrorCode::NotFound if !self.viewer_is_admin() => return not_found_page(ctx),
             ErrorCode::NotFound => "not_found".to_owned(),
-            ErrorCode::Conflict => "last_admin".to_owned(),
+            ErrorCode::LastAdmin => "last_admin".to_owned(),
             ErrorCode::AccountWideActionForbidden => "account_wide".to_owned(),
-            ErrorCode::InvalidInput if e.field == Some("userId") => "self".to_owned(),
+            ErrorCode::CannotDeactivateSelf => "self".to_owned(),
             ErrorCode::InvalidInput => "invalid".to_owned(),
             ErrorCode::MailFailed => "mail_failed".to_owned(),
             ErrorCode::RateLimited => {
@@ -213,19 +214,17 @@ pub(crate) fn date_time_seconds(t: Translator, at: DateTime<Utc>) -> String {
 /// The profession as people say it: 看護師, 医師（連携医）.
 pub(crate) fn profession_label(
     t: Translator,
-    profession: &str,
-    doctor_kind: Option<&str>,
+    profession: Profession,
+    doctor_kind: Option<DoctorKind>,
 ) -> String {
-    let key = format!("console.profession.{profession}");
+    let key = format!("console.profession.{}", profession.code());
     let name = t.get(&key);
-    // An unknown code (a newer schema) is shown as it is rather than as a catalog key.
-    let name = if name == key { profession } else { name };
     match doctor_kind {
-        Some(kind @ ("clinic" | "hospital")) => {
-            let kind_key = format!("console.doctor_kind.{kind}");
+        Some(kind) => {
+            let kind_key = format!("console.doctor_kind.{}", kind.code());
             format!("{name}（{}）", t.get(&kind_key))
         }
-        _ => name.to_owned(),
+        None => name.to_owned(),
     }
 }
 

@@ -84,7 +84,7 @@ pub(crate) async fn show(
         idle: saved.session_idle_minutes.to_string(),
         absolute: saved.session_absolute_hours.to_string(),
         retention: saved.audit_retention_years.to_string(),
-        receipt_mode: saved.receipt_mode.clone(),
+        receipt_mode: saved.receipt_mode.code().to_owned(),
     };
     let flash = FlashQuery::from_uri(&uri).message(Translator::new(ctx.lang), None);
     Ok(render(

@@ -30,6 +30,7 @@ use http::{StatusCode, Uri};
 use musubi_authz::GroupRole;
 use musubi_db::groups::{CandidateRow, GroupMemberRow, GroupRow, TopicRow};
 use musubi_domain::groups::GroupView;
+use musubi_domain::types::{GroupKind, GroupMemberStatus, JoinPolicy, ReceiptMode};
 use musubi_domain::{ErrorCode, Services};
 use serde::Deserialize;
 use uuid::Uuid;
@@ -195,11 +196,11 @@ fn topic_card(
 
 fn member_card(t: Translator, m: &GroupMemberRow, me: Uuid) -> MemberCard {
     let who = t.format("layout.user_name", &m.name);
-    let owner = m.role == "owner";
+    let owner = m.role == GroupRole::Owner;
     MemberCard {
         id: m.user_id.to_string(),
         name: m.name.clone(),
-        profession: profession(t, &m.profession, m.doctor_kind.as_deref()),
+        profession: profession(t, m.profession, m.doctor_kind),
         place: m
             .facility_name
             .clone()
@@ -221,14 +222,14 @@ fn member_card(t: Translator, m: &GroupMemberRow, me: Uuid) -> MemberCard {
 
 fn settings_form(g: &GroupRow) -> GroupForm {
     GroupForm {
-        kind: g.kind.clone(),
+        kind: g.kind.code().to_owned(),
         name: g.name.clone(),
         description: g.description.clone(),
-        accepts_requests: (g.join_policy == "request").then(|| "1".to_owned()),
+        accepts_requests: (g.join_policy == JoinPolicy::Request).then(|| "1".to_owned()),
         receipt_mode: g
             .receipt_override
-            .clone()
-            .unwrap_or_else(|| "default".to_owned()),
+            .map_or("default", ReceiptMode::code)
+            .to_owned(),
     }
 }
 
@@ -237,15 +238,15 @@ fn candidate_card(t: Translator, c: &CandidateRow) -> CandidateCard {
         id: c.user_id.to_string(),
         name: c.name.clone(),
         kana: c.name_kana.clone(),
-        profession: profession(t, &c.profession, c.doctor_kind.as_deref()),
+        profession: profession(t, c.profession, c.doctor_kind),
         place: c
             .facility_name
             .clone()
             .unwrap_or_else(|| c.association_name.clone()),
-        status: c.group_status.as_deref().map(|s| match s {
-            "active" => t.get("sns.owner.candidate_member"),
-            "invited" => t.get("sns.owner.candidate_invited"),
-            _ => t.get("sns.owner.candidate_requested"),
+        status: c.group_status.map(|s| match s {
+            GroupMemberStatus::Active => t.get("sns.owner.candidate_member"),
+            GroupMemberStatus::Invited => t.get("sns.owner.candidate_invited"),
+            GroupMemberStatus::Requested => t.get("sns.owner.candidate_requested"),
         }),
         invite_label: t.format(
             "sns.owner.invite_person",
@@ -324,11 +325,11 @@ async fn join_page(
         flash: flash(t, uri),
         slug: p.slug(),
         id: g.id.to_string(),
-        patient: g.kind == "patient",
+        patient: g.kind == GroupKind::Patient,
         name: g.name,
         description: g.description,
         association: &p.tenant.name,
-        status: g.my_status.unwrap_or_default(),
+        status: g.my_status.map_or("", GroupMemberStatus::code).to_owned(),
     };
     Ok(ctx.respond(StatusCode::OK, &page))
 }
@@ -345,14 +346,18 @@ async fn render(
     let t = Translator::new(ctx.lang);
     let me = p.viewer.user().id;
     let owner = view.my_role == Some(GroupRole::Owner);
-    let cards = |wanted: &str| -> Vec<MemberCard> {
+    let cards = |wanted: GroupMemberStatus| -> Vec<MemberCard> {
         view.members
             .iter()
             .filter(|m| m.status == wanted)
             .map(|m| member_card(t, m, me))
             .collect()
     };
-    let (members, invited, requests) = (cards("active"), cards("invited"), cards("requested"));
+    let (members, invited, requests) = (
+        cards(GroupMemberStatus::Active),
+        cards(GroupMemberStatus::Invited),
+        cards(GroupMemberStatus::Requested),
+    );
     let settings_open = typed.settings.is_some();
     let (form, errors) = typed
         .settings
@@ -403,12 +408,12 @@ async fn render(
             id: view.group.id.to_string(),
             name: view.group.name.clone(),
             description: view.group.description.clone(),
-            patient: view.group.kind == "patient",
+            patient: view.group.kind == GroupKind::Patient,
             association: p.tenant.name.clone(),
-            receipt: receipt_label(t, &view.group.receipt_mode),
+            receipt: receipt_label(t, view.group.receipt_mode),
             owner,
         },
-        general: view.group.kind == "general",
+        general: view.group.kind == GroupKind::General,
         members,
         invited,
         requests,
@@ -469,7 +474,7 @@ pub(crate) async fn invite(
         }
         Err(e) => e,
     };
-    if e.code != ErrorCode::Conflict {
+    if e.code != ErrorCode::AlreadyMember {
         return Err(page_error(&ctx, "inviting to a group", e));
     }
     let typed = Typed {

@@ -19,6 +19,7 @@ use axum::Form;
 use http::{StatusCode, Uri};
 use musubi_domain::groups::{GroupInput, GroupKind, MyGroup, ReceiptMode};
 use musubi_domain::sessions::Viewer;
+use musubi_domain::types::{GroupMemberStatus, GroupRole};
 use musubi_domain::{AppError, ErrorCode, Services};
 use serde::Deserialize;
 
@@ -82,9 +83,13 @@ fn cards(groups: Vec<MyGroup>) -> Vec<GroupCard> {
         .into_iter()
         .map(|g| GroupCard {
             href: format!("/a/{}/g/{}", g.association_slug, g.group.id),
-            patient: g.group.kind == "patient",
-            owner: g.group.my_role.as_deref() == Some("owner"),
-            status: g.group.my_status.clone().unwrap_or_default(),
+            patient: g.group.kind == GroupKind::Patient,
+            owner: g.group.my_role == Some(GroupRole::Owner),
+            status: g
+                .group
+                .my_status
+                .map_or("", GroupMemberStatus::code)
+                .to_owned(),
             name: g.group.name,
             association: g.association_name,
             unread: g.unread,
@@ -131,7 +136,7 @@ pub(crate) async fn show(
             name: g.name,
             association: m.association_name.clone(),
             description: g.description,
-            status: g.my_status,
+            status: g.my_status.map(|s| s.code().to_owned()),
         }));
     }
     let associations = viewer
@@ -198,7 +203,8 @@ impl GroupForm {
         Ok(GroupInput {
             name: self.name.clone(),
             description: self.description.clone(),
-            accepts_requests: self.accepts_requests.is_some() && self.kind != "patient",
+            accepts_requests: self.accepts_requests.is_some()
+                && GroupKind::from_code(&self.kind) != Some(GroupKind::Patient),
             receipt_mode: self.receipt()?,
         })
     }

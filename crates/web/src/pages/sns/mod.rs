@@ -26,6 +26,7 @@ use http::Uri;
 use musubi_config::time::jst;
 use musubi_domain::groups::{ReceiptMode, Scope};
 use musubi_domain::sessions::Viewer;
+use musubi_domain::types::{DoctorKind, Profession, ProfessionClass};
 use musubi_domain::{AppError, ErrorCode, Services};
 use serde::Deserialize;
 use uuid::Uuid;
@@ -97,6 +98,7 @@ const DONE: &[(&str, &str)] = &[
 const ERRORS: &[(&str, &str)] = &[
     ("not_found", "sns.error.not_found"),
     ("last_owner", "sns.error.last_owner"),
+    ("already_member", "sns.error.already_member"),
     ("conflict", "sns.error.conflict"),
     ("invalid", "sns.error.invalid"),
     ("closed", "sns.error.closed"),
@@ -123,10 +125,10 @@ pub(crate) fn flash(t: Translator, uri: &Uri) -> Option<Flash> {
 pub(crate) fn error_code(e: &AppError) -> Option<&'static str> {
     Some(match e.code {
         ErrorCode::NotFound => "not_found",
-        ErrorCode::Conflict if e.message.contains("owner") => "last_owner",
+        ErrorCode::LastOwner => "last_owner",
+        ErrorCode::AlreadyMember => "already_member",
         ErrorCode::Conflict => "conflict",
-        // Only deleting comment 1; refused confirmations are also about `commentId`.
-        ErrorCode::InvalidInput if e.message.contains("first post") => "first_post",
+        ErrorCode::FirstPostUndeletable => "first_post",
         ErrorCode::InvalidInput => "invalid",
         ErrorCode::TopicClosed => "closed",
         _ => return None,
@@ -190,37 +192,37 @@ pub(crate) fn initial(name: &str) -> String {
 }
 
 /// Who may see a topic, in words; `None` for everyone in the group.
-pub(crate) fn scope_label(t: Translator, bits: i16) -> Option<String> {
-    let scope = Scope(bits);
+pub(crate) fn scope_label(t: Translator, scope: Scope) -> Option<String> {
     if scope.is_everyone() {
         return None;
     }
-    let names: Vec<&str> = [
-        (Scope::CO_MEDICAL, "sns.scope.co_medical"),
-        (
-            Scope::COLLABORATING_DOCTORS,
-            "sns.scope.collaborating_doctors",
-        ),
-        (Scope::HOSPITAL_DOCTORS, "sns.scope.hospital_doctors"),
-    ]
-    .into_iter()
-    .filter(|(bit, _)| bits & bit != 0)
-    .map(|(_, key)| t.get(key))
-    .collect();
+    let names: Vec<&str> = scope
+        .classes()
+        .into_iter()
+        .map(|class| match class {
+            ProfessionClass::CoMedical => t.get("sns.scope.co_medical"),
+            ProfessionClass::CollaboratingDoctor => t.get("sns.scope.collaborating_doctors"),
+            ProfessionClass::HospitalDoctor => t.get("sns.scope.hospital_doctors"),
+        })
+        .collect();
     Some(t.format("sns.scope.only", &names.join(t.get("sns.list_separator"))))
 }
 
 /// The read-receipt mode in words.
-pub(crate) fn receipt_label(t: Translator, mode: &str) -> &'static str {
-    match ReceiptMode::from_code(mode) {
-        Some(ReceiptMode::Acknowledgement) => t.get("sns.receipt.ack"),
-        Some(ReceiptMode::Off) => t.get("sns.receipt.off"),
-        _ => t.get("sns.receipt.footprints"),
+pub(crate) fn receipt_label(t: Translator, mode: ReceiptMode) -> &'static str {
+    match mode {
+        ReceiptMode::Footprints => t.get("sns.receipt.footprints"),
+        ReceiptMode::Acknowledgement => t.get("sns.receipt.ack"),
+        ReceiptMode::Off => t.get("sns.receipt.off"),
     }
 }
 
 /// Profession as people say it, e.g. 看護師, 医師（連携医）.
-pub(crate) fn profession(t: Translator, profession: &str, doctor_kind: Option<&str>) -> String {
+pub(crate) fn profession(
+    t: Translator,
+    profession: Profession,
+    doctor_kind: Option<DoctorKind>,
+) -> String {
     profession_label(t, profession, doctor_kind)
 }
 
@@ -238,8 +240,9 @@ pub(crate) struct ScopePicker {
 }
 
 impl ScopePicker {
-    pub(crate) fn new(bits: i16, members: &[(i16, &str)], t: Translator) -> Self {
-        let names = |bit: i16| {
+    /// `scope` is `None` for "only some" with no class chosen: nothing is ticked.
+    pub(crate) fn new(scope: Option<Scope>, members: &[(Scope, &str)], t: Translator) -> Self {
+        let names = |bit: Scope| {
             let list: Vec<&str> = members
                 .iter()
                 .filter(|(b, _)| *b == bit)
@@ -251,13 +254,13 @@ impl ScopePicker {
                 t.format("sns.scope.here", &list.join(t.get("sns.list_separator")))
             }
         };
-        let scope = Scope(bits);
-        let everyone = scope.is_everyone();
+        let everyone = scope.is_some_and(Scope::is_everyone);
+        let ticked = |class| !everyone && scope.is_some_and(|s| s.includes(class));
         Self {
             everyone,
-            co_medical: !everyone && bits & Scope::CO_MEDICAL != 0,
-            collaborating: !everyone && bits & Scope::COLLABORATING_DOCTORS != 0,
-            hospital: !everyone && bits & Scope::HOSPITAL_DOCTORS != 0,
+            co_medical: ticked(ProfessionClass::CoMedical),
+            collaborating: ticked(ProfessionClass::CollaboratingDoctor),
+            hospital: ticked(ProfessionClass::HospitalDoctor),
             error: None,
             co_medical_names: names(Scope::CO_MEDICAL),
             collaborating_names: names(Scope::COLLABORATING_DOCTORS),
@@ -287,22 +290,20 @@ pub(crate) struct ScopeFields {
 }
 
 impl ScopeFields {
-    /// The scope bits, or 0 when "some" was chosen without any box ticked.
-    pub(crate) fn bits(&self) -> i16 {
+    /// The chosen scope; `None` when "some" was chosen without any box ticked.
+    pub(crate) fn scope(&self) -> Option<Scope> {
         if self.scope != "some" {
-            return Scope::EVERYONE.0;
+            return Some(Scope::EVERYONE);
         }
-        let mut bits = 0;
-        if self.co_medical.is_some() {
-            bits |= Scope::CO_MEDICAL;
-        }
-        if self.collaborating.is_some() {
-            bits |= Scope::COLLABORATING_DOCTORS;
-        }
-        if self.hospital.is_some() {
-            bits |= Scope::HOSPITAL_DOCTORS;
-        }
-        bits
+        let classes: Vec<ProfessionClass> = [
+            (&self.co_medical, ProfessionClass::CoMedical),
+            (&self.collaborating, ProfessionClass::CollaboratingDoctor),
+            (&self.hospital, ProfessionClass::HospitalDoctor),
+        ]
+        .into_iter()
+        .filter_map(|(ticked, class)| ticked.is_some().then_some(class))
+        .collect();
+        Scope::from_classes(&classes)
     }
 }
 
@@ -336,25 +337,70 @@ mod tests {
     }
 
     #[test]
-    fn scope_fields_make_bits() {
+    fn scope_fields_make_scopes() {
         let f = |scope: &str, co: bool, collab: bool, hosp: bool| ScopeFields {
             scope: scope.into(),
             co_medical: co.then(|| "1".into()),
             collaborating: collab.then(|| "1".into()),
             hospital: hosp.then(|| "1".into()),
         };
-        assert_eq!(f("everyone", true, false, false).bits(), 7);
-        assert_eq!(f("", false, false, false).bits(), 7);
-        assert_eq!(f("some", true, false, false).bits(), 1);
-        assert_eq!(f("some", false, true, true).bits(), 6);
-        assert_eq!(f("some", false, false, false).bits(), 0);
+        assert_eq!(
+            f("everyone", true, false, false).scope(),
+            Some(Scope::EVERYONE)
+        );
+        assert_eq!(f("", false, false, false).scope(), Some(Scope::EVERYONE));
+        assert_eq!(
+            f("some", true, false, false).scope(),
+            Some(Scope::CO_MEDICAL)
+        );
+        assert_eq!(f("some", false, true, true).scope(), Some(Scope::DOCTORS));
+        assert_eq!(f("some", false, false, false).scope(), None);
+    }
+
+    /// The flash a refused form ends with, in `lang`.
+    fn refusal_text(e: &AppError, lang: Lang) -> Option<String> {
+        let code = error_code(e)?;
+        let uri: Uri = format!("/x?error={code}").parse().expect("uri");
+        flash(Translator::new(lang), &uri).map(|f| f.text)
+    }
+
+    #[test]
+    fn refusals_are_worded_by_their_code_not_their_message() {
+        // The developer message says nothing about owners: the code alone decides.
+        let last_owner = AppError::new(ErrorCode::LastOwner, "refused");
+        assert_eq!(
+            refusal_text(&last_owner, Lang::Ja).as_deref(),
+            Some("グループには管理者が1人以上必要です。先にほかのメンバーを管理者にしてください。")
+        );
+        assert!(refusal_text(&last_owner, Lang::En)
+            .is_some_and(|t| t.contains("at least one administrator")));
+        let first_post = AppError::new(ErrorCode::FirstPostUndeletable, "refused");
+        assert_eq!(
+            refusal_text(&first_post, Lang::Ja).as_deref(),
+            Some("トピックの最初の投稿は削除できません。内容を直すか、トピックを締め切ってください。")
+        );
+        // A message that merely mentions an owner or the first post changes nothing.
+        let conflict = AppError::new(ErrorCode::Conflict, "a group needs at least one owner");
+        assert_eq!(error_code(&conflict), Some("conflict"));
+        let invalid = AppError::invalid("commentId", "the first post of a topic");
+        assert_eq!(error_code(&invalid), Some("invalid"));
+        assert_eq!(
+            error_code(&AppError::new(ErrorCode::AlreadyMember, "x")),
+            Some("already_member")
+        );
     }
 
     #[test]
     fn scope_labels_name_the_classes() {
         let t = Translator::new(Lang::Ja);
-        assert_eq!(scope_label(t, 7), None);
-        assert_eq!(scope_label(t, 1).as_deref(), Some("コメディカルのみ"));
-        assert_eq!(scope_label(t, 6).as_deref(), Some("連携医師・病院医師のみ"));
+        assert_eq!(scope_label(t, Scope::EVERYONE), None);
+        assert_eq!(
+            scope_label(t, Scope::CO_MEDICAL).as_deref(),
+            Some("コメディカルのみ")
+        );
+        assert_eq!(
+            scope_label(t, Scope::DOCTORS).as_deref(),
+            Some("連携医師・病院医師のみ")
+        );
     }
 }

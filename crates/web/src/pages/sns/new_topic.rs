@@ -16,6 +16,7 @@ use axum::Form;
 use http::StatusCode;
 use musubi_domain::groups::{GroupView, Scope};
 use musubi_domain::topics::{NewTopic, MAX_COMMENT_CHARS, MAX_TITLE_CHARS};
+use musubi_domain::types::{GroupKind, GroupMemberStatus};
 use musubi_domain::{ErrorCode, Services};
 use serde::Deserialize;
 use uuid::Uuid;
@@ -74,10 +75,10 @@ pub(crate) struct NewTopicPage<'a> {
 }
 
 /// The members of a group as (scope bit, name), for the scope picker.
-pub(crate) fn members_by_class(view: &GroupView) -> Vec<(i16, &str)> {
+pub(crate) fn members_by_class(view: &GroupView) -> Vec<(Scope, &str)> {
     view.members
         .iter()
-        .filter(|m| m.status == "active")
+        .filter(|m| m.status == GroupMemberStatus::Active)
         .map(|m| (m.scope_bit, m.name.as_str()))
         .collect()
 }
@@ -121,12 +122,8 @@ async fn render(
         .await
         .map_err(|e| page_error(ctx, "opening a group", e))?;
     let t = Translator::new(ctx.lang);
-    let bits = form.scope_fields().bits();
-    let mut picker = ScopePicker::new(bits, &members_by_class(&view), t);
-    if bits == 0 {
-        // "Only some" without any box: show that choice again, nothing ticked.
-        picker.everyone = false;
-    }
+    // "Only some" without any box shows that choice again, nothing ticked.
+    let mut picker = ScopePicker::new(form.scope_fields().scope(), &members_by_class(&view), t);
     picker.error = scope_error;
     let total = super::unread_total(services, &p.viewer).await;
     let path = format!("/a/{}/g/{group_id}/new", p.slug());
@@ -139,7 +136,7 @@ async fn render(
         slug: p.slug(),
         group_id: group_id.to_string(),
         group_name: view.group.name.clone(),
-        patient: view.group.kind == "patient",
+        patient: view.group.kind == GroupKind::Patient,
         title: form.title,
         body: form.body,
         important: form.important.is_some(),
@@ -161,10 +158,10 @@ pub(crate) async fn create(
     let group_id = parse_id(&id);
     let form = form.map(|f| f.0).unwrap_or_default();
     let t = Translator::new(ctx.lang);
-    let bits = form.scope_fields().bits();
+    let chosen = form.scope_fields().scope();
     let mut errors = TopicErrors::default();
     let mut scope_error = None;
-    if bits == 0 {
+    if chosen.is_none() {
         scope_error = Some(t.get("sns.scope.error_none").to_owned());
     }
     if form.title.trim().is_empty() {
@@ -173,7 +170,7 @@ pub(crate) async fn create(
     if form.body.trim().is_empty() {
         errors.body = Some(t.get("sns.topic_form.error_body").to_owned());
     }
-    if scope_error.is_some() || errors.title.is_some() || errors.body.is_some() {
+    let Some(scope) = chosen.filter(|_| errors.title.is_none() && errors.body.is_none()) else {
         return render(
             &services,
             &ctx,
@@ -185,7 +182,7 @@ pub(crate) async fn create(
             errors,
         )
         .await;
-    }
+    };
     let result = services
         .create_topic(
             &p.viewer,
@@ -194,7 +191,7 @@ pub(crate) async fn create(
                 group_id,
                 title: &form.title,
                 body: &form.body,
-                scope: Scope(bits),
+                scope,
                 important: form.important.is_some(),
             },
             &ctx.client,

@@ -30,6 +30,7 @@ use http::{StatusCode, Uri};
 use musubi_authz::GroupRole;
 use musubi_domain::groups::{ReceiptMode, Scope};
 use musubi_domain::topics::{CommentView, TopicPatch, TopicView, MAX_COMMENT_CHARS};
+use musubi_domain::types::GroupKind;
 use musubi_domain::{AppError, ErrorCode, Services};
 use serde::Deserialize;
 use uuid::Uuid;
@@ -217,7 +218,7 @@ fn comment_card(
         id: row.id.to_string(),
         seq: row.seq,
         author: row.author_name.clone(),
-        profession: profession(t, &row.author_profession, None),
+        profession: profession(t, row.author_profession, None),
         time: short_time(lang, row.created_at, now),
         full_time: full_time(lang, row.created_at),
         datetime: machine_time(row.created_at),
@@ -330,18 +331,14 @@ async fn render(
     let total = super::unread_total(services, &p.viewer).await;
     let list = comment_list(ctx, &view, typed.edit.as_ref(), total);
     let topic = &view.topic;
-    let members: Vec<(i16, &str)> = view
+    let members: Vec<(Scope, &str)> = view
         .audience
         .iter()
         .map(|m| (m.scope_bit, m.name.as_str()))
         .collect();
     let (settings, picker) = match typed.settings {
         Some((form, error)) => {
-            let fields = form.scope_fields();
-            let mut picker = ScopePicker::new(fields.bits(), &members, t);
-            if fields.bits() == 0 {
-                picker.everyone = false;
-            }
+            let picker = ScopePicker::new(form.scope_fields().scope(), &members, t);
             (
                 TopicSettings {
                     title: form.title,
@@ -361,12 +358,12 @@ async fn render(
                 open: false,
                 error: None,
             },
-            ScopePicker::new(topic.scope, &members, t),
+            ScopePicker::new(Some(topic.scope), &members, t),
         ),
     };
     // The audience is who is in scope now, not the whole group: naming people per box would
     // say "nobody" for the classes left out, so the settings form names no one.
-    let picker = if topic.scope == Scope::EVERYONE.0 {
+    let picker = if topic.scope.is_everyone() {
         picker
     } else {
         picker.without_names()
@@ -390,13 +387,13 @@ async fn render(
             title: topic.title.clone(),
             group_id: topic.group_id.to_string(),
             group_name: view.group_name.clone(),
-            patient: view.group_kind == "patient",
+            patient: view.group_kind == GroupKind::Patient,
             author: topic.author_name.clone(),
             scope: scope_label(t, topic.scope),
             pinned: topic.pinned,
             closed: topic.closed,
             can_manage: view.can_manage,
-            receipt: receipt_label(t, view.receipt_mode.code()),
+            receipt: receipt_label(t, view.receipt_mode),
             audience: view.audience.len(),
         },
         list,
@@ -627,17 +624,16 @@ pub(crate) async fn settings(
     let topic_id = parse_id(&id);
     let form = form.map(|f| f.0).unwrap_or_default();
     let t = Translator::new(ctx.lang);
-    let bits = form.scope_fields().bits();
-    if bits == 0 {
+    let Some(scope) = form.scope_fields().scope() else {
         let typed = Typed {
             settings: Some((form, t.get("sns.scope.error_none").to_owned())),
             ..Typed::default()
         };
         return reshow(&services, &ctx, &p, topic_id, typed).await;
-    }
+    };
     let patch = TopicPatch {
         title: Some(form.title.clone()),
-        scope: Some(Scope(bits)),
+        scope: Some(scope),
         pinned: Some(form.pinned.is_some()),
         closed: Some(form.closed.is_some()),
     };
