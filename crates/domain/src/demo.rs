@@ -12,7 +12,7 @@ use crate::{AppError, AppResult, Services, Tenant};
 use chrono::{DateTime, Duration, NaiveTime, Utc};
 use musubi_authz::GroupRole;
 use musubi_db::accounts::{self as repo, NewUser, SessionRow};
-use musubi_db::types::{DoctorKind, Profession};
+use musubi_db::types::{AssociationRole, DoctorKind, FacilityKind, Profession};
 use std::collections::HashMap;
 use uuid::Uuid;
 
@@ -37,33 +37,37 @@ fn demo_associations() -> Vec<CreateAssociation> {
 }
 
 /// (association slug, facility name, kind)
-const FACILITIES: &[(&str, &str, &str)] = &[
-    ("minatogawa", "みなと川医師会 事務局", "other"),
-    ("minatogawa", "川村内科クリニック", "clinic"),
+const FACILITIES: &[(&str, &str, FacilityKind)] = &[
+    ("minatogawa", "みなと川医師会 事務局", FacilityKind::Other),
+    ("minatogawa", "川村内科クリニック", FacilityKind::Clinic),
     (
         "minatogawa",
         "訪問看護ステーションみなと",
-        "visiting_nurse_station",
+        FacilityKind::VisitingNurseStation,
     ),
     (
         "minatogawa",
         "みなと居宅介護支援事業所",
-        "care_management_office",
+        FacilityKind::CareManagementOffice,
     ),
-    ("minatogawa", "みなと川薬局", "pharmacy"),
-    ("sakuradai", "さくら台医師会 事務局", "other"),
-    ("sakuradai", "高橋ファミリークリニック", "clinic"),
+    ("minatogawa", "みなと川薬局", FacilityKind::Pharmacy),
+    ("sakuradai", "さくら台医師会 事務局", FacilityKind::Other),
+    (
+        "sakuradai",
+        "高橋ファミリークリニック",
+        FacilityKind::Clinic,
+    ),
     (
         "sakuradai",
         "さくら台訪問看護ステーション",
-        "visiting_nurse_station",
+        FacilityKind::VisitingNurseStation,
     ),
     (
         "sakuradai",
         "さくら台ケアプランセンター",
-        "care_management_office",
+        FacilityKind::CareManagementOffice,
     ),
-    ("sakuradai", "さくら台総合病院", "hospital"),
+    ("sakuradai", "さくら台総合病院", FacilityKind::Hospital),
 ];
 
 struct DemoPerson {
@@ -73,7 +77,7 @@ struct DemoPerson {
     profession: Profession,
     doctor_kind: Option<DoctorKind>,
     /// (association slug, role, facility name)
-    memberships: &'static [(&'static str, &'static str, Option<&'static str>)],
+    memberships: &'static [(&'static str, AssociationRole, Option<&'static str>)],
 }
 
 const PEOPLE: &[DemoPerson] = &[
@@ -83,7 +87,11 @@ const PEOPLE: &[DemoPerson] = &[
         kana: "みなと じむこ",
         profession: Profession::Clerk,
         doctor_kind: None,
-        memberships: &[("minatogawa", "admin", Some("みなと川医師会 事務局"))],
+        memberships: &[(
+            "minatogawa",
+            AssociationRole::Admin,
+            Some("みなと川医師会 事務局"),
+        )],
     },
     DemoPerson {
         email: "kawamura@minatogawa.example",
@@ -91,7 +99,11 @@ const PEOPLE: &[DemoPerson] = &[
         kana: "かわむら けんいち",
         profession: Profession::Physician,
         doctor_kind: Some(DoctorKind::Clinic),
-        memberships: &[("minatogawa", "member", Some("川村内科クリニック"))],
+        memberships: &[(
+            "minatogawa",
+            AssociationRole::Member,
+            Some("川村内科クリニック"),
+        )],
     },
     DemoPerson {
         email: "aoki@minatogawa.example",
@@ -99,7 +111,11 @@ const PEOPLE: &[DemoPerson] = &[
         kana: "あおき さくら",
         profession: Profession::Nurse,
         doctor_kind: None,
-        memberships: &[("minatogawa", "member", Some("訪問看護ステーションみなと"))],
+        memberships: &[(
+            "minatogawa",
+            AssociationRole::Member,
+            Some("訪問看護ステーションみなと"),
+        )],
     },
     DemoPerson {
         email: "morita@minatogawa.example",
@@ -107,7 +123,11 @@ const PEOPLE: &[DemoPerson] = &[
         kana: "もりた ゆみ",
         profession: Profession::CareManager,
         doctor_kind: None,
-        memberships: &[("minatogawa", "member", Some("みなと居宅介護支援事業所"))],
+        memberships: &[(
+            "minatogawa",
+            AssociationRole::Member,
+            Some("みなと居宅介護支援事業所"),
+        )],
     },
     DemoPerson {
         email: "hayashi@minatogawa.example",
@@ -115,7 +135,7 @@ const PEOPLE: &[DemoPerson] = &[
         kana: "はやし だいすけ",
         profession: Profession::Pharmacist,
         doctor_kind: None,
-        memberships: &[("minatogawa", "member", Some("みなと川薬局"))],
+        memberships: &[("minatogawa", AssociationRole::Member, Some("みなと川薬局"))],
     },
     DemoPerson {
         email: "ishii@minatogawa.example",
@@ -123,7 +143,11 @@ const PEOPLE: &[DemoPerson] = &[
         kana: "いしい しょう",
         profession: Profession::PhysicalTherapist,
         doctor_kind: None,
-        memberships: &[("minatogawa", "member", Some("訪問看護ステーションみなと"))],
+        memberships: &[(
+            "minatogawa",
+            AssociationRole::Member,
+            Some("訪問看護ステーションみなと"),
+        )],
     },
     DemoPerson {
         email: "admin@sakuradai.example",
@@ -131,7 +155,11 @@ const PEOPLE: &[DemoPerson] = &[
         kana: "さくらい はなこ",
         profession: Profession::Clerk,
         doctor_kind: None,
-        memberships: &[("sakuradai", "admin", Some("さくら台医師会 事務局"))],
+        memberships: &[(
+            "sakuradai",
+            AssociationRole::Admin,
+            Some("さくら台医師会 事務局"),
+        )],
     },
     DemoPerson {
         email: "takahashi@sakuradai.example",
@@ -139,7 +167,11 @@ const PEOPLE: &[DemoPerson] = &[
         kana: "たかはし まこと",
         profession: Profession::Physician,
         doctor_kind: Some(DoctorKind::Clinic),
-        memberships: &[("sakuradai", "member", Some("高橋ファミリークリニック"))],
+        memberships: &[(
+            "sakuradai",
+            AssociationRole::Member,
+            Some("高橋ファミリークリニック"),
+        )],
     },
     DemoPerson {
         email: "nakamura@sakuradai.example",
@@ -147,7 +179,11 @@ const PEOPLE: &[DemoPerson] = &[
         kana: "なかむら あい",
         profession: Profession::Nurse,
         doctor_kind: None,
-        memberships: &[("sakuradai", "member", Some("さくら台訪問看護ステーション"))],
+        memberships: &[(
+            "sakuradai",
+            AssociationRole::Member,
+            Some("さくら台訪問看護ステーション"),
+        )],
     },
     DemoPerson {
         email: "kobayashi@sakuradai.example",
@@ -155,7 +191,11 @@ const PEOPLE: &[DemoPerson] = &[
         kana: "こばやし めぐみ",
         profession: Profession::CareManager,
         doctor_kind: None,
-        memberships: &[("sakuradai", "member", Some("さくら台ケアプランセンター"))],
+        memberships: &[(
+            "sakuradai",
+            AssociationRole::Member,
+            Some("さくら台ケアプランセンター"),
+        )],
     },
     // A hospital doctor whose patients come from both districts: one account, two associations.
     DemoPerson {
@@ -165,8 +205,12 @@ const PEOPLE: &[DemoPerson] = &[
         profession: Profession::Physician,
         doctor_kind: Some(DoctorKind::Hospital),
         memberships: &[
-            ("sakuradai", "member", Some("さくら台総合病院")),
-            ("minatogawa", "member", None),
+            (
+                "sakuradai",
+                AssociationRole::Member,
+                Some("さくら台総合病院"),
+            ),
+            ("minatogawa", AssociationRole::Member, None),
         ],
     },
 ];
@@ -195,7 +239,7 @@ pub async fn seed_if_empty(services: &Services) -> AppResult<bool> {
         .map_err(AppError::internal)?;
     let mut facilities: HashMap<&str, Uuid> = HashMap::new();
     for (slug, name, kind) in FACILITIES {
-        let id = repo::insert_facility(&mut tx, associations[*slug], name, kind).await?;
+        let id = repo::insert_facility(&mut tx, associations[*slug], name, *kind).await?;
         facilities.insert(name, id);
     }
     for p in PEOPLE {
@@ -213,7 +257,7 @@ pub async fn seed_if_empty(services: &Services) -> AppResult<bool> {
         .await?;
         for (slug, role, facility) in p.memberships {
             let facility = facility.and_then(|f| facilities.get(f).copied());
-            repo::insert_membership(&mut tx, user, associations[*slug], role, facility).await?;
+            repo::insert_membership(&mut tx, user, associations[*slug], *role, facility).await?;
         }
     }
     tx.commit().await.map_err(AppError::internal)?;

@@ -104,9 +104,15 @@ async fn create_account(app: &TestApp, email: &str, password: &str, slug: &str) 
             .fetch_one(&mut *tx)
             .await
             .unwrap();
-    musubi_db::accounts::insert_membership(&mut tx, id, association, "member", None)
-        .await
-        .unwrap();
+    musubi_db::accounts::insert_membership(
+        &mut tx,
+        id,
+        association,
+        musubi_domain::types::AssociationRole::Member,
+        None,
+    )
+    .await
+    .unwrap();
     tx.commit().await.unwrap();
 }
 

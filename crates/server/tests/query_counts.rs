@@ -51,9 +51,15 @@ async fn person(db: &TestDb, s: &Services, tenant: &Tenant, key: &str, doctor: b
     )
     .await
     .unwrap();
-    accounts::insert_membership(&mut tx, id, tenant.id, "member", None)
-        .await
-        .unwrap();
+    accounts::insert_membership(
+        &mut tx,
+        id,
+        tenant.id,
+        musubi_domain::types::AssociationRole::Member,
+        None,
+    )
+    .await
+    .unwrap();
     tx.commit().await.unwrap();
     let token = session_token(db, id).await;
     s.authenticate(&token).await.unwrap().unwrap()
@@ -67,7 +73,7 @@ async fn session_token(db: &TestDb, user_id: Uuid) -> String {
         &NewSession {
             user_id,
             token_hash: &musubi_auth::token::hash_token(&token),
-            kind: "api",
+            kind: musubi_domain::types::SessionKind::Api,
             second_factor_done: true,
             idle: chrono::Duration::hours(1),
             absolute: chrono::Duration::hours(8),
@@ -408,9 +414,15 @@ async fn authenticating_a_request_is_one_statement_with_the_person_and_membershi
         .unwrap();
     let viewer = person(&b.db, &b.s, &b.tenant, "auth", true).await;
     let mut conn = b.db.db.pool().acquire().await.unwrap();
-    accounts::insert_membership(&mut conn, viewer.user.id, second.id, "admin", None)
-        .await
-        .unwrap();
+    accounts::insert_membership(
+        &mut conn,
+        viewer.user.id,
+        second.id,
+        musubi_domain::types::AssociationRole::Admin,
+        None,
+    )
+    .await
+    .unwrap();
     drop(conn);
     let token = session_token(&b.db, viewer.user.id).await;
     b.counted.authenticate(&token).await.unwrap().unwrap();

@@ -49,7 +49,7 @@ async fn sign_in(services: &Services, user_id: Uuid) -> Viewer {
         &NewSession {
             user_id,
             token_hash: &musubi_auth::token::hash_token(&token),
-            kind: "api",
+            kind: musubi_domain::types::SessionKind::Api,
             second_factor_done: true,
             idle: chrono::Duration::hours(1),
             absolute: chrono::Duration::hours(8),
@@ -95,9 +95,15 @@ impl World {
             )
             .await
             .unwrap();
-            accounts::insert_membership(&mut tx, id, tenant.id, "member", None)
-                .await
-                .unwrap();
+            accounts::insert_membership(
+                &mut tx,
+                id,
+                tenant.id,
+                musubi_domain::types::AssociationRole::Member,
+                None,
+            )
+            .await
+            .unwrap();
             tx.commit().await.unwrap();
             people.insert(*key, sign_in(&s, id).await);
         }
