@@ -111,7 +111,7 @@ pub async fn insert_facility(
     conn: &mut PgConnection,
     association_id: Uuid,
     name: &str,
-    kind: &str,
+    kind: FacilityKind,
 ) -> DbResult<Uuid> {
     let id = Uuid::now_v7();
     sqlx::query(
@@ -130,7 +130,7 @@ pub async fn insert_membership(
     conn: &mut PgConnection,
     user_id: Uuid,
     association_id: Uuid,
-    role: &str,
+    role: AssociationRole,
     facility_id: Option<Uuid>,
 ) -> DbResult<()> {
     sqlx::query(
@@ -176,7 +176,7 @@ pub async fn memberships_of(pool: &PgPool, user_id: Uuid) -> DbResult<Vec<Member
 pub struct NewSession<'a> {
     pub user_id: Uuid,
     pub token_hash: &'a [u8],
-    pub kind: &'a str,
+    pub kind: SessionKind,
     pub second_factor_done: bool,
     pub idle: chrono::Duration,
     pub absolute: chrono::Duration,
@@ -404,7 +404,7 @@ pub async fn active_sessions(pool: &PgPool, user_id: Uuid) -> DbResult<Vec<Sessi
 pub async fn set_user_status(
     conn: &mut PgConnection,
     user_id: Uuid,
-    status: &str,
+    status: AccountStatus,
 ) -> DbResult<bool> {
     let r = sqlx::query("UPDATE core.users SET status = $2, updated_at = now() WHERE id = $1")
         .bind(user_id)

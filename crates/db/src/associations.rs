@@ -117,7 +117,7 @@ pub async fn write_settings(
     session_idle_minutes: i32,
     session_absolute_hours: i32,
     audit_retention_years: i32,
-    receipt_mode: Option<&str>,
+    receipt_mode: Option<ReceiptMode>,
 ) -> DbResult<()> {
     sqlx::query(
         "UPDATE settings SET require_second_factor = $1, session_idle_minutes = $2, \

@@ -211,11 +211,11 @@ pub async fn open_groups(
 
 pub struct NewGroup<'a> {
     pub id: Uuid,
-    pub kind: &'a str,
+    pub kind: GroupKind,
     pub name: &'a str,
     pub description: &'a str,
-    pub join_policy: &'a str,
-    pub receipt_mode: Option<&'a str>,
+    pub join_policy: JoinPolicy,
+    pub receipt_mode: Option<ReceiptMode>,
     pub created_by: Uuid,
 }
 
@@ -263,8 +263,8 @@ pub async fn update_group(
     group: &HostedGroup,
     name: &str,
     description: &str,
-    join_policy: &str,
-    receipt_mode: Option<&str>,
+    join_policy: JoinPolicy,
+    receipt_mode: Option<ReceiptMode>,
 ) -> DbResult<()> {
     let group_id = group.id;
     sqlx::query(

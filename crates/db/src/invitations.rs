@@ -13,7 +13,7 @@ pub struct NewInvitation<'a> {
     pub association_id: Uuid,
     /// None for an in-person invitation (the link is handed over on paper or a screen).
     pub email: Option<&'a str>,
-    pub role: &'a str,
+    pub role: AssociationRole,
     pub facility_id: Option<Uuid>,
     /// None when an operator invites from the command line.
     pub invited_by: Option<Uuid>,

@@ -1,6 +1,7 @@
 //! The dataset in `data/`, compiled in and checked before anything is written: every name a
 //! step uses must exist, and the script must move forward in time.
 
+use musubi_domain::types::{AssociationRole, DoctorKind, FacilityKind, Profession};
 use serde::Deserialize;
 use std::collections::HashSet;
 
@@ -35,8 +36,7 @@ pub struct Association {
 #[serde(deny_unknown_fields)]
 pub struct Facility {
     pub name: String,
-    /// A `core.facilities` kind code.
-    pub kind: String,
+    pub kind: FacilityKind,
 }
 
 #[derive(Debug, Deserialize)]
@@ -46,8 +46,8 @@ pub struct Person {
     pub email: String,
     pub name: String,
     pub kana: String,
-    pub profession: String,
-    pub doctor_kind: Option<String>,
+    pub profession: Profession,
+    pub doctor_kind: Option<DoctorKind>,
     pub memberships: Vec<Membership>,
 }
 
@@ -55,7 +55,7 @@ pub struct Person {
 #[serde(deny_unknown_fields)]
 pub struct Membership {
     pub association: String,
-    pub role: String,
+    pub role: AssociationRole,
     pub facility: Option<String>,
 }
 

@@ -11,7 +11,6 @@ use data::Dataset;
 use musubi_db::accounts::{self as repo, NewUser};
 use musubi_domain::associations::CreateAssociation;
 use musubi_domain::operator::Operator;
-use musubi_domain::types::{DoctorKind, Profession};
 use musubi_domain::{AppError, AppResult};
 use std::collections::HashMap;
 use uuid::Uuid;
@@ -67,31 +66,19 @@ async fn seed_people(
     for a in &data.associations {
         for f in &a.facilities {
             let id =
-                repo::insert_facility(&mut tx, association_id(&a.slug)?, &f.name, &f.kind).await?;
+                repo::insert_facility(&mut tx, association_id(&a.slug)?, &f.name, f.kind).await?;
             facilities.insert((&a.slug, &f.name), id);
         }
     }
     for p in &data.people {
-        let unknown = |what: &str, code: &str| {
-            AppError::internal(std::io::Error::other(format!(
-                "demo data: unknown {what} {code:?} for {}",
-                p.email
-            )))
-        };
-        let profession = Profession::from_code(&p.profession)
-            .ok_or_else(|| unknown("profession", &p.profession))?;
-        let doctor_kind = match p.doctor_kind.as_deref() {
-            Some(k) => Some(DoctorKind::from_code(k).ok_or_else(|| unknown("doctor kind", k))?),
-            None => None,
-        };
         let user = repo::insert_user(
             &mut tx,
             &NewUser {
                 email: &p.email,
                 name: &p.name,
                 name_kana: &p.kana,
-                profession,
-                doctor_kind,
+                profession: p.profession,
+                doctor_kind: p.doctor_kind,
                 password_hash: Some(&hash),
             },
         )
@@ -105,7 +92,7 @@ async fn seed_people(
                 &mut tx,
                 user,
                 association_id(&m.association)?,
-                &m.role,
+                m.role,
                 facility,
             )
             .await?;

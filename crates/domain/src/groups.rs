@@ -214,15 +214,15 @@ impl Services {
             tenant,
             &repo::NewGroup {
                 id,
-                kind: kind.code(),
+                kind,
                 name: &name,
                 description: &description,
                 join_policy: if input.accepts_requests {
-                    "request"
+                    JoinPolicy::Request
                 } else {
-                    "invite"
+                    JoinPolicy::Invite
                 },
-                receipt_mode: input.receipt_mode.map(ReceiptMode::code),
+                receipt_mode: input.receipt_mode,
                 created_by: viewer.user.id,
             },
         )
@@ -270,11 +270,11 @@ impl Services {
             &name,
             &description,
             if input.accepts_requests {
-                "request"
+                JoinPolicy::Request
             } else {
-                "invite"
+                JoinPolicy::Invite
             },
-            input.receipt_mode.map(ReceiptMode::code),
+            input.receipt_mode,
         )
         .await?;
         let entry = c

@@ -267,7 +267,7 @@ impl Services {
                 token_hash: &token.hash(),
                 association_id: tenant.id,
                 email: email.as_deref(),
-                role: input.role.code(),
+                role: input.role,
                 facility_id: input.facility_id,
                 invited_by: inviter.as_ref().map(|(id, _)| *id),
                 expires_at,

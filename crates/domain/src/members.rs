@@ -380,7 +380,7 @@ impl Services {
             input.session_idle_minutes,
             input.session_absolute_hours,
             input.audit_retention_years,
-            input.receipt_mode.map(crate::groups::ReceiptMode::code),
+            input.receipt_mode,
         )
         .await?;
         let entry = c

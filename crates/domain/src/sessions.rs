@@ -224,7 +224,7 @@ impl Services {
             &NewSession {
                 user_id: user.id,
                 token_hash: &musubi_auth::token::hash_token(&token),
-                kind: kind.code(),
+                kind,
                 second_factor_done: full,
                 idle,
                 absolute,
@@ -261,7 +261,7 @@ impl Services {
             &NewSession {
                 user_id: user.id,
                 token_hash: &musubi_auth::token::hash_token(&token),
-                kind: kind.code(),
+                kind,
                 second_factor_done: true,
                 idle: policy.idle,
                 absolute: policy.absolute,

@@ -31,7 +31,7 @@ pub async fn api_session_token(db: &Db, user_id: Uuid, ip: &str) -> String {
         &NewSession {
             user_id,
             token_hash: &musubi_auth::token::hash_token(&token),
-            kind: "api",
+            kind: musubi_domain::types::SessionKind::Api,
             second_factor_done: true,
             idle: chrono::Duration::hours(1),
             absolute: chrono::Duration::hours(8),
@@ -56,9 +56,15 @@ pub fn totp_code(secret: &[u8], steps_from_now: i64) -> String {
 pub async fn insert_member(db: &Db, association_id: Uuid, user: &NewUser<'_>) -> Uuid {
     let mut tx = db.pool().begin().await.unwrap();
     let id = accounts::insert_user(&mut tx, user).await.unwrap();
-    accounts::insert_membership(&mut tx, id, association_id, "member", None)
-        .await
-        .unwrap();
+    accounts::insert_membership(
+        &mut tx,
+        id,
+        association_id,
+        musubi_domain::types::AssociationRole::Member,
+        None,
+    )
+    .await
+    .unwrap();
     tx.commit().await.unwrap();
     id
 }

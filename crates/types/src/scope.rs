@@ -3,10 +3,34 @@
 use crate::ProfessionClass;
 
 /// Who may see a topic: a non-empty set of profession classes, stored as bits in a smallint
-/// (`topics.scope`, `core.events.scope`; see `core.scope_bit`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, sqlx::Type, serde::Serialize)]
-#[sqlx(transparent)]
+/// (`topics.scope`; see `core.scope_bit`). Bits outside 1..=7 fail to decode.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
 pub struct Scope(i16);
+
+impl sqlx::Type<sqlx::Postgres> for Scope {
+    fn type_info() -> sqlx::postgres::PgTypeInfo {
+        <i16 as sqlx::Type<sqlx::Postgres>>::type_info()
+    }
+    fn compatible(ty: &sqlx::postgres::PgTypeInfo) -> bool {
+        <i16 as sqlx::Type<sqlx::Postgres>>::compatible(ty)
+    }
+}
+
+impl<'q> sqlx::Encode<'q, sqlx::Postgres> for Scope {
+    fn encode_by_ref(
+        &self,
+        buf: &mut sqlx::postgres::PgArgumentBuffer,
+    ) -> Result<sqlx::encode::IsNull, sqlx::error::BoxDynError> {
+        <i16 as sqlx::Encode<'q, sqlx::Postgres>>::encode_by_ref(&self.0, buf)
+    }
+}
+
+impl<'r> sqlx::Decode<'r, sqlx::Postgres> for Scope {
+    fn decode(value: sqlx::postgres::PgValueRef<'r>) -> Result<Self, sqlx::error::BoxDynError> {
+        let bits = <i16 as sqlx::Decode<'r, sqlx::Postgres>>::decode(value)?;
+        Scope::from_bits(bits).ok_or_else(|| format!("not a scope: {bits}").into())
+    }
+}
 
 impl Scope {
     pub const CO_MEDICAL: Scope = Scope(1);

@@ -119,3 +119,50 @@ async fn invalid_association_input_names_the_field() {
         .unwrap_err();
     assert_eq!(err.field, Some("name"));
 }
+
+#[tokio::test]
+async fn stored_codes_decode_into_the_vocabulary_and_unknown_ones_never_become_a_default() {
+    use musubi_db::types::{GroupMemberStatus, Profession, ReceiptMode, Scope};
+    let t = TestDb::new().await;
+    let pool = t.db.pool();
+    let p: Profession = sqlx::query_scalar("SELECT 'care_manager'::text")
+        .fetch_one(pool)
+        .await
+        .unwrap();
+    assert_eq!(p, Profession::CareManager);
+    // A code outside the set is an error, not a guess.
+    let unknown = sqlx::query_scalar::<_, GroupMemberStatus>("SELECT 'banned'::text")
+        .fetch_one(pool)
+        .await;
+    assert!(unknown.is_err(), "{unknown:?}");
+    // Values are written as their stored codes and bits.
+    let code: String = sqlx::query_scalar("SELECT $1::text")
+        .bind(ReceiptMode::Acknowledgement)
+        .fetch_one(pool)
+        .await
+        .unwrap();
+    assert_eq!(code, "ack");
+    let scope: Scope = sqlx::query_scalar("SELECT $1::smallint")
+        .bind(Scope::DOCTORS)
+        .fetch_one(pool)
+        .await
+        .unwrap();
+    assert_eq!(scope, Scope::DOCTORS);
+    assert_eq!(scope.bits(), 6);
+    for bits in [0_i16, 8] {
+        let outside = sqlx::query_scalar::<_, Scope>("SELECT $1::smallint")
+            .bind(bits)
+            .fetch_one(pool)
+            .await;
+        assert!(outside.is_err(), "{bits}: {outside:?}");
+        let raw: i16 = sqlx::query_scalar("SELECT $1::smallint")
+            .bind(bits)
+            .fetch_one(pool)
+            .await
+            .unwrap();
+        assert_eq!(
+            raw, bits,
+            "the query itself is fine; only the decoding refuses"
+        );
+    }
+}

@@ -364,9 +364,15 @@ async fn authenticating_a_request_is_one_statement_with_the_person_and_membershi
             .unwrap();
     let viewer = person(&b.db, &b.s, &b.tenant, "auth", true).await;
     let mut conn = b.db.db.pool().acquire().await.unwrap();
-    accounts::insert_membership(&mut conn, viewer.user().id, second.id, "admin", None)
-        .await
-        .unwrap();
+    accounts::insert_membership(
+        &mut conn,
+        viewer.user().id,
+        second.id,
+        musubi_domain::types::AssociationRole::Admin,
+        None,
+    )
+    .await
+    .unwrap();
     drop(conn);
     let token = api_session_token(&b.db.db, viewer.user().id, "192.0.2.20").await;
     b.counted.authenticate(&token).await.unwrap().unwrap();

@@ -521,9 +521,15 @@ async fn account_wide_actions_belong_to_the_home_association_and_are_recorded_ev
     let admin_m = app.user_id(ADMIN_M).await;
     let tenant_s = app.services().resolve_tenant("sakuradai").await.unwrap();
     let mut conn = app.db.db.pool().acquire().await.unwrap();
-    musubi_db::accounts::insert_membership(&mut conn, admin_m, tenant_s.id, "admin", None)
-        .await
-        .unwrap();
+    musubi_db::accounts::insert_membership(
+        &mut conn,
+        admin_m,
+        tenant_s.id,
+        musubi_domain::types::AssociationRole::Admin,
+        None,
+    )
+    .await
+    .unwrap();
     drop(conn);
     let r = console(&app, ADMIN_S, "sakuradai", "signOutMember", sato).await;
     assert_eq!(
