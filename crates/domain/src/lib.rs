@@ -4,6 +4,7 @@
 pub mod associations;
 pub mod audit;
 mod change;
+pub mod comments;
 pub mod error;
 pub mod groups;
 pub mod invitations;
@@ -16,6 +17,7 @@ pub mod second_factor;
 pub mod sessions;
 pub mod text;
 pub mod topics;
+pub mod unread;
 
 pub use error::{AppError, AppResult, ErrorCode};
 pub use musubi_db::{types, Db, Tenant};

@@ -5,9 +5,13 @@
 //! fell behind — or whose replica lost Redis for a while — re-reads `core.events`. Entry points
 //! (the GraphQL subscription) only render what [`LiveFeed::next`] gives them.
 
+use crate::groups::in_scope_bits;
+use crate::groups::viewer_bit;
+use crate::groups::Scope;
 use crate::sessions::Viewer;
-use crate::topics::{LiveState, UnreadCounts};
+use crate::unread::UnreadCounts;
 use crate::{AppError, AppResult, ErrorCode, Services};
+use musubi_db::groups as repo;
 use musubi_realtime::{Delivery, Event, EventKind, Route};
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::Arc;
@@ -302,5 +306,99 @@ impl LiveFeed {
             Err(e) => tracing::warn!(error = %e, "live: cannot list associations"),
         }
         self.slugs.get(&association_id).cloned()
+    }
+}
+
+/// What a live subscription knows about its viewer: enough to decide, without a query per
+/// event, whether an event may reach them. Read again at each periodic check and whenever the
+/// viewer's own membership changes (those events reach them whatever their groups).
+#[derive(Debug, Clone)]
+pub struct LiveState {
+    pub alive: bool,
+    pub scope_bit: Scope,
+    pub groups: HashSet<Uuid>,
+    /// The associations hosting those groups (slug, name), by slug: where unread counts live.
+    pub hosts: Vec<(String, String)>,
+}
+
+impl LiveState {
+    /// Whether `event` may reach `viewer_id`: meant for them, or in one of their groups and in
+    /// the topic's scope (or their own topic). The same rule as `topic_visible`.
+    pub fn may_receive(&self, viewer_id: Uuid, event: &Event) -> bool {
+        if let Some(user) = event.user_id {
+            if user != viewer_id {
+                return false;
+            }
+            // Membership changes reach the person concerned even when they are not (or no
+            // longer) a member.
+            if event.kind == EventKind::MembershipChanged {
+                return true;
+            }
+        }
+        self.groups.contains(&event.group_id)
+            && in_scope_bits(
+                event.scope,
+                self.scope_bit,
+                event.topic_author_id,
+                viewer_id,
+            )
+    }
+}
+
+impl Services {
+    /// The state a live subscription keeps about its viewer (see [`LiveState`]); `None` when
+    /// the person no longer exists.
+    pub async fn live_state(&self, viewer: &Viewer) -> AppResult<Option<LiveState>> {
+        Ok(
+            repo::live_state(self.db().pool(), viewer.user.id, viewer.session.id)
+                .await?
+                .map(|r| LiveState {
+                    alive: r.alive,
+                    scope_bit: r.scope_bit,
+                    groups: r.groups.into_iter().collect(),
+                    hosts: r.host_slugs.into_iter().zip(r.host_names).collect(),
+                }),
+        )
+    }
+
+    /// Events after `after` the viewer may see, oldest first (catch-up after a reconnect).
+    pub async fn events_since(
+        &self,
+        viewer: &Viewer,
+        after: i64,
+        limit: i64,
+    ) -> AppResult<Vec<Event>> {
+        let rows = repo::events_since(
+            self.db().pool(),
+            viewer.user.id,
+            after,
+            limit.clamp(1, 1000),
+        )
+        .await?;
+        let bit = viewer_bit(viewer);
+        Ok(rows
+            .into_iter()
+            .filter_map(|r| {
+                let kind = EventKind::from_code(&r.kind)?;
+                let visible = in_scope_bits(r.scope, bit, r.topic_author_id, viewer.user.id);
+                visible.then_some(Event {
+                    id: r.id,
+                    association_id: r.association_id,
+                    group_id: r.group_id,
+                    topic_id: r.topic_id,
+                    kind,
+                    scope: r.scope,
+                    actor_id: r.actor_id,
+                    topic_author_id: r.topic_author_id,
+                    comment_ids: r.comment_ids,
+                    user_id: r.user_id,
+                })
+            })
+            .collect())
+    }
+
+    /// The newest event id now: where a fresh subscription starts.
+    pub async fn last_event_id(&self) -> AppResult<i64> {
+        Ok(repo::last_event_id(self.db().pool()).await?)
     }
 }

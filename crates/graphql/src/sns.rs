@@ -406,8 +406,8 @@ pub struct UnreadCounts {
     pub groups: Vec<GroupUnread>,
 }
 
-impl From<topics::UnreadCounts> for UnreadCounts {
-    fn from(c: topics::UnreadCounts) -> Self {
+impl From<musubi_domain::unread::UnreadCounts> for UnreadCounts {
+    fn from(c: musubi_domain::unread::UnreadCounts) -> Self {
         Self {
             total: count(c.total),
             associations: c

@@ -16,8 +16,8 @@ use axum::response::Response;
 use chrono::Utc;
 use http::{StatusCode, Uri};
 use musubi_domain::sessions::Viewer;
-use musubi_domain::topics::Home;
 use musubi_domain::types::{AssociationRole, GroupKind, GroupMemberStatus};
+use musubi_domain::unread::Home;
 use musubi_domain::Services;
 
 /// One association the person belongs to, as the home page shows it.

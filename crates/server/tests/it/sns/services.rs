@@ -1169,7 +1169,7 @@ async fn every_demo_person_has_something_read_and_something_unread() {
 
 #[tokio::test]
 async fn the_home_page_lists_the_newest_ten_of_a_topic_and_keeps_the_count_exact() {
-    use musubi_domain::topics::HOME_ITEMS_PER_TOPIC;
+    use musubi_domain::unread::HOME_ITEMS_PER_TOPIC;
     let w = World::new().await;
     let g = w
         .group("doctor", GroupKind::Patient, None, &["nurse", "pharmacist"])

@@ -1,0 +1,219 @@
+//! Comments: posting (numbered per topic), history, deletion marks, acknowledgements and who read what.
+
+use super::*;
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct CommentRow {
+    pub id: Uuid,
+    pub topic_id: Uuid,
+    pub seq: i32,
+    pub author_id: Uuid,
+    pub author_name: String,
+    pub author_profession: Profession,
+    pub body: String,
+    pub important: bool,
+    pub created_at: DateTime<Utc>,
+    pub edited_at: Option<DateTime<Utc>>,
+    pub version: i32,
+    pub deleted_at: Option<DateTime<Utc>>,
+}
+
+const COMMENT_SELECT: &str = "SELECT c.id, c.topic_id, c.seq, c.author_id, u.name AS author_name, \
+     u.profession AS author_profession, c.body, c.important, c.created_at, c.edited_at, c.version, \
+     c.deleted_at FROM comments c JOIN core.users u ON u.id = c.author_id";
+
+/// Appends a comment: numbers it after the topic's last and returns (comment, seq).
+pub async fn insert_comment(
+    conn: &mut PgConnection,
+    topic_id: Uuid,
+    group: &HostedGroup,
+    author_id: Uuid,
+    body: &str,
+    important: bool,
+) -> DbResult<(Uuid, i32, DateTime<Utc>)> {
+    let group_id = group.id;
+    let id = Uuid::now_v7();
+    // The row lock on the topic serializes numbering within one topic only.
+    let (seq, at): (i32, DateTime<Utc>) = sqlx::query_as(
+        "UPDATE topics SET last_seq = last_seq + 1, last_comment_at = now() \
+         WHERE id = $1 RETURNING last_seq, last_comment_at",
+    )
+    .bind(topic_id)
+    .fetch_one(&mut *conn)
+    .await?;
+    sqlx::query(
+        "INSERT INTO comments (id, topic_id, group_id, seq, author_id, body, important, created_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+    )
+    .bind(id)
+    .bind(topic_id)
+    .bind(group_id)
+    .bind(seq)
+    .bind(author_id)
+    .bind(body)
+    .bind(important)
+    .bind(at)
+    .execute(&mut *conn)
+    .await?;
+    Ok((id, seq, at))
+}
+
+/// The comments of a topic in order (at most `limit`, the latest ones).
+pub async fn comments_of_topic(
+    conn: &mut PgConnection,
+    topic_id: Uuid,
+    limit: i64,
+) -> DbResult<Vec<CommentRow>> {
+    Ok(sqlx::query_as(&format!(
+        "SELECT * FROM ({COMMENT_SELECT} WHERE c.topic_id = $1 ORDER BY c.seq DESC LIMIT $2) x \
+         ORDER BY seq"
+    ))
+    .bind(topic_id)
+    .bind(limit)
+    .fetch_all(conn)
+    .await?)
+}
+
+pub async fn comment(conn: &mut PgConnection, comment_id: Uuid) -> DbResult<Option<CommentRow>> {
+    Ok(sqlx::query_as(&format!("{COMMENT_SELECT} WHERE c.id = $1"))
+        .bind(comment_id)
+        .fetch_optional(conn)
+        .await?)
+}
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct ReaderRow {
+    pub comment_id: Uuid,
+    pub user_id: Uuid,
+    pub name: String,
+    pub at: DateTime<Utc>,
+}
+
+/// Footprints (or acknowledgements) on the comments of a topic from `from_seq` on, oldest first.
+/// `name` is left empty: the caller knows the group's members already (see [`user_names`] for
+/// the readers who have left), which saves a lookup per footprint.
+pub async fn readers_of_topic(
+    conn: &mut PgConnection,
+    topic_id: Uuid,
+    from_seq: i32,
+    acknowledgements: bool,
+) -> DbResult<Vec<ReaderRow>> {
+    let (table, at) = if acknowledgements {
+        ("acknowledgements", "r.at")
+    } else {
+        ("footprints", "r.read_at")
+    };
+    Ok(sqlx::query_as(&format!(
+        "SELECT r.comment_id, r.user_id, '' AS name, {at} AS at \
+         FROM {table} r JOIN comments c ON c.id = r.comment_id \
+         WHERE c.topic_id = $1 AND c.seq >= $2 ORDER BY {at}"
+    ))
+    .bind(topic_id)
+    .bind(from_seq)
+    .fetch_all(conn)
+    .await?)
+}
+
+/// Names of people by id (readers who are no longer in the group).
+pub async fn user_names(conn: &mut PgConnection, ids: &[Uuid]) -> DbResult<Vec<(Uuid, String)>> {
+    Ok(
+        sqlx::query_as("SELECT id, name FROM core.users WHERE id = ANY($1)")
+            .bind(ids)
+            .fetch_all(conn)
+            .await?,
+    )
+}
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct VersionRow {
+    pub comment_id: Uuid,
+    pub version: i32,
+    pub body: String,
+    pub important: bool,
+    pub written_at: DateTime<Utc>,
+}
+
+/// Earlier versions of the edited comments of a topic, oldest first.
+pub async fn versions_of_topic(
+    conn: &mut PgConnection,
+    topic_id: Uuid,
+) -> DbResult<Vec<VersionRow>> {
+    Ok(sqlx::query_as(
+        "SELECT v.comment_id, v.version, v.body, v.important, v.written_at \
+         FROM comment_versions v JOIN comments c ON c.id = v.comment_id \
+         WHERE c.topic_id = $1 AND c.version > 1 ORDER BY v.comment_id, v.version",
+    )
+    .bind(topic_id)
+    .fetch_all(conn)
+    .await?)
+}
+
+/// Keeps the current text as a version, then replaces it.
+pub async fn edit_comment(
+    conn: &mut PgConnection,
+    comment_id: Uuid,
+    body: &str,
+    important: bool,
+) -> DbResult<()> {
+    sqlx::query(
+        "INSERT INTO comment_versions (comment_id, version, body, important, written_at) \
+         SELECT id, version, body, important, COALESCE(edited_at, created_at) FROM comments WHERE id = $1",
+    )
+    .bind(comment_id)
+    .execute(&mut *conn)
+    .await?;
+    sqlx::query(
+        "UPDATE comments SET body = $2, important = $3, version = version + 1, edited_at = now() \
+         WHERE id = $1",
+    )
+    .bind(comment_id)
+    .bind(body)
+    .bind(important)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// Marks a comment deleted (the row stays) and takes it out of unread counters.
+pub async fn delete_comment(
+    conn: &mut PgConnection,
+    comment_id: Uuid,
+    topic_id: Uuid,
+    author_id: Uuid,
+    seq: i32,
+    by: Uuid,
+) -> DbResult<()> {
+    sqlx::query("UPDATE comments SET deleted_at = now(), deleted_by = $2 WHERE id = $1")
+        .bind(comment_id)
+        .bind(by)
+        .execute(&mut *conn)
+        .await?;
+    sqlx::query(
+        "WITH gone AS (DELETE FROM unread WHERE topic_id = $1 AND first_seq <= $2 AND count = 1 \
+                       AND user_id <> $3 RETURNING user_id) \
+         UPDATE unread SET count = count - 1 \
+         WHERE topic_id = $1 AND first_seq <= $2 AND count > 1 AND user_id <> $3",
+    )
+    .bind(topic_id)
+    .bind(seq)
+    .bind(author_id)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// Records 「確認しました」; returns the time, or `None` if already acknowledged.
+pub async fn acknowledge(
+    conn: &mut PgConnection,
+    comment_id: Uuid,
+    user_id: Uuid,
+) -> DbResult<Option<DateTime<Utc>>> {
+    Ok(sqlx::query_scalar(
+        "INSERT INTO acknowledgements (comment_id, user_id) VALUES ($1, $2) \
+         ON CONFLICT DO NOTHING RETURNING at",
+    )
+    .bind(comment_id)
+    .bind(user_id)
+    .fetch_optional(conn)
+    .await?)
+}

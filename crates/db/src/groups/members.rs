@@ -1,0 +1,286 @@
+//! Members of a group: invitations (by person and by e-mail), requests to join, roles and removal; the directory an inviter may pick from.
+
+use super::*;
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct GroupMemberRow {
+    pub user_id: Uuid,
+    pub name: String,
+    pub name_kana: String,
+    pub profession: Profession,
+    pub doctor_kind: Option<DoctorKind>,
+    pub scope_bit: Scope,
+    pub role: GroupRole,
+    pub status: GroupMemberStatus,
+    /// The facility they work at in the host association, if they are a member there.
+    pub facility_name: Option<String>,
+    /// Their own association when it is not the host (cross-association members).
+    pub home_association: Option<String>,
+    /// A pending invitation made by e-mail address: owners do not see it (see
+    /// [`invite_by_email`]).
+    pub invited_by_email: bool,
+}
+
+/// The members of a group (every status), owners first, then by kana.
+pub async fn members(
+    conn: &mut PgConnection,
+    group: &HostedGroup,
+) -> DbResult<Vec<GroupMemberRow>> {
+    let (association_id, group_id) = (group.association_id, group.id);
+    Ok(sqlx::query_as(concat!(
+        "SELECT u.id AS user_id, u.name, u.name_kana, u.profession, u.doctor_kind, \
+                core.scope_bit(u.doctor_kind) AS scope_bit, gm.role, gm.status, \
+                gm.invited_by_email, f.name AS facility_name, \
+                CASE WHEN m.user_id IS NULL THEN ( \
+                    SELECT a.name FROM core.memberships om \
+                    JOIN core.associations a ON a.id = om.association_id \
+                    WHERE om.user_id = u.id AND om.status = 'active' \
+                    ORDER BY a.slug LIMIT 1) END AS home_association \
+         FROM ",
+        group_members!(),
+        " gm \
+         JOIN core.users u ON u.id = gm.user_id \
+         LEFT JOIN core.memberships m ON m.user_id = u.id AND m.association_id = $1 \
+         LEFT JOIN core.facilities f ON f.id = m.facility_id \
+         WHERE gm.group_id = $2 AND u.status = 'active' \
+         ORDER BY gm.role = 'owner' DESC, u.name_kana",
+    ))
+    .bind(association_id)
+    .bind(group_id)
+    .fetch_all(conn)
+    .await?)
+}
+
+/// Adds or updates a membership row; returns false if an active membership already existed.
+pub async fn upsert_member(
+    conn: &mut PgConnection,
+    group: &HostedGroup,
+    user_id: Uuid,
+    role: GroupRole,
+    status: GroupMemberStatus,
+    invited_by: Option<Uuid>,
+) -> DbResult<bool> {
+    let group_id = group.id;
+    let done = sqlx::query(
+        "INSERT INTO core.group_members (group_id, user_id, role, status, invited_by, joined_at) \
+         VALUES ($1, $2, $3, $4, $5, CASE WHEN $4 = 'active' THEN now() END) \
+         ON CONFLICT (group_id, user_id) DO UPDATE \
+            SET status = EXCLUDED.status, role = EXCLUDED.role, invited_by_email = false, \
+                invited_by = COALESCE(EXCLUDED.invited_by, core.group_members.invited_by), \
+                joined_at = CASE WHEN EXCLUDED.status = 'active' THEN now() END \
+            WHERE core.group_members.status <> 'active'",
+    )
+    .bind(group_id)
+    .bind(user_id)
+    .bind(role)
+    .bind(status)
+    .bind(invited_by)
+    .execute(conn)
+    .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+/// Invites the active account with this e-mail address, if there is one and it has no
+/// membership row in the group yet, and writes the live event for the invitee. One statement
+/// whichever way it goes, so that an unknown address takes as long as a known one. Returns
+/// (event id, invitee) when someone was invited.
+pub async fn invite_by_email(
+    conn: &mut PgConnection,
+    group: &HostedGroup,
+    email: &str,
+    invited_by: Uuid,
+    event_kind: &str,
+) -> DbResult<Option<(i64, Uuid)>> {
+    Ok(sqlx::query_as(
+        "WITH invited AS ( \
+             INSERT INTO core.group_members \
+                    (group_id, user_id, role, status, invited_by, invited_by_email) \
+             SELECT $1, u.id, 'member', 'invited', $3, true FROM core.users u \
+             WHERE lower(u.email) = lower($2) AND u.status = 'active' \
+             ON CONFLICT (group_id, user_id) DO NOTHING \
+             RETURNING user_id) \
+         INSERT INTO core.events (association_id, group_id, kind, scope, actor_id, user_id) \
+         SELECT $4, $1, $5, 7, $3, user_id FROM invited \
+         RETURNING id, user_id",
+    )
+    .bind(group.id)
+    .bind(email)
+    .bind(invited_by)
+    .bind(group.association_id)
+    .bind(event_kind)
+    .fetch_optional(conn)
+    .await?)
+}
+
+/// A person in the directory an inviter may pick from.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct CandidateRow {
+    pub user_id: Uuid,
+    pub name: String,
+    pub name_kana: String,
+    pub profession: Profession,
+    pub doctor_kind: Option<DoctorKind>,
+    pub association_name: String,
+    pub facility_name: Option<String>,
+    /// Their membership in the group, if any (an invitation by e-mail is not shown).
+    pub group_status: Option<GroupMemberStatus>,
+}
+
+/// Active people of the associations the inviter is an active member of, whose name or kana
+/// contains `search` (spaces ignored), by kana; each once, with the membership of the group's
+/// host first, else of the inviter's first association.
+pub async fn invite_candidates(
+    conn: &mut PgConnection,
+    group: &HostedGroup,
+    inviter: Uuid,
+    search: &str,
+    limit: i64,
+) -> DbResult<Vec<CandidateRow>> {
+    let pattern = format!("%{}%", like_escape(&without_spaces(search)));
+    Ok(sqlx::query_as(&format!(
+        "SELECT u.id AS user_id, u.name, u.name_kana, u.profession, u.doctor_kind, \
+                a.name AS association_name, f.name AS facility_name, \
+                CASE WHEN gm.status = 'invited' AND gm.invited_by_email THEN NULL \
+                     ELSE gm.status END AS group_status \
+         FROM core.users u \
+         JOIN LATERAL ( \
+             SELECT m.association_id, m.facility_id FROM core.memberships m \
+             WHERE m.user_id = u.id AND m.status = 'active' AND m.association_id IN ({VISIBLE}) \
+             ORDER BY m.association_id = $3 DESC, m.association_id LIMIT 1) m ON true \
+         JOIN core.associations a ON a.id = m.association_id \
+         LEFT JOIN core.facilities f ON f.id = m.facility_id \
+         LEFT JOIN core.group_members gm ON gm.group_id = $2 AND gm.user_id = u.id \
+         WHERE u.status = 'active' \
+           AND (translate(u.name, ' 　', '') ILIKE $4 OR translate(u.name_kana, ' 　', '') ILIKE $4) \
+         ORDER BY u.name_kana, u.id LIMIT $5"
+    ))
+    .bind(inviter)
+    .bind(group.id)
+    .bind(group.association_id)
+    .bind(pattern)
+    .bind(limit)
+    .fetch_all(conn)
+    .await?)
+}
+
+/// Whether `person` is active in an association the inviter is an active member of.
+pub async fn in_directory_of(
+    conn: &mut PgConnection,
+    inviter: Uuid,
+    person: Uuid,
+) -> DbResult<bool> {
+    Ok(sqlx::query_scalar(&format!(
+        "SELECT EXISTS (SELECT 1 FROM core.users u JOIN core.memberships m ON m.user_id = u.id \
+                        WHERE u.id = $2 AND u.status = 'active' AND m.status = 'active' \
+                          AND m.association_id IN ({VISIBLE}))"
+    ))
+    .bind(inviter)
+    .bind(person)
+    .fetch_one(conn)
+    .await?)
+}
+
+/// The associations whose people an inviter ($1) may see: those they are active in.
+const VISIBLE: &str =
+    "SELECT v.association_id FROM core.memberships v WHERE v.user_id = $1 AND v.status = 'active'";
+
+fn without_spaces(s: &str) -> String {
+    s.chars().filter(|c| !c.is_whitespace()).collect()
+}
+
+/// Escapes `%`, `_` and `\` for a LIKE pattern.
+fn like_escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        if matches!(c, '%' | '_' | '\\') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// The membership row of a person in a group, any status.
+pub async fn membership(
+    conn: &mut PgConnection,
+    group: &HostedGroup,
+    user_id: Uuid,
+) -> DbResult<Option<(GroupRole, GroupMemberStatus)>> {
+    let group_id = group.id;
+    Ok(sqlx::query_as(concat!(
+        "SELECT role, status FROM ",
+        group_members!(),
+        " gm WHERE group_id = $1 AND user_id = $2",
+    ))
+    .bind(group_id)
+    .bind(user_id)
+    .fetch_optional(conn)
+    .await?)
+}
+
+pub async fn activate_member(
+    conn: &mut PgConnection,
+    group: &HostedGroup,
+    user_id: Uuid,
+) -> DbResult<bool> {
+    let group_id = group.id;
+    let done = sqlx::query(
+        "UPDATE core.group_members SET status = 'active', joined_at = now() \
+         WHERE group_id = $1 AND user_id = $2 AND status <> 'active'",
+    )
+    .bind(group_id)
+    .bind(user_id)
+    .execute(conn)
+    .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+pub async fn set_member_role(
+    conn: &mut PgConnection,
+    group: &HostedGroup,
+    user_id: Uuid,
+    role: GroupRole,
+) -> DbResult<bool> {
+    let group_id = group.id;
+    let done = sqlx::query(
+        "UPDATE core.group_members SET role = $3 \
+         WHERE group_id = $1 AND user_id = $2 AND status = 'active'",
+    )
+    .bind(group_id)
+    .bind(user_id)
+    .bind(role)
+    .execute(conn)
+    .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+/// Removes a membership (any status) and the person's unread counters in the group.
+pub async fn remove_member(
+    conn: &mut PgConnection,
+    group: &HostedGroup,
+    user_id: Uuid,
+) -> DbResult<bool> {
+    let group_id = group.id;
+    let done = sqlx::query("DELETE FROM core.group_members WHERE group_id = $1 AND user_id = $2")
+        .bind(group_id)
+        .bind(user_id)
+        .execute(&mut *conn)
+        .await?;
+    sqlx::query("DELETE FROM unread WHERE group_id = $1 AND user_id = $2")
+        .bind(group_id)
+        .bind(user_id)
+        .execute(&mut *conn)
+        .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+pub async fn count_owners(conn: &mut PgConnection, group: &HostedGroup) -> DbResult<i64> {
+    let group_id = group.id;
+    Ok(sqlx::query_scalar(
+        "SELECT count(*) FROM core.group_members \
+         WHERE group_id = $1 AND role = 'owner' AND status = 'active'",
+    )
+    .bind(group_id)
+    .fetch_one(conn)
+    .await?)
+}

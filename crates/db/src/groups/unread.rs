@@ -1,0 +1,201 @@
+//! Unread counters and footprints: what each person has still to read, kept up to date on every write so that "what is new" never scans comments.
+
+use super::*;
+
+/// Counts the new comment as unread for every active member in scope but its author, and
+/// marks the group active. One statement whatever the group's size.
+#[allow(clippy::too_many_arguments)]
+pub async fn spread_unread(
+    conn: &mut PgConnection,
+    group: &HostedGroup,
+    topic_id: Uuid,
+    topic_author: Uuid,
+    scope: Scope,
+    author_id: Uuid,
+    seq: i32,
+    at: DateTime<Utc>,
+) -> DbResult<()> {
+    let group_id = group.id;
+    sqlx::query(
+        "WITH g AS (UPDATE groups SET last_activity_at = $7 WHERE id = $1) \
+         INSERT INTO unread (user_id, topic_id, group_id, count, first_seq, last_at) \
+         SELECT gm.user_id, $2, $1, 1, $6, $7 \
+         FROM core.group_members gm JOIN core.users u ON u.id = gm.user_id \
+         WHERE gm.group_id = $1 AND gm.status = 'active' AND gm.user_id <> $5 \
+           AND (core.scope_bit(u.doctor_kind) & $4 <> 0 OR gm.user_id = $3) \
+         ON CONFLICT (user_id, topic_id) DO UPDATE \
+            SET count = unread.count + 1, last_at = EXCLUDED.last_at",
+    )
+    .bind(group_id)
+    .bind(topic_id)
+    .bind(topic_author)
+    .bind(scope)
+    .bind(author_id)
+    .bind(seq)
+    .bind(at)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// Rebuilds the unread counters of one topic after its scope changed from `old_scope`: people
+/// now outside lose theirs; people newly inside count what they have not read (footprints) yet.
+/// Those in both scopes keep theirs: without footprints (acknowledgement mode, "mark all as
+/// read") what they read is known only from their cleared counter.
+pub async fn rebuild_unread(
+    conn: &mut PgConnection,
+    group: &HostedGroup,
+    topic_id: Uuid,
+    topic_author: Uuid,
+    old_scope: Scope,
+    scope: Scope,
+) -> DbResult<()> {
+    let group_id = group.id;
+    sqlx::query(
+        "DELETE FROM unread ur USING core.users u \
+         WHERE ur.topic_id = $1 AND u.id = ur.user_id AND ur.user_id <> $3 \
+           AND core.scope_bit(u.doctor_kind) & $2 = 0",
+    )
+    .bind(topic_id)
+    .bind(scope)
+    .bind(topic_author)
+    .execute(&mut *conn)
+    .await?;
+    sqlx::query(
+        "INSERT INTO unread (user_id, topic_id, group_id, count, first_seq, last_at) \
+         SELECT gm.user_id, $2, $1, count(*), min(c.seq), max(c.created_at) \
+         FROM core.group_members gm \
+         JOIN core.users u ON u.id = gm.user_id \
+         JOIN comments c ON c.topic_id = $2 AND c.author_id <> gm.user_id AND c.deleted_at IS NULL \
+         WHERE gm.group_id = $1 AND gm.status = 'active' AND gm.user_id <> $4 \
+           AND core.scope_bit(u.doctor_kind) & $3 <> 0 AND core.scope_bit(u.doctor_kind) & $5 = 0 \
+           AND NOT EXISTS (SELECT 1 FROM footprints f WHERE f.comment_id = c.id AND f.user_id = gm.user_id) \
+         GROUP BY gm.user_id \
+         ON CONFLICT (user_id, topic_id) DO NOTHING",
+    )
+    .bind(group_id)
+    .bind(topic_id)
+    .bind(scope)
+    .bind(topic_author)
+    .bind(old_scope)
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
+
+/// Clears the person's unread counter on a topic; returns the first unread seq it held.
+pub async fn take_unread(
+    conn: &mut PgConnection,
+    user_id: Uuid,
+    topic_id: Uuid,
+) -> DbResult<Option<i32>> {
+    Ok(sqlx::query_scalar(
+        "DELETE FROM unread WHERE user_id = $1 AND topic_id = $2 RETURNING first_seq",
+    )
+    .bind(user_id)
+    .bind(topic_id)
+    .fetch_optional(conn)
+    .await?)
+}
+
+/// Records footprints on the comments of others from `from_seq` on; returns the comments
+/// newly read and the time recorded.
+pub async fn record_footprints(
+    conn: &mut PgConnection,
+    user_id: Uuid,
+    topic_id: Uuid,
+    from_seq: i32,
+) -> DbResult<Vec<(Uuid, DateTime<Utc>)>> {
+    Ok(sqlx::query_as(
+        // The anti-join skips what was read before without a speculative insert per comment;
+        // ON CONFLICT still settles two devices opening the topic at once.
+        "INSERT INTO footprints (comment_id, user_id, read_at) \
+         SELECT c.id, $1, now() FROM comments c \
+         WHERE c.topic_id = $2 AND c.seq >= $3 AND c.author_id <> $1 AND c.deleted_at IS NULL \
+           AND NOT EXISTS (SELECT 1 FROM footprints f WHERE f.comment_id = c.id AND f.user_id = $1) \
+         ON CONFLICT DO NOTHING RETURNING comment_id, read_at",
+    )
+    .bind(user_id)
+    .bind(topic_id)
+    .bind(from_seq)
+    .fetch_all(conn)
+    .await?)
+}
+
+/// Clears every unread counter of the person in a group; returns the topics cleared.
+pub async fn mark_group_read(
+    conn: &mut PgConnection,
+    user_id: Uuid,
+    group: &HostedGroup,
+) -> DbResult<u64> {
+    let group_id = group.id;
+    Ok(
+        sqlx::query("DELETE FROM unread WHERE user_id = $1 AND group_id = $2")
+            .bind(user_id)
+            .bind(group_id)
+            .execute(conn)
+            .await?
+            .rows_affected(),
+    )
+}
+
+/// Unread counts of a person per group in this tenant.
+pub async fn unread_by_group(conn: &mut PgConnection, user_id: Uuid) -> DbResult<Vec<(Uuid, i64)>> {
+    Ok(sqlx::query_as(
+        "SELECT group_id, sum(count)::bigint FROM unread WHERE user_id = $1 GROUP BY group_id",
+    )
+    .bind(user_id)
+    .fetch_all(conn)
+    .await?)
+}
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct UnreadItemRow {
+    pub group_id: Uuid,
+    pub group_name: String,
+    pub group_kind: GroupKind,
+    pub topic_id: Uuid,
+    pub topic_title: String,
+    pub comment_id: Uuid,
+    pub seq: i32,
+    pub author_name: String,
+    pub body: String,
+    pub important: bool,
+    pub created_at: DateTime<Utc>,
+}
+
+/// The person's unread comments in this tenant, newest first: at most `per_topic` of each
+/// topic and `limit` in all. Starts from the unread counters, so it costs what is unread, not
+/// what was ever written.
+pub async fn unread_items(
+    conn: &mut PgConnection,
+    user_id: Uuid,
+    viewer_bit: Scope,
+    per_topic: i64,
+    limit: i64,
+) -> DbResult<Vec<UnreadItemRow>> {
+    Ok(sqlx::query_as(concat!(
+        "SELECT g.id AS group_id, g.name AS group_name, g.kind AS group_kind, t.id AS topic_id, \
+                t.title AS topic_title, c.id AS comment_id, c.seq, u.name AS author_name, c.body, \
+                c.important, c.created_at \
+         FROM unread ur \
+         JOIN topics t ON t.id = ur.topic_id \
+         JOIN groups g ON g.id = ur.group_id \
+         JOIN ",
+        group_members!(),
+        " gm ON gm.group_id = ur.group_id AND gm.user_id = $1 AND gm.status = 'active' \
+         JOIN LATERAL ( \
+             SELECT * FROM comments c WHERE c.topic_id = ur.topic_id AND c.seq >= ur.first_seq \
+               AND c.author_id <> $1 AND c.deleted_at IS NULL ORDER BY c.seq DESC LIMIT $4 \
+         ) c ON true \
+         JOIN core.users u ON u.id = c.author_id \
+         WHERE ur.user_id = $1 AND (t.scope & $2 <> 0 OR t.author_id = $1) \
+         ORDER BY c.created_at DESC LIMIT $3",
+    ))
+    .bind(user_id)
+    .bind(viewer_bit)
+    .bind(limit)
+    .bind(per_topic)
+    .fetch_all(conn)
+    .await?)
+}

@@ -1,0 +1,194 @@
+//! Comments: replying in a topic, editing (the earlier text kept as history), deleting (a mark
+//! stays) and 「確認しました」 in acknowledgement groups.
+
+use crate::audit::{AuditAction, RequestMeta};
+use crate::change::{Change, EventSpec};
+use crate::groups::ReceiptMode;
+use crate::sessions::Viewer;
+use crate::topics::check_body;
+use crate::{AppError, AppResult, ErrorCode, Services, Tenant};
+use musubi_authz::{Action, Object};
+use musubi_db::groups::{self as repo, CommentRow, HostedGroup};
+use musubi_realtime::EventKind;
+use uuid::Uuid;
+
+impl Change<'_> {
+    /// Loads a comment with its topic's access checked; returns (comment, group, topic access).
+    async fn visible_comment(
+        &mut self,
+        comment_id: Uuid,
+    ) -> AppResult<(CommentRow, HostedGroup, repo::TopicAccessRow)> {
+        let comment = repo::comment(self.conn(), comment_id)
+            .await?
+            .ok_or_else(AppError::not_found)?;
+        let (group, access) = self
+            .visible_topic(comment.topic_id, Object::Comments, Action::Read)
+            .await?;
+        Ok((comment, group, access))
+    }
+}
+
+impl Services {
+    /// Replies in a topic. The replier's own unread counter is left as it is: the page opens the
+    /// topic (and so reads it) before replying; an API client may reply without reading.
+    pub async fn post_comment(
+        &self,
+        viewer: &Viewer,
+        tenant: &Tenant,
+        topic_id: Uuid,
+        body: &str,
+        important: bool,
+        client: &RequestMeta,
+    ) -> AppResult<Uuid> {
+        let body = check_body(body)?;
+        let me = viewer.user.id;
+        let mut c = self.change(viewer, tenant, client).await?;
+        let (group, access) = c
+            .visible_topic(topic_id, Object::Comments, Action::Create)
+            .await?;
+        let t = &access.topic;
+        if t.closed {
+            return Err(AppError::new(
+                ErrorCode::TopicClosed,
+                "this topic is closed to new comments",
+            ));
+        }
+        let (comment_id, seq, at) =
+            repo::insert_comment(c.conn(), topic_id, &group, me, &body, important).await?;
+        repo::spread_unread(
+            c.conn(),
+            &group,
+            topic_id,
+            t.author_id,
+            t.scope,
+            me,
+            seq,
+            at,
+        )
+        .await?;
+        let event = EventSpec::topic(EventKind::CommentPosted, topic_id, t.scope, t.author_id);
+        c.event(&group, event.comments(vec![comment_id])).await?;
+        let entry = c
+            .entry(AuditAction::CommentCreate)
+            .on("comment", comment_id)
+            .with_detail("topic_id", topic_id.to_string())
+            .with_detail("important", important);
+        c.audit(entry);
+        c.commit().await?;
+        Ok(comment_id)
+    }
+
+    /// The author edits a comment; the earlier text stays visible as history.
+    pub async fn edit_comment(
+        &self,
+        viewer: &Viewer,
+        tenant: &Tenant,
+        comment_id: Uuid,
+        body: &str,
+        important: bool,
+        client: &RequestMeta,
+    ) -> AppResult<()> {
+        let body = check_body(body)?;
+        let mut c = self.change(viewer, tenant, client).await?;
+        let (comment, group, access) = c.visible_comment(comment_id).await?;
+        if comment.author_id != viewer.user.id || comment.deleted_at.is_some() {
+            // Only the author edits; a deleted comment stays deleted.
+            return Err(AppError::not_found());
+        }
+        repo::edit_comment(c.conn(), comment_id, &body, important).await?;
+        let t = &access.topic;
+        let event = EventSpec::topic(EventKind::CommentEdited, t.id, t.scope, t.author_id);
+        c.event(&group, event.comments(vec![comment_id])).await?;
+        let entry = c
+            .entry(AuditAction::CommentEdit)
+            .on("comment", comment_id)
+            .with_detail("version", i64::from(comment.version + 1));
+        c.audit(entry);
+        c.commit().await
+    }
+
+    /// Deletes a comment (its author, or a group owner): a "deleted" mark stays in its place
+    /// and the record is kept. A topic's body (comment 1) cannot be deleted.
+    pub async fn delete_comment(
+        &self,
+        viewer: &Viewer,
+        tenant: &Tenant,
+        comment_id: Uuid,
+        client: &RequestMeta,
+    ) -> AppResult<()> {
+        let mut c = self.change(viewer, tenant, client).await?;
+        let (comment, group, access) = c.visible_comment(comment_id).await?;
+        if comment.author_id != viewer.user.id {
+            c.authorize(&group, access.my_role, Object::Comments, Action::Moderate)
+                .await?;
+        }
+        if comment.deleted_at.is_some() {
+            return Ok(());
+        }
+        if comment.seq == 1 {
+            return Err(AppError {
+                field: Some("commentId"),
+                ..AppError::new(
+                    ErrorCode::FirstPostUndeletable,
+                    "the first post of a topic cannot be deleted; edit it or close the topic",
+                )
+            });
+        }
+        repo::delete_comment(
+            c.conn(),
+            comment_id,
+            comment.topic_id,
+            comment.author_id,
+            comment.seq,
+            viewer.user.id,
+        )
+        .await?;
+        let t = &access.topic;
+        let event = EventSpec::topic(EventKind::CommentDeleted, t.id, t.scope, t.author_id);
+        c.event(&group, event.comments(vec![comment_id])).await?;
+        let entry = c
+            .entry(AuditAction::CommentDelete)
+            .on("comment", comment_id)
+            .with_detail("topic_id", comment.topic_id.to_string());
+        c.audit(entry);
+        c.commit().await
+    }
+
+    /// 「確認しました」 on a comment, in groups whose mode is acknowledgement.
+    pub async fn acknowledge_comment(
+        &self,
+        viewer: &Viewer,
+        tenant: &Tenant,
+        comment_id: Uuid,
+        client: &RequestMeta,
+    ) -> AppResult<()> {
+        let mut c = self.change(viewer, tenant, client).await?;
+        let (comment, group, access) = c.visible_comment(comment_id).await?;
+        if access.receipt_mode != ReceiptMode::Acknowledgement {
+            return Err(AppError::invalid(
+                "commentId",
+                "this group does not use acknowledgements",
+            ));
+        }
+        if comment.author_id == viewer.user.id || comment.deleted_at.is_some() {
+            return Err(AppError::invalid(
+                "commentId",
+                "you cannot confirm your own or a deleted comment",
+            ));
+        }
+        if repo::acknowledge(c.conn(), comment_id, viewer.user.id)
+            .await?
+            .is_none()
+        {
+            return Ok(()); // already confirmed: nothing changes
+        }
+        let t = &access.topic;
+        let event = EventSpec::topic(EventKind::Acknowledged, t.id, t.scope, t.author_id);
+        c.event(&group, event.comments(vec![comment_id])).await?;
+        let entry = c
+            .entry(AuditAction::CommentAcknowledge)
+            .on("comment", comment_id);
+        c.audit(entry);
+        c.commit().await
+    }
+}

@@ -1,0 +1,223 @@
+//! What is new for a person: the home page (unread comments across every association),
+//! unread counts for badges and live updates, and "mark all as read".
+//!
+//! Unread is kept as counters (`unread` rows per person and topic), updated on every write;
+//! counts and the home page read those, never scanning comments.
+
+use crate::audit::{AuditAction, RequestMeta};
+use crate::change::EventSpec;
+use crate::groups::{active_role, viewer_bit, GroupKind};
+use crate::sessions::Viewer;
+use crate::{AppError, AppResult, Services, Tenant};
+use chrono::{DateTime, Utc};
+use musubi_authz::{Action, Object};
+use musubi_db::groups::{self as repo};
+use uuid::Uuid;
+
+/// Most unread comments the home page lists, and most of one topic: a summary for a phone.
+/// Each group shows how many more are unread and links to them; counts stay exact.
+pub const HOME_ITEMS: i64 = 100;
+
+pub const HOME_ITEMS_PER_TOPIC: i64 = 10;
+
+/// An unread comment on the home page.
+#[derive(Debug, Clone)]
+pub struct HomeItem {
+    pub topic_id: Uuid,
+    pub topic_title: String,
+    pub comment_id: Uuid,
+    pub seq: i32,
+    pub author_name: String,
+    pub excerpt: String,
+    pub important: bool,
+    pub created_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone)]
+pub struct HomeGroup {
+    pub association_slug: String,
+    pub association_name: String,
+    pub group_id: Uuid,
+    pub group_name: String,
+    pub patient: bool,
+    pub unread: i64,
+    /// Newest first.
+    pub items: Vec<HomeItem>,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct UnreadCounts {
+    pub total: i64,
+    /// (association slug, association name, count)
+    pub associations: Vec<(String, String, i64)>,
+    /// (association slug, group id, count)
+    pub groups: Vec<(String, Uuid, i64)>,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct Home {
+    /// Patient groups first, then by newest unread comment.
+    pub groups: Vec<HomeGroup>,
+    pub counts: UnreadCounts,
+    /// How many group invitations wait for the viewer.
+    pub invitations: usize,
+}
+
+fn excerpt(body: &str) -> String {
+    const MAX: usize = 120;
+    let one_line: String = body.split_whitespace().collect::<Vec<_>>().join(" ");
+    if one_line.chars().count() > MAX {
+        let mut s: String = one_line.chars().take(MAX).collect();
+        s.push('…');
+        s
+    } else {
+        one_line
+    }
+}
+
+impl Services {
+    /// "Mark all as read" for a group: clears the counters without leaving footprints (the
+    /// comments were not actually read).
+    pub async fn mark_group_read(
+        &self,
+        viewer: &Viewer,
+        tenant: &Tenant,
+        group_id: Uuid,
+        client: &RequestMeta,
+    ) -> AppResult<u64> {
+        let me = viewer.user.id;
+        let mut c = self.change(viewer, tenant, client).await?;
+        let (hosted, group) = repo::group(c.conn(), tenant, me, group_id)
+            .await?
+            .ok_or_else(AppError::not_found)?;
+        c.authorize(&hosted, active_role(&group), Object::Topics, Action::Read)
+            .await?;
+        let cleared = repo::mark_group_read(c.conn(), me, &hosted).await?;
+        c.event(&hosted, EventSpec::unread(me)).await?;
+        let entry = c
+            .entry(AuditAction::GroupMarkRead)
+            .on("group", group_id)
+            .with_detail("topics", i64::try_from(cleared).unwrap_or(i64::MAX));
+        c.audit(entry);
+        c.commit().await?;
+        Ok(cleared)
+    }
+
+    /// The home page: unread comments across every association the viewer has groups in,
+    /// grouped by group (patient groups first), newest first. One directory query, then one
+    /// transaction per host association; nothing scales with the comments ever written.
+    pub async fn home(&self, viewer: &Viewer) -> AppResult<Home> {
+        let directory = repo::directory_of(self.db().pool(), viewer.user.id).await?;
+        let invitations = directory.iter().map(|d| d.invited as usize).sum();
+        let mut home = Home {
+            invitations,
+            ..Home::default()
+        };
+        let bit = viewer_bit(viewer);
+        for repo::DirectoryRow { slug, name, .. } in directory.into_iter().filter(|d| d.active > 0)
+        {
+            let Ok(tenant) = self.db().resolve_tenant(&slug).await else {
+                continue;
+            };
+            // Two reads without a transaction: a comment landing in between shows in one and
+            // not yet in the other, which the next look corrects.
+            let mut conn = self.db().tenant_read(&tenant).await?;
+            let counts = repo::unread_by_group(&mut conn, viewer.user.id).await?;
+            let items = if counts.is_empty() {
+                Vec::new()
+            } else {
+                repo::unread_items(
+                    &mut conn,
+                    viewer.user.id,
+                    bit,
+                    HOME_ITEMS_PER_TOPIC,
+                    HOME_ITEMS,
+                )
+                .await?
+            };
+            let sum: i64 = counts.iter().map(|(_, n)| n).sum();
+            home.counts.total += sum;
+            home.counts
+                .associations
+                .push((slug.clone(), name.clone(), sum));
+            for (g, n) in &counts {
+                home.counts.groups.push((slug.clone(), *g, *n));
+            }
+            for item in items {
+                let group = match home.groups.iter_mut().find(|h| h.group_id == item.group_id) {
+                    Some(g) => g,
+                    None => {
+                        home.groups.push(HomeGroup {
+                            association_slug: slug.clone(),
+                            association_name: name.clone(),
+                            group_id: item.group_id,
+                            group_name: item.group_name.clone(),
+                            patient: item.group_kind == GroupKind::Patient,
+                            unread: counts
+                                .iter()
+                                .find(|(g, _)| *g == item.group_id)
+                                .map_or(0, |(_, n)| *n),
+                            items: Vec::new(),
+                        });
+                        home.groups.last_mut().expect("just pushed")
+                    }
+                };
+                group.items.push(HomeItem {
+                    topic_id: item.topic_id,
+                    topic_title: item.topic_title,
+                    comment_id: item.comment_id,
+                    seq: item.seq,
+                    author_name: item.author_name,
+                    excerpt: excerpt(&item.body),
+                    important: item.important,
+                    created_at: item.created_at,
+                });
+            }
+        }
+        for g in &mut home.groups {
+            g.items.sort_by_key(|i| std::cmp::Reverse(i.created_at));
+        }
+        home.groups.sort_by(|a, b| {
+            b.patient.cmp(&a.patient).then_with(|| {
+                let newest = |g: &HomeGroup| g.items.first().map(|i| i.created_at);
+                newest(b).cmp(&newest(a))
+            })
+        });
+        Ok(home)
+    }
+
+    /// Unread counts only (for badges and live updates).
+    pub async fn unread_counts(&self, viewer: &Viewer) -> AppResult<UnreadCounts> {
+        let directory = repo::directory_of(self.db().pool(), viewer.user.id).await?;
+        let hosts: Vec<(String, String)> = directory
+            .into_iter()
+            .filter(|d| d.active > 0)
+            .map(|d| (d.slug, d.name))
+            .collect();
+        self.unread_counts_at(viewer, &hosts).await
+    }
+
+    /// Unread counts in the given host associations (slug, name), which the caller read from
+    /// the directory: a live subscription keeps them between membership changes.
+    pub async fn unread_counts_at(
+        &self,
+        viewer: &Viewer,
+        hosts: &[(String, String)],
+    ) -> AppResult<UnreadCounts> {
+        let mut counts = UnreadCounts::default();
+        for (slug, name) in hosts {
+            let Ok(tenant) = self.db().resolve_tenant(slug).await else {
+                continue;
+            };
+            let mut conn = self.db().tenant_read(&tenant).await?;
+            let by_group = repo::unread_by_group(&mut conn, viewer.user.id).await?;
+            let sum: i64 = by_group.iter().map(|(_, n)| n).sum();
+            counts.total += sum;
+            counts.associations.push((slug.clone(), name.clone(), sum));
+            counts
+                .groups
+                .extend(by_group.into_iter().map(|(g, n)| (slug.clone(), g, n)));
+        }
+        Ok(counts)
+    }
+}
