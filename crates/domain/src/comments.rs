@@ -55,17 +55,15 @@ impl Services {
         }
         let (comment_id, seq, at) =
             repo::insert_comment(c.conn(), topic_id, &group, me, &body, important).await?;
-        repo::spread_unread(
-            c.conn(),
-            &group,
+        let posted = repo::Posted {
             topic_id,
-            t.author_id,
-            t.scope,
-            me,
+            topic_author: t.author_id,
+            scope: t.scope,
+            author_id: me,
             seq,
             at,
-        )
-        .await?;
+        };
+        repo::spread_unread(c.conn(), &group, &posted).await?;
         let event = EventSpec::topic(EventKind::CommentPosted, topic_id, t.scope, t.author_id);
         c.event(&group, event.comments(vec![comment_id])).await?;
         let entry = c

@@ -147,7 +147,15 @@ impl Services {
         repo::insert_topic(c.conn(), &hosted, &topic).await?;
         let (comment_id, seq, at) =
             repo::insert_comment(c.conn(), topic_id, &hosted, me, &body, new.important).await?;
-        repo::spread_unread(c.conn(), &hosted, topic_id, me, scope, me, seq, at).await?;
+        let posted = repo::Posted {
+            topic_id,
+            topic_author: me,
+            scope,
+            author_id: me,
+            seq,
+            at,
+        };
+        repo::spread_unread(c.conn(), &hosted, &posted).await?;
         let event = EventSpec::topic(EventKind::CommentPosted, topic_id, scope, me);
         c.event(&hosted, event.comments(vec![comment_id])).await?;
         let entry = c

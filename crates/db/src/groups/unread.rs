@@ -2,20 +2,34 @@
 
 use super::*;
 
+/// A comment just posted, with what deciding who has it unread needs.
+#[derive(Debug, Clone, Copy)]
+pub struct Posted {
+    pub topic_id: Uuid,
+    pub topic_author: Uuid,
+    pub scope: Scope,
+    /// The comment's author, who has nothing new to read.
+    pub author_id: Uuid,
+    pub seq: i32,
+    pub at: DateTime<Utc>,
+}
+
 /// Counts the new comment as unread for every active member in scope but its author, and
 /// marks the group active. One statement whatever the group's size.
-#[allow(clippy::too_many_arguments)]
 pub async fn spread_unread(
     conn: &mut PgConnection,
     group: &HostedGroup,
-    topic_id: Uuid,
-    topic_author: Uuid,
-    scope: Scope,
-    author_id: Uuid,
-    seq: i32,
-    at: DateTime<Utc>,
+    posted: &Posted,
 ) -> DbResult<()> {
     let group_id = group.id;
+    let Posted {
+        topic_id,
+        topic_author,
+        scope,
+        author_id,
+        seq,
+        at,
+    } = *posted;
     sqlx::query(
         "WITH g AS (UPDATE groups SET last_activity_at = $7 WHERE id = $1) \
          INSERT INTO unread (user_id, topic_id, group_id, count, first_seq, last_at) \

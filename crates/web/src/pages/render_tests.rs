@@ -804,11 +804,7 @@ mod sns {
             body: "一行目\n二行目".into(),
             important: true,
             picker: picker(),
-            errors: TopicErrors {
-                title: None,
-                body: None,
-                alert: None,
-            },
+            errors: TopicErrors::default(),
             max_title: 200,
             max_body: 10_000,
         }

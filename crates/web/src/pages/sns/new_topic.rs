@@ -50,6 +50,8 @@ impl TopicForm {
 pub(crate) struct TopicErrors {
     pub title: Option<String>,
     pub body: Option<String>,
+    /// Shown by the scope picker.
+    pub scope: Option<String>,
     pub alert: Option<String>,
 }
 
@@ -100,13 +102,11 @@ pub(crate) async fn show(
         parse_id(&id),
         StatusCode::OK,
         form,
-        None,
         TopicErrors::default(),
     )
     .await
 }
 
-#[allow(clippy::too_many_arguments)]
 async fn render(
     services: &Services,
     ctx: &Ctx,
@@ -114,8 +114,7 @@ async fn render(
     group_id: Uuid,
     status: StatusCode,
     form: TopicForm,
-    scope_error: Option<String>,
-    errors: TopicErrors,
+    mut errors: TopicErrors,
 ) -> Result<Response, Response> {
     let view = services
         .group_view(&p.viewer, &p.tenant, group_id, &ctx.client)
@@ -124,7 +123,7 @@ async fn render(
     let t = Translator::new(ctx.lang);
     // "Only some" without any box shows that choice again, nothing ticked.
     let mut picker = ScopePicker::new(form.scope_fields().scope(), &members_by_class(&view), t);
-    picker.error = scope_error;
+    picker.error = errors.scope.take();
     let total = super::unread_total(services, &p.viewer).await;
     let path = format!("/a/{}/g/{group_id}/new", p.slug());
     let page = NewTopicPage {
@@ -160,9 +159,8 @@ pub(crate) async fn create(
     let t = Translator::new(ctx.lang);
     let chosen = form.scope_fields().scope();
     let mut errors = TopicErrors::default();
-    let mut scope_error = None;
     if chosen.is_none() {
-        scope_error = Some(t.get("sns.scope.error_none").to_owned());
+        errors.scope = Some(t.get("sns.scope.error_none").to_owned());
     }
     if form.title.trim().is_empty() {
         errors.title = Some(t.get("sns.topic_form.error_title").to_owned());
@@ -178,7 +176,6 @@ pub(crate) async fn create(
             group_id,
             StatusCode::UNPROCESSABLE_ENTITY,
             form,
-            scope_error,
             errors,
         )
         .await;
@@ -209,7 +206,7 @@ pub(crate) async fn create(
     match e.field {
         Some("title") => errors.title = Some(field_message(t, &e, "sns.topic_form.error_title")),
         Some("body") => errors.body = Some(field_message(t, &e, "sns.topic_form.error_body")),
-        Some("scope") => scope_error = Some(t.get("sns.scope.error_none").to_owned()),
+        Some("scope") => errors.scope = Some(t.get("sns.scope.error_none").to_owned()),
         _ => errors.alert = Some(t.get("sns.error.invalid").to_owned()),
     }
     render(
@@ -219,7 +216,6 @@ pub(crate) async fn create(
         group_id,
         StatusCode::UNPROCESSABLE_ENTITY,
         form,
-        scope_error,
         errors,
     )
     .await
