@@ -19,7 +19,7 @@ const HOST: &str = "minatogawa";
 const NURSE: &str = "kawamura@minatogawa.example";
 
 /// Counts PostgreSQL's complaints about transaction state, as sqlx reports the server's
-/// notices, from any task.
+/// notices.
 #[derive(Clone, Default)]
 struct Complaints(Arc<AtomicUsize>, Arc<Mutex<Vec<String>>>);
 
@@ -68,13 +68,15 @@ async fn viewer(app: &TestApp, email: &str) -> Viewer {
         .expect("a valid session")
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+// One thread: every task (the requests, the pool's returns) runs where this test's
+// subscriber is the default, so nothing process-wide is changed.
+#[tokio::test]
 async fn cancelled_requests_never_strand_a_connection_or_half_a_write() {
     let complaints = Complaints::default();
     let subscriber = tracing_subscriber::registry()
         .with(complaints.clone())
         .with(tracing_subscriber::filter::LevelFilter::TRACE);
-    tracing::subscriber::set_global_default(subscriber).unwrap();
+    let _listening = tracing::subscriber::set_default(subscriber);
 
     // One connection: a stranded transaction would catch the very next request.
     let app =
