@@ -11,6 +11,7 @@ use musubi_domain::groups::{GroupInput, GroupKind, ReceiptMode, Scope};
 use musubi_domain::operator::Operator;
 use musubi_domain::sessions::Viewer;
 use musubi_domain::topics::TopicPatch;
+use musubi_domain::Actor;
 use musubi_domain::{AppError, AppResult, Services, Tenant};
 use std::collections::HashMap;
 use uuid::Uuid;
@@ -97,6 +98,11 @@ impl<'a, 'd> Script<'a, 'd> {
         self.people.get(key).ok_or_else(|| missing("person", key))
     }
 
+    /// `key` acting in `tenant`, as the demo's own request.
+    fn actor<'s>(&'s self, key: &str, tenant: &'s Tenant) -> AppResult<Actor<'s>> {
+        Ok(Actor::new(self.who(key)?, tenant, &self.client))
+    }
+
     fn tenant(&self, slug: &str) -> AppResult<Tenant> {
         self.tenants
             .get(slug)
@@ -149,7 +155,7 @@ impl<'a, 'd> Script<'a, 'd> {
         let tenant = self.tenant(&g.association)?;
         let id = self
             .services
-            .create_group(self.who(&g.owner)?, &tenant, kind, &input, &self.client)
+            .create_group(&self.actor(&g.owner, &tenant)?, kind, &input)
             .await?;
         for m in &g.members {
             let user = self.who(m)?.user().id;
@@ -193,8 +199,7 @@ impl<'a, 'd> Script<'a, 'd> {
                 let id = self
                     .services
                     .create_topic(
-                        self.who(by)?,
-                        &tenant,
+                        &self.actor(by, &tenant)?,
                         &musubi_domain::topics::NewTopic {
                             group_id: g.id,
                             title,
@@ -202,7 +207,6 @@ impl<'a, 'd> Script<'a, 'd> {
                             scope,
                             important: *important,
                         },
-                        &self.client,
                     )
                     .await?;
                 let body = self.body_of(&tenant, id).await?;
@@ -229,7 +233,7 @@ impl<'a, 'd> Script<'a, 'd> {
                 let tenant = self.tenant(t.slug)?;
                 let id = self
                     .services
-                    .post_comment(self.who(by)?, &tenant, t.id, body, *important, &self.client)
+                    .post_comment(&self.actor(by, &tenant)?, t.id, body, *important)
                     .await?;
                 self.backdate_comment(&tenant, at, id).await?;
                 if let Some(key) = key {
@@ -242,7 +246,7 @@ impl<'a, 'd> Script<'a, 'd> {
                 let tenant = self.tenant(t.slug)?;
                 let viewer = self.who(by)?.clone();
                 self.services
-                    .open_topic(&viewer, &tenant, t.id, true, &self.client)
+                    .open_topic(&Actor::new(&viewer, &tenant, &self.client), t.id, true)
                     .await?;
                 let mut tx = self.op.db().tenant_tx(&tenant).await?;
                 backdate::footprints(&mut tx, viewer.user().id, at, self.started).await?;
@@ -253,7 +257,7 @@ impl<'a, 'd> Script<'a, 'd> {
                 let at = self.at(*at);
                 let tenant = self.tenant(c.slug)?;
                 self.services
-                    .acknowledge_comment(self.who(by)?, &tenant, c.id, &self.client)
+                    .acknowledge_comment(&self.actor(by, &tenant)?, c.id)
                     .await?;
                 let mut tx = self.op.db().tenant_tx(&tenant).await?;
                 backdate::acknowledgement(&mut tx, c.id, at, self.started).await?;
@@ -270,7 +274,7 @@ impl<'a, 'd> Script<'a, 'd> {
                 let at = self.at(*at);
                 let tenant = self.tenant(c.slug)?;
                 self.services
-                    .edit_comment(self.who(by)?, &tenant, c.id, body, *important, &self.client)
+                    .edit_comment(&self.actor(by, &tenant)?, c.id, body, *important)
                     .await?;
                 let mut tx = self.op.db().tenant_tx(&tenant).await?;
                 backdate::edit(&mut tx, c.id, at, self.started).await?;
@@ -281,7 +285,7 @@ impl<'a, 'd> Script<'a, 'd> {
                 let at = self.at(*at);
                 let tenant = self.tenant(c.slug)?;
                 self.services
-                    .delete_comment(self.who(by)?, &tenant, c.id, &self.client)
+                    .delete_comment(&self.actor(by, &tenant)?, c.id)
                     .await?;
                 let mut tx = self.op.db().tenant_tx(&tenant).await?;
                 backdate::deletion(&mut tx, c.id, at, self.started).await?;
@@ -297,7 +301,7 @@ impl<'a, 'd> Script<'a, 'd> {
                     closed: None,
                 };
                 self.services
-                    .update_topic(self.who(by)?, &tenant, t.id, &patch, &self.client)
+                    .update_topic(&self.actor(by, &tenant)?, t.id, &patch)
                     .await?;
             }
         }

@@ -9,6 +9,7 @@
 //! Storage, the hash chain and its canonical encoding are in [`musubi_db::audit`] and
 //! `docs/audit.md`.
 
+use crate::Actor;
 use crate::{AppError, AppResult, Services, Tenant};
 use chrono::SecondsFormat;
 use musubi_config::time::jst;
@@ -534,23 +535,19 @@ impl Services {
     /// The association's audit log for its administrators (`audit.read`).
     pub async fn audit_list(
         &self,
-        viewer: &crate::sessions::Viewer,
-        tenant: &Tenant,
+        actor: &Actor<'_>,
         filter: &AuditFilter,
         before: Option<i64>,
         limit: Option<u32>,
-        client: &RequestMeta,
     ) -> AppResult<AuditPage> {
         self.authorize_in(
-            viewer,
-            tenant,
+            actor,
             musubi_authz::Object::Audit,
             musubi_authz::Action::Read,
-            client,
         )
         .await?;
         self.flush_refusals().await;
-        list(self.db(), tenant, filter, before, limit).await
+        list(self.db(), actor.tenant, filter, before, limit).await
     }
 
     /// Waits until every refusal recorded so far is in the database (the audit log's readers
@@ -568,23 +565,19 @@ impl Services {
     /// is audited.
     pub async fn audit_export_csv<W: AsyncWrite + Unpin>(
         &self,
-        viewer: &crate::sessions::Viewer,
-        tenant: &Tenant,
+        actor: &Actor<'_>,
         filter: &AuditFilter,
-        meta: &RequestMeta,
         out: &mut W,
     ) -> AppResult<u64> {
         self.authorize_in(
-            viewer,
-            tenant,
+            actor,
             musubi_authz::Object::Audit,
             musubi_authz::Action::Export,
-            meta,
         )
         .await?;
         self.flush_refusals().await;
-        let actor = Some((viewer.user.id, viewer.user.name.clone()));
-        export_csv(self.db(), tenant, filter, actor, meta, out).await
+        let by = Some((actor.viewer.user.id, actor.viewer.user.name.clone()));
+        export_csv(self.db(), actor.tenant, filter, by, actor.meta, out).await
     }
 
     pub(crate) async fn audit_verify(&self, tenant: &Tenant) -> AppResult<VerifyReport> {

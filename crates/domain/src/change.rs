@@ -1,7 +1,7 @@
 //! The unit of change: the one way anything is written in an association.
 //!
 //! ```text
-//! services.change(viewer, tenant, meta)   BEGIN (runs to completion even if the caller goes)
+//! services.change(actor)                 BEGIN (runs to completion even if the caller goes)
 //!   .authorize(..) / .visible_topic(..)   refusals are queued, never written on this connection
 //!   repo::…(c.conn(), ..)                  the change itself
 //!   .event(group, EventSpec)              live events, in the transaction, in order
@@ -18,6 +18,7 @@
 use crate::audit::{record_batch, AuditAction, AuditEntry, RequestMeta};
 use crate::groups::principal_in_group;
 use crate::sessions::Viewer;
+use crate::Actor;
 use crate::{AppError, AppResult, Services, Tenant};
 use musubi_authz::{Action, Domain, GroupRole, Object};
 use musubi_db::groups::{self as repo, HostedGroup};
@@ -101,19 +102,14 @@ pub(crate) struct Change<'a> {
 }
 
 impl Services {
-    /// Begins a change by `viewer` in `tenant`, caused by the request described by `meta`.
-    pub(crate) async fn change<'a>(
-        &'a self,
-        viewer: &'a Viewer,
-        tenant: &'a Tenant,
-        meta: &'a RequestMeta,
-    ) -> AppResult<Change<'a>> {
+    /// Begins a change by the actor.
+    pub(crate) async fn change<'a>(&'a self, actor: &Actor<'a>) -> AppResult<Change<'a>> {
         Ok(Change {
             services: self,
-            tenant,
-            viewer: Some(viewer),
-            meta,
-            tx: self.db().tenant_tx(tenant).await?,
+            tenant: actor.tenant,
+            viewer: Some(actor.viewer),
+            meta: actor.meta,
+            tx: self.db().tenant_tx(actor.tenant).await?,
             audit: Vec::new(),
             events: Vec::new(),
         })

@@ -1,12 +1,12 @@
 //! Comments: replying in a topic, editing (the earlier text kept as history), deleting (a mark
 //! stays) and 「確認しました」 in acknowledgement groups.
 
-use crate::audit::{AuditAction, RequestMeta};
+use crate::audit::AuditAction;
 use crate::change::{Change, EventSpec};
 use crate::groups::ReceiptMode;
-use crate::sessions::Viewer;
 use crate::topics::check_body;
-use crate::{AppError, AppResult, ErrorCode, Services, Tenant};
+use crate::Actor;
+use crate::{AppError, AppResult, ErrorCode, Services};
 use musubi_authz::{Action, Object};
 use musubi_db::groups::{self as repo, CommentRow, HostedGroup};
 use musubi_realtime::EventKind;
@@ -33,16 +33,14 @@ impl Services {
     /// topic (and so reads it) before replying; an API client may reply without reading.
     pub async fn post_comment(
         &self,
-        viewer: &Viewer,
-        tenant: &Tenant,
+        actor: &Actor<'_>,
         topic_id: Uuid,
         body: &str,
         important: bool,
-        client: &RequestMeta,
     ) -> AppResult<Uuid> {
         let body = check_body(body)?;
-        let me = viewer.user.id;
-        let mut c = self.change(viewer, tenant, client).await?;
+        let me = actor.viewer.user.id;
+        let mut c = self.change(actor).await?;
         let (group, access) = c
             .visible_topic(topic_id, Object::Comments, Action::Create)
             .await?;
@@ -79,17 +77,15 @@ impl Services {
     /// The author edits a comment; the earlier text stays visible as history.
     pub async fn edit_comment(
         &self,
-        viewer: &Viewer,
-        tenant: &Tenant,
+        actor: &Actor<'_>,
         comment_id: Uuid,
         body: &str,
         important: bool,
-        client: &RequestMeta,
     ) -> AppResult<()> {
         let body = check_body(body)?;
-        let mut c = self.change(viewer, tenant, client).await?;
+        let mut c = self.change(actor).await?;
         let (comment, group, access) = c.visible_comment(comment_id).await?;
-        if comment.author_id != viewer.user.id || comment.deleted_at.is_some() {
+        if comment.author_id != actor.viewer.user.id || comment.deleted_at.is_some() {
             // Only the author edits; a deleted comment stays deleted.
             return Err(AppError::not_found());
         }
@@ -107,16 +103,10 @@ impl Services {
 
     /// Deletes a comment (its author, or a group owner): a "deleted" mark stays in its place
     /// and the record is kept. A topic's body (comment 1) cannot be deleted.
-    pub async fn delete_comment(
-        &self,
-        viewer: &Viewer,
-        tenant: &Tenant,
-        comment_id: Uuid,
-        client: &RequestMeta,
-    ) -> AppResult<()> {
-        let mut c = self.change(viewer, tenant, client).await?;
+    pub async fn delete_comment(&self, actor: &Actor<'_>, comment_id: Uuid) -> AppResult<()> {
+        let mut c = self.change(actor).await?;
         let (comment, group, access) = c.visible_comment(comment_id).await?;
-        if comment.author_id != viewer.user.id {
+        if comment.author_id != actor.viewer.user.id {
             c.authorize(&group, access.my_role, Object::Comments, Action::Moderate)
                 .await?;
         }
@@ -138,7 +128,7 @@ impl Services {
             comment.topic_id,
             comment.author_id,
             comment.seq,
-            viewer.user.id,
+            actor.viewer.user.id,
         )
         .await?;
         let t = &access.topic;
@@ -153,14 +143,8 @@ impl Services {
     }
 
     /// 「確認しました」 on a comment, in groups whose mode is acknowledgement.
-    pub async fn acknowledge_comment(
-        &self,
-        viewer: &Viewer,
-        tenant: &Tenant,
-        comment_id: Uuid,
-        client: &RequestMeta,
-    ) -> AppResult<()> {
-        let mut c = self.change(viewer, tenant, client).await?;
+    pub async fn acknowledge_comment(&self, actor: &Actor<'_>, comment_id: Uuid) -> AppResult<()> {
+        let mut c = self.change(actor).await?;
         let (comment, group, access) = c.visible_comment(comment_id).await?;
         if access.receipt_mode != ReceiptMode::Acknowledgement {
             return Err(AppError::invalid(
@@ -168,13 +152,13 @@ impl Services {
                 "this group does not use acknowledgements",
             ));
         }
-        if comment.author_id == viewer.user.id || comment.deleted_at.is_some() {
+        if comment.author_id == actor.viewer.user.id || comment.deleted_at.is_some() {
             return Err(AppError::invalid(
                 "commentId",
                 "you cannot confirm your own or a deleted comment",
             ));
         }
-        if repo::acknowledge(c.conn(), comment_id, viewer.user.id)
+        if repo::acknowledge(c.conn(), comment_id, actor.viewer.user.id)
             .await?
             .is_none()
         {

@@ -10,6 +10,7 @@
 use crate::audit::{AuditAction, RequestMeta};
 use crate::change::{Change, EventSpec};
 use crate::sessions::Viewer;
+use crate::Actor;
 use crate::{AppError, AppResult, ErrorCode, Services, Tenant};
 use musubi_authz::{Action, GroupRole, Object, Principal, ProfessionClass};
 use musubi_db::groups::{
@@ -198,20 +199,18 @@ impl Services {
     /// association may create one.
     pub async fn create_group(
         &self,
-        viewer: &Viewer,
-        tenant: &Tenant,
+        actor: &Actor<'_>,
         kind: GroupKind,
         input: &GroupInput,
-        client: &RequestMeta,
     ) -> AppResult<Uuid> {
         let (name, description) = input.validate(kind)?;
-        self.authorize_in(viewer, tenant, Object::Groups, Action::Create, client)
+        self.authorize_in(actor, Object::Groups, Action::Create)
             .await?;
         let id = Uuid::now_v7();
-        let mut c = self.change(viewer, tenant, client).await?;
+        let mut c = self.change(actor).await?;
         let group = repo::insert_group(
             c.conn(),
-            tenant,
+            actor.tenant,
             &repo::NewGroup {
                 id,
                 kind,
@@ -223,7 +222,7 @@ impl Services {
                     JoinPolicy::Invite
                 },
                 receipt_mode: input.receipt_mode,
-                created_by: viewer.user.id,
+                created_by: actor.viewer.user.id,
             },
         )
         .await?;
@@ -233,7 +232,7 @@ impl Services {
             .with_detail("kind", kind.code());
         c.audit(entry);
         // The creator's other open pages and subscriptions learn of the new group.
-        c.event(&group, EventSpec::membership(viewer.user.id))
+        c.event(&group, EventSpec::membership(actor.viewer.user.id))
             .await?;
         c.commit().await?;
         Ok(id)
@@ -242,16 +241,15 @@ impl Services {
     /// Changes a group's name, description, join policy and read-receipt mode (owners).
     pub async fn update_group(
         &self,
-        viewer: &Viewer,
-        tenant: &Tenant,
+        actor: &Actor<'_>,
         group_id: Uuid,
         patch: &GroupPatch,
-        client: &RequestMeta,
     ) -> AppResult<()> {
-        let mut c = self.change(viewer, tenant, client).await?;
-        let (hosted, group) = repo::group_for_update(c.conn(), tenant, viewer.user.id, group_id)
-            .await?
-            .ok_or_else(AppError::not_found)?;
+        let mut c = self.change(actor).await?;
+        let (hosted, group) =
+            repo::group_for_update(c.conn(), actor.tenant, actor.viewer.user.id, group_id)
+                .await?
+                .ok_or_else(AppError::not_found)?;
         c.authorize(&hosted, active_role(&group), Object::Group, Action::Update)
             .await?;
         let kind = group.kind;
@@ -290,15 +288,9 @@ impl Services {
 
     /// The group page: the group, its members and the topics the viewer may see. Opening a
     /// patient group is audited (one record).
-    pub async fn group_view(
-        &self,
-        viewer: &Viewer,
-        tenant: &Tenant,
-        group_id: Uuid,
-        client: &RequestMeta,
-    ) -> AppResult<GroupView> {
-        let mut c = self.change(viewer, tenant, client).await?;
-        let (hosted, group) = repo::group(c.conn(), tenant, viewer.user.id, group_id)
+    pub async fn group_view(&self, actor: &Actor<'_>, group_id: Uuid) -> AppResult<GroupView> {
+        let mut c = self.change(actor).await?;
+        let (hosted, group) = repo::group(c.conn(), actor.tenant, actor.viewer.user.id, group_id)
             .await?
             .ok_or_else(AppError::not_found)?;
         let role = active_role(&group);
@@ -314,8 +306,8 @@ impl Services {
         members.retain(|m| !(m.status == GroupMemberStatus::Invited && m.invited_by_email));
         let topics = repo::topics_of_group(
             c.conn(),
-            viewer.user.id,
-            viewer_bit(viewer),
+            actor.viewer.user.id,
+            viewer_bit(actor.viewer),
             &hosted,
             GROUP_PAGE_TOPICS,
         )
@@ -330,7 +322,7 @@ impl Services {
         c.commit().await?;
         Ok(GroupView {
             group,
-            tenant: tenant.clone(),
+            tenant: actor.tenant.clone(),
             my_role,
             members,
             topics,
@@ -340,14 +332,9 @@ impl Services {
     /// What someone who is not (yet) a member may know of a group: only if invited, if their
     /// request is pending, or if it is a general group of their association that accepts
     /// requests. Otherwise "not found".
-    pub async fn group_invitation(
-        &self,
-        viewer: &Viewer,
-        tenant: &Tenant,
-        group_id: Uuid,
-    ) -> AppResult<GroupRow> {
-        let mut tx = self.db().tenant_snapshot(tenant).await?;
-        let (_, group) = repo::group(&mut tx, tenant, viewer.user.id, group_id)
+    pub async fn group_invitation(&self, actor: &Actor<'_>, group_id: Uuid) -> AppResult<GroupRow> {
+        let mut tx = self.db().tenant_snapshot(actor.tenant).await?;
+        let (_, group) = repo::group(&mut tx, actor.tenant, actor.viewer.user.id, group_id)
             .await?
             .ok_or_else(AppError::not_found)?;
         tx.commit().await?;
@@ -357,7 +344,7 @@ impl Services {
         );
         let open = group.kind == GroupKind::General
             && group.join_policy == JoinPolicy::Request
-            && viewer.is_member_of(tenant.id);
+            && actor.viewer.is_member_of(actor.tenant.id);
         if pending || open || group.my_status == Some(GroupMemberStatus::Active) {
             Ok(group)
         } else {
@@ -366,16 +353,11 @@ impl Services {
     }
 
     /// General groups of the association that accept requests to join (for its members).
-    pub async fn open_groups(
-        &self,
-        viewer: &Viewer,
-        tenant: &Tenant,
-        client: &RequestMeta,
-    ) -> AppResult<Vec<GroupRow>> {
-        self.authorize_in(viewer, tenant, Object::Association, Action::Read, client)
+    pub async fn open_groups(&self, actor: &Actor<'_>) -> AppResult<Vec<GroupRow>> {
+        self.authorize_in(actor, Object::Association, Action::Read)
             .await?;
-        let mut c = self.change(viewer, tenant, client).await?;
-        let groups = repo::open_groups(c.conn(), tenant, viewer.user.id).await?;
+        let mut c = self.change(actor).await?;
+        let groups = repo::open_groups(c.conn(), actor.tenant, actor.viewer.user.id).await?;
         c.commit().await?;
         Ok(groups)
     }
@@ -428,21 +410,19 @@ impl Services {
     /// `search`; at most `limit` (1–50), by kana.
     pub async fn group_invite_candidates(
         &self,
-        viewer: &Viewer,
-        tenant: &Tenant,
+        actor: &Actor<'_>,
         group_id: Uuid,
         search: &str,
         limit: i64,
-        client: &RequestMeta,
     ) -> AppResult<Vec<CandidateRow>> {
         let search =
             crate::text::search_term("search", search, MAX_SEARCH_CHARS)?.unwrap_or_default();
-        let mut c = self.change(viewer, tenant, client).await?;
+        let mut c = self.change(actor).await?;
         let hosted = c.group_to_invite_to(group_id).await?;
         let rows = repo::invite_candidates(
             c.conn(),
             &hosted,
-            viewer.user.id,
+            actor.viewer.user.id,
             &search,
             limit.clamp(1, 50),
         )
@@ -456,15 +436,13 @@ impl Services {
     /// accept.
     pub async fn invite_to_group(
         &self,
-        viewer: &Viewer,
-        tenant: &Tenant,
+        actor: &Actor<'_>,
         group_id: Uuid,
         user_id: Uuid,
-        client: &RequestMeta,
     ) -> AppResult<()> {
-        let mut c = self.change(viewer, tenant, client).await?;
+        let mut c = self.change(actor).await?;
         let hosted = c.group_to_invite_to(group_id).await?;
-        if !repo::in_directory_of(c.conn(), viewer.user.id, user_id).await? {
+        if !repo::in_directory_of(c.conn(), actor.viewer.user.id, user_id).await? {
             return Err(AppError::not_found());
         }
         let added = repo::upsert_member(
@@ -473,7 +451,7 @@ impl Services {
             user_id,
             GroupRole::Member,
             GroupMemberStatus::Invited,
-            Some(viewer.user.id),
+            Some(actor.viewer.user.id),
         )
         .await?;
         if !added {
@@ -493,20 +471,18 @@ impl Services {
     /// account.
     pub async fn invite_to_group_by_email(
         &self,
-        viewer: &Viewer,
-        tenant: &Tenant,
+        actor: &Actor<'_>,
         group_id: Uuid,
         email: &str,
-        client: &RequestMeta,
     ) -> AppResult<()> {
         let email = crate::text::email("email", email)?;
-        let mut c = self.change(viewer, tenant, client).await?;
+        let mut c = self.change(actor).await?;
         let hosted = c.group_to_invite_to(group_id).await?;
         let invited = repo::invite_by_email(
             c.conn(),
             &hosted,
             &email,
-            viewer.user.id,
+            actor.viewer.user.id,
             EventKind::MembershipChanged.as_str(),
         )
         .await?;
@@ -529,41 +505,34 @@ impl Services {
     /// The invitee accepts (or declines) an invitation to a group hosted by `tenant`.
     pub async fn answer_group_invitation(
         &self,
-        viewer: &Viewer,
-        tenant: &Tenant,
+        actor: &Actor<'_>,
         group_id: Uuid,
         accept: bool,
-        client: &RequestMeta,
     ) -> AppResult<()> {
-        let mut c = self.change(viewer, tenant, client).await?;
-        let (hosted, group) = repo::group(c.conn(), tenant, viewer.user.id, group_id)
+        let mut c = self.change(actor).await?;
+        let (hosted, group) = repo::group(c.conn(), actor.tenant, actor.viewer.user.id, group_id)
             .await?
             .ok_or_else(AppError::not_found)?;
         if group.my_status != Some(GroupMemberStatus::Invited) {
             return Err(AppError::not_found());
         }
         let action = if accept {
-            repo::activate_member(c.conn(), &hosted, viewer.user.id).await?;
+            repo::activate_member(c.conn(), &hosted, actor.viewer.user.id).await?;
             AuditAction::GroupMemberJoin
         } else {
-            repo::remove_member(c.conn(), &hosted, viewer.user.id).await?;
+            repo::remove_member(c.conn(), &hosted, actor.viewer.user.id).await?;
             AuditAction::GroupMemberRemove
         };
-        c.membership_changed(&hosted, action, viewer.user.id).await
+        c.membership_changed(&hosted, action, actor.viewer.user.id)
+            .await
     }
 
     /// A member of the host association asks to join a general group that accepts requests.
-    pub async fn request_to_join(
-        &self,
-        viewer: &Viewer,
-        tenant: &Tenant,
-        group_id: Uuid,
-        client: &RequestMeta,
-    ) -> AppResult<()> {
-        self.authorize_in(viewer, tenant, Object::Association, Action::Read, client)
+    pub async fn request_to_join(&self, actor: &Actor<'_>, group_id: Uuid) -> AppResult<()> {
+        self.authorize_in(actor, Object::Association, Action::Read)
             .await?;
-        let mut c = self.change(viewer, tenant, client).await?;
-        let (hosted, group) = repo::group(c.conn(), tenant, viewer.user.id, group_id)
+        let mut c = self.change(actor).await?;
+        let (hosted, group) = repo::group(c.conn(), actor.tenant, actor.viewer.user.id, group_id)
             .await?
             .filter(|(_, g)| g.kind == GroupKind::General && g.join_policy == JoinPolicy::Request)
             .ok_or_else(AppError::not_found)?;
@@ -576,7 +545,7 @@ impl Services {
         repo::upsert_member(
             c.conn(),
             &hosted,
-            viewer.user.id,
+            actor.viewer.user.id,
             GroupRole::Member,
             GroupMemberStatus::Requested,
             None,
@@ -590,14 +559,12 @@ impl Services {
     /// An owner approves (or refuses) a request to join.
     pub async fn answer_join_request(
         &self,
-        viewer: &Viewer,
-        tenant: &Tenant,
+        actor: &Actor<'_>,
         group_id: Uuid,
         user_id: Uuid,
         approve: bool,
-        client: &RequestMeta,
     ) -> AppResult<()> {
-        let mut c = self.change(viewer, tenant, client).await?;
+        let mut c = self.change(actor).await?;
         let hosted = c.group_to_invite_to(group_id).await?;
         let status = repo::membership(c.conn(), &hosted, user_id).await?;
         if !matches!(status, Some((_, GroupMemberStatus::Requested))) {
@@ -617,18 +584,16 @@ impl Services {
     /// least one owner.
     pub async fn remove_group_member(
         &self,
-        viewer: &Viewer,
-        tenant: &Tenant,
+        actor: &Actor<'_>,
         group_id: Uuid,
         user_id: Uuid,
-        client: &RequestMeta,
     ) -> AppResult<()> {
-        let mut c = self.change(viewer, tenant, client).await?;
-        let (hosted, group) = repo::group(c.conn(), tenant, viewer.user.id, group_id)
+        let mut c = self.change(actor).await?;
+        let (hosted, group) = repo::group(c.conn(), actor.tenant, actor.viewer.user.id, group_id)
             .await?
             .ok_or_else(AppError::not_found)?;
         let role = active_role(&group);
-        let (object, action) = if user_id == viewer.user.id {
+        let (object, action) = if user_id == actor.viewer.user.id {
             (Object::Group, Action::Read)
         } else {
             (Object::Members, Action::Remove)
@@ -651,15 +616,13 @@ impl Services {
     /// An owner makes a member an owner, or an owner a member (a group keeps one owner).
     pub async fn set_group_role(
         &self,
-        viewer: &Viewer,
-        tenant: &Tenant,
+        actor: &Actor<'_>,
         group_id: Uuid,
         user_id: Uuid,
         role: GroupRole,
-        client: &RequestMeta,
     ) -> AppResult<()> {
-        let mut c = self.change(viewer, tenant, client).await?;
-        let (hosted, group) = repo::group(c.conn(), tenant, viewer.user.id, group_id)
+        let mut c = self.change(actor).await?;
+        let (hosted, group) = repo::group(c.conn(), actor.tenant, actor.viewer.user.id, group_id)
             .await?
             .ok_or_else(AppError::not_found)?;
         c.authorize(

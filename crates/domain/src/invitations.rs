@@ -13,7 +13,8 @@
 
 use crate::audit::{AuditAction, AuditEntry, RequestMeta};
 use crate::members::MemberRole;
-use crate::sessions::{SessionKind, SignIn, Viewer};
+use crate::sessions::{SessionKind, SignIn};
+use crate::Actor;
 use crate::{text, AppError, AppResult, ErrorCode, Services, Tenant};
 use chrono::{DateTime, Utc};
 use musubi_auth::password::{self, PasswordContext};
@@ -191,18 +192,16 @@ impl Services {
     /// `MAIL_FAILED` returned); without one, the link and its QR code are returned.
     pub async fn invite_member(
         &self,
-        viewer: &Viewer,
-        tenant: &Tenant,
+        actor: &Actor<'_>,
         input: &InviteInput,
-        client: &RequestMeta,
     ) -> AppResult<CreatedInvitation> {
-        self.authorize_in(viewer, tenant, Object::Members, Action::Invite, client)
+        self.authorize_in(actor, Object::Members, Action::Invite)
             .await?;
         self.limits()
-            .hit(&INVITE_CREATE, &viewer.user.id.to_string())
+            .hit(&INVITE_CREATE, &actor.viewer.user.id.to_string())
             .await?;
-        let inviter = (viewer.user.id, viewer.user.name.clone());
-        self.create_invitation(Some(inviter), tenant, input, client)
+        let inviter = (actor.viewer.user.id, actor.viewer.user.name.clone());
+        self.create_invitation(Some(inviter), actor.tenant, input, actor.meta)
             .await
     }
 
@@ -364,15 +363,10 @@ impl Services {
     }
 
     /// The pending invitations of `tenant`, newest first (administrators).
-    pub async fn list_invitations(
-        &self,
-        viewer: &Viewer,
-        tenant: &Tenant,
-        client: &RequestMeta,
-    ) -> AppResult<Vec<Invitation>> {
-        self.authorize_in(viewer, tenant, Object::Members, Action::Invite, client)
+    pub async fn list_invitations(&self, actor: &Actor<'_>) -> AppResult<Vec<Invitation>> {
+        self.authorize_in(actor, Object::Members, Action::Invite)
             .await?;
-        Ok(repo::pending_of(self.db().pool(), tenant.id)
+        Ok(repo::pending_of(self.db().pool(), actor.tenant.id)
             .await?
             .into_iter()
             .map(Invitation::from)
@@ -381,17 +375,11 @@ impl Services {
 
     /// Withdraws a pending invitation; its link stops working at once. Anything else —
     /// another association's invitation, an accepted or expired one — is "not found".
-    pub async fn revoke_invitation(
-        &self,
-        viewer: &Viewer,
-        tenant: &Tenant,
-        id: Uuid,
-        client: &RequestMeta,
-    ) -> AppResult<()> {
-        self.authorize_in(viewer, tenant, Object::Members, Action::Invite, client)
+    pub async fn revoke_invitation(&self, actor: &Actor<'_>, id: Uuid) -> AppResult<()> {
+        self.authorize_in(actor, Object::Members, Action::Invite)
             .await?;
-        let mut c = self.change_without_viewer(tenant, client).await?;
-        if !repo::revoke(c.conn(), tenant.id, id).await? {
+        let mut c = self.change_without_viewer(actor.tenant, actor.meta).await?;
+        if !repo::revoke(c.conn(), actor.tenant.id, id).await? {
             return Err(AppError::not_found());
         }
         let entry = c

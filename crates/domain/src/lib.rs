@@ -1,6 +1,7 @@
 //! Musubi's services: the one place where tenant routing, authorization and audit meet.
 //! Every entry point (GraphQL, web pages, CLI, later jobs) calls these and nothing below.
 
+mod actor;
 pub mod associations;
 pub mod audit;
 mod change;
@@ -19,6 +20,7 @@ pub mod text;
 pub mod topics;
 pub mod unread;
 
+pub use actor::Actor;
 pub use error::{AppError, AppResult, ErrorCode};
 pub use musubi_db::{types, Db, Tenant};
 

@@ -4,6 +4,7 @@
 
 use crate::audit::{AuditAction, AuditEntry, RequestMeta};
 use crate::sessions::Viewer;
+use crate::Actor;
 use crate::{AppError, AppResult, ErrorCode, Services, Tenant};
 use musubi_authz::{Action, Domain, Object};
 use musubi_db::accounts::{self as repo, FacilityRow, MemberRow};
@@ -67,46 +68,34 @@ impl Services {
     /// that association's log and answer exactly like a missing object.
     pub async fn authorize_in(
         &self,
-        viewer: &Viewer,
-        tenant: &Tenant,
+        actor: &Actor<'_>,
         object: Object,
         action: Action,
-        client: &RequestMeta,
     ) -> AppResult<()> {
-        let domain = Domain::Association(tenant.id);
+        let domain = Domain::Association(actor.tenant.id);
         if self
             .authorizer()
-            .allows(&viewer.principal, domain, object, action)
+            .allows(&actor.viewer.principal, domain, object, action)
         {
             return Ok(());
         }
-        let entry = AuditEntry::new(AuditAction::AccessDenied, client)
-            .by(viewer.user.id, viewer.user.name.clone())
+        let entry = AuditEntry::new(AuditAction::AccessDenied, actor.meta)
+            .by(actor.viewer.user.id, actor.viewer.user.name.clone())
             .on(object.as_str(), action.as_str());
-        self.record_refusal(tenant, entry).await;
+        self.record_refusal(actor.tenant, entry).await;
         Err(AppError::not_found())
     }
 
-    pub async fn list_members(
-        &self,
-        viewer: &Viewer,
-        tenant: &Tenant,
-        client: &RequestMeta,
-    ) -> AppResult<Vec<MemberRow>> {
-        self.authorize_in(viewer, tenant, Object::Members, Action::Read, client)
+    pub async fn list_members(&self, actor: &Actor<'_>) -> AppResult<Vec<MemberRow>> {
+        self.authorize_in(actor, Object::Members, Action::Read)
             .await?;
-        Ok(repo::members_of(self.db().pool(), tenant.id).await?)
+        Ok(repo::members_of(self.db().pool(), actor.tenant.id).await?)
     }
 
-    pub async fn list_facilities(
-        &self,
-        viewer: &Viewer,
-        tenant: &Tenant,
-        client: &RequestMeta,
-    ) -> AppResult<Vec<FacilityRow>> {
-        self.authorize_in(viewer, tenant, Object::Directory, Action::Read, client)
+    pub async fn list_facilities(&self, actor: &Actor<'_>) -> AppResult<Vec<FacilityRow>> {
+        self.authorize_in(actor, Object::Directory, Action::Read)
             .await?;
-        Ok(repo::facilities_of(self.db().pool(), tenant.id).await?)
+        Ok(repo::facilities_of(self.db().pool(), actor.tenant.id).await?)
     }
 
     /// The member `user_id` of `tenant`, or "not found" (also for people of other associations).
@@ -167,17 +156,11 @@ impl Services {
     /// included) is open to the person any more, while their group memberships are kept for a
     /// reactivation. Ends every session of the person too, so that open pages and live
     /// updates stop at once; signing in again opens what their other associations host.
-    pub async fn deactivate_member(
-        &self,
-        viewer: &Viewer,
-        tenant: &Tenant,
-        user_id: Uuid,
-        client: &RequestMeta,
-    ) -> AppResult<()> {
-        self.authorize_in(viewer, tenant, Object::Members, Action::Deactivate, client)
+    pub async fn deactivate_member(&self, actor: &Actor<'_>, user_id: Uuid) -> AppResult<()> {
+        self.authorize_in(actor, Object::Members, Action::Deactivate)
             .await?;
-        let target = self.target_member(tenant, user_id).await?;
-        if user_id == viewer.user.id {
+        let target = self.target_member(actor.tenant, user_id).await?;
+        if user_id == actor.viewer.user.id {
             return Err(AppError {
                 field: Some("userId"),
                 ..AppError::new(
@@ -186,10 +169,10 @@ impl Services {
                 )
             });
         }
-        let mut c = self.change(viewer, tenant, client).await?;
+        let mut c = self.change(actor).await?;
         if target.role == MemberRole::Admin
             && target.status == AccountStatus::Active
-            && repo::count_admins(c.conn(), tenant.id).await? <= 1
+            && repo::count_admins(c.conn(), actor.tenant.id).await? <= 1
         {
             return Err(AppError::new(
                 ErrorCode::LastAdmin,
@@ -198,7 +181,7 @@ impl Services {
         }
         repo::set_membership(
             c.conn(),
-            tenant.id,
+            actor.tenant.id,
             user_id,
             None,
             Some(AccountStatus::Deactivated),
@@ -211,23 +194,18 @@ impl Services {
             .with_detail("sessions_ended", i64::try_from(ended).unwrap_or(i64::MAX));
         c.audit(entry.clone());
         c.commit().await?;
-        self.audit_other_associations(tenant, user_id, entry).await
+        self.audit_other_associations(actor.tenant, user_id, entry)
+            .await
     }
 
-    pub async fn reactivate_member(
-        &self,
-        viewer: &Viewer,
-        tenant: &Tenant,
-        user_id: Uuid,
-        client: &RequestMeta,
-    ) -> AppResult<()> {
-        self.authorize_in(viewer, tenant, Object::Members, Action::Deactivate, client)
+    pub async fn reactivate_member(&self, actor: &Actor<'_>, user_id: Uuid) -> AppResult<()> {
+        self.authorize_in(actor, Object::Members, Action::Deactivate)
             .await?;
-        let target = self.target_member(tenant, user_id).await?;
-        let mut c = self.change(viewer, tenant, client).await?;
+        let target = self.target_member(actor.tenant, user_id).await?;
+        let mut c = self.change(actor).await?;
         repo::set_membership(
             c.conn(),
-            tenant.id,
+            actor.tenant.id,
             user_id,
             None,
             Some(AccountStatus::Active),
@@ -247,7 +225,7 @@ impl Services {
         c.audit(entry.clone());
         c.commit().await?;
         if ended > 0 {
-            self.audit_other_associations(tenant, user_id, entry)
+            self.audit_other_associations(actor.tenant, user_id, entry)
                 .await?;
         }
         Ok(())
@@ -255,26 +233,24 @@ impl Services {
 
     pub async fn change_member_role(
         &self,
-        viewer: &Viewer,
-        tenant: &Tenant,
+        actor: &Actor<'_>,
         user_id: Uuid,
         role: MemberRole,
-        client: &RequestMeta,
     ) -> AppResult<()> {
-        self.authorize_in(viewer, tenant, Object::Members, Action::ChangeRole, client)
+        self.authorize_in(actor, Object::Members, Action::ChangeRole)
             .await?;
-        let target = self.target_member(tenant, user_id).await?;
-        let mut c = self.change(viewer, tenant, client).await?;
+        let target = self.target_member(actor.tenant, user_id).await?;
+        let mut c = self.change(actor).await?;
         if target.role == MemberRole::Admin
             && role == MemberRole::Member
-            && repo::count_admins(c.conn(), tenant.id).await? <= 1
+            && repo::count_admins(c.conn(), actor.tenant.id).await? <= 1
         {
             return Err(AppError::new(
                 ErrorCode::LastAdmin,
                 "an association needs at least one administrator",
             ));
         }
-        repo::set_membership(c.conn(), tenant.id, user_id, Some(role), None).await?;
+        repo::set_membership(c.conn(), actor.tenant.id, user_id, Some(role), None).await?;
         let entry = c
             .entry(AuditAction::MemberChangeRole)
             .on("user", user_id)
@@ -285,19 +261,19 @@ impl Services {
 
     /// Signs a member out on every device: an account-wide action, for their home
     /// association ([`answers_for_account`]); recorded in each of their associations.
-    pub async fn sign_out_member(
-        &self,
-        viewer: &Viewer,
-        tenant: &Tenant,
-        user_id: Uuid,
-        client: &RequestMeta,
-    ) -> AppResult<u64> {
-        self.authorize_in(viewer, tenant, Object::Members, Action::SignOut, client)
+    pub async fn sign_out_member(&self, actor: &Actor<'_>, user_id: Uuid) -> AppResult<u64> {
+        self.authorize_in(actor, Object::Members, Action::SignOut)
             .await?;
-        let target = self.target_member(tenant, user_id).await?;
-        self.check_account_wide(viewer, tenant, &target, AuditAction::MemberSignOut, client)
-            .await?;
-        let mut c = self.change(viewer, tenant, client).await?;
+        let target = self.target_member(actor.tenant, user_id).await?;
+        self.check_account_wide(
+            actor.viewer,
+            actor.tenant,
+            &target,
+            AuditAction::MemberSignOut,
+            actor.meta,
+        )
+        .await?;
+        let mut c = self.change(actor).await?;
         let ended = repo::revoke_all_sessions(c.conn(), user_id).await?;
         let entry = c
             .entry(AuditAction::MemberSignOut)
@@ -305,7 +281,7 @@ impl Services {
             .with_detail("sessions_ended", i64::try_from(ended).unwrap_or(i64::MAX));
         c.audit(entry.clone());
         c.commit().await?;
-        self.audit_other_associations(tenant, user_id, entry)
+        self.audit_other_associations(actor.tenant, user_id, entry)
             .await?;
         Ok(ended)
     }
@@ -316,29 +292,21 @@ impl Services {
     /// in each of their associations.
     pub async fn reset_member_second_factor(
         &self,
-        viewer: &Viewer,
-        tenant: &Tenant,
+        actor: &Actor<'_>,
         user_id: Uuid,
-        client: &RequestMeta,
     ) -> AppResult<()> {
-        self.authorize_in(
-            viewer,
-            tenant,
-            Object::Members,
-            Action::ResetSecondFactor,
-            client,
-        )
-        .await?;
-        let target = self.target_member(tenant, user_id).await?;
+        self.authorize_in(actor, Object::Members, Action::ResetSecondFactor)
+            .await?;
+        let target = self.target_member(actor.tenant, user_id).await?;
         self.check_account_wide(
-            viewer,
-            tenant,
+            actor.viewer,
+            actor.tenant,
             &target,
             AuditAction::MemberResetSecondFactor,
-            client,
+            actor.meta,
         )
         .await?;
-        let mut c = self.change(viewer, tenant, client).await?;
+        let mut c = self.change(actor).await?;
         repo::clear_second_factor(c.conn(), user_id).await?;
         repo::revoke_all_sessions(c.conn(), user_id).await?;
         let entry = c
@@ -346,18 +314,14 @@ impl Services {
             .on("user", user_id);
         c.audit(entry.clone());
         c.commit().await?;
-        self.audit_other_associations(tenant, user_id, entry).await
+        self.audit_other_associations(actor.tenant, user_id, entry)
+            .await
     }
 
-    pub async fn association_settings(
-        &self,
-        viewer: &Viewer,
-        tenant: &Tenant,
-        client: &RequestMeta,
-    ) -> AppResult<SettingsRow> {
-        self.authorize_in(viewer, tenant, Object::Settings, Action::Read, client)
+    pub async fn association_settings(&self, actor: &Actor<'_>) -> AppResult<SettingsRow> {
+        self.authorize_in(actor, Object::Settings, Action::Read)
             .await?;
-        let mut c = self.change(viewer, tenant, client).await?;
+        let mut c = self.change(actor).await?;
         let s = assoc_repo::read_settings(c.conn()).await?;
         c.commit().await?;
         Ok(s)
@@ -365,15 +329,13 @@ impl Services {
 
     pub async fn update_association_settings(
         &self,
-        viewer: &Viewer,
-        tenant: &Tenant,
+        actor: &Actor<'_>,
         input: &SettingsInput,
-        client: &RequestMeta,
     ) -> AppResult<SettingsRow> {
-        self.authorize_in(viewer, tenant, Object::Settings, Action::Update, client)
+        self.authorize_in(actor, Object::Settings, Action::Update)
             .await?;
         input.validate()?;
-        let mut c = self.change(viewer, tenant, client).await?;
+        let mut c = self.change(actor).await?;
         assoc_repo::write_settings(
             c.conn(),
             input.require_second_factor,
@@ -385,7 +347,7 @@ impl Services {
         .await?;
         let entry = c
             .entry(AuditAction::SettingsUpdate)
-            .on("association", tenant.id)
+            .on("association", actor.tenant.id)
             .with_detail("require_second_factor", input.require_second_factor)
             .with_detail(
                 "session_idle_minutes",

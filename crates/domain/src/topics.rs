@@ -6,10 +6,10 @@
 //! Visibility: a topic is seen by the active members of its group whose profession class is in
 //! its scope, and by its author. Everyone else gets "not found", whatever they ask.
 
-use crate::audit::{AuditAction, RequestMeta};
+use crate::audit::AuditAction;
 use crate::change::{Change, EventSpec};
 use crate::groups::{active_role, topic_visible, GroupKind, ReceiptMode, Scope};
-use crate::sessions::Viewer;
+use crate::Actor;
 use crate::{text, AppError, AppResult, Services, Tenant};
 use musubi_authz::{Action, GroupRole, Object};
 use musubi_db::groups::{
@@ -120,19 +120,13 @@ pub struct NewTopic<'a> {
 
 impl Services {
     /// Posts a topic: its title, scope and first comment (the body).
-    pub async fn create_topic(
-        &self,
-        viewer: &Viewer,
-        tenant: &Tenant,
-        new: &NewTopic<'_>,
-        client: &RequestMeta,
-    ) -> AppResult<Uuid> {
+    pub async fn create_topic(&self, actor: &Actor<'_>, new: &NewTopic<'_>) -> AppResult<Uuid> {
         let title = check_title(new.title)?;
         let body = check_body(new.body)?;
         let scope = new.scope;
-        let me = viewer.user.id;
-        let mut c = self.change(viewer, tenant, client).await?;
-        let (hosted, group) = repo::group(c.conn(), tenant, me, new.group_id)
+        let me = actor.viewer.user.id;
+        let mut c = self.change(actor).await?;
+        let (hosted, group) = repo::group(c.conn(), actor.tenant, me, new.group_id)
             .await?
             .ok_or_else(AppError::not_found)?;
         c.authorize(&hosted, active_role(&group), Object::Topics, Action::Create)
@@ -173,18 +167,16 @@ impl Services {
     /// and the unread counter is cleared. One audit record for a patient group's topic.
     pub async fn open_topic(
         &self,
-        viewer: &Viewer,
-        tenant: &Tenant,
+        actor: &Actor<'_>,
         topic_id: Uuid,
         record_read: bool,
-        client: &RequestMeta,
     ) -> AppResult<TopicView> {
-        let mut c = self.change(viewer, tenant, client).await?;
+        let mut c = self.change(actor).await?;
         let (group, access) = c
             .visible_topic(topic_id, Object::Comments, Action::Read)
             .await?;
         let mode = access.receipt_mode;
-        let me = viewer.user.id;
+        let me = actor.viewer.user.id;
         let mut first_unread_seq = None;
         let mut new_footprints = Vec::new();
         if record_read {
@@ -293,7 +285,7 @@ impl Services {
             topic.unread = 0;
         }
         Ok(TopicView {
-            tenant: tenant.clone(),
+            tenant: actor.tenant.clone(),
             can_manage: topic.author_id == me || my_role == GroupRole::Owner,
             topic,
             group_name: access.group_name,
@@ -309,18 +301,16 @@ impl Services {
     /// Changes a topic's title, scope, pin or closed state: its author or a group owner.
     pub async fn update_topic(
         &self,
-        viewer: &Viewer,
-        tenant: &Tenant,
+        actor: &Actor<'_>,
         topic_id: Uuid,
         patch: &TopicPatch,
-        client: &RequestMeta,
     ) -> AppResult<()> {
-        let mut c = self.change(viewer, tenant, client).await?;
+        let mut c = self.change(actor).await?;
         let (group, access) = c
             .visible_topic(topic_id, Object::Topics, Action::Read)
             .await?;
         let t = &access.topic;
-        if t.author_id != viewer.user.id {
+        if t.author_id != actor.viewer.user.id {
             c.authorize(&group, access.my_role, Object::Topics, Action::Moderate)
                 .await?;
         }

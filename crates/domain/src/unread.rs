@@ -4,11 +4,12 @@
 //! Unread is kept as counters (`unread` rows per person and topic), updated on every write;
 //! counts and the home page read those, never scanning comments.
 
-use crate::audit::{AuditAction, RequestMeta};
+use crate::audit::AuditAction;
 use crate::change::EventSpec;
 use crate::groups::{active_role, viewer_bit, GroupKind};
 use crate::sessions::Viewer;
-use crate::{AppError, AppResult, Services, Tenant};
+use crate::Actor;
+use crate::{AppError, AppResult, Services};
 use chrono::{DateTime, Utc};
 use musubi_authz::{Action, Object};
 use musubi_db::groups::{self as repo};
@@ -78,16 +79,10 @@ fn excerpt(body: &str) -> String {
 impl Services {
     /// "Mark all as read" for a group: clears the counters without leaving footprints (the
     /// comments were not actually read).
-    pub async fn mark_group_read(
-        &self,
-        viewer: &Viewer,
-        tenant: &Tenant,
-        group_id: Uuid,
-        client: &RequestMeta,
-    ) -> AppResult<u64> {
-        let me = viewer.user.id;
-        let mut c = self.change(viewer, tenant, client).await?;
-        let (hosted, group) = repo::group(c.conn(), tenant, me, group_id)
+    pub async fn mark_group_read(&self, actor: &Actor<'_>, group_id: Uuid) -> AppResult<u64> {
+        let me = actor.viewer.user.id;
+        let mut c = self.change(actor).await?;
+        let (hosted, group) = repo::group(c.conn(), actor.tenant, me, group_id)
             .await?
             .ok_or_else(AppError::not_found)?;
         c.authorize(&hosted, active_role(&group), Object::Topics, Action::Read)

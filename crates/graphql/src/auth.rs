@@ -1,9 +1,10 @@
 //! Signing in and out through the API, and `me`.
 
+use crate::request::{parts, OrGql};
 use crate::{to_gql_error, RequestContext};
 use async_graphql::{Context, Enum, Object, SimpleObject, ID};
 use chrono::{DateTime, Utc};
-use musubi_domain::sessions::{SessionKind, SignInStep};
+use musubi_domain::sessions::{SessionKind, SignIn, SignInStep};
 use musubi_domain::Services;
 
 #[derive(Enum, Copy, Clone, Eq, PartialEq)]
@@ -21,6 +22,20 @@ pub struct SignInPayload {
     /// Bearer token. Until `next` is `DONE`, it only allows completing the second factor.
     pub token: String,
     pub next: SignInNext,
+}
+
+impl From<SignIn> for SignInPayload {
+    fn from(s: SignIn) -> Self {
+        let next = match s.step {
+            SignInStep::Done => SignInNext::Done,
+            SignInStep::SecondFactor => SignInNext::SecondFactor,
+            SignInStep::EnrolSecondFactor => SignInNext::EnrolSecondFactor,
+        };
+        Self {
+            token: s.token,
+            next,
+        }
+    }
 }
 
 #[derive(SimpleObject)]
@@ -96,10 +111,7 @@ impl Me {
     async fn sessions(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<SessionInfo>> {
         let v = viewer(ctx)?;
         let services = ctx.data::<Services>()?;
-        let rows = services
-            .my_sessions(v)
-            .await
-            .map_err(|e| to_gql_error(ctx, e))?;
+        let rows = services.my_sessions(v).await.gql(ctx)?;
         Ok(rows
             .into_iter()
             .map(|s| SessionInfo {
@@ -119,7 +131,7 @@ impl Me {
 /// concern only the account.
 fn viewer<'a>(ctx: &Context<'a>) -> async_graphql::Result<&'a musubi_domain::sessions::Viewer> {
     let rc = ctx.data::<RequestContext>()?;
-    rc.account().map_err(|e| to_gql_error(ctx, e))
+    rc.account().gql(ctx)
 }
 
 #[derive(Default)]
@@ -149,21 +161,12 @@ impl AuthMutation {
         email: String,
         password: String,
     ) -> async_graphql::Result<SignInPayload> {
-        let services = ctx.data::<Services>()?;
-        let rc = ctx.data::<RequestContext>()?;
+        let (services, rc) = parts(ctx)?;
         let s = services
             .sign_in(&email, &password, SessionKind::Api, &rc.client)
             .await
-            .map_err(|e| to_gql_error(ctx, e))?;
-        let next = match s.step {
-            SignInStep::Done => SignInNext::Done,
-            SignInStep::SecondFactor => SignInNext::SecondFactor,
-            SignInStep::EnrolSecondFactor => SignInNext::EnrolSecondFactor,
-        };
-        Ok(SignInPayload {
-            token: s.token,
-            next,
-        })
+            .gql(ctx)?;
+        Ok(s.into())
     }
 
     /// Completes sign-in with a code from the authenticator app or a recovery code; send the
@@ -173,13 +176,12 @@ impl AuthMutation {
         ctx: &Context<'_>,
         code: String,
     ) -> async_graphql::Result<SignInPayload> {
-        let services = ctx.data::<Services>()?;
-        let rc = ctx.data::<RequestContext>()?;
+        let (services, rc) = parts(ctx)?;
         let token = rc.token.clone().unwrap_or_default();
         let token = services
             .complete_second_factor(&token, &code, &rc.client)
             .await
-            .map_err(|e| to_gql_error(ctx, e))?;
+            .gql(ctx)?;
         Ok(SignInPayload {
             token,
             next: SignInNext::Done,
@@ -188,25 +190,17 @@ impl AuthMutation {
 
     /// Ends this session.
     async fn sign_out(&self, ctx: &Context<'_>) -> async_graphql::Result<bool> {
-        let services = ctx.data::<Services>()?;
-        let rc = ctx.data::<RequestContext>()?;
+        let (services, rc) = parts(ctx)?;
         let v = viewer(ctx)?;
-        services
-            .sign_out(v, &rc.client)
-            .await
-            .map_err(|e| to_gql_error(ctx, e))?;
+        services.sign_out(v, &rc.client).await.gql(ctx)?;
         Ok(true)
     }
 
     /// Ends every session of mine, on every device.
     async fn sign_out_everywhere(&self, ctx: &Context<'_>) -> async_graphql::Result<i32> {
-        let services = ctx.data::<Services>()?;
-        let rc = ctx.data::<RequestContext>()?;
+        let (services, rc) = parts(ctx)?;
         let v = viewer(ctx)?;
-        let n = services
-            .sign_out_everywhere(v, &rc.client)
-            .await
-            .map_err(|e| to_gql_error(ctx, e))?;
+        let n = services.sign_out_everywhere(v, &rc.client).await.gql(ctx)?;
         Ok(i32::try_from(n).unwrap_or(i32::MAX))
     }
 
@@ -217,10 +211,7 @@ impl AuthMutation {
         let Ok(id) = uuid::Uuid::parse_str(&id) else {
             return Err(to_gql_error(ctx, musubi_domain::AppError::not_found()));
         };
-        services
-            .revoke_my_session(v, id)
-            .await
-            .map_err(|e| to_gql_error(ctx, e))?;
+        services.revoke_my_session(v, id).await.gql(ctx)?;
         Ok(true)
     }
 }

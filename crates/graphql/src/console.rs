@@ -1,8 +1,7 @@
 //! The association console through the API: members, facilities, settings. The request's
 //! association comes from the `Musubi-Association` header; the services authorize.
 
-use crate::request::{routed, uuid};
-use crate::to_gql_error;
+use crate::request::{routed, uuid, OrGql};
 use async_graphql::{Context, Enum, InputObject, Object, SimpleObject, ID};
 use chrono::{DateTime, Utc};
 use musubi_domain::members::{answers_for_account, MemberRole as DomainRole, SettingsInput};
@@ -120,15 +119,16 @@ pub struct ConsoleQuery;
 impl ConsoleQuery {
     /// Members of the routed association (administrators only).
     async fn members(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<Member>> {
-        let (services, rc, viewer, tenant) = routed(ctx)?;
-        let rows = services
-            .list_members(viewer, tenant, &rc.client)
-            .await
-            .map_err(|e| to_gql_error(ctx, e))?;
+        let (services, actor) = routed(ctx)?;
+        let rows = services.list_members(&actor).await.gql(ctx)?;
         Ok(rows
             .into_iter()
             .map(|m| Member {
-                account_wide_actions: answers_for_account(viewer, tenant, &m.active_associations),
+                account_wide_actions: answers_for_account(
+                    actor.viewer(),
+                    actor.tenant(),
+                    &m.active_associations,
+                ),
                 home_association_name: m.home_association,
                 user_id: ID(m.user_id.to_string()),
                 name: m.name,
@@ -147,11 +147,8 @@ impl ConsoleQuery {
 
     /// Facilities (事業所) of the routed association (its members).
     async fn facilities(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<Facility>> {
-        let (services, rc, viewer, tenant) = routed(ctx)?;
-        let rows = services
-            .list_facilities(viewer, tenant, &rc.client)
-            .await
-            .map_err(|e| to_gql_error(ctx, e))?;
+        let (services, actor) = routed(ctx)?;
+        let rows = services.list_facilities(&actor).await.gql(ctx)?;
         Ok(rows
             .into_iter()
             .map(|f| Facility {
@@ -170,7 +167,7 @@ impl ConsoleQuery {
         before: Option<i64>,
         #[graphql(validator(minimum = 1, maximum = 200))] limit: Option<u32>,
     ) -> async_graphql::Result<AuditPage> {
-        let (services, rc, viewer, tenant) = routed(ctx)?;
+        let (services, actor) = routed(ctx)?;
         let f = filter.unwrap_or_default();
         let actor_id = match f.actor_id {
             Some(id) => Some(uuid(ctx, &id)?),
@@ -185,9 +182,9 @@ impl ConsoleQuery {
             object_id: f.object_id,
         };
         let page = services
-            .audit_list(viewer, tenant, &filter, before, limit, &rc.client)
+            .audit_list(&actor, &filter, before, limit)
             .await
-            .map_err(|e| to_gql_error(ctx, e))?;
+            .gql(ctx)?;
         Ok(AuditPage {
             next_before: page.next_before,
             records: page
@@ -214,12 +211,8 @@ impl ConsoleQuery {
         &self,
         ctx: &Context<'_>,
     ) -> async_graphql::Result<AssociationSettings> {
-        let (services, rc, viewer, tenant) = routed(ctx)?;
-        Ok(services
-            .association_settings(viewer, tenant, &rc.client)
-            .await
-            .map_err(|e| to_gql_error(ctx, e))?
-            .into())
+        let (services, actor) = routed(ctx)?;
+        Ok(services.association_settings(&actor).await.gql(ctx)?.into())
     }
 }
 
@@ -236,12 +229,9 @@ impl ConsoleMutation {
         ctx: &Context<'_>,
         user_id: ID,
     ) -> async_graphql::Result<bool> {
-        let (services, rc, viewer, tenant) = routed(ctx)?;
+        let (services, actor) = routed(ctx)?;
         let id = uuid(ctx, &user_id)?;
-        services
-            .deactivate_member(viewer, tenant, id, &rc.client)
-            .await
-            .map_err(|e| to_gql_error(ctx, e))?;
+        services.deactivate_member(&actor, id).await.gql(ctx)?;
         Ok(true)
     }
 
@@ -253,12 +243,9 @@ impl ConsoleMutation {
         ctx: &Context<'_>,
         user_id: ID,
     ) -> async_graphql::Result<bool> {
-        let (services, rc, viewer, tenant) = routed(ctx)?;
+        let (services, actor) = routed(ctx)?;
         let id = uuid(ctx, &user_id)?;
-        services
-            .reactivate_member(viewer, tenant, id, &rc.client)
-            .await
-            .map_err(|e| to_gql_error(ctx, e))?;
+        services.reactivate_member(&actor, id).await.gql(ctx)?;
         Ok(true)
     }
 
@@ -268,13 +255,13 @@ impl ConsoleMutation {
         user_id: ID,
         role: MemberRole,
     ) -> async_graphql::Result<bool> {
-        let (services, rc, viewer, tenant) = routed(ctx)?;
+        let (services, actor) = routed(ctx)?;
         let id = uuid(ctx, &user_id)?;
         let role = DomainRole::from(role);
         services
-            .change_member_role(viewer, tenant, id, role, &rc.client)
+            .change_member_role(&actor, id, role)
             .await
-            .map_err(|e| to_gql_error(ctx, e))?;
+            .gql(ctx)?;
         Ok(true)
     }
 
@@ -282,12 +269,9 @@ impl ConsoleMutation {
     /// account: `ACCOUNT_WIDE_ACTION_FORBIDDEN` unless `Member.accountWideActions`. Recorded
     /// in the audit log of each association the person belongs to.
     async fn sign_out_member(&self, ctx: &Context<'_>, user_id: ID) -> async_graphql::Result<i32> {
-        let (services, rc, viewer, tenant) = routed(ctx)?;
+        let (services, actor) = routed(ctx)?;
         let id = uuid(ctx, &user_id)?;
-        let n = services
-            .sign_out_member(viewer, tenant, id, &rc.client)
-            .await
-            .map_err(|e| to_gql_error(ctx, e))?;
+        let n = services.sign_out_member(&actor, id).await.gql(ctx)?;
         Ok(i32::try_from(n).unwrap_or(i32::MAX))
     }
 
@@ -299,12 +283,12 @@ impl ConsoleMutation {
         ctx: &Context<'_>,
         user_id: ID,
     ) -> async_graphql::Result<bool> {
-        let (services, rc, viewer, tenant) = routed(ctx)?;
+        let (services, actor) = routed(ctx)?;
         let id = uuid(ctx, &user_id)?;
         services
-            .reset_member_second_factor(viewer, tenant, id, &rc.client)
+            .reset_member_second_factor(&actor, id)
             .await
-            .map_err(|e| to_gql_error(ctx, e))?;
+            .gql(ctx)?;
         Ok(true)
     }
 
@@ -313,7 +297,7 @@ impl ConsoleMutation {
         ctx: &Context<'_>,
         input: AssociationSettingsInput,
     ) -> async_graphql::Result<AssociationSettings> {
-        let (services, rc, viewer, tenant) = routed(ctx)?;
+        let (services, actor) = routed(ctx)?;
         let input = SettingsInput {
             require_second_factor: input.require_second_factor,
             session_idle_minutes: input.session_idle_minutes,
@@ -322,9 +306,9 @@ impl ConsoleMutation {
             receipt_mode: input.receipt_mode.map(Into::into),
         };
         Ok(services
-            .update_association_settings(viewer, tenant, &input, &rc.client)
+            .update_association_settings(&actor, &input)
             .await
-            .map_err(|e| to_gql_error(ctx, e))?
+            .gql(ctx)?
             .into())
     }
 }

@@ -2,14 +2,15 @@
 //! routed association (`Musubi-Association` header); accepting an invitation and resetting a
 //! password are public: the token from the link is the credential.
 
-use crate::auth::{SignInNext, SignInPayload};
+use crate::auth::SignInPayload;
 use crate::console::MemberRole;
-use crate::{to_gql_error, RequestContext};
+use crate::request::{parts, routed, OrGql};
+use crate::to_gql_error;
 use async_graphql::{Context, InputObject, Object, SimpleObject, ID};
 use chrono::{DateTime, Utc};
 use musubi_domain::invitations::{self as domain, AcceptInput, InviteInput};
-use musubi_domain::sessions::{SessionKind, SignInStep};
-use musubi_domain::{AppError, Services};
+use musubi_domain::sessions::SessionKind;
+use musubi_domain::AppError;
 use uuid::Uuid;
 
 /// An invitation to join the routed association.
@@ -80,10 +81,6 @@ pub struct AcceptInvitationInput {
     pub doctor_kind: Option<String>,
 }
 
-fn parts<'a>(ctx: &Context<'a>) -> async_graphql::Result<(&'a Services, &'a RequestContext)> {
-    Ok((ctx.data::<Services>()?, ctx.data::<RequestContext>()?))
-}
-
 #[derive(Default)]
 pub struct InvitationQuery;
 
@@ -91,13 +88,8 @@ pub struct InvitationQuery;
 impl InvitationQuery {
     /// Pending invitations of the routed association, newest first (administrators only).
     async fn invitations(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<Invitation>> {
-        let (services, rc) = parts(ctx)?;
-        let viewer = rc.viewer().map_err(|e| to_gql_error(ctx, e))?;
-        let tenant = rc.tenant().map_err(|e| to_gql_error(ctx, e))?;
-        let rows = services
-            .list_invitations(viewer, tenant, &rc.client)
-            .await
-            .map_err(|e| to_gql_error(ctx, e))?;
+        let (services, actor) = routed(ctx)?;
+        let rows = services.list_invitations(&actor).await.gql(ctx)?;
         Ok(rows.into_iter().map(Invitation::from).collect())
     }
 
@@ -112,7 +104,7 @@ impl InvitationQuery {
         let p = services
             .invitation_preview(&token, &rc.client)
             .await
-            .map_err(|e| to_gql_error(ctx, e))?;
+            .gql(ctx)?;
         Ok(InvitationPreview {
             association_slug: p.association_slug,
             association_name: p.association_name,
@@ -142,9 +134,7 @@ impl InvitationMutation {
         facility_id: Option<ID>,
         expires_in_days: Option<i32>,
     ) -> async_graphql::Result<Invitation> {
-        let (services, rc) = parts(ctx)?;
-        let viewer = rc.viewer().map_err(|e| to_gql_error(ctx, e))?;
-        let tenant = rc.tenant().map_err(|e| to_gql_error(ctx, e))?;
+        let (services, actor) = routed(ctx)?;
         let facility_id = match facility_id {
             Some(id) => Some(Uuid::parse_str(&id).map_err(|_| {
                 to_gql_error(
@@ -160,10 +150,7 @@ impl InvitationMutation {
             facility_id,
             expires_in_days,
         };
-        let created = services
-            .invite_member(viewer, tenant, &input, &rc.client)
-            .await
-            .map_err(|e| to_gql_error(ctx, e))?;
+        let created = services.invite_member(&actor, &input).await.gql(ctx)?;
         let mut out = Invitation::from(created.invitation);
         out.link = created.link;
         out.qr_svg = created.qr_svg;
@@ -172,15 +159,10 @@ impl InvitationMutation {
 
     /// Withdraws a pending invitation of the routed association (administrators only).
     async fn revoke_invitation(&self, ctx: &Context<'_>, id: ID) -> async_graphql::Result<bool> {
-        let (services, rc) = parts(ctx)?;
-        let viewer = rc.viewer().map_err(|e| to_gql_error(ctx, e))?;
-        let tenant = rc.tenant().map_err(|e| to_gql_error(ctx, e))?;
+        let (services, actor) = routed(ctx)?;
         // A malformed id is a missing invitation, answered after the same authorization.
         let id = Uuid::parse_str(&id).unwrap_or(Uuid::nil());
-        services
-            .revoke_invitation(viewer, tenant, id, &rc.client)
-            .await
-            .map_err(|e| to_gql_error(ctx, e))?;
+        services.revoke_invitation(&actor, id).await.gql(ctx)?;
         Ok(true)
     }
 
@@ -204,16 +186,8 @@ impl InvitationMutation {
         let s = services
             .accept_invitation(&token, &input, SessionKind::Api, &rc.client)
             .await
-            .map_err(|e| to_gql_error(ctx, e))?;
-        let next = match s.step {
-            SignInStep::Done => SignInNext::Done,
-            SignInStep::SecondFactor => SignInNext::SecondFactor,
-            SignInStep::EnrolSecondFactor => SignInNext::EnrolSecondFactor,
-        };
-        Ok(SignInPayload {
-            token: s.token,
-            next,
-        })
+            .gql(ctx)?;
+        Ok(s.into())
     }
 
     /// Mails a password-reset link if the address has an account. Always `true`: the answer
@@ -227,7 +201,7 @@ impl InvitationMutation {
         services
             .request_password_reset(&email, &rc.client)
             .await
-            .map_err(|e| to_gql_error(ctx, e))?;
+            .gql(ctx)?;
         Ok(true)
     }
 
@@ -244,7 +218,7 @@ impl InvitationMutation {
         services
             .reset_password(&token, &new_password, &rc.client)
             .await
-            .map_err(|e| to_gql_error(ctx, e))?;
+            .gql(ctx)?;
         Ok(true)
     }
 }

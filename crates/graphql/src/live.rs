@@ -2,12 +2,13 @@
 //! events reach whom is decided by the services ([`musubi_domain::live`]); this renders them.
 //! Events carry ids only: the client fetches what it may see through the ordinary queries.
 
+use crate::request::{parts, OrGql};
 use crate::sns::UnreadCounts;
-use crate::{to_gql_error, RequestContext};
+use crate::to_gql_error;
 use async_graphql::{Context, Enum, SimpleObject, Subscription, ID};
 use futures_util::Stream;
 use musubi_domain::live::LiveItem;
-use musubi_domain::{AppError, Services};
+use musubi_domain::AppError;
 use musubi_realtime::EventKind as BusKind;
 
 #[derive(Enum, Copy, Clone, Eq, PartialEq)]
@@ -77,9 +78,8 @@ impl Subscription {
         ctx: &Context<'_>,
         after: Option<ID>,
     ) -> async_graphql::Result<impl Stream<Item = Event>> {
-        let services = ctx.data::<Services>()?;
-        let rc = ctx.data::<RequestContext>()?;
-        let viewer = rc.viewer().map_err(|e| to_gql_error(ctx, e))?.clone();
+        let (services, rc) = parts(ctx)?;
+        let viewer = rc.viewer().gql(ctx)?.clone();
         let after =
             match after {
                 Some(a) => Some(a.parse::<i64>().ok().filter(|n| *n >= 0).ok_or_else(|| {
@@ -87,10 +87,7 @@ impl Subscription {
                 })?),
                 None => None,
             };
-        let feed = services
-            .live_feed(viewer, after)
-            .await
-            .map_err(|e| to_gql_error(ctx, e))?;
+        let feed = services.live_feed(viewer, after).await.gql(ctx)?;
         Ok(futures_util::stream::unfold(feed, |mut feed| async move {
             feed.next().await.map(|item| (render(item), feed))
         }))

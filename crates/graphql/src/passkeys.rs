@@ -3,8 +3,8 @@
 //! WebAuthn shapes, with binary fields in base64url; see `docs/security.md`.
 
 use crate::auth::{SignInNext, SignInPayload};
-use crate::request::viewer;
-use crate::{to_gql_error, RequestContext};
+use crate::request::{parts, viewer, OrGql};
+use crate::to_gql_error;
 use async_graphql::{Context, Json, Object, SimpleObject, ID};
 use chrono::{DateTime, Utc};
 use musubi_domain::passkeys::{PasskeyCeremony as Ceremony, PasskeyInfo};
@@ -63,10 +63,7 @@ fn ceremony_id(ctx: &Context<'_>, id: &ID) -> async_graphql::Result<uuid::Uuid> 
 pub(crate) async fn my_passkeys(ctx: &Context<'_>) -> async_graphql::Result<Vec<Passkey>> {
     let v = viewer(ctx)?;
     let services = ctx.data::<Services>()?;
-    let list = services
-        .my_passkeys(v)
-        .await
-        .map_err(|e| to_gql_error(ctx, e))?;
+    let list = services.my_passkeys(v).await.gql(ctx)?;
     Ok(list.into_iter().map(Passkey::from).collect())
 }
 
@@ -94,10 +91,7 @@ impl PasskeyMutation {
     ) -> async_graphql::Result<PasskeyCeremony> {
         let v = viewer(ctx)?;
         let services = ctx.data::<Services>()?;
-        let c = services
-            .start_passkey_registration(v)
-            .await
-            .map_err(|e| to_gql_error(ctx, e))?;
+        let c = services.start_passkey_registration(v).await.gql(ctx)?;
         Ok(c.into())
     }
 
@@ -111,25 +105,20 @@ impl PasskeyMutation {
         name: Option<String>,
     ) -> async_graphql::Result<Passkey> {
         let v = viewer(ctx)?;
-        let services = ctx.data::<Services>()?;
-        let rc = ctx.data::<RequestContext>()?;
+        let (services, rc) = parts(ctx)?;
         let id = self::ceremony_id(ctx, &ceremony_id)?;
         let p = services
             .finish_passkey_registration(v, id, credential.0, name.as_deref(), &rc.client)
             .await
-            .map_err(|e| to_gql_error(ctx, e))?;
+            .gql(ctx)?;
         Ok(p.into())
     }
 
     /// Removes one of my passkeys.
     async fn delete_passkey(&self, ctx: &Context<'_>, id: ID) -> async_graphql::Result<bool> {
         let v = viewer(ctx)?;
-        let services = ctx.data::<Services>()?;
-        let rc = ctx.data::<RequestContext>()?;
-        services
-            .delete_passkey(v, &id, &rc.client)
-            .await
-            .map_err(|e| to_gql_error(ctx, e))?;
+        let (services, rc) = parts(ctx)?;
+        services.delete_passkey(v, &id, &rc.client).await.gql(ctx)?;
         Ok(true)
     }
 
@@ -139,12 +128,8 @@ impl PasskeyMutation {
         &self,
         ctx: &Context<'_>,
     ) -> async_graphql::Result<PasskeyCeremony> {
-        let services = ctx.data::<Services>()?;
-        let rc = ctx.data::<RequestContext>()?;
-        let c = services
-            .start_passkey_sign_in(&rc.client)
-            .await
-            .map_err(|e| to_gql_error(ctx, e))?;
+        let (services, rc) = parts(ctx)?;
+        let c = services.start_passkey_sign_in(&rc.client).await.gql(ctx)?;
         Ok(c.into())
     }
 
@@ -157,8 +142,7 @@ impl PasskeyMutation {
         ceremony_id: ID,
         credential: Json<serde_json::Value>,
     ) -> async_graphql::Result<SignInPayload> {
-        let services = ctx.data::<Services>()?;
-        let rc = ctx.data::<RequestContext>()?;
+        let (services, rc) = parts(ctx)?;
         let Ok(id) = uuid::Uuid::parse_str(&ceremony_id) else {
             return Err(to_gql_error(
                 ctx,
@@ -171,7 +155,7 @@ impl PasskeyMutation {
         let s = services
             .finish_passkey_sign_in(id, credential.0, SessionKind::Api, &rc.client)
             .await
-            .map_err(|e| to_gql_error(ctx, e))?;
+            .gql(ctx)?;
         Ok(SignInPayload {
             token: s.token,
             next: SignInNext::Done,

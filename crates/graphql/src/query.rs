@@ -5,8 +5,8 @@ use crate::console::{ConsoleMutation, ConsoleQuery};
 use crate::invitations::{InvitationMutation, InvitationQuery};
 use crate::live::Subscription;
 use crate::passkeys::{PasskeyMutation, PasskeyQuery};
+use crate::request::{parts, OrGql};
 use crate::sns::{SnsMutation, SnsQuery};
-use crate::{to_gql_error, RequestContext};
 use async_graphql::{Context, MergedObject, Object, Schema, SimpleObject, ID};
 use chrono::{DateTime, Utc};
 use musubi_config::Config;
@@ -75,22 +75,15 @@ impl PublicQuery {
     /// Every association of this deployment.
     async fn associations(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<Association>> {
         let services = ctx.data::<Services>()?;
-        let cards = services
-            .association_cards()
-            .await
-            .map_err(|e| to_gql_error(ctx, e))?;
+        let cards = services.association_cards().await.gql(ctx)?;
         Ok(cards.into_iter().map(Association::from).collect())
     }
 
     /// The association this request is routed to (header `Musubi-Association`).
     async fn association(&self, ctx: &Context<'_>) -> async_graphql::Result<Association> {
-        let services = ctx.data::<Services>()?;
-        let rc = ctx.data::<RequestContext>()?;
-        let tenant = rc.tenant().map_err(|e| to_gql_error(ctx, e))?;
-        let card = services
-            .association_card(tenant)
-            .await
-            .map_err(|e| to_gql_error(ctx, e))?;
+        let (services, rc) = parts(ctx)?;
+        let tenant = rc.tenant().gql(ctx)?;
+        let card = services.association_card(tenant).await.gql(ctx)?;
         Ok(card.into())
     }
 

@@ -5,24 +5,25 @@
 use crate::{to_gql_error, RequestContext};
 use async_graphql::{Context, ID};
 use musubi_domain::sessions::Viewer;
-use musubi_domain::{AppError, Services, Tenant};
+use musubi_domain::{Actor, AppError, Services};
 use uuid::Uuid;
 
-/// The services, the request, its signed-in active member and the association it was routed to.
-pub(crate) type Routed<'a> = (&'a Services, &'a RequestContext, &'a Viewer, &'a Tenant);
+/// The services, and the request's signed-in active member acting in the association it was
+/// routed to.
+pub(crate) type Routed<'a> = (&'a Services, Actor<'a>);
 
 pub(crate) fn routed<'a>(ctx: &Context<'a>) -> async_graphql::Result<Routed<'a>> {
     let services = ctx.data::<Services>()?;
     let rc = ctx.data::<RequestContext>()?;
-    let viewer = rc.viewer().map_err(|e| to_gql_error(ctx, e))?;
-    let tenant = rc.tenant().map_err(|e| to_gql_error(ctx, e))?;
-    Ok((services, rc, viewer, tenant))
+    let viewer = rc.viewer().gql(ctx)?;
+    let tenant = rc.tenant().gql(ctx)?;
+    Ok((services, Actor::new(viewer, tenant, &rc.client)))
 }
 
 /// The signed-in active member, whatever the routing.
 pub(crate) fn viewer<'a>(ctx: &Context<'a>) -> async_graphql::Result<&'a Viewer> {
     let rc = ctx.data::<RequestContext>()?;
-    rc.viewer().map_err(|e| to_gql_error(ctx, e))
+    rc.viewer().gql(ctx)
 }
 
 /// The services and the signed-in active member.
@@ -35,4 +36,22 @@ pub(crate) fn signed_in<'a>(
 /// An id from the client; one that is not a UUID is simply not found.
 pub(crate) fn uuid(ctx: &Context<'_>, id: &ID) -> async_graphql::Result<Uuid> {
     Uuid::parse_str(id).map_err(|_| to_gql_error(ctx, AppError::not_found()))
+}
+
+/// The services and the request, signed in or not.
+pub(crate) fn parts<'a>(
+    ctx: &Context<'a>,
+) -> async_graphql::Result<(&'a Services, &'a RequestContext)> {
+    Ok((ctx.data::<Services>()?, ctx.data::<RequestContext>()?))
+}
+
+/// A service's error as GraphQL's, with its stable code (see [`to_gql_error`]).
+pub(crate) trait OrGql<T> {
+    fn gql(self, ctx: &Context<'_>) -> async_graphql::Result<T>;
+}
+
+impl<T> OrGql<T> for Result<T, AppError> {
+    fn gql(self, ctx: &Context<'_>) -> async_graphql::Result<T> {
+        self.map_err(|e| to_gql_error(ctx, e))
+    }
 }

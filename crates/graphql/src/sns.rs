@@ -5,8 +5,7 @@
 //! (`Musubi-Association` header). The services authorize: what the viewer may not see answers
 //! `NOT_FOUND`, exactly like a missing object.
 
-use crate::request::{routed, signed_in, uuid};
-use crate::to_gql_error;
+use crate::request::{routed, signed_in, uuid, OrGql};
 use async_graphql::{Context, Enum, MaybeUndefined, Object, SimpleObject, ID};
 use chrono::{DateTime, Utc};
 use musubi_db::groups::{CandidateRow, GroupMemberRow, GroupRow, TopicRow};
@@ -468,16 +467,6 @@ pub struct Home {
     pub invitations: i32,
 }
 
-trait OrGql<T> {
-    fn gql(self, ctx: &Context<'_>) -> async_graphql::Result<T>;
-}
-
-impl<T> OrGql<T> for Result<T, AppError> {
-    fn gql(self, ctx: &Context<'_>) -> async_graphql::Result<T> {
-        self.map_err(|e| to_gql_error(ctx, e))
-    }
-}
-
 #[derive(Default)]
 pub struct SnsQuery;
 
@@ -548,12 +537,9 @@ impl SnsQuery {
     /// A group's page (routed to its host association): active members only; anyone else gets
     /// `NOT_FOUND`. Opening a patient group is audited.
     async fn group(&self, ctx: &Context<'_>, id: ID) -> async_graphql::Result<GroupPage> {
-        let (services, rc, viewer, tenant) = routed(ctx)?;
+        let (services, actor) = routed(ctx)?;
         let group_id = uuid(ctx, &id)?;
-        let view = services
-            .group_view(viewer, tenant, group_id, &rc.client)
-            .await
-            .gql(ctx)?;
+        let view = services.group_view(&actor, group_id).await.gql(ctx)?;
         let unread = count(view.unread());
         Ok(GroupPage {
             my_role: view.my_role.map_or(GroupRole::Member, GroupRole::from),
@@ -567,13 +553,10 @@ impl SnsQuery {
     /// What I may know of a group before joining it (routed): only one I am invited to, have
     /// asked to join, or that accepts requests from my association. Otherwise `NOT_FOUND`.
     async fn group_preview(&self, ctx: &Context<'_>, id: ID) -> async_graphql::Result<Group> {
-        let (services, _, viewer, tenant) = routed(ctx)?;
+        let (services, actor) = routed(ctx)?;
         let group_id = uuid(ctx, &id)?;
-        let row = services
-            .group_invitation(viewer, tenant, group_id)
-            .await
-            .gql(ctx)?;
-        Ok(group_out(row, &tenant.slug))
+        let row = services.group_invitation(&actor, group_id).await.gql(ctx)?;
+        Ok(group_out(row, &actor.tenant().slug))
     }
 
     /// People I may invite to a group (owners; routed to its host): the active members of the
@@ -587,17 +570,10 @@ impl SnsQuery {
         #[graphql(default)] search: String,
         #[graphql(default = 20)] first: i32,
     ) -> async_graphql::Result<Vec<InviteCandidate>> {
-        let (services, rc, viewer, tenant) = routed(ctx)?;
+        let (services, actor) = routed(ctx)?;
         let group_id = uuid(ctx, &group_id)?;
         let rows = services
-            .group_invite_candidates(
-                viewer,
-                tenant,
-                group_id,
-                &search,
-                i64::from(first),
-                &rc.client,
-            )
+            .group_invite_candidates(&actor, group_id, &search, i64::from(first))
             .await
             .gql(ctx)?;
         Ok(rows.into_iter().map(candidate_out).collect())
@@ -605,14 +581,11 @@ impl SnsQuery {
 
     /// General groups of the routed association that accept requests to join.
     async fn open_groups(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<Group>> {
-        let (services, rc, viewer, tenant) = routed(ctx)?;
-        let rows = services
-            .open_groups(viewer, tenant, &rc.client)
-            .await
-            .gql(ctx)?;
+        let (services, actor) = routed(ctx)?;
+        let rows = services.open_groups(&actor).await.gql(ctx)?;
         Ok(rows
             .into_iter()
-            .map(|g| group_out(g, &tenant.slug))
+            .map(|g| group_out(g, &actor.tenant().slug))
             .collect())
     }
 
@@ -628,10 +601,10 @@ impl SnsQuery {
         id: ID,
         #[graphql(default = true)] mark_read: bool,
     ) -> async_graphql::Result<TopicPage> {
-        let (services, rc, viewer, tenant) = routed(ctx)?;
+        let (services, actor) = routed(ctx)?;
         let topic_id = uuid(ctx, &id)?;
         let view = services
-            .open_topic(viewer, tenant, topic_id, mark_read, &rc.client)
+            .open_topic(&actor, topic_id, mark_read)
             .await
             .gql(ctx)?;
         Ok(TopicPage {
@@ -664,7 +637,7 @@ impl SnsMutation {
         #[graphql(default = false)] accepts_requests: bool,
         receipt_mode: Option<ReceiptMode>,
     ) -> async_graphql::Result<Group> {
-        let (services, rc, viewer, tenant) = routed(ctx)?;
+        let (services, actor) = routed(ctx)?;
         let input = GroupInput {
             name,
             description,
@@ -672,14 +645,11 @@ impl SnsMutation {
             receipt_mode: receipt_mode.map(Into::into),
         };
         let group_id = services
-            .create_group(viewer, tenant, kind.into(), &input, &rc.client)
+            .create_group(&actor, kind.into(), &input)
             .await
             .gql(ctx)?;
-        let row = services
-            .group_invitation(viewer, tenant, group_id)
-            .await
-            .gql(ctx)?;
-        Ok(group_out(row, &tenant.slug))
+        let row = services.group_invitation(&actor, group_id).await.gql(ctx)?;
+        Ok(group_out(row, &actor.tenant().slug))
     }
 
     /// Changes a group (owners). Omitted arguments keep their value; `receiptMode: null`
@@ -693,7 +663,7 @@ impl SnsMutation {
         accepts_requests: Option<bool>,
         receipt_mode: MaybeUndefined<ReceiptMode>,
     ) -> async_graphql::Result<Group> {
-        let (services, rc, viewer, tenant) = routed(ctx)?;
+        let (services, actor) = routed(ctx)?;
         let group_id = uuid(ctx, &id)?;
         let patch = GroupPatch {
             name,
@@ -706,14 +676,11 @@ impl SnsMutation {
             },
         };
         services
-            .update_group(viewer, tenant, group_id, &patch, &rc.client)
+            .update_group(&actor, group_id, &patch)
             .await
             .gql(ctx)?;
-        let row = services
-            .group_invitation(viewer, tenant, group_id)
-            .await
-            .gql(ctx)?;
-        Ok(group_out(row, &tenant.slug))
+        let row = services.group_invitation(&actor, group_id).await.gql(ctx)?;
+        Ok(group_out(row, &actor.tenant().slug))
     }
 
     /// Invites a person picked from `groupInviteCandidates` (owners); they join when they
@@ -724,11 +691,11 @@ impl SnsMutation {
         group_id: ID,
         user_id: ID,
     ) -> async_graphql::Result<bool> {
-        let (services, rc, viewer, tenant) = routed(ctx)?;
+        let (services, actor) = routed(ctx)?;
         let group_id = uuid(ctx, &group_id)?;
         let user_id = uuid(ctx, &user_id)?;
         services
-            .invite_to_group(viewer, tenant, group_id, user_id, &rc.client)
+            .invite_to_group(&actor, group_id, user_id)
             .await
             .gql(ctx)?;
         Ok(true)
@@ -743,10 +710,10 @@ impl SnsMutation {
         group_id: ID,
         email: String,
     ) -> async_graphql::Result<bool> {
-        let (services, rc, viewer, tenant) = routed(ctx)?;
+        let (services, actor) = routed(ctx)?;
         let group_id = uuid(ctx, &group_id)?;
         services
-            .invite_to_group_by_email(viewer, tenant, group_id, &email, &rc.client)
+            .invite_to_group_by_email(&actor, group_id, &email)
             .await
             .gql(ctx)?;
         Ok(true)
@@ -759,10 +726,10 @@ impl SnsMutation {
         group_id: ID,
         accept: bool,
     ) -> async_graphql::Result<bool> {
-        let (services, rc, viewer, tenant) = routed(ctx)?;
+        let (services, actor) = routed(ctx)?;
         let group_id = uuid(ctx, &group_id)?;
         services
-            .answer_group_invitation(viewer, tenant, group_id, accept, &rc.client)
+            .answer_group_invitation(&actor, group_id, accept)
             .await
             .gql(ctx)?;
         Ok(true)
@@ -774,12 +741,9 @@ impl SnsMutation {
         ctx: &Context<'_>,
         group_id: ID,
     ) -> async_graphql::Result<bool> {
-        let (services, rc, viewer, tenant) = routed(ctx)?;
+        let (services, actor) = routed(ctx)?;
         let group_id = uuid(ctx, &group_id)?;
-        services
-            .request_to_join(viewer, tenant, group_id, &rc.client)
-            .await
-            .gql(ctx)?;
+        services.request_to_join(&actor, group_id).await.gql(ctx)?;
         Ok(true)
     }
 
@@ -791,11 +755,11 @@ impl SnsMutation {
         user_id: ID,
         approve: bool,
     ) -> async_graphql::Result<bool> {
-        let (services, rc, viewer, tenant) = routed(ctx)?;
+        let (services, actor) = routed(ctx)?;
         let group_id = uuid(ctx, &group_id)?;
         let user_id = uuid(ctx, &user_id)?;
         services
-            .answer_join_request(viewer, tenant, group_id, user_id, approve, &rc.client)
+            .answer_join_request(&actor, group_id, user_id, approve)
             .await
             .gql(ctx)?;
         Ok(true)
@@ -808,11 +772,11 @@ impl SnsMutation {
         group_id: ID,
         user_id: ID,
     ) -> async_graphql::Result<bool> {
-        let (services, rc, viewer, tenant) = routed(ctx)?;
+        let (services, actor) = routed(ctx)?;
         let group_id = uuid(ctx, &group_id)?;
         let user_id = uuid(ctx, &user_id)?;
         services
-            .remove_group_member(viewer, tenant, group_id, user_id, &rc.client)
+            .remove_group_member(&actor, group_id, user_id)
             .await
             .gql(ctx)?;
         Ok(true)
@@ -826,18 +790,17 @@ impl SnsMutation {
         user_id: ID,
         role: GroupRole,
     ) -> async_graphql::Result<bool> {
-        let (services, rc, viewer, tenant) = routed(ctx)?;
+        let (services, actor) = routed(ctx)?;
         let group_id = uuid(ctx, &group_id)?;
         let user_id = uuid(ctx, &user_id)?;
         services
-            .set_group_role(viewer, tenant, group_id, user_id, role.into(), &rc.client)
+            .set_group_role(&actor, group_id, user_id, role.into())
             .await
             .gql(ctx)?;
         Ok(true)
     }
 
     /// Posts a topic; returns its id. `scope` omitted, null or empty: everyone in the group.
-    #[allow(clippy::too_many_arguments)]
     async fn create_topic(
         &self,
         ctx: &Context<'_>,
@@ -847,13 +810,12 @@ impl SnsMutation {
         scope: Option<Vec<ProfessionClass>>,
         #[graphql(default = false)] important: bool,
     ) -> async_graphql::Result<ID> {
-        let (services, rc, viewer, tenant) = routed(ctx)?;
+        let (services, actor) = routed(ctx)?;
         let group_id = uuid(ctx, &group_id)?;
         let scope = scope_in(&scope.unwrap_or_default()).gql(ctx)?;
         let topic = services
             .create_topic(
-                viewer,
-                tenant,
+                &actor,
                 &NewTopic {
                     group_id,
                     title: &title,
@@ -861,7 +823,6 @@ impl SnsMutation {
                     scope,
                     important,
                 },
-                &rc.client,
             )
             .await
             .gql(ctx)?;
@@ -879,7 +840,7 @@ impl SnsMutation {
         pinned: Option<bool>,
         closed: Option<bool>,
     ) -> async_graphql::Result<bool> {
-        let (services, rc, viewer, tenant) = routed(ctx)?;
+        let (services, actor) = routed(ctx)?;
         let topic_id = uuid(ctx, &id)?;
         let scope = match scope {
             Some(s) => Some(scope_in(&s).gql(ctx)?),
@@ -892,7 +853,7 @@ impl SnsMutation {
             closed,
         };
         services
-            .update_topic(viewer, tenant, topic_id, &patch, &rc.client)
+            .update_topic(&actor, topic_id, &patch)
             .await
             .gql(ctx)?;
         Ok(true)
@@ -906,10 +867,10 @@ impl SnsMutation {
         body: String,
         #[graphql(default = false)] important: bool,
     ) -> async_graphql::Result<ID> {
-        let (services, rc, viewer, tenant) = routed(ctx)?;
+        let (services, actor) = routed(ctx)?;
         let topic_id = uuid(ctx, &topic_id)?;
         let comment = services
-            .post_comment(viewer, tenant, topic_id, &body, important, &rc.client)
+            .post_comment(&actor, topic_id, &body, important)
             .await
             .gql(ctx)?;
         Ok(id(comment))
@@ -923,10 +884,10 @@ impl SnsMutation {
         body: String,
         important: bool,
     ) -> async_graphql::Result<bool> {
-        let (services, rc, viewer, tenant) = routed(ctx)?;
+        let (services, actor) = routed(ctx)?;
         let comment_id = uuid(ctx, &id)?;
         services
-            .edit_comment(viewer, tenant, comment_id, &body, important, &rc.client)
+            .edit_comment(&actor, comment_id, &body, important)
             .await
             .gql(ctx)?;
         Ok(true)
@@ -934,21 +895,18 @@ impl SnsMutation {
 
     /// Deletes a comment (its author or a group owner): it stays in place marked deleted.
     async fn delete_comment(&self, ctx: &Context<'_>, id: ID) -> async_graphql::Result<bool> {
-        let (services, rc, viewer, tenant) = routed(ctx)?;
+        let (services, actor) = routed(ctx)?;
         let comment_id = uuid(ctx, &id)?;
-        services
-            .delete_comment(viewer, tenant, comment_id, &rc.client)
-            .await
-            .gql(ctx)?;
+        services.delete_comment(&actor, comment_id).await.gql(ctx)?;
         Ok(true)
     }
 
     /// 「確認しました」 on a comment, in groups whose receipt mode is acknowledgement.
     async fn acknowledge_comment(&self, ctx: &Context<'_>, id: ID) -> async_graphql::Result<bool> {
-        let (services, rc, viewer, tenant) = routed(ctx)?;
+        let (services, actor) = routed(ctx)?;
         let comment_id = uuid(ctx, &id)?;
         services
-            .acknowledge_comment(viewer, tenant, comment_id, &rc.client)
+            .acknowledge_comment(&actor, comment_id)
             .await
             .gql(ctx)?;
         Ok(true)
@@ -957,12 +915,9 @@ impl SnsMutation {
     /// "Mark all as read" for a group: clears my unread counts there without leaving
     /// footprints. Returns the number of topics cleared.
     async fn mark_group_read(&self, ctx: &Context<'_>, group_id: ID) -> async_graphql::Result<i32> {
-        let (services, rc, viewer, tenant) = routed(ctx)?;
+        let (services, actor) = routed(ctx)?;
         let group_id = uuid(ctx, &group_id)?;
-        let n = services
-            .mark_group_read(viewer, tenant, group_id, &rc.client)
-            .await
-            .gql(ctx)?;
+        let n = services.mark_group_read(&actor, group_id).await.gql(ctx)?;
         Ok(count(i64::try_from(n).unwrap_or(i64::MAX)))
     }
 }

@@ -5,11 +5,9 @@ use musubi_authz::GroupRole;
 use musubi_db::accounts::{self, NewSession, NewUser};
 use musubi_db::Db;
 use musubi_domain::associations::CreateAssociation;
-use musubi_domain::audit::RequestMeta;
 use musubi_domain::groups::{GroupInput, GroupKind};
 use musubi_domain::operator::Operator;
-use musubi_domain::sessions::Viewer;
-use musubi_domain::Tenant;
+use musubi_domain::Actor;
 use uuid::Uuid;
 
 /// An association to create: `slug` and `name`, no area or description.
@@ -83,20 +81,18 @@ pub fn group_input(name: impl Into<String>) -> GroupInput {
 /// directly (no invitation); returns the group's id.
 pub async fn group_with_members(
     op: &Operator,
-    tenant: &Tenant,
-    owner: &Viewer,
+    owner: &Actor<'_>,
     kind: GroupKind,
     input: &GroupInput,
     members: &[Uuid],
-    client: &RequestMeta,
 ) -> Uuid {
     let group = op
         .services()
-        .create_group(owner, tenant, kind, input, client)
+        .create_group(owner, kind, input)
         .await
         .unwrap();
     for member in members {
-        op.add_group_member(tenant, group, *member, GroupRole::Member)
+        op.add_group_member(owner.tenant(), group, *member, GroupRole::Member)
             .await
             .unwrap();
     }

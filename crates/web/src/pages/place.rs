@@ -4,14 +4,16 @@
 use crate::ctx::Ctx;
 use crate::pages::not_found;
 use axum::response::Response;
+use musubi_domain::audit::RequestMeta;
 use musubi_domain::sessions::Viewer;
-use musubi_domain::{AppError, ErrorCode, Services, Tenant};
+use musubi_domain::{Actor, AppError, ErrorCode, Services, Tenant};
 
 /// The signed-in person and the association of the path. What they may do there is for the
 /// services to say, call by call.
 pub(crate) struct Place {
     pub viewer: Viewer,
     pub tenant: Tenant,
+    meta: RequestMeta,
 }
 
 impl Place {
@@ -20,10 +22,19 @@ impl Place {
     pub(crate) async fn open(services: &Services, ctx: &Ctx, slug: &str) -> Result<Self, Response> {
         let viewer = ctx.require_viewer(services).await?;
         match services.resolve_tenant(slug).await {
-            Ok(tenant) => Ok(Self { viewer, tenant }),
+            Ok(tenant) => Ok(Self {
+                viewer,
+                tenant,
+                meta: ctx.client.clone(),
+            }),
             Err(e) if e.code == ErrorCode::AssociationNotFound => Err(not_found_page(ctx)),
             Err(e) => Err(ctx.fail("finding the association", e)),
         }
+    }
+
+    /// This person, in this association, from this request: what the services take.
+    pub(crate) fn actor(&self) -> Actor<'_> {
+        Actor::new(&self.viewer, &self.tenant, &self.meta)
     }
 
     pub(crate) fn slug(&self) -> &str {

@@ -8,6 +8,7 @@ use musubi_domain::groups::{GroupKind, Scope};
 use musubi_domain::operator::Operator;
 use musubi_domain::sessions::Viewer;
 use musubi_domain::types::{DoctorKind, Profession};
+use musubi_domain::Actor;
 use musubi_domain::{Services, Tenant};
 use musubi_test_support::sqlcount::{Measured, SqlCounter};
 use musubi_test_support::{
@@ -94,12 +95,10 @@ impl Bench {
         let members: Vec<Uuid> = members.iter().map(|m| m.user().id).collect();
         group_with_members(
             &self.s,
-            &self.tenant,
-            owner,
+            &Actor::new(owner, &self.tenant, &client()),
             kind,
             &group_input(format!("グループ{}", Uuid::new_v4().simple())),
             &members,
-            &client(),
         )
         .await
     }
@@ -109,8 +108,7 @@ impl Bench {
         let t = self
             .s
             .create_topic(
-                author,
-                &self.tenant,
+                &Actor::new(author, &self.tenant, &client()),
                 &musubi_domain::topics::NewTopic {
                     group_id: group,
                     title: "訪問看護報告",
@@ -118,19 +116,16 @@ impl Bench {
                     scope: Scope::EVERYONE,
                     important: false,
                 },
-                &client(),
             )
             .await
             .unwrap();
         for i in 1..comments {
             self.s
                 .post_comment(
-                    author,
-                    &self.tenant,
+                    &Actor::new(author, &self.tenant, &client()),
                     t,
                     &format!("経過 {i}：食事摂取量 7割、排便あり。"),
                     i % 10 == 0,
-                    &client(),
                 )
                 .await
                 .unwrap();
@@ -141,10 +136,11 @@ impl Bench {
     async fn open_counted(&self, viewer: &Viewer, topic: Uuid) -> Measured {
         let (view, m) = self
             .counter
-            .measure(
-                self.counted
-                    .open_topic(viewer, &self.tenant, topic, true, &client()),
-            )
+            .measure(self.counted.open_topic(
+                &Actor::new(viewer, &self.tenant, &client()),
+                topic,
+                true,
+            ))
             .await;
         view.unwrap();
         m
@@ -219,7 +215,7 @@ async fn opening_a_topic_costs_the_same_for_10_or_100_comments_with_10_readers_e
     let warm = b.topic(&nurse, g, 2).await;
     for r in &readers {
         for t in [short, long] {
-            b.s.open_topic(r, &b.tenant, t, true, &client())
+            b.s.open_topic(&Actor::new(r, &b.tenant, &client()), t, true)
                 .await
                 .unwrap();
         }
@@ -279,7 +275,7 @@ async fn opening_a_topic_costs_the_same_for_10_or_100_comments_with_10_readers_e
     assert_eq!(short_author.statements, long_author.statements);
 
     let view =
-        b.s.open_topic(&nurse, &b.tenant, long, false, &client())
+        b.s.open_topic(&Actor::new(&nurse, &b.tenant, &client()), long, false)
             .await
             .unwrap();
     assert_eq!(view.comments.len(), 100);

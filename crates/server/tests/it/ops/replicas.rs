@@ -6,6 +6,7 @@ use musubi_demo::DEMO_PASSWORD;
 use musubi_domain::audit::RequestMeta;
 use musubi_domain::groups::{GroupKind, Scope};
 use musubi_domain::sessions::SessionKind;
+use musubi_domain::Actor;
 use musubi_domain::Services;
 use musubi_test_support::demo::NURSE;
 use musubi_test_support::ws::{GqlWs, Reply};
@@ -154,18 +155,15 @@ async fn a_subscriber_on_one_replica_receives_a_comment_posted_through_another()
         .id;
     let group = group_with_members(
         &services,
-        &tenant,
-        &nurse,
+        &Actor::new(&nurse, &tenant, &RequestMeta::default()),
         GroupKind::Patient,
         &group_input("山田 太郎 様"),
         &[doctor_id],
-        &RequestMeta::default(),
     )
     .await;
     let topic = services
         .create_topic(
-            &nurse,
-            &tenant,
+            &Actor::new(&nurse, &tenant, &RequestMeta::default()),
             &musubi_domain::topics::NewTopic {
                 group_id: group,
                 title: "訪問報告",
@@ -173,7 +171,6 @@ async fn a_subscriber_on_one_replica_receives_a_comment_posted_through_another()
                 scope: Scope::EVERYONE,
                 important: false,
             },
-            &RequestMeta::default(),
         )
         .await
         .unwrap();

@@ -11,6 +11,7 @@
 
 use http::StatusCode;
 use musubi_domain::audit::{self, AuditFilter, RequestMeta};
+use musubi_domain::Actor;
 use musubi_test_support::web::Browser;
 use musubi_test_support::ws::{GqlWs, Reply};
 use musubi_test_support::{error_codes, strip_locations, TestApp};
@@ -315,7 +316,7 @@ async fn a_person_no_association_counts_as_active_gets_only_the_page_that_says_s
     let tenant = app.services().resolve_tenant("sakuradai").await.unwrap();
     let e = app
         .services()
-        .group_view(&viewer, &tenant, ito, &RequestMeta::default())
+        .group_view(&Actor::new(&viewer, &tenant, &RequestMeta::default()), ito)
         .await
         .unwrap_err();
     assert_eq!(e.code.as_str(), "NOT_FOUND");

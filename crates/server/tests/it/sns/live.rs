@@ -9,6 +9,7 @@
 use musubi_domain::audit::RequestMeta;
 use musubi_domain::groups::{GroupKind, Scope};
 use musubi_domain::sessions::Viewer;
+use musubi_domain::Actor;
 use musubi_domain::Tenant;
 use musubi_test_support::demo::{CARE_MANAGER, CLINIC_DOCTOR, HOSPITAL_DOCTOR, NURSE};
 use musubi_test_support::ws::{GqlWs, Reply};
@@ -55,12 +56,10 @@ impl World {
         }
         group_with_members(
             &self.app.operator(),
-            &self.tenant,
-            owner,
+            &Actor::new(owner, &self.tenant, &RequestMeta::default()),
             GroupKind::Patient,
             &group_input(name),
             &ids,
-            &RequestMeta::default(),
         )
         .await
     }
@@ -69,8 +68,7 @@ impl World {
         self.app
             .services()
             .create_topic(
-                author,
-                &self.tenant,
+                &Actor::new(author, &self.tenant, &RequestMeta::default()),
                 &musubi_domain::topics::NewTopic {
                     group_id: group,
                     title,
@@ -78,7 +76,6 @@ impl World {
                     scope,
                     important: false,
                 },
-                &RequestMeta::default(),
             )
             .await
             .unwrap()
@@ -88,12 +85,10 @@ impl World {
         self.app
             .services()
             .post_comment(
-                author,
-                &self.tenant,
+                &Actor::new(author, &self.tenant, &RequestMeta::default()),
                 topic,
                 body,
                 false,
-                &RequestMeta::default(),
             )
             .await
             .unwrap()
@@ -204,7 +199,11 @@ async fn a_subscriber_gets_comments_of_its_groups_and_nothing_outside_its_scope(
     let sato_viewer = w.viewer(HOSPITAL_DOCTOR).await;
     w.app
         .services()
-        .open_topic(&sato_viewer, &w.tenant, open, true, &RequestMeta::default())
+        .open_topic(
+            &Actor::new(&sato_viewer, &w.tenant, &RequestMeta::default()),
+            open,
+            true,
+        )
         .await
         .unwrap();
     let mut kinds = Vec::new();
@@ -250,7 +249,11 @@ async fn events_stop_when_the_subscriber_leaves_the_group() {
     // Removed while subscribed: told once, then nothing more of that group.
     w.app
         .services()
-        .remove_group_member(&nurse, &w.tenant, group, sato, &RequestMeta::default())
+        .remove_group_member(
+            &Actor::new(&nurse, &w.tenant, &RequestMeta::default()),
+            group,
+            sato,
+        )
         .await
         .unwrap();
     let e = next_event(&mut ws).await;
@@ -283,11 +286,9 @@ async fn a_subscriber_who_joins_a_group_while_subscribed_gets_its_events_from_th
         .app
         .services()
         .invite_to_group_by_email(
-            &nurse,
-            &w.tenant,
+            &Actor::new(&nurse, &w.tenant, &RequestMeta::default()),
             later,
             HOSPITAL_DOCTOR,
-            &RequestMeta::default(),
         )
         .await;
     invited.unwrap();
@@ -298,7 +299,11 @@ async fn a_subscriber_who_joins_a_group_while_subscribed_gets_its_events_from_th
     let doctor = w.viewer(HOSPITAL_DOCTOR).await;
     w.app
         .services()
-        .answer_group_invitation(&doctor, &w.tenant, later, true, &RequestMeta::default())
+        .answer_group_invitation(
+            &Actor::new(&doctor, &w.tenant, &RequestMeta::default()),
+            later,
+            true,
+        )
         .await
         .unwrap();
     let e = next_event(&mut ws).await;

@@ -9,6 +9,7 @@ use musubi_domain::operator::Operator;
 use musubi_domain::sessions::Viewer;
 use musubi_domain::topics::{TopicPatch, TopicView};
 use musubi_domain::types::{DoctorKind, Profession};
+use musubi_domain::Actor;
 use musubi_domain::{ErrorCode, Tenant};
 use musubi_test_support::{
     api_session_token, association, group_input, group_with_members, insert_member, TestApp, TestDb,
@@ -26,6 +27,7 @@ struct World {
     s: Operator,
     tenant: Tenant,
     people: HashMap<&'static str, Viewer>,
+    meta: RequestMeta,
 }
 
 /// (key, profession, doctor kind): nurse, pharmacist and care manager are co-medical staff.
@@ -82,11 +84,17 @@ impl World {
             s,
             tenant,
             people,
+            meta: client(),
         }
     }
 
     fn p(&self, key: &str) -> &Viewer {
         &self.people[key]
+    }
+
+    /// `key` acting in this world's association.
+    fn a(&self, key: &str) -> Actor<'_> {
+        Actor::new(&self.people[key], &self.tenant, &self.meta)
     }
 
     fn id(&self, key: &str) -> Uuid {
@@ -106,23 +114,13 @@ impl World {
             receipt_mode,
             ..group_input(format!("グループ{}", Uuid::new_v4().simple()))
         };
-        group_with_members(
-            &self.s,
-            &self.tenant,
-            self.p(owner),
-            kind,
-            &input,
-            &members,
-            &client(),
-        )
-        .await
+        group_with_members(&self.s, &self.a(owner), kind, &input, &members).await
     }
 
     async fn topic(&self, author: &str, group: Uuid, body: &str, scope: Scope) -> Uuid {
         self.s
             .create_topic(
-                self.p(author),
-                &self.tenant,
+                &self.a(author),
                 &musubi_domain::topics::NewTopic {
                     group_id: group,
                     title: "訪問看護報告",
@@ -130,7 +128,6 @@ impl World {
                     scope,
                     important: false,
                 },
-                &client(),
             )
             .await
             .unwrap()
@@ -138,24 +135,18 @@ impl World {
 
     async fn reply(&self, author: &str, topic: Uuid, body: &str) -> Uuid {
         self.s
-            .post_comment(self.p(author), &self.tenant, topic, body, false, &client())
+            .post_comment(&self.a(author), topic, body, false)
             .await
             .unwrap()
     }
 
     async fn open(&self, who: &str, topic: Uuid) -> TopicView {
-        self.s
-            .open_topic(self.p(who), &self.tenant, topic, true, &client())
-            .await
-            .unwrap()
+        self.s.open_topic(&self.a(who), topic, true).await.unwrap()
     }
 
     /// Looks without reading (`record_read` = false).
     async fn look(&self, who: &str, topic: Uuid) -> TopicView {
-        self.s
-            .open_topic(self.p(who), &self.tenant, topic, false, &client())
-            .await
-            .unwrap()
+        self.s.open_topic(&self.a(who), topic, false).await.unwrap()
     }
 
     async fn scalar(&self, sql: &str, id: Uuid) -> i64 {
@@ -187,11 +178,7 @@ impl World {
 
     /// The person's unread count on one topic, as the topic list shows it.
     async fn topic_unread(&self, who: &str, group: Uuid, topic: Uuid) -> i32 {
-        let view = self
-            .s
-            .group_view(self.p(who), &self.tenant, group, &client())
-            .await
-            .unwrap();
+        let view = self.s.group_view(&self.a(who), group).await.unwrap();
         view.topics
             .iter()
             .find(|t| t.id == topic)
@@ -432,10 +419,8 @@ async fn acknowledgement_mode_records_confirmations_once_and_no_footprints() {
     let body = view.comments[0].row.id;
 
     let events = w.last_event().await;
-    w.s.acknowledge_comment(w.p("doctor"), &w.tenant, body, &client())
-        .await
-        .unwrap();
-    w.s.acknowledge_comment(w.p("doctor"), &w.tenant, body, &client())
+    w.s.acknowledge_comment(&w.a("doctor"), body).await.unwrap();
+    w.s.acknowledge_comment(&w.a("doctor"), body)
         .await
         .expect("confirming twice is harmless");
     assert_eq!(w.acks_on(body).await, 1);
@@ -443,12 +428,12 @@ async fn acknowledgement_mode_records_confirmations_once_and_no_footprints() {
     assert_eq!(w.audited("comment.acknowledge", Some(body)).await, 1);
 
     let err =
-        w.s.acknowledge_comment(w.p("nurse"), &w.tenant, body, &client())
+        w.s.acknowledge_comment(&w.a("nurse"), body)
             .await
             .unwrap_err();
     assert_eq!(err.code, ErrorCode::InvalidInput, "not one's own comment");
     let err =
-        w.s.acknowledge_comment(w.p("outsider"), &w.tenant, body, &client())
+        w.s.acknowledge_comment(&w.a("outsider"), body)
             .await
             .unwrap_err();
     assert_eq!(err.code, ErrorCode::NotFound);
@@ -466,7 +451,7 @@ async fn acknowledgement_mode_records_confirmations_once_and_no_footprints() {
     let t2 = w.topic("nurse", fp, "連絡", Scope::EVERYONE).await;
     let body2 = w.look("doctor", t2).await.comments[0].row.id;
     let err =
-        w.s.acknowledge_comment(w.p("doctor"), &w.tenant, body2, &client())
+        w.s.acknowledge_comment(&w.a("doctor"), body2)
             .await
             .unwrap_err();
     assert_eq!(err.code, ErrorCode::InvalidInput);
@@ -504,7 +489,7 @@ async fn editing_keeps_every_earlier_version_and_only_the_author_may_edit() {
     let t = w.topic("nurse", g, "本文", Scope::EVERYONE).await;
     let c = w.reply("nurse", t, "体温 37.8℃").await;
     for body in ["体温 36.8℃", "体温 36.8℃（訂正）"] {
-        w.s.edit_comment(w.p("nurse"), &w.tenant, c, body, true, &client())
+        w.s.edit_comment(&w.a("nurse"), c, body, true)
             .await
             .unwrap();
     }
@@ -531,13 +516,13 @@ async fn editing_keeps_every_earlier_version_and_only_the_author_may_edit() {
 
     for who in ["doctor", "outsider"] {
         let err =
-            w.s.edit_comment(w.p(who), &w.tenant, c, "書き換え", false, &client())
+            w.s.edit_comment(&w.a(who), c, "書き換え", false)
                 .await
                 .unwrap_err();
         assert_eq!(err.code, ErrorCode::NotFound, "{who} may not edit");
     }
     let err =
-        w.s.edit_comment(w.p("nurse"), &w.tenant, c, "  \n ", false, &client())
+        w.s.edit_comment(&w.a("nurse"), c, "  \n ", false)
             .await
             .unwrap_err();
     assert_eq!(err.code, ErrorCode::InvalidInput);
@@ -556,9 +541,7 @@ async fn deleting_leaves_a_mark_keeps_the_row_and_is_for_the_author_or_an_owner(
     let nurses = w.reply("nurse", t, "承知しました").await;
 
     // The author deletes their own; the text is hidden but kept.
-    w.s.delete_comment(w.p("nurse"), &w.tenant, mine, &client())
-        .await
-        .unwrap();
+    w.s.delete_comment(&w.a("nurse"), mine).await.unwrap();
     let view = w.look("pharmacist", t).await;
     let cv = view.comments.iter().find(|x| x.row.id == mine).unwrap();
     assert!(cv.is_deleted());
@@ -581,7 +564,7 @@ async fn deleting_leaves_a_mark_keeps_the_row_and_is_for_the_author_or_an_owner(
         "the record stays for the audit trail"
     );
     let err =
-        w.s.edit_comment(w.p("nurse"), &w.tenant, mine, "復活", false, &client())
+        w.s.edit_comment(&w.a("nurse"), mine, "復活", false)
             .await
             .unwrap_err();
     assert_eq!(
@@ -592,13 +575,11 @@ async fn deleting_leaves_a_mark_keeps_the_row_and_is_for_the_author_or_an_owner(
 
     // A member may not delete someone else's; the group's owner may.
     let err =
-        w.s.delete_comment(w.p("pharmacist"), &w.tenant, doctors, &client())
+        w.s.delete_comment(&w.a("pharmacist"), doctors)
             .await
             .unwrap_err();
     assert_eq!(err.code, ErrorCode::NotFound);
-    w.s.delete_comment(w.p("doctor"), &w.tenant, nurses, &client())
-        .await
-        .unwrap();
+    w.s.delete_comment(&w.a("doctor"), nurses).await.unwrap();
     assert!(w
         .look("nurse", t)
         .await
@@ -611,10 +592,7 @@ async fn deleting_leaves_a_mark_keeps_the_row_and_is_for_the_author_or_an_owner(
 
     // A topic's body cannot be deleted, not even by the owner.
     let body = w.look("doctor", t).await.comments[0].row.id;
-    let err =
-        w.s.delete_comment(w.p("doctor"), &w.tenant, body, &client())
-            .await
-            .unwrap_err();
+    let err = w.s.delete_comment(&w.a("doctor"), body).await.unwrap_err();
     assert_eq!(err.code, ErrorCode::FirstPostUndeletable);
     assert!(!w.look("doctor", t).await.comments[0].is_deleted());
 }
@@ -671,10 +649,7 @@ async fn unread_counts_follow_posts_reads_deletions_and_mark_all_read() {
 
     // Mark all as read: the group's counters go, without footprints.
     let footprints = w.footprints_by("doctor").await;
-    let cleared =
-        w.s.mark_group_read(w.p("doctor"), &w.tenant, other, &client())
-            .await
-            .unwrap();
+    let cleared = w.s.mark_group_read(&w.a("doctor"), other).await.unwrap();
     assert_eq!(cleared, 1, "one topic");
     assert_eq!(w.counts("doctor", other).await.2, 0);
     assert_eq!(w.counts("doctor", g).await, (1, 1, 1));
@@ -688,13 +663,9 @@ async fn unread_counts_follow_posts_reads_deletions_and_mark_all_read() {
     let c1 = w.reply("nurse", t, "一つ目").await;
     let c2 = w.reply("nurse", t, "二つ目").await;
     assert_eq!(w.topic_unread("doctor", g, t).await, 2);
-    w.s.delete_comment(w.p("nurse"), &w.tenant, c2, &client())
-        .await
-        .unwrap();
+    w.s.delete_comment(&w.a("nurse"), c2).await.unwrap();
     assert_eq!(w.topic_unread("doctor", g, t).await, 1);
-    w.s.delete_comment(w.p("nurse"), &w.tenant, c1, &client())
-        .await
-        .unwrap();
+    w.s.delete_comment(&w.a("nurse"), c1).await.unwrap();
     assert_eq!(w.topic_unread("doctor", g, t).await, 0);
     assert_eq!(w.counts("doctor", g).await, (1, 1, 1), "t2 is still unread");
 }
@@ -731,8 +702,7 @@ async fn widening_a_topics_scope_brings_it_into_the_doctors_unread() {
 
     // Collaborating doctors join the scope: they now have all three comments unread.
     w.s.update_topic(
-        w.p("nurse"),
-        &w.tenant,
+        &w.a("nurse"),
         t,
         &TopicPatch {
             title: None,
@@ -740,7 +710,6 @@ async fn widening_a_topics_scope_brings_it_into_the_doctors_unread() {
             pinned: None,
             closed: None,
         },
-        &client(),
     )
     .await
     .unwrap();
@@ -760,8 +729,7 @@ async fn widening_a_topics_scope_brings_it_into_the_doctors_unread() {
     w.open("doctor", t).await;
     w.reply("nurse", t, "追記").await;
     w.s.update_topic(
-        w.p("nurse"),
-        &w.tenant,
+        &w.a("nurse"),
         t,
         &TopicPatch {
             title: None,
@@ -769,7 +737,6 @@ async fn widening_a_topics_scope_brings_it_into_the_doctors_unread() {
             pinned: None,
             closed: None,
         },
-        &client(),
     )
     .await
     .unwrap();
@@ -778,8 +745,7 @@ async fn widening_a_topics_scope_brings_it_into_the_doctors_unread() {
 
     // Narrowing it again takes it away from them.
     w.s.update_topic(
-        w.p("nurse"),
-        &w.tenant,
+        &w.a("nurse"),
         t,
         &TopicPatch {
             title: None,
@@ -787,7 +753,6 @@ async fn widening_a_topics_scope_brings_it_into_the_doctors_unread() {
             pinned: None,
             closed: None,
         },
-        &client(),
     )
     .await
     .unwrap();
@@ -820,15 +785,11 @@ async fn a_scope_change_leaves_what_those_still_in_scope_read_as_read() {
     let t = w.topic("nurse", g, "報告", Scope::EVERYONE).await;
     w.reply("nurse", t, "追記").await;
     w.open("doctor", t).await;
-    w.s.mark_group_read(w.p("pharmacist"), &w.tenant, g, &client())
-        .await
-        .unwrap();
+    w.s.mark_group_read(&w.a("pharmacist"), g).await.unwrap();
     w.s.update_topic(
-        w.p("nurse"),
-        &w.tenant,
+        &w.a("nurse"),
         t,
         &scope_patch(Scope::CO_MEDICAL.union(Scope::COLLABORATING_DOCTORS)),
-        &client(),
     )
     .await
     .unwrap();
@@ -840,15 +801,9 @@ async fn a_scope_change_leaves_what_those_still_in_scope_read_as_read() {
     assert_eq!(w.counts("pharmacist", g).await, (0, 0, 0));
     assert_eq!(w.counts("hospital", g).await, (0, 0, 0), "now outside");
     // Back in scope: the hospital doctor had it unread when it was taken away.
-    w.s.update_topic(
-        w.p("nurse"),
-        &w.tenant,
-        t,
-        &scope_patch(Scope::EVERYONE),
-        &client(),
-    )
-    .await
-    .unwrap();
+    w.s.update_topic(&w.a("nurse"), t, &scope_patch(Scope::EVERYONE))
+        .await
+        .unwrap();
     assert_eq!(w.counts("hospital", g).await.2, 2);
     assert_eq!(w.counts("doctor", g).await, (0, 0, 0));
 }
@@ -862,7 +817,7 @@ async fn a_removed_member_has_nothing_left_unread_there() {
     let t = w.topic("nurse", g, "報告", Scope::EVERYONE).await;
     w.reply("nurse", t, "追記").await;
     assert_eq!(w.counts("pharmacist", g).await, (2, 2, 2));
-    w.s.remove_group_member(w.p("doctor"), &w.tenant, g, w.id("pharmacist"), &client())
+    w.s.remove_group_member(&w.a("doctor"), g, w.id("pharmacist"))
         .await
         .unwrap();
     assert_eq!(w.counts("pharmacist", g).await, (0, 0, 0));
@@ -885,7 +840,7 @@ async fn the_footprints_of_someone_who_left_keep_their_name() {
     let t = w.topic("nurse", g, "報告", Scope::EVERYONE).await;
     w.open("pharmacist", t).await;
     w.open("doctor", t).await;
-    w.s.remove_group_member(w.p("doctor"), &w.tenant, g, w.id("pharmacist"), &client())
+    w.s.remove_group_member(&w.a("doctor"), g, w.id("pharmacist"))
         .await
         .unwrap();
     let view = w.look("nurse", t).await;
@@ -984,30 +939,20 @@ async fn every_write_leaves_one_audit_record_and_one_event_of_its_kind() {
     assert_eq!(w.events_after(ev).await, vec!["comment_posted"]);
 
     ev = w.last_event().await;
-    w.s.edit_comment(
-        w.p("doctor"),
-        &w.tenant,
-        c,
-        "返信（訂正）",
-        false,
-        &client(),
-    )
-    .await
-    .unwrap();
+    w.s.edit_comment(&w.a("doctor"), c, "返信（訂正）", false)
+        .await
+        .unwrap();
     assert_eq!(w.audited("comment.edit", Some(c)).await, 1);
     assert_eq!(w.events_after(ev).await, vec!["comment_edited"]);
 
     ev = w.last_event().await;
-    w.s.acknowledge_comment(w.p("nurse"), &w.tenant, c, &client())
-        .await
-        .unwrap();
+    w.s.acknowledge_comment(&w.a("nurse"), c).await.unwrap();
     assert_eq!(w.audited("comment.acknowledge", Some(c)).await, 1);
     assert_eq!(w.events_after(ev).await, vec!["acknowledged"]);
 
     ev = w.last_event().await;
     w.s.update_topic(
-        w.p("nurse"),
-        &w.tenant,
+        &w.a("nurse"),
         t,
         &TopicPatch {
             title: Some("報告（12/5）".into()),
@@ -1015,7 +960,6 @@ async fn every_write_leaves_one_audit_record_and_one_event_of_its_kind() {
             pinned: Some(true),
             closed: None,
         },
-        &client(),
     )
     .await
     .unwrap();
@@ -1023,16 +967,12 @@ async fn every_write_leaves_one_audit_record_and_one_event_of_its_kind() {
     assert_eq!(w.events_after(ev).await, vec!["topic_changed"]);
 
     ev = w.last_event().await;
-    w.s.delete_comment(w.p("doctor"), &w.tenant, c, &client())
-        .await
-        .unwrap();
+    w.s.delete_comment(&w.a("doctor"), c).await.unwrap();
     assert_eq!(w.audited("comment.delete", Some(c)).await, 1);
     assert_eq!(w.events_after(ev).await, vec!["comment_deleted"]);
 
     ev = w.last_event().await;
-    w.s.mark_group_read(w.p("doctor"), &w.tenant, g, &client())
-        .await
-        .unwrap();
+    w.s.mark_group_read(&w.a("doctor"), g).await.unwrap();
     assert_eq!(w.audited("group.mark_read", Some(g)).await, 1);
     assert_eq!(w.events_after(ev).await, vec!["unread_changed"]);
 
@@ -1055,7 +995,7 @@ async fn every_write_leaves_one_audit_record_and_one_event_of_its_kind() {
     ev = w.last_event().await;
     let denied = w.audited("access.denied", None).await;
     let err =
-        w.s.post_comment(w.p("outsider"), &w.tenant, t2, "割り込み", false, &client())
+        w.s.post_comment(&w.a("outsider"), t2, "割り込み", false)
             .await
             .unwrap_err();
     assert_eq!(err.code, ErrorCode::NotFound);
@@ -1150,19 +1090,19 @@ async fn every_demo_person_has_something_read_and_something_unread() {
         .iter()
         .all(|g| g.items.iter().all(|i| i.topic_id != topic)));
     let view = services
-        .group_view(&sato, minatogawa, group, &client())
+        .group_view(&Actor::new(&sato, minatogawa, &client()), group)
         .await
         .unwrap();
     assert!(view.topics.iter().all(|t| t.id != topic));
     let err = services
-        .open_topic(&sato, minatogawa, topic, false, &client())
+        .open_topic(&Actor::new(&sato, minatogawa, &client()), topic, false)
         .await
         .unwrap_err();
     assert_eq!(err.code, ErrorCode::NotFound);
     // A nurse of the same group sees it.
     let aoki = sign_in(&services, app.user_id("aoki@minatogawa.example").await).await;
     services
-        .open_topic(&aoki, minatogawa, topic, false, &client())
+        .open_topic(&Actor::new(&aoki, minatogawa, &client()), topic, false)
         .await
         .unwrap();
 }

@@ -18,6 +18,7 @@ use musubi_domain::audit::RequestMeta;
 use musubi_domain::invitations::InviteInput;
 use musubi_domain::members::MemberRole;
 use musubi_domain::sessions::SessionKind;
+use musubi_domain::Actor;
 use musubi_test_support::demo::{ADMIN, NURSE};
 use musubi_test_support::web::{Browser, Page, DEFAULT_HOST};
 use musubi_test_support::webauthn::Authenticator;
@@ -57,7 +58,7 @@ async fn invite_in_person(app: &TestApp) -> String {
         expires_in_days: None,
     };
     let created = services
-        .invite_member(&admin, &tenant, &input, &client)
+        .invite_member(&Actor::new(&admin, &tenant, &client), &input)
         .await
         .unwrap();
     let link = created

@@ -6,6 +6,7 @@ use musubi_domain::audit::RequestMeta;
 use musubi_domain::operator::Operator;
 use musubi_domain::sessions::Viewer;
 use musubi_domain::types::GroupMemberStatus;
+use musubi_domain::Actor;
 use musubi_domain::Tenant;
 use musubi_test_support::{test_config, TestApp};
 use std::collections::HashSet;
@@ -98,8 +99,7 @@ async fn cancelled_requests_never_strand_a_connection_or_half_a_write() {
     let meta = RequestMeta::new("192.0.2.1", "cancellation test");
     let topic = services
         .create_topic(
-            &nurse,
-            &tenant,
+            &Actor::new(&nurse, &tenant, &meta),
             &musubi_domain::topics::NewTopic {
                 group_id: group,
                 title: "キャンセル試験",
@@ -107,7 +107,6 @@ async fn cancelled_requests_never_strand_a_connection_or_half_a_write() {
                 scope: musubi_domain::groups::Scope::EVERYONE,
                 important: false,
             },
-            &meta,
         )
         .await
         .unwrap();
@@ -148,11 +147,17 @@ async fn cancelled_requests_never_strand_a_connection_or_half_a_write() {
                 let work = async {
                     match op {
                         0 | 1 => s
-                            .post_comment(&v, &t, topic, &body, op == 1, &m)
+                            .post_comment(&Actor::new(&v, &t, &m), topic, &body, op == 1)
                             .await
                             .map(|_| Some(body)),
-                        2 => s.open_topic(&v, &t, topic, true, &m).await.map(|_| None),
-                        _ => s.mark_group_read(&v, &t, group, &m).await.map(|_| None),
+                        2 => s
+                            .open_topic(&Actor::new(&v, &t, &m), topic, true)
+                            .await
+                            .map(|_| None),
+                        _ => s
+                            .mark_group_read(&Actor::new(&v, &t, &m), group)
+                            .await
+                            .map(|_| None),
                     }
                 };
                 match tokio::time::timeout(deadline, work).await {
@@ -180,7 +185,7 @@ async fn cancelled_requests_never_strand_a_connection_or_half_a_write() {
 
     // A request after the storm is served and its write is seen from another connection.
     let last = services
-        .post_comment(&nurse, &tenant, topic, "最後", false, &meta)
+        .post_comment(&Actor::new(&nurse, &tenant, &meta), topic, "最後", false)
         .await
         .unwrap();
 

@@ -10,6 +10,7 @@ use musubi_domain::operator::Operator;
 use musubi_domain::sessions::Viewer;
 use musubi_domain::topics::{NewTopic, TopicPatch};
 use musubi_domain::types::JoinPolicy;
+use musubi_domain::Actor;
 use musubi_domain::Tenant;
 use musubi_realtime::EventKind;
 use musubi_test_support::TestApp;
@@ -156,7 +157,7 @@ async fn every_write_leaves_its_audit_record_and_events_in_order() {
             "create_group",
             Some(A::GroupCreate),
             &[E::MembershipChanged],
-            s.create_group(&owner, t, GroupKind::General, &input, m),
+            s.create_group(&Actor::new(&owner, t, m), GroupKind::General, &input),
         )
         .await;
     let renamed = GroupInput {
@@ -164,42 +165,47 @@ async fn every_write_leaves_its_audit_record_and_events_in_order() {
         ..input.clone()
     };
     w.check("update_group", Some(A::GroupUpdate), &[], {
-        s.update_group(&owner, t, group, &(&renamed).into(), m)
+        s.update_group(&Actor::new(&owner, t, m), group, &(&renamed).into())
     })
     .await;
     w.check(
         "invite_to_group",
         Some(A::GroupMemberInvite),
         &[E::MembershipChanged],
-        s.invite_to_group(&owner, t, group, aoki.user().id, m),
+        s.invite_to_group(&Actor::new(&owner, t, m), group, aoki.user().id),
     )
     .await;
     w.check(
         "answer_group_invitation",
         Some(A::GroupMemberJoin),
         &[E::MembershipChanged],
-        s.answer_group_invitation(&aoki, t, group, true, m),
+        s.answer_group_invitation(&Actor::new(&aoki, t, m), group, true),
     )
     .await;
     w.check(
         "request_to_join",
         Some(A::GroupJoinRequest),
         &[],
-        s.request_to_join(&morita, t, group, m),
+        s.request_to_join(&Actor::new(&morita, t, m), group),
     )
     .await;
     w.check(
         "answer_join_request",
         Some(A::GroupMemberJoin),
         &[E::MembershipChanged],
-        s.answer_join_request(&owner, t, group, morita.user().id, true, m),
+        s.answer_join_request(&Actor::new(&owner, t, m), group, morita.user().id, true),
     )
     .await;
     w.check(
         "set_group_role",
         Some(A::GroupMemberRole),
         &[],
-        s.set_group_role(&owner, t, group, aoki.user().id, GroupRole::Owner, m),
+        s.set_group_role(
+            &Actor::new(&owner, t, m),
+            group,
+            aoki.user().id,
+            GroupRole::Owner,
+        ),
     )
     .await;
     let new = NewTopic {
@@ -214,7 +220,7 @@ async fn every_write_leaves_its_audit_record_and_events_in_order() {
             "create_topic",
             Some(A::TopicCreate),
             &[E::CommentPosted],
-            s.create_topic(&owner, t, &new, m),
+            s.create_topic(&Actor::new(&owner, t, m), &new),
         )
         .await;
     let comment = w
@@ -222,21 +228,31 @@ async fn every_write_leaves_its_audit_record_and_events_in_order() {
             "post_comment",
             Some(A::CommentCreate),
             &[E::CommentPosted],
-            s.post_comment(&aoki, t, topic, "5日の午後はいかがですか。", false, m),
+            s.post_comment(
+                &Actor::new(&aoki, t, m),
+                topic,
+                "5日の午後はいかがですか。",
+                false,
+            ),
         )
         .await;
     w.check(
         "edit_comment",
         Some(A::CommentEdit),
         &[E::CommentEdited],
-        s.edit_comment(&aoki, t, comment, "5日の14時はいかがですか。", true, m),
+        s.edit_comment(
+            &Actor::new(&aoki, t, m),
+            comment,
+            "5日の14時はいかがですか。",
+            true,
+        ),
     )
     .await;
     w.check(
         "acknowledge_comment",
         Some(A::CommentAcknowledge),
         &[E::Acknowledged],
-        s.acknowledge_comment(&owner, t, comment, m),
+        s.acknowledge_comment(&Actor::new(&owner, t, m), comment),
     )
     .await;
     let patch = TopicPatch {
@@ -249,7 +265,7 @@ async fn every_write_leaves_its_audit_record_and_events_in_order() {
         "update_topic",
         Some(A::TopicUpdate),
         &[E::TopicChanged],
-        s.update_topic(&owner, t, topic, &patch, m),
+        s.update_topic(&Actor::new(&owner, t, m), topic, &patch),
     )
     .await;
     // Reading a general group's topic is not audited; clearing the unread count is announced
@@ -258,49 +274,49 @@ async fn every_write_leaves_its_audit_record_and_events_in_order() {
         "open_topic",
         None,
         &[E::UnreadChanged],
-        s.open_topic(&morita, t, topic, true, m),
+        s.open_topic(&Actor::new(&morita, t, m), topic, true),
     )
     .await;
     w.check(
         "mark_group_read",
         Some(A::GroupMarkRead),
         &[E::UnreadChanged],
-        s.mark_group_read(&aoki, t, group, m),
+        s.mark_group_read(&Actor::new(&aoki, t, m), group),
     )
     .await;
     w.check(
         "delete_comment",
         Some(A::CommentDelete),
         &[E::CommentDeleted],
-        s.delete_comment(&aoki, t, comment, m),
+        s.delete_comment(&Actor::new(&aoki, t, m), comment),
     )
     .await;
     w.check(
         "remove_group_member",
         Some(A::GroupMemberRemove),
         &[E::MembershipChanged],
-        s.remove_group_member(&owner, t, group, morita.user().id, m),
+        s.remove_group_member(&Actor::new(&owner, t, m), group, morita.user().id),
     )
     .await;
     w.check(
         "deactivate_member",
         Some(A::MemberDeactivate),
         &[],
-        s.deactivate_member(&admin, t, ishii_id, m),
+        s.deactivate_member(&Actor::new(&admin, t, m), ishii_id),
     )
     .await;
     w.check(
         "reactivate_member",
         Some(A::MemberReactivate),
         &[],
-        s.reactivate_member(&admin, t, ishii_id, m),
+        s.reactivate_member(&Actor::new(&admin, t, m), ishii_id),
     )
     .await;
 
     // A write refused half-way leaves nothing: no record but the refusal, no event.
     w.check("refused post_comment", Some(A::AccessDenied), &[], async {
         let r = s
-            .post_comment(&morita, t, topic, "見えないはず", false, m)
+            .post_comment(&Actor::new(&morita, t, m), topic, "見えないはず", false)
             .await;
         assert!(r.is_err(), "a former member cannot post");
         Ok(())
@@ -322,17 +338,18 @@ async fn owners_changing_different_settings_at_once_both_keep_their_edit() {
         accepts_requests: true,
         receipt_mode: None,
     };
+    let (by_owner, by_aoki) = (Actor::new(&owner, &t, &m), Actor::new(&aoki, &t, &m));
     let group = s
-        .create_group(&owner, &t, GroupKind::General, &input, &m)
+        .create_group(&by_owner, GroupKind::General, &input)
         .await
         .unwrap();
-    s.invite_to_group(&owner, &t, group, aoki.user().id, &m)
+    s.invite_to_group(&by_owner, group, aoki.user().id)
         .await
         .unwrap();
-    s.answer_group_invitation(&aoki, &t, group, true, &m)
+    s.answer_group_invitation(&by_aoki, group, true)
         .await
         .unwrap();
-    s.set_group_role(&owner, &t, group, aoki.user().id, GroupRole::Owner, &m)
+    s.set_group_role(&by_owner, group, aoki.user().id, GroupRole::Owner)
         .await
         .unwrap();
     for round in 0..10 {
@@ -345,12 +362,12 @@ async fn owners_changing_different_settings_at_once_both_keep_their_edit() {
             ..GroupPatch::default()
         };
         let (a, b) = tokio::join!(
-            s.update_group(&owner, &t, group, &name, &m),
-            s.update_group(&aoki, &t, group, &description, &m)
+            s.update_group(&by_owner, group, &name),
+            s.update_group(&by_aoki, group, &description)
         );
         a.unwrap();
         b.unwrap();
-        let row = s.group_invitation(&owner, &t, group).await.unwrap();
+        let row = s.group_invitation(&by_owner, group).await.unwrap();
         assert_eq!(row.name, format!("同時編集 {round}"));
         assert_eq!(row.description, format!("説明 {round}"), "round {round}");
         assert_eq!(

@@ -180,19 +180,12 @@ pub(crate) async fn show(
     let c = Console::open(&services, &ctx, &slug).await?;
     let parsed = Parsed::from_uri(&uri);
     let page_of = services
-        .audit_list(
-            &c.viewer,
-            &c.tenant,
-            &parsed.filter,
-            parsed.before,
-            None,
-            &ctx.client,
-        )
+        .audit_list(&c.actor(), &parsed.filter, parsed.before, None)
         .await
         .map_err(|e| page_error(&ctx, "listing the audit log", e))?;
     // Names for the people records are about (the ids alone mean nothing to a reader).
     let names: HashMap<Uuid, String> = services
-        .list_members(&c.viewer, &c.tenant, &ctx.client)
+        .list_members(&c.actor())
         .await
         .map_err(|e| page_error(&ctx, "listing members", e))?
         .into_iter()
@@ -347,13 +340,11 @@ pub(crate) async fn export(
         c.tenant.slug,
         Utc::now().with_timezone(&jst()).format("%Y-%m-%d")
     );
-    let Console { viewer, tenant } = c;
-    let client = ctx.client.clone();
     let filter = parsed.filter;
     let (mut writer, mut reader) = tokio::io::duplex(64 * 1024);
     let task: JoinHandle<AppResult<u64>> = tokio::spawn(async move {
         services
-            .audit_export_csv(&viewer, &tenant, &filter, &client, &mut writer)
+            .audit_export_csv(&c.actor(), &filter, &mut writer)
             .await
         // The writer is dropped here: the reader then sees the end.
     });

@@ -43,16 +43,10 @@ pub(crate) async fn show(
     let c = Console::open(&services, &ctx, &slug).await?;
     let fail = |e| page_error(&ctx, "opening the console", e);
     // The first call authorizes (and audits a refusal); the others then pass.
-    let members = services
-        .list_members(&c.viewer, &c.tenant, &ctx.client)
-        .await
-        .map_err(fail)?;
-    let invitations = services
-        .list_invitations(&c.viewer, &c.tenant, &ctx.client)
-        .await
-        .map_err(fail)?;
+    let members = services.list_members(&c.actor()).await.map_err(fail)?;
+    let invitations = services.list_invitations(&c.actor()).await.map_err(fail)?;
     let settings = services
-        .association_settings(&c.viewer, &c.tenant, &ctx.client)
+        .association_settings(&c.actor())
         .await
         .map_err(fail)?;
 

@@ -163,11 +163,11 @@ async fn render(
 ) -> Result<Response, Response> {
     // Listing the invitations authorizes (and audits a refusal) before anything is shown.
     let pending = services
-        .list_invitations(&c.viewer, &c.tenant, &ctx.client)
+        .list_invitations(&c.actor())
         .await
         .map_err(|e| page_error(ctx, "listing invitations", e))?;
     let facilities = services
-        .list_facilities(&c.viewer, &c.tenant, &ctx.client)
+        .list_facilities(&c.actor())
         .await
         .map_err(|e| page_error(ctx, "listing facilities", e))?;
     let t = Translator::new(ctx.lang);
@@ -286,10 +286,7 @@ pub(crate) async fn submit(
         facility_id: filled.facility,
         expires_in_days: Some(filled.days),
     };
-    match services
-        .invite_member(&c.viewer, &c.tenant, &input, &ctx.client)
-        .await
-    {
+    match services.invite_member(&c.actor(), &input).await {
         Ok(created) => Ok(created_page(&ctx, &c, created)),
         Err(e) => refused(&services, &ctx, &c, filled, e).await,
     }
@@ -380,8 +377,6 @@ pub(crate) async fn revoke(
     let c = Console::open(&services, &ctx, &slug).await?;
     // A malformed id is an invitation nobody has: authorized first, then "not found".
     let id = Uuid::parse_str(&id).unwrap_or(Uuid::nil());
-    let result = services
-        .revoke_invitation(&c.viewer, &c.tenant, id, &ctx.client)
-        .await;
+    let result = services.revoke_invitation(&c.actor(), id).await;
     Ok(c.after_action(&ctx, "invite", result, "invitation_revoked", None))
 }

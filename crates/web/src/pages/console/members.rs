@@ -70,7 +70,7 @@ pub(crate) async fn show(
 ) -> Result<Response, Response> {
     let c = Console::open(&services, &ctx, &slug).await?;
     let rows = services
-        .list_members(&c.viewer, &c.tenant, &ctx.client)
+        .list_members(&c.actor())
         .await
         .map_err(|e| page_error(&ctx, "listing members", e))?;
     let t = Translator::new(ctx.lang);
@@ -207,36 +207,26 @@ async fn act(
     // A malformed id is a member nobody has: the services authorize first, then answer
     // "not found" like for any other unknown member.
     let user_id = Uuid::parse_str(&id).unwrap_or(Uuid::nil());
-    let (viewer, tenant, client) = (&c.viewer, &c.tenant, &ctx.client);
+    let actor = c.actor();
     let result = match action {
         MemberAction::MakeAdmin => {
             services
-                .change_member_role(viewer, tenant, user_id, MemberRole::Admin, client)
+                .change_member_role(&actor, user_id, MemberRole::Admin)
                 .await
         }
         MemberAction::MakeMember => {
             services
-                .change_member_role(viewer, tenant, user_id, MemberRole::Member, client)
+                .change_member_role(&actor, user_id, MemberRole::Member)
                 .await
         }
-        MemberAction::Deactivate => {
-            services
-                .deactivate_member(viewer, tenant, user_id, client)
-                .await
-        }
-        MemberAction::Reactivate => {
-            services
-                .reactivate_member(viewer, tenant, user_id, client)
-                .await
-        }
+        MemberAction::Deactivate => services.deactivate_member(&actor, user_id).await,
+        MemberAction::Reactivate => services.reactivate_member(&actor, user_id).await,
         MemberAction::SignOut => services
-            .sign_out_member(viewer, tenant, user_id, client)
+            .sign_out_member(&actor, user_id)
             .await
             .map(|_ended| ()),
         MemberAction::ResetSecondFactor => {
-            services
-                .reset_member_second_factor(viewer, tenant, user_id, client)
-                .await
+            services.reset_member_second_factor(&actor, user_id).await
         }
     };
     Ok(c.after_action(&ctx, "members", result, action.done(), Some(user_id)))

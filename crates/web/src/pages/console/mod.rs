@@ -26,16 +26,20 @@ use axum::response::Response;
 use chrono::{DateTime, Utc};
 use http::Uri;
 use musubi_config::time::jst;
-use musubi_domain::sessions::Viewer;
 use musubi_domain::types::{AssociationRole, DoctorKind, Profession};
-use musubi_domain::{AppResult, ErrorCode, Services, Tenant};
+use musubi_domain::{AppResult, ErrorCode, Services};
 use serde::Deserialize;
 use uuid::Uuid;
 
 /// The signed-in person and the association of the path ([`Place`]), on a console page.
-pub(crate) struct Console {
-    pub viewer: Viewer,
-    pub tenant: Tenant,
+pub(crate) struct Console(Place);
+
+impl std::ops::Deref for Console {
+    type Target = Place;
+
+    fn deref(&self) -> &Place {
+        &self.0
+    }
 }
 
 /// What every console page shows above its content: which association, and where in the
@@ -51,8 +55,7 @@ impl Console {
     /// Signed in (or sent to sign in and brought back), and an association that exists (or the
     /// normal 404 page).
     pub(crate) async fn open(services: &Services, ctx: &Ctx, slug: &str) -> Result<Self, Response> {
-        let Place { viewer, tenant } = Place::open(services, ctx, slug).await?;
-        Ok(Self { viewer, tenant })
+        Ok(Self(Place::open(services, ctx, slug).await?))
     }
 
     pub(crate) fn head(&self, section: &'static str) -> ConsoleHead {

@@ -76,7 +76,7 @@ pub(crate) async fn show(
 ) -> Result<Response, Response> {
     let c = Console::open(&services, &ctx, &slug).await?;
     let saved = services
-        .association_settings(&c.viewer, &c.tenant, &ctx.client)
+        .association_settings(&c.actor())
         .await
         .map_err(|e| page_error(&ctx, "reading the settings", e))?;
     let values = SettingsValues {
@@ -179,7 +179,7 @@ pub(crate) async fn submit(
     let (Some(idle), Some(absolute), Some(retention)) = (idle, absolute, retention) else {
         // Not numbers: the services never see it, but they still decide who may see the page.
         let saved = services
-            .association_settings(&c.viewer, &c.tenant, &ctx.client)
+            .association_settings(&c.actor())
             .await
             .map_err(|e| page_error(&ctx, "reading the settings", e))?;
         return Ok(render(
@@ -201,7 +201,7 @@ pub(crate) async fn submit(
         receipt_mode: musubi_domain::groups::ReceiptMode::from_code(&values.receipt_mode),
     };
     match services
-        .update_association_settings(&c.viewer, &c.tenant, &input, &ctx.client)
+        .update_association_settings(&c.actor(), &input)
         .await
     {
         Ok(_) => Ok(ctx.redirect(&format!("{}?done=settings_saved", c.path("settings")))),
@@ -213,7 +213,7 @@ pub(crate) async fn submit(
                 _ => errors.idle = Some(IDLE_ERROR),
             }
             let saved = services
-                .association_settings(&c.viewer, &c.tenant, &ctx.client)
+                .association_settings(&c.actor())
                 .await
                 .map_err(|e| page_error(&ctx, "reading the settings", e))?;
             Ok(render(

@@ -281,10 +281,7 @@ pub(crate) async fn show(
     let p = Place::open(&services, &ctx, &slug).await?;
     let group_id = parse_id(&id);
     let after = super::live_cursor(&services).await;
-    let view = match services
-        .group_view(&p.viewer, &p.tenant, group_id, &ctx.client)
-        .await
-    {
+    let view = match services.group_view(&p.actor(), group_id).await {
         Ok(v) => v,
         Err(e) if e.code == ErrorCode::NotFound => {
             return join_page(&services, &ctx, &p, group_id, &uri).await
@@ -310,7 +307,7 @@ async fn join_page(
     uri: &Uri,
 ) -> Result<Response, Response> {
     let g = services
-        .group_invitation(&p.viewer, &p.tenant, group_id)
+        .group_invitation(&p.actor(), group_id)
         .await
         .map_err(|e| page_error(ctx, "reading an invitation", e))?;
     let t = Translator::new(ctx.lang);
@@ -365,14 +362,7 @@ async fn render(
     let finder = match typed.find {
         Some(q) if owner => {
             let candidates = services
-                .group_invite_candidates(
-                    &p.viewer,
-                    &p.tenant,
-                    view.group.id,
-                    &q,
-                    FIND_LIMIT,
-                    &ctx.client,
-                )
+                .group_invite_candidates(&p.actor(), view.group.id, &q, FIND_LIMIT)
                 .await;
             match candidates {
                 Ok(rows) => Finder {
@@ -436,7 +426,7 @@ pub(crate) async fn topics_fragment(
 ) -> Result<Response, Response> {
     let p = Place::open(&services, &ctx, &slug).await?;
     let view = services
-        .group_view(&p.viewer, &p.tenant, parse_id(&id), &ctx.client)
+        .group_view(&p.actor(), parse_id(&id))
         .await
         .map_err(|e| page_error(&ctx, "listing topics", e))?;
     let page = TopicsFragment {
@@ -466,7 +456,7 @@ pub(crate) async fn invite(
     let group_id = parse_id(&id);
     let user_id = parse_id(&form.map(|f| f.0.user_id).unwrap_or_default());
     let e = match services
-        .invite_to_group(&p.viewer, &p.tenant, group_id, user_id, &ctx.client)
+        .invite_to_group(&p.actor(), group_id, user_id)
         .await
     {
         Ok(()) => {
@@ -505,7 +495,7 @@ pub(crate) async fn invite_email(
     let group_id = parse_id(&id);
     let email = form.map(|f| f.0.email).unwrap_or_default();
     let e = match services
-        .invite_to_group_by_email(&p.viewer, &p.tenant, group_id, &email, &ctx.client)
+        .invite_to_group_by_email(&p.actor(), group_id, &email)
         .await
     {
         Ok(()) => {
@@ -540,7 +530,7 @@ async fn reshow(
     typed: Typed,
 ) -> Result<Response, Response> {
     let view = services
-        .group_view(&p.viewer, &p.tenant, group_id, &ctx.client)
+        .group_view(&p.actor(), group_id)
         .await
         .map_err(|e| page_error(ctx, "opening a group", e))?;
     render(
@@ -576,14 +566,7 @@ pub(crate) async fn answer_request(
         _ => return Ok(ctx.redirect(&format!("{back}?error=invalid"))),
     };
     let result = services
-        .answer_join_request(
-            &p.viewer,
-            &p.tenant,
-            group_id,
-            parse_id(&user),
-            approve,
-            &ctx.client,
-        )
+        .answer_join_request(&p.actor(), group_id, parse_id(&user), approve)
         .await;
     let done = if approve { "approved" } else { "refused" };
     Ok(after_action(
@@ -603,7 +586,7 @@ pub(crate) async fn remove_member(
     let p = Place::open(&services, &ctx, &slug).await?;
     let group_id = parse_id(&id);
     let result = services
-        .remove_group_member(&p.viewer, &p.tenant, group_id, parse_id(&user), &ctx.client)
+        .remove_group_member(&p.actor(), group_id, parse_id(&user))
         .await;
     let back = format!("{}#members-title", group_path(p.slug(), group_id));
     Ok(after_action(
@@ -634,14 +617,7 @@ pub(crate) async fn set_role(
         return Ok(ctx.redirect(&format!("{}?error=invalid", group_path(p.slug(), group_id))));
     };
     let result = services
-        .set_group_role(
-            &p.viewer,
-            &p.tenant,
-            group_id,
-            parse_id(&user),
-            role,
-            &ctx.client,
-        )
+        .set_group_role(&p.actor(), group_id, parse_id(&user), role)
         .await;
     Ok(after_action(
         &ctx,
@@ -677,13 +653,7 @@ pub(crate) async fn settings(
         }
     };
     match services
-        .update_group(
-            &p.viewer,
-            &p.tenant,
-            group_id,
-            &(&input).into(),
-            &ctx.client,
-        )
+        .update_group(&p.actor(), group_id, &(&input).into())
         .await
     {
         Ok(()) => Ok(ctx.redirect(&format!(
@@ -718,7 +688,7 @@ pub(crate) async fn mark_read(
     let p = Place::open(&services, &ctx, &slug).await?;
     let group_id = parse_id(&id);
     let result = services
-        .mark_group_read(&p.viewer, &p.tenant, group_id, &ctx.client)
+        .mark_group_read(&p.actor(), group_id)
         .await
         .map(|_| ());
     let back = match form.map(|f| f.0.back).unwrap_or_default().as_str() {
@@ -742,10 +712,7 @@ pub(crate) async fn leave(
     let p = Place::open(&services, &ctx, &slug).await?;
     let group_id = parse_id(&id);
     let me = p.viewer.user().id;
-    match services
-        .remove_group_member(&p.viewer, &p.tenant, group_id, me, &ctx.client)
-        .await
-    {
+    match services.remove_group_member(&p.actor(), group_id, me).await {
         Ok(()) => Ok(ctx.redirect("/groups?done=left")),
         Err(e) => Ok(after_action(
             &ctx,

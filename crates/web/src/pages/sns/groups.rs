@@ -20,6 +20,7 @@ use http::{StatusCode, Uri};
 use musubi_domain::groups::{GroupInput, GroupKind, MyGroup, ReceiptMode};
 use musubi_domain::sessions::Viewer;
 use musubi_domain::types::{GroupMemberStatus, GroupRole};
+use musubi_domain::Actor;
 use musubi_domain::{AppError, ErrorCode, Services};
 use serde::Deserialize;
 
@@ -127,7 +128,7 @@ pub(crate) async fn show(
             continue; // an association being upgraded: its groups come back afterwards
         };
         let rows = services
-            .open_groups(&viewer, &tenant, &ctx.client)
+            .open_groups(&Actor::new(&viewer, &tenant, &ctx.client))
             .await
             .map_err(|e| ctx.fail("listing open groups", e))?;
         open.extend(rows.into_iter().map(|g| OpenGroupCard {
@@ -339,10 +340,7 @@ pub(crate) async fn create(
         )
         .await;
     };
-    match services
-        .create_group(&p.viewer, &p.tenant, kind, &input, &ctx.client)
-        .await
-    {
+    match services.create_group(&p.actor(), kind, &input).await {
         Ok(id) => Ok(ctx.redirect(&format!("/a/{}/g/{id}?done=group_created", p.slug()))),
         Err(e) => match GroupErrors::from_error(t, &e) {
             Some(errors) => {
@@ -367,9 +365,7 @@ pub(crate) async fn request_to_join(
     Path((slug, id)): Path<(String, String)>,
 ) -> Result<Response, Response> {
     let p = Place::open(&services, &ctx, &slug).await?;
-    let result = services
-        .request_to_join(&p.viewer, &p.tenant, parse_id(&id), &ctx.client)
-        .await;
+    let result = services.request_to_join(&p.actor(), parse_id(&id)).await;
     Ok(after_action(
         &ctx,
         "/groups",
@@ -402,7 +398,7 @@ pub(crate) async fn answer_invitation(
     };
     let group_id = parse_id(&id);
     let result = services
-        .answer_group_invitation(&p.viewer, &p.tenant, group_id, accept, &ctx.client)
+        .answer_group_invitation(&p.actor(), group_id, accept)
         .await;
     // Accepted: straight into the group. Declined: back where the answer was given.
     let to = if accept && result.is_ok() {

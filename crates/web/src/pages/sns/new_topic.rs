@@ -117,7 +117,7 @@ async fn render(
     mut errors: TopicErrors,
 ) -> Result<Response, Response> {
     let view = services
-        .group_view(&p.viewer, &p.tenant, group_id, &ctx.client)
+        .group_view(&p.actor(), group_id)
         .await
         .map_err(|e| page_error(ctx, "opening a group", e))?;
     let t = Translator::new(ctx.lang);
@@ -182,8 +182,7 @@ pub(crate) async fn create(
     };
     let result = services
         .create_topic(
-            &p.viewer,
-            &p.tenant,
+            &p.actor(),
             &NewTopic {
                 group_id,
                 title: &form.title,
@@ -191,7 +190,6 @@ pub(crate) async fn create(
                 scope,
                 important: form.important.is_some(),
             },
-            &ctx.client,
         )
         .await;
     let e = match result {

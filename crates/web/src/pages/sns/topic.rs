@@ -296,7 +296,7 @@ async fn open(
     topic_id: Uuid,
 ) -> Result<TopicView, Response> {
     services
-        .open_topic(&p.viewer, &p.tenant, topic_id, true, &ctx.client)
+        .open_topic(&p.actor(), topic_id, true)
         .await
         .map_err(|e| page_error(ctx, "opening a topic", e))
 }
@@ -482,14 +482,7 @@ pub(crate) async fn reply(
     let form = form.map(|f| f.0).unwrap_or_default();
     let t = Translator::new(ctx.lang);
     let result = services
-        .post_comment(
-            &p.viewer,
-            &p.tenant,
-            topic_id,
-            &form.body,
-            form.important.is_some(),
-            &ctx.client,
-        )
+        .post_comment(&p.actor(), topic_id, &form.body, form.important.is_some())
         .await;
     match result {
         Ok(_) => Ok(ctx.redirect(&format!("{}#latest", topic_path(p.slug(), topic_id)))),
@@ -519,14 +512,7 @@ pub(crate) async fn edit(
     let form = form.map(|f| f.0).unwrap_or_default();
     let t = Translator::new(ctx.lang);
     let result = services
-        .edit_comment(
-            &p.viewer,
-            &p.tenant,
-            comment_id,
-            &form.body,
-            form.important.is_some(),
-            &ctx.client,
-        )
+        .edit_comment(&p.actor(), comment_id, &form.body, form.important.is_some())
         .await;
     let back = format!("{}{}", topic_path(p.slug(), topic_id), form.anchor());
     match result {
@@ -557,7 +543,7 @@ pub(crate) async fn delete(
     let p = Place::open(&services, &ctx, &slug).await?;
     let form = form.map(|f| f.0).unwrap_or_default();
     let result = services
-        .delete_comment(&p.viewer, &p.tenant, parse_id(&comment), &ctx.client)
+        .delete_comment(&p.actor(), parse_id(&comment))
         .await;
     let back = format!("{}{}", topic_path(p.slug(), parse_id(&id)), form.anchor());
     Ok(after_action(
@@ -578,7 +564,7 @@ pub(crate) async fn acknowledge(
     let p = Place::open(&services, &ctx, &slug).await?;
     let form = form.map(|f| f.0).unwrap_or_default();
     let result = services
-        .acknowledge_comment(&p.viewer, &p.tenant, parse_id(&comment), &ctx.client)
+        .acknowledge_comment(&p.actor(), parse_id(&comment))
         .await;
     let back = format!("{}{}", topic_path(p.slug(), parse_id(&id)), form.anchor());
     Ok(after_action(
@@ -637,10 +623,7 @@ pub(crate) async fn settings(
         pinned: Some(form.pinned.is_some()),
         closed: Some(form.closed.is_some()),
     };
-    match services
-        .update_topic(&p.viewer, &p.tenant, topic_id, &patch, &ctx.client)
-        .await
-    {
+    match services.update_topic(&p.actor(), topic_id, &patch).await {
         Ok(()) => Ok(ctx.redirect(&format!(
             "{}?done=topic_saved",
             topic_path(p.slug(), topic_id)
