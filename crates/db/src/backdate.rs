@@ -7,6 +7,7 @@
 
 use crate::DbResult;
 use chrono::{DateTime, Utc};
+use musubi_types::{CommentId, GroupId};
 use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
 
@@ -18,13 +19,13 @@ pub async fn database_now(pool: &PgPool) -> DbResult<DateTime<Utc>> {
 /// A new group and the memberships just added to it.
 pub async fn group(
     conn: &mut PgConnection,
-    group_id: Uuid,
+    group_id: GroupId,
     at: DateTime<Utc>,
     since: DateTime<Utc>,
 ) -> DbResult<()> {
     run(
         conn,
-        group_id,
+        group_id.uuid(),
         at,
         since,
         &[
@@ -41,13 +42,13 @@ pub async fn group(
 /// group's activity and the unread counters it raised.
 pub async fn comment(
     conn: &mut PgConnection,
-    comment_id: Uuid,
+    comment_id: CommentId,
     at: DateTime<Utc>,
     since: DateTime<Utc>,
 ) -> DbResult<()> {
     run(
         conn,
-        comment_id,
+        comment_id.uuid(),
         at,
         since,
         &[
@@ -85,13 +86,13 @@ pub async fn footprints(
 /// A new 「確認しました」 on a comment.
 pub async fn acknowledgement(
     conn: &mut PgConnection,
-    comment_id: Uuid,
+    comment_id: CommentId,
     at: DateTime<Utc>,
     since: DateTime<Utc>,
 ) -> DbResult<()> {
     run(
         conn,
-        comment_id,
+        comment_id.uuid(),
         at,
         since,
         &["UPDATE acknowledgements SET at = $1 WHERE comment_id = $3 AND at >= $2"],
@@ -102,13 +103,13 @@ pub async fn acknowledgement(
 /// A comment's latest edit.
 pub async fn edit(
     conn: &mut PgConnection,
-    comment_id: Uuid,
+    comment_id: CommentId,
     at: DateTime<Utc>,
     since: DateTime<Utc>,
 ) -> DbResult<()> {
     run(
         conn,
-        comment_id,
+        comment_id.uuid(),
         at,
         since,
         &["UPDATE comments SET edited_at = $1 WHERE id = $3 AND edited_at >= $2"],
@@ -119,13 +120,13 @@ pub async fn edit(
 /// A comment's deletion.
 pub async fn deletion(
     conn: &mut PgConnection,
-    comment_id: Uuid,
+    comment_id: CommentId,
     at: DateTime<Utc>,
     since: DateTime<Utc>,
 ) -> DbResult<()> {
     run(
         conn,
-        comment_id,
+        comment_id.uuid(),
         at,
         since,
         &["UPDATE comments SET deleted_at = $1 WHERE id = $3 AND deleted_at >= $2"],

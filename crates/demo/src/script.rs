@@ -11,16 +11,16 @@ use musubi_domain::groups::{GroupInput, GroupKind, ReceiptMode, Scope};
 use musubi_domain::operator::Operator;
 use musubi_domain::sessions::Viewer;
 use musubi_domain::topics::TopicPatch;
+use musubi_domain::types::{CommentId, GroupId, TopicId};
 use musubi_domain::Actor;
 use musubi_domain::{AppError, AppResult, Services, Tenant};
 use std::collections::HashMap;
-use uuid::Uuid;
 
 /// Something created earlier in the script, with the association hosting it.
 #[derive(Clone, Copy)]
-struct Made<'d> {
+struct Made<'d, I> {
     slug: &'d str,
-    id: Uuid,
+    id: I,
 }
 
 /// Acts as the demo people, one step at a time, and backdates what each step wrote.
@@ -29,10 +29,10 @@ struct Script<'a, 'd> {
     services: &'a Services,
     tenants: HashMap<String, Tenant>,
     people: HashMap<&'d str, Viewer>,
-    groups: HashMap<&'d str, Made<'d>>,
-    topics: HashMap<&'d str, Made<'d>>,
+    groups: HashMap<&'d str, Made<'d, GroupId>>,
+    topics: HashMap<&'d str, Made<'d, TopicId>>,
     /// Replies with a key, and topics' bodies under the topic's key.
-    comments: HashMap<&'d str, Made<'d>>,
+    comments: HashMap<&'d str, Made<'d, CommentId>>,
     client: RequestMeta,
     /// The database's clock when seeding began: every scripted time is before it, and rows
     /// stamped at or after it are the ones the current step just wrote.
@@ -110,7 +110,11 @@ impl<'a, 'd> Script<'a, 'd> {
             .ok_or_else(|| missing("association", slug))
     }
 
-    fn made(map: &HashMap<&'d str, Made<'d>>, what: &str, key: &str) -> AppResult<Made<'d>> {
+    fn made<I: Copy>(
+        map: &HashMap<&'d str, Made<'d, I>>,
+        what: &str,
+        key: &str,
+    ) -> AppResult<Made<'d, I>> {
         map.get(key).copied().ok_or_else(|| missing(what, key))
     }
 
@@ -309,7 +313,7 @@ impl<'a, 'd> Script<'a, 'd> {
     }
 
     /// A new topic's body: its only comment so far (number 1).
-    async fn body_of(&self, tenant: &Tenant, topic: Uuid) -> AppResult<Uuid> {
+    async fn body_of(&self, tenant: &Tenant, topic: TopicId) -> AppResult<CommentId> {
         let mut conn = self.op.db().tenant_read(tenant).await?;
         let comments = musubi_db::groups::comments_of_topic(&mut conn, topic, 1).await?;
         match comments.as_slice() {
@@ -322,7 +326,7 @@ impl<'a, 'd> Script<'a, 'd> {
         &self,
         tenant: &Tenant,
         at: DateTime<Utc>,
-        comment: Uuid,
+        comment: CommentId,
     ) -> AppResult<()> {
         let mut tx = self.op.db().tenant_tx(tenant).await?;
         backdate::comment(&mut tx, comment, at, self.started).await?;

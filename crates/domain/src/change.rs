@@ -18,6 +18,7 @@
 use crate::audit::{record_batch, AuditAction, AuditEntry, RequestMeta};
 use crate::groups::principal_in_group;
 use crate::sessions::Viewer;
+use crate::types::{CommentId, TopicId};
 use crate::Actor;
 use crate::{AppError, AppResult, Services, Tenant};
 use musubi_authz::{Action, Domain, GroupRole, Object};
@@ -32,10 +33,10 @@ use uuid::Uuid;
 #[derive(Debug, Clone)]
 pub(crate) struct EventSpec {
     kind: EventKind,
-    topic_id: Option<Uuid>,
+    topic_id: Option<TopicId>,
     scope: i16,
     topic_author_id: Option<Uuid>,
-    comment_ids: Vec<Uuid>,
+    comment_ids: Vec<CommentId>,
     user_id: Option<Uuid>,
 }
 
@@ -43,7 +44,7 @@ impl EventSpec {
     /// An event in a topic, heard by those in `scope` and by the topic's author.
     pub(crate) fn topic(
         kind: EventKind,
-        topic_id: Uuid,
+        topic_id: TopicId,
         scope: crate::groups::Scope,
         author_id: Uuid,
     ) -> Self {
@@ -54,6 +55,22 @@ impl EventSpec {
             topic_author_id: Some(author_id),
             comment_ids: Vec::new(),
             user_id: None,
+        }
+    }
+
+    /// The event as published on the bus (plain ids: the bus carries them between replicas).
+    fn published(self, id: i64, group: &HostedGroup, actor_id: Uuid) -> Event {
+        Event {
+            id,
+            association_id: group.association_id(),
+            group_id: group.id().uuid(),
+            topic_id: self.topic_id.map(TopicId::uuid),
+            kind: self.kind,
+            scope: self.scope,
+            actor_id,
+            topic_author_id: self.topic_author_id,
+            comment_ids: self.comment_ids.into_iter().map(CommentId::uuid).collect(),
+            user_id: self.user_id,
         }
     }
 
@@ -78,7 +95,7 @@ impl EventSpec {
     }
 
     /// The comments concerned.
-    pub(crate) fn comments(mut self, ids: Vec<Uuid>) -> Self {
+    pub(crate) fn comments(mut self, ids: Vec<CommentId>) -> Self {
         self.comment_ids = ids;
         self
     }
@@ -187,11 +204,12 @@ impl<'a> Change<'a> {
         debug_assert_eq!(group.association_id(), self.tenant.id);
         let group_id = group.id();
         let principal = principal_in_group(viewer, group_id, role);
-        if self
-            .services
-            .authorizer()
-            .allows(&principal, Domain::Group(group_id), object, action)
-        {
+        if self.services.authorizer().allows(
+            &principal,
+            Domain::Group(group_id.uuid()),
+            object,
+            action,
+        ) {
             return Ok(());
         }
         let entry = self
@@ -224,36 +242,15 @@ impl<'a> Change<'a> {
             },
         )
         .await?;
-        self.events.push(Event {
-            id,
-            association_id: group.association_id(),
-            group_id: group.id(),
-            topic_id: spec.topic_id,
-            kind: spec.kind,
-            scope: spec.scope,
-            actor_id,
-            topic_author_id: spec.topic_author_id,
-            comment_ids: spec.comment_ids,
-            user_id: spec.user_id,
-        });
+        self.events.push(spec.published(id, group, actor_id));
         Ok(())
     }
 
     /// An event a repository function wrote itself (in this transaction): published after the
     /// commit like the others.
     pub(crate) fn written_event(&mut self, group: &HostedGroup, spec: EventSpec, id: i64) {
-        self.events.push(Event {
-            id,
-            association_id: group.association_id(),
-            group_id: group.id(),
-            topic_id: spec.topic_id,
-            kind: spec.kind,
-            scope: spec.scope,
-            actor_id: self.actor_id(),
-            topic_author_id: spec.topic_author_id,
-            comment_ids: spec.comment_ids,
-            user_id: spec.user_id,
-        });
+        let actor_id = self.actor_id();
+        self.events.push(spec.published(id, group, actor_id));
     }
 
     /// Writes the audit entries, commits and publishes the events. Once called it finishes

@@ -5,18 +5,18 @@ use crate::audit::AuditAction;
 use crate::change::{Change, EventSpec};
 use crate::groups::ReceiptMode;
 use crate::topics::check_body;
+use crate::types::{CommentId, TopicId};
 use crate::Actor;
 use crate::{AppError, AppResult, ErrorCode, Services};
 use musubi_authz::{Action, Object};
 use musubi_db::groups::{self as repo, CommentRow, HostedGroup};
 use musubi_realtime::EventKind;
-use uuid::Uuid;
 
 impl Change<'_> {
     /// Loads a comment with its topic's access checked; returns (comment, group, topic access).
     async fn visible_comment(
         &mut self,
-        comment_id: Uuid,
+        comment_id: CommentId,
     ) -> AppResult<(CommentRow, HostedGroup, repo::TopicAccessRow)> {
         let comment = repo::comment(self.conn(), comment_id)
             .await?
@@ -34,10 +34,10 @@ impl Services {
     pub async fn post_comment(
         &self,
         actor: &Actor<'_>,
-        topic_id: Uuid,
+        topic_id: TopicId,
         body: &str,
         important: bool,
-    ) -> AppResult<Uuid> {
+    ) -> AppResult<CommentId> {
         let body = check_body(body)?;
         let me = actor.viewer.user.id;
         let mut c = self.change(actor).await?;
@@ -78,7 +78,7 @@ impl Services {
     pub async fn edit_comment(
         &self,
         actor: &Actor<'_>,
-        comment_id: Uuid,
+        comment_id: CommentId,
         body: &str,
         important: bool,
     ) -> AppResult<()> {
@@ -103,7 +103,7 @@ impl Services {
 
     /// Deletes a comment (its author, or a group owner): a "deleted" mark stays in its place
     /// and the record is kept. A topic's body (comment 1) cannot be deleted.
-    pub async fn delete_comment(&self, actor: &Actor<'_>, comment_id: Uuid) -> AppResult<()> {
+    pub async fn delete_comment(&self, actor: &Actor<'_>, comment_id: CommentId) -> AppResult<()> {
         let mut c = self.change(actor).await?;
         let (comment, group, access) = c.visible_comment(comment_id).await?;
         if comment.author_id != actor.viewer.user.id {
@@ -143,7 +143,11 @@ impl Services {
     }
 
     /// 「確認しました」 on a comment, in groups whose mode is acknowledgement.
-    pub async fn acknowledge_comment(&self, actor: &Actor<'_>, comment_id: Uuid) -> AppResult<()> {
+    pub async fn acknowledge_comment(
+        &self,
+        actor: &Actor<'_>,
+        comment_id: CommentId,
+    ) -> AppResult<()> {
         let mut c = self.change(actor).await?;
         let (comment, group, access) = c.visible_comment(comment_id).await?;
         if access.receipt_mode != ReceiptMode::Acknowledgement {

@@ -10,6 +10,7 @@
 use crate::audit::{AuditAction, RequestMeta};
 use crate::change::{Change, EventSpec};
 use crate::sessions::Viewer;
+use crate::types::GroupId;
 use crate::Actor;
 use crate::{AppError, AppResult, ErrorCode, Services, Tenant};
 use musubi_authz::{Action, GroupRole, Object, Principal, ProfessionClass};
@@ -149,11 +150,11 @@ pub struct MyGroup {
 
 pub(crate) fn principal_in_group(
     viewer: &Viewer,
-    group_id: Uuid,
+    group_id: GroupId,
     role: Option<GroupRole>,
 ) -> Principal {
     let mut p = viewer.principal.clone();
-    p.groups = role.map(|r| vec![(group_id, r)]).unwrap_or_default();
+    p.groups = role.map(|r| vec![(group_id.uuid(), r)]).unwrap_or_default();
     p
 }
 
@@ -177,7 +178,7 @@ impl Change<'_> {
 
     /// Loads a group hosted by the change's association and checks that the viewer may invite
     /// to it (owners).
-    async fn group_to_invite_to(&mut self, group_id: Uuid) -> AppResult<HostedGroup> {
+    async fn group_to_invite_to(&mut self, group_id: GroupId) -> AppResult<HostedGroup> {
         let me = self.viewer()?.user.id;
         let tenant = self.tenant();
         let (hosted, group) = repo::group(self.conn(), tenant, me, group_id)
@@ -202,11 +203,11 @@ impl Services {
         actor: &Actor<'_>,
         kind: GroupKind,
         input: &GroupInput,
-    ) -> AppResult<Uuid> {
+    ) -> AppResult<GroupId> {
         let (name, description) = input.validate(kind)?;
         self.authorize_in(actor, Object::Groups, Action::Create)
             .await?;
-        let id = Uuid::now_v7();
+        let id = GroupId::generate();
         let mut c = self.change(actor).await?;
         let group = repo::insert_group(
             c.conn(),
@@ -242,7 +243,7 @@ impl Services {
     pub async fn update_group(
         &self,
         actor: &Actor<'_>,
-        group_id: Uuid,
+        group_id: GroupId,
         patch: &GroupPatch,
     ) -> AppResult<()> {
         let mut c = self.change(actor).await?;
@@ -288,7 +289,7 @@ impl Services {
 
     /// The group page: the group, its members and the topics the viewer may see. Opening a
     /// patient group is audited (one record).
-    pub async fn group_view(&self, actor: &Actor<'_>, group_id: Uuid) -> AppResult<GroupView> {
+    pub async fn group_view(&self, actor: &Actor<'_>, group_id: GroupId) -> AppResult<GroupView> {
         let mut c = self.change(actor).await?;
         let (hosted, group) = repo::group(c.conn(), actor.tenant, actor.viewer.user.id, group_id)
             .await?
@@ -332,7 +333,11 @@ impl Services {
     /// What someone who is not (yet) a member may know of a group: only if invited, if their
     /// request is pending, or if it is a general group of their association that accepts
     /// requests. Otherwise "not found".
-    pub async fn group_invitation(&self, actor: &Actor<'_>, group_id: Uuid) -> AppResult<GroupRow> {
+    pub async fn group_invitation(
+        &self,
+        actor: &Actor<'_>,
+        group_id: GroupId,
+    ) -> AppResult<GroupRow> {
         let mut tx = self.db().tenant_snapshot(actor.tenant).await?;
         let (_, group) = repo::group(&mut tx, actor.tenant, actor.viewer.user.id, group_id)
             .await?
@@ -411,7 +416,7 @@ impl Services {
     pub async fn group_invite_candidates(
         &self,
         actor: &Actor<'_>,
-        group_id: Uuid,
+        group_id: GroupId,
         search: &str,
         limit: i64,
     ) -> AppResult<Vec<CandidateRow>> {
@@ -437,7 +442,7 @@ impl Services {
     pub async fn invite_to_group(
         &self,
         actor: &Actor<'_>,
-        group_id: Uuid,
+        group_id: GroupId,
         user_id: Uuid,
     ) -> AppResult<()> {
         let mut c = self.change(actor).await?;
@@ -472,7 +477,7 @@ impl Services {
     pub async fn invite_to_group_by_email(
         &self,
         actor: &Actor<'_>,
-        group_id: Uuid,
+        group_id: GroupId,
         email: &str,
     ) -> AppResult<()> {
         let email = crate::text::email("email", email)?;
@@ -506,7 +511,7 @@ impl Services {
     pub async fn answer_group_invitation(
         &self,
         actor: &Actor<'_>,
-        group_id: Uuid,
+        group_id: GroupId,
         accept: bool,
     ) -> AppResult<()> {
         let mut c = self.change(actor).await?;
@@ -528,7 +533,7 @@ impl Services {
     }
 
     /// A member of the host association asks to join a general group that accepts requests.
-    pub async fn request_to_join(&self, actor: &Actor<'_>, group_id: Uuid) -> AppResult<()> {
+    pub async fn request_to_join(&self, actor: &Actor<'_>, group_id: GroupId) -> AppResult<()> {
         self.authorize_in(actor, Object::Association, Action::Read)
             .await?;
         let mut c = self.change(actor).await?;
@@ -560,7 +565,7 @@ impl Services {
     pub async fn answer_join_request(
         &self,
         actor: &Actor<'_>,
-        group_id: Uuid,
+        group_id: GroupId,
         user_id: Uuid,
         approve: bool,
     ) -> AppResult<()> {
@@ -585,7 +590,7 @@ impl Services {
     pub async fn remove_group_member(
         &self,
         actor: &Actor<'_>,
-        group_id: Uuid,
+        group_id: GroupId,
         user_id: Uuid,
     ) -> AppResult<()> {
         let mut c = self.change(actor).await?;
@@ -617,7 +622,7 @@ impl Services {
     pub async fn set_group_role(
         &self,
         actor: &Actor<'_>,
-        group_id: Uuid,
+        group_id: GroupId,
         user_id: Uuid,
         role: GroupRole,
     ) -> AppResult<()> {
@@ -660,7 +665,7 @@ impl Services {
     pub(crate) async fn add_group_member_directly(
         &self,
         tenant: &Tenant,
-        group_id: Uuid,
+        group_id: GroupId,
         user_id: Uuid,
         role: GroupRole,
     ) -> AppResult<()> {
@@ -698,8 +703,8 @@ pub(crate) fn active_role(group: &GroupRow) -> Option<GroupRole> {
 pub(crate) fn by_association(
     rows: &[repo::MyGroupRow],
     keep: impl Fn(&repo::MyGroupRow) -> bool,
-) -> Vec<(Uuid, String, String, Vec<Uuid>)> {
-    let mut out: Vec<(Uuid, String, String, Vec<Uuid>)> = Vec::new();
+) -> Vec<(Uuid, String, String, Vec<GroupId>)> {
+    let mut out: Vec<(Uuid, String, String, Vec<GroupId>)> = Vec::new();
     for r in rows.iter().filter(|r| keep(r)) {
         match out.iter_mut().find(|(id, ..)| *id == r.association_id) {
             Some((.., ids)) => ids.push(r.group_id),

@@ -9,6 +9,7 @@ use crate::groups::in_scope_bits;
 use crate::groups::viewer_bit;
 use crate::groups::Scope;
 use crate::sessions::Viewer;
+use crate::types::{CommentId, GroupId, TopicId};
 use crate::unread::UnreadCounts;
 use crate::{AppError, AppResult, ErrorCode, Services};
 use musubi_db::groups as repo;
@@ -355,7 +356,7 @@ impl Services {
                 .map(|r| LiveState {
                     alive: r.alive,
                     scope_bit: r.scope_bit,
-                    groups: r.groups.into_iter().collect(),
+                    groups: r.groups.into_iter().map(GroupId::uuid).collect(),
                     hosts: r.host_slugs.into_iter().zip(r.host_names).collect(),
                 }),
         )
@@ -384,13 +385,13 @@ impl Services {
                 visible.then_some(Event {
                     id: r.id,
                     association_id: r.association_id,
-                    group_id: r.group_id,
-                    topic_id: r.topic_id,
+                    group_id: r.group_id.uuid(),
+                    topic_id: r.topic_id.map(TopicId::uuid),
                     kind,
                     scope: r.scope,
                     actor_id: r.actor_id,
                     topic_author_id: r.topic_author_id,
-                    comment_ids: r.comment_ids,
+                    comment_ids: r.comment_ids.into_iter().map(CommentId::uuid).collect(),
                     user_id: r.user_id,
                 })
             })

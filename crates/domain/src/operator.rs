@@ -10,6 +10,7 @@ use crate::associations::CreateAssociation;
 use crate::audit::{AuditEntry, RequestMeta};
 use crate::invitations::CreatedInvitation;
 use crate::sessions::{principal_for, Viewer};
+use crate::types::GroupId;
 use crate::{AppError, AppResult, Db, Services, Tenant};
 use chrono::Utc;
 use musubi_authz::{Authorizer, GroupRole};
@@ -107,7 +108,7 @@ impl Operator {
     pub async fn add_group_member(
         &self,
         tenant: &Tenant,
-        group_id: Uuid,
+        group_id: GroupId,
         user_id: Uuid,
         role: GroupRole,
     ) -> AppResult<()> {

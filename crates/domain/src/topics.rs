@@ -9,6 +9,7 @@
 use crate::audit::AuditAction;
 use crate::change::{Change, EventSpec};
 use crate::groups::{active_role, topic_visible, GroupKind, ReceiptMode, Scope};
+use crate::types::{CommentId, GroupId, TopicId};
 use crate::Actor;
 use crate::{text, AppError, AppResult, Services, Tenant};
 use musubi_authz::{Action, GroupRole, Object};
@@ -84,7 +85,7 @@ impl Change<'_> {
     /// and checks `action` on `object` there.
     pub(crate) async fn visible_topic(
         &mut self,
-        topic_id: Uuid,
+        topic_id: TopicId,
         object: Object,
         action: Action,
     ) -> AppResult<(HostedGroup, repo::TopicAccessRow)> {
@@ -111,7 +112,7 @@ impl Change<'_> {
 /// A new topic: its title, scope and first comment (the body).
 #[derive(Debug, Clone)]
 pub struct NewTopic<'a> {
-    pub group_id: Uuid,
+    pub group_id: GroupId,
     pub title: &'a str,
     pub body: &'a str,
     pub scope: Scope,
@@ -120,7 +121,7 @@ pub struct NewTopic<'a> {
 
 impl Services {
     /// Posts a topic: its title, scope and first comment (the body).
-    pub async fn create_topic(&self, actor: &Actor<'_>, new: &NewTopic<'_>) -> AppResult<Uuid> {
+    pub async fn create_topic(&self, actor: &Actor<'_>, new: &NewTopic<'_>) -> AppResult<TopicId> {
         let title = check_title(new.title)?;
         let body = check_body(new.body)?;
         let scope = new.scope;
@@ -131,7 +132,7 @@ impl Services {
             .ok_or_else(AppError::not_found)?;
         c.authorize(&hosted, active_role(&group), Object::Topics, Action::Create)
             .await?;
-        let topic_id = Uuid::now_v7();
+        let topic_id = TopicId::generate();
         let topic = repo::NewTopic {
             id: topic_id,
             author_id: me,
@@ -168,7 +169,7 @@ impl Services {
     pub async fn open_topic(
         &self,
         actor: &Actor<'_>,
-        topic_id: Uuid,
+        topic_id: TopicId,
         record_read: bool,
     ) -> AppResult<TopicView> {
         let mut c = self.change(actor).await?;
@@ -213,7 +214,7 @@ impl Services {
         });
         let (scope, author) = (access.topic.scope, access.topic.author_id);
         if !new_footprints.is_empty() {
-            let ids: Vec<Uuid> = new_footprints.iter().map(|(id, _)| *id).collect();
+            let ids: Vec<CommentId> = new_footprints.iter().map(|(id, _)| *id).collect();
             let event = EventSpec::topic(EventKind::FootprintAdded, topic_id, scope, author);
             c.event(&group, event.comments(ids)).await?;
         }
@@ -234,7 +235,7 @@ impl Services {
         c.commit().await?;
 
         // Hundreds of readers on hundreds of comments: group them once, not per comment.
-        let mut readers_by_comment: HashMap<Uuid, Vec<ReaderRow>> = HashMap::new();
+        let mut readers_by_comment: HashMap<CommentId, Vec<ReaderRow>> = HashMap::new();
         for r in readers {
             readers_by_comment.entry(r.comment_id).or_default().push(r);
         }
@@ -302,7 +303,7 @@ impl Services {
     pub async fn update_topic(
         &self,
         actor: &Actor<'_>,
-        topic_id: Uuid,
+        topic_id: TopicId,
         patch: &TopicPatch,
     ) -> AppResult<()> {
         let mut c = self.change(actor).await?;

@@ -8,12 +8,12 @@ use crate::audit::AuditAction;
 use crate::change::EventSpec;
 use crate::groups::{active_role, viewer_bit, GroupKind};
 use crate::sessions::Viewer;
+use crate::types::{CommentId, GroupId, TopicId};
 use crate::Actor;
 use crate::{AppError, AppResult, Services};
 use chrono::{DateTime, Utc};
 use musubi_authz::{Action, Object};
 use musubi_db::groups::{self as repo};
-use uuid::Uuid;
 
 /// Most unread comments the home page lists, and most of one topic: a summary for a phone.
 /// Each group shows how many more are unread and links to them; counts stay exact.
@@ -24,9 +24,9 @@ pub const HOME_ITEMS_PER_TOPIC: i64 = 10;
 /// An unread comment on the home page.
 #[derive(Debug, Clone)]
 pub struct HomeItem {
-    pub topic_id: Uuid,
+    pub topic_id: TopicId,
     pub topic_title: String,
-    pub comment_id: Uuid,
+    pub comment_id: CommentId,
     pub seq: i32,
     pub author_name: String,
     pub excerpt: String,
@@ -38,7 +38,7 @@ pub struct HomeItem {
 pub struct HomeGroup {
     pub association_slug: String,
     pub association_name: String,
-    pub group_id: Uuid,
+    pub group_id: GroupId,
     pub group_name: String,
     pub patient: bool,
     pub unread: i64,
@@ -52,7 +52,7 @@ pub struct UnreadCounts {
     /// (association slug, association name, count)
     pub associations: Vec<(String, String, i64)>,
     /// (association slug, group id, count)
-    pub groups: Vec<(String, Uuid, i64)>,
+    pub groups: Vec<(String, GroupId, i64)>,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -79,7 +79,7 @@ fn excerpt(body: &str) -> String {
 impl Services {
     /// "Mark all as read" for a group: clears the counters without leaving footprints (the
     /// comments were not actually read).
-    pub async fn mark_group_read(&self, actor: &Actor<'_>, group_id: Uuid) -> AppResult<u64> {
+    pub async fn mark_group_read(&self, actor: &Actor<'_>, group_id: GroupId) -> AppResult<u64> {
         let me = actor.viewer.user.id;
         let mut c = self.change(actor).await?;
         let (hosted, group) = repo::group(c.conn(), actor.tenant, me, group_id)

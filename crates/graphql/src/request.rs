@@ -34,8 +34,10 @@ pub(crate) fn signed_in<'a>(
 }
 
 /// An id from the client; one that is not a UUID is simply not found.
-pub(crate) fn uuid(ctx: &Context<'_>, id: &ID) -> async_graphql::Result<Uuid> {
-    Uuid::parse_str(id).map_err(|_| to_gql_error(ctx, AppError::not_found()))
+pub(crate) fn uuid<T: From<Uuid>>(ctx: &Context<'_>, id: &ID) -> async_graphql::Result<T> {
+    Uuid::parse_str(id)
+        .map(T::from)
+        .map_err(|_| to_gql_error(ctx, AppError::not_found()))
 }
 
 /// The services and the request, signed in or not.

@@ -91,7 +91,8 @@ fn count(n: i64) -> i32 {
     i32::try_from(n.max(0)).unwrap_or(i32::MAX)
 }
 
-fn id(u: Uuid) -> ID {
+fn id(u: impl Into<Uuid>) -> ID {
+    let u: Uuid = u.into();
     ID(u.to_string())
 }
 

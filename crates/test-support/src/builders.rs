@@ -96,5 +96,5 @@ pub async fn group_with_members(
             .await
             .unwrap();
     }
-    group
+    group.into()
 }

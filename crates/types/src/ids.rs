@@ -17,6 +17,11 @@ macro_rules! id_type {
         pub struct $name(Uuid);
 
         impl $name {
+            /// A new id (time-ordered, as every id Musubi makes).
+            pub fn generate() -> Self {
+                Self(Uuid::now_v7())
+            }
+
             pub const fn from_uuid(id: Uuid) -> Self {
                 Self(id)
             }

@@ -1,11 +1,12 @@
 //! Comments: posting (numbered per topic), history, deletion marks, acknowledgements and who read what.
 
 use super::*;
+use musubi_types::{CommentId, TopicId};
 
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct CommentRow {
-    pub id: Uuid,
-    pub topic_id: Uuid,
+    pub id: CommentId,
+    pub topic_id: TopicId,
     pub seq: i32,
     pub author_id: Uuid,
     pub author_name: String,
@@ -25,14 +26,14 @@ const COMMENT_SELECT: &str = "SELECT c.id, c.topic_id, c.seq, c.author_id, u.nam
 /// Appends a comment: numbers it after the topic's last and returns (comment, seq).
 pub async fn insert_comment(
     conn: &mut PgConnection,
-    topic_id: Uuid,
+    topic_id: TopicId,
     group: &HostedGroup,
     author_id: Uuid,
     body: &str,
     important: bool,
-) -> DbResult<(Uuid, i32, DateTime<Utc>)> {
+) -> DbResult<(CommentId, i32, DateTime<Utc>)> {
     let group_id = group.id;
-    let id = Uuid::now_v7();
+    let id = CommentId::generate();
     // The row lock on the topic serializes numbering within one topic only.
     let (seq, at): (i32, DateTime<Utc>) = sqlx::query_as(
         "UPDATE topics SET last_seq = last_seq + 1, last_comment_at = now() \
@@ -61,7 +62,7 @@ pub async fn insert_comment(
 /// The comments of a topic in order (at most `limit`, the latest ones).
 pub async fn comments_of_topic(
     conn: &mut PgConnection,
-    topic_id: Uuid,
+    topic_id: TopicId,
     limit: i64,
 ) -> DbResult<Vec<CommentRow>> {
     Ok(sqlx::query_as(&format!(
@@ -74,7 +75,10 @@ pub async fn comments_of_topic(
     .await?)
 }
 
-pub async fn comment(conn: &mut PgConnection, comment_id: Uuid) -> DbResult<Option<CommentRow>> {
+pub async fn comment(
+    conn: &mut PgConnection,
+    comment_id: CommentId,
+) -> DbResult<Option<CommentRow>> {
     Ok(sqlx::query_as(&format!("{COMMENT_SELECT} WHERE c.id = $1"))
         .bind(comment_id)
         .fetch_optional(conn)
@@ -83,7 +87,7 @@ pub async fn comment(conn: &mut PgConnection, comment_id: Uuid) -> DbResult<Opti
 
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct ReaderRow {
-    pub comment_id: Uuid,
+    pub comment_id: CommentId,
     pub user_id: Uuid,
     pub name: String,
     pub at: DateTime<Utc>,
@@ -94,7 +98,7 @@ pub struct ReaderRow {
 /// the readers who have left), which saves a lookup per footprint.
 pub async fn readers_of_topic(
     conn: &mut PgConnection,
-    topic_id: Uuid,
+    topic_id: TopicId,
     from_seq: i32,
     acknowledgements: bool,
 ) -> DbResult<Vec<ReaderRow>> {
@@ -126,7 +130,7 @@ pub async fn user_names(conn: &mut PgConnection, ids: &[Uuid]) -> DbResult<Vec<(
 
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct VersionRow {
-    pub comment_id: Uuid,
+    pub comment_id: CommentId,
     pub version: i32,
     pub body: String,
     pub important: bool,
@@ -136,7 +140,7 @@ pub struct VersionRow {
 /// Earlier versions of the edited comments of a topic, oldest first.
 pub async fn versions_of_topic(
     conn: &mut PgConnection,
-    topic_id: Uuid,
+    topic_id: TopicId,
 ) -> DbResult<Vec<VersionRow>> {
     Ok(sqlx::query_as(
         "SELECT v.comment_id, v.version, v.body, v.important, v.written_at \
@@ -151,7 +155,7 @@ pub async fn versions_of_topic(
 /// Keeps the current text as a version, then replaces it.
 pub async fn edit_comment(
     conn: &mut PgConnection,
-    comment_id: Uuid,
+    comment_id: CommentId,
     body: &str,
     important: bool,
 ) -> DbResult<()> {
@@ -177,8 +181,8 @@ pub async fn edit_comment(
 /// Marks a comment deleted (the row stays) and takes it out of unread counters.
 pub async fn delete_comment(
     conn: &mut PgConnection,
-    comment_id: Uuid,
-    topic_id: Uuid,
+    comment_id: CommentId,
+    topic_id: TopicId,
     author_id: Uuid,
     seq: i32,
     by: Uuid,
@@ -205,7 +209,7 @@ pub async fn delete_comment(
 /// Records 「確認しました」; returns the time, or `None` if already acknowledged.
 pub async fn acknowledge(
     conn: &mut PgConnection,
-    comment_id: Uuid,
+    comment_id: CommentId,
     user_id: Uuid,
 ) -> DbResult<Option<DateTime<Utc>>> {
     Ok(sqlx::query_scalar(

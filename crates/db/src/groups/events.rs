@@ -1,28 +1,29 @@
 //! Live-update events (`core.events`): written in the writer's transaction, replayed after a reconnect, purged after a week; and what a subscription keeps about its person.
 
 use super::*;
+use musubi_types::{CommentId, GroupId, TopicId};
 
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct EventRow {
     pub id: i64,
     pub association_id: Uuid,
-    pub group_id: Uuid,
-    pub topic_id: Option<Uuid>,
+    pub group_id: GroupId,
+    pub topic_id: Option<TopicId>,
     pub kind: String,
     pub scope: i16,
     pub actor_id: Uuid,
     pub topic_author_id: Option<Uuid>,
-    pub comment_ids: Vec<Uuid>,
+    pub comment_ids: Vec<CommentId>,
     pub user_id: Option<Uuid>,
 }
 
 pub struct NewEvent<'a> {
-    pub topic_id: Option<Uuid>,
+    pub topic_id: Option<TopicId>,
     pub kind: &'a str,
     pub scope: i16,
     pub actor_id: Uuid,
     pub topic_author_id: Option<Uuid>,
-    pub comment_ids: &'a [Uuid],
+    pub comment_ids: &'a [CommentId],
     pub user_id: Option<Uuid>,
 }
 
@@ -104,7 +105,7 @@ pub struct LiveStateRow {
     /// The person's class as a scope bit (`core.scope_bit`).
     pub scope_bit: Scope,
     /// The groups they are an active member of.
-    pub groups: Vec<Uuid>,
+    pub groups: Vec<GroupId>,
     /// The associations hosting those groups, by slug, and their names in the same order.
     pub host_slugs: Vec<String>,
     pub host_names: Vec<String>,

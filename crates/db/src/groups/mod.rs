@@ -12,6 +12,7 @@
 
 use crate::{DbResult, Tenant};
 use chrono::{DateTime, Utc};
+use musubi_types::GroupId;
 use musubi_types::{
     DoctorKind, GroupKind, GroupMemberStatus, GroupRole, JoinPolicy, Profession, ReceiptMode, Scope,
 };
@@ -49,7 +50,7 @@ pub use unread::*;
 /// A group the person belongs to (or is invited to / asked to join), with its host.
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct MyGroupRow {
-    pub group_id: Uuid,
+    pub group_id: GroupId,
     pub association_id: Uuid,
     pub slug: String,
     pub association_name: String,
@@ -82,12 +83,12 @@ pub async fn groups_of(pool: &PgPool, user_id: Uuid) -> DbResult<Vec<MyGroupRow>
 /// constructible outside this module.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct HostedGroup {
-    id: Uuid,
+    id: GroupId,
     association_id: Uuid,
 }
 
 impl HostedGroup {
-    pub fn id(&self) -> Uuid {
+    pub fn id(&self) -> GroupId {
         self.id
     }
     /// The host association (the tenant it was loaded through).
@@ -100,9 +101,9 @@ impl HostedGroup {
 pub async fn hosted_group(
     conn: &mut PgConnection,
     tenant: &Tenant,
-    group_id: Uuid,
+    group_id: GroupId,
 ) -> DbResult<Option<HostedGroup>> {
-    let found: Option<Uuid> = sqlx::query_scalar(
+    let found: Option<GroupId> = sqlx::query_scalar(
         "SELECT g.id FROM groups g \
          JOIN core.groups cg ON cg.id = g.id AND cg.association_id = $2 WHERE g.id = $1",
     )
@@ -118,7 +119,7 @@ pub async fn hosted_group(
 
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct GroupRow {
-    pub id: Uuid,
+    pub id: GroupId,
     pub kind: GroupKind,
     pub name: String,
     pub description: String,
@@ -151,7 +152,7 @@ pub async fn group(
     conn: &mut PgConnection,
     tenant: &Tenant,
     viewer: Uuid,
-    group_id: Uuid,
+    group_id: GroupId,
 ) -> DbResult<Option<(HostedGroup, GroupRow)>> {
     hosted_group_row(conn, tenant, viewer, group_id, "").await
 }
@@ -162,7 +163,7 @@ pub async fn group_for_update(
     conn: &mut PgConnection,
     tenant: &Tenant,
     viewer: Uuid,
-    group_id: Uuid,
+    group_id: GroupId,
 ) -> DbResult<Option<(HostedGroup, GroupRow)>> {
     hosted_group_row(conn, tenant, viewer, group_id, " FOR UPDATE OF g").await
 }
@@ -171,7 +172,7 @@ async fn hosted_group_row(
     conn: &mut PgConnection,
     tenant: &Tenant,
     viewer: Uuid,
-    group_id: Uuid,
+    group_id: GroupId,
     lock: &str,
 ) -> DbResult<Option<(HostedGroup, GroupRow)>> {
     let row: Option<GroupRow> = sqlx::query_as(&format!("{GROUP_SELECT} WHERE g.id = $3{lock}"))
@@ -194,7 +195,7 @@ pub async fn groups_by_ids(
     conn: &mut PgConnection,
     tenant: &Tenant,
     viewer: Uuid,
-    ids: &[Uuid],
+    ids: &[GroupId],
 ) -> DbResult<Vec<GroupRow>> {
     Ok(sqlx::query_as(&format!(
         "{GROUP_SELECT} WHERE g.id = ANY($3) ORDER BY g.last_activity_at DESC"
@@ -223,7 +224,7 @@ pub async fn open_groups(
 }
 
 pub struct NewGroup<'a> {
-    pub id: Uuid,
+    pub id: GroupId,
     pub kind: GroupKind,
     pub name: &'a str,
     pub description: &'a str,

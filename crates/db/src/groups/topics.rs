@@ -1,11 +1,12 @@
 //! Topics: access (with the group's proof), the list a person may see, posting and settings.
 
 use super::*;
+use musubi_types::{GroupId, TopicId};
 
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct TopicRow {
-    pub id: Uuid,
-    pub group_id: Uuid,
+    pub id: TopicId,
+    pub group_id: GroupId,
     pub author_id: Uuid,
     pub author_name: String,
     pub title: String,
@@ -36,7 +37,7 @@ pub async fn topic_access(
     conn: &mut PgConnection,
     tenant: &Tenant,
     viewer: Uuid,
-    topic_id: Uuid,
+    topic_id: TopicId,
 ) -> DbResult<Option<(HostedGroup, TopicAccessRow)>> {
     let row: Option<TopicAccessRow> = sqlx::query_as(concat!(
         "SELECT t.id, t.group_id, t.author_id, u.name AS author_name, t.title, t.scope, t.pinned, \
@@ -99,7 +100,7 @@ pub async fn topics_of_group(
 }
 
 pub struct NewTopic<'a> {
-    pub id: Uuid,
+    pub id: TopicId,
     pub author_id: Uuid,
     pub title: &'a str,
     pub scope: Scope,
@@ -125,7 +126,7 @@ pub async fn insert_topic(
 
 pub async fn update_topic(
     conn: &mut PgConnection,
-    topic_id: Uuid,
+    topic_id: TopicId,
     title: &str,
     scope: Scope,
     pinned: bool,

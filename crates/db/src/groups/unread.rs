@@ -1,11 +1,12 @@
 //! Unread counters and footprints: what each person has still to read, kept up to date on every write so that "what is new" never scans comments.
 
 use super::*;
+use musubi_types::{CommentId, GroupId, TopicId};
 
 /// A comment just posted, with what deciding who has it unread needs.
 #[derive(Debug, Clone, Copy)]
 pub struct Posted {
-    pub topic_id: Uuid,
+    pub topic_id: TopicId,
     pub topic_author: Uuid,
     pub scope: Scope,
     /// The comment's author, who has nothing new to read.
@@ -59,7 +60,7 @@ pub async fn spread_unread(
 pub async fn rebuild_unread(
     conn: &mut PgConnection,
     group: &HostedGroup,
-    topic_id: Uuid,
+    topic_id: TopicId,
     topic_author: Uuid,
     old_scope: Scope,
     scope: Scope,
@@ -101,7 +102,7 @@ pub async fn rebuild_unread(
 pub async fn take_unread(
     conn: &mut PgConnection,
     user_id: Uuid,
-    topic_id: Uuid,
+    topic_id: TopicId,
 ) -> DbResult<Option<i32>> {
     Ok(sqlx::query_scalar(
         "DELETE FROM unread WHERE user_id = $1 AND topic_id = $2 RETURNING first_seq",
@@ -117,9 +118,9 @@ pub async fn take_unread(
 pub async fn record_footprints(
     conn: &mut PgConnection,
     user_id: Uuid,
-    topic_id: Uuid,
+    topic_id: TopicId,
     from_seq: i32,
-) -> DbResult<Vec<(Uuid, DateTime<Utc>)>> {
+) -> DbResult<Vec<(CommentId, DateTime<Utc>)>> {
     Ok(sqlx::query_as(
         // The anti-join skips what was read before without a speculative insert per comment;
         // ON CONFLICT still settles two devices opening the topic at once.
@@ -154,7 +155,10 @@ pub async fn mark_group_read(
 }
 
 /// Unread counts of a person per group in this tenant.
-pub async fn unread_by_group(conn: &mut PgConnection, user_id: Uuid) -> DbResult<Vec<(Uuid, i64)>> {
+pub async fn unread_by_group(
+    conn: &mut PgConnection,
+    user_id: Uuid,
+) -> DbResult<Vec<(GroupId, i64)>> {
     Ok(sqlx::query_as(
         "SELECT group_id, sum(count)::bigint FROM unread WHERE user_id = $1 GROUP BY group_id",
     )
@@ -165,12 +169,12 @@ pub async fn unread_by_group(conn: &mut PgConnection, user_id: Uuid) -> DbResult
 
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct UnreadItemRow {
-    pub group_id: Uuid,
+    pub group_id: GroupId,
     pub group_name: String,
     pub group_kind: GroupKind,
-    pub topic_id: Uuid,
+    pub topic_id: TopicId,
     pub topic_title: String,
-    pub comment_id: Uuid,
+    pub comment_id: CommentId,
     pub seq: i32,
     pub author_name: String,
     pub body: String,

@@ -311,8 +311,8 @@ mod sns {
     fn comment(seq: i32, author: &str, body: &str) -> CommentView {
         CommentView {
             row: CommentRow {
-                id: Uuid::now_v7(),
-                topic_id: Uuid::nil(),
+                id: Uuid::now_v7().into(),
+                topic_id: Uuid::nil().into(),
                 seq,
                 author_id: Uuid::now_v7(),
                 author_name: author.into(),
@@ -345,7 +345,7 @@ mod sns {
         ListFacts {
             lang: Lang::Ja,
             slug: "minatogawa",
-            topic_id: Uuid::nil(),
+            topic_id: Uuid::nil().into(),
             mode,
             owner,
             first_unread_seq: Some(2),

@@ -110,7 +110,7 @@ impl Bench {
             .create_topic(
                 &Actor::new(author, &self.tenant, &client()),
                 &musubi_domain::topics::NewTopic {
-                    group_id: group,
+                    group_id: group.into(),
                     title: "訪問看護報告",
                     body: "BP 132/78、SpO2 94%（O2 1L）、体温 36.8℃",
                     scope: Scope::EVERYONE,
@@ -130,7 +130,7 @@ impl Bench {
                 .await
                 .unwrap();
         }
-        t
+        t.into()
     }
 
     async fn open_counted(&self, viewer: &Viewer, topic: Uuid) -> Measured {
@@ -138,7 +138,7 @@ impl Bench {
             .counter
             .measure(self.counted.open_topic(
                 &Actor::new(viewer, &self.tenant, &client()),
-                topic,
+                topic.into(),
                 true,
             ))
             .await;
@@ -215,7 +215,7 @@ async fn opening_a_topic_costs_the_same_for_10_or_100_comments_with_10_readers_e
     let warm = b.topic(&nurse, g, 2).await;
     for r in &readers {
         for t in [short, long] {
-            b.s.open_topic(&Actor::new(r, &b.tenant, &client()), t, true)
+            b.s.open_topic(&Actor::new(r, &b.tenant, &client()), t.into(), true)
                 .await
                 .unwrap();
         }
@@ -275,9 +275,13 @@ async fn opening_a_topic_costs_the_same_for_10_or_100_comments_with_10_readers_e
     assert_eq!(short_author.statements, long_author.statements);
 
     let view =
-        b.s.open_topic(&Actor::new(&nurse, &b.tenant, &client()), long, false)
-            .await
-            .unwrap();
+        b.s.open_topic(
+            &Actor::new(&nurse, &b.tenant, &client()),
+            long.into(),
+            false,
+        )
+        .await
+        .unwrap();
     assert_eq!(view.comments.len(), 100);
     assert!(
         view.comments.iter().all(|c| c.readers.len() == 11),

@@ -316,7 +316,10 @@ async fn a_person_no_association_counts_as_active_gets_only_the_page_that_says_s
     let tenant = app.services().resolve_tenant("sakuradai").await.unwrap();
     let e = app
         .services()
-        .group_view(&Actor::new(&viewer, &tenant, &RequestMeta::default()), ito)
+        .group_view(
+            &Actor::new(&viewer, &tenant, &RequestMeta::default()),
+            ito.into(),
+        )
         .await
         .unwrap_err();
     assert_eq!(e.code.as_str(), "NOT_FOUND");

@@ -70,7 +70,7 @@ impl World {
             .create_topic(
                 &Actor::new(author, &self.tenant, &RequestMeta::default()),
                 &musubi_domain::topics::NewTopic {
-                    group_id: group,
+                    group_id: group.into(),
                     title,
                     body: "本文",
                     scope,
@@ -79,6 +79,7 @@ impl World {
             )
             .await
             .unwrap()
+            .into()
     }
 
     async fn comment(&self, author: &Viewer, topic: Uuid, body: &str) -> Uuid {
@@ -86,12 +87,13 @@ impl World {
             .services()
             .post_comment(
                 &Actor::new(author, &self.tenant, &RequestMeta::default()),
-                topic,
+                topic.into(),
                 body,
                 false,
             )
             .await
             .unwrap()
+            .into()
     }
 
     async fn subscribe(&self, email: &str, after: Option<&str>) -> GqlWs {
@@ -201,7 +203,7 @@ async fn a_subscriber_gets_comments_of_its_groups_and_nothing_outside_its_scope(
         .services()
         .open_topic(
             &Actor::new(&sato_viewer, &w.tenant, &RequestMeta::default()),
-            open,
+            open.into(),
             true,
         )
         .await
@@ -251,7 +253,7 @@ async fn events_stop_when_the_subscriber_leaves_the_group() {
         .services()
         .remove_group_member(
             &Actor::new(&nurse, &w.tenant, &RequestMeta::default()),
-            group,
+            group.into(),
             sato,
         )
         .await
@@ -287,7 +289,7 @@ async fn a_subscriber_who_joins_a_group_while_subscribed_gets_its_events_from_th
         .services()
         .invite_to_group_by_email(
             &Actor::new(&nurse, &w.tenant, &RequestMeta::default()),
-            later,
+            later.into(),
             HOSPITAL_DOCTOR,
         )
         .await;
@@ -301,7 +303,7 @@ async fn a_subscriber_who_joins_a_group_while_subscribed_gets_its_events_from_th
         .services()
         .answer_group_invitation(
             &Actor::new(&doctor, &w.tenant, &RequestMeta::default()),
-            later,
+            later.into(),
             true,
         )
         .await

@@ -122,7 +122,7 @@ impl World {
             .create_topic(
                 &self.a(author),
                 &musubi_domain::topics::NewTopic {
-                    group_id: group,
+                    group_id: group.into(),
                     title: "訪問看護報告",
                     body,
                     scope,
@@ -131,22 +131,30 @@ impl World {
             )
             .await
             .unwrap()
+            .into()
     }
 
     async fn reply(&self, author: &str, topic: Uuid, body: &str) -> Uuid {
         self.s
-            .post_comment(&self.a(author), topic, body, false)
+            .post_comment(&self.a(author), topic.into(), body, false)
+            .await
+            .unwrap()
+            .into()
+    }
+
+    async fn open(&self, who: &str, topic: Uuid) -> TopicView {
+        self.s
+            .open_topic(&self.a(who), topic.into(), true)
             .await
             .unwrap()
     }
 
-    async fn open(&self, who: &str, topic: Uuid) -> TopicView {
-        self.s.open_topic(&self.a(who), topic, true).await.unwrap()
-    }
-
     /// Looks without reading (`record_read` = false).
     async fn look(&self, who: &str, topic: Uuid) -> TopicView {
-        self.s.open_topic(&self.a(who), topic, false).await.unwrap()
+        self.s
+            .open_topic(&self.a(who), topic.into(), false)
+            .await
+            .unwrap()
     }
 
     async fn scalar(&self, sql: &str, id: Uuid) -> i64 {
@@ -178,10 +186,10 @@ impl World {
 
     /// The person's unread count on one topic, as the topic list shows it.
     async fn topic_unread(&self, who: &str, group: Uuid, topic: Uuid) -> i32 {
-        let view = self.s.group_view(&self.a(who), group).await.unwrap();
+        let view = self.s.group_view(&self.a(who), group.into()).await.unwrap();
         view.topics
             .iter()
-            .find(|t| t.id == topic)
+            .find(|t| t.id == topic.into())
             .map_or(0, |t| t.unread)
     }
 
@@ -196,7 +204,7 @@ impl World {
         let g = c
             .groups
             .iter()
-            .find(|(_, id, _)| *id == group)
+            .find(|(_, id, _)| *id == group.into())
             .map_or(0, |(.., n)| *n);
         (c.total, assoc, g)
     }
@@ -423,9 +431,9 @@ async fn acknowledgement_mode_records_confirmations_once_and_no_footprints() {
     w.s.acknowledge_comment(&w.a("doctor"), body)
         .await
         .expect("confirming twice is harmless");
-    assert_eq!(w.acks_on(body).await, 1);
+    assert_eq!(w.acks_on(body.into()).await, 1);
     assert_eq!(w.events_after(events).await, vec!["acknowledged"]);
-    assert_eq!(w.audited("comment.acknowledge", Some(body)).await, 1);
+    assert_eq!(w.audited("comment.acknowledge", Some(body.into())).await, 1);
 
     let err =
         w.s.acknowledge_comment(&w.a("nurse"), body)
@@ -489,12 +497,12 @@ async fn editing_keeps_every_earlier_version_and_only_the_author_may_edit() {
     let t = w.topic("nurse", g, "本文", Scope::EVERYONE).await;
     let c = w.reply("nurse", t, "体温 37.8℃").await;
     for body in ["体温 36.8℃", "体温 36.8℃（訂正）"] {
-        w.s.edit_comment(&w.a("nurse"), c, body, true)
+        w.s.edit_comment(&w.a("nurse"), c.into(), body, true)
             .await
             .unwrap();
     }
     let view = w.look("doctor", t).await;
-    let cv = view.comments.iter().find(|x| x.row.id == c).unwrap();
+    let cv = view.comments.iter().find(|x| x.row.id == c.into()).unwrap();
     assert_eq!(cv.row.body, "体温 36.8℃（訂正）");
     assert_eq!(cv.row.version, 3);
     assert!(cv.row.important);
@@ -516,13 +524,13 @@ async fn editing_keeps_every_earlier_version_and_only_the_author_may_edit() {
 
     for who in ["doctor", "outsider"] {
         let err =
-            w.s.edit_comment(&w.a(who), c, "書き換え", false)
+            w.s.edit_comment(&w.a(who), c.into(), "書き換え", false)
                 .await
                 .unwrap_err();
         assert_eq!(err.code, ErrorCode::NotFound, "{who} may not edit");
     }
     let err =
-        w.s.edit_comment(&w.a("nurse"), c, "  \n ", false)
+        w.s.edit_comment(&w.a("nurse"), c.into(), "  \n ", false)
             .await
             .unwrap_err();
     assert_eq!(err.code, ErrorCode::InvalidInput);
@@ -541,9 +549,15 @@ async fn deleting_leaves_a_mark_keeps_the_row_and_is_for_the_author_or_an_owner(
     let nurses = w.reply("nurse", t, "承知しました").await;
 
     // The author deletes their own; the text is hidden but kept.
-    w.s.delete_comment(&w.a("nurse"), mine).await.unwrap();
+    w.s.delete_comment(&w.a("nurse"), mine.into())
+        .await
+        .unwrap();
     let view = w.look("pharmacist", t).await;
-    let cv = view.comments.iter().find(|x| x.row.id == mine).unwrap();
+    let cv = view
+        .comments
+        .iter()
+        .find(|x| x.row.id == mine.into())
+        .unwrap();
     assert!(cv.is_deleted());
     assert_eq!(cv.row.body, "", "the text is not shown");
     assert_eq!(view.comments.len(), 4, "the mark keeps its place");
@@ -564,7 +578,7 @@ async fn deleting_leaves_a_mark_keeps_the_row_and_is_for_the_author_or_an_owner(
         "the record stays for the audit trail"
     );
     let err =
-        w.s.edit_comment(&w.a("nurse"), mine, "復活", false)
+        w.s.edit_comment(&w.a("nurse"), mine.into(), "復活", false)
             .await
             .unwrap_err();
     assert_eq!(
@@ -575,17 +589,19 @@ async fn deleting_leaves_a_mark_keeps_the_row_and_is_for_the_author_or_an_owner(
 
     // A member may not delete someone else's; the group's owner may.
     let err =
-        w.s.delete_comment(&w.a("pharmacist"), doctors)
+        w.s.delete_comment(&w.a("pharmacist"), doctors.into())
             .await
             .unwrap_err();
     assert_eq!(err.code, ErrorCode::NotFound);
-    w.s.delete_comment(&w.a("doctor"), nurses).await.unwrap();
+    w.s.delete_comment(&w.a("doctor"), nurses.into())
+        .await
+        .unwrap();
     assert!(w
         .look("nurse", t)
         .await
         .comments
         .iter()
-        .find(|x| x.row.id == nurses)
+        .find(|x| x.row.id == nurses.into())
         .unwrap()
         .is_deleted());
     assert_eq!(w.audited("comment.delete", Some(nurses)).await, 1);
@@ -627,7 +643,7 @@ async fn unread_counts_follow_posts_reads_deletions_and_mark_all_read() {
     // The home page lists them, newest first, in the group.
     let home = w.s.home(w.p("doctor")).await.unwrap();
     assert_eq!(home.counts.total, 2);
-    let hg = home.groups.iter().find(|h| h.group_id == g).unwrap();
+    let hg = home.groups.iter().find(|h| h.group_id == g.into()).unwrap();
     assert_eq!(hg.unread, 2);
     assert!(hg.patient);
     let seqs: Vec<i32> = hg.items.iter().map(|i| i.seq).collect();
@@ -649,7 +665,10 @@ async fn unread_counts_follow_posts_reads_deletions_and_mark_all_read() {
 
     // Mark all as read: the group's counters go, without footprints.
     let footprints = w.footprints_by("doctor").await;
-    let cleared = w.s.mark_group_read(&w.a("doctor"), other).await.unwrap();
+    let cleared =
+        w.s.mark_group_read(&w.a("doctor"), other.into())
+            .await
+            .unwrap();
     assert_eq!(cleared, 1, "one topic");
     assert_eq!(w.counts("doctor", other).await.2, 0);
     assert_eq!(w.counts("doctor", g).await, (1, 1, 1));
@@ -663,9 +682,9 @@ async fn unread_counts_follow_posts_reads_deletions_and_mark_all_read() {
     let c1 = w.reply("nurse", t, "一つ目").await;
     let c2 = w.reply("nurse", t, "二つ目").await;
     assert_eq!(w.topic_unread("doctor", g, t).await, 2);
-    w.s.delete_comment(&w.a("nurse"), c2).await.unwrap();
+    w.s.delete_comment(&w.a("nurse"), c2.into()).await.unwrap();
     assert_eq!(w.topic_unread("doctor", g, t).await, 1);
-    w.s.delete_comment(&w.a("nurse"), c1).await.unwrap();
+    w.s.delete_comment(&w.a("nurse"), c1.into()).await.unwrap();
     assert_eq!(w.topic_unread("doctor", g, t).await, 0);
     assert_eq!(w.counts("doctor", g).await, (1, 1, 1), "t2 is still unread");
 }
@@ -697,13 +716,13 @@ async fn widening_a_topics_scope_brings_it_into_the_doctors_unread() {
         assert!(home
             .groups
             .iter()
-            .all(|h| h.items.iter().all(|i| i.topic_id != t)));
+            .all(|h| h.items.iter().all(|i| i.topic_id != t.into())));
     }
 
     // Collaborating doctors join the scope: they now have all three comments unread.
     w.s.update_topic(
         &w.a("nurse"),
-        t,
+        t.into(),
         &TopicPatch {
             title: None,
             scope: Some(Scope::CO_MEDICAL.union(Scope::COLLABORATING_DOCTORS)),
@@ -730,7 +749,7 @@ async fn widening_a_topics_scope_brings_it_into_the_doctors_unread() {
     w.reply("nurse", t, "追記").await;
     w.s.update_topic(
         &w.a("nurse"),
-        t,
+        t.into(),
         &TopicPatch {
             title: None,
             scope: Some(Scope::EVERYONE),
@@ -746,7 +765,7 @@ async fn widening_a_topics_scope_brings_it_into_the_doctors_unread() {
     // Narrowing it again takes it away from them.
     w.s.update_topic(
         &w.a("nurse"),
-        t,
+        t.into(),
         &TopicPatch {
             title: None,
             scope: Some(Scope::CO_MEDICAL),
@@ -785,10 +804,12 @@ async fn a_scope_change_leaves_what_those_still_in_scope_read_as_read() {
     let t = w.topic("nurse", g, "報告", Scope::EVERYONE).await;
     w.reply("nurse", t, "追記").await;
     w.open("doctor", t).await;
-    w.s.mark_group_read(&w.a("pharmacist"), g).await.unwrap();
+    w.s.mark_group_read(&w.a("pharmacist"), g.into())
+        .await
+        .unwrap();
     w.s.update_topic(
         &w.a("nurse"),
-        t,
+        t.into(),
         &scope_patch(Scope::CO_MEDICAL.union(Scope::COLLABORATING_DOCTORS)),
     )
     .await
@@ -801,7 +822,7 @@ async fn a_scope_change_leaves_what_those_still_in_scope_read_as_read() {
     assert_eq!(w.counts("pharmacist", g).await, (0, 0, 0));
     assert_eq!(w.counts("hospital", g).await, (0, 0, 0), "now outside");
     // Back in scope: the hospital doctor had it unread when it was taken away.
-    w.s.update_topic(&w.a("nurse"), t, &scope_patch(Scope::EVERYONE))
+    w.s.update_topic(&w.a("nurse"), t.into(), &scope_patch(Scope::EVERYONE))
         .await
         .unwrap();
     assert_eq!(w.counts("hospital", g).await.2, 2);
@@ -817,7 +838,7 @@ async fn a_removed_member_has_nothing_left_unread_there() {
     let t = w.topic("nurse", g, "報告", Scope::EVERYONE).await;
     w.reply("nurse", t, "追記").await;
     assert_eq!(w.counts("pharmacist", g).await, (2, 2, 2));
-    w.s.remove_group_member(&w.a("doctor"), g, w.id("pharmacist"))
+    w.s.remove_group_member(&w.a("doctor"), g.into(), w.id("pharmacist"))
         .await
         .unwrap();
     assert_eq!(w.counts("pharmacist", g).await, (0, 0, 0));
@@ -840,7 +861,7 @@ async fn the_footprints_of_someone_who_left_keep_their_name() {
     let t = w.topic("nurse", g, "報告", Scope::EVERYONE).await;
     w.open("pharmacist", t).await;
     w.open("doctor", t).await;
-    w.s.remove_group_member(&w.a("doctor"), g, w.id("pharmacist"))
+    w.s.remove_group_member(&w.a("doctor"), g.into(), w.id("pharmacist"))
         .await
         .unwrap();
     let view = w.look("nurse", t).await;
@@ -939,21 +960,23 @@ async fn every_write_leaves_one_audit_record_and_one_event_of_its_kind() {
     assert_eq!(w.events_after(ev).await, vec!["comment_posted"]);
 
     ev = w.last_event().await;
-    w.s.edit_comment(&w.a("doctor"), c, "返信（訂正）", false)
+    w.s.edit_comment(&w.a("doctor"), c.into(), "返信（訂正）", false)
         .await
         .unwrap();
     assert_eq!(w.audited("comment.edit", Some(c)).await, 1);
     assert_eq!(w.events_after(ev).await, vec!["comment_edited"]);
 
     ev = w.last_event().await;
-    w.s.acknowledge_comment(&w.a("nurse"), c).await.unwrap();
+    w.s.acknowledge_comment(&w.a("nurse"), c.into())
+        .await
+        .unwrap();
     assert_eq!(w.audited("comment.acknowledge", Some(c)).await, 1);
     assert_eq!(w.events_after(ev).await, vec!["acknowledged"]);
 
     ev = w.last_event().await;
     w.s.update_topic(
         &w.a("nurse"),
-        t,
+        t.into(),
         &TopicPatch {
             title: Some("報告（12/5）".into()),
             scope: None,
@@ -967,12 +990,12 @@ async fn every_write_leaves_one_audit_record_and_one_event_of_its_kind() {
     assert_eq!(w.events_after(ev).await, vec!["topic_changed"]);
 
     ev = w.last_event().await;
-    w.s.delete_comment(&w.a("doctor"), c).await.unwrap();
+    w.s.delete_comment(&w.a("doctor"), c.into()).await.unwrap();
     assert_eq!(w.audited("comment.delete", Some(c)).await, 1);
     assert_eq!(w.events_after(ev).await, vec!["comment_deleted"]);
 
     ev = w.last_event().await;
-    w.s.mark_group_read(&w.a("doctor"), g).await.unwrap();
+    w.s.mark_group_read(&w.a("doctor"), g.into()).await.unwrap();
     assert_eq!(w.audited("group.mark_read", Some(g)).await, 1);
     assert_eq!(w.events_after(ev).await, vec!["unread_changed"]);
 
@@ -995,7 +1018,7 @@ async fn every_write_leaves_one_audit_record_and_one_event_of_its_kind() {
     ev = w.last_event().await;
     let denied = w.audited("access.denied", None).await;
     let err =
-        w.s.post_comment(&w.a("outsider"), t2, "割り込み", false)
+        w.s.post_comment(&w.a("outsider"), t2.into(), "割り込み", false)
             .await
             .unwrap_err();
     assert_eq!(err.code, ErrorCode::NotFound);
@@ -1088,21 +1111,29 @@ async fn every_demo_person_has_something_read_and_something_unread() {
     assert!(home
         .groups
         .iter()
-        .all(|g| g.items.iter().all(|i| i.topic_id != topic)));
+        .all(|g| g.items.iter().all(|i| i.topic_id != topic.into())));
     let view = services
-        .group_view(&Actor::new(&sato, minatogawa, &client()), group)
+        .group_view(&Actor::new(&sato, minatogawa, &client()), group.into())
         .await
         .unwrap();
-    assert!(view.topics.iter().all(|t| t.id != topic));
+    assert!(view.topics.iter().all(|t| t.id != topic.into()));
     let err = services
-        .open_topic(&Actor::new(&sato, minatogawa, &client()), topic, false)
+        .open_topic(
+            &Actor::new(&sato, minatogawa, &client()),
+            topic.into(),
+            false,
+        )
         .await
         .unwrap_err();
     assert_eq!(err.code, ErrorCode::NotFound);
     // A nurse of the same group sees it.
     let aoki = sign_in(&services, app.user_id("aoki@minatogawa.example").await).await;
     services
-        .open_topic(&Actor::new(&aoki, minatogawa, &client()), topic, false)
+        .open_topic(
+            &Actor::new(&aoki, minatogawa, &client()),
+            topic.into(),
+            false,
+        )
         .await
         .unwrap();
 }
@@ -1121,13 +1152,13 @@ async fn the_home_page_lists_the_newest_ten_of_a_topic_and_keeps_the_count_exact
     let quiet = w.topic("pharmacist", g, "残薬", Scope::EVERYONE).await;
 
     let home = w.s.home(w.p("doctor")).await.unwrap();
-    let hg = home.groups.iter().find(|h| h.group_id == g).unwrap();
+    let hg = home.groups.iter().find(|h| h.group_id == g.into()).unwrap();
     // 1 + 12 comments in the busy topic, 1 in the quiet one: all counted.
     assert_eq!(hg.unread, HOME_ITEMS_PER_TOPIC + 4);
     let of = |t: Uuid| -> Vec<i32> {
         hg.items
             .iter()
-            .filter(|i| i.topic_id == t)
+            .filter(|i| i.topic_id == t.into())
             .map(|i| i.seq)
             .collect()
     };

@@ -30,6 +30,7 @@ use http::{StatusCode, Uri};
 use musubi_authz::GroupRole;
 use musubi_db::groups::{CandidateRow, GroupMemberRow, GroupRow, TopicRow};
 use musubi_domain::groups::GroupView;
+use musubi_domain::types::GroupId;
 use musubi_domain::types::{GroupKind, GroupMemberStatus, JoinPolicy, ReceiptMode};
 use musubi_domain::{ErrorCode, Services};
 use serde::Deserialize;
@@ -156,7 +157,7 @@ pub(crate) struct JoinPage<'a> {
     pub status: String,
 }
 
-fn group_path(slug: &str, id: impl std::fmt::Display) -> String {
+fn group_path(slug: &str, id: GroupId) -> String {
     format!("/a/{slug}/g/{id}")
 }
 
@@ -303,7 +304,7 @@ async fn join_page(
     services: &Services,
     ctx: &Ctx,
     p: &Place,
-    group_id: Uuid,
+    group_id: GroupId,
     uri: &Uri,
 ) -> Result<Response, Response> {
     let g = services
@@ -526,7 +527,7 @@ async fn reshow(
     services: &Services,
     ctx: &Ctx,
     p: &Place,
-    group_id: Uuid,
+    group_id: GroupId,
     typed: Typed,
 ) -> Result<Response, Response> {
     let view = services

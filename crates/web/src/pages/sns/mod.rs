@@ -33,8 +33,8 @@ use uuid::Uuid;
 
 /// An id from the path. A malformed one is an id nobody has: the services authorize first,
 /// then answer "not found" like for any other unknown id.
-pub(crate) fn parse_id(id: &str) -> Uuid {
-    Uuid::parse_str(id).unwrap_or(Uuid::nil())
+pub(crate) fn parse_id<T: From<Uuid>>(id: &str) -> T {
+    T::from(Uuid::parse_str(id).unwrap_or(Uuid::nil()))
 }
 
 /// The header for a signed-in page of the SNS, with the unread count next to ホーム.

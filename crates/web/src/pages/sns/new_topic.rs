@@ -16,10 +16,10 @@ use axum::Form;
 use http::StatusCode;
 use musubi_domain::groups::{GroupView, Scope};
 use musubi_domain::topics::{NewTopic, MAX_COMMENT_CHARS, MAX_TITLE_CHARS};
+use musubi_domain::types::GroupId;
 use musubi_domain::types::{GroupKind, GroupMemberStatus};
 use musubi_domain::{ErrorCode, Services};
 use serde::Deserialize;
-use uuid::Uuid;
 
 #[derive(Debug, Default, Deserialize)]
 pub(crate) struct TopicForm {
@@ -111,7 +111,7 @@ async fn render(
     services: &Services,
     ctx: &Ctx,
     p: &Place,
-    group_id: Uuid,
+    group_id: GroupId,
     status: StatusCode,
     form: TopicForm,
     mut errors: TopicErrors,

@@ -31,9 +31,9 @@ use musubi_authz::GroupRole;
 use musubi_domain::groups::{ReceiptMode, Scope};
 use musubi_domain::topics::{CommentView, TopicPatch, TopicView, MAX_COMMENT_CHARS};
 use musubi_domain::types::GroupKind;
+use musubi_domain::types::{CommentId, TopicId};
 use musubi_domain::{AppError, ErrorCode, Services};
 use serde::Deserialize;
-use uuid::Uuid;
 
 pub(crate) struct TopicHead {
     pub slug: String,
@@ -157,13 +157,13 @@ pub(crate) struct CommentsFragment {
 struct Typed {
     reply: Option<(String, bool, String)>,
     /// (comment, text, important, message)
-    edit: Option<(Uuid, String, bool, String)>,
+    edit: Option<(CommentId, String, bool, String)>,
     /// (form, message)
     settings: Option<(SettingsForm, String)>,
     live_after: Option<i64>,
 }
 
-fn topic_path(slug: &str, id: impl std::fmt::Display) -> String {
+fn topic_path(slug: &str, id: TopicId) -> String {
     format!("/a/{slug}/t/{id}")
 }
 
@@ -184,7 +184,7 @@ fn reader_cards(lang: Lang, view: &CommentView, now: DateTime<Utc>) -> Vec<Reade
 pub(crate) struct ListFacts<'a> {
     pub lang: Lang,
     pub slug: &'a str,
-    pub topic_id: Uuid,
+    pub topic_id: TopicId,
     pub mode: ReceiptMode,
     /// The viewer is an owner of the group (may delete others' comments).
     pub owner: bool,
@@ -198,7 +198,7 @@ fn comment_card(
     t: Translator,
     f: &ListFacts<'_>,
     c: &CommentView,
-    edit: Option<&(Uuid, String, bool, String)>,
+    edit: Option<&(CommentId, String, bool, String)>,
 ) -> CommentCard {
     let (lang, now, owner) = (f.lang, f.now, f.owner);
     let row = &c.row;
@@ -249,7 +249,7 @@ fn comment_card(
 fn comment_list(
     ctx: &Ctx,
     view: &TopicView,
-    edit: Option<&(Uuid, String, bool, String)>,
+    edit: Option<&(CommentId, String, bool, String)>,
     unread_total: i64,
 ) -> CommentList {
     let facts = ListFacts {
@@ -270,7 +270,7 @@ fn comment_list(
 pub(crate) fn build_list(
     f: &ListFacts<'_>,
     comments: &[CommentView],
-    edit: Option<&(Uuid, String, bool, String)>,
+    edit: Option<&(CommentId, String, bool, String)>,
 ) -> CommentList {
     let t = Translator::new(f.lang);
     let first_shown = comments.first().map_or(1, |c| c.row.seq);
@@ -293,7 +293,7 @@ async fn open(
     services: &Services,
     ctx: &Ctx,
     p: &Place,
-    topic_id: Uuid,
+    topic_id: TopicId,
 ) -> Result<TopicView, Response> {
     services
         .open_topic(&p.actor(), topic_id, true)
@@ -426,7 +426,7 @@ async fn reshow(
     services: &Services,
     ctx: &Ctx,
     p: &Place,
-    topic_id: Uuid,
+    topic_id: TopicId,
     typed: Typed,
 ) -> Result<Response, Response> {
     let view = open(services, ctx, p, topic_id).await?;
