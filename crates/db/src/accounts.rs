@@ -5,6 +5,7 @@ use chrono::{DateTime, Utc};
 use musubi_types::{
     AccountStatus, AssociationRole, DoctorKind, FacilityKind, Profession, SessionKind,
 };
+use musubi_types::{AssociationId, PersonId};
 use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
 
@@ -20,7 +21,7 @@ pub struct NewUser<'a> {
 
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct UserRow {
-    pub id: Uuid,
+    pub id: PersonId,
     pub email: String,
     pub name: String,
     pub name_kana: String,
@@ -37,8 +38,8 @@ pub struct UserRow {
 const USER_COLUMNS: &str = "id, email, name, name_kana, profession, doctor_kind, password_hash, \
      totp_secret, totp_enabled_at, totp_last_step, status, platform_operator";
 
-pub async fn insert_user(conn: &mut PgConnection, u: &NewUser<'_>) -> DbResult<Uuid> {
-    let id = Uuid::now_v7();
+pub async fn insert_user(conn: &mut PgConnection, u: &NewUser<'_>) -> DbResult<PersonId> {
+    let id = PersonId::generate();
     sqlx::query(
         "INSERT INTO core.users (id, email, name, name_kana, profession, doctor_kind, password_hash, password_changed_at) \
          VALUES ($1, $2, $3, $4, $5, $6, $7, CASE WHEN $7 IS NULL THEN NULL ELSE now() END)",
@@ -66,7 +67,7 @@ pub async fn user_by_email(pool: &PgPool, email: &str) -> DbResult<Option<UserRo
 }
 
 #[tracing::instrument(name = "db.user_by_id", skip_all)]
-pub async fn user_by_id(pool: &PgPool, id: Uuid) -> DbResult<Option<UserRow>> {
+pub async fn user_by_id(pool: &PgPool, id: PersonId) -> DbResult<Option<UserRow>> {
     Ok(sqlx::query_as(&format!(
         "SELECT {USER_COLUMNS} FROM core.users WHERE id = $1"
     ))
@@ -77,7 +78,7 @@ pub async fn user_by_id(pool: &PgPool, id: Uuid) -> DbResult<Option<UserRow>> {
 
 pub async fn set_totp(
     conn: &mut PgConnection,
-    user_id: Uuid,
+    user_id: PersonId,
     secret: Option<&[u8]>,
     enabled: bool,
 ) -> DbResult<()> {
@@ -95,7 +96,7 @@ pub async fn set_totp(
 }
 
 /// Records the TOTP step just used; false if it (or a later one) was used already: a replay.
-pub async fn claim_totp_step(pool: &PgPool, user_id: Uuid, step: i64) -> DbResult<bool> {
+pub async fn claim_totp_step(pool: &PgPool, user_id: PersonId, step: i64) -> DbResult<bool> {
     let r = sqlx::query(
         "UPDATE core.users SET totp_last_step = $2 \
          WHERE id = $1 AND (totp_last_step IS NULL OR totp_last_step < $2)",
@@ -109,7 +110,7 @@ pub async fn claim_totp_step(pool: &PgPool, user_id: Uuid, step: i64) -> DbResul
 
 pub async fn insert_facility(
     conn: &mut PgConnection,
-    association_id: Uuid,
+    association_id: AssociationId,
     name: &str,
     kind: FacilityKind,
 ) -> DbResult<Uuid> {
@@ -128,8 +129,8 @@ pub async fn insert_facility(
 
 pub async fn insert_membership(
     conn: &mut PgConnection,
-    user_id: Uuid,
-    association_id: Uuid,
+    user_id: PersonId,
+    association_id: AssociationId,
     role: AssociationRole,
     facility_id: Option<Uuid>,
 ) -> DbResult<()> {
@@ -147,7 +148,7 @@ pub async fn insert_membership(
 
 #[derive(Debug, Clone, sqlx::FromRow, serde::Deserialize)]
 pub struct MembershipRow {
-    pub association_id: Uuid,
+    pub association_id: AssociationId,
     pub slug: String,
     pub association_name: String,
     pub role: AssociationRole,
@@ -157,7 +158,7 @@ pub struct MembershipRow {
 
 /// The active memberships of a person, with what each association requires of sessions.
 #[tracing::instrument(name = "db.memberships_of", skip_all)]
-pub async fn memberships_of(pool: &PgPool, user_id: Uuid) -> DbResult<Vec<MembershipRow>> {
+pub async fn memberships_of(pool: &PgPool, user_id: PersonId) -> DbResult<Vec<MembershipRow>> {
     Ok(sqlx::query_as(
         "SELECT m.association_id, a.slug, a.name AS association_name, m.role, m.facility_id, \
                 f.name AS facility_name \
@@ -174,7 +175,7 @@ pub async fn memberships_of(pool: &PgPool, user_id: Uuid) -> DbResult<Vec<Member
 
 #[derive(Debug, Clone)]
 pub struct NewSession<'a> {
-    pub user_id: Uuid,
+    pub user_id: PersonId,
     pub token_hash: &'a [u8],
     pub kind: SessionKind,
     pub second_factor_done: bool,
@@ -210,7 +211,7 @@ pub async fn insert_session(pool: &PgPool, s: &NewSession<'_>) -> DbResult<Uuid>
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct SessionRow {
     pub id: Uuid,
-    pub user_id: Uuid,
+    pub user_id: PersonId,
     pub kind: SessionKind,
     pub second_factor_done: bool,
     pub created_at: DateTime<Utc>,
@@ -335,7 +336,7 @@ pub async fn upgrade_session(
 
 pub async fn replace_recovery_codes(
     conn: &mut PgConnection,
-    user_id: Uuid,
+    user_id: PersonId,
     hashes: &[[u8; 32]],
 ) -> DbResult<()> {
     sqlx::query("DELETE FROM core.recovery_codes WHERE user_id = $1")
@@ -354,7 +355,7 @@ pub async fn replace_recovery_codes(
 }
 
 /// Marks a recovery code used; false if unknown or used before.
-pub async fn use_recovery_code(pool: &PgPool, user_id: Uuid, hash: &[u8]) -> DbResult<bool> {
+pub async fn use_recovery_code(pool: &PgPool, user_id: PersonId, hash: &[u8]) -> DbResult<bool> {
     let r = sqlx::query(
         "UPDATE core.recovery_codes SET used_at = now() \
          WHERE user_id = $1 AND code_hash = $2 AND used_at IS NULL",
@@ -366,7 +367,7 @@ pub async fn use_recovery_code(pool: &PgPool, user_id: Uuid, hash: &[u8]) -> DbR
     Ok(r.rows_affected() == 1)
 }
 
-pub async fn revoke_session(pool: &PgPool, user_id: Uuid, session_id: Uuid) -> DbResult<bool> {
+pub async fn revoke_session(pool: &PgPool, user_id: PersonId, session_id: Uuid) -> DbResult<bool> {
     let r = sqlx::query(
         "UPDATE core.sessions SET revoked_at = now() WHERE id = $1 AND user_id = $2 AND revoked_at IS NULL",
     )
@@ -377,7 +378,7 @@ pub async fn revoke_session(pool: &PgPool, user_id: Uuid, session_id: Uuid) -> D
     Ok(r.rows_affected() == 1)
 }
 
-pub async fn revoke_all_sessions(conn: &mut PgConnection, user_id: Uuid) -> DbResult<u64> {
+pub async fn revoke_all_sessions(conn: &mut PgConnection, user_id: PersonId) -> DbResult<u64> {
     let r = sqlx::query(
         "UPDATE core.sessions SET revoked_at = now() WHERE user_id = $1 AND revoked_at IS NULL",
     )
@@ -387,7 +388,7 @@ pub async fn revoke_all_sessions(conn: &mut PgConnection, user_id: Uuid) -> DbRe
     Ok(r.rows_affected())
 }
 
-pub async fn active_sessions(pool: &PgPool, user_id: Uuid) -> DbResult<Vec<SessionRow>> {
+pub async fn active_sessions(pool: &PgPool, user_id: PersonId) -> DbResult<Vec<SessionRow>> {
     Ok(sqlx::query_as(
         "SELECT id, user_id, kind, second_factor_done, created_at, last_seen_at, idle_expires_at, \
                 absolute_expires_at, ip, user_agent \
@@ -403,7 +404,7 @@ pub async fn active_sessions(pool: &PgPool, user_id: Uuid) -> DbResult<Vec<Sessi
 
 pub async fn set_user_status(
     conn: &mut PgConnection,
-    user_id: Uuid,
+    user_id: PersonId,
     status: AccountStatus,
 ) -> DbResult<bool> {
     let r = sqlx::query("UPDATE core.users SET status = $2, updated_at = now() WHERE id = $1")
@@ -416,7 +417,7 @@ pub async fn set_user_status(
 
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct MemberRow {
-    pub user_id: Uuid,
+    pub user_id: PersonId,
     pub name: String,
     pub name_kana: String,
     pub email: String,
@@ -430,7 +431,7 @@ pub struct MemberRow {
     pub joined_at: DateTime<Utc>,
     /// Every association the person is an active member of, oldest membership first: the
     /// first is their home association, which answers for the account as a whole.
-    pub active_associations: Vec<Uuid>,
+    pub active_associations: Vec<AssociationId>,
     /// The name of that home association.
     pub home_association: Option<String>,
 }
@@ -465,7 +466,7 @@ const MEMBER_SELECT: &str = concat!(
 
 /// Members of one association, active first, in kana order.
 #[tracing::instrument(name = "db.members_of", skip_all)]
-pub async fn members_of(pool: &PgPool, association_id: Uuid) -> DbResult<Vec<MemberRow>> {
+pub async fn members_of(pool: &PgPool, association_id: AssociationId) -> DbResult<Vec<MemberRow>> {
     Ok(sqlx::query_as(&format!(
         "{MEMBER_SELECT} WHERE m.association_id = $1 \
          ORDER BY m.status = 'active' DESC, u.name_kana, u.id"
@@ -477,8 +478,8 @@ pub async fn members_of(pool: &PgPool, association_id: Uuid) -> DbResult<Vec<Mem
 
 pub async fn member(
     pool: &PgPool,
-    association_id: Uuid,
-    user_id: Uuid,
+    association_id: AssociationId,
+    user_id: PersonId,
 ) -> DbResult<Option<MemberRow>> {
     Ok(sqlx::query_as(&format!(
         "{MEMBER_SELECT} WHERE m.association_id = $1 AND m.user_id = $2"
@@ -491,8 +492,8 @@ pub async fn member(
 
 pub async fn set_membership(
     conn: &mut PgConnection,
-    association_id: Uuid,
-    user_id: Uuid,
+    association_id: AssociationId,
+    user_id: PersonId,
     role: Option<AssociationRole>,
     status: Option<AccountStatus>,
 ) -> DbResult<bool> {
@@ -509,7 +510,7 @@ pub async fn set_membership(
     Ok(r.rows_affected() == 1)
 }
 
-pub async fn clear_second_factor(conn: &mut PgConnection, user_id: Uuid) -> DbResult<()> {
+pub async fn clear_second_factor(conn: &mut PgConnection, user_id: PersonId) -> DbResult<()> {
     set_totp(&mut *conn, user_id, None, false).await?;
     sqlx::query("DELETE FROM core.recovery_codes WHERE user_id = $1")
         .bind(user_id)
@@ -519,7 +520,7 @@ pub async fn clear_second_factor(conn: &mut PgConnection, user_id: Uuid) -> DbRe
 }
 
 /// Active administrators of an association (an association must keep at least one).
-pub async fn count_admins(conn: &mut PgConnection, association_id: Uuid) -> DbResult<i64> {
+pub async fn count_admins(conn: &mut PgConnection, association_id: AssociationId) -> DbResult<i64> {
     Ok(sqlx::query_scalar(
         "SELECT count(*) FROM core.memberships \
          WHERE association_id = $1 AND role = 'admin' AND status = 'active'",
@@ -536,7 +537,10 @@ pub struct FacilityRow {
     pub kind: FacilityKind,
 }
 
-pub async fn facilities_of(pool: &PgPool, association_id: Uuid) -> DbResult<Vec<FacilityRow>> {
+pub async fn facilities_of(
+    pool: &PgPool,
+    association_id: AssociationId,
+) -> DbResult<Vec<FacilityRow>> {
     Ok(sqlx::query_as(
         "SELECT id, name, kind FROM core.facilities WHERE association_id = $1 ORDER BY name",
     )

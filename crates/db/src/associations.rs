@@ -3,10 +3,10 @@
 use crate::migrate::{apply_tenant, MIGRATION_LOCK};
 use crate::{DbResult, Tenant};
 use chrono::{DateTime, Utc};
+use musubi_types::AssociationId;
 use musubi_types::ReceiptMode;
 use sqlx::Executor as _;
 use sqlx::{PgConnection, PgPool};
-use uuid::Uuid;
 
 #[derive(Debug, Clone)]
 pub struct NewAssociation {
@@ -18,7 +18,7 @@ pub struct NewAssociation {
 
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct AssociationRow {
-    pub id: Uuid,
+    pub id: AssociationId,
     pub slug: String,
     pub name: String,
     pub schema_name: String,
@@ -35,8 +35,8 @@ pub struct ProfileRow {
 /// Registry row, schema and migrations in one transaction: a failure leaves nothing behind.
 #[tracing::instrument(name = "db.create_association", skip_all, fields(slug = %new.slug))]
 pub(crate) async fn create(pool: &PgPool, new: &NewAssociation) -> DbResult<Tenant> {
-    let id = Uuid::now_v7();
-    let schema = format!("assoc_{}", id.simple());
+    let id = AssociationId::generate();
+    let schema = format!("assoc_{}", id.uuid().simple());
     let mut tx = pool.begin().await?;
     sqlx::query("SELECT pg_advisory_xact_lock($1)")
         .bind(MIGRATION_LOCK)

@@ -12,11 +12,11 @@
 
 use crate::{DbError, DbResult};
 use chrono::{DateTime, Utc};
+use musubi_types::PersonId;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 use sqlx::{Connection, PgConnection, Postgres, QueryBuilder};
 use std::fmt;
-use uuid::Uuid;
 
 /// Length of `hash` and `prev_hash`.
 pub const HASH_LEN: usize = 32;
@@ -75,7 +75,7 @@ impl Log {
 /// never patient free text; its numbers must be integers (see docs/audit.md).
 #[derive(Debug, Clone, Copy)]
 pub struct NewRecord<'a> {
-    pub actor_id: Option<Uuid>,
+    pub actor_id: Option<PersonId>,
     /// The actor's display name now, or [`SYSTEM_ACTOR`].
     pub actor_label: &'a str,
     /// Stable dotted code: lowercase segments of `[a-z][a-z0-9_]*` joined by dots.
@@ -92,7 +92,7 @@ pub struct NewRecord<'a> {
 pub struct AuditRecord {
     pub seq: i64,
     pub at: DateTime<Utc>,
-    pub actor_id: Option<Uuid>,
+    pub actor_id: Option<PersonId>,
     pub actor_label: String,
     pub action: String,
     pub object_type: Option<String>,
@@ -117,7 +117,7 @@ pub struct HashedFields<'a> {
     pub seq: i64,
     /// Microseconds since 1970-01-01T00:00:00Z.
     pub at_micros: i64,
-    pub actor_id: Option<Uuid>,
+    pub actor_id: Option<PersonId>,
     pub actor_label: &'a str,
     pub action: &'a str,
     pub object_type: Option<&'a str>,
@@ -158,7 +158,7 @@ pub fn canonical_bytes(f: &HashedFields<'_>) -> Vec<u8> {
         None => out.push(0),
         Some(id) => {
             out.push(1);
-            out.extend_from_slice(id.as_bytes());
+            out.extend_from_slice(id.uuid().as_bytes());
         }
     }
     put_str(&mut out, f.actor_label);
@@ -270,7 +270,7 @@ fn write_json_string(out: &mut String, s: &str) {
 
 /// A record cleaned and checked, ready to hash.
 struct Prepared {
-    actor_id: Option<Uuid>,
+    actor_id: Option<PersonId>,
     actor_label: String,
     action: String,
     object_type: Option<String>,
@@ -840,7 +840,7 @@ pub struct AuditFilter {
     pub from: Option<DateTime<Utc>>,
     /// Records strictly before this instant.
     pub until: Option<DateTime<Utc>>,
-    pub actor_id: Option<Uuid>,
+    pub actor_id: Option<PersonId>,
     /// Whole dotted segments: `auth` matches `auth.sign_in` and `auth.sign_out`,
     /// `auth.sign_in` matches only itself (and `auth.sign_in.*`), never `auth.sign_in_failed`.
     pub action_prefix: Option<String>,
@@ -968,11 +968,11 @@ mod tests {
 
     #[test]
     fn canonical_bytes_match_the_documented_layout() {
-        let id = Uuid::from_u128(0x0102_0304_0506_0708_090a_0b0c_0d0e_0f10);
+        let id = uuid::Uuid::from_u128(0x0102_0304_0506_0708_090a_0b0c_0d0e_0f10);
         let f = HashedFields {
             seq: 2,
             at_micros: 3,
-            actor_id: Some(id),
+            actor_id: Some(PersonId::from_uuid(id)),
             actor_label: "A",
             action: "a.b",
             object_type: Some("t"),

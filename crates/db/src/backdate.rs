@@ -7,6 +7,7 @@
 
 use crate::DbResult;
 use chrono::{DateTime, Utc};
+use musubi_types::PersonId;
 use musubi_types::{CommentId, GroupId};
 use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
@@ -69,13 +70,13 @@ pub async fn comment(
 /// The footprints a person just left.
 pub async fn footprints(
     conn: &mut PgConnection,
-    user_id: Uuid,
+    user_id: PersonId,
     at: DateTime<Utc>,
     since: DateTime<Utc>,
 ) -> DbResult<()> {
     run(
         conn,
-        user_id,
+        user_id.uuid(),
         at,
         since,
         &["UPDATE footprints SET read_at = $1 WHERE user_id = $3 AND read_at >= $2"],

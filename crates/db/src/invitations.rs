@@ -4,19 +4,20 @@
 use crate::DbResult;
 use chrono::{DateTime, Utc};
 use musubi_types::AssociationRole;
+use musubi_types::{AssociationId, PersonId};
 use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
 
 #[derive(Debug, Clone)]
 pub struct NewInvitation<'a> {
     pub token_hash: &'a [u8],
-    pub association_id: Uuid,
+    pub association_id: AssociationId,
     /// None for an in-person invitation (the link is handed over on paper or a screen).
     pub email: Option<&'a str>,
     pub role: AssociationRole,
     pub facility_id: Option<Uuid>,
     /// None when an operator invites from the command line.
-    pub invited_by: Option<Uuid>,
+    pub invited_by: Option<PersonId>,
     pub expires_at: DateTime<Utc>,
 }
 
@@ -44,14 +45,14 @@ pub async fn insert(conn: &mut PgConnection, i: &NewInvitation<'_>) -> DbResult<
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct InvitationRow {
     pub id: Uuid,
-    pub association_id: Uuid,
+    pub association_id: AssociationId,
     pub association_slug: String,
     pub association_name: String,
     pub email: Option<String>,
     pub role: AssociationRole,
     pub facility_id: Option<Uuid>,
     pub facility_name: Option<String>,
-    pub invited_by: Option<Uuid>,
+    pub invited_by: Option<PersonId>,
     pub invited_by_name: Option<String>,
     pub created_at: DateTime<Utc>,
     pub expires_at: DateTime<Utc>,
@@ -70,7 +71,10 @@ const PENDING: &str = "i.accepted_at IS NULL AND i.revoked_at IS NULL AND i.expi
 
 /// The pending invitations of an association, newest first.
 #[tracing::instrument(name = "db.pending_invitations", skip_all)]
-pub async fn pending_of(pool: &PgPool, association_id: Uuid) -> DbResult<Vec<InvitationRow>> {
+pub async fn pending_of(
+    pool: &PgPool,
+    association_id: AssociationId,
+) -> DbResult<Vec<InvitationRow>> {
     Ok(sqlx::query_as(&format!(
         "{SELECT} WHERE i.association_id = $1 AND {PENDING} ORDER BY i.created_at DESC, i.id"
     ))
@@ -92,7 +96,11 @@ pub async fn pending_by_token(pool: &PgPool, token_hash: &[u8]) -> DbResult<Opti
 }
 
 /// Revokes a pending invitation of the association; false if there is none with that id.
-pub async fn revoke(conn: &mut PgConnection, association_id: Uuid, id: Uuid) -> DbResult<bool> {
+pub async fn revoke(
+    conn: &mut PgConnection,
+    association_id: AssociationId,
+    id: Uuid,
+) -> DbResult<bool> {
     let r = sqlx::query(&format!(
         "UPDATE core.invitations i SET revoked_at = now() \
          WHERE i.id = $1 AND i.association_id = $2 AND {PENDING}"
@@ -106,7 +114,7 @@ pub async fn revoke(conn: &mut PgConnection, association_id: Uuid, id: Uuid) -> 
 
 /// Marks the invitation accepted by `user_id`, if it is still pending: exactly one
 /// acceptance wins, however many race.
-pub async fn claim(conn: &mut PgConnection, id: Uuid, user_id: Uuid) -> DbResult<bool> {
+pub async fn claim(conn: &mut PgConnection, id: Uuid, user_id: PersonId) -> DbResult<bool> {
     let r = sqlx::query(&format!(
         "UPDATE core.invitations i SET accepted_at = now(), accepted_by = $2 \
          WHERE i.id = $1 AND {PENDING}"
@@ -121,7 +129,7 @@ pub async fn claim(conn: &mut PgConnection, id: Uuid, user_id: Uuid) -> DbResult
 /// Whether the facility belongs to the association.
 pub async fn facility_belongs_to(
     pool: &PgPool,
-    association_id: Uuid,
+    association_id: AssociationId,
     facility_id: Uuid,
 ) -> DbResult<bool> {
     Ok(sqlx::query_scalar(
@@ -138,8 +146,8 @@ pub async fn facility_belongs_to(
 /// already (nothing changes).
 pub async fn join(
     conn: &mut PgConnection,
-    user_id: Uuid,
-    association_id: Uuid,
+    user_id: PersonId,
+    association_id: AssociationId,
     role: AssociationRole,
     facility_id: Option<Uuid>,
 ) -> DbResult<bool> {
@@ -162,7 +170,7 @@ pub async fn join(
 /// Whether the person with this e-mail is an active member of the association.
 pub async fn is_active_member_by_email(
     pool: &PgPool,
-    association_id: Uuid,
+    association_id: AssociationId,
     email: &str,
 ) -> DbResult<bool> {
     Ok(sqlx::query_scalar(

@@ -136,7 +136,7 @@ pub struct Db {
 /// several schemas in turn spent more time planning than executing. A connection that only
 /// ever serves one schema keeps its plans.
 struct TenantPools {
-    pools: std::sync::Mutex<std::collections::HashMap<uuid::Uuid, PgPool>>,
+    pools: std::sync::Mutex<std::collections::HashMap<musubi_types::AssociationId, PgPool>>,
     max_connections: u32,
     acquire_timeout: Duration,
 }

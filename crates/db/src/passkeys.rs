@@ -5,6 +5,7 @@
 use crate::DbResult;
 use chrono::{DateTime, Utc};
 use musubi_types::CeremonyKind;
+use musubi_types::PersonId;
 use serde_json::Value;
 use sqlx::PgPool;
 use uuid::Uuid;
@@ -13,7 +14,7 @@ use uuid::Uuid;
 pub struct PasskeyRow {
     /// The credential id, as the authenticator chose it.
     pub id: Vec<u8>,
-    pub user_id: Uuid,
+    pub user_id: PersonId,
     pub name: String,
     pub credential: Value,
     pub created_at: DateTime<Utc>,
@@ -24,7 +25,7 @@ const PASSKEY_COLUMNS: &str = "id, user_id, name, credential, created_at, last_u
 
 /// A person's passkeys, oldest first.
 #[tracing::instrument(name = "db.passkeys_of", skip_all)]
-pub async fn passkeys_of(pool: &PgPool, user_id: Uuid) -> DbResult<Vec<PasskeyRow>> {
+pub async fn passkeys_of(pool: &PgPool, user_id: PersonId) -> DbResult<Vec<PasskeyRow>> {
     Ok(sqlx::query_as(&format!(
         "SELECT {PASSKEY_COLUMNS} FROM core.passkeys WHERE user_id = $1 ORDER BY created_at, id"
     ))
@@ -35,7 +36,11 @@ pub async fn passkeys_of(pool: &PgPool, user_id: Uuid) -> DbResult<Vec<PasskeyRo
 
 /// One passkey of one person; another person's credential id is not found.
 #[tracing::instrument(name = "db.passkey_of", skip_all)]
-pub async fn passkey_of(pool: &PgPool, user_id: Uuid, id: &[u8]) -> DbResult<Option<PasskeyRow>> {
+pub async fn passkey_of(
+    pool: &PgPool,
+    user_id: PersonId,
+    id: &[u8],
+) -> DbResult<Option<PasskeyRow>> {
     Ok(sqlx::query_as(&format!(
         "SELECT {PASSKEY_COLUMNS} FROM core.passkeys WHERE id = $1 AND user_id = $2"
     ))
@@ -49,7 +54,7 @@ pub async fn passkey_of(pool: &PgPool, user_id: Uuid, id: &[u8]) -> DbResult<Opt
 pub async fn insert_passkey(
     pool: &PgPool,
     id: &[u8],
-    user_id: Uuid,
+    user_id: PersonId,
     name: &str,
     credential: &Value,
 ) -> DbResult<PasskeyRow> {
@@ -69,7 +74,7 @@ pub async fn insert_passkey(
 /// it changed.
 pub async fn record_passkey_use(
     pool: &PgPool,
-    user_id: Uuid,
+    user_id: PersonId,
     id: &[u8],
     credential: Option<&Value>,
 ) -> DbResult<()> {
@@ -86,7 +91,7 @@ pub async fn record_passkey_use(
 }
 
 /// Deletes one of a person's passkeys; false if they have none with that id.
-pub async fn delete_passkey(pool: &PgPool, user_id: Uuid, id: &[u8]) -> DbResult<bool> {
+pub async fn delete_passkey(pool: &PgPool, user_id: PersonId, id: &[u8]) -> DbResult<bool> {
     let r = sqlx::query("DELETE FROM core.passkeys WHERE id = $1 AND user_id = $2")
         .bind(id)
         .bind(user_id)
@@ -99,7 +104,7 @@ pub async fn delete_passkey(pool: &PgPool, user_id: Uuid, id: &[u8]) -> DbResult
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct CeremonyRow {
     pub kind: CeremonyKind,
-    pub user_id: Option<Uuid>,
+    pub user_id: Option<PersonId>,
     pub state: Value,
     /// False once `expires_at` has passed.
     pub live: bool,
@@ -111,7 +116,7 @@ pub async fn insert_ceremony(
     pool: &PgPool,
     id: Uuid,
     kind: CeremonyKind,
-    user_id: Option<Uuid>,
+    user_id: Option<PersonId>,
     state: &Value,
     expires_at: DateTime<Utc>,
 ) -> DbResult<()> {

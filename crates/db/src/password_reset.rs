@@ -2,13 +2,13 @@
 
 use crate::DbResult;
 use chrono::{DateTime, Utc};
+use musubi_types::PersonId;
 use sqlx::{PgConnection, PgPool};
-use uuid::Uuid;
 
 pub async fn insert(
     pool: &PgPool,
     token_hash: &[u8],
-    user_id: Uuid,
+    user_id: PersonId,
     expires_at: DateTime<Utc>,
 ) -> DbResult<()> {
     sqlx::query(
@@ -24,7 +24,7 @@ pub async fn insert(
 
 /// The account an unused, unexpired reset token belongs to (active accounts only).
 #[tracing::instrument(name = "db.password_reset_user", skip_all)]
-pub async fn user_of_pending(pool: &PgPool, token_hash: &[u8]) -> DbResult<Option<Uuid>> {
+pub async fn user_of_pending(pool: &PgPool, token_hash: &[u8]) -> DbResult<Option<PersonId>> {
     Ok(sqlx::query_scalar(
         "SELECT r.user_id FROM core.password_resets r JOIN core.users u ON u.id = r.user_id \
          WHERE r.token_hash = $1 AND r.used_at IS NULL AND r.expires_at > now() \
@@ -37,7 +37,7 @@ pub async fn user_of_pending(pool: &PgPool, token_hash: &[u8]) -> DbResult<Optio
 
 /// Uses the token up, if it is still unused and unexpired; returns whose it was. Exactly one
 /// use wins, however many race.
-pub async fn claim(conn: &mut PgConnection, token_hash: &[u8]) -> DbResult<Option<Uuid>> {
+pub async fn claim(conn: &mut PgConnection, token_hash: &[u8]) -> DbResult<Option<PersonId>> {
     Ok(sqlx::query_scalar(
         "UPDATE core.password_resets SET used_at = now() \
          WHERE token_hash = $1 AND used_at IS NULL AND expires_at > now() \
@@ -49,7 +49,7 @@ pub async fn claim(conn: &mut PgConnection, token_hash: &[u8]) -> DbResult<Optio
 }
 
 /// Ends every other outstanding link of the account (after a reset, older mails are void).
-pub async fn void_all(conn: &mut PgConnection, user_id: Uuid) -> DbResult<u64> {
+pub async fn void_all(conn: &mut PgConnection, user_id: PersonId) -> DbResult<u64> {
     let r = sqlx::query(
         "UPDATE core.password_resets SET used_at = now() WHERE user_id = $1 AND used_at IS NULL",
     )
@@ -60,7 +60,7 @@ pub async fn void_all(conn: &mut PgConnection, user_id: Uuid) -> DbResult<u64> {
 }
 
 /// Stores a new password hash.
-pub async fn set_password(conn: &mut PgConnection, user_id: Uuid, hash: &str) -> DbResult<()> {
+pub async fn set_password(conn: &mut PgConnection, user_id: PersonId, hash: &str) -> DbResult<()> {
     sqlx::query(
         "UPDATE core.users SET password_hash = $2, password_changed_at = now(), updated_at = now() \
          WHERE id = $1",

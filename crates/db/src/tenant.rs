@@ -3,24 +3,24 @@
 
 use crate::migrate::{tenant_version, TENANT_VERSION};
 use crate::{DbError, DbResult};
+use musubi_types::AssociationId;
 use sqlx::PgPool;
 use std::collections::HashMap;
 use std::sync::RwLock;
 use std::time::{Duration, Instant};
-use uuid::Uuid;
 
 /// Resolved association. Only the registry constructs it, so its schema name never comes
 /// from request input.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Tenant {
-    pub id: Uuid,
+    pub id: AssociationId,
     pub slug: String,
     pub name: String,
     schema: String,
 }
 
 impl Tenant {
-    pub(crate) fn new(id: Uuid, slug: String, name: String, schema: String) -> Self {
+    pub(crate) fn new(id: AssociationId, slug: String, name: String, schema: String) -> Self {
         Self {
             id,
             slug,
@@ -99,7 +99,7 @@ impl Registry {
     }
 
     async fn reload(&self, pool: &PgPool) -> DbResult<()> {
-        let rows: Vec<(Uuid, String, String, String)> = sqlx::query_as(
+        let rows: Vec<(AssociationId, String, String, String)> = sqlx::query_as(
             "SELECT id, slug, name, schema_name FROM core.associations ORDER BY name, slug",
         )
         .fetch_all(pool)

@@ -96,7 +96,7 @@ impl Services {
         let p = repo::read_profile(&mut tx).await?;
         tx.commit().await?;
         Ok(AssociationCard {
-            id: tenant.id,
+            id: tenant.id.uuid(),
             slug: tenant.slug.clone(),
             name: tenant.name.clone(),
             area: p.area,

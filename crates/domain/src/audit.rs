@@ -9,6 +9,7 @@
 //! Storage, the hash chain and its canonical encoding are in [`musubi_db::audit`] and
 //! `docs/audit.md`.
 
+use crate::types::PersonId;
 use crate::Actor;
 use crate::{AppError, AppResult, Services, Tenant};
 use chrono::SecondsFormat;
@@ -19,7 +20,6 @@ use serde_json::{Map, Value};
 use sqlx::PgConnection;
 use std::time::Duration;
 use tokio::io::{AsyncWrite, AsyncWriteExt};
-use uuid::Uuid;
 
 pub use musubi_db::audit::{
     AuditFilter, AuditRecord, BreakReason, BrokenLink, ChainHead, PurgeReport, VerifyReport,
@@ -201,7 +201,7 @@ pub const MAX_OBJECT_IDS: usize = 1000;
 #[derive(Debug, Clone)]
 pub struct AuditEntry {
     /// The person (id, display name at the time); `None` for the system.
-    pub actor: Option<(Uuid, String)>,
+    pub actor: Option<(PersonId, String)>,
     pub action: AuditAction,
     /// (object type, object id), e.g. ("patient", "0190…").
     pub object: Option<(String, String)>,
@@ -225,7 +225,7 @@ impl AuditEntry {
     }
 
     /// Sets the actor: the person's id and their display name now.
-    pub fn by(mut self, id: Uuid, label: impl Into<String>) -> Self {
+    pub fn by(mut self, id: PersonId, label: impl Into<String>) -> Self {
         self.actor = Some((id, label.into()));
         self
     }
@@ -459,7 +459,7 @@ pub async fn export_csv<W: AsyncWrite + Unpin>(
     db: &Db,
     tenant: &Tenant,
     filter: &AuditFilter,
-    actor: Option<(Uuid, String)>,
+    actor: Option<(PersonId, String)>,
     meta: &RequestMeta,
     out: &mut W,
 ) -> AppResult<u64> {

@@ -18,6 +18,7 @@
 use crate::audit::{record_batch, AuditAction, AuditEntry, RequestMeta};
 use crate::groups::principal_in_group;
 use crate::sessions::Viewer;
+use crate::types::PersonId;
 use crate::types::{CommentId, TopicId};
 use crate::Actor;
 use crate::{AppError, AppResult, Services, Tenant};
@@ -35,9 +36,9 @@ pub(crate) struct EventSpec {
     kind: EventKind,
     topic_id: Option<TopicId>,
     scope: i16,
-    topic_author_id: Option<Uuid>,
+    topic_author_id: Option<PersonId>,
     comment_ids: Vec<CommentId>,
-    user_id: Option<Uuid>,
+    user_id: Option<PersonId>,
 }
 
 impl EventSpec {
@@ -46,7 +47,7 @@ impl EventSpec {
         kind: EventKind,
         topic_id: TopicId,
         scope: crate::groups::Scope,
-        author_id: Uuid,
+        author_id: PersonId,
     ) -> Self {
         Self {
             kind,
@@ -59,23 +60,23 @@ impl EventSpec {
     }
 
     /// The event as published on the bus (plain ids: the bus carries them between replicas).
-    fn published(self, id: i64, group: &HostedGroup, actor_id: Uuid) -> Event {
+    fn published(self, id: i64, group: &HostedGroup, actor_id: PersonId) -> Event {
         Event {
             id,
-            association_id: group.association_id(),
+            association_id: group.association_id().uuid(),
             group_id: group.id().uuid(),
             topic_id: self.topic_id.map(TopicId::uuid),
             kind: self.kind,
             scope: self.scope,
-            actor_id,
-            topic_author_id: self.topic_author_id,
+            actor_id: actor_id.uuid(),
+            topic_author_id: self.topic_author_id.map(PersonId::uuid),
             comment_ids: self.comment_ids.into_iter().map(CommentId::uuid).collect(),
-            user_id: self.user_id,
+            user_id: self.user_id.map(PersonId::uuid),
         }
     }
 
     /// A change to `user`'s membership of a group: it reaches them whatever their groups.
-    pub(crate) fn membership(user: Uuid) -> Self {
+    pub(crate) fn membership(user: PersonId) -> Self {
         Self {
             kind: EventKind::MembershipChanged,
             topic_id: None,
@@ -87,7 +88,7 @@ impl EventSpec {
     }
 
     /// `user`'s unread counts changed in a group (not about one topic).
-    pub(crate) fn unread(user: Uuid) -> Self {
+    pub(crate) fn unread(user: PersonId) -> Self {
         Self {
             kind: EventKind::UnreadChanged,
             ..Self::membership(user)
@@ -101,7 +102,7 @@ impl EventSpec {
     }
 
     /// Meant for `user` alone (their unread counts, say).
-    pub(crate) fn only_for(mut self, user: Uuid) -> Self {
+    pub(crate) fn only_for(mut self, user: PersonId) -> Self {
         self.user_id = Some(user);
         self
     }
@@ -171,8 +172,9 @@ impl<'a> Change<'a> {
         })
     }
 
-    fn actor_id(&self) -> Uuid {
-        self.viewer.map_or(Uuid::nil(), |v| v.user.id)
+    fn actor_id(&self) -> PersonId {
+        self.viewer
+            .map_or(PersonId::from_uuid(Uuid::nil()), |v| v.user.id)
     }
 
     /// An audit entry for `action` by the person acting, from this request.

@@ -10,7 +10,9 @@
 use crate::audit::{AuditAction, RequestMeta};
 use crate::change::{Change, EventSpec};
 use crate::sessions::Viewer;
+use crate::types::AssociationId;
 use crate::types::GroupId;
+use crate::types::PersonId;
 use crate::Actor;
 use crate::{AppError, AppResult, ErrorCode, Services, Tenant};
 use musubi_authz::{Action, GroupRole, Object, Principal, ProfessionClass};
@@ -18,7 +20,6 @@ use musubi_db::groups::{
     self as repo, CandidateRow, GroupMemberRow, GroupRow, HostedGroup, TopicRow,
 };
 use musubi_realtime::EventKind;
-use uuid::Uuid;
 
 /// Largest number of topics a group page lists.
 pub const GROUP_PAGE_TOPICS: i64 = 200;
@@ -46,13 +47,18 @@ pub fn viewer_bit(viewer: &Viewer) -> Scope {
 }
 
 /// Whether a topic with this scope and author is visible to the viewer.
-pub fn topic_visible(viewer: &Viewer, scope: Scope, author_id: Uuid) -> bool {
+pub fn topic_visible(viewer: &Viewer, scope: Scope, author_id: PersonId) -> bool {
     in_scope(scope, viewer_bit(viewer), Some(author_id), viewer.user.id)
 }
 
 /// The scope rule itself: the reader's class bit is in the topic's scope, or the reader wrote
 /// the topic.
-pub fn in_scope(scope: Scope, reader_bit: Scope, author_id: Option<Uuid>, reader_id: Uuid) -> bool {
+pub fn in_scope(
+    scope: Scope,
+    reader_bit: Scope,
+    author_id: Option<PersonId>,
+    reader_id: PersonId,
+) -> bool {
     in_scope_bits(scope.bits(), reader_bit, author_id, reader_id)
 }
 
@@ -61,8 +67,8 @@ pub fn in_scope(scope: Scope, reader_bit: Scope, author_id: Option<Uuid>, reader
 pub fn in_scope_bits(
     bits: i16,
     reader_bit: Scope,
-    author_id: Option<Uuid>,
-    reader_id: Uuid,
+    author_id: Option<PersonId>,
+    reader_id: PersonId,
 ) -> bool {
     bits & reader_bit.bits() != 0 || author_id == Some(reader_id)
 }
@@ -165,7 +171,7 @@ impl Change<'_> {
         mut self,
         group: &HostedGroup,
         action: AuditAction,
-        user: Uuid,
+        user: PersonId,
     ) -> AppResult<()> {
         let entry = self
             .entry(action)
@@ -443,7 +449,7 @@ impl Services {
         &self,
         actor: &Actor<'_>,
         group_id: GroupId,
-        user_id: Uuid,
+        user_id: PersonId,
     ) -> AppResult<()> {
         let mut c = self.change(actor).await?;
         let hosted = c.group_to_invite_to(group_id).await?;
@@ -566,7 +572,7 @@ impl Services {
         &self,
         actor: &Actor<'_>,
         group_id: GroupId,
-        user_id: Uuid,
+        user_id: PersonId,
         approve: bool,
     ) -> AppResult<()> {
         let mut c = self.change(actor).await?;
@@ -591,7 +597,7 @@ impl Services {
         &self,
         actor: &Actor<'_>,
         group_id: GroupId,
-        user_id: Uuid,
+        user_id: PersonId,
     ) -> AppResult<()> {
         let mut c = self.change(actor).await?;
         let (hosted, group) = repo::group(c.conn(), actor.tenant, actor.viewer.user.id, group_id)
@@ -623,7 +629,7 @@ impl Services {
         &self,
         actor: &Actor<'_>,
         group_id: GroupId,
-        user_id: Uuid,
+        user_id: PersonId,
         role: GroupRole,
     ) -> AppResult<()> {
         let mut c = self.change(actor).await?;
@@ -666,7 +672,7 @@ impl Services {
         &self,
         tenant: &Tenant,
         group_id: GroupId,
-        user_id: Uuid,
+        user_id: PersonId,
         role: GroupRole,
     ) -> AppResult<()> {
         let meta = RequestMeta::new("", "musubi operator");
@@ -703,8 +709,8 @@ pub(crate) fn active_role(group: &GroupRow) -> Option<GroupRole> {
 pub(crate) fn by_association(
     rows: &[repo::MyGroupRow],
     keep: impl Fn(&repo::MyGroupRow) -> bool,
-) -> Vec<(Uuid, String, String, Vec<GroupId>)> {
-    let mut out: Vec<(Uuid, String, String, Vec<GroupId>)> = Vec::new();
+) -> Vec<(AssociationId, String, String, Vec<GroupId>)> {
+    let mut out: Vec<(AssociationId, String, String, Vec<GroupId>)> = Vec::new();
     for r in rows.iter().filter(|r| keep(r)) {
         match out.iter_mut().find(|(id, ..)| *id == r.association_id) {
             Some((.., ids)) => ids.push(r.group_id),

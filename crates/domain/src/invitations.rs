@@ -14,6 +14,7 @@
 use crate::audit::{AuditAction, AuditEntry, RequestMeta};
 use crate::members::MemberRole;
 use crate::sessions::{SessionKind, SignIn};
+use crate::types::PersonId;
 use crate::Actor;
 use crate::{text, AppError, AppResult, ErrorCode, Services, Tenant};
 use chrono::{DateTime, Utc};
@@ -227,7 +228,7 @@ impl Services {
 
     async fn create_invitation(
         &self,
-        inviter: Option<(Uuid, String)>,
+        inviter: Option<(PersonId, String)>,
         tenant: &Tenant,
         input: &InviteInput,
         client: &RequestMeta,
@@ -333,7 +334,7 @@ impl Services {
     /// An invitation whose mail never left must not stay usable by anyone.
     async fn withdraw_unsent(
         &self,
-        inviter: Option<&(Uuid, String)>,
+        inviter: Option<&(PersonId, String)>,
         tenant: &Tenant,
         id: Uuid,
         mail_error: &'static str,

@@ -9,7 +9,7 @@ use crate::groups::in_scope_bits;
 use crate::groups::viewer_bit;
 use crate::groups::Scope;
 use crate::sessions::Viewer;
-use crate::types::{CommentId, GroupId, TopicId};
+use crate::types::{CommentId, GroupId, PersonId, TopicId};
 use crate::unread::UnreadCounts;
 use crate::{AppError, AppResult, ErrorCode, Services};
 use musubi_db::groups as repo;
@@ -43,7 +43,7 @@ impl Services {
     pub async fn live_feed(&self, viewer: Viewer, after: Option<i64>) -> AppResult<LiveFeed> {
         // Registered before reading the database: an event committed in between is then in
         // the route, the replay, or both (and sent once). Its groups follow once read.
-        let route = self.bus().route(viewer.user.id, HashSet::new());
+        let route = self.bus().route(viewer.user.id.uuid(), HashSet::new());
         let state = match self.live_state(&viewer).await? {
             Some(state) if state.alive => state,
             _ => {
@@ -203,7 +203,7 @@ impl LiveFeed {
                         continue;
                     }
                     self.cursor = self.cursor.max(event.id);
-                    let me = self.viewer.user.id;
+                    let me = self.viewer.user.id.uuid();
                     if event.user_id == Some(me) && event.kind == EventKind::MembershipChanged {
                         // Fail closed: the client reconnects with `after` and catches up.
                         if !matches!(self.refresh().await, Ok(true)) {
@@ -261,7 +261,7 @@ impl LiveFeed {
     }
 
     async fn render(&mut self, e: &Event) -> LiveItem {
-        let unread = if changes_unread(e, self.viewer.user.id) {
+        let unread = if changes_unread(e, self.viewer.user.id.uuid()) {
             match self
                 .services
                 .unread_counts_at(&self.viewer, &self.state.hosts)
@@ -293,7 +293,7 @@ impl LiveFeed {
             .viewer
             .memberships
             .iter()
-            .find(|m| m.association_id == association_id)
+            .find(|m| m.association_id.uuid() == association_id)
         {
             self.slugs.insert(association_id, m.slug.clone());
             return Some(m.slug.clone());
@@ -301,7 +301,7 @@ impl LiveFeed {
         match self.services.db().list_associations().await {
             Ok(rows) => {
                 for r in rows {
-                    self.slugs.insert(r.id, r.slug);
+                    self.slugs.insert(r.id.uuid(), r.slug);
                 }
             }
             Err(e) => tracing::warn!(error = %e, "live: cannot list associations"),
@@ -340,8 +340,8 @@ impl LiveState {
             && in_scope_bits(
                 event.scope,
                 self.scope_bit,
-                event.topic_author_id,
-                viewer_id,
+                event.topic_author_id.map(PersonId::from_uuid),
+                PersonId::from_uuid(viewer_id),
             )
     }
 }
@@ -384,15 +384,15 @@ impl Services {
                 let visible = in_scope_bits(r.scope, bit, r.topic_author_id, viewer.user.id);
                 visible.then_some(Event {
                     id: r.id,
-                    association_id: r.association_id,
+                    association_id: r.association_id.uuid(),
                     group_id: r.group_id.uuid(),
                     topic_id: r.topic_id.map(TopicId::uuid),
                     kind,
                     scope: r.scope,
-                    actor_id: r.actor_id,
-                    topic_author_id: r.topic_author_id,
+                    actor_id: r.actor_id.uuid(),
+                    topic_author_id: r.topic_author_id.map(PersonId::uuid),
                     comment_ids: r.comment_ids.into_iter().map(CommentId::uuid).collect(),
-                    user_id: r.user_id,
+                    user_id: r.user_id.map(PersonId::uuid),
                 })
             })
             .collect())

@@ -4,13 +4,14 @@
 
 use crate::audit::{AuditAction, AuditEntry, RequestMeta};
 use crate::sessions::Viewer;
+use crate::types::AssociationId;
+use crate::types::PersonId;
 use crate::Actor;
 use crate::{AppError, AppResult, ErrorCode, Services, Tenant};
 use musubi_authz::{Action, Domain, Object};
 use musubi_db::accounts::{self as repo, FacilityRow, MemberRow};
 use musubi_db::associations::{self as assoc_repo, SettingsRow};
 use musubi_db::types::AccountStatus;
-use uuid::Uuid;
 
 /// A role in the association.
 pub use musubi_db::types::AssociationRole as MemberRole;
@@ -56,7 +57,11 @@ impl SettingsInput {
 /// oldest active membership: the one that registered the account), or when the administrator
 /// is also an administrator of every other association the person is active in. Otherwise
 /// another association would be overruled for its own member.
-pub fn answers_for_account(viewer: &Viewer, tenant: &Tenant, active_associations: &[Uuid]) -> bool {
+pub fn answers_for_account(
+    viewer: &Viewer,
+    tenant: &Tenant,
+    active_associations: &[AssociationId],
+) -> bool {
     active_associations.first() == Some(&tenant.id)
         || active_associations
             .iter()
@@ -72,7 +77,7 @@ impl Services {
         object: Object,
         action: Action,
     ) -> AppResult<()> {
-        let domain = Domain::Association(actor.tenant.id);
+        let domain = Domain::Association(actor.tenant.id.uuid());
         if self
             .authorizer()
             .allows(&actor.viewer.principal, domain, object, action)
@@ -99,7 +104,7 @@ impl Services {
     }
 
     /// The member `user_id` of `tenant`, or "not found" (also for people of other associations).
-    async fn target_member(&self, tenant: &Tenant, user_id: Uuid) -> AppResult<MemberRow> {
+    async fn target_member(&self, tenant: &Tenant, user_id: PersonId) -> AppResult<MemberRow> {
         repo::member(self.db().pool(), tenant.id, user_id)
             .await?
             .ok_or_else(AppError::not_found)
@@ -137,7 +142,7 @@ impl Services {
     async fn audit_other_associations(
         &self,
         tenant: &Tenant,
-        user_id: Uuid,
+        user_id: PersonId,
         entry: AuditEntry,
     ) -> AppResult<()> {
         let others: Vec<_> = repo::memberships_of(self.db().pool(), user_id)
@@ -156,7 +161,7 @@ impl Services {
     /// included) is open to the person any more, while their group memberships are kept for a
     /// reactivation. Ends every session of the person too, so that open pages and live
     /// updates stop at once; signing in again opens what their other associations host.
-    pub async fn deactivate_member(&self, actor: &Actor<'_>, user_id: Uuid) -> AppResult<()> {
+    pub async fn deactivate_member(&self, actor: &Actor<'_>, user_id: PersonId) -> AppResult<()> {
         self.authorize_in(actor, Object::Members, Action::Deactivate)
             .await?;
         let target = self.target_member(actor.tenant, user_id).await?;
@@ -198,7 +203,7 @@ impl Services {
             .await
     }
 
-    pub async fn reactivate_member(&self, actor: &Actor<'_>, user_id: Uuid) -> AppResult<()> {
+    pub async fn reactivate_member(&self, actor: &Actor<'_>, user_id: PersonId) -> AppResult<()> {
         self.authorize_in(actor, Object::Members, Action::Deactivate)
             .await?;
         let target = self.target_member(actor.tenant, user_id).await?;
@@ -234,7 +239,7 @@ impl Services {
     pub async fn change_member_role(
         &self,
         actor: &Actor<'_>,
-        user_id: Uuid,
+        user_id: PersonId,
         role: MemberRole,
     ) -> AppResult<()> {
         self.authorize_in(actor, Object::Members, Action::ChangeRole)
@@ -261,7 +266,7 @@ impl Services {
 
     /// Signs a member out on every device: an account-wide action, for their home
     /// association ([`answers_for_account`]); recorded in each of their associations.
-    pub async fn sign_out_member(&self, actor: &Actor<'_>, user_id: Uuid) -> AppResult<u64> {
+    pub async fn sign_out_member(&self, actor: &Actor<'_>, user_id: PersonId) -> AppResult<u64> {
         self.authorize_in(actor, Object::Members, Action::SignOut)
             .await?;
         let target = self.target_member(actor.tenant, user_id).await?;
@@ -293,7 +298,7 @@ impl Services {
     pub async fn reset_member_second_factor(
         &self,
         actor: &Actor<'_>,
-        user_id: Uuid,
+        user_id: PersonId,
     ) -> AppResult<()> {
         self.authorize_in(actor, Object::Members, Action::ResetSecondFactor)
             .await?;

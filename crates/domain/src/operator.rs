@@ -11,6 +11,7 @@ use crate::audit::{AuditEntry, RequestMeta};
 use crate::invitations::CreatedInvitation;
 use crate::sessions::{principal_for, Viewer};
 use crate::types::GroupId;
+use crate::types::PersonId;
 use crate::{AppError, AppResult, Db, Services, Tenant};
 use chrono::Utc;
 use musubi_authz::{Authorizer, GroupRole};
@@ -109,7 +110,7 @@ impl Operator {
         &self,
         tenant: &Tenant,
         group_id: GroupId,
-        user_id: Uuid,
+        user_id: PersonId,
         role: GroupRole,
     ) -> AppResult<()> {
         self.services

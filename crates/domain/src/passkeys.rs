@@ -10,6 +10,7 @@
 
 use crate::audit::{AuditAction, AuditEntry, RequestMeta};
 use crate::sessions::{SessionKind, SignIn, SignInStep, Viewer};
+use crate::types::PersonId;
 use crate::{AppError, AppResult, ErrorCode, Services};
 use chrono::{DateTime, Utc};
 use data_encoding::BASE64URL_NOPAD;
@@ -147,7 +148,7 @@ impl Services {
     async fn store_ceremony(
         &self,
         kind: CeremonyKind,
-        user_id: Option<Uuid>,
+        user_id: Option<PersonId>,
         state: &impl serde::Serialize,
         options: &impl serde::Serialize,
     ) -> AppResult<PasskeyCeremony> {
@@ -173,7 +174,7 @@ impl Services {
         &self,
         id: Uuid,
         kind: CeremonyKind,
-        user_id: Option<Uuid>,
+        user_id: Option<PersonId>,
     ) -> AppResult<Option<T>> {
         let Some(row) = repo::take_ceremony(self.db().pool(), id).await? else {
             return Ok(None);
@@ -194,7 +195,7 @@ impl Services {
         let registered = repo::passkeys_of(self.db().pool(), user.id).await?;
         let exclude = registered.into_iter().map(|p| p.id).collect();
         let (options, state) = webauthn
-            .start_passkey_registration(user.id, &user.email, &user.name, Some(exclude))
+            .start_passkey_registration(user.id.uuid(), &user.email, &user.name, Some(exclude))
             .map_err(AppError::internal)?;
         let mut options = serde_json::to_value(&options).map_err(AppError::internal)?;
         if let Some(selection) = options
@@ -314,7 +315,9 @@ impl Services {
             .as_ref()
             .and_then(|a| webauthn.identify_discoverable_authentication(a).ok())
         {
-            Some((user_id, _)) => accounts_repo::user_by_id(self.db().pool(), user_id).await?,
+            Some((user_id, _)) => {
+                accounts_repo::user_by_id(self.db().pool(), PersonId::from_uuid(user_id)).await?
+            }
             None => None,
         };
         let verified = match (state, answer.as_ref(), user.as_ref()) {

@@ -99,7 +99,7 @@ impl Services {
         let step = secret.verify(code, SystemTime::now(), None).map_err(|_| {
             AppError::new(ErrorCode::InvalidSecondFactor, "the code is not correct")
         })?;
-        let codes = recovery::generate(user.id).map_err(AppError::internal)?;
+        let codes = recovery::generate(user.id.uuid()).map_err(AppError::internal)?;
         let mut tx = self.db().core_tx().await?;
         repo::set_totp(&mut tx, user.id, Some(bytes), true).await?;
         repo::replace_recovery_codes(&mut tx, user.id, &codes.hashes).await?;

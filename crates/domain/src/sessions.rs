@@ -2,6 +2,7 @@
 //! (bearer token), with a second factor where the person or an association requires one.
 
 use crate::audit::{record_platform, AuditAction, AuditEntry, RequestMeta};
+use crate::types::{AssociationId, PersonId};
 use crate::{AppError, AppResult, ErrorCode, Services};
 use chrono::Duration;
 use musubi_auth::ratelimit::RateLimitClass;
@@ -64,13 +65,13 @@ impl Viewer {
         &self.principal
     }
 
-    pub fn is_member_of(&self, association_id: Uuid) -> bool {
+    pub fn is_member_of(&self, association_id: AssociationId) -> bool {
         self.memberships
             .iter()
             .any(|m| m.association_id == association_id)
     }
 
-    pub fn is_admin_of(&self, association_id: Uuid) -> bool {
+    pub fn is_admin_of(&self, association_id: AssociationId) -> bool {
         self.memberships
             .iter()
             .any(|m| m.association_id == association_id && m.role == AssociationRole::Admin)
@@ -119,12 +120,12 @@ fn invalid_credentials() -> AppError {
 
 pub(crate) fn principal_for(user: &UserRow, memberships: &[MembershipRow]) -> Principal {
     Principal {
-        user_id: user.id,
+        user_id: user.id.uuid(),
         platform_operator: user.platform_operator,
         profession_class: user.profession.class(user.doctor_kind),
         associations: memberships
             .iter()
-            .map(|m| (m.association_id, m.role))
+            .map(|m| (m.association_id.uuid(), m.role))
             .collect(),
         groups: Vec::new(),
     }
@@ -392,11 +393,11 @@ impl Services {
         Ok(token)
     }
 
-    async fn use_recovery_code(&self, user_id: Uuid, code: &str) -> AppResult<bool> {
+    async fn use_recovery_code(&self, user_id: PersonId, code: &str) -> AppResult<bool> {
         self.limits()
             .hit(&RateLimitClass::RECOVERY_ACCOUNT, &user_id.to_string())
             .await?;
-        let Some(hash) = recovery::hash(user_id, code) else {
+        let Some(hash) = recovery::hash(user_id.uuid(), code) else {
             return Ok(false);
         };
         Ok(repo::use_recovery_code(self.db().pool(), user_id, &hash).await?)

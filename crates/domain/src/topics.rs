@@ -9,6 +9,7 @@
 use crate::audit::AuditAction;
 use crate::change::{Change, EventSpec};
 use crate::groups::{active_role, topic_visible, GroupKind, ReceiptMode, Scope};
+use crate::types::PersonId;
 use crate::types::{CommentId, GroupId, TopicId};
 use crate::Actor;
 use crate::{text, AppError, AppResult, Services, Tenant};
@@ -20,7 +21,6 @@ use musubi_db::types::GroupMemberStatus;
 use musubi_realtime::EventKind;
 use sqlx::PgConnection;
 use std::collections::HashMap;
-use uuid::Uuid;
 
 pub const MAX_TITLE_CHARS: usize = 200;
 pub const MAX_COMMENT_CHARS: usize = 10_000;
@@ -42,7 +42,7 @@ pub struct CommentView {
     /// Footprints, or acknowledgements in that mode, oldest first. Empty when receipts are off.
     pub readers: Vec<ReaderRow>,
     /// For the viewer's own comments: members in scope who have not read (or confirmed) yet.
-    pub not_read_by: Vec<(Uuid, String)>,
+    pub not_read_by: Vec<(PersonId, String)>,
     /// Earlier versions, oldest first (empty for a deleted comment).
     pub history: Vec<VersionRow>,
     pub mine: bool,
@@ -355,7 +355,7 @@ async fn name_readers(
     readers: &mut Vec<ReaderRow>,
     members: &[GroupMemberRow],
 ) -> AppResult<()> {
-    let names: HashMap<Uuid, &str> = members
+    let names: HashMap<PersonId, &str> = members
         .iter()
         .map(|m| (m.user_id, m.name.as_str()))
         .collect();
@@ -369,7 +369,7 @@ async fn name_readers(
     if !missing.is_empty() {
         missing.sort_unstable();
         missing.dedup();
-        let found: HashMap<Uuid, String> = repo::user_names(conn, &missing)
+        let found: HashMap<PersonId, String> = repo::user_names(conn, &missing)
             .await?
             .into_iter()
             .collect();

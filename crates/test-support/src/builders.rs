@@ -7,6 +7,7 @@ use musubi_db::Db;
 use musubi_domain::associations::CreateAssociation;
 use musubi_domain::groups::{GroupInput, GroupKind};
 use musubi_domain::operator::Operator;
+use musubi_domain::types::{AssociationId, GroupId, PersonId};
 use musubi_domain::Actor;
 use uuid::Uuid;
 
@@ -22,7 +23,7 @@ pub fn association(slug: &str, name: &str) -> CreateAssociation {
 
 /// A fresh full API session for `user_id` (second factor done, as a sign-in from `ip` would
 /// leave it), written straight to the database; returns its token.
-pub async fn api_session_token(db: &Db, user_id: Uuid, ip: &str) -> String {
+pub async fn api_session_token(db: &Db, user_id: PersonId, ip: &str) -> String {
     let token = format!("test-{}", Uuid::new_v4().simple());
     accounts::insert_session(
         db.pool(),
@@ -51,7 +52,7 @@ pub fn totp_code(secret: &[u8], steps_from_now: i64) -> String {
 
 /// Inserts `user` as a plain member of the association `association_id`, in one
 /// transaction; returns the person's id.
-pub async fn insert_member(db: &Db, association_id: Uuid, user: &NewUser<'_>) -> Uuid {
+pub async fn insert_member(db: &Db, association_id: AssociationId, user: &NewUser<'_>) -> PersonId {
     let mut tx = db.pool().begin().await.unwrap();
     let id = accounts::insert_user(&mut tx, user).await.unwrap();
     accounts::insert_membership(
@@ -84,8 +85,8 @@ pub async fn group_with_members(
     owner: &Actor<'_>,
     kind: GroupKind,
     input: &GroupInput,
-    members: &[Uuid],
-) -> Uuid {
+    members: &[PersonId],
+) -> GroupId {
     let group = op
         .services()
         .create_group(owner, kind, input)
@@ -96,5 +97,5 @@ pub async fn group_with_members(
             .await
             .unwrap();
     }
-    group.into()
+    group
 }

@@ -361,7 +361,7 @@ impl TestApp {
     }
 
     /// The id of the person with `email`.
-    pub async fn user_id(&self, email: &str) -> uuid::Uuid {
+    pub async fn user_id(&self, email: &str) -> musubi_domain::types::PersonId {
         sqlx::query_scalar("SELECT id FROM core.users WHERE email = $1")
             .bind(email)
             .fetch_one(self.db.db.pool())
@@ -393,7 +393,7 @@ impl TestApp {
         let tenant = self.operator.services().resolve_tenant(slug).await.unwrap();
         let filter = AuditFilter {
             action_prefix: Some("access.denied".into()),
-            actor_id: Some(actor),
+            actor_id: Some(actor.into()),
             ..AuditFilter::default()
         };
         audit::list(

@@ -1,6 +1,7 @@
 //! Comments: posting (numbered per topic), history, deletion marks, acknowledgements and who read what.
 
 use super::*;
+use musubi_types::PersonId;
 use musubi_types::{CommentId, TopicId};
 
 #[derive(Debug, Clone, sqlx::FromRow)]
@@ -8,7 +9,7 @@ pub struct CommentRow {
     pub id: CommentId,
     pub topic_id: TopicId,
     pub seq: i32,
-    pub author_id: Uuid,
+    pub author_id: PersonId,
     pub author_name: String,
     pub author_profession: Profession,
     pub body: String,
@@ -28,7 +29,7 @@ pub async fn insert_comment(
     conn: &mut PgConnection,
     topic_id: TopicId,
     group: &HostedGroup,
-    author_id: Uuid,
+    author_id: PersonId,
     body: &str,
     important: bool,
 ) -> DbResult<(CommentId, i32, DateTime<Utc>)> {
@@ -88,7 +89,7 @@ pub async fn comment(
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct ReaderRow {
     pub comment_id: CommentId,
-    pub user_id: Uuid,
+    pub user_id: PersonId,
     pub name: String,
     pub at: DateTime<Utc>,
 }
@@ -119,7 +120,10 @@ pub async fn readers_of_topic(
 }
 
 /// Names of people by id (readers who are no longer in the group).
-pub async fn user_names(conn: &mut PgConnection, ids: &[Uuid]) -> DbResult<Vec<(Uuid, String)>> {
+pub async fn user_names(
+    conn: &mut PgConnection,
+    ids: &[PersonId],
+) -> DbResult<Vec<(PersonId, String)>> {
     Ok(
         sqlx::query_as("SELECT id, name FROM core.users WHERE id = ANY($1)")
             .bind(ids)
@@ -183,9 +187,9 @@ pub async fn delete_comment(
     conn: &mut PgConnection,
     comment_id: CommentId,
     topic_id: TopicId,
-    author_id: Uuid,
+    author_id: PersonId,
     seq: i32,
-    by: Uuid,
+    by: PersonId,
 ) -> DbResult<()> {
     sqlx::query("UPDATE comments SET deleted_at = now(), deleted_by = $2 WHERE id = $1")
         .bind(comment_id)
@@ -210,7 +214,7 @@ pub async fn delete_comment(
 pub async fn acknowledge(
     conn: &mut PgConnection,
     comment_id: CommentId,
-    user_id: Uuid,
+    user_id: PersonId,
 ) -> DbResult<Option<DateTime<Utc>>> {
     Ok(sqlx::query_scalar(
         "INSERT INTO acknowledgements (comment_id, user_id) VALUES ($1, $2) \

@@ -1,30 +1,31 @@
 //! Live-update events (`core.events`): written in the writer's transaction, replayed after a reconnect, purged after a week; and what a subscription keeps about its person.
 
 use super::*;
+use musubi_types::{AssociationId, PersonId};
 use musubi_types::{CommentId, GroupId, TopicId};
 
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct EventRow {
     pub id: i64,
-    pub association_id: Uuid,
+    pub association_id: AssociationId,
     pub group_id: GroupId,
     pub topic_id: Option<TopicId>,
     pub kind: String,
     pub scope: i16,
-    pub actor_id: Uuid,
-    pub topic_author_id: Option<Uuid>,
+    pub actor_id: PersonId,
+    pub topic_author_id: Option<PersonId>,
     pub comment_ids: Vec<CommentId>,
-    pub user_id: Option<Uuid>,
+    pub user_id: Option<PersonId>,
 }
 
 pub struct NewEvent<'a> {
     pub topic_id: Option<TopicId>,
     pub kind: &'a str,
     pub scope: i16,
-    pub actor_id: Uuid,
-    pub topic_author_id: Option<Uuid>,
+    pub actor_id: PersonId,
+    pub topic_author_id: Option<PersonId>,
     pub comment_ids: &'a [CommentId],
-    pub user_id: Option<Uuid>,
+    pub user_id: Option<PersonId>,
 }
 
 /// Writes an event in the caller's transaction; returns its id (published after commit).
@@ -54,7 +55,7 @@ pub async fn insert_event(
 /// Events after `after` in the person's active groups (for catch-up), oldest first.
 pub async fn events_since(
     pool: &PgPool,
-    user_id: Uuid,
+    user_id: PersonId,
     after: i64,
     limit: i64,
 ) -> DbResult<Vec<EventRow>> {
@@ -113,7 +114,7 @@ pub struct LiveStateRow {
 
 pub async fn live_state(
     pool: &PgPool,
-    user_id: Uuid,
+    user_id: PersonId,
     session_id: Uuid,
 ) -> DbResult<Option<LiveStateRow>> {
     Ok(sqlx::query_as(concat!(

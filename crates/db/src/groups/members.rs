@@ -1,10 +1,11 @@
 //! Members of a group: invitations (by person and by e-mail), requests to join, roles and removal; the directory an inviter may pick from.
 
 use super::*;
+use musubi_types::PersonId;
 
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct GroupMemberRow {
-    pub user_id: Uuid,
+    pub user_id: PersonId,
     pub name: String,
     pub name_kana: String,
     pub profession: Profession,
@@ -55,10 +56,10 @@ pub async fn members(
 pub async fn upsert_member(
     conn: &mut PgConnection,
     group: &HostedGroup,
-    user_id: Uuid,
+    user_id: PersonId,
     role: GroupRole,
     status: GroupMemberStatus,
-    invited_by: Option<Uuid>,
+    invited_by: Option<PersonId>,
 ) -> DbResult<bool> {
     let group_id = group.id;
     let done = sqlx::query(
@@ -88,9 +89,9 @@ pub async fn invite_by_email(
     conn: &mut PgConnection,
     group: &HostedGroup,
     email: &str,
-    invited_by: Uuid,
+    invited_by: PersonId,
     event_kind: &str,
-) -> DbResult<Option<(i64, Uuid)>> {
+) -> DbResult<Option<(i64, PersonId)>> {
     Ok(sqlx::query_as(
         "WITH invited AS ( \
              INSERT INTO core.group_members \
@@ -115,7 +116,7 @@ pub async fn invite_by_email(
 /// A person in the directory an inviter may pick from.
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct CandidateRow {
-    pub user_id: Uuid,
+    pub user_id: PersonId,
     pub name: String,
     pub name_kana: String,
     pub profession: Profession,
@@ -132,7 +133,7 @@ pub struct CandidateRow {
 pub async fn invite_candidates(
     conn: &mut PgConnection,
     group: &HostedGroup,
-    inviter: Uuid,
+    inviter: PersonId,
     search: &str,
     limit: i64,
 ) -> DbResult<Vec<CandidateRow>> {
@@ -166,8 +167,8 @@ pub async fn invite_candidates(
 /// Whether `person` is active in an association the inviter is an active member of.
 pub async fn in_directory_of(
     conn: &mut PgConnection,
-    inviter: Uuid,
-    person: Uuid,
+    inviter: PersonId,
+    person: PersonId,
 ) -> DbResult<bool> {
     Ok(sqlx::query_scalar(&format!(
         "SELECT EXISTS (SELECT 1 FROM core.users u JOIN core.memberships m ON m.user_id = u.id \
@@ -204,7 +205,7 @@ fn like_escape(s: &str) -> String {
 pub async fn membership(
     conn: &mut PgConnection,
     group: &HostedGroup,
-    user_id: Uuid,
+    user_id: PersonId,
 ) -> DbResult<Option<(GroupRole, GroupMemberStatus)>> {
     let group_id = group.id;
     Ok(sqlx::query_as(concat!(
@@ -221,7 +222,7 @@ pub async fn membership(
 pub async fn activate_member(
     conn: &mut PgConnection,
     group: &HostedGroup,
-    user_id: Uuid,
+    user_id: PersonId,
 ) -> DbResult<bool> {
     let group_id = group.id;
     let done = sqlx::query(
@@ -238,7 +239,7 @@ pub async fn activate_member(
 pub async fn set_member_role(
     conn: &mut PgConnection,
     group: &HostedGroup,
-    user_id: Uuid,
+    user_id: PersonId,
     role: GroupRole,
 ) -> DbResult<bool> {
     let group_id = group.id;
@@ -258,7 +259,7 @@ pub async fn set_member_role(
 pub async fn remove_member(
     conn: &mut PgConnection,
     group: &HostedGroup,
-    user_id: Uuid,
+    user_id: PersonId,
 ) -> DbResult<bool> {
     let group_id = group.id;
     let done = sqlx::query("DELETE FROM core.group_members WHERE group_id = $1 AND user_id = $2")

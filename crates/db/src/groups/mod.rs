@@ -13,6 +13,7 @@
 use crate::{DbResult, Tenant};
 use chrono::{DateTime, Utc};
 use musubi_types::GroupId;
+use musubi_types::{AssociationId, PersonId};
 use musubi_types::{
     DoctorKind, GroupKind, GroupMemberStatus, GroupRole, JoinPolicy, Profession, ReceiptMode, Scope,
 };
@@ -51,7 +52,7 @@ pub use unread::*;
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct MyGroupRow {
     pub group_id: GroupId,
-    pub association_id: Uuid,
+    pub association_id: AssociationId,
     pub slug: String,
     pub association_name: String,
     pub kind: GroupKind,
@@ -61,7 +62,7 @@ pub struct MyGroupRow {
 
 /// Every group of `user_id` in the directory, any status.
 #[tracing::instrument(name = "db.groups_of", skip_all)]
-pub async fn groups_of(pool: &PgPool, user_id: Uuid) -> DbResult<Vec<MyGroupRow>> {
+pub async fn groups_of(pool: &PgPool, user_id: PersonId) -> DbResult<Vec<MyGroupRow>> {
     Ok(sqlx::query_as(concat!(
         "SELECT gm.group_id, g.association_id, a.slug, a.name AS association_name, g.kind, \
                 gm.role, gm.status \
@@ -84,7 +85,7 @@ pub async fn groups_of(pool: &PgPool, user_id: Uuid) -> DbResult<Vec<MyGroupRow>
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct HostedGroup {
     id: GroupId,
-    association_id: Uuid,
+    association_id: AssociationId,
 }
 
 impl HostedGroup {
@@ -92,7 +93,7 @@ impl HostedGroup {
         self.id
     }
     /// The host association (the tenant it was loaded through).
-    pub fn association_id(&self) -> Uuid {
+    pub fn association_id(&self) -> AssociationId {
         self.association_id
     }
 }
@@ -128,7 +129,7 @@ pub struct GroupRow {
     pub receipt_override: Option<ReceiptMode>,
     /// The mode in force.
     pub receipt_mode: ReceiptMode,
-    pub created_by: Uuid,
+    pub created_by: PersonId,
     pub created_at: DateTime<Utc>,
     pub last_activity_at: DateTime<Utc>,
     /// The asking person's membership (`None` if not an active member).
@@ -151,7 +152,7 @@ const GROUP_SELECT: &str = concat!(
 pub async fn group(
     conn: &mut PgConnection,
     tenant: &Tenant,
-    viewer: Uuid,
+    viewer: PersonId,
     group_id: GroupId,
 ) -> DbResult<Option<(HostedGroup, GroupRow)>> {
     hosted_group_row(conn, tenant, viewer, group_id, "").await
@@ -162,7 +163,7 @@ pub async fn group(
 pub async fn group_for_update(
     conn: &mut PgConnection,
     tenant: &Tenant,
-    viewer: Uuid,
+    viewer: PersonId,
     group_id: GroupId,
 ) -> DbResult<Option<(HostedGroup, GroupRow)>> {
     hosted_group_row(conn, tenant, viewer, group_id, " FOR UPDATE OF g").await
@@ -171,7 +172,7 @@ pub async fn group_for_update(
 async fn hosted_group_row(
     conn: &mut PgConnection,
     tenant: &Tenant,
-    viewer: Uuid,
+    viewer: PersonId,
     group_id: GroupId,
     lock: &str,
 ) -> DbResult<Option<(HostedGroup, GroupRow)>> {
@@ -194,7 +195,7 @@ async fn hosted_group_row(
 pub async fn groups_by_ids(
     conn: &mut PgConnection,
     tenant: &Tenant,
-    viewer: Uuid,
+    viewer: PersonId,
     ids: &[GroupId],
 ) -> DbResult<Vec<GroupRow>> {
     Ok(sqlx::query_as(&format!(
@@ -211,7 +212,7 @@ pub async fn groups_by_ids(
 pub async fn open_groups(
     conn: &mut PgConnection,
     tenant: &Tenant,
-    viewer: Uuid,
+    viewer: PersonId,
 ) -> DbResult<Vec<GroupRow>> {
     Ok(sqlx::query_as(&format!(
         "{GROUP_SELECT} WHERE g.kind = 'general' AND g.join_policy = 'request' \
@@ -230,7 +231,7 @@ pub struct NewGroup<'a> {
     pub description: &'a str,
     pub join_policy: JoinPolicy,
     pub receipt_mode: Option<ReceiptMode>,
-    pub created_by: Uuid,
+    pub created_by: PersonId,
 }
 
 /// Creates the group in the directory and in the tenant, with its creator as owner.
@@ -300,7 +301,7 @@ pub async fn update_group(
 /// per association.
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct DirectoryRow {
-    pub association_id: Uuid,
+    pub association_id: AssociationId,
     pub slug: String,
     pub name: String,
     pub active: i64,
@@ -308,7 +309,7 @@ pub struct DirectoryRow {
 }
 
 #[tracing::instrument(name = "db.directory_of", skip_all)]
-pub async fn directory_of(pool: &PgPool, user_id: Uuid) -> DbResult<Vec<DirectoryRow>> {
+pub async fn directory_of(pool: &PgPool, user_id: PersonId) -> DbResult<Vec<DirectoryRow>> {
     Ok(sqlx::query_as(concat!(
         "SELECT a.id AS association_id, a.slug, a.name, d.active, d.invited \
          FROM (SELECT association_id, \

@@ -1,13 +1,14 @@
 //! Topics: access (with the group's proof), the list a person may see, posting and settings.
 
 use super::*;
+use musubi_types::PersonId;
 use musubi_types::{GroupId, TopicId};
 
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct TopicRow {
     pub id: TopicId,
     pub group_id: GroupId,
-    pub author_id: Uuid,
+    pub author_id: PersonId,
     pub author_name: String,
     pub title: String,
     pub scope: Scope,
@@ -36,7 +37,7 @@ pub struct TopicAccessRow {
 pub async fn topic_access(
     conn: &mut PgConnection,
     tenant: &Tenant,
-    viewer: Uuid,
+    viewer: PersonId,
     topic_id: TopicId,
 ) -> DbResult<Option<(HostedGroup, TopicAccessRow)>> {
     let row: Option<TopicAccessRow> = sqlx::query_as(concat!(
@@ -74,7 +75,7 @@ pub async fn topic_access(
 /// The topics of a group the person may see (scope bit or own), pinned first, then newest.
 pub async fn topics_of_group(
     conn: &mut PgConnection,
-    viewer: Uuid,
+    viewer: PersonId,
     viewer_bit: Scope,
     group: &HostedGroup,
     limit: i64,
@@ -101,7 +102,7 @@ pub async fn topics_of_group(
 
 pub struct NewTopic<'a> {
     pub id: TopicId,
-    pub author_id: Uuid,
+    pub author_id: PersonId,
     pub title: &'a str,
     pub scope: Scope,
 }

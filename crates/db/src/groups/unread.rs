@@ -1,16 +1,17 @@
 //! Unread counters and footprints: what each person has still to read, kept up to date on every write so that "what is new" never scans comments.
 
 use super::*;
+use musubi_types::PersonId;
 use musubi_types::{CommentId, GroupId, TopicId};
 
 /// A comment just posted, with what deciding who has it unread needs.
 #[derive(Debug, Clone, Copy)]
 pub struct Posted {
     pub topic_id: TopicId,
-    pub topic_author: Uuid,
+    pub topic_author: PersonId,
     pub scope: Scope,
     /// The comment's author, who has nothing new to read.
-    pub author_id: Uuid,
+    pub author_id: PersonId,
     pub seq: i32,
     pub at: DateTime<Utc>,
 }
@@ -61,7 +62,7 @@ pub async fn rebuild_unread(
     conn: &mut PgConnection,
     group: &HostedGroup,
     topic_id: TopicId,
-    topic_author: Uuid,
+    topic_author: PersonId,
     old_scope: Scope,
     scope: Scope,
 ) -> DbResult<()> {
@@ -101,7 +102,7 @@ pub async fn rebuild_unread(
 /// Clears the person's unread counter on a topic; returns the first unread seq it held.
 pub async fn take_unread(
     conn: &mut PgConnection,
-    user_id: Uuid,
+    user_id: PersonId,
     topic_id: TopicId,
 ) -> DbResult<Option<i32>> {
     Ok(sqlx::query_scalar(
@@ -117,7 +118,7 @@ pub async fn take_unread(
 /// newly read and the time recorded.
 pub async fn record_footprints(
     conn: &mut PgConnection,
-    user_id: Uuid,
+    user_id: PersonId,
     topic_id: TopicId,
     from_seq: i32,
 ) -> DbResult<Vec<(CommentId, DateTime<Utc>)>> {
@@ -140,7 +141,7 @@ pub async fn record_footprints(
 /// Clears every unread counter of the person in a group; returns the topics cleared.
 pub async fn mark_group_read(
     conn: &mut PgConnection,
-    user_id: Uuid,
+    user_id: PersonId,
     group: &HostedGroup,
 ) -> DbResult<u64> {
     let group_id = group.id;
@@ -157,7 +158,7 @@ pub async fn mark_group_read(
 /// Unread counts of a person per group in this tenant.
 pub async fn unread_by_group(
     conn: &mut PgConnection,
-    user_id: Uuid,
+    user_id: PersonId,
 ) -> DbResult<Vec<(GroupId, i64)>> {
     Ok(sqlx::query_as(
         "SELECT group_id, sum(count)::bigint FROM unread WHERE user_id = $1 GROUP BY group_id",
@@ -187,7 +188,7 @@ pub struct UnreadItemRow {
 /// what was ever written.
 pub async fn unread_items(
     conn: &mut PgConnection,
-    user_id: Uuid,
+    user_id: PersonId,
     viewer_bit: Scope,
     per_topic: i64,
     limit: i64,

@@ -314,7 +314,7 @@ mod sns {
                 id: Uuid::now_v7().into(),
                 topic_id: Uuid::nil().into(),
                 seq,
-                author_id: Uuid::now_v7(),
+                author_id: Uuid::now_v7().into(),
                 author_name: author.into(),
                 author_profession: musubi_domain::types::Profession::Nurse,
                 body: body.into(),
@@ -335,7 +335,7 @@ mod sns {
     fn reader(c: &CommentView, name: &str, hour: u32, minute: u32) -> ReaderRow {
         ReaderRow {
             comment_id: c.row.id,
-            user_id: Uuid::now_v7(),
+            user_id: Uuid::now_v7().into(),
             name: name.into(),
             at: at(hour, minute),
         }
@@ -409,8 +409,8 @@ mod sns {
         mine.mine = true;
         mine.readers = vec![reader(&mine, "川村 健一", 2, 5)];
         mine.not_read_by = vec![
-            (Uuid::now_v7(), "森田 由美".into()),
-            (Uuid::now_v7(), EVIL.into()),
+            (Uuid::now_v7().into(), "森田 由美".into()),
+            (Uuid::now_v7().into(), EVIL.into()),
         ];
         let mut other = comment(2, "川村 健一", "了解です");
         other.readers = vec![reader(&other, "青木 さくら", 3, 0)];

@@ -80,7 +80,7 @@ async fn create_account(app: &TestApp, email: &str, password: &str, slug: &str) 
             .unwrap();
     musubi_test_support::insert_member(
         &app.db.db,
-        association,
+        association.into(),
         &musubi_db::accounts::NewUser {
             email,
             name: "中村 一郎",

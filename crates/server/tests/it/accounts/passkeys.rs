@@ -175,7 +175,7 @@ async fn a_nurse_registers_a_passkey_then_signs_in_with_it_without_typing_anythi
     assert_eq!(str_of(options, "/publicKey/rp/name"), "Musubi");
     assert_eq!(
         str_of(options, "/publicKey/user/id"),
-        B64.encode(nurse_id.as_bytes()),
+        B64.encode(nurse_id.uuid().as_bytes()),
         "the user handle is the user id"
     );
     assert_eq!(str_of(options, "/publicKey/user/name"), NURSE);
@@ -321,7 +321,7 @@ async fn a_ceremony_of_the_other_kind_cannot_be_finished() {
             json!({"c": id, "cred": other.register(&json!({"publicKey": {
                 "rp": {"id": "localhost"},
                 "challenge": options["publicKey"]["challenge"],
-                "user": {"id": B64.encode(app.user_id(NURSE).await.as_bytes())},
+                "user": {"id": B64.encode(app.user_id(NURSE).await.uuid().as_bytes())},
             }}))}),
             Some(&token),
         )
@@ -353,7 +353,7 @@ async fn a_passkey_nobody_registered_is_refused() {
     let app = App::new().await;
     let nurse_id = app.user_id(NURSE).await;
     let mut stranger = Authenticator::new("never registered");
-    stranger.user_handle = nurse_id.as_bytes().to_vec();
+    stranger.user_handle = nurse_id.uuid().as_bytes().to_vec();
     let r = app.passkey_sign_in(&mut stranger).await;
     assert_eq!(error_codes(&r), vec!["INVALID_CREDENTIALS"], "{r}");
     let r = app

@@ -7,6 +7,7 @@ use musubi_domain::audit::RequestMeta;
 use musubi_domain::groups::{GroupKind, Scope};
 use musubi_domain::operator::Operator;
 use musubi_domain::sessions::Viewer;
+use musubi_domain::types::PersonId;
 use musubi_domain::types::{DoctorKind, Profession};
 use musubi_domain::Actor;
 use musubi_domain::{Services, Tenant};
@@ -92,7 +93,7 @@ impl Bench {
     }
 
     async fn group(&self, owner: &Viewer, kind: GroupKind, members: &[&Viewer]) -> Uuid {
-        let members: Vec<Uuid> = members.iter().map(|m| m.user().id).collect();
+        let members: Vec<PersonId> = members.iter().map(|m| m.user().id).collect();
         group_with_members(
             &self.s,
             &Actor::new(owner, &self.tenant, &client()),
@@ -101,6 +102,7 @@ impl Bench {
             &members,
         )
         .await
+        .into()
     }
 
     /// A topic by `author` with `comments` comments in all (its body included).

@@ -165,7 +165,7 @@ async fn a_subscriber_on_one_replica_receives_a_comment_posted_through_another()
         .create_topic(
             &Actor::new(&nurse, &tenant, &RequestMeta::default()),
             &musubi_domain::topics::NewTopic {
-                group_id: group.into(),
+                group_id: group,
                 title: "訪問報告",
                 body: "本日の訪問記録です。",
                 scope: Scope::EVERYONE,

@@ -25,7 +25,7 @@ fn meta() -> RequestMeta {
 }
 
 fn sign_in(name: &str) -> AuditEntry {
-    AuditEntry::new(AuditAction::AuthSignIn, &meta()).by(Uuid::now_v7(), name)
+    AuditEntry::new(AuditAction::AuthSignIn, &meta()).by(Uuid::now_v7().into(), name)
 }
 
 /// Appends `n` sign-ins, each in its own committed tenant transaction.
@@ -272,16 +272,16 @@ async fn audit_list_filters_by_action_actor_object_and_pages_by_seq() {
     let seqs = audit::record_batch(
         &mut tx,
         &[
-            AuditEntry::new(AuditAction::AuthSignIn, &meta()).by(doctor, "川村 健一"),
+            AuditEntry::new(AuditAction::AuthSignIn, &meta()).by(doctor.into(), "川村 健一"),
             AuditEntry::new(AuditAction::AuthSignInFailed, &meta()),
             AuditEntry::new(AuditAction::PatientRead, &meta())
-                .by(doctor, "川村 健一")
+                .by(doctor.into(), "川村 健一")
                 .on("patient", "p-1"),
             AuditEntry::new(AuditAction::TopicRead, &meta())
-                .by(doctor, "川村 健一")
+                .by(doctor.into(), "川村 健一")
                 .on("topic", "t-1")
                 .on_many(["c-1", "c-2", "c-3"]),
-            AuditEntry::new(AuditAction::AuthSignOut, &meta()).by(doctor, "川村 健一"),
+            AuditEntry::new(AuditAction::AuthSignOut, &meta()).by(doctor.into(), "川村 健一"),
         ],
     )
     .await
@@ -322,7 +322,7 @@ async fn audit_list_filters_by_action_actor_object_and_pages_by_seq() {
         "LIKE is escaped"
     );
     let by_doctor = AuditFilter {
-        actor_id: Some(doctor),
+        actor_id: Some(doctor.into()),
         ..Default::default()
     };
     assert_eq!(list(by_doctor).await, vec![5, 4, 3, 1]);
@@ -466,7 +466,7 @@ async fn platform_audit_log_is_chained_and_append_only_too() {
     let mut tx = t.db.pool().begin().await.unwrap();
     for i in 0..3 {
         let e = AuditEntry::new(AuditAction::AuthSignIn, &meta())
-            .by(Uuid::now_v7(), format!("運用者{i}"));
+            .by(Uuid::now_v7().into(), format!("運用者{i}"));
         assert_eq!(audit::record_platform(&mut tx, &e).await.unwrap(), i + 1);
     }
     tx.commit().await.unwrap();
@@ -489,7 +489,7 @@ async fn audit_csv_export_has_a_bom_and_escapes_commas_quotes_and_newlines() {
     audit::record(
         &mut tx,
         &AuditEntry::new(AuditAction::MemberInvite, &tricky)
-            .by(admin, "港, 事務子")
+            .by(admin.into(), "港, 事務子")
             .on("invitation", "inv-1"),
     )
     .await
@@ -501,7 +501,7 @@ async fn audit_csv_export_has_a_bom_and_escapes_commas_quotes_and_newlines() {
         &t.db,
         &a,
         &AuditFilter::default(),
-        Some((admin, "港 事務子".into())),
+        Some((admin.into(), "港 事務子".into())),
         &meta(),
         &mut out,
     )

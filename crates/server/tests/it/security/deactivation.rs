@@ -136,7 +136,7 @@ async fn a_member_deactivated_by_the_host_loses_its_patient_groups_and_keeps_the
         ok(&app, &token, Some("sakuradai"), q, v).await;
     }
 
-    let r = console(&app, ADMIN_S, "sakuradai", "deactivateMember", sato).await;
+    let r = console(&app, ADMIN_S, "sakuradai", "deactivateMember", sato.into()).await;
     assert_eq!(r["data"]["deactivateMember"], true, "{r}");
     // The open session ended.
     let r = call(
@@ -238,7 +238,7 @@ async fn a_member_deactivated_by_the_host_loses_its_patient_groups_and_keeps_the
     ws.close().await;
 
     // Reactivation gives everything back as it was, from the next sign-in.
-    let r = console(&app, ADMIN_S, "sakuradai", "reactivateMember", sato).await;
+    let r = console(&app, ADMIN_S, "sakuradai", "reactivateMember", sato.into()).await;
     assert_eq!(r["data"]["reactivateMember"], true, "{r}");
     let r = call(&app, &token, None, MY_GROUPS, json!({})).await;
     assert_eq!(error_codes(&r), vec!["UNAUTHENTICATED"], "{r}");
@@ -276,7 +276,7 @@ async fn a_person_no_association_counts_as_active_gets_only_the_page_that_says_s
     )
     .await;
 
-    let r = console(&app, ADMIN_M, "minatogawa", "deactivateMember", aoki).await;
+    let r = console(&app, ADMIN_M, "minatogawa", "deactivateMember", aoki.into()).await;
     assert_eq!(r["data"]["deactivateMember"], true, "{r}");
 
     // She can still sign in and see who she is, and nothing else.
@@ -366,7 +366,7 @@ async fn a_person_no_association_counts_as_active_gets_only_the_page_that_says_s
     assert_eq!(page.status, StatusCode::SEE_OTHER);
 
     // Reactivated: everything is back, her guest membership in さくら台's group included.
-    let r = console(&app, ADMIN_M, "minatogawa", "reactivateMember", aoki).await;
+    let r = console(&app, ADMIN_M, "minatogawa", "reactivateMember", aoki.into()).await;
     assert_eq!(r["data"]["reactivateMember"], true, "{r}");
     let token = app.demo_token(AOKI).await;
     ok(
@@ -386,9 +386,9 @@ async fn a_burst_of_requests_from_a_deactivated_member_is_refused_and_never_inte
     let aoki = app.user_id(AOKI).await;
     let ito = group_id(&app, "sakuradai", "伊藤").await;
     let ito_topic = topic_of(&app, "sakuradai", ito).await;
-    let r = console(&app, ADMIN_S, "sakuradai", "deactivateMember", sato).await;
+    let r = console(&app, ADMIN_S, "sakuradai", "deactivateMember", sato.into()).await;
     assert_eq!(r["data"]["deactivateMember"], true, "{r}");
-    let r = console(&app, ADMIN_M, "minatogawa", "deactivateMember", aoki).await;
+    let r = console(&app, ADMIN_M, "minatogawa", "deactivateMember", aoki.into()).await;
     assert_eq!(r["data"]["deactivateMember"], true, "{r}");
     let sato_token = app.demo_token(SATO).await;
     let aoki_token = app.demo_token(AOKI).await;
@@ -439,12 +439,12 @@ async fn make_minatogawa_his_home(app: &TestApp, user: Uuid) {
 async fn account_wide_actions_belong_to_the_home_association_and_are_recorded_everywhere() {
     let app = TestApp::demo().await;
     let sato = app.user_id(SATO).await;
-    make_minatogawa_his_home(&app, sato).await;
+    make_minatogawa_his_home(&app, sato.into()).await;
     let token = app.demo_token(SATO).await;
 
     // さくら台 is not his home: it may not sign him out everywhere nor reset his second factor.
     for m in ["signOutMember", "resetMemberSecondFactor"] {
-        let r = console(&app, ADMIN_S, "sakuradai", m, sato).await;
+        let r = console(&app, ADMIN_S, "sakuradai", m, sato.into()).await;
         assert_eq!(
             error_codes(&r),
             vec!["ACCOUNT_WIDE_ACTION_FORBIDDEN"],
@@ -453,7 +453,7 @@ async fn account_wide_actions_belong_to_the_home_association_and_are_recorded_ev
     }
     ok(&app, &token, None, MY_GROUPS, json!({})).await;
     assert_eq!(
-        records(&app, "sakuradai", "access.denied", sato)
+        records(&app, "sakuradai", "access.denied", sato.into())
             .await
             .len(),
         2
@@ -502,15 +502,22 @@ async fn account_wide_actions_belong_to_the_home_association_and_are_recorded_ev
     );
 
     // みなと川 answers for his account: both work, and both associations have them on record.
-    let r = console(&app, ADMIN_M, "minatogawa", "signOutMember", sato).await;
+    let r = console(&app, ADMIN_M, "minatogawa", "signOutMember", sato.into()).await;
     assert!(r["errors"].is_null(), "{r}");
     let r = call(&app, &token, None, MY_GROUPS, json!({})).await;
     assert_eq!(error_codes(&r), vec!["UNAUTHENTICATED"], "{r}");
-    let r = console(&app, ADMIN_M, "minatogawa", "resetMemberSecondFactor", sato).await;
+    let r = console(
+        &app,
+        ADMIN_M,
+        "minatogawa",
+        "resetMemberSecondFactor",
+        sato.into(),
+    )
+    .await;
     assert_eq!(r["data"]["resetMemberSecondFactor"], true, "{r}");
     for action in ["member.sign_out", "member.reset_second_factor"] {
-        let here = records(&app, "minatogawa", action, sato).await;
-        let there = records(&app, "sakuradai", action, sato).await;
+        let here = records(&app, "minatogawa", action, sato.into()).await;
+        let there = records(&app, "sakuradai", action, sato.into()).await;
         assert_eq!(here.len(), 1, "{action} in みなと川");
         assert_eq!(there.len(), 1, "{action} in さくら台");
         assert_eq!(
@@ -535,7 +542,7 @@ async fn account_wide_actions_belong_to_the_home_association_and_are_recorded_ev
     .await
     .unwrap();
     drop(conn);
-    let r = console(&app, ADMIN_S, "sakuradai", "signOutMember", sato).await;
+    let r = console(&app, ADMIN_S, "sakuradai", "signOutMember", sato.into()).await;
     assert_eq!(
         error_codes(&r),
         vec!["ACCOUNT_WIDE_ACTION_FORBIDDEN"],
@@ -558,18 +565,27 @@ async fn an_association_alone_with_a_person_acts_on_their_whole_account() {
     let app = TestApp::demo().await;
     let takahashi = app.user_id(TAKAHASHI).await;
     let token = app.demo_token(TAKAHASHI).await;
-    let r = console(&app, ADMIN_S, "sakuradai", "signOutMember", takahashi).await;
+    let r = console(
+        &app,
+        ADMIN_S,
+        "sakuradai",
+        "signOutMember",
+        takahashi.into(),
+    )
+    .await;
     assert!(r["errors"].is_null(), "{r}");
     let r = call(&app, &token, None, MY_GROUPS, json!({})).await;
     assert_eq!(error_codes(&r), vec!["UNAUTHENTICATED"], "{r}");
     // Nobody else to tell: one record, in さくら台.
     assert_eq!(
-        records(&app, "sakuradai", "member.sign_out", takahashi)
+        records(&app, "sakuradai", "member.sign_out", takahashi.into())
             .await
             .len(),
         1
     );
-    assert!(records(&app, "minatogawa", "member.sign_out", takahashi)
-        .await
-        .is_empty());
+    assert!(
+        records(&app, "minatogawa", "member.sign_out", takahashi.into())
+            .await
+            .is_empty()
+    );
 }

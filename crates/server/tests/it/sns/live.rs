@@ -9,6 +9,7 @@
 use musubi_domain::audit::RequestMeta;
 use musubi_domain::groups::{GroupKind, Scope};
 use musubi_domain::sessions::Viewer;
+use musubi_domain::types::GroupId;
 use musubi_domain::Actor;
 use musubi_domain::Tenant;
 use musubi_test_support::demo::{CARE_MANAGER, CLINIC_DOCTOR, HOSPITAL_DOCTOR, NURSE};
@@ -49,7 +50,7 @@ impl World {
             .unwrap()
     }
 
-    async fn group(&self, owner: &Viewer, name: &str, members: &[&str]) -> Uuid {
+    async fn group(&self, owner: &Viewer, name: &str, members: &[&str]) -> GroupId {
         let mut ids = Vec::new();
         for m in members {
             ids.push(self.app.user_id(m).await);
@@ -158,20 +159,22 @@ async fn a_subscriber_gets_comments_of_its_groups_and_nothing_outside_its_scope(
     let sato = w.app.user_id(HOSPITAL_DOCTOR).await;
 
     let mut ws = w.subscribe(HOSPITAL_DOCTOR, None).await;
-    sync(&w, &mut ws, &nurse, group).await;
+    sync(&w, &mut ws, &nurse, group.into()).await;
 
     // Outside the scope, and a group the doctor is not in: nothing of either may arrive.
     let hidden = w
-        .topic(&nurse, group, "コメディカル向け", Scope::CO_MEDICAL)
+        .topic(&nurse, group.into(), "コメディカル向け", Scope::CO_MEDICAL)
         .await;
     w.comment(&nurse, hidden, "足の傷の処置について").await;
     let other = w
-        .topic(&doctor, elsewhere, "別グループ", Scope::EVERYONE)
+        .topic(&doctor, elsewhere.into(), "別グループ", Scope::EVERYONE)
         .await;
     w.comment(&doctor, other, "別グループの話").await;
 
     // The marker: a reply in a topic the doctor sees.
-    let open = w.topic(&nurse, group, "全員向け", Scope::EVERYONE).await;
+    let open = w
+        .topic(&nurse, group.into(), "全員向け", Scope::EVERYONE)
+        .await;
     let reply = w.comment(&nurse, open, "明日の訪問は10時です。").await;
     let body_event = next_event(&mut ws).await;
     assert_eq!(body_event["kind"], "COMMENT_POSTED", "{body_event}");
@@ -241,10 +244,10 @@ async fn events_stop_when_the_subscriber_leaves_the_group() {
     let group = w.group(&nurse, "鈴木 様", &[HOSPITAL_DOCTOR]).await;
     let still_in = w.group(&nurse, "佐々木 様", &[HOSPITAL_DOCTOR]).await;
     let sato = w.app.user_id(HOSPITAL_DOCTOR).await;
-    let topic = w.topic(&nurse, group, "経過", Scope::EVERYONE).await;
+    let topic = w.topic(&nurse, group.into(), "経過", Scope::EVERYONE).await;
 
     let mut ws = w.subscribe(HOSPITAL_DOCTOR, None).await;
-    sync(&w, &mut ws, &nurse, still_in).await;
+    sync(&w, &mut ws, &nurse, still_in.into()).await;
     let first = w.comment(&nurse, topic, "一件目").await;
     expect_comment(&mut ws, first).await;
 
@@ -253,7 +256,7 @@ async fn events_stop_when_the_subscriber_leaves_the_group() {
         .services()
         .remove_group_member(
             &Actor::new(&nurse, &w.tenant, &RequestMeta::default()),
-            group.into(),
+            group,
             sato,
         )
         .await
@@ -262,7 +265,9 @@ async fn events_stop_when_the_subscriber_leaves_the_group() {
     assert_eq!(e["kind"], "MEMBERSHIP_CHANGED", "{e}");
     assert_eq!(e["groupId"], group.to_string());
     w.comment(&nurse, topic, "退出後の二件目").await;
-    let marker_topic = w.topic(&nurse, still_in, "別の患者", Scope::EVERYONE).await;
+    let marker_topic = w
+        .topic(&nurse, still_in.into(), "別の患者", Scope::EVERYONE)
+        .await;
     let e = next_event(&mut ws).await;
     assert_eq!(
         e["topicId"],
@@ -278,18 +283,20 @@ async fn a_subscriber_who_joins_a_group_while_subscribed_gets_its_events_from_th
     let nurse = w.viewer(NURSE).await;
     let already = w.group(&nurse, "佐々木 様", &[HOSPITAL_DOCTOR]).await;
     let mut ws = w.subscribe(HOSPITAL_DOCTOR, None).await;
-    sync(&w, &mut ws, &nurse, already).await;
+    sync(&w, &mut ws, &nurse, already.into()).await;
 
     // A group the doctor is not in yet: its first topic must not arrive.
     let later = w.group(&nurse, "高橋 様", &[]).await;
-    let before = w.topic(&nurse, later, "参加前", Scope::EVERYONE).await;
+    let before = w
+        .topic(&nurse, later.into(), "参加前", Scope::EVERYONE)
+        .await;
     // By e-mail address: its invitation reaches the invitee live as well.
     let invited = w
         .app
         .services()
         .invite_to_group_by_email(
             &Actor::new(&nurse, &w.tenant, &RequestMeta::default()),
-            later.into(),
+            later,
             HOSPITAL_DOCTOR,
         )
         .await;
@@ -303,7 +310,7 @@ async fn a_subscriber_who_joins_a_group_while_subscribed_gets_its_events_from_th
         .services()
         .answer_group_invitation(
             &Actor::new(&doctor, &w.tenant, &RequestMeta::default()),
-            later.into(),
+            later,
             true,
         )
         .await
@@ -313,7 +320,9 @@ async fn a_subscriber_who_joins_a_group_while_subscribed_gets_its_events_from_th
     assert_eq!(e["groupId"], later.to_string());
 
     // Now a member: the next topic arrives without reconnecting.
-    let after = w.topic(&nurse, later, "参加後", Scope::EVERYONE).await;
+    let after = w
+        .topic(&nurse, later.into(), "参加後", Scope::EVERYONE)
+        .await;
     let e = next_event(&mut ws).await;
     assert_eq!(e["kind"], "COMMENT_POSTED", "{e}");
     assert_eq!(e["topicId"], after.to_string(), "{e}");
@@ -325,10 +334,10 @@ async fn a_reconnecting_subscriber_catches_up_with_what_it_may_see() {
     let w = World::new().await;
     let nurse = w.viewer(NURSE).await;
     let group = w.group(&nurse, "田中 様", &[CARE_MANAGER]).await;
-    let topic = w.topic(&nurse, group, "経過", Scope::EVERYONE).await;
+    let topic = w.topic(&nurse, group.into(), "経過", Scope::EVERYONE).await;
 
     let mut ws = w.subscribe(CARE_MANAGER, None).await;
-    sync(&w, &mut ws, &nurse, group).await;
+    sync(&w, &mut ws, &nurse, group.into()).await;
     let seen = w.comment(&nurse, topic, "接続中の一件").await;
     let last = expect_comment(&mut ws, seen).await["id"]
         .as_str()
@@ -339,7 +348,12 @@ async fn a_reconnecting_subscriber_catches_up_with_what_it_may_see() {
     // While away: two replies it may see, and a topic for hospital doctors only.
     let missed1 = w.comment(&nurse, topic, "不在中の一件目").await;
     let doctors_only = w
-        .topic(&nurse, group, "病院医師向け", Scope::HOSPITAL_DOCTORS)
+        .topic(
+            &nurse,
+            group.into(),
+            "病院医師向け",
+            Scope::HOSPITAL_DOCTORS,
+        )
         .await;
     let missed2 = w.comment(&nurse, topic, "不在中の二件目").await;
 
@@ -408,7 +422,7 @@ async fn a_subscription_needs_a_session_and_ends_with_it() {
     ws.subscribe("ev", EVENTS, json!({})).await;
     let nurse = w.viewer(NURSE).await;
     let group = w.group(&nurse, "石田 様", &[]).await;
-    sync(&w, &mut ws, &nurse, group).await;
+    sync(&w, &mut ws, &nurse, group.into()).await;
     let r = w
         .app
         .gql("mutation { signOut }", json!({}), Some(&token), None)

@@ -9,6 +9,7 @@ use musubi_domain::operator::Operator;
 use musubi_domain::sessions::Viewer;
 use musubi_domain::topics::{TopicPatch, TopicView};
 use musubi_domain::types::{DoctorKind, Profession};
+use musubi_domain::types::{GroupId, PersonId};
 use musubi_domain::Actor;
 use musubi_domain::{ErrorCode, Tenant};
 use musubi_test_support::{
@@ -46,7 +47,7 @@ const PEOPLE: &[(&str, Profession, Option<DoctorKind>)] = &[
 
 /// A full session for `user_id`, as a sign-in would leave it.
 async fn sign_in(services: &Operator, user_id: Uuid) -> Viewer {
-    let token = api_session_token(services.db(), user_id, "192.0.2.10").await;
+    let token = api_session_token(services.db(), user_id.into(), "192.0.2.10").await;
     services
         .authenticate(&token)
         .await
@@ -77,7 +78,7 @@ impl World {
                 },
             )
             .await;
-            people.insert(*key, sign_in(&s, id).await);
+            people.insert(*key, sign_in(&s, id.into()).await);
         }
         Self {
             db,
@@ -97,7 +98,7 @@ impl World {
         Actor::new(&self.people[key], &self.tenant, &self.meta)
     }
 
-    fn id(&self, key: &str) -> Uuid {
+    fn id(&self, key: &str) -> PersonId {
         self.people[key].user().id
     }
 
@@ -108,8 +109,8 @@ impl World {
         kind: GroupKind,
         receipt_mode: Option<ReceiptMode>,
         members: &[&str],
-    ) -> Uuid {
-        let members: Vec<Uuid> = members.iter().map(|m| self.id(m)).collect();
+    ) -> GroupId {
+        let members: Vec<PersonId> = members.iter().map(|m| self.id(m)).collect();
         let input = GroupInput {
             receipt_mode,
             ..group_input(format!("グループ{}", Uuid::new_v4().simple()))
@@ -171,7 +172,7 @@ impl World {
     async fn footprints_by(&self, who: &str) -> i64 {
         self.scalar(
             "SELECT count(*) FROM footprints WHERE user_id = $1",
-            self.id(who),
+            self.id(who).into(),
         )
         .await
     }
@@ -250,7 +251,7 @@ impl World {
     }
 }
 
-fn readers(view: &TopicView, seq: i32) -> Vec<Uuid> {
+fn readers(view: &TopicView, seq: i32) -> Vec<PersonId> {
     view.comments
         .iter()
         .find(|c| c.row.seq == seq)
@@ -261,8 +262,8 @@ fn readers(view: &TopicView, seq: i32) -> Vec<Uuid> {
         .collect()
 }
 
-fn not_read_by(view: &TopicView, seq: i32) -> Vec<Uuid> {
-    let mut v: Vec<Uuid> = view
+fn not_read_by(view: &TopicView, seq: i32) -> Vec<PersonId> {
+    let mut v: Vec<PersonId> = view
         .comments
         .iter()
         .find(|c| c.row.seq == seq)
@@ -275,7 +276,7 @@ fn not_read_by(view: &TopicView, seq: i32) -> Vec<Uuid> {
     v
 }
 
-fn sorted(mut v: Vec<Uuid>) -> Vec<Uuid> {
+fn sorted<T: Ord>(mut v: Vec<T>) -> Vec<T> {
     v.sort();
     v
 }
@@ -294,7 +295,7 @@ async fn footprints_are_left_on_others_comments_once_and_shown_to_the_author() {
         )
         .await;
     let t = w
-        .topic("nurse", g, "BP 132/78、SpO2 94%", Scope::EVERYONE)
+        .topic("nurse", g.into(), "BP 132/78、SpO2 94%", Scope::EVERYONE)
         .await;
     w.reply("doctor", t, "往診予定は木曜です。").await;
 
@@ -380,8 +381,12 @@ async fn the_association_default_applies_unless_the_group_overrides_it() {
             &["nurse"],
         )
         .await;
-    let t1 = w.topic("nurse", plain, "連絡です", Scope::EVERYONE).await;
-    let t2 = w.topic("nurse", own, "連絡です", Scope::EVERYONE).await;
+    let t1 = w
+        .topic("nurse", plain.into(), "連絡です", Scope::EVERYONE)
+        .await;
+    let t2 = w
+        .topic("nurse", own.into(), "連絡です", Scope::EVERYONE)
+        .await;
 
     let view = w.open("doctor", t1).await;
     assert_eq!(view.receipt_mode, ReceiptMode::Acknowledgement);
@@ -415,7 +420,9 @@ async fn acknowledgement_mode_records_confirmations_once_and_no_footprints() {
             &["nurse", "pharmacist"],
         )
         .await;
-    let t = w.topic("nurse", g, "当番表です", Scope::EVERYONE).await;
+    let t = w
+        .topic("nurse", g.into(), "当番表です", Scope::EVERYONE)
+        .await;
     let view = w.open("doctor", t).await;
     assert_eq!(view.receipt_mode, ReceiptMode::Acknowledgement);
     assert_eq!(
@@ -456,7 +463,7 @@ async fn acknowledgement_mode_records_confirmations_once_and_no_footprints() {
     let fp = w
         .group("doctor", GroupKind::General, None, &["nurse"])
         .await;
-    let t2 = w.topic("nurse", fp, "連絡", Scope::EVERYONE).await;
+    let t2 = w.topic("nurse", fp.into(), "連絡", Scope::EVERYONE).await;
     let body2 = w.look("doctor", t2).await.comments[0].row.id;
     let err =
         w.s.acknowledge_comment(&w.a("doctor"), body2)
@@ -476,7 +483,9 @@ async fn with_receipts_off_nobody_sees_readers_and_no_footprints_are_kept() {
             &["nurse"],
         )
         .await;
-    let t = w.topic("nurse", g, "連絡です", Scope::EVERYONE).await;
+    let t = w
+        .topic("nurse", g.into(), "連絡です", Scope::EVERYONE)
+        .await;
     let view = w.open("doctor", t).await;
     assert_eq!(view.receipt_mode, ReceiptMode::Off);
     assert_eq!(view.topic.unread, 0, "reading still clears unread");
@@ -494,7 +503,7 @@ async fn editing_keeps_every_earlier_version_and_only_the_author_may_edit() {
     let g = w
         .group("doctor", GroupKind::Patient, None, &["nurse"])
         .await;
-    let t = w.topic("nurse", g, "本文", Scope::EVERYONE).await;
+    let t = w.topic("nurse", g.into(), "本文", Scope::EVERYONE).await;
     let c = w.reply("nurse", t, "体温 37.8℃").await;
     for body in ["体温 36.8℃", "体温 36.8℃（訂正）"] {
         w.s.edit_comment(&w.a("nurse"), c.into(), body, true)
@@ -543,7 +552,7 @@ async fn deleting_leaves_a_mark_keeps_the_row_and_is_for_the_author_or_an_owner(
     let g = w
         .group("doctor", GroupKind::Patient, None, &["nurse", "pharmacist"])
         .await;
-    let t = w.topic("nurse", g, "本文", Scope::EVERYONE).await;
+    let t = w.topic("nurse", g.into(), "本文", Scope::EVERYONE).await;
     let mine = w.reply("nurse", t, "誤って投稿しました").await;
     let doctors = w.reply("doctor", t, "処方を変更します").await;
     let nurses = w.reply("nurse", t, "承知しました").await;
@@ -625,53 +634,58 @@ async fn unread_counts_follow_posts_reads_deletions_and_mark_all_read() {
         .group("nurse", GroupKind::General, None, &["doctor"])
         .await;
 
-    let t = w.topic("nurse", g, "報告です", Scope::EVERYONE).await;
-    assert_eq!(w.counts("doctor", g).await, (1, 1, 1));
+    let t = w
+        .topic("nurse", g.into(), "報告です", Scope::EVERYONE)
+        .await;
+    assert_eq!(w.counts("doctor", g.into()).await, (1, 1, 1));
     assert_eq!(
-        w.counts("nurse", g).await,
+        w.counts("nurse", g.into()).await,
         (0, 0, 0),
         "one's own post is not unread"
     );
     w.reply("pharmacist", t, "残薬を確認しました").await;
-    assert_eq!(w.counts("doctor", g).await, (2, 2, 2));
-    assert_eq!(w.topic_unread("doctor", g, t).await, 2);
-    assert_eq!(w.topic_unread("nurse", g, t).await, 1);
+    assert_eq!(w.counts("doctor", g.into()).await, (2, 2, 2));
+    assert_eq!(w.topic_unread("doctor", g.into(), t).await, 2);
+    assert_eq!(w.topic_unread("nurse", g.into(), t).await, 1);
     w.reply("doctor", t, "承知しました").await;
-    assert_eq!(w.counts("doctor", g).await.2, 2, "own reply adds nothing");
-    assert_eq!(w.topic_unread("nurse", g, t).await, 2);
+    assert_eq!(
+        w.counts("doctor", g.into()).await.2,
+        2,
+        "own reply adds nothing"
+    );
+    assert_eq!(w.topic_unread("nurse", g.into(), t).await, 2);
 
     // The home page lists them, newest first, in the group.
     let home = w.s.home(w.p("doctor")).await.unwrap();
     assert_eq!(home.counts.total, 2);
-    let hg = home.groups.iter().find(|h| h.group_id == g.into()).unwrap();
+    let hg = home.groups.iter().find(|h| h.group_id == g).unwrap();
     assert_eq!(hg.unread, 2);
     assert!(hg.patient);
     let seqs: Vec<i32> = hg.items.iter().map(|i| i.seq).collect();
     assert_eq!(seqs, vec![2, 1]);
 
     // A second topic and another group add up per topic, group and in total.
-    let t2 = w.topic("nurse", g, "2件目", Scope::EVERYONE).await;
-    let t3 = w.topic("nurse", other, "連絡", Scope::EVERYONE).await;
+    let t2 = w.topic("nurse", g.into(), "2件目", Scope::EVERYONE).await;
+    let t3 = w
+        .topic("nurse", other.into(), "連絡", Scope::EVERYONE)
+        .await;
     w.reply("nurse", t3, "追記").await;
-    assert_eq!(w.counts("doctor", g).await, (5, 5, 3));
-    assert_eq!(w.counts("doctor", other).await.2, 2);
+    assert_eq!(w.counts("doctor", g.into()).await, (5, 5, 3));
+    assert_eq!(w.counts("doctor", other.into()).await.2, 2);
 
     // Opening clears that topic only.
     let view = w.open("doctor", t).await;
     assert_eq!(view.topic.unread, 0);
-    assert_eq!(w.topic_unread("doctor", g, t).await, 0);
-    assert_eq!(w.topic_unread("doctor", g, t2).await, 1);
-    assert_eq!(w.counts("doctor", g).await, (3, 3, 1));
+    assert_eq!(w.topic_unread("doctor", g.into(), t).await, 0);
+    assert_eq!(w.topic_unread("doctor", g.into(), t2).await, 1);
+    assert_eq!(w.counts("doctor", g.into()).await, (3, 3, 1));
 
     // Mark all as read: the group's counters go, without footprints.
     let footprints = w.footprints_by("doctor").await;
-    let cleared =
-        w.s.mark_group_read(&w.a("doctor"), other.into())
-            .await
-            .unwrap();
+    let cleared = w.s.mark_group_read(&w.a("doctor"), other).await.unwrap();
     assert_eq!(cleared, 1, "one topic");
-    assert_eq!(w.counts("doctor", other).await.2, 0);
-    assert_eq!(w.counts("doctor", g).await, (1, 1, 1));
+    assert_eq!(w.counts("doctor", other.into()).await.2, 0);
+    assert_eq!(w.counts("doctor", g.into()).await, (1, 1, 1));
     assert_eq!(
         w.footprints_by("doctor").await,
         footprints,
@@ -681,12 +695,16 @@ async fn unread_counts_follow_posts_reads_deletions_and_mark_all_read() {
     // A deleted comment is no longer unread.
     let c1 = w.reply("nurse", t, "一つ目").await;
     let c2 = w.reply("nurse", t, "二つ目").await;
-    assert_eq!(w.topic_unread("doctor", g, t).await, 2);
+    assert_eq!(w.topic_unread("doctor", g.into(), t).await, 2);
     w.s.delete_comment(&w.a("nurse"), c2.into()).await.unwrap();
-    assert_eq!(w.topic_unread("doctor", g, t).await, 1);
+    assert_eq!(w.topic_unread("doctor", g.into(), t).await, 1);
     w.s.delete_comment(&w.a("nurse"), c1.into()).await.unwrap();
-    assert_eq!(w.topic_unread("doctor", g, t).await, 0);
-    assert_eq!(w.counts("doctor", g).await, (1, 1, 1), "t2 is still unread");
+    assert_eq!(w.topic_unread("doctor", g.into(), t).await, 0);
+    assert_eq!(
+        w.counts("doctor", g.into()).await,
+        (1, 1, 1),
+        "t2 is still unread"
+    );
 }
 
 #[tokio::test]
@@ -701,14 +719,14 @@ async fn widening_a_topics_scope_brings_it_into_the_doctors_unread() {
         )
         .await;
     let t = w
-        .topic("nurse", g, "ご家族の介護負担", Scope::CO_MEDICAL)
+        .topic("nurse", g.into(), "ご家族の介護負担", Scope::CO_MEDICAL)
         .await;
     w.reply("pharmacist", t, "夜間の服薬を確認します").await;
     w.reply("nurse", t, "ショートステイを検討中").await;
-    assert_eq!(w.counts("pharmacist", g).await.2, 2);
+    assert_eq!(w.counts("pharmacist", g.into()).await.2, 2);
     for doctor in ["doctor", "hospital"] {
         assert_eq!(
-            w.counts(doctor, g).await,
+            w.counts(doctor, g.into()).await,
             (0, 0, 0),
             "{doctor}: out of scope"
         );
@@ -732,14 +750,14 @@ async fn widening_a_topics_scope_brings_it_into_the_doctors_unread() {
     )
     .await
     .unwrap();
-    assert_eq!(w.counts("doctor", g).await, (3, 3, 3));
-    assert_eq!(w.topic_unread("doctor", g, t).await, 3);
+    assert_eq!(w.counts("doctor", g.into()).await, (3, 3, 3));
+    assert_eq!(w.topic_unread("doctor", g.into(), t).await, 3);
     let home = w.s.home(w.p("doctor")).await.unwrap();
     let items: Vec<i32> = home.groups[0].items.iter().map(|i| i.seq).collect();
     assert_eq!(items, vec![3, 2, 1]);
-    assert_eq!(w.counts("hospital", g).await.2, 0, "still outside");
+    assert_eq!(w.counts("hospital", g.into()).await.2, 0, "still outside");
     assert_eq!(
-        w.counts("pharmacist", g).await.2,
+        w.counts("pharmacist", g.into()).await.2,
         2,
         "unchanged for those already in"
     );
@@ -759,8 +777,8 @@ async fn widening_a_topics_scope_brings_it_into_the_doctors_unread() {
     )
     .await
     .unwrap();
-    assert_eq!(w.topic_unread("doctor", g, t).await, 1);
-    assert_eq!(w.topic_unread("hospital", g, t).await, 4);
+    assert_eq!(w.topic_unread("doctor", g.into(), t).await, 1);
+    assert_eq!(w.topic_unread("hospital", g.into(), t).await, 4);
 
     // Narrowing it again takes it away from them.
     w.s.update_topic(
@@ -775,8 +793,8 @@ async fn widening_a_topics_scope_brings_it_into_the_doctors_unread() {
     )
     .await
     .unwrap();
-    assert_eq!(w.counts("doctor", g).await, (0, 0, 0));
-    assert_eq!(w.counts("hospital", g).await, (0, 0, 0));
+    assert_eq!(w.counts("doctor", g.into()).await, (0, 0, 0));
+    assert_eq!(w.counts("hospital", g.into()).await, (0, 0, 0));
 }
 
 fn scope_patch(scope: Scope) -> TopicPatch {
@@ -801,12 +819,10 @@ async fn a_scope_change_leaves_what_those_still_in_scope_read_as_read() {
             &["doctor", "pharmacist", "hospital"],
         )
         .await;
-    let t = w.topic("nurse", g, "報告", Scope::EVERYONE).await;
+    let t = w.topic("nurse", g.into(), "報告", Scope::EVERYONE).await;
     w.reply("nurse", t, "追記").await;
     w.open("doctor", t).await;
-    w.s.mark_group_read(&w.a("pharmacist"), g.into())
-        .await
-        .unwrap();
+    w.s.mark_group_read(&w.a("pharmacist"), g).await.unwrap();
     w.s.update_topic(
         &w.a("nurse"),
         t.into(),
@@ -815,18 +831,22 @@ async fn a_scope_change_leaves_what_those_still_in_scope_read_as_read() {
     .await
     .unwrap();
     assert_eq!(
-        w.counts("doctor", g).await,
+        w.counts("doctor", g.into()).await,
         (0, 0, 0),
         "read before, still read"
     );
-    assert_eq!(w.counts("pharmacist", g).await, (0, 0, 0));
-    assert_eq!(w.counts("hospital", g).await, (0, 0, 0), "now outside");
+    assert_eq!(w.counts("pharmacist", g.into()).await, (0, 0, 0));
+    assert_eq!(
+        w.counts("hospital", g.into()).await,
+        (0, 0, 0),
+        "now outside"
+    );
     // Back in scope: the hospital doctor had it unread when it was taken away.
     w.s.update_topic(&w.a("nurse"), t.into(), &scope_patch(Scope::EVERYONE))
         .await
         .unwrap();
-    assert_eq!(w.counts("hospital", g).await.2, 2);
-    assert_eq!(w.counts("doctor", g).await, (0, 0, 0));
+    assert_eq!(w.counts("hospital", g.into()).await.2, 2);
+    assert_eq!(w.counts("doctor", g.into()).await, (0, 0, 0));
 }
 
 #[tokio::test]
@@ -835,18 +855,18 @@ async fn a_removed_member_has_nothing_left_unread_there() {
     let g = w
         .group("doctor", GroupKind::Patient, None, &["nurse", "pharmacist"])
         .await;
-    let t = w.topic("nurse", g, "報告", Scope::EVERYONE).await;
+    let t = w.topic("nurse", g.into(), "報告", Scope::EVERYONE).await;
     w.reply("nurse", t, "追記").await;
-    assert_eq!(w.counts("pharmacist", g).await, (2, 2, 2));
-    w.s.remove_group_member(&w.a("doctor"), g.into(), w.id("pharmacist"))
+    assert_eq!(w.counts("pharmacist", g.into()).await, (2, 2, 2));
+    w.s.remove_group_member(&w.a("doctor"), g, w.id("pharmacist"))
         .await
         .unwrap();
-    assert_eq!(w.counts("pharmacist", g).await, (0, 0, 0));
+    assert_eq!(w.counts("pharmacist", g.into()).await, (0, 0, 0));
     let home = w.s.home(w.p("pharmacist")).await.unwrap();
     assert!(home.groups.is_empty());
     w.reply("nurse", t, "さらに追記").await;
     assert_eq!(
-        w.counts("pharmacist", g).await,
+        w.counts("pharmacist", g.into()).await,
         (0, 0, 0),
         "nothing new reaches them"
     );
@@ -858,14 +878,14 @@ async fn the_footprints_of_someone_who_left_keep_their_name() {
     let g = w
         .group("doctor", GroupKind::Patient, None, &["nurse", "pharmacist"])
         .await;
-    let t = w.topic("nurse", g, "報告", Scope::EVERYONE).await;
+    let t = w.topic("nurse", g.into(), "報告", Scope::EVERYONE).await;
     w.open("pharmacist", t).await;
     w.open("doctor", t).await;
-    w.s.remove_group_member(&w.a("doctor"), g.into(), w.id("pharmacist"))
+    w.s.remove_group_member(&w.a("doctor"), g, w.id("pharmacist"))
         .await
         .unwrap();
     let view = w.look("nurse", t).await;
-    let mut named: Vec<(Uuid, String)> = view.comments[0]
+    let mut named: Vec<(PersonId, String)> = view.comments[0]
         .readers
         .iter()
         .map(|r| (r.user_id, r.name.clone()))
@@ -887,7 +907,7 @@ async fn reading_a_long_patient_topic_is_one_audit_record_and_general_reads_none
     let g = w
         .group("doctor", GroupKind::Patient, None, &["nurse"])
         .await;
-    let t = w.topic("nurse", g, "報告", Scope::EVERYONE).await;
+    let t = w.topic("nurse", g.into(), "報告", Scope::EVERYONE).await;
     for i in 0..30 {
         w.reply("nurse", t, &format!("経過 {i}")).await;
     }
@@ -919,7 +939,7 @@ async fn reading_a_long_patient_topic_is_one_audit_record_and_general_reads_none
         .group("doctor", GroupKind::General, None, &["nurse"])
         .await;
     let t2 = w
-        .topic("nurse", general, "研修会のお知らせ", Scope::EVERYONE)
+        .topic("nurse", general.into(), "研修会のお知らせ", Scope::EVERYONE)
         .await;
     w.open("doctor", t2).await;
     w.look("doctor", t2).await;
@@ -942,7 +962,7 @@ async fn every_write_leaves_one_audit_record_and_one_event_of_its_kind() {
             &["nurse"],
         )
         .await;
-    assert_eq!(w.audited("group.create", Some(g)).await, 1);
+    assert_eq!(w.audited("group.create", Some(g.into())).await, 1);
     assert_eq!(
         w.events_after(ev).await,
         vec!["membership_changed"],
@@ -950,7 +970,7 @@ async fn every_write_leaves_one_audit_record_and_one_event_of_its_kind() {
     );
 
     let mut ev = w.last_event().await;
-    let t = w.topic("nurse", g, "報告", Scope::EVERYONE).await;
+    let t = w.topic("nurse", g.into(), "報告", Scope::EVERYONE).await;
     assert_eq!(w.audited("topic.create", Some(t)).await, 1);
     assert_eq!(w.events_after(ev).await, vec!["comment_posted"]);
 
@@ -995,15 +1015,15 @@ async fn every_write_leaves_one_audit_record_and_one_event_of_its_kind() {
     assert_eq!(w.events_after(ev).await, vec!["comment_deleted"]);
 
     ev = w.last_event().await;
-    w.s.mark_group_read(&w.a("doctor"), g.into()).await.unwrap();
-    assert_eq!(w.audited("group.mark_read", Some(g)).await, 1);
+    w.s.mark_group_read(&w.a("doctor"), g).await.unwrap();
+    assert_eq!(w.audited("group.mark_read", Some(g.into())).await, 1);
     assert_eq!(w.events_after(ev).await, vec!["unread_changed"]);
 
     // Reading in footprint mode: the new footprints and the cleared counter, once.
     let fp = w
         .group("doctor", GroupKind::General, None, &["nurse"])
         .await;
-    let t2 = w.topic("nurse", fp, "連絡", Scope::EVERYONE).await;
+    let t2 = w.topic("nurse", fp.into(), "連絡", Scope::EVERYONE).await;
     ev = w.last_event().await;
     w.open("doctor", t2).await;
     assert_eq!(
@@ -1043,7 +1063,7 @@ async fn every_demo_person_has_something_read_and_something_unread() {
     ];
     for email in &emails {
         let id = app.user_id(email).await;
-        let viewer = sign_in(&services, id).await;
+        let viewer = sign_in(&services, id.into()).await;
         let home = services.home(&viewer).await.unwrap();
         assert!(home.counts.total > 0, "{email} has nothing unread");
         assert!(
@@ -1104,7 +1124,7 @@ async fn every_demo_person_has_something_read_and_something_unread() {
 
     let sato = sign_in(
         &services,
-        app.user_id("sato@sakuradai-hospital.example").await,
+        app.user_id("sato@sakuradai-hospital.example").await.into(),
     )
     .await;
     let home = services.home(&sato).await.unwrap();
@@ -1127,7 +1147,11 @@ async fn every_demo_person_has_something_read_and_something_unread() {
         .unwrap_err();
     assert_eq!(err.code, ErrorCode::NotFound);
     // A nurse of the same group sees it.
-    let aoki = sign_in(&services, app.user_id("aoki@minatogawa.example").await).await;
+    let aoki = sign_in(
+        &services,
+        app.user_id("aoki@minatogawa.example").await.into(),
+    )
+    .await;
     services
         .open_topic(
             &Actor::new(&aoki, minatogawa, &client()),
@@ -1145,14 +1169,18 @@ async fn the_home_page_lists_the_newest_ten_of_a_topic_and_keeps_the_count_exact
     let g = w
         .group("doctor", GroupKind::Patient, None, &["nurse", "pharmacist"])
         .await;
-    let busy = w.topic("nurse", g, "毎日の記録", Scope::EVERYONE).await;
+    let busy = w
+        .topic("nurse", g.into(), "毎日の記録", Scope::EVERYONE)
+        .await;
     for i in 0..HOME_ITEMS_PER_TOPIC + 2 {
         w.reply("nurse", busy, &format!("記録 {i}")).await;
     }
-    let quiet = w.topic("pharmacist", g, "残薬", Scope::EVERYONE).await;
+    let quiet = w
+        .topic("pharmacist", g.into(), "残薬", Scope::EVERYONE)
+        .await;
 
     let home = w.s.home(w.p("doctor")).await.unwrap();
-    let hg = home.groups.iter().find(|h| h.group_id == g.into()).unwrap();
+    let hg = home.groups.iter().find(|h| h.group_id == g).unwrap();
     // 1 + 12 comments in the busy topic, 1 in the quiet one: all counted.
     assert_eq!(hg.unread, HOME_ITEMS_PER_TOPIC + 4);
     let of = |t: Uuid| -> Vec<i32> {

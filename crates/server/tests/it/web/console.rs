@@ -143,7 +143,7 @@ async fn members_and_other_associations_admins_get_the_404_page_for_every_consol
         let actor = app.user_id(email).await;
         let token = b.get(&app, "/home").await.csrf();
         for (method, path, fields) in &routes {
-            let before = app.denials_by("minatogawa", actor).await;
+            let before = app.denials_by("minatogawa", actor.into()).await;
             let res = if *method == "GET" {
                 b.get(&app, path).await
             } else {
@@ -159,7 +159,7 @@ async fn members_and_other_associations_admins_get_the_404_page_for_every_consol
             );
             assert!(!res.body.contains("みなと川医師会"), "{method} {path}");
             assert_eq!(
-                app.denials_by("minatogawa", actor).await,
+                app.denials_by("minatogawa", actor.into()).await,
                 before + 1,
                 "{email} {method} {path} is audited as access.denied in minatogawa's log"
             );

@@ -4,6 +4,7 @@
 //! refusal by what did not change.
 
 use http::StatusCode;
+use musubi_domain::types::PersonId;
 use musubi_test_support::demo::{
     ADMIN, CARE_MANAGER, CLINIC_DOCTOR, HOSPITAL_DOCTOR, HOST, NURSE, OTHER_DOCTOR, OTHER_NURSE,
     THERAPIST,
@@ -214,7 +215,7 @@ async fn earlier_versions(app: &TestApp, comment: Uuid) -> Vec<String> {
         .unwrap()
 }
 
-async fn acknowledgers(app: &TestApp, comment: Uuid) -> Vec<Uuid> {
+async fn acknowledgers(app: &TestApp, comment: Uuid) -> Vec<PersonId> {
     sqlx::query_scalar("SELECT user_id FROM acknowledgements WHERE comment_id = $1")
         .bind(comment)
         .fetch_all(&mut *app.tenant_tx(HOST).await)
@@ -812,7 +813,7 @@ async fn owner_forms_from_a_member_or_an_outsider_are_refused_like_for_an_unknow
         let token = b.get(&app, "/home").await.csrf();
         for (tail, fields) in &forms {
             let path = format!("{}{tail}", group_path(yamada));
-            let before = app.denials_by(HOST, actor).await;
+            let before = app.denials_by(HOST, actor.into()).await;
             let res = send(&app, &mut b, &token, "POST", &path, fields).await;
             assert!(
                 is_refusal(&res),
@@ -822,7 +823,7 @@ async fn owner_forms_from_a_member_or_an_outsider_are_refused_like_for_an_unknow
                 res.body
             );
             assert_eq!(
-                app.denials_by(HOST, actor).await,
+                app.denials_by(HOST, actor.into()).await,
                 before + 1,
                 "{email} {path} is audited as access.denied in the host's log"
             );
@@ -1023,7 +1024,7 @@ async fn the_author_and_an_owner_change_a_topics_settings_and_another_member_may
     assert_eq!(view.status, StatusCode::OK);
     assert!(!view.body.contains("id=\"topic-settings\""));
     let actor = app.user_id(pharmacist).await;
-    let denied = app.denials_by(HOST, actor).await;
+    let denied = app.denials_by(HOST, actor.into()).await;
     let res = member
         .submit(
             &app,
@@ -1034,7 +1035,7 @@ async fn the_author_and_an_owner_change_a_topics_settings_and_another_member_may
         .await;
     assert!(res.is_not_found(), "{} {}", res.status, res.body);
     assert_eq!(topic_state(&app, topic).await, saved, "nothing changed");
-    assert_eq!(app.denials_by(HOST, actor).await, denied + 1);
+    assert_eq!(app.denials_by(HOST, actor.into()).await, denied + 1);
 }
 
 #[tokio::test]
@@ -1381,7 +1382,7 @@ async fn outside_a_topics_scope_every_route_answers_as_for_an_unknown_topic() {
 
     let token = doctor.get(&app, "/home").await.csrf();
     for (method, path, fields) in &routes {
-        let before = app.denials_by(HOST, actor).await;
+        let before = app.denials_by(HOST, actor.into()).await;
         let res = send(&app, &mut doctor, &token, method, path, fields).await;
         assert!(
             is_refusal(&res),
@@ -1392,7 +1393,7 @@ async fn outside_a_topics_scope_every_route_answers_as_for_an_unknown_topic() {
         );
         assert!(!res.body.contains(CO_MEDICAL_TOPIC));
         assert_eq!(
-            app.denials_by(HOST, actor).await,
+            app.denials_by(HOST, actor.into()).await,
             before + 1,
             "{method} {path} is audited as access.denied"
         );
@@ -1434,14 +1435,14 @@ async fn marking_a_group_read_clears_its_unread_count_without_leaving_footprints
     let yamada = group_id(&app, YAMADA).await;
     let nurse = app.user_id(NURSE).await;
     let page = group_path(tanaka);
-    let in_tanaka = unread_in_group(&app, nurse, tanaka).await;
-    let in_yamada = unread_in_group(&app, nurse, yamada).await;
-    let in_host = unread_in_host(&app, nurse).await;
+    let in_tanaka = unread_in_group(&app, nurse.into(), tanaka).await;
+    let in_yamada = unread_in_group(&app, nurse.into(), yamada).await;
+    let in_host = unread_in_host(&app, nurse.into()).await;
     assert!(
         in_tanaka > 0 && in_yamada > 0,
         "the demo leaves unread comments in both groups"
     );
-    let footprints = footprints_of(&app, nurse).await;
+    let footprints = footprints_of(&app, nurse.into()).await;
 
     let mut b = Browser::signed_in(&app, NURSE).await;
     let home = b.get(&app, "/home").await;
@@ -1456,9 +1457,16 @@ async fn marking_a_group_read_clears_its_unread_count_without_leaving_footprints
 
     let res = b.submit(&app, &page, &format!("{page}/read"), &[]).await;
     assert_eq!(res.location(), format!("{page}?done=marked_read"));
-    assert_eq!(unread_in_group(&app, nurse, tanaka).await, 0);
-    assert_eq!(unread_in_host(&app, nurse).await, in_host - in_tanaka);
-    assert_eq!(footprints_of(&app, nurse).await, footprints, "not read");
+    assert_eq!(unread_in_group(&app, nurse.into(), tanaka).await, 0);
+    assert_eq!(
+        unread_in_host(&app, nurse.into()).await,
+        in_host - in_tanaka
+    );
+    assert_eq!(
+        footprints_of(&app, nurse.into()).await,
+        footprints,
+        "not read"
+    );
     let shown = follow(&mut b, &app, &res).await;
     assert!(shown.body.contains("すべて既読にしました。"));
     assert!(shown.body.contains("data-unread-group=\"0\""));
@@ -1479,7 +1487,7 @@ async fn marking_a_group_read_clears_its_unread_count_without_leaving_footprints
         )
         .await;
     assert_eq!(res.location(), "/home?done=marked_read");
-    assert_eq!(unread_in_group(&app, nurse, yamada).await, 0);
+    assert_eq!(unread_in_group(&app, nurse.into(), yamada).await, 0);
     let home = follow(&mut b, &app, &res).await;
     assert!(home.body.contains("すべて既読にしました。"));
     assert!(!home.body.contains(&format!("id=\"unread-{yamada}\"")));

@@ -18,12 +18,12 @@ use http::header::{CACHE_CONTROL, CONTENT_DISPOSITION, CONTENT_TYPE, X_CONTENT_T
 use http::{HeaderValue, StatusCode, Uri};
 use musubi_config::time::jst;
 use musubi_domain::audit::{AuditAction, AuditFilter, AuditRecord};
+use musubi_domain::types::PersonId;
 use musubi_domain::{AppError, AppResult, ErrorCode, Services};
 use serde::Deserialize;
 use std::collections::HashMap;
 use tokio::io::{AsyncReadExt, DuplexStream};
 use tokio::task::JoinHandle;
-use uuid::Uuid;
 
 /// The kinds of action one can filter on: the first segment of the action codes.
 pub(crate) const ACTION_GROUPS: [&str; 7] = [
@@ -184,7 +184,7 @@ pub(crate) async fn show(
         .await
         .map_err(|e| page_error(&ctx, "listing the audit log", e))?;
     // Names for the people records are about (the ids alone mean nothing to a reader).
-    let names: HashMap<Uuid, String> = services
+    let names: HashMap<PersonId, String> = services
         .list_members(&c.actor())
         .await
         .map_err(|e| page_error(&ctx, "listing members", e))?
@@ -274,7 +274,7 @@ pub(crate) fn action_key(code: &str) -> String {
     format!("console.action.{}", code.replace('.', "_"))
 }
 
-fn record_card(t: Translator, r: &AuditRecord, names: &HashMap<Uuid, String>) -> RecordCard {
+fn record_card(t: Translator, r: &AuditRecord, names: &HashMap<PersonId, String>) -> RecordCard {
     let key = action_key(&r.action);
     let label = t.get(&key);
     // A code newer than this catalog is shown as it is.
@@ -286,7 +286,7 @@ fn record_card(t: Translator, r: &AuditRecord, names: &HashMap<Uuid, String>) ->
     let object = match (&r.object_type, &r.object_id) {
         (Some(kind), Some(id)) => {
             let name = (kind == "user")
-                .then(|| Uuid::parse_str(id).ok())
+                .then(|| id.parse::<PersonId>().ok())
                 .flatten()
                 .and_then(|u| names.get(&u));
             Some(match name {

@@ -14,9 +14,9 @@ use axum::extract::{Path, State};
 use axum::response::Response;
 use http::{StatusCode, Uri};
 use musubi_domain::members::{answers_for_account, MemberRole};
+use musubi_domain::types::PersonId;
 use musubi_domain::types::{AccountStatus, AssociationRole, DoctorKind, Profession};
 use musubi_domain::Services;
-use uuid::Uuid;
 
 /// One member, as the list shows them.
 pub(crate) struct MemberCard {
@@ -77,7 +77,7 @@ pub(crate) async fn show(
     let query = FlashQuery::from_uri(&uri);
     let named = query
         .member()
-        .and_then(|id| rows.iter().find(|m| m.user_id == id))
+        .and_then(|id| rows.iter().find(|m| m.user_id.uuid() == id))
         .map(|m| m.name.as_str());
     let flash = query.message(t, named);
     let members: Vec<MemberCard> = rows
@@ -120,7 +120,7 @@ pub(crate) async fn show(
 
 /// What the list needs of one member (the services' row, field by field).
 struct MemberFacts<'r> {
-    user_id: Uuid,
+    user_id: PersonId,
     name: &'r str,
     kana: &'r str,
     email: &'r str,
@@ -136,7 +136,7 @@ struct MemberFacts<'r> {
     home_association: Option<&'r str>,
 }
 
-fn card(t: Translator, lang: Lang, m: MemberFacts<'_>, viewer: Uuid) -> MemberCard {
+fn card(t: Translator, lang: Lang, m: MemberFacts<'_>, viewer: PersonId) -> MemberCard {
     let who = t.format("layout.user_name", m.name);
     let admin = m.role == AssociationRole::Admin;
     let role_key = if admin {
@@ -206,7 +206,7 @@ async fn act(
     let c = Console::open(&services, &ctx, &slug).await?;
     // A malformed id is a member nobody has: the services authorize first, then answer
     // "not found" like for any other unknown member.
-    let user_id = Uuid::parse_str(&id).unwrap_or(Uuid::nil());
+    let user_id: PersonId = crate::pages::sns::parse_id(&id);
     let actor = c.actor();
     let result = match action {
         MemberAction::MakeAdmin => {
@@ -229,7 +229,7 @@ async fn act(
             services.reset_member_second_factor(&actor, user_id).await
         }
     };
-    Ok(c.after_action(&ctx, "members", result, action.done(), Some(user_id)))
+    Ok(c.after_action(&ctx, "members", result, action.done(), Some(user_id.uuid())))
 }
 
 type MemberPath = Path<(String, String)>;

@@ -31,10 +31,10 @@ use musubi_authz::GroupRole;
 use musubi_db::groups::{CandidateRow, GroupMemberRow, GroupRow, TopicRow};
 use musubi_domain::groups::GroupView;
 use musubi_domain::types::GroupId;
+use musubi_domain::types::PersonId;
 use musubi_domain::types::{GroupKind, GroupMemberStatus, JoinPolicy, ReceiptMode};
 use musubi_domain::{ErrorCode, Services};
 use serde::Deserialize;
-use uuid::Uuid;
 
 /// What every part of the group page says about the group.
 pub(crate) struct GroupHead {
@@ -195,7 +195,7 @@ fn topic_card(
     }
 }
 
-fn member_card(t: Translator, m: &GroupMemberRow, me: Uuid) -> MemberCard {
+fn member_card(t: Translator, m: &GroupMemberRow, me: PersonId) -> MemberCard {
     let who = t.format("layout.user_name", &m.name);
     let owner = m.role == GroupRole::Owner;
     MemberCard {
