@@ -169,7 +169,14 @@ fn drive(
             .env("MUSUBI_LISTEN", format!("127.0.0.1:{server_port}"))
             .env("MUSUBI_DATA_DIR", &data_dir)
             .env("MUSUBI_LOG", "warn")
-            .env("MUSUBI_MIGRATE_ON_START", "false"),
+            .env("MUSUBI_MIGRATE_ON_START", "false")
+            // The throughput phases drive thousands of requests a second through 20 sessions:
+            // far beyond what fair use lets one session do. The limits themselves are tested
+            // in the integration tests.
+            .env("MUSUBI_FAIR_SESSION_PER_MINUTE", "10000000")
+            .env("MUSUBI_FAIR_PERSON_PER_MINUTE", "10000000")
+            .env("MUSUBI_FAIR_ANONYMOUS_PER_MINUTE", "10000000")
+            .env("MUSUBI_FAIR_SESSION_IN_FLIGHT", "16"),
         &server_log,
     )?;
     let floor = Process::spawn(

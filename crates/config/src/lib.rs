@@ -61,6 +61,23 @@ pub struct GraphqlLimits {
     pub max_batch: usize,
 }
 
+/// Fair use: what one session, one person, or one address without a session may ask of a
+/// replica, so that nobody can take an association's capacity from the others.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FairUse {
+    /// Requests one session may make per minute (pages, GraphQL requests, live-update
+    /// connections). Counted across replicas through Redis when it is set.
+    pub session_per_minute: u32,
+    /// Requests of one session served at once by a replica; more wait their turn.
+    pub session_in_flight: u32,
+    /// How long a request may wait for its session's turn before it is refused.
+    pub queue_wait: Duration,
+    /// Requests one person may make per minute over all their sessions.
+    pub person_per_minute: u32,
+    /// Requests per minute from one address without a session (offices share addresses).
+    pub anonymous_per_minute: u32,
+}
+
 #[derive(Debug, Clone)]
 pub struct Config {
     pub environment: Environment,
@@ -79,6 +96,7 @@ pub struct Config {
     pub otlp_endpoint: Option<String>,
     pub otel_service_name: String,
     pub graphql: GraphqlLimits,
+    pub fair_use: FairUse,
     pub max_body_bytes: usize,
     pub trust_proxy: bool,
     /// Redis for state shared by replicas (rate limits; later pub/sub). None: in process.
@@ -133,6 +151,14 @@ pub const SETTINGS: &[(&str, &str)] = &[
     ("MUSUBI_GRAPHQL_MAX_COMPLEXITY", "graphql_max_complexity"),
     ("MUSUBI_GRAPHQL_MAX_BATCH", "graphql_max_batch"),
     ("MUSUBI_MAX_BODY_BYTES", "max_body_bytes"),
+    ("MUSUBI_FAIR_SESSION_PER_MINUTE", "fair_session_per_minute"),
+    ("MUSUBI_FAIR_SESSION_IN_FLIGHT", "fair_session_in_flight"),
+    ("MUSUBI_FAIR_QUEUE_WAIT_MS", "fair_queue_wait_ms"),
+    ("MUSUBI_FAIR_PERSON_PER_MINUTE", "fair_person_per_minute"),
+    (
+        "MUSUBI_FAIR_ANONYMOUS_PER_MINUTE",
+        "fair_anonymous_per_minute",
+    ),
     ("MUSUBI_TRUST_PROXY", "trust_proxy"),
     ("REDIS_URL", "redis_url"),
     ("MUSUBI_PUBLIC_URL", "public_url"),
@@ -308,6 +334,37 @@ impl Config {
             max_complexity: parse_number(&src, "MUSUBI_GRAPHQL_MAX_COMPLEXITY", 1000, 10, 100_000)?,
             max_batch: parse_number(&src, "MUSUBI_GRAPHQL_MAX_BATCH", 10, 1, 100)?,
         };
+        let fair_use = FairUse {
+            session_per_minute: parse_number(
+                &src,
+                "MUSUBI_FAIR_SESSION_PER_MINUTE",
+                600,
+                10,
+                10_000_000,
+            )?,
+            session_in_flight: parse_number(&src, "MUSUBI_FAIR_SESSION_IN_FLIGHT", 2, 1, 256)?,
+            queue_wait: Duration::from_millis(parse_number(
+                &src,
+                "MUSUBI_FAIR_QUEUE_WAIT_MS",
+                2000,
+                0,
+                60_000,
+            )?),
+            person_per_minute: parse_number(
+                &src,
+                "MUSUBI_FAIR_PERSON_PER_MINUTE",
+                1200,
+                10,
+                10_000_000,
+            )?,
+            anonymous_per_minute: parse_number(
+                &src,
+                "MUSUBI_FAIR_ANONYMOUS_PER_MINUTE",
+                600,
+                10,
+                10_000_000,
+            )?,
+        };
         let max_body_bytes = parse_number(
             &src,
             "MUSUBI_MAX_BODY_BYTES",
@@ -379,6 +436,7 @@ impl Config {
             otlp_endpoint,
             otel_service_name,
             graphql,
+            fair_use,
             max_body_bytes,
         })
     }

@@ -42,6 +42,8 @@ pub struct Services {
     /// Live updates: in process, or through Redis across replicas.
     bus: Bus,
     denials: audit::DenialLog,
+    /// Requests one person may make per window over all their sessions (fair use).
+    person_limit: Option<musubi_auth::ratelimit::RateLimitClass>,
 }
 
 impl Services {
@@ -57,6 +59,7 @@ impl Services {
             relying_party: None,
             bus: Bus::in_process(),
             denials: audit::DenialLog::start(db.clone()),
+            person_limit: None,
         })
     }
 
@@ -71,6 +74,21 @@ impl Services {
     pub fn with_relying_party(mut self, relying_party: passkeys::RelyingParty) -> Self {
         self.relying_party = Some(relying_party);
         self
+    }
+
+    /// The same services limiting each person to `per_minute` authenticated requests a minute
+    /// over all their sessions (fair use; counted with the same store as the other limits).
+    pub fn with_person_limit(mut self, per_minute: u32) -> Self {
+        self.person_limit = Some(musubi_auth::ratelimit::RateLimitClass::new(
+            "fair:person",
+            per_minute,
+            std::time::Duration::from_secs(60),
+        ));
+        self
+    }
+
+    pub(crate) fn person_limit(&self) -> Option<&musubi_auth::ratelimit::RateLimitClass> {
+        self.person_limit.as_ref()
     }
 
     /// The same services publishing live events on `bus` (Redis across replicas).

@@ -54,6 +54,12 @@ impl Operator {
         self.services.bus()
     }
 
+    /// The rate-limit counters the services use (Redis across replicas, or in process), for
+    /// the server's fair-use layer to count requests in the same place.
+    pub fn limiter(&self) -> &musubi_auth::ratelimit::RateLimiter {
+        self.services.limits()
+    }
+
     pub fn authorizer(&self) -> &Authorizer {
         self.services.authorizer()
     }

@@ -287,6 +287,7 @@ impl Services {
         else {
             return Ok(None);
         };
+        self.count_person_request(user.id).await?;
         let principal = principal_for(&user, &memberships);
         Ok(Some(Viewer {
             user,
@@ -294,6 +295,23 @@ impl Services {
             memberships,
             principal,
         }))
+    }
+
+    /// Fair use per person, over all their sessions. A store that fails lets the request
+    /// through: these counters protect capacity, not secrets, and an outage of Redis must
+    /// not take every signed-in page down with it.
+    async fn count_person_request(&self, person: PersonId) -> AppResult<()> {
+        let Some(class) = self.person_limit() else {
+            return Ok(());
+        };
+        match self.limits().hit(class, &person.to_string()).await {
+            Ok(()) => Ok(()),
+            Err(e @ musubi_auth::ratelimit::RateLimitError::Limited { .. }) => Err(e.into()),
+            Err(e) => {
+                tracing::warn!(error = %e, "fair use: the person counter is unavailable");
+                Ok(())
+            }
+        }
     }
 
     /// A session waiting for its second factor (or for enrolment of one).

@@ -21,6 +21,28 @@ pub const ASSOCIATION_HEADER: &str = "musubi-association";
 /// The web session cookie (set by the sign-in pages).
 pub const SESSION_COOKIE: &str = "musubi_session";
 
+/// The session token a request carries (bearer or cookie), for fair use to count by.
+pub fn session_token(headers: &HeaderMap) -> Option<String> {
+    credentials(headers).map(|(t, _)| t)
+}
+
+/// `429 Too Many Requests` as a GraphQL response: the stable code `RATE_LIMITED`, and how
+/// long to wait both in `Retry-After` and in the error's `retryAfter`.
+pub fn rate_limited(retry_after_secs: u64) -> Response {
+    let secs = retry_after_secs.max(1);
+    let mut err = async_graphql::ServerError::new("too many requests; retry later", None);
+    let mut ext = async_graphql::ErrorExtensionValues::default();
+    ext.set("code", musubi_domain::ErrorCode::RateLimited.as_str());
+    ext.set("retryAfter", secs);
+    err.extensions = Some(ext);
+    let mut res =
+        GraphQLResponse::from(async_graphql::Response::from_errors(vec![err])).into_response();
+    *res.status_mut() = StatusCode::TOO_MANY_REQUESTS;
+    res.headers_mut()
+        .insert(http::header::RETRY_AFTER, http::HeaderValue::from(secs));
+    res
+}
+
 /// The token a request carries: a bearer token, or the web session cookie.
 fn credentials(headers: &HeaderMap) -> Option<(String, bool)> {
     if let Some(v) = headers
@@ -227,6 +249,9 @@ async fn graphql_http(
     let viewer = match &token {
         Some(t) => match gw.services.authenticate(t).await {
             Ok(v) => v,
+            Err(e) if e.code == musubi_domain::ErrorCode::RateLimited => {
+                return rate_limited(e.retry_after.unwrap_or(60));
+            }
             Err(e) => return GraphQLResponse::from(refuse(&e, &request_id)).into_response(),
         },
         None => None,
@@ -268,6 +293,34 @@ const WS_BUFFER_BYTES: usize = 4 * 1024;
 const WS_MAX_PENDING_BYTES: usize = 1024 * 1024;
 /// The largest message a client may send over the socket (`subscribe` with its query).
 const WS_MAX_MESSAGE_BYTES: usize = 64 * 1024;
+/// Messages a client may send on one live connection per minute (fair use). A client sends a
+/// few: `connection_init`, a subscription, pings. One that sends more is disconnected; it may
+/// reconnect and catch up from its last event.
+const WS_MAX_MESSAGES_PER_MINUTE: u32 = 120;
+
+/// The client's messages until it sends more than `max` in a minute; then the stream ends and
+/// the server closes the connection.
+fn fair_messages<S>(stream: S, max: u32) -> impl futures_util::Stream<Item = S::Item>
+where
+    S: futures_util::Stream,
+{
+    use futures_util::StreamExt;
+    let mut window = std::time::Instant::now();
+    let mut count = 0u32;
+    stream.take_while(move |_| {
+        if window.elapsed() >= std::time::Duration::from_secs(60) {
+            window = std::time::Instant::now();
+            count = 0;
+        }
+        count += 1;
+        let within = count <= max;
+        if !within {
+            metrics::counter!("musubi_fair_use_refused_total", "reason" => "ws_messages")
+                .increment(1);
+        }
+        std::future::ready(within)
+    })
+}
 
 /// Subscriptions: the association comes in the `connection_init` payload (`{"association": slug}`)
 /// and is resolved by the same routing as HTTP requests.
@@ -303,7 +356,9 @@ async fn graphql_ws(
         .max_frame_size(WS_MAX_MESSAGE_BYTES)
         .on_upgrade(move |stream| {
             let services = gw.services.clone();
-            GraphQLWebSocket::new(stream, gw.schema.clone(), protocol)
+            let (sink, stream) = futures_util::StreamExt::split(stream);
+            let stream = fair_messages(stream, WS_MAX_MESSAGES_PER_MINUTE);
+            GraphQLWebSocket::new_with_pair(sink, stream, gw.schema.clone(), protocol)
                 .on_connection_init(move |payload| async move {
                     let slug = payload.get("association").and_then(|v| v.as_str());
                     let tenant = route(&services, slug)

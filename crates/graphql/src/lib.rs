@@ -15,7 +15,9 @@ mod request;
 mod sns;
 
 pub use error::to_gql_error;
-pub use gateway::{router, Gateway, ASSOCIATION_HEADER, SESSION_COOKIE};
+pub use gateway::{
+    rate_limited, router, session_token, Gateway, ASSOCIATION_HEADER, SESSION_COOKIE,
+};
 pub use query::{build_schema, sdl, MusubiSchema};
 
 use musubi_domain::audit::RequestMeta;

@@ -3,6 +3,7 @@
 
 pub mod cli;
 pub mod cli_audit;
+pub mod fair_use;
 
 use anyhow::Context as _;
 use axum::extract::State;
@@ -111,6 +112,7 @@ pub async fn services(config: &Config, db: Db) -> anyhow::Result<Services> {
     Services::build(db, limiter)
         .await
         .map(|s| s.with_mailer(mailer))
+        .map(|s| s.with_person_limit(config.fair_use.person_per_minute))
         .map(|s| match relying_party {
             Some(rp) => s.with_relying_party(rp),
             None => s,
@@ -184,6 +186,11 @@ pub fn app(config: &Config, operator: &Operator) -> Router {
         .merge(ops)
         .merge(musubi_graphql::router(gateway, config.max_body_bytes))
         .merge(musubi_web::router(services))
+        // Inside the telemetry layer: it needs the client's address, and refusals are counted.
+        .layer(axum::middleware::from_fn_with_state(
+            fair_use::FairUseLayer::new(operator.limiter().clone(), config.fair_use),
+            fair_use::layer,
+        ))
         .layer(axum::middleware::from_fn_with_state(
             musubi_telemetry::TrustProxy(config.trust_proxy),
             musubi_telemetry::http_layer,

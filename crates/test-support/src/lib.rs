@@ -247,10 +247,22 @@ impl TestDb {
 
 /// A test configuration: development defaults plus the given overrides.
 pub fn test_config(overrides: &[(&str, &str)]) -> Config {
-    let env: HashMap<String, String> = overrides
-        .iter()
-        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-        .collect();
+    // Fair use is out of the way unless a test sets it: tests fire many requests through
+    // one session and one (empty) address. `security/fair_use.rs` tests the limits.
+    let mut env: HashMap<String, String> = [
+        ("MUSUBI_FAIR_SESSION_PER_MINUTE", "10000000"),
+        ("MUSUBI_FAIR_PERSON_PER_MINUTE", "10000000"),
+        ("MUSUBI_FAIR_ANONYMOUS_PER_MINUTE", "10000000"),
+        ("MUSUBI_FAIR_SESSION_IN_FLIGHT", "256"),
+    ]
+    .iter()
+    .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+    .collect();
+    env.extend(
+        overrides
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned())),
+    );
     Config::from_sources(&env, None).expect("valid test config")
 }
 

@@ -16,7 +16,7 @@ use http::{HeaderValue, Method, StatusCode};
 use musubi_auth::token::is_well_formed;
 use musubi_domain::audit::RequestMeta;
 use musubi_domain::sessions::{HalfSession, Viewer};
-use musubi_domain::{AppError, Services};
+use musubi_domain::{AppError, ErrorCode, Services};
 use musubi_telemetry::ClientMeta;
 use percent_encoding::{utf8_percent_encode, AsciiSet, CONTROLS};
 
@@ -153,10 +153,14 @@ impl Ctx {
         let Some(token) = &self.session_token else {
             return Ok(None);
         };
-        services
-            .authenticate(token)
-            .await
-            .map_err(|e| self.fail("reading the session", e))
+        services.authenticate(token).await.map_err(|e| {
+            if e.code == ErrorCode::RateLimited {
+                let wait = e.retry_after.unwrap_or(60);
+                error::rate_limited(self.lang, &self.path, wait)
+            } else {
+                self.fail("reading the session", e)
+            }
+        })
     }
 
     /// The signed-in person; anyone else is sent to sign in and brought back here after. A

@@ -33,6 +33,7 @@ mod tenancy {
 mod security {
     mod audit;
     mod deactivation;
+    mod fair_use;
     mod fuzz_gateway;
     mod hardening;
     mod input_text;

@@ -63,3 +63,37 @@ pub(crate) fn bad_request(lang: Lang, current_path: &str) -> Response {
     };
     respond(StatusCode::BAD_REQUEST, lang, &page)
 }
+
+/// 429: this session (or address) asked too much too quickly. Said calmly: nothing was lost,
+/// and waiting a little is all it takes. `Retry-After` tells clients how long.
+pub fn too_many_requests(
+    headers: &http::HeaderMap,
+    current_path: &str,
+    retry_after_secs: u64,
+) -> Response {
+    rate_limited(
+        crate::i18n::negotiate(headers),
+        current_path,
+        retry_after_secs,
+    )
+}
+
+pub(crate) fn rate_limited(lang: Lang, current_path: &str, retry_after_secs: u64) -> Response {
+    let t = Translator::new(lang);
+    let page = ErrorPage {
+        t,
+        assets: assets::urls(),
+        nav: Nav::hidden(),
+        current_path,
+        title: t.get("error.rate_limited_page.title"),
+        message: t.get("error.rate_limited_page.message"),
+        code: Some(ErrorCode::RateLimited.as_str()),
+        retry: true,
+    };
+    let mut res = respond(StatusCode::TOO_MANY_REQUESTS, lang, &page);
+    res.headers_mut().insert(
+        http::header::RETRY_AFTER,
+        http::HeaderValue::from(retry_after_secs.max(1)),
+    );
+    res
+}

@@ -71,3 +71,46 @@ async fn an_oversized_websocket_message_closes_the_connection() {
         Some(Ok(other)) => panic!("an oversized message was accepted: {other:?}"),
     }
 }
+
+#[tokio::test]
+async fn a_client_flooding_its_live_connection_is_disconnected() {
+    let app = TestApp::with_association("alpha", "アルファ医師会").await;
+    let addr = app.serve().await;
+    let mut req = format!("ws://{addr}/graphql/ws")
+        .into_client_request()
+        .unwrap();
+    req.headers_mut().insert(
+        "sec-websocket-protocol",
+        "graphql-transport-ws".parse().unwrap(),
+    );
+    let (mut ws, _) = tokio_tungstenite::connect_async(req).await.unwrap();
+    let init = serde_json::json!({"type": "connection_init", "payload": {"association": "alpha"}});
+    ws.send(Message::Text(init.to_string().into()))
+        .await
+        .unwrap();
+    let ping = serde_json::json!({"type": "ping"}).to_string();
+    // Far more than a live client sends in a minute; the server stops reading and closes.
+    for _ in 0..300 {
+        if ws.send(Message::Text(ping.clone().into())).await.is_err() {
+            break;
+        }
+    }
+    let mut pongs = 0;
+    let closed = tokio::time::timeout(Duration::from_secs(10), async {
+        while let Some(m) = ws.next().await {
+            match m {
+                Ok(Message::Text(t)) if t.contains("pong") => pongs += 1,
+                Ok(Message::Close(_)) | Err(_) => return true,
+                Ok(_) => {}
+            }
+        }
+        true
+    })
+    .await
+    .expect("the server ends the connection");
+    assert!(closed);
+    assert!(
+        pongs < 300,
+        "only the allowance is answered ({pongs} pongs)"
+    );
+}

@@ -1,0 +1,213 @@
+//! Fair use: one session (or, without one, one address) may make so many requests a minute
+//! and have so many served at once; more wait their turn briefly, then get `429` with
+//! `Retry-After` (`RATE_LIMITED` for the API, a calm page for people). People are counted over
+//! all their sessions when the services authenticate them (`Services::with_person_limit`).
+//!
+//! The per-minute counters live where the other rate limits do (Redis across replicas, or in
+//! process). The at-once limit is per replica: it is what keeps one session from holding more
+//! than a few of its association's database connections on the replica serving it.
+
+use axum::extract::{Request, State};
+use axum::middleware::Next;
+use axum::response::Response;
+use musubi_auth::ratelimit::{RateLimitClass, RateLimitError, RateLimiter};
+use musubi_config::FairUse;
+use musubi_telemetry::ClientMeta;
+use sha2::{Digest, Sha256};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+
+/// Requests that do not reach the database or the sessions: never counted.
+const EXEMPT_PREFIXES: &[&str] = &["/assets/", "/healthz", "/readyz", "/metrics", "/favicon"];
+
+/// How many requests of one session may wait for its turn; beyond that, refused at once.
+const MAX_WAITING_PER_SESSION: usize = 32;
+
+#[derive(Clone)]
+pub struct FairUseLayer {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    limiter: RateLimiter,
+    session: RateLimitClass,
+    anonymous: RateLimitClass,
+    /// Every request from one address, with a session or not: a ceiling ten times the
+    /// anonymous limit, so that made-up tokens (each a "session" of its own) cannot flood.
+    address: RateLimitClass,
+    in_flight: u32,
+    queue_wait: Duration,
+    slots: Mutex<HashMap<[u8; 16], Slot>>,
+}
+
+struct Slot {
+    semaphore: Arc<Semaphore>,
+    /// Requests holding or waiting for a permit; the slot goes when the last one ends.
+    users: usize,
+}
+
+/// Who a request counts against: its session (if it carries a well-formed token) and its
+/// address.
+struct Key {
+    session: Option<[u8; 16]>,
+    address: String,
+}
+
+impl FairUseLayer {
+    pub fn new(limiter: RateLimiter, settings: FairUse) -> Self {
+        let minute = Duration::from_secs(60);
+        Self {
+            inner: Arc::new(Inner {
+                limiter,
+                session: RateLimitClass::new("fair:session", settings.session_per_minute, minute),
+                anonymous: RateLimitClass::new(
+                    "fair:anonymous",
+                    settings.anonymous_per_minute,
+                    minute,
+                ),
+                address: RateLimitClass::new(
+                    "fair:address",
+                    settings.anonymous_per_minute.saturating_mul(10),
+                    minute,
+                ),
+                in_flight: settings.session_in_flight,
+                queue_wait: settings.queue_wait,
+                slots: Mutex::default(),
+            }),
+        }
+    }
+
+    /// Sessions with requests in flight or waiting on this replica (for tests and metrics).
+    pub fn sessions_tracked(&self) -> usize {
+        self.inner
+            .slots
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .len()
+    }
+}
+
+fn key_of(req: &Request) -> Key {
+    let session = musubi_graphql::session_token(req.headers())
+        .filter(|t| musubi_auth::token::is_well_formed(t))
+        .map(|token| {
+            // Hashed: the token itself is a credential and is never kept.
+            let digest = Sha256::digest(token.as_bytes());
+            let mut key = [0u8; 16];
+            key.copy_from_slice(&digest[..16]);
+            key
+        });
+    let address = req
+        .extensions()
+        .get::<ClientMeta>()
+        .map(|c| c.ip.clone())
+        .unwrap_or_default();
+    Key { session, address }
+}
+
+pub async fn layer(State(fair): State<FairUseLayer>, req: Request, next: Next) -> Response {
+    let path = req.uri().path();
+    if EXEMPT_PREFIXES.iter().any(|p| path.starts_with(p)) {
+        return next.run(req).await;
+    }
+    let inner = &fair.inner;
+    let key = key_of(&req);
+    let counted = match &key.session {
+        Some(k) => match inner.limiter.hit(&inner.session, &hex::encode(k)).await {
+            Ok(()) => inner.limiter.hit(&inner.address, &key.address).await,
+            refused => refused,
+        },
+        None => inner.limiter.hit(&inner.anonymous, &key.address).await,
+    };
+    match counted {
+        Ok(()) => {}
+        Err(RateLimitError::Limited { retry_after }) => {
+            metrics::counter!("musubi_fair_use_refused_total", "reason" => "rate").increment(1);
+            return refuse(&req, retry_after.as_secs());
+        }
+        // Fail open: the counters protect capacity, and an outage of their store must not
+        // take the whole service down.
+        Err(e) => tracing::warn!(error = %e, "fair use: request counter unavailable"),
+    }
+    let Some(session) = key.session else {
+        return next.run(req).await;
+    };
+    let Some(turn) = inner.acquire(session).await else {
+        metrics::counter!("musubi_fair_use_refused_total", "reason" => "in_flight").increment(1);
+        return refuse(&req, 1);
+    };
+    let response = next.run(req).await;
+    drop(turn);
+    response
+}
+
+fn refuse(req: &Request, retry_after_secs: u64) -> Response {
+    let path = req.uri().path();
+    if path.starts_with("/graphql") {
+        musubi_graphql::rate_limited(retry_after_secs)
+    } else {
+        musubi_web::too_many_requests(req.headers(), path, retry_after_secs)
+    }
+}
+
+impl Inner {
+    /// Waits for one of the session's turns (at most `queue_wait`); `None` when it is not
+    /// given in time or too many of the session's requests already wait.
+    async fn acquire(self: &Arc<Self>, session: [u8; 16]) -> Option<Turn> {
+        let semaphore = {
+            let mut slots = self.slots.lock().unwrap_or_else(PoisonError::into_inner);
+            let slot = slots.entry(session).or_insert_with(|| Slot {
+                semaphore: Arc::new(Semaphore::new(self.in_flight as usize)),
+                users: 0,
+            });
+            if slot.users >= self.in_flight as usize + MAX_WAITING_PER_SESSION {
+                return None;
+            }
+            slot.users += 1;
+            slot.semaphore.clone()
+        };
+        // From here the slot is released by `Turn` (or by `Leave` if the wait fails or the
+        // request is dropped while waiting).
+        let leave = Leave {
+            inner: self.clone(),
+            session,
+        };
+        let permit = tokio::time::timeout(self.queue_wait, semaphore.acquire_owned())
+            .await
+            .ok()?
+            .ok()?;
+        Some(Turn {
+            _permit: permit,
+            _leave: leave,
+        })
+    }
+}
+
+/// A request's turn: its permit, then its place in the session's slot.
+struct Turn {
+    _permit: OwnedSemaphorePermit,
+    _leave: Leave,
+}
+
+struct Leave {
+    inner: Arc<Inner>,
+    session: [u8; 16],
+}
+
+impl Drop for Leave {
+    fn drop(&mut self) {
+        let mut slots = self
+            .inner
+            .slots
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if let Some(slot) = slots.get_mut(&self.session) {
+            slot.users -= 1;
+            if slot.users == 0 {
+                slots.remove(&self.session);
+            }
+        }
+    }
+}
