@@ -176,7 +176,10 @@ fn drive(
             .env("MUSUBI_FAIR_SESSION_PER_MINUTE", "10000000")
             .env("MUSUBI_FAIR_PERSON_PER_MINUTE", "10000000")
             .env("MUSUBI_FAIR_ANONYMOUS_PER_MINUTE", "10000000")
-            .env("MUSUBI_FAIR_SESSION_IN_FLIGHT", "16"),
+            .env("MUSUBI_FAIR_SESSION_IN_FLIGHT", "16")
+            // Load shedding stays out of the phases that measure throughput and latency.
+            .env("MUSUBI_MAX_IN_FLIGHT", "100000")
+            .env("MUSUBI_ASSOCIATION_IN_FLIGHT", "100000"),
         &server_log,
     )?;
     let floor = Process::spawn(

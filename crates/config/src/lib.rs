@@ -78,6 +78,21 @@ pub struct FairUse {
     pub anonymous_per_minute: u32,
 }
 
+/// Graceful overload: how much a replica takes on at once before it sheds requests with a fast
+/// `503 OVERLOADED` instead of letting every request slow down.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Overload {
+    /// Requests a replica serves at once, over all associations.
+    pub in_flight: u32,
+    /// Requests one association's pages and API calls may have served at once on a replica.
+    pub association_in_flight: u32,
+    /// How long a request may wait for a turn before it is shed.
+    pub queue_wait: Duration,
+    /// Requests that may wait at once (per association, and again in total) before the next
+    /// are shed without waiting.
+    pub max_waiting: u32,
+}
+
 #[derive(Debug, Clone)]
 pub struct Config {
     pub environment: Environment,
@@ -97,6 +112,7 @@ pub struct Config {
     pub otel_service_name: String,
     pub graphql: GraphqlLimits,
     pub fair_use: FairUse,
+    pub overload: Overload,
     pub max_body_bytes: usize,
     pub trust_proxy: bool,
     /// Redis for state shared by replicas (rate limits; later pub/sub). None: in process.
@@ -159,6 +175,10 @@ pub const SETTINGS: &[(&str, &str)] = &[
         "MUSUBI_FAIR_ANONYMOUS_PER_MINUTE",
         "fair_anonymous_per_minute",
     ),
+    ("MUSUBI_MAX_IN_FLIGHT", "max_in_flight"),
+    ("MUSUBI_ASSOCIATION_IN_FLIGHT", "association_in_flight"),
+    ("MUSUBI_OVERLOAD_QUEUE_WAIT_MS", "overload_queue_wait_ms"),
+    ("MUSUBI_OVERLOAD_MAX_WAITING", "overload_max_waiting"),
     ("MUSUBI_TRUST_PROXY", "trust_proxy"),
     ("REDIS_URL", "redis_url"),
     ("MUSUBI_PUBLIC_URL", "public_url"),
@@ -365,6 +385,24 @@ impl Config {
                 10_000_000,
             )?,
         };
+        let overload = Overload {
+            in_flight: parse_number(&src, "MUSUBI_MAX_IN_FLIGHT", 64, 1, 100_000)?,
+            association_in_flight: parse_number(
+                &src,
+                "MUSUBI_ASSOCIATION_IN_FLIGHT",
+                16,
+                1,
+                100_000,
+            )?,
+            queue_wait: Duration::from_millis(parse_number(
+                &src,
+                "MUSUBI_OVERLOAD_QUEUE_WAIT_MS",
+                500,
+                0,
+                60_000,
+            )?),
+            max_waiting: parse_number(&src, "MUSUBI_OVERLOAD_MAX_WAITING", 256, 0, 1_000_000)?,
+        };
         let max_body_bytes = parse_number(
             &src,
             "MUSUBI_MAX_BODY_BYTES",
@@ -437,6 +475,7 @@ impl Config {
             otel_service_name,
             graphql,
             fair_use,
+            overload,
             max_body_bytes,
         })
     }

@@ -50,6 +50,9 @@ pub enum ErrorCode {
     SlugTaken,
     /// A second factor is already set up; remove it before setting up another.
     SecondFactorAlreadySetUp,
+    /// The server (or one association on it) is busier than it can serve well right now; the
+    /// request was not started. Try again after `Retry-After`.
+    Overloaded,
 }
 
 impl ErrorCode {
@@ -82,6 +85,7 @@ impl ErrorCode {
             ErrorCode::AlreadyMember => "ALREADY_MEMBER",
             ErrorCode::SlugTaken => "SLUG_TAKEN",
             ErrorCode::SecondFactorAlreadySetUp => "SECOND_FACTOR_ALREADY_SET_UP",
+            ErrorCode::Overloaded => "OVERLOADED",
         }
     }
 
@@ -114,6 +118,7 @@ impl ErrorCode {
         ErrorCode::AlreadyMember,
         ErrorCode::SlugTaken,
         ErrorCode::SecondFactorAlreadySetUp,
+        ErrorCode::Overloaded,
     ];
 }
 

@@ -29,15 +29,39 @@ pub fn session_token(headers: &HeaderMap) -> Option<String> {
 /// `429 Too Many Requests` as a GraphQL response: the stable code `RATE_LIMITED`, and how
 /// long to wait both in `Retry-After` and in the error's `retryAfter`.
 pub fn rate_limited(retry_after_secs: u64) -> Response {
+    come_back_later(
+        StatusCode::TOO_MANY_REQUESTS,
+        musubi_domain::ErrorCode::RateLimited,
+        "too many requests; retry later",
+        retry_after_secs,
+    )
+}
+
+/// `503 Service Unavailable` as a GraphQL response: `OVERLOADED`, nothing was started.
+pub fn overloaded(retry_after_secs: u64) -> Response {
+    come_back_later(
+        StatusCode::SERVICE_UNAVAILABLE,
+        musubi_domain::ErrorCode::Overloaded,
+        "the server is busy; nothing was done; retry later",
+        retry_after_secs,
+    )
+}
+
+fn come_back_later(
+    status: StatusCode,
+    code: musubi_domain::ErrorCode,
+    message: &str,
+    retry_after_secs: u64,
+) -> Response {
     let secs = retry_after_secs.max(1);
-    let mut err = async_graphql::ServerError::new("too many requests; retry later", None);
+    let mut err = async_graphql::ServerError::new(message, None);
     let mut ext = async_graphql::ErrorExtensionValues::default();
-    ext.set("code", musubi_domain::ErrorCode::RateLimited.as_str());
+    ext.set("code", code.as_str());
     ext.set("retryAfter", secs);
     err.extensions = Some(ext);
     let mut res =
         GraphQLResponse::from(async_graphql::Response::from_errors(vec![err])).into_response();
-    *res.status_mut() = StatusCode::TOO_MANY_REQUESTS;
+    *res.status_mut() = status;
     res.headers_mut()
         .insert(http::header::RETRY_AFTER, http::HeaderValue::from(secs));
     res

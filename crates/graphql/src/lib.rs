@@ -16,7 +16,7 @@ mod sns;
 
 pub use error::to_gql_error;
 pub use gateway::{
-    rate_limited, router, session_token, Gateway, ASSOCIATION_HEADER, SESSION_COOKIE,
+    overloaded, rate_limited, router, session_token, Gateway, ASSOCIATION_HEADER, SESSION_COOKIE,
 };
 pub use query::{build_schema, sdl, MusubiSchema};
 

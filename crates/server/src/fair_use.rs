@@ -7,6 +7,7 @@
 //! process). The at-once limit is per replica: it is what keeps one session from holding more
 //! than a few of its association's database connections on the replica serving it.
 
+use crate::turns::Turns;
 use axum::extract::{Request, State};
 use axum::middleware::Next;
 use axum::response::Response;
@@ -14,10 +15,8 @@ use musubi_auth::ratelimit::{RateLimitClass, RateLimitError, RateLimiter};
 use musubi_config::FairUse;
 use musubi_telemetry::ClientMeta;
 use sha2::{Digest, Sha256};
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 /// Requests that do not reach the database or the sessions: never counted.
 const EXEMPT_PREFIXES: &[&str] = &["/assets/", "/healthz", "/readyz", "/metrics", "/favicon"];
@@ -37,15 +36,8 @@ struct Inner {
     /// Every request from one address, with a session or not: a ceiling ten times the
     /// anonymous limit, so that made-up tokens (each a "session" of its own) cannot flood.
     address: RateLimitClass,
-    in_flight: u32,
     queue_wait: Duration,
-    slots: Mutex<HashMap<[u8; 16], Slot>>,
-}
-
-struct Slot {
-    semaphore: Arc<Semaphore>,
-    /// Requests holding or waiting for a permit; the slot goes when the last one ends.
-    users: usize,
+    turns: Turns<[u8; 16]>,
 }
 
 /// Who a request counts against: its session (if it carries a well-formed token) and its
@@ -72,20 +64,15 @@ impl FairUseLayer {
                     settings.anonymous_per_minute.saturating_mul(10),
                     minute,
                 ),
-                in_flight: settings.session_in_flight,
                 queue_wait: settings.queue_wait,
-                slots: Mutex::default(),
+                turns: Turns::new(settings.session_in_flight, MAX_WAITING_PER_SESSION),
             }),
         }
     }
 
     /// Sessions with requests in flight or waiting on this replica (for tests and metrics).
     pub fn sessions_tracked(&self) -> usize {
-        self.inner
-            .slots
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .len()
+        self.inner.turns.tracked()
     }
 }
 
@@ -134,7 +121,8 @@ pub async fn layer(State(fair): State<FairUseLayer>, req: Request, next: Next) -
     let Some(session) = key.session else {
         return next.run(req).await;
     };
-    let Some(turn) = inner.acquire(session).await else {
+    let deadline = tokio::time::Instant::now() + inner.queue_wait;
+    let Some(turn) = inner.turns.take(session, deadline).await else {
         metrics::counter!("musubi_fair_use_refused_total", "reason" => "in_flight").increment(1);
         return refuse(&req, 1);
     };
@@ -149,65 +137,5 @@ fn refuse(req: &Request, retry_after_secs: u64) -> Response {
         musubi_graphql::rate_limited(retry_after_secs)
     } else {
         musubi_web::too_many_requests(req.headers(), path, retry_after_secs)
-    }
-}
-
-impl Inner {
-    /// Waits for one of the session's turns (at most `queue_wait`); `None` when it is not
-    /// given in time or too many of the session's requests already wait.
-    async fn acquire(self: &Arc<Self>, session: [u8; 16]) -> Option<Turn> {
-        let semaphore = {
-            let mut slots = self.slots.lock().unwrap_or_else(PoisonError::into_inner);
-            let slot = slots.entry(session).or_insert_with(|| Slot {
-                semaphore: Arc::new(Semaphore::new(self.in_flight as usize)),
-                users: 0,
-            });
-            if slot.users >= self.in_flight as usize + MAX_WAITING_PER_SESSION {
-                return None;
-            }
-            slot.users += 1;
-            slot.semaphore.clone()
-        };
-        // From here the slot is released by `Turn` (or by `Leave` if the wait fails or the
-        // request is dropped while waiting).
-        let leave = Leave {
-            inner: self.clone(),
-            session,
-        };
-        let permit = tokio::time::timeout(self.queue_wait, semaphore.acquire_owned())
-            .await
-            .ok()?
-            .ok()?;
-        Some(Turn {
-            _permit: permit,
-            _leave: leave,
-        })
-    }
-}
-
-/// A request's turn: its permit, then its place in the session's slot.
-struct Turn {
-    _permit: OwnedSemaphorePermit,
-    _leave: Leave,
-}
-
-struct Leave {
-    inner: Arc<Inner>,
-    session: [u8; 16],
-}
-
-impl Drop for Leave {
-    fn drop(&mut self) {
-        let mut slots = self
-            .inner
-            .slots
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
-        if let Some(slot) = slots.get_mut(&self.session) {
-            slot.users -= 1;
-            if slot.users == 0 {
-                slots.remove(&self.session);
-            }
-        }
     }
 }

@@ -1,9 +1,11 @@
 //! Wiring: configuration → database → services → the axum application. Nothing here decides
 //! behaviour; it connects the crates that do.
 
+pub mod admission;
 pub mod cli;
 pub mod cli_audit;
 pub mod fair_use;
+mod turns;
 
 use anyhow::Context as _;
 use axum::extract::State;
@@ -186,6 +188,11 @@ pub fn app(config: &Config, operator: &Operator) -> Router {
         .merge(ops)
         .merge(musubi_graphql::router(gateway, config.max_body_bytes))
         .merge(musubi_web::router(services))
+        // Innermost: a request refused by fair use never takes a turn here.
+        .layer(axum::middleware::from_fn_with_state(
+            admission::Admission::new(config.overload),
+            admission::layer,
+        ))
         // Inside the telemetry layer: it needs the client's address, and refusals are counted.
         .layer(axum::middleware::from_fn_with_state(
             fair_use::FairUseLayer::new(operator.limiter().clone(), config.fair_use),

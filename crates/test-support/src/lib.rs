@@ -247,13 +247,16 @@ impl TestDb {
 
 /// A test configuration: development defaults plus the given overrides.
 pub fn test_config(overrides: &[(&str, &str)]) -> Config {
-    // Fair use is out of the way unless a test sets it: tests fire many requests through
-    // one session and one (empty) address. `security/fair_use.rs` tests the limits.
+    // Fair use and load shedding are out of the way unless a test sets them: tests fire many
+    // requests through one session and one (empty) address, often at once.
+    // `security/fair_use.rs` and `ops/overload.rs` test the limits.
     let mut env: HashMap<String, String> = [
         ("MUSUBI_FAIR_SESSION_PER_MINUTE", "10000000"),
         ("MUSUBI_FAIR_PERSON_PER_MINUTE", "10000000"),
         ("MUSUBI_FAIR_ANONYMOUS_PER_MINUTE", "10000000"),
         ("MUSUBI_FAIR_SESSION_IN_FLIGHT", "256"),
+        ("MUSUBI_MAX_IN_FLIGHT", "100000"),
+        ("MUSUBI_ASSOCIATION_IN_FLIGHT", "100000"),
     ]
     .iter()
     .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))

@@ -26,7 +26,7 @@ use pages::{
     signout,
 };
 
-pub use pages::error::too_many_requests;
+pub use pages::error::{overloaded, too_many_requests};
 
 /// The web pages, with a 404 page for every path they do not know.
 pub fn router(services: Services) -> Router {

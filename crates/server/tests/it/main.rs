@@ -61,6 +61,7 @@ mod ops {
     mod binary;
     mod cli;
     mod migrations;
+    mod overload;
     mod query_counts;
     mod replicas;
     mod telemetry;

@@ -97,3 +97,30 @@ pub(crate) fn rate_limited(lang: Lang, current_path: &str, retry_after_secs: u64
     );
     res
 }
+
+/// 503: the server is busier than it can serve well; nothing was started. Said calmly, with
+/// `Retry-After`.
+pub fn overloaded(
+    headers: &http::HeaderMap,
+    current_path: &str,
+    retry_after_secs: u64,
+) -> Response {
+    let lang = crate::i18n::negotiate(headers);
+    let t = Translator::new(lang);
+    let page = ErrorPage {
+        t,
+        assets: assets::urls(),
+        nav: Nav::hidden(),
+        current_path,
+        title: t.get("error.overloaded.title"),
+        message: t.get("error.overloaded.message"),
+        code: Some(ErrorCode::Overloaded.as_str()),
+        retry: true,
+    };
+    let mut res = respond(StatusCode::SERVICE_UNAVAILABLE, lang, &page);
+    res.headers_mut().insert(
+        http::header::RETRY_AFTER,
+        http::HeaderValue::from(retry_after_secs.max(1)),
+    );
+    res
+}

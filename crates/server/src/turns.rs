@@ -1,0 +1,163 @@
+//! Turns: at most `per_key` requests of one key (a session, an association) served at once;
+//! a few more may wait for a while; the rest are refused. Keys cost memory only while one of
+//! their requests is in flight or waiting.
+
+use std::collections::HashMap;
+use std::hash::Hash;
+use std::sync::{Arc, Mutex, PoisonError};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::time::Instant;
+
+pub(crate) struct Turns<K> {
+    inner: Arc<Inner<K>>,
+}
+
+impl<K> Clone for Turns<K> {
+    fn clone(&self) -> Self {
+        Self {
+            inner: self.inner.clone(),
+        }
+    }
+}
+
+struct Inner<K> {
+    per_key: usize,
+    max_waiting: usize,
+    slots: Mutex<HashMap<K, Slot>>,
+}
+
+struct Slot {
+    semaphore: Arc<Semaphore>,
+    /// Requests holding or waiting for a permit; the slot goes when the last one ends.
+    users: usize,
+}
+
+/// A request's turn: dropping it (the request ended, or was dropped) gives the turn back.
+pub(crate) struct Turn<K: Hash + Eq> {
+    _permit: OwnedSemaphorePermit,
+    _leave: Leave<K>,
+}
+
+struct Leave<K: Hash + Eq> {
+    inner: Arc<Inner<K>>,
+    key: Option<K>,
+}
+
+impl<K: Hash + Eq + Clone> Turns<K> {
+    pub(crate) fn new(per_key: u32, max_waiting: usize) -> Self {
+        Self {
+            inner: Arc::new(Inner {
+                per_key: per_key.max(1) as usize,
+                max_waiting,
+                slots: Mutex::default(),
+            }),
+        }
+    }
+
+    /// Waits for one of `key`'s turns until `deadline`; `None` when it is not given by then or
+    /// too many of `key`'s requests already wait.
+    pub(crate) async fn take(&self, key: K, deadline: Instant) -> Option<Turn<K>> {
+        let semaphore = {
+            let mut slots = self
+                .inner
+                .slots
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
+            let slot = slots.entry(key.clone()).or_insert_with(|| Slot {
+                semaphore: Arc::new(Semaphore::new(self.inner.per_key)),
+                users: 0,
+            });
+            if slot.users >= self.inner.per_key + self.inner.max_waiting {
+                return None;
+            }
+            slot.users += 1;
+            slot.semaphore.clone()
+        };
+        // From here the place in the slot is given back by `Leave`, also when waiting fails or
+        // the request is dropped while it waits.
+        let leave = Leave {
+            inner: self.inner.clone(),
+            key: Some(key),
+        };
+        let permit = tokio::time::timeout_at(deadline, semaphore.acquire_owned())
+            .await
+            .ok()?
+            .ok()?;
+        Some(Turn {
+            _permit: permit,
+            _leave: leave,
+        })
+    }
+
+    /// Keys with a request in flight or waiting (for tests and metrics).
+    pub(crate) fn tracked(&self) -> usize {
+        self.inner
+            .slots
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .len()
+    }
+}
+
+impl<K: Hash + Eq> Drop for Leave<K> {
+    fn drop(&mut self) {
+        let Some(key) = self.key.take() else {
+            return;
+        };
+        let mut slots = self
+            .inner
+            .slots
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if let Some(slot) = slots.get_mut(&key) {
+            slot.users -= 1;
+            if slot.users == 0 {
+                slots.remove(&key);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    fn soon(ms: u64) -> Instant {
+        Instant::now() + Duration::from_millis(ms)
+    }
+
+    #[tokio::test]
+    async fn a_key_gets_its_turns_others_are_not_held_up_and_slots_go_when_idle() {
+        let turns: Turns<&str> = Turns::new(2, 1);
+        let a1 = turns.take("a", soon(10)).await.expect("first turn");
+        let a2 = turns.take("a", soon(10)).await.expect("second turn");
+        assert!(
+            turns.take("a", soon(10)).await.is_none(),
+            "a third waits, then gives up"
+        );
+        let b = turns
+            .take("b", soon(10))
+            .await
+            .expect("another key has its own turns");
+        assert_eq!(turns.tracked(), 2);
+        drop((a1, a2, b));
+        assert_eq!(turns.tracked(), 0, "idle keys cost nothing");
+    }
+
+    #[tokio::test]
+    async fn a_waiting_request_gets_the_turn_given_back() {
+        let turns: Turns<u8> = Turns::new(1, 1);
+        let first = turns.take(1, soon(10)).await.unwrap();
+        let waiter = {
+            let turns = turns.clone();
+            tokio::spawn(async move { turns.take(1, soon(2000)).await.is_some() })
+        };
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        // One holds, one waits: a third is refused at once (too many waiting).
+        assert!(turns.take(1, soon(2000)).await.is_none());
+        drop(first);
+        assert!(waiter.await.unwrap());
+        assert_eq!(turns.tracked(), 0);
+    }
+}

@@ -1,0 +1,171 @@
+//! Graceful overload: beyond what a replica takes on at once, requests are shed at once with
+//! `503 OVERLOADED` and `Retry-After` (a calm page for people) — nothing started, nothing
+//! half-done — and service is normal again as soon as the burst is over.
+
+use axum::body::Body;
+use futures_util::future::join_all;
+use http::{Request, StatusCode};
+use musubi_test_support::demo::{HOST, NURSE, OTHER, OTHER_NURSE};
+use musubi_test_support::{error_codes, test_config, TestApp};
+use serde_json::Value;
+
+const POST: &str = "mutation($t: ID!, $b: String!) { postComment(topicId: $t, body: $b) }";
+const COUNTS: &str = "{ unreadCounts { total } }";
+
+async fn app_with(limits: &[(&str, &str)]) -> TestApp {
+    TestApp::demo_with_config(test_config(limits)).await
+}
+
+async fn ask(
+    app: &TestApp,
+    token: &str,
+    association: &str,
+    query: &str,
+    variables: Value,
+) -> (StatusCode, Option<String>, Value) {
+    let body = serde_json::json!({ "query": query, "variables": variables }).to_string();
+    let req = Request::post("/graphql")
+        .header("content-type", "application/json")
+        .header("authorization", format!("Bearer {token}"))
+        .header("musubi-association", association)
+        .body(Body::from(body))
+        .unwrap();
+    let (status, headers, text) = app.send(req).await;
+    let retry = headers
+        .get("retry-after")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    (status, retry, serde_json::from_str(&text).unwrap())
+}
+
+fn shed(a: &(StatusCode, Option<String>, Value)) -> bool {
+    a.0 == StatusCode::SERVICE_UNAVAILABLE && error_codes(&a.2) == ["OVERLOADED"] && a.1.is_some()
+}
+
+fn served(a: &(StatusCode, Option<String>, Value)) -> bool {
+    a.0 == StatusCode::OK && a.2["errors"].is_null()
+}
+
+/// A new topic of `token`'s person, in a new group of the host association.
+async fn a_topic(app: &TestApp, token: &str) -> String {
+    let g = ask(
+        app,
+        token,
+        HOST,
+        "mutation { createGroup(kind: GENERAL, name: \"負荷試験\", acceptsRequests: false) { id } }",
+        Value::Null,
+    )
+    .await;
+    let group = g.2["data"]["createGroup"]["id"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{g:?}"))
+        .to_owned();
+    let t = ask(
+        app,
+        token,
+        HOST,
+        "mutation($g: ID!) { createTopic(groupId: $g, title: \"負荷試験\", body: \"本文\") }",
+        serde_json::json!({ "g": group }),
+    )
+    .await;
+    t.2["data"]["createTopic"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{t:?}"))
+        .to_owned()
+}
+
+async fn comments_in(app: &TestApp, topic: &str) -> i64 {
+    let mut tx = app.tenant_tx(HOST).await;
+    sqlx::query_scalar("SELECT count(*) FROM comments WHERE topic_id = $1::uuid")
+        .bind(topic)
+        .fetch_one(&mut *tx)
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn a_burst_beyond_capacity_is_shed_at_once_and_nothing_shed_is_half_done() {
+    let app = app_with(&[
+        ("MUSUBI_MAX_IN_FLIGHT", "2"),
+        ("MUSUBI_OVERLOAD_QUEUE_WAIT_MS", "0"),
+        ("MUSUBI_OVERLOAD_MAX_WAITING", "0"),
+    ])
+    .await;
+    let nurse = app.demo_token(NURSE).await;
+    let topic = a_topic(&app, &nurse).await;
+    let before = comments_in(&app, &topic).await;
+    let burst = join_all((0..40).map(|i| {
+        let vars = serde_json::json!({ "t": topic, "b": format!("バースト {i}") });
+        ask(&app, &nurse, HOST, POST, vars)
+    }))
+    .await;
+    let accepted = burst.iter().filter(|a| served(a)).count();
+    let refused = burst.iter().filter(|a| shed(a)).count();
+    assert!(accepted >= 2, "what fits is served ({accepted})");
+    assert!(refused >= 1, "the rest is shed ({refused})");
+    assert_eq!(accepted + refused, 40, "nothing else: {burst:?}");
+    // Exactly the accepted comments exist: a shed request did nothing.
+    assert_eq!(comments_in(&app, &topic).await - before, accepted as i64);
+    // The burst is over: normal service at once.
+    for _ in 0..5 {
+        assert!(served(&ask(&app, &nurse, HOST, COUNTS, Value::Null).await));
+    }
+}
+
+#[tokio::test]
+async fn a_busy_association_does_not_take_the_others_capacity() {
+    let app = app_with(&[
+        ("MUSUBI_ASSOCIATION_IN_FLIGHT", "1"),
+        ("MUSUBI_OVERLOAD_QUEUE_WAIT_MS", "0"),
+        ("MUSUBI_OVERLOAD_MAX_WAITING", "0"),
+    ])
+    .await;
+    let nurse = app.demo_token(NURSE).await;
+    let other = app.demo_token(OTHER_NURSE).await;
+    let (mut busy, mut elsewhere) = (Vec::new(), Vec::new());
+    for _ in 0..5 {
+        // Each round, one request to another association at the same moment as a burst.
+        let (b, e) = tokio::join!(
+            join_all((0..10).map(|_| ask(&app, &nurse, HOST, COUNTS, Value::Null))),
+            ask(&app, &other, OTHER, COUNTS, Value::Null)
+        );
+        busy.extend(b);
+        elsewhere.push(e);
+    }
+    assert!(busy.iter().any(shed), "the busy association sheds");
+    assert!(busy.iter().any(served));
+    // Another association routed at the same moment keeps its own turns.
+    assert!(elsewhere.iter().all(served), "{elsewhere:?}");
+}
+
+#[tokio::test]
+async fn a_person_on_a_page_sees_a_calm_page_in_their_language() {
+    let app = app_with(&[
+        ("MUSUBI_MAX_IN_FLIGHT", "1"),
+        ("MUSUBI_OVERLOAD_QUEUE_WAIT_MS", "0"),
+        ("MUSUBI_OVERLOAD_MAX_WAITING", "0"),
+    ])
+    .await;
+    let pages = join_all((0..20).map(|_| {
+        app.send(
+            // An invitation link reads the database: requests overlap while they wait on it.
+            Request::get(format!("/invite/{}", "x".repeat(43)))
+                .header("accept-language", "ja")
+                .body(Body::empty())
+                .unwrap(),
+        )
+    }))
+    .await;
+    let busy: Vec<_> = pages
+        .iter()
+        .filter(|(s, _, _)| *s == StatusCode::SERVICE_UNAVAILABLE)
+        .collect();
+    assert!(!busy.is_empty(), "some of the burst is shed");
+    let (_, headers, body) = busy[0];
+    assert!(headers.contains_key("retry-after"));
+    assert!(body.contains("ただいま混み合っています"), "{body}");
+    assert!(body.contains("OVERLOADED"));
+    // Health checks are never shed.
+    let (status, _, _) = app.get("/healthz").await;
+    assert_eq!(status, StatusCode::OK);
+}
