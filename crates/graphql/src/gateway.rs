@@ -13,8 +13,11 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Extension, Router};
 use musubi_domain::audit::RequestMeta;
+use musubi_domain::types::PersonId;
 use musubi_domain::{AppError, Services, Tenant};
 use musubi_telemetry::{ClientMeta, RequestId};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, PoisonError};
 
 /// The header that routes an API request to an association (its slug).
 pub const ASSOCIATION_HEADER: &str = "musubi-association";
@@ -117,6 +120,7 @@ pub struct Gateway {
     services: Services,
     max_batch: usize,
     metrics: crate::metrics::OperationMetrics,
+    live: LiveConnections,
 }
 
 impl Gateway {
@@ -126,6 +130,49 @@ impl Gateway {
             services,
             max_batch,
             metrics: crate::metrics::OperationMetrics::default(),
+            live: LiveConnections::default(),
+        }
+    }
+}
+
+/// Live connections one person may have open at once on a replica: a phone, a PC and a few
+/// tabs, with room to spare. Each costs memory for as long as it is open (fair use).
+const MAX_LIVE_CONNECTIONS_PER_PERSON: usize = 16;
+
+/// Open live connections per person, on this replica.
+#[derive(Clone, Default)]
+struct LiveConnections(Arc<Mutex<HashMap<PersonId, usize>>>);
+
+/// One open live connection; kept in the connection's data, so it is counted until the
+/// connection ends, however it ends.
+struct LiveConnection {
+    open: LiveConnections,
+    person: PersonId,
+}
+
+impl LiveConnections {
+    fn open(&self, person: PersonId) -> Option<LiveConnection> {
+        let mut open = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        let n = open.entry(person).or_insert(0);
+        if *n >= MAX_LIVE_CONNECTIONS_PER_PERSON {
+            return None;
+        }
+        *n += 1;
+        Some(LiveConnection {
+            open: self.clone(),
+            person,
+        })
+    }
+}
+
+impl Drop for LiveConnection {
+    fn drop(&mut self) {
+        let mut open = self.open.0.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(n) = open.get_mut(&self.person) {
+            *n -= 1;
+            if *n == 0 {
+                open.remove(&self.person);
+            }
         }
     }
 }
@@ -380,6 +427,7 @@ async fn graphql_ws(
         .max_frame_size(WS_MAX_MESSAGE_BYTES)
         .on_upgrade(move |stream| {
             let services = gw.services.clone();
+            let live = gw.live.clone();
             let (sink, stream) = futures_util::StreamExt::split(stream);
             let stream = fair_messages(stream, WS_MAX_MESSAGES_PER_MINUTE);
             GraphQLWebSocket::new_with_pair(sink, stream, gw.schema.clone(), protocol)
@@ -401,6 +449,19 @@ async fn graphql_ws(
                         None => None,
                     };
                     let mut data = Data::default();
+                    if let Some(v) = &viewer {
+                        let Some(connection) = live.open(v.user().id) else {
+                            metrics::counter!(
+                                "musubi_fair_use_refused_total",
+                                "reason" => "live_connections"
+                            )
+                            .increment(1);
+                            return Err(async_graphql::Error::new(
+                                musubi_domain::ErrorCode::RateLimited.as_str(),
+                            ));
+                        };
+                        data.insert(connection);
+                    }
                     data.insert(RequestContext {
                         tenant,
                         request_id,

@@ -114,3 +114,74 @@ async fn a_client_flooding_its_live_connection_is_disconnected() {
         "only the allowance is answered ({pongs} pongs)"
     );
 }
+
+/// A live connection for `token` in `association`; its answer to `connection_init`.
+async fn connect(
+    addr: std::net::SocketAddr,
+    association: &str,
+    token: &str,
+) -> (
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>,
+    Option<Message>,
+) {
+    let mut req = format!("ws://{addr}/graphql/ws")
+        .into_client_request()
+        .unwrap();
+    req.headers_mut().insert(
+        "sec-websocket-protocol",
+        "graphql-transport-ws".parse().unwrap(),
+    );
+    let (mut ws, _) = tokio_tungstenite::connect_async(req).await.unwrap();
+    let init = serde_json::json!({
+        "type": "connection_init",
+        "payload": {"association": association, "token": token},
+    });
+    ws.send(Message::Text(init.to_string().into()))
+        .await
+        .unwrap();
+    let answer = tokio::time::timeout(Duration::from_secs(10), ws.next())
+        .await
+        .expect("the server answers connection_init")
+        .map(|m| m.unwrap());
+    (ws, answer)
+}
+
+fn acked(m: &Option<Message>) -> bool {
+    matches!(m, Some(Message::Text(t)) if t.contains("connection_ack"))
+}
+
+#[tokio::test]
+async fn one_person_keeps_only_so_many_live_connections_open() {
+    use musubi_test_support::demo::{HOST, NURSE, PHARMACIST};
+    let app = TestApp::demo().await;
+    let addr = app.serve().await;
+    let nurse = app.demo_token(NURSE).await;
+    let mut open = Vec::new();
+    for i in 0..16 {
+        let (ws, answer) = connect(addr, HOST, &nurse).await;
+        assert!(acked(&answer), "connection {i}: {answer:?}");
+        open.push(ws);
+    }
+    match connect(addr, HOST, &nurse).await.1 {
+        Some(Message::Close(Some(frame))) => {
+            assert!(frame.reason.contains("RATE_LIMITED"), "{frame:?}")
+        }
+        other => panic!("a 17th connection was not refused: {other:?}"),
+    }
+    // Someone else is not affected.
+    let pharmacist = app.demo_token(PHARMACIST).await;
+    assert!(acked(&connect(addr, HOST, &pharmacist).await.1));
+    // Closing one gives its place back.
+    let mut first = open.remove(0);
+    first.close(None).await.unwrap();
+    drop(first);
+    let mut again = false;
+    for _ in 0..50 {
+        if acked(&connect(addr, HOST, &nurse).await.1) {
+            again = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(again, "a closed connection's place comes back");
+}
