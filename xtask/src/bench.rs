@@ -158,15 +158,16 @@ fn drive(
     manifest: &Path,
 ) -> Result<()> {
     let server_port = free_port()?;
+    let shedding_port = free_port()?;
     let floor_port = free_port()?;
     let server_log = bench_dir.join("server.log");
     let data_dir = bench_dir.join("data");
     std::fs::create_dir_all(&data_dir)?;
-    let server = Process::spawn(
-        Command::new(bin_dir.join("musubi"))
-            .arg("serve")
+    let serve = |port: u16, shedding: bool| {
+        let mut cmd = Command::new(bin_dir.join("musubi"));
+        cmd.arg("serve")
             .env("DATABASE_URL", db_url)
-            .env("MUSUBI_LISTEN", format!("127.0.0.1:{server_port}"))
+            .env("MUSUBI_LISTEN", format!("127.0.0.1:{port}"))
             .env("MUSUBI_DATA_DIR", &data_dir)
             .env("MUSUBI_LOG", "warn")
             .env("MUSUBI_MIGRATE_ON_START", "false")
@@ -176,11 +177,19 @@ fn drive(
             .env("MUSUBI_FAIR_SESSION_PER_MINUTE", "10000000")
             .env("MUSUBI_FAIR_PERSON_PER_MINUTE", "10000000")
             .env("MUSUBI_FAIR_ANONYMOUS_PER_MINUTE", "10000000")
-            .env("MUSUBI_FAIR_SESSION_IN_FLIGHT", "16")
-            // Load shedding stays out of the phases that measure throughput and latency.
-            .env("MUSUBI_MAX_IN_FLIGHT", "100000")
-            .env("MUSUBI_ASSOCIATION_IN_FLIGHT", "100000"),
-        &server_log,
+            .env("MUSUBI_FAIR_SESSION_IN_FLIGHT", "16");
+        if !shedding {
+            // Load shedding stays out of the phases that measure throughput and latency; the
+            // overload phase has a server of its own with the defaults.
+            cmd.env("MUSUBI_MAX_IN_FLIGHT", "100000")
+                .env("MUSUBI_ASSOCIATION_IN_FLIGHT", "100000");
+        }
+        cmd
+    };
+    let server = Process::spawn(&mut serve(server_port, false), &server_log)?;
+    let shedding = Process::spawn(
+        &mut serve(shedding_port, true),
+        &bench_dir.join("server-shedding.log"),
     )?;
     let floor = Process::spawn(
         Command::new(bin_dir.join("musubi-bench"))
@@ -198,12 +207,18 @@ fn drive(
         .arg(manifest)
         .args(["--database-url", db_url])
         .args(["--server-pid", &server.id().to_string()])
+        .args([
+            "--overload-target",
+            &format!("http://127.0.0.1:{shedding_port}"),
+        ])
+        .args(["--overload-pid", &shedding.id().to_string()])
         .arg("--out")
         .arg(&report)
         .args(["--label", if o.release { "release" } else { "debug" }])
         .args(&o.run_args);
     let result = run(&mut driver);
     drop(floor);
+    drop(shedding);
     drop(server);
     if result.is_err() {
         print_tail("Musubi's log", &server_log, 40);

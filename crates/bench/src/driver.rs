@@ -509,6 +509,7 @@ struct Plan {
     mixed_people: usize,
     mixed: Duration,
     subscriptions: usize,
+    overload: Duration,
 }
 
 fn plan(scale: Option<Scale>, args: &crate::RunArgs) -> Plan {
@@ -522,6 +523,7 @@ fn plan(scale: Option<Scale>, args: &crate::RunArgs) -> Plan {
         mixed_people: args.mixed_people.unwrap_or(people),
         mixed: Duration::from_secs(args.mixed_seconds.unwrap_or(mixed)),
         subscriptions: args.subscriptions.unwrap_or(subs),
+        overload: Duration::from_secs(args.overload_seconds.unwrap_or(phase.max(10))),
     }
 }
 
@@ -679,7 +681,47 @@ pub async fn run(args: crate::RunArgs) -> anyhow::Result<()> {
         error_samples: sub_samples,
     };
 
-    // 5. Report.
+    // 5. Overload: twice the mixed phase's rate, offered to a server that sheds load.
+    let overload = match &args.overload_target {
+        Some(url) => {
+            let url = url.trim_end_matches('/');
+            wait_ready(&client, &format!("{url}/readyz")).await?;
+            let actors = manifest
+                .people
+                .iter()
+                .map(|p| Actor::new(p, &floor))
+                .collect::<anyhow::Result<Vec<_>>>()?;
+            let shedding = Arc::new(Ctx {
+                client: client.clone(),
+                graphql_url: format!("{url}/graphql"),
+                with_groups: ctx.with_groups.clone(),
+                with_topics: ctx.with_topics.clone(),
+                all: ctx.all.clone(),
+                actors,
+                queries: ctx.queries.clone(),
+            });
+            let rate = (mixed.actions_per_second * 2.0).max(20.0);
+            eprintln!("overload: {rate:.0}/s for {} s", plan.overload.as_secs());
+            let o = overload_phase(
+                &shedding,
+                rate,
+                plan.overload,
+                args.overload_pid,
+                root.fork(300),
+            )
+            .await;
+            if o.accepted == 0 {
+                failures.push("the overload phase accepted nothing".to_owned());
+            }
+            if o.errors > 0 {
+                failures.push(format!("overload: {} errors besides shedding", o.errors));
+            }
+            Some(o)
+        }
+        None => None,
+    };
+
+    // 6. Report.
     let server = Server {
         pid: args.server_pid,
         peak_rss_mb: peak_kb.map(kb_to_mb),
@@ -703,6 +745,7 @@ pub async fn run(args: crate::RunArgs) -> anyhow::Result<()> {
         operations,
         subscriptions,
         mixed,
+        overload,
         budgets,
     };
     if let Some(dir) = args.out.parent().filter(|d| !d.as_os_str().is_empty()) {
@@ -985,6 +1028,94 @@ async fn mixed_phase(
         late_actions: late,
     };
     (mixed, recs)
+}
+
+/// Offers `rate` requests a second for `length` whatever the answers (open loop): mixed
+/// actions of random people. Then measures how soon five requests in a row are served again.
+async fn overload_phase(
+    ctx: &Arc<Ctx>,
+    rate: f64,
+    length: Duration,
+    pid: Option<u32>,
+    mut rng: Rng,
+) -> crate::report::Overload {
+    #[derive(Default)]
+    struct Tally {
+        accepted: Recorder,
+        shed: Recorder,
+        errors: Recorder,
+    }
+    let tally = Arc::new(Mutex::new(Tally::default()));
+    let (stop_memory, memory) = sample_memory(pid);
+    let interval = Duration::from_secs_f64(1.0 / rate.max(1.0));
+    let started = Instant::now();
+    let deadline = started + length;
+    let mut tasks = Vec::new();
+    let mut due = started;
+    while due < deadline {
+        tokio::time::sleep_until(due).await;
+        let ctx = Arc::clone(ctx);
+        let tally = Arc::clone(&tally);
+        let mut task_rng = rng.fork(tasks.len() as u64);
+        let person = rng.below(ctx.actors.len() as u64) as usize;
+        tasks.push(tokio::spawn(async move {
+            let actor = &ctx.actors[person];
+            let op = choose_mixed(&mut task_rng, actor);
+            let t = Instant::now();
+            let r = ctx.perform(op, actor, &mut task_rng).await;
+            let took = t.elapsed();
+            if let Ok(mut tally) = tally.lock() {
+                match r {
+                    Ok(()) => tally.accepted.ok(took),
+                    Err(e) if e.starts_with("HTTP 503") => tally.shed.ok(took),
+                    Err(e) => tally.errors.err(|| format!("{}: {e}", op.name())),
+                }
+            }
+        }));
+        due += interval;
+    }
+    let ended = Instant::now();
+    // Recovery: the overload is over; how soon is everyone served again?
+    let mut recovery = None;
+    let mut in_a_row = 0;
+    while ended.elapsed() < Duration::from_secs(30) {
+        let person = rng.below(ctx.actors.len() as u64) as usize;
+        let actor = &ctx.actors[person];
+        if ctx.perform(Op::UnreadCounts, actor, &mut rng).await.is_ok() {
+            in_a_row += 1;
+            if in_a_row == 5 {
+                recovery = Some(ended.elapsed().as_secs_f64());
+                break;
+            }
+        } else {
+            in_a_row = 0;
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+    for t in tasks {
+        let _ = t.await;
+    }
+    let _ = stop_memory.send(true);
+    let max_rss_kb = memory.await.ok().flatten();
+    let mut tally = tally
+        .lock()
+        .map(|mut t| std::mem::take(&mut *t))
+        .unwrap_or_default();
+    let accepted = tally.accepted.summary();
+    let shed = tally.shed.summary();
+    let errors = tally.errors.summary();
+    crate::report::Overload {
+        offered_per_second: rate,
+        seconds: length.as_secs_f64(),
+        accepted: accepted.ok,
+        accepted_p95_ms: accepted.p95_ms,
+        shed: shed.ok,
+        shed_p95_ms: shed.p95_ms,
+        errors: errors.errors,
+        error_samples: tally.errors.samples().to_vec(),
+        max_rss_mb: max_rss_kb.map(kb_to_mb),
+        recovery_seconds: recovery,
+    }
 }
 
 fn choose_mixed(rng: &mut Rng, actor: &Actor) -> Op {

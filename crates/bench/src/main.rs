@@ -41,7 +41,7 @@ enum Command {
     /// Serves the floor: one primary-key lookup per request.
     Floor(FloorArgs),
     /// Drives Musubi and the floor; writes the report and prints a table.
-    Run(RunArgs),
+    Run(Box<RunArgs>),
 }
 
 #[derive(Args, Debug, Clone)]
@@ -103,6 +103,16 @@ pub struct RunArgs {
     /// Open WebSocket subscriptions during the mixed phase (default by scale).
     #[arg(long)]
     pub subscriptions: Option<usize>,
+    /// A second Musubi on the same database with load shedding at its defaults: when given,
+    /// an overload phase offers it twice the mixed phase's rate.
+    #[arg(long)]
+    pub overload_target: Option<String>,
+    /// That server's process id, to sample its memory during the overload phase.
+    #[arg(long)]
+    pub overload_pid: Option<u32>,
+    /// Seconds of the overload phase (default by scale).
+    #[arg(long)]
+    pub overload_seconds: Option<u64>,
     /// Free-form label for the report (e.g. the build profile).
     #[arg(long, default_value = "")]
     pub label: String,
@@ -124,7 +134,7 @@ fn main() -> ExitCode {
         match cli.command {
             Command::Generate(a) => generate::run(a).await,
             Command::Floor(a) => floor::serve(a).await,
-            Command::Run(a) => driver::run(a).await,
+            Command::Run(a) => driver::run(*a).await,
         }
     });
     match result {

@@ -19,7 +19,29 @@ pub struct Report {
     pub operations: Vec<Operation>,
     pub subscriptions: Subscriptions,
     pub mixed: Mixed,
+    /// Twice the mixed phase's rate against a server that sheds load (when run).
+    #[serde(default)]
+    pub overload: Option<Overload>,
     pub budgets: Vec<Budget>,
+}
+
+/// The overload phase: requests offered at a fixed rate (open loop) beyond what the server can
+/// serve; it should accept what it can within budget and shed the rest at once.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct Overload {
+    pub offered_per_second: f64,
+    pub seconds: f64,
+    pub accepted: u64,
+    pub accepted_p95_ms: f64,
+    /// Answered `503 OVERLOADED`.
+    pub shed: u64,
+    pub shed_p95_ms: f64,
+    /// Anything else (timeouts, other errors): none expected.
+    pub errors: u64,
+    pub error_samples: Vec<String>,
+    pub max_rss_mb: Option<f64>,
+    /// From the end of the overload until five requests in a row were served.
+    pub recovery_seconds: Option<f64>,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -189,6 +211,25 @@ impl Report {
             m.people, m.seconds, m.actions, m.actions_per_second, m.errors, m.late_actions
         );
         let mb = |v: Option<f64>| v.map_or_else(|| "?".to_owned(), |v| format!("{v:.1} MB"));
+        if let Some(o) = &self.overload {
+            let _ = writeln!(
+                out,
+                "overload: {:.0}/s offered for {:.0} s: {} accepted (p95 {:.1} ms), {} shed (p95 {:.1} ms), {} errors, RSS max {}, normal again after {}",
+                o.offered_per_second,
+                o.seconds,
+                o.accepted,
+                o.accepted_p95_ms,
+                o.shed,
+                o.shed_p95_ms,
+                o.errors,
+                mb(o.max_rss_mb),
+                o.recovery_seconds
+                    .map_or_else(|| "? (not within 30 s)".to_owned(), |s| format!("{s:.1} s"))
+            );
+            for e in &o.error_samples {
+                let _ = writeln!(out, "    ! {}", one_line(e));
+            }
+        }
         let _ = writeln!(
             out,
             "server memory: peak (VmHWM) {}, max during subscriptions {}",
