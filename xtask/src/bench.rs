@@ -17,7 +17,8 @@ const BENCH_DB_ENV: &str = "MUSUBI_BENCH_DATABASE_URL";
 /// Production-like: durability stays on (fsync, synchronous commit), the memory is what a
 /// small 2-core server with 8 GB would give PostgreSQL.
 const CLUSTER_SETTINGS: &[(&str, &str)] = &[
-    ("max_connections", "100"),
+    // Two servers (one with load shedding, for the overload phase) and the floor.
+    ("max_connections", "200"),
     ("shared_buffers", "1GB"),
     ("effective_cache_size", "3GB"),
     ("work_mem", "8MB"),

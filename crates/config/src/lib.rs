@@ -386,22 +386,22 @@ impl Config {
             )?,
         };
         let overload = Overload {
-            in_flight: parse_number(&src, "MUSUBI_MAX_IN_FLIGHT", 64, 1, 100_000)?,
+            in_flight: parse_number(&src, "MUSUBI_MAX_IN_FLIGHT", 12, 1, 100_000)?,
             association_in_flight: parse_number(
                 &src,
                 "MUSUBI_ASSOCIATION_IN_FLIGHT",
-                16,
+                8,
                 1,
                 100_000,
             )?,
             queue_wait: Duration::from_millis(parse_number(
                 &src,
                 "MUSUBI_OVERLOAD_QUEUE_WAIT_MS",
-                500,
+                25,
                 0,
                 60_000,
             )?),
-            max_waiting: parse_number(&src, "MUSUBI_OVERLOAD_MAX_WAITING", 256, 0, 1_000_000)?,
+            max_waiting: parse_number(&src, "MUSUBI_OVERLOAD_MAX_WAITING", 24, 0, 1_000_000)?,
         };
         let max_body_bytes = parse_number(
             &src,
