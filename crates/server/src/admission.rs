@@ -13,9 +13,6 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::time::Instant;
 
-/// Requests that need nothing from the database: never shed (health checks must answer).
-const EXEMPT_PREFIXES: &[&str] = &["/assets/", "/healthz", "/readyz", "/metrics", "/favicon"];
-
 /// What a shed request is told to wait. Short: overload is usually a burst.
 const RETRY_AFTER_SECS: u64 = 2;
 
@@ -62,7 +59,7 @@ fn association_of(req: &Request) -> Option<String> {
 
 pub async fn layer(State(admission): State<Admission>, req: Request, next: Next) -> Response {
     let path = req.uri().path();
-    if EXEMPT_PREFIXES.iter().any(|p| path.starts_with(p)) {
+    if crate::turns::exempt(path) {
         return next.run(req).await;
     }
     let inner = &admission.inner;

@@ -18,9 +18,6 @@ use sha2::{Digest, Sha256};
 use std::sync::Arc;
 use std::time::Duration;
 
-/// Requests that do not reach the database or the sessions: never counted.
-const EXEMPT_PREFIXES: &[&str] = &["/assets/", "/healthz", "/readyz", "/metrics", "/favicon"];
-
 /// How many requests of one session may wait for its turn; beyond that, refused at once.
 const MAX_WAITING_PER_SESSION: usize = 32;
 
@@ -69,11 +66,6 @@ impl FairUseLayer {
             }),
         }
     }
-
-    /// Sessions with requests in flight or waiting on this replica (for tests and metrics).
-    pub fn sessions_tracked(&self) -> usize {
-        self.inner.turns.tracked()
-    }
 }
 
 fn key_of(req: &Request) -> Key {
@@ -96,7 +88,7 @@ fn key_of(req: &Request) -> Key {
 
 pub async fn layer(State(fair): State<FairUseLayer>, req: Request, next: Next) -> Response {
     let path = req.uri().path();
-    if EXEMPT_PREFIXES.iter().any(|p| path.starts_with(p)) {
+    if crate::turns::exempt(path) {
         return next.run(req).await;
     }
     let inner = &fair.inner;

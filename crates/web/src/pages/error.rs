@@ -64,7 +64,7 @@ pub(crate) fn bad_request(lang: Lang, current_path: &str) -> Response {
     respond(StatusCode::BAD_REQUEST, lang, &page)
 }
 
-/// 429: this session (or address) asked too much too quickly. Said calmly: nothing was lost,
+/// 429: this session (or address) asked too much too quickly. Said calmly: nothing was done,
 /// and waiting a little is all it takes. `Retry-After` tells clients how long.
 pub fn too_many_requests(
     headers: &http::HeaderMap,
@@ -79,45 +79,56 @@ pub fn too_many_requests(
 }
 
 pub(crate) fn rate_limited(lang: Lang, current_path: &str, retry_after_secs: u64) -> Response {
-    let t = Translator::new(lang);
-    let page = ErrorPage {
-        t,
-        assets: assets::urls(),
-        nav: Nav::hidden(),
+    come_back_later(
+        StatusCode::TOO_MANY_REQUESTS,
+        lang,
         current_path,
-        title: t.get("error.rate_limited_page.title"),
-        message: t.get("error.rate_limited_page.message"),
-        code: Some(ErrorCode::RateLimited.as_str()),
-        retry: true,
-    };
-    let mut res = respond(StatusCode::TOO_MANY_REQUESTS, lang, &page);
-    res.headers_mut().insert(
-        http::header::RETRY_AFTER,
-        http::HeaderValue::from(retry_after_secs.max(1)),
-    );
-    res
+        ErrorCode::RateLimited,
+        (
+            "error.rate_limited_page.title",
+            "error.rate_limited_page.message",
+        ),
+        retry_after_secs,
+    )
 }
 
-/// 503: the server is busier than it can serve well; nothing was started. Said calmly, with
-/// `Retry-After`.
+/// 503: the server is busier than it can serve well; nothing was started.
 pub fn overloaded(
     headers: &http::HeaderMap,
     current_path: &str,
     retry_after_secs: u64,
 ) -> Response {
-    let lang = crate::i18n::negotiate(headers);
+    come_back_later(
+        StatusCode::SERVICE_UNAVAILABLE,
+        crate::i18n::negotiate(headers),
+        current_path,
+        ErrorCode::Overloaded,
+        ("error.overloaded.title", "error.overloaded.message"),
+        retry_after_secs,
+    )
+}
+
+/// A calm "wait a little" page with its code and `Retry-After`.
+fn come_back_later(
+    status: StatusCode,
+    lang: Lang,
+    current_path: &str,
+    code: ErrorCode,
+    (title, message): (&'static str, &'static str),
+    retry_after_secs: u64,
+) -> Response {
     let t = Translator::new(lang);
     let page = ErrorPage {
         t,
         assets: assets::urls(),
         nav: Nav::hidden(),
         current_path,
-        title: t.get("error.overloaded.title"),
-        message: t.get("error.overloaded.message"),
-        code: Some(ErrorCode::Overloaded.as_str()),
+        title: t.get(title),
+        message: t.get(message),
+        code: Some(code.as_str()),
         retry: true,
     };
-    let mut res = respond(StatusCode::SERVICE_UNAVAILABLE, lang, &page);
+    let mut res = respond(status, lang, &page);
     res.headers_mut().insert(
         http::header::RETRY_AFTER,
         http::HeaderValue::from(retry_after_secs.max(1)),
