@@ -721,7 +721,49 @@ pub async fn run(args: crate::RunArgs) -> anyhow::Result<()> {
         None => None,
     };
 
-    // 6. Report.
+    // 6. Fairness: one person floods an association on the server with fair use at its
+    // defaults, while colleagues use it as usual.
+    let fairness = match &args.overload_target {
+        Some(url) => {
+            let url = url.trim_end_matches('/');
+            // After the overload, let the server settle.
+            tokio::time::sleep(Duration::from_secs(5)).await;
+            let actors = manifest
+                .people
+                .iter()
+                .map(|p| Actor::new(p, &floor))
+                .collect::<anyhow::Result<Vec<_>>>()?;
+            let fair = Arc::new(Ctx {
+                client: client.clone(),
+                graphql_url: format!("{url}/graphql"),
+                with_groups: ctx.with_groups.clone(),
+                with_topics: ctx.with_topics.clone(),
+                all: ctx.all.clone(),
+                actors,
+                queries: ctx.queries.clone(),
+            });
+            let f = fairness_phase(&fair, plan.overload, root.fork(400)).await;
+            if let Some(f) = &f {
+                eprintln!(
+                    "fairness: {} colleagues in {}, p95 {:.1} ms alone, {:.1} ms flooded",
+                    f.normal_clients, f.association, f.quiet_p95_ms, f.flooded_p95_ms
+                );
+                if f.quiet_errors + f.flooded_errors > 0 {
+                    failures.push(format!(
+                        "fairness: {} errors for the flooder's colleagues",
+                        f.quiet_errors + f.flooded_errors
+                    ));
+                }
+                if f.flood_rate_limited == 0 {
+                    failures.push("fairness: the flooder was never refused".to_owned());
+                }
+            }
+            f
+        }
+        None => None,
+    };
+
+    // 7. Report.
     let server = Server {
         pid: args.server_pid,
         peak_rss_mb: peak_kb.map(kb_to_mb),
@@ -746,6 +788,7 @@ pub async fn run(args: crate::RunArgs) -> anyhow::Result<()> {
         subscriptions,
         mixed,
         overload,
+        fairness,
         budgets,
     };
     if let Some(dir) = args.out.parent().filter(|d| !d.as_os_str().is_empty()) {
@@ -1116,6 +1159,156 @@ async fn overload_phase(
         max_rss_mb: max_rss_kb.map(kb_to_mb),
         recovery_seconds: recovery,
     }
+}
+
+/// Colleagues in one association (the one most people in the dataset can read topics of), each
+/// in a closed loop of topic views and group pages with 200 ms between, for `length` alone and
+/// then for `length` while one of them floods the same association with topic views from one
+/// session, `FLOOD_AT_ONCE` at a time, without pause.
+async fn fairness_phase(
+    ctx: &Arc<Ctx>,
+    length: Duration,
+    rng: Rng,
+) -> Option<crate::report::Fairness> {
+    const COLLEAGUES: usize = 24;
+    const FLOOD_AT_ONCE: usize = 32;
+    const THINK: Duration = Duration::from_millis(200);
+    let mut by_association: std::collections::BTreeMap<&[u8], Vec<usize>> = Default::default();
+    for (i, a) in ctx.actors.iter().enumerate() {
+        if let Some(t) = a.topics.first() {
+            by_association
+                .entry(t.association.as_bytes())
+                .or_default()
+                .push(i);
+        }
+    }
+    let (association, people) = by_association.into_iter().max_by_key(|(_, v)| v.len())?;
+    let association = HeaderValue::from_bytes(association).ok()?;
+    let (&flooder, colleagues) = people.split_first()?;
+    let colleagues: Vec<usize> = colleagues.iter().copied().take(COLLEAGUES).collect();
+    if colleagues.is_empty() {
+        return None;
+    }
+    // Topics of that association only.
+    let topics_in = |i: usize| -> Vec<Uuid> {
+        ctx.actors[i]
+            .topics
+            .iter()
+            .filter(|t| t.association == association)
+            .map(|t| t.id)
+            .collect()
+    };
+
+    async fn view(
+        ctx: &Ctx,
+        actor: &Actor,
+        association: &HeaderValue,
+        topic: Uuid,
+    ) -> Result<(), String> {
+        let body = format!(
+            r#"{{"query":{},"variables":{{"id":"{topic}"}}}}"#,
+            ctx.query_json(Op::TopicView)
+        );
+        send(ctx.graphql(actor, Some(association), body), Op::TopicView).await
+    }
+
+    let colleagues_round = |rng: Rng| {
+        let ctx = Arc::clone(ctx);
+        let association = association.clone();
+        let colleagues = colleagues.clone();
+        let topics: Vec<Vec<Uuid>> = colleagues.iter().map(|&i| topics_in(i)).collect();
+        async move {
+            let deadline = Instant::now() + length;
+            let tasks: Vec<_> = colleagues
+                .iter()
+                .zip(topics)
+                .enumerate()
+                .map(|(n, (&i, topics))| {
+                    let ctx = Arc::clone(&ctx);
+                    let association = association.clone();
+                    let mut rng = rng.fork(n as u64);
+                    tokio::spawn(async move {
+                        let mut rec = Recorder::default();
+                        while Instant::now() < deadline {
+                            let Some(&topic) = rng.pick(&topics) else {
+                                break;
+                            };
+                            let t = Instant::now();
+                            match view(&ctx, &ctx.actors[i], &association, topic).await {
+                                Ok(()) => rec.ok(t.elapsed()),
+                                Err(e) => rec.err(|| e),
+                            }
+                            tokio::time::sleep(THINK).await;
+                        }
+                        rec
+                    })
+                })
+                .collect();
+            let mut all = Recorder::default();
+            for t in tasks {
+                if let Ok(r) = t.await {
+                    all.merge(r);
+                }
+            }
+            all
+        }
+    };
+
+    let mut quiet = colleagues_round(rng.fork(1)).await;
+    let flood_topics = topics_in(flooder);
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let floods: Vec<_> = (0..FLOOD_AT_ONCE)
+        .map(|n| {
+            let ctx = Arc::clone(ctx);
+            let association = association.clone();
+            let topics = flood_topics.clone();
+            let stop = Arc::clone(&stop);
+            let mut rng = rng.fork(1000 + n as u64);
+            tokio::spawn(async move {
+                let (mut served, mut limited, mut other) = (0u64, 0u64, 0u64);
+                while !stop.load(Ordering::Relaxed) {
+                    let Some(&topic) = rng.pick(&topics) else {
+                        break;
+                    };
+                    match view(&ctx, &ctx.actors[flooder], &association, topic).await {
+                        Ok(()) => served += 1,
+                        Err(e) if e.starts_with("HTTP 429") => limited += 1,
+                        Err(_) => other += 1,
+                    }
+                }
+                (served, limited, other)
+            })
+        })
+        .collect();
+    let mut flooded = colleagues_round(rng.fork(2)).await;
+    stop.store(true, Ordering::Relaxed);
+    let (mut served, mut limited, mut other) = (0, 0, 0);
+    for f in floods {
+        if let Ok((s, l, o)) = f.await {
+            served += s;
+            limited += l;
+            other += o;
+        }
+    }
+    let (q, f) = (quiet.summary(), flooded.summary());
+    let mut samples = quiet.samples().to_vec();
+    samples.extend(flooded.samples().iter().cloned());
+    Some(crate::report::Fairness {
+        association: association.to_str().unwrap_or_default().to_owned(),
+        normal_clients: colleagues.len(),
+        seconds_each: length.as_secs_f64(),
+        quiet_requests: q.ok + q.errors,
+        quiet_p95_ms: q.p95_ms,
+        quiet_errors: q.errors,
+        flooded_requests: f.ok + f.errors,
+        flooded_p95_ms: f.p95_ms,
+        flooded_errors: f.errors,
+        error_samples: samples,
+        flood_concurrency: FLOOD_AT_ONCE,
+        flood_served: served,
+        flood_rate_limited: limited,
+        flood_other: other,
+    })
 }
 
 fn choose_mixed(rng: &mut Rng, actor: &Actor) -> Op {

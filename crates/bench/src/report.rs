@@ -22,7 +22,32 @@ pub struct Report {
     /// Twice the mixed phase's rate against a server that sheds load (when run).
     #[serde(default)]
     pub overload: Option<Overload>,
+    /// One client flooding one association while its colleagues use it (when run).
+    #[serde(default)]
+    pub fairness: Option<Fairness>,
     pub budgets: Vec<Budget>,
+}
+
+/// The fairness phase, against the server with fair use at its defaults: the same normal
+/// clients of one association, first alone, then while one of their colleagues floods it.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct Fairness {
+    pub association: String,
+    pub normal_clients: usize,
+    pub seconds_each: f64,
+    pub quiet_requests: u64,
+    pub quiet_p95_ms: f64,
+    pub quiet_errors: u64,
+    pub flooded_requests: u64,
+    pub flooded_p95_ms: f64,
+    /// Normal clients' failures during the flood (any answer but success): none expected.
+    pub flooded_errors: u64,
+    pub error_samples: Vec<String>,
+    /// The flooder's requests at once, and how they were answered.
+    pub flood_concurrency: usize,
+    pub flood_served: u64,
+    pub flood_rate_limited: u64,
+    pub flood_other: u64,
 }
 
 /// The overload phase: requests offered at a fixed rate (open loop) beyond what the server can
@@ -211,6 +236,21 @@ impl Report {
             m.people, m.seconds, m.actions, m.actions_per_second, m.errors, m.late_actions
         );
         let mb = |v: Option<f64>| v.map_or_else(|| "?".to_owned(), |v| format!("{v:.1} MB"));
+        if let Some(f) = &self.fairness {
+            let _ = writeln!(
+                out,
+                "fairness ({}): {} colleagues p95 {:.1} ms alone, {:.1} ms during a flood ({} errors); flooder ({} at once): {} served, {} RATE_LIMITED, {} other",
+                f.association,
+                f.normal_clients,
+                f.quiet_p95_ms,
+                f.flooded_p95_ms,
+                f.flooded_errors,
+                f.flood_concurrency,
+                f.flood_served,
+                f.flood_rate_limited,
+                f.flood_other
+            );
+        }
         if let Some(o) = &self.overload {
             let _ = writeln!(
                 out,

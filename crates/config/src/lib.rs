@@ -99,8 +99,9 @@ pub struct Config {
     pub listen: SocketAddr,
     pub data_dir: PathBuf,
     pub database: DatabaseSetting,
+    /// PostgreSQL connections one process opens at most, shared and tenant together.
     pub db_max_connections: u32,
-    /// Connections each association may use at once (its own small pool).
+    /// Connections one association may use at once (of the tenant connections).
     pub db_tenant_connections: u32,
     pub db_acquire_timeout: Duration,
     pub pg_os_user: String,
@@ -286,7 +287,7 @@ impl Config {
                 DatabaseSetting::Url(Secret::new(v))
             }
         };
-        let db_max_connections = parse_number(&src, "MUSUBI_DB_MAX_CONNECTIONS", 16, 1, 1000)?;
+        let db_max_connections = parse_number(&src, "MUSUBI_DB_MAX_CONNECTIONS", 16, 2, 1000)?;
         let db_tenant_connections = parse_number(&src, "MUSUBI_DB_TENANT_CONNECTIONS", 4, 1, 100)?;
         let db_acquire_timeout = Duration::from_secs(parse_number(
             &src,
@@ -362,7 +363,7 @@ impl Config {
                 10,
                 10_000_000,
             )?,
-            session_in_flight: parse_number(&src, "MUSUBI_FAIR_SESSION_IN_FLIGHT", 2, 1, 256)?,
+            session_in_flight: parse_number(&src, "MUSUBI_FAIR_SESSION_IN_FLIGHT", 1, 1, 256)?,
             queue_wait: Duration::from_millis(parse_number(
                 &src,
                 "MUSUBI_FAIR_QUEUE_WAIT_MS",

@@ -6,7 +6,7 @@ use chrono::{DateTime, Utc};
 use musubi_types::AssociationId;
 use musubi_types::ReceiptMode;
 use sqlx::Executor as _;
-use sqlx::{PgConnection, PgPool};
+use sqlx::{Connection as _, PgConnection, PgPool};
 
 #[derive(Debug, Clone)]
 pub struct NewAssociation {
@@ -34,10 +34,21 @@ pub struct ProfileRow {
 
 /// Registry row, schema and migrations in one transaction: a failure leaves nothing behind.
 #[tracing::instrument(name = "db.create_association", skip_all, fields(slug = %new.slug))]
-pub(crate) async fn create(pool: &PgPool, new: &NewAssociation) -> DbResult<Tenant> {
+pub(crate) async fn create(
+    connect: &sqlx::postgres::PgConnectOptions,
+    new: &NewAssociation,
+) -> DbResult<Tenant> {
+    // The login role's own connection: the shared pool's role may not create schemas or roles.
+    let mut conn = PgConnection::connect_with(connect).await?;
+    let result = create_on(&mut conn, new).await;
+    let _ = conn.close().await;
+    result
+}
+
+async fn create_on(conn: &mut PgConnection, new: &NewAssociation) -> DbResult<Tenant> {
     let id = AssociationId::generate();
     let schema = format!("assoc_{}", id.uuid().simple());
-    let mut tx = pool.begin().await?;
+    let mut tx = conn.begin().await?;
     sqlx::query("SELECT pg_advisory_xact_lock($1)")
         .bind(MIGRATION_LOCK)
         .execute(&mut *tx)
@@ -55,6 +66,14 @@ pub(crate) async fn create(pool: &PgPool, new: &NewAssociation) -> DbResult<Tena
         .execute(format!("CREATE SCHEMA {}", crate::tenant::quote_schema(&schema)).as_str())
         .await?;
     apply_tenant(&mut tx, &schema).await?;
+    crate::simple(
+        &mut tx,
+        &format!(
+            "SET LOCAL ROLE {}",
+            crate::roles::quote_role(&crate::roles::tenant_role(&schema))
+        ),
+    )
+    .await?;
     write_profile(&mut tx, &new.area, &new.description).await?;
     tx.commit().await?;
     Ok(Tenant::new(id, new.slug.clone(), new.name.clone(), schema))

@@ -6,23 +6,27 @@ pub mod accounts;
 pub mod associations;
 pub mod audit;
 pub mod backdate;
+mod broker;
 pub mod groups;
 pub mod invitations;
 mod migrate;
 pub mod passkeys;
 pub mod password_reset;
+mod roles;
 mod tenant;
 
 pub use associations::{AssociationRow, NewAssociation, ProfileRow};
+pub use broker::{TenantConn, TenantConnStats};
 pub use migrate::{
     fingerprint as migrations_fingerprint, MigrationReport, CORE_VERSION, TENANT_VERSION,
 };
 /// The vocabulary of stored values, for callers of this crate.
 pub use musubi_types as types;
+pub use roles::RoleError;
 pub use tenant::{Tenant, TenantError};
 
-use sqlx::pool::PoolConnection;
-use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions, PgTransactionManager};
+use sqlx::TransactionManager as _;
 use sqlx::{PgPool, Postgres, Transaction};
 use std::sync::Arc;
 use std::time::Duration;
@@ -36,41 +40,79 @@ use std::time::Duration;
 /// `ROLLBACK` queued behind a `COMMIT` that went through. So both round trips run in tasks of
 /// their own, which finish whatever happens to the caller; a transaction dropped at any other
 /// point is rolled back by sqlx before its connection is reused.
-pub struct Tx(Transaction<'static, Postgres>);
+pub struct Tx(TxConn);
+
+enum TxConn {
+    Core(Transaction<'static, Postgres>),
+    Tenant(TenantConn),
+}
 
 impl Tx {
-    async fn begin(pool: PgPool, statement: Option<String>) -> DbResult<Self> {
-        let task = tokio::spawn(async move {
-            match statement {
-                Some(s) => pool.begin_with(s).await,
-                None => pool.begin().await,
-            }
-        });
+    async fn begin(pool: PgPool) -> DbResult<Self> {
+        let task = tokio::spawn(async move { pool.begin().await });
         // If the caller is gone, the task's result (an open transaction) is dropped in the
         // task, which queues its rollback.
         match task.await {
-            Ok(tx) => Ok(Self(tx?)),
+            Ok(tx) => Ok(Self(TxConn::Core(tx?))),
+            Err(e) => Err(DbError::Task(e.to_string())),
+        }
+    }
+
+    /// A tenant transaction: the connection is keyed to the tenant already (role and
+    /// `search_path`), so `BEGIN` is the only round trip. It goes through sqlx's transaction
+    /// manager, so `is_in_transaction` stays true to the server's state.
+    async fn begin_tenant(
+        broker: Arc<broker::Broker>,
+        tenant: Tenant,
+        begin: &'static str,
+    ) -> DbResult<Self> {
+        let task = tokio::spawn(async move {
+            let mut conn = broker.acquire(&tenant).await?;
+            PgTransactionManager::begin(&mut conn, Some(begin.into())).await?;
+            Ok::<_, DbError>(conn)
+        });
+        match task.await {
+            Ok(conn) => Ok(Self(TxConn::Tenant(conn?))),
+            Err(e) => Err(DbError::Task(e.to_string())),
+        }
+    }
+
+    /// Ends a tenant transaction, in a task that finishes regardless.
+    async fn end_tenant(mut conn: TenantConn, commit: bool) -> DbResult<()> {
+        let task = tokio::spawn(async move {
+            if commit {
+                PgTransactionManager::commit(&mut conn).await?;
+            } else {
+                PgTransactionManager::rollback(&mut conn).await?;
+            }
+            conn.ended();
+            Ok::<_, DbError>(())
+        });
+        match task.await {
+            Ok(r) => r,
             Err(e) => Err(DbError::Task(e.to_string())),
         }
     }
 
     /// Commits; once called, the `COMMIT` completes even if the caller is dropped.
     pub async fn commit(self) -> DbResult<()> {
-        let tx = self.0;
-        match tokio::spawn(tx.commit()).await {
-            Ok(r) => Ok(r?),
-            Err(e) => Err(DbError::Task(e.to_string())),
+        match self.0 {
+            TxConn::Core(tx) => match tokio::spawn(tx.commit()).await {
+                Ok(r) => Ok(r?),
+                Err(e) => Err(DbError::Task(e.to_string())),
+            },
+            TxConn::Tenant(conn) => Self::end_tenant(conn, true).await,
         }
     }
-}
 
-impl Tx {
     /// Rolls back now (dropping a `Tx` also rolls back, before its connection is reused).
     pub async fn rollback(self) -> DbResult<()> {
-        let tx = self.0;
-        match tokio::spawn(tx.rollback()).await {
-            Ok(r) => Ok(r?),
-            Err(e) => Err(DbError::Task(e.to_string())),
+        match self.0 {
+            TxConn::Core(tx) => match tokio::spawn(tx.rollback()).await {
+                Ok(r) => Ok(r?),
+                Err(e) => Err(DbError::Task(e.to_string())),
+            },
+            TxConn::Tenant(conn) => Self::end_tenant(conn, false).await,
         }
     }
 }
@@ -78,15 +120,36 @@ impl Tx {
 impl std::ops::Deref for Tx {
     type Target = sqlx::PgConnection;
     fn deref(&self) -> &Self::Target {
-        &self.0
+        match &self.0 {
+            TxConn::Core(tx) => tx,
+            TxConn::Tenant(conn) => conn,
+        }
     }
 }
 
 impl std::ops::DerefMut for Tx {
     fn deref_mut(&mut self) -> &mut Self::Target {
-        &mut self.0
+        match &mut self.0 {
+            TxConn::Core(tx) => tx,
+            TxConn::Tenant(conn) => conn,
+        }
     }
 }
+
+/// Runs `sql` (one or more statements, no parameters) with the simple query protocol.
+/// A named function, so spawned futures see a concrete executor type.
+/// Boxed: a spawned future that awaits sqlx's executor directly trips the compiler's `Send`
+/// inference over higher-ranked lifetimes.
+pub(crate) fn simple<'c>(conn: &'c mut sqlx::PgConnection, sql: &'c str) -> BoxFut<'c, ()> {
+    // Without arguments sqlx sends a simple query, which may hold several statements.
+    Box::pin(async move {
+        sqlx::Executor::execute(conn, sql).await?;
+        Ok(())
+    })
+}
+
+pub(crate) type BoxFut<'a, T> =
+    std::pin::Pin<Box<dyn std::future::Future<Output = sqlx::Result<T>> + Send + 'a>>;
 
 /// A database failure. `Conflict` and `Check` are caused by input; everything else is internal
 /// and must never reach a client as text.
@@ -98,6 +161,8 @@ pub enum DbError {
     Check(String),
     #[error(transparent)]
     Tenant(#[from] TenantError),
+    #[error(transparent)]
+    Role(#[from] RoleError),
     #[error("migration {set}/{version} was changed after it was applied (checksum differs)")]
     MigrationChanged { set: &'static str, version: i32 },
     #[error("database error: {0}")]
@@ -122,121 +187,100 @@ impl From<sqlx::Error> for DbError {
 
 pub type DbResult<T> = Result<T, DbError>;
 
-/// The shared handle: a pool plus the tenant registry. Cheap to clone.
+/// The shared handle: the shared pool, the tenant connections and the tenant registry. Cheap
+/// to clone.
 #[derive(Clone)]
 pub struct Db {
     pool: PgPool,
     connect: PgConnectOptions,
     registry: Arc<tenant::Registry>,
-    tenant_pools: Arc<TenantPools>,
+    tenants: Arc<broker::Broker>,
 }
 
-/// Connections of one association each. PostgreSQL re-plans a prepared statement whenever the
-/// `search_path` differs from the one it was planned under, so a connection that served
-/// several schemas in turn spent more time planning than executing. A connection that only
-/// ever serves one schema keeps its plans.
-struct TenantPools {
-    pools: std::sync::Mutex<std::collections::HashMap<musubi_types::AssociationId, PgPool>>,
-    max_connections: u32,
-    acquire_timeout: Duration,
-}
-
-/// Default connections per association (`MUSUBI_DB_TENANT_CONNECTIONS`).
+/// Default connections one association may use at once (`MUSUBI_DB_TENANT_CONNECTIONS`).
 pub const DEFAULT_TENANT_CONNECTIONS: u32 = 4;
-/// An association's idle connections close after this long.
-const TENANT_IDLE: Duration = Duration::from_secs(60);
 
-/// `search_path`: the empty string for the shared pool, a tenant's quoted schema for its own.
-fn pool_options(
-    max_connections: u32,
-    acquire_timeout: Duration,
-    search_path: String,
-) -> PgPoolOptions {
-    let search_path = Arc::new(search_path);
-    PgPoolOptions::new()
-        .max_connections(max_connections)
-        .acquire_timeout(acquire_timeout)
-        // A ping per checkout is a round trip per query; a broken connection fails its first
-        // statement instead and is then discarded by the pool.
-        .test_before_acquire(false)
-        .after_connect(move |conn, _meta| {
-            let search_path = Arc::clone(&search_path);
-            Box::pin(async move {
-                sqlx::query("SELECT set_config('search_path', $1, false)")
-                    .bind(search_path.as_str())
-                    .execute(&mut *conn)
-                    .await?;
-                Ok(())
-            })
-        })
+/// How a replica's bound on PostgreSQL connections is split: a third (at least one) for the
+/// shared pool, the rest (at least one) for the associations.
+pub fn split_connections(total: u32) -> (u32, u32) {
+    let core = (total / 3).max(1);
+    (core, total.saturating_sub(core).max(1))
 }
 
 impl Db {
-    /// Connects the shared pool. Its connections get an empty `search_path`, so a query that
-    /// forgot its tenant fails instead of landing in some default schema. (Each association's
-    /// own pool sets that association's schema instead.)
+    /// Connects with at most `max_connections` PostgreSQL connections in total (see
+    /// [`split_connections`]; a migration or a new association opens one more, briefly).
+    ///
+    /// The shared pool's connections run as the role `musubi_core` (created here when missing)
+    /// with an empty `search_path`: a query that forgot its tenant fails, and no association's
+    /// schema is readable from them.
     pub async fn connect(
         connect: PgConnectOptions,
         max_connections: u32,
         acquire_timeout: Duration,
     ) -> DbResult<Self> {
-        let pool = pool_options(max_connections, acquire_timeout, String::new())
-            .connect_with(connect.clone().application_name("musubi"))
+        let connect = match connect.get_application_name() {
+            Some(_) => connect,
+            None => connect.application_name("musubi"),
+        };
+        roles::ensure_core_role(&connect).await?;
+        let (core, tenants) = split_connections(max_connections);
+        let pool = PgPoolOptions::new()
+            .max_connections(core)
+            .acquire_timeout(acquire_timeout)
+            // A ping per checkout is a round trip per query; a broken connection fails its
+            // first statement instead and is then discarded by the pool.
+            .test_before_acquire(false)
+            .after_connect(|conn, _meta| {
+                Box::pin(async move {
+                    let sql = format!(
+                        "SET ROLE {}; SET search_path TO ''",
+                        roles::quote_role(roles::CORE_ROLE)
+                    );
+                    simple(conn, &sql).await?;
+                    Ok(())
+                })
+            })
+            .connect_with(connect.clone())
             .await?;
         Ok(Self {
             pool,
+            tenants: broker::Broker::new(
+                connect.clone(),
+                tenants as usize,
+                DEFAULT_TENANT_CONNECTIONS as usize,
+                acquire_timeout,
+            ),
             connect,
             registry: Arc::new(tenant::Registry::default()),
-            tenant_pools: Arc::new(TenantPools {
-                pools: std::sync::Mutex::default(),
-                max_connections: DEFAULT_TENANT_CONNECTIONS,
-                acquire_timeout,
-            }),
         })
     }
 
-    /// Sets how many connections each association may use at once (default
+    /// Sets how many connections one association may use at once (default
     /// [`DEFAULT_TENANT_CONNECTIONS`]); call before the first tenant transaction.
     pub fn with_tenant_connections(mut self, max_connections: u32) -> Self {
-        self.tenant_pools = Arc::new(TenantPools {
-            pools: std::sync::Mutex::default(),
-            max_connections: max_connections.max(1),
-            acquire_timeout: self.tenant_pools.acquire_timeout,
-        });
+        self.tenants = self
+            .tenants
+            .with_per_tenant(max_connections.max(1) as usize);
         self
-    }
-
-    /// The pool of one association's connections, created on first use. Connections open
-    /// lazily and close when idle, so associations nobody is using hold none.
-    fn tenant_pool(&self, tenant: &Tenant) -> PgPool {
-        let tp = &self.tenant_pools;
-        // A poisoned lock only means another thread panicked while inserting: the map is fine.
-        let mut pools = tp.pools.lock().unwrap_or_else(|e| e.into_inner());
-        pools
-            .entry(tenant.id)
-            .or_insert_with(|| {
-                pool_options(tp.max_connections, tp.acquire_timeout, tenant.search_path())
-                    .min_connections(0)
-                    .idle_timeout(TENANT_IDLE)
-                    .connect_lazy_with(self.connect.clone().application_name("musubi"))
-            })
-            .clone()
     }
 
     pub fn pool(&self) -> &PgPool {
         &self.pool
     }
 
+    /// PostgreSQL connections this handle holds open now (shared and tenant).
+    pub fn open_connections(&self) -> usize {
+        self.pool.size() as usize + self.tenants.open_connections()
+    }
+
+    /// The tenant connections' state, for metrics.
+    pub fn tenant_connections(&self) -> TenantConnStats {
+        self.tenants.stats()
+    }
+
     pub async fn close(&self) {
-        let tenant_pools: Vec<PgPool> = self
-            .tenant_pools
-            .pools
-            .lock()
-            .map(|p| p.values().cloned().collect())
-            .unwrap_or_default();
-        for p in tenant_pools {
-            p.close().await;
-        }
+        self.tenants.close().await;
         self.pool.close().await;
     }
 
@@ -250,38 +294,31 @@ impl Db {
         self.registry.all(&self.pool).await
     }
 
-    /// Begins a transaction whose `search_path` is the tenant's schema, for this transaction only
-    /// (`SET LOCAL`), so a pooled connection never carries a tenant across requests. Both go in
-    /// one round trip; the schema name comes from the registry (generated, checked by the
-    /// database and quoted), never from input.
+    /// Begins a transaction on a connection keyed to the tenant: its role (so PostgreSQL
+    /// refuses anything outside the tenant's schema and the `core` tables it may use) and its
+    /// schema as `search_path`. The names come from the registry, never from input.
     #[tracing::instrument(name = "db.tenant_tx", skip_all, fields(association = %tenant.slug))]
     pub async fn tenant_tx(&self, tenant: &Tenant) -> DbResult<Tx> {
-        let begin = format!("BEGIN; SET LOCAL search_path TO {}", tenant.search_path());
-        Tx::begin(self.tenant_pool(tenant), Some(begin)).await
+        Tx::begin_tenant(Arc::clone(&self.tenants), tenant.clone(), "BEGIN").await
     }
 
     /// A read-only transaction in the tenant's schema: one snapshot for several reads.
     /// PostgreSQL itself refuses any write in it.
     #[tracing::instrument(name = "db.tenant_snapshot", skip_all, fields(association = %tenant.slug))]
     pub async fn tenant_snapshot(&self, tenant: &Tenant) -> DbResult<Tx> {
-        let begin = format!(
-            "BEGIN READ ONLY; SET LOCAL search_path TO {}",
-            tenant.search_path()
-        );
-        Tx::begin(self.tenant_pool(tenant), Some(begin)).await
+        Tx::begin_tenant(Arc::clone(&self.tenants), tenant.clone(), "BEGIN READ ONLY").await
     }
 
     /// Begins a transaction on the shared pool (accounts, sessions, the registry).
     pub async fn core_tx(&self) -> DbResult<Tx> {
-        Tx::begin(self.pool.clone(), None).await
+        Tx::begin(self.pool.clone()).await
     }
 
-    /// A connection of the tenant's own pool, outside any transaction, for reads of one
-    /// statement each (badges, the home page) that need no snapshot shared between statements:
-    /// it saves the transaction's two round trips. Those connections only ever serve this
-    /// tenant, and their `search_path` is its schema from the moment they open.
-    pub async fn tenant_read(&self, tenant: &Tenant) -> DbResult<PoolConnection<Postgres>> {
-        Ok(self.tenant_pool(tenant).acquire().await?)
+    /// A connection keyed to the tenant, outside any transaction, for reads of one statement
+    /// each (badges, the home page) that need no snapshot shared between statements: it saves
+    /// the transaction's two round trips.
+    pub async fn tenant_read(&self, tenant: &Tenant) -> DbResult<TenantConn> {
+        self.tenants.acquire(tenant).await
     }
 
     /// Cheap readiness probe: the database answers and every schema is current.
@@ -304,7 +341,7 @@ impl Db {
 
     /// Creates an association and its schema, fully migrated, in one transaction.
     pub async fn create_association(&self, new: &NewAssociation) -> DbResult<Tenant> {
-        let tenant = associations::create(&self.pool, new).await?;
+        let tenant = associations::create(&self.connect, new).await?;
         self.registry.invalidate();
         Ok(tenant)
     }

@@ -100,10 +100,26 @@ pub(crate) async fn set_local_search_path(conn: &mut PgConnection, path: &str) -
     Ok(())
 }
 
-/// Applies the tenant migrations to `schema` inside the caller's transaction.
+/// Applies the tenant migrations to `schema` inside the caller's transaction, as the schema's
+/// own role (created, or the schema adopted, first), so that role owns whatever they create.
 pub(crate) async fn apply_tenant(conn: &mut PgConnection, schema: &str) -> DbResult<Vec<i32>> {
+    let role = crate::roles::adopt_tenant(conn, schema).await?;
+    crate::simple(
+        &mut *conn,
+        &format!("SET LOCAL ROLE {}", crate::roles::quote_role(&role)),
+    )
+    .await?;
     set_local_search_path(conn, &crate::tenant::quote_schema(schema)).await?;
-    apply_set(conn, "tenant", TENANT).await
+    let applied = apply_set(conn, "tenant", TENANT).await?;
+    let version = tenant_version(conn, schema).await?;
+    crate::simple(&mut *conn, "SET LOCAL ROLE NONE").await?;
+    // Kept where the shared connections, which may not read the schema, find it.
+    sqlx::query("UPDATE core.associations SET schema_version = $2 WHERE schema_name = $1")
+        .bind(schema)
+        .bind(version)
+        .execute(&mut *conn)
+        .await?;
+    Ok(applied)
 }
 
 #[tracing::instrument(name = "db.migrate", skip_all)]
@@ -127,6 +143,7 @@ async fn migrate_locked(conn: &mut PgConnection) -> DbResult<MigrationReport> {
         .await?;
     set_local_search_path(&mut tx, "core").await?;
     report.core_applied = apply_set(&mut tx, "core", CORE).await?;
+    crate::roles::grant_core(&mut tx).await?;
     tx.commit().await?;
     if !report.core_applied.is_empty() {
         tracing::info!(versions = ?report.core_applied, "core schema migrated");
@@ -149,12 +166,13 @@ async fn migrate_locked(conn: &mut PgConnection) -> DbResult<MigrationReport> {
     Ok(report)
 }
 
-/// Reads the version recorded in a tenant schema (0 if its ledger is missing).
-pub(crate) async fn tenant_version(pool: &PgPool, schema: &str) -> DbResult<i32> {
+/// Reads the version recorded in a tenant schema (0 if its ledger is missing), on a connection
+/// allowed to read it.
+async fn tenant_version(conn: &mut PgConnection, schema: &str) -> DbResult<i32> {
     let table = format!("{}.schema_migrations", crate::tenant::quote_schema(schema));
     let exists: Option<String> = sqlx::query_scalar("SELECT to_regclass($1)::text")
         .bind(&table)
-        .fetch_one(pool)
+        .fetch_one(&mut *conn)
         .await?;
     if exists.is_none() {
         return Ok(0);
@@ -162,7 +180,7 @@ pub(crate) async fn tenant_version(pool: &PgPool, schema: &str) -> DbResult<i32>
     // Versions are contiguous from 1, so the count of known ones is the schema's version.
     let v: i64 = sqlx::query_scalar(&format!("SELECT count(*) FROM {table} WHERE version <= $1"))
         .bind(TENANT_VERSION)
-        .fetch_one(pool)
+        .fetch_one(&mut *conn)
         .await?;
     Ok(v as i32)
 }
@@ -178,20 +196,20 @@ pub(crate) async fn check_current(pool: &PgPool) -> DbResult<()> {
     if core.unwrap_or(0) < i64::from(CORE_VERSION) {
         return Err(crate::TenantError::CoreOutdated.into());
     }
-    let tenants: Vec<(String, String)> =
-        sqlx::query_as("SELECT slug, schema_name FROM core.associations")
-            .fetch_all(pool)
-            .await?;
-    for (slug, schema) in tenants {
-        let have = tenant_version(pool, &schema).await?;
-        if have < TENANT_VERSION {
-            return Err(crate::TenantError::Outdated {
-                slug,
-                have,
-                need: TENANT_VERSION,
-            }
-            .into());
+    let behind: Option<(String, i32)> = sqlx::query_as(
+        "SELECT slug, schema_version FROM core.associations WHERE schema_version < $1 \
+         ORDER BY slug LIMIT 1",
+    )
+    .bind(TENANT_VERSION)
+    .fetch_optional(pool)
+    .await?;
+    if let Some((slug, have)) = behind {
+        return Err(crate::TenantError::Outdated {
+            slug,
+            have,
+            need: TENANT_VERSION,
         }
+        .into());
     }
     Ok(())
 }

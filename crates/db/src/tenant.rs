@@ -1,7 +1,7 @@
 //! The tenant registry: which associations exist, which schema each lives in, and whether that
 //! schema is current. Cached briefly so routing costs no query on the hot path.
 
-use crate::migrate::{tenant_version, TENANT_VERSION};
+use crate::migrate::TENANT_VERSION;
 use crate::{DbError, DbResult};
 use musubi_types::AssociationId;
 use sqlx::PgPool;
@@ -32,10 +32,6 @@ impl Tenant {
     /// The schema name, for diagnostics and tests; queries go through [`crate::Db::tenant_tx`].
     pub fn schema_name(&self) -> &str {
         &self.schema
-    }
-
-    pub(crate) fn search_path(&self) -> String {
-        quote_schema(&self.schema)
     }
 }
 
@@ -99,14 +95,14 @@ impl Registry {
     }
 
     async fn reload(&self, pool: &PgPool) -> DbResult<()> {
-        let rows: Vec<(AssociationId, String, String, String)> = sqlx::query_as(
-            "SELECT id, slug, name, schema_name FROM core.associations ORDER BY name, slug",
+        let rows: Vec<(AssociationId, String, String, String, i32)> = sqlx::query_as(
+            "SELECT id, slug, name, schema_name, schema_version FROM core.associations \
+             ORDER BY name, slug",
         )
         .fetch_all(pool)
         .await?;
         let mut by_slug = HashMap::with_capacity(rows.len());
-        for (id, slug, name, schema) in rows {
-            let version = tenant_version(pool, &schema).await?;
+        for (id, slug, name, schema, version) in rows {
             let tenant = Tenant::new(id, slug.clone(), name, schema);
             by_slug.insert(slug, Entry { tenant, version });
         }

@@ -222,6 +222,10 @@ async fn metrics(State(db): State<Db>) -> impl IntoResponse {
     let pool = db.pool();
     metrics::gauge!("musubi_db_pool_connections").set(f64::from(pool.size()));
     metrics::gauge!("musubi_db_pool_idle_connections").set(pool.num_idle() as f64);
+    let tenants = db.tenant_connections();
+    metrics::gauge!("musubi_db_tenant_connections").set(tenants.open as f64);
+    metrics::gauge!("musubi_db_tenant_idle_connections").set(tenants.idle as f64);
+    metrics::counter!("musubi_db_tenant_rekeys_total").absolute(tenants.rekeys);
     (
         [(
             header::CONTENT_TYPE,

@@ -177,10 +177,29 @@ impl Drop for TestDb {
                 return;
             };
             rt.block_on(async {
+                // The associations' roles belong to the cluster, not the database: they go too.
+                let roles: Vec<String> =
+                    match PgConnection::connect_with(&admin.clone().database(&name)).await {
+                        Ok(mut conn) => {
+                            let r = sqlx::query_scalar(
+                                "SELECT 'musubi_' || schema_name FROM core.associations",
+                            )
+                            .fetch_all(&mut conn)
+                            .await
+                            .unwrap_or_default();
+                            let _ = conn.close().await;
+                            r
+                        }
+                        Err(_) => Vec::new(),
+                    };
                 if let Ok(mut conn) = PgConnection::connect_with(&admin).await {
-                    let _ = sqlx::raw_sql(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-                        .execute(&mut conn)
-                        .await;
+                    // One statement each: DROP DATABASE may not run in a transaction block.
+                    let mut statements =
+                        vec![format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")];
+                    statements.extend(roles.iter().map(|r| format!("DROP ROLE IF EXISTS \"{r}\"")));
+                    for sql in statements {
+                        let _ = sqlx::raw_sql(&sql).execute(&mut conn).await;
+                    }
                     let _ = conn.close().await;
                 }
             });
@@ -200,6 +219,14 @@ impl TestDb {
             .await
             .expect("connect to test database");
         Self { db, name, options }
+    }
+
+    /// A connection as the login role itself, past Musubi's own roles: how a test reads or
+    /// breaks an association's schema directly, as someone with database access could.
+    pub async fn admin(&self) -> PgConnection {
+        PgConnection::connect_with(&self.options)
+            .await
+            .expect("connect as the login role")
     }
 
     /// A `postgres://` URL of this database, for running the `musubi` binary against it.

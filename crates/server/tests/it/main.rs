@@ -25,6 +25,7 @@ mod sns {
 /// Associations kept apart: schemas, routing and the gateway in front of them.
 mod tenancy {
     mod cross_tenant;
+    mod database_roles;
     mod gateway;
     mod isolation;
 }
@@ -60,6 +61,7 @@ mod web {
 mod ops {
     mod binary;
     mod cli;
+    mod connections;
     mod migrations;
     mod overload;
     mod query_counts;

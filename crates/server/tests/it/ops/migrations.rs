@@ -33,7 +33,7 @@ async fn replicas_migrating_together_do_not_race() {
             "DROP SCHEMA \"{0}\" CASCADE; CREATE SCHEMA \"{0}\"",
             tenant.schema_name()
         ))
-        .execute(t.db.pool())
+        .execute(&mut t.admin().await)
         .await
         .unwrap();
     }
@@ -52,7 +52,7 @@ async fn replicas_migrating_together_do_not_race() {
             "SELECT count(*) FROM \"{}\".profile",
             tenant.schema_name()
         ))
-        .fetch_one(t.db.pool())
+        .fetch_one(&mut t.admin().await)
         .await
         .unwrap();
         assert_eq!(n, 1);

@@ -55,7 +55,7 @@ async fn tamper(t: &TestDb, tenant: &Tenant, sql: &str) {
         "ALTER TABLE {log} DISABLE TRIGGER ALL; {}; ALTER TABLE {log} ENABLE TRIGGER ALL;",
         sql.replace("{log}", &log)
     ))
-    .execute(t.db.pool())
+    .execute(&mut t.admin().await)
     .await
     .unwrap();
 }
@@ -65,7 +65,7 @@ async fn stored_seqs(t: &TestDb, tenant: &Tenant) -> Vec<i64> {
         "SELECT seq FROM \"{}\".audit_log ORDER BY seq",
         tenant.schema_name()
     ))
-    .fetch_all(t.db.pool())
+    .fetch_all(&mut t.admin().await)
     .await
     .unwrap()
 }

@@ -143,3 +143,118 @@ async fn pages_without_a_session_are_limited_per_address_with_a_calm_page() {
     let (status, _, _) = app.get("/healthz").await;
     assert_eq!(status, StatusCode::OK);
 }
+
+/// The 95th percentile of `samples`.
+fn p95(samples: &mut [std::time::Duration]) -> std::time::Duration {
+    samples.sort();
+    samples[(samples.len() * 95).div_ceil(100).saturating_sub(1)]
+}
+
+/// Requests of `token` one after another; how long each took, and whether all were served.
+async fn timed(app: &TestApp, token: &str, n: usize) -> (Vec<std::time::Duration>, bool) {
+    let mut took = Vec::with_capacity(n);
+    let mut all_served = true;
+    for _ in 0..n {
+        let started = std::time::Instant::now();
+        let answer = ask(app, token).await;
+        took.push(started.elapsed());
+        all_served &= served(&answer);
+    }
+    (took, all_served)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn during_a_flood_the_others_keep_their_usual_latency_and_the_flooder_is_refused() {
+    // Fair use at its production defaults but a smaller allowance per minute, so that a flood
+    // of a few seconds runs out of it (shedding stays out of the way).
+    let app = app_with(&[
+        ("MUSUBI_FAIR_SESSION_PER_MINUTE", "200"),
+        ("MUSUBI_FAIR_PERSON_PER_MINUTE", "1200"),
+        ("MUSUBI_FAIR_SESSION_IN_FLIGHT", "1"), // the default
+    ])
+    .await;
+    let flooder = app.demo_token(NURSE).await;
+    let others = [
+        app.demo_token(CARE_MANAGER).await,
+        app.demo_token(PHARMACIST).await,
+    ];
+    // Warm up: connections, plans, caches.
+    for token in &others {
+        timed(&app, token, 5).await;
+    }
+
+    // Rounds alternate quiet and flooded, so that whatever else this machine is doing weighs
+    // on both alike.
+    let (mut quiet, mut flooded) = (Vec::new(), Vec::new());
+    let (mut flood_refused, mut flood_served) = (0, 0);
+    for _round in 0..4 {
+        for token in &others {
+            let (took, ok) = timed(&app, token, 10).await;
+            assert!(ok, "served without a flood");
+            quiet.extend(took);
+        }
+        let stop = std::sync::atomic::AtomicBool::new(false);
+        // Eight at once: more than the session may have served at once (two), and client work
+        // in this same process stays small beside the server's.
+        let flood = join_all((0..8).map(|_| async {
+            let mut answers = Vec::new();
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                let answer = ask(&app, &flooder).await;
+                // A flooder on another machine pays a round trip per request; here a refusal
+                // would come back without waiting on anything and the loop would spend this
+                // process's threads on the flooder's side of the wire.
+                if refused(&answer) {
+                    tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+                }
+                answers.push(answer);
+            }
+            answers
+        }));
+        let normal = async {
+            let mut took = Vec::new();
+            for token in &others {
+                let (t, ok) = timed(&app, token, 10).await;
+                assert!(ok, "a colleague is served during the flood");
+                took.extend(t);
+            }
+            stop.store(true, std::sync::atomic::Ordering::Relaxed);
+            took
+        };
+        let (answers, took) = tokio::join!(flood, normal);
+        flooded.extend(took);
+        for a in answers.iter().flatten() {
+            if refused(a) {
+                flood_refused += 1;
+            } else if served(a) {
+                flood_served += 1;
+            } else {
+                panic!("the flooder gets an answer or RATE_LIMITED, nothing else: {a:?}");
+            }
+        }
+    }
+    // The flood goes on past the session's allowance: refused with RATE_LIMITED.
+    for a in join_all((0..250).map(|_| ask(&app, &flooder))).await {
+        if refused(&a) {
+            flood_refused += 1;
+        } else {
+            assert!(served(&a), "served or RATE_LIMITED, nothing else: {a:?}");
+            flood_served += 1;
+        }
+    }
+    let (quiet, flooded) = (p95(&mut quiet), p95(&mut flooded));
+    eprintln!(
+        "others' p95: {quiet:?} quiet, {flooded:?} flooded; flooder: {flood_served} served, \
+         {flood_refused} refused"
+    );
+    assert!(
+        flood_refused > 0,
+        "the flooder was refused with RATE_LIMITED"
+    );
+    // Twice the quiet p95; a quiet p95 of a few milliseconds is floored at 5 ms, below which
+    // a busy test machine's scheduling alone doubles it.
+    let limit = 2 * quiet.max(std::time::Duration::from_millis(5));
+    assert!(
+        flooded <= limit,
+        "others' p95 went from {quiet:?} to {flooded:?} during the flood (limit {limit:?})"
+    );
+}

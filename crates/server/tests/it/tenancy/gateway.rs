@@ -105,7 +105,7 @@ async fn internal_errors_reach_clients_as_a_code_and_trace_id_only() {
     // Break the tenant's table so the resolver hits a database error.
     let tenant = app.services().resolve_tenant("alpha").await.unwrap();
     sqlx::raw_sql(&format!("DROP TABLE \"{}\".profile", tenant.schema_name()))
-        .execute(app.db.db.pool())
+        .execute(&mut app.db.admin().await)
         .await
         .unwrap();
     let r = app.graphql("{ association { slug } }", Some("alpha")).await;
@@ -136,6 +136,7 @@ async fn health_readiness_and_metrics_answer() {
     assert!(body.contains("musubi_http_requests_total"), "{body}");
     assert!(body.contains("operation=\"Probe\""), "{body}");
     assert!(body.contains("musubi_db_pool_connections"), "{body}");
+    assert!(body.contains("musubi_db_tenant_connections"), "{body}");
 }
 
 #[tokio::test]

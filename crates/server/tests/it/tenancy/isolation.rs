@@ -42,7 +42,7 @@ async fn each_association_gets_its_own_schema_holding_its_own_data() {
             "SELECT description FROM \"{}\".profile",
             tenant.schema_name()
         ))
-        .fetch_one(t.db.pool())
+        .fetch_one(&mut t.admin().await)
         .await
         .unwrap();
         assert_eq!(d, secret);
@@ -172,10 +172,11 @@ async fn association_behind_on_migrations_is_not_served_and_says_why() {
         .unwrap();
     // Simulate a schema left behind by a failed upgrade.
     sqlx::raw_sql(&format!(
-        "DROP SCHEMA \"{0}\" CASCADE; CREATE SCHEMA \"{0}\"",
+        "DROP SCHEMA \"{0}\" CASCADE; CREATE SCHEMA \"{0}\"; \
+         UPDATE core.associations SET schema_version = 0 WHERE schema_name = '{0}'",
         a.schema_name()
     ))
-    .execute(app.db.db.pool())
+    .execute(&mut app.db.admin().await)
     .await
     .unwrap();
     // The registry caches versions briefly; a fresh handle sees the change at once.

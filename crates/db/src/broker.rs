@@ -1,0 +1,405 @@
+//! Tenant connections: one bounded set for all associations, each connection serving one
+//! association at a time.
+//!
+//! A connection is *keyed* to an association when it is handed to it: `SET ROLE` to the
+//! association's role and `SET search_path` to its schema, for the session. It keeps that key
+//! while it idles, so the association's next request finds it with its prepared plans (PostgreSQL
+//! re-plans a prepared statement whenever `search_path` differs from the one it was planned
+//! under). When every connection is taken, the one idle longest, of any association, is re-keyed
+//! (its statement cache cleared first); when none is idle, the request waits up to the acquire
+//! timeout. So the number of connections never exceeds the bound, however many associations
+//! there are, and an association nobody uses holds none once its connections idle out.
+
+use crate::roles::{quote_role, tenant_role};
+use crate::tenant::{quote_schema, Tenant};
+use crate::{DbError, DbResult};
+use musubi_types::AssociationId;
+use sqlx::postgres::{PgConnectOptions, PgTransactionManager};
+use sqlx::TransactionManager as _;
+use sqlx::{Connection, PgConnection};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
+use std::time::Duration;
+use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
+use tokio::time::Instant;
+
+/// A connection idle this long is closed.
+const IDLE_CLOSE: Duration = Duration::from_secs(60);
+/// A connection returned in an unknown state gets this long to roll back or answer a ping.
+const CLEANUP: Duration = Duration::from_secs(5);
+
+pub(crate) struct Broker {
+    connect: PgConnectOptions,
+    /// One permit per open connection: the bound.
+    slots: Arc<Semaphore>,
+    bound: usize,
+    /// Connections one association may use at once.
+    per_tenant: usize,
+    acquire_timeout: Duration,
+    state: Mutex<State>,
+    released: Notify,
+    /// Connections handed from one association to another so far.
+    rekeys: std::sync::atomic::AtomicU64,
+}
+
+/// What the tenant connections are doing, for metrics.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TenantConnStats {
+    pub open: usize,
+    pub idle: usize,
+    pub rekeys: u64,
+}
+
+#[derive(Default)]
+struct State {
+    /// Idle connections by the association they are keyed to, oldest first.
+    idle: HashMap<AssociationId, Vec<Idle>>,
+    /// Connections handed out (or being opened, keyed or cleaned) per association.
+    busy: HashMap<AssociationId, usize>,
+    closed: bool,
+}
+
+struct Idle {
+    conn: PgConnection,
+    slot: OwnedSemaphorePermit,
+    since: Instant,
+}
+
+enum Step {
+    Reuse(Idle),
+    Open(OwnedSemaphorePermit),
+    Rekey(Idle),
+    Wait,
+}
+
+/// Counts a hand-out against its association until it is defused into a [`TenantConn`]; a
+/// dropped acquire (a request that went away while connecting) gives its place back.
+struct Claim {
+    broker: Arc<Broker>,
+    tenant: AssociationId,
+    armed: bool,
+}
+
+impl Drop for Claim {
+    fn drop(&mut self) {
+        if self.armed {
+            self.broker.unclaim(self.tenant);
+        }
+    }
+}
+
+impl Broker {
+    pub(crate) fn new(
+        connect: PgConnectOptions,
+        bound: usize,
+        per_tenant: usize,
+        acquire_timeout: Duration,
+    ) -> Arc<Self> {
+        let bound = bound.max(1);
+        let broker = Arc::new(Self {
+            connect,
+            slots: Arc::new(Semaphore::new(bound)),
+            bound,
+            per_tenant: per_tenant.clamp(1, bound),
+            acquire_timeout,
+            state: Mutex::default(),
+            released: Notify::new(),
+            rekeys: std::sync::atomic::AtomicU64::new(0),
+        });
+        if let Ok(rt) = tokio::runtime::Handle::try_current() {
+            rt.spawn(reap(Arc::downgrade(&broker)));
+        }
+        broker
+    }
+
+    pub(crate) fn with_per_tenant(self: &Arc<Self>, per_tenant: usize) -> Arc<Self> {
+        Self::new(
+            self.connect.clone(),
+            self.bound,
+            per_tenant,
+            self.acquire_timeout,
+        )
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        // A poisoned lock only means a thread panicked between two consistent updates.
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// A connection keyed to `tenant`, waiting up to the acquire timeout.
+    pub(crate) fn acquire<'a>(
+        self: &'a Arc<Self>,
+        tenant: &'a Tenant,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = DbResult<TenantConn>> + Send + 'a>>
+    {
+        Box::pin(self.acquire_inner(tenant))
+    }
+
+    async fn acquire_inner(self: &Arc<Self>, tenant: &Tenant) -> DbResult<TenantConn> {
+        let deadline = Instant::now() + self.acquire_timeout;
+        loop {
+            let notified = self.released.notified();
+            tokio::pin!(notified);
+            // Registered before looking, so a release between the look and the wait is seen.
+            notified.as_mut().enable();
+            let step = self.step(tenant.id)?;
+            let mut claim = Claim {
+                broker: Arc::clone(self),
+                tenant: tenant.id,
+                armed: !matches!(step, Step::Wait),
+            };
+            let (conn, slot) = match step {
+                Step::Reuse(idle) => (idle.conn, idle.slot),
+                Step::Open(slot) => (open(&self.connect, tenant).await?, slot),
+                Step::Rekey(idle) => match rekey(idle.conn, tenant).await {
+                    Ok(conn) => (conn, idle.slot),
+                    // The connection was broken: its slot opens a fresh one.
+                    Err(_) => (open(&self.connect, tenant).await?, idle.slot),
+                },
+                Step::Wait => {
+                    if tokio::time::timeout_at(deadline, notified).await.is_err() {
+                        return Err(DbError::Sqlx(sqlx::Error::PoolTimedOut));
+                    }
+                    continue;
+                }
+            };
+            claim.armed = false;
+            return Ok(TenantConn {
+                conn: Some(conn),
+                slot: Some(slot),
+                tenant: tenant.id,
+                broker: Arc::clone(self),
+                clean: false,
+            });
+        }
+    }
+
+    fn step(&self, tenant: AssociationId) -> DbResult<Step> {
+        let mut st = self.lock();
+        if st.closed {
+            return Err(DbError::Sqlx(sqlx::Error::PoolClosed));
+        }
+        if st.busy.get(&tenant).copied().unwrap_or(0) >= self.per_tenant {
+            return Ok(Step::Wait);
+        }
+        let step = if let Some(idle) = st.idle.get_mut(&tenant).and_then(Vec::pop) {
+            Step::Reuse(idle)
+        } else if let Ok(slot) = Arc::clone(&self.slots).try_acquire_owned() {
+            Step::Open(slot)
+        } else if let Some(idle) = take_oldest_idle(&mut st.idle) {
+            self.rekeys
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            Step::Rekey(idle)
+        } else {
+            Step::Wait
+        };
+        if !matches!(step, Step::Wait) {
+            *st.busy.entry(tenant).or_default() += 1;
+        }
+        Ok(step)
+    }
+
+    fn unclaim(&self, tenant: AssociationId) {
+        {
+            let mut st = self.lock();
+            unbusy(&mut st, tenant);
+        }
+        self.released.notify_waiters();
+    }
+
+    /// Back to the idle set when it is known clean, or after a rollback or ping proves it so.
+    async fn release(
+        self: Arc<Self>,
+        tenant: AssociationId,
+        mut conn: PgConnection,
+        slot: OwnedSemaphorePermit,
+        cleanup: Cleanup,
+    ) {
+        let healthy = match cleanup {
+            Cleanup::None => true,
+            Cleanup::Rollback => matches!(
+                tokio::time::timeout(CLEANUP, PgTransactionManager::rollback(&mut conn)).await,
+                Ok(Ok(()))
+            ),
+            Cleanup::Ping => matches!(tokio::time::timeout(CLEANUP, conn.ping()).await, Ok(Ok(()))),
+        };
+        {
+            let mut st = self.lock();
+            unbusy(&mut st, tenant);
+            if healthy && !st.closed {
+                st.idle.entry(tenant).or_default().push(Idle {
+                    conn,
+                    slot,
+                    since: Instant::now(),
+                });
+            }
+            // Otherwise the connection and its slot drop here, closing it.
+        }
+        self.released.notify_waiters();
+    }
+
+    /// Closes every idle connection and refuses new hand-outs; busy ones close on return.
+    pub(crate) async fn close(&self) {
+        let idle: Vec<Idle> = {
+            let mut st = self.lock();
+            st.closed = true;
+            st.idle.drain().flat_map(|(_, v)| v).collect()
+        };
+        self.released.notify_waiters();
+        for i in idle {
+            let _ = i.conn.close().await;
+        }
+    }
+
+    /// Open connections now (idle and handed out), for metrics and tests.
+    pub(crate) fn open_connections(&self) -> usize {
+        self.bound - self.slots.available_permits()
+    }
+
+    pub(crate) fn stats(&self) -> TenantConnStats {
+        let idle = self.lock().idle.values().map(Vec::len).sum();
+        TenantConnStats {
+            open: self.open_connections(),
+            idle,
+            rekeys: self.rekeys.load(std::sync::atomic::Ordering::Relaxed),
+        }
+    }
+}
+
+fn unbusy(st: &mut State, tenant: AssociationId) {
+    if let Some(n) = st.busy.get_mut(&tenant) {
+        *n = n.saturating_sub(1);
+        if *n == 0 {
+            st.busy.remove(&tenant);
+        }
+    }
+}
+
+fn take_oldest_idle(idle: &mut HashMap<AssociationId, Vec<Idle>>) -> Option<Idle> {
+    let (&tenant, _) = idle
+        .iter()
+        .filter_map(|(t, v)| v.first().map(|i| (t, i.since)))
+        .min_by_key(|(_, since)| *since)?;
+    let list = idle.get_mut(&tenant)?;
+    let oldest = list.remove(0);
+    if list.is_empty() {
+        idle.remove(&tenant);
+    }
+    Some(oldest)
+}
+
+/// The session settings that key a connection to `tenant`. Names come from the registry.
+fn key_sql(tenant: &Tenant) -> String {
+    format!(
+        "SET ROLE {}; SET search_path TO {}",
+        quote_role(&tenant_role(tenant.schema_name())),
+        quote_schema(tenant.schema_name())
+    )
+}
+
+async fn open(connect: &PgConnectOptions, tenant: &Tenant) -> DbResult<PgConnection> {
+    let mut conn = PgConnection::connect_with(connect).await?;
+    crate::simple(&mut conn, &key_sql(tenant)).await?;
+    Ok(conn)
+}
+
+async fn rekey(mut conn: PgConnection, tenant: &Tenant) -> DbResult<PgConnection> {
+    // The other association's statements would be re-planned here anyway; dropping them
+    // keeps the server's per-connection memory to one association's set.
+    conn.clear_cached_statements().await?;
+    crate::simple(&mut conn, &key_sql(tenant)).await?;
+    Ok(conn)
+}
+
+/// Closes connections idle past [`IDLE_CLOSE`], so idle associations cost nothing.
+async fn reap(broker: Weak<Broker>) {
+    let mut tick = tokio::time::interval(IDLE_CLOSE / 4);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        let Some(b) = broker.upgrade() else { return };
+        let stale: Vec<Idle> = {
+            let mut st = b.lock();
+            if st.closed {
+                return;
+            }
+            let now = Instant::now();
+            let mut stale = Vec::new();
+            st.idle.retain(|_, list| {
+                let (old, keep): (Vec<Idle>, Vec<Idle>) = std::mem::take(list)
+                    .into_iter()
+                    .partition(|i| now.duration_since(i.since) >= IDLE_CLOSE);
+                stale.extend(old);
+                *list = keep;
+                !list.is_empty()
+            });
+            stale
+        };
+        drop(b);
+        for i in stale {
+            let _ = i.conn.close().await;
+        }
+    }
+}
+
+#[derive(Clone, Copy)]
+enum Cleanup {
+    None,
+    Rollback,
+    Ping,
+}
+
+/// A connection keyed to one association, returned to the broker when dropped: as it is after
+/// a finished transaction, otherwise after a rollback or a ping shows it usable.
+pub struct TenantConn {
+    conn: Option<PgConnection>,
+    slot: Option<OwnedSemaphorePermit>,
+    tenant: AssociationId,
+    broker: Arc<Broker>,
+    /// Known to have nothing in flight (set after COMMIT or ROLLBACK completed).
+    clean: bool,
+}
+
+impl TenantConn {
+    /// The transaction ended (COMMIT or ROLLBACK completed): nothing is in flight.
+    pub(crate) fn ended(&mut self) {
+        self.clean = true;
+    }
+}
+
+impl std::ops::Deref for TenantConn {
+    type Target = PgConnection;
+    fn deref(&self) -> &PgConnection {
+        self.conn.as_ref().expect("present until dropped")
+    }
+}
+
+impl std::ops::DerefMut for TenantConn {
+    fn deref_mut(&mut self) -> &mut PgConnection {
+        self.conn.as_mut().expect("present until dropped")
+    }
+}
+
+impl Drop for TenantConn {
+    fn drop(&mut self) {
+        let (Some(conn), Some(slot)) = (self.conn.take(), self.slot.take()) else {
+            return;
+        };
+        // sqlx counts the transactions it began; a dropped one still counts.
+        let cleanup = if conn.is_in_transaction() {
+            Cleanup::Rollback
+        } else if self.clean {
+            Cleanup::None
+        } else {
+            Cleanup::Ping
+        };
+        let broker = Arc::clone(&self.broker);
+        match tokio::runtime::Handle::try_current() {
+            Ok(rt) => {
+                rt.spawn(broker.release(self.tenant, conn, slot, cleanup));
+            }
+            // No runtime to clean it on: close it (dropping both frees the slot).
+            Err(_) => broker.unclaim(self.tenant),
+        }
+    }
+}

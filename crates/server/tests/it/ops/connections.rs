@@ -1,0 +1,198 @@
+//! One setting bounds the PostgreSQL connections a replica opens, however many associations it
+//! serves: tenant connections are shared, keyed to one association at a time, and re-keyed
+//! when another association needs one.
+
+use axum::body::Body;
+use futures_util::future::join_all;
+use http::{Request, StatusCode};
+use musubi_db::{Db, NewAssociation};
+use musubi_domain::operator::Operator;
+use musubi_test_support::{test_config, TestDb};
+use sqlx::PgConnection;
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+use tower::ServiceExt;
+
+const ASSOCIATIONS: usize = 300;
+/// `MUSUBI_DB_MAX_CONNECTIONS` of the replica under test.
+const BOUND: u32 = 6;
+
+/// Connections of `application` to this database, as PostgreSQL counts them.
+async fn connections_of(admin: &mut PgConnection, application: &str) -> i64 {
+    sqlx::query_scalar(
+        "SELECT count(*) FROM pg_stat_activity \
+         WHERE datname = current_database() AND application_name = $1",
+    )
+    .bind(application)
+    .fetch_one(admin)
+    .await
+    .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replica_serving_300_associations_never_holds_more_connections_than_its_bound() {
+    let t = TestDb::new().await;
+    for i in 0..ASSOCIATIONS {
+        t.db.create_association(&NewAssociation {
+            slug: format!("a{i:03}"),
+            name: format!("第{i}医師会"),
+            area: String::new(),
+            description: format!("説明{i}"),
+        })
+        .await
+        .unwrap();
+    }
+
+    // The replica: its own handle, named so that PostgreSQL's count is of its connections.
+    let application = format!("musubi_bound_{}", uuid::Uuid::new_v4().simple());
+    let db = Db::connect(
+        t.options.clone().application_name(&application),
+        BOUND,
+        Duration::from_secs(60),
+    )
+    .await
+    .unwrap();
+    let config = test_config(&[]);
+    let services = musubi::services(&config, db.clone()).await.unwrap();
+    let operator = Operator::new(services, db.clone());
+    let router = musubi::app(&config, &operator);
+
+    // Watch pg_stat_activity while every association is asked for at once, twice over.
+    let done = Arc::new(AtomicBool::new(false));
+    let most = Arc::new(AtomicI64::new(0));
+    let watcher = {
+        let (done, most, application) = (done.clone(), most.clone(), application.clone());
+        let mut admin = t.admin().await;
+        tokio::spawn(async move {
+            while !done.load(Ordering::Relaxed) {
+                let n = connections_of(&mut admin, &application).await;
+                most.fetch_max(n, Ordering::Relaxed);
+                tokio::time::sleep(Duration::from_millis(2)).await;
+            }
+        })
+    };
+    let ask = |slug: String| {
+        let router = router.clone();
+        async move {
+            let body = serde_json::json!({ "query": "{ association { slug description } }" });
+            let req = Request::post("/graphql")
+                .header("content-type", "application/json")
+                .header("musubi-association", &slug)
+                .body(Body::from(body.to_string()))
+                .unwrap();
+            let resp = router.oneshot(req).await.unwrap();
+            let status = resp.status();
+            let bytes = axum::body::to_bytes(resp.into_body(), 1 << 20)
+                .await
+                .unwrap();
+            let json: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
+            (slug, status, json)
+        }
+    };
+    for _round in 0..2 {
+        let answers = join_all((0..ASSOCIATIONS).map(|i| ask(format!("a{i:03}")))).await;
+        for (slug, status, json) in answers {
+            assert_eq!(status, StatusCode::OK, "{slug}: {json}");
+            assert_eq!(json["data"]["association"]["slug"], slug.as_str(), "{json}");
+            let i: usize = slug[1..].parse().unwrap();
+            assert_eq!(
+                json["data"]["association"]["description"],
+                format!("説明{i}").as_str(),
+                "each association's own schema answered: {json}"
+            );
+        }
+    }
+    done.store(true, Ordering::Relaxed);
+    watcher.await.unwrap();
+
+    let most = most.load(Ordering::Relaxed);
+    assert!(
+        most <= i64::from(BOUND),
+        "{most} connections open at once, bound {BOUND}"
+    );
+    assert!(
+        most >= 2,
+        "the replica was seen using its connections ({most})"
+    );
+    assert!(db.open_connections() <= BOUND as usize);
+    db.close().await;
+}
+
+/// The server process and role behind a tenant connection.
+async fn backend(conn: &mut PgConnection) -> (i32, String) {
+    sqlx::query_as("SELECT pg_backend_pid(), current_user::text")
+        .fetch_one(conn)
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn a_connection_stays_with_its_association_and_is_taken_over_only_when_none_is_free() {
+    let t = TestDb::new().await;
+    let mut tenants = Vec::new();
+    for slug in ["alpha", "beta", "gamma"] {
+        tenants.push(
+            t.db.create_association(&NewAssociation {
+                slug: slug.into(),
+                name: slug.into(),
+                area: String::new(),
+                description: String::new(),
+            })
+            .await
+            .unwrap(),
+        );
+    }
+    // Two tenant connections for three associations (bound 3: one shared, two tenant).
+    let db = Db::connect(t.options.clone(), 3, Duration::from_secs(30))
+        .await
+        .unwrap();
+    let mut a = db.tenant_read(&tenants[0]).await.unwrap();
+    let (pid_a, role_a) = backend(&mut a).await;
+    drop(a);
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    // The same association gets its warm connection back.
+    let mut again = db.tenant_read(&tenants[0]).await.unwrap();
+    assert_eq!(backend(&mut again).await, (pid_a, role_a.clone()));
+    drop(again);
+    tokio::time::sleep(Duration::from_millis(50)).await;
+
+    // Two more associations at once: one opens the second connection, the other must take
+    // the idle one over, re-keyed to its own role.
+    let mut b = db.tenant_read(&tenants[1]).await.unwrap();
+    let mut c = db.tenant_read(&tenants[2]).await.unwrap();
+    let (pid_b, role_b) = backend(&mut b).await;
+    let (pid_c, role_c) = backend(&mut c).await;
+    assert_ne!(pid_b, pid_c);
+    assert!(
+        [pid_b, pid_c].contains(&pid_a),
+        "the idle connection was reused"
+    );
+    assert!(role_b.ends_with(tenants[1].schema_name()), "{role_b}");
+    assert!(role_c.ends_with(tenants[2].schema_name()), "{role_c}");
+    assert_ne!(role_b, role_a);
+    assert!(db.open_connections() <= 3);
+
+    // With both taken, a third association waits for one and is served when it comes back.
+    let waiting = {
+        let db = db.clone();
+        let tenant = tenants[0].clone();
+        tokio::spawn(async move {
+            let mut conn = db.tenant_read(&tenant).await.unwrap();
+            sqlx::query_scalar::<_, String>("SELECT current_user::text")
+                .fetch_one(&mut *conn)
+                .await
+                .unwrap()
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert!(!waiting.is_finished(), "no third connection was opened");
+    drop(b);
+    let role = tokio::time::timeout(Duration::from_secs(10), waiting)
+        .await
+        .expect("served once a connection came back")
+        .unwrap();
+    assert_eq!(role, role_a);
+    drop(c);
+    db.close().await;
+}
