@@ -646,8 +646,20 @@ pub async fn run(args: crate::RunArgs) -> anyhow::Result<()> {
         plan.mixed_people,
         plan.mixed.as_secs()
     );
-    let (mixed, mut mixed_recs) =
+    let postmaster = postmaster_pid(&args.database_url).await;
+    let cpu_before = (
+        args.server_pid.and_then(cpu_ticks),
+        postmaster.and_then(tree_cpu_ticks),
+    );
+    let (mut mixed, mut mixed_recs) =
         mixed_phase(&ctx, plan.mixed_people, plan.mixed, root.fork(200)).await;
+    let per_action = |before: Option<u64>, after: Option<u64>| -> Option<f64> {
+        let used = after?.checked_sub(before?)?;
+        (mixed.actions > 0).then(|| used as f64 * 1000.0 / clock_ticks() / mixed.actions as f64)
+    };
+    mixed.musubi_cpu_ms_per_action = per_action(cpu_before.0, args.server_pid.and_then(cpu_ticks));
+    mixed.postgres_cpu_ms_per_action =
+        per_action(cpu_before.1, postmaster.and_then(tree_cpu_ticks));
     let _ = stop_subs_tx.send(true);
     for s in subs {
         let _ = tokio::time::timeout(Duration::from_secs(15), s).await;
@@ -1069,6 +1081,8 @@ async fn mixed_phase(
             0.0
         },
         late_actions: late,
+        musubi_cpu_ms_per_action: None,
+        postgres_cpu_ms_per_action: None,
     };
     (mixed, recs)
 }
@@ -1389,6 +1403,67 @@ fn machine() -> Machine {
             .map(|s| s.trim().to_owned())
             .unwrap_or_default(),
     }
+}
+
+/// Ticks per second of `/proc/<pid>/stat`'s times (USER_HZ: 100 on every Linux this runs on).
+fn clock_ticks() -> f64 {
+    100.0
+}
+
+/// User + system CPU ticks of `pid`, and of its reaped children when `children` is set.
+fn stat_ticks(pid: u32, children: bool) -> Option<(u64, u32)> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name may hold spaces; the fields after it are plain.
+    let rest = stat.rsplit_once(')')?.1;
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    // rest starts at field 3 (state): ppid is 4, utime 14, stime 15, cutime 16, cstime 17.
+    let at = |n: usize| f.get(n - 3).and_then(|v| v.parse::<u64>().ok());
+    let mut ticks = at(14)? + at(15)?;
+    if children {
+        ticks += at(16)? + at(17)?;
+    }
+    Some((ticks, at(4)? as u32))
+}
+
+fn cpu_ticks(pid: u32) -> Option<u64> {
+    stat_ticks(pid, false).map(|(t, _)| t)
+}
+
+/// CPU of the postmaster, its live children and the children it has reaped.
+fn tree_cpu_ticks(postmaster: u32) -> Option<u64> {
+    let mut total = stat_ticks(postmaster, true)?.0;
+    for entry in std::fs::read_dir("/proc").ok()?.flatten() {
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|n| n.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        if let Some((ticks, parent)) = stat_ticks(pid, false) {
+            if parent == postmaster {
+                total += ticks;
+            }
+        }
+    }
+    Some(total)
+}
+
+/// The PostgreSQL server's process id, from `postmaster.pid` in its data directory (readable
+/// when the benchmark runs as the cluster's owner or root).
+async fn postmaster_pid(url: &str) -> Option<u32> {
+    let dir: String = async {
+        let mut conn = <sqlx::PgConnection as sqlx::Connection>::connect(url)
+            .await
+            .ok()?;
+        sqlx::query_scalar("SELECT current_setting('data_directory')")
+            .fetch_one(&mut conn)
+            .await
+            .ok()
+    }
+    .await?;
+    let text = std::fs::read_to_string(std::path::Path::new(&dir).join("postmaster.pid")).ok()?;
+    text.lines().next()?.trim().parse().ok()
 }
 
 async fn database_size(url: &str) -> Option<f64> {

@@ -138,6 +138,12 @@ pub struct Mixed {
     /// Actions that started more than a second after they were due: the driver (or the
     /// machine) could not keep up, and the figures understate the load asked for.
     pub late_actions: u64,
+    /// CPU time per action (user + system) of the Musubi process and of PostgreSQL (the
+    /// postmaster and its children), in milliseconds, when they could be read.
+    #[serde(default)]
+    pub musubi_cpu_ms_per_action: Option<f64>,
+    #[serde(default)]
+    pub postgres_cpu_ms_per_action: Option<f64>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -232,8 +238,17 @@ impl Report {
         let m = &self.mixed;
         let _ = writeln!(
             out,
-            "mixed: {} people for {:.0} s, {} actions ({:.1}/s), {} errors, {} late",
-            m.people, m.seconds, m.actions, m.actions_per_second, m.errors, m.late_actions
+            "mixed: {} people for {:.0} s, {} actions ({:.1}/s), {} errors, {} late; CPU per action: Musubi {}, PostgreSQL {}",
+            m.people,
+            m.seconds,
+            m.actions,
+            m.actions_per_second,
+            m.errors,
+            m.late_actions,
+            m.musubi_cpu_ms_per_action
+                .map_or_else(|| "?".to_owned(), |v| format!("{v:.2} ms")),
+            m.postgres_cpu_ms_per_action
+                .map_or_else(|| "?".to_owned(), |v| format!("{v:.2} ms"))
         );
         let mb = |v: Option<f64>| v.map_or_else(|| "?".to_owned(), |v| format!("{v:.1} MB"));
         if let Some(f) = &self.fairness {
