@@ -5,10 +5,10 @@
 //! association's role and `SET search_path` to its schema, for the session. It keeps that key
 //! while it idles, so the association's next request finds it with its prepared plans (PostgreSQL
 //! re-plans a prepared statement whenever `search_path` differs from the one it was planned
-//! under). When every connection is taken, the one idle longest, of any association, is re-keyed
-//! (its statement cache cleared first); when none is idle, the request waits up to the acquire
-//! timeout. So the number of connections never exceeds the bound, however many associations
-//! there are, and an association nobody uses holds none once its connections idle out.
+//! under). When every connection is taken, the one idle longest, of any association, is re-keyed;
+//! when none is idle, the request waits up to the acquire timeout. So the number of connections
+//! never exceeds the bound, however many associations there are, and an association nobody uses
+//! holds none once its connections idle out.
 
 use crate::roles::{quote_role, tenant_role};
 use crate::tenant::{quote_schema, Tenant};
@@ -17,14 +17,17 @@ use musubi_types::AssociationId;
 use sqlx::postgres::{PgConnectOptions, PgTransactionManager};
 use sqlx::TransactionManager as _;
 use sqlx::{Connection, PgConnection};
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::time::Duration;
-use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
+use tokio::sync::{oneshot, OwnedSemaphorePermit, Semaphore};
 use tokio::time::Instant;
 
 /// A connection idle this long is closed.
 const IDLE_CLOSE: Duration = Duration::from_secs(60);
+/// A waiting request looks again this often, in case a connection's place was freed without
+/// being handed on (a request dropped while it was connecting).
+const RECHECK: Duration = Duration::from_millis(100);
 /// A connection returned in an unknown state gets this long to roll back or answer a ping.
 const CLEANUP: Duration = Duration::from_secs(5);
 
@@ -37,7 +40,6 @@ pub(crate) struct Broker {
     per_tenant: usize,
     acquire_timeout: Duration,
     state: Mutex<State>,
-    released: Notify,
     /// Connections handed from one association to another so far.
     rekeys: std::sync::atomic::AtomicU64,
 }
@@ -56,20 +58,64 @@ struct State {
     idle: HashMap<AssociationId, Vec<Idle>>,
     /// Connections handed out (or being opened, keyed or cleaned) per association.
     busy: HashMap<AssociationId, usize>,
+    /// Requests waiting, oldest first. A returned connection (or a freed place) goes straight
+    /// to one of them: no wake-up of every waiter for each release.
+    waiters: VecDeque<Waiter>,
+    next_waiter: u64,
     closed: bool,
 }
 
 struct Idle {
     conn: PgConnection,
     slot: OwnedSemaphorePermit,
+    /// The association the connection is keyed to.
+    key: AssociationId,
     since: Instant,
+}
+
+struct Waiter {
+    id: u64,
+    tenant: AssociationId,
+    tx: oneshot::Sender<Given>,
+}
+
+/// What a waiter is handed, already counted against its association.
+enum Given {
+    Conn(Idle),
+    /// A place for a new connection.
+    Slot(OwnedSemaphorePermit),
+}
+
+/// A queued waiter's place in line. Dropped (a timeout, a request that went away), it leaves
+/// the queue, or passes on what it was handed meanwhile.
+struct InLine {
+    broker: Arc<Broker>,
+    id: u64,
+    tenant: AssociationId,
+    rx: Option<oneshot::Receiver<Given>>,
+}
+
+impl Drop for InLine {
+    fn drop(&mut self) {
+        let Some(mut rx) = self.rx.take() else { return };
+        let mut st = self.broker.lock();
+        if let Some(pos) = st.waiters.iter().position(|w| w.id == self.id) {
+            st.waiters.remove(pos);
+            return;
+        }
+        // Served under the lock before this took it: the hand-off is in the channel.
+        if let Ok(given) = rx.try_recv() {
+            unbusy(&mut st, self.tenant);
+            self.broker.give(&mut st, given);
+        }
+    }
 }
 
 enum Step {
     Reuse(Idle),
     Open(OwnedSemaphorePermit),
     Rekey(Idle),
-    Wait,
+    Wait(InLine),
 }
 
 /// Counts a hand-out against its association until it is defused into a [`TenantConn`]; a
@@ -103,7 +149,6 @@ impl Broker {
             per_tenant: per_tenant.clamp(1, bound),
             acquire_timeout,
             state: Mutex::default(),
-            released: Notify::new(),
             rekeys: std::sync::atomic::AtomicU64::new(0),
         });
         if let Ok(rt) = tokio::runtime::Handle::try_current() {
@@ -138,30 +183,66 @@ impl Broker {
     async fn acquire_inner(self: &Arc<Self>, tenant: &Tenant) -> DbResult<TenantConn> {
         let deadline = Instant::now() + self.acquire_timeout;
         loop {
-            let notified = self.released.notified();
-            tokio::pin!(notified);
-            // Registered before looking, so a release between the look and the wait is seen.
-            notified.as_mut().enable();
-            let step = self.step(tenant.id)?;
+            let step = match self.step(tenant.id)? {
+                Step::Wait(mut line) => {
+                    let wake = deadline.min(Instant::now() + RECHECK);
+                    let Some(rx) = line.rx.as_mut() else {
+                        continue;
+                    };
+                    match tokio::time::timeout_at(wake, rx).await {
+                        Ok(Ok(given)) => {
+                            line.rx = None;
+                            match given {
+                                Given::Conn(idle) if idle.key == tenant.id => Step::Reuse(idle),
+                                Given::Conn(idle) => {
+                                    self.rekeys
+                                        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                                    Step::Rekey(idle)
+                                }
+                                Given::Slot(slot) => Step::Open(slot),
+                            }
+                        }
+                        // The broker closed.
+                        Ok(Err(_)) => return Err(DbError::Sqlx(sqlx::Error::PoolClosed)),
+                        Err(_) => {
+                            drop(line);
+                            if Instant::now() >= deadline {
+                                return Err(DbError::Sqlx(sqlx::Error::PoolTimedOut));
+                            }
+                            continue;
+                        }
+                    }
+                }
+                step => step,
+            };
+            // Counted against the association from here; given back if this fails or is
+            // dropped.
             let mut claim = Claim {
                 broker: Arc::clone(self),
                 tenant: tenant.id,
-                armed: !matches!(step, Step::Wait),
+                armed: true,
             };
             let (conn, slot) = match step {
                 Step::Reuse(idle) => (idle.conn, idle.slot),
-                Step::Open(slot) => (open(&self.connect, tenant).await?, slot),
+                Step::Open(slot) => match open(&self.connect, tenant).await {
+                    Ok(conn) => (conn, slot),
+                    Err(e) => {
+                        self.give_slot(slot);
+                        return Err(e);
+                    }
+                },
                 Step::Rekey(idle) => match rekey(idle.conn, tenant).await {
                     Ok(conn) => (conn, idle.slot),
                     // The connection was broken: its slot opens a fresh one.
-                    Err(_) => (open(&self.connect, tenant).await?, idle.slot),
+                    Err(_) => match open(&self.connect, tenant).await {
+                        Ok(conn) => (conn, idle.slot),
+                        Err(e) => {
+                            self.give_slot(idle.slot);
+                            return Err(e);
+                        }
+                    },
                 },
-                Step::Wait => {
-                    if tokio::time::timeout_at(deadline, notified).await.is_err() {
-                        return Err(DbError::Sqlx(sqlx::Error::PoolTimedOut));
-                    }
-                    continue;
-                }
+                Step::Wait(_) => continue,
             };
             claim.armed = false;
             return Ok(TenantConn {
@@ -174,37 +255,93 @@ impl Broker {
         }
     }
 
-    fn step(&self, tenant: AssociationId) -> DbResult<Step> {
+    fn step(self: &Arc<Self>, tenant: AssociationId) -> DbResult<Step> {
         let mut st = self.lock();
         if st.closed {
             return Err(DbError::Sqlx(sqlx::Error::PoolClosed));
         }
-        if st.busy.get(&tenant).copied().unwrap_or(0) >= self.per_tenant {
-            return Ok(Step::Wait);
-        }
-        let step = if let Some(idle) = st.idle.get_mut(&tenant).and_then(Vec::pop) {
-            Step::Reuse(idle)
+        let under_cap = st.busy.get(&tenant).copied().unwrap_or(0) < self.per_tenant;
+        let step = if !under_cap {
+            None
+        } else if let Some(idle) = st.idle.get_mut(&tenant).and_then(Vec::pop) {
+            Some(Step::Reuse(idle))
         } else if let Ok(slot) = Arc::clone(&self.slots).try_acquire_owned() {
-            Step::Open(slot)
+            Some(Step::Open(slot))
         } else if let Some(idle) = take_oldest_idle(&mut st.idle) {
             self.rekeys
                 .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-            Step::Rekey(idle)
+            Some(Step::Rekey(idle))
         } else {
-            Step::Wait
+            None
         };
-        if !matches!(step, Step::Wait) {
+        if let Some(step) = step {
             *st.busy.entry(tenant).or_default() += 1;
+            if st.idle.get(&tenant).is_some_and(Vec::is_empty) {
+                st.idle.remove(&tenant);
+            }
+            return Ok(step);
         }
-        Ok(step)
+        let (tx, rx) = oneshot::channel();
+        let id = st.next_waiter;
+        st.next_waiter += 1;
+        st.waiters.push_back(Waiter { id, tenant, tx });
+        Ok(Step::Wait(InLine {
+            broker: Arc::clone(self),
+            id,
+            tenant,
+            rx: Some(rx),
+        }))
+    }
+
+    /// Hands a connection (or a place for one) to the first waiter its association's share
+    /// allows, preferring a waiter of the association the connection is keyed to; keeps it idle
+    /// (or frees the place) when nobody can take it.
+    fn give(&self, st: &mut State, mut given: Given) {
+        loop {
+            let eligible = |w: &Waiter, st_busy: &HashMap<AssociationId, usize>| {
+                st_busy.get(&w.tenant).copied().unwrap_or(0) < self.per_tenant
+            };
+            let same = match &given {
+                Given::Conn(idle) => st
+                    .waiters
+                    .iter()
+                    .position(|w| w.tenant == idle.key && eligible(w, &st.busy)),
+                Given::Slot(_) => None,
+            };
+            let Some(pos) = same.or_else(|| st.waiters.iter().position(|w| eligible(w, &st.busy)))
+            else {
+                break;
+            };
+            let Some(w) = st.waiters.remove(pos) else {
+                break;
+            };
+            *st.busy.entry(w.tenant).or_default() += 1;
+            match w.tx.send(given) {
+                Ok(()) => return,
+                // That waiter is gone: the next one.
+                Err(back) => {
+                    unbusy(st, w.tenant);
+                    given = back;
+                }
+            }
+        }
+        match given {
+            Given::Conn(idle) if !st.closed => {
+                st.idle.entry(idle.key).or_default().push(idle);
+            }
+            // Closed, or a free place: dropping it frees the slot.
+            Given::Conn(_) | Given::Slot(_) => {}
+        }
+    }
+
+    fn give_slot(&self, slot: OwnedSemaphorePermit) {
+        let mut st = self.lock();
+        self.give(&mut st, Given::Slot(slot));
     }
 
     fn unclaim(&self, tenant: AssociationId) {
-        {
-            let mut st = self.lock();
-            unbusy(&mut st, tenant);
-        }
-        self.released.notify_waiters();
+        let mut st = self.lock();
+        unbusy(&mut st, tenant);
     }
 
     /// Back to the idle set when it is known clean, or after a rollback or ping proves it so.
@@ -223,19 +360,21 @@ impl Broker {
             ),
             Cleanup::Ping => matches!(tokio::time::timeout(CLEANUP, conn.ping()).await, Ok(Ok(()))),
         };
-        {
-            let mut st = self.lock();
-            unbusy(&mut st, tenant);
-            if healthy && !st.closed {
-                st.idle.entry(tenant).or_default().push(Idle {
-                    conn,
-                    slot,
-                    since: Instant::now(),
-                });
-            }
-            // Otherwise the connection and its slot drop here, closing it.
+        let mut st = self.lock();
+        unbusy(&mut st, tenant);
+        if healthy {
+            let idle = Idle {
+                conn,
+                slot,
+                key: tenant,
+                since: Instant::now(),
+            };
+            self.give(&mut st, Given::Conn(idle));
+        } else {
+            // The connection closes here; its place goes to a waiter.
+            drop(conn);
+            self.give(&mut st, Given::Slot(slot));
         }
-        self.released.notify_waiters();
     }
 
     /// Closes every idle connection and refuses new hand-outs; busy ones close on return.
@@ -243,9 +382,10 @@ impl Broker {
         let idle: Vec<Idle> = {
             let mut st = self.lock();
             st.closed = true;
+            // Dropping the waiters' senders tells them.
+            st.waiters.clear();
             st.idle.drain().flat_map(|(_, v)| v).collect()
         };
-        self.released.notify_waiters();
         for i in idle {
             let _ = i.conn.close().await;
         }
@@ -304,9 +444,9 @@ async fn open(connect: &PgConnectOptions, tenant: &Tenant) -> DbResult<PgConnect
 }
 
 async fn rekey(mut conn: PgConnection, tenant: &Tenant) -> DbResult<PgConnection> {
-    // The other association's statements would be re-planned here anyway; dropping them
-    // keeps the server's per-connection memory to one association's set.
-    conn.clear_cached_statements().await?;
+    // The prepared statements stay: every association runs the same statement texts, and
+    // PostgreSQL re-plans one on its first use under the new `search_path` (privileges are
+    // checked at each execution, as the new role). Dropping them would add a parse to that.
     crate::simple(&mut conn, &key_sql(tenant)).await?;
     Ok(conn)
 }
