@@ -776,10 +776,22 @@ pub async fn run(args: crate::RunArgs) -> anyhow::Result<()> {
     };
 
     // 7. Report.
+    let metrics = client
+        .get(format!("{target}/metrics"))
+        .send()
+        .await
+        .ok()
+        .map(|r| r.text());
+    let metrics = match metrics {
+        Some(text) => text.await.unwrap_or_default(),
+        None => String::new(),
+    };
     let server = Server {
         pid: args.server_pid,
         peak_rss_mb: peak_kb.map(kb_to_mb),
         max_rss_during_subscriptions_mb: max_rss_kb.map(kb_to_mb),
+        tenant_rekeys: metric_value(&metrics, "musubi_db_tenant_rekeys_total"),
+        tenant_connections: metric_value(&metrics, "musubi_db_tenant_connections"),
     };
     let dataset = Dataset {
         counts: manifest.counts.clone(),
@@ -1176,7 +1188,7 @@ async fn overload_phase(
 }
 
 /// Colleagues in one association (the one most people in the dataset can read topics of), each
-/// in a closed loop of topic views and group pages with 200 ms between, for `length` alone and
+/// in a closed loop of topic views with 100–300 ms between, for `length` alone and
 /// then for `length` while one of them floods the same association with topic views from one
 /// session, `FLOOD_AT_ONCE` at a time, without pause.
 async fn fairness_phase(
@@ -1186,7 +1198,7 @@ async fn fairness_phase(
 ) -> Option<crate::report::Fairness> {
     const COLLEAGUES: usize = 24;
     const FLOOD_AT_ONCE: usize = 32;
-    const THINK: Duration = Duration::from_millis(200);
+    const THINK_MS: u64 = 200;
     let mut by_association: std::collections::BTreeMap<&[u8], Vec<usize>> = Default::default();
     for (i, a) in ctx.actors.iter().enumerate() {
         if let Some(t) = a.topics.first() {
@@ -1243,6 +1255,8 @@ async fn fairness_phase(
                     let mut rng = rng.fork(n as u64);
                     tokio::spawn(async move {
                         let mut rec = Recorder::default();
+                        // Spread out, as people are: not all in step.
+                        tokio::time::sleep(Duration::from_millis(rng.below(THINK_MS))).await;
                         while Instant::now() < deadline {
                             let Some(&topic) = rng.pick(&topics) else {
                                 break;
@@ -1252,7 +1266,8 @@ async fn fairness_phase(
                                 Ok(()) => rec.ok(t.elapsed()),
                                 Err(e) => rec.err(|| e),
                             }
-                            tokio::time::sleep(THINK).await;
+                            let think = rng.range(THINK_MS / 2, THINK_MS * 3 / 2);
+                            tokio::time::sleep(Duration::from_millis(think)).await;
                         }
                         rec
                     })
@@ -1403,6 +1418,17 @@ fn machine() -> Machine {
             .map(|s| s.trim().to_owned())
             .unwrap_or_default(),
     }
+}
+
+/// The value of an unlabelled metric in Prometheus text.
+fn metric_value(text: &str, name: &str) -> Option<u64> {
+    text.lines()
+        .filter(|l| !l.starts_with('#'))
+        .find_map(|l| {
+            let (n, v) = l.split_once(' ')?;
+            (n == name).then(|| v.trim().parse::<f64>().ok())?
+        })
+        .map(|v| v as u64)
 }
 
 /// Ticks per second of `/proc/<pid>/stat`'s times (USER_HZ: 100 on every Linux this runs on).

@@ -92,6 +92,12 @@ pub struct Server {
     pub peak_rss_mb: Option<f64>,
     /// Highest VmRSS sampled (every second) while the subscriptions were open.
     pub max_rss_during_subscriptions_mb: Option<f64>,
+    /// Tenant connections handed from one association to another over the whole run, and the
+    /// most open at the end (`/metrics`).
+    #[serde(default)]
+    pub tenant_rekeys: Option<u64>,
+    #[serde(default)]
+    pub tenant_connections: Option<u64>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -287,9 +293,15 @@ impl Report {
         }
         let _ = writeln!(
             out,
-            "server memory: peak (VmHWM) {}, max during subscriptions {}",
+            "server memory: peak (VmHWM) {}, max during subscriptions {}; tenant connections {} open, re-keyed {} times",
             mb(self.server.peak_rss_mb),
-            mb(self.server.max_rss_during_subscriptions_mb)
+            mb(self.server.max_rss_during_subscriptions_mb),
+            self.server
+                .tenant_connections
+                .map_or_else(|| "?".to_owned(), |v| v.to_string()),
+            self.server
+                .tenant_rekeys
+                .map_or_else(|| "?".to_owned(), |v| v.to_string())
         );
         let _ = writeln!(out);
         let _ = writeln!(out, "budgets:");

@@ -505,6 +505,13 @@ impl TenantConn {
     pub(crate) fn ended(&mut self) {
         self.clean = true;
     }
+
+    /// Returns the connection after reads that all completed, sparing the ping a connection
+    /// dropped in an unknown state gets (one dropped mid-statement: a request that went away).
+    /// A query's unread remainder, if any, is drained by the next user, as sqlx always does.
+    pub fn done(mut self) {
+        self.clean = !self.is_in_transaction();
+    }
 }
 
 impl std::ops::Deref for TenantConn {

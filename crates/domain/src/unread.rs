@@ -130,6 +130,7 @@ impl Services {
                 )
                 .await?
             };
+            conn.done();
             let sum: i64 = counts.iter().map(|(_, n)| n).sum();
             home.counts.total += sum;
             home.counts
@@ -206,6 +207,7 @@ impl Services {
             };
             let mut conn = self.db().tenant_read(&tenant).await?;
             let by_group = repo::unread_by_group(&mut conn, viewer.user.id).await?;
+            conn.done();
             let sum: i64 = by_group.iter().map(|(_, n)| n).sum();
             counts.total += sum;
             counts.associations.push((slug.clone(), name.clone(), sum));
