@@ -693,8 +693,9 @@ pub async fn run(args: crate::RunArgs) -> anyhow::Result<()> {
         error_samples: sub_samples,
     };
 
-    // 5. Overload: twice the mixed phase's rate, offered to a server that sheds load.
-    let overload = match &args.overload_target {
+    // 5. Overload: twice the mixed phase's rate, offered to a server that sheds load (and
+    // keeps fair use at its defaults, for the fairness phase after it).
+    let shedding = match &args.overload_target {
         Some(url) => {
             let url = url.trim_end_matches('/');
             wait_ready(&client, &format!("{url}/readyz")).await?;
@@ -703,7 +704,7 @@ pub async fn run(args: crate::RunArgs) -> anyhow::Result<()> {
                 .iter()
                 .map(|p| Actor::new(p, &floor))
                 .collect::<anyhow::Result<Vec<_>>>()?;
-            let shedding = Arc::new(Ctx {
+            Some(Arc::new(Ctx {
                 client: client.clone(),
                 graphql_url: format!("{url}/graphql"),
                 with_groups: ctx.with_groups.clone(),
@@ -711,11 +712,16 @@ pub async fn run(args: crate::RunArgs) -> anyhow::Result<()> {
                 all: ctx.all.clone(),
                 actors,
                 queries: ctx.queries.clone(),
-            });
+            }))
+        }
+        None => None,
+    };
+    let overload = match &shedding {
+        Some(shedding) => {
             let rate = (mixed.actions_per_second * 2.0).max(20.0);
             eprintln!("overload: {rate:.0}/s for {} s", plan.overload.as_secs());
             let o = overload_phase(
-                &shedding,
+                shedding,
                 rate,
                 plan.overload,
                 args.overload_pid,
@@ -735,26 +741,11 @@ pub async fn run(args: crate::RunArgs) -> anyhow::Result<()> {
 
     // 6. Fairness: one person floods an association on the server with fair use at its
     // defaults, while colleagues use it as usual.
-    let fairness = match &args.overload_target {
-        Some(url) => {
-            let url = url.trim_end_matches('/');
+    let fairness = match &shedding {
+        Some(fair) => {
             // After the overload, let the server settle.
             tokio::time::sleep(Duration::from_secs(5)).await;
-            let actors = manifest
-                .people
-                .iter()
-                .map(|p| Actor::new(p, &floor))
-                .collect::<anyhow::Result<Vec<_>>>()?;
-            let fair = Arc::new(Ctx {
-                client: client.clone(),
-                graphql_url: format!("{url}/graphql"),
-                with_groups: ctx.with_groups.clone(),
-                with_topics: ctx.with_topics.clone(),
-                all: ctx.all.clone(),
-                actors,
-                queries: ctx.queries.clone(),
-            });
-            let f = fairness_phase(&fair, plan.overload, root.fork(400)).await;
+            let f = fairness_phase(fair, plan.overload, root.fork(400)).await;
             if let Some(f) = &f {
                 eprintln!(
                     "fairness: {} colleagues in {}, p95 {:.1} ms alone, {:.1} ms flooded",
