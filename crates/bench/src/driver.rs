@@ -384,7 +384,8 @@ impl Actor {
 struct Ctx {
     client: reqwest::Client,
     graphql_url: String,
-    actors: Vec<Actor>,
+    /// Shared by the contexts of both servers.
+    actors: Arc<[Actor]>,
     with_groups: Vec<usize>,
     with_topics: Vec<usize>,
     all: Vec<usize>,
@@ -584,7 +585,7 @@ pub async fn run(args: crate::RunArgs) -> anyhow::Result<()> {
         with_groups: idx(Needs::Group),
         with_topics: idx(Needs::Topic),
         all: (0..actors.len()).collect(),
-        actors,
+        actors: actors.into(),
         queries,
     });
     let root = Rng::new(manifest.seed ^ 0x6D75_7375_6269_6472);
@@ -699,18 +700,13 @@ pub async fn run(args: crate::RunArgs) -> anyhow::Result<()> {
         Some(url) => {
             let url = url.trim_end_matches('/');
             wait_ready(&client, &format!("{url}/readyz")).await?;
-            let actors = manifest
-                .people
-                .iter()
-                .map(|p| Actor::new(p, &floor))
-                .collect::<anyhow::Result<Vec<_>>>()?;
             Some(Arc::new(Ctx {
                 client: client.clone(),
                 graphql_url: format!("{url}/graphql"),
                 with_groups: ctx.with_groups.clone(),
                 with_topics: ctx.with_topics.clone(),
                 all: ctx.all.clone(),
-                actors,
+                actors: Arc::clone(&ctx.actors),
                 queries: ctx.queries.clone(),
             }))
         }

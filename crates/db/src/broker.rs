@@ -95,6 +95,16 @@ struct InLine {
     rx: Option<oneshot::Receiver<Given>>,
 }
 
+impl InLine {
+    /// What was handed over by `until` (`Err`: the broker closed), or `None`, still in line.
+    async fn wait(&mut self, until: Instant) -> Option<Result<Given, oneshot::error::RecvError>> {
+        let rx = self.rx.as_mut()?;
+        let given = tokio::time::timeout_at(until, rx).await.ok()?;
+        self.rx = None;
+        Some(given)
+    }
+}
+
 impl Drop for InLine {
     fn drop(&mut self) {
         let Some(mut rx) = self.rx.take() else { return };
@@ -115,7 +125,6 @@ enum Step {
     Reuse(Idle),
     Open(OwnedSemaphorePermit),
     Rekey(Idle),
-    Wait(InLine),
 }
 
 /// Counts a hand-out against its association until it is defused into a [`TenantConn`]; a
@@ -182,56 +191,43 @@ impl Broker {
 
     async fn acquire_inner(self: &Arc<Self>, tenant: &Tenant) -> DbResult<TenantConn> {
         let deadline = Instant::now() + self.acquire_timeout;
-        loop {
-            let step = match self.step(tenant.id)? {
-                Step::Wait(mut line) => {
-                    let wake = deadline.min(Instant::now() + RECHECK);
-                    let Some(rx) = line.rx.as_mut() else {
-                        continue;
-                    };
-                    match tokio::time::timeout_at(wake, rx).await {
-                        Ok(Ok(given)) => {
-                            line.rx = None;
-                            match given {
-                                Given::Conn(idle) if idle.key == tenant.id => Step::Reuse(idle),
-                                Given::Conn(idle) => {
-                                    self.rekeys
-                                        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                                    Step::Rekey(idle)
-                                }
-                                Given::Slot(slot) => Step::Open(slot),
-                            }
-                        }
-                        // The broker closed.
-                        Ok(Err(_)) => return Err(DbError::Sqlx(sqlx::Error::PoolClosed)),
-                        Err(_) => {
-                            drop(line);
-                            if Instant::now() >= deadline {
-                                return Err(DbError::Sqlx(sqlx::Error::PoolTimedOut));
-                            }
-                            continue;
-                        }
-                    }
+        let step = loop {
+            let mut line = match self.step(tenant.id)? {
+                Ok(step) => break step,
+                Err(line) => line,
+            };
+            match line.wait(deadline.min(Instant::now() + RECHECK)).await {
+                Some(Ok(Given::Conn(idle))) if idle.key == tenant.id => break Step::Reuse(idle),
+                Some(Ok(Given::Conn(idle))) => break Step::Rekey(idle),
+                Some(Ok(Given::Slot(slot))) => break Step::Open(slot),
+                // The broker closed.
+                Some(Err(_)) => return Err(DbError::Sqlx(sqlx::Error::PoolClosed)),
+                None if Instant::now() >= deadline => {
+                    return Err(DbError::Sqlx(sqlx::Error::PoolTimedOut))
                 }
-                step => step,
-            };
-            // Counted against the association from here; given back if this fails or is
-            // dropped.
-            let mut claim = Claim {
-                broker: Arc::clone(self),
-                tenant: tenant.id,
-                armed: true,
-            };
-            let (conn, slot) = match step {
-                Step::Reuse(idle) => (idle.conn, idle.slot),
-                Step::Open(slot) => match open(&self.connect, tenant).await {
-                    Ok(conn) => (conn, slot),
-                    Err(e) => {
-                        self.give_slot(slot);
-                        return Err(e);
-                    }
-                },
-                Step::Rekey(idle) => match rekey(idle.conn, tenant).await {
+                // Look again: a place may have been freed without being handed on.
+                None => {}
+            }
+        };
+        // Counted against the association from here; given back if this fails or is dropped.
+        let mut claim = Claim {
+            broker: Arc::clone(self),
+            tenant: tenant.id,
+            armed: true,
+        };
+        let (conn, slot) = match step {
+            Step::Reuse(idle) => (idle.conn, idle.slot),
+            Step::Open(slot) => match open(&self.connect, tenant).await {
+                Ok(conn) => (conn, slot),
+                Err(e) => {
+                    self.give_slot(slot);
+                    return Err(e);
+                }
+            },
+            Step::Rekey(idle) => {
+                self.rekeys
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                match rekey(idle.conn, tenant).await {
                     Ok(conn) => (conn, idle.slot),
                     // The connection was broken: its slot opens a fresh one.
                     Err(_) => match open(&self.connect, tenant).await {
@@ -241,21 +237,21 @@ impl Broker {
                             return Err(e);
                         }
                     },
-                },
-                Step::Wait(_) => continue,
-            };
-            claim.armed = false;
-            return Ok(TenantConn {
-                conn: Some(conn),
-                slot: Some(slot),
-                tenant: tenant.id,
-                broker: Arc::clone(self),
-                clean: false,
-            });
-        }
+                }
+            }
+        };
+        claim.armed = false;
+        Ok(TenantConn {
+            conn: Some(conn),
+            slot: Some(slot),
+            tenant: tenant.id,
+            broker: Arc::clone(self),
+            clean: false,
+        })
     }
 
-    fn step(self: &Arc<Self>, tenant: AssociationId) -> DbResult<Step> {
+    /// What `tenant` can have now (counted against its share), or a place in line.
+    fn step(self: &Arc<Self>, tenant: AssociationId) -> DbResult<Result<Step, InLine>> {
         let mut st = self.lock();
         if st.closed {
             return Err(DbError::Sqlx(sqlx::Error::PoolClosed));
@@ -267,25 +263,21 @@ impl Broker {
             Some(Step::Reuse(idle))
         } else if let Ok(slot) = Arc::clone(&self.slots).try_acquire_owned() {
             Some(Step::Open(slot))
-        } else if let Some(idle) = take_oldest_idle(&mut st.idle) {
-            self.rekeys
-                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-            Some(Step::Rekey(idle))
         } else {
-            None
+            take_oldest_idle(&mut st.idle).map(Step::Rekey)
         };
         if let Some(step) = step {
             *st.busy.entry(tenant).or_default() += 1;
             if st.idle.get(&tenant).is_some_and(Vec::is_empty) {
                 st.idle.remove(&tenant);
             }
-            return Ok(step);
+            return Ok(Ok(step));
         }
         let (tx, rx) = oneshot::channel();
         let id = st.next_waiter;
         st.next_waiter += 1;
         st.waiters.push_back(Waiter { id, tenant, tx });
-        Ok(Step::Wait(InLine {
+        Ok(Err(InLine {
             broker: Arc::clone(self),
             id,
             tenant,
@@ -344,37 +336,45 @@ impl Broker {
         unbusy(&mut st, tenant);
     }
 
-    /// Back to the idle set when it is known clean, or after a rollback or ping proves it so.
-    async fn release(
+    /// Rolls back or pings a connection returned in an unknown state, then returns it.
+    async fn clean_up(
         self: Arc<Self>,
         tenant: AssociationId,
         mut conn: PgConnection,
         slot: OwnedSemaphorePermit,
-        cleanup: Cleanup,
+        rollback: bool,
     ) {
-        let healthy = match cleanup {
-            Cleanup::None => true,
-            Cleanup::Rollback => matches!(
+        let healthy = if rollback {
+            matches!(
                 tokio::time::timeout(CLEANUP, PgTransactionManager::rollback(&mut conn)).await,
                 Ok(Ok(()))
-            ),
-            Cleanup::Ping => matches!(tokio::time::timeout(CLEANUP, conn.ping()).await, Ok(Ok(()))),
+            )
+        } else {
+            matches!(tokio::time::timeout(CLEANUP, conn.ping()).await, Ok(Ok(())))
         };
+        self.put_back(tenant, healthy.then_some(conn), slot);
+    }
+
+    /// A connection back from `tenant`: to a waiter or the idle set; or, broken (`None`), its
+    /// place to a waiter.
+    fn put_back(
+        &self,
+        tenant: AssociationId,
+        conn: Option<PgConnection>,
+        slot: OwnedSemaphorePermit,
+    ) {
         let mut st = self.lock();
         unbusy(&mut st, tenant);
-        if healthy {
-            let idle = Idle {
+        let given = match conn {
+            Some(conn) => Given::Conn(Idle {
                 conn,
                 slot,
                 key: tenant,
                 since: Instant::now(),
-            };
-            self.give(&mut st, Given::Conn(idle));
-        } else {
-            // The connection closes here; its place goes to a waiter.
-            drop(conn);
-            self.give(&mut st, Given::Slot(slot));
-        }
+            }),
+            None => Given::Slot(slot),
+        };
+        self.give(&mut st, given);
     }
 
     /// Closes every idle connection and refuses new hand-outs; busy ones close on return.
@@ -482,13 +482,6 @@ async fn reap(broker: Weak<Broker>) {
     }
 }
 
-#[derive(Clone, Copy)]
-enum Cleanup {
-    None,
-    Rollback,
-    Ping,
-}
-
 /// A connection keyed to one association, returned to the broker when dropped: as it is after
 /// a finished transaction, otherwise after a rollback or a ping shows it usable.
 pub struct TenantConn {
@@ -533,20 +526,19 @@ impl Drop for TenantConn {
             return;
         };
         // sqlx counts the transactions it began; a dropped one still counts.
-        let cleanup = if conn.is_in_transaction() {
-            Cleanup::Rollback
-        } else if self.clean {
-            Cleanup::None
-        } else {
-            Cleanup::Ping
-        };
+        let rollback = conn.is_in_transaction();
+        if self.clean && !rollback {
+            // Known clean (a finished transaction, completed reads): back at once.
+            self.broker.put_back(self.tenant, Some(conn), slot);
+            return;
+        }
         let broker = Arc::clone(&self.broker);
         match tokio::runtime::Handle::try_current() {
             Ok(rt) => {
-                rt.spawn(broker.release(self.tenant, conn, slot, cleanup));
+                rt.spawn(broker.clean_up(self.tenant, conn, slot, rollback));
             }
-            // No runtime to clean it on: close it (dropping both frees the slot).
-            Err(_) => broker.unclaim(self.tenant),
+            // No runtime to clean it on: close it and pass its place on.
+            Err(_) => broker.put_back(self.tenant, None, slot),
         }
     }
 }

@@ -149,12 +149,24 @@ async fn migrate_locked(conn: &mut PgConnection) -> DbResult<MigrationReport> {
         tracing::info!(versions = ?report.core_applied, "core schema migrated");
     }
 
-    let tenants: Vec<(String, String)> =
-        sqlx::query_as("SELECT slug, schema_name FROM core.associations ORDER BY created_at, slug")
-            .fetch_all(&mut *conn)
-            .await?;
+    // Each schema's version and owner in one read: a start with nothing to do opens no
+    // transaction per association.
+    let tenants: Vec<(String, String, i32, Option<String>)> = sqlx::query_as(
+        "SELECT a.slug, a.schema_name, a.schema_version, pg_get_userbyid(n.nspowner)::text \
+         FROM core.associations a LEFT JOIN pg_namespace n ON n.nspname = a.schema_name \
+         ORDER BY a.created_at, a.slug",
+    )
+    .fetch_all(&mut *conn)
+    .await?;
     report.tenants_total = tenants.len();
-    for (slug, schema) in tenants {
+    for (slug, schema, version, owner) in tenants {
+        // New core tables may need grants; a schema from before roles needs its role.
+        let current = version >= TENANT_VERSION
+            && owner.as_deref() == Some(crate::roles::tenant_role(&schema).as_str())
+            && report.core_applied.is_empty();
+        if current {
+            continue;
+        }
         let mut tx = conn.begin().await?;
         let applied = apply_tenant(&mut tx, &schema).await?;
         tx.commit().await?;

@@ -138,8 +138,9 @@ pub(crate) async fn grant_core(conn: &mut PgConnection) -> DbResult<()> {
 }
 
 /// Makes `schema` and everything in it belong to its own role and grants that role the `core`
-/// tables an association uses. Idempotent: run for every association on every migration, it
-/// also adopts schemas created before roles existed.
+/// tables an association uses. Idempotent: `musubi migrate` runs it for an association whose
+/// schema is behind, not yet owned by its role (from before roles), or after core migrations
+/// (which may add tables an association needs: add their grants here).
 pub(crate) async fn adopt_tenant(conn: &mut PgConnection, schema: &str) -> DbResult<String> {
     let who = login(conn).await?;
     let role = tenant_role(schema);

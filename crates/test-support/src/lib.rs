@@ -45,7 +45,7 @@ pub fn admin_options() -> PgConnectOptions {
     let url = std::env::var(TEST_DATABASE_ENV).unwrap_or_else(|_| {
         panic!(
             "{TEST_DATABASE_ENV} is not set: run the tests with `cargo xtask test`, or point it \
-             at a PostgreSQL server where this user may create databases"
+             at a PostgreSQL server where this user is a superuser"
         )
     });
     PgConnectOptions::from_str(&url)
@@ -509,6 +509,25 @@ impl TestApp {
             .send(req.body(Body::from(body.to_string())).unwrap())
             .await;
         serde_json::from_str(&text).unwrap_or_else(|_| panic!("not JSON: {text}"))
+    }
+
+    /// A GraphQL request (`body`: query and variables) as the bearer of `token` in
+    /// `association`: status, headers and the JSON answer.
+    pub async fn graphql_as(
+        &self,
+        token: &str,
+        association: &str,
+        body: serde_json::Value,
+    ) -> (StatusCode, http::HeaderMap, serde_json::Value) {
+        let req = Request::post("/graphql")
+            .header("content-type", "application/json")
+            .header("authorization", format!("Bearer {token}"))
+            .header("musubi-association", association)
+            .body(Body::from(body.to_string()))
+            .unwrap();
+        let (status, headers, text) = self.send(req).await;
+        let json = serde_json::from_str(&text).unwrap_or_else(|_| panic!("not JSON: {text}"));
+        (status, headers, json)
     }
 
     pub async fn graphql(&self, query: &str, association: Option<&str>) -> serde_json::Value {

@@ -23,19 +23,13 @@ async fn ask(
     query: &str,
     variables: Value,
 ) -> (StatusCode, Option<String>, Value) {
-    let body = serde_json::json!({ "query": query, "variables": variables }).to_string();
-    let req = Request::post("/graphql")
-        .header("content-type", "application/json")
-        .header("authorization", format!("Bearer {token}"))
-        .header("musubi-association", association)
-        .body(Body::from(body))
-        .unwrap();
-    let (status, headers, text) = app.send(req).await;
+    let body = serde_json::json!({ "query": query, "variables": variables });
+    let (status, headers, json) = app.graphql_as(token, association, body).await;
     let retry = headers
         .get("retry-after")
         .and_then(|v| v.to_str().ok())
         .map(str::to_owned);
-    (status, retry, serde_json::from_str(&text).unwrap())
+    (status, retry, json)
 }
 
 fn shed(a: &(StatusCode, Option<String>, Value)) -> bool {

@@ -17,19 +17,12 @@ async fn app_with(limits: &[(&str, &str)]) -> TestApp {
 
 /// One GraphQL request as `token`: status, `Retry-After` (if any) and the body.
 async fn ask(app: &TestApp, token: &str) -> (StatusCode, Option<u64>, Value) {
-    let body = serde_json::json!({ "query": HOME }).to_string();
-    let req = Request::post("/graphql")
-        .header("content-type", "application/json")
-        .header("authorization", format!("Bearer {token}"))
-        .header("musubi-association", HOST)
-        .body(Body::from(body))
-        .unwrap();
-    let (status, headers, text) = app.send(req).await;
+    let body = serde_json::json!({ "query": HOME });
+    let (status, headers, json) = app.graphql_as(token, HOST, body).await;
     let retry = headers
         .get("retry-after")
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse().ok());
-    let json = serde_json::from_str(&text).unwrap_or_else(|_| panic!("not JSON: {text}"));
     (status, retry, json)
 }
 
