@@ -28,11 +28,20 @@ const CLUSTER_SETTINGS: &[(&str, &str)] = &[
     ("log_min_messages", "warning"),
 ];
 
+/// With `--statements`: counts every statement, planning included (it costs a little).
+const STATEMENTS_SETTINGS: &[(&str, &str)] = &[
+    ("shared_preload_libraries", "pg_stat_statements"),
+    ("pg_stat_statements.track_planning", "on"),
+    ("pg_stat_statements.max", "2000"),
+];
+
 struct Options {
     scale: String,
     seed: Option<String>,
     release: bool,
     reuse: bool,
+    /// Preload `pg_stat_statements` and list the mixed phase's costliest statements.
+    statements: bool,
     run_args: Vec<String>,
 }
 
@@ -42,6 +51,7 @@ fn parse(args: &[String]) -> Result<Options> {
         seed: None,
         release: false,
         reuse: false,
+        statements: false,
         run_args: Vec::new(),
     };
     let mut profile: Option<String> = None;
@@ -57,6 +67,7 @@ fn parse(args: &[String]) -> Result<Options> {
             "--seed" => o.seed = Some(value("--seed")?),
             "--profile" => profile = Some(value("--profile")?),
             "--reuse" => o.reuse = true,
+            "--statements" => o.statements = true,
             "--" => {
                 o.run_args = it.cloned().collect();
                 break;
@@ -101,11 +112,12 @@ pub fn bench(args: &[String]) -> Result<()> {
         Ok(url) => (None, url),
         Err(_) => {
             // Kept between runs so that `--reuse` can skip generating a large dataset again.
-            let (pg, url) = runtime.block_on(private_cluster(
-                &bench_dir.join("pg"),
-                CLUSTER_SETTINGS,
-                false,
-            ))?;
+            let mut settings = CLUSTER_SETTINGS.to_vec();
+            if o.statements {
+                settings.extend(STATEMENTS_SETTINGS);
+            }
+            let (pg, url) =
+                runtime.block_on(private_cluster(&bench_dir.join("pg"), &settings, false))?;
             eprintln!("xtask: bench PostgreSQL at {url}");
             (Some(pg), url)
         }
@@ -216,8 +228,13 @@ fn drive(
         .args(["--overload-pid", &shedding.id().to_string()])
         .arg("--out")
         .arg(&report)
-        .args(["--label", if o.release { "release" } else { "debug" }])
-        .args(&o.run_args);
+        .args(["--label", if o.release { "release" } else { "debug" }]);
+    if o.statements {
+        driver
+            .arg("--statements")
+            .arg(bench_dir.join("statements.txt"));
+    }
+    driver.args(&o.run_args);
     let result = run(&mut driver);
     drop(floor);
     drop(shedding);

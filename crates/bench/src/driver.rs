@@ -8,6 +8,7 @@
 use crate::manifest::{Manifest, Person};
 use crate::report::{Budget, Dataset, Machine, Mixed, Operation, Report, Server, Subscriptions};
 use crate::rng::Rng;
+use crate::statements;
 use crate::stats::Recorder;
 use crate::ws;
 use crate::Scale;
@@ -652,8 +653,19 @@ pub async fn run(args: crate::RunArgs) -> anyhow::Result<()> {
         args.server_pid.and_then(cpu_ticks),
         postmaster.and_then(tree_cpu_ticks),
     );
+    if args.statements.is_some() {
+        if let Err(e) = statements::reset(&args.database_url).await {
+            eprintln!("statements: cannot reset pg_stat_statements: {e:#}");
+        }
+    }
     let (mut mixed, mut mixed_recs) =
         mixed_phase(&ctx, plan.mixed_people, plan.mixed, root.fork(200)).await;
+    if let Some(path) = &args.statements {
+        match statements::write(&args.database_url, path, mixed.actions).await {
+            Ok(()) => eprintln!("statements: written to {}", path.display()),
+            Err(e) => eprintln!("statements: cannot read pg_stat_statements: {e:#}"),
+        }
+    }
     let per_action = |before: Option<u64>, after: Option<u64>| -> Option<f64> {
         let used = after?.checked_sub(before?)?;
         (mixed.actions > 0).then(|| used as f64 * 1000.0 / clock_ticks() / mixed.actions as f64)

@@ -13,6 +13,7 @@ mod manifest;
 mod report;
 mod rng;
 mod scale;
+mod statements;
 mod stats;
 mod text;
 mod ws;
@@ -116,6 +117,10 @@ pub struct RunArgs {
     /// Free-form label for the report (e.g. the build profile).
     #[arg(long, default_value = "")]
     pub label: String,
+    /// Write the mixed phase's costliest SQL statements here (needs `pg_stat_statements`
+    /// preloaded; `cargo xtask bench --statements` does that).
+    #[arg(long)]
+    pub statements: Option<PathBuf>,
 }
 
 fn main() -> ExitCode {

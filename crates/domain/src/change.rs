@@ -60,8 +60,15 @@ impl EventSpec {
     }
 
     /// The event as published on the bus (plain ids: the bus carries them between replicas).
-    fn published(self, id: i64, group: &HostedGroup, actor_id: PersonId) -> Event {
+    fn published(
+        self,
+        id: i64,
+        xid: Option<u64>,
+        group: &HostedGroup,
+        actor_id: PersonId,
+    ) -> Event {
         Event {
+            xid,
             id,
             association_id: group.association_id().uuid(),
             group_id: group.id().uuid(),
@@ -230,7 +237,7 @@ impl<'a> Change<'a> {
     /// Writes a live event in the transaction; it is published after the commit.
     pub(crate) async fn event(&mut self, group: &HostedGroup, spec: EventSpec) -> AppResult<()> {
         let actor_id = self.actor_id();
-        let id = repo::insert_event(
+        let (id, xid) = repo::insert_event(
             &mut self.tx,
             group,
             &repo::NewEvent {
@@ -244,7 +251,8 @@ impl<'a> Change<'a> {
             },
         )
         .await?;
-        self.events.push(spec.published(id, group, actor_id));
+        let xid = u64::try_from(xid).ok();
+        self.events.push(spec.published(id, xid, group, actor_id));
         Ok(())
     }
 
@@ -252,7 +260,7 @@ impl<'a> Change<'a> {
     /// commit like the others.
     pub(crate) fn written_event(&mut self, group: &HostedGroup, spec: EventSpec, id: i64) {
         let actor_id = self.actor_id();
-        self.events.push(spec.published(id, group, actor_id));
+        self.events.push(spec.published(id, None, group, actor_id));
     }
 
     /// Writes the audit entries, commits and publishes the events. Once called it finishes

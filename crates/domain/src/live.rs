@@ -10,7 +10,7 @@ use crate::groups::viewer_bit;
 use crate::groups::Scope;
 use crate::sessions::Viewer;
 use crate::types::{CommentId, GroupId, PersonId, TopicId};
-use crate::unread::UnreadCounts;
+use crate::unread::{TrackedCounts, UnreadCounts};
 use crate::{AppError, AppResult, ErrorCode, Services};
 use musubi_db::groups as repo;
 use musubi_realtime::{Delivery, Event, EventKind, Route};
@@ -65,6 +65,7 @@ impl Services {
             replayed: HashSet::new(),
             checked_at: Instant::now(),
             slugs: HashMap::new(),
+            tracked: None,
             state,
             services: self.clone(),
         };
@@ -137,6 +138,9 @@ pub struct LiveFeed {
     /// Read again when the viewer's membership changes, after a re-sync and at each session
     /// check (every 30 s).
     state: LiveState,
+    /// The viewer's unread counts as last sent: comments of others are added to them, and
+    /// they are read again for every other change, and after each session check.
+    tracked: Option<TrackedCounts>,
 }
 
 enum Wake {
@@ -245,6 +249,8 @@ impl LiveFeed {
     /// so that an open socket does not slide the idle expiry.
     async fn refresh(&mut self) -> Result<bool, AppError> {
         self.checked_at = Instant::now();
+        // A bound on anything the kept counts could have missed: the next change reads them.
+        self.tracked = None;
         let Some(state) = self.services.live_state(&self.viewer).await? else {
             return Ok(false);
         };
@@ -261,25 +267,47 @@ impl LiveFeed {
     }
 
     async fn render(&mut self, e: &Event) -> LiveItem {
+        let association_slug = self.slug(e.association_id).await;
         let unread = if changes_unread(e, self.viewer.user.id.uuid()) {
-            match self
-                .services
-                .unread_counts_at(&self.viewer, &self.state.hosts)
-                .await
-            {
-                Ok(c) => Some(c),
-                Err(err) => {
-                    tracing::warn!(code = err.code.as_str(), "live unread counts failed");
-                    None
-                }
-            }
+            self.unread_after(e, association_slug.as_deref()).await
         } else {
             None
         };
         LiveItem {
-            association_slug: self.slug(e.association_id).await,
+            association_slug,
             event: e.clone(),
             unread,
+        }
+    }
+
+    /// The viewer's unread counts after `e`. A comment of someone else is added to the counts
+    /// kept, unless they were read after it was written: no query for each comment and
+    /// subscriber. Anything else (or an event that cannot tell, such as a replayed one) reads
+    /// them again.
+    async fn unread_after(&mut self, e: &Event, slug: Option<&str>) -> Option<UnreadCounts> {
+        if e.kind == EventKind::CommentPosted {
+            if let (Some(tracked), Some(xid), Some(slug)) = (self.tracked.as_mut(), e.xid, slug) {
+                let comments = e.comment_ids.len().max(1) as i64;
+                if tracked.add_posted(slug, GroupId::from_uuid(e.group_id), xid, comments) {
+                    return Some(tracked.counts.clone());
+                }
+            }
+        }
+        match self
+            .services
+            .tracked_unread_counts(&self.viewer, &self.state.hosts)
+            .await
+        {
+            Ok(tracked) => {
+                let counts = tracked.counts.clone();
+                self.tracked = Some(tracked);
+                Some(counts)
+            }
+            Err(err) => {
+                tracing::warn!(code = err.code.as_str(), "live unread counts failed");
+                self.tracked = None;
+                None
+            }
         }
     }
 
@@ -393,6 +421,7 @@ impl Services {
                     topic_author_id: r.topic_author_id.map(PersonId::uuid),
                     comment_ids: r.comment_ids.into_iter().map(CommentId::uuid).collect(),
                     user_id: r.user_id.map(PersonId::uuid),
+                    xid: None,
                 })
             })
             .collect())

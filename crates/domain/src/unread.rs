@@ -200,21 +200,169 @@ impl Services {
         viewer: &Viewer,
         hosts: &[(String, String)],
     ) -> AppResult<UnreadCounts> {
-        let mut counts = UnreadCounts::default();
+        Ok(self.tracked_unread_counts(viewer, hosts).await?.counts)
+    }
+
+    /// [`Self::unread_counts_at`] with the snapshot each association's counts were read under,
+    /// so that a live subscription can add the comments posted since without reading again.
+    pub async fn tracked_unread_counts(
+        &self,
+        viewer: &Viewer,
+        hosts: &[(String, String)],
+    ) -> AppResult<TrackedCounts> {
+        let mut tracked = TrackedCounts::default();
         for (slug, name) in hosts {
             let Ok(tenant) = self.db().resolve_tenant(slug).await else {
                 continue;
             };
             let mut conn = self.db().tenant_read(&tenant).await?;
-            let by_group = repo::unread_by_group(&mut conn, viewer.user.id).await?;
+            let (snapshot, by_group) = repo::unread_by_group_at(&mut conn, viewer.user.id).await?;
             conn.done();
+            let counts = &mut tracked.counts;
             let sum: i64 = by_group.iter().map(|(_, n)| n).sum();
             counts.total += sum;
             counts.associations.push((slug.clone(), name.clone(), sum));
             counts
                 .groups
                 .extend(by_group.into_iter().map(|(g, n)| (slug.clone(), g, n)));
+            if let Some(snapshot) = Snapshot::parse(&snapshot) {
+                tracked.snapshots.push((slug.clone(), snapshot));
+            }
         }
-        Ok(counts)
+        Ok(tracked)
+    }
+}
+
+/// Unread counts and, per association, which transactions they include.
+#[derive(Debug, Clone, Default)]
+pub struct TrackedCounts {
+    pub counts: UnreadCounts,
+    /// (association slug, snapshot its counts were read under)
+    pub snapshots: Vec<(String, Snapshot)>,
+}
+
+impl TrackedCounts {
+    /// Counts a comment posted in `group` of association `slug` by transaction `xid`, unless
+    /// the counts already include it; `false` when they cannot tell (read again then).
+    pub fn add_posted(&mut self, slug: &str, group: GroupId, xid: u64, comments: i64) -> bool {
+        let Some((_, snapshot)) = self.snapshots.iter().find(|(s, _)| s == slug) else {
+            return false;
+        };
+        if snapshot.includes(xid) {
+            return true;
+        }
+        let counts = &mut self.counts;
+        let Some(association) = counts.associations.iter_mut().find(|(s, _, _)| s == slug) else {
+            return false;
+        };
+        association.2 += comments;
+        counts.total += comments;
+        match counts
+            .groups
+            .iter_mut()
+            .find(|(s, g, _)| s == slug && *g == group)
+        {
+            Some(entry) => entry.2 += comments,
+            None => counts.groups.push((slug.to_owned(), group, comments)),
+        }
+        true
+    }
+}
+
+/// The transactions a read saw (`pg_current_snapshot()`): those finished before `xmin`, and
+/// those before `xmax` not in progress then.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Snapshot {
+    xmin: u64,
+    xmax: u64,
+    in_progress: Vec<u64>,
+}
+
+impl Snapshot {
+    /// Parses PostgreSQL's text form, `xmin:xmax:xip1,xip2,…`.
+    pub fn parse(text: &str) -> Option<Self> {
+        let mut parts = text.trim().splitn(3, ':');
+        let xmin = parts.next()?.parse().ok()?;
+        let xmax = parts.next()?.parse().ok()?;
+        let in_progress = match parts.next()? {
+            "" => Vec::new(),
+            list => list
+                .split(',')
+                .map(str::parse)
+                .collect::<Result<_, _>>()
+                .ok()?,
+        };
+        (xmin <= xmax).then_some(Self {
+            xmin,
+            xmax,
+            in_progress,
+        })
+    }
+
+    /// Whether what was read includes the writes of `xid`, a transaction known to have
+    /// committed (its events are published only then).
+    pub fn includes(&self, xid: u64) -> bool {
+        xid < self.xmin || (xid < self.xmax && !self.in_progress.contains(&xid))
+    }
+}
+
+#[cfg(test)]
+mod snapshot_tests {
+    use super::*;
+
+    #[test]
+    fn snapshots_parse_and_tell_what_they_include() {
+        let s = Snapshot::parse("100:105:101,103").expect("parses");
+        assert!(s.includes(99), "finished before the snapshot");
+        assert!(s.includes(100) && s.includes(102) && s.includes(104));
+        assert!(!s.includes(101) && !s.includes(103), "in progress then");
+        assert!(!s.includes(105) && !s.includes(200), "started after");
+        let empty = Snapshot::parse("7:7:").expect("no transaction in progress");
+        assert!(empty.includes(6) && !empty.includes(7));
+        for bad in ["", "1", "1:2", "a:2:", "5:4:", "1:2:x", "1:2:3,"] {
+            assert_eq!(Snapshot::parse(bad), None, "{bad:?}");
+        }
+    }
+
+    fn tracked() -> (TrackedCounts, GroupId, GroupId) {
+        let (g1, g2) = (GroupId::generate(), GroupId::generate());
+        let tracked = TrackedCounts {
+            counts: UnreadCounts {
+                total: 3,
+                associations: vec![("a".into(), "A".into(), 3), ("b".into(), "B".into(), 0)],
+                groups: vec![("a".into(), g1, 3)],
+            },
+            snapshots: vec![
+                ("a".into(), Snapshot::parse("10:12:11").expect("a")),
+                ("b".into(), Snapshot::parse("10:10:").expect("b")),
+            ],
+        };
+        (tracked, g1, g2)
+    }
+
+    #[test]
+    fn a_comment_the_counts_missed_is_added_once_and_one_they_have_is_not() {
+        let (mut t, g1, g2) = tracked();
+        assert!(t.add_posted("a", g1, 9, 1), "already counted");
+        assert_eq!(t.counts.total, 3);
+        assert!(
+            t.add_posted("a", g1, 11, 1),
+            "in progress when read: not counted yet"
+        );
+        assert!(t.add_posted("b", g2, 10, 1), "after the read");
+        assert_eq!(t.counts.total, 5);
+        assert_eq!(t.counts.associations[0].2, 4);
+        assert_eq!(t.counts.associations[1].2, 1);
+        assert_eq!(t.counts.groups[0].2, 4);
+        assert_eq!(t.counts.groups[1], ("b".to_owned(), g2, 1));
+    }
+
+    #[test]
+    fn an_association_whose_counts_were_not_read_asks_for_a_read() {
+        let (mut t, g1, _) = tracked();
+        assert!(!t.add_posted("c", g1, 50, 1));
+        t.snapshots.retain(|(s, _)| s != "a");
+        assert!(!t.add_posted("a", g1, 50, 1));
+        assert_eq!(t.counts.total, 3, "unchanged when it cannot tell");
     }
 }

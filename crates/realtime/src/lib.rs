@@ -81,6 +81,11 @@ pub struct Event {
     pub comment_ids: Vec<Uuid>,
     /// Only set for events meant for one person (e.g. their own unread counts changed).
     pub user_id: Option<Uuid>,
+    /// The writing transaction's id (`pg_current_xact_id`): a subscriber that keeps counts read
+    /// under a snapshot tells from it whether the event is already in them. Not stored; absent
+    /// from replayed events.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub xid: Option<u64>,
 }
 
 /// What happened. The codes ([`EventKind::as_str`]) are the JSON form and may be stored in
@@ -463,13 +468,18 @@ mod tests {
             topic_author_id: Some(Uuid::new_v4()),
             comment_ids: vec![Uuid::new_v4(), Uuid::new_v4()],
             user_id: None,
+            xid: None,
         }
     }
 
     #[test]
     fn event_json_round_trip() {
         for kind in EventKind::ALL {
-            let event = Event { kind, ..sample() };
+            let event = Event {
+                kind,
+                xid: Some(4_000_000_123),
+                ..sample()
+            };
             let json = serde_json::to_string(&event).expect("encodes");
             assert!(
                 json.contains(&format!("\"kind\":\"{}\"", kind.as_str())),

@@ -241,6 +241,7 @@ mod tests {
             topic_author_id: None,
             comment_ids: Vec::new(),
             user_id: user,
+            xid: None,
         })
     }
 

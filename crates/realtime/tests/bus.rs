@@ -55,6 +55,7 @@ fn event(id: i64, kind: EventKind) -> Event {
         topic_author_id: Some(Uuid::new_v4()),
         comment_ids: vec![Uuid::new_v4()],
         user_id: None,
+        xid: None,
     }
 }
 

@@ -28,16 +28,18 @@ pub struct NewEvent<'a> {
     pub user_id: Option<PersonId>,
 }
 
-/// Writes an event in the caller's transaction; returns its id (published after commit).
+/// Writes an event in the caller's transaction; returns its id and the transaction's id
+/// (published after commit).
 pub async fn insert_event(
     conn: &mut PgConnection,
     group: &HostedGroup,
     e: &NewEvent<'_>,
-) -> DbResult<i64> {
-    Ok(sqlx::query_scalar(
+) -> DbResult<(i64, i64)> {
+    Ok(sqlx::query_as(
         "INSERT INTO core.events (association_id, group_id, topic_id, kind, scope, actor_id, \
                                   topic_author_id, comment_ids, user_id) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING id",
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) \
+         RETURNING id, pg_current_xact_id()::text::bigint",
     )
     .bind(group.association_id)
     .bind(group.id)

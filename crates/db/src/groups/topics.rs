@@ -41,21 +41,22 @@ pub async fn topic_access(
     topic_id: TopicId,
 ) -> DbResult<Option<(HostedGroup, TopicAccessRow)>> {
     let row: Option<TopicAccessRow> = sqlx::query_as(concat!(
+        // The viewer's counter and role as scalar subqueries: fewer joined relations to plan.
         "SELECT t.id, t.group_id, t.author_id, u.name AS author_name, t.title, t.scope, t.pinned, \
                 t.closed, t.created_at, t.last_seq, t.last_comment_at, \
-                COALESCE(ur.count, 0) AS unread, \
+                COALESCE((SELECT ur.count FROM unread ur \
+                          WHERE ur.user_id = $1 AND ur.topic_id = t.id), 0) AS unread, \
                 g.kind AS group_kind, g.name AS group_name, \
-                COALESCE(g.receipt_mode, s.receipt_mode) AS receipt_mode, gm.role AS my_role \
+                COALESCE(g.receipt_mode, s.receipt_mode) AS receipt_mode, \
+                (SELECT gm.role FROM ",
+        group_members!(),
+        " gm WHERE gm.group_id = t.group_id AND gm.user_id = $1 AND gm.status = 'active') \
+                AS my_role \
          FROM topics t \
          JOIN groups g ON g.id = t.group_id \
          JOIN core.groups cg ON cg.id = g.id AND cg.association_id = $3 \
          CROSS JOIN settings s \
          JOIN core.users u ON u.id = t.author_id \
-         LEFT JOIN ",
-        group_members!(),
-        " gm \
-                ON gm.group_id = t.group_id AND gm.user_id = $1 AND gm.status = 'active' \
-         LEFT JOIN unread ur ON ur.user_id = $1 AND ur.topic_id = t.id \
          WHERE t.id = $2",
     ))
     .bind(viewer)

@@ -168,6 +168,25 @@ pub async fn unread_by_group(
     .await?)
 }
 
+/// [`unread_by_group`] with the snapshot it was read under (`pg_current_snapshot()` as text,
+/// `xmin:xmax:xip,…`): which transactions' writes the counts include.
+pub async fn unread_by_group_at(
+    conn: &mut PgConnection,
+    user_id: PersonId,
+) -> DbResult<(String, Vec<(GroupId, i64)>)> {
+    let (snapshot, groups, counts): (String, Vec<GroupId>, Vec<i64>) = sqlx::query_as(
+        // One statement, so one snapshot for the counts and the reported snapshot.
+        "SELECT pg_current_snapshot()::text, coalesce(array_agg(group_id), '{}'), \
+                coalesce(array_agg(n), '{}') \
+         FROM (SELECT group_id, sum(count)::bigint AS n FROM unread WHERE user_id = $1 \
+               GROUP BY group_id) per_group",
+    )
+    .bind(user_id)
+    .fetch_one(conn)
+    .await?;
+    Ok((snapshot, groups.into_iter().zip(counts).collect()))
+}
+
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct UnreadItemRow {
     pub group_id: GroupId,
@@ -193,22 +212,26 @@ pub async fn unread_items(
     per_topic: i64,
     limit: i64,
 ) -> DbResult<Vec<UnreadItemRow>> {
+    // Few joined relations, the rest scalar subqueries: PostgreSQL plans this on every
+    // connection that moves between associations, and a wide join took longer to plan than
+    // to run (and scanned every group for the names).
     Ok(sqlx::query_as(concat!(
-        "SELECT g.id AS group_id, g.name AS group_name, g.kind AS group_kind, t.id AS topic_id, \
-                t.title AS topic_title, c.id AS comment_id, c.seq, u.name AS author_name, c.body, \
-                c.important, c.created_at \
+        "SELECT ur.group_id, \
+                (SELECT g.name FROM groups g WHERE g.id = ur.group_id) AS group_name, \
+                (SELECT g.kind FROM groups g WHERE g.id = ur.group_id) AS group_kind, \
+                t.id AS topic_id, t.title AS topic_title, c.id AS comment_id, c.seq, \
+                (SELECT u.name FROM core.users u WHERE u.id = c.author_id) AS author_name, \
+                c.body, c.important, c.created_at \
          FROM unread ur \
          JOIN topics t ON t.id = ur.topic_id \
-         JOIN groups g ON g.id = ur.group_id \
-         JOIN ",
-        group_members!(),
-        " gm ON gm.group_id = ur.group_id AND gm.user_id = $1 AND gm.status = 'active' \
          JOIN LATERAL ( \
              SELECT * FROM comments c WHERE c.topic_id = ur.topic_id AND c.seq >= ur.first_seq \
                AND c.author_id <> $1 AND c.deleted_at IS NULL ORDER BY c.seq DESC LIMIT $4 \
          ) c ON true \
-         JOIN core.users u ON u.id = c.author_id \
          WHERE ur.user_id = $1 AND (t.scope & $2 <> 0 OR t.author_id = $1) \
+           AND EXISTS (SELECT 1 FROM ",
+        group_members!(),
+        " gm WHERE gm.group_id = ur.group_id AND gm.user_id = $1 AND gm.status = 'active') \
          ORDER BY c.created_at DESC LIMIT $3",
     ))
     .bind(user_id)

@@ -237,6 +237,86 @@ async fn a_subscriber_gets_comments_of_its_groups_and_nothing_outside_its_scope(
     ws.close().await;
 }
 
+async fn post_many(w: &World, who: &Viewer, topics: &[Uuid], n: usize) {
+    for i in 0..n {
+        w.comment(who, topics[i % topics.len()], &format!("経過 {i}"))
+            .await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn live_counts_stay_exact_while_colleagues_post_and_the_subscriber_reads_at_once() {
+    // The subscription adds others' comments to the counts it keeps instead of reading them
+    // again; comments committed while the subscriber's own reads re-read them must be counted
+    // exactly once. Three people post and the subscriber opens topics, all at the same time.
+    let w = World::new().await;
+    let nurse = w.viewer(NURSE).await;
+    let care = w.viewer(CARE_MANAGER).await;
+    let clinic = w.viewer(CLINIC_DOCTOR).await;
+    let sato = w.viewer(HOSPITAL_DOCTOR).await;
+    let group = w
+        .group(
+            &nurse,
+            "中村 様",
+            &[HOSPITAL_DOCTOR, CARE_MANAGER, CLINIC_DOCTOR],
+        )
+        .await;
+    let mut topics = Vec::new();
+    for title in ["褥瘡", "服薬", "食事"] {
+        topics.push(w.topic(&nurse, group.into(), title, Scope::EVERYONE).await);
+    }
+    let mut ws = w.subscribe(HOSPITAL_DOCTOR, None).await;
+    sync(&w, &mut ws, &nurse, group.into()).await;
+
+    let read = async {
+        for i in 0..12 {
+            w.app
+                .services()
+                .open_topic(
+                    &Actor::new(&sato, &w.tenant, &RequestMeta::default()),
+                    topics[i % topics.len()].into(),
+                    true,
+                )
+                .await
+                .unwrap();
+            tokio::task::yield_now().await;
+        }
+    };
+    tokio::join!(
+        post_many(&w, &nurse, &topics, 15),
+        post_many(&w, &care, &topics, 15),
+        post_many(&w, &clinic, &topics, 15),
+        read
+    );
+
+    // Everything above was published before this marker; its counts must be the truth.
+    let last = w.comment(&nurse, topics[0], "最後").await;
+    let mut e = next_event(&mut ws).await;
+    while e["commentIds"] != json!([last.to_string()]) {
+        e = next_event(&mut ws).await;
+    }
+    let truth = w.app.services().unread_counts(&sato).await.unwrap();
+    assert!(truth.total > 0, "comments after the last read are unread");
+    assert_eq!(
+        e["unread"]["total"].as_i64(),
+        Some(truth.total),
+        "live counts drifted from the database: {e}"
+    );
+    let live_group = e["unread"]["groups"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|g| g["groupId"] == group.to_string())
+        .map_or(0, |g| g["count"].as_i64().unwrap());
+    let true_group = truth
+        .groups
+        .iter()
+        .find(|(_, g, _)| *g == group)
+        .map_or(0, |(_, _, n)| *n);
+    assert_eq!(live_group, true_group);
+    ws.close().await;
+}
+
 #[tokio::test]
 async fn events_stop_when_the_subscriber_leaves_the_group() {
     let w = World::new().await;
