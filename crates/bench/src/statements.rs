@@ -41,11 +41,19 @@ struct Row {
 /// action, so that a change's effect reads directly against the CPU per action.
 pub async fn write(url: &str, path: &Path, actions: u64) -> anyhow::Result<()> {
     let mut conn = connect(url).await?;
+    // Each association's schema makes a statement of its own: summed over them by text, with
+    // constants and parameters folded so that variants of one statement meet.
     let rows: Vec<Row> = sqlx::query_as(
-        "SELECT calls, plans, total_exec_time AS exec_ms, total_plan_time AS plan_ms, rows, \
-                query \
-         FROM pg_stat_statements \
-         ORDER BY total_exec_time + total_plan_time DESC LIMIT $1",
+        "WITH s AS ( \
+             SELECT regexp_replace(regexp_replace(query, \
+                        '\\$[0-9]+|''[^'']*''|\\m[0-9]+\\M', '?', 'g'), '\\s+', ' ', 'g') AS q, \
+                    calls, plans, total_exec_time, total_plan_time, rows \
+             FROM pg_stat_statements) \
+         SELECT sum(calls)::bigint AS calls, sum(plans)::bigint AS plans, \
+                sum(total_exec_time) AS exec_ms, sum(total_plan_time) AS plan_ms, \
+                sum(rows)::bigint AS rows, q AS query \
+         FROM s GROUP BY q \
+         ORDER BY sum(total_exec_time + total_plan_time) DESC LIMIT $1",
     )
     .bind(TOP)
     .fetch_all(&mut conn)

@@ -287,7 +287,7 @@ impl Config {
                 DatabaseSetting::Url(Secret::new(v))
             }
         };
-        let db_max_connections = parse_number(&src, "MUSUBI_DB_MAX_CONNECTIONS", 32, 2, 1000)?;
+        let db_max_connections = parse_number(&src, "MUSUBI_DB_MAX_CONNECTIONS", 24, 2, 1000)?;
         let db_tenant_connections = parse_number(&src, "MUSUBI_DB_TENANT_CONNECTIONS", 4, 1, 100)?;
         let db_acquire_timeout = Duration::from_secs(parse_number(
             &src,
