@@ -61,6 +61,28 @@ pub fn is_well_formed(candidate: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
 }
 
+/// A token as it is written into a page: XORed with a fresh random pad that travels with it,
+/// so that no two answers carry the same bytes. A compressed page then tells an eavesdropper
+/// nothing about the token from its size (BREACH).
+pub fn mask(token: &str) -> Result<String, RandomError> {
+    let pad = random_bytes::<TOKEN_LEN>()?;
+    let mut out = Vec::with_capacity(2 * TOKEN_LEN);
+    out.extend_from_slice(&pad);
+    out.extend(token.bytes().zip(pad.iter()).map(|(t, p)| t ^ p));
+    Ok(BASE64URL_NOPAD.encode(&out))
+}
+
+/// The token a [`mask`]ed value carries; `None` when it is not one.
+pub fn unmask(masked: &str) -> Option<String> {
+    let bytes = BASE64URL_NOPAD.decode(masked.as_bytes()).ok()?;
+    if bytes.len() != 2 * TOKEN_LEN {
+        return None;
+    }
+    let (pad, body) = bytes.split_at(TOKEN_LEN);
+    let token: Vec<u8> = body.iter().zip(pad).map(|(b, p)| b ^ p).collect();
+    String::from_utf8(token).ok().filter(|t| is_well_formed(t))
+}
+
 /// Compares two secrets without leaking through timing where they differ (only whether
 /// the lengths differ), e.g. a CSRF token from a form against the session's.
 pub fn constant_time_eq(a: &str, b: &str) -> bool {
@@ -69,6 +91,27 @@ pub fn constant_time_eq(a: &str, b: &str) -> bool {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn a_masked_token_differs_every_time_and_unmasks_to_the_token() {
+        let token = Token::generate().expect("random").into_string();
+        let (a, b) = (mask(&token).expect("a"), mask(&token).expect("b"));
+        assert_ne!(a, b, "a fresh pad each time");
+        assert!(!a.contains(&token));
+        assert_eq!(unmask(&a).as_deref(), Some(token.as_str()));
+        assert_eq!(unmask(&b).as_deref(), Some(token.as_str()));
+        // Not a masked token: the plain token, garbage, a flipped bit.
+        assert_eq!(unmask(&token), None);
+        assert_eq!(unmask("!!"), None);
+        let mut bytes = BASE64URL_NOPAD.decode(a.as_bytes()).expect("decodes");
+        bytes[TOKEN_LEN] ^= 0x80;
+        assert_eq!(
+            unmask(&BASE64URL_NOPAD.encode(&bytes)),
+            None,
+            "no longer well formed"
+        );
+    }
+
     use super::*;
 
     #[test]

@@ -11,7 +11,7 @@ use tokio::time::Instant;
 /// Requests that need neither the database nor a session: never counted, never shed (health
 /// checks must answer, and a page that says "wait" still needs its styles).
 pub(crate) fn exempt(path: &str) -> bool {
-    ["/assets/", "/healthz", "/readyz", "/metrics", "/favicon"]
+    ["/static/", "/healthz", "/readyz", "/metrics", "/favicon"]
         .iter()
         .any(|p| path.starts_with(p))
 }
@@ -131,6 +131,22 @@ impl<K: Hash + Eq> Drop for Leave<K> {
 mod tests {
     use super::*;
     use std::time::Duration;
+
+    #[test]
+    fn static_files_and_health_checks_are_never_counted_or_shed() {
+        // The calm "wait a moment" pages need their styles while everything else is refused.
+        for path in [
+            "/static/app.0123abcd.css",
+            "/static/live.js",
+            "/healthz",
+            "/readyz",
+        ] {
+            assert!(exempt(path), "{path}");
+        }
+        for path in ["/", "/graphql", "/groups", "/staticky"] {
+            assert!(!exempt(path), "{path}");
+        }
+    }
 
     fn soon(ms: u64) -> Instant {
         Instant::now() + Duration::from_millis(ms)

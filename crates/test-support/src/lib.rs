@@ -475,6 +475,21 @@ impl TestApp {
         addr
     }
 
+    /// Sends a request; returns status, headers and the body's bytes (as sent: compressed if
+    /// the request accepted it).
+    pub async fn send_bytes(
+        &self,
+        req: Request<Body>,
+    ) -> (StatusCode, http::HeaderMap, axum::body::Bytes) {
+        let resp = self.router.clone().oneshot(req).await.expect("infallible");
+        let status = resp.status();
+        let headers = resp.headers().clone();
+        let bytes = axum::body::to_bytes(resp.into_body(), 16 * 1024 * 1024)
+            .await
+            .expect("body");
+        (status, headers, bytes)
+    }
+
     /// Sends a request; returns status, headers and body text.
     pub async fn send(&self, req: Request<Body>) -> (StatusCode, http::HeaderMap, String) {
         let resp = self.router.clone().oneshot(req).await.expect("infallible");

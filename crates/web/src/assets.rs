@@ -23,7 +23,7 @@ struct Asset {
     body: &'static [u8],
 }
 
-const ASSETS: [Asset; 5] = [
+const ASSETS: [Asset; 6] = [
     Asset {
         stem: "app",
         ext: "css",
@@ -56,6 +56,14 @@ const ASSETS: [Asset; 5] = [
         content_type: "text/javascript; charset=utf-8",
         body: include_bytes!("../static/live.js"),
     },
+    // Lets a phone add Musubi to its home screen and open it without the browser's bars. Its
+    // icon is linked by its plain name: the manifest is fetched rarely and revalidated.
+    Asset {
+        stem: "manifest",
+        ext: "webmanifest",
+        content_type: "application/manifest+json",
+        body: include_bytes!("../static/manifest.webmanifest"),
+    },
 ];
 
 /// What hashing an asset yields; computed once, on first use.
@@ -85,6 +93,7 @@ pub(crate) struct AssetUrls {
     pub icon: String,
     pub passkey_js: String,
     pub live_js: String,
+    pub manifest: String,
 }
 
 pub(crate) fn urls() -> &'static AssetUrls {
@@ -102,6 +111,7 @@ pub(crate) fn urls() -> &'static AssetUrls {
             icon: url(2),
             passkey_js: url(3),
             live_js: url(4),
+            manifest: url(5),
         }
     })
 }

@@ -3,7 +3,9 @@
 //! Each browser gets a random token in the `musubi_csrf` cookie (HttpOnly, SameSite=Strict),
 //! set whenever a page is rendered without one. Every form echoes it in a hidden `csrf` field;
 //! the few JSON calls made by the pages' scripts (passkeys) send it in the `X-CSRF-Token`
-//! header instead, read from the page's form. [`guard`] runs in front of every web route and,
+//! header instead, read from the page's form. Pages carry the token masked with a fresh random
+//! pad each time (`musubi_auth::token::mask`), so compressed pages leak nothing about it from
+//! their size (BREACH); the cookie holds it plain. [`guard`] runs in front of every web route and,
 //! for anything but GET/HEAD/OPTIONS: refuses an `Origin` that is not this host, refuses bodies
 //! that are neither a plain form nor JSON, and compares the field (or header) with the cookie in
 //! constant time. A refusal is a 403 page and the handler
@@ -21,7 +23,7 @@ use axum::middleware::Next;
 use axum::response::Response;
 use http::header::{CONTENT_TYPE, HOST, ORIGIN, REFERER};
 use http::{HeaderMap, HeaderValue, Method, StatusCode};
-use musubi_auth::token::{constant_time_eq, is_well_formed, Token};
+use musubi_auth::token::{constant_time_eq, is_well_formed, mask, unmask, Token};
 use musubi_domain::{AppError, AppResult};
 use percent_encoding::percent_decode_str;
 
@@ -38,6 +40,8 @@ const MAX_FORM_BYTES: usize = 64 * 1024;
 #[derive(Debug, Clone)]
 pub(crate) struct Csrf {
     token: String,
+    /// What this answer's forms carry: the token under a pad of its own.
+    masked: String,
     fresh: bool,
 }
 
@@ -45,6 +49,7 @@ impl Csrf {
     pub(crate) fn for_request(headers: &HeaderMap) -> AppResult<Self> {
         match cookies::get(headers, CSRF_COOKIE).filter(|t| is_well_formed(t)) {
             Some(t) => Ok(Self {
+                masked: mask(t).map_err(AppError::internal)?,
                 token: t.to_owned(),
                 fresh: false,
             }),
@@ -54,14 +59,17 @@ impl Csrf {
 
     /// A new token, e.g. after signing in, so a token planted before does not survive it.
     pub(crate) fn new() -> AppResult<Self> {
+        let token = Token::generate().map_err(AppError::internal)?.into_string();
         Ok(Self {
-            token: Token::generate().map_err(AppError::internal)?.into_string(),
+            masked: mask(&token).map_err(AppError::internal)?,
+            token,
             fresh: true,
         })
     }
 
-    pub(crate) fn token(&self) -> &str {
-        &self.token
+    /// The value for forms (masked; see the module's comment).
+    pub(crate) fn form_token(&self) -> &str {
+        &self.masked
     }
 
     /// The `Set-Cookie` to send, when the browser does not have this token yet.
@@ -95,6 +103,9 @@ pub(crate) async fn guard(req: Request, next: Next) -> Response {
             .map(str::to_owned),
         _ => form_field(&bytes, CSRF_FIELD),
     };
+    // Pages send it masked; the plain token (a client that read the cookie's value, such as
+    // a test) is accepted too.
+    let sent = sent.map(|s| unmask(&s).unwrap_or(s));
     let ok = match (expected, sent.as_deref()) {
         (Some(expected), Some(sent)) => constant_time_eq(expected, sent),
         _ => false,
@@ -291,17 +302,41 @@ mod tests {
     #[test]
     fn a_cookie_token_is_reused_and_a_missing_one_is_made() {
         let fresh = Csrf::for_request(&HeaderMap::new()).expect("token");
-        assert!(is_well_formed(fresh.token()));
+        assert!(is_well_formed(&fresh.token));
         assert!(fresh.set_cookie(false).is_some());
-        let cookie = format!("{CSRF_COOKIE}={}", fresh.token());
+        let cookie = format!("{CSRF_COOKIE}={}", fresh.token);
         let mut h = HeaderMap::new();
         h.insert("cookie", HeaderValue::from_str(&cookie).expect("ascii"));
         let again = Csrf::for_request(&h).expect("token");
-        assert_eq!(again.token(), fresh.token());
+        assert_eq!(again.token, fresh.token);
         assert!(again.set_cookie(false).is_none());
         // Junk in the cookie is replaced, not trusted.
         let h = headers(&[("cookie", "musubi_csrf=short")]);
-        assert_ne!(Csrf::for_request(&h).expect("token").token(), "short");
+        assert_ne!(Csrf::for_request(&h).expect("token").token, "short");
+    }
+
+    #[test]
+    fn forms_carry_the_token_masked_differently_in_every_answer() {
+        let first = Csrf::for_request(&HeaderMap::new()).expect("token");
+        let cookie = format!("{CSRF_COOKIE}={}", first.token);
+        let mut h = HeaderMap::new();
+        h.insert("cookie", HeaderValue::from_str(&cookie).expect("ascii"));
+        let second = Csrf::for_request(&h).expect("token");
+        assert_ne!(
+            first.form_token(),
+            second.form_token(),
+            "same token, another pad"
+        );
+        for page in [&first, &second] {
+            assert!(
+                !page.form_token().contains(&first.token),
+                "never the plain token"
+            );
+            assert_eq!(
+                unmask(page.form_token()).as_deref(),
+                Some(first.token.as_str())
+            );
+        }
     }
 
     #[test]

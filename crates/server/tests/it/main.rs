@@ -50,6 +50,7 @@ mod writes {
 
 /// The server-rendered pages, driven like a browser.
 mod web {
+    mod compression;
     mod console;
     mod invite;
     mod signin;

@@ -254,7 +254,7 @@ async fn confirm(
             let page = RecoveryCodesPage {
                 t,
                 assets: assets::urls(),
-                nav: Nav::signed_in(who.name(), ctx.csrf.token()),
+                nav: Nav::signed_in(who.name(), ctx.csrf.form_token()),
                 current_path: "/home",
                 codes: &enrolled.recovery_codes,
                 continue_to,
@@ -304,7 +304,7 @@ fn render(
         Who::Viewer(v) => (
             SECURITY_ENROL,
             SECURITY_ENROL.to_owned(),
-            Nav::signed_in(&v.user().name, ctx.csrf.token()),
+            Nav::signed_in(&v.user().name, ctx.csrf.form_token()),
         ),
     };
     let page = EnrolPage {
@@ -312,7 +312,7 @@ fn render(
         assets: assets::urls(),
         nav,
         current_path: &path,
-        csrf: ctx.csrf.token(),
+        csrf: ctx.csrf.form_token(),
         action,
         for_sign_in: who.for_sign_in(),
         key_groups: groups_of_four(&enrolment.secret_base32),

@@ -173,7 +173,7 @@ async fn unread_section(
         ctx.lang,
         home,
         invitations,
-        ctx.csrf.token().to_owned(),
+        ctx.csrf.form_token().to_owned(),
     ))
 }
 

@@ -416,7 +416,7 @@ fn page<'a>(
         assets: assets::urls(),
         nav: Nav::hidden(),
         current_path: path,
-        csrf: ctx.csrf.token(),
+        csrf: ctx.csrf.form_token(),
         action: path,
         association: &preview.association_name,
         admin: preview.role == MemberRole::Admin,

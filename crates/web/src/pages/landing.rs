@@ -26,7 +26,7 @@ pub(crate) struct LandingPage<'a> {
 pub(crate) async fn show(State(services): State<Services>, ctx: Ctx) -> Result<Response, Response> {
     let viewer = ctx.viewer(&services).await?;
     let nav = match &viewer {
-        Some(v) => Nav::signed_in(&v.user().name, ctx.csrf.token()),
+        Some(v) => Nav::signed_in(&v.user().name, ctx.csrf.form_token()),
         None => Nav::signed_out(),
     };
     let res = render(ctx.lang, services.association_cards().await, nav);

@@ -80,9 +80,9 @@ pub(crate) async fn show(
     let page = SessionsPage {
         t,
         assets: assets::urls(),
-        nav: Nav::signed_in(&viewer.user().name, ctx.csrf.token()),
+        nav: Nav::signed_in(&viewer.user().name, ctx.csrf.form_token()),
         current_path: "/me/sessions",
-        csrf: ctx.csrf.token(),
+        csrf: ctx.csrf.form_token(),
         sessions,
         notice: ended.then(|| t.get("sessions.ended")),
     };

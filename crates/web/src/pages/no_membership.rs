@@ -27,9 +27,9 @@ pub(crate) fn page(ctx: &Ctx, viewer: &Viewer) -> Response {
     let page = NoMembershipPage {
         t: Translator::new(ctx.lang),
         assets: assets::urls(),
-        nav: Nav::signed_in(&viewer.user().name, ctx.csrf.token()),
+        nav: Nav::signed_in(&viewer.user().name, ctx.csrf.form_token()),
         current_path: path,
-        csrf: ctx.csrf.token(),
+        csrf: ctx.csrf.form_token(),
     };
     ctx.respond(StatusCode::FORBIDDEN, &page)
 }

@@ -93,7 +93,7 @@ pub(crate) async fn section(
     Ok(PasskeySection {
         available: services.passkeys_available(),
         passkeys,
-        csrf: ctx.csrf.token().to_owned(),
+        csrf: ctx.csrf.form_token().to_owned(),
         notice,
     })
 }

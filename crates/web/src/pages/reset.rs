@@ -217,7 +217,7 @@ fn render_request(ctx: &Ctx, status: StatusCode, email: &str, error: Option<Stri
         assets: assets::urls(),
         nav: Nav::hidden(),
         current_path: REQUEST,
-        csrf: ctx.csrf.token(),
+        csrf: ctx.csrf.form_token(),
         email,
         error,
     };
@@ -236,7 +236,7 @@ fn render_new_password(
         assets: assets::urls(),
         nav: Nav::hidden(),
         current_path: path,
-        csrf: ctx.csrf.token(),
+        csrf: ctx.csrf.form_token(),
         action: path,
         password_problems,
         error,

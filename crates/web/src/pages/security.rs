@@ -34,7 +34,7 @@ pub(crate) async fn show(
     let page = SecurityPage {
         t: Translator::new(ctx.lang),
         assets: assets::urls(),
-        nav: Nav::signed_in(&viewer.user().name, ctx.csrf.token()),
+        nav: Nav::signed_in(&viewer.user().name, ctx.csrf.form_token()),
         current_path: "/me/security",
         enabled_since: viewer
             .user()

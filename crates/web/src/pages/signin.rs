@@ -196,7 +196,7 @@ fn render(
         assets: assets::urls(),
         nav: Nav::hidden(),
         current_path: &path,
-        csrf: ctx.csrf.token(),
+        csrf: ctx.csrf.form_token(),
         email,
         next: next.unwrap_or(""),
         error,

@@ -149,7 +149,7 @@ fn render(
         assets: assets::urls(),
         nav: Nav::hidden(),
         current_path: &path,
-        csrf: ctx.csrf.token(),
+        csrf: ctx.csrf.form_token(),
         next: next.unwrap_or(""),
         error,
         recovery_open,

@@ -239,7 +239,7 @@ pub(crate) async fn show(
     let page = AuditPage {
         t,
         assets: assets::urls(),
-        nav: Nav::signed_in(&c.viewer.user().name, ctx.csrf.token()),
+        nav: Nav::signed_in(&c.viewer.user().name, ctx.csrf.form_token()),
         current_path: &base,
         console: c.head("audit"),
         actions,

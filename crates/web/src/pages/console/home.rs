@@ -111,7 +111,7 @@ pub(crate) async fn show(
     let page = ConsoleHomePage {
         t,
         assets: assets::urls(),
-        nav: Nav::signed_in(&c.viewer.user().name, ctx.csrf.token()),
+        nav: Nav::signed_in(&c.viewer.user().name, ctx.csrf.form_token()),
         current_path: &path,
         console: c.head("home"),
         counts,

@@ -214,10 +214,10 @@ async fn render(
     let page = InvitePage {
         t,
         assets: assets::urls(),
-        nav: Nav::signed_in(&c.viewer.user().name, ctx.csrf.token()),
+        nav: Nav::signed_in(&c.viewer.user().name, ctx.csrf.form_token()),
         current_path: &path,
         console: c.head("invite"),
-        csrf: ctx.csrf.token(),
+        csrf: ctx.csrf.form_token(),
         flash,
         alert: form.alert,
         values: form.values,
@@ -303,7 +303,7 @@ fn created_page(ctx: &Ctx, c: &Console, created: CreatedInvitation) -> Response 
     let page = InvitedPage {
         t,
         assets: assets::urls(),
-        nav: Nav::signed_in(&c.viewer.user().name, ctx.csrf.token()),
+        nav: Nav::signed_in(&c.viewer.user().name, ctx.csrf.form_token()),
         current_path: &path,
         console: c.head("invite"),
         link,

@@ -106,10 +106,10 @@ pub(crate) async fn show(
     let page = MembersPage {
         t,
         assets: assets::urls(),
-        nav: Nav::signed_in(&c.viewer.user().name, ctx.csrf.token()),
+        nav: Nav::signed_in(&c.viewer.user().name, ctx.csrf.form_token()),
         current_path: &path,
         console: c.head("members"),
-        csrf: ctx.csrf.token(),
+        csrf: ctx.csrf.form_token(),
         flash,
         inactive_count: members.len() - active_count,
         active_count,

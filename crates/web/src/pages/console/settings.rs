@@ -112,10 +112,10 @@ fn render(
     let page = SettingsPage {
         t,
         assets: assets::urls(),
-        nav: Nav::signed_in(&c.viewer.user().name, ctx.csrf.token()),
+        nav: Nav::signed_in(&c.viewer.user().name, ctx.csrf.form_token()),
         current_path: &path,
         console: c.head("settings"),
-        csrf: ctx.csrf.token(),
+        csrf: ctx.csrf.form_token(),
         flash,
         values,
         errors,

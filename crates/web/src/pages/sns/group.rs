@@ -319,7 +319,7 @@ async fn join_page(
         assets: assets::urls(),
         nav: nav(&p.viewer, ctx, total, Section::Groups),
         current_path: &path,
-        csrf: ctx.csrf.token(),
+        csrf: ctx.csrf.form_token(),
         flash: flash(t, uri),
         slug: p.slug(),
         id: g.id.to_string(),
@@ -391,7 +391,7 @@ async fn render(
         assets: assets::urls(),
         nav: nav(&p.viewer, ctx, total, Section::Groups).live_after(typed.live_after),
         current_path: &path,
-        csrf: ctx.csrf.token(),
+        csrf: ctx.csrf.form_token(),
         flash: flash(t, uri),
         list: topic_list(ctx.lang, p.slug(), &view),
         group: GroupHead {

@@ -159,7 +159,7 @@ pub(crate) async fn show(
         list,
         associations,
         open,
-        csrf: ctx.csrf.token(),
+        csrf: ctx.csrf.form_token(),
     };
     Ok(ctx.respond(StatusCode::OK, &page))
 }
@@ -300,7 +300,7 @@ async fn render_new(
         assets: assets::urls(),
         nav: nav(&p.viewer, ctx, total, Section::Groups),
         current_path: &path,
-        csrf: ctx.csrf.token(),
+        csrf: ctx.csrf.form_token(),
         slug: p.slug(),
         association: &p.tenant.name,
         form,

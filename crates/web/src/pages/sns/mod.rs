@@ -39,7 +39,7 @@ pub(crate) fn parse_id<T: From<Uuid>>(id: &str) -> T {
 
 /// The header for a signed-in page of the SNS, with the unread count next to ホーム.
 pub(crate) fn nav<'a>(viewer: &'a Viewer, ctx: &'a Ctx, unread: i64, at: Section) -> Nav<'a> {
-    Nav::signed_in(&viewer.user().name, ctx.csrf.token()).with_unread(unread, at)
+    Nav::signed_in(&viewer.user().name, ctx.csrf.form_token()).with_unread(unread, at)
 }
 
 /// The total unread count for the header; a failure only leaves the badge out.

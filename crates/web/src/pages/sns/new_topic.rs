@@ -131,7 +131,7 @@ async fn render(
         assets: assets::urls(),
         nav: nav(&p.viewer, ctx, total, Section::Groups),
         current_path: &path,
-        csrf: ctx.csrf.token(),
+        csrf: ctx.csrf.form_token(),
         slug: p.slug(),
         group_id: group_id.to_string(),
         group_name: view.group.name.clone(),

@@ -259,7 +259,7 @@ fn comment_list(
         mode: view.receipt_mode,
         owner: view.my_role == GroupRole::Owner,
         first_unread_seq: view.first_unread_seq,
-        csrf: ctx.csrf.token(),
+        csrf: ctx.csrf.form_token(),
         unread_total,
         now: Utc::now(),
     };
@@ -379,7 +379,7 @@ async fn render(
         nav: nav(&p.viewer, ctx, total, Section::Groups).live_after(typed.live_after),
         me: p.viewer.user().id.to_string(),
         current_path: &path,
-        csrf: ctx.csrf.token(),
+        csrf: ctx.csrf.form_token(),
         flash: uri.and_then(|u| flash(t, u)),
         topic: TopicHead {
             slug: p.slug().to_owned(),
