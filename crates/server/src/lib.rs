@@ -21,7 +21,7 @@ use musubi_domain::Services;
 use musubi_pgembed::{EmbeddedOptions, EmbeddedPostgres};
 use sqlx::postgres::PgConnectOptions;
 use std::str::FromStr;
-use tower_http::compression::predicate::{NotForContentType, Predicate, SizeAbove};
+use tower_http::compression::predicate::{Predicate, SizeAbove};
 use tower_http::compression::{CompressionLayer, CompressionLevel};
 use tower_http::set_header::SetResponseHeaderLayer;
 
@@ -213,16 +213,41 @@ pub fn app(config: &Config, operator: &Operator) -> Router {
 
 /// Brotli or gzip for pages, styles, scripts and API answers when the client accepts them: a
 /// phone on a weak signal in a patient's home gets a topic several times faster. Quality 4
-/// keeps it cheap per request; answers under 1 KiB and images are sent as they are. Pages carry
-/// no secret that a compressed size could reveal: their CSRF token is masked afresh each time.
+/// keeps it cheap per request; answers under 1 KiB are sent as they are, and so are downloads
+/// (CSV exports keep their file name and length as browsers expect). Pages carry no secret that
+/// a compressed size could reveal: their CSRF token is masked afresh each time.
 fn compression() -> CompressionLayer<impl Predicate> {
-    let worth_it = SizeAbove::new(1024)
-        .and(NotForContentType::GRPC)
-        .and(NotForContentType::IMAGES)
-        .and(NotForContentType::SSE);
+    let worth_it = SizeAbove::new(1024).and(compressible);
     CompressionLayer::new()
         .quality(CompressionLevel::Precise(4))
         .compress_when(worth_it)
+}
+
+/// The media types worth compressing: text the pages and the API send.
+fn compressible(
+    _: StatusCode,
+    _: axum::http::Version,
+    headers: &axum::http::HeaderMap,
+    _: &axum::http::Extensions,
+) -> bool {
+    const TYPES: [&str; 7] = [
+        "text/html",
+        "text/css",
+        "text/javascript",
+        "application/json",
+        "application/graphql-response+json",
+        "application/manifest+json",
+        "image/svg+xml",
+    ];
+    let Some(media) = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+    else {
+        return false;
+    };
+    let media = media.trim();
+    TYPES.iter().any(|t| media.eq_ignore_ascii_case(t))
 }
 
 async fn readyz(State(db): State<Db>) -> impl IntoResponse {
@@ -329,4 +354,45 @@ fn shutdown_signal() -> anyhow::Result<impl std::future::Future<Output = ()>> {
             _ = terminate.recv() => {},
         }
     })
+}
+
+#[cfg(test)]
+mod compression_tests {
+    use super::*;
+
+    #[test]
+    fn text_is_compressed_and_downloads_and_images_are_not() {
+        let check = |content_type: &str| {
+            let mut headers = axum::http::HeaderMap::new();
+            headers.insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_str(content_type).unwrap(),
+            );
+            compressible(
+                StatusCode::OK,
+                axum::http::Version::HTTP_11,
+                &headers,
+                &axum::http::Extensions::new(),
+            )
+        };
+        for yes in [
+            "text/html; charset=utf-8",
+            "text/css; charset=utf-8",
+            "text/javascript; charset=utf-8",
+            "application/json",
+            "Application/JSON; charset=utf-8",
+            "application/manifest+json",
+            "image/svg+xml",
+        ] {
+            assert!(check(yes), "{yes}");
+        }
+        for no in [
+            "text/csv; charset=utf-8",
+            "image/png",
+            "application/octet-stream",
+            "",
+        ] {
+            assert!(!check(no), "{no}");
+        }
+    }
 }
