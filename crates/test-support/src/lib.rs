@@ -492,12 +492,7 @@ impl TestApp {
 
     /// Sends a request; returns status, headers and body text.
     pub async fn send(&self, req: Request<Body>) -> (StatusCode, http::HeaderMap, String) {
-        let resp = self.router.clone().oneshot(req).await.expect("infallible");
-        let status = resp.status();
-        let headers = resp.headers().clone();
-        let bytes = axum::body::to_bytes(resp.into_body(), 16 * 1024 * 1024)
-            .await
-            .expect("body");
+        let (status, headers, bytes) = self.send_bytes(req).await;
         (
             status,
             headers,
