@@ -111,6 +111,16 @@ async fn next_event(ws: &mut GqlWs) -> Value {
     ws.next_data("ev", WAIT).await["events"].clone()
 }
 
+/// The unread count an event carries for `group` (0 when the group has none).
+fn group_unread(e: &Value, group: GroupId) -> i64 {
+    e["unread"]["groups"]
+        .as_array()
+        .expect("the event carries unread counts")
+        .iter()
+        .find(|g| g["groupId"] == group.to_string())
+        .map_or(0, |g| g["count"].as_i64().expect("a count"))
+}
+
 /// Waits for the event announcing `comment`; fails on any other CommentPosted first.
 async fn expect_comment(ws: &mut GqlWs, comment: Uuid) -> Value {
     loop {
@@ -189,14 +199,8 @@ async fn a_subscriber_gets_comments_of_its_groups_and_nothing_outside_its_scope(
     assert_eq!(e["associationSlug"], "minatogawa");
     assert_eq!(e["actorId"], nurse.user().id.to_string());
     // The subscriber's own fresh counts: the topic body and the reply are unread.
-    let counts = e["unread"]["groups"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|g| g["groupId"] == group.to_string())
-        .unwrap()
-        .clone();
-    assert!(counts["count"].as_i64().unwrap() >= 2, "{e}");
+    let counts = group_unread(&e, group);
+    assert!(counts >= 2, "{e}");
     // Ids only, never text.
     assert!(!e.to_string().contains("訪問"), "{e}");
 
@@ -217,13 +221,7 @@ async fn a_subscriber_gets_comments_of_its_groups_and_nothing_outside_its_scope(
         kinds.push(e["kind"].as_str().unwrap().to_owned());
         if e["kind"] == "UNREAD_CHANGED" {
             assert_eq!(e["actorId"], sato.to_string());
-            let still = e["unread"]["groups"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .find(|g| g["groupId"] == group.to_string())
-                .map_or(0, |g| g["count"].as_i64().unwrap());
-            assert!(still < counts["count"].as_i64().unwrap(), "{e}");
+            assert!(group_unread(&e, group) < counts, "{e}");
             break;
         }
     }
@@ -302,12 +300,7 @@ async fn live_counts_stay_exact_while_colleagues_post_and_the_subscriber_reads_a
         Some(truth.total),
         "live counts drifted from the database: {e}"
     );
-    let live_group = e["unread"]["groups"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|g| g["groupId"] == group.to_string())
-        .map_or(0, |g| g["count"].as_i64().unwrap());
+    let live_group = group_unread(&e, group);
     let true_group = truth
         .groups
         .iter()
