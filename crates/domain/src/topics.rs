@@ -26,6 +26,9 @@ pub const MAX_TITLE_CHARS: usize = 200;
 pub const MAX_COMMENT_CHARS: usize = 10_000;
 /// Most comments a topic page shows (the latest).
 pub const TOPIC_PAGE_COMMENTS: i64 = 500;
+/// Readers shown with each comment of a topic page; the rest are asked for one comment at a
+/// time ([`Services::comment_readers`]). The viewer's own comments come with all of theirs.
+pub const READER_PREVIEW: i64 = 5;
 
 fn check_title(title: &str) -> AppResult<String> {
     text::line("title", title, MAX_TITLE_CHARS)
@@ -39,8 +42,11 @@ pub(crate) fn check_body(body: &str) -> AppResult<String> {
 #[derive(Debug, Clone)]
 pub struct CommentView {
     pub row: CommentRow,
-    /// Footprints, or acknowledgements in that mode, oldest first. Empty when receipts are off.
+    /// Footprints, or acknowledgements in that mode, oldest first: the first
+    /// [`READER_PREVIEW`], or all on the viewer's own comments. Empty when receipts are off.
     pub readers: Vec<ReaderRow>,
+    /// How many read (or confirmed) it in all.
+    pub reader_count: usize,
     /// For the viewer's own comments: members in scope who have not read (or confirmed) yet.
     pub not_read_by: Vec<(PersonId, String)>,
     /// Earlier versions, oldest first (empty for a deleted comment).
@@ -70,6 +76,35 @@ pub struct TopicView {
     pub audience: Vec<GroupMemberRow>,
     /// The first comment that was unread when the page was opened.
     pub first_unread_seq: Option<i32>,
+    /// With [`Reading::OnScreen`]: the comments shown that the viewer has not read yet, for the
+    /// page to report when they have been on screen ([`Services::mark_seen`]).
+    pub unseen_seqs: Vec<i32>,
+}
+
+/// What opening a topic counts as read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reading {
+    /// Nothing: a look (a refresh, an API client that marks reading itself).
+    Look,
+    /// Everything the page shows (a page without script: it showed them all).
+    Page,
+    /// Only what the page reports later as having been on screen ([`Services::mark_seen`]).
+    OnScreen,
+}
+
+/// Most comments one report of what was on screen may name.
+pub const MAX_SEEN_PER_CALL: usize = 500;
+
+/// One comment's readers in full.
+#[derive(Debug, Clone)]
+pub struct CommentReaders {
+    pub tenant: Tenant,
+    pub topic: TopicRow,
+    pub group_name: String,
+    pub receipt_mode: ReceiptMode,
+    /// The comment (its body is not for this page: it is on the topic's).
+    pub comment: CommentRow,
+    pub readers: Vec<ReaderRow>,
 }
 
 #[derive(Debug, Clone)]
@@ -172,6 +207,21 @@ impl Services {
         topic_id: TopicId,
         record_read: bool,
     ) -> AppResult<TopicView> {
+        let reading = if record_read {
+            Reading::Page
+        } else {
+            Reading::Look
+        };
+        self.read_topic(actor, topic_id, reading).await
+    }
+
+    /// Opens a topic, counting as read what `reading` says (see [`Services::open_topic`]).
+    pub async fn read_topic(
+        &self,
+        actor: &Actor<'_>,
+        topic_id: TopicId,
+        reading: Reading,
+    ) -> AppResult<TopicView> {
         let mut c = self.change(actor).await?;
         let (group, access) = c
             .visible_topic(topic_id, Object::Comments, Action::Read)
@@ -180,7 +230,10 @@ impl Services {
         let me = actor.viewer.user.id;
         let mut first_unread_seq = None;
         let mut new_footprints = Vec::new();
-        if record_read {
+        if reading == Reading::OnScreen {
+            first_unread_seq = repo::first_unread(c.conn(), me, topic_id).await?;
+        }
+        if reading == Reading::Page {
             first_unread_seq = repo::take_unread(c.conn(), me, topic_id).await?;
             if mode == ReceiptMode::Footprints {
                 // Without an unread counter there may still be comments this person never read
@@ -191,13 +244,12 @@ impl Services {
         }
         let rows = repo::comments_of_topic(c.conn(), topic_id, TOPIC_PAGE_COMMENTS).await?;
         let from_seq = rows.first().map_or(1, |c| c.seq);
-        let mut readers = match mode {
-            ReceiptMode::Off => Vec::new(),
-            ReceiptMode::Footprints => {
-                repo::readers_of_topic(c.conn(), topic_id, from_seq, false).await?
-            }
-            ReceiptMode::Acknowledgement => {
-                repo::readers_of_topic(c.conn(), topic_id, from_seq, true).await?
+        let (counts, mut readers) = match mode {
+            ReceiptMode::Off => (Vec::new(), Vec::new()),
+            ReceiptMode::Footprints | ReceiptMode::Acknowledgement => {
+                let ack = mode == ReceiptMode::Acknowledgement;
+                repo::reader_preview_of_topic(c.conn(), topic_id, from_seq, ack, READER_PREVIEW, me)
+                    .await?
             }
         };
         let history = if rows.iter().any(|c| c.version > 1) {
@@ -218,7 +270,21 @@ impl Services {
             let event = EventSpec::topic(EventKind::FootprintAdded, topic_id, scope, author);
             c.event(&group, event.comments(ids)).await?;
         }
-        let cleared = first_unread_seq.is_some();
+        let unseen_seqs = match (reading, mode) {
+            (Reading::OnScreen, ReceiptMode::Footprints) => {
+                repo::unseen_among(c.conn(), me, topic_id, from_seq).await?
+            }
+            (Reading::OnScreen, _) => match first_unread_seq {
+                Some(first) => rows
+                    .iter()
+                    .filter(|r| r.seq >= first && r.author_id != me && r.deleted_at.is_none())
+                    .map(|r| r.seq)
+                    .collect(),
+                None => Vec::new(),
+            },
+            _ => Vec::new(),
+        };
+        let cleared = reading == Reading::Page && first_unread_seq.is_some();
         if cleared {
             let event = EventSpec::topic(EventKind::UnreadChanged, topic_id, scope, author);
             c.event(&group, event.only_for(me)).await?;
@@ -239,12 +305,19 @@ impl Services {
         for r in readers {
             readers_by_comment.entry(r.comment_id).or_default().push(r);
         }
+        let counts: HashMap<CommentId, i64> = counts
+            .into_iter()
+            .map(|r| (r.comment_id, r.count))
+            .collect();
         let comments = rows
             .into_iter()
             .map(|row| {
                 let mine = row.author_id == me;
                 let deleted = row.deleted_at.is_some();
                 let rs: Vec<ReaderRow> = readers_by_comment.remove(&row.id).unwrap_or_default();
+                let reader_count = counts
+                    .get(&row.id)
+                    .map_or(0, |n| usize::try_from(*n).unwrap_or(0));
                 let not_read_by = if mine && !deleted && mode != ReceiptMode::Off {
                     audience
                         .iter()
@@ -273,6 +346,7 @@ impl Services {
                 CommentView {
                     row,
                     readers: rs,
+                    reader_count,
                     not_read_by,
                     history,
                     mine,
@@ -296,6 +370,89 @@ impl Services {
             comments,
             audience,
             first_unread_seq,
+            unseen_seqs,
+        })
+    }
+
+    /// Counts the comments numbered `seqs` as read: they have been on the person's screen.
+    /// Footprints are recorded on them (in footprint mode) and the unread counter moves past
+    /// them (see `settle_unread`). Numbers of comments that are not there, the person's own
+    /// and deleted ones are ignored; nothing is audited (opening the topic was).
+    pub async fn mark_seen(
+        &self,
+        actor: &Actor<'_>,
+        topic_id: TopicId,
+        seqs: &[i32],
+    ) -> AppResult<()> {
+        if seqs.len() > MAX_SEEN_PER_CALL {
+            return Err(AppError::invalid("seqs", "too many comments in one report"));
+        }
+        let mut seqs: Vec<i32> = seqs.iter().copied().filter(|s| *s > 0).collect();
+        seqs.sort_unstable();
+        seqs.dedup();
+        if seqs.is_empty() {
+            return Ok(());
+        }
+        let mut c = self.change(actor).await?;
+        let (group, access) = c
+            .visible_topic(topic_id, Object::Comments, Action::Read)
+            .await?;
+        let me = actor.viewer.user.id;
+        let footprints = access.receipt_mode == ReceiptMode::Footprints;
+        let new = if footprints {
+            repo::record_footprints_on(c.conn(), me, topic_id, &seqs).await?
+        } else {
+            Vec::new()
+        };
+        let changed = repo::settle_unread(c.conn(), me, topic_id, &seqs, footprints).await?;
+        let (scope, author) = (access.topic.scope, access.topic.author_id);
+        if !new.is_empty() {
+            let ids: Vec<CommentId> = new.iter().map(|(id, _)| *id).collect();
+            let event = EventSpec::topic(EventKind::FootprintAdded, topic_id, scope, author);
+            c.event(&group, event.comments(ids)).await?;
+        }
+        if changed {
+            let event = EventSpec::topic(EventKind::UnreadChanged, topic_id, scope, author);
+            c.event(&group, event.only_for(me)).await?;
+        }
+        c.commit().await
+    }
+
+    /// Everyone who read (or confirmed) one comment, oldest first: the list a topic page
+    /// shows only the first [`READER_PREVIEW`] of. Same visibility as the topic; a comment of
+    /// another topic is "not found".
+    pub async fn comment_readers(
+        &self,
+        actor: &Actor<'_>,
+        topic_id: TopicId,
+        comment_id: CommentId,
+    ) -> AppResult<CommentReaders> {
+        let mut c = self.change(actor).await?;
+        let (group, access) = c
+            .visible_topic(topic_id, Object::Comments, Action::Read)
+            .await?;
+        let comment = repo::comment(c.conn(), comment_id)
+            .await?
+            .filter(|r| r.topic_id == topic_id)
+            .ok_or_else(AppError::not_found)?;
+        let mode = access.receipt_mode;
+        let mut readers = match mode {
+            ReceiptMode::Off => Vec::new(),
+            ReceiptMode::Footprints | ReceiptMode::Acknowledgement => {
+                let ack = mode == ReceiptMode::Acknowledgement;
+                repo::readers_of_comment(c.conn(), comment_id, ack).await?
+            }
+        };
+        let members = repo::members(c.conn(), &group).await?;
+        name_readers(c.conn(), &mut readers, &members).await?;
+        c.commit().await?;
+        Ok(CommentReaders {
+            tenant: actor.tenant.clone(),
+            topic: access.topic,
+            group_name: access.group_name,
+            receipt_mode: mode,
+            comment,
+            readers,
         })
     }
 

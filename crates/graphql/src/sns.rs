@@ -8,7 +8,7 @@
 use crate::request::{routed, signed_in, uuid, OrGql};
 use async_graphql::{Context, Enum, MaybeUndefined, Object, SimpleObject, ID};
 use chrono::{DateTime, Utc};
-use musubi_db::groups::{CandidateRow, GroupMemberRow, GroupRow, TopicRow};
+use musubi_db::groups::{CandidateRow, GroupMemberRow, GroupRow, ReaderRow, TopicRow};
 use musubi_domain::groups::{GroupInput, GroupPatch, Scope};
 use musubi_domain::topics::{self as topics, NewTopic, TopicPatch};
 use musubi_domain::types::JoinPolicy;
@@ -306,15 +306,26 @@ pub struct Comment {
     /// A deleted comment keeps its place, shown as deleted.
     pub deleted: bool,
     pub deleted_at: Option<DateTime<Utc>>,
-    /// Footprints (or, in acknowledgement mode, confirmations), oldest first; empty when the
-    /// group's receipts are off.
+    /// Footprints (or, in acknowledgement mode, confirmations), oldest first: the first five,
+    /// or all of them on my own comments; empty when the group's receipts are off. Everyone:
+    /// `commentReaders`.
     pub readers: Vec<Reader>,
+    /// How many read (or confirmed) it in all.
+    pub reader_count: i32,
     /// On the viewer's own comments: people in scope who have not read (or confirmed) it yet.
     pub not_read_by: Vec<Person>,
     /// Earlier versions, oldest first.
     pub history: Vec<CommentVersion>,
     pub mine: bool,
     pub acknowledged_by_me: bool,
+}
+
+fn reader_out(x: ReaderRow) -> Reader {
+    Reader {
+        user_id: id(x.user_id),
+        name: x.name,
+        at: x.at,
+    }
 }
 
 fn comment_out(c: topics::CommentView) -> Comment {
@@ -333,15 +344,8 @@ fn comment_out(c: topics::CommentView) -> Comment {
         version: r.version,
         deleted,
         deleted_at: r.deleted_at,
-        readers: c
-            .readers
-            .into_iter()
-            .map(|x| Reader {
-                user_id: id(x.user_id),
-                name: x.name,
-                at: x.at,
-            })
-            .collect(),
+        readers: c.readers.into_iter().map(reader_out).collect(),
+        reader_count: i32::try_from(c.reader_count).unwrap_or(i32::MAX),
         not_read_by: c
             .not_read_by
             .into_iter()
@@ -588,6 +592,25 @@ impl SnsQuery {
             .into_iter()
             .map(|g| group_out(g, &actor.tenant().slug))
             .collect())
+    }
+
+    /// Everyone who read (or confirmed) one comment of a topic (routed), oldest first; empty
+    /// when the group's receipts are off. `NOT_FOUND` as for the topic itself, or when the
+    /// comment is not in it.
+    async fn comment_readers(
+        &self,
+        ctx: &Context<'_>,
+        topic_id: ID,
+        comment_id: ID,
+    ) -> async_graphql::Result<Vec<Reader>> {
+        let (services, actor) = routed(ctx)?;
+        let topic_id = uuid(ctx, &topic_id)?;
+        let comment_id = uuid(ctx, &comment_id)?;
+        let view = services
+            .comment_readers(&actor, topic_id, comment_id)
+            .await
+            .gql(ctx)?;
+        Ok(view.readers.into_iter().map(reader_out).collect())
     }
 
     /// Opens a topic (routed): its comments with readers, history and who has not read mine.
@@ -910,6 +933,22 @@ impl SnsMutation {
             .acknowledge_comment(&actor, comment_id)
             .await
             .gql(ctx)?;
+        Ok(true)
+    }
+
+    /// The comments numbered `seqs` of a topic (routed) have been on my screen: they get my
+    /// footprint (in footprint mode) and leave my unread count, as `topic(markRead: false)`
+    /// followed by this does for an app that knows what it showed. Numbers of my own, deleted
+    /// or missing comments are ignored; more than 500 is `INVALID_INPUT`.
+    async fn mark_seen(
+        &self,
+        ctx: &Context<'_>,
+        topic_id: ID,
+        seqs: Vec<i32>,
+    ) -> async_graphql::Result<bool> {
+        let (services, actor) = routed(ctx)?;
+        let topic_id = uuid(ctx, &topic_id)?;
+        services.mark_seen(&actor, topic_id, &seqs).await.gql(ctx)?;
         Ok(true)
     }
 

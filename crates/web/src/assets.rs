@@ -23,7 +23,7 @@ struct Asset {
     body: &'static [u8],
 }
 
-const ASSETS: [Asset; 6] = [
+const ASSETS: [Asset; 7] = [
     Asset {
         stem: "app",
         ext: "css",
@@ -55,6 +55,13 @@ const ASSETS: [Asset; 6] = [
         ext: "js",
         content_type: "text/javascript; charset=utf-8",
         body: include_bytes!("../static/live.js"),
+    },
+    // Only on topic pages: what was on screen, readers on demand, drafts.
+    Asset {
+        stem: "topic",
+        ext: "js",
+        content_type: "text/javascript; charset=utf-8",
+        body: include_bytes!("../static/topic.js"),
     },
     // Lets a phone add Musubi to its home screen and open it without the browser's bars. Its
     // icon is linked by its plain name: the manifest is fetched rarely and revalidated.
@@ -93,6 +100,7 @@ pub(crate) struct AssetUrls {
     pub icon: String,
     pub passkey_js: String,
     pub live_js: String,
+    pub topic_js: String,
     pub manifest: String,
 }
 
@@ -111,7 +119,8 @@ pub(crate) fn urls() -> &'static AssetUrls {
             icon: url(2),
             passkey_js: url(3),
             live_js: url(4),
-            manifest: url(5),
+            topic_js: url(5),
+            manifest: url(6),
         }
     })
 }

@@ -25,6 +25,9 @@ use percent_encoding::{utf8_percent_encode, AsciiSet, CONTROLS};
 /// name is repeated here and must stay the same.
 pub(crate) const SESSION_COOKIE: &str = "musubi_session";
 
+/// Set to `1` by `static/app.js` on every page: this browser runs the pages' scripts.
+pub(crate) const SCRIPT_COOKIE: &str = "musubi_js";
+
 /// What a query value may not contain unencoded. `/` stays readable: `?next=/home`.
 const QUERY_VALUE: &AsciiSet = &CONTROLS
     .add(b' ')
@@ -54,6 +57,9 @@ pub(crate) struct Ctx {
     pub csrf: Csrf,
     /// This request's path and query, e.g. to come back after signing in.
     pub path: String,
+    /// The browser runs the pages' scripts (`static/app.js` sets [`SCRIPT_COOKIE`]): a topic
+    /// page then leaves footprints only on what its script reports as seen.
+    pub scripted: bool,
     method: Method,
     session_token: Option<String>,
 }
@@ -79,12 +85,14 @@ impl<S: Send + Sync> FromRequestParts<S> for Ctx {
         let session_token = cookies::get(&parts.headers, SESSION_COOKIE)
             .filter(|t| is_well_formed(t))
             .map(str::to_owned);
+        let scripted = cookies::get(&parts.headers, SCRIPT_COOKIE) == Some("1");
         Ok(Self {
             lang,
             secure: cookies::is_https(parts),
             client,
             csrf,
             path,
+            scripted,
             method: parts.method.clone(),
             session_token,
         })

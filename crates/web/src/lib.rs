@@ -157,9 +157,11 @@ fn sns_routes() -> Router<Services> {
             get(topic::comments_fragment).post(topic::reply),
         )
         .route(&format!("{TOPIC}/settings"), post(topic::settings))
+        .route(&format!("{TOPIC}/seen"), post(topic::seen))
         .route(&format!("{COMMENT}/edit"), post(topic::edit))
         .route(&format!("{COMMENT}/delete"), post(topic::delete))
         .route(&format!("{COMMENT}/ack"), post(topic::acknowledge))
+        .route(&format!("{COMMENT}/readers"), get(topic::readers))
 }
 
 /// The routes that need no services, so tests can call them without a database.

@@ -4,6 +4,10 @@
   var root = document.documentElement;
   root.classList.remove("no-js");
   root.classList.add("js");
+  // Tells the server this browser runs the pages' scripts: a topic page then counts as read
+  // only what topic.js reports as having been on screen (see ctx.rs, SCRIPT_COOKIE).
+  document.cookie = "musubi_js=1; path=/; max-age=31536000; SameSite=Lax" +
+    (window.location.protocol === "https:" ? "; Secure" : "");
 
   // "Show password": a button under each password field, labelled from the page's language.
   function addPasswordToggles() {

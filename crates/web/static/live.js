@@ -142,6 +142,12 @@
       if (el) el.focus({ preventScroll: true });
     }
     showUnread(root.getAttribute("data-unread-total"));
+    // topic.js watches the new comments for what comes on screen.
+    try {
+      part.dispatchEvent(new CustomEvent("live:swapped"));
+    } catch (e) {
+      // very old browser: nothing listens there either
+    }
     var after = root.getAttribute("data-count");
     if (before !== null && after !== null && after !== before) announce(part);
   }

@@ -94,27 +94,86 @@ pub struct ReaderRow {
     pub at: DateTime<Utc>,
 }
 
-/// Footprints (or acknowledgements) on the comments of a topic from `from_seq` on, oldest first.
+/// How many read (or confirmed) one comment.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct ReaderCount {
+    pub comment_id: CommentId,
+    pub count: i64,
+}
+
+fn receipt_table(acknowledgements: bool) -> (&'static str, &'static str) {
+    if acknowledgements {
+        ("acknowledgements", "r.at")
+    } else {
+        ("footprints", "r.read_at")
+    }
+}
+
+/// Footprints (or acknowledgements) on the comments of a topic from `from_seq` on: how many per
+/// comment, and the first `preview` readers of each, oldest first, except on `full_for`'s own
+/// comments, whose readers all come (their author is told who has not read them).
+///
+/// A 40-member group where everyone reads everything has ~40 readers on every comment; loading
+/// and naming them all made a re-opened topic cost three first opens.
 /// `name` is left empty: the caller knows the group's members already (see [`user_names`] for
 /// the readers who have left), which saves a lookup per footprint.
-pub async fn readers_of_topic(
+pub async fn reader_preview_of_topic(
     conn: &mut PgConnection,
     topic_id: TopicId,
     from_seq: i32,
     acknowledgements: bool,
-) -> DbResult<Vec<ReaderRow>> {
-    let (table, at) = if acknowledgements {
-        ("acknowledgements", "r.at")
-    } else {
-        ("footprints", "r.read_at")
-    };
-    Ok(sqlx::query_as(&format!(
-        "SELECT r.comment_id, r.user_id, '' AS name, {at} AS at \
-         FROM {table} r JOIN comments c ON c.id = r.comment_id \
-         WHERE c.topic_id = $1 AND c.seq >= $2 ORDER BY {at}"
+    preview: i64,
+    full_for: PersonId,
+) -> DbResult<(Vec<ReaderCount>, Vec<ReaderRow>)> {
+    let (table, at) = receipt_table(acknowledgements);
+    let rows: Vec<(CommentId, PersonId, DateTime<Utc>, i64, i64, bool)> = sqlx::query_as(&format!(
+        "SELECT * FROM (SELECT r.comment_id, r.user_id, {at}, \
+               row_number() OVER (PARTITION BY r.comment_id ORDER BY {at}, r.user_id) AS n, \
+               count(*) OVER (PARTITION BY r.comment_id), c.author_id = $3 AS all_readers \
+             FROM {table} r JOIN comments c ON c.id = r.comment_id \
+             WHERE c.topic_id = $1 AND c.seq >= $2) x WHERE n <= $4 OR all_readers"
     ))
     .bind(topic_id)
     .bind(from_seq)
+    .bind(full_for)
+    .bind(preview.max(1))
+    .fetch_all(conn)
+    .await?;
+    let mut counts: Vec<ReaderCount> = Vec::new();
+    let mut readers = Vec::new();
+    for (comment_id, user_id, at, n, total, full) in rows {
+        if n == 1 {
+            counts.push(ReaderCount {
+                comment_id,
+                count: total,
+            });
+        }
+        if n <= preview || full {
+            readers.push(ReaderRow {
+                comment_id,
+                user_id,
+                name: String::new(),
+                at,
+            });
+        }
+    }
+    readers.sort_by_key(|r| r.at);
+    Ok((counts, readers))
+}
+
+/// Every reader (or confirmation) of one comment, oldest first, names left empty as in
+/// [`reader_preview_of_topic`].
+pub async fn readers_of_comment(
+    conn: &mut PgConnection,
+    comment_id: CommentId,
+    acknowledgements: bool,
+) -> DbResult<Vec<ReaderRow>> {
+    let (table, at) = receipt_table(acknowledgements);
+    Ok(sqlx::query_as(&format!(
+        "SELECT r.comment_id, r.user_id, '' AS name, {at} AS at \
+         FROM {table} r WHERE r.comment_id = $1 ORDER BY {at}, r.user_id"
+    ))
+    .bind(comment_id)
     .fetch_all(conn)
     .await?)
 }

@@ -138,6 +138,129 @@ pub async fn record_footprints(
     .await?)
 }
 
+/// The first comment the person has not read in a topic, when something is unread (the counter
+/// is left as it is).
+pub async fn first_unread(
+    conn: &mut PgConnection,
+    user_id: PersonId,
+    topic_id: TopicId,
+) -> DbResult<Option<i32>> {
+    Ok(
+        sqlx::query_scalar("SELECT first_seq FROM unread WHERE user_id = $1 AND topic_id = $2")
+            .bind(user_id)
+            .bind(topic_id)
+            .fetch_optional(conn)
+            .await?,
+    )
+}
+
+/// The comments of others from `from_seq` on, not deleted, that do not have the person's
+/// footprint yet.
+pub async fn unseen_among(
+    conn: &mut PgConnection,
+    user_id: PersonId,
+    topic_id: TopicId,
+    from_seq: i32,
+) -> DbResult<Vec<i32>> {
+    Ok(sqlx::query_scalar(
+        "SELECT c.seq FROM comments c \
+         WHERE c.topic_id = $2 AND c.seq >= $3 AND c.author_id <> $1 AND c.deleted_at IS NULL \
+           AND NOT EXISTS (SELECT 1 FROM footprints f WHERE f.comment_id = c.id AND f.user_id = $1) \
+         ORDER BY c.seq",
+    )
+    .bind(user_id)
+    .bind(topic_id)
+    .bind(from_seq)
+    .fetch_all(conn)
+    .await?)
+}
+
+/// Records footprints on the comments numbered `seqs` (others', not deleted, not read before);
+/// returns the comments newly read and the time recorded.
+pub async fn record_footprints_on(
+    conn: &mut PgConnection,
+    user_id: PersonId,
+    topic_id: TopicId,
+    seqs: &[i32],
+) -> DbResult<Vec<(CommentId, DateTime<Utc>)>> {
+    Ok(sqlx::query_as(
+        "INSERT INTO footprints (comment_id, user_id, read_at) \
+         SELECT c.id, $1, now() FROM comments c \
+         WHERE c.topic_id = $2 AND c.seq = ANY($3) AND c.author_id <> $1 AND c.deleted_at IS NULL \
+           AND NOT EXISTS (SELECT 1 FROM footprints f WHERE f.comment_id = c.id AND f.user_id = $1) \
+         ON CONFLICT DO NOTHING RETURNING comment_id, read_at",
+    )
+    .bind(user_id)
+    .bind(topic_id)
+    .bind(seqs)
+    .fetch_all(conn)
+    .await?)
+}
+
+/// Moves a person's unread counter of a topic past the comments numbered `seqs`, which have
+/// been on their screen. With footprints, what is left is exactly the comments without one;
+/// without (acknowledgement mode, receipts off), the counter only moves past what was seen
+/// from its first unread comment on without a gap, and counts everything after that. Returns
+/// whether the counter changed. The row lock orders this against a comment being posted.
+pub async fn settle_unread(
+    conn: &mut PgConnection,
+    user_id: PersonId,
+    topic_id: TopicId,
+    seqs: &[i32],
+    footprints: bool,
+) -> DbResult<bool> {
+    let row: Option<(i32, i32)> = sqlx::query_as(
+        "SELECT first_seq, count FROM unread WHERE user_id = $1 AND topic_id = $2 FOR UPDATE",
+    )
+    .bind(user_id)
+    .bind(topic_id)
+    .fetch_optional(&mut *conn)
+    .await?;
+    let Some((first_seq, count)) = row else {
+        return Ok(false);
+    };
+    let (next, left, after_next): (Option<i32>, i64, i64) = sqlx::query_as(
+        "WITH rest AS (SELECT c.seq FROM comments c \
+             WHERE c.topic_id = $2 AND c.seq >= $3 AND c.author_id <> $1 \
+               AND c.deleted_at IS NULL AND c.seq <> ALL($4) \
+               AND (NOT $5 OR NOT EXISTS \
+                    (SELECT 1 FROM footprints f WHERE f.comment_id = c.id AND f.user_id = $1))) \
+         SELECT (SELECT min(seq) FROM rest), (SELECT count(*) FROM rest), \
+                (SELECT count(*) FROM comments c WHERE c.topic_id = $2 AND c.author_id <> $1 \
+                   AND c.deleted_at IS NULL AND c.seq >= (SELECT min(seq) FROM rest))",
+    )
+    .bind(user_id)
+    .bind(topic_id)
+    .bind(first_seq)
+    .bind(seqs)
+    .bind(footprints)
+    .fetch_one(&mut *conn)
+    .await?;
+    let Some(next) = next else {
+        sqlx::query("DELETE FROM unread WHERE user_id = $1 AND topic_id = $2")
+            .bind(user_id)
+            .bind(topic_id)
+            .execute(conn)
+            .await?;
+        return Ok(true);
+    };
+    let left = if footprints { left } else { after_next };
+    let left = i32::try_from(left).unwrap_or(i32::MAX);
+    if (next, left) == (first_seq, count) {
+        return Ok(false);
+    }
+    sqlx::query(
+        "UPDATE unread SET first_seq = $3, count = $4 WHERE user_id = $1 AND topic_id = $2",
+    )
+    .bind(user_id)
+    .bind(topic_id)
+    .bind(next)
+    .bind(left)
+    .execute(conn)
+    .await?;
+    Ok(true)
+}
+
 /// Clears every unread counter of the person in a group; returns the topics cleared.
 pub async fn mark_group_read(
     conn: &mut PgConnection,

@@ -325,6 +325,7 @@ mod sns {
                 deleted_at: None,
             },
             readers: vec![],
+            reader_count: 0,
             not_read_by: vec![],
             history: vec![],
             mine: false,
@@ -349,6 +350,7 @@ mod sns {
             mode,
             owner,
             first_unread_seq: Some(2),
+            unseen: &[2],
             csrf: "TOKEN",
             unread_total: 3,
             now: at(5, 0),
@@ -436,6 +438,30 @@ mod sns {
             "the first unread comment is marked"
         );
         assert!(!page.contains("確認しました</button>"));
+        assert_csp_clean(&page);
+    }
+
+    #[test]
+    fn a_crowded_comment_shows_a_count_and_a_few_readers_and_links_to_the_rest() {
+        let mut c = comment(2, "川村 健一", "了解です");
+        c.readers = (0..5).map(|i| reader(&c, "青木 さくら", 2, i)).collect();
+        c.reader_count = 39;
+        let quiet = comment(3, "林 大輔", "はい");
+        let page = fragment(list(ReceiptMode::Footprints, false, &[c.clone(), quiet]));
+        assert!(page.contains("既読 39 人"), "the count is of everyone");
+        assert_eq!(page.matches("class=\"reader-badge\"").count(), 5);
+        assert!(page.contains("ほか 34 人"));
+        let readers = format!("/a/minatogawa/t/{}/c/{}/readers", Uuid::nil(), c.row.id);
+        assert!(page.contains(&format!("data-readers-src=\"{readers}?part=list\"")));
+        assert!(
+            page.contains(&format!("href=\"{readers}\"")),
+            "works without a script"
+        );
+        assert!(page.contains("全員を見る（39 人）"));
+        // Comment 2 is unread for the viewer: the script watches it; 3 is not.
+        assert!(page.contains("id=\"c-2\" data-unseen=\"2\""));
+        assert!(!page.contains("data-unseen=\"3\""));
+        assert!(page.contains("id=\"unread\""), "where reading stopped");
         assert_csp_clean(&page);
     }
 

@@ -291,8 +291,26 @@ async fn opening_a_topic_costs_the_same_for_10_or_100_comments_with_10_readers_e
         .unwrap();
     assert_eq!(view.comments.len(), 100);
     assert!(
-        view.comments.iter().all(|c| c.readers.len() == 11),
+        view.comments.iter().all(|c| c.reader_count == 11),
         "10 readers and the doctor"
+    );
+    assert!(
+        view.comments.iter().all(|c| c.readers.len() == 11),
+        "the author is told who read, so gets them all"
+    );
+    let view =
+        b.s.open_topic(
+            &Actor::new(&readers[0], &b.tenant, &client()),
+            long.into(),
+            false,
+        )
+        .await
+        .unwrap();
+    assert!(
+        view.comments
+            .iter()
+            .all(|c| c.reader_count == 11 && c.readers.len() == 5),
+        "others get the count and the first five"
     );
 }
 

@@ -147,7 +147,7 @@ const TOPIC_QUERY: &str = "query($id: ID!, $m: Boolean) { topic(id: $id, markRea
     receiptMode canManage myRole firstUnreadSeq \
     topic { id title scope closed pinned unread lastSeq authorName } \
     comments { id seq body deleted important mine version acknowledgedByMe \
-               readers { userId name at } notReadBy { userId name } \
+               readers { userId name at } readerCount notReadBy { userId name } \
                history { version body } } \
     audience { userId name } } }";
 
@@ -915,6 +915,34 @@ async fn comments_keep_their_history_and_receipts_follow_the_group_mode() {
         .collect();
     let pharmacist = w.app.user_id(PHARMACIST).await.to_string();
     assert_eq!(readers, vec![pharmacist.as_str()], "{view}");
+    assert_eq!(c["readerCount"], 1, "{view}");
+    let all = w
+        .ok(
+            NURSE,
+            "query($t: ID!, $c: ID!) { commentReaders(topicId: $t, commentId: $c) { userId name } }",
+            json!({"t": topic, "c": note}),
+        )
+        .await;
+    assert_eq!(
+        all["commentReaders"][0]["userId"],
+        pharmacist.as_str(),
+        "{all}"
+    );
+    // What an app reports as seen: at most 500 numbers a call; outsiders get NOT_FOUND.
+    let seen = "mutation($t: ID!, $s: [Int!]!) { markSeen(topicId: $t, seqs: $s) }";
+    let d = w
+        .ok(PHARMACIST, seen, json!({"t": topic, "s": [1, 2, 3]}))
+        .await;
+    assert_eq!(d["markSeen"], true);
+    let many: Vec<i32> = (1..=501).collect();
+    let r = w
+        .gql(PHARMACIST, Some(HOST), seen, json!({"t": topic, "s": many}))
+        .await;
+    assert_eq!(error_codes(&r), vec!["INVALID_INPUT"], "{r}");
+    let r = w
+        .gql(OTHER_NURSE, Some(HOST), seen, json!({"t": topic, "s": [1]}))
+        .await;
+    assert_eq!(error_codes(&r), vec!["NOT_FOUND"], "{r}");
     let pharm_view = w.open_topic(PHARMACIST, &topic, false).await;
     let mine = pharm_view["data"]["topic"]["comments"]
         .as_array()

@@ -2,12 +2,13 @@
 //! unread counters, audit records and live-event rows. (Scope rules everywhere are tested with
 //! the API and pages; the demo data is checked at the end.)
 
+use musubi_authz::GroupRole;
 use musubi_db::accounts::NewUser;
 use musubi_domain::audit::RequestMeta;
 use musubi_domain::groups::{GroupInput, GroupKind, ReceiptMode, Scope};
 use musubi_domain::operator::Operator;
 use musubi_domain::sessions::Viewer;
-use musubi_domain::topics::{TopicPatch, TopicView};
+use musubi_domain::topics::{Reading, TopicPatch, TopicView};
 use musubi_domain::types::{DoctorKind, Profession};
 use musubi_domain::types::{GroupId, PersonId};
 use musubi_domain::Actor;
@@ -1193,4 +1194,252 @@ async fn the_home_page_lists_the_newest_ten_of_a_topic_and_keeps_the_count_exact
     let newest: Vec<i32> = (4..=13).rev().collect();
     assert_eq!(of(busy), newest, "the newest ten, newest first");
     assert_eq!(of(quiet), vec![1], "a quieter topic is not crowded out");
+}
+
+// --- Honest footprints: only what was on screen ----------------------------------------------
+
+/// A topic by the nurse with `n` comments in all (body included), the pharmacist and the nurse
+/// taking turns; the doctor is a member and has read nothing.
+async fn long_topic(w: &World, mode: Option<ReceiptMode>, n: i32) -> (Uuid, Uuid) {
+    let g = w
+        .group(
+            "doctor",
+            GroupKind::Patient,
+            mode,
+            &["nurse", "pharmacist", "care"],
+        )
+        .await;
+    let t = w.topic("nurse", g.into(), "経過 1", Scope::EVERYONE).await;
+    for i in 2..=n {
+        let who = if i % 2 == 0 { "pharmacist" } else { "nurse" };
+        w.reply(who, t, &format!("経過 {i}")).await;
+    }
+    (g.into(), t)
+}
+
+async fn on_screen(w: &World, who: &str, topic: Uuid) -> TopicView {
+    w.s.read_topic(&w.a(who), topic.into(), Reading::OnScreen)
+        .await
+        .unwrap()
+}
+
+async fn seen(w: &World, who: &str, topic: Uuid, seqs: &[i32]) {
+    w.s.mark_seen(&w.a(who), topic.into(), seqs).await.unwrap();
+}
+
+/// The person's unread row for a topic: (first_seq, count), none when nothing is unread.
+async fn unread_row(w: &World, who: &str, topic: Uuid) -> Option<(i32, i32)> {
+    let mut tx = w.db.db.tenant_tx(&w.tenant).await.unwrap();
+    let row =
+        sqlx::query_as("SELECT first_seq, count FROM unread WHERE user_id = $1 AND topic_id = $2")
+            .bind(Uuid::from(w.id(who)))
+            .bind(topic)
+            .fetch_optional(&mut *tx)
+            .await
+            .unwrap();
+    tx.commit().await.unwrap();
+    row
+}
+
+#[tokio::test]
+async fn only_comments_that_were_on_screen_get_footprints_and_leave_the_unread_count() {
+    let w = World::new().await;
+    let (g, t) = long_topic(&w, None, 10).await;
+
+    // Opening with the page's script records nothing yet, and says what to watch.
+    let view = on_screen(&w, "doctor", t).await;
+    assert_eq!(view.first_unread_seq, Some(1));
+    assert_eq!(view.unseen_seqs, (1..=10).collect::<Vec<_>>());
+    assert_eq!(w.footprints_by("doctor").await, 0);
+    assert_eq!(w.topic_unread("doctor", g, t).await, 10);
+
+    // A link to the newest comment: only the last three were on screen.
+    seen(&w, "doctor", t, &[8, 9, 10]).await;
+    assert_eq!(w.footprints_by("doctor").await, 3);
+    assert_eq!(unread_row(&w, "doctor", t).await, Some((1, 7)));
+    let view = w.look("nurse", t).await;
+    assert!(readers(&view, 1).is_empty(), "the body was never on screen");
+    assert_eq!(readers(&view, 9), vec![w.id("doctor")]);
+    // Reported twice (two tabs): nothing changes.
+    seen(&w, "doctor", t, &[9, 10, 8]).await;
+    assert_eq!(w.footprints_by("doctor").await, 3);
+    assert_eq!(unread_row(&w, "doctor", t).await, Some((1, 7)));
+    // The page opened again lists only what is still unseen.
+    let view = on_screen(&w, "doctor", t).await;
+    assert_eq!(view.unseen_seqs, (1..=7).collect::<Vec<_>>());
+
+    // Scrolling up gives the rest theirs.
+    seen(&w, "doctor", t, &[4, 5, 6, 7]).await;
+    assert_eq!(unread_row(&w, "doctor", t).await, Some((1, 3)));
+    seen(&w, "doctor", t, &[1, 2, 3]).await;
+    assert_eq!(unread_row(&w, "doctor", t).await, None, "all read");
+    assert_eq!(w.footprints_by("doctor").await, 10);
+    assert_eq!(w.counts("doctor", g).await.2, 0);
+
+    // Own, missing and deleted comments are ignored; nonsense is refused; outsiders see nothing.
+    w.reply("doctor", t, "了解しました").await;
+    seen(&w, "doctor", t, &[11, 12, 9999, -3, 0]).await;
+    assert_eq!(w.footprints_by("doctor").await, 10);
+    let many: Vec<i32> = (1..=501).collect();
+    let e =
+        w.s.mark_seen(&w.a("doctor"), t.into(), &many)
+            .await
+            .unwrap_err();
+    assert_eq!(e.code, ErrorCode::InvalidInput);
+    let e =
+        w.s.mark_seen(&w.a("outsider"), t.into(), &[1])
+            .await
+            .unwrap_err();
+    assert_eq!(e.code, ErrorCode::NotFound);
+    assert_eq!(w.footprints_by("outsider").await, 0);
+}
+
+#[tokio::test]
+async fn without_footprints_the_unread_count_moves_only_past_what_was_seen_without_a_gap() {
+    let w = World::new().await;
+    let (g, t) = long_topic(&w, Some(ReceiptMode::Off), 10).await;
+    let view = on_screen(&w, "doctor", t).await;
+    assert_eq!(view.unseen_seqs, (1..=10).collect::<Vec<_>>());
+
+    seen(&w, "doctor", t, &[8, 9, 10]).await;
+    assert_eq!(
+        unread_row(&w, "doctor", t).await,
+        Some((1, 10)),
+        "a gap: nothing is known to be read from the first unread on"
+    );
+    seen(&w, "doctor", t, &[1, 2, 3, 4, 5]).await;
+    assert_eq!(unread_row(&w, "doctor", t).await, Some((6, 5)));
+    seen(&w, "doctor", t, &[6, 7, 8, 9, 10]).await;
+    assert_eq!(unread_row(&w, "doctor", t).await, None);
+    assert_eq!(w.topic_unread("doctor", g, t).await, 0);
+    assert_eq!(w.footprints_by("doctor").await, 0, "receipts are off");
+}
+
+#[tokio::test]
+async fn reports_at_once_while_colleagues_post_leave_the_count_exact() {
+    let w = World::new().await;
+    let (_, t) = long_topic(&w, None, 12).await;
+    on_screen(&w, "doctor", t).await;
+    // Several tabs and a flaky connection: overlapping reports, all at once, while the
+    // pharmacist and the nurse keep writing.
+    let reports: Vec<Vec<i32>> = vec![
+        vec![10, 11, 12],
+        vec![11, 12, 13],
+        vec![1, 2, 3],
+        vec![3, 4, 5, 6],
+        vec![12, 13, 14, 15],
+        vec![2, 7],
+        vec![9, 10],
+        vec![14, 16, 17],
+    ];
+    let doctor = w.a("doctor");
+    let marks =
+        futures_util::future::join_all(reports.iter().map(|r| w.s.mark_seen(&doctor, t.into(), r)));
+    let posts = async {
+        for i in 0..6 {
+            let who = if i % 2 == 0 { "pharmacist" } else { "nurse" };
+            w.s.post_comment(&w.a(who), t.into(), &format!("追記 {i}"), false)
+                .await
+                .unwrap();
+        }
+    };
+    let (results, ()) = tokio::join!(marks, posts);
+    for r in results {
+        r.unwrap();
+    }
+    // The truth: others' comments without the doctor's footprint.
+    let mut tx = w.db.db.tenant_tx(&w.tenant).await.unwrap();
+    let unseen: Vec<i32> = sqlx::query_scalar(
+        "SELECT c.seq FROM comments c WHERE c.topic_id = $1 AND c.author_id <> $2 \
+         AND NOT EXISTS (SELECT 1 FROM footprints f WHERE f.comment_id = c.id AND f.user_id = $2) \
+         ORDER BY c.seq",
+    )
+    .bind(t)
+    .bind(Uuid::from(w.id("doctor")))
+    .fetch_all(&mut *tx)
+    .await
+    .unwrap();
+    tx.commit().await.unwrap();
+    assert!(unseen.contains(&8), "8 was never reported");
+    let expected = unseen
+        .first()
+        .map(|first| (*first, i32::try_from(unseen.len()).unwrap()));
+    assert_eq!(unread_row(&w, "doctor", t).await, expected);
+}
+
+#[tokio::test]
+async fn a_crowded_comment_comes_with_a_count_and_a_few_readers_and_the_rest_on_demand() {
+    let w = World::new().await;
+    let g = w
+        .group(
+            "doctor",
+            GroupKind::General,
+            None,
+            &["nurse", "pharmacist", "care", "hospital"],
+        )
+        .await;
+    let t = w.topic("nurse", g.into(), "連絡", Scope::EVERYONE).await;
+    let other = w.topic("nurse", g.into(), "別件", Scope::EVERYONE).await;
+    // Six more members who all read it.
+    let mut extra = Vec::new();
+    for i in 0..6 {
+        let id = insert_member(
+            &w.db.db,
+            w.tenant.id,
+            &NewUser {
+                email: &format!("extra{i}@alpha.example"),
+                name: &format!("追加{i}さん"),
+                name_kana: "ついか",
+                profession: Profession::Nurse,
+                doctor_kind: None,
+                password_hash: None,
+            },
+        )
+        .await;
+        w.s.add_group_member(&w.tenant, g, id, GroupRole::Member)
+            .await
+            .unwrap();
+        extra.push(sign_in(&w.s, id.into()).await);
+    }
+    for who in ["doctor", "pharmacist", "care", "hospital"] {
+        w.open(who, t).await;
+    }
+    for v in &extra {
+        w.s.open_topic(&Actor::new(v, &w.tenant, &w.meta), t.into(), true)
+            .await
+            .unwrap();
+    }
+    let view = w.look("pharmacist", t).await;
+    let c = &view.comments[0];
+    assert_eq!(c.reader_count, 10);
+    assert_eq!(c.readers.len(), 5, "the first five");
+    let view = w.look("nurse", t).await;
+    assert_eq!(
+        view.comments[0].readers.len(),
+        10,
+        "the author sees them all"
+    );
+    assert!(view.comments[0].not_read_by.is_empty());
+
+    let all =
+        w.s.comment_readers(&w.a("pharmacist"), t.into(), c.row.id)
+            .await
+            .unwrap();
+    assert_eq!(all.readers.len(), 10);
+    assert!(all.readers.iter().all(|r| !r.name.is_empty()));
+    assert!(
+        all.readers.windows(2).all(|p| p[0].at <= p[1].at),
+        "oldest first"
+    );
+    // A comment asked for under another topic, or by someone outside: not found.
+    let e =
+        w.s.comment_readers(&w.a("pharmacist"), other.into(), c.row.id)
+            .await
+            .unwrap_err();
+    assert_eq!(e.code, ErrorCode::NotFound);
+    let e =
+        w.s.comment_readers(&w.a("outsider"), t.into(), c.row.id)
+            .await
+            .unwrap_err();
+    assert_eq!(e.code, ErrorCode::NotFound);
 }

@@ -1348,6 +1348,17 @@ async fn outside_a_topics_scope_every_route_answers_as_for_an_unknown_topic() {
             comment_path(topic, reply, "ack"),
             vec![("seq", "2")],
         ),
+        ("GET", comment_path(topic, reply, "readers"), vec![]),
+        (
+            "GET",
+            format!("{}?part=list", comment_path(topic, reply, "readers")),
+            vec![],
+        ),
+        (
+            "POST",
+            format!("{}/seen", topic_path(topic)),
+            vec![("seqs", "1,2")],
+        ),
     ];
     let state_before = (
         topic_state(&app, topic).await,
@@ -1491,4 +1502,110 @@ async fn marking_a_group_read_clears_its_unread_count_without_leaving_footprints
     let home = follow(&mut b, &app, &res).await;
     assert!(home.body.contains("すべて既読にしました。"));
     assert!(!home.body.contains(&format!("id=\"unread-{yamada}\"")));
+}
+
+#[tokio::test]
+async fn with_the_pages_script_only_what_it_reports_as_seen_is_read() {
+    let app = TestApp::demo().await;
+    let tanaka = group_id(&app, TANAKA).await;
+    let nurse = app.user_id(NURSE).await;
+    let mut b = Browser::signed_in(&app, NURSE).await;
+    // A topic of the group with comments the nurse has not read.
+    let group = b.get(&app, &group_path(tanaka)).await;
+    let list = between(&group.body, "id=\"topics\"", "</section>");
+    let at = list
+        .find("#unread\"")
+        .expect("a topic with unread comments, linked to them");
+    let href_start = list[..at].rfind("href=\"").unwrap() + 6;
+    let topic: Uuid = list[href_start..at]
+        .rsplit('/')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let unread = unread_in_group(&app, nurse.into(), tanaka).await;
+    let footprints = footprints_of(&app, nurse.into()).await;
+
+    // The script's cookie: opening records nothing, and marks what to watch.
+    b.cookies.insert("musubi_js".into(), "1".into());
+    let page = b.get(&app, &topic_path(topic)).await;
+    assert_eq!(page.status, StatusCode::OK);
+    assert!(page.body.contains("id=\"unread\"") || page.body.contains("data-unseen=\"1\""));
+    let watched: Vec<i32> = page
+        .body
+        .match_indices("data-unseen=\"")
+        .map(|(i, m)| {
+            let rest = &page.body[i + m.len()..];
+            rest[..rest.find('"').unwrap()].parse().unwrap()
+        })
+        .collect();
+    assert!(!watched.is_empty());
+    assert_eq!(unread_in_group(&app, nurse.into(), tanaka).await, unread);
+    assert_eq!(footprints_of(&app, nurse.into()).await, footprints);
+    assert!(page.body.contains("data-seen-src="));
+
+    // The last one came on screen.
+    let last = watched.last().unwrap().to_string();
+    let seen = format!("{}/seen", topic_path(topic));
+    let res = b
+        .post(&app, &seen, &[("csrf", &page.csrf()), ("seqs", &last)])
+        .await;
+    assert_eq!(res.status, StatusCode::NO_CONTENT, "{}", res.body);
+    assert_eq!(footprints_of(&app, nurse.into()).await, footprints + 1);
+    assert_eq!(
+        unread_in_group(&app, nurse.into(), tanaka).await,
+        unread - 1
+    );
+    // Without the form token, or with nonsense: nothing changes.
+    let res = b.post(&app, &seen, &[("seqs", "1")]).await;
+    assert_eq!(res.status, StatusCode::FORBIDDEN);
+    let res = b
+        .post(&app, &seen, &[("csrf", &page.csrf()), ("seqs", "1,x")])
+        .await;
+    assert_eq!(res.status, StatusCode::BAD_REQUEST);
+    assert_eq!(footprints_of(&app, nurse.into()).await, footprints + 1);
+
+    // A browser without the script: the page showed it all, so it is all read.
+    b.cookies.remove("musubi_js");
+    let page = b.get(&app, &topic_path(topic)).await;
+    assert!(!page.body.contains("data-unseen="));
+    assert_eq!(
+        unread_in_group(&app, nurse.into(), tanaka).await,
+        unread - i64::try_from(watched.len()).unwrap().min(unread)
+    );
+}
+
+#[tokio::test]
+async fn a_comments_readers_are_listed_in_full_on_their_own_page() {
+    let app = TestApp::demo().await;
+    let yamada = group_id(&app, YAMADA).await;
+    let mut b = Browser::signed_in(&app, CLINIC_DOCTOR).await;
+    let group = b.get(&app, &group_path(yamada)).await;
+    let list = between(&group.body, "id=\"topics\"", "</section>");
+    let start = list.find(&format!("/a/{HOST}/t/")).unwrap() + format!("/a/{HOST}/t/").len();
+    let topic: Uuid = list[start..start + 36].parse().unwrap();
+    let first = comment_id(&app, topic, 1).await;
+    let page = b.get(&app, &comment_path(topic, first, "readers")).await;
+    assert_eq!(page.status, StatusCode::OK, "{}", page.body);
+    assert!(page.body.contains("<h1 id=\"page-title\">"));
+    assert!(
+        page.body.contains(&format!("{}#c-1", topic_path(topic))),
+        "back to the comment"
+    );
+    let fragment = b
+        .get(
+            &app,
+            &format!("{}?part=list", comment_path(topic, first, "readers")),
+        )
+        .await;
+    assert_eq!(fragment.status, StatusCode::OK);
+    assert!(!fragment.body.contains("<html"), "the list alone");
+    assert!(fragment.body.contains("readers__list") || fragment.body.contains("readers__none"));
+    // Another topic's comment under this topic: not found.
+    let other = topic_id(&app, CO_MEDICAL_TOPIC).await;
+    let elsewhere = comment_id(&app, other, 1).await;
+    let res = b
+        .get(&app, &comment_path(topic, elsewhere, "readers"))
+        .await;
+    assert!(res.is_not_found());
 }

@@ -182,7 +182,12 @@ fn topic_card(
     now: chrono::DateTime<Utc>,
 ) -> TopicCard {
     TopicCard {
-        href: format!("/a/{slug}/t/{}", r.id),
+        // Where reading stopped; without a script the browser scrolls there itself.
+        href: if r.unread > 0 {
+            format!("/a/{slug}/t/{}#unread", r.id)
+        } else {
+            format!("/a/{slug}/t/{}", r.id)
+        },
         title: r.title.clone(),
         author: r.author_name.clone(),
         time: short_time(lang, r.last_comment_at, now),

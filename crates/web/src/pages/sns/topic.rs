@@ -1,11 +1,14 @@
 //! `GET /a/{slug}/t/{topic_id}`: a topic and its comments, in order, each with its author,
 //! time, 「重要」 mark, text (line breaks kept, http(s) links clickable, nothing else as HTML)
 //! and, depending on the group's read-receipt mode, its footprints (足跡: who read it, when)
-//! or who confirmed it. Opening the page is reading it: footprints are recorded and the unread
-//! count cleared. The reply box sits at the bottom and stays in view above the keyboard.
+//! or who confirmed it. Without a script, opening the page is reading all it shows: footprints
+//! are recorded and the unread count cleared. The reply box sits at the bottom and stays in view above the keyboard.
 //!
-//! `GET …/comments` is the comment list alone, for `static/live.js`; it records footprints
-//! too, because the person is looking at the page when it asks.
+//! With the page's script (`static/topic.js`, announced by the `musubi_js` cookie), opening
+//! records nothing: the script reports each unread comment once it has been on screen
+//! (`POST …/seen`), and only then it gets the viewer's footprint and leaves the unread count.
+//! `GET …/comments` is the comment list alone, for `static/live.js`; it records nothing either.
+//! `GET …/c/{comment_id}/readers` lists everyone who read a comment (the page shows a few).
 //!
 //! Forms: `POST …/comments` (reply), `…/settings` (title, scope, pin, close: author or owner),
 //! `…/c/{comment_id}/edit` (own), `…/delete` (own, or an owner) and `…/ack` (「確認しました」).
@@ -22,14 +25,15 @@ use crate::layout::{Nav, Section};
 use crate::pages::field_message;
 use askama::Template;
 use axum::extract::rejection::FormRejection;
-use axum::extract::{Path, State};
-use axum::response::Response;
+use axum::extract::{Path, Query, State};
+use axum::response::{IntoResponse, Response};
 use axum::Form;
 use chrono::{DateTime, Utc};
 use http::{StatusCode, Uri};
 use musubi_authz::GroupRole;
+use musubi_db::groups::ReaderRow;
 use musubi_domain::groups::{ReceiptMode, Scope};
-use musubi_domain::topics::{CommentView, TopicPatch, TopicView, MAX_COMMENT_CHARS};
+use musubi_domain::topics::{CommentView, Reading, TopicPatch, TopicView, MAX_COMMENT_CHARS};
 use musubi_domain::types::GroupKind;
 use musubi_domain::types::{CommentId, TopicId};
 use musubi_domain::{AppError, ErrorCode, Services};
@@ -83,7 +87,11 @@ pub(crate) struct CommentCard {
     /// Escaped text with links; shown with its line breaks.
     pub body_html: String,
     pub history: Vec<VersionCard>,
+    /// The first few readers (all on the viewer's own comments).
     pub readers: Vec<ReaderCard>,
+    pub reader_count: usize,
+    /// Readers not in `readers`: listed on `…/c/{id}/readers`.
+    pub more_readers: usize,
     /// Own comments: who in scope has not read (or confirmed) it yet.
     pub not_read_by: String,
     pub not_read_count: usize,
@@ -93,6 +101,8 @@ pub(crate) struct CommentCard {
     pub acked_by_me: bool,
     /// The first comment that was unread when the page was opened.
     pub first_unread: bool,
+    /// Not read by the viewer yet: `static/topic.js` reports it once it has been on screen.
+    pub unseen: bool,
     /// The edit box: open with what was typed after a refused edit.
     pub edit_open: bool,
     pub edit_body: String,
@@ -167,16 +177,20 @@ fn topic_path(slug: &str, id: TopicId) -> String {
     format!("/a/{slug}/t/{id}")
 }
 
+fn reader_card(lang: Lang, r: &ReaderRow, now: DateTime<Utc>) -> ReaderCard {
+    ReaderCard {
+        initial: initial(&r.name),
+        name: r.name.clone(),
+        time: short_time(lang, r.at, now),
+        full_time: full_time(lang, r.at),
+        datetime: machine_time(r.at),
+    }
+}
+
 fn reader_cards(lang: Lang, view: &CommentView, now: DateTime<Utc>) -> Vec<ReaderCard> {
     view.readers
         .iter()
-        .map(|r| ReaderCard {
-            initial: initial(&r.name),
-            name: r.name.clone(),
-            time: short_time(lang, r.at, now),
-            full_time: full_time(lang, r.at),
-            datetime: machine_time(r.at),
-        })
+        .map(|r| reader_card(lang, r, now))
         .collect()
 }
 
@@ -189,6 +203,8 @@ pub(crate) struct ListFacts<'a> {
     /// The viewer is an owner of the group (may delete others' comments).
     pub owner: bool,
     pub first_unread_seq: Option<i32>,
+    /// Comments the viewer has not read yet (only when the page's script reports reading).
+    pub unseen: &'a [i32],
     pub csrf: &'a str,
     pub unread_total: i64,
     pub now: DateTime<Utc>,
@@ -228,6 +244,8 @@ fn comment_card(
         body_html: linkify(&row.body),
         history,
         readers: reader_cards(lang, c, now),
+        reader_count: c.reader_count.max(c.readers.len()),
+        more_readers: c.reader_count.saturating_sub(c.readers.len()),
         not_read_count: not_read.len(),
         not_read_by: not_read.join(t.get("sns.list_separator")),
         mine: c.mine,
@@ -238,6 +256,7 @@ fn comment_card(
             && !c.acknowledged_by_me,
         acked_by_me: c.acknowledged_by_me,
         first_unread: f.first_unread_seq == Some(row.seq) && row.seq > 1,
+        unseen: f.unseen.binary_search(&row.seq).is_ok(),
         edit_open: edit.is_some(),
         edit_body: edit.map_or_else(|| row.body.clone(), |(_, b, _, _)| b.clone()),
         edit_important: edit.map_or(row.important, |(_, _, i, _)| *i),
@@ -259,6 +278,7 @@ fn comment_list(
         mode: view.receipt_mode,
         owner: view.my_role == GroupRole::Owner,
         first_unread_seq: view.first_unread_seq,
+        unseen: &view.unseen_seqs,
         csrf: ctx.csrf.form_token(),
         unread_total,
         now: Utc::now(),
@@ -289,14 +309,21 @@ pub(crate) fn build_list(
     }
 }
 
+/// Opens the topic for a page. With the page's script, only what it reports as having been
+/// on screen becomes read (`POST …/seen`); without, everything the page shows.
 async fn open(
     services: &Services,
     ctx: &Ctx,
     p: &Place,
     topic_id: TopicId,
 ) -> Result<TopicView, Response> {
+    let reading = if ctx.scripted {
+        Reading::OnScreen
+    } else {
+        Reading::Page
+    };
     services
-        .open_topic(&p.actor(), topic_id, true)
+        .read_topic(&p.actor(), topic_id, reading)
         .await
         .map_err(|e| page_error(ctx, "opening a topic", e))
 }
@@ -412,13 +439,134 @@ pub(crate) async fn comments_fragment(
     Path((slug, id)): Path<(String, String)>,
 ) -> Result<Response, Response> {
     let p = Place::open(&services, &ctx, &slug).await?;
-    let view = open(&services, &ctx, &p, parse_id(&id)).await?;
+    // Only static/live.js asks for this, and static/topic.js reports what comes on screen.
+    let view = services
+        .read_topic(&p.actor(), parse_id(&id), Reading::OnScreen)
+        .await
+        .map_err(|e| page_error(&ctx, "opening a topic", e))?;
     let total = super::unread_total(&services, &p.viewer).await;
     let page = CommentsFragment {
         t: Translator::new(ctx.lang),
         list: comment_list(&ctx, &view, None, total),
     };
     Ok(ctx.respond(StatusCode::OK, &page))
+}
+
+/// Everyone who read (or confirmed) one comment: what a topic page shows only the first few of.
+pub(crate) struct ReadersPage {
+    pub heading: String,
+    pub topic_title: String,
+    pub about: String,
+    pub back: String,
+    pub readers: Vec<ReaderCard>,
+}
+
+#[derive(Template)]
+#[template(path = "sns/readers.html")]
+pub(crate) struct ReadersTemplate<'a> {
+    pub t: Translator,
+    pub assets: &'static AssetUrls,
+    pub nav: Nav<'a>,
+    pub current_path: &'a str,
+    pub page: ReadersPage,
+}
+
+/// The list alone, for `static/topic.js` when a comment's readers are opened.
+#[derive(Template)]
+#[template(path = "sns/readers_fragment.html")]
+pub(crate) struct ReadersFragment {
+    pub t: Translator,
+    pub page: ReadersPage,
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub(crate) struct ReadersQuery {
+    part: Option<String>,
+}
+
+/// `GET …/c/{comment_id}/readers`: the whole list (`?part=list`: the list alone).
+pub(crate) async fn readers(
+    State(services): State<Services>,
+    ctx: Ctx,
+    Path((slug, id, comment)): CommentPath,
+    Query(q): Query<ReadersQuery>,
+) -> Result<Response, Response> {
+    let p = Place::open(&services, &ctx, &slug).await?;
+    let topic_id = parse_id(&id);
+    let view = services
+        .comment_readers(&p.actor(), topic_id, parse_id(&comment))
+        .await
+        .map_err(|e| page_error(&ctx, "listing a comment's readers", e))?;
+    let t = Translator::new(ctx.lang);
+    let now = Utc::now();
+    let count = view.readers.len().to_string();
+    let heading = match view.receipt_mode {
+        ReceiptMode::Acknowledgement => t.format("sns.readers.heading_ack", &count),
+        _ => t.format("sns.readers.heading_read", &count),
+    };
+    let c = &view.comment;
+    let page = ReadersPage {
+        heading,
+        topic_title: view.topic.title.clone(),
+        about: t.format("sns.readers.about", &c.author_name).replacen(
+            "{}",
+            &short_time(ctx.lang, c.created_at, now),
+            1,
+        ),
+        back: format!("{}#c-{}", topic_path(p.slug(), topic_id), c.seq),
+        readers: view
+            .readers
+            .iter()
+            .map(|r| reader_card(ctx.lang, r, now))
+            .collect(),
+    };
+    if q.part.as_deref() == Some("list") {
+        return Ok(ctx.respond(StatusCode::OK, &ReadersFragment { t, page }));
+    }
+    let total = super::unread_total(&services, &p.viewer).await;
+    let path = format!("{}/c/{}/readers", topic_path(p.slug(), topic_id), c.id);
+    let tpl = ReadersTemplate {
+        t,
+        assets: assets::urls(),
+        nav: nav(&p.viewer, &ctx, total, Section::Groups),
+        current_path: &path,
+        page,
+    };
+    Ok(ctx.respond(StatusCode::OK, &tpl))
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub(crate) struct SeenForm {
+    /// Comment numbers, comma-separated.
+    #[serde(default)]
+    seqs: String,
+}
+
+/// `POST …/seen` from `static/topic.js`: these comments have been on screen. 204; 400 for a
+/// malformed list; otherwise the page any topic route answers with (the script stops).
+pub(crate) async fn seen(
+    State(services): State<Services>,
+    ctx: Ctx,
+    Path((slug, id)): Path<(String, String)>,
+    form: Result<Form<SeenForm>, FormRejection>,
+) -> Result<Response, Response> {
+    let p = Place::open(&services, &ctx, &slug).await?;
+    let form = form.map(|f| f.0).unwrap_or_default();
+    let seqs: Result<Vec<i32>, _> = form
+        .seqs
+        .split(',')
+        .filter(|s| !s.is_empty())
+        .map(|s| s.trim().parse::<i32>())
+        .collect();
+    let Ok(seqs) = seqs else {
+        return Ok(StatusCode::BAD_REQUEST.into_response());
+    };
+    match services.mark_seen(&p.actor(), parse_id(&id), &seqs).await {
+        Ok(()) => Ok(StatusCode::NO_CONTENT.into_response()),
+        Err(e) if e.code == ErrorCode::InvalidInput => Ok(StatusCode::BAD_REQUEST.into_response()),
+        // Exactly what any other route of a topic one may not see answers.
+        Err(e) => Err(page_error(&ctx, "recording what was seen", e)),
+    }
 }
 
 /// The topic page again with what was typed, after a refused form.
