@@ -46,14 +46,56 @@ pub enum Op {
     PostComment,
 }
 
+/// Whom a single-operation phase acts as.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Who {
+    /// The regular people of the manifest (every other phase acts as them too).
+    People,
+    /// The members of the crowded groups.
+    Crowded,
+    /// The heavy readers.
+    Heavy,
+}
+
+/// A single-operation phase: its name in the report, its operation and whom it acts as.
+#[derive(Debug, Clone, Copy)]
+struct Phase {
+    name: &'static str,
+    op: Op,
+    who: Who,
+}
+
+impl Phase {
+    const fn of(op: Op) -> Self {
+        Self {
+            name: op.name(),
+            op,
+            who: Who::People,
+        }
+    }
+}
+
 /// The single-operation phases, in order (the floor first: the others are read against it).
-const SINGLE: [Op; 6] = [
-    Op::Floor,
-    Op::Home,
-    Op::UnreadCounts,
-    Op::Group,
-    Op::TopicView,
-    Op::PostComment,
+const SINGLE: [Phase; 8] = [
+    Phase::of(Op::Floor),
+    Phase::of(Op::Home),
+    Phase::of(Op::UnreadCounts),
+    Phase::of(Op::Group),
+    Phase::of(Op::TopicView),
+    Phase::of(Op::PostComment),
+    // The topic view, in groups of 40 who have all read everything: each of its 51 comments
+    // has 39 readers.
+    Phase {
+        name: "topic_crowded",
+        op: Op::TopicView,
+        who: Who::Crowded,
+    },
+    // The home page of people with thousands of comments unread in hundreds of topics.
+    Phase {
+        name: "home_heavy",
+        op: Op::Home,
+        who: Who::Heavy,
+    },
 ];
 
 /// The mixed phase's operations and their weights (percent).
@@ -66,7 +108,7 @@ const MIXED: [(Op, u64); 5] = [
 ];
 
 impl Op {
-    pub fn name(self) -> &'static str {
+    pub const fn name(self) -> &'static str {
         match self {
             Op::SignIn => "sign_in",
             Op::Floor => "floor",
@@ -382,14 +424,52 @@ impl Actor {
     }
 }
 
+/// People the driver acts as, and which of them can do what.
+struct Cast {
+    actors: Vec<Actor>,
+    all: Vec<usize>,
+    with_groups: Vec<usize>,
+    with_topics: Vec<usize>,
+}
+
+impl Cast {
+    fn new(people: &[Person], floor: &str) -> anyhow::Result<Self> {
+        let actors = people
+            .iter()
+            .map(|p| Actor::new(p, floor))
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        let idx = |needs: Needs| -> Vec<usize> {
+            (0..actors.len())
+                .filter(|&i| actors[i].can(needs))
+                .collect()
+        };
+        Ok(Self {
+            all: (0..actors.len()).collect(),
+            with_groups: idx(Needs::Group),
+            with_topics: idx(Needs::Topic),
+            actors,
+        })
+    }
+
+    fn eligible(&self, needs: Needs) -> &[usize] {
+        match needs {
+            Needs::Nothing => &self.all,
+            Needs::Group => &self.with_groups,
+            Needs::Topic => &self.with_topics,
+        }
+    }
+}
+
 struct Ctx {
     client: reqwest::Client,
     graphql_url: String,
-    /// Shared by the contexts of both servers.
-    actors: Arc<[Actor]>,
-    with_groups: Vec<usize>,
-    with_topics: Vec<usize>,
-    all: Vec<usize>,
+    /// The regular people: every phase but `topic_crowded` and `home_heavy` acts as them.
+    /// Each cast is shared by the contexts of both servers.
+    people: Arc<Cast>,
+    /// The crowded groups' members: the `topic_crowded` phase only.
+    crowded: Arc<Cast>,
+    /// The heavy readers: the `home_heavy` phase only.
+    heavy: Arc<Cast>,
     /// Each operation's query as a JSON string (escaped once).
     queries: [String; 7],
 }
@@ -407,11 +487,11 @@ fn op_index(op: Op) -> usize {
 }
 
 impl Ctx {
-    fn eligible(&self, needs: Needs) -> &[usize] {
-        match needs {
-            Needs::Nothing => &self.all,
-            Needs::Group => &self.with_groups,
-            Needs::Topic => &self.with_topics,
+    fn cast(&self, who: Who) -> &Cast {
+        match who {
+            Who::People => &self.people,
+            Who::Crowded => &self.crowded,
+            Who::Heavy => &self.heavy,
         }
     }
 
@@ -560,16 +640,6 @@ pub async fn run(args: crate::RunArgs) -> anyhow::Result<()> {
     wait_ready(&client, &format!("{target}/readyz")).await?;
     wait_ready(&client, &format!("{floor}/healthz")).await?;
 
-    let actors = manifest
-        .people
-        .iter()
-        .map(|p| Actor::new(p, &floor))
-        .collect::<anyhow::Result<Vec<_>>>()?;
-    let idx = |needs: Needs| -> Vec<usize> {
-        (0..actors.len())
-            .filter(|&i| actors[i].can(needs))
-            .collect()
-    };
     let queries = [
         Op::SignIn,
         Op::Floor,
@@ -583,10 +653,9 @@ pub async fn run(args: crate::RunArgs) -> anyhow::Result<()> {
     let ctx = Arc::new(Ctx {
         client: client.clone(),
         graphql_url: format!("{target}/graphql"),
-        with_groups: idx(Needs::Group),
-        with_topics: idx(Needs::Topic),
-        all: (0..actors.len()).collect(),
-        actors: actors.into(),
+        people: Arc::new(Cast::new(&manifest.people, &floor)?),
+        crowded: Arc::new(Cast::new(&manifest.crowded, &floor)?),
+        heavy: Arc::new(Cast::new(&manifest.heavy, &floor)?),
         queries,
     });
     let root = Rng::new(manifest.seed ^ 0x6D75_7375_6269_6472);
@@ -602,29 +671,29 @@ pub async fn run(args: crate::RunArgs) -> anyhow::Result<()> {
 
     // 2. One operation at a time, closed loop.
     let mut floor_rps = None;
-    for (i, op) in SINGLE.into_iter().enumerate() {
+    for (i, phase) in SINGLE.into_iter().enumerate() {
         eprintln!(
             "phase {}: {} clients for {} s",
-            op.name(),
+            phase.name,
             args.concurrency,
             plan.phase.as_secs()
         );
         let (mut rec, secs) = single_phase(
             &ctx,
-            op,
+            phase,
             args.concurrency.max(1),
             plan.phase,
             root.fork(100 + i as u64),
         )
         .await;
-        let mut o = operation(op.name(), "single", &mut rec, secs, None);
-        if op == Op::Floor {
+        let mut o = operation(phase.name, "single", &mut rec, secs, None);
+        if phase.op == Op::Floor {
             floor_rps = Some(o.throughput_rps).filter(|r| *r > 0.0);
         } else {
             o.ratio_to_floor = floor_rps.map(|f| o.throughput_rps / f);
         }
         if o.requests == 0 {
-            failures.push(format!("phase {} recorded no requests", op.name()));
+            failures.push(format!("phase {} recorded no requests", phase.name));
         }
         operations.push(o);
     }
@@ -715,10 +784,9 @@ pub async fn run(args: crate::RunArgs) -> anyhow::Result<()> {
             Some(Arc::new(Ctx {
                 client: client.clone(),
                 graphql_url: format!("{url}/graphql"),
-                with_groups: ctx.with_groups.clone(),
-                with_topics: ctx.with_topics.clone(),
-                all: ctx.all.clone(),
-                actors: Arc::clone(&ctx.actors),
+                people: Arc::clone(&ctx.people),
+                crowded: Arc::clone(&ctx.crowded),
+                heavy: Arc::clone(&ctx.heavy),
                 queries: ctx.queries.clone(),
             }))
         }
@@ -908,7 +976,7 @@ async fn sign_in(ctx: &Ctx, manifest: &Manifest) -> (Recorder, f64) {
 
 async fn single_phase(
     ctx: &Arc<Ctx>,
-    op: Op,
+    phase: Phase,
     concurrency: usize,
     length: Duration,
     rng: Rng,
@@ -921,14 +989,15 @@ async fn single_phase(
         let mut rng = rng.fork(w as u64);
         workers.push(tokio::spawn(async move {
             let mut rec = Recorder::with_capacity(4096);
-            let eligible = ctx.eligible(op.needs());
+            let (op, cast) = (phase.op, ctx.cast(phase.who));
+            let eligible = cast.eligible(op.needs());
             if eligible.is_empty() {
-                rec.err(|| format!("no person in the manifest can do {}", op.name()));
+                rec.err(|| format!("no person in the manifest can do {}", phase.name));
                 return rec;
             }
             while Instant::now() < deadline {
                 let Some(&i) = rng.pick(eligible) else { break };
-                let actor = &ctx.actors[i];
+                let actor = &cast.actors[i];
                 let t = Instant::now();
                 match ctx.perform(op, actor, &mut rng).await {
                     Ok(()) => rec.ok(t.elapsed()),
@@ -1048,7 +1117,7 @@ async fn mixed_phase(
         let shared = Arc::clone(&shared);
         let mut rng = rng.fork(p as u64);
         tasks.push(tokio::spawn(async move {
-            let actor = &ctx.actors[p % ctx.actors.len()];
+            let actor = &ctx.people.actors[p % ctx.people.actors.len()];
             let mut due = started + Duration::from_millis(rng.below(10_000));
             loop {
                 due += Duration::from_millis(rng.range(5_000, 10_001));
@@ -1128,9 +1197,9 @@ async fn overload_phase(
         let ctx = Arc::clone(ctx);
         let tally = Arc::clone(&tally);
         let mut task_rng = rng.fork(tasks.len() as u64);
-        let person = rng.below(ctx.actors.len() as u64) as usize;
+        let person = rng.below(ctx.people.actors.len() as u64) as usize;
         tasks.push(tokio::spawn(async move {
-            let actor = &ctx.actors[person];
+            let actor = &ctx.people.actors[person];
             let op = choose_mixed(&mut task_rng, actor);
             let t = Instant::now();
             let r = ctx.perform(op, actor, &mut task_rng).await;
@@ -1150,8 +1219,8 @@ async fn overload_phase(
     let mut recovery = None;
     let mut in_a_row = 0;
     while ended.elapsed() < Duration::from_secs(30) {
-        let person = rng.below(ctx.actors.len() as u64) as usize;
-        let actor = &ctx.actors[person];
+        let person = rng.below(ctx.people.actors.len() as u64) as usize;
+        let actor = &ctx.people.actors[person];
         if ctx.perform(Op::UnreadCounts, actor, &mut rng).await.is_ok() {
             in_a_row += 1;
             if in_a_row == 5 {
@@ -1202,7 +1271,7 @@ async fn fairness_phase(
     const FLOOD_AT_ONCE: usize = 32;
     const THINK_MS: u64 = 200;
     let mut by_association: std::collections::BTreeMap<&[u8], Vec<usize>> = Default::default();
-    for (i, a) in ctx.actors.iter().enumerate() {
+    for (i, a) in ctx.people.actors.iter().enumerate() {
         if let Some(t) = a.topics.first() {
             by_association
                 .entry(t.association.as_bytes())
@@ -1219,7 +1288,7 @@ async fn fairness_phase(
     }
     // Topics of that association only.
     let topics_in = |i: usize| -> Vec<Uuid> {
-        ctx.actors[i]
+        ctx.people.actors[i]
             .topics
             .iter()
             .filter(|t| t.association == association)
@@ -1264,7 +1333,7 @@ async fn fairness_phase(
                                 break;
                             };
                             let t = Instant::now();
-                            match view(&ctx, &ctx.actors[i], &association, topic).await {
+                            match view(&ctx, &ctx.people.actors[i], &association, topic).await {
                                 Ok(()) => rec.ok(t.elapsed()),
                                 Err(e) => rec.err(|| e),
                             }
@@ -1301,7 +1370,7 @@ async fn fairness_phase(
                     let Some(&topic) = rng.pick(&topics) else {
                         break;
                     };
-                    match view(&ctx, &ctx.actors[flooder], &association, topic).await {
+                    match view(&ctx, &ctx.people.actors[flooder], &association, topic).await {
                         Ok(()) => served += 1,
                         Err(e) if e.starts_with("HTTP 429") => limited += 1,
                         Err(_) => other += 1,
@@ -1545,6 +1614,9 @@ fn budgets(
         latency("home", 20.0),
         latency("topic_view", 30.0),
         latency("post_comment", 30.0),
+        // The same budgets for the same pages at their heaviest.
+        latency("topic_crowded", 30.0),
+        latency("home_heavy", 20.0),
         Budget {
             name: "mixed-phase errors with ≥ 5000 people".to_owned(),
             limit: 0.0,
@@ -1643,6 +1715,45 @@ mod tests {
         let b = crate::text::comment_body(&mut rng);
         assert_ne!(a, b);
         assert!(a.chars().count() < 200);
+    }
+
+    #[test]
+    fn crowded_and_heavy_phases_reuse_the_queries_and_have_budgets() {
+        let crowded = SINGLE.iter().find(|p| p.name == "topic_crowded").unwrap();
+        assert_eq!((crowded.op, crowded.who), (Op::TopicView, Who::Crowded));
+        let heavy = SINGLE.iter().find(|p| p.name == "home_heavy").unwrap();
+        assert_eq!((heavy.op, heavy.who), (Op::Home, Who::Heavy));
+        // The other phases act as the regular people under their operation's name.
+        for p in SINGLE.iter().filter(|p| p.who == Who::People) {
+            assert_eq!(p.name, p.op.name());
+        }
+
+        let single = |name: &str, p95_ms: f64| Operation {
+            name: name.to_owned(),
+            phase: "single".to_owned(),
+            requests: 10,
+            errors: 0,
+            throughput_rps: 1.0,
+            p50_ms: 1.0,
+            p95_ms,
+            p99_ms: p95_ms,
+            max_ms: p95_ms,
+            ratio_to_floor: None,
+            error_samples: Vec::new(),
+        };
+        let ops = [single("topic_crowded", 31.0), single("home_heavy", 12.0)];
+        let b = budgets(
+            &ops,
+            &Mixed::default(),
+            &Subscriptions::default(),
+            &Server::default(),
+            true,
+        );
+        let find = |name: &str| b.iter().find(|b| b.name == name).unwrap();
+        let t = find("topic_crowded p95 (single phase)");
+        assert_eq!((t.limit, t.actual, t.met), (30.0, Some(31.0), false));
+        let h = find("home_heavy p95 (single phase)");
+        assert_eq!((h.limit, h.actual, h.met), (20.0, Some(12.0), true));
     }
 
     #[test]

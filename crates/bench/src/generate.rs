@@ -108,6 +108,18 @@ pub async fn run(args: crate::GenerateArgs) -> anyhow::Result<()> {
         model.footprints_max,
         model.read_knob
     ));
+    let extras = extras(&model);
+    progress.say(format!(
+        "of which extras: {} crowded groups ({} topics of {} comments, {} members each), {} heavy readers ({} unread in all, at least {} in {} topics each)",
+        extras.crowded_groups,
+        extras.crowded_topics,
+        model::CROWDED_LEN,
+        model::CROWDED_MEMBERS,
+        extras.heavy_readers,
+        extras.heavy_unread,
+        extras.heavy_min_unread,
+        extras.heavy_min_topics
+    ));
     let password_hash = hash_task
         .await
         .context("password hashing panicked")?
@@ -204,14 +216,28 @@ pub async fn run(args: crate::GenerateArgs) -> anyhow::Result<()> {
         comments: total.comments,
         footprints: total.footprints,
         unread_rows: total.unread,
+        crowded_groups: extras.crowded_groups,
+        crowded_topics: extras.crowded_topics,
+        heavy_readers: extras.heavy_readers,
+        heavy_unread: extras.heavy_unread,
     };
+    let groups_of = groups_of(m);
+    let regular: Vec<u32> = (0..m.regular_people).collect();
+    let crowded: Vec<u32> = m
+        .crowded_groups
+        .iter()
+        .flat_map(|g| m.groups[*g as usize].members.iter().copied())
+        .collect();
     let manifest = Manifest {
+        version: crate::manifest::VERSION,
         scale: args.scale.name().to_owned(),
         seed,
         generation_seconds: progress.0.elapsed().as_secs_f64(),
         password,
         sign_in: sign_in_addresses(m),
-        people: manifest_people(&ctx, &slugs),
+        people: manifest_people(&ctx, &slugs, &groups_of, &regular),
+        crowded: manifest_people(&ctx, &slugs, &groups_of, &crowded),
+        heavy: manifest_people(&ctx, &slugs, &groups_of, &m.heavy_readers),
         counts,
     };
     manifest
@@ -263,10 +289,53 @@ fn password_for(seed: u64) -> String {
     format!("Bench#{word}-9z")
 }
 
+/// The extras in figures (the counts and the progress line).
+struct Extras {
+    crowded_groups: u64,
+    crowded_topics: u64,
+    heavy_readers: u64,
+    heavy_unread: u64,
+    /// The least any heavy reader has unread, and in how many topics.
+    heavy_min_unread: u64,
+    heavy_min_topics: u64,
+}
+
+fn extras(m: &Model) -> Extras {
+    let heavy: Vec<(u64, u64)> = m
+        .heavy_readers
+        .iter()
+        .map(|reader| {
+            let (mut unread, mut topics) = (0u64, 0u64);
+            for t in &m.topics {
+                if let Some(p) = m.topic_pairs(t).iter().find(|p| p.person == *reader) {
+                    if let Some((count, _, _)) = m.unread(t, p) {
+                        unread += u64::from(count);
+                        topics += 1;
+                    }
+                }
+            }
+            (unread, topics)
+        })
+        .collect();
+    Extras {
+        crowded_groups: m.crowded_groups.len() as u64,
+        crowded_topics: m
+            .crowded_groups
+            .iter()
+            .map(|g| m.groups[*g as usize].topics.len() as u64)
+            .sum(),
+        heavy_readers: heavy.len() as u64,
+        heavy_unread: heavy.iter().map(|h| h.0).sum(),
+        heavy_min_unread: heavy.iter().map(|h| h.0).min().unwrap_or(0),
+        heavy_min_topics: heavy.iter().map(|h| h.1).min().unwrap_or(0),
+    }
+}
+
+/// Regular people only: the extras are for their own phases.
 fn sign_in_addresses(m: &Model) -> Vec<String> {
-    let n = m.people.len();
+    let n = m.regular_people as usize;
     let step = (n / SIGN_IN_ADDRESSES).max(1);
-    m.people
+    m.people[..n]
         .iter()
         .step_by(step)
         .take(SIGN_IN_ADDRESSES)
@@ -274,19 +343,29 @@ fn sign_in_addresses(m: &Model) -> Vec<String> {
         .collect()
 }
 
-/// Every person with their token, some of their groups and open topics they may see there,
-/// long (40–60 comment) topics first.
-fn manifest_people(ctx: &Ctx, slugs: &[String]) -> Vec<Person> {
-    let m = &ctx.model;
+/// Each person's groups (indices), in group order.
+fn groups_of(m: &Model) -> Vec<Vec<u32>> {
     let mut groups_of: Vec<Vec<u32>> = vec![Vec::new(); m.people.len()];
     for (gi, g) in m.groups.iter().enumerate() {
         for p in &g.members {
             groups_of[*p as usize].push(gi as u32);
         }
     }
-    let mut out = Vec::with_capacity(m.people.len());
-    for (pi, person) in m.people.iter().enumerate() {
-        let pi = pi as u32;
+    groups_of
+}
+
+/// The people `who` with their token, some of their groups and open topics they may see
+/// there, long (40–60 comment) topics first.
+fn manifest_people(
+    ctx: &Ctx,
+    slugs: &[String],
+    groups_of: &[Vec<u32>],
+    who: &[u32],
+) -> Vec<Person> {
+    let m = &ctx.model;
+    let mut out = Vec::with_capacity(who.len());
+    for &pi in who {
+        let person = &m.people[pi as usize];
         let visible = |gi: u32| {
             m.groups[gi as usize]
                 .topics

@@ -14,8 +14,9 @@ pub struct Report {
     pub machine: Machine,
     pub dataset: Dataset,
     pub server: Server,
-    /// Sign-in, the single-operation phases (`phase: single`), then the mixed phase's
-    /// operations (`mixed:<op>`, `phase: mixed`).
+    /// Sign-in, the single-operation phases (`phase: single`, the last two `topic_crowded`
+    /// and `home_heavy`: topic views and home pages of the dataset's crowded groups and heavy
+    /// readers), then the mixed phase's operations (`mixed:<op>`, `phase: mixed`).
     pub operations: Vec<Operation>,
     pub subscriptions: Subscriptions,
     pub mixed: Mixed,
@@ -198,6 +199,13 @@ impl Report {
                 .map_or_else(|| "? MB".to_owned(), |m| format!("{m:.0} MB")),
             self.dataset.generation_seconds
         );
+        if c.crowded_groups + c.heavy_readers > 0 {
+            let _ = writeln!(
+                out,
+                "  of which {} crowded groups of 40 with {} topics read by everyone (topic_crowded), {} heavy readers with {} unread in all (home_heavy)",
+                c.crowded_groups, c.crowded_topics, c.heavy_readers, c.heavy_unread
+            );
+        }
         let _ = writeln!(out);
         let _ = writeln!(
             out,

@@ -24,6 +24,14 @@ pub struct Sizes {
     pub comments: u64,
     /// Target number of footprints (approximate: read positions decide the exact count).
     pub footprints: u64,
+    /// Crowded groups, on top of the above: 40 members each, everyone has read everything
+    /// (the `topic_crowded` phase).
+    pub crowded_groups: u32,
+    /// Heavy readers, on top of the above: hospital doctors in 20 groups of their own who
+    /// have hardly read any of it (the `home_heavy` phase).
+    pub heavy_readers: u32,
+    /// Topics in each of a heavy reader's groups (18–38 comments each).
+    pub heavy_topics_per_group: u32,
 }
 
 impl Scale {
@@ -44,6 +52,9 @@ impl Scale {
                 general_groups: 30,
                 comments: 50_000,
                 footprints: 250_000,
+                crowded_groups: 3,
+                heavy_readers: 3,
+                heavy_topics_per_group: 5,
             },
             Scale::Medium => Sizes {
                 associations: 10,
@@ -52,6 +63,9 @@ impl Scale {
                 general_groups: 500,
                 comments: 1_000_000,
                 footprints: 5_000_000,
+                crowded_groups: 10,
+                heavy_readers: 5,
+                heavy_topics_per_group: 12,
             },
             Scale::Large => Sizes {
                 associations: 100,
@@ -60,6 +74,9 @@ impl Scale {
                 general_groups: 5_000,
                 comments: 10_000_000,
                 footprints: 50_000_000,
+                crowded_groups: 10,
+                heavy_readers: 5,
+                heavy_topics_per_group: 20,
             },
         }
     }

@@ -431,13 +431,15 @@ pub async fn tenant(
         ctx.base_us,
         move |s| {
             let m = &c.model;
-            let mut r = Rng::new(m.seed ^ FOOTPRINT_SALT).fork(u64::from(a));
+            let salt = Rng::new(m.seed ^ FOOTPRINT_SALT);
             // In comment id order, readers in id order: the primary key grows at its end.
             for (id, ci) in ord.iter() {
                 let cm = &m.comments[*ci as usize];
                 if cm.flags & DELETED != 0 {
                     continue;
                 }
+                // One stream per comment: the times do not depend on the other comments.
+                let mut r = salt.fork(u64::from(*ci));
                 let t = &m.topics[cm.topic as usize];
                 let seq = ci - t.first + 1;
                 for p in m.topic_pairs(t) {
@@ -467,24 +469,8 @@ pub async fn tenant(
             let mut rows: Vec<(u32, Uuid, u32, u32, u32, i64)> = Vec::new();
             for ti in ts.iter() {
                 let t = &m.topics[*ti as usize];
-                let comments = m.topic_comments(t);
                 for p in m.topic_pairs(t) {
-                    // As the app keeps them: every later comment of others counted when
-                    // posted, deleted ones taken out again (first_seq and last_at stay).
-                    let (mut count, mut first, mut last) = (0u32, 0u32, 0i64);
-                    for (i, cm) in comments.iter().enumerate().skip(p.k as usize) {
-                        if cm.author == p.person {
-                            continue;
-                        }
-                        if first == 0 {
-                            first = i as u32 + 1;
-                        }
-                        last = cm.t;
-                        if cm.flags & DELETED == 0 {
-                            count += 1;
-                        }
-                    }
-                    if count > 0 {
+                    if let Some((count, first, last)) = m.unread(t, p) {
                         rows.push((p.person, t.id, *ti, count, first, last));
                     }
                 }

@@ -261,6 +261,9 @@ pub struct Model {
     pub seed: u64,
     pub assocs: Vec<Assoc>,
     pub facilities: Vec<Facility>,
+    /// The regular people first (`people[..regular_people]`), then those of the crowded
+    /// groups and the heavy readers with their colleagues. Groups, topics and comments are in
+    /// the same order: the regular dataset does not depend on the extras.
     pub people: Vec<Person>,
     pub groups: Vec<Group>,
     pub topics: Vec<Topic>,
@@ -272,6 +275,14 @@ pub struct Model {
     pub footprints: u64,
     /// Footprints if everyone had read everything.
     pub footprints_max: u64,
+    /// How many of `people` the existing phases and the mixed phase act as.
+    pub regular_people: u32,
+    /// Groups of [`CROWDED_MEMBERS`] people who have all read everything (indices into
+    /// `groups`).
+    pub crowded_groups: Vec<u32>,
+    /// People in [`HEAVY_GROUPS`] groups who have read almost none of them (indices into
+    /// `people`).
+    pub heavy_readers: Vec<u32>,
 }
 
 impl Model {
@@ -300,6 +311,52 @@ impl Model {
     /// Whether `person` sees `topic` (class in scope, or its author).
     pub fn sees(&self, person: u32, topic: &Topic) -> bool {
         self.people[person as usize].prof.bit() & topic.scope != 0 || topic.author == person
+    }
+
+    /// The unread row of one reader of a topic, as the app keeps it: every later comment of
+    /// others counted when posted, deleted ones taken out again (first_seq and last_at stay).
+    /// (count, first unread seq, when the last of them was written); None when nothing is
+    /// unread.
+    pub fn unread(&self, t: &Topic, p: &Pair) -> Option<(u32, u32, i64)> {
+        let (mut count, mut first, mut last) = (0u32, 0u32, 0i64);
+        for (i, cm) in self.topic_comments(t).iter().enumerate().skip(p.k as usize) {
+            if cm.author == p.person {
+                continue;
+            }
+            if first == 0 {
+                first = i as u32 + 1;
+            }
+            last = cm.t;
+            if cm.flags & DELETED == 0 {
+                count += 1;
+            }
+        }
+        (count > 0).then_some((count, first, last))
+    }
+
+    /// Footprints of a topic when its audience has read up to `ks`: others' comments, not
+    /// deleted, up to each one's position.
+    fn topic_footprints(&self, topic: &Topic, ks: &[u32], prefix: &mut Vec<u32>) -> u64 {
+        let comments = self.topic_comments(topic);
+        prefix.clear();
+        prefix.push(0);
+        let mut live = 0;
+        for c in comments {
+            if c.flags & DELETED == 0 {
+                live += 1;
+            }
+            prefix.push(live);
+        }
+        let mut total = 0u64;
+        for k in ks {
+            total += u64::from(prefix[*k as usize]);
+        }
+        for (i, c) in comments.iter().enumerate() {
+            if c.flags & DELETED == 0 && ks[c.author_pos as usize] > i as u32 {
+                total -= 1;
+            }
+        }
+        total
     }
 }
 
@@ -369,6 +426,30 @@ const NEVER_PATIENT: f64 = 0.03;
 const NEVER_GENERAL: f64 = 0.30;
 const LAG_MEAN: f64 = 2.0 * DAY as f64;
 
+/// Members of each crowded group: every one of them has read every comment of the others.
+pub const CROWDED_MEMBERS: usize = 40;
+/// Topics of each crowded group, and their length: the body and 50 replies.
+pub const CROWDED_TOPICS: u32 = 5;
+pub const CROWDED_LEN: u32 = 51;
+/// Groups each heavy reader is in (patient groups of their own, see [`Model::build_heavy`]).
+pub const HEAVY_GROUPS: u32 = 20;
+/// The colleagues a heavy reader works with in each association hosting their groups; each
+/// of the groups has 5–8 of them.
+const HEAVY_TEAM: [Prof; 12] = [
+    Prof::ClinicDoctor,
+    Prof::Nurse,
+    Prof::Nurse,
+    Prof::Nurse,
+    Prof::Nurse,
+    Prof::CareManager,
+    Prof::CareManager,
+    Prof::Pharmacist,
+    Prof::Pharmacist,
+    Prof::PhysicalTherapist,
+    Prof::OccupationalTherapist,
+    Prof::CareWorker,
+];
+
 impl Model {
     pub fn build(seed: u64, sizes: Sizes, footprints_target: u64) -> Model {
         let root = Rng::new(seed);
@@ -384,15 +465,29 @@ impl Model {
             read_knob: 0.0,
             footprints: 0,
             footprints_max: 0,
+            regular_people: 0,
+            crowded_groups: Vec::new(),
+            heavy_readers: Vec::new(),
         };
         m.build_associations(&mut root.fork(1), sizes.associations);
         m.build_people(&mut root.fork(2), sizes.people);
+        m.regular_people = m.people.len() as u32;
         let pools = m.pools();
         m.build_groups(&mut root.fork(3), &pools, sizes);
         m.build_topics(&mut root.fork(4), sizes.comments);
         m.finish_groups(&mut root.fork(5));
         m.build_pairs(&mut root.fork(6));
         m.calibrate(footprints_target);
+        // The extras come last, from streams of their own, and are left out of the
+        // calibration: the regular dataset is the same with or without them.
+        let regular_topics = m.topics.len();
+        m.build_crowded(&mut root.fork(7), sizes.crowded_groups);
+        m.build_heavy(
+            &mut root.fork(8),
+            sizes.heavy_readers,
+            sizes.heavy_topics_per_group,
+        );
+        m.count_extras(regular_topics);
         m
     }
 
@@ -953,40 +1048,52 @@ impl Model {
     }
 
     fn build_pairs(&mut self, rng: &mut Rng) {
-        let mut pairs = Vec::new();
+        self.pairs.clear();
         for ti in 0..self.topics.len() {
-            let topic = &self.topics[ti];
-            let group = &self.groups[topic.group as usize];
-            let start = pairs.len() as u32;
-            for p in &group.members {
-                if self.people[*p as usize].prof.bit() & topic.scope != 0 || *p == topic.author {
-                    pairs.push(Pair {
-                        person: *p,
-                        u_never: rng.f64() as f32,
-                        lag: exp1(rng) as f32,
-                        own_last: 0,
-                        k: 0,
-                        open_t: 0,
-                    });
-                }
-            }
-            let n_pairs = pairs.len() as u32 - start;
-            let audience = &mut pairs[start as usize..];
-            let first = topic.first as usize;
-            for (i, c) in self.comments[first..first + topic.len as usize]
-                .iter_mut()
-                .enumerate()
-            {
-                let pos = audience.partition_point(|p| p.person < c.author);
-                c.author_pos = pos as u16;
-                // Comments are in seq order, so the last write wins.
-                audience[pos].own_last = i as u32 + 1;
-            }
-            let topic = &mut self.topics[ti];
-            topic.pairs = start;
-            topic.n_pairs = n_pairs;
+            self.push_audience(ti, rng);
         }
-        self.pairs = pairs;
+    }
+
+    /// Appends the audience of topic `ti` (its group's members in scope, and its author) to
+    /// `pairs`, with no read position yet.
+    fn push_audience(&mut self, ti: usize, rng: &mut Rng) {
+        let Model {
+            people,
+            groups,
+            topics,
+            comments,
+            pairs,
+            ..
+        } = self;
+        let topic = &mut topics[ti];
+        let group = &groups[topic.group as usize];
+        let start = pairs.len() as u32;
+        for p in &group.members {
+            if people[*p as usize].prof.bit() & topic.scope != 0 || *p == topic.author {
+                pairs.push(Pair {
+                    person: *p,
+                    u_never: rng.f64() as f32,
+                    lag: exp1(rng) as f32,
+                    own_last: 0,
+                    k: 0,
+                    open_t: 0,
+                });
+            }
+        }
+        let n_pairs = pairs.len() as u32 - start;
+        let audience = &mut pairs[start as usize..];
+        let first = topic.first as usize;
+        for (i, c) in comments[first..first + topic.len as usize]
+            .iter_mut()
+            .enumerate()
+        {
+            let pos = audience.partition_point(|p| p.person < c.author);
+            c.author_pos = pos as u16;
+            // Comments are in seq order, so the last write wins.
+            audience[pos].own_last = i as u32 + 1;
+        }
+        topic.pairs = start;
+        topic.n_pairs = n_pairs;
     }
 
     /// How far a person has read a topic at knob `x`: (k, when they last had it open).
@@ -1030,24 +1137,7 @@ impl Model {
                     .iter()
                     .map(|p| self.position(x, p, comments, general).0),
             );
-            // Others' comments read = not deleted up to k, minus one's own among them.
-            prefix.clear();
-            prefix.push(0);
-            let mut live = 0;
-            for c in comments {
-                if c.flags & DELETED == 0 {
-                    live += 1;
-                }
-                prefix.push(live);
-            }
-            for k in &ks {
-                total += u64::from(prefix[*k as usize]);
-            }
-            for (i, c) in comments.iter().enumerate() {
-                if c.flags & DELETED == 0 && ks[c.author_pos as usize] > i as u32 {
-                    total -= 1;
-                }
-            }
+            total += self.topic_footprints(topic, &ks, &mut prefix);
         }
         total
     }
@@ -1101,6 +1191,297 @@ impl Model {
     }
 }
 
+// ---------------------------------------------------------------------------------------------
+// The extras: crowded groups and heavy readers, each with people of their own so that the
+// regular people (whom every other phase acts as) see nothing of them.
+
+impl Model {
+    /// A person of the extras, at home in association `a` only.
+    fn add_person(&mut self, rng: &mut Rng, a: u32, prof: Prof) -> u32 {
+        let index = self.people.len() as u32;
+        let (name, kana) = text::person_name(rng);
+        let facility = self.facility_for(rng, a, prof);
+        self.people.push(Person {
+            // After every regular person's, in index order like theirs.
+            id: id_at(-600 * DAY + i64::from(index) * 1000, rng),
+            num: index + 1,
+            name,
+            kana,
+            prof,
+            home: a,
+            facility,
+            extra: Vec::new(),
+            admin: false,
+            activity: 0.5 + rng.f64() as f32,
+            created_t: -(rng.range(200, 600) as i64) * DAY - rng.below(DAY as u64) as i64,
+        });
+        index
+    }
+
+    /// Appends an open topic of `len` comments, in everyone's scope, to group `gi`: started by
+    /// one of `writers` (weighted by how much they write) at `start` and answered by them until
+    /// about `start + span`. Deleted comments only when `deletions`. Its id and audience come
+    /// with [`Model::finish_extra_group`].
+    #[allow(clippy::too_many_arguments)]
+    fn push_topic(
+        &mut self,
+        rng: &mut Rng,
+        gi: u32,
+        writers: &[u32],
+        len: u32,
+        start: i64,
+        span: i64,
+        deletions: bool,
+    ) {
+        let mut cum = Vec::with_capacity(writers.len());
+        let mut sum = 0.0;
+        for p in writers {
+            let person = &self.people[*p as usize];
+            sum += person.prof.talk() * f64::from(person.activity);
+            cum.push(sum);
+        }
+        let weighted = |rng: &mut Rng| {
+            let x = rng.f64() * sum;
+            writers[cum.partition_point(|c| *c <= x).min(writers.len() - 1)]
+        };
+        let author = weighted(rng);
+        let mut us: Vec<f64> = (1..len).map(|_| rng.f64()).collect();
+        us.sort_by(|a, b| a.total_cmp(b));
+        let topic_index = self.topics.len() as u32;
+        let first = self.comments.len() as u32;
+        let mut t = start;
+        for seq in 1..=len {
+            if seq > 1 {
+                let u = us[(seq - 2) as usize];
+                t = (start + (span as f64 * u) as i64).max(t + SECOND);
+            }
+            let who = if seq == 1 || rng.chance(0.3) {
+                author
+            } else {
+                weighted(rng)
+            };
+            let mut flags = 0;
+            if rng.chance(0.03) {
+                flags |= IMPORTANT;
+            }
+            if deletions && seq > 1 && rng.chance(0.005) {
+                flags |= DELETED;
+            } else if rng.chance(0.01) {
+                flags |= EDITED;
+                if rng.chance(0.2) {
+                    flags |= EDITED_TWICE;
+                }
+            }
+            self.comments.push(Comment {
+                t,
+                topic: topic_index,
+                author: who,
+                author_pos: 0,
+                flags,
+            });
+        }
+        self.topics.push(Topic {
+            id: Uuid::nil(),
+            group: gi,
+            author,
+            scope: 7,
+            pinned: false,
+            closed: false,
+            first,
+            len,
+            pairs: 0,
+            n_pairs: 0,
+        });
+        self.groups[gi as usize].topics.push(topic_index);
+    }
+
+    /// An extra group's times and id, its topics' ids and their audiences (read positions are
+    /// the caller's).
+    fn finish_extra_group(&mut self, gi: u32, rng: &mut Rng) {
+        let topics = self.groups[gi as usize].topics.clone();
+        let (mut first, mut last) = (NOW, i64::MIN);
+        for t in &topics {
+            let t = &self.topics[*t as usize];
+            first = first.min(self.topic_created_t(t));
+            last = last.max(self.topic_last_t(t));
+        }
+        let created = first - rng.range(HOUR as u64, (60 * DAY) as u64) as i64;
+        let group = &mut self.groups[gi as usize];
+        group.created_t = created;
+        group.last_activity_t = last.max(created);
+        group.id = id_at(created, rng);
+        for t in topics {
+            let at = self.topic_created_t(&self.topics[t as usize]);
+            self.topics[t as usize].id = id_at(at, rng);
+            self.push_audience(t as usize, rng);
+        }
+    }
+
+    /// Groups of [`CROWDED_MEMBERS`] people of every profession, one per association (around
+    /// again when there are fewer associations), each with [`CROWDED_TOPICS`] topics of
+    /// [`CROWDED_LEN`] comments that every member has read in full: each comment has 39
+    /// footprints, and nobody has anything unread.
+    fn build_crowded(&mut self, rng: &mut Rng, groups: u32) {
+        let n = self.assocs.len() as u32;
+        for g in 0..groups {
+            let a = g % n;
+            let mut profs = Vec::with_capacity(CROWDED_MEMBERS);
+            for (i, q) in quotas(CROWDED_MEMBERS as u32).into_iter().enumerate() {
+                profs.extend(std::iter::repeat_n(PROFESSIONS[i].0, q as usize));
+            }
+            shuffle(rng, &mut profs);
+            let members: Vec<u32> = profs
+                .into_iter()
+                .map(|prof| self.add_person(rng, a, prof))
+                .collect();
+            let gi = self.groups.len() as u32;
+            let place = self.assocs[a as usize].place.clone();
+            self.groups.push(Group {
+                id: Uuid::nil(),
+                assoc: a,
+                patient: false,
+                // 多職種連携の会: every profession is there.
+                name: text::general_group_name(rng, 1, &place),
+                description: text::general_group_description(rng),
+                request: false,
+                owners: vec![members[0]],
+                members: members.clone(),
+                created_t: 0,
+                last_activity_t: 0,
+                topics: Vec::new(),
+            });
+            for _ in 0..CROWDED_TOPICS {
+                // Over 10–40 days, the last comment at least a day ago.
+                let span = rng.range(10, 41) as i64 * DAY;
+                let start = NOW
+                    - DAY
+                    - span
+                    - i64::from(CROWDED_LEN) * 2 * SECOND
+                    - rng.below((60 * DAY) as u64) as i64;
+                self.push_topic(rng, gi, &members, CROWDED_LEN, start, span, false);
+            }
+            self.finish_extra_group(gi, rng);
+            for t in self.groups[gi as usize].topics.clone() {
+                let topic = &self.topics[t as usize];
+                let last = self.topic_last_t(topic);
+                let (from, to) = (topic.pairs as usize, (topic.pairs + topic.n_pairs) as usize);
+                for p in &mut self.pairs[from..to] {
+                    p.k = CROWDED_LEN;
+                    p.open_t =
+                        (last + rng.range(MINUTE as u64, (12 * HOUR) as u64) as i64).min(NOW);
+                }
+            }
+            self.crowded_groups.push(gi);
+        }
+    }
+
+    /// Hospital doctors who rarely read: each is in [`HEAVY_GROUPS`] patient groups of their
+    /// own (a quarter of them hosted by the neighbouring association, where they are a member
+    /// too) with colleagues from [`HEAVY_TEAM`], `topics_per_group` topics of 18–38 comments
+    /// each within the last 120 days. They opened each topic once, soon after it started (up to
+    /// its third comment), and never again, so nearly all of it is unread; their colleagues
+    /// read as everyone does.
+    fn build_heavy(&mut self, rng: &mut Rng, readers: u32, topics_per_group: u32) {
+        let n = self.assocs.len() as u32;
+        for h in 0..readers {
+            let home = h % n;
+            let reader = self.add_person(rng, home, Prof::HospitalDoctor);
+            let mut hosts = vec![home];
+            if n > 1 {
+                let next = (home + 1) % n;
+                hosts.push(next);
+                self.people[reader as usize].extra.push(next);
+            }
+            let teams: Vec<Vec<u32>> = hosts
+                .iter()
+                .map(|&a| {
+                    HEAVY_TEAM
+                        .iter()
+                        .map(|prof| self.add_person(rng, a, *prof))
+                        .collect()
+                })
+                .collect();
+            for g in 0..HEAVY_GROUPS {
+                let host = if hosts.len() > 1 && g % 4 == 3 { 1 } else { 0 };
+                let mut writers = teams[host].clone();
+                shuffle(rng, &mut writers);
+                writers.truncate(rng.range(5, 9) as usize);
+                let mut members = writers.clone();
+                members.push(reader);
+                members.sort_unstable();
+                let gi = self.groups.len() as u32;
+                self.groups.push(Group {
+                    id: Uuid::nil(),
+                    assoc: hosts[host],
+                    patient: true,
+                    name: text::patient_group_name(rng),
+                    description: text::patient_group_description(rng),
+                    request: false,
+                    members,
+                    owners: vec![writers[0]],
+                    created_t: 0,
+                    last_activity_t: 0,
+                    topics: Vec::new(),
+                });
+                for _ in 0..topics_per_group {
+                    let len = rng.range(18, 39) as u32;
+                    let span = rng.range(1, 21) as i64 * DAY;
+                    let start = NOW
+                        - HOUR
+                        - span
+                        - i64::from(len) * 2 * SECOND
+                        - rng.below((120 * DAY - span) as u64) as i64;
+                    self.push_topic(rng, gi, &writers, len, start, span, true);
+                }
+                self.finish_extra_group(gi, rng);
+                for t in self.groups[gi as usize].topics.clone() {
+                    let topic = &self.topics[t as usize];
+                    let comments = self.topic_comments(topic);
+                    let positions: Vec<(u32, i64)> = self
+                        .topic_pairs(topic)
+                        .iter()
+                        .map(|p| {
+                            if p.person != reader {
+                                return self.position(self.read_knob, p, comments, false);
+                            }
+                            let k = rng.below(4) as u32;
+                            if k == 0 {
+                                return (0, i64::MIN);
+                            }
+                            // Before the next comment: they have not seen it.
+                            let next = comments.get(k as usize).map_or(NOW, |c| c.t - 1);
+                            let seen = comments[k as usize - 1].t + rng.below(HOUR as u64) as i64;
+                            (k, seen.min(next).min(NOW))
+                        })
+                        .collect();
+                    let from = topic.pairs as usize;
+                    for (p, (k, open)) in self.pairs[from..].iter_mut().zip(positions) {
+                        p.k = k;
+                        p.open_t = open;
+                    }
+                }
+            }
+            self.heavy_readers.push(reader);
+        }
+    }
+
+    /// Adds the footprints of the topics from `first_topic` on (the extras) to the totals.
+    fn count_extras(&mut self, first_topic: usize) {
+        let (mut written, mut max) = (0, 0);
+        let mut prefix = Vec::new();
+        let mut ks: Vec<u32> = Vec::new();
+        for topic in &self.topics[first_topic..] {
+            ks.clear();
+            ks.extend(self.topic_pairs(topic).iter().map(|p| p.k));
+            written += self.topic_footprints(topic, &ks, &mut prefix);
+            ks.iter_mut().for_each(|k| *k = topic.len);
+            max += self.topic_footprints(topic, &ks, &mut prefix);
+        }
+        self.footprints += written;
+        self.footprints_max += max;
+    }
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
@@ -1122,11 +1503,60 @@ mod tests {
             general_groups: 4,
             comments: 3000,
             footprints: 12_000,
+            crowded_groups: 3,
+            heavy_readers: 2,
+            // Medium's: its heavy readers must reach 5,000 unread in 200 topics.
+            heavy_topics_per_group: crate::Scale::Medium.sizes().heavy_topics_per_group,
         };
         let a = Model::build(5, sizes, sizes.footprints);
         let b = Model::build(5, sizes, sizes.footprints);
-        assert_eq!(a.comments.len(), 3000);
+        let plain = Model::build(
+            5,
+            Sizes {
+                crowded_groups: 0,
+                heavy_readers: 0,
+                ..sizes
+            },
+            sizes.footprints,
+        );
+        assert_eq!(plain.comments.len(), 3000);
         assert_eq!(a.footprints, b.footprints);
+        // The extras come on top: the regular dataset is the same without them.
+        assert_eq!(a.regular_people as usize, plain.people.len());
+        assert_eq!(a.read_knob, plain.read_knob);
+        for (x, y) in plain.people.iter().zip(&a.people) {
+            assert_eq!(x.id, y.id);
+        }
+        for (x, y) in plain.groups.iter().zip(&a.groups) {
+            assert_eq!((x.id, &x.members), (y.id, &y.members));
+        }
+        for (x, y) in plain.topics.iter().zip(&a.topics) {
+            assert_eq!((x.id, x.first, x.pairs), (y.id, y.first, y.pairs));
+        }
+        for (x, y) in plain.pairs.iter().zip(&a.pairs) {
+            assert_eq!((x.person, x.k, x.open_t), (y.person, y.k, y.open_t));
+        }
+        // The footprints counted are those the load writes: others' live comments up to k.
+        let written: u64 = a
+            .topics
+            .iter()
+            .map(|t| {
+                let pairs = a.topic_pairs(t);
+                a.topic_comments(t)
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, c)| c.flags & DELETED == 0)
+                    .map(|(i, c)| {
+                        pairs
+                            .iter()
+                            .filter(|p| p.k > i as u32 && p.person != c.author)
+                            .count() as u64
+                    })
+                    .sum::<u64>()
+            })
+            .sum();
+        assert_eq!(written, a.footprints);
+        assert!(a.footprints > plain.footprints);
         assert_eq!(a.topics[3].id, b.topics[3].id);
         assert_eq!(a.comment_id(17), b.comment_id(17));
         for t in &a.topics {
@@ -1163,6 +1593,93 @@ mod tests {
             if g.patient {
                 assert!((5..=10).contains(&g.members.len()), "{}", g.members.len());
             }
+        }
+    }
+
+    #[test]
+    fn crowded_groups_have_read_everything_and_heavy_readers_almost_nothing() {
+        let sizes = Sizes {
+            associations: 2,
+            people: 80,
+            patient_groups: 60,
+            general_groups: 4,
+            comments: 3000,
+            footprints: 12_000,
+            crowded_groups: 3,
+            heavy_readers: 2,
+            heavy_topics_per_group: crate::Scale::Medium.sizes().heavy_topics_per_group,
+        };
+        let m = Model::build(9, sizes, sizes.footprints);
+        let regular = m.regular_people;
+        let groups_of = |p: u32| m.groups.iter().filter(|g| g.members.contains(&p)).count();
+
+        assert_eq!(m.crowded_groups.len(), 3);
+        for &gi in &m.crowded_groups {
+            let g = &m.groups[gi as usize];
+            assert_eq!(g.members.len(), CROWDED_MEMBERS);
+            for p in &g.members {
+                assert!(*p >= regular && groups_of(*p) == 1, "people of their own");
+            }
+            assert_eq!(g.topics.len(), CROWDED_TOPICS as usize);
+            for t in &g.topics {
+                let t = &m.topics[*t as usize];
+                assert_eq!((t.len, t.scope, t.closed), (CROWDED_LEN, 7, false));
+                let pairs = m.topic_pairs(t);
+                assert_eq!(pairs.len(), CROWDED_MEMBERS);
+                for (i, c) in m.topic_comments(t).iter().enumerate() {
+                    assert_eq!(c.flags & DELETED, 0);
+                    let readers = pairs
+                        .iter()
+                        .filter(|p| p.k > i as u32 && p.person != c.author)
+                        .count();
+                    assert_eq!(readers, CROWDED_MEMBERS - 1, "every other member read it");
+                    assert!(pairs.iter().all(|p| p.open_t >= c.t));
+                }
+                assert!(pairs.iter().all(|p| m.unread(t, p).is_none()));
+            }
+        }
+
+        assert_eq!(m.heavy_readers.len(), 2);
+        for &h in &m.heavy_readers {
+            assert!(h >= regular);
+            assert_eq!(m.people[h as usize].prof, Prof::HospitalDoctor);
+            let groups: Vec<&Group> = m.groups.iter().filter(|g| g.members.contains(&h)).collect();
+            assert_eq!(groups.len(), HEAVY_GROUPS as usize);
+            let elsewhere = groups
+                .iter()
+                .filter(|g| g.assoc != m.people[h as usize].home)
+                .count();
+            assert_eq!(elsewhere, 5, "a quarter in the neighbouring association");
+            let (mut unread, mut topics) = (0u32, 0u32);
+            for g in groups {
+                assert!(g.members.iter().all(|p| *p >= regular));
+                for t in &g.topics {
+                    let t = &m.topics[*t as usize];
+                    assert!(!t.closed && m.sees(h, t));
+                    let comments = m.topic_comments(t);
+                    assert!(comments.iter().all(|c| c.author != h));
+                    let p = m.topic_pairs(t).iter().find(|p| p.person == h).unwrap();
+                    assert!(p.k <= 3);
+                    if p.k > 0 {
+                        assert!(p.open_t >= comments[p.k as usize - 1].t);
+                        assert!(p.open_t < comments[p.k as usize].t);
+                    }
+                    // What they have not read is unread, and nothing else.
+                    let live =
+                        |cs: &[Comment]| cs.iter().filter(|c| c.flags & DELETED == 0).count();
+                    let read = live(&comments[..p.k as usize]) as u32;
+                    let (count, first, last) = m.unread(t, p).unwrap();
+                    assert_eq!(count + read, live(comments) as u32);
+                    assert_eq!(first, p.k + 1);
+                    assert_eq!(last, m.topic_last_t(t));
+                    unread += count;
+                    topics += 1;
+                }
+            }
+            assert!(
+                unread >= 5_000 && topics >= 200,
+                "{unread} unread in {topics} topics"
+            );
         }
     }
 }
