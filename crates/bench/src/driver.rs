@@ -141,7 +141,7 @@ impl Op {
             Op::TopicView => {
                 "query($id:ID!){ topic(id:$id){ topic { id title lastSeq unread } receiptMode \
                  firstUnreadSeq comments { id seq body authorName createdAt \
-                 readers { userId name at } notReadBy { userId name } \
+                 readers { userId name at } readerCount notReadBy { userId name } \
                  history { version body writtenAt } } } }"
             }
             Op::PostComment => "mutation($t:ID!,$b:String!){ postComment(topicId:$t, body:$b) }",

@@ -111,7 +111,11 @@ pub(crate) async fn guard(req: Request, next: Next) -> Response {
         _ => false,
     };
     if !ok {
-        return refused(lang, &parts.headers, "token");
+        // Same origin, stale token (the page was open long, or the session was renewed in
+        // another tab): show what the form carried so it can be copied; static/app.js also
+        // kept it as a draft on the page the retry button goes back to.
+        let kept = form_field(&bytes, "body").filter(|b| !b.trim().is_empty());
+        return refused_keeping(lang, &parts.headers, "token", kept);
     }
     next.run(Request::from_parts(parts, Body::from(bytes)))
         .await
@@ -189,6 +193,15 @@ fn decode(s: &str) -> String {
 /// 403 in plain words; the handler never ran. The retry button goes back to the page the form
 /// was on (same-origin `Referer`), which sets a fresh token.
 fn refused(lang: Lang, headers: &HeaderMap, why: &'static str) -> Response {
+    refused_keeping(lang, headers, why, None)
+}
+
+fn refused_keeping(
+    lang: Lang,
+    headers: &HeaderMap,
+    why: &'static str,
+    kept: Option<String>,
+) -> Response {
     tracing::warn!(reason = why, "form refused by the CSRF check");
     let back = headers
         .get(REFERER)
@@ -205,11 +218,20 @@ fn refused(lang: Lang, headers: &HeaderMap, why: &'static str) -> Response {
         message: t.get("error.forbidden.message"),
         code: None,
         retry: true,
+        kept,
     };
     error::respond(StatusCode::FORBIDDEN, lang, &page)
 }
 
 /// The path of a `Referer` on this host, if it is one.
+/// The page a request came from, when it is one of this site's (same host, local path).
+pub(crate) fn referring_page(headers: &HeaderMap) -> Option<String> {
+    headers
+        .get(REFERER)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|r| local_path_of_referer(r, headers))
+}
+
 fn local_path_of_referer(referer: &str, headers: &HeaderMap) -> Option<String> {
     let (_, rest) = referer.split_once("://")?;
     let (authority, path) = rest.split_at(rest.find('/')?);

@@ -60,6 +60,8 @@ pub(crate) struct Ctx {
     /// The browser runs the pages' scripts (`static/app.js` sets [`SCRIPT_COOKIE`]): a topic
     /// page then leaves footprints only on what its script reports as seen.
     pub scripted: bool,
+    /// The page of this site a form was sent from (same-origin `Referer`).
+    referring_page: Option<String>,
     method: Method,
     session_token: Option<String>,
 }
@@ -93,6 +95,7 @@ impl<S: Send + Sync> FromRequestParts<S> for Ctx {
             csrf,
             path,
             scripted,
+            referring_page: crate::csrf::referring_page(&parts.headers),
             method: parts.method.clone(),
             session_token,
         })
@@ -174,21 +177,52 @@ impl Ctx {
     /// The signed-in person; anyone else is sent to sign in and brought back here after. A
     /// person no association counts as an active member any more gets the page that says so.
     pub(crate) async fn require_viewer(&self, services: &Services) -> Result<Viewer, Response> {
+        self.require_viewer_or(services, |ctx| ctx.to_sign_in())
+            .await
+    }
+
+    /// [`Ctx::require_viewer`], answering someone not (or no longer) signed in with `signed_out`.
+    pub(crate) async fn require_viewer_or(
+        &self,
+        services: &Services,
+        signed_out: impl FnOnce(&Self) -> Response,
+    ) -> Result<Viewer, Response> {
         match self.viewer(services).await? {
             Some(v) if !v.has_active_membership() => {
                 Err(crate::pages::no_membership::page(self, &v))
             }
             Some(v) => Ok(v),
-            None => {
-                // Only a page can be come back to; a form's target cannot be opened with GET.
-                let to = if self.method == Method::GET {
-                    format!("/signin?next={}", encode_query_value(&self.path))
-                } else {
-                    "/signin".to_owned()
-                };
-                Err(self.redirect(&to))
-            }
+            None => Err(signed_out(self)),
         }
+    }
+
+    /// Where to come back to after signing in: this page, or for a form (whose target cannot
+    /// be opened with GET) the page it was sent from.
+    pub(crate) fn come_back_to(&self) -> Option<&str> {
+        if self.method == Method::GET {
+            Some(self.path.as_str())
+        } else {
+            self.referring_page.as_deref()
+        }
+    }
+
+    /// 303 to the sign-in page, coming back here after. A form sent after the session ended
+    /// says so there (`expired`): its text is on the device (`static/app.js`), not sent.
+    pub(crate) fn to_sign_in(&self) -> Response {
+        let expired = if self.method == Method::GET {
+            ""
+        } else {
+            "expired=1"
+        };
+        let to = match self.come_back_to() {
+            Some(back) if expired.is_empty() => {
+                format!("/signin?next={}", encode_query_value(back))
+            }
+            Some(back) => format!("/signin?next={}&{expired}", encode_query_value(back)),
+            None if expired.is_empty() => "/signin".to_owned(),
+            None => format!("/signin?{expired}"),
+        };
+        self.redirect(&to)
     }
 
     /// A session that still waits for its second factor (or for one to be set up).

@@ -95,3 +95,139 @@
     true
   );
 })();
+
+// --- Drafts: nothing typed is lost. ---
+// A form marked data-draft="<owner>:<what>" keeps its text fields and check boxes on this
+// device while they are typed in (localStorage, for 7 days), and gets them back when the page
+// is opened again with the fields empty: after a session that expired while typing, a refused
+// form token, a closed tab or a lost connection. The server marks the page after a successful
+// send with data-draft-sent="<owner>:<what>", which forgets it; signing out forgets them all
+// (a shared device must not show the next person what was typed).
+(function () {
+  "use strict";
+  var PREFIX = "musubi.draft.";
+  var MAX_AGE_MS = 7 * 24 * 60 * 60 * 1000;
+  var store;
+  try {
+    store = window.localStorage;
+    store.setItem(PREFIX + "probe", "1");
+    store.removeItem(PREFIX + "probe");
+  } catch (e) {
+    return; // private mode or storage off: nothing to keep drafts in
+  }
+
+  function forEachDraftKey(fn) {
+    var keys = [];
+    for (var i = 0; i < store.length; i++) {
+      var k = store.key(i);
+      if (k && k.indexOf(PREFIX) === 0) keys.push(k);
+    }
+    keys.forEach(fn);
+  }
+
+  function read(key) {
+    try {
+      var d = JSON.parse(store.getItem(PREFIX + key) || "null");
+      if (!d || typeof d.fields !== "object" || Date.now() - d.at > MAX_AGE_MS) return null;
+      return d;
+    } catch (e) {
+      return null;
+    }
+  }
+
+  function fieldsOf(form) {
+    return Array.prototype.filter.call(form.elements, function (el) {
+      return el.name && el.name !== "csrf" && !el.readOnly && !el.disabled &&
+        (el.tagName === "TEXTAREA" || (el.tagName === "INPUT" &&
+          /^(text|checkbox|search)$/.test(el.type)));
+    });
+  }
+
+  function snapshot(form) {
+    var fields = {};
+    var typed = false;
+    fieldsOf(form).forEach(function (el) {
+      if (el.type === "checkbox") {
+        fields[el.name + "=" + el.value] = el.checked;
+      } else {
+        fields[el.name] = el.value;
+        if (el.value.trim() !== "" && el.value !== el.defaultValue) typed = true;
+      }
+    });
+    return typed ? fields : null;
+  }
+
+  function save(form) {
+    var key = form.getAttribute("data-draft");
+    var fields = snapshot(form);
+    try {
+      if (fields) {
+        store.setItem(PREFIX + key, JSON.stringify({ at: Date.now(), fields: fields }));
+      } else {
+        store.removeItem(PREFIX + key);
+      }
+    } catch (e) {
+      // full: the server still keeps what a refused form carried
+    }
+  }
+
+  // Only into empty fields: a page the server re-showed with the text keeps the server's.
+  function restore(form) {
+    var d = read(form.getAttribute("data-draft"));
+    if (!d) return false;
+    var els = fieldsOf(form);
+    var untouched = els.every(function (el) {
+      return el.type === "checkbox" || el.value === "" || el.value === el.defaultValue;
+    });
+    var anyText = els.some(function (el) { return el.type !== "checkbox" && el.value !== ""; });
+    if (!untouched || anyText) return false;
+    els.forEach(function (el) {
+      if (el.type === "checkbox") {
+        var v = d.fields[el.name + "=" + el.value];
+        if (typeof v === "boolean") el.checked = v;
+      } else if (typeof d.fields[el.name] === "string") {
+        el.value = d.fields[el.name];
+      }
+    });
+    var note = document.createElement("p");
+    note.className = "notice draft-note";
+    note.setAttribute("role", "status");
+    note.setAttribute("data-draft-restored", "");
+    note.textContent = form.getAttribute("data-draft-restored") || "";
+    form.insertBefore(note, form.firstChild);
+    return true;
+  }
+
+  function start() {
+    // Old drafts and the one just sent go first.
+    forEachDraftKey(function (k) {
+      if (!read(k.slice(PREFIX.length))) store.removeItem(k);
+    });
+    Array.prototype.forEach.call(document.querySelectorAll("[data-draft-sent]"), function (el) {
+      store.removeItem(PREFIX + el.getAttribute("data-draft-sent"));
+    });
+    Array.prototype.forEach.call(document.querySelectorAll("form[data-draft]"), function (form) {
+      restore(form);
+      var timer = null;
+      var later = function () {
+        if (timer) window.clearTimeout(timer);
+        timer = window.setTimeout(function () { timer = null; save(form); }, 300);
+      };
+      form.addEventListener("input", later);
+      form.addEventListener("change", later);
+      // Kept while it is being sent: the answer may be a sign-in page.
+      form.addEventListener("submit", function () { save(form); });
+    });
+    Array.prototype.forEach.call(document.querySelectorAll("form[action='/signout']"), function (f) {
+      f.addEventListener("submit", function () {
+        forEachDraftKey(function (k) { store.removeItem(k); });
+      });
+    });
+  }
+
+  if (document.readyState === "loading") {
+    document.addEventListener("DOMContentLoaded", start);
+  } else {
+    start();
+  }
+})();

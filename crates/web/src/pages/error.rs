@@ -22,6 +22,8 @@ pub(crate) struct ErrorPage<'a> {
     pub code: Option<&'static str>,
     /// Offer to reload: worth it when the failure may pass.
     pub retry: bool,
+    /// The text of a refused form, to copy (nothing was sent).
+    pub kept: Option<String>,
 }
 
 pub(crate) fn respond(status: StatusCode, lang: Lang, page: &ErrorPage<'_>) -> Response {
@@ -44,6 +46,7 @@ pub(crate) fn server_error(lang: Lang, current_path: &str, code: ErrorCode) -> R
         message,
         code: Some(code.as_str()),
         retry: true,
+        kept: None,
     };
     respond(StatusCode::INTERNAL_SERVER_ERROR, lang, &page)
 }
@@ -60,6 +63,7 @@ pub(crate) fn bad_request(lang: Lang, current_path: &str) -> Response {
         message: t.get("error.bad_request.message"),
         code: None,
         retry: false,
+        kept: None,
     };
     respond(StatusCode::BAD_REQUEST, lang, &page)
 }
@@ -127,6 +131,7 @@ fn come_back_later(
         message: t.get(message),
         code: Some(code.as_str()),
         retry: true,
+        kept: None,
     };
     let mut res = respond(status, lang, &page);
     res.headers_mut().insert(

@@ -23,6 +23,7 @@ pub(crate) fn page(lang: Lang, current_path: &str) -> Response {
         message: t.get("error.not_found.message"),
         code: None,
         retry: false,
+        kept: None,
     };
     error::respond(StatusCode::NOT_FOUND, lang, &page)
 }

@@ -20,7 +20,17 @@ impl Place {
     /// Signed in (or sent to sign in and brought back), and an association that exists (or the
     /// normal 404 page).
     pub(crate) async fn open(services: &Services, ctx: &Ctx, slug: &str) -> Result<Self, Response> {
-        let viewer = ctx.require_viewer(services).await?;
+        Self::open_or(services, ctx, slug, Ctx::to_sign_in).await
+    }
+
+    /// [`Place::open`], answering someone whose session has ended with `signed_out`.
+    pub(crate) async fn open_or(
+        services: &Services,
+        ctx: &Ctx,
+        slug: &str,
+        signed_out: impl FnOnce(&Ctx) -> Response,
+    ) -> Result<Self, Response> {
+        let viewer = ctx.require_viewer_or(services, signed_out).await?;
         match services.resolve_tenant(slug).await {
             Ok(tenant) => Ok(Self {
                 viewer,

@@ -45,6 +45,7 @@ pub(super) fn assert_csp_clean(page: &str) {
 
 fn sign_in_page(lang: Lang, email: &str, error: Option<String>) -> String {
     SignInPage {
+        kept: None,
         t: Translator::new(lang),
         assets: assets::urls(),
         nav: Nav::hidden(),
@@ -542,6 +543,8 @@ mod sns {
         let mut c = comment(1, "青木 さくら", "訪問しました");
         c.mine = true;
         let page = TopicPage {
+            draft_sent: None,
+            replied: false,
             t: Translator::new(Lang::Ja),
             assets: assets::urls(),
             nav: Nav::signed_in("青木 さくら", "TOKEN")
@@ -817,6 +820,7 @@ mod sns {
     #[test]
     fn the_new_topic_page_explains_who_sees_it() {
         let page = NewTopicPage {
+            draft: "owner:topic:group".into(),
             t: Translator::new(Lang::Ja),
             assets: assets::urls(),
             nav: Nav::signed_in("青木 さくら", "TOKEN"),

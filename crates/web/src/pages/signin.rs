@@ -36,6 +36,8 @@ pub(crate) struct SignInPage<'a> {
     pub notice: Option<&'static str>,
     /// Offer 「パスキーでログイン」 (the server can serve passkeys; the script shows it).
     pub passkeys: bool,
+    /// What a form sent after the session ended carried, to copy (nothing was sent).
+    pub kept: Option<&'a str>,
 }
 
 #[derive(Deserialize, Default)]
@@ -43,6 +45,8 @@ pub(crate) struct SignInQuery {
     next: Option<String>,
     /// Set when a half-finished sign-in expired and the person must start again.
     again: Option<String>,
+    /// Set when a form was sent after the session had ended.
+    expired: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -80,10 +84,12 @@ pub(crate) async fn show(
     if ctx.viewer(&services).await?.is_some() {
         return Ok(ctx.redirect(next.unwrap_or("/home")));
     }
-    let notice = query
-        .again
-        .is_some()
-        .then(|| Translator::new(ctx.lang).get("signin.again"));
+    let t = Translator::new(ctx.lang);
+    let notice = if query.expired.is_some() {
+        Some(t.get("signin.expired"))
+    } else {
+        query.again.is_some().then(|| t.get("signin.again"))
+    };
     let passkeys = services.passkeys_available();
     Ok(render(
         &ctx,
@@ -94,6 +100,25 @@ pub(crate) async fn show(
         notice,
         passkeys,
     ))
+}
+
+/// The sign-in page for a form sent after the session had ended: nothing was sent; it says so,
+/// shows what the form carried (to copy, for a browser without the drafts of `static/app.js`)
+/// and comes back to the page the form was on.
+pub(crate) fn expired(ctx: &Ctx, passkeys: bool, kept: &str, back: &str) -> Response {
+    let t = Translator::new(ctx.lang);
+    let next = local_next(Some(back));
+    let kept = (!kept.trim().is_empty()).then_some(kept);
+    render_with(
+        ctx,
+        StatusCode::UNAUTHORIZED,
+        "",
+        next,
+        None,
+        Some(t.get("signin.expired")),
+        passkeys,
+        kept,
+    )
 }
 
 pub(crate) async fn submit(
@@ -190,6 +215,20 @@ fn render(
     notice: Option<&'static str>,
     passkeys: bool,
 ) -> Response {
+    render_with(ctx, status, email, next, error, notice, passkeys, None)
+}
+
+#[allow(clippy::too_many_arguments)]
+fn render_with(
+    ctx: &Ctx,
+    status: StatusCode,
+    email: &str,
+    next: Option<&str>,
+    error: Option<String>,
+    notice: Option<&'static str>,
+    passkeys: bool,
+    kept: Option<&str>,
+) -> Response {
     let path = with_next("/signin", next);
     let page = SignInPage {
         t: Translator::new(ctx.lang),
@@ -202,6 +241,7 @@ fn render(
         error,
         notice,
         passkeys,
+        kept,
     };
     ctx.respond(status, &page)
 }

@@ -113,7 +113,7 @@ async fn post_topic(
     let id = res
         .location()
         .strip_prefix(&format!("/a/{HOST}/t/"))
-        .and_then(|rest| rest.strip_suffix("?done=posted"))
+        .and_then(|rest| rest.strip_suffix(&format!("?done=posted&sent={group}")))
         .unwrap_or_else(|| panic!("not a new topic: {}", res.location()));
     Uuid::parse_str(id).unwrap()
 }
@@ -902,7 +902,11 @@ async fn a_new_topic_is_posted_with_a_scope_that_decides_who_sees_it() {
     let res = nurse.submit(&app, &form, &form, &fields).await;
     assert_eq!(res.status, StatusCode::SEE_OTHER, "{}", res.body);
     let topic = topic_id(&app, "夜間の吸引について").await;
-    assert_eq!(res.location(), format!("{}?done=posted", topic_path(topic)));
+    assert_eq!(
+        res.location(),
+        format!("{}?done=posted&sent={yamada}", topic_path(topic)),
+        "the page forgets the draft of the new-topic form"
+    );
     assert_eq!(
         topic_state(&app, topic).await,
         ("夜間の吸引について".to_owned(), 1, false, false)
@@ -1066,7 +1070,7 @@ async fn a_reply_is_edited_with_its_history_kept_and_deleted_leaving_a_mark() {
             )],
         )
         .await;
-    assert_eq!(res.location(), format!("{page}#latest"));
+    assert_eq!(res.location(), format!("{page}?done=replied#latest"));
     let shown = follow(&mut replier, &app, &res).await;
     assert!(shown
         .body
@@ -1608,4 +1612,147 @@ async fn a_comments_readers_are_listed_in_full_on_their_own_page() {
         .get(&app, &comment_path(topic, elsewhere, "readers"))
         .await;
     assert!(res.is_not_found());
+}
+
+// --- Nothing typed is lost -------------------------------------------------------------------
+
+/// Ends every session of `email` as the idle timeout would.
+async fn expire_sessions(app: &TestApp, email: &str) {
+    let user = app.user_id(email).await;
+    sqlx::query(
+        "UPDATE core.sessions SET idle_expires_at = now() - interval '1 minute' WHERE user_id = $1",
+    )
+    .bind(Uuid::from(user))
+    .execute(app.db.db.pool())
+    .await
+    .unwrap();
+}
+
+#[tokio::test]
+async fn a_reply_sent_after_the_session_ended_is_kept_in_sight_and_the_nurse_comes_back_to_send_it()
+{
+    let app = TestApp::demo().await;
+    let yamada = group_id(&app, YAMADA).await;
+    let mut nurse = Browser::signed_in(&app, NURSE).await;
+    let topic = post_topic(
+        &app,
+        &mut nurse,
+        yamada,
+        "訪問報告",
+        "本日訪問しました。",
+        EVERYONE,
+    )
+    .await;
+    let page = topic_path(topic);
+    let token = nurse.get(&app, &page).await.csrf();
+    let report = "BP 128/76、SpO2 95%。\n夜間の吸引 2 回、痰は白色。";
+
+    // An hour of visiting later: the session has ended while she typed.
+    expire_sessions(&app, NURSE).await;
+    let res = nurse
+        .post(
+            &app,
+            &format!("{page}/comments"),
+            &[("csrf", &token), ("body", report)],
+        )
+        .await;
+    assert_eq!(res.status, StatusCode::UNAUTHORIZED, "{}", res.body);
+    assert!(
+        res.body.contains("送信できませんでした"),
+        "said in Japanese"
+    );
+    assert!(
+        res.body.contains("BP 128/76、SpO2 95%。\n夜間の吸引"),
+        "the text is in sight"
+    );
+    assert!(
+        res.body
+            .contains(&format!("name=\"next\" value=\"{page}\"")),
+        "back to the topic"
+    );
+    assert_eq!(comments(&app, topic).await.len(), 1, "nothing posted");
+
+    // Signing in again leads back to the topic, and sending works once.
+    let res = nurse
+        .submit(
+            &app,
+            "/signin",
+            "/signin",
+            &[
+                ("email", NURSE),
+                ("password", "musubi-demo-2026"),
+                ("next", &page),
+            ],
+        )
+        .await;
+    assert_eq!(res.location(), page);
+    let shown = nurse.get(&app, &page).await;
+    assert!(shown.body.contains(&format!(
+        "data-draft=\"{}:reply:{topic}\"",
+        app.user_id(NURSE).await
+    )));
+    let res = nurse
+        .post(
+            &app,
+            &format!("{page}/comments"),
+            &[("csrf", &shown.csrf()), ("body", report)],
+        )
+        .await;
+    assert_eq!(res.location(), format!("{page}?done=replied#latest"));
+    let after = follow(&mut nurse, &app, &res).await;
+    assert!(after.body.contains("返信を送信しました。"));
+    assert!(after.body.contains(&format!(
+        "data-draft-sent=\"{}:reply:{topic}\"",
+        app.user_id(NURSE).await
+    )));
+    assert_eq!(comments(&app, topic).await.len(), 2, "the report, once");
+
+    // Any other form sent after the session ended goes to sign in and back to its page.
+    expire_sessions(&app, NURSE).await;
+    let res = nurse
+        .send(
+            &app,
+            http::Request::post(format!("{}/read", group_path(yamada)))
+                .header("origin", "http://musubi.test")
+                .header(
+                    "referer",
+                    format!("http://{}{}", nurse.host, group_path(yamada)),
+                )
+                .header("content-type", "application/x-www-form-urlencoded"),
+            axum::body::Body::from(format!("csrf={}", shown.csrf())),
+        )
+        .await;
+    assert_eq!(res.status, StatusCode::SEE_OTHER);
+    assert_eq!(
+        res.location(),
+        format!("/signin?next={}&expired=1", group_path(yamada))
+    );
+    let signin = nurse.get(&app, res.location()).await;
+    assert!(signin.body.contains("送信できませんでした"));
+}
+
+#[tokio::test]
+async fn a_reply_with_a_stale_form_token_changes_nothing_and_shows_what_was_typed() {
+    let app = TestApp::demo().await;
+    let yamada = group_id(&app, YAMADA).await;
+    let mut nurse = Browser::signed_in(&app, NURSE).await;
+    let topic = post_topic(&app, &mut nurse, yamada, "物品", "在庫の確認", EVERYONE).await;
+    let page = topic_path(topic);
+    nurse.get(&app, &page).await;
+    let typed = "明日 10 時に伺います。<b>念のため</b>";
+    let res = nurse
+        .post(
+            &app,
+            &format!("{page}/comments"),
+            &[("csrf", "stale-token-from-an-old-tab"), ("body", typed)],
+        )
+        .await;
+    assert_eq!(res.status, StatusCode::FORBIDDEN);
+    assert!(res.body.contains("何も変わっていません"));
+    assert!(
+        res.body
+            .contains("明日 10 時に伺います。&#60;b&#62;念のため"),
+        "kept, escaped"
+    );
+    assert_eq!(comments(&app, topic).await.len(), 1);
 }

@@ -74,6 +74,8 @@ pub(crate) struct NewTopicPage<'a> {
     pub errors: TopicErrors,
     pub max_title: usize,
     pub max_body: usize,
+    /// The key `static/app.js` keeps what is typed under, on this device.
+    pub draft: String,
 }
 
 /// The members of a group as (scope bit, name), for the scope picker.
@@ -134,6 +136,7 @@ async fn render(
         csrf: ctx.csrf.form_token(),
         slug: p.slug(),
         group_id: group_id.to_string(),
+        draft: format!("{}:topic:{group_id}", p.viewer.user().id),
         group_name: view.group.name.clone(),
         patient: view.group.kind == GroupKind::Patient,
         title: form.title,
@@ -194,7 +197,10 @@ pub(crate) async fn create(
         .await;
     let e = match result {
         Ok(topic_id) => {
-            return Ok(ctx.redirect(&format!("/a/{}/t/{topic_id}?done=posted", p.slug())))
+            return Ok(ctx.redirect(&format!(
+                "/a/{}/t/{topic_id}?done=posted&sent={group_id}",
+                p.slug()
+            )))
         }
         Err(e) => e,
     };

@@ -22,7 +22,7 @@ use crate::assets::{self, AssetUrls};
 use crate::ctx::Ctx;
 use crate::i18n::{Lang, Translator};
 use crate::layout::{Nav, Section};
-use crate::pages::field_message;
+use crate::pages::{field_message, signin};
 use askama::Template;
 use axum::extract::rejection::FormRejection;
 use axum::extract::{Path, Query, State};
@@ -153,6 +153,33 @@ pub(crate) struct TopicPage<'a> {
     pub picker: ScopePicker,
     /// The viewer's id: their own footprints need no live refresh.
     pub me: String,
+    /// Just sent from this device: the draft `static/app.js` kept under this key is done.
+    pub draft_sent: Option<String>,
+    /// 「返信を送信しました」 next to the reply box.
+    pub replied: bool,
+}
+
+#[derive(Debug, Default, Deserialize)]
+struct SentQuery {
+    done: Option<String>,
+    /// The group a new topic was posted from (its draft's key).
+    sent: Option<String>,
+}
+
+/// Which draft the page's answer says was sent: a reply, or a new topic from its group.
+fn sent_draft(uri: Option<&Uri>, me: &str, topic_id: TopicId) -> (Option<String>, bool) {
+    let q = uri
+        .and_then(|u| Query::<SentQuery>::try_from_uri(u).ok())
+        .map(|q| q.0)
+        .unwrap_or_default();
+    match q.done.as_deref() {
+        Some("replied") => (Some(format!("{me}:reply:{topic_id}")), true),
+        Some("posted") => {
+            let group = q.sent.and_then(|g| g.parse::<uuid::Uuid>().ok());
+            (group.map(|g| format!("{me}:topic:{g}")), false)
+        }
+        _ => (None, false),
+    }
 }
 
 #[derive(Template)]
@@ -400,11 +427,15 @@ async fn render(
         None => (String::new(), false, None),
     };
     let path = topic_path(p.slug(), topic.id);
+    let me = p.viewer.user().id.to_string();
+    let (draft_sent, replied) = sent_draft(uri, &me, topic.id);
     let page = TopicPage {
+        draft_sent,
+        replied,
         t,
         assets: assets::urls(),
         nav: nav(&p.viewer, ctx, total, Section::Groups).live_after(typed.live_after),
-        me: p.viewer.user().id.to_string(),
+        me,
         current_path: &path,
         csrf: ctx.csrf.form_token(),
         flash: uri.and_then(|u| flash(t, u)),
@@ -625,15 +656,24 @@ pub(crate) async fn reply(
     Path((slug, id)): Path<(String, String)>,
     form: Result<Form<CommentForm>, FormRejection>,
 ) -> Result<Response, Response> {
-    let p = Place::open(&services, &ctx, &slug).await?;
-    let topic_id = parse_id(&id);
     let form = form.map(|f| f.0).unwrap_or_default();
+    // A visit report sent after the session ended: say so, keep the text in sight.
+    let passkeys = services.passkeys_available();
+    let topic_id = parse_id(&id);
+    let back = topic_path(&slug, topic_id);
+    let p = Place::open_or(&services, &ctx, &slug, |ctx| {
+        signin::expired(ctx, passkeys, &form.body, &back)
+    })
+    .await?;
     let t = Translator::new(ctx.lang);
     let result = services
         .post_comment(&p.actor(), topic_id, &form.body, form.important.is_some())
         .await;
     match result {
-        Ok(_) => Ok(ctx.redirect(&format!("{}#latest", topic_path(p.slug(), topic_id)))),
+        Ok(_) => Ok(ctx.redirect(&format!(
+            "{}?done=replied#latest",
+            topic_path(p.slug(), topic_id)
+        ))),
         Err(e) => match comment_error(t, &e) {
             Some(message) => {
                 let typed = Typed {
