@@ -150,6 +150,68 @@
     window.addEventListener("pagehide", flush);
   }
 
+  // --- 「新しいコメント N 件」 -------------------------------------------------------------------
+  // A comment that arrives while reading is added below; when it is off screen, a button says
+  // so and takes the reader there.
+
+  var known = {};
+  var notice = null;
+  var fresh = [];
+
+  function remember() {
+    if (!list) return;
+    Array.prototype.forEach.call(list.querySelectorAll("li.comment[id]"), function (li) {
+      known[li.id] = true;
+    });
+  }
+
+  function hideNotice() {
+    fresh = [];
+    if (notice) notice.hidden = true;
+  }
+
+  function showNotice() {
+    if (!notice) {
+      notice = document.createElement("button");
+      notice.type = "button";
+      notice.className = "new-comments";
+      notice.hidden = true;
+      notice.addEventListener("click", function () {
+        var first = fresh.length && document.getElementById(fresh[0]);
+        if (first) first.scrollIntoView({ block: "start", behavior: "smooth" });
+        hideNotice();
+      });
+      list.parentNode.insertBefore(notice, list.nextSibling);
+    }
+    var text = list.getAttribute("data-new-comments") || "{}";
+    notice.textContent = text.replace("{}", String(fresh.length));
+    notice.hidden = false;
+  }
+
+  function onSwapped() {
+    var arrived = [];
+    Array.prototype.forEach.call(list.querySelectorAll("li.comment[id]"), function (li) {
+      if (!known[li.id] && !li.classList.contains("comment--mine")) arrived.push(li.id);
+    });
+    remember();
+    if (!arrived.length) return;
+    var first = document.getElementById(arrived[0]);
+    var screen = window.innerHeight || document.documentElement.clientHeight;
+    if (first && first.getBoundingClientRect().top < screen) return; // already in sight
+    fresh = fresh.concat(arrived);
+    showNotice();
+  }
+
+  if (list) {
+    remember();
+    list.addEventListener("live:swapped", onSwapped);
+    window.addEventListener("scroll", function () {
+      if (!fresh.length) return;
+      var first = document.getElementById(fresh[0]);
+      if (first && first.getBoundingClientRect().top < (window.innerHeight || 0)) hideNotice();
+    }, { passive: true });
+  }
+
   // --- Readers on demand --------------------------------------------------------------------
 
   // `toggle` does not bubble: listen while it is captured on the way down.
