@@ -60,6 +60,7 @@ impl Services {
             author_id: me,
             seq,
             at,
+            important,
         };
         repo::spread_unread(c.conn(), &group, &posted).await?;
         let event = EventSpec::topic(EventKind::CommentPosted, topic_id, t.scope, t.author_id);
@@ -90,6 +91,17 @@ impl Services {
             return Err(AppError::not_found());
         }
         repo::edit_comment(c.conn(), comment_id, &body, important).await?;
+        if important != comment.important {
+            repo::shift_important(
+                c.conn(),
+                comment_id,
+                comment.topic_id,
+                comment.seq,
+                comment.author_id,
+                important,
+            )
+            .await?;
+        }
         let t = &access.topic;
         let event = EventSpec::topic(EventKind::CommentEdited, t.id, t.scope, t.author_id);
         c.event(&group, event.comments(vec![comment_id])).await?;

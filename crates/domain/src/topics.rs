@@ -184,6 +184,7 @@ impl Services {
             author_id: me,
             seq,
             at,
+            important: new.important,
         };
         repo::spread_unread(c.conn(), &hosted, &posted).await?;
         let event = EventSpec::topic(EventKind::CommentPosted, topic_id, scope, me);

@@ -15,11 +15,10 @@ use chrono::{DateTime, Utc};
 use musubi_authz::{Action, Object};
 use musubi_db::groups::{self as repo};
 
-/// Most unread comments the home page lists, and most of one topic: a summary for a phone.
-/// Each group shows how many more are unread and links to them; counts stay exact.
-pub const HOME_ITEMS: i64 = 100;
-
-pub const HOME_ITEMS_PER_TOPIC: i64 = 10;
+/// Most topics the home page lists per group (the most important and newest first): a
+/// summary for a phone. Each group says how many topics and comments are unread; counts stay
+/// exact.
+pub const HOME_TOPICS_PER_GROUP: i64 = 10;
 
 /// An unread comment on the home page.
 #[derive(Debug, Clone)]
@@ -34,6 +33,19 @@ pub struct HomeItem {
     pub created_at: DateTime<Utc>,
 }
 
+/// A topic with something unread, on the home page.
+#[derive(Debug, Clone)]
+pub struct HomeTopic {
+    pub topic_id: TopicId,
+    pub title: String,
+    pub unread: i64,
+    /// Of those, marked 重要.
+    pub important: i64,
+    pub last_at: DateTime<Utc>,
+}
+
+/// One group on the home page: a line with its counts and its headline comment, and its
+/// topics with something unread.
 #[derive(Debug, Clone)]
 pub struct HomeGroup {
     pub association_slug: String,
@@ -42,8 +54,15 @@ pub struct HomeGroup {
     pub group_name: String,
     pub patient: bool,
     pub unread: i64,
-    /// Newest first.
-    pub items: Vec<HomeItem>,
+    /// Unread comments marked 重要.
+    pub important: i64,
+    /// Topics with something unread (`topics` lists the first [`HOME_TOPICS_PER_GROUP`]).
+    pub unread_topics: i64,
+    /// The newest important unread comment, else the newest unread one.
+    pub headline: Option<HomeItem>,
+    /// Important first, then the newest.
+    pub topics: Vec<HomeTopic>,
+    pub newest_at: Option<DateTime<Utc>>,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -57,7 +76,7 @@ pub struct UnreadCounts {
 
 #[derive(Debug, Clone, Default)]
 pub struct Home {
-    /// Patient groups first, then by newest unread comment.
+    /// Groups with important unread comments first, then patient groups, then by newest.
     pub groups: Vec<HomeGroup>,
     pub counts: UnreadCounts,
     /// How many group invitations wait for the viewer.
@@ -98,8 +117,9 @@ impl Services {
         Ok(cleared)
     }
 
-    /// The home page: unread comments across every association the viewer has groups in,
-    /// grouped by group (patient groups first), newest first. One directory query, then one
+    /// The home page: what is unread across every association the viewer has groups in, one
+    /// line per group (those with 重要 unread first, then patient groups, then the newest), each
+    /// with its counts, its headline comment and its topics with something unread. One directory query, then one
     /// transaction per host association; nothing scales with the comments ever written.
     pub async fn home(&self, viewer: &Viewer) -> AppResult<Home> {
         let directory = repo::directory_of(self.db().pool(), viewer.user.id).await?;
@@ -118,17 +138,10 @@ impl Services {
             // not yet in the other, which the next look corrects.
             let mut conn = self.db().tenant_read(&tenant).await?;
             let counts = repo::unread_by_group(&mut conn, viewer.user.id).await?;
-            let items = if counts.is_empty() {
+            let lines = if counts.is_empty() {
                 Vec::new()
             } else {
-                repo::unread_items(
-                    &mut conn,
-                    viewer.user.id,
-                    bit,
-                    HOME_ITEMS_PER_TOPIC,
-                    HOME_ITEMS,
-                )
-                .await?
+                repo::home_lines(&mut conn, viewer.user.id, bit, HOME_TOPICS_PER_GROUP).await?
             };
             conn.done();
             let sum: i64 = counts.iter().map(|(_, n)| n).sum();
@@ -139,45 +152,58 @@ impl Services {
             for (g, n) in &counts {
                 home.counts.groups.push((slug.clone(), *g, *n));
             }
-            for item in items {
-                let group = match home.groups.iter_mut().find(|h| h.group_id == item.group_id) {
-                    Some(g) => g,
-                    None => {
-                        home.groups.push(HomeGroup {
-                            association_slug: slug.clone(),
-                            association_name: name.clone(),
-                            group_id: item.group_id,
-                            group_name: item.group_name.clone(),
-                            patient: item.group_kind == GroupKind::Patient,
-                            unread: counts
-                                .iter()
-                                .find(|(g, _)| *g == item.group_id)
-                                .map_or(0, |(_, n)| *n),
-                            items: Vec::new(),
-                        });
-                        home.groups.last_mut().expect("just pushed")
-                    }
+            for line in lines {
+                if line.rank == 1 {
+                    let headline = match (line.comment_id, line.seq, line.created_at) {
+                        (Some(comment_id), Some(seq), Some(created_at)) => Some(HomeItem {
+                            topic_id: line.topic_id,
+                            topic_title: line.topic_title.clone(),
+                            comment_id,
+                            seq,
+                            author_name: line.author_name.clone().unwrap_or_default(),
+                            excerpt: excerpt(line.body.as_deref().unwrap_or_default()),
+                            important: line.comment_important.unwrap_or(false),
+                            created_at,
+                        }),
+                        _ => None,
+                    };
+                    home.groups.push(HomeGroup {
+                        association_slug: slug.clone(),
+                        association_name: name.clone(),
+                        group_id: line.group_id,
+                        group_name: line.group_name.clone(),
+                        patient: line.group_kind == GroupKind::Patient,
+                        // The exact count, as the badges have it.
+                        unread: counts
+                            .iter()
+                            .find(|(g, _)| *g == line.group_id)
+                            .map_or(line.group_unread, |(_, n)| *n),
+                        important: line.group_important,
+                        unread_topics: line.group_topics,
+                        headline,
+                        topics: Vec::new(),
+                        newest_at: None,
+                    });
+                }
+                let Some(group) = home.groups.last_mut().filter(|g| g.group_id == line.group_id)
+                else {
+                    continue;
                 };
-                group.items.push(HomeItem {
-                    topic_id: item.topic_id,
-                    topic_title: item.topic_title,
-                    comment_id: item.comment_id,
-                    seq: item.seq,
-                    author_name: item.author_name,
-                    excerpt: excerpt(&item.body),
-                    important: item.important,
-                    created_at: item.created_at,
+                group.newest_at = group.newest_at.max(Some(line.last_at));
+                group.topics.push(HomeTopic {
+                    topic_id: line.topic_id,
+                    title: line.topic_title,
+                    unread: i64::from(line.unread),
+                    important: i64::from(line.important),
+                    last_at: line.last_at,
                 });
             }
         }
-        for g in &mut home.groups {
-            g.items.sort_by_key(|i| std::cmp::Reverse(i.created_at));
-        }
         home.groups.sort_by(|a, b| {
-            b.patient.cmp(&a.patient).then_with(|| {
-                let newest = |g: &HomeGroup| g.items.first().map(|i| i.created_at);
-                newest(b).cmp(&newest(a))
-            })
+            (b.important > 0)
+                .cmp(&(a.important > 0))
+                .then_with(|| b.patient.cmp(&a.patient))
+                .then_with(|| b.newest_at.cmp(&a.newest_at))
         });
         Ok(home)
     }

@@ -458,14 +458,33 @@ pub struct HomeGroup {
     pub group_name: String,
     pub kind: GroupKind,
     pub unread: i32,
-    /// Newest first.
+    /// Unread comments marked 重要.
+    pub important: i32,
+    /// Topics with something unread (`topics` lists the first ten).
+    pub unread_topics: i32,
+    /// The group's headline: its newest important unread comment, else its newest unread one
+    /// (a list of one, empty when there is none to show).
     pub items: Vec<HomeItem>,
+    /// Topics with something unread, those with 重要 first, then the newest.
+    pub topics: Vec<HomeTopic>,
+}
+
+/// A topic with something unread, on the home page.
+#[derive(SimpleObject)]
+pub struct HomeTopic {
+    pub topic_id: ID,
+    pub title: String,
+    pub unread: i32,
+    /// Of those, marked 重要.
+    pub important: i32,
+    pub last_comment_at: DateTime<Utc>,
 }
 
 /// The home page after sign-in.
 #[derive(SimpleObject)]
 pub struct Home {
-    /// Groups with unread comments: patient groups first, then by newest unread comment.
+    /// Groups with unread comments: those with 重要 unread first, then patient groups, then by
+    /// newest unread comment.
     pub groups: Vec<HomeGroup>,
     pub counts: UnreadCounts,
     /// Group invitations waiting for the viewer's answer.
@@ -492,8 +511,9 @@ impl SnsQuery {
             .collect())
     }
 
-    /// Unread comments across every association I belong to, grouped by group. No routing
-    /// needed; reading it leaves no footprint.
+    /// What is unread across every association I belong to, one entry per group with its
+    /// counts, headline and topics. No routing needed; reading it leaves no footprint. Its cost
+    /// does not grow with the number of unread comments.
     async fn home(&self, ctx: &Context<'_>) -> async_graphql::Result<Home> {
         let (services, viewer) = signed_in(ctx)?;
         let home = services.home(viewer).await.gql(ctx)?;
@@ -512,8 +532,21 @@ impl SnsQuery {
                         GroupKind::General
                     },
                     unread: count(g.unread),
+                    important: count(g.important),
+                    unread_topics: count(g.unread_topics),
+                    topics: g
+                        .topics
+                        .into_iter()
+                        .map(|t| HomeTopic {
+                            topic_id: id(t.topic_id),
+                            title: t.title,
+                            unread: count(t.unread),
+                            important: count(t.important),
+                            last_comment_at: t.last_at,
+                        })
+                        .collect(),
                     items: g
-                        .items
+                        .headline
                         .into_iter()
                         .map(|i| HomeItem {
                             topic_id: id(i.topic_id),

@@ -215,6 +215,30 @@ pub async fn versions_of_topic(
     .await?)
 }
 
+/// A comment's 重要 mark changed: the unread counters of those who have not read it follow.
+pub async fn shift_important(
+    conn: &mut PgConnection,
+    comment_id: CommentId,
+    topic_id: TopicId,
+    seq: i32,
+    author_id: PersonId,
+    now_important: bool,
+) -> DbResult<()> {
+    sqlx::query(
+        "UPDATE unread ur SET important = greatest(ur.important + $5, 0) \
+         WHERE ur.topic_id = $1 AND ur.first_seq <= $2 AND ur.user_id <> $3 AND NOT EXISTS \
+           (SELECT 1 FROM footprints f WHERE f.comment_id = $4 AND f.user_id = ur.user_id)",
+    )
+    .bind(topic_id)
+    .bind(seq)
+    .bind(author_id)
+    .bind(comment_id)
+    .bind(if now_important { 1_i32 } else { -1 })
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
 /// Keeps the current text as a version, then replaces it.
 pub async fn edit_comment(
     conn: &mut PgConnection,
@@ -256,14 +280,21 @@ pub async fn delete_comment(
         .execute(&mut *conn)
         .await?;
     sqlx::query(
-        "WITH gone AS (DELETE FROM unread WHERE topic_id = $1 AND first_seq <= $2 AND count = 1 \
-                       AND user_id <> $3 RETURNING user_id) \
-         UPDATE unread SET count = count - 1 \
-         WHERE topic_id = $1 AND first_seq <= $2 AND count > 1 AND user_id <> $3",
+        // Only for those who had not read it: with footprints, a comment after someone's first
+        // unread one may have been on their screen already.
+        "WITH had AS (SELECT ur.user_id FROM unread ur WHERE ur.topic_id = $1 \
+                        AND ur.first_seq <= $2 AND ur.user_id <> $3 AND NOT EXISTS \
+                        (SELECT 1 FROM footprints f WHERE f.comment_id = $4 AND f.user_id = ur.user_id)), \
+              gone AS (DELETE FROM unread WHERE topic_id = $1 AND count = 1 \
+                       AND user_id IN (SELECT user_id FROM had) RETURNING user_id) \
+         UPDATE unread SET count = count - 1, \
+                important = greatest(important - (SELECT important::int FROM comments WHERE id = $4), 0) \
+         WHERE topic_id = $1 AND count > 1 AND user_id IN (SELECT user_id FROM had)",
     )
     .bind(topic_id)
     .bind(seq)
     .bind(author_id)
+    .bind(comment_id)
     .execute(conn)
     .await?;
     Ok(())

@@ -14,6 +14,8 @@ pub struct Posted {
     pub author_id: PersonId,
     pub seq: i32,
     pub at: DateTime<Utc>,
+    /// Marked 重要: counted apart, so that the home page puts it first.
+    pub important: bool,
 }
 
 /// Counts the new comment as unread for every active member in scope but its author, and
@@ -31,16 +33,18 @@ pub async fn spread_unread(
         author_id,
         seq,
         at,
+        important,
     } = *posted;
     sqlx::query(
         "WITH g AS (UPDATE groups SET last_activity_at = $7 WHERE id = $1) \
-         INSERT INTO unread (user_id, topic_id, group_id, count, first_seq, last_at) \
-         SELECT gm.user_id, $2, $1, 1, $6, $7 \
+         INSERT INTO unread (user_id, topic_id, group_id, count, first_seq, last_at, important) \
+         SELECT gm.user_id, $2, $1, 1, $6, $7, $8 \
          FROM core.group_members gm JOIN core.users u ON u.id = gm.user_id \
          WHERE gm.group_id = $1 AND gm.status = 'active' AND gm.user_id <> $5 \
            AND (core.scope_bit(u.doctor_kind) & $4 <> 0 OR gm.user_id = $3) \
          ON CONFLICT (user_id, topic_id) DO UPDATE \
-            SET count = unread.count + 1, last_at = EXCLUDED.last_at",
+            SET count = unread.count + 1, last_at = EXCLUDED.last_at, \
+                important = unread.important + EXCLUDED.important",
     )
     .bind(group_id)
     .bind(topic_id)
@@ -49,6 +53,7 @@ pub async fn spread_unread(
     .bind(author_id)
     .bind(seq)
     .bind(at)
+    .bind(i32::from(important))
     .execute(conn)
     .await?;
     Ok(())
@@ -78,8 +83,9 @@ pub async fn rebuild_unread(
     .execute(&mut *conn)
     .await?;
     sqlx::query(
-        "INSERT INTO unread (user_id, topic_id, group_id, count, first_seq, last_at) \
-         SELECT gm.user_id, $2, $1, count(*), min(c.seq), max(c.created_at) \
+        "INSERT INTO unread (user_id, topic_id, group_id, count, first_seq, last_at, important) \
+         SELECT gm.user_id, $2, $1, count(*), min(c.seq), max(c.created_at), \
+                count(*) FILTER (WHERE c.important) \
          FROM core.group_members gm \
          JOIN core.users u ON u.id = gm.user_id \
          JOIN comments c ON c.topic_id = $2 AND c.author_id <> gm.user_id AND c.deleted_at IS NULL \
@@ -219,15 +225,25 @@ pub async fn settle_unread(
     let Some((first_seq, count)) = row else {
         return Ok(false);
     };
-    let (next, left, after_next): (Option<i32>, i64, i64) = sqlx::query_as(
-        "WITH rest AS (SELECT c.seq FROM comments c \
+    let (next, left, after_next, important_left, important_after): (
+        Option<i32>,
+        i64,
+        i64,
+        i64,
+        i64,
+    ) = sqlx::query_as(
+        "WITH rest AS (SELECT c.seq, c.important FROM comments c \
              WHERE c.topic_id = $2 AND c.seq >= $3 AND c.author_id <> $1 \
                AND c.deleted_at IS NULL AND c.seq <> ALL($4) \
                AND (NOT $5 OR NOT EXISTS \
                     (SELECT 1 FROM footprints f WHERE f.comment_id = c.id AND f.user_id = $1))) \
          SELECT (SELECT min(seq) FROM rest), (SELECT count(*) FROM rest), \
                 (SELECT count(*) FROM comments c WHERE c.topic_id = $2 AND c.author_id <> $1 \
-                   AND c.deleted_at IS NULL AND c.seq >= (SELECT min(seq) FROM rest))",
+                   AND c.deleted_at IS NULL AND c.seq >= (SELECT min(seq) FROM rest)), \
+                (SELECT count(*) FROM rest WHERE important), \
+                (SELECT count(*) FROM comments c WHERE c.topic_id = $2 AND c.author_id <> $1 \
+                   AND c.deleted_at IS NULL AND c.important \
+                   AND c.seq >= (SELECT min(seq) FROM rest))",
     )
     .bind(user_id)
     .bind(topic_id)
@@ -244,18 +260,25 @@ pub async fn settle_unread(
             .await?;
         return Ok(true);
     };
-    let left = if footprints { left } else { after_next };
+    let (left, important) = if footprints {
+        (left, important_left)
+    } else {
+        (after_next, important_after)
+    };
     let left = i32::try_from(left).unwrap_or(i32::MAX);
+    let important = i32::try_from(important).unwrap_or(i32::MAX);
     if (next, left) == (first_seq, count) {
         return Ok(false);
     }
     sqlx::query(
-        "UPDATE unread SET first_seq = $3, count = $4 WHERE user_id = $1 AND topic_id = $2",
+        "UPDATE unread SET first_seq = $3, count = $4, important = $5 \
+         WHERE user_id = $1 AND topic_id = $2",
     )
     .bind(user_id)
     .bind(topic_id)
     .bind(next)
     .bind(left)
+    .bind(important)
     .execute(conn)
     .await?;
     Ok(true)
@@ -310,57 +333,89 @@ pub async fn unread_by_group_at(
     Ok((snapshot, groups.into_iter().zip(counts).collect()))
 }
 
+/// One topic with something unread for the person, as a line of the home page, with its
+/// group's totals; the group's first line also carries its headline comment.
 #[derive(Debug, Clone, sqlx::FromRow)]
-pub struct UnreadItemRow {
+pub struct HomeLineRow {
     pub group_id: GroupId,
     pub group_name: String,
     pub group_kind: GroupKind,
+    /// Over all the group's topics with something unread (not only the lines returned).
+    pub group_unread: i64,
+    pub group_important: i64,
+    pub group_topics: i64,
     pub topic_id: TopicId,
     pub topic_title: String,
-    pub comment_id: CommentId,
-    pub seq: i32,
-    pub author_name: String,
-    pub body: String,
-    pub important: bool,
-    pub created_at: DateTime<Utc>,
+    pub unread: i32,
+    pub important: i32,
+    pub last_at: DateTime<Utc>,
+    /// 1 for the group's first line: important first, then the newest.
+    pub rank: i64,
+    /// The headline (first line only): the newest important unread comment, else the newest.
+    pub comment_id: Option<CommentId>,
+    pub seq: Option<i32>,
+    pub author_name: Option<String>,
+    pub body: Option<String>,
+    pub comment_important: Option<bool>,
+    pub created_at: Option<DateTime<Utc>>,
 }
 
-/// The person's unread comments in this tenant, newest first: at most `per_topic` of each
-/// topic and `limit` in all. Starts from the unread counters, so it costs what is unread, not
-/// what was ever written.
-pub async fn unread_items(
+/// The home page's lines in this tenant: per group with something unread, its `per_group`
+/// topics with the most important and newest unread first, and one headline comment. Reads
+/// the unread counters and one or two comments per group: a doctor with thousands of unread
+/// comments in hundreds of topics costs the counters' rows, not the comments.
+pub async fn home_lines(
     conn: &mut PgConnection,
     user_id: PersonId,
     viewer_bit: Scope,
-    per_topic: i64,
-    limit: i64,
-) -> DbResult<Vec<UnreadItemRow>> {
+    per_group: i64,
+) -> DbResult<Vec<HomeLineRow>> {
     // Few joined relations, the rest scalar subqueries: PostgreSQL plans this on every
     // connection that moves between associations, and a wide join took longer to plan than
-    // to run (and scanned every group for the names).
+    // to run.
     Ok(sqlx::query_as(concat!(
-        "SELECT ur.group_id, \
-                (SELECT g.name FROM groups g WHERE g.id = ur.group_id) AS group_name, \
-                (SELECT g.kind FROM groups g WHERE g.id = ur.group_id) AS group_kind, \
-                t.id AS topic_id, t.title AS topic_title, c.id AS comment_id, c.seq, \
-                (SELECT u.name FROM core.users u WHERE u.id = c.author_id) AS author_name, \
-                c.body, c.important, c.created_at \
-         FROM unread ur \
-         JOIN topics t ON t.id = ur.topic_id \
-         JOIN LATERAL ( \
-             SELECT * FROM comments c WHERE c.topic_id = ur.topic_id AND c.seq >= ur.first_seq \
-               AND c.author_id <> $1 AND c.deleted_at IS NULL ORDER BY c.seq DESC LIMIT $4 \
-         ) c ON true \
-         WHERE ur.user_id = $1 AND (t.scope & $2 <> 0 OR t.author_id = $1) \
-           AND EXISTS (SELECT 1 FROM ",
+        "WITH mine AS ( \
+             SELECT ur.group_id, ur.topic_id, ur.count, ur.important, ur.first_seq, ur.last_at, \
+                    t.title, \
+                    row_number() OVER (PARTITION BY ur.group_id \
+                        ORDER BY ur.important > 0 DESC, ur.last_at DESC, ur.topic_id) AS rank, \
+                    sum(ur.count) OVER (PARTITION BY ur.group_id) AS group_unread, \
+                    sum(ur.important) OVER (PARTITION BY ur.group_id) AS group_important, \
+                    count(*) OVER (PARTITION BY ur.group_id) AS group_topics \
+             FROM unread ur JOIN topics t ON t.id = ur.topic_id \
+             WHERE ur.user_id = $1 AND (t.scope & $2 <> 0 OR t.author_id = $1) \
+               AND EXISTS (SELECT 1 FROM ",
         group_members!(),
-        " gm WHERE gm.group_id = ur.group_id AND gm.user_id = $1 AND gm.status = 'active') \
-         ORDER BY c.created_at DESC LIMIT $3",
+        " gm WHERE gm.group_id = ur.group_id AND gm.user_id = $1 AND gm.status = 'active')) \
+         SELECT m.group_id, \
+                (SELECT g.name FROM groups g WHERE g.id = m.group_id) AS group_name, \
+                (SELECT g.kind FROM groups g WHERE g.id = m.group_id) AS group_kind, \
+                m.group_unread::bigint AS group_unread, \
+                m.group_important::bigint AS group_important, m.group_topics, \
+                m.topic_id, m.title AS topic_title, m.count AS unread, m.important, m.last_at, \
+                m.rank, h.id AS comment_id, h.seq, \
+                (SELECT u.name FROM core.users u WHERE u.id = h.author_id) AS author_name, \
+                h.body, h.important AS comment_important, h.created_at \
+         FROM mine m \
+         LEFT JOIN LATERAL ( \
+             SELECT * FROM ( \
+                 (SELECT c.id, c.seq, c.author_id, c.body, c.important, c.created_at \
+                  FROM comments c WHERE c.topic_id = m.topic_id AND c.seq >= m.first_seq \
+                    AND c.important AND c.deleted_at IS NULL AND c.author_id <> $1 \
+                  ORDER BY c.seq DESC LIMIT 1) \
+                 UNION ALL \
+                 (SELECT c.id, c.seq, c.author_id, c.body, c.important, c.created_at \
+                  FROM comments c WHERE c.topic_id = m.topic_id AND c.seq >= m.first_seq \
+                    AND c.deleted_at IS NULL AND c.author_id <> $1 \
+                  ORDER BY c.seq DESC LIMIT 1)) x \
+             WHERE m.rank = 1 LIMIT 1 \
+         ) h ON true \
+         WHERE m.rank <= $3 \
+         ORDER BY m.group_id, m.rank",
     ))
     .bind(user_id)
     .bind(viewer_bit)
-    .bind(limit)
-    .bind(per_topic)
+    .bind(per_group)
     .fetch_all(conn)
     .await?)
 }

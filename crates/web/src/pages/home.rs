@@ -1,6 +1,8 @@
-//! `GET /home`: the signed-in home page. First what is new: unread comments across every
-//! association, grouped by group (patient groups first), newest first, each a tap away, and
-//! group invitations waiting for an answer; then the person's associations and account.
+//! `GET /home`: the signed-in home page. First what is new, triaged for a phone: one entry per
+//! group with something unread (those with 重要 unread first, then patient groups, then the
+//! newest), each with its counts, its headline comment a tap away and its unread topics behind
+//! one more tap; `?important=1` shows only what is marked 重要. Group invitations waiting for
+//! an answer come first; then the person's associations and account.
 //!
 //! `GET /home/unread` is the "what is new" part alone, for `static/live.js` to swap in when an
 //! event says something changed.
@@ -11,7 +13,7 @@ use crate::i18n::{Lang, Translator};
 use crate::layout::{Nav, Section};
 use crate::pages::sns::{self, short_time};
 use askama::Template;
-use axum::extract::State;
+use axum::extract::{Query, State};
 use axum::response::Response;
 use chrono::Utc;
 use http::{StatusCode, Uri};
@@ -38,6 +40,10 @@ pub(crate) struct UnreadSection {
     pub invitations: Vec<InvitationCard>,
     /// For the "mark all as read" and invitation forms.
     pub csrf: String,
+    /// `?important=1`: only groups and topics with something marked 重要.
+    pub important_only: bool,
+    /// Unread comments marked 重要, everywhere.
+    pub important_total: i64,
 }
 
 pub(crate) struct UnreadGroup {
@@ -47,9 +53,23 @@ pub(crate) struct UnreadGroup {
     pub association: String,
     pub patient: bool,
     pub unread: i64,
-    pub items: Vec<UnreadItem>,
-    /// Unread comments not listed (beyond what the page shows).
-    pub more: i64,
+    /// Unread comments marked 重要.
+    pub important: i64,
+    /// The newest important unread comment, else the newest unread one.
+    pub headline: Option<UnreadItem>,
+    pub topics: Vec<UnreadTopic>,
+    /// Topics with something unread that are not listed.
+    pub more_topics: i64,
+    pub time: String,
+    pub datetime: String,
+}
+
+/// A topic with something unread: opens at 「ここから未読」.
+pub(crate) struct UnreadTopic {
+    pub href: String,
+    pub title: String,
+    pub unread: i64,
+    pub important: i64,
 }
 
 pub(crate) struct UnreadItem {
@@ -102,7 +122,7 @@ pub(crate) async fn show(
 ) -> Result<Response, Response> {
     let viewer = ctx.require_viewer(&services).await?;
     let after = sns::live_cursor(&services).await;
-    let unread = unread_section(&services, &ctx, &viewer).await?;
+    let unread = unread_section(&services, &ctx, &viewer, important_only(&uri)).await?;
     let memberships = viewer
         .memberships()
         .iter()
@@ -131,9 +151,10 @@ pub(crate) async fn show(
 pub(crate) async fn fragment(
     State(services): State<Services>,
     ctx: Ctx,
+    uri: Uri,
 ) -> Result<Response, Response> {
     let viewer = ctx.require_viewer(&services).await?;
-    let unread = unread_section(&services, &ctx, &viewer).await?;
+    let unread = unread_section(&services, &ctx, &viewer, important_only(&uri)).await?;
     let page = UnreadFragment {
         t: Translator::new(ctx.lang),
         unread,
@@ -141,10 +162,23 @@ pub(crate) async fn fragment(
     Ok(ctx.respond(StatusCode::OK, &page))
 }
 
+#[derive(Debug, Default, serde::Deserialize)]
+struct HomeQuery {
+    important: Option<String>,
+}
+
+/// `?important=1`: only what is marked 重要.
+fn important_only(uri: &Uri) -> bool {
+    Query::<HomeQuery>::try_from_uri(uri)
+        .map(|q| q.0.important.as_deref() == Some("1"))
+        .unwrap_or(false)
+}
+
 async fn unread_section(
     services: &Services,
     ctx: &Ctx,
     viewer: &Viewer,
+    important_only: bool,
 ) -> Result<UnreadSection, Response> {
     let home = services
         .home(viewer)
@@ -174,6 +208,7 @@ async fn unread_section(
         home,
         invitations,
         ctx.csrf.form_token().to_owned(),
+        important_only,
     ))
 }
 
@@ -182,6 +217,7 @@ pub(crate) fn build_section(
     home: Home,
     invitations: Vec<InvitationCard>,
     csrf: String,
+    important_only: bool,
 ) -> UnreadSection {
     let now = Utc::now();
     let associations = if home.counts.associations.len() > 1 {
@@ -193,33 +229,52 @@ pub(crate) fn build_section(
     } else {
         Vec::new()
     };
+    let important_total = home.groups.iter().map(|g| g.important).sum();
     let groups = home
         .groups
         .into_iter()
+        .filter(|g| !important_only || g.important > 0)
         .map(|g| {
-            let items: Vec<UnreadItem> = g
-                .items
+            let slug = g.association_slug;
+            let headline = g.headline.map(|i| UnreadItem {
+                href: format!("/a/{slug}/t/{}#c-{}", i.topic_id, i.seq),
+                topic_title: i.topic_title.clone(),
+                author: i.author_name.clone(),
+                excerpt: i.excerpt.clone(),
+                important: i.important,
+                new_topic: i.seq == 1,
+                time: short_time(lang, i.created_at, now),
+                datetime: sns::machine_time(i.created_at),
+            });
+            let topics: Vec<UnreadTopic> = g
+                .topics
                 .iter()
-                .map(|i| UnreadItem {
-                    href: format!("/a/{}/t/{}#c-{}", g.association_slug, i.topic_id, i.seq),
-                    topic_title: i.topic_title.clone(),
-                    author: i.author_name.clone(),
-                    excerpt: i.excerpt.clone(),
-                    important: i.important,
-                    new_topic: i.seq == 1,
-                    time: short_time(lang, i.created_at, now),
-                    datetime: sns::machine_time(i.created_at),
+                .filter(|t| !important_only || t.important > 0)
+                .map(|t| UnreadTopic {
+                    href: format!("/a/{slug}/t/{}#unread", t.topic_id),
+                    title: t.title.clone(),
+                    unread: t.unread,
+                    important: t.important,
                 })
                 .collect();
+            let newest = g.newest_at.unwrap_or(now);
             UnreadGroup {
-                more: (g.unread - items.len() as i64).max(0),
-                slug: g.association_slug,
+                more_topics: if important_only {
+                    0
+                } else {
+                    (g.unread_topics - topics.len() as i64).max(0)
+                },
+                slug,
                 id: g.group_id.to_string(),
                 name: g.group_name,
                 association: g.association_name,
                 patient: g.patient,
                 unread: g.unread,
-                items,
+                important: g.important,
+                headline,
+                topics,
+                time: short_time(lang, newest, now),
+                datetime: sns::machine_time(newest),
             }
         })
         .collect();
@@ -229,5 +284,7 @@ pub(crate) fn build_section(
         groups,
         invitations,
         csrf,
+        important_only,
+        important_total,
     }
 }

@@ -20,6 +20,8 @@ fn empty_unread() -> UnreadSection {
         groups: vec![],
         invitations: vec![],
         csrf: "TOKEN".into(),
+        important_only: false,
+        important_total: 0,
     }
 }
 
@@ -284,6 +286,7 @@ mod sns {
     use crate::layout::{Nav, Section};
     use crate::pages::home::{
         HomePage, InvitationCard, UnreadFragment, UnreadGroup, UnreadItem, UnreadSection,
+        UnreadTopic,
     };
     use crate::pages::sns::group::{
         CandidateCard, Finder, GroupHead, GroupPage, MemberCard, TopicCard, TopicList,
@@ -633,8 +636,17 @@ mod sns {
                 association: "みなと川医師会".into(),
                 patient: true,
                 unread: 3,
-                items: vec![item(3), item(1)],
-                more: 1,
+                important: 1,
+                headline: Some(item(1)),
+                topics: vec![UnreadTopic {
+                    href: format!("/a/minatogawa/t/{}#unread", Uuid::nil()),
+                    title: EVIL.into(),
+                    unread: 3,
+                    important: 1,
+                }],
+                more_topics: 1,
+                time: "11:05".into(),
+                datetime: "2026-03-04T11:05:00+09:00".into(),
             }],
             invitations: vec![InvitationCard {
                 slug: "sakuradai".into(),
@@ -644,6 +656,8 @@ mod sns {
                 patient: false,
             }],
             csrf: "TOKEN".into(),
+            important_only: false,
+            important_total: 1,
         };
         let t = Translator::new(Lang::Ja);
         let page = HomePage {
@@ -661,13 +675,25 @@ mod sns {
         .expect("renders");
         assert_csp_clean(&page);
         assert!(!page.contains("<script>alert"));
-        assert!(page.contains("href=\"/a/minatogawa/t/00000000-0000-0000-0000-000000000000#c-3\""));
+        assert!(page.contains("href=\"/a/minatogawa/t/00000000-0000-0000-0000-000000000000#c-1\""));
+        assert!(
+            page.contains("href=\"/a/minatogawa/t/00000000-0000-0000-0000-000000000000#unread\""),
+            "a topic opens where reading stopped"
+        );
+        assert!(page.contains("重要 1"));
+        assert!(page.contains("href=\"/home?important=1\""), "the filter");
+        assert!(page.contains("重要だけ（1 件）"));
+        assert!(
+            page.contains("data-confirm="),
+            "marking all read asks first"
+        );
         assert!(page.contains("data-live-src=\"/home/unread\""));
         assert!(page.contains("action=\"/a/minatogawa/g/g1/read\""));
         assert!(page.contains(">すべて既読にする</button>"));
         assert!(page.contains("未読 3"));
         assert!(page.contains("みなと川医師会：3 件"));
-        assert!(page.contains("ほかに 1 件あります"));
+        assert!(page.contains("ほか 1 件のトピック"));
+        assert!(page.contains("未読のあるトピック（2 件）"));
         assert!(page.contains("action=\"/a/sakuradai/g/g2/invitation\""));
         assert!(page.contains("name=\"answer\" value=\"accept\""));
         assert!(page.contains(">新しいトピック</span>"));
@@ -690,6 +716,8 @@ mod sns {
             groups: vec![],
             invitations: vec![],
             csrf: "TOKEN".into(),
+            important_only: false,
+            important_total: 0,
         }
     }
 

@@ -124,7 +124,9 @@ impl World {
             .gql(
                 who,
                 None,
-                "{ home { invitations counts { total } groups { associationSlug groupId groupName kind unread items { topicId topicTitle commentId excerpt authorName } } } }",
+                "{ home { invitations counts { total } groups { associationSlug groupId groupName kind unread important unreadTopics \
+                 items { topicId topicTitle commentId excerpt authorName } \
+                 topics { topicId title unread important } } } }",
                 json!({}),
             )
             .await;
@@ -183,7 +185,13 @@ fn home_topic_ids(home: &Value) -> Vec<String> {
         .as_array()
         .unwrap()
         .iter()
-        .flat_map(|g| g["items"].as_array().unwrap().iter())
+        .flat_map(|g| {
+            g["items"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .chain(g["topics"].as_array().unwrap().iter())
+        })
         .map(|i| i["topicId"].as_str().unwrap().to_owned())
         .collect()
 }

@@ -10,7 +10,7 @@ use musubi_domain::operator::Operator;
 use musubi_domain::sessions::Viewer;
 use musubi_domain::topics::{Reading, TopicPatch, TopicView};
 use musubi_domain::types::{DoctorKind, Profession};
-use musubi_domain::types::{GroupId, PersonId};
+use musubi_domain::types::{GroupId, PersonId, TopicId};
 use musubi_domain::Actor;
 use musubi_domain::{ErrorCode, Tenant};
 use musubi_test_support::{
@@ -656,14 +656,15 @@ async fn unread_counts_follow_posts_reads_deletions_and_mark_all_read() {
     );
     assert_eq!(w.topic_unread("nurse", g.into(), t).await, 2);
 
-    // The home page lists them, newest first, in the group.
+    // The home page has the group, its newest unread comment and the topic.
     let home = w.s.home(w.p("doctor")).await.unwrap();
     assert_eq!(home.counts.total, 2);
     let hg = home.groups.iter().find(|h| h.group_id == g).unwrap();
     assert_eq!(hg.unread, 2);
     assert!(hg.patient);
-    let seqs: Vec<i32> = hg.items.iter().map(|i| i.seq).collect();
-    assert_eq!(seqs, vec![2, 1]);
+    assert_eq!(hg.headline.as_ref().map(|i| i.seq), Some(2));
+    let topics: Vec<(TopicId, i64)> = hg.topics.iter().map(|x| (x.topic_id, x.unread)).collect();
+    assert_eq!(topics, vec![(t.into(), 2)]);
 
     // A second topic and another group add up per topic, group and in total.
     let t2 = w.topic("nurse", g.into(), "2件目", Scope::EVERYONE).await;
@@ -735,7 +736,7 @@ async fn widening_a_topics_scope_brings_it_into_the_doctors_unread() {
         assert!(home
             .groups
             .iter()
-            .all(|h| h.items.iter().all(|i| i.topic_id != t.into())));
+            .all(|h| h.topics.iter().all(|x| x.topic_id != t.into())));
     }
 
     // Collaborating doctors join the scope: they now have all three comments unread.
@@ -754,8 +755,13 @@ async fn widening_a_topics_scope_brings_it_into_the_doctors_unread() {
     assert_eq!(w.counts("doctor", g.into()).await, (3, 3, 3));
     assert_eq!(w.topic_unread("doctor", g.into(), t).await, 3);
     let home = w.s.home(w.p("doctor")).await.unwrap();
-    let items: Vec<i32> = home.groups[0].items.iter().map(|i| i.seq).collect();
-    assert_eq!(items, vec![3, 2, 1]);
+    let topics: Vec<(TopicId, i64)> = home.groups[0]
+        .topics
+        .iter()
+        .map(|x| (x.topic_id, x.unread))
+        .collect();
+    assert_eq!(topics, vec![(t.into(), 3)]);
+    assert_eq!(home.groups[0].headline.as_ref().map(|i| i.seq), Some(3));
     assert_eq!(w.counts("hospital", g.into()).await.2, 0, "still outside");
     assert_eq!(
         w.counts("pharmacist", g.into()).await.2,
@@ -1068,7 +1074,7 @@ async fn every_demo_person_has_something_read_and_something_unread() {
         let home = services.home(&viewer).await.unwrap();
         assert!(home.counts.total > 0, "{email} has nothing unread");
         assert!(
-            home.groups.iter().any(|g| !g.items.is_empty()),
+            home.groups.iter().any(|g| g.headline.is_some()),
             "{email}: unread items are listed"
         );
         let mut read = 0i64;
@@ -1132,7 +1138,7 @@ async fn every_demo_person_has_something_read_and_something_unread() {
     assert!(home
         .groups
         .iter()
-        .all(|g| g.items.iter().all(|i| i.topic_id != topic.into())));
+        .all(|g| g.topics.iter().all(|x| x.topic_id != topic.into())));
     let view = services
         .group_view(&Actor::new(&sato, minatogawa, &client()), group.into())
         .await
@@ -1164,36 +1170,104 @@ async fn every_demo_person_has_something_read_and_something_unread() {
 }
 
 #[tokio::test]
-async fn the_home_page_lists_the_newest_ten_of_a_topic_and_keeps_the_count_exact() {
-    use musubi_domain::unread::HOME_ITEMS_PER_TOPIC;
+async fn the_home_page_puts_important_news_of_another_patient_first_and_stays_exact() {
+    use musubi_domain::unread::HOME_TOPICS_PER_GROUP;
     let w = World::new().await;
-    let g = w
+    let first = w
         .group("doctor", GroupKind::Patient, None, &["nurse", "pharmacist"])
         .await;
-    let busy = w
-        .topic("nurse", g.into(), "毎日の記録", Scope::EVERYONE)
+    let second = w
+        .group("doctor", GroupKind::Patient, None, &["nurse", "pharmacist"])
         .await;
-    for i in 0..HOME_ITEMS_PER_TOPIC + 2 {
-        w.reply("nurse", busy, &format!("記録 {i}")).await;
+    // The second patient's terminal-care alert comes first, then a busy day for the first.
+    let alert = w
+        .topic("nurse", second.into(), "看取りの連絡", Scope::EVERYONE)
+        .await;
+    let urgent =
+        w.s.post_comment(
+            &w.a("nurse"),
+            alert.into(),
+            "呼吸が浅くなっています。ご家族に連絡済み。",
+            true,
+        )
+        .await
+        .unwrap();
+    w.reply("pharmacist", alert, "承知しました").await;
+    let mut busy = Vec::new();
+    for i in 0..HOME_TOPICS_PER_GROUP + 2 {
+        let t = w
+            .topic(
+                "pharmacist",
+                first.into(),
+                &format!("記録 {i}"),
+                Scope::EVERYONE,
+            )
+            .await;
+        w.reply("nurse", t, "変わりありません").await;
+        busy.push(t);
     }
-    let quiet = w
-        .topic("pharmacist", g.into(), "残薬", Scope::EVERYONE)
-        .await;
 
     let home = w.s.home(w.p("doctor")).await.unwrap();
-    let hg = home.groups.iter().find(|h| h.group_id == g).unwrap();
-    // 1 + 12 comments in the busy topic, 1 in the quiet one: all counted.
-    assert_eq!(hg.unread, HOME_ITEMS_PER_TOPIC + 4);
-    let of = |t: Uuid| -> Vec<i32> {
-        hg.items
+    let ids: Vec<GroupId> = home.groups.iter().map(|g| g.group_id).collect();
+    assert_eq!(ids, vec![second, first], "important first, though older");
+    let hg = &home.groups[0];
+    assert_eq!((hg.unread, hg.important), (3, 1));
+    let headline = hg.headline.as_ref().unwrap();
+    assert_eq!(
+        headline.comment_id, urgent,
+        "the important comment, not the newest"
+    );
+    assert!(headline.important);
+    let hg = &home.groups[1];
+    let all = HOME_TOPICS_PER_GROUP + 2;
+    assert_eq!(
+        (hg.unread, hg.important, hg.unread_topics),
+        (all * 2, 0, all)
+    );
+    assert_eq!(hg.topics.len() as i64, HOME_TOPICS_PER_GROUP, "a summary");
+    assert_eq!(
+        hg.topics[0].topic_id,
+        (*busy.last().unwrap()).into(),
+        "newest first"
+    );
+
+    // Taking the mark off, deleting, and reading keep the important count exact.
+    let topic_important = |home: &musubi_domain::unread::Home| -> i64 {
+        home.groups
             .iter()
-            .filter(|i| i.topic_id == t.into())
-            .map(|i| i.seq)
-            .collect()
+            .find(|g| g.group_id == second)
+            .map_or(0, |g| g.important)
     };
-    let newest: Vec<i32> = (4..=13).rev().collect();
-    assert_eq!(of(busy), newest, "the newest ten, newest first");
-    assert_eq!(of(quiet), vec![1], "a quieter topic is not crowded out");
+    w.s.edit_comment(&w.a("nurse"), urgent, "呼吸が浅くなっています。", false)
+        .await
+        .unwrap();
+    assert_eq!(topic_important(&w.s.home(w.p("doctor")).await.unwrap()), 0);
+    w.s.edit_comment(
+        &w.a("nurse"),
+        urgent,
+        "呼吸が浅くなっています。至急。",
+        true,
+    )
+    .await
+    .unwrap();
+    assert_eq!(topic_important(&w.s.home(w.p("doctor")).await.unwrap()), 1);
+    // Seen on screen: no longer important news.
+    on_screen(&w, "doctor", alert).await;
+    seen(&w, "doctor", alert, &[2]).await;
+    let home = w.s.home(w.p("doctor")).await.unwrap();
+    assert_eq!(topic_important(&home), 0);
+    assert_eq!(
+        home.groups[0].group_id, first,
+        "nothing important left: by time again"
+    );
+    // Another important comment, deleted before it was read.
+    let gone =
+        w.s.post_comment(&w.a("nurse"), alert.into(), "（誤送信）", true)
+            .await
+            .unwrap();
+    assert_eq!(topic_important(&w.s.home(w.p("doctor")).await.unwrap()), 1);
+    w.s.delete_comment(&w.a("nurse"), gone).await.unwrap();
+    assert_eq!(topic_important(&w.s.home(w.p("doctor")).await.unwrap()), 0);
 }
 
 // --- Honest footprints: only what was on screen ----------------------------------------------
