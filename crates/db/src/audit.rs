@@ -847,6 +847,8 @@ pub struct AuditFilter {
     pub object_type: Option<String>,
     /// Matches `object_id`, or an element of `detail.object_ids` (records of many objects).
     pub object_id: Option<String>,
+    /// Records about one group: the group itself, or anything in it (`detail.group_id`).
+    pub group_id: Option<String>,
 }
 
 fn like_escape(s: &str) -> String {
@@ -918,6 +920,13 @@ pub async fn list_log(
             .push(" OR jsonb_exists(detail -> 'object_ids', ")
             .push_bind(id.clone())
             .push("))");
+    }
+    if let Some(g) = &filter.group_id {
+        q.push(" AND ((object_type = 'group' AND object_id = ")
+            .push_bind(g.clone())
+            .push(") OR detail ->> 'group_id' = ")
+            .push_bind(g.clone())
+            .push(")");
     }
     q.push(" ORDER BY seq DESC LIMIT ").push_bind(limit.max(0));
     Ok(q.build_query_as().fetch_all(conn).await?)

@@ -329,6 +329,7 @@ fn check_filter(filter: &AuditFilter) -> AppResult<AuditFilter> {
         action_prefix: term("action", &filter.action_prefix, MAX_ACTION_FILTER_CHARS)?,
         object_type: term("objectType", &filter.object_type, repo::MAX_OBJECT_CHARS)?,
         object_id: term("objectId", &filter.object_id, repo::MAX_OBJECT_CHARS)?,
+        group_id: term("groupId", &filter.group_id, repo::MAX_OBJECT_CHARS)?,
         ..filter.clone()
     })
 }
@@ -463,6 +464,19 @@ pub async fn export_csv<W: AsyncWrite + Unpin>(
     meta: &RequestMeta,
     out: &mut W,
 ) -> AppResult<u64> {
+    export_csv_headed(db, tenant, filter, actor, meta, &CSV_COLUMNS, out).await
+}
+
+/// [`export_csv`] with the column names of the reader's language (the values stay the same).
+pub async fn export_csv_headed<W: AsyncWrite + Unpin>(
+    db: &Db,
+    tenant: &Tenant,
+    filter: &AuditFilter,
+    actor: Option<(PersonId, String)>,
+    meta: &RequestMeta,
+    header: &[&str; CSV_COLUMNS.len()],
+    out: &mut W,
+) -> AppResult<u64> {
     let filter = &check_filter(filter)?;
     let mut entry = AuditEntry::new(AuditAction::AuditExport, meta)
         .with_detail("filter", filter_detail(filter));
@@ -474,7 +488,9 @@ pub async fn export_csv<W: AsyncWrite + Unpin>(
 
     let mut buf = Vec::with_capacity(64 * 1024);
     buf.extend_from_slice(CSV_BOM);
-    buf.extend_from_slice(csv_header().as_bytes());
+    let mut head = String::new();
+    push_row(&mut head, header.iter().copied());
+    buf.extend_from_slice(head.as_bytes());
     let mut before = None;
     let mut written = 0u64;
     loop {
@@ -567,6 +583,7 @@ impl Services {
         &self,
         actor: &Actor<'_>,
         filter: &AuditFilter,
+        header: &[&str; CSV_COLUMNS.len()],
         out: &mut W,
     ) -> AppResult<u64> {
         self.authorize_in(
@@ -577,7 +594,7 @@ impl Services {
         .await?;
         self.flush_refusals().await;
         let by = Some((actor.viewer.user.id, actor.viewer.user.name.clone()));
-        export_csv(self.db(), actor.tenant, filter, by, actor.meta, out).await
+        export_csv_headed(self.db(), actor.tenant, filter, by, actor.meta, header, out).await
     }
 
     pub(crate) async fn audit_verify(&self, tenant: &Tenant) -> AppResult<VerifyReport> {
@@ -610,6 +627,7 @@ fn filter_detail(f: &AuditFilter) -> Value {
         ("action", &f.action_prefix),
         ("object_type", &f.object_type),
         ("object_id", &f.object_id),
+        ("group_id", &f.group_id),
     ] {
         if let Some(v) = v {
             m.insert(k.into(), v.clone().into());

@@ -124,6 +124,15 @@ pub(crate) struct Change<'a> {
     tx: Tx,
     audit: Vec<AuditEntry>,
     events: Vec<Event>,
+    /// The group (and topic) this change is about, named in its audit entries as they are
+    /// now: names change, and the log must still say what the record was about.
+    about: About,
+}
+
+#[derive(Debug, Clone, Default)]
+struct About {
+    group: Option<String>,
+    topic: Option<String>,
 }
 
 impl Services {
@@ -137,6 +146,7 @@ impl Services {
             tx: self.db().tenant_tx(actor.tenant).await?,
             audit: Vec::new(),
             events: Vec::new(),
+            about: About::default(),
         })
     }
 
@@ -155,6 +165,7 @@ impl Services {
             tx: self.db().tenant_tx(tenant).await?,
             audit: Vec::new(),
             events: Vec::new(),
+            about: About::default(),
         })
     }
 }
@@ -184,13 +195,31 @@ impl<'a> Change<'a> {
             .map_or(PersonId::from_uuid(Uuid::nil()), |v| v.user.id)
     }
 
-    /// An audit entry for `action` by the person acting, from this request.
+    /// An audit entry for `action` by the person acting, from this request, naming the group
+    /// and topic the change is about (see [`Change::about_group`]).
     pub(crate) fn entry(&self, action: AuditAction) -> AuditEntry {
-        let entry = AuditEntry::new(action, self.meta);
+        let mut entry = AuditEntry::new(action, self.meta);
+        if let Some(g) = &self.about.group {
+            entry = entry.with_detail("group_name", g.clone());
+        }
+        if let Some(t) = &self.about.topic {
+            entry = entry.with_detail("topic_title", t.clone());
+        }
         match self.viewer {
             Some(v) => entry.by(v.user.id, v.user.name.clone()),
             None => entry,
         }
+    }
+
+    /// The change is about this group: its audit entries carry the name it has now.
+    pub(crate) fn about_group(&mut self, name: &str) {
+        self.about.group = Some(name.to_owned());
+    }
+
+    /// The change is about this topic (in this group).
+    pub(crate) fn about_topic(&mut self, group: &str, title: &str) {
+        self.about.group = Some(group.to_owned());
+        self.about.topic = Some(title.to_owned());
     }
 
     /// Keeps an audit entry; it is written last, just before the commit.

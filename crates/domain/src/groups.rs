@@ -190,6 +190,7 @@ impl Change<'_> {
         let (hosted, group) = repo::group(self.conn(), tenant, me, group_id)
             .await?
             .ok_or_else(AppError::not_found)?;
+        self.about_group(&group.name);
         self.authorize(
             &hosted,
             active_role(&group),
@@ -233,6 +234,7 @@ impl Services {
             },
         )
         .await?;
+        c.about_group(&name);
         let entry = c
             .entry(AuditAction::GroupCreate)
             .on("group", id)
@@ -257,6 +259,7 @@ impl Services {
             repo::group_for_update(c.conn(), actor.tenant, actor.viewer.user.id, group_id)
                 .await?
                 .ok_or_else(AppError::not_found)?;
+        c.about_group(&group.name);
         c.authorize(&hosted, active_role(&group), Object::Group, Action::Update)
             .await?;
         let kind = group.kind;
@@ -300,6 +303,7 @@ impl Services {
         let (hosted, group) = repo::group(c.conn(), actor.tenant, actor.viewer.user.id, group_id)
             .await?
             .ok_or_else(AppError::not_found)?;
+        c.about_group(&group.name);
         let role = active_role(&group);
         c.authorize(&hosted, role, Object::Topics, Action::Read)
             .await?;
@@ -524,6 +528,7 @@ impl Services {
         let (hosted, group) = repo::group(c.conn(), actor.tenant, actor.viewer.user.id, group_id)
             .await?
             .ok_or_else(AppError::not_found)?;
+        c.about_group(&group.name);
         if group.my_status != Some(GroupMemberStatus::Invited) {
             return Err(AppError::not_found());
         }
@@ -547,6 +552,7 @@ impl Services {
             .await?
             .filter(|(_, g)| g.kind == GroupKind::General && g.join_policy == JoinPolicy::Request)
             .ok_or_else(AppError::not_found)?;
+        c.about_group(&group.name);
         if group.my_status.is_some() {
             return Err(AppError::new(
                 ErrorCode::AlreadyMember,
@@ -603,6 +609,7 @@ impl Services {
         let (hosted, group) = repo::group(c.conn(), actor.tenant, actor.viewer.user.id, group_id)
             .await?
             .ok_or_else(AppError::not_found)?;
+        c.about_group(&group.name);
         let role = active_role(&group);
         let (object, action) = if user_id == actor.viewer.user.id {
             (Object::Group, Action::Read)
@@ -636,6 +643,7 @@ impl Services {
         let (hosted, group) = repo::group(c.conn(), actor.tenant, actor.viewer.user.id, group_id)
             .await?
             .ok_or_else(AppError::not_found)?;
+        c.about_group(&group.name);
         c.authorize(
             &hosted,
             active_role(&group),

@@ -129,6 +129,7 @@ impl Change<'_> {
         let (group, access) = repo::topic_access(self.conn(), tenant, viewer.user.id, topic_id)
             .await?
             .ok_or_else(AppError::not_found)?;
+        self.about_topic(&access.group_name, &access.topic.title);
         self.authorize(&group, access.my_role, object, action)
             .await?;
         if !topic_visible(viewer, access.topic.scope, access.topic.author_id) {
@@ -165,6 +166,7 @@ impl Services {
         let (hosted, group) = repo::group(c.conn(), actor.tenant, me, new.group_id)
             .await?
             .ok_or_else(AppError::not_found)?;
+        c.about_group(&group.name);
         c.authorize(&hosted, active_role(&group), Object::Topics, Action::Create)
             .await?;
         let topic_id = TopicId::generate();
@@ -189,6 +191,7 @@ impl Services {
         repo::spread_unread(c.conn(), &hosted, &posted).await?;
         let event = EventSpec::topic(EventKind::CommentPosted, topic_id, scope, me);
         c.event(&hosted, event.comments(vec![comment_id])).await?;
+        c.about_topic(&group.name, &title);
         let entry = c
             .entry(AuditAction::TopicCreate)
             .on("topic", topic_id)

@@ -104,6 +104,7 @@ impl Services {
         let (hosted, group) = repo::group(c.conn(), actor.tenant, me, group_id)
             .await?
             .ok_or_else(AppError::not_found)?;
+        c.about_group(&group.name);
         c.authorize(&hosted, active_role(&group), Object::Topics, Action::Read)
             .await?;
         let cleared = repo::mark_group_read(c.conn(), me, &hosted).await?;
@@ -185,7 +186,10 @@ impl Services {
                         newest_at: None,
                     });
                 }
-                let Some(group) = home.groups.last_mut().filter(|g| g.group_id == line.group_id)
+                let Some(group) = home
+                    .groups
+                    .last_mut()
+                    .filter(|g| g.group_id == line.group_id)
                 else {
                     continue;
                 };

@@ -88,6 +88,8 @@ pub struct AuditFilterInput {
     pub action: Option<String>,
     pub object_type: Option<String>,
     pub object_id: Option<String>,
+    /// Records about one group: the group itself, or anything in it.
+    pub group_id: Option<ID>,
 }
 
 /// One record of the association's audit log.
@@ -180,6 +182,10 @@ impl ConsoleQuery {
             action_prefix: f.action,
             object_type: f.object_type,
             object_id: f.object_id,
+            group_id: match f.group_id {
+                Some(id) => Some(uuid::<musubi_domain::types::GroupId>(ctx, &id)?.to_string()),
+                None => None,
+            },
         };
         let page = services
             .audit_list(&actor, &filter, before, limit)

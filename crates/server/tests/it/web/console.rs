@@ -474,7 +474,8 @@ async fn the_audit_log_is_listed_and_exported_as_csv() {
     let mut lines = res.body.trim_start_matches('\u{feff}').lines();
     assert_eq!(
         lines.next(),
-        Some("seq,time,actor,actor_id,action,object,ip,user_agent,detail")
+        Some("記録番号,日時,した人,した人のID,操作,対象,IPアドレス,ブラウザ,くわしい内容"),
+        "column names in the reader's language"
     );
     let rows: Vec<&str> = lines.collect();
     assert!(rows.iter().any(|r| r.contains(",auth.sign_in,")));
@@ -670,4 +671,89 @@ async fn a_long_log_is_paged_by_before_and_exported_whole() {
         1 + 1234,
         "header and every record"
     );
+}
+
+#[tokio::test]
+async fn the_audit_log_names_the_patient_group_and_topic_as_they_were_and_filters_by_them() {
+    let app = TestApp::demo().await;
+    let tanaka = "田中 一郎さん（92歳・看取り期）";
+    let group: Uuid = {
+        let mut tx = app.tenant_tx("minatogawa").await;
+        let id = sqlx::query_scalar("SELECT id FROM groups WHERE name = $1")
+            .bind(tanaka)
+            .fetch_one(&mut *tx)
+            .await
+            .unwrap();
+        tx.commit().await.unwrap();
+        id
+    };
+    let topic: (Uuid, String) = {
+        let mut tx = app.tenant_tx("minatogawa").await;
+        let row = sqlx::query_as("SELECT id, title FROM topics WHERE group_id = $1 LIMIT 1")
+            .bind(group)
+            .fetch_one(&mut *tx)
+            .await
+            .unwrap();
+        tx.commit().await.unwrap();
+        row
+    };
+    // The nurse reads one of the patient's topics (recorded), then the group is renamed.
+    let mut nurse = Browser::signed_in(&app, NURSE).await;
+    let page = nurse
+        .get(&app, &format!("/a/minatogawa/t/{}", topic.0))
+        .await;
+    assert_eq!(page.status, StatusCode::OK);
+    {
+        let mut tx = app.tenant_tx("minatogawa").await;
+        sqlx::query("UPDATE groups SET name = '田中 様（転居）' WHERE id = $1")
+            .bind(group)
+            .execute(&mut *tx)
+            .await
+            .unwrap();
+        tx.commit().await.unwrap();
+    }
+
+    let mut admin = Browser::signed_in(&app, ADMIN).await;
+    let nurse_id = app.user_id(NURSE).await;
+    let page = admin
+        .get(
+            &app,
+            &format!("{CONSOLE}/audit?action=topic&actor={nurse_id}"),
+        )
+        .await;
+    assert_eq!(page.status, StatusCode::OK);
+    let records = between(&page.body, "id=\"records-title\"", "</section>");
+    assert!(
+        records.contains("書きこみの閲覧") || records.contains("閲覧"),
+        "in words"
+    );
+    assert!(
+        records.contains(&format!("{tanaka}「{}」", topic.1)),
+        "the names it had then: {records}"
+    );
+    assert!(
+        !records.contains(&format!("topic:{}", topic.0)),
+        "no raw ids"
+    );
+    assert!(!records.contains("{\""), "no JSON");
+    assert!(page
+        .body
+        .contains(&format!("value=\"{nurse_id}\" selected")));
+
+    // Only this group's records, by the link on a record.
+    let only = format!("{CONSOLE}/audit?group={group}");
+    assert!(records.contains(&format!("href=\"{only}\"")), "a link per record");
+    let page = admin.get(&app, &only).await;
+    let records = between(&page.body, "id=\"records-title\"", "</section>");
+    assert!(records.contains(&format!("グループ「{tanaka}」の記録だけ")));
+    assert!(
+        !records.contains("auth.sign_in"),
+        "sign-ins are about no group"
+    );
+    // Someone else's filter value that is not an id is no filter, not an error.
+    let page = admin
+        .get(&app, &format!("{CONSOLE}/audit?actor=x%27%3B--&group=nope"))
+        .await;
+    assert_eq!(page.status, StatusCode::OK);
+    assert!(page.body.contains("auth.sign_in"));
 }

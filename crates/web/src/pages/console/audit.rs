@@ -1,11 +1,13 @@
 //! `GET /a/{slug}/console/audit`: the association's audit log, newest first, filtered by kind
-//! of action and by dates (Japan time), older pages by `before`; and
+//! of action, by person (`actor`), by group (`group`) and by dates (Japan time), older pages by
+//! `before`, each record in words: its action's label, the group (patient) and topic by the
+//! names they had then, its details labelled; and
 //! `GET /a/{slug}/console/audit.csv`: the same records as a CSV file (with a BOM, for Excel),
 //! streamed as the services write it.
 
 use super::{not_found_page, page_error, query_string, Console, ConsoleHead};
 use crate::assets::{self, AssetUrls};
-use crate::ctx::Ctx;
+use crate::ctx::{encode_query_value, Ctx};
 use crate::i18n::Translator;
 use crate::layout::Nav;
 use askama::Template;
@@ -46,9 +48,19 @@ pub(crate) struct RecordCard {
     pub actor: String,
     pub object: Option<String>,
     pub ip: String,
-    pub detail: Option<String>,
+    /// (label, value), in words.
+    pub details: Vec<(String, String)>,
+    /// The records of the same group.
+    pub group_href: Option<String>,
     /// A refused attempt: shown so it stands out.
     pub denied: bool,
+}
+
+/// A person to filter on.
+pub(crate) struct PersonChoice {
+    pub id: String,
+    pub name: String,
+    pub selected: bool,
 }
 
 #[derive(Default)]
@@ -66,6 +78,10 @@ pub(crate) struct AuditPage<'a> {
     pub current_path: &'a str,
     pub console: ConsoleHead,
     pub actions: Vec<Choice>,
+    pub people: Vec<PersonChoice>,
+    /// The group filtered on, and the address without that filter.
+    pub group: Option<(String, String)>,
+    pub group_value: String,
     pub from: String,
     pub until: String,
     pub errors: DateErrors,
@@ -81,6 +97,8 @@ pub(crate) struct AuditPage<'a> {
 #[derive(Deserialize, Default)]
 pub(crate) struct AuditQuery {
     action: Option<String>,
+    actor: Option<String>,
+    group: Option<String>,
     from: Option<String>,
     until: Option<String>,
     before: Option<String>,
@@ -90,6 +108,8 @@ pub(crate) struct AuditQuery {
 struct Parsed {
     filter: AuditFilter,
     action: &'static str,
+    actor: String,
+    group: String,
     from: String,
     until: String,
     before: Option<i64>,
@@ -105,6 +125,17 @@ impl Parsed {
             .into_iter()
             .find(|g| q.action.as_deref() == Some(*g))
             .unwrap_or("");
+        // Ids only: anything else is no filter.
+        let actor = q
+            .actor
+            .and_then(|a| a.trim().parse::<PersonId>().ok())
+            .map(|a| a.to_string())
+            .unwrap_or_default();
+        let group = q
+            .group
+            .and_then(|g| g.trim().parse::<uuid::Uuid>().ok())
+            .map(|g| g.to_string())
+            .unwrap_or_default();
         let from = q.from.unwrap_or_default().trim().to_owned();
         let until = q.until.unwrap_or_default().trim().to_owned();
         let mut errors = DateErrors::default();
@@ -122,11 +153,15 @@ impl Parsed {
                 .and_then(|d| d.succ_opt())
                 .and_then(start_of_day_in_japan),
             action_prefix: (!action.is_empty()).then(|| action.to_owned()),
+            actor_id: actor.parse().ok(),
+            group_id: (!group.is_empty()).then(|| group.clone()),
             ..AuditFilter::default()
         };
         Self {
             filter,
             action,
+            actor,
+            group,
             from,
             until,
             before: q.before.and_then(|b| b.trim().parse().ok()),
@@ -142,6 +177,8 @@ impl Parsed {
     fn query(&self) -> String {
         query_string(&[
             ("action", self.action),
+            ("actor", self.actor.as_str()),
+            ("group", self.group.as_str()),
             ("from", self.from.as_str()),
             ("until", self.until.as_str()),
         ])
@@ -212,11 +249,42 @@ pub(crate) async fn show(
             format!("{base}?{q}")
         }
     };
-    let records = page_of
+    let records: Vec<RecordCard> = page_of
         .records
         .iter()
-        .map(|r| record_card(t, r, &names))
+        .map(|r| record_card(t, r, &names, &base))
         .collect();
+    let mut people: Vec<PersonChoice> = names
+        .iter()
+        .map(|(id, name)| PersonChoice {
+            id: id.to_string(),
+            name: name.clone(),
+            selected: parsed.actor == id.to_string(),
+        })
+        .collect();
+    people.sort_by(|a, b| a.name.cmp(&b.name));
+    // The group's name as the records on this page have it.
+    let group = (!parsed.group.is_empty()).then(|| {
+        let name = page_of
+            .records
+            .iter()
+            .find_map(|r| r.detail.get("group_name").and_then(|v| v.as_str()))
+            .map_or_else(
+                || t.get("console.audit.group_chosen").to_owned(),
+                str::to_owned,
+            );
+        let without = Parsed {
+            group: String::new(),
+            ..Parsed::from_uri(&uri)
+        }
+        .query();
+        let href = if without.is_empty() {
+            base.clone()
+        } else {
+            format!("{base}?{without}")
+        };
+        (name, href)
+    });
     let actions = std::iter::once(Choice {
         value: "",
         label: t.get("console.audit.filter_all"),
@@ -243,6 +311,9 @@ pub(crate) async fn show(
         current_path: &base,
         console: c.head("audit"),
         actions,
+        people,
+        group,
+        group_value: parsed.group.clone(),
         errors: DateErrors {
             from: parsed.errors.from.map(|k| t.get(k)),
             until: parsed.errors.until.map(|k| t.get(k)),
@@ -274,7 +345,12 @@ pub(crate) fn action_key(code: &str) -> String {
     format!("console.action.{}", code.replace('.', "_"))
 }
 
-fn record_card(t: Translator, r: &AuditRecord, names: &HashMap<PersonId, String>) -> RecordCard {
+fn record_card(
+    t: Translator,
+    r: &AuditRecord,
+    names: &HashMap<PersonId, String>,
+    base: &str,
+) -> RecordCard {
     let key = action_key(&r.action);
     let label = t.get(&key);
     // A code newer than this catalog is shown as it is.
@@ -283,26 +359,47 @@ fn record_card(t: Translator, r: &AuditRecord, names: &HashMap<PersonId, String>
     } else {
         label
     };
-    let object = match (&r.object_type, &r.object_id) {
-        (Some(kind), Some(id)) => {
-            let name = (kind == "user")
-                .then(|| id.parse::<PersonId>().ok())
-                .flatten()
-                .and_then(|u| names.get(&u));
-            Some(match name {
-                Some(n) => format!("{}（{kind}:{id}）", t.format("layout.user_name", n)),
-                None => format!("{kind}:{id}"),
-            })
-        }
-        (Some(kind), None) => Some(kind.clone()),
+    let text = |k: &str| r.detail.get(k).and_then(|v| v.as_str()).map(str::to_owned);
+    let (group_name, topic_title) = (text("group_name"), text("topic_title"));
+    let object = match (r.object_type.as_deref(), &r.object_id) {
+        (Some("user"), Some(id)) => Some(
+            match id.parse::<PersonId>().ok().and_then(|u| names.get(&u)) {
+                Some(n) => t.format("layout.user_name", n),
+                None => t.get("console.audit.someone").to_owned(),
+            },
+        ),
+        // Named as they were when it happened.
+        (Some("topic" | "comment"), _) if topic_title.is_some() => Some(format!(
+            "{}「{}」",
+            group_name.clone().unwrap_or_default(),
+            topic_title.clone().unwrap_or_default()
+        )),
+        (Some("group" | "topic" | "comment"), _) if group_name.is_some() => group_name.clone(),
+        (Some(kind), Some(id)) => Some(format!("{kind}:{id}")),
+        (Some(kind), None) => Some(kind.to_owned()),
         (None, Some(id)) => Some(id.clone()),
         (None, None) => None,
     };
-    let detail = r
+    let group_id = r
+        .detail
+        .get("group_id")
+        .and_then(|v| v.as_str())
+        .map(str::to_owned)
+        .or_else(|| {
+            (r.object_type.as_deref() == Some("group"))
+                .then(|| r.object_id.clone())
+                .flatten()
+        });
+    let details = r
         .detail
         .as_object()
-        .filter(|m| !m.is_empty())
-        .map(|_| r.detail.to_string());
+        .map(|m| {
+            m.iter()
+                .filter(|(k, _)| !HIDDEN_DETAILS.contains(&k.as_str()))
+                .map(|(k, v)| (detail_label(t, k), detail_value(t, k, v)))
+                .collect()
+        })
+        .unwrap_or_default();
     RecordCard {
         seq: r.seq,
         time: super::date_time_seconds(t, r.at),
@@ -315,8 +412,51 @@ fn record_card(t: Translator, r: &AuditRecord, names: &HashMap<PersonId, String>
         },
         object,
         ip: r.ip.clone(),
-        detail,
+        details,
+        group_href: group_id.map(|g| format!("{base}?group={}", encode_query_value(&g))),
         denied: r.action == AuditAction::AccessDenied.as_str(),
+    }
+}
+
+/// Details the record shows elsewhere (the object's names) or that mean nothing to a reader.
+const HIDDEN_DETAILS: [&str; 5] = [
+    "group_name",
+    "topic_title",
+    "group_id",
+    "topic_id",
+    "object_ids",
+];
+
+fn detail_label(t: Translator, key: &str) -> String {
+    let k = format!("console.audit.detail_{key}");
+    let label = t.get(&k);
+    if label == k {
+        key.to_owned()
+    } else {
+        label.to_owned()
+    }
+}
+
+fn detail_value(t: Translator, key: &str, v: &serde_json::Value) -> String {
+    use serde_json::Value;
+    match v {
+        Value::Bool(true) => t.get("console.audit.yes").to_owned(),
+        Value::Bool(false) => t.get("console.audit.no").to_owned(),
+        Value::Number(n) if key == "scope" => {
+            match n
+                .as_i64()
+                .and_then(|b| i16::try_from(b).ok())
+                .and_then(musubi_domain::groups::Scope::from_bits)
+            {
+                Some(s) => crate::pages::sns::scope_label(t, s)
+                    .unwrap_or_else(|| t.get("sns.scope.everyone").to_owned()),
+                None => n.to_string(),
+            }
+        }
+        Value::String(s) => s.clone(),
+        Value::Array(a) => t.format("sns.count", &a.len().to_string()),
+        Value::Null => String::new(),
+        other => other.to_string(),
     }
 }
 
@@ -341,10 +481,13 @@ pub(crate) async fn export(
         Utc::now().with_timezone(&jst()).format("%Y-%m-%d")
     );
     let filter = parsed.filter;
+    // Column names in the reader's language; the values stay as they are (codes, ids).
+    let t = Translator::new(ctx.lang);
+    let header = CSV_HEADER_KEYS.map(|k| t.get(k));
     let (mut writer, mut reader) = tokio::io::duplex(64 * 1024);
     let task: JoinHandle<AppResult<u64>> = tokio::spawn(async move {
         services
-            .audit_export_csv(&c.actor(), &filter, &mut writer)
+            .audit_export_csv(&c.actor(), &filter, &header, &mut writer)
             .await
         // The writer is dropped here: the reader then sees the end.
     });
@@ -382,6 +525,18 @@ pub(crate) async fn export(
     )
         .into_response())
 }
+
+const CSV_HEADER_KEYS: [&str; 9] = [
+    "console.audit.csv_seq",
+    "console.audit.csv_time",
+    "console.audit.csv_actor",
+    "console.audit.csv_actor_id",
+    "console.audit.csv_action",
+    "console.audit.csv_object",
+    "console.audit.csv_ip",
+    "console.audit.csv_user_agent",
+    "console.audit.csv_detail",
+];
 
 type Pipe = (Option<Vec<u8>>, DuplexStream, JoinHandle<AppResult<u64>>);
 

@@ -1,7 +1,9 @@
 //! The console's pages rendered without a database: messages exist in both languages, what
 //! people typed is escaped, and the pages need neither inline script nor inline style.
 
-use super::audit::{action_key, AuditPage, Choice as ActionChoice, DateErrors, RecordCard};
+use super::audit::{
+    action_key, AuditPage, Choice as ActionChoice, DateErrors, PersonChoice, RecordCard,
+};
 use super::invite::{Choice, InvitationCard, InviteErrors, InvitePage, InviteValues, InvitedPage};
 use super::members::{Confirmations, MemberCard, MembersPage};
 use super::settings::{SettingsErrors, SettingsPage, SettingsValues};
@@ -385,9 +387,17 @@ fn the_audit_page_lists_records_and_links_the_csv() {
             actor: EVIL.into(),
             object: Some(EVIL.into()),
             ip: "192.0.2.1".into(),
-            detail: Some("{\"method\":\"password\"}".into()),
+            details: vec![("方法".into(), EVIL.into())],
+            group_href: Some("/a/minatogawa/console/audit?group=g1".into()),
             denied: false,
         }],
+        people: vec![PersonChoice {
+            id: "p1".into(),
+            name: EVIL.into(),
+            selected: true,
+        }],
+        group: Some((EVIL.into(), "/a/minatogawa/console/audit".into())),
+        group_value: "g1".into(),
         older: Some("/a/minatogawa/console/audit?action=auth&before=42".into()),
         newest: None,
         csv: "/a/minatogawa/console/audit.csv?action=auth".into(),
@@ -399,4 +409,14 @@ fn the_audit_page_lists_records_and_links_the_csv() {
     assert!(page.contains("action=auth&#38;before=42"), "{page}");
     assert!(page.contains("ERR-FROM"));
     assert!(page.contains("auth.sign_in"));
+    assert!(
+        page.contains("<option value=\"p1\" selected>"),
+        "the person filter"
+    );
+    assert!(
+        page.contains("name=\"group\" value=\"g1\""),
+        "the group filter is kept"
+    );
+    assert!(page.contains("すべてのグループに戻す"));
+    assert!(!page.contains("<script>alert"));
 }
