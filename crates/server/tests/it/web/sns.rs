@@ -912,7 +912,7 @@ async fn a_new_topic_is_posted_with_a_scope_that_decides_who_sees_it() {
         ("夜間の吸引について".to_owned(), 1, false, false)
     );
     let shown = follow(&mut nurse, &app, &res).await;
-    assert!(shown.body.contains("投稿しました。"));
+    assert!(shown.body.contains("トピックを投稿しました。"));
     assert!(shown
         .body
         .contains("<span class=\"scope-label\">コメディカルのみ</span>"));
@@ -1168,7 +1168,7 @@ async fn a_reply_is_edited_with_its_history_kept_and_deleted_leaving_a_mark() {
     assert!(follow(&mut author, &app, &res)
         .await
         .body
-        .contains("トピックの最初の投稿は削除できません。"));
+        .contains("トピックの本文（最初のコメント）は削除できません。"));
     assert!(!comments(&app, topic).await[0].3);
 }
 

@@ -377,7 +377,7 @@ mod tests {
         let first_post = AppError::new(ErrorCode::FirstPostUndeletable, "refused");
         assert_eq!(
             refusal_text(&first_post, Lang::Ja).as_deref(),
-            Some("トピックの最初の投稿は削除できません。内容を直すか、トピックを締め切ってください。")
+            Some("トピックの本文（最初のコメント）は削除できません。内容を直すか、トピックを締め切ってください。")
         );
         // A message that merely mentions an owner or the first post changes nothing.
         let conflict = AppError::new(ErrorCode::Conflict, "a group needs at least one owner");
