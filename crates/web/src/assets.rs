@@ -23,7 +23,7 @@ struct Asset {
     body: &'static [u8],
 }
 
-const ASSETS: [Asset; 7] = [
+const ASSETS: [Asset; 11] = [
     Asset {
         stem: "app",
         ext: "css",
@@ -71,6 +71,32 @@ const ASSETS: [Asset; 7] = [
         content_type: "application/manifest+json",
         body: include_bytes!("../static/manifest.webmanifest"),
     },
+    // Home-screen icons: Android's installer wants PNGs of these sizes (the maskable one fills
+    // the shape the launcher cuts), iOS its apple-touch-icon.
+    Asset {
+        stem: "icon-192",
+        ext: "png",
+        content_type: "image/png",
+        body: include_bytes!("../static/icon-192.png"),
+    },
+    Asset {
+        stem: "icon-512",
+        ext: "png",
+        content_type: "image/png",
+        body: include_bytes!("../static/icon-512.png"),
+    },
+    Asset {
+        stem: "icon-maskable-512",
+        ext: "png",
+        content_type: "image/png",
+        body: include_bytes!("../static/icon-maskable-512.png"),
+    },
+    Asset {
+        stem: "apple-touch-icon",
+        ext: "png",
+        content_type: "image/png",
+        body: include_bytes!("../static/apple-touch-icon.png"),
+    },
 ];
 
 /// What hashing an asset yields; computed once, on first use.
@@ -102,6 +128,7 @@ pub(crate) struct AssetUrls {
     pub live_js: String,
     pub topic_js: String,
     pub manifest: String,
+    pub apple_touch_icon: String,
 }
 
 pub(crate) fn urls() -> &'static AssetUrls {
@@ -121,6 +148,7 @@ pub(crate) fn urls() -> &'static AssetUrls {
             live_js: url(4),
             topic_js: url(5),
             manifest: url(6),
+            apple_touch_icon: url(10),
         }
     })
 }
@@ -250,6 +278,33 @@ mod tests {
         }
         let res = get("/static/app.css", Some("\"stale\"")).await;
         assert_eq!(res.status(), StatusCode::OK);
+    }
+
+    #[tokio::test]
+    async fn every_icon_the_manifest_names_is_served_as_a_png_or_svg_of_its_size() {
+        let manifest: serde_json::Value =
+            serde_json::from_slice(include_bytes!("../static/manifest.webmanifest"))
+                .expect("the manifest is JSON");
+        let icons = manifest["icons"].as_array().expect("icons");
+        assert!(icons.iter().any(|i| i["purpose"] == "maskable"));
+        assert!(icons.iter().any(|i| i["sizes"] == "512x512"));
+        for icon in icons {
+            let src = icon["src"].as_str().expect("src");
+            let res = get(src, None).await;
+            assert_eq!(res.status(), StatusCode::OK, "{src}");
+            assert_eq!(header(&res, CONTENT_TYPE), icon["type"].as_str().unwrap());
+            let body = to_bytes(res.into_body(), usize::MAX).await.expect("body");
+            if let Some((w, h)) = icon["sizes"].as_str().unwrap().split_once('x') {
+                // PNG: width and height are the big-endian words at 16 and 20.
+                assert_eq!(&body[1..4], b"PNG", "{src}");
+                let word = |at: usize| u32::from_be_bytes(body[at..at + 4].try_into().unwrap());
+                assert_eq!(
+                    (word(16).to_string(), word(20).to_string()),
+                    (w.into(), h.into())
+                );
+            }
+        }
+        assert!(urls().apple_touch_icon.ends_with(".png"));
     }
 
     #[tokio::test]
