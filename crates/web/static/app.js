@@ -218,6 +218,16 @@
       // Kept while it is being sent: the answer may be a sign-in page.
       form.addEventListener("submit", function () { save(form); });
     });
+    // Closing the tab or switching apps right after the last keystroke: keep that too.
+    var saveAll = function () {
+      Array.prototype.forEach.call(document.querySelectorAll("form[data-draft]"), function (form) {
+        if (form.getAttribute("data-sent") !== "true") save(form);
+      });
+    };
+    window.addEventListener("pagehide", saveAll);
+    document.addEventListener("visibilitychange", function () {
+      if (document.hidden) saveAll();
+    });
     Array.prototype.forEach.call(document.querySelectorAll("form[action='/signout']"), function (f) {
       f.addEventListener("submit", function () {
         forEachDraftKey(function (k) { store.removeItem(k); });

@@ -6,6 +6,7 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { expectNoSidewaysScrolling, launchBrowser, newPhonePage, screenshot, startServer, urlPath } from '../harness.mjs';
+import { expectNoSeriousAxeViolations } from '../axe.mjs';
 
 const PASSWORD = 'musubi-demo-2026'; // DEMO_PASSWORD in crates/domain/src/demo.rs
 const NURSE = 'aoki@minatogawa.example';
@@ -96,6 +97,7 @@ describe('the association console on a phone', () => {
     assert.equal(urlPath(admin.page), CONSOLE);
     assert.match(await admin.page.locator('h1').innerText(), /みなと川医師会の管理/);
     await screenshot(admin.page, 'console-home-ja.png');
+    await expectNoSeriousAxeViolations(admin.page, CONSOLE);
     await expectNoSidewaysScrolling(admin.page, CONSOLE);
     await navigate(admin.page, () =>
       admin.page.locator('.console-nav').getByRole('link', { name: 'メンバー' }).click(),
@@ -113,6 +115,7 @@ describe('the association console on a phone', () => {
       assert.ok(facts.includes(text), `her card shows ${text}`);
     }
     await screenshot(admin.page, 'console-members-ja.png');
+    await expectNoSeriousAxeViolations(admin.page, `${CONSOLE}/members`);
     await expectNoSidewaysScrolling(admin.page, `${CONSOLE}/members`);
 
     // Saying "no" to the question changes nothing (and the button still works afterwards).
@@ -155,6 +158,7 @@ describe('the association console on a phone', () => {
     const res = await page.goto(at(`${CONSOLE}/members`), { waitUntil: 'load' });
     assert.equal(res.status(), 404);
     assert.equal(await page.locator('h1').innerText(), 'ページが見つかりません');
+    await expectNoSeriousAxeViolations(page, 'the page-not-found page');
     assert.ok(!(await page.locator('main').innerText()).includes('青木'));
     // Chromium reports the 404 on the console: expected here, and only this.
     assert.ok(
@@ -170,6 +174,7 @@ describe('the association console on a phone', () => {
     await page.goto(at(`${CONSOLE}/invite`), { waitUntil: 'load' });
     await page.getByLabel('所属先（事業所）').selectOption({ label: '訪問看護ステーションみなと' });
     await screenshot(page, 'console-invite-ja.png');
+    await expectNoSeriousAxeViolations(page, `${CONSOLE}/invite`);
     await expectNoSidewaysScrolling(page, `${CONSOLE}/invite`);
     // In person: the link and QR code, once.
     await navigate(page, () => page.getByRole('button', { name: '招待する' }).click());
@@ -177,6 +182,7 @@ describe('the association console on a phone', () => {
     assert.match(await page.locator('#invitation-link').innerText(), /\/invite\//);
     assert.equal(await page.getByRole('button', { name: '印刷する' }).isVisible(), true);
     await screenshot(page, 'console-invited-ja.png');
+    await expectNoSeriousAxeViolations(page, 'the invitation link page');
     await expectNoSidewaysScrolling(page, 'the invitation link page');
     // Withdrawn again, so the list stays as it was.
     await page.goto(at(`${CONSOLE}/invite`), { waitUntil: 'load' });
@@ -189,6 +195,7 @@ describe('the association console on a phone', () => {
     await navigate(page, () => page.getByRole('button', { name: '設定を保存する' }).click());
     assert.match(await page.locator('#idle-error').innerText(), /5から1440までの数字/);
     await screenshot(page, 'console-settings-error-ja.png');
+    await expectNoSeriousAxeViolations(page, `${CONSOLE}/settings`);
     await expectNoSidewaysScrolling(page, `${CONSOLE}/settings`);
     // The form answered 422: Chromium reports it on the console.
     const expected422 = consoleErrors.splice(0);
@@ -207,6 +214,7 @@ describe('the association console on a phone', () => {
     assert.ok(shown.length > 0 && shown.every((a) => /member\./.test(a)), JSON.stringify(shown));
     assert.ok(shown.some((a) => a.startsWith('利用停止')), 'the deactivation is in the log');
     await screenshot(page, 'console-audit-ja.png');
+    await expectNoSeriousAxeViolations(page, `${CONSOLE}/audit`);
     await expectNoSidewaysScrolling(page, `${CONSOLE}/audit`);
     const download = await Promise.all([
       page.waitForEvent('download'),

@@ -12,6 +12,7 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { clickAndWait, expectNoSidewaysScrolling, launchBrowser, newPhonePage, screenshot, startServer, urlPath } from '../harness.mjs';
 import { codeAtStep, timeStep, totp } from '../totp.mjs';
+import { expectNoSeriousAxeViolations } from '../axe.mjs';
 
 const PASSWORD = 'musubi-demo-2026'; // DEMO_PASSWORD in crates/domain/src/demo.rs
 const ADMIN = 'admin@minatogawa.example';
@@ -107,6 +108,7 @@ describe('joining by invitation on a phone', () => {
     await signInWithPassword(office, ADMIN, PASSWORD);
     assert.equal(urlPath(office), '/home');
     await office.goto(`${server.url}a/minatogawa/console/settings`, { waitUntil: 'load' });
+    await expectNoSeriousAxeViolations(office, '/a/minatogawa/console/settings');
     const settingsForm = office.locator('form[action="/a/minatogawa/console/settings"]');
     await settingsForm.locator('input[name="require_second_factor"]').check();
     await clickAndWait(office, settingsForm.locator('button[type="submit"]'));
@@ -137,6 +139,7 @@ describe('joining by invitation on a phone', () => {
     assert.ok(summary.includes('訪問看護ステーションみなと'), 'the facility is shown');
     assert.ok(summary.includes('メンバー'), 'the role is shown');
     await screenshot(page, 'invite-ja.png');
+    await expectNoSeriousAxeViolations(page, 'the invitation');
     await expectNoSidewaysScrolling(page, 'the invitation');
 
     const form = page.locator('form.invite-form');
@@ -167,6 +170,7 @@ describe('joining by invitation on a phone', () => {
     await password.fill(NEW_PASSWORD);
     await clickAndWait(page, form.getByRole('button', { name: '登録して参加する' }));
     assert.equal(urlPath(page), '/signin/enrol', 'the association requires a second factor');
+    await expectNoSeriousAxeViolations(page, '/signin/enrol');
 
     // Setting up the authenticator app, typing the key by hand.
     await page.getByText('QRコードもボタンも使えないとき').click();
@@ -178,6 +182,7 @@ describe('joining by invitation on a phone', () => {
     assert.equal(await page.locator('h1').innerText(), '予備のコードを書き写してください');
     assert.equal(await page.locator('.recovery-codes li').count(), 10, 'ten recovery codes');
     await screenshot(page, 'invite-recovery-codes-ja.png');
+    await expectNoSeriousAxeViolations(page, 'the recovery codes');
 
     await clickAndWait(page, page.getByRole('link', { name: /書き写しました/ }));
     assert.equal(urlPath(page), '/home');
@@ -185,6 +190,7 @@ describe('joining by invitation on a phone', () => {
     assert.ok((await page.locator('.account-bar').innerText()).includes(NEW_NAME));
     assert.ok((await page.locator('main').innerText()).includes('訪問看護ステーションみなと'));
     await screenshot(page, 'invite-home-ja.png');
+    await expectNoSeriousAxeViolations(page, '/home');
 
     await clickAndWait(page, page.locator('.account-bar').getByRole('button', { name: 'ログアウト' }));
     assert.equal(urlPath(page), '/');
@@ -193,6 +199,7 @@ describe('joining by invitation on a phone', () => {
     await page.goto(`${server.url}signin`, { waitUntil: 'load' });
     await signInWithPassword(page, email, NEW_PASSWORD);
     assert.equal(urlPath(page), '/signin/code');
+    await expectNoSeriousAxeViolations(page, '/signin/code');
     await page.getByLabel('6けたの数字').fill(codeAtStep(key, Math.max(enrolStep + 1, timeStep())));
     await clickAndWait(page, page.getByRole('button', { name: '確認する', exact: true }));
     assert.equal(urlPath(page), '/home');
@@ -207,6 +214,7 @@ describe('joining by invitation on a phone', () => {
       /この招待リンクは使えません（期限切れ・使用済み・取り消し）/,
     );
     await screenshot(other, 'invite-used-ja.png');
+    await expectNoSeriousAxeViolations(other, 'the used invitation');
     takeExpected(otherErrors, 0, 410);
 
     assert.deepEqual(consoleErrors, [], 'no console errors and no page errors');

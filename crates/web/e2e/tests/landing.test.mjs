@@ -4,6 +4,7 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { launchBrowser, newPhonePage, PHONE, screenshot, startServer } from '../harness.mjs';
+import { expectNoSeriousAxeViolations } from '../axe.mjs';
 
 const JAPANESE = /[\u3040-\u30ff\u3400-\u9fff]/; // kana or kanji
 const LATIN_WORD = /[A-Za-z]{3,}/;
@@ -49,6 +50,7 @@ describe('landing page on a phone', () => {
     const response = await page.goto(server.url, { waitUntil: 'load' });
     assert.equal(response?.status(), 200, `GET ${server.url}`);
     await screenshot(page, 'landing-ja.png'); // first, so a failure below still leaves a picture
+    await expectNoSeriousAxeViolations(page, 'the landing page');
 
     assert.equal(await htmlLang(), 'ja', '<html lang="ja">');
 
@@ -120,6 +122,7 @@ describe('landing page on a phone', () => {
   test('switches to English and back to Japanese', async () => {
     await switchLanguage('English', 'en');
     await screenshot(page, 'landing-en.png');
+    await expectNoSeriousAxeViolations(page, 'the landing page in English');
     assert.equal(await htmlLang(), 'en', '<html lang="en">');
     const h1 = await h1Text();
     assert.match(h1, LATIN_WORD, `the <h1> is in English (got "${h1}")`);

@@ -10,6 +10,7 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { clickAndWait, expectNoSidewaysScrolling, freePort, launchBrowser, newPhonePage, screenshot, startServer, urlPath } from '../harness.mjs';
+import { expectNoSeriousAxeViolations } from '../axe.mjs';
 
 const PASSWORD = 'musubi-demo-2026'; // DEMO_PASSWORD in crates/domain/src/demo.rs
 const DOCTOR = 'kawamura@minatogawa.example';
@@ -60,6 +61,7 @@ describe('passkeys on a phone', () => {
     const passkeyButton = page.getByRole('button', { name: 'パスキーでログイン' });
     assert.ok(await passkeyButton.isVisible(), 'the script shows 「パスキーでログイン」');
     await screenshot(page, 'passkey-signin-ja.png');
+    await expectNoSeriousAxeViolations(page, '/signin');
     await expectNoSidewaysScrolling(page, '/signin');
 
     // Once with the password, to register the passkey.
@@ -83,6 +85,7 @@ describe('passkeys on a phone', () => {
     assert.match(security, /パスキーを登録しました/);
     assert.equal(await page.locator('.passkey').count(), 1, 'one passkey in the list');
     await screenshot(page, 'passkey-registered-ja.png');
+    await expectNoSeriousAxeViolations(page, '/me/security');
     await expectNoSidewaysScrolling(page, '/me/security');
     const { credentials } = await cdp.send('WebAuthn.getCredentials', { authenticatorId });
     assert.equal(credentials.length, 1, 'the phone keeps one passkey');
@@ -98,6 +101,7 @@ describe('passkeys on a phone', () => {
     assert.ok((await page.locator('main').innerText()).includes(DOCTOR_NAME), 'home greets him');
     assert.equal(await page.getByLabel('パスワード', { exact: true }).count(), 0);
     await screenshot(page, 'passkey-home-ja.png');
+    await expectNoSeriousAxeViolations(page, '/home');
 
     // The list says when it was last used.
     await page.goto(`${base}me/security`, { waitUntil: 'load' });

@@ -18,6 +18,7 @@ import {
   startServer,
   urlPath,
 } from '../harness.mjs';
+import { expectNoSeriousAxeViolations } from '../axe.mjs';
 
 const PASSWORD = 'musubi-demo-2026'; // DEMO_PASSWORD in crates/demo/src/lib.rs
 const NURSE = 'aoki@minatogawa.example';
@@ -288,6 +289,7 @@ describe('reading a topic on a phone: footprints follow what was on screen', () 
       }), seenFirst);
     assert.ok(onScreen, `the comments seen are the ones on the screen: ${seenFirst}`);
     await screenshot(doctor.page, 'reading-latest-doctor-ja.png');
+    await expectNoSeriousAxeViolations(doctor.page, `${topicPath}#latest`);
     await expectNoSidewaysScrolling(doctor.page, `${topicPath}#latest`);
 
     // The nurse sees his footprint exactly on those; the first ones are still unread by him.
@@ -359,6 +361,7 @@ describe('reading a topic on a phone: footprints follow what was on screen', () 
     const first = await placeOf(doctor.page, '#c-1');
     assert.ok(first.bottom <= 0, 'the notes he read are above the screen');
     await screenshot(doctor.page, 'reading-unread-divider-ja.png');
+    await expectNoSeriousAxeViolations(doctor.page, `${topicPath}#unread`);
     await expectNoSidewaysScrolling(doctor.page, `${topicPath}#unread`);
 
     // What he saw there is read; the notes below it are not.
@@ -444,6 +447,7 @@ describe('reading a topic on a phone: footprints follow what was on screen', () 
     assert.equal(await details.locator('.readers__all').isHidden(), true, 'the link is no longer needed');
     assert.equal(await details.getAttribute('data-readers-src'), null, 'fetched once');
     await screenshot(nurse.page, 'reading-readers-open-ja.png');
+    await expectNoSeriousAxeViolations(nurse.page, topicPath);
     await expectNoSidewaysScrolling(nurse.page, topicPath);
 
     // The page for all of them, as a browser without script reaches it.
@@ -453,6 +457,7 @@ describe('reading a topic on a phone: footprints follow what was on screen', () 
     assert.deepEqual([...listed].sort(), [...names].sort(), 'the same six');
     assert.equal(await nurse.page.locator('.back-link a').getAttribute('href'), `${topicPath}#c-1`);
     await screenshot(nurse.page, 'reading-readers-page-ja.png');
+    await expectNoSeriousAxeViolations(nurse.page, allHref);
     await expectNoSidewaysScrolling(nurse.page, allHref);
 
     for (const p of [owner, clerk, nurse]) assert.deepEqual(p.consoleErrors, [], 'no errors on the pages');

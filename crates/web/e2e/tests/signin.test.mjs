@@ -7,6 +7,7 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { expectNoSidewaysScrolling, launchBrowser, newPhonePage, screenshot, startServer, urlPath } from '../harness.mjs';
 import { totp } from '../totp.mjs';
+import { expectNoSeriousAxeViolations } from '../axe.mjs';
 
 const PASSWORD = 'musubi-demo-2026'; // DEMO_PASSWORD in crates/domain/src/demo.rs
 const NURSE = 'aoki@minatogawa.example';
@@ -99,6 +100,7 @@ describe('signing in on a phone', () => {
     assert.equal(urlPath(page), '/signin');
     assert.equal(await page.locator('h1').innerText(), 'ログイン');
     await screenshot(page, 'signin-ja.png');
+    await expectNoSeriousAxeViolations(page, '/signin');
     await expectNoSidewaysScrolling(page, '/signin');
 
     // The show-password button comes from JavaScript and switches the field both ways.
@@ -122,6 +124,7 @@ describe('signing in on a phone', () => {
     assert.equal(await page.getByLabel('メールアドレス').inputValue(), NURSE);
     assert.equal(await page.getByLabel('パスワード', { exact: true }).inputValue(), '');
     await screenshot(page, 'signin-error-ja.png');
+    await expectNoSeriousAxeViolations(page, '/signin (wrong password)');
     const expected401 = consoleErrors.splice(errorsBefore);
     assert.ok(
       expected401.every((e) => e.includes('status of 401')),
@@ -131,6 +134,7 @@ describe('signing in on a phone', () => {
     await signIn(page, NURSE);
     assert.equal(urlPath(page), '/home');
     await screenshot(page, 'home-ja.png');
+    await expectNoSeriousAxeViolations(page, '/home');
     const home = await page.locator('main').innerText();
     assert.ok(home.includes('青木 さくら'), 'the home page greets 青木 さくら');
     assert.ok(home.includes('みなと川医師会'), 'the home page lists みなと川医師会');
@@ -146,6 +150,7 @@ describe('signing in on a phone', () => {
     ]);
     assert.equal(urlPath(page), '/me/sessions');
     await screenshot(page, 'sessions-ja.png');
+    await expectNoSeriousAxeViolations(page, '/me/sessions');
     const sessions = await page.locator('main').innerText();
     assert.ok(sessions.includes('この端末'), 'this phone is marked 「この端末」');
     assert.ok(sessions.includes('すべての端末からログアウト'));
@@ -179,6 +184,7 @@ describe('signing in on a phone', () => {
       page.getByRole('link', { name: /2段階認証/ }).click(),
     ]);
     assert.equal(urlPath(page), '/me/security');
+    await expectNoSeriousAxeViolations(page, '/me/security');
     await Promise.all([
       page.waitForNavigation({ waitUntil: 'load' }),
       page.getByRole('link', { name: '2段階認証を設定する' }).click(),
@@ -186,6 +192,7 @@ describe('signing in on a phone', () => {
     assert.equal(urlPath(page), '/me/security/totp');
     assert.equal(await page.getByRole('img', { name: '認証アプリで読み取るQRコード' }).count(), 1);
     await screenshot(page, 'enrol-ja.png');
+    await expectNoSeriousAxeViolations(page, '/me/security/totp');
     await expectNoSidewaysScrolling(page, '/me/security/totp');
 
     // No camera here: type the key by hand, as the page explains.
@@ -202,6 +209,7 @@ describe('signing in on a phone', () => {
     assert.equal(await page.locator('h1').innerText(), '予備のコードを書き写してください');
     assert.equal(await page.locator('.recovery-codes li').count(), 10, 'ten recovery codes');
     await screenshot(page, 'recovery-codes-ja.png');
+    await expectNoSeriousAxeViolations(page, 'the recovery codes');
     await expectNoSidewaysScrolling(page, 'the recovery codes');
 
     await Promise.all([
@@ -216,6 +224,7 @@ describe('signing in on a phone', () => {
     await signIn(page, CARE_MANAGER);
     assert.equal(urlPath(page), '/signin/code', 'the password alone is not enough now');
     await screenshot(page, 'signin-code-ja.png');
+    await expectNoSeriousAxeViolations(page, '/signin/code');
     // The way out for a lost phone is there, one tap away.
     await page.getByText('コードが使えない場合').click();
     assert.ok(await page.getByLabel('予備のコード').isVisible(), 'the recovery-code field opens');

@@ -14,6 +14,7 @@ import {
   startServer,
   urlPath,
 } from '../harness.mjs';
+import { expectNoSeriousAxeViolations } from '../axe.mjs';
 
 const PASSWORD = 'musubi-demo-2026'; // DEMO_PASSWORD in crates/domain/src/demo.rs
 const NURSE = 'aoki@minatogawa.example';
@@ -81,6 +82,7 @@ describe('groups, topics and footprints on two phones', () => {
   async function look(page, name, where) {
     await screenshot(page, name);
     await expectNoSidewaysScrolling(page, where);
+    await expectNoSeriousAxeViolations(page, where);
   }
 
   test('a visit report reaches the doctor live, and his footprint reaches the nurse live', async (t) => {
