@@ -742,7 +742,10 @@ async fn the_audit_log_names_the_patient_group_and_topic_as_they_were_and_filter
 
     // Only this group's records, by the link on a record.
     let only = format!("{CONSOLE}/audit?group={group}");
-    assert!(records.contains(&format!("href=\"{only}\"")), "a link per record");
+    assert!(
+        records.contains(&format!("href=\"{only}\"")),
+        "a link per record"
+    );
     let page = admin.get(&app, &only).await;
     let records = between(&page.body, "id=\"records-title\"", "</section>");
     assert!(records.contains(&format!("グループ「{tanaka}」の記録だけ")));
