@@ -61,9 +61,30 @@
     });
   }
 
+  // The header's menu (a <details>) closes like a menu: Esc, or a tap elsewhere.
+  function closeMenusLikeMenus() {
+    var menus = function () {
+      return Array.prototype.slice.call(document.querySelectorAll("details.site-menu[open]"));
+    };
+    document.addEventListener("keydown", function (event) {
+      if (event.key !== "Escape") return;
+      menus().forEach(function (m) {
+        m.open = false;
+        var summary = m.querySelector("summary");
+        if (summary) summary.focus();
+      });
+    });
+    document.addEventListener("click", function (event) {
+      menus().forEach(function (m) {
+        if (!m.contains(event.target)) m.open = false;
+      });
+    });
+  }
+
   function start() {
     addPasswordToggles();
     enablePrintButtons();
+    closeMenusLikeMenus();
   }
 
   sendFormsOnce();

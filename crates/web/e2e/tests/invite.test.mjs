@@ -187,11 +187,12 @@ describe('joining by invitation on a phone', () => {
     await clickAndWait(page, page.getByRole('link', { name: /書き写しました/ }));
     assert.equal(urlPath(page), '/home');
     assert.ok((await page.locator('main').innerText()).includes(NEW_NAME), 'home greets her');
-    assert.ok((await page.locator('.account-bar').innerText()).includes(NEW_NAME));
+    assert.ok((await page.locator('.account-bar').textContent()).includes(NEW_NAME));
     assert.ok((await page.locator('main').innerText()).includes('訪問看護ステーションみなと'));
     await screenshot(page, 'invite-home-ja.png');
     await expectNoSeriousAxeViolations(page, '/home');
 
+    await page.locator('.site-menu > summary').click();
     await clickAndWait(page, page.locator('.account-bar').getByRole('button', { name: 'ログアウト' }));
     assert.equal(urlPath(page), '/');
 

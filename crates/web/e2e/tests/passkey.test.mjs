@@ -91,6 +91,7 @@ describe('passkeys on a phone', () => {
     assert.equal(credentials.length, 1, 'the phone keeps one passkey');
     assert.equal(credentials[0].isResidentCredential, true, 'a discoverable passkey');
 
+    await page.locator('.site-menu > summary').click();
     await clickAndWait(page, page.locator('.account-bar').getByRole('button', { name: 'ログアウト' }));
     assert.equal(urlPath(page), '/');
 

@@ -148,7 +148,7 @@ describe('groups, topics and footprints on two phones', () => {
     await liveConnected(doctor.page);
     await markDocument(doctor.page);
     assert.equal(await doctor.page.locator('.unread-group', { hasText: groupName }).count(), 0);
-    const badgeBefore = Number((await doctor.page.locator('[data-unread-count]').innerText()) || '0');
+    const badgeBefore = Number((await doctor.page.locator('.app-nav [data-unread-count]').innerText()) || '0');
 
     // The nurse posts a visit report from the group page.
     await nurse.page.goto(at(groupPath), { waitUntil: 'load' });
@@ -183,7 +183,7 @@ describe('groups, topics and footprints on two phones', () => {
     assert.match(await group.innerText(), /未読 1/);
     assert.match(await item.innerText(), /青木 さくら/);
     assert.ok((await item.innerText()).includes('新しいトピック'));
-    const badgeAfter = Number(await doctor.page.locator('[data-unread-count]').innerText());
+    const badgeAfter = Number(await doctor.page.locator('.app-nav [data-unread-count]').innerText());
     assert.ok(badgeAfter > badgeBefore, `the header's unread badge went up (${badgeBefore} → ${badgeAfter})`);
     await look(doctor.page, 'sns-home-unread-live-ja.png', '/home');
 

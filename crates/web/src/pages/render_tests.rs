@@ -126,6 +126,23 @@ fn the_header_shows_the_escaped_name_and_a_sign_out_form() {
     assert!(!page.contains("<script>alert"));
     assert!(page.contains("action=\"/signout\""));
     assert!(page.contains("name=\"csrf\" value=\"TOKEN\""));
+    // The compact header: ホーム and グループ, and a menu (a <details>, no JavaScript needed)
+    // with the name, the language switch and the sign-out form.
+    assert!(page.contains("<nav class=\"app-nav\" aria-label=\"主なページ\">"));
+    let menu = &page[page
+        .find("<details class=\"site-menu\">")
+        .expect("the menu")..];
+    let menu = &menu[..menu.find("</details>").expect("the menu ends")];
+    assert!(menu.contains("<span class=\"site-menu__label\">メニュー</span>"));
+    assert!(menu.contains("href=\"/home#account-title\""));
+    assert!(
+        menu.contains("&#60;script&#62;"),
+        "the escaped name is in the menu"
+    );
+    assert!(menu.contains("<nav class=\"lang-switch lang-switch--menu\""));
+    assert!(menu.contains("href=\"/lang/en?next=/home\""));
+    assert!(menu.contains("<form class=\"account-bar__form\" method=\"post\" action=\"/signout\">"));
+    assert_eq!(page.matches("action=\"/signout\"").count(), 1);
     assert_eq!(
         page.matches(">管理者<").count(),
         1,
@@ -159,6 +176,10 @@ fn visitors_get_a_sign_in_button_and_error_pages_neither() {
     let page = render(Nav::signed_out());
     assert!(page.contains("href=\"/signin\""));
     assert!(!page.contains("action=\"/signout\""));
+    // Signed out, the language switch and 「Sign in」 are in the header itself, not in a menu.
+    assert!(!page.contains("site-menu"));
+    assert!(page.contains("<nav class=\"lang-switch\" aria-label=\"Language\">"));
+    assert!(page.contains("<div class=\"account-bar\">\n      <a class=\"button button--small\" href=\"/signin\">Sign in</a>"));
     let page = render(Nav::hidden());
     assert!(!page.contains("href=\"/signin\""));
     assert!(!page.contains("action=\"/signout\""));
