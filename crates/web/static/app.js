@@ -240,7 +240,9 @@
       form.addEventListener("submit", function () { save(form); });
     });
     // Closing the tab or switching apps right after the last keystroke: keep that too.
+    var signingOut = false;
     var saveAll = function () {
+      if (signingOut) return;
       Array.prototype.forEach.call(document.querySelectorAll("form[data-draft]"), function (form) {
         if (form.getAttribute("data-sent") !== "true") save(form);
       });
@@ -251,6 +253,8 @@
     });
     Array.prototype.forEach.call(document.querySelectorAll("form[action='/signout']"), function (f) {
       f.addEventListener("submit", function () {
+        // Leaving the page saves drafts (above): not this time.
+        signingOut = true;
         forEachDraftKey(function (k) { store.removeItem(k); });
       });
     });
