@@ -243,7 +243,8 @@ impl Services {
                 // Without an unread counter there may still be comments this person never read
                 // (they joined later, or came into scope): look from the start then.
                 let from = first_unread_seq.unwrap_or(1);
-                new_footprints = repo::record_footprints(c.conn(), me, topic_id, from).await?;
+                new_footprints =
+                    repo::record_footprints(c.conn(), me, topic_id, from, None).await?;
             }
         }
         let rows = repo::comments_of_topic(c.conn(), topic_id, TOPIC_PAGE_COMMENTS).await?;
@@ -404,7 +405,7 @@ impl Services {
         let me = actor.viewer.user.id;
         let footprints = access.receipt_mode == ReceiptMode::Footprints;
         let new = if footprints {
-            repo::record_footprints_on(c.conn(), me, topic_id, &seqs).await?
+            repo::record_footprints(c.conn(), me, topic_id, 1, Some(&seqs)).await?
         } else {
             Vec::new()
         };

@@ -197,11 +197,7 @@
     var d = read(form.getAttribute("data-draft"));
     if (!d) return false;
     var els = fieldsOf(form);
-    var untouched = els.every(function (el) {
-      return el.type === "checkbox" || el.value === "" || el.value === el.defaultValue;
-    });
-    var anyText = els.some(function (el) { return el.type !== "checkbox" && el.value !== ""; });
-    if (!untouched || anyText) return false;
+    if (els.some(function (el) { return el.type !== "checkbox" && el.value !== ""; })) return false;
     els.forEach(function (el) {
       if (el.type === "checkbox") {
         var v = d.fields[el.name + "=" + el.value];

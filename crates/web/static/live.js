@@ -165,7 +165,7 @@
   function refresh(part) {
     if (part.getAttribute("data-live-dead") === "true") return;
     if (document.hidden) {
-      // Not on screen: reading it now would leave footprints nobody made. Later.
+      // Not on screen: nobody is looking; fetch when the page is shown again.
       part.setAttribute("data-live-pending", "true");
       return;
     }

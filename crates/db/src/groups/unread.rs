@@ -120,26 +120,30 @@ pub async fn take_unread(
     .await?)
 }
 
-/// Records footprints on the comments of others from `from_seq` on; returns the comments
-/// newly read and the time recorded.
+/// Records footprints on the comments of others from `from_seq` on (only those numbered
+/// `only`, when given: what was on screen), not deleted and not read before; returns the
+/// comments newly read and the time recorded.
 pub async fn record_footprints(
     conn: &mut PgConnection,
     user_id: PersonId,
     topic_id: TopicId,
     from_seq: i32,
+    only: Option<&[i32]>,
 ) -> DbResult<Vec<(CommentId, DateTime<Utc>)>> {
     Ok(sqlx::query_as(
         // The anti-join skips what was read before without a speculative insert per comment;
         // ON CONFLICT still settles two devices opening the topic at once.
         "INSERT INTO footprints (comment_id, user_id, read_at) \
          SELECT c.id, $1, now() FROM comments c \
-         WHERE c.topic_id = $2 AND c.seq >= $3 AND c.author_id <> $1 AND c.deleted_at IS NULL \
+         WHERE c.topic_id = $2 AND c.seq >= $3 AND ($4::int[] IS NULL OR c.seq = ANY($4)) \
+           AND c.author_id <> $1 AND c.deleted_at IS NULL \
            AND NOT EXISTS (SELECT 1 FROM footprints f WHERE f.comment_id = c.id AND f.user_id = $1) \
          ON CONFLICT DO NOTHING RETURNING comment_id, read_at",
     )
     .bind(user_id)
     .bind(topic_id)
     .bind(from_seq)
+    .bind(only)
     .fetch_all(conn)
     .await?)
 }
@@ -177,28 +181,6 @@ pub async fn unseen_among(
     .bind(user_id)
     .bind(topic_id)
     .bind(from_seq)
-    .fetch_all(conn)
-    .await?)
-}
-
-/// Records footprints on the comments numbered `seqs` (others', not deleted, not read before);
-/// returns the comments newly read and the time recorded.
-pub async fn record_footprints_on(
-    conn: &mut PgConnection,
-    user_id: PersonId,
-    topic_id: TopicId,
-    seqs: &[i32],
-) -> DbResult<Vec<(CommentId, DateTime<Utc>)>> {
-    Ok(sqlx::query_as(
-        "INSERT INTO footprints (comment_id, user_id, read_at) \
-         SELECT c.id, $1, now() FROM comments c \
-         WHERE c.topic_id = $2 AND c.seq = ANY($3) AND c.author_id <> $1 AND c.deleted_at IS NULL \
-           AND NOT EXISTS (SELECT 1 FROM footprints f WHERE f.comment_id = c.id AND f.user_id = $1) \
-         ON CONFLICT DO NOTHING RETURNING comment_id, read_at",
-    )
-    .bind(user_id)
-    .bind(topic_id)
-    .bind(seqs)
     .fetch_all(conn)
     .await?)
 }
