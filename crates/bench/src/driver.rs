@@ -624,6 +624,7 @@ pub async fn run(args: crate::RunArgs) -> anyhow::Result<()> {
     anyhow::ensure!(!manifest.people.is_empty(), "the manifest has no people");
     let scale = parse_scale(&manifest.scale);
     let plan = plan(scale, &args);
+    let wanted = |name: &str| args.only.is_empty() || args.only.iter().any(|o| o == name);
     let target = args.target.trim_end_matches('/').to_owned();
     let floor = args.floor.trim_end_matches('/').to_owned();
 
@@ -672,6 +673,9 @@ pub async fn run(args: crate::RunArgs) -> anyhow::Result<()> {
     // 2. One operation at a time, closed loop.
     let mut floor_rps = None;
     for (i, phase) in SINGLE.into_iter().enumerate() {
+        if !wanted(phase.name) {
+            continue;
+        }
         eprintln!(
             "phase {}: {} clients for {} s",
             phase.name,
@@ -699,24 +703,31 @@ pub async fn run(args: crate::RunArgs) -> anyhow::Result<()> {
     }
 
     // 3. Subscriptions, kept open through the mixed phase.
+    let run_mixed = wanted("mixed");
+    let (mixed_people, mixed_subscriptions) = if run_mixed {
+        (plan.mixed_people, plan.subscriptions)
+    } else {
+        (0, 0)
+    };
     let (stop_memory, memory) = sample_memory(args.server_pid);
     let counters = Arc::new(ws::Counters::default());
     let (stop_subs_tx, stop_subs) = watch::channel(false);
     let (subs, opened, failed, open_samples) = open_subscriptions(
         &manifest,
         &ws::endpoint(&target),
-        plan.subscriptions,
+        mixed_subscriptions,
         &counters,
         stop_subs,
     )
     .await;
 
     // 4. Mixed phase.
-    eprintln!(
-        "mixed: {} people for {} s with {opened} subscriptions open",
-        plan.mixed_people,
-        plan.mixed.as_secs()
-    );
+    if run_mixed {
+        eprintln!(
+            "mixed: {mixed_people} people for {} s with {opened} subscriptions open",
+            plan.mixed.as_secs()
+        );
+    }
     let postmaster = postmaster_pid(&args.database_url).await;
     let cpu_before = (
         args.server_pid.and_then(cpu_ticks),
@@ -728,7 +739,7 @@ pub async fn run(args: crate::RunArgs) -> anyhow::Result<()> {
         }
     }
     let (mut mixed, mut mixed_recs) =
-        mixed_phase(&ctx, plan.mixed_people, plan.mixed, root.fork(200)).await;
+        mixed_phase(&ctx, mixed_people, plan.mixed, root.fork(200)).await;
     if let Some(path) = &args.statements {
         match statements::write(&args.database_url, path, mixed.actions).await {
             Ok(()) => eprintln!("statements: written to {}", path.display()),
@@ -756,7 +767,7 @@ pub async fn run(args: crate::RunArgs) -> anyhow::Result<()> {
         let name = format!("mixed:{}", op.name());
         operations.push(operation(&name, "mixed", rec, mixed_secs, None));
     }
-    if mixed.actions == 0 {
+    if run_mixed && mixed.actions == 0 {
         failures.push("the mixed phase recorded no actions".to_owned());
     }
 
@@ -767,7 +778,7 @@ pub async fn run(args: crate::RunArgs) -> anyhow::Result<()> {
         }
     }
     let subscriptions = Subscriptions {
-        requested: plan.subscriptions,
+        requested: mixed_subscriptions,
         opened,
         failed,
         events_received: counters.events.load(Ordering::Relaxed),
@@ -793,7 +804,7 @@ pub async fn run(args: crate::RunArgs) -> anyhow::Result<()> {
         None => None,
     };
     let overload = match &shedding {
-        Some(shedding) => {
+        Some(shedding) if wanted("overload") => {
             let rate = (mixed.actions_per_second * 2.0).max(20.0);
             eprintln!("overload: {rate:.0}/s for {} s", plan.overload.as_secs());
             let o = overload_phase(
@@ -812,13 +823,13 @@ pub async fn run(args: crate::RunArgs) -> anyhow::Result<()> {
             }
             Some(o)
         }
-        None => None,
+        _ => None,
     };
 
     // 6. Fairness: one person floods an association on the server with fair use at its
     // defaults, while colleagues use it as usual.
     let fairness = match &shedding {
-        Some(fair) => {
+        Some(fair) if wanted("fairness") => {
             // After the overload, let the server settle.
             tokio::time::sleep(Duration::from_secs(5)).await;
             let f = fairness_phase(fair, plan.overload, root.fork(400)).await;
@@ -842,7 +853,7 @@ pub async fn run(args: crate::RunArgs) -> anyhow::Result<()> {
             }
             f
         }
-        None => None,
+        _ => None,
     };
 
     // 7. Report.
@@ -868,7 +879,8 @@ pub async fn run(args: crate::RunArgs) -> anyhow::Result<()> {
         generation_seconds: manifest.generation_seconds,
         database_size_mb: database_size(&args.database_url).await,
     };
-    let applies = matches!(scale, Some(Scale::Medium | Scale::Large));
+    // A partial run (`--only`) is a look, not a verdict.
+    let applies = matches!(scale, Some(Scale::Medium | Scale::Large)) && args.only.is_empty();
     let budgets = budgets(&operations, &mixed, &subscriptions, &server, applies);
     let report = Report {
         scale: manifest.scale.clone(),

@@ -121,6 +121,11 @@ pub struct RunArgs {
     /// preloaded; `cargo xtask bench --statements` does that).
     #[arg(long)]
     pub statements: Option<PathBuf>,
+    /// Run only these phases (comma-separated: `floor`, `home`, `topic_view`, …, `mixed`,
+    /// `overload`, `fairness`), for a quick look at one of them; budgets of phases not run are
+    /// not judged.
+    #[arg(long, value_delimiter = ',')]
+    pub only: Vec<String>,
 }
 
 fn main() -> ExitCode {
