@@ -28,26 +28,34 @@ pub async fn members(
     group: &HostedGroup,
 ) -> DbResult<Vec<GroupMemberRow>> {
     let (association_id, group_id) = (group.association_id, group.id);
-    // `group_members!()` spelled out: the member's membership of the host is joined anyway
-    // (for the facility), and one relation fewer keeps planning cheap.
+    // `group_members!()` spelled out as scalar subqueries (see `member_counts!`): the host
+    // membership's status and facility, and the first active association for those from
+    // elsewhere, which also says whether they are active anywhere. `OFFSET 0` keeps the inner
+    // query whole, so that each subquery runs once per member, not again in the outer filter.
     Ok(sqlx::query_as(
-        "SELECT u.id AS user_id, u.name, u.name_kana, u.profession, u.doctor_kind, \
-                core.scope_bit(u.doctor_kind) AS scope_bit, gm.role, gm.status, \
-                gm.invited_by_email, \
-                (SELECT f.name FROM core.facilities f WHERE f.id = m.facility_id) AS facility_name, \
-                CASE WHEN m.user_id IS NULL THEN ( \
-                    SELECT a.name FROM core.memberships om \
-                    JOIN core.associations a ON a.id = om.association_id \
-                    WHERE om.user_id = u.id AND om.status = 'active' \
-                    ORDER BY a.slug LIMIT 1) END AS home_association \
-         FROM core.group_members gm \
-         JOIN core.users u ON u.id = gm.user_id \
-         LEFT JOIN core.memberships m ON m.user_id = gm.user_id AND m.association_id = $1 \
-         WHERE gm.group_id = $2 AND u.status = 'active' \
-           AND (m.status IS NULL OR m.status = 'active') \
-           AND EXISTS (SELECT 1 FROM core.memberships am \
-                       WHERE am.user_id = gm.user_id AND am.status = 'active') \
-         ORDER BY gm.role = 'owner' DESC, u.name_kana",
+        "SELECT user_id, name, name_kana, profession, doctor_kind, scope_bit, role, status, \
+                invited_by_email, \
+                facility_name, \
+                CASE WHEN host_status IS NULL THEN first_association END AS home_association \
+         FROM (SELECT u.id AS user_id, u.name, u.name_kana, u.profession, u.doctor_kind, \
+                      core.scope_bit(u.doctor_kind) AS scope_bit, gm.role, gm.status, \
+                      gm.invited_by_email, u.name_kana AS kana, \
+                      (SELECT m.status FROM core.memberships m \
+                       WHERE m.user_id = gm.user_id AND m.association_id = $1) AS host_status, \
+                      (SELECT f.name FROM core.memberships m \
+                       JOIN core.facilities f ON f.id = m.facility_id \
+                       WHERE m.user_id = gm.user_id AND m.association_id = $1) AS facility_name, \
+                      (SELECT a.name FROM core.memberships om \
+                       JOIN core.associations a ON a.id = om.association_id \
+                       WHERE om.user_id = gm.user_id AND om.status = 'active' \
+                       ORDER BY a.slug LIMIT 1) AS first_association \
+               FROM core.group_members gm \
+               JOIN core.users u ON u.id = gm.user_id \
+               WHERE gm.group_id = $2 AND u.status = 'active' \
+               OFFSET 0) x \
+         WHERE first_association IS NOT NULL \
+           AND (host_status IS NULL OR host_status = 'active') \
+         ORDER BY role = 'owner' DESC, kana",
     )
     .bind(association_id)
     .bind(group_id)
@@ -193,7 +201,7 @@ fn without_spaces(s: &str) -> String {
 }
 
 /// Escapes `%`, `_` and `\` for a LIKE pattern.
-fn like_escape(s: &str) -> String {
+pub(super) fn like_escape(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for c in s.chars() {
         if matches!(c, '%' | '_' | '\\') {

@@ -48,10 +48,11 @@ pub async fn topic_access(
                           WHERE ur.user_id = $1 AND ur.topic_id = t.id), 0) AS unread, \
                 g.kind AS group_kind, g.name AS group_name, \
                 COALESCE(g.receipt_mode, s.receipt_mode) AS receipt_mode, \
-                (SELECT gm.role FROM ",
-        group_members!(),
-        " gm WHERE gm.group_id = t.group_id AND gm.user_id = $1 AND gm.status = 'active') \
-                AS my_role \
+                (SELECT gm.role FROM core.group_members gm \
+                 WHERE gm.group_id = t.group_id AND gm.user_id = $1 AND gm.status = 'active' \
+                   AND ",
+        member_counts!(),
+        ") AS my_role \
          FROM topics t \
          JOIN groups g ON g.id = t.group_id \
          JOIN core.groups cg ON cg.id = g.id AND cg.association_id = $3 \
