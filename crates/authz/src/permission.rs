@@ -32,6 +32,11 @@ policy_names! {
         Topics => "topics",
         /// The comments under a group's topics.
         Comments => "comments",
+        /// An association's patient register as a whole (to register a patient, or for
+        /// administrators to see every entry).
+        Patients => "patients",
+        /// One patient group's register entry.
+        Patient => "patient",
     }
 }
 

@@ -297,7 +297,12 @@ async fn each_role_has_exactly_its_documented_permissions() {
     let member = with_role(vec![(ASSOC_A, AssociationRole::Member)], vec![], false);
     assert_eq!(
         permissions(&authz, &member, IN_A),
-        ["association.read", "directory.read", "groups.create"]
+        [
+            "association.read",
+            "directory.read",
+            "groups.create",
+            "patients.create"
+        ]
     );
 
     let admin = with_role(vec![(ASSOC_A, AssociationRole::Admin)], vec![], false);
@@ -319,6 +324,8 @@ async fn each_role_has_exactly_its_documented_permissions() {
             "audit.export",
             "settings.read",
             "settings.update",
+            "patients.read",
+            "patients.create",
         ]
     );
 
@@ -331,7 +338,9 @@ async fn each_role_has_exactly_its_documented_permissions() {
             "topics.read",
             "topics.create",
             "comments.read",
-            "comments.create"
+            "comments.create",
+            "patient.read",
+            "patient.update"
         ]
     );
 
@@ -351,6 +360,8 @@ async fn each_role_has_exactly_its_documented_permissions() {
             "comments.read",
             "comments.create",
             "comments.moderate",
+            "patient.read",
+            "patient.update",
         ]
     );
 }

@@ -89,6 +89,12 @@ pub enum AuditAction {
     CommentDelete,
     /// Someone pressed 「確認しました」.
     CommentAcknowledge,
+    /// A patient was registered (with their group).
+    PatientCreate,
+    /// A register entry was corrected.
+    PatientUpdate,
+    /// Someone listed or searched the register (the entries shown are named).
+    PatientList,
 }
 
 impl AuditAction {
@@ -129,6 +135,9 @@ impl AuditAction {
         AuditAction::CommentEdit,
         AuditAction::CommentDelete,
         AuditAction::CommentAcknowledge,
+        AuditAction::PatientCreate,
+        AuditAction::PatientUpdate,
+        AuditAction::PatientList,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -169,6 +178,9 @@ impl AuditAction {
             AuditAction::CommentEdit => "comment.edit",
             AuditAction::CommentDelete => "comment.delete",
             AuditAction::CommentAcknowledge => "comment.acknowledge",
+            AuditAction::PatientCreate => "patient.create",
+            AuditAction::PatientUpdate => "patient.update",
+            AuditAction::PatientList => "patient.list",
         }
     }
 }

@@ -122,6 +122,13 @@ impl ErrorCode {
     ];
 }
 
+/// One field at fault and why (a reason code of [`crate::text::reason`] or of the form).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FieldIssue {
+    pub field: &'static str,
+    pub reason: &'static str,
+}
+
 #[derive(Debug, thiserror::Error)]
 #[error("{code:?}: {message}")]
 pub struct AppError {
@@ -134,6 +141,9 @@ pub struct AppError {
     pub retry_after: Option<u64>,
     /// Machine-readable reasons, e.g. the password rules a new password breaks.
     pub reasons: Vec<&'static str>,
+    /// Every field at fault in a form checked as a whole (the first is also `field`), so that
+    /// each can be marked at once.
+    pub fields: Vec<FieldIssue>,
     /// The cause of an internal error, for the log only.
     #[source]
     pub source: Option<Box<dyn std::error::Error + Send + Sync>>,
@@ -147,6 +157,7 @@ impl AppError {
             field: None,
             retry_after: None,
             reasons: Vec::new(),
+            fields: Vec::new(),
             source: None,
         }
     }
@@ -155,6 +166,17 @@ impl AppError {
         Self {
             field: Some(field),
             ..Self::new(ErrorCode::InvalidInput, message)
+        }
+    }
+
+    /// `INVALID_INPUT` for several fields at once (`issues` must not be empty).
+    pub fn invalid_fields(issues: Vec<FieldIssue>) -> Self {
+        let first = issues.first().copied();
+        Self {
+            field: first.map(|i| i.field),
+            reasons: first.map(|i| vec![i.reason]).unwrap_or_default(),
+            fields: issues,
+            ..Self::new(ErrorCode::InvalidInput, "some fields need attention")
         }
     }
 

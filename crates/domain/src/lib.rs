@@ -14,11 +14,13 @@ pub mod members;
 pub mod operator;
 pub mod passkeys;
 pub mod password_reset;
+pub mod patients;
 pub mod second_factor;
 pub mod sessions;
 pub mod text;
 pub mod topics;
 pub mod unread;
+pub mod wareki;
 
 pub use actor::Actor;
 pub use error::{AppError, AppResult, ErrorCode};

@@ -29,7 +29,20 @@ pub fn to_gql_error(ctx: &async_graphql::Context<'_>, e: AppError) -> async_grap
     let field = e.field;
     let retry_after = e.retry_after;
     let reasons = e.reasons.clone();
+    let fields: Vec<async_graphql::Value> = e
+        .fields
+        .iter()
+        .map(|i| {
+            let mut m = async_graphql::indexmap::IndexMap::new();
+            m.insert(async_graphql::Name::new("field"), i.field.into());
+            m.insert(async_graphql::Name::new("reason"), i.reason.into());
+            async_graphql::Value::Object(m)
+        })
+        .collect();
     async_graphql::Error::new(e.message).extend_with(|_, ext| {
+        if !fields.is_empty() {
+            ext.set("fields", fields.clone());
+        }
         ext.set("code", code);
         if let Some(f) = field {
             ext.set("field", f);

@@ -69,6 +69,8 @@ id_type! {
     CommentId;
     /// `core.users.id`: one person, whatever their associations.
     PersonId;
+    /// `patients.id`: one entry of an association's patient register.
+    PatientId;
 }
 
 #[cfg(test)]

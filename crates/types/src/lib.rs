@@ -4,11 +4,12 @@
 //! ([`GroupId`], [`TopicId`], …) are defined here too; rows still carry plain UUIDs.
 
 mod ids;
+pub mod japanese;
 mod scope;
 #[macro_use]
 mod text_enum;
 
-pub use ids::{AssociationId, CommentId, GroupId, PersonId, TopicId};
+pub use ids::{AssociationId, CommentId, GroupId, PatientId, PersonId, TopicId};
 pub use scope::Scope;
 pub use text_enum::UnknownCode;
 
@@ -176,6 +177,57 @@ impl ProfessionClass {
         ProfessionClass::CollaboratingDoctor,
         ProfessionClass::HospitalDoctor,
     ];
+}
+
+text_enum! {
+    /// 性別 (`patients.sex`).
+    pub enum Sex {
+        Male => "male",
+        Female => "female",
+        Other => "other",
+    }
+}
+
+text_enum! {
+    /// 要介護度: the long-term care insurance level (`patients.care_level`).
+    pub enum CareLevel {
+        /// なし (not applied for, or found independent).
+        None => "none",
+        /// 申請中.
+        Applying => "applying",
+        Support1 => "support1",
+        Support2 => "support2",
+        Care1 => "care1",
+        Care2 => "care2",
+        Care3 => "care3",
+        Care4 => "care4",
+        Care5 => "care5",
+    }
+}
+
+text_enum! {
+    /// Where the patient is (`patients.status`).
+    pub enum PatientStatus {
+        /// 在宅: cared for at home.
+        Home => "home",
+        /// 入院中.
+        Hospital => "hospital",
+        /// 施設入所.
+        Facility => "facility",
+        /// 終了: care has ended (see [`EndReason`]).
+        Ended => "ended",
+    }
+}
+
+text_enum! {
+    /// Why care ended (`patients.end_reason`).
+    pub enum EndReason {
+        /// 死亡.
+        Death => "death",
+        /// 転居.
+        Moved => "moved",
+        Other => "other",
+    }
 }
 
 #[cfg(test)]

@@ -55,12 +55,14 @@ macro_rules! member_counts {
 mod comments;
 mod events;
 mod members;
+mod patients;
 mod topics;
 mod unread;
 
 pub use comments::*;
 pub use events::*;
 pub use members::*;
+pub use patients::*;
 pub use topics::*;
 pub use unread::*;
 

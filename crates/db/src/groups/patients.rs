@@ -1,0 +1,428 @@
+//! The patient register: one entry per patient group (migration `tenant/0006_patients.sql`).
+
+use super::members::like_escape;
+use super::HostedGroup;
+use crate::DbResult;
+use chrono::{DateTime, NaiveDate, Utc};
+use musubi_types::{CareLevel, EndReason, GroupId, PatientId, PatientStatus, PersonId, Sex};
+use sqlx::PgConnection;
+use uuid::Uuid;
+
+/// The fields of the registration form, already checked, with their folded forms.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PatientFields {
+    pub name: String,
+    pub name_kana: String,
+    pub name_folded: String,
+    pub kana_folded: String,
+    pub birth_date: NaiveDate,
+    pub sex: Option<Sex>,
+    pub postal_code: String,
+    pub address: String,
+    pub town: String,
+    pub town_folded: String,
+    pub phone: String,
+    pub physician_id: Option<PersonId>,
+    pub diagnoses: String,
+    pub care_level: Option<CareLevel>,
+    pub key_person: String,
+    pub family_contact: String,
+    pub care_manager: String,
+    pub nurse_station: String,
+    pub pharmacy: String,
+    pub status: Option<PatientStatus>,
+    pub status_since: Option<NaiveDate>,
+    pub end_reason: Option<EndReason>,
+    pub notes: String,
+    pub consent_date: Option<NaiveDate>,
+    pub consent_by: String,
+    pub consent_scope: String,
+}
+
+/// One register entry as stored, with the names it refers to.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct PatientRow {
+    pub id: PatientId,
+    pub group_id: GroupId,
+    pub group_name: String,
+    pub name: String,
+    pub name_kana: String,
+    pub birth_date: NaiveDate,
+    pub sex: Sex,
+    pub postal_code: String,
+    pub address: String,
+    pub town: String,
+    pub phone: String,
+    pub physician_id: Option<PersonId>,
+    pub physician_name: Option<String>,
+    pub diagnoses: String,
+    pub care_level: CareLevel,
+    pub key_person: String,
+    pub family_contact: String,
+    pub care_manager: String,
+    pub nurse_station: String,
+    pub pharmacy: String,
+    pub status: PatientStatus,
+    pub status_since: Option<NaiveDate>,
+    pub end_reason: Option<EndReason>,
+    pub notes: String,
+    pub consent_date: Option<NaiveDate>,
+    pub consent_by: String,
+    pub consent_scope: String,
+    pub facility_id: Option<Uuid>,
+    pub facility_name: Option<String>,
+    pub registered_by: PersonId,
+    pub registered_by_name: Option<String>,
+    pub registered_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    pub version: i32,
+    pub last_activity_at: DateTime<Utc>,
+    /// The viewer's unread comments in the patient's group.
+    pub unread: i64,
+}
+
+const PATIENT_SELECT: &str = "\
+    SELECT p.id, p.group_id, g.name AS group_name, p.name, p.name_kana, p.birth_date, p.sex, \
+           p.postal_code, p.address, p.town, p.phone, p.physician_id, \
+           (SELECT u.name FROM core.users u WHERE u.id = p.physician_id) AS physician_name, \
+           p.diagnoses, p.care_level, p.key_person, p.family_contact, p.care_manager, \
+           p.nurse_station, p.pharmacy, p.status, p.status_since, p.end_reason, p.notes, \
+           p.consent_date, p.consent_by, p.consent_scope, p.facility_id, \
+           (SELECT f.name FROM core.facilities f WHERE f.id = p.facility_id) AS facility_name, \
+           p.registered_by, \
+           (SELECT u.name FROM core.users u WHERE u.id = p.registered_by) AS registered_by_name, \
+           p.registered_at, p.updated_at, p.version, g.last_activity_at, \
+           COALESCE((SELECT sum(ur.count) FROM unread ur \
+                     WHERE ur.user_id = $1 AND ur.group_id = p.group_id), 0)::bigint AS unread \
+    FROM patients p JOIN groups g ON g.id = p.group_id";
+
+pub async fn insert_patient(
+    conn: &mut PgConnection,
+    group: &HostedGroup,
+    id: PatientId,
+    f: &PatientFields,
+    facility_id: Option<Uuid>,
+    registered_by: PersonId,
+) -> DbResult<()> {
+    sqlx::query(
+        "INSERT INTO patients (id, group_id, name, name_kana, name_folded, kana_folded, \
+             birth_date, sex, postal_code, address, town, town_folded, phone, physician_id, \
+             diagnoses, care_level, key_person, family_contact, care_manager, nurse_station, \
+             pharmacy, status, status_since, end_reason, notes, consent_date, consent_by, \
+             consent_scope, facility_id, registered_by) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, \
+                 $18, $19, $20, $21, $22, $23, $24, $25, $26, $27, $28, $29, $30)",
+    )
+    .bind(id)
+    .bind(group.id)
+    .bind(&f.name)
+    .bind(&f.name_kana)
+    .bind(&f.name_folded)
+    .bind(&f.kana_folded)
+    .bind(f.birth_date)
+    .bind(f.sex.unwrap_or(Sex::Other))
+    .bind(&f.postal_code)
+    .bind(&f.address)
+    .bind(&f.town)
+    .bind(&f.town_folded)
+    .bind(&f.phone)
+    .bind(f.physician_id)
+    .bind(&f.diagnoses)
+    .bind(f.care_level.unwrap_or(CareLevel::None))
+    .bind(&f.key_person)
+    .bind(&f.family_contact)
+    .bind(&f.care_manager)
+    .bind(&f.nurse_station)
+    .bind(&f.pharmacy)
+    .bind(f.status.unwrap_or(PatientStatus::Home))
+    .bind(f.status_since)
+    .bind(f.end_reason)
+    .bind(&f.notes)
+    .bind(f.consent_date)
+    .bind(&f.consent_by)
+    .bind(&f.consent_scope)
+    .bind(facility_id)
+    .bind(registered_by)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// Replaces an entry's fields if it is still at `version`; false if someone changed it since.
+pub async fn update_patient(
+    conn: &mut PgConnection,
+    id: PatientId,
+    version: i32,
+    f: &PatientFields,
+) -> DbResult<bool> {
+    let done = sqlx::query(
+        "UPDATE patients SET name = $3, name_kana = $4, name_folded = $5, kana_folded = $6, \
+             birth_date = $7, sex = $8, postal_code = $9, address = $10, town = $11, \
+             town_folded = $12, phone = $13, physician_id = $14, diagnoses = $15, \
+             care_level = $16, key_person = $17, family_contact = $18, care_manager = $19, \
+             nurse_station = $20, pharmacy = $21, status = $22, status_since = $23, \
+             end_reason = $24, notes = $25, consent_date = $26, consent_by = $27, \
+             consent_scope = $28, updated_at = now(), version = version + 1 \
+         WHERE id = $1 AND version = $2",
+    )
+    .bind(id)
+    .bind(version)
+    .bind(&f.name)
+    .bind(&f.name_kana)
+    .bind(&f.name_folded)
+    .bind(&f.kana_folded)
+    .bind(f.birth_date)
+    .bind(f.sex.unwrap_or(Sex::Other))
+    .bind(&f.postal_code)
+    .bind(&f.address)
+    .bind(&f.town)
+    .bind(&f.town_folded)
+    .bind(&f.phone)
+    .bind(f.physician_id)
+    .bind(&f.diagnoses)
+    .bind(f.care_level.unwrap_or(CareLevel::None))
+    .bind(&f.key_person)
+    .bind(&f.family_contact)
+    .bind(&f.care_manager)
+    .bind(&f.nurse_station)
+    .bind(&f.pharmacy)
+    .bind(f.status.unwrap_or(PatientStatus::Home))
+    .bind(f.status_since)
+    .bind(f.end_reason)
+    .bind(&f.notes)
+    .bind(f.consent_date)
+    .bind(&f.consent_by)
+    .bind(&f.consent_scope)
+    .execute(conn)
+    .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+/// Renames the patient's group after the register (kept in one format by the caller).
+pub async fn rename_patient_group(
+    conn: &mut PgConnection,
+    group_id: GroupId,
+    name: &str,
+) -> DbResult<()> {
+    sqlx::query("UPDATE groups SET name = $2 WHERE id = $1 AND name <> $2")
+        .bind(group_id)
+        .bind(name)
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+/// One entry by id (no access check: the caller has one), with `viewer`'s unread count.
+pub async fn patient(
+    conn: &mut PgConnection,
+    viewer: PersonId,
+    id: PatientId,
+) -> DbResult<Option<PatientRow>> {
+    Ok(sqlx::query_as(&format!("{PATIENT_SELECT} WHERE p.id = $2"))
+        .bind(viewer)
+        .bind(id)
+        .fetch_optional(conn)
+        .await?)
+}
+
+/// The entry of a patient group, if it has one.
+pub async fn patient_of_group(
+    conn: &mut PgConnection,
+    viewer: PersonId,
+    group_id: GroupId,
+) -> DbResult<Option<PatientRow>> {
+    Ok(
+        sqlx::query_as(&format!("{PATIENT_SELECT} WHERE p.group_id = $2"))
+            .bind(viewer)
+            .bind(group_id)
+            .fetch_optional(conn)
+            .await?,
+    )
+}
+
+/// The group of an entry (for the access check before anything else is read).
+pub async fn group_of_patient(conn: &mut PgConnection, id: PatientId) -> DbResult<Option<GroupId>> {
+    Ok(
+        sqlx::query_scalar("SELECT group_id FROM patients WHERE id = $1")
+            .bind(id)
+            .fetch_optional(conn)
+            .await?,
+    )
+}
+
+/// The orders of the register's list.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum PatientOrder {
+    /// By reading (ふりがな), あ to ん.
+    #[default]
+    Kana,
+    /// Oldest first.
+    Age,
+    /// Newest registration first.
+    Registered,
+    /// Most recent activity in the group first.
+    Activity,
+}
+
+/// Where a page starts: the sort key of the last row of the previous page (as text) and its id.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PatientCursor {
+    pub key: String,
+    pub id: PatientId,
+}
+
+/// A list query, already checked and folded.
+#[derive(Debug, Clone, Default)]
+pub struct PatientQuery {
+    /// Folded search text (name or reading contains it); empty for none.
+    pub text: String,
+    pub statuses: Vec<PatientStatus>,
+    pub physician_id: Option<PersonId>,
+    pub facility_id: Option<Uuid>,
+    pub care_level: Option<CareLevel>,
+    /// Born on or after (the oldest age asked for).
+    pub born_from: Option<NaiveDate>,
+    /// Born on or before (the youngest age asked for).
+    pub born_until: Option<NaiveDate>,
+    /// Folded town text; empty for none.
+    pub town: String,
+    pub unread_only: bool,
+    pub order: PatientOrder,
+    pub after: Option<PatientCursor>,
+    pub limit: i64,
+}
+
+/// One line of the list.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct PatientListRow {
+    pub id: PatientId,
+    pub group_id: GroupId,
+    pub name: String,
+    pub name_kana: String,
+    pub birth_date: NaiveDate,
+    pub sex: Sex,
+    pub town: String,
+    pub care_level: CareLevel,
+    pub status: PatientStatus,
+    pub physician_name: Option<String>,
+    pub facility_name: Option<String>,
+    pub registered_at: DateTime<Utc>,
+    pub last_activity_at: DateTime<Utc>,
+    pub kana_folded: String,
+    pub unread: i64,
+}
+
+impl PatientListRow {
+    /// The cursor that continues after this row in `order`.
+    pub fn cursor(&self, order: PatientOrder) -> PatientCursor {
+        let key = match order {
+            PatientOrder::Kana => self.kana_folded.clone(),
+            PatientOrder::Age => self.birth_date.to_string(),
+            PatientOrder::Registered => self.registered_at.to_rfc3339(),
+            PatientOrder::Activity => self.last_activity_at.to_rfc3339(),
+        };
+        PatientCursor { key, id: self.id }
+    }
+}
+
+/// The register entries `viewer` may see, filtered, in order, after the cursor. With
+/// `whole_register` (the association's administrators) every entry; otherwise those of the
+/// patient groups the viewer is an active member of.
+pub async fn list_patients(
+    conn: &mut PgConnection,
+    viewer: PersonId,
+    whole_register: bool,
+    q: &PatientQuery,
+) -> DbResult<Vec<PatientListRow>> {
+    let (key, dir) = match q.order {
+        PatientOrder::Kana => ("p.kana_folded", ">"),
+        PatientOrder::Age => ("p.birth_date", ">"),
+        PatientOrder::Registered => ("p.registered_at", "<"),
+        PatientOrder::Activity => ("g.last_activity_at", "<"),
+    };
+    let cast = match q.order {
+        PatientOrder::Kana => "text",
+        PatientOrder::Age => "date",
+        PatientOrder::Registered | PatientOrder::Activity => "timestamptz",
+    };
+    let sort = if dir == ">" { "ASC" } else { "DESC" };
+    let mine = if whole_register {
+        ""
+    } else {
+        // Driven from the viewer's own memberships (an index on user_id), so that a person in
+        // a few dozen groups never scans a register of 100,000.
+        concat!(
+            " AND p.group_id IN (SELECT gm.group_id FROM core.group_members gm \
+                                WHERE gm.user_id = $1 AND gm.status = 'active' AND ",
+            member_counts!(),
+            ")"
+        )
+    };
+    let sql = format!(
+        "SELECT p.id, p.group_id, p.name, p.name_kana, p.birth_date, p.sex, p.town, \
+                p.care_level, p.status, \
+                (SELECT u.name FROM core.users u WHERE u.id = p.physician_id) AS physician_name, \
+                (SELECT f.name FROM core.facilities f WHERE f.id = p.facility_id) \
+                    AS facility_name, \
+                p.registered_at, g.last_activity_at, p.kana_folded, \
+                COALESCE((SELECT sum(ur.count) FROM unread ur \
+                          WHERE ur.user_id = $1 AND ur.group_id = p.group_id), 0)::bigint \
+                    AS unread \
+         FROM patients p JOIN groups g ON g.id = p.group_id \
+         WHERE ($2 = '' OR p.name_folded LIKE $2) \
+           AND (cardinality($3::text[]) = 0 OR p.status = ANY($3)) \
+           AND ($4::uuid IS NULL OR p.physician_id = $4) \
+           AND ($5::uuid IS NULL OR p.facility_id = $5) \
+           AND ($6::text IS NULL OR p.care_level = $6) \
+           AND ($7::date IS NULL OR p.birth_date >= $7) \
+           AND ($8::date IS NULL OR p.birth_date <= $8) \
+           AND ($9 = '' OR p.town_folded LIKE $9) \
+           AND (NOT $10 OR EXISTS (SELECT 1 FROM unread ur \
+                                   WHERE ur.user_id = $1 AND ur.group_id = p.group_id)) \
+           AND ($11::text IS NULL OR ({key}, p.id) {dir} ($11::{cast}, $12::uuid)) \
+           {mine} \
+         ORDER BY {key} {sort}, p.id {sort} \
+         LIMIT $13"
+    );
+    let contains = |s: &str| {
+        if s.is_empty() {
+            String::new()
+        } else {
+            format!("%{}%", like_escape(s))
+        }
+    };
+    let statuses: Vec<&str> = q.statuses.iter().map(|s| s.code()).collect();
+    Ok(sqlx::query_as(&sql)
+        .bind(viewer)
+        .bind(contains(&q.text))
+        .bind(statuses)
+        .bind(q.physician_id)
+        .bind(q.facility_id)
+        .bind(q.care_level.map(|c| c.code()))
+        .bind(q.born_from)
+        .bind(q.born_until)
+        .bind(contains(&q.town))
+        .bind(q.unread_only)
+        .bind(q.after.as_ref().map(|c| c.key.clone()))
+        .bind(q.after.as_ref().map(|c| c.id))
+        .bind(q.limit)
+        .fetch_all(conn)
+        .await?)
+}
+
+/// The facility `person` works at in the association `group` is hosted by, if any.
+pub async fn facility_in_host(
+    conn: &mut PgConnection,
+    group: &HostedGroup,
+    person: PersonId,
+) -> DbResult<Option<Uuid>> {
+    Ok(sqlx::query_scalar(
+        "SELECT facility_id FROM core.memberships \
+         WHERE user_id = $1 AND association_id = $2 AND status = 'active'",
+    )
+    .bind(person)
+    .bind(group.association_id)
+    .fetch_optional(conn)
+    .await?
+    .flatten())
+}
