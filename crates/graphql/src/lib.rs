@@ -10,6 +10,7 @@ mod invitations;
 mod live;
 mod metrics;
 mod passkeys;
+mod patients;
 mod query;
 mod request;
 mod sns;

@@ -5,6 +5,7 @@ use crate::console::{ConsoleMutation, ConsoleQuery};
 use crate::invitations::{InvitationMutation, InvitationQuery};
 use crate::live::Subscription;
 use crate::passkeys::{PasskeyMutation, PasskeyQuery};
+use crate::patients::{PatientMutation, PatientQuery};
 use crate::request::{parts, OrGql};
 use crate::sns::{SnsMutation, SnsQuery};
 use async_graphql::{Context, MergedObject, Object, Schema, SimpleObject, ID};
@@ -23,6 +24,7 @@ pub struct Query(
     InvitationQuery,
     PasskeyQuery,
     SnsQuery,
+    PatientQuery,
 );
 
 #[derive(MergedObject, Default)]
@@ -32,6 +34,7 @@ pub struct Mutation(
     InvitationMutation,
     PasskeyMutation,
     SnsMutation,
+    PatientMutation,
 );
 
 /// A medical association (医師会): one tenant of the deployment.

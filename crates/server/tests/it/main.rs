@@ -18,6 +18,7 @@ mod accounts {
 mod sns {
     mod api;
     mod live;
+    mod patients;
     mod services;
     mod subscriptions;
 }

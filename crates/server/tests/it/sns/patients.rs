@@ -1,0 +1,480 @@
+//! The patient register through GraphQL: registration with the form's checks and consent,
+//! who sees an entry, corrections that rename the group and never overwrite each other, and the
+//! list's folded search, filters, orders and keyset pages.
+
+use chrono::{Datelike, Utc};
+use musubi_test_support::demo::{
+    ADMIN, CARE_MANAGER, CLINIC_DOCTOR, HOSPITAL_DOCTOR, HOST, NURSE, OTHER_ADMIN, OTHER_NURSE,
+    PHARMACIST,
+};
+use musubi_test_support::{error_codes, TestApp};
+use serde_json::{json, Value};
+use std::collections::HashMap;
+
+const REGISTER: &str = "mutation($i: PatientInput!, $m: [ID!]) { \
+    registerPatient(input: $i, members: $m) { patientId groupId } }";
+
+const ENTRY: &str = "query($id: ID!) { patient(id: $id) { id groupId groupName name nameKana \
+    birthDate birthDateWareki age sex careLevel status version canEdit inGroup consentDate } }";
+
+const LIST: &str = "query($f: PatientFilterInput, $o: PatientOrder, $a: String, $n: Int) { \
+    patients(filter: $f, order: $o, after: $a, first: $n) { \
+    items { id name nameKana age status unread } next wholeRegister } }";
+
+struct World {
+    app: TestApp,
+    tokens: HashMap<&'static str, String>,
+}
+
+impl World {
+    async fn new() -> Self {
+        let app = TestApp::demo().await;
+        let mut tokens = HashMap::new();
+        for who in [
+            NURSE,
+            CARE_MANAGER,
+            CLINIC_DOCTOR,
+            PHARMACIST,
+            HOSPITAL_DOCTOR,
+            OTHER_NURSE,
+            ADMIN,
+            OTHER_ADMIN,
+        ] {
+            tokens.insert(who, app.demo_token(who).await);
+        }
+        Self { app, tokens }
+    }
+
+    async fn gql(&self, who: &str, query: &str, vars: Value) -> Value {
+        self.app
+            .gql(query, vars, Some(&self.tokens[who]), Some(HOST))
+            .await
+    }
+
+    async fn ok(&self, who: &str, query: &str, vars: Value) -> Value {
+        let r = self.gql(who, query, vars).await;
+        assert!(r["errors"].is_null(), "{who}: {query}: {r}");
+        r["data"].clone()
+    }
+
+    async fn register(&self, who: &str, input: Value, members: &[&str]) -> Value {
+        let mut ids = Vec::new();
+        for m in members {
+            ids.push(self.app.user_id(m).await.to_string());
+        }
+        self.gql(who, REGISTER, json!({"i": input, "m": ids})).await
+    }
+
+    async fn register_ok(&self, who: &str, input: Value) -> (String, String) {
+        let r = self.register(who, input, &[]).await;
+        assert!(r["errors"].is_null(), "{r}");
+        let p = &r["data"]["registerPatient"];
+        (
+            p["patientId"].as_str().unwrap().to_owned(),
+            p["groupId"].as_str().unwrap().to_owned(),
+        )
+    }
+
+    async fn list(&self, who: &str, filter: Value, order: &str, after: Option<&str>) -> Value {
+        self.ok(
+            who,
+            LIST,
+            json!({"f": filter, "o": order, "a": after, "n": 2}),
+        )
+        .await["patients"]
+            .clone()
+    }
+}
+
+fn patient(name: &str, kana: &str, birth: &str) -> Value {
+    json!({"name": name, "nameKana": kana, "birthDate": birth, "sex": "FEMALE"})
+}
+
+fn fields(r: &Value) -> Vec<(String, String)> {
+    r["errors"][0]["extensions"]["fields"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no fields: {r}"))
+        .iter()
+        .map(|f| {
+            (
+                f["field"].as_str().unwrap().to_owned(),
+                f["reason"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect()
+}
+
+fn names(page: &Value) -> Vec<String> {
+    page["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["name"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+#[tokio::test]
+async fn a_nurse_registers_a_patient_after_a_refusal_that_names_every_field() {
+    let w = World::new().await;
+    let refused = w
+        .register(NURSE, patient("", "山田", "平成31年5月1日"), &[])
+        .await;
+    assert_eq!(error_codes(&refused), ["INVALID_INPUT"]);
+    assert_eq!(
+        fields(&refused),
+        [
+            ("name".to_owned(), "REQUIRED".to_owned()),
+            ("nameKana".to_owned(), "NOT_KANA".to_owned()),
+            ("birthDate".to_owned(), "OUTSIDE_ERA".to_owned()),
+        ]
+    );
+
+    let (id, group) = w
+        .register_ok(NURSE, patient("山田 花子", "ヤマダ ハナコ", "S20.4.1"))
+        .await;
+    let e = w.ok(NURSE, ENTRY, json!({"id": id})).await["patient"].clone();
+    assert_eq!(e["groupId"], group.as_str());
+    assert_eq!(e["groupName"], "山田 花子さん");
+    assert_eq!(e["birthDate"], "1945-04-01");
+    assert_eq!(e["birthDateWareki"], "昭和20年4月1日");
+    let today = Utc::now().with_timezone(&chrono::FixedOffset::east_opt(9 * 3600).unwrap());
+    let expected_age = today.year() - 1945 - i32::from((today.month(), today.day()) < (4, 1));
+    assert_eq!(e["age"], expected_age);
+    assert_eq!(e["status"], "HOME");
+    assert_eq!(e["careLevel"], "NONE");
+    assert_eq!(
+        (e["canEdit"].clone(), e["inGroup"].clone()),
+        (json!(true), json!(true))
+    );
+
+    // The group is hers, as a patient group, named in the register's format.
+    let groups = w
+        .ok(
+            NURSE,
+            "{ myGroups { group { id name kind myRole } } }",
+            json!({}),
+        )
+        .await;
+    let mine = groups["myGroups"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|g| g["group"]["id"] == group.as_str())
+        .expect("the new group is listed")
+        .clone();
+    assert_eq!(mine["group"]["kind"], "PATIENT");
+    assert_eq!(mine["group"]["myRole"], "OWNER");
+
+    // A correction renames the group; one made from a stale version is refused, not merged.
+    let v = e["version"].as_i64().unwrap();
+    let update = "mutation($id: ID!, $v: Int!, $i: PatientInput!) { \
+        updatePatient(id: $id, version: $v, input: $i) { name groupName version status } }";
+    let mut input = patient("山田 花江", "ヤマダ ハナエ", "1945-04-01");
+    input["status"] = json!("HOSPITAL");
+    let u = w
+        .ok(NURSE, update, json!({"id": id, "v": v, "i": input}))
+        .await;
+    assert_eq!(u["updatePatient"]["groupName"], "山田 花江さん");
+    assert_eq!(u["updatePatient"]["status"], "HOSPITAL");
+    let stale = w
+        .gql(
+            NURSE,
+            update,
+            json!({"id": id, "v": v, "i": patient("山田 花子", "やまだ はなこ", "1945-04-01")}),
+        )
+        .await;
+    assert_eq!(error_codes(&stale), ["CONFLICT"]);
+    let e = w.ok(NURSE, ENTRY, json!({"id": id})).await["patient"].clone();
+    assert_eq!(e["name"], "山田 花江");
+
+    // Every view and change is on record.
+    let mut tx = w.app.tenant_tx(HOST).await;
+    let actions: Vec<String> =
+        sqlx::query_scalar("SELECT action FROM audit_log WHERE object_id = $1 ORDER BY seq")
+            .bind(&id)
+            .fetch_all(&mut *tx)
+            .await
+            .unwrap();
+    assert_eq!(
+        actions,
+        [
+            "patient.create",
+            "patient.read",
+            "patient.update",
+            "patient.read",
+            "patient.read"
+        ]
+    );
+}
+
+#[tokio::test]
+async fn someone_from_another_facility_joins_only_with_the_patients_consent() {
+    let w = World::new().await;
+    // The hospital doctor works elsewhere: without consent on the form, nothing is created.
+    let before: i64 = {
+        let mut tx = w.app.tenant_tx(HOST).await;
+        sqlx::query_scalar("SELECT count(*) FROM patients")
+            .fetch_one(&mut *tx)
+            .await
+            .unwrap()
+    };
+    let r = w
+        .register(
+            NURSE,
+            patient("鈴木 一郎", "すずき いちろう", "S15.1.1"),
+            &[HOSPITAL_DOCTOR],
+        )
+        .await;
+    assert_eq!(
+        fields(&r),
+        [("consentDate".to_owned(), "CONSENT_REQUIRED".to_owned())]
+    );
+    let after: i64 = {
+        let mut tx = w.app.tenant_tx(HOST).await;
+        sqlx::query_scalar("SELECT count(*) FROM patients")
+            .fetch_one(&mut *tx)
+            .await
+            .unwrap()
+    };
+    assert_eq!(
+        before, after,
+        "a refused registration leaves nothing behind"
+    );
+
+    // Half a consent (a date without who obtained it) is named too.
+    let mut input = patient("鈴木 一郎", "すずき いちろう", "S15.1.1");
+    input["consentDate"] = json!("令和8年12月1日");
+    let r = w.register(NURSE, input.clone(), &[HOSPITAL_DOCTOR]).await;
+    assert_eq!(
+        fields(&r),
+        [("consentBy".to_owned(), "CONSENT_INCOMPLETE".to_owned())]
+    );
+
+    input["consentBy"] = json!("青木（訪問看護）");
+    input["consentScope"] = json!("病院・診療所・訪問看護・薬局");
+    let r = w.register(NURSE, input, &[HOSPITAL_DOCTOR]).await;
+    assert!(r["errors"].is_null(), "{r}");
+    let group = r["data"]["registerPatient"]["groupId"].as_str().unwrap();
+
+    // He finds the invitation on his home page; someone outside her directory cannot be added.
+    let home = w
+        .app
+        .gql(
+            "{ home { invitations } myGroups { group { id myStatus } } }",
+            json!({}),
+            Some(&w.tokens[HOSPITAL_DOCTOR]),
+            None,
+        )
+        .await;
+    assert!(
+        home["data"]["home"]["invitations"].as_i64().unwrap() >= 1,
+        "{home}"
+    );
+    assert!(
+        home["data"]["myGroups"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|g| g["group"]["id"] == group && g["group"]["myStatus"] == "INVITED"),
+        "{home}"
+    );
+    let mut input = patient("佐々木 三郎", "ささき さぶろう", "S10.3.3");
+    input["consentDate"] = json!("2026-12-01");
+    input["consentBy"] = json!("青木");
+    let r = w.register(NURSE, input, &[OTHER_NURSE]).await;
+    assert_eq!(error_codes(&r), ["INVALID_INPUT"]);
+    assert_eq!(r["errors"][0]["extensions"]["field"], "members");
+}
+
+#[tokio::test]
+async fn an_entry_is_seen_by_its_group_and_the_hosts_administrators_only() {
+    let w = World::new().await;
+    let (id, group) = w
+        .register_ok(
+            CARE_MANAGER,
+            patient("伊藤 正男", "イトウ マサオ", "1946-05-05"),
+        )
+        .await;
+
+    // The host's administrator sees the register entry, not the conversation.
+    let e = w.ok(ADMIN, ENTRY, json!({"id": id})).await["patient"].clone();
+    assert_eq!(
+        (e["canEdit"].clone(), e["inGroup"].clone()),
+        (json!(false), json!(false))
+    );
+    let page = w.list(ADMIN, json!({"text": "いとう"}), "KANA", None).await;
+    assert_eq!(names(&page), ["伊藤 正男"]);
+    assert_eq!(page["wholeRegister"], true);
+    let g = w
+        .gql(
+            ADMIN,
+            "query($id: ID!) { group(id: $id) { group { id } } }",
+            json!({"id": group}),
+        )
+        .await;
+    assert_eq!(error_codes(&g), ["NOT_FOUND"]);
+    let update = "mutation($id: ID!, $i: PatientInput!) { \
+        updatePatient(id: $id, version: 1, input: $i) { name } }";
+    let u = w
+        .gql(
+            ADMIN,
+            update,
+            json!({"id": id, "i": patient("改ざん", "かいざん", "1946-05-05")}),
+        )
+        .await;
+    assert_eq!(error_codes(&u), ["NOT_FOUND"]);
+
+    // Colleagues outside the group, another association's administrator and nurse: nothing,
+    // exactly as for an id that does not exist.
+    let missing = uuid::Uuid::now_v7().to_string();
+    for who in [PHARMACIST, OTHER_ADMIN, OTHER_NURSE, HOSPITAL_DOCTOR] {
+        let r = w.gql(who, ENTRY, json!({"id": id})).await;
+        assert_eq!(error_codes(&r), ["NOT_FOUND"], "{who}: {r}");
+        let none = w.gql(who, ENTRY, json!({"id": missing})).await;
+        assert_eq!(
+            r["errors"][0]["message"], none["errors"][0]["message"],
+            "{who}"
+        );
+        let page = w.list(who, json!({"text": "いとう"}), "KANA", None).await;
+        assert_eq!(names(&page), Vec::<String>::new(), "{who}");
+        assert_eq!(page["wholeRegister"], false, "{who}");
+    }
+    // Not an id at all: the same answer.
+    let r = w.gql(PHARMACIST, ENTRY, json!({"id": "not-an-id"})).await;
+    assert_eq!(error_codes(&r), ["NOT_FOUND"]);
+}
+
+#[tokio::test]
+async fn the_list_folds_kana_and_width_filters_and_pages_without_gaps() {
+    let w = World::new().await;
+    for (name, kana, birth) in [
+        ("山田 太郎", "ヤマダ タロウ", "S5.1.1"),
+        ("山田 花子", "やまだ はなこ", "S20.4.1"),
+        ("田中 一", "タナカ ハジメ", "H2.2.2"),
+        ("髙橋 梅", "たかはし うめ", "T14.5.5"),
+        ("渡辺 ゆき", "わたなべ ゆき", "S30.6.6"),
+    ] {
+        w.register_ok(CLINIC_DOCTOR, patient(name, kana, birth))
+            .await;
+    }
+    for q in ["やまだ", "ヤマダ", "ﾔﾏﾀﾞ", "山田", "やま だ"] {
+        let page = w
+            .list(CLINIC_DOCTOR, json!({"text": q}), "KANA", None)
+            .await;
+        assert_eq!(names(&page), ["山田 太郎", "山田 花子"], "{q}");
+    }
+    // A LIKE wildcard is a character like any other.
+    let page = w
+        .list(CLINIC_DOCTOR, json!({"text": "%"}), "KANA", None)
+        .await;
+    assert_eq!(names(&page), Vec::<String>::new());
+
+    // Every page of two, in kana order, joined: each patient once, in order.
+    let mut seen = Vec::new();
+    let mut after: Option<String> = None;
+    loop {
+        let page = w
+            .list(CLINIC_DOCTOR, json!({}), "KANA", after.as_deref())
+            .await;
+        seen.extend(names(&page));
+        match page["next"].as_str() {
+            Some(n) => after = Some(n.to_owned()),
+            None => break,
+        }
+    }
+    let mine: Vec<&str> = seen.iter().map(String::as_str).collect();
+    let expected = ["髙橋 梅", "田中 一", "山田 太郎", "山田 花子", "渡辺 ゆき"];
+    let ordered: Vec<&str> = mine
+        .iter()
+        .copied()
+        .filter(|n| expected.contains(n))
+        .collect();
+    assert_eq!(ordered, expected);
+
+    // Oldest first; an age range.
+    let mut oldest = Vec::new();
+    let mut after: Option<String> = None;
+    loop {
+        let page = w
+            .list(CLINIC_DOCTOR, json!({}), "AGE", after.as_deref())
+            .await;
+        oldest.extend(names(&page));
+        match page["next"].as_str() {
+            Some(n) => after = Some(n.to_owned()),
+            None => break,
+        }
+    }
+    let ordered: Vec<&str> = oldest
+        .iter()
+        .map(String::as_str)
+        .filter(|n| expected.contains(n))
+        .collect();
+    assert_eq!(
+        ordered,
+        ["髙橋 梅", "山田 太郎", "山田 花子", "渡辺 ゆき", "田中 一"]
+    );
+    let page = w
+        .ok(
+            CLINIC_DOCTOR,
+            LIST,
+            json!({"f": {"ageMin": 60, "ageMax": 90}, "o": "KANA", "n": 50}),
+        )
+        .await;
+    let in_range = names(&page["patients"]);
+    assert!(in_range.contains(&"山田 花子".to_owned()), "{in_range:?}");
+    assert!(in_range.contains(&"渡辺 ゆき".to_owned()), "{in_range:?}");
+    assert!(!in_range.contains(&"髙橋 梅".to_owned()), "{in_range:?}");
+    assert!(!in_range.contains(&"田中 一".to_owned()), "{in_range:?}");
+
+    // A cursor that is not one is bad input, named.
+    let r = w
+        .gql(CLINIC_DOCTOR, LIST, json!({"a": "garbage", "n": 2}))
+        .await;
+    assert_eq!(error_codes(&r), ["INVALID_INPUT"]);
+    assert_eq!(r["errors"][0]["extensions"]["field"], "after");
+    let r = w
+        .gql(
+            CLINIC_DOCTOR,
+            LIST,
+            json!({"f": {"ageMin": 90, "ageMax": 60}}),
+        )
+        .await;
+    assert_eq!(error_codes(&r), ["INVALID_INPUT"], "{r}");
+}
+
+#[tokio::test]
+async fn many_registrations_at_once_from_one_person_each_land_exactly_once() {
+    let w = World::new().await;
+    let calls = (0..8).map(|i| {
+        let w = &w;
+        async move {
+            w.register(
+                NURSE,
+                patient(&format!("同時 {i}"), "どうじ", "1950-01-01"),
+                &[],
+            )
+            .await
+        }
+    });
+    let answers = futures_util::future::join_all(calls).await;
+    let mut groups = std::collections::HashSet::new();
+    for r in &answers {
+        assert!(r["errors"].is_null(), "{r}");
+        groups.insert(
+            r["data"]["registerPatient"]["groupId"]
+                .as_str()
+                .unwrap()
+                .to_owned(),
+        );
+    }
+    assert_eq!(groups.len(), 8);
+    let mut tx = w.app.tenant_tx(HOST).await;
+    let (entries, named): (i64, i64) = sqlx::query_as(
+        "SELECT count(*), count(*) FILTER (WHERE g.name = p.name || 'さん') \
+         FROM patients p JOIN groups g ON g.id = p.group_id WHERE p.name LIKE '同時 %'",
+    )
+    .fetch_one(&mut *tx)
+    .await
+    .unwrap();
+    assert_eq!((entries, named), (8, 8));
+}
