@@ -1,7 +1,7 @@
 //! The dataset in `data/`, compiled in and checked before anything is written: every name a
 //! step uses must exist, and the script must move forward in time.
 
-use musubi_domain::types::{AssociationRole, DoctorKind, FacilityKind, Profession};
+use musubi_domain::types::{AssociationRole, CareLevel, DoctorKind, FacilityKind, Profession, Sex};
 use serde::Deserialize;
 use std::collections::HashSet;
 
@@ -87,6 +87,24 @@ pub struct Group {
     pub receipt_mode: Option<ReceiptMode>,
     pub members: Vec<String>,
     pub at: When,
+    /// A patient group's register entry.
+    pub patient: Option<Patient>,
+}
+
+/// A register entry of the script's patient groups.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Patient {
+    pub name: String,
+    pub kana: String,
+    /// As people write it (昭和16年3月12日).
+    pub birth: String,
+    pub sex: Sex,
+    pub town: String,
+    pub care_level: CareLevel,
+    pub diagnoses: String,
+    /// The physician: the owner or a member of the group.
+    pub physician: Option<String>,
 }
 
 /// Who may see a topic.
@@ -327,6 +345,11 @@ impl Dataset {
             person(&g.owner)?;
             for m in &g.members {
                 person(m)?;
+            }
+            if let Some(doctor) = g.patient.as_ref().and_then(|p| p.physician.as_ref()) {
+                if *doctor != g.owner && !g.members.contains(doctor) {
+                    return Err(format!("group {}: physician {doctor:?} not in it", g.key));
+                }
             }
             if !groups.insert(g.key.as_str()) {
                 return Err(format!("group {:?} twice", g.key));

@@ -5,6 +5,7 @@
 //! addresses use the reserved `.example` domain.
 
 mod data;
+mod register;
 mod script;
 
 use data::Dataset;
@@ -16,6 +17,7 @@ use std::collections::HashMap;
 use uuid::Uuid;
 
 pub use data::DataError;
+pub use register::{seed_register, DEFAULT_EXTRA_PATIENTS};
 
 /// The password of every demo account. Demo data only: never seeded by `serve`.
 pub const DEMO_PASSWORD: &str = "musubi-demo-2026";

@@ -167,6 +167,26 @@ impl<'a, 'd> Script<'a, 'd> {
                 .add_group_member(&tenant, id, user, GroupRole::Member)
                 .await?;
         }
+        if let Some(p) = &g.patient {
+            let physician_id = match &p.physician {
+                Some(key) => Some(self.who(key)?.user().id),
+                None => None,
+            };
+            let form = musubi_domain::patients::PatientForm {
+                name: p.name.clone(),
+                name_kana: p.kana.clone(),
+                birth_date: p.birth.clone(),
+                sex: Some(p.sex),
+                town: p.town.clone(),
+                care_level: Some(p.care_level),
+                diagnoses: p.diagnoses.clone(),
+                physician_id,
+                ..musubi_domain::patients::PatientForm::default()
+            };
+            self.services
+                .attach_patient(&self.actor(&g.owner, &tenant)?, id, &form)
+                .await?;
+        }
         let mut tx = self.op.db().tenant_tx(&tenant).await?;
         backdate::group(&mut tx, id, at, self.started).await?;
         tx.commit().await.map_err(AppError::internal)?;

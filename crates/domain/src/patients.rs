@@ -442,6 +442,60 @@ impl Services {
         })
     }
 
+    /// Gives an existing patient group that has no register entry yet (one made before the
+    /// register existed) its entry (the group's owners). The group keeps its name until the
+    /// entry is next corrected, which renames it in the register's format.
+    pub async fn attach_patient(
+        &self,
+        actor: &Actor<'_>,
+        group_id: GroupId,
+        form: &PatientForm,
+    ) -> AppResult<PatientId> {
+        let fields = check_form(form, today()).map_err(AppError::invalid_fields)?;
+        let me = actor.viewer.user.id;
+        let mut c = self.change(actor).await?;
+        let (hosted, group) = repo::group(c.conn(), actor.tenant, me, group_id)
+            .await?
+            .ok_or_else(AppError::not_found)?;
+        c.about_group(&group.name);
+        c.authorize(&hosted, active_role(&group), Object::Group, Action::Update)
+            .await?;
+        if group.kind != GroupKind::Patient {
+            return Err(AppError::invalid("groupId", "not a patient group"));
+        }
+        if repo::patient_of_group(c.conn(), me, group_id)
+            .await?
+            .is_some()
+        {
+            return Err(AppError::new(
+                ErrorCode::Conflict,
+                "this group already has its register entry",
+            ));
+        }
+        if let Some(physician) = fields.physician_id {
+            if !repo::members(c.conn(), &hosted)
+                .await?
+                .iter()
+                .any(|m| m.user_id == physician)
+            {
+                return Err(AppError::invalid(
+                    "physicianId",
+                    "the physician must be a member of the group",
+                ));
+            }
+        }
+        let patient_id = PatientId::generate();
+        let facility = repo::facility_in_host(c.conn(), &hosted, me).await?;
+        repo::insert_patient(c.conn(), &hosted, patient_id, &fields, facility, me).await?;
+        let entry = c
+            .entry(AuditAction::PatientCreate)
+            .on("patient", patient_id)
+            .with_detail("group_id", group_id.to_string());
+        c.audit(entry);
+        c.commit().await?;
+        Ok(patient_id)
+    }
+
     /// Whether the viewer is one of the tenant's administrators, who see the whole register.
     fn sees_whole_register(&self, actor: &Actor<'_>) -> bool {
         self.authorizer().allows(

@@ -427,6 +427,22 @@ impl PatientMutation {
         })
     }
 
+    /// Gives a patient group made before the register its entry (the group's owners); the
+    /// group keeps its name until the entry is next corrected.
+    async fn attach_patient(
+        &self,
+        ctx: &Context<'_>,
+        group_id: ID,
+        input: PatientInput,
+    ) -> async_graphql::Result<Patient> {
+        let (services, actor) = routed(ctx)?;
+        let gid: musubi_domain::types::GroupId = uuid(ctx, &group_id)?;
+        let form = input.form(ctx)?;
+        let pid = services.attach_patient(&actor, gid, &form).await.gql(ctx)?;
+        let v = services.patient(&actor, pid).await.gql(ctx)?;
+        Ok(patient_out(v))
+    }
+
     /// Corrects an entry (members of the patient's group). `version` is the one read; if
     /// someone changed the entry since, nothing is written (`CONFLICT`).
     async fn update_patient(

@@ -279,7 +279,8 @@ async fn metrics(State(db): State<Db>) -> impl IntoResponse {
 
 /// Runs the server until Ctrl-C or SIGTERM. With `demo`, seeds the demo data first when the
 /// database holds no association.
-pub async fn serve(config: Config, demo: bool) -> anyhow::Result<()> {
+/// `demo`: seed the demo data into an empty database, with that many extra fictional patients.
+pub async fn serve(config: Config, demo: Option<usize>) -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .with_context(|| {
@@ -298,7 +299,7 @@ async fn serve_on(
     config: &Config,
     listener: tokio::net::TcpListener,
     database: &Database,
-    demo: bool,
+    demo: Option<usize>,
 ) -> anyhow::Result<()> {
     // Links in mails point at the port really bound (`--listen 127.0.0.1:0` picks one).
     let mut config = config.clone();
@@ -316,12 +317,16 @@ async fn serve_on(
             "schemas are current"
         );
     }
-    if demo
-        && musubi_demo::seed_if_empty(&operator)
+    if let Some(patients) = demo {
+        if musubi_demo::seed_if_empty(&operator)
             .await
             .map_err(|e| anyhow::anyhow!("seeding demo data failed: {e}"))?
-    {
-        tracing::info!("demo data seeded");
+        {
+            musubi_demo::seed_register(&operator, patients)
+                .await
+                .map_err(|e| anyhow::anyhow!("seeding demo patients failed: {e}"))?;
+            tracing::info!("demo data seeded");
+        }
     }
     // Applies each association's audit-log retention daily; stops with the server.
     let _audit_purge = musubi_domain::audit::spawn_daily_purge(database.db.clone());

@@ -26,6 +26,15 @@ struct ServeArgs {
     data: DataArgs,
 }
 
+#[derive(clap::Args)]
+struct DemoArgs {
+    #[command(flatten)]
+    serve: ServeArgs,
+    /// Fictional patients added to the register besides the scripted ones (0 for none)
+    #[arg(long, default_value_t = musubi_demo::DEFAULT_EXTRA_PATIENTS)]
+    patients: usize,
+}
+
 #[derive(clap::Args, Clone, Default)]
 struct DataArgs {
     /// Data directory, holding the embedded PostgreSQL cluster [env: MUSUBI_DATA_DIR; default ./musubi-data]
@@ -38,7 +47,7 @@ enum Command {
     /// Run the server (the default).
     Serve(ServeArgs),
     /// Run the server, seeding fictional demo data into an empty database.
-    Demo(ServeArgs),
+    Demo(DemoArgs),
     /// Apply database migrations: core, then every association's schema.
     Migrate(DataArgs),
     /// Manage medical associations (tenants).
@@ -120,7 +129,7 @@ fn main() -> ExitCode {
         }
     };
     let data = match &command {
-        Command::Serve(a) | Command::Demo(a) => {
+        Command::Serve(a) | Command::Demo(DemoArgs { serve: a, .. }) => {
             if let Some(l) = a.listen {
                 config.listen = l;
             }
@@ -163,8 +172,8 @@ fn main() -> ExitCode {
 
 async fn run(command: Command, config: Config) -> anyhow::Result<()> {
     match command {
-        Command::Serve(_) => musubi::serve(config, false).await,
-        Command::Demo(_) => musubi::serve(config, true).await,
+        Command::Serve(_) => musubi::serve(config, None).await,
+        Command::Demo(d) => musubi::serve(config, Some(d.patients)).await,
         Command::Migrate(_) => musubi::cli::migrate(&config).await,
         Command::Association(AssociationCommand::InviteAdmin {
             slug, email, days, ..

@@ -76,7 +76,9 @@ export async function startServer({ demo = true, env = {}, listen = '127.0.0.1:0
     );
   }
   const bin = musubiBin();
-  const args = [demo ? 'demo' : 'serve', '--listen', listen];
+  // The demo's generated register (hundreds of patients) only slows the start: the tests use
+  // the scripted people and groups.
+  const args = demo ? ['demo', '--patients', '0', '--listen', listen] : ['serve', '--listen', listen];
   const child = spawn(bin, args, {
     cwd: here,
     env: { ...process.env, DATABASE_URL: databaseUrl, MUSUBI_LOG: 'warn', ...env },
