@@ -44,6 +44,8 @@ pub enum Op {
     Group,
     TopicView,
     PostComment,
+    /// The patient register's list: a search, a filter, an order, a first or later page.
+    Patients,
 }
 
 /// Whom a single-operation phase acts as.
@@ -76,13 +78,14 @@ impl Phase {
 }
 
 /// The single-operation phases, in order (the floor first: the others are read against it).
-const SINGLE: [Phase; 8] = [
+const SINGLE: [Phase; 9] = [
     Phase::of(Op::Floor),
     Phase::of(Op::Home),
     Phase::of(Op::UnreadCounts),
     Phase::of(Op::Group),
     Phase::of(Op::TopicView),
     Phase::of(Op::PostComment),
+    Phase::of(Op::Patients),
     // The topic view, in groups of 40 who have all read everything: each of its 51 comments
     // has 39 readers.
     Phase {
@@ -98,11 +101,17 @@ const SINGLE: [Phase; 8] = [
     },
 ];
 
+/// What the patient list is searched for: the first kana of common surnames.
+const PATIENT_SEARCHES: &[&str] = &[
+    "さ", "た", "やま", "いと", "すず", "かわ", "なか", "こば", "わた", "き",
+];
+
 /// The mixed phase's operations and their weights (percent).
-const MIXED: [(Op, u64); 5] = [
-    (Op::Home, 35),
+const MIXED: [(Op, u64); 6] = [
+    (Op::Home, 32),
     (Op::UnreadCounts, 10),
-    (Op::Group, 20),
+    (Op::Group, 18),
+    (Op::Patients, 5),
     (Op::TopicView, 25),
     (Op::PostComment, 10),
 ];
@@ -117,6 +126,7 @@ impl Op {
             Op::Group => "group",
             Op::TopicView => "topic_view",
             Op::PostComment => "post_comment",
+            Op::Patients => "patients",
         }
     }
 
@@ -145,13 +155,18 @@ impl Op {
                  history { version body writtenAt } } } }"
             }
             Op::PostComment => "mutation($t:ID!,$b:String!){ postComment(topicId:$t, body:$b) }",
+            Op::Patients => {
+                "query($f:PatientFilterInput,$o:PatientOrder,$a:String){ \
+                 patients(filter:$f, order:$o, after:$a){ items { id name nameKana age sex \
+                 status careLevel town physicianName unread } next } }"
+            }
         }
     }
 
     /// Which people can do this operation.
     fn needs(self) -> Needs {
         match self {
-            Op::Group => Needs::Group,
+            Op::Group | Op::Patients => Needs::Group,
             Op::TopicView | Op::PostComment => Needs::Topic,
             _ => Needs::Nothing,
         }
@@ -268,6 +283,24 @@ impl Shape for TopicData {
 }
 
 #[derive(Deserialize)]
+struct PatientsData {
+    patients: PatientsShape,
+}
+#[derive(Deserialize)]
+struct PatientsShape {
+    items: Vec<IgnoredAny>,
+    next: Option<String>,
+}
+impl Shape for PatientsData {
+    fn check(&self) -> Result<(), &'static str> {
+        if self.patients.next.is_some() && self.patients.items.is_empty() {
+            return Err("data.patients has a next page after an empty one");
+        }
+        Ok(())
+    }
+}
+
+#[derive(Deserialize)]
 struct PostData {
     #[serde(rename = "postComment")]
     post_comment: String,
@@ -316,6 +349,7 @@ pub fn validate(op: Op, status: u16, body: &[u8]) -> Result<(), String> {
         Op::Group => check::<GroupData>(body),
         Op::TopicView => check::<TopicData>(body),
         Op::PostComment => check::<PostData>(body),
+        Op::Patients => check::<PatientsData>(body),
     }
 }
 
@@ -471,7 +505,7 @@ struct Ctx {
     /// The heavy readers: the `home_heavy` phase only.
     heavy: Arc<Cast>,
     /// Each operation's query as a JSON string (escaped once).
-    queries: [String; 7],
+    queries: [String; 8],
 }
 
 fn op_index(op: Op) -> usize {
@@ -483,6 +517,7 @@ fn op_index(op: Op) -> usize {
         Op::Group => 4,
         Op::TopicView => 5,
         Op::PostComment => 6,
+        Op::Patients => 7,
     }
 }
 
@@ -529,6 +564,33 @@ impl Ctx {
                     t.id
                 );
                 self.graphql(actor, Some(&t.association), body)
+            }
+            Op::Patients => {
+                let g = rng.pick(&actor.groups).ok_or("the person has no group")?;
+                // What people do with the list: browse it, look someone up by the first kana
+                // of a name, narrow it to those at home by age, or read a later page.
+                let (filter, order, after) = match rng.below(4) {
+                    0 => ("{}".to_owned(), "KANA", "null".to_owned()),
+                    1 => {
+                        let q = rng.pick(PATIENT_SEARCHES).copied().unwrap_or("さ");
+                        (format!(r#"{{"text":"{q}"}}"#), "KANA", "null".to_owned())
+                    }
+                    2 => (
+                        r#"{"statuses":["HOME"],"ageMin":75}"#.to_owned(),
+                        "AGE",
+                        "null".to_owned(),
+                    ),
+                    _ => {
+                        let k = rng.pick(PATIENT_SEARCHES).copied().unwrap_or("さ");
+                        let cursor = format!("00000000-0000-0000-0000-000000000000.{k}");
+                        ("{}".to_owned(), "KANA", format!(r#""{cursor}""#))
+                    }
+                };
+                let body = format!(
+                    r#"{{"query":{},"variables":{{"f":{filter},"o":"{order}","a":{after}}}}}"#,
+                    self.query_json(op),
+                );
+                self.graphql(actor, Some(&g.association), body)
             }
             Op::PostComment => {
                 let t = rng.pick(&actor.topics).ok_or("the person has no topic")?;
@@ -649,6 +711,7 @@ pub async fn run(args: crate::RunArgs) -> anyhow::Result<()> {
         Op::Group,
         Op::TopicView,
         Op::PostComment,
+        Op::Patients,
     ]
     .map(|op| serde_json::Value::String(op.query().to_owned()).to_string());
     let ctx = Arc::new(Ctx {
@@ -1626,6 +1689,7 @@ fn budgets(
         latency("home", 20.0),
         latency("topic_view", 30.0),
         latency("post_comment", 30.0),
+        latency("patients", 30.0),
         // The same budgets for the same pages at their heaviest.
         latency("topic_crowded", 30.0),
         latency("home_heavy", 20.0),

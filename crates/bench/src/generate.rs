@@ -160,9 +160,10 @@ pub async fn run(args: crate::GenerateArgs) -> anyhow::Result<()> {
     for a in 0..slugs.len() as u32 {
         let c = load::tenant(&mut conn, &ctx, a).await?;
         progress.say(format!(
-            "{}: {} topics, {} comments, {} versions, {} footprints, {} unread rows",
-            slugs[a as usize], c.topics, c.comments, c.versions, c.footprints, c.unread
+            "{}: {} patients, {} topics, {} comments, {} versions, {} footprints, {} unread rows",
+            slugs[a as usize], c.patients, c.topics, c.comments, c.versions, c.footprints, c.unread
         ));
+        total.patients += c.patients;
         total.topics += c.topics;
         total.comments += c.comments;
         total.versions += c.versions;

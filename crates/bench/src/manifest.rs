@@ -7,8 +7,9 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 /// The manifest's layout, and what the dataset behind it holds. 2: the crowded groups and
-/// the heavy readers (manifests before had no version).
-pub const VERSION: u32 = 2;
+/// the heavy readers (manifests before had no version). 3: a register entry for every patient
+/// group.
+pub const VERSION: u32 = 3;
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Manifest {

@@ -202,6 +202,76 @@ pub fn person_name(rng: &mut Rng) -> (String, String) {
     (format!("{s} {g}"), format!("{sk} {gk}"))
 }
 
+/// A patient as the registration form records one.
+pub struct PatientText {
+    pub name: String,
+    pub kana: String,
+    /// YYYY-MM-DD.
+    pub birth: String,
+    pub sex: &'static str,
+    pub town: String,
+    pub care_level: &'static str,
+    pub status: &'static str,
+    pub end_reason: Option<&'static str>,
+}
+
+const TOWNS: &[&str] = &[
+    "本町",
+    "中央",
+    "東町",
+    "西町",
+    "南町",
+    "北町",
+    "青葉町",
+    "緑町",
+    "桜ヶ丘",
+    "旭町",
+    "栄町",
+    "港町",
+    "川端町",
+    "山手",
+    "新町",
+    "若葉台",
+];
+
+const CARE_LEVELS: &[&str] = &[
+    "none", "applying", "support1", "support2", "care1", "care2", "care3", "care4", "care5",
+];
+
+pub fn patient(rng: &mut Rng) -> PatientText {
+    let (name, kana) = person_name(rng);
+    // Registers are written by hand: about half the readings are in katakana.
+    let kana = if rng.chance(0.5) {
+        kana.chars()
+            .map(|c| match c {
+                '\u{3041}'..='\u{3096}' => char::from_u32(c as u32 + 0x60).unwrap_or(c),
+                _ => c,
+            })
+            .collect()
+    } else {
+        kana
+    };
+    let year = rng.range(1920, 1966);
+    let month = rng.range(1, 13);
+    let day = rng.range(1, 29);
+    let status = match rng.below(20) {
+        0..=14 => "home",
+        15 | 16 => "hospital",
+        17 | 18 => "facility",
+        _ => "ended",
+    };
+    PatientText {
+        name,
+        kana,
+        birth: format!("{year}-{month:02}-{day:02}"),
+        sex: if rng.chance(0.5) { "male" } else { "female" },
+        town: pick(rng, TOWNS).to_owned(),
+        care_level: pick(rng, CARE_LEVELS),
+        status,
+        end_reason: (status == "ended").then(|| pick(rng, &["death", "moved", "other"])),
+    }
+}
+
 pub fn surname(rng: &mut Rng) -> &'static str {
     pick2(rng, SURNAMES).0
 }

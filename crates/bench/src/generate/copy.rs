@@ -51,6 +51,13 @@ impl Sink {
         self
     }
 
+    pub fn text_or_null(&mut self, s: Option<&str>) -> &mut Self {
+        match s {
+            Some(s) => self.text(s),
+            None => self.null(),
+        }
+    }
+
     pub fn int(&mut self, v: i64) -> &mut Self {
         self.sep();
         push_int(&mut self.buf, v);

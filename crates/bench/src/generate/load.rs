@@ -6,6 +6,7 @@ use super::model::{
 };
 use crate::rng::Rng;
 use crate::text;
+use musubi_db::types::japanese::fold;
 use sqlx::PgConnection;
 use std::sync::Arc;
 use uuid::Uuid;
@@ -28,6 +29,7 @@ const BODY_SALT: u64 = 0x00B0_D1E5;
 const SESSION_SALT: u64 = 0x5E55_1035;
 const MEMBER_SALT: u64 = 0x06E0_01E5;
 const FOOTPRINT_SALT: u64 = 0x0000_F007;
+const PATIENT_SALT: u64 = 0x0BA7_1E47;
 
 /// The text and history of one comment, derived from the seed and its index alone so that
 /// `comments` and `comment_versions` agree.
@@ -260,6 +262,7 @@ pub async fn core(conn: &mut PgConnection, ctx: &Arc<Ctx>) -> anyhow::Result<(u6
 /// Rows written into one association's schema.
 #[derive(Debug, Default, Clone, Copy)]
 pub struct TenantCounts {
+    pub patients: u64,
     pub topics: u64,
     pub comments: u64,
     pub versions: u64,
@@ -320,6 +323,49 @@ pub async fn tenant(
                     .uuid(m.people[creator as usize].id)
                     .ts(g.created_t)
                     .ts(g.last_activity_t);
+                s.end()?;
+            }
+            Ok(())
+        },
+    )
+    .await?;
+
+    // One register entry per patient group, as the registration form makes them.
+    let (c, gs) = (ctx.clone(), groups.clone());
+    counts.patients = copy(
+        conn,
+        &format!(
+            "{schema}.patients (id, group_id, name, name_kana, name_folded, kana_folded, \
+             birth_date, sex, town, town_folded, care_level, status, end_reason, \
+             registered_by, registered_at, updated_at)"
+        ),
+        ctx.base_us,
+        move |s| {
+            let m = &c.model;
+            for gi in gs.iter() {
+                let g = &m.groups[*gi as usize];
+                if !g.patient {
+                    continue;
+                }
+                let mut r = Rng::new(m.seed ^ PATIENT_SALT).fork(u64::from(*gi));
+                let p = text::patient(&mut r);
+                let creator = g.owners.first().copied().unwrap_or(g.members[0]);
+                s.uuid(Uuid::from_u128(g.id.as_u128() ^ u128::from(PATIENT_SALT)))
+                    .uuid(g.id)
+                    .text(&p.name)
+                    .text(&p.kana)
+                    .text(&format!("{}\n{}", fold(&p.name), fold(&p.kana)))
+                    .text(&fold(&p.kana))
+                    .text(&p.birth)
+                    .text(p.sex)
+                    .text(&p.town)
+                    .text(&fold(&p.town))
+                    .text(p.care_level)
+                    .text(p.status)
+                    .text_or_null(p.end_reason)
+                    .uuid(m.people[creator as usize].id)
+                    .ts(g.created_t)
+                    .ts(g.created_t);
                 s.end()?;
             }
             Ok(())
