@@ -181,6 +181,10 @@ impl<'a, 'd> Script<'a, 'd> {
                 care_level: Some(p.care_level),
                 diagnoses: p.diagnoses.clone(),
                 physician_id,
+                // The script's teams span facilities: the patients agreed to sharing.
+                consent_date: "2026-11-01".to_owned(),
+                consent_by: self.who(&g.owner)?.user().name.clone(),
+                consent_scope: "担当の医師・看護師・薬剤師・ケアマネジャー".to_owned(),
                 ..musubi_domain::patients::PatientForm::default()
             };
             self.services

@@ -460,6 +460,8 @@ impl Services {
         if !repo::in_directory_of(c.conn(), actor.viewer.user.id, user_id).await? {
             return Err(AppError::not_found());
         }
+        crate::patients::check_consent(c.conn(), &hosted, actor.viewer.user.id, Some(user_id))
+            .await?;
         let added = repo::upsert_member(
             c.conn(),
             &hosted,
@@ -493,6 +495,8 @@ impl Services {
         let email = crate::text::email("email", email)?;
         let mut c = self.change(actor).await?;
         let hosted = c.group_to_invite_to(group_id).await?;
+        // Whoever the address belongs to may work anywhere.
+        crate::patients::check_consent(c.conn(), &hosted, actor.viewer.user.id, None).await?;
         let invited = repo::invite_by_email(
             c.conn(),
             &hosted,

@@ -352,6 +352,39 @@ fn decode_cursor(s: &str, order: PatientOrder) -> AppResult<PatientCursor> {
     })
 }
 
+/// Refuses to add `person` (or, with `None`, someone not yet known: an invitation by address)
+/// to a patient group whose register entry has no consent to sharing, unless they work at the
+/// facility the patient was registered from. Groups without an entry (made before the register)
+/// are not checked.
+pub(crate) async fn check_consent(
+    conn: &mut sqlx::PgConnection,
+    group: &repo::HostedGroup,
+    viewer: PersonId,
+    person: Option<PersonId>,
+) -> AppResult<()> {
+    let Some(entry) = repo::patient_of_group(conn, viewer, group.id()).await? else {
+        return Ok(());
+    };
+    if entry.consent_date.is_some() {
+        return Ok(());
+    }
+    let same_facility = match person {
+        Some(p) => {
+            let theirs = repo::facility_in_host(conn, group, p).await?;
+            entry.facility_id.is_some() && theirs == entry.facility_id
+        }
+        None => false,
+    };
+    if same_facility {
+        Ok(())
+    } else {
+        Err(AppError::invalid_fields(vec![FieldIssue {
+            field: "consentDate",
+            reason: reason::CONSENT_REQUIRED,
+        }]))
+    }
+}
+
 impl Services {
     /// Registers a patient: the entry and its patient group, with the registrant as owner and
     /// `members` (from the registrant's directory) invited. Anyone from outside the

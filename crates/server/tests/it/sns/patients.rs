@@ -537,3 +537,54 @@ async fn a_group_made_before_the_register_gets_its_entry_once_from_its_owner() {
     assert_eq!(error_codes(&r), ["INVALID_INPUT"]);
     assert_eq!(r["errors"][0]["extensions"]["field"], "groupId");
 }
+
+#[tokio::test]
+async fn inviting_later_needs_the_consent_too_unless_from_the_registrants_facility() {
+    let w = World::new().await;
+    // The care manager registers without consent; her group is hers alone.
+    let (_, group) = w
+        .register_ok(
+            CARE_MANAGER,
+            patient("井上 トミ", "いのうえ とみ", "大正15年1月5日"),
+        )
+        .await;
+    let invite = "mutation($g: ID!, $u: ID!) { inviteToGroup(groupId: $g, userId: $u) }";
+    let nurse = w.app.user_id(NURSE).await.to_string();
+    let r = w
+        .gql(CARE_MANAGER, invite, json!({"g": group, "u": nurse}))
+        .await;
+    assert_eq!(
+        fields(&r),
+        [("consentDate".to_owned(), "CONSENT_REQUIRED".to_owned())]
+    );
+    let by_mail = "mutation($g: ID!, $e: String!) { inviteToGroupByEmail(groupId: $g, email: $e) }";
+    let r = w
+        .gql(
+            CARE_MANAGER,
+            by_mail,
+            json!({"g": group, "e": "someone@example.com"}),
+        )
+        .await;
+    assert_eq!(
+        fields(&r),
+        [("consentDate".to_owned(), "CONSENT_REQUIRED".to_owned())]
+    );
+
+    // Once the consent is in the register, the invitation goes out.
+    let e = w.ok(CARE_MANAGER, ENTRY, json!({"id": w.ok(CARE_MANAGER, LIST, json!({"f": {"text": "いのうえ"}})).await["patients"]["items"][0]["id"]})).await["patient"].clone();
+    let mut input = patient("井上 トミ", "いのうえ とみ", "大正15年1月5日");
+    input["consentDate"] = json!("2026-12-01");
+    input["consentBy"] = json!("森田 由美");
+    let update = "mutation($id: ID!, $v: Int!, $i: PatientInput!) { \
+        updatePatient(id: $id, version: $v, input: $i) { consentDate } }";
+    w.ok(
+        CARE_MANAGER,
+        update,
+        json!({"id": e["id"], "v": e["version"], "i": input}),
+    )
+    .await;
+    let r = w
+        .gql(CARE_MANAGER, invite, json!({"g": group, "u": nurse}))
+        .await;
+    assert!(r["errors"].is_null(), "{r}");
+}
