@@ -95,6 +95,10 @@ pub enum AuditAction {
     PatientUpdate,
     /// Someone listed or searched the register (the entries shown are named).
     PatientList,
+    /// Someone exported the register as CSV.
+    PatientExport,
+    /// Someone imported (or checked, on a dry run) a CSV file into the register.
+    PatientImport,
 }
 
 impl AuditAction {
@@ -138,6 +142,8 @@ impl AuditAction {
         AuditAction::PatientCreate,
         AuditAction::PatientUpdate,
         AuditAction::PatientList,
+        AuditAction::PatientExport,
+        AuditAction::PatientImport,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -181,6 +187,8 @@ impl AuditAction {
             AuditAction::PatientCreate => "patient.create",
             AuditAction::PatientUpdate => "patient.update",
             AuditAction::PatientList => "patient.list",
+            AuditAction::PatientExport => "patient.export",
+            AuditAction::PatientImport => "patient.import",
         }
     }
 }
@@ -754,7 +762,7 @@ fn push_field(out: &mut String, value: &str) {
     }
 }
 
-fn push_row<'a>(out: &mut String, fields: impl IntoIterator<Item = &'a str>) {
+pub(crate) fn push_row<'a>(out: &mut String, fields: impl IntoIterator<Item = &'a str>) {
     for (i, f) in fields.into_iter().enumerate() {
         if i > 0 {
             out.push(',');

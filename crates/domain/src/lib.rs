@@ -14,6 +14,7 @@ pub mod members;
 pub mod operator;
 pub mod passkeys;
 pub mod password_reset;
+pub mod patient_csv;
 pub mod patients;
 pub mod second_factor;
 pub mod sessions;

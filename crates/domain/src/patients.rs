@@ -530,7 +530,7 @@ impl Services {
     }
 
     /// Whether the viewer is one of the tenant's administrators, who see the whole register.
-    fn sees_whole_register(&self, actor: &Actor<'_>) -> bool {
+    pub(crate) fn sees_whole_register(&self, actor: &Actor<'_>) -> bool {
         self.authorizer().allows(
             &actor.viewer.principal,
             Domain::Association(actor.tenant.id.uuid()),

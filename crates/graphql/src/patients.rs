@@ -340,6 +340,25 @@ pub struct Registered {
     pub group_id: ID,
 }
 
+/// A row an import left out, and why.
+#[derive(SimpleObject)]
+pub struct RejectedRow {
+    /// The line in the file (the header is line 1).
+    pub line: i32,
+    /// The columns at fault (their headers; empty for the row as a whole) and a reason code
+    /// for each, in the same order.
+    pub columns: Vec<String>,
+    pub reasons: Vec<String>,
+}
+
+/// What an import did (or, on a dry run, would do).
+#[derive(SimpleObject)]
+pub struct ImportReport {
+    pub dry_run: bool,
+    pub accepted: i32,
+    pub rejected: Vec<RejectedRow>,
+}
+
 #[derive(Default)]
 pub struct PatientQuery;
 
@@ -387,6 +406,14 @@ impl PatientQuery {
             next: page.next,
             whole_register: page.whole_register,
         })
+    }
+
+    /// The register entries I may see as CSV for Excel (UTF-8 with a byte order mark,
+    /// Japanese headers); recorded in the audit log.
+    async fn patients_csv(&self, ctx: &Context<'_>) -> async_graphql::Result<String> {
+        let (services, actor) = routed(ctx)?;
+        let bytes = services.export_patients_csv(&actor).await.gql(ctx)?;
+        Ok(String::from_utf8_lossy(&bytes).into_owned())
     }
 
     /// One register entry (recorded in the audit log).
@@ -441,6 +468,37 @@ impl PatientMutation {
         let pid = services.attach_patient(&actor, gid, &form).await.gql(ctx)?;
         let v = services.patient(&actor, pid).await.gql(ctx)?;
         Ok(patient_out(v))
+    }
+
+    /// Imports a CSV file in the export's format: every row is checked like the registration
+    /// form; accepted rows become patients with their groups (I am their owner) unless
+    /// `dryRun` (the default), rejected rows are reported and left out.
+    async fn import_patients_csv(
+        &self,
+        ctx: &Context<'_>,
+        csv: String,
+        dry_run: Option<bool>,
+    ) -> async_graphql::Result<ImportReport> {
+        let (services, actor) = routed(ctx)?;
+        // Left out (or null), it is a dry run: writing needs `dryRun: false`.
+        let dry_run = dry_run.unwrap_or(true);
+        let r = services
+            .import_patients_csv(&actor, csv.as_bytes(), dry_run)
+            .await
+            .gql(ctx)?;
+        Ok(ImportReport {
+            dry_run: r.dry_run,
+            accepted: i32::try_from(r.accepted).unwrap_or(i32::MAX),
+            rejected: r
+                .rejected
+                .into_iter()
+                .map(|x| RejectedRow {
+                    line: i32::try_from(x.line).unwrap_or(i32::MAX),
+                    columns: x.issues.iter().map(|(c, _)| c.clone()).collect(),
+                    reasons: x.issues.iter().map(|(_, r)| (*r).to_owned()).collect(),
+                })
+                .collect(),
+        })
     }
 
     /// Corrects an entry (members of the patient's group). `version` is the one read; if

@@ -240,6 +240,30 @@ pub async fn patient_of_group(
     )
 }
 
+/// Every entry `viewer` may see (all with `whole_register`), by reading: for the CSV export.
+pub async fn patients_for_export(
+    conn: &mut PgConnection,
+    viewer: PersonId,
+    whole_register: bool,
+) -> DbResult<Vec<PatientRow>> {
+    let mine = if whole_register {
+        ""
+    } else {
+        concat!(
+            " WHERE p.group_id IN (SELECT gm.group_id FROM core.group_members gm \
+                                  WHERE gm.user_id = $1 AND gm.status = 'active' AND ",
+            member_counts!(),
+            ")"
+        )
+    };
+    Ok(sqlx::query_as(&format!(
+        "{PATIENT_SELECT}{mine} ORDER BY p.kana_folded, p.id"
+    ))
+    .bind(viewer)
+    .fetch_all(conn)
+    .await?)
+}
+
 /// The group of an entry (for the access check before anything else is read).
 pub async fn group_of_patient(conn: &mut PgConnection, id: PatientId) -> DbResult<Option<GroupId>> {
     Ok(

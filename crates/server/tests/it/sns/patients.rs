@@ -588,3 +588,178 @@ async fn inviting_later_needs_the_consent_too_unless_from_the_registrants_facili
         .await;
     assert!(r["errors"].is_null(), "{r}");
 }
+
+const EXPORT: &str = "{ patientsCsv }";
+const IMPORT: &str =
+    "mutation($c: String!, $d: Boolean) { importPatientsCsv(csv: $c, dryRun: $d) { \
+    dryRun accepted rejected { line columns reasons } } }";
+
+/// The rows of an exported file, without the 主治医 column (a person, not carried by a file).
+fn csv_rows(csv: &str) -> Vec<Vec<String>> {
+    let mut rows = musubi_domain::patient_csv::parse_csv(csv).expect("the export parses");
+    for r in &mut rows {
+        r.remove(8);
+    }
+    rows
+}
+
+#[tokio::test]
+async fn the_register_exports_for_excel_and_imports_back_into_an_empty_association() {
+    let w = World::new().await;
+    let mut input = patient("中島 ミツ", "ナカジマ ミツ", "昭和7年2月29日");
+    input["notes"] = json!("=SUM(A1) は式ではありません。\n二行目, \"引用\"");
+    input["careLevel"] = json!("CARE_3");
+    input["status"] = json!("ENDED");
+    input["endReason"] = json!("MOVED");
+    input["postalCode"] = json!("1234567");
+    input["consentDate"] = json!("R8.11.30");
+    input["consentBy"] = json!("青木");
+    w.register_ok(NURSE, input).await;
+    w.register_ok(NURSE, patient("大野 清", "おおの きよし", "1940-10-10"))
+        .await;
+
+    let csv = w.ok(NURSE, EXPORT, json!({})).await["patientsCsv"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(
+        csv.starts_with('\u{feff}'),
+        "Excel needs the byte order mark"
+    );
+    assert!(
+        csv.starts_with("\u{feff}氏名,ふりがな,生年月日,性別,"),
+        "{csv}"
+    );
+    assert!(csv.contains("\r\n"));
+    // A formula is never a formula in Excel.
+    assert!(csv.contains("\"'=SUM(A1) は式ではありません。"), "{csv}");
+    assert!(csv.contains("要介護3") && csv.contains("終了") && csv.contains("転居"));
+    let exported = csv_rows(&csv);
+    // The scripted patients she cares for and her two.
+    assert!(exported.len() >= 3, "{exported:?}");
+
+    // A new association, empty, where she is a member.
+    let tenant = w
+        .app
+        .operator()
+        .create_association(&musubi_test_support::builders::association(
+            "kitahama",
+            "北浜医師会",
+        ))
+        .await
+        .unwrap();
+    let nurse = w.app.user_id(NURSE).await;
+    let mut tx = w.app.operator().db().core_tx().await.unwrap();
+    musubi_db::accounts::insert_membership(
+        &mut tx,
+        nurse,
+        tenant.id,
+        musubi_domain::types::AssociationRole::Member,
+        None,
+    )
+    .await
+    .unwrap();
+    tx.commit().await.unwrap();
+    let there = |query: &'static str, vars: Value| {
+        let w = &w;
+        async move {
+            w.app
+                .gql(query, vars, Some(&w.tokens[NURSE]), Some("kitahama"))
+                .await
+        }
+    };
+
+    // A dry run first: everything would go in, nothing does.
+    let dry = there(IMPORT, json!({"c": csv})).await;
+    assert!(dry["errors"].is_null(), "{dry}");
+    let r = &dry["data"]["importPatientsCsv"];
+    assert_eq!(r["dryRun"], true);
+    assert_eq!(r["accepted"], exported.len() - 1);
+    assert_eq!(r["rejected"], json!([]));
+    let empty = there(EXPORT, json!({})).await;
+    assert_eq!(
+        csv_rows(empty["data"]["patientsCsv"].as_str().unwrap()).len(),
+        1
+    );
+
+    let done = there(IMPORT, json!({"c": csv, "d": false})).await;
+    assert_eq!(
+        done["data"]["importPatientsCsv"]["accepted"],
+        exported.len() - 1
+    );
+    let again = there(EXPORT, json!({})).await;
+    assert_eq!(
+        csv_rows(again["data"]["patientsCsv"].as_str().unwrap()),
+        exported,
+        "the same register"
+    );
+
+    // Importing the same file again doubles nothing.
+    let twice = there(IMPORT, json!({"c": csv, "d": false})).await;
+    let r = &twice["data"]["importPatientsCsv"];
+    assert_eq!(r["accepted"], 0);
+    assert_eq!(
+        r["rejected"].as_array().unwrap().len(),
+        exported.len() - 1,
+        "{r}"
+    );
+    assert!(r["rejected"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|x| x["reasons"] == json!(["DUPLICATE"])));
+}
+
+#[tokio::test]
+async fn an_import_reports_every_rejected_row_and_imports_nothing_silently_wrong() {
+    let w = World::new().await;
+    let header = musubi_domain::patient_csv::COLUMNS.join(",");
+    let row = |name: &str, kana: &str, birth: &str, sex: &str| {
+        let mut f = vec![""; 23];
+        f[0] = name;
+        f[1] = kana;
+        f[2] = birth;
+        f[3] = sex;
+        f.join(",")
+    };
+    let csv = [
+        header.clone(),
+        row("松本 茂", "まつもと しげる", "S10.1.1", "男性"),
+        row("松本 茂", "まつもと しげる", "S10.1.1", "男性"),
+        row("森 ハル", "もり はる", "平成31年5月1日", "女性"),
+        row("池田 勇", "いけだ いさむ", "1930-01-01", "男"),
+        "only,three,fields".to_owned(),
+        row("", "山田", "", "女性"),
+    ]
+    .join("\r\n");
+    let r = w.ok(NURSE, IMPORT, json!({"c": csv, "d": false})).await["importPatientsCsv"].clone();
+    assert_eq!(r["accepted"], 1);
+    assert_eq!(
+        r["rejected"],
+        json!([
+            {"line": 3, "columns": ["氏名"], "reasons": ["DUPLICATE"]},
+            {"line": 4, "columns": ["生年月日"], "reasons": ["OUTSIDE_ERA"]},
+            {"line": 5, "columns": ["性別"], "reasons": ["UNKNOWN_CHOICE"]},
+            {"line": 6, "columns": [""], "reasons": ["FIELD_COUNT"]},
+            {"line": 7, "columns": ["氏名", "ふりがな", "生年月日"], "reasons": ["REQUIRED", "NOT_KANA", "REQUIRED"]},
+        ])
+    );
+    let page = w
+        .ok(NURSE, LIST, json!({"f": {"text": "まつもと"}, "n": 10}))
+        .await;
+    assert_eq!(names(&page["patients"]), ["松本 茂"]);
+
+    // A header that is not the register's is refused as a whole.
+    let bad = w
+        .gql(
+            NURSE,
+            IMPORT,
+            json!({"c": "名前,生年月日\r\n山田,S1.1.1", "d": false}),
+        )
+        .await;
+    assert_eq!(error_codes(&bad), ["INVALID_INPUT"]);
+    assert_eq!(
+        bad["errors"][0]["extensions"]["reasons"],
+        json!(["BAD_HEADER"])
+    );
+}
