@@ -53,6 +53,10 @@ CREATE TABLE patients (
     CHECK ((consent_date IS NULL) = (consent_by = ''))
 );
 
+-- A patient group whose care has ended is kept read-only: its members still read it, nobody
+-- writes in it; reopened if the status changes back.
+ALTER TABLE groups ADD COLUMN archived_at timestamptz;
+
 -- Keyset pages in each order the list offers.
 CREATE INDEX patients_kana ON patients (kana_folded, id);
 CREATE INDEX patients_birth ON patients (birth_date, id);

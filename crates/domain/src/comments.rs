@@ -44,6 +44,9 @@ impl Services {
         let (group, access) = c
             .visible_topic(topic_id, Object::Comments, Action::Create)
             .await?;
+        if access.group_archived {
+            return Err(AppError::archived());
+        }
         let t = &access.topic;
         if t.closed {
             return Err(AppError::new(
@@ -86,6 +89,9 @@ impl Services {
         let body = check_body(body)?;
         let mut c = self.change(actor).await?;
         let (comment, group, access) = c.visible_comment(comment_id).await?;
+        if access.group_archived {
+            return Err(AppError::archived());
+        }
         if comment.author_id != actor.viewer.user.id || comment.deleted_at.is_some() {
             // Only the author edits; a deleted comment stays deleted.
             return Err(AppError::not_found());
@@ -118,6 +124,9 @@ impl Services {
     pub async fn delete_comment(&self, actor: &Actor<'_>, comment_id: CommentId) -> AppResult<()> {
         let mut c = self.change(actor).await?;
         let (comment, group, access) = c.visible_comment(comment_id).await?;
+        if access.group_archived {
+            return Err(AppError::archived());
+        }
         if comment.author_id != actor.viewer.user.id {
             c.authorize(&group, access.my_role, Object::Comments, Action::Moderate)
                 .await?;

@@ -50,6 +50,8 @@ pub enum ErrorCode {
     SlugTaken,
     /// A second factor is already set up; remove it before setting up another.
     SecondFactorAlreadySetUp,
+    /// The patient's care has ended and their group is read-only (`GROUP_ARCHIVED`).
+    GroupArchived,
     /// The server (or one association on it) is busier than it can serve well right now; the
     /// request was not started. Try again after `Retry-After`.
     Overloaded,
@@ -86,6 +88,7 @@ impl ErrorCode {
             ErrorCode::SlugTaken => "SLUG_TAKEN",
             ErrorCode::SecondFactorAlreadySetUp => "SECOND_FACTOR_ALREADY_SET_UP",
             ErrorCode::Overloaded => "OVERLOADED",
+            ErrorCode::GroupArchived => "GROUP_ARCHIVED",
         }
     }
 
@@ -119,6 +122,7 @@ impl ErrorCode {
         ErrorCode::SlugTaken,
         ErrorCode::SecondFactorAlreadySetUp,
         ErrorCode::Overloaded,
+        ErrorCode::GroupArchived,
     ];
 }
 
@@ -178,6 +182,13 @@ impl AppError {
             fields: issues,
             ..Self::new(ErrorCode::InvalidInput, "some fields need attention")
         }
+    }
+
+    pub fn archived() -> Self {
+        Self::new(
+            ErrorCode::GroupArchived,
+            "care has ended: this group is kept read-only",
+        )
     }
 
     pub fn not_found() -> Self {

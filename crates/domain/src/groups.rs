@@ -198,6 +198,9 @@ impl Change<'_> {
             Action::Invite,
         )
         .await?;
+        if group.archived_at.is_some() {
+            return Err(AppError::archived());
+        }
         Ok(hosted)
     }
 }

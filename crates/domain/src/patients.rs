@@ -457,6 +457,9 @@ impl Services {
             }
         }
         repo::insert_patient(c.conn(), &group, patient_id, &fields, my_facility, me).await?;
+        if fields.status == Some(PatientStatus::Ended) {
+            repo::set_group_archived(c.conn(), group_id, true).await?;
+        }
         c.about_group(&name);
         let entry = c
             .entry(AuditAction::PatientCreate)
@@ -520,6 +523,9 @@ impl Services {
         let patient_id = PatientId::generate();
         let facility = repo::facility_in_host(c.conn(), &hosted, me).await?;
         repo::insert_patient(c.conn(), &hosted, patient_id, &fields, facility, me).await?;
+        if fields.status == Some(PatientStatus::Ended) {
+            repo::set_group_archived(c.conn(), group_id, true).await?;
+        }
         let entry = c
             .entry(AuditAction::PatientCreate)
             .on("patient", patient_id)
@@ -658,12 +664,18 @@ impl Services {
         }
         let name = group_name(&fields.name);
         repo::rename_patient_group(c.conn(), group_id, &name).await?;
+        // Ending care keeps the group read-only; any other status reopens it.
+        let ended = fields.status == Some(PatientStatus::Ended);
+        let archived_now = repo::set_group_archived(c.conn(), group_id, ended).await?;
         let mut entry = c
             .entry(AuditAction::PatientUpdate)
             .on("patient", id)
             .with_detail("group_id", group_id.to_string());
         if before.status != fields.status.unwrap_or(before.status) {
             entry = entry.with_detail("status", fields.status.map_or("", |s| s.code()));
+        }
+        if archived_now {
+            entry = entry.with_detail("archived", ended);
         }
         c.audit(entry);
         c.commit().await?;

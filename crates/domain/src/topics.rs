@@ -169,6 +169,9 @@ impl Services {
         c.about_group(&group.name);
         c.authorize(&hosted, active_role(&group), Object::Topics, Action::Create)
             .await?;
+        if group.archived_at.is_some() {
+            return Err(AppError::archived());
+        }
         let topic_id = TopicId::generate();
         let topic = repo::NewTopic {
             id: topic_id,
@@ -472,6 +475,9 @@ impl Services {
         let (group, access) = c
             .visible_topic(topic_id, Object::Topics, Action::Read)
             .await?;
+        if access.group_archived {
+            return Err(AppError::archived());
+        }
         let t = &access.topic;
         if t.author_id != actor.viewer.user.id {
             c.authorize(&group, access.my_role, Object::Topics, Action::Moderate)

@@ -113,6 +113,8 @@ pub struct Group {
     pub receipt_mode_override: Option<ReceiptMode>,
     pub created_at: DateTime<Utc>,
     pub last_activity_at: DateTime<Utc>,
+    /// When the patient's care ended: the group is read-only since (`GROUP_ARCHIVED`).
+    pub archived_at: Option<DateTime<Utc>>,
     /// The viewer's role, if an active member.
     pub my_role: Option<GroupRole>,
     /// The viewer's membership; null if none.
@@ -130,6 +132,7 @@ fn group_out(g: GroupRow, association_slug: &str) -> Group {
         receipt_mode_override: g.receipt_override.map(ReceiptMode::from),
         created_at: g.created_at,
         last_activity_at: g.last_activity_at,
+        archived_at: g.archived_at,
         my_role: if my_status == Some(MembershipStatus::Active) {
             g.my_role.map(GroupRole::from)
         } else {

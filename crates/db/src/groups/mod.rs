@@ -150,6 +150,8 @@ pub struct GroupRow {
     pub created_by: PersonId,
     pub created_at: DateTime<Utc>,
     pub last_activity_at: DateTime<Utc>,
+    /// Care has ended: the group is read-only since then.
+    pub archived_at: Option<DateTime<Utc>>,
     /// The asking person's membership (`None` if not an active member).
     pub my_role: Option<GroupRole>,
     pub my_status: Option<GroupMemberStatus>,
@@ -158,7 +160,8 @@ pub struct GroupRow {
 const GROUP_SELECT: &str = concat!(
     "SELECT g.id, g.kind, g.name, g.description, g.join_policy, \
      g.receipt_mode AS receipt_override, COALESCE(g.receipt_mode, s.receipt_mode) AS receipt_mode, \
-     g.created_by, g.created_at, g.last_activity_at, gm.role AS my_role, gm.status AS my_status \
+     g.created_by, g.created_at, g.last_activity_at, g.archived_at, \
+     gm.role AS my_role, gm.status AS my_status \
      FROM groups g CROSS JOIN settings s \
      JOIN core.groups cg ON cg.id = g.id AND cg.association_id = $2 \
      LEFT JOIN core.group_members gm ON gm.group_id = g.id AND gm.user_id = $1 AND ",

@@ -198,6 +198,23 @@ pub async fn update_patient(
     Ok(done.rows_affected() == 1)
 }
 
+/// Makes the group read-only (care ended) or writable again; returns whether that changed.
+pub async fn set_group_archived(
+    conn: &mut PgConnection,
+    group_id: GroupId,
+    archived: bool,
+) -> DbResult<bool> {
+    let done = sqlx::query(
+        "UPDATE groups SET archived_at = CASE WHEN $2 THEN now() END \
+         WHERE id = $1 AND (archived_at IS NOT NULL) <> $2",
+    )
+    .bind(group_id)
+    .bind(archived)
+    .execute(conn)
+    .await?;
+    Ok(done.rows_affected() == 1)
+}
+
 /// Renames the patient's group after the register (kept in one format by the caller).
 pub async fn rename_patient_group(
     conn: &mut PgConnection,

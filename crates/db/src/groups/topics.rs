@@ -28,6 +28,8 @@ pub struct TopicAccessRow {
     #[sqlx(flatten)]
     pub topic: TopicRow,
     pub group_kind: GroupKind,
+    /// The group is read-only (care has ended).
+    pub group_archived: bool,
     pub group_name: String,
     pub receipt_mode: ReceiptMode,
     pub my_role: Option<GroupRole>,
@@ -47,6 +49,7 @@ pub async fn topic_access(
                 COALESCE((SELECT ur.count FROM unread ur \
                           WHERE ur.user_id = $1 AND ur.topic_id = t.id), 0) AS unread, \
                 g.kind AS group_kind, g.name AS group_name, \
+                g.archived_at IS NOT NULL AS group_archived, \
                 COALESCE(g.receipt_mode, s.receipt_mode) AS receipt_mode, \
                 (SELECT gm.role FROM core.group_members gm \
                  WHERE gm.group_id = t.group_id AND gm.user_id = $1 AND gm.status = 'active' \

@@ -763,3 +763,68 @@ async fn an_import_reports_every_rejected_row_and_imports_nothing_silently_wrong
         json!(["BAD_HEADER"])
     );
 }
+
+#[tokio::test]
+async fn ending_care_keeps_the_group_read_only_until_reopened() {
+    let w = World::new().await;
+    let (id, group) = w
+        .register_ok(NURSE, patient("安田 清", "やすだ きよし", "S3.3.3"))
+        .await;
+    let topic = w
+        .ok(
+            NURSE,
+            "mutation($g: ID!) { createTopic(groupId: $g, title: \"訪問記録\", body: \"本日訪問。\") }",
+            json!({"g": group}),
+        )
+        .await["createTopic"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let set_status = |status: &'static str, version: i64| {
+        let mut input = patient("安田 清", "やすだ きよし", "S3.3.3");
+        input["status"] = json!(status);
+        if status == "ENDED" {
+            input["endReason"] = json!("DEATH");
+            input["statusSince"] = json!("2026-12-01");
+        }
+        json!({"id": id, "v": version, "i": input})
+    };
+    let update = "mutation($id: ID!, $v: Int!, $i: PatientInput!) { \
+        updatePatient(id: $id, version: $v, input: $i) { version status } }";
+    let v = w.ok(NURSE, update, set_status("ENDED", 1)).await["updatePatient"]["version"]
+        .as_i64()
+        .unwrap();
+
+    let post = "mutation($t: ID!) { postComment(topicId: $t, body: \"追記\") }";
+    let r = w.gql(NURSE, post, json!({"t": topic})).await;
+    assert_eq!(error_codes(&r), ["GROUP_ARCHIVED"]);
+    let r = w
+        .gql(
+            NURSE,
+            "mutation($g: ID!) { createTopic(groupId: $g, title: \"新\", body: \"新\") }",
+            json!({"g": group}),
+        )
+        .await;
+    assert_eq!(error_codes(&r), ["GROUP_ARCHIVED"]);
+    let invite = "mutation($g: ID!, $u: ID!) { inviteToGroup(groupId: $g, userId: $u) }";
+    let colleague = w.app.user_id(CARE_MANAGER).await.to_string();
+    let r = w
+        .gql(NURSE, invite, json!({"g": group, "u": colleague}))
+        .await;
+    assert_eq!(error_codes(&r), ["GROUP_ARCHIVED"]);
+    // Still there to read, marked as ended.
+    let g = w
+        .ok(
+            NURSE,
+            "query($id: ID!) { group(id: $id) { group { archivedAt } topics { id } } }",
+            json!({"id": group}),
+        )
+        .await;
+    assert!(g["group"]["group"]["archivedAt"].is_string(), "{g}");
+    assert_eq!(g["group"]["topics"].as_array().unwrap().len(), 1);
+
+    // Back home: writable again.
+    w.ok(NURSE, update, set_status("HOME", v)).await;
+    let r = w.gql(NURSE, post, json!({"t": topic})).await;
+    assert!(r["errors"].is_null(), "{r}");
+}
