@@ -147,7 +147,8 @@ pub struct AppError {
     pub reasons: Vec<&'static str>,
     /// Every field at fault in a form checked as a whole (the first is also `field`), so that
     /// each can be marked at once.
-    pub fields: Vec<FieldIssue>,
+    /// Boxed: errors travel in every `Result`, and most have none.
+    pub fields: Box<[FieldIssue]>,
     /// The cause of an internal error, for the log only.
     #[source]
     pub source: Option<Box<dyn std::error::Error + Send + Sync>>,
@@ -161,7 +162,7 @@ impl AppError {
             field: None,
             retry_after: None,
             reasons: Vec::new(),
-            fields: Vec::new(),
+            fields: Box::default(),
             source: None,
         }
     }
@@ -179,7 +180,7 @@ impl AppError {
         Self {
             field: first.map(|i| i.field),
             reasons: first.map(|i| vec![i.reason]).unwrap_or_default(),
-            fields: issues,
+            fields: issues.into_boxed_slice(),
             ..Self::new(ErrorCode::InvalidInput, "some fields need attention")
         }
     }

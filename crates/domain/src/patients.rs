@@ -232,7 +232,7 @@ pub fn check_form(
     let consent_by = c.line("consentBy", &form.consent_by, 100);
     let consent_scope = c.lines("consentScope", &form.consent_scope, 500);
     let consent_typed = !form.consent_date.trim().is_empty();
-    if consent_typed != !consent_by.is_empty() && !c.issues.iter().any(|i| i.field == "consentDate")
+    if consent_typed == consent_by.is_empty() && !c.issues.iter().any(|i| i.field == "consentDate")
     {
         let field = if consent_typed {
             "consentBy"
@@ -606,6 +606,131 @@ impl Services {
             in_group: role.is_some(),
             row,
         }))
+    }
+
+    /// A patient group as one JSON document for the patient's record: the register entry, the
+    /// members, and every topic the viewer may see with its comments (current text, earlier
+    /// versions, deletions marked) and who read or confirmed each, when. Members only; one
+    /// audit record (`patient.export`).
+    pub async fn patient_record(
+        &self,
+        actor: &Actor<'_>,
+        group_id: GroupId,
+    ) -> AppResult<serde_json::Value> {
+        use serde_json::json;
+        let me = actor.viewer.user.id;
+        let mut c = self.change(actor).await?;
+        let (hosted, group) = repo::group(c.conn(), actor.tenant, me, group_id)
+            .await?
+            .ok_or_else(AppError::not_found)?;
+        c.about_group(&group.name);
+        let role = active_role(&group);
+        c.authorize(&hosted, role, Object::Comments, Action::Read)
+            .await?;
+        let entry = repo::patient_of_group(c.conn(), me, group_id).await?;
+        let members = repo::members(c.conn(), &hosted).await?;
+        let names: std::collections::HashMap<PersonId, String> = members
+            .iter()
+            .map(|m| (m.user_id, m.name.clone()))
+            .collect();
+        let topics = repo::topics_of_group(
+            c.conn(),
+            me,
+            crate::groups::viewer_bit(actor.viewer),
+            &hosted,
+            i64::MAX,
+        )
+        .await?;
+        let ack = group.receipt_mode == musubi_db::types::ReceiptMode::Acknowledgement;
+        let mut out_topics = Vec::new();
+        for t in &topics {
+            let comments = repo::comments_of_topic(c.conn(), t.id, i64::MAX).await?;
+            let versions = repo::versions_of_topic(c.conn(), t.id).await?;
+            let receipts = repo::receipts_of_topic(c.conn(), t.id, ack).await?;
+            let comments: Vec<serde_json::Value> = comments
+                .iter()
+                .map(|cm| {
+                    let deleted = cm.deleted_at.is_some();
+                    json!({
+                        "seq": cm.seq,
+                        "author": cm.author_name,
+                        "at": cm.created_at,
+                        "important": cm.important,
+                        "text": if deleted { None } else { Some(&cm.body) },
+                        "deletedAt": cm.deleted_at,
+                        "editedAt": cm.edited_at,
+                        "earlierVersions": if deleted { Vec::new() } else {
+                            versions
+                                .iter()
+                                .filter(|v| v.comment_id == cm.id)
+                                .map(|v| json!({"version": v.version, "text": v.body, "writtenAt": v.written_at}))
+                                .collect()
+                        },
+                        "readBy": receipts
+                            .iter()
+                            .filter(|r| r.comment_id == cm.id)
+                            .map(|r| json!({
+                                "name": names.get(&r.user_id).cloned().unwrap_or_default(),
+                                "at": r.at,
+                            }))
+                            .collect::<Vec<_>>(),
+                    })
+                })
+                .collect();
+            out_topics.push(json!({
+                "title": t.title,
+                "author": t.author_name,
+                "createdAt": t.created_at,
+                "closed": t.closed,
+                "comments": comments,
+            }));
+        }
+        let patient = entry.map(|p| {
+            json!({
+                "name": p.name,
+                "nameKana": p.name_kana,
+                "birthDate": p.birth_date,
+                "birthDateWareki": wareki::format_wareki(p.birth_date),
+                "sex": p.sex.code(),
+                "postalCode": p.postal_code,
+                "address": p.address,
+                "phone": p.phone,
+                "physician": p.physician_name,
+                "diagnoses": p.diagnoses,
+                "careLevel": p.care_level.code(),
+                "keyPerson": p.key_person,
+                "familyContact": p.family_contact,
+                "careManager": p.care_manager,
+                "nurseStation": p.nurse_station,
+                "pharmacy": p.pharmacy,
+                "status": p.status.code(),
+                "statusSince": p.status_since,
+                "endReason": p.end_reason.map(|r| r.code()),
+                "notes": p.notes,
+                "consent": {"date": p.consent_date, "by": p.consent_by, "scope": p.consent_scope},
+            })
+        });
+        let record = json!({
+            "format": "musubi.patient-record.v1",
+            "exportedAt": Utc::now(),
+            "association": actor.tenant.slug,
+            "group": {"name": group.name, "createdAt": group.created_at, "endedAt": group.archived_at},
+            "patient": patient,
+            "members": members
+                .iter()
+                .filter(|m| m.status == GroupMemberStatus::Active)
+                .map(|m| json!({"name": m.name, "profession": m.profession.code(), "facility": m.facility_name}))
+                .collect::<Vec<_>>(),
+            "topics": out_topics,
+        });
+        let entry = c
+            .entry(AuditAction::PatientExport)
+            .on("group", group_id)
+            .with_detail("format", "json")
+            .with_detail("topics", i64::try_from(topics.len()).unwrap_or(i64::MAX));
+        c.audit(entry);
+        c.commit().await?;
+        Ok(record)
     }
 
     /// Corrects an entry (members of its group). `version` is the one the form was opened

@@ -99,9 +99,7 @@ pub fn parse_date(input: &str) -> Result<NaiveDate, DateError> {
         let (m, d) = md.split_at(2);
         return ymd(number(y)?, number(m)?, number(d)?);
     }
-    let parts: Vec<&str> = rest
-        .split(|c| matches!(c, '年' | '月' | '.' | '/' | '-'))
-        .collect();
+    let parts: Vec<&str> = rest.split(['年', '月', '.', '/', '-']).collect();
     let [y, m, d] = parts.as_slice() else {
         return Err(DateError::Unreadable);
     };

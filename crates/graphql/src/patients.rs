@@ -416,6 +416,20 @@ impl PatientQuery {
         Ok(String::from_utf8_lossy(&bytes).into_owned())
     }
 
+    /// A patient group as one JSON document for the patient's record (members only): the
+    /// register entry, the members, every topic I may see with its comments, earlier versions
+    /// and who read each, when. Recorded in the audit log.
+    async fn patient_record(
+        &self,
+        ctx: &Context<'_>,
+        group_id: ID,
+    ) -> async_graphql::Result<async_graphql::Json<serde_json::Value>> {
+        let (services, actor) = routed(ctx)?;
+        let gid: musubi_domain::types::GroupId = uuid(ctx, &group_id)?;
+        let record = services.patient_record(&actor, gid).await.gql(ctx)?;
+        Ok(async_graphql::Json(record))
+    }
+
     /// One register entry (recorded in the audit log).
     async fn patient(&self, ctx: &Context<'_>, id: ID) -> async_graphql::Result<Patient> {
         let (services, actor) = routed(ctx)?;

@@ -25,6 +25,8 @@ pub(crate) struct Nav<'a> {
 pub(crate) enum Section {
     Home,
     Groups,
+    /// The patient register (患者台帳).
+    Patients,
     Other,
 }
 
@@ -82,6 +84,10 @@ impl<'a> Nav<'a> {
 
     pub(crate) fn is_at_groups(&self) -> bool {
         self.at == Section::Groups
+    }
+
+    pub(crate) fn is_at_patients(&self) -> bool {
+        self.at == Section::Patients
     }
 
     /// The badge's text: the count, "99+" beyond that; empty when nothing is unread.

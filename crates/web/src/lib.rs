@@ -67,7 +67,7 @@ pub fn router(services: Services) -> Router {
         .route("/me/passkeys/{id}/delete", post(passkey::delete))
         .route("/signin/passkey/start", post(passkey::start_sign_in))
         .route("/signin/passkey/finish", post(passkey::finish_sign_in))
-        // Groups, topics and comments.
+        // Groups, topics and comments; the patient register.
         .merge(sns_routes())
         // The association console (administrators; everyone else gets the 404 page).
         .merge(console_routes())
@@ -109,11 +109,12 @@ fn console_routes() -> Router<Services> {
         .route("/a/{slug}/console/audit.csv", get(audit::export))
 }
 
-/// Groups, topics and comments: `/groups`, `/a/{slug}/g/{group}/…`, `/a/{slug}/t/{topic}/…`
-/// (see [`pages::sns`]).
+/// Groups, topics and comments: `/groups`, `/a/{slug}/g/{group}/…`, `/a/{slug}/t/{topic}/…`;
+/// the patient register: `/patients`, `/a/{slug}/patients/…` (see [`pages::sns`]).
 fn sns_routes() -> Router<Services> {
-    use pages::sns::{group, groups, new_topic, topic};
+    use pages::sns::{group, groups, new_topic, patients, topic};
     const GROUP: &str = "/a/{slug}/g/{group_id}";
+    const PATIENT: &str = "/a/{slug}/patients/{patient_id}";
     const TOPIC: &str = "/a/{slug}/t/{topic_id}";
     const COMMENT: &str = "/a/{slug}/t/{topic_id}/c/{comment_id}";
     Router::new()
@@ -162,6 +163,18 @@ fn sns_routes() -> Router<Services> {
         .route(&format!("{COMMENT}/delete"), post(topic::delete))
         .route(&format!("{COMMENT}/ack"), post(topic::acknowledge))
         .route(&format!("{COMMENT}/readers"), get(topic::readers))
+        // The patient register.
+        .route("/patients", get(patients::to_first))
+        .route("/a/{slug}/patients", get(patients::list))
+        .route(
+            "/a/{slug}/patients/new",
+            get(patients::show_new).post(patients::create),
+        )
+        .route(PATIENT, get(patients::show))
+        .route(
+            &format!("{PATIENT}/edit"),
+            get(patients::show_edit).post(patients::update),
+        )
 }
 
 /// The routes that need no services, so tests can call them without a database.

@@ -178,6 +178,24 @@ pub async fn readers_of_comment(
     .await?)
 }
 
+/// Every footprint (or confirmation) on a topic's comments, oldest first, names left empty
+/// as in [`reader_preview_of_topic`]: for a patient's record.
+pub async fn receipts_of_topic(
+    conn: &mut PgConnection,
+    topic_id: TopicId,
+    acknowledgements: bool,
+) -> DbResult<Vec<ReaderRow>> {
+    let (table, at) = receipt_table(acknowledgements);
+    Ok(sqlx::query_as(&format!(
+        "SELECT r.comment_id, r.user_id, '' AS name, {at} AS at \
+         FROM {table} r JOIN comments c ON c.id = r.comment_id \
+         WHERE c.topic_id = $1 ORDER BY c.seq, {at}, r.user_id"
+    ))
+    .bind(topic_id)
+    .fetch_all(conn)
+    .await?)
+}
+
 /// Names of people by id (readers who are no longer in the group).
 pub async fn user_names(
     conn: &mut PgConnection,

@@ -54,6 +54,7 @@ mod web {
     mod compression;
     mod console;
     mod invite;
+    mod patients;
     mod signin;
     mod sns;
 }

@@ -314,6 +314,7 @@ mod sns {
     };
     use crate::pages::sns::groups::{GroupErrors, GroupForm};
     use crate::pages::sns::new_topic::{NewTopicPage, TopicErrors};
+    use crate::pages::sns::patients::PatientHeader;
     use crate::pages::sns::topic::{
         build_list, CommentList, CommentsFragment, ListFacts, TopicHead, TopicPage, TopicSettings,
     };
@@ -825,6 +826,16 @@ mod sns {
             receipt_default: "医師会の標準に合わせる",
             general: false,
             choose_kind: false,
+            patient: Some(PatientHeader {
+                href: "/a/minatogawa/patients/p1".into(),
+                facts: vec![
+                    "85歳".into(),
+                    "男性".into(),
+                    "要介護2".into(),
+                    "在宅".into(),
+                ],
+                physician: Some(format!("主治医：{EVIL}")),
+            }),
         }
         .render()
         .expect("renders")
@@ -857,6 +868,12 @@ mod sns {
         assert!(!page.contains("name=\"accepts_requests\""));
         // Tools for the other member, none for oneself.
         assert_eq!(page.matches("/role\"").count(), 1);
+        // A patient group starts with the patient at a glance and a way to the entry.
+        let header = &page[page.find("class=\"patient-header\"").expect("the header")..];
+        assert!(header.contains("85歳"));
+        assert!(header.contains("要介護2"));
+        assert!(header.contains("href=\"/a/minatogawa/patients/p1\""));
+        assert!(header.contains("患者さんの情報を見る"));
         let page = group_page(false);
         assert!(!page.contains("action=\"/a/minatogawa/g/g1/invite\""));
         assert!(!page.contains("/invite-email\""));

@@ -524,10 +524,7 @@ async fn a_group_made_before_the_register_gets_its_entry_once_from_its_owner() {
         )
         .await;
     assert_eq!(names(&page["patients"]), ["山田 太郎"]);
-    assert_eq!(
-        page["patients"]["items"][0]["age"].as_i64().unwrap() >= 85,
-        true
-    );
+    assert!(page["patients"]["items"][0]["age"].as_i64().unwrap() >= 85);
 
     // A general group is not a patient's.
     let doctors = find("みなと川 連携医グループ");
@@ -827,4 +824,85 @@ async fn ending_care_keeps_the_group_read_only_until_reopened() {
     w.ok(NURSE, update, set_status("HOME", v)).await;
     let r = w.gql(NURSE, post, json!({"t": topic})).await;
     assert!(r["errors"].is_null(), "{r}");
+}
+
+#[tokio::test]
+async fn a_groups_record_exports_what_the_member_may_see_with_readers() {
+    let w = World::new().await;
+    let mut input = patient("岡田 ハル", "おかだ はる", "T13.4.4");
+    input["consentDate"] = json!("2026-12-01");
+    input["consentBy"] = json!("青木");
+    let r = w.register(NURSE, input, &[HOSPITAL_DOCTOR]).await;
+    let group = r["data"]["registerPatient"]["groupId"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    w.app
+        .gql(
+            "mutation($g: ID!) { answerGroupInvitation(groupId: $g, accept: true) }",
+            json!({"g": group}),
+            Some(&w.tokens[HOSPITAL_DOCTOR]),
+            Some(HOST),
+        )
+        .await;
+    let create = "mutation($g: ID!, $t: String!, $s: [ProfessionClass!]) { \
+        createTopic(groupId: $g, title: $t, body: \"本文\", scope: $s) }";
+    let everyone = w
+        .ok(NURSE, create, json!({"g": group, "t": "全員へ", "s": []}))
+        .await["createTopic"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    w.ok(
+        NURSE,
+        create,
+        json!({"g": group, "t": "看護・介護のみ", "s": ["CO_MEDICAL"]}),
+    )
+    .await;
+    // The doctor reads the topic for everyone.
+    w.gql(
+        HOSPITAL_DOCTOR,
+        "query($id: ID!) { topic(id: $id, markRead: true) { topic { id } } }",
+        json!({"id": everyone}),
+    )
+    .await;
+
+    let record = "query($g: ID!) { patientRecord(groupId: $g) }";
+    let mine = w.ok(NURSE, record, json!({"g": group})).await["patientRecord"].clone();
+    assert_eq!(mine["format"], "musubi.patient-record.v1");
+    assert_eq!(mine["patient"]["birthDateWareki"], "大正13年4月4日");
+    let titles = |r: &Value| -> Vec<String> {
+        let mut t: Vec<String> = r["topics"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|t| t["title"].as_str().unwrap().to_owned())
+            .collect();
+        t.sort();
+        t
+    };
+    assert_eq!(titles(&mine), ["全員へ", "看護・介護のみ"]);
+    let first = mine["topics"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["title"] == "全員へ")
+        .unwrap()
+        .clone();
+    let readers: Vec<&str> = first["comments"][0]["readBy"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["name"].as_str().unwrap())
+        .collect();
+    assert!(readers.contains(&"佐藤 隆"), "{first}");
+
+    // The hospital doctor's record leaves out what his scope does not show him.
+    let his = w.ok(HOSPITAL_DOCTOR, record, json!({"g": group})).await["patientRecord"].clone();
+    assert_eq!(titles(&his), ["全員へ"]);
+    // Outside the group: nothing.
+    let r = w.gql(PHARMACIST, record, json!({"g": group})).await;
+    assert_eq!(error_codes(&r), ["NOT_FOUND"]);
+    let r = w.gql(ADMIN, record, json!({"g": group})).await;
+    assert_eq!(error_codes(&r), ["NOT_FOUND"]);
 }

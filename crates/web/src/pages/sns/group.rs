@@ -1,17 +1,20 @@
 //! `GET /a/{slug}/g/{group_id}`: a group's topics (pinned first, unread badges), its members
-//! and, for owners, the tools to run it. Someone invited (or waiting for approval, or who may
+//! and, for owners, the tools to run it; a patient group starts with its register entry at a
+//! glance. Someone invited (or waiting for approval, or who may
 //! ask to join) sees only the group's name and what they can do about it; anyone else gets the
 //! 404 page. `GET …/topics` is the topic list alone, for live updates.
 //!
 //! Owners find people to invite with `GET …?find=<name or kana>` (the directory they may see:
 //! the people of their own associations) and invite one with `POST …/invite`; an e-mail
 //! address goes to `POST …/invite-email`, which answers the same whether or not it has an
-//! account.
+//! account. A patient group whose register entry has no consent to sharing takes only people
+//! of the registrant's facility (by name): the page says how to record the consent.
 //!
 //! Forms: `POST …/invite`, `…/invite-email`, `…/requests/{user_id}`, `…/members/{user_id}/remove`,
 //! `…/members/{user_id}/role`, `…/settings`, `…/read` (mark all read) and `…/leave`.
 
 use super::groups::{GroupErrors, GroupForm};
+use super::patients::{group_header, PatientHeader};
 use super::{
     after_action, flash, nav, page_error, parse_id, profession, receipt_label, scope_label,
     short_time, Flash, Place,
@@ -30,10 +33,11 @@ use http::{StatusCode, Uri};
 use musubi_authz::GroupRole;
 use musubi_db::groups::{CandidateRow, GroupMemberRow, GroupRow, TopicRow};
 use musubi_domain::groups::GroupView;
+use musubi_domain::patients::reason::CONSENT_REQUIRED;
 use musubi_domain::types::GroupId;
 use musubi_domain::types::PersonId;
 use musubi_domain::types::{GroupKind, GroupMemberStatus, JoinPolicy, ReceiptMode};
-use musubi_domain::{ErrorCode, Services};
+use musubi_domain::{AppError, ErrorCode, Services};
 use serde::Deserialize;
 
 /// What every part of the group page says about the group.
@@ -114,6 +118,8 @@ pub(crate) struct GroupPage<'a> {
     pub csrf: &'a str,
     pub flash: Option<Flash>,
     pub group: GroupHead,
+    /// A patient group's register entry at a glance.
+    pub patient: Option<PatientHeader>,
     pub list: TopicList,
     pub members: Vec<MemberCard>,
     pub invited: Vec<MemberCard>,
@@ -389,6 +395,11 @@ async fn render(
             ..Finder::default()
         },
     };
+    let patient = if view.group.kind == GroupKind::Patient {
+        group_header(services, p, ctx.lang, view.group.id).await
+    } else {
+        None
+    };
     let total = super::unread_total(services, &p.viewer).await;
     let path = group_path(p.slug(), view.group.id);
     let page = GroupPage {
@@ -409,6 +420,7 @@ async fn render(
             receipt: receipt_label(t, view.group.receipt_mode),
             owner,
         },
+        patient,
         general: view.group.kind == GroupKind::General,
         members,
         invited,
@@ -470,15 +482,16 @@ pub(crate) async fn invite(
         }
         Err(e) => e,
     };
-    if e.code != ErrorCode::AlreadyMember {
+    let t = Translator::new(ctx.lang);
+    let find_error = if e.code == ErrorCode::AlreadyMember {
+        t.get("sns.members.error_already")
+    } else if needs_consent(&e) {
+        t.get("sns.members.error_consent")
+    } else {
         return Err(page_error(&ctx, "inviting to a group", e));
-    }
+    };
     let typed = Typed {
-        find_error: Some(
-            Translator::new(ctx.lang)
-                .get("sns.members.error_already")
-                .to_owned(),
-        ),
+        find_error: Some(find_error.to_owned()),
         ..Typed::default()
     };
     reshow(&services, &ctx, &p, group_id, typed).await
@@ -515,16 +528,26 @@ pub(crate) async fn invite_email(
     if e.code != ErrorCode::InvalidInput {
         return Err(page_error(&ctx, "inviting to a group by e-mail", e));
     }
+    let t = Translator::new(ctx.lang);
+    let message = if needs_consent(&e) {
+        t.get("sns.members.error_consent")
+    } else {
+        t.get("sns.members.error_email")
+    };
     let typed = Typed {
         invite_email: email.trim().to_owned(),
-        invite_error: Some(
-            Translator::new(ctx.lang)
-                .get("sns.members.error_email")
-                .to_owned(),
-        ),
+        invite_error: Some(message.to_owned()),
         ..Typed::default()
     };
     reshow(&services, &ctx, &p, group_id, typed).await
+}
+
+/// Whether an invitation was refused because the patient's consent to sharing is not on
+/// record (the patient group's register entry has none, and the person may work elsewhere).
+fn needs_consent(e: &AppError) -> bool {
+    e.code == ErrorCode::InvalidInput
+        && (e.reasons.contains(&CONSENT_REQUIRED)
+            || e.fields.iter().any(|i| i.reason == CONSENT_REQUIRED))
 }
 
 /// The group page again with what was typed, after a refused form.

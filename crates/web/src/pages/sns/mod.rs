@@ -1,5 +1,5 @@
 //! The SNS pages: my groups, a group, a topic with its comments and footprints, a new topic,
-//! and the HTML fragments `static/live.js` swaps in when something changes.
+//! the patient register, and the HTML fragments `static/live.js` swaps in when something changes.
 //!
 //! Like the console, the association comes from the path and the services authorize every
 //! call: what the viewer may not see is the normal 404 page, exactly like what does not exist.
@@ -9,6 +9,7 @@
 pub(crate) mod group;
 pub(crate) mod groups;
 pub(crate) mod new_topic;
+pub(crate) mod patients;
 pub(crate) mod text;
 pub(crate) mod topic;
 
@@ -93,6 +94,8 @@ const DONE: &[(&str, &str)] = &[
     ("deleted", "sns.done.deleted"),
     ("acknowledged", "sns.done.acknowledged"),
     ("topic_saved", "sns.done.topic_saved"),
+    ("patient_registered", "patients.done.registered"),
+    ("patient_saved", "patients.done.saved"),
 ];
 
 const ERRORS: &[(&str, &str)] = &[
@@ -102,6 +105,7 @@ const ERRORS: &[(&str, &str)] = &[
     ("conflict", "sns.error.conflict"),
     ("invalid", "sns.error.invalid"),
     ("closed", "sns.error.closed"),
+    ("archived", "sns.error.archived"),
     ("first_post", "sns.error.first_post"),
 ];
 
@@ -131,6 +135,7 @@ pub(crate) fn error_code(e: &AppError) -> Option<&'static str> {
         ErrorCode::FirstPostUndeletable => "first_post",
         ErrorCode::InvalidInput => "invalid",
         ErrorCode::TopicClosed => "closed",
+        ErrorCode::GroupArchived => "archived",
         _ => return None,
     })
 }

@@ -626,6 +626,7 @@ fn comment_error(t: Translator, e: &AppError) -> Option<String> {
     match e.code {
         ErrorCode::InvalidInput => Some(field_message(t, e, "sns.comment.error_body")),
         ErrorCode::TopicClosed => Some(t.get("sns.error.closed").to_owned()),
+        ErrorCode::GroupArchived => Some(t.get("sns.error.archived").to_owned()),
         _ => None,
     }
 }

@@ -1,0 +1,527 @@
+//! The patient register's pages (`/patients`, `/a/{slug}/patients/…`), driven like a browser on
+//! the demo data: the registration form with its messages next to the fields, the entry by era,
+//! the list's search in any kana, corrections and their conflicts, and who gets the 404 page.
+
+use chrono::NaiveDate;
+use http::StatusCode;
+use musubi_domain::patients::today;
+use musubi_domain::wareki::age_on;
+use musubi_test_support::demo::{
+    ADMIN, CARE_MANAGER, HOSPITAL_DOCTOR, HOST, NURSE, OTHER, OTHER_ADMIN, OTHER_NURSE, THERAPIST,
+};
+use musubi_test_support::web::{between, Browser, Page};
+use musubi_test_support::TestApp;
+use uuid::Uuid;
+
+const NAME: &str = "港 花子";
+/// Katakana, as many offices write readings.
+const KANA: &str = "ミナト ハナコ";
+
+fn new_path() -> String {
+    format!("/a/{HOST}/patients/new")
+}
+
+fn entry_path(id: Uuid) -> String {
+    format!("/a/{HOST}/patients/{id}")
+}
+
+/// A query-string value, percent-encoded.
+fn q(s: &str) -> String {
+    s.bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect()
+}
+
+/// The form's fields for 港 花子, born on `birth`.
+fn fields(birth: &str) -> Vec<(&'static str, String)> {
+    vec![
+        ("name", NAME.into()),
+        ("name_kana", KANA.into()),
+        ("birth_date", birth.into()),
+        ("sex", "female".into()),
+        ("postal_code", "１２３ー４５６７".into()),
+        ("address", "みなと川市港町1-2-3".into()),
+        ("town", "港町".into()),
+        ("phone", "03-1234-5678".into()),
+        ("physician", String::new()),
+        ("diagnoses", "慢性心不全\n糖尿病".into()),
+        ("care_level", "care2".into()),
+        ("key_person", "長女 港 さくらさん".into()),
+        ("status", "hospital".into()),
+        ("status_since", "R6.4.1".into()),
+        ("end_reason", String::new()),
+        ("notes", String::new()),
+    ]
+}
+
+async fn post_form(b: &mut Browser, app: &TestApp, fields: &[(&str, String)]) -> Page {
+    let borrowed: Vec<(&str, &str)> = fields.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    b.submit(app, &new_path(), &new_path(), &borrowed).await
+}
+
+/// Registers 港 花子 through the form as `b`; her entry's id.
+async fn register(app: &TestApp, b: &mut Browser) -> Uuid {
+    let res = post_form(b, app, &fields("昭和20年4月1日")).await;
+    assert_eq!(res.status, StatusCode::SEE_OTHER, "{}", res.body);
+    let id = res
+        .location()
+        .strip_prefix(&format!("/a/{HOST}/patients/"))
+        .and_then(|rest| rest.strip_suffix("?done=patient_registered"))
+        .unwrap_or_else(|| panic!("not a new entry: {}", res.location()));
+    Uuid::parse_str(id).unwrap()
+}
+
+async fn group_of(app: &TestApp, patient: Uuid) -> Uuid {
+    sqlx::query_scalar("SELECT group_id FROM patients WHERE id = $1")
+        .bind(patient)
+        .fetch_one(&mut *app.tenant_tx(HOST).await)
+        .await
+        .unwrap()
+}
+
+async fn entries(app: &TestApp) -> i64 {
+    sqlx::query_scalar("SELECT count(*) FROM patients")
+        .fetch_one(&mut *app.tenant_tx(HOST).await)
+        .await
+        .unwrap()
+}
+
+/// The list as `b` sees it with `query` (already encoded).
+async fn list(app: &TestApp, b: &mut Browser, query: &str) -> Page {
+    let page = b.get(app, &format!("/a/{HOST}/patients?{query}")).await;
+    assert_eq!(page.status, StatusCode::OK, "{}", page.body);
+    page
+}
+
+#[tokio::test]
+async fn a_nurse_registers_a_patient_after_fixing_an_era_date_and_lands_on_the_entry() {
+    let app = TestApp::demo().await;
+    let mut nurse = Browser::signed_in(&app, NURSE).await;
+
+    // The form, reached from the list.
+    let listed = list(&app, &mut nurse, "").await;
+    assert!(listed
+        .body
+        .contains(&format!("href=\"{}\">患者を登録</a>", new_path())));
+    let before = entries(&app).await;
+    let form = nurse.get(&app, &new_path()).await;
+    assert_eq!(form.status, StatusCode::OK);
+    assert!(form
+        .body
+        .contains("昭和20年4月1日、S20.4.1、1945-04-01 のどれでも"));
+
+    // 平成31年5月1日 never was (it was 令和元年): refused, said next to 生年月日, nothing saved
+    // and everything typed still there.
+    let res = post_form(&mut nurse, &app, &fields("平成31年5月1日")).await;
+    assert_eq!(res.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", res.body);
+    let birth = between(&res.body, "for=\"patient-birth-date\"", "</div>");
+    assert!(
+        birth.contains("その元号にはない日付です。"),
+        "the message is next to 生年月日: {birth}"
+    );
+    assert!(birth.contains("value=\"平成31年5月1日\""));
+    assert!(birth.contains("aria-invalid=\"true\""));
+    assert!(res.body.contains(&format!("value=\"{NAME}\"")));
+    assert!(res.body.contains(&format!("value=\"{KANA}\"")));
+    assert!(res.body.contains(">慢性心不全\n糖尿病</textarea>"));
+    assert!(res
+        .body
+        .contains("<option value=\"care2\" selected>要介護2</option>"));
+    assert!(res
+        .body
+        .contains("href=\"#patient-birth-date\">生年月日</a>"));
+    assert_eq!(entries(&app).await, before);
+
+    // Corrected: the entry, with the dates by era and Western, and her age.
+    let id = register(&app, &mut nurse).await;
+    let entry = nurse
+        .get(&app, &format!("{}?done=patient_registered", entry_path(id)))
+        .await;
+    assert_eq!(entry.status, StatusCode::OK, "{}", entry.body);
+    assert!(entry.body.contains("登録しました。"));
+    let age = age_on(NaiveDate::from_ymd_opt(1945, 4, 1).unwrap(), today());
+    assert!(
+        entry
+            .body
+            .contains(&format!("昭和20年4月1日（1945年4月1日）・{age}歳")),
+        "{}",
+        entry.body
+    );
+    assert!(entry
+        .body
+        .contains("入院中・令和6年4月1日（2024年4月1日）から"));
+    assert!(
+        entry.body.contains("123-4567"),
+        "the postal code, in half width"
+    );
+    assert!(entry.body.contains(KANA));
+    // Her group, a tap away, and the form to correct the entry.
+    let group = group_of(&app, id).await;
+    let group_page = format!("/a/{HOST}/g/{group}");
+    assert!(entry.body.contains(&format!("href=\"{group_page}\"")));
+    assert!(entry
+        .body
+        .contains(&format!("href=\"{}/edit\"", entry_path(id))));
+
+    // The group page starts with her at a glance and a way back to the entry.
+    let shown = nurse.get(&app, &group_page).await;
+    assert_eq!(shown.status, StatusCode::OK);
+    let header = between(&shown.body, "class=\"patient-header\"", "</aside>");
+    assert!(header.contains(&format!("{age}歳")), "{header}");
+    assert!(header.contains("女性"));
+    assert!(header.contains("要介護2"));
+    assert!(header.contains("入院中"));
+    assert!(header.contains(&format!("href=\"{}\"", entry_path(id))));
+}
+
+#[tokio::test]
+async fn the_list_finds_a_katakana_reading_by_hiragana_and_by_half_width_katakana() {
+    let app = TestApp::demo().await;
+    let mut nurse = Browser::signed_in(&app, NURSE).await;
+    // 「患者」 in the header leads to the register of her association.
+    let res = nurse.get(&app, "/patients").await;
+    assert_eq!(res.status, StatusCode::SEE_OTHER);
+    assert_eq!(res.location(), format!("/a/{HOST}/patients"));
+
+    let id = register(&app, &mut nurse).await;
+    let href = format!("href=\"{}\"", entry_path(id));
+    for typed in ["みなと", "ﾐﾅﾄ ﾊﾅｺ", "はなこ", "港"] {
+        let found = list(&app, &mut nurse, &format!("q={}", q(typed))).await;
+        let cards = between(&found.body, "<ul class=\"patient-cards\"", "</ul>");
+        assert!(cards.contains(NAME), "{typed}: {cards}");
+        assert!(cards.contains(&href), "{typed}");
+    }
+    let none = list(&app, &mut nurse, &format!("q={}", q("わたなべ"))).await;
+    assert!(!none.body.contains(NAME));
+    assert!(none.body.contains("条件にあう患者さんはいません。"));
+
+    // Filters and orders keep her where she belongs: in hospital, care level 2, 78 to 82.
+    let age = age_on(NaiveDate::from_ymd_opt(1945, 4, 1).unwrap(), today());
+    let around = format!("age_from={}&age_to={}", age - 1, age + 1);
+    for query in [
+        "status=hospital".to_owned(),
+        "care_level=care2".to_owned(),
+        around,
+        "town=%E6%B8%AF".to_owned(),
+        "order=age".to_owned(),
+        "order=activity".to_owned(),
+    ] {
+        assert!(
+            list(&app, &mut nurse, &query).await.body.contains(NAME),
+            "{query}"
+        );
+    }
+    for query in ["status=home", "care_level=care5", "unread=1", "age_from=90"] {
+        assert!(
+            !list(&app, &mut nurse, query).await.body.contains(NAME),
+            "{query}"
+        );
+    }
+    // A nonsense age is said next to the age fields, not an error page.
+    let bad = list(&app, &mut nurse, "age_from=abc").await;
+    assert!(bad
+        .body
+        .contains("年齢は 0〜150 の数字で入力してください。"));
+}
+
+#[tokio::test]
+async fn people_outside_the_patients_group_get_the_not_found_page() {
+    let app = TestApp::demo().await;
+    let mut nurse = Browser::signed_in(&app, NURSE).await;
+    let id = register(&app, &mut nurse).await;
+    let paths = [entry_path(id), format!("{}/edit", entry_path(id))];
+
+    // Another association's member and its administrator, at the host's address and at their
+    // own; a member of both associations and one of the host's own members who is not in her
+    // group.
+    for who in [OTHER_NURSE, OTHER_ADMIN, HOSPITAL_DOCTOR, CARE_MANAGER] {
+        let mut b = Browser::signed_in(&app, who).await;
+        for path in &paths {
+            assert!(b.get(&app, path).await.is_not_found(), "{who} {path}");
+        }
+        let elsewhere = format!("/a/{OTHER}/patients/{id}");
+        assert!(b.get(&app, &elsewhere).await.is_not_found(), "{who}");
+        // And a correction sent anyway changes nothing.
+        let token = b.get(&app, "/home").await.csrf();
+        let res = b
+            .post(
+                &app,
+                &paths[1],
+                &[
+                    ("csrf", token.as_str()),
+                    ("name", "書きかえ"),
+                    ("name_kana", "かきかえ"),
+                    ("birth_date", "S20.4.1"),
+                    ("sex", "male"),
+                    ("version", "1"),
+                ],
+            )
+            .await;
+        assert!(res.is_not_found(), "{who}: {}", res.status);
+    }
+    // Not in the host's list either, for those who may open it.
+    let mut care_manager = Browser::signed_in(&app, CARE_MANAGER).await;
+    assert!(!list(&app, &mut care_manager, "").await.body.contains(NAME));
+    let mut other_admin = Browser::signed_in(&app, OTHER_ADMIN).await;
+    let host_list = list(&app, &mut other_admin, "").await;
+    assert!(!host_list.body.contains(NAME));
+    assert!(
+        !host_list.body.contains("患者を登録"),
+        "not theirs to register in"
+    );
+    let mut other_nurse = Browser::signed_in(&app, OTHER_NURSE).await;
+    let theirs = other_nurse.get(&app, &format!("/a/{OTHER}/patients")).await;
+    assert_eq!(theirs.status, StatusCode::OK);
+    assert!(!theirs.body.contains(NAME));
+    let name: String = sqlx::query_scalar("SELECT name FROM patients WHERE id = $1")
+        .bind(id)
+        .fetch_one(&mut *app.tenant_tx(HOST).await)
+        .await
+        .unwrap();
+    assert_eq!(name, NAME);
+}
+
+#[tokio::test]
+async fn the_hosts_administrator_sees_the_entry_but_no_way_into_the_conversation() {
+    let app = TestApp::demo().await;
+    let mut nurse = Browser::signed_in(&app, NURSE).await;
+    let id = register(&app, &mut nurse).await;
+    let group = group_of(&app, id).await;
+
+    let mut admin = Browser::signed_in(&app, ADMIN).await;
+    let listed = list(&app, &mut admin, "").await;
+    assert!(listed
+        .body
+        .contains("台帳のすべての患者さんが表示されます。"));
+    let cards = between(&listed.body, "<ul class=\"patient-cards\"", "</ul>");
+    assert!(cards.contains(NAME));
+    assert!(cards.contains(&format!("href=\"{}\"", entry_path(id))));
+
+    let entry = admin.get(&app, &entry_path(id)).await;
+    assert_eq!(entry.status, StatusCode::OK, "{}", entry.body);
+    assert!(entry.body.contains(KANA));
+    assert!(
+        !entry.body.contains(&group.to_string()),
+        "no link into the group"
+    );
+    assert!(!entry.body.contains("/edit\""));
+    assert!(entry
+        .body
+        .contains("グループのやりとり（トピックやコメント）は見られません。"));
+    // The conversation itself stays closed.
+    assert!(admin
+        .get(&app, &format!("/a/{HOST}/g/{group}"))
+        .await
+        .is_not_found());
+    assert!(admin
+        .get(&app, &format!("{}/edit", entry_path(id)))
+        .await
+        .is_not_found());
+}
+
+/// Sends the edit form with `token` and `fields`.
+async fn post_edit(
+    app: &TestApp,
+    b: &mut Browser,
+    token: &str,
+    edit: &str,
+    fields: Vec<(&'static str, String)>,
+) -> Page {
+    let mut all = vec![("csrf", token)];
+    all.extend(fields.iter().map(|(k, v)| (*k, v.as_str())));
+    b.post(app, edit, &all).await
+}
+
+#[tokio::test]
+async fn a_correction_over_someone_elses_keeps_what_was_typed_and_shows_what_changed() {
+    let app = TestApp::demo().await;
+    let mut nurse = Browser::signed_in(&app, NURSE).await;
+    let id = register(&app, &mut nurse).await;
+    let edit = format!("{}/edit", entry_path(id));
+
+    // The form, filled in with the entry by era, at version 1.
+    let form = nurse.get(&app, &edit).await;
+    assert_eq!(form.status, StatusCode::OK);
+    assert!(form.body.contains("name=\"version\" value=\"1\""));
+    assert!(form.body.contains("value=\"昭和20年4月1日\""));
+    assert!(form.body.contains(&format!("value=\"{NAME}\"")));
+    let token = form.csrf();
+    let send = |name: &str, care: &str, version: &str| {
+        let mut all = fields("昭和20年4月1日");
+        all.retain(|(k, _)| !matches!(*k, "name" | "care_level"));
+        all.push(("name", name.into()));
+        all.push(("care_level", care.into()));
+        all.push(("version", version.into()));
+        all
+    };
+
+    // Saved at version 1: the entry now says 要介護3.
+    let res = post_edit(&app, &mut nurse, &token, &edit, send(NAME, "care3", "1")).await;
+    assert_eq!(res.status, StatusCode::SEE_OTHER, "{}", res.body);
+    assert_eq!(
+        res.location(),
+        format!("{}?done=patient_saved", entry_path(id))
+    );
+    let shown = nurse
+        .get(&app, &format!("{}?done=patient_saved", entry_path(id)))
+        .await;
+    assert!(shown.body.contains("保存しました。"));
+    assert!(shown.body.contains("要介護3"));
+
+    // A second form still at version 1: refused, what was typed kept, what is registered now
+    // shown where it differs, and the form now at version 2.
+    let res = post_edit(
+        &app,
+        &mut nurse,
+        &token,
+        &edit,
+        send("港 はな子", "care4", "1"),
+    )
+    .await;
+    assert_eq!(res.status, StatusCode::CONFLICT, "{}", res.body);
+    assert!(res
+        .body
+        .contains("ほかの方がこの患者さんの情報を変更しました"));
+    assert!(res.body.contains("value=\"港 はな子\""));
+    assert!(res
+        .body
+        .contains("<option value=\"care4\" selected>要介護4</option>"));
+    assert!(res.body.contains(&format!("いまの登録：{NAME}")));
+    assert!(res.body.contains("いまの登録：要介護3"));
+    assert!(res.body.contains("name=\"version\" value=\"2\""));
+    let stored: (String, String) =
+        sqlx::query_as("SELECT name, care_level FROM patients WHERE id = $1")
+            .bind(id)
+            .fetch_one(&mut *app.tenant_tx(HOST).await)
+            .await
+            .unwrap();
+    assert_eq!(stored, (NAME.to_owned(), "care3".to_owned()));
+
+    // A refused field on the edit form: the message next to it, the rest kept.
+    let mut bad = send("港 はな子", "care4", "2");
+    bad.retain(|(k, _)| *k != "name_kana");
+    bad.push(("name_kana", "港".into()));
+    let res = post_edit(&app, &mut nurse, &token, &edit, bad).await;
+    assert_eq!(res.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", res.body);
+    assert!(res
+        .body
+        .contains("ふりがなは、ひらがなかカタカナで入力してください。"));
+    assert!(res.body.contains("value=\"港 はな子\""));
+}
+
+#[tokio::test]
+async fn someone_in_a_patient_group_elsewhere_finds_that_entry_and_nothing_else_of_its_register() {
+    let app = TestApp::demo().await;
+    // 青木 (みなと川) is in 伊藤's group, hosted by さくら台.
+    let mut nurse = Browser::signed_in(&app, NURSE).await;
+    let theirs = list(&app, &mut nurse, "").await;
+    assert!(theirs
+        .body
+        .contains(&format!("href=\"/a/{HOST}/patients/new\"")));
+    let elsewhere = nurse.get(&app, &format!("/a/{OTHER}/patients")).await;
+    assert_eq!(elsewhere.status, StatusCode::OK);
+    let cards = between(&elsewhere.body, "<ul class=\"patient-cards\"", "</ul>");
+    assert!(cards.contains("伊藤 正男"), "{cards}");
+    assert_eq!(cards.matches("<li>").count(), 1, "only the group she is in");
+    assert!(!elsewhere.body.contains("患者を登録"));
+    assert!(elsewhere
+        .body
+        .contains(&format!("href=\"/a/{HOST}/patients\"")));
+}
+
+/// `email`'s status in the group, if any.
+async fn member_status(app: &TestApp, group: Uuid, email: &str) -> Option<String> {
+    sqlx::query_scalar(
+        "SELECT m.status FROM core.group_members m JOIN core.users u ON u.id = m.user_id \
+         WHERE m.group_id = $1 AND u.email = $2",
+    )
+    .bind(group)
+    .bind(email)
+    .fetch_optional(app.db.db.pool())
+    .await
+    .unwrap()
+}
+
+#[tokio::test]
+async fn the_team_from_other_offices_is_invited_once_the_patients_consent_is_recorded() {
+    let app = TestApp::demo().await;
+    let mut nurse = Browser::signed_in(&app, NURSE).await;
+    let id = register(&app, &mut nurse).await;
+    let group = group_of(&app, id).await;
+    let page = format!("/a/{HOST}/g/{group}");
+    let care_manager = app.user_id(CARE_MANAGER).await.to_string();
+    let colleague = app.user_id(THERAPIST).await.to_string();
+
+    // No consent yet: a care manager of another office is not invited, and the page says why
+    // (not an error page); a colleague of the same station is.
+    let res = nurse
+        .submit(
+            &app,
+            &page,
+            &format!("{page}/invite"),
+            &[("user_id", &care_manager)],
+        )
+        .await;
+    assert_eq!(res.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", res.body);
+    assert!(res.body.contains("情報共有の同意が記録されていないため"));
+    assert_eq!(member_status(&app, group, CARE_MANAGER).await, None);
+    let res = nurse
+        .submit(
+            &app,
+            &page,
+            &format!("{page}/invite-email"),
+            &[("email", CARE_MANAGER)],
+        )
+        .await;
+    assert_eq!(res.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", res.body);
+    assert!(res.body.contains("情報共有の同意が記録されていないため"));
+    let res = nurse
+        .submit(
+            &app,
+            &page,
+            &format!("{page}/invite"),
+            &[("user_id", &colleague)],
+        )
+        .await;
+    assert_eq!(res.location(), format!("{page}?done=invited"));
+
+    // The consent recorded on the entry: now the care manager can be invited.
+    let edit = format!("{}/edit", entry_path(id));
+    let token = nurse.get(&app, &edit).await.csrf();
+    let mut all = fields("昭和20年4月1日");
+    all.push(("consent_date", "令和6年3月1日".into()));
+    all.push(("consent_by", "訪問看護ステーションみなと 青木".into()));
+    all.push((
+        "consent_scope",
+        "主治医・訪問看護・ケアマネジャーで共有".into(),
+    ));
+    all.push(("version", "1".into()));
+    let res = post_edit(&app, &mut nurse, &token, &edit, all).await;
+    assert_eq!(res.status, StatusCode::SEE_OTHER, "{}", res.body);
+    let entry = nurse.get(&app, &entry_path(id)).await;
+    assert!(entry.body.contains("令和6年3月1日（2024年3月1日）"));
+    let res = nurse
+        .submit(
+            &app,
+            &page,
+            &format!("{page}/invite"),
+            &[("user_id", &care_manager)],
+        )
+        .await;
+    assert_eq!(
+        res.location(),
+        format!("{page}?done=invited"),
+        "{}",
+        res.body
+    );
+    assert_eq!(
+        member_status(&app, group, CARE_MANAGER).await.as_deref(),
+        Some("invited")
+    );
+}
