@@ -112,7 +112,7 @@ fn console_routes() -> Router<Services> {
 /// Groups, topics and comments: `/groups`, `/a/{slug}/g/{group}/…`, `/a/{slug}/t/{topic}/…`;
 /// the patient register: `/patients`, `/a/{slug}/patients/…` (see [`pages::sns`]).
 fn sns_routes() -> Router<Services> {
-    use pages::sns::{group, groups, new_topic, patients, topic};
+    use pages::sns::{group, groups, new_topic, patient_files, patients, topic};
     const GROUP: &str = "/a/{slug}/g/{group_id}";
     const PATIENT: &str = "/a/{slug}/patients/{patient_id}";
     const TOPIC: &str = "/a/{slug}/t/{topic_id}";
@@ -166,6 +166,8 @@ fn sns_routes() -> Router<Services> {
         // The patient register.
         .route("/patients", get(patients::to_first))
         .route("/a/{slug}/patients", get(patients::list))
+        .route("/a/{slug}/patients.csv", get(patient_files::register_csv))
+        .route(&format!("{GROUP}/record.json"), get(patient_files::group_record))
         .route(
             "/a/{slug}/patients/new",
             get(patients::show_new).post(patients::create),

@@ -525,3 +525,59 @@ async fn the_team_from_other_offices_is_invited_once_the_patients_consent_is_rec
         Some("invited")
     );
 }
+
+#[tokio::test]
+async fn the_register_downloads_as_csv_and_a_group_as_its_record_for_members_only() {
+    let app = TestApp::demo().await;
+    let mut nurse = Browser::signed_in(&app, NURSE).await;
+    let id = register(&app, &mut nurse).await;
+    let group = group_of(&app, id).await;
+
+    let csv = nurse.get(&app, &format!("/a/{HOST}/patients.csv")).await;
+    assert_eq!(csv.status, StatusCode::OK);
+    assert_eq!(
+        csv.header(http::header::CONTENT_TYPE),
+        "text/csv; charset=utf-8"
+    );
+    let disposition = csv.header(http::header::CONTENT_DISPOSITION);
+    assert!(
+        disposition.starts_with("attachment; filename=\"patients-"),
+        "{disposition}"
+    );
+    // 患者台帳, percent-encoded for the browser to show in Japanese.
+    assert!(
+        disposition.contains("filename*=UTF-8''%E6%82%A3%E8%80%85%E5%8F%B0%E5%B8%B3"),
+        "{disposition}"
+    );
+    assert_eq!(csv.header(http::header::CACHE_CONTROL), "no-store");
+    assert!(
+        csv.body.starts_with('\u{feff}'),
+        "Excel needs the byte order mark"
+    );
+    assert!(csv.body.contains(NAME) && csv.body.contains(KANA));
+
+    // The entry page links the group's record for her; the record holds the patient.
+    let entry = nurse.get(&app, &entry_path(id)).await;
+    let record_path = format!("/a/{HOST}/g/{group}/record.json");
+    assert!(entry.body.contains(&record_path), "{}", entry.body);
+    let record = nurse.get(&app, &record_path).await;
+    assert_eq!(record.status, StatusCode::OK);
+    assert_eq!(
+        record.header(http::header::CONTENT_TYPE),
+        "application/json"
+    );
+    let json: serde_json::Value = serde_json::from_str(&record.body).unwrap();
+    assert_eq!(json["patient"]["name"], NAME);
+    assert_eq!(json["patient"]["birthDateWareki"], "昭和20年4月1日");
+
+    // The host's administrator: the register, yes; the conversation's record, no.
+    let mut admin = Browser::signed_in(&app, ADMIN).await;
+    let csv = admin.get(&app, &format!("/a/{HOST}/patients.csv")).await;
+    assert!(csv.body.contains(NAME));
+    assert!(admin.get(&app, &record_path).await.is_not_found());
+    // Another association's people: neither their patients nor this record.
+    let mut other = Browser::signed_in(&app, OTHER_NURSE).await;
+    let csv = other.get(&app, &format!("/a/{HOST}/patients.csv")).await;
+    assert!(!csv.body.contains(NAME));
+    assert!(other.get(&app, &record_path).await.is_not_found());
+}

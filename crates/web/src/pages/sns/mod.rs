@@ -9,6 +9,7 @@
 pub(crate) mod group;
 pub(crate) mod groups;
 pub(crate) mod new_topic;
+pub(crate) mod patient_files;
 pub(crate) mod patients;
 pub(crate) mod text;
 pub(crate) mod topic;
