@@ -99,6 +99,8 @@ pub enum AuditAction {
     PatientExport,
     /// Someone imported (or checked, on a dry run) a CSV file into the register.
     PatientImport,
+    /// An owner set or cleared when someone's group membership ends by itself.
+    GroupMemberUntil,
 }
 
 impl AuditAction {
@@ -144,6 +146,7 @@ impl AuditAction {
         AuditAction::PatientList,
         AuditAction::PatientExport,
         AuditAction::PatientImport,
+        AuditAction::GroupMemberUntil,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -189,6 +192,7 @@ impl AuditAction {
             AuditAction::PatientList => "patient.list",
             AuditAction::PatientExport => "patient.export",
             AuditAction::PatientImport => "patient.import",
+            AuditAction::GroupMemberUntil => "group.member_until",
         }
     }
 }

@@ -604,6 +604,83 @@ impl Services {
         c.membership_changed(&hosted, action, user_id).await
     }
 
+    /// An owner sets (or, with `None`, clears) when someone's membership ends by itself: a
+    /// substitute for two weeks, a student on placement. The server removes it within a minute
+    /// of that time (see [`Services::end_expired_memberships`]). A group's only owner cannot be
+    /// given an end.
+    pub async fn set_group_member_until(
+        &self,
+        actor: &Actor<'_>,
+        group_id: GroupId,
+        user_id: PersonId,
+        until: Option<chrono::DateTime<chrono::Utc>>,
+    ) -> AppResult<()> {
+        if until.is_some_and(|u| u <= chrono::Utc::now()) {
+            return Err(AppError::invalid("until", "the end must be in the future"));
+        }
+        let mut c = self.change(actor).await?;
+        let (hosted, group) = repo::group(c.conn(), actor.tenant, actor.viewer.user.id, group_id)
+            .await?
+            .ok_or_else(AppError::not_found)?;
+        c.about_group(&group.name);
+        c.authorize(&hosted, active_role(&group), Object::Members, Action::Remove)
+            .await?;
+        let target = repo::membership(c.conn(), &hosted, user_id)
+            .await?
+            .ok_or_else(AppError::not_found)?;
+        if until.is_some()
+            && target.0 == GroupRole::Owner
+            && repo::count_owners(c.conn(), &hosted).await? <= 1
+        {
+            return Err(AppError::new(
+                ErrorCode::LastOwner,
+                "a group needs at least one owner",
+            ));
+        }
+        repo::set_member_until(c.conn(), &hosted, user_id, until).await?;
+        let entry = c
+            .entry(AuditAction::GroupMemberUntil)
+            .on("group", group_id)
+            .with_detail("user_id", user_id.to_string())
+            .with_detail(
+                "until",
+                until.map_or(serde_json::Value::Null, |u| u.to_rfc3339().into()),
+            );
+        c.audit(entry);
+        c.commit().await
+    }
+
+    /// Removes the memberships whose end has come (at most `batch`), each in its own
+    /// transaction with its audit record (`group.member_remove`, `detail.reason` = `expired`)
+    /// and live event; returns how many. Run every minute by the server.
+    pub async fn end_expired_memberships(&self, batch: i64) -> AppResult<usize> {
+        let due = repo::expired_memberships(self.db().pool(), batch).await?;
+        let meta = crate::audit::RequestMeta::new("", "musubi membership expiry");
+        let mut ended = 0;
+        for (slug, group_id, user_id) in due {
+            let tenant = self.resolve_tenant(&slug).await?;
+            let mut c = self.change_without_viewer(&tenant, &meta).await?;
+            let Some((hosted, group)) = repo::group(c.conn(), &tenant, user_id, group_id).await?
+            else {
+                continue;
+            };
+            c.about_group(&group.name);
+            if !repo::remove_expired_member(c.conn(), &hosted, user_id).await? {
+                continue;
+            }
+            let entry = c
+                .entry(AuditAction::GroupMemberRemove)
+                .on("group", group_id)
+                .with_detail("user_id", user_id.to_string())
+                .with_detail("reason", "expired");
+            c.audit(entry);
+            c.event(&hosted, EventSpec::membership(user_id)).await?;
+            c.commit().await?;
+            ended += 1;
+        }
+        Ok(ended)
+    }
+
     /// An owner removes a member, or a member leaves (`user_id` = themselves). A group keeps at
     /// least one owner.
     pub async fn remove_group_member(

@@ -169,11 +169,14 @@ pub struct GroupMember {
     pub facility_name: Option<String>,
     /// Their own association's name when it is not the host (members from elsewhere).
     pub home_association: Option<String>,
+    /// When the membership ends by itself, if it does (`setGroupMemberUntil`).
+    pub until: Option<DateTime<Utc>>,
 }
 
 fn member_out(m: GroupMemberRow) -> GroupMember {
     GroupMember {
         user_id: id(m.user_id),
+        until: m.until,
         profession_class: m.profession.class(m.doctor_kind).into(),
         role: m.role.into(),
         status: m.status.into(),
@@ -756,6 +759,26 @@ impl SnsMutation {
         let user_id = uuid(ctx, &user_id)?;
         services
             .invite_to_group(&actor, group_id, user_id)
+            .await
+            .gql(ctx)?;
+        Ok(true)
+    }
+
+    /// Sets when someone's membership ends by itself (owners): a substitute for two weeks, a
+    /// student on placement. Within a minute of `until` the membership is removed and
+    /// recorded. `until: null` clears it. A group's only owner cannot be given an end.
+    async fn set_group_member_until(
+        &self,
+        ctx: &Context<'_>,
+        group_id: ID,
+        user_id: ID,
+        until: Option<DateTime<Utc>>,
+    ) -> async_graphql::Result<bool> {
+        let (services, actor) = routed(ctx)?;
+        let group_id = uuid(ctx, &group_id)?;
+        let user_id = uuid(ctx, &user_id)?;
+        services
+            .set_group_member_until(&actor, group_id, user_id, until)
             .await
             .gql(ctx)?;
         Ok(true)

@@ -141,6 +141,23 @@ impl Drop for EventPurge {
     }
 }
 
+/// Ends the group memberships whose end has come, every minute (see
+/// `Services::end_expired_memberships`); stops with the server.
+fn spawn_membership_expiry(services: musubi_domain::Services) -> EventPurge {
+    EventPurge(tokio::spawn(async move {
+        let mut ticks = tokio::time::interval(std::time::Duration::from_secs(60));
+        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            ticks.tick().await;
+            match services.end_expired_memberships(500).await {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(count = n, "expired group memberships ended"),
+                Err(e) => tracing::warn!(error = %e, "ending expired group memberships failed"),
+            }
+        }
+    }))
+}
+
 fn spawn_event_purge(db: Db) -> EventPurge {
     EventPurge(tokio::spawn(async move {
         let mut ticks = tokio::time::interval(std::time::Duration::from_secs(60 * 60));
@@ -331,6 +348,7 @@ async fn serve_on(
     // Applies each association's audit-log retention daily; stops with the server.
     let _audit_purge = musubi_domain::audit::spawn_daily_purge(database.db.clone());
     let _event_purge = spawn_event_purge(database.db.clone());
+    let _membership_expiry = spawn_membership_expiry(operator.services().clone());
     let addr = listener.local_addr()?;
     let app = app(config, &operator);
     let shutdown = shutdown_signal()?;

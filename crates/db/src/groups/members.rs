@@ -20,6 +20,8 @@ pub struct GroupMemberRow {
     /// A pending invitation made by e-mail address: owners do not see it (see
     /// [`invite_by_email`]).
     pub invited_by_email: bool,
+    /// When the membership ends by itself, if it does.
+    pub until: Option<DateTime<Utc>>,
 }
 
 /// The members of a group (every status), owners first, then by kana.
@@ -34,12 +36,12 @@ pub async fn members(
     // query whole, so that each subquery runs once per member, not again in the outer filter.
     Ok(sqlx::query_as(
         "SELECT user_id, name, name_kana, profession, doctor_kind, scope_bit, role, status, \
-                invited_by_email, \
+                invited_by_email, until, \
                 facility_name, \
                 CASE WHEN host_status IS NULL THEN first_association END AS home_association \
          FROM (SELECT u.id AS user_id, u.name, u.name_kana, u.profession, u.doctor_kind, \
                       core.scope_bit(u.doctor_kind) AS scope_bit, gm.role, gm.status, \
-                      gm.invited_by_email, u.name_kana AS kana, \
+                      gm.invited_by_email, gm.until, u.name_kana AS kana, \
                       (SELECT m.status FROM core.memberships m \
                        WHERE m.user_id = gm.user_id AND m.association_id = $1) AS host_status, \
                       (SELECT f.name FROM core.memberships m \
@@ -267,6 +269,65 @@ pub async fn set_member_role(
 }
 
 /// Removes a membership (any status) and the person's unread counters in the group.
+/// Sets (or clears) when a membership ends by itself; false if there is no such membership.
+pub async fn set_member_until(
+    conn: &mut PgConnection,
+    group: &HostedGroup,
+    user_id: PersonId,
+    until: Option<DateTime<Utc>>,
+) -> DbResult<bool> {
+    let done = sqlx::query(
+        "UPDATE core.group_members SET until = $3 WHERE group_id = $1 AND user_id = $2",
+    )
+    .bind(group.id)
+    .bind(user_id)
+    .bind(until)
+    .execute(conn)
+    .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+/// Memberships whose end has come: (host association's slug, group, person), oldest first.
+pub async fn expired_memberships(
+    pool: &sqlx::PgPool,
+    limit: i64,
+) -> DbResult<Vec<(String, GroupId, PersonId)>> {
+    Ok(sqlx::query_as(
+        "SELECT a.slug, gm.group_id, gm.user_id FROM core.group_members gm \
+         JOIN core.associations a ON a.id = gm.association_id \
+         WHERE gm.until <= now() ORDER BY gm.until LIMIT $1",
+    )
+    .bind(limit)
+    .fetch_all(pool)
+    .await?)
+}
+
+/// Removes a membership whose end has come (checked again under the row's lock); true if it
+/// did.
+pub async fn remove_expired_member(
+    conn: &mut PgConnection,
+    group: &HostedGroup,
+    user_id: PersonId,
+) -> DbResult<bool> {
+    let gone: Option<PersonId> = sqlx::query_scalar(
+        "DELETE FROM core.group_members WHERE group_id = $1 AND user_id = $2 AND until <= now() \
+         RETURNING user_id",
+    )
+    .bind(group.id)
+    .bind(user_id)
+    .fetch_optional(&mut *conn)
+    .await?;
+    if gone.is_none() {
+        return Ok(false);
+    }
+    sqlx::query("DELETE FROM unread WHERE group_id = $1 AND user_id = $2")
+        .bind(group.id)
+        .bind(user_id)
+        .execute(&mut *conn)
+        .await?;
+    Ok(true)
+}
+
 pub async fn remove_member(
     conn: &mut PgConnection,
     group: &HostedGroup,

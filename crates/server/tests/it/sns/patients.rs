@@ -906,3 +906,116 @@ async fn a_groups_record_exports_what_the_member_may_see_with_readers() {
     let r = w.gql(ADMIN, record, json!({"g": group})).await;
     assert_eq!(error_codes(&r), ["NOT_FOUND"]);
 }
+
+#[tokio::test]
+async fn a_membership_with_an_end_ends_by_itself_and_on_record() {
+    let w = World::new().await;
+    let mut input = patient("北川 千代", "きたがわ ちよ", "S2.2.2");
+    input["consentDate"] = json!("2026-12-01");
+    input["consentBy"] = json!("青木");
+    let r = w.register(NURSE, input, &[PHARMACIST]).await;
+    let group = r["data"]["registerPatient"]["groupId"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    w.app
+        .gql(
+            "mutation($g: ID!) { answerGroupInvitation(groupId: $g, accept: true) }",
+            json!({"g": group}),
+            Some(&w.tokens[PHARMACIST]),
+            Some(HOST),
+        )
+        .await;
+    let pharmacist = w.app.user_id(PHARMACIST).await;
+    let nurse = w.app.user_id(NURSE).await;
+    let set = "mutation($g: ID!, $u: ID!, $t: DateTime) { setGroupMemberUntil(groupId: $g, userId: $u, until: $t) }";
+
+    // Not in the past; not the only owner; not by a member who is no owner.
+    let r = w
+        .gql(
+            NURSE,
+            set,
+            json!({"g": group, "u": pharmacist.to_string(), "t": "2020-01-01T00:00:00Z"}),
+        )
+        .await;
+    assert_eq!(error_codes(&r), ["INVALID_INPUT"]);
+    let r = w
+        .gql(
+            NURSE,
+            set,
+            json!({"g": group, "u": nurse.to_string(), "t": "2099-01-01T00:00:00Z"}),
+        )
+        .await;
+    assert_eq!(error_codes(&r), ["LAST_OWNER"]);
+    let r = w
+        .gql(
+            PHARMACIST,
+            set,
+            json!({"g": group, "u": nurse.to_string(), "t": "2099-01-01T00:00:00Z"}),
+        )
+        .await;
+    assert_eq!(error_codes(&r), ["NOT_FOUND"]);
+
+    let later = (Utc::now() + chrono::Duration::days(14)).to_rfc3339();
+    w.ok(
+        NURSE,
+        set,
+        json!({"g": group, "u": pharmacist.to_string(), "t": later}),
+    )
+    .await;
+    let members = w
+        .ok(
+            NURSE,
+            "query($id: ID!) { group(id: $id) { members { userId until } } }",
+            json!({"id": group}),
+        )
+        .await;
+    let until = members["group"]["members"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["userId"] == pharmacist.to_string().as_str())
+        .map(|m| m["until"].clone())
+        .unwrap();
+    assert!(until.is_string(), "{members}");
+
+    // Before its end, nothing happens; once it has come, the sweep ends it.
+    assert_eq!(
+        w.app.services().end_expired_memberships(500).await.unwrap(),
+        0
+    );
+    let mut tx = w.app.operator().db().core_tx().await.unwrap();
+    sqlx::query("UPDATE core.group_members SET until = now() - interval '1 second' WHERE user_id = $1 AND group_id = $2")
+        .bind(pharmacist)
+        .bind(uuid::Uuid::parse_str(&group).unwrap())
+        .execute(&mut *tx)
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+    assert_eq!(
+        w.app.services().end_expired_memberships(500).await.unwrap(),
+        1
+    );
+    assert_eq!(
+        w.app.services().end_expired_memberships(500).await.unwrap(),
+        0
+    );
+    let r = w
+        .gql(
+            PHARMACIST,
+            "query($id: ID!) { group(id: $id) { group { id } } }",
+            json!({"id": group}),
+        )
+        .await;
+    assert_eq!(error_codes(&r), ["NOT_FOUND"]);
+    let mut tx = w.app.tenant_tx(HOST).await;
+    let (actor, reason): (Option<uuid::Uuid>, Option<String>) = sqlx::query_as(
+        "SELECT actor_id, detail->>'reason' FROM audit_log \
+         WHERE action = 'group.member_remove' AND object_id = $1 ORDER BY seq DESC LIMIT 1",
+    )
+    .bind(&group)
+    .fetch_one(&mut *tx)
+    .await
+    .unwrap();
+    assert_eq!((actor, reason.as_deref()), (None, Some("expired")));
+}
