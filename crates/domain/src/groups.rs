@@ -623,8 +623,13 @@ impl Services {
             .await?
             .ok_or_else(AppError::not_found)?;
         c.about_group(&group.name);
-        c.authorize(&hosted, active_role(&group), Object::Members, Action::Remove)
-            .await?;
+        c.authorize(
+            &hosted,
+            active_role(&group),
+            Object::Members,
+            Action::Remove,
+        )
+        .await?;
         let target = repo::membership(c.conn(), &hosted, user_id)
             .await?
             .ok_or_else(AppError::not_found)?;

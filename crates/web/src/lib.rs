@@ -167,7 +167,10 @@ fn sns_routes() -> Router<Services> {
         .route("/patients", get(patients::to_first))
         .route("/a/{slug}/patients", get(patients::list))
         .route("/a/{slug}/patients.csv", get(patient_files::register_csv))
-        .route(&format!("{GROUP}/record.json"), get(patient_files::group_record))
+        .route(
+            &format!("{GROUP}/record.json"),
+            get(patient_files::group_record),
+        )
         .route(
             "/a/{slug}/patients/new",
             get(patients::show_new).post(patients::create),
