@@ -96,6 +96,38 @@ const PATIENT_SELECT: &str = "\
                      WHERE ur.user_id = $1 AND ur.group_id = p.group_id), 0)::bigint AS unread \
     FROM patients p JOIN groups g ON g.id = p.group_id";
 
+type PgQuery<'q> = sqlx::query::Query<'q, sqlx::Postgres, sqlx::postgres::PgArguments>;
+
+/// Binds the form's fields as both statements number them, `$3` to `$28`.
+fn bind_fields<'q>(q: PgQuery<'q>, f: &'q PatientFields) -> PgQuery<'q> {
+    q.bind(&f.name)
+        .bind(&f.name_kana)
+        .bind(&f.name_folded)
+        .bind(&f.kana_folded)
+        .bind(f.birth_date)
+        .bind(f.sex.unwrap_or(Sex::Other))
+        .bind(&f.postal_code)
+        .bind(&f.address)
+        .bind(&f.town)
+        .bind(&f.town_folded)
+        .bind(&f.phone)
+        .bind(f.physician_id)
+        .bind(&f.diagnoses)
+        .bind(f.care_level.unwrap_or(CareLevel::None))
+        .bind(&f.key_person)
+        .bind(&f.family_contact)
+        .bind(&f.care_manager)
+        .bind(&f.nurse_station)
+        .bind(&f.pharmacy)
+        .bind(f.status.unwrap_or(PatientStatus::Home))
+        .bind(f.status_since)
+        .bind(f.end_reason)
+        .bind(&f.notes)
+        .bind(f.consent_date)
+        .bind(&f.consent_by)
+        .bind(&f.consent_scope)
+}
+
 pub async fn insert_patient(
     conn: &mut PgConnection,
     group: &HostedGroup,
@@ -104,7 +136,7 @@ pub async fn insert_patient(
     facility_id: Option<Uuid>,
     registered_by: PersonId,
 ) -> DbResult<()> {
-    sqlx::query(
+    let q = sqlx::query(
         "INSERT INTO patients (id, group_id, name, name_kana, name_folded, kana_folded, \
              birth_date, sex, postal_code, address, town, town_folded, phone, physician_id, \
              diagnoses, care_level, key_person, family_contact, care_manager, nurse_station, \
@@ -114,37 +146,12 @@ pub async fn insert_patient(
                  $18, $19, $20, $21, $22, $23, $24, $25, $26, $27, $28, $29, $30)",
     )
     .bind(id)
-    .bind(group.id)
-    .bind(&f.name)
-    .bind(&f.name_kana)
-    .bind(&f.name_folded)
-    .bind(&f.kana_folded)
-    .bind(f.birth_date)
-    .bind(f.sex.unwrap_or(Sex::Other))
-    .bind(&f.postal_code)
-    .bind(&f.address)
-    .bind(&f.town)
-    .bind(&f.town_folded)
-    .bind(&f.phone)
-    .bind(f.physician_id)
-    .bind(&f.diagnoses)
-    .bind(f.care_level.unwrap_or(CareLevel::None))
-    .bind(&f.key_person)
-    .bind(&f.family_contact)
-    .bind(&f.care_manager)
-    .bind(&f.nurse_station)
-    .bind(&f.pharmacy)
-    .bind(f.status.unwrap_or(PatientStatus::Home))
-    .bind(f.status_since)
-    .bind(f.end_reason)
-    .bind(&f.notes)
-    .bind(f.consent_date)
-    .bind(&f.consent_by)
-    .bind(&f.consent_scope)
-    .bind(facility_id)
-    .bind(registered_by)
-    .execute(conn)
-    .await?;
+    .bind(group.id);
+    bind_fields(q, f)
+        .bind(facility_id)
+        .bind(registered_by)
+        .execute(conn)
+        .await?;
     Ok(())
 }
 
@@ -155,7 +162,7 @@ pub async fn update_patient(
     version: i32,
     f: &PatientFields,
 ) -> DbResult<bool> {
-    let done = sqlx::query(
+    let q = sqlx::query(
         "UPDATE patients SET name = $3, name_kana = $4, name_folded = $5, kana_folded = $6, \
              birth_date = $7, sex = $8, postal_code = $9, address = $10, town = $11, \
              town_folded = $12, phone = $13, physician_id = $14, diagnoses = $15, \
@@ -166,35 +173,8 @@ pub async fn update_patient(
          WHERE id = $1 AND version = $2",
     )
     .bind(id)
-    .bind(version)
-    .bind(&f.name)
-    .bind(&f.name_kana)
-    .bind(&f.name_folded)
-    .bind(&f.kana_folded)
-    .bind(f.birth_date)
-    .bind(f.sex.unwrap_or(Sex::Other))
-    .bind(&f.postal_code)
-    .bind(&f.address)
-    .bind(&f.town)
-    .bind(&f.town_folded)
-    .bind(&f.phone)
-    .bind(f.physician_id)
-    .bind(&f.diagnoses)
-    .bind(f.care_level.unwrap_or(CareLevel::None))
-    .bind(&f.key_person)
-    .bind(&f.family_contact)
-    .bind(&f.care_manager)
-    .bind(&f.nurse_station)
-    .bind(&f.pharmacy)
-    .bind(f.status.unwrap_or(PatientStatus::Home))
-    .bind(f.status_since)
-    .bind(f.end_reason)
-    .bind(&f.notes)
-    .bind(f.consent_date)
-    .bind(&f.consent_by)
-    .bind(&f.consent_scope)
-    .execute(conn)
-    .await?;
+    .bind(version);
+    let done = bind_fields(q, f).execute(conn).await?;
     Ok(done.rows_affected() == 1)
 }
 

@@ -75,6 +75,29 @@ impl World {
         )
     }
 
+    /// Registers a patient with consent, `member` invited and accepting; the group's id.
+    async fn team(&self, who: &str, mut input: Value, member: &'static str) -> String {
+        input["consentDate"] = json!("2026-12-01");
+        input["consentBy"] = json!("青木");
+        let r = self.register(who, input, &[member]).await;
+        assert!(r["errors"].is_null(), "{r}");
+        let group = r["data"]["registerPatient"]["groupId"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        let accepted = self
+            .app
+            .gql(
+                "mutation($g: ID!) { answerGroupInvitation(groupId: $g, accept: true) }",
+                json!({"g": group}),
+                Some(&self.tokens[member]),
+                Some(HOST),
+            )
+            .await;
+        assert!(accepted["errors"].is_null(), "{accepted}");
+        group
+    }
+
     async fn list(&self, who: &str, filter: Value, order: &str, after: Option<&str>) -> Value {
         self.ok(
             who,
@@ -829,20 +852,11 @@ async fn ending_care_keeps_the_group_read_only_until_reopened() {
 #[tokio::test]
 async fn a_groups_record_exports_what_the_member_may_see_with_readers() {
     let w = World::new().await;
-    let mut input = patient("岡田 ハル", "おかだ はる", "T13.4.4");
-    input["consentDate"] = json!("2026-12-01");
-    input["consentBy"] = json!("青木");
-    let r = w.register(NURSE, input, &[HOSPITAL_DOCTOR]).await;
-    let group = r["data"]["registerPatient"]["groupId"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    w.app
-        .gql(
-            "mutation($g: ID!) { answerGroupInvitation(groupId: $g, accept: true) }",
-            json!({"g": group}),
-            Some(&w.tokens[HOSPITAL_DOCTOR]),
-            Some(HOST),
+    let group = w
+        .team(
+            NURSE,
+            patient("岡田 ハル", "おかだ はる", "T13.4.4"),
+            HOSPITAL_DOCTOR,
         )
         .await;
     let create = "mutation($g: ID!, $t: String!, $s: [ProfessionClass!]) { \
@@ -910,20 +924,11 @@ async fn a_groups_record_exports_what_the_member_may_see_with_readers() {
 #[tokio::test]
 async fn a_membership_with_an_end_ends_by_itself_and_on_record() {
     let w = World::new().await;
-    let mut input = patient("北川 千代", "きたがわ ちよ", "S2.2.2");
-    input["consentDate"] = json!("2026-12-01");
-    input["consentBy"] = json!("青木");
-    let r = w.register(NURSE, input, &[PHARMACIST]).await;
-    let group = r["data"]["registerPatient"]["groupId"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    w.app
-        .gql(
-            "mutation($g: ID!) { answerGroupInvitation(groupId: $g, accept: true) }",
-            json!({"g": group}),
-            Some(&w.tokens[PHARMACIST]),
-            Some(HOST),
+    let group = w
+        .team(
+            NURSE,
+            patient("北川 千代", "きたがわ ちよ", "S2.2.2"),
+            PHARMACIST,
         )
         .await;
     let pharmacist = w.app.user_id(PHARMACIST).await;
