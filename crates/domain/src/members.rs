@@ -203,6 +203,78 @@ impl Services {
             .await
     }
 
+    /// What [`Self::remove_from_all_groups`] would do to a departing member: every group this
+    /// association hosts that they belong to, and which of those they alone own (the acting
+    /// administrator would take those over). Nothing is changed.
+    pub async fn departure_preview(
+        &self,
+        actor: &Actor<'_>,
+        user_id: PersonId,
+    ) -> AppResult<Vec<musubi_db::groups::DepartureRow>> {
+        self.authorize_in(actor, Object::Members, Action::Deactivate)
+            .await?;
+        self.target_member(actor.tenant, user_id).await?;
+        let mut c = self.change(actor).await?;
+        let rows = musubi_db::groups::memberships_in_host(c.conn(), actor.tenant, user_id).await?;
+        c.commit().await?;
+        Ok(rows.into_iter().map(|(_, r)| r).collect())
+    }
+
+    /// Takes a departing member out of every group this association hosts, in one change:
+    /// memberships, invitations and requests alike, their unread counters with them. A group
+    /// they alone own gets the acting administrator as owner, so that none is left without one.
+    /// One `group.member_remove` record per group (`detail.reason` = `departure`,
+    /// `detail.handed_to` where an administrator took over). Their account and their other
+    /// associations' groups stay; deactivating is a separate step. Returns how many groups.
+    pub async fn remove_from_all_groups(
+        &self,
+        actor: &Actor<'_>,
+        user_id: PersonId,
+    ) -> AppResult<usize> {
+        use musubi_db::groups as groups_repo;
+        use musubi_db::types::{GroupMemberStatus, GroupRole};
+        self.authorize_in(actor, Object::Members, Action::Deactivate)
+            .await?;
+        self.target_member(actor.tenant, user_id).await?;
+        let me = actor.viewer.user.id;
+        let mut c = self.change(actor).await?;
+        let rows = groups_repo::memberships_in_host(c.conn(), actor.tenant, user_id).await?;
+        for (hosted, row) in &rows {
+            let handed = row.only_owner && user_id != me;
+            if handed {
+                groups_repo::upsert_member(
+                    c.conn(),
+                    hosted,
+                    me,
+                    GroupRole::Owner,
+                    GroupMemberStatus::Active,
+                    None,
+                )
+                .await?;
+                groups_repo::set_member_role(c.conn(), hosted, me, GroupRole::Owner).await?;
+            }
+            groups_repo::remove_member(c.conn(), hosted, user_id).await?;
+            c.about_group(&row.name);
+            let mut entry = c
+                .entry(AuditAction::GroupMemberRemove)
+                .on("group", row.group_id)
+                .with_detail("user_id", user_id.to_string())
+                .with_detail("reason", "departure");
+            if handed {
+                entry = entry.with_detail("handed_to", me.to_string());
+            }
+            c.audit(entry);
+            c.event(hosted, crate::change::EventSpec::membership(user_id))
+                .await?;
+            if handed {
+                c.event(hosted, crate::change::EventSpec::membership(me))
+                    .await?;
+            }
+        }
+        c.commit().await?;
+        Ok(rows.len())
+    }
+
     pub async fn reactivate_member(&self, actor: &Actor<'_>, user_id: PersonId) -> AppResult<()> {
         self.authorize_in(actor, Object::Members, Action::Deactivate)
             .await?;

@@ -119,6 +119,29 @@ pub struct ConsoleQuery;
 
 #[Object]
 impl ConsoleQuery {
+    /// What `removeFromAllGroups` would do to a departing member (administrators): every
+    /// group this association hosts they belong to, and which they alone own. Changes nothing.
+    async fn departure_preview(
+        &self,
+        ctx: &Context<'_>,
+        user_id: ID,
+    ) -> async_graphql::Result<Vec<DepartureGroup>> {
+        let (services, actor) = routed(ctx)?;
+        let id = uuid(ctx, &user_id)?;
+        let rows = services.departure_preview(&actor, id).await.gql(ctx)?;
+        Ok(rows
+            .into_iter()
+            .map(|r| DepartureGroup {
+                group_id: ID(r.group_id.to_string()),
+                name: r.name,
+                kind: r.kind.into(),
+                role: r.role.into(),
+                status: r.status.into(),
+                only_owner: r.only_owner,
+            })
+            .collect())
+    }
+
     /// Members of the routed association (administrators only).
     async fn members(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<Member>> {
         let (services, actor) = routed(ctx)?;
@@ -225,8 +248,35 @@ impl ConsoleQuery {
 #[derive(Default)]
 pub struct ConsoleMutation;
 
+/// A group a departing member belongs to (`departurePreview`).
+#[derive(SimpleObject)]
+pub struct DepartureGroup {
+    pub group_id: ID,
+    pub name: String,
+    pub kind: crate::sns::GroupKind,
+    pub role: crate::sns::GroupRole,
+    pub status: crate::sns::MembershipStatus,
+    /// They alone own it: the administrator who removes them takes it over.
+    pub only_owner: bool,
+}
+
 #[Object]
 impl ConsoleMutation {
+    /// Takes a departing member out of every group this association hosts in one step (see
+    /// `departurePreview` first): memberships, invitations and requests alike. Groups they
+    /// alone own get me as owner. Their account and other associations' groups stay. Returns
+    /// how many groups.
+    async fn remove_from_all_groups(
+        &self,
+        ctx: &Context<'_>,
+        user_id: ID,
+    ) -> async_graphql::Result<i32> {
+        let (services, actor) = routed(ctx)?;
+        let id = uuid(ctx, &user_id)?;
+        let n = services.remove_from_all_groups(&actor, id).await.gql(ctx)?;
+        Ok(i32::try_from(n).unwrap_or(i32::MAX))
+    }
+
     /// Ends a person's membership: no group this association hosts (patient groups included)
     /// is open to them any more, and their sessions end at once (signing in again opens what
     /// their other associations host). Their group memberships are kept for a reactivation.

@@ -269,6 +269,50 @@ pub async fn set_member_role(
 }
 
 /// Removes a membership (any status) and the person's unread counters in the group.
+/// One group of the association a departing person belongs to (any status).
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct DepartureRow {
+    pub group_id: GroupId,
+    pub name: String,
+    pub kind: GroupKind,
+    pub role: GroupRole,
+    pub status: GroupMemberStatus,
+    /// They are its only active owner: someone must take the group over.
+    pub only_owner: bool,
+}
+
+/// Every group `tenant` hosts that `person` belongs to (patient groups first), with its proof.
+pub async fn memberships_in_host(
+    conn: &mut PgConnection,
+    tenant: &Tenant,
+    person: PersonId,
+) -> DbResult<Vec<(HostedGroup, DepartureRow)>> {
+    let rows: Vec<DepartureRow> = sqlx::query_as(
+        "SELECT gm.group_id, g.name, g.kind, gm.role, gm.status, \
+                (gm.role = 'owner' AND gm.status = 'active' AND NOT EXISTS ( \
+                    SELECT 1 FROM core.group_members o \
+                    WHERE o.group_id = gm.group_id AND o.role = 'owner' \
+                      AND o.status = 'active' AND o.user_id <> gm.user_id)) AS only_owner \
+         FROM core.group_members gm JOIN groups g ON g.id = gm.group_id \
+         JOIN core.groups cg ON cg.id = g.id AND cg.association_id = $2 \
+         WHERE gm.user_id = $1 ORDER BY g.kind = 'patient' DESC, g.name, g.id",
+    )
+    .bind(person)
+    .bind(tenant.id)
+    .fetch_all(conn)
+    .await?;
+    Ok(rows
+        .into_iter()
+        .map(|r| {
+            let hosted = HostedGroup {
+                id: r.group_id,
+                association_id: tenant.id,
+            };
+            (hosted, r)
+        })
+        .collect())
+}
+
 /// Sets (or clears) when a membership ends by itself; false if there is no such membership.
 pub async fn set_member_until(
     conn: &mut PgConnection,

@@ -1024,3 +1024,87 @@ async fn a_membership_with_an_end_ends_by_itself_and_on_record() {
     .unwrap();
     assert_eq!((actor, reason.as_deref()), (None, Some("expired")));
 }
+
+#[tokio::test]
+async fn an_administrator_takes_a_departing_member_out_of_every_group_after_a_preview() {
+    let w = World::new().await;
+    let (_, hers) = w
+        .register_ok(NURSE, patient("退職 テスト", "たいしょく てすと", "S5.5.5"))
+        .await;
+    let nurse = w.app.user_id(NURSE).await.to_string();
+    let preview =
+        "query($u: ID!) { departurePreview(userId: $u) { groupId name kind role onlyOwner } }";
+    for who in [CARE_MANAGER, OTHER_ADMIN] {
+        let r = w.gql(who, preview, json!({"u": nurse})).await;
+        assert_eq!(error_codes(&r), ["NOT_FOUND"], "{who}");
+    }
+    let groups = w.ok(ADMIN, preview, json!({"u": nurse})).await["departurePreview"].clone();
+    let groups = groups.as_array().unwrap().clone();
+    assert!(groups.len() >= 4, "{groups:?}");
+    let own = groups
+        .iter()
+        .find(|g| g["groupId"] == hers.as_str())
+        .expect("her own patient group is listed");
+    assert_eq!(
+        (own["role"].clone(), own["onlyOwner"].clone()),
+        (json!("OWNER"), json!(true))
+    );
+    // Patient groups first.
+    let kinds: Vec<&str> = groups.iter().map(|g| g["kind"].as_str().unwrap()).collect();
+    let first_general = kinds
+        .iter()
+        .position(|k| *k == "GENERAL")
+        .unwrap_or(kinds.len());
+    assert!(
+        kinds[first_general..].iter().all(|k| *k == "GENERAL"),
+        "{kinds:?}"
+    );
+
+    // A preview changes nothing.
+    let mine = "{ myGroups { group { id associationSlug } } }";
+    let before = w.ok(NURSE, mine, json!({})).await["myGroups"]
+        .as_array()
+        .unwrap()
+        .len();
+    assert!(before >= groups.len());
+
+    let removed = w
+        .ok(
+            ADMIN,
+            "mutation($u: ID!) { removeFromAllGroups(userId: $u) }",
+            json!({"u": nurse}),
+        )
+        .await;
+    assert_eq!(removed["removeFromAllGroups"], groups.len());
+    let after = w.ok(NURSE, mine, json!({})).await;
+    assert!(
+        after["myGroups"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|g| g["group"]["associationSlug"] != HOST),
+        "{after}"
+    );
+    // Her group was handed to the administrator, not left without an owner.
+    let g = w
+        .ok(
+            ADMIN,
+            "query($id: ID!) { group(id: $id) { myRole members { userId role } } }",
+            json!({"id": hers}),
+        )
+        .await;
+    assert_eq!(g["group"]["myRole"], "OWNER");
+    let mut tx = w.app.tenant_tx(HOST).await;
+    let departures: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM audit_log WHERE action = 'group.member_remove' \
+         AND detail->>'reason' = 'departure' AND detail->>'user_id' = $1",
+    )
+    .bind(&nurse)
+    .fetch_one(&mut *tx)
+    .await
+    .unwrap();
+    assert_eq!(departures, i64::try_from(groups.len()).unwrap());
+    // Nothing left to remove.
+    let again = w.ok(ADMIN, preview, json!({"u": nurse})).await;
+    assert_eq!(again["departurePreview"], json!([]));
+}
