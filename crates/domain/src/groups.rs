@@ -484,6 +484,60 @@ impl Services {
             .await
     }
 
+    /// An owner invites a whole facility of the host association in one step (a visiting-nurse
+    /// station's team): everyone active who works there and has no membership in the group
+    /// yet. The patient's consent rule applies to each; if it refuses anyone, nobody is
+    /// invited. Returns how many were. A facility that is not the host's is "not found".
+    pub async fn invite_facility(
+        &self,
+        actor: &Actor<'_>,
+        group_id: GroupId,
+        facility_id: uuid::Uuid,
+    ) -> AppResult<usize> {
+        let me = actor.viewer.user.id;
+        let mut c = self.change(actor).await?;
+        let hosted = c.group_to_invite_to(group_id).await?;
+        let people = repo::facility_people(c.conn(), &hosted, facility_id)
+            .await?
+            .ok_or_else(AppError::not_found)?;
+        let mut invited = Vec::new();
+        for person in people.into_iter().filter(|p| *p != me) {
+            // Members, invitees and those asking to join are left as they are.
+            if repo::membership(c.conn(), &hosted, person).await?.is_some() {
+                continue;
+            }
+            crate::patients::check_consent(c.conn(), &hosted, me, Some(person)).await?;
+            if repo::upsert_member(
+                c.conn(),
+                &hosted,
+                person,
+                GroupRole::Member,
+                GroupMemberStatus::Invited,
+                Some(me),
+            )
+            .await?
+            {
+                invited.push(person);
+            }
+        }
+        if !invited.is_empty() {
+            let entry = c
+                .entry(AuditAction::GroupMemberInvite)
+                .on("group", group_id)
+                .with_detail("facility_id", facility_id.to_string())
+                .with_detail(
+                    "user_ids",
+                    invited.iter().map(|p| p.to_string()).collect::<Vec<_>>(),
+                );
+            c.audit(entry);
+            for person in &invited {
+                c.event(&hosted, EventSpec::membership(*person)).await?;
+            }
+        }
+        c.commit().await?;
+        Ok(invited.len())
+    }
+
     /// An owner invites an e-mail address. The answer is the same whether or not the address
     /// has an account, is already in the group or was invited before: if an active account has
     /// it and no membership in the group yet, that person finds the invitation on their home

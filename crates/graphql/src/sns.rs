@@ -784,6 +784,25 @@ impl SnsMutation {
         Ok(true)
     }
 
+    /// Invites everyone of one facility of the host association (owners): a station's whole
+    /// team in one step. People already in the group are left as they are; returns how many
+    /// were invited. The patient's consent rule applies (`CONSENT_REQUIRED`).
+    async fn invite_facility_to_group(
+        &self,
+        ctx: &Context<'_>,
+        group_id: ID,
+        facility_id: ID,
+    ) -> async_graphql::Result<i32> {
+        let (services, actor) = routed(ctx)?;
+        let group_id = uuid(ctx, &group_id)?;
+        let facility_id = uuid(ctx, &facility_id)?;
+        let n = services
+            .invite_facility(&actor, group_id, facility_id)
+            .await
+            .gql(ctx)?;
+        Ok(i32::try_from(n).unwrap_or(i32::MAX))
+    }
+
     /// Invites an e-mail address (owners). Always answers `true` for a well-formed address,
     /// whether or not it has a Musubi account: if it has one, that person finds the invitation
     /// on their home page and appears among the members once they accept.

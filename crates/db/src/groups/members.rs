@@ -269,6 +269,36 @@ pub async fn set_member_role(
 }
 
 /// Removes a membership (any status) and the person's unread counters in the group.
+/// The active people working at `facility` in the association hosting `group`; `None` if the
+/// facility is not one of that association's.
+pub async fn facility_people(
+    conn: &mut PgConnection,
+    group: &HostedGroup,
+    facility: Uuid,
+) -> DbResult<Option<Vec<PersonId>>> {
+    let known: bool = sqlx::query_scalar(
+        "SELECT EXISTS (SELECT 1 FROM core.facilities WHERE id = $1 AND association_id = $2)",
+    )
+    .bind(facility)
+    .bind(group.association_id)
+    .fetch_one(&mut *conn)
+    .await?;
+    if !known {
+        return Ok(None);
+    }
+    Ok(Some(
+        sqlx::query_scalar(
+            "SELECT m.user_id FROM core.memberships m JOIN core.users u ON u.id = m.user_id \
+             WHERE m.facility_id = $1 AND m.association_id = $2 AND m.status = 'active' \
+               AND u.status = 'active' ORDER BY u.name_kana, u.id",
+        )
+        .bind(facility)
+        .bind(group.association_id)
+        .fetch_all(conn)
+        .await?,
+    ))
+}
+
 /// One group of the association a departing person belongs to (any status).
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct DepartureRow {

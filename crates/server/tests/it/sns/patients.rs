@@ -1108,3 +1108,73 @@ async fn an_administrator_takes_a_departing_member_out_of_every_group_after_a_pr
     let again = w.ok(ADMIN, preview, json!({"u": nurse})).await;
     assert_eq!(again["departurePreview"], json!([]));
 }
+
+#[tokio::test]
+async fn a_stations_whole_team_is_invited_in_one_step_with_consent_only() {
+    let w = World::new().await;
+    let facility = |name: &'static str| {
+        let w = &w;
+        async move {
+            let id: uuid::Uuid =
+                sqlx::query_scalar("SELECT id FROM core.facilities WHERE name = $1")
+                    .bind(name)
+                    .fetch_one(w.app.operator().db().pool())
+                    .await
+                    .unwrap();
+            id.to_string()
+        }
+    };
+    let station = facility("訪問看護ステーションみなと").await;
+    let elsewhere = facility("さくら台訪問看護ステーション").await;
+    let invite =
+        "mutation($g: ID!, $f: ID!) { inviteFacilityToGroup(groupId: $g, facilityId: $f) }";
+
+    // Without the patient's consent, nobody from the station.
+    let (_, bare) = w
+        .register_ok(CARE_MANAGER, patient("林田 梅", "はやしだ うめ", "T15.6.6"))
+        .await;
+    let r = w
+        .gql(CARE_MANAGER, invite, json!({"g": bare, "f": station}))
+        .await;
+    assert_eq!(
+        fields(&r),
+        [("consentDate".to_owned(), "CONSENT_REQUIRED".to_owned())]
+    );
+
+    let mut input = patient("林田 松", "はやしだ まつ", "T14.4.4");
+    input["consentDate"] = json!("2026-12-01");
+    input["consentBy"] = json!("森田 由美");
+    let (_, group) = w.register_ok(CARE_MANAGER, input).await;
+    let n = w
+        .ok(CARE_MANAGER, invite, json!({"g": group, "f": station}))
+        .await;
+    // 青木 and 石井 work there.
+    assert_eq!(n["inviteFacilityToGroup"], 2);
+    let again = w
+        .ok(CARE_MANAGER, invite, json!({"g": group, "f": station}))
+        .await;
+    assert_eq!(again["inviteFacilityToGroup"], 0);
+    let home = w
+        .app
+        .gql(
+            "{ home { invitations } }",
+            json!({}),
+            Some(&w.tokens[NURSE]),
+            None,
+        )
+        .await;
+    assert!(
+        home["data"]["home"]["invitations"].as_i64().unwrap() >= 1,
+        "{home}"
+    );
+
+    // Another association's station, or a member who is no owner: nothing.
+    let r = w
+        .gql(CARE_MANAGER, invite, json!({"g": group, "f": elsewhere}))
+        .await;
+    assert_eq!(error_codes(&r), ["NOT_FOUND"]);
+    let r = w
+        .gql(PHARMACIST, invite, json!({"g": group, "f": station}))
+        .await;
+    assert_eq!(error_codes(&r), ["NOT_FOUND"]);
+}
