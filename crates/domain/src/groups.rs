@@ -717,7 +717,15 @@ impl Services {
         let meta = crate::audit::RequestMeta::new("", "musubi membership expiry");
         let mut ended = 0;
         for (slug, group_id, user_id) in due {
-            let tenant = self.resolve_tenant(&slug).await?;
+            // One association that cannot be served now (being upgraded) must not stall the
+            // others: its memberships are ended on a later round.
+            let tenant = match self.resolve_tenant(&slug).await {
+                Ok(t) => t,
+                Err(e) => {
+                    tracing::warn!(association = %slug, error = %e, "membership expiry skipped");
+                    continue;
+                }
+            };
             let mut c = self.change_without_viewer(&tenant, &meta).await?;
             let Some((hosted, group)) = repo::group(c.conn(), &tenant, user_id, group_id).await?
             else {

@@ -776,11 +776,6 @@ impl Services {
                 ));
             }
         }
-        if before.consent_date.is_some() && fields.consent_date.is_none() {
-            // Withdrawn consent is a matter for the group's members to act on; the record of
-            // it being given stays in the audit log.
-            tracing::info!(patient = %id, "consent removed from a register entry");
-        }
         if !repo::update_patient(c.conn(), id, version, &fields).await? {
             return Err(AppError::new(
                 ErrorCode::Conflict,
