@@ -129,6 +129,26 @@ pub struct Config {
     pub mail_from: Option<String>,
     /// How long one mail may take to send.
     pub smtp_timeout: Duration,
+    pub files: FileStorage,
+}
+
+/// Where shared files and photos are kept, and how large they may be.
+#[derive(Debug, Clone)]
+pub struct FileStorage {
+    /// An S3-compatible store's address. None: Musubi runs one itself over
+    /// `<data-dir>/files` (the embedded store).
+    pub s3_endpoint: Option<String>,
+    pub s3_bucket: String,
+    pub s3_region: String,
+    /// `endpoint/bucket/key` (true) rather than `bucket.endpoint/key`.
+    pub s3_path_style: bool,
+    /// Static keys. None: the standard AWS chain (environment, profile, web identity, instance
+    /// metadata).
+    pub s3_credentials: Option<(String, Secret)>,
+    /// Largest file one upload may bring.
+    pub max_file_bytes: u64,
+    /// What one association may keep in total; 0: no limit.
+    pub association_quota_bytes: u64,
 }
 
 /// A setting that is missing or wrong, named as the operator wrote it.
@@ -186,6 +206,14 @@ pub const SETTINGS: &[(&str, &str)] = &[
     ("MUSUBI_SMTP_URL", "smtp_url"),
     ("MUSUBI_MAIL_FROM", "mail_from"),
     ("MUSUBI_SMTP_TIMEOUT_SECS", "smtp_timeout_secs"),
+    ("MUSUBI_S3_ENDPOINT", "s3_endpoint"),
+    ("MUSUBI_S3_BUCKET", "s3_bucket"),
+    ("MUSUBI_S3_REGION", "s3_region"),
+    ("MUSUBI_S3_PATH_STYLE", "s3_path_style"),
+    ("MUSUBI_S3_ACCESS_KEY_ID", "s3_access_key_id"),
+    ("MUSUBI_S3_SECRET_ACCESS_KEY", "s3_secret_access_key"),
+    ("MUSUBI_FILE_MAX_MB", "file_max_mb"),
+    ("MUSUBI_FILE_QUOTA_GB", "file_quota_gb"),
 ];
 
 /// Raw values before validation: environment variables win over the file.
@@ -452,8 +480,10 @@ impl Config {
         };
         let smtp_timeout =
             Duration::from_secs(parse_number(&src, "MUSUBI_SMTP_TIMEOUT_SECS", 15, 1, 120)?);
+        let files = parse_files(&src)?;
 
         Ok(Self {
+            files,
             public_url,
             smtp_url,
             mail_from,
@@ -491,6 +521,61 @@ impl Config {
             .clone()
             .unwrap_or_else(|| format!("http://{}", self.listen))
     }
+}
+
+fn parse_files(src: &Source) -> Result<FileStorage, ConfigError> {
+    let text = |env: &str| match src.get(env) {
+        None | Some((_, "")) => None,
+        Some((_, v)) => Some(v.trim().to_owned()),
+    };
+    let s3_endpoint = match src.get("MUSUBI_S3_ENDPOINT") {
+        None | Some((_, "")) => None,
+        Some((n, v)) => Some(parse_public_url(v).map_err(|p| ConfigError::new(n, p))?),
+    };
+    let s3_bucket = text("MUSUBI_S3_BUCKET").unwrap_or_else(|| "musubi".to_owned());
+    // S3's rules for bucket names, which every compatible store follows.
+    let bucket_ok = (3..=63).contains(&s3_bucket.len())
+        && s3_bucket
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '.')
+        && !s3_bucket.starts_with(['-', '.'])
+        && !s3_bucket.ends_with(['-', '.']);
+    if !bucket_ok {
+        return Err(ConfigError::new(
+            "MUSUBI_S3_BUCKET",
+            "expected 3–63 lowercase letters, digits, dots or hyphens",
+        ));
+    }
+    let s3_credentials = match (
+        text("MUSUBI_S3_ACCESS_KEY_ID"),
+        text("MUSUBI_S3_SECRET_ACCESS_KEY"),
+    ) {
+        (Some(key), Some(secret)) => Some((key, Secret::new(secret))),
+        (None, None) => None,
+        _ => {
+            return Err(ConfigError::new(
+                "MUSUBI_S3_ACCESS_KEY_ID",
+                "set both MUSUBI_S3_ACCESS_KEY_ID and MUSUBI_S3_SECRET_ACCESS_KEY, or neither",
+            ))
+        }
+    };
+    Ok(FileStorage {
+        s3_endpoint,
+        s3_bucket,
+        s3_region: text("MUSUBI_S3_REGION").unwrap_or_else(|| "us-east-1".to_owned()),
+        s3_path_style: parse_bool(src, "MUSUBI_S3_PATH_STYLE", true)?,
+        s3_credentials,
+        max_file_bytes: parse_number::<u64>(src, "MUSUBI_FILE_MAX_MB", 50, 1, 2048)? * 1024 * 1024,
+        association_quota_bytes: parse_number::<u64>(
+            src,
+            "MUSUBI_FILE_QUOTA_GB",
+            50,
+            0,
+            1_000_000,
+        )? * 1024
+            * 1024
+            * 1024,
+    })
 }
 
 /// `http(s)://host[:port][/path]`, without query or fragment; returned without a trailing `/`.
@@ -649,6 +734,51 @@ mod tests {
         let c = Config::from_sources(&env(&[("MUSUBI_LISTEN", "127.0.0.1:9000")]), None)
             .expect("valid");
         assert_eq!(c.public_base_url(), "http://127.0.0.1:9000");
+    }
+
+    #[test]
+    fn file_store_settings_are_checked_and_the_secret_key_is_never_shown() {
+        let c = Config::from_sources(&env(&[]), None).expect("valid");
+        assert_eq!(c.files.s3_endpoint, None, "the embedded store by default");
+        assert_eq!(c.files.max_file_bytes, 50 * 1024 * 1024);
+        let c = Config::from_sources(
+            &env(&[
+                ("MUSUBI_S3_ENDPOINT", "https://s3.example.jp/"),
+                ("MUSUBI_S3_BUCKET", "musubi-prod"),
+                ("MUSUBI_S3_ACCESS_KEY_ID", "AKIAEXAMPLE"),
+                ("MUSUBI_S3_SECRET_ACCESS_KEY", "hunter2"),
+                ("MUSUBI_S3_PATH_STYLE", "false"),
+                ("MUSUBI_FILE_MAX_MB", "10"),
+            ]),
+            None,
+        )
+        .expect("valid");
+        assert_eq!(
+            c.files.s3_endpoint.as_deref(),
+            Some("https://s3.example.jp")
+        );
+        assert!(!c.files.s3_path_style);
+        assert_eq!(c.files.max_file_bytes, 10 * 1024 * 1024);
+        assert!(!format!("{c:?}").contains("hunter2"));
+        for (bad, setting) in [
+            (
+                vec![("MUSUBI_S3_BUCKET", "Musubi_Files")],
+                "MUSUBI_S3_BUCKET",
+            ),
+            (vec![("MUSUBI_S3_BUCKET", "ab")], "MUSUBI_S3_BUCKET"),
+            (
+                vec![("MUSUBI_S3_ACCESS_KEY_ID", "AKIA")],
+                "MUSUBI_S3_ACCESS_KEY_ID",
+            ),
+            (
+                vec![("MUSUBI_S3_ENDPOINT", "s3.example.jp")],
+                "MUSUBI_S3_ENDPOINT",
+            ),
+            (vec![("MUSUBI_FILE_MAX_MB", "0")], "MUSUBI_FILE_MAX_MB"),
+        ] {
+            let err = Config::from_sources(&env(&bad), None).unwrap_err();
+            assert_eq!(err.setting, setting, "{bad:?}");
+        }
     }
 
     #[test]

@@ -41,8 +41,9 @@ const USER_COLUMNS: &str = "id, email, name, name_kana, profession, doctor_kind,
 pub async fn insert_user(conn: &mut PgConnection, u: &NewUser<'_>) -> DbResult<PersonId> {
     let id = PersonId::generate();
     sqlx::query(
-        "INSERT INTO core.users (id, email, name, name_kana, profession, doctor_kind, password_hash, password_changed_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, CASE WHEN $7 IS NULL THEN NULL ELSE now() END)",
+        "INSERT INTO core.users (id, email, name, name_kana, profession, doctor_kind, password_hash, \
+                                 password_changed_at, search_key) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, CASE WHEN $7 IS NULL THEN NULL ELSE now() END, $8)",
     )
     .bind(id)
     .bind(u.email)
@@ -51,9 +52,73 @@ pub async fn insert_user(conn: &mut PgConnection, u: &NewUser<'_>) -> DbResult<P
     .bind(u.profession)
     .bind(u.doctor_kind)
     .bind(u.password_hash)
+    .bind(person_search_key(u.name, u.name_kana))
     .execute(conn)
     .await?;
     Ok(id)
+}
+
+/// What the directory searches a person by: name and reading, folded
+/// ([`musubi_types::japanese::fold`]), on two lines so that no match spans both.
+pub fn person_search_key(name: &str, kana: &str) -> String {
+    use musubi_types::japanese::fold;
+    format!("{}\n{}", fold(name), fold(kana))
+}
+
+/// Fills the search keys of people and facilities written before they existed (migration
+/// core 0011), a batch at a time; returns how many rows were filled.
+pub async fn fill_search_keys(pool: &PgPool) -> DbResult<u64> {
+    const BATCH: i64 = 1000;
+    let mut filled = 0;
+    loop {
+        let rows: Vec<(Uuid, String, String)> = sqlx::query_as(
+            "SELECT id, name, name_kana FROM core.users WHERE search_key IS NULL LIMIT $1",
+        )
+        .bind(BATCH)
+        .fetch_all(pool)
+        .await?;
+        if rows.is_empty() {
+            break;
+        }
+        let (ids, keys): (Vec<Uuid>, Vec<String>) = rows
+            .iter()
+            .map(|(id, name, kana)| (*id, person_search_key(name, kana)))
+            .unzip();
+        filled += sqlx::query(
+            "UPDATE core.users u SET search_key = k.key \
+             FROM unnest($1::uuid[], $2::text[]) AS k(id, key) WHERE u.id = k.id",
+        )
+        .bind(&ids)
+        .bind(&keys)
+        .execute(pool)
+        .await?
+        .rows_affected();
+    }
+    loop {
+        let rows: Vec<(Uuid, String)> = sqlx::query_as(
+            "SELECT id, name FROM core.facilities WHERE search_key IS NULL LIMIT $1",
+        )
+        .bind(BATCH)
+        .fetch_all(pool)
+        .await?;
+        if rows.is_empty() {
+            break;
+        }
+        let (ids, keys): (Vec<Uuid>, Vec<String>) = rows
+            .iter()
+            .map(|(id, name)| (*id, musubi_types::japanese::fold(name)))
+            .unzip();
+        filled += sqlx::query(
+            "UPDATE core.facilities f SET search_key = k.key \
+             FROM unnest($1::uuid[], $2::text[]) AS k(id, key) WHERE f.id = k.id",
+        )
+        .bind(&ids)
+        .bind(&keys)
+        .execute(pool)
+        .await?
+        .rows_affected();
+    }
+    Ok(filled)
 }
 
 #[tracing::instrument(name = "db.user_by_email", skip_all)]
@@ -116,12 +181,14 @@ pub async fn insert_facility(
 ) -> DbResult<Uuid> {
     let id = Uuid::now_v7();
     sqlx::query(
-        "INSERT INTO core.facilities (id, association_id, name, kind) VALUES ($1, $2, $3, $4)",
+        "INSERT INTO core.facilities (id, association_id, name, kind, search_key) \
+         VALUES ($1, $2, $3, $4, $5)",
     )
     .bind(id)
     .bind(association_id)
     .bind(name)
     .bind(kind)
+    .bind(musubi_types::japanese::fold(name))
     .execute(conn)
     .await?;
     Ok(id)

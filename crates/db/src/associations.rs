@@ -152,3 +152,45 @@ pub async fn write_settings(
     .await?;
     Ok(())
 }
+
+/// Records (or, with `neighbours` false, ends) the agreement of two associations to share
+/// their directories, both directions at once. Returns whether anything changed.
+pub async fn set_neighbours(
+    conn: &mut PgConnection,
+    a: AssociationId,
+    b: AssociationId,
+    neighbours: bool,
+) -> DbResult<bool> {
+    let changed = if neighbours {
+        sqlx::query(
+            "INSERT INTO core.association_neighbours (association_id, neighbour_id) \
+             VALUES ($1, $2), ($2, $1) ON CONFLICT DO NOTHING",
+        )
+    } else {
+        sqlx::query(
+            "DELETE FROM core.association_neighbours \
+             WHERE (association_id, neighbour_id) IN (($1, $2), ($2, $1))",
+        )
+    }
+    .bind(a)
+    .bind(b)
+    .execute(conn)
+    .await?
+    .rows_affected();
+    Ok(changed > 0)
+}
+
+/// The associations that share their directory with `id`, by name.
+pub async fn neighbours_of(
+    conn: &mut PgConnection,
+    id: AssociationId,
+) -> DbResult<Vec<AssociationRow>> {
+    Ok(sqlx::query_as(
+        "SELECT a.id, a.slug, a.name, a.schema_name, a.created_at \
+         FROM core.association_neighbours n JOIN core.associations a ON a.id = n.neighbour_id \
+         WHERE n.association_id = $1 ORDER BY a.name, a.slug",
+    )
+    .bind(id)
+    .fetch_all(conn)
+    .await?)
+}

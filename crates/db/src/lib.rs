@@ -338,6 +338,7 @@ impl Db {
     /// Applies core migrations, then every tenant schema's, under an advisory lock.
     pub async fn migrate(&self) -> DbResult<MigrationReport> {
         let report = migrate::migrate_all(&self.connect).await?;
+        accounts::fill_search_keys(&self.pool).await?;
         self.registry.invalidate();
         Ok(report)
     }

@@ -20,7 +20,7 @@ pub(crate) const CORE_ROLE: &str = "musubi_core";
 /// Columns of `core.users` an association may read: never the password hash or TOTP secrets.
 const USER_COLUMNS: &str =
     "id, email, name, name_kana, profession, doctor_kind, status, platform_operator, \
-     created_at, updated_at";
+     created_at, updated_at, search_key";
 
 /// Columns of `core.sessions` an association may read (not the token hash).
 const SESSION_COLUMNS: &str = "id, user_id, kind, second_factor_done, created_at, last_seen_at, \
@@ -179,7 +179,7 @@ pub(crate) async fn adopt_tenant(conn: &mut PgConnection, schema: &str) -> DbRes
     sql.push_str(&format!(
         "GRANT USAGE ON SCHEMA core TO {r}; \
          GRANT SELECT ({USER_COLUMNS}), INSERT, UPDATE ON core.users TO {r}; \
-         GRANT SELECT ON core.associations TO {r}; \
+         GRANT SELECT ON core.associations, core.association_neighbours TO {r}; \
          GRANT SELECT, INSERT, UPDATE ON core.memberships, core.facilities, core.invitations \
              TO {r}; \
          GRANT SELECT, INSERT, UPDATE, DELETE ON core.groups, core.group_members, core.events \

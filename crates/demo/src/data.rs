@@ -29,6 +29,9 @@ pub struct Association {
     pub name: String,
     pub area: String,
     pub description: String,
+    /// Associations created before this one that share their directory with it.
+    #[serde(default)]
+    pub neighbours: Vec<String>,
     pub facilities: Vec<Facility>,
 }
 
@@ -310,6 +313,16 @@ impl Dataset {
     }
 
     fn check(&self) -> Result<(), String> {
+        for (i, a) in self.associations.iter().enumerate() {
+            for n in &a.neighbours {
+                if !self.associations[..i].iter().any(|e| &e.slug == n) {
+                    return Err(format!(
+                        "{}: neighbour {n:?} is not created before it",
+                        a.slug
+                    ));
+                }
+            }
+        }
         let mut people = HashSet::new();
         for p in &self.people {
             if !people.insert(p.key.as_str()) {

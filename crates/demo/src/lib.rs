@@ -41,6 +41,9 @@ pub async fn seed_if_empty(op: &Operator) -> AppResult<bool> {
             .await?;
         tracing::info!(association = %a.slug, "demo association created");
         tenants.insert(a.slug.clone(), tenant);
+        for n in &a.neighbours {
+            op.set_neighbours(&a.slug, n, true).await?;
+        }
     }
     seed_people(op, &data, &tenants).await?;
     script::run(op, &data, tenants).await?;

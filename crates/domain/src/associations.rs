@@ -1,5 +1,6 @@
 //! Medical associations (医師会): the tenants of a deployment.
 
+use crate::audit::{AuditAction, AuditEntry, RequestMeta};
 use crate::{text, AppError, AppResult, Services, Tenant};
 use chrono::{DateTime, Utc};
 use musubi_db::associations as repo;
@@ -77,6 +78,47 @@ impl Services {
             }),
             Err(e) => Err(e.into()),
         }
+    }
+
+    /// Records (`neighbours` true) or ends two associations' agreement to share their
+    /// directories: each one's members may then find and invite the other's people (see
+    /// `group_invite_candidates`). Operators only; written to both associations' audit logs.
+    /// Returns whether anything changed.
+    pub(crate) async fn set_neighbours(
+        &self,
+        slug: &str,
+        other: &str,
+        neighbours: bool,
+    ) -> AppResult<bool> {
+        let a = self.db().resolve_tenant(slug).await?;
+        let b = self.db().resolve_tenant(other).await?;
+        if a.id == b.id {
+            return Err(AppError::invalid(
+                "neighbour",
+                "an association is not its own neighbour",
+            ));
+        }
+        let mut tx = self.db().core_tx().await?;
+        let changed = repo::set_neighbours(&mut tx, a.id, b.id, neighbours).await?;
+        tx.commit().await.map_err(AppError::internal)?;
+        if changed {
+            for (tenant, neighbour) in [(&a, &b), (&b, &a)] {
+                let entry =
+                    AuditEntry::new(AuditAction::AssociationNeighbours, &RequestMeta::default())
+                        .with_detail("neighbour", neighbour.slug.clone())
+                        .with_detail("neighbours", neighbours);
+                self.audit_record(tenant, &entry).await?;
+            }
+        }
+        Ok(changed)
+    }
+
+    /// The associations sharing their directory with `tenant`, by name (slug, name).
+    pub async fn neighbours(&self, tenant: &Tenant) -> AppResult<Vec<(String, String)>> {
+        let mut tx = self.db().core_tx().await?;
+        let rows = repo::neighbours_of(&mut tx, tenant.id).await?;
+        tx.commit().await.map_err(AppError::internal)?;
+        Ok(rows.into_iter().map(|r| (r.slug, r.name)).collect())
     }
 
     /// Every association of the deployment with its profile, read from each schema.

@@ -101,6 +101,8 @@ pub enum AuditAction {
     PatientImport,
     /// An owner set or cleared when someone's group membership ends by itself.
     GroupMemberUntil,
+    /// The operator recorded or ended two associations' agreement to share their directories.
+    AssociationNeighbours,
 }
 
 impl AuditAction {
@@ -147,6 +149,7 @@ impl AuditAction {
         AuditAction::PatientExport,
         AuditAction::PatientImport,
         AuditAction::GroupMemberUntil,
+        AuditAction::AssociationNeighbours,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -193,6 +196,7 @@ impl AuditAction {
             AuditAction::PatientExport => "patient.export",
             AuditAction::PatientImport => "patient.import",
             AuditAction::GroupMemberUntil => "group.member_until",
+            AuditAction::AssociationNeighbours => "association.neighbours",
         }
     }
 }

@@ -17,9 +17,13 @@ use crate::Actor;
 use crate::{AppError, AppResult, ErrorCode, Services, Tenant};
 use musubi_authz::{Action, GroupRole, Object, Principal, ProfessionClass};
 use musubi_db::groups::{
-    self as repo, CandidateRow, GroupMemberRow, GroupRow, HostedGroup, TopicRow,
+    self as repo, CandidateRow, FacilityCandidateRow, GroupMemberRow, GroupRow, HostedGroup,
+    TopicRow,
 };
 use musubi_realtime::EventKind;
+
+/// Most people removed from a group in one step.
+pub const MAX_BULK_REMOVE: usize = 100;
 
 /// Largest number of topics a group page lists.
 pub const GROUP_PAGE_TOPICS: i64 = 200;
@@ -423,9 +427,11 @@ impl Services {
         Ok(out)
     }
 
-    /// The people an owner may pick to invite: the active members of the associations the
-    /// owner is an active member of (not everyone with an account), whose name or kana contains
-    /// `search`; at most `limit` (1–50), by kana.
+    /// The people an owner may pick to invite (the directory): the active members of the
+    /// associations the owner is an active member of and of their neighbouring associations
+    /// (not everyone with an account), whose name, reading or facility contains `search`
+    /// (ignoring width, kana kind and spaces) or whose profession it names; at most `limit`
+    /// (1–50), by kana.
     pub async fn group_invite_candidates(
         &self,
         actor: &Actor<'_>,
@@ -435,14 +441,43 @@ impl Services {
     ) -> AppResult<Vec<CandidateRow>> {
         let search =
             crate::text::search_term("search", search, MAX_SEARCH_CHARS)?.unwrap_or_default();
+        let folded = musubi_db::types::japanese::fold(&search);
+        let professions = musubi_db::types::Profession::matching(&folded);
         let mut c = self.change(actor).await?;
         let hosted = c.group_to_invite_to(group_id).await?;
         let rows = repo::invite_candidates(
             c.conn(),
             &hosted,
             actor.viewer.user.id,
-            &search,
+            &folded,
+            &professions,
             limit.clamp(1, 50),
+        )
+        .await?;
+        c.commit().await?;
+        Ok(rows)
+    }
+
+    /// The facilities of the owner's directory (see [`Self::group_invite_candidates`]) whose
+    /// name contains `search`, with someone left to invite; at most `limit` (1–20).
+    pub async fn group_facility_candidates(
+        &self,
+        actor: &Actor<'_>,
+        group_id: GroupId,
+        search: &str,
+        limit: i64,
+    ) -> AppResult<Vec<FacilityCandidateRow>> {
+        let search =
+            crate::text::search_term("search", search, MAX_SEARCH_CHARS)?.unwrap_or_default();
+        let folded = musubi_db::types::japanese::fold(&search);
+        let mut c = self.change(actor).await?;
+        let hosted = c.group_to_invite_to(group_id).await?;
+        let rows = repo::facility_candidates(
+            c.conn(),
+            &hosted,
+            actor.viewer.user.id,
+            &folded,
+            limit.clamp(1, 20),
         )
         .await?;
         c.commit().await?;
@@ -484,10 +519,11 @@ impl Services {
             .await
     }
 
-    /// An owner invites a whole facility of the host association in one step (a visiting-nurse
-    /// station's team): everyone active who works there and has no membership in the group
-    /// yet. The patient's consent rule applies to each; if it refuses anyone, nobody is
-    /// invited. Returns how many were. A facility that is not the host's is "not found".
+    /// An owner invites a whole facility of their directory in one step (a visiting-nurse
+    /// station's team, also across the border): everyone active who works there and has no
+    /// membership in the group yet. The patient's consent rule applies to each; if it refuses
+    /// anyone, nobody is invited. Returns how many were. A facility outside the directory is
+    /// "not found".
     pub async fn invite_facility(
         &self,
         actor: &Actor<'_>,
@@ -497,7 +533,7 @@ impl Services {
         let me = actor.viewer.user.id;
         let mut c = self.change(actor).await?;
         let hosted = c.group_to_invite_to(group_id).await?;
-        let people = repo::facility_people(c.conn(), &hosted, facility_id)
+        let people = repo::facility_people(c.conn(), me, facility_id)
             .await?
             .ok_or_else(AppError::not_found)?;
         let mut invited = Vec::new();
@@ -689,7 +725,7 @@ impl Services {
             .ok_or_else(AppError::not_found)?;
         if until.is_some()
             && target.0 == GroupRole::Owner
-            && repo::count_owners(c.conn(), &hosted).await? <= 1
+            && repo::lock_owners(c.conn(), &hosted).await? <= 1
         {
             return Err(AppError::new(
                 ErrorCode::LastOwner,
@@ -771,7 +807,7 @@ impl Services {
         let target = repo::membership(c.conn(), &hosted, user_id)
             .await?
             .ok_or_else(AppError::not_found)?;
-        if target.0 == GroupRole::Owner && repo::count_owners(c.conn(), &hosted).await? <= 1 {
+        if target.0 == GroupRole::Owner && repo::lock_owners(c.conn(), &hosted).await? <= 1 {
             return Err(AppError::new(
                 ErrorCode::LastOwner,
                 "a group needs at least one owner",
@@ -780,6 +816,75 @@ impl Services {
         repo::remove_member(c.conn(), &hosted, user_id).await?;
         c.membership_changed(&hosted, AuditAction::GroupMemberRemove, user_id)
             .await
+    }
+
+    /// An owner removes several people at once (a team that handed over, the invitations
+    /// nobody answered): all or nothing — if one is not in the group, or the group would be
+    /// left without an active owner, nobody is removed. At most [`MAX_BULK_REMOVE`] at a time
+    /// and never the owner themselves (they leave on their own). Returns how many were removed.
+    pub async fn remove_group_members(
+        &self,
+        actor: &Actor<'_>,
+        group_id: GroupId,
+        user_ids: &[PersonId],
+    ) -> AppResult<usize> {
+        let me = actor.viewer.user.id;
+        let mut ids: Vec<PersonId> = user_ids.to_vec();
+        ids.sort_unstable_by_key(|p| p.uuid());
+        ids.dedup();
+        if ids.is_empty() || ids.len() > MAX_BULK_REMOVE {
+            return Err(AppError::invalid(
+                "userIds",
+                format!("choose 1 to {MAX_BULK_REMOVE} people"),
+            ));
+        }
+        if ids.contains(&me) {
+            return Err(AppError::invalid(
+                "userIds",
+                "leave the group yourself instead of removing yourself",
+            ));
+        }
+        let mut c = self.change(actor).await?;
+        let (hosted, group) = repo::group(c.conn(), actor.tenant, me, group_id)
+            .await?
+            .ok_or_else(AppError::not_found)?;
+        c.about_group(&group.name);
+        c.authorize(
+            &hosted,
+            active_role(&group),
+            Object::Members,
+            Action::Remove,
+        )
+        .await?;
+        let mut owners_removed = 0;
+        for id in &ids {
+            let (role, status) = repo::membership(c.conn(), &hosted, *id)
+                .await?
+                .ok_or_else(AppError::not_found)?;
+            if role == GroupRole::Owner && status == GroupMemberStatus::Active {
+                owners_removed += 1;
+            }
+        }
+        if owners_removed > 0 && repo::lock_owners(c.conn(), &hosted).await? <= owners_removed {
+            return Err(AppError::new(
+                ErrorCode::LastOwner,
+                "a group needs at least one owner",
+            ));
+        }
+        for id in &ids {
+            repo::remove_member(c.conn(), &hosted, *id).await?;
+            c.event(&hosted, EventSpec::membership(*id)).await?;
+        }
+        let entry = c
+            .entry(AuditAction::GroupMemberRemove)
+            .on("group", group_id)
+            .with_detail(
+                "user_ids",
+                ids.iter().map(|p| p.to_string()).collect::<Vec<_>>(),
+            );
+        c.audit(entry);
+        c.commit().await?;
+        Ok(ids.len())
     }
 
     /// An owner makes a member an owner, or an owner a member (a group keeps one owner).
@@ -808,7 +913,7 @@ impl Services {
             .ok_or_else(AppError::not_found)?;
         if target.0 == GroupRole::Owner
             && role == GroupRole::Member
-            && repo::count_owners(c.conn(), &hosted).await? <= 1
+            && repo::lock_owners(c.conn(), &hosted).await? <= 1
         {
             return Err(AppError::new(
                 ErrorCode::LastOwner,

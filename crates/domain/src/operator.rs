@@ -98,6 +98,17 @@ impl Operator {
         self.services.create_association(input).await
     }
 
+    /// Records or ends two associations' agreement to share their directories
+    /// (`musubi association neighbours`).
+    pub async fn set_neighbours(
+        &self,
+        slug: &str,
+        other: &str,
+        neighbours: bool,
+    ) -> AppResult<bool> {
+        self.services.set_neighbours(slug, other, neighbours).await
+    }
+
     /// Invites an association's first administrator (`musubi association invite-admin`).
     pub async fn invite_first_admin(
         &self,

@@ -8,7 +8,9 @@
 use crate::request::{routed, signed_in, uuid, OrGql};
 use async_graphql::{Context, Enum, MaybeUndefined, Object, SimpleObject, ID};
 use chrono::{DateTime, Utc};
-use musubi_db::groups::{CandidateRow, GroupMemberRow, GroupRow, ReaderRow, TopicRow};
+use musubi_db::groups::{
+    CandidateRow, FacilityCandidateRow, GroupMemberRow, GroupRow, ReaderRow, TopicRow,
+};
 use musubi_domain::groups::{GroupInput, GroupPatch, Scope};
 use musubi_domain::topics::{self as topics, NewTopic, TopicPatch};
 use musubi_domain::types::JoinPolicy;
@@ -189,7 +191,8 @@ fn member_out(m: GroupMemberRow) -> GroupMember {
     }
 }
 
-/// Someone an owner may invite: a person of an association the owner is an active member of.
+/// Someone an owner may invite: a person of an association the owner is an active member of,
+/// or of one of its neighbouring associations.
 #[derive(SimpleObject)]
 pub struct InviteCandidate {
     pub user_id: ID,
@@ -217,6 +220,28 @@ fn candidate_out(c: CandidateRow) -> InviteCandidate {
         doctor_kind: c.doctor_kind.map(|k| k.code().to_owned()),
         association_name: c.association_name,
         facility_name: c.facility_name,
+    }
+}
+
+/// A facility of the inviter's directory whose whole team may be invited in one step.
+#[derive(SimpleObject)]
+pub struct FacilityCandidate {
+    pub id: ID,
+    pub name: String,
+    /// Facility kind code, e.g. `visiting_nurse_station`, `clinic`.
+    pub kind: String,
+    pub association_name: String,
+    /// How many of its people would be invited (those not in the group yet).
+    pub people: i32,
+}
+
+fn facility_candidate_out(f: FacilityCandidateRow) -> FacilityCandidate {
+    FacilityCandidate {
+        id: ID(f.id.to_string()),
+        name: f.name,
+        kind: f.kind.code().to_owned(),
+        association_name: f.association_name,
+        people: i32::try_from(f.people).unwrap_or(i32::MAX),
     }
 }
 
@@ -604,9 +629,11 @@ impl SnsQuery {
     }
 
     /// People I may invite to a group (owners; routed to its host): the active members of the
-    /// associations I am an active member of whose name or kana contains `search` (spaces
-    /// ignored; empty lists everyone), by kana, at most `first` (1–50). Anyone else with an
-    /// account is not listed, and cannot be invited by id.
+    /// associations I am an active member of and of their neighbouring associations, whose
+    /// name, reading or facility contains `search` (ignoring width, kana kind and spaces) or
+    /// whose profession it names (「ケアマネ」, 「訪問看護」); empty lists everyone; by kana, at
+    /// most `first` (1–50). Anyone else with an account is not listed, and cannot be invited
+    /// by id.
     async fn group_invite_candidates(
         &self,
         ctx: &Context<'_>,
@@ -621,6 +648,30 @@ impl SnsQuery {
             .await
             .gql(ctx)?;
         Ok(rows.into_iter().map(candidate_out).collect())
+    }
+
+    /// Facilities of my directory (see `groupInviteCandidates`) whose name contains `search`
+    /// and who have someone not yet in the group, to invite a whole team; at most `first`
+    /// (1–20).
+    async fn group_facility_candidates(
+        &self,
+        ctx: &Context<'_>,
+        group_id: ID,
+        search: Option<String>,
+        first: Option<i32>,
+    ) -> async_graphql::Result<Vec<FacilityCandidate>> {
+        let (services, actor) = routed(ctx)?;
+        let group_id = uuid(ctx, &group_id)?;
+        let rows = services
+            .group_facility_candidates(
+                &actor,
+                group_id,
+                search.as_deref().unwrap_or(""),
+                i64::from(first.unwrap_or(10)),
+            )
+            .await
+            .gql(ctx)?;
+        Ok(rows.into_iter().map(facility_candidate_out).collect())
     }
 
     /// General groups of the routed association that accept requests to join.
@@ -784,8 +835,8 @@ impl SnsMutation {
         Ok(true)
     }
 
-    /// Invites everyone of one facility of the host association (owners): a station's whole
-    /// team in one step. People already in the group are left as they are; returns how many
+    /// Invites everyone of one facility of my directory (owners; see
+    /// `groupFacilityCandidates`): a station's whole team in one step. People already in the group are left as they are; returns how many
     /// were invited. The patient's consent rule applies (`CONSENT_REQUIRED`).
     async fn invite_facility_to_group(
         &self,
@@ -882,6 +933,35 @@ impl SnsMutation {
             .await
             .gql(ctx)?;
         Ok(true)
+    }
+
+    /// Removes several people at once (owners; 1–100, not myself): all or nothing — if one of
+    /// them is not in the group (`NOT_FOUND`) or no active owner would be left (`LAST_OWNER`),
+    /// nobody is removed. Returns how many were.
+    async fn remove_group_members(
+        &self,
+        ctx: &Context<'_>,
+        group_id: ID,
+        user_ids: Vec<ID>,
+    ) -> async_graphql::Result<i32> {
+        let (services, actor) = routed(ctx)?;
+        let group_id = uuid(ctx, &group_id)?;
+        if user_ids.len() > musubi_domain::groups::MAX_BULK_REMOVE {
+            return Err(musubi_domain::AppError::invalid(
+                "userIds",
+                "too many people at once",
+            ))
+            .gql(ctx);
+        }
+        let mut ids = Vec::with_capacity(user_ids.len());
+        for u in &user_ids {
+            ids.push(uuid(ctx, u)?);
+        }
+        let n = services
+            .remove_group_members(&actor, group_id, &ids)
+            .await
+            .gql(ctx)?;
+        Ok(i32::try_from(n).unwrap_or(i32::MAX))
     }
 
     /// Makes a member an owner or an owner a member (owners). A group keeps an owner.

@@ -58,6 +58,35 @@ pub async fn create_association(config: &Config, input: &CreateAssociation) -> a
     Ok(())
 }
 
+pub async fn set_neighbours(
+    config: &Config,
+    slug: &str,
+    other: &str,
+    neighbours: bool,
+) -> anyhow::Result<()> {
+    let database = open_database(config).await?;
+    let services = match crate::services(config, database.db.clone()).await {
+        Ok(s) => s,
+        Err(e) => {
+            database.shutdown().await;
+            return Err(e);
+        }
+    };
+    let result = Operator::new(services, database.db.clone())
+        .set_neighbours(slug, other, neighbours)
+        .await
+        .map_err(|e| anyhow::anyhow!("{}: {}", e.code.as_str(), e.message));
+    database.shutdown().await;
+    let changed = result?;
+    match (neighbours, changed) {
+        (true, true) => println!("{slug} and {other} now share their directories."),
+        (true, false) => println!("{slug} and {other} already share their directories."),
+        (false, true) => println!("{slug} and {other} no longer share their directories."),
+        (false, false) => println!("{slug} and {other} did not share their directories."),
+    }
+    Ok(())
+}
+
 pub async fn list_associations(config: &Config) -> anyhow::Result<()> {
     let database = open_database(config).await?;
     let result = database.db.list_associations().await;

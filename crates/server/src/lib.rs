@@ -267,14 +267,77 @@ fn compressible(
     TYPES.iter().any(|t| media.eq_ignore_ascii_case(t))
 }
 
-async fn readyz(State(db): State<Db>) -> impl IntoResponse {
-    match db.readiness().await {
-        Ok(()) => (StatusCode::OK, "ready".to_owned()),
-        Err(reason) => (
+async fn readyz(
+    State(db): State<Db>,
+    files: Option<axum::Extension<musubi_storage::Store>>,
+) -> impl IntoResponse {
+    if let Err(reason) = db.readiness().await {
+        return (
             StatusCode::SERVICE_UNAVAILABLE,
             format!("not ready: {reason}"),
-        ),
+        );
     }
+    // The file store answers "not there" for a key nobody writes, or fails.
+    if let Some(axum::Extension(store)) = files {
+        if let Err(e) = store.exists(".musubi-readiness").await {
+            tracing::warn!(error = %e, "the file store is not ready");
+            return (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "not ready: the file store is unavailable".to_owned(),
+            );
+        }
+    }
+    (StatusCode::OK, "ready".to_owned())
+}
+
+/// The file store: the one configured (`MUSUBI_S3_*`), or one Musubi runs itself over
+/// `<data-dir>/files`, which lives as long as this value.
+pub struct FileStore {
+    pub store: musubi_storage::Store,
+    _embedded: Option<musubi_storage::embedded::Embedded>,
+}
+
+/// Connects to the file store, starting the embedded one when none is configured, and makes
+/// sure the bucket exists. An external store that cannot be reached yet is reported and left
+/// to `/readyz`; the embedded one must start.
+pub async fn open_files(config: &Config) -> anyhow::Result<FileStore> {
+    let f = &config.files;
+    let (settings, embedded) = match &f.s3_endpoint {
+        Some(endpoint) => (
+            musubi_storage::Settings {
+                endpoint: endpoint.clone(),
+                region: f.s3_region.clone(),
+                bucket: f.s3_bucket.clone(),
+                path_style: f.s3_path_style,
+                credentials: f.s3_credentials.clone(),
+            },
+            None,
+        ),
+        None => {
+            let dir = config.data_dir.join("files");
+            let embedded = musubi_storage::embedded::Embedded::start(&dir)
+                .await
+                .with_context(|| format!("cannot start the file store over {}", dir.display()))?;
+            (embedded.settings().clone(), Some(embedded))
+        }
+    };
+    let store = musubi_storage::Store::connect(&settings).await;
+    match store.ensure_bucket().await {
+        Ok(()) => tracing::info!(
+            endpoint = %settings.endpoint,
+            bucket = store.bucket(),
+            embedded = embedded.is_some(),
+            "file store ready"
+        ),
+        Err(e) if embedded.is_none() => {
+            tracing::warn!(endpoint = %settings.endpoint, error = %e, "the file store is not reachable yet")
+        }
+        Err(e) => anyhow::bail!("the embedded file store does not answer: {e}"),
+    }
+    Ok(FileStore {
+        store,
+        _embedded: embedded,
+    })
 }
 
 async fn metrics(State(db): State<Db>) -> impl IntoResponse {
@@ -326,6 +389,7 @@ async fn serve_on(
     let config = &config;
     let services = services(config, database.db.clone()).await?;
     let operator = Operator::new(services.clone(), database.db.clone());
+    let files = open_files(config).await?;
     if config.migrate_on_start {
         let report = database.db.migrate().await.context("migration failed")?;
         tracing::info!(
@@ -350,7 +414,7 @@ async fn serve_on(
     let _event_purge = spawn_event_purge(database.db.clone());
     let _membership_expiry = spawn_membership_expiry(operator.services().clone());
     let addr = listener.local_addr()?;
-    let app = app(config, &operator);
+    let app = app(config, &operator).layer(axum::Extension(files.store.clone()));
     let shutdown = shutdown_signal()?;
     println!("Musubi is running at http://{addr}/  (Ctrl-C to stop)");
     axum::serve(

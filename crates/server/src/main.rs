@@ -94,6 +94,21 @@ enum AssociationCommand {
     },
     /// List the associations of this deployment.
     List(DataArgs),
+    /// Record that two associations share their directories (their members may find and
+    /// invite each other's people to groups), or end it with --remove.
+    Neighbours {
+        /// One association's slug
+        #[arg(long)]
+        slug: String,
+        /// The other association's slug
+        #[arg(long)]
+        with: String,
+        /// End the agreement instead
+        #[arg(long)]
+        remove: bool,
+        #[command(flatten)]
+        data: DataArgs,
+    },
     /// Invite an association's (first) administrator: prints a one-time link (and its QR code
     /// file) to hand over, or mails it with --email.
     InviteAdmin {
@@ -137,7 +152,8 @@ fn main() -> ExitCode {
         }
         Command::Migrate(d) | Command::Association(AssociationCommand::List(d)) => Some(d),
         Command::Association(AssociationCommand::Create { data, .. })
-        | Command::Association(AssociationCommand::InviteAdmin { data, .. }) => Some(data),
+        | Command::Association(AssociationCommand::InviteAdmin { data, .. })
+        | Command::Association(AssociationCommand::Neighbours { data, .. }) => Some(data),
         Command::Schema => None,
         Command::Audit(AuditCommand::Verify { data, .. } | AuditCommand::Purge(data)) => Some(data),
     };
@@ -181,6 +197,9 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
         Command::Association(AssociationCommand::List(_)) => {
             musubi::cli::list_associations(&config).await
         }
+        Command::Association(AssociationCommand::Neighbours {
+            slug, with, remove, ..
+        }) => musubi::cli::set_neighbours(&config, &slug, &with, !remove).await,
         Command::Association(AssociationCommand::Create {
             slug,
             name,

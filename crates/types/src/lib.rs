@@ -104,6 +104,45 @@ text_enum! {
 }
 
 impl Profession {
+    /// What people call the profession in Japanese, for finding people by it in the directory.
+    pub const fn search_words(self) -> &'static [&'static str] {
+        match self {
+            Profession::Physician => &["医師", "ドクター", "医者", "主治医"],
+            Profession::Dentist => &["歯科医師", "歯医者"],
+            Profession::Pharmacist => &["薬剤師"],
+            Profession::Nurse => &["看護師", "ナース", "訪問看護"],
+            Profession::AssistantNurse => &["准看護師"],
+            Profession::PublicHealthNurse => &["保健師"],
+            Profession::PhysicalTherapist => &["理学療法士", "PT", "リハビリ"],
+            Profession::OccupationalTherapist => &["作業療法士", "OT", "リハビリ"],
+            Profession::SpeechTherapist => &["言語聴覚士", "ST", "リハビリ"],
+            Profession::Dietitian => &["管理栄養士", "栄養士"],
+            Profession::CareManager => &["介護支援専門員", "ケアマネジャー", "ケアマネージャー"],
+            Profession::SocialWorker => &["社会福祉士", "ソーシャルワーカー", "MSW"],
+            Profession::CareWorker => &["介護福祉士", "ヘルパー", "介護職"],
+            Profession::Clerk => &["事務"],
+            Profession::Other => &[],
+        }
+    }
+
+    /// The professions one of whose [`Self::search_words`] contains `folded` (a query already
+    /// folded by [`japanese::fold`]); none for an empty query or one of a single letter (「師」
+    /// alone would match nearly everyone).
+    pub fn matching(folded: &str) -> Vec<Profession> {
+        if folded.chars().count() < 2 {
+            return Vec::new();
+        }
+        Profession::ALL
+            .iter()
+            .copied()
+            .filter(|p| {
+                p.search_words()
+                    .iter()
+                    .any(|w| japanese::fold(w).contains(folded))
+            })
+            .collect()
+    }
+
     /// Physicians and dentists, who also state a [`DoctorKind`].
     pub const fn is_doctor(self) -> bool {
         matches!(self, Profession::Physician | Profession::Dentist)
@@ -233,6 +272,22 @@ text_enum! {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn professions_are_found_by_what_people_call_them() {
+        let find = |q: &str| Profession::matching(&japanese::fold(q));
+        assert_eq!(find("ケアマネ"), vec![Profession::CareManager]);
+        assert_eq!(find("けあまね"), vec![Profession::CareManager]);
+        assert_eq!(find("ﾍﾙﾊﾟｰ"), vec![Profession::CareWorker]);
+        assert_eq!(
+            find("看護"),
+            vec![Profession::Nurse, Profession::AssistantNurse]
+        );
+        assert_eq!(find("ｍｓｗ"), vec![Profession::SocialWorker]);
+        assert!(find("師").is_empty(), "one letter matches nothing");
+        assert!(find("").is_empty());
+        assert!(find("山田").is_empty());
+    }
 
     #[test]
     fn codes_round_trip_and_unknown_codes_are_refused() {

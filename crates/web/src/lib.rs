@@ -73,6 +73,9 @@ pub fn router(services: Services) -> Router {
         .merge(console_routes())
         // Every state-changing request to these routes passes the CSRF check first.
         .route_layer(axum::middleware::from_fn(csrf::guard))
+        // The patient register's CSV upload (multipart, larger than the guard reads): its
+        // handler makes the same checks before reading the file.
+        .merge(pages::sns::patient_import::routes())
         .with_state(services)
         .merge(public_router())
 }
@@ -89,6 +92,10 @@ fn console_routes() -> Router<Services> {
         .route(&format!("{MEMBER}/deactivate"), post(members::deactivate))
         .route(&format!("{MEMBER}/reactivate"), post(members::reactivate))
         .route(&format!("{MEMBER}/sign-out"), post(members::sign_out))
+        .route(
+            &format!("{MEMBER}/departure"),
+            get(members::show_departure).post(members::depart),
+        )
         .route(
             &format!("{MEMBER}/reset-second-factor"),
             post(members::reset_second_factor),
@@ -133,6 +140,8 @@ fn sns_routes() -> Router<Services> {
         )
         .route(&format!("{GROUP}/invite"), post(group::invite))
         .route(&format!("{GROUP}/invite-email"), post(group::invite_email))
+        .route(&format!("{GROUP}/invite-team"), post(group::invite_team))
+        .route(&format!("{GROUP}/members/remove"), post(group::remove_many))
         .route(
             &format!("{GROUP}/requests/{{user_id}}"),
             post(group::answer_request),
@@ -144,6 +153,10 @@ fn sns_routes() -> Router<Services> {
         .route(
             &format!("{GROUP}/members/{{user_id}}/role"),
             post(group::set_role),
+        )
+        .route(
+            &format!("{GROUP}/members/{{user_id}}/until"),
+            post(group::set_until),
         )
         .route(&format!("{GROUP}/settings"), post(group::settings))
         .route(&format!("{GROUP}/read"), post(group::mark_read))

@@ -99,7 +99,7 @@ pub async fn core(conn: &mut PgConnection, ctx: &Arc<Ctx>) -> anyhow::Result<(u6
     let c = ctx.clone();
     let facilities = copy(
         conn,
-        "core.facilities (id, association_id, name, kind, created_at)",
+        "core.facilities (id, association_id, name, kind, created_at, search_key)",
         ctx.base_us,
         move |s| {
             for f in &c.model.facilities {
@@ -107,7 +107,8 @@ pub async fn core(conn: &mut PgConnection, ctx: &Arc<Ctx>) -> anyhow::Result<(u6
                     .uuid(c.assoc_ids[f.assoc as usize])
                     .text(&f.name)
                     .text(f.kind)
-                    .ts(f.created_t);
+                    .ts(f.created_t)
+                    .text(&fold(&f.name));
                 s.end()?;
             }
             Ok(())
@@ -119,7 +120,7 @@ pub async fn core(conn: &mut PgConnection, ctx: &Arc<Ctx>) -> anyhow::Result<(u6
     copy(
         conn,
         "core.users (id, email, name, name_kana, profession, doctor_kind, password_hash, \
-         password_changed_at, created_at, updated_at)",
+         password_changed_at, created_at, updated_at, search_key)",
         ctx.base_us,
         move |s| {
             for p in &c.model.people {
@@ -135,7 +136,8 @@ pub async fn core(conn: &mut PgConnection, ctx: &Arc<Ctx>) -> anyhow::Result<(u6
                 s.text(&c.password_hash)
                     .ts(p.created_t)
                     .ts(p.created_t)
-                    .ts(p.created_t);
+                    .ts(p.created_t)
+                    .text(&musubi_db::accounts::person_search_key(&p.name, &p.kana));
                 s.end()?;
             }
             Ok(())

@@ -140,32 +140,37 @@ pub struct CandidateRow {
     pub group_status: Option<GroupMemberStatus>,
 }
 
-/// Active people of the associations the inviter is an active member of, whose name or kana
-/// contains `search` (spaces ignored), by kana; each once, with the membership of the group's
-/// host first, else of the inviter's first association.
+/// The directory an inviter may pick from: the active people of the associations the inviter
+/// is an active member of and of their neighbours, whose name, reading or facility contains
+/// `folded` (already folded by [`musubi_types::japanese::fold`]) or whose profession is one of
+/// `professions`; by kana. Each person once, shown with their membership in the group's host
+/// first, else in their first association of the directory.
 pub async fn invite_candidates(
     conn: &mut PgConnection,
     group: &HostedGroup,
     inviter: PersonId,
-    search: &str,
+    folded: &str,
+    professions: &[Profession],
     limit: i64,
 ) -> DbResult<Vec<CandidateRow>> {
-    let pattern = format!("%{}%", like_escape(&without_spaces(search)));
+    let pattern = format!("%{}%", like_escape(folded));
     Ok(sqlx::query_as(&format!(
-        "SELECT u.id AS user_id, u.name, u.name_kana, u.profession, u.doctor_kind, \
+        "WITH visible AS ({VISIBLE}) \
+         SELECT u.id AS user_id, u.name, u.name_kana, u.profession, u.doctor_kind, \
                 a.name AS association_name, f.name AS facility_name, \
                 CASE WHEN gm.status = 'invited' AND gm.invited_by_email THEN NULL \
                      ELSE gm.status END AS group_status \
          FROM core.users u \
          JOIN LATERAL ( \
              SELECT m.association_id, m.facility_id FROM core.memberships m \
-             WHERE m.user_id = u.id AND m.status = 'active' AND m.association_id IN ({VISIBLE}) \
+             WHERE m.user_id = u.id AND m.status = 'active' \
+               AND m.association_id IN (SELECT association_id FROM visible) \
              ORDER BY m.association_id = $3 DESC, m.association_id LIMIT 1) m ON true \
          JOIN core.associations a ON a.id = m.association_id \
          LEFT JOIN core.facilities f ON f.id = m.facility_id \
          LEFT JOIN core.group_members gm ON gm.group_id = $2 AND gm.user_id = u.id \
          WHERE u.status = 'active' \
-           AND (translate(u.name, ' 　', '') ILIKE $4 OR translate(u.name_kana, ' 　', '') ILIKE $4) \
+           AND (u.search_key LIKE $4 OR f.search_key LIKE $4 OR u.profession = ANY($6)) \
          ORDER BY u.name_kana, u.id LIMIT $5"
     ))
     .bind(inviter)
@@ -173,11 +178,57 @@ pub async fn invite_candidates(
     .bind(group.association_id)
     .bind(pattern)
     .bind(limit)
+    .bind(professions.iter().map(|p| p.code()).collect::<Vec<_>>())
     .fetch_all(conn)
     .await?)
 }
 
-/// Whether `person` is active in an association the inviter is an active member of.
+/// A facility of the directory, to invite its whole team.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct FacilityCandidateRow {
+    pub id: Uuid,
+    pub name: String,
+    pub kind: FacilityKind,
+    pub association_name: String,
+    /// Its active people not yet in the group (members, invitees and requests left out).
+    pub people: i64,
+}
+
+/// The facilities of the inviter's directory (see [`invite_candidates`]) whose name contains
+/// `folded`, by name; only those with someone left to invite.
+pub async fn facility_candidates(
+    conn: &mut PgConnection,
+    group: &HostedGroup,
+    inviter: PersonId,
+    folded: &str,
+    limit: i64,
+) -> DbResult<Vec<FacilityCandidateRow>> {
+    let pattern = format!("%{}%", like_escape(folded));
+    Ok(sqlx::query_as(&format!(
+        "WITH visible AS ({VISIBLE}) \
+         SELECT f.id, f.name, f.kind, a.name AS association_name, p.people \
+         FROM core.facilities f \
+         JOIN core.associations a ON a.id = f.association_id \
+         JOIN LATERAL ( \
+             SELECT count(*) AS people FROM core.memberships m \
+             JOIN core.users u ON u.id = m.user_id \
+             WHERE m.facility_id = f.id AND m.association_id = f.association_id \
+               AND m.status = 'active' AND u.status = 'active' AND u.id <> $1 \
+               AND NOT EXISTS (SELECT 1 FROM core.group_members gm \
+                               WHERE gm.group_id = $2 AND gm.user_id = u.id)) p ON p.people > 0 \
+         WHERE f.association_id IN (SELECT association_id FROM visible) AND f.search_key LIKE $3 \
+         ORDER BY f.association_id = $5 DESC, f.name, f.id LIMIT $4"
+    ))
+    .bind(inviter)
+    .bind(group.id)
+    .bind(pattern)
+    .bind(limit)
+    .bind(group.association_id)
+    .fetch_all(conn)
+    .await?)
+}
+
+/// Whether `person` is active in an association of the inviter's directory.
 pub async fn in_directory_of(
     conn: &mut PgConnection,
     inviter: PersonId,
@@ -194,13 +245,13 @@ pub async fn in_directory_of(
     .await?)
 }
 
-/// The associations whose people an inviter ($1) may see: those they are active in.
-const VISIBLE: &str =
-    "SELECT v.association_id FROM core.memberships v WHERE v.user_id = $1 AND v.status = 'active'";
-
-fn without_spaces(s: &str) -> String {
-    s.chars().filter(|c| !c.is_whitespace()).collect()
-}
+/// The associations whose people an inviter ($1) may see: those they are active in, and their
+/// neighbours (`core.association_neighbours`).
+const VISIBLE: &str = "SELECT v.association_id FROM core.memberships v \
+     WHERE v.user_id = $1 AND v.status = 'active' \
+     UNION SELECT n.neighbour_id FROM core.memberships v \
+     JOIN core.association_neighbours n ON n.association_id = v.association_id \
+     WHERE v.user_id = $1 AND v.status = 'active'";
 
 /// Escapes `%`, `_` and `\` for a LIKE pattern.
 pub(super) fn like_escape(s: &str) -> String {
@@ -268,19 +319,19 @@ pub async fn set_member_role(
     Ok(done.rows_affected() == 1)
 }
 
-/// Removes a membership (any status) and the person's unread counters in the group.
-/// The active people working at `facility` in the association hosting `group`; `None` if the
-/// facility is not one of that association's.
+/// The active people working at `facility`, a facility of the inviter's directory (see
+/// [`invite_candidates`]); `None` if it is not one.
 pub async fn facility_people(
     conn: &mut PgConnection,
-    group: &HostedGroup,
+    inviter: PersonId,
     facility: Uuid,
 ) -> DbResult<Option<Vec<PersonId>>> {
-    let known: bool = sqlx::query_scalar(
-        "SELECT EXISTS (SELECT 1 FROM core.facilities WHERE id = $1 AND association_id = $2)",
-    )
+    let known: bool = sqlx::query_scalar(&format!(
+        "SELECT EXISTS (SELECT 1 FROM core.facilities \
+                        WHERE id = $2 AND association_id IN ({VISIBLE}))"
+    ))
+    .bind(inviter)
     .bind(facility)
-    .bind(group.association_id)
     .fetch_one(&mut *conn)
     .await?;
     if !known {
@@ -288,12 +339,13 @@ pub async fn facility_people(
     }
     Ok(Some(
         sqlx::query_scalar(
-            "SELECT m.user_id FROM core.memberships m JOIN core.users u ON u.id = m.user_id \
-             WHERE m.facility_id = $1 AND m.association_id = $2 AND m.status = 'active' \
+            "SELECT m.user_id FROM core.memberships m \
+             JOIN core.facilities f ON f.id = m.facility_id AND f.association_id = m.association_id \
+             JOIN core.users u ON u.id = m.user_id \
+             WHERE m.facility_id = $1 AND m.status = 'active' \
                AND u.status = 'active' ORDER BY u.name_kana, u.id",
         )
         .bind(facility)
-        .bind(group.association_id)
         .fetch_all(conn)
         .await?,
     ))
@@ -402,6 +454,7 @@ pub async fn remove_expired_member(
     Ok(true)
 }
 
+/// Removes a membership (any status) and the person's unread counters in the group.
 pub async fn remove_member(
     conn: &mut PgConnection,
     group: &HostedGroup,
@@ -421,13 +474,16 @@ pub async fn remove_member(
     Ok(done.rows_affected() == 1)
 }
 
-pub async fn count_owners(conn: &mut PgConnection, group: &HostedGroup) -> DbResult<i64> {
-    let group_id = group.id;
-    Ok(sqlx::query_scalar(
-        "SELECT count(*) FROM core.group_members \
-         WHERE group_id = $1 AND role = 'owner' AND status = 'active'",
+/// Locks the group's active owners until the transaction ends and counts them, so that two
+/// owners removing each other at once cannot leave the group without one: the second waits
+/// and counts again.
+pub async fn lock_owners(conn: &mut PgConnection, group: &HostedGroup) -> DbResult<i64> {
+    let owners: Vec<PersonId> = sqlx::query_scalar(
+        "SELECT user_id FROM core.group_members \
+         WHERE group_id = $1 AND role = 'owner' AND status = 'active' FOR UPDATE",
     )
-    .bind(group_id)
-    .fetch_one(conn)
-    .await?)
+    .bind(group.id)
+    .fetch_all(conn)
+    .await?;
+    Ok(owners.len() as i64)
 }

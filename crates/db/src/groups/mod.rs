@@ -15,7 +15,8 @@ use chrono::{DateTime, Utc};
 use musubi_types::GroupId;
 use musubi_types::{AssociationId, PersonId};
 use musubi_types::{
-    DoctorKind, GroupKind, GroupMemberStatus, GroupRole, JoinPolicy, Profession, ReceiptMode, Scope,
+    DoctorKind, FacilityKind, GroupKind, GroupMemberStatus, GroupRole, JoinPolicy, Profession,
+    ReceiptMode, Scope,
 };
 use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;

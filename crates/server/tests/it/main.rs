@@ -17,6 +17,7 @@ mod accounts {
 /// Groups, topics and comments: the API, the services beneath it and live events.
 mod sns {
     mod api;
+    mod directory;
     mod live;
     mod patients;
     mod services;
@@ -65,6 +66,7 @@ mod ops {
     mod binary;
     mod cli;
     mod connections;
+    mod file_store;
     mod migrations;
     mod overload;
     mod query_counts;

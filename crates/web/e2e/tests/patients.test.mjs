@@ -1,17 +1,17 @@
 // The patient register on a phone, in Japanese (docs/patients.md): a care manager registers a
-// patient, brings in a doctor of another association, and finds the patient again in the list.
+// patient, brings in a visiting nurse of another association, and finds the patient again in the list.
 //
 // - 森田 由美 (care manager, みなと川医師会) opens 「患者」 from the menu and 「患者を登録」. Her
 //   first try has a birth date outside its era (平成31年5月1日, which was 令和元年): the form
 //   comes back (422) with the Japanese message next to 生年月日 and everything she typed still
 //   there. She corrects it (S20.4.1), records the patient's consent to sharing and registers:
 //   the entry says 「登録しました」 and shows the birth date by era with the age.
-// - From the patient's group she invites someone of さくら台医師会 by the kana of his name.
-//   She can only find people of the associations she is in herself (`invite_candidates`,
-//   crates/db/src/groups/members.rs): 中村 愛 (さくら台 only) is not found, so the invitee is
-//   佐藤 隆, the さくら台総合病院 doctor who is in both. He works at another facility, so the
-//   invitation needs the consent she recorded. On his own phone he finds the invitation on his
-//   home page, joins, and sees the group in 「グループ」.
+// - From the patient's group she invites 中村 愛, the visiting nurse of さくら台医師会, by the
+//   kana of her name typed in katakana. 中村 is not in みなと川 at all: she is in 森田's
+//   directory because the two associations share theirs (`invite_candidates`,
+//   crates/db/src/groups/members.rs; the demo records the agreement). She works at another
+//   facility, so the invitation needs the consent 森田 recorded. On her own phone 中村 finds the
+//   invitation on her home page, joins, and sees the group in 「グループ」.
 // - The list finds the patient by the hiragana of the reading and by half-width katakana.
 // - The list, the refused form and the entry fit the phone and pass axe-core.
 //
@@ -33,12 +33,11 @@ import {
 const PASSWORD = 'musubi-demo-2026'; // DEMO_PASSWORD in crates/demo/src/lib.rs
 const CARE_MANAGER = 'morita@minatogawa.example';
 const CARE_MANAGER_NAME = '森田 由美';
-// crates/demo/data/people.toml: さくら台医師会 only, so not in 森田's directory.
-const NURSE_ELSEWHERE_KANA = 'なかむら';
-// さくら台総合病院 (さくら台医師会), also a member of みなと川医師会.
-const DOCTOR = 'sato@sakuradai-hospital.example';
-const DOCTOR_NAME = '佐藤 隆';
-const DOCTOR_KANA = 'さとう';
+// crates/demo/data/people.toml: さくら台訪問看護ステーション, in さくら台医師会 only.
+const NURSE = 'nakamura@sakuradai.example';
+const NURSE_NAME = '中村 愛';
+const NURSE_KANA = 'なかむら あい';
+const NURSE_KANA_TYPED = 'ナカムラ';
 
 // Plain syllables for a given name no earlier run has used, with their half-width katakana.
 const SYLLABLES = {
@@ -140,9 +139,9 @@ describe('the patient register on a phone', () => {
     await expectNoSeriousAxeViolations(page, where);
   }
 
-  test('a care manager registers a patient, invites a doctor of another association, and finds the patient again', async (t) => {
+  test('a care manager registers a patient, invites a visiting nurse of another association found by kana, and finds the patient again', async (t) => {
     const manager = await phone(t);
-    const doctor = await phone(t);
+    const nurse = await phone(t);
     const patient = newPatient();
     const groupName = `${patient.name}さん`;
     const age = ageOn(1945, 4, 1);
@@ -262,57 +261,59 @@ describe('the patient register on a phone', () => {
     assert.ok((await header.innerText()).includes(`${age}歳`), 'the entry at a glance');
     assert.equal(await header.getByRole('link', { name: '患者さんの情報を見る' }).getAttribute('href'), entryPath);
 
-    // She looks for the さくら台 nurse: not in her directory (she is only in みなと川).
-    const finder = page.getByLabel('招待する人を探す（氏名・ふりがな）');
-    const find = page.getByRole('button', { name: '探す', exact: true });
-    await finder.fill(NURSE_ELSEWHERE_KANA);
-    await navigate(page, () => find.click());
-    assert.match(await page.locator('#invite-candidates').innerText(), /見つかりませんでした/);
-    // The さくら台総合病院 doctor, who is in both associations, she finds by the kana of his name.
-    await page.getByLabel('招待する人を探す（氏名・ふりがな）').fill(DOCTOR_KANA);
+    // She looks for the さくら台 nurse by her kana, typed in katakana: found, with her
+    // association named (さくら台 shares its directory with みなと川).
+    const finder = page.getByLabel('招待する人を探す（氏名・ふりがな・事業所・職種）');
+    await finder.fill(NURSE_KANA_TYPED);
     await navigate(page, () => page.getByRole('button', { name: '探す', exact: true }).click());
-    const candidate = page.locator('#invite-candidates .member', { hasText: DOCTOR_NAME });
-    assert.equal(await candidate.count(), 1, `${DOCTOR_NAME} is found`);
-    assert.ok((await candidate.innerText()).includes('さとう たかし'), 'shown with his kana');
-    // Inviting him (another facility) is allowed because the consent is on record.
+    const candidate = page.locator('#invite-candidates .member', { hasText: NURSE_NAME });
+    assert.equal(await candidate.count(), 1, `${NURSE_NAME} is found`);
+    const shown = await candidate.innerText();
+    assert.ok(shown.includes(NURSE_KANA), 'shown with her kana');
+    assert.ok(shown.includes('さくら台医師会'), 'and her association');
+    assert.ok(shown.includes('さくら台訪問看護ステーション'), 'and her station');
+    await screenshot(page, 'patients-group-directory-ja.png');
+    await expectNoSidewaysScrolling(page, `${groupPath} with the directory search`);
+    // Inviting her (another facility) is allowed because the consent is on record.
     await navigate(page, () =>
-      page.getByRole('button', { name: `${DOCTOR_NAME} さんを招待する`, exact: true }).click(),
+      page.getByRole('button', { name: `${NURSE_NAME} さんを招待する`, exact: true }).click(),
     );
     assert.equal(urlPath(page), groupPath);
     assert.match(await page.locator('.sns-flash').innerText(), /招待しました/);
     const invitedList = page.locator('section', { has: page.locator('h2#owner-title') });
-    assert.ok((await invitedList.innerText()).includes(DOCTOR_NAME), 'he is listed as invited');
+    assert.ok((await invitedList.innerText()).includes(NURSE_NAME), 'she is listed as invited');
     await screenshot(page, 'patients-group-invited-ja.png');
     await expectNoSidewaysScrolling(page, groupPath);
+    await expectNoSeriousAxeViolations(page, `${groupPath} with an invitation`);
 
-    // On his own phone, the invitation waits on his home page; he joins.
-    await signIn(doctor.page, DOCTOR);
-    const invitation = doctor.page.locator('.invitation', { hasText: groupName });
+    // On her own phone, the invitation waits on her home page; she joins.
+    await signIn(nurse.page, NURSE);
+    const invitation = nurse.page.locator('.invitation', { hasText: groupName });
     await invitation.waitFor();
     assert.equal(await invitation.locator('.kind--patient').innerText(), '患者', 'a patient group');
     assert.match(await invitation.innerText(), /みなと川医師会のグループです/);
-    await screenshot(doctor.page, 'patients-doctor-home-invitation-ja.png');
-    await expectNoSidewaysScrolling(doctor.page, '/home with the invitation');
-    await navigate(doctor.page, () => invitation.getByRole('button', { name: '参加する', exact: true }).click());
-    assert.equal(urlPath(doctor.page), groupPath, 'into the group');
-    assert.match(await doctor.page.locator('.sns-flash').innerText(), /グループに参加しました/);
-    assert.equal(await doctor.page.locator('h1').innerText(), groupName);
-    assert.equal(await doctor.page.locator('.patient-header').count(), 1, 'he sees the entry at the top');
-    // 「グループ」: the group is his now (no longer an invitation).
-    await openFromMenu(doctor.page, 'グループ');
-    assert.equal(urlPath(doctor.page), '/groups');
-    const link = doctor.page.locator('a.group-link', { hasText: groupName });
+    await screenshot(nurse.page, 'patients-nurse-home-invitation-ja.png');
+    await expectNoSidewaysScrolling(nurse.page, '/home with the invitation');
+    await navigate(nurse.page, () => invitation.getByRole('button', { name: '参加する', exact: true }).click());
+    assert.equal(urlPath(nurse.page), groupPath, 'into the group');
+    assert.match(await nurse.page.locator('.sns-flash').innerText(), /グループに参加しました/);
+    assert.equal(await nurse.page.locator('h1').innerText(), groupName);
+    assert.equal(await nurse.page.locator('.patient-header').count(), 1, 'she sees the entry at the top');
+    // 「グループ」: the group is hers now (no longer an invitation).
+    await openFromMenu(nurse.page, 'グループ');
+    assert.equal(urlPath(nurse.page), '/groups');
+    const link = nurse.page.locator('a.group-link', { hasText: groupName });
     assert.equal(await link.count(), 1, 'the group is listed');
     assert.equal(await link.getAttribute('href'), groupPath);
     assert.equal(await link.locator('.group-link__status').count(), 0, 'as a member, not invited');
-    await screenshot(doctor.page, 'patients-doctor-groups-ja.png');
-    await expectNoSidewaysScrolling(doctor.page, '/groups');
+    await screenshot(nurse.page, 'patients-nurse-groups-ja.png');
+    await expectNoSidewaysScrolling(nurse.page, '/groups');
 
-    // 森田 sees him among the members.
+    // 森田 sees her among the members, marked as from another association.
     await page.goto(at(groupPath), { waitUntil: 'load' });
     const members = page.locator('section', { has: page.locator('h2#members-title') });
     assert.match(await members.locator('h2').innerText(), /メンバー（2 人）/);
-    assert.ok((await members.innerText()).includes(DOCTOR_NAME), 'he is a member');
+    assert.ok((await members.innerText()).includes(NURSE_NAME), 'she is a member');
 
     // The list finds her by the hiragana of the reading…
     await openFromMenu(page, '患者');
@@ -357,6 +358,6 @@ describe('the patient register on a phone', () => {
       [],
       'no other errors on the care manager’s phone',
     );
-    assert.deepEqual(doctor.consoleErrors, [], 'no errors on the doctor’s phone');
+    assert.deepEqual(nurse.consoleErrors, [], 'no errors on the nurse’s phone');
   });
 });

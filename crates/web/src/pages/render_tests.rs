@@ -310,7 +310,7 @@ mod sns {
         UnreadTopic,
     };
     use crate::pages::sns::group::{
-        CandidateCard, Finder, GroupHead, GroupPage, MemberCard, TopicCard, TopicList,
+        CandidateCard, Finder, GroupHead, GroupPage, MemberCard, TeamCard, TopicCard, TopicList,
     };
     use crate::pages::sns::groups::{GroupErrors, GroupForm};
     use crate::pages::sns::new_topic::{NewTopicPage, TopicErrors};
@@ -754,6 +754,8 @@ mod sns {
             is_self,
             confirm_remove: "remove?".into(),
             confirm_role: "role?".into(),
+            until: (!is_self).then(|| EVIL.into()),
+            until_value: "2026-12-31".into(),
         };
         GroupPage {
             t: Translator::new(Lang::Ja),
@@ -799,6 +801,7 @@ mod sns {
                         kana: "かわむら けんいち".into(),
                         profession: "医師（連携医）".into(),
                         place: "かわむら内科".into(),
+                        elsewhere: Some(EVIL.into()),
                         status: None,
                         invite_label: "川村 健一 さんを招待する".into(),
                     },
@@ -808,10 +811,19 @@ mod sns {
                         kana: "もりた ゆみ".into(),
                         profession: "介護支援専門員".into(),
                         place: "みなと川ケアプラン".into(),
+                        elsewhere: None,
                         status: Some("招待中です"),
                         invite_label: "森田 由美 さんを招待する".into(),
                     },
                 ],
+                teams: vec![TeamCard {
+                    id: "f1".into(),
+                    name: EVIL.into(),
+                    elsewhere: Some(EVIL.into()),
+                    people: "3人".into(),
+                    confirm: EVIL.into(),
+                    invite_label: EVIL.into(),
+                }],
                 error: None,
             },
             invite_email: "typo@example".into(),

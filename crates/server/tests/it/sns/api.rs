@@ -5,7 +5,7 @@
 
 use musubi_authz::GroupRole;
 use musubi_test_support::demo::{
-    CARE_MANAGER, CLINIC_DOCTOR, HOSPITAL_DOCTOR, HOST, NURSE, OTHER_DOCTOR, OTHER_NURSE,
+    CARE_MANAGER, CLINIC_DOCTOR, HOSPITAL_DOCTOR, HOST, NURSE, OTHER, OTHER_DOCTOR, OTHER_NURSE,
     PHARMACIST,
 };
 use musubi_test_support::{error_codes, strip_locations, TestApp};
@@ -424,6 +424,12 @@ async fn an_invitation_across_associations_is_accepted_or_declined() {
     let invite = "mutation($g: ID!, $e: String!) { inviteToGroupByEmail(groupId: $g, email: $e) }";
     let invite_id = "mutation($g: ID!, $u: ID!) { inviteToGroup(groupId: $g, userId: $u) }";
     let invitee = w.app.user_id(OTHER_NURSE).await.to_string();
+    // Without the two associations' agreement to share directories (the demo has one).
+    w.app
+        .operator()
+        .set_neighbours(HOST, OTHER, false)
+        .await
+        .unwrap();
 
     // Only owners invite; to anyone else the group does not exist.
     w.add(&group, &[CARE_MANAGER]).await;
@@ -1105,6 +1111,14 @@ async fn audit_count(w: &World, tenant: &musubi_domain::Tenant) -> i64 {
 #[tokio::test]
 async fn the_invite_picker_lists_only_people_the_owner_may_see() {
     let w = World::new().await;
+    // Without the two associations' agreement to share directories (the demo has one; see
+    // sns::directory).
+    assert!(w
+        .app
+        .operator()
+        .set_neighbours(HOST, OTHER, false)
+        .await
+        .unwrap());
     let group = w.create_group(NURSE, "PATIENT", "渡辺 清 様", false).await;
     let mut ids = Vec::new();
     for who in [

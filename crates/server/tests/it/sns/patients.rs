@@ -4,8 +4,8 @@
 
 use chrono::{Datelike, Utc};
 use musubi_test_support::demo::{
-    ADMIN, CARE_MANAGER, CLINIC_DOCTOR, HOSPITAL_DOCTOR, HOST, NURSE, OTHER_ADMIN, OTHER_NURSE,
-    PHARMACIST,
+    ADMIN, CARE_MANAGER, CLINIC_DOCTOR, HOSPITAL_DOCTOR, HOST, NURSE, OTHER, OTHER_ADMIN,
+    OTHER_NURSE, PHARMACIST,
 };
 use musubi_test_support::{error_codes, TestApp};
 use serde_json::{json, Value};
@@ -301,6 +301,13 @@ async fn someone_from_another_facility_joins_only_with_the_patients_consent() {
             .any(|g| g["group"]["id"] == group && g["group"]["myStatus"] == "INVITED"),
         "{home}"
     );
+    // Someone outside her directory (さくら台 only, once the associations no longer share
+    // their directories) cannot be put on the form.
+    w.app
+        .operator()
+        .set_neighbours(HOST, OTHER, false)
+        .await
+        .unwrap();
     let mut input = patient("佐々木 三郎", "ささき さぶろう", "S10.3.3");
     input["consentDate"] = json!("2026-12-01");
     input["consentBy"] = json!("青木");
@@ -1168,7 +1175,13 @@ async fn a_stations_whole_team_is_invited_in_one_step_with_consent_only() {
         "{home}"
     );
 
-    // Another association's station, or a member who is no owner: nothing.
+    // Another association's station (without an agreement to share directories), or a
+    // member who is no owner: nothing.
+    w.app
+        .operator()
+        .set_neighbours(HOST, OTHER, false)
+        .await
+        .unwrap();
     let r = w
         .gql(CARE_MANAGER, invite, json!({"g": group, "f": elsewhere}))
         .await;

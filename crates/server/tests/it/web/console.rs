@@ -765,3 +765,130 @@ async fn the_audit_log_names_the_patient_group_and_topic_as_they_were_and_filter
     assert_eq!(page.status, StatusCode::OK);
     assert!(page.body.contains("auth.sign_in"));
 }
+
+/// `…/members/{user_id}/departure`: the groups a departing member is in, then out of all.
+mod departure {
+    use super::*;
+    use musubi_test_support::demo::CARE_MANAGER;
+
+    async fn group_id(app: &TestApp, name_starts: &str) -> Uuid {
+        sqlx::query_scalar("SELECT id FROM groups WHERE name LIKE $1 || '%'")
+            .bind(name_starts)
+            .fetch_one(&mut *app.tenant_tx("minatogawa").await)
+            .await
+            .unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_departing_care_manager_is_taken_out_of_every_group_and_her_own_is_handed_over() {
+        let app = TestApp::demo().await;
+        let mut admin = Browser::signed_in(&app, ADMIN).await;
+        let morita = app.user_id(CARE_MANAGER).await;
+        let members = format!("{CONSOLE}/members");
+        let path = format!("{members}/{morita}/departure");
+
+        // Linked from her card on the member list.
+        let list = admin.get(&app, &members).await;
+        let card = between(&list.body, &format!("id=\"member-{morita}\""), "</details>");
+        assert!(card.contains(&format!("href=\"{path}\"")), "{card}");
+        assert!(card.contains("全グループから外す"));
+
+        // The preview: each group with her role and standing; only the group she alone owns
+        // is marked for the administrator to take over.
+        let preview = admin.get(&app, &path).await;
+        assert_eq!(preview.status, StatusCode::OK, "{}", preview.body);
+        let cards: Vec<&str> = between(&preview.body, "<ul class=\"console-list\"", "</form>")
+            .split("<li class=\"card console-departure\">")
+            .skip(1)
+            .collect();
+        let card_of = |name: &str| {
+            *cards
+                .iter()
+                .find(|c| c.contains(name))
+                .unwrap_or_else(|| panic!("{name} is listed: {}", preview.body))
+        };
+        let own = card_of("鈴木 花子さん");
+        assert!(own.contains("管理者が引き継ぎます") && own.contains("患者グループ"));
+        assert!(own.contains(">管理者<") && own.contains("参加中"));
+        for name in ["多職種連携の会", "山田 太郎さん", "田中 一郎さん"] {
+            let card = card_of(name);
+            assert!(!card.contains("管理者が引き継ぎます"), "{name}");
+            assert!(card.contains(">メンバー<"), "{name}");
+        }
+        assert_eq!(cards.len(), 4);
+        assert!(
+            !preview.body.contains("伊藤 正男"),
+            "another association's group"
+        );
+        assert!(preview.body.contains("4件のグループから外す"));
+
+        // Confirmed: out of all four, back on the member list with how many.
+        let res = admin.submit(&app, &path, &path, &[]).await;
+        assert_eq!(res.status, StatusCode::SEE_OTHER, "{}", res.body);
+        let back = admin.get(&app, res.location()).await;
+        assert!(
+            back.body.contains("4件のグループから外しました。"),
+            "{}",
+            back.body
+        );
+        let suzuki = group_id(&app, "鈴木 花子").await;
+        let group_page = admin.get(&app, &format!("/a/minatogawa/g/{suzuki}")).await;
+        assert_eq!(
+            group_page.status,
+            StatusCode::OK,
+            "the administrator owns it now"
+        );
+        assert!(!group_page.body.contains(&format!("id=\"member-{morita}\"")));
+        let forum = group_id(&app, "多職種連携の会").await;
+        let forum_page = admin.get(&app, &format!("/a/minatogawa/g/{forum}")).await;
+        assert!(!forum_page.body.contains(&format!("id=\"member-{morita}\"")));
+        // Still a member of the association: deactivating is another step.
+        let list = admin.get(&app, &members).await;
+        assert!(
+            between(&list.body, &format!("id=\"member-{morita}\""), "</details>")
+                .contains("利用中")
+        );
+
+        // A second tap changes nothing and says so.
+        let token = preview.csrf();
+        let again = admin.post(&app, &path, &[("csrf", &token)]).await;
+        assert_eq!(again.status, StatusCode::SEE_OTHER, "{}", again.body);
+        let back = admin.get(&app, again.location()).await;
+        assert!(back.body.contains("外すグループはありませんでした。"));
+        let preview = admin.get(&app, &path).await;
+        assert!(preview.body.contains("外すグループはありません。"));
+        assert!(!preview.body.contains(&format!("action=\"{path}\"")));
+        assert!(!preview.body.contains("console-departure"));
+    }
+
+    #[tokio::test]
+    async fn members_and_other_associations_admins_get_the_404_page_for_the_departure() {
+        let app = TestApp::demo().await;
+        let morita = app.user_id(CARE_MANAGER).await;
+        let path = format!("{CONSOLE}/members/{morita}/departure");
+        for email in [NURSE, OTHER_ADMIN] {
+            let mut b = Browser::signed_in(&app, email).await;
+            let actor = app.user_id(email).await;
+            let before = app.denials_by("minatogawa", actor.into()).await;
+            assert!(b.get(&app, &path).await.is_not_found(), "{email}");
+            let token = b.get(&app, "/home").await.csrf();
+            let res = b.post(&app, &path, &[("csrf", &token)]).await;
+            assert!(res.is_not_found(), "{email}: {} {}", res.status, res.body);
+            assert_eq!(
+                app.denials_by("minatogawa", actor.into()).await,
+                before + 2,
+                "{email}"
+            );
+        }
+        // Nothing changed: she is still in her groups.
+        let mut admin = Browser::signed_in(&app, ADMIN).await;
+        let preview = admin.get(&app, &path).await;
+        assert!(preview.body.contains("4件のグループから外す"));
+        // Someone who is not a member here: the 404 page for the administrator too.
+        let stranger = app.user_id(OTHER_ADMIN).await;
+        let res = admin
+            .get(&app, &format!("{CONSOLE}/members/{stranger}/departure"))
+            .await;
+        assert!(res.is_not_found());
+    }
+}

@@ -581,3 +581,335 @@ async fn the_register_downloads_as_csv_and_a_group_as_its_record_for_members_onl
     assert!(!csv.body.contains(NAME));
     assert!(other.get(&app, &record_path).await.is_not_found());
 }
+
+/// `/a/{slug}/patients/import`: a CSV file checked first (nothing written), then registered
+/// with a second post of the same content; the upload's own CSRF check; who gets the 404 page.
+mod csv_import {
+    use super::*;
+    use axum::body::Body;
+    use http::Request;
+    use musubi_domain::patient_csv::COLUMNS;
+
+    const BOUNDARY: &str = "----musubi-import-test";
+
+    fn import_path() -> String {
+        format!("/a/{HOST}/patients/import")
+    }
+
+    /// One part of a multipart form: (name, file name for a file, value).
+    type Part<'a> = (&'a str, Option<&'a str>, &'a [u8]);
+
+    fn multipart(parts: &[Part<'_>]) -> Vec<u8> {
+        let mut body = Vec::new();
+        for (name, file, value) in parts {
+            body.extend_from_slice(format!("--{BOUNDARY}\r\n").as_bytes());
+            let head = match file {
+                Some(f) => format!(
+                    "Content-Disposition: form-data; name=\"{name}\"; filename=\"{f}\"\r\n\
+                     Content-Type: text/csv\r\n\r\n"
+                ),
+                None => format!("Content-Disposition: form-data; name=\"{name}\"\r\n\r\n"),
+            };
+            body.extend_from_slice(head.as_bytes());
+            body.extend_from_slice(value);
+            body.extend_from_slice(b"\r\n");
+        }
+        body.extend_from_slice(format!("--{BOUNDARY}--\r\n").as_bytes());
+        body
+    }
+
+    /// A body arriving in pieces, as from the network (the route's limit stops it midway).
+    fn streamed(bytes: Vec<u8>) -> Body {
+        let chunks: Vec<Result<Vec<u8>, std::io::Error>> =
+            bytes.chunks(64 * 1024).map(|c| Ok(c.to_vec())).collect();
+        Body::from_stream(futures_util::stream::iter(chunks))
+    }
+
+    /// Posts the import form as a browser does (same origin, multipart).
+    async fn upload(b: &mut Browser, app: &TestApp, parts: &[Part<'_>]) -> Page {
+        let req = Request::post(import_path())
+            .header("origin", format!("http://{}", b.host))
+            .header(
+                "content-type",
+                format!("multipart/form-data; boundary={BOUNDARY}"),
+            );
+        b.send(app, req, streamed(multipart(parts))).await
+    }
+
+    /// Opens the import page and sends `file` to be checked (the first step).
+    async fn check(b: &mut Browser, app: &TestApp, file: &[u8]) -> Page {
+        let token = b.get(app, &import_path()).await.csrf();
+        upload(
+            b,
+            app,
+            &[
+                ("csrf", None, token.as_bytes()),
+                ("step", None, b"check"),
+                ("file", Some("patients.csv"), file),
+            ],
+        )
+        .await
+    }
+
+    /// The value of the hidden field `name` in `page`'s confirmation form.
+    fn hidden(page: &Page, name: &str) -> String {
+        let form = between(&page.body, "id=\"import-confirm\"", "</form>");
+        let marker = format!("name=\"{name}\" value=\"");
+        let at = form.find(&marker).unwrap_or_else(|| panic!("no {name}")) + marker.len();
+        let end = form[at..].find('"').unwrap();
+        form[at..at + end]
+            .replace("&#x2f;", "/")
+            .replace("&#43;", "+")
+            .replace("&#61;", "=")
+    }
+
+    /// Sends the confirmation form of `page` (the second step).
+    async fn confirm(b: &mut Browser, app: &TestApp, page: &Page) -> Page {
+        let token = hidden(page, "csrf");
+        let content = hidden(page, "content");
+        upload(
+            b,
+            app,
+            &[
+                ("csrf", None, token.as_bytes()),
+                ("step", None, b"confirm"),
+                ("name", None, b"patients.csv"),
+                ("content", None, content.as_bytes()),
+            ],
+        )
+        .await
+    }
+
+    fn row(fields: &[&str]) -> String {
+        let mut all: Vec<&str> = fields.to_vec();
+        all.resize(COLUMNS.len(), "");
+        all.join(",")
+    }
+
+    /// Two rows that can be registered and three that cannot (lines 3 to 5).
+    fn register_file() -> Vec<u8> {
+        let patient = |name: &str, kana: &str, birth: &str, sex: &str| {
+            let mut f = vec![name, kana, birth, sex, "123-4567", "みなと川市港町1-2-3"];
+            f.extend(["港町", "03-1234-5678", "", "慢性心不全", "要介護2"]);
+            f.extend(["", "", "", "", "", "在宅"]);
+            row(&f)
+        };
+        let lines = [
+            COLUMNS.join(","),
+            patient("港 花子", "ミナト ハナコ", "昭和20年4月1日", "女性"),
+            // Line 3: a reading in letters and a day the era never had.
+            patient("川辺 次郎", "Kawabe Jiro", "平成31年5月1日", "男性"),
+            // Line 4: a row cut short.
+            "浜 三郎,はま さぶろう,1950-01-01".to_owned(),
+            // Line 5: 女 is not one of the choices (女性).
+            patient("浦 四子", "うら よつこ", "1940-02-03", "女"),
+            patient("岬 五郎", "みさき ごろう", "S15.6.7", "男性"),
+        ];
+        let mut text = String::from('\u{feff}');
+        text.push_str(&lines.join("\r\n"));
+        text.push_str("\r\n");
+        text.into_bytes()
+    }
+
+    #[tokio::test]
+    async fn a_nurse_checks_a_file_sees_each_rejected_row_and_then_registers_the_rest() {
+        let app = TestApp::demo().await;
+        let mut nurse = Browser::signed_in(&app, NURSE).await;
+
+        // Linked from the list, next to the export.
+        let listed = list(&app, &mut nurse, "").await;
+        assert!(listed.body.contains(&format!("href=\"{}\"", import_path())));
+        let before = entries(&app).await;
+
+        // The first step only checks: what would be registered, and why the rest would not.
+        let checked = check(&mut nurse, &app, &register_file()).await;
+        assert_eq!(checked.status, StatusCode::OK, "{}", checked.body);
+        assert!(checked.body.contains("まだ登録していません"));
+        assert!(
+            checked.body.contains("2 件を登録できます。"),
+            "{}",
+            checked.body
+        );
+        assert!(checked.body.contains("次の 3 行は登録できません"));
+        for header in [
+            "<th scope=\"col\">行</th>",
+            "<th scope=\"col\">列</th>",
+            "<th scope=\"col\">理由</th>",
+        ] {
+            assert!(checked.body.contains(header), "{header}");
+        }
+        let table = between(&checked.body, "<tbody>", "</tbody>");
+        let rows: Vec<&str> = table.split("<tr>").skip(1).collect();
+        assert_eq!(rows.len(), 4, "one row per refused cell: {table}");
+        for (line, column, reason) in [
+            ("3", "ふりがな", "ひらがなかカタカナ"),
+            ("3", "生年月日", "その元号にはない日付です"),
+            ("4", "（行全体）", "列の数が見出しの行と違います"),
+            ("5", "性別", "選べる値ではありません"),
+        ] {
+            let line_cell = format!("<th scope=\"row\">{line}</th>");
+            let column_cell = format!("<td>{column}</td>");
+            assert!(
+                rows.iter().any(|r| r.contains(&line_cell)
+                    && r.contains(&column_cell)
+                    && r.contains(reason)),
+                "line {line} {column}: {table}"
+            );
+        }
+        assert_eq!(entries(&app).await, before, "a check writes nothing");
+        assert!(!list(&app, &mut nurse, "").await.body.contains("岬 五郎"));
+
+        // Registering: the same content, posted back.
+        assert!(checked.body.contains("2 件を登録する"));
+        let done = confirm(&mut nurse, &app, &checked).await;
+        assert_eq!(done.status, StatusCode::OK, "{}", done.body);
+        assert!(
+            done.body.contains("2 件の患者さんを登録しました。"),
+            "{}",
+            done.body
+        );
+        assert!(done.body.contains("次の 3 行は登録しませんでした"));
+        assert!(!done.body.contains("id=\"import-confirm\""));
+        assert_eq!(entries(&app).await, before + 2);
+        let listed = list(&app, &mut nurse, "").await;
+        assert!(listed.body.contains("港 花子") && listed.body.contains("岬 五郎"));
+        assert!(!listed.body.contains("川辺 次郎"));
+
+        // A second tap on the button registers nobody twice.
+        let again = confirm(&mut nurse, &app, &checked).await;
+        assert_eq!(again.status, StatusCode::OK, "{}", again.body);
+        assert!(again.body.contains("登録した患者さんはいません。"));
+        assert!(again.body.contains("すでに台帳にいるか"));
+        assert_eq!(entries(&app).await, before + 2);
+    }
+
+    #[tokio::test]
+    async fn a_file_that_cannot_be_read_is_said_in_japanese_and_nothing_is_registered() {
+        let app = TestApp::demo().await;
+        let mut nurse = Browser::signed_in(&app, NURSE).await;
+        let before = entries(&app).await;
+        let renamed = format!("名前,{}\r\n港 花子\r\n", COLUMNS[1..].join(","));
+        // 氏名 in Shift_JIS, as Excel saves plain "CSV".
+        let shift_jis: &[u8] = &[0x8e, 0x81, 0x96, 0xbc, b'\r', b'\n'];
+        let unclosed = format!("{}\r\n\"港 花子,\r\n", COLUMNS.join(","));
+        for (file, words) in [
+            (renamed.as_bytes(), "1行目の見出しが、台帳の形と違います。"),
+            (shift_jis, "文字コードがUTF-8ではありません"),
+            (b"\xef\xbb\xbf\r\n".as_slice(), "ファイルが空です。"),
+            (unclosed.as_bytes(), "の閉じ忘れがないか"),
+        ] {
+            let res = check(&mut nurse, &app, file).await;
+            assert_eq!(res.status, StatusCode::UNPROCESSABLE_ENTITY, "{words}");
+            let alert = between(&res.body, "role=\"alert\"", "</div>");
+            assert!(alert.contains(words), "{words}: {alert}");
+            assert!(alert.contains("patients.csv"), "the file is named");
+            assert!(res.body.contains("type=\"file\""), "choose again");
+        }
+        // Over the limit (5 MB), whether the route still reads it all or stops reading.
+        for size in [5 * 1024 * 1024 + 1, 8 * 1024 * 1024] {
+            let res = check(&mut nurse, &app, &vec![b'a'; size]).await;
+            assert_eq!(res.status, StatusCode::UNPROCESSABLE_ENTITY, "{size}");
+            assert!(
+                res.body.contains("ファイルが大きすぎます（5MBまで）"),
+                "{size}"
+            );
+        }
+        // No file chosen: an empty, nameless file part.
+        let token = nurse.get(&app, &import_path()).await.csrf();
+        let res = upload(
+            &mut nurse,
+            &app,
+            &[
+                ("csrf", None, token.as_bytes()),
+                ("step", None, b"check"),
+                ("file", Some(""), b""),
+            ],
+        )
+        .await;
+        assert!(res.body.contains("ファイルが選ばれていません。"));
+        // A confirmation whose content was damaged on the way.
+        let res = upload(
+            &mut nurse,
+            &app,
+            &[
+                ("csrf", None, token.as_bytes()),
+                ("step", None, b"confirm"),
+                ("content", None, b"%%%"),
+            ],
+        )
+        .await;
+        assert!(res.body.contains("もう一度ファイルを選んでください。"));
+        assert_eq!(entries(&app).await, before);
+    }
+
+    #[tokio::test]
+    async fn an_upload_without_the_token_first_or_from_elsewhere_is_refused_before_reading() {
+        let app = TestApp::demo().await;
+        let mut nurse = Browser::signed_in(&app, NURSE).await;
+        let token = nurse.get(&app, &import_path()).await.csrf();
+        let file = register_file();
+        let before = entries(&app).await;
+        let forged = upload(
+            &mut nurse,
+            &app,
+            &[
+                ("csrf", None, b"forged"),
+                ("step", None, b"confirm"),
+                ("file", Some("x.csv"), &file),
+            ],
+        )
+        .await;
+        assert_eq!(forged.status, StatusCode::FORBIDDEN);
+        let late = upload(
+            &mut nurse,
+            &app,
+            &[
+                ("step", None, b"check"),
+                ("csrf", None, token.as_bytes()),
+                ("file", Some("x.csv"), &file),
+            ],
+        )
+        .await;
+        assert_eq!(late.status, StatusCode::FORBIDDEN);
+        let req = Request::post(import_path())
+            .header("origin", "https://evil.example")
+            .header(
+                "content-type",
+                format!("multipart/form-data; boundary={BOUNDARY}"),
+            );
+        let body = multipart(&[
+            ("csrf", None, token.as_bytes()),
+            ("step", None, b"check"),
+            ("file", Some("x.csv"), &file),
+        ]);
+        let cross_site = nurse.send(&app, req, Body::from(body)).await;
+        assert_eq!(cross_site.status, StatusCode::FORBIDDEN);
+        assert_eq!(entries(&app).await, before);
+    }
+
+    #[tokio::test]
+    async fn people_of_another_association_get_the_not_found_page_for_the_import() {
+        let app = TestApp::demo().await;
+        for who in [OTHER_NURSE, OTHER_ADMIN] {
+            let mut b = Browser::signed_in(&app, who).await;
+            let listed = b.get(&app, &format!("/a/{HOST}/patients")).await;
+            assert!(!listed.body.contains(&import_path()), "{who}: no link");
+            assert!(b.get(&app, &import_path()).await.is_not_found(), "{who}");
+            let token = b.get(&app, "/home").await.csrf();
+            let res = upload(
+                &mut b,
+                &app,
+                &[
+                    ("csrf", None, token.as_bytes()),
+                    ("step", None, b"check"),
+                    ("file", Some("x.csv"), b"not even a register"),
+                ],
+            )
+            .await;
+            assert!(res.is_not_found(), "{who}: {} {}", res.status, res.body);
+        }
+        let mut b = Browser::signed_in(&app, OTHER_NURSE).await;
+        let res = b.get(&app, "/a/nosuch/patients/import").await;
+        assert!(res.is_not_found());
+    }
+}

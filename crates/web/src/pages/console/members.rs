@@ -1,7 +1,9 @@
 //! `GET /a/{slug}/console/members`: the association's members, each with what an
 //! administrator may do to them, and the forms behind those buttons:
 //! `POST …/members/{user_id}/make-admin`, `…/make-member`, `…/deactivate`, `…/reactivate`,
-//! `…/sign-out` and `…/reset-second-factor`.
+//! `…/sign-out` and `…/reset-second-factor`; and `GET|POST …/members/{user_id}/departure`,
+//! which lists the groups of this association a departing member is in and takes them out of
+//! all of them at once.
 
 use super::{page_error, Console, ConsoleHead, Flash, FlashQuery};
 use crate::assets::{self, AssetUrls};
@@ -13,10 +15,14 @@ use askama::Template;
 use axum::extract::{Path, State};
 use axum::response::Response;
 use http::{StatusCode, Uri};
+use musubi_db::groups::DepartureRow;
 use musubi_domain::members::{answers_for_account, MemberRole};
 use musubi_domain::types::PersonId;
-use musubi_domain::types::{AccountStatus, AssociationRole, DoctorKind, Profession};
+use musubi_domain::types::{
+    AccountStatus, AssociationRole, DoctorKind, GroupKind, GroupMemberStatus, GroupRole, Profession,
+};
 use musubi_domain::Services;
+use serde::Deserialize;
 
 /// One member, as the list shows them.
 pub(crate) struct MemberCard {
@@ -79,7 +85,7 @@ pub(crate) async fn show(
         .member()
         .and_then(|id| rows.iter().find(|m| m.user_id.uuid() == id))
         .map(|m| m.name.as_str());
-    let flash = query.message(t, named);
+    let flash = departure_flash(t, &uri).or_else(|| query.message(t, named));
     let members: Vec<MemberCard> = rows
         .iter()
         .map(|m| {
@@ -280,4 +286,254 @@ pub(crate) async fn reset_second_factor(
     Path((slug, id)): MemberPath,
 ) -> Result<Response, Response> {
     act(services, ctx, slug, id, MemberAction::ResetSecondFactor).await
+}
+
+// --- Departure: out of every group of the association -----------------------------------------
+
+/// One group a departing member is in.
+pub(crate) struct DepartureGroup {
+    pub name: String,
+    pub kind: &'static str,
+    pub patient: bool,
+    pub role: &'static str,
+    pub status: &'static str,
+    /// They alone own it: the administrator will (「管理者が引き継ぎます」).
+    pub handed_over: bool,
+}
+
+#[derive(Template)]
+#[template(path = "console/departure.html")]
+pub(crate) struct DeparturePage<'a> {
+    pub t: Translator,
+    pub assets: &'static AssetUrls,
+    pub nav: Nav<'a>,
+    pub current_path: &'a str,
+    pub console: ConsoleHead,
+    pub csrf: &'a str,
+    /// 「青木 さくら さん」
+    pub who: String,
+    pub groups: Vec<DepartureGroup>,
+    pub action: String,
+}
+
+impl DeparturePage<'_> {
+    pub(crate) fn count(&self) -> String {
+        self.groups.len().to_string()
+    }
+
+    pub(crate) fn any_handed_over(&self) -> bool {
+        self.groups.iter().any(|g| g.handed_over)
+    }
+}
+
+fn departure_group(t: Translator, r: &DepartureRow, by_someone_else: bool) -> DepartureGroup {
+    DepartureGroup {
+        name: r.name.clone(),
+        kind: match r.kind {
+            GroupKind::Patient => t.get("sns.kind.patient_group"),
+            GroupKind::General => t.get("sns.kind.general_group"),
+        },
+        patient: r.kind == GroupKind::Patient,
+        role: match r.role {
+            GroupRole::Owner => t.get("console.departure.role.owner"),
+            GroupRole::Member => t.get("console.departure.role.member"),
+        },
+        status: match r.status {
+            GroupMemberStatus::Active => t.get("console.departure.status.active"),
+            GroupMemberStatus::Invited => t.get("console.departure.status.invited"),
+            GroupMemberStatus::Requested => t.get("console.departure.status.requested"),
+        },
+        // The services hand a group over only to someone else than the person leaving.
+        handed_over: r.only_owner && by_someone_else,
+    }
+}
+
+pub(crate) async fn show_departure(
+    State(services): State<Services>,
+    ctx: Ctx,
+    Path((slug, id)): MemberPath,
+) -> Result<Response, Response> {
+    let c = Console::open(&services, &ctx, &slug).await?;
+    let user_id: PersonId = crate::pages::sns::parse_id(&id);
+    let actor = c.actor();
+    let rows = services
+        .departure_preview(&actor, user_id)
+        .await
+        .map_err(|e| page_error(&ctx, "previewing a departure", e))?;
+    let name = services
+        .list_members(&actor)
+        .await
+        .map_err(|e| page_error(&ctx, "listing members", e))?
+        .into_iter()
+        .find(|m| m.user_id == user_id)
+        .map(|m| m.name)
+        .unwrap_or_default();
+    let t = Translator::new(ctx.lang);
+    let by_someone_else = user_id != c.viewer.user().id;
+    let path = c.path(&format!("members/{user_id}/departure"));
+    let page = DeparturePage {
+        t,
+        assets: assets::urls(),
+        nav: Nav::signed_in(&c.viewer.user().name, ctx.csrf.form_token()),
+        current_path: &path,
+        console: c.head("members"),
+        csrf: ctx.csrf.form_token(),
+        who: t.format("layout.user_name", &name),
+        groups: rows
+            .iter()
+            .map(|r| departure_group(t, r, by_someone_else))
+            .collect(),
+        action: path.clone(),
+    };
+    Ok(ctx.respond(StatusCode::OK, &page))
+}
+
+pub(crate) async fn depart(
+    State(services): State<Services>,
+    ctx: Ctx,
+    Path((slug, id)): MemberPath,
+) -> Result<Response, Response> {
+    let c = Console::open(&services, &ctx, &slug).await?;
+    let user_id: PersonId = crate::pages::sns::parse_id(&id);
+    match services.remove_from_all_groups(&c.actor(), user_id).await {
+        // A count, not a `done=` of the table: the message says how many groups.
+        Ok(n) => Ok(ctx.redirect(&format!(
+            "{}?departed={n}&member={user_id}",
+            c.path("members")
+        ))),
+        Err(e) => Ok(c.after_action(&ctx, "members", Err(e), "", Some(user_id.uuid()))),
+    }
+}
+
+#[derive(Debug, Default, Deserialize)]
+struct DepartedQuery {
+    departed: Option<String>,
+}
+
+/// The most groups a message will claim; a crafted link cannot make it say more.
+const MAX_DEPARTED_SHOWN: usize = 100_000;
+
+/// 「N件のグループから外しました」 after a departure.
+fn departure_flash(t: Translator, uri: &Uri) -> Option<Flash> {
+    let n = axum::extract::Query::<DepartedQuery>::try_from_uri(uri)
+        .ok()?
+        .0
+        .departed?
+        .parse::<usize>()
+        .ok()
+        .filter(|n| *n <= MAX_DEPARTED_SHOWN)?;
+    Some(Flash {
+        text: if n == 0 {
+            t.get("console.departure.done_none").to_owned()
+        } else {
+            t.format("console.departure.done", &n.to_string())
+        },
+        success: true,
+    })
+}
+
+#[cfg(test)]
+mod departure_tests {
+    use super::*;
+    use crate::i18n::Lang;
+    use musubi_domain::types::GroupId;
+
+    fn row(name: &str, kind: GroupKind, role: GroupRole, only_owner: bool) -> DepartureRow {
+        DepartureRow {
+            group_id: GroupId::from(uuid::Uuid::nil()),
+            name: name.into(),
+            kind,
+            role,
+            status: GroupMemberStatus::Active,
+            only_owner,
+        }
+    }
+
+    fn page(rows: &[DepartureRow], by_someone_else: bool) -> String {
+        let t = Translator::new(Lang::Ja);
+        DeparturePage {
+            t,
+            assets: assets::urls(),
+            nav: Nav::hidden(),
+            current_path: "/a/minatogawa/console/members/x/departure",
+            console: ConsoleHead {
+                slug: "minatogawa".into(),
+                association: "みなと川医師会".into(),
+                section: "members",
+            },
+            csrf: "TOKEN",
+            who: t.format("layout.user_name", "<b>森田</b>"),
+            groups: rows
+                .iter()
+                .map(|r| departure_group(t, r, by_someone_else))
+                .collect(),
+            action: "/a/minatogawa/console/members/x/departure".into(),
+        }
+        .render()
+        .expect("renders")
+    }
+
+    #[test]
+    fn the_preview_marks_only_the_groups_the_administrator_takes_over() {
+        let rows = [
+            row("鈴木さん", GroupKind::Patient, GroupRole::Owner, true),
+            row(
+                "多職種連携の会",
+                GroupKind::General,
+                GroupRole::Member,
+                false,
+            ),
+        ];
+        let body = page(&rows, true);
+        crate::pages::render_tests::assert_csp_clean(&body);
+        assert!(body.contains("&#60;b&#62;森田"), "the name is escaped");
+        assert!(!body.contains("<b>"));
+        assert_eq!(body.matches("data-handover").count(), 1);
+        let cards: Vec<&str> = body.split("console-departure\"").skip(1).collect();
+        assert_eq!(cards.len(), 2);
+        assert!(cards[0].contains("鈴木さん") && cards[0].contains("管理者が引き継ぎます"));
+        assert!(cards[1].contains("多職種連携の会") && !cards[1].contains("data-handover"));
+        assert!(body.contains("name=\"csrf\" value=\"TOKEN\""));
+        assert!(body.contains("2件のグループから外す"));
+        // Leaving themselves: nobody takes over (the services hand over to someone else only).
+        assert_eq!(page(&rows, false).matches("data-handover").count(), 0);
+    }
+
+    #[test]
+    fn an_empty_preview_says_there_is_nothing_to_do_and_has_no_button() {
+        let body = page(&[], true);
+        assert!(body.contains("外すグループはありません。"));
+        assert!(!body.contains("method=\"post\" action=\"/a/minatogawa/console/members/x"));
+        assert!(!body.contains("button--danger"));
+    }
+
+    #[test]
+    fn the_message_after_a_departure_says_how_many_groups() {
+        let flash = |lang, query: &str| {
+            let uri: Uri = format!("/a/x/console/members?{query}")
+                .parse()
+                .expect("uri");
+            departure_flash(Translator::new(lang), &uri).map(|f| f.text)
+        };
+        assert_eq!(
+            flash(Lang::Ja, "departed=3&member=x").as_deref(),
+            Some("3件のグループから外しました。")
+        );
+        assert_eq!(
+            flash(Lang::En, "departed=3").as_deref(),
+            Some("Removed from 3 groups.")
+        );
+        assert_eq!(
+            flash(Lang::Ja, "departed=0").as_deref(),
+            Some("外すグループはありませんでした。")
+        );
+        for crafted in [
+            "departed=many",
+            "departed=-1",
+            "departed=99999999999",
+            "done=x",
+        ] {
+            assert_eq!(flash(Lang::Ja, crafted), None, "{crafted}");
+        }
+    }
 }

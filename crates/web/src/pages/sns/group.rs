@@ -4,14 +4,17 @@
 //! ask to join) sees only the group's name and what they can do about it; anyone else gets the
 //! 404 page. `GET …/topics` is the topic list alone, for live updates.
 //!
-//! Owners find people to invite with `GET …?find=<name or kana>` (the directory they may see:
-//! the people of their own associations) and invite one with `POST …/invite`; an e-mail
+//! Owners find people to invite with `GET …?find=<name, kana, facility or profession>` (the
+//! directory they may see: the people of their own associations and of the neighbouring ones)
+//! and invite one with `POST …/invite`, or a facility's whole team with `…/invite-team`; an e-mail
 //! address goes to `POST …/invite-email`, which answers the same whether or not it has an
 //! account. A patient group whose register entry has no consent to sharing takes only people
 //! of the registrant's facility (by name): the page says how to record the consent.
 //!
-//! Forms: `POST …/invite`, `…/invite-email`, `…/requests/{user_id}`, `…/members/{user_id}/remove`,
-//! `…/members/{user_id}/role`, `…/settings`, `…/read` (mark all read) and `…/leave`.
+//! Forms: `POST …/invite`, `…/invite-email`, `…/invite-team`, `…/requests/{user_id}`,
+//! `…/members/{user_id}/remove`, `…/members/remove` (several, `user_id` repeated),
+//! `…/members/{user_id}/role`, `…/members/{user_id}/until` (last day of access), `…/settings`,
+//! `…/read` (mark all read) and `…/leave`.
 
 use super::groups::{GroupErrors, GroupForm};
 use super::patients::{group_header, PatientHeader};
@@ -31,7 +34,8 @@ use axum::Form;
 use chrono::Utc;
 use http::{StatusCode, Uri};
 use musubi_authz::GroupRole;
-use musubi_db::groups::{CandidateRow, GroupMemberRow, GroupRow, TopicRow};
+use musubi_config::time::jst;
+use musubi_db::groups::{CandidateRow, FacilityCandidateRow, GroupMemberRow, GroupRow, TopicRow};
 use musubi_domain::groups::GroupView;
 use musubi_domain::patients::reason::CONSENT_REQUIRED;
 use musubi_domain::types::GroupId;
@@ -83,6 +87,10 @@ pub(crate) struct MemberCard {
     pub is_self: bool,
     pub confirm_remove: String,
     pub confirm_role: String,
+    /// 「12月20日まで」 when the membership ends by itself.
+    pub until: Option<String>,
+    /// The same day as `YYYY-MM-DD`, for the date field.
+    pub until_value: String,
 }
 
 /// Someone an owner may invite, found by name.
@@ -93,9 +101,23 @@ pub(crate) struct CandidateCard {
     pub profession: String,
     /// Their facility, or their association.
     pub place: String,
+    /// Their association, when it is not the group's host (a neighbouring association).
+    pub elsewhere: Option<String>,
     /// Already in the group (member, invited or asking to join): nothing to press.
     pub status: Option<&'static str>,
     /// 「〇〇さんを招待する」 for screen readers.
+    pub invite_label: String,
+}
+
+/// A facility whose whole team may be invited in one step.
+pub(crate) struct TeamCard {
+    pub id: String,
+    pub name: String,
+    /// Its association, when it is not the group's host.
+    pub elsewhere: Option<String>,
+    /// 「3人」
+    pub people: String,
+    pub confirm: String,
     pub invite_label: String,
 }
 
@@ -105,6 +127,7 @@ pub(crate) struct Finder {
     /// What was searched; `None` before any search.
     pub query: Option<String>,
     pub candidates: Vec<CandidateCard>,
+    pub teams: Vec<TeamCard>,
     pub error: Option<String>,
 }
 
@@ -206,10 +229,17 @@ fn topic_card(
     }
 }
 
-fn member_card(t: Translator, m: &GroupMemberRow, me: PersonId) -> MemberCard {
+fn member_card(lang: Lang, m: &GroupMemberRow, me: PersonId) -> MemberCard {
+    let t = Translator::new(lang);
     let who = t.format("layout.user_name", &m.name);
     let owner = m.role == GroupRole::Owner;
+    // `until` is the first moment without access; people think of the last day with it.
+    let last_moment = m.until.map(|u| u - chrono::Duration::seconds(1));
     MemberCard {
+        until: last_moment.map(|d| t.format("sns.members.until", &crate::datetime::date(lang, d))),
+        until_value: last_moment
+            .map(|d| d.with_timezone(&jst()).format("%Y-%m-%d").to_string())
+            .unwrap_or_default(),
         id: m.user_id.to_string(),
         name: m.name.clone(),
         profession: profession(t, m.profession, m.doctor_kind),
@@ -245,8 +275,9 @@ fn settings_form(g: &GroupRow) -> GroupForm {
     }
 }
 
-fn candidate_card(t: Translator, c: &CandidateRow) -> CandidateCard {
+fn candidate_card(t: Translator, c: &CandidateRow, host: &str) -> CandidateCard {
     CandidateCard {
+        elsewhere: (c.association_name != host).then(|| c.association_name.clone()),
         id: c.user_id.to_string(),
         name: c.name.clone(),
         kana: c.name_kana.clone(),
@@ -264,6 +295,20 @@ fn candidate_card(t: Translator, c: &CandidateRow) -> CandidateCard {
             "sns.owner.invite_person",
             &t.format("layout.user_name", &c.name),
         ),
+    }
+}
+
+fn team_card(t: Translator, f: &FacilityCandidateRow, host: &str) -> TeamCard {
+    let people = t.format("sns.owner.team_people", &f.people.to_string());
+    TeamCard {
+        id: f.id.to_string(),
+        confirm: t
+            .format("sns.owner.team_confirm", &f.name)
+            .replacen("{}", &people, 1),
+        invite_label: t.format("sns.owner.team_invite_label", &f.name),
+        name: f.name.clone(),
+        elsewhere: (f.association_name != host).then(|| f.association_name.clone()),
+        people,
     }
 }
 
@@ -359,7 +404,7 @@ async fn render(
         view.members
             .iter()
             .filter(|m| m.status == wanted)
-            .map(|m| member_card(t, m, me))
+            .map(|m| member_card(ctx.lang, m, me))
             .collect()
     };
     let (members, invited, requests) = (
@@ -373,19 +418,30 @@ async fn render(
         .unwrap_or_else(|| (settings_form(&view.group), GroupErrors::default()));
     let finder = match typed.find {
         Some(q) if owner => {
-            let candidates = services
+            let host = p.tenant.name.as_str();
+            let found = match services
                 .group_invite_candidates(&p.actor(), view.group.id, &q, FIND_LIMIT)
-                .await;
-            match candidates {
-                Ok(rows) => Finder {
+                .await
+            {
+                // A team is searched by its facility's name: only when something was typed.
+                Ok(people) if !q.trim().is_empty() => services
+                    .group_facility_candidates(&p.actor(), view.group.id, &q, TEAM_LIMIT)
+                    .await
+                    .map(|teams| (people, teams)),
+                Ok(people) => Ok((people, Vec::new())),
+                Err(e) => Err(e),
+            };
+            match found {
+                Ok((rows, teams)) => Finder {
                     query: Some(q),
-                    candidates: rows.iter().map(|c| candidate_card(t, c)).collect(),
+                    candidates: rows.iter().map(|c| candidate_card(t, c, host)).collect(),
+                    teams: teams.iter().map(|f| team_card(t, f, host)).collect(),
                     error: typed.find_error,
                 },
                 Err(e) if e.code == ErrorCode::InvalidInput => Finder {
                     query: Some(q),
-                    candidates: Vec::new(),
                     error: Some(t.get("sns.owner.invite_find_too_long").to_owned()),
+                    ..Finder::default()
                 },
                 Err(e) => return Err(page_error(ctx, "finding people to invite", e)),
             }
@@ -456,6 +512,8 @@ pub(crate) async fn topics_fragment(
 
 /// Most people one directory search lists.
 const FIND_LIMIT: i64 = 30;
+/// Most facilities one directory search lists.
+const TEAM_LIMIT: i64 = 5;
 
 #[derive(Debug, Default, Deserialize)]
 pub(crate) struct InviteForm {
@@ -540,6 +598,154 @@ pub(crate) async fn invite_email(
         ..Typed::default()
     };
     reshow(&services, &ctx, &p, group_id, typed).await
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub(crate) struct TeamForm {
+    #[serde(default)]
+    facility_id: String,
+}
+
+/// Invites a facility's whole team, found by the directory search.
+pub(crate) async fn invite_team(
+    State(services): State<Services>,
+    ctx: Ctx,
+    Path((slug, id)): Path<(String, String)>,
+    form: Result<Form<TeamForm>, FormRejection>,
+) -> Result<Response, Response> {
+    let p = Place::open(&services, &ctx, &slug).await?;
+    let group_id = parse_id(&id);
+    let facility = form
+        .ok()
+        .and_then(|f| uuid::Uuid::parse_str(f.0.facility_id.trim()).ok())
+        .unwrap_or_default();
+    let e = match services
+        .invite_facility(&p.actor(), group_id, facility)
+        .await
+    {
+        Ok(_) => {
+            return Ok(ctx.redirect(&format!(
+                "{}?done=invited_team",
+                group_path(p.slug(), group_id)
+            )))
+        }
+        Err(e) => e,
+    };
+    if !needs_consent(&e) {
+        return Err(page_error(&ctx, "inviting a team to a group", e));
+    }
+    let typed = Typed {
+        find_error: Some(
+            Translator::new(ctx.lang)
+                .get("sns.members.error_consent")
+                .to_owned(),
+        ),
+        ..Typed::default()
+    };
+    reshow(&services, &ctx, &p, group_id, typed).await
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub(crate) struct UntilForm {
+    /// The last day of access (`YYYY-MM-DD`); empty to keep the membership open.
+    #[serde(default)]
+    until: String,
+}
+
+/// Sets or clears the last day of someone's membership. Access ends when that day ends in
+/// Japan.
+pub(crate) async fn set_until(
+    State(services): State<Services>,
+    ctx: Ctx,
+    Path((slug, id, user)): Path<(String, String, String)>,
+    form: Result<Form<UntilForm>, FormRejection>,
+) -> Result<Response, Response> {
+    let p = Place::open(&services, &ctx, &slug).await?;
+    let group_id = parse_id(&id);
+    let back = format!("{}#members-title", group_path(p.slug(), group_id));
+    let raw = form.map(|f| f.0.until).unwrap_or_default();
+    let until = if raw.trim().is_empty() {
+        None
+    } else {
+        match end_of_day(raw.trim()) {
+            Some(u) => Some(u),
+            None => {
+                return Ok(ctx.redirect(&format!(
+                    "{}?error=until#members-title",
+                    group_path(p.slug(), group_id)
+                )))
+            }
+        }
+    };
+    let result = services
+        .set_group_member_until(&p.actor(), group_id, parse_id(&user), until)
+        .await;
+    let result = match result {
+        // A day already past: say so rather than "check what you typed".
+        Err(e) if e.code == ErrorCode::InvalidInput && e.field == Some("until") => {
+            return Ok(ctx.redirect(&format!(
+                "{}?error=until#members-title",
+                group_path(p.slug(), group_id)
+            )))
+        }
+        other => other,
+    };
+    let done = if until.is_some() {
+        "until_set"
+    } else {
+        "until_cleared"
+    };
+    Ok(after_action(
+        &ctx,
+        &back,
+        result,
+        done,
+        "setting a membership end",
+    ))
+}
+
+/// The moment after the day `YYYY-MM-DD` ends in Japan.
+fn end_of_day(day: &str) -> Option<chrono::DateTime<Utc>> {
+    let date = chrono::NaiveDate::parse_from_str(day, "%Y-%m-%d").ok()?;
+    let next = date.succ_opt()?.and_hms_opt(0, 0, 0)?;
+    next.and_local_timezone(jst())
+        .single()
+        .map(|d| d.with_timezone(&Utc))
+}
+
+/// Removes the people ticked on the owner's list at once (`user_id` repeated): all or
+/// nothing.
+pub(crate) async fn remove_many(
+    State(services): State<Services>,
+    ctx: Ctx,
+    Path((slug, id)): Path<(String, String)>,
+    body: axum::body::Bytes,
+) -> Result<Response, Response> {
+    let p = Place::open(&services, &ctx, &slug).await?;
+    let group_id = parse_id(&id);
+    let back = format!("{}#members-title", group_path(p.slug(), group_id));
+    let ids: Vec<PersonId> = form_urlencoded::parse(&body)
+        .filter(|(k, _)| k == "user_id")
+        .take(musubi_domain::groups::MAX_BULK_REMOVE + 1)
+        .map(|(_, v)| parse_id(&v))
+        .collect();
+    if ids.is_empty() {
+        return Ok(ctx.redirect(&format!(
+            "{}?error=none_chosen#members-title",
+            group_path(p.slug(), group_id)
+        )));
+    }
+    let result = services
+        .remove_group_members(&p.actor(), group_id, &ids)
+        .await
+        .map(|_| ());
+    Ok(after_action(
+        &ctx,
+        &back,
+        result,
+        "removed_many",
+        "removing members",
+    ))
 }
 
 /// Whether an invitation was refused because the patient's consent to sharing is not on

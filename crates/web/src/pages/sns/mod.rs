@@ -10,6 +10,7 @@ pub(crate) mod group;
 pub(crate) mod groups;
 pub(crate) mod new_topic;
 pub(crate) mod patient_files;
+pub(crate) mod patient_import;
 pub(crate) mod patients;
 pub(crate) mod text;
 pub(crate) mod topic;
@@ -86,6 +87,10 @@ const DONE: &[(&str, &str)] = &[
     ("approved", "sns.done.approved"),
     ("refused", "sns.done.refused"),
     ("removed", "sns.done.removed"),
+    ("removed_many", "sns.done.removed_many"),
+    ("invited_team", "sns.done.invited_team"),
+    ("until_set", "sns.done.until_set"),
+    ("until_cleared", "sns.done.until_cleared"),
     ("role_changed", "sns.done.role_changed"),
     ("settings_saved", "sns.done.settings_saved"),
     ("marked_read", "sns.done.marked_read"),
@@ -108,6 +113,8 @@ const ERRORS: &[(&str, &str)] = &[
     ("closed", "sns.error.closed"),
     ("archived", "sns.error.archived"),
     ("first_post", "sns.error.first_post"),
+    ("until", "sns.error.until"),
+    ("none_chosen", "sns.error.none_chosen"),
 ];
 
 pub(crate) fn flash(t: Translator, uri: &Uri) -> Option<Flash> {
