@@ -37,6 +37,8 @@ policy_names! {
         Patients => "patients",
         /// One patient group's register entry.
         Patient => "patient",
+        /// A group's shared files (and, later, the attachments of its topics).
+        Files => "files",
     }
 }
 

@@ -340,7 +340,9 @@ async fn each_role_has_exactly_its_documented_permissions() {
             "comments.read",
             "comments.create",
             "patient.read",
-            "patient.update"
+            "patient.update",
+            "files.read",
+            "files.create"
         ]
     );
 
@@ -362,6 +364,9 @@ async fn each_role_has_exactly_its_documented_permissions() {
             "comments.moderate",
             "patient.read",
             "patient.update",
+            "files.read",
+            "files.create",
+            "files.moderate",
         ]
     );
 }

@@ -7,6 +7,7 @@ pub mod associations;
 pub mod audit;
 pub mod backdate;
 mod broker;
+pub mod files;
 pub mod groups;
 pub mod invitations;
 mod migrate;

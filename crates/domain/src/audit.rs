@@ -103,6 +103,12 @@ pub enum AuditAction {
     GroupMemberUntil,
     /// The operator recorded or ended two associations' agreement to share their directories.
     AssociationNeighbours,
+    /// Someone shared a file with a group.
+    FileUpload,
+    /// Someone opened or downloaded a shared file.
+    FileDownload,
+    /// A shared file was deleted (by its uploader or an owner).
+    FileDelete,
 }
 
 impl AuditAction {
@@ -150,6 +156,9 @@ impl AuditAction {
         AuditAction::PatientImport,
         AuditAction::GroupMemberUntil,
         AuditAction::AssociationNeighbours,
+        AuditAction::FileUpload,
+        AuditAction::FileDownload,
+        AuditAction::FileDelete,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -197,6 +206,9 @@ impl AuditAction {
             AuditAction::PatientImport => "patient.import",
             AuditAction::GroupMemberUntil => "group.member_until",
             AuditAction::AssociationNeighbours => "association.neighbours",
+            AuditAction::FileUpload => "file.upload",
+            AuditAction::FileDownload => "file.download",
+            AuditAction::FileDelete => "file.delete",
         }
     }
 }

@@ -55,6 +55,12 @@ pub enum ErrorCode {
     /// The server (or one association on it) is busier than it can serve well right now; the
     /// request was not started. Try again after `Retry-After`.
     Overloaded,
+    /// The file is larger than the deployment allows (`MUSUBI_FILE_MAX_MB`).
+    FileTooLarge,
+    /// The association keeps as much in files as it may (`MUSUBI_FILE_QUOTA_GB`).
+    QuotaExceeded,
+    /// The file store did not answer; nothing was kept. Try again later.
+    FileStoreUnavailable,
 }
 
 impl ErrorCode {
@@ -89,6 +95,9 @@ impl ErrorCode {
             ErrorCode::SecondFactorAlreadySetUp => "SECOND_FACTOR_ALREADY_SET_UP",
             ErrorCode::Overloaded => "OVERLOADED",
             ErrorCode::GroupArchived => "GROUP_ARCHIVED",
+            ErrorCode::FileTooLarge => "FILE_TOO_LARGE",
+            ErrorCode::QuotaExceeded => "QUOTA_EXCEEDED",
+            ErrorCode::FileStoreUnavailable => "FILE_STORE_UNAVAILABLE",
         }
     }
 
@@ -123,6 +132,9 @@ impl ErrorCode {
         ErrorCode::SecondFactorAlreadySetUp,
         ErrorCode::Overloaded,
         ErrorCode::GroupArchived,
+        ErrorCode::FileTooLarge,
+        ErrorCode::QuotaExceeded,
+        ErrorCode::FileStoreUnavailable,
     ];
 }
 

@@ -7,6 +7,8 @@ pub mod audit;
 mod change;
 pub mod comments;
 pub mod error;
+pub mod file_types;
+pub mod files;
 pub mod groups;
 pub mod invitations;
 pub mod live;
@@ -47,6 +49,8 @@ pub struct Services {
     denials: audit::DenialLog,
     /// Requests one person may make per window over all their sessions (fair use).
     person_limit: Option<musubi_auth::ratelimit::RateLimitClass>,
+    /// Shared files; `None` until [`Services::with_files`].
+    files: Option<files::FileService>,
 }
 
 impl Services {
@@ -63,6 +67,7 @@ impl Services {
             bus: Bus::in_process(),
             denials: audit::DenialLog::start(db.clone()),
             person_limit: None,
+            files: None,
         })
     }
 

@@ -128,6 +128,22 @@ pub async fn services(config: &Config, db: Db) -> anyhow::Result<Services> {
         .map_err(|e| anyhow::anyhow!("cannot build the services: {e}"))
 }
 
+/// Removes abandoned and long-deleted files' objects every ten minutes; stops when dropped.
+/// Replicas may all run it (removing an object twice is not an error).
+fn spawn_file_sweep(services: musubi_domain::Services) -> EventPurge {
+    EventPurge(tokio::spawn(async move {
+        let mut ticks = tokio::time::interval(std::time::Duration::from_secs(600));
+        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            ticks.tick().await;
+            let n = services.sweep_files_everywhere(200).await;
+            if n > 0 {
+                tracing::info!(count = n, "abandoned or deleted file objects removed");
+            }
+        }
+    }))
+}
+
 /// Live-update events older than this are purged: a client away longer reloads instead of
 /// catching up.
 const EVENT_RETENTION_DAYS: i32 = 7;
@@ -294,7 +310,26 @@ async fn readyz(
 /// `<data-dir>/files`, which lives as long as this value.
 pub struct FileStore {
     pub store: musubi_storage::Store,
-    _embedded: Option<musubi_storage::embedded::Embedded>,
+    embedded: Option<musubi_storage::embedded::Embedded>,
+}
+
+impl FileStore {
+    /// The services' view of the store, with the configured limits.
+    pub fn service(&self, config: &Config) -> musubi_domain::files::FileService {
+        musubi_domain::files::FileService::new(
+            self.store.clone(),
+            config.files.max_file_bytes,
+            config.files.association_quota_bytes,
+        )
+    }
+
+    /// Stops the embedded store (tests: the store failing midway). An external one is left
+    /// alone.
+    pub fn stop_embedded(&self) {
+        if let Some(e) = &self.embedded {
+            e.stop();
+        }
+    }
 }
 
 /// Connects to the file store, starting the embedded one when none is configured, and makes
@@ -334,10 +369,7 @@ pub async fn open_files(config: &Config) -> anyhow::Result<FileStore> {
         }
         Err(e) => anyhow::bail!("the embedded file store does not answer: {e}"),
     }
-    Ok(FileStore {
-        store,
-        _embedded: embedded,
-    })
+    Ok(FileStore { store, embedded })
 }
 
 async fn metrics(State(db): State<Db>) -> impl IntoResponse {
@@ -387,9 +419,11 @@ async fn serve_on(
         config.public_url = Some(format!("http://{}", listener.local_addr()?));
     }
     let config = &config;
-    let services = services(config, database.db.clone()).await?;
-    let operator = Operator::new(services.clone(), database.db.clone());
     let files = open_files(config).await?;
+    let services = services(config, database.db.clone())
+        .await?
+        .with_files(files.service(config));
+    let operator = Operator::new(services.clone(), database.db.clone());
     if config.migrate_on_start {
         let report = database.db.migrate().await.context("migration failed")?;
         tracing::info!(
@@ -413,6 +447,7 @@ async fn serve_on(
     let _audit_purge = musubi_domain::audit::spawn_daily_purge(database.db.clone());
     let _event_purge = spawn_event_purge(database.db.clone());
     let _membership_expiry = spawn_membership_expiry(operator.services().clone());
+    let _file_sweep = spawn_file_sweep(operator.services().clone());
     let addr = listener.local_addr()?;
     let app = app(config, &operator).layer(axum::Extension(files.store.clone()));
     let shutdown = shutdown_signal()?;

@@ -301,6 +301,9 @@ pub struct TestApp {
     pub db: TestDb,
     pub router: Router,
     operator: Operator,
+    /// The embedded file store over a directory of its own (or the configured store).
+    pub files: musubi::FileStore,
+    _files_dir: tempfile::TempDir,
 }
 
 impl TestApp {
@@ -326,16 +329,23 @@ impl TestApp {
     /// mailer).
     pub async fn with_services(config: Config, adjust: impl FnOnce(Services) -> Services) -> Self {
         let db = TestDb::new().await;
+        let files_dir = tempfile::tempdir().expect("a directory for the file store");
+        let mut files_config = config.clone();
+        files_config.data_dir = files_dir.path().to_owned();
+        let files = musubi::open_files(&files_config).await.expect("file store");
         // Wired like the server: mailer, relying party and limits from the configuration.
         let services = musubi::services(&config, db.db.clone())
             .await
-            .expect("services");
+            .expect("services")
+            .with_files(files.service(&config));
         let operator = Operator::new(adjust(services), db.db.clone());
         let router = musubi::app(&config, &operator);
         Self {
             db,
             router,
             operator,
+            files,
+            _files_dir: files_dir,
         }
     }
 

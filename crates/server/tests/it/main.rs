@@ -18,6 +18,7 @@ mod accounts {
 mod sns {
     mod api;
     mod directory;
+    mod files;
     mod live;
     mod patients;
     mod services;
