@@ -11,6 +11,12 @@
 //! | Node.js 20+ (test) | `node --version` | `nodejs` | — |
 //! | npm (test) | `npm` on PATH | `npm` | — |
 //! | Chromium (test) | `$CHROMIUM`, else /usr/bin/chromium | `chromium` | — |
+//! | pdftotext (test) | `$MUSUBI_PDFTOTEXT`, else `pdftotext` on PATH, as `musubi` looks | `poppler-utils` | — |
+//! | Poppler's Japanese data (test) | /usr/share/poppler/cMap/Adobe-Japan1 (or under /usr/local, /opt/homebrew) | `poppler-data` | — |
+//! | heif-convert and heif-enc (test) | `$MUSUBI_HEIF_CONVERT`, else `heif-convert` on PATH, as `musubi` looks; `heif-enc` beside it | `libheif-examples` | — |
+//!
+//! The demo runs without the last three: `musubi` then keeps HEIC photos as they are and does
+//! not index the text of PDFs (see docs/files.md, "Photos and text").
 //!
 //! Presence is checked first, so a second run installs nothing.
 
@@ -42,6 +48,9 @@ pub enum Need {
     Node,
     Npm,
     Chromium,
+    Pdftotext,
+    PopplerData,
+    HeifConvert,
 }
 
 /// One row of the table above.
@@ -131,6 +140,40 @@ const TABLE: &[Row] = &[
         demo_env: &[],
         test_env: &[],
         elsewhere: "Chromium or Chrome, with CHROMIUM set to its executable",
+    },
+    Row {
+        need: Need::Pdftotext,
+        what: "pdftotext",
+        demo: None,
+        test: Some("the PDF text tests"),
+        debian: "poppler-utils",
+        demo_env: &[],
+        test_env: &[],
+        elsewhere: "Poppler's pdftotext (macOS: `brew install poppler`; Fedora: `dnf install \
+                    poppler-utils`), or MUSUBI_PDFTOTEXT set to its executable",
+    },
+    Row {
+        need: Need::PopplerData,
+        what: "Poppler's Japanese encoding data",
+        demo: None,
+        test: Some("the Japanese PDF text tests"),
+        debian: "poppler-data",
+        demo_env: &[],
+        test_env: &[],
+        elsewhere: "poppler-data (macOS: `brew install poppler`; Fedora: `dnf install \
+                    poppler-data`)",
+    },
+    Row {
+        need: Need::HeifConvert,
+        what: "heif-convert and heif-enc",
+        demo: None,
+        test: Some("the HEIC photo tests"),
+        debian: "libheif-examples",
+        demo_env: &[],
+        test_env: &[],
+        elsewhere: "libheif's example tools (macOS: `brew install libheif`; Fedora: `dnf install \
+                    libheif-tools`), or MUSUBI_HEIF_CONVERT set to heif-convert with heif-enc \
+                    beside it",
     },
 ];
 
@@ -370,6 +413,27 @@ pub fn redis_server() -> Option<PathBuf> {
     })
 }
 
+/// A tool as `musubi` finds it (crates/media): the variable's path if set, else on PATH.
+fn media_tool(var: &str, name: &str) -> Option<PathBuf> {
+    match std::env::var_os(var).filter(|v| !v.is_empty()) {
+        Some(path) => Some(PathBuf::from(path)).filter(|p| p.is_file()),
+        None => find_on_path(name),
+    }
+}
+
+/// Where Poppler's data for Japanese (Adobe-Japan1 CMaps) is found.
+const POPPLER_DATA: [&str; 3] = [
+    "/usr/share/poppler",
+    "/usr/local/share/poppler",
+    "/opt/homebrew/share/poppler",
+];
+
+fn poppler_data_present() -> bool {
+    POPPLER_DATA
+        .iter()
+        .any(|d| Path::new(d).join("cMap/Adobe-Japan1").is_dir())
+}
+
 fn chromium() -> PathBuf {
     std::env::var_os("CHROMIUM")
         .map(PathBuf::from)
@@ -394,6 +458,11 @@ fn detect_one(need: Need) -> Option<Option<String>> {
         }
         Need::Npm => find_on_path("npm").is_some(),
         Need::Chromium => chromium().is_file(),
+        Need::Pdftotext => media_tool("MUSUBI_PDFTOTEXT", "pdftotext").is_some(),
+        Need::PopplerData => poppler_data_present(),
+        // The tests make their HEIC files with heif-enc, from the same package.
+        Need::HeifConvert => media_tool("MUSUBI_HEIF_CONVERT", "heif-convert")
+            .is_some_and(|p| p.with_file_name("heif-enc").is_file()),
     };
     (!present).then_some(None)
 }
@@ -575,7 +644,14 @@ mod tests {
         ];
         assert_eq!(
             needs(Purpose::Test, |v| own.contains(&v)),
-            [Need::Node, Need::Npm, Need::Chromium]
+            [
+                Need::Node,
+                Need::Npm,
+                Need::Chromium,
+                Need::Pdftotext,
+                Need::PopplerData,
+                Need::HeifConvert
+            ]
         );
     }
 
@@ -592,10 +668,36 @@ mod tests {
                 "python3-aiosmtpd",
                 "nodejs",
                 "npm",
-                "chromium"
+                "chromium",
+                "poppler-utils",
+                "poppler-data",
+                "libheif-examples"
             ]
         );
         assert!(!plan.pip_aiosmtpd);
+    }
+
+    #[test]
+    fn pdf_text_and_heic_are_needed_by_the_tests_only_each_package_on_its_own() {
+        let demo = needs(Purpose::Demo, |_| false);
+        let test = needs(Purpose::Test, |_| false);
+        for need in [Need::Pdftotext, Need::PopplerData, Need::HeifConvert] {
+            assert!(!demo.contains(&need), "{need:?}");
+            assert!(test.contains(&need), "{need:?}");
+        }
+        // Separate arguments to apt-get: one package per row.
+        let d = missing(&[Need::Pdftotext, Need::PopplerData, Need::HeifConvert]);
+        let plan = plan(&d, true);
+        assert_eq!(
+            plan.apt,
+            ["poppler-utils", "poppler-data", "libheif-examples"]
+        );
+        assert!(
+            apt_command(&plan.apt, false).ends_with("poppler-utils poppler-data libheif-examples")
+        );
+        let text = without_apt_message(&d, Purpose::Test);
+        assert!(text.contains("brew install poppler"), "{text}");
+        assert!(text.contains("MUSUBI_HEIF_CONVERT"), "{text}");
     }
 
     #[test]

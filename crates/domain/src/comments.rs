@@ -4,7 +4,7 @@
 use crate::audit::AuditAction;
 use crate::change::{Change, EventSpec};
 use crate::groups::ReceiptMode;
-use crate::topics::check_body;
+use crate::topics::{check_body, check_body_with};
 use crate::types::{CommentId, TopicId};
 use crate::Actor;
 use crate::{AppError, AppResult, ErrorCode, Services};
@@ -38,7 +38,21 @@ impl Services {
         body: &str,
         important: bool,
     ) -> AppResult<CommentId> {
-        let body = check_body(body)?;
+        self.post_comment_with(actor, topic_id, body, important, &[])
+            .await
+    }
+
+    /// Replies with attachments: files the replier uploaded for it
+    /// ([`Services::stage_attachment`]), which from now on are seen by whoever sees the topic.
+    pub async fn post_comment_with(
+        &self,
+        actor: &Actor<'_>,
+        topic_id: TopicId,
+        body: &str,
+        important: bool,
+        attachments: &[uuid::Uuid],
+    ) -> AppResult<CommentId> {
+        let body = check_body_with(body, !attachments.is_empty())?;
         let me = actor.viewer.user.id;
         let mut c = self.change(actor).await?;
         let (group, access) = c
@@ -56,6 +70,7 @@ impl Services {
         }
         let (comment_id, seq, at) =
             repo::insert_comment(c.conn(), topic_id, &group, me, &body, important).await?;
+        crate::files::attach(&mut c, attachments, group.id(), topic_id, comment_id).await?;
         let posted = repo::Posted {
             topic_id,
             topic_author: t.author_id,

@@ -96,6 +96,13 @@ impl FileType {
         }
     }
 
+    /// The type a kept file's content type names.
+    pub fn from_content_type(content_type: &str) -> Option<Self> {
+        Self::ALL
+            .into_iter()
+            .find(|t| t.content_type() == content_type)
+    }
+
     /// A photo a browser shows (HEIC is a photo browsers mostly cannot show).
     pub fn is_viewable_image(self) -> bool {
         matches!(

@@ -38,6 +38,17 @@ pub(crate) fn check_body(body: &str) -> AppResult<String> {
     text::lines("body", body, MAX_COMMENT_CHARS)
 }
 
+/// What a comment with attachments says when nothing was typed: a photo alone is a reply.
+pub const ATTACHMENTS_ONLY: &str = "📎";
+
+/// [`check_body`], allowing an empty text when files come with it.
+pub(crate) fn check_body_with(body: &str, with_files: bool) -> AppResult<String> {
+    if with_files && body.trim().is_empty() {
+        return Ok(ATTACHMENTS_ONLY.to_owned());
+    }
+    check_body(body)
+}
+
 /// One comment as a topic page shows it.
 #[derive(Debug, Clone)]
 pub struct CommentView {
@@ -53,6 +64,8 @@ pub struct CommentView {
     pub history: Vec<VersionRow>,
     pub mine: bool,
     pub acknowledged_by_me: bool,
+    /// Its attachments, in the order they were uploaded (none on a deleted comment).
+    pub files: Vec<musubi_db::files::FileRow>,
 }
 
 impl CommentView {
@@ -158,8 +171,18 @@ pub struct NewTopic<'a> {
 impl Services {
     /// Posts a topic: its title, scope and first comment (the body).
     pub async fn create_topic(&self, actor: &Actor<'_>, new: &NewTopic<'_>) -> AppResult<TopicId> {
+        self.create_topic_with(actor, new, &[]).await
+    }
+
+    /// Posts a topic whose body has attachments (see [`Services::post_comment_with`]).
+    pub async fn create_topic_with(
+        &self,
+        actor: &Actor<'_>,
+        new: &NewTopic<'_>,
+        attachments: &[uuid::Uuid],
+    ) -> AppResult<TopicId> {
         let title = check_title(new.title)?;
-        let body = check_body(new.body)?;
+        let body = check_body_with(new.body, !attachments.is_empty())?;
         let scope = new.scope;
         let me = actor.viewer.user.id;
         let mut c = self.change(actor).await?;
@@ -182,6 +205,7 @@ impl Services {
         repo::insert_topic(c.conn(), &hosted, &topic).await?;
         let (comment_id, seq, at) =
             repo::insert_comment(c.conn(), topic_id, &hosted, me, &body, new.important).await?;
+        crate::files::attach(&mut c, attachments, new.group_id, topic_id, comment_id).await?;
         let posted = repo::Posted {
             topic_id,
             topic_author: me,
@@ -306,6 +330,14 @@ impl Services {
                 .on_many(rows.iter().map(|c| c.id));
             c.audit(entry);
         }
+        let ids: Vec<uuid::Uuid> = rows.iter().map(|r| r.id.into()).collect();
+        let mut files_by_comment: HashMap<uuid::Uuid, Vec<musubi_db::files::FileRow>> =
+            HashMap::new();
+        for f in musubi_db::files::of_comments(c.conn(), &ids).await? {
+            if let Some(comment) = f.comment_id {
+                files_by_comment.entry(comment).or_default().push(f);
+            }
+        }
         c.commit().await?;
 
         // Hundreds of readers on hundreds of comments: group them once, not per comment.
@@ -346,12 +378,20 @@ impl Services {
                         .cloned()
                         .collect()
                 };
+                let files = if deleted {
+                    Vec::new()
+                } else {
+                    files_by_comment
+                        .remove(&uuid::Uuid::from(row.id))
+                        .unwrap_or_default()
+                };
                 let mut row = row;
                 if deleted {
                     // Kept for the audit trail, never shown.
                     row.body = String::new();
                 }
                 CommentView {
+                    files,
                     row,
                     readers: rs,
                     reader_count,

@@ -60,6 +60,22 @@ pub struct Download {
     pub length: Option<u64>,
 }
 
+impl Download {
+    /// The bytes as a stream, for an HTTP response body: piece by piece as the store sends
+    /// them, never the whole object in memory.
+    pub fn into_stream(
+        self,
+    ) -> impl futures_util::Stream<Item = Result<bytes::Bytes, std::io::Error>> + Send {
+        futures_util::stream::unfold(self.body, |mut body| async move {
+            match body.next().await {
+                Some(Ok(chunk)) => Some((Ok(chunk), body)),
+                Some(Err(e)) => Some((Err(std::io::Error::other(e)), body)),
+                None => None,
+            }
+        })
+    }
+}
+
 /// The bucket Musubi keeps its files in. Cheap to clone.
 #[derive(Clone, Debug)]
 pub struct Store {

@@ -25,6 +25,7 @@ use tower::ServiceExt;
 
 pub mod builders;
 pub mod demo;
+pub mod photos;
 pub mod sqlcount;
 pub mod web;
 pub mod webauthn;

@@ -165,6 +165,42 @@ impl Browser {
         self.send(app, Request::get(path), Body::empty()).await
     }
 
+    /// A GET whose answer is kept as bytes (a file).
+    pub async fn fetch(
+        &mut self,
+        app: &TestApp,
+        path: &str,
+    ) -> (StatusCode, HeaderMap, axum::body::Bytes) {
+        let mut req = Request::get(path).header("host", self.host);
+        if !self.cookies.is_empty() {
+            req = req.header("cookie", self.cookie_header());
+        }
+        let (status, headers, body) = app.send_bytes(req.body(Body::empty()).unwrap()).await;
+        self.keep_cookies(&headers);
+        (status, headers, body)
+    }
+
+    /// Posts a `multipart/form-data` form as a browser does (same origin), arriving in pieces
+    /// as from the network. Parts are (name, file name for a file, value), in order.
+    pub async fn post_multipart(
+        &mut self,
+        app: &TestApp,
+        path: &str,
+        parts: &[(&str, Option<&str>, &[u8])],
+    ) -> Page {
+        let req = Request::post(path)
+            .header("origin", format!("http://{}", self.host))
+            .header(
+                "content-type",
+                format!("multipart/form-data; boundary={MULTIPART_BOUNDARY}"),
+            );
+        let bytes = multipart(parts);
+        let chunks: Vec<Result<Vec<u8>, std::io::Error>> =
+            bytes.chunks(64 * 1024).map(|c| Ok(c.to_vec())).collect();
+        self.send(app, req, Body::from_stream(futures_util::stream::iter(chunks)))
+            .await
+    }
+
     /// Posts a form as a browser does: same-origin `Origin`, urlencoded body.
     pub async fn post(&mut self, app: &TestApp, path: &str, fields: &[(&str, &str)]) -> Page {
         let req = Request::post(path)
@@ -224,6 +260,29 @@ impl Browser {
         assert_eq!(res.location(), "/home");
         b
     }
+}
+
+/// The boundary of [`multipart`] bodies.
+pub const MULTIPART_BOUNDARY: &str = "----musubi-test-boundary";
+
+/// A `multipart/form-data` body of (name, file name for a file, value) parts.
+pub fn multipart(parts: &[(&str, Option<&str>, &[u8])]) -> Vec<u8> {
+    let mut body = Vec::new();
+    for (name, file, value) in parts {
+        body.extend_from_slice(format!("--{MULTIPART_BOUNDARY}\r\n").as_bytes());
+        let head = match file {
+            Some(f) => format!(
+                "Content-Disposition: form-data; name=\"{name}\"; filename=\"{f}\"\r\n\
+                 Content-Type: application/octet-stream\r\n\r\n"
+            ),
+            None => format!("Content-Disposition: form-data; name=\"{name}\"\r\n\r\n"),
+        };
+        body.extend_from_slice(head.as_bytes());
+        body.extend_from_slice(value);
+        body.extend_from_slice(b"\r\n");
+    }
+    body.extend_from_slice(format!("--{MULTIPART_BOUNDARY}--\r\n").as_bytes());
+    body
 }
 
 /// An `application/x-www-form-urlencoded` body.

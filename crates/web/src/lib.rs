@@ -17,6 +17,7 @@ mod html;
 mod i18n;
 mod layout;
 mod pages;
+mod upload;
 
 use axum::routing::{get, post};
 use axum::Router;
@@ -73,9 +74,10 @@ pub fn router(services: Services) -> Router {
         .merge(console_routes())
         // Every state-changing request to these routes passes the CSRF check first.
         .route_layer(axum::middleware::from_fn(csrf::guard))
-        // The patient register's CSV upload (multipart, larger than the guard reads): its
-        // handler makes the same checks before reading the file.
+        // Uploads (multipart, larger than the guard reads): the patient register's CSV and
+        // files; their handlers make the same checks before reading the file.
         .merge(pages::sns::patient_import::routes())
+        .merge(pages::sns::files::upload_routes(services.max_file_bytes()))
         .with_state(services)
         .merge(public_router())
 }
@@ -119,7 +121,7 @@ fn console_routes() -> Router<Services> {
 /// Groups, topics and comments: `/groups`, `/a/{slug}/g/{group}/…`, `/a/{slug}/t/{topic}/…`;
 /// the patient register: `/patients`, `/a/{slug}/patients/…` (see [`pages::sns`]).
 fn sns_routes() -> Router<Services> {
-    use pages::sns::{group, groups, new_topic, patient_files, patients, topic};
+    use pages::sns::{files, group, groups, new_topic, patient_files, patients, topic};
     const GROUP: &str = "/a/{slug}/g/{group_id}";
     const PATIENT: &str = "/a/{slug}/patients/{patient_id}";
     const TOPIC: &str = "/a/{slug}/t/{topic_id}";
@@ -158,6 +160,11 @@ fn sns_routes() -> Router<Services> {
             &format!("{GROUP}/members/{{user_id}}/until"),
             post(group::set_until),
         )
+        .route(&format!("{GROUP}/files"), get(files::show))
+        .route("/a/{slug}/files/{file_id}", get(files::original))
+        .route("/a/{slug}/files/{file_id}/preview", get(files::preview))
+        .route("/a/{slug}/files/{file_id}/thumb", get(files::thumbnail))
+        .route("/a/{slug}/files/{file_id}/delete", post(files::delete))
         .route(&format!("{GROUP}/settings"), post(group::settings))
         .route(&format!("{GROUP}/read"), post(group::mark_read))
         .route(&format!("{GROUP}/leave"), post(group::leave))

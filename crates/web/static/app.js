@@ -262,3 +262,206 @@
     start();
   }
 })();
+
+// --- Attachments: photos from the camera and files, sent as they are chosen. ---
+// A form marked data-attach-url has a block [data-attach] (hidden until this runs: without
+// JavaScript nothing there would work) with file inputs [data-attach-input], a list
+// [data-attach-list] and a hidden field [data-attach-ids]. Each chosen file is sent at once
+// (multipart: the form's csrf first, then file) with its progress shown; the server answers
+// {id, name, size, contentType, thumbnail} and keeps it visible to the uploader only until the
+// form is sent with its id in `attachments` (comma-separated). 「取り消す」 takes it out again.
+// The send button waits while files travel. Drafts (above) leave attachments out.
+(function () {
+  "use strict";
+  if (!window.FormData || !window.XMLHttpRequest) return;
+
+  function sizeLabel(bytes) {
+    if (bytes >= 1024 * 1024) return (bytes / (1024 * 1024)).toFixed(1) + " MB";
+    return Math.max(1, Math.ceil(bytes / 1024)) + " KB";
+  }
+
+  function named(template, name) {
+    return (template || "").replace("{}", name);
+  }
+
+  function el(tag, className, text) {
+    var e = document.createElement(tag);
+    if (className) e.className = className;
+    if (text !== undefined) e.textContent = text;
+    return e;
+  }
+
+  function setUp(form) {
+    var block = form.querySelector("[data-attach]");
+    var list = form.querySelector("[data-attach-list]");
+    var ids = form.querySelector("[data-attach-ids]");
+    var status = form.querySelector("[data-attach-status]");
+    var url = form.getAttribute("data-attach-url");
+    var csrf = form.querySelector("input[name='csrf']");
+    if (!block || !list || !ids || !url || !csrf) return;
+    var max = parseInt(form.getAttribute("data-attach-max"), 10) || 10;
+    var say = function (name) { return block.getAttribute("data-" + name) || ""; };
+    var sends = Array.prototype.slice.call(form.querySelectorAll("button[type='submit']"));
+    // Each chosen file: { item, xhr, id, failed }.
+    var chosen = [];
+    // A page the browser restores may bring back a value this list no longer shows.
+    ids.value = "";
+    block.hidden = false;
+
+    function announce(text) {
+      if (!status) return;
+      status.textContent = "";
+      window.setTimeout(function () { status.textContent = text; }, 50);
+    }
+
+    function busy() {
+      return chosen.some(function (c) { return c.xhr !== null; });
+    }
+
+    function refresh() {
+      ids.value = chosen
+        .filter(function (c) { return c.id; })
+        .map(function (c) { return c.id; })
+        .join(",");
+      var waiting = busy();
+      sends.forEach(function (b) { b.disabled = waiting; });
+      form.setAttribute("aria-busy", waiting ? "true" : "false");
+    }
+
+    function remove(entry) {
+      if (entry.xhr) entry.xhr.abort();
+      entry.xhr = null;
+      chosen = chosen.filter(function (c) { return c !== entry; });
+      if (entry.item.parentNode) entry.item.parentNode.removeChild(entry.item);
+      refresh();
+      announce(named(say("removed"), entry.name));
+    }
+
+    function fail(entry, message) {
+      entry.xhr = null;
+      entry.failed = true;
+      entry.item.setAttribute("data-state", "failed");
+      entry.progress.hidden = true;
+      entry.state.hidden = true;
+      var error = el("p", "attach-item__error", message || say("failed"));
+      error.setAttribute("role", "alert");
+      entry.body.appendChild(error);
+      refresh();
+    }
+
+    function done(entry, answer) {
+      entry.xhr = null;
+      entry.id = String(answer.id);
+      entry.item.setAttribute("data-state", "done");
+      entry.item.setAttribute("data-file-id", entry.id);
+      entry.progress.value = 100;
+      entry.progress.hidden = true;
+      entry.state.textContent = say("uploaded");
+      if (answer.thumbnail) {
+        var img = el("img", "attach-item__thumb");
+        img.src = answer.thumbnail;
+        img.alt = "";
+        entry.item.replaceChild(img, entry.icon);
+      }
+      refresh();
+      announce(entry.name + " " + say("uploaded"));
+    }
+
+    function send(entry, file) {
+      var data = new FormData();
+      data.append("csrf", csrf.value);
+      data.append("file", file, file.name);
+      var xhr = new XMLHttpRequest();
+      entry.xhr = xhr;
+      xhr.open("POST", url);
+      xhr.setRequestHeader("Accept", "application/json");
+      xhr.upload.addEventListener("progress", function (event) {
+        if (!event.lengthComputable) return;
+        entry.progress.value = Math.round((event.loaded / event.total) * 100);
+      });
+      xhr.addEventListener("load", function () {
+        if (entry.xhr !== xhr) return; // taken out meanwhile
+        var answer = null;
+        try {
+          answer = JSON.parse(xhr.responseText);
+        } catch (e) {
+          answer = null; // e.g. the page a refused form token gets
+        }
+        if (xhr.status === 200 && answer && answer.id) {
+          done(entry, answer);
+        } else {
+          fail(entry, answer && answer.message);
+        }
+      });
+      xhr.addEventListener("error", function () {
+        if (entry.xhr === xhr) fail(entry, null);
+      });
+      xhr.send(data);
+    }
+
+    function add(file) {
+      var entry = { name: file.name, xhr: null, id: null, failed: false };
+      var item = el("li", "attach-item");
+      item.setAttribute("data-state", "uploading");
+      entry.item = item;
+      entry.icon = el("span", "attach-item__icon", /^image\//.test(file.type) ? "🖼️" : "📄");
+      entry.icon.setAttribute("aria-hidden", "true");
+      item.appendChild(entry.icon);
+      var body = el("div", "attach-item__body");
+      entry.body = body;
+      var name = el("p", "attach-item__name", file.name);
+      name.appendChild(document.createTextNode(" "));
+      name.appendChild(el("span", "attach-item__size", sizeLabel(file.size)));
+      body.appendChild(name);
+      var progress = el("progress", "attach-item__progress");
+      progress.max = 100;
+      progress.value = 0;
+      progress.setAttribute("aria-label", named(say("progress"), file.name));
+      entry.progress = progress;
+      body.appendChild(progress);
+      entry.state = el("p", "attach-item__state", say("uploading"));
+      body.appendChild(entry.state);
+      item.appendChild(body);
+      var cancel = el("button", "button button--small button--secondary attach-item__cancel", say("cancel"));
+      cancel.type = "button";
+      cancel.setAttribute("aria-label", named(say("cancel-named"), file.name));
+      cancel.addEventListener("click", function () { remove(entry); });
+      item.appendChild(cancel);
+      list.appendChild(item);
+      chosen.push(entry);
+      var counted = chosen.filter(function (c) { return !c.failed; }).length;
+      if (counted > max) {
+        fail(entry, say("too-many"));
+        return;
+      }
+      send(entry, file);
+      refresh();
+    }
+
+    Array.prototype.forEach.call(form.querySelectorAll("input[data-attach-input]"), function (input) {
+      input.addEventListener("change", function () {
+        Array.prototype.forEach.call(input.files || [], add);
+        // The same photo may be chosen again after taking it out.
+        input.value = "";
+      });
+    });
+
+    // Not while files travel (the button is disabled, but Enter in a field still sends).
+    form.addEventListener("submit", function (event) {
+      if (!busy()) return;
+      event.preventDefault();
+      event.stopPropagation();
+      announce(say("wait"));
+    });
+  }
+
+  function start() {
+    Array.prototype.forEach.call(document.querySelectorAll("form[data-attach-url]"), setUp);
+  }
+
+  if (document.readyState === "loading") {
+    document.addEventListener("DOMContentLoaded", start);
+  } else {
+    start();
+  }
+})();

@@ -336,6 +336,7 @@ mod sns {
 
     fn comment(seq: i32, author: &str, body: &str) -> CommentView {
         CommentView {
+            files: Vec::new(),
             row: CommentRow {
                 id: Uuid::now_v7().into(),
                 topic_id: Uuid::nil().into(),

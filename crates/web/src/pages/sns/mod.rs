@@ -6,6 +6,7 @@
 //! Forms are CSRF-checked and answered with 303 and a fixed `?done=…`/`?error=…` code, except
 //! when what was typed must be shown again (then the page is rendered with the message).
 
+pub(crate) mod files;
 pub(crate) mod group;
 pub(crate) mod groups;
 pub(crate) mod new_topic;
@@ -100,6 +101,8 @@ const DONE: &[(&str, &str)] = &[
     ("deleted", "sns.done.deleted"),
     ("acknowledged", "sns.done.acknowledged"),
     ("topic_saved", "sns.done.topic_saved"),
+    ("file_shared", "files.done.shared"),
+    ("file_deleted", "files.done.deleted"),
     ("patient_registered", "patients.done.registered"),
     ("patient_saved", "patients.done.saved"),
 ];

@@ -1,7 +1,10 @@
 //! `GET|POST /a/{slug}/g/{group_id}/new`: a new topic — title, body, 「重要」, and who may see
 //! it: everyone in the group, or any combination of co-medical staff, collaborating doctors
-//! and hospital doctors (each choice says who in this group it lets in).
+//! and hospital doctors (each choice says who in this group it lets in). Photos and files may
+//! come with it as with a reply (`attachments`, uploaded by `static/app.js`); then the body may
+//! be left empty.
 
+use super::topic::attachment_ids;
 use super::{nav, page_error, parse_id, Place, ScopeFields, ScopePicker};
 use crate::assets::{self, AssetUrls};
 use crate::ctx::Ctx;
@@ -33,6 +36,8 @@ pub(crate) struct TopicForm {
     pub co_medical: Option<String>,
     pub collaborating: Option<String>,
     pub hospital: Option<String>,
+    /// Uploaded files to attach to the body: their ids, comma-separated.
+    pub attachments: Option<String>,
 }
 
 impl TopicForm {
@@ -52,6 +57,8 @@ pub(crate) struct TopicErrors {
     pub body: Option<String>,
     /// Shown by the scope picker.
     pub scope: Option<String>,
+    /// Shown at the attachments (they have to be chosen again).
+    pub attachments: Option<String>,
     pub alert: Option<String>,
 }
 
@@ -168,8 +175,13 @@ pub(crate) async fn create(
     if form.title.trim().is_empty() {
         errors.title = Some(t.get("sns.topic_form.error_title").to_owned());
     }
-    if form.body.trim().is_empty() {
+    let files = attachment_ids(form.attachments.as_deref());
+    if form.body.trim().is_empty() && files.is_empty() {
         errors.body = Some(t.get("sns.topic_form.error_body").to_owned());
+    }
+    // A page sent back cannot keep what was uploaded for it: say so next to the buttons.
+    if !files.is_empty() {
+        errors.attachments = Some(t.get("sns.attach.choose_again").to_owned());
     }
     let Some(scope) = chosen.filter(|_| errors.title.is_none() && errors.body.is_none()) else {
         return render(
@@ -184,7 +196,7 @@ pub(crate) async fn create(
         .await;
     };
     let result = services
-        .create_topic(
+        .create_topic_with(
             &p.actor(),
             &NewTopic {
                 group_id,
@@ -193,6 +205,7 @@ pub(crate) async fn create(
                 scope,
                 important: form.important.is_some(),
             },
+            &files,
         )
         .await;
     let e = match result {
@@ -211,6 +224,9 @@ pub(crate) async fn create(
         Some("title") => errors.title = Some(field_message(t, &e, "sns.topic_form.error_title")),
         Some("body") => errors.body = Some(field_message(t, &e, "sns.topic_form.error_body")),
         Some("scope") => errors.scope = Some(t.get("sns.scope.error_none").to_owned()),
+        Some("attachments") => {
+            errors.attachments = Some(t.get("sns.attach.error_refused").to_owned())
+        }
         _ => errors.alert = Some(t.get("sns.error.invalid").to_owned()),
     }
     render(

@@ -5,19 +5,14 @@
 //! the same content, carried in the page (base64, hidden), which the services check again.
 //! Who may register a patient may import; anyone else gets the normal 404 page.
 //!
-//! The form is `multipart/form-data`, which the CSRF guard in front of the other routes refuses
-//! (and it reads bodies of at most 64 KiB). These routes are therefore outside it and check the
-//! same things themselves before reading the file: the `Origin`, and the token in the form's
-//! first field compared with the cookie.
+//! The form is `multipart/form-data`: checked by [`crate::upload`] before the file is read.
 
 use super::{nav, page_error, Place};
 use crate::assets::{self, AssetUrls};
-use crate::cookies;
-use crate::csrf::{origin_is_this_host, CSRF_COOKIE, CSRF_FIELD};
+use crate::upload::{check_token, Checked};
 use crate::ctx::Ctx;
 use crate::i18n::Translator;
 use crate::layout::{Nav, Section};
-use crate::pages::error::{self, ErrorPage};
 use askama::Template;
 use axum::extract::multipart::{Field, MultipartRejection};
 use axum::extract::{DefaultBodyLimit, Multipart, Path, State};
@@ -26,7 +21,6 @@ use axum::routing::get;
 use axum::Router;
 use data_encoding::BASE64;
 use http::{HeaderMap, StatusCode, Uri};
-use musubi_auth::token::{constant_time_eq, is_well_formed, unmask};
 use musubi_authz::{Action, Object};
 use musubi_domain::patient_csv::{
     reason as csv_reason, ImportReport, MAX_IMPORT_BYTES, MAX_IMPORT_ROWS,
@@ -361,70 +355,6 @@ struct Upload {
     name: String,
     /// The checked file, base64.
     content: Option<String>,
-}
-
-/// 403, as the CSRF guard answers: nothing was read past the token.
-fn refused(ctx: &Ctx, why: &'static str) -> Response {
-    tracing::warn!(reason = why, "upload refused by the CSRF check");
-    let t = Translator::new(ctx.lang);
-    let path = ctx.path.split('?').next().unwrap_or("/");
-    let page = ErrorPage {
-        t,
-        assets: assets::urls(),
-        nav: Nav::hidden(),
-        current_path: path,
-        title: t.get("error.forbidden.title"),
-        message: t.get("error.forbidden.message"),
-        code: None,
-        retry: true,
-        kept: None,
-    };
-    error::respond(StatusCode::FORBIDDEN, ctx.lang, &page)
-}
-
-/// The guard's comparison (see [`crate::csrf`]): the form carries the cookie's token, masked.
-fn token_matches(headers: &HeaderMap, sent: &str) -> bool {
-    let Some(expected) = cookies::get(headers, CSRF_COOKIE).filter(|t| is_well_formed(t)) else {
-        return false;
-    };
-    let sent = unmask(sent).unwrap_or_else(|| sent.to_owned());
-    constant_time_eq(expected, &sent)
-}
-
-/// A form that passed [`check_token`].
-enum Checked {
-    Form(Multipart),
-    /// The route's limit stopped the body before its token could be read (a client or proxy
-    /// that sends it all at once). Nothing will change: the answer is the page, as to a GET,
-    /// with what is wrong.
-    TooLarge,
-}
-
-/// Same origin and the right token in the first field, or the 403 page.
-async fn check_token(
-    ctx: &Ctx,
-    headers: &HeaderMap,
-    uri: &Uri,
-    form: Result<Multipart, MultipartRejection>,
-) -> Result<Checked, Response> {
-    let authority = uri.authority().map(|a| a.as_str());
-    let Ok(mut form) = form.map_err(|_| ()).and_then(|f| {
-        origin_is_this_host(headers, authority)
-            .then_some(f)
-            .ok_or(())
-    }) else {
-        return Err(refused(ctx, "origin or content type"));
-    };
-    let sent = match form.next_field().await {
-        Ok(Some(field)) if field.name() == Some(CSRF_FIELD) => field.text().await,
-        Ok(_) => return Err(refused(ctx, "token")),
-        Err(e) => Err(e),
-    };
-    match sent {
-        Ok(token) if token_matches(headers, &token) => Ok(Checked::Form(form)),
-        Err(e) if e.status() == StatusCode::PAYLOAD_TOO_LARGE => Ok(Checked::TooLarge),
-        _ => Err(refused(ctx, "token")),
-    }
 }
 
 /// A field's text, or `None` when it cannot be read.

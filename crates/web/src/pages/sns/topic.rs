@@ -12,7 +12,12 @@
 //!
 //! Forms: `POST …/comments` (reply), `…/settings` (title, scope, pin, close: author or owner),
 //! `…/c/{comment_id}/edit` (own), `…/delete` (own, or an owner) and `…/ack` (「確認しました」).
+//!
+//! Attachments: `static/app.js` uploads each chosen file as it is chosen (`…/files/stage`, see
+//! `files.rs`) and the reply carries their ids in `attachments`. Each comment shows its photos
+//! as thumbnails linking to their previews, and other files by name, type and size.
 
+use super::files::size_label;
 use super::text::linkify;
 use super::{
     after_action, flash, full_time, initial, machine_time, nav, page_error, parse_id, profession,
@@ -31,9 +36,14 @@ use axum::Form;
 use chrono::{DateTime, Utc};
 use http::{StatusCode, Uri};
 use musubi_authz::GroupRole;
+use musubi_db::files::FileRow;
 use musubi_db::groups::ReaderRow;
+use musubi_domain::file_types::FileType;
+use musubi_domain::files::{MAX_ATTACHMENTS, THUMB_SIDE};
 use musubi_domain::groups::{ReceiptMode, Scope};
-use musubi_domain::topics::{CommentView, Reading, TopicPatch, TopicView, MAX_COMMENT_CHARS};
+use musubi_domain::topics::{
+    CommentView, Reading, TopicPatch, TopicView, ATTACHMENTS_ONLY, MAX_COMMENT_CHARS,
+};
 use musubi_domain::types::GroupKind;
 use musubi_domain::types::{CommentId, TopicId};
 use musubi_domain::{AppError, ErrorCode, Services};
@@ -73,6 +83,26 @@ pub(crate) struct ReaderCard {
     pub datetime: String,
 }
 
+/// A file attached to a comment.
+pub(crate) struct AttachmentCard {
+    pub name: String,
+    /// The file itself: shown by the browser for photos and PDF, saved otherwise.
+    pub href: String,
+    pub download: String,
+    /// A photo with previews: its thumbnail (linking to `preview`), `width`×`height`.
+    pub thumb: Option<String>,
+    pub preview: String,
+    pub width: u32,
+    pub height: u32,
+    /// 「120 KB」
+    pub size: String,
+    /// 「PDF」「JPG」
+    pub type_label: String,
+    pub icon: &'static str,
+    /// A photo kept as it came that browsers cannot show (HEIC): to be downloaded.
+    pub not_viewable: bool,
+}
+
 pub(crate) struct CommentCard {
     pub id: String,
     pub seq: i32,
@@ -86,6 +116,9 @@ pub(crate) struct CommentCard {
     pub edited: bool,
     /// Escaped text with links; shown with its line breaks.
     pub body_html: String,
+    /// False for the placeholder text of a comment that is only attachments.
+    pub body_shown: bool,
+    pub files: Vec<AttachmentCard>,
     pub history: Vec<VersionCard>,
     /// The first few readers (all on the viewer's own comments).
     pub readers: Vec<ReaderCard>,
@@ -124,6 +157,8 @@ pub(crate) struct CommentList {
     /// For the header's badge when the list is swapped in.
     pub unread_total: i64,
     pub max_body: usize,
+    /// The most files one comment may have.
+    pub max_files: usize,
 }
 
 /// The topic settings form (author or owner).
@@ -237,6 +272,50 @@ pub(crate) struct ListFacts<'a> {
     pub now: DateTime<Utc>,
 }
 
+/// The thumbnail's size in CSS pixels: the photo's proportions within [`THUMB_SIDE`] (a square
+/// when they are not known), so that the page does not jump as thumbnails arrive.
+fn thumb_size(width: Option<i32>, height: Option<i32>) -> (u32, u32) {
+    let side = f64::from(THUMB_SIDE);
+    match (width, height) {
+        (Some(w), Some(h)) if w > 0 && h > 0 => {
+            let (w, h) = (f64::from(w), f64::from(h));
+            let scale = (side / w.max(h)).min(1.0);
+            let px = |v: f64| (v * scale).round().clamp(1.0, side) as u32;
+            (px(w), px(h))
+        }
+        _ => (THUMB_SIDE, THUMB_SIDE),
+    }
+}
+
+fn attachment_card(slug: &str, f: &FileRow) -> AttachmentCard {
+    let href = format!("/a/{slug}/files/{}", f.id);
+    let found = FileType::from_content_type(&f.content_type);
+    let image = f.content_type.starts_with("image/");
+    let (width, height) = thumb_size(f.width, f.height);
+    AttachmentCard {
+        name: f.name.clone(),
+        download: format!("{href}?download=1"),
+        thumb: f.has_preview.then(|| format!("{href}/thumb")),
+        preview: format!("{href}/preview"),
+        width,
+        height,
+        size: size_label(f.size_bytes),
+        type_label: found.map_or_else(
+            || {
+                f.content_type
+                    .split(';')
+                    .next()
+                    .unwrap_or_default()
+                    .to_owned()
+            },
+            |k| k.extension().to_uppercase(),
+        ),
+        icon: if image { "🖼️" } else { "📄" },
+        not_viewable: image && !f.has_preview && !found.is_some_and(FileType::is_viewable_image),
+        href,
+    }
+}
+
 fn comment_card(
     t: Translator,
     f: &ListFacts<'_>,
@@ -269,6 +348,12 @@ fn comment_card(
         deleted,
         edited: row.version > 1 && !deleted,
         body_html: linkify(&row.body),
+        body_shown: c.files.is_empty() || row.body != ATTACHMENTS_ONLY,
+        files: c
+            .files
+            .iter()
+            .map(|file| attachment_card(f.slug, file))
+            .collect(),
         history,
         readers: reader_cards(lang, c, now),
         reader_count: c.reader_count.max(c.readers.len()),
@@ -333,6 +418,7 @@ pub(crate) fn build_list(
         csrf: f.csrf.to_owned(),
         unread_total: f.unread_total,
         max_body: MAX_COMMENT_CHARS,
+        max_files: MAX_ATTACHMENTS,
     }
 }
 
@@ -624,6 +710,9 @@ async fn reshow(
 /// The message for a refused comment.
 fn comment_error(t: Translator, e: &AppError) -> Option<String> {
     match e.code {
+        ErrorCode::InvalidInput if e.field == Some("attachments") => {
+            Some(t.get("sns.attach.error_refused").to_owned())
+        }
         ErrorCode::InvalidInput => Some(field_message(t, e, "sns.comment.error_body")),
         ErrorCode::TopicClosed => Some(t.get("sns.error.closed").to_owned()),
         ErrorCode::GroupArchived => Some(t.get("sns.error.archived").to_owned()),
@@ -639,6 +728,20 @@ pub(crate) struct CommentForm {
     /// The comment's number, to come back to it.
     #[serde(default)]
     seq: String,
+    /// Uploaded files to attach (a reply): their ids, comma-separated.
+    attachments: Option<String>,
+}
+
+/// The ids in an `attachments` field. Anything that is not an id stands for a file nobody has:
+/// the services then refuse the comment rather than post it without a file that was meant.
+pub(crate) fn attachment_ids(field: Option<&str>) -> Vec<uuid::Uuid> {
+    field
+        .unwrap_or_default()
+        .split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(|s| s.parse().unwrap_or(uuid::Uuid::nil()))
+        .collect()
 }
 
 impl CommentForm {
@@ -667,8 +770,15 @@ pub(crate) async fn reply(
     })
     .await?;
     let t = Translator::new(ctx.lang);
+    let files = attachment_ids(form.attachments.as_deref());
     let result = services
-        .post_comment(&p.actor(), topic_id, &form.body, form.important.is_some())
+        .post_comment_with(
+            &p.actor(),
+            topic_id,
+            &form.body,
+            form.important.is_some(),
+            &files,
+        )
         .await;
     match result {
         Ok(_) => Ok(ctx.redirect(&format!(
@@ -676,7 +786,11 @@ pub(crate) async fn reply(
             topic_path(p.slug(), topic_id)
         ))),
         Err(e) => match comment_error(t, &e) {
-            Some(message) => {
+            Some(mut message) => {
+                // The page sent back cannot keep what was uploaded for the reply.
+                if !files.is_empty() && e.field != Some("attachments") {
+                    message = format!("{message} {}", t.get("sns.attach.choose_again"));
+                }
                 let typed = Typed {
                     reply: Some((form.body, form.important.is_some(), message)),
                     ..Typed::default()
@@ -832,5 +946,33 @@ pub(crate) async fn settings(
         // Saving a scope that leaves the viewer out is allowed (authors keep seeing their
         // topics; an owner may not): then the topic is gone for them, like any other.
         Err(e) => Err(page_error(&ctx, "changing a topic", e)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{attachment_ids, thumb_size};
+    use uuid::Uuid;
+
+    #[test]
+    fn attachments_are_read_leniently_and_a_bad_id_is_kept_as_one_nobody_has() {
+        let a = Uuid::now_v7();
+        let b = Uuid::now_v7();
+        assert_eq!(attachment_ids(None), Vec::<Uuid>::new());
+        assert_eq!(attachment_ids(Some(" , ")), Vec::<Uuid>::new());
+        assert_eq!(attachment_ids(Some(&format!("{a}, {b},"))), vec![a, b]);
+        assert_eq!(
+            attachment_ids(Some(&format!("{a},../etc/passwd"))),
+            vec![a, Uuid::nil()]
+        );
+    }
+
+    #[test]
+    fn a_thumbnail_keeps_the_photos_proportions_within_its_box() {
+        assert_eq!(thumb_size(Some(4032), Some(3024)), (320, 240));
+        assert_eq!(thumb_size(Some(1080), Some(1920)), (180, 320));
+        assert_eq!(thumb_size(Some(100), Some(50)), (100, 50));
+        assert_eq!(thumb_size(None, Some(50)), (320, 320));
+        assert_eq!(thumb_size(Some(0), Some(0)), (320, 320));
     }
 }
