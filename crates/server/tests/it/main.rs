@@ -55,6 +55,7 @@ mod writes {
 mod web {
     mod compression;
     mod console;
+    mod files;
     mod invite;
     mod patients;
     mod signin;
