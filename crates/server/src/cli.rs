@@ -1,6 +1,7 @@
 //! Operator commands. Each works against `DATABASE_URL` or the embedded cluster of `--data-dir`.
 
 use crate::open_database;
+use anyhow::Context as _;
 use musubi_config::Config;
 use musubi_domain::associations::CreateAssociation;
 use musubi_domain::operator::Operator;
@@ -142,5 +143,29 @@ pub async fn invite_admin(
         (None, Some(address)) => println!("Invitation mailed to {address}."),
         (None, None) => println!("Invitation created."),
     }
+    Ok(())
+}
+
+/// `musubi file-store`: the embedded S3-compatible store over `<data dir>/files`, alone, until
+/// SIGINT or SIGTERM. Static keys are required: anyone who can reach the port could otherwise
+/// read every file.
+pub async fn file_store(config: &Config, listen: std::net::SocketAddr) -> anyhow::Result<()> {
+    let Some((key, secret)) = &config.files.s3_credentials else {
+        anyhow::bail!(
+            "set MUSUBI_S3_ACCESS_KEY_ID and MUSUBI_S3_SECRET_ACCESS_KEY: the store accepts only \
+             requests signed with them"
+        );
+    };
+    let root = config.data_dir.join("files");
+    let store = musubi_storage::embedded::Embedded::start_with(&root, listen, key, secret.expose())
+        .await
+        .with_context(|| format!("cannot serve {} at {listen}", root.display()))?;
+    println!(
+        "musubi: file store for {} at {}",
+        root.display(),
+        store.settings().endpoint
+    );
+    crate::shutdown_signal()?.await;
+    store.stop();
     Ok(())
 }

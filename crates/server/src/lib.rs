@@ -314,6 +314,11 @@ pub struct FileStore {
 }
 
 impl FileStore {
+    /// Whether the store runs inside this process (no `MUSUBI_S3_ENDPOINT`).
+    pub fn is_embedded(&self) -> bool {
+        self.embedded.is_some()
+    }
+
     /// The services' view of the store, with the configured limits.
     pub fn service(&self, config: &Config) -> musubi_domain::files::FileService {
         musubi_domain::files::FileService::new(
@@ -466,7 +471,7 @@ async fn serve_on(
 
 /// Registers the handlers now, before the server announces itself: a Ctrl-C that arrives
 /// right after the announcement must stop the server gracefully, not kill it.
-fn shutdown_signal() -> anyhow::Result<impl std::future::Future<Output = ()>> {
+pub(crate) fn shutdown_signal() -> anyhow::Result<impl std::future::Future<Output = ()>> {
     use tokio::signal::unix::{signal, SignalKind};
     let mut interrupt = signal(SignalKind::interrupt()).context("cannot handle SIGINT")?;
     let mut terminate = signal(SignalKind::terminate()).context("cannot handle SIGTERM")?;

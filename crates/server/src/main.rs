@@ -55,9 +55,22 @@ enum Command {
     Association(AssociationCommand),
     /// Print the GraphQL schema (SDL).
     Schema,
+    /// Serve the data directory's files as a small S3-compatible store (the one `serve` runs
+    /// inside itself when MUSUBI_S3_ENDPOINT is not set), for replicas on one machine.
+    /// Requests must be signed with MUSUBI_S3_ACCESS_KEY_ID and MUSUBI_S3_SECRET_ACCESS_KEY.
+    FileStore(FileStoreArgs),
     /// Check and maintain the tamper-evident audit logs.
     #[command(subcommand)]
     Audit(AuditCommand),
+}
+
+#[derive(clap::Args)]
+struct FileStoreArgs {
+    /// Address to listen on
+    #[arg(long, default_value = "127.0.0.1:9000")]
+    listen: SocketAddr,
+    #[command(flatten)]
+    data: DataArgs,
 }
 
 #[derive(Subcommand)]
@@ -150,7 +163,9 @@ fn main() -> ExitCode {
             }
             Some(&a.data)
         }
-        Command::Migrate(d) | Command::Association(AssociationCommand::List(d)) => Some(d),
+        Command::Migrate(d)
+        | Command::Association(AssociationCommand::List(d))
+        | Command::FileStore(FileStoreArgs { data: d, .. }) => Some(d),
         Command::Association(AssociationCommand::Create { data, .. })
         | Command::Association(AssociationCommand::InviteAdmin { data, .. })
         | Command::Association(AssociationCommand::Neighbours { data, .. }) => Some(data),
@@ -216,6 +231,7 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
             musubi::cli::create_association(&config, &input).await
         }
         Command::Schema => Ok(()),
+        Command::FileStore(args) => musubi::cli::file_store(&config, args.listen).await,
         Command::Audit(AuditCommand::Verify { association, .. }) => {
             musubi::cli_audit::verify(&config, association.as_deref()).await
         }
