@@ -185,6 +185,15 @@ pub async fn mark_deleted(conn: &mut PgConnection, id: Uuid, by: PersonId) -> Db
     Ok(r.rows_affected() == 1)
 }
 
+/// Files shown (not deleted, not pending) and their bytes.
+pub async fn shown_count(conn: &mut PgConnection) -> DbResult<i64> {
+    Ok(sqlx::query_scalar(
+        "SELECT count(*) FROM files WHERE deleted_at IS NULL AND NOT pending",
+    )
+    .fetch_one(conn)
+    .await?)
+}
+
 /// Bytes the association keeps (deleted files count until their object is removed).
 pub async fn used_bytes(conn: &mut PgConnection) -> DbResult<i64> {
     Ok(

@@ -755,6 +755,35 @@ impl FileService {
     }
 }
 
+/// What an association keeps, for its administrators.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FileUsage {
+    /// Files people see.
+    pub files: i64,
+    /// Bytes kept, deleted files included until their object is removed.
+    pub used_bytes: i64,
+    /// What it may keep; 0: no limit.
+    pub quota_bytes: u64,
+}
+
+impl Services {
+    /// The association's files and storage against its quota (its administrators).
+    pub async fn file_usage(&self, actor: &Actor<'_>) -> AppResult<FileUsage> {
+        self.authorize_in(actor, Object::Settings, Action::Read)
+            .await?;
+        let quota_bytes = self.files.as_ref().map_or(0, |f| f.quota_bytes);
+        let mut c = self.change(actor).await?;
+        let files = repo::shown_count(c.conn()).await?;
+        let used_bytes = repo::used_bytes(c.conn()).await?;
+        c.commit().await?;
+        Ok(FileUsage {
+            files,
+            used_bytes,
+            quota_bytes,
+        })
+    }
+}
+
 /// `a/<association id>/<file id>`: nothing about the patient or the file's name.
 fn object_key(tenant: &Tenant, id: Uuid) -> String {
     format!("a/{}/{}", tenant.id.uuid().simple(), id.simple())

@@ -353,3 +353,32 @@ async fn an_attachment_is_staged_for_its_uploader_and_answered_as_json() {
     assert_eq!(res.status, StatusCode::NOT_FOUND);
     assert_eq!(res.json()["code"], "NOT_FOUND");
 }
+
+#[tokio::test]
+async fn the_console_shows_what_the_association_keeps_against_its_quota() {
+    let app = TestApp::demo_with_config(test_config(&[("MUSUBI_FILE_QUOTA_GB", "1")])).await;
+    let group = group_id(&app, YAMADA).await;
+    let mut admin = Browser::signed_in(&app, ADMIN).await;
+    let console = format!("/a/{HOST}/console");
+    let page = admin.get(&app, &console).await;
+    assert!(page.body.contains("0件・1 KB（上限 1 GB の 0.0%）"), "{}", page.body);
+
+    let mut nurse = Browser::signed_in(&app, NURSE).await;
+    let token = nurse.get(&app, &files_page(group)).await.csrf();
+    let res = nurse
+        .post_multipart(
+            &app,
+            &format!("{}/upload", files_page(group)),
+            &[
+                ("csrf", None, token.as_bytes()),
+                ("kind", None, b"care_plan"),
+                ("file", Some("ケアプラン.txt"), &vec![b'a'; 300 * 1024]),
+            ],
+        )
+        .await;
+    assert_eq!(res.status, StatusCode::SEE_OTHER, "{}", res.body);
+    let page = admin.get(&app, &console).await;
+    assert!(page.body.contains("1件・300 KB（上限 1 GB の 0.0%）"), "{}", page.body);
+    // Members do not see the console at all.
+    assert!(nurse.get(&app, &console).await.is_not_found());
+}
