@@ -951,8 +951,114 @@ pub(crate) async fn settings(
 
 #[cfg(test)]
 mod tests {
-    use super::{attachment_ids, thumb_size};
+    use super::{attachment_ids, build_list, thumb_size, CommentsFragment, ListFacts};
+    use crate::i18n::{Lang, Translator};
+    use askama::Template;
+    use chrono::Utc;
+    use musubi_db::files::FileRow;
+    use musubi_db::groups::CommentRow;
+    use musubi_domain::groups::ReceiptMode;
+    use musubi_domain::topics::{CommentView, ATTACHMENTS_ONLY};
     use uuid::Uuid;
+
+    fn file(name: &str, content_type: &str, size: i64, preview: Option<(i32, i32)>) -> FileRow {
+        FileRow {
+            id: Uuid::now_v7(),
+            group_id: Uuid::nil().into(),
+            topic_id: None,
+            comment_id: None,
+            kind: "other".into(),
+            name: name.into(),
+            content_type: content_type.into(),
+            size_bytes: size,
+            object_key: "a/x/y".into(),
+            uploaded_by: Uuid::nil().into(),
+            uploader_name: None,
+            uploaded_at: Utc::now(),
+            pending: false,
+            width: preview.map(|(w, _)| w),
+            height: preview.map(|(_, h)| h),
+            has_preview: preview.is_some(),
+        }
+    }
+
+    fn with_files(body: &str, files: Vec<FileRow>) -> CommentView {
+        CommentView {
+            files,
+            row: CommentRow {
+                id: Uuid::now_v7().into(),
+                topic_id: Uuid::nil().into(),
+                seq: 2,
+                author_id: Uuid::now_v7().into(),
+                author_name: "青木 さくら".into(),
+                author_profession: musubi_domain::types::Profession::Nurse,
+                body: body.into(),
+                important: false,
+                created_at: Utc::now(),
+                edited_at: None,
+                version: 1,
+                deleted_at: None,
+            },
+            readers: vec![],
+            reader_count: 0,
+            not_read_by: vec![],
+            history: vec![],
+            mine: false,
+            acknowledged_by_me: false,
+        }
+    }
+
+    fn render(comments: &[CommentView]) -> String {
+        let facts = ListFacts {
+            lang: Lang::Ja,
+            slug: "minatogawa",
+            topic_id: Uuid::nil().into(),
+            mode: ReceiptMode::Off,
+            owner: false,
+            first_unread_seq: None,
+            unseen: &[],
+            csrf: "TOKEN",
+            unread_total: 0,
+            now: Utc::now(),
+        };
+        CommentsFragment {
+            t: Translator::new(Lang::Ja),
+            list: build_list(&facts, comments, None),
+        }
+        .render()
+        .expect("renders")
+    }
+
+    #[test]
+    fn a_comment_shows_photos_as_thumbnails_and_other_files_by_name_type_and_size() {
+        let photo = file(
+            "<b>褥瘡</b>.jpg",
+            "image/jpeg",
+            2_400_000,
+            Some((4032, 3024)),
+        );
+        let pdf = file("指示書.pdf", "application/pdf", 120 * 1024, None);
+        let heic = file("背中.heic", "image/heic", 900 * 1024, None);
+        let (p, d, h) = (photo.id, pdf.id, heic.id);
+        let html = render(&[with_files(ATTACHMENTS_ONLY, vec![photo, pdf, heic])]);
+        assert!(
+            html.contains("aria-label=\"添付ファイル（3件）\""),
+            "{html}"
+        );
+        assert!(html.contains(&format!(
+            "<a class=\"attachment__photo\" href=\"/a/minatogawa/files/{p}/preview\"><img class=\"attachment__thumb\" src=\"/a/minatogawa/files/{p}/thumb\" alt=\"&#60;b&#62;褥瘡&#60;/b&#62;.jpg\" width=\"320\" height=\"240\" loading=\"lazy\""
+        )), "{html}");
+        assert!(html.contains(&format!("href=\"/a/minatogawa/files/{d}\">指示書.pdf</a>")));
+        assert!(html.contains("PDF・120 KB"));
+        assert!(html
+            .contains("この写真はブラウザで表示できない形式です。ダウンロードしてご覧ください。"));
+        assert!(html.contains(&format!(
+            "href=\"/a/minatogawa/files/{h}?download=1\">背中.heicをダウンロード</a>"
+        )));
+        assert!(!html.contains("<b>"), "names are escaped");
+        // A comment that is only attachments shows no placeholder text.
+        assert!(!html.contains(&format!(">{ATTACHMENTS_ONLY}<")), "{html}");
+    }
 
     #[test]
     fn attachments_are_read_leniently_and_a_bad_id_is_kept_as_one_nobody_has() {
