@@ -3,13 +3,19 @@
 use crate::RequestContext;
 use async_graphql::{ErrorExtensions, ServerError};
 use musubi_domain::{AppError, ErrorCode};
+use musubi_telemetry::RequestId;
 
 /// Converts a service error for a resolver. Internal errors are logged with the trace id and
 /// reach the client only as `INTERNAL` plus that id.
 pub fn to_gql_error(ctx: &async_graphql::Context<'_>, e: AppError) -> async_graphql::Error {
+    let rid = ctx.data_opt::<RequestContext>().map(|r| &r.request_id);
+    error_for(rid, e)
+}
+
+/// [`to_gql_error`] outside a resolver (the file routes answer in the same shape).
+pub(crate) fn error_for(rid: Option<&RequestId>, e: AppError) -> async_graphql::Error {
     let code = e.code.as_str();
     if e.code == ErrorCode::Internal || e.source.is_some() {
-        let rid = ctx.data_opt::<RequestContext>().map(|r| &r.request_id);
         let trace_id = musubi_telemetry::current_trace_id(rid);
         let cause = e.source.as_ref().map(|s| s.to_string()).unwrap_or_default();
         if e.code == ErrorCode::Internal {

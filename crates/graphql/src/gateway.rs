@@ -70,8 +70,8 @@ fn come_back_later(
     res
 }
 
-/// The token a request carries: a bearer token, or the web session cookie.
-fn credentials(headers: &HeaderMap) -> Option<(String, bool)> {
+/// The token a request carries: a bearer token, or the web session cookie (`true`).
+pub(crate) fn credentials(headers: &HeaderMap) -> Option<(String, bool)> {
     if let Some(v) = headers
         .get(http::header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
@@ -177,17 +177,24 @@ impl Drop for LiveConnection {
     }
 }
 
+/// `/graphql`, `/graphql/ws` and the API's file routes (`/api/a/{slug}/…`, see
+/// [`crate::files`]), which stream their bodies and keep their own limit.
 pub fn router(gateway: Gateway, max_body_bytes: usize) -> Router {
+    let files = crate::files::routes(gateway.services.clone());
     Router::new()
         .route("/graphql", post(graphql_http))
         .route("/graphql/ws", get(graphql_ws))
         .layer(DefaultBodyLimit::max(max_body_bytes))
         .with_state(gateway)
+        .merge(files)
 }
 
 /// Resolves the association named by the client, if any. Unknown or unusable → error; the
 /// request is then refused as a whole and never touches any schema.
-async fn route(services: &Services, slug: Option<&str>) -> Result<Option<Tenant>, AppError> {
+pub(crate) async fn route(
+    services: &Services,
+    slug: Option<&str>,
+) -> Result<Option<Tenant>, AppError> {
     match slug {
         None => Ok(None),
         Some(s) => services.resolve_tenant(s.trim()).await.map(Some),

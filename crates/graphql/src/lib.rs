@@ -4,6 +4,7 @@
 mod auth;
 mod console;
 mod error;
+mod files;
 mod gateway;
 pub mod guard;
 mod invitations;

@@ -2,6 +2,7 @@
 
 use crate::auth::{AuthMutation, AuthQuery};
 use crate::console::{ConsoleMutation, ConsoleQuery};
+use crate::files::{FileMutation, FileQuery};
 use crate::invitations::{InvitationMutation, InvitationQuery};
 use crate::live::Subscription;
 use crate::passkeys::{PasskeyMutation, PasskeyQuery};
@@ -24,6 +25,7 @@ pub struct Query(
     InvitationQuery,
     PasskeyQuery,
     SnsQuery,
+    FileQuery,
     PatientQuery,
 );
 
@@ -34,6 +36,7 @@ pub struct Mutation(
     InvitationMutation,
     PasskeyMutation,
     SnsMutation,
+    FileMutation,
     PatientMutation,
 );
 

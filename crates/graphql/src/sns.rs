@@ -5,6 +5,7 @@
 //! (`Musubi-Association` header). The services authorize: what the viewer may not see answers
 //! `NOT_FOUND`, exactly like a missing object.
 
+use crate::files::{file_out, File};
 use crate::request::{routed, signed_in, uuid, OrGql};
 use async_graphql::{Context, Enum, MaybeUndefined, Object, SimpleObject, ID};
 use chrono::{DateTime, Utc};
@@ -87,6 +88,29 @@ fn scope_in(classes: &[ProfessionClass]) -> Result<Scope, AppError> {
     let classes: Vec<musubi_domain::types::ProfessionClass> =
         classes.iter().map(|c| (*c).into()).collect();
     musubi_domain::groups::scope_of_classes(&classes)
+}
+
+/// Attachment ids from the API; one that is not a UUID is not an upload of the viewer's.
+fn attachments_in(ids: &[ID]) -> Result<Vec<Uuid>, AppError> {
+    if ids.len() > musubi_domain::files::MAX_ATTACHMENTS {
+        return Err(AppError::invalid(
+            "attachments",
+            format!(
+                "a comment may have at most {} files",
+                musubi_domain::files::MAX_ATTACHMENTS
+            ),
+        ));
+    }
+    ids.iter()
+        .map(|i| {
+            Uuid::parse_str(i).map_err(|_| {
+                AppError::invalid(
+                    "attachments",
+                    "an attachment is not an upload of yours waiting for this comment",
+                )
+            })
+        })
+        .collect()
 }
 
 fn count(n: i64) -> i32 {
@@ -304,7 +328,8 @@ pub struct Reader {
     pub at: DateTime<Utc>,
 }
 
-#[derive(SimpleObject)]
+#[derive(SimpleObject, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct Person {
     pub user_id: ID,
     pub name: String,
@@ -349,6 +374,8 @@ pub struct Comment {
     pub history: Vec<CommentVersion>,
     pub mine: bool,
     pub acknowledged_by_me: bool,
+    /// Files attached to it, in the order they were uploaded (none once deleted).
+    pub attachments: Vec<File>,
 }
 
 fn reader_out(x: ReaderRow) -> Reader {
@@ -359,7 +386,8 @@ fn reader_out(x: ReaderRow) -> Reader {
     }
 }
 
-fn comment_out(c: topics::CommentView) -> Comment {
+/// A comment as the API shows it; its attachments' addresses in association `slug`.
+fn comment_out(c: topics::CommentView, slug: &str) -> Comment {
     let deleted = c.is_deleted();
     let r = c.row;
     Comment {
@@ -397,6 +425,7 @@ fn comment_out(c: topics::CommentView) -> Comment {
             .collect(),
         mine: c.mine,
         acknowledged_by_me: c.acknowledged_by_me,
+        attachments: c.files.into_iter().map(|f| file_out(f, slug)).collect(),
     }
 }
 
@@ -728,7 +757,11 @@ impl SnsQuery {
             receipt_mode: view.receipt_mode.into(),
             my_role: view.my_role.into(),
             can_manage: view.can_manage,
-            comments: view.comments.into_iter().map(comment_out).collect(),
+            comments: view
+                .comments
+                .into_iter()
+                .map(|c| comment_out(c, &view.tenant.slug))
+                .collect(),
             audience: view.audience.into_iter().map(member_out).collect(),
             first_unread_seq: view.first_unread_seq,
         })
@@ -983,6 +1016,11 @@ impl SnsMutation {
     }
 
     /// Posts a topic; returns its id. `scope` omitted, null or empty: everyone in the group.
+    /// `attachmentIds`: my uploads for it (`POST /api/a/{slug}/groups/{id}/attachments`), at
+    /// most 10, seen from now on by whoever sees the topic; with them the body may be empty.
+    /// One that is not my waiting upload in this group: `INVALID_INPUT` on `attachments`, and
+    /// nothing is posted.
+    #[allow(clippy::too_many_arguments)] // one per argument of the GraphQL field
     async fn create_topic(
         &self,
         ctx: &Context<'_>,
@@ -991,12 +1029,14 @@ impl SnsMutation {
         body: String,
         scope: Option<Vec<ProfessionClass>>,
         #[graphql(default = false)] important: bool,
+        attachment_ids: Option<Vec<ID>>,
     ) -> async_graphql::Result<ID> {
         let (services, actor) = routed(ctx)?;
         let group_id = uuid(ctx, &group_id)?;
         let scope = scope_in(&scope.unwrap_or_default()).gql(ctx)?;
+        let attachments = attachments_in(&attachment_ids.unwrap_or_default()).gql(ctx)?;
         let topic = services
-            .create_topic(
+            .create_topic_with(
                 &actor,
                 &NewTopic {
                     group_id,
@@ -1005,6 +1045,7 @@ impl SnsMutation {
                     scope,
                     important,
                 },
+                &attachments,
             )
             .await
             .gql(ctx)?;
@@ -1042,17 +1083,20 @@ impl SnsMutation {
     }
 
     /// Replies in a topic; returns the comment's id. `TOPIC_CLOSED` on a closed topic.
+    /// `attachmentIds` as for `createTopic`.
     async fn post_comment(
         &self,
         ctx: &Context<'_>,
         topic_id: ID,
         body: String,
         #[graphql(default = false)] important: bool,
+        attachment_ids: Option<Vec<ID>>,
     ) -> async_graphql::Result<ID> {
         let (services, actor) = routed(ctx)?;
         let topic_id = uuid(ctx, &topic_id)?;
+        let attachments = attachments_in(&attachment_ids.unwrap_or_default()).gql(ctx)?;
         let comment = services
-            .post_comment(&actor, topic_id, &body, important)
+            .post_comment_with(&actor, topic_id, &body, important, &attachments)
             .await
             .gql(ctx)?;
         Ok(id(comment))

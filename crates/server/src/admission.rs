@@ -47,7 +47,15 @@ impl Admission {
 fn association_of(req: &Request) -> Option<String> {
     let slug = match req.headers().get(musubi_graphql::ASSOCIATION_HEADER) {
         Some(v) => v.to_str().ok()?,
-        None => req.uri().path().strip_prefix("/a/")?.split('/').next()?,
+        None => {
+            let path = req.uri().path();
+            // The API's file routes carry the association in their path too.
+            path.strip_prefix("/api")
+                .unwrap_or(path)
+                .strip_prefix("/a/")?
+                .split('/')
+                .next()?
+        }
     };
     let plausible = !slug.is_empty()
         && slug.len() <= MAX_SLUG
@@ -84,7 +92,7 @@ pub async fn layer(State(admission): State<Admission>, req: Request, next: Next)
 fn shed(req: &Request, scope: &'static str) -> Response {
     metrics::counter!("musubi_overload_shed_total", "scope" => scope).increment(1);
     let path = req.uri().path();
-    if path.starts_with("/graphql") {
+    if path.starts_with("/graphql") || path.starts_with("/api/") {
         musubi_graphql::overloaded(RETRY_AFTER_SECS)
     } else {
         musubi_web::overloaded(req.headers(), path, RETRY_AFTER_SECS)

@@ -224,7 +224,7 @@ pub async fn layer(State(fair): State<FairUseLayer>, req: Request, next: Next) -
 
 fn refuse(req: &Request, retry_after_secs: u64) -> Response {
     let path = req.uri().path();
-    if path.starts_with("/graphql") {
+    if path.starts_with("/graphql") || path.starts_with("/api/") {
         musubi_graphql::rate_limited(retry_after_secs)
     } else {
         musubi_web::too_many_requests(req.headers(), path, retry_after_secs)

@@ -19,6 +19,7 @@ mod sns {
     mod api;
     mod directory;
     mod files;
+    mod files_api;
     mod live;
     mod patients;
     mod services;

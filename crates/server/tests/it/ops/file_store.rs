@@ -92,8 +92,14 @@ impl StoreProcess {
             .spawn()
             .unwrap();
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-        while tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_err() {
-            assert!(std::time::Instant::now() < deadline, "the store never listened");
+        while tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .is_err()
+        {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the store never listened"
+            );
             tokio::time::sleep(std::time::Duration::from_millis(50)).await;
         }
         Self {
@@ -126,7 +132,10 @@ async fn musubi_keeps_files_in_a_store_running_in_another_process() {
         ("MUSUBI_S3_SECRET_ACCESS_KEY", secret),
     ]);
     let app = TestApp::demo_with_config(config).await;
-    assert!(!app.files.is_embedded(), "the configured store, not one in process");
+    assert!(
+        !app.files.is_embedded(),
+        "the configured store, not one in process"
+    );
     let group: uuid::Uuid =
         sqlx::query_scalar("SELECT id FROM groups WHERE name = '山田 太郎さん（85歳・在宅酸素）'")
             .fetch_one(&mut *app.tenant_tx(HOST).await)
@@ -156,7 +165,9 @@ async fn musubi_keeps_files_in_a_store_running_in_another_process() {
             .unwrap();
     assert!(data.path().join("files/musubi").join(&key_of).is_file());
     let mut pharmacist = Browser::signed_in(&app, PHARMACIST).await;
-    let (status, _, body) = pharmacist.fetch(&app, &format!("/a/{HOST}/files/{id}")).await;
+    let (status, _, body) = pharmacist
+        .fetch(&app, &format!("/a/{HOST}/files/{id}"))
+        .await;
     assert_eq!(status, StatusCode::OK);
     assert!(!photos::has_exif_or_gps(&body));
     assert_eq!(photos::size(&body), (32, 32));

@@ -150,7 +150,12 @@ async fn members_share_and_read_a_file_and_nobody_else_finds_it() {
         .await
         .unwrap();
     assert!(only_images.is_empty(), "filtered by kind");
-    let (opened, download) = w.app.services().open_file(&actor, row.id, Variant::Original).await.unwrap();
+    let (opened, download) = w
+        .app
+        .services()
+        .open_file(&actor, row.id, Variant::Original)
+        .await
+        .unwrap();
     assert_eq!(opened.id, row.id);
     let back = download.body.collect().await.unwrap().into_bytes();
     // Kept without its metadata (the photo is upright: its pixels are untouched).
@@ -163,7 +168,13 @@ async fn members_share_and_read_a_file_and_nobody_else_finds_it() {
     for email in [ADMIN, OTHER_ADMIN, OTHER_NURSE] {
         let v = w.viewer(email).await;
         let a = Actor::new(&v, &w.tenant, &w.meta);
-        let e = w.app.services().open_file(&a, row.id, Variant::Original).await.err().unwrap();
+        let e = w
+            .app
+            .services()
+            .open_file(&a, row.id, Variant::Original)
+            .await
+            .err()
+            .unwrap();
         assert_eq!(e.code, ErrorCode::NotFound, "{email}");
         let e = w
             .app
@@ -448,10 +459,16 @@ async fn attachments_wait_for_their_comment_then_follow_the_topics_scope() {
     let staged = w.stage(&nurse, "褥瘡.jpg", &photo()).await.unwrap();
     assert!(staged.pending);
     assert!(w.read(&nurse, staged.id, Variant::Thumbnail).await.is_ok());
-    let e = w.read(&pharmacist, staged.id, Variant::Original).await.unwrap_err();
+    let e = w
+        .read(&pharmacist, staged.id, Variant::Original)
+        .await
+        .unwrap_err();
     assert_eq!(e.code, ErrorCode::NotFound);
     let pa = Actor::new(&pharmacist, &w.tenant, &w.meta);
-    let (_, shared) = services.group_files(&pa, w.group.into(), None).await.unwrap();
+    let (_, shared) = services
+        .group_files(&pa, w.group.into(), None)
+        .await
+        .unwrap();
     assert!(shared.is_empty());
 
     // Someone else cannot post it: nothing is posted, and it stays the nurse's.
@@ -480,7 +497,10 @@ async fn attachments_wait_for_their_comment_then_follow_the_topics_scope() {
         .create_topic_with(&na, &topic, &[staged.id])
         .await
         .unwrap();
-    let kept = w.read(&pharmacist, staged.id, Variant::Original).await.unwrap();
+    let kept = w
+        .read(&pharmacist, staged.id, Variant::Original)
+        .await
+        .unwrap();
     assert!(!photos::has_exif_or_gps(&kept));
     let view = services.open_topic(&pa, topic_id, false).await.unwrap();
     assert_eq!(view.comments[0].files.len(), 1);
@@ -510,7 +530,10 @@ async fn attachments_wait_for_their_comment_then_follow_the_topics_scope() {
         .unwrap();
     assert!(w.read(&doctor, x_ray.id, Variant::Original).await.is_ok());
     for outside in [&nurse, &pharmacist] {
-        let e = w.read(outside, x_ray.id, Variant::Thumbnail).await.unwrap_err();
+        let e = w
+            .read(outside, x_ray.id, Variant::Thumbnail)
+            .await
+            .unwrap_err();
         assert_eq!(e.code, ErrorCode::NotFound);
     }
     let _ = doctors_only;
@@ -518,7 +541,12 @@ async fn attachments_wait_for_their_comment_then_follow_the_topics_scope() {
     // More than ten at once: refused whole.
     let mut many = Vec::new();
     for i in 0..11 {
-        many.push(w.stage(&nurse, &format!("{i}.txt"), b"memo").await.unwrap().id);
+        many.push(
+            w.stage(&nurse, &format!("{i}.txt"), b"memo")
+                .await
+                .unwrap()
+                .id,
+        );
     }
     let e = services
         .post_comment_with(&na, topic_id, "写真です", false, &many)
@@ -531,9 +559,15 @@ async fn attachments_wait_for_their_comment_then_follow_the_topics_scope() {
         .post_comment_with(&na, topic_id, "追加の写真", false, &many[..2])
         .await
         .unwrap();
-    assert!(w.read(&pharmacist, many[0], Variant::Original).await.is_ok());
+    assert!(w
+        .read(&pharmacist, many[0], Variant::Original)
+        .await
+        .is_ok());
     services.delete_comment(&na, comment).await.unwrap();
-    let e = w.read(&pharmacist, many[0], Variant::Original).await.unwrap_err();
+    let e = w
+        .read(&pharmacist, many[0], Variant::Original)
+        .await
+        .unwrap_err();
     assert_eq!(e.code, ErrorCode::NotFound);
 
     // Uploads never posted are removed after a day.
@@ -548,5 +582,8 @@ async fn attachments_wait_for_their_comment_then_follow_the_topics_scope() {
     let removed = services.sweep_files(&w.tenant, 100).await.unwrap();
     assert_eq!(removed, 9);
     assert_eq!(w.count("SELECT count(*) FROM files WHERE pending").await, 0);
-    assert!(w.read(&pharmacist, staged.id, Variant::Original).await.is_ok());
+    assert!(w
+        .read(&pharmacist, staged.id, Variant::Original)
+        .await
+        .is_ok());
 }

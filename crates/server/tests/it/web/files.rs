@@ -127,7 +127,9 @@ async fn a_member_shares_a_file_and_the_others_read_it_without_it_running() {
     assert_eq!(res.status, StatusCode::SEE_OTHER, "{}", res.body);
     let photo = file_id(&app, "褥瘡.jpg").await.unwrap();
     let listed = pharmacist.get(&app, &files_page(group)).await;
-    assert!(listed.body.contains(&format!("/a/{HOST}/files/{photo}/thumb")));
+    assert!(listed
+        .body
+        .contains(&format!("/a/{HOST}/files/{photo}/thumb")));
     for variant in ["", "/preview", "/thumb"] {
         let (status, headers, body) = pharmacist
             .fetch(&app, &format!("/a/{HOST}/files/{photo}{variant}"))
@@ -188,7 +190,11 @@ async fn refused_uploads_say_why_in_japanese_and_keep_nothing() {
             "開くと動くもの",
         ),
         ("memo.jpg", b"plain words, not a photo", "中身と名前"),
-        ("tool.exe", b"MZ\x90\x00\x03\x00", "この種類のファイルは共有できません"),
+        (
+            "tool.exe",
+            b"MZ\x90\x00\x03\x00",
+            "この種類のファイルは共有できません",
+        ),
     ];
     for (name, bytes, says) in cases {
         let res = nurse
@@ -361,7 +367,11 @@ async fn the_console_shows_what_the_association_keeps_against_its_quota() {
     let mut admin = Browser::signed_in(&app, ADMIN).await;
     let console = format!("/a/{HOST}/console");
     let page = admin.get(&app, &console).await;
-    assert!(page.body.contains("0件・1 KB（上限 1 GB の 0.0%）"), "{}", page.body);
+    assert!(
+        page.body.contains("0件・1 KB（上限 1 GB の 0.0%）"),
+        "{}",
+        page.body
+    );
 
     let mut nurse = Browser::signed_in(&app, NURSE).await;
     let token = nurse.get(&app, &files_page(group)).await.csrf();
@@ -378,7 +388,11 @@ async fn the_console_shows_what_the_association_keeps_against_its_quota() {
         .await;
     assert_eq!(res.status, StatusCode::SEE_OTHER, "{}", res.body);
     let page = admin.get(&app, &console).await;
-    assert!(page.body.contains("1件・300 KB（上限 1 GB の 0.0%）"), "{}", page.body);
+    assert!(
+        page.body.contains("1件・300 KB（上限 1 GB の 0.0%）"),
+        "{}",
+        page.body
+    );
     // Members do not see the console at all.
     assert!(nurse.get(&app, &console).await.is_not_found());
 }
