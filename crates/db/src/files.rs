@@ -85,8 +85,21 @@ pub async fn insert(conn: &mut PgConnection, f: &NewFile<'_>) -> DbResult<()> {
     .await?;
     sqlx::query("DELETE FROM file_uploads WHERE object_key = $1")
         .bind(f.object_key)
-        .execute(conn)
+        .execute(&mut *conn)
         .await?;
+    if !f.pending {
+        crate::search::put_file(
+            conn,
+            f.id,
+            f.group_id,
+            None,
+            f.uploaded_by,
+            chrono::Utc::now(),
+            f.name,
+            f.text_content,
+        )
+        .await?;
+    }
     Ok(())
 }
 
@@ -132,19 +145,34 @@ pub async fn attach(
     topic: Uuid,
     comment: Uuid,
 ) -> DbResult<u64> {
-    let r = sqlx::query(
+    let attached: Vec<(Uuid, DateTime<Utc>, String, Option<String>)> = sqlx::query_as(
         "UPDATE files SET pending = false, topic_id = $4, comment_id = $5 \
          WHERE id = ANY($1) AND uploaded_by = $2 AND group_id = $3 AND pending \
-           AND deleted_at IS NULL",
+           AND deleted_at IS NULL \
+         RETURNING id, uploaded_at, name, text_content",
     )
     .bind(ids)
     .bind(by)
     .bind(group)
     .bind(topic)
     .bind(comment)
-    .execute(conn)
+    .fetch_all(&mut *conn)
     .await?;
-    Ok(r.rows_affected())
+    // Found from now on, by whoever sees the topic.
+    for (id, at, name, text) in &attached {
+        crate::search::put_file(
+            conn,
+            *id,
+            group,
+            Some(topic),
+            by,
+            *at,
+            name,
+            text.as_deref(),
+        )
+        .await?;
+    }
+    Ok(attached.len() as u64)
 }
 
 /// The attachments of `comments` (not deleted), in upload order.
@@ -180,18 +208,19 @@ pub async fn mark_deleted(conn: &mut PgConnection, id: Uuid, by: PersonId) -> Db
     )
     .bind(id)
     .bind(by)
-    .execute(conn)
+    .execute(&mut *conn)
     .await?;
+    crate::search::remove(conn, id).await?;
     Ok(r.rows_affected() == 1)
 }
 
 /// Files shown (not deleted, not pending) and their bytes.
 pub async fn shown_count(conn: &mut PgConnection) -> DbResult<i64> {
-    Ok(sqlx::query_scalar(
-        "SELECT count(*) FROM files WHERE deleted_at IS NULL AND NOT pending",
+    Ok(
+        sqlx::query_scalar("SELECT count(*) FROM files WHERE deleted_at IS NULL AND NOT pending")
+            .fetch_one(conn)
+            .await?,
     )
-    .fetch_one(conn)
-    .await?)
 }
 
 /// Bytes the association keeps (deleted files count until their object is removed).

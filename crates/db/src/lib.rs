@@ -14,6 +14,7 @@ mod migrate;
 pub mod passkeys;
 pub mod password_reset;
 mod roles;
+pub mod search;
 mod tenant;
 
 pub use associations::{AssociationRow, NewAssociation, ProfileRow};
@@ -341,6 +342,17 @@ impl Db {
         let report = migrate::migrate_all(&self.connect).await?;
         accounts::fill_search_keys(&self.pool).await?;
         self.registry.invalidate();
+        // Search documents for what was written before search existed (nothing, once done).
+        for tenant in self.tenants().await? {
+            loop {
+                let mut tx = self.tenant_tx(&tenant).await?;
+                let written = search::backfill(&mut tx, 500).await?;
+                tx.commit().await?;
+                if written == 0 {
+                    break;
+                }
+            }
+        }
         Ok(report)
     }
 

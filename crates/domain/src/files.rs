@@ -275,11 +275,7 @@ impl FileService {
                 None => work_dir()?,
             };
             let cleaned = work.path().join(format!("cleaned.{}", found.extension()));
-            let _permit = self
-                .decoding
-                .acquire()
-                .await
-                .map_err(AppError::internal)?;
+            let _permit = self.decoding.acquire().await.map_err(AppError::internal)?;
             let (from, to) = (source.clone(), cleaned.clone());
             let done = tokio::task::spawn_blocking(move || {
                 let c = musubi_media::clean_image(format, &from, &to)?;

@@ -197,8 +197,12 @@ impl Browser {
         let bytes = multipart(parts);
         let chunks: Vec<Result<Vec<u8>, std::io::Error>> =
             bytes.chunks(64 * 1024).map(|c| Ok(c.to_vec())).collect();
-        self.send(app, req, Body::from_stream(futures_util::stream::iter(chunks)))
-            .await
+        self.send(
+            app,
+            req,
+            Body::from_stream(futures_util::stream::iter(chunks)),
+        )
+        .await
     }
 
     /// Posts a form as a browser does: same-origin `Origin`, urlencoded body.

@@ -40,6 +40,53 @@ fn katakana_to_hiragana(c: char) -> char {
     }
 }
 
+/// The search grams of folded text: every character and every pair of adjacent characters, as
+/// integers, sorted and without repeats. A character is its code point (positive); a pair is
+/// a hash with the top bit set (negative), so the two never meet. A line break separates
+/// segments (a file's name and its text): no pair spans it.
+///
+/// Stored in the database: changing these numbers requires rebuilding every search index.
+pub fn grams(folded: &str) -> Vec<i32> {
+    let mut out = Vec::new();
+    for segment in folded.split('\n') {
+        let mut prev: Option<char> = None;
+        for c in segment.chars() {
+            out.push(unigram(c));
+            if let Some(p) = prev {
+                out.push(bigram(p, c));
+            }
+            prev = Some(c);
+        }
+    }
+    out.sort_unstable();
+    out.dedup();
+    out
+}
+
+/// The grams a folded word needs a text to have: its character if it has one, else its pairs.
+pub fn query_grams(word: &str) -> Vec<i32> {
+    let chars: Vec<char> = word.chars().collect();
+    let mut out: Vec<i32> = match chars.as_slice() {
+        [] => Vec::new(),
+        [c] => vec![unigram(*c)],
+        _ => chars.windows(2).map(|w| bigram(w[0], w[1])).collect(),
+    };
+    out.sort_unstable();
+    out.dedup();
+    out
+}
+
+fn unigram(c: char) -> i32 {
+    // Code points end at U+10FFFF: always positive.
+    c as i32
+}
+
+fn bigram(a: char, b: char) -> i32 {
+    let x = (u64::from(a as u32) << 21) | u64::from(b as u32);
+    let h = (x.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 32) as u32;
+    (h | 0x8000_0000) as i32
+}
+
 /// Whether `text` is kana only (hiragana, katakana, the prolonged sound mark and spaces), as a
 /// reading (ふりがな) must be.
 pub fn is_kana(text: &str) -> bool {
@@ -81,6 +128,21 @@ mod tests {
         assert_eq!(fold("ケアマネージャー"), "けあまねーじゃー");
         assert_eq!(fold("ヴ"), "ゔ");
         assert_eq!(fold("ヶ"), "ゖ");
+    }
+
+    #[test]
+    fn grams_are_characters_and_pairs_and_never_span_a_segment() {
+        let g = grams("血圧\n測定");
+        assert_eq!(g.len(), 6, "4 characters and 2 pairs: {g:?}");
+        for word in ["血", "血圧", "測定", "定"] {
+            assert!(query_grams(word).iter().all(|q| g.contains(q)), "{word}");
+        }
+        // The pair across the line break is not there.
+        assert!(!query_grams("圧測").iter().all(|q| g.contains(q)));
+        assert_eq!(grams("ああああ").len(), 2, "repeats once");
+        assert!(query_grams("").is_empty());
+        // Characters positive, pairs negative.
+        assert!(grams("血圧").iter().filter(|g| **g > 0).count() == 2);
     }
 
     #[test]

@@ -57,6 +57,16 @@ pub async fn insert_comment(
     .bind(at)
     .execute(&mut *conn)
     .await?;
+    crate::search::put_comment(
+        conn,
+        id.into(),
+        group_id,
+        topic_id.into(),
+        author_id,
+        at,
+        body,
+    )
+    .await?;
     Ok((id, seq, at))
 }
 
@@ -278,9 +288,10 @@ pub async fn edit_comment(
     .bind(comment_id)
     .bind(body)
     .bind(important)
-    .execute(conn)
+    .execute(&mut *conn)
     .await?;
-    Ok(())
+    // Only the current text is found.
+    crate::search::edit_comment(conn, comment_id.into(), body).await
 }
 
 /// Marks a comment deleted (the row stays) and takes it out of unread counters.
@@ -295,6 +306,12 @@ pub async fn delete_comment(
     sqlx::query("UPDATE comments SET deleted_at = now(), deleted_by = $2 WHERE id = $1")
         .bind(comment_id)
         .bind(by)
+        .execute(&mut *conn)
+        .await?;
+    crate::search::remove(conn, comment_id.into()).await?;
+    // Its attachments go out of sight with it.
+    sqlx::query("DELETE FROM search_docs WHERE id IN (SELECT id FROM files WHERE comment_id = $1)")
+        .bind(comment_id)
         .execute(&mut *conn)
         .await?;
     sqlx::query(

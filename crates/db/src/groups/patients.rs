@@ -150,9 +150,9 @@ pub async fn insert_patient(
     bind_fields(q, f)
         .bind(facility_id)
         .bind(registered_by)
-        .execute(conn)
+        .execute(&mut *conn)
         .await?;
-    Ok(())
+    crate::search::put_patient(conn, id.into(), group.id, &f.name_folded).await
 }
 
 /// Replaces an entry's fields if it is still at `version`; false if someone changed it since.
@@ -174,8 +174,16 @@ pub async fn update_patient(
     )
     .bind(id)
     .bind(version);
-    let done = bind_fields(q, f).execute(conn).await?;
-    Ok(done.rows_affected() == 1)
+    let done = bind_fields(q, f).execute(&mut *conn).await?;
+    if done.rows_affected() != 1 {
+        return Ok(false);
+    }
+    let group: GroupId = sqlx::query_scalar("SELECT group_id FROM patients WHERE id = $1")
+        .bind(id)
+        .fetch_one(&mut *conn)
+        .await?;
+    crate::search::put_patient(conn, id.into(), group, &f.name_folded).await?;
+    Ok(true)
 }
 
 /// Makes the group read-only (care ended) or writable again; returns whether that changed.

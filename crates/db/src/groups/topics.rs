@@ -125,9 +125,9 @@ pub async fn insert_topic(
     .bind(t.author_id)
     .bind(t.title)
     .bind(t.scope)
-    .execute(conn)
+    .execute(&mut *conn)
     .await?;
-    Ok(())
+    crate::search::put_topic(conn, t.id.into(), group.id, t.author_id, t.title).await
 }
 
 pub async fn update_topic(
@@ -144,7 +144,7 @@ pub async fn update_topic(
         .bind(scope)
         .bind(pinned)
         .bind(closed)
-        .execute(conn)
+        .execute(&mut *conn)
         .await?;
-    Ok(())
+    crate::search::topic_changed(conn, topic_id.into(), title, scope.bits()).await
 }

@@ -68,7 +68,15 @@ pub(crate) async fn original(
     Path((slug, id)): Path<(String, String)>,
     Query(q): Query<OpenQuery>,
 ) -> Result<Response, Response> {
-    serve(&services, &ctx, &slug, &id, Variant::Original, q.download.is_some()).await
+    serve(
+        &services,
+        &ctx,
+        &slug,
+        &id,
+        Variant::Original,
+        q.download.is_some(),
+    )
+    .await
 }
 
 pub(crate) async fn preview(
@@ -122,7 +130,10 @@ async fn serve(
     let mut headers = HeaderMap::new();
     let value = |s: &str| HeaderValue::from_str(s).unwrap_or(HeaderValue::from_static(""));
     headers.insert(CONTENT_TYPE, value(&content_type));
-    headers.insert(CONTENT_DISPOSITION, value(&content_disposition(&name, inline)));
+    headers.insert(
+        CONTENT_DISPOSITION,
+        value(&content_disposition(&name, inline)),
+    );
     if let Some(length) = body.length {
         headers.insert(CONTENT_LENGTH, HeaderValue::from(length));
     }
@@ -286,7 +297,17 @@ pub(crate) async fn show(
     let p = Place::open(&services, &ctx, &slug).await?;
     let t = Translator::new(ctx.lang);
     let fl = flash(t, &uri);
-    render(&services, &ctx, &p, parse_id(&id), &q, fl, None, StatusCode::OK).await
+    render(
+        &services,
+        &ctx,
+        &p,
+        parse_id(&id),
+        &q,
+        fl,
+        None,
+        StatusCode::OK,
+    )
+    .await
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -313,7 +334,15 @@ async fn render(
     let archived = group.archived_at.is_some();
     let files = rows
         .iter()
-        .map(|r| card(t, ctx.lang, p.slug(), r, !archived && (owner || r.uploaded_by == me)))
+        .map(|r| {
+            card(
+                t,
+                ctx.lang,
+                p.slug(),
+                r,
+                !archived && (owner || r.uploaded_by == me),
+            )
+        })
         .collect();
     let mut kinds = vec![KindChoice {
         code: "",
@@ -483,7 +512,13 @@ pub(crate) async fn delete(
         .map(|u| u.path().to_owned())
         .filter(|path| path.starts_with(&format!("/a/{}/", p.slug())))
         .unwrap_or_else(|| "/groups".to_owned());
-    Ok(after_action(&ctx, &back, result, "file_deleted", "deleting a file"))
+    Ok(after_action(
+        &ctx,
+        &back,
+        result,
+        "file_deleted",
+        "deleting a file",
+    ))
 }
 
 // --- Attachments being written ---------------------------------------------------------------
@@ -539,7 +574,9 @@ pub(crate) async fn stage(
     };
     let mut form = match checked {
         Checked::Form(f) => f,
-        Checked::TooLarge => return Ok(too_large(spool_message(t, max_mb, SpoolProblem::TooLarge))),
+        Checked::TooLarge => {
+            return Ok(too_large(spool_message(t, max_mb, SpoolProblem::TooLarge)))
+        }
     };
     let file = loop {
         let field = match form.next_field().await {

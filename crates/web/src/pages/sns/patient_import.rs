@@ -9,10 +9,10 @@
 
 use super::{nav, page_error, Place};
 use crate::assets::{self, AssetUrls};
-use crate::upload::{check_token, Checked};
 use crate::ctx::Ctx;
 use crate::i18n::Translator;
 use crate::layout::{Nav, Section};
+use crate::upload::{check_token, Checked};
 use askama::Template;
 use axum::extract::multipart::{Field, MultipartRejection};
 use axum::extract::{DefaultBodyLimit, Multipart, Path, State};

@@ -1,0 +1,492 @@
+//! Free-word search's documents (migration `tenant/0008_search.sql`): written with the content
+//! they describe, in the caller's transaction, and the query that finds them — with every rule
+//! of who may read what in its `WHERE`, so that counts and pages are right.
+
+use crate::DbResult;
+use chrono::{DateTime, Utc};
+use musubi_types::japanese::{fold, grams};
+use musubi_types::{GroupId, PersonId};
+use sqlx::PgConnection;
+use uuid::Uuid;
+
+/// What a document is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DocKind {
+    /// A topic's title (its body is its comment number 1).
+    Topic,
+    Comment,
+    /// A file's name and text (shared, or an attachment once posted).
+    File,
+    /// A patient's name and reading.
+    Patient,
+}
+
+impl DocKind {
+    pub const ALL: [DocKind; 4] = [
+        DocKind::Topic,
+        DocKind::Comment,
+        DocKind::File,
+        DocKind::Patient,
+    ];
+
+    pub fn code(self) -> &'static str {
+        match self {
+            DocKind::Topic => "topic",
+            DocKind::Comment => "comment",
+            DocKind::File => "file",
+            DocKind::Patient => "patient",
+        }
+    }
+
+    pub fn from_code(code: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|k| k.code() == code)
+    }
+}
+
+/// The folded text of segments (a line break between them: nothing matches across it).
+fn folded_segments(segments: &[&str]) -> String {
+    segments
+        .iter()
+        .map(|s| fold(s))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// Writes (or rewrites) a document. Scope and topic author come from the topic, if any.
+#[allow(clippy::too_many_arguments)]
+async fn put(
+    conn: &mut PgConnection,
+    id: Uuid,
+    kind: DocKind,
+    group: GroupId,
+    topic: Option<Uuid>,
+    author: Option<PersonId>,
+    at: Option<DateTime<Utc>>,
+    folded: &str,
+) -> DbResult<()> {
+    sqlx::query(
+        "INSERT INTO search_docs (id, kind, group_id, topic_id, scope, topic_author, author_id, \
+                                  at, folded, grams) \
+         SELECT $1, $2, $3, $4, COALESCE(t.scope, 7), t.author_id, $5, COALESCE($6, now()), \
+                $7, $8 \
+         FROM (SELECT 1) one LEFT JOIN topics t ON t.id = $4 \
+         ON CONFLICT (id) DO UPDATE SET folded = EXCLUDED.folded, grams = EXCLUDED.grams, \
+             topic_id = EXCLUDED.topic_id, scope = EXCLUDED.scope, \
+             topic_author = EXCLUDED.topic_author",
+    )
+    .bind(id)
+    .bind(kind.code())
+    .bind(group)
+    .bind(topic)
+    .bind(author)
+    .bind(at)
+    .bind(folded)
+    .bind(grams(folded))
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// A comment, as posted (or edited: the current text only).
+pub async fn put_comment(
+    conn: &mut PgConnection,
+    id: Uuid,
+    group: GroupId,
+    topic: Uuid,
+    author: PersonId,
+    at: DateTime<Utc>,
+    body: &str,
+) -> DbResult<()> {
+    let folded = folded_segments(&[body]);
+    put(
+        conn,
+        id,
+        DocKind::Comment,
+        group,
+        Some(topic),
+        Some(author),
+        Some(at),
+        &folded,
+    )
+    .await
+}
+
+/// A comment's new text.
+pub async fn edit_comment(conn: &mut PgConnection, id: Uuid, body: &str) -> DbResult<()> {
+    let folded = folded_segments(&[body]);
+    sqlx::query("UPDATE search_docs SET folded = $2, grams = $3 WHERE id = $1")
+        .bind(id)
+        .bind(&folded)
+        .bind(grams(&folded))
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+/// A topic's title (the document's id is the topic's).
+pub async fn put_topic(
+    conn: &mut PgConnection,
+    topic: Uuid,
+    group: GroupId,
+    author: PersonId,
+    title: &str,
+) -> DbResult<()> {
+    let folded = folded_segments(&[title]);
+    put(
+        conn,
+        topic,
+        DocKind::Topic,
+        group,
+        Some(topic),
+        Some(author),
+        None,
+        &folded,
+    )
+    .await
+}
+
+/// A topic's title or scope changed: its title's document, and the scope of everything in it.
+pub async fn topic_changed(
+    conn: &mut PgConnection,
+    topic: Uuid,
+    title: &str,
+    scope: i16,
+) -> DbResult<()> {
+    let folded = folded_segments(&[title]);
+    sqlx::query("UPDATE search_docs SET folded = $2, grams = $3 WHERE id = $1")
+        .bind(topic)
+        .bind(&folded)
+        .bind(grams(&folded))
+        .execute(&mut *conn)
+        .await?;
+    sqlx::query("UPDATE search_docs SET scope = $2 WHERE topic_id = $1 AND scope <> $2")
+        .bind(topic)
+        .bind(scope)
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+/// A file people may see: shared (`topic` None) or attached in a topic.
+#[allow(clippy::too_many_arguments)]
+pub async fn put_file(
+    conn: &mut PgConnection,
+    id: Uuid,
+    group: GroupId,
+    topic: Option<Uuid>,
+    uploader: PersonId,
+    at: DateTime<Utc>,
+    name: &str,
+    text: Option<&str>,
+) -> DbResult<()> {
+    let folded = folded_segments(&[name, text.unwrap_or_default()]);
+    put(
+        conn,
+        id,
+        DocKind::File,
+        group,
+        topic,
+        Some(uploader),
+        Some(at),
+        &folded,
+    )
+    .await
+}
+
+/// A patient's name and reading (`name_folded` is already `fold(name)\nfold(kana)`).
+pub async fn put_patient(
+    conn: &mut PgConnection,
+    id: Uuid,
+    group: GroupId,
+    name_folded: &str,
+) -> DbResult<()> {
+    put(
+        conn,
+        id,
+        DocKind::Patient,
+        group,
+        None,
+        None,
+        None,
+        name_folded,
+    )
+    .await
+}
+
+/// Whatever `id` was: never found again.
+pub async fn remove(conn: &mut PgConnection, id: Uuid) -> DbResult<()> {
+    sqlx::query("DELETE FROM search_docs WHERE id = $1")
+        .bind(id)
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+/// Documents for content written before search existed (a database migrated from an earlier
+/// version): at most `batch` of each kind; returns how many were written.
+pub async fn backfill(conn: &mut PgConnection, batch: i64) -> DbResult<usize> {
+    let mut written = 0;
+    let topics: Vec<(Uuid, GroupId, PersonId, String)> = sqlx::query_as(
+        "SELECT t.id, t.group_id, t.author_id, t.title FROM topics t \
+         WHERE NOT EXISTS (SELECT 1 FROM search_docs d WHERE d.id = t.id) LIMIT $1",
+    )
+    .bind(batch)
+    .fetch_all(&mut *conn)
+    .await?;
+    for (id, group, author, title) in topics {
+        put_topic(conn, id, group, author, &title).await?;
+        written += 1;
+    }
+    let comments: Vec<(Uuid, GroupId, Uuid, PersonId, DateTime<Utc>, String)> = sqlx::query_as(
+        "SELECT c.id, c.group_id, c.topic_id, c.author_id, c.created_at, c.body FROM comments c \
+         WHERE c.deleted_at IS NULL \
+           AND NOT EXISTS (SELECT 1 FROM search_docs d WHERE d.id = c.id) LIMIT $1",
+    )
+    .bind(batch)
+    .fetch_all(&mut *conn)
+    .await?;
+    for (id, group, topic, author, at, body) in comments {
+        put_comment(conn, id, group, topic, author, at, &body).await?;
+        written += 1;
+    }
+    type FileDoc = (
+        Uuid,
+        GroupId,
+        Option<Uuid>,
+        PersonId,
+        DateTime<Utc>,
+        String,
+        Option<String>,
+    );
+    let files: Vec<FileDoc> = sqlx::query_as(
+        "SELECT f.id, f.group_id, f.topic_id, f.uploaded_by, f.uploaded_at, f.name, \
+                f.text_content FROM files f \
+         WHERE f.deleted_at IS NULL AND NOT f.pending \
+           AND NOT EXISTS (SELECT 1 FROM search_docs d WHERE d.id = f.id) LIMIT $1",
+    )
+    .bind(batch)
+    .fetch_all(&mut *conn)
+    .await?;
+    for (id, group, topic, by, at, name, text) in files {
+        put_file(conn, id, group, topic, by, at, &name, text.as_deref()).await?;
+        written += 1;
+    }
+    let patients: Vec<(Uuid, GroupId, String)> = sqlx::query_as(
+        "SELECT p.id, p.group_id, p.name_folded FROM patients p \
+         WHERE NOT EXISTS (SELECT 1 FROM search_docs d WHERE d.id = p.id) LIMIT $1",
+    )
+    .bind(batch)
+    .fetch_all(&mut *conn)
+    .await?;
+    for (id, group, name_folded) in patients {
+        put_patient(conn, id, group, &name_folded).await?;
+        written += 1;
+    }
+    Ok(written)
+}
+
+// --- Finding ---------------------------------------------------------------------------------
+
+/// How results are ordered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Order {
+    /// Newest first.
+    #[default]
+    Newest,
+    /// Patients, then titles, then files, then comments; more occurrences first; then newest.
+    Relevance,
+}
+
+/// Where the previous page ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Cursor {
+    pub rank: i32,
+    pub at: DateTime<Utc>,
+    pub id: Uuid,
+}
+
+/// A query, folded and checked by the caller.
+#[derive(Debug, Clone, Default)]
+pub struct Query {
+    /// Every word must be in the text (folded, non-empty, at least one).
+    pub words: Vec<String>,
+    /// No word may be in the text (folded).
+    pub excluded: Vec<String>,
+    pub kinds: Option<Vec<DocKind>>,
+    pub group: Option<GroupId>,
+    pub author: Option<PersonId>,
+    pub from: Option<DateTime<Utc>>,
+    pub until: Option<DateTime<Utc>>,
+    pub order: Order,
+    pub after: Option<Cursor>,
+    pub limit: i64,
+}
+
+/// One result, with what a list shows and the text to make a snippet from.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct Hit {
+    pub id: Uuid,
+    pub kind: String,
+    pub group_id: GroupId,
+    pub group_name: String,
+    pub topic_id: Option<Uuid>,
+    pub topic_title: Option<String>,
+    /// A comment's number in its topic (1 is the topic's body).
+    pub seq: Option<i32>,
+    pub author_id: Option<PersonId>,
+    pub author_name: Option<String>,
+    pub at: DateTime<Utc>,
+    pub rank: i32,
+    /// The text as written (for a file, its name and the start of its text).
+    pub text: String,
+}
+
+/// `%word%` with LIKE's own characters escaped.
+fn contains_pattern(word: &str) -> String {
+    let mut p = String::with_capacity(word.len() + 2);
+    p.push('%');
+    for c in word.chars() {
+        if matches!(c, '%' | '_' | '\\') {
+            p.push('\\');
+        }
+        p.push(c);
+    }
+    p.push('%');
+    p
+}
+
+/// Documents `$1` may read: an active member of the group, now; in a topic's scope (of class
+/// `$2`) or its author.
+const READABLE: &str = "\
+    FROM search_docs d \
+    JOIN core.group_members gm ON gm.group_id = d.group_id AND gm.user_id = $1 \
+         AND gm.status = 'active' AND (gm.until IS NULL OR gm.until > now())";
+
+/// ...that match the words and filters.
+const MATCHING: &str = "\
+    WHERE d.grams @> $3 \
+      AND d.folded LIKE ALL ($4) \
+      AND NOT (d.folded LIKE ANY ($5)) \
+      AND (d.topic_id IS NULL OR (d.scope & $2) <> 0 OR d.topic_author = $1) \
+      AND ($6::text[] IS NULL OR d.kind = ANY ($6)) \
+      AND ($7::uuid IS NULL OR d.group_id = $7) \
+      AND ($8::uuid IS NULL OR d.author_id = $8) \
+      AND ($9::timestamptz IS NULL OR d.at >= $9) \
+      AND ($10::timestamptz IS NULL OR d.at < $10)";
+
+/// The rank of a row: its kind, then how often the words occur (capped).
+const RANK: &str = "\
+    (CASE d.kind WHEN 'patient' THEN 3000 WHEN 'topic' THEN 2000 WHEN 'file' THEN 1000 ELSE 0 END \
+     + LEAST(999, (SELECT COALESCE(sum((char_length(d.folded) - char_length(replace(d.folded, w, ''))) \
+                                       / char_length(w)), 0) \
+                   FROM unnest($11::text[]) w))::int)";
+
+struct Bound {
+    grams: Vec<i32>,
+    patterns: Vec<String>,
+    excluded: Vec<String>,
+    kinds: Option<Vec<&'static str>>,
+}
+
+fn bound(q: &Query) -> Bound {
+    let mut g: Vec<i32> = q
+        .words
+        .iter()
+        .flat_map(|w| musubi_types::japanese::query_grams(w))
+        .collect();
+    g.sort_unstable();
+    g.dedup();
+    Bound {
+        grams: g,
+        patterns: q.words.iter().map(|w| contains_pattern(w)).collect(),
+        excluded: q.excluded.iter().map(|w| contains_pattern(w)).collect(),
+        kinds: q
+            .kinds
+            .as_ref()
+            .map(|k| k.iter().map(|k| k.code()).collect()),
+    }
+}
+
+/// One page of what `me` (of scope class `scope_bit`) may read in this association and that
+/// matches `q`, after `q.after`.
+pub async fn find(
+    conn: &mut PgConnection,
+    me: PersonId,
+    scope_bit: i16,
+    q: &Query,
+) -> DbResult<Vec<Hit>> {
+    let b = bound(q);
+    let (order, keyset) = match q.order {
+        Order::Newest => (
+            "x.at DESC, x.id DESC",
+            "($12::timestamptz IS NULL OR (x.at, x.id) < ($12, $13))",
+        ),
+        Order::Relevance => (
+            "x.rank DESC, x.at DESC, x.id DESC",
+            "($12::timestamptz IS NULL OR (x.rank, x.at, x.id) < ($14, $12, $13))",
+        ),
+    };
+    let sql = format!(
+        "SELECT x.* FROM ( \
+           SELECT d.id, d.kind, d.group_id, g.name AS group_name, d.topic_id, \
+                  t.title AS topic_title, c.seq, d.author_id, \
+                  (SELECT u.name FROM core.users u WHERE u.id = d.author_id) AS author_name, \
+                  d.at, {RANK} AS rank, \
+                  CASE d.kind WHEN 'comment' THEN c.body WHEN 'topic' THEN t.title \
+                       WHEN 'file' THEN f.name || E'\\n' || left(COALESCE(f.text_content, ''), 4000) \
+                       ELSE p.name || E'\\n' || p.name_kana END AS text \
+           {READABLE} \
+           JOIN groups g ON g.id = d.group_id \
+           LEFT JOIN topics t ON t.id = d.topic_id \
+           LEFT JOIN comments c ON d.kind = 'comment' AND c.id = d.id \
+           LEFT JOIN files f ON d.kind = 'file' AND f.id = d.id \
+           LEFT JOIN patients p ON d.kind = 'patient' AND p.id = d.id \
+           {MATCHING} \
+         ) x WHERE {keyset} ORDER BY {order} LIMIT $15"
+    );
+    let after = q.after;
+    Ok(sqlx::query_as(&sql)
+        .bind(me)
+        .bind(scope_bit)
+        .bind(&b.grams)
+        .bind(&b.patterns)
+        .bind(&b.excluded)
+        .bind(&b.kinds)
+        .bind(q.group)
+        .bind(q.author)
+        .bind(q.from)
+        .bind(q.until)
+        .bind(&q.words)
+        .bind(after.map(|c| c.at))
+        .bind(after.map(|c| c.id))
+        .bind(after.map(|c| c.rank))
+        .bind(q.limit)
+        .fetch_all(conn)
+        .await?)
+}
+
+/// How many documents match (at most `cap`), by the same rules as [`find`].
+pub async fn count(
+    conn: &mut PgConnection,
+    me: PersonId,
+    scope_bit: i16,
+    q: &Query,
+    cap: i64,
+) -> DbResult<i64> {
+    let b = bound(q);
+    let sql = format!("SELECT count(*) FROM (SELECT 1 {READABLE} {MATCHING} LIMIT $11) x");
+    Ok(sqlx::query_scalar(&sql)
+        .bind(me)
+        .bind(scope_bit)
+        .bind(&b.grams)
+        .bind(&b.patterns)
+        .bind(&b.excluded)
+        .bind(&b.kinds)
+        .bind(q.group)
+        .bind(q.author)
+        .bind(q.from)
+        .bind(q.until)
+        .bind(cap)
+        .fetch_one(conn)
+        .await?)
+}
