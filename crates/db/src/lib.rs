@@ -14,7 +14,7 @@ mod migrate;
 pub mod passkeys;
 pub mod password_reset;
 mod roles;
-pub mod search;
+pub use groups::search;
 mod tenant;
 
 pub use associations::{AssociationRow, NewAssociation, ProfileRow};
@@ -353,6 +353,8 @@ impl Db {
                 }
             }
         }
+        // Requests after a migration load the registry afresh.
+        self.registry.invalidate();
         Ok(report)
     }
 

@@ -109,6 +109,9 @@ pub enum AuditAction {
     FileDownload,
     /// A shared file was deleted (by its uploader or an owner).
     FileDelete,
+    /// Someone searched (the query's text and how many results, in each association looked
+    /// in).
+    Search,
 }
 
 impl AuditAction {
@@ -159,6 +162,7 @@ impl AuditAction {
         AuditAction::FileUpload,
         AuditAction::FileDownload,
         AuditAction::FileDelete,
+        AuditAction::Search,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -209,6 +213,7 @@ impl AuditAction {
             AuditAction::FileUpload => "file.upload",
             AuditAction::FileDownload => "file.download",
             AuditAction::FileDelete => "file.delete",
+            AuditAction::Search => "search",
         }
     }
 }

@@ -18,6 +18,7 @@ pub mod passkeys;
 pub mod password_reset;
 pub mod patient_csv;
 pub mod patients;
+pub mod search;
 pub mod second_factor;
 pub mod sessions;
 pub mod text;

@@ -57,6 +57,7 @@ mod comments;
 mod events;
 mod members;
 mod patients;
+pub mod search;
 mod topics;
 mod unread;
 

@@ -355,12 +355,15 @@ fn contains_pattern(word: &str) -> String {
     p
 }
 
-/// Documents `$1` may read: an active member of the group, now; in a topic's scope (of class
-/// `$2`) or its author.
-const READABLE: &str = "\
-    FROM search_docs d \
-    JOIN core.group_members gm ON gm.group_id = d.group_id AND gm.user_id = $1 \
-         AND gm.status = 'active' AND (gm.until IS NULL OR gm.until > now())";
+/// Documents `$1` may read: an active member of the group now (the same rule as everywhere,
+/// [`member_counts!`], and within their last day), in a topic's scope (of class `$2`) or its
+/// author — the last part in [`MATCHING`].
+const READABLE: &str = concat!(
+    "FROM search_docs d \
+     JOIN core.group_members gm ON gm.group_id = d.group_id AND gm.user_id = $1 \
+          AND gm.status = 'active' AND (gm.until IS NULL OR gm.until > now()) AND ",
+    member_counts!()
+);
 
 /// ...that match the words and filters.
 const MATCHING: &str = "\
