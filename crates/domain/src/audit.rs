@@ -213,7 +213,7 @@ impl AuditAction {
             AuditAction::FileUpload => "file.upload",
             AuditAction::FileDownload => "file.download",
             AuditAction::FileDelete => "file.delete",
-            AuditAction::Search => "search",
+            AuditAction::Search => "search.query",
         }
     }
 }

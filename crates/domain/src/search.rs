@@ -7,7 +7,7 @@
 //! ([`musubi_types::japanese::fold`]: width, kana, case), so 「ｹｱﾏﾈ」 finds 「ケアマネ」 and
 //! 「１５０」 finds 「150」; one-character words (痰, 咳) are found. Who may read what is
 //! decided in the database query itself (`musubi_db::search`), so pages and counts never show
-//! what the person may not see. Each search is recorded as `search` (with its text) in the
+//! what the person may not see. Each search is recorded as `search.query` (with its text) in the
 //! audit log of every association it looked in; the text goes nowhere else.
 
 use crate::audit::{AuditAction, RequestMeta};
@@ -221,15 +221,15 @@ impl Services {
         };
         let me = viewer.user.id;
         let bit = viewer_bit(viewer).bits();
-        let hosts: Vec<(String, String)> = match input.group {
-            Some((slug, _)) => vec![(slug.to_owned(), String::new())],
-            None => groups_repo::directory_of(self.db().pool(), me)
-                .await?
-                .into_iter()
-                .filter(|d| d.active > 0)
-                .map(|d| (d.slug, d.name))
-                .collect(),
-        };
+        // Only associations hosting a group of theirs: a search never looks (or leaves a
+        // record) anywhere else, whatever group it names.
+        let hosts: Vec<(String, String)> = groups_repo::directory_of(self.db().pool(), me)
+            .await?
+            .into_iter()
+            .filter(|d| d.active > 0)
+            .filter(|d| input.group.is_none_or(|(slug, _)| slug == d.slug))
+            .map(|d| (d.slug, d.name))
+            .collect();
         let mut results = SearchResults::default();
         let mut hits: Vec<(String, String, Hit)> = Vec::new();
         for (slug, name) in hosts {
@@ -249,11 +249,6 @@ impl Services {
             c.commit().await?;
             results.total += count;
             results.more_than_total |= count >= COUNT_CAP;
-            let name = if name.is_empty() {
-                tenant.name.clone()
-            } else {
-                name
-            };
             hits.extend(found.into_iter().map(|h| (slug.clone(), name.clone(), h)));
         }
         hits.sort_by(|a, b| before(input.order, &a.2, &b.2));
@@ -290,20 +285,41 @@ impl Services {
 /// About how many characters a snippet shows.
 pub const SNIPPET_CHARS: usize = 120;
 
+/// Marks that join the character before them when folded: voiced sound marks (half-width and
+/// combining) and variation selectors.
+fn joins_previous(c: char) -> bool {
+    matches!(
+        c,
+        '\u{FF9E}' | '\u{FF9F}' | '\u{3099}' | '\u{309A}' | '\u{FE00}'..='\u{FE0F}'
+            | '\u{E0100}'..='\u{E01EF}'
+    )
+}
+
 /// The part of `text` around the first match of `words` (folded), with every match marked.
-/// Positions are found by folding `text` one character at a time, so that each folded
-/// character knows where it came from.
+/// Positions are found by folding `text` a character at a time (with the marks that join it,
+/// 「ｶﾞ」 as one), so that each folded character knows where it came from.
 pub fn snippet(text: &str, words: &[String], max_chars: usize) -> Vec<Piece> {
     let original: Vec<char> = text.chars().collect();
-    // Folded characters and the original character each came from.
+    // Folded characters and the first original character each came from.
     let mut folded: Vec<char> = Vec::with_capacity(original.len());
     let mut from: Vec<usize> = Vec::with_capacity(original.len());
-    let mut buf = [0u8; 4];
-    for (i, c) in original.iter().enumerate() {
-        for f in fold(c.encode_utf8(&mut buf)).chars() {
+    // And where each original character's unit ends (so a match covers its marks).
+    let mut unit_end: Vec<usize> = (0..original.len()).collect();
+    let mut i = 0;
+    while i < original.len() {
+        let mut end = i + 1;
+        while end < original.len() && joins_previous(original[end]) {
+            end += 1;
+        }
+        let unit: String = original[i..end].iter().collect();
+        for f in fold(&unit).chars() {
             folded.push(f);
             from.push(i);
         }
+        for u in &mut unit_end[i..end] {
+            *u = end - 1;
+        }
+        i = end;
     }
     let mut marked = vec![false; original.len()];
     for word in words {
@@ -314,8 +330,8 @@ pub fn snippet(text: &str, words: &[String], max_chars: usize) -> Vec<Piece> {
         let mut at = 0;
         while at + w.len() <= folded.len() {
             if folded[at..at + w.len()] == w[..] {
-                for i in from[at]..=from[at + w.len() - 1] {
-                    marked[i] = true;
+                for m in &mut marked[from[at]..=unit_end[from[at + w.len() - 1]]] {
+                    *m = true;
                 }
                 at += w.len();
             } else {
@@ -406,6 +422,8 @@ mod tests {
         assert_eq!(marked(&s), vec!["ＢＰ", "１５０"]);
         let s = snippet("ケアマネージャーさんへ", &["けあまね".into()], 120);
         assert_eq!(marked(&s), vec!["ケアマネ"]);
+        let s = snippet("ｶﾞｰｾﾞ交換済", &["がーぜ".into()], 120);
+        assert_eq!(marked(&s), vec!["ｶﾞｰｾﾞ"]);
         // A long text is cut around the first match.
         let long = format!("{}褥瘡{}", "あ".repeat(300), "い".repeat(300));
         let s = snippet(&long, &["褥瘡".into()], 40);

@@ -13,13 +13,15 @@ use unicode_normalization::UnicodeNormalization;
 ///   unified forms, and the ideographic space becomes a space;
 /// - lower case;
 /// - katakana become hiragana (ヤマダ and やまだ match);
-/// - white space of every kind is removed (「山田 太郎」 and 「山田太郎」 match).
+/// - white space of every kind is removed (「山田 太郎」 and 「山田太郎」 match);
+/// - variation selectors are removed (葛󠄀 with its selector is 葛).
 ///
 /// What NFKC does not fold (異体字 such as 髙 and 高, 﨑 and 崎) stays as typed.
 pub fn fold(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     for c in text.nfkc() {
-        if c.is_whitespace() {
+        if c.is_whitespace() || matches!(c, '\u{FE00}'..='\u{FE0F}' | '\u{E0100}'..='\u{E01EF}')
+        {
             continue;
         }
         for l in c.to_lowercase() {
@@ -111,6 +113,7 @@ mod tests {
         assert_eq!(fold("ＳｐＯ２　低下"), "spo2低下");
         assert_eq!(fold("BP １５０"), "bp150");
         assert_eq!(fold("ヤマダ タロウ"), fold("やまだたろう"));
+        assert_eq!(fold("葛\u{E0100}飾"), "葛飾");
     }
 
     #[test]
