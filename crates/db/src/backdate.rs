@@ -60,6 +60,10 @@ pub async fn comment(
              WHERE c.id = $3 AND g.id = c.group_id AND g.last_activity_at >= $2",
             "UPDATE unread u SET last_at = $1 FROM comments c \
              WHERE c.id = $3 AND u.topic_id = c.topic_id AND u.last_at >= $2",
+            // Its search document, and its topic's when it is the body.
+            "UPDATE search_docs d SET at = $1 FROM comments c \
+             WHERE c.id = $3 AND (d.id = c.id OR (c.seq = 1 AND d.id = c.topic_id)) \
+               AND c.created_at >= $2",
             // Last: the statements above recognise the new comment by its time.
             "UPDATE comments SET created_at = $1 WHERE id = $3 AND created_at >= $2",
         ],

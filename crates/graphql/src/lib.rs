@@ -14,6 +14,7 @@ mod passkeys;
 mod patients;
 mod query;
 mod request;
+mod search;
 mod sns;
 
 pub use error::to_gql_error;

@@ -8,6 +8,7 @@ use crate::live::Subscription;
 use crate::passkeys::{PasskeyMutation, PasskeyQuery};
 use crate::patients::{PatientMutation, PatientQuery};
 use crate::request::{parts, OrGql};
+use crate::search::SearchQuery;
 use crate::sns::{SnsMutation, SnsQuery};
 use async_graphql::{Context, MergedObject, Object, Schema, SimpleObject, ID};
 use chrono::{DateTime, Utc};
@@ -27,6 +28,7 @@ pub struct Query(
     SnsQuery,
     FileQuery,
     PatientQuery,
+    SearchQuery,
 );
 
 #[derive(MergedObject, Default)]

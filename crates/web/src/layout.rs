@@ -27,6 +27,8 @@ pub(crate) enum Section {
     Groups,
     /// The patient register (患者台帳).
     Patients,
+    /// The search page: it has its own search box, so the header leaves its box out.
+    Search,
     Other,
 }
 
@@ -88,6 +90,15 @@ impl<'a> Nav<'a> {
 
     pub(crate) fn is_at_patients(&self) -> bool {
         self.at == Section::Patients
+    }
+
+    pub(crate) fn is_at_search(&self) -> bool {
+        self.at == Section::Search
+    }
+
+    /// The header's search box: on every signed-in page but the search page itself.
+    pub(crate) fn shows_search(&self) -> bool {
+        self.user.is_some() && self.at != Section::Search
     }
 
     /// The badge's text: the count, "99+" beyond that; empty when nothing is unread.

@@ -121,7 +121,7 @@ fn console_routes() -> Router<Services> {
 /// Groups, topics and comments: `/groups`, `/a/{slug}/g/{group}/…`, `/a/{slug}/t/{topic}/…`;
 /// the patient register: `/patients`, `/a/{slug}/patients/…` (see [`pages::sns`]).
 fn sns_routes() -> Router<Services> {
-    use pages::sns::{files, group, groups, new_topic, patient_files, patients, topic};
+    use pages::sns::{files, group, groups, new_topic, patient_files, patients, search, topic};
     const GROUP: &str = "/a/{slug}/g/{group_id}";
     const PATIENT: &str = "/a/{slug}/patients/{patient_id}";
     const TOPIC: &str = "/a/{slug}/t/{topic_id}";
@@ -129,6 +129,7 @@ fn sns_routes() -> Router<Services> {
     Router::new()
         .route("/groups", get(groups::show))
         .route("/groups/list", get(groups::fragment))
+        .route("/search", get(search::show))
         .route(
             "/a/{slug}/groups/new",
             get(groups::show_new).post(groups::create),

@@ -22,6 +22,8 @@ mod sns {
     mod files_api;
     mod live;
     mod patients;
+    mod search;
+    mod search_api;
     mod services;
     mod subscriptions;
 }
@@ -59,6 +61,7 @@ mod web {
     mod files;
     mod invite;
     mod patients;
+    mod search;
     mod signin;
     mod sns;
 }

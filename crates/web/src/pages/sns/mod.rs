@@ -13,6 +13,7 @@ pub(crate) mod new_topic;
 pub(crate) mod patient_files;
 pub(crate) mod patient_import;
 pub(crate) mod patients;
+pub(crate) mod search;
 pub(crate) mod text;
 pub(crate) mod topic;
 

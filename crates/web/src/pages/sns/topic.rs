@@ -449,7 +449,19 @@ pub(crate) async fn show(
 ) -> Result<Response, Response> {
     let p = Place::open(&services, &ctx, &slug).await?;
     let after = super::live_cursor(&services).await;
-    let view = open(&services, &ctx, &p, parse_id(&id)).await?;
+    // A search result opens one comment: only what the script reports as on screen becomes
+    // read (without the script, nothing), not everything the page shows.
+    let from_search = uri
+        .query()
+        .is_some_and(|q| q.split('&').any(|pair| pair == "from=search"));
+    let view = if from_search {
+        services
+            .read_topic(&p.actor(), parse_id(&id), Reading::OnScreen)
+            .await
+            .map_err(|e| page_error(&ctx, "opening a topic", e))?
+    } else {
+        open(&services, &ctx, &p, parse_id(&id)).await?
+    };
     let typed = Typed {
         live_after: after,
         ..Typed::default()
