@@ -14,12 +14,12 @@ use crate::audit::{AuditAction, RequestMeta};
 use crate::groups::viewer_bit;
 use crate::sessions::Viewer;
 use crate::types::GroupId;
+use crate::types::PersonId;
 use crate::{Actor, AppError, AppResult, Services};
 use chrono::{DateTime, Utc};
 use musubi_db::groups as groups_repo;
 use musubi_db::search::{self as repo, Cursor, Query};
 use musubi_db::types::japanese::fold;
-use crate::types::PersonId;
 use uuid::Uuid;
 
 pub use musubi_db::search::{DocKind, Hit, Order};
@@ -351,7 +351,11 @@ pub fn snippet(text: &str, words: &[String], max_chars: usize) -> Vec<Piece> {
         });
     }
     for i in start..end {
-        let c = if original[i] == '\n' { ' ' } else { original[i] };
+        let c = if original[i] == '\n' {
+            ' '
+        } else {
+            original[i]
+        };
         match pieces.last_mut() {
             Some(p) if p.matched == marked[i] && p.text != "…" => p.text.push(c),
             _ => pieces.push(Piece {
@@ -387,12 +391,22 @@ mod tests {
     #[test]
     fn nothing_to_look_for_or_too_much() {
         for q in ["", "   ", "-転倒", "\"\"", "「　」"] {
-            assert_eq!(parse(q).unwrap_err().reasons, vec![reason::NO_WORDS], "{q:?}");
+            assert_eq!(
+                parse(q).unwrap_err().reasons,
+                vec![reason::NO_WORDS],
+                "{q:?}"
+            );
         }
         let long = "あ".repeat(MAX_QUERY_CHARS + 1);
         assert_eq!(parse(&long).unwrap_err().reasons, vec![reason::TOO_LONG]);
-        let many = (0..11).map(|i| format!("w{i}")).collect::<Vec<_>>().join(" ");
-        assert_eq!(parse(&many).unwrap_err().reasons, vec![reason::TOO_MANY_WORDS]);
+        let many = (0..11)
+            .map(|i| format!("w{i}"))
+            .collect::<Vec<_>>()
+            .join(" ");
+        assert_eq!(
+            parse(&many).unwrap_err().reasons,
+            vec![reason::TOO_MANY_WORDS]
+        );
     }
 
     #[test]
@@ -418,7 +432,11 @@ mod tests {
 
     #[test]
     fn snippets_mark_words_in_the_text_as_written() {
-        let s = snippet("本日のＢＰ　１５０／９０、SpO2 96%。", &["bp".into(), "150".into()], 120);
+        let s = snippet(
+            "本日のＢＰ　１５０／９０、SpO2 96%。",
+            &["bp".into(), "150".into()],
+            120,
+        );
         assert_eq!(marked(&s), vec!["ＢＰ", "１５０"]);
         let s = snippet("ケアマネージャーさんへ", &["けあまね".into()], 120);
         assert_eq!(marked(&s), vec!["ケアマネ"]);

@@ -20,8 +20,7 @@ use unicode_normalization::UnicodeNormalization;
 pub fn fold(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     for c in text.nfkc() {
-        if c.is_whitespace() || matches!(c, '\u{FE00}'..='\u{FE0F}' | '\u{E0100}'..='\u{E01EF}')
-        {
+        if c.is_whitespace() || matches!(c, '\u{FE00}'..='\u{FE0F}' | '\u{E0100}'..='\u{E01EF}') {
             continue;
         }
         for l in c.to_lowercase() {
