@@ -125,6 +125,9 @@ pub fn bench(args: &[String]) -> Result<()> {
     let db_name = format!("musubi_bench_{}", o.scale);
     let db_url = with_database(&server_url, &db_name);
     let manifest = scale_dir.join("manifest.json");
+    // The servers' data directory: the embedded file store keeps the dataset's attachments
+    // there (`files/`), so it belongs to the scale's dataset like the database does.
+    let data_dir = scale_dir.join("data");
 
     let result = (|| -> Result<()> {
         let exists = runtime.block_on(database_exists(&server_url, &db_name))?;
@@ -140,17 +143,25 @@ pub fn bench(args: &[String]) -> Result<()> {
             .env("DATABASE_URL", &db_url)
             .env("MUSUBI_LOG", "warn"))?;
         if !reuse {
+            // The objects of the dataset before, and what earlier runs uploaded.
+            let files = data_dir.join("files");
+            if files.exists() {
+                std::fs::remove_dir_all(&files)
+                    .with_context(|| format!("cannot remove {}", files.display()))?;
+            }
             let mut generate = Command::new(bin_dir.join("musubi-bench"));
             generate
                 .args(["generate", "--scale", &o.scale, "--database-url", &db_url])
                 .arg("--manifest")
-                .arg(&manifest);
+                .arg(&manifest)
+                .arg("--data-dir")
+                .arg(&data_dir);
             if let Some(seed) = &o.seed {
                 generate.args(["--seed", seed]);
             }
             run(&mut generate)?;
         }
-        drive(&o, &bin_dir, &bench_dir, &db_url, &manifest)
+        drive(&o, &bin_dir, &bench_dir, &data_dir, &db_url, &manifest)
     })();
 
     if let Some(pg) = cluster {
@@ -167,6 +178,7 @@ fn drive(
     o: &Options,
     bin_dir: &Path,
     bench_dir: &Path,
+    data_dir: &Path,
     db_url: &str,
     manifest: &Path,
 ) -> Result<()> {
@@ -174,14 +186,13 @@ fn drive(
     let shedding_port = free_port()?;
     let floor_port = free_port()?;
     let server_log = bench_dir.join("server.log");
-    let data_dir = bench_dir.join("data");
-    std::fs::create_dir_all(&data_dir)?;
+    std::fs::create_dir_all(data_dir)?;
     let serve = |port: u16, shedding: bool| {
         let mut cmd = Command::new(bin_dir.join("musubi"));
         cmd.arg("serve")
             .env("DATABASE_URL", db_url)
             .env("MUSUBI_LISTEN", format!("127.0.0.1:{port}"))
-            .env("MUSUBI_DATA_DIR", &data_dir)
+            .env("MUSUBI_DATA_DIR", data_dir)
             .env("MUSUBI_LOG", "warn")
             .env("MUSUBI_MIGRATE_ON_START", "false")
             // Every client of the benchmark comes from one address, whose ceiling is ten

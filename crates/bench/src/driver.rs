@@ -4,10 +4,14 @@
 //! It shares the machine with Musubi and PostgreSQL, so it stays light: one HTTP client,
 //! request bodies built with a single `format!`, responses checked through typed serde
 //! structures that skip what they do not need.
+//!
+//! Every operation uses each person's bearer token: GraphQL, and for files the API's routes
+//! (`/api/a/{slug}/…`), whose uploads carry the file itself as the body.
 
 use crate::manifest::{Manifest, Person};
 use crate::report::{Budget, Dataset, Machine, Mixed, Operation, Report, Server, Subscriptions};
 use crate::rng::Rng;
+use crate::samples::{JPEG, PDF};
 use crate::statements;
 use crate::stats::Recorder;
 use crate::ws;
@@ -25,12 +29,17 @@ use tokio::time::Instant;
 use uuid::Uuid;
 
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+/// Uploads may take longer: a photo is decoded twice over (its previews), and in the small
+/// scale's debug build that alone takes seconds.
+const UPLOAD_TIMEOUT: Duration = Duration::from_secs(60);
 const READY_WAIT: Duration = Duration::from_secs(60);
 /// Subscriptions being connected at the same time.
 const CONNECT_AT_ONCE: usize = 50;
 /// An action starting later than this after it was due counts as late.
 const LATE: Duration = Duration::from_secs(1);
 const ASSOCIATION_HEADER: &str = "musubi-association";
+/// An upload's name (percent-encoded UTF-8); its body is the file.
+const FILE_NAME_HEADER: &str = "x-file-name";
 
 // ---------------------------------------------------------------------------------------------
 // Operations
@@ -46,6 +55,17 @@ pub enum Op {
     PostComment,
     /// The patient register's list: a search, a filter, an order, a first or later page.
     Patients,
+    /// A reply with a photo: the photo (about 1 MB) uploaded for it, then `postComment` with
+    /// its id.
+    UploadPhoto,
+    /// A 1 MB PDF shared with a group.
+    UploadPdf,
+    /// The same with a 20 MB PDF: memory must not follow the file's size.
+    UploadLarge,
+    /// An attachment's original (a photo or a PDF).
+    DownloadAttachment,
+    /// A photo attachment's thumbnail, as a topic shows it.
+    AttachmentThumb,
 }
 
 /// Whom a single-operation phase acts as.
@@ -65,6 +85,10 @@ struct Phase {
     name: &'static str,
     op: Op,
     who: Who,
+    /// Clients, when not the run's `--concurrency`.
+    clients: Option<usize>,
+    /// Stop after this many requests, even before the phase's time is up.
+    max_requests: Option<u64>,
 }
 
 impl Phase {
@@ -73,12 +97,27 @@ impl Phase {
             name: op.name(),
             op,
             who: Who::People,
+            clients: None,
+            max_requests: None,
         }
     }
 }
 
+/// Clients of the upload phases. The same for both PDF sizes, so that their memory compares:
+/// were uploads held in memory whole, four 20 MB uploads at once would show as 76 MB more
+/// than four 1 MB ones. (The server decodes two photos at a time; more would only queue.)
+const UPLOAD_CLIENTS: usize = 4;
+/// Uploads per run at most: each stays in the store (regenerating the dataset clears it).
+const PDF_UPLOADS: u64 = 500;
+const LARGE_UPLOADS: u64 = 50;
+/// How much more the server may hold while 20 MB files arrive than while 1 MB ones do.
+const UPLOAD_RSS_MARGIN_MB: f64 = 64.0;
+/// Bytes of the PDFs' filler: 1 MB and 20 MB files.
+const PDF_BYTES: usize = 1024 * 1024;
+const LARGE_BYTES: usize = 20 * 1024 * 1024;
+
 /// The single-operation phases, in order (the floor first: the others are read against it).
-const SINGLE: [Phase; 9] = [
+const SINGLE: [Phase; 11] = [
     Phase::of(Op::Floor),
     Phase::of(Op::Home),
     Phase::of(Op::UnreadCounts),
@@ -90,14 +129,38 @@ const SINGLE: [Phase; 9] = [
     // has 39 readers.
     Phase {
         name: "topic_crowded",
-        op: Op::TopicView,
         who: Who::Crowded,
+        ..Phase::of(Op::TopicView)
     },
     // The home page of people with thousands of comments unread in hundreds of topics.
     Phase {
         name: "home_heavy",
-        op: Op::Home,
         who: Who::Heavy,
+        ..Phase::of(Op::Home)
+    },
+    // Reading the dataset's attachments.
+    Phase::of(Op::DownloadAttachment),
+    Phase::of(Op::AttachmentThumb),
+];
+
+/// The upload phases, after the mixed phase (memory a process took stays with it for a while:
+/// the photos' decoding must not count as the subscriptions'). Documents of 1 and 20 MB the
+/// same way, so that their memory compares, then photos, whose decoding takes memory of its
+/// own.
+const UPLOADS: [Phase; 3] = [
+    Phase {
+        clients: Some(UPLOAD_CLIENTS),
+        max_requests: Some(PDF_UPLOADS),
+        ..Phase::of(Op::UploadPdf)
+    },
+    Phase {
+        clients: Some(UPLOAD_CLIENTS),
+        max_requests: Some(LARGE_UPLOADS),
+        ..Phase::of(Op::UploadLarge)
+    },
+    Phase {
+        clients: Some(UPLOAD_CLIENTS),
+        ..Phase::of(Op::UploadPhoto)
     },
 ];
 
@@ -107,13 +170,16 @@ const PATIENT_SEARCHES: &[&str] = &[
 ];
 
 /// The mixed phase's operations and their weights (percent).
-const MIXED: [(Op, u64); 6] = [
-    (Op::Home, 32),
+const MIXED: [(Op, u64); 9] = [
+    (Op::Home, 28),
     (Op::UnreadCounts, 10),
     (Op::Group, 18),
     (Op::Patients, 5),
     (Op::TopicView, 25),
-    (Op::PostComment, 10),
+    (Op::PostComment, 9),
+    (Op::UploadPhoto, 1),
+    (Op::DownloadAttachment, 1),
+    (Op::AttachmentThumb, 3),
 ];
 
 impl Op {
@@ -127,6 +193,11 @@ impl Op {
             Op::TopicView => "topic_view",
             Op::PostComment => "post_comment",
             Op::Patients => "patients",
+            Op::UploadPhoto => "upload_photo",
+            Op::UploadPdf => "upload_pdf",
+            Op::UploadLarge => "upload_large",
+            Op::DownloadAttachment => "download_attachment",
+            Op::AttachmentThumb => "attachment_thumb",
         }
     }
 
@@ -135,7 +206,16 @@ impl Op {
             Op::SignIn => {
                 "mutation($e:String!,$p:String!){ signIn(email:$e,password:$p){ token next } }"
             }
-            Op::Floor => "",
+            // The reply that posts an uploaded photo.
+            Op::UploadPhoto => {
+                "mutation($t:ID!,$b:String!,$a:[ID!]){ postComment(topicId:$t, body:$b, \
+                 attachmentIds:$a) }"
+            }
+            Op::Floor
+            | Op::UploadPdf
+            | Op::UploadLarge
+            | Op::DownloadAttachment
+            | Op::AttachmentThumb => "",
             Op::Home => {
                 "{ home { counts { total } invitations groups { groupId kind unread \
                  items { commentId excerpt createdAt } } } }"
@@ -152,7 +232,8 @@ impl Op {
                 "query($id:ID!){ topic(id:$id){ topic { id title lastSeq unread } receiptMode \
                  firstUnreadSeq comments { id seq body authorName createdAt \
                  readers { userId name at } readerCount notReadBy { userId name } \
-                 history { version body writtenAt } } } }"
+                 history { version body writtenAt } \
+                 attachments { id name contentType sizeBytes thumbnailUrl } } } }"
             }
             Op::PostComment => "mutation($t:ID!,$b:String!){ postComment(topicId:$t, body:$b) }",
             Op::Patients => {
@@ -166,9 +247,11 @@ impl Op {
     /// Which people can do this operation.
     fn needs(self) -> Needs {
         match self {
-            Op::Group | Op::Patients => Needs::Group,
-            Op::TopicView | Op::PostComment => Needs::Topic,
-            _ => Needs::Nothing,
+            Op::Group | Op::Patients | Op::UploadPdf | Op::UploadLarge => Needs::Group,
+            Op::TopicView | Op::PostComment | Op::UploadPhoto => Needs::Topic,
+            Op::DownloadAttachment => Needs::Attachment,
+            Op::AttachmentThumb => Needs::Thumbnail,
+            Op::SignIn | Op::Floor | Op::Home | Op::UnreadCounts => Needs::Nothing,
         }
     }
 }
@@ -178,6 +261,8 @@ enum Needs {
     Nothing,
     Group,
     Topic,
+    Attachment,
+    Thumbnail,
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -350,6 +435,11 @@ pub fn validate(op: Op, status: u16, body: &[u8]) -> Result<(), String> {
         Op::TopicView => check::<TopicData>(body),
         Op::PostComment => check::<PostData>(body),
         Op::Patients => check::<PatientsData>(body),
+        Op::UploadPhoto
+        | Op::UploadPdf
+        | Op::UploadLarge
+        | Op::DownloadAttachment
+        | Op::AttachmentThumb => Err(format!("{} is not a GraphQL operation", op.name())),
     }
 }
 
@@ -399,7 +489,18 @@ fn snippet(body: &[u8]) -> String {
 
 struct Place {
     association: HeaderValue,
+    /// The same, for web addresses.
+    slug: String,
     id: Uuid,
+    /// The group: the topic's, or the group itself.
+    group: Uuid,
+}
+
+/// An attachment the person may read.
+struct Attachment {
+    slug: String,
+    id: Uuid,
+    size: u64,
 }
 
 struct Actor {
@@ -410,28 +511,33 @@ struct Actor {
     /// Indices into `topics` of those with 30–80 comments: the budget is for a topic of
     /// about fifty.
     view_topics: Vec<usize>,
+    attachments: Vec<Attachment>,
+    /// Indices into `attachments` of the photos (they have thumbnails).
+    photos: Vec<usize>,
 }
 
 impl Actor {
     fn new(p: &Person, floor: &str) -> anyhow::Result<Self> {
         let auth = HeaderValue::from_str(&format!("Bearer {}", p.token))
             .with_context(|| format!("person {}: token is not a header value", p.id))?;
-        let place = |a: &str, id: Uuid| -> anyhow::Result<Place> {
+        let place = |a: &str, id: Uuid, group: Uuid| -> anyhow::Result<Place> {
             Ok(Place {
                 association: HeaderValue::from_str(a)
                     .with_context(|| format!("association slug {a:?}"))?,
+                slug: a.to_owned(),
                 id,
+                group,
             })
         };
         let groups = p
             .groups
             .iter()
-            .map(|g| place(&g.association, g.id))
+            .map(|g| place(&g.association, g.id, g.id))
             .collect::<anyhow::Result<Vec<_>>>()?;
         let topics = p
             .topics
             .iter()
-            .map(|t| place(&t.association, t.id))
+            .map(|t| place(&t.association, t.id, t.group_id))
             .collect::<anyhow::Result<Vec<_>>>()?;
         let view_topics = p
             .topics
@@ -440,12 +546,30 @@ impl Actor {
             .filter(|(_, t)| (30..=80).contains(&t.comments))
             .map(|(i, _)| i)
             .collect();
+        let attachments = p
+            .attachments
+            .iter()
+            .map(|a| Attachment {
+                slug: a.association.clone(),
+                id: a.id,
+                size: a.size,
+            })
+            .collect();
+        let photos = p
+            .attachments
+            .iter()
+            .enumerate()
+            .filter(|(_, a)| a.thumbnail)
+            .map(|(i, _)| i)
+            .collect();
         Ok(Self {
             auth,
             floor_url: format!("{floor}/floor/{}", p.id),
             groups,
             topics,
             view_topics,
+            attachments,
+            photos,
         })
     }
 
@@ -454,6 +578,8 @@ impl Actor {
             Needs::Nothing => true,
             Needs::Group => !self.groups.is_empty(),
             Needs::Topic => !self.topics.is_empty(),
+            Needs::Attachment => !self.attachments.is_empty(),
+            Needs::Thumbnail => !self.photos.is_empty(),
         }
     }
 }
@@ -464,6 +590,8 @@ struct Cast {
     all: Vec<usize>,
     with_groups: Vec<usize>,
     with_topics: Vec<usize>,
+    with_attachments: Vec<usize>,
+    with_photos: Vec<usize>,
 }
 
 impl Cast {
@@ -481,6 +609,8 @@ impl Cast {
             all: (0..actors.len()).collect(),
             with_groups: idx(Needs::Group),
             with_topics: idx(Needs::Topic),
+            with_attachments: idx(Needs::Attachment),
+            with_photos: idx(Needs::Thumbnail),
             actors,
         })
     }
@@ -490,13 +620,46 @@ impl Cast {
             Needs::Nothing => &self.all,
             Needs::Group => &self.with_groups,
             Needs::Topic => &self.with_topics,
+            Needs::Attachment => &self.with_attachments,
+            Needs::Thumbnail => &self.with_photos,
         }
+    }
+}
+
+/// What the uploads send, built once: the files themselves, the same for everyone.
+struct Uploads {
+    /// A phone's photo, attached to a reply.
+    photo: bytes::Bytes,
+    /// Scanned letters of 1 and 20 MB, shared with a group.
+    pdf: bytes::Bytes,
+    large: bytes::Bytes,
+    /// The letters' name, for `X-File-Name` (percent-encoded UTF-8).
+    pdf_name: HeaderValue,
+}
+
+impl Uploads {
+    /// The photo and the PDFs are built here (a second or two in a debug build).
+    fn build(seed: u64) -> anyhow::Result<Self> {
+        use percent_encoding::{utf8_percent_encode, NON_ALPHANUMERIC};
+        let pdf = |filler: usize| {
+            bytes::Bytes::from(crate::samples::pdf("Scanned referral letter", filler, seed))
+        };
+        let name = utf8_percent_encode("診療情報提供書_スキャン.pdf", NON_ALPHANUMERIC).to_string();
+        Ok(Self {
+            photo: crate::samples::upload_photo()?.into(),
+            pdf: pdf(PDF_BYTES),
+            large: pdf(LARGE_BYTES),
+            pdf_name: HeaderValue::from_str(&name)?,
+        })
     }
 }
 
 struct Ctx {
     client: reqwest::Client,
     graphql_url: String,
+    /// The server's base URL, for the file routes.
+    target: String,
+    uploads: Arc<Uploads>,
     /// The regular people: every phase but `topic_crowded` and `home_heavy` acts as them.
     /// Each cast is shared by the contexts of both servers.
     people: Arc<Cast>,
@@ -505,8 +668,25 @@ struct Ctx {
     /// The heavy readers: the `home_heavy` phase only.
     heavy: Arc<Cast>,
     /// Each operation's query as a JSON string (escaped once).
-    queries: [String; 8],
+    queries: [String; 13],
 }
+
+/// Every operation, in [`op_index`] order.
+const OPS: [Op; 13] = [
+    Op::SignIn,
+    Op::Floor,
+    Op::Home,
+    Op::UnreadCounts,
+    Op::Group,
+    Op::TopicView,
+    Op::PostComment,
+    Op::Patients,
+    Op::UploadPhoto,
+    Op::UploadPdf,
+    Op::UploadLarge,
+    Op::DownloadAttachment,
+    Op::AttachmentThumb,
+];
 
 fn op_index(op: Op) -> usize {
     match op {
@@ -518,10 +698,36 @@ fn op_index(op: Op) -> usize {
         Op::TopicView => 5,
         Op::PostComment => 6,
         Op::Patients => 7,
+        Op::UploadPhoto => 8,
+        Op::UploadPdf => 9,
+        Op::UploadLarge => 10,
+        Op::DownloadAttachment => 11,
+        Op::AttachmentThumb => 12,
     }
 }
 
 impl Ctx {
+    /// A context for the server at `target`: the people, and what they upload, are shared
+    /// by both servers' contexts.
+    fn new(
+        client: &reqwest::Client,
+        target: &str,
+        casts: [Arc<Cast>; 3],
+        uploads: Arc<Uploads>,
+    ) -> anyhow::Result<Self> {
+        let [people, crowded, heavy] = casts;
+        Ok(Self {
+            client: client.clone(),
+            graphql_url: format!("{target}/graphql"),
+            target: target.to_owned(),
+            uploads,
+            people,
+            crowded,
+            heavy,
+            queries: OPS.map(|op| serde_json::Value::String(op.query().to_owned()).to_string()),
+        })
+    }
+
     fn cast(&self, who: Who) -> &Cast {
         match who {
             Who::People => &self.people,
@@ -603,8 +809,90 @@ impl Ctx {
                 );
                 self.graphql(actor, Some(&t.association), body)
             }
+            Op::UploadPhoto => return self.upload_photo(actor, rng).await,
+            Op::UploadPdf | Op::UploadLarge => {
+                let g = rng.pick(&actor.groups).ok_or("the person has no group")?;
+                let url = format!(
+                    "{}/api/a/{}/groups/{}/files?kind=referral",
+                    self.target, g.slug, g.group
+                );
+                let file = if op == Op::UploadPdf {
+                    &self.uploads.pdf
+                } else {
+                    &self.uploads.large
+                };
+                let req = self.upload(actor, &url, file, self.uploads.pdf_name.clone(), PDF);
+                return uploaded(req).await.map(drop);
+            }
+            Op::DownloadAttachment => {
+                let a = rng
+                    .pick(&actor.attachments)
+                    .ok_or("the person has no attachment")?;
+                let url = format!("{}/api/a/{}/files/{}", self.target, a.slug, a.id);
+                return download(self.file_get(actor, &url), Some(a.size)).await;
+            }
+            Op::AttachmentThumb => {
+                let a = rng
+                    .pick(&actor.photos)
+                    .and_then(|&i| actor.attachments.get(i))
+                    .ok_or("the person has no photo")?;
+                let url = format!("{}/api/a/{}/files/{}/thumb", self.target, a.slug, a.id);
+                return download(self.file_get(actor, &url), None).await;
+            }
         };
         send(req, op).await
+    }
+
+    /// A photo uploaded for a reply while it is written (`…/attachments`), then the reply
+    /// that posts it (`postComment` with `attachmentIds`).
+    async fn upload_photo(&self, actor: &Actor, rng: &mut Rng) -> Result<(), String> {
+        let t = rng.pick(&actor.topics).ok_or("the person has no topic")?;
+        let url = format!(
+            "{}/api/a/{}/groups/{}/attachments",
+            self.target, t.slug, t.group
+        );
+        let name = HeaderValue::from_static("IMG_0412.jpg");
+        let req = self.upload(actor, &url, &self.uploads.photo, name, JPEG);
+        let file = uploaded(req).await?;
+        if !file.has_preview {
+            return Err(format!("the photo {} was kept without previews", file.id));
+        }
+        let body = format!(
+            r#"{{"query":{},"variables":{{"t":"{}","b":{},"a":["{}"]}}}}"#,
+            self.query_json(Op::UploadPhoto),
+            t.id,
+            serde_json::Value::String(crate::text::comment_body(rng)),
+            file.id
+        );
+        send(
+            self.graphql(actor, Some(&t.association), body),
+            Op::PostComment,
+        )
+        .await
+    }
+
+    /// A file to the API, as the body.
+    fn upload(
+        &self,
+        actor: &Actor,
+        url: &str,
+        file: &bytes::Bytes,
+        name: HeaderValue,
+        content_type: &'static str,
+    ) -> reqwest::RequestBuilder {
+        self.client
+            .post(url)
+            .timeout(UPLOAD_TIMEOUT)
+            .header(http::header::AUTHORIZATION, actor.auth.clone())
+            .header(FILE_NAME_HEADER, name)
+            .header(http::header::CONTENT_TYPE, content_type)
+            .body(file.clone())
+    }
+
+    fn file_get(&self, actor: &Actor, url: &str) -> reqwest::RequestBuilder {
+        self.client
+            .get(url)
+            .header(http::header::AUTHORIZATION, actor.auth.clone())
     }
 
     fn graphql(
@@ -632,9 +920,71 @@ async fn send(req: reqwest::RequestBuilder, op: Op) -> Result<(), String> {
     validate(op, status, &body)
 }
 
+/// An upload's answer: `201` with `{"file": File}`.
+async fn uploaded(req: reqwest::RequestBuilder) -> Result<UploadedFile, String> {
+    #[derive(Deserialize)]
+    struct Answer {
+        file: UploadedFile,
+    }
+    let resp = req.send().await.map_err(describe)?;
+    let status = resp.status().as_u16();
+    let body = resp.bytes().await.map_err(describe)?;
+    if status != 201 {
+        return Err(match serde_json::from_slice::<serde_json::Value>(&body) {
+            Ok(v) if v.get("errors").is_some() => {
+                format!("HTTP {status}: {}", graphql_errors(&body))
+            }
+            _ => format!("HTTP {status}: {}", snippet(&body)),
+        });
+    }
+    let answer: Answer = serde_json::from_slice(&body)
+        .map_err(|e| format!("unexpected answer to an upload: {e}: {}", snippet(&body)))?;
+    if answer.file.size_bytes <= 0 {
+        return Err(format!("an empty file: {}", snippet(&body)));
+    }
+    Ok(answer.file)
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct UploadedFile {
+    id: String,
+    size_bytes: i64,
+    has_preview: bool,
+}
+
+/// A file read to its end: `200`, a JPEG or PDF as it starts, and `size` bytes when known.
+async fn download(req: reqwest::RequestBuilder, size: Option<u64>) -> Result<(), String> {
+    let mut resp = req.send().await.map_err(describe)?;
+    let status = resp.status().as_u16();
+    if status != 200 {
+        let body = resp.bytes().await.map_err(describe)?;
+        return Err(format!("HTTP {status}: {}", snippet(&body)));
+    }
+    let mut read = 0u64;
+    let mut head = Vec::new();
+    while let Some(chunk) = resp.chunk().await.map_err(describe)? {
+        if head.len() < 4 {
+            head.extend(chunk.iter().take(4 - head.len()));
+        }
+        read += chunk.len() as u64;
+    }
+    if !(head.starts_with(&[0xFF, 0xD8]) || head.starts_with(b"%PDF")) {
+        return Err(format!("not a JPEG or PDF: {}", snippet(&head)));
+    }
+    match size {
+        Some(n) if n != read => Err(format!("{read} bytes instead of {n}")),
+        _ => Ok(()),
+    }
+}
+
 fn describe(e: reqwest::Error) -> String {
     if e.is_timeout() {
-        return format!("timeout after {} s", REQUEST_TIMEOUT.as_secs());
+        return format!(
+            "timeout after {} s ({} s for uploads)",
+            REQUEST_TIMEOUT.as_secs(),
+            UPLOAD_TIMEOUT.as_secs()
+        );
     }
     let mut s = e.to_string();
     let mut source = std::error::Error::source(&e);
@@ -703,25 +1053,22 @@ pub async fn run(args: crate::RunArgs) -> anyhow::Result<()> {
     wait_ready(&client, &format!("{target}/readyz")).await?;
     wait_ready(&client, &format!("{floor}/healthz")).await?;
 
-    let queries = [
-        Op::SignIn,
-        Op::Floor,
-        Op::Home,
-        Op::UnreadCounts,
-        Op::Group,
-        Op::TopicView,
-        Op::PostComment,
-        Op::Patients,
-    ]
-    .map(|op| serde_json::Value::String(op.query().to_owned()).to_string());
-    let ctx = Arc::new(Ctx {
-        client: client.clone(),
-        graphql_url: format!("{target}/graphql"),
-        people: Arc::new(Cast::new(&manifest.people, &floor)?),
-        crowded: Arc::new(Cast::new(&manifest.crowded, &floor)?),
-        heavy: Arc::new(Cast::new(&manifest.heavy, &floor)?),
-        queries,
-    });
+    let seed = manifest.seed;
+    let uploads = tokio::task::spawn_blocking(move || Uploads::build(seed))
+        .await
+        .context("building the files to upload panicked")??;
+    let uploads = Arc::new(uploads);
+    let casts = [
+        Arc::new(Cast::new(&manifest.people, &floor)?),
+        Arc::new(Cast::new(&manifest.crowded, &floor)?),
+        Arc::new(Cast::new(&manifest.heavy, &floor)?),
+    ];
+    let ctx = Arc::new(Ctx::new(
+        &client,
+        &target,
+        casts.clone(),
+        Arc::clone(&uploads),
+    )?);
     let root = Rng::new(manifest.seed ^ 0x6D75_7375_6269_6472);
     let mut operations = Vec::new();
     let mut failures = Vec::new();
@@ -734,36 +1081,30 @@ pub async fn run(args: crate::RunArgs) -> anyhow::Result<()> {
     }
 
     // 2. One operation at a time, closed loop.
-    let mut floor_rps = None;
+    let mut singles = Singles {
+        ctx: &ctx,
+        args: &args,
+        length: plan.phase,
+        floor_rps: None,
+        memory: crate::report::Uploads {
+            clients: UPLOAD_CLIENTS,
+            photo_bytes: uploads.photo.len() as u64,
+            pdf_bytes: uploads.pdf.len() as u64,
+            large_bytes: uploads.large.len() as u64,
+            ..Default::default()
+        },
+        uploaded: false,
+    };
     for (i, phase) in SINGLE.into_iter().enumerate() {
-        if !wanted(phase.name) {
-            continue;
+        if wanted(phase.name) {
+            let o = singles.run(phase, root.fork(100 + i as u64)).await;
+            if o.requests == 0 {
+                failures.push(format!("phase {} recorded no requests", phase.name));
+            }
+            operations.push(o);
         }
-        eprintln!(
-            "phase {}: {} clients for {} s",
-            phase.name,
-            args.concurrency,
-            plan.phase.as_secs()
-        );
-        let (mut rec, secs) = single_phase(
-            &ctx,
-            phase,
-            args.concurrency.max(1),
-            plan.phase,
-            root.fork(100 + i as u64),
-        )
-        .await;
-        let mut o = operation(phase.name, "single", &mut rec, secs, None);
-        if phase.op == Op::Floor {
-            floor_rps = Some(o.throughput_rps).filter(|r| *r > 0.0);
-        } else {
-            o.ratio_to_floor = floor_rps.map(|f| o.throughput_rps / f);
-        }
-        if o.requests == 0 {
-            failures.push(format!("phase {} recorded no requests", phase.name));
-        }
-        operations.push(o);
     }
+    let singles_end = operations.len();
 
     // 3. Subscriptions, kept open through the mixed phase.
     let run_mixed = wanted("mixed");
@@ -772,7 +1113,7 @@ pub async fn run(args: crate::RunArgs) -> anyhow::Result<()> {
     } else {
         (0, 0)
     };
-    let (stop_memory, memory) = sample_memory(args.server_pid);
+    let (stop_memory, memory) = sample_memory(args.server_pid, Duration::from_secs(1));
     let counters = Arc::new(ws::Counters::default());
     let (stop_subs_tx, stop_subs) = watch::channel(false);
     let (subs, opened, failed, open_samples) = open_subscriptions(
@@ -822,9 +1163,6 @@ pub async fn run(args: crate::RunArgs) -> anyhow::Result<()> {
     }
     let _ = stop_memory.send(true);
     let max_rss_kb = memory.await.ok().flatten();
-    let peak_kb = args
-        .server_pid
-        .and_then(|pid| proc_status_kb(pid, "VmHWM:"));
     let mixed_secs = mixed.seconds;
     for (op, rec) in mixed_recs.iter_mut() {
         let name = format!("mixed:{}", op.name());
@@ -849,20 +1187,44 @@ pub async fn run(args: crate::RunArgs) -> anyhow::Result<()> {
         error_samples: sub_samples,
     };
 
-    // 5. Overload: twice the mixed phase's rate, offered to a server that sheds load (and
+    // 5. Uploads, on the same server; reported with the single phases.
+    let mut at = singles_end;
+    for (i, phase) in UPLOADS.into_iter().enumerate() {
+        if wanted(phase.name) {
+            let o = singles.run(phase, root.fork(150 + i as u64)).await;
+            if o.requests == 0 {
+                failures.push(format!("phase {} recorded no requests", phase.name));
+            }
+            operations.insert(at, o);
+            at += 1;
+        }
+    }
+    let upload_memory = singles.uploaded.then_some(singles.memory);
+    if let Some(growth) = upload_memory.as_ref().and_then(|u| u.growth_mb()) {
+        // Judged where the budgets are, like the fairness phase.
+        if matches!(scale, Some(Scale::Medium | Scale::Large)) && growth > UPLOAD_RSS_MARGIN_MB {
+            failures.push(format!(
+                "uploads: the server held {growth:.1} MB more while 20 MB files arrived than \
+                 while 1 MB ones did (at most {UPLOAD_RSS_MARGIN_MB} MB)"
+            ));
+        }
+    }
+    let peak_kb = args
+        .server_pid
+        .and_then(|pid| proc_status_kb(pid, "VmHWM:"));
+
+    // 6. Overload: twice the mixed phase's rate, offered to a server that sheds load (and
     // keeps fair use at its defaults, for the fairness phase after it).
     let shedding = match &args.overload_target {
         Some(url) => {
             let url = url.trim_end_matches('/');
             wait_ready(&client, &format!("{url}/readyz")).await?;
-            Some(Arc::new(Ctx {
-                client: client.clone(),
-                graphql_url: format!("{url}/graphql"),
-                people: Arc::clone(&ctx.people),
-                crowded: Arc::clone(&ctx.crowded),
-                heavy: Arc::clone(&ctx.heavy),
-                queries: ctx.queries.clone(),
-            }))
+            Some(Arc::new(Ctx::new(
+                &client,
+                url,
+                casts.clone(),
+                Arc::clone(&uploads),
+            )?))
         }
         None => None,
     };
@@ -889,7 +1251,7 @@ pub async fn run(args: crate::RunArgs) -> anyhow::Result<()> {
         _ => None,
     };
 
-    // 6. Fairness: one person floods an association on the server with fair use at its
+    // 7. Fairness: one person floods an association on the server with fair use at its
     // defaults, while colleagues use it as usual.
     let fairness = match &shedding {
         Some(fair) if wanted("fairness") => {
@@ -919,7 +1281,7 @@ pub async fn run(args: crate::RunArgs) -> anyhow::Result<()> {
         _ => None,
     };
 
-    // 7. Report.
+    // 8. Report.
     let metrics = client
         .get(format!("{target}/metrics"))
         .send()
@@ -944,7 +1306,14 @@ pub async fn run(args: crate::RunArgs) -> anyhow::Result<()> {
     };
     // A partial run (`--only`) is a look, not a verdict.
     let applies = matches!(scale, Some(Scale::Medium | Scale::Large)) && args.only.is_empty();
-    let budgets = budgets(&operations, &mixed, &subscriptions, &server, applies);
+    let budgets = budgets(
+        &operations,
+        &mixed,
+        &subscriptions,
+        &server,
+        upload_memory.as_ref(),
+        applies,
+    );
     let report = Report {
         scale: manifest.scale.clone(),
         seed: manifest.seed,
@@ -956,6 +1325,7 @@ pub async fn run(args: crate::RunArgs) -> anyhow::Result<()> {
         operations,
         subscriptions,
         mixed,
+        uploads: upload_memory,
         overload,
         fairness,
         budgets,
@@ -982,6 +1352,56 @@ pub async fn run(args: crate::RunArgs) -> anyhow::Result<()> {
     }
     anyhow::ensure!(failures.is_empty(), "{}", failures.join("; "));
     Ok(())
+}
+
+/// The single-operation phases' shared state: the floor's throughput (the others are read
+/// against it) and the server's memory during uploads.
+struct Singles<'a> {
+    ctx: &'a Arc<Ctx>,
+    args: &'a crate::RunArgs,
+    length: Duration,
+    floor_rps: Option<f64>,
+    memory: crate::report::Uploads,
+    /// Whether an upload phase ran.
+    uploaded: bool,
+}
+
+impl Singles<'_> {
+    async fn run(&mut self, phase: Phase, rng: Rng) -> Operation {
+        let clients = phase.clients.unwrap_or(self.args.concurrency).max(1);
+        eprintln!(
+            "phase {}: {clients} clients for {} s",
+            phase.name,
+            self.length.as_secs()
+        );
+        // While files arrive, the server's memory is sampled ten times a second.
+        let pid = self.args.server_pid;
+        let uploading = matches!(phase.op, Op::UploadPhoto | Op::UploadPdf | Op::UploadLarge);
+        if uploading && !self.uploaded {
+            self.uploaded = true;
+            self.memory.rss_before_mb = pid
+                .and_then(|pid| proc_status_kb(pid, "VmRSS:"))
+                .map(kb_to_mb);
+        }
+        let (stop_memory, memory) =
+            sample_memory(pid.filter(|_| uploading), Duration::from_millis(100));
+        let (mut rec, secs) = single_phase(self.ctx, phase, clients, self.length, rng).await;
+        let _ = stop_memory.send(true);
+        let max_rss = memory.await.ok().flatten().map(kb_to_mb);
+        match phase.op {
+            Op::UploadPhoto => self.memory.photo_max_rss_mb = max_rss,
+            Op::UploadPdf => self.memory.pdf_max_rss_mb = max_rss,
+            Op::UploadLarge => self.memory.large_max_rss_mb = max_rss,
+            _ => {}
+        }
+        let mut o = operation(phase.name, "single", &mut rec, secs, None);
+        if phase.op == Op::Floor {
+            self.floor_rps = Some(o.throughput_rps).filter(|r| *r > 0.0);
+        } else {
+            o.ratio_to_floor = self.floor_rps.map(|f| o.throughput_rps / f);
+        }
+        o
+    }
 }
 
 fn operation(
@@ -1059,8 +1479,11 @@ async fn single_phase(
     let started = Instant::now();
     let deadline = started + length;
     let mut workers = Vec::with_capacity(concurrency);
+    let sent = Arc::new(AtomicU64::new(0));
+    let max_requests = phase.max_requests.unwrap_or(u64::MAX);
     for w in 0..concurrency {
         let ctx = Arc::clone(ctx);
+        let sent = Arc::clone(&sent);
         let mut rng = rng.fork(w as u64);
         workers.push(tokio::spawn(async move {
             let mut rec = Recorder::with_capacity(4096);
@@ -1070,7 +1493,7 @@ async fn single_phase(
                 rec.err(|| format!("no person in the manifest can do {}", phase.name));
                 return rec;
             }
-            while Instant::now() < deadline {
+            while Instant::now() < deadline && sent.fetch_add(1, Ordering::Relaxed) < max_requests {
                 let Some(&i) = rng.pick(eligible) else { break };
                 let actor = &cast.actors[i];
                 let t = Instant::now();
@@ -1261,7 +1684,7 @@ async fn overload_phase(
         errors: Recorder,
     }
     let tally = Arc::new(Mutex::new(Tally::default()));
-    let (stop_memory, memory) = sample_memory(pid);
+    let (stop_memory, memory) = sample_memory(pid, Duration::from_secs(1));
     let interval = Duration::from_secs_f64(1.0 / rate.max(1.0));
     let started = Instant::now();
     let deadline = started + length;
@@ -1507,13 +1930,16 @@ fn choose_mixed(rng: &mut Rng, actor: &Actor) -> Op {
 // ---------------------------------------------------------------------------------------------
 // Measurements of the machine and the server
 
-/// Samples the server's VmRSS every second until told to stop; the highest value (kB).
-fn sample_memory(pid: Option<u32>) -> (watch::Sender<bool>, tokio::task::JoinHandle<Option<u64>>) {
+/// Samples the server's VmRSS `every` so often until told to stop; the highest value (kB).
+fn sample_memory(
+    pid: Option<u32>,
+    every: Duration,
+) -> (watch::Sender<bool>, tokio::task::JoinHandle<Option<u64>>) {
     let (tx, mut rx) = watch::channel(false);
     let task = tokio::spawn(async move {
         let pid = pid?;
         let mut max = proc_status_kb(pid, "VmRSS:");
-        let mut tick = tokio::time::interval(Duration::from_secs(1));
+        let mut tick = tokio::time::interval(every);
         loop {
             tokio::select! {
                 _ = rx.wait_for(|s| *s) => break,
@@ -1665,6 +2091,7 @@ fn budgets(
     mixed: &Mixed,
     subs: &Subscriptions,
     server: &Server,
+    uploads: Option<&crate::report::Uploads>,
     applies: bool,
 ) -> Vec<Budget> {
     let p95 = |name: &str| {
@@ -1708,6 +2135,17 @@ fn budgets(
             unit: "MB".to_owned(),
             met: subs.opened >= 2000 && rss.is_some_and(|r| r <= 200.0),
             applies,
+        },
+        {
+            let growth = uploads.and_then(crate::report::Uploads::growth_mb);
+            Budget {
+                name: "server RSS: 20 MB uploads over 1 MB".to_owned(),
+                limit: UPLOAD_RSS_MARGIN_MB,
+                actual: growth,
+                unit: "MB".to_owned(),
+                met: growth.is_some_and(|g| g <= UPLOAD_RSS_MARGIN_MB),
+                applies,
+            }
         },
     ]
 }
@@ -1823,6 +2261,7 @@ mod tests {
             &Mixed::default(),
             &Subscriptions::default(),
             &Server::default(),
+            None,
             true,
         );
         let find = |name: &str| b.iter().find(|b| b.name == name).unwrap();
@@ -1835,6 +2274,63 @@ mod tests {
     #[test]
     fn mixed_weights_add_up() {
         assert_eq!(MIXED.iter().map(|(_, w)| w).sum::<u64>(), 100);
+    }
+
+    #[test]
+    fn operations_are_indexed_in_order() {
+        for (i, op) in OPS.iter().enumerate() {
+            assert_eq!(op_index(*op), i, "{}", op.name());
+        }
+    }
+
+    #[test]
+    fn both_upload_phases_have_the_same_clients_and_memory_is_judged_on_their_difference() {
+        let upload = |op: Op| UPLOADS.iter().find(|p| p.op == op).unwrap();
+        assert_eq!(
+            upload(Op::UploadPdf).clients,
+            upload(Op::UploadLarge).clients
+        );
+        assert!(upload(Op::UploadLarge).max_requests.is_some());
+        // The photos come last: their decoding must not hide what the documents take.
+        let at = |op: Op| UPLOADS.iter().position(|p| p.op == op).unwrap();
+        assert!(at(Op::UploadPdf) < at(Op::UploadLarge));
+        assert!(at(Op::UploadLarge) < at(Op::UploadPhoto));
+
+        let judge = |small: f64, large: f64| {
+            let u = crate::report::Uploads {
+                pdf_max_rss_mb: Some(small),
+                large_max_rss_mb: Some(large),
+                ..Default::default()
+            };
+            let b = budgets(
+                &[],
+                &Mixed::default(),
+                &Subscriptions::default(),
+                &Server::default(),
+                Some(&u),
+                true,
+            );
+            let b = b
+                .iter()
+                .find(|b| b.name.starts_with("server RSS: 20 MB"))
+                .unwrap();
+            (b.actual, b.met)
+        };
+        assert_eq!(judge(120.0, 150.0), (Some(30.0), true));
+        assert_eq!(judge(120.0, 200.0), (Some(80.0), false));
+    }
+
+    #[test]
+    fn uploads_are_a_photo_and_two_letters_with_their_name_encoded() {
+        let u = Uploads::build(1).unwrap();
+        assert!(u.photo.starts_with(&[0xFF, 0xD8]) && u.photo.len() > 900_000);
+        assert!(u.pdf.starts_with(b"%PDF-") && u.pdf.len() >= PDF_BYTES);
+        assert!(u.large.starts_with(b"%PDF-") && u.large.len() >= LARGE_BYTES);
+        let name = u.pdf_name.to_str().unwrap();
+        let decoded = percent_encoding::percent_decode_str(name)
+            .decode_utf8()
+            .unwrap();
+        assert_eq!(decoded, "診療情報提供書_スキャン.pdf");
     }
 
     #[test]

@@ -7,10 +7,11 @@
 //! them: footprints on others' comments up to the position, unread counters for the rest.
 
 mod copy;
+mod files;
 mod load;
 mod model;
 
-use crate::manifest::{DatasetCounts, GroupRef, Manifest, Person, TopicRef};
+use crate::manifest::{AttachmentRef, DatasetCounts, GroupRef, Manifest, Person, TopicRef};
 use anyhow::{bail, Context as _};
 use load::Ctx;
 use model::Model;
@@ -27,6 +28,8 @@ const MANIFEST_GROUPS: usize = 30;
 const MANIFEST_TOPICS: usize = 40;
 /// How many of those topics should be long ones (40–60 comments) when the person has them.
 const MANIFEST_LONG_TOPICS: usize = 15;
+/// Most attachments listed per person (from those topics).
+const MANIFEST_ATTACHMENTS: usize = 10;
 const SIGN_IN_ADDRESSES: usize = 20;
 
 struct Progress(Instant);
@@ -47,6 +50,8 @@ pub async fn run(args: crate::GenerateArgs) -> anyhow::Result<()> {
         .await
         .context("cannot connect to the database")?;
     preflight(&db).await?;
+    // Before the long part: a store that cannot be reached fails the run now.
+    let file_store = files::open_store(&args.data_dir).await?;
     progress.say(format!(
         "generating scale {} (seed {seed}): {} associations, {} people, {} patient + {} general groups, {} comments, ~{} footprints",
         args.scale.name(),
@@ -61,6 +66,7 @@ pub async fn run(args: crate::GenerateArgs) -> anyhow::Result<()> {
     // CPU work on blocking threads while the associations are created.
     let model_task =
         tokio::task::spawn_blocking(move || Model::build(seed, sizes, sizes.footprints));
+    let templates_task = tokio::task::spawn_blocking(move || files::Templates::build(seed));
     let password = password_for(seed);
     let hash_task = {
         let p = password.clone();
@@ -129,6 +135,9 @@ pub async fn run(args: crate::GenerateArgs) -> anyhow::Result<()> {
         .iter()
         .map(|p| load::session_token(seed, p.num))
         .collect();
+    let templates = templates_task
+        .await
+        .context("building the attachments' files panicked")??;
     let base_us = chrono::Utc::now().timestamp_micros() - model::NOW;
     let ctx = Arc::new(Ctx {
         model,
@@ -137,6 +146,8 @@ pub async fn run(args: crate::GenerateArgs) -> anyhow::Result<()> {
         base_us,
         password_hash,
         tokens,
+        attachments_per_mille: sizes.attachments_per_mille,
+        templates,
     });
 
     let mut conn = PgConnection::connect_with(&options)
@@ -160,8 +171,8 @@ pub async fn run(args: crate::GenerateArgs) -> anyhow::Result<()> {
     for a in 0..slugs.len() as u32 {
         let c = load::tenant(&mut conn, &ctx, a).await?;
         progress.say(format!(
-            "{}: {} patients, {} topics, {} comments, {} versions, {} footprints, {} unread rows",
-            slugs[a as usize], c.patients, c.topics, c.comments, c.versions, c.footprints, c.unread
+            "{}: {} patients, {} topics, {} comments, {} attachments, {} versions, {} footprints, {} unread rows",
+            slugs[a as usize], c.patients, c.topics, c.comments, c.files, c.versions, c.footprints, c.unread
         ));
         total.patients += c.patients;
         total.topics += c.topics;
@@ -169,6 +180,7 @@ pub async fn run(args: crate::GenerateArgs) -> anyhow::Result<()> {
         total.versions += c.versions;
         total.footprints += c.footprints;
         total.unread += c.unread;
+        total.files += c.files;
     }
     sqlx::query("RESET session_replication_role")
         .execute(&mut conn)
@@ -194,6 +206,7 @@ pub async fn run(args: crate::GenerateArgs) -> anyhow::Result<()> {
             "comment_versions",
             "footprints",
             "unread",
+            "files",
         ] {
             tables.push(format!("\"{schema}\".{t}"));
         }
@@ -204,6 +217,11 @@ pub async fn run(args: crate::GenerateArgs) -> anyhow::Result<()> {
         .context("VACUUM ANALYZE")?;
     conn.close().await.ok();
     progress.say("vacuumed and analyzed");
+    let objects = files::store_objects(&file_store.store, &ctx).await?;
+    progress.say(format!(
+        "{objects} objects of {} attachments stored in {}",
+        total.files, file_store.description
+    ));
 
     let m = &ctx.model;
     let counts = DatasetCounts {
@@ -221,6 +239,7 @@ pub async fn run(args: crate::GenerateArgs) -> anyhow::Result<()> {
         crowded_topics: extras.crowded_topics,
         heavy_readers: extras.heavy_readers,
         heavy_unread: extras.heavy_unread,
+        attachments: total.files,
     };
     let groups_of = groups_of(m);
     let regular: Vec<u32> = (0..m.regular_people).collect();
@@ -356,7 +375,7 @@ fn groups_of(m: &Model) -> Vec<Vec<u32>> {
 }
 
 /// The people `who` with their token, some of their groups and open topics they may see
-/// there, long (40–60 comment) topics first.
+/// there, long (40–60 comment) topics first, and attachments of those topics.
 fn manifest_people(
     ctx: &Ctx,
     slugs: &[String],
@@ -402,6 +421,26 @@ fn manifest_people(
             let room = MANIFEST_TOPICS - chosen.len();
             chosen.extend(long.iter().copied().skip(n_long).take(room));
         }
+        let mut attachments = Vec::new();
+        'topics: for t in &chosen {
+            let t = &m.topics[*t as usize];
+            let association = &slugs[m.groups[t.group as usize].assoc as usize];
+            for ci in t.first..t.first + t.len {
+                let Some(f) = files::of_comment(m, ctx.attachments_per_mille, ci) else {
+                    continue;
+                };
+                let file = ctx.templates.get(f.template);
+                attachments.push(AttachmentRef {
+                    association: association.clone(),
+                    id: f.id,
+                    size: file.size(),
+                    thumbnail: file.thumb.is_some(),
+                });
+                if attachments.len() == MANIFEST_ATTACHMENTS {
+                    break 'topics;
+                }
+            }
+        }
         out.push(Person {
             id: person.id,
             token: ctx.tokens[pi as usize].clone(),
@@ -428,6 +467,7 @@ fn manifest_people(
                     }
                 })
                 .collect(),
+            attachments,
         });
     }
     out

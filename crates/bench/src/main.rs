@@ -12,6 +12,7 @@ mod generate;
 mod manifest;
 mod report;
 mod rng;
+mod samples;
 mod scale;
 mod statements;
 mod stats;
@@ -57,6 +58,11 @@ pub struct GenerateArgs {
     /// Where to write the manifest (JSON).
     #[arg(long)]
     pub manifest: PathBuf,
+    /// The data directory `musubi serve` will run with: attachments' objects go into its
+    /// file store (the embedded one over `<data dir>/files`, unless `MUSUBI_S3_ENDPOINT` names
+    /// another).
+    #[arg(long, env = "MUSUBI_DATA_DIR", default_value = "musubi-data")]
+    pub data_dir: PathBuf,
 }
 
 #[derive(Args, Debug, Clone)]

@@ -8,8 +8,8 @@ use uuid::Uuid;
 
 /// The manifest's layout, and what the dataset behind it holds. 2: the crowded groups and
 /// the heavy readers (manifests before had no version). 3: a register entry for every patient
-/// group.
-pub const VERSION: u32 = 3;
+/// group. 4: attachments, with their objects in the server's file store.
+pub const VERSION: u32 = 4;
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Manifest {
@@ -59,6 +59,9 @@ pub struct DatasetCounts {
     pub heavy_readers: u64,
     #[serde(default)]
     pub heavy_unread: u64,
+    /// Comments with an attachment (a photo or a PDF).
+    #[serde(default)]
+    pub attachments: u64,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -70,6 +73,19 @@ pub struct Person {
     pub groups: Vec<GroupRef>,
     /// Open (not closed) topics of those groups that are in the person's scope.
     pub topics: Vec<TopicRef>,
+    /// Attachments of comments in those topics (at most a few).
+    #[serde(default)]
+    pub attachments: Vec<AttachmentRef>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct AttachmentRef {
+    pub association: String,
+    pub id: Uuid,
+    /// Bytes of the original.
+    pub size: u64,
+    /// A photo, with a preview and a thumbnail.
+    pub thumbnail: bool,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

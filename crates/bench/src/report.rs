@@ -14,12 +14,16 @@ pub struct Report {
     pub machine: Machine,
     pub dataset: Dataset,
     pub server: Server,
-    /// Sign-in, the single-operation phases (`phase: single`, the last two `topic_crowded`
-    /// and `home_heavy`: topic views and home pages of the dataset's crowded groups and heavy
-    /// readers), then the mixed phase's operations (`mixed:<op>`, `phase: mixed`).
+    /// Sign-in, the single-operation phases (`phase: single`; `topic_crowded` and
+    /// `home_heavy` are topic views and home pages of the dataset's crowded groups and heavy
+    /// readers; the upload phases, run after the mixed phase, are listed with them), then the
+    /// mixed phase's operations (`mixed:<op>`, `phase: mixed`).
     pub operations: Vec<Operation>,
     pub subscriptions: Subscriptions,
     pub mixed: Mixed,
+    /// The server's memory during the upload phases (when run).
+    #[serde(default)]
+    pub uploads: Option<Uploads>,
     /// Twice the mixed phase's rate against a server that sheds load (when run).
     #[serde(default)]
     pub overload: Option<Overload>,
@@ -49,6 +53,31 @@ pub struct Fairness {
     pub flood_served: u64,
     pub flood_rate_limited: u64,
     pub flood_other: u64,
+}
+
+/// The server's memory while files arrive: the `upload_pdf`, `upload_large` and
+/// `upload_photo` phases, the same number of clients each. Uploads are written to disk as they
+/// arrive, so memory must not follow the files' size: the 1 MB and 20 MB documents, handled
+/// alike, are compared. Photos are decoded for their previews, which takes memory of its own.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct Uploads {
+    pub clients: usize,
+    pub pdf_bytes: u64,
+    pub large_bytes: u64,
+    pub photo_bytes: u64,
+    /// VmRSS just before the first upload phase.
+    pub rss_before_mb: Option<f64>,
+    /// Highest VmRSS sampled (ten times a second) during each phase.
+    pub pdf_max_rss_mb: Option<f64>,
+    pub large_max_rss_mb: Option<f64>,
+    pub photo_max_rss_mb: Option<f64>,
+}
+
+impl Uploads {
+    /// How much more the server held with the 20 MB documents than with the 1 MB ones.
+    pub fn growth_mb(&self) -> Option<f64> {
+        Some(self.large_max_rss_mb? - self.pdf_max_rss_mb?)
+    }
 }
 
 /// The overload phase: requests offered at a fixed rate (open loop) beyond what the server can
@@ -265,6 +294,23 @@ impl Report {
                 .map_or_else(|| "?".to_owned(), |v| format!("{v:.2} ms"))
         );
         let mb = |v: Option<f64>| v.map_or_else(|| "?".to_owned(), |v| format!("{v:.1} MB"));
+        if let Some(u) = &self.uploads {
+            let size = |b: u64| format!("{:.1} MB", b as f64 / 1_048_576.0);
+            let _ = writeln!(
+                out,
+                "uploads ({} clients): server RSS {} before; at most {} with {} PDFs, {} with {} PDFs ({}); {} with {} photos",
+                u.clients,
+                mb(u.rss_before_mb),
+                mb(u.pdf_max_rss_mb),
+                size(u.pdf_bytes),
+                mb(u.large_max_rss_mb),
+                size(u.large_bytes),
+                u.growth_mb()
+                    .map_or_else(|| "?".to_owned(), |g| format!("{g:+.1} MB")),
+                mb(u.photo_max_rss_mb),
+                size(u.photo_bytes)
+            );
+        }
         if let Some(f) = &self.fairness {
             let _ = writeln!(
                 out,

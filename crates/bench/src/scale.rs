@@ -32,6 +32,9 @@ pub struct Sizes {
     pub heavy_readers: u32,
     /// Topics in each of a heavy reader's groups (18–38 comments each).
     pub heavy_topics_per_group: u32,
+    /// Comments with an attachment (a photo or a PDF), per mille. Large has fewer: its
+    /// objects would otherwise need more disk than its database.
+    pub attachments_per_mille: u32,
 }
 
 impl Scale {
@@ -55,6 +58,7 @@ impl Scale {
                 crowded_groups: 3,
                 heavy_readers: 3,
                 heavy_topics_per_group: 5,
+                attachments_per_mille: 20,
             },
             Scale::Medium => Sizes {
                 associations: 10,
@@ -66,6 +70,7 @@ impl Scale {
                 crowded_groups: 10,
                 heavy_readers: 5,
                 heavy_topics_per_group: 12,
+                attachments_per_mille: 20,
             },
             Scale::Large => Sizes {
                 associations: 100,
@@ -77,6 +82,7 @@ impl Scale {
                 crowded_groups: 10,
                 heavy_readers: 5,
                 heavy_topics_per_group: 20,
+                attachments_per_mille: 5,
             },
         }
     }

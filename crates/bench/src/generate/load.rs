@@ -1,6 +1,7 @@
 //! The rows of every table, streamed from the model through COPY.
 
 use super::copy::copy;
+use super::files::{self, Templates};
 use super::model::{
     id_at, Model, DAY, DELETED, EDITED, EDITED_TWICE, HOUR, IMPORTANT, MINUTE, NOW, SECOND,
 };
@@ -22,6 +23,9 @@ pub struct Ctx {
     pub password_hash: String,
     /// Session token of each person (by index).
     pub tokens: Vec<String>,
+    /// Comments with an attachment, per mille, and what their objects hold.
+    pub attachments_per_mille: u32,
+    pub templates: Templates,
 }
 
 const TITLE_SALT: u64 = 0x0071_71E5;
@@ -270,9 +274,11 @@ pub struct TenantCounts {
     pub versions: u64,
     pub footprints: u64,
     pub unread: u64,
+    pub files: u64,
 }
 
-/// Loads one association's groups, topics, comments, versions, footprints and unread rows.
+/// Loads one association's groups, topics, comments, their attachments, versions, footprints
+/// and unread rows.
 pub async fn tenant(
     conn: &mut PgConnection,
     ctx: &Arc<Ctx>,
@@ -438,6 +444,51 @@ pub async fn tenant(
                     Some((at, by)) => s.ts(at).uuid(m.people[by as usize].id),
                     None => s.null().null(),
                 };
+                s.end()?;
+            }
+            Ok(())
+        },
+    )
+    .await?;
+
+    let (c, ord) = (ctx.clone(), order.clone());
+    let association = ctx.assoc_ids[a as usize];
+    counts.files = copy(
+        conn,
+        &format!(
+            "{schema}.files (id, group_id, topic_id, comment_id, kind, name, content_type, \
+             size_bytes, sha256, object_key, uploaded_by, uploaded_at, pending, width, height, \
+             has_preview)"
+        ),
+        ctx.base_us,
+        move |s| {
+            let m = &c.model;
+            for (id, ci) in ord.iter() {
+                let Some(f) = files::of_comment(m, c.attachments_per_mille, *ci) else {
+                    continue;
+                };
+                let file = c.templates.get(f.template);
+                let cm = &m.comments[*ci as usize];
+                let t = &m.topics[cm.topic as usize];
+                let sha256 = format!("\\x{}", data_encoding::HEXLOWER.encode(&file.sha256));
+                s.uuid(f.id)
+                    .uuid(m.groups[t.group as usize].id)
+                    .uuid(t.id)
+                    .uuid(*id)
+                    .text(f.kind)
+                    .text(&f.name)
+                    .text(file.content_type)
+                    .int(file.size() as i64)
+                    .text(&sha256)
+                    .text(&files::object_key(association, f.id))
+                    .uuid(m.people[cm.author as usize].id)
+                    .ts(f.uploaded_t)
+                    .bool(false);
+                match (file.width, file.height) {
+                    (Some(w), Some(h)) => s.int(i64::from(w)).int(i64::from(h)),
+                    _ => s.null().null(),
+                };
+                s.bool(file.thumb.is_some());
                 s.end()?;
             }
             Ok(())

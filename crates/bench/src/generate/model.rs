@@ -1507,6 +1507,7 @@ mod tests {
             heavy_readers: 2,
             // Medium's: its heavy readers must reach 5,000 unread in 200 topics.
             heavy_topics_per_group: crate::Scale::Medium.sizes().heavy_topics_per_group,
+            attachments_per_mille: 20,
         };
         let a = Model::build(5, sizes, sizes.footprints);
         let b = Model::build(5, sizes, sizes.footprints);
@@ -1608,6 +1609,7 @@ mod tests {
             crowded_groups: 3,
             heavy_readers: 2,
             heavy_topics_per_group: crate::Scale::Medium.sizes().heavy_topics_per_group,
+            attachments_per_mille: 20,
         };
         let m = Model::build(9, sizes, sizes.footprints);
         let regular = m.regular_people;
