@@ -457,6 +457,13 @@ async fn serve_on(
     let app = app(config, &operator).layer(axum::Extension(files.store.clone()));
     let shutdown = shutdown_signal()?;
     println!("Musubi is running at http://{addr}/  (Ctrl-C to stop)");
+    // Small answers (JSON, fragments, the last piece of a file) go out at once, not after
+    // the client's delayed acknowledgement.
+    let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+        if let Err(e) = tcp.set_nodelay(true) {
+            tracing::debug!(error = %e, "TCP_NODELAY");
+        }
+    });
     axum::serve(
         listener,
         app.into_make_service_with_connect_info::<std::net::SocketAddr>(),

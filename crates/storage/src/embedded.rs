@@ -52,6 +52,13 @@ impl Embedded {
         ));
         let listener = tokio::net::TcpListener::bind(bind).await?;
         let address = listener.local_addr()?;
+        // Without TCP_NODELAY the last pieces of an object wait ~40 ms for the client's
+        // delayed acknowledgement (Nagle): every file read paid it.
+        let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+            if let Err(e) = tcp.set_nodelay(true) {
+                tracing::debug!(error = %e, "TCP_NODELAY on the file store");
+            }
+        });
         let task = tokio::spawn(async move {
             if let Err(e) = axum::serve(listener, app).await {
                 tracing::error!(error = %e, "the embedded file store stopped");
