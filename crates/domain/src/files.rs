@@ -108,6 +108,52 @@ pub enum Variant {
     Thumbnail,
 }
 
+/// The response headers a file is served with, the same on the web and in the API: its type,
+/// its name (inline only for photos and PDF, or always saved with `download`), `nosniff`, a
+/// CSP under which nothing in it runs or loads, and a short private cache (who may see a file
+/// can change). As (name, value) pairs.
+pub fn serving_headers(
+    row: &FileRow,
+    variant: Variant,
+    download: bool,
+) -> Vec<(&'static str, String)> {
+    /// Nothing may run, load anything or be framed by another site.
+    const FILE_CSP: &str = "default-src 'none'; img-src 'self'; style-src 'unsafe-inline'; \
+         frame-ancestors 'self'; sandbox";
+    /// PDF viewers refuse to run in a sandbox; they do not run a PDF's scripts in this origin.
+    const PDF_CSP: &str = "default-src 'none'; img-src 'self'; style-src 'unsafe-inline'; \
+         frame-ancestors 'self'";
+    let found = FileType::from_content_type(&row.content_type);
+    let (content_type, name) = match variant {
+        Variant::Original => (row.content_type.clone(), row.name.clone()),
+        // `褥瘡.heic` → `褥瘡.jpg`
+        _ => {
+            let stem = row
+                .name
+                .rsplit_once('.')
+                .map_or(row.name.as_str(), |(s, _)| s);
+            ("image/jpeg".to_owned(), format!("{stem}.jpg"))
+        }
+    };
+    let inline = !download && (variant != Variant::Original || found.is_some_and(FileType::inline));
+    let csp = if found == Some(FileType::Pdf) && variant == Variant::Original {
+        PDF_CSP
+    } else {
+        FILE_CSP
+    };
+    vec![
+        ("content-type", content_type),
+        (
+            "content-disposition",
+            file_types::content_disposition(&name, inline),
+        ),
+        ("x-content-type-options", "nosniff".to_owned()),
+        ("content-security-policy", csp.to_owned()),
+        ("cache-control", "private, max-age=300".to_owned()),
+        ("referrer-policy", "same-origin".to_owned()),
+    ]
+}
+
 /// Longest side of a photo's preview and thumbnail.
 pub const PREVIEW_SIDE: u32 = 1280;
 pub const THUMB_SIDE: u32 = 320;

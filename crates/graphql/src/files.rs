@@ -26,15 +26,12 @@ use axum::routing::{get, post};
 use axum::{Extension, Json, Router};
 use chrono::{DateTime, Utc};
 use futures_util::StreamExt;
-use http::header::{
-    CACHE_CONTROL, CONTENT_DISPOSITION, CONTENT_LENGTH, CONTENT_SECURITY_POLICY, CONTENT_TYPE,
-    REFERRER_POLICY, RETRY_AFTER, X_CONTENT_TYPE_OPTIONS,
-};
+use http::header::{CONTENT_LENGTH, RETRY_AFTER};
 use http::{HeaderMap, HeaderValue, StatusCode};
 use musubi_db::files::FileRow;
 use musubi_domain::audit::RequestMeta;
-use musubi_domain::file_types::{content_disposition, FileType, SNIFF_BYTES};
-use musubi_domain::files::{Spooled, Variant};
+use musubi_domain::file_types::SNIFF_BYTES;
+use musubi_domain::files::{serving_headers, Spooled, Variant};
 use musubi_domain::sessions::Viewer;
 use musubi_domain::types::GroupId;
 use musubi_domain::{Actor, AppError, ErrorCode, Services, Tenant};
@@ -558,14 +555,6 @@ async fn thumbnail(
     .unwrap_or_else(|e| refusal(e, &request_id))
 }
 
-/// Nothing in a served file may run, load anything or be framed by another site (as the web
-/// serves files).
-const FILE_CSP: &str = "default-src 'none'; img-src 'self'; style-src 'unsafe-inline'; \
-     frame-ancestors 'self'; sandbox";
-/// PDF viewers refuse to run in a sandbox; they do not run a PDF's scripts in this origin.
-const PDF_CSP: &str = "default-src 'none'; img-src 'self'; style-src 'unsafe-inline'; \
-     frame-ancestors 'self'";
-
 /// Streams a file after the services' check, with the web's safety headers: `nosniff`, a
 /// sandboxing CSP, and inline only for photos and PDF.
 async fn serve(
@@ -582,41 +571,15 @@ async fn serve(
     let (row, body) = services
         .open_file(&caller.actor(), file_id, variant)
         .await?;
-    let found = FileType::from_content_type(&row.content_type);
-    let (content_type, name) = match variant {
-        Variant::Original => (row.content_type.clone(), row.name.clone()),
-        _ => ("image/jpeg".to_owned(), preview_name(&row.name)),
-    };
-    let inline = !download && (variant != Variant::Original || found.is_some_and(FileType::inline));
-    let csp = if found == Some(FileType::Pdf) && variant == Variant::Original {
-        PDF_CSP
-    } else {
-        FILE_CSP
-    };
     let mut out = HeaderMap::new();
-    let value = |s: &str| HeaderValue::from_str(s).unwrap_or(HeaderValue::from_static(""));
-    out.insert(CONTENT_TYPE, value(&content_type));
-    out.insert(
-        CONTENT_DISPOSITION,
-        value(&content_disposition(&name, inline)),
-    );
+    for (name, value) in serving_headers(&row, variant, download) {
+        if let Ok(value) = HeaderValue::from_str(&value) {
+            out.insert(name, value);
+        }
+    }
     if let Some(length) = body.length {
         out.insert(CONTENT_LENGTH, HeaderValue::from(length));
     }
-    out.insert(X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
-    out.insert(CONTENT_SECURITY_POLICY, HeaderValue::from_static(csp));
-    // Who may see a file can change: kept by this client only, checked again soon.
-    out.insert(
-        CACHE_CONTROL,
-        HeaderValue::from_static("private, max-age=300"),
-    );
-    out.insert(REFERRER_POLICY, HeaderValue::from_static("same-origin"));
     let body = Body::from_stream(body.into_stream());
     Ok((StatusCode::OK, out, body).into_response())
-}
-
-/// `褥瘡.heic` → `褥瘡.jpg` for a preview.
-fn preview_name(name: &str) -> String {
-    let stem = name.rsplit_once('.').map_or(name, |(s, _)| s);
-    format!("{stem}.jpg")
 }

@@ -27,15 +27,12 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::Router;
 use chrono::Utc;
-use http::header::{
-    CACHE_CONTROL, CONTENT_DISPOSITION, CONTENT_LENGTH, CONTENT_SECURITY_POLICY, CONTENT_TYPE,
-    X_CONTENT_TYPE_OPTIONS,
-};
+use http::header::CONTENT_LENGTH;
 use http::{HeaderMap, HeaderValue, StatusCode, Uri};
 use musubi_authz::GroupRole;
 use musubi_db::files::FileRow;
-use musubi_domain::file_types::{content_disposition, FileType};
-use musubi_domain::files::{FileKind, Variant};
+use musubi_domain::file_types::FileType;
+use musubi_domain::files::{serving_headers, FileKind, Variant};
 use musubi_domain::types::GroupId;
 use musubi_domain::{AppError, ErrorCode, Services};
 use serde::{Deserialize, Serialize};
@@ -95,13 +92,6 @@ pub(crate) async fn thumbnail(
     serve(&services, &ctx, &slug, &id, Variant::Thumbnail, false).await
 }
 
-/// Nothing in a served file may run, load anything or be framed by another site.
-const FILE_CSP: &str = "default-src 'none'; img-src 'self'; style-src 'unsafe-inline'; \
-     frame-ancestors 'self'; sandbox";
-/// PDF viewers refuse to run in a sandbox; they do not run a PDF's scripts in this origin.
-const PDF_CSP: &str = "default-src 'none'; img-src 'self'; style-src 'unsafe-inline'; \
-     frame-ancestors 'self'";
-
 async fn serve(
     services: &Services,
     ctx: &Ctx,
@@ -116,46 +106,17 @@ async fn serve(
         .open_file(&p.actor(), file_id, variant)
         .await
         .map_err(|e| page_error(ctx, "opening a file", e))?;
-    let found = FileType::from_content_type(&row.content_type);
-    let (content_type, name) = match variant {
-        Variant::Original => (row.content_type.clone(), row.name.clone()),
-        _ => ("image/jpeg".to_owned(), preview_name(&row.name)),
-    };
-    let inline = !download && (variant != Variant::Original || found.is_some_and(FileType::inline));
-    let csp = if found == Some(FileType::Pdf) && variant == Variant::Original {
-        PDF_CSP
-    } else {
-        FILE_CSP
-    };
     let mut headers = HeaderMap::new();
-    let value = |s: &str| HeaderValue::from_str(s).unwrap_or(HeaderValue::from_static(""));
-    headers.insert(CONTENT_TYPE, value(&content_type));
-    headers.insert(
-        CONTENT_DISPOSITION,
-        value(&content_disposition(&name, inline)),
-    );
+    for (name, value) in serving_headers(&row, variant, download) {
+        if let Ok(value) = HeaderValue::from_str(&value) {
+            headers.insert(name, value);
+        }
+    }
     if let Some(length) = body.length {
         headers.insert(CONTENT_LENGTH, HeaderValue::from(length));
     }
-    headers.insert(X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
-    headers.insert(CONTENT_SECURITY_POLICY, HeaderValue::from_static(csp));
-    // Who may see a file can change: kept by this person's browser only, checked again soon.
-    headers.insert(
-        CACHE_CONTROL,
-        HeaderValue::from_static("private, max-age=300"),
-    );
-    headers.insert(
-        http::header::REFERRER_POLICY,
-        HeaderValue::from_static("same-origin"),
-    );
     let body = Body::from_stream(body.into_stream());
     Ok((StatusCode::OK, headers, body).into_response())
-}
-
-/// `褥瘡.heic` → `褥瘡.jpg` for a preview.
-fn preview_name(name: &str) -> String {
-    let stem = name.rsplit_once('.').map_or(name, |(s, _)| s);
-    format!("{stem}.jpg")
 }
 
 // --- The shared files page -------------------------------------------------------------------
