@@ -27,3 +27,7 @@ CREATE TABLE search_docs (
 CREATE INDEX search_docs_grams ON search_docs USING gin (grams);
 CREATE INDEX search_docs_group_at ON search_docs (group_id, at DESC, id DESC);
 CREATE INDEX search_docs_topic ON search_docs (topic_id) WHERE topic_id IS NOT NULL;
+
+-- Set once `musubi migrate` has written the documents of what existed before search (so later
+-- start-ups do not look for them again).
+ALTER TABLE settings ADD COLUMN search_backfilled boolean NOT NULL DEFAULT false;

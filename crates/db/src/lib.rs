@@ -342,7 +342,7 @@ impl Db {
         let report = migrate::migrate_all(&self.connect).await?;
         accounts::fill_search_keys(&self.pool).await?;
         self.registry.invalidate();
-        // Search documents for what was written before search existed (nothing, once done).
+        // Search documents for what was written before search existed, once per association.
         for tenant in self.tenants().await? {
             loop {
                 let mut tx = self.tenant_tx(&tenant).await?;

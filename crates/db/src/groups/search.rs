@@ -223,8 +223,25 @@ pub async fn remove(conn: &mut PgConnection, id: Uuid) -> DbResult<()> {
 }
 
 /// Documents for content written before search existed (a database migrated from an earlier
-/// version): at most `batch` of each kind; returns how many were written.
+/// version): at most `batch` of each kind; returns how many were written. Once none are left
+/// the association is marked done, and later calls return 0 at once.
 pub async fn backfill(conn: &mut PgConnection, batch: i64) -> DbResult<usize> {
+    let done: bool = sqlx::query_scalar("SELECT search_backfilled FROM settings")
+        .fetch_one(&mut *conn)
+        .await?;
+    if done {
+        return Ok(0);
+    }
+    let written = backfill_batch(conn, batch).await?;
+    if written == 0 {
+        sqlx::query("UPDATE settings SET search_backfilled = true")
+            .execute(conn)
+            .await?;
+    }
+    Ok(written)
+}
+
+async fn backfill_batch(conn: &mut PgConnection, batch: i64) -> DbResult<usize> {
     let mut written = 0;
     let topics: Vec<(Uuid, GroupId, PersonId, String)> = sqlx::query_as(
         "SELECT t.id, t.group_id, t.author_id, t.title FROM topics t \

@@ -1253,3 +1253,58 @@ async fn each_search_is_on_record_with_its_text_and_nowhere_else() {
     }
     assert!(holding.is_empty(), "{holding:?}");
 }
+
+/// Content written before search existed is indexed by `musubi migrate`, once: later start-ups
+/// do not look for it again.
+#[tokio::test]
+async fn migrate_indexes_what_was_written_before_search_once() {
+    let app = TestApp::demo().await;
+    let count = |sql: &'static str| {
+        let app = &app;
+        async move {
+            let n: i64 = sqlx::query_scalar(sql)
+                .fetch_one(&mut *app.tenant_tx(HOST).await)
+                .await
+                .unwrap();
+            n
+        }
+    };
+    let indexed = count("SELECT count(*) FROM search_docs WHERE kind = 'comment'").await;
+    assert!(indexed > 0);
+    // As after an upgrade from a version without search.
+    {
+        let mut tx = app.tenant_tx(HOST).await;
+        sqlx::query("DELETE FROM search_docs")
+            .execute(&mut *tx)
+            .await
+            .unwrap();
+        sqlx::query("UPDATE settings SET search_backfilled = false")
+            .execute(&mut *tx)
+            .await
+            .unwrap();
+        tx.commit().await.unwrap();
+    }
+    app.db.db.migrate().await.unwrap();
+    assert_eq!(
+        count("SELECT count(*) FROM search_docs WHERE kind = 'comment'").await,
+        indexed
+    );
+    assert_eq!(
+        count("SELECT count(*) FROM settings WHERE search_backfilled").await,
+        1
+    );
+    // Done: a later migrate (every start-up) does not scan for missing documents again.
+    {
+        let mut tx = app.tenant_tx(HOST).await;
+        sqlx::query("DELETE FROM search_docs WHERE kind = 'topic'")
+            .execute(&mut *tx)
+            .await
+            .unwrap();
+        tx.commit().await.unwrap();
+    }
+    app.db.db.migrate().await.unwrap();
+    assert_eq!(
+        count("SELECT count(*) FROM search_docs WHERE kind = 'topic'").await,
+        0
+    );
+}
