@@ -170,18 +170,14 @@ pub async fn update_patient(
              nurse_station = $20, pharmacy = $21, status = $22, status_since = $23, \
              end_reason = $24, notes = $25, consent_date = $26, consent_by = $27, \
              consent_scope = $28, updated_at = now(), version = version + 1 \
-         WHERE id = $1 AND version = $2",
+         WHERE id = $1 AND version = $2 RETURNING group_id",
     )
     .bind(id)
     .bind(version);
-    let done = bind_fields(q, f).execute(&mut *conn).await?;
-    if done.rows_affected() != 1 {
+    let Some(row) = bind_fields(q, f).fetch_optional(&mut *conn).await? else {
         return Ok(false);
-    }
-    let group: GroupId = sqlx::query_scalar("SELECT group_id FROM patients WHERE id = $1")
-        .bind(id)
-        .fetch_one(&mut *conn)
-        .await?;
+    };
+    let group: GroupId = sqlx::Row::try_get(&row, "group_id")?;
     crate::search::put_patient(conn, id.into(), group, &f.name_folded).await?;
     Ok(true)
 }

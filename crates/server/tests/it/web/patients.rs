@@ -415,6 +415,43 @@ async fn a_correction_over_someone_elses_keeps_what_was_typed_and_shows_what_cha
     assert!(res.body.contains("value=\"港 はな子\""));
 }
 
+/// The search page's patient results for `q`.
+async fn patients_found(app: &TestApp, b: &mut Browser, q: &str) -> Page {
+    let q = percent_encoding::utf8_percent_encode(q, percent_encoding::NON_ALPHANUMERIC);
+    b.get(app, &format!("/search?q={q}&kind=patient")).await
+}
+
+#[tokio::test]
+async fn a_renamed_patient_is_found_by_the_new_name_only() {
+    let app = TestApp::demo().await;
+    let mut nurse = Browser::signed_in(&app, NURSE).await;
+    let id = register(&app, &mut nurse).await;
+    let group = group_of(&app, id).await;
+    let link = format!("/a/{HOST}/g/{group}");
+    assert!(patients_found(&app, &mut nurse, "花子")
+        .await
+        .body
+        .contains(&link));
+
+    let edit = format!("{}/edit", entry_path(id));
+    let token = nurse.get(&app, &edit).await.csrf();
+    let mut renamed = fields("昭和20年4月1日");
+    renamed.retain(|(k, _)| *k != "name");
+    renamed.push(("name", "港 はな子".into()));
+    renamed.push(("version", "1".into()));
+    let res = post_edit(&app, &mut nurse, &token, &edit, renamed).await;
+    assert_eq!(res.status, StatusCode::SEE_OTHER, "{}", res.body);
+
+    assert!(patients_found(&app, &mut nurse, "はな子")
+        .await
+        .body
+        .contains(&link));
+    assert!(!patients_found(&app, &mut nurse, "花子")
+        .await
+        .body
+        .contains(&link));
+}
+
 #[tokio::test]
 async fn someone_in_a_patient_group_elsewhere_finds_that_entry_and_nothing_else_of_its_register() {
     let app = TestApp::demo().await;
