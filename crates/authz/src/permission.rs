@@ -39,6 +39,10 @@ policy_names! {
         Patient => "patient",
         /// A group's shared files (and, later, the attachments of its topics).
         Files => "files",
+        /// A group's calendar: its events.
+        Calendar => "calendar",
+        /// A collaborating-doctor group's on-call duty rotation.
+        Duty => "duty",
     }
 }
 

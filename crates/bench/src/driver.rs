@@ -66,6 +66,10 @@ pub enum Op {
     DownloadAttachment,
     /// A photo attachment's thumbnail, as a topic shows it.
     AttachmentThumb,
+    /// Free-word search: one-, two- and longer words, some with a filter.
+    Search,
+    /// Free-word search for a two-character word alone (血圧, 褥瘡, …): the budget's case.
+    SearchTwoChars,
 }
 
 /// Whom a single-operation phase acts as.
@@ -77,6 +81,8 @@ enum Who {
     Crowded,
     /// The heavy readers.
     Heavy,
+    /// The regular people in the most groups.
+    Searchers,
 }
 
 /// A single-operation phase: its name in the report, its operation and whom it acts as.
@@ -117,7 +123,7 @@ const PDF_BYTES: usize = 1024 * 1024;
 const LARGE_BYTES: usize = 20 * 1024 * 1024;
 
 /// The single-operation phases, in order (the floor first: the others are read against it).
-const SINGLE: [Phase; 11] = [
+const SINGLE: [Phase; 13] = [
     Phase::of(Op::Floor),
     Phase::of(Op::Home),
     Phase::of(Op::UnreadCounts),
@@ -141,6 +147,15 @@ const SINGLE: [Phase; 11] = [
     // Reading the dataset's attachments.
     Phase::of(Op::DownloadAttachment),
     Phase::of(Op::AttachmentThumb),
+    // Search reads all a person may see: those in the most groups.
+    Phase {
+        who: Who::Searchers,
+        ..Phase::of(Op::Search)
+    },
+    Phase {
+        who: Who::Searchers,
+        ..Phase::of(Op::SearchTwoChars)
+    },
 ];
 
 /// The upload phases, after the mixed phase (memory a process took stays with it for a while:
@@ -169,11 +184,31 @@ const PATIENT_SEARCHES: &[&str] = &[
     "さ", "た", "やま", "いと", "すず", "かわ", "なか", "こば", "わた", "き",
 ];
 
+/// Words searched for, as people in home care would: the one- and two-character words that
+/// matter (some frequent in the dataset, some rare, some absent), longer words, two words (AND),
+/// a phrase, an exclusion, English mixed in.
+const SEARCH_ONE: &[&str] = &["痰", "熱", "傷", "咳", "腫"];
+const SEARCH_TWO: &[&str] = &[
+    "血圧", "褥瘡", "発熱", "体重", "嚥下", "不眠", "湿布", "酸素", "採血", "転倒", "浮腫", "残薬",
+];
+const SEARCH_LONG: &[&str] = &[
+    "訪問看護",
+    "利尿剤",
+    "ショートステイ",
+    "担当者会議",
+    "血圧 低下",
+    "\\\"一包化\\\"",
+    "SpO2",
+    "ケアマネジャー -福祉用具",
+    "とろみ 嚥下",
+];
+
 /// The mixed phase's operations and their weights (percent).
-const MIXED: [(Op, u64); 9] = [
-    (Op::Home, 28),
+const MIXED: [(Op, u64); 10] = [
+    (Op::Home, 27),
     (Op::UnreadCounts, 10),
-    (Op::Group, 18),
+    (Op::Group, 17),
+    (Op::Search, 2),
     (Op::Patients, 5),
     (Op::TopicView, 25),
     (Op::PostComment, 9),
@@ -198,6 +233,8 @@ impl Op {
             Op::UploadLarge => "upload_large",
             Op::DownloadAttachment => "download_attachment",
             Op::AttachmentThumb => "attachment_thumb",
+            Op::Search => "search",
+            Op::SearchTwoChars => "search_two_chars",
         }
     }
 
@@ -241,6 +278,12 @@ impl Op {
                  patients(filter:$f, order:$o, after:$a){ items { id name nameKana age sex \
                  status careLevel town physicianName unread } next } }"
             }
+            Op::Search | Op::SearchTwoChars => {
+                "query($q:String!,$k:SearchKind,$g:ID,$s:String,$o:SearchOrder,$f:DateTime){ \
+                 search(query:$q, kind:$k, groupId:$g, association:$s, order:$o, from:$f){ \
+                 hits { kind id association groupName topicTitle seq author at \
+                 snippet { text matched } } total moreThanTotal next } }"
+            }
         }
     }
 
@@ -251,7 +294,12 @@ impl Op {
             Op::TopicView | Op::PostComment | Op::UploadPhoto => Needs::Topic,
             Op::DownloadAttachment => Needs::Attachment,
             Op::AttachmentThumb => Needs::Thumbnail,
-            Op::SignIn | Op::Floor | Op::Home | Op::UnreadCounts => Needs::Nothing,
+            Op::SignIn
+            | Op::Floor
+            | Op::Home
+            | Op::UnreadCounts
+            | Op::Search
+            | Op::SearchTwoChars => Needs::Nothing,
         }
     }
 }
@@ -386,6 +434,29 @@ impl Shape for PatientsData {
 }
 
 #[derive(Deserialize)]
+struct SearchData {
+    search: SearchShape,
+}
+#[derive(Deserialize)]
+struct SearchShape {
+    hits: Vec<IgnoredAny>,
+    total: i64,
+    next: Option<String>,
+}
+impl Shape for SearchData {
+    fn check(&self) -> Result<(), &'static str> {
+        let s = &self.search;
+        if s.total < s.hits.len() as i64 {
+            return Err("data.search.total is less than the hits shown");
+        }
+        if s.next.is_some() && s.hits.is_empty() {
+            return Err("data.search has a next page after an empty one");
+        }
+        Ok(())
+    }
+}
+
+#[derive(Deserialize)]
 struct PostData {
     #[serde(rename = "postComment")]
     post_comment: String,
@@ -435,6 +506,7 @@ pub fn validate(op: Op, status: u16, body: &[u8]) -> Result<(), String> {
         Op::TopicView => check::<TopicData>(body),
         Op::PostComment => check::<PostData>(body),
         Op::Patients => check::<PatientsData>(body),
+        Op::Search | Op::SearchTwoChars => check::<SearchData>(body),
         Op::UploadPhoto
         | Op::UploadPdf
         | Op::UploadLarge
@@ -667,12 +739,14 @@ struct Ctx {
     crowded: Arc<Cast>,
     /// The heavy readers: the `home_heavy` phase only.
     heavy: Arc<Cast>,
+    /// The people in the most groups: the search phases only.
+    searchers: Arc<Cast>,
     /// Each operation's query as a JSON string (escaped once).
-    queries: [String; 13],
+    queries: [String; 15],
 }
 
 /// Every operation, in [`op_index`] order.
-const OPS: [Op; 13] = [
+const OPS: [Op; 15] = [
     Op::SignIn,
     Op::Floor,
     Op::Home,
@@ -686,6 +760,8 @@ const OPS: [Op; 13] = [
     Op::UploadLarge,
     Op::DownloadAttachment,
     Op::AttachmentThumb,
+    Op::Search,
+    Op::SearchTwoChars,
 ];
 
 fn op_index(op: Op) -> usize {
@@ -703,6 +779,8 @@ fn op_index(op: Op) -> usize {
         Op::UploadLarge => 10,
         Op::DownloadAttachment => 11,
         Op::AttachmentThumb => 12,
+        Op::Search => 13,
+        Op::SearchTwoChars => 14,
     }
 }
 
@@ -712,10 +790,10 @@ impl Ctx {
     fn new(
         client: &reqwest::Client,
         target: &str,
-        casts: [Arc<Cast>; 3],
+        casts: [Arc<Cast>; 4],
         uploads: Arc<Uploads>,
     ) -> anyhow::Result<Self> {
-        let [people, crowded, heavy] = casts;
+        let [people, crowded, heavy, searchers] = casts;
         Ok(Self {
             client: client.clone(),
             graphql_url: format!("{target}/graphql"),
@@ -724,6 +802,7 @@ impl Ctx {
             people,
             crowded,
             heavy,
+            searchers,
             queries: OPS.map(|op| serde_json::Value::String(op.query().to_owned()).to_string()),
         })
     }
@@ -733,6 +812,7 @@ impl Ctx {
             Who::People => &self.people,
             Who::Crowded => &self.crowded,
             Who::Heavy => &self.heavy,
+            Who::Searchers => &self.searchers,
         }
     }
 
@@ -797,6 +877,10 @@ impl Ctx {
                     self.query_json(op),
                 );
                 self.graphql(actor, Some(&g.association), body)
+            }
+            Op::Search | Op::SearchTwoChars => {
+                let body = self.search_body(op, actor, rng);
+                self.graphql(actor, None, body)
             }
             Op::PostComment => {
                 let t = rng.pick(&actor.topics).ok_or("the person has no topic")?;
@@ -893,6 +977,46 @@ impl Ctx {
         self.client
             .get(url)
             .header(http::header::AUTHORIZATION, actor.auth.clone())
+    }
+
+    /// A search: in the two-character phase a two-character word alone; otherwise a third of
+    /// one-character words, a third two-character, the rest longer words or two-character
+    /// words with a filter (comments of the last 30 days; one group, by relevance).
+    fn search_body(&self, op: Op, actor: &Actor, rng: &mut Rng) -> String {
+        let pick = |rng: &mut Rng, words: &[&'static str]| rng.pick(words).copied().unwrap_or("血圧");
+        let mut vars = String::new();
+        let words = if op == Op::SearchTwoChars {
+            pick(rng, SEARCH_TWO)
+        } else {
+            match rng.below(10) {
+                0..=2 => pick(rng, SEARCH_ONE),
+                3..=5 => pick(rng, SEARCH_TWO),
+                6 | 7 => pick(rng, SEARCH_LONG),
+                8 => {
+                    let from = chrono::Utc::now() - chrono::Duration::days(30);
+                    let _ = write!(
+                        vars,
+                        r#","k":"COMMENT","f":"{}""#,
+                        from.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+                    );
+                    pick(rng, SEARCH_TWO)
+                }
+                _ => {
+                    if let Some(g) = rng.pick(&actor.groups) {
+                        let _ = write!(
+                            vars,
+                            r#","g":"{}","s":"{}","o":"RELEVANCE""#,
+                            g.id, g.slug
+                        );
+                    }
+                    pick(rng, SEARCH_TWO)
+                }
+            }
+        };
+        format!(
+            r#"{{"query":{},"variables":{{"q":"{words}"{vars}}}}}"#,
+            self.query_json(op)
+        )
     }
 
     fn graphql(
@@ -1062,6 +1186,15 @@ pub async fn run(args: crate::RunArgs) -> anyhow::Result<()> {
         Arc::new(Cast::new(&manifest.people, &floor)?),
         Arc::new(Cast::new(&manifest.crowded, &floor)?),
         Arc::new(Cast::new(&manifest.heavy, &floor)?),
+        // Manifests before search had no searchers: the regular people stand in.
+        Arc::new(Cast::new(
+            if manifest.searchers.is_empty() {
+                &manifest.people
+            } else {
+                &manifest.searchers
+            },
+            &floor,
+        )?),
     ];
     let ctx = Arc::new(Ctx::new(
         &client,
@@ -2117,6 +2250,8 @@ fn budgets(
         latency("topic_view", 30.0),
         latency("post_comment", 30.0),
         latency("patients", 30.0),
+        // Search over everything a person in the most groups may see.
+        latency("search_two_chars", 100.0),
         // The same budgets for the same pages at their heaviest.
         latency("topic_crowded", 30.0),
         latency("home_heavy", 20.0),

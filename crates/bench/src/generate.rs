@@ -25,6 +25,8 @@ use uuid::Uuid;
 
 /// Most groups and topics listed per person in the manifest.
 const MANIFEST_GROUPS: usize = 30;
+/// Searchers in the manifest: the regular people in the most groups.
+const SEARCHERS: usize = 50;
 const MANIFEST_TOPICS: usize = 40;
 /// How many of those topics should be long ones (40–60 comments) when the person has them.
 const MANIFEST_LONG_TOPICS: usize = 15;
@@ -161,6 +163,10 @@ pub async fn run(args: crate::GenerateArgs) -> anyhow::Result<()> {
     sqlx::query("SET synchronous_commit = off")
         .execute(&mut conn)
         .await?;
+    // The search index is built after its rows (see load::search_docs).
+    sqlx::query("SET maintenance_work_mem = '256MB'")
+        .execute(&mut conn)
+        .await?;
     let (facilities, memberships) = load::core(&mut conn, &ctx).await?;
     progress.say(format!(
         "core loaded: {facilities} facilities, {} people, {} groups, {memberships} group memberships",
@@ -171,8 +177,8 @@ pub async fn run(args: crate::GenerateArgs) -> anyhow::Result<()> {
     for a in 0..slugs.len() as u32 {
         let c = load::tenant(&mut conn, &ctx, a).await?;
         progress.say(format!(
-            "{}: {} patients, {} topics, {} comments, {} attachments, {} versions, {} footprints, {} unread rows",
-            slugs[a as usize], c.patients, c.topics, c.comments, c.files, c.versions, c.footprints, c.unread
+            "{}: {} patients, {} topics, {} comments, {} attachments, {} search documents, {} versions, {} footprints, {} unread rows",
+            slugs[a as usize], c.patients, c.topics, c.comments, c.files, c.search_docs, c.versions, c.footprints, c.unread
         ));
         total.patients += c.patients;
         total.topics += c.topics;
@@ -181,6 +187,7 @@ pub async fn run(args: crate::GenerateArgs) -> anyhow::Result<()> {
         total.footprints += c.footprints;
         total.unread += c.unread;
         total.files += c.files;
+        total.search_docs += c.search_docs;
     }
     sqlx::query("RESET session_replication_role")
         .execute(&mut conn)
@@ -207,6 +214,8 @@ pub async fn run(args: crate::GenerateArgs) -> anyhow::Result<()> {
             "footprints",
             "unread",
             "files",
+            "patients",
+            "search_docs",
         ] {
             tables.push(format!("\"{schema}\".{t}"));
         }
@@ -240,9 +249,26 @@ pub async fn run(args: crate::GenerateArgs) -> anyhow::Result<()> {
         heavy_readers: extras.heavy_readers,
         heavy_unread: extras.heavy_unread,
         attachments: total.files,
+        search_docs: total.search_docs,
+        searcher_groups_min: 0,
+        searcher_groups_max: 0,
     };
     let groups_of = groups_of(m);
     let regular: Vec<u32> = (0..m.regular_people).collect();
+    let mut searchers = regular.clone();
+    searchers.sort_by_key(|p| (std::cmp::Reverse(groups_of[*p as usize].len()), *p));
+    searchers.truncate(SEARCHERS);
+    let mut counts = counts;
+    counts.searcher_groups_min = searchers
+        .iter()
+        .map(|p| groups_of[*p as usize].len() as u64)
+        .min()
+        .unwrap_or(0);
+    counts.searcher_groups_max = searchers
+        .iter()
+        .map(|p| groups_of[*p as usize].len() as u64)
+        .max()
+        .unwrap_or(0);
     let crowded: Vec<u32> = m
         .crowded_groups
         .iter()
@@ -258,6 +284,7 @@ pub async fn run(args: crate::GenerateArgs) -> anyhow::Result<()> {
         people: manifest_people(&ctx, &slugs, &groups_of, &regular),
         crowded: manifest_people(&ctx, &slugs, &groups_of, &crowded),
         heavy: manifest_people(&ctx, &slugs, &groups_of, &m.heavy_readers),
+        searchers: manifest_people(&ctx, &slugs, &groups_of, &searchers),
         counts,
     };
     manifest

@@ -8,8 +8,9 @@ use uuid::Uuid;
 
 /// The manifest's layout, and what the dataset behind it holds. 2: the crowded groups and
 /// the heavy readers (manifests before had no version). 3: a register entry for every patient
-/// group. 4: attachments, with their objects in the server's file store.
-pub const VERSION: u32 = 4;
+/// group. 4: attachments, with their objects in the server's file store. 5: search documents
+/// and the searchers.
+pub const VERSION: u32 = 5;
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Manifest {
@@ -35,6 +36,10 @@ pub struct Manifest {
     /// The heavy readers, each with some of their groups and topics (the `home_heavy` phase
     /// only).
     pub heavy: Vec<Person>,
+    /// The regular people in the most groups (the `search` phases): search reads everything
+    /// they may see.
+    #[serde(default)]
+    pub searchers: Vec<Person>,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -62,6 +67,14 @@ pub struct DatasetCounts {
     /// Comments with an attachment (a photo or a PDF).
     #[serde(default)]
     pub attachments: u64,
+    /// Documents free-word search looks through (titles, live comments, attachments, patients).
+    #[serde(default)]
+    pub search_docs: u64,
+    /// How many groups the searchers are in: fewest and most.
+    #[serde(default)]
+    pub searcher_groups_min: u64,
+    #[serde(default)]
+    pub searcher_groups_max: u64,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -155,6 +168,7 @@ mod tests {
             people: Vec::new(),
             crowded: Vec::new(),
             heavy: Vec::new(),
+            searchers: Vec::new(),
         };
         m.write(&path).unwrap();
         assert_eq!(Manifest::read(&path).unwrap().version, VERSION);

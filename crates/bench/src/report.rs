@@ -235,6 +235,13 @@ impl Report {
                 c.crowded_groups, c.crowded_topics, c.heavy_readers, c.heavy_unread
             );
         }
+        if c.search_docs > 0 {
+            let _ = writeln!(
+                out,
+                "  {} search documents; the searchers are in {}–{} groups (search, search_two_chars)",
+                c.search_docs, c.searcher_groups_min, c.searcher_groups_max
+            );
+        }
         let _ = writeln!(out);
         let _ = writeln!(
             out,

@@ -6,6 +6,7 @@ pub mod accounts;
 pub mod associations;
 pub mod audit;
 pub mod backdate;
+pub mod calendar;
 mod broker;
 pub mod files;
 pub mod groups;

@@ -186,6 +186,8 @@ pub(crate) async fn adopt_tenant(conn: &mut PgConnection, schema: &str) -> DbRes
              TO {r}; \
          GRANT SELECT ({SESSION_COLUMNS}), UPDATE (revoked_at) ON core.sessions TO {r}; \
          GRANT SELECT (user_id), DELETE ON core.recovery_codes TO {r}; \
+         GRANT SELECT, INSERT, UPDATE, DELETE ON core.absences TO {r}; \
+         GRANT SELECT, INSERT, UPDATE ON core.calendar_feeds TO {r}; \
          GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA core TO {r}; \
          REVOKE ALL ON SCHEMA {s} FROM PUBLIC;"
     ));

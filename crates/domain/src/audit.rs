@@ -112,6 +112,36 @@ pub enum AuditAction {
     /// Someone searched (the query's text and how many results, in each association looked
     /// in).
     Search,
+    /// Someone opened a calendar (a month or a list).
+    CalendarRead,
+    /// Someone put an event on a group's calendar.
+    EventCreate,
+    /// An event was changed, or one occurrence of a series cancelled.
+    EventUpdate,
+    /// An event was deleted.
+    EventDelete,
+    /// Someone entered an absence of theirs.
+    AbsenceCreate,
+    /// Someone withdrew an absence of theirs.
+    AbsenceDelete,
+    /// A group's duty shape or participants changed.
+    DutySettings,
+    /// A month's duty rotation was drafted.
+    DutyDraft,
+    /// An owner assigned one duty slot by hand.
+    DutyAssign,
+    /// A month's duty rotation was published.
+    DutyPublish,
+    /// A doctor asked a colleague to take (or exchange) a duty.
+    DutySwapRequest,
+    /// A swap was accepted, declined or withdrawn.
+    DutySwapAnswer,
+    /// Someone created a personal calendar feed address.
+    FeedCreate,
+    /// Someone revoked a calendar feed address.
+    FeedRevoke,
+    /// A calendar application fetched a personal feed.
+    FeedRead,
 }
 
 impl AuditAction {
@@ -163,6 +193,21 @@ impl AuditAction {
         AuditAction::FileDownload,
         AuditAction::FileDelete,
         AuditAction::Search,
+        AuditAction::CalendarRead,
+        AuditAction::EventCreate,
+        AuditAction::EventUpdate,
+        AuditAction::EventDelete,
+        AuditAction::AbsenceCreate,
+        AuditAction::AbsenceDelete,
+        AuditAction::DutySettings,
+        AuditAction::DutyDraft,
+        AuditAction::DutyAssign,
+        AuditAction::DutyPublish,
+        AuditAction::DutySwapRequest,
+        AuditAction::DutySwapAnswer,
+        AuditAction::FeedCreate,
+        AuditAction::FeedRevoke,
+        AuditAction::FeedRead,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -214,6 +259,21 @@ impl AuditAction {
             AuditAction::FileDownload => "file.download",
             AuditAction::FileDelete => "file.delete",
             AuditAction::Search => "search.query",
+            AuditAction::CalendarRead => "calendar.read",
+            AuditAction::EventCreate => "event.create",
+            AuditAction::EventUpdate => "event.update",
+            AuditAction::EventDelete => "event.delete",
+            AuditAction::AbsenceCreate => "absence.create",
+            AuditAction::AbsenceDelete => "absence.delete",
+            AuditAction::DutySettings => "duty.settings",
+            AuditAction::DutyDraft => "duty.draft",
+            AuditAction::DutyAssign => "duty.assign",
+            AuditAction::DutyPublish => "duty.publish",
+            AuditAction::DutySwapRequest => "duty.swap_request",
+            AuditAction::DutySwapAnswer => "duty.swap_answer",
+            AuditAction::FeedCreate => "feed.create",
+            AuditAction::FeedRevoke => "feed.revoke",
+            AuditAction::FeedRead => "feed.read",
         }
     }
 }

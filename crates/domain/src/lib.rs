@@ -3,6 +3,7 @@
 
 mod actor;
 pub mod associations;
+pub mod calendar;
 pub mod audit;
 mod change;
 pub mod comments;

@@ -64,6 +64,20 @@ impl Sink {
         self
     }
 
+    /// An `integer[]` in COPY's text form (`{1,-2,3}`).
+    pub fn int_array(&mut self, v: &[i32]) -> &mut Self {
+        self.sep();
+        self.buf.push(b'{');
+        for (i, x) in v.iter().enumerate() {
+            if i > 0 {
+                self.buf.push(b',');
+            }
+            push_int(&mut self.buf, i64::from(*x));
+        }
+        self.buf.push(b'}');
+        self
+    }
+
     pub fn bool(&mut self, v: bool) -> &mut Self {
         self.sep();
         self.buf.push(if v { b't' } else { b'f' });

@@ -7,7 +7,8 @@ use super::model::{
 };
 use crate::rng::Rng;
 use crate::text;
-use musubi_db::types::japanese::fold;
+use musubi_db::search::folded_segments;
+use musubi_db::types::japanese::{fold, grams};
 use sqlx::PgConnection;
 use std::sync::Arc;
 use uuid::Uuid;
@@ -275,6 +276,7 @@ pub struct TenantCounts {
     pub footprints: u64,
     pub unread: u64,
     pub files: u64,
+    pub search_docs: u64,
 }
 
 /// Loads one association's groups, topics, comments, their attachments, versions, footprints
@@ -496,6 +498,8 @@ pub async fn tenant(
     )
     .await?;
 
+    counts.search_docs = search_docs(conn, ctx, &schema, &groups, &topics, &order).await?;
+
     let (c, ord) = (ctx.clone(), order.clone());
     counts.versions = copy(
         conn,
@@ -590,4 +594,119 @@ pub async fn tenant(
     )
     .await?;
     Ok(counts)
+}
+
+/// Free-word search's documents (migration tenant/0008), as the server writes them with the
+/// content: topics' titles, live comments' current text, attachments' names, patients' names.
+/// The GIN index is built once after the rows (much faster than row by row), and the
+/// association is marked back-filled so that the server's start-up does not look for more.
+async fn search_docs(
+    conn: &mut PgConnection,
+    ctx: &Arc<Ctx>,
+    schema: &str,
+    groups: &Arc<Vec<u32>>,
+    topics: &Arc<Vec<u32>>,
+    order: &Arc<Vec<(Uuid, u32)>>,
+) -> anyhow::Result<u64> {
+    sqlx::query(&format!("DROP INDEX {schema}.search_docs_grams"))
+        .execute(&mut *conn)
+        .await?;
+    let (c, gs, ts, ord) = (ctx.clone(), groups.clone(), topics.clone(), order.clone());
+    let rows = copy(
+        conn,
+        &format!(
+            "{schema}.search_docs (id, kind, group_id, topic_id, scope, topic_author, \
+             author_id, at, folded, grams)"
+        ),
+        ctx.base_us,
+        move |s| {
+            let m = &c.model;
+            for gi in gs.iter() {
+                let g = &m.groups[*gi as usize];
+                if !g.patient {
+                    continue;
+                }
+                let mut r = Rng::new(m.seed ^ PATIENT_SALT).fork(u64::from(*gi));
+                let p = text::patient(&mut r);
+                let folded = format!("{}\n{}", fold(&p.name), fold(&p.kana));
+                s.uuid(Uuid::from_u128(g.id.as_u128() ^ u128::from(PATIENT_SALT)))
+                    .text("patient")
+                    .uuid(g.id)
+                    .null()
+                    .int(7)
+                    .null()
+                    .null()
+                    .ts(g.created_t)
+                    .text(&folded)
+                    .int_array(&grams(&folded));
+                s.end()?;
+            }
+            for ti in ts.iter() {
+                let t = &m.topics[*ti as usize];
+                let g = &m.groups[t.group as usize];
+                let mut r = Rng::new(m.seed ^ TITLE_SALT).fork(u64::from(*ti));
+                let folded = folded_segments(&[&text::topic_title(&mut r, g.patient)]);
+                let author = m.people[t.author as usize].id;
+                s.uuid(t.id)
+                    .text("topic")
+                    .uuid(g.id)
+                    .uuid(t.id)
+                    .int(i64::from(t.scope))
+                    .uuid(author)
+                    .uuid(author)
+                    .ts(m.topic_created_t(t))
+                    .text(&folded)
+                    .int_array(&grams(&folded));
+                s.end()?;
+            }
+            for (id, ci) in ord.iter() {
+                let cm = &m.comments[*ci as usize];
+                if cm.flags & DELETED != 0 {
+                    continue;
+                }
+                let t = &m.topics[cm.topic as usize];
+                let g = m.groups[t.group as usize].id;
+                let topic_author = m.people[t.author as usize].id;
+                let author = m.people[cm.author as usize].id;
+                let seq = ci - t.first + 1;
+                let folded = folded_segments(&[&comment_text(m, *ci, seq).body]);
+                s.uuid(*id)
+                    .text("comment")
+                    .uuid(g)
+                    .uuid(t.id)
+                    .int(i64::from(t.scope))
+                    .uuid(topic_author)
+                    .uuid(author)
+                    .ts(cm.t)
+                    .text(&folded)
+                    .int_array(&grams(&folded));
+                s.end()?;
+                if let Some(f) = files::of_comment(m, c.attachments_per_mille, *ci) {
+                    let folded = folded_segments(&[&f.name, ""]);
+                    s.uuid(f.id)
+                        .text("file")
+                        .uuid(g)
+                        .uuid(t.id)
+                        .int(i64::from(t.scope))
+                        .uuid(topic_author)
+                        .uuid(author)
+                        .ts(f.uploaded_t)
+                        .text(&folded)
+                        .int_array(&grams(&folded));
+                    s.end()?;
+                }
+            }
+            Ok(())
+        },
+    )
+    .await?;
+    sqlx::query(&format!(
+        "CREATE INDEX search_docs_grams ON {schema}.search_docs USING gin (grams)"
+    ))
+    .execute(&mut *conn)
+    .await?;
+    sqlx::query(&format!("UPDATE {schema}.settings SET search_backfilled = true"))
+        .execute(&mut *conn)
+        .await?;
+    Ok(rows)
 }

@@ -43,8 +43,9 @@ impl DocKind {
     }
 }
 
-/// The folded text of segments (a line break between them: nothing matches across it).
-fn folded_segments(segments: &[&str]) -> String {
+/// The folded text of segments (a line break between them: nothing matches across it), as
+/// stored in `search_docs.folded` (the benchmark's generator writes documents the same way).
+pub fn folded_segments(segments: &[&str]) -> String {
     segments
         .iter()
         .map(|s| fold(s))
