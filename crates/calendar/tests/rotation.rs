@@ -177,7 +177,13 @@ fn slots_of_other_shapes_and_bad_months() {
     let empty = slots_for_month(2027, 5, &Shape::default(), &no_holidays).expect("slots");
     assert!(empty.is_empty());
 
-    for (y, m) in [(2027, 0), (2027, 13), (2027, u32::MAX), (i32::MAX, 1), (i32::MIN, 12)] {
+    for (y, m) in [
+        (2027, 0),
+        (2027, 13),
+        (2027, u32::MAX),
+        (i32::MAX, 1),
+        (i32::MIN, 12),
+    ] {
         assert_eq!(
             slots_for_month(y, m, &usual_shape(), &no_holidays),
             Err(RotationError::InvalidMonth { year: y, month: m })
@@ -185,8 +191,8 @@ fn slots_of_other_shapes_and_bad_months() {
     }
     // chrono's last month ends without a next date.
     let last = NaiveDate::MAX;
-    let slots = slots_for_month(last.year(), last.month(), &usual_shape(), &no_holidays)
-        .expect("slots");
+    let slots =
+        slots_for_month(last.year(), last.month(), &usual_shape(), &no_holidays).expect("slots");
     assert_eq!(slots.last().map(|s| s.date), Some(last));
     let d = draft(
         &slots,
@@ -209,12 +215,34 @@ fn realistic_golden_week_month() {
     participants[5].preferred_weekdays = vec![Weekday::Wed];
     let absences = vec![
         // Away over Golden Week, and a conference week later in the month.
-        absence(doctors[0], date(2027, 5, 1), date(2027, 5, 7), AbsencePart::AllDay),
-        absence(doctors[1], date(2027, 5, 17), date(2027, 5, 23), AbsencePart::AllDay),
-        absence(doctors[5], date(2027, 5, 12), date(2027, 5, 12), AbsencePart::Afternoon),
+        absence(
+            doctors[0],
+            date(2027, 5, 1),
+            date(2027, 5, 7),
+            AbsencePart::AllDay,
+        ),
+        absence(
+            doctors[1],
+            date(2027, 5, 17),
+            date(2027, 5, 23),
+            AbsencePart::AllDay,
+        ),
+        absence(
+            doctors[5],
+            date(2027, 5, 12),
+            date(2027, 5, 12),
+            AbsencePart::Afternoon,
+        ),
     ];
     let slots = slots_for_month(2027, 5, &usual_shape(), &golden_week).expect("slots");
-    let d = draft(&slots, &participants, &absences, &History::default(), &[], 7);
+    let d = draft(
+        &slots,
+        &participants,
+        &absences,
+        &History::default(),
+        &[],
+        7,
+    );
 
     assert_eq!(d.assignments.len(), slots.len());
     assert!(d.uncovered.is_empty(), "uncovered: {:?}", d.uncovered);
@@ -305,7 +333,14 @@ fn one_person_gets_day_and_night_but_rests_after_a_night() {
         .into_iter()
         .filter(|s| s.date <= date(2027, 5, 2))
         .collect();
-    let d = draft(&slots, &[Participant::new(p)], &[], &History::default(), &[], 3);
+    let d = draft(
+        &slots,
+        &[Participant::new(p)],
+        &[],
+        &History::default(),
+        &[],
+        3,
+    );
     // Saturday day and night, then no Sunday day duty after the night; Sunday night.
     let who: Vec<Option<Uuid>> = d.assignments.iter().map(|(_, w)| *w).collect();
     assert_eq!(who, vec![Some(p), Some(p), None, Some(p)]);
@@ -329,7 +364,14 @@ fn everybody_absent_leaves_the_day_uncovered() {
         .map(|p| absence(p.id, golden, golden, AbsencePart::AllDay))
         .collect();
     let slots = slots_for_month(2027, 5, &usual_shape(), &golden_week).expect("slots");
-    let d = draft(&slots, &participants, &absences, &History::default(), &[], 11);
+    let d = draft(
+        &slots,
+        &participants,
+        &absences,
+        &History::default(),
+        &[],
+        11,
+    );
     let expected: Vec<Slot> = slots.iter().copied().filter(|s| s.date == golden).collect();
     assert_eq!(expected.len(), 2);
     assert_eq!(d.uncovered, expected);
@@ -338,7 +380,10 @@ fn everybody_absent_leaves_the_day_uncovered() {
     }
     assert_eq!(
         check(&d.assignments, &participants, &absences),
-        expected.iter().map(|s| Problem::Uncovered(*s)).collect::<Vec<_>>()
+        expected
+            .iter()
+            .map(|s| Problem::Uncovered(*s))
+            .collect::<Vec<_>>()
     );
 }
 
@@ -523,17 +568,43 @@ fn preferences_break_ties() {
 #[test]
 fn same_seed_same_draft_other_seeds_differ() {
     let participants: Vec<Participant> = (1..=6).map(|n| Participant::new(id(n))).collect();
-    let absences = [absence(id(2), date(2027, 5, 10), date(2027, 5, 14), AbsencePart::AllDay)];
+    let absences = [absence(
+        id(2),
+        date(2027, 5, 10),
+        date(2027, 5, 14),
+        AbsencePart::AllDay,
+    )];
     let slots = slots_for_month(2027, 5, &usual_shape(), &golden_week).expect("slots");
     let mut seen = HashSet::new();
     for seed in 0..10 {
-        let a = draft(&slots, &participants, &absences, &History::default(), &[], seed);
-        let b = draft(&slots, &participants, &absences, &History::default(), &[], seed);
+        let a = draft(
+            &slots,
+            &participants,
+            &absences,
+            &History::default(),
+            &[],
+            seed,
+        );
+        let b = draft(
+            &slots,
+            &participants,
+            &absences,
+            &History::default(),
+            &[],
+            seed,
+        );
         assert_eq!(a, b);
         // The slot order of the input does not matter.
         let mut reversed = slots.clone();
         reversed.reverse();
-        let c = draft(&reversed, &participants, &absences, &History::default(), &[], seed);
+        let c = draft(
+            &reversed,
+            &participants,
+            &absences,
+            &History::default(),
+            &[],
+            seed,
+        );
         assert_eq!(a, c);
         seen.insert(a.assignments);
     }
@@ -558,7 +629,10 @@ fn fixed_assignments_are_kept_and_counted() {
     assert_eq!(c.holiday, 3);
     // Fairness counts the fixed nights: doctor 1 gets no more nights than anybody else.
     let nights: Vec<u32> = d.counts.iter().map(|(_, c)| c.night).collect();
-    assert!(spread(nights.iter().map(|&n| u64::from(n))) <= 1, "{nights:?}");
+    assert!(
+        spread(nights.iter().map(|&n| u64::from(n))) <= 1,
+        "{nights:?}"
+    );
     assert!(check(&d.assignments, &participants, &[]).is_empty());
 }
 
@@ -573,16 +647,34 @@ fn fixed_assignments_breaking_rules_are_kept_with_warnings() {
     let monday = slots[4];
     let stranger = id(99);
     let fixed = vec![
-        (night, id(1)),           // no_nights
-        (sunday_day, id(1)),      // after that night
-        (monday, id(2)),          // within max...
-        (slots[5], id(2)),        // ...then over it
-        (slots[6], stranger),     // not a participant
-        (slots[6], id(3)),        // the same slot again
-        (Slot { date: date(2027, 6, 1), ..monday }, id(3)), // not this month
+        (night, id(1)),       // no_nights
+        (sunday_day, id(1)),  // after that night
+        (monday, id(2)),      // within max...
+        (slots[5], id(2)),    // ...then over it
+        (slots[6], stranger), // not a participant
+        (slots[6], id(3)),    // the same slot again
+        (
+            Slot {
+                date: date(2027, 6, 1),
+                ..monday
+            },
+            id(3),
+        ), // not this month
     ];
-    let absences = [absence(id(2), monday.date, monday.date, AbsencePart::AllDay)];
-    let d = draft(&slots, &participants, &absences, &History::default(), &fixed, 9);
+    let absences = [absence(
+        id(2),
+        monday.date,
+        monday.date,
+        AbsencePart::AllDay,
+    )];
+    let d = draft(
+        &slots,
+        &participants,
+        &absences,
+        &History::default(),
+        &fixed,
+        9,
+    );
     assert_eq!(d.assignments[1], (night, Some(id(1))));
     assert_eq!(d.assignments[2], (sunday_day, Some(id(1))));
     assert_eq!(d.assignments[6], (slots[6], Some(stranger)));
@@ -688,7 +780,12 @@ fn check_finds_each_problem() {
         (find(9, DutyKind::Day), Some(a)),
         (find(9, DutyKind::Night), Some(a)),
     ];
-    let absences = [absence(a, date(2027, 5, 9), date(2027, 5, 9), AbsencePart::Morning)];
+    let absences = [absence(
+        a,
+        date(2027, 5, 9),
+        date(2027, 5, 9),
+        AbsencePart::Morning,
+    )];
     let problems = check(&plan, &participants, &absences);
     assert_eq!(
         problems,
@@ -735,10 +832,12 @@ fn check_finds_each_problem() {
         published.assignments[10].0.date,
         AbsencePart::AllDay,
     )];
-    assert!(check(&published.assignments, &participants, &later).contains(&Problem::Absent {
-        slot: published.assignments[10].0,
-        person: someone
-    }));
+    assert!(
+        check(&published.assignments, &participants, &later).contains(&Problem::Absent {
+            slot: published.assignments[10].0,
+            person: someone
+        })
+    );
 }
 
 #[test]
@@ -746,7 +845,16 @@ fn counts_by_class() {
     let slots = slots_for_month(2027, 5, &usual_shape(), &golden_week).expect("slots");
     let plan: Vec<(Slot, Option<Uuid>)> = slots
         .iter()
-        .map(|s| (*s, if s.date.day() % 2 == 0 { Some(id(1)) } else { Some(id(2)) }))
+        .map(|s| {
+            (
+                *s,
+                if s.date.day() % 2 == 0 {
+                    Some(id(1))
+                } else {
+                    Some(id(2))
+                },
+            )
+        })
         .chain([(slots[0], None)])
         .collect();
     let c = counts(&plan);
@@ -836,7 +944,12 @@ fn hard_rules_hold_for_random_inputs() {
                     1 => AbsencePart::Afternoon,
                     _ => AbsencePart::AllDay,
                 };
-                absence(id(1 + u128::from(rng.below(people as u64 + 1))), from, to, part)
+                absence(
+                    id(1 + u128::from(rng.below(people as u64 + 1))),
+                    from,
+                    to,
+                    part,
+                )
             })
             .collect();
         let mut history = History::default();
@@ -925,7 +1038,8 @@ fn hard_rules_hold_for_random_inputs() {
             };
             assert!(from_fixed, "{context}: {problem:?}");
             assert!(
-                d.warnings.contains(&Warning::FixedBreaksRule(problem.clone())),
+                d.warnings
+                    .contains(&Warning::FixedBreaksRule(problem.clone())),
                 "{context}"
             );
         }
@@ -965,9 +1079,11 @@ fn hard_rules_hold_for_random_inputs() {
         }
     }
     // The generator reaches both outcomes.
-    assert!(covered_some > 25 && uncovered_some > 25, "{covered_some} {uncovered_some}");
+    assert!(
+        covered_some > 25 && uncovered_some > 25,
+        "{covered_some} {uncovered_some}"
+    );
 }
-
 
 #[test]
 fn consecutive_days_avoided_when_there_are_enough_people() {

@@ -1189,7 +1189,7 @@ impl Services {
                 location: None,
                 categories: vec!["不在".to_owned()],
                 start: ical::When::Date(a.first_day),
-                end: ical::When::Date(a.last_day.succ_opt().unwrap_or(a.last_day)),
+                end: ical::When::Date(a.last_day),
                 rule: None,
                 exdates: Vec::new(),
                 sequence: 0,
@@ -1241,7 +1241,7 @@ fn feed_event(e: &EventRow, group: Option<&str>, stamp: chrono::DateTime<Utc>) -
         ),
         _ => (
             ical::When::Date(e.first_day),
-            ical::When::Date(e.last_day.succ_opt().unwrap_or(e.last_day)),
+            ical::When::Date(e.last_day),
         ),
     };
     ical::Event {
@@ -1274,7 +1274,7 @@ fn duty_event(d: &repo::DutyRow, group: Option<&str>, stamp: chrono::DateTime<Ut
         location: None,
         categories: vec!["当番".to_owned()],
         start: ical::When::Date(d.day),
-        end: ical::When::Date(d.day.succ_opt().unwrap_or(d.day)),
+        end: ical::When::Date(d.day),
         rule: None,
         exdates: Vec::new(),
         sequence: 0,
