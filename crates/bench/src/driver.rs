@@ -983,7 +983,8 @@ impl Ctx {
     /// one-character words, a third two-character, the rest longer words or two-character
     /// words with a filter (comments of the last 30 days; one group, by relevance).
     fn search_body(&self, op: Op, actor: &Actor, rng: &mut Rng) -> String {
-        let pick = |rng: &mut Rng, words: &[&'static str]| rng.pick(words).copied().unwrap_or("血圧");
+        let pick =
+            |rng: &mut Rng, words: &[&'static str]| rng.pick(words).copied().unwrap_or("血圧");
         let mut vars = String::new();
         let words = if op == Op::SearchTwoChars {
             pick(rng, SEARCH_TWO)
@@ -1003,11 +1004,7 @@ impl Ctx {
                 }
                 _ => {
                     if let Some(g) = rng.pick(&actor.groups) {
-                        let _ = write!(
-                            vars,
-                            r#","g":"{}","s":"{}","o":"RELEVANCE""#,
-                            g.id, g.slug
-                        );
+                        let _ = write!(vars, r#","g":"{}","s":"{}","o":"RELEVANCE""#, g.id, g.slug);
                     }
                     pick(rng, SEARCH_TWO)
                 }

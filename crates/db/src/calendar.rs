@@ -440,13 +440,11 @@ pub async fn lock_duty_month(
     group: GroupId,
     month: NaiveDate,
 ) -> DbResult<DutyMonthRow> {
-    sqlx::query(
-        "INSERT INTO duty_months (group_id, month) VALUES ($1, $2) ON CONFLICT DO NOTHING",
-    )
-    .bind(group)
-    .bind(month)
-    .execute(&mut *conn)
-    .await?;
+    sqlx::query("INSERT INTO duty_months (group_id, month) VALUES ($1, $2) ON CONFLICT DO NOTHING")
+        .bind(group)
+        .bind(month)
+        .execute(&mut *conn)
+        .await?;
     Ok(sqlx::query_as(
         "SELECT month, status, topic_id, published_at, version FROM duty_months \
          WHERE group_id = $1 AND month = $2 FOR UPDATE",
@@ -499,13 +497,11 @@ pub async fn touch_duty_month(
     group: GroupId,
     month: NaiveDate,
 ) -> DbResult<()> {
-    sqlx::query(
-        "UPDATE duty_months SET version = version + 1 WHERE group_id = $1 AND month = $2",
-    )
-    .bind(group)
-    .bind(month)
-    .execute(conn)
-    .await?;
+    sqlx::query("UPDATE duty_months SET version = version + 1 WHERE group_id = $1 AND month = $2")
+        .bind(group)
+        .bind(month)
+        .execute(conn)
+        .await?;
     Ok(())
 }
 
@@ -825,7 +821,10 @@ pub async fn feed_by_hash(conn: &mut PgConnection, hash: &[u8]) -> DbResult<Opti
 }
 
 /// The person's name if they may still use Musubi (active, with an active membership).
-pub async fn active_person_name(conn: &mut PgConnection, user: PersonId) -> DbResult<Option<String>> {
+pub async fn active_person_name(
+    conn: &mut PgConnection,
+    user: PersonId,
+) -> DbResult<Option<String>> {
     Ok(sqlx::query_scalar(
         "SELECT name FROM core.users WHERE id = $1 AND status = 'active' \
            AND EXISTS (SELECT 1 FROM core.memberships m \

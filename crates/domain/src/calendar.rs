@@ -10,13 +10,13 @@ use crate::text;
 use crate::types::{GroupId, PersonId};
 use crate::{Actor, AppError, AppResult, ErrorCode, Services};
 use chrono::{Datelike, Duration, NaiveDate, NaiveTime, Utc, Weekday};
+use musubi_auth::token::{hash_token, is_well_formed, Token};
 use musubi_authz::{Action, GroupRole, Object};
 use musubi_calendar::recurrence::{occurrences, Rule};
 use musubi_calendar::rotation::{self, AbsencePart, DayClass, DutyKind, Shape, Slot};
 use musubi_calendar::{holidays, ical};
 use musubi_db::calendar as repo;
 use musubi_db::groups::{self as groups_repo, HostedGroup};
-use musubi_auth::token::{hash_token, is_well_formed, Token};
 use uuid::Uuid;
 
 pub use musubi_db::calendar::{AbsenceRow, EventRow, ParticipantRow, SwapRow};
@@ -74,7 +74,6 @@ text_enum_like! {
     }
 }
 
-
 text_enum_like! {
     /// Which part of a day an absence covers.
     AbsenceSpan {
@@ -119,16 +118,25 @@ fn check_event(input: &EventInput) -> AppResult<CheckedEvent> {
     let place = text::optional_line("place", &input.place, 200)?.unwrap_or_default();
     let notes = text::optional_lines("notes", &input.notes, 2000)?;
     if input.last_day < input.first_day {
-        return Err(AppError::invalid("lastDay", "the event ends before it starts"));
+        return Err(AppError::invalid(
+            "lastDay",
+            "the event ends before it starts",
+        ));
     }
     if (input.last_day - input.first_day).num_days() >= 366 {
-        return Err(AppError::invalid("lastDay", "an event lasts at most a year"));
+        return Err(AppError::invalid(
+            "lastDay",
+            "an event lasts at most a year",
+        ));
     }
     match (input.starts_at, input.ends_at) {
         (None, None) => {}
         (Some(s), Some(e)) => {
             if input.first_day == input.last_day && e <= s {
-                return Err(AppError::invalid("endsAt", "the event ends before it starts"));
+                return Err(AppError::invalid(
+                    "endsAt",
+                    "the event ends before it starts",
+                ));
             }
         }
         _ => {
@@ -167,7 +175,10 @@ fn check_event(input: &EventInput) -> AppResult<CheckedEvent> {
 fn last_start(rule: &Rule, first: NaiveDate) -> AppResult<Option<NaiveDate>> {
     if let Some(until) = rule.until {
         if until < first {
-            return Err(AppError::invalid("rrule", "the series ends before it starts"));
+            return Err(AppError::invalid(
+                "rrule",
+                "the series ends before it starts",
+            ));
         }
         return Ok(Some(until));
     }
@@ -405,8 +416,13 @@ impl Services {
             .await?
             .ok_or_else(AppError::not_found)?;
         c.about_group(&group.name);
-        c.authorize(&hosted, active_role(&group), Object::Calendar, Action::Create)
-            .await?;
+        c.authorize(
+            &hosted,
+            active_role(&group),
+            Object::Calendar,
+            Action::Create,
+        )
+        .await?;
         if group.archived_at.is_some() {
             return Err(AppError::archived());
         }
@@ -489,7 +505,10 @@ impl Services {
         let occurs = event.rrule.is_some() && !expand(&event, day, day).is_empty()
             || expand(&event, day, day).iter().any(|(d, _)| *d == day);
         if event.rrule.is_none() || !occurs {
-            return Err(AppError::invalid("day", "the event does not occur on that day"));
+            return Err(AppError::invalid(
+                "day",
+                "the event does not occur on that day",
+            ));
         }
         repo::add_exception(c.conn(), id, day).await?;
         let entry = c
@@ -545,10 +564,16 @@ impl Services {
     ) -> AppResult<Uuid> {
         let note = text::optional_line("note", note, 200)?.unwrap_or_default();
         if last_day < first_day {
-            return Err(AppError::invalid("lastDay", "the absence ends before it starts"));
+            return Err(AppError::invalid(
+                "lastDay",
+                "the absence ends before it starts",
+            ));
         }
         if (last_day - first_day).num_days() >= 366 {
-            return Err(AppError::invalid("lastDay", "an absence lasts at most a year"));
+            return Err(AppError::invalid(
+                "lastDay",
+                "an absence lasts at most a year",
+            ));
         }
         if span != AbsenceSpan::AllDay && first_day != last_day {
             return Err(AppError::invalid("part", "a half-day absence is one day"));
@@ -763,13 +788,9 @@ impl Services {
             }
         }
         let shape = shape_of(&settings);
-        let slots = rotation::slots_for_month(
-            month.year(),
-            month.month(),
-            &shape,
-            &holidays::is_holiday,
-        )
-        .map_err(|e| AppError::invalid("month", e.to_string()))?;
+        let slots =
+            rotation::slots_for_month(month.year(), month.month(), &shape, &holidays::is_holiday)
+                .map_err(|e| AppError::invalid("month", e.to_string()))?;
         let draft = rotation::draft(
             &slots,
             &participants.iter().map(participant).collect::<Vec<_>>(),
@@ -910,7 +931,10 @@ impl Services {
             .await?;
         let holder = published_holder(&mut c, group_id, day, kind).await?;
         if holder != Some(me) {
-            return Err(AppError::invalid("day", "only your own duty can be handed over"));
+            return Err(AppError::invalid(
+                "day",
+                "only your own duty can be handed over",
+            ));
         }
         if let Some((od, ok)) = other {
             if published_holder(&mut c, group_id, od, ok).await? != Some(to) {
@@ -995,8 +1019,7 @@ impl Services {
         if status == "accepted" {
             repo::lock_duty_month(c.conn(), group_id, month_of(swap.day)).await?;
             let kind = duty_kind(&swap.kind);
-            if published_holder(&mut c, group_id, swap.day, kind).await? != Some(swap.from_user)
-            {
+            if published_holder(&mut c, group_id, swap.day, kind).await? != Some(swap.from_user) {
                 return Err(AppError::new(
                     ErrorCode::Conflict,
                     "the duty changed hands meanwhile",
@@ -1015,8 +1038,7 @@ impl Services {
                 repo::set_duty(c.conn(), group_id, od, ok, Some(swap.from_user)).await?;
                 repo::touch_duty_month(c.conn(), group_id, month_of(od)).await?;
             }
-            repo::set_duty(c.conn(), group_id, swap.day, &swap.kind, Some(swap.to_user))
-                .await?;
+            repo::set_duty(c.conn(), group_id, swap.day, &swap.kind, Some(swap.to_user)).await?;
             repo::touch_duty_month(c.conn(), group_id, month_of(swap.day)).await?;
         }
         repo::decide_swap(c.conn(), swap_id, status).await?;
@@ -1075,7 +1097,10 @@ impl Services {
         let me = actor.viewer.user.id;
         let mut c = self.change(actor).await?;
         if repo::feeds_of(c.conn(), me).await?.len() >= 5 {
-            return Err(AppError::invalid("feed", "at most five feeds: revoke one first"));
+            return Err(AppError::invalid(
+                "feed",
+                "at most five feeds: revoke one first",
+            ));
         }
         let token = Token::generate().map_err(AppError::internal)?;
         let id = Uuid::now_v7();
@@ -1239,10 +1264,7 @@ fn feed_event(e: &EventRow, group: Option<&str>, stamp: chrono::DateTime<Utc>) -
             ical::When::Local(e.first_day.and_time(s)),
             ical::When::Local(e.last_day.and_time(t)),
         ),
-        _ => (
-            ical::When::Date(e.first_day),
-            ical::When::Date(e.last_day),
-        ),
+        _ => (ical::When::Date(e.first_day), ical::When::Date(e.last_day)),
     };
     ical::Event {
         uid: format!("event-{}@musubi", e.id),
@@ -1263,7 +1285,11 @@ fn feed_event(e: &EventRow, group: Option<&str>, stamp: chrono::DateTime<Utc>) -
 /// One's own duty in a feed: an all-day entry (the hours of day and night duty are the
 /// group's custom, not Musubi's).
 fn duty_event(d: &repo::DutyRow, group: Option<&str>, stamp: chrono::DateTime<Utc>) -> ical::Event {
-    let kind = if d.kind == "night" { "夜間" } else { "日中" };
+    let kind = if d.kind == "night" {
+        "夜間"
+    } else {
+        "日中"
+    };
     ical::Event {
         uid: format!("duty-{}-{}-{}@musubi", d.group_id, d.day, d.kind),
         summary: match group {

@@ -3,8 +3,8 @@
 
 mod actor;
 pub mod associations;
-pub mod calendar;
 pub mod audit;
+pub mod calendar;
 mod change;
 pub mod comments;
 pub mod error;

@@ -2,6 +2,7 @@
 //! routes each request to an association's schema, with limits and stable error codes.
 
 mod auth;
+mod calendar;
 mod console;
 mod error;
 mod files;

@@ -1,6 +1,7 @@
 //! The schema's root types.
 
 use crate::auth::{AuthMutation, AuthQuery};
+use crate::calendar::{CalendarMutation, CalendarQuery};
 use crate::console::{ConsoleMutation, ConsoleQuery};
 use crate::files::{FileMutation, FileQuery};
 use crate::invitations::{InvitationMutation, InvitationQuery};
@@ -29,6 +30,7 @@ pub struct Query(
     FileQuery,
     PatientQuery,
     SearchQuery,
+    CalendarQuery,
 );
 
 #[derive(MergedObject, Default)]
@@ -40,6 +42,7 @@ pub struct Mutation(
     SnsMutation,
     FileMutation,
     PatientMutation,
+    CalendarMutation,
 );
 
 /// A medical association (医師会): one tenant of the deployment.

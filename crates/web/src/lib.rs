@@ -55,6 +55,7 @@ pub fn router(services: Services) -> Router {
         )
         // Invitations, forgotten passwords and passkeys (the JSON calls of static/passkey.js).
         .route("/invite/{token}", get(invite::show).post(invite::submit))
+        .route("/calendar/feed/{file}", get(pages::feed::show))
         .route(
             "/reset",
             get(reset::show_request).post(reset::submit_request),

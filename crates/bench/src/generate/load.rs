@@ -705,8 +705,10 @@ async fn search_docs(
     ))
     .execute(&mut *conn)
     .await?;
-    sqlx::query(&format!("UPDATE {schema}.settings SET search_backfilled = true"))
-        .execute(&mut *conn)
-        .await?;
+    sqlx::query(&format!(
+        "UPDATE {schema}.settings SET search_backfilled = true"
+    ))
+    .execute(&mut *conn)
+    .await?;
     Ok(rows)
 }

@@ -3,6 +3,7 @@
 pub(crate) mod console;
 pub(crate) mod enrol;
 pub(crate) mod error;
+pub(crate) mod feed;
 pub(crate) mod flash;
 pub(crate) mod home;
 pub(crate) mod invite;
