@@ -4,6 +4,7 @@
 //! loads it and acts it out through the services. Every name there is invented; e-mail
 //! addresses use the reserved `.example` domain.
 
+mod calendar;
 mod data;
 mod register;
 mod script;

@@ -55,7 +55,18 @@ pub(crate) async fn run(
     for step in &data.steps {
         s.step(step).await?;
     }
-    Ok(())
+    let (host, other) = (s.tenant("minatogawa")?, s.tenant("sakuradai")?);
+    crate::calendar::seed(&crate::calendar::Cast {
+        services: s.services,
+        client: &s.client,
+        people: &s.people,
+        host: &host,
+        other: &other,
+        doctors: Script::made(&s.groups, "group", "doctors")?.id,
+        yamada: Script::made(&s.groups, "group", "yamada")?.id,
+        rota: s.topics.get("rota").map(|t| t.id),
+    })
+    .await
 }
 
 fn missing(what: &str, key: &str) -> AppError {

@@ -11,6 +11,10 @@ pub const ADMIN: &str = "admin@minatogawa.example";
 /// Clinic doctor of みなと川 (川村): owner of the 山田 and 田中 patient groups and of the
 /// doctors' group.
 pub const CLINIC_DOCTOR: &str = "kawamura@minatogawa.example";
+/// Clinic doctors of みなと川 (大野, 松井): members of the doctors' group only; they take part
+/// in its on-call duty rotation.
+pub const CLINIC_DOCTOR_2: &str = "oono@minatogawa.example";
+pub const CLINIC_DOCTOR_3: &str = "matsui@minatogawa.example";
 /// Nurse of みなと川 (青木).
 pub const NURSE: &str = "aoki@minatogawa.example";
 /// Care manager of みなと川 (森田): the only owner of the 鈴木 patient group.
