@@ -17,6 +17,7 @@ use crate::stats::Recorder;
 use crate::ws;
 use crate::Scale;
 use anyhow::Context as _;
+use chrono::Datelike as _;
 use http::HeaderValue;
 use serde::de::{DeserializeOwned, IgnoredAny};
 use serde::Deserialize;
@@ -70,6 +71,8 @@ pub enum Op {
     Search,
     /// Free-word search for a two-character word alone (血圧, 褥瘡, …): the budget's case.
     SearchTwoChars,
+    /// The personal calendar: this month's grid (six weeks) of every group.
+    Calendar,
 }
 
 /// Whom a single-operation phase acts as.
@@ -123,7 +126,7 @@ const PDF_BYTES: usize = 1024 * 1024;
 const LARGE_BYTES: usize = 20 * 1024 * 1024;
 
 /// The single-operation phases, in order (the floor first: the others are read against it).
-const SINGLE: [Phase; 13] = [
+const SINGLE: [Phase; 14] = [
     Phase::of(Op::Floor),
     Phase::of(Op::Home),
     Phase::of(Op::UnreadCounts),
@@ -131,6 +134,7 @@ const SINGLE: [Phase; 13] = [
     Phase::of(Op::TopicView),
     Phase::of(Op::PostComment),
     Phase::of(Op::Patients),
+    Phase::of(Op::Calendar),
     // The topic view, in groups of 40 who have all read everything: each of its 51 comments
     // has 39 readers.
     Phase {
@@ -204,10 +208,11 @@ const SEARCH_LONG: &[&str] = &[
 ];
 
 /// The mixed phase's operations and their weights (percent).
-const MIXED: [(Op, u64); 10] = [
-    (Op::Home, 27),
-    (Op::UnreadCounts, 10),
-    (Op::Group, 17),
+const MIXED: [(Op, u64); 11] = [
+    (Op::Home, 26),
+    (Op::UnreadCounts, 9),
+    (Op::Group, 16),
+    (Op::Calendar, 3),
     (Op::Search, 2),
     (Op::Patients, 5),
     (Op::TopicView, 25),
@@ -235,6 +240,7 @@ impl Op {
             Op::AttachmentThumb => "attachment_thumb",
             Op::Search => "search",
             Op::SearchTwoChars => "search_two_chars",
+            Op::Calendar => "calendar",
         }
     }
 
@@ -278,6 +284,11 @@ impl Op {
                  patients(filter:$f, order:$o, after:$a){ items { id name nameKana age sex \
                  status careLevel town physicianName unread } next } }"
             }
+            Op::Calendar => {
+                "query($f:Date!,$t:Date!){ calendar(from:$f, to:$t){ holidays { date name } \
+                 events { id groupName category title firstDay lastDay startsAt endsAt } \
+                 absences { name firstDay lastDay part } duties { day kind name groupName } } }"
+            }
             Op::Search | Op::SearchTwoChars => {
                 "query($q:String!,$k:SearchKind,$g:ID,$s:String,$o:SearchOrder,$f:DateTime){ \
                  search(query:$q, kind:$k, groupId:$g, association:$s, order:$o, from:$f){ \
@@ -299,7 +310,8 @@ impl Op {
             | Op::Home
             | Op::UnreadCounts
             | Op::Search
-            | Op::SearchTwoChars => Needs::Nothing,
+            | Op::SearchTwoChars
+            | Op::Calendar => Needs::Nothing,
         }
     }
 }
@@ -434,6 +446,26 @@ impl Shape for PatientsData {
 }
 
 #[derive(Deserialize)]
+struct CalendarData {
+    calendar: CalendarShape,
+}
+#[derive(Deserialize)]
+struct CalendarShape {
+    holidays: Vec<IgnoredAny>,
+    #[allow(dead_code)]
+    events: Vec<IgnoredAny>,
+}
+impl Shape for CalendarData {
+    fn check(&self) -> Result<(), &'static str> {
+        // Six weeks hold a public holiday in most of the year; none in June alone.
+        if self.calendar.holidays.len() > 12 {
+            return Err("data.calendar has too many holidays");
+        }
+        Ok(())
+    }
+}
+
+#[derive(Deserialize)]
 struct SearchData {
     search: SearchShape,
 }
@@ -507,6 +539,7 @@ pub fn validate(op: Op, status: u16, body: &[u8]) -> Result<(), String> {
         Op::PostComment => check::<PostData>(body),
         Op::Patients => check::<PatientsData>(body),
         Op::Search | Op::SearchTwoChars => check::<SearchData>(body),
+        Op::Calendar => check::<CalendarData>(body),
         Op::UploadPhoto
         | Op::UploadPdf
         | Op::UploadLarge
@@ -742,11 +775,11 @@ struct Ctx {
     /// The people in the most groups: the search phases only.
     searchers: Arc<Cast>,
     /// Each operation's query as a JSON string (escaped once).
-    queries: [String; 15],
+    queries: [String; 16],
 }
 
 /// Every operation, in [`op_index`] order.
-const OPS: [Op; 15] = [
+const OPS: [Op; 16] = [
     Op::SignIn,
     Op::Floor,
     Op::Home,
@@ -762,6 +795,7 @@ const OPS: [Op; 15] = [
     Op::AttachmentThumb,
     Op::Search,
     Op::SearchTwoChars,
+    Op::Calendar,
 ];
 
 fn op_index(op: Op) -> usize {
@@ -781,6 +815,7 @@ fn op_index(op: Op) -> usize {
         Op::AttachmentThumb => 12,
         Op::Search => 13,
         Op::SearchTwoChars => 14,
+        Op::Calendar => 15,
     }
 }
 
@@ -880,6 +915,19 @@ impl Ctx {
             }
             Op::Search | Op::SearchTwoChars => {
                 let body = self.search_body(op, actor, rng);
+                self.graphql(actor, None, body)
+            }
+            Op::Calendar => {
+                // The month grid: from the Monday on or before the 1st, six weeks.
+                let today = (chrono::Utc::now() + chrono::Duration::hours(9)).date_naive();
+                let first = today.with_day(1).unwrap_or(today);
+                let from =
+                    first - chrono::Days::new(u64::from(first.weekday().num_days_from_monday()));
+                let to = from + chrono::Days::new(41);
+                let body = format!(
+                    r#"{{"query":{},"variables":{{"f":"{from}","t":"{to}"}}}}"#,
+                    self.query_json(op)
+                );
                 self.graphql(actor, None, body)
             }
             Op::PostComment => {
@@ -1436,7 +1484,7 @@ pub async fn run(args: crate::RunArgs) -> anyhow::Result<()> {
     };
     // A partial run (`--only`) is a look, not a verdict.
     let applies = matches!(scale, Some(Scale::Medium | Scale::Large)) && args.only.is_empty();
-    let budgets = budgets(
+    let mut budgets = budgets(
         &operations,
         &mixed,
         &subscriptions,
@@ -1444,6 +1492,18 @@ pub async fn run(args: crate::RunArgs) -> anyhow::Result<()> {
         upload_memory.as_ref(),
         applies,
     );
+    if wanted("rotation_draft") {
+        let slowest = rotation_draft_ms();
+        eprintln!("rotation_draft: slowest of {DRAFT_RUNS} drafts {slowest:.2} ms");
+        budgets.push(Budget {
+            name: "rotation draft, 31 days and 5 doctors (slowest run)".to_owned(),
+            limit: 1000.0,
+            actual: Some(slowest),
+            unit: "ms".to_owned(),
+            met: slowest <= 1000.0,
+            applies,
+        });
+    }
     let report = Report {
         scale: manifest.scale.clone(),
         seed: manifest.seed,
@@ -2247,6 +2307,7 @@ fn budgets(
         latency("topic_view", 30.0),
         latency("post_comment", 30.0),
         latency("patients", 30.0),
+        latency("calendar", 30.0),
         // Search over everything a person in the most groups may see.
         latency("search_two_chars", 100.0),
         // The same budgets for the same pages at their heaviest.
@@ -2473,4 +2534,47 @@ mod tests {
         assert_eq!(parse_kb_line(s, "VmSwap:"), None);
         assert_eq!(kb_to_mb(65536), 64.0);
     }
+}
+
+/// Drafts measured for the rotation budget.
+const DRAFT_RUNS: u64 = 50;
+
+/// The slowest of [`DRAFT_RUNS`] drafts of a 31-day month (May 2027, Golden Week) for five
+/// doctors with absences, in this process: the drafter runs inside the request that asks for
+/// it, so its time is the page's.
+fn rotation_draft_ms() -> f64 {
+    use musubi_calendar::rotation::{self, Absence, AbsencePart, DutyKind, Participant, Shape};
+    let Some(first) = chrono::NaiveDate::from_ymd_opt(2027, 5, 1) else {
+        return f64::NAN;
+    };
+    let shape = Shape {
+        weekday: vec![DutyKind::Night],
+        weekend_holiday: vec![DutyKind::Day, DutyKind::Night],
+        saturday_is_weekend: true,
+    };
+    let slots = rotation::slots_for_month(2027, 5, &shape, &musubi_calendar::holidays::is_holiday)
+        .unwrap_or_default();
+    let people: Vec<Participant> = (1..=5u128)
+        .map(|i| Participant::new(Uuid::from_u128(i)))
+        .collect();
+    let absences: Vec<Absence> = people
+        .iter()
+        .take(2)
+        .enumerate()
+        .map(|(i, p)| Absence {
+            person: p.id,
+            from: first + chrono::Days::new(3 + 7 * i as u64),
+            to_inclusive: first + chrono::Days::new(9 + 7 * i as u64),
+            part: AbsencePart::AllDay,
+        })
+        .collect();
+    let mut slowest = 0.0f64;
+    for seed in 0..DRAFT_RUNS {
+        let started = std::time::Instant::now();
+        let draft = rotation::draft(&slots, &people, &absences, &Default::default(), &[], seed);
+        let ms = started.elapsed().as_secs_f64() * 1000.0;
+        std::hint::black_box(draft);
+        slowest = slowest.max(ms);
+    }
+    slowest
 }

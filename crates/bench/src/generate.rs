@@ -150,6 +150,7 @@ pub async fn run(args: crate::GenerateArgs) -> anyhow::Result<()> {
         tokens,
         attachments_per_mille: sizes.attachments_per_mille,
         templates,
+        today: (chrono::Utc::now() + chrono::Duration::hours(9)).date_naive(),
     });
 
     let mut conn = PgConnection::connect_with(&options)
@@ -188,6 +189,7 @@ pub async fn run(args: crate::GenerateArgs) -> anyhow::Result<()> {
         total.unread += c.unread;
         total.files += c.files;
         total.search_docs += c.search_docs;
+        total.events += c.events;
     }
     sqlx::query("RESET session_replication_role")
         .execute(&mut conn)
@@ -195,6 +197,7 @@ pub async fn run(args: crate::GenerateArgs) -> anyhow::Result<()> {
 
     // Set hint bits and the visibility map now, not during the first measured reads.
     let mut tables: Vec<String> = [
+        "absences",
         "facilities",
         "users",
         "memberships",
@@ -216,6 +219,7 @@ pub async fn run(args: crate::GenerateArgs) -> anyhow::Result<()> {
             "files",
             "patients",
             "search_docs",
+            "calendar_events",
         ] {
             tables.push(format!("\"{schema}\".{t}"));
         }

@@ -8,8 +8,8 @@ use uuid::Uuid;
 
 /// The manifest's layout, and what the dataset behind it holds. 2: the crowded groups and
 /// the heavy readers (manifests before had no version). 3: a register entry for every patient
-/// group. 4: attachments, with their objects in the server's file store. 5: search documents
-/// and the searchers.
+/// group. 4: attachments, with their objects in the server's file store. 5: search documents,
+/// the searchers, calendar events and absences.
 pub const VERSION: u32 = 5;
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -27,6 +27,8 @@ pub struct Ctx {
     /// Comments with an attachment, per mille, and what their objects hold.
     pub attachments_per_mille: u32,
     pub templates: Templates,
+    /// Today in Japan when generating (calendar rows are placed around it).
+    pub today: chrono::NaiveDate,
 }
 
 const TITLE_SALT: u64 = 0x0071_71E5;
@@ -35,6 +37,7 @@ const SESSION_SALT: u64 = 0x5E55_1035;
 const MEMBER_SALT: u64 = 0x06E0_01E5;
 const FOOTPRINT_SALT: u64 = 0x0000_F007;
 const PATIENT_SALT: u64 = 0x0BA7_1E47;
+const CALENDAR_SALT: u64 = 0x0CA1_E0DA;
 
 /// The text and history of one comment, derived from the seed and its index alone so that
 /// `comments` and `comment_versions` agree.
@@ -143,6 +146,40 @@ pub async fn core(conn: &mut PgConnection, ctx: &Arc<Ctx>) -> anyhow::Result<(u6
                     .ts(p.created_t)
                     .ts(p.created_t)
                     .text(&musubi_db::accounts::person_search_key(&p.name, &p.kana));
+                s.end()?;
+            }
+            Ok(())
+        },
+    )
+    .await?;
+
+    // One absence per doctor, somewhere between ten days ago and a month ahead (the calendar
+    // shows the absences of everyone sharing a group).
+    let c = ctx.clone();
+    copy(
+        conn,
+        "core.absences (id, user_id, first_day, last_day, part, note)",
+        ctx.base_us,
+        move |s| {
+            let today = c.today;
+            for p in &c.model.people {
+                if p.prof.doctor_kind().is_none() {
+                    continue;
+                }
+                let mut r = Rng::new(c.model.seed ^ CALENDAR_SALT).fork(u64::from(p.num));
+                let first = today + chrono::Days::new(r.below(40)) - chrono::Days::new(10);
+                let half = r.chance(0.2);
+                let last = if half {
+                    first
+                } else {
+                    first + chrono::Days::new(r.below(4))
+                };
+                s.uuid(id_at(0, &mut r))
+                    .uuid(p.id)
+                    .text(&first.to_string())
+                    .text(&last.to_string())
+                    .text(if half { "pm" } else { "all" })
+                    .text(if half { "研修" } else { "学会出張" });
                 s.end()?;
             }
             Ok(())
@@ -277,6 +314,7 @@ pub struct TenantCounts {
     pub unread: u64,
     pub files: u64,
     pub search_docs: u64,
+    pub events: u64,
 }
 
 /// Loads one association's groups, topics, comments, their attachments, versions, footprints
@@ -499,6 +537,7 @@ pub async fn tenant(
     .await?;
 
     counts.search_docs = search_docs(conn, ctx, &schema, &groups, &topics, &order).await?;
+    counts.events = calendar_events(conn, ctx, &schema, &groups).await?;
 
     let (c, ord) = (ctx.clone(), order.clone());
     counts.versions = copy(
@@ -709,6 +748,89 @@ async fn search_docs(
         "UPDATE {schema}.settings SET search_backfilled = true"
     ))
     .execute(&mut *conn)
+    .await?;
+    Ok(rows)
+}
+
+/// Calendar events (migration tenant/0009): a care conference or a visit in each patient group
+/// within a month of today, and in each general group a weekly series and a monthly meeting.
+async fn calendar_events(
+    conn: &mut PgConnection,
+    ctx: &Arc<Ctx>,
+    schema: &str,
+    groups: &Arc<Vec<u32>>,
+) -> anyhow::Result<u64> {
+    let (c, gs) = (ctx.clone(), groups.clone());
+    let rows = copy(
+        conn,
+        &format!(
+            "{schema}.calendar_events (id, group_id, category, title, first_day, last_day, \
+             starts_at, ends_at, rrule, place, notes, created_by)"
+        ),
+        ctx.base_us,
+        move |s| {
+            let m = &c.model;
+            let today = c.today;
+            for gi in gs.iter() {
+                let g = &m.groups[*gi as usize];
+                let mut r = Rng::new(m.seed ^ CALENDAR_SALT).fork(u64::from(*gi));
+                let by = m.people[g.owners.first().copied().unwrap_or(g.members[0]) as usize].id;
+                let day =
+                    |r: &mut Rng| (today + chrono::Days::new(r.below(45))) - chrono::Days::new(15);
+                if g.patient {
+                    let d = day(&mut r).to_string();
+                    let (category, title) = if r.chance(0.5) {
+                        ("conference", "サービス担当者会議")
+                    } else {
+                        ("visit", "臨時往診")
+                    };
+                    s.uuid(id_at(0, &mut r))
+                        .uuid(g.id)
+                        .text(category)
+                        .text(title)
+                        .text(&d)
+                        .text(&d)
+                        .text("14:00:00")
+                        .text("15:00:00")
+                        .null()
+                        .text("ご自宅")
+                        .text("")
+                        .uuid(by);
+                    s.end()?;
+                } else {
+                    let first = (today - chrono::Days::new(60)).to_string();
+                    let weekday = ["MO", "TU", "WE", "TH", "FR"][r.below(5) as usize];
+                    s.uuid(id_at(0, &mut r))
+                        .uuid(g.id)
+                        .text("absence")
+                        .text("午後休診")
+                        .text(&first)
+                        .text(&first)
+                        .text("13:00:00")
+                        .text("18:00:00")
+                        .text(&format!("FREQ=WEEKLY;BYDAY={weekday}"))
+                        .text("")
+                        .text("")
+                        .uuid(by);
+                    s.end()?;
+                    s.uuid(id_at(0, &mut r))
+                        .uuid(g.id)
+                        .text("conference")
+                        .text("定例会議")
+                        .text(&first)
+                        .text(&first)
+                        .text("19:00:00")
+                        .text("20:30:00")
+                        .text("FREQ=MONTHLY;BYDAY=2TU")
+                        .text("医師会館")
+                        .text("")
+                        .uuid(by);
+                    s.end()?;
+                }
+            }
+            Ok(())
+        },
+    )
     .await?;
     Ok(rows)
 }
