@@ -2343,6 +2343,49 @@ fn budgets(
     ]
 }
 
+/// Drafts measured for the rotation budget.
+const DRAFT_RUNS: u64 = 50;
+
+/// The slowest of [`DRAFT_RUNS`] drafts of a 31-day month (May 2027, Golden Week) for five
+/// doctors with absences, in this process: the drafter runs inside the request that asks for
+/// it, so its time is the page's.
+fn rotation_draft_ms() -> f64 {
+    use musubi_calendar::rotation::{self, Absence, AbsencePart, DutyKind, Participant, Shape};
+    let Some(first) = chrono::NaiveDate::from_ymd_opt(2027, 5, 1) else {
+        return f64::NAN;
+    };
+    let shape = Shape {
+        weekday: vec![DutyKind::Night],
+        weekend_holiday: vec![DutyKind::Day, DutyKind::Night],
+        saturday_is_weekend: true,
+    };
+    let slots = rotation::slots_for_month(2027, 5, &shape, &musubi_calendar::holidays::is_holiday)
+        .unwrap_or_default();
+    let people: Vec<Participant> = (1..=5u128)
+        .map(|i| Participant::new(Uuid::from_u128(i)))
+        .collect();
+    let absences: Vec<Absence> = people
+        .iter()
+        .take(2)
+        .enumerate()
+        .map(|(i, p)| Absence {
+            person: p.id,
+            from: first + chrono::Days::new(3 + 7 * i as u64),
+            to_inclusive: first + chrono::Days::new(9 + 7 * i as u64),
+            part: AbsencePart::AllDay,
+        })
+        .collect();
+    let mut slowest = 0.0f64;
+    for seed in 0..DRAFT_RUNS {
+        let started = std::time::Instant::now();
+        let draft = rotation::draft(&slots, &people, &absences, &Default::default(), &[], seed);
+        let ms = started.elapsed().as_secs_f64() * 1000.0;
+        std::hint::black_box(draft);
+        slowest = slowest.max(ms);
+    }
+    slowest
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
@@ -2534,47 +2577,4 @@ mod tests {
         assert_eq!(parse_kb_line(s, "VmSwap:"), None);
         assert_eq!(kb_to_mb(65536), 64.0);
     }
-}
-
-/// Drafts measured for the rotation budget.
-const DRAFT_RUNS: u64 = 50;
-
-/// The slowest of [`DRAFT_RUNS`] drafts of a 31-day month (May 2027, Golden Week) for five
-/// doctors with absences, in this process: the drafter runs inside the request that asks for
-/// it, so its time is the page's.
-fn rotation_draft_ms() -> f64 {
-    use musubi_calendar::rotation::{self, Absence, AbsencePart, DutyKind, Participant, Shape};
-    let Some(first) = chrono::NaiveDate::from_ymd_opt(2027, 5, 1) else {
-        return f64::NAN;
-    };
-    let shape = Shape {
-        weekday: vec![DutyKind::Night],
-        weekend_holiday: vec![DutyKind::Day, DutyKind::Night],
-        saturday_is_weekend: true,
-    };
-    let slots = rotation::slots_for_month(2027, 5, &shape, &musubi_calendar::holidays::is_holiday)
-        .unwrap_or_default();
-    let people: Vec<Participant> = (1..=5u128)
-        .map(|i| Participant::new(Uuid::from_u128(i)))
-        .collect();
-    let absences: Vec<Absence> = people
-        .iter()
-        .take(2)
-        .enumerate()
-        .map(|(i, p)| Absence {
-            person: p.id,
-            from: first + chrono::Days::new(3 + 7 * i as u64),
-            to_inclusive: first + chrono::Days::new(9 + 7 * i as u64),
-            part: AbsencePart::AllDay,
-        })
-        .collect();
-    let mut slowest = 0.0f64;
-    for seed in 0..DRAFT_RUNS {
-        let started = std::time::Instant::now();
-        let draft = rotation::draft(&slots, &people, &absences, &Default::default(), &[], seed);
-        let ms = started.elapsed().as_secs_f64() * 1000.0;
-        std::hint::black_box(draft);
-        slowest = slowest.max(ms);
-    }
-    slowest
 }
