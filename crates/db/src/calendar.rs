@@ -361,7 +361,7 @@ pub async fn participants(
         "SELECT p.user_id, u.name, p.unavailable_weekdays, p.preferred_weekdays, \
                 p.max_per_month, p.no_nights, p.contact \
          FROM duty_participants p JOIN core.users u ON u.id = p.user_id \
-         WHERE p.group_id = $1 ORDER BY u.kana, u.name, p.user_id",
+         WHERE p.group_id = $1 ORDER BY u.name_kana, u.name, p.user_id",
     )
     .bind(group)
     .fetch_all(conn)

@@ -359,6 +359,8 @@ impl Services {
                         let people: Vec<PersonId> = groups_repo::members(c.conn(), &hosted)
                             .await?
                             .into_iter()
+                            // Not those only invited or asking to join.
+                            .filter(|m| m.status == crate::types::GroupMemberStatus::Active)
                             .map(|m| m.user_id)
                             .collect();
                         repo::absences_of(c.conn(), &people, from, to).await?
@@ -502,8 +504,8 @@ impl Services {
     ) -> AppResult<()> {
         let mut c = self.change(actor).await?;
         let (hosted, event) = self.editable_event(&mut c, actor, id).await?;
-        let occurs = event.rrule.is_some() && !expand(&event, day, day).is_empty()
-            || expand(&event, day, day).iter().any(|(d, _)| *d == day);
+        // An occurrence *starts* on the day (a day inside a multi-day one is not one).
+        let occurs = expand(&event, day, day).iter().any(|(d, _)| *d == day);
         if event.rrule.is_none() || !occurs {
             return Err(AppError::invalid(
                 "day",
@@ -707,6 +709,7 @@ impl Services {
         let members: Vec<PersonId> = groups_repo::members(c.conn(), &hosted)
             .await?
             .into_iter()
+            .filter(|m| m.status == crate::types::GroupMemberStatus::Active)
             .map(|m| m.user_id)
             .collect();
         let mut cleaned = Vec::with_capacity(participants.len());
@@ -1017,7 +1020,14 @@ impl Services {
             _ => return Err(AppError::not_found()),
         };
         if status == "accepted" {
-            repo::lock_duty_month(c.conn(), group_id, month_of(swap.day)).await?;
+            // Months in one order, whoever answers: two crossed exchanges cannot deadlock.
+            let mut months = vec![month_of(swap.day)];
+            months.extend(swap.other_day.map(month_of));
+            months.sort();
+            months.dedup();
+            for m in months {
+                repo::lock_duty_month(c.conn(), group_id, m).await?;
+            }
             let kind = duty_kind(&swap.kind);
             if published_holder(&mut c, group_id, swap.day, kind).await? != Some(swap.from_user) {
                 return Err(AppError::new(
@@ -1026,7 +1036,6 @@ impl Services {
                 ));
             }
             if let (Some(od), Some(ok)) = (swap.other_day, swap.other_kind.as_deref()) {
-                repo::lock_duty_month(c.conn(), group_id, month_of(od)).await?;
                 if published_holder(&mut c, group_id, od, duty_kind(ok)).await?
                     != Some(swap.to_user)
                 {

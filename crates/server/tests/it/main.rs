@@ -17,6 +17,7 @@ mod accounts {
 /// Groups, topics and comments: the API, the services beneath it and live events.
 mod sns {
     mod api;
+    mod calendar;
     mod directory;
     mod files;
     mod files_api;
