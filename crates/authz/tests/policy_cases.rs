@@ -342,7 +342,10 @@ async fn each_role_has_exactly_its_documented_permissions() {
             "patient.read",
             "patient.update",
             "files.read",
-            "files.create"
+            "files.create",
+            "calendar.read",
+            "calendar.create",
+            "duty.read",
         ]
     );
 
@@ -367,6 +370,11 @@ async fn each_role_has_exactly_its_documented_permissions() {
             "files.read",
             "files.create",
             "files.moderate",
+            "calendar.read",
+            "calendar.create",
+            "calendar.moderate",
+            "duty.read",
+            "duty.update",
         ]
     );
 }

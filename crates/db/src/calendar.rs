@@ -54,7 +54,7 @@ const EVENT_COLUMNS: &str = "e.id, e.group_id, e.category, e.title, e.first_day,
      ARRAY(SELECT x.day FROM calendar_exceptions x WHERE x.event_id = e.id ORDER BY x.day) \
          AS exceptions";
 
-pub async fn insert_event(
+pub async fn insert_calendar_event(
     conn: &mut PgConnection,
     id: Uuid,
     group: GroupId,

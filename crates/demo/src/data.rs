@@ -422,7 +422,7 @@ mod tests {
     fn the_compiled_in_data_loads_and_is_consistent() {
         let data = Dataset::load().expect("demo data");
         assert_eq!(data.associations.len(), 2);
-        assert_eq!(data.people.len(), 11);
+        assert_eq!(data.people.len(), 13);
         assert_eq!(data.groups.len(), 7);
         assert!(data.steps.len() > 100, "{}", data.steps.len());
         // Multi-line bodies keep their lines and no leading newline.

@@ -430,7 +430,8 @@ impl Services {
         }
         let id = Uuid::now_v7();
         let rrule = e.rule.as_ref().map(ToString::to_string);
-        repo::insert_event(c.conn(), id, group_id, me, &fields(&e, rrule.as_deref())).await?;
+        repo::insert_calendar_event(c.conn(), id, group_id, me, &fields(&e, rrule.as_deref()))
+            .await?;
         let entry = c
             .entry(AuditAction::EventCreate)
             .on("event", id)

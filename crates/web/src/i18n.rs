@@ -346,6 +346,14 @@ mod tests {
             include_str!("pages/sns/groups.rs"),
             include_str!("pages/sns/new_topic.rs"),
             include_str!("pages/sns/topic.rs"),
+            include_str!("../templates/sns/calendar.html"),
+            include_str!("../templates/sns/calendar_month.html"),
+            include_str!("../templates/sns/group_calendar.html"),
+            include_str!("../templates/sns/event_fields.html"),
+            include_str!("../templates/sns/event_edit.html"),
+            include_str!("../templates/sns/duty.html"),
+            include_str!("pages/sns/calendar.rs"),
+            include_str!("pages/sns/duty.rs"),
         ];
         let mut used = 0;
         for src in sources {

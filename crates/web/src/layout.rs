@@ -29,6 +29,8 @@ pub(crate) enum Section {
     Patients,
     /// The search page: it has its own search box, so the header leaves its box out.
     Search,
+    /// The personal calendar (カレンダー).
+    Calendar,
     Other,
 }
 
@@ -94,6 +96,10 @@ impl<'a> Nav<'a> {
 
     pub(crate) fn is_at_search(&self) -> bool {
         self.at == Section::Search
+    }
+
+    pub(crate) fn is_at_calendar(&self) -> bool {
+        self.at == Section::Calendar
     }
 
     /// The header's search box: on every signed-in page but the search page itself.

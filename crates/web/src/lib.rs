@@ -120,9 +120,12 @@ fn console_routes() -> Router<Services> {
 }
 
 /// Groups, topics and comments: `/groups`, `/a/{slug}/g/{group}/…`, `/a/{slug}/t/{topic}/…`;
-/// the patient register: `/patients`, `/a/{slug}/patients/…` (see [`pages::sns`]).
+/// the patient register: `/patients`, `/a/{slug}/patients/…`; calendars: `/calendar`,
+/// `/a/{slug}/g/{group}/calendar`, `/a/{slug}/g/{group}/duty` (see [`pages::sns`]).
 fn sns_routes() -> Router<Services> {
-    use pages::sns::{files, group, groups, new_topic, patient_files, patients, search, topic};
+    use pages::sns::{
+        calendar, duty, files, group, groups, new_topic, patient_files, patients, search, topic,
+    };
     const GROUP: &str = "/a/{slug}/g/{group_id}";
     const PATIENT: &str = "/a/{slug}/patients/{patient_id}";
     const TOPIC: &str = "/a/{slug}/t/{topic_id}";
@@ -161,6 +164,42 @@ fn sns_routes() -> Router<Services> {
         .route(
             &format!("{GROUP}/members/{{user_id}}/until"),
             post(group::set_until),
+        )
+        // Calendars and the duty rotation.
+        .route("/calendar", get(calendar::show))
+        .route("/calendar/absences", post(calendar::add_absence))
+        .route(
+            "/calendar/absences/{id}/delete",
+            post(calendar::delete_absence),
+        )
+        .route("/calendar/feeds", post(calendar::create_feed))
+        .route("/calendar/feeds/{id}/revoke", post(calendar::revoke_feed))
+        .route(&format!("{GROUP}/calendar"), get(calendar::group_show))
+        .route(
+            &format!("{GROUP}/calendar/events"),
+            post(calendar::create_event),
+        )
+        .route(
+            &format!("{GROUP}/calendar/events/{{event_id}}/edit"),
+            get(calendar::edit_event).post(calendar::update_event),
+        )
+        .route(
+            &format!("{GROUP}/calendar/events/{{event_id}}/delete"),
+            post(calendar::delete_event),
+        )
+        .route(
+            &format!("{GROUP}/calendar/events/{{event_id}}/cancel"),
+            post(calendar::cancel_occurrence),
+        )
+        .route(&format!("{GROUP}/duty"), get(duty::show))
+        .route(&format!("{GROUP}/duty/settings"), post(duty::settings))
+        .route(&format!("{GROUP}/duty/draft"), post(duty::draft))
+        .route(&format!("{GROUP}/duty/assign"), post(duty::assign))
+        .route(&format!("{GROUP}/duty/publish"), post(duty::publish))
+        .route(&format!("{GROUP}/duty/swaps"), post(duty::request_swap))
+        .route(
+            &format!("{GROUP}/duty/swaps/{{swap_id}}"),
+            post(duty::answer_swap),
         )
         .route(&format!("{GROUP}/files"), get(files::show))
         .route("/a/{slug}/files/{file_id}", get(files::original))

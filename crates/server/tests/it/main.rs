@@ -57,6 +57,7 @@ mod writes {
 
 /// The server-rendered pages, driven like a browser.
 mod web {
+    mod calendar;
     mod compression;
     mod console;
     mod files;

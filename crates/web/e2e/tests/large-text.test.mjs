@@ -1,6 +1,7 @@
 // Large text on a phone: the browser's own text size set to 200 % on a small phone (320×640)
 // and to 150 % on an ordinary one (390×844), as a reader with poor eyesight sets it. On every
-// page a nurse and an association's administrator use, and on the signed-out pages:
+// page a nurse and an association's administrator use, on a doctor's calendar and on-call
+// rotation, and on the signed-out pages:
 //
 // - nothing scrolls sideways (done-when (d) of the issue: 200 % text on 320 px);
 // - the header stays compact: at most a quarter of the screen's height (the issue: "the header
@@ -23,6 +24,8 @@ import { launchBrowser, resultsDir, startServer, urlPath } from '../harness.mjs'
 const PASSWORD = 'musubi-demo-2026'; // DEMO_PASSWORD in crates/domain/src/demo.rs
 const NURSE = 'aoki@minatogawa.example';
 const ADMIN = 'admin@minatogawa.example';
+const DOCTOR = 'kawamura@minatogawa.example';
+const DOCTORS = 'みなと川 連携医グループ';
 const CONSOLE = '/a/minatogawa/console';
 
 /** Chromium's default sizes (standard 16 px, monospace 13 px), scaled. */
@@ -271,6 +274,20 @@ describe('large text on a phone', () => {
         await visit(admin, setting, `${CONSOLE}${page}`, found);
       }
 
+      // A doctor who runs the on-call rotation: his calendar, the doctors' group with its
+      // calendar and its rotation (the owner's tools, the settings opened).
+      const doctor = await largeTextPhone(t, setting);
+      await signIn(doctor.page, DOCTOR);
+      await visit(doctor, setting, '/calendar', found);
+      await doctor.page.goto(at('/groups'), { waitUntil: 'load' });
+      const doctorsHref = await doctor.page.locator('a.group-link', { hasText: DOCTORS }).first().getAttribute('href');
+      assert.ok(doctorsHref, 'the doctor has the doctors\' group');
+      for (const part of ['', '/calendar', '/duty']) {
+        await visit(doctor, setting, `${doctorsHref}${part}`, found, `/the doctors' group${part}`);
+      }
+      await doctor.page.locator('#duty-settings > summary').click();
+      await look(doctor, setting, "/the doctors' group/duty (settings open)", found);
+
       // Signing out through the menu works at this size too.
       await nurse.page.locator('.site-menu > summary').click();
       await navigate(nurse.page, () =>
@@ -280,7 +297,7 @@ describe('large text on a phone', () => {
 
       t.diagnostic(`header heights (${setting.name}): ${found.heights.join('; ')}`);
       assert.deepEqual(found.problems, [], `problems at ${setting.name}:\n${found.problems.join('\n')}`);
-      for (const phone of [visitor, nurse, admin]) assert.deepEqual(phone.errors, [], 'no page errors');
+      for (const phone of [visitor, nurse, admin, doctor]) assert.deepEqual(phone.errors, [], 'no page errors');
     });
   }
 });

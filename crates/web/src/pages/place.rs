@@ -42,6 +42,24 @@ impl Place {
         }
     }
 
+    /// The person's first association (their oldest active membership), for what is their
+    /// own rather than an association's (absences, calendar feeds): the services record it in
+    /// that association's audit log.
+    pub(crate) async fn open_home(services: &Services, ctx: &Ctx) -> Result<Self, Response> {
+        let viewer = ctx.require_viewer(services).await?;
+        let Some(slug) = viewer.memberships().first().map(|m| m.slug.clone()) else {
+            return Err(crate::pages::no_membership::page(ctx, &viewer));
+        };
+        match services.resolve_tenant(&slug).await {
+            Ok(tenant) => Ok(Self {
+                viewer,
+                tenant,
+                meta: ctx.client.clone(),
+            }),
+            Err(e) => Err(ctx.fail("finding the home association", e)),
+        }
+    }
+
     /// This person, in this association, from this request: what the services take.
     pub(crate) fn actor(&self) -> Actor<'_> {
         Actor::new(&self.viewer, &self.tenant, &self.meta)

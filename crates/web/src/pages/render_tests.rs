@@ -839,6 +839,7 @@ mod sns {
             receipt_default: "医師会の標準に合わせる",
             general: false,
             choose_kind: false,
+            on_call: vec![],
             patient: Some(PatientHeader {
                 href: "/a/minatogawa/patients/p1".into(),
                 facts: vec![

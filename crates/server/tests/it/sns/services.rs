@@ -1063,7 +1063,7 @@ async fn every_demo_person_has_something_read_and_something_unread() {
         .fetch_all(app.db.db.pool())
         .await
         .unwrap();
-    assert_eq!(emails.len(), 11);
+    assert_eq!(emails.len(), 13);
     let tenants = [
         services.resolve_tenant("minatogawa").await.unwrap(),
         services.resolve_tenant("sakuradai").await.unwrap(),

@@ -157,6 +157,8 @@ pub(crate) struct GroupPage<'a> {
     pub receipt_default: &'static str,
     pub general: bool,
     pub choose_kind: bool,
+    /// 「本日の当番医」: today's doctors on duty, when the group has a published rotation.
+    pub on_call: Vec<super::duty::OnCallCard>,
 }
 
 #[derive(Template)]
@@ -456,6 +458,11 @@ async fn render(
     } else {
         None
     };
+    let on_call = if view.group.kind == GroupKind::General && view.my_role.is_some() {
+        super::duty::on_call_today(services, p, &view, t).await
+    } else {
+        Vec::new()
+    };
     let total = super::unread_total(services, &p.viewer).await;
     let path = group_path(p.slug(), view.group.id);
     let page = GroupPage {
@@ -489,6 +496,7 @@ async fn render(
         settings_open,
         receipt_default: t.get("sns.receipt.association_default"),
         choose_kind: false,
+        on_call,
     };
     Ok(ctx.respond(status, &page))
 }

@@ -6,6 +6,8 @@
 //! Forms are CSRF-checked and answered with 303 and a fixed `?done=…`/`?error=…` code, except
 //! when what was typed must be shown again (then the page is rendered with the message).
 
+pub(crate) mod calendar;
+pub(crate) mod duty;
 pub(crate) mod files;
 pub(crate) mod group;
 pub(crate) mod groups;
