@@ -515,10 +515,15 @@ pub struct DutyRow {
     pub class: String,
     pub user_id: Option<PersonId>,
     pub user_name: Option<String>,
+    /// The slot's month is published (a draft is seen by the group's owners only).
+    pub published: bool,
 }
 
 const DUTY_COLUMNS: &str = "d.group_id, d.day, d.kind, d.class, d.user_id, \
-     (SELECT u.name FROM core.users u WHERE u.id = d.user_id) AS user_name";
+     (SELECT u.name FROM core.users u WHERE u.id = d.user_id) AS user_name, \
+     EXISTS (SELECT 1 FROM duty_months m WHERE m.group_id = d.group_id \
+             AND m.month = date_trunc('month', d.day)::date AND m.status = 'published') \
+         AS published";
 
 /// A group's slots between `from` and `to` (inclusive), of any status.
 pub async fn duties_between(

@@ -252,7 +252,11 @@ fn expand(event: &EventRow, from: NaiveDate, to: NaiveDate) -> Vec<(NaiveDate, N
     };
     let Ok(rule) = Rule::parse(rrule) else {
         // A rule this version cannot read: its first occurrence, as stored.
-        return vec![(event.first_day, event.last_day)];
+        return if event.first_day <= to && event.last_day >= from {
+            vec![(event.first_day, event.last_day)]
+        } else {
+            Vec::new()
+        };
     };
     let window_from = from.checked_sub_signed(span).unwrap_or(from);
     occurrences(
@@ -879,17 +883,14 @@ impl Services {
         let mut c = self.change(actor).await?;
         self.duty_group(&mut c, actor, group_id, Action::Update)
             .await?;
-        let has_slots = !repo::duties_between(c.conn(), group_id, month, month)
-            .await?
-            .is_empty()
-            || !repo::duties_between(
-                c.conn(),
-                group_id,
-                month,
-                next_month(month).pred_opt().unwrap_or(month),
-            )
-            .await?
-            .is_empty();
+        let has_slots = !repo::duties_between(
+            c.conn(),
+            group_id,
+            month,
+            next_month(month).pred_opt().unwrap_or(month),
+        )
+        .await?
+        .is_empty();
         if !has_slots {
             return Err(AppError::invalid("month", "draft the month first"));
         }

@@ -182,6 +182,8 @@ pub struct Duty {
     /// Null: nobody covers it.
     pub user_id: Option<ID>,
     pub name: Option<String>,
+    /// False for a draft (shown to the group's owners only).
+    pub published: bool,
 }
 
 fn duty_out(
@@ -198,6 +200,7 @@ fn duty_out(
         class: class_out(&d.class),
         user_id: d.user_id.map(|u| ID(u.to_string())),
         name: d.user_name,
+        published: d.published,
     }
 }
 

@@ -439,31 +439,38 @@ pub async fn find(
     let b = bound(q);
     let (order, keyset) = match q.order {
         Order::Newest => (
-            "x.at DESC, x.id DESC",
+            "{a}.at DESC, {a}.id DESC",
             "($12::timestamptz IS NULL OR (x.at, x.id) < ($12, $13))",
         ),
         Order::Relevance => (
-            "x.rank DESC, x.at DESC, x.id DESC",
+            "{a}.rank DESC, {a}.at DESC, {a}.id DESC",
             "($12::timestamptz IS NULL OR (x.rank, x.at, x.id) < ($14, $12, $13))",
         ),
     };
+    let inner_order = order.replace("{a}", "x");
+    let outer_order = order.replace("{a}", "p");
+    // The page is chosen from the documents alone; only its rows are then joined with their
+    // groups, topics and texts (a frequent word matches thousands of documents).
     let sql = format!(
-        "SELECT x.* FROM ( \
-           SELECT d.id, d.kind, d.group_id, g.name AS group_name, d.topic_id, \
-                  t.title AS topic_title, c.seq, d.author_id, \
-                  (SELECT u.name FROM core.users u WHERE u.id = d.author_id) AS author_name, \
-                  d.at, {RANK} AS rank, \
-                  CASE d.kind WHEN 'comment' THEN c.body WHEN 'topic' THEN t.title \
-                       WHEN 'file' THEN f.name || E'\\n' || left(COALESCE(f.text_content, ''), 4000) \
-                       ELSE p.name || E'\\n' || p.name_kana END AS text \
-           {READABLE} \
-           JOIN groups g ON g.id = d.group_id \
-           LEFT JOIN topics t ON t.id = d.topic_id \
-           LEFT JOIN comments c ON d.kind = 'comment' AND c.id = d.id \
-           LEFT JOIN files f ON d.kind = 'file' AND f.id = d.id \
-           LEFT JOIN patients p ON d.kind = 'patient' AND p.id = d.id \
-           {MATCHING} \
-         ) x WHERE {keyset} ORDER BY {order} LIMIT $15"
+        "SELECT p.id, p.kind, p.group_id, g.name AS group_name, p.topic_id, \
+                t.title AS topic_title, c.seq, p.author_id, \
+                (SELECT u.name FROM core.users u WHERE u.id = p.author_id) AS author_name, \
+                p.at, p.rank, \
+                CASE p.kind WHEN 'comment' THEN c.body WHEN 'topic' THEN t.title \
+                     WHEN 'file' THEN f.name || E'\\n' || left(COALESCE(f.text_content, ''), 4000) \
+                     ELSE pt.name || E'\\n' || pt.name_kana END AS text \
+         FROM ( \
+           SELECT x.* FROM ( \
+             SELECT d.id, d.kind, d.group_id, d.topic_id, d.author_id, d.at, {RANK} AS rank \
+             {READABLE} {MATCHING} \
+           ) x WHERE {keyset} ORDER BY {inner_order} LIMIT $15 \
+         ) p \
+         JOIN groups g ON g.id = p.group_id \
+         LEFT JOIN topics t ON t.id = p.topic_id \
+         LEFT JOIN comments c ON p.kind = 'comment' AND c.id = p.id \
+         LEFT JOIN files f ON p.kind = 'file' AND f.id = p.id \
+         LEFT JOIN patients pt ON p.kind = 'patient' AND pt.id = p.id \
+         ORDER BY {outer_order}"
     );
     let after = q.after;
     Ok(sqlx::query_as(&sql)
