@@ -285,7 +285,7 @@ impl Op {
                  status careLevel town physicianName unread } next } }"
             }
             Op::Calendar => {
-                "query($f:Date!,$t:Date!){ calendar(from:$f, to:$t){ holidays { date name } \
+                "query($f:NaiveDate!,$t:NaiveDate!){ calendar(from:$f, to:$t){ holidays { date name } \
                  events { id groupName category title firstDay lastDay startsAt endsAt } \
                  absences { name firstDay lastDay part } duties { day kind name groupName } } }"
             }
