@@ -503,7 +503,8 @@ fn run_suites(url: &str, redis_url: &str, smtp: &TestSmtp, extra: &[String]) -> 
     rust.current_dir(&root)
         .env(TEST_DB_ENV, url)
         .env(TEST_REDIS_ENV, redis_url)
-        .env(TEST_SMTP_ENV, &smtp.url);
+        .env(TEST_SMTP_ENV, &smtp.url)
+        .env(setup::TEST_PYTHON_ENV, setup::test_python());
     if let Some(maildir) = &smtp.maildir {
         rust.env(TEST_MAILDIR_ENV, maildir);
     }

@@ -6,8 +6,9 @@
 //! |---|---|---|---|
 //! | PostgreSQL server binaries (demo, test) | `musubi_pgembed::find_binaries`, as `musubi` looks | `postgresql` | `DATABASE_URL` (demo), `MUSUBI_TEST_DATABASE_URL` (test), `MUSUBI_PG_BIN` |
 //! | Redis (test) | `redis-server` on PATH or in /usr/bin | `redis-server` | `MUSUBI_TEST_REDIS_URL` |
-//! | Python 3 (test) | `python3` on PATH | `python3` | `MUSUBI_TEST_SMTP_URL` |
+//! | Python 3 (test) | `python3` on PATH | `python3` | both `MUSUBI_TEST_SMTP_URL` and `MUSUBI_TEST_PYTHON` |
 //! | aiosmtpd (test) | `import aiosmtpd` in `python3` or /usr/bin/python3 | `python3-aiosmtpd`, or pip into a Python that allows it | `MUSUBI_TEST_SMTP_URL` |
+//! | Python's venv (test) | the tests' Python is ready, or `import venv, ensurepip` in `python3` | `python3-venv` | `MUSUBI_TEST_PYTHON` |
 //! | Node.js 20+ (test) | `node --version` | `nodejs` | — |
 //! | npm (test) | `npm` on PATH | `npm` | — |
 //! | Chromium (test) | `$CHROMIUM`, else /usr/bin/chromium | `chromium` | — |
@@ -19,6 +20,13 @@
 //! not index the text of PDFs (see docs/files.md, "Photos and text").
 //!
 //! Presence is checked first, so a second run installs nothing.
+//!
+//! Then, for the tests, a Python of their own: a virtualenv in `target/test-python` with the
+//! pinned [`TEST_PYTHON_PACKAGES`] (the calendar feed test reads Musubi's iCalendar feed with
+//! them, see docs/testing.md), made with `python3 -m venv` and pip from PyPI when missing or
+//! not holding those versions. `cargo xtask test` hands its interpreter to the tests as
+//! `MUSUBI_TEST_PYTHON`; set that variable yourself to use a Python of your own instead, which
+//! is then only checked, never installed into.
 
 use anyhow::{bail, Context, Result};
 use std::path::{Path, PathBuf};
@@ -45,6 +53,7 @@ pub enum Need {
     Redis,
     Python,
     Aiosmtpd,
+    PythonVenv,
     Node,
     Npm,
     Chromium,
@@ -90,14 +99,16 @@ const TABLE: &[Row] = &[
         test_env: &["MUSUBI_TEST_REDIS_URL"],
         elsewhere: "Redis 7 (macOS: `brew install redis`; Fedora: `dnf install redis`)",
     },
+    // Needed while anything that runs in it is (see `needs`): not with both the SMTP server's
+    // and the tests' Python's variables set.
     Row {
         need: Need::Python,
         what: "Python 3",
         demo: None,
-        test: Some("the tests' SMTP server"),
+        test: Some("the tests' SMTP server and the calendar feed test"),
         debian: "python3",
         demo_env: &[],
-        test_env: &["MUSUBI_TEST_SMTP_URL"],
+        test_env: &[],
         elsewhere: "Python 3 (macOS: `brew install python`)",
     },
     Row {
@@ -110,6 +121,18 @@ const TABLE: &[Row] = &[
         test_env: &["MUSUBI_TEST_SMTP_URL"],
         elsewhere: "aiosmtpd (`python3 -m pip install aiosmtpd`, in a virtualenv if your Python \
                     refuses)",
+    },
+    Row {
+        need: Need::PythonVenv,
+        what: "Python's venv module with pip",
+        demo: None,
+        test: Some("the calendar feed test's Python packages"),
+        debian: "python3-venv",
+        demo_env: &[],
+        test_env: &[TEST_PYTHON_ENV],
+        elsewhere: "Python's venv and ensurepip modules (they come with Python from python.org or \
+                    Homebrew; Fedora: `dnf install python3`), or MUSUBI_TEST_PYTHON set to a \
+                    Python with icalendar and recurring-ical-events",
     },
     Row {
         need: Need::Node,
@@ -191,7 +214,7 @@ fn why(need: Need, purpose: Purpose) -> Option<&'static str> {
 
 /// What `purpose` needs from the system, given which variables are set (`is_set`).
 pub fn needs(purpose: Purpose, is_set: impl Fn(&str) -> bool) -> Vec<Need> {
-    TABLE
+    let mut out: Vec<Need> = TABLE
         .iter()
         .filter(|r| why(r.need, purpose).is_some())
         .filter(|r| {
@@ -202,7 +225,15 @@ pub fn needs(purpose: Purpose, is_set: impl Fn(&str) -> bool) -> Vec<Need> {
             !env.iter().any(|v| is_set(v))
         })
         .map(|r| r.need)
-        .collect()
+        .collect();
+    // Python itself only for what runs in it.
+    if !out
+        .iter()
+        .any(|n| matches!(n, Need::Aiosmtpd | Need::PythonVenv))
+    {
+        out.retain(|n| *n != Need::Python);
+    }
+    out
 }
 
 /// The `python3` on PATH, as far as installing aiosmtpd is concerned.
@@ -286,7 +317,7 @@ fn describe(detection: &Detection, purpose: Purpose, elsewhere: bool) -> String 
                 Purpose::Test => r.test_env,
             };
             if let Some(var) = env.first() {
-                out.push_str(&format!("; or set {var} to use a server of your own"));
+                out.push_str(&format!("; or set {var} to use your own"));
             }
         }
         out.push('\n');
@@ -447,6 +478,11 @@ fn detect_one(need: Need) -> Option<Option<String>> {
         Need::Redis => redis_server().is_some(),
         Need::Python => find_on_path("python3").is_some(),
         Need::Aiosmtpd => PYTHONS.into_iter().any(imports_aiosmtpd),
+        // Only to make the tests' virtualenv, so not once that is ready.
+        Need::PythonVenv => {
+            test_python_ready(&test_python_in_target())
+                || quiet(Command::new("python3").args(["-c", "import venv, ensurepip"])).is_some()
+        }
         Need::Node => {
             let version = quiet(Command::new("node").arg("--version"))
                 .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned());
@@ -498,7 +534,7 @@ pub fn ensure(purpose: Purpose, check_only: bool) -> Result<()> {
             "everything `{}` needs is installed",
             purpose.command()
         ));
-        return Ok(());
+        return ensure_python_packages(purpose, check_only);
     }
     let access = apt_access();
     let mut plan = plan(&detection, access != AptAccess::NoApt);
@@ -554,7 +590,14 @@ pub fn ensure(purpose: Purpose, check_only: bool) -> Result<()> {
         );
     }
     say("done");
-    Ok(())
+    ensure_python_packages(purpose, check_only)
+}
+
+fn ensure_python_packages(purpose: Purpose, check_only: bool) -> Result<()> {
+    match purpose {
+        Purpose::Demo => Ok(()),
+        Purpose::Test => ensure_test_python(check_only),
+    }
 }
 
 fn apt_get(sudo: bool, args: &[&str]) -> Result<()> {
@@ -569,6 +612,119 @@ fn apt_get(sudo: bool, args: &[&str]) -> Result<()> {
     };
     cmd.args(args);
     crate::run(&mut cmd)
+}
+
+/// The variable that names the Python the tests run (see `test_python`).
+pub const TEST_PYTHON_ENV: &str = "MUSUBI_TEST_PYTHON";
+/// The tests' own virtualenv, under the workspace.
+const TEST_PYTHON_DIR: &str = "target/test-python";
+/// What the tests' Python holds, pinned: the third-party iCalendar reader the calendar feed
+/// test (crates/server/tests/it/sns/calendar_feed.rs) checks Musubi's feed with.
+pub const TEST_PYTHON_PACKAGES: [(&str, &str); 2] =
+    [("icalendar", "7.3.2"), ("recurring-ical-events", "3.8.2")];
+
+/// The tests' virtualenv's interpreter (whether it exists or not).
+fn test_python_in_target() -> PathBuf {
+    crate::root().join(TEST_PYTHON_DIR).join("bin/python")
+}
+
+/// The Python the tests run: `MUSUBI_TEST_PYTHON` if set, else the tests' virtualenv's.
+pub fn test_python() -> PathBuf {
+    std::env::var_os(TEST_PYTHON_ENV)
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from)
+        .unwrap_or_else(test_python_in_target)
+}
+
+/// `python -c` text that succeeds when the packages are installed at exactly `packages`'
+/// versions.
+fn versions_check(packages: &[(&str, &str)]) -> String {
+    let wanted: Vec<String> = packages
+        .iter()
+        .map(|(name, version)| format!("({name:?}, {version:?})"))
+        .collect();
+    format!(
+        "import sys, importlib.metadata as m\n\
+         for name, version in [{}]:\n\
+         \x20   if m.version(name) != version: sys.exit(1)",
+        wanted.join(", ")
+    )
+}
+
+/// Whether `python` runs and holds the pinned packages.
+fn test_python_ready(python: &Path) -> bool {
+    python.is_file()
+        && quiet(Command::new(python).args(["-c", &versions_check(&TEST_PYTHON_PACKAGES)]))
+            .is_some()
+}
+
+fn pinned() -> Vec<String> {
+    TEST_PYTHON_PACKAGES
+        .iter()
+        .map(|(name, version)| format!("{name}=={version}"))
+        .collect()
+}
+
+/// Makes the tests' virtualenv with the pinned packages unless it is ready (or checks the
+/// user's own Python, named by `MUSUBI_TEST_PYTHON`, without installing into it).
+pub fn ensure_test_python(check_only: bool) -> Result<()> {
+    let python = test_python();
+    if test_python_ready(&python) {
+        return Ok(());
+    }
+    if is_set(TEST_PYTHON_ENV) {
+        bail!(
+            "{TEST_PYTHON_ENV}={} does not run, or lacks {}: install them into it (`{} -m pip \
+             install {}`), or unset {TEST_PYTHON_ENV} to let `cargo xtask setup test` make a \
+             Python of its own in {TEST_PYTHON_DIR}",
+            python.display(),
+            pinned().join(" and "),
+            python.display(),
+            pinned().join(" "),
+        );
+    }
+    let dir = crate::root().join(TEST_PYTHON_DIR);
+    if check_only {
+        say(&format!(
+            "would make the tests' Python: python3 -m venv {} and pip install {}",
+            dir.display(),
+            pinned().join(" ")
+        ));
+        return Ok(());
+    }
+    say(&format!(
+        "installing the tests' Python: a virtualenv in {} with {} (a second run will find it)",
+        dir.display(),
+        pinned().join(" ")
+    ));
+    // --clear: a half-made or outdated one is made anew.
+    crate::run(
+        Command::new("python3")
+            .args(["-m", "venv", "--clear"])
+            .arg(&dir),
+    )
+    .context("cannot make the tests' virtualenv (Debian: apt-get install python3-venv)")?;
+    crate::run(
+        Command::new(&python)
+            .args([
+                "-m",
+                "pip",
+                "install",
+                "--quiet",
+                "--disable-pip-version-check",
+                "--no-input",
+            ])
+            .args(pinned()),
+    )
+    .context("pip could not install the tests' Python packages (PyPI must be reachable)")?;
+    if !test_python_ready(&python) {
+        bail!(
+            "{} still lacks {} after installing them",
+            python.display(),
+            pinned().join(" and ")
+        );
+    }
+    Ok(())
 }
 
 /// Whether `npm ci` must run in `dir`: no packages yet, or the lock file changed since
@@ -641,6 +797,7 @@ mod tests {
             "MUSUBI_TEST_DATABASE_URL",
             "MUSUBI_TEST_REDIS_URL",
             "MUSUBI_TEST_SMTP_URL",
+            "MUSUBI_TEST_PYTHON",
         ];
         assert_eq!(
             needs(Purpose::Test, |v| own.contains(&v)),
@@ -666,6 +823,7 @@ mod tests {
                 "redis-server",
                 "python3",
                 "python3-aiosmtpd",
+                "python3-venv",
                 "nodejs",
                 "npm",
                 "chromium",
@@ -698,6 +856,42 @@ mod tests {
         let text = without_apt_message(&d, Purpose::Test);
         assert!(text.contains("brew install poppler"), "{text}");
         assert!(text.contains("MUSUBI_HEIF_CONVERT"), "{text}");
+    }
+
+    #[test]
+    fn python_is_needed_while_the_smtp_server_or_the_feed_test_runs_in_it() {
+        let python = |vars: &[&str]| {
+            let needs = needs(Purpose::Test, |v| vars.contains(&v));
+            (
+                needs.contains(&Need::Python),
+                needs.contains(&Need::Aiosmtpd),
+                needs.contains(&Need::PythonVenv),
+            )
+        };
+        assert_eq!(python(&[]), (true, true, true));
+        assert_eq!(python(&["MUSUBI_TEST_SMTP_URL"]), (true, false, true));
+        assert_eq!(python(&[TEST_PYTHON_ENV]), (true, true, false));
+        assert_eq!(
+            python(&["MUSUBI_TEST_SMTP_URL", TEST_PYTHON_ENV]),
+            (false, false, false)
+        );
+        assert!(!needs(Purpose::Demo, |_| false).contains(&Need::Python));
+        let text = without_apt_message(&missing(&[Need::PythonVenv]), Purpose::Test);
+        assert!(text.contains("or set MUSUBI_TEST_PYTHON"), "{text}");
+    }
+
+    #[test]
+    fn the_tests_python_is_checked_for_the_pinned_versions() {
+        let script = versions_check(&[("icalendar", "7.3.2"), ("recurring-ical-events", "3.8.2")]);
+        assert_eq!(
+            script,
+            "import sys, importlib.metadata as m\n\
+             for name, version in [(\"icalendar\", \"7.3.2\"), (\"recurring-ical-events\", \"3.8.2\")]:\n    \
+             if m.version(name) != version: sys.exit(1)"
+        );
+        assert!(pinned().iter().all(|p| p.contains("==")));
+        // Never the system's Python by default: the virtualenv under the workspace.
+        assert!(test_python_in_target().ends_with("target/test-python/bin/python"));
     }
 
     #[test]

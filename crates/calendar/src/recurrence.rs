@@ -288,6 +288,13 @@ impl Rule {
 
     /// Whether `date` fits the BY parts (and, without BYDAY/BYMONTHDAY, DTSTART's pattern).
     /// Whether it falls in one of the rule's periods (INTERVAL) is the caller's business.
+    /// Whether a series starting on `start` has `start` among its own days. RFC 5545 leaves a
+    /// series undefined when it does not, and calendar applications then disagree (some add
+    /// the start as an extra occurrence): such a series is refused at input.
+    pub fn produces(&self, start: NaiveDate) -> bool {
+        self.validate().is_ok() && self.matches(start, start)
+    }
+
     fn matches(&self, start: NaiveDate, date: NaiveDate) -> bool {
         if !self.month_allowed(start, date.month()) {
             return false;

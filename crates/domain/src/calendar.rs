@@ -153,6 +153,14 @@ fn check_event(input: &EventInput) -> AppResult<CheckedEvent> {
                 .map_err(|e| AppError::invalid("rrule", format!("the recurrence rule: {e}")))?,
         ),
     };
+    if let Some(r) = &rule {
+        if !r.produces(input.first_day) {
+            return Err(AppError::invalid(
+                "rrule",
+                "the first day must be one of the days the event repeats on",
+            ));
+        }
+    }
     let until_day = match &rule {
         None => None,
         Some(r) => last_start(r, input.first_day)?,

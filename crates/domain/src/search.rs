@@ -239,7 +239,12 @@ impl Services {
             let actor = Actor::new(viewer, &tenant, meta);
             let mut c = self.change(&actor).await?;
             let found = repo::find(c.conn(), me, bit, &query).await?;
-            let count = repo::count(c.conn(), me, bit, &query, COUNT_CAP).await?;
+            // The page's rows carry the count; an empty later page has to ask.
+            let count = match (found.first(), query.after) {
+                (Some(hit), _) => hit.total.min(COUNT_CAP),
+                (None, None) => 0,
+                (None, Some(_)) => repo::count(c.conn(), me, bit, &query, COUNT_CAP).await?,
+            };
             // A read like any other: on record with what was asked, in each association.
             let entry = c
                 .entry(AuditAction::Search)

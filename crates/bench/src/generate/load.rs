@@ -7,6 +7,7 @@ use super::model::{
 };
 use crate::rng::Rng;
 use crate::text;
+use chrono::Datelike as _;
 use musubi_db::search::folded_segments;
 use musubi_db::types::japanese::{fold, grams};
 use sqlx::PgConnection;
@@ -798,8 +799,18 @@ async fn calendar_events(
                         .uuid(by);
                     s.end()?;
                 } else {
-                    let first = (today - chrono::Days::new(60)).to_string();
-                    let weekday = ["MO", "TU", "WE", "TH", "FR"][r.below(5) as usize];
+                    // Each series starts on one of its own days (see Rule::produces).
+                    let weekday_index = r.below(5);
+                    let weekday = ["MO", "TU", "WE", "TH", "FR"][weekday_index as usize];
+                    let back = today - chrono::Days::new(60);
+                    let ahead =
+                        (7 + weekday_index - u64::from(back.weekday().num_days_from_monday())) % 7;
+                    let first = (back + chrono::Days::new(ahead)).to_string();
+                    let month_start = back.with_day(1).unwrap_or(back);
+                    let to_tuesday =
+                        (7 + 1 - u64::from(month_start.weekday().num_days_from_monday())) % 7;
+                    let second_tuesday =
+                        (month_start + chrono::Days::new(to_tuesday + 7)).to_string();
                     s.uuid(id_at(0, &mut r))
                         .uuid(g.id)
                         .text("absence")
@@ -817,8 +828,8 @@ async fn calendar_events(
                         .uuid(g.id)
                         .text("conference")
                         .text("定例会議")
-                        .text(&first)
-                        .text(&first)
+                        .text(&second_tuesday)
+                        .text(&second_tuesday)
                         .text("19:00:00")
                         .text("20:30:00")
                         .text("FREQ=MONTHLY;BYDAY=2TU")

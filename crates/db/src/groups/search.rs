@@ -355,6 +355,9 @@ pub struct Hit {
     pub author_name: Option<String>,
     pub at: DateTime<Utc>,
     pub rank: i32,
+    /// How many documents match in all (the same for every row of a page), counted in the
+    /// same pass that chooses the page.
+    pub total: i64,
     /// The text as written (for a file, its name and the start of its text).
     pub text: String,
 }
@@ -396,11 +399,16 @@ const MATCHING: &str = "\
       AND ($10::timestamptz IS NULL OR d.at < $10)";
 
 /// The rank of a row: its kind, then how often the words occur (capped).
-const RANK: &str = "\
-    (CASE d.kind WHEN 'patient' THEN 3000 WHEN 'topic' THEN 2000 WHEN 'file' THEN 1000 ELSE 0 END \
-     + LEAST(999, (SELECT COALESCE(sum((char_length(d.folded) - char_length(replace(d.folded, w, ''))) \
-                                       / char_length(w)), 0) \
-                   FROM unnest($11::text[]) w))::int)";
+fn rank(a: &str) -> String {
+    format!(
+        "(CASE {a}.kind WHEN 'patient' THEN 3000 WHEN 'topic' THEN 2000 WHEN 'file' THEN 1000 \
+              ELSE 0 END \
+          + LEAST(999, (SELECT COALESCE(sum((char_length({a}.folded) \
+                                             - char_length(replace({a}.folded, w, ''))) \
+                                            / char_length(w)), 0) \
+                        FROM unnest($11::text[]) w))::int)"
+    )
+}
 
 struct Bound {
     grams: Vec<i32>,
@@ -449,19 +457,27 @@ pub async fn find(
     };
     let inner_order = order.replace("{a}", "x");
     let outer_order = order.replace("{a}", "p");
-    // The page is chosen from the documents alone; only its rows are then joined with their
-    // groups, topics and texts (a frequent word matches thousands of documents).
+    // Ranking reads the text of every match: only when the order needs it; otherwise only
+    // the page's rows are ranked.
+    let (inner_rank, outer_rank) = match q.order {
+        Order::Relevance => (rank("d"), "p.rank".to_owned()),
+        Order::Newest => ("0".to_owned(), rank("p")),
+    };
+    // The page is chosen from the documents alone, and the same pass counts every match (a
+    // window over them, before the page's cut); only the page's rows are then joined with
+    // their groups, topics and texts (a frequent word matches thousands of documents).
     let sql = format!(
         "SELECT p.id, p.kind, p.group_id, g.name AS group_name, p.topic_id, \
                 t.title AS topic_title, c.seq, p.author_id, \
                 (SELECT u.name FROM core.users u WHERE u.id = p.author_id) AS author_name, \
-                p.at, p.rank, \
+                p.at, {outer_rank} AS rank, p.total, \
                 CASE p.kind WHEN 'comment' THEN c.body WHEN 'topic' THEN t.title \
                      WHEN 'file' THEN f.name || E'\\n' || left(COALESCE(f.text_content, ''), 4000) \
                      ELSE pt.name || E'\\n' || pt.name_kana END AS text \
          FROM ( \
            SELECT x.* FROM ( \
-             SELECT d.id, d.kind, d.group_id, d.topic_id, d.author_id, d.at, {RANK} AS rank \
+             SELECT d.id, d.kind, d.group_id, d.topic_id, d.author_id, d.at, d.folded, \
+                    {inner_rank} AS rank, count(*) OVER () AS total \
              {READABLE} {MATCHING} \
            ) x WHERE {keyset} ORDER BY {inner_order} LIMIT $15 \
          ) p \

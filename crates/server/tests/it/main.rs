@@ -18,6 +18,7 @@ mod accounts {
 mod sns {
     mod api;
     mod calendar;
+    mod calendar_feed;
     mod directory;
     mod files;
     mod files_api;

@@ -2077,6 +2077,7 @@ mod tests {
                     class: "weekday".into(),
                     user_id: Some(me),
                     user_name: Some("川村 健一".into()),
+                    published: false,
                 },
             }],
         };
