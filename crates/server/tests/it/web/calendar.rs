@@ -651,6 +651,18 @@ async fn the_rotation_is_set_up_drafted_published_and_swapped_on_its_page() {
     assert!(page.body.contains("下書きを作りました。"), "{}", page.body);
     assert!(page.body.contains("下書きを作り直す"));
     assert!(page.body.contains("duty-slot"));
+    // The owner's group calendar marks that month's duty as a draft.
+    let calendar = owner
+        .get(
+            &app,
+            &duty.replace("/duty", &format!("/calendar?month={month}")),
+        )
+        .await;
+    assert!(
+        calendar.body.contains("cal-entry--draft"),
+        "{}",
+        calendar.body
+    );
     let mut member = Browser::signed_in(&app, OTHER_DOCTOR).await;
     let hidden = member.get(&app, &month_page).await;
     assert!(hidden

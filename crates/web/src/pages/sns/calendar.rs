@@ -32,7 +32,6 @@ use axum::response::Response;
 use axum::Form;
 use chrono::{Datelike, Duration, Months, NaiveDate, NaiveTime, Weekday};
 use http::{HeaderMap, StatusCode, Uri};
-use musubi_authz::GroupRole;
 use musubi_calendar::recurrence::{Freq, Rule};
 use musubi_domain::calendar::{
     self as cal, AbsenceSpan, CalendarView, EventCategory, EventInput, EventRow,
@@ -413,8 +412,6 @@ enum Mode<'a> {
         slug: &'a str,
         group_id: GroupId,
         professions: &'a HashMap<PersonId, Profession>,
-        /// Months whose duty is still a draft.
-        draft_months: &'a [NaiveDate],
     },
 }
 
@@ -486,10 +483,8 @@ fn month_days(
                     Mode::Personal => n.to_owned(),
                 },
             );
-            let draft = match mode {
-                Mode::Group { draft_months, .. } => draft_months.contains(&cal::month_of(d)),
-                Mode::Personal => false,
-            };
+            // Only a group's owners are given drafted duty at all.
+            let draft = matches!(mode, Mode::Group { .. }) && !duty.published;
             entries.push(Entry {
                 kind: "duty",
                 label: category_label(t, "duty"),
@@ -1566,31 +1561,11 @@ async fn render_group(
         .calendar(&p.viewer, &ctx.client, from, to, Some((p.slug(), group_id)))
         .await
         .map_err(|e| page_error(ctx, "reading a group's calendar", e))?;
-    // Owners see drafted duty too: say which months are drafts.
-    let mut draft_months = Vec::new();
-    if group.my_role == Some(GroupRole::Owner) {
-        let mut months: Vec<NaiveDate> = view
-            .duties
-            .iter()
-            .map(|d| cal::month_of(d.duty.day))
-            .collect();
-        months.dedup();
-        for m in months {
-            let rotation = services
-                .rotation(&p.actor(), group_id, m)
-                .await
-                .map_err(|e| page_error(ctx, "reading a rotation", e))?;
-            if rotation.state.is_none_or(|s| s.status != "published") {
-                draft_months.push(m);
-            }
-        }
-    }
     let known = professions(&group);
     let mode = Mode::Group {
         slug: p.slug(),
         group_id,
         professions: &known,
-        draft_months: &draft_months,
     };
     let me = p.viewer.user().id;
     let mut grid = month_days(t, month, &view, me, &mode, all_days);
@@ -2083,12 +2058,10 @@ mod tests {
         };
         let known: HashMap<PersonId, Profession> =
             [(me, Profession::Physician), (other, Profession::Physician)].into();
-        let drafts = [d(2026, 12, 1)];
         let mode = Mode::Group {
             slug: "minatogawa",
             group_id,
             professions: &known,
-            draft_months: &drafts,
         };
         let month = month_days(t, d(2026, 12, 1), &view, me, &mode, true);
         GroupCalendarPage {
