@@ -129,6 +129,12 @@ pub struct Config {
     pub mail_from: Option<String>,
     /// How long one mail may take to send.
     pub smtp_timeout: Duration,
+    /// How long a background job is held by the worker that claimed it; a job still held when
+    /// this ends was interrupted (its process died) and is retried or failed.
+    pub job_lease: Duration,
+    /// With e-mail mode `immediate`, how long Musubi waits after the first new comment so that
+    /// one mail tells of several.
+    pub mail_batch: Duration,
     pub files: FileStorage,
 }
 
@@ -206,6 +212,8 @@ pub const SETTINGS: &[(&str, &str)] = &[
     ("MUSUBI_SMTP_URL", "smtp_url"),
     ("MUSUBI_MAIL_FROM", "mail_from"),
     ("MUSUBI_SMTP_TIMEOUT_SECS", "smtp_timeout_secs"),
+    ("MUSUBI_JOB_LEASE_SECS", "job_lease_secs"),
+    ("MUSUBI_MAIL_BATCH_SECS", "mail_batch_secs"),
     ("MUSUBI_S3_ENDPOINT", "s3_endpoint"),
     ("MUSUBI_S3_BUCKET", "s3_bucket"),
     ("MUSUBI_S3_REGION", "s3_region"),
@@ -480,9 +488,22 @@ impl Config {
         };
         let smtp_timeout =
             Duration::from_secs(parse_number(&src, "MUSUBI_SMTP_TIMEOUT_SECS", 15, 1, 120)?);
+        let job_lease =
+            Duration::from_secs(parse_number(&src, "MUSUBI_JOB_LEASE_SECS", 120, 2, 3600)?);
+        if job_lease <= smtp_timeout {
+            return Err(ConfigError::new(
+                "MUSUBI_JOB_LEASE_SECS",
+                "must be longer than MUSUBI_SMTP_TIMEOUT_SECS (a mail being sent must not look \
+                 interrupted)",
+            ));
+        }
+        let mail_batch =
+            Duration::from_secs(parse_number(&src, "MUSUBI_MAIL_BATCH_SECS", 180, 0, 3600)?);
         let files = parse_files(&src)?;
 
         Ok(Self {
+            job_lease,
+            mail_batch,
             files,
             public_url,
             smtp_url,

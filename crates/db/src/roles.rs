@@ -188,6 +188,9 @@ pub(crate) async fn adopt_tenant(conn: &mut PgConnection, schema: &str) -> DbRes
          GRANT SELECT (user_id), DELETE ON core.recovery_codes TO {r}; \
          GRANT SELECT, INSERT, UPDATE, DELETE ON core.absences TO {r}; \
          GRANT SELECT, INSERT, UPDATE ON core.calendar_feeds TO {r}; \
+         GRANT SELECT, INSERT, UPDATE, DELETE ON core.notification_settings, \
+             core.notification_mutes TO {r}; \
+         GRANT SELECT ON core.notifications TO {r}; \
          GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA core TO {r}; \
          REVOKE ALL ON SCHEMA {s} FROM PUBLIC;"
     ));

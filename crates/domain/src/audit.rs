@@ -142,6 +142,10 @@ pub enum AuditAction {
     FeedRevoke,
     /// A calendar application fetched a personal feed.
     FeedRead,
+    /// Someone changed how they are told of unread comments by e-mail.
+    NotificationSettings,
+    /// Someone stopped or resumed mail about one group.
+    NotificationMute,
 }
 
 impl AuditAction {
@@ -208,6 +212,8 @@ impl AuditAction {
         AuditAction::FeedCreate,
         AuditAction::FeedRevoke,
         AuditAction::FeedRead,
+        AuditAction::NotificationSettings,
+        AuditAction::NotificationMute,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -274,6 +280,8 @@ impl AuditAction {
             AuditAction::FeedCreate => "feed.create",
             AuditAction::FeedRevoke => "feed.revoke",
             AuditAction::FeedRead => "feed.read",
+            AuditAction::NotificationSettings => "notification.settings",
+            AuditAction::NotificationMute => "notification.mute",
         }
     }
 }

@@ -12,8 +12,10 @@ pub mod file_types;
 pub mod files;
 pub mod groups;
 pub mod invitations;
+pub mod jobs;
 pub mod live;
 pub mod members;
+pub mod notifications;
 pub mod operator;
 pub mod passkeys;
 pub mod password_reset;
@@ -53,6 +55,7 @@ pub struct Services {
     person_limit: Option<musubi_auth::ratelimit::RateLimitClass>,
     /// Shared files; `None` until [`Services::with_files`].
     files: Option<files::FileService>,
+    timing: jobs::JobTiming,
 }
 
 impl Services {
@@ -70,7 +73,18 @@ impl Services {
             denials: audit::DenialLog::start(db.clone()),
             person_limit: None,
             files: None,
+            timing: jobs::JobTiming::default(),
         })
+    }
+
+    /// The same services with these background-work timings (from the configuration).
+    pub fn with_job_timing(mut self, timing: jobs::JobTiming) -> Self {
+        self.timing = timing;
+        self
+    }
+
+    pub(crate) fn timing(&self) -> &jobs::JobTiming {
+        &self.timing
     }
 
     /// The same services sending mail (and building links) with `mailer`.

@@ -20,7 +20,7 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
-pub use templates::{invitation_mail, password_reset_mail};
+pub use templates::{digest_mail, invitation_mail, password_reset_mail, DigestGroup, DigestSummary};
 
 /// Link paths the web pages serve (see `docs/email.md`).
 pub const INVITE_PATH: &str = "/invite/";
@@ -35,6 +35,8 @@ pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(15);
 pub enum MailKind {
     Invitation,
     PasswordReset,
+    /// Unread comments: counts only.
+    Digest,
 }
 
 impl MailKind {
@@ -42,6 +44,7 @@ impl MailKind {
         match self {
             MailKind::Invitation => "invitation",
             MailKind::PasswordReset => "password_reset",
+            MailKind::Digest => "digest",
         }
     }
 }
@@ -55,6 +58,9 @@ pub struct Mail {
     pub body: String,
     /// The one link in the body (written to the log in log mode).
     pub link: String,
+    /// A stable `Message-ID` local part, so that the same notification is recognisable
+    /// wherever it lands; `None`: a fresh random one.
+    pub message_id: Option<String>,
 }
 
 impl fmt::Debug for Mail {
@@ -397,11 +403,11 @@ impl Mailer {
             Transport::Smtp { transport, from } => (transport, from),
         };
         // Spam filters frown on mail without a Message-ID; the sender's domain names it.
-        let message_id = format!(
-            "<{}@{}>",
-            uuid::Uuid::new_v4().simple(),
-            from.email.domain()
-        );
+        let local = match &mail.message_id {
+            Some(id) => id.clone(),
+            None => uuid::Uuid::new_v4().simple().to_string(),
+        };
+        let message_id = format!("<{local}@{}>", from.email.domain());
         let message = Message::builder()
             .message_id(Some(message_id))
             .from(from.clone())

@@ -53,6 +53,7 @@ fn split(kind: MailKind, to: &str, link: &str, text: &str) -> Mail {
         subject: subject.trim().to_owned(),
         body: format!("{}\n", body.trim_end()),
         link: link.to_owned(),
+        message_id: None,
     }
 }
 
@@ -93,6 +94,89 @@ pub fn password_reset_mail(
     Ok(split(MailKind::PasswordReset, to, link, &text))
 }
 
+/// What a digest may say: counts, association names, and the names of groups only where
+/// their association allows it and never of patient groups.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DigestSummary {
+    pub unread: i64,
+    pub important: i64,
+    /// (association name, its unread, its groups)
+    pub associations: Vec<(String, i64, Vec<DigestGroup>)>,
+}
+
+/// One line under an association.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DigestGroup {
+    /// A group its association allows to name (never a patient group).
+    Named { name: String, unread: i64 },
+    /// Groups that must not be named, counted together.
+    Others { groups: i64, unread: i64 },
+}
+
+/// The digest of unread comments for one person, with links to Musubi, its notification
+/// settings and the help page for phones whose carrier filters mail. `base` has no trailing
+/// slash.
+pub fn digest_mail(to: &str, base: &str, summary: &DigestSummary) -> Mail {
+    use std::fmt::Write as _;
+    let important_ja = if summary.important > 0 {
+        format!("（うち 重要 {} 件）", summary.important)
+    } else {
+        String::new()
+    };
+    let important_en = if summary.important > 0 {
+        format!(" ({} important)", summary.important)
+    } else {
+        String::new()
+    };
+    let mut lines_ja = String::new();
+    let mut lines_en = String::new();
+    for (association, unread, groups) in &summary.associations {
+        let association = one_line(association);
+        let _ = writeln!(lines_ja, "■ {association}　未読 {unread} 件");
+        let _ = writeln!(lines_en, "- {association}: {unread} unread");
+        for g in groups {
+            match g {
+                DigestGroup::Named { name, unread } => {
+                    let name = one_line(name);
+                    let _ = writeln!(lines_ja, "　・{name}　{unread} 件");
+                    let _ = writeln!(lines_en, "    - {name}: {unread}");
+                }
+                DigestGroup::Others { groups, unread } => {
+                    let _ = writeln!(lines_ja, "　・ほかのグループ {groups} つ　{unread} 件");
+                    let _ = writeln!(lines_en, "    - {groups} other groups: {unread}");
+                }
+            }
+        }
+    }
+    let subject = format!("【結び】未読 {} 件（新しい書きこみがあります）", summary.unread);
+    let body = format!(
+        "結び に新しい書きこみがあります。\n\n\
+         未読 {unread} 件{important_ja}\n\n\
+         {lines_ja}\n\
+         結び を開く:\n{base}/\n\n\
+         このメールには患者さんの情報を載せていません。内容は 結び にサインインしてご覧ください。\n\
+         通知の設定（メールの頻度、グループごとの停止）:\n{base}/settings/notifications\n\
+         携帯電話のメールに届かないとき:\n{base}/help/mail\n\n\
+         ----\n\
+         There are new posts on Musubi.\n\n\
+         Unread: {unread}{important_en}\n\n\
+         {lines_en}\n\
+         Open Musubi: {base}/\n\
+         This mail holds no patient information; sign in to read.\n\
+         Notification settings: {base}/settings/notifications\n\
+         If your phone's mail does not receive this: {base}/help/mail\n",
+        unread = summary.unread,
+    );
+    Mail {
+        kind: MailKind::Digest,
+        to: to.to_owned(),
+        subject,
+        body,
+        link: format!("{base}/"),
+        message_id: None,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -122,6 +206,37 @@ mod tests {
         let en = m.body.find("invited").unwrap_or(0);
         assert!(ja < en, "Japanese comes first");
         assert_eq!(m.kind, MailKind::Invitation);
+    }
+
+    #[test]
+    fn digest_names_only_what_it_is_given_and_keeps_names_on_one_line() {
+        let summary = DigestSummary {
+            unread: 12,
+            important: 2,
+            associations: vec![(
+                "湊川医師会".into(),
+                12,
+                vec![
+                    DigestGroup::Named {
+                        name: "在宅医療\r\n連携の会".into(),
+                        unread: 5,
+                    },
+                    DigestGroup::Others {
+                        groups: 2,
+                        unread: 7,
+                    },
+                ],
+            )],
+        };
+        let m = digest_mail("a@example.jp", "https://m.example.jp", &summary);
+        assert_eq!(m.subject, "【結び】未読 12 件（新しい書きこみがあります）");
+        assert!(m.body.contains("未読 12 件（うち 重要 2 件）"), "{}", m.body);
+        assert!(m.body.contains("・在宅医療  連携の会　5 件"), "{}", m.body);
+        assert!(m.body.contains("ほかのグループ 2 つ　7 件"));
+        assert!(m.body.contains("https://m.example.jp/settings/notifications"));
+        assert!(m.body.contains("https://m.example.jp/help/mail"));
+        assert!(m.body.find("結び に新しい") < m.body.find("There are new posts"));
+        assert_eq!(m.kind, MailKind::Digest);
     }
 
     #[test]

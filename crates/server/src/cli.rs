@@ -169,3 +169,45 @@ pub async fn file_store(config: &Config, listen: std::net::SocketAddr) -> anyhow
     store.stop();
     Ok(())
 }
+
+/// `musubi jobs`: the queue at a glance, for an operator.
+pub async fn jobs(config: &Config) -> anyhow::Result<()> {
+    let database = open_database(config).await?;
+    let services = match crate::services(config, database.db.clone()).await {
+        Ok(s) => s,
+        Err(e) => {
+            database.shutdown().await;
+            return Err(e);
+        }
+    };
+    let result = Operator::new(services, database.db.clone())
+        .queue_overview()
+        .await
+        .map_err(|e| anyhow::anyhow!("{}: {}", e.code.as_str(), e.message));
+    database.shutdown().await;
+    let overview = result?;
+    if overview.counts.is_empty() {
+        println!("The queue is empty.");
+    }
+    for (kind, state, count, oldest) in &overview.counts {
+        let oldest = match (state.as_str(), oldest) {
+            ("pending", Some(at)) => format!("  (oldest due {})", at.to_rfc3339()),
+            _ => String::new(),
+        };
+        println!("{kind:<20} {state:<8} {count:>8}{oldest}");
+    }
+    if !overview.failed.is_empty() {
+        println!("\nLatest failures:");
+        for f in &overview.failed {
+            println!(
+                "#{} {} after {} attempt(s) at {}: {}",
+                f.id,
+                f.kind,
+                f.attempts,
+                f.finished_at.map(|t| t.to_rfc3339()).unwrap_or_default(),
+                f.last_error.as_deref().unwrap_or("")
+            );
+        }
+    }
+    Ok(())
+}

@@ -116,6 +116,12 @@ pub async fn services(config: &Config, db: Db) -> anyhow::Result<Services> {
     Services::build(db, limiter)
         .await
         .map(|s| s.with_mailer(mailer))
+        .map(|s| {
+            s.with_job_timing(musubi_domain::jobs::JobTiming {
+                lease: config.job_lease,
+                mail_batch: config.mail_batch,
+            })
+        })
         .map(|s| s.with_person_limit(config.fair_use.person_per_minute))
         .map(|s| match relying_party {
             Some(rp) => s.with_relying_party(rp),
@@ -139,6 +145,51 @@ fn spawn_file_sweep(services: musubi_domain::Services) -> EventPurge {
             let n = services.sweep_files_everywhere(200).await;
             if n > 0 {
                 tracing::info!(count = n, "abandoned or deleted file objects removed");
+            }
+        }
+    }))
+}
+
+/// The background-job loop (see `musubi_domain::jobs`): every replica runs it; each job goes
+/// to one of them. Stops when dropped.
+fn spawn_jobs(services: musubi_domain::Services) -> EventPurge {
+    EventPurge(tokio::spawn(async move {
+        // Interrupted jobs are looked for at start (a restarted process finds its own) and
+        // then every so often.
+        let mut next_recovery = tokio::time::Instant::now();
+        let mut next_purge = tokio::time::Instant::now();
+        let mut ticks = tokio::time::interval(std::time::Duration::from_secs(2));
+        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            ticks.tick().await;
+            let now = chrono::Utc::now();
+            if tokio::time::Instant::now() >= next_recovery {
+                next_recovery += std::time::Duration::from_secs(15);
+                if let Err(e) = services.recover_jobs(now).await {
+                    tracing::warn!(code = e.code.as_str(), "looking for interrupted jobs failed");
+                }
+            }
+            if tokio::time::Instant::now() >= next_purge {
+                next_purge += std::time::Duration::from_secs(3600);
+                match services.purge_jobs(now).await {
+                    Ok(0) => {}
+                    Ok(n) => tracing::info!(count = n, "old finished jobs purged"),
+                    Err(e) => tracing::warn!(code = e.code.as_str(), "purging old jobs failed"),
+                }
+            }
+            if let Err(e) = services.enqueue_schedule(now).await {
+                tracing::warn!(code = e.code.as_str(), "enqueueing the notification schedule failed");
+            }
+            // Run what is due until none is left, a batch at a time.
+            loop {
+                match services.run_due_jobs(chrono::Utc::now(), 10).await {
+                    Ok(10) => continue,
+                    Ok(_) => break,
+                    Err(e) => {
+                        tracing::warn!(code = e.code.as_str(), "running background jobs failed");
+                        break;
+                    }
+                }
             }
         }
     }))
@@ -453,6 +504,7 @@ async fn serve_on(
     let _event_purge = spawn_event_purge(database.db.clone());
     let _membership_expiry = spawn_membership_expiry(operator.services().clone());
     let _file_sweep = spawn_file_sweep(operator.services().clone());
+    let _jobs = spawn_jobs(operator.services().clone());
     let addr = listener.local_addr()?;
     let app = app(config, &operator).layer(axum::Extension(files.store.clone()));
     let shutdown = shutdown_signal()?;

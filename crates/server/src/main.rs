@@ -62,6 +62,9 @@ enum Command {
     /// Check and maintain the tamper-evident audit logs.
     #[command(subcommand)]
     Audit(AuditCommand),
+    /// Show the background-job queue: how many jobs of each kind wait, run, finished or
+    /// failed, and the latest failures.
+    Jobs(DataArgs),
 }
 
 #[derive(clap::Args)]
@@ -165,7 +168,8 @@ fn main() -> ExitCode {
         }
         Command::Migrate(d)
         | Command::Association(AssociationCommand::List(d))
-        | Command::FileStore(FileStoreArgs { data: d, .. }) => Some(d),
+        | Command::FileStore(FileStoreArgs { data: d, .. })
+        | Command::Jobs(d) => Some(d),
         Command::Association(AssociationCommand::Create { data, .. })
         | Command::Association(AssociationCommand::InviteAdmin { data, .. })
         | Command::Association(AssociationCommand::Neighbours { data, .. }) => Some(data),
@@ -236,5 +240,6 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
             musubi::cli_audit::verify(&config, association.as_deref()).await
         }
         Command::Audit(AuditCommand::Purge(_)) => musubi::cli_audit::purge(&config).await,
+        Command::Jobs(_) => musubi::cli::jobs(&config).await,
     }
 }

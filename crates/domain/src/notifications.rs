@@ -1,0 +1,389 @@
+//! Telling people of unread comments by e-mail, without patient information.
+//!
+//! ```text
+//! every minute (one job: notify.schedule)
+//!   per association: people with unread newer than their told-until mark → pending
+//!   pending people whose mail is due (immediate after the batch wait, hourly, daily at their
+//!   time) → one notify.digest job each, pending cleared in the same statement
+//! notify.digest
+//!   counts per association (and group names where allowed, never of patient groups)
+//!   record the mail and move told-until → COMMIT → send → mark sent and the job done together
+//! ```
+//!
+//! Recording before sending makes a digest go at most once: a process that dies while sending
+//! leaves the job to be found as interrupted, and it is not sent again. What it would have told
+//! is still counted in the next digest (every digest gives the whole unread count), and the
+//! home page shows it all.
+
+use crate::audit::AuditAction;
+use crate::jobs::{JobError, Outcome, SCHEDULE_PERIOD_SECS};
+use crate::sessions::Viewer;
+use crate::types::{GroupId, PersonId};
+use crate::{Actor, AppError, AppResult, Services};
+use chrono::{DateTime, Duration, NaiveTime, Timelike, Utc};
+use musubi_db::groups as groups_repo;
+use musubi_db::jobs as jobs_repo;
+use musubi_db::jobs::JobRow;
+use musubi_db::notifications as repo;
+use musubi_notify::{digest_mail, DigestGroup, DigestSummary, Mail, MailKind};
+
+/// How often a person wants mail about unread comments.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EmailMode {
+    /// Soon after something arrives, several arrivals in one mail.
+    Immediate,
+    /// At most once an hour, on the hour.
+    Hourly,
+    /// Once a day at the person's time.
+    Daily,
+    Off,
+}
+
+impl EmailMode {
+    pub const ALL: [EmailMode; 4] = [
+        EmailMode::Immediate,
+        EmailMode::Hourly,
+        EmailMode::Daily,
+        EmailMode::Off,
+    ];
+
+    pub fn code(self) -> &'static str {
+        match self {
+            EmailMode::Immediate => "immediate",
+            EmailMode::Hourly => "hourly",
+            EmailMode::Daily => "daily",
+            EmailMode::Off => "off",
+        }
+    }
+
+    pub fn from_code(code: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|m| m.code() == code)
+    }
+}
+
+/// The default daily time (Asia/Tokyo): after the day's visits.
+pub fn default_daily_at() -> NaiveTime {
+    NaiveTime::from_hms_opt(18, 0, 0).unwrap_or(NaiveTime::MIN)
+}
+
+/// A person's notification settings.
+#[derive(Debug, Clone)]
+pub struct NotificationSettings {
+    pub email_mode: EmailMode,
+    pub daily_at: NaiveTime,
+    /// Groups they hear nothing about by mail.
+    pub muted: Vec<GroupId>,
+    /// Where the mails go.
+    pub email: String,
+    pub last_sent_at: Option<DateTime<Utc>>,
+}
+
+/// One notification sent to a person (the in-app list).
+#[derive(Debug, Clone)]
+pub struct SentNotification {
+    pub id: i64,
+    pub channel: String,
+    pub kind: String,
+    /// `sending`, `sent`, `retrying`, `failed`, `interrupted`.
+    pub state: String,
+    pub unread: i32,
+    pub created_at: DateTime<Utc>,
+    pub sent_at: Option<DateTime<Utc>>,
+}
+
+/// Most entries the in-app list shows.
+pub const SENT_LIST_LIMIT: i64 = 50;
+
+/// Activity this close to the schedule's run is looked at again next time: a transaction may
+/// commit after the run with an earlier time.
+const OVERLAP_SECS: i64 = 120;
+
+/// Most digests enqueued per statement.
+const DUE_BATCH: i64 = 500;
+
+impl Services {
+    /// The signed-in person's settings.
+    pub async fn notification_settings(&self, viewer: &Viewer) -> AppResult<NotificationSettings> {
+        let me = viewer.user.id;
+        let mut conn = self.db().pool().acquire().await.map_err(AppError::internal)?;
+        let row = repo::settings(&mut conn, me).await?;
+        let muted = repo::mutes(&mut conn, me).await?;
+        Ok(NotificationSettings {
+            email_mode: row
+                .as_ref()
+                .and_then(|r| EmailMode::from_code(&r.email_mode))
+                .unwrap_or(EmailMode::Immediate),
+            daily_at: row
+                .as_ref()
+                .map(|r| r.daily_at)
+                .unwrap_or_else(default_daily_at),
+            muted,
+            email: viewer.user.email.clone(),
+            last_sent_at: row.and_then(|r| r.last_sent_at),
+        })
+    }
+
+    /// Changes how often mail tells the person of unread comments (recorded in the acting
+    /// association's audit log). The daily time is kept to the minute.
+    pub async fn update_notification_settings(
+        &self,
+        actor: &Actor<'_>,
+        mode: EmailMode,
+        daily_at: NaiveTime,
+    ) -> AppResult<()> {
+        let daily_at = daily_at.with_second(0).and_then(|t| t.with_nanosecond(0));
+        let daily_at = daily_at.ok_or_else(|| AppError::invalid("dailyAt", "not a time of day"))?;
+        let me = actor.viewer.user.id;
+        let mut c = self.change(actor).await?;
+        repo::save_settings(c.conn(), me, mode.code(), daily_at, Utc::now()).await?;
+        let entry = c
+            .entry(AuditAction::NotificationSettings)
+            .on("user", me)
+            .with_detail("email_mode", mode.code())
+            .with_detail("daily_at", daily_at.format("%H:%M").to_string());
+        c.audit(entry);
+        c.commit().await
+    }
+
+    /// Stops (or resumes) mail about one group the person is an active member of.
+    pub async fn set_group_mail_muted(
+        &self,
+        actor: &Actor<'_>,
+        group_id: GroupId,
+        muted: bool,
+    ) -> AppResult<()> {
+        let me = actor.viewer.user.id;
+        let mut c = self.change(actor).await?;
+        if !repo::is_active_member(c.conn(), group_id, me).await? {
+            return Err(AppError::not_found());
+        }
+        repo::set_mute(c.conn(), me, group_id, muted).await?;
+        let entry = c
+            .entry(AuditAction::NotificationMute)
+            .on("group", group_id)
+            .with_detail("muted", muted);
+        c.audit(entry);
+        c.commit().await
+    }
+
+    /// What was sent to the signed-in person, newest first.
+    pub async fn notifications_sent(&self, viewer: &Viewer) -> AppResult<Vec<SentNotification>> {
+        let mut conn = self.db().pool().acquire().await.map_err(AppError::internal)?;
+        let rows = repo::sent_to(&mut conn, viewer.user.id, SENT_LIST_LIMIT).await?;
+        Ok(rows
+            .into_iter()
+            .map(|r| SentNotification {
+                id: r.id,
+                channel: r.channel,
+                kind: r.kind,
+                state: r.state,
+                unread: r.unread,
+                created_at: r.created_at,
+                sent_at: r.sent_at,
+            })
+            .collect())
+    }
+
+    /// The schedule (job `notify.schedule`): marks people with news pending, then enqueues the
+    /// digests that are due at `now`. Safe to run twice.
+    pub(crate) async fn run_schedule(&self, now: DateTime<Utc>) -> Result<(), JobError> {
+        let pool = self.db().pool();
+        let tenants = self.db().tenants().await?;
+        for tenant in &tenants {
+            let mut core = pool.acquire().await.map_err(|e| JobError::Retry(e.to_string()))?;
+            let since = repo::cursor(&mut core, tenant.id)
+                .await?
+                .unwrap_or(now - Duration::seconds(SCHEDULE_PERIOD_SECS));
+            let mut conn = self.db().tenant_read(tenant).await?;
+            let news = repo::news_since(&mut conn, since).await?;
+            conn.done();
+            if !news.is_empty() {
+                repo::mark_pending(&mut core, &news, since, now).await?;
+            }
+            let next = (now - Duration::seconds(OVERLAP_SECS)).max(since);
+            repo::set_cursor(&mut core, tenant.id, next).await?;
+        }
+        let batch = Duration::from_std(self.timing().mail_batch).unwrap_or_default();
+        let mut core = pool.acquire().await.map_err(|e| JobError::Retry(e.to_string()))?;
+        loop {
+            let jobs = repo::enqueue_due_digests(&mut core, now, batch, DUE_BATCH).await?;
+            if (jobs.len() as i64) < DUE_BATCH {
+                break;
+            }
+        }
+        Ok(())
+    }
+
+    /// One digest (job `notify.digest`).
+    pub(crate) async fn run_digest(
+        &self,
+        job: &JobRow,
+        now: DateTime<Utc>,
+    ) -> Result<Outcome, JobError> {
+        let user = job
+            .payload
+            .get("user_id")
+            .and_then(|v| v.as_str())
+            .and_then(|s| s.parse::<uuid::Uuid>().ok())
+            .map(PersonId::from)
+            .ok_or_else(|| JobError::Fatal("the job names no person".into()))?;
+        let pool = self.db().pool();
+        let mut core = pool.acquire().await.map_err(|e| JobError::Retry(e.to_string()))?;
+        let Some(recipient) = repo::recipient(&mut core, user).await? else {
+            return Ok(Outcome::Done);
+        };
+        if let Some(earlier) = repo::for_job(&mut core, job.id).await? {
+            // A retry after the mail server refused: the same mail again.
+            if earlier.state != "retrying" {
+                return Err(JobError::Fatal(format!(
+                    "notification {} is {}, not sent again",
+                    earlier.id, earlier.state
+                )));
+            }
+            repo::set_state(&mut core, earlier.id, "sending", None).await?;
+            drop(core);
+            let mail = Mail {
+                kind: MailKind::Digest,
+                to: recipient.email,
+                subject: earlier.subject,
+                body: earlier.body,
+                link: format!("{}/", self.mailer().public_url()),
+                message_id: Some(message_id(earlier.id)),
+            };
+            return self.deliver(job, earlier.id, &mail, now).await;
+        }
+        if !recipient.active {
+            return Ok(Outcome::Done);
+        }
+        let Some(settings) = repo::settings(&mut core, user).await? else {
+            return Ok(Outcome::Done);
+        };
+        if settings.email_mode == EmailMode::Off.code() {
+            return Ok(Outcome::Done);
+        }
+        let muted = repo::mutes(&mut core, user).await?;
+        drop(core);
+        let Some((summary, told_until)) =
+            self.digest_summary(user, settings.told_until, &muted).await?
+        else {
+            return Ok(Outcome::Done);
+        };
+        let mut mail = digest_mail(&recipient.email, self.mailer().public_url(), &summary);
+        let mut tx = self.db().core_tx().await?;
+        let id = repo::record(
+            &mut tx,
+            &repo::NewNotification {
+                user,
+                job_id: job.id,
+                channel: "email",
+                kind: "digest",
+                subject: &mail.subject,
+                body: &mail.body,
+                unread: i32::try_from(summary.unread).unwrap_or(i32::MAX),
+                told_until,
+            },
+            now,
+        )
+        .await?;
+        tx.commit().await?;
+        mail.message_id = Some(message_id(id));
+        self.deliver(job, id, &mail, now).await
+    }
+
+    /// Sends a recorded mail; on success marks it sent and the job done together.
+    async fn deliver(
+        &self,
+        job: &JobRow,
+        notification: i64,
+        mail: &Mail,
+        now: DateTime<Utc>,
+    ) -> Result<Outcome, JobError> {
+        match self.mailer().send(mail).await {
+            Ok(()) => {
+                let mut tx = self.db().core_tx().await?;
+                repo::set_state(&mut tx, notification, "sent", Some(Utc::now())).await?;
+                jobs_repo::complete(&mut tx, job.id, now).await?;
+                tx.commit().await?;
+                Ok(Outcome::Recorded)
+            }
+            Err(e) => {
+                let mut conn = self
+                    .db()
+                    .pool()
+                    .acquire()
+                    .await
+                    .map_err(|e| JobError::Retry(e.to_string()))?;
+                repo::set_state(&mut conn, notification, "retrying", None).await?;
+                match e {
+                    musubi_notify::MailError::InvalidAddress
+                    | musubi_notify::MailError::Build(_) => {
+                        Err(JobError::Fatal(e.code().to_owned()))
+                    }
+                    _ => Err(JobError::Retry(e.code().to_owned())),
+                }
+            }
+        }
+    }
+
+    /// What a digest for `user` says, and the newest arrival it covers; `None` when nothing
+    /// arrived after `told_until` outside muted groups.
+    async fn digest_summary(
+        &self,
+        user: PersonId,
+        told_until: DateTime<Utc>,
+        muted: &[GroupId],
+    ) -> Result<Option<(DigestSummary, DateTime<Utc>)>, JobError> {
+        let directory = groups_repo::directory_of(self.db().pool(), user).await?;
+        let mut summary = DigestSummary::default();
+        let mut fresh = false;
+        let mut newest = told_until;
+        for entry in directory.into_iter().filter(|d| d.active > 0) {
+            let Ok(tenant) = self.db().resolve_tenant(&entry.slug).await else {
+                continue;
+            };
+            let mut conn = self.db().tenant_read(&tenant).await?;
+            let lines = repo::digest_lines(&mut conn, user, told_until).await?;
+            let may_name = repo::mail_group_names(&mut conn).await?;
+            conn.done();
+            let lines: Vec<_> = lines
+                .into_iter()
+                .filter(|l| !muted.contains(&l.group_id))
+                .collect();
+            if lines.is_empty() {
+                continue;
+            }
+            fresh |= lines.iter().any(|l| l.fresh);
+            let mut groups = Vec::new();
+            let (mut others, mut others_unread) = (0, 0);
+            for l in &lines {
+                newest = newest.max(l.newest_at);
+                if may_name && !l.patient {
+                    groups.push(DigestGroup::Named {
+                        name: l.group_name.clone(),
+                        unread: l.unread,
+                    });
+                } else {
+                    others += 1;
+                    others_unread += l.unread;
+                }
+            }
+            if others > 0 {
+                groups.push(DigestGroup::Others {
+                    groups: others,
+                    unread: others_unread,
+                });
+            }
+            let unread: i64 = lines.iter().map(|l| l.unread).sum();
+            summary.unread += unread;
+            summary.important += lines.iter().map(|l| l.important).sum::<i64>();
+            summary.associations.push((tenant.name.clone(), unread, groups));
+        }
+        Ok(fresh.then_some((summary, newest)))
+    }
+}
+
+/// The `Message-ID` local part of notification `id`: the same mail is recognisable wherever
+/// it lands.
+fn message_id(id: i64) -> String {
+    format!("musubi-notification-{id}")
+}
