@@ -1,7 +1,8 @@
 -- Background work that must survive restarts and replicas: one queue for the deployment.
 -- Workers claim due jobs with FOR UPDATE SKIP LOCKED and hold them for a lease; a job whose
--- lease ran out was interrupted (the process died) and is either run again (kinds that are
--- safe to repeat) or failed (kinds that talk to the outside world: a mail is never sent twice).
+-- lease ran out was interrupted (the process died). It runs again, unless it had begun to act
+-- on the outside world (`effects_started_at`: a mail handed to the mail server) and its kind is
+-- not safe to repeat: then it fails, so that a mail is never sent twice.
 CREATE TABLE core.jobs (
     id           bigserial PRIMARY KEY,
     kind         text NOT NULL CHECK (char_length(kind) BETWEEN 1 AND 64),
@@ -14,6 +15,7 @@ CREATE TABLE core.jobs (
     attempts     integer NOT NULL DEFAULT 0,
     max_attempts integer NOT NULL DEFAULT 5 CHECK (max_attempts BETWEEN 1 AND 100),
     locked_until timestamptz,
+    effects_started_at timestamptz,
     last_error   text CHECK (char_length(last_error) <= 500),
     created_at   timestamptz NOT NULL,
     finished_at  timestamptz

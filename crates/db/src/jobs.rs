@@ -99,6 +99,7 @@ pub async fn fail(
             state = CASE WHEN $3::timestamptz IS NOT NULL AND attempts < max_attempts \
                          THEN 'pending' ELSE 'failed' END, \
             run_at = coalesce($3, run_at), last_error = $2, locked_until = NULL, \
+            effects_started_at = NULL, \
             finished_at = CASE WHEN $3::timestamptz IS NOT NULL AND attempts < max_attempts \
                                THEN NULL ELSE $4 END \
          WHERE id = $1 AND state = 'running' \
@@ -113,9 +114,25 @@ pub async fn fail(
     Ok(again.unwrap_or(false))
 }
 
-/// Jobs whose lease ran out (their worker died): kinds in `repeatable` run again while
-/// attempts remain; the others fail with `interrupted` — they may have reached the outside
-/// world, and doing so twice is worse than not at all. Returns (id, kind, runs again).
+/// Notes, in the transaction that records it, that a claimed job begins to act on the outside
+/// world (hands a mail over, say): if its worker dies from now on, it is not run again.
+pub async fn mark_effects_started(
+    conn: &mut PgConnection,
+    id: i64,
+    now: DateTime<Utc>,
+) -> DbResult<()> {
+    sqlx::query("UPDATE core.jobs SET effects_started_at = $2 WHERE id = $1")
+        .bind(id)
+        .bind(now)
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+/// Jobs whose lease ran out (their worker died) run again while attempts remain, unless they
+/// had begun to act on the outside world and their kind is not in `repeatable`: those fail
+/// with `interrupted`, for doing it twice is worse than not at all. Returns (id, kind, runs
+/// again).
 pub async fn recover(
     pool: &PgPool,
     now: DateTime<Utc>,
@@ -126,11 +143,13 @@ pub async fn recover(
         "WITH lost AS (SELECT id FROM core.jobs WHERE state = 'running' AND locked_until < $1 \
                        FOR UPDATE SKIP LOCKED) \
          UPDATE core.jobs j SET \
-            state = CASE WHEN j.kind = ANY($2) AND j.attempts < j.max_attempts \
+            state = CASE WHEN (j.kind = ANY($2) OR j.effects_started_at IS NULL) \
+                              AND j.attempts < j.max_attempts \
                          THEN 'pending' ELSE 'failed' END, \
-            finished_at = CASE WHEN j.kind = ANY($2) AND j.attempts < j.max_attempts \
+            finished_at = CASE WHEN (j.kind = ANY($2) OR j.effects_started_at IS NULL) \
+                                    AND j.attempts < j.max_attempts \
                                THEN NULL ELSE $1 END, \
-            last_error = 'interrupted', locked_until = NULL \
+            last_error = 'interrupted', locked_until = NULL, effects_started_at = NULL \
          FROM lost WHERE j.id = lost.id \
          RETURNING j.id, j.kind, j.state = 'pending'",
     )
@@ -142,13 +161,13 @@ pub async fn recover(
 
 /// Forgets finished jobs older than `before` (their keys become free again).
 pub async fn purge_finished(pool: &PgPool, before: DateTime<Utc>) -> DbResult<u64> {
-    Ok(sqlx::query(
-        "DELETE FROM core.jobs WHERE state IN ('done', 'failed') AND finished_at < $1",
+    Ok(
+        sqlx::query("DELETE FROM core.jobs WHERE state IN ('done', 'failed') AND finished_at < $1")
+            .bind(before)
+            .execute(pool)
+            .await?
+            .rows_affected(),
     )
-    .bind(before)
-    .execute(pool)
-    .await?
-    .rows_affected())
 }
 
 /// How many jobs of each kind are in each state, and the oldest due pending one's start.

@@ -323,12 +323,14 @@ pub async fn set_state(
     state: &str,
     sent_at: Option<DateTime<Utc>>,
 ) -> DbResult<()> {
-    sqlx::query("UPDATE core.notifications SET state = $2, sent_at = coalesce($3, sent_at) WHERE id = $1")
-        .bind(id)
-        .bind(state)
-        .bind(sent_at)
-        .execute(conn)
-        .await?;
+    sqlx::query(
+        "UPDATE core.notifications SET state = $2, sent_at = coalesce($3, sent_at) WHERE id = $1",
+    )
+    .bind(id)
+    .bind(state)
+    .bind(sent_at)
+    .execute(conn)
+    .await?;
     Ok(())
 }
 
@@ -368,12 +370,12 @@ pub struct Recipient {
 }
 
 pub async fn recipient(conn: &mut PgConnection, user: PersonId) -> DbResult<Option<Recipient>> {
-    Ok(sqlx::query_as(
-        "SELECT email, status = 'active' AS active FROM core.users WHERE id = $1",
+    Ok(
+        sqlx::query_as("SELECT email, status = 'active' AS active FROM core.users WHERE id = $1")
+            .bind(user)
+            .fetch_optional(conn)
+            .await?,
     )
-    .bind(user)
-    .fetch_optional(conn)
-    .await?)
 }
 
 /// The notification of a job that failed for good (no more attempts).

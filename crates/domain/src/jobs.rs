@@ -1,9 +1,9 @@
 //! Background work: the deployment's durable queue (in PostgreSQL) and the loop that runs it.
 //!
 //! Every replica runs the loop; `FOR UPDATE SKIP LOCKED` gives each job to one of them. A job is
-//! held for a lease; when a process dies, its jobs are found after the lease and either run
-//! again (work that is safe to repeat, such as the notification schedule) or failed as
-//! `interrupted` (work that reached the outside world, such as a mail: never sent twice). Jobs
+//! held for a lease; when a process dies, its jobs are found after the lease and run again —
+//! unless they had begun to act on the outside world (a mail handed to the mail server) and are
+//! not safe to repeat: those fail as `interrupted`, and a mail is never sent twice. Jobs
 //! that fail are retried with a growing delay, then kept as failed for the operator's console.
 //!
 //! Every entry point takes the time it acts at: production passes the clock, tests move it.
@@ -17,7 +17,7 @@ pub const KIND_SCHEDULE: &str = "notify.schedule";
 /// One person's e-mail digest.
 pub const KIND_DIGEST: &str = "notify.digest";
 
-/// Kinds that may run again after their worker died.
+/// Kinds that may run again after their worker died, even part-way through their effects.
 const REPEATABLE: &[&str] = &[KIND_SCHEDULE];
 
 /// How often the schedule runs (one job per period, whatever the number of replicas).
@@ -98,7 +98,12 @@ impl Services {
     pub async fn enqueue_schedule(&self, now: DateTime<Utc>) -> AppResult<bool> {
         let period = now.timestamp().div_euclid(SCHEDULE_PERIOD_SECS);
         let key = format!("schedule:{period}");
-        let mut conn = self.db().pool().acquire().await.map_err(AppError::internal)?;
+        let mut conn = self
+            .db()
+            .pool()
+            .acquire()
+            .await
+            .map_err(AppError::internal)?;
         let id = repo::enqueue(
             &mut conn,
             &NewJob {
@@ -168,7 +173,8 @@ impl Services {
     async fn job_gave_up(&self, job: &JobRow) {
         if job.kind == KIND_DIGEST {
             if let Ok(mut conn) = self.db().pool().acquire().await {
-                if let Err(e) = musubi_db::notifications::set_failed_for_job(&mut conn, job.id).await
+                if let Err(e) =
+                    musubi_db::notifications::set_failed_for_job(&mut conn, job.id).await
                 {
                     tracing::warn!(job = job.id, error = %e, "marking a notification failed");
                 }
@@ -186,7 +192,12 @@ impl Services {
             .map(|(id, _, _)| *id)
             .collect();
         if !interrupted.is_empty() {
-            let mut conn = self.db().pool().acquire().await.map_err(AppError::internal)?;
+            let mut conn = self
+                .db()
+                .pool()
+                .acquire()
+                .await
+                .map_err(AppError::internal)?;
             musubi_db::notifications::mark_interrupted(&mut conn, &interrupted).await?;
         }
         for (id, kind, again) in &lost {
@@ -197,7 +208,10 @@ impl Services {
 
     /// Forgets jobs finished more than [`KEEP_FINISHED_DAYS`] before `now`.
     pub async fn purge_jobs(&self, now: DateTime<Utc>) -> AppResult<u64> {
-        Ok(repo::purge_finished(self.db().pool(), now - Duration::days(KEEP_FINISHED_DAYS)).await?)
+        Ok(
+            repo::purge_finished(self.db().pool(), now - Duration::days(KEEP_FINISHED_DAYS))
+                .await?,
+        )
     }
 }
 

@@ -11,7 +11,8 @@
 //! ```
 //!
 //! Recording before sending makes a digest go at most once: a process that dies while sending
-//! leaves the job to be found as interrupted, and it is not sent again. What it would have told
+//! leaves the job to be found as interrupted, and it is not sent again (a job that died before
+//! it recorded its mail simply runs again). What it would have told
 //! is still counted in the next digest (every digest gives the whole unread count), and the
 //! home page shows it all.
 
@@ -105,7 +106,12 @@ impl Services {
     /// The signed-in person's settings.
     pub async fn notification_settings(&self, viewer: &Viewer) -> AppResult<NotificationSettings> {
         let me = viewer.user.id;
-        let mut conn = self.db().pool().acquire().await.map_err(AppError::internal)?;
+        let mut conn = self
+            .db()
+            .pool()
+            .acquire()
+            .await
+            .map_err(AppError::internal)?;
         let row = repo::settings(&mut conn, me).await?;
         let muted = repo::mutes(&mut conn, me).await?;
         Ok(NotificationSettings {
@@ -168,7 +174,12 @@ impl Services {
 
     /// What was sent to the signed-in person, newest first.
     pub async fn notifications_sent(&self, viewer: &Viewer) -> AppResult<Vec<SentNotification>> {
-        let mut conn = self.db().pool().acquire().await.map_err(AppError::internal)?;
+        let mut conn = self
+            .db()
+            .pool()
+            .acquire()
+            .await
+            .map_err(AppError::internal)?;
         let rows = repo::sent_to(&mut conn, viewer.user.id, SENT_LIST_LIMIT).await?;
         Ok(rows
             .into_iter()
@@ -184,13 +195,24 @@ impl Services {
             .collect())
     }
 
+    /// Runs the notification schedule at `now` at once, outside the queue (tests, and an
+    /// operator who does not want to wait for the next period).
+    pub async fn run_notification_schedule(&self, now: DateTime<Utc>) -> AppResult<()> {
+        self.run_schedule(now).await.map_err(|e| match e {
+            JobError::Retry(m) | JobError::Fatal(m) => AppError::internal(std::io::Error::other(m)),
+        })
+    }
+
     /// The schedule (job `notify.schedule`): marks people with news pending, then enqueues the
     /// digests that are due at `now`. Safe to run twice.
     pub(crate) async fn run_schedule(&self, now: DateTime<Utc>) -> Result<(), JobError> {
         let pool = self.db().pool();
         let tenants = self.db().tenants().await?;
         for tenant in &tenants {
-            let mut core = pool.acquire().await.map_err(|e| JobError::Retry(e.to_string()))?;
+            let mut core = pool
+                .acquire()
+                .await
+                .map_err(|e| JobError::Retry(e.to_string()))?;
             let since = repo::cursor(&mut core, tenant.id)
                 .await?
                 .unwrap_or(now - Duration::seconds(SCHEDULE_PERIOD_SECS));
@@ -204,7 +226,10 @@ impl Services {
             repo::set_cursor(&mut core, tenant.id, next).await?;
         }
         let batch = Duration::from_std(self.timing().mail_batch).unwrap_or_default();
-        let mut core = pool.acquire().await.map_err(|e| JobError::Retry(e.to_string()))?;
+        let mut core = pool
+            .acquire()
+            .await
+            .map_err(|e| JobError::Retry(e.to_string()))?;
         loop {
             let jobs = repo::enqueue_due_digests(&mut core, now, batch, DUE_BATCH).await?;
             if (jobs.len() as i64) < DUE_BATCH {
@@ -228,7 +253,10 @@ impl Services {
             .map(PersonId::from)
             .ok_or_else(|| JobError::Fatal("the job names no person".into()))?;
         let pool = self.db().pool();
-        let mut core = pool.acquire().await.map_err(|e| JobError::Retry(e.to_string()))?;
+        let mut core = pool
+            .acquire()
+            .await
+            .map_err(|e| JobError::Retry(e.to_string()))?;
         let Some(recipient) = repo::recipient(&mut core, user).await? else {
             return Ok(Outcome::Done);
         };
@@ -240,7 +268,10 @@ impl Services {
                     earlier.id, earlier.state
                 )));
             }
-            repo::set_state(&mut core, earlier.id, "sending", None).await?;
+            let mut tx = self.db().core_tx().await?;
+            repo::set_state(&mut tx, earlier.id, "sending", None).await?;
+            jobs_repo::mark_effects_started(&mut tx, job.id, now).await?;
+            tx.commit().await?;
             drop(core);
             let mail = Mail {
                 kind: MailKind::Digest,
@@ -263,8 +294,9 @@ impl Services {
         }
         let muted = repo::mutes(&mut core, user).await?;
         drop(core);
-        let Some((summary, told_until)) =
-            self.digest_summary(user, settings.told_until, &muted).await?
+        let Some((summary, told_until)) = self
+            .digest_summary(user, settings.told_until, &muted)
+            .await?
         else {
             return Ok(Outcome::Done);
         };
@@ -285,6 +317,7 @@ impl Services {
             now,
         )
         .await?;
+        jobs_repo::mark_effects_started(&mut tx, job.id, now).await?;
         tx.commit().await?;
         mail.message_id = Some(message_id(id));
         self.deliver(job, id, &mail, now).await
@@ -376,7 +409,9 @@ impl Services {
             let unread: i64 = lines.iter().map(|l| l.unread).sum();
             summary.unread += unread;
             summary.important += lines.iter().map(|l| l.important).sum::<i64>();
-            summary.associations.push((tenant.name.clone(), unread, groups));
+            summary
+                .associations
+                .push((tenant.name.clone(), unread, groups));
         }
         Ok(fresh.then_some((summary, newest)))
     }

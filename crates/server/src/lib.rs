@@ -152,7 +152,12 @@ fn spawn_file_sweep(services: musubi_domain::Services) -> EventPurge {
 
 /// The background-job loop (see `musubi_domain::jobs`): every replica runs it; each job goes
 /// to one of them. Stops when dropped.
-fn spawn_jobs(services: musubi_domain::Services) -> EventPurge {
+fn spawn_jobs(services: musubi_domain::Services, lease: std::time::Duration) -> EventPurge {
+    // Often enough that a job whose worker died waits about one lease, not much more.
+    let recovery_every = (lease / 2).clamp(
+        std::time::Duration::from_secs(1),
+        std::time::Duration::from_secs(15),
+    );
     EventPurge(tokio::spawn(async move {
         // Interrupted jobs are looked for at start (a restarted process finds its own) and
         // then every so often.
@@ -164,9 +169,12 @@ fn spawn_jobs(services: musubi_domain::Services) -> EventPurge {
             ticks.tick().await;
             let now = chrono::Utc::now();
             if tokio::time::Instant::now() >= next_recovery {
-                next_recovery += std::time::Duration::from_secs(15);
+                next_recovery += recovery_every;
                 if let Err(e) = services.recover_jobs(now).await {
-                    tracing::warn!(code = e.code.as_str(), "looking for interrupted jobs failed");
+                    tracing::warn!(
+                        code = e.code.as_str(),
+                        "looking for interrupted jobs failed"
+                    );
                 }
             }
             if tokio::time::Instant::now() >= next_purge {
@@ -178,7 +186,10 @@ fn spawn_jobs(services: musubi_domain::Services) -> EventPurge {
                 }
             }
             if let Err(e) = services.enqueue_schedule(now).await {
-                tracing::warn!(code = e.code.as_str(), "enqueueing the notification schedule failed");
+                tracing::warn!(
+                    code = e.code.as_str(),
+                    "enqueueing the notification schedule failed"
+                );
             }
             // Run what is due until none is left, a batch at a time.
             loop {
@@ -504,7 +515,7 @@ async fn serve_on(
     let _event_purge = spawn_event_purge(database.db.clone());
     let _membership_expiry = spawn_membership_expiry(operator.services().clone());
     let _file_sweep = spawn_file_sweep(operator.services().clone());
-    let _jobs = spawn_jobs(operator.services().clone());
+    let _jobs = spawn_jobs(operator.services().clone(), config.job_lease);
     let addr = listener.local_addr()?;
     let app = app(config, &operator).layer(axum::Extension(files.store.clone()));
     let shutdown = shutdown_signal()?;
