@@ -11,6 +11,7 @@ pub mod guard;
 mod invitations;
 mod live;
 mod metrics;
+mod notifications;
 mod passkeys;
 mod patients;
 mod query;

@@ -2,6 +2,7 @@
 
 use crate::auth::{AuthMutation, AuthQuery};
 use crate::calendar::{CalendarMutation, CalendarQuery};
+use crate::notifications::{NotificationMutation, NotificationQuery};
 use crate::console::{ConsoleMutation, ConsoleQuery};
 use crate::files::{FileMutation, FileQuery};
 use crate::invitations::{InvitationMutation, InvitationQuery};
@@ -31,6 +32,7 @@ pub struct Query(
     PatientQuery,
     SearchQuery,
     CalendarQuery,
+    NotificationQuery,
 );
 
 #[derive(MergedObject, Default)]
@@ -43,6 +45,7 @@ pub struct Mutation(
     FileMutation,
     PatientMutation,
     CalendarMutation,
+    NotificationMutation,
 );
 
 /// A medical association (医師会): one tenant of the deployment.

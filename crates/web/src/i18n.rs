@@ -354,6 +354,10 @@ mod tests {
             include_str!("../templates/sns/duty.html"),
             include_str!("pages/sns/calendar.rs"),
             include_str!("pages/sns/duty.rs"),
+            include_str!("../templates/notifications.html"),
+            include_str!("../templates/help_mail.html"),
+            include_str!("pages/notifications.rs"),
+            include_str!("pages/help.rs"),
         ];
         let mut used = 0;
         for src in sources {

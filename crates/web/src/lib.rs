@@ -23,8 +23,8 @@ use axum::routing::{get, post};
 use axum::Router;
 use musubi_domain::Services;
 use pages::{
-    enrol, home, invite, landing, my_sessions, passkey, reset, security, signin, signin_code,
-    signout,
+    enrol, help, home, invite, landing, my_sessions, notifications, passkey, reset, security,
+    signin, signin_code, signout,
 };
 
 pub use pages::error::{overloaded, too_many_requests};
@@ -49,6 +49,13 @@ pub fn router(services: Services) -> Router {
         .route("/me/sessions/revoke-all", post(my_sessions::revoke_all))
         .route("/me/sessions/{id}/revoke", post(my_sessions::revoke))
         .route("/me/security", get(security::show))
+        // E-mail notifications: how often, groups kept quiet, what was sent; help for phones.
+        .route(
+            notifications::PATH,
+            get(notifications::show).post(notifications::save),
+        )
+        .route("/settings/notifications/mute", post(notifications::mute))
+        .route("/help/mail", get(help::mail))
         .route(
             "/me/security/totp",
             get(enrol::show_for_viewer).post(enrol::confirm_for_viewer),

@@ -7,6 +7,9 @@
 /// The `musubi` binary cargo built for these tests.
 const MUSUBI_BIN: &str = env!("CARGO_BIN_EXE_musubi");
 
+/// Mail through the harness's SMTP server, read back from its maildir.
+mod mail;
+
 /// Accounts: signing in through the API, passkeys, invitations and password resets.
 mod accounts {
     mod auth_api;
@@ -23,6 +26,7 @@ mod sns {
     mod files;
     mod files_api;
     mod live;
+    mod notifications;
     mod patients;
     mod search;
     mod search_api;
@@ -63,6 +67,7 @@ mod web {
     mod console;
     mod files;
     mod invite;
+    mod notifications;
     mod patients;
     mod search;
     mod signin;

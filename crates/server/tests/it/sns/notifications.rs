@@ -766,3 +766,94 @@ async fn a_server_killed_mid_batch_sends_nothing_twice() {
         mails.len()
     );
 }
+
+// ---------------------------------------------------------------------------------------------
+// Through the API
+
+const SETTINGS: &str = "{ notificationSettings { emailMode dailyAt mutedGroupIds email } \
+                          notificationsSent { id state channel unread } }";
+const UPDATE: &str = "mutation($m: EmailMode!, $t: NaiveTime) { \
+                        updateNotificationSettings(emailMode: $m, dailyAt: $t) }";
+const MUTE: &str = "mutation($g: ID!, $m: Boolean!) { setGroupMailMuted(groupId: $g, muted: $m) }";
+
+#[tokio::test]
+async fn settings_through_the_api_many_at_once_and_refusals() {
+    use musubi_test_support::error_codes;
+    use serde_json::json;
+    let app = TestApp::demo().await;
+    let token = app.demo_token(NURSE).await;
+    let r = app.gql(SETTINGS, json!({}), Some(&token), None).await;
+    assert_eq!(
+        r["data"]["notificationSettings"]["emailMode"], "IMMEDIATE",
+        "{r}"
+    );
+    assert_eq!(r["data"]["notificationSettings"]["dailyAt"], "18:00:00");
+    assert_eq!(r["data"]["notificationSettings"]["email"], NURSE);
+
+    // A tired nurse taps 保存 twenty times at once, alternating: every call is answered, the
+    // last word is one of them, and each is in the audit log.
+    let calls = (0..20).map(|i| {
+        let (mode, time) = if i % 2 == 0 {
+            ("DAILY", "07:30:00")
+        } else {
+            ("HOURLY", "19:15:00")
+        };
+        let app = &app;
+        let token = token.clone();
+        async move {
+            app.gql(
+                UPDATE,
+                json!({"m": mode, "t": time}),
+                Some(&token),
+                Some(HOST),
+            )
+            .await
+        }
+    });
+    for r in futures_util::future::join_all(calls).await {
+        assert_eq!(r["data"]["updateNotificationSettings"], true, "{r}");
+    }
+    let r = app.gql(SETTINGS, json!({}), Some(&token), None).await;
+    let s = &r["data"]["notificationSettings"];
+    assert!(
+        (s["emailMode"] == "DAILY" && s["dailyAt"] == "07:30:00")
+            || (s["emailMode"] == "HOURLY" && s["dailyAt"] == "19:15:00"),
+        "{r}"
+    );
+    let logged: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM audit_log WHERE action = 'notification.settings'")
+            .fetch_one(&mut *app.tenant_tx(HOST).await)
+            .await
+            .unwrap();
+    assert_eq!(logged, 20);
+
+    // Muting: my group yes; a group I am not in, or junk, is simply not found.
+    let yamada = group_named(&app, HOST, YAMADA).await;
+    let r = app
+        .gql(
+            MUTE,
+            json!({"g": yamada.to_string(), "m": true}),
+            Some(&token),
+            Some(HOST),
+        )
+        .await;
+    assert_eq!(r["data"]["setGroupMailMuted"], true, "{r}");
+    let forum = group_named(&app, OTHER, SAKURA_FORUM).await;
+    for g in [forum.to_string(), "not-a-uuid".to_owned()] {
+        let r = app
+            .gql(MUTE, json!({"g": g, "m": true}), Some(&token), Some(HOST))
+            .await;
+        assert_eq!(error_codes(&r), vec!["NOT_FOUND"], "{r}");
+    }
+    let r = app.gql(SETTINGS, json!({}), Some(&token), None).await;
+    assert_eq!(
+        r["data"]["notificationSettings"]["mutedGroupIds"],
+        json!([yamada.to_string()])
+    );
+
+    // Signed out: nothing.
+    let r = app.gql(SETTINGS, json!({}), None, None).await;
+    assert_eq!(error_codes(&r), vec!["UNAUTHENTICATED"; 2], "{r}");
+    let r = app.gql(UPDATE, json!({"m": "OFF"}), None, Some(HOST)).await;
+    assert_eq!(error_codes(&r), vec!["UNAUTHENTICATED"], "{r}");
+}
