@@ -136,6 +136,15 @@ pub struct Config {
     /// one mail tells of several.
     pub mail_batch: Duration,
     pub files: FileStorage,
+    /// Web push: the VAPID private key (a P-256 scalar, 32 bytes). None: a key generated once
+    /// and kept in the database, shared by every replica.
+    pub vapid_private_key: Option<Secret>,
+    /// Web push: how push services may reach the operator (the VAPID `sub` claim), `mailto:…`
+    /// or `https://…`.
+    pub vapid_subject: String,
+    /// Web push: push service origins accepted besides the well-known ones, as
+    /// `scheme://host[:port]` (a self-hosted push service, or a local one in tests).
+    pub push_extra_origins: Vec<String>,
 }
 
 /// Where shared files and photos are kept, and how large they may be.
@@ -222,6 +231,9 @@ pub const SETTINGS: &[(&str, &str)] = &[
     ("MUSUBI_S3_SECRET_ACCESS_KEY", "s3_secret_access_key"),
     ("MUSUBI_FILE_MAX_MB", "file_max_mb"),
     ("MUSUBI_FILE_QUOTA_GB", "file_quota_gb"),
+    ("MUSUBI_VAPID_PRIVATE_KEY", "vapid_private_key"),
+    ("MUSUBI_VAPID_SUBJECT", "vapid_subject"),
+    ("MUSUBI_PUSH_EXTRA_ORIGINS", "push_extra_origins"),
 ];
 
 /// Raw values before validation: environment variables win over the file.
@@ -500,8 +512,31 @@ impl Config {
         let mail_batch =
             Duration::from_secs(parse_number(&src, "MUSUBI_MAIL_BATCH_SECS", 180, 0, 3600)?);
         let files = parse_files(&src)?;
+        let vapid_private_key = match src.get("MUSUBI_VAPID_PRIVATE_KEY") {
+            None | Some((_, "")) => None,
+            // Never echo: a secret.
+            Some((n, v)) => Some(parse_vapid_key(v).map_err(|p| ConfigError::new(n, p))?),
+        };
+        let vapid_subject = match src.get("MUSUBI_VAPID_SUBJECT") {
+            None | Some((_, "")) => {
+                default_vapid_subject(mail_from.as_deref(), public_url.as_deref())
+            }
+            Some((n, v)) => parse_vapid_subject(v).map_err(|p| ConfigError::new(n, p))?,
+        };
+        let push_extra_origins = match src.get("MUSUBI_PUSH_EXTRA_ORIGINS") {
+            None => Vec::new(),
+            Some((n, v)) => v
+                .split(',')
+                .map(str::trim)
+                .filter(|o| !o.is_empty())
+                .map(|o| parse_origin(o).map_err(|p| ConfigError::new(n, p)))
+                .collect::<Result<_, _>>()?,
+        };
 
         Ok(Self {
+            vapid_private_key,
+            vapid_subject,
+            push_extra_origins,
             job_lease,
             mail_batch,
             files,
@@ -614,6 +649,108 @@ fn parse_public_url(v: &str) -> Result<String, String> {
         ));
     }
     Ok(v.trim_end_matches('/').to_owned())
+}
+
+/// The order of P-256's group, big-endian: a private key is a scalar in 1..n.
+const P256_ORDER: [u8; 32] = [
+    0xff, 0xff, 0xff, 0xff, 0x00, 0x00, 0x00, 0x00, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
+    0xbc, 0xe6, 0xfa, 0xad, 0xa7, 0x17, 0x9e, 0x84, 0xf3, 0xb9, 0xca, 0xc2, 0xfc, 0x63, 0x25, 0x51,
+];
+
+/// A VAPID private key: base64url (padding allowed) of a 32-byte P-256 scalar in 1..n.
+fn parse_vapid_key(v: &str) -> Result<Secret, String> {
+    const PROBLEM: &str = "expected the base64url encoding of a 32-byte P-256 private key \
+                           (43 characters; see docs/push.md)";
+    let text = v.trim().trim_end_matches('=');
+    let bytes = decode_base64url(text).ok_or(PROBLEM)?;
+    let scalar: [u8; 32] = bytes.try_into().map_err(|_| PROBLEM)?;
+    if scalar.iter().all(|b| *b == 0) || scalar >= P256_ORDER {
+        return Err(PROBLEM.to_owned());
+    }
+    Ok(Secret::new(text))
+}
+
+/// Base64url without padding (RFC 4648 §5); `None` for anything else.
+fn decode_base64url(text: &str) -> Option<Vec<u8>> {
+    let value = |c: u8| -> Option<u32> {
+        Some(match c {
+            b'A'..=b'Z' => c - b'A',
+            b'a'..=b'z' => c - b'a' + 26,
+            b'0'..=b'9' => c - b'0' + 52,
+            b'-' => 62,
+            b'_' => 63,
+            _ => return None,
+        } as u32)
+    };
+    if text.len() % 4 == 1 {
+        return None;
+    }
+    let mut out = Vec::with_capacity(text.len() * 3 / 4);
+    for chunk in text.as_bytes().chunks(4) {
+        let mut acc = 0u32;
+        for (i, c) in chunk.iter().enumerate() {
+            acc |= value(*c)? << (18 - 6 * i);
+        }
+        let bytes = acc.to_be_bytes();
+        out.extend_from_slice(&bytes[1..chunk.len()]);
+    }
+    Some(out)
+}
+
+/// `mailto:someone@example.jp` or `https://example.jp[/…]`, as RFC 8292 asks.
+fn parse_vapid_subject(v: &str) -> Result<String, String> {
+    let v = v.trim();
+    let ok = v.len() <= 200
+        && !v.contains(|c: char| c.is_whitespace() || c.is_control() || c == '"')
+        && match (v.strip_prefix("mailto:"), v.strip_prefix("https://")) {
+            (Some(address), _) => address
+                .split_once('@')
+                .is_some_and(|(local, domain)| !local.is_empty() && domain.contains('.')),
+            (None, Some(rest)) => !rest.split('/').next().unwrap_or_default().is_empty(),
+            (None, None) => false,
+        };
+    if ok {
+        Ok(v.to_owned())
+    } else {
+        Err(format!(
+            "expected mailto:someone@example.jp or an https:// URL, got {v:?}"
+        ))
+    }
+}
+
+/// The VAPID subject when none is set: the mail sender's address, else the public address
+/// when it is https, else a placeholder (development only: production requires a sender).
+fn default_vapid_subject(mail_from: Option<&str>, public_url: Option<&str>) -> String {
+    let address = mail_from.map(|from| match (from.rfind('<'), from.rfind('>')) {
+        (Some(open), Some(close)) if open < close => from[open + 1..close].trim(),
+        _ => from.trim(),
+    });
+    if let Some(address) = address.filter(|a| a.contains('@') && !a.contains(char::is_whitespace)) {
+        return format!("mailto:{address}");
+    }
+    match public_url.and_then(|u| u.strip_prefix("https://")) {
+        Some(rest) => format!("https://{}", rest.split('/').next().unwrap_or_default()),
+        None => "mailto:no-reply@localhost".to_owned(),
+    }
+}
+
+/// `http(s)://host[:port]` without path, query or user, lower-cased and without a trailing
+/// `/`.
+fn parse_origin(v: &str) -> Result<String, String> {
+    let lower = v.trim().to_ascii_lowercase();
+    let rest = lower
+        .strip_prefix("https://")
+        .or_else(|| lower.strip_prefix("http://"))
+        .unwrap_or_default();
+    let host = rest.strip_suffix('/').unwrap_or(rest);
+    let bad = |c: char| !(c.is_ascii_alphanumeric() || ".-:[]".contains(c));
+    if host.is_empty() || host.contains(bad) || host.starts_with(':') {
+        return Err(format!(
+            "expected comma-separated origins like https://push.example.jp or \
+             http://127.0.0.1:8090 (no path), got {v:?}"
+        ));
+    }
+    Ok(lower.trim_end_matches('/').to_owned())
 }
 
 fn read_file(path: &Path) -> Result<toml::Table, ConfigError> {
@@ -799,6 +936,93 @@ mod tests {
         ] {
             let err = Config::from_sources(&env(&bad), None).unwrap_err();
             assert_eq!(err.setting, setting, "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn push_settings_are_checked_and_the_vapid_key_is_never_shown() {
+        let c = Config::from_sources(&env(&[]), None).expect("valid");
+        assert_eq!(c.vapid_private_key, None);
+        assert_eq!(c.vapid_subject, "mailto:no-reply@localhost");
+        assert!(c.push_extra_origins.is_empty());
+        // The sender's address, else the public https address.
+        let c = Config::from_sources(
+            &env(&[
+                ("MUSUBI_MAIL_FROM", "結び <no-reply@musubi.example.jp>"),
+                ("MUSUBI_PUBLIC_URL", "https://musubi.example.jp/"),
+            ]),
+            None,
+        )
+        .expect("valid");
+        assert_eq!(c.vapid_subject, "mailto:no-reply@musubi.example.jp");
+        let c = Config::from_sources(
+            &env(&[("MUSUBI_PUBLIC_URL", "https://m.example.jp/x")]),
+            None,
+        )
+        .expect("valid");
+        assert_eq!(c.vapid_subject, "https://m.example.jp");
+        // A key from RFC 8292's kind of generator: 32 bytes, base64url.
+        let key = "RS0WdYWWo1HajXg3NZR1olzCf31i-ZBGDkFyCs7j1jw";
+        let c = Config::from_sources(
+            &env(&[
+                ("MUSUBI_VAPID_PRIVATE_KEY", key),
+                ("MUSUBI_VAPID_SUBJECT", "https://musubi.example.jp/contact"),
+                (
+                    "MUSUBI_PUSH_EXTRA_ORIGINS",
+                    "http://127.0.0.1:8090, HTTPS://Push.Example.jp/",
+                ),
+            ]),
+            None,
+        )
+        .expect("valid");
+        assert_eq!(c.vapid_private_key.as_ref().map(Secret::expose), Some(key));
+        assert!(!format!("{c:?}").contains(key));
+        assert_eq!(c.vapid_subject, "https://musubi.example.jp/contact");
+        assert_eq!(
+            c.push_extra_origins,
+            ["http://127.0.0.1:8090", "https://push.example.jp"]
+        );
+        let order = "_____wAAAAD__________7zm-q2nF56E87nKwvxjJVE";
+        for (bad, setting) in [
+            (
+                vec![("MUSUBI_VAPID_PRIVATE_KEY", "short")],
+                "MUSUBI_VAPID_PRIVATE_KEY",
+            ),
+            (
+                vec![("MUSUBI_VAPID_PRIVATE_KEY", order)],
+                "MUSUBI_VAPID_PRIVATE_KEY",
+            ),
+            (
+                vec![(
+                    "MUSUBI_VAPID_PRIVATE_KEY",
+                    "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA",
+                )],
+                "MUSUBI_VAPID_PRIVATE_KEY",
+            ),
+            (
+                vec![("MUSUBI_VAPID_SUBJECT", "someone@example.jp")],
+                "MUSUBI_VAPID_SUBJECT",
+            ),
+            (
+                vec![("MUSUBI_VAPID_SUBJECT", "http://example.jp")],
+                "MUSUBI_VAPID_SUBJECT",
+            ),
+            (
+                vec![("MUSUBI_PUSH_EXTRA_ORIGINS", "push.example.jp")],
+                "MUSUBI_PUSH_EXTRA_ORIGINS",
+            ),
+            (
+                vec![("MUSUBI_PUSH_EXTRA_ORIGINS", "https://push.example.jp/path")],
+                "MUSUBI_PUSH_EXTRA_ORIGINS",
+            ),
+            (
+                vec![("MUSUBI_PUSH_EXTRA_ORIGINS", "https://u:p@push.example.jp")],
+                "MUSUBI_PUSH_EXTRA_ORIGINS",
+            ),
+        ] {
+            let err = Config::from_sources(&env(&bad), None).unwrap_err();
+            assert_eq!(err.setting, setting, "{bad:?}");
+            assert!(!err.to_string().contains("AAAAAAAA"), "{err}");
         }
     }
 

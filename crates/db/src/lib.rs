@@ -16,9 +16,11 @@ mod migrate;
 pub mod notifications;
 pub mod passkeys;
 pub mod password_reset;
+pub mod push;
 mod roles;
 pub use groups::search;
 mod tenant;
+pub mod urgent;
 
 pub use associations::{AssociationRow, NewAssociation, ProfileRow};
 pub use broker::{TenantConn, TenantConnStats};

@@ -260,8 +260,8 @@ pub struct NotificationRow {
     pub sent_at: Option<DateTime<Utc>>,
 }
 
-/// A mail about to go: recorded (state `sending`) together with moving the person's
-/// told-until mark, before the mail server is contacted.
+/// A mail about to go: recorded (state `sending`) before the mail server is contacted; a
+/// digest also moves the person's told-until mark.
 #[derive(Debug, Clone)]
 pub struct NewNotification<'a> {
     pub user: PersonId,
@@ -294,6 +294,10 @@ pub async fn record(
     .bind(now)
     .fetch_one(&mut *conn)
     .await?;
+    if n.kind != "digest" {
+        // Only a digest speaks for what is unread.
+        return Ok(id);
+    }
     sqlx::query(
         "UPDATE core.notification_settings SET told_until = greatest(told_until, $2), \
             last_sent_at = $3 WHERE user_id = $1",

@@ -191,6 +191,8 @@ pub(crate) async fn adopt_tenant(conn: &mut PgConnection, schema: &str) -> DbRes
          GRANT SELECT, INSERT, UPDATE, DELETE ON core.notification_settings, \
              core.notification_mutes TO {r}; \
          GRANT SELECT ON core.notifications TO {r}; \
+         GRANT INSERT, SELECT (id, dedupe_key) ON core.jobs TO {r}; \
+         GRANT SELECT (id, user_id) ON core.push_subscriptions TO {r}; \
          GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA core TO {r}; \
          REVOKE ALL ON SCHEMA {s} FROM PUBLIC;"
     ));

@@ -146,6 +146,12 @@ pub enum AuditAction {
     NotificationSettings,
     /// Someone stopped or resumed mail about one group.
     NotificationMute,
+    /// Someone acknowledged a 至急 comment.
+    UrgentAcknowledge,
+    /// Nobody had acknowledged a 至急 comment in time: the people asked were asked again.
+    UrgentRemind,
+    /// Still nobody: the doctor on duty was asked (or there was none).
+    UrgentEscalate,
 }
 
 impl AuditAction {
@@ -214,6 +220,9 @@ impl AuditAction {
         AuditAction::FeedRead,
         AuditAction::NotificationSettings,
         AuditAction::NotificationMute,
+        AuditAction::UrgentAcknowledge,
+        AuditAction::UrgentRemind,
+        AuditAction::UrgentEscalate,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -282,6 +291,9 @@ impl AuditAction {
             AuditAction::FeedRead => "feed.read",
             AuditAction::NotificationSettings => "notification.settings",
             AuditAction::NotificationMute => "notification.mute",
+            AuditAction::UrgentAcknowledge => "urgent.acknowledge",
+            AuditAction::UrgentRemind => "urgent.remind",
+            AuditAction::UrgentEscalate => "urgent.escalate",
         }
     }
 }

@@ -52,7 +52,23 @@ impl Services {
         important: bool,
         attachments: &[uuid::Uuid],
     ) -> AppResult<CommentId> {
+        self.post(actor, topic_id, body, important, attachments, None)
+            .await
+    }
+
+    /// Posts a comment; with `urgent`, a 至急 request asking those people (see
+    /// [`crate::urgent`]).
+    pub(crate) async fn post(
+        &self,
+        actor: &Actor<'_>,
+        topic_id: TopicId,
+        body: &str,
+        important: bool,
+        attachments: &[uuid::Uuid],
+        urgent: Option<&[crate::types::PersonId]>,
+    ) -> AppResult<CommentId> {
         let body = check_body_with(body, !attachments.is_empty())?;
+        let important = important || urgent.is_some();
         let me = actor.viewer.user.id;
         let mut c = self.change(actor).await?;
         let (group, access) = c
@@ -81,13 +97,24 @@ impl Services {
             important,
         };
         repo::spread_unread(c.conn(), &group, &posted).await?;
+        let asked = match urgent {
+            Some(named) => Some(
+                crate::urgent::ask(&mut c, &group, &access, comment_id, named, at).await?,
+            ),
+            None => None,
+        };
         let event = EventSpec::topic(EventKind::CommentPosted, topic_id, t.scope, t.author_id);
         c.event(&group, event.comments(vec![comment_id])).await?;
-        let entry = c
+        let mut entry = c
             .entry(AuditAction::CommentCreate)
             .on("comment", comment_id)
             .with_detail("topic_id", topic_id.to_string())
             .with_detail("important", important);
+        if let Some(asked) = asked {
+            entry = entry
+                .with_detail("urgent", true)
+                .with_detail("asked", asked as i64);
+        }
         c.audit(entry);
         c.commit().await?;
         Ok(comment_id)

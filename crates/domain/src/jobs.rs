@@ -16,6 +16,10 @@ use musubi_db::jobs::{self as repo, JobRow, NewJob};
 pub const KIND_SCHEDULE: &str = "notify.schedule";
 /// One person's e-mail digest.
 pub const KIND_DIGEST: &str = "notify.digest";
+/// One web push to one browser (see `push.rs`).
+pub const KIND_PUSH: &str = "notify.push";
+/// One notice about a 至急 comment (asked, reminded, escalated).
+pub const KIND_URGENT: &str = "notify.urgent";
 
 /// Kinds that may run again after their worker died, even part-way through their effects.
 const REPEATABLE: &[&str] = &[KIND_SCHEDULE];
@@ -133,6 +137,8 @@ impl Services {
         let result = match job.kind.as_str() {
             KIND_SCHEDULE => self.run_schedule(now).await.map(|()| Outcome::Done),
             KIND_DIGEST => self.run_digest(&job, now).await,
+            KIND_PUSH => self.run_push(&job, now).await,
+            KIND_URGENT => self.run_urgent_notice(&job, now).await,
             other => Err(JobError::Fatal(format!("unknown job kind `{other}`"))),
         };
         let pool = self.db().pool();
@@ -171,7 +177,7 @@ impl Services {
 
     /// A job failed for good: what it left half-way is marked so.
     async fn job_gave_up(&self, job: &JobRow) {
-        if job.kind == KIND_DIGEST {
+        if job.kind == KIND_DIGEST || job.kind == KIND_URGENT {
             if let Ok(mut conn) = self.db().pool().acquire().await {
                 if let Err(e) =
                     musubi_db::notifications::set_failed_for_job(&mut conn, job.id).await
@@ -188,7 +194,7 @@ impl Services {
         let lost = repo::recover(self.db().pool(), now, REPEATABLE).await?;
         let interrupted: Vec<i64> = lost
             .iter()
-            .filter(|(_, kind, again)| !again && kind == KIND_DIGEST)
+            .filter(|(_, kind, again)| !again && (kind == KIND_DIGEST || kind == KIND_URGENT))
             .map(|(id, _, _)| *id)
             .collect();
         if !interrupted.is_empty() {

@@ -19,6 +19,7 @@ pub mod notifications;
 pub mod operator;
 pub mod passkeys;
 pub mod password_reset;
+pub mod push;
 pub mod patient_csv;
 pub mod patients;
 pub mod search;
@@ -27,6 +28,7 @@ pub mod sessions;
 pub mod text;
 pub mod topics;
 pub mod unread;
+pub mod urgent;
 pub mod wareki;
 
 pub use actor::Actor;
@@ -56,6 +58,8 @@ pub struct Services {
     /// Shared files; `None` until [`Services::with_files`].
     files: Option<files::FileService>,
     timing: jobs::JobTiming,
+    /// Web push: VAPID key, allow-list additions, HTTP client.
+    push: push::PushState,
 }
 
 impl Services {
@@ -74,12 +78,19 @@ impl Services {
             person_limit: None,
             files: None,
             timing: jobs::JobTiming::default(),
+            push: push::PushState::default(),
         })
     }
 
     /// The same services with these background-work timings (from the configuration).
     pub fn with_job_timing(mut self, timing: jobs::JobTiming) -> Self {
         self.timing = timing;
+        self
+    }
+
+    /// The same services sending web pushes with these settings (from the configuration).
+    pub fn with_push(mut self, settings: push::PushSettings) -> Self {
+        self.push = push::PushState::new(settings);
         self
     }
 

@@ -225,6 +225,7 @@ impl Services {
             let next = (now - Duration::seconds(OVERLAP_SECS)).max(since);
             repo::set_cursor(&mut core, tenant.id, next).await?;
         }
+        self.run_urgent_schedule(now).await?;
         let batch = Duration::from_std(self.timing().mail_batch).unwrap_or_default();
         let mut core = pool
             .acquire()
@@ -324,7 +325,7 @@ impl Services {
     }
 
     /// Sends a recorded mail; on success marks it sent and the job done together.
-    async fn deliver(
+    pub(crate) async fn deliver(
         &self,
         job: &JobRow,
         notification: i64,

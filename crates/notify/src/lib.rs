@@ -20,7 +20,10 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
-pub use templates::{digest_mail, invitation_mail, password_reset_mail, DigestGroup, DigestSummary};
+pub use templates::{
+    digest_mail, invitation_mail, password_reset_mail, urgent_mail, DigestGroup, DigestSummary,
+    UrgentStage,
+};
 
 /// Link paths the web pages serve (see `docs/email.md`).
 pub const INVITE_PATH: &str = "/invite/";
@@ -37,6 +40,8 @@ pub enum MailKind {
     PasswordReset,
     /// Unread comments: counts only.
     Digest,
+    /// A 至急 request: the step and a link.
+    Urgent,
 }
 
 impl MailKind {
@@ -45,6 +50,7 @@ impl MailKind {
             MailKind::Invitation => "invitation",
             MailKind::PasswordReset => "password_reset",
             MailKind::Digest => "digest",
+            MailKind::Urgent => "urgent",
         }
     }
 }

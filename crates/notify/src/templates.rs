@@ -177,6 +177,60 @@ pub fn digest_mail(to: &str, base: &str, summary: &DigestSummary) -> Mail {
     }
 }
 
+/// Which step of a 至急 request a mail is about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UrgentStage {
+    /// You are asked to confirm.
+    Asked,
+    /// Nobody has confirmed yet: asked again.
+    Reminded,
+    /// You are the doctor on duty and nobody else confirmed.
+    Escalated,
+    /// (To the author) it went to the doctor on duty, or there was none.
+    AuthorNotice,
+}
+
+/// A 至急 mail: the association, the step, and one link to the comment (ids only). Nothing of
+/// the patient or of what was written.
+pub fn urgent_mail(to: &str, association: &str, link: &str, stage: UrgentStage) -> Mail {
+    let association = one_line(association);
+    let (subject, ja, en) = match stage {
+        UrgentStage::Asked => (
+            "【結び】至急の確認をお願いします",
+            "至急の確認を求める書きこみがあります。",
+            "A post marked urgent asks you to confirm it.",
+        ),
+        UrgentStage::Reminded => (
+            "【結び】至急（再通知）: まだ確認されていません",
+            "至急の書きこみが、まだ誰にも確認されていません。",
+            "An urgent post has not been confirmed by anyone yet.",
+        ),
+        UrgentStage::Escalated => (
+            "【結び】至急: 当番医として確認をお願いします",
+            "確認されていない至急の書きこみを、本日の当番医としてお知らせします。",
+            "As today's doctor on duty: an urgent post has not been confirmed.",
+        ),
+        UrgentStage::AuthorNotice => (
+            "【結び】至急の書きこみが確認されていません",
+            "あなたの至急の書きこみがまだ確認されていないため、当番医への連絡を試みました。",
+            "Your urgent post has not been confirmed; Musubi tried the doctor on duty.",
+        ),
+    };
+    let body = format!(
+        "{association}\n\n{ja}\n結び にサインインして確認してください:\n{link}\n\n\
+         このメールには患者さんの情報を載せていません。\n\n----\n{association}\n\n{en}\n\
+         Sign in to Musubi to read it: {link}\nThis mail holds no patient information.\n"
+    );
+    Mail {
+        kind: MailKind::Urgent,
+        to: to.to_owned(),
+        subject: subject.to_owned(),
+        body,
+        link: link.to_owned(),
+        message_id: None,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -6,7 +6,7 @@
 //! mail; and a server killed (SIGKILL) in the middle of a batch sends nothing twice.
 
 use crate::mail::{maildir_files, mails_to, parse_mail, required_env, smtp_mailer, Received};
-use chrono::{DateTime, Duration, NaiveTime, TimeZone, Timelike, Utc};
+use chrono::{DateTime, Datelike, Duration, NaiveTime, TimeZone, Timelike, Utc};
 use musubi_domain::audit::RequestMeta;
 use musubi_domain::groups::Scope;
 use musubi_domain::jobs::JobTiming;
@@ -16,7 +16,8 @@ use musubi_domain::topics::NewTopic;
 use musubi_domain::types::{GroupId, PersonId, TopicId};
 use musubi_domain::{Actor, Services, Tenant};
 use musubi_test_support::demo::{
-    CARE_MANAGER, CLINIC_DOCTOR, HOSPITAL_DOCTOR, HOST, NURSE, OTHER, OTHER_DOCTOR, PHARMACIST,
+    CARE_MANAGER, CLINIC_DOCTOR, CLINIC_DOCTOR_2, HOSPITAL_DOCTOR, HOST, NURSE, OTHER,
+    OTHER_DOCTOR, PHARMACIST,
 };
 use musubi_test_support::{test_config, TestApp};
 use std::collections::{HashMap, HashSet};
@@ -54,6 +55,7 @@ async fn group_named(app: &TestApp, slug: &str, name: &str) -> GroupId {
 
 const PEOPLE: &[&str] = &[
     CLINIC_DOCTOR,
+    CLINIC_DOCTOR_2,
     NURSE,
     CARE_MANAGER,
     PHARMACIST,
@@ -856,4 +858,260 @@ async fn settings_through_the_api_many_at_once_and_refusals() {
     assert_eq!(error_codes(&r), vec!["UNAUTHENTICATED"; 2], "{r}");
     let r = app.gql(UPDATE, json!({"m": "OFF"}), None, Some(HOST)).await;
     assert_eq!(error_codes(&r), vec!["UNAUTHENTICATED"], "{r}");
+}
+
+// ---------------------------------------------------------------------------------------------
+// 至急: asked, reminded, escalated to the doctor on duty — or acknowledged
+
+/// みなと川's collaborating-doctor group, whose rotation says who is on duty.
+const DOCTORS: &str = "みなと川 連携医グループ";
+
+/// Puts `who` on every duty of yesterday and today (published), so that whatever the hour the
+/// doctor on duty is known.
+async fn on_duty_now(w: &World, who: &str) {
+    let doctors = group_named(&w.app, HOST, DOCTORS).await;
+    let person = w.id(who);
+    let today = (Utc::now() + Duration::hours(9)).date_naive();
+    let mut tx = w.app.tenant_tx(HOST).await;
+    for day in [today.pred_opt().unwrap(), today, today.succ_opt().unwrap()] {
+        let month = day.with_day0(0).unwrap();
+        sqlx::query(
+            "INSERT INTO duty_months (group_id, month, status) VALUES ($1, $2, 'published') \
+             ON CONFLICT (group_id, month) DO UPDATE SET status = 'published'",
+        )
+        .bind(doctors)
+        .bind(month)
+        .execute(&mut *tx)
+        .await
+        .unwrap();
+        sqlx::query("DELETE FROM duties WHERE day = $1")
+            .bind(day)
+            .execute(&mut *tx)
+            .await
+            .unwrap();
+        for kind in ["day", "night"] {
+            sqlx::query(
+                "INSERT INTO duties (group_id, day, kind, class, user_id) \
+                 VALUES ($1, $2, $3, 'weekday', $4)",
+            )
+            .bind(doctors)
+            .bind(day)
+            .bind(kind)
+            .bind(person)
+            .execute(&mut *tx)
+            .await
+            .unwrap();
+        }
+    }
+    tx.commit().await.unwrap();
+}
+
+fn urgent_mails(w: &World, who: &str) -> Vec<Received> {
+    w.mails(who)
+        .into_iter()
+        .filter(|m| m.subject.contains("至急"))
+        .collect()
+}
+
+async fn steps(w: &World, topic: TopicId) -> Vec<(String, Option<String>)> {
+    let views =
+        w.s.urgent_on_topic(&w.at(NURSE, HOST), topic)
+            .await
+            .unwrap();
+    views
+        .iter()
+        .flat_map(|v| v.steps.iter().map(|(s, who, _)| (s.clone(), who.clone())))
+        .collect()
+}
+
+#[tokio::test]
+async fn an_unacknowledged_urgent_post_is_asked_again_then_goes_to_the_doctor_on_duty() {
+    let w = World::new(smtp_mailer(), 0).await;
+    on_duty_now(&w, CLINIC_DOCTOR_2).await;
+    let topic = w
+        .post(
+            CARE_MANAGER,
+            HOST,
+            YAMADA,
+            "夜間の連絡",
+            "まず話題を作ります",
+        )
+        .await;
+    let comment =
+        w.s.post_urgent_comment(
+            &w.at(NURSE, HOST),
+            topic,
+            "山田さん SpO2 85%、呼吸苦あり。至急ご指示ください。",
+            &[],
+        )
+        .await
+        .unwrap();
+    let at: DateTime<Utc> = sqlx::query_scalar("SELECT created_at FROM comments WHERE id = $1")
+        .bind(comment)
+        .fetch_one(&mut *w.app.tenant_tx(HOST).await)
+        .await
+        .unwrap();
+
+    // The attending doctor (川村, the patient's 主治医) is asked at once.
+    w.tick(at + Duration::seconds(1)).await;
+    let asked = urgent_mails(&w, CLINIC_DOCTOR);
+    assert_eq!(asked.len(), 1, "the attending doctor is asked");
+    assert!(
+        asked[0].subject.contains("至急の確認"),
+        "{}",
+        asked[0].subject
+    );
+    let link = format!("/a/{HOST}/t/{topic}/c/{comment}");
+    assert!(asked[0].body.contains(&link), "{}", asked[0].body);
+    let first = steps(&w, topic).await;
+    assert_eq!(first.len(), 1);
+    assert_eq!(first[0].0, "asked");
+    assert_eq!(first[0].1.as_deref(), Some(w.v(NURSE).user().name.as_str()));
+
+    // 15 minutes: asked again.
+    w.tick(at + Duration::minutes(14)).await;
+    assert_eq!(urgent_mails(&w, CLINIC_DOCTOR).len(), 1, "not yet");
+    w.tick(at + Duration::minutes(16)).await;
+    let again = urgent_mails(&w, CLINIC_DOCTOR);
+    assert_eq!(again.len(), 2);
+    assert!(again.iter().any(|m| m.subject.contains("再通知")));
+    assert!(urgent_mails(&w, CLINIC_DOCTOR_2).is_empty());
+
+    // 30 minutes: the doctor on duty (大野, not in the group) is brought in and asked; the
+    // author is told.
+    w.tick(at + Duration::minutes(31)).await;
+    let escalated = urgent_mails(&w, CLINIC_DOCTOR_2);
+    assert_eq!(escalated.len(), 1);
+    assert!(
+        escalated[0].subject.contains("当番医"),
+        "{}",
+        escalated[0].subject
+    );
+    assert!(escalated[0].body.contains(&link));
+    assert_eq!(urgent_mails(&w, NURSE).len(), 1, "the author hears of it");
+    let yamada = group_named(&w.app, HOST, YAMADA).await;
+    let oono = w.id(CLINIC_DOCTOR_2);
+    let until: Option<DateTime<Utc>> = sqlx::query_scalar(
+        "SELECT until FROM core.group_members WHERE group_id = $1 AND user_id = $2 \
+         AND status = 'active'",
+    )
+    .bind(yamada)
+    .bind(oono)
+    .fetch_one(w.app.db.db.pool())
+    .await
+    .unwrap();
+    let until = until.expect("a membership for a day");
+    assert!(until > at + Duration::hours(23) && until < at + Duration::hours(25));
+    let kinds: Vec<String> = steps(&w, topic).await.into_iter().map(|(s, _)| s).collect();
+    assert_eq!(kinds, ["asked", "reminded", "escalated"]);
+
+    // Nothing more after that, however long.
+    w.tick(at + Duration::minutes(90)).await;
+    assert_eq!(urgent_mails(&w, CLINIC_DOCTOR).len(), 2);
+    assert_eq!(urgent_mails(&w, CLINIC_DOCTOR_2).len(), 1);
+
+    // Audited, without an actor for the server's own steps.
+    let actions: Vec<String> = sqlx::query_scalar(
+        "SELECT action FROM audit_log WHERE action LIKE 'urgent.%' ORDER BY seq",
+    )
+    .fetch_all(&mut *w.app.tenant_tx(HOST).await)
+    .await
+    .unwrap();
+    assert_eq!(actions, ["urgent.remind", "urgent.escalate"]);
+    for who in [CLINIC_DOCTOR, CLINIC_DOCTOR_2, NURSE] {
+        for m in urgent_mails(&w, who) {
+            assert_no_patient_text(&m, &["山田", "SpO2", "呼吸苦", "夜間の連絡", YAMADA]);
+        }
+    }
+}
+
+#[tokio::test]
+async fn an_acknowledged_urgent_post_goes_no_further() {
+    let w = World::new(smtp_mailer(), 0).await;
+    on_duty_now(&w, CLINIC_DOCTOR_2).await;
+    let topic = w
+        .post(CLINIC_DOCTOR, HOST, YAMADA, "処方", "処方を変更しました")
+        .await;
+    let pharmacist = w.id(PHARMACIST);
+    let comment =
+        w.s.post_urgent_comment(
+            &w.at(NURSE, HOST),
+            topic,
+            "本日中に配薬をお願いします",
+            &[pharmacist],
+        )
+        .await
+        .unwrap();
+    let at = Utc::now();
+    w.tick(at).await;
+    assert_eq!(urgent_mails(&w, PHARMACIST).len(), 1);
+    assert!(
+        urgent_mails(&w, CLINIC_DOCTOR).is_empty(),
+        "only the named are asked"
+    );
+
+    // The author cannot confirm their own; the pharmacist does, twice (a double tap).
+    let own = w.s.acknowledge_urgent(&w.at(NURSE, HOST), comment).await;
+    assert_eq!(
+        own.unwrap_err().code,
+        musubi_domain::ErrorCode::InvalidInput
+    );
+    w.s.acknowledge_urgent(&w.at(PHARMACIST, HOST), comment)
+        .await
+        .unwrap();
+    w.s.acknowledge_urgent(&w.at(PHARMACIST, HOST), comment)
+        .await
+        .unwrap();
+
+    w.tick(at + Duration::minutes(16)).await;
+    w.tick(at + Duration::minutes(31)).await;
+    assert_eq!(urgent_mails(&w, PHARMACIST).len(), 1, "no reminder");
+    assert!(
+        urgent_mails(&w, CLINIC_DOCTOR_2).is_empty(),
+        "no escalation"
+    );
+    assert!(urgent_mails(&w, NURSE).is_empty());
+    let views =
+        w.s.urgent_on_topic(&w.at(CLINIC_DOCTOR, HOST), topic)
+            .await
+            .unwrap();
+    assert_eq!(views.len(), 1);
+    assert_eq!(views[0].stage, "acknowledged");
+    assert_eq!(views[0].asked.len(), 1);
+    let kinds: Vec<&str> = views[0].steps.iter().map(|(s, _, _)| s.as_str()).collect();
+    assert_eq!(kinds, ["asked", "acknowledged"]);
+    assert!(views[0].acknowledged_by.is_some());
+    assert!(!views[0].may_acknowledge);
+}
+
+#[tokio::test]
+async fn urgent_posts_that_ask_nobody_or_strangers_are_refused_and_post_nothing() {
+    let w = World::new(smtp_mailer(), 0).await;
+    let topic = w.post(CLINIC_DOCTOR, HOST, FORUM, "連絡", "研修の件").await;
+    let count = || async {
+        sqlx::query_scalar::<_, i64>("SELECT count(*) FROM comments WHERE topic_id = $1")
+            .bind(topic)
+            .fetch_one(&mut *w.app.tenant_tx(HOST).await)
+            .await
+            .unwrap()
+    };
+    let before = count().await;
+    let stranger = w.id(OTHER_DOCTOR); // not in みなと川's forum
+    let many: Vec<PersonId> = (0..11).map(|_| w.id(NURSE)).collect();
+    for (named, why) in [
+        (
+            vec![],
+            "nobody named in a group without an attending doctor",
+        ),
+        (vec![stranger], "someone outside the group"),
+        (many, "more than ten"),
+    ] {
+        let r =
+            w.s.post_urgent_comment(&w.at(CARE_MANAGER, HOST), topic, "至急", &named)
+                .await;
+        let e = r.expect_err(why);
+        assert_eq!(e.code, musubi_domain::ErrorCode::InvalidInput, "{why}");
+        assert_eq!(e.field, Some("ask"), "{why}");
+    }
+    assert_eq!(count().await, before, "nothing was posted");
 }
