@@ -71,6 +71,44 @@ pub struct SentNotification {
     sent_at: Option<DateTime<Utc>>,
 }
 
+/// Someone a 至急 comment asks.
+#[derive(SimpleObject)]
+pub struct UrgentAsked {
+    user_id: ID,
+    name: String,
+    /// `named` by the author, the `attending` doctor, or the doctor `on_call` (escalation).
+    reason: String,
+}
+
+/// One step of a 至急 request.
+#[derive(SimpleObject)]
+pub struct UrgentStep {
+    /// `asked`, `reminded`, `escalated`, `no_one_on_call`, `acknowledged`.
+    step: String,
+    /// Who asked, who was escalated to, or who acknowledged.
+    name: Option<String>,
+    at: DateTime<Utc>,
+}
+
+/// A 至急 request on a comment, with its timeline.
+#[derive(SimpleObject)]
+pub struct UrgentRequest {
+    comment_id: ID,
+    /// `asked`, `reminded`, `escalated`, `acknowledged`.
+    stage: String,
+    created_at: DateTime<Utc>,
+    /// Unacknowledged by then: asked again.
+    remind_at: DateTime<Utc>,
+    /// Still unacknowledged by then: the doctor on duty is asked.
+    escalate_at: DateTime<Utc>,
+    acknowledged_by: Option<String>,
+    acknowledged_at: Option<DateTime<Utc>>,
+    asked: Vec<UrgentAsked>,
+    steps: Vec<UrgentStep>,
+    /// Whether I may acknowledge it now.
+    may_acknowledge: bool,
+}
+
 #[derive(Default)]
 pub struct NotificationQuery;
 
@@ -90,6 +128,44 @@ impl NotificationQuery {
             email: s.email,
             last_sent_at: s.last_sent_at,
         })
+    }
+
+    /// The 至急 requests of a topic (routed) I see, with who was asked and every step.
+    async fn urgent_requests(
+        &self,
+        ctx: &Context<'_>,
+        topic_id: ID,
+    ) -> async_graphql::Result<Vec<UrgentRequest>> {
+        let (services, actor) = routed(ctx)?;
+        let topic = uuid(ctx, &topic_id)?;
+        let views = services.urgent_on_topic(&actor, topic).await.gql(ctx)?;
+        Ok(views
+            .into_iter()
+            .map(|v| UrgentRequest {
+                comment_id: ID(v.comment_id.to_string()),
+                stage: v.stage,
+                created_at: v.created_at,
+                remind_at: v.remind_at,
+                escalate_at: v.escalate_at,
+                acknowledged_by: v.acknowledged_by,
+                acknowledged_at: v.acknowledged_at,
+                asked: v
+                    .asked
+                    .into_iter()
+                    .map(|(id, name, reason)| UrgentAsked {
+                        user_id: ID(id.to_string()),
+                        name,
+                        reason,
+                    })
+                    .collect(),
+                steps: v
+                    .steps
+                    .into_iter()
+                    .map(|(step, name, at)| UrgentStep { step, name, at })
+                    .collect(),
+                may_acknowledge: v.may_acknowledge,
+            })
+            .collect())
     }
 
     /// What was sent to me, newest first (at most 50).
@@ -134,6 +210,51 @@ impl NotificationMutation {
                 email_mode.into(),
                 daily_at.unwrap_or_else(n::default_daily_at),
             )
+            .await
+            .gql(ctx)?;
+        Ok(true)
+    }
+
+    /// Replies 至急 in a topic (routed): asks the people in `ask` (members of the group who
+    /// see the topic; at most 10), or with nobody named in a patient group its attending
+    /// doctor, to acknowledge. Unacknowledged after the association's time they are asked
+    /// again, then the doctor on duty is asked. Marked 重要. `INVALID_INPUT` (field `ask`) when
+    /// nobody can be asked.
+    async fn post_urgent_comment(
+        &self,
+        ctx: &Context<'_>,
+        topic_id: ID,
+        body: String,
+        #[graphql(default)] ask: Vec<ID>,
+    ) -> async_graphql::Result<ID> {
+        let (services, actor) = routed(ctx)?;
+        let topic = uuid(ctx, &topic_id)?;
+        let mut named = Vec::with_capacity(ask.len());
+        for id in &ask {
+            named.push(
+                uuid::Uuid::parse_str(id)
+                    .map(musubi_domain::types::PersonId::from)
+                    .map_err(|_| musubi_domain::AppError::invalid("ask", "not a person's id"))
+                    .gql(ctx)?,
+            );
+        }
+        let comment = services
+            .post_urgent_comment(&actor, topic, &body, &named)
+            .await
+            .gql(ctx)?;
+        Ok(ID(comment.to_string()))
+    }
+
+    /// 「至急の確認をしました」 (not by its author). Nothing more is sent afterwards.
+    async fn acknowledge_urgent(
+        &self,
+        ctx: &Context<'_>,
+        comment_id: ID,
+    ) -> async_graphql::Result<bool> {
+        let (services, actor) = routed(ctx)?;
+        let comment = uuid(ctx, &comment_id)?;
+        services
+            .acknowledge_urgent(&actor, comment)
             .await
             .gql(ctx)?;
         Ok(true)

@@ -1115,3 +1115,95 @@ async fn urgent_posts_that_ask_nobody_or_strangers_are_refused_and_post_nothing(
     }
     assert_eq!(count().await, before, "nothing was posted");
 }
+
+#[tokio::test]
+async fn urgent_posts_through_the_api() {
+    use musubi_test_support::error_codes;
+    use serde_json::json;
+    let app = TestApp::demo().await;
+    let nurse = app.demo_token(NURSE).await;
+    let pharmacist = app.demo_token(PHARMACIST).await;
+    let yamada = group_named(&app, HOST, YAMADA).await;
+    let topic: Uuid = sqlx::query_scalar("SELECT id FROM topics WHERE group_id = $1 LIMIT 1")
+        .bind(yamada)
+        .fetch_one(&mut *app.tenant_tx(HOST).await)
+        .await
+        .unwrap();
+    let pharmacist_id = app.user_id(PHARMACIST).await;
+    const POST: &str = "mutation($t: ID!, $b: String!, $a: [ID!]!) { \
+                          postUrgentComment(topicId: $t, body: $b, ask: $a) }";
+    const LIST: &str = "query($t: ID!) { urgentRequests(topicId: $t) { commentId stage \
+                          asked { name reason } steps { step name } mayAcknowledge } }";
+    const ACK: &str = "mutation($c: ID!) { acknowledgeUrgent(commentId: $c) }";
+
+    for bad in [json!(["junk"]), json!([Uuid::new_v4().to_string()])] {
+        let r = app
+            .gql(
+                POST,
+                json!({"t": topic.to_string(), "b": "至急", "a": bad}),
+                Some(&nurse),
+                Some(HOST),
+            )
+            .await;
+        assert_eq!(error_codes(&r), vec!["INVALID_INPUT"], "{r}");
+    }
+    let r = app
+        .gql(
+            POST,
+            json!({"t": topic.to_string(), "b": "配薬を本日中に", "a": [pharmacist_id.to_string()]}),
+            Some(&nurse),
+            Some(HOST),
+        )
+        .await;
+    let comment = r["data"]["postUrgentComment"]
+        .as_str()
+        .expect("posted")
+        .to_owned();
+    let r = app
+        .gql(
+            LIST,
+            json!({"t": topic.to_string()}),
+            Some(&pharmacist),
+            Some(HOST),
+        )
+        .await;
+    let req = &r["data"]["urgentRequests"][0];
+    assert_eq!(req["commentId"], comment.as_str(), "{r}");
+    assert_eq!(req["stage"], "asked");
+    assert_eq!(req["asked"][0]["reason"], "named");
+    assert_eq!(req["mayAcknowledge"], true);
+    let r = app
+        .gql(ACK, json!({"c": comment}), Some(&nurse), Some(HOST))
+        .await;
+    assert_eq!(
+        error_codes(&r),
+        vec!["INVALID_INPUT"],
+        "the author cannot: {r}"
+    );
+    let r = app
+        .gql(ACK, json!({"c": comment}), Some(&pharmacist), Some(HOST))
+        .await;
+    assert_eq!(r["data"]["acknowledgeUrgent"], true, "{r}");
+    let r = app
+        .gql(
+            LIST,
+            json!({"t": topic.to_string()}),
+            Some(&nurse),
+            Some(HOST),
+        )
+        .await;
+    let req = &r["data"]["urgentRequests"][0];
+    assert_eq!(req["stage"], "acknowledged", "{r}");
+    assert_eq!(req["steps"][1]["step"], "acknowledged");
+    // Someone from another association who is not in the group sees nothing of it.
+    let outsider = app.demo_token(musubi_test_support::demo::OTHER_NURSE).await;
+    let r = app
+        .gql(
+            LIST,
+            json!({"t": topic.to_string()}),
+            Some(&outsider),
+            Some(OTHER),
+        )
+        .await;
+    assert_eq!(error_codes(&r), vec!["NOT_FOUND"], "{r}");
+}
