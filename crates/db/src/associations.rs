@@ -115,6 +115,10 @@ pub struct SettingsRow {
     pub audit_retention_years: i32,
     /// The read-receipt mode of groups that do not choose their own.
     pub receipt_mode: ReceiptMode,
+    /// Whether notification mails may name the (non-patient) groups.
+    pub mail_group_names: bool,
+    /// Minutes a 至急 post waits for an acknowledgement before asking again.
+    pub urgent_ack_minutes: i32,
     pub updated_at: DateTime<Utc>,
 }
 
@@ -123,7 +127,8 @@ pub struct SettingsRow {
 pub async fn read_settings(conn: &mut PgConnection) -> DbResult<SettingsRow> {
     Ok(sqlx::query_as(
         "SELECT require_second_factor, session_idle_minutes, session_absolute_hours, \
-                audit_retention_years, receipt_mode, updated_at FROM settings",
+                audit_retention_years, receipt_mode, mail_group_names, urgent_ack_minutes, \
+                updated_at FROM settings",
     )
     .fetch_one(conn)
     .await?)
@@ -137,17 +142,23 @@ pub async fn write_settings(
     session_absolute_hours: i32,
     audit_retention_years: i32,
     receipt_mode: Option<ReceiptMode>,
+    mail_group_names: Option<bool>,
+    urgent_ack_minutes: Option<i32>,
 ) -> DbResult<()> {
     sqlx::query(
         "UPDATE settings SET require_second_factor = $1, session_idle_minutes = $2, \
              session_absolute_hours = $3, audit_retention_years = $4, \
-             receipt_mode = COALESCE($5, receipt_mode), updated_at = now()",
+             receipt_mode = COALESCE($5, receipt_mode), \
+             mail_group_names = COALESCE($6, mail_group_names), \
+             urgent_ack_minutes = COALESCE($7, urgent_ack_minutes), updated_at = now()",
     )
     .bind(require_second_factor)
     .bind(session_idle_minutes)
     .bind(session_absolute_hours)
     .bind(audit_retention_years)
     .bind(receipt_mode)
+    .bind(mail_group_names)
+    .bind(urgent_ack_minutes)
     .execute(conn)
     .await?;
     Ok(())

@@ -24,6 +24,10 @@ pub struct SettingsInput {
     pub audit_retention_years: i32,
     /// The groups' default read-receipt mode; `None` keeps the current one.
     pub receipt_mode: Option<crate::groups::ReceiptMode>,
+    /// Whether notification mails may name non-patient groups; `None` keeps it.
+    pub mail_group_names: Option<bool>,
+    /// Minutes a 至急 post waits for an acknowledgement (5–240); `None` keeps it.
+    pub urgent_ack_minutes: Option<i32>,
 }
 
 impl SettingsInput {
@@ -41,6 +45,9 @@ impl SettingsInput {
         check("sessionIdleMinutes", self.session_idle_minutes, 5, 1440)?;
         check("sessionAbsoluteHours", self.session_absolute_hours, 1, 720)?;
         check("auditRetentionYears", self.audit_retention_years, 1, 30)?;
+        if let Some(m) = self.urgent_ack_minutes {
+            check("urgentAckMinutes", m, 5, 240)?;
+        }
         if i64::from(self.session_idle_minutes) > i64::from(self.session_absolute_hours) * 60 {
             return Err(AppError::invalid(
                 "sessionIdleMinutes",
@@ -420,6 +427,8 @@ impl Services {
             input.session_absolute_hours,
             input.audit_retention_years,
             input.receipt_mode,
+            input.mail_group_names,
+            input.urgent_ack_minutes,
         )
         .await?;
         let entry = c
@@ -444,6 +453,14 @@ impl Services {
                     .receipt_mode
                     .map_or("unchanged", crate::groups::ReceiptMode::code),
             );
+        let entry = match input.mail_group_names {
+            Some(v) => entry.with_detail("mail_group_names", v),
+            None => entry,
+        };
+        let entry = match input.urgent_ack_minutes {
+            Some(m) => entry.with_detail("urgent_ack_minutes", i64::from(m)),
+            None => entry,
+        };
         c.audit(entry);
         let s = assoc_repo::read_settings(c.conn()).await?;
         c.commit().await?;

@@ -53,6 +53,11 @@ pub struct AssociationSettings {
     pub audit_retention_years: i32,
     /// The read-receipt mode of groups that do not choose their own.
     pub receipt_mode: crate::sns::ReceiptMode,
+    /// Whether notification mails may name the association's groups (never patient groups).
+    pub mail_group_names: bool,
+    /// Minutes a 至急 post waits for an acknowledgement before its people are asked again
+    /// (twice that, and the doctor on duty is asked).
+    pub urgent_ack_minutes: i32,
     pub updated_at: DateTime<Utc>,
 }
 
@@ -64,6 +69,10 @@ pub struct AssociationSettingsInput {
     pub audit_retention_years: i32,
     /// The groups' default read-receipt mode; omitted keeps the current one.
     pub receipt_mode: Option<crate::sns::ReceiptMode>,
+    /// Omitted keeps the current one.
+    pub mail_group_names: Option<bool>,
+    /// 5–240; omitted keeps the current one.
+    pub urgent_ack_minutes: Option<i32>,
 }
 
 impl From<musubi_db::associations::SettingsRow> for AssociationSettings {
@@ -74,6 +83,8 @@ impl From<musubi_db::associations::SettingsRow> for AssociationSettings {
             session_absolute_hours: s.session_absolute_hours,
             audit_retention_years: s.audit_retention_years,
             receipt_mode: s.receipt_mode.into(),
+            mail_group_names: s.mail_group_names,
+            urgent_ack_minutes: s.urgent_ack_minutes,
             updated_at: s.updated_at,
         }
     }
@@ -360,6 +371,8 @@ impl ConsoleMutation {
             session_absolute_hours: input.session_absolute_hours,
             audit_retention_years: input.audit_retention_years,
             receipt_mode: input.receipt_mode.map(Into::into),
+            mail_group_names: input.mail_group_names,
+            urgent_ack_minutes: input.urgent_ack_minutes,
         };
         Ok(services
             .update_association_settings(&actor, &input)

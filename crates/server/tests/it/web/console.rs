@@ -425,6 +425,51 @@ async fn a_settings_error_is_shown_next_to_its_field() {
     assert!(page.body.contains("value=\"on\" checked"));
     assert!(page.body.contains("value=\"30\""));
     assert!(page.body.contains("value=\"7\""));
+
+    // Notification settings: group names in mails, and the time a 至急 post waits.
+    assert!(page.body.contains("name=\"urgent_minutes\" type=\"text\" inputmode=\"numeric\" autocomplete=\"off\" maxlength=\"6\" value=\"15\""));
+    let res = admin
+        .submit(
+            &app,
+            &settings,
+            &settings,
+            &[
+                ("idle_minutes", "30"),
+                ("absolute_hours", "8"),
+                ("retention_years", "7"),
+                ("mail_group_names", "on"),
+                ("urgent_minutes", "3"),
+            ],
+        )
+        .await;
+    assert_eq!(res.status, StatusCode::UNPROCESSABLE_ENTITY);
+    let urgent = between(&res.body, "for=\"urgent_minutes\"", "</form>");
+    assert!(
+        urgent.contains("5から240までの数字を入力してください。"),
+        "{urgent}"
+    );
+    assert!(urgent.contains("value=\"3\""), "what was typed stays");
+    let res = admin
+        .submit(
+            &app,
+            &settings,
+            &settings,
+            &[
+                ("idle_minutes", "30"),
+                ("absolute_hours", "8"),
+                ("retention_years", "7"),
+                ("mail_group_names", "on"),
+                ("urgent_minutes", "２０"),
+            ],
+        )
+        .await;
+    assert_eq!(res.status, StatusCode::SEE_OTHER, "{}", res.body);
+    let mut tx = app.tenant_tx("minatogawa").await;
+    let saved = musubi_db::associations::read_settings(&mut tx)
+        .await
+        .unwrap();
+    assert!(saved.mail_group_names);
+    assert_eq!(saved.urgent_ack_minutes, 20);
 }
 
 #[tokio::test]

@@ -620,6 +620,8 @@ async fn an_association_that_requires_a_second_factor_sends_members_to_set_one_u
         s.session_absolute_hours,
         s.audit_retention_years,
         None,
+        None,
+        None,
     )
     .await
     .unwrap();

@@ -1,6 +1,7 @@
 //! `GET /a/{slug}/console/settings` and `POST …/settings`: the association's policy (second
-//! factor required, session timeouts, how long the audit log is kept), explained plainly, with
-//! what is wrong shown next to the field it is about.
+//! factor required, session timeouts, how long the audit log is kept, what notification mails
+//! may name, how long a 至急 post waits), explained plainly, with what is wrong shown next to
+//! the field it is about.
 
 use super::{page_error, Console, ConsoleHead, Flash, FlashQuery};
 use crate::assets::{self, AssetUrls};
@@ -25,6 +26,7 @@ pub(crate) struct SettingsErrors {
     pub idle: Option<&'static str>,
     pub absolute: Option<&'static str>,
     pub retention: Option<&'static str>,
+    pub urgent: Option<&'static str>,
 }
 
 /// The fields as shown: the saved values, or what was typed.
@@ -35,6 +37,8 @@ pub(crate) struct SettingsValues {
     pub retention: String,
     /// `footprints`, `ack` or `off`.
     pub receipt_mode: String,
+    pub mail_group_names: bool,
+    pub urgent: String,
 }
 
 #[derive(Template)]
@@ -66,6 +70,11 @@ pub(crate) struct SettingsForm {
     retention_years: String,
     #[serde(default)]
     receipt_mode: String,
+    /// A checkbox, as `require_second_factor`.
+    #[serde(default)]
+    mail_group_names: String,
+    #[serde(default)]
+    urgent_minutes: String,
 }
 
 pub(crate) async fn show(
@@ -85,6 +94,8 @@ pub(crate) async fn show(
         absolute: saved.session_absolute_hours.to_string(),
         retention: saved.audit_retention_years.to_string(),
         receipt_mode: saved.receipt_mode.code().to_owned(),
+        mail_group_names: saved.mail_group_names,
+        urgent: saved.urgent_ack_minutes.to_string(),
     };
     let flash = FlashQuery::from_uri(&uri).message(Translator::new(ctx.lang), None);
     Ok(render(
@@ -127,6 +138,7 @@ fn render(
 const IDLE_ERROR: &str = "console.settings.idle_error";
 const ABSOLUTE_ERROR: &str = "console.settings.absolute_error";
 const RETENTION_ERROR: &str = "console.settings.retention_error";
+const URGENT_ERROR: &str = "console.settings.urgent_error";
 
 /// A whole number as people type it: full-width digits and surrounding spaces are fine.
 fn number(raw: &str) -> Option<i32> {
@@ -157,26 +169,38 @@ pub(crate) async fn submit(
         absolute: form.absolute_hours.trim().to_owned(),
         retention: form.retention_years.trim().to_owned(),
         receipt_mode: form.receipt_mode.trim().to_owned(),
+        mail_group_names: !form.mail_group_names.is_empty(),
+        urgent: form.urgent_minutes.trim().to_owned(),
     };
-    let (idle, absolute, retention) = (
+    let (idle, absolute, retention, urgent) = (
         number(&values.idle),
         number(&values.absolute),
         number(&values.retention),
+        // Left empty (or a form from before the field existed): kept as it is.
+        if values.urgent.is_empty() {
+            Some(None)
+        } else {
+            number(&values.urgent).map(Some)
+        },
     );
     let mut errors = SettingsErrors {
         idle: idle.is_none().then_some(IDLE_ERROR),
         absolute: absolute.is_none().then_some(ABSOLUTE_ERROR),
         retention: retention.is_none().then_some(RETENTION_ERROR),
+        urgent: urgent.is_none().then_some(URGENT_ERROR),
     };
     let t = Translator::new(ctx.lang);
     let translate = |mut e: SettingsErrors| {
         e.idle = e.idle.map(|k| t.get(k));
         e.absolute = e.absolute.map(|k| t.get(k));
         e.retention = e.retention.map(|k| t.get(k));
+        e.urgent = e.urgent.map(|k| t.get(k));
         e
     };
 
-    let (Some(idle), Some(absolute), Some(retention)) = (idle, absolute, retention) else {
+    let (Some(idle), Some(absolute), Some(retention), Some(urgent)) =
+        (idle, absolute, retention, urgent)
+    else {
         // Not numbers: the services never see it, but they still decide who may see the page.
         let saved = services
             .association_settings(&c.actor())
@@ -199,6 +223,8 @@ pub(crate) async fn submit(
         audit_retention_years: retention,
         // An unknown value (a tampered form) keeps the saved mode.
         receipt_mode: musubi_domain::groups::ReceiptMode::from_code(&values.receipt_mode),
+        mail_group_names: Some(values.mail_group_names),
+        urgent_ack_minutes: urgent,
     };
     match services
         .update_association_settings(&c.actor(), &input)
@@ -209,6 +235,7 @@ pub(crate) async fn submit(
             match e.field {
                 Some("sessionAbsoluteHours") => errors.absolute = Some(ABSOLUTE_ERROR),
                 Some("auditRetentionYears") => errors.retention = Some(RETENTION_ERROR),
+                Some("urgentAckMinutes") => errors.urgent = Some(URGENT_ERROR),
                 // The idle timeout, or one longer than the absolute timeout.
                 _ => errors.idle = Some(IDLE_ERROR),
             }
