@@ -619,9 +619,15 @@ pub const TEST_PYTHON_ENV: &str = "MUSUBI_TEST_PYTHON";
 /// The tests' own virtualenv, under the workspace.
 const TEST_PYTHON_DIR: &str = "target/test-python";
 /// What the tests' Python holds, pinned: the third-party iCalendar reader the calendar feed
-/// test (crates/server/tests/it/sns/calendar_feed.rs) checks Musubi's feed with.
-pub const TEST_PYTHON_PACKAGES: [(&str, &str); 2] =
-    [("icalendar", "7.3.2"), ("recurring-ical-events", "3.8.2")];
+/// test (crates/server/tests/it/sns/calendar_feed.rs) checks Musubi's feed with, and the
+/// third-party web push pieces the push test's local push service
+/// (crates/server/tests/it/sns/push.rs) decrypts (aes128gcm) and checks VAPID tokens with.
+pub const TEST_PYTHON_PACKAGES: [(&str, &str); 4] = [
+    ("icalendar", "7.3.2"),
+    ("recurring-ical-events", "3.8.2"),
+    ("http_ece", "1.2.1"),
+    ("py-vapid", "1.9.6"),
+];
 
 /// The tests' virtualenv's interpreter (whether it exists or not).
 fn test_python_in_target() -> PathBuf {

@@ -9,6 +9,7 @@
 //! (`/api/a/{slug}/…`), whose uploads carry the file itself as the body.
 
 use crate::manifest::{Manifest, Person};
+use crate::queue;
 use crate::report::{Budget, Dataset, Machine, Mixed, Operation, Report, Server, Subscriptions};
 use crate::rng::Rng;
 use crate::samples::{JPEG, PDF};
@@ -1167,6 +1168,10 @@ fn describe(e: reqwest::Error) -> String {
 // ---------------------------------------------------------------------------------------------
 // The run
 
+/// The mixed phase's default length at every scale: the notification schedule runs once a
+/// minute (enqueued within 2 s of it), so a phase of this length always sees a run.
+const MIXED_SECONDS: u64 = 65;
+
 struct Plan {
     phase: Duration,
     mixed_people: usize,
@@ -1176,10 +1181,12 @@ struct Plan {
 }
 
 fn plan(scale: Option<Scale>, args: &crate::RunArgs) -> Plan {
+    // The mixed phase lasts a little over the notification schedule's minute, so that a run
+    // of it (and its digests) falls within the phase whenever it starts.
     let (phase, people, mixed, subs) = match scale {
-        Some(Scale::Medium) => (20, 5000, 60, 2000),
-        Some(Scale::Large) => (30, 5000, 60, 2000),
-        Some(Scale::Small) | None => (5, 200, 20, 100),
+        Some(Scale::Medium) => (20, 5000, MIXED_SECONDS, 2000),
+        Some(Scale::Large) => (30, 5000, MIXED_SECONDS, 2000),
+        Some(Scale::Small) | None => (5, 200, MIXED_SECONDS, 100),
     };
     Plan {
         phase: Duration::from_secs(args.phase_seconds.unwrap_or(phase)),
@@ -1320,8 +1327,31 @@ pub async fn run(args: crate::RunArgs) -> anyhow::Result<()> {
             eprintln!("statements: cannot reset pg_stat_statements: {e:#}");
         }
     }
+    // The notification jobs the phase causes: watched from its start, counted at its end,
+    // read back when the report is written.
+    let queue_watch = if run_mixed {
+        match queue::Watch::start(&args.database_url).await {
+            Ok(w) => Some(w),
+            Err(e) => {
+                eprintln!("notification queue: cannot watch it: {e:#}");
+                None
+            }
+        }
+    } else {
+        None
+    };
     let (mut mixed, mut mixed_recs) =
         mixed_phase(&ctx, mixed_people, plan.mixed, root.fork(200)).await;
+    let queue_at_end = match &queue_watch {
+        Some(w) => match w.end().await {
+            Ok(at_end) => Some(at_end),
+            Err(e) => {
+                eprintln!("notification queue: cannot count it at the phase's end: {e:#}");
+                None
+            }
+        },
+        None => None,
+    };
     if let Some(path) = &args.statements {
         match statements::write(&args.database_url, path, mixed.actions).await {
             Ok(()) => eprintln!("statements: written to {}", path.display()),
@@ -1460,6 +1490,16 @@ pub async fn run(args: crate::RunArgs) -> anyhow::Result<()> {
     };
 
     // 8. Report.
+    let notification_queue = match (queue_watch, &queue_at_end) {
+        (Some(w), Some(at_end)) => match w.finish(at_end).await {
+            Ok(q) => Some(q),
+            Err(e) => {
+                eprintln!("notification queue: cannot read its jobs: {e:#}");
+                None
+            }
+        },
+        _ => None,
+    };
     let metrics = client
         .get(format!("{target}/metrics"))
         .send()
@@ -1492,6 +1532,24 @@ pub async fn run(args: crate::RunArgs) -> anyhow::Result<()> {
         upload_memory.as_ref(),
         applies,
     );
+    if let Some(q) = &notification_queue {
+        // A failed job is a bug (mail goes to the log, which cannot refuse it): judged at every
+        // scale, like a failed request.
+        budgets.push(Budget {
+            name: "notification jobs of the mixed phase failed".to_owned(),
+            limit: 0.0,
+            actual: Some(q.failed as f64),
+            unit: "jobs".to_owned(),
+            met: q.failed == 0,
+            applies: true,
+        });
+        if q.failed > 0 {
+            failures.push(format!(
+                "notification queue: {} jobs of the mixed phase failed (see `musubi jobs`)",
+                q.failed
+            ));
+        }
+    }
     if wanted("rotation_draft") {
         let slowest = rotation_draft_ms();
         eprintln!("rotation_draft: slowest of {DRAFT_RUNS} drafts {slowest:.2} ms");
@@ -1518,6 +1576,7 @@ pub async fn run(args: crate::RunArgs) -> anyhow::Result<()> {
         uploads: upload_memory,
         overload,
         fairness,
+        notification_queue,
         budgets,
     };
     if let Some(dir) = args.out.parent().filter(|d| !d.as_os_str().is_empty()) {

@@ -10,6 +10,7 @@ mod driver;
 mod floor;
 mod generate;
 mod manifest;
+mod queue;
 mod report;
 mod rng;
 mod samples;
@@ -78,7 +79,8 @@ pub struct FloorArgs {
 
 #[derive(Args, Debug, Clone)]
 pub struct RunArgs {
-    /// Musubi's base URL, e.g. http://127.0.0.1:8090
+    /// Musubi's base URL, e.g. http://127.0.0.1:8090. Run it with `MUSUBI_MAIL_BATCH_SECS=0`
+    /// (as `cargo xtask bench` does), or the mixed phase sees no notification digests.
     #[arg(long)]
     pub target: String,
     /// The floor's base URL, e.g. http://127.0.0.1:8091
@@ -86,7 +88,7 @@ pub struct RunArgs {
     pub floor: String,
     #[arg(long)]
     pub manifest: PathBuf,
-    /// For the report's database size.
+    /// For the report's database size and the notification queue's jobs.
     #[arg(long, env = "DATABASE_URL")]
     pub database_url: String,
     /// Musubi's process id, to sample its memory (VmRSS, VmHWM).
@@ -104,7 +106,8 @@ pub struct RunArgs {
     /// Simulated people in the mixed phase, each acting every 5–10 s (default by scale).
     #[arg(long)]
     pub mixed_people: Option<usize>,
-    /// Seconds of the mixed phase (default by scale).
+    /// Seconds of the mixed phase (65 by default; the notification schedule runs once a
+    /// minute, and a shorter phase may see no run).
     #[arg(long)]
     pub mixed_seconds: Option<u64>,
     /// Open WebSocket subscriptions during the mixed phase (default by scale).

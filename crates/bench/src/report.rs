@@ -30,7 +30,68 @@ pub struct Report {
     /// One client flooding one association while its colleagues use it (when run).
     #[serde(default)]
     pub fairness: Option<Fairness>,
+    /// The notification jobs created during the mixed phase (when it ran and the database
+    /// could be read).
+    #[serde(default)]
+    pub notification_queue: Option<NotificationQueue>,
     pub budgets: Vec<Budget>,
+}
+
+/// The job queue under the mixed workload: the `notify.schedule` and `notify.digest` jobs
+/// created during the mixed phase (`core.jobs`), read back from the database. The server runs
+/// with `MUSUBI_MAIL_BATCH_SECS=0`, so each minute's schedule enqueues a digest for everyone
+/// with news since the one before.
+///
+/// Caution: the server writes `finished_at` with the time its worker *claimed* the job's batch,
+/// not the time the job ended; `run_at → finished_at` is therefore the wait to be claimed. The
+/// digests' `created_to_sent` (the mail handed over, `core.notifications.sent_at`) and the
+/// schedule's `run_to_seen_finished` (polled) are the times to read.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct NotificationQueue {
+    /// The window read: from just before the mixed phase began to just after it ended.
+    pub seconds: f64,
+    /// The window lasted the schedule's minute and a schedule job was created in it.
+    pub covers_schedule: bool,
+    /// Why the figures may say little (too short a phase, no digests), when so.
+    pub note: Option<String>,
+    /// Jobs created in the window.
+    pub schedule_jobs: u64,
+    pub digest_jobs: u64,
+    /// Of those, done by the end of the window.
+    pub schedule_done: u64,
+    pub digests_done: u64,
+    /// Digests done in the window per second of it: notifications per second.
+    pub digests_per_second: f64,
+    /// Schedule and digest jobs done in the window per second of it.
+    pub jobs_per_second: f64,
+    /// Mails the window's digests handed over (by the time the report was written).
+    pub mails_sent: u64,
+    /// The window's jobs still waiting or being run when it ended.
+    pub pending_at_end: u64,
+    pub running_at_end: u64,
+    /// The window's jobs failed for good, and those not finished, when the report was written.
+    pub failed: u64,
+    pub unfinished: u64,
+    /// Digests (done): `finished_at − run_at` as recorded (the wait to be claimed, see above).
+    pub digest_run_to_finished: Option<Lag>,
+    /// Digests (done): `finished_at − created_at` as recorded (with retries, if any).
+    pub digest_created_to_finished: Option<Lag>,
+    /// Digests that sent a mail: from `created_at` to the mail handed over (`sent_at`).
+    pub digest_created_to_sent: Option<Lag>,
+    /// Schedule jobs: `finished_at − run_at` as recorded (the wait to be claimed).
+    pub schedule_run_to_finished: Option<Lag>,
+    /// Schedule jobs: from `run_at` until the benchmark saw them finished (it looks every
+    /// 0.1 s): how long a run took, wait included.
+    pub schedule_run_to_seen_finished: Option<Lag>,
+}
+
+/// Seconds between two moments of jobs, over `count` jobs.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Lag {
+    pub count: u64,
+    pub p50_s: f64,
+    pub p95_s: f64,
+    pub max_s: f64,
 }
 
 /// The fairness phase, against the server with fair use at its defaults: the same normal
@@ -190,7 +251,8 @@ pub struct Budget {
     pub actual: Option<f64>,
     pub unit: String,
     pub met: bool,
-    /// Budgets hold for the medium and large scales only.
+    /// Budgets hold for the medium and large scales only, but for a few judged at every
+    /// scale like errors (no failed notification jobs).
     pub applies: bool,
 }
 
@@ -350,6 +412,48 @@ impl Report {
             );
             for e in &o.error_samples {
                 let _ = writeln!(out, "    ! {}", one_line(e));
+            }
+        }
+        if let Some(q) = &self.notification_queue {
+            let _ = writeln!(
+                out,
+                "notification queue ({:.0} s of mixed phase): {} schedule runs, {} digests; done in the phase {:.2} digests/s ({:.2} jobs/s), {} mails; at the end {} pending, {} running; {} failed, {} unfinished",
+                q.seconds,
+                q.schedule_jobs,
+                q.digest_jobs,
+                q.digests_per_second,
+                q.jobs_per_second,
+                q.mails_sent,
+                q.pending_at_end,
+                q.running_at_end,
+                q.failed,
+                q.unfinished
+            );
+            let lag = |l: &Option<Lag>| {
+                l.as_ref().map_or_else(
+                    || "—".to_owned(),
+                    |l| {
+                        format!(
+                            "p50 {:.2} s, p95 {:.2} s, max {:.2} s",
+                            l.p50_s, l.p95_s, l.max_s
+                        )
+                    },
+                )
+            };
+            let _ = writeln!(
+                out,
+                "  digest created → mail sent {}; run_at → finished_at (as recorded: the claim) {}",
+                lag(&q.digest_created_to_sent),
+                lag(&q.digest_run_to_finished)
+            );
+            let _ = writeln!(
+                out,
+                "  schedule run_at → seen finished {}; run_at → finished_at (as recorded) {}",
+                lag(&q.schedule_run_to_seen_finished),
+                lag(&q.schedule_run_to_finished)
+            );
+            if let Some(n) = &q.note {
+                let _ = writeln!(out, "    ! {n}");
             }
         }
         let _ = writeln!(

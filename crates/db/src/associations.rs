@@ -135,6 +135,7 @@ pub async fn read_settings(conn: &mut PgConnection) -> DbResult<SettingsRow> {
 }
 
 #[tracing::instrument(name = "db.write_settings", skip_all)]
+#[allow(clippy::too_many_arguments)] // one per setting
 pub async fn write_settings(
     conn: &mut PgConnection,
     require_second_factor: bool,

@@ -319,6 +319,9 @@ impl Services {
         )
         .await?;
         jobs_repo::mark_effects_started(&mut tx, job.id, now).await?;
+        // The person's phones hear of it with the mail (a push says only that something came).
+        self.enqueue_push(&mut tx, user, &crate::push::PushMessage::news(), now)
+            .await?;
         tx.commit().await?;
         mail.message_id = Some(message_id(id));
         self.deliver(job, id, &mail, now).await

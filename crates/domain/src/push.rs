@@ -104,13 +104,14 @@ impl PushMessage {
         }
     }
 
-    /// An urgent comment: opens its topic at the comment. `None` for a slug that is not one.
+    /// An urgent comment: opens it (the comment's address leads to its place in the topic).
+    /// `None` for a slug that is not one.
     pub fn urgent(
         slug: &str,
         topic: crate::types::TopicId,
         comment: crate::types::CommentId,
     ) -> Option<Self> {
-        let url = format!("/a/{slug}/t/{topic}#c-{comment}");
+        let url = format!("/a/{slug}/t/{topic}/c/{comment}");
         is_ids_only_path(&url).then_some(Self {
             kind: PushKind::Urgent,
             url,
@@ -172,7 +173,7 @@ pub fn is_ids_only_path(url: &str) -> bool {
     }
     let rest: Vec<&str> = segments.collect();
     rest.len() <= 6
-        && rest.len() % 2 == 0
+        && rest.len().is_multiple_of(2)
         && rest
             .chunks(2)
             .all(|pair| matches!(pair[0], "g" | "t" | "c") && is_canonical_uuid(pair[1]))
@@ -567,7 +568,9 @@ impl Services {
             sub.auth.len() == 16,
         ) else {
             repo::delete_endpoint(pool, &sub.endpoint).await?;
-            return Err(JobError::Fatal("the subscription's keys are unusable".into()));
+            return Err(JobError::Fatal(
+                "the subscription's keys are unusable".into(),
+            ));
         };
         let uri: http::Uri = endpoint
             .parse()

@@ -480,7 +480,21 @@ impl Services {
         };
         let mode = notify_repo::settings(&mut core, user).await?;
         drop(core);
-        if !recipient.active || mode.is_some_and(|m| m.email_mode == "off") {
+        if !recipient.active {
+            return Ok(Outcome::Done);
+        }
+        let id = |k: &str| field(k).parse::<uuid::Uuid>().ok();
+        let push = match (id("topic_id"), id("comment_id")) {
+            (Some(t), Some(c)) => {
+                crate::push::PushMessage::urgent(slug, TopicId::from(t), CommentId::from(c))
+            }
+            _ => None,
+        };
+        if mode.is_some_and(|m| m.email_mode == "off") {
+            // No mail: the phones alone.
+            if let Some(push) = &push {
+                self.push_to(user, push, now).await?;
+            }
             return Ok(Outcome::Done);
         }
         let link = format!(
@@ -507,6 +521,9 @@ impl Services {
         )
         .await?;
         jobs_repo::mark_effects_started(&mut tx, job.id, now).await?;
+        if let Some(push) = &push {
+            self.enqueue_push(&mut tx, user, push, now).await?;
+        }
         tx.commit().await?;
         mail.message_id = Some(format!("musubi-notification-{id}"));
         self.deliver(job, id, &mail, now).await

@@ -123,6 +123,7 @@ pub async fn services(config: &Config, db: Db) -> anyhow::Result<Services> {
             })
         })
         .map(|s| s.with_person_limit(config.fair_use.person_per_minute))
+        .map(|s| s.with_push(musubi_domain::push::PushSettings::from_config(config)))
         .map(|s| match relying_party {
             Some(rp) => s.with_relying_party(rp),
             None => s,

@@ -325,6 +325,7 @@ mod tests {
             include_str!("pages/passkey.rs"),
             include_str!("pages/home.rs"),
             include_str!("../templates/sns/comments.html"),
+            include_str!("../templates/sns/comment_urgent.html"),
             include_str!("../templates/sns/files.html"),
             include_str!("../templates/sns/flash.html"),
             include_str!("../templates/sns/group.html"),
@@ -357,6 +358,7 @@ mod tests {
             include_str!("../templates/notifications.html"),
             include_str!("../templates/help_mail.html"),
             include_str!("pages/notifications.rs"),
+            include_str!("pages/push.rs"),
             include_str!("pages/help.rs"),
         ];
         let mut used = 0;

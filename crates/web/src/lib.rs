@@ -55,6 +55,9 @@ pub fn router(services: Services) -> Router {
             get(notifications::show).post(notifications::save),
         )
         .route("/settings/notifications/mute", post(notifications::mute))
+        // Web push: this browser's subscription (JSON from static/app.js), a device's 「解除」.
+        .route("/settings/push", post(pages::push::subscribe))
+        .route("/settings/push/remove", post(pages::push::remove))
         .route("/help/mail", get(help::mail))
         .route(
             "/me/security/totp",
@@ -230,6 +233,10 @@ fn sns_routes() -> Router<Services> {
         .route(&format!("{COMMENT}/edit"), post(topic::edit))
         .route(&format!("{COMMENT}/delete"), post(topic::delete))
         .route(&format!("{COMMENT}/ack"), post(topic::acknowledge))
+        .route(
+            &format!("{COMMENT}/urgent-ack"),
+            post(topic::acknowledge_urgent),
+        )
         .route(&format!("{COMMENT}/readers"), get(topic::readers))
         // The patient register.
         .route("/patients", get(patients::to_first))
@@ -255,5 +262,7 @@ fn public_router() -> Router {
     Router::new()
         .route("/lang/{code}", get(pages::language::switch))
         .route("/static/{file}", get(assets::serve))
+        // The service worker that shows web pushes: at the root, so its scope is the site.
+        .route("/sw.js", get(pages::push::service_worker))
         .fallback(pages::not_found::show)
 }

@@ -465,3 +465,191 @@
     start();
   }
 })();
+
+// --- Web push: 「この端末に通知」 on /settings/notifications. ---
+// The section (data-push) carries the server's VAPID public key and the CSRF token. Without
+// the Push API (an old browser; an iPhone where Musubi is not opened from the home screen) it
+// says why instead. Subscribing asks for permission, subscribes with the key and sends the
+// subscription as JSON (X-CSRF-Token, as static/passkey.js). The line of this browser in the
+// device list is marked; its 「解除」 also unsubscribes the browser. When the server's key
+// changed, a browser the server still lists subscribes again by itself.
+(function () {
+  "use strict";
+  var section = document.querySelector("[data-push]");
+  if (!section) return;
+  var key = section.getAttribute("data-push-key") || "";
+  var csrf = section.getAttribute("data-push-csrf") || "";
+  var button = section.querySelector("[data-push-subscribe]");
+  var status = section.querySelector("[data-push-status]");
+  var errorBox = section.querySelector("[data-push-error]");
+
+  function show(selector) {
+    var el = section.querySelector(selector);
+    if (el) el.hidden = false;
+  }
+  var nojs = section.querySelector("[data-push-nojs]");
+  if (nojs) nojs.hidden = true;
+
+  var ua = navigator.userAgent || "";
+  var ios = /iPhone|iPad|iPod/.test(ua) ||
+    (navigator.platform === "MacIntel" && navigator.maxTouchPoints > 1);
+  var standalone = window.navigator.standalone === true ||
+    (window.matchMedia && window.matchMedia("(display-mode: standalone)").matches);
+  var supported = "serviceWorker" in navigator && "PushManager" in window &&
+    "Notification" in window && window.isSecureContext !== false && !!window.fetch;
+
+  if (!key) {
+    show("[data-push-unavailable]");
+    return;
+  }
+  if (!supported) {
+    show(ios && !standalone ? "[data-push-ios]" : "[data-push-unsupported]");
+    return;
+  }
+
+  function fromBase64url(text) {
+    var b64 = String(text).replace(/-/g, "+").replace(/_/g, "/");
+    while (b64.length % 4) b64 += "=";
+    var bin = window.atob(b64);
+    var bytes = new Uint8Array(bin.length);
+    for (var i = 0; i < bin.length; i++) bytes[i] = bin.charCodeAt(i);
+    return bytes;
+  }
+
+  function toBase64url(buffer) {
+    if (!buffer) return "";
+    var bytes = new Uint8Array(buffer);
+    var bin = "";
+    for (var i = 0; i < bytes.length; i++) bin += String.fromCharCode(bytes[i]);
+    return window.btoa(bin).replace(/\+/g, "-").replace(/\//g, "_").replace(/=+$/, "");
+  }
+
+  function hasKey(sub) {
+    return !!(sub && sub.options && toBase64url(sub.options.applicationServerKey) === key);
+  }
+
+  function listedLine(sub) {
+    if (!sub) return null;
+    var lines = section.querySelectorAll("[data-push-endpoint]");
+    for (var i = 0; i < lines.length; i++) {
+      if (lines[i].getAttribute("data-push-endpoint") === sub.endpoint) return lines[i];
+    }
+    return null;
+  }
+
+  function fail(message) {
+    if (!errorBox) return;
+    errorBox.textContent = message || section.getAttribute("data-msg-failed") || "";
+    errorBox.hidden = false;
+  }
+
+  function askPermission() {
+    if (Notification.permission === "granted") return Promise.resolve("granted");
+    return new Promise(function (resolve) {
+      // Older Safari takes a callback and returns nothing.
+      var answer = Notification.requestPermission(resolve);
+      if (answer && typeof answer.then === "function") answer.then(resolve);
+    });
+  }
+
+  // Subscribes with the server's key (dropping a subscription made with another) and sends it.
+  function subscribeAndSend(reg) {
+    return reg.pushManager
+      .getSubscription()
+      .then(function (old) {
+        if (old && !hasKey(old)) {
+          return old.unsubscribe().then(function () {
+            return null;
+          });
+        }
+        return old;
+      })
+      .then(function (old) {
+        return old || reg.pushManager.subscribe({
+          userVisibleOnly: true,
+          applicationServerKey: fromBase64url(key)
+        });
+      })
+      .then(function (sub) {
+        return window.fetch("/settings/push", {
+          method: "POST",
+          credentials: "same-origin",
+          headers: {
+            "Content-Type": "application/json",
+            Accept: "application/json",
+            "X-CSRF-Token": csrf
+          },
+          body: JSON.stringify(sub.toJSON())
+        });
+      })
+      .then(function (res) {
+        return res
+          .json()
+          .catch(function () {
+            return null;
+          })
+          .then(function (data) {
+            if (res.ok && data && data.redirect) return data.redirect;
+            throw new Error(data && data.error ? data.error.message : "");
+          });
+      });
+  }
+
+  navigator.serviceWorker
+    .register("/sw.js", { scope: "/" })
+    .then(function (reg) {
+      return reg.pushManager.getSubscription().then(function (sub) {
+        var line = listedLine(sub);
+        if (line) {
+          var mark = line.querySelector("[data-push-this]");
+          if (mark) mark.hidden = false;
+          if (status) {
+            status.textContent = section.getAttribute("data-msg-this") || "";
+            status.hidden = false;
+          }
+          // 「解除」 on this browser's line also stops the browser's subscription.
+          var form = line.querySelector("form");
+          if (form) {
+            form.addEventListener("submit", function (event) {
+              event.preventDefault();
+              sub.unsubscribe().then(
+                function () { form.submit(); },
+                function () { form.submit(); }
+              );
+            });
+          }
+          if (!hasKey(sub) && Notification.permission === "granted") {
+            subscribeAndSend(reg).then(function (to) { window.location.assign(to); }, function () {});
+          }
+        }
+        if (Notification.permission === "denied") {
+          show("[data-push-denied]");
+        } else if (button) {
+          button.hidden = false;
+          button.addEventListener("click", function () {
+            button.disabled = true;
+            if (errorBox) errorBox.hidden = true;
+            askPermission()
+              .then(function (permission) {
+                if (permission !== "granted") {
+                  show("[data-push-denied]");
+                  button.hidden = true;
+                  return null;
+                }
+                return subscribeAndSend(reg);
+              })
+              .then(function (to) {
+                if (to) window.location.assign(to);
+              })
+              .catch(function (err) {
+                button.disabled = false;
+                fail(err && err.message);
+              });
+          });
+        }
+      });
+    })
+    .catch(function () {
+      show("[data-push-unsupported]");
+    });
+})();

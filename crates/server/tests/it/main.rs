@@ -28,6 +28,7 @@ mod sns {
     mod live;
     mod notifications;
     mod patients;
+    mod push;
     mod search;
     mod search_api;
     mod services;
@@ -72,6 +73,7 @@ mod web {
     mod search;
     mod signin;
     mod sns;
+    mod urgent;
 }
 
 /// Running and operating the server: the binary, its commands, migrations, replicas,

@@ -16,6 +16,7 @@ pub(crate) mod not_found;
 pub(crate) mod notifications;
 pub(crate) mod passkey;
 pub(crate) mod place;
+pub(crate) mod push;
 pub(crate) mod reset;
 pub(crate) mod security;
 pub(crate) mod signin;

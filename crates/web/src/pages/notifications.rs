@@ -94,6 +94,8 @@ pub(crate) struct NotificationsPage<'a> {
     pub last_sent: Option<String>,
     pub groups: Vec<GroupMute>,
     pub sent: Vec<SentLine>,
+    /// 「この端末に通知」 (web push).
+    pub push: crate::pages::push::PushSection,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -106,6 +108,8 @@ const DONE: &[(&str, &str)] = &[
     ("saved", "notify.done.saved"),
     ("muted", "notify.done.muted"),
     ("unmuted", "notify.done.unmuted"),
+    ("push_added", "push.done.added"),
+    ("push_removed", "push.done.removed"),
 ];
 
 fn page_flash(t: Translator, uri: &Uri) -> Option<Flash> {
@@ -210,6 +214,7 @@ async fn render(
         .await
         .map_err(|e| ctx.fail("listing notifications sent", e))?;
     let unread = unread_total(services, viewer).await;
+    let push = crate::pages::push::section(services, ctx, viewer).await?;
 
     let typed = typed.unwrap_or_else(|| Typed {
         mode: settings.email_mode.code().to_owned(),
@@ -257,6 +262,7 @@ async fn render(
             .map(|at| datetime::date_time(ctx.lang, at)),
         groups,
         sent: sent.iter().map(|n| sent_line(t, ctx, n)).collect(),
+        push,
     };
     Ok(ctx.respond(status, &page))
 }

@@ -341,6 +341,8 @@ fn the_settings_page_puts_each_error_by_its_field() {
             absolute: "12".into(),
             retention: "5".into(),
             receipt_mode: "ack".into(),
+            mail_group_names: true,
+            urgent: EVIL.into(),
         },
         errors: SettingsErrors {
             idle: Some("ERR-IDLE"),

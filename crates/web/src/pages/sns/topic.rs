@@ -13,6 +13,12 @@
 //! Forms: `POST …/comments` (reply), `…/settings` (title, scope, pin, close: author or owner),
 //! `…/c/{comment_id}/edit` (own), `…/delete` (own, or an owner) and `…/ack` (「確認しました」).
 //!
+//! 至急: the reply form's 「至急（確認を求める）」 asks members who see the topic (those ticked
+//! in its list; nobody ticked: in a patient group, its attending doctor) to confirm the reply
+//! (see `musubi_domain::urgent`). Each urgent comment shows who was asked, where the request
+//! stands, its steps with their times and, while it waits, when the next step comes; whoever
+//! may confirm it gets 「至急の確認をしました」 (`…/c/{comment_id}/urgent-ack`).
+//!
 //! Attachments: `static/app.js` uploads each chosen file as it is chosen (`…/files/stage`, see
 //! `files.rs`) and the reply carries their ids in `attachments`. Each comment shows its photos
 //! as thumbnails linking to their previews, and other files by name, type and size.
@@ -29,8 +35,8 @@ use crate::i18n::{Lang, Translator};
 use crate::layout::{Nav, Section};
 use crate::pages::{field_message, signin};
 use askama::Template;
-use axum::extract::rejection::FormRejection;
-use axum::extract::{Path, Query, State};
+use axum::extract::rejection::{FormRejection, RawFormRejection};
+use axum::extract::{Path, Query, RawForm, State};
 use axum::response::{IntoResponse, Response};
 use axum::Form;
 use chrono::{DateTime, Utc};
@@ -45,7 +51,8 @@ use musubi_domain::topics::{
     CommentView, Reading, TopicPatch, TopicView, ATTACHMENTS_ONLY, MAX_COMMENT_CHARS,
 };
 use musubi_domain::types::GroupKind;
-use musubi_domain::types::{CommentId, TopicId};
+use musubi_domain::types::{CommentId, PersonId, TopicId};
+use musubi_domain::urgent::{UrgentView, MAX_NAMED};
 use musubi_domain::{AppError, ErrorCode, Services};
 use serde::Deserialize;
 
@@ -142,6 +149,53 @@ pub(crate) struct CommentCard {
     pub edit_important: bool,
     pub edit_error: Option<String>,
     pub confirm_delete: String,
+    /// A 至急 request on the comment: who was asked, where it stands.
+    pub urgent: Option<UrgentCard>,
+}
+
+/// One step of a 至急 request, with its time.
+pub(crate) struct UrgentStep {
+    /// 「依頼」「当番医へ連絡（大野 真）」
+    pub label: String,
+    pub time: String,
+    pub full_time: String,
+    pub datetime: String,
+}
+
+/// A 至急 request as its comment shows it.
+pub(crate) struct UrgentCard {
+    /// 「確認待ち」「確認済み（川村 健一、14:05）」
+    pub stage: String,
+    pub acknowledged: bool,
+    /// 「川村 健一（主治医）・大野 真（当番医）」
+    pub asked: String,
+    /// While it waits: 「14:20 までに確認がなければ再通知します」.
+    pub next: Option<String>,
+    pub steps: Vec<UrgentStep>,
+    /// 「至急の確認をしました」 for the viewer.
+    pub may_acknowledge: bool,
+}
+
+/// Someone a 至急 reply may ask to confirm it.
+pub(crate) struct AskPerson {
+    pub id: String,
+    pub name: String,
+    pub profession: String,
+    pub chosen: bool,
+}
+
+/// The reply form's 至急 part.
+#[derive(Default)]
+pub(crate) struct AskForm {
+    /// 「至急（確認を求める）」 is ticked.
+    pub urgent: bool,
+    /// The list of people is open (something was chosen, or it was refused).
+    pub open: bool,
+    pub error: Option<String>,
+    /// A patient group: nobody chosen means its attending doctor.
+    pub patient: bool,
+    /// The members who see the topic, but the viewer.
+    pub people: Vec<AskPerson>,
 }
 
 /// The comment list, also served alone at `…/comments`.
@@ -159,6 +213,8 @@ pub(crate) struct CommentList {
     pub max_body: usize,
     /// The most files one comment may have.
     pub max_files: usize,
+    /// The reply form's 至急 part (the topic page's; empty in the list served alone).
+    pub ask: AskForm,
 }
 
 /// The topic settings form (author or owner).
@@ -227,12 +283,26 @@ pub(crate) struct CommentsFragment {
 /// What a re-shown page keeps of a refused form.
 #[derive(Default)]
 struct Typed {
-    reply: Option<(String, bool, String)>,
+    reply: Option<ReplyTyped>,
     /// (comment, text, important, message)
     edit: Option<(CommentId, String, bool, String)>,
     /// (form, message)
     settings: Option<(SettingsForm, String)>,
     live_after: Option<i64>,
+}
+
+/// A refused reply: what was typed and chosen, and what was wrong.
+#[derive(Default)]
+struct ReplyTyped {
+    body: String,
+    important: bool,
+    /// Said above the text box.
+    error: Option<String>,
+    urgent: bool,
+    /// The people ticked, as sent.
+    ask: Vec<String>,
+    /// Said at 「至急」.
+    ask_error: Option<String>,
 }
 
 fn topic_path(slug: &str, id: TopicId) -> String {
@@ -316,11 +386,79 @@ fn attachment_card(slug: &str, f: &FileRow) -> AttachmentCard {
     }
 }
 
+/// The words for a 至急 request: its stage, who was asked, the next step and the timeline.
+fn urgent_card(t: Translator, f: &ListFacts<'_>, u: &UrgentView) -> UrgentCard {
+    let (lang, now) = (f.lang, f.now);
+    let at = |when: DateTime<Utc>| short_time(lang, when, now);
+    let no_one_on_call = u.steps.iter().any(|(s, ..)| s == "no_one_on_call")
+        && !u.steps.iter().any(|(s, ..)| s == "escalated");
+    let stage = match u.stage.as_str() {
+        "acknowledged" => {
+            let who = u.acknowledged_by.clone().unwrap_or_default();
+            let when = u.acknowledged_at.map(at).unwrap_or_default();
+            let both = [who, when]
+                .into_iter()
+                .filter(|s| !s.is_empty())
+                .collect::<Vec<_>>()
+                .join(t.get("sns.urgent.separator"));
+            t.format("sns.urgent.stage.acknowledged", &both)
+        }
+        "escalated" if no_one_on_call => t.get("sns.urgent.stage.no_one_on_call").to_owned(),
+        "escalated" => t.get("sns.urgent.stage.escalated").to_owned(),
+        "reminded" => t.get("sns.urgent.stage.reminded").to_owned(),
+        _ => t.get("sns.urgent.stage.asked").to_owned(),
+    };
+    let next = match u.stage.as_str() {
+        "asked" => Some(t.format("sns.urgent.next_remind", &at(u.remind_at))),
+        "reminded" => Some(t.format("sns.urgent.next_escalate", &at(u.escalate_at))),
+        _ => None,
+    };
+    let asked: Vec<String> = u
+        .asked
+        .iter()
+        .map(|(_, name, reason)| match reason.as_str() {
+            "attending" => t.format("sns.urgent.attending", name),
+            "on_call" => t.format("sns.urgent.on_call", name),
+            _ => name.clone(),
+        })
+        .collect();
+    let steps = u
+        .steps
+        .iter()
+        .map(|(step, who, when)| {
+            let who = who.as_deref().unwrap_or_default();
+            let label = match step.as_str() {
+                "asked" => t.get("sns.urgent.step.asked").to_owned(),
+                "reminded" => t.get("sns.urgent.step.reminded").to_owned(),
+                "escalated" => t.format("sns.urgent.step.escalated", who),
+                "no_one_on_call" => t.get("sns.urgent.step.no_one_on_call").to_owned(),
+                "acknowledged" => t.format("sns.urgent.step.acknowledged", who),
+                other => other.to_owned(),
+            };
+            UrgentStep {
+                label,
+                time: at(*when),
+                full_time: full_time(lang, *when),
+                datetime: machine_time(*when),
+            }
+        })
+        .collect();
+    UrgentCard {
+        stage,
+        acknowledged: u.stage == "acknowledged",
+        asked: asked.join(t.get("sns.list_separator")),
+        next,
+        steps,
+        may_acknowledge: u.may_acknowledge,
+    }
+}
+
 fn comment_card(
     t: Translator,
     f: &ListFacts<'_>,
     c: &CommentView,
     edit: Option<&(CommentId, String, bool, String)>,
+    urgent: &[UrgentView],
 ) -> CommentCard {
     let (lang, now, owner) = (f.lang, f.now, f.owner);
     let row = &c.row;
@@ -374,6 +512,11 @@ fn comment_card(
         edit_important: edit.map_or(row.important, |(_, _, i, _)| *i),
         edit_error: edit.map(|(.., e)| e.clone()),
         confirm_delete: t.get("sns.comment.confirm_delete").to_owned(),
+        urgent: urgent
+            .iter()
+            .find(|u| u.comment_id == row.id)
+            .filter(|_| !deleted)
+            .map(|u| urgent_card(t, f, u)),
     }
 }
 
@@ -382,6 +525,7 @@ fn comment_list(
     view: &TopicView,
     edit: Option<&(CommentId, String, bool, String)>,
     unread_total: i64,
+    urgent: &[UrgentView],
 ) -> CommentList {
     let facts = ListFacts {
         lang: ctx.lang,
@@ -395,14 +539,26 @@ fn comment_list(
         unread_total,
         now: Utc::now(),
     };
-    build_list(&facts, &view.comments, edit)
+    build_list_with(&facts, &view.comments, edit, urgent)
 }
 
-/// The comment list from its comments (no database: the render tests use it too).
+/// The comment list from its comments, without 至急 requests (for the render tests).
+#[cfg(test)]
 pub(crate) fn build_list(
     f: &ListFacts<'_>,
     comments: &[CommentView],
     edit: Option<&(CommentId, String, bool, String)>,
+) -> CommentList {
+    build_list_with(f, comments, edit, &[])
+}
+
+/// The comment list from its comments and the topic's 至急 requests (no database: the render
+/// tests use it too).
+pub(crate) fn build_list_with(
+    f: &ListFacts<'_>,
+    comments: &[CommentView],
+    edit: Option<&(CommentId, String, bool, String)>,
+    urgent: &[UrgentView],
 ) -> CommentList {
     let t = Translator::new(f.lang);
     let first_shown = comments.first().map_or(1, |c| c.row.seq);
@@ -413,12 +569,52 @@ pub(crate) fn build_list(
         hidden: (first_shown - 1).max(0),
         comments: comments
             .iter()
-            .map(|c| comment_card(t, f, c, edit))
+            .map(|c| comment_card(t, f, c, edit, urgent))
             .collect(),
         csrf: f.csrf.to_owned(),
         unread_total: f.unread_total,
         max_body: MAX_COMMENT_CHARS,
         max_files: MAX_ATTACHMENTS,
+        ask: AskForm::default(),
+    }
+}
+
+/// The topic's 至急 requests, for its comments.
+async fn urgent_of(
+    services: &Services,
+    ctx: &Ctx,
+    p: &Place,
+    topic_id: TopicId,
+) -> Result<Vec<UrgentView>, Response> {
+    services
+        .urgent_on_topic(&p.actor(), topic_id)
+        .await
+        .map_err(|e| page_error(ctx, "listing a topic's urgent requests", e))
+}
+
+/// The reply form's 至急 part: everyone who sees the topic but the viewer, as they were ticked.
+fn ask_form(t: Translator, view: &TopicView, me: PersonId, typed: Option<&ReplyTyped>) -> AskForm {
+    let chosen = |id: &str| typed.is_some_and(|r| r.ask.iter().any(|a| a == id));
+    let people: Vec<AskPerson> = view
+        .audience
+        .iter()
+        .filter(|m| m.user_id != me)
+        .map(|m| {
+            let id = m.user_id.to_string();
+            AskPerson {
+                chosen: chosen(&id),
+                name: m.name.clone(),
+                profession: profession(t, m.profession, m.doctor_kind),
+                id,
+            }
+        })
+        .collect();
+    AskForm {
+        urgent: typed.is_some_and(|r| r.urgent),
+        open: typed.is_some_and(|r| r.ask_error.is_some()) || people.iter().any(|p| p.chosen),
+        error: typed.and_then(|r| r.ask_error.clone()),
+        patient: view.group_kind == GroupKind::Patient,
+        people,
     }
 }
 
@@ -481,7 +677,9 @@ async fn render(
     let t = Translator::new(ctx.lang);
     // Counted after opening: what was just read is no longer unread.
     let total = super::unread_total(services, &p.viewer).await;
-    let list = comment_list(ctx, &view, typed.edit.as_ref(), total);
+    let urgent = urgent_of(services, ctx, p, view.topic.id).await?;
+    let mut list = comment_list(ctx, &view, typed.edit.as_ref(), total, &urgent);
+    list.ask = ask_form(t, &view, p.viewer.user().id, typed.reply.as_ref());
     let topic = &view.topic;
     let members: Vec<(Scope, &str)> = view
         .audience
@@ -521,7 +719,7 @@ async fn render(
         picker.without_names()
     };
     let (reply_body, reply_important, reply_error) = match typed.reply {
-        Some((b, i, e)) => (b, i, Some(e)),
+        Some(r) => (r.body, r.important, r.error),
         None => (String::new(), false, None),
     };
     let path = topic_path(p.slug(), topic.id);
@@ -574,9 +772,10 @@ pub(crate) async fn comments_fragment(
         .await
         .map_err(|e| page_error(&ctx, "opening a topic", e))?;
     let total = super::unread_total(&services, &p.viewer).await;
+    let urgent = urgent_of(&services, &ctx, &p, view.topic.id).await?;
     let page = CommentsFragment {
         t: Translator::new(ctx.lang),
-        list: comment_list(&ctx, &view, None, total),
+        list: comment_list(&ctx, &view, None, total, &urgent),
     };
     Ok(ctx.respond(StatusCode::OK, &page))
 }
@@ -740,8 +939,6 @@ pub(crate) struct CommentForm {
     /// The comment's number, to come back to it.
     #[serde(default)]
     seq: String,
-    /// Uploaded files to attach (a reply): their ids, comma-separated.
-    attachments: Option<String>,
 }
 
 /// The ids in an `attachments` field. Anything that is not an id stands for a file nobody has:
@@ -766,13 +963,62 @@ impl CommentForm {
     }
 }
 
+/// The reply form: its text, 重要, the staged attachments and 至急 with the people it asks
+/// (`ask`, one field per person ticked: read by hand, as a `Form` cannot).
+#[derive(Debug, Default)]
+pub(crate) struct ReplyForm {
+    body: String,
+    important: bool,
+    attachments: Option<String>,
+    urgent: bool,
+    /// As sent; at most one more than may be asked (the services then refuse the reply).
+    ask: Vec<String>,
+}
+
+impl ReplyForm {
+    fn parse(bytes: &[u8]) -> Self {
+        let mut form = Self::default();
+        for (k, v) in form_urlencoded::parse(bytes) {
+            match k.as_ref() {
+                "body" => form.body = v.into_owned(),
+                "important" => form.important = true,
+                "attachments" => form.attachments = Some(v.into_owned()),
+                "urgent" => form.urgent = true,
+                "ask" if form.ask.len() <= MAX_NAMED => form.ask.push(v.into_owned()),
+                _ => {}
+            }
+        }
+        form
+    }
+
+    /// The people to ask. Anything that is not an id stands for someone nobody is: the
+    /// services then refuse the reply rather than ask fewer people than were meant.
+    fn named(&self) -> Vec<PersonId> {
+        self.ask.iter().map(|a| parse_id(a.trim())).collect()
+    }
+}
+
+/// The message for a refused 至急 (`ask`), from what was sent: nobody could be asked, someone
+/// chosen may not be, or too many were.
+fn ask_error(t: Translator, form: &ReplyForm, me: PersonId) -> String {
+    let named = form.named();
+    let key = if named.len() > MAX_NAMED {
+        "sns.urgent.error_too_many"
+    } else if named.iter().all(|p| *p == me) {
+        "sns.urgent.error_nobody"
+    } else {
+        "sns.urgent.error_not_member"
+    };
+    t.format(key, &MAX_NAMED.to_string())
+}
+
 pub(crate) async fn reply(
     State(services): State<Services>,
     ctx: Ctx,
     Path((slug, id)): Path<(String, String)>,
-    form: Result<Form<CommentForm>, FormRejection>,
+    form: Result<RawForm, RawFormRejection>,
 ) -> Result<Response, Response> {
-    let form = form.map(|f| f.0).unwrap_or_default();
+    let form = form.map(|f| ReplyForm::parse(&f.0)).unwrap_or_default();
     // A visit report sent after the session ended: say so, keep the text in sight.
     let passkeys = services.passkeys_available();
     let topic_id = parse_id(&id);
@@ -783,31 +1029,52 @@ pub(crate) async fn reply(
     .await?;
     let t = Translator::new(ctx.lang);
     let files = attachment_ids(form.attachments.as_deref());
-    let result = services
-        .post_comment_with(
-            &p.actor(),
-            topic_id,
-            &form.body,
-            form.important.is_some(),
-            &files,
-        )
-        .await;
+    let me = p.viewer.user().id;
+    let typed = |error: Option<String>, ask_error: Option<String>| Typed {
+        reply: Some(ReplyTyped {
+            body: form.body.clone(),
+            important: form.important,
+            error,
+            urgent: form.urgent,
+            ask: form.ask.clone(),
+            ask_error,
+        }),
+        ..Typed::default()
+    };
+    let result = if form.urgent {
+        if !files.is_empty() {
+            // A 至急 reply carries no files (the services take none with it).
+            let message = format!(
+                "{} {}",
+                t.get("sns.urgent.error_files"),
+                t.get("sns.attach.choose_again")
+            );
+            return reshow(&services, &ctx, &p, topic_id, typed(None, Some(message))).await;
+        }
+        services
+            .post_urgent_comment(&p.actor(), topic_id, &form.body, &form.named())
+            .await
+    } else {
+        services
+            .post_comment_with(&p.actor(), topic_id, &form.body, form.important, &files)
+            .await
+    };
     match result {
         Ok(_) => Ok(ctx.redirect(&format!(
             "{}?done=replied#latest",
             topic_path(p.slug(), topic_id)
         ))),
+        Err(e) if e.code == ErrorCode::InvalidInput && e.field == Some("ask") => {
+            let message = ask_error(t, &form, me);
+            reshow(&services, &ctx, &p, topic_id, typed(None, Some(message))).await
+        }
         Err(e) => match comment_error(t, &e) {
             Some(mut message) => {
                 // The page sent back cannot keep what was uploaded for the reply.
                 if !files.is_empty() && e.field != Some("attachments") {
                     message = format!("{message} {}", t.get("sns.attach.choose_again"));
                 }
-                let typed = Typed {
-                    reply: Some((form.body, form.important.is_some(), message)),
-                    ..Typed::default()
-                };
-                reshow(&services, &ctx, &p, topic_id, typed).await
+                reshow(&services, &ctx, &p, topic_id, typed(Some(message), None)).await
             }
             None => Err(page_error(&ctx, "replying", e)),
         },
@@ -891,6 +1158,28 @@ pub(crate) async fn acknowledge(
     ))
 }
 
+/// 「至急の確認をしました」: back to the comment.
+pub(crate) async fn acknowledge_urgent(
+    State(services): State<Services>,
+    ctx: Ctx,
+    Path((slug, id, comment)): CommentPath,
+    form: Result<Form<CommentForm>, FormRejection>,
+) -> Result<Response, Response> {
+    let p = Place::open(&services, &ctx, &slug).await?;
+    let form = form.map(|f| f.0).unwrap_or_default();
+    let result = services
+        .acknowledge_urgent(&p.actor(), parse_id(&comment))
+        .await;
+    let back = format!("{}{}", topic_path(p.slug(), parse_id(&id)), form.anchor());
+    Ok(after_action(
+        &ctx,
+        &back,
+        result,
+        "acknowledged",
+        "confirming an urgent comment",
+    ))
+}
+
 #[derive(Debug, Default, Clone, Deserialize)]
 pub(crate) struct SettingsForm {
     #[serde(default)]
@@ -963,14 +1252,17 @@ pub(crate) async fn settings(
 
 #[cfg(test)]
 mod tests {
-    use super::{attachment_ids, build_list, thumb_size, CommentsFragment, ListFacts};
+    use super::{
+        attachment_ids, build_list, build_list_with, thumb_size, CommentsFragment, ListFacts,
+    };
     use crate::i18n::{Lang, Translator};
     use askama::Template;
-    use chrono::Utc;
+    use chrono::{DateTime, TimeZone, Utc};
     use musubi_db::files::FileRow;
     use musubi_db::groups::CommentRow;
     use musubi_domain::groups::ReceiptMode;
     use musubi_domain::topics::{CommentView, ATTACHMENTS_ONLY};
+    use musubi_domain::urgent::UrgentView;
     use uuid::Uuid;
 
     fn file(name: &str, content_type: &str, size: i64, preview: Option<(i32, i32)>) -> FileRow {
@@ -1083,6 +1375,116 @@ mod tests {
             attachment_ids(Some(&format!("{a},../etc/passwd"))),
             vec![a, Uuid::nil()]
         );
+    }
+
+    fn urgent(c: &CommentView, stage: &str, at: DateTime<Utc>) -> UrgentView {
+        let minutes = |m: i64| at + chrono::Duration::minutes(m);
+        let mut steps = vec![("asked".to_owned(), Some("青木 さくら".to_owned()), at)];
+        match stage {
+            "reminded" => steps.push(("reminded".into(), None, minutes(15))),
+            "escalated" => {
+                steps.push(("reminded".into(), None, minutes(15)));
+                steps.push(("no_one_on_call".into(), None, minutes(30)));
+            }
+            "acknowledged" => {
+                steps.push(("acknowledged".into(), Some("川村 健一".into()), minutes(5)))
+            }
+            _ => {}
+        }
+        UrgentView {
+            comment_id: c.row.id,
+            stage: stage.into(),
+            created_at: at,
+            remind_at: minutes(15),
+            escalate_at: minutes(30),
+            acknowledged_by: (stage == "acknowledged").then(|| "川村 健一".into()),
+            acknowledged_at: (stage == "acknowledged").then(|| minutes(5)),
+            asked: vec![
+                (
+                    Uuid::now_v7().into(),
+                    "川村 健一".into(),
+                    "attending".into(),
+                ),
+                (
+                    Uuid::now_v7().into(),
+                    "<b>大野</b>".into(),
+                    "on_call".into(),
+                ),
+            ],
+            steps,
+            may_acknowledge: stage != "acknowledged",
+        }
+    }
+
+    fn render_urgent(c: &CommentView, u: UrgentView, now: DateTime<Utc>) -> String {
+        let facts = ListFacts {
+            lang: Lang::Ja,
+            slug: "minatogawa",
+            topic_id: Uuid::nil().into(),
+            mode: ReceiptMode::Off,
+            owner: false,
+            first_unread_seq: None,
+            unseen: &[],
+            csrf: "TOKEN",
+            unread_total: 0,
+            now,
+        };
+        CommentsFragment {
+            t: Translator::new(Lang::Ja),
+            list: build_list_with(&facts, std::slice::from_ref(c), None, &[u]),
+        }
+        .render()
+        .expect("renders")
+    }
+
+    #[test]
+    fn an_urgent_comment_says_who_was_asked_where_it_stands_and_what_comes_next() {
+        // 14:05 in Japan.
+        let at = Utc.with_ymd_and_hms(2026, 3, 4, 5, 5, 0).single().unwrap();
+        let now = at + chrono::Duration::minutes(1);
+        let c = with_files("至急です", vec![]);
+
+        let html = render_urgent(&c, urgent(&c, "asked", at), now);
+        assert!(
+            html.contains("<span class=\"mark mark--urgent\">至急</span>"),
+            "{html}"
+        );
+        assert!(
+            html.contains(
+                "確認を求めた人：川村 健一（主治医）・&#60;b&#62;大野&#60;/b&#62;（当番医）"
+            ),
+            "{html}"
+        );
+        assert!(html.contains("<span class=\"urgent__stage\">確認待ち</span>"));
+        assert!(html.contains("14:20 までに確認がなければ再通知します"));
+        assert!(html.contains("datetime=\"2026-03-04T14:05:00+09:00\" title=\"2026年3月4日 14:05\">14:05</time> <span class=\"urgent__label\">依頼</span>"), "{html}");
+        assert!(html.contains(&format!(
+            "action=\"/a/minatogawa/t/{}/c/{}/urgent-ack\"",
+            Uuid::nil(),
+            c.row.id
+        )));
+        assert!(html.contains(">至急の確認をしました</button>"));
+
+        let html = render_urgent(&c, urgent(&c, "reminded", at), now);
+        assert!(html.contains(">再通知済み<"));
+        assert!(html.contains("14:35 までに確認がなければ当番医へ連絡します"));
+        assert!(html.contains(">再通知</span>"));
+
+        let html = render_urgent(&c, urgent(&c, "escalated", at), now);
+        assert!(html.contains("<span class=\"urgent__stage\">当番医が見つかりません</span>"));
+        assert!(!html.contains("までに確認がなければ"));
+
+        let html = render_urgent(&c, urgent(&c, "acknowledged", at), now);
+        assert!(html.contains(">確認済み（川村 健一、14:10）<"), "{html}");
+        assert!(html.contains(">確認（川村 健一）</span>"));
+        assert!(!html.contains("までに確認がなければ"));
+        assert!(!html.contains("urgent-ack"));
+
+        // A deleted comment keeps nothing of it.
+        let mut gone = c.clone();
+        gone.row.deleted_at = Some(now);
+        let html = render_urgent(&gone, urgent(&c, "asked", at), now);
+        assert!(!html.contains("至急"));
     }
 
     #[test]
