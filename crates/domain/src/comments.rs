@@ -98,9 +98,9 @@ impl Services {
         };
         repo::spread_unread(c.conn(), &group, &posted).await?;
         let asked = match urgent {
-            Some(named) => Some(
-                crate::urgent::ask(&mut c, &group, &access, comment_id, named, at).await?,
-            ),
+            Some(named) => {
+                Some(crate::urgent::ask(&mut c, &group, &access, comment_id, named, at).await?)
+            }
             None => None,
         };
         let event = EventSpec::topic(EventKind::CommentPosted, topic_id, t.scope, t.author_id);
@@ -118,6 +118,19 @@ impl Services {
         c.audit(entry);
         c.commit().await?;
         Ok(comment_id)
+    }
+
+    /// Where a comment is (its topic and number), for a link to one comment: mails and pushes
+    /// carry ids only. `NOT_FOUND` unless the person sees it.
+    pub async fn comment_place(
+        &self,
+        actor: &Actor<'_>,
+        comment_id: CommentId,
+    ) -> AppResult<(TopicId, i32)> {
+        let mut c = self.change(actor).await?;
+        let (comment, _, _) = c.visible_comment(comment_id).await?;
+        c.commit().await?;
+        Ok((comment.topic_id, comment.seq))
     }
 
     /// The author edits a comment; the earlier text stays visible as history.

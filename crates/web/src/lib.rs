@@ -230,6 +230,7 @@ fn sns_routes() -> Router<Services> {
         )
         .route(&format!("{TOPIC}/settings"), post(topic::settings))
         .route(&format!("{TOPIC}/seen"), post(topic::seen))
+        .route(COMMENT, get(topic::open_comment))
         .route(&format!("{COMMENT}/edit"), post(topic::edit))
         .route(&format!("{COMMENT}/delete"), post(topic::delete))
         .route(&format!("{COMMENT}/ack"), post(topic::acknowledge))

@@ -292,3 +292,37 @@ async fn an_urgent_reply_sent_after_the_session_ended_goes_to_sign_in_and_posts_
     assert_eq!(comment_count(&app, topic).await, before, "nothing posted");
     assert!(requests(&app, topic).await.is_empty());
 }
+
+#[tokio::test]
+async fn the_link_in_a_mail_or_push_opens_the_comment_and_nothing_else_for_strangers() {
+    let app = TestApp::demo().await;
+    let topic = topic_id(&app, YAMADA_REPORT).await;
+    let (comment, seq): (Uuid, i32) = sqlx::query_as(
+        "SELECT id, seq FROM comments WHERE topic_id = $1 ORDER BY seq DESC LIMIT 1",
+    )
+    .bind(topic)
+    .fetch_one(&mut *app.tenant_tx(HOST).await)
+    .await
+    .unwrap();
+    let link = format!("{}/c/{comment}", topic_path(topic));
+
+    let mut doctor = Browser::signed_in(&app, CLINIC_DOCTOR).await;
+    let res = doctor.get(&app, &link).await;
+    assert_eq!(res.status, StatusCode::SEE_OTHER, "{}", res.body);
+    assert_eq!(
+        res.location(),
+        format!("{}?from=link#c-{seq}", topic_path(topic))
+    );
+    let page = doctor.get(&app, res.location()).await;
+    assert_eq!(page.status, StatusCode::OK);
+    assert!(page.body.contains(&format!("id=\"c-{seq}\"")));
+
+    // Someone outside the group: the ordinary 404, nothing of the topic.
+    let mut stranger = Browser::signed_in(&app, OTHER_DOCTOR).await;
+    let res = stranger.get(&app, &link).await;
+    assert!(res.is_not_found(), "{} {}", res.status, res.body);
+    // Signed out: sign in, then back to the link.
+    let res = Browser::default().get(&app, &link).await;
+    assert_eq!(res.status, StatusCode::SEE_OTHER);
+    assert!(res.location().starts_with("/signin"), "{}", res.location());
+}

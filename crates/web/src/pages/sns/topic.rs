@@ -637,6 +637,21 @@ async fn open(
         .map_err(|e| page_error(ctx, "opening a topic", e))
 }
 
+/// `GET /a/{slug}/t/{topic}/c/{comment}`: the address of one comment (in mails and pushes,
+/// ids only) opens its topic at that comment, marking nothing else read.
+pub(crate) async fn open_comment(
+    State(services): State<Services>,
+    ctx: Ctx,
+    Path((slug, _topic, comment)): Path<(String, String, String)>,
+) -> Result<Response, Response> {
+    let p = Place::open(&services, &ctx, &slug).await?;
+    let (topic, seq) = services
+        .comment_place(&p.actor(), parse_id(&comment))
+        .await
+        .map_err(|e| page_error(&ctx, "opening a comment", e))?;
+    Ok(ctx.redirect(&format!("/a/{slug}/t/{topic}?from=link#c-{seq}")))
+}
+
 pub(crate) async fn show(
     State(services): State<Services>,
     ctx: Ctx,
@@ -645,11 +660,13 @@ pub(crate) async fn show(
 ) -> Result<Response, Response> {
     let p = Place::open(&services, &ctx, &slug).await?;
     let after = super::live_cursor(&services).await;
-    // A search result opens one comment: only what the script reports as on screen becomes
-    // read (without the script, nothing), not everything the page shows.
-    let from_search = uri
-        .query()
-        .is_some_and(|q| q.split('&').any(|pair| pair == "from=search"));
+    // A search result (or a link to one comment, from a mail or a push) opens one comment:
+    // only what the script reports as on screen becomes read (without the script, nothing),
+    // not everything the page shows.
+    let from_search = uri.query().is_some_and(|q| {
+        q.split('&')
+            .any(|pair| pair == "from=search" || pair == "from=link")
+    });
     let view = if from_search {
         services
             .read_topic(&p.actor(), parse_id(&id), Reading::OnScreen)
