@@ -2,11 +2,11 @@
 
 use crate::auth::{AuthMutation, AuthQuery};
 use crate::calendar::{CalendarMutation, CalendarQuery};
-use crate::notifications::{NotificationMutation, NotificationQuery};
 use crate::console::{ConsoleMutation, ConsoleQuery};
 use crate::files::{FileMutation, FileQuery};
 use crate::invitations::{InvitationMutation, InvitationQuery};
 use crate::live::Subscription;
+use crate::notifications::{NotificationMutation, NotificationQuery};
 use crate::passkeys::{PasskeyMutation, PasskeyQuery};
 use crate::patients::{PatientMutation, PatientQuery};
 use crate::request::{parts, OrGql};

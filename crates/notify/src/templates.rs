@@ -148,7 +148,10 @@ pub fn digest_mail(to: &str, base: &str, summary: &DigestSummary) -> Mail {
             }
         }
     }
-    let subject = format!("【結び】未読 {} 件（新しい書きこみがあります）", summary.unread);
+    let subject = format!(
+        "【結び】未読 {} 件（新しい書きこみがあります）",
+        summary.unread
+    );
     let body = format!(
         "結び に新しい書きこみがあります。\n\n\
          未読 {unread} 件{important_ja}\n\n\
@@ -284,10 +287,16 @@ mod tests {
         };
         let m = digest_mail("a@example.jp", "https://m.example.jp", &summary);
         assert_eq!(m.subject, "【結び】未読 12 件（新しい書きこみがあります）");
-        assert!(m.body.contains("未読 12 件（うち 重要 2 件）"), "{}", m.body);
+        assert!(
+            m.body.contains("未読 12 件（うち 重要 2 件）"),
+            "{}",
+            m.body
+        );
         assert!(m.body.contains("・在宅医療  連携の会　5 件"), "{}", m.body);
         assert!(m.body.contains("ほかのグループ 2 つ　7 件"));
-        assert!(m.body.contains("https://m.example.jp/settings/notifications"));
+        assert!(m
+            .body
+            .contains("https://m.example.jp/settings/notifications"));
         assert!(m.body.contains("https://m.example.jp/help/mail"));
         assert!(m.body.find("結び に新しい") < m.body.find("There are new posts"));
         assert_eq!(m.kind, MailKind::Digest);
