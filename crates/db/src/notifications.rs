@@ -409,3 +409,50 @@ pub async fn is_active_member(
     .fetch_one(conn)
     .await?)
 }
+
+/// In an association's schema: how many notifications its members got since `since`, by
+/// state.
+pub async fn member_counts(
+    conn: &mut PgConnection,
+    association: AssociationId,
+    since: DateTime<Utc>,
+) -> DbResult<Vec<(String, i64)>> {
+    Ok(sqlx::query_as(
+        "SELECT n.state, count(*) FROM core.notifications n \
+         JOIN core.memberships m ON m.user_id = n.user_id AND m.association_id = $1 \
+         WHERE n.created_at >= $2 GROUP BY n.state ORDER BY n.state",
+    )
+    .bind(association)
+    .bind(since)
+    .fetch_all(conn)
+    .await?)
+}
+
+/// A notification to a member that did not (surely) arrive, for the console.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct MemberFailure {
+    pub name: String,
+    pub kind: String,
+    pub state: String,
+    pub created_at: DateTime<Utc>,
+}
+
+pub async fn member_failures(
+    conn: &mut PgConnection,
+    association: AssociationId,
+    since: DateTime<Utc>,
+    limit: i64,
+) -> DbResult<Vec<MemberFailure>> {
+    Ok(sqlx::query_as(
+        "SELECT u.name, n.kind, n.state, n.created_at FROM core.notifications n \
+         JOIN core.memberships m ON m.user_id = n.user_id AND m.association_id = $1 \
+         JOIN core.users u ON u.id = n.user_id \
+         WHERE n.created_at >= $2 AND n.state IN ('failed', 'interrupted', 'retrying') \
+         ORDER BY n.id DESC LIMIT $3",
+    )
+    .bind(association)
+    .bind(since)
+    .bind(limit)
+    .fetch_all(conn)
+    .await?)
+}

@@ -92,6 +92,20 @@ pub struct SentNotification {
     pub sent_at: Option<DateTime<Utc>>,
 }
 
+/// What the console shows of the mail its members were sent.
+#[derive(Debug, Clone, Default)]
+pub struct MemberMailStatus {
+    /// Over the last [`CONSOLE_DAYS`] days.
+    pub sent: i64,
+    /// Failed for good, interrupted (may or may not have arrived) or waiting for a retry.
+    pub not_delivered: i64,
+    /// The latest of those: (member's name, `digest` / `urgent`, state, when).
+    pub failures: Vec<(String, String, String, DateTime<Utc>)>,
+}
+
+/// The console looks this many days back.
+pub const CONSOLE_DAYS: i64 = 14;
+
 /// Most entries the in-app list shows.
 pub const SENT_LIST_LIMIT: i64 = 50;
 
@@ -170,6 +184,37 @@ impl Services {
             .with_detail("muted", muted);
         c.audit(entry);
         c.commit().await
+    }
+
+    /// For the association's administrators: how the mail to its members went lately (a
+    /// failed address shows here before anyone complains).
+    pub async fn member_mail_status(&self, actor: &Actor<'_>) -> AppResult<MemberMailStatus> {
+        self.authorize_in(
+            actor,
+            musubi_authz::Object::Settings,
+            musubi_authz::Action::Read,
+        )
+        .await?;
+        let since = Utc::now() - Duration::days(CONSOLE_DAYS);
+        let mut c = self.change(actor).await?;
+        let counts = repo::member_counts(c.conn(), actor.tenant.id, since).await?;
+        let failures = repo::member_failures(c.conn(), actor.tenant.id, since, 10).await?;
+        c.commit().await?;
+        let count = |states: &[&str]| {
+            counts
+                .iter()
+                .filter(|(s, _)| states.contains(&s.as_str()))
+                .map(|(_, n)| n)
+                .sum()
+        };
+        Ok(MemberMailStatus {
+            sent: count(&["sent"]),
+            not_delivered: count(&["failed", "interrupted", "retrying"]),
+            failures: failures
+                .into_iter()
+                .map(|f| (f.name, f.kind, f.state, f.created_at))
+                .collect(),
+        })
     }
 
     /// What was sent to the signed-in person, newest first.

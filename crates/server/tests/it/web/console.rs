@@ -937,3 +937,47 @@ mod departure {
         assert!(res.is_not_found());
     }
 }
+
+#[tokio::test]
+async fn the_console_shows_notification_mail_that_may_not_have_arrived() {
+    let app = TestApp::demo().await;
+    let nurse = app.user_id(NURSE).await;
+    for (state, kind) in [
+        ("sent", "digest"),
+        ("failed", "digest"),
+        ("interrupted", "urgent"),
+    ] {
+        sqlx::query(
+            "INSERT INTO core.notifications (user_id, channel, kind, state, subject, body, \
+             created_at) VALUES ($1, 'email', $2, $3, '', '', now())",
+        )
+        .bind(nurse)
+        .bind(kind)
+        .bind(state)
+        .execute(app.db.db.pool())
+        .await
+        .unwrap();
+    }
+    let mut admin = Browser::signed_in(&app, ADMIN).await;
+    let page = admin.get(&app, CONSOLE).await;
+    assert_eq!(page.status, StatusCode::OK);
+    assert!(
+        page.body
+            .contains("送信 1件・届いていないかもしれないもの 2件"),
+        "{}",
+        page.body
+    );
+    let list = between(&page.body, "id=\"mail-title\"", "</section>");
+    assert!(list.contains("青木"), "{list}");
+    assert!(list.contains("未読のお知らせ：送れませんでした"), "{list}");
+    assert!(
+        list.contains("至急のお知らせ：中断（送られたか不明）"),
+        "{list}"
+    );
+
+    // さくら台's console knows nothing of みなと川's members' mail.
+    let mut other = Browser::signed_in(&app, OTHER_ADMIN).await;
+    let page = other.get(&app, "/a/sakuradai/console").await;
+    assert_eq!(page.status, StatusCode::OK);
+    assert!(!page.body.contains("id=\"mail-title\""), "{}", page.body);
+}

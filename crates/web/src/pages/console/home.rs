@@ -33,6 +33,8 @@ pub(crate) struct ConsoleHomePage<'a> {
     pub counts: Vec<Count>,
     /// The policy in plain words.
     pub policy: Vec<String>,
+    /// Notifications to members that did not (surely) arrive lately: (name, what, state, when).
+    pub mail_failures: Vec<(String, String, String, String)>,
 }
 
 /// 「12件・35.2 MB（上限 50 GB の 0.1%）」; worth a look from nine tenths of the quota.
@@ -77,6 +79,10 @@ pub(crate) async fn show(
         .await
         .map_err(fail)?;
     let usage = services.file_usage(&c.actor()).await.map_err(fail)?;
+    let mail = services
+        .member_mail_status(&c.actor())
+        .await
+        .map_err(fail)?;
 
     let t = Translator::new(ctx.lang);
     let people = |n: usize| t.format("console.home.people", &n.to_string());
@@ -116,7 +122,37 @@ pub(crate) async fn show(
             attention: false,
         },
         storage_count(t, &usage),
+        Count {
+            label: t.get("console.home.count_mail"),
+            value: t
+                .get("console.home.mail")
+                .replacen("{}", &mail.sent.to_string(), 1)
+                .replacen("{}", &mail.not_delivered.to_string(), 1),
+            attention: mail.not_delivered > 0,
+        },
     ];
+    let mail_failures = mail
+        .failures
+        .into_iter()
+        .map(|(name, kind, state, at)| {
+            let what = if kind == "urgent" {
+                t.get("console.home.mail_kind_urgent")
+            } else {
+                t.get("console.home.mail_kind_digest")
+            };
+            let state = match state.as_str() {
+                "failed" => t.get("notify.state.failed"),
+                "interrupted" => t.get("notify.state.interrupted"),
+                _ => t.get("notify.state.retrying"),
+            };
+            (
+                name,
+                what.to_owned(),
+                state.to_owned(),
+                crate::datetime::date_time(ctx.lang, at),
+            )
+        })
+        .collect();
     let policy = vec![
         if settings.require_second_factor {
             t.get("console.home.policy_2fa_required").to_owned()
@@ -145,6 +181,7 @@ pub(crate) async fn show(
         console: c.head("home"),
         counts,
         policy,
+        mail_failures,
     };
     Ok(ctx.respond(StatusCode::OK, &page))
 }
