@@ -11,7 +11,7 @@
 //! moment the job ended. The schedule's real end is therefore watched from here: its job is
 //! looked up by its key (`schedule:<minute>`, unique) every [`POLL`].
 
-use crate::report::{Lag, NotificationQueue};
+use crate::report::{DigestBatch, Lag, NotificationQueue};
 use anyhow::Context as _;
 use chrono::{DateTime, Utc};
 use sqlx::Connection as _;
@@ -307,7 +307,35 @@ fn summarize(rows: &[Job], seen: &Seen, at_end: &AtEnd) -> NotificationQueue {
             .iter()
             .filter_map(|j| Some(between(j.run_at, *seen.get(&j.id)?)))
             .collect()),
+        largest_digest_batch: largest_batch(&digests),
     }
+}
+
+/// The done digests of the schedule run that enqueued the most (a run gives all its digests
+/// its own `now` as `created_at`): from the first claimed (the recorded `finished_at` is the
+/// claim) to the last one's mail handed over.
+fn largest_batch(digests: &[&Job]) -> Option<DigestBatch> {
+    let mut runs: HashMap<DateTime<Utc>, (u64, DateTime<Utc>, DateTime<Utc>)> = HashMap::new();
+    for j in digests.iter().filter(|j| j.state == "done") {
+        let Some(claimed) = j.finished_at else {
+            continue;
+        };
+        let end = j.sent_at.unwrap_or(claimed).max(claimed);
+        let run = runs.entry(j.created_at).or_insert((0, claimed, end));
+        run.0 += 1;
+        run.1 = run.1.min(claimed);
+        run.2 = run.2.max(end);
+    }
+    let (digests, first, last) = runs
+        .into_values()
+        .max_by_key(|(n, first, _)| (*n, std::cmp::Reverse(*first)))?;
+    // At least a millisecond: a single digest may be claimed and sent within one.
+    let seconds = f64::from(between(first, last).max(1)) / 1000.0;
+    Some(DigestBatch {
+        digests,
+        seconds,
+        per_second: digests as f64 / seconds,
+    })
 }
 
 #[cfg(test)]
@@ -366,6 +394,23 @@ mod tests {
         assert_eq!((sent.count, sent.p50_s, sent.max_s), (2, 0.69, 1.59));
         assert_eq!(q.schedule_run_to_finished.unwrap().max_s, 0.01);
         assert_eq!(q.schedule_run_to_seen_finished.unwrap().max_s, 0.4);
+        // Digests 2–4 (done, created together): claimed from 0.5 s, the last ends at 2.5 s.
+        let b = q.largest_digest_batch.unwrap();
+        assert_eq!((b.digests, b.seconds, b.per_second), (3, 2.0, 1.5));
+    }
+
+    #[test]
+    fn the_largest_batch_is_the_run_with_the_most_digests() {
+        let rows = [
+            job(1, DIGEST, "done", 0, Some(100), Some(300)),
+            job(2, DIGEST, "done", 60_000, Some(60_100), Some(60_200)),
+            job(3, DIGEST, "done", 60_000, Some(60_100), Some(60_600)),
+            job(4, DIGEST, "running", 60_000, None, None),
+        ];
+        let digests: Vec<&Job> = rows.iter().collect();
+        let b = largest_batch(&digests).unwrap();
+        assert_eq!((b.digests, b.seconds), (2, 0.5));
+        assert!(largest_batch(&digests[3..]).is_none());
     }
 
     #[test]

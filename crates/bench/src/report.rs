@@ -83,6 +83,21 @@ pub struct NotificationQueue {
     /// Schedule jobs: from `run_at` until the benchmark saw them finished (it looks every
     /// 0.1 s): how long a run took, wait included.
     pub schedule_run_to_seen_finished: Option<Lag>,
+    /// The schedule run that enqueued the most digests (they share its `created_at`): how fast
+    /// the workers went through them, which is the queue's pace when it has work, not the
+    /// phase's average.
+    #[serde(default)]
+    pub largest_digest_batch: Option<DigestBatch>,
+}
+
+/// The digests one schedule run enqueued, once done.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct DigestBatch {
+    pub digests: u64,
+    /// From the first of them claimed to the last one's end (its mail handed over, or its
+    /// recorded end when it had nothing to send).
+    pub seconds: f64,
+    pub per_second: f64,
 }
 
 /// Seconds between two moments of jobs, over `count` jobs.
@@ -452,6 +467,13 @@ impl Report {
                 lag(&q.schedule_run_to_seen_finished),
                 lag(&q.schedule_run_to_finished)
             );
+            if let Some(b) = &q.largest_digest_batch {
+                let _ = writeln!(
+                    out,
+                    "  largest schedule run: {} digests gone through in {:.2} s ({:.0}/s)",
+                    b.digests, b.seconds, b.per_second
+                );
+            }
             if let Some(n) = &q.note {
                 let _ = writeln!(out, "    ! {n}");
             }

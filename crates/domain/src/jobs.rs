@@ -145,7 +145,10 @@ impl Services {
         let recorded = match result {
             Ok(Outcome::Recorded) => Ok(()),
             Ok(Outcome::Done) => match pool.acquire().await {
-                Ok(mut conn) => repo::complete(&mut conn, job.id, now).await.map(|_| ()),
+                // When it really ended (`now` is when the batch was claimed).
+                Ok(mut conn) => repo::complete(&mut conn, job.id, Utc::now())
+                    .await
+                    .map(|_| ()),
                 Err(e) => Err(e.into()),
             },
             Err(error) => {

@@ -327,7 +327,7 @@ impl Services {
                 link: format!("{}/", self.mailer().public_url()),
                 message_id: Some(message_id(earlier.id)),
             };
-            return self.deliver(job, earlier.id, &mail, now).await;
+            return self.deliver(job, earlier.id, &mail).await;
         }
         if !recipient.active {
             return Ok(Outcome::Done);
@@ -369,7 +369,7 @@ impl Services {
             .await?;
         tx.commit().await?;
         mail.message_id = Some(message_id(id));
-        self.deliver(job, id, &mail, now).await
+        self.deliver(job, id, &mail).await
     }
 
     /// Sends a recorded mail; on success marks it sent and the job done together.
@@ -378,13 +378,12 @@ impl Services {
         job: &JobRow,
         notification: i64,
         mail: &Mail,
-        now: DateTime<Utc>,
     ) -> Result<Outcome, JobError> {
         match self.mailer().send(mail).await {
             Ok(()) => {
                 let mut tx = self.db().core_tx().await?;
                 repo::set_state(&mut tx, notification, "sent", Some(Utc::now())).await?;
-                jobs_repo::complete(&mut tx, job.id, now).await?;
+                jobs_repo::complete(&mut tx, job.id, Utc::now()).await?;
                 tx.commit().await?;
                 Ok(Outcome::Recorded)
             }

@@ -526,7 +526,7 @@ impl Services {
         }
         tx.commit().await?;
         mail.message_id = Some(format!("musubi-notification-{id}"));
-        self.deliver(job, id, &mail, now).await
+        self.deliver(job, id, &mail).await
     }
 }
 

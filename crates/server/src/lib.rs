@@ -192,11 +192,12 @@ fn spawn_jobs(services: musubi_domain::Services, lease: std::time::Duration) -> 
                     "enqueueing the notification schedule failed"
                 );
             }
-            // Run what is due until none is left, a batch at a time.
+            // Run what is due until none is left, a batch at a time (the digests a schedule run
+            // has just enqueued go at once, not on the next turn).
             loop {
                 match services.run_due_jobs(chrono::Utc::now(), 10).await {
-                    Ok(10) => continue,
-                    Ok(_) => break,
+                    Ok(0) => break,
+                    Ok(_) => continue,
                     Err(e) => {
                         tracing::warn!(code = e.code.as_str(), "running background jobs failed");
                         break;
