@@ -320,7 +320,9 @@ impl Services {
         let tenants = self.db().tenants().await?;
         let meta = RequestMeta::new("", "musubi urgent schedule");
         for tenant in &tenants {
-            loop {
+            // Batches of 50, at most 20 a run: a request that cannot move (its author left
+            // the group) is met again every batch, and must not hold the loop.
+            for _ in 0..20 {
                 let mut c = self.change_without_viewer(tenant, &meta).await?;
                 let due = repo::due(c.conn(), now, 50).await?;
                 let n = due.len();
