@@ -320,8 +320,8 @@ impl Services {
         let tenants = self.db().tenants().await?;
         let meta = RequestMeta::new("", "musubi urgent schedule");
         for tenant in &tenants {
-            // Batches of 50, at most 20 a run: a request that cannot move (its author left
-            // the group) is met again every batch, and must not hold the loop.
+            // Batches of 50, at most 20 a run: one association's backlog waits for the next
+            // run rather than holding the others.
             for _ in 0..20 {
                 let mut c = self.change_without_viewer(tenant, &meta).await?;
                 let due = repo::due(c.conn(), now, 50).await?;
@@ -348,7 +348,7 @@ impl Services {
         let Some((hosted, group)) =
             groups_repo::group(c.conn(), tenant, r.author_id, r.group_id).await?
         else {
-            // The author left the group: the request stays where it was.
+            // The group is gone (its requests go with it).
             return Ok(());
         };
         c.about_group(&group.name);
