@@ -306,28 +306,11 @@ impl Services {
         let Some(recipient) = repo::recipient(&mut core, user).await? else {
             return Ok(Outcome::Done);
         };
-        if let Some(earlier) = repo::for_job(&mut core, job.id).await? {
-            // A retry after the mail server refused: the same mail again.
-            if earlier.state != "retrying" {
-                return Err(JobError::Fatal(format!(
-                    "notification {} is {}, not sent again",
-                    earlier.id, earlier.state
-                )));
-            }
-            let mut tx = self.db().core_tx().await?;
-            repo::set_state(&mut tx, earlier.id, "sending", None).await?;
-            jobs_repo::mark_effects_started(&mut tx, job.id, now).await?;
-            tx.commit().await?;
-            drop(core);
-            let mail = Mail {
-                kind: MailKind::Digest,
-                to: recipient.email,
-                subject: earlier.subject,
-                body: earlier.body,
-                link: format!("{}/", self.mailer().public_url()),
-                message_id: Some(message_id(earlier.id)),
-            };
-            return self.deliver(job, earlier.id, &mail).await;
+        if let Some(outcome) = self
+            .resend_recorded(&mut core, job, MailKind::Digest, &recipient.email, now)
+            .await?
+        {
+            return Ok(outcome);
         }
         if !recipient.active {
             return Ok(Outcome::Done);
@@ -370,6 +353,40 @@ impl Services {
         tx.commit().await?;
         mail.message_id = Some(message_id(id));
         self.deliver(job, id, &mail).await
+    }
+
+    /// A notification job that already recorded its mail (`None` when it has not): after a
+    /// refused delivery (`retrying`) the very same mail again; anything else is not sent again.
+    pub(crate) async fn resend_recorded(
+        &self,
+        core: &mut sqlx::PgConnection,
+        job: &JobRow,
+        kind: MailKind,
+        to: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Option<Outcome>, JobError> {
+        let Some(earlier) = repo::for_job(core, job.id).await? else {
+            return Ok(None);
+        };
+        if earlier.state != "retrying" {
+            return Err(JobError::Fatal(format!(
+                "notification {} is {}, not sent again",
+                earlier.id, earlier.state
+            )));
+        }
+        let mut tx = self.db().core_tx().await?;
+        repo::set_state(&mut tx, earlier.id, "sending", None).await?;
+        jobs_repo::mark_effects_started(&mut tx, job.id, now).await?;
+        tx.commit().await?;
+        let mail = Mail {
+            kind,
+            to: to.to_owned(),
+            subject: earlier.subject,
+            body: earlier.body,
+            link: format!("{}/", self.mailer().public_url()),
+            message_id: Some(message_id(earlier.id)),
+        };
+        self.deliver(job, earlier.id, &mail).await.map(Some)
     }
 
     /// Sends a recorded mail; on success marks it sent and the job done together.
@@ -467,6 +484,6 @@ impl Services {
 
 /// The `Message-ID` local part of notification `id`: the same mail is recognisable wherever
 /// it lands.
-fn message_id(id: i64) -> String {
+pub(crate) fn message_id(id: i64) -> String {
     format!("musubi-notification-{id}")
 }

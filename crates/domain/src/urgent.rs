@@ -24,7 +24,7 @@ use musubi_db::groups::{self as groups_repo, HostedGroup, TopicAccessRow};
 use musubi_db::jobs::{self as jobs_repo, JobRow, NewJob};
 use musubi_db::notifications as notify_repo;
 use musubi_db::urgent as repo;
-use musubi_notify::{urgent_mail, UrgentStage};
+use musubi_notify::{urgent_mail, MailKind, UrgentStage};
 use musubi_realtime::EventKind;
 
 /// Most people one urgent comment may name.
@@ -471,15 +471,15 @@ impl Services {
             .acquire()
             .await
             .map_err(|e| JobError::Retry(e.to_string()))?;
-        if let Some(earlier) = notify_repo::for_job(&mut core, job.id).await? {
-            return Err(JobError::Fatal(format!(
-                "notification {} is {}, not sent again",
-                earlier.id, earlier.state
-            )));
-        }
         let Some(recipient) = notify_repo::recipient(&mut core, user).await? else {
             return Ok(Outcome::Done);
         };
+        if let Some(outcome) = self
+            .resend_recorded(&mut core, job, MailKind::Urgent, &recipient.email, now)
+            .await?
+        {
+            return Ok(outcome);
+        }
         let mode = notify_repo::settings(&mut core, user).await?;
         drop(core);
         if !recipient.active {
@@ -527,7 +527,7 @@ impl Services {
             self.enqueue_push(&mut tx, user, push, now).await?;
         }
         tx.commit().await?;
-        mail.message_id = Some(format!("musubi-notification-{id}"));
+        mail.message_id = Some(crate::notifications::message_id(id));
         self.deliver(job, id, &mail).await
     }
 }

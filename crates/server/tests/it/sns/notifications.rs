@@ -510,8 +510,13 @@ async fn a_refused_delivery_is_retried_later_with_the_same_mail() {
     })
     .unwrap();
     let w = World::new(nowhere, 0).await;
-    w.post(CLINIC_DOCTOR, HOST, YAMADA, "夜間の連絡先", "当番表を確認")
+    let topic = w
+        .post(CLINIC_DOCTOR, HOST, YAMADA, "夜間の連絡先", "当番表を確認")
         .await;
+    // A 至急 notice refused the same way is retried the same way.
+    w.s.post_urgent_comment(&w.at(NURSE, HOST), topic, "至急確認を", &[w.id(PHARMACIST)])
+        .await
+        .unwrap();
     let now = Utc::now();
     w.tick(now).await;
     let sent = w.s.notifications_sent(w.v(NURSE)).await.unwrap();
@@ -555,6 +560,20 @@ async fn a_refused_delivery_is_retried_later_with_the_same_mail() {
     assert!(
         header(&mails[0], "message-id").contains(&format!("musubi-notification-{}@", sent[0].id))
     );
+    let urgent = urgent_mails(&w, PHARMACIST);
+    assert_eq!(
+        urgent.len(),
+        1,
+        "the refused 至急 notice went once it could"
+    );
+    let states: Vec<String> = sqlx::query_scalar(
+        "SELECT state FROM core.notifications WHERE user_id = $1 AND kind = 'urgent'",
+    )
+    .bind(w.id(PHARMACIST))
+    .fetch_all(w.app.db.db.pool())
+    .await
+    .unwrap();
+    assert_eq!(states, ["sent"]);
 }
 
 // ---------------------------------------------------------------------------------------------
