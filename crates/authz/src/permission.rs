@@ -43,6 +43,8 @@ policy_names! {
         Calendar => "calendar",
         /// A collaborating-doctor group's on-call duty rotation.
         Duty => "duty",
+        /// Direct messages: conversations started by the association's members.
+        Messages => "messages",
     }
 }
 

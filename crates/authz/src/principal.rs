@@ -25,6 +25,7 @@ impl AsRole for GroupRole {
         match self {
             GroupRole::Member => Role::GroupMember,
             GroupRole::Owner => Role::GroupOwner,
+            GroupRole::Participant => Role::ConversationParticipant,
         }
     }
 }
@@ -66,5 +67,9 @@ mod tests {
         assert_eq!(AssociationRole::Admin.role(), Role::AssociationAdmin);
         assert_eq!(GroupRole::Member.role(), Role::GroupMember);
         assert_eq!(GroupRole::Owner.role(), Role::GroupOwner);
+        assert_eq!(
+            GroupRole::Participant.role(),
+            Role::ConversationParticipant
+        );
     }
 }

@@ -11,6 +11,7 @@ policy_names! {
         AssociationAdmin => "association_admin",
         GroupMember => "group_member",
         GroupOwner => "group_owner",
+        ConversationParticipant => "conversation_participant",
     }
 }
 
@@ -21,7 +22,7 @@ impl Role {
         match self {
             Role::PlatformOperator => "platform",
             Role::AssociationMember | Role::AssociationAdmin => "association:*",
-            Role::GroupMember | Role::GroupOwner => "group:*",
+            Role::GroupMember | Role::GroupOwner | Role::ConversationParticipant => "group:*",
         }
     }
 }

@@ -120,6 +120,10 @@ pub struct SettingsRow {
     /// Minutes a 至急 post waits for an acknowledgement before asking again.
     pub urgent_ack_minutes: i32,
     pub updated_at: DateTime<Utc>,
+    /// Whether its members may exchange messages with other associations: kept in
+    /// `core.message_policies`, filled in by the caller (`groups::messages`).
+    #[sqlx(default)]
+    pub cross_association_messages: bool,
 }
 
 /// Reads the settings of the tenant whose transaction `conn` is in.

@@ -209,6 +209,7 @@ pub async fn enqueue_due_digests(
 pub struct DigestLine {
     pub group_id: GroupId,
     pub group_name: String,
+    /// A patient group or a conversation of direct messages: never named in a mail.
     pub patient: bool,
     pub unread: i64,
     pub important: i64,
@@ -222,7 +223,7 @@ pub async fn digest_lines(
     told_until: DateTime<Utc>,
 ) -> DbResult<Vec<DigestLine>> {
     Ok(sqlx::query_as(
-        "SELECT u.group_id, g.name AS group_name, g.kind = 'patient' AS patient, \
+        "SELECT u.group_id, g.name AS group_name, g.kind <> 'general' AS patient, \
                 sum(u.count)::bigint AS unread, sum(u.important)::bigint AS important, \
                 bool_or(u.last_at > $2) AS fresh, max(u.last_at) AS newest_at \
          FROM unread u JOIN groups g ON g.id = u.group_id \

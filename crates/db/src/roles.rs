@@ -180,6 +180,7 @@ pub(crate) async fn adopt_tenant(conn: &mut PgConnection, schema: &str) -> DbRes
         "GRANT USAGE ON SCHEMA core TO {r}; \
          GRANT SELECT ({USER_COLUMNS}), INSERT, UPDATE ON core.users TO {r}; \
          GRANT SELECT ON core.associations, core.association_neighbours TO {r}; \
+         GRANT SELECT, INSERT, UPDATE ON core.message_policies TO {r}; \
          GRANT SELECT, INSERT, UPDATE ON core.memberships, core.facilities, core.invitations \
              TO {r}; \
          GRANT SELECT, INSERT, UPDATE, DELETE ON core.groups, core.group_members, core.events \

@@ -152,6 +152,13 @@ pub enum AuditAction {
     UrgentRemind,
     /// Still nobody: the doctor on duty was asked (or there was none).
     UrgentEscalate,
+    /// Someone started a conversation of direct messages (its first message is a
+    /// `comment.create` of its own).
+    MessageStart,
+    /// A participant added people to a conversation.
+    MessageAdd,
+    /// Someone left a conversation.
+    MessageLeave,
 }
 
 impl AuditAction {
@@ -223,6 +230,9 @@ impl AuditAction {
         AuditAction::UrgentAcknowledge,
         AuditAction::UrgentRemind,
         AuditAction::UrgentEscalate,
+        AuditAction::MessageStart,
+        AuditAction::MessageAdd,
+        AuditAction::MessageLeave,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -294,6 +304,9 @@ impl AuditAction {
             AuditAction::UrgentAcknowledge => "urgent.acknowledge",
             AuditAction::UrgentRemind => "urgent.remind",
             AuditAction::UrgentEscalate => "urgent.escalate",
+            AuditAction::MessageStart => "message.start",
+            AuditAction::MessageAdd => "message.add",
+            AuditAction::MessageLeave => "message.leave",
         }
     }
 }

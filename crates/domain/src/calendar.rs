@@ -299,6 +299,7 @@ impl Services {
         let rows = groups_repo::groups_of(self.db().pool(), me).await?;
         let hosts = crate::groups::by_association(&rows, |r| {
             r.status == crate::types::GroupMemberStatus::Active
+                && r.kind != crate::groups::GroupKind::Direct
                 && group.is_none_or(|(slug, id)| r.slug == slug && r.group_id == id)
         });
         if group.is_some() && hosts.is_empty() {
@@ -1177,6 +1178,7 @@ impl Services {
         let rows = groups_repo::groups_of(self.db().pool(), me).await?;
         let hosts = crate::groups::by_association(&rows, |r| {
             r.status == crate::types::GroupMemberStatus::Active
+                && r.kind != crate::groups::GroupKind::Direct
         });
         let stamp = Utc::now();
         let mut events = Vec::new();

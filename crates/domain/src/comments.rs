@@ -3,7 +3,7 @@
 
 use crate::audit::AuditAction;
 use crate::change::{Change, EventSpec};
-use crate::groups::ReceiptMode;
+use crate::groups::{GroupKind, ReceiptMode};
 use crate::topics::{check_body, check_body_with};
 use crate::types::{CommentId, TopicId};
 use crate::Actor;
@@ -83,6 +83,16 @@ impl Services {
                 ErrorCode::TopicClosed,
                 "this topic is closed to new comments",
             ));
+        }
+        if access.group_kind == GroupKind::Direct {
+            if urgent.is_some() {
+                // A 至急 request escalates into the patient's care team: not for a conversation.
+                return Err(AppError::invalid(
+                    "urgent",
+                    "a message cannot be urgent: post it in the patient's group",
+                ));
+            }
+            Services::check_message_policy(&mut c, &group).await?;
         }
         let (comment_id, seq, at) =
             repo::insert_comment(c.conn(), topic_id, &group, me, &body, important).await?;

@@ -61,6 +61,9 @@ pub enum ErrorCode {
     QuotaExceeded,
     /// The file store did not answer; nothing was kept. Try again later.
     FileStoreUnavailable,
+    /// An association of someone in the conversation does not allow messages with people of
+    /// other associations (its administrators' policy); nothing was sent.
+    CrossAssociationMessagesDisabled,
 }
 
 impl ErrorCode {
@@ -98,6 +101,7 @@ impl ErrorCode {
             ErrorCode::FileTooLarge => "FILE_TOO_LARGE",
             ErrorCode::QuotaExceeded => "QUOTA_EXCEEDED",
             ErrorCode::FileStoreUnavailable => "FILE_STORE_UNAVAILABLE",
+            ErrorCode::CrossAssociationMessagesDisabled => "CROSS_ASSOCIATION_MESSAGES_DISABLED",
         }
     }
 
@@ -135,6 +139,7 @@ impl ErrorCode {
         ErrorCode::FileTooLarge,
         ErrorCode::QuotaExceeded,
         ErrorCode::FileStoreUnavailable,
+        ErrorCode::CrossAssociationMessagesDisabled,
     ];
 }
 

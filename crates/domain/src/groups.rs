@@ -385,11 +385,13 @@ impl Services {
     }
 
     /// Every group of the viewer in every association, most recently active first, with unread
-    /// counts. One directory query, then one transaction per host association.
+    /// counts (conversations of direct messages are not groups here: see
+    /// [`Services::conversations`]). One directory query, then one transaction per host
+    /// association.
     pub async fn my_groups(&self, viewer: &Viewer) -> AppResult<Vec<MyGroup>> {
         let rows = repo::groups_of(self.db().pool(), viewer.user.id).await?;
         let mut out = Vec::new();
-        for (association_id, slug, name, ids) in by_association(&rows, |_| true) {
+        for (association_id, slug, name, ids) in by_association(&rows, |r| r.kind != GroupKind::Direct) {
             let Ok(tenant) = self.db().resolve_tenant(&slug).await else {
                 continue; // an association being upgraded: its groups come back afterwards
             };

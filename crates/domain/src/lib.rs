@@ -15,6 +15,7 @@ pub mod invitations;
 pub mod jobs;
 pub mod live;
 pub mod members;
+pub mod messages;
 pub mod notifications;
 pub mod operator;
 pub mod passkeys;

@@ -2,6 +2,7 @@
 //! authorized here; a person who may not act in the association is answered "not found" and
 //! the attempt is written to that association's audit log.
 
+use musubi_db::groups::messages as message_store;
 use crate::audit::{AuditAction, AuditEntry, RequestMeta};
 use crate::sessions::Viewer;
 use crate::types::AssociationId;
@@ -28,6 +29,8 @@ pub struct SettingsInput {
     pub mail_group_names: Option<bool>,
     /// Minutes a 至急 post waits for an acknowledgement (5–240); `None` keeps it.
     pub urgent_ack_minutes: Option<i32>,
+    /// Whether members may exchange messages with other associations; `None` keeps it.
+    pub cross_association_messages: Option<bool>,
 }
 
 impl SettingsInput {
@@ -406,7 +409,9 @@ impl Services {
         self.authorize_in(actor, Object::Settings, Action::Read)
             .await?;
         let mut c = self.change(actor).await?;
-        let s = assoc_repo::read_settings(c.conn()).await?;
+        let mut s = assoc_repo::read_settings(c.conn()).await?;
+        s.cross_association_messages =
+            message_store::cross_association_allowed(c.conn(), actor.tenant.id).await?;
         c.commit().await?;
         Ok(s)
     }
@@ -461,8 +466,18 @@ impl Services {
             Some(m) => entry.with_detail("urgent_ack_minutes", i64::from(m)),
             None => entry,
         };
+        let entry = match input.cross_association_messages {
+            Some(v) => {
+                message_store::set_cross_association_allowed(c.conn(), actor.tenant.id, v)
+                    .await?;
+                entry.with_detail("cross_association_messages", v)
+            }
+            None => entry,
+        };
         c.audit(entry);
-        let s = assoc_repo::read_settings(c.conn()).await?;
+        let mut s = assoc_repo::read_settings(c.conn()).await?;
+        s.cross_association_messages =
+            message_store::cross_association_allowed(c.conn(), actor.tenant.id).await?;
         c.commit().await?;
         Ok(s)
     }

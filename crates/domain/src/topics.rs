@@ -409,7 +409,8 @@ impl Services {
         }
         Ok(TopicView {
             tenant: actor.tenant.clone(),
-            can_manage: topic.author_id == me || my_role == GroupRole::Owner,
+            can_manage: access.group_kind != GroupKind::Direct
+                && (topic.author_id == me || my_role == GroupRole::Owner),
             topic,
             group_name: access.group_name,
             group_kind: access.group_kind,
@@ -517,6 +518,10 @@ impl Services {
             .await?;
         if access.group_archived {
             return Err(AppError::archived());
+        }
+        if access.group_kind == GroupKind::Direct {
+            // A conversation's one topic is its people's: no title, scope, pin or close.
+            return Err(AppError::not_found());
         }
         let t = &access.topic;
         if t.author_id != actor.viewer.user.id {

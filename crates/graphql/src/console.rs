@@ -58,6 +58,8 @@ pub struct AssociationSettings {
     /// Minutes a 至急 post waits for an acknowledgement before its people are asked again
     /// (twice that, and the doctor on duty is asked).
     pub urgent_ack_minutes: i32,
+    /// Whether members may exchange direct messages with people of other associations.
+    pub cross_association_messages: bool,
     pub updated_at: DateTime<Utc>,
 }
 
@@ -73,6 +75,9 @@ pub struct AssociationSettingsInput {
     pub mail_group_names: Option<bool>,
     /// 5–240; omitted keeps the current one.
     pub urgent_ack_minutes: Option<i32>,
+    /// Whether members may exchange direct messages with people of other associations;
+    /// omitted keeps the current one.
+    pub cross_association_messages: Option<bool>,
 }
 
 impl From<musubi_db::associations::SettingsRow> for AssociationSettings {
@@ -85,6 +90,7 @@ impl From<musubi_db::associations::SettingsRow> for AssociationSettings {
             receipt_mode: s.receipt_mode.into(),
             mail_group_names: s.mail_group_names,
             urgent_ack_minutes: s.urgent_ack_minutes,
+            cross_association_messages: s.cross_association_messages,
             updated_at: s.updated_at,
         }
     }
@@ -373,6 +379,7 @@ impl ConsoleMutation {
             receipt_mode: input.receipt_mode.map(Into::into),
             mail_group_names: input.mail_group_names,
             urgent_ack_minutes: input.urgent_ack_minutes,
+            cross_association_messages: input.cross_association_messages,
         };
         Ok(services
             .update_association_settings(&actor, &input)

@@ -28,6 +28,8 @@ pub enum GroupKind {
     General,
     /// The people caring for one patient.
     Patient,
+    /// A conversation of direct messages (see `conversations`).
+    Direct,
 }
 
 /// How readers of a comment are shown in a group.
@@ -47,6 +49,8 @@ pub enum GroupRole {
     /// Administers the group: invites, approves, removes, changes roles and settings.
     Owner,
     Member,
+    /// Takes part in a conversation of direct messages: reads, replies and adds people.
+    Participant,
 }
 
 #[derive(Enum, Copy, Clone, Eq, PartialEq)]

@@ -20,6 +20,8 @@ text_enum! {
         General => "general",
         /// The people caring for one patient.
         Patient => "patient",
+        /// A conversation of direct messages: its people, one topic, no owner.
+        Direct => "direct",
     }
 }
 
@@ -29,6 +31,8 @@ text_enum! {
         Member => "member",
         /// Administers the group: invites, approves, removes, changes roles and settings.
         Owner => "owner",
+        /// Takes part in a conversation of direct messages: reads and replies.
+        Participant => "participant",
     }
 }
 

@@ -56,6 +56,7 @@ macro_rules! member_counts {
 mod comments;
 mod events;
 mod members;
+pub mod messages;
 mod patients;
 pub mod search;
 mod topics;
@@ -116,6 +117,11 @@ impl HostedGroup {
     pub fn association_id(&self) -> AssociationId {
         self.association_id
     }
+}
+
+/// The proof for a group this module has just created or found hosted by `association_id`.
+pub(super) fn hosted(id: GroupId, association_id: AssociationId) -> HostedGroup {
+    HostedGroup { id, association_id }
 }
 
 /// The group `group_id` if `tenant` hosts it.

@@ -332,11 +332,13 @@ fn departure_group(t: Translator, r: &DepartureRow, by_someone_else: bool) -> De
         kind: match r.kind {
             GroupKind::Patient => t.get("sns.kind.patient_group"),
             GroupKind::General => t.get("sns.kind.general_group"),
+            GroupKind::Direct => t.get("sns.kind.conversation"),
         },
         patient: r.kind == GroupKind::Patient,
         role: match r.role {
             GroupRole::Owner => t.get("console.departure.role.owner"),
             GroupRole::Member => t.get("console.departure.role.member"),
+            GroupRole::Participant => t.get("console.departure.role.participant"),
         },
         status: match r.status {
             GroupMemberStatus::Active => t.get("console.departure.status.active"),

@@ -38,6 +38,7 @@ pub(crate) struct SettingsValues {
     /// `footprints`, `ack` or `off`.
     pub receipt_mode: String,
     pub mail_group_names: bool,
+    pub cross_association_messages: bool,
     pub urgent: String,
 }
 
@@ -73,6 +74,9 @@ pub(crate) struct SettingsForm {
     /// A checkbox, as `require_second_factor`.
     #[serde(default)]
     mail_group_names: String,
+    /// A checkbox, as `require_second_factor`.
+    #[serde(default)]
+    cross_association_messages: String,
     #[serde(default)]
     urgent_minutes: String,
 }
@@ -95,6 +99,7 @@ pub(crate) async fn show(
         retention: saved.audit_retention_years.to_string(),
         receipt_mode: saved.receipt_mode.code().to_owned(),
         mail_group_names: saved.mail_group_names,
+        cross_association_messages: saved.cross_association_messages,
         urgent: saved.urgent_ack_minutes.to_string(),
     };
     let flash = FlashQuery::from_uri(&uri).message(Translator::new(ctx.lang), None);
@@ -170,6 +175,7 @@ pub(crate) async fn submit(
         retention: form.retention_years.trim().to_owned(),
         receipt_mode: form.receipt_mode.trim().to_owned(),
         mail_group_names: !form.mail_group_names.is_empty(),
+        cross_association_messages: !form.cross_association_messages.is_empty(),
         urgent: form.urgent_minutes.trim().to_owned(),
     };
     let (idle, absolute, retention, urgent) = (
@@ -225,6 +231,7 @@ pub(crate) async fn submit(
         receipt_mode: musubi_domain::groups::ReceiptMode::from_code(&values.receipt_mode),
         mail_group_names: Some(values.mail_group_names),
         urgent_ack_minutes: urgent,
+        cross_association_messages: Some(values.cross_association_messages),
     };
     match services
         .update_association_settings(&c.actor(), &input)

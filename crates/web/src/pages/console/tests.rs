@@ -342,6 +342,7 @@ fn the_settings_page_puts_each_error_by_its_field() {
             retention: "5".into(),
             receipt_mode: "ack".into(),
             mail_group_names: true,
+            cross_association_messages: true,
             urgent: EVIL.into(),
         },
         errors: SettingsErrors {
