@@ -960,7 +960,7 @@ impl Services {
 }
 
 /// Longest directory search accepted.
-const MAX_SEARCH_CHARS: usize = 100;
+pub(crate) const MAX_SEARCH_CHARS: usize = 100;
 
 /// The viewer's active role in a loaded group.
 pub(crate) fn active_role(group: &GroupRow) -> Option<GroupRole> {

@@ -311,6 +311,39 @@ impl Services {
         })
     }
 
+    /// The people one may write to (the directory, as for invitations; see
+    /// [`Services::group_invite_candidates`]) whose name, reading or facility contains
+    /// `search`, or whose profession it names; at most `limit` (1–50), by kana.
+    pub async fn message_candidates(
+        &self,
+        actor: &Actor<'_>,
+        search: &str,
+        limit: i64,
+    ) -> AppResult<Vec<repo::CandidateRow>> {
+        self.authorize_in(actor, Object::Messages, Action::Create)
+            .await?;
+        let search = crate::text::search_term("search", search, crate::groups::MAX_SEARCH_CHARS)?
+            .unwrap_or_default();
+        let folded = musubi_db::types::japanese::fold(&search);
+        let professions = musubi_db::types::Profession::matching(&folded);
+        let me = actor.viewer.user.id;
+        let mut conn = self.db().tenant_read(actor.tenant).await?;
+        let mut rows = repo::directory_candidates(
+            &mut conn,
+            actor.tenant.id,
+            None,
+            me,
+            &folded,
+            &professions,
+            limit.clamp(1, 50) + 1,
+        )
+        .await?;
+        conn.done();
+        rows.retain(|r| r.user_id != me);
+        rows.truncate(usize::try_from(limit.clamp(1, 50)).unwrap_or(50));
+        Ok(rows)
+    }
+
     /// Adds people of the asker's directory to a conversation of several (a one-to-one
     /// conversation stays one: start another with everyone). They see what was written before.
     /// Returns how many were added.

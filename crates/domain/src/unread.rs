@@ -51,8 +51,11 @@ pub struct HomeGroup {
     pub association_slug: String,
     pub association_name: String,
     pub group_id: GroupId,
+    /// For a conversation of direct messages, the other people's names.
     pub group_name: String,
     pub patient: bool,
+    /// A conversation of direct messages (`group_id` is the conversation).
+    pub conversation: bool,
     pub unread: i64,
     /// Unread comments marked 重要.
     pub important: i64,
@@ -144,6 +147,21 @@ impl Services {
             } else {
                 repo::home_lines(&mut conn, viewer.user.id, bit, HOME_TOPICS_PER_GROUP).await?
             };
+            let conversations: Vec<GroupId> = lines
+                .iter()
+                .filter(|l| l.rank == 1 && l.group_kind == GroupKind::Direct)
+                .map(|l| l.group_id)
+                .collect();
+            let others = if conversations.is_empty() {
+                Vec::new()
+            } else {
+                musubi_db::groups::messages::others_of_groups(
+                    &mut conn,
+                    viewer.user.id,
+                    &conversations,
+                )
+                .await?
+            };
             conn.done();
             let sum: i64 = counts.iter().map(|(_, n)| n).sum();
             home.counts.total += sum;
@@ -172,8 +190,12 @@ impl Services {
                         association_slug: slug.clone(),
                         association_name: name.clone(),
                         group_id: line.group_id,
-                        group_name: line.group_name.clone(),
+                        group_name: match others.iter().find(|(g, _)| *g == line.group_id) {
+                            Some((_, names)) => names.join("、"),
+                            None => line.group_name.clone(),
+                        },
                         patient: line.group_kind == GroupKind::Patient,
+                        conversation: line.group_kind == GroupKind::Direct,
                         // The exact count, as the badges have it.
                         unread: counts
                             .iter()

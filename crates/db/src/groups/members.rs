@@ -153,6 +153,29 @@ pub async fn invite_candidates(
     professions: &[Profession],
     limit: i64,
 ) -> DbResult<Vec<CandidateRow>> {
+    directory_candidates(
+        conn,
+        group.association_id,
+        Some(group.id),
+        inviter,
+        folded,
+        professions,
+        limit,
+    )
+    .await
+}
+
+/// [`invite_candidates`] for no group in particular (people to write to), shown with their
+/// membership in `home` first; `group_status` is that of `group`, if one is given.
+pub async fn directory_candidates(
+    conn: &mut PgConnection,
+    home: AssociationId,
+    group: Option<GroupId>,
+    inviter: PersonId,
+    folded: &str,
+    professions: &[Profession],
+    limit: i64,
+) -> DbResult<Vec<CandidateRow>> {
     let pattern = format!("%{}%", like_escape(folded));
     Ok(sqlx::query_as(&format!(
         "WITH visible AS ({VISIBLE}) \
@@ -174,8 +197,8 @@ pub async fn invite_candidates(
          ORDER BY u.name_kana, u.id LIMIT $5"
     ))
     .bind(inviter)
-    .bind(group.id)
-    .bind(group.association_id)
+    .bind(group)
+    .bind(home)
     .bind(pattern)
     .bind(limit)
     .bind(professions.iter().map(|p| p.code()).collect::<Vec<_>>())

@@ -326,3 +326,21 @@ pub async fn other_names(
     .fetch_all(conn)
     .await?)
 }
+
+/// The other participants' names of several conversations, by reading.
+pub async fn others_of_groups(
+    conn: &mut PgConnection,
+    viewer: PersonId,
+    ids: &[GroupId],
+) -> DbResult<Vec<(GroupId, Vec<String>)>> {
+    Ok(sqlx::query_as(
+        "SELECT gm.group_id, array_agg(u.name ORDER BY u.name_kana, u.id) \
+         FROM core.group_members gm JOIN core.users u ON u.id = gm.user_id \
+         WHERE gm.group_id = ANY($2) AND gm.status = 'active' AND gm.user_id <> $1 \
+         GROUP BY gm.group_id",
+    )
+    .bind(viewer)
+    .bind(ids)
+    .fetch_all(conn)
+    .await?)
+}
