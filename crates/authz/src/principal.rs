@@ -67,9 +67,6 @@ mod tests {
         assert_eq!(AssociationRole::Admin.role(), Role::AssociationAdmin);
         assert_eq!(GroupRole::Member.role(), Role::GroupMember);
         assert_eq!(GroupRole::Owner.role(), Role::GroupOwner);
-        assert_eq!(
-            GroupRole::Participant.role(),
-            Role::ConversationParticipant
-        );
+        assert_eq!(GroupRole::Participant.role(), Role::ConversationParticipant);
     }
 }

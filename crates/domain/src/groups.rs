@@ -391,7 +391,9 @@ impl Services {
     pub async fn my_groups(&self, viewer: &Viewer) -> AppResult<Vec<MyGroup>> {
         let rows = repo::groups_of(self.db().pool(), viewer.user.id).await?;
         let mut out = Vec::new();
-        for (association_id, slug, name, ids) in by_association(&rows, |r| r.kind != GroupKind::Direct) {
+        for (association_id, slug, name, ids) in
+            by_association(&rows, |r| r.kind != GroupKind::Direct)
+        {
             let Ok(tenant) = self.db().resolve_tenant(&slug).await else {
                 continue; // an association being upgraded: its groups come back afterwards
             };

@@ -2,7 +2,6 @@
 //! authorized here; a person who may not act in the association is answered "not found" and
 //! the attempt is written to that association's audit log.
 
-use musubi_db::groups::messages as message_store;
 use crate::audit::{AuditAction, AuditEntry, RequestMeta};
 use crate::sessions::Viewer;
 use crate::types::AssociationId;
@@ -12,6 +11,7 @@ use crate::{AppError, AppResult, ErrorCode, Services, Tenant};
 use musubi_authz::{Action, Domain, Object};
 use musubi_db::accounts::{self as repo, FacilityRow, MemberRow};
 use musubi_db::associations::{self as assoc_repo, SettingsRow};
+use musubi_db::groups::messages as message_store;
 use musubi_db::types::AccountStatus;
 
 /// A role in the association.
@@ -468,8 +468,7 @@ impl Services {
         };
         let entry = match input.cross_association_messages {
             Some(v) => {
-                message_store::set_cross_association_allowed(c.conn(), actor.tenant.id, v)
-                    .await?;
+                message_store::set_cross_association_allowed(c.conn(), actor.tenant.id, v).await?;
                 entry.with_detail("cross_association_messages", v)
             }
             None => entry,

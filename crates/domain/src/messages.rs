@@ -494,9 +494,20 @@ mod tests {
         let me = PersonId::generate();
         let a = PersonId::generate();
         assert_eq!(others_of(me, &[a, me, a]).unwrap(), vec![a]);
-        assert_eq!(others_of(me, &[me]).unwrap_err().code, ErrorCode::InvalidInput);
-        let many: Vec<PersonId> = (0..MAX_PARTICIPANTS).map(|_| PersonId::generate()).collect();
-        assert_eq!(others_of(me, &many).unwrap_err().code, ErrorCode::InvalidInput);
-        assert_eq!(others_of(me, &many[1..]).unwrap().len(), MAX_PARTICIPANTS - 1);
+        assert_eq!(
+            others_of(me, &[me]).unwrap_err().code,
+            ErrorCode::InvalidInput
+        );
+        let many: Vec<PersonId> = (0..MAX_PARTICIPANTS)
+            .map(|_| PersonId::generate())
+            .collect();
+        assert_eq!(
+            others_of(me, &many).unwrap_err().code,
+            ErrorCode::InvalidInput
+        );
+        assert_eq!(
+            others_of(me, &many[1..]).unwrap().len(),
+            MAX_PARTICIPANTS - 1
+        );
     }
 }

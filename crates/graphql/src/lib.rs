@@ -10,6 +10,7 @@ mod gateway;
 pub mod guard;
 mod invitations;
 mod live;
+mod messages;
 mod metrics;
 mod notifications;
 mod passkeys;

@@ -6,6 +6,7 @@ use crate::console::{ConsoleMutation, ConsoleQuery};
 use crate::files::{FileMutation, FileQuery};
 use crate::invitations::{InvitationMutation, InvitationQuery};
 use crate::live::Subscription;
+use crate::messages::{MessageMutation, MessageQuery};
 use crate::notifications::{NotificationMutation, NotificationQuery};
 use crate::passkeys::{PasskeyMutation, PasskeyQuery};
 use crate::patients::{PatientMutation, PatientQuery};
@@ -33,6 +34,7 @@ pub struct Query(
     SearchQuery,
     CalendarQuery,
     NotificationQuery,
+    MessageQuery,
 );
 
 #[derive(MergedObject, Default)]
@@ -46,6 +48,7 @@ pub struct Mutation(
     PatientMutation,
     CalendarMutation,
     NotificationMutation,
+    MessageMutation,
 );
 
 /// A medical association (医師会): one tenant of the deployment.

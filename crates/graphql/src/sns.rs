@@ -95,7 +95,7 @@ fn scope_in(classes: &[ProfessionClass]) -> Result<Scope, AppError> {
 }
 
 /// Attachment ids from the API; one that is not a UUID is not an upload of the viewer's.
-fn attachments_in(ids: &[ID]) -> Result<Vec<Uuid>, AppError> {
+pub(crate) fn attachments_in(ids: &[ID]) -> Result<Vec<Uuid>, AppError> {
     if ids.len() > musubi_domain::files::MAX_ATTACHMENTS {
         return Err(AppError::invalid(
             "attachments",
@@ -238,7 +238,7 @@ pub struct InviteCandidate {
     pub status: Option<MembershipStatus>,
 }
 
-fn candidate_out(c: CandidateRow) -> InviteCandidate {
+pub(crate) fn candidate_out(c: CandidateRow) -> InviteCandidate {
     InviteCandidate {
         user_id: id(c.user_id),
         status: c.group_status.map(MembershipStatus::from),

@@ -148,10 +148,7 @@ pub async fn lock_participants(
 }
 
 /// The active participants.
-pub async fn participants(
-    conn: &mut PgConnection,
-    group: &HostedGroup,
-) -> DbResult<Vec<PersonId>> {
+pub async fn participants(conn: &mut PgConnection, group: &HostedGroup) -> DbResult<Vec<PersonId>> {
     Ok(sqlx::query_scalar(
         "SELECT user_id FROM core.group_members WHERE group_id = $1 AND status = 'active'",
     )
