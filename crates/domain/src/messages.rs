@@ -458,7 +458,7 @@ impl Services {
                 excerpt: crate::unread::excerpt(r.last_body.as_deref().unwrap_or_default()),
             }));
         }
-        out.sort_by(|a, b| b.last_at.cmp(&a.last_at));
+        out.sort_by_key(|c| std::cmp::Reverse(c.last_at));
         out.truncate(MAX_LISTED);
         Ok(out)
     }

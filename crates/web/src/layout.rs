@@ -31,6 +31,8 @@ pub(crate) enum Section {
     Search,
     /// The personal calendar (カレンダー).
     Calendar,
+    /// Direct messages (メッセージ): the list and a conversation.
+    Messages,
     Other,
 }
 
@@ -100,6 +102,10 @@ impl<'a> Nav<'a> {
 
     pub(crate) fn is_at_calendar(&self) -> bool {
         self.at == Section::Calendar
+    }
+
+    pub(crate) fn is_at_messages(&self) -> bool {
+        self.at == Section::Messages
     }
 
     /// The header's search box: on every signed-in page but the search page itself.

@@ -131,11 +131,14 @@ fn console_routes() -> Router<Services> {
 
 /// Groups, topics and comments: `/groups`, `/a/{slug}/g/{group}/…`, `/a/{slug}/t/{topic}/…`;
 /// the patient register: `/patients`, `/a/{slug}/patients/…`; calendars: `/calendar`,
-/// `/a/{slug}/g/{group}/calendar`, `/a/{slug}/g/{group}/duty` (see [`pages::sns`]).
+/// `/a/{slug}/g/{group}/calendar`, `/a/{slug}/g/{group}/duty`; direct messages: `/messages`,
+/// `/a/{slug}/messages/…` (see [`pages::sns`]).
 fn sns_routes() -> Router<Services> {
     use pages::sns::{
-        calendar, duty, files, group, groups, new_topic, patient_files, patients, search, topic,
+        calendar, duty, files, group, groups, messages, new_topic, patient_files, patients, search,
+        topic,
     };
+    const CONVERSATION: &str = "/a/{slug}/messages/{group_id}";
     const GROUP: &str = "/a/{slug}/g/{group_id}";
     const PATIENT: &str = "/a/{slug}/patients/{patient_id}";
     const TOPIC: &str = "/a/{slug}/t/{topic_id}";
@@ -144,6 +147,18 @@ fn sns_routes() -> Router<Services> {
         .route("/groups", get(groups::show))
         .route("/groups/list", get(groups::fragment))
         .route("/search", get(search::show))
+        // Direct messages; a conversation is read and answered on its topic's page.
+        .route(messages::PATH, get(messages::list))
+        .route("/messages/list", get(messages::fragment))
+        .route(
+            "/a/{slug}/messages/new",
+            get(messages::show_new).post(messages::send),
+        )
+        .route(
+            &format!("{CONVERSATION}/add"),
+            get(messages::show_add).post(messages::add),
+        )
+        .route(&format!("{CONVERSATION}/leave"), post(messages::leave))
         .route(
             "/a/{slug}/groups/new",
             get(groups::show_new).post(groups::create),

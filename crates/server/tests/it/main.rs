@@ -26,6 +26,7 @@ mod sns {
     mod files;
     mod files_api;
     mod live;
+    mod messages;
     mod notifications;
     mod patients;
     mod push;
@@ -68,6 +69,7 @@ mod web {
     mod console;
     mod files;
     mod invite;
+    mod messages;
     mod notifications;
     mod patients;
     mod search;

@@ -2,7 +2,8 @@
 //! group with something unread (those with 重要 unread first, then patient groups, then the
 //! newest), each with its counts, its headline comment a tap away and its unread topics behind
 //! one more tap; `?important=1` shows only what is marked 重要. Group invitations waiting for
-//! an answer come first; then the person's associations and account.
+//! an answer come first, then conversations of direct messages with something unread (each
+//! leading to the conversation, not to a group); then the person's associations and account.
 //!
 //! `GET /home/unread` is the "what is new" part alone, for `static/live.js` to swap in when an
 //! event says something changed.
@@ -37,6 +38,8 @@ pub(crate) struct UnreadSection {
     /// (association name, count), when the person belongs to more than one.
     pub associations: Vec<(String, i64)>,
     pub groups: Vec<UnreadGroup>,
+    /// Conversations of direct messages with something unread.
+    pub messages: Vec<UnreadMessage>,
     pub invitations: Vec<InvitationCard>,
     /// For the "mark all as read" and invitation forms.
     pub csrf: String,
@@ -81,6 +84,19 @@ pub(crate) struct UnreadItem {
     pub important: bool,
     /// The topic itself (its first post) rather than a reply.
     pub new_topic: bool,
+    pub time: String,
+    pub datetime: String,
+}
+
+/// A conversation with unread messages: opens at 「ここから未読」.
+pub(crate) struct UnreadMessage {
+    pub href: String,
+    /// The other people.
+    pub names: String,
+    pub association: String,
+    pub unread: i64,
+    pub excerpt: String,
+    pub author: String,
     pub time: String,
     pub datetime: String,
 }
@@ -230,8 +246,35 @@ pub(crate) fn build_section(
         Vec::new()
     };
     let important_total = home.groups.iter().map(|g| g.important).sum();
-    let groups = home
-        .groups
+    let (conversations, groups): (Vec<_>, Vec<_>) =
+        home.groups.into_iter().partition(|g| g.conversation);
+    let messages = conversations
+        .into_iter()
+        .filter(|g| !important_only || g.important > 0)
+        .filter_map(|g| {
+            let topic = g
+                .headline
+                .as_ref()
+                .map(|i| i.topic_id)
+                .or_else(|| g.topics.first().map(|t| t.topic_id))?;
+            let newest = g.newest_at.unwrap_or(now);
+            Some(UnreadMessage {
+                href: format!("/a/{}/t/{topic}#unread", g.association_slug),
+                names: g.group_name,
+                association: g.association_name,
+                unread: g.unread,
+                excerpt: g
+                    .headline
+                    .as_ref()
+                    .map(|i| i.excerpt.clone())
+                    .unwrap_or_default(),
+                author: g.headline.map(|i| i.author_name).unwrap_or_default(),
+                time: short_time(lang, newest, now),
+                datetime: sns::machine_time(newest),
+            })
+        })
+        .collect();
+    let groups = groups
         .into_iter()
         .filter(|g| !important_only || g.important > 0)
         .map(|g| {
@@ -282,6 +325,7 @@ pub(crate) fn build_section(
         total: home.counts.total,
         associations,
         groups,
+        messages,
         invitations,
         csrf,
         important_only,

@@ -18,11 +18,21 @@ fn empty_unread() -> UnreadSection {
         total: 0,
         associations: vec![],
         groups: vec![],
+        messages: vec![],
         invitations: vec![],
         csrf: "TOKEN".into(),
         important_only: false,
         important_total: 0,
     }
+}
+
+/// From `marker` to the end of its `<section>`.
+pub(super) fn section<'a>(page: &'a str, marker: &str) -> &'a str {
+    let start = page.find(marker).unwrap_or_else(|| panic!("no {marker}"));
+    let end = page[start..]
+        .find("</section>")
+        .map_or(page.len(), |e| start + e);
+    &page[start..end]
 }
 
 pub(super) fn assert_csp_clean(page: &str) {
@@ -306,8 +316,8 @@ mod sns {
     use crate::i18n::{Lang, Translator};
     use crate::layout::{Nav, Section};
     use crate::pages::home::{
-        HomePage, InvitationCard, UnreadFragment, UnreadGroup, UnreadItem, UnreadSection,
-        UnreadTopic,
+        HomePage, InvitationCard, UnreadFragment, UnreadGroup, UnreadItem, UnreadMessage,
+        UnreadSection, UnreadTopic,
     };
     use crate::pages::sns::group::{
         CandidateCard, Finder, GroupHead, GroupPage, MemberCard, TeamCard, TopicCard, TopicList,
@@ -593,6 +603,7 @@ mod sns {
                 can_manage: true,
                 receipt: "足跡（だれがいつ読んだか）",
                 audience: 4,
+                conversation: None,
             },
             list: list(ReceiptMode::Footprints, false, &[c]),
             reply_body: EVIL.into(),
@@ -671,6 +682,16 @@ mod sns {
                 time: "11:05".into(),
                 datetime: "2026-03-04T11:05:00+09:00".into(),
             }],
+            messages: vec![UnreadMessage {
+                href: format!("/a/sakuradai/t/{}#unread", Uuid::nil()),
+                names: EVIL.into(),
+                association: "さくら台医師会".into(),
+                unread: 2,
+                excerpt: EVIL.into(),
+                author: "中村 愛".into(),
+                time: "11:05".into(),
+                datetime: "2026-03-04T11:05:00+09:00".into(),
+            }],
             invitations: vec![InvitationCard {
                 slug: "sakuradai".into(),
                 id: "g2".into(),
@@ -721,6 +742,13 @@ mod sns {
         assert!(page.contains("name=\"answer\" value=\"accept\""));
         assert!(page.contains(">新しいトピック</span>"));
         assert!(page.contains("href=\"/home\" aria-current=\"page\""));
+        // A conversation with unread messages leads to itself, not to a group.
+        let messages = crate::pages::render_tests::section(&page, "id=\"messages-title\"");
+        assert!(messages
+            .contains("href=\"/a/sakuradai/t/00000000-0000-0000-0000-000000000000#unread\""));
+        assert!(messages.contains("中村 愛："));
+        assert!(messages.contains("未読 2"));
+        assert!(!messages.contains("/g/"));
         // The account settings are still there, lower down.
         assert!(page.contains("href=\"/me/sessions\""));
         // The fragment live.js swaps in: the same section, alone.
@@ -737,6 +765,7 @@ mod sns {
             total: 0,
             associations: vec![],
             groups: vec![],
+            messages: vec![],
             invitations: vec![],
             csrf: "TOKEN".into(),
             important_only: false,

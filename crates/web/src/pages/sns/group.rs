@@ -347,6 +347,13 @@ pub(crate) async fn show(
         }
         Err(e) => return Err(ctx.fail("opening a group", e)),
     };
+    if view.group.kind == GroupKind::Direct {
+        // A conversation is its one topic: links to its group (search, old mails) land there.
+        return match view.topics.first() {
+            Some(topic) => Ok(ctx.redirect(&format!("/a/{}/t/{}", p.slug(), topic.id))),
+            None => Err(crate::pages::place::not_found_page(&ctx)),
+        };
+    }
     let typed = Typed {
         live_after: after,
         find: Query::<FindQuery>::try_from_uri(&uri)

@@ -11,6 +11,7 @@ pub(crate) mod duty;
 pub(crate) mod files;
 pub(crate) mod group;
 pub(crate) mod groups;
+pub(crate) mod messages;
 pub(crate) mod new_topic;
 pub(crate) mod patient_files;
 pub(crate) mod patient_import;
@@ -108,6 +109,10 @@ const DONE: &[(&str, &str)] = &[
     ("file_deleted", "files.done.deleted"),
     ("patient_registered", "patients.done.registered"),
     ("patient_saved", "patients.done.saved"),
+    ("message_sent", "messages.done.sent"),
+    ("message_continued", "messages.done.continued"),
+    ("people_added", "messages.done.people_added"),
+    ("conversation_left", "messages.done.left"),
 ];
 
 const ERRORS: &[(&str, &str)] = &[
@@ -121,6 +126,7 @@ const ERRORS: &[(&str, &str)] = &[
     ("first_post", "sns.error.first_post"),
     ("until", "sns.error.until"),
     ("none_chosen", "sns.error.none_chosen"),
+    ("cross_association", "messages.error.cross"),
 ];
 
 pub(crate) fn flash(t: Translator, uri: &Uri) -> Option<Flash> {
@@ -150,6 +156,7 @@ pub(crate) fn error_code(e: &AppError) -> Option<&'static str> {
         ErrorCode::InvalidInput => "invalid",
         ErrorCode::TopicClosed => "closed",
         ErrorCode::GroupArchived => "archived",
+        ErrorCode::CrossAssociationMessagesDisabled => "cross_association",
         _ => return None,
     })
 }

@@ -72,6 +72,18 @@ pub(crate) struct TopicHead {
     pub receipt: &'static str,
     /// How many people can see the topic (the author included).
     pub audience: usize,
+    /// A conversation of direct messages: shown as one, without the group's ways.
+    pub conversation: Option<ConversationHead>,
+}
+
+/// What a conversation's page says and offers instead of a topic's.
+pub(crate) struct ConversationHead {
+    /// The other people, 「、」-joined.
+    pub names: String,
+    /// Several people: more may be added.
+    pub can_add: bool,
+    pub add_href: String,
+    pub leave_action: String,
 }
 
 /// One earlier version of an edited comment.
@@ -265,6 +277,7 @@ fn sent_draft(uri: Option<&Uri>, me: &str, topic_id: TopicId) -> (Option<String>
         .unwrap_or_default();
     match q.done.as_deref() {
         Some("replied") => (Some(format!("{me}:reply:{topic_id}")), true),
+        Some("message_sent" | "message_continued") => (Some(format!("{me}:message:new")), false),
         Some("posted") => {
             let group = q.sent.and_then(|g| g.parse::<uuid::Uuid>().ok());
             (group.map(|g| format!("{me}:topic:{g}")), false)
@@ -742,12 +755,22 @@ async fn render(
     let path = topic_path(p.slug(), topic.id);
     let me = p.viewer.user().id.to_string();
     let (draft_sent, replied) = sent_draft(uri, &me, topic.id);
+    let conversation = if view.group_kind == GroupKind::Direct {
+        Some(conversation_head(services, ctx, p, &view).await?)
+    } else {
+        None
+    };
+    let section = if conversation.is_some() {
+        Section::Messages
+    } else {
+        Section::Groups
+    };
     let page = TopicPage {
         draft_sent,
         replied,
         t,
         assets: assets::urls(),
-        nav: nav(&p.viewer, ctx, total, Section::Groups).live_after(typed.live_after),
+        nav: nav(&p.viewer, ctx, total, section).live_after(typed.live_after),
         me,
         current_path: &path,
         csrf: ctx.csrf.form_token(),
@@ -766,6 +789,7 @@ async fn render(
             can_manage: view.can_manage,
             receipt: receipt_label(t, view.receipt_mode),
             audience: view.audience.len(),
+            conversation,
         },
         list,
         reply_body,
@@ -775,6 +799,38 @@ async fn render(
         picker,
     };
     Ok(ctx.respond(status, &page))
+}
+
+/// A conversation's people and what may be done with it. Whether it is one-to-one comes from
+/// the person's list of conversations (the topic does not say).
+async fn conversation_head(
+    services: &Services,
+    ctx: &Ctx,
+    p: &Place,
+    view: &TopicView,
+) -> Result<ConversationHead, Response> {
+    let t = Translator::new(ctx.lang);
+    let me = p.viewer.user().id;
+    let others: Vec<String> = view
+        .audience
+        .iter()
+        .filter(|m| m.user_id != me)
+        .map(|m| m.name.clone())
+        .collect();
+    let group_id = view.topic.group_id;
+    let pair = services
+        .conversations(&p.viewer)
+        .await
+        .map_err(|e| ctx.fail("listing conversations", e))?
+        .iter()
+        .find(|c| c.group_id == group_id)
+        .is_none_or(|c| c.pair);
+    Ok(ConversationHead {
+        names: super::messages::names_of(t, &others),
+        can_add: !pair,
+        add_href: format!("/a/{}/messages/{group_id}/add", p.slug()),
+        leave_action: format!("/a/{}/messages/{group_id}/leave", p.slug()),
+    })
 }
 
 pub(crate) async fn comments_fragment(
@@ -944,6 +1000,9 @@ fn comment_error(t: Translator, e: &AppError) -> Option<String> {
         ErrorCode::InvalidInput => Some(field_message(t, e, "sns.comment.error_body")),
         ErrorCode::TopicClosed => Some(t.get("sns.error.closed").to_owned()),
         ErrorCode::GroupArchived => Some(t.get("sns.error.archived").to_owned()),
+        ErrorCode::CrossAssociationMessagesDisabled => {
+            Some(t.get("messages.error.cross_reply").to_owned())
+        }
         _ => None,
     }
 }
