@@ -301,7 +301,8 @@ async fn each_role_has_exactly_its_documented_permissions() {
             "association.read",
             "directory.read",
             "groups.create",
-            "patients.create"
+            "patients.create",
+            "messages.create"
         ]
     );
 
@@ -326,6 +327,7 @@ async fn each_role_has_exactly_its_documented_permissions() {
             "settings.update",
             "patients.read",
             "patients.create",
+            "messages.create",
         ]
     );
 
@@ -375,6 +377,23 @@ async fn each_role_has_exactly_its_documented_permissions() {
             "calendar.moderate",
             "duty.read",
             "duty.update",
+        ]
+    );
+
+    // A conversation of direct messages: read, reply, attach and add people; no topics to
+    // open, no moderation, no calendar, duty or register.
+    let participant = with_role(vec![], vec![(GROUP_G, GroupRole::Participant)], false);
+    assert_eq!(
+        permissions(&authz, &participant, IN_G),
+        [
+            "members.read",
+            "members.invite",
+            "group.read",
+            "topics.read",
+            "comments.read",
+            "comments.create",
+            "files.read",
+            "files.create",
         ]
     );
 }

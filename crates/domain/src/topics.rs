@@ -92,6 +92,8 @@ pub struct TopicView {
     /// With [`Reading::OnScreen`]: the comments shown that the viewer has not read yet, for the
     /// page to report when they have been on screen ([`Services::mark_seen`]).
     pub unseen_seqs: Vec<i32>,
+    /// A conversation of direct messages between two people (it stays so).
+    pub pair: bool,
 }
 
 /// What opening a topic counts as read.
@@ -330,6 +332,8 @@ impl Services {
                 .on_many(rows.iter().map(|c| c.id));
             c.audit(entry);
         }
+        let pair = access.group_kind == GroupKind::Direct
+            && musubi_db::groups::messages::is_pair(c.conn(), &group).await?;
         let ids: Vec<uuid::Uuid> = rows.iter().map(|r| r.id.into()).collect();
         let mut files_by_comment: HashMap<uuid::Uuid, Vec<musubi_db::files::FileRow>> =
             HashMap::new();
@@ -420,6 +424,7 @@ impl Services {
             audience,
             first_unread_seq,
             unseen_seqs,
+            pair,
         })
     }
 

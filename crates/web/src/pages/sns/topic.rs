@@ -756,7 +756,7 @@ async fn render(
     let me = p.viewer.user().id.to_string();
     let (draft_sent, replied) = sent_draft(uri, &me, topic.id);
     let conversation = if view.group_kind == GroupKind::Direct {
-        Some(conversation_head(services, ctx, p, &view).await?)
+        Some(conversation_head(ctx, p, &view))
     } else {
         None
     };
@@ -801,14 +801,8 @@ async fn render(
     Ok(ctx.respond(status, &page))
 }
 
-/// A conversation's people and what may be done with it. Whether it is one-to-one comes from
-/// the person's list of conversations (the topic does not say).
-async fn conversation_head(
-    services: &Services,
-    ctx: &Ctx,
-    p: &Place,
-    view: &TopicView,
-) -> Result<ConversationHead, Response> {
+/// A conversation's people and what may be done with it.
+fn conversation_head(ctx: &Ctx, p: &Place, view: &TopicView) -> ConversationHead {
     let t = Translator::new(ctx.lang);
     let me = p.viewer.user().id;
     let others: Vec<String> = view
@@ -818,19 +812,12 @@ async fn conversation_head(
         .map(|m| m.name.clone())
         .collect();
     let group_id = view.topic.group_id;
-    let pair = services
-        .conversations(&p.viewer)
-        .await
-        .map_err(|e| ctx.fail("listing conversations", e))?
-        .iter()
-        .find(|c| c.group_id == group_id)
-        .is_none_or(|c| c.pair);
-    Ok(ConversationHead {
+    ConversationHead {
         names: super::messages::names_of(t, &others),
-        can_add: !pair,
+        can_add: !view.pair,
         add_href: format!("/a/{}/messages/{group_id}/add", p.slug()),
         leave_action: format!("/a/{}/messages/{group_id}/leave", p.slug()),
-    })
+    }
 }
 
 pub(crate) async fn comments_fragment(
