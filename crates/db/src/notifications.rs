@@ -153,8 +153,9 @@ pub async fn mark_pending(
     Ok(sqlx::query(
         "UPDATE core.notification_settings s SET pending_since = $3 \
          FROM unnest($1::uuid[], $2::timestamptz[]) AS n(id, newest) \
-         WHERE s.user_id = n.id AND s.pending_since IS NULL AND s.email_mode <> 'off' \
-           AND n.newest > s.told_until",
+         WHERE s.user_id = n.id AND s.pending_since IS NULL AND n.newest > s.told_until \
+           AND (s.email_mode <> 'off' \
+                OR EXISTS (SELECT 1 FROM core.push_subscriptions p WHERE p.user_id = s.user_id))",
     )
     .bind(&ids)
     .bind(&newest)
@@ -165,7 +166,8 @@ pub async fn mark_pending(
 }
 
 /// Enqueues a digest for each person whose mail is due at `now` and clears their pending
-/// mark, in one statement: `immediate` once `batch` has passed since the first news;
+/// mark, in one statement: `immediate` (and `off`, whose digest only pushes to the person's
+/// devices) once `batch` has passed since the first news;
 /// `hourly` on the hour; `daily` at their time of day (Asia/Tokyo). Returns the new jobs.
 pub async fn enqueue_due_digests(
     conn: &mut PgConnection,
@@ -177,7 +179,7 @@ pub async fn enqueue_due_digests(
         "WITH due AS ( \
             SELECT s.user_id, s.pending_since FROM core.notification_settings s \
             WHERE s.pending_since IS NOT NULL AND ( \
-                (s.email_mode = 'immediate' AND s.pending_since <= $1::timestamptz - $2) \
+                (s.email_mode IN ('immediate', 'off') AND s.pending_since <= $1::timestamptz - $2) \
              OR (s.email_mode = 'hourly' AND s.pending_since < date_trunc('hour', $1) \
                  AND (s.last_sent_at IS NULL OR s.last_sent_at < date_trunc('hour', $1))) \
              OR (s.email_mode = 'daily' AND s.pending_since < ((($1 AT TIME ZONE 'Asia/Tokyo')::date \

@@ -318,9 +318,6 @@ impl Services {
         let Some(settings) = repo::settings(&mut core, user).await? else {
             return Ok(Outcome::Done);
         };
-        if settings.email_mode == EmailMode::Off.code() {
-            return Ok(Outcome::Done);
-        }
         let muted = repo::mutes(&mut core, user).await?;
         drop(core);
         let Some((summary, told_until)) = self
@@ -329,6 +326,32 @@ impl Services {
         else {
             return Ok(Outcome::Done);
         };
+        if settings.email_mode == EmailMode::Off.code() {
+            // No mail: the person's phones alone hear of it (the schedule marks only people
+            // with a device for this). Recorded as sent to list it among what was sent.
+            let mut tx = self.db().core_tx().await?;
+            let id = repo::record(
+                &mut tx,
+                &repo::NewNotification {
+                    user,
+                    job_id: job.id,
+                    channel: "push",
+                    kind: "digest",
+                    subject: "",
+                    body: "",
+                    unread: i32::try_from(summary.unread).unwrap_or(i32::MAX),
+                    told_until,
+                },
+                now,
+            )
+            .await?;
+            self.enqueue_push(&mut tx, user, &crate::push::PushMessage::news(), now)
+                .await?;
+            repo::set_state(&mut tx, id, "sent", Some(now)).await?;
+            jobs_repo::complete(&mut tx, job.id, now).await?;
+            tx.commit().await?;
+            return Ok(Outcome::Recorded);
+        }
         let mut mail = digest_mail(&recipient.email, self.mailer().public_url(), &summary);
         let mut tx = self.db().core_tx().await?;
         let id = repo::record(

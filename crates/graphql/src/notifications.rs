@@ -58,7 +58,7 @@ pub struct NotificationSettings {
 #[derive(SimpleObject)]
 pub struct SentNotification {
     id: ID,
-    /// `email` (later `push`).
+    /// `email`, or `push` when mail is off and only the devices were told.
     channel: String,
     /// `digest`.
     kind: String,

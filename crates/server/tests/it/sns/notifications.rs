@@ -407,6 +407,49 @@ async fn muted_groups_and_mail_turned_off_send_nothing() {
 }
 
 #[tokio::test]
+async fn mail_turned_off_with_a_phone_registered_tells_only_the_phone() {
+    let w = World::new(smtp_mailer(), 0).await;
+    // The nurse wants no mail but registered her phone (its made-up keys make the push job
+    // fail: its delivery is the push tests' business, here only that it is asked for).
+    let phone = Uuid::new_v4();
+    sqlx::query(
+        "INSERT INTO core.push_subscriptions (id, user_id, endpoint, p256dh, auth, created_at) \
+         VALUES ($1, $2, 'http://127.0.0.1:9/push/phone', $3, $4, now())",
+    )
+    .bind(phone)
+    .bind(w.id(NURSE))
+    .bind(vec![4u8; 65])
+    .bind(vec![7u8; 16])
+    .execute(w.app.db.db.pool())
+    .await
+    .unwrap();
+    w.set_mode(NURSE, EmailMode::Off).await;
+    w.set_mode(PHARMACIST, EmailMode::Off).await;
+    w.post(CLINIC_DOCTOR, HOST, YAMADA, "処方変更", "利尿剤を増量")
+        .await;
+    w.tick(Utc::now()).await;
+    assert!(w.mails(NURSE).is_empty(), "mail is off");
+    let pushes = || {
+        sqlx::query_scalar::<_, i64>(
+            "SELECT count(*) FROM core.jobs \
+             WHERE kind = 'notify.push' AND payload->>'subscription' = $1",
+        )
+        .bind(phone.to_string())
+        .fetch_one(w.app.db.db.pool())
+    };
+    assert_eq!(pushes().await.unwrap(), 1, "the phone is told");
+    // Without a device, mail off means nothing at all.
+    assert_eq!(w.digest_jobs(PHARMACIST).await, 0);
+    // Listed among what was sent to her, as a push.
+    let sent = w.s.notifications_sent(w.v(NURSE)).await.unwrap();
+    assert_eq!(sent[0].channel, "push");
+    assert_eq!(sent[0].state, "sent");
+    // Told once: the same unread does not push again.
+    w.tick(Utc::now() + chrono::Duration::minutes(5)).await;
+    assert_eq!(w.digest_jobs(NURSE).await, 1);
+}
+
+#[tokio::test]
 async fn a_person_in_two_associations_gets_one_digest_naming_both() {
     let w = World::new(smtp_mailer(), 0).await;
     w.post(CLINIC_DOCTOR, HOST, YAMADA, "入院調整", "病院と相談中")
