@@ -74,6 +74,14 @@ pub enum Op {
     SearchTwoChars,
     /// The personal calendar: this month's grid (six weeks) of every group.
     Calendar,
+    /// A direct message (`sendDirectMessage`) to one colleague at home in the same
+    /// association: the pair's conversation is started, or the message added to it.
+    SendMessage,
+    /// My conversations across associations (`conversations`).
+    ListConversations,
+    /// Opening a conversation the person knows of (one they wrote in, or from their list):
+    /// the topic view's query on its topic, routed to its host.
+    ReadConversation,
 }
 
 /// Whom a single-operation phase acts as.
@@ -127,13 +135,17 @@ const PDF_BYTES: usize = 1024 * 1024;
 const LARGE_BYTES: usize = 20 * 1024 * 1024;
 
 /// The single-operation phases, in order (the floor first: the others are read against it).
-const SINGLE: [Phase; 14] = [
+const SINGLE: [Phase; 17] = [
     Phase::of(Op::Floor),
     Phase::of(Op::Home),
     Phase::of(Op::UnreadCounts),
     Phase::of(Op::Group),
     Phase::of(Op::TopicView),
     Phase::of(Op::PostComment),
+    // Direct messages: writing first, so that the people know of conversations to open.
+    Phase::of(Op::SendMessage),
+    Phase::of(Op::ListConversations),
+    Phase::of(Op::ReadConversation),
     Phase::of(Op::Patients),
     Phase::of(Op::Calendar),
     // The topic view, in groups of 40 who have all read everything: each of its 51 comments
@@ -209,18 +221,22 @@ const SEARCH_LONG: &[&str] = &[
 ];
 
 /// The mixed phase's operations and their weights (percent).
-const MIXED: [(Op, u64); 11] = [
-    (Op::Home, 26),
+const MIXED: [(Op, u64); 14] = [
+    (Op::Home, 24),
     (Op::UnreadCounts, 9),
-    (Op::Group, 16),
+    (Op::Group, 14),
     (Op::Calendar, 3),
     (Op::Search, 2),
     (Op::Patients, 5),
-    (Op::TopicView, 25),
+    (Op::TopicView, 23),
     (Op::PostComment, 9),
     (Op::UploadPhoto, 1),
     (Op::DownloadAttachment, 1),
     (Op::AttachmentThumb, 3),
+    // Direct messages: a few percent of what people do.
+    (Op::SendMessage, 2),
+    (Op::ListConversations, 2),
+    (Op::ReadConversation, 2),
 ];
 
 impl Op {
@@ -242,6 +258,9 @@ impl Op {
             Op::Search => "search",
             Op::SearchTwoChars => "search_two_chars",
             Op::Calendar => "calendar",
+            Op::SendMessage => "send_message",
+            Op::ListConversations => "conversations",
+            Op::ReadConversation => "read_conversation",
         }
     }
 
@@ -272,7 +291,7 @@ impl Op {
                 "query($id:ID!){ group(id:$id){ group { id name } myRole unread \
                  topics { id title unread lastSeq } members { userId name profession role } } }"
             }
-            Op::TopicView => {
+            Op::TopicView | Op::ReadConversation => {
                 "query($id:ID!){ topic(id:$id){ topic { id title lastSeq unread } receiptMode \
                  firstUnreadSeq comments { id seq body authorName createdAt \
                  readers { userId name at } readerCount notReadBy { userId name } \
@@ -280,6 +299,14 @@ impl Op {
                  attachments { id name contentType sizeBytes thumbnailUrl } } } }"
             }
             Op::PostComment => "mutation($t:ID!,$b:String!){ postComment(topicId:$t, body:$b) }",
+            Op::SendMessage => {
+                "mutation($p:[ID!]!,$b:String!){ sendDirectMessage(people:$p, body:$b){ \
+                 conversationId topicId commentId associationSlug existing } }"
+            }
+            Op::ListConversations => {
+                "{ conversations { id topicId associationSlug pair others unread lastAt \
+                 excerpt } }"
+            }
             Op::Patients => {
                 "query($f:PatientFilterInput,$o:PatientOrder,$a:String){ \
                  patients(filter:$f, order:$o, after:$a){ items { id name nameKana age sex \
@@ -306,13 +333,16 @@ impl Op {
             Op::TopicView | Op::PostComment | Op::UploadPhoto => Needs::Topic,
             Op::DownloadAttachment => Needs::Attachment,
             Op::AttachmentThumb => Needs::Thumbnail,
+            Op::SendMessage => Needs::Contact,
+            Op::ReadConversation => Needs::Conversation,
             Op::SignIn
             | Op::Floor
             | Op::Home
             | Op::UnreadCounts
             | Op::Search
             | Op::SearchTwoChars
-            | Op::Calendar => Needs::Nothing,
+            | Op::Calendar
+            | Op::ListConversations => Needs::Nothing,
         }
     }
 }
@@ -324,6 +354,10 @@ enum Needs {
     Topic,
     Attachment,
     Thumbnail,
+    /// Someone to write a direct message to.
+    Contact,
+    /// A conversation the driver has seen the person in (known only as the run goes).
+    Conversation,
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -504,6 +538,64 @@ impl Shape for PostData {
 }
 
 #[derive(Deserialize)]
+struct MessageData {
+    #[serde(rename = "sendDirectMessage")]
+    sent: MessageSent,
+}
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct MessageSent {
+    conversation_id: String,
+    topic_id: String,
+    comment_id: String,
+    association_slug: String,
+    #[allow(dead_code)]
+    existing: bool,
+}
+impl Shape for MessageData {
+    fn check(&self) -> Result<(), &'static str> {
+        let m = &self.sent;
+        if m.conversation_id.is_empty() || m.topic_id.is_empty() || m.comment_id.is_empty() {
+            return Err("data.sendDirectMessage has an empty id");
+        }
+        if m.association_slug.is_empty() {
+            return Err("data.sendDirectMessage.associationSlug is empty");
+        }
+        Ok(())
+    }
+}
+
+#[derive(Deserialize)]
+struct ConversationsData {
+    conversations: Vec<ConversationShape>,
+}
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct ConversationShape {
+    id: String,
+    topic_id: String,
+    association_slug: String,
+    #[allow(dead_code)]
+    pair: bool,
+    #[allow(dead_code)]
+    others: Vec<IgnoredAny>,
+    unread: i64,
+}
+impl Shape for ConversationsData {
+    fn check(&self) -> Result<(), &'static str> {
+        for c in &self.conversations {
+            if c.id.is_empty() || c.topic_id.is_empty() || c.association_slug.is_empty() {
+                return Err("data.conversations has a conversation without its ids");
+            }
+            if c.unread < 0 {
+                return Err("data.conversations has a negative unread count");
+            }
+        }
+        Ok(())
+    }
+}
+
+#[derive(Deserialize)]
 struct SignInData {
     #[serde(rename = "signIn")]
     sign_in: SignInShape,
@@ -541,6 +633,9 @@ pub fn validate(op: Op, status: u16, body: &[u8]) -> Result<(), String> {
         Op::Patients => check::<PatientsData>(body),
         Op::Search | Op::SearchTwoChars => check::<SearchData>(body),
         Op::Calendar => check::<CalendarData>(body),
+        Op::SendMessage => check::<MessageData>(body),
+        Op::ListConversations => check::<ConversationsData>(body),
+        Op::ReadConversation => check::<TopicData>(body),
         Op::UploadPhoto
         | Op::UploadPdf
         | Op::UploadLarge
@@ -609,6 +704,17 @@ struct Attachment {
     size: u64,
 }
 
+/// A conversation of direct messages the person takes part in, as the driver saw it.
+#[derive(Clone)]
+struct KnownConversation {
+    /// Its host (the `Musubi-Association` header).
+    association: HeaderValue,
+    topic: Uuid,
+}
+
+/// Conversations remembered per person, the most recent first.
+const KNOWN_CONVERSATIONS: usize = 10;
+
 struct Actor {
     auth: HeaderValue,
     floor_url: String,
@@ -620,6 +726,12 @@ struct Actor {
     attachments: Vec<Attachment>,
     /// Indices into `attachments` of the photos (they have thumbnails).
     photos: Vec<usize>,
+    /// The association they are at home in: direct messages are sent from there.
+    home: Option<HeaderValue>,
+    /// People they write direct messages to (at home in the same association).
+    contacts: Vec<Uuid>,
+    /// Conversations they wrote in or saw in their list during the run.
+    conversations: Mutex<Vec<KnownConversation>>,
 }
 
 impl Actor {
@@ -668,6 +780,14 @@ impl Actor {
             .filter(|(_, a)| a.thumbnail)
             .map(|(i, _)| i)
             .collect();
+        let home = if p.home.is_empty() {
+            None
+        } else {
+            Some(
+                HeaderValue::from_str(&p.home)
+                    .with_context(|| format!("association slug {:?}", p.home))?,
+            )
+        };
         Ok(Self {
             auth,
             floor_url: format!("{floor}/floor/{}", p.id),
@@ -676,6 +796,9 @@ impl Actor {
             view_topics,
             attachments,
             photos,
+            home,
+            contacts: p.contacts.clone(),
+            conversations: Mutex::new(Vec::new()),
         })
     }
 
@@ -686,6 +809,31 @@ impl Actor {
             Needs::Topic => !self.topics.is_empty(),
             Needs::Attachment => !self.attachments.is_empty(),
             Needs::Thumbnail => !self.photos.is_empty(),
+            Needs::Contact => self.home.is_some() && !self.contacts.is_empty(),
+            Needs::Conversation => self.conversations.lock().is_ok_and(|c| !c.is_empty()),
+        }
+    }
+
+    /// A conversation the person knows of, at random.
+    fn known_conversation(&self, rng: &mut Rng) -> Option<KnownConversation> {
+        let known = self.conversations.lock().ok()?;
+        rng.pick(&known).cloned()
+    }
+
+    /// Remembers a conversation the person wrote in, as the most recent.
+    fn remember(&self, c: KnownConversation) {
+        if let Ok(mut known) = self.conversations.lock() {
+            known.retain(|k| k.topic != c.topic);
+            known.insert(0, c);
+            known.truncate(KNOWN_CONVERSATIONS);
+        }
+    }
+
+    /// Remembers the person's list of conversations (the most recent first) instead.
+    fn remember_list(&self, list: Vec<KnownConversation>) {
+        if let Ok(mut known) = self.conversations.lock() {
+            *known = list;
+            known.truncate(KNOWN_CONVERSATIONS);
         }
     }
 }
@@ -698,6 +846,7 @@ struct Cast {
     with_topics: Vec<usize>,
     with_attachments: Vec<usize>,
     with_photos: Vec<usize>,
+    with_contacts: Vec<usize>,
 }
 
 impl Cast {
@@ -717,17 +866,26 @@ impl Cast {
             with_topics: idx(Needs::Topic),
             with_attachments: idx(Needs::Attachment),
             with_photos: idx(Needs::Thumbnail),
+            with_contacts: idx(Needs::Contact),
             actors,
         })
     }
 
-    fn eligible(&self, needs: Needs) -> &[usize] {
+    /// Who can do what `needs`; for a conversation, who knows of one now.
+    fn eligible(&self, needs: Needs) -> std::borrow::Cow<'_, [usize]> {
+        use std::borrow::Cow;
         match needs {
-            Needs::Nothing => &self.all,
-            Needs::Group => &self.with_groups,
-            Needs::Topic => &self.with_topics,
-            Needs::Attachment => &self.with_attachments,
-            Needs::Thumbnail => &self.with_photos,
+            Needs::Nothing => Cow::Borrowed(&self.all),
+            Needs::Group => Cow::Borrowed(&self.with_groups),
+            Needs::Topic => Cow::Borrowed(&self.with_topics),
+            Needs::Attachment => Cow::Borrowed(&self.with_attachments),
+            Needs::Thumbnail => Cow::Borrowed(&self.with_photos),
+            Needs::Contact => Cow::Borrowed(&self.with_contacts),
+            Needs::Conversation => Cow::Owned(
+                (0..self.actors.len())
+                    .filter(|&i| self.actors[i].can(needs))
+                    .collect(),
+            ),
         }
     }
 }
@@ -776,11 +934,11 @@ struct Ctx {
     /// The people in the most groups: the search phases only.
     searchers: Arc<Cast>,
     /// Each operation's query as a JSON string (escaped once).
-    queries: [String; 16],
+    queries: [String; 19],
 }
 
 /// Every operation, in [`op_index`] order.
-const OPS: [Op; 16] = [
+const OPS: [Op; 19] = [
     Op::SignIn,
     Op::Floor,
     Op::Home,
@@ -797,6 +955,9 @@ const OPS: [Op; 16] = [
     Op::Search,
     Op::SearchTwoChars,
     Op::Calendar,
+    Op::SendMessage,
+    Op::ListConversations,
+    Op::ReadConversation,
 ];
 
 fn op_index(op: Op) -> usize {
@@ -817,6 +978,9 @@ fn op_index(op: Op) -> usize {
         Op::Search => 13,
         Op::SearchTwoChars => 14,
         Op::Calendar => 15,
+        Op::SendMessage => 16,
+        Op::ListConversations => 17,
+        Op::ReadConversation => 18,
     }
 }
 
@@ -942,6 +1106,19 @@ impl Ctx {
                 );
                 self.graphql(actor, Some(&t.association), body)
             }
+            Op::SendMessage => return self.send_message(actor, rng).await,
+            Op::ListConversations => return self.list_conversations(actor).await,
+            Op::ReadConversation => {
+                let c = actor
+                    .known_conversation(rng)
+                    .ok_or("the person knows of no conversation")?;
+                let body = format!(
+                    r#"{{"query":{},"variables":{{"id":"{}"}}}}"#,
+                    self.query_json(op),
+                    c.topic
+                );
+                self.graphql(actor, Some(&c.association), body)
+            }
             Op::UploadPhoto => return self.upload_photo(actor, rng).await,
             Op::UploadPdf | Op::UploadLarge => {
                 let g = rng.pick(&actor.groups).ok_or("the person has no group")?;
@@ -974,6 +1151,47 @@ impl Ctx {
             }
         };
         send(req, op).await
+    }
+
+    /// A direct message to one of the person's contacts, sent from their home association;
+    /// the conversation it went to is remembered (to be opened later).
+    async fn send_message(&self, actor: &Actor, rng: &mut Rng) -> Result<(), String> {
+        let home = actor
+            .home
+            .as_ref()
+            .ok_or("the person has no home association")?;
+        let to = rng
+            .pick(&actor.contacts)
+            .ok_or("the person has nobody to write to")?;
+        let body = format!(
+            r#"{{"query":{},"variables":{{"p":["{to}"],"b":{}}}}}"#,
+            self.query_json(Op::SendMessage),
+            serde_json::Value::String(crate::text::comment_body(rng))
+        );
+        let answer = answered(self.graphql(actor, Some(home), body), Op::SendMessage).await?;
+        let sent = parsed::<MessageData>(&answer)?.sent;
+        actor.remember(known(&sent.association_slug, &sent.topic_id)?);
+        Ok(())
+    }
+
+    /// The person's conversations; once they have written one, the list may not be empty.
+    async fn list_conversations(&self, actor: &Actor) -> Result<(), String> {
+        let wrote = actor.can(Needs::Conversation);
+        let body = format!(r#"{{"query":{}}}"#, self.query_json(Op::ListConversations));
+        let answer = answered(self.graphql(actor, None, body), Op::ListConversations).await?;
+        let list = parsed::<ConversationsData>(&answer)?.conversations;
+        if wrote && list.is_empty() {
+            return Err(
+                "data.conversations is empty though the person takes part in one".to_owned(),
+            );
+        }
+        let list = list
+            .iter()
+            .take(KNOWN_CONVERSATIONS)
+            .map(|c| known(&c.association_slug, &c.topic_id))
+            .collect::<Result<Vec<_>, _>>()?;
+        actor.remember_list(list);
+        Ok(())
     }
 
     /// A photo uploaded for a reply while it is written (`…/attachments`), then the reply
@@ -1084,10 +1302,35 @@ impl Ctx {
 }
 
 async fn send(req: reqwest::RequestBuilder, op: Op) -> Result<(), String> {
+    answered(req, op).await.map(drop)
+}
+
+/// The answer's body, once [`validate`] passed it.
+async fn answered(req: reqwest::RequestBuilder, op: Op) -> Result<bytes::Bytes, String> {
     let resp = req.send().await.map_err(describe)?;
     let status = resp.status().as_u16();
     let body = resp.bytes().await.map_err(describe)?;
-    validate(op, status, &body)
+    validate(op, status, &body)?;
+    Ok(body)
+}
+
+/// The data of an answer [`validate`] passed.
+fn parsed<D: Shape>(body: &[u8]) -> Result<D, String> {
+    serde_json::from_slice::<Envelope<D>>(body)
+        .ok()
+        .and_then(|e| e.data)
+        .ok_or_else(|| format!("no data: {}", snippet(body)))
+}
+
+/// A conversation from an answer's `associationSlug` and `topicId`.
+fn known(slug: &str, topic: &str) -> Result<KnownConversation, String> {
+    Ok(KnownConversation {
+        association: HeaderValue::from_str(slug)
+            .map_err(|_| format!("associationSlug {slug:?} is not a header value"))?,
+        topic: topic
+            .parse()
+            .map_err(|_| format!("topicId {topic:?} is not a UUID"))?,
+    })
 }
 
 /// An upload's answer: `201` with `{"file": File}`.
@@ -1743,7 +1986,7 @@ async fn single_phase(
                 return rec;
             }
             while Instant::now() < deadline && sent.fetch_add(1, Ordering::Relaxed) < max_requests {
-                let Some(&i) = rng.pick(eligible) else { break };
+                let Some(&i) = rng.pick(&eligible) else { break };
                 let actor = &cast.actors[i];
                 let t = Instant::now();
                 match ctx.perform(op, actor, &mut rng).await {
@@ -1939,18 +2182,38 @@ async fn overload_phase(
     let deadline = started + length;
     let mut tasks = Vec::new();
     let mut due = started;
+    // A person does one thing at a time (as in the mixed phase): the fair-use limits serve one
+    // request of a session at once, and one waiting behind a photo upload (tens of seconds in
+    // the debug build) would be refused with `RATE_LIMITED`, which is no overload.
+    let busy: Arc<Vec<std::sync::atomic::AtomicBool>> = Arc::new(
+        (0..ctx.people.actors.len())
+            .map(|_| std::sync::atomic::AtomicBool::new(false))
+            .collect(),
+    );
     while due < deadline {
         tokio::time::sleep_until(due).await;
         let ctx = Arc::clone(ctx);
         let tally = Arc::clone(&tally);
         let mut task_rng = rng.fork(tasks.len() as u64);
-        let person = rng.below(ctx.people.actors.len() as u64) as usize;
+        due += interval;
+        let n = ctx.people.actors.len();
+        let start = rng.below(n as u64) as usize;
+        // The first person from a random one who is not busy (everyone busy: no offer).
+        let Some(person) = (0..n).map(|i| (start + i) % n).find(|&p| {
+            busy[p]
+                .compare_exchange(false, true, Ordering::AcqRel, Ordering::Relaxed)
+                .is_ok()
+        }) else {
+            continue;
+        };
+        let busy = Arc::clone(&busy);
         tasks.push(tokio::spawn(async move {
             let actor = &ctx.people.actors[person];
             let op = choose_mixed(&mut task_rng, actor);
             let t = Instant::now();
             let r = ctx.perform(op, actor, &mut task_rng).await;
             let took = t.elapsed();
+            busy[person].store(false, Ordering::Release);
             if let Ok(mut tally) = tally.lock() {
                 match r {
                     Ok(()) => tally.accepted.ok(took),
@@ -1959,7 +2222,6 @@ async fn overload_phase(
                 }
             }
         }));
-        due += interval;
     }
     let ended = Instant::now();
     // Recovery: the overload is over; how soon is everyone served again?
@@ -1967,6 +2229,11 @@ async fn overload_phase(
     let mut in_a_row = 0;
     while ended.elapsed() < Duration::from_secs(30) {
         let person = rng.below(ctx.people.actors.len() as u64) as usize;
+        if busy[person].load(Ordering::Acquire) {
+            // Still doing something of the overload: someone else.
+            tokio::task::yield_now().await;
+            continue;
+        }
         let actor = &ctx.people.actors[person];
         if ctx.perform(Op::UnreadCounts, actor, &mut rng).await.is_ok() {
             in_a_row += 1;
@@ -2168,9 +2435,12 @@ fn choose_mixed(rng: &mut Rng, actor: &Actor) -> Op {
         }
         roll -= w;
     }
-    // Someone with nothing to open looks at the home page instead.
+    // Someone with nothing to open looks at the home page instead; someone who knows of no
+    // conversation yet opens their list of them.
     if actor.can(op.needs()) {
         op
+    } else if op == Op::ReadConversation {
+        Op::ListConversations
     } else {
         Op::Home
     }
@@ -2365,6 +2635,11 @@ fn budgets(
         latency("home", 20.0),
         latency("topic_view", 30.0),
         latency("post_comment", 30.0),
+        // Direct messages: a message as a reply, the list as the home page, a conversation as
+        // a topic.
+        latency("send_message", 30.0),
+        latency("conversations", 20.0),
+        latency("read_conversation", 30.0),
         latency("patients", 30.0),
         latency("calendar", 30.0),
         // Search over everything a person in the most groups may see.
@@ -2569,6 +2844,152 @@ mod tests {
     #[test]
     fn mixed_weights_add_up() {
         assert_eq!(MIXED.iter().map(|(_, w)| w).sum::<u64>(), 100);
+        // Direct messages: a few percent of what people do.
+        let messages: u64 = MIXED
+            .iter()
+            .filter(|(op, _)| {
+                matches!(
+                    op,
+                    Op::SendMessage | Op::ListConversations | Op::ReadConversation
+                )
+            })
+            .map(|(_, w)| w)
+            .sum();
+        assert!((3..=10).contains(&messages), "{messages}");
+    }
+
+    #[test]
+    fn direct_messages_have_single_phases_and_budgets() {
+        let ops = [Op::SendMessage, Op::ListConversations, Op::ReadConversation];
+        for op in ops {
+            assert!(MIXED.iter().any(|(o, _)| *o == op), "{}", op.name());
+            assert!(SINGLE.iter().any(|p| p.op == op && p.name == op.name()));
+        }
+        // Written first, so that the people know of conversations to open.
+        let at = |op: Op| SINGLE.iter().position(|p| p.op == op).unwrap();
+        assert!(at(Op::SendMessage) < at(Op::ListConversations));
+        assert!(at(Op::SendMessage) < at(Op::ReadConversation));
+        // A conversation is read with the topic view's query.
+        assert_eq!(Op::ReadConversation.query(), Op::TopicView.query());
+        let b = budgets(
+            &[],
+            &Mixed::default(),
+            &Subscriptions::default(),
+            &Server::default(),
+            None,
+            true,
+        );
+        for (name, limit) in [
+            ("send_message", 30.0),
+            ("conversations", 20.0),
+            ("read_conversation", 30.0),
+        ] {
+            let budget = b
+                .iter()
+                .find(|b| b.name == format!("{name} p95 (single phase)"))
+                .unwrap();
+            assert_eq!(
+                (budget.limit, budget.actual, budget.met),
+                (limit, None, false)
+            );
+        }
+    }
+
+    #[test]
+    fn message_answers_are_checked() {
+        let sent = br#"{"data":{"sendDirectMessage":{"conversationId":"g","topicId":"t","commentId":"c","associationSlug":"bench-01","existing":false}}}"#;
+        assert!(validate(Op::SendMessage, 200, sent).is_ok());
+        let no_comment = br#"{"data":{"sendDirectMessage":{"conversationId":"g","topicId":"t","commentId":"","associationSlug":"bench-01","existing":true}}}"#;
+        assert_eq!(
+            validate(Op::SendMessage, 200, no_comment).unwrap_err(),
+            "data.sendDirectMessage has an empty id"
+        );
+        let not_found = br#"{"data":null,"errors":[{"message":"not found","extensions":{"code":"NOT_FOUND"}}]}"#;
+        assert_eq!(
+            validate(Op::SendMessage, 200, not_found).unwrap_err(),
+            "NOT_FOUND: not found"
+        );
+        assert!(validate(Op::SendMessage, 200, br#"{"data":null}"#).is_err());
+
+        let list = br#"{"data":{"conversations":[{"id":"g","topicId":"t","associationSlug":"bench-01","pair":true,"others":["x"],"unread":2,"lastAt":"2026-01-01T00:00:00Z","excerpt":"e"}]}}"#;
+        assert!(validate(Op::ListConversations, 200, list).is_ok());
+        assert!(validate(
+            Op::ListConversations,
+            200,
+            br#"{"data":{"conversations":[]}}"#
+        )
+        .is_ok());
+        let negative = br#"{"data":{"conversations":[{"id":"g","topicId":"t","associationSlug":"a","pair":true,"others":[],"unread":-1}]}}"#;
+        assert_eq!(
+            validate(Op::ListConversations, 200, negative).unwrap_err(),
+            "data.conversations has a negative unread count"
+        );
+        assert!(validate(Op::ListConversations, 200, br#"{"data":{}}"#).is_err());
+
+        let empty = br#"{"data":{"topic":{"comments":[]}}}"#;
+        assert_eq!(
+            validate(Op::ReadConversation, 200, empty).unwrap_err(),
+            "data.topic.comments is empty"
+        );
+
+        let sent: MessageData = parsed(sent).unwrap();
+        let t = Uuid::new_v4();
+        let k = known(&sent.sent.association_slug, &t.to_string()).unwrap();
+        assert_eq!((k.association.to_str().unwrap(), k.topic), ("bench-01", t));
+        assert!(known("bench-01", "t").is_err());
+    }
+
+    #[test]
+    fn a_person_remembers_the_conversations_they_were_seen_in() {
+        let person = Person {
+            id: Uuid::new_v4(),
+            token: "t".to_owned(),
+            groups: Vec::new(),
+            topics: Vec::new(),
+            attachments: Vec::new(),
+            home: "bench-01".to_owned(),
+            contacts: vec![Uuid::new_v4()],
+        };
+        let actor = Actor::new(&person, "http://floor").unwrap();
+        assert!(actor.can(Needs::Contact));
+        assert!(!actor.can(Needs::Conversation));
+        let cast = Cast::new(std::slice::from_ref(&person), "http://floor").unwrap();
+        assert!(cast.eligible(Needs::Conversation).is_empty());
+        // Someone who knows of no conversation opens their list instead.
+        let mut rng = Rng::new(1);
+        for _ in 0..500 {
+            assert_ne!(choose_mixed(&mut rng, &actor), Op::ReadConversation);
+        }
+        let c = |topic: Uuid| KnownConversation {
+            association: HeaderValue::from_static("bench-01"),
+            topic,
+        };
+        let first = Uuid::new_v4();
+        actor.remember(c(first));
+        actor.remember(c(Uuid::new_v4()));
+        actor.remember(c(first));
+        assert_eq!(actor.conversations.lock().unwrap().len(), 2);
+        assert_eq!(actor.conversations.lock().unwrap()[0].topic, first);
+        assert!(actor.can(Needs::Conversation));
+        assert_eq!(
+            actor.known_conversation(&mut rng).unwrap().association,
+            "bench-01"
+        );
+        actor.remember_list((0..20).map(|_| c(Uuid::new_v4())).collect());
+        assert_eq!(
+            actor.conversations.lock().unwrap().len(),
+            KNOWN_CONVERSATIONS
+        );
+        cast.actors[0].remember(c(first));
+        assert_eq!(cast.eligible(Needs::Conversation).as_ref(), &[0]);
+
+        let nobody = Person {
+            contacts: Vec::new(),
+            ..person
+        };
+        assert!(!Actor::new(&nobody, "http://floor")
+            .unwrap()
+            .can(Needs::Contact));
     }
 
     #[test]

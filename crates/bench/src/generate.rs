@@ -32,6 +32,8 @@ const MANIFEST_TOPICS: usize = 40;
 const MANIFEST_LONG_TOPICS: usize = 15;
 /// Most attachments listed per person (from those topics).
 const MANIFEST_ATTACHMENTS: usize = 10;
+/// People each person writes direct messages to.
+const MANIFEST_CONTACTS: usize = 5;
 const SIGN_IN_ADDRESSES: usize = 20;
 
 struct Progress(Instant);
@@ -499,7 +501,98 @@ fn manifest_people(
                 })
                 .collect(),
             attachments,
+            home: slugs[person.home as usize].clone(),
+            contacts: contacts_of(m, groups_of, pi),
         });
     }
     out
+}
+
+/// Whom `pi` writes direct messages to: regular people at home in the same association (an
+/// active member's directory holds them whatever the policies), colleagues of their groups
+/// first, then the people next to them in the association's list.
+fn contacts_of(m: &Model, groups_of: &[Vec<u32>], pi: u32) -> Vec<Uuid> {
+    let home = m.people[pi as usize].home;
+    let fits = |q: u32| q != pi && q < m.regular_people && m.people[q as usize].home == home;
+    let mut chosen: Vec<u32> = Vec::with_capacity(MANIFEST_CONTACTS);
+    let mut mine = groups_of[pi as usize].clone();
+    mine.sort_by_key(|g| std::cmp::Reverse(m.groups[*g as usize].last_activity_t));
+    'groups: for g in mine {
+        for &q in &m.groups[g as usize].members {
+            if chosen.len() == MANIFEST_CONTACTS {
+                break 'groups;
+            }
+            if fits(q) && !chosen.contains(&q) {
+                chosen.push(q);
+            }
+        }
+    }
+    let at_home = &m.assocs[home as usize].people;
+    let start = at_home.iter().position(|q| *q == pi).unwrap_or(0);
+    for i in 1..at_home.len() {
+        if chosen.len() == MANIFEST_CONTACTS {
+            break;
+        }
+        let q = at_home[(start + i) % at_home.len()];
+        if fits(q) && !chosen.contains(&q) {
+            chosen.push(q);
+        }
+    }
+    chosen.iter().map(|q| m.people[*q as usize].id).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use crate::scale::Sizes;
+
+    #[test]
+    fn contacts_are_regular_people_at_home_in_the_same_association() {
+        let sizes = Sizes {
+            associations: 3,
+            people: 90,
+            patient_groups: 40,
+            general_groups: 3,
+            comments: 2000,
+            footprints: 8000,
+            crowded_groups: 1,
+            heavy_readers: 1,
+            heavy_topics_per_group: 2,
+            attachments_per_mille: 0,
+        };
+        let m = Model::build(3, sizes, sizes.footprints);
+        let groups_of = groups_of(&m);
+        let index: std::collections::HashMap<Uuid, usize> = m
+            .people
+            .iter()
+            .enumerate()
+            .map(|(i, p)| (p.id, i))
+            .collect();
+        for pi in 0..m.people.len() as u32 {
+            let contacts = contacts_of(&m, &groups_of, pi);
+            assert_eq!(contacts.len(), MANIFEST_CONTACTS, "person {pi}");
+            for c in &contacts {
+                let q = index[c];
+                assert_ne!(q, pi as usize);
+                assert!(
+                    q < m.regular_people as usize,
+                    "a contact is a regular person"
+                );
+                assert_eq!(m.people[q].home, m.people[pi as usize].home);
+            }
+            let mut unique = contacts.clone();
+            unique.sort();
+            unique.dedup();
+            assert_eq!(unique.len(), contacts.len());
+        }
+        // Colleagues first: someone in a group with people at home has one of them first.
+        let pi = (0..m.regular_people)
+            .find(|p| !groups_of[*p as usize].is_empty())
+            .unwrap();
+        let first = index[&contacts_of(&m, &groups_of, pi)[0]] as u32;
+        assert!(groups_of[pi as usize]
+            .iter()
+            .any(|g| m.groups[*g as usize].members.contains(&first)));
+    }
 }

@@ -9,8 +9,9 @@ use uuid::Uuid;
 /// The manifest's layout, and what the dataset behind it holds. 2: the crowded groups and
 /// the heavy readers (manifests before had no version). 3: a register entry for every patient
 /// group. 4: attachments, with their objects in the server's file store. 5: search documents,
-/// the searchers, calendar events and absences.
-pub const VERSION: u32 = 5;
+/// the searchers, calendar events and absences. 6: each person's home association and people
+/// to write direct messages to.
+pub const VERSION: u32 = 6;
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Manifest {
@@ -89,6 +90,14 @@ pub struct Person {
     /// Attachments of comments in those topics (at most a few).
     #[serde(default)]
     pub attachments: Vec<AttachmentRef>,
+    /// Slug of the association the person is at home in (an active member): direct messages
+    /// are sent from there.
+    #[serde(default)]
+    pub home: String,
+    /// People to write direct messages to (a few): regular people at home in the same
+    /// association, colleagues of the person's groups first, so always in their directory.
+    #[serde(default)]
+    pub contacts: Vec<Uuid>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
