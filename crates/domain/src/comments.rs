@@ -92,7 +92,7 @@ impl Services {
                     "a message cannot be urgent: post it in the patient's group",
                 ));
             }
-            Services::check_message_policy(&mut c, &group).await?;
+            Services::prepare_message(&mut c, &group).await?;
         }
         let (comment_id, seq, at) =
             repo::insert_comment(c.conn(), topic_id, &group, me, &body, important).await?;

@@ -280,6 +280,9 @@ impl Services {
             if !repo::in_directory_of(c.conn(), me, other).await? {
                 return Err(AppError::not_found());
             }
+            if store::crosses_against_policy(c.conn(), tenant.id, &[me, other]).await? {
+                return Err(refused());
+            }
             for p in &missing {
                 store::add_participant(c.conn(), &group, *p, me).await?;
                 c.event(&group, EventSpec::membership(*p)).await?;
@@ -463,14 +466,36 @@ impl Services {
         Ok(out)
     }
 
-    /// Whether a message may be posted in this conversation now (see the module's rule).
-    pub(crate) async fn check_message_policy(
+    /// Before a message is posted in a conversation: the policy allows it now (see the
+    /// module's rule), and in a one-to-one conversation whichever of the two had left is
+    /// brought back, so that they hear of it.
+    pub(crate) async fn prepare_message(
         c: &mut crate::change::Change<'_>,
         group: &HostedGroup,
     ) -> AppResult<()> {
-        let people = store::participants(c.conn(), group).await?;
+        let mut people = store::participants(c.conn(), group).await?;
+        let me = c.viewer()?.user.id;
+        let mut back = Vec::new();
+        if let Some((a, b)) = store::pair_people(c.conn(), group).await? {
+            back = [a, b]
+                .into_iter()
+                .filter(|p| *p != me && !people.contains(p))
+                .collect();
+            people.extend(back.iter().copied());
+        }
         if store::crosses_against_policy(c.conn(), group.association_id(), &people).await? {
             return Err(refused());
+        }
+        for p in &back {
+            store::add_participant(c.conn(), group, *p, me).await?;
+            c.event(group, EventSpec::membership(*p)).await?;
+        }
+        if !back.is_empty() {
+            let entry = c
+                .entry(AuditAction::MessageAdd)
+                .on("group", group.id())
+                .on_many(back.iter().copied());
+            c.audit(entry);
         }
         Ok(())
     }

@@ -121,6 +121,20 @@ pub async fn conversation_topic(
     .await?)
 }
 
+/// The two people of a one-to-one conversation (`None` for a conversation of several).
+pub async fn pair_people(
+    conn: &mut PgConnection,
+    group: &HostedGroup,
+) -> DbResult<Option<(PersonId, PersonId)>> {
+    Ok(sqlx::query_as(
+        "SELECT split_part(pair_key, ':', 1)::uuid, split_part(pair_key, ':', 2)::uuid \
+         FROM core.groups WHERE id = $1 AND kind = 'direct' AND pair_key IS NOT NULL",
+    )
+    .bind(group.id())
+    .fetch_optional(conn)
+    .await?)
+}
+
 /// Whether the conversation is one-to-one.
 pub async fn is_pair(conn: &mut PgConnection, group: &HostedGroup) -> DbResult<bool> {
     Ok(sqlx::query_scalar(

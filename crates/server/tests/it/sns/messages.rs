@@ -436,3 +436,43 @@ async fn two_people_writing_to_each_other_at_the_same_moment_share_one_conversat
     let view = w.ok(NURSE, slug, TOPIC, json!({ "id": topic })).await;
     assert_eq!(view["topic"]["comments"].as_array().unwrap().len(), 6);
 }
+
+#[tokio::test]
+async fn who_left_a_one_to_one_conversation_is_back_when_the_other_writes_again() {
+    let w = World::new().await;
+    let r = w.send(NURSE, HOST, &[OTHER_DOCTOR], "ご確認ください").await;
+    let s = sent(&r).clone();
+    let (group, topic) = (
+        s["conversationId"].as_str().unwrap(),
+        s["topicId"].as_str().unwrap(),
+    );
+    w.ok(NURSE, HOST, LEAVE, json!({ "c": group })).await;
+    assert!(w.conversations(NURSE).await.is_empty());
+    // He answers in the conversation itself: she hears of it and reads it again.
+    w.ok(
+        OTHER_DOCTOR,
+        HOST,
+        POST,
+        json!({ "t": topic, "b": "確認しました" }),
+    )
+    .await;
+    let hers = w.conversations(NURSE).await;
+    assert_eq!(hers.len(), 1, "{hers:?}");
+    assert_eq!(hers[0]["unread"], 1);
+    let view = w.ok(NURSE, HOST, TOPIC, json!({ "id": topic })).await;
+    assert_eq!(view["topic"]["comments"].as_array().unwrap().len(), 2);
+    // Leaving is not a way around a policy: with さくら台's messages to others off, his reply
+    // neither goes through nor brings her back.
+    w.ok(NURSE, HOST, LEAVE, json!({ "c": group })).await;
+    w.settings(OTHER_ADMIN, OTHER, false).await;
+    let r = w
+        .gql(OTHER_DOCTOR, HOST, POST, json!({ "t": topic, "b": "再送" }))
+        .await;
+    assert_eq!(
+        error_codes(&r),
+        vec!["CROSS_ASSOCIATION_MESSAGES_DISABLED"],
+        "{r}"
+    );
+    assert!(w.conversations(NURSE).await.is_empty());
+    assert_eq!(w.audit(HOST, "message.add").await.len(), 1);
+}
