@@ -321,23 +321,6 @@ pub async fn conversations(
     .await?)
 }
 
-/// The other participants' names of one conversation, by reading.
-pub async fn other_names(
-    conn: &mut PgConnection,
-    group: &HostedGroup,
-    viewer: PersonId,
-) -> DbResult<Vec<String>> {
-    Ok(sqlx::query_scalar(
-        "SELECT u.name FROM core.group_members gm JOIN core.users u ON u.id = gm.user_id \
-         WHERE gm.group_id = $1 AND gm.status = 'active' AND gm.user_id <> $2 \
-         ORDER BY u.name_kana, u.id",
-    )
-    .bind(group.id())
-    .bind(viewer)
-    .fetch_all(conn)
-    .await?)
-}
-
 /// The other participants' names of several conversations, by reading.
 pub async fn others_of_groups(
     conn: &mut PgConnection,
