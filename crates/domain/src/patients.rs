@@ -26,7 +26,7 @@ use unicode_normalization::UnicodeNormalization;
 use crate::actor::Actor;
 use crate::change::EventSpec;
 
-pub use repo::{PatientCursor, PatientListRow, PatientOrder, PatientRow};
+pub use repo::{PatientCursor, PatientFilterChoices, PatientListRow, PatientOrder, PatientRow};
 
 /// Rows per page of the list.
 pub const PATIENT_PAGE: i64 = 50;
@@ -316,6 +316,8 @@ pub struct PatientFilter {
     /// An opaque cursor from a previous page's `next`.
     pub after: Option<String>,
     pub limit: Option<i64>,
+    /// Also read what the physician and facility filters may offer (the web form).
+    pub with_choices: bool,
 }
 
 /// One page of the list.
@@ -326,6 +328,8 @@ pub struct PatientPage {
     pub next: Option<String>,
     /// The viewer sees the whole register (an administrator).
     pub whole_register: bool,
+    /// The filters' choices, when asked for.
+    pub choices: Option<PatientFilterChoices>,
 }
 
 fn encode_cursor(c: &PatientCursor) -> String {
@@ -863,11 +867,17 @@ impl Services {
             }
             c.audit(entry);
         }
+        let choices = if filter.with_choices {
+            Some(repo::patient_filter_choices(c.conn(), actor.viewer.user.id, whole).await?)
+        } else {
+            None
+        };
         c.commit().await?;
         Ok(PatientPage {
             items,
             next,
             whole_register: whole,
+            choices,
         })
     }
 }

@@ -398,6 +398,7 @@ impl PatientQuery {
             order: order.into(),
             after,
             limit: first,
+            with_choices: false,
         };
         let page = services.patients(&actor, &f).await.gql(ctx)?;
         let today = musubi_domain::patients::today();

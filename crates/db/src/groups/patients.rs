@@ -451,3 +451,75 @@ pub async fn facility_in_host(
     .await?
     .flatten())
 }
+
+/// What the list's physician and facility filters offer: the physicians and registering
+/// facilities of the entries `viewer` may see (all with `whole_register`), by name. Nothing is
+/// offered that the viewer's own entries do not name, so a member from another association
+/// learns no one of the host's staff from it.
+#[derive(Debug, Clone, Default)]
+pub struct PatientFilterChoices {
+    pub physicians: Vec<(PersonId, String)>,
+    pub facilities: Vec<(Uuid, String)>,
+}
+
+pub async fn patient_filter_choices(
+    conn: &mut PgConnection,
+    viewer: PersonId,
+    whole_register: bool,
+) -> DbResult<PatientFilterChoices> {
+    // The whole register is read by a loose scan of each partial index (one probe per
+    // distinct value), which stays cheap however many entries there are; a member's own
+    // entries are few and read directly.
+    let sql = if whole_register {
+        // (uuid has no min() in PostgreSQL 15: ORDER BY … LIMIT 1 reads the index the same.)
+        "WITH RECURSIVE ph(v) AS ( \
+             (SELECT physician_id FROM patients WHERE physician_id IS NOT NULL \
+              ORDER BY physician_id LIMIT 1) \
+             UNION ALL \
+             SELECT (SELECT p.physician_id FROM patients p WHERE p.physician_id > ph.v \
+                     ORDER BY p.physician_id LIMIT 1) \
+             FROM ph WHERE ph.v IS NOT NULL), \
+         fa(v) AS ( \
+             (SELECT facility_id FROM patients WHERE facility_id IS NOT NULL \
+              ORDER BY facility_id LIMIT 1) \
+             UNION ALL \
+             SELECT (SELECT p.facility_id FROM patients p WHERE p.facility_id > fa.v \
+                     ORDER BY p.facility_id LIMIT 1) \
+             FROM fa WHERE fa.v IS NOT NULL) \
+         SELECT 'p' AS kind, u.id, u.name, u.name_kana AS sort FROM core.users u \
+          WHERE u.id IN (SELECT v FROM ph WHERE v IS NOT NULL) \
+         UNION ALL \
+         SELECT 'f', f.id, f.name, f.name FROM core.facilities f \
+          WHERE f.id IN (SELECT v FROM fa WHERE v IS NOT NULL) \
+         ORDER BY 1, 4, 2"
+            .to_owned()
+    } else {
+        format!(
+            "WITH mine AS MATERIALIZED ( \
+                 SELECT p.physician_id, p.facility_id FROM patients p \
+                 WHERE p.group_id IN (SELECT gm.group_id FROM core.group_members gm \
+                                      WHERE gm.user_id = $1 AND gm.status = 'active' AND {})) \
+             SELECT 'p' AS kind, u.id, u.name, u.name_kana AS sort FROM core.users u \
+              WHERE u.id IN (SELECT physician_id FROM mine) \
+             UNION ALL \
+             SELECT 'f', f.id, f.name, f.name FROM core.facilities f \
+              WHERE f.id IN (SELECT facility_id FROM mine) \
+             ORDER BY 1, 4, 2",
+            member_counts!()
+        )
+    };
+    let mut query = sqlx::query_as::<_, (String, Uuid, String, String)>(&sql);
+    if !whole_register {
+        query = query.bind(viewer);
+    }
+    let rows = query.fetch_all(conn).await?;
+    let mut out = PatientFilterChoices::default();
+    for (kind, id, name, _) in rows {
+        if kind == "p" {
+            out.physicians.push((PersonId::from_uuid(id), name));
+        } else {
+            out.facilities.push((id, name));
+        }
+    }
+    Ok(out)
+}

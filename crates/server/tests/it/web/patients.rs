@@ -950,3 +950,165 @@ mod csv_import {
         assert!(res.is_not_found());
     }
 }
+
+#[tokio::test]
+async fn the_team_is_found_and_ticked_on_the_registration_form_and_invited_with_it() {
+    let app = TestApp::demo().await;
+    let mut nurse = Browser::signed_in(&app, NURSE).await;
+    let care_manager = app.user_id(CARE_MANAGER).await;
+    let kana: String = sqlx::query_scalar("SELECT name_kana FROM core.users WHERE id = $1")
+        .bind(care_manager)
+        .fetch_one(app.db.db.pool())
+        .await
+        .unwrap();
+    let before = entries(&app).await;
+
+    // 「探す」 shows the form again with everything typed and the people found.
+    let mut typed = fields("昭和20年4月1日");
+    typed.push(("q", kana.chars().take(3).collect()));
+    typed.push(("find", "1".into()));
+    let found = post_form(&mut nurse, &app, &typed).await;
+    assert_eq!(found.status, StatusCode::OK, "{}", found.body);
+    assert!(
+        found.body.contains(&format!("value=\"{NAME}\"")),
+        "{}",
+        found.body
+    );
+    assert!(found.body.contains("慢性心不全"), "{}", found.body);
+    let tick = format!("name=\"to\" value=\"{care_manager}\"");
+    assert!(found.body.contains(&tick), "{}", found.body);
+    assert_eq!(entries(&app).await, before, "a search registers nothing");
+
+    // Ticked, but no consent on record for someone of another office: refused at the consent
+    // field, the tick and the text kept.
+    let mut ticked = fields("昭和20年4月1日");
+    ticked.push(("to", care_manager.to_string()));
+    ticked.push(("who", format!("{care_manager} ケアマネ｜居宅")));
+    let refused = post_form(&mut nurse, &app, &ticked).await;
+    assert_eq!(
+        refused.status,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "{}",
+        refused.body
+    );
+    assert!(
+        refused.body.contains(&format!("{tick} checked")),
+        "{}",
+        refused.body
+    );
+    assert!(refused.body.contains(&format!("value=\"{NAME}\"")));
+    assert_eq!(entries(&app).await, before);
+
+    // Someone who is no one's colleague (a made-up id): refused, nothing registered.
+    let mut forged = fields("昭和20年4月1日");
+    forged.push(("to", Uuid::new_v4().to_string()));
+    let res = post_form(&mut nurse, &app, &forged).await;
+    assert_eq!(res.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", res.body);
+    assert!(res.body.contains("招待できない人"), "{}", res.body);
+    assert_eq!(entries(&app).await, before);
+
+    // With the consent recorded: registered, and the care manager invited in the same step.
+    ticked.push(("consent_date", "令和6年3月1日".into()));
+    ticked.push(("consent_by", "訪問看護ステーションみなと 青木".into()));
+    ticked.push((
+        "consent_scope",
+        "主治医・訪問看護・ケアマネジャーで共有".into(),
+    ));
+    let res = post_form(&mut nurse, &app, &ticked).await;
+    assert_eq!(res.status, StatusCode::SEE_OTHER, "{}", res.body);
+    assert_eq!(entries(&app).await, before + 1);
+    let id = res
+        .location()
+        .strip_prefix(&format!("/a/{HOST}/patients/"))
+        .and_then(|rest| rest.strip_suffix("?done=patient_registered"))
+        .and_then(|id| Uuid::parse_str(id).ok())
+        .unwrap_or_else(|| panic!("not a new entry: {}", res.location()));
+    let group = group_of(&app, id).await;
+    assert_eq!(
+        member_status(&app, group, CARE_MANAGER).await.as_deref(),
+        Some("invited")
+    );
+}
+
+/// The options of the list's `name` select, as (value, label); empty when there is none.
+fn select_options(body: &str, name: &str) -> Vec<(String, String)> {
+    let Some(start) = body.find(&format!("name=\"{name}\">")) else {
+        return Vec::new();
+    };
+    let select = &body[start..];
+    let select = &select[..select.find("</select>").unwrap_or(select.len())];
+    select
+        .split("<option value=\"")
+        .skip(1)
+        .filter_map(|o| {
+            let (value, rest) = o.split_once('"')?;
+            let label = rest.split_once('>')?.1.split_once("</option>")?.0;
+            Some((value.to_owned(), label.to_owned()))
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn the_physician_filter_offers_only_the_physicians_of_entries_one_may_see() {
+    let app = TestApp::demo().await;
+    // A second clinic doctor registers a patient as her physician.
+    let oono = app
+        .user_id(musubi_test_support::demo::CLINIC_DOCTOR_2)
+        .await;
+    let mut doctor = Browser::signed_in(&app, musubi_test_support::demo::CLINIC_DOCTOR_2).await;
+    let mut typed = fields("昭和20年4月1日");
+    for f in &mut typed {
+        if f.0 == "physician" {
+            f.1 = oono.to_string();
+        }
+    }
+    let res = post_form(&mut doctor, &app, &typed).await;
+    assert_eq!(res.status, StatusCode::SEE_OTHER, "{}", res.body);
+    let oono_name: String = sqlx::query_scalar("SELECT name FROM core.users WHERE id = $1")
+        .bind(oono)
+        .fetch_one(app.db.db.pool())
+        .await
+        .unwrap();
+
+    // The administrator sees the whole register: both physicians offered, and choosing one
+    // lists her patients only.
+    let mut admin = Browser::signed_in(&app, ADMIN).await;
+    let page = list(&app, &mut admin, "").await;
+    let offered = select_options(&page.body, "physician");
+    assert!(
+        offered
+            .iter()
+            .any(|(v, l)| *v == oono.to_string() && *l == oono_name),
+        "{offered:?}"
+    );
+    assert!(
+        offered.len() >= 3,
+        "指定なし and two physicians: {offered:?}"
+    );
+    let page = list(&app, &mut admin, &format!("physician={oono}")).await;
+    assert!(page.body.contains(NAME), "{}", page.body);
+    assert!(!page.body.contains("山田 太郎"), "{}", page.body);
+    assert!(
+        page.body
+            .contains(&format!("<option value=\"{oono}\" selected>")),
+        "{}",
+        page.body
+    );
+    // An id that is no one's is ignored, not an error page.
+    let page = list(&app, &mut admin, "physician=garbage&facility=%00").await;
+    assert!(page.body.contains("山田 太郎"));
+
+    // Neither a nurse of the host nor a hospital doctor of another association learns of a
+    // physician whose patients they do not share.
+    for who in [NURSE, HOSPITAL_DOCTOR] {
+        let mut b = Browser::signed_in(&app, who).await;
+        let page = list(&app, &mut b, "").await;
+        assert!(!page.body.contains(&oono_name), "{who}: {}", page.body);
+        assert!(
+            select_options(&page.body, "physician")
+                .iter()
+                .all(|(v, _)| *v != oono.to_string()),
+            "{who}"
+        );
+    }
+}

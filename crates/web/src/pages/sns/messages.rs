@@ -190,6 +190,17 @@ pub(crate) struct Picker {
     pub found: Vec<PersonCard>,
     pub query_error: Option<String>,
     pub error: Option<String>,
+    /// The catalog section its words come from: `messages` unless another page says.
+    pub words: Option<&'static str>,
+}
+
+impl Picker {
+    /// One of the picker's words (`find_label`, `find_hint`, `people_legend`, `people_hint`),
+    /// from the page's own section.
+    pub(crate) fn word(&self, t: &Translator, which: &str) -> String {
+        let key = format!("{}.{which}", self.words.unwrap_or("messages"));
+        t.get(&key).to_owned()
+    }
 }
 
 fn about(t: Translator, c: &CandidateRow, host: &str) -> String {
@@ -212,23 +223,28 @@ fn about(t: Translator, c: &CandidateRow, host: &str) -> String {
 /// (the services check each id against the directory), `who` is only shown back, escaped.
 #[derive(Debug, Default)]
 pub(crate) struct PickerForm {
-    q: String,
+    pub q: String,
     to: Vec<String>,
     who: Vec<String>,
     body: String,
     /// 「探す」 was pressed: show the page again, send nothing.
-    find: bool,
+    pub find: bool,
 }
 
 impl PickerForm {
-    fn parse(bytes: &[u8]) -> Self {
+    pub(crate) fn parse(bytes: &[u8]) -> Self {
+        // One more than may be chosen: then the services refuse it.
+        Self::parse_up_to(bytes, MAX_PARTICIPANTS)
+    }
+
+    /// At most `cap` people are read (a page's own limit, plus one for the refusal).
+    pub(crate) fn parse_up_to(bytes: &[u8], cap: usize) -> Self {
         let mut form = Self::default();
         for (k, v) in form_urlencoded::parse(bytes) {
             match k.as_ref() {
                 "q" => form.q = v.into_owned(),
-                // One more than may be chosen: then the services refuse it.
-                "to" if form.to.len() < MAX_PARTICIPANTS => form.to.push(v.into_owned()),
-                "who" if form.who.len() < MAX_PARTICIPANTS => form.who.push(v.into_owned()),
+                "to" if form.to.len() < cap => form.to.push(v.into_owned()),
+                "who" if form.who.len() < cap => form.who.push(v.into_owned()),
                 "body" => form.body = v.into_owned(),
                 "find" => form.find = true,
                 _ => {}
@@ -237,12 +253,12 @@ impl PickerForm {
         form
     }
 
-    fn people(&self) -> Vec<PersonId> {
+    pub(crate) fn people(&self) -> Vec<PersonId> {
         self.to.iter().map(|id| parse_id(id.trim())).collect()
     }
 
     /// The ticked people as the page showed them.
-    fn chosen(&self) -> Vec<PersonCard> {
+    pub(crate) fn chosen(&self) -> Vec<PersonCard> {
         let mut out: Vec<PersonCard> = Vec::new();
         for id in &self.to {
             if out.iter().any(|p| &p.id == id) {
@@ -273,7 +289,7 @@ pub(crate) struct FindQuery {
 }
 
 /// The picker: those ticked, and a search's results (searched only when asked).
-async fn picker(
+pub(crate) async fn picker(
     services: &Services,
     ctx: &Ctx,
     p: &Place,

@@ -15,21 +15,22 @@
 //! administrators see every entry but never a conversation they are not in); anything else is
 //! the normal 404 page. Forms keep every typed value and put each message next to its field.
 
+use super::messages::{self, Picker, PickerForm};
 use super::{flash, nav, page_error, parse_id, Flash, Place};
 use crate::assets::{self, AssetUrls};
 use crate::ctx::{encode_query_value, Ctx};
 use crate::i18n::{Lang, Translator};
 use crate::layout::{Nav, Section};
 use askama::Template;
-use axum::extract::rejection::FormRejection;
-use axum::extract::{Path, Query, State};
+use axum::extract::rejection::{FormRejection, RawFormRejection};
+use axum::extract::{Path, Query, RawForm, State};
 use axum::response::Response;
 use axum::Form;
 use chrono::NaiveDate;
 use http::{StatusCode, Uri};
 use musubi_domain::patients::{
-    reason, today, PatientFilter, PatientForm, PatientListRow, PatientOrder, PatientRow,
-    PatientView, PATIENT_PAGE,
+    reason, today, PatientFilter, PatientFilterChoices, PatientForm, PatientListRow, PatientOrder,
+    PatientRow, PatientView, MAX_FORM_MEMBERS, PATIENT_PAGE,
 };
 use musubi_domain::types::{CareLevel, EndReason, PatientId, PatientStatus, PersonId, Sex};
 use musubi_domain::wareki;
@@ -164,6 +165,12 @@ pub(crate) struct ListQuery {
     pub age_to: String,
     #[serde(default)]
     pub town: String,
+    /// A physician's id (as offered by the form); anything else is ignored.
+    #[serde(default)]
+    pub physician: String,
+    /// A registering facility's id (as offered by the form).
+    #[serde(default)]
+    pub facility: String,
     pub unread: Option<String>,
     #[serde(default)]
     pub order: String,
@@ -203,7 +210,19 @@ impl ListQuery {
             || !self.age_from.trim().is_empty()
             || !self.age_to.trim().is_empty()
             || !self.town.trim().is_empty()
+            || self.physician_id().is_some()
+            || self.facility_id().is_some()
             || self.unread.is_some()
+    }
+
+    fn physician_id(&self) -> Option<PersonId> {
+        Uuid::parse_str(self.physician.trim())
+            .ok()
+            .map(PersonId::from_uuid)
+    }
+
+    fn facility_id(&self) -> Option<Uuid> {
+        Uuid::parse_str(self.facility.trim()).ok()
     }
 
     /// The same list from `after` on (from the start when empty): every filter kept, nothing
@@ -217,6 +236,8 @@ impl ListQuery {
             ("age_from", &self.age_from),
             ("age_to", &self.age_to),
             ("town", &self.town),
+            ("physician", &self.physician),
+            ("facility", &self.facility),
             ("unread", unread),
             ("order", &self.order),
             ("after", after),
@@ -323,6 +344,9 @@ pub(crate) struct PatientsPage<'a> {
     pub statuses: Vec<Choice>,
     pub care_levels: Vec<Choice>,
     pub orders: Vec<Choice>,
+    /// Offered only when the register names more than one (nothing to choose otherwise).
+    pub physicians: Vec<Choice>,
+    pub facilities: Vec<Choice>,
     pub errors: ListErrors,
     pub patients: Vec<PatientCard>,
     /// The next page, when there is one.
@@ -344,6 +368,45 @@ impl PatientsPage<'_> {
     pub(crate) fn unread_checked(&self) -> bool {
         self.query.unread.is_some()
     }
+}
+
+/// The physician and facility selects: 「指定なし」 and the names the viewer's entries use.
+/// Empty when there is at most one name (a select of one choice only adds a step).
+fn person_and_facility_choices(
+    t: Translator,
+    q: &ListQuery,
+    c: &PatientFilterChoices,
+) -> (Vec<Choice>, Vec<Choice>) {
+    fn select(t: Translator, chosen: &str, names: Vec<(String, String)>) -> Vec<Choice> {
+        if names.len() < 2 && chosen.trim().is_empty() {
+            return Vec::new();
+        }
+        let mut out = vec![Choice {
+            value: String::new(),
+            label: t.get("patients.search.any").to_owned(),
+            selected: !names.iter().any(|(id, _)| id == chosen.trim()),
+        }];
+        out.extend(names.into_iter().map(|(id, name)| Choice {
+            selected: id == chosen.trim(),
+            value: id,
+            label: name,
+        }));
+        out
+    }
+    let physicians = c
+        .physicians
+        .iter()
+        .map(|(id, name)| (id.to_string(), name.clone()))
+        .collect();
+    let facilities = c
+        .facilities
+        .iter()
+        .map(|(id, name)| (id.to_string(), name.clone()))
+        .collect();
+    (
+        select(t, &q.physician, physicians),
+        select(t, &q.facility, facilities),
+    )
 }
 
 fn list_choices(t: Translator, q: &ListQuery) -> (Vec<Choice>, Vec<Choice>, Vec<Choice>) {
@@ -429,14 +492,18 @@ pub(crate) async fn list(
         age_min,
         age_max,
         town: query.town.clone(),
+        physician_id: query.physician_id(),
+        facility_id: query.facility_id(),
         unread_only: query.unread.is_some(),
         order: query.order(),
         after: Some(query.after.clone()).filter(|a| !a.is_empty()),
+        with_choices: true,
         ..PatientFilter::default()
     };
     let mut patients = Vec::new();
     let mut next = None;
     let mut whole_register = p.viewer.is_admin_of(p.tenant.id);
+    let mut filter_choices = PatientFilterChoices::default();
     if !errors.any() {
         match services.patients(&p.actor(), &filter).await {
             Ok(page) => {
@@ -448,6 +515,7 @@ pub(crate) async fn list(
                     .collect();
                 next = page.next.map(|c| query.href_after(p.slug(), &c));
                 whole_register = page.whole_register;
+                filter_choices = page.choices.unwrap_or_default();
             }
             Err(e) if e.code == ErrorCode::InvalidInput => match e.field {
                 Some("text") => errors.q = Some(t.get("patients.error.search").to_owned()),
@@ -461,6 +529,7 @@ pub(crate) async fn list(
         }
     }
     let (statuses, care_levels, orders) = list_choices(t, &query);
+    let (physicians, facilities) = person_and_facility_choices(t, &query, &filter_choices);
     let others = p
         .viewer
         .memberships()
@@ -487,6 +556,8 @@ pub(crate) async fn list(
         statuses,
         care_levels,
         orders,
+        physicians,
+        facilities,
         query,
         errors,
         patients,
@@ -1264,8 +1335,8 @@ pub(crate) struct PatientFormPage<'a> {
     pub summary: Vec<SummaryItem>,
     pub alert: Option<String>,
     pub submit: &'static str,
-    /// The registration form says how the team is invited.
-    pub new: bool,
+    /// The registration form's team picker: people to invite with the registration.
+    pub picker: Option<Picker>,
 }
 
 /// What a form page needs besides the fields.
@@ -1280,8 +1351,9 @@ struct FormFrame<'a> {
     back_label: String,
     version: Option<String>,
     submit: &'static str,
-    new: bool,
     physicians: &'a dyn Fn(&str) -> Vec<Choice>,
+    /// The registration form's team picker.
+    picker: Option<Picker>,
 }
 
 /// What the form shows: what was typed, the messages, and (after a conflict) what is
@@ -1349,8 +1421,8 @@ fn render_form(ctx: &Ctx, p: &Place, frame: FormFrame<'_>, filled: Filled<'_>) -
             .clone()
             .or_else(|| (!errors.is_empty()).then(|| t.get("patients.form.summary").to_owned())),
         submit: frame.submit,
-        new: frame.new,
         action: frame.action,
+        picker: frame.picker,
     };
     ctx.respond(frame.status, &page)
 }
@@ -1365,7 +1437,9 @@ async fn render_new(
     p: &Place,
     status: StatusCode,
     filled: Filled<'_>,
+    mut picker: Picker,
 ) -> Response {
+    picker.words = Some("patients.members");
     let t = Translator::new(ctx.lang);
     let physicians = |chosen: &str| physician_choices(t, me(p), None, chosen);
     let frame = FormFrame {
@@ -1378,8 +1452,8 @@ async fn render_new(
         back_label: t.get("patients.entry.back").to_owned(),
         version: None,
         submit: t.get("patients.form.submit_new"),
-        new: true,
         physicians: &physicians,
+        picker: Some(picker),
     };
     render_form(ctx, p, frame, filled)
 }
@@ -1395,38 +1469,83 @@ pub(crate) async fn show_new(
     }
     let doctor = p.viewer.user().profession.is_doctor();
     let typed = PatientFields::blank(doctor.then(|| p.viewer.user().id));
-    Ok(render_new(&services, &ctx, &p, StatusCode::OK, Filled::plain(&typed)).await)
+    Ok(render_new(
+        &services,
+        &ctx,
+        &p,
+        StatusCode::OK,
+        Filled::plain(&typed),
+        Picker::default(),
+    )
+    .await)
 }
 
+/// `POST /a/{slug}/patients/new`: 「探す」 (the team picker: the page again with everything
+/// typed and ticked kept) or 「登録する」 (the patient, the group and the ticked people invited
+/// in one change).
 pub(crate) async fn create(
     State(services): State<Services>,
     ctx: Ctx,
     Path(slug): Path<String>,
-    form: Result<Form<PatientFields>, FormRejection>,
+    form: Result<RawForm, RawFormRejection>,
 ) -> Result<Response, Response> {
     let p = Place::open(&services, &ctx, &slug).await?;
-    let typed = form.map(|f| f.0).unwrap_or_default();
+    let raw = form.map(|f| f.0).unwrap_or_default();
+    // The register's fields by name; the picker's repeated `to`/`who` beside them.
+    let typed: PatientFields = serde_urlencoded::from_bytes(&raw).unwrap_or_default();
+    let team = PickerForm::parse_up_to(&raw, MAX_FORM_MEMBERS + 1);
     let t = Translator::new(ctx.lang);
-    match services
-        .register_patient(&p.actor(), &typed.to_form(), &[])
+    let query = (team.find || !team.q.trim().is_empty()).then(|| team.q.clone());
+    if team.find {
+        let picker = messages::picker(&services, &ctx, &p, query, team.chosen()).await?;
+        return Ok(render_new(
+            &services,
+            &ctx,
+            &p,
+            StatusCode::OK,
+            Filled::plain(&typed),
+            picker,
+        )
+        .await);
+    }
+    let people = team.people();
+    let e = match services
+        .register_patient(&p.actor(), &typed.to_form(), &people)
         .await
     {
-        Ok(done) => Ok(ctx.redirect(&format!(
-            "{}?done=patient_registered",
-            entry_path(p.slug(), done.patient_id)
-        ))),
-        Err(e) => match FormErrors::from_error(t, &e) {
-            Some(errors) => Ok(render_new(
-                &services,
-                &ctx,
-                &p,
-                StatusCode::UNPROCESSABLE_ENTITY,
-                Filled::refused(&typed, errors),
-            )
-            .await),
-            None => Err(page_error(&ctx, "registering a patient", e)),
-        },
-    }
+        Ok(done) => {
+            return Ok(ctx.redirect(&format!(
+                "{}?done=patient_registered",
+                entry_path(p.slug(), done.patient_id)
+            )))
+        }
+        Err(e) => e,
+    };
+    let mut picker = messages::picker(&services, &ctx, &p, query, team.chosen()).await?;
+    let errors = match (FormErrors::from_error(t, &e), e.field) {
+        (_, Some("members")) => {
+            picker.error = Some(if people.len() > MAX_FORM_MEMBERS {
+                t.format("patients.members.too_many", &MAX_FORM_MEMBERS.to_string())
+            } else {
+                t.get("patients.members.not_found").to_owned()
+            });
+            FormErrors {
+                alert: Some(t.get("patients.members.refused").to_owned()),
+                ..FormErrors::default()
+            }
+        }
+        (Some(errors), _) => errors,
+        (None, _) => return Err(page_error(&ctx, "registering a patient", e)),
+    };
+    Ok(render_new(
+        &services,
+        &ctx,
+        &p,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        Filled::refused(&typed, errors),
+        picker,
+    )
+    .await)
 }
 
 // --- The entry ----------------------------------------------------------------------------------
@@ -1656,8 +1775,8 @@ async fn render_edit(
         back_label: t.format("patients.entry.back_to_entry", &entry.name),
         version: Some(filled.typed.version.clone()),
         submit: t.get("patients.form.submit_edit"),
-        new: false,
         physicians: &physicians,
+        picker: None,
     };
     render_form(ctx, p, frame, filled)
 }
@@ -1944,7 +2063,9 @@ mod tests {
                     })
                     && !key.ends_with('.')
                     && !key.ends_with(".html")
-                    && !key.ends_with(".rs");
+                    && !key.ends_with(".rs")
+                    // The team picker's section of words, not a message itself.
+                    && key != "patients.members";
                 if looks_like_key {
                     used += 1;
                     assert_ne!(t.get(key), key, "no message for `{key}`");
@@ -1980,9 +2101,58 @@ mod tests {
         }
     }
 
+    fn two_physicians_one_facility() -> PatientFilterChoices {
+        PatientFilterChoices {
+            physicians: vec![
+                (
+                    PersonId::from_uuid(Uuid::from_u128(1)),
+                    "川村 健一".to_owned(),
+                ),
+                (
+                    PersonId::from_uuid(Uuid::from_u128(2)),
+                    "佐藤 一郎".to_owned(),
+                ),
+            ],
+            facilities: vec![(Uuid::from_u128(3), "みなと訪問看護".to_owned())],
+        }
+    }
+
+    #[test]
+    fn the_physician_filter_offers_the_registers_names_and_keeps_the_choice() {
+        let chosen = Uuid::from_u128(2).to_string();
+        let html = list_page(
+            vec![card("山田 太郎", 0, false)],
+            ListQuery {
+                physician: chosen.clone(),
+                ..ListQuery::default()
+            },
+            false,
+        );
+        assert!(html.contains("name=\"physician\""), "{html}");
+        assert!(
+            html.contains(&format!(
+                "<option value=\"{chosen}\" selected>佐藤 一郎</option>"
+            )),
+            "{html}"
+        );
+        // One facility is no choice at all: no select for it.
+        assert!(!html.contains("name=\"facility\""), "{html}");
+        // The next page keeps the physician.
+        let q = ListQuery {
+            physician: chosen.clone(),
+            ..ListQuery::default()
+        };
+        assert!(q.narrowed());
+        assert!(q
+            .href_after("minatogawa", "x")
+            .contains(&format!("physician={chosen}")));
+    }
+
     fn list_page(patients: Vec<PatientCard>, query: ListQuery, whole: bool) -> String {
         let t = Translator::new(Lang::Ja);
         let (statuses, care_levels, orders) = list_choices(t, &query);
+        let (physicians, facilities) =
+            person_and_facility_choices(t, &query, &two_physicians_one_facility());
         PatientsPage {
             t,
             assets: assets::urls(),
@@ -1997,6 +2167,8 @@ mod tests {
             statuses,
             care_levels,
             orders,
+            physicians,
+            facilities,
             query,
             errors: ListErrors::default(),
             next: (!patients.is_empty())
@@ -2108,7 +2280,10 @@ mod tests {
                 (!errors.is_empty()).then(|| t.get("patients.form.summary").to_owned())
             }),
             submit: t.get("patients.form.submit_new"),
-            new: registered.is_none(),
+            picker: registered.is_none().then(|| Picker {
+                words: Some("patients.members"),
+                ..Picker::default()
+            }),
         }
         .render()
         .expect("renders")
@@ -2182,7 +2357,8 @@ mod tests {
         // The hint for era dates, the registrant as a possible physician, and how to invite.
         assert!(page.contains("昭和20年4月1日、S20.4.1、1945-04-01 のどれでも"));
         assert!(page.contains(">自分（川村 健一）</option>"));
-        assert!(page.contains("患者グループのページから招待できます。"));
+        assert!(page.contains("あとから患者グループのページで招待することもできます。"));
+        assert!(page.contains(">招待する人を探す</label>"));
         // Nothing the browser would fill in with the registrant's own name or address.
         assert!(!page.contains("autocomplete=\"name\""));
         assert!(!page.contains("autocomplete=\"street-address\""));
