@@ -359,6 +359,105 @@ pub async fn list_patients(
     whole_register: bool,
     q: &PatientQuery,
 ) -> DbResult<Vec<PatientListRow>> {
+    let candidates = name_candidates(&mut *conn, q).await?;
+    let (sql, args) = list_statement(viewer, whole_register, q, candidates);
+    Ok(bind_all(sqlx::query_as(&sql), args).fetch_all(conn).await?)
+}
+
+/// `EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON)` of what one page of the list runs (the name
+/// lookup, when there is one, then the list): for the checks that the list stays an index walk
+/// on a large register.
+pub async fn explain_list_patients(
+    conn: &mut PgConnection,
+    viewer: PersonId,
+    whole_register: bool,
+    q: &PatientQuery,
+) -> DbResult<Vec<serde_json::Value>> {
+    let mut plans = Vec::new();
+    if let Some(grams) = name_grams(q) {
+        let explain = format!("EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) {NAME_CANDIDATES}");
+        let (plan,): (serde_json::Value,) = sqlx::query_as(&explain)
+            .bind(grams)
+            .bind(NAME_CANDIDATES_MAX + 1)
+            .fetch_one(&mut *conn)
+            .await?;
+        plans.push(plan);
+    }
+    let candidates = name_candidates(&mut *conn, q).await?;
+    let (sql, args) = list_statement(viewer, whole_register, q, candidates);
+    let explain = format!("EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) {sql}");
+    let (plan,): (serde_json::Value,) = bind_all(sqlx::query_as(&explain), args)
+        .fetch_one(conn)
+        .await?;
+    plans.push(plan);
+    Ok(plans)
+}
+
+/// Up to this many entries found by the search index are handed to the list as ids; a name
+/// shared by more (a common family name) is found faster by walking the list's order and
+/// testing each entry.
+const NAME_CANDIDATES_MAX: i64 = 10_000;
+
+const NAME_CANDIDATES: &str = "SELECT sd.id FROM search_docs sd \
+     WHERE sd.grams @> $1::int4[] AND sd.kind = 'patient' LIMIT $2";
+
+fn name_grams(q: &PatientQuery) -> Option<Vec<i32>> {
+    Some(crate::types::japanese::query_grams(&q.text)).filter(|g| !g.is_empty())
+}
+
+/// The entries whose name or reading has every character pair of the searched text (a
+/// superset of the matches), when they are few; `None` when there is no text or too many (a
+/// very common word, whose matches the list's order meets soon enough).
+async fn name_candidates(conn: &mut PgConnection, q: &PatientQuery) -> DbResult<Option<Vec<Uuid>>> {
+    let Some(grams) = name_grams(q) else {
+        return Ok(None);
+    };
+    let ids: Vec<Uuid> = sqlx::query_scalar(NAME_CANDIDATES)
+        .bind(grams)
+        .bind(NAME_CANDIDATES_MAX + 1)
+        .fetch_all(conn)
+        .await?;
+    Ok((i64::try_from(ids.len()).unwrap_or(i64::MAX) <= NAME_CANDIDATES_MAX).then_some(ids))
+}
+
+/// A value bound to the list's statement.
+enum Arg {
+    Person(PersonId),
+    Text(String),
+    Texts(Vec<&'static str>),
+    Id(Uuid),
+    Date(NaiveDate),
+    Ids(Vec<Uuid>),
+    Int(i64),
+}
+
+fn bind_all<'q, O>(
+    mut query: sqlx::query::QueryAs<'q, sqlx::Postgres, O, sqlx::postgres::PgArguments>,
+    args: Vec<Arg>,
+) -> sqlx::query::QueryAs<'q, sqlx::Postgres, O, sqlx::postgres::PgArguments> {
+    for a in args {
+        query = match a {
+            Arg::Person(v) => query.bind(v),
+            Arg::Text(v) => query.bind(v),
+            Arg::Texts(v) => query.bind(v),
+            Arg::Id(v) => query.bind(v),
+            Arg::Date(v) => query.bind(v),
+            Arg::Ids(v) => query.bind(v),
+            Arg::Int(v) => query.bind(v),
+        };
+    }
+    query
+}
+
+/// The list's statement with only the conditions asked for: no `$n IS NULL OR …` left for
+/// PostgreSQL to plan around, so a generic plan is as good as a custom one and each
+/// combination of filters keeps its own prepared statement.
+fn list_statement(
+    viewer: PersonId,
+    whole_register: bool,
+    q: &PatientQuery,
+    name_candidates: Option<Vec<Uuid>>,
+) -> (String, Vec<Arg>) {
     let (key, dir) = match q.order {
         PatientOrder::Kana => ("p.kana_folded", ">"),
         PatientOrder::Age => ("p.birth_date", ">"),
@@ -371,17 +470,97 @@ pub async fn list_patients(
         PatientOrder::Registered | PatientOrder::Activity => "timestamptz",
     };
     let sort = if dir == ">" { "ASC" } else { "DESC" };
-    let mine = if whole_register {
-        ""
-    } else {
+    let mut args = vec![Arg::Person(viewer)];
+    let mut conds: Vec<String> = Vec::new();
+    let arg = |args: &mut Vec<Arg>, a: Arg| {
+        args.push(a);
+        format!("${}", args.len())
+    };
+    let contains = |s: &str| format!("%{}%", like_escape(s));
+    let mut from = "patients p".to_owned();
+    if !q.text.is_empty() {
+        // The search index has narrowed a large register to the few entries that can match
+        // (see `name_candidates`); the LIKE keeps the answer exact.
+        // Those entries are read first and then ordered (`OFFSET 0` keeps PostgreSQL from
+        // walking the list's order and testing every entry against them instead).
+        if let Some(ids) = name_candidates {
+            let v = arg(&mut args, Arg::Ids(ids));
+            from = format!("(SELECT * FROM patients WHERE id = ANY({v}::uuid[]) OFFSET 0) p");
+        }
+        let t = arg(&mut args, Arg::Text(contains(&q.text)));
+        conds.push(format!("p.name_folded LIKE {t}"));
+    }
+    if !q.statuses.is_empty() {
+        let v = arg(
+            &mut args,
+            Arg::Texts(q.statuses.iter().map(|s| s.code()).collect()),
+        );
+        conds.push(format!("p.status = ANY({v}::text[])"));
+    }
+    if let Some(id) = q.physician_id {
+        let v = arg(&mut args, Arg::Person(id));
+        conds.push(format!("p.physician_id = {v}"));
+    }
+    if let Some(id) = q.facility_id {
+        let v = arg(&mut args, Arg::Id(id));
+        conds.push(format!("p.facility_id = {v}"));
+    }
+    if let Some(level) = q.care_level {
+        let v = arg(&mut args, Arg::Text(level.code().to_owned()));
+        conds.push(format!("p.care_level = {v}"));
+    }
+    if let Some(d) = q.born_from {
+        let v = arg(&mut args, Arg::Date(d));
+        conds.push(format!("p.birth_date >= {v}"));
+    }
+    if let Some(d) = q.born_until {
+        let v = arg(&mut args, Arg::Date(d));
+        conds.push(format!("p.birth_date <= {v}"));
+    }
+    if !q.town.is_empty() {
+        let v = arg(&mut args, Arg::Text(contains(&q.town)));
+        conds.push(format!("p.town_folded LIKE {v}"));
+    }
+    if q.unread_only {
+        conds.push(
+            "EXISTS (SELECT 1 FROM unread ur WHERE ur.user_id = $1 AND ur.group_id = p.group_id)"
+                .to_owned(),
+        );
+    }
+    if let Some(after) = &q.after {
+        let k = arg(&mut args, Arg::Text(after.key.clone()));
+        let i = arg(&mut args, Arg::Id(after.id.into()));
+        conds.push(format!("({key}, p.id) {dir} ({k}::{cast}, {i}::uuid)"));
+    }
+    if !whole_register {
         // Driven from the viewer's own memberships (an index on user_id), so that a person in
         // a few dozen groups never scans a register of 100,000.
-        concat!(
-            " AND p.group_id IN (SELECT gm.group_id FROM core.group_members gm \
+        conds.push(
+            concat!(
+                "p.group_id IN (SELECT gm.group_id FROM core.group_members gm \
                                 WHERE gm.user_id = $1 AND gm.status = 'active' AND ",
-            member_counts!(),
-            ")"
+                member_counts!(),
+                ")"
+            )
+            .to_owned(),
+        );
+    }
+    let limit = arg(&mut args, Arg::Int(q.limit));
+    // The group's row only where its activity orders the list: elsewhere one lookup per row
+    // shown, so that a long list of found entries is never joined to every group.
+    let (join, activity) = if q.order == PatientOrder::Activity {
+        ("JOIN groups g ON g.id = p.group_id", "g.last_activity_at")
+    } else {
+        (
+            "",
+            "(SELECT g.last_activity_at FROM groups g WHERE g.id = p.group_id) \
+             AS last_activity_at",
         )
+    };
+    let filter = if conds.is_empty() {
+        String::new()
+    } else {
+        format!("WHERE {}", conds.join(" AND "))
     };
     let sql = format!(
         "SELECT p.id, p.group_id, p.name, p.name_kana, p.birth_date, p.sex, p.town, \
@@ -389,50 +568,16 @@ pub async fn list_patients(
                 (SELECT u.name FROM core.users u WHERE u.id = p.physician_id) AS physician_name, \
                 (SELECT f.name FROM core.facilities f WHERE f.id = p.facility_id) \
                     AS facility_name, \
-                p.registered_at, g.last_activity_at, p.kana_folded, \
+                p.registered_at, {activity}, p.kana_folded, \
                 COALESCE((SELECT sum(ur.count) FROM unread ur \
                           WHERE ur.user_id = $1 AND ur.group_id = p.group_id), 0)::bigint \
                     AS unread \
-         FROM patients p JOIN groups g ON g.id = p.group_id \
-         WHERE ($2 = '' OR p.name_folded LIKE $2) \
-           AND (cardinality($3::text[]) = 0 OR p.status = ANY($3)) \
-           AND ($4::uuid IS NULL OR p.physician_id = $4) \
-           AND ($5::uuid IS NULL OR p.facility_id = $5) \
-           AND ($6::text IS NULL OR p.care_level = $6) \
-           AND ($7::date IS NULL OR p.birth_date >= $7) \
-           AND ($8::date IS NULL OR p.birth_date <= $8) \
-           AND ($9 = '' OR p.town_folded LIKE $9) \
-           AND (NOT $10 OR EXISTS (SELECT 1 FROM unread ur \
-                                   WHERE ur.user_id = $1 AND ur.group_id = p.group_id)) \
-           AND ($11::text IS NULL OR ({key}, p.id) {dir} ($11::{cast}, $12::uuid)) \
-           {mine} \
+         FROM {from} {join} \
+         {filter} \
          ORDER BY {key} {sort}, p.id {sort} \
-         LIMIT $13"
+         LIMIT {limit}"
     );
-    let contains = |s: &str| {
-        if s.is_empty() {
-            String::new()
-        } else {
-            format!("%{}%", like_escape(s))
-        }
-    };
-    let statuses: Vec<&str> = q.statuses.iter().map(|s| s.code()).collect();
-    Ok(sqlx::query_as(&sql)
-        .bind(viewer)
-        .bind(contains(&q.text))
-        .bind(statuses)
-        .bind(q.physician_id)
-        .bind(q.facility_id)
-        .bind(q.care_level.map(|c| c.code()))
-        .bind(q.born_from)
-        .bind(q.born_until)
-        .bind(contains(&q.town))
-        .bind(q.unread_only)
-        .bind(q.after.as_ref().map(|c| c.key.clone()))
-        .bind(q.after.as_ref().map(|c| c.id))
-        .bind(q.limit)
-        .fetch_all(conn)
-        .await?)
+    (sql, args)
 }
 
 /// The facility `person` works at in the association `group` is hosted by, if any.

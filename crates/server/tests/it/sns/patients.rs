@@ -1191,3 +1191,330 @@ async fn a_stations_whole_team_is_invited_in_one_step_with_consent_only() {
         .await;
     assert_eq!(error_codes(&r), ["NOT_FOUND"]);
 }
+
+/// Loads `n` register entries (with their groups and search entries) into `HOST`, names drawn
+/// from common family and given names, plus one rare name; returns the number of heap pages
+/// the register takes.
+async fn load_register(app: &TestApp, n: usize, physician: uuid::Uuid) -> i64 {
+    use musubi_db::types::japanese::{fold, grams};
+    // Fifty family names and thirty given names: the commonest family name is then about one
+    // entry in fifty, near what a Japanese town's register shows (佐藤 is about 1.5 %).
+    const FAMILY: [(&str, &str); 50] = [
+        ("佐藤", "さとう"),
+        ("鈴木", "すずき"),
+        ("高橋", "たかはし"),
+        ("田中", "たなか"),
+        ("伊藤", "いとう"),
+        ("渡辺", "わたなべ"),
+        ("山本", "やまもと"),
+        ("中村", "なかむら"),
+        ("小林", "こばやし"),
+        ("加藤", "かとう"),
+        ("吉田", "よしだ"),
+        ("山田", "やまだ"),
+        ("佐々木", "ささき"),
+        ("山口", "やまぐち"),
+        ("松本", "まつもと"),
+        ("井上", "いのうえ"),
+        ("木村", "きむら"),
+        ("林", "はやし"),
+        ("斎藤", "さいとう"),
+        ("清水", "しみず"),
+        ("山崎", "やまざき"),
+        ("森", "もり"),
+        ("池田", "いけだ"),
+        ("橋本", "はしもと"),
+        ("阿部", "あべ"),
+        ("石川", "いしかわ"),
+        ("山下", "やました"),
+        ("中島", "なかじま"),
+        ("石井", "いしい"),
+        ("小川", "おがわ"),
+        ("前田", "まえだ"),
+        ("岡田", "おかだ"),
+        ("長谷川", "はせがわ"),
+        ("藤田", "ふじた"),
+        ("後藤", "ごとう"),
+        ("近藤", "こんどう"),
+        ("村上", "むらかみ"),
+        ("遠藤", "えんどう"),
+        ("青木", "あおき"),
+        ("坂本", "さかもと"),
+        ("斉藤", "さいとう"),
+        ("福田", "ふくだ"),
+        ("太田", "おおた"),
+        ("西村", "にしむら"),
+        ("藤井", "ふじい"),
+        ("金子", "かねこ"),
+        ("岡本", "おかもと"),
+        ("藤原", "ふじわら"),
+        ("中野", "なかの"),
+        ("三浦", "みうら"),
+    ];
+    const GIVEN: [(&str, &str); 30] = [
+        ("太郎", "たろう"),
+        ("花子", "はなこ"),
+        ("一郎", "いちろう"),
+        ("和子", "かずこ"),
+        ("正男", "まさお"),
+        ("幸子", "さちこ"),
+        ("清", "きよし"),
+        ("節子", "せつこ"),
+        ("茂", "しげる"),
+        ("弘子", "ひろこ"),
+        ("勇", "いさむ"),
+        ("京子", "きょうこ"),
+        ("博", "ひろし"),
+        ("洋子", "ようこ"),
+        ("実", "みのる"),
+        ("恵子", "けいこ"),
+        ("進", "すすむ"),
+        ("美智子", "みちこ"),
+        ("明", "あきら"),
+        ("久子", "ひさこ"),
+        ("昭", "あきら"),
+        ("文子", "ふみこ"),
+        ("武", "たけし"),
+        ("静子", "しずこ"),
+        ("稔", "みのる"),
+        ("千代子", "ちよこ"),
+        ("豊", "ゆたか"),
+        ("キヨ", "きよ"),
+        ("修", "おさむ"),
+        ("トミ", "とみ"),
+    ];
+    let registrant = app.user_id(ADMIN).await.uuid();
+    let mut tx = app.tenant_tx(HOST).await;
+    let mut state: u64 = 0x2545_f491_4f6c_dd1d;
+    let mut next = move |m: usize| {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        usize::try_from(state % m as u64).unwrap()
+    };
+    for chunk in (0..n).collect::<Vec<_>>().chunks(5_000) {
+        let (mut ids, mut groups, mut names, mut kanas, mut folded, mut kana_folded) =
+            (vec![], vec![], vec![], vec![], vec![], vec![]);
+        let (mut births, mut statuses, mut physicians, mut doc_grams) =
+            (vec![], vec![], vec![], vec![]);
+        for i in chunk {
+            let (name, kana) = if *i == n / 2 {
+                ("鬼怒川 桃子".to_owned(), "きぬがわ ももこ".to_owned())
+            } else {
+                let (f, fk) = FAMILY[next(FAMILY.len())];
+                let (g, gk) = GIVEN[next(GIVEN.len())];
+                (format!("{f} {g}"), format!("{fk} {gk}"))
+            };
+            let name_folded = format!("{}\n{}", fold(&name), fold(&kana));
+            let g = grams(&name_folded);
+            ids.push(uuid::Uuid::new_v4());
+            groups.push(uuid::Uuid::new_v4());
+            kana_folded.push(fold(&kana));
+            folded.push(name_folded);
+            names.push(name);
+            kanas.push(kana);
+            births.push(
+                chrono::NaiveDate::from_ymd_opt(1925, 1, 1).unwrap()
+                    + chrono::Days::new(u64::try_from(next(30_000)).unwrap()),
+            );
+            statuses.push(["home", "home", "home", "hospital", "facility"][next(5)]);
+            physicians.push((next(100) == 0).then_some(physician));
+            doc_grams.push(format!(
+                "{{{}}}",
+                g.iter().map(i32::to_string).collect::<Vec<_>>().join(",")
+            ));
+        }
+        sqlx::query(
+            "INSERT INTO groups (id, kind, name, created_by, created_at, last_activity_at) \
+             SELECT g, 'patient', n || 'さん', $3, now() - make_interval(secs => o), \
+                    now() - make_interval(secs => o) \
+             FROM unnest($1::uuid[], $2::text[]) WITH ORDINALITY AS x(g, n, o)",
+        )
+        .bind(&groups)
+        .bind(&names)
+        .bind(registrant)
+        .execute(&mut *tx)
+        .await
+        .unwrap();
+        sqlx::query(
+            "INSERT INTO patients (id, group_id, name, name_kana, name_folded, kana_folded, \
+                                   birth_date, sex, status, physician_id, registered_by) \
+             SELECT id, g, n, k, nf, kf, b, 'female', s, ph, $10 \
+             FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::text[], $5::text[], \
+                         $6::text[], $7::date[], $8::text[], $9::uuid[]) \
+                  AS x(id, g, n, k, nf, kf, b, s, ph)",
+        )
+        .bind(&ids)
+        .bind(&groups)
+        .bind(&names)
+        .bind(&kanas)
+        .bind(&folded)
+        .bind(&kana_folded)
+        .bind(&births)
+        .bind(&statuses)
+        .bind(&physicians)
+        .bind(registrant)
+        .execute(&mut *tx)
+        .await
+        .unwrap();
+        sqlx::query(
+            "INSERT INTO search_docs (id, kind, group_id, at, folded, grams) \
+             SELECT id, 'patient', g, now(), f, gr::int4[] \
+             FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::text[]) AS x(id, g, f, gr)",
+        )
+        .bind(&ids)
+        .bind(&groups)
+        .bind(&folded)
+        .bind(&doc_grams)
+        .execute(&mut *tx)
+        .await
+        .unwrap();
+    }
+    sqlx::query("ANALYZE patients, groups, search_docs")
+        .execute(&mut *tx)
+        .await
+        .unwrap();
+    let pages: i32 =
+        sqlx::query_scalar("SELECT relpages FROM pg_class WHERE oid = 'patients'::regclass")
+            .fetch_one(&mut *tx)
+            .await
+            .unwrap();
+    tx.commit().await.unwrap();
+    i64::from(pages)
+}
+
+/// Every node of an `EXPLAIN (FORMAT JSON)` plan.
+fn plan_nodes<'a>(node: &'a Value, out: &mut Vec<&'a Value>) {
+    out.push(node);
+    for child in node["Plans"].as_array().into_iter().flatten() {
+        plan_nodes(child, out);
+    }
+}
+
+#[tokio::test]
+async fn a_register_of_100_000_is_listed_page_by_page_without_reading_it_all() {
+    use musubi_db::groups::{explain_list_patients, PatientCursor, PatientOrder, PatientQuery};
+    use musubi_db::types::japanese::fold;
+    use musubi_db::types::{PatientId, PatientStatus};
+    let w = World::new().await;
+    let physician = w.app.user_id(CLINIC_DOCTOR).await;
+    let pages = load_register(&w.app, 100_000, physician.uuid()).await;
+    assert!(pages > 1_000, "the register takes {pages} pages");
+    let admin = w.app.user_id(ADMIN).await;
+    let cases: Vec<(&str, PatientQuery)> = vec![
+        ("by reading, first page", PatientQuery::default()),
+        (
+            "by reading, a later page",
+            PatientQuery {
+                after: Some(PatientCursor {
+                    key: fold("なかむら"),
+                    id: PatientId::from_uuid(uuid::Uuid::nil()),
+                }),
+                ..PatientQuery::default()
+            },
+        ),
+        (
+            "at home, 75 or older, oldest first",
+            PatientQuery {
+                statuses: vec![PatientStatus::Home],
+                born_until: chrono::NaiveDate::from_ymd_opt(1951, 12, 1),
+                order: PatientOrder::Age,
+                ..PatientQuery::default()
+            },
+        ),
+        (
+            "newest registrations",
+            PatientQuery {
+                order: PatientOrder::Registered,
+                ..PatientQuery::default()
+            },
+        ),
+        (
+            "latest activity",
+            PatientQuery {
+                order: PatientOrder::Activity,
+                ..PatientQuery::default()
+            },
+        ),
+        (
+            "a rare name",
+            PatientQuery {
+                text: fold("ももこ"),
+                ..PatientQuery::default()
+            },
+        ),
+        (
+            "a common name",
+            PatientQuery {
+                text: fold("さとう"),
+                ..PatientQuery::default()
+            },
+        ),
+        (
+            "one physician's patients",
+            PatientQuery {
+                physician_id: Some(physician),
+                ..PatientQuery::default()
+            },
+        ),
+    ];
+    let mut tx = w.app.tenant_tx(HOST).await;
+    for (what, mut q) in cases {
+        q.limit = 51;
+        // A page in an order, narrowed or not, is a walk of an index: no table read whole and
+        // a small part of the register touched. A name search reads the entries the search
+        // index finds (about one in fifty for 佐藤 here): at most one pass over the register
+        // and one over its search entries.
+        let by_name = !q.text.is_empty();
+        let plans = explain_list_patients(&mut tx, admin, true, &q)
+            .await
+            .unwrap();
+        let mut buffers = 0;
+        let mut ms = 0.0;
+        let mut rows = 0;
+        for plan in &plans {
+            let top = &plan[0]["Plan"];
+            let mut nodes = Vec::new();
+            if !by_name {
+                plan_nodes(top, &mut nodes);
+            }
+            for n in &nodes {
+                assert!(
+                    !(n["Node Type"] == "Seq Scan"
+                        && ["patients", "groups", "search_docs"]
+                            .contains(&n["Relation Name"].as_str().unwrap_or(""))),
+                    "{what}: reads the whole {} table: {plan:#}",
+                    n["Relation Name"]
+                );
+            }
+            buffers += top["Shared Hit Blocks"].as_i64().unwrap()
+                + top["Shared Read Blocks"].as_i64().unwrap();
+            ms += plan[0]["Execution Time"].as_f64().unwrap();
+            rows = top["Actual Rows"].as_i64().unwrap();
+        }
+        assert!(rows > 0, "{what}: nothing listed");
+        println!("{what}: {rows} rows, {buffers} buffers of a {pages}-page register, {ms:.2} ms");
+        let bound = if by_name { 2 * pages } else { pages / 2 };
+        assert!(
+            buffers < bound,
+            "{what}: {buffers} buffers for one page of a {pages}-page register: {plans:#?}"
+        );
+    }
+    // The rare name is looked up, not searched for.
+    let rare = PatientQuery {
+        text: fold("ももこ"),
+        limit: 51,
+        ..PatientQuery::default()
+    };
+    let plans = explain_list_patients(&mut tx, admin, true, &rare)
+        .await
+        .unwrap();
+    let touched: i64 = plans
+        .iter()
+        .map(|p| {
+            p[0]["Plan"]["Shared Hit Blocks"].as_i64().unwrap()
+                + p[0]["Plan"]["Shared Read Blocks"].as_i64().unwrap()
+        })
+        .sum();
+    assert!(touched < pages / 4, "a rare name touched {touched} buffers");
+}
