@@ -2,6 +2,7 @@
 //! behaviour; it connects the crates that do.
 
 pub mod admission;
+pub mod backup;
 pub mod cli;
 pub mod cli_audit;
 pub mod fair_use;

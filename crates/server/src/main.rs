@@ -65,6 +65,30 @@ enum Command {
     /// Show the background-job queue: how many jobs of each kind wait, run, finished or
     /// failed, and the latest failures.
     Jobs(DataArgs),
+    /// Write one consistent archive of the database (core and every association) and every
+    /// stored file. See docs/backup.md.
+    Backup(BackupArgs),
+    /// Restore an archive of `musubi backup` into an empty deployment (an empty database and
+    /// file store), then verify it and the audit logs.
+    Restore(RestoreArgs),
+}
+
+#[derive(clap::Args)]
+struct BackupArgs {
+    /// The archive to write (a .tar.gz; never overwritten)
+    #[arg(long)]
+    out: PathBuf,
+    #[command(flatten)]
+    data: DataArgs,
+}
+
+#[derive(clap::Args)]
+struct RestoreArgs {
+    /// The archive to restore
+    #[arg(long)]
+    from: PathBuf,
+    #[command(flatten)]
+    data: DataArgs,
 }
 
 #[derive(clap::Args)]
@@ -169,7 +193,9 @@ fn main() -> ExitCode {
         Command::Migrate(d)
         | Command::Association(AssociationCommand::List(d))
         | Command::FileStore(FileStoreArgs { data: d, .. })
-        | Command::Jobs(d) => Some(d),
+        | Command::Jobs(d)
+        | Command::Backup(BackupArgs { data: d, .. })
+        | Command::Restore(RestoreArgs { data: d, .. }) => Some(d),
         Command::Association(AssociationCommand::Create { data, .. })
         | Command::Association(AssociationCommand::InviteAdmin { data, .. })
         | Command::Association(AssociationCommand::Neighbours { data, .. }) => Some(data),
@@ -241,5 +267,7 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
         }
         Command::Audit(AuditCommand::Purge(_)) => musubi::cli_audit::purge(&config).await,
         Command::Jobs(_) => musubi::cli::jobs(&config).await,
+        Command::Backup(args) => musubi::backup::backup(&config, &args.out).await,
+        Command::Restore(args) => musubi::backup::restore(&config, &args.from).await,
     }
 }

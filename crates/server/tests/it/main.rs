@@ -81,6 +81,7 @@ mod web {
 /// Running and operating the server: the binary, its commands, migrations, replicas,
 /// telemetry and query costs.
 mod ops {
+    mod backup;
     mod binary;
     mod cli;
     mod connections;
@@ -89,5 +90,6 @@ mod ops {
     mod overload;
     mod query_counts;
     mod replicas;
+    mod schema_spans;
     mod telemetry;
 }
