@@ -1,7 +1,8 @@
 //! Developer tasks: `cargo xtask demo` and `cargo xtask test` (each installing what it needs
-//! first, see `setup`), `cargo xtask lint`, `cargo xtask bench`.
+//! first, see `setup`), `cargo xtask lint`, `cargo xtask bench`, `cargo xtask image`.
 
 mod bench;
+mod image;
 mod setup;
 
 use anyhow::{bail, Context, Result};
@@ -26,10 +27,11 @@ fn main() {
         Some("fresh-check") => fresh_check(&args[1..]),
         Some("lint") => lint(),
         Some("bench") => bench::bench(&args[1..]),
+        Some("image") => image::image(&args[1..]),
         _ => {
             eprintln!(
                 "usage: cargo xtask <task>\n\n\
-                 tasks:\n  demo [ARGS]   install the PostgreSQL server binaries if missing (not with DATABASE_URL),\n                then build in release and run `musubi demo ARGS`\n  bench [--scale small|medium|large] [--seed N] [--profile debug|release] [--reuse] [--statements] [-- RUN ARGS]\n                generate a dataset, drive Musubi and the floor, write target/bench/report.json\n                (see docs/performance.md); --statements lists the mixed phase's costliest SQL\n                in target/bench/statements.txt\n  test [ARGS]   install what the tests need if missing, then run every test (Rust tests\n                with nextest, then the browser tests);\n                ARGS go to nextest; set {TEST_DB_ENV} to use your own PostgreSQL,\n                {TEST_REDIS_ENV} your own Redis, and {TEST_SMTP_ENV} with\n                {TEST_MAILDIR_ENV} your own SMTP server and the maildir it fills\n  setup [--check] [demo|test]\n                install what the demo and/or the tests need; --check only reports\n  fresh-check [OPTIONS]\n                run the README's commands in a fresh Debian root (xtask/fresh-root.sh; root, slow)\n  lint          cargo fmt --check and clippy -D warnings"
+                 tasks:\n  demo [ARGS]   install the PostgreSQL server binaries if missing (not with DATABASE_URL),\n                then build in release and run `musubi demo ARGS`\n  bench [--scale small|medium|large] [--seed N] [--profile debug|release] [--reuse] [--statements] [-- RUN ARGS]\n                generate a dataset, drive Musubi and the floor, write target/bench/report.json\n                (see docs/performance.md); --statements lists the mixed phase's costliest SQL\n                in target/bench/statements.txt\n  test [ARGS]   install what the tests need if missing, then run every test (Rust tests\n                with nextest, then the browser tests);\n                ARGS go to nextest; set {TEST_DB_ENV} to use your own PostgreSQL,\n                {TEST_REDIS_ENV} your own Redis, and {TEST_SMTP_ENV} with\n                {TEST_MAILDIR_ENV} your own SMTP server and the maildir it fills\n  setup [--check] [demo|test]\n                install what the demo and/or the tests need; --check only reports\n  fresh-check [OPTIONS]\n                run the README's commands in a fresh Debian root (xtask/fresh-root.sh; root, slow)\n  lint          cargo fmt --check and clippy -D warnings\n  image [--profile release|debug] [--out PATH] [--check] [--fresh] [--no-build]\n                build the OCI image from deploy/Containerfile with buildah (root), then check it"
             );
             std::process::exit(2);
         }

@@ -157,6 +157,8 @@ pub async fn file_store(config: &Config, listen: std::net::SocketAddr) -> anyhow
         );
     };
     let root = config.data_dir.join("files");
+    // Handlers first: a supervisor may send SIGTERM as soon as the address is printed.
+    let stopped = crate::shutdown_signal()?;
     let store = musubi_storage::embedded::Embedded::start_with(&root, listen, key, secret.expose())
         .await
         .with_context(|| format!("cannot serve {} at {listen}", root.display()))?;
@@ -165,7 +167,7 @@ pub async fn file_store(config: &Config, listen: std::net::SocketAddr) -> anyhow
         root.display(),
         store.settings().endpoint
     );
-    crate::shutdown_signal()?.await;
+    stopped.await;
     store.stop();
     Ok(())
 }
