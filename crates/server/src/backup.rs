@@ -38,6 +38,8 @@ use tokio::io::{AsyncReadExt as _, AsyncSeekExt as _, AsyncWriteExt as _};
 pub const FORMAT: &str = "musubi-backup";
 /// The newest archive format this Musubi writes and reads.
 pub const FORMAT_VERSION: u32 = 1;
+/// What `musubi association export` writes: the same container, one association's share.
+pub const ASSOCIATION_FORMAT: &str = "musubi-association";
 const HEADER_ENTRY: &str = "musubi-backup.json";
 const MANIFEST_ENTRY: &str = "manifest.json";
 /// Pieces in which bytes travel between the database, the store and the archive.
@@ -83,6 +85,18 @@ pub struct Manifest {
     pub objects: Vec<ObjectEntry>,
     /// Objects named by a `files` row that the store did not have.
     pub missing_objects: Vec<MissingObject>,
+    /// Set in an association export (`musubi association export`) only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub export: Option<ExportInfo>,
+}
+
+/// What an association export holds besides the tables and objects.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ExportInfo {
+    /// The people exported: its members and everyone in the groups it hosts.
+    pub people: u64,
+    /// The associations it shared its directory with: those agreements stay behind.
+    pub dropped_neighbours: Vec<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -376,46 +390,8 @@ async fn write_archive(
     sqlx::raw_sql("COMMIT").execute(&mut conn).await?;
     let _ = conn.close().await;
 
-    let mut objects = Vec::with_capacity(wanted.len());
-    let mut missing_objects = Vec::new();
-    let mut mismatched = 0;
-    for (i, w) in wanted.iter().enumerate() {
-        let download = match store.get(&w.key).await {
-            Ok(d) => d,
-            Err(StoreError::NotFound) => {
-                if !w.deleted {
-                    eprintln!("musubi: warning: the store has no object {}", w.key);
-                }
-                missing_objects.push(MissingObject {
-                    key: w.key.clone(),
-                    deleted: w.deleted,
-                });
-                continue;
-            }
-            Err(e) => bail!("cannot read {} from the file store: {e}", w.key),
-        };
-        let entry = object_entry_name(&w.key, i);
-        let (size, sha256) = copy_object(&mut sink, &entry, download, spool_dir)
-            .await
-            .with_context(|| format!("copying {} from the file store", w.key))?;
-        if let Some(expected) = &w.sha256 {
-            if expected.as_slice() != sha256.as_slice() {
-                eprintln!(
-                    "musubi: warning: {} does not match the SHA-256 its file row recorded \
-                     (damaged in the store?)",
-                    w.key
-                );
-                mismatched += 1;
-            }
-        }
-        objects.push(ObjectEntry {
-            key: w.key.clone(),
-            entry,
-            size,
-            sha256: hex::encode(sha256),
-            content_type: w.content_type.clone(),
-        });
-    }
+    let (objects, missing_objects, mismatched) =
+        archive_objects(&mut sink, store, &wanted, spool_dir).await?;
 
     let manifest = Manifest {
         format: FORMAT.to_owned(),
@@ -437,6 +413,7 @@ async fn write_archive(
             .collect(),
         objects,
         missing_objects,
+        export: None,
     };
     sink.small(MANIFEST_ENTRY, serde_json::to_vec_pretty(&manifest)?)
         .await?;
@@ -455,6 +432,57 @@ async fn write_archive(
         mismatched,
         archive_bytes,
     })
+}
+
+/// Copies the wanted objects into the archive: (their entries, those the store lacked, how
+/// many did not match their recorded SHA-256).
+async fn archive_objects(
+    sink: &mut ArchiveSink,
+    store: &Store,
+    wanted: &[WantedObject],
+    spool_dir: &Path,
+) -> anyhow::Result<(Vec<ObjectEntry>, Vec<MissingObject>, usize)> {
+    let mut objects = Vec::with_capacity(wanted.len());
+    let mut missing_objects = Vec::new();
+    let mut mismatched = 0;
+    for (i, w) in wanted.iter().enumerate() {
+        let download = match store.get(&w.key).await {
+            Ok(d) => d,
+            Err(StoreError::NotFound) => {
+                if !w.deleted {
+                    eprintln!("musubi: warning: the store has no object {}", w.key);
+                }
+                missing_objects.push(MissingObject {
+                    key: w.key.clone(),
+                    deleted: w.deleted,
+                });
+                continue;
+            }
+            Err(e) => bail!("cannot read {} from the file store: {e}", w.key),
+        };
+        let entry = object_entry_name(&w.key, i);
+        let (size, sha256) = copy_object(sink, &entry, download, spool_dir)
+            .await
+            .with_context(|| format!("copying {} from the file store", w.key))?;
+        if let Some(expected) = &w.sha256 {
+            if expected.as_slice() != sha256.as_slice() {
+                eprintln!(
+                    "musubi: warning: {} does not match the SHA-256 its file row recorded \
+                     (damaged in the store?)",
+                    w.key
+                );
+                mismatched += 1;
+            }
+        }
+        objects.push(ObjectEntry {
+            key: w.key.clone(),
+            entry,
+            size,
+            sha256: hex::encode(sha256),
+            content_type: w.content_type.clone(),
+        });
+    }
+    Ok((objects, missing_objects, mismatched))
 }
 
 /// A schema's applied migration versions (empty if it has no ledger).
@@ -609,13 +637,24 @@ async fn dump_table(
         quote_ident(&t.name),
         column_list(&t.columns)
     );
+    dump_copy(conn, sink, t, &sql, spool_dir).await
+}
+
+/// Writes the output of one `COPY … TO STDOUT` as the archive entry of table `t`.
+async fn dump_copy(
+    conn: &mut PgConnection,
+    sink: &mut ArchiveSink,
+    t: &TableInfo,
+    sql: &str,
+    spool_dir: &Path,
+) -> anyhow::Result<TableEntry> {
     let mut spool = Spool::new(spool_dir);
     let mut sha = Sha256::new();
     let mut rows = RowDigest::default();
     let mut bytes = 0u64;
     {
         let mut stream = conn
-            .copy_out_raw(&sql)
+            .copy_out_raw(sql)
             .await
             .with_context(|| format!("reading {}.{}", t.schema, t.name))?;
         while let Some(chunk) = stream.next().await {
@@ -1024,15 +1063,7 @@ async fn load(
     }
     // What the migrations wrote (profile and settings rows) and the registry rows made above
     // make way for the archive's rows.
-    for t in manifest.tables.iter().rev() {
-        let name = qualified(t);
-        let any: bool = sqlx::query_scalar(&format!("SELECT EXISTS (SELECT 1 FROM {name})"))
-            .fetch_one(&mut *tx)
-            .await?;
-        if any {
-            as_owner(&mut tx, t, &format!("DELETE FROM {name}")).await?;
-        }
-    }
+    clear_tables(&mut tx, &manifest.tables).await?;
 
     let tables: HashMap<&str, &TableEntry> = manifest
         .tables
@@ -1065,20 +1096,7 @@ async fn load(
     }
 
     for t in &manifest.tables {
-        let sql = format!(
-            "COPY (SELECT {} FROM {}) TO STDOUT",
-            column_list(&t.columns),
-            qualified(t)
-        );
-        set_role(&mut tx, t).await?;
-        let mut digest = RowDigest::default();
-        {
-            let mut stream = tx.copy_out_raw(&sql).await?;
-            while let Some(chunk) = stream.next().await {
-                digest.update(&chunk?);
-            }
-        }
-        reset_role(&mut tx, t).await?;
+        let digest = read_back(&mut tx, t).await?;
         if digest.rows != t.rows || digest.hex() != t.rows_digest {
             bail!(
                 "{}.{} read back differs from the archive ({} rows, expected {})",
@@ -1089,7 +1107,46 @@ async fn load(
             );
         }
     }
-    for s in &manifest.sequences {
+    set_sequences(&mut tx, &manifest.sequences).await?;
+    tx.commit().await?;
+    Ok(stats)
+}
+
+/// Empties `tables` (last first, as their owners): what migrations seeded makes way.
+async fn clear_tables(tx: &mut PgConnection, tables: &[TableEntry]) -> anyhow::Result<()> {
+    for t in tables.iter().rev() {
+        let name = qualified(t);
+        let any: bool = sqlx::query_scalar(&format!("SELECT EXISTS (SELECT 1 FROM {name})"))
+            .fetch_one(&mut *tx)
+            .await?;
+        if any {
+            as_owner(tx, t, &format!("DELETE FROM {name}")).await?;
+        }
+    }
+    Ok(())
+}
+
+/// The digest of a loaded table's rows, read back as its owner.
+async fn read_back(tx: &mut PgConnection, t: &TableEntry) -> anyhow::Result<RowDigest> {
+    let sql = format!(
+        "COPY (SELECT {} FROM {}) TO STDOUT",
+        column_list(&t.columns),
+        qualified(t)
+    );
+    set_role(tx, t).await?;
+    let mut digest = RowDigest::default();
+    {
+        let mut stream = tx.copy_out_raw(&sql).await?;
+        while let Some(chunk) = stream.next().await {
+            digest.update(&chunk?);
+        }
+    }
+    reset_role(tx, t).await?;
+    Ok(digest)
+}
+
+async fn set_sequences(tx: &mut PgConnection, sequences: &[SequenceEntry]) -> anyhow::Result<()> {
+    for s in sequences {
         let name = format!("{}.{}", quote_ident(&s.schema), quote_ident(&s.name));
         let sql = match s.last_value {
             Some(v) => format!("SELECT setval('{}', {v}, true)", name.replace('\'', "''")),
@@ -1114,8 +1171,7 @@ async fn load(
             .execute(&mut *tx)
             .await?;
     }
-    tx.commit().await?;
-    Ok(stats)
+    Ok(())
 }
 
 async fn load_table(
@@ -1123,18 +1179,36 @@ async fn load_table(
     reader: &mut ArchiveStream,
     t: &TableEntry,
 ) -> anyhow::Result<u64> {
+    Ok(load_table_into(tx, reader, t, &qualified(t), None).await?.0)
+}
+
+/// Loads the current entry, table `t`'s rows, into `into` (its table, or a temporary one),
+/// rewriting person ids on the way when `remap` is given; returns the rows and the digest of
+/// what was sent.
+async fn load_table_into(
+    tx: &mut PgConnection,
+    reader: &mut ArchiveStream,
+    t: &TableEntry,
+    into: &str,
+    mut remap: Option<Remap<'_>>,
+) -> anyhow::Result<(u64, RowDigest)> {
     set_role(tx, t).await?;
-    let sql = format!(
-        "COPY {} ({}) FROM STDIN",
-        qualified(t),
-        column_list(&t.columns)
-    );
+    let sql = format!("COPY {} ({}) FROM STDIN", into, column_list(&t.columns));
     let mut sha = Sha256::new();
+    let mut digest = RowDigest::default();
     let mut copy = tx.copy_in_raw(&sql).await?;
     let sent = async {
         while let Some(chunk) = reader.chunk().await? {
             sha.update(&chunk);
+            let chunk = match &mut remap {
+                Some(r) => Bytes::from(r.feed(&chunk)),
+                None => chunk,
+            };
+            digest.update(&chunk);
             copy.send(chunk).await?;
+        }
+        if remap.as_ref().is_some_and(|r| !r.partial.is_empty()) {
+            bail!("{}.{}: the COPY data ends inside a row", t.schema, t.name);
         }
         Ok::<_, anyhow::Error>(())
     }
@@ -1155,7 +1229,7 @@ async fn load_table(
             t.name
         );
     }
-    Ok(rows)
+    Ok((rows, digest))
 }
 
 /// Puts one object back, checked against the manifest on the way. Returns whether it was new
@@ -1314,6 +1388,1113 @@ fn column_list(columns: &[String]) -> String {
 }
 
 // ---------------------------------------------------------------------------------------
+// Moving one association: `musubi association export` and `musubi association import`
+
+/// `core` rows of one association, in load order.
+struct CorePart {
+    table: &'static str,
+    /// Which rows (`$A`: the association's id; `$PEOPLE`: the query of its people).
+    rows: &'static str,
+    /// Columns holding a person's id: rewritten to the target's id of that person.
+    person_columns: &'static [&'static str],
+    /// Personal rows (credentials, settings), keyed by this column: brought along for people
+    /// new to the target only. A person merged by email keeps the target's.
+    new_people_only: Option<&'static str>,
+    /// Unique beyond the association (a passkey's id): an existing row wins.
+    skip_conflicts: bool,
+}
+
+/// Its members and everyone in the groups it hosts.
+const PEOPLE: &str = "SELECT user_id FROM core.memberships WHERE association_id = '$A' \
+                      UNION SELECT user_id FROM core.group_members WHERE association_id = '$A'";
+
+const fn part(table: &'static str, rows: &'static str) -> CorePart {
+    CorePart {
+        table,
+        rows,
+        person_columns: &[],
+        new_people_only: None,
+        skip_conflicts: false,
+    }
+}
+
+const CORE_PARTS: &[CorePart] = &[
+    part("associations", "id = '$A'"),
+    CorePart {
+        new_people_only: Some("id"),
+        ..part("users", "id IN ($PEOPLE)")
+    },
+    CorePart {
+        new_people_only: Some("user_id"),
+        ..part("recovery_codes", "user_id IN ($PEOPLE)")
+    },
+    CorePart {
+        new_people_only: Some("user_id"),
+        skip_conflicts: true,
+        ..part("passkeys", "user_id IN ($PEOPLE)")
+    },
+    CorePart {
+        new_people_only: Some("user_id"),
+        ..part("notification_settings", "user_id IN ($PEOPLE)")
+    },
+    CorePart {
+        new_people_only: Some("user_id"),
+        ..part("absences", "user_id IN ($PEOPLE)")
+    },
+    part("facilities", "association_id = '$A'"),
+    CorePart {
+        person_columns: &["user_id"],
+        ..part("memberships", "association_id = '$A'")
+    },
+    CorePart {
+        person_columns: &["invited_by", "accepted_by"],
+        ..part("invitations", "association_id = '$A'")
+    },
+    part("groups", "association_id = '$A'"),
+    CorePart {
+        person_columns: &["user_id", "invited_by"],
+        ..part("group_members", "association_id = '$A'")
+    },
+    CorePart {
+        person_columns: &["user_id"],
+        skip_conflicts: true,
+        ..part(
+            "notification_mutes",
+            "group_id IN (SELECT id FROM core.groups WHERE association_id = '$A')",
+        )
+    },
+    part("notification_cursors", "association_id = '$A'"),
+    part("message_policies", "association_id = '$A'"),
+];
+
+/// `core` tables an export leaves behind: sign-in state and bearer tokens bound to the source
+/// (sessions, resets, calendar feeds, push subscriptions under its VAPID key), its queues and
+/// logs, and neighbour agreements (they need both associations in one deployment).
+const CORE_LEFT_BEHIND: &[&str] = &[
+    "sessions",
+    "password_resets",
+    "webauthn_ceremonies",
+    "calendar_feeds",
+    "push_subscriptions",
+    "vapid_keys",
+    "notifications",
+    "jobs",
+    "events",
+    "platform_audit_log",
+    "association_neighbours",
+];
+
+/// Association columns holding a person's id (no foreign key: people live in `core`).
+const TENANT_PERSON_COLUMNS: &[(&str, &str)] = &[
+    ("groups", "created_by"),
+    ("topics", "author_id"),
+    ("comments", "author_id"),
+    ("comments", "deleted_by"),
+    ("footprints", "user_id"),
+    ("acknowledgements", "user_id"),
+    ("unread", "user_id"),
+    ("patients", "physician_id"),
+    ("patients", "registered_by"),
+    ("files", "uploaded_by"),
+    ("files", "deleted_by"),
+    ("search_docs", "topic_author"),
+    ("search_docs", "author_id"),
+    ("calendar_events", "created_by"),
+    ("duty_participants", "user_id"),
+    ("duty_months", "published_by"),
+    ("duties", "user_id"),
+    ("duty_swaps", "from_user"),
+    ("duty_swaps", "to_user"),
+    ("urgent_requests", "author_id"),
+    ("urgent_requests", "acknowledged_by"),
+    ("urgent_recipients", "user_id"),
+    ("urgent_steps", "user_id"),
+];
+
+/// Person ids the audit chain's hashes cover: rewriting them would break the chain, so they
+/// keep the archived ids (the import's own audit record maps them).
+const TENANT_HASHED_PERSON_COLUMNS: &[(&str, &str)] = &[("audit_log", "actor_id")];
+
+/// At most this many merges are listed in the import's audit record (its detail is bounded).
+const MERGES_IN_AUDIT: usize = 400;
+
+/// What an association export wrote.
+#[derive(Debug, Clone)]
+pub struct ExportSummary {
+    pub people: u64,
+    pub tables: usize,
+    pub rows: u64,
+    pub objects: usize,
+    pub object_bytes: u64,
+    pub missing: usize,
+    pub mismatched: usize,
+    pub archive_bytes: u64,
+    pub dropped_neighbours: Vec<String>,
+}
+
+/// A person of the archive who exists in the target under the same email.
+#[derive(Debug, Clone)]
+pub struct Merge {
+    pub email: String,
+    pub archived_id: String,
+    pub target_id: String,
+}
+
+/// What an import loaded.
+#[derive(Debug, Clone)]
+pub struct ImportSummary {
+    pub slug: String,
+    pub tables: usize,
+    pub rows: u64,
+    pub objects: usize,
+    pub object_bytes: u64,
+    pub people_created: u64,
+    pub merged: Vec<Merge>,
+    /// One-to-one conversations whose pair already had one in the target: kept as
+    /// conversations of two people without the pair's key.
+    pub unpaired: u64,
+    pub passkeys_skipped: u64,
+    pub dropped_neighbours: Vec<String>,
+}
+
+/// `musubi association export --slug S --out FILE`.
+pub async fn export_association(config: &Config, slug: &str, out: &Path) -> anyhow::Result<()> {
+    let started = Instant::now();
+    let database = open_database(config).await?;
+    let result = async {
+        let connect = login_options(config, &database)?;
+        let files = crate::open_files(config).await?;
+        write_association_export(&connect, &files.store, slug, out).await
+    }
+    .await;
+    database.shutdown().await;
+    let s = result?;
+    println!(
+        "Exported association {slug}: {} people, {} tables ({} rows) and {} files ({} bytes) to \
+         {} ({} bytes) in {:.1} s.",
+        s.people,
+        s.tables,
+        s.rows,
+        s.objects,
+        s.object_bytes,
+        out.display(),
+        s.archive_bytes,
+        started.elapsed().as_secs_f64()
+    );
+    if !s.dropped_neighbours.is_empty() {
+        println!(
+            "Not exported: the neighbour agreements with {} (an agreement needs both \
+             associations in one deployment; make it again there with `musubi association \
+             neighbours`).",
+            s.dropped_neighbours.join(", ")
+        );
+    }
+    println!(
+        "The association is unchanged here: remove it from this deployment only once the \
+         target has been checked (docs/backup.md)."
+    );
+    if s.missing > 0 || s.mismatched > 0 {
+        eprintln!(
+            "musubi: warning: {} files were missing from the store and {} did not match their \
+             recorded checksum (listed above); the archive holds what the store had",
+            s.missing, s.mismatched
+        );
+    }
+    Ok(())
+}
+
+/// `musubi association import --from FILE`.
+pub async fn import_association(config: &Config, from: &Path) -> anyhow::Result<()> {
+    let started = Instant::now();
+    let path = from.to_owned();
+    tokio::task::spawn_blocking(move || read_header_as(&path, ASSOCIATION_FORMAT))
+        .await
+        .context("reading the archive")??;
+    let database = open_database(config).await?;
+    let result = async {
+        let connect = login_options(config, &database)?;
+        import_into(config, &database, &connect, from).await
+    }
+    .await;
+    database.shutdown().await;
+    let s = result?;
+    for m in &s.merged {
+        println!(
+            "Merged {}: the archive's person {} is this deployment's {} (the password, second \
+             factor and passkeys here are kept).",
+            m.email, m.archived_id, m.target_id
+        );
+    }
+    println!(
+        "Imported association {}: {} people new here, {} merged by email; {} tables ({} rows) \
+         and {} files ({} bytes) from {} in {:.1} s; its audit log and the platform's verified.",
+        s.slug,
+        s.people_created,
+        s.merged.len(),
+        s.tables,
+        s.rows,
+        s.objects,
+        s.object_bytes,
+        from.display(),
+        started.elapsed().as_secs_f64()
+    );
+    if s.unpaired > 0 {
+        println!(
+            "{} one-to-one conversations were already held here by the same two people: the \
+             imported ones stay, as conversations of those two.",
+            s.unpaired
+        );
+    }
+    if s.passkeys_skipped > 0 {
+        println!(
+            "{} passkeys were registered here already and were not imported.",
+            s.passkeys_skipped
+        );
+    }
+    if !s.dropped_neighbours.is_empty() {
+        println!(
+            "Not imported: the neighbour agreements with {}.",
+            s.dropped_neighbours.join(", ")
+        );
+    }
+    println!("Sessions were not moved: everyone signs in again.");
+    Ok(())
+}
+
+/// `<out>.partial` and the directory to spool in; refuses an existing `out`.
+async fn partial_of(out: &Path) -> anyhow::Result<(PathBuf, PathBuf)> {
+    if tokio::fs::try_exists(out).await.unwrap_or(false) {
+        bail!(
+            "{} exists already: choose a new name (an archive is never overwritten)",
+            out.display()
+        );
+    }
+    let name = out
+        .file_name()
+        .ok_or_else(|| anyhow!("{} is not a file name", out.display()))?;
+    let partial = out.with_file_name(format!("{}.partial", name.to_string_lossy()));
+    let dir = match out.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_owned(),
+        _ => PathBuf::from("."),
+    };
+    Ok((partial, dir))
+}
+
+/// Writes one association's archive to `out` (through `<out>.partial`, as a backup).
+pub async fn write_association_export(
+    connect: &PgConnectOptions,
+    store: &Store,
+    slug: &str,
+    out: &Path,
+) -> anyhow::Result<ExportSummary> {
+    let (partial, dir) = partial_of(out).await?;
+    match write_association_archive(connect, store, slug, &partial, &dir).await {
+        Ok(summary) => {
+            tokio::fs::rename(&partial, out).await.with_context(|| {
+                format!("cannot rename {} to {}", partial.display(), out.display())
+            })?;
+            Ok(summary)
+        }
+        Err(e) => {
+            let _ = tokio::fs::remove_file(&partial).await;
+            Err(e)
+        }
+    }
+}
+
+async fn write_association_archive(
+    connect: &PgConnectOptions,
+    store: &Store,
+    slug: &str,
+    path: &Path,
+    spool_dir: &Path,
+) -> anyhow::Result<ExportSummary> {
+    let mut sink = ArchiveSink::create(path)?;
+    let header = Header {
+        format: ASSOCIATION_FORMAT.to_owned(),
+        format_version: FORMAT_VERSION,
+        musubi_version: env!("CARGO_PKG_VERSION").to_owned(),
+        created_at: Utc::now(),
+    };
+    sink.small(HEADER_ENTRY, serde_json::to_vec_pretty(&header)?)
+        .await?;
+
+    let mut conn = connect_as(connect, "musubi-export").await?;
+    sqlx::raw_sql("BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+        .execute(&mut conn)
+        .await?;
+    let snapshot_at: DateTime<Utc> = sqlx::query_scalar("SELECT now()")
+        .fetch_one(&mut conn)
+        .await?;
+    let exists: Option<String> =
+        sqlx::query_scalar("SELECT to_regclass('core.associations')::text")
+            .fetch_one(&mut conn)
+            .await?;
+    if exists.is_none() {
+        bail!("this database holds no Musubi deployment (no core schema): nothing to export");
+    }
+    let row: Option<(String, String, String, String, i32)> = sqlx::query_as(
+        "SELECT a.id::text, a.slug, a.name, a.schema_name, a.schema_version \
+         FROM core.associations a JOIN pg_namespace n ON n.nspname = a.schema_name \
+         WHERE a.slug = $1",
+    )
+    .bind(slug)
+    .fetch_optional(&mut conn)
+    .await?;
+    let Some((id, slug, name, schema, schema_version)) = row else {
+        bail!("there is no association {slug} here (`musubi association list` shows them)");
+    };
+    let core_migrations = ledger(&mut conn, "core").await?;
+    let migrations = ledger(&mut conn, &schema).await?;
+    let association = AssociationEntry {
+        id: id.clone(),
+        slug,
+        name,
+        schema: schema.clone(),
+        schema_version,
+        migrations,
+    };
+    let dropped_neighbours: Vec<String> = sqlx::query_scalar(
+        "SELECT DISTINCT o.slug FROM core.association_neighbours n \
+         JOIN core.associations o ON o.id = CASE WHEN n.association_id = $1::uuid \
+                                              THEN n.neighbour_id ELSE n.association_id END \
+         WHERE $1::uuid IN (n.association_id, n.neighbour_id) ORDER BY 1",
+    )
+    .bind(&id)
+    .fetch_all(&mut conn)
+    .await?;
+    let core_tables = tables_in_load_order(&mut conn, &["core".to_owned()]).await?;
+    check_core_tables_known(&core_tables)?;
+    let tenant_tables = tables_in_load_order(&mut conn, std::slice::from_ref(&schema)).await?;
+    check_person_columns(&mut conn, &schema).await?;
+    let sequences: Vec<(String, String, Option<i64>)> = sqlx::query_as(
+        "SELECT schemaname::text, sequencename::text, last_value FROM pg_sequences \
+         WHERE schemaname = $1 ORDER BY 1, 2",
+    )
+    .bind(&schema)
+    .fetch_all(&mut conn)
+    .await?;
+    let wanted = wanted_objects(&mut conn, std::slice::from_ref(&association)).await?;
+    // `id` comes from the registry (a uuid's text), never from input.
+    let people_sql = PEOPLE.replace("$A", &id);
+    let people: i64 = sqlx::query_scalar(&format!("SELECT count(*) FROM ({people_sql}) p"))
+        .fetch_one(&mut conn)
+        .await?;
+
+    let mut table_entries = Vec::new();
+    for p in CORE_PARTS {
+        let t = core_tables
+            .iter()
+            .find(|t| t.name == p.table)
+            .ok_or_else(|| anyhow!("core.{} is missing from this database", p.table))?;
+        let rows = p.rows.replace("$PEOPLE", &people_sql).replace("$A", &id);
+        let sql = format!(
+            "COPY (SELECT {} FROM core.{} WHERE {rows}) TO STDOUT",
+            column_list(&t.columns),
+            quote_ident(&t.name)
+        );
+        table_entries.push(dump_copy(&mut conn, &mut sink, t, &sql, spool_dir).await?);
+    }
+    for t in &tenant_tables {
+        table_entries.push(dump_table(&mut conn, &mut sink, t, spool_dir).await?);
+    }
+    sqlx::raw_sql("COMMIT").execute(&mut conn).await?;
+    let _ = conn.close().await;
+
+    let (objects, missing_objects, mismatched) =
+        archive_objects(&mut sink, store, &wanted, spool_dir).await?;
+    let manifest = Manifest {
+        format: ASSOCIATION_FORMAT.to_owned(),
+        format_version: FORMAT_VERSION,
+        musubi_version: env!("CARGO_PKG_VERSION").to_owned(),
+        snapshot_at,
+        finished_at: Utc::now(),
+        core_version: core_migrations.iter().copied().max().unwrap_or(0),
+        core_migrations,
+        associations: vec![association],
+        tables: table_entries,
+        sequences: sequences
+            .into_iter()
+            .map(|(schema, name, last_value)| SequenceEntry {
+                schema,
+                name,
+                last_value,
+            })
+            .collect(),
+        objects,
+        missing_objects,
+        export: Some(ExportInfo {
+            people: u64::try_from(people).unwrap_or(0),
+            dropped_neighbours: dropped_neighbours.clone(),
+        }),
+    };
+    sink.small(MANIFEST_ENTRY, serde_json::to_vec_pretty(&manifest)?)
+        .await?;
+    let archive_bytes = sink.finish().await?;
+    Ok(ExportSummary {
+        people: u64::try_from(people).unwrap_or(0),
+        tables: manifest.tables.len(),
+        rows: manifest.tables.iter().map(|t| t.rows).sum(),
+        objects: manifest.objects.len(),
+        object_bytes: manifest.objects.iter().map(|o| o.size).sum(),
+        missing: manifest
+            .missing_objects
+            .iter()
+            .filter(|m| !m.deleted)
+            .count(),
+        mismatched,
+        archive_bytes,
+        dropped_neighbours,
+    })
+}
+
+/// Refuses a `core` table this Musubi does not place on either side of a move: a newer
+/// migration's table must be added to [`CORE_PARTS`] or [`CORE_LEFT_BEHIND`] first.
+fn check_core_tables_known(tables: &[TableInfo]) -> anyhow::Result<()> {
+    let unknown: Vec<&str> = tables
+        .iter()
+        .map(|t| t.name.as_str())
+        .filter(|n| !CORE_PARTS.iter().any(|p| p.table == *n) && !CORE_LEFT_BEHIND.contains(n))
+        .collect();
+    if !unknown.is_empty() {
+        bail!(
+            "this Musubi does not know whether core.{} belong to an association: it cannot move \
+             one",
+            unknown.join(", core.")
+        );
+    }
+    Ok(())
+}
+
+/// Refuses association columns that look like people's ids but are not known as such (they
+/// would keep ids the target does not have).
+async fn check_person_columns(conn: &mut PgConnection, schema: &str) -> anyhow::Result<()> {
+    let columns: Vec<(String, String)> = sqlx::query_as(
+        "SELECT c.relname::text, a.attname::text FROM pg_attribute a \
+         JOIN pg_class c ON c.oid = a.attrelid JOIN pg_namespace n ON n.oid = c.relnamespace \
+         WHERE n.nspname = $1 AND c.relkind = 'r' AND a.attnum > 0 AND NOT a.attisdropped \
+           AND a.atttypid = 'uuid'::regtype ORDER BY 1, 2",
+    )
+    .bind(schema)
+    .fetch_all(&mut *conn)
+    .await?;
+    let unknown: Vec<String> = columns
+        .into_iter()
+        .filter(|(t, c)| {
+            let person = c.ends_with("_by")
+                || ["user", "author", "actor", "physician"]
+                    .iter()
+                    .any(|w| c.contains(w));
+            let known = TENANT_PERSON_COLUMNS
+                .iter()
+                .chain(TENANT_HASHED_PERSON_COLUMNS)
+                .any(|(kt, kc)| kt == t && kc == c);
+            person && !known
+        })
+        .map(|(t, c)| format!("{t}.{c}"))
+        .collect();
+    if !unknown.is_empty() {
+        bail!(
+            "this Musubi does not know whether {} hold people's ids: it cannot move an \
+             association",
+            unknown.join(", ")
+        );
+    }
+    Ok(())
+}
+
+/// The temporary table a `core` table's rows wait in before they are merged (in `pg_temp`).
+fn staging_name(table: &str) -> String {
+    quote_ident(&format!("import_{table}"))
+}
+
+fn staging(table: &str) -> String {
+    format!("pg_temp.{}", staging_name(table))
+}
+
+async fn import_into(
+    config: &Config,
+    database: &Database,
+    connect: &PgConnectOptions,
+    from: &Path,
+) -> anyhow::Result<ImportSummary> {
+    let mut conn = connect_as(connect, "musubi-import").await?;
+    let path = from.to_owned();
+    let Checked { manifest } =
+        tokio::task::spawn_blocking(move || check_archive_as(&path, ASSOCIATION_FORMAT))
+            .await
+            .context("reading the archive")??;
+    check_versions(&manifest)?;
+    let (a, export) = match (manifest.associations.as_slice(), &manifest.export) {
+        ([a], Some(export)) => (a.clone(), export.clone()),
+        _ => return Err(damaged("its manifest does not describe one association")),
+    };
+    if !valid_schema_name(&a.schema)
+        || manifest
+            .tables
+            .iter()
+            .any(|t| t.schema != "core" && t.schema != a.schema)
+        || manifest.sequences.iter().any(|s| s.schema != a.schema)
+    {
+        return Err(damaged("its manifest names other schemas"));
+    }
+    refuse_existing(&mut conn, &a).await?;
+
+    let files = crate::open_files(config).await?;
+    if let Err(e) = files.store.exists(".musubi-readiness").await {
+        bail!("the file store does not answer ({e}); nothing was changed");
+    }
+    let db = &database.db;
+    db.migrate()
+        .await
+        .map_err(|e| anyhow!("migrating the target failed: {e}"))?;
+    if ledger(&mut conn, "core").await? != manifest.core_migrations {
+        bail!("the target's core migrations differ from the archive's; nothing was imported");
+    }
+    refuse_existing(&mut conn, &a).await?;
+
+    // The schema is made the way `musubi association create` makes it (registry row, then the
+    // migrations create its role, grants and tables). This part commits before the data is
+    // loaded: a failure after it is undone below.
+    let created = async {
+        let mut tx = conn.begin().await?;
+        sqlx::query(
+            "INSERT INTO core.associations (id, slug, name, schema_name) \
+             VALUES ($1::uuid, $2, $3, $4)",
+        )
+        .bind(&a.id)
+        .bind(&a.slug)
+        .bind(&a.name)
+        .bind(&a.schema)
+        .execute(&mut *tx)
+        .await?;
+        sqlx::raw_sql(&format!("CREATE SCHEMA {}", quote_ident(&a.schema)))
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok::<_, anyhow::Error>(())
+    }
+    .await;
+    if let Err(e) = created {
+        return Err(e.context("creating the association failed; nothing was imported"));
+    }
+    let mut put = Vec::new();
+    let loaded = async {
+        db.migrate()
+            .await
+            .map_err(|e| anyhow!("migrating the association's schema failed: {e}"))?;
+        if ledger(&mut conn, &a.schema).await? != a.migrations {
+            bail!("the target's association migrations differ from the archive's");
+        }
+        load_association(&mut conn, &files.store, from, &manifest, &a, &mut put).await
+    }
+    .await;
+    let mut summary = match loaded {
+        Ok(s) => s,
+        Err(e) => {
+            let one = Manifest {
+                associations: vec![a.clone()],
+                ..manifest.clone()
+            };
+            return Err(match undo(&mut conn, &files.store, &one, &put).await {
+                Ok(()) => {
+                    e.context("the import failed and was undone: the target is as it was before")
+                }
+                Err(undo_error) => e.context(format!(
+                    "the import failed, and undoing it failed too ({undo_error:#}): drop the \
+                     schema {} and its registry row, and the objects it stored, before trying \
+                     again",
+                    a.schema
+                )),
+            });
+        }
+    };
+    let _ = conn.close().await;
+    verify_imported(db, &a.slug).await?;
+    summary.dropped_neighbours = export.dropped_neighbours;
+    Ok(summary)
+}
+
+/// An association is imported once: refused if the target has its id, slug or schema.
+async fn refuse_existing(conn: &mut PgConnection, a: &AssociationEntry) -> anyhow::Result<()> {
+    let core: Option<String> = sqlx::query_scalar("SELECT to_regclass('core.associations')::text")
+        .fetch_one(&mut *conn)
+        .await?;
+    if core.is_some() {
+        let clash: Option<(String, String)> = sqlx::query_as(
+            "SELECT id::text, slug FROM core.associations \
+             WHERE id = $1::uuid OR slug = $2 OR schema_name = $3 LIMIT 1",
+        )
+        .bind(&a.id)
+        .bind(&a.slug)
+        .bind(&a.schema)
+        .fetch_optional(&mut *conn)
+        .await?;
+        if let Some((id, slug)) = clash {
+            bail!(
+                "the target deployment has an association {slug} ({id}) already, and the archive \
+                 holds {} ({}): an association is imported once; nothing was changed",
+                a.slug,
+                a.id
+            );
+        }
+    }
+    let schema: bool =
+        sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = $1)")
+            .bind(&a.schema)
+            .fetch_one(&mut *conn)
+            .await?;
+    if schema {
+        bail!(
+            "the target database has a schema {} already (left by an earlier attempt?); nothing \
+             was changed",
+            a.schema
+        );
+    }
+    Ok(())
+}
+
+/// How the archive's people were placed in the target.
+struct People {
+    /// Archived id → target id, for the people merged under another id (as uuid text).
+    map: HashMap<String, String>,
+    merged: Vec<Merge>,
+    created: u64,
+    unpaired: u64,
+    passkeys_skipped: u64,
+}
+
+/// Loads the association in one transaction: its `core` rows into staging tables, merged
+/// into `core`; its tables with people's ids rewritten; its objects; then reads its tables
+/// back, sets its sequences, appends the import to its audit log and the platform's, commits.
+async fn load_association(
+    conn: &mut PgConnection,
+    store: &Store,
+    from: &Path,
+    manifest: &Manifest,
+    a: &AssociationEntry,
+    put: &mut Vec<String>,
+) -> anyhow::Result<ImportSummary> {
+    let mut tx = conn.begin().await?;
+    let tenant_tables: Vec<TableEntry> = manifest
+        .tables
+        .iter()
+        .filter(|t| t.schema == a.schema)
+        .cloned()
+        .collect();
+    let core_tables: Vec<&TableEntry> = manifest
+        .tables
+        .iter()
+        .filter(|t| t.schema == "core")
+        .collect();
+    let target: HashSet<(String, String)> =
+        tables_in_load_order(&mut tx, std::slice::from_ref(&a.schema))
+            .await?
+            .into_iter()
+            .map(|t| (t.schema, t.name))
+            .collect();
+    let archived: HashSet<(String, String)> = tenant_tables
+        .iter()
+        .map(|t| (t.schema.clone(), t.name.clone()))
+        .collect();
+    if target != archived {
+        bail!("the target's association tables differ from the archive's");
+    }
+    check_person_columns(&mut tx, &a.schema).await?;
+    for p in CORE_PARTS {
+        if !core_tables.iter().any(|t| t.name == p.table) {
+            return Err(damaged(format!("it has no core.{} rows", p.table)));
+        }
+    }
+    for t in &core_tables {
+        if !CORE_PARTS.iter().any(|p| p.table == t.name) {
+            return Err(damaged(format!("core.{} does not belong in it", t.name)));
+        }
+        sqlx::raw_sql(&format!(
+            "CREATE TABLE pg_temp.{} (LIKE core.{}) ON COMMIT DROP",
+            staging_name(&t.name),
+            quote_ident(&t.name)
+        ))
+        .execute(&mut *tx)
+        .await?;
+    }
+    clear_tables(&mut tx, &tenant_tables).await?;
+
+    let tables: HashMap<&str, &TableEntry> = manifest
+        .tables
+        .iter()
+        .map(|t| (t.entry.as_str(), t))
+        .collect();
+    let objects: HashMap<&str, &ObjectEntry> = manifest
+        .objects
+        .iter()
+        .map(|o| (o.entry.as_str(), o))
+        .collect();
+    let mut reader = ArchiveStream::open(from.to_owned());
+    let mut core_loaded = 0;
+    let mut people: Option<People> = None;
+    let mut sent: HashMap<String, RowDigest> = HashMap::new();
+    let mut summary = ImportSummary {
+        slug: a.slug.clone(),
+        tables: manifest.tables.len(),
+        rows: 0,
+        objects: 0,
+        object_bytes: 0,
+        people_created: 0,
+        merged: Vec::new(),
+        unpaired: 0,
+        passkeys_skipped: 0,
+        dropped_neighbours: Vec::new(),
+    };
+    while let Some((name, _size)) = reader.next_entry().await? {
+        if let Some(t) = tables.get(name.as_str()) {
+            if t.schema == "core" {
+                if people.is_some() {
+                    return Err(damaged("core rows follow the association's tables"));
+                }
+                let (rows, _) =
+                    load_table_into(&mut tx, &mut reader, t, &staging(&t.name), None).await?;
+                summary.rows += rows;
+                core_loaded += 1;
+                continue;
+            }
+            if people.is_none() {
+                if core_loaded != core_tables.len() {
+                    return Err(damaged("the association's tables precede its core rows"));
+                }
+                people = Some(merge_core(&mut tx, manifest).await?);
+            }
+            let map = people.as_ref().map(|p| &p.map);
+            let remap = map.and_then(|m| Remap::for_table(t, m));
+            let (rows, digest) =
+                load_table_into(&mut tx, &mut reader, t, &qualified(t), remap).await?;
+            summary.rows += rows;
+            sent.insert(t.entry.clone(), digest);
+        } else if let Some(o) = objects.get(name.as_str()) {
+            if put_object(store, &mut reader, o).await? {
+                put.push(o.key.clone());
+            }
+            summary.objects += 1;
+            summary.object_bytes += o.size;
+        } else {
+            reader.skip().await?;
+        }
+    }
+    let people = people.ok_or_else(|| damaged("it holds no association tables"))?;
+    // What was loaded reads back as sent (after the ids were rewritten).
+    for t in &tenant_tables {
+        let back = read_back(&mut tx, t).await?;
+        let expected = sent
+            .get(&t.entry)
+            .ok_or_else(|| damaged(format!("{} is missing", t.entry)))?;
+        if back.rows != expected.rows || back.hex() != expected.hex() {
+            bail!(
+                "{}.{} read back differs from the archive ({} rows, expected {})",
+                t.schema,
+                t.name,
+                back.rows,
+                expected.rows
+            );
+        }
+    }
+    set_sequences(&mut tx, &manifest.sequences).await?;
+    audit_import(&mut tx, manifest, a, &people).await?;
+    tx.commit().await?;
+    summary.people_created = people.created;
+    summary.merged = people.merged;
+    summary.unpaired = people.unpaired;
+    summary.passkeys_skipped = people.passkeys_skipped;
+    Ok(summary)
+}
+
+/// Places the archive's people (merged by email, or new) and adds the association's `core`
+/// rows from the staging tables, people's ids rewritten.
+async fn merge_core(tx: &mut PgConnection, manifest: &Manifest) -> anyhow::Result<People> {
+    // A person new here keeps their id (recovery codes are hashed with it): it must be free.
+    let clashes: Vec<(String, String)> = sqlx::query_as(
+        "SELECT i.email, u.email FROM pg_temp.import_users i JOIN core.users u ON u.id = i.id \
+         WHERE lower(u.email) <> lower(i.email) ORDER BY 1",
+    )
+    .fetch_all(&mut *tx)
+    .await?;
+    if !clashes.is_empty() {
+        let list: Vec<String> = clashes
+            .iter()
+            .map(|(archived, here)| format!("{archived} (here: {here})"))
+            .collect();
+        bail!(
+            "people of the archive have the id of another person here: {}; nothing was imported",
+            list.join(", ")
+        );
+    }
+    sqlx::raw_sql(
+        "CREATE TABLE pg_temp.import_people (archived uuid PRIMARY KEY, target uuid NOT NULL \
+         UNIQUE, merged boolean NOT NULL) ON COMMIT DROP; \
+         INSERT INTO pg_temp.import_people \
+         SELECT i.id, coalesce(u.id, i.id), u.id IS NOT NULL FROM pg_temp.import_users i \
+         LEFT JOIN core.users u ON lower(u.email) = lower(i.email)",
+    )
+    .execute(&mut *tx)
+    .await?;
+    let merged: Vec<(String, String, String)> = sqlx::query_as(
+        "SELECT i.email, p.archived::text, p.target::text FROM pg_temp.import_people p \
+         JOIN pg_temp.import_users i ON i.id = p.archived WHERE p.merged ORDER BY 1",
+    )
+    .fetch_all(&mut *tx)
+    .await?;
+    let created: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM pg_temp.import_people WHERE NOT merged")
+            .fetch_one(&mut *tx)
+            .await?;
+    // A one-to-one conversation's key is its two people's ids.
+    sqlx::raw_sql(
+        "UPDATE pg_temp.import_groups t \
+         SET pair_key = least(m.x, m.y)::text || ':' || greatest(m.x, m.y)::text \
+         FROM (SELECT g.id, \
+                 coalesce((SELECT p.target FROM pg_temp.import_people p \
+                           WHERE p.archived = split_part(g.pair_key, ':', 1)::uuid), \
+                          split_part(g.pair_key, ':', 1)::uuid) AS x, \
+                 coalesce((SELECT p.target FROM pg_temp.import_people p \
+                           WHERE p.archived = split_part(g.pair_key, ':', 2)::uuid), \
+                          split_part(g.pair_key, ':', 2)::uuid) AS y \
+               FROM pg_temp.import_groups g WHERE g.pair_key IS NOT NULL) m \
+         WHERE t.id = m.id",
+    )
+    .execute(&mut *tx)
+    .await?;
+    let unpaired = sqlx::query(
+        "UPDATE pg_temp.import_groups t SET pair_key = NULL WHERE t.pair_key IS NOT NULL \
+         AND EXISTS (SELECT 1 FROM core.groups g WHERE g.pair_key = t.pair_key)",
+    )
+    .execute(&mut *tx)
+    .await?
+    .rows_affected();
+    sqlx::query(
+        "UPDATE core.associations a SET created_at = t.created_at \
+         FROM pg_temp.import_associations t WHERE a.id = t.id",
+    )
+    .execute(&mut *tx)
+    .await?;
+
+    let mut passkeys_skipped = 0;
+    for p in CORE_PARTS.iter().filter(|p| p.table != "associations") {
+        let t = manifest
+            .tables
+            .iter()
+            .find(|t| t.schema == "core" && t.name == p.table)
+            .ok_or_else(|| damaged(format!("it has no core.{} rows", p.table)))?;
+        let values: Vec<String> = t
+            .columns
+            .iter()
+            .map(|c| {
+                if p.person_columns.contains(&c.as_str()) {
+                    format!(
+                        "(SELECT p.target FROM pg_temp.import_people p WHERE p.archived = t.{})",
+                        quote_ident(c)
+                    )
+                } else if p.table == "users" && c == "platform_operator" {
+                    // Operating a deployment is granted there, not carried along.
+                    "false".to_owned()
+                } else {
+                    format!("t.{}", quote_ident(c))
+                }
+            })
+            .collect();
+        let only_new = p.new_people_only.map_or(String::new(), |key| {
+            format!(
+                " WHERE t.{} IN (SELECT archived FROM pg_temp.import_people WHERE NOT merged)",
+                quote_ident(key)
+            )
+        });
+        let conflicts = if p.skip_conflicts {
+            " ON CONFLICT DO NOTHING"
+        } else {
+            ""
+        };
+        let sql = format!(
+            "INSERT INTO core.{} ({}) SELECT {} FROM pg_temp.{} t{only_new}{conflicts}",
+            quote_ident(p.table),
+            column_list(&t.columns),
+            values.join(", "),
+            staging_name(p.table)
+        );
+        let added = sqlx::query(&sql)
+            .execute(&mut *tx)
+            .await
+            .with_context(|| format!("adding the archive's core.{} rows", p.table))?
+            .rows_affected();
+        if p.table == "passkeys" {
+            let offered: i64 = sqlx::query_scalar(
+                "SELECT count(*) FROM pg_temp.import_passkeys t \
+                 WHERE t.user_id IN (SELECT archived FROM pg_temp.import_people WHERE NOT merged)",
+            )
+            .fetch_one(&mut *tx)
+            .await?;
+            passkeys_skipped = u64::try_from(offered).unwrap_or(0).saturating_sub(added);
+        }
+    }
+    Ok(People {
+        map: merged
+            .iter()
+            .filter(|(_, archived, target)| archived != target)
+            .map(|(_, archived, target)| (archived.clone(), target.clone()))
+            .collect(),
+        merged: merged
+            .into_iter()
+            .map(|(email, archived_id, target_id)| Merge {
+                email,
+                archived_id,
+                target_id,
+            })
+            .collect(),
+        created: u64::try_from(created).unwrap_or(0),
+        unpaired,
+        passkeys_skipped,
+    })
+}
+
+/// Notes the import at the end of the association's audit chain (with the id of each merged
+/// person: the chain's earlier records keep the archived ids, which its hashes cover) and in
+/// the platform's.
+async fn audit_import(
+    tx: &mut PgConnection,
+    manifest: &Manifest,
+    a: &AssociationEntry,
+    people: &People,
+) -> anyhow::Result<()> {
+    use musubi_db::audit::{append, append_platform, NewRecord, SYSTEM_ACTOR};
+    let merged: Vec<serde_json::Value> = people
+        .merged
+        .iter()
+        .filter(|m| m.archived_id != m.target_id)
+        .take(MERGES_IN_AUDIT)
+        .map(|m| serde_json::json!({ "archived": m.archived_id, "target": m.target_id }))
+        .collect();
+    let detail = serde_json::json!({
+        "slug": a.slug,
+        "from_musubi": manifest.musubi_version,
+        "snapshot_at": manifest.snapshot_at.to_rfc3339(),
+        "people_created": people.created,
+        "people_merged": people.merged.len(),
+        "merged": merged,
+    });
+    let record = NewRecord {
+        actor_id: None,
+        actor_label: SYSTEM_ACTOR,
+        action: "association.import",
+        object_type: Some("association"),
+        object_id: Some(&a.id),
+        ip: "",
+        user_agent: "musubi association import",
+        detail: &detail,
+    };
+    sqlx::raw_sql(&format!(
+        "SET LOCAL ROLE {}; SET LOCAL search_path TO {}",
+        quote_ident(&tenant_role(&a.schema)),
+        quote_ident(&a.schema)
+    ))
+    .execute(&mut *tx)
+    .await?;
+    append(&mut *tx, &record)
+        .await
+        .map_err(|e| anyhow!("cannot append to the association's audit log: {e}"))?;
+    sqlx::raw_sql("SET LOCAL ROLE NONE; SET LOCAL search_path TO DEFAULT")
+        .execute(&mut *tx)
+        .await?;
+    append_platform(&mut *tx, &record)
+        .await
+        .map_err(|e| anyhow!("cannot append to the platform audit log: {e}"))?;
+    Ok(())
+}
+
+/// The imported association's chain and the platform's, as `musubi audit verify` checks them.
+async fn verify_imported(db: &musubi_db::Db, slug: &str) -> anyhow::Result<()> {
+    use musubi_domain::audit;
+    let tenant = db
+        .resolve_tenant(slug)
+        .await
+        .map_err(|e| anyhow!("the imported association does not resolve: {e}"))?;
+    let mut failed = Vec::new();
+    match audit::verify_association(db, &tenant).await {
+        Ok(r) if r.is_intact() => {}
+        Ok(r) => failed.push(crate::cli_audit::verify_line(slug, &r)),
+        Err(e) => failed.push(format!("{slug}: cannot verify: {}", e.message)),
+    }
+    match audit::verify_platform(db).await {
+        Ok(r) if r.is_intact() => {}
+        Ok(r) => failed.push(crate::cli_audit::verify_line(
+            crate::cli_audit::PLATFORM_LOG,
+            &r,
+        )),
+        Err(e) => failed.push(format!("platform: cannot verify: {}", e.message)),
+    }
+    if !failed.is_empty() {
+        bail!(
+            "the association was imported, but audit logs do not verify:\n{}",
+            failed.join("\n")
+        );
+    }
+    Ok(())
+}
+
+/// Rewrites the person-id columns of one table's `COPY` text rows (uuids: never escaped).
+struct Remap<'a> {
+    columns: Vec<usize>,
+    map: &'a HashMap<String, String>,
+    /// The start of a row whose end has not come yet.
+    partial: Vec<u8>,
+}
+
+impl<'a> Remap<'a> {
+    fn for_table(t: &TableEntry, map: &'a HashMap<String, String>) -> Option<Self> {
+        let columns: Vec<usize> = t
+            .columns
+            .iter()
+            .enumerate()
+            .filter(|(_, c)| {
+                TENANT_PERSON_COLUMNS
+                    .iter()
+                    .any(|(kt, kc)| *kt == t.name && kc == c)
+            })
+            .map(|(i, _)| i)
+            .collect();
+        (!columns.is_empty() && !map.is_empty()).then(|| Self {
+            columns,
+            map,
+            partial: Vec::new(),
+        })
+    }
+
+    /// The complete rows so far, rewritten.
+    fn feed(&mut self, chunk: &[u8]) -> Vec<u8> {
+        self.partial.extend_from_slice(chunk);
+        let Some(end) = self.partial.iter().rposition(|b| *b == b'\n') else {
+            return Vec::new();
+        };
+        let rest = self.partial.split_off(end + 1);
+        let rows = std::mem::replace(&mut self.partial, rest);
+        let mut out = Vec::with_capacity(rows.len());
+        for row in rows.split_inclusive(|b| *b == b'\n') {
+            for (i, field) in row[..row.len() - 1].split(|b| *b == b'\t').enumerate() {
+                if i > 0 {
+                    out.push(b'\t');
+                }
+                let mapped = if self.columns.contains(&i) {
+                    std::str::from_utf8(field)
+                        .ok()
+                        .and_then(|f| self.map.get(f))
+                } else {
+                    None
+                };
+                out.extend_from_slice(mapped.map_or(field, |m| m.as_bytes()));
+            }
+            out.push(b'\n');
+        }
+        out
+    }
+}
+
+// ---------------------------------------------------------------------------------------
 // Reading and checking an archive
 
 fn damaged(e: impl std::fmt::Display) -> anyhow::Error {
@@ -1329,16 +2510,27 @@ fn open_archive(path: &Path) -> anyhow::Result<tar::Reader<impl Read>> {
 
 /// Reads the first entry: refuses what is not a Musubi archive, or one of a newer format.
 pub fn read_header(path: &Path) -> anyhow::Result<Header> {
+    read_header_as(path, FORMAT)
+}
+
+/// What an archive of `format` is called in messages.
+fn describe(format: &str) -> &'static str {
+    if format == ASSOCIATION_FORMAT {
+        "a Musubi association export"
+    } else {
+        "a Musubi backup"
+    }
+}
+
+fn read_header_as(path: &Path, format: &str) -> anyhow::Result<Header> {
+    let what = describe(format);
     let mut archive = open_archive(path)?;
     let (name, size) = archive
         .next_entry()
-        .map_err(|e| anyhow!("{} is not a Musubi backup: {e}", path.display()))?
+        .map_err(|e| anyhow!("{} is not {what}: {e}", path.display()))?
         .ok_or_else(|| anyhow!("{} is an empty archive", path.display()))?;
     if name != HEADER_ENTRY || size > 64 * 1024 {
-        bail!(
-            "{} is not a Musubi backup (it begins with {name})",
-            path.display()
-        );
+        bail!("{} is not {what} (it begins with {name})", path.display());
     }
     let mut bytes = Vec::new();
     archive
@@ -1348,8 +2540,9 @@ pub fn read_header(path: &Path) -> anyhow::Result<Header> {
         })
         .map_err(damaged)?;
     let header: Header = serde_json::from_slice(&bytes)
-        .map_err(|e| anyhow!("{} is not a Musubi backup: {e}", path.display()))?;
+        .map_err(|e| anyhow!("{} is not {what}: {e}", path.display()))?;
     check_format(
+        format,
         &header.format,
         header.format_version,
         &header.musubi_version,
@@ -1357,9 +2550,16 @@ pub fn read_header(path: &Path) -> anyhow::Result<Header> {
     Ok(header)
 }
 
-fn check_format(format: &str, version: u32, musubi: &str) -> anyhow::Result<()> {
-    if format != FORMAT {
-        bail!("not a Musubi backup (format {format:?})");
+fn check_format(expected: &str, format: &str, version: u32, musubi: &str) -> anyhow::Result<()> {
+    if format != expected {
+        let hint = match format {
+            FORMAT => ": a whole deployment's backup is loaded with `musubi restore`",
+            ASSOCIATION_FORMAT => {
+                ": one association's export is loaded with `musubi association import`"
+            }
+            _ => "",
+        };
+        bail!("not {} (format {format:?}){hint}", describe(expected));
     }
     if version > FORMAT_VERSION {
         bail!(
@@ -1374,7 +2574,11 @@ fn check_format(format: &str, version: u32, musubi: &str) -> anyhow::Result<()> 
 /// Reads the archive through once: every entry's size and checksum against the manifest, and
 /// nothing missing, extra or cut off.
 fn check_archive(path: &Path) -> anyhow::Result<Checked> {
-    read_header(path)?;
+    check_archive_as(path, FORMAT)
+}
+
+fn check_archive_as(path: &Path, format: &str) -> anyhow::Result<Checked> {
+    read_header_as(path, format)?;
     let mut archive = open_archive(path)?;
     struct Seen {
         size: u64,
@@ -1422,6 +2626,7 @@ fn check_archive(path: &Path) -> anyhow::Result<Checked> {
     let manifest: Manifest =
         serde_json::from_slice(&bytes).map_err(|e| damaged(format!("the manifest: {e}")))?;
     check_format(
+        format,
         &manifest.format,
         manifest.format_version,
         &manifest.musubi_version,
@@ -1909,6 +3114,44 @@ mod tests {
         assert_ne!(a.hex(), c.hex());
         c.update(b"3");
         assert!(c.finish().is_err());
+    }
+
+    #[test]
+    fn person_ids_are_rewritten_in_their_columns_only_across_chunks() {
+        let (old, new) = (
+            "11111111-0000-0000-0000-000000000001",
+            "22222222-0000-0000-0000-000000000002",
+        );
+        let map: HashMap<String, String> = [(old.to_owned(), new.to_owned())].into();
+        let t = TableEntry {
+            schema: "assoc_x".into(),
+            name: "comments".into(),
+            entry: String::new(),
+            columns: ["id", "author_id", "body", "deleted_by"]
+                .map(String::from)
+                .to_vec(),
+            rows: 2,
+            bytes: 0,
+            sha256: String::new(),
+            rows_digest: String::new(),
+        };
+        let input = format!("{old}\t{old}\t{old}\t\\N\nc2\t{old}\tx\t{old}\n");
+        let mut r = Remap::for_table(&t, &map).unwrap();
+        let mut out = Vec::new();
+        for piece in input.as_bytes().chunks(7) {
+            out.extend(r.feed(piece));
+        }
+        assert!(r.partial.is_empty());
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            format!("{old}\t{new}\t{old}\t\\N\nc2\t{new}\tx\t{new}\n")
+        );
+        let other = TableEntry {
+            name: "audit_log".into(),
+            columns: vec!["actor_id".into()],
+            ..t
+        };
+        assert!(Remap::for_table(&other, &map).is_none());
     }
 
     #[test]

@@ -164,6 +164,27 @@ enum AssociationCommand {
         #[command(flatten)]
         data: DataArgs,
     },
+    /// Write one association (its tables, members and their accounts, groups and files) to an
+    /// archive, to import it into another deployment. It stays here. See docs/backup.md.
+    Export {
+        /// The association's slug
+        #[arg(long)]
+        slug: String,
+        /// The archive to write (a .tar.gz; never overwritten)
+        #[arg(long)]
+        out: PathBuf,
+        #[command(flatten)]
+        data: DataArgs,
+    },
+    /// Import an association exported from another deployment; people already here (same
+    /// email) are merged, keeping their sign-in here.
+    Import {
+        /// The archive of `musubi association export`
+        #[arg(long)]
+        from: PathBuf,
+        #[command(flatten)]
+        data: DataArgs,
+    },
 }
 
 #[global_allocator]
@@ -198,7 +219,9 @@ fn main() -> ExitCode {
         | Command::Restore(RestoreArgs { data: d, .. }) => Some(d),
         Command::Association(AssociationCommand::Create { data, .. })
         | Command::Association(AssociationCommand::InviteAdmin { data, .. })
-        | Command::Association(AssociationCommand::Neighbours { data, .. }) => Some(data),
+        | Command::Association(AssociationCommand::Neighbours { data, .. })
+        | Command::Association(AssociationCommand::Export { data, .. })
+        | Command::Association(AssociationCommand::Import { data, .. }) => Some(data),
         Command::Schema => None,
         Command::Audit(AuditCommand::Verify { data, .. } | AuditCommand::Purge(data)) => Some(data),
     };
@@ -245,6 +268,12 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
         Command::Association(AssociationCommand::Neighbours {
             slug, with, remove, ..
         }) => musubi::cli::set_neighbours(&config, &slug, &with, !remove).await,
+        Command::Association(AssociationCommand::Export { slug, out, .. }) => {
+            musubi::backup::export_association(&config, &slug, &out).await
+        }
+        Command::Association(AssociationCommand::Import { from, .. }) => {
+            musubi::backup::import_association(&config, &from).await
+        }
         Command::Association(AssociationCommand::Create {
             slug,
             name,

@@ -1,12 +1,15 @@
 //! `musubi backup` and `musubi restore` as an operator runs them: a deployment with the demo
 //! data and uploaded files archived, restored into a second, empty database and file store,
 //! and compared table by table and object by object; damaged archives, newer formats and
-//! deployments that are not empty refused without a change.
+//! deployments that are not empty refused without a change. And `musubi association export` /
+//! `import`: one association moved into a deployment in use, people merged by email.
 
 use axum::http::StatusCode;
+use musubi_db::accounts::NewUser;
+use musubi_domain::types::Profession;
 use musubi_test_support::demo::{HOST, NURSE};
 use musubi_test_support::web::Browser;
-use musubi_test_support::{association, photos, test_config, TestApp, TestDb};
+use musubi_test_support::{association, insert_member, photos, test_config, TestApp, TestDb};
 use sqlx::PgConnection;
 use std::collections::BTreeMap;
 use std::io::{Read as _, Write as _};
@@ -533,5 +536,369 @@ async fn restore_refuses_damaged_archives_newer_formats_and_deployments_in_use()
     assert_eq!(
         table_digests(&mut source.admin().await).await,
         table_digests(&mut target.admin().await).await
+    );
+}
+
+/// `musubi association <args…> --data-dir data` against `db`, files in the embedded store of
+/// `data`.
+async fn association_cmd(db: &TestDb, data: &Path, args: &[&std::ffi::OsStr]) -> Output {
+    let mut c = db.command(crate::MUSUBI_BIN);
+    c.env_remove("MUSUBI_S3_ENDPOINT")
+        .arg("association")
+        .args(args)
+        .arg("--data-dir")
+        .arg(data);
+    run(c).await
+}
+
+/// An association's tables, each: rows and an MD5 of them with `from` ids written as `to`
+/// (the audit log, whose hashes cover its ids, as stored and only up to `audit_upto`).
+async fn tenant_digests(
+    conn: &mut PgConnection,
+    schema: &str,
+    ids: &[(String, String)],
+    audit_upto: i64,
+) -> BTreeMap<String, (i64, String)> {
+    let tables: Vec<String> = sqlx::query_scalar(
+        "SELECT c.relname::text FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
+         WHERE c.relkind = 'r' AND n.nspname = $1 AND c.relname <> 'schema_migrations' \
+         ORDER BY 1",
+    )
+    .bind(schema)
+    .fetch_all(&mut *conn)
+    .await
+    .unwrap();
+    let mut out = BTreeMap::new();
+    for table in tables {
+        let (row, filter) = if table == "audit_log" {
+            (
+                "t::text".to_owned(),
+                format!(" WHERE t.seq <= {audit_upto}"),
+            )
+        } else {
+            let mut row = "t::text".to_owned();
+            for (from, to) in ids {
+                row = format!("replace({row}, '{from}', '{to}')");
+            }
+            (row, String::new())
+        };
+        let digest: (i64, String) = sqlx::query_as(&format!(
+            "SELECT count(*), md5(coalesce(string_agg({row}, E'\\n' ORDER BY {row}), '')) \
+             FROM \"{schema}\".\"{table}\" t{filter}"
+        ))
+        .fetch_one(&mut *conn)
+        .await
+        .unwrap();
+        out.insert(table, digest);
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_association_moves_to_another_deployment_merging_people_by_email() {
+    // The source: the demo deployment (two associations), a file uploaded in the host one.
+    let source_files = tempfile::tempdir().unwrap();
+    let store = musubi_storage::embedded::Embedded::start(source_files.path())
+        .await
+        .unwrap();
+    let settings = store.settings().clone();
+    let (key, secret) = settings.credentials.clone().unwrap();
+    let config = test_config(&[
+        ("MUSUBI_S3_ENDPOINT", settings.endpoint.as_str()),
+        ("MUSUBI_S3_ACCESS_KEY_ID", key.as_str()),
+        ("MUSUBI_S3_SECRET_ACCESS_KEY", secret.expose()),
+    ]);
+    let app = TestApp::demo_with_config(config).await;
+    let mut source = app.db.admin().await;
+    let group: uuid::Uuid =
+        sqlx::query_scalar("SELECT id FROM groups WHERE name = '山田 太郎さん（85歳・在宅酸素）'")
+            .fetch_one(&mut *app.tenant_tx(HOST).await)
+            .await
+            .unwrap();
+    upload(
+        &app,
+        NURSE,
+        HOST,
+        group,
+        ("褥瘡.jpg", &photos::jpeg(64, 48, 1, true)),
+    )
+    .await;
+    let (other, other_group, member): (String, uuid::Uuid, String) = sqlx::query_as(
+        "SELECT a.slug, gm.group_id, u.email FROM core.group_members gm \
+         JOIN core.associations a ON a.id = gm.association_id \
+         JOIN core.users u ON u.id = gm.user_id \
+         WHERE a.slug <> $1 AND gm.status = 'active' ORDER BY u.email, gm.group_id LIMIT 1",
+    )
+    .bind(HOST)
+    .fetch_one(&mut source)
+    .await
+    .unwrap();
+    upload(
+        &app,
+        &member,
+        &other,
+        other_group,
+        ("メモ.txt", b"stays here"),
+    )
+    .await;
+    let (association_id, schema): (uuid::Uuid, String) =
+        sqlx::query_as("SELECT id, schema_name FROM core.associations WHERE slug = $1")
+            .bind(HOST)
+            .fetch_one(&mut source)
+            .await
+            .unwrap();
+    let keys: Vec<String> = object_keys(&mut source)
+        .await
+        .into_iter()
+        .filter(|k| k.starts_with(&format!("a/{}/", association_id.simple())))
+        .collect();
+    let all_keys = object_keys(&mut source).await;
+    let source_nurse: uuid::Uuid = app.user_id(NURSE).await.uuid();
+    let admin_row: (uuid::Uuid, Option<String>) =
+        sqlx::query_as("SELECT id, password_hash FROM core.users WHERE email = $1")
+            .bind(musubi_test_support::demo::ADMIN)
+            .fetch_one(&mut source)
+            .await
+            .unwrap();
+
+    let work = tempfile::tempdir().unwrap();
+    let archive = work.path().join("minatogawa.tar.gz");
+    let mut c = app.db.command(crate::MUSUBI_BIN);
+    c.args(["association", "export", "--slug", HOST, "--out"])
+        .arg(&archive)
+        .env("MUSUBI_S3_ENDPOINT", &settings.endpoint)
+        .env("MUSUBI_S3_ACCESS_KEY_ID", &key)
+        .env("MUSUBI_S3_SECRET_ACCESS_KEY", secret.expose());
+    let out = run(c).await;
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(
+        text(&out).contains("Exported association minatogawa"),
+        "{}",
+        text(&out)
+    );
+    let manifest = musubi::backup::read_manifest(&archive);
+    assert!(
+        manifest.is_err_and(|e| e.to_string().contains("musubi association import")),
+        "an export is not a backup"
+    );
+
+    // The target: another association, and a person with the nurse's email (another id, her
+    // own password there).
+    let target = TestApp::with_association("kawabe", "川辺医師会").await;
+    let target_data = tempfile::tempdir().unwrap();
+    let kawabe = target.db.db.resolve_tenant("kawabe").await.unwrap();
+    let password = "target-password-2026";
+    let hash = musubi_auth::password::hash_password(password).unwrap();
+    let target_nurse = insert_member(
+        &target.db.db,
+        kawabe.id,
+        &NewUser {
+            email: NURSE,
+            name: "青木 看護師",
+            name_kana: "あおき",
+            profession: Profession::Nurse,
+            doctor_kind: None,
+            password_hash: Some(&hash),
+        },
+    )
+    .await
+    .uuid();
+    assert_ne!(source_nurse, target_nurse);
+    let mut tconn = target.db.admin().await;
+
+    // A truncated archive: refused, nothing changes.
+    let bytes = std::fs::read(&archive).unwrap();
+    let cut = work.path().join("cut.tar.gz");
+    std::fs::write(&cut, &bytes[..bytes.len() * 2 / 3]).unwrap();
+    let before = table_digests(&mut tconn).await;
+    let out = association_cmd(
+        &target.db,
+        target_data.path(),
+        &["import".as_ref(), "--from".as_ref(), cut.as_os_str()],
+    )
+    .await;
+    assert!(!out.status.success());
+    assert!(
+        text(&out).contains("damaged or truncated"),
+        "{}",
+        text(&out)
+    );
+    assert_eq!(before, table_digests(&mut tconn).await);
+
+    let started = Instant::now();
+    let out = association_cmd(
+        &target.db,
+        target_data.path(),
+        &["import".as_ref(), "--from".as_ref(), archive.as_os_str()],
+    )
+    .await;
+    let import_time = started.elapsed();
+    assert!(out.status.success(), "{}", text(&out));
+    let import_output = text(&out);
+    assert!(
+        import_output.contains("Not imported: the neighbour agreements with sakuradai"),
+        "{import_output}"
+    );
+    assert!(
+        text(&out).contains(&format!(
+            "Merged {NURSE}: the archive's person {source_nurse} is this deployment's \
+             {target_nurse}"
+        )),
+        "{}",
+        text(&out)
+    );
+
+    // The association's tables: the source's, the nurse's id mapped (the audit log as it
+    // was, plus the import's record).
+    let audit_upto: i64 = sqlx::query_scalar(&format!(
+        "SELECT coalesce(max(seq), 0) FROM \"{schema}\".audit_log"
+    ))
+    .fetch_one(&mut source)
+    .await
+    .unwrap();
+    let ids = [(source_nurse.to_string(), target_nurse.to_string())];
+    let expected = tenant_digests(&mut source, &schema, &ids, audit_upto).await;
+    let imported = tenant_digests(&mut tconn, &schema, &[], audit_upto).await;
+    assert_eq!(expected, imported);
+    let filled = expected.values().filter(|(n, _)| *n > 0).count();
+    let rows: i64 = expected.values().map(|(n, _)| n).sum();
+    assert!(filled > 10, "{expected:?}");
+    let audit_rows: i64 = sqlx::query_scalar(&format!(
+        "SELECT count(*) FROM \"{schema}\".audit_log WHERE seq > {audit_upto} \
+         AND action = 'association.import' AND detail->'merged'->0->>'target' = '{target_nurse}'"
+    ))
+    .fetch_one(&mut tconn)
+    .await
+    .unwrap();
+    assert_eq!(audit_rows, 1);
+
+    // A few exact rows: the uploaded file is the target nurse's, her memberships point to
+    // the target's id, and nothing points to her archived id.
+    let uploader: uuid::Uuid = sqlx::query_scalar(&format!(
+        "SELECT uploaded_by FROM \"{schema}\".files WHERE name = '褥瘡.jpg'"
+    ))
+    .fetch_one(&mut tconn)
+    .await
+    .unwrap();
+    assert_eq!(uploader, target_nurse);
+    let counts = |id: uuid::Uuid| {
+        format!(
+            "SELECT (SELECT count(*) FROM core.memberships m \
+                     WHERE m.user_id = '{id}' AND m.association_id = '{association_id}'), \
+                    (SELECT count(*) FROM core.group_members gm \
+                     WHERE gm.user_id = '{id}' AND gm.association_id = '{association_id}'), \
+                    (SELECT count(*) FROM core.users u WHERE u.id = '{id}')"
+        )
+    };
+    let (m, g, _): (i64, i64, i64) = sqlx::query_as(&counts(source_nurse))
+        .fetch_one(&mut source)
+        .await
+        .unwrap();
+    assert!(m == 1 && g > 0);
+    assert_eq!(
+        sqlx::query_as::<_, (i64, i64, i64)>(&counts(target_nurse))
+            .fetch_one(&mut tconn)
+            .await
+            .unwrap(),
+        (1, g, 1)
+    );
+    assert_eq!(
+        sqlx::query_as::<_, (i64, i64, i64)>(&counts(source_nurse))
+            .fetch_one(&mut tconn)
+            .await
+            .unwrap(),
+        (0, 0, 0)
+    );
+    let core_counts = "SELECT (SELECT count(*) FROM core.memberships WHERE association_id = $1), \
+                              (SELECT count(*) FROM core.group_members WHERE association_id = $1), \
+                              (SELECT count(*) FROM core.groups WHERE association_id = $1), \
+                              (SELECT count(*) FROM core.facilities WHERE association_id = $1)";
+    let source_counts: (i64, i64, i64, i64) = sqlx::query_as(core_counts)
+        .bind(association_id)
+        .fetch_one(&mut source)
+        .await
+        .unwrap();
+    let target_counts: (i64, i64, i64, i64) = sqlx::query_as(core_counts)
+        .bind(association_id)
+        .fetch_one(&mut tconn)
+        .await
+        .unwrap();
+    assert_eq!(source_counts, target_counts);
+
+    // A person new to the target: the source's id and password hash. The merged one keeps
+    // the target's password, and reaches the association's group with it.
+    let moved: (uuid::Uuid, Option<String>) =
+        sqlx::query_as("SELECT id, password_hash FROM core.users WHERE email = $1")
+            .bind(musubi_test_support::demo::ADMIN)
+            .fetch_one(&mut tconn)
+            .await
+            .unwrap();
+    assert_eq!(moved, admin_row);
+    // The in-process server reloads its registry now rather than within seconds.
+    target.db.db.migrate().await.unwrap();
+    let mut browser = Browser::default();
+    let res = browser.sign_in(&target, NURSE, password).await;
+    assert_eq!(res.status, StatusCode::SEE_OTHER, "{}", res.body);
+    let page = browser
+        .get(&target, &format!("/a/{HOST}/g/{group}/files"))
+        .await;
+    assert_eq!(page.status, StatusCode::OK, "{}", page.body);
+    assert!(page.body.contains("褥瘡.jpg"));
+    let res = Browser::default()
+        .sign_in(&target, NURSE, musubi_demo::DEMO_PASSWORD)
+        .await;
+    assert_ne!(
+        res.location(),
+        "/home",
+        "the source's password does not open it"
+    );
+
+    // The objects, byte for byte; the other association's stay behind.
+    let left_behind = all_keys.len() - keys.len();
+    assert!(keys.len() == 3 && left_behind == 1, "{all_keys:?}");
+    for k in &keys {
+        let original = std::fs::read(source_files.path().join("musubi").join(k)).unwrap();
+        let copy = std::fs::read(target_data.path().join("files/musubi").join(k))
+            .unwrap_or_else(|e| panic!("{k} was not imported: {e}"));
+        assert!(original == copy, "{k} differs");
+    }
+    for k in all_keys.iter().filter(|k| !keys.contains(k)) {
+        assert!(!target_data.path().join("files/musubi").join(k).exists());
+    }
+
+    // Every chain verifies with the operator's command.
+    let out = run({
+        let mut c = target.db.command(crate::MUSUBI_BIN);
+        c.args(["audit", "verify"]);
+        c
+    })
+    .await;
+    assert!(out.status.success(), "{}", text(&out));
+    assert_eq!(
+        text(&out).matches("chain intact").count(),
+        3,
+        "{}",
+        text(&out)
+    );
+
+    // Imported again: refused, nothing changes.
+    let before = table_digests(&mut tconn).await;
+    let out = association_cmd(
+        &target.db,
+        target_data.path(),
+        &["import".as_ref(), "--from".as_ref(), archive.as_os_str()],
+    )
+    .await;
+    assert!(!out.status.success());
+    assert!(text(&out).contains("imported once"), "{}", text(&out));
+    assert!(text(&out).contains("nothing was changed"), "{}", text(&out));
+    assert_eq!(before, table_digests(&mut tconn).await);
+
+    eprintln!(
+        "association move: {} tables ({filled} with rows, {rows} rows) and {} objects compared \
+         ({left_behind} of the other association left behind); import {:.1} s:\n{import_output}",
+        expected.len(),
+        keys.len(),
+        import_time.as_secs_f64()
     );
 }
