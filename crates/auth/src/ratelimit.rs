@@ -290,7 +290,14 @@ const KEY_PREFIX: &str = "musubi:rl:";
 pub struct RedisStore {
     conn: redis::aio::ConnectionManager,
     script: Arc<redis::Script>,
+    /// Until when Redis is not asked after a failure: while it is down, every request would
+    /// otherwise wait out the timeouts (seconds) before failing open. One request per
+    /// [`REDIS_RETRY_AFTER`] tries again.
+    down_until: Arc<std::sync::Mutex<Option<std::time::Instant>>>,
 }
+
+/// How long counters stay in process after Redis failed.
+pub const REDIS_RETRY_AFTER: Duration = Duration::from_secs(2);
 
 impl RedisStore {
     /// Uses an existing connection manager (it reconnects by itself).
@@ -298,6 +305,7 @@ impl RedisStore {
         Self {
             conn,
             script: Arc::new(redis::Script::new(INCREMENT_SCRIPT)),
+            down_until: Arc::default(),
         }
     }
 
@@ -327,15 +335,31 @@ fn store_error(e: redis::RedisError) -> RateLimitError {
 impl RateLimitStore for RedisStore {
     fn increment<'a>(&'a self, key: &'a str, window: Duration) -> StoreFuture<'a, WindowCount> {
         Box::pin(async move {
+            {
+                let mut down = self.down_until.lock().unwrap_or_else(|p| p.into_inner());
+                match *down {
+                    Some(until) if std::time::Instant::now() < until => {
+                        return Err(RateLimitError::Store("redis failed moments ago".into()));
+                    }
+                    // This request tries; the others keep skipping until it is answered.
+                    Some(_) => *down = Some(std::time::Instant::now() + REDIS_RETRY_AFTER),
+                    None => {}
+                }
+            }
             let mut conn = self.conn.clone();
             let window_ms = u64::try_from(window.as_millis()).unwrap_or(u64::MAX).max(1);
-            let (count, ttl_ms): (i64, i64) = self
+            let answer: Result<(i64, i64), _> = self
                 .script
                 .key(format!("{KEY_PREFIX}{key}"))
                 .arg(window_ms)
                 .invoke_async(&mut conn)
-                .await
-                .map_err(store_error)?;
+                .await;
+            let mut down = self.down_until.lock().unwrap_or_else(|p| p.into_inner());
+            *down = answer
+                .is_err()
+                .then(|| std::time::Instant::now() + REDIS_RETRY_AFTER);
+            drop(down);
+            let (count, ttl_ms) = answer.map_err(store_error)?;
             Ok(WindowCount {
                 count: u64::try_from(count).unwrap_or(0),
                 remaining: Duration::from_millis(u64::try_from(ttl_ms).unwrap_or(0)),

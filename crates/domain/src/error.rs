@@ -64,6 +64,9 @@ pub enum ErrorCode {
     /// An association of someone in the conversation does not allow messages with people of
     /// other associations (its administrators' policy); nothing was sent.
     CrossAssociationMessagesDisabled,
+    /// The database did not answer (restarting, unreachable). Try again after `Retry-After`:
+    /// Musubi reconnects by itself. A change cut off while committing may have been saved.
+    DatabaseUnavailable,
 }
 
 impl ErrorCode {
@@ -102,6 +105,7 @@ impl ErrorCode {
             ErrorCode::QuotaExceeded => "QUOTA_EXCEEDED",
             ErrorCode::FileStoreUnavailable => "FILE_STORE_UNAVAILABLE",
             ErrorCode::CrossAssociationMessagesDisabled => "CROSS_ASSOCIATION_MESSAGES_DISABLED",
+            ErrorCode::DatabaseUnavailable => "DATABASE_UNAVAILABLE",
         }
     }
 
@@ -140,6 +144,7 @@ impl ErrorCode {
         ErrorCode::QuotaExceeded,
         ErrorCode::FileStoreUnavailable,
         ErrorCode::CrossAssociationMessagesDisabled,
+        ErrorCode::DatabaseUnavailable,
     ];
 }
 
@@ -244,8 +249,31 @@ impl From<DbError> for AppError {
         match e {
             DbError::Tenant(t) => t.into(),
             DbError::Conflict(_) => Self::new(ErrorCode::Conflict, "already exists"),
+            DbError::Sqlx(ref s) if unreachable_database(s) => Self {
+                retry_after: Some(5),
+                source: Some(Box::new(e)),
+                ..Self::new(
+                    ErrorCode::DatabaseUnavailable,
+                    "the database is not answering; retry later",
+                )
+            },
             other => Self::internal(other),
         }
+    }
+}
+
+/// The database is down or restarting, as opposed to a bug: the connection failed, the pool
+/// gave up waiting, or PostgreSQL is shutting down or starting (SQLSTATE classes 08 and 57P).
+fn unreachable_database(e: &sqlx::Error) -> bool {
+    match e {
+        sqlx::Error::Io(_)
+        | sqlx::Error::PoolTimedOut
+        | sqlx::Error::PoolClosed
+        | sqlx::Error::WorkerCrashed => true,
+        sqlx::Error::Database(d) => d
+            .code()
+            .is_some_and(|c| c.starts_with("08") || c.starts_with("57P")),
+        _ => false,
     }
 }
 

@@ -249,7 +249,8 @@ fn status_of(code: ErrorCode) -> StatusCode {
         ErrorCode::RateLimited => StatusCode::TOO_MANY_REQUESTS,
         ErrorCode::FileStoreUnavailable
         | ErrorCode::Overloaded
-        | ErrorCode::AssociationUnavailable => StatusCode::SERVICE_UNAVAILABLE,
+        | ErrorCode::AssociationUnavailable
+        | ErrorCode::DatabaseUnavailable => StatusCode::SERVICE_UNAVAILABLE,
         ErrorCode::Internal => StatusCode::INTERNAL_SERVER_ERROR,
         _ => StatusCode::BAD_REQUEST,
     }

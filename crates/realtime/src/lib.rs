@@ -56,6 +56,9 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// A publish happens on a request's path after commit: it must not hang the request when Redis
 /// does. The event is in PostgreSQL anyway.
 const PUBLISH_TIMEOUT: Duration = Duration::from_secs(2);
+/// After a failed publish, publishes skip Redis this long (one tries again after it), so that
+/// while Redis is down requests do not each wait out [`PUBLISH_TIMEOUT`].
+const PUBLISH_RETRY_AFTER: Duration = Duration::from_secs(2);
 /// A subscriber only reads, so a connection that died without a FIN/RST (a vanished host, a
 /// dropped NAT entry) would look like a quiet channel forever. A periodic PING finds out.
 const PING_EVERY: Duration = Duration::from_secs(15);
@@ -152,6 +155,8 @@ pub enum BusError {
     Encode(#[from] serde_json::Error),
     #[error("the event is {bytes} bytes encoded, over the limit of {MAX_MESSAGE_BYTES}")]
     TooLarge { bytes: usize },
+    #[error("redis failed moments ago; not asked again yet")]
+    RecentlyDown,
 }
 
 /// The event bus; cheap to clone (one `Arc`). Dropping the last clone stops the Redis
@@ -168,6 +173,8 @@ struct Inner {
     router: Arc<router::Router>,
     /// The router's dispatcher task was started (on the first [`Bus::route`]).
     routing: AtomicBool,
+    /// Until when publishes skip Redis after a failure (see [`PUBLISH_RETRY_AFTER`]).
+    down_until: std::sync::Mutex<Option<Instant>>,
 }
 
 enum Mode {
@@ -214,6 +221,7 @@ impl Bus {
                 },
                 router: Arc::default(),
                 routing: AtomicBool::new(false),
+                down_until: std::sync::Mutex::default(),
             }),
         }
     }
@@ -268,6 +276,7 @@ impl Bus {
                 },
                 router: Arc::default(),
                 routing: AtomicBool::new(false),
+                down_until: std::sync::Mutex::default(),
             }),
         })
     }
@@ -296,16 +305,39 @@ impl Bus {
             Mode::Redis {
                 publisher, channel, ..
             } => {
+                {
+                    let mut down = self.down_until();
+                    match *down {
+                        Some(until) if Instant::now() < until => {
+                            return Err(BusError::RecentlyDown);
+                        }
+                        // This publish tries; the others keep skipping until it is answered.
+                        Some(_) => *down = Some(Instant::now() + PUBLISH_RETRY_AFTER),
+                        None => {}
+                    }
+                }
                 let mut conn = publisher.clone();
                 let mut cmd = redis::cmd("PUBLISH");
                 cmd.arg(channel).arg(payload);
                 let publish = cmd.query_async::<i64>(&mut conn);
-                timeout(PUBLISH_TIMEOUT, publish)
-                    .await
-                    .map_err(|_| BusError::Timeout(PUBLISH_TIMEOUT))??;
-                Ok(())
+                let answer = match timeout(PUBLISH_TIMEOUT, publish).await {
+                    Ok(Ok(_)) => Ok(()),
+                    Ok(Err(e)) => Err(BusError::Redis(e)),
+                    Err(_) => Err(BusError::Timeout(PUBLISH_TIMEOUT)),
+                };
+                *self.down_until() = answer
+                    .is_err()
+                    .then(|| Instant::now() + PUBLISH_RETRY_AFTER);
+                answer
             }
         }
+    }
+
+    fn down_until(&self) -> std::sync::MutexGuard<'_, Option<Instant>> {
+        self.inner
+            .down_until
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     /// A receiver of every event seen by this process from now on.

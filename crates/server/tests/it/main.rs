@@ -85,6 +85,7 @@ mod ops {
     mod binary;
     mod cli;
     mod connections;
+    mod faults;
     mod file_store;
     mod migrations;
     mod overload;

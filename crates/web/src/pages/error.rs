@@ -35,6 +35,7 @@ pub(crate) fn server_error(lang: Lang, current_path: &str, code: ErrorCode) -> R
     let t = Translator::new(lang);
     let message = match code {
         ErrorCode::AssociationUnavailable => t.get("error.server.unavailable"),
+        ErrorCode::DatabaseUnavailable => t.get("error.server.database"),
         _ => t.get("error.server.message"),
     };
     let page = ErrorPage {
@@ -48,6 +49,13 @@ pub(crate) fn server_error(lang: Lang, current_path: &str, code: ErrorCode) -> R
         retry: true,
         kept: None,
     };
+    if code == ErrorCode::DatabaseUnavailable {
+        // Not a bug: the database is restarting or unreachable, and Musubi reconnects by itself.
+        let mut res = respond(StatusCode::SERVICE_UNAVAILABLE, lang, &page);
+        res.headers_mut()
+            .insert(http::header::RETRY_AFTER, http::HeaderValue::from(5u64));
+        return res;
+    }
     respond(StatusCode::INTERNAL_SERVER_ERROR, lang, &page)
 }
 
