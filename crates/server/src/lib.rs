@@ -358,13 +358,15 @@ async fn readyz(
             format!("not ready: {reason}"),
         );
     }
-    // The file store answers "not there" for a key nobody writes, or fails.
+    // The file store answers "not there" for a key nobody writes, or fails. Every replica
+    // shares it, so its outage is said but does not take replicas out of service: pages and
+    // posts still work, and only uploads and downloads fail (FILE_STORE_UNAVAILABLE).
     if let Some(axum::Extension(store)) = files {
         if let Err(e) = store.exists(".musubi-readiness").await {
-            tracing::warn!(error = %e, "the file store is not ready");
+            tracing::warn!(error = %e, "the file store is not answering");
             return (
-                StatusCode::SERVICE_UNAVAILABLE,
-                "not ready: the file store is unavailable".to_owned(),
+                StatusCode::OK,
+                "ready; the file store is unavailable (uploads and downloads fail)".to_owned(),
             );
         }
     }

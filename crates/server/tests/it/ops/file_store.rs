@@ -1,6 +1,6 @@
 //! The file store as the server opens it: the embedded store over `<data-dir>/files` when none
-//! is configured (files written through it are real files there), readiness that fails while
-//! the store does not answer, and a store in another process (`musubi file-store`, signatures
+//! is configured (files written through it are real files there), readiness that says so
+//! while the store does not answer (and stays in service), and a store in another process (`musubi file-store`, signatures
 //! checked) that Musubi writes to over S3 and that may die mid-work.
 
 use axum::body::Body;
@@ -59,10 +59,14 @@ async fn the_embedded_store_keeps_files_under_the_data_directory_and_readiness_w
     // Starting is not refused (the store may come up later)…
     let away = musubi::open_files(&elsewhere).await.unwrap();
     let router = musubi::app(&config, &operator).layer(axum::Extension(away.store.clone()));
-    // …but the server says it is not ready to serve.
+    // …and the server stays in service (pages and posts work; every replica shares the
+    // store, so taking them out would stop everything), saying what is wrong.
     let (status, body) = ready(&router).await;
-    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
-    assert_eq!(body, "not ready: the file store is unavailable");
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(
+        body,
+        "ready; the file store is unavailable (uploads and downloads fail)"
+    );
 }
 
 /// `musubi file-store` in its own process, on a free port, with `key`/`secret`.
@@ -209,4 +213,47 @@ async fn musubi_keeps_files_in_a_store_running_in_another_process() {
         .await
         .unwrap();
     assert_eq!(kept, 1);
+
+    // Meanwhile everything but files works: pages and replies (readiness stays in service too,
+    // see the test above).
+    for page in ["/".to_owned(), format!("/a/{HOST}/g/{group}")] {
+        assert_eq!(
+            nurse.get(&app, &page).await.status,
+            StatusCode::OK,
+            "{page}"
+        );
+    }
+    let topic: uuid::Uuid = sqlx::query_scalar("SELECT id FROM topics WHERE group_id = $1 LIMIT 1")
+        .bind(group)
+        .fetch_one(&mut *app.tenant_tx(HOST).await)
+        .await
+        .unwrap();
+    let token = app.demo_token(NURSE).await;
+    let mut posted = 0;
+    for i in 0..5 {
+        let r = app
+            .gql(
+                "mutation($t: ID!, $b: String!) { postComment(topicId: $t, body: $b) }",
+                serde_json::json!({"t": topic, "b": format!("ファイルの置き場が止まっている間の報告 {i}")}),
+                Some(&token),
+                Some(HOST),
+            )
+            .await;
+        assert!(r["errors"].is_null(), "{r}");
+        posted += 1;
+    }
+    // Nothing dangles: no file row without its object; the refused upload's intent (if the
+    // store went away mid-write) is the sweeper's to clear once the store is back.
+    let (rows, intents): (i64, i64) = sqlx::query_as(
+        "SELECT (SELECT count(*) FROM files), \
+                (SELECT count(*) FROM file_uploads)",
+    )
+    .fetch_one(&mut *app.tenant_tx(HOST).await)
+    .await
+    .unwrap();
+    println!(
+        "store stopped: {posted} replies posted, pages served, uploads refused; \
+         files {rows}, intents left for the sweeper {intents}"
+    );
+    assert_eq!(rows, 1);
 }
