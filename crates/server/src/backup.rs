@@ -319,23 +319,25 @@ pub async fn write_backup(
     }
 }
 
-async fn write_archive(
+/// An archive begun with its header, and a connection reading one snapshot (REPEATABLE READ,
+/// read only) of a database that holds a deployment; the snapshot's time.
+async fn open_snapshot(
     connect: &PgConnectOptions,
-    store: &Store,
     path: &Path,
-    spool_dir: &Path,
-) -> anyhow::Result<BackupSummary> {
+    format: &str,
+    application: &str,
+    doing: &str,
+) -> anyhow::Result<(ArchiveSink, PgConnection, DateTime<Utc>)> {
     let mut sink = ArchiveSink::create(path)?;
     let header = Header {
-        format: FORMAT.to_owned(),
+        format: format.to_owned(),
         format_version: FORMAT_VERSION,
         musubi_version: env!("CARGO_PKG_VERSION").to_owned(),
         created_at: Utc::now(),
     };
     sink.small(HEADER_ENTRY, serde_json::to_vec_pretty(&header)?)
         .await?;
-
-    let mut conn = connect_as(connect, "musubi-backup").await?;
+    let mut conn = connect_as(connect, application).await?;
     sqlx::raw_sql("BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY")
         .execute(&mut conn)
         .await?;
@@ -347,8 +349,19 @@ async fn write_archive(
             .fetch_one(&mut conn)
             .await?;
     if exists.is_none() {
-        bail!("this database holds no Musubi deployment (no core schema): nothing to back up");
+        bail!("this database holds no Musubi deployment (no core schema): nothing to {doing}");
     }
+    Ok((sink, conn, snapshot_at))
+}
+
+async fn write_archive(
+    connect: &PgConnectOptions,
+    store: &Store,
+    path: &Path,
+    spool_dir: &Path,
+) -> anyhow::Result<BackupSummary> {
+    let (mut sink, mut conn, snapshot_at) =
+        open_snapshot(connect, path, FORMAT, "musubi-backup", "back up").await?;
     let rows: Vec<(String, String, String, String, i32)> = sqlx::query_as(
         "SELECT a.id::text, a.slug, a.name, a.schema_name, a.schema_version \
          FROM core.associations a JOIN pg_namespace n ON n.nspname = a.schema_name \
@@ -1297,38 +1310,25 @@ async fn undo(
 
 /// Every association's audit chain and the platform's; fails unless all are intact.
 async fn verify_audit(db: &musubi_db::Db) -> anyhow::Result<usize> {
-    use musubi_domain::audit;
-    let mut failed = Vec::new();
-    let associations = db
-        .list_associations()
-        .await
-        .map_err(|e| anyhow!("cannot list associations: {e}"))?;
-    for a in &associations {
-        let report = match db.resolve_tenant(&a.slug).await {
-            Ok(tenant) => audit::verify_association(db, &tenant).await,
-            Err(e) => Err(e.into()),
-        };
-        match report {
-            Ok(r) if r.is_intact() => {}
-            Ok(r) => failed.push(crate::cli_audit::verify_line(&a.slug, &r)),
-            Err(e) => failed.push(format!("{}: cannot verify: {}", a.slug, e.message)),
-        }
-    }
-    match audit::verify_platform(db).await {
-        Ok(r) if r.is_intact() => {}
-        Ok(r) => failed.push(crate::cli_audit::verify_line(
-            crate::cli_audit::PLATFORM_LOG,
-            &r,
-        )),
-        Err(e) => failed.push(format!("platform: cannot verify: {}", e.message)),
-    }
+    let lines = crate::cli_audit::verify_lines(db, None, true).await?;
+    intact_or_fail(&lines, "the data was restored")?;
+    Ok(lines.len())
+}
+
+/// Fails naming every log of `lines` whose chain is not intact, after `done`.
+fn intact_or_fail(lines: &[(String, bool)], done: &str) -> anyhow::Result<()> {
+    let failed: Vec<&str> = lines
+        .iter()
+        .filter(|(_, intact)| !intact)
+        .map(|(line, _)| line.as_str())
+        .collect();
     if !failed.is_empty() {
         bail!(
-            "the data was restored, but audit logs do not verify:\n{}",
+            "{done}, but audit logs do not verify:\n{}",
             failed.join("\n")
         );
     }
-    Ok(associations.len() + 1)
+    Ok(())
 }
 
 fn tenant_role(schema: &str) -> String {
@@ -1709,30 +1709,8 @@ async fn write_association_archive(
     path: &Path,
     spool_dir: &Path,
 ) -> anyhow::Result<ExportSummary> {
-    let mut sink = ArchiveSink::create(path)?;
-    let header = Header {
-        format: ASSOCIATION_FORMAT.to_owned(),
-        format_version: FORMAT_VERSION,
-        musubi_version: env!("CARGO_PKG_VERSION").to_owned(),
-        created_at: Utc::now(),
-    };
-    sink.small(HEADER_ENTRY, serde_json::to_vec_pretty(&header)?)
-        .await?;
-
-    let mut conn = connect_as(connect, "musubi-export").await?;
-    sqlx::raw_sql("BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY")
-        .execute(&mut conn)
-        .await?;
-    let snapshot_at: DateTime<Utc> = sqlx::query_scalar("SELECT now()")
-        .fetch_one(&mut conn)
-        .await?;
-    let exists: Option<String> =
-        sqlx::query_scalar("SELECT to_regclass('core.associations')::text")
-            .fetch_one(&mut conn)
-            .await?;
-    if exists.is_none() {
-        bail!("this database holds no Musubi deployment (no core schema): nothing to export");
-    }
+    let (mut sink, mut conn, snapshot_at) =
+        open_snapshot(connect, path, ASSOCIATION_FORMAT, "musubi-export", "export").await?;
     let row: Option<(String, String, String, String, i32)> = sqlx::query_as(
         "SELECT a.id::text, a.slug, a.name, a.schema_name, a.schema_version \
          FROM core.associations a JOIN pg_namespace n ON n.nspname = a.schema_name \
@@ -2409,32 +2387,8 @@ async fn audit_import(
 
 /// The imported association's chain and the platform's, as `musubi audit verify` checks them.
 async fn verify_imported(db: &musubi_db::Db, slug: &str) -> anyhow::Result<()> {
-    use musubi_domain::audit;
-    let tenant = db
-        .resolve_tenant(slug)
-        .await
-        .map_err(|e| anyhow!("the imported association does not resolve: {e}"))?;
-    let mut failed = Vec::new();
-    match audit::verify_association(db, &tenant).await {
-        Ok(r) if r.is_intact() => {}
-        Ok(r) => failed.push(crate::cli_audit::verify_line(slug, &r)),
-        Err(e) => failed.push(format!("{slug}: cannot verify: {}", e.message)),
-    }
-    match audit::verify_platform(db).await {
-        Ok(r) if r.is_intact() => {}
-        Ok(r) => failed.push(crate::cli_audit::verify_line(
-            crate::cli_audit::PLATFORM_LOG,
-            &r,
-        )),
-        Err(e) => failed.push(format!("platform: cannot verify: {}", e.message)),
-    }
-    if !failed.is_empty() {
-        bail!(
-            "the association was imported, but audit logs do not verify:\n{}",
-            failed.join("\n")
-        );
-    }
-    Ok(())
+    let lines = crate::cli_audit::verify_lines(db, Some(slug), true).await?;
+    intact_or_fail(&lines, "the association was imported")
 }
 
 /// Rewrites the person-id columns of one table's `COPY` text rows (uuids: never escaped).

@@ -48,6 +48,21 @@ pub async fn verify(config: &Config, association: Option<&str>) -> anyhow::Resul
 }
 
 async fn verify_with(db: &Db, association: Option<&str>) -> anyhow::Result<(usize, usize)> {
+    let lines = verify_lines(db, association, association.is_none()).await?;
+    for (line, _) in &lines {
+        println!("{line}");
+    }
+    let failed = lines.iter().filter(|(_, intact)| !intact).count();
+    Ok((lines.len(), failed))
+}
+
+/// One line per log (one association's or every association's, and the platform log when
+/// asked) and whether its chain is intact; a log that cannot be read counts as not intact.
+pub(crate) async fn verify_lines(
+    db: &Db,
+    association: Option<&str>,
+    platform: bool,
+) -> anyhow::Result<Vec<(String, bool)>> {
     let slugs: Vec<String> = match association {
         Some(slug) => vec![slug.to_owned()],
         None => db
@@ -58,39 +73,27 @@ async fn verify_with(db: &Db, association: Option<&str>) -> anyhow::Result<(usiz
             .map(|r| r.slug)
             .collect(),
     };
-    let mut failed = 0;
-    let mut checked = 0;
+    let mut lines = Vec::new();
     for slug in &slugs {
-        checked += 1;
         let report = match db.resolve_tenant(slug).await {
             Ok(tenant) => audit::verify_association(db, &tenant).await,
             Err(e) => Err(e.into()),
         };
-        match report {
-            Ok(r) => {
-                println!("{}", verify_line(slug, &r));
-                failed += usize::from(!r.is_intact());
-            }
-            Err(e) => {
-                println!("{slug}: cannot verify: {}", app_error(e));
-                failed += 1;
-            }
-        }
+        lines.push(match report {
+            Ok(r) => (verify_line(slug, &r), r.is_intact()),
+            Err(e) => (format!("{slug}: cannot verify: {}", app_error(e)), false),
+        });
     }
-    if association.is_none() {
-        checked += 1;
-        match audit::verify_platform(db).await {
-            Ok(r) => {
-                println!("{}", verify_line(PLATFORM_LOG, &r));
-                failed += usize::from(!r.is_intact());
-            }
-            Err(e) => {
-                println!("{PLATFORM_LOG}: cannot verify: {}", app_error(e));
-                failed += 1;
-            }
-        }
+    if platform {
+        lines.push(match audit::verify_platform(db).await {
+            Ok(r) => (verify_line(PLATFORM_LOG, &r), r.is_intact()),
+            Err(e) => (
+                format!("{PLATFORM_LOG}: cannot verify: {}", app_error(e)),
+                false,
+            ),
+        });
     }
-    Ok((checked, failed))
+    Ok(lines)
 }
 
 /// Applies each association's retention now (the server also does it daily). Prints what was
