@@ -898,27 +898,7 @@ async fn restore_into(
     // The associations' schemas are made the way `musubi migrate` makes them, so roles,
     // ownership and grants are what a created association has. This part commits before the
     // data is loaded: a failure after it is undone below.
-    let created = async {
-        let mut tx = conn.begin().await?;
-        for a in &manifest.associations {
-            sqlx::query(
-                "INSERT INTO core.associations (id, slug, name, schema_name) \
-                 VALUES ($1::uuid, $2, $3, $4)",
-            )
-            .bind(&a.id)
-            .bind(&a.slug)
-            .bind(&a.name)
-            .bind(&a.schema)
-            .execute(&mut *tx)
-            .await?;
-            sqlx::raw_sql(&format!("CREATE SCHEMA {}", quote_ident(&a.schema)))
-                .execute(&mut *tx)
-                .await?;
-        }
-        tx.commit().await?;
-        Ok::<_, anyhow::Error>(())
-    }
-    .await;
+    let created = register_schemas(&mut conn, manifest.associations.iter()).await;
     if let Err(e) = created {
         return Err(e.context("creating the associations failed; nothing was restored"));
     }
@@ -1328,6 +1308,32 @@ fn intact_or_fail(lines: &[(String, bool)], done: &str) -> anyhow::Result<()> {
             failed.join("\n")
         );
     }
+    Ok(())
+}
+
+/// Registers `associations` and creates their empty schemas in one transaction, as
+/// `musubi association create` does; the migrations then give each its role, grants and tables.
+async fn register_schemas<'a>(
+    conn: &mut PgConnection,
+    associations: impl Iterator<Item = &'a AssociationEntry>,
+) -> anyhow::Result<()> {
+    let mut tx = conn.begin().await?;
+    for a in associations {
+        sqlx::query(
+            "INSERT INTO core.associations (id, slug, name, schema_name) \
+             VALUES ($1::uuid, $2, $3, $4)",
+        )
+        .bind(&a.id)
+        .bind(&a.slug)
+        .bind(&a.name)
+        .bind(&a.schema)
+        .execute(&mut *tx)
+        .await?;
+        sqlx::raw_sql(&format!("CREATE SCHEMA {}", quote_ident(&a.schema)))
+            .execute(&mut *tx)
+            .await?;
+    }
+    tx.commit().await?;
     Ok(())
 }
 
@@ -1934,25 +1940,7 @@ async fn import_into(
     // The schema is made the way `musubi association create` makes it (registry row, then the
     // migrations create its role, grants and tables). This part commits before the data is
     // loaded: a failure after it is undone below.
-    let created = async {
-        let mut tx = conn.begin().await?;
-        sqlx::query(
-            "INSERT INTO core.associations (id, slug, name, schema_name) \
-             VALUES ($1::uuid, $2, $3, $4)",
-        )
-        .bind(&a.id)
-        .bind(&a.slug)
-        .bind(&a.name)
-        .bind(&a.schema)
-        .execute(&mut *tx)
-        .await?;
-        sqlx::raw_sql(&format!("CREATE SCHEMA {}", quote_ident(&a.schema)))
-            .execute(&mut *tx)
-            .await?;
-        tx.commit().await?;
-        Ok::<_, anyhow::Error>(())
-    }
-    .await;
+    let created = register_schemas(&mut conn, std::iter::once(&a)).await;
     if let Err(e) = created {
         return Err(e.context("creating the association failed; nothing was imported"));
     }
