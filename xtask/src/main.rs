@@ -3,6 +3,7 @@
 
 mod bench;
 mod image;
+mod previous;
 mod setup;
 
 use anyhow::{bail, Context, Result};
@@ -28,10 +29,11 @@ fn main() {
         Some("lint") => lint(),
         Some("bench") => bench::bench(&args[1..]),
         Some("image") => image::image(&args[1..]),
+        Some("previous") => previous_task(),
         _ => {
             eprintln!(
                 "usage: cargo xtask <task>\n\n\
-                 tasks:\n  demo [ARGS]   install the PostgreSQL server binaries if missing (not with DATABASE_URL),\n                then build in release and run `musubi demo ARGS`\n  bench [--scale small|medium|large] [--seed N] [--profile debug|release] [--reuse] [--statements] [-- RUN ARGS]\n                generate a dataset, drive Musubi and the floor, write target/bench/report.json\n                (see docs/performance.md); --statements lists the mixed phase's costliest SQL\n                in target/bench/statements.txt\n  test [ARGS]   install what the tests need if missing, then run every test (Rust tests\n                with nextest, then the browser tests);\n                ARGS go to nextest; set {TEST_DB_ENV} to use your own PostgreSQL,\n                {TEST_REDIS_ENV} your own Redis, and {TEST_SMTP_ENV} with\n                {TEST_MAILDIR_ENV} your own SMTP server and the maildir it fills\n  setup [--check] [demo|test]\n                install what the demo and/or the tests need; --check only reports\n  fresh-check [OPTIONS]\n                run the README's commands in a fresh Debian root (xtask/fresh-root.sh; root, slow)\n  lint          cargo fmt --check and clippy -D warnings\n  image [--profile release|debug] [--out PATH] [--check] [--fresh] [--no-build]\n                build the OCI image from deploy/Containerfile with buildah (root), then check it"
+                 tasks:\n  demo [ARGS]   install the PostgreSQL server binaries if missing (not with DATABASE_URL),\n                then build in release and run `musubi demo ARGS`\n  bench [--scale small|medium|large] [--seed N] [--profile debug|release] [--reuse] [--statements] [-- RUN ARGS]\n                generate a dataset, drive Musubi and the floor, write target/bench/report.json\n                (see docs/performance.md); --statements lists the mixed phase's costliest SQL\n                in target/bench/statements.txt\n  test [ARGS]   install what the tests need if missing, then run every test (Rust tests\n                with nextest, then the browser tests);\n                ARGS go to nextest; set {TEST_DB_ENV} to use your own PostgreSQL,\n                {TEST_REDIS_ENV} your own Redis, and {TEST_SMTP_ENV} with\n                {TEST_MAILDIR_ENV} your own SMTP server and the maildir it fills\n  setup [--check] [demo|test]\n                install what the demo and/or the tests need; --check only reports\n  fresh-check [OPTIONS]\n                run the README's commands in a fresh Debian root (xtask/fresh-root.sh; root, slow)\n  lint          cargo fmt --check and clippy -D warnings\n  image [--profile release|debug] [--out PATH] [--check] [--fresh] [--no-build]\n                build the OCI image from deploy/Containerfile with buildah (root), then check it\n  previous      build the previous release's server for the upgrade test; prints its variables"
             );
             std::process::exit(2);
         }
@@ -62,6 +64,15 @@ fn run(cmd: &mut Command) -> Result<()> {
 
 fn cargo() -> Command {
     Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+}
+
+/// `cargo xtask previous`: what `test` gives the upgrade test, for running it alone.
+fn previous_task() -> Result<()> {
+    let previous = previous::build(&root())?;
+    for (k, v) in previous.env() {
+        println!("{k}={v}");
+    }
+    Ok(())
 }
 
 /// `cargo xtask demo`: the PostgreSQL server binaries, then `musubi demo` built in release.
@@ -497,6 +508,19 @@ fn report_disk(dir: &Path) {
 
 fn run_suites(url: &str, redis_url: &str, smtp: &TestSmtp, extra: &[String]) -> Result<()> {
     let root = root();
+    // The current server first: the previous release's build starts from its dependencies.
+    run(cargo()
+        .current_dir(&root)
+        .args(["build", "--package", "musubi", "--bin", "musubi"]))?;
+    let previous = previous::build(&root).context("building the previous release")?;
+    match &previous {
+        previous::Previous::Built { commit, .. } => {
+            eprintln!("xtask: the upgrade test runs the server of {commit}");
+        }
+        previous::Previous::Unavailable(why) => {
+            eprintln!("xtask: WARNING: no previous release to test upgrades with: {why}");
+        }
+    }
     let nextest = Command::new("cargo-nextest")
         .arg("--version")
         .output()
@@ -506,7 +530,8 @@ fn run_suites(url: &str, redis_url: &str, smtp: &TestSmtp, extra: &[String]) -> 
         .env(TEST_DB_ENV, url)
         .env(TEST_REDIS_ENV, redis_url)
         .env(TEST_SMTP_ENV, &smtp.url)
-        .env(setup::TEST_PYTHON_ENV, setup::test_python());
+        .env(setup::TEST_PYTHON_ENV, setup::test_python())
+        .envs(previous.env());
     if let Some(maildir) = &smtp.maildir {
         rust.env(TEST_MAILDIR_ENV, maildir);
     }

@@ -67,6 +67,9 @@ pub enum ErrorCode {
     /// The database did not answer (restarting, unreachable). Try again after `Retry-After`:
     /// Musubi reconnects by itself. A change cut off while committing may have been saved.
     DatabaseUnavailable,
+    /// The server's disk is full: nothing was saved. Reading goes on; writing works again
+    /// once the operator frees space (no restart needed).
+    StorageFull,
 }
 
 impl ErrorCode {
@@ -106,6 +109,7 @@ impl ErrorCode {
             ErrorCode::FileStoreUnavailable => "FILE_STORE_UNAVAILABLE",
             ErrorCode::CrossAssociationMessagesDisabled => "CROSS_ASSOCIATION_MESSAGES_DISABLED",
             ErrorCode::DatabaseUnavailable => "DATABASE_UNAVAILABLE",
+            ErrorCode::StorageFull => "STORAGE_FULL",
         }
     }
 
@@ -145,6 +149,7 @@ impl ErrorCode {
         ErrorCode::FileStoreUnavailable,
         ErrorCode::CrossAssociationMessagesDisabled,
         ErrorCode::DatabaseUnavailable,
+        ErrorCode::StorageFull,
     ];
 }
 
@@ -224,6 +229,21 @@ impl AppError {
             ..Self::new(ErrorCode::Internal, "internal error")
         }
     }
+
+    /// A local file could not be written: a full disk is named, anything else is ours.
+    pub fn io(source: std::io::Error) -> Self {
+        if source.kind() == std::io::ErrorKind::StorageFull {
+            return Self {
+                retry_after: Some(60),
+                source: Some(Box::new(source)),
+                ..Self::new(
+                    ErrorCode::StorageFull,
+                    "the server's disk is full; nothing was saved",
+                )
+            };
+        }
+        Self::internal(source)
+    }
 }
 
 impl From<TenantError> for AppError {
@@ -249,6 +269,14 @@ impl From<DbError> for AppError {
         match e {
             DbError::Tenant(t) => t.into(),
             DbError::Conflict(_) => Self::new(ErrorCode::Conflict, "already exists"),
+            DbError::Sqlx(ref s) if disk_full(s) => Self {
+                retry_after: Some(60),
+                source: Some(Box::new(e)),
+                ..Self::new(
+                    ErrorCode::StorageFull,
+                    "the server's disk is full; nothing was saved",
+                )
+            },
             DbError::Sqlx(ref s) if unreachable_database(s) => Self {
                 retry_after: Some(5),
                 source: Some(Box::new(e)),
@@ -262,8 +290,14 @@ impl From<DbError> for AppError {
     }
 }
 
+/// PostgreSQL could not extend a file or write its log (SQLSTATE 53100 `disk_full`).
+fn disk_full(e: &sqlx::Error) -> bool {
+    matches!(e, sqlx::Error::Database(d) if d.code().as_deref() == Some("53100"))
+}
+
 /// The database is down or restarting, as opposed to a bug: the connection failed, the pool
-/// gave up waiting, or PostgreSQL is shutting down or starting (SQLSTATE classes 08 and 57P).
+/// gave up waiting, or PostgreSQL is shutting down or starting (SQLSTATE classes 08 and 57P), or it has no connection
+/// left for us (53300).
 fn unreachable_database(e: &sqlx::Error) -> bool {
     match e {
         sqlx::Error::Io(_)
@@ -272,7 +306,7 @@ fn unreachable_database(e: &sqlx::Error) -> bool {
         | sqlx::Error::WorkerCrashed => true,
         sqlx::Error::Database(d) => d
             .code()
-            .is_some_and(|c| c.starts_with("08") || c.starts_with("57P")),
+            .is_some_and(|c| c.starts_with("08") || c.starts_with("57P") || c == "53300"),
         _ => false,
     }
 }

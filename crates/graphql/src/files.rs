@@ -250,7 +250,8 @@ fn status_of(code: ErrorCode) -> StatusCode {
         ErrorCode::FileStoreUnavailable
         | ErrorCode::Overloaded
         | ErrorCode::AssociationUnavailable
-        | ErrorCode::DatabaseUnavailable => StatusCode::SERVICE_UNAVAILABLE,
+        | ErrorCode::DatabaseUnavailable
+        | ErrorCode::StorageFull => StatusCode::SERVICE_UNAVAILABLE,
         ErrorCode::Internal => StatusCode::INTERNAL_SERVER_ERROR,
         _ => StatusCode::BAD_REQUEST,
     }
@@ -445,11 +446,11 @@ async fn spool(
     let path = tempfile::Builder::new()
         .prefix("musubi-upload-")
         .tempfile()
-        .map_err(AppError::internal)?
+        .map_err(AppError::io)?
         .into_temp_path();
     let mut out = tokio::fs::File::create(&path)
         .await
-        .map_err(AppError::internal)?;
+        .map_err(AppError::io)?;
     let mut hasher = Sha256::new();
     let mut head = Vec::with_capacity(SNIFF_BYTES);
     let mut size = 0u64;
@@ -468,9 +469,9 @@ async fn spool(
             head.extend_from_slice(&chunk[..take]);
         }
         hasher.update(&chunk);
-        out.write_all(&chunk).await.map_err(AppError::internal)?;
+        out.write_all(&chunk).await.map_err(AppError::io)?;
     }
-    out.flush().await.map_err(AppError::internal)?;
+    out.flush().await.map_err(AppError::io)?;
     if size == 0 {
         return Err(AppError::invalid(
             "file",

@@ -85,6 +85,7 @@ mod ops {
     mod binary;
     mod cli;
     mod connections;
+    mod disk_full;
     mod faults;
     mod file_store;
     mod migrations;
@@ -93,4 +94,5 @@ mod ops {
     mod replicas;
     mod schema_spans;
     mod telemetry;
+    mod upgrade;
 }

@@ -36,6 +36,7 @@ pub(crate) fn server_error(lang: Lang, current_path: &str, code: ErrorCode) -> R
     let message = match code {
         ErrorCode::AssociationUnavailable => t.get("error.server.unavailable"),
         ErrorCode::DatabaseUnavailable => t.get("error.server.database"),
+        ErrorCode::StorageFull => t.get("error.server.storage"),
         _ => t.get("error.server.message"),
     };
     let page = ErrorPage {
@@ -49,11 +50,17 @@ pub(crate) fn server_error(lang: Lang, current_path: &str, code: ErrorCode) -> R
         retry: true,
         kept: None,
     };
-    if code == ErrorCode::DatabaseUnavailable {
-        // Not a bug: the database is restarting or unreachable, and Musubi reconnects by itself.
+    // Not bugs: the database is restarting or unreachable (Musubi reconnects by itself), or
+    // the disk is full (writing works again once the operator frees space).
+    let retry_after = match code {
+        ErrorCode::DatabaseUnavailable => Some(5u64),
+        ErrorCode::StorageFull => Some(60),
+        _ => None,
+    };
+    if let Some(secs) = retry_after {
         let mut res = respond(StatusCode::SERVICE_UNAVAILABLE, lang, &page);
         res.headers_mut()
-            .insert(http::header::RETRY_AFTER, http::HeaderValue::from(5u64));
+            .insert(http::header::RETRY_AFTER, http::HeaderValue::from(secs));
         return res;
     }
     respond(StatusCode::INTERNAL_SERVER_ERROR, lang, &page)

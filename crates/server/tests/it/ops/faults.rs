@@ -29,9 +29,9 @@ const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 // Processes and requests
 
 /// A running `musubi serve`; killed when dropped.
-struct Server {
+pub(super) struct Server {
     child: Child,
-    addr: String,
+    pub(super) addr: String,
 }
 
 impl Drop for Server {
@@ -42,8 +42,18 @@ impl Drop for Server {
 }
 
 impl Server {
-    fn start(database_url: &str, data: &std::path::Path, extra: &[(&str, &str)]) -> Self {
-        let mut cmd = Command::new(crate::MUSUBI_BIN);
+    pub(super) fn start(database_url: &str, data: &std::path::Path, extra: &[(&str, &str)]) -> Self {
+        Self::start_bin(crate::MUSUBI_BIN, database_url, data, extra)
+    }
+
+    /// [`Server::start`] with another build of `musubi` (the previous release).
+    pub(super) fn start_bin(
+        bin: &str,
+        database_url: &str,
+        data: &std::path::Path,
+        extra: &[(&str, &str)],
+    ) -> Self {
+        let mut cmd = Command::new(bin);
         cmd.args(["serve", "--listen", "127.0.0.1:0"])
             .env_remove("MUSUBI_CONFIG")
             .env_remove("MUSUBI_LISTEN")
@@ -58,8 +68,13 @@ impl Server {
             .env("MUSUBI_FAIR_SESSION_IN_FLIGHT", "4")
             .env("MUSUBI_MAX_IN_FLIGHT", "1000")
             .env("MUSUBI_ASSOCIATION_IN_FLIGHT", "1000")
-            .envs(extra.iter().copied())
-            .stdin(Stdio::null())
+            .envs(extra.iter().copied());
+        Self::spawn(cmd)
+    }
+
+    /// Runs `cmd` (a `musubi` that serves) and waits for the line announcing its URL.
+    pub(super) fn spawn(mut cmd: Command) -> Self {
+        cmd.stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit());
         let mut child = cmd.spawn().unwrap();
@@ -86,12 +101,12 @@ impl Server {
         }
     }
 
-    fn sigkill(mut self) {
+    pub(super) fn sigkill(mut self) {
         self.child.kill().unwrap(); // SIGKILL
         self.child.wait().unwrap();
     }
 
-    fn assert_running(&mut self) {
+    pub(super) fn assert_running(&mut self) {
         if let Some(status) = self.child.try_wait().unwrap() {
             panic!("musubi exited under the fault: {status}");
         }
@@ -99,7 +114,7 @@ impl Server {
 }
 
 /// One HTTP/1.1 exchange; `Err` when the connection failed (a killed server, say).
-async fn http(
+pub(super) async fn http(
     addr: &str,
     method: &str,
     path: &str,
@@ -159,7 +174,7 @@ fn dechunk(mut s: &str) -> String {
 
 /// How one `postComment` ended.
 #[derive(Debug)]
-enum Outcome {
+pub(super) enum Outcome {
     /// HTTP 200 with the new comment's id: acknowledged.
     Posted(String),
     /// An answer without an id: its HTTP status and error codes.
@@ -168,7 +183,7 @@ enum Outcome {
     Unreachable,
 }
 
-async fn post_comment(addr: &str, token: &str, topic: &str, body: &str) -> Outcome {
+pub(super) async fn post_comment(addr: &str, token: &str, topic: &str, body: &str) -> Outcome {
     let payload = json!({"query": POST, "variables": {"t": topic, "b": body}}).to_string();
     let auth = format!("Bearer {token}");
     let headers = [
@@ -186,12 +201,12 @@ async fn post_comment(addr: &str, token: &str, topic: &str, body: &str) -> Outco
     }
 }
 
-async fn readyz(addr: &str) -> Option<(u16, String)> {
+pub(super) async fn readyz(addr: &str) -> Option<(u16, String)> {
     http(addr, "GET", "/readyz", &[], "").await.ok()
 }
 
 /// Polls `check` until it holds; fails naming `what` after `limit`.
-async fn wait_for<F, Fut>(what: &str, limit: Duration, mut check: F)
+pub(super) async fn wait_for<F, Fut>(what: &str, limit: Duration, mut check: F)
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = bool>,
@@ -210,7 +225,7 @@ where
 type Refusals = BTreeMap<(u16, Vec<String>), usize>;
 
 /// Writers posting comments as fast as they can to whichever server `addr` names now.
-struct Load {
+pub(super) struct Load {
     addr: Arc<Mutex<String>>,
     stop: Arc<AtomicBool>,
     acked: Arc<Mutex<Vec<String>>>,
@@ -220,7 +235,7 @@ struct Load {
 }
 
 impl Load {
-    fn start(addr: &str, token: &str, topic: &str, writers: usize) -> Self {
+    pub(super) fn start(addr: &str, token: &str, topic: &str, writers: usize) -> Self {
         let mut load = Load {
             addr: Arc::new(Mutex::new(addr.to_owned())),
             stop: Arc::new(AtomicBool::new(false)),
@@ -260,20 +275,20 @@ impl Load {
         load
     }
 
-    fn acked(&self) -> usize {
+    pub(super) fn acked(&self) -> usize {
         self.acked.lock().unwrap().len()
     }
 
-    fn refused(&self) -> usize {
+    pub(super) fn refused(&self) -> usize {
         self.refused.lock().unwrap().values().sum()
     }
 
-    fn retarget(&self, addr: &str) {
+    pub(super) fn retarget(&self, addr: &str) {
         *self.addr.lock().unwrap() = addr.to_owned();
     }
 
     /// Waits until `more` further comments are acknowledged.
-    async fn wait_acked(&self, more: usize, what: &str) {
+    pub(super) async fn wait_acked(&self, more: usize, what: &str) {
         let target = self.acked() + more;
         wait_for(what, Duration::from_secs(60), || async {
             self.acked() >= target
@@ -281,7 +296,7 @@ impl Load {
         .await;
     }
 
-    async fn finish(mut self) -> Finished {
+    pub(super) async fn finish(mut self) -> Finished {
         self.stop.store(true, Ordering::Relaxed);
         for t in self.tasks.drain(..) {
             t.await.unwrap();
@@ -294,10 +309,10 @@ impl Load {
     }
 }
 
-struct Finished {
-    acked: Vec<String>,
-    refused: Refusals,
-    unreachable: usize,
+pub(super) struct Finished {
+    pub(super) acked: Vec<String>,
+    pub(super) refused: Refusals,
+    pub(super) unreachable: usize,
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -305,7 +320,7 @@ struct Finished {
 
 /// Demo data, API tokens of the nurse and the doctor, and a topic of hers in a patient group
 /// they share (he reads nothing during the test, so his unread counter can be recounted).
-async fn fixture(op: &Operator) -> (String, String, String) {
+pub(super) async fn fixture(op: &Operator) -> (String, String, String) {
     assert!(musubi_demo::seed_if_empty(op).await.unwrap());
     let tenant = op.resolve_tenant(HOST).await.unwrap();
     let meta = RequestMeta::default();
@@ -346,7 +361,7 @@ async fn fixture(op: &Operator) -> (String, String, String) {
 }
 
 /// A connection whose search path is association `HOST`'s schema.
-async fn tenant_conn(mut conn: PgConnection) -> PgConnection {
+pub(super) async fn tenant_conn(mut conn: PgConnection) -> PgConnection {
     let schema: String =
         sqlx::query_scalar("SELECT schema_name FROM core.associations WHERE slug = $1")
             .bind(HOST)
@@ -361,7 +376,7 @@ async fn tenant_conn(mut conn: PgConnection) -> PgConnection {
 }
 
 /// Every acknowledged comment is there; returns how many comments the topic holds.
-async fn assert_acked_present(conn: &mut PgConnection, topic: &str, acked: &[String]) -> i64 {
+pub(super) async fn assert_acked_present(conn: &mut PgConnection, topic: &str, acked: &[String]) -> i64 {
     let ids: Vec<uuid::Uuid> = acked.iter().map(|s| s.parse().unwrap()).collect();
     let unique: HashSet<_> = ids.iter().collect();
     assert_eq!(unique.len(), ids.len(), "an id was acknowledged twice");
@@ -386,7 +401,7 @@ async fn assert_acked_present(conn: &mut PgConnection, topic: &str, acked: &[Str
 
 /// Nothing half-written: numbering, unread counters, events and audit records agree with the
 /// comments that exist.
-async fn assert_consistent(conn: &mut PgConnection, topic: &str) {
+pub(super) async fn assert_consistent(conn: &mut PgConnection, topic: &str) {
     let bad_seq: Vec<(uuid::Uuid, i32, Option<i32>, i64)> = sqlx::query_as(
         "SELECT t.id, t.last_seq, max(c.seq), count(c.id) FROM topics t \
          LEFT JOIN comments c ON c.topic_id = t.id GROUP BY t.id \
@@ -472,8 +487,12 @@ async fn assert_consistent(conn: &mut PgConnection, topic: &str) {
 }
 
 /// `musubi audit verify` as an operator runs it: exit 0 and every chain intact.
-fn assert_audit_verifies(database_url: &str) -> String {
-    let out = Command::new(crate::MUSUBI_BIN)
+pub(super) fn assert_audit_verifies(database_url: &str) -> String {
+    assert_audit_verifies_with(crate::MUSUBI_BIN, database_url)
+}
+
+pub(super) fn assert_audit_verifies_with(bin: &str, database_url: &str) -> String {
+    let out = Command::new(bin)
         .args(["audit", "verify"])
         .env_remove("MUSUBI_CONFIG")
         .env("DATABASE_URL", database_url)
@@ -545,7 +564,7 @@ async fn sigkill_twenty_times_under_writes_loses_no_acknowledged_comment() {
 // 2. PostgreSQL restarted under load
 
 /// Waits until `/readyz` answers `want` (200 or 503); returns its body.
-async fn readyz_until(addr: &str, want: u16, what: &str) -> String {
+pub(super) async fn readyz_until(addr: &str, want: u16, what: &str) -> String {
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
         if let Some((status, body)) = readyz(addr).await {
@@ -559,7 +578,7 @@ async fn readyz_until(addr: &str, want: u16, what: &str) -> String {
 }
 
 /// A temporary directory the unprivileged PostgreSQL user can reach (tempfile makes 0700 dirs).
-fn reachable_dir() -> tempfile::TempDir {
+pub(super) fn reachable_dir() -> tempfile::TempDir {
     use std::os::unix::fs::PermissionsExt;
     let d = tempfile::Builder::new()
         .prefix("musubi-faults-")

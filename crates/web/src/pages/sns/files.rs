@@ -352,6 +352,7 @@ pub(crate) fn upload_message(t: Translator, max_mb: u64, e: &AppError) -> Option
         ErrorCode::FileTooLarge => t.format("files.error.too_large", max_mb.to_string().as_str()),
         ErrorCode::QuotaExceeded => t.get("files.error.quota").to_owned(),
         ErrorCode::FileStoreUnavailable => t.get("files.error.store").to_owned(),
+        ErrorCode::StorageFull => t.get("error.server.storage").to_owned(),
         ErrorCode::GroupArchived => t.get("sns.error.archived").to_owned(),
         ErrorCode::InvalidInput => {
             let reason = e.reasons.first().copied().unwrap_or_default();
@@ -584,7 +585,9 @@ pub(crate) async fn stage(
             let status = match e.code {
                 ErrorCode::NotFound => StatusCode::NOT_FOUND,
                 ErrorCode::FileTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
-                ErrorCode::FileStoreUnavailable => StatusCode::SERVICE_UNAVAILABLE,
+                ErrorCode::FileStoreUnavailable | ErrorCode::StorageFull => {
+                    StatusCode::SERVICE_UNAVAILABLE
+                }
                 _ => StatusCode::UNPROCESSABLE_ENTITY,
             };
             let message = upload_message(t, max_mb, &e)
