@@ -1,8 +1,8 @@
 //! The previous release's server, built so that a test can run it against the new schema
 //! (docs/upgrades.md, "Rolling back").
 //!
-//! Until releases are tagged, the previous release is the tree just before the newest commit
-//! that changed `migrations/`: the last server that ran on the schema before its newest
+//! Until releases are tagged, the previous release is the newest tree whose migrations are a
+//! strict subset of this tree's: the last server that ran on the schema before its newest
 //! migration, which is what still serves during a rolling upgrade. `MUSUBI_PREVIOUS_REF` names
 //! another commit or tag instead.
 
@@ -58,12 +58,37 @@ fn previous_commit(root: &Path) -> std::result::Result<String, String> {
         return git(root, &["rev-parse", "--verify", &format!("{r}^{{commit}}")])
             .ok_or_else(|| format!("{REF_ENV}={r} is not a commit of this clone"));
     }
-    let newest = git(root, &["log", "-1", "--format=%H", "--", "migrations/"])
+    let head = migrations_at(root, "HEAD").ok_or("no git history in this checkout")?;
+    let changes = git(root, &["log", "--format=%H", "--", "migrations/"])
         .filter(|c| !c.is_empty())
         .ok_or("no git history of migrations/ in this checkout")?;
-    git(root, &["rev-parse", "--verify", &format!("{newest}^")]).ok_or_else(|| {
-        format!("the commit before {newest} is not in this clone (a shallow clone?)")
-    })
+    // The newest tree whose migrations are a strict subset of this one's, unchanged: a
+    // migration renamed or edited before it shipped does not make a release.
+    for change in changes.lines() {
+        let Some(parent) = git(root, &["rev-parse", "--verify", &format!("{change}^")]) else {
+            return Err(format!(
+                "the commit before {change} is not in this clone (a shallow clone?)"
+            ));
+        };
+        let Some(before) = migrations_at(root, &parent) else {
+            continue;
+        };
+        if before.len() < head.len() && before.iter().all(|m| head.contains(m)) {
+            return Ok(parent);
+        }
+    }
+    Err("no earlier tree holds a subset of these migrations".into())
+}
+
+/// `(blob, path)` of every file under `migrations/` at `commit`.
+fn migrations_at(root: &Path, commit: &str) -> Option<Vec<String>> {
+    let listing = git(root, &["ls-tree", "-r", commit, "--", "migrations/"])?;
+    Some(
+        listing
+            .lines()
+            .filter_map(|l| l.split_once(' ').map(|(_, rest)| rest.to_owned()))
+            .collect(),
+    )
 }
 
 fn count_sql(dir: &Path) -> Result<usize> {
@@ -140,7 +165,7 @@ pub fn build(root: &Path) -> Result<Previous> {
             .current_dir(&src)
             .env("CARGO_TARGET_DIR", &target)
             .env("CARGO_INCREMENTAL", "0")
-            .args(["build", "--locked", "--package", "musubi", "--bin", "musubi"]),
+            .args(["build", "--package", "musubi", "--bin", "musubi"]),
     )?;
     std::fs::copy(target.join("debug/musubi"), &bin)?;
     std::fs::write(&versions_file, &versions)?;

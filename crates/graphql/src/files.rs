@@ -448,9 +448,7 @@ async fn spool(
         .tempfile()
         .map_err(AppError::io)?
         .into_temp_path();
-    let mut out = tokio::fs::File::create(&path)
-        .await
-        .map_err(AppError::io)?;
+    let mut out = tokio::fs::File::create(&path).await.map_err(AppError::io)?;
     let mut hasher = Sha256::new();
     let mut head = Vec::with_capacity(SNIFF_BYTES);
     let mut size = 0u64;

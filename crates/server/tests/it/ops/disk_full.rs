@@ -5,8 +5,8 @@
 //! The data directory is a small tmpfs, so the test needs root (as `cargo xtask image` does).
 
 use super::faults::{
-    assert_acked_present, assert_consistent, http, post_comment, readyz, reachable_dir,
-    wait_for, Load, Outcome, Server,
+    assert_acked_present, assert_consistent, http, post_comment, reachable_dir, readyz, wait_for,
+    Load, Outcome, Server,
 };
 use musubi_demo::DEMO_PASSWORD;
 use musubi_test_support::demo::{HOST, NURSE};
@@ -29,7 +29,13 @@ impl SmallDisk {
     fn mount(dir: &Path, size: &str) -> Self {
         std::fs::create_dir_all(dir).unwrap();
         let status = Command::new("mount")
-            .args(["-t", "tmpfs", "-o", &format!("size={size},mode=0755"), "tmpfs"])
+            .args([
+                "-t",
+                "tmpfs",
+                "-o",
+                &format!("size={size},mode=0755"),
+                "tmpfs",
+            ])
             .arg(dir)
             .status()
             .unwrap();
@@ -236,13 +242,12 @@ async fn a_full_disk_refuses_writes_clearly_and_loses_nothing_once_space_is_back
     let found = assert_acked_present(&mut conn, &topic, &finished.acked).await;
     assert_consistent(&mut conn, &topic).await;
     // No file record without its object, nor a half-written one.
-    let files: Vec<(String, i64)> = sqlx::query_as(
-        "SELECT object_key, size_bytes FROM files WHERE group_id = $1::uuid",
-    )
-    .bind(&group)
-    .fetch_all(&mut conn)
-    .await
-    .unwrap();
+    let files: Vec<(String, i64)> =
+        sqlx::query_as("SELECT object_key, size_bytes FROM files WHERE group_id = $1::uuid")
+            .bind(&group)
+            .fetch_all(&mut conn)
+            .await
+            .unwrap();
     let _ = conn.close().await;
     drop(server);
 
@@ -281,7 +286,9 @@ async fn a_full_disk_refuses_writes_clearly_and_loses_nothing_once_space_is_back
             "a write on a full disk must be refused with an answer: {status} {codes:?}"
         );
         assert!(
-            codes.iter().all(|c| c == "STORAGE_FULL" || c == "DATABASE_UNAVAILABLE"),
+            codes
+                .iter()
+                .all(|c| c == "STORAGE_FULL" || c == "DATABASE_UNAVAILABLE"),
             "a full disk must be named, never INTERNAL: {status} {codes:?}"
         );
     }
@@ -294,5 +301,9 @@ async fn a_full_disk_refuses_writes_clearly_and_loses_nothing_once_space_is_back
         upload_code == "STORAGE_FULL" || upload_code == "FILE_STORE_UNAVAILABLE",
         "{upload_code}"
     );
-    assert_eq!(files.len(), 2, "the two uploads that succeeded, nothing else: {files:?}");
+    assert_eq!(
+        files.len(),
+        2,
+        "the two uploads that succeeded, nothing else: {files:?}"
+    );
 }

@@ -42,7 +42,11 @@ impl Drop for Server {
 }
 
 impl Server {
-    pub(super) fn start(database_url: &str, data: &std::path::Path, extra: &[(&str, &str)]) -> Self {
+    pub(super) fn start(
+        database_url: &str,
+        data: &std::path::Path,
+        extra: &[(&str, &str)],
+    ) -> Self {
         Self::start_bin(crate::MUSUBI_BIN, database_url, data, extra)
     }
 
@@ -376,7 +380,11 @@ pub(super) async fn tenant_conn(mut conn: PgConnection) -> PgConnection {
 }
 
 /// Every acknowledged comment is there; returns how many comments the topic holds.
-pub(super) async fn assert_acked_present(conn: &mut PgConnection, topic: &str, acked: &[String]) -> i64 {
+pub(super) async fn assert_acked_present(
+    conn: &mut PgConnection,
+    topic: &str,
+    acked: &[String],
+) -> i64 {
     let ids: Vec<uuid::Uuid> = acked.iter().map(|s| s.parse().unwrap()).collect();
     let unique: HashSet<_> = ids.iter().collect();
     assert_eq!(unique.len(), ids.len(), "an id was acknowledged twice");

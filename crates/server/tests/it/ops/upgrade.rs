@@ -4,8 +4,8 @@
 //! `MUSUBI_PREVIOUS_BIN`.
 
 use super::faults::{
-    assert_acked_present, assert_audit_verifies_with, assert_consistent, fixture, http,
-    readyz, tenant_conn, Load, Server,
+    assert_acked_present, assert_audit_verifies_with, assert_consistent, fixture, http, readyz,
+    tenant_conn, Load, Server,
 };
 use musubi_test_support::demo::HOST;
 use musubi_test_support::TestDb;
@@ -81,7 +81,10 @@ async fn the_previous_release_serves_the_new_schema_beside_the_new_one() {
         ["tenantSchemaVersion"]
         .as_i64()
         .unwrap();
-    assert_eq!(old_version, previous_tenant, "the old server's tenant migrations");
+    assert_eq!(
+        old_version, previous_tenant,
+        "the old server's tenant migrations"
+    );
     assert_eq!(new_version, i64::from(musubi_db::TENANT_VERSION));
     assert!(
         previous_tenant < i64::from(musubi_db::TENANT_VERSION)
@@ -96,8 +99,12 @@ async fn the_previous_release_serves_the_new_schema_beside_the_new_one() {
     // Both write to one topic at once, as during the upgrade.
     let old_load = Load::start(&old.addr, &nurse, &topic, 2);
     let new_load = Load::start(&new.addr, &nurse, &topic, 2);
-    old_load.wait_acked(20, "writes through the previous release").await;
-    new_load.wait_acked(20, "writes through the new release").await;
+    old_load
+        .wait_acked(20, "writes through the previous release")
+        .await;
+    new_load
+        .wait_acked(20, "writes through the new release")
+        .await;
     let (old_done, new_done) = (old_load.finish().await, new_load.finish().await);
     assert!(
         old_done.refused.is_empty() && new_done.refused.is_empty(),
@@ -105,7 +112,12 @@ async fn the_previous_release_serves_the_new_schema_beside_the_new_one() {
         old_done.refused,
         new_done.refused
     );
-    let acked: Vec<String> = old_done.acked.iter().chain(&new_done.acked).cloned().collect();
+    let acked: Vec<String> = old_done
+        .acked
+        .iter()
+        .chain(&new_done.acked)
+        .cloned()
+        .collect();
     let mut conn = tenant_conn(db.admin().await).await;
     let found = assert_acked_present(&mut conn, &topic, &acked).await;
     assert_consistent(&mut conn, &topic).await;
@@ -116,7 +128,10 @@ async fn the_previous_release_serves_the_new_schema_beside_the_new_one() {
     let before_old = unread_total(&old.addr, &doctor).await;
     let before_new = unread_total(&new.addr, &doctor).await;
     assert_eq!(before_old, before_new);
-    assert!(before_old >= found, "{before_old} unread of {found} comments");
+    assert!(
+        before_old >= found,
+        "{before_old} unread of {found} comments"
+    );
     let page = gql(
         &old.addr,
         &doctor,
@@ -127,7 +142,11 @@ async fn the_previous_release_serves_the_new_schema_beside_the_new_one() {
     let shown = page["topic"]["comments"].as_array().unwrap();
     assert_eq!(shown.len() as i64, found.min(500), "the topic's comments");
     let after_new = unread_total(&new.addr, &doctor).await;
-    assert_eq!(after_new, before_new - found, "read through the previous release");
+    assert_eq!(
+        after_new,
+        before_new - found,
+        "read through the previous release"
+    );
 
     drop(old);
     drop(new);
