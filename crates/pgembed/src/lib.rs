@@ -276,6 +276,13 @@ impl EmbeddedPostgres {
             .then(|| "unknown".to_owned())
     }
 
+    /// Waits until the postmaster exits (it crashed, or someone stopped it); returns how.
+    pub async fn exited(&self) -> String {
+        let mut exit = self.exit.clone();
+        let _ = exit.wait_for(|s| s.is_some()).await;
+        self.exit_status().unwrap_or_else(|| "unknown".to_owned())
+    }
+
     /// Fast shutdown (SIGINT), wait up to 30 s, then SIGQUIT; waits for the
     /// process to exit (as a last resort SIGKILL after 10 more seconds).
     /// If this future is dropped midway, Drop finishes the job.

@@ -22,6 +22,7 @@ use musubi_domain::Services;
 use musubi_pgembed::{EmbeddedOptions, EmbeddedPostgres};
 use sqlx::postgres::PgConnectOptions;
 use std::str::FromStr;
+use std::time::Duration;
 use tower_http::compression::predicate::{Predicate, SizeAbove};
 use tower_http::compression::{CompressionLayer, CompressionLevel};
 use tower_http::set_header::SetResponseHeaderLayer;
@@ -44,6 +45,66 @@ impl Database {
     }
 }
 
+/// The private cluster under the data directory (pgembed creates the directory itself,
+/// traversable by the cluster's user).
+fn embedded_options(config: &Config) -> EmbeddedOptions {
+    let mut opts = EmbeddedOptions::new(&config.data_dir);
+    opts.os_user = config.pg_os_user.clone();
+    opts.bin_dir = config.pg_bin_dir.clone();
+    opts
+}
+
+/// Starts the private cluster again whenever it stops while Musubi serves (a crash, or the
+/// disk too full for it to recover); requests meanwhile get `DATABASE_UNAVAILABLE` and the
+/// pool reconnects by itself. Never returns; dropped when serving ends.
+async fn keep_embedded_running(
+    slot: &mut Option<EmbeddedPostgres>,
+    options: EmbeddedOptions,
+) -> std::convert::Infallible {
+    loop {
+        if let Some(pg) = slot.as_ref() {
+            let status = pg.exited().await;
+            tracing::error!(
+                %status,
+                log = %pg.log_path().display(),
+                "the embedded PostgreSQL stopped; starting it again"
+            );
+            *slot = None;
+        }
+        let mut delay = Duration::from_secs(1);
+        // Only the cluster that was there: a new, empty one would serve nobody's data.
+        let version_file = options.data_dir.join("postgres/PG_VERSION");
+        while slot.is_none() {
+            if !version_file.exists() {
+                tracing::error!(
+                    missing = %version_file.display(),
+                    "the embedded PostgreSQL's data directory is gone; not creating a new one"
+                );
+                tokio::time::sleep(Duration::from_secs(30)).await;
+                continue;
+            }
+            match EmbeddedPostgres::start(options.clone()).await {
+                Ok(pg) => {
+                    tracing::warn!(
+                        pid = pg.postmaster_pid(),
+                        "the embedded PostgreSQL runs again"
+                    );
+                    *slot = Some(pg);
+                }
+                Err(e) => {
+                    tracing::error!(
+                        error = %e,
+                        retry_in_secs = delay.as_secs(),
+                        "cannot start the embedded PostgreSQL"
+                    );
+                    tokio::time::sleep(delay).await;
+                    delay = (delay * 2).min(Duration::from_secs(30));
+                }
+            }
+        }
+    }
+}
+
 /// Connects to `DATABASE_URL`, or starts the private cluster under the data directory.
 pub async fn open_database(config: &Config) -> anyhow::Result<Database> {
     let (options, embedded) = match &config.database {
@@ -54,11 +115,7 @@ pub async fn open_database(config: &Config) -> anyhow::Result<Database> {
             (opts, None)
         }
         DatabaseSetting::Embedded => {
-            // pgembed creates the data directory itself, traversable by the cluster's user.
-            let mut opts = EmbeddedOptions::new(&config.data_dir);
-            opts.os_user = config.pg_os_user.clone();
-            opts.bin_dir = config.pg_bin_dir.clone();
-            let pg = EmbeddedPostgres::start(opts).await?;
+            let pg = EmbeddedPostgres::start(embedded_options(config)).await?;
             tracing::info!(pgdata = %pg.pgdata().display(), "embedded PostgreSQL is running");
             (pg.connect_options(), Some(pg))
         }
@@ -473,8 +530,19 @@ pub async fn serve(config: Config, demo: Option<usize>) -> anyhow::Result<()> {
                 config.listen
             )
         })?;
-    let database = open_database(&config).await?;
-    let result = serve_on(&config, listener, &database, demo).await;
+    let mut database = open_database(&config).await?;
+    let result = match database.embedded.take() {
+        None => serve_on(&config, listener, &database, demo).await,
+        Some(pg) => {
+            let mut slot = Some(pg);
+            let result = tokio::select! {
+                r = serve_on(&config, listener, &database, demo) => r,
+                never = keep_embedded_running(&mut slot, embedded_options(&config)) => match never {},
+            };
+            database.embedded = slot;
+            result
+        }
+    };
     database.shutdown().await;
     result
 }

@@ -215,6 +215,90 @@ fn server_recovers_after_a_crash_left_postgres_state_behind() {
     interrupt_and_wait(child);
 }
 
+struct KillOnDrop(Option<Child>);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.0.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+/// `/readyz`'s status line, or `None` while the server does not answer.
+fn readyz_status(url: &str) -> Option<String> {
+    let addr = url.trim_start_matches("http://").trim_end_matches('/');
+    TcpStream::connect(addr).ok()?;
+    Some(http_get(url, "/readyz").lines().next()?.to_owned())
+}
+
+fn wait_until(what: &str, limit: Duration, mut check: impl FnMut() -> bool) {
+    let deadline = Instant::now() + limit;
+    while !check() {
+        assert!(Instant::now() < deadline, "{what}: not within {limit:?}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn the_embedded_postgresql_is_started_again_when_it_dies_under_a_running_server() {
+    let dir = data_dir();
+    let data = dir.path().join("data");
+    let (child, url) = start(
+        musubi()
+            .args(["demo", "--listen", "127.0.0.1:0", "--data-dir"])
+            .arg(&data),
+    );
+    // Killed if the test fails before stopping it (its data directory goes with the test).
+    let mut child = KillOnDrop(Some(child));
+    let before = graphql_post(&url, "{ associations { slug } }");
+    assert!(before.contains("minatogawa"), "{before}");
+    let first = postmaster_pid(&data);
+    let started = Instant::now();
+    // A crash: the postmaster killed outright (its backends follow it).
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(first),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .unwrap();
+    wait_until("the postmaster gone", Duration::from_secs(30), || {
+        !alive(first)
+    });
+    // Musubi starts a new one by itself; the same process serves again.
+    wait_until("a new postmaster", Duration::from_secs(60), || {
+        std::fs::read_to_string(data.join("postgres/postmaster.pid"))
+            .ok()
+            .and_then(|t| t.lines().next()?.trim().parse::<i32>().ok())
+            .is_some_and(|pid| pid != first && alive(pid))
+    });
+    wait_until("/readyz ready again", Duration::from_secs(60), || {
+        readyz_status(&url).is_some_and(|l| l.contains("200"))
+    });
+    // The pool may still hold connections of the dead cluster: those requests are refused
+    // with DATABASE_UNAVAILABLE (retry later), never INTERNAL, until they are replaced.
+    let mut refused = 0;
+    wait_until("queries answered again", Duration::from_secs(30), || {
+        let after = graphql_post(&url, "{ associations { slug } }");
+        if after.contains("minatogawa") && after.contains("sakuradai") {
+            return true;
+        }
+        assert!(after.contains("DATABASE_UNAVAILABLE"), "{after}");
+        refused += 1;
+        false
+    });
+    let second = postmaster_pid(&data);
+    assert_ne!(first, second);
+    println!(
+        "postmaster {first} killed; {second} serving again after {:?} ({refused} requests \
+         refused meanwhile)",
+        started.elapsed()
+    );
+    // Stopping still stops the new cluster.
+    interrupt_and_wait(child.0.take().unwrap());
+    assert!(!alive(second), "postgres {second} was left running");
+}
+
 #[test]
 fn bad_configuration_stops_with_a_message_naming_the_setting() {
     let out = musubi()
