@@ -5,8 +5,8 @@
 //! The data directory is a small tmpfs, so the test needs root (as `cargo xtask image` does).
 
 use super::faults::{
-    assert_acked_present, assert_consistent, http, post_comment, reachable_dir, readyz, wait_for,
-    Load, Outcome, Server,
+    assert_acked_present, assert_audit_verifies_by, assert_consistent, http, post_comment,
+    reachable_dir, readyz, wait_for, Load, Outcome, Server,
 };
 use musubi_demo::DEMO_PASSWORD;
 use musubi_test_support::demo::{HOST, NURSE};
@@ -17,7 +17,7 @@ use serde_json::{json, Value};
 use sqlx::{Connection, PgConnection};
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 /// A tmpfs of `size` mounted on `dir`, unmounted when dropped.
@@ -76,26 +76,7 @@ fn fill(path: &Path) -> u64 {
     written
 }
 
-async fn gql(addr: &str, token: Option<&str>, query: &str, variables: Value) -> Value {
-    let auth = token.map(|t| format!("Bearer {t}")).unwrap_or_default();
-    let mut headers = vec![
-        ("Content-Type", "application/json"),
-        ("Musubi-Association", HOST),
-    ];
-    if token.is_some() {
-        headers.push(("Authorization", auth.as_str()));
-    }
-    let body = json!({ "query": query, "variables": variables }).to_string();
-    let (status, text) = http(addr, "POST", "/graphql", &headers, &body)
-        .await
-        .unwrap();
-    let json: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
-    assert!(
-        status == 200 && json["errors"].is_null(),
-        "{query}: {status} {text}"
-    );
-    json["data"].clone()
-}
+use super::faults::graphql as gql;
 
 async fn sign_in(addr: &str, email: &str) -> String {
     let data = gql(
@@ -251,23 +232,10 @@ async fn a_full_disk_refuses_writes_clearly_and_loses_nothing_once_space_is_back
     let _ = conn.close().await;
     drop(server);
 
-    // Audit chains verify, and the embedded cluster starts again on the same data.
-    let out = Command::new(crate::MUSUBI_BIN)
-        .args(["audit", "verify", "--data-dir"])
-        .arg(&data)
-        .env_remove("DATABASE_URL")
-        .env_remove("MUSUBI_CONFIG")
-        .env("MUSUBI_LOG", "warn")
-        .stdin(Stdio::null())
-        .output()
-        .unwrap();
-    let verified = String::from_utf8_lossy(&out.stdout).into_owned();
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{verified}{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    // Audit chains verify.
+    let mut verify = Command::new(crate::MUSUBI_BIN);
+    verify.env_remove("DATABASE_URL");
+    let verified = assert_audit_verifies_by(verify, &["--data-dir".as_ref(), data.as_os_str()]);
     println!(
         "disk: {free_before} bytes free, filled with {filled}; acknowledged: {}; comments \
          found: {found} (+ body); refused by the load: {:?}; refused directly: {direct:?}; \

@@ -500,10 +500,18 @@ pub(super) fn assert_audit_verifies(database_url: &str) -> String {
 }
 
 pub(super) fn assert_audit_verifies_with(bin: &str, database_url: &str) -> String {
-    let out = Command::new(bin)
+    let mut cmd = Command::new(bin);
+    cmd.env("DATABASE_URL", database_url);
+    assert_audit_verifies_by(cmd, &[])
+}
+
+/// Runs `cmd` (a `musubi` told where its database is) as `audit verify`, then `args`: exit 0,
+/// every chain intact; returns what it printed.
+pub(super) fn assert_audit_verifies_by(mut cmd: Command, args: &[&std::ffi::OsStr]) -> String {
+    let out = cmd
         .args(["audit", "verify"])
+        .args(args)
         .env_remove("MUSUBI_CONFIG")
-        .env("DATABASE_URL", database_url)
         .env("MUSUBI_LOG", "warn")
         .stdin(Stdio::null())
         .output()
@@ -517,6 +525,34 @@ pub(super) fn assert_audit_verifies_with(bin: &str, database_url: &str) -> Strin
     );
     assert!(stdout.contains(&format!("{HOST}: ")), "{stdout}");
     stdout
+}
+
+/// A GraphQL request routed to association `HOST`, as `token` when given; its `data`, which
+/// must come without errors.
+pub(super) async fn graphql(
+    addr: &str,
+    token: Option<&str>,
+    query: &str,
+    variables: Value,
+) -> Value {
+    let auth = token.map(|t| format!("Bearer {t}")).unwrap_or_default();
+    let mut headers = vec![
+        ("Content-Type", "application/json"),
+        ("Musubi-Association", HOST),
+    ];
+    if token.is_some() {
+        headers.push(("Authorization", auth.as_str()));
+    }
+    let body = json!({ "query": query, "variables": variables }).to_string();
+    let (status, text) = http(addr, "POST", "/graphql", &headers, &body)
+        .await
+        .unwrap();
+    let json: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
+    assert!(
+        status == 200 && json["errors"].is_null(),
+        "{query}: {status} {text}"
+    );
+    json["data"].clone()
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -4,10 +4,9 @@
 //! `MUSUBI_PREVIOUS_BIN`.
 
 use super::faults::{
-    assert_acked_present, assert_audit_verifies_with, assert_consistent, fixture, http, readyz,
+    assert_acked_present, assert_audit_verifies_with, assert_consistent, fixture, graphql, readyz,
     tenant_conn, Load, Server,
 };
-use musubi_test_support::demo::HOST;
 use musubi_test_support::TestDb;
 use serde_json::{json, Value};
 use sqlx::Connection;
@@ -32,22 +31,7 @@ fn previous() -> Option<(String, i64, i64)> {
 }
 
 async fn gql(addr: &str, token: &str, query: &str, variables: Value) -> Value {
-    let auth = format!("Bearer {token}");
-    let headers = [
-        ("Content-Type", "application/json"),
-        ("Authorization", auth.as_str()),
-        ("Musubi-Association", HOST),
-    ];
-    let body = json!({ "query": query, "variables": variables }).to_string();
-    let (status, text) = http(addr, "POST", "/graphql", &headers, &body)
-        .await
-        .unwrap();
-    let json: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
-    assert!(
-        status == 200 && json["errors"].is_null(),
-        "{query}: {status} {text}"
-    );
-    json["data"].clone()
+    graphql(addr, Some(token), query, variables).await
 }
 
 async fn unread_total(addr: &str, token: &str) -> i64 {
