@@ -96,10 +96,30 @@ async fn ensure_template(admin: &PgConnectOptions) -> String {
         .expect("connect to template");
         db.migrate().await.expect("migrate template");
         db.close().await;
-        sqlx::raw_sql(&format!("ALTER DATABASE {building} RENAME TO {template}"))
-            .execute(&mut conn)
-            .await
-            .expect("publish template");
+        // A database with sessions cannot be renamed: closed connections' server processes
+        // may take a moment to exit.
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        loop {
+            match sqlx::raw_sql(&format!("ALTER DATABASE {building} RENAME TO {template}"))
+                .execute(&mut conn)
+                .await
+            {
+                Ok(_) => break,
+                Err(e) if is_transient(&e) && std::time::Instant::now() < deadline => {
+                    // Only this builder uses the database: whatever is left of its pools
+                    // (idle tenant connections) goes.
+                    let _ = sqlx::query(
+                        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+                         WHERE datname = $1 AND pid <> pg_backend_pid()",
+                    )
+                    .bind(&building)
+                    .execute(&mut conn)
+                    .await;
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+                Err(e) => panic!("publish template: {e:?}"),
+            }
+        }
     }
     sqlx::query("SELECT pg_advisory_unlock(7342001)")
         .execute(&mut conn)

@@ -15,8 +15,8 @@ use musubi_domain::types::japanese::fold;
 use musubi_domain::types::{GroupId, TopicId};
 use musubi_domain::{Actor, AppError, ErrorCode, Services, Tenant};
 use musubi_test_support::demo::{
-    ADMIN, CARE_MANAGER, CLINIC_DOCTOR, HOSPITAL_DOCTOR, HOST, NURSE, OTHER, OTHER_ADMIN,
-    OTHER_DOCTOR, OTHER_NURSE, PHARMACIST, THERAPIST,
+    ADMIN, CARE_MANAGER, CLINIC_DOCTOR, CLINIC_DOCTOR_2, HOSPITAL_DOCTOR, HOST, NURSE, OTHER,
+    OTHER_ADMIN, OTHER_DOCTOR, OTHER_NURSE, PHARMACIST, THERAPIST,
 };
 use musubi_test_support::TestApp;
 use sha2::Digest as _;
@@ -664,6 +664,54 @@ async fn people_outside_a_group_find_nothing_of_it_in_either_association() {
             )
             .await;
         assert!(r.hits.is_empty(), "{email}");
+        assert_eq!(r.total, 0, "{email}");
+    }
+}
+
+/// The index finds documents by a token of their group (tenant migration 0014); two groups
+/// may share one, so the query checks the group itself too. Here every group of みなと川 gets
+/// the same token, and people still find only what their own groups hold.
+#[tokio::test]
+async fn groups_sharing_an_index_token_keep_their_documents_to_themselves() {
+    let w = World::new().await;
+    let nurse = w.viewer(NURSE).await;
+    let (topic, body) = w
+        .topic(
+            &nurse,
+            w.yamada,
+            "合札検証",
+            "合札検証の本文",
+            Scope::EVERYONE,
+            &[],
+        )
+        .await;
+    let mine = set(&[topic.uuid(), body]);
+    assert_eq!(w.found(&nurse, "合札検証").await, mine, "before");
+    let mut tx = w.app.tenant_tx(HOST).await;
+    for sql in [
+        "CREATE OR REPLACE FUNCTION search_group_token(g uuid) RETURNS integer \
+         LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE AS $$ SELECT 2097152 $$",
+        // A new index, not REINDEX: the old one's expression is cached with the old body.
+        "DROP INDEX search_docs_grams_group",
+        "CREATE INDEX search_docs_grams_group ON search_docs \
+         USING gin ((grams || search_group_token(group_id)))",
+    ] {
+        sqlx::query(sql).execute(&mut *tx).await.unwrap();
+    }
+    let shared: i64 =
+        sqlx::query_scalar("SELECT count(DISTINCT search_group_token(group_id)) FROM search_docs")
+            .fetch_one(&mut *tx)
+            .await
+            .unwrap();
+    tx.commit().await.unwrap();
+    assert_eq!(shared, 1, "one token for every group");
+
+    assert_eq!(w.found(&nurse, "合札検証").await, mine);
+    // In other groups of みなと川 (the association's own, the doctors'), not in 山田さん's.
+    for email in [ADMIN, CLINIC_DOCTOR_2] {
+        let v = w.viewer(email).await;
+        let r = w.find(&v, "合札検証").await;
+        assert!(r.hits.is_empty(), "{email}: {:?}", ids(&r));
         assert_eq!(r.total, 0, "{email}");
     }
 }
