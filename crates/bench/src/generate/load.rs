@@ -648,7 +648,7 @@ async fn search_docs(
     topics: &Arc<Vec<u32>>,
     order: &Arc<Vec<(Uuid, u32)>>,
 ) -> anyhow::Result<u64> {
-    sqlx::query(&format!("DROP INDEX {schema}.search_docs_grams"))
+    sqlx::query(&format!("DROP INDEX {schema}.search_docs_grams_group"))
         .execute(&mut *conn)
         .await?;
     let (c, gs, ts, ord) = (ctx.clone(), groups.clone(), topics.clone(), order.clone());
@@ -740,8 +740,10 @@ async fn search_docs(
         },
     )
     .await?;
+    // The same expression as tenant migration 0014's, so that searches use it.
     sqlx::query(&format!(
-        "CREATE INDEX search_docs_grams ON {schema}.search_docs USING gin (grams)"
+        "CREATE INDEX search_docs_grams_group ON {schema}.search_docs \
+         USING gin ((grams || {schema}.search_group_token(group_id)))"
     ))
     .execute(&mut *conn)
     .await?;
