@@ -233,16 +233,21 @@ impl AppError {
     /// A local file could not be written: a full disk is named, anything else is ours.
     pub fn io(source: std::io::Error) -> Self {
         if source.kind() == std::io::ErrorKind::StorageFull {
-            return Self {
-                retry_after: Some(60),
-                source: Some(Box::new(source)),
-                ..Self::new(
-                    ErrorCode::StorageFull,
-                    "the server's disk is full; nothing was saved",
-                )
-            };
+            return Self::storage_full(source);
         }
         Self::internal(source)
+    }
+
+    /// The disk under PostgreSQL or a local file is full: nothing was saved.
+    fn storage_full(source: impl std::error::Error + Send + Sync + 'static) -> Self {
+        Self {
+            retry_after: Some(60),
+            source: Some(Box::new(source)),
+            ..Self::new(
+                ErrorCode::StorageFull,
+                "the server's disk is full; nothing was saved",
+            )
+        }
     }
 }
 
@@ -269,14 +274,7 @@ impl From<DbError> for AppError {
         match e {
             DbError::Tenant(t) => t.into(),
             DbError::Conflict(_) => Self::new(ErrorCode::Conflict, "already exists"),
-            DbError::Sqlx(ref s) if disk_full(s) => Self {
-                retry_after: Some(60),
-                source: Some(Box::new(e)),
-                ..Self::new(
-                    ErrorCode::StorageFull,
-                    "the server's disk is full; nothing was saved",
-                )
-            },
+            DbError::Sqlx(ref s) if disk_full(s) => Self::storage_full(e),
             DbError::Sqlx(ref s) if unreachable_database(s) => Self {
                 retry_after: Some(5),
                 source: Some(Box::new(e)),
