@@ -95,6 +95,8 @@ enum Who {
     Heavy,
     /// The regular people in the most groups.
     Searchers,
+    /// The first association's administrators, who read its whole register.
+    Registrars,
 }
 
 /// A single-operation phase: its name in the report, its operation and whom it acts as.
@@ -135,7 +137,7 @@ const PDF_BYTES: usize = 1024 * 1024;
 const LARGE_BYTES: usize = 20 * 1024 * 1024;
 
 /// The single-operation phases, in order (the floor first: the others are read against it).
-const SINGLE: [Phase; 17] = [
+const SINGLE: [Phase; 18] = [
     Phase::of(Op::Floor),
     Phase::of(Op::Home),
     Phase::of(Op::UnreadCounts),
@@ -147,6 +149,13 @@ const SINGLE: [Phase; 17] = [
     Phase::of(Op::ListConversations),
     Phase::of(Op::ReadConversation),
     Phase::of(Op::Patients),
+    // The whole register of the first association (100,000 entries at large), as its
+    // administrators read it.
+    Phase {
+        name: "patients_register",
+        who: Who::Registrars,
+        ..Phase::of(Op::Patients)
+    },
     Phase::of(Op::Calendar),
     // The topic view, in groups of 40 who have all read everything: each of its 51 comments
     // has 39 readers.
@@ -293,7 +302,7 @@ impl Op {
             }
             Op::TopicView | Op::ReadConversation => {
                 "query($id:ID!){ topic(id:$id){ topic { id title lastSeq unread } receiptMode \
-                 firstUnreadSeq comments { id seq body authorName createdAt \
+                 firstUnreadSeq earlierComments comments { id seq body authorName createdAt \
                  readers { userId name at } readerCount notReadBy { userId name } \
                  history { version body writtenAt } \
                  attachments { id name contentType sizeBytes thumbnailUrl } } } }"
@@ -933,6 +942,8 @@ struct Ctx {
     heavy: Arc<Cast>,
     /// The people in the most groups: the search phases only.
     searchers: Arc<Cast>,
+    /// The first association's administrators: the `patients_register` phase only.
+    registrars: Arc<Cast>,
     /// Each operation's query as a JSON string (escaped once).
     queries: [String; 19],
 }
@@ -990,10 +1001,10 @@ impl Ctx {
     fn new(
         client: &reqwest::Client,
         target: &str,
-        casts: [Arc<Cast>; 4],
+        casts: [Arc<Cast>; 5],
         uploads: Arc<Uploads>,
     ) -> anyhow::Result<Self> {
-        let [people, crowded, heavy, searchers] = casts;
+        let [people, crowded, heavy, searchers, registrars] = casts;
         Ok(Self {
             client: client.clone(),
             graphql_url: format!("{target}/graphql"),
@@ -1003,6 +1014,7 @@ impl Ctx {
             crowded,
             heavy,
             searchers,
+            registrars,
             queries: OPS.map(|op| serde_json::Value::String(op.query().to_owned()).to_string()),
         })
     }
@@ -1013,6 +1025,7 @@ impl Ctx {
             Who::Crowded => &self.crowded,
             Who::Heavy => &self.heavy,
             Who::Searchers => &self.searchers,
+            Who::Registrars => &self.registrars,
         }
     }
 
@@ -1490,6 +1503,7 @@ pub async fn run(args: crate::RunArgs) -> anyhow::Result<()> {
             },
             &floor,
         )?),
+        Arc::new(Cast::new(&manifest.registrars, &floor)?),
     ];
     let ctx = Arc::new(Ctx::new(
         &client,
@@ -2641,6 +2655,7 @@ fn budgets(
         latency("conversations", 20.0),
         latency("read_conversation", 30.0),
         latency("patients", 30.0),
+        latency("patients_register", 30.0),
         latency("calendar", 30.0),
         // Search over everything a person in the most groups may see.
         latency("search_two_chars", 100.0),
@@ -2807,6 +2822,11 @@ mod tests {
         assert_eq!((crowded.op, crowded.who), (Op::TopicView, Who::Crowded));
         let heavy = SINGLE.iter().find(|p| p.name == "home_heavy").unwrap();
         assert_eq!((heavy.op, heavy.who), (Op::Home, Who::Heavy));
+        let register = SINGLE
+            .iter()
+            .find(|p| p.name == "patients_register")
+            .unwrap();
+        assert_eq!((register.op, register.who), (Op::Patients, Who::Registrars));
         // The other phases act as the regular people under their operation's name.
         for p in SINGLE.iter().filter(|p| p.who == Who::People) {
             assert_eq!(p.name, p.op.name());
@@ -2825,7 +2845,11 @@ mod tests {
             ratio_to_floor: None,
             error_samples: Vec::new(),
         };
-        let ops = [single("topic_crowded", 31.0), single("home_heavy", 12.0)];
+        let ops = [
+            single("topic_crowded", 31.0),
+            single("home_heavy", 12.0),
+            single("patients_register", 29.0),
+        ];
         let b = budgets(
             &ops,
             &Mixed::default(),
@@ -2839,6 +2863,8 @@ mod tests {
         assert_eq!((t.limit, t.actual, t.met), (30.0, Some(31.0), false));
         let h = find("home_heavy p95 (single phase)");
         assert_eq!((h.limit, h.actual, h.met), (20.0, Some(12.0), true));
+        let r = find("patients_register p95 (single phase)");
+        assert_eq!((r.limit, r.actual, r.met), (30.0, Some(29.0), true));
     }
 
     #[test]

@@ -291,6 +291,7 @@ pub async fn run(args: crate::GenerateArgs) -> anyhow::Result<()> {
         crowded: manifest_people(&ctx, &slugs, &groups_of, &crowded),
         heavy: manifest_people(&ctx, &slugs, &groups_of, &m.heavy_readers),
         searchers: manifest_people(&ctx, &slugs, &groups_of, &searchers),
+        registrars: registrars(&ctx, &slugs, &groups_of),
         counts,
     };
     manifest
@@ -397,6 +398,32 @@ fn sign_in_addresses(m: &Model) -> Vec<String> {
 }
 
 /// Each person's groups (indices), in group order.
+/// The first association's administrators, each with one of its patient groups standing for
+/// the association whose register they read.
+fn registrars(ctx: &Ctx, slugs: &[String], groups_of: &[Vec<u32>]) -> Vec<Person> {
+    let m = &ctx.model;
+    let Some(first) = m.assocs.first() else {
+        return Vec::new();
+    };
+    let Some(entry) = m.groups.iter().find(|g| g.patient && g.assoc == 0) else {
+        return Vec::new();
+    };
+    let admins: Vec<u32> = first
+        .people
+        .iter()
+        .copied()
+        .filter(|p| m.people[*p as usize].admin)
+        .collect();
+    let mut people = manifest_people(ctx, slugs, groups_of, &admins);
+    for p in &mut people {
+        p.groups = vec![GroupRef {
+            association: slugs[0].clone(),
+            id: entry.id,
+        }];
+    }
+    people
+}
+
 fn groups_of(m: &Model) -> Vec<Vec<u32>> {
     let mut groups_of: Vec<Vec<u32>> = vec![Vec::new(); m.people.len()];
     for (gi, g) in m.groups.iter().enumerate() {
@@ -560,6 +587,7 @@ mod tests {
             heavy_readers: 1,
             heavy_topics_per_group: 2,
             attachments_per_mille: 0,
+            register_first: 0,
         };
         let m = Model::build(3, sizes, sizes.footprints);
         let groups_of = groups_of(&m);

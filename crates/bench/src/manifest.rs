@@ -10,8 +10,9 @@ use uuid::Uuid;
 /// the heavy readers (manifests before had no version). 3: a register entry for every patient
 /// group. 4: attachments, with their objects in the server's file store. 5: search documents,
 /// the searchers, calendar events and absences. 6: each person's home association and people
-/// to write direct messages to.
-pub const VERSION: u32 = 6;
+/// to write direct messages to. 7: the registrars, and at large a first association with a
+/// register of 100,000.
+pub const VERSION: u32 = 7;
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Manifest {
@@ -41,6 +42,11 @@ pub struct Manifest {
     /// they may see.
     #[serde(default)]
     pub searchers: Vec<Person>,
+    /// The first association's administrators (the `patients_register` phase), who read every
+    /// entry of its register. Their one group is one of that register's: it names the
+    /// association to the driver, and they need not be its members.
+    #[serde(default)]
+    pub registrars: Vec<Person>,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -178,6 +184,7 @@ mod tests {
             crowded: Vec::new(),
             heavy: Vec::new(),
             searchers: Vec::new(),
+            registrars: Vec::new(),
         };
         m.write(&path).unwrap();
         assert_eq!(Manifest::read(&path).unwrap().version, VERSION);

@@ -35,6 +35,10 @@ pub struct Sizes {
     /// Comments with an attachment (a photo or a PDF), per mille. Large has fewer: its
     /// objects would otherwise need more disk than its database.
     pub attachments_per_mille: u32,
+    /// Register entries of the first association, on top of its share of the patient groups
+    /// (0: none added): at large, a register of 100,000 read page by page by its
+    /// administrators (the `patients_register` phase); at small, enough to take the same path.
+    pub register_first: u32,
 }
 
 impl Scale {
@@ -59,6 +63,7 @@ impl Scale {
                 heavy_readers: 3,
                 heavy_topics_per_group: 5,
                 attachments_per_mille: 20,
+                register_first: 1_500,
             },
             Scale::Medium => Sizes {
                 associations: 10,
@@ -71,6 +76,7 @@ impl Scale {
                 heavy_readers: 5,
                 heavy_topics_per_group: 12,
                 attachments_per_mille: 20,
+                register_first: 0,
             },
             Scale::Large => Sizes {
                 associations: 100,
@@ -83,6 +89,7 @@ impl Scale {
                 heavy_readers: 5,
                 heavy_topics_per_group: 20,
                 attachments_per_mille: 5,
+                register_first: 100_000,
             },
         }
     }

@@ -254,6 +254,7 @@ mod tests {
             heavy_readers: 0,
             heavy_topics_per_group: 5,
             attachments_per_mille: 20,
+            register_first: 0,
         };
         let m = Model::build(5, sizes, sizes.footprints);
         let with: Vec<(u32, Attachment)> = (0..m.comments.len() as u32)

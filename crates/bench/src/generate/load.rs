@@ -362,7 +362,7 @@ pub async fn tenant(
         move |s| {
             let m = &c.model;
             for g in gs.iter().map(|g| &m.groups[*g as usize]) {
-                let creator = g.owners.first().copied().unwrap_or(g.members[0]);
+                let creator = g.creator();
                 s.uuid(g.id)
                     .text(if g.patient { "patient" } else { "general" })
                     .text(&g.name)
@@ -398,7 +398,7 @@ pub async fn tenant(
                 }
                 let mut r = Rng::new(m.seed ^ PATIENT_SALT).fork(u64::from(*gi));
                 let p = text::patient(&mut r);
-                let creator = g.owners.first().copied().unwrap_or(g.members[0]);
+                let creator = g.creator();
                 s.uuid(Uuid::from_u128(g.id.as_u128() ^ u128::from(PATIENT_SALT)))
                     .uuid(g.id)
                     .text(&p.name)
@@ -776,8 +776,12 @@ async fn calendar_events(
             let today = c.today;
             for gi in gs.iter() {
                 let g = &m.groups[*gi as usize];
+                if g.members.is_empty() {
+                    // The register's extra entries: no team yet, nothing planned.
+                    continue;
+                }
                 let mut r = Rng::new(m.seed ^ CALENDAR_SALT).fork(u64::from(*gi));
-                let by = m.people[g.owners.first().copied().unwrap_or(g.members[0]) as usize].id;
+                let by = m.people[g.creator() as usize].id;
                 let day =
                     |r: &mut Rng| (today + chrono::Days::new(r.below(45))) - chrono::Days::new(15);
                 if g.patient {

@@ -213,6 +213,18 @@ pub struct Group {
     pub topics: Vec<u32>,
 }
 
+impl Group {
+    /// Who created the group: its first owner (every group has one; the register's extra
+    /// entries have no members, only the office that registered them).
+    pub fn creator(&self) -> u32 {
+        self.owners
+            .first()
+            .or_else(|| self.members.first())
+            .copied()
+            .unwrap_or_default()
+    }
+}
+
 pub struct Topic {
     pub id: Uuid,
     pub group: u32,
@@ -488,6 +500,7 @@ impl Model {
             sizes.heavy_topics_per_group,
         );
         m.count_extras(regular_topics);
+        m.build_register(&mut root.fork(9), sizes.register_first);
         m
     }
 
@@ -1466,6 +1479,45 @@ impl Model {
     }
 
     /// Adds the footprints of the topics from `first_topic` on (the extras) to the totals.
+    /// Fills the first association's register up to `target` entries with patient groups
+    /// nobody has joined yet, registered by its office (an administrator): what a large
+    /// association's register holds beyond the teams the rest of the dataset simulates. They
+    /// have no members, topics or events, so everything but the register is unchanged.
+    fn build_register(&mut self, rng: &mut Rng, target: u32) {
+        let Some(first) = self.assocs.first() else {
+            return;
+        };
+        let Some(office) = first
+            .people
+            .iter()
+            .copied()
+            .find(|p| self.people[*p as usize].admin)
+        else {
+            return;
+        };
+        let have = self
+            .groups
+            .iter()
+            .filter(|g| g.patient && g.assoc == 0)
+            .count() as u32;
+        for _ in have..target {
+            let created = rng.below((NOW + 700 * DAY) as u64) as i64 - 700 * DAY;
+            self.groups.push(Group {
+                id: id_at(created, rng),
+                assoc: 0,
+                patient: true,
+                name: text::patient_group_name(rng),
+                description: String::new(),
+                request: false,
+                members: Vec::new(),
+                owners: vec![office],
+                created_t: created,
+                last_activity_t: created,
+                topics: Vec::new(),
+            });
+        }
+    }
+
     fn count_extras(&mut self, first_topic: usize) {
         let (mut written, mut max) = (0, 0);
         let mut prefix = Vec::new();
@@ -1508,6 +1560,7 @@ mod tests {
             // Medium's: its heavy readers must reach 5,000 unread in 200 topics.
             heavy_topics_per_group: crate::Scale::Medium.sizes().heavy_topics_per_group,
             attachments_per_mille: 20,
+            register_first: 0,
         };
         let a = Model::build(5, sizes, sizes.footprints);
         let b = Model::build(5, sizes, sizes.footprints);
@@ -1598,6 +1651,55 @@ mod tests {
     }
 
     #[test]
+    fn the_first_register_is_filled_without_changing_anything_else() {
+        let sizes = Sizes {
+            associations: 2,
+            people: 80,
+            patient_groups: 60,
+            general_groups: 4,
+            comments: 3000,
+            footprints: 12_000,
+            crowded_groups: 1,
+            heavy_readers: 1,
+            heavy_topics_per_group: 5,
+            attachments_per_mille: 20,
+            register_first: 0,
+        };
+        let plain = Model::build(3, sizes, sizes.footprints);
+        let full = Model::build(
+            3,
+            Sizes {
+                register_first: 500,
+                ..sizes
+            },
+            sizes.footprints,
+        );
+        let entries = |m: &Model, a: u32| {
+            m.groups
+                .iter()
+                .filter(|g| g.patient && g.assoc == a)
+                .count()
+        };
+        assert_eq!(entries(&full, 0), 500);
+        assert_eq!(entries(&full, 1), entries(&plain, 1));
+        // Everything before the added entries is the same dataset.
+        let n = plain.groups.len();
+        assert_eq!(full.groups.len() - n, 500 - entries(&plain, 0));
+        for (a, b) in plain.groups.iter().zip(&full.groups) {
+            assert_eq!((a.id, &a.members, &a.topics), (b.id, &b.members, &b.topics));
+        }
+        assert_eq!(plain.comments.len(), full.comments.len());
+        assert_eq!(plain.footprints, full.footprints);
+        let ids: HashSet<Uuid> = full.groups.iter().map(|g| g.id).collect();
+        assert_eq!(ids.len(), full.groups.len(), "group ids are unique");
+        for g in &full.groups[n..] {
+            assert!(g.members.is_empty() && g.topics.is_empty());
+            let office = &full.people[g.owners[0] as usize];
+            assert!(office.admin && office.home == 0, "registered by its office");
+        }
+    }
+
+    #[test]
     fn crowded_groups_have_read_everything_and_heavy_readers_almost_nothing() {
         let sizes = Sizes {
             associations: 2,
@@ -1610,6 +1712,7 @@ mod tests {
             heavy_readers: 2,
             heavy_topics_per_group: crate::Scale::Medium.sizes().heavy_topics_per_group,
             attachments_per_mille: 20,
+            register_first: 0,
         };
         let m = Model::build(9, sizes, sizes.footprints);
         let regular = m.regular_people;
