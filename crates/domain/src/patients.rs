@@ -648,7 +648,7 @@ impl Services {
         let ack = group.receipt_mode == musubi_db::types::ReceiptMode::Acknowledgement;
         let mut out_topics = Vec::new();
         for t in &topics {
-            let comments = repo::comments_of_topic(c.conn(), t.id, i64::MAX).await?;
+            let comments = repo::comments_of_topic(c.conn(), t.id, 1, i64::MAX).await?;
             let versions = repo::versions_of_topic(c.conn(), t.id).await?;
             let receipts = repo::receipts_of_topic(c.conn(), t.id, ack).await?;
             let comments: Vec<serde_json::Value> = comments

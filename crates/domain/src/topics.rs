@@ -26,6 +26,38 @@ pub const MAX_TITLE_CHARS: usize = 200;
 pub const MAX_COMMENT_CHARS: usize = 10_000;
 /// Most comments a topic page shows (the latest).
 pub const TOPIC_PAGE_COMMENTS: i64 = 500;
+/// Comments a topic opens with when nothing earlier is unread: the newest, about a phone's
+/// few screens; earlier ones come when asked for ([`Window`]). A topic of hundreds of visit
+/// notes is not sent whole to read the last three.
+pub const RECENT_COMMENTS: i32 = 20;
+
+/// Which comments a topic view holds. Whatever is asked, it holds the newest
+/// [`RECENT_COMMENTS`] and everything from the first unread comment on (up to
+/// [`TOPIC_PAGE_COMMENTS`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Window {
+    /// Just that.
+    Recent,
+    /// From this comment number on, too (earlier comments, asked for).
+    From(i32),
+    /// Every comment (a search result or a link to one comment, which may be anywhere).
+    All,
+}
+
+impl Window {
+    /// The first comment number shown, given the topic's last and the first unread.
+    fn start(self, last_seq: i32, first_unread: Option<i32>) -> i32 {
+        let asked = match self {
+            Window::Recent => i32::MAX,
+            Window::From(seq) => seq,
+            Window::All => 1,
+        };
+        asked
+            .min(last_seq.saturating_sub(RECENT_COMMENTS - 1))
+            .min(first_unread.unwrap_or(i32::MAX))
+            .max(1)
+    }
+}
 /// Readers shown with each comment of a topic page; the rest are asked for one comment at a
 /// time ([`Services::comment_readers`]). The viewer's own comments come with all of theirs.
 pub const READER_PREVIEW: i64 = 5;
@@ -94,6 +126,8 @@ pub struct TopicView {
     pub unseen_seqs: Vec<i32>,
     /// A conversation of direct messages between two people (it stays so).
     pub pair: bool,
+    /// Comments before the first one shown ([`Window`]): 0 when the view holds them all.
+    pub earlier: i32,
 }
 
 /// What opening a topic counts as read.
@@ -245,15 +279,17 @@ impl Services {
         } else {
             Reading::Look
         };
-        self.read_topic(actor, topic_id, reading).await
+        self.read_topic(actor, topic_id, reading, Window::All).await
     }
 
-    /// Opens a topic, counting as read what `reading` says (see [`Services::open_topic`]).
+    /// Opens a topic, counting as read what `reading` says (see [`Services::open_topic`]) among
+    /// the comments `window` holds.
     pub async fn read_topic(
         &self,
         actor: &Actor<'_>,
         topic_id: TopicId,
         reading: Reading,
+        window: Window,
     ) -> AppResult<TopicView> {
         let mut c = self.change(actor).await?;
         let (group, access) = c
@@ -268,15 +304,15 @@ impl Services {
         }
         if reading == Reading::Page {
             first_unread_seq = repo::take_unread(c.conn(), me, topic_id).await?;
-            if mode == ReceiptMode::Footprints {
-                // Without an unread counter there may still be comments this person never read
-                // (they joined later, or came into scope): look from the start then.
-                let from = first_unread_seq.unwrap_or(1);
-                new_footprints =
-                    repo::record_footprints(c.conn(), me, topic_id, from, None).await?;
-            }
         }
-        let rows = repo::comments_of_topic(c.conn(), topic_id, TOPIC_PAGE_COMMENTS).await?;
+        let start = window.start(access.topic.last_seq, first_unread_seq);
+        if reading == Reading::Page && mode == ReceiptMode::Footprints {
+            // Without an unread counter there may still be comments this person never read
+            // (they joined later, or came into scope): from the first one shown then.
+            let from = first_unread_seq.unwrap_or(start);
+            new_footprints = repo::record_footprints(c.conn(), me, topic_id, from, None).await?;
+        }
+        let rows = repo::comments_of_topic(c.conn(), topic_id, start, TOPIC_PAGE_COMMENTS).await?;
         let from_seq = rows.first().map_or(1, |c| c.seq);
         let (counts, mut readers) = match mode {
             ReceiptMode::Off => (Vec::new(), Vec::new()),
@@ -425,6 +461,7 @@ impl Services {
             first_unread_seq,
             unseen_seqs,
             pair,
+            earlier: from_seq - 1,
         })
     }
 
@@ -599,4 +636,39 @@ async fn name_readers(
         readers.retain(|r| !r.name.is_empty());
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{Window, RECENT_COMMENTS};
+
+    #[test]
+    fn a_window_holds_the_newest_and_everything_unread() {
+        let last = 50;
+        let newest = last - RECENT_COMMENTS + 1;
+        assert_eq!(Window::Recent.start(last, None), newest);
+        assert_eq!(
+            Window::Recent.start(last, Some(45)),
+            newest,
+            "unread among the newest"
+        );
+        assert_eq!(
+            Window::Recent.start(last, Some(7)),
+            7,
+            "from the first unread"
+        );
+        assert_eq!(Window::From(12).start(last, None), 12);
+        assert_eq!(
+            Window::From(45).start(last, None),
+            newest,
+            "never fewer than the newest"
+        );
+        assert_eq!(Window::From(12).start(last, Some(3)), 3);
+        assert_eq!(Window::All.start(last, None), 1);
+        // Short topics, and nonsense: from the first comment.
+        assert_eq!(Window::Recent.start(5, None), 1);
+        assert_eq!(Window::Recent.start(0, None), 1);
+        assert_eq!(Window::From(-4).start(last, None), 1);
+        assert_eq!(Window::Recent.start(i32::MIN, Some(i32::MIN)), 1);
+    }
 }

@@ -443,12 +443,16 @@ pub struct TopicPage {
     pub my_role: GroupRole,
     /// The author or a group owner: may change the scope, pin and close.
     pub can_manage: bool,
-    /// In order (at most the latest 500).
+    /// In order: the newest 20 and everything from the first unread on, or from `fromSeq`
+    /// when asked (at most the latest 500).
     pub comments: Vec<Comment>,
     /// Active members who can see the topic.
     pub audience: Vec<GroupMember>,
     /// The first comment that was unread when the topic was opened.
     pub first_unread_seq: Option<i32>,
+    /// Comments before the first one in `comments` (0: it holds them all); ask again with
+    /// `fromSeq` for them.
+    pub earlier_comments: i32,
 }
 
 #[derive(SimpleObject)]
@@ -742,16 +746,33 @@ impl SnsQuery {
     /// cleared. Pass `markRead: false` to look without leaving footprints (e.g. a refresh after
     /// a live event). Someone outside the topic's scope or group gets `NOT_FOUND`, exactly as
     /// for a topic that does not exist. Reading a patient group's topic is audited.
+    ///
+    /// The answer holds the newest 20 comments and everything from the first unread one on;
+    /// `fromSeq` asks for the comments from that number on too (1: all, up to the latest 500).
+    /// Footprints go only on comments the answer holds.
     async fn topic(
         &self,
         ctx: &Context<'_>,
         id: ID,
         #[graphql(default = true)] mark_read: bool,
+        from_seq: Option<i32>,
     ) -> async_graphql::Result<TopicPage> {
         let (services, actor) = routed(ctx)?;
         let topic_id = uuid(ctx, &id)?;
+        let reading = if mark_read {
+            topics::Reading::Page
+        } else {
+            topics::Reading::Look
+        };
+        let window = match from_seq {
+            None => topics::Window::Recent,
+            Some(seq) if seq >= 1 => topics::Window::From(seq),
+            Some(_) => {
+                return Err(AppError::invalid("fromSeq", "fromSeq counts from 1")).gql(ctx);
+            }
+        };
         let view = services
-            .open_topic(&actor, topic_id, mark_read)
+            .read_topic(&actor, topic_id, reading, window)
             .await
             .gql(ctx)?;
         Ok(TopicPage {
@@ -768,6 +789,7 @@ impl SnsQuery {
                 .collect(),
             audience: view.audience.into_iter().map(member_out).collect(),
             first_unread_seq: view.first_unread_seq,
+            earlier_comments: view.earlier,
         })
     }
 }

@@ -70,17 +70,19 @@ pub async fn insert_comment(
     Ok((id, seq, at))
 }
 
-/// The comments of a topic in order (at most `limit`, the latest ones).
+/// The comments of a topic in order from `from_seq` on (at most `limit`, the latest ones).
 pub async fn comments_of_topic(
     conn: &mut PgConnection,
     topic_id: TopicId,
+    from_seq: i32,
     limit: i64,
 ) -> DbResult<Vec<CommentRow>> {
     Ok(sqlx::query_as(&format!(
-        "SELECT * FROM ({COMMENT_SELECT} WHERE c.topic_id = $1 ORDER BY c.seq DESC LIMIT $2) x \
-         ORDER BY seq"
+        "SELECT * FROM ({COMMENT_SELECT} WHERE c.topic_id = $1 AND c.seq >= $2 \
+         ORDER BY c.seq DESC LIMIT $3) x ORDER BY seq"
     ))
     .bind(topic_id)
+    .bind(from_seq)
     .bind(limit)
     .fetch_all(conn)
     .await?)

@@ -633,8 +633,9 @@ mod sns {
         );
         assert!(page.contains("role=\"alert\">コメントを入力してください"));
         assert!(page.contains(&format!("src=\"{}\"", assets::urls().live_js)));
+        // Live updates ask for the list from the first comment shown.
         assert!(page.contains(
-            "data-live-src=\"/a/minatogawa/t/00000000-0000-0000-0000-000000000000/comments\""
+            "data-live-src=\"/a/minatogawa/t/00000000-0000-0000-0000-000000000000/comments?start=1\""
         ));
         assert!(page.contains("<body data-live-after=\"42\">"));
         assert!(page.contains("コメディカルのみ"));

@@ -1231,3 +1231,101 @@ async fn the_invite_picker_lists_only_people_the_owner_may_see() {
         .await;
     assert_eq!(error_codes(&r), vec!["NOT_FOUND"], "{r}");
 }
+
+const WINDOW_QUERY: &str = "query($id: ID!, $m: Boolean, $f: Int) { \
+    topic(id: $id, markRead: $m, fromSeq: $f) { firstUnreadSeq earlierComments \
+    comments { seq readers { userId } readerCount } } }";
+
+fn seqs(view: &Value) -> Vec<i64> {
+    view["data"]["topic"]["comments"]
+        .as_array()
+        .unwrap_or_else(|| panic!("{view}"))
+        .iter()
+        .map(|c| c["seq"].as_i64().unwrap())
+        .collect()
+}
+
+#[tokio::test]
+async fn a_long_topic_opens_with_its_newest_comments_and_what_is_unread() {
+    let w = World::new().await;
+    let group = w.create_group(NURSE, "GENERAL", "長い記録", false).await;
+    w.add(&group, &[CARE_MANAGER, PHARMACIST]).await;
+    let topic = w
+        .create_topic(NURSE, &group, "毎日の記録", json!(null))
+        .await;
+    for i in 1..30 {
+        let r = w.post(NURSE, &topic, &format!("{i}日目の記録です。")).await;
+        assert!(r["errors"].is_null(), "{r}");
+    }
+    let open = |who: &'static str, mark: bool, from: Value| {
+        let w = &w;
+        let topic = topic.clone();
+        async move {
+            let r = w
+                .gql(
+                    who,
+                    Some(HOST),
+                    WINDOW_QUERY,
+                    json!({"id": topic, "m": mark, "f": from}),
+                )
+                .await;
+            assert!(r["errors"].is_null(), "{r}");
+            r
+        }
+    };
+
+    // Everything is unread: everything comes, from the first comment.
+    let first = open(CARE_MANAGER, true, json!(null)).await;
+    assert_eq!(seqs(&first), (1..=30).collect::<Vec<_>>());
+    assert_eq!(first["data"]["topic"]["firstUnreadSeq"], 1);
+    assert_eq!(first["data"]["topic"]["earlierComments"], 0);
+    // Read: the newest 20 only, and how many are before them.
+    let again = open(CARE_MANAGER, true, json!(null)).await;
+    assert_eq!(seqs(&again), (11..=30).collect::<Vec<_>>());
+    assert_eq!(again["data"]["topic"]["earlierComments"], 10);
+    // Something new: still the newest 20, which hold it.
+    let r = w.post(NURSE, &topic, "30日目の記録です。").await;
+    assert!(r["errors"].is_null(), "{r}");
+    let next = open(CARE_MANAGER, true, json!(null)).await;
+    assert_eq!(seqs(&next), (12..=31).collect::<Vec<_>>());
+    assert_eq!(next["data"]["topic"]["firstUnreadSeq"], 31);
+    // The earlier ones on demand: from a number, or all of them.
+    let from = open(CARE_MANAGER, false, json!(5)).await;
+    assert_eq!(seqs(&from), (5..=31).collect::<Vec<_>>());
+    assert_eq!(from["data"]["topic"]["earlierComments"], 4);
+    let all = open(CARE_MANAGER, false, json!(1)).await;
+    assert_eq!(seqs(&all).len(), 31);
+    let r = w
+        .gql(
+            CARE_MANAGER,
+            Some(HOST),
+            WINDOW_QUERY,
+            json!({"id": topic, "m": false, "f": 0}),
+        )
+        .await;
+    assert_eq!(error_codes(&r), vec!["INVALID_INPUT"], "{r}");
+
+    // Footprints only on what an answer held: someone without an unread counter (she joined
+    // after the comments were written) opens the newest 20, and the first 11 stay unread by
+    // her in the author's eyes.
+    let pharmacist = w.app.user_id(PHARMACIST).await;
+    let mut tx = w.app.tenant_tx(HOST).await;
+    sqlx::query("DELETE FROM unread WHERE user_id = $1")
+        .bind(pharmacist)
+        .execute(&mut *tx)
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+    let pharmacist = pharmacist.to_string();
+    let hers = open(PHARMACIST, true, json!(null)).await;
+    assert_eq!(seqs(&hers), (12..=31).collect::<Vec<_>>());
+    let authors = open(NURSE, false, json!(1)).await;
+    for c in authors["data"]["topic"]["comments"].as_array().unwrap() {
+        let read = c["readers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|r| r["userId"] == pharmacist.as_str());
+        assert_eq!(read, c["seq"].as_i64().unwrap() >= 12, "{c}");
+    }
+}

@@ -8,7 +8,7 @@ use musubi_domain::audit::RequestMeta;
 use musubi_domain::groups::{GroupInput, GroupKind, ReceiptMode, Scope};
 use musubi_domain::operator::Operator;
 use musubi_domain::sessions::Viewer;
-use musubi_domain::topics::{Reading, TopicPatch, TopicView};
+use musubi_domain::topics::{Reading, TopicPatch, TopicView, Window};
 use musubi_domain::types::{DoctorKind, Profession};
 use musubi_domain::types::{GroupId, PersonId, TopicId};
 use musubi_domain::Actor;
@@ -1292,7 +1292,7 @@ async fn long_topic(w: &World, mode: Option<ReceiptMode>, n: i32) -> (Uuid, Uuid
 }
 
 async fn on_screen(w: &World, who: &str, topic: Uuid) -> TopicView {
-    w.s.read_topic(&w.a(who), topic.into(), Reading::OnScreen)
+    w.s.read_topic(&w.a(who), topic.into(), Reading::OnScreen, Window::All)
         .await
         .unwrap()
 }

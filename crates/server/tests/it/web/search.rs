@@ -142,7 +142,7 @@ async fn a_nurse_searches_from_the_box_and_opens_the_comment_without_reading_the
     assert!(found.body.contains("コメント 2"));
     assert!(found.body.contains("夜間の様子"), "the topic's title");
     assert!(found.body.contains("森田"), "who wrote it");
-    let link = format!("/a/{HOST}/t/{topic}?from=search#c-2");
+    let link = format!("/a/{HOST}/t/{topic}?from=search&start=2#c-2");
     assert_eq!(result_links(&found), vec![link.clone()]);
     assert!(
         found.body.contains("value=\"血圧\""),
@@ -275,7 +275,11 @@ async fn the_next_page_continues_where_the_first_ended_without_repeats() {
         shown,
         "every result once"
     );
-    assert!(seen.iter().all(|l| l.contains("?from=search#c-")));
+    // Each opens at its comment, which the page then holds.
+    assert!(seen.iter().all(|l| {
+        let seq = l.rsplit("#c-").next().unwrap_or_default();
+        l.contains(&format!("?from=search&start={seq}#c-{seq}"))
+    }));
 }
 
 #[tokio::test]

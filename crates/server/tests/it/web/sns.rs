@@ -1962,3 +1962,72 @@ async fn an_owner_invites_a_whole_team_sets_a_last_day_and_removes_several_at_on
         format!("{page}?error=not_found#members-title")
     );
 }
+
+/// The comments a topic page shows, by number.
+fn shown_seqs(page: &Page) -> Vec<i32> {
+    page.body
+        .match_indices("<li class=\"comment")
+        .map(|(i, _)| {
+            let rest = &page.body[i..];
+            let at = rest.find("id=\"c-").unwrap() + 6;
+            rest[at..at + rest[at..].find('"').unwrap()]
+                .parse()
+                .unwrap()
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn a_long_topic_opens_with_its_newest_comments_and_shows_the_earlier_ones_when_asked() {
+    let app = TestApp::demo().await;
+    let yamada = group_id(&app, YAMADA).await;
+    let mut author = Browser::signed_in(&app, NURSE).await;
+    let topic = post_topic(
+        &app,
+        &mut author,
+        yamada,
+        "毎日の記録（長い）",
+        "1日目の記録です。",
+        EVERYONE,
+    )
+    .await;
+    let page = topic_path(topic);
+    for day in 2..=25 {
+        let body = format!("{day}日目の記録です。");
+        let res = author
+            .submit(&app, &page, &format!("{page}/comments"), &[("body", &body)])
+            .await;
+        assert_eq!(res.status, StatusCode::SEE_OTHER, "{}", res.body);
+    }
+
+    // Everything unread: the page holds it all, from the first comment.
+    let mut doctor = Browser::signed_in(&app, CLINIC_DOCTOR).await;
+    let first = doctor.get(&app, &page).await;
+    assert_eq!(first.status, StatusCode::OK);
+    assert_eq!(shown_seqs(&first), (1..=25).collect::<Vec<_>>());
+    assert!(!first.body.contains("class=\"earlier\""));
+    // Read: the newest 20, with a way to the 5 before them that keeps the place.
+    let again = doctor.get(&app, &page).await;
+    assert_eq!(shown_seqs(&again), (6..=25).collect::<Vec<_>>());
+    assert!(
+        again.body.contains("以前のコメント（5 件）を表示"),
+        "{}",
+        again.body
+    );
+    let href = format!("{page}?start=1#c-6");
+    assert!(again.body.contains(&format!("href=\"{href}\"")));
+    assert!(again
+        .body
+        .contains(&format!("data-live-src=\"{page}/comments?start=6\"")));
+    let all = doctor.get(&app, href.split('#').next().unwrap()).await;
+    assert_eq!(shown_seqs(&all), (1..=25).collect::<Vec<_>>());
+    assert!(!all.body.contains("class=\"earlier\""));
+    // The live updates of that page keep what it shows.
+    let live = doctor.get(&app, &format!("{page}/comments?start=1")).await;
+    assert_eq!(shown_seqs(&live), (1..=25).collect::<Vec<_>>());
+    let live = doctor.get(&app, &format!("{page}/comments?start=6")).await;
+    assert_eq!(shown_seqs(&live), (6..=25).collect::<Vec<_>>());
+    // Nonsense is the newest ones.
+    let odd = doctor.get(&app, &format!("{page}?start=-3")).await;
+    assert_eq!(shown_seqs(&odd), (6..=25).collect::<Vec<_>>());
+}

@@ -311,7 +311,7 @@ async fn the_link_in_a_mail_or_push_opens_the_comment_and_nothing_else_for_stran
     assert_eq!(res.status, StatusCode::SEE_OTHER, "{}", res.body);
     assert_eq!(
         res.location(),
-        format!("{}?from=link#c-{seq}", topic_path(topic))
+        format!("{}?from=link&start={seq}#c-{seq}", topic_path(topic))
     );
     let page = doctor.get(&app, res.location()).await;
     assert_eq!(page.status, StatusCode::OK);

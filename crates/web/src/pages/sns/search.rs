@@ -343,7 +343,7 @@ fn card(
         (DocKind::Comment, Some(topic)) => {
             let seq = hit.seq.unwrap_or(1);
             (
-                format!("{}#c-{seq}", topic_href(topic)),
+                format!("{}&start={seq}#c-{seq}", topic_href(topic)),
                 plain(&topic_title),
                 snippet,
                 Some(if seq == 1 {

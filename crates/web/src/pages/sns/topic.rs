@@ -48,7 +48,8 @@ use musubi_domain::file_types::FileType;
 use musubi_domain::files::{MAX_ATTACHMENTS, THUMB_SIDE};
 use musubi_domain::groups::{ReceiptMode, Scope};
 use musubi_domain::topics::{
-    CommentView, Reading, TopicPatch, TopicView, ATTACHMENTS_ONLY, MAX_COMMENT_CHARS,
+    CommentView, Reading, TopicPatch, TopicView, Window, ATTACHMENTS_ONLY, MAX_COMMENT_CHARS,
+    TOPIC_PAGE_COMMENTS,
 };
 use musubi_domain::types::GroupKind;
 use musubi_domain::types::{CommentId, PersonId, TopicId};
@@ -217,8 +218,12 @@ pub(crate) struct CommentList {
     /// `footprints`, `ack` or `off`.
     pub mode: &'static str,
     pub comments: Vec<CommentCard>,
-    /// Earlier comments not shown (a very long topic shows the latest ones).
+    /// Earlier comments not shown (a topic opens with its newest and what is unread).
     pub hidden: i32,
+    /// Where the earlier ones are shown too (None: the list is as long as a page gets).
+    pub earlier_href: Option<String>,
+    /// What the live updates fetch: the list from the same first comment on.
+    pub live_src: String,
     pub csrf: String,
     /// For the header's badge when the list is swapped in.
     pub unread_total: i64,
@@ -575,11 +580,16 @@ pub(crate) fn build_list_with(
 ) -> CommentList {
     let t = Translator::new(f.lang);
     let first_shown = comments.first().map_or(1, |c| c.row.seq);
+    let hidden = (first_shown - 1).max(0);
+    let base = format!("/a/{}/t/{}", f.slug, f.topic_id);
+    let full = i64::try_from(comments.len()).unwrap_or(i64::MAX) >= TOPIC_PAGE_COMMENTS;
     CommentList {
         slug: f.slug.to_owned(),
         topic_id: f.topic_id.to_string(),
         mode: f.mode.code(),
-        hidden: (first_shown - 1).max(0),
+        hidden,
+        earlier_href: (hidden > 0 && !full).then(|| format!("{base}?start=1#c-{first_shown}")),
+        live_src: format!("{base}/comments?start={first_shown}"),
         comments: comments
             .iter()
             .map(|c| comment_card(t, f, c, edit, urgent))
@@ -638,6 +648,7 @@ async fn open(
     ctx: &Ctx,
     p: &Place,
     topic_id: TopicId,
+    window: Window,
 ) -> Result<TopicView, Response> {
     let reading = if ctx.scripted {
         Reading::OnScreen
@@ -645,9 +656,21 @@ async fn open(
         Reading::Page
     };
     services
-        .read_topic(&p.actor(), topic_id, reading)
+        .read_topic(&p.actor(), topic_id, reading, window)
         .await
         .map_err(|e| page_error(ctx, "opening a topic", e))
+}
+
+/// The comments a topic page asks for: `?start=N` (the earlier ones, or the first comment the
+/// page showed, for its live updates), else the newest and what is unread.
+fn window_of(uri: Option<&Uri>) -> Window {
+    uri.and_then(Uri::query)
+        .into_iter()
+        .flat_map(|q| q.split('&'))
+        .find_map(|pair| pair.strip_prefix("start="))
+        .and_then(|n| n.parse::<i32>().ok())
+        .filter(|n| *n >= 1)
+        .map_or(Window::Recent, Window::From)
 }
 
 /// `GET /a/{slug}/t/{topic}/c/{comment}`: the address of one comment (in mails and pushes,
@@ -662,7 +685,9 @@ pub(crate) async fn open_comment(
         .comment_place(&p.actor(), parse_id(&comment))
         .await
         .map_err(|e| page_error(&ctx, "opening a comment", e))?;
-    Ok(ctx.redirect(&format!("/a/{slug}/t/{topic}?from=link#c-{seq}")))
+    Ok(ctx.redirect(&format!(
+        "/a/{slug}/t/{topic}?from=link&start={seq}#c-{seq}"
+    )))
 }
 
 pub(crate) async fn show(
@@ -681,12 +706,17 @@ pub(crate) async fn show(
             .any(|pair| pair == "from=search" || pair == "from=link")
     });
     let view = if from_search {
+        // The comment may be anywhere in the topic: from it on (`start`), else all.
+        let window = match window_of(Some(&uri)) {
+            Window::Recent => Window::All,
+            asked => asked,
+        };
         services
-            .read_topic(&p.actor(), parse_id(&id), Reading::OnScreen)
+            .read_topic(&p.actor(), parse_id(&id), Reading::OnScreen, window)
             .await
             .map_err(|e| page_error(&ctx, "opening a topic", e))?
     } else {
-        open(&services, &ctx, &p, parse_id(&id)).await?
+        open(&services, &ctx, &p, parse_id(&id), window_of(Some(&uri))).await?
     };
     let typed = Typed {
         live_after: after,
@@ -824,11 +854,17 @@ pub(crate) async fn comments_fragment(
     State(services): State<Services>,
     ctx: Ctx,
     Path((slug, id)): Path<(String, String)>,
+    uri: Uri,
 ) -> Result<Response, Response> {
     let p = Place::open(&services, &ctx, &slug).await?;
     // Only static/live.js asks for this, and static/topic.js reports what comes on screen.
     let view = services
-        .read_topic(&p.actor(), parse_id(&id), Reading::OnScreen)
+        .read_topic(
+            &p.actor(),
+            parse_id(&id),
+            Reading::OnScreen,
+            window_of(Some(&uri)),
+        )
         .await
         .map_err(|e| page_error(&ctx, "opening a topic", e))?;
     let total = super::unread_total(&services, &p.viewer).await;
@@ -965,7 +1001,7 @@ async fn reshow(
     topic_id: TopicId,
     typed: Typed,
 ) -> Result<Response, Response> {
-    let view = open(services, ctx, p, topic_id).await?;
+    let view = open(services, ctx, p, topic_id, Window::Recent).await?;
     render(
         services,
         ctx,
