@@ -19,14 +19,16 @@ pub struct NewInvitation<'a> {
     /// None when an operator invites from the command line.
     pub invited_by: Option<PersonId>,
     pub expires_at: DateTime<Utc>,
+    /// A group's owner invited them to that group (the association's own group).
+    pub group_id: Option<Uuid>,
 }
 
 pub async fn insert(conn: &mut PgConnection, i: &NewInvitation<'_>) -> DbResult<Uuid> {
     let id = Uuid::now_v7();
     sqlx::query(
         "INSERT INTO core.invitations (id, token_hash, association_id, email, role, facility_id, \
-             invited_by, expires_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+             invited_by, expires_at, group_id) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
     )
     .bind(id)
     .bind(i.token_hash)
@@ -36,6 +38,7 @@ pub async fn insert(conn: &mut PgConnection, i: &NewInvitation<'_>) -> DbResult<
     .bind(i.facility_id)
     .bind(i.invited_by)
     .bind(i.expires_at)
+    .bind(i.group_id)
     .execute(conn)
     .await?;
     Ok(id)
@@ -56,11 +59,13 @@ pub struct InvitationRow {
     pub invited_by_name: Option<String>,
     pub created_at: DateTime<Utc>,
     pub expires_at: DateTime<Utc>,
+    /// The group it makes them a member of, when a group's owner made it.
+    pub group_id: Option<Uuid>,
 }
 
 const SELECT: &str = "SELECT i.id, i.association_id, a.slug AS association_slug, \
         a.name AS association_name, i.email, i.role, i.facility_id, f.name AS facility_name, \
-        i.invited_by, u.name AS invited_by_name, i.created_at, i.expires_at \
+        i.invited_by, u.name AS invited_by_name, i.created_at, i.expires_at, i.group_id \
      FROM core.invitations i \
      JOIN core.associations a ON a.id = i.association_id \
      LEFT JOIN core.facilities f ON f.id = i.facility_id \

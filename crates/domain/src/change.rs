@@ -216,6 +216,11 @@ impl<'a> Change<'a> {
         self.about.group = Some(name.to_owned());
     }
 
+    /// The name of the group the change is about, once loaded.
+    pub(crate) fn group_name(&self) -> Option<&str> {
+        self.about.group.as_deref()
+    }
+
     /// The change is about this topic (in this group).
     pub(crate) fn about_topic(&mut self, group: &str, title: &str) {
         self.about.group = Some(group.to_owned());

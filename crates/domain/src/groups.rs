@@ -618,6 +618,52 @@ impl Services {
         Ok(())
     }
 
+    /// An owner invites someone who has no account yet, in person: the answer carries a link
+    /// and its QR code to hand over on paper or a screen (7 days, once). Accepting it
+    /// registers them in the group's association as an administrator's invitation does (as a
+    /// member) and makes them a member of the group; someone who has an account signs in with
+    /// it there instead and joins the group. Under the consent rule: they may work anywhere.
+    pub async fn invite_new_person_to_group(
+        &self,
+        actor: &Actor<'_>,
+        group_id: GroupId,
+    ) -> AppResult<GroupInvitation> {
+        let group_name = {
+            let mut c = self.change(actor).await?;
+            let hosted = c.group_to_invite_to(group_id).await?;
+            crate::patients::check_consent(c.conn(), &hosted, actor.viewer.user.id, None).await?;
+            let name = c.group_name().unwrap_or_default().to_owned();
+            c.commit().await?;
+            name
+        };
+        self.limits()
+            .hit(
+                &crate::invitations::INVITE_CREATE,
+                &actor.viewer.user.id.to_string(),
+            )
+            .await?;
+        let input = crate::invitations::InviteInput {
+            email: None,
+            role: crate::members::MemberRole::Member,
+            facility_id: None,
+            expires_in_days: None,
+        };
+        let inviter = (actor.viewer.user.id, actor.viewer.user.name.clone());
+        let created = self
+            .create_invitation(
+                Some(inviter),
+                actor.tenant,
+                &input,
+                actor.meta,
+                Some(group_id),
+            )
+            .await?;
+        Ok(GroupInvitation {
+            created,
+            group_name,
+        })
+    }
+
     /// The invitee accepts (or declines) an invitation to a group hosted by `tenant`.
     pub async fn answer_group_invitation(
         &self,
@@ -959,6 +1005,40 @@ impl Services {
         .await?;
         c.commit().await
     }
+}
+
+/// A group owner's invitation for someone without an account, as made.
+#[derive(Debug, Clone)]
+pub struct GroupInvitation {
+    pub created: crate::invitations::CreatedInvitation,
+    pub group_name: String,
+}
+
+/// Someone who accepted a group owner's invitation joins the group, in the change that
+/// registers them (an active member already, or a group deleted since, is left as it is).
+pub(crate) async fn join_by_invitation(
+    c: &mut Change<'_>,
+    tenant: &Tenant,
+    group_id: GroupId,
+    user_id: PersonId,
+    invited_by: Option<PersonId>,
+) -> AppResult<()> {
+    let Some(hosted) = repo::hosted_group(c.conn(), tenant, group_id).await? else {
+        return Ok(());
+    };
+    let joined = repo::upsert_member(
+        c.conn(),
+        &hosted,
+        user_id,
+        GroupRole::Member,
+        GroupMemberStatus::Active,
+        invited_by,
+    )
+    .await?;
+    if joined {
+        c.event(&hosted, EventSpec::membership(user_id)).await?;
+    }
+    Ok(())
 }
 
 /// Longest directory search accepted.

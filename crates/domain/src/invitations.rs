@@ -14,7 +14,7 @@
 use crate::audit::{AuditAction, AuditEntry, RequestMeta};
 use crate::members::MemberRole;
 use crate::sessions::{SessionKind, SignIn};
-use crate::types::PersonId;
+use crate::types::{GroupId, PersonId};
 use crate::Actor;
 use crate::{text, AppError, AppResult, ErrorCode, Services, Tenant};
 use chrono::{DateTime, Utc};
@@ -202,7 +202,7 @@ impl Services {
             .hit(&INVITE_CREATE, &actor.viewer.user.id.to_string())
             .await?;
         let inviter = (actor.viewer.user.id, actor.viewer.user.name.clone());
-        self.create_invitation(Some(inviter), actor.tenant, input, actor.meta)
+        self.create_invitation(Some(inviter), actor.tenant, input, actor.meta, None)
             .await
     }
 
@@ -223,15 +223,19 @@ impl Services {
             expires_in_days,
         };
         let meta = RequestMeta::new("", "musubi CLI");
-        self.create_invitation(None, tenant, &input, &meta).await
+        self.create_invitation(None, tenant, &input, &meta, None)
+            .await
     }
 
-    async fn create_invitation(
+    /// Creates an invitation to `tenant`, and to its group `group` too when a group's owner
+    /// makes it (the caller has checked that they may).
+    pub(crate) async fn create_invitation(
         &self,
         inviter: Option<(PersonId, String)>,
         tenant: &Tenant,
         input: &InviteInput,
         client: &RequestMeta,
+        group: Option<GroupId>,
     ) -> AppResult<CreatedInvitation> {
         let days = input.expires_in_days.unwrap_or(DEFAULT_EXPIRY_DAYS);
         if !(MIN_EXPIRY_DAYS..=MAX_EXPIRY_DAYS).contains(&days) {
@@ -271,6 +275,7 @@ impl Services {
                 facility_id: input.facility_id,
                 invited_by: inviter.as_ref().map(|(id, _)| *id),
                 expires_at,
+                group_id: group.map(GroupId::uuid),
             },
         )
         .await?;
@@ -287,6 +292,9 @@ impl Services {
             .with_detail("expires_in_days", i64::from(days));
         if let Some(f) = input.facility_id {
             entry = entry.with_detail("facility_id", f.to_string());
+        }
+        if let Some(g) = group {
+            entry = entry.with_detail("group_id", g.to_string());
         }
         c.audit(entry);
         c.commit().await?;
@@ -507,11 +515,23 @@ impl Services {
         if !repo::claim(c.conn(), inv.id, user_id).await? {
             return Err(invalid_invitation());
         }
-        if !repo::join(c.conn(), user_id, tenant.id, inv.role, inv.facility_id).await? {
+        let joined = repo::join(c.conn(), user_id, tenant.id, inv.role, inv.facility_id).await?;
+        if !joined && inv.group_id.is_none() {
             return Err(AppError::new(
                 ErrorCode::AlreadyMember,
                 "you are already a member of this association",
             ));
+        }
+        if let Some(group) = inv.group_id.map(GroupId::from_uuid) {
+            // A group owner's invitation: into the group too (someone already in the
+            // association came for the group).
+            crate::groups::join_by_invitation(&mut c, &tenant, group, user_id, inv.invited_by)
+                .await?;
+            let entry = AuditEntry::new(AuditAction::GroupMemberJoin, client)
+                .by(user_id, user_name.clone())
+                .on("group", group)
+                .with_detail("invitation_id", inv.id.to_string());
+            c.audit(entry);
         }
         let entry = AuditEntry::new(AuditAction::MemberJoin, client)
             .by(user_id, user_name)

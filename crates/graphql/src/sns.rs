@@ -931,6 +931,29 @@ impl SnsMutation {
         Ok(true)
     }
 
+    /// Invites someone who has no Musubi account yet to a group (owners), in person: the
+    /// answer carries a link and its QR code (7 days, used once) to hand over. Accepting it
+    /// registers them in the group's association as a member and makes them a member of the
+    /// group; with an account they sign in instead and join the group. Under the patient's
+    /// consent rule (`CONSENT_REQUIRED`).
+    async fn invite_new_person_to_group(
+        &self,
+        ctx: &Context<'_>,
+        group_id: ID,
+    ) -> async_graphql::Result<crate::invitations::Invitation> {
+        let (services, actor) = routed(ctx)?;
+        let group_id = uuid(ctx, &group_id)?;
+        let created = services
+            .invite_new_person_to_group(&actor, group_id)
+            .await
+            .gql(ctx)?
+            .created;
+        let mut out = crate::invitations::Invitation::from(created.invitation);
+        out.link = created.link;
+        out.qr_svg = created.qr_svg;
+        Ok(out)
+    }
+
     /// Accepts (or declines) my invitation to a group.
     async fn answer_group_invitation(
         &self,

@@ -1452,11 +1452,12 @@ const CORE_PARTS: &[CorePart] = &[
         person_columns: &["user_id"],
         ..part("memberships", "association_id = '$A'")
     },
+    part("groups", "association_id = '$A'"),
+    // After the groups: a group owner's invitation names its group.
     CorePart {
         person_columns: &["invited_by", "accepted_by"],
         ..part("invitations", "association_id = '$A'")
     },
-    part("groups", "association_id = '$A'"),
     CorePart {
         person_columns: &["user_id", "invited_by"],
         ..part("group_members", "association_id = '$A'")

@@ -173,6 +173,7 @@ fn sns_routes() -> Router<Services> {
         .route(&format!("{GROUP}/invite"), post(group::invite))
         .route(&format!("{GROUP}/invite-email"), post(group::invite_email))
         .route(&format!("{GROUP}/invite-team"), post(group::invite_team))
+        .route(&format!("{GROUP}/invite-new"), post(group::invite_new))
         .route(&format!("{GROUP}/members/remove"), post(group::remove_many))
         .route(
             &format!("{GROUP}/requests/{{user_id}}"),

@@ -1329,3 +1329,135 @@ async fn a_long_topic_opens_with_its_newest_comments_and_what_is_unread() {
         assert_eq!(read, c["seq"].as_i64().unwrap() >= 12, "{c}");
     }
 }
+
+const INVITE_NEW: &str =
+    "mutation($g: ID!) { inviteNewPersonToGroup(groupId: $g) { id link qrSvg expiresAt } }";
+const ACCEPT_INVITATION: &str = "mutation($t: String!, $i: AcceptInvitationInput!) { \
+    acceptInvitation(token: $t, input: $i) { token next } }";
+
+fn invitation_token(created: &Value) -> String {
+    let link = created["inviteNewPersonToGroup"]["link"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{created}"));
+    let (_, token) = link.rsplit_once("/invite/").expect("an invitation link");
+    token.to_owned()
+}
+
+#[tokio::test]
+async fn an_owner_hands_a_qr_code_to_someone_new_who_registers_into_the_group() {
+    let w = World::new().await;
+    let group = w
+        .create_group(NURSE, "GENERAL", "新しい訪問チーム", false)
+        .await;
+    w.add(&group, &[CARE_MANAGER]).await;
+
+    // Only an owner makes one; anyone else is answered as for a group that does not exist.
+    for who in [CARE_MANAGER, OTHER_NURSE] {
+        let r = w
+            .gql(who, Some(HOST), INVITE_NEW, json!({"g": group}))
+            .await;
+        assert_eq!(error_codes(&r), vec!["NOT_FOUND"], "{who}: {r}");
+    }
+    let made = w.ok(NURSE, INVITE_NEW, json!({"g": group})).await;
+    assert!(made["inviteNewPersonToGroup"]["qrSvg"]
+        .as_str()
+        .is_some_and(|s| s.starts_with("<svg") || s.starts_with("<?xml")));
+    let token = invitation_token(&made);
+
+    // A new pharmacist registers with it: a member of the association and of the group.
+    let email = format!("new-{}@example.jp", Uuid::new_v4().simple());
+    let input = json!({"email": email, "password": "kusuri-no-mado-2026!", "name": "新井 薬子",
+                       "nameKana": "あらい やくこ", "profession": "pharmacist"});
+    let r = w
+        .app
+        .gql(
+            ACCEPT_INVITATION,
+            json!({"t": token, "i": input}),
+            None,
+            None,
+        )
+        .await;
+    assert_eq!(r["data"]["acceptInvitation"]["next"], "DONE", "{r}");
+    let session = r["data"]["acceptInvitation"]["token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let mine = w
+        .app
+        .gql(
+            "{ me { memberships { associationSlug role } } myGroups { group { id myStatus myRole } } }",
+            json!({}),
+            Some(&session),
+            None,
+        )
+        .await;
+    assert!(mine["errors"].is_null(), "{mine}");
+    assert_eq!(
+        mine["data"]["me"]["memberships"],
+        json!([{"associationSlug": HOST, "role": "member"}])
+    );
+    let groups = mine["data"]["myGroups"].as_array().unwrap();
+    assert_eq!(groups.len(), 1, "{mine}");
+    assert_eq!(groups[0]["group"]["id"], group.as_str());
+    assert_eq!(groups[0]["group"]["myStatus"], "ACTIVE");
+    assert_eq!(groups[0]["group"]["myRole"], "MEMBER");
+    // The owner sees her among the members.
+    let page = w.group_page(NURSE, &group).await;
+    assert!(page["data"]["group"]["members"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|m| m["name"] == "新井 薬子" && m["status"] == "ACTIVE"));
+    // Once only.
+    let again = w
+        .app
+        .gql(
+            ACCEPT_INVITATION,
+            json!({"t": token, "i": input}),
+            None,
+            None,
+        )
+        .await;
+    assert_eq!(error_codes(&again), vec!["INVITATION_INVALID"], "{again}");
+
+    // Someone with an account elsewhere signs in with it and joins the group.
+    let made = w.ok(NURSE, INVITE_NEW, json!({"g": group})).await;
+    let input = json!({"email": OTHER_NURSE, "password": "musubi-demo-2026"});
+    let r = w
+        .app
+        .gql(
+            ACCEPT_INVITATION,
+            json!({"t": invitation_token(&made), "i": input}),
+            None,
+            None,
+        )
+        .await;
+    assert!(r["errors"].is_null(), "{r}");
+    let page = w.group_page(OTHER_NURSE, &group).await;
+    assert!(page["errors"].is_null(), "{page}");
+    assert_eq!(page["data"]["group"]["myRole"], "MEMBER");
+
+    // A patient's group without consent to sharing: nobody unknown may be invited.
+    let patient = w
+        .create_group(NURSE, "PATIENT", "同意前の患者", false)
+        .await;
+    let mut tx = w.app.tenant_tx(HOST).await;
+    let nurse = w.app.user_id(NURSE).await;
+    sqlx::query(
+        "INSERT INTO patients (id, group_id, name, name_kana, name_folded, kana_folded, \
+         birth_date, sex, town, town_folded, care_level, status, registered_by) \
+         VALUES (gen_random_uuid(), $1, '同意 前子', 'どうい まえこ', '同意前子', 'どういまえこ', \
+         '1940-01-01', 'female', '', '', 'none', 'home', $2)",
+    )
+    .bind(Uuid::parse_str(&patient).unwrap())
+    .bind(nurse)
+    .execute(&mut *tx)
+    .await
+    .unwrap();
+    tx.commit().await.unwrap();
+    let r = w
+        .gql(NURSE, Some(HOST), INVITE_NEW, json!({"g": patient}))
+        .await;
+    assert_eq!(error_codes(&r), vec!["INVALID_INPUT"], "{r}");
+    assert!(r.to_string().contains("CONSENT_REQUIRED"), "{r}");
+}

@@ -2031,3 +2031,46 @@ async fn a_long_topic_opens_with_its_newest_comments_and_shows_the_earlier_ones_
     let odd = doctor.get(&app, &format!("{page}?start=-3")).await;
     assert_eq!(shown_seqs(&odd), (6..=25).collect::<Vec<_>>());
 }
+
+#[tokio::test]
+async fn an_owner_makes_a_qr_code_for_someone_new_and_a_member_may_not() {
+    let app = TestApp::demo().await;
+    let yamada = group_id(&app, YAMADA).await;
+    let page = group_path(yamada);
+    let action = format!("{page}/invite-new");
+
+    // 川村 owns 山田's group: the form is there, and it gives the link and its QR code once.
+    let mut owner = Browser::signed_in(&app, CLINIC_DOCTOR).await;
+    let shown = owner.get(&app, &page).await;
+    assert!(shown.body.contains(&format!("action=\"{action}\"")));
+    let made = owner.submit(&app, &page, &action, &[]).await;
+    assert_eq!(made.status, StatusCode::OK, "{}", made.body);
+    assert!(made.body.contains("グループへの招待のQRコード"));
+    assert!(made.body.contains("<svg"), "the QR code");
+    let link = between(&made.body, "<code id=\"invitation-link\">", "</code>");
+    assert!(link.contains("/invite/"), "{link}");
+    assert!(made.body.contains(YAMADA), "names the group");
+    let pending: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM core.invitations WHERE group_id = $1 AND accepted_at IS NULL",
+    )
+    .bind(yamada)
+    .fetch_one(app.db.db.pool())
+    .await
+    .unwrap();
+    assert_eq!(pending, 1);
+
+    // 青木 is a member, not an owner: no form, and posting anyway is refused like for an
+    // unknown group; nothing is made.
+    let mut member = Browser::signed_in(&app, NURSE).await;
+    let shown = member.get(&app, &page).await;
+    assert!(!shown.body.contains(&format!("action=\"{action}\"")));
+    let refused = member.submit(&app, &page, &action, &[]).await;
+    assert!(is_refusal(&refused), "{}", refused.status);
+    let after: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM core.invitations WHERE group_id = $1")
+            .bind(yamada)
+            .fetch_one(app.db.db.pool())
+            .await
+            .unwrap();
+    assert_eq!(after, 1);
+}

@@ -615,6 +615,76 @@ pub(crate) async fn invite_email(
     reshow(&services, &ctx, &p, group_id, typed).await
 }
 
+/// Shown once, right after an owner made an invitation for someone without an account: its
+/// link exists only now.
+#[derive(Template)]
+#[template(path = "sns/group_invited.html")]
+pub(crate) struct GroupInvitedPage<'a> {
+    pub t: Translator,
+    pub assets: &'static AssetUrls,
+    pub nav: Nav<'a>,
+    pub current_path: &'a str,
+    pub group_name: String,
+    pub group_href: String,
+    pub link: String,
+    /// A standalone SVG made by the services from the link (no script, no style).
+    pub qr_svg: String,
+    pub expires: String,
+}
+
+/// `POST …/invite-new`: a link and its QR code for someone who has no account yet.
+pub(crate) async fn invite_new(
+    State(services): State<Services>,
+    ctx: Ctx,
+    Path((slug, id)): Path<(String, String)>,
+) -> Result<Response, Response> {
+    let p = Place::open(&services, &ctx, &slug).await?;
+    let group_id = parse_id(&id);
+    let made = match services
+        .invite_new_person_to_group(&p.actor(), group_id)
+        .await
+    {
+        Ok(made) => made,
+        Err(e) if needs_consent(&e) => {
+            let typed = Typed {
+                find_error: Some(
+                    Translator::new(ctx.lang)
+                        .get("sns.members.error_consent")
+                        .to_owned(),
+                ),
+                ..Typed::default()
+            };
+            return reshow(&services, &ctx, &p, group_id, typed).await;
+        }
+        Err(e) => return Err(page_error(&ctx, "inviting someone new to a group", e)),
+    };
+    let (Some(link), Some(qr_svg)) = (made.created.link, made.created.qr_svg) else {
+        return Err(page_error(
+            &ctx,
+            "inviting someone new to a group",
+            AppError::new(
+                ErrorCode::Internal,
+                "an in-person invitation came without its link",
+            ),
+        ));
+    };
+    let t = Translator::new(ctx.lang);
+    let total = super::unread_total(&services, &p.viewer).await;
+    let group_href = group_path(p.slug(), group_id);
+    let page = GroupInvitedPage {
+        t,
+        assets: assets::urls(),
+        nav: nav(&p.viewer, &ctx, total, Section::Groups),
+        current_path: &group_href,
+        group_name: made.group_name,
+        group_href: group_href.clone(),
+        link,
+        qr_svg,
+        expires: crate::datetime::date_time(ctx.lang, made.created.invitation.expires_at),
+    };
+    Ok(ctx.respond(StatusCode::OK, &page))
+}
+
 #[derive(Debug, Default, Deserialize)]
 pub(crate) struct TeamForm {
     #[serde(default)]
