@@ -168,7 +168,8 @@ describe('reading a topic on a phone: footprints follow what was on screen', () 
    * and whether 「未読：…」 still names them (own comments list all their readers).
    */
   async function footprints(page, topicPath, name) {
-    await page.goto(at(topicPath), { waitUntil: 'load' });
+    // Every comment, the earlier ones too (a topic opens with its newest 20).
+    await page.goto(at(`${topicPath}?start=1`), { waitUntil: 'load' });
     const rows = await page.evaluate(
       (name) =>
         [...document.querySelectorAll('li.comment')].map((li) => ({
@@ -254,6 +255,12 @@ describe('reading a topic on a phone: footprints follow what was on screen', () 
     const groupPath = await openGroup(nurse.page, YAMADA);
     const topicPath = await postTopic(nurse.page, title, visitNote(0));
     await postReplies(nurse.page, topicPath, Array.from({ length: REPLIES }, (_, i) => visitNote(i + 1)));
+    // Her own long topic, all read: it opens with the newest 20 and the way to the rest, which
+    // shows them at the same place.
+    assert.equal(await nurse.page.locator('li.comment').count(), 20);
+    const earlier = nurse.page.locator('a.earlier__link');
+    assert.equal(await earlier.innerText(), `以前のコメント（${TOTAL - 20} 件）を表示`);
+    await navigate(nurse.page, () => earlier.click());
     assert.equal(await nurse.page.locator('li.comment').count(), TOTAL);
     const before = await footprints(nurse.page, topicPath, DOCTOR_NAME);
     assert.deepEqual(before.filter((r) => r.read).map((r) => r.seq), [], 'nobody has read it yet');
