@@ -1016,15 +1016,16 @@ pub struct GroupInvitation {
 
 /// Someone who accepted a group owner's invitation joins the group, in the change that
 /// registers them (an active member already, or a group deleted since, is left as it is).
+/// Whether they joined.
 pub(crate) async fn join_by_invitation(
     c: &mut Change<'_>,
     tenant: &Tenant,
     group_id: GroupId,
     user_id: PersonId,
     invited_by: Option<PersonId>,
-) -> AppResult<()> {
+) -> AppResult<bool> {
     let Some(hosted) = repo::hosted_group(c.conn(), tenant, group_id).await? else {
-        return Ok(());
+        return Ok(false);
     };
     let joined = repo::upsert_member(
         c.conn(),
@@ -1038,7 +1039,7 @@ pub(crate) async fn join_by_invitation(
     if joined {
         c.event(&hosted, EventSpec::membership(user_id)).await?;
     }
-    Ok(())
+    Ok(joined)
 }
 
 /// Longest directory search accepted.

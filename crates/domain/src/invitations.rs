@@ -525,13 +525,15 @@ impl Services {
         if let Some(group) = inv.group_id.map(GroupId::from_uuid) {
             // A group owner's invitation: into the group too (someone already in the
             // association came for the group).
-            crate::groups::join_by_invitation(&mut c, &tenant, group, user_id, inv.invited_by)
-                .await?;
-            let entry = AuditEntry::new(AuditAction::GroupMemberJoin, client)
-                .by(user_id, user_name.clone())
-                .on("group", group)
-                .with_detail("invitation_id", inv.id.to_string());
-            c.audit(entry);
+            if crate::groups::join_by_invitation(&mut c, &tenant, group, user_id, inv.invited_by)
+                .await?
+            {
+                let entry = AuditEntry::new(AuditAction::GroupMemberJoin, client)
+                    .by(user_id, user_name.clone())
+                    .on("group", group)
+                    .with_detail("invitation_id", inv.id.to_string());
+                c.audit(entry);
+            }
         }
         let entry = AuditEntry::new(AuditAction::MemberJoin, client)
             .by(user_id, user_name)
