@@ -214,9 +214,12 @@ pub async fn settle_unread(
         i64,
         i64,
     ) = sqlx::query_as(
+        // With footprints the footprints alone decide (this transaction's own are visible):
+        // a reported comment that was committed only after they were recorded has none and
+        // stays unread, as the counter must agree with the footprints.
         "WITH rest AS (SELECT c.seq, c.important FROM comments c \
              WHERE c.topic_id = $2 AND c.seq >= $3 AND c.author_id <> $1 \
-               AND c.deleted_at IS NULL AND c.seq <> ALL($4) \
+               AND c.deleted_at IS NULL AND ($5 OR c.seq <> ALL($4)) \
                AND (NOT $5 OR NOT EXISTS \
                     (SELECT 1 FROM footprints f WHERE f.comment_id = c.id AND f.user_id = $1))) \
          SELECT (SELECT min(seq) FROM rest), (SELECT count(*) FROM rest), \
