@@ -645,17 +645,7 @@ pub(crate) async fn invite_new(
         .await
     {
         Ok(made) => made,
-        Err(e) if needs_consent(&e) => {
-            let typed = Typed {
-                find_error: Some(
-                    Translator::new(ctx.lang)
-                        .get("sns.members.error_consent")
-                        .to_owned(),
-                ),
-                ..Typed::default()
-            };
-            return reshow(&services, &ctx, &p, group_id, typed).await;
-        }
+        Err(e) if needs_consent(&e) => return consent_refused(&services, &ctx, &p, group_id).await,
         Err(e) => return Err(page_error(&ctx, "inviting someone new to a group", e)),
     };
     let (Some(link), Some(qr_svg)) = (made.created.link, made.created.qr_svg) else {
@@ -719,6 +709,16 @@ pub(crate) async fn invite_team(
     if !needs_consent(&e) {
         return Err(page_error(&ctx, "inviting a team to a group", e));
     }
+    consent_refused(&services, &ctx, &p, group_id).await
+}
+
+/// The group page again, saying at the directory that the patient's consent is needed first.
+async fn consent_refused(
+    services: &Services,
+    ctx: &Ctx,
+    p: &Place,
+    group_id: GroupId,
+) -> Result<Response, Response> {
     let typed = Typed {
         find_error: Some(
             Translator::new(ctx.lang)
@@ -727,7 +727,7 @@ pub(crate) async fn invite_team(
         ),
         ..Typed::default()
     };
-    reshow(&services, &ctx, &p, group_id, typed).await
+    reshow(services, ctx, p, group_id, typed).await
 }
 
 #[derive(Debug, Default, Deserialize)]
