@@ -1436,6 +1436,17 @@ async fn an_owner_hands_a_qr_code_to_someone_new_who_registers_into_the_group() 
     let page = w.group_page(OTHER_NURSE, &group).await;
     assert!(page["errors"].is_null(), "{page}");
     assert_eq!(page["data"]["group"]["myRole"], "MEMBER");
+    // Each joining is in the association's log once, under the group.
+    let mut tx = w.app.tenant_tx(HOST).await;
+    let joins: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM audit_log WHERE action = 'group.member_join' AND object_id = $1",
+    )
+    .bind(&group)
+    .fetch_one(&mut *tx)
+    .await
+    .unwrap();
+    tx.commit().await.unwrap();
+    assert_eq!(joins, 2);
 
     // A patient's group without consent to sharing: nobody unknown may be invited.
     let patient = w
