@@ -1434,15 +1434,16 @@ struct Plan {
     mixed: Duration,
     subscriptions: usize,
     overload: Duration,
+    warmup: Duration,
 }
 
 fn plan(scale: Option<Scale>, args: &crate::RunArgs) -> Plan {
     // The mixed phase lasts a little over the notification schedule's minute, so that a run
     // of it (and its digests) falls within the phase whenever it starts.
-    let (phase, people, mixed, subs) = match scale {
-        Some(Scale::Medium) => (20, 5000, MIXED_SECONDS, 2000),
-        Some(Scale::Large) => (30, 5000, MIXED_SECONDS, 2000),
-        Some(Scale::Small) | None => (5, 200, MIXED_SECONDS, 100),
+    let (phase, people, mixed, subs, warmup) = match scale {
+        Some(Scale::Medium) => (20, 5000, MIXED_SECONDS, 2000, 5),
+        Some(Scale::Large) => (30, 5000, MIXED_SECONDS, 2000, 5),
+        Some(Scale::Small) | None => (5, 200, MIXED_SECONDS, 100, 1),
     };
     Plan {
         phase: Duration::from_secs(args.phase_seconds.unwrap_or(phase)),
@@ -1450,6 +1451,7 @@ fn plan(scale: Option<Scale>, args: &crate::RunArgs) -> Plan {
         mixed: Duration::from_secs(args.mixed_seconds.unwrap_or(mixed)),
         subscriptions: args.subscriptions.unwrap_or(subs),
         overload: Duration::from_secs(args.overload_seconds.unwrap_or(phase.max(10))),
+        warmup: Duration::from_secs(args.warmup_seconds.unwrap_or(warmup)),
     }
 }
 
@@ -1527,6 +1529,8 @@ pub async fn run(args: crate::RunArgs) -> anyhow::Result<()> {
         ctx: &ctx,
         args: &args,
         length: plan.phase,
+        warmup: plan.warmup,
+        profile: false,
         floor_rps: None,
         memory: crate::report::Uploads {
             clients: UPLOAD_CLIENTS,
@@ -1537,11 +1541,22 @@ pub async fn run(args: crate::RunArgs) -> anyhow::Result<()> {
         },
         uploaded: false,
     };
+    let run_mixed = wanted("mixed");
+    // Without the mixed phase, `--statements` profiles each single phase on its own.
+    let phase_statements = args.statements.as_ref().filter(|_| !run_mixed);
     for (i, phase) in SINGLE.into_iter().enumerate() {
         if wanted(phase.name) {
+            singles.profile = phase_statements.is_some();
             let o = singles.run(phase, root.fork(100 + i as u64)).await;
             if o.requests == 0 {
                 failures.push(format!("phase {} recorded no requests", phase.name));
+            }
+            if let Some(path) = phase_statements {
+                let path = path.with_file_name(format!("statements-{}.txt", phase.name));
+                match statements::write(&args.database_url, &path, phase.name, o.requests).await {
+                    Ok(()) => eprintln!("statements: written to {}", path.display()),
+                    Err(e) => eprintln!("statements: cannot read pg_stat_statements: {e:#}"),
+                }
             }
             operations.push(o);
         }
@@ -1549,7 +1564,6 @@ pub async fn run(args: crate::RunArgs) -> anyhow::Result<()> {
     let singles_end = operations.len();
 
     // 3. Subscriptions, kept open through the mixed phase.
-    let run_mixed = wanted("mixed");
     let (mixed_people, mixed_subscriptions) = if run_mixed {
         (plan.mixed_people, plan.subscriptions)
     } else {
@@ -1609,8 +1623,8 @@ pub async fn run(args: crate::RunArgs) -> anyhow::Result<()> {
         },
         None => None,
     };
-    if let Some(path) = &args.statements {
-        match statements::write(&args.database_url, path, mixed.actions).await {
+    if let Some(path) = args.statements.as_ref().filter(|_| run_mixed) {
+        match statements::write(&args.database_url, path, "mixed phase", mixed.actions).await {
             Ok(()) => eprintln!("statements: written to {}", path.display()),
             Err(e) => eprintln!("statements: cannot read pg_stat_statements: {e:#}"),
         }
@@ -1866,6 +1880,10 @@ struct Singles<'a> {
     ctx: &'a Arc<Ctx>,
     args: &'a crate::RunArgs,
     length: Duration,
+    /// Unmeasured time before each phase (see `RunArgs::warmup_seconds`).
+    warmup: Duration,
+    /// Whether `pg_stat_statements` starts afresh for the phase (after its warm-up).
+    profile: bool,
     floor_rps: Option<f64>,
     memory: crate::report::Uploads,
     /// Whether an upload phase ran.
@@ -1876,9 +1894,10 @@ impl Singles<'_> {
     async fn run(&mut self, phase: Phase, rng: Rng) -> Operation {
         let clients = phase.clients.unwrap_or(self.args.concurrency).max(1);
         eprintln!(
-            "phase {}: {clients} clients for {} s",
+            "phase {}: {clients} clients for {} s (after {} s unmeasured)",
             phase.name,
-            self.length.as_secs()
+            self.length.as_secs(),
+            self.warmup.as_secs()
         );
         // While files arrive, the server's memory is sampled ten times a second.
         let pid = self.args.server_pid;
@@ -1888,6 +1907,15 @@ impl Singles<'_> {
             self.memory.rss_before_mb = pid
                 .and_then(|pid| proc_status_kb(pid, "VmRSS:"))
                 .map(kb_to_mb);
+        }
+        // Unmeasured first, except uploads: their memory is measured from the first file.
+        if !uploading && !self.warmup.is_zero() {
+            let _ = single_phase(self.ctx, phase, clients, self.warmup, rng.fork(1)).await;
+        }
+        if self.profile {
+            if let Err(e) = statements::reset(&self.args.database_url).await {
+                eprintln!("statements: cannot reset pg_stat_statements: {e:#}");
+            }
         }
         let (stop_memory, memory) =
             sample_memory(pid.filter(|_| uploading), Duration::from_millis(100));

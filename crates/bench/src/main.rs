@@ -100,6 +100,11 @@ pub struct RunArgs {
     /// Seconds of each single-operation phase (default by scale).
     #[arg(long)]
     pub phase_seconds: Option<u64>,
+    /// Seconds each single-operation phase runs before it is measured (default by scale; 0 for
+    /// none). A server that has just started plans each statement afresh on each connection
+    /// for each association; one in service has done so long before.
+    #[arg(long)]
+    pub warmup_seconds: Option<u64>,
     /// Concurrent clients in the single-operation phases.
     #[arg(long, default_value_t = 8)]
     pub concurrency: usize,

@@ -37,9 +37,9 @@ struct Row {
     query: String,
 }
 
-/// Writes the statements by total time (planning and execution), with their time per mixed
-/// action, so that a change's effect reads directly against the CPU per action.
-pub async fn write(url: &str, path: &Path, actions: u64) -> anyhow::Result<()> {
+/// Writes the statements by total time (planning and execution), with their time per action of
+/// the phase (`label`), so that a change's effect reads directly against the CPU per action.
+pub async fn write(url: &str, path: &Path, label: &str, actions: u64) -> anyhow::Result<()> {
     let mut conn = connect(url).await?;
     // Each association's schema makes a statement of its own: summed over them by text, with
     // constants and parameters folded so that variants of one statement meet.
@@ -68,7 +68,7 @@ pub async fn write(url: &str, path: &Path, actions: u64) -> anyhow::Result<()> {
     let mut out = String::new();
     let _ = writeln!(
         out,
-        "mixed phase: {actions} actions; all statements {:.3} ms execution + {:.3} ms planning per action\n",
+        "{label}: {actions} actions; all statements {:.3} ms execution + {:.3} ms planning per action\n",
         per(exec),
         per(plan)
     );

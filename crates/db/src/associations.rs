@@ -76,7 +76,13 @@ async fn create_on(conn: &mut PgConnection, new: &NewAssociation) -> DbResult<Te
     .await?;
     write_profile(&mut tx, &new.area, &new.description).await?;
     tx.commit().await?;
-    Ok(Tenant::new(id, new.slug.clone(), new.name.clone(), schema))
+    Ok(Tenant::new(
+        id,
+        new.slug.clone(),
+        new.name.clone(),
+        schema,
+        crate::plans::PlanSlot::of_id(id),
+    ))
 }
 
 pub(crate) async fn list(pool: &PgPool) -> DbResult<Vec<AssociationRow>> {

@@ -176,15 +176,19 @@ pub async fn attach(
 }
 
 /// The attachments of `comments` (not deleted), in upload order.
-pub async fn of_comments(conn: &mut PgConnection, comments: &[Uuid]) -> DbResult<Vec<FileRow>> {
+pub async fn of_comments(
+    conn: &mut PgConnection,
+    slot: crate::plans::PlanSlot,
+    comments: &[Uuid],
+) -> DbResult<Vec<FileRow>> {
     if comments.is_empty() {
         return Ok(Vec::new());
     }
-    Ok(sqlx::query_as(&format!(
+    Ok(sqlx::query_as(&slot.sql(&format!(
         "SELECT {COLUMNS} FROM files f \
          WHERE f.comment_id = ANY($1) AND f.deleted_at IS NULL \
          ORDER BY f.uploaded_at, f.id"
-    ))
+    )))
     .bind(comments)
     .fetch_all(conn)
     .await?)

@@ -16,6 +16,7 @@ mod migrate;
 pub mod notifications;
 pub mod passkeys;
 pub mod password_reset;
+pub mod plans;
 pub mod push;
 mod roles;
 pub use groups::search;
@@ -256,7 +257,9 @@ impl Db {
         Ok(Self {
             pool,
             tenants: broker::Broker::new(
-                connect.clone(),
+                connect
+                    .clone()
+                    .statement_cache_capacity(plans::STATEMENT_CACHE),
                 tenants as usize,
                 DEFAULT_TENANT_CONNECTIONS as usize,
                 acquire_timeout,

@@ -2,6 +2,7 @@
 //! schema is current. Cached briefly so routing costs no query on the hot path.
 
 use crate::migrate::TENANT_VERSION;
+use crate::plans::PlanSlot;
 use crate::{DbError, DbResult};
 use musubi_types::AssociationId;
 use sqlx::PgPool;
@@ -11,22 +12,44 @@ use std::time::{Duration, Instant};
 
 /// Resolved association. Only the registry constructs it, so its schema name never comes
 /// from request input.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub struct Tenant {
     pub id: AssociationId,
     pub slug: String,
     pub name: String,
     schema: String,
+    plan_slot: PlanSlot,
 }
 
+/// The same association, whichever slot it was given.
+impl PartialEq for Tenant {
+    fn eq(&self, other: &Self) -> bool {
+        (self.id, &self.slug, &self.name, &self.schema)
+            == (other.id, &other.slug, &other.name, &other.schema)
+    }
+}
+impl Eq for Tenant {}
+
 impl Tenant {
-    pub(crate) fn new(id: AssociationId, slug: String, name: String, schema: String) -> Self {
+    pub(crate) fn new(
+        id: AssociationId,
+        slug: String,
+        name: String,
+        schema: String,
+        plan_slot: PlanSlot,
+    ) -> Self {
         Self {
             id,
             slug,
             name,
             schema,
+            plan_slot,
         }
+    }
+
+    /// The slot of this association's costly statements (see [`crate::plans`]).
+    pub fn plan_slot(&self) -> PlanSlot {
+        self.plan_slot
     }
 
     /// The schema name, for diagnostics and tests; queries go through [`crate::Db::tenant_tx`].
@@ -101,9 +124,17 @@ impl Registry {
         )
         .fetch_all(pool)
         .await?;
+        // Slots in the order the associations were created (their ids are time-ordered), so
+        // that a new association leaves the others' slots as they were.
+        let mut ids: Vec<AssociationId> = rows.iter().map(|r| r.0).collect();
+        ids.sort_unstable();
         let mut by_slug = HashMap::with_capacity(rows.len());
         for (id, slug, name, schema, version) in rows {
-            let tenant = Tenant::new(id, slug.clone(), name, schema);
+            let slot = match ids.binary_search(&id) {
+                Ok(ordinal) => PlanSlot::of_ordinal(ordinal),
+                Err(_) => PlanSlot::of_id(id),
+            };
+            let tenant = Tenant::new(id, slug.clone(), name, schema, slot);
             by_slug.insert(slug, Entry { tenant, version });
         }
         if let Ok(mut s) = self.snapshot.write() {

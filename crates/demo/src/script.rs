@@ -350,7 +350,9 @@ impl<'a, 'd> Script<'a, 'd> {
     /// A new topic's body: its only comment so far (number 1).
     async fn body_of(&self, tenant: &Tenant, topic: TopicId) -> AppResult<CommentId> {
         let mut conn = self.op.db().tenant_read(tenant).await?;
-        let comments = musubi_db::groups::comments_of_topic(&mut conn, topic, 1, 1).await?;
+        let comments =
+            musubi_db::groups::comments_of_topic(&mut conn, tenant.plan_slot(), topic, 1, 1)
+                .await?;
         match comments.as_slice() {
             [body] if body.seq == 1 => Ok(body.id),
             _ => Err(missing("topic body", &topic.to_string())),

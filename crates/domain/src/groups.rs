@@ -400,7 +400,7 @@ impl Services {
             debug_assert_eq!(tenant.id, association_id);
             let mut tx = self.db().tenant_snapshot(&tenant).await?;
             let groups = repo::groups_by_ids(&mut tx, &tenant, viewer.user.id, &ids).await?;
-            let unread = repo::unread_by_group(&mut tx, viewer.user.id).await?;
+            let unread = repo::unread_by_group(&mut tx, tenant.plan_slot(), viewer.user.id).await?;
             tx.commit().await?;
             for g in groups {
                 let n = unread

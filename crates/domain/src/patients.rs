@@ -648,8 +648,15 @@ impl Services {
         let ack = group.receipt_mode == musubi_db::types::ReceiptMode::Acknowledgement;
         let mut out_topics = Vec::new();
         for t in &topics {
-            let comments = repo::comments_of_topic(c.conn(), t.id, 1, i64::MAX).await?;
-            let versions = repo::versions_of_topic(c.conn(), t.id).await?;
+            let comments =
+                repo::comments_of_topic(c.conn(), hosted.plan_slot(), t.id, 1, i64::MAX).await?;
+            let edited: Vec<_> = comments
+                .iter()
+                .filter(|cm| cm.version > 1)
+                .map(|cm| cm.id)
+                .collect();
+            let versions =
+                repo::versions_of_comments(c.conn(), hosted.plan_slot(), &edited).await?;
             let receipts = repo::receipts_of_topic(c.conn(), t.id, ack).await?;
             let comments: Vec<serde_json::Value> = comments
                 .iter()

@@ -302,28 +302,42 @@ impl Services {
         if reading == Reading::OnScreen {
             first_unread_seq = repo::first_unread(c.conn(), me, topic_id).await?;
         }
+        let slot = group.plan_slot();
         if reading == Reading::Page {
-            first_unread_seq = repo::take_unread(c.conn(), me, topic_id).await?;
+            first_unread_seq = repo::take_unread(c.conn(), slot, me, topic_id).await?;
         }
         let start = window.start(access.topic.last_seq, first_unread_seq);
         if reading == Reading::Page && mode == ReceiptMode::Footprints {
             // Without an unread counter there may still be comments this person never read
             // (they joined later, or came into scope): from the first one shown then.
             let from = first_unread_seq.unwrap_or(start);
-            new_footprints = repo::record_footprints(c.conn(), me, topic_id, from, None).await?;
+            new_footprints =
+                repo::record_footprints(c.conn(), slot, me, topic_id, from, None).await?;
         }
-        let rows = repo::comments_of_topic(c.conn(), topic_id, start, TOPIC_PAGE_COMMENTS).await?;
+        let rows =
+            repo::comments_of_topic(c.conn(), slot, topic_id, start, TOPIC_PAGE_COMMENTS).await?;
         let from_seq = rows.first().map_or(1, |c| c.seq);
         let (counts, mut readers) = match mode {
             ReceiptMode::Off => (Vec::new(), Vec::new()),
             ReceiptMode::Footprints | ReceiptMode::Acknowledgement => {
                 let ack = mode == ReceiptMode::Acknowledgement;
-                repo::reader_preview_of_topic(c.conn(), topic_id, from_seq, ack, READER_PREVIEW, me)
+                let shown: Vec<CommentId> = rows.iter().map(|r| r.id).collect();
+                let mine: Vec<CommentId> = rows
+                    .iter()
+                    .filter(|r| r.author_id == me)
+                    .map(|r| r.id)
+                    .collect();
+                repo::reader_preview_of_topic(c.conn(), slot, &shown, &mine, ack, READER_PREVIEW)
                     .await?
             }
         };
         let history = if rows.iter().any(|c| c.version > 1) {
-            repo::versions_of_topic(c.conn(), topic_id).await?
+            let edited: Vec<CommentId> = rows
+                .iter()
+                .filter(|r| r.version > 1)
+                .map(|r| r.id)
+                .collect();
+            repo::versions_of_comments(c.conn(), slot, &edited).await?
         } else {
             Vec::new()
         };
@@ -373,7 +387,7 @@ impl Services {
         let ids: Vec<uuid::Uuid> = rows.iter().map(|r| r.id.into()).collect();
         let mut files_by_comment: HashMap<uuid::Uuid, Vec<musubi_db::files::FileRow>> =
             HashMap::new();
-        for f in musubi_db::files::of_comments(c.conn(), &ids).await? {
+        for f in musubi_db::files::of_comments(c.conn(), slot, &ids).await? {
             if let Some(comment) = f.comment_id {
                 files_by_comment.entry(comment).or_default().push(f);
             }
@@ -491,7 +505,8 @@ impl Services {
         let me = actor.viewer.user.id;
         let footprints = access.receipt_mode == ReceiptMode::Footprints;
         let new = if footprints {
-            repo::record_footprints(c.conn(), me, topic_id, 1, Some(&seqs)).await?
+            repo::record_footprints(c.conn(), group.plan_slot(), me, topic_id, 1, Some(&seqs))
+                .await?
         } else {
             Vec::new()
         };

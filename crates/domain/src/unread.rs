@@ -141,11 +141,19 @@ impl Services {
             // Two reads without a transaction: a comment landing in between shows in one and
             // not yet in the other, which the next look corrects.
             let mut conn = self.db().tenant_read(&tenant).await?;
-            let counts = repo::unread_by_group(&mut conn, viewer.user.id).await?;
+            let counts =
+                repo::unread_by_group(&mut conn, tenant.plan_slot(), viewer.user.id).await?;
             let lines = if counts.is_empty() {
                 Vec::new()
             } else {
-                repo::home_lines(&mut conn, viewer.user.id, bit, HOME_TOPICS_PER_GROUP).await?
+                repo::home_lines(
+                    &mut conn,
+                    tenant.plan_slot(),
+                    viewer.user.id,
+                    bit,
+                    HOME_TOPICS_PER_GROUP,
+                )
+                .await?
             };
             let conversations: Vec<GroupId> = lines
                 .iter()

@@ -73,14 +73,15 @@ pub async fn insert_comment(
 /// The comments of a topic in order from `from_seq` on (at most `limit`, the latest ones).
 pub async fn comments_of_topic(
     conn: &mut PgConnection,
+    slot: PlanSlot,
     topic_id: TopicId,
     from_seq: i32,
     limit: i64,
 ) -> DbResult<Vec<CommentRow>> {
-    Ok(sqlx::query_as(&format!(
+    Ok(sqlx::query_as(&slot.sql(&format!(
         "SELECT * FROM ({COMMENT_SELECT} WHERE c.topic_id = $1 AND c.seq >= $2 \
          ORDER BY c.seq DESC LIMIT $3) x ORDER BY seq"
-    ))
+    )))
     .bind(topic_id)
     .bind(from_seq)
     .bind(limit)
@@ -121,36 +122,40 @@ fn receipt_table(acknowledgements: bool) -> (&'static str, &'static str) {
     }
 }
 
-/// Footprints (or acknowledgements) on the comments of a topic from `from_seq` on: how many per
-/// comment, and the first `preview` readers of each, oldest first, except on `full_for`'s own
-/// comments, whose readers all come (their author is told who has not read them).
+/// Footprints (or acknowledgements) on the comments `shown`: how many per comment, and the
+/// first `preview` readers of each, oldest first, except on the comments in `full` (the
+/// viewer's own, whose author is told who has not read them), whose readers all come.
 ///
 /// A 40-member group where everyone reads everything has ~40 readers on every comment; loading
-/// and naming them all made a re-opened topic cost three first opens.
+/// and naming them all made a re-opened topic cost three first opens. Taking the comments by
+/// id (the caller has them) keeps the statement to the receipts' primary key: one generic plan,
+/// where a range of the topic's comments was planned afresh on every call.
 /// `name` is left empty: the caller knows the group's members already (see [`user_names`] for
 /// the readers who have left), which saves a lookup per footprint.
 pub async fn reader_preview_of_topic(
     conn: &mut PgConnection,
-    topic_id: TopicId,
-    from_seq: i32,
+    slot: PlanSlot,
+    shown: &[CommentId],
+    full: &[CommentId],
     acknowledgements: bool,
     preview: i64,
-    full_for: PersonId,
 ) -> DbResult<(Vec<ReaderCount>, Vec<ReaderRow>)> {
+    if shown.is_empty() {
+        return Ok((Vec::new(), Vec::new()));
+    }
     let (table, at) = receipt_table(acknowledgements);
-    let rows: Vec<(CommentId, PersonId, DateTime<Utc>, i64, i64, bool)> = sqlx::query_as(&format!(
-        "SELECT * FROM (SELECT r.comment_id, r.user_id, {at}, \
-               row_number() OVER (PARTITION BY r.comment_id ORDER BY {at}, r.user_id) AS n, \
-               count(*) OVER (PARTITION BY r.comment_id), c.author_id = $3 AS all_readers \
-             FROM {table} r JOIN comments c ON c.id = r.comment_id \
-             WHERE c.topic_id = $1 AND c.seq >= $2) x WHERE n <= $4 OR all_readers"
-    ))
-    .bind(topic_id)
-    .bind(from_seq)
-    .bind(full_for)
-    .bind(preview.max(1))
-    .fetch_all(conn)
-    .await?;
+    let rows: Vec<(CommentId, PersonId, DateTime<Utc>, i64, i64, bool)> =
+        sqlx::query_as(&slot.sql(&format!(
+            "SELECT * FROM (SELECT r.comment_id, r.user_id, {at}, \
+                   row_number() OVER (PARTITION BY r.comment_id ORDER BY {at}, r.user_id) AS n, \
+                   count(*) OVER (PARTITION BY r.comment_id), r.comment_id = ANY($2) AS all_readers \
+                 FROM {table} r WHERE r.comment_id = ANY($1)) x WHERE n <= $3 OR all_readers"
+        )))
+        .bind(shown)
+        .bind(full)
+        .bind(preview.max(1))
+        .fetch_all(conn)
+        .await?;
     let mut counts: Vec<ReaderCount> = Vec::new();
     let mut readers = Vec::new();
     for (comment_id, user_id, at, n, total, full) in rows {
@@ -230,17 +235,21 @@ pub struct VersionRow {
     pub written_at: DateTime<Utc>,
 }
 
-/// Earlier versions of the edited comments of a topic, oldest first.
-pub async fn versions_of_topic(
+/// Earlier versions of the comments `edited` (those shown with a version above 1), oldest
+/// first. By id: the topic-wide form was planned afresh on every call.
+pub async fn versions_of_comments(
     conn: &mut PgConnection,
-    topic_id: TopicId,
+    slot: PlanSlot,
+    edited: &[CommentId],
 ) -> DbResult<Vec<VersionRow>> {
-    Ok(sqlx::query_as(
+    if edited.is_empty() {
+        return Ok(Vec::new());
+    }
+    Ok(sqlx::query_as(&slot.sql(
         "SELECT v.comment_id, v.version, v.body, v.important, v.written_at \
-         FROM comment_versions v JOIN comments c ON c.id = v.comment_id \
-         WHERE c.topic_id = $1 AND c.version > 1 ORDER BY v.comment_id, v.version",
-    )
-    .bind(topic_id)
+         FROM comment_versions v WHERE v.comment_id = ANY($1) ORDER BY v.comment_id, v.version",
+    ))
+    .bind(edited)
     .fetch_all(conn)
     .await?)
 }

@@ -34,7 +34,7 @@ pub async fn members(
     // membership's status and facility, and the first active association for those from
     // elsewhere, which also says whether they are active anywhere. `OFFSET 0` keeps the inner
     // query whole, so that each subquery runs once per member, not again in the outer filter.
-    Ok(sqlx::query_as(
+    let sql = group.plan_slot.sql(
         "SELECT user_id, name, name_kana, profession, doctor_kind, scope_bit, role, status, \
                 invited_by_email, until, \
                 facility_name, \
@@ -58,11 +58,12 @@ pub async fn members(
          WHERE first_association IS NOT NULL \
            AND (host_status IS NULL OR host_status = 'active') \
          ORDER BY role = 'owner' DESC, kana",
-    )
-    .bind(association_id)
-    .bind(group_id)
-    .fetch_all(conn)
-    .await?)
+    );
+    Ok(sqlx::query_as(&sql)
+        .bind(association_id)
+        .bind(group_id)
+        .fetch_all(conn)
+        .await?)
 }
 
 /// Adds or updates a membership row; returns false if an active membership already existed.
@@ -409,10 +410,7 @@ pub async fn memberships_in_host(
     Ok(rows
         .into_iter()
         .map(|r| {
-            let hosted = HostedGroup {
-                id: r.group_id,
-                association_id: tenant.id,
-            };
+            let hosted = super::hosted(r.group_id, tenant);
             (hosted, r)
         })
         .collect())

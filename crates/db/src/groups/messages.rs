@@ -81,7 +81,7 @@ pub async fn insert_conversation(
     .bind(Scope::EVERYONE)
     .execute(&mut *conn)
     .await?;
-    Ok(Some(super::hosted(c.id, tenant.id)))
+    Ok(Some(super::hosted(c.id, tenant)))
 }
 
 /// Where a one-to-one conversation is: (group, host association, host slug).

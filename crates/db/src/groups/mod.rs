@@ -10,6 +10,7 @@
 //! which only the loaders here make, and only for a group hosted by the tenant they were given:
 //! a group of another association is simply not found, whatever the caller forgets.
 
+use crate::plans::PlanSlot;
 use crate::{DbResult, Tenant};
 use chrono::{DateTime, Utc};
 use musubi_types::GroupId;
@@ -107,6 +108,7 @@ pub async fn groups_of(pool: &PgPool, user_id: PersonId) -> DbResult<Vec<MyGroup
 pub struct HostedGroup {
     id: GroupId,
     association_id: AssociationId,
+    plan_slot: PlanSlot,
 }
 
 impl HostedGroup {
@@ -117,11 +119,19 @@ impl HostedGroup {
     pub fn association_id(&self) -> AssociationId {
         self.association_id
     }
+    /// The host association's plan slot (see [`crate::plans`]).
+    pub fn plan_slot(&self) -> PlanSlot {
+        self.plan_slot
+    }
 }
 
-/// The proof for a group this module has just created or found hosted by `association_id`.
-pub(super) fn hosted(id: GroupId, association_id: AssociationId) -> HostedGroup {
-    HostedGroup { id, association_id }
+/// The proof for a group this module has just created or found hosted by `tenant`.
+pub(super) fn hosted(id: GroupId, tenant: &Tenant) -> HostedGroup {
+    HostedGroup {
+        id,
+        association_id: tenant.id,
+        plan_slot: tenant.plan_slot(),
+    }
 }
 
 /// The group `group_id` if `tenant` hosts it.
@@ -138,10 +148,7 @@ pub async fn hosted_group(
     .bind(tenant.id)
     .fetch_optional(conn)
     .await?;
-    Ok(found.map(|id| HostedGroup {
-        id,
-        association_id: tenant.id,
-    }))
+    Ok(found.map(|id| hosted(id, tenant)))
 }
 
 #[derive(Debug, Clone, sqlx::FromRow)]
@@ -204,17 +211,17 @@ async fn hosted_group_row(
     group_id: GroupId,
     lock: &str,
 ) -> DbResult<Option<(HostedGroup, GroupRow)>> {
-    let row: Option<GroupRow> = sqlx::query_as(&format!("{GROUP_SELECT} WHERE g.id = $3{lock}"))
+    let sql = tenant
+        .plan_slot()
+        .sql(&format!("{GROUP_SELECT} WHERE g.id = $3{lock}"));
+    let row: Option<GroupRow> = sqlx::query_as(&sql)
         .bind(viewer)
         .bind(tenant.id)
         .bind(group_id)
         .fetch_optional(conn)
         .await?;
     Ok(row.map(|g| {
-        let hosted = HostedGroup {
-            id: g.id,
-            association_id: tenant.id,
-        };
+        let hosted = hosted(g.id, tenant);
         (hosted, g)
     }))
 }
@@ -226,9 +233,9 @@ pub async fn groups_by_ids(
     viewer: PersonId,
     ids: &[GroupId],
 ) -> DbResult<Vec<GroupRow>> {
-    Ok(sqlx::query_as(&format!(
+    Ok(sqlx::query_as(&tenant.plan_slot().sql(&format!(
         "{GROUP_SELECT} WHERE g.id = ANY($3) ORDER BY g.last_activity_at DESC"
-    ))
+    )))
     .bind(viewer)
     .bind(tenant.id)
     .bind(ids)
@@ -295,10 +302,7 @@ pub async fn insert_group(
     .bind(g.created_by)
     .execute(&mut *conn)
     .await?;
-    Ok(HostedGroup {
-        id: g.id,
-        association_id: tenant.id,
-    })
+    Ok(hosted(g.id, tenant))
 }
 
 pub async fn update_group(

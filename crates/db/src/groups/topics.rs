@@ -42,7 +42,7 @@ pub async fn topic_access(
     viewer: PersonId,
     topic_id: TopicId,
 ) -> DbResult<Option<(HostedGroup, TopicAccessRow)>> {
-    let row: Option<TopicAccessRow> = sqlx::query_as(concat!(
+    let sql = tenant.plan_slot().sql(concat!(
         // The viewer's counter and role as scalar subqueries: fewer joined relations to plan.
         "SELECT t.id, t.group_id, t.author_id, u.name AS author_name, t.title, t.scope, t.pinned, \
                 t.closed, t.created_at, t.last_seq, t.last_comment_at, \
@@ -62,17 +62,15 @@ pub async fn topic_access(
          CROSS JOIN settings s \
          JOIN core.users u ON u.id = t.author_id \
          WHERE t.id = $2",
-    ))
-    .bind(viewer)
-    .bind(topic_id)
-    .bind(tenant.id)
-    .fetch_optional(conn)
-    .await?;
+    ));
+    let row: Option<TopicAccessRow> = sqlx::query_as(&sql)
+        .bind(viewer)
+        .bind(topic_id)
+        .bind(tenant.id)
+        .fetch_optional(conn)
+        .await?;
     Ok(row.map(|a| {
-        let hosted = HostedGroup {
-            id: a.topic.group_id,
-            association_id: tenant.id,
-        };
+        let hosted = super::hosted(a.topic.group_id, tenant);
         (hosted, a)
     }))
 }
@@ -86,7 +84,7 @@ pub async fn topics_of_group(
     limit: i64,
 ) -> DbResult<Vec<TopicRow>> {
     let group_id = group.id;
-    Ok(sqlx::query_as(
+    Ok(sqlx::query_as(&group.plan_slot.sql(
         "SELECT t.id, t.group_id, t.author_id, u.name AS author_name, t.title, t.scope, t.pinned, \
                 t.closed, t.created_at, t.last_seq, t.last_comment_at, \
                 COALESCE(ur.count, 0) AS unread \
@@ -96,7 +94,7 @@ pub async fn topics_of_group(
          WHERE t.group_id = $3 AND (t.scope & $2 <> 0 OR t.author_id = $1) \
          ORDER BY t.pinned DESC, t.last_comment_at DESC \
          LIMIT $4",
-    )
+    ))
     .bind(viewer)
     .bind(viewer_bit)
     .bind(group_id)

@@ -35,7 +35,7 @@ pub async fn spread_unread(
         at,
         important,
     } = *posted;
-    sqlx::query(
+    let sql = group.plan_slot.sql(
         "WITH g AS (UPDATE groups SET last_activity_at = $7 WHERE id = $1) \
          INSERT INTO unread (user_id, topic_id, group_id, count, first_seq, last_at, important) \
          SELECT gm.user_id, $2, $1, 1, $6, $7, $8 \
@@ -45,17 +45,18 @@ pub async fn spread_unread(
          ON CONFLICT (user_id, topic_id) DO UPDATE \
             SET count = unread.count + 1, last_at = EXCLUDED.last_at, \
                 important = unread.important + EXCLUDED.important",
-    )
-    .bind(group_id)
-    .bind(topic_id)
-    .bind(topic_author)
-    .bind(scope)
-    .bind(author_id)
-    .bind(seq)
-    .bind(at)
-    .bind(i32::from(important))
-    .execute(conn)
-    .await?;
+    );
+    sqlx::query(&sql)
+        .bind(group_id)
+        .bind(topic_id)
+        .bind(topic_author)
+        .bind(scope)
+        .bind(author_id)
+        .bind(seq)
+        .bind(at)
+        .bind(i32::from(important))
+        .execute(conn)
+        .await?;
     Ok(())
 }
 
@@ -108,11 +109,12 @@ pub async fn rebuild_unread(
 /// Clears the person's unread counter on a topic; returns the first unread seq it held.
 pub async fn take_unread(
     conn: &mut PgConnection,
+    slot: PlanSlot,
     user_id: PersonId,
     topic_id: TopicId,
 ) -> DbResult<Option<i32>> {
     Ok(sqlx::query_scalar(
-        "DELETE FROM unread WHERE user_id = $1 AND topic_id = $2 RETURNING first_seq",
+        &slot.sql("DELETE FROM unread WHERE user_id = $1 AND topic_id = $2 RETURNING first_seq"),
     )
     .bind(user_id)
     .bind(topic_id)
@@ -125,12 +127,13 @@ pub async fn take_unread(
 /// comments newly read and the time recorded.
 pub async fn record_footprints(
     conn: &mut PgConnection,
+    slot: PlanSlot,
     user_id: PersonId,
     topic_id: TopicId,
     from_seq: i32,
     only: Option<&[i32]>,
 ) -> DbResult<Vec<(CommentId, DateTime<Utc>)>> {
-    Ok(sqlx::query_as(
+    Ok(sqlx::query_as(&slot.sql(
         // The anti-join skips what was read before without a speculative insert per comment;
         // ON CONFLICT still settles two devices opening the topic at once.
         "INSERT INTO footprints (comment_id, user_id, read_at) \
@@ -139,7 +142,7 @@ pub async fn record_footprints(
            AND c.author_id <> $1 AND c.deleted_at IS NULL \
            AND NOT EXISTS (SELECT 1 FROM footprints f WHERE f.comment_id = c.id AND f.user_id = $1) \
          ON CONFLICT DO NOTHING RETURNING comment_id, read_at",
-    )
+    ))
     .bind(user_id)
     .bind(topic_id)
     .bind(from_seq)
@@ -289,11 +292,12 @@ pub async fn mark_group_read(
 /// Unread counts of a person per group in this tenant.
 pub async fn unread_by_group(
     conn: &mut PgConnection,
+    slot: PlanSlot,
     user_id: PersonId,
 ) -> DbResult<Vec<(GroupId, i64)>> {
-    Ok(sqlx::query_as(
+    Ok(sqlx::query_as(&slot.sql(
         "SELECT group_id, sum(count)::bigint FROM unread WHERE user_id = $1 GROUP BY group_id",
-    )
+    ))
     .bind(user_id)
     .fetch_all(conn)
     .await?)
@@ -351,6 +355,7 @@ pub struct HomeLineRow {
 /// comments in hundreds of topics costs the counters' rows, not the comments.
 pub async fn home_lines(
     conn: &mut PgConnection,
+    slot: PlanSlot,
     user_id: PersonId,
     viewer_bit: Scope,
     per_group: i64,
@@ -358,7 +363,7 @@ pub async fn home_lines(
     // Few joined relations, the rest scalar subqueries: PostgreSQL plans this on every
     // connection that moves between associations, and a wide join took longer to plan than
     // to run.
-    Ok(sqlx::query_as(concat!(
+    Ok(sqlx::query_as(&slot.sql(concat!(
         "WITH mine AS ( \
              SELECT ur.group_id, ur.topic_id, ur.count, ur.important, ur.first_seq, ur.last_at, \
                     t.title, \
@@ -397,7 +402,7 @@ pub async fn home_lines(
          ) h ON true \
          WHERE m.rank <= $3 \
          ORDER BY m.group_id, m.rank",
-    ))
+    )))
     .bind(user_id)
     .bind(viewer_bit)
     .bind(per_group)

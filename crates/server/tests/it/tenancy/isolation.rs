@@ -1,8 +1,12 @@
 //! Two associations' data lives in separate schemas, and a request routed to one never reads
 //! the other.
 
+use musubi_db::plans::PLAN_SLOTS;
+use musubi_db::Db;
 use musubi_domain::associations::CreateAssociation;
 use musubi_test_support::{association, error_codes, TestApp, TestDb};
+use std::collections::HashSet;
+use std::time::Duration;
 
 fn assoc(slug: &str, name: &str, description: &str) -> CreateAssociation {
     CreateAssociation {
@@ -106,6 +110,72 @@ async fn a_pooled_connection_never_carries_a_tenant_across_requests() {
         let card = s.association_card(tenant).await.unwrap();
         assert_eq!(card.description, secret);
     }
+}
+
+/// Statements that are costly to plan carry their association's plan slot
+/// (`musubi_db::plans`), so that a tenant connection keeps one prepared plan per association.
+/// Here the only tenant connection moves to another association on every read, and two of them
+/// share a slot: each read still answers from its own association's schema, and the connection
+/// holds one prepared statement per slot.
+#[tokio::test]
+async fn one_connection_moving_between_associations_reads_each_ones_own_rows_whatever_their_slots()
+{
+    let t = TestDb::new().await;
+    let s = t.operator().await;
+    let n = PLAN_SLOTS + 1;
+    for i in 0..n {
+        let (slug, name) = (format!("plan{i:02}"), format!("プラン{i}医師会"));
+        s.create_association(&assoc(&slug, &name, &format!("秘密{i}")))
+            .await
+            .unwrap();
+    }
+    // One shared connection and one for the associations.
+    let db = Db::connect(t.options.clone(), 2, Duration::from_secs(30))
+        .await
+        .unwrap();
+    let mut tenants = Vec::new();
+    for i in 0..n {
+        tenants.push(db.resolve_tenant(&format!("plan{i:02}")).await.unwrap());
+    }
+    // Slots follow the order of creation: the first PLAN_SLOTS apart, the next one shares.
+    let slots: HashSet<_> = tenants[..PLAN_SLOTS]
+        .iter()
+        .map(|t| t.plan_slot())
+        .collect();
+    assert_eq!(slots.len(), PLAN_SLOTS);
+    assert_eq!(tenants[PLAN_SLOTS].plan_slot(), tenants[0].plan_slot());
+
+    let sql = "SELECT description FROM profile";
+    let order = (0..n)
+        .chain([0, PLAN_SLOTS, 0, PLAN_SLOTS])
+        .chain((0..n).rev());
+    for i in order {
+        let tenant = &tenants[i];
+        let mut conn = db.tenant_read(tenant).await.unwrap();
+        let d: String = sqlx::query_scalar(&tenant.plan_slot().sql(sql))
+            .fetch_one(&mut *conn)
+            .await
+            .unwrap();
+        assert_eq!(d, format!("秘密{i}"), "read for {}", tenant.slug);
+        conn.done();
+    }
+    let mut conn = db.tenant_read(&tenants[0]).await.unwrap();
+    let prepared: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM pg_prepared_statements \
+         WHERE statement LIKE '/* plan % */ SELECT description FROM profile'",
+    )
+    .fetch_one(&mut *conn)
+    .await
+    .unwrap();
+    conn.done();
+    assert_eq!(
+        prepared, PLAN_SLOTS as i64,
+        "one prepared statement per slot"
+    );
+    let stats = db.tenant_connections();
+    assert_eq!(stats.open, 1);
+    assert!(stats.rekeys >= n as u64, "{stats:?}");
+    db.close().await;
 }
 
 #[tokio::test]
