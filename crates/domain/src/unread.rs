@@ -276,7 +276,8 @@ impl Services {
                 continue;
             };
             let mut conn = self.db().tenant_read(&tenant).await?;
-            let (snapshot, by_group) = repo::unread_by_group_at(&mut conn, viewer.user.id).await?;
+            let (snapshot, by_group) =
+                repo::unread_by_group_at(&mut conn, tenant.plan_slot(), viewer.user.id).await?;
             conn.done();
             let counts = &mut tracked.counts;
             let sum: i64 = by_group.iter().map(|(_, n)| n).sum();

@@ -307,15 +307,16 @@ pub async fn unread_by_group(
 /// `xmin:xmax:xip,…`): which transactions' writes the counts include.
 pub async fn unread_by_group_at(
     conn: &mut PgConnection,
+    slot: PlanSlot,
     user_id: PersonId,
 ) -> DbResult<(String, Vec<(GroupId, i64)>)> {
-    let (snapshot, groups, counts): (String, Vec<GroupId>, Vec<i64>) = sqlx::query_as(
+    let (snapshot, groups, counts): (String, Vec<GroupId>, Vec<i64>) = sqlx::query_as(&slot.sql(
         // One statement, so one snapshot for the counts and the reported snapshot.
         "SELECT pg_current_snapshot()::text, coalesce(array_agg(group_id), '{}'), \
                 coalesce(array_agg(n), '{}') \
          FROM (SELECT group_id, sum(count)::bigint AS n FROM unread WHERE user_id = $1 \
                GROUP BY group_id) per_group",
-    )
+    ))
     .bind(user_id)
     .fetch_one(conn)
     .await?;
