@@ -18,9 +18,12 @@ use musubi_types::AssociationId;
 /// kilobytes of PostgreSQL memory) per slotted statement once used.
 pub const PLAN_SLOTS: usize = 16;
 
+/// Statement texts that carry a slot (17 today, with some room).
+const SLOTTED_STATEMENTS: usize = 20;
+
 /// Room in each tenant connection's statement cache: the unslotted statements plus every
 /// slotted one in every slot, so that slots never evict each other.
-pub(crate) const STATEMENT_CACHE: usize = 200 + 16 * PLAN_SLOTS;
+pub(crate) const STATEMENT_CACHE: usize = 200 + SLOTTED_STATEMENTS * PLAN_SLOTS;
 
 /// An association's plan slot.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]

@@ -361,9 +361,8 @@ pub async fn home_lines(
     viewer_bit: Scope,
     per_group: i64,
 ) -> DbResult<Vec<HomeLineRow>> {
-    // Few joined relations, the rest scalar subqueries: PostgreSQL plans this on every
-    // connection that moves between associations, and a wide join took longer to plan than
-    // to run.
+    // Few joined relations, the rest scalar subqueries: a wide join took longer to plan than
+    // to run, and each connection plans this once per association (see `crate::plans`).
     Ok(sqlx::query_as(&slot.sql(concat!(
         "WITH mine AS ( \
              SELECT ur.group_id, ur.topic_id, ur.count, ur.important, ur.first_seq, ur.last_at, \
