@@ -1525,12 +1525,15 @@ pub async fn run(args: crate::RunArgs) -> anyhow::Result<()> {
     }
 
     // 2. One operation at a time, closed loop.
+    let run_mixed = wanted("mixed");
+    // Without the mixed phase, `--statements` profiles each single phase on its own.
+    let phase_statements = args.statements.as_ref().filter(|_| !run_mixed);
     let mut singles = Singles {
         ctx: &ctx,
         args: &args,
         length: plan.phase,
         warmup: plan.warmup,
-        profile: false,
+        profile: phase_statements.is_some(),
         floor_rps: None,
         memory: crate::report::Uploads {
             clients: UPLOAD_CLIENTS,
@@ -1541,12 +1544,8 @@ pub async fn run(args: crate::RunArgs) -> anyhow::Result<()> {
         },
         uploaded: false,
     };
-    let run_mixed = wanted("mixed");
-    // Without the mixed phase, `--statements` profiles each single phase on its own.
-    let phase_statements = args.statements.as_ref().filter(|_| !run_mixed);
     for (i, phase) in SINGLE.into_iter().enumerate() {
         if wanted(phase.name) {
-            singles.profile = phase_statements.is_some();
             let o = singles.run(phase, root.fork(100 + i as u64)).await;
             if o.requests == 0 {
                 failures.push(format!("phase {} recorded no requests", phase.name));

@@ -119,21 +119,16 @@ impl Registry {
 
     async fn reload(&self, pool: &PgPool) -> DbResult<()> {
         let rows: Vec<(AssociationId, String, String, String, i32)> = sqlx::query_as(
+            // In the order the associations were created (their ids are time-ordered): plan
+            // slots follow it, so a new association leaves the others' slots as they were.
             "SELECT id, slug, name, schema_name, schema_version FROM core.associations \
-             ORDER BY name, slug",
+             ORDER BY id",
         )
         .fetch_all(pool)
         .await?;
-        // Slots in the order the associations were created (their ids are time-ordered), so
-        // that a new association leaves the others' slots as they were.
-        let mut ids: Vec<AssociationId> = rows.iter().map(|r| r.0).collect();
-        ids.sort_unstable();
         let mut by_slug = HashMap::with_capacity(rows.len());
-        for (id, slug, name, schema, version) in rows {
-            let slot = match ids.binary_search(&id) {
-                Ok(ordinal) => PlanSlot::of_ordinal(ordinal),
-                Err(_) => PlanSlot::of_id(id),
-            };
+        for (ordinal, (id, slug, name, schema, version)) in rows.into_iter().enumerate() {
+            let slot = PlanSlot::of_ordinal(ordinal);
             let tenant = Tenant::new(id, slug.clone(), name, schema, slot);
             by_slug.insert(slug, Entry { tenant, version });
         }
