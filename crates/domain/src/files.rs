@@ -323,10 +323,13 @@ impl FileService {
             let cleaned = work.path().join(format!("cleaned.{}", found.extension()));
             let _permit = self.decoding.acquire().await.map_err(AppError::internal)?;
             let (from, to) = (source.clone(), cleaned.clone());
-            let done = tokio::task::spawn_blocking(move || {
+            let done = musubi_media::in_background(move || {
                 let c = musubi_media::clean_image(format, &from, &to)?;
-                let preview = musubi_media::preview_jpeg(&to, PREVIEW_SIDE)?;
-                let thumb = musubi_media::preview_jpeg(&to, THUMB_SIDE)?;
+                let mut previews = musubi_media::previews_jpeg(&to, &[THUMB_SIDE, PREVIEW_SIDE])?;
+                let (preview, thumb) = match (previews.pop(), previews.pop()) {
+                    (Some(p), Some(t)) => (p, t),
+                    _ => return Err(MediaError::Unreadable("no previews".into())),
+                };
                 let measured = measure(&to)?;
                 Ok::<_, MediaError>((c, preview, thumb, measured))
             })

@@ -2,14 +2,15 @@
 //! positions, camera serial numbers, names in comments), small JPEG previews, HEIC photos
 //! converted to JPEG, and the text of PDFs and plain-text files for search.
 //!
-//! The image functions are synchronous and CPU-bound: callers run them in
-//! `tokio::task::spawn_blocking`. The functions that run a tool (`heif-convert`, `pdftotext`) are
+//! The image functions are synchronous and CPU-bound: callers run them with [`in_background`],
+//! on a thread of their own at a lower CPU priority than requests. The functions that run a tool (`heif-convert`, `pdftotext`) are
 //! async: the tool runs as a separate process with a timeout and is killed when it overruns.
 //! Decoding is limited ([`MAX_SIDE`], [`MAX_ALLOC`]): a decompression bomb is refused with
 //! [`MediaError::TooLarge`]; a malformed file gives [`MediaError::Unreadable`], never a panic.
 //!
 //! Operators' guide: `docs/files.md`, "Photos and text".
 
+mod background;
 mod gif;
 mod jpeg;
 mod pixels;
@@ -21,7 +22,10 @@ mod webp;
 
 use std::path::Path;
 
-pub use pixels::{preview_jpeg, preview_jpeg_bytes, MAX_ALLOC, MAX_SIDE};
+pub use background::{in_background, BACKGROUND_NICE};
+pub use pixels::{
+    preview_jpeg, preview_jpeg_bytes, previews_jpeg, previews_jpeg_bytes, MAX_ALLOC, MAX_SIDE,
+};
 pub use text::plain_text;
 pub use tools::{
     heic_to_jpeg, heic_to_jpeg_with, heif_convert, pdf_text, pdf_text_with, pdftotext,

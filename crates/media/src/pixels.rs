@@ -1,12 +1,16 @@
 //! Decoding under limits, turning, re-encoding, previews.
 
 use crate::MediaError;
+use fast_image_resize::images::Image as FirImage;
+use fast_image_resize::{FilterType, PixelType, ResizeAlg, ResizeOptions, Resizer};
 use image::codecs::jpeg::JpegEncoder;
 use image::codecs::png::PngEncoder;
 use image::codecs::webp::WebPEncoder;
 use image::error::ImageError;
 use image::metadata::Orientation;
-use image::{DynamicImage, ImageDecoder, ImageEncoder, ImageReader, Limits, RgbImage};
+use image::{
+    DynamicImage, ExtendedColorType, ImageDecoder, ImageEncoder, ImageReader, Limits, RgbImage,
+};
 use std::io::Cursor;
 use std::path::Path;
 
@@ -148,20 +152,112 @@ pub fn preview_jpeg(input: &Path, max_side: u32) -> Result<Vec<u8>, MediaError> 
 
 /// [`preview_jpeg`] in memory.
 pub fn preview_jpeg_bytes(bytes: &[u8], max_side: u32) -> Result<Vec<u8>, MediaError> {
-    let max_side = max_side.max(1);
+    let mut previews = previews_jpeg_bytes(bytes, &[max_side])?;
+    previews
+        .pop()
+        .ok_or_else(|| MediaError::Unreadable("no preview".into()))
+}
+
+/// [`preview_jpeg`] for each of `max_sides` (in that order), decoding the file once: each
+/// preview is made from the next larger one, so a thumbnail costs a pass over the preview,
+/// not over a 12-megapixel original.
+pub fn previews_jpeg(input: &Path, max_sides: &[u32]) -> Result<Vec<Vec<u8>>, MediaError> {
+    let bytes = std::fs::read(input)?;
+    previews_jpeg_bytes(&bytes, max_sides)
+}
+
+/// [`previews_jpeg`] in memory.
+pub fn previews_jpeg_bytes(bytes: &[u8], max_sides: &[u32]) -> Result<Vec<Vec<u8>>, MediaError> {
     let Decoded { image, icc } = decode(bytes, None)?;
-    let image = if image.width() > max_side || image.height() > max_side {
-        image.thumbnail(max_side, max_side)
-    } else {
-        image
-    };
-    let image = match image {
-        DynamicImage::ImageLuma8(_) => image,
-        other => DynamicImage::ImageRgb8(flatten(&other)),
-    };
-    let mut out = Vec::new();
-    let mut encoder = JpegEncoder::new_with_quality(&mut out, PREVIEW_QUALITY);
-    set_icc(&mut encoder, icc);
-    image.write_with_encoder(encoder).map_err(image_error)?;
-    Ok(out)
+    let mut image = Plain::of(image);
+    let mut largest_first: Vec<usize> = (0..max_sides.len()).collect();
+    largest_first.sort_by_key(|&i| std::cmp::Reverse(max_sides[i]));
+    let mut previews = vec![Vec::new(); max_sides.len()];
+    for i in largest_first {
+        image = image.fit(max_sides[i].max(1))?;
+        previews[i] = image.jpeg(icc.clone())?;
+    }
+    Ok(previews)
+}
+
+/// Pixels ready for a preview: 8-bit grey, or RGB with transparent parts on white.
+struct Plain {
+    width: u32,
+    height: u32,
+    pixels: Vec<u8>,
+    grey: bool,
+}
+
+impl Plain {
+    fn of(image: DynamicImage) -> Self {
+        let (width, height) = (image.width(), image.height());
+        let (pixels, grey) = match image {
+            DynamicImage::ImageLuma8(grey) => (grey.into_raw(), true),
+            DynamicImage::ImageRgb8(rgb) => (rgb.into_raw(), false),
+            other => (flatten(&other).into_raw(), false),
+        };
+        Self {
+            width,
+            height,
+            pixels,
+            grey,
+        }
+    }
+
+    fn pixel_type(&self) -> PixelType {
+        if self.grey {
+            PixelType::U8
+        } else {
+            PixelType::U8x3
+        }
+    }
+
+    /// At most `side` on its longest side, never enlarged. Each output pixel averages the
+    /// source pixels it covers (a box filter, as `image`'s `thumbnail` does), with SIMD.
+    fn fit(self, side: u32) -> Result<Self, MediaError> {
+        let longest = self.width.max(self.height);
+        if longest <= side {
+            return Ok(self);
+        }
+        let scaled = |n: u32| {
+            let n = (f64::from(n) * f64::from(side) / f64::from(longest)).round();
+            // Within 1..=side by construction; the conversion cannot fail.
+            u32::try_from(n as i64).unwrap_or(1).clamp(1, side)
+        };
+        let (width, height) = (scaled(self.width), scaled(self.height));
+        let pixel_type = self.pixel_type();
+        let resize_error =
+            |e: &dyn std::fmt::Display| MediaError::Unreadable(format!("resize: {e}"));
+        let source = FirImage::from_vec_u8(self.width, self.height, self.pixels, pixel_type)
+            .map_err(|e| resize_error(&e))?;
+        let mut target = FirImage::new(width, height, pixel_type);
+        Resizer::new()
+            .resize(
+                &source,
+                &mut target,
+                &ResizeOptions::new().resize_alg(ResizeAlg::Convolution(FilterType::Box)),
+            )
+            .map_err(|e| resize_error(&e))?;
+        Ok(Self {
+            width,
+            height,
+            pixels: target.into_vec(),
+            grey: self.grey,
+        })
+    }
+
+    fn jpeg(&self, icc: Option<Vec<u8>>) -> Result<Vec<u8>, MediaError> {
+        let mut out = Vec::new();
+        let mut encoder = JpegEncoder::new_with_quality(&mut out, PREVIEW_QUALITY);
+        set_icc(&mut encoder, icc);
+        let colour = if self.grey {
+            ExtendedColorType::L8
+        } else {
+            ExtendedColorType::Rgb8
+        };
+        encoder
+            .write_image(&self.pixels, self.width, self.height, colour)
+            .map_err(image_error)?;
+        Ok(out)
+    }
 }

@@ -5,8 +5,9 @@
 use image::codecs::jpeg::JpegEncoder;
 use image::{DynamicImage, GenericImageView, ImageEncoder, Rgb, RgbImage, Rgba, RgbaImage};
 use musubi_media::{
-    clean_image, clean_image_bytes, heic_to_jpeg_with, heif_convert, pdf_text_with, pdftotext,
-    plain_text, preview_jpeg, preview_jpeg_bytes, ImageFormat, MediaError,
+    clean_image, clean_image_bytes, heic_to_jpeg_with, heif_convert, in_background, pdf_text_with,
+    pdftotext, plain_text, preview_jpeg, preview_jpeg_bytes, previews_jpeg, ImageFormat,
+    MediaError, BACKGROUND_NICE,
 };
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -562,6 +563,82 @@ fn previews_fit_the_longest_side_and_are_never_enlarged() {
     let preview = preview_jpeg(&small, 1280).unwrap();
     let image = image::load_from_memory_with_format(&preview, image::ImageFormat::Jpeg).unwrap();
     assert_eq!(image.dimensions(), (40, 20));
+}
+
+#[test]
+fn previews_of_several_sizes_come_from_one_decoding_and_match_those_made_one_by_one() {
+    let files = Files::new();
+    let photo = RgbImage::from_fn(2048, 1536, |x, y| {
+        Rgb([
+            u8::try_from(x % 256).unwrap(),
+            u8::try_from(y % 256).unwrap(),
+            u8::try_from((x / 8 + y / 8) % 256).unwrap(),
+        ])
+    });
+    let input = files.write("photo.jpg", &encode_jpeg(&photo));
+    // Asked smallest first: each comes back in the order asked for.
+    let both = previews_jpeg(&input, &[320, 1280]).unwrap();
+    assert_eq!(both.len(), 2);
+    for (bytes, side) in both.iter().zip([320, 1280]) {
+        let together = image::load_from_memory(bytes).unwrap().to_rgb8();
+        let alone = image::load_from_memory(&preview_jpeg(&input, side).unwrap())
+            .unwrap()
+            .to_rgb8();
+        assert_eq!(together.dimensions(), alone.dimensions(), "side {side}");
+        assert_eq!(together.width(), side);
+        // A thumbnail of the preview averages the same pixels as one of the original, and
+        // both what `image`'s own thumbnail does: they differ by rounding and JPEG, never by
+        // what they show.
+        let reference = DynamicImage::ImageRgb8(photo.clone())
+            .thumbnail(side, side)
+            .to_rgb8();
+        for (other, what) in [(&alone, "made alone"), (&reference, "image's thumbnail")] {
+            let difference = mean_difference(&together, other);
+            assert!(
+                difference < 6.0,
+                "side {side}, against {what}: {difference}"
+            );
+        }
+    }
+    assert!(matches!(
+        previews_jpeg(&files.write("bad.jpg", b"\xFF\xD8 garbage"), &[320, 1280]),
+        Err(MediaError::Unreadable(_))
+    ));
+}
+
+/// The mean difference of two images' channels (0–255).
+fn mean_difference(a: &RgbImage, b: &RgbImage) -> f64 {
+    assert_eq!(a.dimensions(), b.dimensions());
+    let total: u64 = a
+        .as_raw()
+        .iter()
+        .zip(b.as_raw())
+        .map(|(&x, &y)| u64::from(x.abs_diff(y)))
+        .sum();
+    total as f64 / a.as_raw().len() as f64
+}
+
+/// The nice value of the calling thread, from `/proc` (field 19 of its `stat`).
+fn thread_nice() -> i32 {
+    let stat = std::fs::read_to_string("/proc/thread-self/stat").unwrap();
+    // The command name may hold spaces; the fields after it are plain.
+    let after_name = &stat[stat.rfind(')').unwrap() + 2..];
+    after_name.split(' ').nth(16).unwrap().parse().unwrap()
+}
+
+#[tokio::test]
+async fn photo_work_runs_on_a_thread_less_favoured_than_requests() {
+    let ours = thread_nice();
+    let theirs = in_background(thread_nice).await.unwrap();
+    assert_eq!(theirs, (ours + BACKGROUND_NICE).min(19));
+    assert_eq!(
+        thread_nice(),
+        ours,
+        "the caller's own priority is unchanged"
+    );
+    // Work that panics gives an error, not a hung request.
+    let failed = in_background(|| -> u32 { panic!("a decoder bug") }).await;
+    assert!(failed.is_err());
 }
 
 #[test]
