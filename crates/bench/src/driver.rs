@@ -1892,15 +1892,20 @@ struct Singles<'a> {
 impl Singles<'_> {
     async fn run(&mut self, phase: Phase, rng: Rng) -> Operation {
         let clients = phase.clients.unwrap_or(self.args.concurrency).max(1);
+        let uploading = matches!(phase.op, Op::UploadPhoto | Op::UploadPdf | Op::UploadLarge);
+        let warmup = if uploading {
+            Duration::ZERO
+        } else {
+            self.warmup
+        };
         eprintln!(
             "phase {}: {clients} clients for {} s (after {} s unmeasured)",
             phase.name,
             self.length.as_secs(),
-            self.warmup.as_secs()
+            warmup.as_secs()
         );
         // While files arrive, the server's memory is sampled ten times a second.
         let pid = self.args.server_pid;
-        let uploading = matches!(phase.op, Op::UploadPhoto | Op::UploadPdf | Op::UploadLarge);
         if uploading && !self.uploaded {
             self.uploaded = true;
             self.memory.rss_before_mb = pid
@@ -1908,8 +1913,8 @@ impl Singles<'_> {
                 .map(kb_to_mb);
         }
         // Unmeasured first, except uploads: their memory is measured from the first file.
-        if !uploading && !self.warmup.is_zero() {
-            let _ = single_phase(self.ctx, phase, clients, self.warmup, rng.fork(1)).await;
+        if !warmup.is_zero() {
+            let _ = single_phase(self.ctx, phase, clients, warmup, rng.fork(1)).await;
         }
         if self.profile {
             if let Err(e) = statements::reset(&self.args.database_url).await {
