@@ -325,11 +325,9 @@ impl FileService {
             let (from, to) = (source.clone(), cleaned.clone());
             let done = musubi_media::in_background(move || {
                 let c = musubi_media::clean_image(format, &from, &to)?;
-                let mut previews = musubi_media::previews_jpeg(&to, &[THUMB_SIDE, PREVIEW_SIDE])?;
-                let (preview, thumb) = match (previews.pop(), previews.pop()) {
-                    (Some(p), Some(t)) => (p, t),
-                    _ => return Err(MediaError::Unreadable("no previews".into())),
-                };
+                let previews = musubi_media::previews_jpeg(&to, &[PREVIEW_SIDE, THUMB_SIDE])?;
+                let [preview, thumb] = <[Vec<u8>; 2]>::try_from(previews)
+                    .map_err(|_| MediaError::Unreadable("no previews".into()))?;
                 let measured = measure(&to)?;
                 Ok::<_, MediaError>((c, preview, thumb, measured))
             })

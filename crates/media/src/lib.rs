@@ -3,8 +3,9 @@
 //! converted to JPEG, and the text of PDFs and plain-text files for search.
 //!
 //! The image functions are synchronous and CPU-bound: callers run them with [`in_background`],
-//! on a thread of their own at a lower CPU priority than requests. The functions that run a tool (`heif-convert`, `pdftotext`) are
-//! async: the tool runs as a separate process with a timeout and is killed when it overruns.
+//! on a thread of their own at a lower CPU priority than requests. The functions that run a
+//! tool (`heif-convert`, `pdftotext`) are async: the tool runs as a separate process with a
+//! timeout and is killed when it overruns.
 //! Decoding is limited ([`MAX_SIDE`], [`MAX_ALLOC`]): a decompression bomb is refused with
 //! [`MediaError::TooLarge`]; a malformed file gives [`MediaError::Unreadable`], never a panic.
 //!

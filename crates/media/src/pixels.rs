@@ -219,10 +219,9 @@ impl Plain {
         if longest <= side {
             return Ok(self);
         }
+        // At most `side` by construction (`as` saturates, never wraps).
         let scaled = |n: u32| {
-            let n = (f64::from(n) * f64::from(side) / f64::from(longest)).round();
-            // Within 1..=side by construction; the conversion cannot fail.
-            u32::try_from(n as i64).unwrap_or(1).clamp(1, side)
+            ((f64::from(n) * f64::from(side) / f64::from(longest)).round() as u32).clamp(1, side)
         };
         let (width, height) = (scaled(self.width), scaled(self.height));
         let pixel_type = self.pixel_type();
