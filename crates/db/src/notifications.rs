@@ -217,6 +217,8 @@ pub struct DigestLine {
     pub important: i64,
     pub fresh: bool,
     pub newest_at: DateTime<Utc>,
+    /// Whether the association's mails may name its (non-patient) groups.
+    pub may_name: bool,
 }
 
 pub async fn digest_lines(
@@ -227,7 +229,9 @@ pub async fn digest_lines(
     Ok(sqlx::query_as(
         "SELECT u.group_id, g.name AS group_name, g.kind <> 'general' AS patient, \
                 sum(u.count)::bigint AS unread, sum(u.important)::bigint AS important, \
-                bool_or(u.last_at > $2) AS fresh, max(u.last_at) AS newest_at \
+                bool_or(u.last_at > $2) AS fresh, max(u.last_at) AS newest_at, \
+                coalesce((SELECT mail_group_names FROM settings WHERE singleton), false) \
+                    AS may_name \
          FROM unread u JOIN groups g ON g.id = u.group_id \
          WHERE u.user_id = $1 AND g.archived_at IS NULL \
          GROUP BY u.group_id, g.name, g.kind ORDER BY max(u.last_at) DESC",
@@ -236,16 +240,6 @@ pub async fn digest_lines(
     .bind(told_until)
     .fetch_all(conn)
     .await?)
-}
-
-/// In an association's schema: whether its mails may name its (non-patient) groups.
-pub async fn mail_group_names(conn: &mut PgConnection) -> DbResult<bool> {
-    Ok(
-        sqlx::query_scalar("SELECT mail_group_names FROM settings WHERE singleton")
-            .fetch_optional(conn)
-            .await?
-            .unwrap_or(false),
-    )
 }
 
 // --- What was sent -----------------------------------------------------------------------------
@@ -275,6 +269,9 @@ pub struct NewNotification<'a> {
     pub body: &'a str,
     pub unread: i32,
     pub told_until: DateTime<Utc>,
+    /// A mail about to go: its job is marked as having begun to act on the outside world
+    /// (`core.jobs.effects_started_at`) in the same statement.
+    pub effects_started: bool,
 }
 
 pub async fn record(
@@ -282,8 +279,13 @@ pub async fn record(
     n: &NewNotification<'_>,
     now: DateTime<Utc>,
 ) -> DbResult<i64> {
-    let id = sqlx::query_scalar(
-        "INSERT INTO core.notifications \
+    // Only a digest speaks for what is unread, so only a digest moves the told-until mark.
+    Ok(sqlx::query_scalar(
+        "WITH told AS (UPDATE core.notification_settings \
+                       SET told_until = greatest(told_until, $9), last_sent_at = $8 \
+                       WHERE user_id = $1 AND $4 = 'digest'), \
+              started AS (UPDATE core.jobs SET effects_started_at = $8 WHERE id = $2 AND $10) \
+         INSERT INTO core.notifications \
             (user_id, job_id, channel, kind, state, subject, body, unread, created_at) \
          VALUES ($1, $2, $3, $4, 'sending', $5, $6, $7, $8) RETURNING id",
     )
@@ -295,32 +297,9 @@ pub async fn record(
     .bind(n.body)
     .bind(n.unread)
     .bind(now)
-    .fetch_one(&mut *conn)
-    .await?;
-    if n.kind != "digest" {
-        // Only a digest speaks for what is unread.
-        return Ok(id);
-    }
-    sqlx::query(
-        "UPDATE core.notification_settings SET told_until = greatest(told_until, $2), \
-            last_sent_at = $3 WHERE user_id = $1",
-    )
-    .bind(n.user)
     .bind(n.told_until)
-    .bind(now)
-    .execute(conn)
-    .await?;
-    Ok(id)
-}
-
-/// The notification a job recorded, if it got that far.
-pub async fn for_job(conn: &mut PgConnection, job_id: i64) -> DbResult<Option<NotificationRow>> {
-    Ok(sqlx::query_as(
-        "SELECT id, channel, kind, state, subject, body, unread, created_at, sent_at \
-         FROM core.notifications WHERE job_id = $1",
-    )
-    .bind(job_id)
-    .fetch_optional(conn)
+    .bind(n.effects_started)
+    .fetch_one(conn)
     .await?)
 }
 
@@ -369,20 +348,109 @@ pub async fn sent_to(
     .await?)
 }
 
-/// The mail address and state of a person, for sending.
-#[derive(Debug, Clone, sqlx::FromRow)]
-pub struct Recipient {
+/// What a mail job needs to know before it writes anything, read in one statement: the
+/// person's address and state, their e-mail choice, the groups they muted, and the
+/// notification this job recorded on an earlier attempt.
+#[derive(Debug, Clone)]
+pub struct MailContext {
     pub email: String,
     pub active: bool,
+    pub settings: Option<SettingsRow>,
+    pub muted: Vec<GroupId>,
+    pub earlier: Option<NotificationRow>,
 }
 
-pub async fn recipient(conn: &mut PgConnection, user: PersonId) -> DbResult<Option<Recipient>> {
-    Ok(
-        sqlx::query_as("SELECT email, status = 'active' AS active FROM core.users WHERE id = $1")
-            .bind(user)
-            .fetch_optional(conn)
-            .await?,
+#[derive(sqlx::FromRow)]
+struct MailContextRow {
+    email: String,
+    active: bool,
+    email_mode: Option<String>,
+    daily_at: Option<NaiveTime>,
+    told_until: Option<DateTime<Utc>>,
+    last_sent_at: Option<DateTime<Utc>>,
+    muted: Vec<GroupId>,
+    n_id: Option<i64>,
+    n_channel: Option<String>,
+    n_kind: Option<String>,
+    n_state: Option<String>,
+    n_subject: Option<String>,
+    n_body: Option<String>,
+    n_unread: Option<i32>,
+    n_created_at: Option<DateTime<Utc>>,
+    n_sent_at: Option<DateTime<Utc>>,
+}
+
+/// [`MailContext`] of `user` for job `job_id`; `None` when the person no longer exists.
+pub async fn mail_context(
+    conn: &mut PgConnection,
+    user: PersonId,
+    job_id: i64,
+) -> DbResult<Option<MailContext>> {
+    let row: Option<MailContextRow> = sqlx::query_as(
+        "SELECT u.email, u.status = 'active' AS active, \
+                s.email_mode, s.daily_at, s.told_until, s.last_sent_at, \
+                ARRAY(SELECT m.group_id FROM core.notification_mutes m WHERE m.user_id = u.id) \
+                    AS muted, \
+                n.id AS n_id, n.channel AS n_channel, n.kind AS n_kind, n.state AS n_state, \
+                n.subject AS n_subject, n.body AS n_body, n.unread AS n_unread, \
+                n.created_at AS n_created_at, n.sent_at AS n_sent_at \
+         FROM core.users u \
+         LEFT JOIN core.notification_settings s ON s.user_id = u.id \
+         LEFT JOIN core.notifications n ON n.job_id = $2 \
+         WHERE u.id = $1",
     )
+    .bind(user)
+    .bind(job_id)
+    .fetch_optional(conn)
+    .await?;
+    Ok(row.map(|r| MailContext {
+        settings: match (r.email_mode, r.daily_at, r.told_until) {
+            (Some(email_mode), Some(daily_at), Some(told_until)) => Some(SettingsRow {
+                email_mode,
+                daily_at,
+                told_until,
+                last_sent_at: r.last_sent_at,
+            }),
+            _ => None,
+        },
+        earlier: match (r.n_id, r.n_created_at) {
+            (Some(id), Some(created_at)) => Some(NotificationRow {
+                id,
+                channel: r.n_channel.unwrap_or_default(),
+                kind: r.n_kind.unwrap_or_default(),
+                state: r.n_state.unwrap_or_default(),
+                subject: r.n_subject.unwrap_or_default(),
+                body: r.n_body.unwrap_or_default(),
+                unread: r.n_unread.unwrap_or_default(),
+                created_at,
+                sent_at: r.n_sent_at,
+            }),
+            _ => None,
+        },
+        email: r.email,
+        active: r.active,
+        muted: r.muted,
+    }))
+}
+
+/// A mail went: the notification is sent and its job done, in one statement.
+pub async fn mark_sent_and_complete(
+    conn: &mut PgConnection,
+    id: i64,
+    job_id: i64,
+    now: DateTime<Utc>,
+) -> DbResult<()> {
+    sqlx::query(
+        "WITH sent AS (UPDATE core.notifications SET state = 'sent', sent_at = $3 WHERE id = $1) \
+         UPDATE core.jobs SET state = 'done', finished_at = $3, locked_until = NULL \
+         WHERE id = $2 AND state = 'running'",
+    )
+    .bind(id)
+    .bind(job_id)
+    .bind(now)
+    .execute(conn)
+    .await?;
+    Ok(())
 }
 
 /// The notification of a job that failed for good (no more attempts).

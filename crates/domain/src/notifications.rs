@@ -303,11 +303,18 @@ impl Services {
             .acquire()
             .await
             .map_err(|e| JobError::Retry(e.to_string()))?;
-        let Some(recipient) = repo::recipient(&mut core, user).await? else {
+        let Some(recipient) = repo::mail_context(&mut core, user, job.id).await? else {
             return Ok(Outcome::Done);
         };
+        drop(core);
         if let Some(outcome) = self
-            .resend_recorded(&mut core, job, MailKind::Digest, &recipient.email, now)
+            .resend_recorded(
+                recipient.earlier,
+                job,
+                MailKind::Digest,
+                &recipient.email,
+                now,
+            )
             .await?
         {
             return Ok(outcome);
@@ -315,13 +322,11 @@ impl Services {
         if !recipient.active {
             return Ok(Outcome::Done);
         }
-        let Some(settings) = repo::settings(&mut core, user).await? else {
+        let Some(settings) = recipient.settings else {
             return Ok(Outcome::Done);
         };
-        let muted = repo::mutes(&mut core, user).await?;
-        drop(core);
         let Some((summary, told_until)) = self
-            .digest_summary(user, settings.told_until, &muted)
+            .digest_summary(user, settings.told_until, &recipient.muted)
             .await?
         else {
             return Ok(Outcome::Done);
@@ -341,6 +346,7 @@ impl Services {
                     body: "",
                     unread: i32::try_from(summary.unread).unwrap_or(i32::MAX),
                     told_until,
+                    effects_started: false,
                 },
                 now,
             )
@@ -365,11 +371,11 @@ impl Services {
                 body: &mail.body,
                 unread: i32::try_from(summary.unread).unwrap_or(i32::MAX),
                 told_until,
+                effects_started: true,
             },
             now,
         )
         .await?;
-        jobs_repo::mark_effects_started(&mut tx, job.id, now).await?;
         // The person's phones hear of it with the mail (a push says only that something came).
         self.enqueue_push(&mut tx, user, &crate::push::PushMessage::news(), now)
             .await?;
@@ -382,13 +388,13 @@ impl Services {
     /// refused delivery (`retrying`) the very same mail again; anything else is not sent again.
     pub(crate) async fn resend_recorded(
         &self,
-        core: &mut sqlx::PgConnection,
+        earlier: Option<repo::NotificationRow>,
         job: &JobRow,
         kind: MailKind,
         to: &str,
         now: DateTime<Utc>,
     ) -> Result<Option<Outcome>, JobError> {
-        let Some(earlier) = repo::for_job(core, job.id).await? else {
+        let Some(earlier) = earlier else {
             return Ok(None);
         };
         if earlier.state != "retrying" {
@@ -421,10 +427,13 @@ impl Services {
     ) -> Result<Outcome, JobError> {
         match self.mailer().send(mail).await {
             Ok(()) => {
-                let mut tx = self.db().core_tx().await?;
-                repo::set_state(&mut tx, notification, "sent", Some(Utc::now())).await?;
-                jobs_repo::complete(&mut tx, job.id, Utc::now()).await?;
-                tx.commit().await?;
+                let mut conn = self
+                    .db()
+                    .pool()
+                    .acquire()
+                    .await
+                    .map_err(|e| JobError::Retry(e.to_string()))?;
+                repo::mark_sent_and_complete(&mut conn, notification, job.id, Utc::now()).await?;
                 Ok(Outcome::Recorded)
             }
             Err(e) => {
@@ -464,8 +473,8 @@ impl Services {
             };
             let mut conn = self.db().tenant_read(&tenant).await?;
             let lines = repo::digest_lines(&mut conn, user, told_until).await?;
-            let may_name = repo::mail_group_names(&mut conn).await?;
             conn.done();
+            let may_name = lines.first().is_some_and(|l| l.may_name);
             let lines: Vec<_> = lines
                 .into_iter()
                 .filter(|l| !muted.contains(&l.group_id))

@@ -471,17 +471,23 @@ impl Services {
             .acquire()
             .await
             .map_err(|e| JobError::Retry(e.to_string()))?;
-        let Some(recipient) = notify_repo::recipient(&mut core, user).await? else {
+        let Some(recipient) = notify_repo::mail_context(&mut core, user, job.id).await? else {
             return Ok(Outcome::Done);
         };
+        drop(core);
         if let Some(outcome) = self
-            .resend_recorded(&mut core, job, MailKind::Urgent, &recipient.email, now)
+            .resend_recorded(
+                recipient.earlier,
+                job,
+                MailKind::Urgent,
+                &recipient.email,
+                now,
+            )
             .await?
         {
             return Ok(outcome);
         }
-        let mode = notify_repo::settings(&mut core, user).await?;
-        drop(core);
+        let mode = recipient.settings;
         if !recipient.active {
             return Ok(Outcome::Done);
         }
@@ -518,11 +524,11 @@ impl Services {
                 body: &mail.body,
                 unread: 0,
                 told_until: now,
+                effects_started: true,
             },
             now,
         )
         .await?;
-        jobs_repo::mark_effects_started(&mut tx, job.id, now).await?;
         if let Some(push) = &push {
             self.enqueue_push(&mut tx, user, push, now).await?;
         }
