@@ -157,7 +157,7 @@ impl Services {
             };
             let conversations: Vec<GroupId> = lines
                 .iter()
-                .filter(|l| l.rank == 1 && l.group_kind == GroupKind::Direct)
+                .filter(|l| l.rank == 1 && l.group_kind == Some(GroupKind::Direct))
                 .map(|l| l.group_id)
                 .collect();
             let others = if conversations.is_empty() {
@@ -200,10 +200,10 @@ impl Services {
                         group_id: line.group_id,
                         group_name: match others.iter().find(|(g, _)| *g == line.group_id) {
                             Some((_, names)) => names.join("、"),
-                            None => line.group_name.clone(),
+                            None => line.group_name.clone().unwrap_or_default(),
                         },
-                        patient: line.group_kind == GroupKind::Patient,
-                        conversation: line.group_kind == GroupKind::Direct,
+                        patient: line.group_kind == Some(GroupKind::Patient),
+                        conversation: line.group_kind == Some(GroupKind::Direct),
                         // The exact count, as the badges have it.
                         unread: counts
                             .iter()

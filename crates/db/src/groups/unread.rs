@@ -328,8 +328,9 @@ pub async fn unread_by_group_at(
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct HomeLineRow {
     pub group_id: GroupId,
-    pub group_name: String,
-    pub group_kind: GroupKind,
+    /// The group's name and kind: on its first line only (`rank` 1), like the headline.
+    pub group_name: Option<String>,
+    pub group_kind: Option<GroupKind>,
     /// Over all the group's topics with something unread (not only the lines returned).
     pub group_unread: i64,
     pub group_important: i64,
@@ -362,7 +363,9 @@ pub async fn home_lines(
     per_group: i64,
 ) -> DbResult<Vec<HomeLineRow>> {
     // Few joined relations, the rest scalar subqueries: a wide join took longer to plan than
-    // to run, and each connection plans this once per association (see `crate::plans`).
+    // to run, and each connection plans this once per association (see `crate::plans`). The
+    // group's name and kind are read for its first line only, as its headline is: for a heavy
+    // reader that is a tenth of the lookups.
     Ok(sqlx::query_as(&slot.sql(concat!(
         "WITH mine AS ( \
              SELECT ur.group_id, ur.topic_id, ur.count, ur.important, ur.first_seq, ur.last_at, \
@@ -377,9 +380,7 @@ pub async fn home_lines(
                AND EXISTS (SELECT 1 FROM ",
         group_members!(),
         " gm WHERE gm.group_id = ur.group_id AND gm.user_id = $1 AND gm.status = 'active')) \
-         SELECT m.group_id, \
-                (SELECT g.name FROM groups g WHERE g.id = m.group_id) AS group_name, \
-                (SELECT g.kind FROM groups g WHERE g.id = m.group_id) AS group_kind, \
+         SELECT m.group_id, gg.name AS group_name, gg.kind AS group_kind, \
                 m.group_unread::bigint AS group_unread, \
                 m.group_important::bigint AS group_important, m.group_topics, \
                 m.topic_id, m.title AS topic_title, m.count AS unread, m.important, m.last_at, \
@@ -400,6 +401,8 @@ pub async fn home_lines(
                   ORDER BY c.seq DESC LIMIT 1)) x \
              WHERE m.rank = 1 LIMIT 1 \
          ) h ON true \
+         LEFT JOIN LATERAL (SELECT g.name, g.kind FROM groups g \
+                            WHERE g.id = m.group_id AND m.rank = 1) gg ON true \
          WHERE m.rank <= $3 \
          ORDER BY m.group_id, m.rank",
     )))
