@@ -421,13 +421,20 @@ pub async fn append_to(
     }
 }
 
-/// The caller holds the append lock. Reads the chain's head and the database clock in one
-/// statement (after the lock, so it sees every committed append), then inserts.
+/// Bytes of the canonical encoding before the record's own fields: the version, `seq` and
+/// `at` (see [`canonical_bytes`]). Only the chain's head decides `seq` and `at`.
+const HEAD_FIELDS_LEN: usize = 1 + 8 + 8;
+
+/// The caller holds the append lock. Reads the chain's head and the database clock (after
+/// the lock, so it sees every committed append), then inserts.
 async fn insert_locked(
     conn: &mut PgConnection,
     log: Log,
     prepared: &[Prepared],
 ) -> DbResult<Vec<i64>> {
+    if let [one] = prepared {
+        return insert_one_locked(conn, log, one).await.map(|seq| vec![seq]);
+    }
     let (last_seq, last_hash, at): (Option<i64>, Option<Vec<u8>>, DateTime<Utc>) =
         sqlx::query_as(&format!(
             "SELECT l.seq, l.hash, clock_timestamp() FROM (SELECT 1) AS one \
@@ -517,6 +524,54 @@ async fn insert_locked(
     .execute(&mut *conn)
     .await?;
     Ok(seqs)
+}
+
+/// [`insert_locked`] for one record, the usual case, in one statement: the head is read and
+/// the hash computed by the database (`sha256(prev_hash || version || seq || at || rest)`,
+/// the same bytes [`chain_hash`] hashes, `rest` encoded here). The log stays locked from the
+/// lock to the commit, so each round trip saved here is one less that others wait for.
+async fn insert_one_locked(conn: &mut PgConnection, log: Log, p: &Prepared) -> DbResult<i64> {
+    let encoded = canonical_bytes(&HashedFields {
+        seq: 0,
+        at_micros: 0,
+        actor_id: p.actor_id,
+        actor_label: &p.actor_label,
+        action: &p.action,
+        object_type: p.object_type.as_deref(),
+        object_id: p.object_id.as_deref(),
+        ip: &p.ip,
+        user_agent: &p.user_agent,
+        detail_json: &p.detail_json,
+    });
+    let rest = &encoded[HEAD_FIELDS_LEN..];
+    let seq: i64 = sqlx::query_scalar(&format!(
+        "WITH head AS ( \
+             SELECT coalesce(l.seq, 0) + 1 AS seq, coalesce(l.hash, $1) AS prev, \
+                    date_trunc('microseconds', clock_timestamp()) AS at \
+             FROM (SELECT 1) AS one \
+             LEFT JOIN LATERAL (SELECT seq, hash FROM {table} ORDER BY seq DESC LIMIT 1) AS l \
+                 ON true) \
+         INSERT INTO {table} ({COLUMNS}) \
+         SELECT h.seq, h.at, $3, $4, $5, $6, $7, $8, $9, $10, h.prev, \
+                sha256(h.prev || $2 || int8send(h.seq) \
+                       || int8send((extract(epoch FROM h.at) * 1000000)::bigint) || $11) \
+         FROM head h RETURNING seq",
+        table = log.table()
+    ))
+    .bind(GENESIS_HASH.as_slice())
+    .bind([ENCODING_VERSION].as_slice())
+    .bind(p.actor_id)
+    .bind(&p.actor_label)
+    .bind(&p.action)
+    .bind(p.object_type.as_deref())
+    .bind(p.object_id.as_deref())
+    .bind(&p.ip)
+    .bind(&p.user_agent)
+    .bind(&p.detail)
+    .bind(rest)
+    .fetch_one(&mut *conn)
+    .await?;
+    Ok(seq)
 }
 
 // ---------------------------------------------------------------------------------------------
