@@ -123,8 +123,9 @@ impl Services {
 
     /// The home page: what is unread across every association the viewer has groups in, one
     /// line per group (those with 重要 unread first, then patient groups, then the newest), each
-    /// with its counts, its headline comment and its topics with something unread. One directory query, then one
-    /// transaction per host association; nothing scales with the comments ever written.
+    /// with its counts, its headline comment and its topics with something unread. One
+    /// directory query, then one statement per host association; nothing scales with the
+    /// comments ever written.
     pub async fn home(&self, viewer: &Viewer) -> AppResult<Home> {
         let directory = repo::directory_of(self.db().pool(), viewer.user.id).await?;
         let invitations = directory.iter().map(|d| d.invited as usize).sum();
@@ -138,23 +139,23 @@ impl Services {
             let Ok(tenant) = self.db().resolve_tenant(&slug).await else {
                 continue;
             };
-            // Two reads without a transaction: a comment landing in between shows in one and
-            // not yet in the other, which the next look corrects.
             let mut conn = self.db().tenant_read(&tenant).await?;
-            let counts =
-                repo::unread_by_group(&mut conn, tenant.plan_slot(), viewer.user.id).await?;
-            let lines = if counts.is_empty() {
-                Vec::new()
-            } else {
-                repo::home_lines(
-                    &mut conn,
-                    tenant.plan_slot(),
-                    viewer.user.id,
-                    bit,
-                    HOME_TOPICS_PER_GROUP,
-                )
-                .await?
-            };
+            let lines = repo::home_lines(
+                &mut conn,
+                tenant.plan_slot(),
+                viewer.user.id,
+                bit,
+                HOME_TOPICS_PER_GROUP,
+            )
+            .await?;
+            // The counts come with the lines (each group's first line has its totals over all
+            // its topics), so both are of one snapshot. Counters are kept to what the person
+            // may see (scope changes and departures rebuild them), so these equal the badges'.
+            let counts: Vec<(GroupId, i64)> = lines
+                .iter()
+                .filter(|l| l.rank == 1)
+                .map(|l| (l.group_id, l.group_unread))
+                .collect();
             let conversations: Vec<GroupId> = lines
                 .iter()
                 .filter(|l| l.rank == 1 && l.group_kind == Some(GroupKind::Direct))
@@ -204,11 +205,7 @@ impl Services {
                         },
                         patient: line.group_kind == Some(GroupKind::Patient),
                         conversation: line.group_kind == Some(GroupKind::Direct),
-                        // The exact count, as the badges have it.
-                        unread: counts
-                            .iter()
-                            .find(|(g, _)| *g == line.group_id)
-                            .map_or(line.group_unread, |(_, n)| *n),
+                        unread: line.group_unread,
                         important: line.group_important,
                         unread_topics: line.group_topics,
                         headline,

@@ -23,9 +23,9 @@ use uuid::Uuid;
 /// readers, members, attachments, the audit record's two (the lock, then the head read and
 /// the record written in one), two events, COMMIT), 11 with nothing unread.
 const OPEN_TOPIC_MAX: usize = 13;
-/// The home page: the directory query, then per host association its counts and items, read
-/// on that association's own connection without a transaction. Measured: 3 for one.
-const HOME_MAX: usize = 3;
+/// The home page: the directory query, then per host association one statement for its
+/// lines and counts, on that association's own connection. Measured: 2 for one.
+const HOME_MAX: usize = 2;
 /// The badges: the directory query and the counts per host association.
 const UNREAD_COUNTS_MAX: usize = 2;
 /// "My groups": the directory with names, then one transaction per host association.
