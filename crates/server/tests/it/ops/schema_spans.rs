@@ -76,6 +76,11 @@ const EXCEPTIONS: &[(&str, &str, &str)] = &[
         "Log::table(), as above",
     ),
     (
+        "crates/db/src/audit.rs",
+        "INTO {table}",
+        "Log::table(), as above (one record appended in one statement)",
+    ),
+    (
         "crates/db/src/groups/comments.rs",
         "FROM {table}",
         "receipt_table(): `footprints` or `acknowledgements`, unqualified",
