@@ -281,6 +281,23 @@ struct Prepared {
     detail_json: String,
 }
 
+impl Prepared {
+    fn fields(&self, seq: i64, at_micros: i64) -> HashedFields<'_> {
+        HashedFields {
+            seq,
+            at_micros,
+            actor_id: self.actor_id,
+            actor_label: &self.actor_label,
+            action: &self.action,
+            object_type: self.object_type.as_deref(),
+            object_id: self.object_id.as_deref(),
+            ip: &self.ip,
+            user_agent: &self.user_agent,
+            detail_json: &self.detail_json,
+        }
+    }
+}
+
 /// PostgreSQL text cannot hold U+0000; a header carrying one must not make an audited action
 /// fail, so it becomes U+FFFD. Over-long values are cut.
 fn clean(s: &str, max_chars: usize) -> String {
@@ -452,21 +469,7 @@ async fn insert_locked(
     let mut hashes = Vec::with_capacity(n);
     for p in prepared {
         seq += 1;
-        let hash = chain_hash(
-            &prev,
-            &HashedFields {
-                seq,
-                at_micros: at.timestamp_micros(),
-                actor_id: p.actor_id,
-                actor_label: &p.actor_label,
-                action: &p.action,
-                object_type: p.object_type.as_deref(),
-                object_id: p.object_id.as_deref(),
-                ip: &p.ip,
-                user_agent: &p.user_agent,
-                detail_json: &p.detail_json,
-            },
-        );
+        let hash = chain_hash(&prev, &p.fields(seq, at.timestamp_micros()));
         seqs.push(seq);
         prev_hashes.push(std::mem::replace(&mut prev, hash.to_vec()));
         hashes.push(hash.to_vec());
@@ -531,18 +534,7 @@ async fn insert_locked(
 /// the same bytes [`chain_hash`] hashes, `rest` encoded here). The log stays locked from the
 /// lock to the commit, so each round trip saved here is one less that others wait for.
 async fn insert_one_locked(conn: &mut PgConnection, log: Log, p: &Prepared) -> DbResult<i64> {
-    let encoded = canonical_bytes(&HashedFields {
-        seq: 0,
-        at_micros: 0,
-        actor_id: p.actor_id,
-        actor_label: &p.actor_label,
-        action: &p.action,
-        object_type: p.object_type.as_deref(),
-        object_id: p.object_id.as_deref(),
-        ip: &p.ip,
-        user_agent: &p.user_agent,
-        detail_json: &p.detail_json,
-    });
+    let encoded = canonical_bytes(&p.fields(0, 0));
     let rest = &encoded[HEAD_FIELDS_LEN..];
     let seq: i64 = sqlx::query_scalar(&format!(
         "WITH head AS ( \

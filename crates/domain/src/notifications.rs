@@ -425,24 +425,19 @@ impl Services {
         notification: i64,
         mail: &Mail,
     ) -> Result<Outcome, JobError> {
-        match self.mailer().send(mail).await {
+        let sent = self.mailer().send(mail).await;
+        let mut conn = self
+            .db()
+            .pool()
+            .acquire()
+            .await
+            .map_err(|e| JobError::Retry(e.to_string()))?;
+        match sent {
             Ok(()) => {
-                let mut conn = self
-                    .db()
-                    .pool()
-                    .acquire()
-                    .await
-                    .map_err(|e| JobError::Retry(e.to_string()))?;
                 repo::mark_sent_and_complete(&mut conn, notification, job.id, Utc::now()).await?;
                 Ok(Outcome::Recorded)
             }
             Err(e) => {
-                let mut conn = self
-                    .db()
-                    .pool()
-                    .acquire()
-                    .await
-                    .map_err(|e| JobError::Retry(e.to_string()))?;
                 repo::set_state(&mut conn, notification, "retrying", None).await?;
                 match e {
                     musubi_notify::MailError::InvalidAddress
