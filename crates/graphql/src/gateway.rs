@@ -126,7 +126,7 @@ pub struct Gateway {
 impl Gateway {
     pub fn new(schema: MusubiSchema, services: Services, max_batch: usize) -> Self {
         Self {
-            schema: Guarded(schema),
+            schema: Guarded::new(schema),
             services,
             max_batch,
             metrics: crate::metrics::OperationMetrics::default(),

@@ -333,12 +333,63 @@ pub fn check(query: &str, variables: &Variables) -> Result<ExecutableDocument, R
 /// schema parses or validates it. (A schema extension could do the same, but any extension moves
 /// every field of every answer onto async-graphql's slower path.)
 #[derive(Clone)]
-pub struct Guarded<E>(pub E);
+pub struct Guarded<E> {
+    schema: E,
+    checked: Arc<Checked>,
+}
 
-fn guard(mut request: Request) -> Result<Request, Refusal> {
-    let doc = check(&request.query, &request.variables)?;
-    request.set_parsed_query(doc);
-    Ok(request)
+impl<E> Guarded<E> {
+    pub fn new(schema: E) -> Self {
+        Self {
+            schema,
+            checked: Arc::default(),
+        }
+    }
+
+    fn guard(&self, mut request: Request) -> Result<Request, Refusal> {
+        let doc = match self.checked.get(&request.query) {
+            // The text passed the scan and the size walk before; its variables are new.
+            Some(doc) if variables_depth_ok(&request.variables) => doc,
+            Some(_) => return Err(Refusal::VariablesTooDeep),
+            None => {
+                let doc = check(&request.query, &request.variables)?;
+                self.checked.put(&request.query, &doc);
+                doc
+            }
+        };
+        request.set_parsed_query(doc);
+        Ok(request)
+    }
+}
+
+/// Documents that passed [`check`], parsed, by their text. Clients send the same few queries
+/// again and again, and parsing them took about 5% of the server's request threads.
+/// Bounded: once full it starts again, so a client sending ever-new texts costs each of them
+/// one parse, as without it.
+#[derive(Default)]
+struct Checked(std::sync::Mutex<HashMap<String, ExecutableDocument>>);
+
+/// Texts kept at most.
+const CHECKED_MAX: usize = 512;
+/// Longer texts are checked each time (the introspection query is about 2 KB).
+const CHECKED_MAX_BYTES: usize = 8 * 1024;
+
+impl Checked {
+    fn get(&self, query: &str) -> Option<ExecutableDocument> {
+        let docs = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        docs.get(query).cloned()
+    }
+
+    fn put(&self, query: &str, doc: &ExecutableDocument) {
+        if query.len() > CHECKED_MAX_BYTES {
+            return;
+        }
+        let mut docs = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        if docs.len() >= CHECKED_MAX {
+            docs.clear();
+        }
+        docs.insert(query.to_owned(), doc.clone());
+    }
 }
 
 impl From<Refusal> for Response {
@@ -349,8 +400,8 @@ impl From<Refusal> for Response {
 
 impl<E: Executor> Executor for Guarded<E> {
     async fn execute(&self, request: Request) -> Response {
-        match guard(request) {
-            Ok(request) => self.0.execute(request).await,
+        match self.guard(request) {
+            Ok(request) => self.schema.execute(request).await,
             Err(refused) => refused.into(),
         }
     }
@@ -363,7 +414,7 @@ impl<E: Executor> Executor for Guarded<E> {
                 let mut slots: Vec<Option<Response>> = Vec::with_capacity(rs.len());
                 let (mut positions, mut admitted) = (Vec::new(), Vec::new());
                 for (i, r) in rs.into_iter().enumerate() {
-                    match guard(r) {
+                    match self.guard(r) {
                         Ok(r) => {
                             positions.push(i);
                             admitted.push(r);
@@ -373,7 +424,11 @@ impl<E: Executor> Executor for Guarded<E> {
                     }
                 }
                 if !admitted.is_empty() {
-                    let ran = match self.0.execute_batch(BatchRequest::Batch(admitted)).await {
+                    let ran = match self
+                        .schema
+                        .execute_batch(BatchRequest::Batch(admitted))
+                        .await
+                    {
                         BatchResponse::Single(r) => vec![r],
                         BatchResponse::Batch(rs) => rs,
                     };
@@ -391,8 +446,8 @@ impl<E: Executor> Executor for Guarded<E> {
         request: Request,
         session_data: Option<Arc<Data>>,
     ) -> BoxStream<'static, Response> {
-        match guard(request) {
-            Ok(request) => self.0.execute_stream(request, session_data),
+        match self.guard(request) {
+            Ok(request) => self.schema.execute_stream(request, session_data),
             Err(refused) => Box::pin(futures_util::stream::once(async move { refused.into() })),
         }
     }
@@ -418,6 +473,55 @@ mod tests {
         assert_eq!(scan(&q).err(), Some(Refusal::TooDeep));
         let q = nested("[", "]", MAX_NESTING - 3);
         assert!(check(&q, &Variables::default()).is_ok());
+    }
+
+    fn deep_variables() -> Variables {
+        let mut v = Value::Null;
+        for _ in 0..=MAX_VARIABLE_DEPTH {
+            v = Value::List(vec![v]);
+        }
+        Variables::from_value(Value::Object(
+            [(async_graphql::Name::new("x"), v)].into_iter().collect(),
+        ))
+    }
+
+    #[test]
+    fn a_document_checked_once_is_reused_but_every_request_is_still_checked() {
+        let guarded = Guarded::new(());
+        let q = "query Home { home { groupId } }";
+        let first = guarded.guard(Request::new(q)).unwrap();
+        let again = guarded.guard(Request::new(q)).unwrap();
+        let parsed = |mut r: Request| format!("{:?}", r.parsed_query().unwrap());
+        assert_eq!(parsed(first), parsed(again));
+        assert_eq!(guarded.checked.0.lock().unwrap().len(), 1);
+
+        // The same text with variables nested too deep is refused, from the cache too.
+        let deep = Request::new(q).variables(deep_variables());
+        assert_eq!(guarded.guard(deep).err(), Some(Refusal::VariablesTooDeep));
+        // Refused texts are not kept, and are refused again.
+        let too_deep = nested("[", "]", 100);
+        for _ in 0..2 {
+            let r = guarded.guard(Request::new(too_deep.clone()));
+            assert_eq!(r.err(), Some(Refusal::TooDeep));
+        }
+        assert_eq!(guarded.checked.0.lock().unwrap().len(), 1);
+
+        // Ever-new texts never hold more than the bound.
+        for i in 0..CHECKED_MAX + 10 {
+            let q = format!("query Q{i} {{ home {{ groupId }} }}");
+            guarded.guard(Request::new(q)).unwrap();
+            assert!(guarded.checked.0.lock().unwrap().len() <= CHECKED_MAX);
+        }
+        let long = format!(
+            "{{ home {{ groupId }} }} #{}",
+            "x".repeat(CHECKED_MAX_BYTES)
+        );
+        guarded.checked.0.lock().unwrap().clear();
+        guarded.guard(Request::new(long)).unwrap();
+        assert!(
+            guarded.checked.0.lock().unwrap().is_empty(),
+            "long texts are not kept"
+        );
     }
 
     #[test]

@@ -8,9 +8,7 @@ use image::codecs::png::PngEncoder;
 use image::codecs::webp::WebPEncoder;
 use image::error::ImageError;
 use image::metadata::Orientation;
-use image::{
-    DynamicImage, ExtendedColorType, ImageDecoder, ImageEncoder, ImageReader, Limits, RgbImage,
-};
+use image::{DynamicImage, ImageDecoder, ImageEncoder, ImageReader, Limits, RgbImage};
 use std::io::Cursor;
 use std::path::Path;
 
@@ -246,17 +244,24 @@ impl Plain {
     }
 
     fn jpeg(&self, icc: Option<Vec<u8>>) -> Result<Vec<u8>, MediaError> {
+        let side = |n: u32| {
+            u16::try_from(n).map_err(|_| MediaError::Unreadable("preview too large".into()))
+        };
+        let (width, height) = (side(self.width)?, side(self.height)?);
         let mut out = Vec::new();
-        let mut encoder = JpegEncoder::new_with_quality(&mut out, PREVIEW_QUALITY);
-        set_icc(&mut encoder, icc);
+        let mut encoder = jpeg_encoder::Encoder::new(&mut out, PREVIEW_QUALITY);
+        if let Some(icc) = icc {
+            // A profile that does not fit is left out; the preview is still written.
+            let _ = encoder.add_icc_profile(&icc);
+        }
         let colour = if self.grey {
-            ExtendedColorType::L8
+            jpeg_encoder::ColorType::Luma
         } else {
-            ExtendedColorType::Rgb8
+            jpeg_encoder::ColorType::Rgb
         };
         encoder
-            .write_image(&self.pixels, self.width, self.height, colour)
-            .map_err(image_error)?;
+            .encode(&self.pixels, width, height, colour)
+            .map_err(|e| MediaError::Unreadable(format!("preview: {e}")))?;
         Ok(out)
     }
 }

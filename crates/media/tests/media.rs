@@ -606,6 +606,36 @@ fn previews_of_several_sizes_come_from_one_decoding_and_match_those_made_one_by_
     ));
 }
 
+#[test]
+fn a_preview_keeps_its_photos_colour_profile_and_a_grey_photo_stays_grey() {
+    // A wide-gamut phone photo shown without its profile looks washed out.
+    let profile: Vec<u8> = (0..3000u32).map(|i| (i * 7 % 251) as u8).collect();
+    let mut photo = Vec::new();
+    let mut encoder = JpegEncoder::new_with_quality(&mut photo, 95);
+    encoder.set_icc_profile(profile.clone()).unwrap();
+    let big = RgbImage::from_fn(1600, 1200, |x, y| {
+        Rgb([(x % 256) as u8, (y % 256) as u8, 128])
+    });
+    encoder
+        .write_image(big.as_raw(), 1600, 1200, image::ExtendedColorType::Rgb8)
+        .unwrap();
+    let preview = preview_jpeg_bytes(&photo, 320).unwrap();
+    let mut decoder =
+        image::codecs::jpeg::JpegDecoder::new(std::io::Cursor::new(&preview)).unwrap();
+    use image::ImageDecoder as _;
+    assert_eq!(decoder.icc_profile().unwrap(), Some(profile));
+    assert_eq!(decoder.dimensions(), (320, 240));
+
+    let grey = image::GrayImage::from_fn(900, 300, |x, _| image::Luma([(x % 256) as u8]));
+    let mut bytes = Vec::new();
+    JpegEncoder::new_with_quality(&mut bytes, 95)
+        .write_image(grey.as_raw(), 900, 300, image::ExtendedColorType::L8)
+        .unwrap();
+    let preview = image::load_from_memory(&preview_jpeg_bytes(&bytes, 300).unwrap()).unwrap();
+    assert_eq!(preview.color(), image::ColorType::L8);
+    assert_eq!(preview.dimensions(), (300, 100));
+}
+
 /// The mean difference of two images' channels (0–255).
 fn mean_difference(a: &RgbImage, b: &RgbImage) -> f64 {
     assert_eq!(a.dimensions(), b.dimensions());

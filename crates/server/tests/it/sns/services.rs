@@ -367,6 +367,38 @@ async fn footprints_are_left_on_others_comments_once_and_shown_to_the_author() {
     assert_eq!(w.footprints_by("doctor").await, 2);
 }
 
+/// Footprints are the most frequent write: recording them must not lock (and so write) the
+/// comments they mark, as a foreign key's check did (tenant migration 0015).
+#[tokio::test]
+async fn recording_footprints_takes_no_lock_on_the_comments_read() {
+    let w = World::new().await;
+    let (g, t) = long_topic(&w, None, 3).await;
+    let mut reading = w.db.db.tenant_tx(&w.tenant).await.unwrap();
+    let slot = w.tenant.plan_slot();
+    let marked =
+        musubi_db::groups::record_footprints(&mut reading, slot, w.id("doctor"), t.into(), 1, None)
+            .await
+            .unwrap();
+    assert_eq!(marked.len(), 3, "every comment of others in group {g}");
+
+    // While the read is uncommitted, a writer may still lock every comment for update.
+    let mut writer = w.db.db.tenant_tx(&w.tenant).await.unwrap();
+    sqlx::query("SET LOCAL lock_timeout = '2s'")
+        .execute(&mut *writer)
+        .await
+        .unwrap();
+    let locked: Vec<Uuid> =
+        sqlx::query_scalar("SELECT id FROM comments WHERE topic_id = $1 FOR UPDATE NOWAIT")
+            .bind(t)
+            .fetch_all(&mut *writer)
+            .await
+            .expect("reading left no lock on the comments");
+    assert_eq!(locked.len(), 3);
+    writer.rollback().await.unwrap();
+    reading.commit().await.unwrap();
+    assert_eq!(w.footprints_by("doctor").await, 3);
+}
+
 #[tokio::test]
 async fn the_association_default_applies_unless_the_group_overrides_it() {
     let w = World::new().await;
