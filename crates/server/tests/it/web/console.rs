@@ -739,11 +739,17 @@ async fn the_audit_log_names_the_patient_group_and_topic_as_they_were_and_filter
     };
     let topic: (Uuid, String) = {
         let mut tx = app.tenant_tx("minatogawa").await;
-        let row = sqlx::query_as("SELECT id, title FROM topics WHERE group_id = $1 LIMIT 1")
-            .bind(group)
-            .fetch_one(&mut *tx)
-            .await
-            .unwrap();
+        // One the nurse may read (the group also has a topic for doctors only), chosen in a
+        // stable order: rows' order on disk follows the updates they had.
+        let row = sqlx::query_as(
+            "SELECT id, title FROM topics WHERE group_id = $1 AND scope = $2 \
+             ORDER BY created_at, id LIMIT 1",
+        )
+        .bind(group)
+        .bind(musubi_domain::groups::Scope::EVERYONE.bits())
+        .fetch_one(&mut *tx)
+        .await
+        .unwrap();
         tx.commit().await.unwrap();
         row
     };
