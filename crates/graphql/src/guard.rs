@@ -364,31 +364,48 @@ impl<E> Guarded<E> {
 
 /// Documents that passed [`check`], parsed, by their text. Clients send the same few queries
 /// again and again, and parsing them took about 5% of the server's request threads.
-/// Bounded: once full it starts again, so a client sending ever-new texts costs each of them
-/// one parse, as without it.
+/// Bounded in texts and in their bytes (a parsed document takes many times its text): once full
+/// it starts again, so a client sending ever-new texts costs each of them one parse, as without
+/// it, and the memory stays small.
 #[derive(Default)]
-struct Checked(std::sync::Mutex<HashMap<String, ExecutableDocument>>);
+struct Checked(std::sync::Mutex<Kept>);
+
+#[derive(Default)]
+struct Kept {
+    docs: HashMap<String, ExecutableDocument>,
+    bytes: usize,
+}
 
 /// Texts kept at most.
-const CHECKED_MAX: usize = 512;
-/// Longer texts are checked each time (the introspection query is about 2 KB).
-const CHECKED_MAX_BYTES: usize = 8 * 1024;
+const CHECKED_MAX: usize = 256;
+/// Their bytes at most (a client's queries are a few hundred bytes each).
+const CHECKED_MAX_TOTAL_BYTES: usize = 256 * 1024;
+/// Longer texts are checked each time.
+const CHECKED_MAX_BYTES: usize = 4 * 1024;
 
 impl Checked {
     fn get(&self, query: &str) -> Option<ExecutableDocument> {
-        let docs = self.0.lock().unwrap_or_else(|e| e.into_inner());
-        docs.get(query).cloned()
+        let kept = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        kept.docs.get(query).cloned()
     }
 
     fn put(&self, query: &str, doc: &ExecutableDocument) {
         if query.len() > CHECKED_MAX_BYTES {
             return;
         }
-        let mut docs = self.0.lock().unwrap_or_else(|e| e.into_inner());
-        if docs.len() >= CHECKED_MAX {
-            docs.clear();
+        let mut kept = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        if kept.docs.len() >= CHECKED_MAX || kept.bytes + query.len() > CHECKED_MAX_TOTAL_BYTES {
+            *kept = Kept::default();
         }
-        docs.insert(query.to_owned(), doc.clone());
+        if kept.docs.insert(query.to_owned(), doc.clone()).is_none() {
+            kept.bytes += query.len();
+        }
+    }
+
+    #[cfg(test)]
+    fn held(&self) -> (usize, usize) {
+        let kept = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        (kept.docs.len(), kept.bytes)
     }
 }
 
@@ -493,7 +510,7 @@ mod tests {
         let again = guarded.guard(Request::new(q)).unwrap();
         let parsed = |mut r: Request| format!("{:?}", r.parsed_query().unwrap());
         assert_eq!(parsed(first), parsed(again));
-        assert_eq!(guarded.checked.0.lock().unwrap().len(), 1);
+        assert_eq!(guarded.checked.held().0, 1);
 
         // The same text with variables nested too deep is refused, from the cache too.
         let deep = Request::new(q).variables(deep_variables());
@@ -504,24 +521,27 @@ mod tests {
             let r = guarded.guard(Request::new(too_deep.clone()));
             assert_eq!(r.err(), Some(Refusal::TooDeep));
         }
-        assert_eq!(guarded.checked.0.lock().unwrap().len(), 1);
+        assert_eq!(guarded.checked.held().0, 1);
 
-        // Ever-new texts never hold more than the bound.
+        // Ever-new texts never hold more than the bounds, in number or in bytes.
         for i in 0..CHECKED_MAX + 10 {
             let q = format!("query Q{i} {{ home {{ groupId }} }}");
             guarded.guard(Request::new(q)).unwrap();
-            assert!(guarded.checked.0.lock().unwrap().len() <= CHECKED_MAX);
+            assert!(guarded.checked.held().0 <= CHECKED_MAX);
+        }
+        for i in 0..200 {
+            let q = format!("query L{i} {{ home {{ groupId }} }} #{}", "x".repeat(3000));
+            guarded.guard(Request::new(q)).unwrap();
+            let (texts, bytes) = guarded.checked.held();
+            assert!(texts >= 1 && bytes <= CHECKED_MAX_TOTAL_BYTES, "{bytes}");
         }
         let long = format!(
             "{{ home {{ groupId }} }} #{}",
             "x".repeat(CHECKED_MAX_BYTES)
         );
-        guarded.checked.0.lock().unwrap().clear();
+        *guarded.checked.0.lock().unwrap() = Kept::default();
         guarded.guard(Request::new(long)).unwrap();
-        assert!(
-            guarded.checked.0.lock().unwrap().is_empty(),
-            "long texts are not kept"
-        );
+        assert_eq!(guarded.checked.held(), (0, 0), "long texts are not kept");
     }
 
     #[test]
