@@ -265,43 +265,47 @@ impl Services {
         };
         let host = Actor::new(actor.viewer, &tenant, actor.meta);
         let me = actor.viewer.user.id;
-        let mut c = self.change(&host).await?;
-        let group = repo::hosted_group(c.conn(), &tenant, pair.group_id)
-            .await?
-            .ok_or_else(AppError::not_found)?;
-        let present = store::lock_participants(c.conn(), &group).await?;
-        let missing: Vec<PersonId> = [me, other]
-            .into_iter()
-            .filter(|p| !present.contains(p))
-            .collect();
-        if !missing.is_empty() {
-            // Coming back is writing to someone again: the directory and the policy as for a
-            // new conversation.
-            if !repo::in_directory_of(c.conn(), me, other).await? {
-                return Err(AppError::not_found());
-            }
-            if store::crosses_against_policy(c.conn(), tenant.id, &[me, other]).await? {
-                return Err(refused());
-            }
-            for p in &missing {
-                store::add_participant(c.conn(), &group, *p, me).await?;
-                c.event(&group, EventSpec::membership(*p)).await?;
-            }
-            let entry = c
-                .entry(AuditAction::MessageAdd)
-                .on("group", group.id())
-                .on_many(missing.iter().copied());
-            c.audit(entry);
-            c.commit().await?;
-        } else {
-            drop(c);
-        }
-        let topic_id = {
+        // Usually both still take part: one read, and the message goes through the ordinary
+        // post (which brings back whoever leaves meanwhile). A transaction with the people
+        // locked only when one of the two comes back.
+        let (group, topic_id, present) = {
             let mut conn = self.db().tenant_read(&tenant).await?;
-            let t = store::conversation_topic(&mut conn, &group).await?;
+            let state = store::conversation_state(&mut conn, &tenant, pair.group_id).await?;
             conn.done();
-            t.ok_or_else(AppError::not_found)?
+            state.ok_or_else(AppError::not_found)?
         };
+        let missing = |present: &[PersonId]| -> Vec<PersonId> {
+            [me, other]
+                .into_iter()
+                .filter(|p| !present.contains(p))
+                .collect()
+        };
+        if !missing(&present).is_empty() {
+            let mut c = self.change(&host).await?;
+            let present = store::lock_participants(c.conn(), &group).await?;
+            let missing = missing(&present);
+            // Someone may have brought them back meanwhile.
+            if !missing.is_empty() {
+                // Coming back is writing to someone again: the directory and the policy as
+                // for a new conversation.
+                if !repo::in_directory_of(c.conn(), me, other).await? {
+                    return Err(AppError::not_found());
+                }
+                if store::crosses_against_policy(c.conn(), tenant.id, &[me, other]).await? {
+                    return Err(refused());
+                }
+                for p in &missing {
+                    store::add_participant(c.conn(), &group, *p, me).await?;
+                    c.event(&group, EventSpec::membership(*p)).await?;
+                }
+                let entry = c
+                    .entry(AuditAction::MessageAdd)
+                    .on("group", group.id())
+                    .on_many(missing.iter().copied());
+                c.audit(entry);
+                c.commit().await?;
+            }
+        }
         let comment_id = self
             .post(&host, topic_id, body, false, attachments, None)
             .await?;
@@ -473,17 +477,23 @@ impl Services {
         c: &mut crate::change::Change<'_>,
         group: &HostedGroup,
     ) -> AppResult<()> {
-        let mut people = store::participants(c.conn(), group).await?;
+        let state = store::message_state(c.conn(), group).await?;
+        let mut people = state.people;
         let me = c.viewer()?.user.id;
         let mut back = Vec::new();
-        if let Some((a, b)) = store::pair_people(c.conn(), group).await? {
+        if let (Some(a), Some(b)) = (state.pair_a, state.pair_b) {
             back = [a, b]
                 .into_iter()
                 .filter(|p| *p != me && !people.contains(p))
                 .collect();
             people.extend(back.iter().copied());
         }
-        if store::crosses_against_policy(c.conn(), group.association_id(), &people).await? {
+        // Everyone a member of the host: no policy on crossing associations applies (the
+        // usual case, one read); otherwise the policies are looked up.
+        let checked = state.all_members && back.is_empty();
+        if !checked
+            && store::crosses_against_policy(c.conn(), group.association_id(), &people).await?
+        {
             return Err(refused());
         }
         for p in &back {

@@ -77,12 +77,16 @@ pub async fn layer(State(admission): State<Admission>, req: Request, next: Next)
     let association = match association_of(&req) {
         Some(slug) => match inner.associations.take(slug, deadline).await {
             Some(turn) => Some(turn),
-            None => return shed(&req, "association"),
+            None => {
+                let refusal = shed(&req, "association");
+                return crate::turns::send_refusal(req, refusal).await;
+            }
         },
         None => None,
     };
     let Some(total) = inner.total.take((), deadline).await else {
-        return shed(&req, "total");
+        let refusal = shed(&req, "total");
+        return crate::turns::send_refusal(req, refusal).await;
     };
     let response = next.run(req).await;
     drop((total, association));

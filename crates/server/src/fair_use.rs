@@ -188,7 +188,8 @@ pub async fn layer(State(fair): State<FairUseLayer>, req: Request, next: Next) -
     if let Some((left, refusals)) = inner.over.refusing(&client) {
         metrics::counter!("musubi_fair_use_refused_total", "reason" => "rate").increment(1);
         inner.over.hold(refusals, left).await;
-        return refuse(&req, left.as_secs().max(1));
+        let refusal = refuse(&req, left.as_secs().max(1));
+        return crate::turns::send_refusal(req, refusal).await;
     }
     let counted = match &key.session {
         Some(k) => match inner.limiter.hit(&inner.session, &hex::encode(k)).await {
@@ -203,7 +204,8 @@ pub async fn layer(State(fair): State<FairUseLayer>, req: Request, next: Next) -
             metrics::counter!("musubi_fair_use_refused_total", "reason" => "rate").increment(1);
             let refusals = inner.over.remember(client, retry_after);
             inner.over.hold(refusals, retry_after).await;
-            return refuse(&req, retry_after.as_secs());
+            let refusal = refuse(&req, retry_after.as_secs());
+            return crate::turns::send_refusal(req, refusal).await;
         }
         // Fail open: the counters protect capacity, and an outage of their store must not
         // take the whole service down.
@@ -215,7 +217,8 @@ pub async fn layer(State(fair): State<FairUseLayer>, req: Request, next: Next) -
     let deadline = tokio::time::Instant::now() + inner.queue_wait;
     let Some(turn) = inner.turns.take(session, deadline).await else {
         metrics::counter!("musubi_fair_use_refused_total", "reason" => "in_flight").increment(1);
-        return refuse(&req, 1);
+        let refusal = refuse(&req, 1);
+        return crate::turns::send_refusal(req, refusal).await;
     };
     let response = next.run(req).await;
     drop(turn);

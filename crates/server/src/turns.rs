@@ -16,6 +16,54 @@ pub(crate) fn exempt(path: &str) -> bool {
         .any(|p| path.starts_with(p))
 }
 
+/// The most of a refused request's body read to keep its connection: a GraphQL request or a
+/// photo, not a large document.
+const DRAIN_BYTES: u64 = 2 * 1024 * 1024;
+/// How long a refused request's body may take to arrive.
+const DRAIN_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// Sends a refusal decided before the request's body was read. HTTP/1.1 can carry the next
+/// request on a connection only once this one's body has been read, and a server that closes
+/// the connection instead leaves the client to find out under its next request, as an error
+/// rather than this answer. So a body of known, modest length is read and dropped (no work
+/// beyond that is done for it); any other gets `Connection: close`, which tells the client.
+pub(crate) async fn send_refusal(
+    req: axum::extract::Request,
+    mut response: axum::response::Response,
+) -> axum::response::Response {
+    use futures_util::StreamExt as _;
+    let headers = req.headers();
+    let chunked = headers.contains_key(http::header::TRANSFER_ENCODING);
+    let length = headers
+        .get(http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    let kept = match (length, chunked) {
+        (None, false) | (Some(0), false) => true,
+        (Some(n), false) if n <= DRAIN_BYTES => {
+            let mut body = req.into_body().into_data_stream();
+            let drained = tokio::time::timeout(DRAIN_WAIT, async {
+                while let Some(chunk) = body.next().await {
+                    if chunk.is_err() {
+                        return false;
+                    }
+                }
+                true
+            })
+            .await;
+            drained == Ok(true)
+        }
+        _ => false,
+    };
+    if !kept {
+        response.headers_mut().insert(
+            http::header::CONNECTION,
+            http::HeaderValue::from_static("close"),
+        );
+    }
+    response
+}
+
 pub(crate) struct Turns<K> {
     inner: Arc<Inner<K>>,
 }

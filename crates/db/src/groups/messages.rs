@@ -107,31 +107,62 @@ pub async fn pair_conversation(
     .await?)
 }
 
-/// The conversation's topic.
-pub async fn conversation_topic(
+/// A conversation hosted by `tenant` as a message to it finds it: its topic and its active
+/// participants, in one read (`None` if the tenant hosts no such conversation).
+pub async fn conversation_state(
     conn: &mut PgConnection,
-    group: &HostedGroup,
-) -> DbResult<Option<TopicId>> {
-    Ok(sqlx::query_scalar(
-        "SELECT t.id FROM topics t JOIN groups g ON g.id = t.group_id \
-         WHERE t.group_id = $1 AND g.kind = 'direct' ORDER BY t.created_at LIMIT 1",
+    tenant: &Tenant,
+    group_id: GroupId,
+) -> DbResult<Option<(HostedGroup, TopicId, Vec<PersonId>)>> {
+    let row: Option<(TopicId, Vec<PersonId>)> = sqlx::query_as(
+        "SELECT t.id, ARRAY(SELECT gm.user_id FROM core.group_members gm \
+                            WHERE gm.group_id = g.id AND gm.status = 'active') \
+         FROM groups g JOIN core.groups cg ON cg.id = g.id AND cg.association_id = $2 \
+         JOIN LATERAL (SELECT t.id FROM topics t WHERE t.group_id = g.id \
+                       ORDER BY t.created_at LIMIT 1) t ON true \
+         WHERE g.id = $1 AND g.kind = 'direct'",
     )
-    .bind(group.id())
+    .bind(group_id)
+    .bind(tenant.id)
     .fetch_optional(conn)
-    .await?)
+    .await?;
+    Ok(row.map(|(topic, people)| (super::hosted(group_id, tenant), topic, people)))
 }
 
-/// The two people of a one-to-one conversation (`None` for a conversation of several).
-pub async fn pair_people(
-    conn: &mut PgConnection,
-    group: &HostedGroup,
-) -> DbResult<Option<(PersonId, PersonId)>> {
+/// Who may be written to in a conversation, read as a message is posted.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct MessageState {
+    /// The active participants.
+    pub people: Vec<PersonId>,
+    /// Whether every one of them is an active member of the host: then no association's
+    /// policy on messages across associations can apply to them.
+    pub all_members: bool,
+    /// The two people of a one-to-one conversation.
+    pub pair_a: Option<PersonId>,
+    pub pair_b: Option<PersonId>,
+}
+
+/// The active participants, the pair of a one-to-one conversation and whether everyone is a
+/// member of the host, in one read: what posting to a conversation checks first.
+pub async fn message_state(conn: &mut PgConnection, group: &HostedGroup) -> DbResult<MessageState> {
     Ok(sqlx::query_as(
-        "SELECT split_part(pair_key, ':', 1)::uuid, split_part(pair_key, ':', 2)::uuid \
-         FROM core.groups WHERE id = $1 AND kind = 'direct' AND pair_key IS NOT NULL",
+        "SELECT ARRAY(SELECT gm.user_id FROM core.group_members gm \
+                      WHERE gm.group_id = $1 AND gm.status = 'active') AS people, \
+                NOT EXISTS (SELECT 1 FROM core.group_members gm \
+                            WHERE gm.group_id = $1 AND gm.status = 'active' \
+                              AND NOT EXISTS (SELECT 1 FROM core.memberships m \
+                                              WHERE m.user_id = gm.user_id \
+                                                AND m.association_id = $2 \
+                                                AND m.status = 'active')) AS all_members, \
+                split_part(cg.pair_key, ':', 1)::uuid AS pair_a, \
+                split_part(cg.pair_key, ':', 2)::uuid AS pair_b \
+         FROM (SELECT 1) one \
+         LEFT JOIN core.groups cg ON cg.id = $1 AND cg.kind = 'direct' \
+                                  AND cg.pair_key IS NOT NULL",
     )
     .bind(group.id())
-    .fetch_optional(conn)
+    .bind(group.association_id())
+    .fetch_one(conn)
     .await?)
 }
 
@@ -155,16 +186,6 @@ pub async fn lock_participants(
     Ok(sqlx::query_scalar(
         "SELECT user_id FROM core.group_members \
          WHERE group_id = $1 AND status = 'active' ORDER BY user_id FOR UPDATE",
-    )
-    .bind(group.id())
-    .fetch_all(conn)
-    .await?)
-}
-
-/// The active participants.
-pub async fn participants(conn: &mut PgConnection, group: &HostedGroup) -> DbResult<Vec<PersonId>> {
-    Ok(sqlx::query_scalar(
-        "SELECT user_id FROM core.group_members WHERE group_id = $1 AND status = 'active'",
     )
     .bind(group.id())
     .fetch_all(conn)

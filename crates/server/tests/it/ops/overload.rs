@@ -163,3 +163,99 @@ async fn a_person_on_a_page_sees_a_calm_page_in_their_language() {
     let (status, _, _) = app.get("/healthz").await;
     assert_eq!(status, StatusCode::OK);
 }
+
+/// Writes `head` (and, after a moment, `body`) on `conn`, then reads one response: its status
+/// line and headers, lower-cased, and whether the connection was found closed instead.
+async fn exchange(conn: &mut tokio::net::TcpStream, head: &str, body: &[u8]) -> (String, bool) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    if let Err(e) = conn.write_all(head.as_bytes()).await {
+        return (format!("closed: {e}"), true);
+    }
+    if !body.is_empty() {
+        // The body comes after the refusal is decided, as on a real network.
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        let _ = conn.write_all(body).await;
+    }
+    let mut got = Vec::new();
+    let mut buf = [0u8; 8192];
+    let head_end = loop {
+        if let Some(i) = got.windows(4).position(|w| w == b"\r\n\r\n") {
+            break i + 4;
+        }
+        let n = tokio::time::timeout(std::time::Duration::from_secs(10), conn.read(&mut buf))
+            .await
+            .expect("an answer in time")
+            .unwrap_or(0);
+        if n == 0 {
+            return (String::from_utf8_lossy(&got).to_lowercase(), true);
+        }
+        got.extend_from_slice(&buf[..n]);
+    };
+    let head = String::from_utf8_lossy(&got[..head_end]).to_lowercase();
+    let length: usize = head
+        .lines()
+        .find_map(|l| l.strip_prefix("content-length:"))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(0);
+    while got.len() < head_end + length {
+        let n = conn.read(&mut buf).await.unwrap_or(0);
+        if n == 0 {
+            break;
+        }
+        got.extend_from_slice(&buf[..n]);
+    }
+    (head, false)
+}
+
+#[tokio::test]
+async fn a_refused_request_leaves_its_connection_usable_or_says_it_is_closed() {
+    use tokio::io::AsyncWriteExt;
+    let app = app_with(&[
+        ("MUSUBI_MAX_IN_FLIGHT", "1"),
+        ("MUSUBI_OVERLOAD_QUEUE_WAIT_MS", "0"),
+        ("MUSUBI_OVERLOAD_MAX_WAITING", "0"),
+    ])
+    .await;
+    let addr = app.serve().await;
+    let post = |length: usize| {
+        format!(
+            "POST /graphql HTTP/1.1\r\nhost: musubi\r\ncontent-type: application/json\r\n\
+             musubi-association: {HOST}\r\ncontent-length: {length}\r\n\r\n"
+        )
+    };
+    // The one request allowed at once: its body is still on its way.
+    let mut holder = tokio::net::TcpStream::connect(addr).await.unwrap();
+    holder.write_all(post(1000).as_bytes()).await.unwrap();
+    holder.write_all(b"{\"query\":").await.unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+
+    // A request whose body arrives after it was refused: the refusal is answered and the
+    // connection carries the next request.
+    let body = format!(
+        "{{\"query\":\"{COUNTS}\",\"pad\":\"{}\"}}",
+        "x".repeat(3000)
+    );
+    let mut conn = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let (head, closed) = exchange(&mut conn, &post(body.len()), body.as_bytes()).await;
+    assert!(head.starts_with("http/1.1 503"), "{head}");
+    assert!(head.contains("retry-after:"), "{head}");
+    assert!(!head.contains("connection: close"), "{head}");
+    assert!(!closed);
+    let (again, _) = exchange(
+        &mut conn,
+        "GET /healthz HTTP/1.1\r\nhost: musubi\r\n\r\n",
+        b"",
+    )
+    .await;
+    assert!(
+        again.starts_with("http/1.1 200"),
+        "the same connection: {again}"
+    );
+
+    // A body too large to read for nothing: the refusal says the connection ends.
+    let mut big = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let (head, _) = exchange(&mut big, &post(50 * 1024 * 1024), b"").await;
+    assert!(head.starts_with("http/1.1 503"), "{head}");
+    assert!(head.contains("connection: close"), "{head}");
+    drop(holder);
+}
