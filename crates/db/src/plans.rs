@@ -18,7 +18,7 @@ use musubi_types::AssociationId;
 /// kilobytes of PostgreSQL memory) per slotted statement once used.
 pub const PLAN_SLOTS: usize = 16;
 
-/// Statement texts that carry a slot (17 today, with some room).
+/// Statement texts that carry a slot (19 today, with some room).
 const SLOTTED_STATEMENTS: usize = 20;
 
 /// Room in each tenant connection's statement cache: the unslotted statements plus every

@@ -481,7 +481,7 @@ impl Services {
         let mut people = state.people;
         let me = c.viewer()?.user.id;
         let mut back = Vec::new();
-        if let (Some(a), Some(b)) = (state.pair_a, state.pair_b) {
+        if let Some((a, b)) = state.pair {
             back = [a, b]
                 .into_iter()
                 .filter(|p| *p != me && !people.contains(p))

@@ -114,14 +114,14 @@ pub async fn conversation_state(
     tenant: &Tenant,
     group_id: GroupId,
 ) -> DbResult<Option<(HostedGroup, TopicId, Vec<PersonId>)>> {
-    let row: Option<(TopicId, Vec<PersonId>)> = sqlx::query_as(
+    let row: Option<(TopicId, Vec<PersonId>)> = sqlx::query_as(&tenant.plan_slot().sql(
         "SELECT t.id, ARRAY(SELECT gm.user_id FROM core.group_members gm \
                             WHERE gm.group_id = g.id AND gm.status = 'active') \
          FROM groups g JOIN core.groups cg ON cg.id = g.id AND cg.association_id = $2 \
          JOIN LATERAL (SELECT t.id FROM topics t WHERE t.group_id = g.id \
                        ORDER BY t.created_at LIMIT 1) t ON true \
          WHERE g.id = $1 AND g.kind = 'direct'",
-    )
+    ))
     .bind(group_id)
     .bind(tenant.id)
     .fetch_optional(conn)
@@ -130,7 +130,7 @@ pub async fn conversation_state(
 }
 
 /// Who may be written to in a conversation, read as a message is posted.
-#[derive(Debug, Clone, sqlx::FromRow)]
+#[derive(Debug, Clone)]
 pub struct MessageState {
     /// The active participants.
     pub people: Vec<PersonId>,
@@ -138,32 +138,38 @@ pub struct MessageState {
     /// policy on messages across associations can apply to them.
     pub all_members: bool,
     /// The two people of a one-to-one conversation.
-    pub pair_a: Option<PersonId>,
-    pub pair_b: Option<PersonId>,
+    pub pair: Option<(PersonId, PersonId)>,
 }
 
 /// The active participants, the pair of a one-to-one conversation and whether everyone is a
 /// member of the host, in one read: what posting to a conversation checks first.
 pub async fn message_state(conn: &mut PgConnection, group: &HostedGroup) -> DbResult<MessageState> {
-    Ok(sqlx::query_as(
-        "SELECT ARRAY(SELECT gm.user_id FROM core.group_members gm \
-                      WHERE gm.group_id = $1 AND gm.status = 'active') AS people, \
-                NOT EXISTS (SELECT 1 FROM core.group_members gm \
-                            WHERE gm.group_id = $1 AND gm.status = 'active' \
-                              AND NOT EXISTS (SELECT 1 FROM core.memberships m \
+    // One scan of the participants and a lookup each: planned in a fraction of the time that
+    // nested anti-joins took, and kept per plan slot.
+    let (people, all_members, pair_key): (Vec<PersonId>, bool, Option<String>) =
+        sqlx::query_as(&group.plan_slot().sql(
+            "SELECT coalesce(array_agg(gm.user_id), '{}'), \
+                    coalesce(bool_and(EXISTS (SELECT 1 FROM core.memberships m \
                                               WHERE m.user_id = gm.user_id \
                                                 AND m.association_id = $2 \
-                                                AND m.status = 'active')) AS all_members, \
-                split_part(cg.pair_key, ':', 1)::uuid AS pair_a, \
-                split_part(cg.pair_key, ':', 2)::uuid AS pair_b \
-         FROM (SELECT 1) one \
-         LEFT JOIN core.groups cg ON cg.id = $1 AND cg.kind = 'direct' \
-                                  AND cg.pair_key IS NOT NULL",
-    )
-    .bind(group.id())
-    .bind(group.association_id())
-    .fetch_one(conn)
-    .await?)
+                                                AND m.status = 'active')), true), \
+                    (SELECT cg.pair_key FROM core.groups cg \
+                     WHERE cg.id = $1 AND cg.kind = 'direct') \
+             FROM core.group_members gm WHERE gm.group_id = $1 AND gm.status = 'active'",
+        ))
+        .bind(group.id())
+        .bind(group.association_id())
+        .fetch_one(conn)
+        .await?;
+    let pair = pair_key.as_deref().and_then(|key| {
+        let (a, b) = key.split_once(':')?;
+        Some((a.parse().ok()?, b.parse().ok()?))
+    });
+    Ok(MessageState {
+        people,
+        all_members,
+        pair,
+    })
 }
 
 /// Whether the conversation is one-to-one.
