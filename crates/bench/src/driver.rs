@@ -1708,7 +1708,10 @@ pub async fn run(args: crate::RunArgs) -> anyhow::Result<()> {
     };
     let overload = match &shedding {
         Some(shedding) if wanted("overload") => {
-            let rate = (mixed.actions_per_second * 2.0).max(20.0);
+            let rate = args
+                .overload_rate
+                .filter(|r| r.is_finite() && *r > 0.0)
+                .unwrap_or((mixed.actions_per_second * 2.0).max(20.0));
             eprintln!("overload: {rate:.0}/s for {} s", plan.overload.as_secs());
             let o = overload_phase(
                 shedding,
@@ -1802,6 +1805,7 @@ pub async fn run(args: crate::RunArgs) -> anyhow::Result<()> {
         upload_memory.as_ref(),
         applies,
     );
+    budgets.extend(load_budgets(&operations, overload.as_ref(), applies));
     if let Some(q) = &notification_queue {
         // A failed job is a bug (mail goes to the log, which cannot refuse it): judged at every
         // scale, like a failed request.
@@ -2218,6 +2222,7 @@ async fn overload_phase(
     #[derive(Default)]
     struct Tally {
         accepted: Recorder,
+        by_op: Vec<(Op, Recorder)>,
         shed: Recorder,
         errors: Recorder,
     }
@@ -2262,7 +2267,17 @@ async fn overload_phase(
             busy[person].store(false, Ordering::Release);
             if let Ok(mut tally) = tally.lock() {
                 match r {
-                    Ok(()) => tally.accepted.ok(took),
+                    Ok(()) => {
+                        tally.accepted.ok(took);
+                        match tally.by_op.iter_mut().find(|(o, _)| *o == op) {
+                            Some((_, rec)) => rec.ok(took),
+                            None => {
+                                let mut rec = Recorder::default();
+                                rec.ok(took);
+                                tally.by_op.push((op, rec));
+                            }
+                        }
+                    }
                     Err(e) if e.starts_with("HTTP 503") => tally.shed.ok(took),
                     Err(e) => tally.errors.err(|| format!("{}: {e}", op.name())),
                 }
@@ -2315,6 +2330,18 @@ async fn overload_phase(
         error_samples: tally.errors.samples().to_vec(),
         max_rss_mb: max_rss_kb.map(kb_to_mb),
         recovery_seconds: recovery,
+        accepted_by_operation: tally
+            .by_op
+            .iter_mut()
+            .map(|(op, rec)| {
+                let s = rec.summary();
+                crate::report::OverloadOperation {
+                    name: op.name().to_owned(),
+                    accepted: s.ok,
+                    p95_ms: s.p95_ms,
+                }
+            })
+            .collect(),
     }
 }
 
@@ -2651,6 +2678,89 @@ async fn database_size(url: &str) -> Option<f64> {
     }
 }
 
+/// An operation's p95 budget in the single phases (ms): the mixed phase and the requests the
+/// overload phase accepts are held to twice it. `None`: no latency budget (counts, files).
+fn latency_budget_ms(op: &str) -> Option<f64> {
+    match op {
+        "home" | "conversations" | "home_heavy" => Some(20.0),
+        "topic_view" | "post_comment" | "send_message" | "read_conversation" | "patients"
+        | "patients_register" | "calendar" | "topic_crowded" => Some(30.0),
+        "search" | "search_two_chars" => Some(100.0),
+        _ => None,
+    }
+}
+
+/// Of `(operation, p95 ms)`, the one furthest over its budget, as a budget of its own: at most
+/// twice the single phase's budget.
+fn within_twice(what: &str, p95s: impl Iterator<Item = (String, f64)>, applies: bool) -> Budget {
+    let worst = p95s
+        .filter_map(|(name, p95)| latency_budget_ms(&name).map(|b| (name, p95 / b)))
+        .max_by(|a, b| a.1.total_cmp(&b.1));
+    Budget {
+        name: match &worst {
+            Some((name, _)) => format!("{what} p95 over its budget, worst ({name})"),
+            None => format!("{what} p95 over its budget"),
+        },
+        limit: 2.0,
+        actual: worst.as_ref().map(|w| (w.1 * 100.0).round() / 100.0),
+        unit: "× budget".to_owned(),
+        met: worst.is_some_and(|w| w.1 <= 2.0),
+        applies,
+    }
+}
+
+/// What the mixed and overload phases must keep: every operation within twice its budget;
+/// refusals fast, memory bounded, service back at once.
+fn load_budgets(
+    operations: &[Operation],
+    overload: Option<&crate::report::Overload>,
+    applies: bool,
+) -> Vec<Budget> {
+    let mut out = Vec::new();
+    if operations
+        .iter()
+        .any(|o| o.phase == "mixed" && o.requests > 0)
+    {
+        out.push(within_twice(
+            "mixed phase",
+            operations
+                .iter()
+                .filter(|o| o.phase == "mixed" && o.requests > o.errors)
+                .map(|o| (o.name.trim_start_matches("mixed:").to_owned(), o.p95_ms)),
+            applies,
+        ));
+    }
+    if let Some(o) = overload {
+        out.push(within_twice(
+            "overload: accepted",
+            o.accepted_by_operation
+                .iter()
+                .map(|a| (a.name.clone(), a.p95_ms)),
+            applies,
+        ));
+        let mut limit = |name: &str, limit: f64, actual: Option<f64>, unit: &str| {
+            out.push(Budget {
+                name: name.to_owned(),
+                limit,
+                actual,
+                unit: unit.to_owned(),
+                met: actual.is_some_and(|a| a <= limit),
+                applies,
+            });
+        };
+        // Nothing shed (0 ms): no refusal was slow.
+        limit("overload: shed p95", 50.0, Some(o.shed_p95_ms), "ms");
+        limit("overload: server RSS", 200.0, o.max_rss_mb, "MB");
+        limit(
+            "overload: normal service again after",
+            5.0,
+            o.recovery_seconds,
+            "s",
+        );
+    }
+    out
+}
+
 fn budgets(
     operations: &[Operation],
     mixed: &Mixed,
@@ -2897,6 +3007,57 @@ mod tests {
         assert_eq!((h.limit, h.actual, h.met), (20.0, Some(12.0), true));
         let r = find("patients_register p95 (single phase)");
         assert_eq!((r.limit, r.actual, r.met), (30.0, Some(29.0), true));
+    }
+
+    #[test]
+    fn the_mixed_and_overload_phases_are_held_to_twice_each_budget() {
+        let op = |name: &str, phase: &str, p95: f64| Operation {
+            name: name.to_owned(),
+            phase: phase.to_owned(),
+            requests: 10,
+            errors: 0,
+            throughput_rps: 1.0,
+            p50_ms: p95,
+            p95_ms: p95,
+            p99_ms: p95,
+            max_ms: p95,
+            ratio_to_floor: None,
+            error_samples: Vec::new(),
+        };
+        let ops = [
+            op("home", "single", 500.0),
+            op("mixed:home", "mixed", 30.0),
+            op("mixed:topic_view", "mixed", 66.0),
+            // No budget of its own: not judged.
+            op("mixed:unread_counts", "mixed", 900.0),
+        ];
+        let overload = crate::report::Overload {
+            accepted_by_operation: vec![crate::report::OverloadOperation {
+                name: "search".to_owned(),
+                accepted: 3,
+                p95_ms: 150.0,
+            }],
+            shed: 10,
+            shed_p95_ms: 60.0,
+            max_rss_mb: Some(150.0),
+            recovery_seconds: Some(0.5),
+            ..Default::default()
+        };
+        let b = load_budgets(&ops, Some(&overload), true);
+        let mixed = &b[0];
+        assert_eq!(
+            mixed.name,
+            "mixed phase p95 over its budget, worst (topic_view)"
+        );
+        assert_eq!((mixed.actual, mixed.met), (Some(2.2), false));
+        let accepted = &b[1];
+        assert_eq!((accepted.actual, accepted.met), (Some(1.5), true));
+        let find = |n: &str| b.iter().find(|x| x.name == n).unwrap();
+        assert!(!find("overload: shed p95").met);
+        assert!(find("overload: server RSS").met);
+        assert!(find("overload: normal service again after").met);
+        // No mixed phase, no overload: nothing to judge.
+        assert!(load_budgets(&ops[..1], None, true).is_empty());
     }
 
     #[test]

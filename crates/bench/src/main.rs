@@ -128,6 +128,10 @@ pub struct RunArgs {
     /// Seconds of the overload phase (default by scale).
     #[arg(long)]
     pub overload_seconds: Option<u64>,
+    /// Actions a second offered in the overload phase (default: twice the mixed phase's), to
+    /// look at the overload phase alone (`--only overload`).
+    #[arg(long)]
+    pub overload_rate: Option<f64>,
     /// Free-form label for the report (e.g. the build profile).
     #[arg(long, default_value = "")]
     pub label: String,

@@ -173,6 +173,16 @@ pub struct Overload {
     pub max_rss_mb: Option<f64>,
     /// From the end of the overload until five requests in a row were served.
     pub recovery_seconds: Option<f64>,
+    /// The accepted actions by operation, to hold each to its own budget.
+    #[serde(default)]
+    pub accepted_by_operation: Vec<OverloadOperation>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct OverloadOperation {
+    pub name: String,
+    pub accepted: u64,
+    pub p95_ms: f64,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]

@@ -48,6 +48,16 @@ pub async fn enqueue(
     .await?)
 }
 
+/// Which due jobs a claim takes, by kind.
+#[derive(Debug, Clone, Copy)]
+pub enum Kinds<'a> {
+    All,
+    /// Only these kinds.
+    Only(&'a [&'a str]),
+    /// Every kind but these.
+    Except(&'a [&'a str]),
+}
+
 /// Claims up to `limit` due jobs for `lease`, oldest first; other workers skip them.
 pub async fn claim(
     pool: &PgPool,
@@ -55,10 +65,28 @@ pub async fn claim(
     lease: Duration,
     limit: i64,
 ) -> DbResult<Vec<JobRow>> {
+    claim_kinds(pool, now, lease, limit, Kinds::All).await
+}
+
+/// [`claim`], of the due jobs of `kinds` only.
+pub async fn claim_kinds(
+    pool: &PgPool,
+    now: DateTime<Utc>,
+    lease: Duration,
+    limit: i64,
+    kinds: Kinds<'_>,
+) -> DbResult<Vec<JobRow>> {
+    // `$5` says whether the kind must be in `$4`; NULL takes every kind.
+    let (list, wanted): (&[&str], Option<bool>) = match kinds {
+        Kinds::All => (&[], None),
+        Kinds::Only(k) => (k, Some(true)),
+        Kinds::Except(k) => (k, Some(false)),
+    };
     Ok(sqlx::query_as(
         "UPDATE core.jobs j SET state = 'running', attempts = j.attempts + 1, \
                 locked_until = $1::timestamptz + $2 \
          FROM (SELECT id FROM core.jobs WHERE state = 'pending' AND run_at <= $1 \
+                 AND ($5::boolean IS NULL OR (kind = ANY($4::text[])) = $5) \
                ORDER BY run_at, id LIMIT $3 FOR UPDATE SKIP LOCKED) due \
          WHERE j.id = due.id \
          RETURNING j.id, j.kind, j.payload, j.attempts, j.max_attempts",
@@ -66,6 +94,8 @@ pub async fn claim(
     .bind(now)
     .bind(lease)
     .bind(limit)
+    .bind(list)
+    .bind(wanted)
     .fetch_all(pool)
     .await?)
 }

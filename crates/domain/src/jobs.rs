@@ -10,7 +10,9 @@
 
 use crate::{AppError, AppResult, Services};
 use chrono::{DateTime, Duration, Utc};
-use musubi_db::jobs::{self as repo, JobRow, NewJob};
+use musubi_db::jobs::{self as repo, JobRow, Kinds, NewJob};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 
 /// Looks at the associations' activity and enqueues the digests that are due.
 pub const KIND_SCHEDULE: &str = "notify.schedule";
@@ -29,6 +31,108 @@ pub const SCHEDULE_PERIOD_SECS: i64 = 60;
 
 /// Finished jobs are kept this long for the console, then purged.
 pub const KEEP_FINISHED_DAYS: i64 = 14;
+
+/// Kinds that yield to people while requests are being served: a digest tells of news a
+/// minute old or more, and a little later is as good. Urgent notices and pushes never wait.
+const DEFERRABLE: &[&str] = &[KIND_DIGEST];
+
+/// While busy, a deferrable job is followed by a pause this many times its own length, so that
+/// such jobs take at most a fifth of the loop's time and the machine goes to the requests…
+const YIELD_FACTOR: u32 = 4;
+/// …but never longer than this, so that they keep going at a floor rate however slow the
+/// machine is (a queue that never drains is worse than a slower page).
+const YIELD_MAX: std::time::Duration = std::time::Duration::from_millis(500);
+
+/// Where Linux tells how often tasks waited for a CPU (pressure stall information).
+const CPU_PRESSURE: &str = "/proc/pressure/cpu";
+/// Busy when, over the last ten seconds, something was waiting for a CPU more than this share
+/// of the time: other replicas or PostgreSQL on the same machine are serving people.
+const CPU_PRESSURE_BUSY: f64 = 30.0;
+
+/// Whether people are waiting for the machine: requests this replica is serving right now
+/// (counted by the server's admission layer), and the machine's CPU pressure where Linux tells
+/// it (a replica with nothing to do beside a busy one on the same machine must yield too).
+#[derive(Clone, Debug)]
+pub struct Pressure {
+    in_flight: Arc<AtomicUsize>,
+    /// More requests than this at once counts as busy: the cores are all taken.
+    busy_above: usize,
+    /// Read the machine's CPU pressure too.
+    machine: bool,
+}
+
+impl Default for Pressure {
+    fn default() -> Self {
+        Self {
+            machine: true,
+            ..Self::requests_only()
+        }
+    }
+}
+
+/// One request in flight; dropping it (the request ended or was dropped) counts it out.
+#[derive(Debug)]
+pub struct InFlight(Arc<AtomicUsize>);
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+impl Pressure {
+    /// Busy from this replica's requests only, whatever the machine's load (tests on a shared
+    /// machine).
+    pub fn requests_only() -> Self {
+        let cores = std::thread::available_parallelism().map_or(2, std::num::NonZeroUsize::get);
+        Self {
+            in_flight: Arc::default(),
+            busy_above: cores,
+            machine: false,
+        }
+    }
+
+    /// Counts a request in until the returned guard is dropped.
+    pub fn enter(&self) -> InFlight {
+        self.in_flight.fetch_add(1, Ordering::Relaxed);
+        InFlight(self.in_flight.clone())
+    }
+
+    pub fn in_flight(&self) -> usize {
+        self.in_flight.load(Ordering::Relaxed)
+    }
+
+    /// Whether requests are waiting for the machine: more in flight here than it has cores, or
+    /// tasks kept waiting for a CPU a good part of the last seconds.
+    pub fn busy(&self) -> bool {
+        self.in_flight() > self.busy_above
+            || (self.machine
+                && std::fs::read_to_string(CPU_PRESSURE)
+                    .ok()
+                    .and_then(|t| cpu_waiting_share(&t))
+                    .is_some_and(|share| share > CPU_PRESSURE_BUSY))
+    }
+}
+
+/// The share of the last ten seconds (0–100) in which some task waited for a CPU, from the
+/// text of `/proc/pressure/cpu`.
+fn cpu_waiting_share(text: &str) -> Option<f64> {
+    text.lines()
+        .find_map(|l| l.strip_prefix("some "))?
+        .split_whitespace()
+        .find_map(|f| f.strip_prefix("avg10="))?
+        .parse()
+        .ok()
+}
+
+/// The pause after a deferrable job that took `took`, when busy.
+fn yield_after(took: std::time::Duration, busy: bool) -> std::time::Duration {
+    if busy {
+        (took * YIELD_FACTOR).min(YIELD_MAX)
+    } else {
+        std::time::Duration::ZERO
+    }
+}
 
 /// Timings of background work (from the configuration).
 #[derive(Debug, Clone, Copy)]
@@ -125,12 +229,53 @@ impl Services {
 
     /// Claims and runs up to `limit` due jobs, one after another. Returns how many ran.
     pub async fn run_due_jobs(&self, now: DateTime<Utc>, limit: i64) -> AppResult<usize> {
-        let jobs = repo::claim(self.db().pool(), now, self.job_lease(), limit).await?;
+        self.run_due_jobs_of(now, limit, Kinds::All).await
+    }
+
+    async fn run_due_jobs_of(
+        &self,
+        now: DateTime<Utc>,
+        limit: i64,
+        kinds: Kinds<'_>,
+    ) -> AppResult<usize> {
+        let jobs = repo::claim_kinds(self.db().pool(), now, self.job_lease(), limit, kinds).await?;
         let n = jobs.len();
         for job in jobs {
             self.run_job(job, now).await;
         }
         Ok(n)
+    }
+
+    /// Runs what is due at the clock's time until none is left, as the background loop does:
+    /// urgent notices and pushes before anything else, then the digests — while requests wait
+    /// for the machine ([`Pressure::busy`]), one at a time with a pause after each. Returns how
+    /// many ran.
+    pub async fn run_due_jobs_yielding(&self) -> AppResult<usize> {
+        let mut ran = 0;
+        loop {
+            let prompt = self
+                .run_due_jobs_of(Utc::now(), 10, Kinds::Except(DEFERRABLE))
+                .await?;
+            ran += prompt;
+            let busy = self.pressure().busy();
+            let started = std::time::Instant::now();
+            let deferred = self
+                .run_due_jobs_of(
+                    Utc::now(),
+                    if busy { 1 } else { 10 },
+                    Kinds::Only(DEFERRABLE),
+                )
+                .await?;
+            ran += deferred;
+            if prompt == 0 && deferred == 0 {
+                return Ok(ran);
+            }
+            let pause = yield_after(started.elapsed(), deferred > 0 && busy);
+            if !pause.is_zero() {
+                metrics::counter!("musubi_jobs_yielded_total").increment(1);
+                tokio::time::sleep(pause).await;
+            }
+        }
     }
 
     async fn run_job(&self, job: JobRow, now: DateTime<Utc>) {
@@ -241,6 +386,41 @@ impl crate::operator::Operator {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn deferrable_jobs_pause_only_while_busy_and_never_long() {
+        let ms = std::time::Duration::from_millis;
+        assert_eq!(yield_after(ms(20), false), ms(0));
+        assert_eq!(yield_after(ms(20), true), ms(80));
+        assert_eq!(yield_after(ms(400), true), YIELD_MAX);
+    }
+
+    #[test]
+    fn pressure_counts_requests_until_they_end() {
+        let p = Pressure {
+            busy_above: 2,
+            ..Pressure::requests_only()
+        };
+        let a = p.enter();
+        let b = p.enter();
+        assert!(!p.busy(), "two requests on two cores are not a queue");
+        let c = p.enter();
+        assert_eq!(p.in_flight(), 3);
+        assert!(p.busy());
+        drop((a, b, c));
+        assert_eq!(p.in_flight(), 0);
+        assert!(!p.busy());
+    }
+
+    #[test]
+    fn the_machines_cpu_pressure_is_read_from_the_kernels_words() {
+        let text = "some avg10=42.50 avg60=3.00 avg300=0.75 total=45318432\n\
+                    full avg10=0.00 avg60=0.00 avg300=0.00 total=0\n";
+        assert_eq!(cpu_waiting_share(text), Some(42.5));
+        assert_eq!(cpu_waiting_share("full avg10=9.00\n"), None);
+        assert_eq!(cpu_waiting_share(""), None);
+        assert_eq!(cpu_waiting_share("some avg10=lots\n"), None);
+    }
 
     #[test]
     fn backoff_grows_and_stops_at_an_hour() {

@@ -61,6 +61,8 @@ pub struct Services {
     timing: jobs::JobTiming,
     /// Web push: VAPID key, allow-list additions, HTTP client.
     push: push::PushState,
+    /// Requests being served, counted by the server: deferrable jobs yield to them.
+    pressure: jobs::Pressure,
 }
 
 impl Services {
@@ -80,6 +82,7 @@ impl Services {
             files: None,
             timing: jobs::JobTiming::default(),
             push: push::PushState::default(),
+            pressure: jobs::Pressure::default(),
         })
     }
 
@@ -92,6 +95,17 @@ impl Services {
     /// The same services sending web pushes with these settings (from the configuration).
     pub fn with_push(mut self, settings: push::PushSettings) -> Self {
         self.push = push::PushState::new(settings);
+        self
+    }
+
+    /// The count of requests being served, which the server keeps and background work reads.
+    pub fn pressure(&self) -> &jobs::Pressure {
+        &self.pressure
+    }
+
+    /// The same services judging whether people wait by `pressure`.
+    pub fn with_pressure(mut self, pressure: jobs::Pressure) -> Self {
+        self.pressure = pressure;
         self
     }
 

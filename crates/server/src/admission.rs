@@ -9,6 +9,7 @@ use axum::extract::{Request, State};
 use axum::middleware::Next;
 use axum::response::Response;
 use musubi_config::Overload;
+use musubi_domain::jobs::Pressure;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::time::Instant;
@@ -25,16 +26,19 @@ pub struct Admission {
 }
 
 struct Inner {
+    /// Requests served or waiting here, which background work yields to.
+    pressure: Pressure,
     associations: Turns<String>,
     total: Turns<()>,
     queue_wait: Duration,
 }
 
 impl Admission {
-    pub fn new(settings: Overload) -> Self {
+    pub fn new(settings: Overload, pressure: Pressure) -> Self {
         let waiting = settings.max_waiting as usize;
         Self {
             inner: Arc::new(Inner {
+                pressure,
                 associations: Turns::new(settings.association_in_flight, waiting),
                 total: Turns::new(settings.in_flight, waiting),
                 queue_wait: settings.queue_wait,
@@ -71,6 +75,7 @@ pub async fn layer(State(admission): State<Admission>, req: Request, next: Next)
         return next.run(req).await;
     }
     let inner = &admission.inner;
+    let _counted = inner.pressure.enter();
     let deadline = Instant::now() + inner.queue_wait;
     // The association's turn first: a busy association waits on its own, without holding a
     // place in the total that the others need.

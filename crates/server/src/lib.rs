@@ -250,17 +250,10 @@ fn spawn_jobs(services: musubi_domain::Services, lease: std::time::Duration) -> 
                     "enqueueing the notification schedule failed"
                 );
             }
-            // Run what is due until none is left, a batch at a time (the digests a schedule run
-            // has just enqueued go at once, not on the next turn).
-            loop {
-                match services.run_due_jobs(chrono::Utc::now(), 10).await {
-                    Ok(0) => break,
-                    Ok(_) => continue,
-                    Err(e) => {
-                        tracing::warn!(code = e.code.as_str(), "running background jobs failed");
-                        break;
-                    }
-                }
+            // Run what is due until none is left (the digests a schedule run has just enqueued
+            // go at once, not on the next turn), yielding to people while they wait.
+            if let Err(e) = services.run_due_jobs_yielding().await {
+                tracing::warn!(code = e.code.as_str(), "running background jobs failed");
             }
         }
     }))
@@ -332,6 +325,7 @@ pub fn relying_party(config: &Config) -> anyhow::Result<Option<RelyingParty>> {
 /// endpoints (readiness, metrics) see the database handle.
 pub fn app(config: &Config, operator: &Operator) -> Router {
     let services = operator.services().clone();
+    let pressure = services.pressure().clone();
     // Install the metrics recorder before the first request is counted.
     let _ = musubi_telemetry::metrics_handle();
     let schema = musubi_graphql::build_schema(config, services.clone());
@@ -347,7 +341,7 @@ pub fn app(config: &Config, operator: &Operator) -> Router {
         .merge(musubi_web::router(services))
         // Innermost: a request refused by fair use never takes a turn here.
         .layer(axum::middleware::from_fn_with_state(
-            admission::Admission::new(config.overload),
+            admission::Admission::new(config.overload, pressure),
             admission::layer,
         ))
         // Inside the telemetry layer: it needs the client's address, and refusals are counted.

@@ -100,6 +100,9 @@ async fn a_burst_beyond_capacity_is_shed_at_once_and_nothing_shed_is_half_done()
     assert_eq!(accepted + refused, 40, "nothing else: {burst:?}");
     // Exactly the accepted comments exist: a shed request did nothing.
     assert_eq!(comments_in(&app, &topic).await - before, accepted as i64);
+    // Served and shed alike are counted out again: background work does not think the
+    // server busy for ever.
+    assert_eq!(app.services().pressure().in_flight(), 0);
     // The burst is over: normal service at once.
     for _ in 0..5 {
         assert!(served(&ask(&app, &nurse, HOST, COUNTS, Value::Null).await));
@@ -258,4 +261,69 @@ async fn a_refused_request_leaves_its_connection_usable_or_says_it_is_closed() {
     assert!(head.starts_with("http/1.1 503"), "{head}");
     assert!(head.contains("connection: close"), "{head}");
     drop(holder);
+}
+
+/// Enqueues `n` jobs of `kind` due `ago_secs` ago, each failing at once for good (no payload),
+/// and returns their ids.
+async fn due_jobs(app: &TestApp, kind: &str, n: usize, ago_secs: i64) -> Vec<i64> {
+    let mut ids = Vec::new();
+    for _ in 0..n {
+        let id: i64 = sqlx::query_scalar(
+            "INSERT INTO core.jobs (kind, payload, run_at, max_attempts, created_at) \
+             VALUES ($1, '{}', now() - make_interval(secs => $2), 1, now()) RETURNING id",
+        )
+        .bind(kind)
+        .bind(ago_secs as f64)
+        .fetch_one(app.db.db.pool())
+        .await
+        .unwrap();
+        ids.push(id);
+    }
+    ids
+}
+
+/// When each job ended: a job failing at once ends at the time it was claimed, so jobs claimed
+/// together share one.
+async fn ended(app: &TestApp, ids: &[i64]) -> Vec<chrono::DateTime<chrono::Utc>> {
+    sqlx::query_scalar("SELECT finished_at FROM core.jobs WHERE id = ANY($1) ORDER BY id")
+        .bind(ids)
+        .fetch_all(app.db.db.pool())
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn digests_yield_to_people_and_an_urgent_notice_never_waits_behind_them() {
+    use musubi_domain::jobs::{Pressure, KIND_DIGEST, KIND_URGENT};
+    // Busy by this server's requests only: the tests running beside this one load the machine.
+    let app = TestApp::demo_with_services(test_config(&[]), |s| {
+        s.with_pressure(Pressure::requests_only())
+    })
+    .await;
+    let s = app.services();
+    // A schedule run's digests, then an urgent notice due after all of them.
+    let digests = due_jobs(&app, KIND_DIGEST, 12, 30).await;
+    let urgent = due_jobs(&app, KIND_URGENT, 1, 1).await;
+    // Requests waiting for every core.
+    let cores = std::thread::available_parallelism().map_or(2, std::num::NonZeroUsize::get);
+    let requests: Vec<_> = (0..=cores).map(|_| s.pressure().enter()).collect();
+    assert!(s.pressure().busy());
+    assert_eq!(s.run_due_jobs_yielding().await.unwrap(), 13);
+    let urgent_at = ended(&app, &urgent).await[0];
+    let digests_at = ended(&app, &digests).await;
+    assert!(
+        digests_at.iter().all(|d| urgent_at < *d),
+        "the urgent notice first: {urgent_at} / {digests_at:?}"
+    );
+    // While busy, each digest was taken on its own, with a pause after it.
+    let claims: std::collections::HashSet<_> = digests_at.iter().collect();
+    assert_eq!(claims.len(), 12, "{digests_at:?}");
+
+    // Nobody waiting: digests go by the batch again.
+    drop(requests);
+    assert!(!s.pressure().busy());
+    let more = due_jobs(&app, KIND_DIGEST, 12, 30).await;
+    assert_eq!(s.run_due_jobs_yielding().await.unwrap(), 12);
+    let claims: std::collections::HashSet<_> = ended(&app, &more).await.into_iter().collect();
+    assert_eq!(claims.len(), 2, "ten, then two");
 }
