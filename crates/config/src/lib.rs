@@ -453,7 +453,7 @@ impl Config {
             queue_wait: Duration::from_millis(parse_number(
                 &src,
                 "MUSUBI_OVERLOAD_QUEUE_WAIT_MS",
-                10,
+                20,
                 0,
                 60_000,
             )?),
@@ -862,7 +862,7 @@ mod tests {
         assert_eq!(default_association_in_flight(1), 1);
         let c = Config::from_sources(&env(&[]), None).unwrap();
         assert_eq!(c.overload.in_flight, default_in_flight(cores()));
-        assert_eq!(c.overload.queue_wait, Duration::from_millis(10));
+        assert_eq!(c.overload.queue_wait, Duration::from_millis(20));
         // The association's share follows a replica's turns set by hand.
         let c = Config::from_sources(&env(&[("MUSUBI_MAX_IN_FLIGHT", "30")]), None).unwrap();
         assert_eq!(
