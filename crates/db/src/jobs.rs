@@ -58,18 +58,8 @@ pub enum Kinds<'a> {
     Except(&'a [&'a str]),
 }
 
-/// Claims up to `limit` due jobs for `lease`, oldest first; other workers skip them.
+/// Claims up to `limit` due jobs of `kinds` for `lease`, oldest first; other workers skip them.
 pub async fn claim(
-    pool: &PgPool,
-    now: DateTime<Utc>,
-    lease: Duration,
-    limit: i64,
-) -> DbResult<Vec<JobRow>> {
-    claim_kinds(pool, now, lease, limit, Kinds::All).await
-}
-
-/// [`claim`], of the due jobs of `kinds` only.
-pub async fn claim_kinds(
     pool: &PgPool,
     now: DateTime<Utc>,
     lease: Duration,

@@ -238,7 +238,7 @@ impl Services {
         limit: i64,
         kinds: Kinds<'_>,
     ) -> AppResult<usize> {
-        let jobs = repo::claim_kinds(self.db().pool(), now, self.job_lease(), limit, kinds).await?;
+        let jobs = repo::claim(self.db().pool(), now, self.job_lease(), limit, kinds).await?;
         let n = jobs.len();
         for job in jobs {
             self.run_job(job, now).await;
