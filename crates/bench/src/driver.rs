@@ -1528,9 +1528,11 @@ pub async fn run(args: crate::RunArgs) -> anyhow::Result<()> {
     let run_mixed = wanted("mixed");
     // Without the mixed phase, `--statements` profiles each single phase on its own.
     let phase_statements = args.statements.as_ref().filter(|_| !run_mixed);
+    let postmaster = postmaster_pid(&args.database_url).await;
     let mut singles = Singles {
         ctx: &ctx,
         args: &args,
+        postmaster,
         length: plan.phase,
         warmup: plan.warmup,
         profile: phase_statements.is_some(),
@@ -1587,7 +1589,6 @@ pub async fn run(args: crate::RunArgs) -> anyhow::Result<()> {
             plan.mixed.as_secs()
         );
     }
-    let postmaster = postmaster_pid(&args.database_url).await;
     let cpu_before = (
         args.server_pid.and_then(cpu_ticks),
         postmaster.and_then(tree_cpu_ticks),
@@ -1628,10 +1629,8 @@ pub async fn run(args: crate::RunArgs) -> anyhow::Result<()> {
             Err(e) => eprintln!("statements: cannot read pg_stat_statements: {e:#}"),
         }
     }
-    let per_action = |before: Option<u64>, after: Option<u64>| -> Option<f64> {
-        let used = after?.checked_sub(before?)?;
-        (mixed.actions > 0).then(|| used as f64 * 1000.0 / clock_ticks() / mixed.actions as f64)
-    };
+    let per_action =
+        |before: Option<u64>, after: Option<u64>| cpu_ms_per(before, after, mixed.actions);
     mixed.musubi_cpu_ms_per_action = per_action(cpu_before.0, args.server_pid.and_then(cpu_ticks));
     mixed.postgres_cpu_ms_per_action =
         per_action(cpu_before.1, postmaster.and_then(tree_cpu_ticks));
@@ -1882,6 +1881,8 @@ pub async fn run(args: crate::RunArgs) -> anyhow::Result<()> {
 struct Singles<'a> {
     ctx: &'a Arc<Ctx>,
     args: &'a crate::RunArgs,
+    /// PostgreSQL's process, for the CPU each request costs it.
+    postmaster: Option<u32>,
     length: Duration,
     /// Unmeasured time before each phase (see `RunArgs::warmup_seconds`).
     warmup: Duration,
@@ -1927,7 +1928,17 @@ impl Singles<'_> {
         }
         let (stop_memory, memory) =
             sample_memory(pid.filter(|_| uploading), Duration::from_millis(100));
+        // The floor is another server: Musubi's CPU would say nothing about it.
+        let musubi = pid.filter(|_| phase.op != Op::Floor);
+        let cpu_before = (
+            musubi.and_then(cpu_ticks),
+            self.postmaster.and_then(tree_cpu_ticks),
+        );
         let (mut rec, secs) = single_phase(self.ctx, phase, clients, self.length, rng).await;
+        let cpu_after = (
+            musubi.and_then(cpu_ticks),
+            self.postmaster.and_then(tree_cpu_ticks),
+        );
         let _ = stop_memory.send(true);
         let max_rss = memory.await.ok().flatten().map(kb_to_mb);
         match phase.op {
@@ -1937,6 +1948,8 @@ impl Singles<'_> {
             _ => {}
         }
         let mut o = operation(phase.name, "single", &mut rec, secs, None);
+        o.musubi_cpu_ms_per_request = cpu_ms_per(cpu_before.0, cpu_after.0, o.requests);
+        o.postgres_cpu_ms_per_request = cpu_ms_per(cpu_before.1, cpu_after.1, o.requests);
         if phase.op == Op::Floor {
             self.floor_rps = Some(o.throughput_rps).filter(|r| *r > 0.0);
         } else {
@@ -1969,8 +1982,16 @@ fn operation(
         p99_ms: s.p99_ms,
         max_ms: s.max_ms,
         ratio_to_floor,
+        musubi_cpu_ms_per_request: None,
+        postgres_cpu_ms_per_request: None,
         error_samples: rec.samples().to_vec(),
     }
+}
+
+/// CPU milliseconds between two readings of clock ticks, per request.
+fn cpu_ms_per(before: Option<u64>, after: Option<u64>, requests: u64) -> Option<f64> {
+    let used = after?.checked_sub(before?)?;
+    (requests > 0).then(|| used as f64 * 1000.0 / clock_ticks() / requests as f64)
 }
 
 async fn wait_ready(client: &reqwest::Client, url: &str) -> anyhow::Result<()> {
@@ -2985,6 +3006,8 @@ mod tests {
             p99_ms: p95_ms,
             max_ms: p95_ms,
             ratio_to_floor: None,
+            musubi_cpu_ms_per_request: None,
+            postgres_cpu_ms_per_request: None,
             error_samples: Vec::new(),
         };
         let ops = [
@@ -3022,6 +3045,8 @@ mod tests {
             p99_ms: p95,
             max_ms: p95,
             ratio_to_floor: None,
+            musubi_cpu_ms_per_request: None,
+            postgres_cpu_ms_per_request: None,
             error_samples: Vec::new(),
         };
         let ops = [

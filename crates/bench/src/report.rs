@@ -233,6 +233,12 @@ pub struct Operation {
     pub max_ms: f64,
     /// Single-operation phases: this throughput over the floor's.
     pub ratio_to_floor: Option<f64>,
+    /// Single-operation phases: the CPU Musubi and PostgreSQL spent per request (the
+    /// benchmark's client and anything else on the machine not counted).
+    #[serde(default)]
+    pub musubi_cpu_ms_per_request: Option<f64>,
+    #[serde(default)]
+    pub postgres_cpu_ms_per_request: Option<f64>,
     pub error_samples: Vec<String>,
 }
 
@@ -332,7 +338,7 @@ impl Report {
         let _ = writeln!(out);
         let _ = writeln!(
             out,
-            "{:<22} {:>8} {:>7} {:>9} {:>8} {:>8} {:>8} {:>8} {:>7}",
+            "{:<22} {:>8} {:>7} {:>9} {:>8} {:>8} {:>8} {:>8} {:>7} {:>13}",
             "operation",
             "requests",
             "errors",
@@ -341,12 +347,13 @@ impl Report {
             "p95 ms",
             "p99 ms",
             "max ms",
-            "×floor"
+            "×floor",
+            "CPU ms M/PG"
         );
         for o in &self.operations {
             let _ = writeln!(
                 out,
-                "{:<22} {:>8} {:>7} {:>9.1} {:>8.2} {:>8.2} {:>8.2} {:>8.1} {:>7}",
+                "{:<22} {:>8} {:>7} {:>9.1} {:>8.2} {:>8.2} {:>8.2} {:>8.1} {:>7} {:>13}",
                 o.name,
                 o.requests,
                 o.errors,
@@ -356,7 +363,12 @@ impl Report {
                 o.p99_ms,
                 o.max_ms,
                 o.ratio_to_floor
-                    .map_or_else(String::new, |r| format!("{r:.2}"))
+                    .map_or_else(String::new, |r| format!("{r:.2}")),
+                match (o.musubi_cpu_ms_per_request, o.postgres_cpu_ms_per_request) {
+                    (Some(m), Some(p)) => format!("{m:.2}/{p:.2}"),
+                    (None, Some(p)) => format!("-/{p:.2}"),
+                    _ => String::new(),
+                }
             );
             for s in &o.error_samples {
                 let _ = writeln!(out, "    ! {}", one_line(s));

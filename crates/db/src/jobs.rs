@@ -48,14 +48,45 @@ pub async fn enqueue(
     .await?)
 }
 
+/// The kind of job that may wait while people wait for the machine: the notification
+/// digests. Index `jobs_due_prompt` (migration `core/0017`) holds every other pending kind,
+/// and the claims below name this kind as a literal (the planner uses a partial index only
+/// for a query whose own text implies its condition).
+pub const DEFERRABLE_KIND: &str = "notify.digest";
+
 /// Which due jobs a claim takes, by kind.
-#[derive(Debug, Clone, Copy)]
-pub enum Kinds<'a> {
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kinds {
     All,
-    /// Only these kinds.
-    Only(&'a [&'a str]),
-    /// Every kind but these.
-    Except(&'a [&'a str]),
+    /// Only the deferrable ones ([`DEFERRABLE_KIND`]).
+    Deferrable,
+    /// Every kind but the deferrable ones, on `jobs_due_prompt`.
+    Prompt,
+}
+
+macro_rules! claim_sql {
+    ($filter:literal) => {
+        concat!(
+            "UPDATE core.jobs j SET state = 'running', attempts = j.attempts + 1, \
+                    locked_until = $1::timestamptz + $2 \
+             FROM (SELECT id FROM core.jobs WHERE state = 'pending' AND run_at <= $1 ",
+            $filter,
+            " ORDER BY run_at, id LIMIT $3 FOR UPDATE SKIP LOCKED) due \
+             WHERE j.id = due.id \
+             RETURNING j.id, j.kind, j.payload, j.attempts, j.max_attempts"
+        )
+    };
+}
+
+impl Kinds {
+    /// The claim's statement for these kinds.
+    pub fn claim_sql(self) -> &'static str {
+        match self {
+            Kinds::All => claim_sql!(""),
+            Kinds::Deferrable => claim_sql!("AND kind = 'notify.digest'"),
+            Kinds::Prompt => claim_sql!("AND kind <> 'notify.digest'"),
+        }
+    }
 }
 
 /// Claims up to `limit` due jobs of `kinds` for `lease`, oldest first; other workers skip them.
@@ -64,30 +95,14 @@ pub async fn claim(
     now: DateTime<Utc>,
     lease: Duration,
     limit: i64,
-    kinds: Kinds<'_>,
+    kinds: Kinds,
 ) -> DbResult<Vec<JobRow>> {
-    // `$5` says whether the kind must be in `$4`; NULL takes every kind.
-    let (list, wanted): (&[&str], Option<bool>) = match kinds {
-        Kinds::All => (&[], None),
-        Kinds::Only(k) => (k, Some(true)),
-        Kinds::Except(k) => (k, Some(false)),
-    };
-    Ok(sqlx::query_as(
-        "UPDATE core.jobs j SET state = 'running', attempts = j.attempts + 1, \
-                locked_until = $1::timestamptz + $2 \
-         FROM (SELECT id FROM core.jobs WHERE state = 'pending' AND run_at <= $1 \
-                 AND ($5::boolean IS NULL OR (kind = ANY($4::text[])) = $5) \
-               ORDER BY run_at, id LIMIT $3 FOR UPDATE SKIP LOCKED) due \
-         WHERE j.id = due.id \
-         RETURNING j.id, j.kind, j.payload, j.attempts, j.max_attempts",
-    )
-    .bind(now)
-    .bind(lease)
-    .bind(limit)
-    .bind(list)
-    .bind(wanted)
-    .fetch_all(pool)
-    .await?)
+    Ok(sqlx::query_as(kinds.claim_sql())
+        .bind(now)
+        .bind(lease)
+        .bind(limit)
+        .fetch_all(pool)
+        .await?)
 }
 
 /// Marks a claimed job done. `false` when it was no longer held (its lease ran out and it was
@@ -227,4 +242,23 @@ pub async fn failed(pool: &PgPool, limit: i64) -> DbResult<Vec<FailedJob>> {
     .bind(limit)
     .fetch_all(pool)
     .await?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_claims_name_the_deferrable_kind_as_it_is() {
+        let literal = format!("'{DEFERRABLE_KIND}'");
+        assert!(!Kinds::All.claim_sql().contains("AND kind"));
+        assert!(Kinds::Deferrable
+            .claim_sql()
+            .contains(&format!("kind = {literal}")));
+        assert!(Kinds::Prompt
+            .claim_sql()
+            .contains(&format!("kind <> {literal}")));
+        let index = include_str!("../../../migrations/core/0017_jobs_due_prompt.sql");
+        assert!(index.contains(&format!("kind <> {literal}")));
+    }
 }

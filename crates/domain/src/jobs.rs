@@ -16,8 +16,10 @@ use std::sync::Arc;
 
 /// Looks at the associations' activity and enqueues the digests that are due.
 pub const KIND_SCHEDULE: &str = "notify.schedule";
-/// One person's e-mail digest.
-pub const KIND_DIGEST: &str = "notify.digest";
+/// One person's e-mail digest: the one kind that yields to people while requests are being
+/// served (a digest tells of news a minute old or more, and a little later is as good; urgent
+/// notices and pushes never wait). The queue's index for the others names it.
+pub const KIND_DIGEST: &str = repo::DEFERRABLE_KIND;
 /// One web push to one browser (see `push.rs`).
 pub const KIND_PUSH: &str = "notify.push";
 /// One notice about a 至急 comment (asked, reminded, escalated).
@@ -31,10 +33,6 @@ pub const SCHEDULE_PERIOD_SECS: i64 = 60;
 
 /// Finished jobs are kept this long for the console, then purged.
 pub const KEEP_FINISHED_DAYS: i64 = 14;
-
-/// Kinds that yield to people while requests are being served: a digest tells of news a
-/// minute old or more, and a little later is as good. Urgent notices and pushes never wait.
-const DEFERRABLE: &[&str] = &[KIND_DIGEST];
 
 /// While busy, a deferrable job is followed by a pause this many times its own length, so that
 /// such jobs take at most a fifth of the loop's time and the machine goes to the requests…
@@ -236,7 +234,7 @@ impl Services {
         &self,
         now: DateTime<Utc>,
         limit: i64,
-        kinds: Kinds<'_>,
+        kinds: Kinds,
     ) -> AppResult<usize> {
         let jobs = repo::claim(self.db().pool(), now, self.job_lease(), limit, kinds).await?;
         let n = jobs.len();
@@ -246,25 +244,24 @@ impl Services {
         Ok(n)
     }
 
-    /// Runs what is due at the clock's time until none is left, as the background loop does:
-    /// urgent notices and pushes before anything else, then the digests — while requests wait
-    /// for the machine ([`Pressure::busy`]), one at a time with a pause after each. Returns how
-    /// many ran.
-    pub async fn run_due_jobs_yielding(&self) -> AppResult<usize> {
+    /// Runs what is due at the clock's time until none is left or `budget` has passed, as the
+    /// background loop does: urgent notices and pushes before anything else, then the digests
+    /// — while requests wait for the machine ([`Pressure::busy`]), one at a time with a pause
+    /// after each. Returns how many ran.
+    ///
+    /// The budget hands the loop back to its caller, which enqueues the next schedule run and
+    /// recovers interrupted jobs: thousands of digests draining slowly on a busy machine must
+    /// not keep the next minute's schedule from being enqueued.
+    pub async fn run_due_jobs_yielding(&self, budget: std::time::Duration) -> AppResult<usize> {
+        let until = std::time::Instant::now() + budget;
         let mut ran = 0;
         loop {
-            let prompt = self
-                .run_due_jobs_of(Utc::now(), 10, Kinds::Except(DEFERRABLE))
-                .await?;
+            let prompt = self.run_due_jobs_of(Utc::now(), 10, Kinds::Prompt).await?;
             ran += prompt;
             let busy = self.pressure().busy();
             let started = std::time::Instant::now();
             let deferred = self
-                .run_due_jobs_of(
-                    Utc::now(),
-                    if busy { 1 } else { 10 },
-                    Kinds::Only(DEFERRABLE),
-                )
+                .run_due_jobs_of(Utc::now(), if busy { 1 } else { 10 }, Kinds::Deferrable)
                 .await?;
             ran += deferred;
             if prompt == 0 && deferred == 0 {
@@ -274,6 +271,9 @@ impl Services {
             if !pause.is_zero() {
                 metrics::counter!("musubi_jobs_yielded_total").increment(1);
                 tokio::time::sleep(pause).await;
+            }
+            if std::time::Instant::now() >= until {
+                return Ok(ran);
             }
         }
     }

@@ -211,6 +211,9 @@ fn spawn_file_sweep(services: musubi_domain::Services) -> EventPurge {
 
 /// The background-job loop (see `musubi_domain::jobs`): every replica runs it; each job goes
 /// to one of them. Stops when dropped.
+/// The longest the job loop drains the queue before it looks at the schedule and recovery again.
+const JOB_TURN: std::time::Duration = std::time::Duration::from_secs(5);
+
 fn spawn_jobs(services: musubi_domain::Services, lease: std::time::Duration) -> EventPurge {
     // Often enough that a job whose worker died waits about one lease, not much more.
     let recovery_every = (lease / 2).clamp(
@@ -251,8 +254,9 @@ fn spawn_jobs(services: musubi_domain::Services, lease: std::time::Duration) -> 
                 );
             }
             // Run what is due until none is left (the digests a schedule run has just enqueued
-            // go at once, not on the next turn), yielding to people while they wait.
-            if let Err(e) = services.run_due_jobs_yielding().await {
+            // go at once, not on the next turn), yielding to people while they wait, and back
+            // here within a few seconds to enqueue the next schedule run and recover jobs.
+            if let Err(e) = services.run_due_jobs_yielding(JOB_TURN).await {
                 tracing::warn!(code = e.code.as_str(), "running background jobs failed");
             }
         }

@@ -308,7 +308,7 @@ async fn digests_yield_to_people_and_an_urgent_notice_never_waits_behind_them() 
     let cores = std::thread::available_parallelism().map_or(2, std::num::NonZeroUsize::get);
     let requests: Vec<_> = (0..=cores).map(|_| s.pressure().enter()).collect();
     assert!(s.pressure().busy());
-    assert_eq!(s.run_due_jobs_yielding().await.unwrap(), 13);
+    assert_eq!(s.run_due_jobs_yielding(LONG_TURN).await.unwrap(), 13);
     let urgent_at = ended(&app, &urgent).await[0];
     let digests_at = ended(&app, &digests).await;
     assert!(
@@ -323,7 +323,101 @@ async fn digests_yield_to_people_and_an_urgent_notice_never_waits_behind_them() 
     drop(requests);
     assert!(!s.pressure().busy());
     let more = due_jobs(&app, KIND_DIGEST, 12, 30).await;
-    assert_eq!(s.run_due_jobs_yielding().await.unwrap(), 12);
+    assert_eq!(s.run_due_jobs_yielding(LONG_TURN).await.unwrap(), 12);
     let claims: std::collections::HashSet<_> = ended(&app, &more).await.into_iter().collect();
     assert_eq!(claims.len(), 2, "ten, then two");
+
+    // Busy, with digests left when the turn's time is up: the loop hands back (to enqueue the
+    // next schedule run) instead of draining them all first.
+    let requests: Vec<_> = (0..=cores).map(|_| s.pressure().enter()).collect();
+    let left = due_jobs(&app, KIND_DIGEST, 5, 30).await;
+    assert_eq!(
+        s.run_due_jobs_yielding(std::time::Duration::ZERO)
+            .await
+            .unwrap(),
+        1
+    );
+    let pending: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM core.jobs WHERE id = ANY($1) AND state = 'pending'",
+    )
+    .bind(&left)
+    .fetch_one(app.db.db.pool())
+    .await
+    .unwrap();
+    assert_eq!(pending, 4);
+    drop(requests);
+}
+
+/// Long enough for every job these tests enqueue.
+const LONG_TURN: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// After a schedule run, thousands of digests are pending and due; the urgent-first claim,
+/// made at every turn of the job loop, must not read them to find that nothing else is due.
+#[tokio::test]
+async fn claiming_urgent_work_does_not_read_the_pending_digests() {
+    use musubi_db::jobs::Kinds;
+    use musubi_domain::jobs::{KIND_DIGEST, KIND_URGENT};
+    let app = TestApp::demo_with_config(test_config(&[])).await;
+    let pool = app.db.db.pool();
+    // Whatever the demo enqueued (its schedule) out of the way: one urgent notice is due.
+    sqlx::query("DELETE FROM core.jobs")
+        .execute(pool)
+        .await
+        .unwrap();
+    sqlx::query(
+        "INSERT INTO core.jobs (kind, payload, run_at, max_attempts, created_at) \
+         SELECT $1, '{}', now() - interval '30 seconds', 1, now() FROM generate_series(1, 3000)",
+    )
+    .bind(KIND_DIGEST)
+    .execute(pool)
+    .await
+    .unwrap();
+    let urgent = due_jobs(&app, KIND_URGENT, 1, 1).await;
+    sqlx::query("ANALYZE core.jobs")
+        .execute(pool)
+        .await
+        .unwrap();
+
+    // The claim's own statement, executed and rolled back, with what it read.
+    let mut tx = pool.begin().await.unwrap();
+    let plan: Value = sqlx::query_scalar(&format!(
+        "EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) {}",
+        Kinds::Prompt.claim_sql()
+    ))
+    .bind(chrono::Utc::now())
+    .bind(chrono::Duration::seconds(60))
+    .bind(10_i64)
+    .fetch_one(&mut *tx)
+    .await
+    .unwrap();
+    tx.rollback().await.unwrap();
+    let text = plan.to_string();
+    assert!(text.contains("\"jobs_due_prompt\""), "{plan:#}");
+    assert!(!text.contains("Rows Removed by Filter"), "{plan:#}");
+    let root = &plan[0]["Plan"];
+    let buffers =
+        root["Shared Hit Blocks"].as_i64().unwrap() + root["Shared Read Blocks"].as_i64().unwrap();
+    assert!(buffers < 30, "{buffers} pages read for one job: {plan:#}");
+
+    // And the claim takes it, leaving the digests.
+    let claimed = musubi_db::jobs::claim(
+        pool,
+        chrono::Utc::now(),
+        chrono::Duration::seconds(60),
+        10,
+        Kinds::Prompt,
+    )
+    .await
+    .unwrap();
+    assert_eq!(claimed.iter().map(|j| j.id).collect::<Vec<_>>(), urgent);
+    let digests = musubi_db::jobs::claim(
+        pool,
+        chrono::Utc::now(),
+        chrono::Duration::seconds(60),
+        10,
+        Kinds::Deferrable,
+    )
+    .await
+    .unwrap();
+    assert!(digests.len() == 10 && digests.iter().all(|j| j.kind == KIND_DIGEST));
 }
