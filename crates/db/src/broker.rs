@@ -9,6 +9,12 @@
 //! when none is idle, the request waits up to the acquire timeout. So the number of connections
 //! never exceeds the bound, however many associations there are, and an association nobody uses
 //! holds none once its connections idle out.
+//!
+//! Fewer may be *in use* at once than are open: beyond that, a request waits for one to come
+//! back, and a connection coming back goes first to a request of the association it is keyed
+//! to. Open connections keep associations' plans; the cap on those in use keeps PostgreSQL from
+//! running more transactions at once than the machine has cores for (each then holds its locks
+//! longer while it waits for a CPU, and the others wait for them).
 
 use crate::roles::{quote_role, tenant_role};
 use crate::tenant::{quote_schema, Tenant};
@@ -38,6 +44,8 @@ pub(crate) struct Broker {
     bound: usize,
     /// Connections one association may use at once.
     per_tenant: usize,
+    /// Connections all associations may use at once.
+    in_use: usize,
     acquire_timeout: Duration,
     state: Mutex<State>,
     /// Connections handed from one association to another so far.
@@ -58,6 +66,8 @@ struct State {
     idle: HashMap<AssociationId, Vec<Idle>>,
     /// Connections handed out (or being opened, keyed or cleaned) per association.
     busy: HashMap<AssociationId, usize>,
+    /// Their sum.
+    busy_total: usize,
     /// Requests waiting, oldest first. A returned connection (or a freed place) goes straight
     /// to one of them: no wake-up of every waiter for each release.
     waiters: VecDeque<Waiter>,
@@ -148,14 +158,17 @@ impl Broker {
         connect: PgConnectOptions,
         bound: usize,
         per_tenant: usize,
+        in_use: usize,
         acquire_timeout: Duration,
     ) -> Arc<Self> {
         let bound = bound.max(1);
+        let in_use = in_use.clamp(1, bound);
         let broker = Arc::new(Self {
             connect,
             slots: Arc::new(Semaphore::new(bound)),
             bound,
-            per_tenant: per_tenant.clamp(1, bound),
+            per_tenant: per_tenant.clamp(1, in_use),
+            in_use,
             acquire_timeout,
             state: Mutex::default(),
             rekeys: std::sync::atomic::AtomicU64::new(0),
@@ -166,11 +179,13 @@ impl Broker {
         broker
     }
 
-    pub(crate) fn with_per_tenant(self: &Arc<Self>, per_tenant: usize) -> Arc<Self> {
+    /// The same broker (unused yet) with other caps: per association, and in use at once.
+    pub(crate) fn with_caps(self: &Arc<Self>, per_tenant: usize, in_use: usize) -> Arc<Self> {
         Self::new(
             self.connect.clone(),
             self.bound,
             per_tenant,
+            in_use,
             self.acquire_timeout,
         )
     }
@@ -256,8 +271,7 @@ impl Broker {
         if st.closed {
             return Err(DbError::Sqlx(sqlx::Error::PoolClosed));
         }
-        let under_cap = st.busy.get(&tenant).copied().unwrap_or(0) < self.per_tenant;
-        let step = if !under_cap {
+        let step = if !self.may_take(&st, tenant) {
             None
         } else if let Some(idle) = st.idle.get_mut(&tenant).and_then(Vec::pop) {
             Some(Step::Reuse(idle))
@@ -267,7 +281,7 @@ impl Broker {
             take_oldest_idle(&mut st.idle).map(Step::Rekey)
         };
         if let Some(step) = step {
-            *st.busy.entry(tenant).or_default() += 1;
+            make_busy(&mut st, tenant);
             if st.idle.get(&tenant).is_some_and(Vec::is_empty) {
                 st.idle.remove(&tenant);
             }
@@ -290,24 +304,37 @@ impl Broker {
     /// (or frees the place) when nobody can take it.
     fn give(&self, st: &mut State, mut given: Given) {
         loop {
-            let eligible = |w: &Waiter, st_busy: &HashMap<AssociationId, usize>| {
-                st_busy.get(&w.tenant).copied().unwrap_or(0) < self.per_tenant
-            };
             let same = match &given {
                 Given::Conn(idle) => st
                     .waiters
                     .iter()
-                    .position(|w| w.tenant == idle.key && eligible(w, &st.busy)),
+                    .position(|w| w.tenant == idle.key && self.may_take(st, w.tenant)),
                 Given::Slot(_) => None,
             };
-            let Some(pos) = same.or_else(|| st.waiters.iter().position(|w| eligible(w, &st.busy)))
+            let Some(pos) =
+                same.or_else(|| st.waiters.iter().position(|w| self.may_take(st, w.tenant)))
             else {
                 break;
             };
             let Some(w) = st.waiters.remove(pos) else {
                 break;
             };
-            *st.busy.entry(w.tenant).or_default() += 1;
+            make_busy(st, w.tenant);
+            // The waiter's own warm connection, when one idles (a waiter held back by the cap
+            // on connections in use): what came back idles instead, or frees its place.
+            let keyed_to_waiter = matches!(&given, Given::Conn(idle) if idle.key == w.tenant);
+            if !keyed_to_waiter {
+                if let Some(own) = st.idle.get_mut(&w.tenant).and_then(Vec::pop) {
+                    if st.idle.get(&w.tenant).is_some_and(Vec::is_empty) {
+                        st.idle.remove(&w.tenant);
+                    }
+                    if let Given::Conn(back) = std::mem::replace(&mut given, Given::Conn(own)) {
+                        if !st.closed {
+                            st.idle.entry(back.key).or_default().push(back);
+                        }
+                    }
+                }
+            }
             match w.tx.send(given) {
                 Ok(()) => return,
                 // That waiter is gone: the next one.
@@ -324,6 +351,12 @@ impl Broker {
             // Closed, or a free place: dropping it frees the slot.
             Given::Conn(_) | Given::Slot(_) => {}
         }
+    }
+
+    /// Whether `tenant` may have one more connection: under its share and under the cap on
+    /// connections in use.
+    fn may_take(&self, st: &State, tenant: AssociationId) -> bool {
+        st.busy_total < self.in_use && st.busy.get(&tenant).copied().unwrap_or(0) < self.per_tenant
     }
 
     fn give_slot(&self, slot: OwnedSemaphorePermit) {
@@ -391,6 +424,11 @@ impl Broker {
         }
     }
 
+    /// Connections all associations may use at once.
+    pub(crate) fn in_use(&self) -> usize {
+        self.in_use
+    }
+
     /// Open connections now (idle and handed out), for metrics and tests.
     pub(crate) fn open_connections(&self) -> usize {
         self.bound - self.slots.available_permits()
@@ -406,9 +444,15 @@ impl Broker {
     }
 }
 
+fn make_busy(st: &mut State, tenant: AssociationId) {
+    *st.busy.entry(tenant).or_default() += 1;
+    st.busy_total += 1;
+}
+
 fn unbusy(st: &mut State, tenant: AssociationId) {
     if let Some(n) = st.busy.get_mut(&tenant) {
         *n = n.saturating_sub(1);
+        st.busy_total = st.busy_total.saturating_sub(1);
         if *n == 0 {
             st.busy.remove(&tenant);
         }

@@ -262,6 +262,7 @@ impl Db {
                     .statement_cache_capacity(plans::STATEMENT_CACHE),
                 tenants as usize,
                 DEFAULT_TENANT_CONNECTIONS as usize,
+                tenants as usize,
                 acquire_timeout,
             ),
             connect,
@@ -271,10 +272,18 @@ impl Db {
 
     /// Sets how many connections one association may use at once (default
     /// [`DEFAULT_TENANT_CONNECTIONS`]); call before the first tenant transaction.
-    pub fn with_tenant_connections(mut self, max_connections: u32) -> Self {
+    pub fn with_tenant_connections(self, max_connections: u32) -> Self {
+        let in_use = self.tenants.in_use();
+        self.with_tenant_caps(max_connections, in_use as u32)
+    }
+
+    /// Sets how many connections one association may use at once, and how many all may use
+    /// at once (by default every tenant connection; the others stay open, keyed to their
+    /// associations, while the cap holds); call before the first tenant transaction.
+    pub fn with_tenant_caps(mut self, per_association: u32, in_use: u32) -> Self {
         self.tenants = self
             .tenants
-            .with_per_tenant(max_connections.max(1) as usize);
+            .with_caps(per_association.max(1) as usize, in_use.max(1) as usize);
         self
     }
 

@@ -24,6 +24,11 @@ use uuid::Uuid;
 /// How often an open subscription re-checks its session (revoked, expired, signed out).
 /// Read-only: an open page does not keep a session alive.
 const SESSION_RECHECK: Duration = Duration::from_secs(30);
+/// The unread counts kept for a subscriber are read again at least this often. They are kept
+/// exact by the events (a comment of someone else is added to them; any other change reads
+/// them), so this only bounds what a missed case could leave wrong; reading them at every
+/// session check cost one query per subscriber every 30 s.
+const COUNTS_MAX_AGE: Duration = Duration::from_secs(300);
 /// Events read from PostgreSQL at a time when catching up.
 const REPLAY_PAGE: i64 = 1000;
 
@@ -66,6 +71,7 @@ impl Services {
             checked_at: Instant::now(),
             slugs: HashMap::new(),
             tracked: None,
+            tracked_at: Instant::now(),
             state,
             services: self.clone(),
         };
@@ -139,8 +145,11 @@ pub struct LiveFeed {
     /// check (every 30 s).
     state: LiveState,
     /// The viewer's unread counts as last sent: comments of others are added to them, and
-    /// they are read again for every other change, and after each session check.
+    /// they are read again for every other change, after a re-sync, when the viewer's groups
+    /// change, and when they are older than [`COUNTS_MAX_AGE`].
     tracked: Option<TrackedCounts>,
+    /// When `tracked` was read.
+    tracked_at: Instant,
 }
 
 enum Wake {
@@ -155,7 +164,7 @@ impl LiveFeed {
     pub async fn next(&mut self) -> Option<LiveItem> {
         loop {
             if self.checked_at.elapsed() >= SESSION_RECHECK {
-                match self.refresh().await {
+                match self.refresh(false).await {
                     Ok(true) => {}
                     Ok(false) => return None,
                     Err(e) => {
@@ -193,7 +202,7 @@ impl LiveFeed {
                 Wake::End => return None,
                 Wake::Recheck => continue,
                 Wake::Resync => {
-                    if !matches!(self.refresh().await, Ok(true)) {
+                    if !matches!(self.refresh(true).await, Ok(true)) {
                         tracing::warn!("live re-sync: the session ended or the check failed");
                         return None;
                     }
@@ -210,7 +219,7 @@ impl LiveFeed {
                     let me = self.viewer.user.id.uuid();
                     if event.user_id == Some(me) && event.kind == EventKind::MembershipChanged {
                         // Fail closed: the client reconnects with `after` and catches up.
-                        if !matches!(self.refresh().await, Ok(true)) {
+                        if !matches!(self.refresh(true).await, Ok(true)) {
                             tracing::warn!("live membership refresh: session ended or failed");
                             return None;
                         }
@@ -246,14 +255,23 @@ impl LiveFeed {
 
     /// Reads the viewer's state again (one query) and routes their groups' events here;
     /// `false` when the session this subscription was opened with is no longer valid. Read-only,
-    /// so that an open socket does not slide the idle expiry.
-    async fn refresh(&mut self) -> Result<bool, AppError> {
+    /// so that an open socket does not slide the idle expiry. `missed`: events may have passed
+    /// this feed by (a re-sync, a membership change), so the kept counts are read again.
+    async fn refresh(&mut self, missed: bool) -> Result<bool, AppError> {
         self.checked_at = Instant::now();
-        // A bound on anything the kept counts could have missed: the next change reads them.
-        self.tracked = None;
+        if missed || self.tracked_at.elapsed() >= COUNTS_MAX_AGE {
+            // The next change reads them.
+            self.tracked = None;
+        }
         let Some(state) = self.services.live_state(&self.viewer).await? else {
             return Ok(false);
         };
+        if state.groups != self.state.groups
+            || state.hosts != self.state.hosts
+            || state.scope_bit != self.state.scope_bit
+        {
+            self.tracked = None;
+        }
         if state.groups != self.state.groups {
             self.route.set_groups(state.groups.clone());
             // Events of a group just joined could have passed before the route knew it: read
@@ -301,6 +319,7 @@ impl LiveFeed {
             Ok(tracked) => {
                 let counts = tracked.counts.clone();
                 self.tracked = Some(tracked);
+                self.tracked_at = Instant::now();
                 Some(counts)
             }
             Err(err) => {

@@ -127,7 +127,7 @@ pub async fn open_database(config: &Config) -> anyhow::Result<Database> {
     )
     .await
     {
-        Ok(db) => db.with_tenant_connections(config.db_tenant_connections),
+        Ok(db) => db.with_tenant_caps(config.db_tenant_connections, config.db_tenant_in_use),
         Err(e) => {
             if let Some(pg) = embedded {
                 let _ = pg.stop().await;

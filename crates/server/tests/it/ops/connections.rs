@@ -197,3 +197,78 @@ async fn a_connection_stays_with_its_association_and_is_taken_over_only_when_non
     drop(c);
     db.close().await;
 }
+
+/// Fewer connections in use at once than open: a third association waits for one in use to
+/// come back even though its own warm connection is idle, and a connection coming back goes
+/// to a request of the association it is keyed to, so plans are not lost to the cap.
+#[tokio::test]
+async fn connections_in_use_are_capped_below_those_open_and_come_back_to_their_association() {
+    let t = TestDb::new().await;
+    let mut tenants = Vec::new();
+    for slug in ["alpha", "beta", "gamma"] {
+        tenants.push(
+            t.db.create_association(&NewAssociation {
+                slug: slug.into(),
+                name: slug.into(),
+                area: String::new(),
+                description: String::new(),
+            })
+            .await
+            .unwrap(),
+        );
+    }
+    // Eight connections (three shared, five tenant), two of them in use at once.
+    assert_eq!(musubi_db::split_connections(8), (3, 5));
+    let db = Db::connect(t.options.clone(), 8, Duration::from_secs(30))
+        .await
+        .unwrap()
+        .with_tenant_caps(2, 2);
+    // Each association's connection, opened and left idle.
+    let mut pids = Vec::new();
+    for tenant in &tenants {
+        let mut conn = db.tenant_read(tenant).await.unwrap();
+        pids.push(backend(&mut conn).await.0);
+        drop(conn);
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(db.tenant_connections().open, 3, "three open, all idle");
+
+    let a = db.tenant_read(&tenants[0]).await.unwrap();
+    let mut b = db.tenant_read(&tenants[1]).await.unwrap();
+    let ask = |i: usize| {
+        let db = db.clone();
+        let tenant = tenants[i].clone();
+        tokio::spawn(async move {
+            let mut conn = db.tenant_read(&tenant).await.unwrap();
+            backend(&mut conn).await.0
+        })
+    };
+    let gamma = ask(2);
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    assert!(
+        !gamma.is_finished(),
+        "two in use: gamma waits though its connection is idle"
+    );
+    // beta asks again while gamma waits: beta's connection, coming back, goes to beta.
+    let beta_again = ask(1);
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let pid_b = backend(&mut b).await.0;
+    drop(b);
+    let again = tokio::time::timeout(Duration::from_secs(10), beta_again)
+        .await
+        .expect("beta served when its connection came back")
+        .unwrap();
+    assert_eq!(again, pid_b, "its own warm connection");
+    drop(a);
+    let pid_gamma = tokio::time::timeout(Duration::from_secs(10), gamma)
+        .await
+        .expect("gamma served once a connection in use came back")
+        .unwrap();
+    assert_eq!(
+        pid_gamma, pids[2],
+        "gamma's own idle connection, not a re-keyed one"
+    );
+    assert_eq!(db.tenant_connections().rekeys, 0);
+    assert_eq!(db.tenant_connections().open, 3);
+    db.close().await;
+}
