@@ -127,9 +127,8 @@ async fn backend(conn: &mut PgConnection) -> (i32, String) {
         .unwrap()
 }
 
-#[tokio::test]
-async fn a_connection_stays_with_its_association_and_is_taken_over_only_when_none_is_free() {
-    let t = TestDb::new().await;
+/// Associations alpha, beta and gamma.
+async fn three_associations(t: &TestDb) -> Vec<musubi_db::Tenant> {
     let mut tenants = Vec::new();
     for slug in ["alpha", "beta", "gamma"] {
         tenants.push(
@@ -143,6 +142,13 @@ async fn a_connection_stays_with_its_association_and_is_taken_over_only_when_non
             .unwrap(),
         );
     }
+    tenants
+}
+
+#[tokio::test]
+async fn a_connection_stays_with_its_association_and_is_taken_over_only_when_none_is_free() {
+    let t = TestDb::new().await;
+    let tenants = three_associations(&t).await;
     // Two tenant connections for three associations (bound 4: two shared, two tenant).
     assert_eq!(musubi_db::split_connections(4), (2, 2));
     let db = Db::connect(t.options.clone(), 4, Duration::from_secs(30))
@@ -204,19 +210,7 @@ async fn a_connection_stays_with_its_association_and_is_taken_over_only_when_non
 #[tokio::test]
 async fn connections_in_use_are_capped_below_those_open_and_come_back_to_their_association() {
     let t = TestDb::new().await;
-    let mut tenants = Vec::new();
-    for slug in ["alpha", "beta", "gamma"] {
-        tenants.push(
-            t.db.create_association(&NewAssociation {
-                slug: slug.into(),
-                name: slug.into(),
-                area: String::new(),
-                description: String::new(),
-            })
-            .await
-            .unwrap(),
-        );
-    }
+    let tenants = three_associations(&t).await;
     // Eight connections (three shared, five tenant), two of them in use at once.
     assert_eq!(musubi_db::split_connections(8), (3, 5));
     let db = Db::connect(t.options.clone(), 8, Duration::from_secs(30))

@@ -400,24 +400,17 @@ async fn claiming_urgent_work_does_not_read_the_pending_digests() {
     assert!(buffers < 30, "{buffers} pages read for one job: {plan:#}");
 
     // And the claim takes it, leaving the digests.
-    let claimed = musubi_db::jobs::claim(
-        pool,
-        chrono::Utc::now(),
-        chrono::Duration::seconds(60),
-        10,
-        Kinds::Prompt,
-    )
-    .await
-    .unwrap();
+    let claim = |kinds| {
+        musubi_db::jobs::claim(
+            pool,
+            chrono::Utc::now(),
+            chrono::Duration::seconds(60),
+            10,
+            kinds,
+        )
+    };
+    let claimed = claim(Kinds::Prompt).await.unwrap();
     assert_eq!(claimed.iter().map(|j| j.id).collect::<Vec<_>>(), urgent);
-    let digests = musubi_db::jobs::claim(
-        pool,
-        chrono::Utc::now(),
-        chrono::Duration::seconds(60),
-        10,
-        Kinds::Deferrable,
-    )
-    .await
-    .unwrap();
+    let digests = claim(Kinds::Deferrable).await.unwrap();
     assert!(digests.len() == 10 && digests.iter().all(|j| j.kind == KIND_DIGEST));
 }
