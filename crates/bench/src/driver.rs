@@ -1592,6 +1592,8 @@ pub async fn run(args: crate::RunArgs) -> anyhow::Result<()> {
     let cpu_before = (
         args.server_pid.and_then(cpu_ticks),
         postmaster.and_then(tree_cpu_ticks),
+        cpu_ticks(std::process::id()),
+        machine_ticks(),
     );
     if args.statements.is_some() {
         if let Err(e) = statements::reset(&args.database_url).await {
@@ -1634,6 +1636,15 @@ pub async fn run(args: crate::RunArgs) -> anyhow::Result<()> {
     mixed.musubi_cpu_ms_per_action = per_action(cpu_before.0, args.server_pid.and_then(cpu_ticks));
     mixed.postgres_cpu_ms_per_action =
         per_action(cpu_before.1, postmaster.and_then(tree_cpu_ticks));
+    mixed.driver_cpu_ms_per_action = per_action(cpu_before.2, cpu_ticks(std::process::id()));
+    mixed.machine_busy_percent =
+        cpu_before
+            .3
+            .zip(machine_ticks())
+            .and_then(|((busy0, all0), (busy1, all1))| {
+                let all = all1.checked_sub(all0).filter(|&a| a > 0)?;
+                Some(busy1.saturating_sub(busy0) as f64 * 100.0 / all as f64)
+            });
     let _ = stop_subs_tx.send(true);
     for s in subs {
         let _ = tokio::time::timeout(Duration::from_secs(15), s).await;
@@ -2227,6 +2238,8 @@ async fn mixed_phase(
         late_actions: late,
         musubi_cpu_ms_per_action: None,
         postgres_cpu_ms_per_action: None,
+        driver_cpu_ms_per_action: None,
+        machine_busy_percent: None,
     };
     (mixed, recs)
 }
@@ -2634,6 +2647,22 @@ fn stat_ticks(pid: u32, children: bool) -> Option<(u64, u32)> {
         ticks += at(16)? + at(17)?;
     }
     Some((ticks, at(4)? as u32))
+}
+
+/// The machine's busy and total CPU ticks so far (all CPUs, from `/proc/stat`); idle and
+/// iowait are the idle ones.
+fn machine_ticks() -> Option<(u64, u64)> {
+    let stat = std::fs::read_to_string("/proc/stat").ok()?;
+    let line = stat.lines().find(|l| l.starts_with("cpu "))?;
+    let f: Vec<u64> = line
+        .split_whitespace()
+        .skip(1)
+        .filter_map(|v| v.parse().ok())
+        .collect();
+    // user nice system idle iowait irq softirq steal (guest time is inside user already).
+    let all: u64 = f.iter().take(8).sum();
+    let idle = f.get(3)? + f.get(4).copied().unwrap_or(0);
+    Some((all - idle, all))
 }
 
 fn cpu_ticks(pid: u32) -> Option<u64> {

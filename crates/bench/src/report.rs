@@ -272,6 +272,13 @@ pub struct Mixed {
     pub musubi_cpu_ms_per_action: Option<f64>,
     #[serde(default)]
     pub postgres_cpu_ms_per_action: Option<f64>,
+    /// The same for the benchmark's own process (the simulated people and the subscriptions).
+    #[serde(default)]
+    pub driver_cpu_ms_per_action: Option<f64>,
+    /// The share of the machine's CPU time that was busy during the phase (every process), in
+    /// percent: near 100 the phase measured what the machine could give, not what was asked.
+    #[serde(default)]
+    pub machine_busy_percent: Option<f64>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -387,7 +394,7 @@ impl Report {
         let m = &self.mixed;
         let _ = writeln!(
             out,
-            "mixed: {} people for {:.0} s, {} actions ({:.1}/s), {} errors, {} late; CPU per action: Musubi {}, PostgreSQL {}",
+            "mixed: {} people for {:.0} s, {} actions ({:.1}/s), {} errors, {} late; CPU per action: Musubi {}, PostgreSQL {}, driver {}; machine busy {}",
             m.people,
             m.seconds,
             m.actions,
@@ -397,7 +404,11 @@ impl Report {
             m.musubi_cpu_ms_per_action
                 .map_or_else(|| "?".to_owned(), |v| format!("{v:.2} ms")),
             m.postgres_cpu_ms_per_action
-                .map_or_else(|| "?".to_owned(), |v| format!("{v:.2} ms"))
+                .map_or_else(|| "?".to_owned(), |v| format!("{v:.2} ms")),
+            m.driver_cpu_ms_per_action
+                .map_or_else(|| "?".to_owned(), |v| format!("{v:.2} ms")),
+            m.machine_busy_percent
+                .map_or_else(|| "?".to_owned(), |v| format!("{v:.0}%"))
         );
         let mb = |v: Option<f64>| v.map_or_else(|| "?".to_owned(), |v| format!("{v:.1} MB"));
         if let Some(u) = &self.uploads {
