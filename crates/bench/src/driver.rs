@@ -2652,7 +2652,10 @@ fn stat_ticks(pid: u32, children: bool) -> Option<(u64, u32)> {
 /// The machine's busy and total CPU ticks so far (all CPUs, from `/proc/stat`); idle and
 /// iowait are the idle ones.
 fn machine_ticks() -> Option<(u64, u64)> {
-    let stat = std::fs::read_to_string("/proc/stat").ok()?;
+    busy_and_all_ticks(&std::fs::read_to_string("/proc/stat").ok()?)
+}
+
+fn busy_and_all_ticks(stat: &str) -> Option<(u64, u64)> {
     let line = stat.lines().find(|l| l.starts_with("cpu "))?;
     let f: Vec<u64> = line
         .split_whitespace()
@@ -2931,6 +2934,14 @@ fn rotation_draft_ms() -> f64 {
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
+
+    #[test]
+    fn the_machine_is_busy_but_for_idle_and_iowait() {
+        // user nice system idle iowait irq softirq steal guest guest_nice
+        let stat = "cpu  100 5 20 800 30 1 4 10 50 0\ncpu0 50 2 10 400 15 0 2 5 25 0\n";
+        assert_eq!(busy_and_all_ticks(stat), Some((140, 970)));
+        assert_eq!(busy_and_all_ticks("intr 1 2 3\n"), None);
+    }
 
     #[test]
     fn errors_fail_even_with_data() {

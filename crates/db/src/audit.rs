@@ -426,6 +426,10 @@ pub async fn append_to(
     // Check everything before touching the database.
     let prepared = records.iter().map(prepare).collect::<DbResult<Vec<_>>>()?;
     if conn.is_in_transaction() {
+        if let (Log::Tenant, [one]) = (log, prepared.as_slice()) {
+            // The usual case, the lock included in one statement (tenant migration 0017).
+            return append_one_to_tenant(conn, one).await.map(|seq| vec![seq]);
+        }
         lock(conn, log, APPEND_LOCK_CLASS, false).await?;
         insert_locked(conn, log, &prepared).await
     } else {
@@ -550,6 +554,32 @@ async fn insert_one_locked(conn: &mut PgConnection, log: Log, p: &Prepared) -> D
          FROM head h RETURNING seq",
         table = log.table()
     ))
+    .bind(GENESIS_HASH.as_slice())
+    .bind([ENCODING_VERSION].as_slice())
+    .bind(p.actor_id)
+    .bind(&p.actor_label)
+    .bind(&p.action)
+    .bind(p.object_type.as_deref())
+    .bind(p.object_id.as_deref())
+    .bind(&p.ip)
+    .bind(&p.user_agent)
+    .bind(&p.detail)
+    .bind(rest)
+    .fetch_one(&mut *conn)
+    .await?;
+    Ok(seq)
+}
+
+/// One record appended to the tenant log by `audit_append` (tenant migration 0017): the lock,
+/// the head read and the record written in one round trip, the same hash as
+/// [`insert_one_locked`]. The log stays locked until the transaction ends.
+async fn append_one_to_tenant(conn: &mut PgConnection, p: &Prepared) -> DbResult<i64> {
+    let encoded = canonical_bytes(&p.fields(0, 0));
+    let rest = &encoded[HEAD_FIELDS_LEN..];
+    let seq: i64 = sqlx::query_scalar(
+        "SELECT audit_append($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
+    )
+    .bind(APPEND_LOCK_CLASS)
     .bind(GENESIS_HASH.as_slice())
     .bind([ENCODING_VERSION].as_slice())
     .bind(p.actor_id)

@@ -290,6 +290,39 @@ impl<'a> Change<'a> {
         Ok(())
     }
 
+    /// Writes several live events of one group in one statement, in the order given.
+    pub(crate) async fn events(
+        &mut self,
+        group: &HostedGroup,
+        specs: Vec<EventSpec>,
+    ) -> AppResult<()> {
+        let actor_id = self.actor_id();
+        let rows: Vec<repo::NewEvent<'_>> = specs
+            .iter()
+            .map(|spec| repo::NewEvent {
+                topic_id: spec.topic_id,
+                kind: spec.kind.as_str(),
+                scope: spec.scope,
+                actor_id,
+                topic_author_id: spec.topic_author_id,
+                comment_ids: &spec.comment_ids,
+                user_id: spec.user_id,
+            })
+            .collect();
+        let (ids, xid) = repo::insert_events(&mut self.tx, group, &rows).await?;
+        drop(rows);
+        if ids.len() != specs.len() {
+            return Err(AppError::internal(std::io::Error::other(
+                "an event was not written",
+            )));
+        }
+        let xid = u64::try_from(xid).ok();
+        for (spec, id) in specs.into_iter().zip(ids) {
+            self.events.push(spec.published(id, xid, group, actor_id));
+        }
+        Ok(())
+    }
+
     /// An event a repository function wrote itself (in this transaction): published after the
     /// commit like the others.
     pub(crate) fn written_event(&mut self, group: &HostedGroup, spec: EventSpec, id: i64) {

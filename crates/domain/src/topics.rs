@@ -303,17 +303,25 @@ impl Services {
             first_unread_seq = repo::first_unread(c.conn(), me, topic_id).await?;
         }
         let slot = group.plan_slot();
-        if reading == Reading::Page {
+        if reading == Reading::Page && mode == ReceiptMode::Footprints {
+            // From the first unread comment; without an unread counter there may still be
+            // comments this person never read (they joined later, or came into scope): from
+            // the first one shown then.
+            let shown_when_all_read = window.start(access.topic.last_seq, None);
+            let read = repo::take_unread_and_record_footprints(
+                c.conn(),
+                slot,
+                me,
+                topic_id,
+                shown_when_all_read,
+            )
+            .await?;
+            first_unread_seq = read.first_unread_seq;
+            new_footprints = read.footprints;
+        } else if reading == Reading::Page {
             first_unread_seq = repo::take_unread(c.conn(), slot, me, topic_id).await?;
         }
         let start = window.start(access.topic.last_seq, first_unread_seq);
-        if reading == Reading::Page && mode == ReceiptMode::Footprints {
-            // Without an unread counter there may still be comments this person never read
-            // (they joined later, or came into scope): from the first one shown then.
-            let from = first_unread_seq.unwrap_or(start);
-            new_footprints =
-                repo::record_footprints(c.conn(), slot, me, topic_id, from, None).await?;
-        }
         let rows =
             repo::comments_of_topic(c.conn(), slot, topic_id, start, TOPIC_PAGE_COMMENTS).await?;
         let from_seq = rows.first().map_or(1, |c| c.seq);
@@ -349,10 +357,12 @@ impl Services {
                     || m.user_id == access.topic.author_id)
         });
         let (scope, author) = (access.topic.scope, access.topic.author_id);
+        // Both events of a page, in one statement: footprints first, then the cleared counter.
+        let mut events = Vec::new();
         if !new_footprints.is_empty() {
             let ids: Vec<CommentId> = new_footprints.iter().map(|(id, _)| *id).collect();
             let event = EventSpec::topic(EventKind::FootprintAdded, topic_id, scope, author);
-            c.event(&group, event.comments(ids)).await?;
+            events.push(event.comments(ids));
         }
         let unseen_seqs = match (reading, mode) {
             (Reading::OnScreen, ReceiptMode::Footprints) => {
@@ -371,7 +381,10 @@ impl Services {
         let cleared = reading == Reading::Page && first_unread_seq.is_some();
         if cleared {
             let event = EventSpec::topic(EventKind::UnreadChanged, topic_id, scope, author);
-            c.event(&group, event.only_for(me)).await?;
+            events.push(event.only_for(me));
+        }
+        if !events.is_empty() {
+            c.events(&group, events).await?;
         }
         if access.group_kind == GroupKind::Patient {
             let entry = c

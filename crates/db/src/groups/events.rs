@@ -54,6 +54,39 @@ pub async fn insert_event(
     .await?)
 }
 
+/// [`insert_event`] for several events of one group in one statement; returns their ids in
+/// the order given (ids rise in the order the rows are written) and the transaction's id.
+pub async fn insert_events(
+    conn: &mut PgConnection,
+    group: &HostedGroup,
+    events: &[NewEvent<'_>],
+) -> DbResult<(Vec<i64>, i64)> {
+    if events.is_empty() {
+        return Ok((Vec::new(), 0));
+    }
+    let mut q = sqlx::QueryBuilder::<sqlx::Postgres>::new(
+        "INSERT INTO core.events (association_id, group_id, topic_id, kind, scope, actor_id, \
+                                  topic_author_id, comment_ids, user_id) ",
+    );
+    q.push_values(events, |mut row, e| {
+        row.push_bind(group.association_id)
+            .push_bind(group.id)
+            .push_bind(e.topic_id)
+            .push_bind(e.kind)
+            .push_bind(e.scope)
+            .push_bind(e.actor_id)
+            .push_bind(e.topic_author_id)
+            .push_bind(e.comment_ids)
+            .push_bind(e.user_id);
+    });
+    q.push(" RETURNING id, pg_current_xact_id()::text::bigint");
+    let rows: Vec<(i64, i64)> = q.build_query_as().fetch_all(conn).await?;
+    let xid = rows.first().map_or(0, |r| r.1);
+    let mut ids: Vec<i64> = rows.into_iter().map(|r| r.0).collect();
+    ids.sort_unstable();
+    Ok((ids, xid))
+}
+
 /// Events after `after` in the person's active groups (for catch-up), oldest first.
 pub async fn events_since(
     pool: &PgPool,

@@ -122,6 +122,57 @@ pub async fn take_unread(
     .await?)
 }
 
+/// What opening a topic page read: the first unread seq its counter held (cleared now) and
+/// the footprints newly recorded.
+#[derive(Debug, Default)]
+pub struct PageRead {
+    pub first_unread_seq: Option<i32>,
+    pub footprints: Vec<(CommentId, DateTime<Utc>)>,
+}
+
+/// [`take_unread`] and then [`record_footprints`] from the first unread comment (or from
+/// `from_seq` when nothing was counted unread), in one statement: a topic page is the most
+/// frequent write, and each round trip inside its transaction is one more wait for a core.
+pub async fn take_unread_and_record_footprints(
+    conn: &mut PgConnection,
+    slot: PlanSlot,
+    user_id: PersonId,
+    topic_id: TopicId,
+    from_seq: i32,
+) -> DbResult<PageRead> {
+    let rows: Vec<(Option<i32>, Option<CommentId>, Option<DateTime<Utc>>)> =
+        sqlx::query_as(&slot.sql(
+            // Both data-modifying parts see the statement's snapshot; the insert reads the
+            // deleted counter's seq through the CTE, never the table.
+            "WITH taken AS ( \
+                 DELETE FROM unread WHERE user_id = $1 AND topic_id = $2 RETURNING first_seq), \
+             fresh AS ( \
+                 INSERT INTO footprints (comment_id, user_id, read_at) \
+                 SELECT c.id, $1, now() FROM comments c \
+                 WHERE c.topic_id = $2 \
+                   AND c.seq >= coalesce((SELECT first_seq FROM taken), $3) \
+                   AND c.author_id <> $1 AND c.deleted_at IS NULL \
+                   AND NOT EXISTS (SELECT 1 FROM footprints f \
+                                   WHERE f.comment_id = c.id AND f.user_id = $1) \
+                 ON CONFLICT DO NOTHING RETURNING comment_id, read_at) \
+             SELECT (SELECT first_seq FROM taken), f.comment_id, f.read_at \
+             FROM (SELECT 1) AS one LEFT JOIN fresh f ON true",
+        ))
+        .bind(user_id)
+        .bind(topic_id)
+        .bind(from_seq)
+        .fetch_all(conn)
+        .await?;
+    let mut read = PageRead::default();
+    for (first, comment, at) in rows {
+        read.first_unread_seq = first;
+        if let (Some(comment), Some(at)) = (comment, at) {
+            read.footprints.push((comment, at));
+        }
+    }
+    Ok(read)
+}
+
 /// Records footprints on the comments of others from `from_seq` on (only those numbered
 /// `only`, when given: what was on screen), not deleted and not read before; returns the
 /// comments newly read and the time recorded.
