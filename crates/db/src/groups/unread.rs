@@ -140,11 +140,12 @@ pub async fn take_unread_and_record_footprints(
     topic_id: TopicId,
     from_seq: i32,
 ) -> DbResult<PageRead> {
-    let rows: Vec<(Option<i32>, Option<CommentId>, Option<DateTime<Utc>>)> =
-        sqlx::query_as(&slot.sql(
-            // Both data-modifying parts see the statement's snapshot; the insert reads the
-            // deleted counter's seq through the CTE, never the table.
-            "WITH taken AS ( \
+    // The counter's first unread seq on every row; a footprint per row, or none on one row.
+    type Row = (Option<i32>, Option<CommentId>, Option<DateTime<Utc>>);
+    let rows: Vec<Row> = sqlx::query_as(&slot.sql(
+        // Both data-modifying parts see the statement's snapshot; the insert reads the
+        // deleted counter's seq through the CTE, never the table.
+        "WITH taken AS ( \
                  DELETE FROM unread WHERE user_id = $1 AND topic_id = $2 RETURNING first_seq), \
              fresh AS ( \
                  INSERT INTO footprints (comment_id, user_id, read_at) \
@@ -157,12 +158,12 @@ pub async fn take_unread_and_record_footprints(
                  ON CONFLICT DO NOTHING RETURNING comment_id, read_at) \
              SELECT (SELECT first_seq FROM taken), f.comment_id, f.read_at \
              FROM (SELECT 1) AS one LEFT JOIN fresh f ON true",
-        ))
-        .bind(user_id)
-        .bind(topic_id)
-        .bind(from_seq)
-        .fetch_all(conn)
-        .await?;
+    ))
+    .bind(user_id)
+    .bind(topic_id)
+    .bind(from_seq)
+    .fetch_all(conn)
+    .await?;
     let mut read = PageRead::default();
     for (first, comment, at) in rows {
         read.first_unread_seq = first;
