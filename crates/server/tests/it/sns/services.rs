@@ -1347,6 +1347,66 @@ async fn unread_row(w: &World, who: &str, topic: Uuid) -> Option<(i32, i32)> {
     row
 }
 
+/// One person opening a topic on eight devices at once (a double tap, a phone and a computer):
+/// the counter is taken once, each comment read once and its footprint announced once, and
+/// each opening leaves its own audit record in an intact chain.
+#[tokio::test]
+async fn one_person_opening_a_topic_on_eight_devices_at_once_reads_each_comment_once() {
+    let w = World::new().await;
+    let (_g, t) = long_topic(&w, None, 30).await;
+    assert_eq!(unread_row(&w, "doctor", t).await, Some((1, 30)));
+    let after = w.last_event().await;
+    let audited = w.audited("topic.read", Some(t)).await;
+
+    let views = futures_util::future::join_all((0..8).map(|_| w.open("doctor", t))).await;
+    assert!(views.iter().all(|v| v.comments.len() == 30));
+    assert_eq!(
+        views
+            .iter()
+            .filter(|v| v.first_unread_seq == Some(1))
+            .count(),
+        1,
+        "one opening took the counter"
+    );
+    assert_eq!(unread_row(&w, "doctor", t).await, None);
+    assert_eq!(w.footprints_by("doctor").await, 30, "each comment once");
+
+    let rows: Vec<(String, Vec<Uuid>)> = sqlx::query_as(
+        "SELECT kind, comment_ids FROM core.events WHERE id > $1 AND topic_id = $2 ORDER BY id",
+    )
+    .bind(after)
+    .bind(t)
+    .fetch_all(w.db.db.pool())
+    .await
+    .unwrap();
+    let mut announced: Vec<Uuid> = rows
+        .iter()
+        .filter(|(kind, _)| kind == "footprint_added")
+        .flat_map(|(_, ids)| ids.iter().copied())
+        .collect();
+    announced.sort();
+    let before_dedup = announced.len();
+    announced.dedup();
+    assert_eq!(
+        (before_dedup, announced.len()),
+        (30, 30),
+        "each announced once"
+    );
+    assert_eq!(
+        rows.iter()
+            .filter(|(kind, _)| kind == "unread_changed")
+            .count(),
+        1,
+        "the counter cleared once"
+    );
+
+    assert_eq!(w.audited("topic.read", Some(t)).await - audited, 8);
+    let mut tx = w.db.db.tenant_tx(&w.tenant).await.unwrap();
+    let report = musubi_db::audit::verify(&mut tx).await.unwrap();
+    tx.commit().await.unwrap();
+    assert!(report.is_intact(), "{report:?}");
+}
+
 #[tokio::test]
 async fn only_comments_that_were_on_screen_get_footprints_and_leave_the_unread_count() {
     let w = World::new().await;
