@@ -10,8 +10,8 @@
 -- specifies: sha256(prev_hash || version || seq || at || rest). `audit_log` and the lock's name
 -- come from the caller's search_path, as they did from the two statements.
 CREATE FUNCTION audit_append(
-    lock_class integer, genesis bytea, version bytea, actor uuid, label text, act text,
-    obj_type text, obj_id text, from_ip text, agent text, info jsonb, rest bytea)
+    genesis bytea, version bytea, actor uuid, label text, act text, obj_type text,
+    obj_id text, from_ip text, agent text, info jsonb, rest bytea, lock_class integer)
 RETURNS bigint LANGUAGE plpgsql VOLATILE AS $$
 DECLARE
     appended bigint;

@@ -427,7 +427,7 @@ pub async fn append_to(
     let prepared = records.iter().map(prepare).collect::<DbResult<Vec<_>>>()?;
     if conn.is_in_transaction() {
         if let (Log::Tenant, [one]) = (log, prepared.as_slice()) {
-            // The usual case, the lock included in one statement (tenant migration 0017).
+            // The usual case, the lock included in one statement (tenant migration 0016).
             return append_one_to_tenant(conn, one).await.map(|seq| vec![seq]);
         }
         lock(conn, log, APPEND_LOCK_CLASS, false).await?;
@@ -538,9 +538,7 @@ async fn insert_locked(
 /// the same bytes [`chain_hash`] hashes, `rest` encoded here). The log stays locked from the
 /// lock to the commit, so each round trip saved here is one less that others wait for.
 async fn insert_one_locked(conn: &mut PgConnection, log: Log, p: &Prepared) -> DbResult<i64> {
-    let encoded = canonical_bytes(&p.fields(0, 0));
-    let rest = &encoded[HEAD_FIELDS_LEN..];
-    let seq: i64 = sqlx::query_scalar(&format!(
+    let sql = format!(
         "WITH head AS ( \
              SELECT coalesce(l.seq, 0) + 1 AS seq, coalesce(l.hash, $1) AS prev, \
                     date_trunc('microseconds', clock_timestamp()) AS at \
@@ -553,47 +551,44 @@ async fn insert_one_locked(conn: &mut PgConnection, log: Log, p: &Prepared) -> D
                        || int8send((extract(epoch FROM h.at) * 1000000)::bigint) || $11) \
          FROM head h RETURNING seq",
         table = log.table()
-    ))
-    .bind(GENESIS_HASH.as_slice())
-    .bind([ENCODING_VERSION].as_slice())
-    .bind(p.actor_id)
-    .bind(&p.actor_label)
-    .bind(&p.action)
-    .bind(p.object_type.as_deref())
-    .bind(p.object_id.as_deref())
-    .bind(&p.ip)
-    .bind(&p.user_agent)
-    .bind(&p.detail)
-    .bind(rest)
-    .fetch_one(&mut *conn)
-    .await?;
-    Ok(seq)
+    );
+    insert_one(conn, &sql, p, None).await
 }
 
-/// One record appended to the tenant log by `audit_append` (tenant migration 0017): the lock,
+/// One record appended to the tenant log by `audit_append` (tenant migration 0016): the lock,
 /// the head read and the record written in one round trip, the same hash as
 /// [`insert_one_locked`]. The log stays locked until the transaction ends.
 async fn append_one_to_tenant(conn: &mut PgConnection, p: &Prepared) -> DbResult<i64> {
+    let sql = "SELECT audit_append($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)";
+    insert_one(conn, sql, p, Some(APPEND_LOCK_CLASS)).await
+}
+
+/// Runs `sql` with one record's values as `$1`–`$11` (the genesis hash, the encoding version,
+/// the record's columns, then the rest of its canonical bytes) and `lock_class` as `$12`.
+async fn insert_one(
+    conn: &mut PgConnection,
+    sql: &str,
+    p: &Prepared,
+    lock_class: Option<i32>,
+) -> DbResult<i64> {
     let encoded = canonical_bytes(&p.fields(0, 0));
     let rest = &encoded[HEAD_FIELDS_LEN..];
-    let seq: i64 = sqlx::query_scalar(
-        "SELECT audit_append($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
-    )
-    .bind(APPEND_LOCK_CLASS)
-    .bind(GENESIS_HASH.as_slice())
-    .bind([ENCODING_VERSION].as_slice())
-    .bind(p.actor_id)
-    .bind(&p.actor_label)
-    .bind(&p.action)
-    .bind(p.object_type.as_deref())
-    .bind(p.object_id.as_deref())
-    .bind(&p.ip)
-    .bind(&p.user_agent)
-    .bind(&p.detail)
-    .bind(rest)
-    .fetch_one(&mut *conn)
-    .await?;
-    Ok(seq)
+    let mut query = sqlx::query_scalar(sql)
+        .bind(GENESIS_HASH.as_slice())
+        .bind([ENCODING_VERSION].as_slice())
+        .bind(p.actor_id)
+        .bind(&p.actor_label)
+        .bind(&p.action)
+        .bind(p.object_type.as_deref())
+        .bind(p.object_id.as_deref())
+        .bind(&p.ip)
+        .bind(&p.user_agent)
+        .bind(&p.detail)
+        .bind(rest);
+    if let Some(class) = lock_class {
+        query = query.bind(class);
+    }
+    Ok(query.fetch_one(&mut *conn).await?)
 }
 
 // ---------------------------------------------------------------------------------------------

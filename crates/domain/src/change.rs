@@ -270,24 +270,7 @@ impl<'a> Change<'a> {
 
     /// Writes a live event in the transaction; it is published after the commit.
     pub(crate) async fn event(&mut self, group: &HostedGroup, spec: EventSpec) -> AppResult<()> {
-        let actor_id = self.actor_id();
-        let (id, xid) = repo::insert_event(
-            &mut self.tx,
-            group,
-            &repo::NewEvent {
-                topic_id: spec.topic_id,
-                kind: spec.kind.as_str(),
-                scope: spec.scope,
-                actor_id,
-                topic_author_id: spec.topic_author_id,
-                comment_ids: &spec.comment_ids,
-                user_id: spec.user_id,
-            },
-        )
-        .await?;
-        let xid = u64::try_from(xid).ok();
-        self.events.push(spec.published(id, xid, group, actor_id));
-        Ok(())
+        self.events(group, vec![spec]).await
     }
 
     /// Writes several live events of one group in one statement, in the order given.
@@ -382,7 +365,7 @@ mod tests {
                 ".tenant_tx(",
                 "record(&mut",
                 "record_batch(",
-                "insert_event(",
+                "insert_events(",
             ] {
                 if text.contains(needle) {
                     offenders.push(format!("{name}: {needle}"));

@@ -28,34 +28,9 @@ pub struct NewEvent<'a> {
     pub user_id: Option<PersonId>,
 }
 
-/// Writes an event in the caller's transaction; returns its id and the transaction's id
-/// (published after commit).
-pub async fn insert_event(
-    conn: &mut PgConnection,
-    group: &HostedGroup,
-    e: &NewEvent<'_>,
-) -> DbResult<(i64, i64)> {
-    Ok(sqlx::query_as(
-        "INSERT INTO core.events (association_id, group_id, topic_id, kind, scope, actor_id, \
-                                  topic_author_id, comment_ids, user_id) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) \
-         RETURNING id, pg_current_xact_id()::text::bigint",
-    )
-    .bind(group.association_id)
-    .bind(group.id)
-    .bind(e.topic_id)
-    .bind(e.kind)
-    .bind(e.scope)
-    .bind(e.actor_id)
-    .bind(e.topic_author_id)
-    .bind(e.comment_ids)
-    .bind(e.user_id)
-    .fetch_one(conn)
-    .await?)
-}
-
-/// [`insert_event`] for several events of one group in one statement; returns their ids in
-/// the order given (ids rise in the order the rows are written) and the transaction's id.
+/// Writes events of one group in the caller's transaction, in one statement; returns their
+/// ids in the order given (ids rise in the order the rows are written) and the transaction's
+/// id (published after commit).
 pub async fn insert_events(
     conn: &mut PgConnection,
     group: &HostedGroup,
