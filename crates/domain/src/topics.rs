@@ -117,7 +117,8 @@ pub struct TopicView {
     /// The author or a group owner: may change scope, pin and close.
     pub can_manage: bool,
     pub comments: Vec<CommentView>,
-    /// Active members in scope (who can see the topic).
+    /// Active members in scope (who can see the topic); empty with [`Audience::IfMine`] and
+    /// none of the viewer's comments on the page.
     pub audience: Vec<GroupMemberRow>,
     /// The first comment that was unread when the page was opened.
     pub first_unread_seq: Option<i32>,
@@ -139,6 +140,16 @@ pub enum Reading {
     Page,
     /// Only what the page reports later as having been on screen ([`Services::mark_seen`]).
     OnScreen,
+}
+
+/// Whether a topic view lists its audience ([`TopicView::audience`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Audience {
+    /// Always (a page that shows who can see the topic).
+    Listed,
+    /// Only when the page holds the viewer's own comments, whose "not read by" needs it: a
+    /// client that did not ask for the audience saves the member list's statement.
+    IfMine,
 }
 
 /// Most comments one report of what was on screen may name.
@@ -291,6 +302,19 @@ impl Services {
         reading: Reading,
         window: Window,
     ) -> AppResult<TopicView> {
+        self.read_topic_with(actor, topic_id, reading, window, Audience::Listed)
+            .await
+    }
+
+    /// [`Services::read_topic`], with the audience listed as `audience` says.
+    pub async fn read_topic_with(
+        &self,
+        actor: &Actor<'_>,
+        topic_id: TopicId,
+        reading: Reading,
+        window: Window,
+        audience: Audience,
+    ) -> AppResult<TopicView> {
         let mut c = self.change(actor).await?;
         let (group, access) = c
             .visible_topic(topic_id, Object::Comments, Action::Read)
@@ -349,8 +373,17 @@ impl Services {
         } else {
             Vec::new()
         };
-        let mut audience = repo::members(c.conn(), &group).await?;
-        name_readers(c.conn(), &mut readers, &audience).await?;
+        // Readers come named; a person gone has no name and is not shown.
+        readers.retain(|r| !r.name.is_empty());
+        let mine_shown = mode != ReceiptMode::Off
+            && rows
+                .iter()
+                .any(|r| r.author_id == me && r.deleted_at.is_none());
+        let mut audience = if audience == Audience::Listed || mine_shown {
+            repo::members(c.conn(), &group).await?
+        } else {
+            Vec::new()
+        };
         audience.retain(|m| {
             m.status == GroupMemberStatus::Active
                 && (m.scope_bit.intersects(access.topic.scope)
