@@ -1356,3 +1356,64 @@ async fn migrate_indexes_what_was_written_before_search_once() {
         0
     );
 }
+
+/// Every search reads GIN's pending list whole: both search indexes keep it to 128 kB in every
+/// association (tenant migration 0017), and what is posted past that limit, which merges the
+/// list into the index on the way, is found like the rest.
+#[tokio::test]
+async fn the_search_indexes_keep_a_short_pending_list_and_find_what_outgrew_it() {
+    let w = World::new().await;
+    for slug in [HOST, OTHER] {
+        let options: Vec<String> = sqlx::query_scalar(
+            "SELECT COALESCE(array_to_string(c.reloptions, ','), '') FROM pg_class c \
+             WHERE c.oid IN ('search_docs_grams_group'::regclass, \
+                             'search_docs_patient_grams'::regclass)",
+        )
+        .fetch_all(&mut *w.app.tenant_tx(slug).await)
+        .await
+        .unwrap();
+        assert_eq!(options.len(), 2, "{slug}");
+        for o in options {
+            assert!(o.contains("gin_pending_list_limit=128"), "{slug}: {o}");
+        }
+    }
+    let nurse = w.viewer(NURSE).await;
+    let (topic, _) = w
+        .topic(
+            &nurse,
+            w.yamada,
+            "バイタル記録",
+            "記録を始めます",
+            Scope::EVERYONE,
+            &[],
+        )
+        .await;
+    // About 60 distinct grams each: 80 comments hold a few hundred kB of pending entries.
+    let mut posted = Vec::new();
+    for i in 0..80 {
+        let body = format!(
+            "訪問{i}回目の記録。体温三十六度八分、脈拍七十二、呼吸数十六、酸素飽和度九十四。\
+             食事摂取は主食七割副食五割、排便あり、褥瘡なし。次回は家族面談{i}。"
+        );
+        posted.push(w.comment(&nurse, w.yamada, topic, &body).await);
+    }
+    let found = w
+        .services
+        .search(&nurse, &w.meta, &page_of("家族面談", 20))
+        .await
+        .unwrap();
+    assert_eq!(found.total, 80, "every one counted");
+    assert_eq!(
+        ids(&found),
+        posted.iter().rev().take(20).copied().collect::<Vec<_>>()
+    );
+    for (i, id) in [(0, posted[0]), (79, posted[79])] {
+        let text = format!("家族面談{i}。");
+        let one = w
+            .services
+            .search(&nurse, &w.meta, &page_of(&text, 20))
+            .await
+            .unwrap();
+        assert_eq!(ids(&one), vec![id], "{text}");
+    }
+}
