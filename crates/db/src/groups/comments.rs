@@ -130,8 +130,8 @@ fn receipt_table(acknowledgements: bool) -> (&'static str, &'static str) {
 /// and naming them all made a re-opened topic cost three first opens. Taking the comments by
 /// id (the caller has them) keeps the statement to the receipts' primary key: one generic plan,
 /// where a range of the topic's comments was planned afresh on every call.
-/// Names come with the rows kept (a preview is a few per comment), so that a page needs no
-/// member list to name its readers; a reader whose person is gone has an empty name.
+/// `name` is left empty: the caller knows the group's members already (see [`user_names`] for
+/// the readers who have left), which saves a lookup per footprint.
 pub async fn reader_preview_of_topic(
     conn: &mut PgConnection,
     slot: PlanSlot,
@@ -144,13 +144,12 @@ pub async fn reader_preview_of_topic(
         return Ok((Vec::new(), Vec::new()));
     }
     let (table, at) = receipt_table(acknowledgements);
-    let rows: Vec<(CommentId, PersonId, DateTime<Utc>, i64, i64, bool, String)> =
+    let rows: Vec<(CommentId, PersonId, DateTime<Utc>, i64, i64, bool)> =
         sqlx::query_as(&slot.sql(&format!(
-            "SELECT x.*, COALESCE(u.name, '') FROM (SELECT r.comment_id, r.user_id, {at}, \
+            "SELECT * FROM (SELECT r.comment_id, r.user_id, {at}, \
                    row_number() OVER (PARTITION BY r.comment_id ORDER BY {at}, r.user_id) AS n, \
                    count(*) OVER (PARTITION BY r.comment_id), r.comment_id = ANY($2) AS all_readers \
-                 FROM {table} r WHERE r.comment_id = ANY($1)) x \
-             LEFT JOIN core.users u ON u.id = x.user_id WHERE x.n <= $3 OR x.all_readers"
+                 FROM {table} r WHERE r.comment_id = ANY($1)) x WHERE n <= $3 OR all_readers"
         )))
         .bind(shown)
         .bind(full)
@@ -159,7 +158,7 @@ pub async fn reader_preview_of_topic(
         .await?;
     let mut counts: Vec<ReaderCount> = Vec::new();
     let mut readers = Vec::new();
-    for (comment_id, user_id, at, n, total, full, name) in rows {
+    for (comment_id, user_id, at, n, total, full) in rows {
         if n == 1 {
             counts.push(ReaderCount {
                 comment_id,
@@ -170,7 +169,7 @@ pub async fn reader_preview_of_topic(
             readers.push(ReaderRow {
                 comment_id,
                 user_id,
-                name,
+                name: String::new(),
                 at,
             });
         }
