@@ -1472,3 +1472,68 @@ async fn an_owner_hands_a_qr_code_to_someone_new_who_registers_into_the_group() 
     assert_eq!(error_codes(&r), vec!["INVALID_INPUT"], "{r}");
     assert!(r.to_string().contains("CONSENT_REQUIRED"), "{r}");
 }
+
+/// A client that does not ask for a topic's audience still gets its readers named and, on its
+/// own comments, who has not read them (the member list is then read only for those); asked
+/// for, through a fragment too, the audience comes as before.
+#[tokio::test]
+async fn a_topic_asked_without_its_audience_still_names_readers_and_who_has_not_read() {
+    const WITHOUT: &str = "query($id: ID!) { topic(id: $id) { \
+        comments { seq mine readers { name } readerCount notReadBy { name } } } }";
+    const WITH_FRAGMENT: &str = "query($id: ID!) { topic(id: $id) { ...page } } \
+        fragment page on TopicPage { comments { seq } audience { name } }";
+    let w = World::new().await;
+    let group = w.create_group(NURSE, "GENERAL", "名前の確認", false).await;
+    w.add(&group, &[CARE_MANAGER, PHARMACIST]).await;
+    let topic = w.create_topic(NURSE, &group, "訪問予定", json!(null)).await;
+    let r = w.post(CARE_MANAGER, &topic, "月曜に伺います。").await;
+    assert!(r["errors"].is_null(), "{r}");
+    let open = |who: &'static str, query: &'static str| {
+        let w = &w;
+        let topic = topic.clone();
+        async move {
+            let r = w.gql(who, Some(HOST), query, json!({"id": topic})).await;
+            assert!(r["errors"].is_null(), "{r}");
+            r["data"]["topic"].clone()
+        }
+    };
+    let names = |v: &Value| -> Vec<String> {
+        v.as_array()
+            .unwrap()
+            .iter()
+            .map(|p| p["name"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    // The pharmacist reads both; nothing of theirs is on the page. Posting the reply was not
+    // reading the body: the care manager has not read it.
+    let pharmacist = open(PHARMACIST, WITHOUT).await;
+    assert_eq!(pharmacist["comments"].as_array().unwrap().len(), 2);
+    let pharmacist_name = names(&pharmacist["comments"][1]["readers"]);
+    assert_eq!(pharmacist_name.len(), 1, "{pharmacist}");
+    // The nurse opens it: the body is hers, the reply the care manager's.
+    let nurse = open(NURSE, WITHOUT).await;
+    let (body, reply) = (&nurse["comments"][0], &nurse["comments"][1]);
+    assert_eq!(body["mine"], true);
+    assert_eq!(names(&body["readers"]), pharmacist_name, "{nurse}");
+    assert_eq!(body["readerCount"], 1);
+    let not_read = names(&body["notReadBy"]);
+    assert_eq!(not_read.len(), 1, "the care manager: {nurse}");
+    assert!(
+        !not_read[0].is_empty() && not_read != pharmacist_name,
+        "{nurse}"
+    );
+    assert_eq!(reply["mine"], false);
+    assert_eq!(
+        names(&reply["readers"]).len(),
+        2,
+        "the pharmacist and the nurse: {nurse}"
+    );
+    assert!(
+        names(&reply["notReadBy"]).is_empty(),
+        "only on one's own comments"
+    );
+    // Asked for through a fragment, the audience comes: all three members.
+    let fragment = open(CARE_MANAGER, WITH_FRAGMENT).await;
+    let audience = names(&fragment["audience"]);
+    assert_eq!(audience.len(), 3, "{fragment}");
+}
