@@ -772,7 +772,7 @@ impl SnsQuery {
             }
         };
         // The member list only when the audience is asked for (or "not read by" on my own
-        // comments needs it): one statement less for most pages.
+        // comments needs it); otherwise the readers' names come from a cheaper lookup.
         let audience = if ctx.look_ahead().field("audience").exists() {
             topics::Audience::Listed
         } else {

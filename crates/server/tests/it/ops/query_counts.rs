@@ -180,6 +180,13 @@ impl Bench {
     }
 }
 
+/// Whether every comment of `view` was read by one person only, named `name`.
+fn read_only_by(view: &TopicView, name: &str) -> bool {
+    view.comments
+        .iter()
+        .all(|c| c.readers.iter().map(|r| r.name.as_str()).eq([name]))
+}
+
 #[tokio::test]
 async fn the_counter_counts_each_statement_including_begin_and_commit() {
     let db = TestDb::new().await;
@@ -335,11 +342,7 @@ async fn opening_a_topic_costs_the_same_for_10_or_100_comments_with_10_readers_e
     );
     assert!(reader_view.audience.is_empty());
     assert!(
-        reader_view.comments.iter().all(|c| c
-            .readers
-            .iter()
-            .map(|r| r.name.as_str())
-            .eq(["doctor"])),
+        read_only_by(&reader_view, "doctor"),
         "the doctor's own footprints, named"
     );
     assert!(author_unlisted.count() <= OPEN_TOPIC_MAX);
@@ -348,11 +351,7 @@ async fn opening_a_topic_costs_the_same_for_10_or_100_comments_with_10_readers_e
         "the author's page lists who may read"
     );
     assert!(
-        author_view.comments.iter().all(|c| c
-            .readers
-            .iter()
-            .map(|r| r.name.as_str())
-            .eq(["doctor"])),
+        read_only_by(&author_view, "doctor"),
         "the doctor read each comment and is named"
     );
     assert!(
