@@ -21,6 +21,11 @@ macro_rules! policy_names {
                 }
             }
 
+            /// This value's position in [`Self::ALL`].
+            pub(crate) const fn index(self) -> usize {
+                self as usize
+            }
+
             /// The value with this policy name, if any.
             pub fn from_name(name: &str) -> Option<Self> {
                 Self::ALL.iter().copied().find(|value| value.as_str() == name)
