@@ -46,7 +46,7 @@ pub struct Authorizer {
 /// A kind of [`Domain`]. Every rule of a role names that role's domain pattern (checked when
 /// the policy is loaded), and those patterns (`platform`, `association:*`, `group:*`) tell
 /// domains apart only by their kind: casbin answers alike for every domain of one kind.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum DomainKind {
     Platform,
     Association,

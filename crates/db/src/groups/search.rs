@@ -378,6 +378,8 @@ struct Found {
 /// What a list shows of a found document, read from the tables it describes.
 #[derive(sqlx::FromRow)]
 struct Shown {
+    /// The document's position in the page, from 1.
+    n: i64,
     group_name: Option<String>,
     topic_title: Option<String>,
     seq: Option<i32>,
@@ -545,6 +547,7 @@ pub async fn find(
         .into_iter()
         .zip(shown)
         .filter_map(|(f, s)| {
+            let s = s?;
             Some(Hit {
                 id: f.id,
                 kind: f.kind,
@@ -565,16 +568,16 @@ pub async fn find(
         .collect())
 }
 
-/// The group, topic, author and text of each found document, in the order given: one row per
-/// document, without a text (or group) when its row has gone since it was found.
-async fn shown(conn: &mut PgConnection, found: &[Found]) -> DbResult<Vec<Shown>> {
+/// The group, topic, author and text of each found document, by its position in `found`:
+/// without a text (or group) when its row has gone since it was found.
+async fn shown(conn: &mut PgConnection, found: &[Found]) -> DbResult<Vec<Option<Shown>>> {
     let ids: Vec<Uuid> = found.iter().map(|f| f.id).collect();
     let kinds: Vec<&str> = found.iter().map(|f| f.kind.as_str()).collect();
     let groups: Vec<GroupId> = found.iter().map(|f| f.group_id).collect();
     let topics: Vec<Option<Uuid>> = found.iter().map(|f| f.topic_id).collect();
     let authors: Vec<Option<PersonId>> = found.iter().map(|f| f.author_id).collect();
     let rows: Vec<Shown> = sqlx::query_as(
-        "SELECT g.name AS group_name, t.title AS topic_title, c.seq, \
+        "SELECT p.n, g.name AS group_name, t.title AS topic_title, c.seq, \
                 (SELECT u.name FROM core.users u WHERE u.id = p.author_id) AS author_name, \
                 CASE p.kind WHEN 'comment' THEN c.body WHEN 'topic' THEN t.title \
                      WHEN 'file' THEN f.name || E'\\n' || left(COALESCE(f.text_content, ''), 4000) \
@@ -585,8 +588,7 @@ async fn shown(conn: &mut PgConnection, found: &[Found]) -> DbResult<Vec<Shown>>
          LEFT JOIN topics t ON t.id = p.topic_id \
          LEFT JOIN comments c ON p.kind = 'comment' AND c.id = p.id \
          LEFT JOIN files f ON p.kind = 'file' AND f.id = p.id \
-         LEFT JOIN patients pt ON p.kind = 'patient' AND pt.id = p.id \
-         ORDER BY p.n",
+         LEFT JOIN patients pt ON p.kind = 'patient' AND pt.id = p.id",
     )
     .bind(&ids)
     .bind(&kinds)
@@ -595,7 +597,18 @@ async fn shown(conn: &mut PgConnection, found: &[Found]) -> DbResult<Vec<Shown>>
     .bind(&authors)
     .fetch_all(conn)
     .await?;
-    Ok(rows)
+    // Matched by position, not by row order: a row out of place cannot give a document
+    // another's text.
+    let mut by_position: Vec<Option<Shown>> = found.iter().map(|_| None).collect();
+    for row in rows {
+        let slot = usize::try_from(row.n - 1)
+            .ok()
+            .and_then(|i| by_position.get_mut(i));
+        if let Some(slot) = slot {
+            *slot = Some(row);
+        }
+    }
+    Ok(by_position)
 }
 
 /// How many documents match (at most `cap`), by the same rules as [`find`].
