@@ -2151,6 +2151,8 @@ async fn open_subscriptions(
 struct MixedShared {
     recs: Vec<(Op, Mutex<Recorder>)>,
     late: AtomicU64,
+    /// Per second of the phase, by the actions that started in it.
+    seconds: Mutex<Vec<crate::report::SecondOfMixed>>,
 }
 
 impl MixedShared {
@@ -2163,6 +2165,25 @@ impl MixedShared {
                 }
             }
         }
+    }
+
+    fn record_second(&self, since_start: Duration, took: Duration) {
+        let at = since_start.as_secs();
+        let Ok(mut seconds) = self.seconds.lock() else {
+            return;
+        };
+        let Ok(i) = usize::try_from(at) else { return };
+        if seconds.len() <= i {
+            seconds.resize_with(i + 1, Default::default);
+        }
+        let s = &mut seconds[i];
+        s.at = at;
+        s.actions += 1;
+        let ms = u64::try_from(took.as_millis()).unwrap_or(u64::MAX);
+        if ms > crate::report::SLOW_ACTION_MS {
+            s.slow += 1;
+        }
+        s.max_ms = s.max_ms.max(ms);
     }
 }
 
@@ -2180,6 +2201,7 @@ async fn mixed_phase(
             .map(|(op, _)| (*op, Mutex::new(Recorder::default())))
             .collect(),
         late: AtomicU64::new(0),
+        seconds: Mutex::new(Vec::new()),
     });
     let started = Instant::now();
     let deadline = started + length;
@@ -2203,7 +2225,9 @@ async fn mixed_phase(
                 let op = choose_mixed(&mut rng, actor);
                 let t = Instant::now();
                 let r = ctx.perform(op, actor, &mut rng).await;
-                shared.record(op, r.map(|()| t.elapsed()));
+                let took = t.elapsed();
+                shared.record_second(t.saturating_duration_since(started), took);
+                shared.record(op, r.map(|()| took));
                 due = Instant::now();
             }
         }));
@@ -2215,6 +2239,11 @@ async fn mixed_phase(
     // it: the rate is over the phase as planned.
     let seconds = started.elapsed().max(length).as_secs_f64();
     let late = shared.late.load(Ordering::Relaxed);
+    let (slow_seconds, worst_seconds) = shared
+        .seconds
+        .lock()
+        .map(|s| crate::report::slow_seconds(&s))
+        .unwrap_or_default();
     let recs: Vec<(Op, Recorder)> = shared
         .recs
         .iter()
@@ -2240,6 +2269,8 @@ async fn mixed_phase(
         postgres_cpu_ms_per_action: None,
         driver_cpu_ms_per_action: None,
         machine_busy_percent: None,
+        slow_seconds,
+        worst_seconds,
     };
     (mixed, recs)
 }

@@ -279,6 +279,47 @@ pub struct Mixed {
     /// percent: near 100 the phase measured what the machine could give, not what was asked.
     #[serde(default)]
     pub machine_busy_percent: Option<f64>,
+    /// Seconds of the phase in which at least a tenth of the actions that started took over
+    /// [`SLOW_ACTION_MS`]: a few such seconds among fast ones are a stall (something held
+    /// everyone up at once), all of them a machine at its limit.
+    #[serde(default)]
+    pub slow_seconds: u64,
+    /// The slowest seconds, worst first (at most [`WORST_SECONDS`]).
+    #[serde(default)]
+    pub worst_seconds: Vec<SecondOfMixed>,
+}
+
+/// An action slower than this counts towards a slow second of the mixed phase.
+pub const SLOW_ACTION_MS: u64 = 100;
+/// Slowest seconds kept in the report.
+pub const WORST_SECONDS: usize = 3;
+
+/// One second of the mixed phase, by the actions that started in it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SecondOfMixed {
+    /// Seconds since the phase started.
+    pub at: u64,
+    pub actions: u64,
+    /// Of them, those that took over [`SLOW_ACTION_MS`].
+    pub slow: u64,
+    pub max_ms: u64,
+}
+
+impl SecondOfMixed {
+    /// At least a tenth of its actions (and at least one) were slow.
+    pub fn is_slow(&self) -> bool {
+        self.slow > 0 && self.slow * 10 >= self.actions
+    }
+}
+
+/// How many seconds were slow, and the worst ones (by their number of slow actions, then
+/// their slowest action: a second with one slow action of one is no stall).
+pub fn slow_seconds(seconds: &[SecondOfMixed]) -> (u64, Vec<SecondOfMixed>) {
+    let slow = seconds.iter().filter(|s| s.is_slow()).count() as u64;
+    let mut worst: Vec<SecondOfMixed> = seconds.iter().copied().filter(|s| s.slow > 0).collect();
+    worst.sort_by(|a, b| b.slow.cmp(&a.slow).then(b.max_ms.cmp(&a.max_ms)));
+    worst.truncate(WORST_SECONDS);
+    (slow, worst)
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -410,6 +451,26 @@ impl Report {
             m.machine_busy_percent
                 .map_or_else(|| "?".to_owned(), |v| format!("{v:.0}%"))
         );
+        if m.actions > 0 {
+            let worst: Vec<String> = m
+                .worst_seconds
+                .iter()
+                .map(|w| {
+                    format!(
+                        "at {} s {} of {} (max {} ms)",
+                        w.at, w.slow, w.actions, w.max_ms
+                    )
+                })
+                .collect();
+            let _ = writeln!(
+                out,
+                "  seconds with a tenth of the actions over {SLOW_ACTION_MS} ms: {} of {:.0}{}{}",
+                m.slow_seconds,
+                m.seconds,
+                if worst.is_empty() { "" } else { "; slowest: " },
+                worst.join(", ")
+            );
+        }
         let mb = |v: Option<f64>| v.map_or_else(|| "?".to_owned(), |v| format!("{v:.1} MB"));
         if let Some(u) = &self.uploads {
             let size = |b: u64| format!("{:.1} MB", b as f64 / 1_048_576.0);
@@ -555,4 +616,48 @@ fn one_line(s: &str) -> String {
         .take(200)
         .collect();
     flat
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn second(at: u64, actions: u64, slow: u64, max_ms: u64) -> SecondOfMixed {
+        SecondOfMixed {
+            at,
+            actions,
+            slow,
+            max_ms,
+        }
+    }
+
+    #[test]
+    fn a_stall_stands_out_among_fast_seconds() {
+        let seconds = [
+            second(0, 400, 2, 180),
+            second(1, 450, 300, 1_800),
+            second(2, 420, 42, 400),
+            second(3, 430, 41, 900),
+            second(4, 0, 0, 0),
+            second(5, 410, 0, 90),
+            second(6, 1, 1, 110),
+        ];
+        let (slow, worst) = slow_seconds(&seconds);
+        // 300 of 450, 42 of 420 and 1 of 1 are a tenth or more; 41 of 430 and 2 of 400 not.
+        assert_eq!(slow, 3);
+        assert_eq!(
+            worst.iter().map(|s| s.at).collect::<Vec<_>>(),
+            vec![1, 2, 3],
+            "by the number of slow actions, at most three"
+        );
+    }
+
+    #[test]
+    fn equal_counts_put_the_slowest_action_first_and_quiet_seconds_are_left_out() {
+        let (slow, worst) = slow_seconds(&[second(7, 100, 20, 300), second(8, 200, 20, 900)]);
+        assert_eq!(slow, 2);
+        assert_eq!(worst.iter().map(|s| s.at).collect::<Vec<_>>(), vec![8, 7]);
+        let (slow, worst) = slow_seconds(&[second(0, 100, 0, 50)]);
+        assert_eq!((slow, worst.len()), (0, 0));
+    }
 }
