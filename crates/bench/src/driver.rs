@@ -1435,15 +1435,19 @@ struct Plan {
     subscriptions: usize,
     overload: Duration,
     warmup: Duration,
+    mixed_warmup: Duration,
 }
 
 fn plan(scale: Option<Scale>, args: &crate::RunArgs) -> Plan {
     // The mixed phase lasts a little over the notification schedule's minute, so that a run
     // of it (and its digests) falls within the phase whenever it starts.
-    let (phase, people, mixed, subs, warmup) = match scale {
-        Some(Scale::Medium) => (20, 5000, MIXED_SECONDS, 2000, 5),
-        Some(Scale::Large) => (30, 5000, MIXED_SECONDS, 2000, 5),
-        Some(Scale::Small) | None => (5, 200, MIXED_SECONDS, 100, 1),
+    // The mixed phase's warm-up is longer than a single phase's: the people's rhythm settles
+    // over their longest interval (10 s), and 5,000 of them reach every association on every
+    // connection, each planning its statements afresh at first.
+    let (phase, people, mixed, subs, warmup, mixed_warmup) = match scale {
+        Some(Scale::Medium) => (20, 5000, MIXED_SECONDS, 2000, 5, 15),
+        Some(Scale::Large) => (30, 5000, MIXED_SECONDS, 2000, 5, 15),
+        Some(Scale::Small) | None => (5, 200, MIXED_SECONDS, 100, 1, 2),
     };
     Plan {
         phase: Duration::from_secs(args.phase_seconds.unwrap_or(phase)),
@@ -1452,6 +1456,7 @@ fn plan(scale: Option<Scale>, args: &crate::RunArgs) -> Plan {
         subscriptions: args.subscriptions.unwrap_or(subs),
         overload: Duration::from_secs(args.overload_seconds.unwrap_or(phase.max(10))),
         warmup: Duration::from_secs(args.warmup_seconds.unwrap_or(warmup)),
+        mixed_warmup: Duration::from_secs(args.mixed_warmup_seconds.unwrap_or(mixed_warmup)),
     }
 }
 
@@ -1585,10 +1590,19 @@ pub async fn run(args: crate::RunArgs) -> anyhow::Result<()> {
     // 4. Mixed phase.
     if run_mixed {
         eprintln!(
-            "mixed: {mixed_people} people for {} s with {opened} subscriptions open",
-            plan.mixed.as_secs()
+            "mixed: {mixed_people} people for {} s (after {} s unmeasured) with {opened} \
+             subscriptions open",
+            plan.mixed.as_secs(),
+            plan.mixed_warmup.as_secs()
         );
     }
+    let warmup = if run_mixed {
+        plan.mixed_warmup
+    } else {
+        Duration::ZERO
+    };
+    let run = start_mixed(&ctx, mixed_people, warmup, plan.mixed, root.fork(200));
+    run.warmed_up().await;
     let cpu_before = (
         args.server_pid.and_then(cpu_ticks),
         postmaster.and_then(tree_cpu_ticks),
@@ -1613,8 +1627,7 @@ pub async fn run(args: crate::RunArgs) -> anyhow::Result<()> {
     } else {
         None
     };
-    let (mut mixed, mut mixed_recs) =
-        mixed_phase(&ctx, mixed_people, plan.mixed, root.fork(200)).await;
+    let (mut mixed, mut mixed_recs) = run.finish().await;
     let queue_at_end = match &queue_watch {
         Some(w) => match w.end().await {
             Ok(at_end) => Some(at_end),
@@ -2187,14 +2200,18 @@ impl MixedShared {
     }
 }
 
-/// Simulated people, one task each: a random start in the first ten seconds, then an action
-/// every 5–10 s (after the previous one answered) until the phase ends.
-async fn mixed_phase(
+/// Simulated people, one task each, acting every 5–10 s (after the previous action answered)
+/// until the phase ends. Each one's first action falls anywhere in its first interval, so the
+/// actions arrive at their steady rate from the start rather than all together. Actions that
+/// start during `warmup` are not recorded: the phase is measured once the people's rhythm and
+/// the server's prepared plans have settled, as they have on a server in service.
+fn start_mixed(
     ctx: &Arc<Ctx>,
     people: usize,
+    warmup: Duration,
     length: Duration,
     rng: Rng,
-) -> (Mixed, Vec<(Op, Recorder)>) {
+) -> MixedRun {
     let shared = Arc::new(MixedShared {
         recs: MIXED
             .iter()
@@ -2203,8 +2220,8 @@ async fn mixed_phase(
         late: AtomicU64::new(0),
         seconds: Mutex::new(Vec::new()),
     });
-    let started = Instant::now();
-    let deadline = started + length;
+    let measured_from = Instant::now() + warmup;
+    let deadline = measured_from + length;
     let mut tasks = Vec::with_capacity(people);
     for p in 0..people {
         let ctx = Arc::clone(ctx);
@@ -2212,67 +2229,105 @@ async fn mixed_phase(
         let mut rng = rng.fork(p as u64);
         tasks.push(tokio::spawn(async move {
             let actor = &ctx.people.actors[p % ctx.people.actors.len()];
-            let mut due = started + Duration::from_millis(rng.below(10_000));
-            loop {
-                due += Duration::from_millis(rng.range(5_000, 10_001));
-                if due >= deadline {
-                    break;
-                }
+            let first = next_interval(&mut rng);
+            let mut due = Instant::now() + Duration::from_millis(rng.below(first));
+            while due < deadline {
                 tokio::time::sleep_until(due).await;
-                if Instant::now().saturating_duration_since(due) > LATE {
+                let measured = due >= measured_from;
+                if measured && Instant::now().saturating_duration_since(due) > LATE {
                     shared.late.fetch_add(1, Ordering::Relaxed);
                 }
                 let op = choose_mixed(&mut rng, actor);
                 let t = Instant::now();
                 let r = ctx.perform(op, actor, &mut rng).await;
                 let took = t.elapsed();
-                shared.record_second(t.saturating_duration_since(started), took);
-                shared.record(op, r.map(|()| took));
-                due = Instant::now();
+                if measured {
+                    shared.record_second(t.saturating_duration_since(measured_from), took);
+                    shared.record(op, r.map(|()| took));
+                }
+                due = Instant::now() + Duration::from_millis(next_interval(&mut rng));
             }
         }));
     }
-    for t in tasks {
-        let _ = t.await;
-    }
-    // Tasks stop once their next action would fall after the deadline, which can be before
-    // it: the rate is over the phase as planned.
-    let seconds = started.elapsed().max(length).as_secs_f64();
-    let late = shared.late.load(Ordering::Relaxed);
-    let (slow_seconds, worst_seconds) = shared
-        .seconds
-        .lock()
-        .map(|s| crate::report::slow_seconds(&s))
-        .unwrap_or_default();
-    let recs: Vec<(Op, Recorder)> = shared
-        .recs
-        .iter()
-        .map(|(op, m)| {
-            let r = m.lock().map(|mut r| std::mem::take(&mut *r));
-            (*op, r.unwrap_or_default())
-        })
-        .collect();
-    let actions = recs.iter().map(|(_, r)| r.requests()).sum();
-    let errors = recs.iter().map(|(_, r)| r.errors()).sum();
-    let mixed = Mixed {
+    MixedRun {
         people,
-        seconds,
-        actions,
-        errors,
-        actions_per_second: if seconds > 0.0 {
-            actions as f64 / seconds
-        } else {
-            0.0
-        },
-        late_actions: late,
-        musubi_cpu_ms_per_action: None,
-        postgres_cpu_ms_per_action: None,
-        driver_cpu_ms_per_action: None,
-        machine_busy_percent: None,
-        slow_seconds,
-        worst_seconds,
-    };
-    (mixed, recs)
+        length,
+        measured_from,
+        shared,
+        tasks,
+    }
+}
+
+/// Milliseconds from one action of a person to their next.
+fn next_interval(rng: &mut Rng) -> u64 {
+    rng.range(5_000, 10_001)
+}
+
+/// A mixed phase under way.
+struct MixedRun {
+    people: usize,
+    length: Duration,
+    measured_from: Instant,
+    shared: Arc<MixedShared>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl MixedRun {
+    /// Waits until the warm-up is over (what the phase measures starts then).
+    async fn warmed_up(&self) {
+        tokio::time::sleep_until(self.measured_from).await;
+    }
+
+    async fn finish(self) -> (Mixed, Vec<(Op, Recorder)>) {
+        let Self {
+            people,
+            length,
+            measured_from,
+            shared,
+            tasks,
+        } = self;
+        for t in tasks {
+            let _ = t.await;
+        }
+        // Tasks stop once their next action would fall after the deadline, which can be before
+        // it: the rate is over the phase as planned.
+        let seconds = measured_from.elapsed().max(length).as_secs_f64();
+        let late = shared.late.load(Ordering::Relaxed);
+        let (slow_seconds, worst_seconds) = shared
+            .seconds
+            .lock()
+            .map(|s| crate::report::slow_seconds(&s))
+            .unwrap_or_default();
+        let recs: Vec<(Op, Recorder)> = shared
+            .recs
+            .iter()
+            .map(|(op, m)| {
+                let r = m.lock().map(|mut r| std::mem::take(&mut *r));
+                (*op, r.unwrap_or_default())
+            })
+            .collect();
+        let actions = recs.iter().map(|(_, r)| r.requests()).sum();
+        let errors = recs.iter().map(|(_, r)| r.errors()).sum();
+        let mixed = Mixed {
+            people,
+            seconds,
+            actions,
+            errors,
+            actions_per_second: if seconds > 0.0 {
+                actions as f64 / seconds
+            } else {
+                0.0
+            },
+            late_actions: late,
+            musubi_cpu_ms_per_action: None,
+            postgres_cpu_ms_per_action: None,
+            driver_cpu_ms_per_action: None,
+            machine_busy_percent: None,
+            slow_seconds,
+            worst_seconds,
+        };
+        (mixed, recs)
+    }
 }
 
 /// Offers `rate` requests a second for `length` whatever the answers (open loop): mixed

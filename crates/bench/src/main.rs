@@ -105,6 +105,11 @@ pub struct RunArgs {
     /// for each association; one in service has done so long before.
     #[arg(long)]
     pub warmup_seconds: Option<u64>,
+    /// Seconds the mixed phase's people act before it is measured (default by scale: 15 at
+    /// medium and large; 0 for none). Their first actions are spread over their first
+    /// interval; by then the rhythm has settled and the server has planned its statements.
+    #[arg(long)]
+    pub mixed_warmup_seconds: Option<u64>,
     /// Concurrent clients in the single-operation phases.
     #[arg(long, default_value_t = 8)]
     pub concurrency: usize,

@@ -12,7 +12,8 @@
 //!
 //! Fewer may be *in use* at once than are open: beyond that, a request waits for one to come
 //! back, and a connection coming back goes first to a request of the association it is keyed
-//! to. Open connections keep associations' plans; the cap on those in use keeps PostgreSQL from
+//! to, unless the first in line has waited half a second: then to the first in line. Open
+//! connections keep associations' plans; the cap on those in use keeps PostgreSQL from
 //! running more transactions at once than the machine has cores for (each then holds its locks
 //! longer while it waits for a CPU, and the others wait for them).
 
@@ -31,9 +32,14 @@ use tokio::time::Instant;
 
 /// A connection idle this long is closed.
 const IDLE_CLOSE: Duration = Duration::from_secs(60);
-/// A waiting request looks again this often, in case a connection's place was freed without
-/// being handed on (a request dropped while it was connecting).
-const RECHECK: Duration = Duration::from_millis(100);
+/// A waiting request looks again this often, keeping its place in line, in case a place was
+/// freed without being handed on. Every release hands on, so this is only a safety net: with
+/// thousands waiting, each waking ten times a second and going to the back of the line (as they
+/// once did) cost more CPU the longer the line grew, and mixed up its order.
+const RECHECK: Duration = Duration::from_secs(1);
+/// How long the first request in line may wait before a connection coming back goes to it
+/// rather than to a later request of the association the connection is keyed to.
+const PREFER_OWN_FOR: Duration = Duration::from_millis(500);
 /// A connection returned in an unknown state gets this long to roll back or answer a ping.
 const CLEANUP: Duration = Duration::from_secs(5);
 
@@ -87,6 +93,7 @@ struct Waiter {
     id: u64,
     tenant: AssociationId,
     tx: oneshot::Sender<Given>,
+    since: Instant,
 }
 
 /// What a waiter is handed, already counted against its association.
@@ -206,10 +213,14 @@ impl Broker {
 
     async fn acquire_inner(self: &Arc<Self>, tenant: &Tenant) -> DbResult<TenantConn> {
         let deadline = Instant::now() + self.acquire_timeout;
+        let mut waiting: Option<InLine> = None;
         let step = loop {
-            let mut line = match self.step(tenant.id)? {
-                Ok(step) => break step,
-                Err(line) => line,
+            let mut line = match waiting.take() {
+                Some(line) => line,
+                None => match self.step(tenant.id)? {
+                    Ok(step) => break step,
+                    Err(line) => line,
+                },
             };
             match line.wait(deadline.min(Instant::now() + RECHECK)).await {
                 Some(Ok(Given::Conn(idle))) if idle.key == tenant.id => break Step::Reuse(idle),
@@ -220,8 +231,16 @@ impl Broker {
                 None if Instant::now() >= deadline => {
                     return Err(DbError::Sqlx(sqlx::Error::PoolTimedOut))
                 }
-                // Look again: a place may have been freed without being handed on.
-                None => {}
+                // Look again, still in line: a place may have been freed without being
+                // handed on.
+                None => match self.retry(&line)? {
+                    Some(step) => {
+                        // Out of line now: nothing can be handed to it any more.
+                        line.rx = None;
+                        break step;
+                    }
+                    None => waiting = Some(line),
+                },
             }
         };
         // Counted against the association from here; given back if this fails or is dropped.
@@ -271,26 +290,18 @@ impl Broker {
         if st.closed {
             return Err(DbError::Sqlx(sqlx::Error::PoolClosed));
         }
-        let step = if !self.may_take(&st, tenant) {
-            None
-        } else if let Some(idle) = st.idle.get_mut(&tenant).and_then(Vec::pop) {
-            Some(Step::Reuse(idle))
-        } else if let Ok(slot) = Arc::clone(&self.slots).try_acquire_owned() {
-            Some(Step::Open(slot))
-        } else {
-            take_oldest_idle(&mut st.idle).map(Step::Rekey)
-        };
-        if let Some(step) = step {
-            make_busy(&mut st, tenant);
-            if st.idle.get(&tenant).is_some_and(Vec::is_empty) {
-                st.idle.remove(&tenant);
-            }
+        if let Some(step) = self.take_now(&mut st, tenant) {
             return Ok(Ok(step));
         }
         let (tx, rx) = oneshot::channel();
         let id = st.next_waiter;
         st.next_waiter += 1;
-        st.waiters.push_back(Waiter { id, tenant, tx });
+        st.waiters.push_back(Waiter {
+            id,
+            tenant,
+            tx,
+            since: Instant::now(),
+        });
         Ok(Err(InLine {
             broker: Arc::clone(self),
             id,
@@ -299,23 +310,73 @@ impl Broker {
         }))
     }
 
+    /// What `tenant` can have now, counted against its share.
+    fn take_now(&self, st: &mut State, tenant: AssociationId) -> Option<Step> {
+        let step = if !self.may_take(st, tenant) {
+            None
+        } else if let Some(idle) = st.idle.get_mut(&tenant).and_then(Vec::pop) {
+            Some(Step::Reuse(idle))
+        } else if let Ok(slot) = Arc::clone(&self.slots).try_acquire_owned() {
+            Some(Step::Open(slot))
+        } else {
+            take_oldest_idle(&mut st.idle).map(Step::Rekey)
+        }?;
+        make_busy(st, tenant);
+        if st.idle.get(&tenant).is_some_and(Vec::is_empty) {
+            st.idle.remove(&tenant);
+        }
+        Some(step)
+    }
+
+    /// For a request in line whose wait ran out: what it can have now, leaving the line, or
+    /// `None` (still in line; or served meanwhile, which its next wait finds at once).
+    fn retry(&self, line: &InLine) -> DbResult<Option<Step>> {
+        let mut st = self.lock();
+        if st.closed {
+            return Err(DbError::Sqlx(sqlx::Error::PoolClosed));
+        }
+        let Some(pos) = st.waiters.iter().position(|w| w.id == line.id) else {
+            return Ok(None);
+        };
+        let Some(step) = self.take_now(&mut st, line.tenant) else {
+            return Ok(None);
+        };
+        st.waiters.remove(pos);
+        Ok(Some(step))
+    }
+
+    /// A place freed without a connection coming back (a request that went away while its
+    /// connection was opened or re-keyed): whatever can be handed now goes to the line.
+    fn hand_on(&self, st: &mut State) {
+        if st.waiters.is_empty() || st.closed {
+            return;
+        }
+        if let Ok(slot) = Arc::clone(&self.slots).try_acquire_owned() {
+            self.give(st, Given::Slot(slot));
+        } else if let Some(idle) = take_oldest_idle(&mut st.idle) {
+            self.give(st, Given::Conn(idle));
+        }
+    }
+
     /// Hands a connection (or a place for one) to the first waiter its association's share
     /// allows, preferring a waiter of the association the connection is keyed to; keeps it idle
     /// (or frees the place) when nobody can take it.
     fn give(&self, st: &mut State, mut given: Given) {
         loop {
+            let Some(first) = st.waiters.iter().position(|w| self.may_take(st, w.tenant)) else {
+                break;
+            };
+            // Its own association's request first, unless the line has waited long: under
+            // overload every association always has someone waiting, and connections would
+            // never move to where the line is longest.
             let same = match &given {
-                Given::Conn(idle) => st
+                Given::Conn(idle) if st.waiters[first].since.elapsed() < PREFER_OWN_FOR => st
                     .waiters
                     .iter()
                     .position(|w| w.tenant == idle.key && self.may_take(st, w.tenant)),
-                Given::Slot(_) => None,
+                _ => None,
             };
-            let Some(pos) =
-                same.or_else(|| st.waiters.iter().position(|w| self.may_take(st, w.tenant)))
-            else {
-                break;
-            };
+            let pos = same.unwrap_or(first);
             let Some(w) = st.waiters.remove(pos) else {
                 break;
             };
@@ -367,6 +428,7 @@ impl Broker {
     fn unclaim(&self, tenant: AssociationId) {
         let mut st = self.lock();
         unbusy(&mut st, tenant);
+        self.hand_on(&mut st);
     }
 
     /// Rolls back or pings a connection returned in an unknown state, then returns it.
