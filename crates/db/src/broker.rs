@@ -362,10 +362,7 @@ impl Broker {
     /// allows, preferring a waiter of the association the connection is keyed to; keeps it idle
     /// (or frees the place) when nobody can take it.
     fn give(&self, st: &mut State, mut given: Given) {
-        loop {
-            let Some(first) = st.waiters.iter().position(|w| self.may_take(st, w.tenant)) else {
-                break;
-            };
+        while let Some(first) = st.waiters.iter().position(|w| self.may_take(st, w.tenant)) {
             // Its own association's request first, unless the line has waited long: under
             // overload every association always has someone waiting, and connections would
             // never move to where the line is longest.
