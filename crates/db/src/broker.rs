@@ -345,16 +345,23 @@ impl Broker {
         Ok(Some(step))
     }
 
-    /// A place freed without a connection coming back (a request that went away while its
-    /// connection was opened or re-keyed): whatever can be handed now goes to the line.
+    /// Whatever can be handed now goes to the line: after a place was freed without a
+    /// connection coming back (a request that went away while its connection was opened or
+    /// re-keyed), and after a hand-off, since one release can let more than one request in
+    /// line go (its association's share and the cap on connections in use both freed).
     fn hand_on(&self, st: &mut State) {
-        if st.waiters.is_empty() || st.closed {
-            return;
-        }
-        if let Ok(slot) = Arc::clone(&self.slots).try_acquire_owned() {
-            self.give(st, Given::Slot(slot));
-        } else if let Some(idle) = take_oldest_idle(&mut st.idle) {
-            self.give(st, Given::Conn(idle));
+        while !st.closed && st.waiters.iter().any(|w| self.may_take(st, w.tenant)) {
+            let waiting = st.waiters.len();
+            if let Ok(slot) = Arc::clone(&self.slots).try_acquire_owned() {
+                self.give(st, Given::Slot(slot));
+            } else if let Some(idle) = take_oldest_idle(&mut st.idle) {
+                self.give(st, Given::Conn(idle));
+            } else {
+                return;
+            }
+            if st.waiters.len() == waiting {
+                return;
+            }
         }
     }
 
@@ -467,6 +474,7 @@ impl Broker {
             None => Given::Slot(slot),
         };
         self.give(&mut st, given);
+        self.hand_on(&mut st);
     }
 
     /// Closes every idle connection and refuses new hand-outs; busy ones close on return.
